@@ -1,0 +1,53 @@
+# Two commands for a fresh clone: `make run` and `make test`. Everything else is for deploys,
+# CI and benchmarks. Only Python >= 3.12 and make are needed; the rest goes into .venv.
+
+SHELL := /bin/bash
+# The first Python >= 3.12 on PATH (pyenv's shims honour .python-version).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3 python; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null \
+	&& echo $$p && break; done)
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+DEV_ENV := DEBUG=true
+
+.PHONY: run test serve install lint check bench clean
+
+$(BIN)/.installed: requirements-dev.lock
+	@if [ -z "$(PYTHON)" ]; then echo "Python 3.12 or newer is needed (python3 --version)."; exit 1; fi
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	@touch $@
+
+install: $(BIN)/.installed
+
+## make run: set up and serve the dashboard on SQLite at http://127.0.0.1:$(PORT)
+run: install
+	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput
+	$(DEV_ENV) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+
+## make test: the whole suite, browser tests included (they skip when Chromium is missing)
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make serve: production-style (gunicorn, DEBUG off, whitenoise) on $PORT
+serve: install
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/gunicorn reminix_dashboard.wsgi:application --bind 127.0.0.1:$(PORT) \
+		--workers $${WEB_CONCURRENCY:-2} --access-logfile - --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(M)sms'
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## make check: migrations in step with models, and Django's deploy checks under production settings
+check: install
+	$(DEV_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+	SECRET_KEY=check-deploy-$$(date +%s)-not-a-real-secret-but-long-enough-to-pass \
+		TOKEN_HASH_KEY=check-deploy-token-hash-key ALLOWED_HOSTS=dashboard.example.com \
+		$(BIN)/python manage.py check --deploy --fail-level WARNING
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache

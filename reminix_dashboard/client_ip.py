@@ -1,0 +1,48 @@
+"""The address a request came from, believing X-Forwarded-For only from our own proxies.
+
+Sign-in lockout (django-axes) and the API usage log both use this, so that an attacker
+cannot choose the address that a failure or a call is counted against.
+"""
+
+import ipaddress
+from functools import cache
+
+from django.conf import settings
+from django.http import HttpRequest
+
+type IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@cache
+def _trusted_networks(proxies: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
+
+
+def _is_trusted(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address: REMOTE_ADDR, or the nearest untrusted hop of X-Forwarded-For.
+
+    Walks X-Forwarded-For from the right (the hop our proxy appended) and stops at the
+    first address that is not one of TRUSTED_PROXIES; anything left of it was written
+    by the client and is not believed.
+    """
+    remote = request.META.get("REMOTE_ADDR", "") or ""
+    networks = _trusted_networks(tuple(settings.TRUSTED_PROXIES))
+    if not networks or not _is_trusted(remote, networks):
+        return remote
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, networks):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return remote
+    return hops[0] if hops else remote

@@ -1,0 +1,11 @@
+"""Every URL: the dashboard's pages, then the token-authenticated API."""
+
+from django.urls import include, path
+
+from accounts import views as account_views
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("", include("accounts.urls")),
+    path("", include("apikeys.urls")),
+]
