@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    """Users, sign-in, projects and memberships, and the audit trail of who did what."""
+
+    name = "accounts"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,56 @@
+"""Preconditions for project pages: the signed-in user must be a member (or an owner).
+
+A project the user is not a member of does not exist for them: 404, never 403, so that
+guessing slugs tells nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse
+
+from accounts.models import Membership
+from reminix_dashboard.http import ProjectRequest
+
+type ProjectView = Callable[..., HttpResponse]
+
+CURRENT_PROJECT_SESSION_KEY = "current_project_id"
+
+
+def project_member_required(view: ProjectView) -> ProjectView:
+    """Resolve the URL's `slug` to one of the user's projects, as `request.project`."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: ProjectRequest, slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
+        membership = (
+            Membership.objects.select_related("project")
+            .filter(user=request.user, project__slug=slug)
+            .first()
+        )
+        if membership is None:
+            raise Http404("No such project.")
+        request.membership = membership
+        request.project = membership.project
+        if request.session.get(CURRENT_PROJECT_SESSION_KEY) != membership.project_id:
+            request.session[CURRENT_PROJECT_SESSION_KEY] = membership.project_id
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def project_owner_required(view: ProjectView) -> ProjectView:
+    """As project_member_required, and the member must be an owner (403 otherwise)."""
+
+    @wraps(view)
+    def owner_only(request: ProjectRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.membership.is_owner:
+            raise PermissionDenied("Only a project owner can do this.")
+        return view(request, *args, **kwargs)
+
+    return project_member_required(owner_only)

@@ -1,0 +1,108 @@
+"""Forms for sign-up, sign-in, projects and members. Validation lives here, not in views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
+
+from accounts.models import Membership, Project, User
+
+
+class SignUpForm(BaseUserCreationForm):
+    """A new account: name, email and a password typed twice."""
+
+    error_messages = {
+        **BaseUserCreationForm.error_messages,
+        "email_taken": (
+            "This email can't be used for a new account. If it is yours, sign in or "
+            "reset your password."
+        ),
+    }
+
+    class Meta:
+        model = User
+        fields = ("name", "email")
+        widgets = {
+            "name": forms.TextInput(attrs={"autocomplete": "name"}),
+            "email": forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
+        }
+        labels = {"name": "Your name"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["email"].required = True
+        self.fields["name"].required = False
+        self.fields["name"].help_text = "Optional. Shown to the other members of your projects."
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError(self.error_messages["email_taken"], code="email_taken")
+        return email
+
+
+class SignInForm(AuthenticationForm):
+    """Email and password. One message for every failure, so it never says which was wrong."""
+
+    error_messages = {
+        "invalid_login": "That email and password don't match an account. Check both and "
+        "try again.",
+        "inactive": "That email and password don't match an account. Check both and try again.",
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["username"].label = "Email"
+        self.fields["username"].widget = forms.EmailInput(
+            attrs={"autocomplete": "username", "autofocus": True}
+        )
+
+    def clean_username(self) -> str:
+        return self.cleaned_data["username"].strip().lower()
+
+
+class ProjectForm(forms.ModelForm):
+    """A project's name. The slug is chosen once, at creation, so URLs stay stable."""
+
+    class Meta:
+        model = Project
+        fields = ("name",)
+        labels = {"name": "Project name"}
+        widgets = {"name": forms.TextInput(attrs={"autocomplete": "off"})}
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("Give the project a name.", code="required")
+        return name
+
+
+class MemberAddForm(forms.Form):
+    """Add an existing user to a project by their email address."""
+
+    email = forms.EmailField(
+        label="Email of an existing user",
+        widget=forms.EmailInput(attrs={"autocomplete": "off"}),
+        error_messages={"required": "Enter the email address of the person to add."},
+    )
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
+
+    def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.project = project
+
+    def clean_email(self) -> User:
+        email = self.cleaned_data["email"].strip().lower()
+        user = User.objects.filter(email__iexact=email, is_active=True).first()
+        if user is None:
+            raise forms.ValidationError(
+                "No Reminix account uses this email. Ask them to sign up first.",
+                code="unknown_user",
+            )
+        if Membership.objects.filter(project=self.project, user=user).exists():
+            raise forms.ValidationError(
+                "This person is already a member of the project.", code="already_member"
+            )
+        return user

@@ -1,0 +1,102 @@
+"""Writes for users, projects and memberships. Each one is a transaction with its audit event."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import transaction
+from django.utils.text import slugify
+
+from accounts.audit import audit_record
+from accounts.models import Membership, Project, User
+
+
+class MembershipError(Exception):
+    """A membership change that would leave a project in a bad state."""
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:48].strip("-") or "project"
+    slug = base
+    while Project.objects.filter(slug=slug).exists():
+        slug = f"{base}-{secrets.token_hex(3)}"
+    return slug
+
+
+@transaction.atomic
+def project_create(*, name: str, owner: User, ip: str | None = None) -> Project:
+    """A new project with `owner` as its first owner, and its starter agent."""
+    from agents.services import agent_create_starter  # agents depends on accounts, not back
+
+    project = Project.objects.create(name=name.strip(), slug=_unique_slug(name))
+    Membership.objects.create(user=owner, project=project, role=Membership.Role.OWNER)
+    agent_create_starter(project=project)
+    audit_record(action="project.created", actor=owner, project=project, target=project, ip=ip)
+    return project
+
+
+@transaction.atomic
+def project_rename(*, project: Project, name: str, by: User, ip: str | None = None) -> Project:
+    old = project.name
+    project.name = name.strip()
+    project.save(update_fields=["name"])
+    audit_record(
+        action="project.renamed",
+        actor=by,
+        project=project,
+        target=project,
+        ip=ip,
+        metadata={"from": old, "to": project.name},
+    )
+    return project
+
+
+@transaction.atomic
+def user_sign_up(*, email: str, password: str, name: str = "", ip: str | None = None) -> User:
+    """A new user and their first project."""
+    user = User.objects.create_user(email=email, password=password, name=name.strip())
+    audit_record(action="user.signed_up", actor=user, target=user, ip=ip)
+    first_name = (user.name.split()[0] + "'s project") if user.name else "My first project"
+    project_create(name=first_name, owner=user, ip=ip)
+    return user
+
+
+@transaction.atomic
+def membership_add(
+    *, project: Project, user: User, role: str, by: User, ip: str | None = None
+) -> Membership:
+    if Membership.objects.filter(project=project, user=user).exists():
+        raise MembershipError(f"{user.email} is already a member of this project.")
+    membership = Membership.objects.create(project=project, user=user, role=role)
+    audit_record(
+        action="membership.added",
+        actor=by,
+        project=project,
+        target=membership,
+        target_label=user.email,
+        ip=ip,
+        metadata={"role": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, by: User, ip: str | None = None) -> None:
+    """Remove a member. Their access to the project, and their tokens' access, ends at once."""
+    # Lock the project's owner rows so two owners cannot remove each other at the same time.
+    owners = list(
+        Membership.objects.select_for_update()
+        .filter(project=membership.project, role=Membership.Role.OWNER)
+        .values_list("pk", flat=True)
+    )
+    if membership.is_owner and owners == [membership.pk]:
+        raise MembershipError("A project needs at least one owner; add another owner first.")
+    audit_record(
+        action="membership.removed",
+        actor=by,
+        project=membership.project,
+        target=membership,
+        target_label=membership.user.email,
+        ip=ip,
+    )
+    membership.delete()

@@ -1,0 +1,38 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from accounts import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("account/signup/", views.signup, name="signup"),
+    path("account/login/", views.SignInView.as_view(), name="login"),
+    path("account/logout/", views.SignOutView.as_view(), name="logout"),
+    path("account/password/", views.PasswordChangeView.as_view(), name="password_change"),
+    path("account/password/reset/", views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "account/password/reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(template_name="accounts/password_reset_done.html"),
+        name="password_reset_done",
+    ),
+    path(
+        "account/password/reset/<uidb64>/<token>/",
+        views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path("projects/new/", views.project_create_view, name="project_create"),
+    path("projects/<slug:slug>/", views.project_overview, name="project_overview"),
+    path("projects/<slug:slug>/settings/", views.project_settings, name="project_settings"),
+    path("projects/<slug:slug>/settings/members/", views.project_members, name="project_members"),
+    path(
+        "projects/<slug:slug>/settings/members/add/",
+        views.project_member_add,
+        name="project_member_add",
+    ),
+    path(
+        "projects/<slug:slug>/settings/members/<int:membership_id>/remove/",
+        views.project_member_remove,
+        name="project_member_remove",
+    ),
+]

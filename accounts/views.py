@@ -1,0 +1,209 @@
+"""Sign-up, sign-in, password pages, and the project pages of issue #2: create, overview,
+settings and members."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse, reverse_lazy
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.decorators import (
+    CURRENT_PROJECT_SESSION_KEY,
+    project_member_required,
+    project_owner_required,
+)
+from accounts.forms import MemberAddForm, ProjectForm, SignInForm, SignUpForm
+from accounts.models import Membership, Project
+from accounts.services import (
+    MembershipError,
+    membership_add,
+    membership_remove,
+    project_create,
+    project_rename,
+    user_sign_up,
+)
+from reminix_dashboard.client_ip import client_ip
+from reminix_dashboard.http import AuthenticatedRequest, HtmxHttpRequest, ProjectRequest
+
+
+@require_GET
+def home(request: HtmxHttpRequest) -> HttpResponse:
+    """Signed in: the project last worked on. Signed out: the sign-in page."""
+    if not request.user.is_authenticated:
+        return redirect("accounts:login")
+    projects = Project.objects.for_user(request.user)
+    project = (
+        projects.filter(pk=request.session.get(CURRENT_PROJECT_SESSION_KEY)).first()
+        or projects.first()
+    )
+    if project is None:
+        return redirect("accounts:project_create")
+    return redirect("accounts:project_overview", slug=project.slug)
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HtmxHttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("home")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = user_sign_up(
+            email=form.cleaned_data["email"],
+            password=form.cleaned_data["password1"],
+            name=form.cleaned_data.get("name", ""),
+            ip=client_ip(request),
+        )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, "Welcome to Reminix. Your first project is ready.")
+        return redirect("home")
+    return render(request, "accounts/signup.html", {"form": form})
+
+
+class SignInView(auth_views.LoginView):
+    """Django's sign-in, with our form: it rotates the session key on success."""
+
+    form_class = SignInForm
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+
+class SignOutView(auth_views.LogoutView):
+    """Sign out (POST only, as in Django)."""
+
+    def post(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        response = super().post(request, *args, **kwargs)
+        messages.info(request, "You are signed out.")
+        return response
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Change password. Django's session hash check then signs out every other session."""
+
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("accounts:password_change")
+
+    def form_valid(self, form):  # type: ignore[no-untyped-def]
+        response = super().form_valid(form)
+        messages.success(
+            self.request, "Password changed. Your other signed-in sessions have been signed out."
+        )
+        return response
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Ask for a reset link. The answer is the same whether or not the email has an account."""
+
+    template_name = "accounts/password_reset.html"
+    email_template_name = "accounts/email/password_reset.txt"
+    subject_template_name = "accounts/email/password_reset_subject.txt"
+    success_url = reverse_lazy("accounts:password_reset_done")
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:login")
+    post_reset_login = False
+
+    def form_valid(self, form):  # type: ignore[no-untyped-def]
+        response = super().form_valid(form)
+        messages.success(self.request, "Your password is reset. Sign in with the new one.")
+        return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_create_view(request: AuthenticatedRequest) -> HttpResponse:
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        project = project_create(
+            name=form.cleaned_data["name"], owner=request.user, ip=client_ip(request)
+        )
+        messages.success(request, f"Project “{project.name}” created.")
+        return redirect("accounts:project_overview", slug=project.slug)
+    return render(request, "accounts/project_create.html", {"form": form})
+
+
+@require_GET
+@project_member_required
+def project_overview(request: ProjectRequest) -> HttpResponse:
+    agents = request.project.agents.all()
+    return render(request, "accounts/project_overview.html", {"agents": agents})
+
+
+@require_http_methods(["GET", "POST"])
+@project_member_required
+def project_settings(request: ProjectRequest) -> HttpResponse:
+    """General settings: the project's name. Renaming is for owners."""
+    form = ProjectForm(request.POST or None, instance=request.project)
+    if request.method == "POST":
+        if not request.membership.is_owner:
+            messages.error(request, "Only a project owner can rename the project.")
+            return redirect("accounts:project_settings", slug=request.project.slug)
+        if form.is_valid():
+            project_rename(
+                project=request.project,
+                name=form.cleaned_data["name"],
+                by=request.user,
+                ip=client_ip(request),
+            )
+            messages.success(request, "Project renamed.")
+            return redirect("accounts:project_settings", slug=request.project.slug)
+        request.project.refresh_from_db(fields=["name"])
+    return render(request, "accounts/project_settings.html", {"form": form})
+
+
+def _members_page(request: ProjectRequest, form: MemberAddForm, status: int = 200) -> HttpResponse:
+    members = request.project.memberships.select_related("user").order_by("user__email")
+    template = "accounts/project_members.html"
+    if request.htmx:
+        template += "#members"
+    return render(request, template, {"members": members, "form": form}, status=status)
+
+
+@require_GET
+@project_member_required
+def project_members(request: ProjectRequest) -> HttpResponse:
+    return _members_page(request, MemberAddForm(project=request.project))
+
+
+@require_POST
+@project_owner_required
+def project_member_add(request: ProjectRequest) -> HttpResponse:
+    form = MemberAddForm(request.POST, project=request.project)
+    if not form.is_valid():
+        return _members_page(request, form, status=422 if not request.htmx else 200)
+    membership_add(
+        project=request.project,
+        user=form.cleaned_data["email"],
+        role=form.cleaned_data["role"],
+        by=request.user,
+        ip=client_ip(request),
+    )
+    messages.success(request, f"{form.cleaned_data['email'].email} can now use this project.")
+    return redirect("accounts:project_members", slug=request.project.slug)
+
+
+@require_POST
+@project_owner_required
+def project_member_remove(request: ProjectRequest, membership_id: int) -> HttpResponse:
+    membership = get_object_or_404(
+        Membership.objects.select_related("user", "project"),
+        pk=membership_id,
+        project=request.project,
+    )
+    try:
+        membership_remove(membership=membership, by=request.user, ip=client_ip(request))
+    except MembershipError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"{membership.user.email} was removed from the project.")
+        if membership.user_id == request.user.pk:
+            return redirect("home")
+    return HttpResponseRedirect(
+        reverse("accounts:project_members", kwargs={"slug": request.project.slug})
+    )

@@ -1,0 +1,18 @@
+"""Writes for agents."""
+
+from __future__ import annotations
+
+from accounts.models import Project
+from agents.models import Agent
+
+STARTER_AGENT_NAME = "my-agent"
+
+
+def agent_create_starter(*, project: Project) -> Agent:
+    """The echo agent every new project starts with, so the docs' first curl works."""
+    return Agent.objects.create(
+        project=project,
+        name=STARTER_AGENT_NAME,
+        kind=Agent.Kind.ECHO,
+        description="Answers with what it is given. Replace it with your own agent.",
+    )
