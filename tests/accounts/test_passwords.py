@@ -1,0 +1,36 @@
+from django.contrib.auth.hashers import make_password
+from django.test import override_settings
+from django.urls import reverse
+
+from reminix_dashboard.settings import base as real_settings
+from tests.conftest import PASSWORD
+
+
+@override_settings(PASSWORD_HASHERS=real_settings.PASSWORD_HASHERS)
+def test_the_real_settings_store_passwords_as_argon2id(make_user):
+    user = make_user(email="argon@example.com")
+    algorithm, variant = user.password.split("$")[:2]
+    assert (algorithm, variant) == ("argon2", "argon2id")
+
+
+@override_settings(PASSWORD_HASHERS=real_settings.PASSWORD_HASHERS)
+def test_an_old_pbkdf2_hash_is_upgraded_to_argon2id_at_sign_in(client, make_user):
+    user = make_user(email="legacy@example.com")
+    user.password = make_password(PASSWORD, hasher="pbkdf2_sha256")
+    user.save(update_fields=["password"])
+    response = client.post(
+        reverse("accounts:login"), {"username": user.email, "password": PASSWORD}
+    )
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.password.startswith("argon2$argon2id$")
+
+
+def test_short_and_common_passwords_are_refused(client, db):
+    response = client.post(
+        reverse("accounts:signup"),
+        {"email": "weak@example.com", "password1": "password", "password2": "password"},
+    )
+    html = response.content.decode()
+    assert "too short" in html
+    assert "too common" in html

@@ -1,0 +1,151 @@
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils.html import escape
+
+from accounts.models import AuditEvent, Membership, Project
+
+
+def project_url_names() -> list[str]:
+    """Every named URL that takes a project slug, so a new page cannot skip the check."""
+    names = []
+
+    def walk(patterns, namespace=""):
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                walk(p.url_patterns, p.namespace or namespace)
+            elif isinstance(p, URLPattern) and "<slug:slug>" in str(p.pattern) and p.name:
+                names.append(f"{namespace}:{p.name}" if namespace else p.name)
+
+    walk(get_resolver().url_patterns)
+    return names
+
+
+def url_for(name: str, slug: str) -> str:
+    extra = {"membership_id": 1} if "member_remove" in name else {}
+    return reverse(name, kwargs={"slug": slug, **extra})
+
+
+def test_there_are_project_urls_to_check():
+    assert len(project_url_names()) >= 6
+
+
+@pytest.mark.parametrize("name", project_url_names())
+def test_a_member_of_one_project_gets_404_on_every_url_of_another(client, make_user, name):
+    stranger = make_user(email="stranger@example.com")
+    owner = make_user(email="owner@example.com")
+    their_project = Project.objects.for_user(owner).get()
+    client.force_login(stranger)
+    url = url_for(name, their_project.slug)
+    for method in (client.get, client.post):
+        response = method(url)
+        assert response.status_code in (404, 405), (url, response.status_code)
+        assert their_project.name not in response.content.decode()
+    assert client.get(url).status_code in (404, 405)
+
+
+def test_creating_a_project_makes_the_creator_its_owner(signed_in, user):
+    response = signed_in.post(reverse("accounts:project_create"), {"name": "Billing bot"})
+    project = Project.objects.get(name="Billing bot")
+    assert response["Location"] == reverse("accounts:project_overview", args=[project.slug])
+    assert Membership.objects.get(project=project, user=user).is_owner
+
+
+def test_a_blank_project_name_is_refused_beside_the_field(signed_in):
+    response = signed_in.post(reverse("accounts:project_create"), {"name": "   "})
+    assert response.status_code == 200
+    assert 'id="id_name_error"' in response.content.decode()
+
+
+def test_an_owner_renames_the_project_and_the_slug_stays(signed_in, project):
+    slug = project.slug
+    url = reverse("accounts:project_settings", args=[slug])
+    assert signed_in.post(url, {"name": "Renamed"}).status_code == 302
+    project.refresh_from_db()
+    assert (project.name, project.slug) == ("Renamed", slug)
+    assert AuditEvent.objects.filter(action="project.renamed", project=project).exists()
+
+
+def test_a_plain_member_cannot_rename_the_project(client, project, make_user, user):
+    member = make_user(email="member@example.com")
+    Membership.objects.create(project=project, user=member, role=Membership.Role.MEMBER)
+    client.force_login(member)
+    client.post(reverse("accounts:project_settings", args=[project.slug]), {"name": "Mine"})
+    project.refresh_from_db()
+    assert project.name != "Mine"
+
+
+def test_visiting_a_project_makes_it_the_current_one(signed_in, user, make_project):
+    second = make_project(owner=user, name="Second")
+    signed_in.get(reverse("accounts:project_overview", args=[second.slug]))
+    assert signed_in.get(reverse("home"))["Location"] == reverse(
+        "accounts:project_overview", args=[second.slug]
+    )
+
+
+def test_the_project_switcher_lists_only_my_projects(signed_in, user, project, make_user):
+    make_user(email="other@example.com", name="Zed")
+    html = signed_in.get(reverse("accounts:project_overview", args=[project.slug])).content
+    assert escape(project.name).encode() in html
+    assert escape("Zed's project").encode() not in html
+
+
+def test_an_owner_adds_an_existing_user_by_email(signed_in, project, make_user):
+    newcomer = make_user(email="newcomer@example.com")
+    response = signed_in.post(
+        reverse("accounts:project_member_add", args=[project.slug]),
+        {"email": "NEWCOMER@example.com", "role": "member"},
+    )
+    assert response.status_code == 302
+    assert Membership.objects.filter(project=project, user=newcomer, role="member").exists()
+    assert AuditEvent.objects.filter(action="membership.added", project=project).exists()
+
+
+def test_adding_an_unknown_email_says_so_beside_the_field(signed_in, project):
+    response = signed_in.post(
+        reverse("accounts:project_member_add", args=[project.slug]),
+        {"email": "ghost@example.com", "role": "member"},
+    )
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert 'id="id_email_error"' in html
+    assert "No Reminix account uses this email" in html
+
+
+def test_a_member_cannot_add_members(client, project, make_user):
+    member = make_user(email="member@example.com")
+    Membership.objects.create(project=project, user=member, role=Membership.Role.MEMBER)
+    client.force_login(member)
+    response = client.post(
+        reverse("accounts:project_member_add", args=[project.slug]),
+        {"email": "member@example.com", "role": "owner"},
+    )
+    assert response.status_code == 403
+    assert Membership.objects.get(project=project, user=member).role == "member"
+
+
+def test_the_last_owner_cannot_be_removed(signed_in, project, user):
+    own = Membership.objects.get(project=project, user=user)
+    response = signed_in.post(
+        reverse("accounts:project_member_remove", args=[project.slug, own.pk]), follow=True
+    )
+    assert Membership.objects.filter(pk=own.pk).exists()
+    assert "at least one owner" in response.content.decode()
+
+
+def test_an_owner_removes_a_member_and_their_access_ends(client, signed_in, project, make_user):
+    member = make_user(email="member@example.com")
+    membership = Membership.objects.create(project=project, user=member)
+    signed_in.post(reverse("accounts:project_member_remove", args=[project.slug, membership.pk]))
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+    client.force_login(member)
+    assert client.get(reverse("accounts:project_overview", args=[project.slug])).status_code == 404
+
+
+def test_a_membership_id_of_another_project_is_404(signed_in, project, make_user):
+    stranger = make_user(email="stranger@example.com")
+    foreign = Membership.objects.get(user=stranger)
+    response = signed_in.post(
+        reverse("accounts:project_member_remove", args=[project.slug, foreign.pk])
+    )
+    assert response.status_code == 404
+    assert Membership.objects.filter(pk=foreign.pk).exists()

@@ -1,0 +1,75 @@
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from django.urls import reverse
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_pages_carry_an_enforced_csp_and_the_htmx_script_its_nonce(client, db):
+    response = client.get(reverse("accounts:login"))
+    policy = response["Content-Security-Policy"]
+    nonce = re.search(r"'nonce-([^']+)'", policy).group(1)
+    assert "script-src 'self' 'nonce-" in policy
+    assert "frame-ancestors 'none'" in policy
+    html = response.content.decode()
+    htmx_tag = re.search(r"<script[^>]*htmx[^>]*>", html).group(0)
+    assert f'nonce="{nonce}"' in htmx_tag
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+
+
+def test_no_page_loads_anything_from_another_origin(signed_in, project):
+    html = signed_in.get(reverse("accounts:project_overview", args=[project.slug])).content
+    sources = re.findall(rb'(?:src|href)="(https?:)?//', html)
+    assert sources == []
+
+
+def test_framing_is_denied_and_signed_in_pages_are_never_stored(signed_in, project):
+    response = signed_in.get(reverse("accounts:project_overview", args=[project.slug]))
+    assert response["X-Frame-Options"] == "DENY"
+    assert "no-store" in response["Cache-Control"]
+
+
+def production_env(**extra: str) -> dict[str, str]:
+    # Only the machine's environment: none of what the test settings put into os.environ.
+    test_only = ("DJANGO_", "DEBUG", "SECURE_", "SECRET_KEY", "TOKEN_HASH_KEY", "ALLOWED_HOSTS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(test_only)}
+    env.update(
+        DJANGO_SETTINGS_MODULE="reminix_dashboard.settings.base",
+        SECRET_KEY="x" * 30 + "a-long-random-production-secret-key-value",
+        TOKEN_HASH_KEY="y" * 40,
+        ALLOWED_HOSTS="dashboard.example.com",
+        DATABASE_URL="sqlite:////tmp/reminix-check-deploy.sqlite3",
+    )
+    env.update(extra)
+    return env
+
+
+def test_check_deploy_is_clean_under_the_documented_production_environment():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=production_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    env = production_env()
+    del env["SECRET_KEY"]
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr

@@ -1,0 +1,189 @@
+import re
+
+from django.core import mail
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import AuditEvent, Membership, User
+from agents.models import Agent
+from tests.conftest import PASSWORD
+
+LOGIN = reverse("accounts:login")
+SIGNUP = reverse("accounts:signup")
+
+
+def sign_in(client: Client, email: str, password: str, **extra):
+    return client.post(LOGIN, {"username": email, "password": password}, **extra)
+
+
+def test_sign_up_creates_the_user_their_first_project_and_its_starter_agent(client, db):
+    response = client.post(
+        SIGNUP,
+        {
+            "name": "Grace Hopper",
+            "email": "Grace@Example.com",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+        },
+    )
+    assert response.status_code == 302
+    user = User.objects.get(email="grace@example.com")
+    membership = Membership.objects.get(user=user)
+    assert membership.role == Membership.Role.OWNER
+    assert membership.project.name == "Grace's project"
+    assert Agent.objects.filter(project=membership.project, name="my-agent", kind="echo").exists()
+    assert int(client.session["_auth_user_id"]) == user.pk
+    assert AuditEvent.objects.filter(action="user.signed_up", actor=user).exists()
+
+
+def test_sign_up_errors_stand_beside_their_field_and_keep_the_input(client, user):
+    response = client.post(
+        SIGNUP,
+        {"name": "Someone", "email": user.email, "password1": "short", "password2": "other"},
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="id_email_error"' in html
+    assert 'id="id_password2_error"' in html
+    assert 'value="Someone"' in html
+    assert User.objects.count() == 1
+
+
+def test_signing_in_rotates_the_session_key(client, user):
+    client.get(LOGIN)
+    client.session.save()
+    before = client.session.session_key
+    response = sign_in(client, user.email, PASSWORD)
+    assert response.status_code == 302
+    assert client.session.session_key != before
+
+
+def test_sign_in_is_case_insensitive_on_email(client, user):
+    response = sign_in(client, "ADA@example.COM", PASSWORD)
+    assert response.status_code == 302
+
+
+def test_a_wrong_password_and_an_unknown_email_read_the_same(client, user):
+    wrong_password = sign_in(client, user.email, "not the password").content.decode()
+    unknown_email = sign_in(client, "nobody@example.com", "not the password").content.decode()
+    message = "That email and password don&#x27;t match an account."
+    assert message in wrong_password
+    assert message in unknown_email
+    # The pages differ only in the email echoed back into the field.
+    assert normalised(wrong_password.replace(user.email, "X")) == normalised(
+        unknown_email.replace("nobody@example.com", "X")
+    )
+
+
+def normalised(html: str) -> str:
+    """The page without what changes on every response: CSRF tokens and CSP nonces."""
+    html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", html)
+    html = re.sub(r'"x-csrftoken": "[^"]+"', "", html)
+    return re.sub(r'nonce="[^"]+"', "", html)
+
+
+def test_five_failures_lock_out_the_email_even_with_the_right_password(client, user, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(client, user.email, "wrong", REMOTE_ADDR="10.0.0.1")
+    # A different address does not help: the email itself is locked.
+    response = sign_in(client, user.email, PASSWORD, REMOTE_ADDR="10.0.0.2")
+    assert response.status_code == 429
+    assert "Too many failed sign-in attempts" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_lockout_of_an_unknown_email_looks_the_same_as_of_a_real_one(client, user, settings):
+    pages = []
+    for email, address in (("ada@example.com", "10.0.1.1"), ("ghost@example.com", "10.0.2.1")):
+        for _ in range(settings.AXES_FAILURE_LIMIT):
+            sign_in(client, email, "wrong", REMOTE_ADDR=address)
+        response = sign_in(client, email, "wrong", REMOTE_ADDR=address)
+        assert response.status_code == 429
+        pages.append(response.content.decode())
+    assert normalised(pages[0].replace("ada@example.com", "X")) == normalised(
+        pages[1].replace("ghost@example.com", "X")
+    )
+
+
+def test_many_failures_from_one_address_lock_out_that_address(client, make_user, settings):
+    victim = make_user(email="victim@example.com")
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(client, f"guess{n}@example.com", "wrong", REMOTE_ADDR="192.0.2.9")
+    response = sign_in(client, victim.email, PASSWORD, REMOTE_ADDR="192.0.2.9")
+    assert response.status_code == 429
+    # Another address can still sign in to the untouched account.
+    assert sign_in(Client(), victim.email, PASSWORD, REMOTE_ADDR="192.0.2.10").status_code == 302
+
+
+def test_a_forged_forwarded_for_header_does_not_escape_the_address_lockout(
+    client, make_user, settings
+):
+    victim = make_user(email="victim@example.com")
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(
+            client,
+            f"guess{n}@example.com",
+            "wrong",
+            REMOTE_ADDR="192.0.2.9",
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{n}",
+        )
+    response = sign_in(client, victim.email, PASSWORD, REMOTE_ADDR="192.0.2.9")
+    assert response.status_code == 429
+
+
+def test_sign_out_needs_a_post_and_ends_the_session(signed_in):
+    assert signed_in.get(reverse("accounts:logout")).status_code == 405
+    response = signed_in.post(reverse("accounts:logout"))
+    assert response.status_code == 302
+    assert "_auth_user_id" not in signed_in.session
+
+
+def test_pages_need_a_signed_in_user(client, project):
+    response = client.get(reverse("accounts:project_overview", args=[project.slug]))
+    assert response.status_code == 302
+    assert response["Location"].startswith(LOGIN)
+
+
+def test_password_reset_mails_a_link_that_sets_a_new_password(client, user):
+    response = client.post(reverse("accounts:password_reset"), {"email": user.email})
+    assert response.status_code == 302
+    assert len(mail.outbox) == 1
+    link = next(line for line in mail.outbox[0].body.splitlines() if "/password/reset/" in line)
+    path = link.split("testserver", 1)[1]
+    form_page = client.get(path, follow=True)
+    assert form_page.status_code == 200
+    set_url = form_page.redirect_chain[-1][0]
+    new_password = "a brand new passphrase 42"
+    done = client.post(set_url, {"new_password1": new_password, "new_password2": new_password})
+    assert done.status_code == 302
+    user.refresh_from_db()
+    assert user.check_password(new_password)
+
+
+def test_password_reset_answers_the_same_for_an_unknown_email(client, user):
+    known = client.post(reverse("accounts:password_reset"), {"email": user.email})
+    unknown = client.post(reverse("accounts:password_reset"), {"email": "ghost@example.com"})
+    assert known.status_code == unknown.status_code == 302
+    assert known["Location"] == unknown["Location"]
+    assert len(mail.outbox) == 1
+
+
+def test_changing_the_password_signs_out_other_sessions_but_keeps_this_one(user):
+    this_browser, other_browser = Client(), Client()
+    for browser in (this_browser, other_browser):
+        assert sign_in(browser, user.email, PASSWORD).status_code == 302
+    new_password = "another long passphrase 7"
+    response = this_browser.post(
+        reverse("accounts:password_change"),
+        {"old_password": PASSWORD, "new_password1": new_password, "new_password2": new_password},
+    )
+    assert response.status_code == 302
+    home = reverse("home")
+    assert this_browser.get(home).status_code == 302
+    assert this_browser.get(home)["Location"] != LOGIN
+    assert other_browser.get(home)["Location"] == LOGIN
+
+
+def test_every_new_project_page_belongs_to_the_signed_in_user(signed_in, project):
+    response = signed_in.get(reverse("home"))
+    assert response["Location"] == reverse("accounts:project_overview", args=[project.slug])

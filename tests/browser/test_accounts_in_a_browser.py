@@ -1,0 +1,57 @@
+import re
+
+from playwright.sync_api import Page, expect
+
+from accounts.models import Project, User
+from tests.conftest import PASSWORD
+
+
+def sign_up(page: Page, email: str, name: str) -> None:
+    page.goto("/account/signup/")
+    page.get_by_label("Your name").fill(name)
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Password confirmation").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+
+
+def test_sign_up_sign_out_sign_in_and_switch_project(page: Page, transactional_db):
+    sign_up(page, "lin@example.com", "Lin Wei")
+    expect(page.get_by_text("Welcome to Reminix")).to_be_visible()
+    expect(page.get_by_role("heading", name="Lin's project")).to_be_visible()
+    assert User.objects.filter(email="lin@example.com").exists()
+
+    page.get_by_label("Account menu").click()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+    page.get_by_label("Email").fill("lin@example.com")
+    page.get_by_label("Password").fill("wrong password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("don't match an account")).to_be_visible()
+
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Lin's project")).to_be_visible()
+
+    page.get_by_label("Switch project").click()
+    page.get_by_role("link", name="+ New project").click()
+    page.get_by_label("Project name").fill("Support bot")
+    page.get_by_role("button", name="Create project").click()
+    expect(page.get_by_role("heading", name="Support bot")).to_be_visible()
+    assert Project.objects.filter(name="Support bot", memberships__user__email="lin@example.com")
+
+    page.get_by_label("Switch project").click()
+    page.get_by_role("link", name="Lin's project").click()
+    expect(page.get_by_role("heading", name="Lin's project")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/projects/lins-project[^/]*/$"))
+
+
+def test_the_dashboard_is_usable_at_360_pixels(page: Page, transactional_db):
+    page.set_viewport_size({"width": 360, "height": 740})
+    sign_up(page, "narrow@example.com", "Nora")
+    expect(page.get_by_role("heading", name="Nora's project")).to_be_visible()
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    page.get_by_role("link", name="Settings", exact=True).click()
+    expect(page.get_by_label("Project name")).to_be_visible()
