@@ -43,3 +43,50 @@ class Agent(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ExecutionQuerySet(models.QuerySet["Execution"]):
+    def for_project(self, project: Project) -> ExecutionQuerySet:
+        return self.filter(project=project)
+
+    def newest_first(self) -> ExecutionQuerySet:
+        return self.order_by("-id")
+
+
+class Execution(models.Model):
+    """One run of an agent: what it was given, what it answered, and who asked."""
+
+    class Type(models.TextChoices):
+        INVOKE = "invoke", "Invoke"
+        CHAT = "chat", "Chat"
+
+    class Status(models.TextChoices):
+        SUCCESS = "success", "Success"
+        FAILED = "failed", "Failed"
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="executions")
+    agent = models.ForeignKey(
+        Agent, null=True, on_delete=models.SET_NULL, related_name="executions"
+    )
+    agent_name = models.CharField(max_length=64)
+    type = models.CharField(max_length=16, choices=Type.choices)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    duration_us = models.PositiveIntegerField(default=0)
+    input = models.JSONField(default=dict)
+    output = models.JSONField(null=True)
+    # The key that asked, by id only: executions are a log, not a link that keeps keys alive.
+    api_key_id = models.BigIntegerField(null=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ExecutionQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-id"], name="exec_project_newest")]
+
+    def __str__(self) -> str:
+        return f"exec_{self.pk} {self.agent_name} {self.status}"
+
+    @property
+    def public_id(self) -> str:
+        return f"exec_{self.pk}"

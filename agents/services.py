@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils import timezone
+
 from accounts.models import Project
 from agents.models import Agent
 
@@ -16,3 +18,20 @@ def agent_create_starter(*, project: Project) -> Agent:
         kind=Agent.Kind.ECHO,
         description="Answers with what it is given. Replace it with your own agent.",
     )
+
+
+def agent_deploy(
+    *, project: Project, name: str, kind: str, description: str, config: dict
+) -> tuple[Agent, bool]:
+    """Create or update the agent `name`. Returns it and whether it was created."""
+    agent, created = Agent.objects.update_or_create(
+        project=project,
+        name=name,
+        defaults={
+            "kind": kind,
+            "description": description,
+            "config": config,
+            "updated_at": timezone.now(),
+        },
+    )
+    return agent, created

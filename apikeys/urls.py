@@ -1,11 +1,17 @@
 from django.urls import path
 
-from apikeys import views
+from apikeys import usage_views, views
 
 app_name = "apikeys"
 
+KEYS = "projects/<slug:slug>/settings/api-keys/"
+
 urlpatterns = [
-    path("projects/<slug:slug>/settings/api-keys/", views.api_key_list, name="api_key_list"),
+    path(KEYS, views.api_key_list, name="api_key_list"),
+    path(KEYS + "new/", views.api_key_create_view, name="api_key_create"),
+    path(KEYS + "<int:key_id>/rename/", views.api_key_rename_view, name="api_key_rename"),
+    path(KEYS + "<int:key_id>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
+    path(KEYS + "<int:key_id>/usage/", usage_views.api_key_usage, name="api_key_usage"),
     path("projects/<slug:slug>/usage/", views.project_usage, name="project_usage"),
     path("account/tokens/", views.personal_token_list, name="personal_token_list"),
 ]

@@ -1,5 +1,6 @@
 """Every URL: the dashboard's pages, then the token-authenticated API."""
 
+from django.conf import settings
 from django.urls import include, path
 
 from accounts import views as account_views
@@ -8,4 +9,12 @@ urlpatterns = [
     path("", account_views.home, name="home"),
     path("", include("accounts.urls")),
     path("", include("apikeys.urls")),
+    path("v1/", include(("reminix_dashboard.api_urls", "api"))),
 ]
+
+if settings.BENCHMARK_FLOOR_ENDPOINT:
+    from agents.floor import invoke_unauthenticated
+
+    urlpatterns.append(
+        path("bench/floor/<slug:project>/agents/<str:name>/invoke", invoke_unauthenticated)
+    )

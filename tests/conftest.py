@@ -9,6 +9,8 @@ from django.test import Client
 
 from accounts.models import Project, User
 from accounts.services import project_create, user_sign_up
+from apikeys.models import ApiKey
+from apikeys.services import api_key_create
 
 PASSWORD = "correct horse battery staple"
 
@@ -47,3 +49,62 @@ def make_project() -> Callable[..., Project]:
 def signed_in(client: Client, user: User) -> Client:
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def make_key(user: User) -> Callable[..., tuple[ApiKey, str]]:
+    """A key and its secret, for `project` unless told otherwise."""
+
+    def make(project: Project, name: str = "Production", **options: object) -> tuple[ApiKey, str]:
+        return api_key_create(project=project, name=name, created_by=user, **options)
+
+    return make
+
+
+@pytest.fixture
+def api_key(make_key: Callable[..., tuple[ApiKey, str]], project: Project) -> tuple[ApiKey, str]:
+    return make_key(project)
+
+
+class Api:
+    """The API as a client sees it: JSON in, JSON out, a bearer token on every call."""
+
+    def __init__(self, client: Client, token: str | None) -> None:
+        self.client = client
+        self.token = token
+
+    def _headers(self, token: str | None, headers: dict[str, str] | None) -> dict[str, str]:
+        result = dict(headers or {})
+        if token:
+            result["Authorization"] = f"Bearer {token}"
+        return result
+
+    def get(self, path: str, *, token: str | None = None, headers: dict | None = None, **params):
+        return self.client.get(path, params, headers=self._headers(token or self.token, headers))
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        *,
+        token: str | None = None,
+        headers: dict | None = None,
+    ):
+        import json
+
+        return self.client.generic(
+            method,
+            path,
+            json.dumps(body) if body is not None else "",
+            content_type="application/json",
+            headers=self._headers(token or self.token, headers),
+        )
+
+    def post(self, path: str, body: object = None, **kwargs):
+        return self.send("POST", path, body, **kwargs)
+
+
+@pytest.fixture
+def api(api_key: tuple[ApiKey, str]) -> Api:
+    return Api(Client(), api_key[1])

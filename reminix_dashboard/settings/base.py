@@ -41,6 +41,14 @@ ALLOWED_HOSTS: list[str] = env.list(
 )
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# The API's usage log is written in batches by a background thread every this many
+# seconds (apikeys/usage.py); 0 writes each call before its response.
+USAGE_FLUSH_SECONDS: float = env.float("USAGE_FLUSH_SECONDS", default=0.5)
+
+# Only for `make bench`: serves the echo agent with no authentication and no usage log at
+# /bench/floor/<project>/agents/<name>/invoke, the floor the real path is compared with.
+BENCHMARK_FLOOR_ENDPOINT: bool = env.bool("BENCHMARK_FLOOR_ENDPOINT", default=False)
+
 # Reverse proxies whose X-Forwarded-For we believe (exact addresses or CIDR networks).
 # Without them the client address is REMOTE_ADDR and the header is ignored.
 TRUSTED_PROXIES: list[str] = env.list("TRUSTED_PROXIES", default=[])
@@ -229,9 +237,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
-        # Request logs would print request lines; ours never carry a token (query-string
-        # tokens are refused), but keep Django's own noise at WARNING.
-        "django.request": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # Every refused API call would log a 4xx line; the usage log already holds them.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
         "axes": {"level": "WARNING"},
     },
 }

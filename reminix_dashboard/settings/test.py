@@ -26,3 +26,5 @@ STORAGES = {
 # Serve static files from the app folders, as in development: no collectstatic before tests.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+# Write each API call's usage before the response, so a test reads what it just did.
+USAGE_FLUSH_SECONDS = 0

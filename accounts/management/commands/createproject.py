@@ -1,0 +1,23 @@
+"""`manage.py createproject --owner <email> <name>`: prints the new project's slug."""
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from accounts.models import User
+from accounts.services import project_create
+
+
+class Command(BaseCommand):
+    help = "Create a project owned by an existing user and print its slug."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name")
+        parser.add_argument("--owner", required=True, help="email of an existing user")
+
+    def handle(self, *args: object, name: str, owner: str, **options: object) -> None:
+        user = User.objects.filter(email__iexact=owner.strip()).first()
+        if user is None:
+            raise CommandError(f"No user with the email {owner}. Create one first.")
+        if not name.strip():
+            raise CommandError("The project needs a name.")
+        project = project_create(name=name, owner=user)
+        self.stdout.write(project.slug)

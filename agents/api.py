@@ -1,0 +1,199 @@
+"""The /v1 agent endpoints (shared/CONTRACT.md, "Endpoints")."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from django.http import HttpResponse
+
+from agents.models import AGENT_NAME_PATTERN, Agent, Execution
+from agents.runtime import agent_chat, agent_invoke
+from agents.services import agent_deploy
+from apikeys import errors
+from apikeys.api import ApiRequest, api_view, json_body, ok
+from apikeys.authentication import require_permission
+from apikeys.models import Permission
+
+NAME = re.compile(AGENT_NAME_PATTERN)
+CHAT_ROLES = {"system", "user", "assistant"}
+MAX_LIMIT = 100
+
+
+def agent_json(agent: Agent) -> dict[str, Any]:
+    return {
+        "name": agent.name,
+        "kind": agent.kind,
+        "description": agent.description,
+        "config": agent.config,
+        "createdAt": agent.created_at.isoformat(),
+        "updatedAt": agent.updated_at.isoformat(),
+    }
+
+
+def execution_json(execution: Execution) -> dict[str, Any]:
+    return {
+        "id": execution.public_id,
+        "agent": execution.agent_name,
+        "type": execution.type,
+        "status": execution.status,
+        "durationMs": round(execution.duration_us / 1000, 3),
+        "createdAt": execution.created_at.isoformat(),
+    }
+
+
+def _agent(request: ApiRequest, name: str) -> Agent:
+    agent = Agent.objects.filter(project=request.caller.project, name=name).first()
+    if agent is None:
+        raise errors.not_found("agent_not_found", f"No agent named '{name}' in this project.")
+    return agent
+
+
+def _object_field(body: dict[str, Any], field: str) -> dict[str, Any] | None:
+    value = body.get(field)
+    if value is not None and not isinstance(value, dict):
+        raise errors.invalid_field_value(field, "must be a JSON object.")
+    return value
+
+
+def _limit(request: ApiRequest) -> int:
+    raw = request.GET.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise errors.invalid_field_value("limit", f"must be a whole number from 1 to {MAX_LIMIT}.")
+    return int(raw)
+
+
+def _cursor(request: ApiRequest) -> str | None:
+    raw = request.GET.get("cursor")
+    if not raw:
+        return None
+    try:
+        return base64.urlsafe_b64decode(raw.encode() + b"==").decode()
+    except (ValueError, UnicodeDecodeError):
+        raise errors.invalid_field_value("cursor", "is not a cursor this API gave out.") from None
+
+
+def _encode_cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def _page(items: list[Any], limit: int, cursor_of: Any, as_json: Any) -> dict[str, Any]:
+    has_more = len(items) > limit
+    items = items[:limit]
+    return {
+        "data": [as_json(item) for item in items],
+        "hasMore": has_more,
+        "nextCursor": _encode_cursor(cursor_of(items[-1])) if has_more else None,
+    }
+
+
+@api_view(["POST"], permission=Permission.AGENTS)
+def invoke(request: ApiRequest, name: str) -> HttpResponse:
+    body = json_body(request)
+    if "prompt" in body:
+        if not isinstance(body["prompt"], str):
+            raise errors.invalid_field_value("prompt", "must be a string.")
+        payload: dict[str, Any] = {"prompt": body["prompt"]}
+    elif "input" in body:
+        if not isinstance(body["input"], dict):
+            raise errors.invalid_field_value("input", "must be a JSON object.")
+        payload = {"input": body["input"]}
+    else:
+        raise errors.missing_required_field("prompt")
+    context = _object_field(body, "context")
+    agent = _agent(request, name)
+    execution = agent_invoke(
+        agent=agent, payload=payload, context=context, api_key_id=request.caller.api_key.pk
+    )
+    return ok({"output": execution.output, "execution": _execution_summary(execution)})
+
+
+def _execution_summary(execution: Execution) -> dict[str, Any]:
+    return {
+        "id": execution.public_id,
+        "status": execution.status,
+        "durationMs": round(execution.duration_us / 1000, 3),
+    }
+
+
+@api_view(["POST"], permission=Permission.AGENTS)
+def chat(request: ApiRequest, name: str) -> HttpResponse:
+    body = json_body(request)
+    messages = body.get("messages")
+    if messages is None:
+        raise errors.missing_required_field("messages")
+    if not isinstance(messages, list) or not messages:
+        raise errors.invalid_field_value("messages", "must be a non-empty list.")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in CHAT_ROLES:
+            raise errors.invalid_field_value(
+                f"messages[{index}].role", "must be one of system, user, assistant."
+            )
+        if not isinstance(message.get("content"), str):
+            raise errors.invalid_field_value(f"messages[{index}].content", "must be a string.")
+    clean = [{"role": m["role"], "content": m["content"]} for m in messages]
+    agent = _agent(request, name)
+    execution = agent_chat(
+        agent=agent,
+        messages=clean,
+        context=_object_field(body, "context"),
+        api_key_id=request.caller.api_key.pk,
+    )
+    return ok({"messages": execution.output, "execution": _execution_summary(execution)})
+
+
+@api_view(["GET"], permission=Permission.READ)
+def agent_list(request: ApiRequest) -> HttpResponse:
+    limit = _limit(request)
+    agents = Agent.objects.for_project(request.caller.project).order_by("name")
+    if (after := _cursor(request)) is not None:
+        agents = agents.filter(name__gt=after)
+    return ok(_page(list(agents[: limit + 1]), limit, lambda a: a.name, agent_json))
+
+
+@api_view(["GET", "PUT"])
+def agent_detail(request: ApiRequest, name: str) -> HttpResponse:
+    """GET needs `read`; PUT (deploy or update) needs `write`."""
+    if request.method == "GET":
+        require_permission(request.caller, Permission.READ)
+        return ok(agent_json(_agent(request, name)))
+    require_permission(request.caller, Permission.WRITE)
+    if not NAME.match(name) or len(name) > 64:
+        raise errors.invalid_field_value("name", "must be 1 to 64 letters, digits, '-' or '_'.")
+    body = json_body(request)
+    kind = body.get("kind", Agent.Kind.ECHO)
+    if kind not in Agent.Kind.values:
+        raise errors.invalid_field_value("kind", f"must be one of: {', '.join(Agent.Kind.values)}.")
+    description = body.get("description", "")
+    if not isinstance(description, str) or len(description) > 500:
+        raise errors.invalid_field_value(
+            "description", "must be a string of at most 500 characters."
+        )
+    config = _object_field(body, "config") or {}
+    agent, created = agent_deploy(
+        project=request.caller.project,
+        name=name,
+        kind=kind,
+        description=description,
+        config=config,
+    )
+    return ok(agent_json(agent), status=201 if created else 200)
+
+
+@api_view(["GET"], permission=Permission.READ)
+def execution_logs(request: ApiRequest) -> HttpResponse:
+    limit = _limit(request)
+    executions = Execution.objects.for_project(request.caller.project).newest_first()
+    if (after := _cursor(request)) is not None:
+        if not after.isdigit():
+            raise errors.invalid_field_value("cursor", "is not a cursor this API gave out.")
+        executions = executions.filter(pk__lt=int(after))
+    if agent_name := request.GET.get("agent"):
+        executions = executions.filter(agent_name=agent_name)
+
+    def as_json(execution: Execution) -> dict[str, Any]:
+        return {**execution_json(execution), "input": execution.input, "output": execution.output}
+
+    items = list(executions[: limit + 1])
+    return ok(_page(items, limit, lambda e: str(e.pk), as_json))

@@ -1,0 +1,149 @@
+"""The frame around every API endpoint: request id, authentication, permission, the error
+envelope, and one usage entry per call.
+
+    @api_view(["POST"], permission=Permission.AGENTS)
+    def agent_invoke(request: ApiRequest, name: str) -> JsonResponse: ...
+
+Inside a view, raise an ApiError for any refusal; anything else that escapes becomes a
+500 `internal_error` with the request id, and the traceback goes to the server log only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from apikeys import errors
+from apikeys.authentication import Caller, IdentifiedError, authenticate, require_permission
+from apikeys.errors import ApiError, error_response
+from apikeys.usage import UsageEntry, usage_buffer
+from reminix_dashboard.client_ip import client_ip
+
+logger = logging.getLogger(__name__)
+
+type ApiView = Callable[..., HttpResponse]
+
+
+class ApiRequest(HttpRequest):
+    """An API request after authentication."""
+
+    caller: Caller
+    request_id: str
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def api_view(methods: list[str], *, permission: str | None = None) -> Callable[[ApiView], ApiView]:
+    """Make `view` an API endpoint answering `methods`, for callers with `permission`."""
+
+    def decorate(view: ApiView) -> ApiView:
+        @csrf_exempt
+        @wraps(view)
+        def endpoint(request: ApiRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            started = time.perf_counter()
+            request.request_id = new_request_id()
+            caller: Caller | None = None
+            try:
+                if request.method not in methods:
+                    raise ApiError(
+                        405,
+                        "invalid_request",
+                        f"Use {' or '.join(methods)} on this endpoint.",
+                        headers={"Allow": ", ".join(methods)},
+                    )
+                try:
+                    caller = authenticate(request)
+                except IdentifiedError as refused:
+                    caller = refused.caller
+                    raise refused.error from None
+                request.caller = caller
+                if permission:
+                    require_permission(caller, permission)
+                response = view(request, *args, **kwargs)
+                error_code = ""
+            except ApiError as error:
+                response, error_code = error_response(error, request.request_id), error.code
+            except RequestDataTooBig:
+                error = errors.invalid_request("The request body is too large.", status=413)
+                response, error_code = error_response(error, request.request_id), error.code
+            except Exception:
+                logger.exception("API request %s failed", request.request_id)
+                error = ApiError(
+                    500,
+                    "internal_error",
+                    "Something went wrong on our side. Quote the request id if you contact us.",
+                )
+                response, error_code = error_response(error, request.request_id), error.code
+            response["X-Request-Id"] = request.request_id
+            response["Cache-Control"] = "no-store"
+            _record(request, caller, response.status_code, error_code, started)
+            return response
+
+        return endpoint
+
+    return decorate
+
+
+def _record(
+    request: HttpRequest, caller: Caller | None, status: int, error_code: str, started: float
+) -> None:
+    usage_buffer.add(
+        UsageEntry(
+            created_at=timezone.now(),
+            project_id=caller.project.pk if caller else None,
+            api_key_id=caller.api_key.pk if caller else None,
+            token_kind=caller.kind.name.lower() if caller else "",
+            method=request.method or "",
+            path=request.path,
+            status=status,
+            error_code=error_code,
+            latency_us=int((time.perf_counter() - started) * 1_000_000),
+            ip=client_ip(request) or None,
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            request_id=request.request_id,  # type: ignore[attr-defined]
+        )
+    )
+
+
+def json_body(request: HttpRequest) -> dict[str, Any]:
+    """The request's JSON object, or a 400 that says what is wrong with it."""
+    content_type = request.content_type or ""
+    if request.body and content_type not in ("application/json", ""):
+        raise errors.invalid_request("Send the body as JSON with 'Content-Type: application/json'.")
+    if not request.body:
+        return {}
+    try:
+        body = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise errors.invalid_request(f"The body is not valid JSON: {error}.") from None
+    if not isinstance(body, dict):
+        raise errors.invalid_request("The body must be a JSON object.")
+    return body
+
+
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Unknown /v1 paths: the envelope, not an HTML 404. Nothing is authenticated or logged."""
+    request_id = new_request_id()
+    response = error_response(
+        errors.not_found(message=f"No endpoint at {request.path}."), request_id
+    )
+    response["X-Request-Id"] = request_id
+    return response
+
+
+def ok(data: Any, status: int = 200) -> JsonResponse:
+    return JsonResponse(
+        data, status=status, safe=False, json_dumps_params={"separators": (",", ":")}
+    )

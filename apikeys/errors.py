@@ -1,0 +1,69 @@
+"""The API's error envelope (shared/CONTRACT.md, "Errors")."""
+
+from __future__ import annotations
+
+from django.http import JsonResponse
+
+
+class ApiError(Exception):
+    """An error the API answers with. Raise it anywhere below an @api_view."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def missing_api_key(
+    message: str = "Send your API key as 'Authorization: Bearer <key>'.",
+) -> ApiError:
+    return ApiError(401, "missing_api_key", message)
+
+
+def invalid_api_key(message: str = "The API key is not valid.") -> ApiError:
+    return ApiError(401, "invalid_api_key", message)
+
+
+def expired_api_key(message: str) -> ApiError:
+    return ApiError(401, "expired_api_key", message)
+
+
+def insufficient_permissions(message: str) -> ApiError:
+    return ApiError(403, "insufficient_permissions", message)
+
+
+def invalid_request(message: str, status: int = 400) -> ApiError:
+    return ApiError(status, "invalid_request", message)
+
+
+def missing_required_field(field: str) -> ApiError:
+    return ApiError(400, "missing_required_field", f"The field '{field}' is required.")
+
+
+def invalid_field_value(field: str, why: str) -> ApiError:
+    return ApiError(400, "invalid_field_value", f"The field '{field}' {why}")
+
+
+def not_found(code: str = "not_found", message: str = "Nothing is at this address.") -> ApiError:
+    return ApiError(404, code, message)
+
+
+def error_response(error: ApiError, request_id: str) -> JsonResponse:
+    response = JsonResponse(
+        {
+            "error": {
+                "code": error.code,
+                "message": error.message,
+                "status": error.status,
+                "requestId": request_id,
+            }
+        },
+        status=error.status,
+    )
+    for name, value in error.headers.items():
+        response[name] = value
+    return response

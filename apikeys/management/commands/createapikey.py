@@ -1,0 +1,44 @@
+"""`manage.py createapikey --project <slug> --name <name> [--permissions agents,read,write]`
+
+Prints the new key once, on stdout, and nothing else there, so a deploy script can read it:
+    KEY=$(python manage.py createapikey --project acme --name CI)
+"""
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from accounts.models import Project
+from apikeys.models import ALL_PERMISSIONS
+from apikeys.services import api_key_create
+
+
+class Command(BaseCommand):
+    help = "Create an API key for a project and print it once."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--project", required=True, help="project slug")
+        parser.add_argument("--name", required=True, help="what the key is for")
+        parser.add_argument(
+            "--permissions",
+            default=",".join(ALL_PERMISSIONS),
+            help="comma-separated subset of agents,read,write (default: all)",
+        )
+
+    def handle(
+        self, *args: object, project: str, name: str, permissions: str, **options: object
+    ) -> None:
+        target = Project.objects.filter(slug=project).first()
+        if target is None:
+            raise CommandError(f"No project with the slug {project}.")
+        if not name.strip():
+            raise CommandError("The key needs a name.")
+        chosen = [p.strip() for p in permissions.split(",") if p.strip()]
+        unknown = set(chosen) - set(ALL_PERMISSIONS)
+        if unknown or not chosen:
+            raise CommandError(
+                f"Permissions are a comma-separated subset of {','.join(ALL_PERMISSIONS)}."
+            )
+        api_key, token = api_key_create(
+            project=target, name=name, created_by=None, permissions=chosen
+        )
+        self.stderr.write(f"Created {api_key.name} ({api_key.hint}). It is shown only now:")
+        self.stdout.write(token)

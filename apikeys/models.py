@@ -1,0 +1,240 @@
+"""API keys, and the log of every API call made with them.
+
+Where things happen: a key is created in services.py, checked in authentication.py, and
+each call it makes is written by usage.py into UsageRecord (one row per call) and the
+two roll-ups beside it (UsageHour, UsageIp) that keep the usage pages fast.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Project, User
+
+
+class Permission(models.TextChoices):
+    """What an API key may do (from the Reminix docs)."""
+
+    AGENTS = "agents", "Agents: invoke and chat with all agents"
+    READ = "read", "Read: view agent configuration and logs"
+    WRITE = "write", "Write: deploy and update agents"
+
+
+ALL_PERMISSIONS: list[str] = [p.value for p in Permission]
+
+
+class TokenStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def for_project(self, project: Project) -> ApiKeyQuerySet:
+        return self.filter(project=project)
+
+    def active(self) -> ApiKeyQuerySet:
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+
+class ApiKey(models.Model):
+    """A project's server-side key (`reminix_sk_…`). Only its keyed hash is stored."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True)
+    hint = models.CharField(max_length=40)
+    permissions = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Written by the usage log's batch flush, at most once a minute per key.
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "-created_at"], name="apikey_project_time")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint})"
+
+    def status_at(self, moment: datetime) -> TokenStatus:
+        if self.revoked_at is not None:
+            return TokenStatus.REVOKED
+        if self.expires_at is not None and self.expires_at <= moment:
+            return TokenStatus.EXPIRED
+        return TokenStatus.ACTIVE
+
+    @property
+    def status(self) -> TokenStatus:
+        return self.status_at(timezone.now())
+
+    @property
+    def is_restricted(self) -> bool:
+        return set(self.permissions) != set(ALL_PERMISSIONS)
+
+    def has_permission(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    def permission_labels(self) -> list[str]:
+        return [p for p in ALL_PERMISSIONS if p in self.permissions]
+
+    def revoke(self, *, by: User | None) -> bool:
+        """Revoke now, unless already revoked. True if this call revoked it.
+
+        A conditional UPDATE, so two revokes racing cannot both claim it, and the next
+        API call on any worker reads the new state from the database.
+        """
+        now = timezone.now()
+        changed = ApiKey.objects.filter(pk=self.pk, revoked_at__isnull=True).update(
+            revoked_at=now, revoked_by=by
+        )
+        if changed:
+            self.revoked_at, self.revoked_by = now, by
+        return bool(changed)
+
+
+class Outcome(models.TextChoices):
+    """The one bucket each API call falls into, for filters and charts."""
+
+    OK = "ok", "Succeeded"
+    CLIENT_ERROR = "client_error", "Client error"
+    AUTH_FAILURE = "auth_failure", "Auth or permission failure"
+    REVOKED_KEY = "revoked_key", "Revoked or expired key"
+    SERVER_ERROR = "server_error", "Server error"
+
+    @classmethod
+    def of(cls, status: int, error_code: str) -> Outcome:
+        if status < 400:
+            return cls.OK
+        if error_code == "expired_api_key":
+            return cls.REVOKED_KEY
+        if status in (401, 403):
+            return cls.AUTH_FAILURE
+        if status >= 500:
+            return cls.SERVER_ERROR
+        return cls.CLIENT_ERROR
+
+
+class UsageRecordQuerySet(models.QuerySet["UsageRecord"]):
+    def for_key(self, api_key: ApiKey) -> UsageRecordQuerySet:
+        return self.filter(api_key=api_key)
+
+    def before(self, created_at: datetime, pk: int) -> UsageRecordQuerySet:
+        """Keyset pagination, newest first: the rows after (created_at, pk)."""
+        return self.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
+
+    def newest_first(self) -> UsageRecordQuerySet:
+        return self.order_by("-created_at", "-id")
+
+
+class UsageRecord(models.Model):
+    """One API call made with an identifiable token. Never holds the token or its header."""
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField()
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="usage"
+    )
+    token_kind = models.CharField(max_length=16)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=255)
+    status = models.PositiveSmallIntegerField()
+    error_code = models.CharField(max_length=40, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    latency_us = models.PositiveIntegerField()
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+    request_id = models.CharField(max_length=40)
+
+    objects = UsageRecordQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["api_key", "-created_at", "-id"], name="usage_key_time"),
+            models.Index(fields=["project", "-created_at", "-id"], name="usage_project_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.method} {self.path} {self.status}"
+
+    @property
+    def latency_ms(self) -> float:
+        return self.latency_us / 1000
+
+
+class UsageHour(models.Model):
+    """Calls per key per hour, by outcome: the charts and totals read this, not the log."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="usage_hours")
+    hour = models.DateTimeField()
+    requests = models.PositiveIntegerField(default=0)
+    ok = models.PositiveIntegerField(default=0)
+    client_errors = models.PositiveIntegerField(default=0)
+    auth_failures = models.PositiveIntegerField(default=0)
+    revoked_key_uses = models.PositiveIntegerField(default=0)
+    server_errors = models.PositiveIntegerField(default=0)
+    latency_us_total = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "hour"], name="usagehour_unique_key_hour")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.hour:%Y-%m-%d %H}:00 {self.requests}"
+
+
+class UsageIp(models.Model):
+    """Each address a key was used from, with first and last seen."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="usage_ips")
+    ip = models.GenericIPAddressField()
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    requests = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "ip"], name="usageip_unique_key_ip")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.ip}"
+
+
+class UnattributedCalls(models.Model):
+    """Calls whose token could not be tied to a key (missing, malformed, unknown): counted
+    per hour and error code, never stored one by one, so junk traffic cannot fill the log."""
+
+    hour = models.DateTimeField()
+    error_code = models.CharField(max_length=40)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "error_code"], name="unattributed_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.error_code} {self.count}"

@@ -1,0 +1,17 @@
+"""The token-authenticated API under /v1 (shared/CONTRACT.md)."""
+
+from django.urls import path, re_path
+
+from agents import api as agents_api
+from apikeys import api_views
+from apikeys.api import api_not_found
+
+urlpatterns = [
+    path("agents", agents_api.agent_list, name="agent_list"),
+    path("agents/<str:name>", agents_api.agent_detail, name="agent_detail"),
+    path("agents/<str:name>/invoke", agents_api.invoke, name="agent_invoke"),
+    path("agents/<str:name>/chat", agents_api.chat, name="agent_chat"),
+    path("execution-logs", agents_api.execution_logs, name="execution_logs"),
+    path("projects/current", api_views.project_current, name="project_current"),
+    re_path(r"^.*$", api_not_found),
+]
