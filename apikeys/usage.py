@@ -162,9 +162,10 @@ def _upsert_ips(entries: list[UsageEntry]) -> None:
 def _mark_last_used(entries: list[UsageEntry]) -> None:
     latest: dict[int, UsageEntry] = {}
     for e in entries:
-        if e.outcome is Outcome.OK and e.api_key_id is not None:
-            if e.api_key_id not in latest or e.created_at > latest[e.api_key_id].created_at:
-                latest[e.api_key_id] = e
+        if e.outcome is not Outcome.OK or e.api_key_id is None:
+            continue
+        if e.api_key_id not in latest or e.created_at > latest[e.api_key_id].created_at:
+            latest[e.api_key_id] = e
     for key_id, e in latest.items():
         # At most one write a minute per key, whatever the request rate.
         ApiKey.objects.filter(pk=key_id).exclude(

@@ -1,20 +1,145 @@
-"""Dashboard pages for keys and tokens."""
+"""Dashboard pages for API keys: list, create (shown once), rename, revoke.
+
+Each view answers a whole page, or with htmx only the fragment it changed; the fragments
+are {% partialdef %} blocks of apikeys/api_key_list.html. Changes send the `apiKeysChanged`
+event, on which the key table reloads itself.
+"""
 
 from __future__ import annotations
 
+import secrets
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import trigger_client_event
 
 from accounts.decorators import project_member_required
+from apikeys.forms import ApiKeyCreateForm, ApiKeyRenameForm
+from apikeys.models import ApiKey, TokenStatus
+from apikeys.services import api_key_create, api_key_rename, api_key_revoke
+from reminix_dashboard.client_ip import client_ip
 from reminix_dashboard.http import AuthenticatedRequest, ProjectRequest
+
+TEMPLATE = "apikeys/api_key_list.html"
+CHANGED = "apiKeysChanged"
+# Create forms already used in this session, so that a reload or a double submit of the
+# form cannot make a second key (the session keeps these form ids, never a key).
+USED_FORMS_SESSION_KEY = "api_key_forms_used"
+
+
+def _keys_context(request: ProjectRequest) -> dict[str, object]:
+    keys = list(
+        ApiKey.objects.for_project(request.project).select_related("created_by", "revoked_by")
+    )
+    now = timezone.now()
+    active = [k for k in keys if k.status_at(now) is TokenStatus.ACTIVE]
+    ended = [k for k in keys if k.status_at(now) is not TokenStatus.ACTIVE]
+    return {"active_keys": active, "ended_keys": ended, "now": now}
+
+
+def _render(
+    request: ProjectRequest, panel: str | None, context: dict[str, object], status: int = 200
+) -> HttpResponse:
+    """The whole page with `panel` open, or with htmx just that panel's fragment."""
+    if request.htmx and panel:
+        return render(request, f"{TEMPLATE}#{panel}", context, status=status)
+    return render(
+        request, TEMPLATE, {**_keys_context(request), "panel": panel, **context}, status=status
+    )
+
+
+def _key(request: ProjectRequest, key_id: int) -> ApiKey:
+    return get_object_or_404(
+        ApiKey.objects.for_project(request.project).select_related("project"), pk=key_id
+    )
 
 
 @require_GET
 @project_member_required
 def api_key_list(request: ProjectRequest) -> HttpResponse:
-    return render(request, "apikeys/api_key_list.html")
+    if request.htmx and request.htmx.target == "key-table":
+        return render(request, f"{TEMPLATE}#key-table", _keys_context(request))
+    return render(request, TEMPLATE, _keys_context(request))
+
+
+@require_http_methods(["GET", "POST"])
+@project_member_required
+def api_key_create_view(request: ProjectRequest) -> HttpResponse:
+    if request.method == "GET":
+        form = ApiKeyCreateForm()
+        return _render(request, "create-form", {"form": form, "form_id": secrets.token_urlsafe(16)})
+
+    form = ApiKeyCreateForm(request.POST)
+    form_id = request.POST.get("form_id", "")
+    used: list[str] = request.session.get(USED_FORMS_SESSION_KEY, [])
+    if form_id and form_id in used:
+        messages.info(
+            request,
+            "That key was already created and shown once. If you did not copy it, revoke it "
+            "and create a new one.",
+        )
+        return redirect("apikeys:api_key_list", slug=request.project.slug)
+    if not form.is_valid():
+        return _render(request, "create-form", {"form": form, "form_id": form_id}, status=422)
+
+    api_key, token = api_key_create(
+        project=request.project,
+        name=form.cleaned_data["name"],
+        created_by=request.user,
+        permissions=form.chosen_permissions(),
+        expires_at=form.expires_at(),
+        ip=client_ip(request),
+    )
+    if form_id:
+        request.session[USED_FORMS_SESSION_KEY] = [*used, form_id][-20:]
+    response = _render(request, "created", {"new_key": api_key, "token": token}, status=201)
+    # The only response that ever carries the key: no cache, no back-forward cache.
+    add_never_cache_headers(response)
+    if request.htmx:
+        trigger_client_event(response, CHANGED)
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@project_member_required
+def api_key_rename_view(request: ProjectRequest, key_id: int) -> HttpResponse:
+    api_key = _key(request, key_id)
+    form = ApiKeyRenameForm(request.POST or None, initial={"name": api_key.name})
+    if request.method == "POST" and form.is_valid():
+        api_key_rename(
+            api_key=api_key, name=form.cleaned_data["name"], by=request.user, ip=client_ip(request)
+        )
+        messages.success(request, f"Key renamed to “{api_key.name}”.")
+        if request.htmx:
+            response = render(request, f"{TEMPLATE}#panel-closed", {})
+            return trigger_client_event(response, CHANGED)
+        return redirect("apikeys:api_key_list", slug=request.project.slug)
+    status = 422 if request.method == "POST" else 200
+    return _render(request, "rename-form", {"form": form, "key": api_key}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@project_member_required
+def api_key_revoke_view(request: ProjectRequest, key_id: int) -> HttpResponse:
+    """GET asks for confirmation, naming the key; POST revokes it, at once and for good."""
+    api_key = _key(request, key_id)
+    if request.method == "GET":
+        return _render(request, "revoke-confirm", {"key": api_key})
+    if api_key_revoke(api_key=api_key, by=request.user, ip=client_ip(request)):
+        messages.success(
+            request, f"“{api_key.name}” is revoked. Calls with it now get 401 expired_api_key."
+        )
+    else:
+        messages.info(request, f"“{api_key.name}” was already revoked.")
+    if request.htmx:
+        response = render(request, f"{TEMPLATE}#panel-closed", {})
+        return trigger_client_event(response, CHANGED)
+    return redirect("apikeys:api_key_list", slug=request.project.slug)
 
 
 @require_GET

@@ -39,3 +39,17 @@
     });
   });
 })();
+
+// A newly shown key: move focus to its panel and select the key for copying.
+(function () {
+  "use strict";
+  function focusNew(root) {
+    var panel = root.querySelector && root.querySelector("[data-autofocus]");
+    if (panel) panel.focus();
+  }
+  document.addEventListener("DOMContentLoaded", function () { focusNew(document); });
+  document.addEventListener("htmx:afterSwap", function (event) { focusNew(document); });
+  document.addEventListener("focusin", function (event) {
+    if (event.target.matches && event.target.matches("[data-select-on-focus]")) event.target.select();
+  });
+})();

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.html import escape
@@ -14,15 +16,20 @@ def project_url_names() -> list[str]:
             if isinstance(p, URLResolver):
                 walk(p.url_patterns, p.namespace or namespace)
             elif isinstance(p, URLPattern) and "<slug:slug>" in str(p.pattern) and p.name:
-                names.append(f"{namespace}:{p.name}" if namespace else p.name)
+                name = f"{namespace}:{p.name}" if namespace else p.name
+                names.append(name)
+                INT_PARAMS[name] = re.findall(r"<int:(\w+)>", str(p.pattern))
 
     walk(get_resolver().url_patterns)
     return names
 
 
+INT_PARAMS: dict[str, list[str]] = {}
+
+
 def url_for(name: str, slug: str) -> str:
-    extra = {"membership_id": 1} if "member_remove" in name else {}
-    return reverse(name, kwargs={"slug": slug, **extra})
+    """The URL with the other project's slug; ids in it are 1 (tests/apikeys check real ids)."""
+    return reverse(name, kwargs={"slug": slug, **dict.fromkeys(INT_PARAMS[name], 1)})
 
 
 def test_there_are_project_urls_to_check():
