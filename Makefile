@@ -51,3 +51,7 @@ check: install
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
+
+## make bench: load on the real API path vs the unauthenticated floor, on PostgreSQL (prints figures)
+bench: install
+	$(BIN)/python benchmarks/run.py
