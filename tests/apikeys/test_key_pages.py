@@ -1,0 +1,186 @@
+"""Settings → API Keys: create, show once, rename, revoke, audit, and isolation."""
+
+import datetime
+import json
+import re
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import AuditEvent, Membership, Project
+from apikeys.models import ApiKey
+from apikeys.tokens import token_hash
+
+TOKEN = re.compile(r"reminix_sk_[0-9A-Za-z]{36}")
+HTMX = {"HX-Request": "true"}
+
+
+def create_url(project):
+    return reverse("apikeys:api_key_create", args=[project.slug])
+
+
+def list_url(project):
+    return reverse("apikeys:api_key_list", args=[project.slug])
+
+
+def create(client, project, *, headers=None, follow=False, **fields):
+    data = {"name": "Production", "access": "full", "expiry": "never", "form_id": "form-1"}
+    data.update(fields)
+    return client.post(create_url(project), data, headers=headers or {}, follow=follow)
+
+
+def test_creating_a_key_shows_it_once_with_no_store_and_stores_only_its_hash(signed_in, project):
+    response = create(signed_in, project)
+    assert response.status_code == 201
+    assert "no-store" in response["Cache-Control"]
+    tokens = set(TOKEN.findall(response.content.decode()))
+    assert len(tokens) == 1
+    token = tokens.pop()
+    key = ApiKey.objects.get(project=project)
+    assert key.token_hash == token_hash(token)
+    assert token not in str(ApiKey.objects.filter(pk=key.pk).values().get())
+    assert key.hint == f"reminix_sk_{token[11:15]}…{token[-4:]}"
+    assert key.permissions == ["agents", "read", "write"]
+
+    page = signed_in.get(list_url(project)).content.decode()
+    assert key.hint in page
+    assert token not in page
+
+
+def test_the_same_create_form_submitted_twice_makes_one_key_and_never_reshows_it(
+    signed_in, project
+):
+    first = create(signed_in, project, form_id="once")
+    token = TOKEN.search(first.content.decode()).group(0)
+    again = create(signed_in, project, form_id="once", follow=True)
+    assert ApiKey.objects.filter(project=project).count() == 1
+    assert token not in again.content.decode()
+    assert "already created and shown once" in again.content.decode()
+
+
+def test_a_restricted_key_keeps_only_the_chosen_permissions(signed_in, project):
+    create(signed_in, project, access="restricted", permissions=["read"])
+    assert ApiKey.objects.get(project=project).permissions == ["read"]
+
+
+def test_form_errors_stand_beside_their_fields_and_create_nothing(signed_in, project):
+    response = create(
+        signed_in, project, name="  ", access="restricted", expiry="date", expires_on="2001-01-01"
+    )
+    assert response.status_code == 422
+    html = response.content.decode()
+    for field in ("name", "permissions", "expires_on"):
+        assert f'id="id_{field}_error"' in html, field
+    assert "Pick a date after today." in html
+    assert not ApiKey.objects.exists()
+
+
+@pytest.mark.parametrize(("expiry", "days"), [("7", 7), ("30", 30), ("90", 90)])
+def test_an_expiry_in_days_is_set_from_now(signed_in, project, expiry, days):
+    create(signed_in, project, expiry=expiry)
+    expires_at = ApiKey.objects.get(project=project).expires_at
+    expected = timezone.now() + datetime.timedelta(days=days)
+    assert abs((expires_at - expected).total_seconds()) < 60
+
+
+def test_an_expiry_on_a_date_starts_that_day_in_utc(signed_in, project):
+    day = timezone.now().date() + datetime.timedelta(days=10)
+    create(signed_in, project, expiry="date", expires_on=day.isoformat())
+    expires_at = ApiKey.objects.get(project=project).expires_at
+    assert expires_at == datetime.datetime.combine(day, datetime.time.min, tzinfo=datetime.UTC)
+
+
+def test_htmx_creation_answers_the_fragment_and_tells_the_table_to_reload(signed_in, project):
+    response = create(signed_in, project, headers=HTMX)
+    assert response.status_code == 201
+    assert "apiKeysChanged" in json.loads(response["HX-Trigger"])
+    html = response.content.decode()
+    assert 'id="key-panel"' in html
+    assert "<html" not in html
+
+
+def test_the_key_table_fragment_reloads_on_its_own(signed_in, project, make_key):
+    make_key(project, name="CI")
+    response = signed_in.get(list_url(project), headers={**HTMX, "HX-Target": "key-table"})
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="key-table"')
+    assert "CI" in html
+
+
+def test_creating_renaming_and_revoking_each_write_an_audit_event(signed_in, project, user):
+    create(signed_in, project, name="Old name")
+    key = ApiKey.objects.get(project=project)
+    signed_in.post(reverse("apikeys:api_key_rename", args=[project.slug, key.pk]), {"name": "New"})
+    signed_in.post(reverse("apikeys:api_key_revoke", args=[project.slug, key.pk]))
+    events = AuditEvent.objects.filter(project=project, target_type="apikey").order_by("id")
+    assert [e.action for e in events] == ["api_key.created", "api_key.renamed", "api_key.revoked"]
+    assert all(e.actor == user and e.ip_address == "127.0.0.1" for e in events)
+    assert events[1].metadata == {"from": "Old name", "to": "New"}
+
+
+def test_revoke_asks_first_naming_the_key_then_revokes_for_good(signed_in, project, make_key, user):
+    key, _ = make_key(project, name="Billing worker")
+    url = reverse("apikeys:api_key_revoke", args=[project.slug, key.pk])
+    confirm = signed_in.get(url).content.decode()
+    assert "Revoke “Billing worker”?" in confirm
+    assert "cannot be undone" in confirm
+    key.refresh_from_db()
+    assert key.revoked_at is None
+
+    signed_in.post(url)
+    key.refresh_from_db()
+    assert key.revoked_at is not None and key.revoked_by == user
+    revoked_at = key.revoked_at
+    signed_in.post(url)
+    key.refresh_from_db()
+    assert key.revoked_at == revoked_at
+
+
+def test_revoked_and_expired_keys_stay_listed_apart(signed_in, project, make_key):
+    make_key(project, name="Live")
+    revoked, _ = make_key(project, name="Gone")
+    revoked.revoke(by=None)
+    make_key(project, name="Old", expires_at=timezone.now() - datetime.timedelta(days=1))
+    html = signed_in.get(list_url(project)).content.decode()
+    active, _, ended = html.partition("Revoked and expired keys")
+    assert "Live" in active and "Gone" not in active and "Old" not in active
+    assert "revoked" in ended and "expired" in ended
+
+
+def test_rename_errors_stand_beside_the_field(signed_in, project, make_key):
+    key, _ = make_key(project, name="Keep")
+    response = signed_in.post(
+        reverse("apikeys:api_key_rename", args=[project.slug, key.pk]), {"name": ""}
+    )
+    assert response.status_code == 422
+    assert 'id="id_name_error"' in response.content.decode()
+    key.refresh_from_db()
+    assert key.name == "Keep"
+
+
+@pytest.mark.parametrize("action", ["api_key_rename", "api_key_revoke", "api_key_usage"])
+def test_a_key_of_another_project_is_404_to_a_member_of_this_one(
+    client, make_user, make_key, action
+):
+    owner = make_user(email="owner@example.com")
+    their_project = Project.objects.for_user(owner).get()
+    their_key, _ = make_key(their_project, name="Theirs")
+    intruder = make_user(email="intruder@example.com")
+    my_project = Project.objects.for_user(intruder).get()
+    client.force_login(intruder)
+    # Their key id under my own project's URL, and under theirs: both 404.
+    for slug in (my_project.slug, their_project.slug):
+        url = reverse(f"apikeys:{action}", args=[slug, their_key.pk])
+        for response in (client.get(url), client.post(url, {"name": "Mine"})):
+            assert response.status_code in (404, 405)
+            assert "Theirs" not in response.content.decode()
+    their_key.refresh_from_db()
+    assert their_key.name == "Theirs" and their_key.revoked_at is None
+
+
+def test_a_plain_member_can_create_and_revoke_keys(client, project, make_user):
+    member = make_user(email="member@example.com")
+    Membership.objects.create(project=project, user=member)
+    client.force_login(member)
+    assert create(client, project).status_code == 201
