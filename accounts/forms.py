@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
@@ -77,6 +78,49 @@ class ProjectForm(forms.ModelForm):
         if not name:
             raise forms.ValidationError("Give the project a name.", code="required")
         return name
+
+
+class AllowedOriginsForm(forms.Form):
+    """Browser origins for the Client API, one per line: scheme, host and optional port."""
+
+    origins = forms.CharField(
+        label="Allowed browser origins",
+        required=False,
+        widget=forms.Textarea(
+            attrs={"rows": 4, "placeholder": "https://app.example.com", "spellcheck": "false"}
+        ),
+        help_text="One per line, like https://app.example.com or http://localhost:3000. "
+        "Browsers on these origins may call the Client API with this project's client tokens.",
+    )
+
+    def clean_origins(self) -> list[str]:
+        origins: list[str] = []
+        for line in self.cleaned_data["origins"].splitlines():
+            raw = line.strip().rstrip("/")
+            if not raw:
+                continue
+            parts = urlsplit(raw)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.path
+                or parts.query
+                or parts.fragment
+                or parts.username
+                or "*" in raw
+            ):
+                raise forms.ValidationError(
+                    "“%(line)s” is not an origin. Write scheme, host and optional port only, "
+                    "like https://app.example.com.",
+                    code="invalid_origin",
+                    params={"line": raw},
+                )
+            origin = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+            if origin not in origins:
+                origins.append(origin)
+        if len(origins) > 50:
+            raise forms.ValidationError("At most 50 origins.", code="too_many")
+        return origins
 
 
 class MemberAddForm(forms.Form):

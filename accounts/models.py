@@ -67,6 +67,9 @@ class Project(models.Model):
     name = models.CharField(max_length=80)
     slug = models.SlugField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Browser origins ("https://app.example.com") allowed to call the Client API with
+    # this project's client tokens. Empty: no browser may.
+    allowed_origins = models.JSONField(default=list, blank=True)
 
     objects = ProjectQuerySet.as_manager()
 

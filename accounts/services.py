@@ -100,3 +100,22 @@ def membership_remove(*, membership: Membership, by: User, ip: str | None = None
         ip=ip,
     )
     membership.delete()
+
+
+@transaction.atomic
+def project_set_allowed_origins(
+    *, project: Project, origins: list[str], by: User, ip: str | None = None
+) -> Project:
+    """Which browser origins may call the Client API with this project's client tokens."""
+    old = list(project.allowed_origins)
+    project.allowed_origins = origins
+    project.save(update_fields=["allowed_origins"])
+    audit_record(
+        action="project.origins_changed",
+        actor=by,
+        project=project,
+        target=project,
+        ip=ip,
+        metadata={"from": old, "to": origins},
+    )
+    return project

@@ -24,6 +24,7 @@ urlpatterns = [
     path("projects/new/", views.project_create_view, name="project_create"),
     path("projects/<slug:slug>/", views.project_overview, name="project_overview"),
     path("projects/<slug:slug>/settings/", views.project_settings, name="project_settings"),
+    path("projects/<slug:slug>/settings/origins/", views.project_origins, name="project_origins"),
     path("projects/<slug:slug>/settings/members/", views.project_members, name="project_members"),
     path(
         "projects/<slug:slug>/settings/members/add/",

@@ -17,7 +17,13 @@ from accounts.decorators import (
     project_member_required,
     project_owner_required,
 )
-from accounts.forms import MemberAddForm, ProjectForm, SignInForm, SignUpForm
+from accounts.forms import (
+    AllowedOriginsForm,
+    MemberAddForm,
+    ProjectForm,
+    SignInForm,
+    SignUpForm,
+)
 from accounts.models import Membership, Project
 from accounts.services import (
     MembershipError,
@@ -25,6 +31,7 @@ from accounts.services import (
     membership_remove,
     project_create,
     project_rename,
+    project_set_allowed_origins,
     user_sign_up,
 )
 from reminix_dashboard.client_ip import client_ip
@@ -135,11 +142,17 @@ def project_overview(request: ProjectRequest) -> HttpResponse:
     return render(request, "accounts/project_overview.html", {"agents": agents})
 
 
+def _origins_initial(request: ProjectRequest) -> dict[str, str]:
+    return {"origins": "\n".join(request.project.allowed_origins)}
+
+
 @require_http_methods(["GET", "POST"])
 @project_member_required
 def project_settings(request: ProjectRequest) -> HttpResponse:
-    """General settings: the project's name. Renaming is for owners."""
+    """General settings: the project's name and its browser origins. Changes are for owners."""
     form = ProjectForm(request.POST or None, instance=request.project)
+    origins_form = AllowedOriginsForm(initial=_origins_initial(request))
+    status = 200
     if request.method == "POST":
         if not request.membership.is_owner:
             messages.error(request, "Only a project owner can rename the project.")
@@ -154,7 +167,35 @@ def project_settings(request: ProjectRequest) -> HttpResponse:
             messages.success(request, "Project renamed.")
             return redirect("accounts:project_settings", slug=request.project.slug)
         request.project.refresh_from_db(fields=["name"])
-    return render(request, "accounts/project_settings.html", {"form": form})
+        status = 422
+    return render(
+        request,
+        "accounts/project_settings.html",
+        {"form": form, "origins_form": origins_form},
+        status=status,
+    )
+
+
+@require_POST
+@project_owner_required
+def project_origins(request: ProjectRequest) -> HttpResponse:
+    origins_form = AllowedOriginsForm(request.POST)
+    if not origins_form.is_valid():
+        form = ProjectForm(instance=request.project)
+        return render(
+            request,
+            "accounts/project_settings.html",
+            {"form": form, "origins_form": origins_form},
+            status=422,
+        )
+    project_set_allowed_origins(
+        project=request.project,
+        origins=origins_form.cleaned_data["origins"],
+        by=request.user,
+        ip=client_ip(request),
+    )
+    messages.success(request, "Allowed browser origins saved.")
+    return redirect("accounts:project_settings", slug=request.project.slug)
 
 
 def _members_page(request: ProjectRequest, form: MemberAddForm, status: int = 200) -> HttpResponse:

@@ -156,3 +156,42 @@ def test_a_membership_id_of_another_project_is_404(signed_in, project, make_user
     )
     assert response.status_code == 404
     assert Membership.objects.filter(pk=foreign.pk).exists()
+
+
+def test_an_owner_sets_the_allowed_browser_origins_normalised(signed_in, project):
+    response = signed_in.post(
+        reverse("accounts:project_origins", args=[project.slug]),
+        {"origins": "https://App.Example.com/\n\nhttp://localhost:3000\nhttps://app.example.com"},
+    )
+    assert response.status_code == 302
+    project.refresh_from_db()
+    assert project.allowed_origins == ["https://app.example.com", "http://localhost:3000"]
+    assert AuditEvent.objects.filter(action="project.origins_changed", project=project).exists()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["app.example.com", "https://app.example.com/path", "https://*.example.com", "ftp://x.io"],
+)
+def test_a_value_that_is_not_an_origin_is_refused_beside_the_field(signed_in, project, bad):
+    response = signed_in.post(
+        reverse("accounts:project_origins", args=[project.slug]), {"origins": bad}
+    )
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert 'id="id_origins_error"' in html
+    assert "is not an origin" in html
+    project.refresh_from_db()
+    assert project.allowed_origins == []
+
+
+def test_a_plain_member_cannot_change_origins(client, project, make_user):
+    member = make_user(email="member@example.com")
+    Membership.objects.create(project=project, user=member)
+    client.force_login(member)
+    response = client.post(
+        reverse("accounts:project_origins", args=[project.slug]), {"origins": "https://evil.io"}
+    )
+    assert response.status_code == 403
+    project.refresh_from_db()
+    assert project.allowed_origins == []
