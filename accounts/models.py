@@ -67,10 +67,6 @@ class Project(models.Model):
     name = models.CharField(max_length=80)
     slug = models.SlugField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
-    # Browser origins ("https://app.example.com") allowed to call the Client API with
-    # this project's client tokens. Empty: no browser may.
-    allowed_origins = models.JSONField(default=list, blank=True)
-
     objects = ProjectQuerySet.as_manager()
 
     class Meta:
@@ -78,6 +74,27 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        return [o.origin for o in self.origins.all()]
+
+
+class AllowedOrigin(models.Model):
+    """A browser origin ("https://app.example.com") allowed to call the Client API with the
+    project's client tokens. A row each, so a CORS preflight is one indexed lookup."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="origins")
+    origin = models.CharField(max_length=255, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "origin"], name="origin_unique_project")
+        ]
+        ordering = ["origin"]
+
+    def __str__(self) -> str:
+        return self.origin
 
 
 class Membership(models.Model):

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from accounts.audit import audit_record
-from accounts.models import Membership, Project, User
+from accounts.models import AllowedOrigin, Membership, Project, User
 
 
 class MembershipError(Exception):
@@ -107,9 +107,9 @@ def project_set_allowed_origins(
     *, project: Project, origins: list[str], by: User, ip: str | None = None
 ) -> Project:
     """Which browser origins may call the Client API with this project's client tokens."""
-    old = list(project.allowed_origins)
-    project.allowed_origins = origins
-    project.save(update_fields=["allowed_origins"])
+    old = project.allowed_origins
+    project.origins.all().delete()
+    AllowedOrigin.objects.bulk_create(AllowedOrigin(project=project, origin=o) for o in origins)
     audit_record(
         action="project.origins_changed",
         actor=by,

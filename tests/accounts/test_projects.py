@@ -165,7 +165,7 @@ def test_an_owner_sets_the_allowed_browser_origins_normalised(signed_in, project
     )
     assert response.status_code == 302
     project.refresh_from_db()
-    assert project.allowed_origins == ["https://app.example.com", "http://localhost:3000"]
+    assert project.allowed_origins == ["http://localhost:3000", "https://app.example.com"]
     assert AuditEvent.objects.filter(action="project.origins_changed", project=project).exists()
 
 
