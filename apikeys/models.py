@@ -7,6 +7,7 @@ two roll-ups beside it (UsageHour, UsageIp) that keep the usage pages fast.
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Project, User
+from apikeys.tokens import BASE62
 
 
 class Permission(models.TextChoices):
@@ -34,46 +36,21 @@ class TokenStatus(models.TextChoices):
     REVOKED = "revoked", "Revoked"
 
 
-class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
-    def for_project(self, project: Project) -> ApiKeyQuerySet:
-        return self.filter(project=project)
+class Token(models.Model):
+    """What every kind of token has: its keyed hash (never the token), a display hint,
+    and a lifetime that ends at its expiry or its revocation, whichever comes first."""
 
-    def active(self) -> ApiKeyQuerySet:
-        now = timezone.now()
-        return self.filter(revoked_at__isnull=True).filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-        )
-
-
-class ApiKey(models.Model):
-    """A project's server-side key (`reminix_sk_…`). Only its keyed hash is stored."""
-
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
-    name = models.CharField(max_length=100)
     token_hash = models.CharField(max_length=64, unique=True)
     hint = models.CharField(max_length=40)
-    permissions = models.JSONField(default=list)
     created_at = models.DateTimeField(default=timezone.now)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
-    revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    # Written by the usage log's batch flush, at most once a minute per key.
+    # Written by the usage log's batch flush, at most once a minute per token.
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
 
-    objects = ApiKeyQuerySet.as_manager()
-
     class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["project", "-created_at"], name="apikey_project_time")]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.hint})"
+        abstract = True
 
     def status_at(self, moment: datetime) -> TokenStatus:
         if self.revoked_at is not None:
@@ -86,6 +63,12 @@ class ApiKey(models.Model):
     def status(self) -> TokenStatus:
         return self.status_at(timezone.now())
 
+
+class PermissionsMixin:
+    """For tokens that carry permissions: a list of Permission values."""
+
+    permissions: list[str]
+
     @property
     def is_restricted(self) -> bool:
         return set(self.permissions) != set(ALL_PERMISSIONS)
@@ -95,6 +78,40 @@ class ApiKey(models.Model):
 
     def permission_labels(self) -> list[str]:
         return [p for p in ALL_PERMISSIONS if p in self.permissions]
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def for_project(self, project: Project) -> ApiKeyQuerySet:
+        return self.filter(project=project)
+
+    def active(self) -> ApiKeyQuerySet:
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+
+class ApiKey(PermissionsMixin, Token):
+    """A project's server-side key (`reminix_sk_…`). Only its keyed hash is stored."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    permissions = models.JSONField(default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "-created_at"], name="apikey_project_time")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint})"
 
     def revoke(self, *, by: User | None) -> bool:
         """Revoke now, unless already revoked. True if this call revoked it.
@@ -153,6 +170,14 @@ class UsageRecord(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     api_key = models.ForeignKey(
         ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="usage"
+    )
+    # A client token's calls carry both the token and the key that minted it, so the key's
+    # usage page shows its tokens' traffic too.
+    client_token = models.ForeignKey(
+        "ClientToken", null=True, blank=True, on_delete=models.CASCADE, related_name="usage"
+    )
+    personal_token = models.ForeignKey(
+        "PersonalAccessToken", null=True, blank=True, on_delete=models.CASCADE, related_name="usage"
     )
     token_kind = models.CharField(max_length=16)
     method = models.CharField(max_length=8)
@@ -238,3 +263,88 @@ class UnattributedCalls(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}:00 {self.error_code} {self.count}"
+
+
+def client_token_public_id() -> str:
+    """The id a client token is known by in the API and the dashboard (not guessable)."""
+    return "ctok_" + "".join(secrets.choice(BASE62) for _ in range(20))
+
+
+class ClientTokenQuerySet(models.QuerySet["ClientToken"]):
+    def for_project(self, project: Project) -> ClientTokenQuerySet:
+        return self.filter(project=project)
+
+    def active(self) -> ClientTokenQuerySet:
+        return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
+
+
+class ClientToken(Token):
+    """A short-lived token (`reminix_ct_…`) that a customer's backend mints for a browser.
+
+    It reaches only the Client API, carries `context` (readable by the browser) and
+    `server_context` (seen only by agents), and dies with the key or PAT that minted it.
+    """
+
+    public_id = models.CharField(max_length=32, unique=True, default=client_token_public_id)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="client_tokens")
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="client_tokens"
+    )
+    personal_token = models.ForeignKey(
+        "PersonalAccessToken",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="client_tokens",
+    )
+    context = models.JSONField(default=dict)
+    server_context = models.JSONField(default=dict)
+    expires_at = models.DateTimeField()
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = ClientTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="ctoken_project_time"),
+            models.Index(fields=["api_key", "-created_at"], name="ctoken_key_time"),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class PersonalAccessTokenQuerySet(models.QuerySet["PersonalAccessToken"]):
+    def for_user(self, user: User) -> PersonalAccessTokenQuerySet:
+        return self.filter(user=user)
+
+    def active(self) -> PersonalAccessTokenQuerySet:
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+
+class PersonalAccessToken(PermissionsMixin, Token):
+    """A person's token (`reminix_pat_…`) for CLIs and scripts. It acts as its user: on
+    each call it reaches only the projects the user is a member of at that moment,
+    narrowed to `projects` when the token was restricted to some."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="personal_tokens"
+    )
+    name = models.CharField(max_length=100)
+    permissions = models.JSONField(default=list)
+    projects = models.ManyToManyField(Project, blank=True, related_name="+")
+    expiry_reminder_sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PersonalAccessTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint})"
