@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from django.http import HttpRequest
 from django.utils import timezone
@@ -23,9 +24,8 @@ from apikeys.models import ApiKey, TokenStatus
 from apikeys.tokens import TokenKind, token_hash, token_kind
 
 # Any reminix token, or a parameter named like a credential, in the query string.
-_TOKEN_IN_URL = re.compile(
-    r"reminix_(?:sk|ct|pat)_|(?:^|&)(?:api_?key|access_token|token|key)=", re.I
-)
+_TOKEN_PREFIX = re.compile(r"reminix_(?:sk|ct|pat)_", re.I)
+_CREDENTIAL_PARAMS = {"apikey", "api_key", "access_token", "token", "key"}
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,19 @@ class IdentifiedError(Exception):
         self.error = error
 
 
+def _token_in_url(query: str) -> bool:
+    # Decoded, so that a percent-encoded token (reminix%5Fsk%5F…) is caught as well.
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name.lower() in _CREDENTIAL_PARAMS:
+            return True
+        if _TOKEN_PREFIX.search(name) or _TOKEN_PREFIX.search(value):
+            return True
+    return False
+
+
 def bearer_token(request: HttpRequest) -> str:
     """The token from 'Authorization: Bearer …', refusing tokens anywhere else."""
-    if _TOKEN_IN_URL.search(request.META.get("QUERY_STRING", "")):
+    if _token_in_url(request.META.get("QUERY_STRING", "")):
         raise errors.invalid_api_key(
             "Tokens are never accepted in the URL. Send 'Authorization: Bearer <key>', and "
             "revoke this key if the URL was logged or shared."
