@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
+from accounts.models import Project, User
 from apikeys.models import ALL_PERMISSIONS, Permission
 
 EXPIRY_CHOICES = [
@@ -35,8 +36,12 @@ class ApiKeyNameField(forms.CharField):
         return value.strip()
 
 
-class ApiKeyCreateForm(forms.Form):
-    """Name, permissions (full unless restricted) and an optional expiry."""
+class TokenCreateForm(forms.Form):
+    """Name, permissions (full unless restricted) and an optional expiry: what API keys and
+    personal access tokens both ask for."""
+
+    expiry_choices = EXPIRY_CHOICES
+    max_days: int | None = None
 
     name = ApiKeyNameField()
     access = forms.ChoiceField(
@@ -53,6 +58,11 @@ class ApiKeyCreateForm(forms.Form):
         help_text="Only used with Restricted.",
     )
     expiry = forms.ChoiceField(label="Expires", choices=EXPIRY_CHOICES, initial="never")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["expiry"].choices = self.expiry_choices
+
     expires_on = forms.DateField(
         label="Expiry date",
         required=False,
@@ -82,6 +92,17 @@ class ApiKeyCreateForm(forms.Form):
                     "expires_on",
                     forms.ValidationError("Pick a date after today.", code="past"),
                 )
+            elif self.max_days and day > timezone.now().date() + datetime.timedelta(
+                days=self.max_days
+            ):
+                self.add_error(
+                    "expires_on",
+                    forms.ValidationError(
+                        "Pick a date at most %(days)s days from today.",
+                        code="too_far",
+                        params={"days": self.max_days},
+                    ),
+                )
         return data
 
     def chosen_permissions(self) -> list[str]:
@@ -99,5 +120,46 @@ class ApiKeyCreateForm(forms.Form):
         return timezone.now() + datetime.timedelta(days=int(expiry))
 
 
+class ApiKeyCreateForm(TokenCreateForm):
+    """A new API key for a project."""
+
+
 class ApiKeyRenameForm(forms.Form):
     name = ApiKeyNameField()
+
+
+PAT_EXPIRY_CHOICES = [
+    ("7", "7 days"),
+    ("30", "30 days"),
+    ("60", "60 days"),
+    ("90", "90 days"),
+    ("date", "On a date (within a year)"),
+    ("never", "No expiry (not recommended)"),
+]
+
+
+class PersonalTokenCreateForm(TokenCreateForm):
+    """A new personal access token: as a key, plus an optional list of the user's projects."""
+
+    expiry_choices = PAT_EXPIRY_CHOICES
+    max_days = 366
+
+    projects = forms.ModelMultipleChoiceField(
+        label="Projects",
+        queryset=Project.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave all unticked for every project you are a member of, now and later.",
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["expiry"].initial = "30"
+        self.fields["name"].help_text = "What the token is for, e.g. “Laptop CLI” or “CI deploys”."
+        self.fields["name"].widget.attrs["placeholder"] = "Laptop CLI"
+        self.fields["projects"].queryset = Project.objects.for_user(user).order_by("name")
+        self.fields[
+            "expiry"
+        ].help_text = (
+            "A token with no expiry works until you revoke it. Prefer an expiry and renew it."
+        )

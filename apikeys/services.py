@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import Project, User
-from apikeys.models import ALL_PERMISSIONS, ApiKey
+from apikeys.models import ALL_PERMISSIONS, ApiKey, ClientToken, PersonalAccessToken
 from apikeys.tokens import TokenKind, token_generate, token_hash, token_hint
+
+CLIENT_TOKEN_DEFAULT_TTL = 3600
+CLIENT_TOKEN_MAX_TTL = 86400
 
 
 @transaction.atomic
@@ -82,3 +87,142 @@ def api_key_revoke(*, api_key: ApiKey, by: User | None, ip: str | None = None) -
             ip=ip,
         )
     return revoked
+
+
+@transaction.atomic
+def client_token_create(
+    *,
+    project: Project,
+    context: dict[str, Any],
+    server_context: dict[str, Any] | None = None,
+    ttl_seconds: int = CLIENT_TOKEN_DEFAULT_TTL,
+    api_key: ApiKey | None = None,
+    personal_token: PersonalAccessToken | None = None,
+    ip: str | None = None,
+) -> tuple[ClientToken, str]:
+    """A client token minted by `api_key` (or by a PAT for `project`). Returned once."""
+    if (api_key is None) == (personal_token is None):
+        raise ValueError("A client token is minted by exactly one API key or PAT.")
+    token = token_generate(TokenKind.CLIENT_TOKEN)
+    client_token = ClientToken.objects.create(
+        project=project,
+        api_key=api_key,
+        personal_token=personal_token,
+        token_hash=token_hash(token),
+        hint=token_hint(token, TokenKind.CLIENT_TOKEN),
+        context=context,
+        server_context=server_context or {},
+        expires_at=timezone.now() + timedelta(seconds=ttl_seconds),
+    )
+    minted_by = api_key or personal_token
+    audit_record(
+        action="client_token.created",
+        actor=personal_token.user if personal_token else None,
+        project=project,
+        target=client_token,
+        target_label=client_token.public_id,
+        ip=ip,
+        metadata={"minted_by": str(minted_by), "ttl_seconds": ttl_seconds},
+    )
+    return client_token, token
+
+
+@transaction.atomic
+def client_token_revoke(
+    *, client_token: ClientToken, by: User | None = None, ip: str | None = None, via: str = ""
+) -> bool:
+    """Revoke one client token at once; its record stays for audit."""
+    changed = ClientToken.objects.filter(pk=client_token.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), revoked_by=by
+    )
+    if changed:
+        audit_record(
+            action="client_token.revoked",
+            actor=by,
+            project=client_token.project,
+            target=client_token,
+            target_label=client_token.public_id,
+            ip=ip,
+            metadata={"via": via} if via else {},
+        )
+    return bool(changed)
+
+
+@transaction.atomic
+def client_tokens_revoke_for_key(*, api_key: ApiKey, by: User, ip: str | None = None) -> int:
+    """Revoke every live client token that `api_key` minted. Returns how many."""
+    count = (
+        ClientToken.objects.filter(api_key=api_key)
+        .active()
+        .update(revoked_at=timezone.now(), revoked_by=by)
+    )
+    if count:
+        audit_record(
+            action="client_token.revoked_all_of_key",
+            actor=by,
+            project=api_key.project,
+            target=api_key,
+            target_label=f"{api_key.name} ({api_key.hint})",
+            ip=ip,
+            metadata={"count": count},
+        )
+    return count
+
+
+@transaction.atomic
+def personal_token_create(
+    *,
+    user: User,
+    name: str,
+    permissions: list[str] | None = None,
+    projects: list[Project] | None = None,
+    expires_at: datetime | None = None,
+    ip: str | None = None,
+) -> tuple[PersonalAccessToken, str]:
+    """A new PAT for `user`, optionally limited to some of their projects. Returned once."""
+    unknown = set(permissions or []) - set(ALL_PERMISSIONS)
+    if unknown:
+        raise ValueError(f"Unknown permissions: {', '.join(sorted(unknown))}")
+    token = token_generate(TokenKind.PERSONAL_ACCESS_TOKEN)
+    pat = PersonalAccessToken.objects.create(
+        user=user,
+        name=name.strip(),
+        token_hash=token_hash(token),
+        hint=token_hint(token, TokenKind.PERSONAL_ACCESS_TOKEN),
+        permissions=[p for p in ALL_PERMISSIONS if p in (permissions or ALL_PERMISSIONS)],
+        expires_at=expires_at,
+    )
+    if projects:
+        pat.projects.set(projects)
+    audit_record(
+        action="personal_token.created",
+        actor=user,
+        target=pat,
+        target_label=f"{pat.name} ({pat.hint})",
+        ip=ip,
+        metadata={
+            "permissions": pat.permissions,
+            "projects": [p.slug for p in projects or []],
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    return pat, token
+
+
+@transaction.atomic
+def personal_token_revoke(
+    *, personal_token: PersonalAccessToken, by: User, ip: str | None = None
+) -> bool:
+    changed = PersonalAccessToken.objects.filter(
+        pk=personal_token.pk, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+    if changed:
+        personal_token.refresh_from_db(fields=["revoked_at"])
+        audit_record(
+            action="personal_token.revoked",
+            actor=by,
+            target=personal_token,
+            target_label=f"{personal_token.name} ({personal_token.hint})",
+            ip=ip,
+        )
+    return bool(changed)

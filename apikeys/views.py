@@ -20,7 +20,7 @@ from django_htmx.http import trigger_client_event
 
 from accounts.decorators import project_member_required
 from apikeys.forms import ApiKeyCreateForm, ApiKeyRenameForm
-from apikeys.models import ApiKey, TokenStatus
+from apikeys.models import ApiKey, PersonalAccessToken, TokenStatus
 from apikeys.services import api_key_create, api_key_rename, api_key_revoke
 from reminix_dashboard.client_ip import client_ip
 from reminix_dashboard.http import AuthenticatedRequest, ProjectRequest
@@ -30,6 +30,21 @@ CHANGED = "apiKeysChanged"
 # Create forms already used in this session, so that a reload or a double submit of the
 # form cannot make a second key (the session keeps these form ids, never a key).
 USED_FORMS_SESSION_KEY = "api_key_forms_used"
+
+
+def token_summary(token: ApiKey | PersonalAccessToken) -> str:
+    """One line under a newly shown token: what it may do and when it stops working."""
+    access = (
+        "Permissions: " + ", ".join(token.permission_labels())
+        if token.is_restricted
+        else "Full access"
+    )
+    expiry = (
+        f"expires {token.expires_at:%-d %b %Y, %H:%M} UTC"
+        if token.expires_at
+        else "does not expire"
+    )
+    return f"{access}; {expiry}."
 
 
 def _keys_context(request: ProjectRequest) -> dict[str, object]:
@@ -97,7 +112,8 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
     )
     if form_id:
         request.session[USED_FORMS_SESSION_KEY] = [*used, form_id][-20:]
-    response = _render(request, "created", {"new_key": api_key, "token": token}, status=201)
+    context = {"new_key": api_key, "token": token, "details": token_summary(api_key)}
+    response = _render(request, "created", context, status=201)
     # The only response that ever carries the key: no cache, no back-forward cache.
     add_never_cache_headers(response)
     if request.htmx:
