@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apikeys import usage_views, views
+from apikeys import personal_token_views, usage_views, views
 
 app_name = "apikeys"
 
@@ -13,5 +13,15 @@ urlpatterns = [
     path(KEYS + "<int:key_id>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
     path(KEYS + "<int:key_id>/usage/", usage_views.api_key_usage, name="api_key_usage"),
     path("projects/<slug:slug>/usage/", views.project_usage, name="project_usage"),
-    path("account/tokens/", views.personal_token_list, name="personal_token_list"),
+    path("account/tokens/", personal_token_views.personal_token_list, name="personal_token_list"),
+    path(
+        "account/tokens/new/",
+        personal_token_views.personal_token_create_view,
+        name="personal_token_create",
+    ),
+    path(
+        "account/tokens/<int:token_id>/revoke/",
+        personal_token_views.personal_token_revoke_view,
+        name="personal_token_revoke",
+    ),
 ]

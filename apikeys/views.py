@@ -10,7 +10,6 @@ from __future__ import annotations
 import secrets
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -23,7 +22,7 @@ from apikeys.forms import ApiKeyCreateForm, ApiKeyRenameForm
 from apikeys.models import ApiKey, PersonalAccessToken, TokenStatus
 from apikeys.services import api_key_create, api_key_rename, api_key_revoke
 from reminix_dashboard.client_ip import client_ip
-from reminix_dashboard.http import AuthenticatedRequest, ProjectRequest
+from reminix_dashboard.http import ProjectRequest
 
 TEMPLATE = "apikeys/api_key_list.html"
 CHANGED = "apiKeysChanged"
@@ -162,9 +161,3 @@ def api_key_revoke_view(request: ProjectRequest, key_id: int) -> HttpResponse:
 @project_member_required
 def project_usage(request: ProjectRequest) -> HttpResponse:
     return render(request, "apikeys/project_usage.html")
-
-
-@require_GET
-@login_required
-def personal_token_list(request: AuthenticatedRequest) -> HttpResponse:
-    return render(request, "apikeys/personal_token_list.html")

@@ -1,0 +1,114 @@
+"""The user's own page of personal access tokens: list, create (shown once), revoke.
+
+Same shape as the API key pages (apikeys/views.py): one template, its panels as
+partials, the table reloading itself on `personalTokensChanged`.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import trigger_client_event
+
+from apikeys.forms import PersonalTokenCreateForm
+from apikeys.models import PersonalAccessToken, TokenStatus
+from apikeys.services import personal_token_create, personal_token_revoke
+from apikeys.views import token_summary
+from reminix_dashboard.client_ip import client_ip
+from reminix_dashboard.http import AuthenticatedRequest
+
+TEMPLATE = "apikeys/personal_token_list.html"
+CHANGED = "personalTokensChanged"
+USED_FORMS_SESSION_KEY = "personal_token_forms_used"
+
+
+def _tokens_context(request: AuthenticatedRequest) -> dict[str, object]:
+    tokens = list(PersonalAccessToken.objects.for_user(request.user).prefetch_related("projects"))
+    now = timezone.now()
+    return {
+        "active_tokens": [t for t in tokens if t.status_at(now) is TokenStatus.ACTIVE],
+        "ended_tokens": [t for t in tokens if t.status_at(now) is not TokenStatus.ACTIVE],
+        "now": now,
+    }
+
+
+def _render(
+    request: AuthenticatedRequest, panel: str | None, context: dict[str, object], status: int = 200
+) -> HttpResponse:
+    if request.htmx and panel:
+        return render(request, f"{TEMPLATE}#{panel}", context, status=status)
+    return render(
+        request, TEMPLATE, {**_tokens_context(request), "panel": panel, **context}, status=status
+    )
+
+
+@require_GET
+@login_required
+def personal_token_list(request: AuthenticatedRequest) -> HttpResponse:
+    if request.htmx and request.htmx.target == "token-table":
+        return render(request, f"{TEMPLATE}#token-table", _tokens_context(request))
+    return render(request, TEMPLATE, _tokens_context(request))
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def personal_token_create_view(request: AuthenticatedRequest) -> HttpResponse:
+    if request.method == "GET":
+        form = PersonalTokenCreateForm(user=request.user)
+        return _render(request, "create-form", {"form": form, "form_id": secrets.token_urlsafe(16)})
+    form = PersonalTokenCreateForm(request.POST, user=request.user)
+    form_id = request.POST.get("form_id", "")
+    used: list[str] = request.session.get(USED_FORMS_SESSION_KEY, [])
+    if form_id and form_id in used:
+        messages.info(
+            request,
+            "That token was already created and shown once. If you did not copy it, revoke it "
+            "and create a new one.",
+        )
+        return redirect("apikeys:personal_token_list")
+    if not form.is_valid():
+        return _render(request, "create-form", {"form": form, "form_id": form_id}, status=422)
+    pat, token = personal_token_create(
+        user=request.user,
+        name=form.cleaned_data["name"],
+        permissions=form.chosen_permissions(),
+        projects=list(form.cleaned_data["projects"]),
+        expires_at=form.expires_at(),
+        ip=client_ip(request),
+    )
+    if form_id:
+        request.session[USED_FORMS_SESSION_KEY] = [*used, form_id][-20:]
+    details = token_summary(pat)
+    if pat.expires_at is None:
+        details += " Consider revoking it when you no longer need it."
+    response = _render(
+        request, "created", {"new_token": pat, "token": token, "details": details}, status=201
+    )
+    add_never_cache_headers(response)
+    if request.htmx:
+        trigger_client_event(response, CHANGED)
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def personal_token_revoke_view(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
+    """GET asks for confirmation naming the token; POST revokes it at once."""
+    pat = get_object_or_404(PersonalAccessToken.objects.for_user(request.user), pk=token_id)
+    if request.method == "GET":
+        return _render(request, "revoke-confirm", {"pat": pat})
+    if personal_token_revoke(personal_token=pat, by=request.user, ip=client_ip(request)):
+        messages.success(request, f"“{pat.name}” is revoked. Calls with it now get 401.")
+    else:
+        messages.info(request, f"“{pat.name}” was already revoked.")
+    if request.htmx:
+        response = render(request, f"{TEMPLATE}#panel-closed", {})
+        return trigger_client_event(response, CHANGED)
+    return redirect("apikeys:personal_token_list")

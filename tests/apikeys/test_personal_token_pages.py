@@ -1,0 +1,125 @@
+"""The user's personal access tokens page, expiry reminders, and who sees what."""
+
+import datetime
+import io
+import re
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import AuditEvent
+from apikeys.models import PersonalAccessToken
+from apikeys.services import personal_token_create
+from apikeys.tokens import token_hash
+
+PAT = re.compile(r"reminix_pat_[0-9A-Za-z]{36}")
+LIST = reverse("apikeys:personal_token_list")
+CREATE = reverse("apikeys:personal_token_create")
+
+
+def create(client, **fields):
+    data = {"name": "Laptop CLI", "access": "full", "expiry": "30", "form_id": "f1"}
+    data.update(fields)
+    return client.post(CREATE, data)
+
+
+def test_a_new_token_is_shown_once_and_only_its_hash_is_kept(signed_in, user):
+    response = create(signed_in)
+    assert response.status_code == 201
+    assert "no-store" in response["Cache-Control"]
+    token = PAT.search(response.content.decode()).group(0)
+    pat = PersonalAccessToken.objects.get(user=user)
+    assert pat.token_hash == token_hash(token)
+    assert abs((pat.expires_at - timezone.now()).days - 30) <= 1
+    assert token not in signed_in.get(LIST).content.decode()
+    assert AuditEvent.objects.filter(action="personal_token.created", actor=user).exists()
+
+
+def test_a_token_can_be_limited_to_some_projects_and_permissions(
+    signed_in, user, project, make_project
+):
+    make_project(owner=user, name="Other")
+    create(signed_in, access="restricted", permissions=["read"], projects=[project.pk])
+    pat = PersonalAccessToken.objects.get(user=user)
+    assert pat.permissions == ["read"]
+    assert list(pat.projects.all()) == [project]
+
+
+def test_a_project_of_someone_else_cannot_be_chosen(signed_in, make_user):
+    stranger = make_user(email="stranger@example.com")
+    foreign = stranger.memberships.get().project
+    response = create(signed_in, projects=[foreign.pk])
+    assert response.status_code == 422
+    assert 'id="id_projects_error"' in response.content.decode()
+    assert not PersonalAccessToken.objects.exists()
+
+
+def test_an_expiry_date_more_than_a_year_ahead_is_refused(signed_in):
+    day = timezone.now().date() + datetime.timedelta(days=400)
+    response = create(signed_in, expiry="date", expires_on=day.isoformat())
+    assert response.status_code == 422
+    assert "at most 366 days" in response.content.decode()
+
+
+def test_no_expiry_is_allowed_but_flagged(signed_in, user):
+    response = create(signed_in, expiry="never")
+    assert response.status_code == 201
+    assert PersonalAccessToken.objects.get(user=user).expires_at is None
+    assert "no expiry" in signed_in.get(LIST).content.decode()
+
+
+def test_revoking_asks_first_then_revokes(signed_in, user):
+    pat, _ = personal_token_create(user=user, name="Old laptop")
+    url = reverse("apikeys:personal_token_revoke", args=[pat.pk])
+    assert "Revoke “Old laptop”?" in signed_in.get(url).content.decode()
+    signed_in.post(url)
+    pat.refresh_from_db()
+    assert pat.revoked_at is not None
+    assert AuditEvent.objects.filter(action="personal_token.revoked", actor=user).exists()
+
+
+def test_someone_elses_token_is_404(client, make_user):
+    owner = make_user(email="owner@example.com")
+    pat, _ = personal_token_create(user=owner, name="Theirs")
+    client.force_login(make_user(email="intruder@example.com"))
+    url = reverse("apikeys:personal_token_revoke", args=[pat.pk])
+    assert client.get(url).status_code == 404
+    assert client.post(url).status_code == 404
+    pat.refresh_from_db()
+    assert pat.revoked_at is None
+    assert "Theirs" not in client.get(LIST).content.decode()
+
+
+def test_a_banner_warns_of_a_token_expiring_within_a_week(signed_in, user, project):
+    personal_token_create(
+        user=user, name="Soon", expires_at=timezone.now() + datetime.timedelta(days=3)
+    )
+    personal_token_create(
+        user=user, name="Later", expires_at=timezone.now() + datetime.timedelta(days=30)
+    )
+    html = signed_in.get(reverse("accounts:project_overview", args=[project.slug])).content
+    assert "Your personal access token “Soon” expires".encode() in html
+    assert b"Later" not in html
+
+
+@pytest.mark.parametrize("days", [3, 7])
+def test_the_reminder_email_goes_once_per_token(user, days):
+    personal_token_create(
+        user=user,
+        name="CI deploys",
+        expires_at=timezone.now() + datetime.timedelta(days=days, minutes=-1),
+    )
+    personal_token_create(
+        user=user, name="Far", expires_at=timezone.now() + datetime.timedelta(days=20)
+    )
+    call_command("send_token_expiry_reminders", stdout=io.StringIO())
+    call_command("send_token_expiry_reminders", stdout=io.StringIO())
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == [user.email]
+    assert "CI deploys" in mail.outbox[0].subject
+    assert "reminix_pat_" not in mail.outbox[0].body.replace(
+        PersonalAccessToken.objects.get(name="CI deploys").hint, ""
+    )
