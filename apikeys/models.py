@@ -158,6 +158,10 @@ class UsageRecordQuerySet(models.QuerySet["UsageRecord"]):
         """Keyset pagination, newest first: the rows after (created_at, pk)."""
         return self.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
 
+    def after(self, created_at: datetime, pk: int) -> UsageRecordQuerySet:
+        """Keyset pagination the other way: the rows newer than (created_at, pk)."""
+        return self.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk))
+
     def newest_first(self) -> UsageRecordQuerySet:
         return self.order_by("-created_at", "-id")
 
@@ -196,6 +200,13 @@ class UsageRecord(models.Model):
         indexes = [
             models.Index(fields=["api_key", "-created_at", "-id"], name="usage_key_time"),
             models.Index(fields=["project", "-created_at", "-id"], name="usage_project_time"),
+            # The failed calls alone, newest first: filters on an error outcome or a 4xx/5xx
+            # status walk this instead of every call of the key. Only failures pay for it.
+            models.Index(
+                fields=["api_key", "-created_at", "-id"],
+                condition=~Q(outcome="ok"),
+                name="usage_key_errors_time",
+            ),
         ]
 
     def __str__(self) -> str:
