@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apikeys import personal_token_views, usage_views, views
+from apikeys import client_token_views, personal_token_views, usage_views, views
 
 app_name = "apikeys"
 
@@ -12,6 +12,21 @@ urlpatterns = [
     path(KEYS + "<int:key_id>/rename/", views.api_key_rename_view, name="api_key_rename"),
     path(KEYS + "<int:key_id>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
     path(KEYS + "<int:key_id>/usage/", usage_views.api_key_usage, name="api_key_usage"),
+    path(
+        "projects/<slug:slug>/settings/client-tokens/",
+        client_token_views.client_token_list,
+        name="client_token_list",
+    ),
+    path(
+        "projects/<slug:slug>/settings/client-tokens/<str:public_id>/revoke/",
+        client_token_views.client_token_revoke_view,
+        name="client_token_revoke",
+    ),
+    path(
+        KEYS + "<int:key_id>/client-tokens/revoke/",
+        client_token_views.client_tokens_revoke_all_view,
+        name="client_tokens_revoke_all",
+    ),
     path("projects/<slug:slug>/usage/", views.project_usage, name="project_usage"),
     path("account/tokens/", personal_token_views.personal_token_list, name="personal_token_list"),
     path(

@@ -18,18 +18,22 @@ def project_url_names() -> list[str]:
             elif isinstance(p, URLPattern) and "<slug:slug>" in str(p.pattern) and p.name:
                 name = f"{namespace}:{p.name}" if namespace else p.name
                 names.append(name)
-                INT_PARAMS[name] = re.findall(r"<int:(\w+)>", str(p.pattern))
+                OTHER_PARAMS[name] = {
+                    param: 1 if converter == "int" else "x1"
+                    for converter, param in re.findall(r"<(\w+):(\w+)>", str(p.pattern))
+                    if param != "slug"
+                }
 
     walk(get_resolver().url_patterns)
     return names
 
 
-INT_PARAMS: dict[str, list[str]] = {}
+OTHER_PARAMS: dict[str, dict[str, object]] = {}
 
 
 def url_for(name: str, slug: str) -> str:
     """The URL with the other project's slug; ids in it are 1 (tests/apikeys check real ids)."""
-    return reverse(name, kwargs={"slug": slug, **dict.fromkeys(INT_PARAMS[name], 1)})
+    return reverse(name, kwargs={"slug": slug, **OTHER_PARAMS[name]})
 
 
 def test_there_are_project_urls_to_check():

@@ -1,0 +1,73 @@
+"""Settings → Client tokens: listing, revoking one, revoking all of a key's."""
+
+from django.urls import reverse
+
+from accounts.models import AuditEvent, Project
+from apikeys.models import ClientToken
+from apikeys.services import client_token_create
+
+
+def mint(api_key, **context):
+    return client_token_create(
+        project=api_key.project,
+        api_key=api_key,
+        context=context or {"userId": "u_1"},
+        server_context={"plan": "secret-plan"},
+    )
+
+
+def test_the_list_shows_id_key_context_and_never_the_token_or_server_context(
+    signed_in, project, api_key
+):
+    key, _ = api_key
+    client_token, token = mint(key, userId="u_42")
+    html = signed_in.get(reverse("apikeys:client_token_list", args=[project.slug])).content.decode()
+    assert client_token.public_id in html
+    assert key.name in html
+    assert "u_42" in html
+    assert token not in html
+    assert "secret-plan" not in html
+
+
+def test_revoking_one_client_token_keeps_its_record(signed_in, project, api_key):
+    client_token, _ = mint(api_key[0])
+    signed_in.post(
+        reverse("apikeys:client_token_revoke", args=[project.slug, client_token.public_id])
+    )
+    client_token.refresh_from_db()
+    assert client_token.revoked_at is not None
+    assert AuditEvent.objects.filter(action="client_token.revoked").count() == 1
+
+
+def test_revoke_all_ends_every_live_token_of_that_key_only(signed_in, project, api_key, make_key):
+    key, _ = api_key
+    other_key, _ = make_key(project, name="Other")
+    mine = [mint(key)[0] for _ in range(3)]
+    theirs = mint(other_key)[0]
+    signed_in.post(reverse("apikeys:client_tokens_revoke_all", args=[project.slug, key.pk]))
+    assert all(ClientToken.objects.get(pk=t.pk).revoked_at for t in mine)
+    assert ClientToken.objects.get(pk=theirs.pk).revoked_at is None
+    assert AuditEvent.objects.get(action="client_token.revoked_all_of_key").metadata == {"count": 3}
+
+
+def test_a_token_whose_key_was_revoked_shows_as_ended(signed_in, project, api_key):
+    key, _ = api_key
+    mint(key)
+    key.revoke(by=None)
+    html = signed_in.get(reverse("apikeys:client_token_list", args=[project.slug])).content.decode()
+    assert "its key ended" in html
+
+
+def test_another_projects_client_token_is_404(client, make_user, make_key):
+    owner = make_user(email="owner@example.com")
+    their_key, _ = make_key(Project.objects.for_user(owner).get())
+    their_token, _ = mint(their_key)
+    intruder = make_user(email="intruder@example.com")
+    mine = Project.objects.for_user(intruder).get()
+    client.force_login(intruder)
+    url = reverse("apikeys:client_token_revoke", args=[mine.slug, their_token.public_id])
+    assert client.post(url).status_code == 404
+    listing = client.get(reverse("apikeys:client_token_list", args=[mine.slug]))
+    assert their_token.public_id not in listing.content.decode()
+    their_token.refresh_from_db()
+    assert their_token.revoked_at is None
