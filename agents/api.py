@@ -19,6 +19,9 @@ from apikeys.models import Permission
 NAME = re.compile(AGENT_NAME_PATTERN)
 CHAT_ROLES = {"system", "user", "assistant"}
 MAX_LIMIT = 100
+# Execution ids are positive bigints: at most 19 digits, checked against the range below.
+DIGITS = re.compile(r"[0-9]{1,19}")
+MAX_BIGINT = 2**63 - 1
 
 
 def agent_json(agent: Agent) -> dict[str, Any]:
@@ -59,7 +62,8 @@ def _object_field(body: dict[str, Any], field: str) -> dict[str, Any] | None:
 
 def _limit(request: ApiRequest) -> int:
     raw = request.GET.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # ASCII digits only: str.isdigit() also accepts "²", on which int() raises (a 500).
+    if not DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise errors.invalid_field_value("limit", f"must be a whole number from 1 to {MAX_LIMIT}.")
     return int(raw)
 
@@ -159,7 +163,8 @@ def agent_detail(request: ApiRequest, name: str) -> HttpResponse:
         require_permission(request.caller, Permission.READ)
         return ok(agent_json(_agent(request, name)))
     require_permission(request.caller, Permission.WRITE)
-    if not NAME.match(name) or len(name) > 64:
+    # fullmatch: the pattern's "$" would also match before a trailing newline.
+    if not NAME.fullmatch(name) or len(name) > 64:
         raise errors.invalid_field_value("name", "must be 1 to 64 letters, digits, '-' or '_'.")
     body = json_body(request)
     kind = body.get("kind", Agent.Kind.ECHO)
@@ -186,7 +191,7 @@ def execution_logs(request: ApiRequest) -> HttpResponse:
     limit = _limit(request)
     executions = Execution.objects.for_project(request.caller.project).newest_first()
     if (after := _cursor(request)) is not None:
-        if not after.isdigit():
+        if not DIGITS.fullmatch(after) or int(after) > MAX_BIGINT:
             raise errors.invalid_field_value("cursor", "is not a cursor this API gave out.")
         executions = executions.filter(pk__lt=int(after))
     if agent_name := request.GET.get("agent"):
