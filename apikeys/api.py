@@ -52,48 +52,79 @@ def api_view(methods: list[str], *, permission: str | None = None) -> Callable[[
         @csrf_exempt
         @wraps(view)
         def endpoint(request: ApiRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            started = time.perf_counter()
-            request.request_id = new_request_id()
-            caller: Caller | None = None
-            try:
-                if request.method not in methods:
-                    raise ApiError(
-                        405,
-                        "invalid_request",
-                        f"Use {' or '.join(methods)} on this endpoint.",
-                        headers={"Allow": ", ".join(methods)},
-                    )
-                try:
-                    caller = authenticate(request)
-                except IdentifiedError as refused:
-                    caller = refused.caller
-                    raise refused.error from None
-                request.caller = caller
-                if permission:
-                    require_permission(caller, permission)
-                response = view(request, *args, **kwargs)
-                error_code = ""
-            except ApiError as error:
-                response, error_code = error_response(error, request.request_id), error.code
-            except RequestDataTooBig:
-                error = errors.invalid_request("The request body is too large.", status=413)
-                response, error_code = error_response(error, request.request_id), error.code
-            except Exception:
-                logger.exception("API request %s failed", request.request_id)
-                error = ApiError(
-                    500,
-                    "internal_error",
-                    "Something went wrong on our side. Quote the request id if you contact us.",
-                )
-                response, error_code = error_response(error, request.request_id), error.code
-            response["X-Request-Id"] = request.request_id
-            response["Cache-Control"] = "no-store"
-            _record(request, caller, response.status_code, error_code, started)
-            return response
+            return _answer(request, view, methods, permission, args, kwargs)
 
         return endpoint
 
     return decorate
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Unknown /v1 paths: the envelope, not an HTML 404 (nor a CSRF 403 for a POST)."""
+    return _answer(request, None, [], None, (), {})  # type: ignore[arg-type]
+
+
+def _identify(request: HttpRequest) -> tuple[Caller | None, ApiError | None]:
+    """The caller, if the token identifies one, and the refusal, if there is one."""
+    try:
+        return authenticate(request), None
+    except IdentifiedError as refused:
+        return refused.caller, refused.error
+    except ApiError as error:
+        return None, error
+
+
+def _answer(
+    request: ApiRequest,
+    view: ApiView | None,
+    methods: list[str],
+    permission: str | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> HttpResponse:
+    started = time.perf_counter()
+    request.request_id = new_request_id()
+    caller: Caller | None = None
+    try:
+        # The token is read first, so that every call it makes is attributed to its key in
+        # the usage log, wrong paths and methods included; but the path and the method are
+        # answered first, since their answer does not depend on who asks.
+        caller, refusal = _identify(request)
+        if view is None:
+            raise errors.not_found(message=f"No endpoint at {request.path}.")
+        if request.method not in methods:
+            raise ApiError(
+                405,
+                "invalid_request",
+                f"Use {' or '.join(methods)} on this endpoint.",
+                headers={"Allow": ", ".join(methods)},
+            )
+        if refusal is not None:
+            raise refusal
+        assert caller is not None
+        request.caller = caller
+        if permission:
+            require_permission(caller, permission)
+        response = view(request, *args, **kwargs)
+        error_code = ""
+    except ApiError as error:
+        response, error_code = error_response(error, request.request_id), error.code
+    except RequestDataTooBig:
+        error = errors.invalid_request("The request body is too large.", status=413)
+        response, error_code = error_response(error, request.request_id), error.code
+    except Exception:
+        logger.exception("API request %s failed", request.request_id)
+        error = ApiError(
+            500,
+            "internal_error",
+            "Something went wrong on our side. Quote the request id if you contact us.",
+        )
+        response, error_code = error_response(error, request.request_id), error.code
+    response["X-Request-Id"] = request.request_id
+    response["Cache-Control"] = "no-store"
+    _record(request, caller, response.status_code, error_code, started)
+    return response
 
 
 def _record(
@@ -128,19 +159,12 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
         body = json.loads(request.body)
     except (ValueError, UnicodeDecodeError) as error:
         raise errors.invalid_request(f"The body is not valid JSON: {error}.") from None
+    except RecursionError:
+        # Deeply nested arrays or objects: a client's mistake, not our 500.
+        raise errors.invalid_request("The body's JSON is nested too deeply.") from None
     if not isinstance(body, dict):
         raise errors.invalid_request("The body must be a JSON object.")
     return body
-
-
-def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    """Unknown /v1 paths: the envelope, not an HTML 404. Nothing is authenticated or logged."""
-    request_id = new_request_id()
-    response = error_response(
-        errors.not_found(message=f"No endpoint at {request.path}."), request_id
-    )
-    response["X-Request-Id"] = request_id
-    return response
 
 
 def ok(data: Any, status: int = 200) -> JsonResponse:

@@ -1,0 +1,271 @@
+"""The usage log: one entry per /v1 call with an identifiable token, a count for the rest."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from apikeys.models import ApiKey, Outcome, UnattributedCalls, UsageHour, UsageIp, UsageRecord
+from apikeys.services import api_key_revoke
+from apikeys.tokens import TokenKind, token_generate
+from apikeys.usage import UsageEntry, usage_write
+
+INVOKE = "/v1/agents/my-agent/invoke"
+AGENT = "curl/8.5.0 (billing-worker)"
+
+
+def the_record(response) -> UsageRecord:
+    return UsageRecord.objects.get(request_id=response["X-Request-Id"])
+
+
+def unattributed() -> dict[str, int]:
+    return {row.error_code: row.count for row in UnattributedCalls.objects.all()}
+
+
+def test_a_successful_call_records_everything_about_it(api, api_key, project):
+    before = timezone.now()
+    response = api.post(INVOKE, {"prompt": "hi"}, headers={"User-Agent": AGENT})
+    after = timezone.now()
+    assert response.status_code == 200
+    record = the_record(response)
+    assert before <= record.created_at <= after
+    assert record.api_key_id == api_key[0].pk
+    assert record.project_id == project.pk
+    assert record.token_kind == "api_key"
+    assert (record.method, record.path) == ("POST", INVOKE)
+    assert (record.status, record.error_code, record.outcome) == (200, "", Outcome.OK)
+    assert 0 < record.latency_us < 60_000_000
+    assert record.ip == "127.0.0.1"
+    assert record.user_agent == AGENT
+    assert record.request_id == response["X-Request-Id"]
+    assert UsageRecord.objects.count() == 1
+
+
+def test_a_revoked_key_is_still_attributed(api, api_key, user):
+    api_key_revoke(api_key=api_key[0], by=user)
+    record = the_record(api.post(INVOKE, {"prompt": "hi"}))
+    assert record.api_key_id == api_key[0].pk
+    assert (record.status, record.error_code, record.outcome) == (
+        401,
+        "expired_api_key",
+        Outcome.REVOKED_KEY,
+    )
+
+
+def test_an_expired_key_is_still_attributed(api, make_key, project):
+    key, token = make_key(
+        project, name="Old", expires_at=timezone.now() - datetime.timedelta(hours=1)
+    )
+    record = the_record(api.get("/v1/agents", token=token))
+    assert (record.api_key_id, record.status, record.error_code) == (
+        key.pk,
+        401,
+        "expired_api_key",
+    )
+    assert record.outcome == Outcome.REVOKED_KEY
+
+
+def test_a_call_refused_for_permissions_is_attributed(api, make_key, project):
+    key, token = make_key(project, name="Reader", permissions=["read"])
+    record = the_record(api.post(INVOKE, {"prompt": "hi"}, token=token))
+    assert (record.api_key_id, record.status, record.error_code, record.outcome) == (
+        key.pk,
+        403,
+        "insufficient_permissions",
+        Outcome.AUTH_FAILURE,
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("POST", INVOKE, {}, 400, "missing_required_field"),
+        ("POST", "/v1/agents/nobody/invoke", {"prompt": "x"}, 404, "agent_not_found"),
+        ("GET", INVOKE, None, 405, "invalid_request"),
+        ("DELETE", "/v1/agents/my-agent", None, 405, "invalid_request"),
+        ("GET", "/v1/no-such-endpoint", None, 404, "not_found"),
+    ],
+)
+def test_a_client_error_with_a_valid_key_is_attributed(
+    api, api_key, method, path, body, status, code
+):
+    response = api.send(method, path, body)
+    assert response.status_code == status
+    record = the_record(response)
+    assert (record.api_key_id, record.status, record.error_code) == (api_key[0].pk, status, code)
+    assert (record.method, record.path) == (method, path)
+    assert unattributed() == {}
+
+
+def test_a_wrong_method_with_a_revoked_key_is_attributed(api, api_key, user):
+    api_key_revoke(api_key=api_key[0], by=user)
+    response = api.send("GET", INVOKE)
+    assert response.status_code == 405
+    assert the_record(response).api_key_id == api_key[0].pk
+
+
+@pytest.mark.parametrize(
+    ("authorization", "code"),
+    [
+        (None, "missing_api_key"),
+        ("Basic dXNlcjpwYXNz", "missing_api_key"),
+        ("Bearer not-a-key", "invalid_api_key"),
+        ("Bearer " + token_generate(TokenKind.API_KEY), "invalid_api_key"),
+        ("Bearer " + token_generate(TokenKind.CLIENT_TOKEN), "invalid_api_key"),
+    ],
+    ids=["none", "basic", "malformed", "unknown", "client-token"],
+)
+def test_unidentifiable_tokens_are_only_counted(api, authorization, code):
+    api.token = None
+    headers = {"Authorization": authorization} if authorization else {}
+    api.post(INVOKE, {"prompt": "hi"}, headers=headers)
+    api.post(INVOKE, {"prompt": "hi"}, headers=headers)
+    assert not UsageRecord.objects.exists()
+    assert not UsageHour.objects.exists()
+    assert not UsageIp.objects.exists()
+    assert unattributed() == {code: 2}
+    row = UnattributedCalls.objects.get()
+    assert row.hour == timezone.now().replace(minute=0, second=0, microsecond=0)
+
+
+def test_a_bad_checksum_on_a_real_key_is_not_attributed_to_it(api, api_key):
+    token = api_key[1]
+    api.post(INVOKE, {"prompt": "hi"}, token=token[:-1] + ("x" if token[-1] != "x" else "y"))
+    assert not UsageRecord.objects.exists()
+    assert unattributed() == {"invalid_api_key": 1}
+
+
+def test_the_roll_ups_count_calls_by_outcome(api, api_key, make_key, project, user):
+    api.post(INVOKE, {"prompt": "a"})
+    api.post(INVOKE, {"prompt": "b"})
+    api.post(INVOKE, {})
+    api.get("/v1/agents/nobody")
+    hour = UsageHour.objects.get(api_key=api_key[0])
+    assert (hour.requests, hour.ok, hour.client_errors, hour.auth_failures) == (4, 2, 2, 0)
+    assert hour.latency_us_total == sum(r.latency_us for r in UsageRecord.objects.all())
+    ip = UsageIp.objects.get(api_key=api_key[0])
+    assert (ip.ip, ip.requests) == ("127.0.0.1", 4)
+    api_key_revoke(api_key=api_key[0], by=user)
+    api.post(INVOKE, {"prompt": "c"})
+    hour.refresh_from_db()
+    assert (hour.requests, hour.revoked_key_uses) == (5, 1)
+
+
+# The client address
+
+
+def test_x_forwarded_for_is_ignored_without_trusted_proxies(api, settings):
+    settings.TRUSTED_PROXIES = []
+    response = api.post(INVOKE, {"prompt": "hi"}, headers={"X-Forwarded-For": "203.0.113.9"})
+    assert the_record(response).ip == "127.0.0.1"
+
+
+def test_x_forwarded_for_is_ignored_from_a_peer_that_is_not_a_trusted_proxy(api, settings):
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    response = api.post(INVOKE, {"prompt": "hi"}, headers={"X-Forwarded-For": "203.0.113.9"})
+    assert the_record(response).ip == "127.0.0.1"
+
+
+def test_x_forwarded_for_is_honoured_from_a_trusted_proxy(api, api_key, settings):
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    response = api.post(
+        INVOKE, {"prompt": "hi"}, headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.9"}
+    )
+    assert the_record(response).ip == "203.0.113.9"  # the client wrote 6.6.6.6 itself
+    assert UsageIp.objects.get(api_key=api_key[0]).ip == "203.0.113.9"
+
+
+def test_a_long_user_agent_is_cut_not_refused(api):
+    response = api.post(INVOKE, {"prompt": "hi"}, headers={"User-Agent": "x" * 1000})
+    assert response.status_code == 200
+    assert the_record(response).user_agent == "x" * 255
+
+
+# "Last used" is written at most once a minute
+
+
+def entry(key: ApiKey, at: datetime.datetime, ip: str = "198.51.100.1", status: int = 200):
+    return UsageEntry(
+        created_at=at,
+        project_id=key.project_id,
+        api_key_id=key.pk,
+        token_kind="api_key",
+        method="POST",
+        path=INVOKE,
+        status=status,
+        error_code="" if status < 400 else "agent_not_found",
+        latency_us=1000,
+        ip=ip,
+        user_agent="",
+        request_id="req_" + at.strftime("%H%M%S%f"),
+    )
+
+
+def test_last_used_is_written_at_most_once_a_minute(api_key):
+    key = api_key[0]
+    start = timezone.now().replace(second=0, microsecond=0) - datetime.timedelta(hours=1)
+
+    usage_write([entry(key, start, ip="198.51.100.1")])
+    key.refresh_from_db()
+    assert (key.last_used_at, key.last_used_ip) == (start, "198.51.100.1")
+
+    usage_write([entry(key, start + datetime.timedelta(seconds=30), ip="198.51.100.2")])
+    key.refresh_from_db()
+    assert (key.last_used_at, key.last_used_ip) == (start, "198.51.100.1")
+
+    later = start + datetime.timedelta(seconds=61)
+    usage_write([entry(key, later, ip="198.51.100.3")])
+    key.refresh_from_db()
+    assert (key.last_used_at, key.last_used_ip) == (later, "198.51.100.3")
+    assert UsageRecord.objects.filter(api_key=key).count() == 3
+
+
+def test_two_calls_in_the_same_minute_update_the_key_row_once(api_key, monkeypatch):
+    key = api_key[0]
+    start = timezone.now().replace(second=0, microsecond=0) - datetime.timedelta(hours=1)
+    updated: list[int] = []
+    real_update = type(ApiKey.objects.all()).update
+
+    def counting_update(queryset, **values):
+        rows = real_update(queryset, **values)
+        if "last_used_at" in values:
+            updated.append(rows)
+        return rows
+
+    monkeypatch.setattr(type(ApiKey.objects.all()), "update", counting_update)
+    usage_write([entry(key, start)])
+    usage_write([entry(key, start + datetime.timedelta(seconds=59))])
+    assert sum(updated) == 1
+
+
+def test_a_batch_marks_last_used_with_its_latest_successful_call(api_key):
+    key = api_key[0]
+    start = timezone.now() - datetime.timedelta(hours=1)
+    usage_write(
+        [
+            entry(key, start + datetime.timedelta(seconds=5), ip="198.51.100.5"),
+            entry(key, start, ip="198.51.100.1"),
+            entry(key, start + datetime.timedelta(seconds=9), ip="198.51.100.9", status=404),
+        ]
+    )
+    key.refresh_from_db()
+    assert (key.last_used_at, key.last_used_ip) == (
+        start + datetime.timedelta(seconds=5),
+        "198.51.100.5",
+    )
+
+
+def test_a_refused_call_does_not_mark_the_key_as_used(api, api_key, user):
+    api_key_revoke(api_key=api_key[0], by=user)
+    api.post(INVOKE, {"prompt": "hi"})
+    api_key[0].refresh_from_db()
+    assert api_key[0].last_used_at is None
+
+
+def test_a_real_call_marks_the_key_as_used(api, api_key):
+    api.post(INVOKE, {"prompt": "hi"})
+    api_key[0].refresh_from_db()
+    assert api_key[0].last_used_at is not None
+    assert api_key[0].last_used_ip == "127.0.0.1"
