@@ -43,10 +43,25 @@ def _checksum(body: str) -> str:
     return _base62(zlib.crc32(body.encode("ascii")), CHECKSUM_LENGTH)
 
 
-def token_generate(kind: TokenKind) -> str:
+class Secret(str):
+    """A new token: a str wherever it is used, but repr() shows only its prefix.
+
+    Whatever prints a container by repr() (Django's DEBUG log of a template variable
+    that failed to resolve dumps the whole context; error reports and debuggers show a
+    frame's locals) then cannot carry the token out of the one response that shows it.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        prefix = next((k.value for k in TokenKind if self.startswith(k.value)), "")
+        return f"<secret {prefix}…>"
+
+
+def token_generate(kind: TokenKind) -> Secret:
     """A new token of `kind`. Show it once; store only token_hash() and token_hint()."""
     body = kind.value + "".join(secrets.choice(BASE62) for _ in range(RANDOM_LENGTH))
-    return body + _checksum(body)
+    return Secret(body + _checksum(body))
 
 
 def token_kind(token: str) -> TokenKind | None:

@@ -108,3 +108,16 @@ def test_changing_token_hash_key_invalidates_every_key(settings, api_key, rf):
     with pytest.raises(ApiError) as refused:
         authenticate(request)
     assert refused.value.code == "invalid_api_key"
+
+
+def test_a_new_token_is_its_text_everywhere_but_in_a_repr():
+    import json
+
+    token = token_generate(TokenKind.API_KEY)
+    text = str(token)
+    assert f"{token}" == text and json.dumps({"t": token}) == json.dumps({"t": text})
+    assert token == text and hash(token) == hash(text) and token_kind(token) is TokenKind.API_KEY
+    # A context, dict or list printed with repr() (a DEBUG log, an error report) hides it.
+    for container in (token, [token], {"token": token}, (token,)):
+        assert text[11:] not in repr(container)
+    assert repr(token) == "<secret reminix_sk_…>"
