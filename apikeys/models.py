@@ -155,12 +155,21 @@ class UsageRecordQuerySet(models.QuerySet["UsageRecord"]):
         return self.filter(api_key=api_key)
 
     def before(self, created_at: datetime, pk: int) -> UsageRecordQuerySet:
-        """Keyset pagination, newest first: the rows after (created_at, pk)."""
-        return self.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
+        """Keyset pagination, newest first: the rows after (created_at, pk).
+
+        The plain `created_at <= …` is redundant with the OR, and is what lets the index
+        scan start at the cursor: with the OR alone PostgreSQL walks and discards every
+        newer row first (140 ms instead of 0.2 ms half-way down a million rows).
+        """
+        return self.filter(created_at__lte=created_at).filter(
+            Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk)
+        )
 
     def after(self, created_at: datetime, pk: int) -> UsageRecordQuerySet:
         """Keyset pagination the other way: the rows newer than (created_at, pk)."""
-        return self.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk))
+        return self.filter(created_at__gte=created_at).filter(
+            Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk)
+        )
 
     def newest_first(self) -> UsageRecordQuerySet:
         return self.order_by("-created_at", "-id")
