@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.models import User
+from accounts.models import Project, User
 from accounts.services import project_create
 
 
@@ -19,5 +19,9 @@ class Command(BaseCommand):
             raise CommandError(f"No user with the email {owner}. Create one first.")
         if not name.strip():
             raise CommandError("The project needs a name.")
+        longest = Project._meta.get_field("name").max_length
+        if len(name.strip()) > longest:
+            # PostgreSQL would refuse the row with a DataError; SQLite would keep it whole.
+            raise CommandError(f"The project's name can be at most {longest} characters.")
         project = project_create(name=name, owner=user)
         self.stdout.write(project.slug)

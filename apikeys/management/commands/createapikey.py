@@ -7,7 +7,7 @@ Prints the new key once, on stdout, and nothing else there, so a deploy script c
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Project
-from apikeys.models import ALL_PERMISSIONS
+from apikeys.models import ALL_PERMISSIONS, ApiKey
 from apikeys.services import api_key_create
 
 
@@ -31,11 +31,16 @@ class Command(BaseCommand):
             raise CommandError(f"No project with the slug {project}.")
         if not name.strip():
             raise CommandError("The key needs a name.")
+        longest = ApiKey._meta.get_field("name").max_length
+        if len(name.strip()) > longest:
+            # PostgreSQL would refuse the row with a DataError; SQLite would keep it whole.
+            raise CommandError(f"The key's name can be at most {longest} characters.")
         chosen = [p.strip() for p in permissions.split(",") if p.strip()]
-        unknown = set(chosen) - set(ALL_PERMISSIONS)
+        unknown = sorted(set(chosen) - set(ALL_PERMISSIONS))
         if unknown or not chosen:
+            what = f"Unknown permissions: {', '.join(unknown)}. " if unknown else ""
             raise CommandError(
-                f"Permissions are a comma-separated subset of {','.join(ALL_PERMISSIONS)}."
+                f"{what}Permissions are a comma-separated subset of {','.join(ALL_PERMISSIONS)}."
             )
         api_key, token = api_key_create(
             project=target, name=name, created_by=None, permissions=chosen
