@@ -241,5 +241,8 @@ LOGGING = {
         # Every refused API call would log a 4xx line; the usage log already holds them.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
         "axes": {"level": "WARNING"},
+        # At DEBUG this logger prints the whole template context when a variable fails to
+        # resolve, and the page that shows a new key has the key in its context.
+        "django.template": {"level": "INFO"},
     },
 }
