@@ -15,6 +15,7 @@ from apikeys.services import api_key_revoke
 from apikeys.tokens import TokenKind, token_generate
 from apikeys.usage import usage_buffer
 from tests.apikeys.api_helpers import assert_error, assert_ok
+from tests.conftest import Api
 
 INVOKE = "/v1/agents/my-agent/invoke"
 
@@ -131,6 +132,20 @@ def test_a_token_that_fails_the_checksum_is_refused_without_any_database_query(
         response = api.post(INVOKE, {"prompt": "hi"}, token=with_bad_checksum(api_key[1]))
     assert_error(response, 401, "invalid_api_key")
     assert usage_buffer.flush() == 1  # counted later, as an unattributed call
+
+
+def test_a_browser_session_cookie_costs_no_query_and_identifies_no_one(
+    signed_in, api_key, settings, django_assert_num_queries
+):
+    settings.USAGE_FLUSH_SECONDS = 3600
+    api = Api(signed_in, None)  # the client carries a signed-in user's session cookie
+    with django_assert_num_queries(0):
+        response = api.post(INVOKE, {"prompt": "hi"}, token=with_bad_checksum(api_key[1]))
+    assert_error(response, 401, "invalid_api_key")
+    with django_assert_num_queries(0):
+        response = api.post(INVOKE, {"prompt": "hi"})
+    assert_error(response, 401, "missing_api_key")
+    usage_buffer.flush()
 
 
 def test_a_token_that_fails_the_checksum_is_only_counted_when_usage_is_written_at_once(

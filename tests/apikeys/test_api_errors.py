@@ -65,6 +65,13 @@ def test_a_body_with_another_content_type_is_invalid_request(api, content_type):
     assert not Execution.objects.exists()
 
 
+def test_a_body_over_the_upload_limit_is_413_invalid_request(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = api.post(INVOKE, {"prompt": "x" * 2000})
+    error = assert_error(response, 413, "invalid_request")
+    assert "too large" in error["message"]
+
+
 def test_json_with_a_charset_parameter_is_accepted(api):
     response = raw(api, "POST", INVOKE, '{"prompt": "hi"}', "application/json; charset=utf-8")
     assert assert_ok(response)["output"] == "hi"
