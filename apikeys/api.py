@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -33,6 +34,10 @@ from reminix_dashboard.client_ip import client_ip
 logger = logging.getLogger(__name__)
 
 type ApiView = Callable[..., HttpResponse]
+
+# A token pasted into the path by mistake (/v1/agents/reminix_sk_…/invoke) must not be
+# kept in the usage log, which the dashboard shows.
+_TOKEN_IN_PATH = re.compile(r"(reminix_(?:sk|ct|pat)_)[0-9A-Za-z]*", re.I)
 
 
 class ApiRequest(HttpRequest):
@@ -142,7 +147,7 @@ def _record(
             api_key_id=caller.api_key.pk if caller else None,
             token_kind=caller.kind.name.lower() if caller else "",
             method=request.method or "",
-            path=request.path,
+            path=_TOKEN_IN_PATH.sub(r"\1[redacted]", request.path),
             status=status,
             error_code=error_code,
             latency_us=int((time.perf_counter() - started) * 1_000_000),

@@ -183,3 +183,13 @@ def test_the_command_line_prints_the_key_only_on_stdout(project, capfd, every_lo
     assert TOKEN.fullmatch(token)
     assert token not in err
     assert token[len("reminix_sk_") : -6] not in every_log_line.text
+
+
+def test_a_key_pasted_into_the_path_is_not_kept_in_the_usage_log(api, api_key):
+    token = api_key[1]
+    for path in (f"/v1/agents/{token}/invoke", f"/v1/{token}", f"/v1/agents/{token}"):
+        api.send("POST" if path.endswith("invoke") else "GET", path, {"prompt": "x"})
+    paths = list(UsageRecord.objects.values_list("path", flat=True))
+    assert len(paths) == 3
+    assert not any(token[11:] in p for p in paths), paths
+    assert "/v1/agents/reminix_sk_[redacted]/invoke" in paths
