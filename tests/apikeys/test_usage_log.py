@@ -120,14 +120,17 @@ def test_a_wrong_method_with_a_revoked_key_is_attributed(api, api_key, user):
 def test_unidentifiable_tokens_are_only_counted(api, authorization, code):
     api.token = None
     headers = {"Authorization": authorization} if authorization else {}
+    hour_before = timezone.now().replace(minute=0, second=0, microsecond=0)
     api.post(INVOKE, {"prompt": "hi"}, headers=headers)
     api.post(INVOKE, {"prompt": "hi"}, headers=headers)
+    hour_after = timezone.now().replace(minute=0, second=0, microsecond=0)
     assert not UsageRecord.objects.exists()
     assert not UsageHour.objects.exists()
     assert not UsageIp.objects.exists()
-    assert unattributed() == {code: 2}
-    row = UnattributedCalls.objects.get()
-    assert row.hour == timezone.now().replace(minute=0, second=0, microsecond=0)
+    if hour_before == hour_after:
+        assert unattributed() == {code: 2}
+    assert sum(r.count for r in UnattributedCalls.objects.all()) == 2
+    assert {r.hour for r in UnattributedCalls.objects.all()} <= {hour_before, hour_after}
 
 
 def test_a_bad_checksum_on_a_real_key_is_not_attributed_to_it(api, api_key):
