@@ -1,0 +1,387 @@
+"""Reads for the per-key usage page: pages of the log, and figures from the roll-ups.
+
+The log (UsageRecord) can hold millions of rows per key, so it is only ever read one
+index-backed keyset page at a time, newest first on (created_at, id): never OFFSET, never
+COUNT. Everything that adds up reads the roll-ups written beside it in the same
+transaction (apikeys/usage.py): UsageHour for calls per hour by outcome, UsageIp for each
+address with first and last seen.
+
+The roll-ups also keep filtered pages cheap. A filter that cannot match by the roll-ups
+(an address never seen, an outcome that never happened) answers without reading the log,
+and otherwise the scan is fenced to the hours in which matches can be. Filters that imply
+a failed call use the partial index over failed calls (usage_key_errors_time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from django.db.models import Count, F, Q, Sum
+from django.db.models.expressions import Combinable
+
+from apikeys.models import ApiKey, Outcome, UsageHour, UsageIp, UsageRecord, UsageRecordQuerySet
+
+PAGE_SIZE = 50
+HOUR = timedelta(hours=1)
+ADDRESSES_SHOWN = 10
+
+# UsageHour's column for each outcome.
+OUTCOME_COLUMN: dict[str, str] = {
+    Outcome.OK: "ok",
+    Outcome.CLIENT_ERROR: "client_errors",
+    Outcome.AUTH_FAILURE: "auth_failures",
+    Outcome.REVOKED_KEY: "revoked_key_uses",
+    Outcome.SERVER_ERROR: "server_errors",
+}
+ALL_OUTCOMES: frozenset[str] = frozenset(OUTCOME_COLUMN)
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+# -- Cursors --------------------------------------------------------------------------------
+
+_CURSOR_TIME = "%Y%m%dT%H%M%S.%fZ"
+_MAX_PK = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A position in the log, the (created_at, id) of a row. In a URL it reads
+    `20250603T140211.123456Z_42`: no character in it needs escaping."""
+
+    created_at: datetime
+    pk: int
+
+    @classmethod
+    def of(cls, record: UsageRecord) -> Cursor:
+        return cls(record.created_at, record.pk)
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        """The cursor written in `text`; ValueError if it is not one."""
+        moment, _, pk = text.strip().rpartition("_")
+        if not (pk.isascii() and pk.isdigit()) or not 0 < int(pk) <= _MAX_PK:
+            raise ValueError("not a cursor")
+        created_at = datetime.strptime(moment, _CURSOR_TIME).replace(tzinfo=UTC)
+        return cls(created_at, int(pk))
+
+    def __str__(self) -> str:
+        return f"{self.created_at.astimezone(UTC).strftime(_CURSOR_TIME)}_{self.pk}"
+
+
+# -- The log --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilters:
+    """What the log is narrowed to; empty fields do not narrow. `until` is exclusive."""
+
+    outcome: str = ""
+    status: int | None = None
+    ip: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def outcomes(self) -> frozenset[str]:
+        """The outcomes a matching call can have: a status implies its outcome."""
+        possible = set(ALL_OUTCOMES)
+        if self.outcome:
+            possible &= {self.outcome}
+        if self.status is not None:
+            probe = Outcome.of(self.status, "")
+            if probe is Outcome.AUTH_FAILURE:  # a 401 is also what a revoked key gets
+                possible &= {Outcome.AUTH_FAILURE, Outcome.REVOKED_KEY}
+            else:
+                possible &= {probe}
+        return frozenset(possible)
+
+    def apply(self, records: UsageRecordQuerySet) -> UsageRecordQuerySet:
+        if self.outcome:
+            records = records.filter(outcome=self.outcome)
+        if self.status is not None:
+            records = records.filter(status=self.status)
+        if self.ip:
+            records = records.filter(ip=self.ip)
+        if self.since is not None:
+            records = records.filter(created_at__gte=self.since)
+        if self.until is not None:
+            records = records.filter(created_at__lt=self.until)
+        if Outcome.OK not in self.outcomes():
+            # Said outright so that the database can prove the partial index applies.
+            records = records.exclude(outcome=Outcome.OK)
+        return records
+
+
+@dataclass(frozen=True, slots=True)
+class LogPage:
+    """Up to a page of rows, newest first, and where the pages beside it start."""
+
+    rows: list[UsageRecord]
+    newer: Cursor | None  # newer rows exist: they are at `?after=<newer>`
+    older: Cursor | None  # older rows exist: they are at `?before=<older>`
+    is_newest: bool  # nothing is newer than this page (as of this read)
+
+
+def usage_log_page(
+    *,
+    api_key: ApiKey,
+    filters: LogFilters,
+    before: Cursor | None = None,
+    after: Cursor | None = None,
+    size: int = PAGE_SIZE,
+) -> LogPage:
+    """One page of the key's calls, newest first: the newest, those just older than
+    `before`, or those just newer than `after`. One query of at most size + 1 rows, on
+    the (api_key, created_at, id) index, plus a few roll-up reads when filtered."""
+    fence = _fence(api_key, filters)
+    if fence is None:
+        return LogPage([], None, None, is_newest=before is None and after is None)
+    records = fence.apply(filters.apply(UsageRecord.objects.for_key(api_key)))
+
+    if after is not None:
+        newer = list(
+            records.after(after.created_at, after.pk).order_by("created_at", "id")[: size + 1]
+        )
+        if len(newer) > size:
+            rows = newer[:size][::-1]
+            return LogPage(rows, Cursor.of(rows[0]), Cursor.of(rows[-1]), is_newest=False)
+        # Less than a page is newer: that is the newest page, and it is shown full.
+        before = None
+
+    if before is not None:
+        records = records.before(before.created_at, before.pk)
+    found = list(records.newest_first()[: size + 1])
+    rows = found[:size]
+    older = Cursor.of(rows[-1]) if len(found) > size else None
+    if before is None:
+        return LogPage(rows, None, older, is_newest=True)
+    # Reached through "Older": the row at the cursor, at least, is newer.
+    return LogPage(rows, Cursor.of(rows[0]) if rows else before, older, is_newest=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fence:
+    """[low, high): outside it, by the roll-ups, no row can match."""
+
+    low: datetime | None = None
+    high: datetime | None = None
+
+    def apply(self, records: UsageRecordQuerySet) -> UsageRecordQuerySet:
+        if self.low is not None:
+            records = records.filter(created_at__gte=self.low)
+        if self.high is not None:
+            records = records.filter(created_at__lt=self.high)
+        return records
+
+
+def _fence(api_key: ApiKey, filters: LogFilters) -> _Fence | None:
+    """Where in time matching rows can be, or None when they cannot be anywhere.
+
+    Unfiltered and time-range pages need none: the index walks straight to them. An
+    address or a rare outcome could otherwise make the scan pass over every row of the
+    key to find a few matches, or none:
+    - an address lies between its first and last seen, and nowhere if never seen;
+    - failed outcomes (a 4xx/5xx status implies one) lie between the first and last hour
+      whose count of them is not zero. Successes are everywhere; they need no fence.
+    """
+    low, high = filters.since, filters.until
+    if filters.ip:
+        seen = (
+            UsageIp.objects.filter(api_key=api_key, ip=filters.ip)
+            .values_list("first_seen", "last_seen")
+            .first()
+        )
+        if seen is None:
+            return None
+        low = _later(low, seen[0])
+        high = _earlier(high, seen[1] + timedelta(microseconds=1))
+
+    outcomes = filters.outcomes()
+    if not outcomes:
+        return None
+    if Outcome.OK not in outcomes:
+        hours = (
+            UsageHour.objects.filter(api_key=api_key)
+            .annotate(matching=_sum_of(outcomes))
+            .filter(matching__gt=0)
+        )
+        if low is not None:
+            hours = hours.filter(hour__gte=hour_of(low))
+        if high is not None:
+            hours = hours.filter(hour__lt=high)
+        first = hours.order_by("hour").values_list("hour", flat=True).first()
+        if first is None:
+            return None
+        last = hours.order_by("-hour").values_list("hour", flat=True).first()
+        assert last is not None
+        low, high = _later(low, first), _earlier(high, last + HOUR)
+    if low is not None and high is not None and low >= high:
+        return None
+    return _Fence(low, high)
+
+
+def _sum_of(outcomes: frozenset[str]) -> Combinable:
+    columns = [F(OUTCOME_COLUMN[o]) for o in sorted(outcomes)]
+    total: Combinable = columns[0]
+    for column in columns[1:]:
+        total = total + column
+    return total
+
+
+def _later(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b > a else a
+
+
+def _earlier(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None or b < a else a
+
+
+# -- Figures from the roll-ups ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HourCounts:
+    """Calls in one hour (or any span), by outcome as the charts group them."""
+
+    start: datetime
+    requests: int = 0
+    ok: int = 0
+    errors: int = 0  # client errors, auth failures and server errors
+    revoked: int = 0  # calls with the key after it was revoked or expired
+    latency_us_total: int = 0
+
+    @classmethod
+    def of(cls, start: datetime, row: UsageHour | None) -> HourCounts:
+        if row is None:
+            return cls(start)
+        return cls(
+            start=start,
+            requests=row.requests,
+            ok=row.ok,
+            errors=row.client_errors + row.auth_failures + row.server_errors,
+            revoked=row.revoked_key_uses,
+            latency_us_total=row.latency_us_total,
+        )
+
+    def __add__(self, other: HourCounts) -> HourCounts:
+        return HourCounts(
+            start=min(self.start, other.start),
+            requests=self.requests + other.requests,
+            ok=self.ok + other.ok,
+            errors=self.errors + other.errors,
+            revoked=self.revoked + other.revoked,
+            latency_us_total=self.latency_us_total + other.latency_us_total,
+        )
+
+    @property
+    def failed(self) -> int:
+        return self.requests - self.ok
+
+    @property
+    def error_rate(self) -> float | None:
+        """Failed calls (errors and revoked-key calls) per call; None without calls."""
+        return self.failed / self.requests if self.requests else None
+
+    @property
+    def error_percent(self) -> float | None:
+        rate = self.error_rate
+        return None if rate is None else rate * 100
+
+    @property
+    def average_latency_ms(self) -> float | None:
+        return self.latency_us_total / self.requests / 1000 if self.requests else None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageWindow:
+    """The last `len(hours)` hours, the current one included, of one key."""
+
+    name: str
+    start: datetime
+    end: datetime  # exclusive: the end of the current hour
+    hours: list[HourCounts]
+    distinct_ips: int
+
+    @property
+    def totals(self) -> HourCounts:
+        return sum(self.hours[1:], self.hours[0])
+
+    @property
+    def days(self) -> list[HourCounts]:
+        """The hours summed per UTC day, oldest first."""
+        days: dict[date, HourCounts] = {}
+        for hour in self.hours:
+            day = hour.start.date()
+            days[day] = days[day] + hour if day in days else hour
+        return list(days.values())
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUsageSummary:
+    windows: list[UsageWindow]  # the last 24 hours, then the last 7 days
+    addresses: list[UsageIp]  # seen in the longest window, most recent first
+    more_addresses: int  # seen in the longest window but not listed
+    revoked_key_uses: int  # calls, ever, refused because the key was revoked or expired
+
+
+WINDOWS: tuple[tuple[str, int], ...] = (("Last 24 hours", 24), ("Last 7 days", 24 * 7))
+
+
+def key_usage_summary(
+    *, api_key: ApiKey, now: datetime, addresses_shown: int = ADDRESSES_SHOWN
+) -> KeyUsageSummary:
+    """The figures for the top of the usage page. Reads only the roll-ups: a few hundred
+    rows at most, however many calls the key has made. Four queries."""
+    end = hour_of(now) + HOUR
+    longest = max(hours for _, hours in WINDOWS)
+    rows = {
+        row.hour: row
+        for row in UsageHour.objects.filter(
+            api_key=api_key, hour__gte=end - longest * HOUR, hour__lt=end
+        )
+    }
+    starts = [end - hours * HOUR for _, hours in WINDOWS]
+    # An address was seen in a window if its last call was: one pass over the key's rows.
+    ip_counts = UsageIp.objects.filter(api_key=api_key).aggregate(
+        **{f"w{i}": Count("pk", filter=Q(last_seen__gte=start)) for i, start in enumerate(starts)}
+    )
+    windows = [
+        UsageWindow(
+            name=name,
+            start=start,
+            end=end,
+            hours=[HourCounts.of(start + i * HOUR, rows.get(start + i * HOUR)) for i in range(n)],
+            distinct_ips=ip_counts[f"w{index}"] or 0,
+        )
+        for index, ((name, n), start) in enumerate(zip(WINDOWS, starts, strict=True))
+    ]
+    widest = windows[-1]
+    addresses = list(
+        UsageIp.objects.filter(api_key=api_key, last_seen__gte=widest.start).order_by(
+            "-last_seen", "ip"
+        )[:addresses_shown]
+    )
+    return KeyUsageSummary(
+        windows=windows,
+        addresses=addresses,
+        more_addresses=max(0, widest.distinct_ips - len(addresses)),
+        revoked_key_uses=revoked_key_uses(api_key=api_key, now=now),
+    )
+
+
+def revoked_key_uses(*, api_key: ApiKey, now: datetime) -> int:
+    """How many calls were refused because the key was revoked or had expired.
+
+    Such calls can only come after the key ended, so only the hours since are summed.
+    """
+    ends = [api_key.revoked_at, api_key.expires_at]
+    ended = min((e for e in ends if e is not None and e <= now), default=None)
+    if ended is None:
+        return 0
+    total = UsageHour.objects.filter(api_key=api_key, hour__gte=hour_of(ended)).aggregate(
+        n=Sum("revoked_key_uses")
+    )["n"]
+    return total or 0
