@@ -13,7 +13,7 @@ from agents.runtime import agent_chat, agent_invoke
 from agents.services import agent_deploy
 from apikeys import errors
 from apikeys.api import ApiRequest, api_view, json_body, ok
-from apikeys.authentication import require_permission
+from apikeys.authentication import Surface, require_permission
 from apikeys.models import Permission
 
 NAME = re.compile(AGENT_NAME_PATTERN)
@@ -92,23 +92,53 @@ def _page(items: list[Any], limit: int, cursor_of: Any, as_json: Any) -> dict[st
     }
 
 
-@api_view(["POST"], permission=Permission.AGENTS)
-def invoke(request: ApiRequest, name: str) -> HttpResponse:
-    body = json_body(request)
+def _payload(body: dict[str, Any]) -> dict[str, Any]:
+    """{"prompt": str} or {"input": object}: what an invoke gives the agent."""
     if "prompt" in body:
         if not isinstance(body["prompt"], str):
             raise errors.invalid_field_value("prompt", "must be a string.")
-        payload: dict[str, Any] = {"prompt": body["prompt"]}
-    elif "input" in body:
+        return {"prompt": body["prompt"]}
+    if "input" in body:
         if not isinstance(body["input"], dict):
             raise errors.invalid_field_value("input", "must be a JSON object.")
-        payload = {"input": body["input"]}
-    else:
-        raise errors.missing_required_field("prompt")
+        return {"input": body["input"]}
+    raise errors.missing_required_field("prompt")
+
+
+def _key_id(request: ApiRequest) -> int | None:
+    return request.caller.api_key.pk if request.caller.api_key else None
+
+
+@api_view(["POST"], permission=Permission.AGENTS)
+def invoke(request: ApiRequest, name: str) -> HttpResponse:
+    body = json_body(request)
+    payload = _payload(body)
     context = _object_field(body, "context")
     agent = _agent(request, name)
     execution = agent_invoke(
-        agent=agent, payload=payload, context=context, api_key_id=request.caller.api_key.pk
+        agent=agent, payload=payload, context=context, api_key_id=_key_id(request)
+    )
+    return ok({"output": execution.output, "execution": _execution_summary(execution)})
+
+
+@api_view(["POST"], surface=Surface.CLIENT)
+def client_invoke(request: ApiRequest, name: str) -> HttpResponse:
+    """The Client API's invoke: the agent sees the token's context and serverContext, which
+    the customer's backend set when it minted the token. The browser cannot change them."""
+    body = json_body(request)
+    if "context" in body:
+        raise errors.invalid_field_value(
+            "context", "is set by the client token; the Client API does not take it in the body."
+        )
+    payload = _payload(body)
+    client_token = request.caller.client_token
+    agent = _agent(request, name)
+    execution = agent_invoke(
+        agent=agent,
+        payload=payload,
+        context=client_token.context,
+        server_context=client_token.server_context,
+        api_key_id=_key_id(request),
     )
     return ok({"output": execution.output, "execution": _execution_summary(execution)})
 
@@ -142,7 +172,7 @@ def chat(request: ApiRequest, name: str) -> HttpResponse:
         agent=agent,
         messages=clean,
         context=_object_field(body, "context"),
-        api_key_id=request.caller.api_key.pk,
+        api_key_id=_key_id(request),
     )
     return ok({"messages": execution.output, "execution": _execution_summary(execution)})
 

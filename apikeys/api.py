@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
@@ -26,8 +26,15 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from apikeys import errors
-from apikeys.authentication import Caller, IdentifiedError, authenticate, require_permission
-from apikeys.errors import ApiError, error_response
+from apikeys.authentication import (
+    Caller,
+    IdentifiedError,
+    Surface,
+    authenticate,
+    require_permission,
+)
+from apikeys.cors import add_cors_headers, cors_preflight, require_allowed_origin
+from apikeys.errors import ApiError, error_response, new_request_id
 from apikeys.usage import UsageEntry, usage_buffer
 from reminix_dashboard.client_ip import client_ip
 
@@ -47,18 +54,34 @@ class ApiRequest(HttpRequest):
     request_id: str
 
 
-def new_request_id() -> str:
-    return "req_" + secrets.token_hex(12)
+@dataclass(frozen=True)
+class Endpoint:
+    """What an endpoint takes: its methods, the permission it needs, which API it is on,
+    and whether it acts on one project (which a personal access token names in X-Project)."""
+
+    methods: list[str]
+    permission: str | None = None
+    surface: Surface = Surface.V1
+    project_scoped: bool = True
 
 
-def api_view(methods: list[str], *, permission: str | None = None) -> Callable[[ApiView], ApiView]:
+def api_view(
+    methods: list[str],
+    *,
+    permission: str | None = None,
+    surface: Surface = Surface.V1,
+    project_scoped: bool = True,
+) -> Callable[[ApiView], ApiView]:
     """Make `view` an API endpoint answering `methods`, for callers with `permission`."""
+    spec = Endpoint(methods, permission, surface, project_scoped)
 
     def decorate(view: ApiView) -> ApiView:
         @csrf_exempt
         @wraps(view)
         def endpoint(request: ApiRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            return _answer(request, view, methods, permission, args, kwargs)
+            if spec.surface is Surface.CLIENT and request.method == "OPTIONS":
+                return cors_preflight(request, spec.methods)
+            return _answer(request, view, spec, args, kwargs)
 
         return endpoint
 
@@ -68,13 +91,22 @@ def api_view(methods: list[str], *, permission: str | None = None) -> Callable[[
 @csrf_exempt
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
     """Unknown /v1 paths: the envelope, not an HTML 404 (nor a CSRF 403 for a POST)."""
-    return _answer(request, None, [], None, (), {})  # type: ignore[arg-type]
+    return _answer(request, None, Endpoint([]), (), {})
 
 
-def _identify(request: HttpRequest) -> tuple[Caller | None, ApiError | None]:
+@csrf_exempt
+def client_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Unknown /client paths: the envelope. A preflight to them is refused like any other."""
+    if request.method == "OPTIONS":
+        return cors_preflight(request, [])
+    return _answer(request, None, Endpoint([], surface=Surface.CLIENT), (), {})
+
+
+def _identify(request: HttpRequest, spec: Endpoint) -> tuple[Caller | None, ApiError | None]:
     """The caller, if the token identifies one, and the refusal, if there is one."""
     try:
-        return authenticate(request), None
+        caller = authenticate(request, surface=spec.surface, project_scoped=spec.project_scoped)
+        return caller, None
     except IdentifiedError as refused:
         return refused.caller, refused.error
     except ApiError as error:
@@ -84,8 +116,7 @@ def _identify(request: HttpRequest) -> tuple[Caller | None, ApiError | None]:
 def _answer(
     request: ApiRequest,
     view: ApiView | None,
-    methods: list[str],
-    permission: str | None,
+    spec: Endpoint,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> HttpResponse:
@@ -100,22 +131,24 @@ def _answer(
         # The token is read first, so that every call it makes is attributed to its key in
         # the usage log, wrong paths and methods included; but the path and the method are
         # answered first, since their answer does not depend on who asks.
-        caller, refusal = _identify(request)
+        caller, refusal = _identify(request, spec)
         if view is None:
             raise errors.not_found(message=f"No endpoint at {request.path}.")
-        if request.method not in methods:
+        if request.method not in spec.methods:
             raise ApiError(
                 405,
                 "invalid_request",
-                f"Use {' or '.join(methods)} on this endpoint.",
-                headers={"Allow": ", ".join(methods)},
+                f"Use {' or '.join(spec.methods)} on this endpoint.",
+                headers={"Allow": ", ".join(spec.methods)},
             )
         if refusal is not None:
             raise refusal
         assert caller is not None
         request.caller = caller
-        if permission:
-            require_permission(caller, permission)
+        if spec.surface is Surface.CLIENT:
+            require_allowed_origin(request, caller)
+        if spec.permission:
+            require_permission(caller, spec.permission)
         response = view(request, *args, **kwargs)
         error_code = ""
     except ApiError as error:
@@ -133,6 +166,8 @@ def _answer(
         response, error_code = error_response(error, request.request_id), error.code
     response["X-Request-Id"] = request.request_id
     response["Cache-Control"] = "no-store"
+    if spec.surface is Surface.CLIENT:
+        add_cors_headers(request, response, caller)
     _record(request, caller, response.status_code, error_code, started)
     return response
 
@@ -143,8 +178,12 @@ def _record(
     usage_buffer.add(
         UsageEntry(
             created_at=timezone.now(),
-            project_id=caller.project.pk if caller else None,
-            api_key_id=caller.api_key.pk if caller else None,
+            project_id=caller.project.pk if caller and caller.project else None,
+            api_key_id=caller.api_key.pk if caller and caller.api_key else None,
+            client_token_id=caller.client_token.pk if caller and caller.client_token else None,
+            personal_token_id=(
+                caller.personal_token.pk if caller and caller.personal_token else None
+            ),
             token_kind=caller.kind.name.lower() if caller else "",
             method=request.method or "",
             path=_TOKEN_IN_PATH.sub(r"\1[redacted]", request.path),

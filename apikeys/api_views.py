@@ -1,13 +1,133 @@
-"""/v1 endpoints about the caller itself."""
+"""/v1 endpoints about tokens and the caller, and the Client API's /client/token."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django.http import HttpResponse
 
-from apikeys.api import ApiRequest, api_view, ok
+from accounts.models import Project
+from apikeys import errors
+from apikeys.api import ApiRequest, api_view, json_body, ok
+from apikeys.authentication import Surface
+from apikeys.models import ClientToken, Permission
+from apikeys.services import (
+    CLIENT_TOKEN_DEFAULT_TTL,
+    CLIENT_TOKEN_MAX_TTL,
+    client_token_create,
+    client_token_revoke,
+)
+from reminix_dashboard.client_ip import client_ip
+
+MAX_CONTEXT_BYTES = 4096
+
+
+def project_json(project: Project) -> dict[str, Any]:
+    return {"id": project.slug, "name": project.name, "slug": project.slug}
 
 
 @api_view(["GET"])
 def project_current(request: ApiRequest) -> HttpResponse:
-    project = request.caller.project
-    return ok({"id": project.slug, "name": project.name, "slug": project.slug})
+    return ok(project_json(request.caller.project))
+
+
+@api_view(["GET"], project_scoped=False)
+def user_me(request: ApiRequest) -> HttpResponse:
+    """The PAT's user and the projects the token reaches now."""
+    user = request.caller.user
+    if user is None:
+        raise errors.insufficient_permissions(
+            "/v1/user/me takes a personal access token (reminix_pat_…)."
+        )
+    pat = request.caller.personal_token
+    projects = Project.objects.for_user(user).order_by("name")
+    restricted = list(pat.projects.values_list("pk", flat=True))
+    if restricted:
+        projects = projects.filter(pk__in=restricted)
+    return ok(
+        {
+            "id": f"user_{user.pk}",
+            "email": user.email,
+            "name": user.name,
+            "projects": [project_json(p) for p in projects],
+        }
+    )
+
+
+def _context(body: dict[str, Any], field: str, *, required: bool) -> dict[str, Any]:
+    if field not in body or body[field] is None:
+        if required:
+            raise errors.missing_required_field(field)
+        return {}
+    value = body[field]
+    if not isinstance(value, dict):
+        raise errors.invalid_field_value(field, "must be a JSON object.")
+    size = len(json.dumps(value, separators=(",", ":")).encode())
+    if size > MAX_CONTEXT_BYTES:
+        raise errors.invalid_field_value(
+            field, f"is {size} bytes of JSON; the limit is {MAX_CONTEXT_BYTES}."
+        )
+    return value
+
+
+def _ttl(body: dict[str, Any]) -> int:
+    ttl = body.get("ttlSeconds", CLIENT_TOKEN_DEFAULT_TTL)
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= CLIENT_TOKEN_MAX_TTL:
+        raise errors.invalid_field_value(
+            "ttlSeconds", f"must be a whole number of seconds from 1 to {CLIENT_TOKEN_MAX_TTL}."
+        )
+    return ttl
+
+
+@api_view(["POST"], permission=Permission.AGENTS)
+def client_token_create_view(request: ApiRequest) -> HttpResponse:
+    """Mint a client token for a browser: `context` it can read, `serverContext` only agents
+    see, for `ttlSeconds` (default an hour, at most a day)."""
+    body = json_body(request)
+    context = _context(body, "context", required=True)
+    server_context = _context(body, "serverContext", required=False)
+    ttl = _ttl(body)
+    caller = request.caller
+    client_token, token = client_token_create(
+        project=caller.project,
+        api_key=caller.api_key if caller.personal_token is None else None,
+        personal_token=caller.personal_token,
+        context=context,
+        server_context=server_context,
+        ttl_seconds=ttl,
+        ip=client_ip(request),
+    )
+    return ok(
+        {
+            "token": token,
+            "id": client_token.public_id,
+            "expiresAt": client_token.expires_at.isoformat(),
+        },
+        status=201,
+    )
+
+
+@api_view(["DELETE"], permission=Permission.AGENTS)
+def client_token_delete(request: ApiRequest, public_id: str) -> HttpResponse:
+    """Revoke a client token of the caller's project, at once. Its record stays."""
+    client_token = ClientToken.objects.filter(
+        project=request.caller.project, public_id=public_id
+    ).first()
+    if client_token is None:
+        raise errors.not_found(message=f"No client token '{public_id}' in this project.")
+    client_token_revoke(client_token=client_token, by=request.caller.user, via="api")
+    return HttpResponse(status=204)
+
+
+@api_view(["GET"], surface=Surface.CLIENT)
+def client_token_info(request: ApiRequest) -> HttpResponse:
+    """What a browser may know of its own token. Never the serverContext."""
+    client_token = request.caller.client_token
+    return ok(
+        {
+            "projectId": client_token.project.slug,
+            "context": client_token.context,
+            "expiresAt": client_token.expires_at.isoformat(),
+        }
+    )

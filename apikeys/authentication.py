@@ -3,24 +3,27 @@
 1. The token must be in the Authorization header, never in the URL.
 2. Its shape and checksum are checked in memory: a typo or a made-up token is refused
    without a database query.
-3. One indexed lookup of its keyed hash finds the key (and its project, in the same query).
-4. Revoked and expired keys are refused with the reason. The lookup reads the database on
-   every call (nothing is cached), so a revocation holds for the very next call on every
-   worker process.
+3. One indexed lookup of its keyed hash finds the token (and its project, in the same
+   query). A personal access token then needs its user's membership of X-Project; a
+   client token, the state of the key or PAT that minted it.
+4. Revoked and expired tokens are refused with the reason. Every lookup reads the
+   database on every call (nothing is cached), so a revocation holds for the very next
+   call on every worker process.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from urllib.parse import parse_qsl
 
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.models import Project
+from accounts.models import Membership, Project, User
 from apikeys import errors
-from apikeys.models import ApiKey, TokenStatus
+from apikeys.models import ApiKey, ClientToken, PersonalAccessToken, TokenStatus
 from apikeys.tokens import TokenKind, token_hash, token_kind
 
 # Any reminix token, or a parameter named like a credential, in the query string.
@@ -28,13 +31,39 @@ _TOKEN_PREFIX = re.compile(r"reminix_(?:sk|ct|pat)_", re.I)
 _CREDENTIAL_PARAMS = {"apikey", "api_key", "access_token", "token", "key"}
 
 
+class Surface(StrEnum):
+    """Which API a request is for: the server API, or the browser-facing Client API."""
+
+    V1 = "v1"
+    CLIENT = "client"
+
+
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated (or at least identified) caller of one API request."""
+    """The authenticated (or at least identified) caller of one API request.
+
+    An API key acts for its project; a personal access token for its user, in the project
+    named by X-Project (None where the endpoint is not project-scoped or the project was
+    refused); a client token for its project, through the key or PAT that minted it.
+    """
 
     kind: TokenKind
-    project: Project
-    api_key: ApiKey
+    project: Project | None
+    api_key: ApiKey | None = None
+    client_token: ClientToken | None = None
+    personal_token: PersonalAccessToken | None = None
+
+    @property
+    def user(self) -> User | None:
+        return self.personal_token.user if self.personal_token else None
+
+    def has_permission(self, permission: str) -> bool:
+        if self.kind is TokenKind.CLIENT_TOKEN:
+            return False  # a client token reaches only the Client API, whatever its parent
+        token = (
+            self.personal_token if self.kind is TokenKind.PERSONAL_ACCESS_TOKEN else self.api_key
+        )
+        return token is not None and token.has_permission(permission)
 
 
 class IdentifiedError(Exception):
@@ -70,38 +99,138 @@ def bearer_token(request: HttpRequest) -> str:
     return token.strip()
 
 
-def authenticate(request: HttpRequest) -> Caller:
-    """The caller of an API request. Raises ApiError (unattributed) or IdentifiedError."""
+def authenticate(
+    request: HttpRequest, *, surface: Surface = Surface.V1, project_scoped: bool = True
+) -> Caller:
+    """The caller of an API request. Raises ApiError (unattributed) or IdentifiedError.
+
+    `project_scoped`: the endpoint acts on one project, which a PAT must name in X-Project.
+    """
     token = bearer_token(request)
     kind = token_kind(token)
     if kind is None:
         raise errors.invalid_api_key("The API key is malformed. Check that it was copied whole.")
-    if kind is not TokenKind.API_KEY:
-        raise errors.invalid_api_key("This endpoint takes an API key (reminix_sk_…).")
-    api_key = ApiKey.objects.select_related("project").filter(token_hash=token_hash(token)).first()
+    if surface is Surface.CLIENT and kind is not TokenKind.CLIENT_TOKEN:
+        # Refused before any lookup: a server key sent from a browser is already a leak.
+        raise errors.insufficient_permissions(
+            "The Client API takes a client token (reminix_ct_…). Never send an API key or a "
+            "personal access token from a browser; mint a client token on your server."
+        )
+    digest = token_hash(token)
+    if kind is TokenKind.API_KEY:
+        return _api_key_caller(digest)
+    if kind is TokenKind.CLIENT_TOKEN:
+        caller = _client_token_caller(digest)
+        if surface is Surface.V1:
+            raise IdentifiedError(
+                caller,
+                errors.insufficient_permissions(
+                    "A client token reaches only the Client API (/client/…), never /v1."
+                ),
+            )
+        return caller
+    return _personal_token_caller(digest, request, project_scoped)
+
+
+def _ended(what: str, token: ApiKey | ClientToken | PersonalAccessToken) -> str | None:
+    """Why `token` no longer works, or None while it does."""
+    status = token.status_at(timezone.now())
+    if status is TokenStatus.REVOKED:
+        return f"{what} was revoked on {token.revoked_at:%Y-%m-%d %H:%M} UTC."
+    if status is TokenStatus.EXPIRED:
+        return f"{what} expired on {token.expires_at:%Y-%m-%d %H:%M} UTC."
+    return None
+
+
+def _api_key_caller(digest: str) -> Caller:
+    api_key = ApiKey.objects.select_related("project").filter(token_hash=digest).first()
     if api_key is None:
         raise errors.invalid_api_key("The API key is not valid.")
-    caller = Caller(kind=kind, project=api_key.project, api_key=api_key)
-    status = api_key.status_at(timezone.now())
-    if status is TokenStatus.REVOKED:
+    caller = Caller(kind=TokenKind.API_KEY, project=api_key.project, api_key=api_key)
+    if reason := _ended("This API key", api_key):
+        raise IdentifiedError(caller, errors.expired_api_key(reason))
+    return caller
+
+
+def _client_token_caller(digest: str) -> Caller:
+    client_token = (
+        ClientToken.objects.select_related(
+            "project", "api_key", "personal_token", "personal_token__user"
+        )
+        .filter(token_hash=digest)
+        .first()
+    )
+    if client_token is None:
+        raise errors.invalid_api_key("The client token is not valid.")
+    caller = Caller(
+        kind=TokenKind.CLIENT_TOKEN,
+        project=client_token.project,
+        api_key=client_token.api_key,
+        client_token=client_token,
+        personal_token=client_token.personal_token,
+    )
+    reason = _ended("This client token", client_token)
+    if reason is None and client_token.api_key is not None:
+        reason = _ended("The API key that minted this client token", client_token.api_key)
+    if reason is None and client_token.personal_token is not None:
+        pat = client_token.personal_token
+        reason = _ended("The personal access token that minted this client token", pat)
+        if reason is None and not _is_member(pat.user, client_token.project):
+            reason = "The person whose token minted this client token left the project."
+    if reason:
+        raise IdentifiedError(caller, errors.expired_api_key(reason))
+    return caller
+
+
+def _is_member(user: User, project: Project) -> bool:
+    return user.is_active and Membership.objects.filter(user=user, project=project).exists()
+
+
+def _personal_token_caller(digest: str, request: HttpRequest, project_scoped: bool) -> Caller:
+    pat = PersonalAccessToken.objects.select_related("user").filter(token_hash=digest).first()
+    if pat is None:
+        raise errors.invalid_api_key("The personal access token is not valid.")
+    unscoped = Caller(kind=TokenKind.PERSONAL_ACCESS_TOKEN, project=None, personal_token=pat)
+    if reason := _ended("This personal access token", pat):
+        raise IdentifiedError(unscoped, errors.expired_api_key(reason))
+    if not pat.user.is_active:
         raise IdentifiedError(
-            caller,
-            errors.expired_api_key(
-                f"This API key was revoked on {api_key.revoked_at:%Y-%m-%d %H:%M} UTC."
+            unscoped, errors.expired_api_key("This personal access token's user is deactivated.")
+        )
+    if not project_scoped:
+        return unscoped
+    named = request.META.get("HTTP_X_PROJECT", "").strip()
+    if not named:
+        raise IdentifiedError(unscoped, errors.missing_required_field("X-Project"))
+    # Membership is read on every call, so leaving a project ends access at once.
+    membership = (
+        Membership.objects.select_related("project")
+        .filter(user=pat.user, project__slug=named)
+        .first()
+    )
+    if membership is None:
+        raise IdentifiedError(
+            unscoped,
+            errors.insufficient_permissions(
+                f"This token's user is not a member of a project '{named}'."
             ),
         )
-    if status is TokenStatus.EXPIRED:
+    project = membership.project
+    caller = Caller(kind=TokenKind.PERSONAL_ACCESS_TOKEN, project=project, personal_token=pat)
+    restricted_to = pat.projects.values_list("pk", flat=True)
+    if restricted_to.exists() and not restricted_to.filter(pk=project.pk).exists():
         raise IdentifiedError(
             caller,
-            errors.expired_api_key(
-                f"This API key expired on {api_key.expires_at:%Y-%m-%d %H:%M} UTC."
+            errors.insufficient_permissions(
+                f"This personal access token is not allowed to act on project '{named}'."
             ),
         )
     return caller
 
 
 def require_permission(caller: Caller, permission: str) -> None:
-    if not caller.api_key.has_permission(permission):
+    if not caller.has_permission(permission):
+        what = "personal access token" if caller.personal_token else "API key"
         raise errors.insufficient_permissions(
-            f"This API key does not have the '{permission}' permission."
+            f"This {what} does not have the '{permission}' permission."
         )

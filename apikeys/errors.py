@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.http import JsonResponse
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
 
 
 class ApiError(Exception):

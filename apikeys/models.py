@@ -180,7 +180,10 @@ class UsageRecord(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     created_at = models.DateTimeField()
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    # None only for a personal access token's call that named no project (or was refused).
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     api_key = models.ForeignKey(
         ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="usage"
     )

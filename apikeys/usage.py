@@ -26,7 +26,17 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 
-from apikeys.models import ApiKey, Outcome, UnattributedCalls, UsageHour, UsageIp, UsageRecord
+from apikeys.models import (
+    ApiKey,
+    ClientToken,
+    Outcome,
+    PersonalAccessToken,
+    Token,
+    UnattributedCalls,
+    UsageHour,
+    UsageIp,
+    UsageRecord,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +46,11 @@ MAX_BUFFERED = 100_000
 
 @dataclass(frozen=True, slots=True)
 class UsageEntry:
-    """One call, as the API layer saw it. api_key_id is None for unattributed calls."""
+    """One call, as the API layer saw it. All token ids are None for unattributed calls.
+
+    A client token's call carries the client token and the key (or PAT) that minted it; a
+    personal access token's call carries the PAT and, if it named one, the project.
+    """
 
     created_at: datetime
     project_id: int | None
@@ -50,10 +64,16 @@ class UsageEntry:
     ip: str | None
     user_agent: str
     request_id: str
+    client_token_id: int | None = None
+    personal_token_id: int | None = None
 
     @property
     def outcome(self) -> Outcome:
         return Outcome.of(self.status, self.error_code)
+
+    @property
+    def is_attributed(self) -> bool:
+        return (self.api_key_id or self.client_token_id or self.personal_token_id) is not None
 
 
 def _hour(moment: datetime) -> datetime:
@@ -71,8 +91,10 @@ _OUTCOME_COLUMN = {
 
 def usage_write(entries: list[UsageEntry]) -> None:
     """Write a batch of entries and their roll-ups in one transaction."""
-    attributed = [e for e in entries if e.api_key_id is not None]
-    unattributed = [e for e in entries if e.api_key_id is None]
+    attributed = [e for e in entries if e.is_attributed]
+    unattributed = [e for e in entries if not e.is_attributed]
+    # The roll-ups are per API key: a key's own calls and those of the tokens it minted.
+    by_key = [e for e in attributed if e.api_key_id is not None]
     with transaction.atomic():
         UsageRecord.objects.bulk_create(
             [
@@ -80,6 +102,8 @@ def usage_write(entries: list[UsageEntry]) -> None:
                     created_at=e.created_at,
                     project_id=e.project_id,
                     api_key_id=e.api_key_id,
+                    client_token_id=e.client_token_id,
+                    personal_token_id=e.personal_token_id,
                     token_kind=e.token_kind,
                     method=e.method,
                     path=e.path[:255],
@@ -95,8 +119,8 @@ def usage_write(entries: list[UsageEntry]) -> None:
             ],
             batch_size=1000,
         )
-        _upsert_hours(attributed)
-        _upsert_ips(attributed)
+        _upsert_hours(by_key)
+        _upsert_ips(by_key)
         _mark_last_used(attributed)
         _count_unattributed(unattributed)
 
@@ -160,15 +184,25 @@ def _upsert_ips(entries: list[UsageEntry]) -> None:
 
 
 def _mark_last_used(entries: list[UsageEntry]) -> None:
-    latest: dict[int, UsageEntry] = {}
+    """ "Last used" (time and address) of each token that made a successful call: at most
+    one write a minute per token, whatever the request rate."""
+    latest: dict[tuple[type[Token], int], UsageEntry] = {}
     for e in entries:
-        if e.outcome is not Outcome.OK or e.api_key_id is None:
+        if e.outcome is not Outcome.OK:
             continue
-        if e.api_key_id not in latest or e.created_at > latest[e.api_key_id].created_at:
-            latest[e.api_key_id] = e
-    for key_id, e in latest.items():
-        # At most one write a minute per key, whatever the request rate.
-        ApiKey.objects.filter(pk=key_id).exclude(
+        # A client token's call marks the client token, not the key that minted it.
+        if e.client_token_id is not None:
+            target = (ClientToken, e.client_token_id)
+        elif e.personal_token_id is not None:
+            target = (PersonalAccessToken, e.personal_token_id)
+        elif e.api_key_id is not None:
+            target = (ApiKey, e.api_key_id)
+        else:
+            continue
+        if target not in latest or e.created_at > latest[target].created_at:
+            latest[target] = e
+    for (model, pk), e in latest.items():
+        model.objects.filter(pk=pk).exclude(
             last_used_at__gt=e.created_at - LAST_USED_RESOLUTION
         ).update(last_used_at=e.created_at, last_used_ip=e.ip)
 

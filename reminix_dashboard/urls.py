@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("apikeys.urls")),
     path("v1/", include(("reminix_dashboard.api_urls", "api"))),
+    path("client/", include(("reminix_dashboard.client_api_urls", "client_api"))),
 ]
 
 if settings.BENCHMARK_FLOOR_ENDPOINT:

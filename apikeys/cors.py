@@ -1,0 +1,77 @@
+"""CORS for the Client API, and only for it: browsers on a project's allowed origins may
+call /client/… with that project's client tokens. /v1 never sends CORS allow headers, so
+no browser page can read a /v1 answer.
+
+A preflight carries no token, so it cannot say which project it is for: it is answered
+for an origin that some project allows. The real request then carries the token, and its
+Origin must be one that the token's own project allows, or it is refused (403) before
+the agent runs, and without CORS headers, so the page cannot read even the refusal.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+
+from accounts.models import AllowedOrigin
+from apikeys import errors
+from apikeys.authentication import Caller
+from apikeys.errors import error_response, new_request_id
+
+ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key"
+EXPOSED_HEADERS = (
+    "X-Request-Id, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
+)
+PREFLIGHT_MAX_AGE = "600"
+
+
+def _origin(request: HttpRequest) -> str:
+    return request.META.get("HTTP_ORIGIN", "").strip().lower()
+
+
+def _project_allows(request: HttpRequest, caller: Caller | None, origin: str) -> bool:
+    if caller is None or caller.project is None:
+        return False
+    # Asked twice per request (the check, then the response headers): one query.
+    if not hasattr(request, "_origin_allowed"):
+        request._origin_allowed = AllowedOrigin.objects.filter(  # type: ignore[attr-defined]
+            project=caller.project, origin=origin
+        ).exists()
+    return request._origin_allowed  # type: ignore[attr-defined]
+
+
+def cors_preflight(request: HttpRequest, methods: list[str]) -> HttpResponse:
+    """OPTIONS: allow an origin that some project allows; refuse every other."""
+    origin = _origin(request)
+    request_id = new_request_id()
+    if not origin or not methods or not AllowedOrigin.objects.filter(origin=origin).exists():
+        response = error_response(
+            errors.insufficient_permissions("This origin may not call the Client API."),
+            request_id,
+        )
+    else:
+        response = HttpResponse(status=204)
+        response["Access-Control-Allow-Origin"] = origin
+        response["Access-Control-Allow-Methods"] = ", ".join(methods)
+        response["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+        response["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
+    response["Vary"] = "Origin"
+    response["X-Request-Id"] = request_id
+    return response
+
+
+def require_allowed_origin(request: HttpRequest, caller: Caller) -> None:
+    """A browser request (it has an Origin) must come from one of the project's origins."""
+    origin = _origin(request)
+    if origin and not _project_allows(request, caller, origin):
+        raise errors.insufficient_permissions(
+            f"The origin {origin} is not allowed for this project. Add it under Settings → "
+            "General → Client API: allowed browser origins."
+        )
+
+
+def add_cors_headers(request: HttpRequest, response: HttpResponse, caller: Caller | None) -> None:
+    origin = _origin(request)
+    response["Vary"] = "Origin"
+    if origin and _project_allows(request, caller, origin):
+        response["Access-Control-Allow-Origin"] = origin
+        response["Access-Control-Expose-Headers"] = EXPOSED_HEADERS

@@ -1,0 +1,13 @@
+"""The Client API under /client: called from browsers with client tokens, behind CORS."""
+
+from django.urls import path, re_path
+
+from agents import api as agents_api
+from apikeys import api_views
+from apikeys.api import client_not_found
+
+urlpatterns = [
+    path("token", api_views.client_token_info, name="token"),
+    path("agents/<str:name>/invoke", agents_api.client_invoke, name="agent_invoke"),
+    re_path(r"^.*$", client_not_found),
+]
