@@ -1,0 +1,247 @@
+"""Client tokens: minted by a backend with an API key, used by a browser on /client."""
+
+import datetime
+import json
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import AllowedOrigin, Project
+from agents.models import Execution
+from apikeys.models import ClientToken, UsageRecord
+from tests.apikeys.api_helpers import assert_error, assert_ok
+from tests.conftest import Api
+
+ORIGIN = "https://app.example.com"
+
+
+def mint(api, **body):
+    body.setdefault("context", {"userId": "u_1"})
+    return api.post("/v1/client-tokens", body)
+
+
+@pytest.fixture
+def client_api() -> Api:
+    return Api(Client(), None)
+
+
+@pytest.fixture
+def minted(api):
+    answer = assert_ok(mint(api, serverContext={"plan": "gold", "secret": "s3"}), 201)
+    return answer
+
+
+def test_minting_answers_token_id_and_expiry_an_hour_ahead(api, project):
+    answer = assert_ok(mint(api), 201)
+    assert set(answer) == {"token", "id", "expiresAt"}
+    assert answer["token"].startswith("reminix_ct_") and len(answer["token"]) == 47
+    assert answer["id"].startswith("ctok_")
+    expires = datetime.datetime.fromisoformat(answer["expiresAt"])
+    assert abs((expires - timezone.now()).total_seconds() - 3600) < 60
+    stored = ClientToken.objects.get(public_id=answer["id"])
+    assert stored.project == project
+    assert answer["token"] not in json.dumps(
+        ClientToken.objects.filter(pk=stored.pk).values().get(), default=str
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "field"),
+    [
+        ({"context": None}, 400, "missing_required_field", "context"),
+        ({"context": "text"}, 400, "invalid_field_value", "context"),
+        ({"context": {}, "serverContext": [1]}, 400, "invalid_field_value", "serverContext"),
+        ({"context": {"x": "a" * 5000}}, 400, "invalid_field_value", "context"),
+        (
+            {"context": {}, "serverContext": {"x": "a" * 5000}},
+            400,
+            "invalid_field_value",
+            "serverContext",
+        ),
+        ({"context": {}, "ttlSeconds": 0}, 400, "invalid_field_value", "ttlSeconds"),
+        ({"context": {}, "ttlSeconds": 86401}, 400, "invalid_field_value", "ttlSeconds"),
+        ({"context": {}, "ttlSeconds": "60"}, 400, "invalid_field_value", "ttlSeconds"),
+        ({"context": {}, "ttlSeconds": True}, 400, "invalid_field_value", "ttlSeconds"),
+    ],
+)
+def test_bad_mint_input_is_refused_naming_the_field(api, body, status, code, field):
+    error = assert_error(api.post("/v1/client-tokens", body), status, code)
+    assert field in error["message"]
+    assert not ClientToken.objects.exists()
+
+
+def test_ttl_of_a_day_is_the_most(api):
+    answer = assert_ok(mint(api, ttlSeconds=86400), 201)
+    expires = datetime.datetime.fromisoformat(answer["expiresAt"])
+    assert abs((expires - timezone.now()).total_seconds() - 86400) < 60
+
+
+def test_minting_needs_the_agents_permission(api, make_key, project):
+    _, read_only = make_key(project, name="Reader", permissions=["read"])
+    response = api.post("/v1/client-tokens", {"context": {}}, token=read_only)
+    assert_error(response, 403, "insufficient_permissions")
+
+
+def test_the_browser_reads_its_context_but_never_the_server_context(client_api, minted, project):
+    answer = assert_ok(client_api.get("/client/token", token=minted["token"]))
+    assert answer == {
+        "projectId": project.slug,
+        "context": {"userId": "u_1"},
+        "expiresAt": minted["expiresAt"],
+    }
+    assert "serverContext" not in json.dumps(answer) and "gold" not in json.dumps(answer)
+
+
+def test_invoking_through_the_client_api_gives_the_agent_both_contexts(client_api, minted):
+    response = client_api.post(
+        "/client/agents/my-agent/invoke", {"prompt": "hi"}, token=minted["token"]
+    )
+    answer = assert_ok(response)
+    assert answer["output"] == "hi"
+    assert "gold" not in response.content.decode() and "s3" not in response.content.decode()
+    seen = Execution.objects.get(pk=int(answer["execution"]["id"].removeprefix("exec_"))).input
+    assert seen["context"] == {"userId": "u_1"}
+    assert seen["serverContext"] == {"plan": "gold", "secret": "s3"}
+
+
+def test_the_browser_cannot_replace_the_tokens_context(client_api, minted):
+    response = client_api.post(
+        "/client/agents/my-agent/invoke",
+        {"prompt": "hi", "context": {"userId": "admin"}},
+        token=minted["token"],
+    )
+    assert "context" in assert_error(response, 400, "invalid_field_value")["message"]
+
+
+def test_a_client_token_on_v1_is_refused_and_logged_against_it(api, minted):
+    for path in ("/v1/agents", "/v1/projects/current"):
+        error = assert_error(api.get(path, token=minted["token"]), 403, "insufficient_permissions")
+        assert "Client API" in error["message"]
+    row = UsageRecord.objects.filter(client_token__public_id=minted["id"]).latest("id")
+    assert row.status == 403 and row.api_key is not None
+
+
+def test_an_api_key_or_pat_on_the_client_api_is_refused(client_api, api_key):
+    _, key = api_key
+    error = assert_error(
+        client_api.get("/client/token", token=key), 403, "insufficient_permissions"
+    )
+    assert "client token" in error["message"]
+
+
+def test_an_expired_client_token_is_refused(client_api, minted):
+    ClientToken.objects.filter(public_id=minted["id"]).update(
+        expires_at=timezone.now() - datetime.timedelta(seconds=1)
+    )
+    error = assert_error(
+        client_api.get("/client/token", token=minted["token"]), 401, "expired_api_key"
+    )
+    assert "expired" in error["message"]
+
+
+def test_a_minted_token_dies_with_its_revoked_key(client_api, minted, api_key):
+    api_key[0].revoke(by=None)
+    error = assert_error(
+        client_api.get("/client/token", token=minted["token"]), 401, "expired_api_key"
+    )
+    assert "API key that minted" in error["message"]
+
+
+def test_a_minted_token_dies_with_its_expired_key(client_api, minted, api_key):
+    type(api_key[0]).objects.filter(pk=api_key[0].pk).update(
+        expires_at=timezone.now() - datetime.timedelta(seconds=1)
+    )
+    assert_error(client_api.get("/client/token", token=minted["token"]), 401, "expired_api_key")
+
+
+def test_delete_revokes_at_once_and_keeps_the_record(api, client_api, minted):
+    response = api.send("DELETE", f"/v1/client-tokens/{minted['id']}")
+    assert response.status_code == 204
+    assert ClientToken.objects.get(public_id=minted["id"]).revoked_at is not None
+    assert_error(client_api.get("/client/token", token=minted["token"]), 401, "expired_api_key")
+
+
+def test_only_the_minting_project_can_delete_a_client_token(minted, make_user, make_key):
+    other_owner = make_user(email="other@example.com")
+    _, other_key = make_key(Project.objects.for_user(other_owner).get(), name="Other")
+    response = Api(Client(), other_key).send("DELETE", f"/v1/client-tokens/{minted['id']}")
+    assert_error(response, 404, "not_found")
+    assert ClientToken.objects.get(public_id=minted["id"]).revoked_at is None
+
+
+def test_client_token_calls_are_logged_against_the_token_and_its_key(client_api, minted, api_key):
+    client_api.post("/client/agents/my-agent/invoke", {"prompt": "hi"}, token=minted["token"])
+    row = UsageRecord.objects.get(path="/client/agents/my-agent/invoke")
+    assert row.client_token.public_id == minted["id"]
+    assert row.api_key == api_key[0]
+    assert row.token_kind == "client_token"
+    assert row.status == 200
+
+
+class TestCors:
+    """The Client API answers browsers on the project's allowed origins, and only them."""
+
+    @pytest.fixture(autouse=True)
+    def allow(self, project):
+        AllowedOrigin.objects.create(project=project, origin=ORIGIN)
+
+    def preflight(self, origin):
+        return Client().options(
+            "/client/agents/my-agent/invoke",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+
+    def test_a_preflight_from_an_allowed_origin_is_answered(self):
+        response = self.preflight(ORIGIN)
+        assert response.status_code == 204
+        assert response["Access-Control-Allow-Origin"] == ORIGIN
+        assert "POST" in response["Access-Control-Allow-Methods"]
+        assert "Authorization" in response["Access-Control-Allow-Headers"]
+        assert "Origin" in response["Vary"]
+
+    def test_a_preflight_from_another_origin_gets_no_cors_headers(self):
+        response = self.preflight("https://evil.example.net")
+        assert response.status_code == 403
+        assert "Access-Control-Allow-Origin" not in response
+
+    def test_an_allowed_origin_gets_the_answer_with_cors_headers(self, client_api, minted):
+        response = client_api.get(
+            "/client/token", token=minted["token"], headers={"Origin": ORIGIN}
+        )
+        assert_ok(response)
+        assert response["Access-Control-Allow-Origin"] == ORIGIN
+        assert "X-Request-Id" in response["Access-Control-Expose-Headers"]
+
+    def test_another_origin_is_refused_before_the_agent_runs(self, client_api, minted):
+        response = client_api.post(
+            "/client/agents/my-agent/invoke",
+            {"prompt": "hi"},
+            token=minted["token"],
+            headers={"Origin": "https://evil.example.net"},
+        )
+        assert_error(response, 403, "insufficient_permissions")
+        assert "Access-Control-Allow-Origin" not in response
+        assert not Execution.objects.exists()
+
+    def test_an_origin_of_another_project_does_not_open_this_one(
+        self, client_api, minted, make_user
+    ):
+        other = Project.objects.for_user(make_user(email="o@example.com")).get()
+        AllowedOrigin.objects.create(project=other, origin="https://other.example.org")
+        assert self.preflight("https://other.example.org").status_code == 204
+        response = client_api.get(
+            "/client/token", token=minted["token"], headers={"Origin": "https://other.example.org"}
+        )
+        assert_error(response, 403, "insufficient_permissions")
+
+    def test_v1_never_sends_cors_allow_headers(self, api):
+        response = api.get("/v1/agents", headers={"Origin": ORIGIN})
+        assert response.status_code == 200
+        assert not [h for h in response.headers if h.lower().startswith("access-control-")]
+        preflight = Client().options("/v1/agents", headers={"Origin": ORIGIN})
+        assert "Access-Control-Allow-Origin" not in preflight
