@@ -58,7 +58,8 @@ def hour_chart(window: UsageWindow, *, chart_id: str) -> SafeString:
     slot = 100 / len(hours)
     parts: list[str] = []
 
-    for value in (0, top // 2, top):
+    # An empty chart keeps only its baseline: gridlines would measure nothing.
+    for value in (0, top // 2, top) if peak else (0,):
         y = _crisp(BASELINE - value * scale)
         parts.append(
             format_html(

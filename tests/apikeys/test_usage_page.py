@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import count
 from urllib.parse import parse_qs, urlsplit
@@ -178,6 +179,12 @@ def test_each_row_shows_what_the_call_was_and_no_key(signed_in, key, now):
     ]:
         assert shown in html
     assert 'title="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/140"' in html
+
+
+def test_calls_by_a_client_token_the_key_minted_say_so(signed_in, key, now):
+    usage_write([call(key, now), replace(call(key, now), token_kind="client_token")])
+    html = signed_in.get(usage_url(key)).content.decode()
+    assert html.count("via client token") == 1
 
 
 def test_a_key_without_calls_says_so(signed_in, key):
