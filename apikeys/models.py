@@ -195,7 +195,7 @@ class UsageRecord(models.Model):
     personal_token = models.ForeignKey(
         "PersonalAccessToken", null=True, blank=True, on_delete=models.CASCADE, related_name="usage"
     )
-    token_kind = models.CharField(max_length=16)
+    token_kind = models.CharField(max_length=32)
     method = models.CharField(max_length=8)
     path = models.CharField(max_length=255)
     status = models.PositiveSmallIntegerField()
