@@ -1,0 +1,75 @@
+"""A page on another origin calls the Client API with fetch() and a client token."""
+
+import http.server
+import threading
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page
+
+from accounts.models import AllowedOrigin, Project
+from accounts.services import user_sign_up
+from agents.models import Execution
+from apikeys.services import api_key_create, client_token_create
+from tests.conftest import PASSWORD
+
+CALL = """async ([url, token]) => {
+  try {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: {"Authorization": "Bearer " + token, "Content-Type": "application/json"},
+      body: JSON.stringify({prompt: "from the browser"}),
+    });
+    return {status: response.status, body: await response.json()};
+  } catch (error) {
+    return {blocked: String(error)};
+  }
+}"""
+
+
+class _Page(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        body = b"<!doctype html><title>customer app</title><p>customer app</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def customer_site() -> Iterator[int]:
+    """Another origin on loopback: the customer's web app."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def test_fetch_works_from_an_allowed_origin_and_is_blocked_from_another(
+    page: Page, live_server, transactional_db, customer_site
+):
+    user = user_sign_up(email="web@example.com", password=PASSWORD, name="Web")
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Backend", created_by=user)
+    _, token = client_token_create(project=project, api_key=key, context={"userId": "u_9"})
+    allowed = f"http://127.0.0.1:{customer_site}"
+    AllowedOrigin.objects.create(project=project, origin=allowed)
+    url = f"{live_server.url}/client/agents/my-agent/invoke"
+
+    page.goto(f"{allowed}/app")
+    result = page.evaluate(CALL, [url, token])
+    assert result.get("status") == 200, result
+    assert result["body"]["output"] == "from the browser"
+
+    # The same page served from an origin the project does not list.
+    page.goto(f"http://localhost:{customer_site}/app")
+    result = page.evaluate(CALL, [url, token])
+    assert "blocked" in result, result
+    assert "Failed to fetch" in result["blocked"]
+    # Refused at the preflight: the agent ran once, for the allowed origin only.
+    assert Execution.objects.filter(project=project).count() == 1
