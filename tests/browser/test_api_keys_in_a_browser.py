@@ -1,0 +1,77 @@
+import json
+import urllib.error
+import urllib.request
+
+from playwright.sync_api import Page, expect
+
+from accounts.services import user_sign_up
+from tests.conftest import PASSWORD
+
+
+def call_invoke(base_url: str, token: str) -> tuple[int, dict, str]:
+    request = urllib.request.Request(
+        f"{base_url}/v1/agents/my-agent/invoke",
+        data=json.dumps({"prompt": "hello"}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.load(response), response.headers["X-Request-Id"]
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error), error.headers["X-Request-Id"]
+
+
+def sign_in(page: Page, email: str) -> None:
+    page.goto("/account/login/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_a_key_from_creation_to_revocation(page: Page, live_server, transactional_db):
+    user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim")
+    sign_in(page, "kim@example.com")
+    page.get_by_role("navigation", name="Project").get_by_role("link", name="API Keys").click()
+
+    page.get_by_role("link", name="Create API key").click()
+    page.get_by_label("Name").fill("Production")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.get_by_label("Your new API key", exact=True)
+    expect(secret).to_be_visible()
+    token = secret.input_value()
+    assert token.startswith("reminix_sk_") and len(token) == 47
+    # The table updated in place, without a page load, and shows only the hint.
+    row = page.locator("#key-table tr", has_text="Production")
+    expect(row).to_contain_text(f"{token[:15]}…{token[-4:]}")
+
+    status, body, first_request_id = call_invoke(live_server.url, token)
+    assert (status, body["output"]) == (200, "hello")
+
+    page.get_by_role("link", name="I have copied it").click()
+    expect(page.get_by_label("Your new API key", exact=True)).to_have_count(0)
+    page.locator("#key-table").get_by_role("link", name="Usage").click()
+    expect(page.get_by_text(first_request_id)).to_be_visible()
+
+    page.go_back()
+    page.get_by_role("link", name="Revoke Production").click()
+    expect(page.get_by_role("heading", name="Revoke “Production”?")).to_be_visible()
+    page.get_by_role("button", name="Revoke “Production”").click()
+    expect(page.get_by_text("is revoked")).to_be_visible()
+    expect(page.locator("#key-table").get_by_text("revoked", exact=True)).to_be_visible()
+
+    status, body, refused_request_id = call_invoke(live_server.url, token)
+    assert status == 401
+    assert body["error"]["code"] == "expired_api_key"
+    assert "revoked" in body["error"]["message"]
+
+    page.locator("#key-table").get_by_role("link", name="Usage").click()
+    refused_row = page.locator("tr", has_text=refused_request_id)
+    expect(refused_row).to_contain_text("expired_api_key")
+    expect(refused_row).to_contain_text("401")
+
+    page.go_back()
+    page.reload()
+    assert token not in page.content()
+    page.go_back()
+    assert token not in page.content()
