@@ -16,7 +16,11 @@ class NoStoreForSignedInMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
+        # Cache-Control first: the API sets its own, and must not pay the session and user
+        # queries that reading request.user would cost.
+        if "Cache-Control" in response:
+            return response
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and "Cache-Control" not in response:
+        if user is not None and user.is_authenticated:
             add_never_cache_headers(response)
         return response

@@ -193,7 +193,6 @@ def agent_detail(request: ApiRequest, name: str) -> HttpResponse:
         require_permission(request.caller, Permission.READ)
         return ok(agent_json(_agent(request, name)))
     require_permission(request.caller, Permission.WRITE)
-    # fullmatch: the pattern's "$" would also match before a trailing newline.
     if not NAME.fullmatch(name) or len(name) > 64:
         raise errors.invalid_field_value("name", "must be 1 to 64 letters, digits, '-' or '_'.")
     body = json_body(request)

@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from accounts.models import Project
 
-AGENT_NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+# \Z, not $: "$" also matches before a trailing newline.
+AGENT_NAME_PATTERN = r"^[A-Za-z0-9_-]+\Z"
 
 
 class AgentQuerySet(models.QuerySet["Agent"]):
