@@ -35,6 +35,8 @@ from apikeys.authentication import (
 )
 from apikeys.cors import add_cors_headers, cors_preflight, require_allowed_origin
 from apikeys.errors import ApiError, error_response, new_request_id
+from apikeys.idempotency import idempotent
+from apikeys.rate_limits import RateLimitState, rate_limit_check
 from apikeys.usage import UsageEntry, usage_buffer
 from reminix_dashboard.client_ip import client_ip
 
@@ -127,6 +129,7 @@ def _answer(
     # lazy request.user would make when middleware looks at it on the way out.
     request.user = AnonymousUser()
     caller: Caller | None = None
+    limits: RateLimitState | None = None
     try:
         # The token is read first, so that every call it makes is attributed to its key in
         # the usage log, wrong paths and methods included; but the path and the method are
@@ -145,11 +148,12 @@ def _answer(
             raise refusal
         assert caller is not None
         request.caller = caller
+        limits = rate_limit_check(caller)
         if spec.surface is Surface.CLIENT:
             require_allowed_origin(request, caller)
         if spec.permission:
             require_permission(caller, spec.permission)
-        response = view(request, *args, **kwargs)
+        response = idempotent(request, caller.project, lambda: view(request, *args, **kwargs))
         error_code = ""
     except ApiError as error:
         response, error_code = error_response(error, request.request_id), error.code
@@ -166,6 +170,9 @@ def _answer(
         response, error_code = error_response(error, request.request_id), error.code
     response["X-Request-Id"] = request.request_id
     response["Cache-Control"] = "no-store"
+    if limits is not None:
+        for name, value in limits.headers().items():
+            response.setdefault(name, value)
     if spec.surface is Surface.CLIENT:
         add_cors_headers(request, response, caller)
     _record(request, caller, response.status_code, error_code, started)

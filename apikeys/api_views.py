@@ -11,6 +11,7 @@ from accounts.models import Project
 from apikeys import errors
 from apikeys.api import ApiRequest, api_view, json_body, ok
 from apikeys.authentication import Surface
+from apikeys.idempotency import SECRET_FIELDS_ATTRIBUTE
 from apikeys.models import ClientToken, Permission
 from apikeys.services import (
     CLIENT_TOKEN_DEFAULT_TTL,
@@ -98,7 +99,7 @@ def client_token_create_view(request: ApiRequest) -> HttpResponse:
         ttl_seconds=ttl,
         ip=client_ip(request),
     )
-    return ok(
+    response = ok(
         {
             "token": token,
             "id": client_token.public_id,
@@ -106,6 +107,9 @@ def client_token_create_view(request: ApiRequest) -> HttpResponse:
         },
         status=201,
     )
+    # An Idempotency-Key retry must not get the token again (apikeys/idempotency.py).
+    setattr(response, SECRET_FIELDS_ATTRIBUTE, ("token",))
+    return response
 
 
 @api_view(["DELETE"], permission=Permission.AGENTS)

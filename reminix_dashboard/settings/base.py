@@ -45,6 +45,10 @@ CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # seconds (apikeys/usage.py); 0 writes each call before its response.
 USAGE_FLUSH_SECONDS: float = env.float("USAGE_FLUSH_SECONDS", default=0.5)
 
+# Calls per token per clock minute before 429 rate_limit_exceeded (apikeys/rate_limits.py).
+# Shared across workers only with REDIS_URL. 0 turns limits off.
+API_RATE_LIMIT_PER_MINUTE: int = env.int("API_RATE_LIMIT_PER_MINUTE", default=1200)
+
 # Only for `make bench`: serves the echo agent with no authentication and no usage log at
 # /bench/floor/<project>/agents/<name>/invoke, the floor the real path is compared with.
 BENCHMARK_FLOOR_ENDPOINT: bool = env.bool("BENCHMARK_FLOOR_ENDPOINT", default=False)

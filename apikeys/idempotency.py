@@ -1,0 +1,119 @@
+"""Idempotency-Key on writes (POST, PUT, DELETE): the same key from the same project within
+24 hours gets the first answer back instead of acting twice.
+
+The first request claims the key (a unique row) before it runs, so a concurrent retry
+is told to wait rather than acting in parallel. Answers of 5xx and refusals raised as
+errors are not kept: a retry of those runs again. An answer that carried a one-time
+secret (a new client token) is kept without it, and a retry is told what was made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from accounts.models import Project
+from apikeys import errors
+from apikeys.models import IdempotencyRecord
+
+WRITE_METHODS = {"POST", "PUT", "DELETE"}
+LIFETIME = timedelta(hours=24)
+MAX_KEY_LENGTH = 255
+# The attribute a view sets on a response whose body holds a one-time secret.
+SECRET_FIELDS_ATTRIBUTE = "one_time_secret_fields"
+
+
+def _fingerprint(request: HttpRequest) -> str:
+    digest = hashlib.sha256()
+    for part in (request.method or "", request.path, request.body):
+        digest.update(part if isinstance(part, bytes) else part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _claim(project: Project, key: str, fingerprint: str) -> tuple[IdempotencyRecord, bool]:
+    """The record for (project, key), and whether this request created it."""
+    for _ in range(2):
+        try:
+            with transaction.atomic():
+                return (
+                    IdempotencyRecord.objects.create(
+                        project=project, key=key, fingerprint=fingerprint
+                    ),
+                    True,
+                )
+        except IntegrityError:
+            existing = IdempotencyRecord.objects.filter(project=project, key=key).first()
+            if existing is None:
+                continue  # deleted between our insert and our read: try again
+            if existing.created_at < timezone.now() - LIFETIME:
+                existing.delete()
+                continue
+            return existing, False
+    raise errors.ApiError(409, "invalid_request", "Retry this request with its Idempotency-Key.")
+
+
+def _replay(record: IdempotencyRecord, fingerprint: str) -> HttpResponse:
+    if record.fingerprint != fingerprint:
+        raise errors.invalid_request(
+            "This Idempotency-Key was already used for a different request (method, path or "
+            "body). Use a new key for a new request."
+        )
+    if record.status is None:
+        raise errors.ApiError(
+            409,
+            "invalid_request",
+            "A request with this Idempotency-Key is still running. Retry in a moment.",
+        )
+    if record.redacted:
+        made = json.loads(record.body)
+        raise errors.ApiError(
+            409,
+            "invalid_request",
+            f"This Idempotency-Key already made {made.get('id', 'its object')}. Its token was "
+            "shown once and is not shown again; send a new key to make another.",
+        )
+    response = HttpResponse(record.body, status=record.status, content_type="application/json")
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def idempotent(
+    request: HttpRequest, project: Project | None, run: Callable[[], HttpResponse]
+) -> HttpResponse:
+    """Run the write once per Idempotency-Key, replaying the first answer afterwards."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None or request.method not in WRITE_METHODS or project is None:
+        return run()
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise errors.invalid_field_value(
+            "Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} printable characters."
+        )
+    fingerprint = _fingerprint(request)
+    record, claimed = _claim(project, key, fingerprint)
+    if not claimed:
+        return _replay(record, fingerprint)
+    try:
+        response = run()
+    except BaseException:
+        record.delete()
+        raise
+    if response.status_code >= 500:
+        record.delete()
+        return response
+    body = response.content.decode()
+    secret_fields = getattr(response, SECRET_FIELDS_ATTRIBUTE, ())
+    if secret_fields:
+        kept = {k: v for k, v in json.loads(body).items() if k not in secret_fields}
+        body = json.dumps(kept)
+    IdempotencyRecord.objects.filter(pk=record.pk).update(
+        status=response.status_code, body=body, redacted=bool(secret_fields)
+    )
+    return response

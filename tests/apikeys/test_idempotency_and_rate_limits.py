@@ -1,0 +1,125 @@
+"""Idempotency-Key on writes, and per-token rate limits (shared/CONTRACT.md)."""
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from agents.models import Agent, Execution
+from apikeys.models import ClientToken, IdempotencyRecord
+from tests.apikeys.api_helpers import assert_error, assert_ok
+
+
+def test_a_retried_write_with_the_same_key_answers_the_first_result_and_acts_once(api):
+    headers = {"Idempotency-Key": "order-1"}
+    first = api.post("/v1/agents/my-agent/invoke", {"prompt": "once"}, headers=headers)
+    again = api.post("/v1/agents/my-agent/invoke", {"prompt": "once"}, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    assert Execution.objects.count() == 1
+
+
+def test_without_a_key_each_write_acts(api):
+    api.post("/v1/agents/my-agent/invoke", {"prompt": "a"})
+    api.post("/v1/agents/my-agent/invoke", {"prompt": "a"})
+    assert Execution.objects.count() == 2
+
+
+def test_the_same_key_for_a_different_request_is_refused(api):
+    headers = {"Idempotency-Key": "k"}
+    api.post("/v1/agents/my-agent/invoke", {"prompt": "a"}, headers=headers)
+    response = api.post("/v1/agents/my-agent/invoke", {"prompt": "b"}, headers=headers)
+    assert "different request" in assert_error(response, 400, "invalid_request")["message"]
+    assert Execution.objects.count() == 1
+
+
+def test_keys_are_per_project(api, make_user, make_key):
+    from accounts.models import Project
+
+    other = Project.objects.for_user(make_user(email="o@example.com")).get()
+    _, other_token = make_key(other, name="Other")
+    headers = {"Idempotency-Key": "shared-name"}
+    api.post("/v1/agents/my-agent/invoke", {"prompt": "a"}, headers=headers)
+    response = api.post(
+        "/v1/agents/my-agent/invoke", {"prompt": "a"}, headers=headers, token=other_token
+    )
+    assert "Idempotent-Replayed" not in response
+    assert Execution.objects.count() == 2
+
+
+def test_a_key_older_than_24_hours_acts_again(api):
+    headers = {"Idempotency-Key": "old"}
+    api.send("PUT", "/v1/agents/bot", {"description": "v1"}, headers=headers)
+    IdempotencyRecord.objects.update(created_at=timezone.now() - datetime.timedelta(hours=25))
+    response = api.send("PUT", "/v1/agents/bot", {"description": "v1"}, headers=headers)
+    assert "Idempotent-Replayed" not in response
+    assert response.status_code == 200  # updated, not created: the first call acted
+
+
+def test_a_refused_write_is_not_kept_and_can_be_retried(api):
+    headers = {"Idempotency-Key": "fix-and-retry"}
+    refused = api.send("PUT", "/v1/agents/bot", {"kind": "nope"}, headers=headers)
+    assert_error(refused, 400, "invalid_field_value")
+    assert not IdempotencyRecord.objects.filter(key="fix-and-retry").exists()
+    # The corrected request under the same key acts, and is then kept.
+    assert_ok(api.send("PUT", "/v1/agents/bot", {"kind": "echo"}, headers=headers), 201)
+    assert IdempotencyRecord.objects.get(key="fix-and-retry").status == 201
+
+
+def test_a_minted_token_is_never_replayed(api):
+    headers = {"Idempotency-Key": "mint-1"}
+    first = assert_ok(api.post("/v1/client-tokens", {"context": {}}, headers=headers), 201)
+    response = api.post("/v1/client-tokens", {"context": {}}, headers=headers)
+    error = assert_error(response, 409, "invalid_request")
+    assert first["id"] in error["message"]
+    assert first["token"] not in response.content.decode()
+    assert first["token"] not in IdempotencyRecord.objects.get().body
+    assert ClientToken.objects.count() == 1
+
+
+def test_a_bad_idempotency_key_is_refused(api):
+    response = api.post(
+        "/v1/agents/my-agent/invoke", {"prompt": "a"}, headers={"Idempotency-Key": "x" * 300}
+    )
+    assert "Idempotency-Key" in assert_error(response, 400, "invalid_field_value")["message"]
+
+
+def test_reads_ignore_the_idempotency_key(api):
+    api.get("/v1/agents", headers={"Idempotency-Key": "r"})
+    assert not IdempotencyRecord.objects.exists()
+
+
+def test_every_answer_carries_the_rate_limit_headers(api, settings):
+    settings.API_RATE_LIMIT_PER_MINUTE = 5
+    response = api.get("/v1/agents")
+    assert response["X-RateLimit-Limit"] == "5"
+    assert response["X-RateLimit-Remaining"] == "4"
+    assert int(response["X-RateLimit-Reset"]) > timezone.now().timestamp()
+
+
+def test_past_the_limit_calls_get_429_with_retry_after(api, settings):
+    settings.API_RATE_LIMIT_PER_MINUTE = 3
+    answers = [api.get("/v1/agents") for _ in range(4)]
+    assert [a.status_code for a in answers[:3]] == [200, 200, 200]
+    error = assert_error(answers[3], 429, "rate_limit_exceeded")
+    assert "3 calls" in error["message"]
+    assert 1 <= int(answers[3]["Retry-After"]) <= 61
+    assert answers[3]["X-RateLimit-Remaining"] == "0"
+
+
+def test_limits_are_per_token(api, make_key, project, settings):
+    settings.API_RATE_LIMIT_PER_MINUTE = 1
+    _, second = make_key(project, name="Second")
+    assert api.get("/v1/agents").status_code == 200
+    assert api.get("/v1/agents", token=second).status_code == 200
+    assert api.get("/v1/agents").status_code == 429
+
+
+@pytest.mark.parametrize("limit", [0])
+def test_a_limit_of_zero_turns_limits_off(api, settings, limit):
+    settings.API_RATE_LIMIT_PER_MINUTE = limit
+    response = api.get("/v1/agents")
+    assert response.status_code == 200
+    assert "X-RateLimit-Limit" not in response
+    assert Agent.objects.exists()
