@@ -84,6 +84,8 @@ class LogFilters:
     ip: str = ""
     since: datetime | None = None
     until: datetime | None = None
+    # A client token this key minted (its public id): the drill-down into its calls.
+    client_token: str = ""
 
     def outcomes(self) -> frozenset[str]:
         """The outcomes a matching call can have: a status implies its outcome."""
@@ -109,6 +111,8 @@ class LogFilters:
             records = records.filter(created_at__gte=self.since)
         if self.until is not None:
             records = records.filter(created_at__lt=self.until)
+        if self.client_token:
+            records = records.filter(client_token__public_id=self.client_token)
         if Outcome.OK not in self.outcomes():
             # Said outright so that the database can prove the partial index applies.
             records = records.exclude(outcome=Outcome.OK)
@@ -139,7 +143,9 @@ def usage_log_page(
     fence = _fence(api_key, filters)
     if fence is None:
         return LogPage([], None, None, is_newest=before is None and after is None)
-    records = fence.apply(filters.apply(UsageRecord.objects.for_key(api_key)))
+    records = fence.apply(
+        filters.apply(UsageRecord.objects.for_key(api_key).select_related("client_token"))
+    )
 
     if after is not None:
         newer = list(

@@ -26,7 +26,7 @@ from apikeys.usage_queries import Cursor, LogFilters, key_usage_summary, usage_l
 from reminix_dashboard.http import ProjectRequest
 
 TEMPLATE = "apikeys/api_key_usage.html"
-FILTER_FIELDS = ("outcome", "status", "ip", "since", "until")
+FILTER_FIELDS = ("outcome", "status", "ip", "since", "until", "client_token")
 DATETIME_INPUT = "%Y-%m-%dT%H:%M"
 
 
@@ -98,6 +98,15 @@ class UsageFilterForm(forms.Form):
     )
     since = UtcDateTimeField(label="From (UTC)")
     until = UtcDateTimeField(label="To (UTC)")
+    client_token = forms.RegexField(
+        label="Client token",
+        regex=r"^ctok_[A-Za-z0-9]{20}$",
+        required=False,
+        widget=forms.TextInput(
+            attrs={"placeholder": "ctok_…", "autocomplete": "off", "spellcheck": "false"}
+        ),
+        error_messages={"invalid": "Enter a client token id, like ctok_ and 20 letters or digits."},
+    )
     before = CursorField()
     after = CursorField()
 
@@ -126,6 +135,7 @@ class UsageFilterForm(forms.Form):
             ip=data["ip"],
             since=data["since"],
             until=data["until"],
+            client_token=data["client_token"],
         )
 
     @property

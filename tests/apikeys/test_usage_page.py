@@ -21,6 +21,7 @@ from django.utils import timezone
 from accounts.models import Project, User
 from apikeys.charts import compact, nice_ceiling
 from apikeys.models import ApiKey, Outcome, UsageRecord
+from apikeys.services import client_token_create
 from apikeys.usage import UsageEntry, usage_write
 from apikeys.usage_queries import PAGE_SIZE, Cursor
 
@@ -181,10 +182,23 @@ def test_each_row_shows_what_the_call_was_and_no_key(signed_in, key, now):
     assert 'title="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/140"' in html
 
 
-def test_calls_by_a_client_token_the_key_minted_say_so(signed_in, key, now):
-    usage_write([call(key, now), replace(call(key, now), token_kind="client_token")])
+def test_calls_by_a_client_token_the_key_minted_say_so_and_drill_down(signed_in, key, now):
+    minted, _ = client_token_create(project=key.project, api_key=key, context={})
+    direct = call(key, now - timedelta(seconds=1))
+    by_token = replace(call(key, now), token_kind="client_token", client_token_id=minted.pk)
+    usage_write([direct, by_token])
     html = signed_in.get(usage_url(key)).content.decode()
-    assert html.count("via client token") == 1
+    assert html.count(f"via {minted.public_id}") == 1
+    drilled = signed_in.get(usage_url(key), {"client_token": minted.public_id}).content.decode()
+    assert by_token.request_id in drilled
+    assert direct.request_id not in drilled
+    assert f'value="{minted.public_id}"' in drilled
+
+
+def test_a_malformed_client_token_filter_is_an_error_beside_its_field(signed_in, key):
+    response = signed_in.get(usage_url(key), {"client_token": "reminix_ct_notanid"})
+    assert response.status_code == 400
+    assert 'id="id_client_token_error"' in response.content.decode()
 
 
 def test_a_key_without_calls_says_so(signed_in, key):
