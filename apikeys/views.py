@@ -160,4 +160,4 @@ def api_key_revoke_view(request: ProjectRequest, key_id: int) -> HttpResponse:
 @require_GET
 @project_member_required
 def project_usage(request: ProjectRequest) -> HttpResponse:
-    return render(request, "apikeys/project_usage.html")
+    return render(request, "apikeys/project_usage.html", _keys_context(request))
