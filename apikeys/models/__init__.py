@@ -1,0 +1,56 @@
+"""API keys, client tokens and personal access tokens, and the log of every API call.
+
+Where things happen: a token is created in apikeys/services.py, checked in
+apikeys/authentication.py, and each call it makes is written by apikeys/usage.py into
+UsageRecord (one row per call) and the roll-ups beside it (UsageHour, UsageIp).
+
+    tokens.py       ApiKey, ClientToken, PersonalAccessToken (and their shared Token base)
+    usage.py        UsageRecord, UsageHour, UsageIp, UnattributedCalls, Outcome
+    idempotency.py  IdempotencyRecord
+"""
+
+from apikeys.models.idempotency import IdempotencyRecord
+from apikeys.models.tokens import (
+    ALL_PERMISSIONS,
+    ApiKey,
+    ApiKeyQuerySet,
+    ClientToken,
+    ClientTokenQuerySet,
+    Permission,
+    PermissionsMixin,
+    PersonalAccessToken,
+    PersonalAccessTokenQuerySet,
+    Token,
+    TokenStatus,
+    client_token_public_id,
+)
+from apikeys.models.usage import (
+    Outcome,
+    UnattributedCalls,
+    UsageHour,
+    UsageIp,
+    UsageRecord,
+    UsageRecordQuerySet,
+)
+
+__all__ = [
+    "ALL_PERMISSIONS",
+    "ApiKey",
+    "ApiKeyQuerySet",
+    "ClientToken",
+    "ClientTokenQuerySet",
+    "IdempotencyRecord",
+    "Outcome",
+    "Permission",
+    "PermissionsMixin",
+    "PersonalAccessToken",
+    "PersonalAccessTokenQuerySet",
+    "Token",
+    "TokenStatus",
+    "UnattributedCalls",
+    "UsageHour",
+    "UsageIp",
+    "UsageRecord",
+    "UsageRecordQuerySet",
+    "client_token_public_id",
+]

@@ -1,0 +1,211 @@
+"""The three kinds of token: API keys, client tokens and personal access tokens.
+
+Each stores only a keyed hash of its token (apikeys/tokens.py makes and hashes them).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Project, User
+from apikeys.tokens import BASE62
+
+
+class Permission(models.TextChoices):
+    """What an API key may do (from the Reminix docs)."""
+
+    AGENTS = "agents", "Agents: invoke and chat with all agents"
+    READ = "read", "Read: view agent configuration and logs"
+    WRITE = "write", "Write: deploy and update agents"
+
+
+ALL_PERMISSIONS: list[str] = [p.value for p in Permission]
+
+
+class TokenStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+class Token(models.Model):
+    """What every kind of token has: its keyed hash (never the token), a display hint,
+    and a lifetime that ends at its expiry or its revocation, whichever comes first."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    hint = models.CharField(max_length=40)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    # Written by the usage log's batch flush, at most once a minute per token.
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def status_at(self, moment: datetime) -> TokenStatus:
+        if self.revoked_at is not None:
+            return TokenStatus.REVOKED
+        if self.expires_at is not None and self.expires_at <= moment:
+            return TokenStatus.EXPIRED
+        return TokenStatus.ACTIVE
+
+    @property
+    def status(self) -> TokenStatus:
+        return self.status_at(timezone.now())
+
+
+class PermissionsMixin:
+    """For tokens that carry permissions: a list of Permission values."""
+
+    permissions: list[str]
+
+    @property
+    def is_restricted(self) -> bool:
+        return set(self.permissions) != set(ALL_PERMISSIONS)
+
+    def has_permission(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    def permission_labels(self) -> list[str]:
+        return [p for p in ALL_PERMISSIONS if p in self.permissions]
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def for_project(self, project: Project) -> ApiKeyQuerySet:
+        return self.filter(project=project)
+
+    def active(self) -> ApiKeyQuerySet:
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+
+class ApiKey(PermissionsMixin, Token):
+    """A project's server-side key (`reminix_sk_…`). Only its keyed hash is stored."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    permissions = models.JSONField(default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "-created_at"], name="apikey_project_time")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint})"
+
+    def revoke(self, *, by: User | None) -> bool:
+        """Revoke now, unless already revoked. True if this call revoked it.
+
+        A conditional UPDATE, so two revokes racing cannot both claim it, and the next
+        API call on any worker reads the new state from the database.
+        """
+        now = timezone.now()
+        changed = ApiKey.objects.filter(pk=self.pk, revoked_at__isnull=True).update(
+            revoked_at=now, revoked_by=by
+        )
+        if changed:
+            self.revoked_at, self.revoked_by = now, by
+        return bool(changed)
+
+
+def client_token_public_id() -> str:
+    """The id a client token is known by in the API and the dashboard (not guessable)."""
+    return "ctok_" + "".join(secrets.choice(BASE62) for _ in range(20))
+
+
+class ClientTokenQuerySet(models.QuerySet["ClientToken"]):
+    def for_project(self, project: Project) -> ClientTokenQuerySet:
+        return self.filter(project=project)
+
+    def active(self) -> ClientTokenQuerySet:
+        return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
+
+
+class ClientToken(Token):
+    """A short-lived token (`reminix_ct_…`) that a customer's backend mints for a browser.
+
+    It reaches only the Client API, carries `context` (readable by the browser) and
+    `server_context` (seen only by agents), and dies with the key or PAT that minted it.
+    """
+
+    public_id = models.CharField(max_length=32, unique=True, default=client_token_public_id)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="client_tokens")
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="client_tokens"
+    )
+    personal_token = models.ForeignKey(
+        "PersonalAccessToken",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="client_tokens",
+    )
+    context = models.JSONField(default=dict)
+    server_context = models.JSONField(default=dict)
+    expires_at = models.DateTimeField()
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = ClientTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="ctoken_project_time"),
+            models.Index(fields=["api_key", "-created_at"], name="ctoken_key_time"),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class PersonalAccessTokenQuerySet(models.QuerySet["PersonalAccessToken"]):
+    def for_user(self, user: User) -> PersonalAccessTokenQuerySet:
+        return self.filter(user=user)
+
+    def active(self) -> PersonalAccessTokenQuerySet:
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+
+class PersonalAccessToken(PermissionsMixin, Token):
+    """A person's token (`reminix_pat_…`) for CLIs and scripts. It acts as its user: on
+    each call it reaches only the projects the user is a member of at that moment,
+    narrowed to `projects` when the token was restricted to some."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="personal_tokens"
+    )
+    name = models.CharField(max_length=100)
+    permissions = models.JSONField(default=list)
+    projects = models.ManyToManyField(Project, blank=True, related_name="+")
+    expiry_reminder_sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PersonalAccessTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint})"

@@ -1,0 +1,171 @@
+"""The log of API calls (one row per call) and the roll-ups that keep its pages fast."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Project
+from apikeys.models.tokens import ApiKey
+
+
+class Outcome(models.TextChoices):
+    """The one bucket each API call falls into, for filters and charts."""
+
+    OK = "ok", "Succeeded"
+    CLIENT_ERROR = "client_error", "Client error"
+    AUTH_FAILURE = "auth_failure", "Auth or permission failure"
+    REVOKED_KEY = "revoked_key", "Revoked or expired key"
+    SERVER_ERROR = "server_error", "Server error"
+
+    @classmethod
+    def of(cls, status: int, error_code: str) -> Outcome:
+        if status < 400:
+            return cls.OK
+        if error_code == "expired_api_key":
+            return cls.REVOKED_KEY
+        if status in (401, 403):
+            return cls.AUTH_FAILURE
+        if status >= 500:
+            return cls.SERVER_ERROR
+        return cls.CLIENT_ERROR
+
+
+class UsageRecordQuerySet(models.QuerySet["UsageRecord"]):
+    def for_key(self, api_key: ApiKey) -> UsageRecordQuerySet:
+        return self.filter(api_key=api_key)
+
+    def before(self, created_at: datetime, pk: int) -> UsageRecordQuerySet:
+        """Keyset pagination, newest first: the rows after (created_at, pk).
+
+        The plain `created_at <= …` is redundant with the OR, and is what lets the index
+        scan start at the cursor: with the OR alone PostgreSQL walks and discards every
+        newer row first (140 ms instead of 0.2 ms half-way down a million rows).
+        """
+        return self.filter(created_at__lte=created_at).filter(
+            Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk)
+        )
+
+    def after(self, created_at: datetime, pk: int) -> UsageRecordQuerySet:
+        """Keyset pagination the other way: the rows newer than (created_at, pk)."""
+        return self.filter(created_at__gte=created_at).filter(
+            Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk)
+        )
+
+    def newest_first(self) -> UsageRecordQuerySet:
+        return self.order_by("-created_at", "-id")
+
+
+class UsageRecord(models.Model):
+    """One API call made with an identifiable token. Never holds the token or its header."""
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField()
+    # None only for a personal access token's call that named no project (or was refused).
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="usage"
+    )
+    # A client token's calls carry both the token and the key that minted it, so the key's
+    # usage page shows its tokens' traffic too.
+    client_token = models.ForeignKey(
+        "ClientToken", null=True, blank=True, on_delete=models.CASCADE, related_name="usage"
+    )
+    personal_token = models.ForeignKey(
+        "PersonalAccessToken", null=True, blank=True, on_delete=models.CASCADE, related_name="usage"
+    )
+    token_kind = models.CharField(max_length=32)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=255)
+    status = models.PositiveSmallIntegerField()
+    error_code = models.CharField(max_length=40, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    latency_us = models.PositiveIntegerField()
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+    request_id = models.CharField(max_length=40)
+
+    objects = UsageRecordQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["api_key", "-created_at", "-id"], name="usage_key_time"),
+            models.Index(fields=["project", "-created_at", "-id"], name="usage_project_time"),
+            # The failed calls alone, newest first: filters on an error outcome or a 4xx/5xx
+            # status walk this instead of every call of the key. Only failures pay for it.
+            models.Index(
+                fields=["api_key", "-created_at", "-id"],
+                condition=~Q(outcome="ok"),
+                name="usage_key_errors_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.method} {self.path} {self.status}"
+
+    @property
+    def latency_ms(self) -> float:
+        return self.latency_us / 1000
+
+
+class UsageHour(models.Model):
+    """Calls per key per hour, by outcome: the charts and totals read this, not the log."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="usage_hours")
+    hour = models.DateTimeField()
+    requests = models.PositiveIntegerField(default=0)
+    ok = models.PositiveIntegerField(default=0)
+    client_errors = models.PositiveIntegerField(default=0)
+    auth_failures = models.PositiveIntegerField(default=0)
+    revoked_key_uses = models.PositiveIntegerField(default=0)
+    server_errors = models.PositiveIntegerField(default=0)
+    latency_us_total = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "hour"], name="usagehour_unique_key_hour")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.hour:%Y-%m-%d %H}:00 {self.requests}"
+
+
+class UsageIp(models.Model):
+    """Each address a key was used from, with first and last seen."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="usage_ips")
+    ip = models.GenericIPAddressField()
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    requests = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "ip"], name="usageip_unique_key_ip")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.ip}"
+
+
+class UnattributedCalls(models.Model):
+    """Calls whose token could not be tied to a key (missing, malformed, unknown): counted
+    per hour and error code, never stored one by one, so junk traffic cannot fill the log."""
+
+    hour = models.DateTimeField()
+    error_code = models.CharField(max_length=40)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "error_code"], name="unattributed_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.error_code} {self.count}"
