@@ -175,12 +175,17 @@ def _answer(
             response.setdefault(name, value)
     if spec.surface is Surface.CLIENT:
         add_cors_headers(request, response, caller)
-    _record(request, caller, response.status_code, error_code, started)
+    _record(request, caller, response.status_code, error_code, started, kwargs.get("name", ""))
     return response
 
 
 def _record(
-    request: HttpRequest, caller: Caller | None, status: int, error_code: str, started: float
+    request: HttpRequest,
+    caller: Caller | None,
+    status: int,
+    error_code: str,
+    started: float,
+    agent: str,
 ) -> None:
     usage_buffer.add(
         UsageEntry(
@@ -200,6 +205,7 @@ def _record(
             ip=client_ip(request) or None,
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
             request_id=request.request_id,  # type: ignore[attr-defined]
+            agent=_TOKEN_IN_PATH.sub(r"\1[redacted]", agent),
         )
     )
 

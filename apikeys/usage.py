@@ -66,6 +66,7 @@ class UsageEntry:
     request_id: str
     client_token_id: int | None = None
     personal_token_id: int | None = None
+    agent: str = ""
 
     @property
     def outcome(self) -> Outcome:
@@ -106,6 +107,7 @@ def usage_write(entries: list[UsageEntry]) -> None:
                     personal_token_id=e.personal_token_id,
                     token_kind=e.token_kind,
                     method=e.method,
+                    agent=e.agent[:64],
                     path=e.path[:255],
                     status=e.status,
                     error_code=e.error_code,

@@ -80,6 +80,8 @@ class UsageRecord(models.Model):
     )
     token_kind = models.CharField(max_length=32)
     method = models.CharField(max_length=8)
+    # The agent the call named (/v1/agents/{name}/…), for "top agents"; blank otherwise.
+    agent = models.CharField(max_length=64, blank=True)
     path = models.CharField(max_length=255)
     status = models.PositiveSmallIntegerField()
     error_code = models.CharField(max_length=40, blank=True)

@@ -272,3 +272,14 @@ def test_a_real_call_marks_the_key_as_used(api, api_key):
     api_key[0].refresh_from_db()
     assert api_key[0].last_used_at is not None
     assert api_key[0].last_used_ip == "127.0.0.1"
+
+
+def test_the_agent_a_call_names_is_logged_and_a_token_in_its_place_is_not(api, api_key):
+    from apikeys.models import UsageRecord
+
+    api.post("/v1/agents/my-agent/invoke", {"prompt": "x"})
+    leaked = api_key[1]
+    api.post(f"/v1/agents/{leaked}/invoke", {"prompt": "x"})
+    agents = list(UsageRecord.objects.order_by("id").values_list("agent", flat=True))
+    assert agents[0] == "my-agent"
+    assert leaked not in agents[1] and agents[1].startswith("reminix_sk_[redacted]")
