@@ -7,8 +7,10 @@ UsageRecord (one row per call) and the roll-ups beside it (UsageHour, UsageIp).
     tokens.py       ApiKey, ClientToken, PersonalAccessToken (and their shared Token base)
     usage.py        UsageRecord, UsageHour, UsageIp, UnattributedCalls, Outcome
     idempotency.py  IdempotencyRecord
+    flags.py        Flag (suspicious activity), and the detector's KeyNetwork and cursor
 """
 
+from apikeys.models.flags import DetectionCursor, Flag, FlagQuerySet, KeyNetwork
 from apikeys.models.idempotency import IdempotencyRecord
 from apikeys.models.tokens import (
     ALL_PERMISSIONS,
@@ -39,6 +41,10 @@ __all__ = [
     "ApiKeyQuerySet",
     "ClientToken",
     "ClientTokenQuerySet",
+    "DetectionCursor",
+    "Flag",
+    "FlagQuerySet",
+    "KeyNetwork",
     "IdempotencyRecord",
     "Outcome",
     "Permission",

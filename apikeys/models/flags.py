@@ -1,0 +1,106 @@
+"""Suspicious-activity flags, and the detector's bookkeeping (see apikeys/detection.py)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Project
+from apikeys.models.tokens import ApiKey, ClientToken
+
+
+class FlagQuerySet(models.QuerySet["Flag"]):
+    def for_project(self, project: Project) -> FlagQuerySet:
+        return self.filter(project=project)
+
+    def open(self) -> FlagQuerySet:
+        return self.filter(acknowledged_at__isnull=True)
+
+
+class Flag(models.Model):
+    """Something in a key's usage that a person should look at, with the evidence.
+
+    While a flag is open, the same finding adds to it (occurrences, last_seen) rather
+    than raising a second one; once acknowledged, a new occurrence opens a new flag.
+    """
+
+    class Kind(models.TextChoices):
+        ENDED_TOKEN_USED = "ended_token_used", "Revoked or expired token still in use"
+        NEW_NETWORK = "new_network", "Used from a new network"
+        VOLUME_SPIKE = "volume_spike", "Volume spike"
+        AUTH_FAILURE_BURST = "auth_failure_burst", "Burst of auth or permission failures"
+        CLIENT_TOKEN_MANY_IPS = "client_token_many_ips", "Client token used from many addresses"
+        UNUSED_KEY = "unused_key", "Unused for 90 days"
+
+    class Severity(models.TextChoices):
+        HIGH = "high", "High"
+        MEDIUM = "medium", "Medium"
+        LOW = "low", "Low"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="flags")
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="flags"
+    )
+    client_token = models.ForeignKey(
+        ClientToken, null=True, blank=True, on_delete=models.CASCADE, related_name="flags"
+    )
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    severity = models.CharField(max_length=8, choices=Severity.choices)
+    # What makes two findings the same one: the kind, the token, and e.g. the network.
+    dedupe_key = models.CharField(max_length=200)
+    summary = models.CharField(max_length=300)
+    evidence = models.JSONField(default=dict)
+    occurrences = models.PositiveIntegerField(default=1)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = FlagQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-last_seen", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dedupe_key"],
+                condition=Q(acknowledged_at__isnull=True),
+                name="flag_one_open_per_finding",
+            )
+        ]
+        indexes = [models.Index(fields=["project", "acknowledged_at"], name="flag_project_open")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.summary}"
+
+
+class KeyNetwork(models.Model):
+    """A network (/24 for IPv4, /48 for IPv6) a key has been used from, and since when."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+    network = models.CharField(max_length=64)
+    first_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "network"], name="keynetwork_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.network}"
+
+
+class DetectionCursor(models.Model):
+    """How far the detector has read the usage log (the last UsageRecord id it processed)."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    last_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.last_id}"
