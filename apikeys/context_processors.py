@@ -1,4 +1,5 @@
-"""Template context for every signed-in page: personal tokens that expire within a week."""
+"""Template context for every signed-in page: personal tokens that expire within a week,
+and on project pages the number of open alerts (for the navigation)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from apikeys.models import Flag
 from apikeys.reminders import personal_tokens_expiring_soon
 
 
@@ -13,4 +15,8 @@ def token_reminders(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    return {"expiring_tokens": list(personal_tokens_expiring_soon(user)[:5])}
+    context: dict[str, Any] = {"expiring_tokens": list(personal_tokens_expiring_soon(user)[:5])}
+    project = getattr(request, "project", None)
+    if project is not None:
+        context["open_flag_count"] = Flag.objects.for_project(project).open().count()
+    return context

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apikeys import client_token_views, personal_token_views, usage_views, views
+from apikeys import client_token_views, flag_views, personal_token_views, usage_views, views
 
 app_name = "apikeys"
 
@@ -28,6 +28,12 @@ urlpatterns = [
         name="client_tokens_revoke_all",
     ),
     path("projects/<slug:slug>/usage/", views.project_usage, name="project_usage"),
+    path("projects/<slug:slug>/alerts/", flag_views.flag_list, name="flag_list"),
+    path(
+        "projects/<slug:slug>/alerts/<int:flag_id>/acknowledge/",
+        flag_views.flag_acknowledge,
+        name="flag_acknowledge",
+    ),
     path("account/tokens/", personal_token_views.personal_token_list, name="personal_token_list"),
     path(
         "account/tokens/new/",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 
 from django.contrib import messages
+from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -19,7 +20,7 @@ from django_htmx.http import trigger_client_event
 
 from accounts.decorators import project_member_required
 from apikeys.forms import ApiKeyCreateForm, ApiKeyRenameForm
-from apikeys.models import ApiKey, PersonalAccessToken, TokenStatus
+from apikeys.models import ApiKey, Flag, PersonalAccessToken, TokenStatus
 from apikeys.services import api_key_create, api_key_rename, api_key_revoke
 from reminix_dashboard.client_ip import client_ip
 from reminix_dashboard.http import ProjectRequest
@@ -51,6 +52,14 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
         ApiKey.objects.for_project(request.project).select_related("created_by", "revoked_by")
     )
     now = timezone.now()
+    open_flags = dict(
+        Flag.objects.for_project(request.project)
+        .open()
+        .values_list("api_key_id")
+        .annotate(n=Count("id"))
+    )
+    for key in keys:
+        key.open_flags = open_flags.get(key.pk, 0)  # type: ignore[attr-defined]
     active = [k for k in keys if k.status_at(now) is TokenStatus.ACTIVE]
     ended = [k for k in keys if k.status_at(now) is not TokenStatus.ACTIVE]
     return {"active_keys": active, "ended_keys": ended, "now": now}

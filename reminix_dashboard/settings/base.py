@@ -49,6 +49,9 @@ USAGE_FLUSH_SECONDS: float = env.float("USAGE_FLUSH_SECONDS", default=0.5)
 # Shared across workers only with REDIS_URL. 0 turns limits off.
 API_RATE_LIMIT_PER_MINUTE: int = env.int("API_RATE_LIMIT_PER_MINUTE", default=1200)
 
+# Where people reach the dashboard, for links in emails sent outside a request (alerts).
+DASHBOARD_URL: str = env.str("DASHBOARD_URL", default="http://127.0.0.1:8000")
+
 # Only for `make bench`: serves the echo agent with no authentication and no usage log at
 # /bench/floor/<project>/agents/<name>/invoke, the floor the real path is compared with.
 BENCHMARK_FLOOR_ENDPOINT: bool = env.bool("BENCHMARK_FLOOR_ENDPOINT", default=False)

@@ -1,0 +1,487 @@
+"""Finding suspicious use of keys and tokens in the usage log, off the request path.
+
+`detect()` reads the log from where it stopped last time (DetectionCursor), in id order
+and in batches, and raises or adds to Flags:
+
+- ended_token_used (high): a revoked or expired key, or an ended client token, is tried.
+- auth_failure_burst (high): AUTH_BURST_THRESHOLD or more auth/permission failures for
+  one key within AUTH_BURST_WINDOW.
+- new_network (medium): a key succeeds from a /24 (IPv4) or /48 (IPv6) it has never used,
+  after its first day of use. Calls through client tokens are left out: browsers come
+  from everywhere by design.
+- volume_spike (medium): a key's calls in an hour reach SPIKE_FACTOR times its trailing
+  7-day hourly average (and at least SPIKE_MIN_CALLS), once it has a day of history.
+- client_token_many_ips (medium): one client token used from CLIENT_TOKEN_MAX_IPS or more
+  addresses.
+- unused_key (low): an active key unused for UNUSED_AFTER; suggest revoking it.
+
+A new high-severity flag emails the project's owners, at most once per key per hour.
+Run it every minute from cron: `python manage.py detect_suspicious_activity`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Max, Min, Q, Sum
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Membership
+from apikeys.models import (
+    ApiKey,
+    ClientToken,
+    DetectionCursor,
+    Flag,
+    KeyNetwork,
+    Outcome,
+    UsageHour,
+    UsageRecord,
+)
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 10_000
+# Rows younger than this are left for the next run: a batch from another worker may
+# still be committing rows with smaller ids.
+SETTLE = timedelta(seconds=30)
+AUTH_BURST_THRESHOLD = 20
+AUTH_BURST_WINDOW = timedelta(minutes=10)
+SPIKE_FACTOR = 5
+SPIKE_MIN_CALLS = 100
+SPIKE_BASELINE = timedelta(days=7)
+SPIKE_MIN_HISTORY = timedelta(days=1)
+CLIENT_TOKEN_MAX_IPS = 5
+NEW_NETWORK_GRACE = timedelta(days=1)
+UNUSED_AFTER = timedelta(days=90)
+EMAIL_EVERY = timedelta(hours=1)
+
+FIELDS = (
+    "id",
+    "created_at",
+    "project_id",
+    "api_key_id",
+    "client_token_id",
+    "outcome",
+    "status",
+    "error_code",
+    "ip",
+)
+
+
+@dataclass
+class DetectionResult:
+    rows: int = 0
+    flags_raised: int = 0
+    flags_updated: int = 0
+    emails: int = 0
+    raised: list[Flag] = field(default_factory=list)
+
+
+def network_of(ip: str) -> str:
+    """The /24 (IPv4) or /48 (IPv6) that an address belongs to."""
+    address = ipaddress.ip_address(ip)
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def detect(
+    *, now: datetime | None = None, batch_size: int = BATCH_SIZE, settle: timedelta = SETTLE
+) -> DetectionResult:
+    """Read the log past the cursor and raise flags. Safe to run again: the cursor moves
+    only with the flags it produced, in one transaction per batch."""
+    now = now or timezone.now()
+    result = DetectionResult()
+    while True:
+        with transaction.atomic():
+            cursor, _ = DetectionCursor.objects.select_for_update().get_or_create(name="usage")
+            rows = list(
+                UsageRecord.objects.filter(id__gt=cursor.last_id, created_at__lte=now - settle)
+                .order_by("id")
+                .values(*FIELDS)[:batch_size]
+            )
+            if not rows:
+                break
+            _process(rows, now, result)
+            cursor.last_id = rows[-1]["id"]
+            cursor.updated_at = now
+            cursor.save(update_fields=["last_id", "updated_at"])
+            result.rows += len(rows)
+        if len(rows) < batch_size:
+            break
+    with transaction.atomic():
+        _unused_keys(now, result)
+    for flag in result.raised:
+        if flag.severity == Flag.Severity.HIGH and _email_owners(flag, now):
+            result.emails += 1
+    return result
+
+
+def _process(rows: list[dict[str, Any]], now: datetime, result: DetectionResult) -> None:
+    _ended_tokens(rows, result)
+    _auth_bursts(rows, result)
+    _new_networks(rows, result)
+    _volume_spikes(rows, now, result)
+    _client_token_ips(rows, result)
+
+
+# -- Raising flags --------------------------------------------------------------------------
+
+
+def _raise(
+    result: DetectionResult,
+    *,
+    project_id: int,
+    kind: str,
+    severity: str,
+    subject: str,
+    summary: str,
+    evidence: dict[str, Any],
+    seen_from: datetime,
+    seen_to: datetime,
+    api_key_id: int | None = None,
+    client_token_id: int | None = None,
+    occurrences: int = 1,
+) -> Flag:
+    """Add to the open flag for this finding, or open one."""
+    dedupe_key = f"{project_id}:{kind}:{api_key_id or '-'}:{client_token_id or '-'}:{subject}"
+    flag = Flag.objects.select_for_update().filter(dedupe_key=dedupe_key).open().first()
+    if flag is not None:
+        flag.occurrences = F("occurrences") + occurrences
+        flag.last_seen = max(flag.last_seen, seen_to)
+        flag.summary = summary
+        flag.evidence = {**flag.evidence, **evidence}
+        flag.save(update_fields=["occurrences", "last_seen", "summary", "evidence"])
+        flag.refresh_from_db(fields=["occurrences"])
+        result.flags_updated += 1
+        return flag
+    try:
+        with transaction.atomic():
+            flag = Flag.objects.create(
+                project_id=project_id,
+                api_key_id=api_key_id,
+                client_token_id=client_token_id,
+                kind=kind,
+                severity=severity,
+                dedupe_key=dedupe_key,
+                summary=summary,
+                evidence=evidence,
+                occurrences=occurrences,
+                first_seen=seen_from,
+                last_seen=seen_to,
+            )
+    except IntegrityError:  # another detector run opened it just now
+        return _raise(
+            result, project_id=project_id, kind=kind, severity=severity, subject=subject,
+            summary=summary, evidence=evidence, seen_from=seen_from, seen_to=seen_to,
+            api_key_id=api_key_id, client_token_id=client_token_id, occurrences=occurrences,
+        )  # fmt: skip
+    result.flags_raised += 1
+    result.raised.append(flag)
+    return flag
+
+
+def _span(rows: list[dict[str, Any]]) -> tuple[datetime, datetime]:
+    times = [r["created_at"] for r in rows]
+    return min(times), max(times)
+
+
+def _ips(rows: list[dict[str, Any]], most: int = 10) -> list[str]:
+    counted: dict[str, int] = defaultdict(int)
+    for r in rows:
+        if r["ip"]:
+            counted[r["ip"]] += 1
+    return [ip for ip, _ in sorted(counted.items(), key=lambda kv: -kv[1])[:most]]
+
+
+# -- The checks ------------------------------------------------------------------------------
+
+
+def _ended_tokens(rows: list[dict[str, Any]], result: DetectionResult) -> None:
+    by_token: dict[tuple[int, int | None, int | None], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["outcome"] == Outcome.REVOKED_KEY:
+            # A client token's refusal is its own finding, even when its key is the cause.
+            token = (
+                (r["project_id"], None, r["client_token_id"])
+                if r["client_token_id"]
+                else (r["project_id"], r["api_key_id"], None)
+            )
+            by_token[token].append(r)
+    names = _names(by_token)
+    for (project_id, key_id, ct_id), attempts in by_token.items():
+        first, last = _span(attempts)
+        what = names.get((key_id, ct_id), "A token")
+        ips = _ips(attempts)
+        _raise(
+            result,
+            project_id=project_id,
+            api_key_id=key_id,
+            client_token_id=ct_id,
+            kind=Flag.Kind.ENDED_TOKEN_USED,
+            severity=Flag.Severity.HIGH,
+            subject="",
+            summary=f"{what} no longer works but is still being tried "
+            f"(from {', '.join(ips[:3]) or 'unknown addresses'}).",
+            evidence={"ips": ips, "outcome": Outcome.REVOKED_KEY, "since": first.isoformat()},
+            seen_from=first,
+            seen_to=last,
+            occurrences=len(attempts),
+        )
+
+
+def _names(tokens: Any) -> dict[tuple[int | None, int | None], str]:
+    key_ids = {k for _, k, c in tokens if k}
+    ct_ids = {c for _, k, c in tokens if c}
+    names: dict[tuple[int | None, int | None], str] = {}
+    for key in ApiKey.objects.filter(pk__in=key_ids).only("name", "hint"):
+        names[(key.pk, None)] = f"Key “{key.name}” ({key.hint})"
+    for ct in ClientToken.objects.filter(pk__in=ct_ids).only("public_id"):
+        names[(None, ct.pk)] = f"Client token {ct.public_id}"
+    return names
+
+
+def _auth_bursts(rows: list[dict[str, Any]], result: DetectionResult) -> None:
+    """Counted in the log itself over the window ending at each key's latest failure, so a
+    burst split across batches is still seen whole."""
+    latest: dict[tuple[int, int], datetime] = {}
+    for r in rows:
+        if r["outcome"] == Outcome.AUTH_FAILURE and r["api_key_id"]:
+            token = (r["project_id"], r["api_key_id"])
+            latest[token] = max(latest.get(token, r["created_at"]), r["created_at"])
+    for (project_id, key_id), until in latest.items():
+        since = until - AUTH_BURST_WINDOW
+        failures = UsageRecord.objects.filter(
+            api_key_id=key_id,
+            created_at__gt=since,
+            created_at__lte=until,
+            outcome=Outcome.AUTH_FAILURE,
+        )
+        count = failures.count()
+        if count < AUTH_BURST_THRESHOLD:
+            continue
+        ips = list(
+            failures.values("ip")
+            .annotate(n=Count("id"))
+            .order_by("-n")
+            .values_list("ip", flat=True)[:10]
+        )
+        name = _names({(project_id, key_id, None)}).get((key_id, None), "A key")
+        _raise(
+            result,
+            project_id=project_id,
+            api_key_id=key_id,
+            kind=Flag.Kind.AUTH_FAILURE_BURST,
+            severity=Flag.Severity.HIGH,
+            subject="",
+            summary=f"{name} was refused {count} times in {_minutes(AUTH_BURST_WINDOW)} minutes "
+            "for missing permissions or access.",
+            evidence={
+                "count": count,
+                "ips": [ip for ip in ips if ip],
+                "outcome": Outcome.AUTH_FAILURE,
+                "since": since.isoformat(),
+                "until": until.isoformat(),
+            },
+            seen_from=since,
+            seen_to=until,
+        )
+
+
+def _minutes(span: timedelta) -> int:
+    return int(span.total_seconds() // 60)
+
+
+def _new_networks(rows: list[dict[str, Any]], result: DetectionResult) -> None:
+    direct = [
+        r for r in rows
+        if r["outcome"] == Outcome.OK and r["api_key_id"] and r["ip"] and not r["client_token_id"]
+    ]  # fmt: skip
+    if not direct:
+        return
+    key_ids = {r["api_key_id"] for r in direct}
+    known: dict[int, dict[str, datetime]] = defaultdict(dict)
+    for net in KeyNetwork.objects.filter(api_key_id__in=key_ids):
+        known[net.api_key_id][net.network] = net.first_seen
+    new: list[KeyNetwork] = []
+    findings: dict[tuple[int, int, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in direct:
+        key_id, when = r["api_key_id"], r["created_at"]
+        network = network_of(r["ip"])
+        networks = known[key_id]
+        if network in networks:
+            continue
+        first_use = min(networks.values(), default=when)
+        networks[network] = when
+        new.append(KeyNetwork(api_key_id=key_id, network=network, first_seen=when))
+        if when - first_use > NEW_NETWORK_GRACE:
+            findings[(r["project_id"], key_id, network)].append(r)
+    KeyNetwork.objects.bulk_create(new, ignore_conflicts=True)
+    names = _names({(p, k, None) for p, k, _ in findings})
+    for (project_id, key_id, network), calls in findings.items():
+        first, last = _span(calls)
+        ip = calls[0]["ip"]
+        _raise(
+            result,
+            project_id=project_id,
+            api_key_id=key_id,
+            kind=Flag.Kind.NEW_NETWORK,
+            severity=Flag.Severity.MEDIUM,
+            subject=network,
+            summary=f"{names.get((key_id, None), 'A key')} was used from {network} "
+            f"({ip}), a network it had not used before.",
+            evidence={"network": network, "ips": [ip], "since": first.isoformat()},
+            seen_from=first,
+            seen_to=last,
+            occurrences=len(calls),
+        )
+
+
+def _volume_spikes(rows: list[dict[str, Any]], now: datetime, result: DetectionResult) -> None:
+    hours: set[tuple[int, int, datetime]] = set()
+    for r in rows:
+        if r["api_key_id"]:
+            hour = r["created_at"].replace(minute=0, second=0, microsecond=0)
+            hours.add((r["project_id"], r["api_key_id"], hour))
+    for project_id, key_id, hour in hours:
+        history = UsageHour.objects.filter(
+            api_key_id=key_id, hour__gte=hour - SPIKE_BASELINE, hour__lt=hour
+        )
+        stats = history.aggregate(total=Sum("requests"))
+        first_hour = history.order_by("hour").values_list("hour", flat=True).first()
+        if first_hour is None or hour - first_hour < SPIKE_MIN_HISTORY:
+            continue  # a new key has no baseline to spike above
+        span_hours = max(1, int((hour - first_hour).total_seconds() // 3600))
+        baseline = (stats["total"] or 0) / span_hours
+        current = (
+            UsageHour.objects.filter(api_key_id=key_id, hour=hour)
+            .values_list("requests", flat=True)
+            .first()
+            or 0
+        )
+        if current < max(SPIKE_MIN_CALLS, SPIKE_FACTOR * baseline):
+            continue
+        name = _names({(project_id, key_id, None)}).get((key_id, None), "A key")
+        _raise(
+            result,
+            project_id=project_id,
+            api_key_id=key_id,
+            kind=Flag.Kind.VOLUME_SPIKE,
+            severity=Flag.Severity.MEDIUM,
+            subject=hour.isoformat(),
+            summary=f"{name} made {current} calls in the hour from {hour:%H:%M} UTC, "
+            f"{current / baseline if baseline else current:.0f}× its usual {baseline:.1f} an hour.",
+            evidence={
+                "count": current,
+                "baseline_per_hour": round(baseline, 2),
+                "since": hour.isoformat(),
+                "until": (hour + timedelta(hours=1)).isoformat(),
+            },
+            seen_from=hour,
+            seen_to=min(now, hour + timedelta(hours=1)),
+        )
+
+
+def _client_token_ips(rows: list[dict[str, Any]], result: DetectionResult) -> None:
+    tokens = {(r["project_id"], r["client_token_id"]) for r in rows if r["client_token_id"]}
+    for project_id, ct_id in tokens:
+        ips = list(
+            UsageRecord.objects.filter(client_token_id=ct_id, ip__isnull=False)
+            .values_list("ip", flat=True)
+            .distinct()[: CLIENT_TOKEN_MAX_IPS * 4]
+        )
+        if len(ips) < CLIENT_TOKEN_MAX_IPS:
+            continue
+        span = UsageRecord.objects.filter(client_token_id=ct_id).aggregate(
+            first=Min("created_at"), last=Max("created_at")
+        )
+        ct = ClientToken.objects.only("public_id", "api_key_id").get(pk=ct_id)
+        _raise(
+            result,
+            project_id=project_id,
+            api_key_id=ct.api_key_id,
+            client_token_id=ct_id,
+            kind=Flag.Kind.CLIENT_TOKEN_MANY_IPS,
+            severity=Flag.Severity.MEDIUM,
+            subject="",
+            summary=f"Client token {ct.public_id} was used from {len(ips)}"
+            f"{'+' if len(ips) >= CLIENT_TOKEN_MAX_IPS * 4 else ''} addresses; a token minted "
+            "for one browser should see one or two.",
+            evidence={"ips": ips[:10], "count": len(ips), "since": span["first"].isoformat()},
+            seen_from=span["first"],
+            seen_to=span["last"],
+        )
+
+
+def _unused_keys(now: datetime, result: DetectionResult) -> None:
+    cutoff = now - UNUSED_AFTER
+    stale = ApiKey.objects.active().filter(
+        Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, created_at__lt=cutoff)
+    )
+    already = set(
+        Flag.objects.filter(kind=Flag.Kind.UNUSED_KEY, api_key__in=stale).values_list(
+            "api_key_id", flat=True
+        )
+    )
+    for key in stale.exclude(pk__in=already):
+        since = key.last_used_at or key.created_at
+        _raise(
+            result,
+            project_id=key.project_id,
+            api_key_id=key.pk,
+            kind=Flag.Kind.UNUSED_KEY,
+            severity=Flag.Severity.LOW,
+            subject="",
+            summary=f"Key “{key.name}” ({key.hint}) has not been used since {since:%-d %b %Y}. "
+            "If nothing needs it, revoke it: an unused key is only a risk.",
+            evidence={"last_used": key.last_used_at.isoformat() if key.last_used_at else None},
+            seen_from=since,
+            seen_to=now,
+        )
+
+
+# -- Telling people --------------------------------------------------------------------------
+
+
+def _email_owners(flag: Flag, now: datetime) -> bool:
+    """Email the project's owners about a new high-severity flag: one email per key (or
+    client token) per hour at most, however many flags it raises."""
+    recent = Flag.objects.filter(
+        project_id=flag.project_id,
+        api_key_id=flag.api_key_id,
+        client_token_id=flag.client_token_id,
+        emailed_at__gt=now - EMAIL_EVERY,
+    ).exclude(pk=flag.pk)
+    if recent.exists():
+        return False
+    owners = list(
+        Membership.objects.filter(
+            project_id=flag.project_id, role=Membership.Role.OWNER
+        ).values_list("user__email", flat=True)
+    )
+    if not owners:
+        return False
+    project = flag.project
+    link = settings.DASHBOARD_URL.rstrip("/") + reverse(
+        "apikeys:flag_list", kwargs={"slug": project.slug}
+    )
+    send_mail(
+        subject=f"[Reminix] {flag.get_kind_display()} in {project.name}",
+        message=(
+            f"{flag.summary}\n\n"
+            f"Review it, see the calls behind it and acknowledge it in the dashboard: {link}\n\n"
+            "If the key was leaked, revoke it there and create a new one.\n"
+        ),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=owners,
+    )
+    Flag.objects.filter(pk=flag.pk).update(emailed_at=now)
+    return True

@@ -1,0 +1,349 @@
+"""Suspicious-activity detection: seeded traffic patterns raise exactly the expected flags,
+and steady ordinary traffic raises none."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import count
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+
+from accounts.models import AuditEvent, Project
+from apikeys.detection import detect
+from apikeys.models import ApiKey, Flag, Outcome
+from apikeys.services import client_token_create
+from apikeys.usage import UsageEntry, usage_write
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+request_ids = count(1)
+
+
+def call(
+    key: ApiKey,
+    at: datetime,
+    *,
+    status: int = 200,
+    error_code: str = "",
+    ip: str = "203.0.113.10",
+    client_token_id: int | None = None,
+) -> UsageEntry:
+    return UsageEntry(
+        created_at=at,
+        project_id=key.project_id,
+        api_key_id=key.pk,
+        token_kind="client_token" if client_token_id else "api_key",
+        method="POST",
+        path="/v1/agents/my-agent/invoke",
+        status=status,
+        error_code=error_code,
+        latency_us=2000,
+        ip=ip,
+        user_agent="test",
+        request_id=f"req_{next(request_ids):024x}",
+        client_token_id=client_token_id,
+    )
+
+
+def steady(
+    key: ApiKey, *, days: int = 3, every: timedelta = timedelta(minutes=10)
+) -> list[UsageEntry]:
+    """Ordinary traffic: a call every ten minutes from two servers in one /24, a few
+    client errors and the odd permission refusal."""
+    entries, at, n = [], NOW - timedelta(days=days), 0
+    while at < NOW:
+        ip = "203.0.113.10" if n % 2 else "203.0.113.11"
+        if n % 50 == 7:
+            entries.append(call(key, at, status=404, error_code="agent_not_found", ip=ip))
+        elif n % 97 == 3:
+            entries.append(call(key, at, status=403, error_code="insufficient_permissions", ip=ip))
+        else:
+            entries.append(call(key, at, ip=ip))
+        at, n = at + every, n + 1
+    return entries
+
+
+def run() -> list[Flag]:
+    detect(now=NOW + timedelta(minutes=1), settle=timedelta(0))
+    return list(Flag.objects.order_by("id"))
+
+
+@pytest.fixture
+def key(api_key) -> ApiKey:
+    key, _ = api_key
+    ApiKey.objects.filter(pk=key.pk).update(created_at=NOW - timedelta(days=30))
+    key.refresh_from_db()
+    return key
+
+
+def test_steady_ordinary_traffic_raises_no_flag(key):
+    usage_write(steady(key))
+    assert run() == []
+
+
+def test_steady_traffic_from_many_keys_and_client_tokens_raises_no_flag(key, make_key, project):
+    other, _ = make_key(project, name="Worker")
+    ApiKey.objects.filter(pk=other.pk).update(created_at=NOW - timedelta(days=30))
+    minted, _ = client_token_create(project=project, api_key=key, context={})
+    browser = [
+        call(key, NOW - timedelta(minutes=m), ip="198.51.100.5", client_token_id=minted.pk)
+        for m in range(1, 30)
+    ]
+    usage_write(steady(key) + steady(other, every=timedelta(minutes=7)) + browser)
+    assert run() == []
+
+
+def test_a_revoked_key_still_tried_raises_one_high_flag_and_emails_owners_once(key, user):
+    usage_write(steady(key, days=2))
+    key.revoke(by=None)
+    tries = [
+        call(
+            key,
+            NOW - timedelta(minutes=m),
+            status=401,
+            error_code="expired_api_key",
+            ip="192.0.2.66",
+        )
+        for m in (5, 4, 3)
+    ]
+    usage_write(tries)
+    [flag] = run()
+    assert (flag.kind, flag.severity, flag.api_key, flag.occurrences) == (
+        Flag.Kind.ENDED_TOKEN_USED,
+        Flag.Severity.HIGH,
+        key,
+        3,
+    )
+    assert "192.0.2.66" in flag.summary
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == [user.email]
+
+    usage_write([call(key, NOW - timedelta(minutes=1), status=401, error_code="expired_api_key")])
+    [flag] = run()
+    assert flag.occurrences == 4
+    assert len(mail.outbox) == 1  # the same key within the hour: no second email
+
+
+def test_an_ended_client_token_still_tried_is_flagged_against_the_token(key, project):
+    minted, _ = client_token_create(project=project, api_key=key, context={})
+    usage_write(
+        [
+            call(
+                key,
+                NOW - timedelta(minutes=2),
+                status=401,
+                error_code="expired_api_key",
+                client_token_id=minted.pk,
+            )
+        ]
+    )
+    [flag] = run()
+    assert (flag.kind, flag.client_token) == (Flag.Kind.ENDED_TOKEN_USED, minted)
+    assert minted.public_id in flag.summary
+
+
+def test_a_new_network_after_the_first_day_is_flagged_once(key):
+    usage_write(steady(key, days=2))
+    usage_write(
+        [
+            call(key, NOW - timedelta(minutes=9), ip="198.51.100.7"),
+            call(key, NOW - timedelta(minutes=8), ip="198.51.100.99"),  # same /24
+        ]
+    )
+    [flag] = run()
+    assert (flag.kind, flag.severity) == (Flag.Kind.NEW_NETWORK, Flag.Severity.MEDIUM)
+    assert flag.evidence["network"] == "198.51.100.0/24"
+    assert flag.occurrences == 1  # the network is known from its first call on
+
+
+def test_networks_seen_in_the_first_day_are_the_keys_baseline(key):
+    first_day = NOW - timedelta(days=2)
+    usage_write(
+        [
+            call(key, first_day, ip="203.0.113.10"),
+            call(key, first_day + timedelta(hours=5), ip="198.51.100.7"),
+            call(key, NOW - timedelta(hours=1), ip="198.51.100.8"),
+        ]
+    )
+    assert run() == []
+
+
+def test_ipv6_networks_are_compared_by_their_48(key):
+    usage_write(
+        [
+            call(key, NOW - timedelta(days=3), ip="2001:db8:1::1"),
+            call(key, NOW - timedelta(hours=2), ip="2001:db8:1:ffff::2"),
+            call(key, NOW - timedelta(hours=1), ip="2001:db8:2::1"),
+        ]
+    )
+    [flag] = run()
+    assert flag.evidence["network"] == "2001:db8:2::/48"
+
+
+def test_a_volume_spike_over_the_keys_own_baseline_is_flagged(key):
+    usage_write(steady(key, days=2))  # six calls an hour
+    spike_hour = NOW - timedelta(hours=1)
+    usage_write([call(key, spike_hour + timedelta(seconds=s * 10)) for s in range(150)])
+    flags = [f for f in run() if f.kind == Flag.Kind.VOLUME_SPIKE]
+    assert len(flags) == 1
+    assert flags[0].evidence["count"] >= 150
+    assert flags[0].evidence["baseline_per_hour"] == pytest.approx(6, abs=1)
+
+
+def test_a_new_key_has_no_baseline_and_no_spike(key):
+    usage_write([call(key, NOW - timedelta(minutes=30) + timedelta(seconds=s)) for s in range(300)])
+    assert run() == []
+
+
+def test_a_burst_of_permission_failures_is_flagged_but_scattered_ones_are_not(
+    key, make_key, project
+):
+    burst = [
+        call(
+            key,
+            NOW - timedelta(minutes=5) + timedelta(seconds=10 * i),
+            status=403,
+            error_code="insufficient_permissions",
+            ip="192.0.2.7",
+        )
+        for i in range(25)
+    ]
+    calm, _ = make_key(project, name="Calm")
+    scattered = [
+        call(calm, NOW - timedelta(hours=h), status=403, error_code="insufficient_permissions")
+        for h in range(1, 30)
+    ]
+    usage_write(burst + scattered)
+    [flag] = run()
+    assert (flag.kind, flag.severity, flag.api_key) == (
+        Flag.Kind.AUTH_FAILURE_BURST,
+        Flag.Severity.HIGH,
+        key,
+    )
+    assert flag.evidence["count"] == 25 and flag.evidence["ips"] == ["192.0.2.7"]
+
+
+def test_a_client_token_used_from_many_addresses_is_flagged(key, project):
+    shared, _ = client_token_create(project=project, api_key=key, context={})
+    normal, _ = client_token_create(project=project, api_key=key, context={})
+    usage_write(
+        [
+            call(
+                key, NOW - timedelta(minutes=10 - i), ip=f"198.51.{i}.9", client_token_id=shared.pk
+            )
+            for i in range(6)
+        ]
+        + [call(key, NOW - timedelta(minutes=3), ip="198.51.200.1", client_token_id=normal.pk)]
+    )
+    [flag] = run()
+    assert (flag.kind, flag.client_token) == (Flag.Kind.CLIENT_TOKEN_MANY_IPS, shared)
+    assert flag.evidence["count"] == 6
+
+
+def test_a_key_unused_for_90_days_is_flagged_low_once(key, make_key, project):
+    ApiKey.objects.filter(pk=key.pk).update(
+        created_at=NOW - timedelta(days=200), last_used_at=NOW - timedelta(days=91)
+    )
+    recent, _ = make_key(project, name="Recent")
+    ApiKey.objects.filter(pk=recent.pk).update(
+        created_at=NOW - timedelta(days=200), last_used_at=NOW - timedelta(days=10)
+    )
+    [flag] = run()
+    assert (flag.kind, flag.severity, flag.api_key) == (
+        Flag.Kind.UNUSED_KEY,
+        Flag.Severity.LOW,
+        key,
+    )
+    assert run() == [flag]  # not raised again
+
+
+def test_detection_reads_each_call_once(key):
+    key.revoke(by=None)
+    usage_write([call(key, NOW - timedelta(minutes=3), status=401, error_code="expired_api_key")])
+    run()
+    run()
+    assert Flag.objects.get().occurrences == 1
+
+
+def test_calls_still_settling_are_left_for_the_next_run(key):
+    key.revoke(by=None)
+    usage_write([call(key, NOW - timedelta(seconds=5), status=401, error_code="expired_api_key")])
+    assert detect(now=NOW, settle=timedelta(seconds=30)).rows == 0
+    assert detect(now=NOW + timedelta(minutes=1), settle=timedelta(seconds=30)).rows == 1
+
+
+# -- The alerts page -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def revoked_flag(key) -> Flag:
+    key.revoke(by=None)
+    usage_write(
+        [
+            call(
+                key,
+                NOW - timedelta(minutes=3),
+                status=401,
+                error_code="expired_api_key",
+                ip="192.0.2.66",
+            )
+        ]
+    )
+    [flag] = run()
+    return flag
+
+
+def test_the_alerts_page_explains_the_flag_and_links_to_the_calls(signed_in, project, revoked_flag):
+    html = signed_in.get(reverse("apikeys:flag_list", args=[project.slug])).content.decode()
+    assert "no longer works but is still being tried (from 192.0.2.66)" in html
+    link = reverse("apikeys:api_key_usage", args=[project.slug, revoked_flag.api_key_id])
+    assert f"{link}?outcome={Outcome.REVOKED_KEY}" in html.replace("&amp;", "&")
+    rows = signed_in.get(
+        f"{link}?outcome=revoked_key&since=2026-11-20T11:57&until=2026-11-20T11:58"
+    ).content.decode()
+    assert "expired_api_key" in rows
+
+
+def test_open_alerts_show_in_the_navigation_and_on_the_key_list(signed_in, project, revoked_flag):
+    html = signed_in.get(reverse("apikeys:api_key_list", args=[project.slug])).content.decode()
+    assert 'aria-label="1 open"' in html
+    assert "1 alert<" in html
+
+
+def test_a_member_acknowledges_an_alert_and_who_and_when_are_kept(
+    signed_in, project, user, revoked_flag
+):
+    url = reverse("apikeys:flag_acknowledge", args=[project.slug, revoked_flag.pk])
+    signed_in.post(url)
+    revoked_flag.refresh_from_db()
+    assert revoked_flag.acknowledged_by == user and revoked_flag.acknowledged_at is not None
+    assert AuditEvent.objects.filter(
+        action="flag.acknowledged", project=project, actor=user
+    ).exists()
+    html = signed_in.get(reverse("apikeys:flag_list", args=[project.slug])).content.decode()
+    assert f"by {user.email}" in html
+
+
+def test_a_new_occurrence_after_acknowledgement_opens_a_new_alert(
+    signed_in, project, key, revoked_flag
+):
+    signed_in.post(reverse("apikeys:flag_acknowledge", args=[project.slug, revoked_flag.pk]))
+    usage_write([call(key, NOW - timedelta(minutes=1), status=401, error_code="expired_api_key")])
+    flags = run()
+    assert len(flags) == 2
+    assert flags[1].acknowledged_at is None and flags[1].occurrences == 1
+
+
+def test_another_projects_alerts_are_invisible_and_cannot_be_acknowledged(
+    client, make_user, revoked_flag
+):
+    intruder = make_user(email="intruder@example.com")
+    theirs = Project.objects.for_user(intruder).get()
+    client.force_login(intruder)
+    html = client.get(reverse("apikeys:flag_list", args=[theirs.slug])).content.decode()
+    assert revoked_flag.summary[:20] not in html
+    for slug in (theirs.slug, revoked_flag.project.slug):
+        response = client.post(reverse("apikeys:flag_acknowledge", args=[slug, revoked_flag.pk]))
+        assert response.status_code == 404
+    revoked_flag.refresh_from_db()
+    assert revoked_flag.acknowledged_at is None
