@@ -1,0 +1,60 @@
+"""A revoked key is tried; the alert appears, links to the attempt, and is acknowledged."""
+
+import json
+import urllib.error
+import urllib.request
+from datetime import timedelta
+
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from accounts.models import Project
+from accounts.services import user_sign_up
+from apikeys.detection import detect
+from apikeys.services import api_key_create, api_key_revoke
+from tests.conftest import PASSWORD
+
+
+def try_key(base_url: str, token: str) -> str:
+    request = urllib.request.Request(
+        f"{base_url}/v1/agents/my-agent/invoke",
+        data=json.dumps({"prompt": "still here?"}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        urllib.request.urlopen(request, timeout=10)
+    except urllib.error.HTTPError as error:
+        assert error.code == 401
+        return error.headers["X-Request-Id"]
+    raise AssertionError("a revoked key was accepted")
+
+
+def test_a_revoked_key_tried_raises_an_alert_a_member_follows_and_acknowledges(
+    page: Page, live_server, transactional_db
+):
+    user = user_sign_up(email="sec@example.com", password=PASSWORD, name="Sec")
+    project = Project.objects.for_user(user).get()
+    key, token = api_key_create(project=project, name="Leaked", created_by=user)
+    api_key_revoke(api_key=key, by=user)
+    attempt = try_key(live_server.url, token)
+    detect(now=timezone.now() + timedelta(minutes=1), settle=timedelta(0))
+
+    page.goto("/account/login/")
+    page.get_by_label("Email").fill("sec@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    nav = page.get_by_role("navigation", name="Project")
+    expect(nav.get_by_role("link", name="Alerts")).to_contain_text("1")
+    nav.get_by_role("link", name="Alerts").click()
+    expect(page.get_by_text("no longer works but is still being tried")).to_be_visible()
+
+    page.get_by_role("link", name="See the calls").click()
+    expect(page.locator("tr", has_text=attempt)).to_contain_text("expired_api_key")
+
+    page.go_back()
+    page.get_by_role("button", name="Acknowledge: Revoked or expired token still in use").click()
+    expect(page.get_by_text("Acknowledged in the last 30 days")).to_be_visible()
+    expect(page.get_by_text("by sec@example.com")).to_be_visible()
+    page.reload()
+    expect(nav.get_by_role("link", name="Alerts")).not_to_contain_text("1")
