@@ -6,3 +6,6 @@ class AccountsConfig(AppConfig):
 
     name = "accounts"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from accounts import signals  # noqa: F401  (connects the sign-in audit receivers)

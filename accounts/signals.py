@@ -1,0 +1,59 @@
+"""Sign-in attempts into the audit trail, from Django's auth signals.
+
+Sign-ins happen inside Django's LoginView and login(), which announce them with
+`user_logged_in` and `user_login_failed`; listening is the one place to see every attempt
+without rewriting those views. Connected in AccountsConfig.ready(), after django-axes'
+own receivers (axes comes first in INSTALLED_APPS), so a failure already knows whether
+it locked the email or address out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from accounts.audit import audit_record
+from accounts.models import User
+from reminix_dashboard.client_ip import client_ip
+
+
+def _ip(request: HttpRequest | None) -> str | None:
+    return (client_ip(request) or None) if request is not None else None
+
+
+@receiver(user_logged_in, dispatch_uid="accounts.audit.user_signed_in")
+def record_sign_in(sender: type, request: HttpRequest | None, user: User, **kwargs: Any) -> None:
+    audit_record(action="user.signed_in", actor=user, target=user, ip=_ip(request))
+
+
+@receiver(user_login_failed, dispatch_uid="accounts.audit.user_sign_in_failed")
+def record_failed_sign_in(
+    sender: str, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    """A failure on an account is that account's event (its owner sees it on their audit
+    page). A failure for an email with no account is kept with no actor and shows on no
+    page. The password is never read: Django has already masked it, and we take only the
+    email, and only if it looks like one (people do type passwords into the email box)."""
+    attempted = str(credentials.get("username") or "").strip().lower()[:254]
+    try:
+        validate_email(attempted)
+    except ValidationError:
+        attempted = ""
+    user = User.objects.filter(email=attempted).first() if attempted else None
+    metadata: dict[str, Any] = {}
+    if request is not None and getattr(request, "axes_locked_out", False):
+        metadata["locked_out"] = True
+    audit_record(
+        action="user.sign_in_failed",
+        actor=user,
+        actor_email=attempted,
+        target=user,
+        target_label=attempted,
+        ip=_ip(request),
+        metadata=metadata,
+    )
