@@ -1,6 +1,13 @@
 from django.urls import path
 
-from apikeys import client_token_views, flag_views, personal_token_views, usage_views, views
+from apikeys import (
+    client_token_views,
+    flag_views,
+    overview_views,
+    personal_token_views,
+    usage_views,
+    views,
+)
 
 app_name = "apikeys"
 
@@ -27,7 +34,12 @@ urlpatterns = [
         client_token_views.client_tokens_revoke_all_view,
         name="client_tokens_revoke_all",
     ),
-    path("projects/<slug:slug>/usage/", views.project_usage, name="project_usage"),
+    path("projects/<slug:slug>/usage/", overview_views.project_usage, name="project_usage"),
+    path(
+        "projects/<slug:slug>/usage/export.csv",
+        overview_views.project_usage_export,
+        name="project_usage_export",
+    ),
     path("projects/<slug:slug>/alerts/", flag_views.flag_list, name="flag_list"),
     path(
         "projects/<slug:slug>/alerts/<int:flag_id>/acknowledge/",

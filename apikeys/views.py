@@ -164,9 +164,3 @@ def api_key_revoke_view(request: ProjectRequest, key_id: int) -> HttpResponse:
         response = render(request, f"{TEMPLATE}#panel-closed", {})
         return trigger_client_event(response, CHANGED)
     return redirect("apikeys:api_key_list", slug=request.project.slug)
-
-
-@require_GET
-@project_member_required
-def project_usage(request: ProjectRequest) -> HttpResponse:
-    return render(request, "apikeys/project_usage.html", _keys_context(request))
