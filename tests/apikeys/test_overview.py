@@ -1,0 +1,820 @@
+"""The project's usage overview and its CSV export: figures that equal counts over the raw
+log rows for the same filters, filters that narrow, errors beside their fields, and
+nothing of another project, ever."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from html import unescape
+from itertools import count
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.db import connection
+from django.http import StreamingHttpResponse
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Project, User
+from apikeys.models import (
+    ApiKey,
+    ClientToken,
+    Outcome,
+    PersonalAccessToken,
+    UsageRecord,
+)
+from apikeys.overview_queries import ProjectOverview, hour_of
+from apikeys.services import api_key_revoke, client_token_create, personal_token_create
+from apikeys.usage import UsageEntry, usage_write
+
+HTMX = {"HX-Request": "true"}
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+MINUTE_INPUT = "%Y-%m-%dT%H:%M"
+INVOKE = "/v1/agents/{}/invoke"
+request_ids = count(1)
+
+
+def call(
+    at: datetime,
+    *,
+    key: ApiKey | None = None,
+    client_token: ClientToken | None = None,
+    pat: PersonalAccessToken | None = None,
+    project: Project | None = None,
+    status: int = 200,
+    error_code: str = "",
+    ip: str | None = "203.0.113.7",
+    agent: str = "my-agent",
+    user_agent: str = "reminix-python/1.4",
+    latency_us: int = 1500,
+) -> UsageEntry:
+    """One logged call, by a key, a client token (with the key or PAT that minted it), or
+    a PAT acting on `project`."""
+    if client_token is not None:
+        kind = "client_token"
+        key = client_token.api_key
+        pat = client_token.personal_token
+        project = client_token.project
+    elif key is not None:
+        kind, project = "api_key", key.project
+    else:
+        assert pat is not None and project is not None
+        kind = "personal_access_token"
+    return UsageEntry(
+        created_at=at,
+        project_id=project.pk,
+        api_key_id=key.pk if key else None,
+        client_token_id=client_token.pk if client_token else None,
+        personal_token_id=pat.pk if pat else None,
+        token_kind=kind,
+        method="POST",
+        path=INVOKE.format(agent) if agent else "/v1/projects/current",
+        agent=agent,
+        status=status,
+        error_code=error_code,
+        latency_us=latency_us,
+        ip=ip,
+        user_agent=user_agent,
+        request_id=f"req_{next(request_ids):024x}",
+    )
+
+
+def overview_url(project: Project, **params: object) -> str:
+    url = reverse("apikeys:project_usage", args=[project.slug])
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return f"{url}?{query}" if query else url
+
+
+def export_url(project: Project, **params: object) -> str:
+    url = reverse("apikeys:project_usage_export", args=[project.slug])
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return f"{url}?{query}" if query else url
+
+
+def read_csv(response) -> list[dict[str, str]]:
+    assert isinstance(response, StreamingHttpResponse)
+    text = b"".join(response.streaming_content).decode()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+OUTCOMES = [
+    (200, ""),
+    (200, ""),
+    (200, ""),
+    (200, ""),
+    (400, "invalid_request"),
+    (401, "invalid_api_key"),
+    (403, "insufficient_permissions"),
+    (401, "expired_api_key"),
+    (404, "agent_not_found"),
+    (500, "internal_error"),
+]
+ADDRESSES = ["203.0.113.7", "203.0.113.8", "198.51.100.23", "2001:db8::42", "192.0.2.1", None]
+AGENTS = ["my-agent", "support-bot", "summarizer", ""]
+
+
+@pytest.fixture
+def now() -> datetime:
+    return timezone.now()
+
+
+@pytest.fixture
+def world(
+    project: Project,
+    user: User,
+    make_user: Callable[..., User],
+    make_project: Callable[..., Project],
+    make_key: Callable[..., tuple[ApiKey, str]],
+    now: datetime,
+) -> dict[str, object]:
+    """Three keys (one revoked), a client token of one, a member's PAT and a client token
+    it minted, with some 900 calls of every kind and outcome over 40 days; and a second
+    project, another person's, with calls from the same addresses to the same agents."""
+    production, _ = make_key(project, "Production")
+    staging, _ = make_key(project, "Staging")
+    old, _ = make_key(project, "Old laptop")
+    api_key_revoke(api_key=old, by=user)
+    minted, _ = client_token_create(project=project, api_key=production, context={})
+    pat, _ = personal_token_create(user=user, name="Laptop CLI")
+    pat_minted, _ = client_token_create(project=project, personal_token=pat, context={})
+
+    stranger = make_user(email="mallory@example.com")
+    elsewhere = make_project(stranger, name="Elsewhere")
+    foreign, _ = make_key(elsewhere, "Foreign")
+
+    rng = random.Random(20250603)
+    entries = []
+    for _ in range(900):
+        who = rng.choice(["production", "production", "staging", "old", "ct", "pat", "pat_ct"])
+        status, code = rng.choice(OUTCOMES)
+        at = now - timedelta(seconds=rng.randint(0, 40 * 86400))
+        if rng.random() < 0.4:  # busier lately
+            at = now - timedelta(seconds=rng.randint(0, 2 * 86400))
+        by: dict[str, object] = {
+            "production": {"key": production},
+            "staging": {"key": staging},
+            "old": {"key": old},
+            "ct": {"client_token": minted},
+            "pat": {"pat": pat, "project": project},
+            "pat_ct": {"client_token": pat_minted},
+        }[who]
+        entries.append(
+            call(
+                at,
+                status=status,
+                error_code=code,
+                ip=rng.choice(ADDRESSES),
+                agent=rng.choice(AGENTS),
+                latency_us=rng.randint(500, 90_000),
+                **by,  # type: ignore[arg-type]
+            )
+        )
+    for _ in range(150):
+        entries.append(
+            call(
+                now - timedelta(seconds=rng.randint(0, 10 * 86400)),
+                key=foreign,
+                ip=rng.choice(ADDRESSES),
+                agent=rng.choice(AGENTS),
+            )
+        )
+    usage_write(entries)
+    return {
+        "production": production,
+        "staging": staging,
+        "old": old,
+        "minted": minted,
+        "pat": pat,
+        "foreign": foreign,
+        "elsewhere": elsewhere,
+    }
+
+
+def raw_rows(project: Project, overview: ProjectOverview) -> list[UsageRecord]:
+    """The log rows that the overview's filters select, read without its code."""
+    f = overview.filters
+    rows = UsageRecord.objects.filter(
+        project=project,
+        created_at__gte=f.time_range.since,
+        created_at__lt=f.time_range.until,
+    )
+    if f.api_key:
+        rows = rows.filter(api_key_id=f.api_key.pk)
+    if f.token_kind:
+        rows = rows.filter(token_kind=f.token_kind)
+    if f.outcome:
+        rows = rows.filter(outcome=f.outcome)
+    if f.ip:
+        rows = rows.filter(ip=f.ip)
+    return list(rows)
+
+
+def failed(row: UsageRecord) -> bool:
+    return row.outcome != Outcome.OK
+
+
+def auth_failed(row: UsageRecord) -> bool:
+    return row.outcome in (Outcome.AUTH_FAILURE, Outcome.REVOKED_KEY)
+
+
+FILTER_COMBINATIONS = [
+    {},
+    {"range": "7d"},
+    {"range": "30d", "token_kind": "client_token"},
+    {"range": "30d", "key": "production", "outcome": "auth_failure"},
+    {"range": "7d", "key": "production", "token_kind": "api_key", "stack": "key"},
+    {"range": "30d", "token_kind": "personal_access_token", "stack": "outcome"},
+    {"range": "30d", "ip": "2001:db8::42", "stack": "key"},
+    {"range": "30d", "outcome": "revoked_key"},
+    {"range": "custom", "since": "days:-9,h:-3,m:17", "until": "days:-1,h:+2,m:41"},
+    {"since": "days:-1,h:-5,m:5"},
+]
+
+
+def resolve(params: dict[str, str], world: dict[str, object], now: datetime) -> dict[str, str]:
+    """Test parameters as a query: key names as ids, "days:…" as minutes from now."""
+    query = dict(params)
+    if "key" in query:
+        key = world[query["key"]]
+        assert isinstance(key, ApiKey)
+        query["key"] = str(key.pk)
+    for name in ("since", "until"):
+        if name in query:
+            parts = dict(p.split(":") for p in query[name].split(","))
+            moment = hour_of(now) + timedelta(days=int(parts["days"]), hours=int(parts["h"]))
+            query[name] = (moment + timedelta(minutes=int(parts["m"]))).strftime(MINUTE_INPUT)
+    return query
+
+
+@pytest.mark.parametrize("params", FILTER_COMBINATIONS, ids=lambda p: ",".join(p) or "none")
+def test_every_figure_equals_a_count_over_the_raw_rows_for_the_same_filters(
+    signed_in, project, world, now, params
+):
+    response = signed_in.get(overview_url(project), resolve(params, world, now))
+    assert response.status_code == 200
+    overview: ProjectOverview = response.context["overview"]
+    rows = raw_rows(project, overview)
+    assert rows, "the seed should give every combination some calls"
+
+    totals = overview.totals
+    assert totals.requests == len(rows)
+    assert totals.errors == sum(map(failed, rows))
+    assert totals.auth_failures == sum(map(auth_failed, rows))
+    assert overview.distinct_ips == len({r.ip for r in rows if r.ip})
+    assert overview.calls_without_address == sum(1 for r in rows if r.ip is None)
+
+    # The chart: each bar holds the rows of its hour (or day), split without loss.
+    step = DAY if overview.time_range.by_day else HOUR
+    per_bucket: Counter[datetime] = Counter()
+    for r in rows:
+        moment = r.created_at.astimezone(UTC)
+        start = hour_of(moment).replace(hour=0) if step == DAY else hour_of(moment)
+        per_bucket[start] += 1
+    assert {b.start: b.counts.requests for b in overview.buckets if b.counts.requests} == dict(
+        per_bucket
+    )
+    for bucket in overview.buckets:
+        assert sum(bucket.count(s) for s in overview.series) == bucket.counts.requests
+    assert sum(n for _, n in overview.series_totals) == len(rows)
+
+    # Top addresses: the busiest, with their counts, share and first and last call.
+    by_ip: dict[str, list[datetime]] = defaultdict(list)
+    for r in rows:
+        if r.ip:
+            by_ip[r.ip].append(r.created_at)
+    ranked = sorted((len(times) for times in by_ip.values()), reverse=True)
+    assert [a.requests for a in overview.top_addresses] == ranked[:10]
+    for address in overview.top_addresses:
+        times = by_ip[address.ip]
+        assert address.requests == len(times)
+        assert address.first_seen == min(times)
+        assert address.last_seen == max(times)
+        assert address.share == pytest.approx(len(times) * 100 / len(rows))
+
+    # Top agents: calls and failures per agent named.
+    agents = Counter(r.agent for r in rows if r.agent)
+    agent_failures = Counter(r.agent for r in rows if r.agent and failed(r))
+    assert {a.agent: a.counts.requests for a in overview.top_agents} == dict(agents)
+    assert {a.agent: a.counts.errors for a in overview.top_agents} == {
+        a: agent_failures[a] for a in agents
+    }
+
+    # By key: a key's rows (its client tokens' included), or a PAT's.
+    expected: dict[tuple[str, int], list[UsageRecord]] = defaultdict(list)
+    for r in rows:
+        who = ("key", r.api_key_id) if r.api_key_id else ("pat", r.personal_token_id)
+        expected[who].append(r)  # type: ignore[arg-type]
+    shown = {
+        ("key", c.api_key.pk) if c.api_key else ("pat", c.personal_token.pk): c  # type: ignore[union-attr]
+        for c in overview.callers
+    }
+    assert shown.keys() == expected.keys()
+    for who, caller in shown.items():
+        mine = expected[who]
+        assert caller.counts.requests == len(mine)
+        assert caller.counts.errors == sum(map(failed, mine))
+        assert caller.counts.auth_failures == sum(map(auth_failed, mine))
+        assert caller.last_call == max(r.created_at for r in mine)
+
+
+@pytest.mark.parametrize("params", FILTER_COMBINATIONS, ids=lambda p: ",".join(p) or "none")
+def test_the_export_holds_exactly_the_rows_the_overview_counted(
+    signed_in, project, world, now, params
+):
+    query = resolve(params, world, now)
+    page = signed_in.get(overview_url(project), query)
+    overview: ProjectOverview = page.context["overview"]
+    href = unescape(re.search(r'href="([^"]*export\.csv[^"]*)"', page.content.decode())[1])
+    exported = read_csv(signed_in.get(href))
+    expected = sorted(raw_rows(project, overview), key=lambda r: (r.created_at, r.pk), reverse=True)
+    assert [row["request id"] for row in exported] == [r.request_id for r in expected]
+    assert len(exported) == overview.totals.requests
+
+
+def test_the_default_range_is_the_last_24_hours_hour_by_hour(signed_in, project, api_key, now):
+    key = api_key[0]
+    start = hour_of(now) + HOUR - 24 * HOUR
+    inside = [call(start, key=key), call(now, key=key), call(start + 5 * HOUR, key=key)]
+    outside = [call(start - timedelta(microseconds=1), key=key), call(now - 3 * DAY, key=key)]
+    usage_write(inside + outside)
+
+    overview = signed_in.get(overview_url(project)).context["overview"]
+    assert overview.time_range.since == start
+    assert [b.start for b in overview.buckets] == [start + i * HOUR for i in range(24)]
+    assert overview.totals.requests == 3
+    assert overview.buckets[0].counts.requests == 1
+    assert overview.buckets[5].counts.requests == 1
+
+
+def test_ranges_longer_than_two_days_are_counted_day_by_day(signed_in, project, api_key, now):
+    key = api_key[0]
+    usage_write([call(now - i * DAY, key=key) for i in range(10)])
+    week = signed_in.get(overview_url(project, range="7d")).context["overview"]
+    assert week.time_range.by_day
+    assert len(week.buckets) == 7
+    assert all(b.start.hour == 0 for b in week.buckets)
+    assert week.totals.requests == 7
+    month = signed_in.get(overview_url(project, range="30d")).context["overview"]
+    assert len(month.buckets) == 30
+    assert month.totals.requests == 10
+
+
+def test_a_custom_range_counts_only_the_calls_inside_it_to_the_minute(
+    signed_in, project, api_key, now
+):
+    key = api_key[0]
+    since = hour_of(now) - 30 * HOUR + timedelta(minutes=20)
+    until = since + 5 * HOUR
+    usage_write(
+        [
+            call(since - timedelta(seconds=1), key=key),  # same hour, before the range
+            call(since, key=key),
+            call(until - timedelta(seconds=1), key=key),
+            call(until, key=key),  # `until` is exclusive
+        ]
+    )
+    response = signed_in.get(
+        overview_url(project),
+        {"range": "custom", "since": f"{since:{MINUTE_INPUT}}", "until": f"{until:{MINUTE_INPUT}}"},
+    )
+    overview = response.context["overview"]
+    assert overview.totals.requests == 2
+    assert not overview.time_range.by_day
+    assert overview.buckets[0].start == hour_of(since)
+    assert overview.buckets[0].counts.requests == 1
+    assert overview.buckets[-1].counts.requests == 1
+
+
+def test_a_custom_range_without_an_end_runs_until_now(signed_in, project, api_key, now):
+    key = api_key[0]
+    usage_write([call(now - 4 * DAY, key=key), call(now - timedelta(minutes=1), key=key)])
+    since = now - 5 * DAY
+    overview = signed_in.get(overview_url(project, since=f"{since:{MINUTE_INPUT}}")).context[
+        "overview"
+    ]
+    assert overview.time_range.by_day
+    assert overview.totals.requests == 2
+
+
+def test_a_preset_range_ignores_dates_left_from_a_custom_one(signed_in, project, api_key, now):
+    key = api_key[0]
+    usage_write([call(now - 3 * DAY, key=key)])
+    response = signed_in.get(
+        overview_url(project), {"range": "7d", "since": "2020-01-01T00:00", "until": ""}
+    )
+    assert response.context["overview"].totals.requests == 1
+    assert response.context["overview"].time_range.name == "Last 7 days"
+
+
+# -- Filters narrow ------------------------------------------------------------------------
+
+
+def test_the_key_filter_narrows_to_that_key_and_the_client_tokens_it_minted(
+    signed_in, project, world
+):
+    production = world["production"]
+    overview = signed_in.get(overview_url(project, range="30d", key=production.pk)).context[
+        "overview"
+    ]
+    kinds = {s.id: n for s, n in overview.series_totals}
+    assert kinds["api_key"] > 0
+    assert kinds["client_token"] > 0
+    assert kinds["personal_access_token"] == 0
+    assert [c.api_key for c in overview.callers] == [production]
+
+
+def test_the_token_type_filter_narrows_to_personal_access_tokens(signed_in, project, world):
+    overview = signed_in.get(
+        overview_url(project, range="30d", token_kind="personal_access_token")
+    ).context["overview"]
+    assert overview.totals.requests > 0
+    assert [c.personal_token for c in overview.callers] == [world["pat"]]
+    assert [s.id for s in overview.series] == ["personal_access_token"]
+
+
+def test_each_filter_narrows_the_total(signed_in, project, world):
+    everything = signed_in.get(overview_url(project, range="30d")).context["overview"]
+    for params in (
+        {"key": world["staging"].pk},
+        {"token_kind": "client_token"},
+        {"outcome": "server_error"},
+        {"ip": "192.0.2.1"},
+    ):
+        narrowed = signed_in.get(overview_url(project, range="30d", **params)).context["overview"]
+        assert 0 < narrowed.totals.requests < everything.totals.requests, params
+
+
+def test_a_filter_that_matches_nothing_shows_empty_states(signed_in, project, api_key, now):
+    usage_write([call(now, key=api_key[0])])
+    response = signed_in.get(overview_url(project, ip="192.0.2.99"))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert response.context["overview"].totals.requests == 0
+    assert "No calls match in this range" in html
+    assert "No calls with an address match." in html
+    assert "No matching call named an agent." in html
+    assert "Export CSV" not in html
+
+
+def test_a_project_without_keys_says_how_to_start(signed_in, project):
+    html = signed_in.get(overview_url(project)).content.decode()
+    assert "No keys yet." in html
+    assert reverse("apikeys:api_key_list", args=[project.slug]) in html
+
+
+# -- Isolation -----------------------------------------------------------------------------
+
+
+def test_another_projects_rows_never_appear_in_the_figures_or_the_export(signed_in, project, world):
+    foreign_ids = set(
+        UsageRecord.objects.filter(project=world["elsewhere"]).values_list("request_id", flat=True)
+    )
+    assert foreign_ids
+    overview = signed_in.get(overview_url(project, range="30d")).context["overview"]
+    own = UsageRecord.objects.filter(project=project, created_at__gte=overview.time_range.since)
+    assert overview.totals.requests == own.count()
+    assert world["foreign"] not in [c.api_key for c in overview.callers]
+    assert world["foreign"] not in overview.quiet_keys
+
+    exported = read_csv(signed_in.get(export_url(project, range="30d")))
+    assert not foreign_ids & {row["request id"] for row in exported}
+    assert "Foreign" not in {row["key name"] for row in exported}
+
+
+def test_another_projects_key_in_the_key_filter_is_an_error_beside_the_field(
+    signed_in, project, world
+):
+    foreign = world["foreign"]
+    response = signed_in.get(overview_url(project, key=foreign.pk))
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert response.context["overview"] is None
+    assert 'id="id_key_error"' in html
+    assert "Choose one of this project’s keys from the list." in html
+    assert "Foreign" not in html
+
+    export = signed_in.get(export_url(project, key=foreign.pk))
+    assert export.status_code == 400
+    assert not isinstance(export, StreamingHttpResponse)
+    assert 'id="id_key_error"' in export.content.decode()
+
+
+def test_the_key_filter_offers_only_this_projects_keys_revoked_ones_included(
+    signed_in, project, world
+):
+    html = signed_in.get(overview_url(project)).content.decode()
+    select = re.search(r'<select name="key".*?</select>', html, re.S)[0]
+    for name in ("production", "staging", "old"):
+        assert f'value="{world[name].pk}"' in select
+    assert "Old laptop (" in select and "revoked" in select
+    assert f'value="{world["foreign"].pk}"' not in select
+
+
+@pytest.mark.parametrize("name", ["apikeys:project_usage", "apikeys:project_usage_export"])
+def test_another_projects_overview_and_export_are_404_for_non_members(
+    client, make_user, make_project, make_key, name
+):
+    owner = make_user(email="owner@example.com")
+    theirs = make_project(owner, name="Theirs")
+    key, _ = make_key(theirs)
+    usage_write([call(timezone.now(), key=key)])
+    outsider = make_user(email="outsider@example.com")
+    client.force_login(outsider)
+    assert client.get(reverse(name, args=[theirs.slug])).status_code == 404
+    assert client.get(reverse(name, args=[theirs.slug]), headers=HTMX).status_code == 404
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(client, project):
+    for name in ("apikeys:project_usage", "apikeys:project_usage_export"):
+        response = client.get(reverse(name, args=[project.slug]))
+        assert response.status_code == 302
+        assert "/login/" in response["Location"]
+
+
+# -- Bad input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        ({"range": "forever"}, "range", "Choose a time range from the list."),
+        ({"range": "custom"}, "since", "Enter when the range starts."),
+        ({"range": "custom", "since": "yesterday"}, "since", "Enter a date and time in UTC"),
+        (
+            {"range": "custom", "since": "2025-06-03T12:00", "until": "2025-06-03T11:00"},
+            "until",
+            "“To” must be later than “From”.",
+        ),
+        (
+            {"range": "custom", "since": "2025-01-01T00:00", "until": "2025-06-01T00:00"},
+            "since",
+            "Choose a range of at most 92 days.",
+        ),
+        ({"key": "abc"}, "key", "Choose one of this project’s keys"),
+        ({"key": "99999999999999999999999"}, "key", "Choose one of this project’s keys"),
+        ({"key": "-1"}, "key", "Choose one of this project’s keys"),
+        ({"token_kind": "root"}, "token_kind", "Choose a token type from the list."),
+        ({"outcome": "meh"}, "outcome", "Choose an outcome from the list."),
+        ({"ip": "203.0.113"}, "ip", "Enter an IPv4 or IPv6 address"),
+        ({"ip": "x" * 5000}, "ip", "Enter an IPv4 or IPv6 address"),
+    ],
+)
+def test_bad_filters_are_errors_beside_their_field_never_a_500(
+    signed_in, project, api_key, params, field, message
+):
+    response = signed_in.get(overview_url(project), params)
+    html = unescape(response.content.decode())
+    assert response.status_code == 400
+    assert f'id="id_{field}_error"' in html
+    assert message in html
+    assert "Correct the filters above to see usage." in html
+
+    fragment = signed_in.get(overview_url(project), params, headers=HTMX)
+    assert fragment.status_code == 200  # htmx swaps it in
+    assert f'id="id_{field}_error"' in fragment.content.decode()
+    assert "HX-Push-Url" not in fragment
+
+    export = signed_in.get(export_url(project), params)
+    assert export.status_code == 400
+    assert f'id="id_{field}_error"' in export.content.decode()
+
+
+def test_an_unknown_stacking_falls_back_to_token_type(signed_in, project):
+    response = signed_in.get(overview_url(project, stack="<script>"))
+    assert response.status_code == 200
+    assert response.context["overview"].stack == "kind"
+    assert "<script>" not in response.content.decode()
+
+
+# -- The page ------------------------------------------------------------------------------
+
+
+def test_htmx_gets_the_fragment_and_the_tidy_address_to_push(signed_in, project, world):
+    response = signed_in.get(
+        overview_url(project),
+        {
+            "range": "7d",
+            "key": "",
+            "token_kind": "client_token",
+            "outcome": "",
+            "ip": "",
+            "since": "2020-01-01T00:00",
+            "stack": "kind",
+        },
+        headers=HTMX,
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in html
+    assert html.lstrip().startswith('<div id="overview"')
+    assert response["HX-Push-Url"] == overview_url(project, range="7d", token_kind="client_token")
+    assert "HX-Request" in response["Vary"]
+
+
+def test_the_chart_is_an_image_with_a_title_a_description_and_a_table_of_its_figures(
+    signed_in, project, world
+):
+    response = signed_in.get(overview_url(project, range="7d", stack="key"))
+    html = response.content.decode()
+    overview: ProjectOverview = response.context["overview"]
+    assert '<svg class="chart"' in html and 'role="img"' in html
+    assert '<title id="overview-chart-title">Calls per day, last 7 days</title>' in html
+    desc = re.search(r'<desc id="overview-chart-desc">(.*?)</desc>', html)[1]
+    assert f"{overview.totals.requests:,} calls" in unescape(desc)
+    table = re.search(r'<table class="table figures-table">.*?</table>', html, re.S)[0]
+    assert table.count('<th scope="row">') == len(overview.buckets) + 1  # and the total
+    for series in overview.series:
+        assert f">{series.label}</th>" in unescape(table)
+    assert 'style="' not in html  # the CSP allows no inline style
+
+
+def test_the_stacking_links_keep_the_filters(signed_in, project, world):
+    html = unescape(signed_in.get(overview_url(project, range="7d", outcome="ok")).content.decode())
+    nav = re.search(r'<nav class="segmented".*?</nav>', html, re.S)[0]
+    hrefs = re.findall(r'href="([^"]+)"', nav)
+    assert len(hrefs) == 3
+    for href in hrefs:
+        query = parse_qs(urlsplit(href).query)
+        assert query["range"] == ["7d"] and query["outcome"] == ["ok"]
+    assert {parse_qs(urlsplit(h).query).get("stack", ["kind"])[0] for h in hrefs} == {
+        "kind",
+        "key",
+        "outcome",
+    }
+
+
+def test_each_key_links_to_its_usage_page_and_quiet_keys_are_listed(
+    signed_in, project, make_key, api_key, now
+):
+    busy = api_key[0]
+    quiet, _ = make_key(project, "Quiet")
+    usage_write([call(now, key=busy, status=401, error_code="invalid_api_key")])
+    response = signed_in.get(overview_url(project))
+    html = response.content.decode()
+    for key in (busy, quiet):
+        assert reverse("apikeys:api_key_usage", args=[project.slug, key.pk]) in html
+    assert response.context["overview"].quiet_keys == [quiet]
+    assert "never used" in html
+
+
+def test_an_address_leads_to_the_keys_calls_from_it_when_one_key_is_chosen(
+    signed_in, project, api_key, now
+):
+    key = api_key[0]
+    usage_write([call(now, key=key, ip="198.51.100.23")])
+    html = unescape(signed_in.get(overview_url(project, key=key.pk)).content.decode())
+    link = re.search(r'<td data-label="Address" class="address"><a href="([^"]+)"', html)[1]
+    parts = urlsplit(link)
+    assert parts.path == reverse("apikeys:api_key_usage", args=[project.slug, key.pk])
+    query = parse_qs(parts.query)
+    assert query["ip"] == ["198.51.100.23"]
+    # The key's page, so filtered, shows the same call.
+    page = signed_in.get(link)
+    assert page.status_code == 200
+    assert [r.ip for r in page.context["page"].rows] == ["198.51.100.23"]
+
+
+def test_an_address_narrows_the_overview_when_no_key_is_chosen(signed_in, project, api_key, now):
+    usage_write([call(now, key=api_key[0], ip="198.51.100.23"), call(now, key=api_key[0])])
+    html = unescape(signed_in.get(overview_url(project)).content.decode())
+    link = re.search(r'<td data-label="Address" class="address"><a href="([^"]+)"', html)[1]
+    assert urlsplit(link).path == reverse("apikeys:project_usage", args=[project.slug])
+    assert f'hx-get="{link}"' in html
+    narrowed = signed_in.get(link).context["overview"]
+    assert narrowed.totals.requests == 1
+
+
+def test_personal_access_token_calls_are_shown_under_the_token_and_its_owner(
+    signed_in, project, user, now
+):
+    pat, _ = personal_token_create(user=user, name="Deploy script")
+    usage_write([call(now, pat=pat, project=project)])
+    html = signed_in.get(overview_url(project)).content.decode()
+    assert "Deploy script" in html
+    assert pat.hint in html
+    assert f"personal access token of {user.get_short_name()}" in html
+
+
+def test_the_page_reads_the_log_in_four_queries_however_many_rows(signed_in, project, world):
+    with CaptureQueriesContext(connection) as queries:
+        signed_in.get(overview_url(project, range="30d", stack="key"))
+    log_reads = [q["sql"] for q in queries if "apikeys_usagerecord" in q["sql"]]
+    assert len(log_reads) == 4
+    assert all("OFFSET" not in sql.upper() for sql in log_reads)
+
+
+# -- The export ----------------------------------------------------------------------------
+
+
+def test_the_export_is_a_streamed_csv_attachment_named_for_the_project_and_day(
+    signed_in, project, api_key, now
+):
+    usage_write([call(now, key=api_key[0])])
+    response = signed_in.get(export_url(project))
+    assert isinstance(response, StreamingHttpResponse)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="reminix-usage-{project.slug}-{timezone.now():%Y-%m-%d}.csv"'
+    )
+    assert len(read_csv(response)) == 1
+
+
+def test_each_exported_row_says_what_the_call_was(signed_in, project, user, api_key, now):
+    key = api_key[0]
+    minted, _ = client_token_create(project=project, api_key=key, context={})
+    pat, _ = personal_token_create(user=user, name="Laptop CLI")
+    at = now.replace(microsecond=123456) - timedelta(minutes=5)
+    by_token = call(
+        at,
+        client_token=minted,
+        status=403,
+        error_code="insufficient_permissions",
+        ip="2001:db8::1",
+        agent="support-bot",
+        user_agent='Mozilla/5.0, "quoted"',
+        latency_us=12_345,
+    )
+    by_pat = call(at - timedelta(minutes=1), pat=pat, project=project, agent="", ip=None)
+    usage_write([by_token, by_pat])
+
+    first, second = read_csv(signed_in.get(export_url(project)))
+    assert first == {
+        "time": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.123456Z"),
+        "key name": key.name,
+        "key hint": key.hint,
+        "token type": "client_token",
+        "client token id": minted.public_id,
+        "method": "POST",
+        "path": "/v1/agents/support-bot/invoke",
+        "agent": "support-bot",
+        "status": "403",
+        "error code": "insufficient_permissions",
+        "outcome": "auth_failure",
+        "latency ms": "12.345",
+        "ip": "2001:db8::1",
+        "user agent": 'Mozilla/5.0, "quoted"',
+        "request id": by_token.request_id,
+    }
+    assert second["token type"] == "personal_access_token"
+    assert (second["key name"], second["key hint"]) == ("Laptop CLI", pat.hint)
+    assert second["ip"] == second["agent"] == second["client token id"] == ""
+
+
+def test_exported_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised(
+    signed_in, project, make_key, now
+):
+    key, _ = make_key(project, '=HYPERLINK("http://evil.example")')
+    agents = ["-agent", "+agent", "@agent", "ok"]
+    usage_write(
+        [
+            call(now - timedelta(seconds=i), key=key, agent=agent, user_agent=ua)
+            for i, (agent, ua) in enumerate(
+                zip(agents, ["=1+2", "+cmd", "-2+3", "@SUM(A1)"], strict=True)
+            )
+        ]
+    )
+    rows = read_csv(signed_in.get(export_url(project)))
+    assert [r["user agent"] for r in rows] == ["'=1+2", "'+cmd", "'-2+3", "'@SUM(A1)"]
+    assert [r["agent"] for r in rows] == ["'-agent", "'+agent", "'@agent", "ok"]
+    assert {r["key name"] for r in rows} == {'\'=HYPERLINK("http://evil.example")'}
+    assert {r["status"] for r in rows} == {"200"}
+
+
+def test_the_export_holds_no_token_and_no_token_hash(signed_in, project, make_key, now):
+    key, secret = make_key(project, "Production")
+    usage_write([call(now, key=key)])
+    text = b"".join(signed_in.get(export_url(project)).streaming_content).decode()
+    assert secret not in text
+    assert secret[len("reminix_sk_") :] not in text
+    assert key.token_hash not in text
+    assert key.hint in text
+
+
+def test_the_export_is_filtered_and_newest_first(signed_in, project, make_key, now):
+    a, _ = make_key(project, "A")
+    b, _ = make_key(project, "B")
+    usage_write(
+        [call(now - timedelta(minutes=i), key=a if i % 2 else b) for i in range(10)]
+        + [call(now - timedelta(minutes=3), key=a, status=500, error_code="internal_error")]
+    )
+    rows = read_csv(signed_in.get(export_url(project, key=a.pk, outcome="ok")))
+    assert [r["request id"] for r in rows] == list(
+        UsageRecord.objects.filter(api_key=a, outcome="ok")
+        .order_by("-created_at", "-id")
+        .values_list("request_id", flat=True)
+    )
+    assert len(rows) == 5
+
+
+def test_signed_in_pages_and_exports_are_not_cached(signed_in, project: Project, api_key):
+    assert "no-store" in signed_in.get(overview_url(project))["Cache-Control"]
+    assert "no-store" in signed_in.get(export_url(project))["Cache-Control"]
