@@ -135,6 +135,11 @@ def _answer(
         # the usage log, wrong paths and methods included; but the path and the method are
         # answered first, since their answer does not depend on who asks.
         caller, refusal = _identify(request, spec)
+        if caller is not None:
+            # Counted before any refusal, so a revoked key or a wrong path cannot be used
+            # to flood the key's log without limit.
+            request.caller = caller
+            limits = rate_limit_check(caller)
         if view is None:
             raise errors.not_found(message=f"No endpoint at {request.path}.")
         if request.method not in spec.methods:
@@ -147,8 +152,6 @@ def _answer(
         if refusal is not None:
             raise refusal
         assert caller is not None
-        request.caller = caller
-        limits = rate_limit_check(caller)
         if spec.surface is Surface.CLIENT:
             require_allowed_origin(request, caller)
         if spec.permission:
@@ -175,8 +178,27 @@ def _answer(
             response.setdefault(name, value)
     if spec.surface is Surface.CLIENT:
         add_cors_headers(request, response, caller)
-    _record(request, caller, response.status_code, error_code, started, kwargs.get("name", ""))
+    try:
+        _record(request, caller, response.status_code, error_code, started, kwargs.get("name", ""))
+    except Exception:
+        # Logging must never replace the answer.
+        logger.exception("usage entry for %s not recorded", request.request_id)
     return response
+
+
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+
+
+def _method(method: str | None) -> str:
+    """The method as logged: made-up methods (any length) are one word, OTHER."""
+    return method if method in _METHODS else "OTHER"
+
+
+def _clean(text: str, *, redact: bool = True) -> str:
+    """Text from the request as the log keeps it: no NUL bytes (PostgreSQL refuses them,
+    and one bad row would fail the whole batch) and no token."""
+    text = text.replace("\x00", "")
+    return _TOKEN_IN_PATH.sub(r"\1[redacted]", text) if redact else text
 
 
 def _record(
@@ -197,15 +219,15 @@ def _record(
                 caller.personal_token.pk if caller and caller.personal_token else None
             ),
             token_kind=caller.kind.name.lower() if caller else "",
-            method=request.method or "",
-            path=_TOKEN_IN_PATH.sub(r"\1[redacted]", request.path),
+            method=_method(request.method),
+            path=_clean(request.path),
             status=status,
             error_code=error_code,
             latency_us=int((time.perf_counter() - started) * 1_000_000),
             ip=client_ip(request) or None,
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            user_agent=_clean(request.META.get("HTTP_USER_AGENT", ""), redact=False),
             request_id=request.request_id,  # type: ignore[attr-defined]
-            agent=_TOKEN_IN_PATH.sub(r"\1[redacted]", agent),
+            agent=_clean(agent),
         )
     )
 

@@ -252,23 +252,39 @@ class UsageBuffer:
                 self._thread.start()
 
     def flush(self) -> int:
-        """Write what is buffered now. Returns how many entries were written."""
+        """Write what is buffered now. Returns how many entries were written.
+
+        If the batch fails, its entries are tried one by one: one bad entry is dropped
+        (and logged) instead of blocking every entry after it. If none can be written,
+        the database is down: all are kept for the next try, up to MAX_BUFFERED.
+        """
         with self._lock:
             entries, self._entries = self._entries, []
-        if entries:
+        if not entries:
+            return 0
+        try:
+            usage_write(entries)
+            return len(entries)
+        except Exception:
+            logger.exception("usage log batch of %d failed; writing one by one", len(entries))
+        written, failed = 0, []
+        for entry in entries:
             try:
-                usage_write(entries)
+                usage_write([entry])
+                written += 1
             except Exception:
-                # Keep the entries for the next try rather than lose them to a blip.
-                logger.exception("usage log flush failed; %d entries kept", len(entries))
-                with self._lock:
-                    self._entries[:0] = entries
-                    overflow = len(self._entries) - MAX_BUFFERED
-                    if overflow > 0:  # a database down for long: bound the memory
-                        del self._entries[:overflow]
-                        logger.error("usage log buffer full; dropped %d oldest entries", overflow)
-                return 0
-        return len(entries)
+                failed.append(entry)
+        if written:
+            for entry in failed:
+                logger.error("usage entry %s dropped: it cannot be written", entry.request_id)
+            return written
+        with self._lock:
+            self._entries[:0] = failed
+            overflow = len(self._entries) - MAX_BUFFERED
+            if overflow > 0:  # a database down for long: bound the memory
+                del self._entries[:overflow]
+                logger.error("usage log buffer full; dropped %d oldest entries", overflow)
+        return 0
 
     def _run(self, interval: float) -> None:
         while True:

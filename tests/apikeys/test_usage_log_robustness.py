@@ -1,0 +1,63 @@
+"""Odd requests are logged safely, and one bad entry never stops the log for everyone."""
+
+from dataclasses import replace
+
+from django.utils import timezone
+
+from apikeys.models import UsageRecord
+from apikeys.usage import UsageBuffer, UsageEntry
+from tests.apikeys.api_helpers import assert_error
+
+
+def entry(key, request_id: str, **changes) -> UsageEntry:
+    base = UsageEntry(
+        created_at=timezone.now(),
+        project_id=key.project_id,
+        api_key_id=key.pk,
+        token_kind="api_key",
+        method="GET",
+        path="/v1/agents",
+        status=200,
+        error_code="",
+        latency_us=1000,
+        ip="127.0.0.1",
+        user_agent="t",
+        request_id=request_id,
+    )
+    return replace(base, **changes)
+
+
+def test_a_made_up_method_is_answered_in_the_envelope_and_logged_as_other(api):
+    response = api.send("ABCDEFGHIJKLMNOP", "/v1/agents")
+    assert_error(response, 405, "invalid_request")
+    assert UsageRecord.objects.get().method == "OTHER"
+    api.get("/v1/agents")
+    assert UsageRecord.objects.count() == 2
+
+
+def test_a_nul_byte_in_the_path_or_user_agent_is_not_kept(api):
+    response = api.get("/v1/x%00y", headers={"User-Agent": "evil\x00agent"})
+    assert_error(response, 404, "not_found")
+    row = UsageRecord.objects.get()
+    assert "\x00" not in row.path and "\x00" not in row.user_agent
+    assert row.path == "/v1/xy"
+
+
+def test_one_entry_that_cannot_be_written_is_dropped_and_the_rest_are_written(api_key, caplog):
+    key, _ = api_key
+    buffer = UsageBuffer()
+    poison = entry(key, "req_poison", status=-5)  # breaks the column's check constraint
+    buffer._entries = [entry(key, "req_a"), poison, entry(key, "req_b")]
+    assert buffer.flush() == 2
+    assert set(UsageRecord.objects.values_list("request_id", flat=True)) == {"req_a", "req_b"}
+    assert buffer._entries == []
+    assert "req_poison dropped" in caplog.text
+
+
+def test_refused_calls_count_against_the_rate_limit_too(api, api_key, settings):
+    settings.API_RATE_LIMIT_PER_MINUTE = 3
+    api_key[0].revoke(by=None)
+    answers = [api.get("/v1/agents").status_code for _ in range(4)]
+    assert answers == [401, 401, 401, 429]
+    wrong_path = [api.get("/v1/nothing-here").status_code for _ in range(2)]
+    assert wrong_path == [429, 429]
