@@ -175,7 +175,10 @@ PASSWORD_RESET_TIMEOUT = 60 * 60 * 2
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-AXES_RESET_ON_SUCCESS = True
+# Not reset on success: axes would clear the failures of every record matching the
+# username OR the address, so signing in to one's own account from the attacking address
+# would wipe the count against the victim's email. Counts expire after the cool-off anyway.
+AXES_RESET_ON_SUCCESS = False
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_CLIENT_IP_CALLABLE = "reminix_dashboard.client_ip.client_ip"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out"

@@ -187,3 +187,17 @@ def test_changing_the_password_signs_out_other_sessions_but_keeps_this_one(user)
 def test_every_new_project_page_belongs_to_the_signed_in_user(signed_in, project):
     response = signed_in.get(reverse("home"))
     assert response["Location"] == reverse("accounts:project_overview", args=[project.slug])
+
+
+def test_signing_in_to_ones_own_account_does_not_reset_the_count_against_another(
+    client, make_user, settings
+):
+    victim = make_user(email="victim@example.com")
+    attacker = make_user(email="attacker@example.com")
+    answers = []
+    for _ in range(3):
+        for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+            answers.append(sign_in(client, victim.email, "guess", REMOTE_ADDR="192.0.2.50"))
+        sign_in(Client(), attacker.email, PASSWORD, REMOTE_ADDR="192.0.2.50")
+    assert answers[-1].status_code == 429
+    assert sign_in(Client(), victim.email, PASSWORD, REMOTE_ADDR="198.51.100.1").status_code == 429
