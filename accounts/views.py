@@ -24,7 +24,7 @@ from accounts.forms import (
     SignInForm,
     SignUpForm,
 )
-from accounts.models import Membership, Project
+from accounts.models import Membership
 from accounts.services import (
     MembershipError,
     membership_add,
@@ -36,6 +36,11 @@ from accounts.services import (
 )
 from reminix_dashboard.client_ip import client_ip
 from reminix_dashboard.http import AuthenticatedRequest, HtmxHttpRequest, ProjectRequest
+from reminix_dashboard.throttle import throttle_allows
+
+SIGNUPS_PER_HOUR = 10
+RESETS_PER_EMAIL_PER_HOUR = 3
+RESETS_PER_IP_PER_HOUR = 20
 
 
 @require_GET
@@ -43,14 +48,16 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
     """Signed in: the project last worked on. Signed out: the sign-in page."""
     if not request.user.is_authenticated:
         return redirect("accounts:login")
-    projects = Project.objects.for_user(request.user)
-    project = (
-        projects.filter(pk=request.session.get(CURRENT_PROJECT_SESSION_KEY)).first()
-        or projects.first()
+    memberships = Membership.objects.filter(user=request.user).select_related("project")
+    # Otherwise the project the user has been in longest, which is their own first one:
+    # never one that someone else added them to later, whatever its name.
+    membership = (
+        memberships.filter(project_id=request.session.get(CURRENT_PROJECT_SESSION_KEY)).first()
+        or memberships.order_by("created_at", "id").first()
     )
-    if project is None:
+    if membership is None:
         return redirect("accounts:project_create")
-    return redirect("accounts:project_overview", slug=project.slug)
+    return redirect("accounts:project_overview", slug=membership.project.slug)
 
 
 @require_http_methods(["GET", "POST"])
@@ -58,6 +65,17 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("home")
     form = SignUpForm(request.POST or None)
+    if request.method == "POST" and not throttle_allows(
+        f"signup:{client_ip(request)}", limit=SIGNUPS_PER_HOUR, window_seconds=3600
+    ):
+        # Checked before the form: its password validation and Argon2 hash are the cost.
+        form = SignUpForm(request.POST)
+        form.errors.clear()
+        form.add_error(
+            None,
+            "Too many accounts were created from your network in the last hour. Try again later.",
+        )
+        return render(request, "accounts/signup.html", {"form": form}, status=429)
     if request.method == "POST" and form.is_valid():
         user = user_sign_up(
             email=form.cleaned_data["email"],
@@ -109,6 +127,20 @@ class PasswordResetView(auth_views.PasswordResetView):
     email_template_name = "accounts/email/password_reset.txt"
     subject_template_name = "accounts/email/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password_reset_done")
+
+    def form_valid(self, form):  # type: ignore[no-untyped-def]
+        # Past the limits, the page reads the same but no email goes: a reset form must not
+        # become a way to flood someone's inbox.
+        email = form.cleaned_data["email"].strip().lower()
+        ip = client_ip(self.request)
+        if not (
+            throttle_allows(
+                f"reset-email:{email}", limit=RESETS_PER_EMAIL_PER_HOUR, window_seconds=3600
+            )
+            and throttle_allows(f"reset-ip:{ip}", limit=RESETS_PER_IP_PER_HOUR, window_seconds=3600)
+        ):
+            return HttpResponseRedirect(self.get_success_url())
+        return super().form_valid(form)
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):

@@ -201,3 +201,42 @@ def test_signing_in_to_ones_own_account_does_not_reset_the_count_against_another
         sign_in(Client(), attacker.email, PASSWORD, REMOTE_ADDR="192.0.2.50")
     assert answers[-1].status_code == 429
     assert sign_in(Client(), victim.email, PASSWORD, REMOTE_ADDR="198.51.100.1").status_code == 429
+
+
+def test_sign_ups_from_one_address_are_limited(client, db):
+    answers = []
+    for n in range(12):
+        answers.append(
+            client.post(
+                SIGNUP,
+                {"email": f"bulk{n}@example.com", "password1": PASSWORD, "password2": PASSWORD},
+                REMOTE_ADDR="192.0.2.80",
+            )
+        )
+        client.logout()
+    assert [a.status_code for a in answers[:10]] == [302] * 10
+    assert answers[10].status_code == 429
+    assert "Too many accounts" in answers[10].content.decode()
+    assert User.objects.count() == 10
+
+
+def test_password_reset_mails_stop_after_three_an_hour_but_the_page_reads_the_same(client, user):
+    answers = [
+        client.post(reverse("accounts:password_reset"), {"email": user.email}) for _ in range(5)
+    ]
+    assert {a["Location"] for a in answers} == {reverse("accounts:password_reset_done")}
+    assert len(mail.outbox) == 3
+
+
+def test_a_fresh_session_lands_in_the_users_own_first_project_not_one_they_were_added_to(
+    client, user, project, make_user
+):
+    other = make_user(email="mallory@example.com")
+    from accounts.services import membership_add, project_create
+
+    lure = project_create(name="AAA Ada's project", owner=other)
+    membership_add(project=lure, user=user, role="owner", by=other)
+    client.force_login(user)
+    assert client.get(reverse("home"))["Location"] == reverse(
+        "accounts:project_overview", args=[project.slug]
+    )
