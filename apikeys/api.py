@@ -156,7 +156,10 @@ def _answer(
             require_allowed_origin(request, caller)
         if spec.permission:
             require_permission(caller, spec.permission)
-        response = idempotent(request, caller.project, lambda: view(request, *args, **kwargs))
+        scope = f"ct:{caller.client_token.pk}:" if caller.client_token else ""
+        response = idempotent(
+            request, caller.project, lambda: view(request, *args, **kwargs), scope=scope
+        )
         error_code = ""
     except ApiError as error:
         response, error_code = error_response(error, request.request_id), error.code

@@ -24,7 +24,7 @@ from apikeys.models import IdempotencyRecord
 
 WRITE_METHODS = {"POST", "PUT", "DELETE"}
 LIFETIME = timedelta(hours=24)
-MAX_KEY_LENGTH = 255
+MAX_KEY_LENGTH = 200  # the stored key also carries its scope
 # The attribute a view sets on a response whose body holds a one-time secret.
 SECRET_FIELDS_ATTRIBUTE = "one_time_secret_fields"
 
@@ -85,9 +85,18 @@ def _replay(record: IdempotencyRecord, fingerprint: str) -> HttpResponse:
 
 
 def idempotent(
-    request: HttpRequest, project: Project | None, run: Callable[[], HttpResponse]
+    request: HttpRequest,
+    project: Project | None,
+    run: Callable[[], HttpResponse],
+    *,
+    scope: str = "",
 ) -> HttpResponse:
-    """Run the write once per Idempotency-Key, replaying the first answer afterwards."""
+    """Run the write once per Idempotency-Key, replaying the first answer afterwards.
+
+    Keys are per project; `scope` narrows them further. Client tokens pass their own, so
+    that a browser can neither claim a key the project's servers will use nor be handed
+    the answer another browser got.
+    """
     key = request.headers.get("Idempotency-Key")
     if key is None or request.method not in WRITE_METHODS or project is None:
         return run()
@@ -96,6 +105,7 @@ def idempotent(
         raise errors.invalid_field_value(
             "Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} printable characters."
         )
+    key = scope + key
     fingerprint = _fingerprint(request)
     record, claimed = _claim(project, key, fingerprint)
     if not claimed:

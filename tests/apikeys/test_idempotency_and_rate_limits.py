@@ -123,3 +123,21 @@ def test_a_limit_of_zero_turns_limits_off(api, settings, limit):
     assert response.status_code == 200
     assert "X-RateLimit-Limit" not in response
     assert Agent.objects.exists()
+
+
+def test_client_tokens_keep_their_idempotency_keys_to_themselves(api, project):
+    from django.test import Client
+
+    from tests.conftest import Api
+
+    tokens = [api.post("/v1/client-tokens", {"context": {"n": n}}).json()["token"] for n in (1, 2)]
+    first, second = (Api(Client(), t) for t in tokens)
+    headers = {"Idempotency-Key": "signup-user-42"}
+    body = {"prompt": "mine"}
+    one = first.post("/client/agents/my-agent/invoke", body, headers=headers)
+    other = second.post("/client/agents/my-agent/invoke", body, headers=headers)
+    assert "Idempotent-Replayed" not in other
+    assert other.json()["execution"]["id"] != one.json()["execution"]["id"]
+    # The project's own server can still use the key a browser used.
+    server = api.post("/v1/client-tokens", {"context": {}}, headers=headers)
+    assert server.status_code == 201
