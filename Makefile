@@ -46,7 +46,7 @@ lint: install
 check: install
 	$(DEV_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 	SECRET_KEY=check-deploy-$$(date +%s)-not-a-real-secret-but-long-enough-to-pass \
-		TOKEN_HASH_KEY=check-deploy-token-hash-key ALLOWED_HOSTS=dashboard.example.com \
+		TOKEN_HASH_KEY=check-deploy-token-hash-key-long-enough-for-the-check ALLOWED_HOSTS=dashboard.example.com \
 		$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 clean:

@@ -100,7 +100,13 @@ class AllowedOriginsForm(forms.Form):
             if not raw:
                 continue
             parts = urlsplit(raw)
+            try:
+                port = parts.port
+            except ValueError:  # a port that is not a number from 0 to 65535
+                port = -1
             if (
+                port == -1
+                or
                 parts.scheme not in ("http", "https")
                 or not parts.hostname
                 or parts.path
@@ -115,7 +121,10 @@ class AllowedOriginsForm(forms.Form):
                     code="invalid_origin",
                     params={"line": raw},
                 )
-            origin = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+            # As a browser sends it: IPv6 hosts in brackets, the scheme's default port left out.
+            host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+            default = {"http": 80, "https": 443}[parts.scheme]
+            origin = f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
             if origin not in origins:
                 origins.append(origin)
         if len(origins) > 50:

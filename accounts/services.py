@@ -56,7 +56,7 @@ def user_sign_up(*, email: str, password: str, name: str = "", ip: str | None = 
     """A new user and their first project."""
     user = User.objects.create_user(email=email, password=password, name=name.strip())
     audit_record(action="user.signed_up", actor=user, target=user, ip=ip)
-    first_name = (user.name.split()[0] + "'s project") if user.name else "My first project"
+    first_name = (user.name.split()[0][:60] + "'s project") if user.name else "My first project"
     project_create(name=first_name, owner=user, ip=ip)
     return user
 

@@ -17,6 +17,7 @@ from apikeys.authentication import Surface, require_permission
 from apikeys.models import Permission
 
 NAME = re.compile(AGENT_NAME_PATTERN)
+TOKEN_SHAPED = re.compile(r"reminix_(?:sk|ct|pat)_", re.I)
 CHAT_ROLES = {"system", "user", "assistant"}
 MAX_LIMIT = 100
 # Execution ids are positive bigints: at most 19 digits, checked against the range below.
@@ -47,6 +48,10 @@ def execution_json(execution: Execution) -> dict[str, Any]:
 
 
 def _agent(request: ApiRequest, name: str) -> Agent:
+    # A name no agent can have (a NUL byte, which PostgreSQL refuses, or any other odd
+    # character) is answered without asking the database.
+    if not NAME.fullmatch(name) or len(name) > 64:
+        raise errors.not_found("agent_not_found", "No agent has that name in this project.")
     agent = Agent.objects.filter(project=request.caller.project, name=name).first()
     if agent is None:
         raise errors.not_found("agent_not_found", f"No agent named '{name}' in this project.")
@@ -195,6 +200,11 @@ def agent_detail(request: ApiRequest, name: str) -> HttpResponse:
     require_permission(request.caller, Permission.WRITE)
     if not NAME.fullmatch(name) or len(name) > 64:
         raise errors.invalid_field_value("name", "must be 1 to 64 letters, digits, '-' or '_'.")
+    if TOKEN_SHAPED.match(name):
+        # It would be shown in lists and logs: a key pasted here by mistake must not be.
+        raise errors.invalid_field_value(
+            "name", "looks like a Reminix token. Revoke that token if it was pasted here."
+        )
     body = json_body(request)
     kind = body.get("kind", Agent.Kind.ECHO)
     if kind not in Agent.Kind.values:
@@ -224,6 +234,8 @@ def execution_logs(request: ApiRequest) -> HttpResponse:
             raise errors.invalid_field_value("cursor", "is not a cursor this API gave out.")
         executions = executions.filter(pk__lt=int(after))
     if agent_name := request.GET.get("agent"):
+        if not NAME.fullmatch(agent_name) or len(agent_name) > 64:
+            raise errors.invalid_field_value("agent", "must be an agent name.")
         executions = executions.filter(agent_name=agent_name)
 
     def as_json(execution: Execution) -> dict[str, Any]:

@@ -242,6 +242,9 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
         raise errors.invalid_request("Send the body as JSON with 'Content-Type: application/json'.")
     if not request.body:
         return {}
+    if b"\\u0000" in request.body or b"\x00" in request.body:
+        # PostgreSQL cannot store a NUL in text or JSON: refuse it here, not with a 500.
+        raise errors.invalid_request("The body contains a NUL character (\\u0000).")
     try:
         body = json.loads(request.body)
     except (ValueError, UnicodeDecodeError) as error:

@@ -35,6 +35,11 @@ SECRET_KEY = _secret("SECRET_KEY", _DEV_SECRET_KEY)
 # The server secret behind the HMAC-SHA256 of every stored token (see apikeys/tokens.py).
 # Rotating it invalidates every API key, client token and personal access token at once.
 TOKEN_HASH_KEY = _secret("TOKEN_HASH_KEY", _DEV_TOKEN_HASH_KEY)
+if not DEBUG and (len(TOKEN_HASH_KEY) < 32 or TOKEN_HASH_KEY == SECRET_KEY):
+    raise ImproperlyConfigured(
+        "TOKEN_HASH_KEY must be at least 32 characters and differ from SECRET_KEY "
+        "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))')."
+    )
 
 ALLOWED_HOSTS: list[str] = env.list(
     "ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else []

@@ -199,3 +199,26 @@ def test_a_plain_member_cannot_change_origins(client, project, make_user):
     assert response.status_code == 403
     project.refresh_from_db()
     assert project.allowed_origins == []
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("http://[::1]:3000", "http://[::1]:3000"),
+        ("https://app.example.com:443", "https://app.example.com"),
+        ("http://localhost:80/", "http://localhost"),
+    ],
+)
+def test_origins_are_stored_as_a_browser_sends_them(signed_in, project, typed, stored):
+    signed_in.post(reverse("accounts:project_origins", args=[project.slug]), {"origins": typed})
+    project.refresh_from_db()
+    assert project.allowed_origins == [stored]
+
+
+@pytest.mark.parametrize("bad", ["https://a.com:99999", "https://a.com:abc"])
+def test_an_impossible_port_is_an_error_beside_the_field(signed_in, project, bad):
+    response = signed_in.post(
+        reverse("accounts:project_origins", args=[project.slug]), {"origins": bad}
+    )
+    assert response.status_code == 422
+    assert 'id="id_origins_error"' in response.content.decode()

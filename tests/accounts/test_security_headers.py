@@ -73,3 +73,17 @@ def test_production_refuses_to_start_without_a_secret_key():
     )
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_refuses_a_short_token_hash_key_or_one_equal_to_the_secret_key():
+    for value in ("short", production_env()["SECRET_KEY"]):
+        result = subprocess.run(
+            [sys.executable, "manage.py", "check"],
+            cwd=ROOT,
+            env=production_env(TOKEN_HASH_KEY=value),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode != 0
+        assert "TOKEN_HASH_KEY must be at least 32 characters" in result.stderr

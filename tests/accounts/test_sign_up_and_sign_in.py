@@ -4,7 +4,7 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import AuditEvent, Membership, User
+from accounts.models import AuditEvent, Membership, Project, User
 from agents.models import Agent
 from tests.conftest import PASSWORD
 
@@ -239,4 +239,20 @@ def test_a_fresh_session_lands_in_the_users_own_first_project_not_one_they_were_
     client.force_login(user)
     assert client.get(reverse("home"))["Location"] == reverse(
         "accounts:project_overview", args=[project.slug]
+    )
+
+
+def test_a_very_long_first_name_still_makes_a_project(client, db):
+    response = client.post(
+        SIGNUP,
+        {
+            "name": "A" * 140,
+            "email": "long@example.com",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+        },
+    )
+    assert response.status_code == 302
+    assert Project.objects.get(memberships__user__email="long@example.com").name.endswith(
+        "'s project"
     )

@@ -324,3 +324,23 @@ def test_execution_created_at_is_recent(api):
     entry = assert_ok(api.get("/v1/execution-logs"))["data"][0]
     created = datetime.datetime.fromisoformat(entry["createdAt"])
     assert abs(timezone.now() - created) < datetime.timedelta(minutes=1)
+
+
+def test_a_token_shaped_agent_name_is_refused(api, api_key):
+    response = api.send("PUT", f"/v1/agents/{api_key[1]}", {})
+    error = assert_error(response, 400, "invalid_field_value")
+    assert "looks like a Reminix token" in error["message"]
+    assert api_key[1] not in response.content.decode()
+
+
+def test_a_nul_byte_in_a_name_or_body_is_a_clear_client_error(api):
+    assert_error(api.post("/v1/agents/a%00b/invoke", {"prompt": "x"}), 404, "agent_not_found")
+    assert_error(api.get("/v1/execution-logs", agent="a\x00b"), 400, "invalid_field_value")
+    response = api.client.generic(
+        "POST",
+        "/v1/agents/my-agent/invoke",
+        '{"prompt": "a\\u0000b"}',
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {api.token}"},
+    )
+    assert "NUL" in assert_error(response, 400, "invalid_request")["message"]
