@@ -1,0 +1,59 @@
+"""`manage.py prune_usage --older-than 90d`: drop the usage log's old calls and roll-ups.
+
+Run it daily, e.g. from cron just after midnight UTC, when the cut-off falls on a day's
+boundary and PostgreSQL only has whole days to drop:
+`20 0 * * * cd /srv/reminix && .venv/bin/python manage.py prune_usage --older-than 90d`.
+"""
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apikeys.retention import RetentionBusyError, parse_age, usage_prune
+
+
+class Command(BaseCommand):
+    help = (
+        "Remove API calls logged before the cut-off, with their hourly and per-address "
+        "roll-ups, and idempotency records older than 24 hours. The cut-off is the start of "
+        "the UTC hour that was --older-than ago, so every call is kept at least that long "
+        "and at most an hour more. On PostgreSQL whole days are dropped; first, partitions "
+        "for the coming days are made, as ensure_usage_partitions does."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--older-than",
+            required=True,
+            metavar="AGE",
+            help="how long to keep calls: whole days or hours, e.g. 90d or 36h",
+        )
+
+    def handle(self, *args: object, older_than: str, **options: object) -> None:
+        try:
+            age = parse_age(older_than)
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+        try:
+            report = usage_prune(older_than=age)
+        except RetentionBusyError as error:
+            raise CommandError(str(error)) from error
+        write = self.stdout.write
+        write(f"Cut-off: {report.cutoff:%Y-%m-%d %H:%M} UTC; calls logged before it are removed.")
+        for name in report.partitions_created:
+            write(f"Created partition {name}.")
+        for name, rows in report.partitions_dropped:
+            write(f"Dropped partition {name} ({_count(rows, 'call')}).")
+        write(f"Deleted {_count(report.rows_deleted, 'call')} row by row.")
+        write(f"Removed {_count(report.calls_removed, 'call')} in all.")
+        write(
+            f"Removed roll-ups: {_count(report.usage_hours, 'key-hour')}, "
+            f"{_count(report.usage_ips, 'key-address', 'key-addresses')}, "
+            f"{_count(report.unattributed_hours, 'unattributed hour count')}."
+        )
+        write(
+            f"Removed {_count(report.idempotency_records, 'idempotency record')} "
+            "older than 24 hours."
+        )
+
+
+def _count(n: int, one: str, many: str = "") -> str:
+    return f"{n:,} {one if n == 1 else many or one + 's'}"

@@ -1,0 +1,323 @@
+"""Keeping the usage log to a set age: daily partitions on PostgreSQL, pruning on both.
+
+On PostgreSQL the log (apikeys_usagerecord) is partitioned by range of created_at, one
+partition per UTC day, named for it: apikeys_usagerecord_p20261128 holds
+[2026-11-28 00:00, 2026-11-29 00:00) UTC. A DEFAULT partition, apikeys_usagerecord_default,
+takes any row that no day covers (a skewed clock, a test writing years back, a day whose
+partition was never made), so an insert never fails for want of a partition. Migration
+0009 built the table this way; `usage_partitions_ensure_ahead` (cron, daily: `manage.py
+ensure_usage_partitions`) makes each day's partition DAYS_AHEAD days before it is needed.
+Partitions are not made at worker start: the migration and the daily job keep two weeks in
+stock, and a day that still has none costs nothing worse than rows in the default
+partition, which the next ensure moves into their day.
+
+Pruning (`usage_prune`, `manage.py prune_usage --older-than 90d`) removes the calls made
+before a cut-off. On PostgreSQL each day entirely before it is dropped whole; the rows of
+the default partition and of the one day that straddles the cut-off (if any) are deleted.
+On SQLite it is a DELETE in batches. On both it then removes the roll-ups that summarise
+only the pruned calls, and idempotency records past their 24 hours.
+
+Schema changes to UsageRecord on PostgreSQL: AddField, AlterField and AddIndex work on the
+partitioned table as on any other; a unique index or constraint must include created_at,
+and an index cannot be built CONCURRENTLY on the parent.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+
+from apikeys.idempotency import LIFETIME as IDEMPOTENCY_LIFETIME
+from apikeys.models import IdempotencyRecord, UnattributedCalls, UsageHour, UsageIp, UsageRecord
+
+TABLE = UsageRecord._meta.db_table
+DEFAULT_PARTITION = f"{TABLE}_default"
+DAYS_AHEAD = 14
+DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+# Dropping or attaching a partition takes a lock that every API write would queue behind;
+# waiting briefly and trying again later beats stalling the API behind a long query.
+LOCK_TIMEOUT = "2s"
+LOCK_ATTEMPTS = 3
+SQLITE_BATCH = 10_000
+# Serialises partition changes between concurrent runs (two crons, a deploy and a cron).
+_ADVISORY_LOCK_ID = 7_201_511_028
+_LOCK_NOT_AVAILABLE = "55P03"
+_PARTITION_NAME = re.compile(rf"^{TABLE}_p(\d{{8}})$")
+_AGE = re.compile(r"^(\d{1,6})([dh])$")
+_LONGEST_AGE = timedelta(days=36_500)
+
+
+class RetentionBusyError(Exception):
+    """A partition could not be locked in time: the API or a long query held the table.
+    Nothing is half done; run again later."""
+
+
+# -- Ages -----------------------------------------------------------------------------------
+
+
+def parse_age(text: str) -> timedelta:
+    """`90d` or `36h` as a timedelta; ValueError, with a message for people, otherwise."""
+    match = _AGE.match(text.strip().lower())
+    if match is None:
+        raise ValueError(
+            f"{text!r} is not an age: write a whole number of days or hours, e.g. 90d or 36h."
+        )
+    number, unit = int(match[1]), match[2]
+    age = timedelta(days=number) if unit == "d" else timedelta(hours=number)
+    if age <= timedelta(0):
+        raise ValueError("An age of zero would remove every call: give at least 1h.")
+    if age > _LONGEST_AGE:
+        raise ValueError("That is more than a hundred years: nothing would ever be pruned.")
+    return age
+
+
+def usage_cutoff(*, older_than: timedelta, now: datetime) -> datetime:
+    """The first moment kept: the start of the UTC hour that was `older_than` ago.
+
+    Whole hours, because the hourly roll-ups (UsageHour, UnattributedCalls) cannot be cut
+    inside an hour: a row for an hour either goes with all of its calls or stays with them.
+    So "older than 90d" keeps every call for at least 90 days and at most an hour more.
+    """
+    moment = (now - older_than).astimezone(UTC)
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+# -- Partitions (PostgreSQL) ----------------------------------------------------------------
+
+
+def usage_is_partitioned() -> bool:
+    """Whether the log is a partitioned table (PostgreSQL after migration 0009)."""
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass(%s))",
+            [TABLE],
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def partition_name(day: date) -> str:
+    return f"{TABLE}_p{day:%Y%m%d}"
+
+
+def usage_partitions() -> dict[date, str]:
+    """The daily partitions that exist, by day. Empty where the log is not partitioned."""
+    if not usage_is_partitioned():
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = to_regclass(%s)",
+            [TABLE],
+        )
+        names = [row[0] for row in cursor.fetchall()]
+    days = {}
+    for name in names:
+        match = _PARTITION_NAME.match(name)
+        if match:
+            days[datetime.strptime(match[1], "%Y%m%d").date()] = name
+    return days
+
+
+def usage_partitions_ensure(*, start_day: date, end_day: date) -> list[str]:
+    """Make the daily partition of each day from start_day to end_day (both included) that
+    has none, and return the names made. Safe to run again, and while the API writes.
+
+    Past days are fine: rows of such a day that sit in the default partition are moved into
+    the new partition in the same transaction. (PostgreSQL refuses to attach a range that
+    the default partition still has rows for.) A no-op on SQLite.
+    """
+    if not usage_is_partitioned():
+        return []
+    _default_partition_ensure()
+    existing = usage_partitions()
+    made = []
+    day = start_day
+    while day <= end_day:
+        if day not in existing and _partition_create(day):
+            made.append(partition_name(day))
+        day += DAY
+    return made
+
+
+def usage_partitions_ensure_ahead(
+    *, now: datetime | None = None, days: int = DAYS_AHEAD
+) -> list[str]:
+    """Partitions for today and the next `days` UTC days: what the daily job runs."""
+    today = (now or timezone.now()).astimezone(UTC).date()
+    return usage_partitions_ensure(start_day=today, end_day=today + timedelta(days=days))
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _with_lock_retries[T](action: Callable[[], T], what: str) -> T:
+    """Run `action` in a transaction that gives up waiting for a lock after LOCK_TIMEOUT,
+    a few times, serialised with other runs."""
+    for attempt in range(LOCK_ATTEMPTS):
+        if attempt:
+            time.sleep(attempt)
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_ID])
+                return action()
+        except OperationalError as error:
+            if getattr(error.__cause__, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                raise
+    raise RetentionBusyError(f"Could not lock the usage log to {what}; try again later.")
+
+
+def _default_partition_ensure() -> None:
+    q = connection.ops.quote_name
+
+    def create() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass(%s) IS NULL", [DEFAULT_PARTITION])
+            if cursor.fetchone()[0]:
+                cursor.execute(
+                    f"CREATE TABLE {q(DEFAULT_PARTITION)} PARTITION OF {q(TABLE)} DEFAULT"
+                )
+
+    _with_lock_retries(create, "create its default partition")
+
+
+def _partition_create(day: date) -> bool:
+    """Make one day's partition; False if another run made it first.
+
+    Built beside the table and then attached, rather than CREATE TABLE … PARTITION OF:
+    attaching takes only a SHARE UPDATE EXCLUSIVE lock on the parent, which API writes do
+    not wait for. (It does briefly lock the default partition, which it must scan.)
+    """
+    q = connection.ops.quote_name
+    name = partition_name(day)
+    columns = ", ".join(q(f.column) for f in UsageRecord._meta.concrete_fields)
+
+    def create() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+            if cursor.fetchone()[0]:
+                return False
+            cursor.execute(f"CREATE TABLE {q(name)} (LIKE {q(TABLE)} INCLUDING CONSTRAINTS)")
+            # One statement, so a row is either moved or left where it was, never lost.
+            cursor.execute(
+                f"WITH moved AS (DELETE FROM ONLY {q(DEFAULT_PARTITION)} "  # noqa: S608
+                f"WHERE created_at >= %s AND created_at < %s RETURNING {columns}) "
+                f"INSERT INTO {q(name)} ({columns}) SELECT {columns} FROM moved",
+                [_midnight(day), _midnight(day + DAY)],
+            )
+            cursor.execute(
+                f"ALTER TABLE {q(TABLE)} ATTACH PARTITION {q(name)} "
+                f"FOR VALUES FROM ('{_midnight(day).isoformat()}') "
+                f"TO ('{_midnight(day + DAY).isoformat()}')"
+            )
+        return True
+
+    return _with_lock_retries(create, f"create {name}")
+
+
+def _partition_drop(name: str) -> int:
+    """Drop one day's partition whole; returns how many calls it held."""
+    q = connection.ops.quote_name
+
+    def drop() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {q(name)}")  # noqa: S608
+            (rows,) = cursor.fetchone()
+            cursor.execute(f"DROP TABLE {q(name)}")
+        return rows
+
+    return _with_lock_retries(drop, f"drop {name}")
+
+
+# -- Pruning --------------------------------------------------------------------------------
+
+
+@dataclass
+class PruneReport:
+    """What one run of usage_prune removed, for the command to print."""
+
+    cutoff: datetime
+    partitions_created: list[str] = field(default_factory=list)
+    # Name and number of calls of each day dropped whole.
+    partitions_dropped: list[tuple[str, int]] = field(default_factory=list)
+    rows_deleted: int = 0  # deleted one by one: SQLite, or PostgreSQL's default/straddling days
+    usage_hours: int = 0
+    usage_ips: int = 0
+    unattributed_hours: int = 0
+    idempotency_records: int = 0
+
+    @property
+    def calls_removed(self) -> int:
+        return self.rows_deleted + sum(rows for _, rows in self.partitions_dropped)
+
+
+def usage_prune(*, older_than: timedelta, now: datetime | None = None) -> PruneReport:
+    """Remove the calls made before usage_cutoff(older_than, now), their roll-ups, and
+    idempotency records older than 24 hours. Safe to run again, and while the API writes.
+
+    The log goes first and the roll-ups after, each step committed on its own: were a run
+    to stop between them, the roll-ups would only over-cover the log (an hour with no calls
+    left), which the usage page tolerates; the other way round it would miss calls. The next
+    run finishes the job. Roll-ups removed:
+    - UsageHour and UnattributedCalls rows for hours before the cut-off: their calls are gone.
+    - UsageIp rows last seen before the cut-off. An address seen since keeps its row, whose
+      first_seen and requests may reach further back than the log now does: they mean "as
+      far back as we keep" (first seen in what was kept when it was first seen).
+    """
+    now = now or timezone.now()
+    report = PruneReport(cutoff=usage_cutoff(older_than=older_than, now=now))
+    if usage_is_partitioned():
+        report.partitions_created = usage_partitions_ensure_ahead(now=now)
+        for day, name in sorted(usage_partitions().items()):
+            if _midnight(day + DAY) <= report.cutoff:
+                report.partitions_dropped.append((name, _partition_drop(name)))
+        # What is left before the cut-off lives only in the default partition and the day
+        # that straddles the cut-off: PostgreSQL prunes the DELETE down to those two.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {connection.ops.quote_name(TABLE)} WHERE created_at < %s",  # noqa: S608
+                [report.cutoff],
+            )
+            report.rows_deleted = cursor.rowcount
+    else:
+        report.rows_deleted = _delete_in_batches(report.cutoff)
+
+    with transaction.atomic():
+        report.usage_hours, _ = UsageHour.objects.filter(hour__lt=report.cutoff).delete()
+        report.usage_ips, _ = UsageIp.objects.filter(last_seen__lt=report.cutoff).delete()
+        report.unattributed_hours, _ = UnattributedCalls.objects.filter(
+            hour__lt=report.cutoff
+        ).delete()
+    report.idempotency_records, _ = IdempotencyRecord.objects.filter(
+        created_at__lt=now - IDEMPOTENCY_LIFETIME
+    ).delete()
+    return report
+
+
+def _delete_in_batches(cutoff: datetime) -> int:
+    """SQLite: one short write transaction per batch, so API writes get the lock in between."""
+    table = connection.ops.quote_name(TABLE)
+    sql = (
+        f"DELETE FROM {table} WHERE id IN "  # noqa: S608
+        f"(SELECT id FROM {table} WHERE created_at < %s LIMIT %s)"
+    )
+    moment = connection.ops.adapt_datetimefield_value(cutoff)
+    deleted = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [moment, SQLITE_BATCH])
+            batch = cursor.rowcount
+        deleted += batch
+        if batch < SQLITE_BATCH:
+            return deleted

@@ -1,0 +1,359 @@
+"""Retention: prune_usage on both databases, and the usage log's daily partitions on PostgreSQL.
+
+Time is passed in (`now=`): the calls below are written for days of 2029 and 2030, and the
+prune is run as if it were 2030-03-15 14:20 UTC, so 90 days back is 2029-12-15 14:20 and
+the cut-off is the start of that hour, 14:00.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from apikeys import retention
+from apikeys.models import (
+    ApiKey,
+    IdempotencyRecord,
+    UnattributedCalls,
+    UsageHour,
+    UsageIp,
+    UsageRecord,
+)
+from apikeys.retention import (
+    DAYS_AHEAD,
+    DEFAULT_PARTITION,
+    partition_name,
+    usage_cutoff,
+    usage_partitions,
+    usage_partitions_ensure,
+    usage_partitions_ensure_ahead,
+    usage_prune,
+)
+from apikeys.usage import UsageEntry, usage_write
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="partitions exist on PostgreSQL only"
+)
+sqlite_only = pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's plain delete")
+
+NOW = datetime(2030, 3, 15, 14, 20, tzinfo=UTC)
+CUTOFF = datetime(2029, 12, 15, 14, 0, tzinfo=UTC)
+NINETY_DAYS = timedelta(days=90)
+US = timedelta(microseconds=1)
+
+
+def at(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def log(key: ApiKey | None, when: datetime, request_id: str, ip: str = "10.0.0.1") -> None:
+    """One call as the API logs it: the row and its roll-ups. No key: an unattributed call."""
+    usage_write(
+        [
+            UsageEntry(
+                created_at=when,
+                project_id=key.project_id if key else None,
+                api_key_id=key.pk if key else None,
+                token_kind="api_key" if key else "",
+                method="POST",
+                path="/v1/agents/my-agent/invoke",
+                status=200 if key else 401,
+                error_code="" if key else "invalid_api_key",
+                latency_us=1500,
+                ip=ip,
+                user_agent="test",
+                request_id=request_id,
+            )
+        ]
+    )
+
+
+def kept_calls() -> set[str]:
+    return set(UsageRecord.objects.values_list("request_id", flat=True))
+
+
+def partition_of(request_id: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tableoid::regclass::text FROM apikeys_usagerecord WHERE request_id = %s",
+            [request_id],
+        )
+        return cursor.fetchone()[0]
+
+
+def check_foreign_keys_now() -> None:
+    """What COMMIT would do: the test's transaction never commits, and PostgreSQL will not
+    drop a partition whose rows still have foreign-key checks pending (Django defers them)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def table_exists(name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def history(api_key: tuple[ApiKey, str], project) -> ApiKey:
+    """Calls on both sides of the cut-off, with roll-ups and idempotency records."""
+    key = api_key[0]
+    if connection.vendor == "postgresql":
+        # Days of their own for the calls of 14 to 16 December and 1 January; the rest of
+        # the days have no partition, so those calls go to the default partition.
+        usage_partitions_ensure(start_day=date(2029, 12, 14), end_day=date(2029, 12, 16))
+        usage_partitions_ensure(start_day=date(2030, 1, 1), end_day=date(2030, 1, 1))
+    old = {
+        "years-ago": at(2021, 6, 1, 9),  # default partition
+        "day-before": at(2029, 12, 14, 23, 59),  # a whole day before the cut-off
+        "same-day-early": at(2029, 12, 15, 3, 15),  # the day that straddles the cut-off
+        "just-before": CUTOFF - US,
+    }
+    new = {
+        "at-cutoff": CUTOFF,
+        "same-day-late": at(2029, 12, 15, 22),
+        "new-year": at(2030, 1, 1, 12),
+        "now": NOW,
+        "clock-skew": at(2041, 1, 1),  # default partition
+    }
+    for request_id, when in {**old, **new}.items():
+        log(key, when, request_id, ip="10.0.0.9" if request_id == "years-ago" else "10.0.0.1")
+    # 10.0.0.1 is seen on both sides; 10.0.0.9 only long ago.
+    log(None, at(2029, 12, 1, 8), "unattributed-old")
+    log(None, at(2030, 1, 1, 8), "unattributed-new")
+    for name, age in (("stale", timedelta(hours=24, seconds=1)), ("fresh", timedelta(hours=23))):
+        IdempotencyRecord.objects.create(
+            project=project, key=name, fingerprint="f", created_at=NOW - age
+        )
+    check_foreign_keys_now()
+    return key
+
+
+def test_the_cutoff_is_the_start_of_the_hour_that_was_that_long_ago():
+    assert usage_cutoff(older_than=NINETY_DAYS, now=NOW) == CUTOFF
+    assert usage_cutoff(older_than=timedelta(hours=36), now=NOW) == at(2030, 3, 14, 2)
+    assert usage_cutoff(older_than=NINETY_DAYS, now=at(2030, 3, 15)) == at(2029, 12, 15)
+
+
+def test_prune_removes_exactly_the_calls_before_the_cutoff_and_their_rollups(history):
+    report = usage_prune(older_than=NINETY_DAYS, now=NOW)
+
+    assert report.cutoff == CUTOFF
+    assert kept_calls() == {"at-cutoff", "same-day-late", "new-year", "now", "clock-skew"}
+    assert report.calls_removed == 4
+    hours = set(UsageHour.objects.values_list("hour", flat=True))
+    assert hours == {
+        CUTOFF,
+        at(2029, 12, 15, 22),
+        at(2030, 1, 1, 12),
+        at(2030, 3, 15, 14),
+        at(2041, 1, 1),
+    }
+    assert report.usage_hours == 4  # 2021-06-01 09h, 14 Dec 23h, 15 Dec 03h and 13h
+    # An address seen since the cut-off stays, first seen as far back as was kept.
+    (address,) = UsageIp.objects.all()
+    assert (address.ip, address.first_seen) == ("10.0.0.1", at(2029, 12, 14, 23, 59))
+    assert report.usage_ips == 1
+    assert list(UnattributedCalls.objects.values_list("hour", flat=True)) == [at(2030, 1, 1, 8)]
+    assert report.unattributed_hours == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]
+    assert report.idempotency_records == 1
+
+
+def test_a_second_prune_finds_nothing_more_to_remove(history):
+    usage_prune(older_than=NINETY_DAYS, now=NOW)
+    kept = kept_calls()
+    again = usage_prune(older_than=NINETY_DAYS, now=NOW)
+    assert (again.calls_removed, again.partitions_dropped, again.usage_hours) == (0, [], 0)
+    assert (again.usage_ips, again.unattributed_hours, again.idempotency_records) == (0, 0, 0)
+    assert kept_calls() == kept
+
+
+@postgresql_only
+def test_prune_drops_the_partitions_of_whole_days_before_the_cutoff(history):
+    report = usage_prune(older_than=NINETY_DAYS, now=NOW)
+
+    dropped = dict(report.partitions_dropped)
+    assert dropped[partition_name(date(2029, 12, 14))] == 1
+    assert not table_exists(partition_name(date(2029, 12, 14)))  # dropped, not emptied
+    # The straddling day keeps its partition and its later calls; the rest went one by one.
+    assert table_exists(partition_name(date(2029, 12, 15)))
+    assert partition_of("same-day-late") == partition_name(date(2029, 12, 15))
+    assert report.rows_deleted == 3  # years-ago (default), same-day-early, just-before
+    assert partition_of("clock-skew") == DEFAULT_PARTITION
+    assert all(day >= date(2029, 12, 15) for day in usage_partitions())
+    # Before pruning, the days ahead of `now` were made, as ensure_usage_partitions does.
+    assert partition_name(date(2030, 3, 29)) in report.partitions_created
+
+
+@sqlite_only
+def test_sqlite_deletes_in_batches_until_none_is_left(history, monkeypatch):
+    monkeypatch.setattr(retention, "SQLITE_BATCH", 2)
+    report = usage_prune(older_than=NINETY_DAYS, now=NOW)
+    assert (report.rows_deleted, report.partitions_dropped) == (4, [])
+    assert len(kept_calls()) == 5
+
+
+def test_prune_usage_prints_what_it_removed(api_key):
+    key = api_key[0]
+    log(key, at(2001, 1, 1), "ancient")
+    log(key, at(2001, 1, 2), "ancient-too")
+    out = StringIO()
+    call_command("prune_usage", older_than="90d", stdout=out)
+    text = out.getvalue()
+    assert "Removed 2 calls in all." in text
+    assert "1 key-hour" not in text and "2 key-hours" in text
+    assert "Cut-off:" in text and "UTC" in text
+    assert not UsageRecord.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "age", ["", "90", "d", "-1d", "0d", "0h", "1.5d", "90 days", "2w", "36500001d", "1e3d"]
+)
+def test_prune_usage_refuses_an_age_it_cannot_read(age):
+    with pytest.raises(CommandError):
+        call_command("prune_usage", older_than=age, stdout=StringIO())
+
+
+def test_prune_usage_insists_on_an_age():
+    with pytest.raises(CommandError, match="older-than"):
+        call_command("prune_usage", stdout=StringIO())
+
+
+def test_bulk_create_still_returns_ids(api_key):
+    key = api_key[0]
+    rows = UsageRecord.objects.bulk_create(
+        UsageRecord(
+            created_at=when,
+            api_key=key,
+            project_id=key.project_id,
+            token_kind="api_key",
+            method="GET",
+            path="/v1/agents",
+            status=200,
+            outcome="ok",
+            latency_us=1,
+            request_id=f"r{n}",
+        )
+        for n, when in enumerate([at(2001, 1, 1), NOW, at(2099, 1, 1)])
+    )
+    ids = [row.pk for row in rows]
+    assert all(ids) and ids == sorted(ids) and len(set(ids)) == 3
+    assert set(UsageRecord.objects.values_list("pk", flat=True)) == set(ids)
+
+
+# -- PostgreSQL: the partitioned table ------------------------------------------------------
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_the_log_is_partitioned_by_range_of_created_at_with_a_default_partition():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.partstrat, a.attname FROM pg_partitioned_table p "
+            "JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0] "
+            "WHERE p.partrelid = 'apikeys_usagerecord'::regclass"
+        )
+        assert cursor.fetchall() == [("r", "created_at")]
+        cursor.execute(
+            "SELECT c.relname FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partdefid "
+            "WHERE p.partrelid = 'apikeys_usagerecord'::regclass"
+        )
+        assert cursor.fetchall() == [(DEFAULT_PARTITION,)]
+        cursor.execute(
+            "SELECT array_agg(a.attname ORDER BY k.n) FROM pg_constraint c, "
+            "unnest(c.conkey) WITH ORDINALITY k(attnum, n) "
+            "JOIN pg_attribute a ON a.attnum = k.attnum "
+            "WHERE c.conrelid = 'apikeys_usagerecord'::regclass AND c.contype = 'p' "
+            "AND a.attrelid = c.conrelid"
+        )
+        assert cursor.fetchone()[0] == ["id", "created_at"]
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_the_partitioned_table_keeps_its_indexes_and_foreign_keys():
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, "apikeys_usagerecord")
+    for name in ("usage_key_time", "usage_project_time", "usage_key_errors_time"):
+        assert constraints[name]["index"], name
+    assert constraints["usage_key_time"]["columns"] == ["api_key_id", "created_at", "id"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_indexdef('usage_key_errors_time'::regclass)")
+        assert "WHERE" in cursor.fetchone()[0]  # still partial: failed calls only
+    foreign = {
+        tuple(c["columns"]): c["foreign_key"] for c in constraints.values() if c["foreign_key"]
+    }
+    assert foreign == {
+        ("project_id",): ("accounts_project", "id"),
+        ("api_key_id",): ("apikeys_apikey", "id"),
+        ("client_token_id",): ("apikeys_clienttoken", "id"),
+        ("personal_token_id",): ("apikeys_personalaccesstoken", "id"),
+    }
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_partitions_exist_for_today_and_the_days_ahead():
+    usage_partitions_ensure_ahead()  # what the daily job does; the migration made most
+    today = datetime.now(UTC).date()
+    wanted = {today + timedelta(days=n) for n in range(DAYS_AHEAD + 1)}
+    assert wanted <= set(usage_partitions())
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_ensure_usage_partitions_makes_the_missing_days_once():
+    now = at(2031, 7, 1, 23, 59)
+    made = usage_partitions_ensure_ahead(now=now)
+    assert made == [partition_name(date(2031, 7, 1) + timedelta(days=n)) for n in range(15)]
+    assert usage_partitions_ensure_ahead(now=now) == []
+    out = StringIO()
+    call_command("ensure_usage_partitions", stdout=out)
+    assert out.getvalue().endswith("partitions created.\n")
+
+
+@postgresql_only
+def test_calls_far_in_the_past_or_future_land_in_the_default_partition(api_key):
+    log(api_key[0], at(2001, 2, 3), "past")
+    log(api_key[0], at(2099, 2, 3), "future")
+    assert partition_of("past") == partition_of("future") == DEFAULT_PARTITION
+
+
+@postgresql_only
+def test_making_a_past_days_partition_moves_its_calls_out_of_the_default(api_key):
+    log(api_key[0], at(2001, 2, 3, 12), "that-day")
+    log(api_key[0], at(2001, 2, 4), "next-day")
+    pk = UsageRecord.objects.get(request_id="that-day").pk
+
+    assert usage_partitions_ensure(start_day=date(2001, 2, 3), end_day=date(2001, 2, 3)) == [
+        "apikeys_usagerecord_p20010203"
+    ]
+    assert partition_of("that-day") == "apikeys_usagerecord_p20010203"
+    assert UsageRecord.objects.get(request_id="that-day").pk == pk
+    assert partition_of("next-day") == DEFAULT_PARTITION
+
+
+@postgresql_only
+def test_the_api_logs_calls_into_todays_partition(api, api_key):
+    usage_partitions_ensure_ahead()
+    response = api.post("/v1/agents/my-agent/invoke", {"prompt": "x"})
+    assert response.status_code == 200
+    record = UsageRecord.objects.get(request_id=response["X-Request-Id"])
+    assert record.api_key_id == api_key[0].pk
+    assert partition_of(record.request_id) == partition_name(record.created_at.date())
+
+
+@sqlite_only
+@pytest.mark.django_db
+def test_ensure_usage_partitions_on_sqlite_does_nothing():
+    out = StringIO()
+    call_command("ensure_usage_partitions", stdout=out)
+    assert "not partitioned" in out.getvalue()
+    assert usage_partitions_ensure(start_day=date(2030, 1, 1), end_day=date(2030, 1, 9)) == []
