@@ -100,7 +100,7 @@ ACTIONS: dict[str, tuple[str, Tone]] = {
     "api_key.renamed": ("API key renamed", ""),
     "api_key.revoked": ("API key revoked", "danger"),
     "client_token.created": ("Client token created", ""),
-    "client_token.revoked": ("Client token revoked", "danger"),
+    "client_token.revoked": ("Client token revoked", "warning"),
     "client_token.revoked_all_of_key": ("Client tokens of a key revoked", "danger"),
     "personal_token.created": ("Personal access token created", "success"),
     "personal_token.revoked": ("Personal access token revoked", "danger"),
@@ -132,7 +132,7 @@ def actor_label(event: AuditEvent) -> str:
         return event.actor_email
     minted_by = event.metadata.get("minted_by") if isinstance(event.metadata, dict) else None
     if minted_by:
-        return f"API: {minted_by}"
+        return f"API key {minted_by}"
     if isinstance(event.metadata, dict) and event.metadata.get("via") == "api":
         return "API"
     return ""
