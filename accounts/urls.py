@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import views
+from accounts import audit_views, views
 
 app_name = "accounts"
 
@@ -21,6 +21,8 @@ urlpatterns = [
         views.PasswordResetConfirmView.as_view(),
         name="password_reset_confirm",
     ),
+    path("account/audit/", audit_views.user_audit, name="user_audit"),
+    path("account/audit/export/", audit_views.user_audit_csv, name="user_audit_csv"),
     path("projects/new/", views.project_create_view, name="project_create"),
     path("projects/<slug:slug>/", views.project_overview, name="project_overview"),
     path("projects/<slug:slug>/settings/", views.project_settings, name="project_settings"),
@@ -35,5 +37,11 @@ urlpatterns = [
         "projects/<slug:slug>/settings/members/<int:membership_id>/remove/",
         views.project_member_remove,
         name="project_member_remove",
+    ),
+    path("projects/<slug:slug>/settings/audit/", audit_views.project_audit, name="project_audit"),
+    path(
+        "projects/<slug:slug>/settings/audit/export/",
+        audit_views.project_audit_csv,
+        name="project_audit_csv",
     ),
 ]
