@@ -7,11 +7,13 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.audit import audit_record
 from accounts.decorators import (
     CURRENT_PROJECT_SESSION_KEY,
     project_member_required,
@@ -113,7 +115,14 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     success_url = reverse_lazy("accounts:password_change")
 
     def form_valid(self, form):  # type: ignore[no-untyped-def]
-        response = super().form_valid(form)
+        with transaction.atomic():
+            response = super().form_valid(form)
+            audit_record(
+                action="user.password_changed",
+                actor=self.request.user,
+                target=self.request.user,
+                ip=client_ip(self.request),
+            )
         messages.success(
             self.request, "Password changed. Your other signed-in sessions have been signed out."
         )
@@ -149,7 +158,15 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     post_reset_login = False
 
     def form_valid(self, form):  # type: ignore[no-untyped-def]
-        response = super().form_valid(form)
+        with transaction.atomic():
+            response = super().form_valid(form)
+            audit_record(
+                action="user.password_changed",
+                actor=form.user,
+                target=form.user,
+                ip=client_ip(self.request),
+                metadata={"via": "reset link"},
+            )
         messages.success(self.request, "Your password is reset. Sign in with the new one.")
         return response
 

@@ -158,6 +158,8 @@ def test_password_reset_mails_a_link_that_sets_a_new_password(client, user):
     assert done.status_code == 302
     user.refresh_from_db()
     assert user.check_password(new_password)
+    event = AuditEvent.objects.get(action="user.password_changed", actor=user)
+    assert event.metadata == {"via": "reset link"}
 
 
 def test_password_reset_answers_the_same_for_an_unknown_email(client, user):
@@ -256,3 +258,13 @@ def test_a_very_long_first_name_still_makes_a_project(client, db):
     assert Project.objects.get(memberships__user__email="long@example.com").name.endswith(
         "'s project"
     )
+
+
+def test_password_changes_and_resets_are_in_the_audit_trail(client, user):
+    client.force_login(user)
+    new_password = "another long passphrase 9"
+    client.post(
+        reverse("accounts:password_change"),
+        {"old_password": PASSWORD, "new_password1": new_password, "new_password2": new_password},
+    )
+    assert AuditEvent.objects.filter(action="user.password_changed", actor=user).count() == 1
