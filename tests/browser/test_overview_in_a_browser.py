@@ -1,0 +1,101 @@
+"""The usage overview in Chromium: filters and stackings through htmx with real addresses,
+custom dates shown only for a custom range, the CSV download, and no CSP errors."""
+
+from datetime import timedelta
+from pathlib import Path
+
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from accounts.models import Project
+from accounts.services import user_sign_up
+from apikeys.models import UsageRecord
+from apikeys.services import api_key_create, client_token_create
+from apikeys.usage import UsageEntry, usage_write
+from tests.conftest import PASSWORD
+
+
+def entry(project: Project, key_id: int, minutes_ago: int, **fields: object) -> UsageEntry:
+    values: dict = {
+        "created_at": timezone.now() - timedelta(minutes=minutes_ago),
+        "project_id": project.pk,
+        "api_key_id": key_id,
+        "token_kind": "api_key",
+        "method": "POST",
+        "path": "/v1/agents/my-agent/invoke",
+        "agent": "my-agent",
+        "status": 200,
+        "error_code": "",
+        "latency_us": 2000,
+        "ip": "203.0.113.7",
+        "user_agent": "reminix-python/1.4",
+        "request_id": f"req_{minutes_ago:024x}",
+    }
+    values.update(fields)
+    return UsageEntry(**values)
+
+
+def test_filtering_and_splitting_the_overview_and_exporting_it(page: Page, transactional_db):
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    user = user_sign_up(email="overview@example.com", password=PASSWORD, name="Ada")
+    project = Project.objects.for_user(user).get()
+    backend, _ = api_key_create(project=project, name="Backend", created_by=user)
+    web, _ = api_key_create(project=project, name="Web app", created_by=user)
+    minted, _ = client_token_create(project=project, api_key=web, context={})
+    usage_write(
+        [entry(project, backend.pk, m) for m in range(1, 40, 3)]
+        + [entry(project, backend.pk, 50, status=401, error_code="invalid_api_key")]
+        + [
+            entry(
+                project,
+                web.pk,
+                m,
+                token_kind="client_token",
+                client_token_id=minted.pk,
+                ip="198.51.100.23",
+            )
+            for m in range(2, 30, 4)
+        ]
+    )
+    calls = UsageRecord.objects.filter(project=project)
+    total, by_client_tokens = calls.count(), calls.filter(token_kind="client_token").count()
+
+    page.goto("/account/login/")
+    page.get_by_label("Email").fill("overview@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("navigation", name="Project").get_by_role("link", name="Usage").click()
+
+    requests = page.locator(".overview-stats > div").first.locator("dd")
+    expect(requests).to_have_text(str(total))
+    expect(page.get_by_role("img", name="Calls per hour, last 24 hours")).to_be_visible()
+    expect(page.get_by_label("From (UTC)")).to_be_hidden()
+    page.get_by_label("Time range").select_option("custom")
+    expect(page.get_by_label("From (UTC)")).to_be_visible()
+    page.get_by_label("Time range").select_option("7d")
+
+    page.get_by_label("Token type").select_option("client_token")
+    page.get_by_role("button", name="Show").click()
+    expect(page).to_have_url(f"/projects/{project.slug}/usage/?range=7d&token_kind=client_token")
+    expect(requests).to_have_text(str(by_client_tokens))
+    expect(page.get_by_role("img", name="Calls per day, last 7 days")).to_be_visible()
+
+    page.get_by_role("navigation", name="Split the bars by").get_by_role("link", name="Key").click()
+    expect(page).to_have_url(
+        f"/projects/{project.slug}/usage/?range=7d&token_kind=client_token&stack=key"
+    )
+    expect(page.locator(".chart-legend")).to_contain_text("Web app")
+    expect(page.get_by_label("Token type")).to_have_value("client_token")
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Export CSV").click()
+    assert download.value.suggested_filename.startswith(f"reminix-usage-{project.slug}-")
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert len(lines) == 1 + by_client_tokens
+    assert all(",client_token," in line for line in lines[1:])
+
+    page.go_back()
+    expect(page).to_have_url(f"/projects/{project.slug}/usage/?range=7d&token_kind=client_token")
+    expect(requests).to_have_text(str(by_client_tokens))
+    assert not [e for e in console_errors if "Content Security Policy" in e], console_errors
