@@ -57,7 +57,9 @@ def overview_chart(overview: ProjectOverview, *, chart_id: str) -> SafeString:
                 '<text x="50%" y="{}" text-anchor="middle" font-size="13" fill="{}">{}</text>',
                 (TOP + BASELINE) // 2,
                 TEXT,
-                "No calls match in this range",
+                "No calls match these filters"
+                if overview.filters.narrows
+                else "No calls in this range",
             )
         )
     bar = slot * (0.72 if len(buckets) <= 48 else 0.8)

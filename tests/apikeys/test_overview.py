@@ -458,7 +458,7 @@ def test_a_filter_that_matches_nothing_shows_empty_states(signed_in, project, ap
     html = response.content.decode()
     assert response.status_code == 200
     assert response.context["overview"].totals.requests == 0
-    assert "No calls match in this range" in html
+    assert "No calls match these filters" in html
     assert "No calls with an address match." in html
     assert "No matching call named an agent." in html
     assert "Export CSV" not in html
@@ -466,6 +466,7 @@ def test_a_filter_that_matches_nothing_shows_empty_states(signed_in, project, ap
 
 def test_a_project_without_keys_says_how_to_start(signed_in, project):
     html = signed_in.get(overview_url(project)).content.decode()
+    assert "No calls in this range" in html
     assert "No keys yet." in html
     assert reverse("apikeys:api_key_list", args=[project.slug]) in html
 
