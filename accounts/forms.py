@@ -106,8 +106,7 @@ class AllowedOriginsForm(forms.Form):
                 port = -1
             if (
                 port == -1
-                or
-                parts.scheme not in ("http", "https")
+                or parts.scheme not in ("http", "https")
                 or not parts.hostname
                 or parts.path
                 or parts.query

@@ -15,7 +15,7 @@ register = template.Library()
 
 @register.filter
 def ago(moment: datetime | None) -> str:
-    """"just now" under a minute, else Django's "3 hours ago"."""
+    """Say "just now" under a minute, else Django's "3 hours ago"."""
     if moment is None:
         return ""
     if timezone.now() - moment < timedelta(minutes=1):
