@@ -54,4 +54,4 @@ clean:
 
 ## make bench: load on the real API path vs the unauthenticated floor, on PostgreSQL (prints figures)
 bench: install
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)

@@ -2,7 +2,8 @@
 
 Counted in Django's cache: with REDIS_URL every worker shares the count; without it each
 process counts alone (the local-memory cache), which is fine for one process and lax for
-several. 0 turns limits off (the benchmark does, to measure the request path alone).
+several. 0 turns limits off. (The benchmark keeps them on, at a limit it never reaches, so
+that their cost is part of the path it measures.)
 """
 
 from __future__ import annotations
