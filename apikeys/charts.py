@@ -60,7 +60,7 @@ def hour_chart(window: UsageWindow, *, chart_id: str) -> SafeString:
 
     # An empty chart keeps only its baseline: gridlines would measure nothing.
     for value in (0, top // 2, top) if peak else (0,):
-        y = _crisp(BASELINE - value * scale)
+        y = crisp(BASELINE - value * scale)
         parts.append(
             format_html(
                 '<line x1="0" x2="100%" y1="{y}" y2="{y}" stroke="{colour}" stroke-width="1"/>'
@@ -120,9 +120,9 @@ def describe(window: UsageWindow) -> str:
         return f"No calls {span}."
     busiest = max(window.hours, key=lambda h: h.requests)
     return (
-        f"{_calls(totals.requests)} {span}: {totals.ok:,} succeeded, {totals.errors:,} "
+        f"{calls_text(totals.requests)} {span}: {totals.ok:,} succeeded, {totals.errors:,} "
         f"failed with an error, {totals.revoked:,} used the key after it was revoked or "
-        f"expired. Busiest hour: {_moment(busiest.start)}, {_calls(busiest.requests)}."
+        f"expired. Busiest hour: {_moment(busiest.start)}, {calls_text(busiest.requests)}."
     )
 
 
@@ -151,8 +151,8 @@ def _bar(hour: HourCounts, *, x: float, slot: float, bar: float, scale: float) -
     # them is a number we computed, a colour constant, or the escaped title.
     segments = []
     y = float(BASELINE)
-    left = _num(x + (slot - bar) / 2)
-    width = _num(bar)
+    left = svg_number(x + (slot - bar) / 2)
+    width = svg_number(bar)
     for series in SERIES:
         count = getattr(hour, series.attribute)
         if not count:
@@ -160,12 +160,12 @@ def _bar(hour: HourCounts, *, x: float, slot: float, bar: float, scale: float) -
         height = max(count * scale, MIN_SEGMENT)
         y -= height
         segments.append(
-            f'<rect x="{left}%" y="{_num(y)}" width="{width}%" height="{_num(height)}" '
+            f'<rect x="{left}%" y="{svg_number(y)}" width="{width}%" height="{svg_number(height)}" '
             f'fill="{series.colour}"/>'
         )
     return (
         f'<g class="chart-hour"><title>{escape(_hour_title(hour))}</title>'
-        f'<rect class="chart-hit" x="{_num(x)}%" y="{TOP}" width="{_num(slot)}%" '
+        f'<rect class="chart-hit" x="{svg_number(x)}%" y="{TOP}" width="{svg_number(slot)}%" '
         f'height="{BASELINE - TOP}" fill="#4f46e5" fill-opacity="0"/>{"".join(segments)}</g>'
     )
 
@@ -187,7 +187,7 @@ def _time_axis(hours: Sequence[HourCounts], slot: float) -> list[str]:
                     "{label}</text>",
                     # On a narrow screen usage.css hides every other day's label.
                     alternate=mark_safe(' class="chart-tick-alt"' if days % 2 == 0 else ""),  # noqa: S308
-                    x=_num(index * slot),
+                    x=svg_number(index * slot),
                     top=TOP,
                     bottom=BASELINE + 6,
                     grid=AXIS,
@@ -200,7 +200,7 @@ def _time_axis(hours: Sequence[HourCounts], slot: float) -> list[str]:
             labels.append(
                 format_html(
                     '<text x="{}%" y="{}" text-anchor="middle" font-size="11" fill="{}">{}</text>',
-                    _num((index + 0.5) * slot),
+                    svg_number((index + 0.5) * slot),
                     LABEL_Y,
                     TEXT,
                     f"{start:%H}:00",
@@ -217,7 +217,7 @@ def _hour_title(hour: HourCounts) -> str:
         parts.append(f"{hour.revoked:,} with the revoked or expired key")
     return (
         f"{hour.start:%a} {hour.start.day} {hour.start:%b}, {hour.start:%H}:00–"
-        f"{(hour.start.hour + 1) % 24:02d}:00 UTC: {_calls(hour.requests)} "
+        f"{(hour.start.hour + 1) % 24:02d}:00 UTC: {calls_text(hour.requests)} "
         f"({', '.join(parts)})"
     )
 
@@ -226,14 +226,14 @@ def _moment(moment: datetime) -> str:
     return f"{moment:%H}:00 on {moment:%a} {moment.day} {moment:%b}"
 
 
-def _calls(count: int) -> str:
+def calls_text(count: int) -> str:
     return f"{count:,} call" if count == 1 else f"{count:,} calls"
 
 
-def _crisp(y: float) -> str:
+def crisp(y: float) -> str:
     """A 1px line on a pixel boundary, not smeared over two."""
     return f"{round(y) + 0.5:g}"
 
 
-def _num(value: float) -> str:
+def svg_number(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".")

@@ -18,7 +18,16 @@ from datetime import datetime
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from apikeys.charts import AXIS, GRID, TEXT, compact, nice_ceiling
+from apikeys.charts import (
+    AXIS,
+    GRID,
+    TEXT,
+    calls_text,
+    compact,
+    crisp,
+    nice_ceiling,
+    svg_number,
+)
 from apikeys.overview_queries import Bucket, ProjectOverview, Series
 
 HEIGHT = 180
@@ -38,7 +47,7 @@ def overview_chart(overview: ProjectOverview, *, chart_id: str) -> SafeString:
     parts: list[str] = []
 
     for value in (0, top // 2, top) if peak else (0,):
-        y = _crisp(BASELINE - value * scale)
+        y = crisp(BASELINE - value * scale)
         parts.append(
             format_html(
                 '<line x1="0" x2="100%" y1="{y}" y2="{y}" stroke="{colour}" stroke-width="1"/>'
@@ -119,10 +128,10 @@ def describe(overview: ProjectOverview) -> str:
     assert busiest is not None
     unit = "day" if time_range.by_day else "hour"
     return (
-        f"{_calls(totals.requests)} {span} ({split}); {totals.errors:,} failed, "
+        f"{calls_text(totals.requests)} {span} ({split}); {totals.errors:,} failed, "
         f"{totals.auth_failures:,} of them on authentication. Busiest {unit}: "
         f"{_bucket_name(busiest.start, by_day=time_range.by_day)}, "
-        f"{_calls(busiest.counts.requests)}."
+        f"{calls_text(busiest.counts.requests)}."
     )
 
 
@@ -140,8 +149,8 @@ def _bar(
     # constant, or the escaped title.
     segments = []
     y = float(BASELINE)
-    left = _num(x + (slot - bar) / 2)
-    width = _num(bar)
+    left = svg_number(x + (slot - bar) / 2)
+    width = svg_number(bar)
     for part in series:
         count = bucket.count(part)
         if not count:
@@ -149,18 +158,18 @@ def _bar(
         height = max(count * scale, MIN_SEGMENT)
         y -= height
         segments.append(
-            f'<rect x="{left}%" y="{_num(y)}" width="{width}%" height="{_num(height)}" '
+            f'<rect x="{left}%" y="{svg_number(y)}" width="{width}%" height="{svg_number(height)}" '
             f'fill="{part.colour}"/>'
         )
     split = ", ".join(f"{s.label} {bucket.count(s):,}" for s in series if bucket.count(s))
-    title = f"{_bucket_name(bucket.start, by_day=by_day)}: {_calls(bucket.counts.requests)}"
+    title = f"{_bucket_name(bucket.start, by_day=by_day)}: {calls_text(bucket.counts.requests)}"
     if len(series) > 1:
         title += f" ({split})"
     if bucket.counts.errors:
         title += f"; {bucket.counts.errors:,} failed"
     return (
         f'<g class="chart-bar"><title>{escape(title)}</title>'
-        f'<rect class="chart-hit" x="{_num(x)}%" y="{TOP}" width="{_num(slot)}%" '
+        f'<rect class="chart-hit" x="{svg_number(x)}%" y="{TOP}" width="{svg_number(slot)}%" '
         f'height="{BASELINE - TOP}" fill="#4f46e5" fill-opacity="0"/>{"".join(segments)}</g>'
     )
 
@@ -188,7 +197,7 @@ def _time_axis(buckets: list[Bucket], slot: float, *, by_day: bool) -> list[str]
             '<text{alternate} x="{x}%" y="{y}" text-anchor="middle" font-size="11" '
             'fill="{text}">{label}</text>',
             alternate=mark_safe(' class="chart-tick-alt"' if crowded and n % 2 else ""),  # noqa: S308
-            x=_num((index + 0.5) * slot),
+            x=svg_number((index + 0.5) * slot),
             y=LABEL_Y,
             text=TEXT,
             label=label,
@@ -206,16 +215,3 @@ def _bucket_name(start: datetime, *, by_day: bool) -> str:
 
 def _moment(moment: datetime) -> str:
     return f"{moment:%H}:{moment:%M} on {moment:%a} {moment.day} {moment:%b}"
-
-
-def _calls(count: int) -> str:
-    return f"{count:,} call" if count == 1 else f"{count:,} calls"
-
-
-def _crisp(y: float) -> str:
-    """A 1px line on a pixel boundary, not smeared over two."""
-    return f"{round(y) + 0.5:g}"
-
-
-def _num(value: float) -> str:
-    return f"{value:.3f}".rstrip("0").rstrip(".")
