@@ -6,8 +6,6 @@ partials, the table reloading itself on `personalTokensChanged`.
 
 from __future__ import annotations
 
-import secrets
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
@@ -19,6 +17,7 @@ from django_htmx.http import trigger_client_event
 
 from apikeys.forms import PersonalTokenCreateForm
 from apikeys.models import PersonalAccessToken, TokenStatus
+from apikeys.one_time_forms import form_id_new, form_id_of, form_mark_used, form_was_used
 from apikeys.services import personal_token_create, personal_token_revoke
 from apikeys.views import token_summary
 from reminix_dashboard.client_ip import client_ip
@@ -26,7 +25,6 @@ from reminix_dashboard.http import AuthenticatedRequest
 
 TEMPLATE = "apikeys/personal_token_list.html"
 CHANGED = "personalTokensChanged"
-USED_FORMS_SESSION_KEY = "personal_token_forms_used"
 
 
 def _tokens_context(request: AuthenticatedRequest) -> dict[str, object]:
@@ -62,11 +60,9 @@ def personal_token_list(request: AuthenticatedRequest) -> HttpResponse:
 def personal_token_create_view(request: AuthenticatedRequest) -> HttpResponse:
     if request.method == "GET":
         form = PersonalTokenCreateForm(user=request.user)
-        return _render(request, "create-form", {"form": form, "form_id": secrets.token_urlsafe(16)})
+        return _render(request, "create-form", {"form": form, "form_id": form_id_new()})
     form = PersonalTokenCreateForm(request.POST, user=request.user)
-    form_id = request.POST.get("form_id", "")
-    used: list[str] = request.session.get(USED_FORMS_SESSION_KEY, [])
-    if form_id and form_id in used:
+    if form_was_used(request):
         messages.info(
             request,
             "That token was already created and shown once. If you did not copy it, revoke it "
@@ -74,7 +70,9 @@ def personal_token_create_view(request: AuthenticatedRequest) -> HttpResponse:
         )
         return redirect("apikeys:personal_token_list")
     if not form.is_valid():
-        return _render(request, "create-form", {"form": form, "form_id": form_id}, status=422)
+        return _render(
+            request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
+        )
     pat, token = personal_token_create(
         user=request.user,
         name=form.cleaned_data["name"],
@@ -83,8 +81,7 @@ def personal_token_create_view(request: AuthenticatedRequest) -> HttpResponse:
         expires_at=form.expires_at(),
         ip=client_ip(request),
     )
-    if form_id:
-        request.session[USED_FORMS_SESSION_KEY] = [*used, form_id][-20:]
+    form_mark_used(request)
     details = token_summary(pat)
     if pat.expires_at is None:
         details += " Consider revoking it when you no longer need it."

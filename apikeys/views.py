@@ -7,8 +7,6 @@ event, on which the key table reloads itself.
 
 from __future__ import annotations
 
-import secrets
-
 from django.contrib import messages
 from django.db.models import Count
 from django.http import HttpResponse
@@ -21,15 +19,13 @@ from django_htmx.http import trigger_client_event
 from accounts.decorators import project_member_required
 from apikeys.forms import ApiKeyCreateForm, ApiKeyRenameForm
 from apikeys.models import ApiKey, Flag, PersonalAccessToken, TokenStatus
+from apikeys.one_time_forms import form_id_new, form_id_of, form_mark_used, form_was_used
 from apikeys.services import api_key_create, api_key_rename, api_key_revoke
 from reminix_dashboard.client_ip import client_ip
 from reminix_dashboard.http import ProjectRequest
 
 TEMPLATE = "apikeys/api_key_list.html"
 CHANGED = "apiKeysChanged"
-# Create forms already used in this session, so that a reload or a double submit of the
-# form cannot make a second key (the session keeps these form ids, never a key).
-USED_FORMS_SESSION_KEY = "api_key_forms_used"
 
 
 def token_summary(token: ApiKey | PersonalAccessToken) -> str:
@@ -95,12 +91,10 @@ def api_key_list(request: ProjectRequest) -> HttpResponse:
 def api_key_create_view(request: ProjectRequest) -> HttpResponse:
     if request.method == "GET":
         form = ApiKeyCreateForm()
-        return _render(request, "create-form", {"form": form, "form_id": secrets.token_urlsafe(16)})
+        return _render(request, "create-form", {"form": form, "form_id": form_id_new()})
 
     form = ApiKeyCreateForm(request.POST)
-    form_id = request.POST.get("form_id", "")
-    used: list[str] = request.session.get(USED_FORMS_SESSION_KEY, [])
-    if form_id and form_id in used:
+    if form_was_used(request):
         messages.info(
             request,
             "That key was already created and shown once. If you did not copy it, revoke it "
@@ -108,7 +102,9 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
         )
         return redirect("apikeys:api_key_list", slug=request.project.slug)
     if not form.is_valid():
-        return _render(request, "create-form", {"form": form, "form_id": form_id}, status=422)
+        return _render(
+            request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
+        )
 
     api_key, token = api_key_create(
         project=request.project,
@@ -118,8 +114,7 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
         expires_at=form.expires_at(),
         ip=client_ip(request),
     )
-    if form_id:
-        request.session[USED_FORMS_SESSION_KEY] = [*used, form_id][-20:]
+    form_mark_used(request)
     context = {"new_key": api_key, "token": token, "details": token_summary(api_key)}
     response = _render(request, "created", context, status=201)
     # The only response that ever carries the key: no cache, no back-forward cache.
