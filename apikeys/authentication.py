@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import parse_qsl
 
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import models
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -142,8 +145,17 @@ def _ended(what: str, token: ApiKey | ClientToken | PersonalAccessToken) -> str 
     return None
 
 
+def _by_hash[T: models.Model](tokens: QuerySet[T], digest: str) -> T | None:
+    """The token with this keyed hash, or None. get() on the unique index: unlike first(),
+    it adds no ORDER BY, and it is measurably cheaper on this hot path."""
+    try:
+        return tokens.get(token_hash=digest)
+    except ObjectDoesNotExist:
+        return None
+
+
 def _api_key_caller(digest: str) -> Caller:
-    api_key = ApiKey.objects.select_related("project").filter(token_hash=digest).first()
+    api_key = _by_hash(ApiKey.objects.select_related("project"), digest)
     if api_key is None:
         raise errors.invalid_api_key("The API key is not valid.")
     caller = Caller(kind=TokenKind.API_KEY, project=api_key.project, api_key=api_key)
@@ -153,12 +165,11 @@ def _api_key_caller(digest: str) -> Caller:
 
 
 def _client_token_caller(digest: str) -> Caller:
-    client_token = (
+    client_token = _by_hash(
         ClientToken.objects.select_related(
             "project", "api_key", "personal_token", "personal_token__user"
-        )
-        .filter(token_hash=digest)
-        .first()
+        ),
+        digest,
     )
     if client_token is None:
         raise errors.invalid_api_key("The client token is not valid.")
@@ -187,7 +198,7 @@ def _is_member(user: User, project: Project) -> bool:
 
 
 def _personal_token_caller(digest: str, request: HttpRequest, project_scoped: bool) -> Caller:
-    pat = PersonalAccessToken.objects.select_related("user").filter(token_hash=digest).first()
+    pat = _by_hash(PersonalAccessToken.objects.select_related("user"), digest)
     if pat is None:
         raise errors.invalid_api_key("The personal access token is not valid.")
     unscoped = Caller(kind=TokenKind.PERSONAL_ACCESS_TOKEN, project=None, personal_token=pat)
