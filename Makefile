@@ -33,8 +33,8 @@ test: install
 
 ## make serve: production-style (gunicorn, DEBUG off, whitenoise) on $PORT
 serve: install
-	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/python manage.py migrate --noinput
+	DEBUG=false $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	DEBUG=false $(BIN)/python manage.py migrate --noinput
 	$(BIN)/gunicorn reminix_dashboard.wsgi:application --bind 127.0.0.1:$(PORT) \
 		--workers $${WEB_CONCURRENCY:-2} --access-logfile - --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(M)sms'
 
@@ -45,7 +45,7 @@ lint: install
 ## make check: migrations in step with models, and Django's deploy checks under production settings
 check: install
 	$(DEV_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
-	SECRET_KEY=check-deploy-$$(date +%s)-not-a-real-secret-but-long-enough-to-pass \
+	DEBUG=false SECRET_KEY=check-deploy-$$(date +%s)-not-a-real-secret-but-long-enough-to-pass \
 		TOKEN_HASH_KEY=check-deploy-token-hash-key-long-enough-for-the-check ALLOWED_HOSTS=dashboard.example.com \
 		$(BIN)/python manage.py check --deploy --fail-level WARNING
 

@@ -1,9 +1,10 @@
 """Settings for every deployment; each per-deployment value comes from the environment.
 
-A fresh clone runs with nothing set (`make run` sets DEBUG=true): SQLite in the project
-folder, console email, development secrets. With DEBUG off the secrets are required and
-the security headers and cookie flags are on, so a forgotten variable stops the process
-instead of running a weak production.
+A fresh clone runs with nothing set: `manage.py` defaults to DEBUG on, with SQLite in the
+project folder, console email and development secrets. The server entry points (wsgi.py,
+asgi.py, so gunicorn and `make serve`) and these settings themselves default to DEBUG off.
+With DEBUG off the secrets are required and the security headers and cookie flags are on,
+so a forgotten variable stops the process instead of running a weak production.
 """
 
 from pathlib import Path
@@ -16,6 +17,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
 
+# Off unless asked for, except that manage.py (the developer's tool) asks for it by default.
 DEBUG: bool = env.bool("DEBUG", default=False)
 
 _DEV_SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"

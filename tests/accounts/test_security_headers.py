@@ -39,6 +39,7 @@ def production_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(test_only)}
     env.update(
         DJANGO_SETTINGS_MODULE="reminix_dashboard.settings.base",
+        DEBUG="false",
         SECRET_KEY="x" * 30 + "a-long-random-production-secret-key-value",
         TOKEN_HASH_KEY="y" * 40,
         ALLOWED_HOSTS="dashboard.example.com",
