@@ -197,11 +197,10 @@ def _method(method: str | None) -> str:
     return method if method in _METHODS else "OTHER"
 
 
-def _clean(text: str, *, redact: bool = True) -> str:
+def _clean(text: str) -> str:
     """Text from the request as the log keeps it: no NUL bytes (PostgreSQL refuses them,
-    and one bad row would fail the whole batch) and no token."""
-    text = text.replace("\x00", "")
-    return _TOKEN_IN_PATH.sub(r"\1[redacted]", text) if redact else text
+    and one bad row would fail the whole batch) and no token, wherever a client put one."""
+    return _TOKEN_IN_PATH.sub(r"\1[redacted]", text.replace("\x00", ""))
 
 
 def _record(
@@ -228,7 +227,7 @@ def _record(
             error_code=error_code,
             latency_us=int((time.perf_counter() - started) * 1_000_000),
             ip=client_ip(request) or None,
-            user_agent=_clean(request.META.get("HTTP_USER_AGENT", ""), redact=False),
+            user_agent=_clean(request.META.get("HTTP_USER_AGENT", "")),
             request_id=request.request_id,  # type: ignore[attr-defined]
             agent=_clean(agent),
         )

@@ -228,8 +228,8 @@ def _personal_token_caller(digest: str, request: HttpRequest, project_scoped: bo
         )
     project = membership.project
     caller = Caller(kind=TokenKind.PERSONAL_ACCESS_TOKEN, project=project, personal_token=pat)
-    restricted_to = pat.projects.values_list("pk", flat=True)
-    if restricted_to.exists() and not restricted_to.filter(pk=project.pk).exists():
+    restricted_to = list(pat.projects.values_list("pk", flat=True))
+    if restricted_to and project.pk not in restricted_to:
         raise IdentifiedError(
             caller,
             errors.insufficient_permissions(

@@ -168,7 +168,7 @@ def test_a_bearer_header_is_never_written_to_the_usage_log(api, api_key):
     # Even where a client puts it somewhere odd, like the user agent, the stored row must
     # not be the Authorization header.
     api.post(INVOKE, {"prompt": "hi"})
-    api.post(INVOKE, {}, headers={"User-Agent": "my-app/1.0"})
+    api.post(INVOKE, {}, headers={"User-Agent": f"my-app/1.0 ({token})"})
     for record in UsageRecord.objects.all():
         values = [str(getattr(record, f.attname)) for f in UsageRecord._meta.concrete_fields]
         assert not any(token in v or "Bearer" in v for v in values), values
