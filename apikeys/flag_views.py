@@ -14,7 +14,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import trigger_client_event
 
 from accounts.audit import audit_record
 from accounts.decorators import project_member_required
@@ -113,6 +112,6 @@ def flag_acknowledge(request: ProjectRequest, flag_id: int) -> HttpResponse:
             )
             messages.success(request, "Alert acknowledged.")
     if request.htmx:
-        response = render(request, TEMPLATE + "#flags", _context(request))
-        return trigger_client_event(response, "flagsChanged")
+        # The list, and the count in the navigation swapped out of band.
+        return render(request, TEMPLATE + "#flags", {**_context(request), "count_oob": True})
     return redirect("apikeys:flag_list", slug=request.project.slug)

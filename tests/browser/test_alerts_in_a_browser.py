@@ -56,5 +56,5 @@ def test_a_revoked_key_tried_raises_an_alert_a_member_follows_and_acknowledges(
     page.get_by_role("button", name="Acknowledge: Revoked or expired token still in use").click()
     expect(page.get_by_text("Acknowledged in the last 30 days")).to_be_visible()
     expect(page.get_by_text("by sec@example.com")).to_be_visible()
-    page.reload()
-    expect(nav.get_by_role("link", name="Alerts")).not_to_contain_text("1")
+    # The count in the navigation went with it, without a reload.
+    expect(nav.get_by_role("link", name="Alerts")).to_have_text("Alerts")
