@@ -19,7 +19,8 @@ from apikeys.errors import error_response, new_request_id
 
 ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key"
 EXPOSED_HEADERS = (
-    "X-Request-Id, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"
+    "X-Request-Id, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, "
+    "Idempotent-Replayed"
 )
 PREFLIGHT_MAX_AGE = "600"
 

@@ -216,6 +216,7 @@ class TestCors:
         assert_ok(response)
         assert response["Access-Control-Allow-Origin"] == ORIGIN
         assert "X-Request-Id" in response["Access-Control-Expose-Headers"]
+        assert "Idempotent-Replayed" in response["Access-Control-Expose-Headers"]
 
     def test_another_origin_is_refused_before_the_agent_runs(self, client_api, minted):
         response = client_api.post(
