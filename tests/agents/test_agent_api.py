@@ -48,7 +48,7 @@ def test_invoke_with_a_prompt_answers_with_the_prompt_and_records_the_execution(
     assert re.fullmatch(r"exec_\d+", body["execution"]["id"])
     assert body["execution"]["status"] == "success"
     assert isinstance(body["execution"]["durationMs"], int | float)
-    assert body["execution"]["durationMs"] >= 0
+    assert isinstance(body["execution"]["durationMs"], float)
 
     execution = Execution.objects.get()
     assert execution.public_id == body["execution"]["id"]

@@ -372,3 +372,9 @@ def test_the_same_agent_name_in_two_projects_runs_only_the_callers(api, other_pr
     assert_ok(api.post(INVOKE, {"prompt": "mine"}))
     assert Execution.objects.get(input__prompt="mine").project == project
     assert not Execution.objects.filter(project=other_project, input__prompt="mine").exists()
+
+
+@pytest.mark.parametrize("param", ["api_key", "apikey", "access_token", "token", "key"])
+def test_a_credential_named_parameter_is_refused_even_without_a_token_in_it(api, param):
+    response = api.get(f"/v1/agents?{param}=whatever")
+    assert "never accepted in the URL" in assert_error(response, 401, "invalid_api_key")["message"]

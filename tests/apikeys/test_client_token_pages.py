@@ -71,3 +71,19 @@ def test_another_projects_client_token_is_404(client, make_user, make_key):
     assert their_token.public_id not in listing.content.decode()
     their_token.refresh_from_db()
     assert their_token.revoked_at is None
+
+
+def test_revoke_all_with_another_projects_real_key_is_404_and_revokes_nothing(
+    client, make_user, make_key
+):
+    owner = make_user(email="owner@example.com")
+    their_key, _ = make_key(Project.objects.for_user(owner).get(), name="Theirs")
+    their_token, _ = mint(their_key)
+    intruder = make_user(email="intruder@example.com")
+    mine = Project.objects.for_user(intruder).get()
+    client.force_login(intruder)
+    for slug in (mine.slug, their_key.project.slug):
+        url = reverse("apikeys:client_tokens_revoke_all", args=[slug, their_key.pk])
+        assert client.post(url).status_code == 404
+    their_token.refresh_from_db()
+    assert their_token.revoked_at is None

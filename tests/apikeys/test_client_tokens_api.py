@@ -122,12 +122,15 @@ def test_a_client_token_on_v1_is_refused_and_logged_against_it(api, minted):
     assert row.status == 403 and row.api_key is not None
 
 
-def test_an_api_key_or_pat_on_the_client_api_is_refused(client_api, api_key):
-    _, key = api_key
-    error = assert_error(
-        client_api.get("/client/token", token=key), 403, "insufficient_permissions"
-    )
-    assert "client token" in error["message"]
+def test_an_api_key_or_pat_on_the_client_api_is_refused(client_api, api_key, user):
+    from apikeys.services import personal_token_create
+
+    _, pat = personal_token_create(user=user, name="CLI")
+    for token in (api_key[1], pat):
+        error = assert_error(
+            client_api.get("/client/token", token=token), 403, "insufficient_permissions"
+        )
+        assert "client token" in error["message"]
 
 
 def test_an_expired_client_token_is_refused(client_api, minted):

@@ -347,3 +347,43 @@ def test_another_projects_alerts_are_invisible_and_cannot_be_acknowledged(
         assert response.status_code == 404
     revoked_flag.refresh_from_db()
     assert revoked_flag.acknowledged_at is None
+
+
+def test_a_second_high_alert_for_the_same_key_within_the_hour_sends_no_second_email(key, user):
+    key.revoke(by=None)
+    usage_write([call(key, NOW - timedelta(minutes=8), status=401, error_code="expired_api_key")])
+    run()
+    assert len(mail.outbox) == 1
+    burst = [
+        call(
+            key,
+            NOW - timedelta(minutes=5) + timedelta(seconds=5 * i),
+            status=403,
+            error_code="insufficient_permissions",
+        )
+        for i in range(25)
+    ]
+    usage_write(burst)
+    kinds = {f.kind for f in run()}
+    assert kinds == {Flag.Kind.ENDED_TOKEN_USED, Flag.Kind.AUTH_FAILURE_BURST}
+    assert len(mail.outbox) == 1
+
+
+def test_just_under_the_thresholds_nothing_is_flagged(key, project, make_key):
+    minted, _ = client_token_create(project=project, api_key=key, context={})
+    usage_write(
+        [
+            call(key, NOW - timedelta(minutes=9 - i), ip=f"198.51.{i}.9", client_token_id=minted.pk)
+            for i in range(4)
+        ]
+        + [
+            call(
+                key,
+                NOW - timedelta(minutes=6) + timedelta(seconds=5 * i),
+                status=403,
+                error_code="insufficient_permissions",
+            )
+            for i in range(19)
+        ]
+    )
+    assert run() == []

@@ -152,3 +152,41 @@ def test_pat_calls_are_logged_and_mark_last_used(cli, pat, project):
     )
     pat[0].refresh_from_db()
     assert pat[0].last_used_at is not None and pat[0].last_used_ip == "127.0.0.1"
+
+
+def test_a_deactivated_users_pat_is_refused(cli, pat, project):
+    user = pat[0].user
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    error = assert_error(
+        cli.get("/v1/agents", headers={"X-Project": project.slug}), 401, "expired_api_key"
+    )
+    assert "deactivated" in error["message"]
+
+
+def test_a_client_token_dies_with_the_pat_that_minted_it(cli, pat, project):
+    minted = assert_ok(
+        cli.post("/v1/client-tokens", {"context": {}}, headers={"X-Project": project.slug}), 201
+    )
+    browser = Api(Client(), minted["token"])
+    assert_ok(browser.get("/client/token"))
+    PersonalAccessToken.objects.filter(pk=pat[0].pk).update(revoked_at=timezone.now())
+    error = assert_error(browser.get("/client/token"), 401, "expired_api_key")
+    assert "personal access token that minted" in error["message"]
+
+
+def test_a_client_token_minted_by_a_since_deactivated_user_is_refused(cli, pat, project):
+    minted = assert_ok(
+        cli.post("/v1/client-tokens", {"context": {}}, headers={"X-Project": project.slug}), 201
+    )
+    user = pat[0].user
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    assert_error(Api(Client(), minted["token"]).get("/client/token"), 401, "expired_api_key")
+
+
+def test_user_me_of_a_restricted_pat_lists_only_its_projects(user, project, make_project):
+    make_project(owner=user, name="Not this one")
+    _, token = personal_token_create(user=user, name="Narrow", projects=[project])
+    answer = assert_ok(Api(Client(), token).get("/v1/user/me"))
+    assert [p["slug"] for p in answer["projects"]] == [project.slug]
