@@ -357,3 +357,11 @@ def test_ensure_usage_partitions_on_sqlite_does_nothing():
     call_command("ensure_usage_partitions", stdout=out)
     assert "not partitioned" in out.getvalue()
     assert usage_partitions_ensure(start_day=date(2030, 1, 1), end_day=date(2030, 1, 9)) == []
+
+
+def test_prune_usage_will_not_keep_less_than_a_week_unless_forced(db):
+    with pytest.raises(CommandError, match="--force"):
+        call_command("prune_usage", older_than="3d", stdout=StringIO())
+    out = StringIO()
+    call_command("prune_usage", older_than="3d", force=True, stdout=out)
+    assert "Cut-off" in out.getvalue()

@@ -5,9 +5,14 @@ boundary and PostgreSQL only has whole days to drop:
 `20 0 * * * cd /srv/reminix && .venv/bin/python manage.py prune_usage --older-than 90d`.
 """
 
+from datetime import timedelta
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apikeys.retention import RetentionBusyError, parse_age, usage_prune
+
+# The volume-spike check compares an hour with the key's trailing 7 days.
+MIN_KEEP = timedelta(days=7)
 
 
 class Command(BaseCommand):
@@ -26,12 +31,22 @@ class Command(BaseCommand):
             metavar="AGE",
             help="how long to keep calls: whole days or hours, e.g. 90d or 36h",
         )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help=f"allow keeping less than {MIN_KEEP.days} days (the detector's baseline)",
+        )
 
-    def handle(self, *args: object, older_than: str, **options: object) -> None:
+    def handle(self, *args: object, older_than: str, force: bool, **options: object) -> None:
         try:
             age = parse_age(older_than)
         except ValueError as error:
             raise CommandError(str(error)) from error
+        if age < MIN_KEEP and not force:
+            raise CommandError(
+                f"Keeping less than {MIN_KEEP.days} days blinds the suspicious-activity "
+                "detector's volume baseline. Pass --force if that is what you want."
+            )
         try:
             report = usage_prune(older_than=age)
         except RetentionBusyError as error:
