@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3 python; do \
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-HOST ?= 127.0.0.1
+BIND_HOST ?= 127.0.0.1
 DEV_ENV := DEBUG=true
 
 .PHONY: run test serve install lint check bench clean
@@ -36,7 +36,7 @@ test: install
 serve: install
 	DEBUG=false $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	DEBUG=false $(BIN)/python manage.py migrate --noinput
-	$(BIN)/gunicorn reminix_dashboard.wsgi:application --bind $(HOST):$(PORT) \
+	$(BIN)/gunicorn reminix_dashboard.wsgi:application --bind $(BIND_HOST):$(PORT) \
 		--workers $${WEB_CONCURRENCY:-2} --access-logfile - --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(M)sms'
 
 lint: install
