@@ -47,10 +47,14 @@ def execution_json(execution: Execution) -> dict[str, Any]:
     }
 
 
+def is_agent_name(name: str) -> bool:
+    return len(name) <= 64 and NAME.fullmatch(name) is not None
+
+
 def _agent(request: ApiRequest, name: str) -> Agent:
     # A name no agent can have (a NUL byte, which PostgreSQL refuses, or any other odd
     # character) is answered without asking the database.
-    if not NAME.fullmatch(name) or len(name) > 64:
+    if not is_agent_name(name):
         raise errors.not_found("agent_not_found", "No agent has that name in this project.")
     agent = Agent.objects.filter(project=request.caller.project, name=name).first()
     if agent is None:
@@ -123,7 +127,7 @@ def invoke(request: ApiRequest, name: str) -> HttpResponse:
     execution = agent_invoke(
         agent=agent, payload=payload, context=context, api_key_id=_key_id(request)
     )
-    return ok({"output": execution.output, "execution": _execution_summary(execution)})
+    return ok({"output": execution.output, "execution": execution_summary(execution)})
 
 
 @api_view(["POST"], surface=Surface.CLIENT)
@@ -145,10 +149,10 @@ def client_invoke(request: ApiRequest, name: str) -> HttpResponse:
         server_context=client_token.server_context,
         api_key_id=_key_id(request),
     )
-    return ok({"output": execution.output, "execution": _execution_summary(execution)})
+    return ok({"output": execution.output, "execution": execution_summary(execution)})
 
 
-def _execution_summary(execution: Execution) -> dict[str, Any]:
+def execution_summary(execution: Execution) -> dict[str, Any]:
     return {
         "id": execution.public_id,
         "status": execution.status,
@@ -179,7 +183,7 @@ def chat(request: ApiRequest, name: str) -> HttpResponse:
         context=_object_field(body, "context"),
         api_key_id=_key_id(request),
     )
-    return ok({"messages": execution.output, "execution": _execution_summary(execution)})
+    return ok({"messages": execution.output, "execution": execution_summary(execution)})
 
 
 @api_view(["GET"], permission=Permission.READ)
@@ -198,7 +202,7 @@ def agent_detail(request: ApiRequest, name: str) -> HttpResponse:
         require_permission(request.caller, Permission.READ)
         return ok(agent_json(_agent(request, name)))
     require_permission(request.caller, Permission.WRITE)
-    if not NAME.fullmatch(name) or len(name) > 64:
+    if not is_agent_name(name):
         raise errors.invalid_field_value("name", "must be 1 to 64 letters, digits, '-' or '_'.")
     if TOKEN_SHAPED.match(name):
         # It would be shown in lists and logs: a key pasted here by mistake must not be.
@@ -234,7 +238,7 @@ def execution_logs(request: ApiRequest) -> HttpResponse:
             raise errors.invalid_field_value("cursor", "is not a cursor this API gave out.")
         executions = executions.filter(pk__lt=int(after))
     if agent_name := request.GET.get("agent"):
-        if not NAME.fullmatch(agent_name) or len(agent_name) > 64:
+        if not is_agent_name(agent_name):
             raise errors.invalid_field_value("agent", "must be an agent name.")
         executions = executions.filter(agent_name=agent_name)
 

@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from agents.api import execution_summary
 from agents.models import Agent
 from agents.runtime import agent_invoke
 
@@ -25,13 +26,4 @@ def invoke_unauthenticated(request: HttpRequest, project: str, name: str) -> Htt
         raise Http404
     body = json.loads(request.body)
     execution = agent_invoke(agent=agent, payload={"prompt": body["prompt"]})
-    return JsonResponse(
-        {
-            "output": execution.output,
-            "execution": {
-                "id": execution.public_id,
-                "status": execution.status,
-                "durationMs": round(execution.duration_us / 1000, 3),
-            },
-        }
-    )
+    return JsonResponse({"output": execution.output, "execution": execution_summary(execution)})

@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 
 from apikeys import errors
 from apikeys.authentication import Caller
+from reminix_dashboard.throttle import window_count
 
 WINDOW_SECONDS = 60
 
@@ -50,13 +50,7 @@ def rate_limit_check(caller: Caller) -> RateLimitState | None:
         return None
     now = time.time()
     window = int(now // WINDOW_SECONDS)
-    key = f"ratelimit:{_token_id(caller)}:{window}"
-    cache.add(key, 0, timeout=WINDOW_SECONDS * 2)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=WINDOW_SECONDS * 2)
-        count = 1
+    count = window_count(f"ratelimit:{_token_id(caller)}", window_seconds=WINDOW_SECONDS, now=now)
     reset = (window + 1) * WINDOW_SECONDS
     state = RateLimitState(limit=limit, remaining=max(0, limit - count), reset=reset)
     if count > limit:

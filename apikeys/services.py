@@ -17,6 +17,19 @@ CLIENT_TOKEN_DEFAULT_TTL = 3600
 CLIENT_TOKEN_MAX_TTL = 86400
 
 
+def permissions_or_all(permissions: list[str] | None) -> list[str]:
+    """The permissions a new key or PAT gets, in canonical order: all of them when none
+    were named (None), else the ones named. An empty list is a mistake, not "all"."""
+    if permissions is None:
+        return list(ALL_PERMISSIONS)
+    unknown = set(permissions) - set(ALL_PERMISSIONS)
+    if unknown:
+        raise ValueError(f"Unknown permissions: {', '.join(sorted(unknown))}")
+    if not permissions:
+        raise ValueError("A restricted token needs at least one permission.")
+    return [p for p in ALL_PERMISSIONS if p in permissions]
+
+
 @transaction.atomic
 def api_key_create(
     *,
@@ -28,16 +41,14 @@ def api_key_create(
     ip: str | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key and its secret. The secret is returned once and is not kept anywhere."""
-    unknown = set(permissions or []) - set(ALL_PERMISSIONS)
-    if unknown:
-        raise ValueError(f"Unknown permissions: {', '.join(sorted(unknown))}")
+    chosen = permissions_or_all(permissions)
     token = token_generate(TokenKind.API_KEY)
     api_key = ApiKey.objects.create(
         project=project,
         name=name.strip(),
         token_hash=token_hash(token),
         hint=token_hint(token, TokenKind.API_KEY),
-        permissions=[p for p in ALL_PERMISSIONS if p in (permissions or ALL_PERMISSIONS)],
+        permissions=chosen,
         created_by=created_by,
         expires_at=expires_at,
     )
@@ -180,16 +191,14 @@ def personal_token_create(
     ip: str | None = None,
 ) -> tuple[PersonalAccessToken, str]:
     """A new PAT for `user`, optionally limited to some of their projects. Returned once."""
-    unknown = set(permissions or []) - set(ALL_PERMISSIONS)
-    if unknown:
-        raise ValueError(f"Unknown permissions: {', '.join(sorted(unknown))}")
+    chosen = permissions_or_all(permissions)
     token = token_generate(TokenKind.PERSONAL_ACCESS_TOKEN)
     pat = PersonalAccessToken.objects.create(
         user=user,
         name=name.strip(),
         token_hash=token_hash(token),
         hint=token_hint(token, TokenKind.PERSONAL_ACCESS_TOKEN),
-        permissions=[p for p in ALL_PERMISSIONS if p in (permissions or ALL_PERMISSIONS)],
+        permissions=chosen,
         expires_at=expires_at,
     )
     if projects:

@@ -1,5 +1,5 @@
-"""A small fixed-window counter in the cache, for actions that cost us (a password hash,
-an email) and that anyone can ask for: sign-up and password reset."""
+"""A fixed-window counter in the cache: API rate limits per token, and throttles on what
+anyone may ask for that costs us (a sign-up's password hash, a reset email)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,19 @@ import time
 from django.core.cache import cache
 
 
-def throttle_allows(bucket: str, *, limit: int, window_seconds: int) -> bool:
-    """Count one more use of `bucket`; False once `limit` uses fall in the current window."""
-    window = int(time.time() // window_seconds)
-    key = f"throttle:{bucket}:{window}"
+def window_count(bucket: str, *, window_seconds: int, now: float | None = None) -> int:
+    """Count one more use of `bucket` in the current clock window; return the count so far.
+    Atomic in Redis and within one process's local-memory cache."""
+    window = int((time.time() if now is None else now) // window_seconds)
+    key = f"count:{bucket}:{window}"
     cache.add(key, 0, timeout=window_seconds * 2)
     try:
-        used = cache.incr(key)
+        return cache.incr(key)
     except ValueError:  # evicted between add and incr
         cache.set(key, 1, timeout=window_seconds * 2)
-        used = 1
-    return used <= limit
+        return 1
+
+
+def throttle_allows(bucket: str, *, limit: int, window_seconds: int) -> bool:
+    """Count one more use of `bucket`; False once `limit` uses fall in the current window."""
+    return window_count(f"throttle:{bucket}", window_seconds=window_seconds) <= limit
