@@ -180,6 +180,15 @@ def _client_token_caller(digest: str) -> Caller:
         client_token=client_token,
         personal_token=client_token.personal_token,
     )
+    if reason := client_token_ended(client_token):
+        raise IdentifiedError(caller, errors.expired_api_key(reason))
+    return caller
+
+
+def client_token_ended(client_token: ClientToken) -> str | None:
+    """Why a client token no longer works, or None while it does: its own expiry or
+    revocation, or the end of the key or PAT that minted it (or of its minter's place in
+    the project). The dashboard's client-token list asks the same question here."""
     reason = _ended("This client token", client_token)
     if reason is None and client_token.api_key is not None:
         reason = _ended("The API key that minted this client token", client_token.api_key)
@@ -188,9 +197,7 @@ def _client_token_caller(digest: str) -> Caller:
         reason = _ended("The personal access token that minted this client token", pat)
         if reason is None and not _is_member(pat.user, client_token.project):
             reason = "The person whose token minted this client token left the project."
-    if reason:
-        raise IdentifiedError(caller, errors.expired_api_key(reason))
-    return caller
+    return reason
 
 
 def _is_member(user: User, project: Project) -> bool:

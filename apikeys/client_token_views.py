@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.decorators import project_member_required
+from apikeys.authentication import client_token_ended
 from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.services import client_token_revoke, client_tokens_revoke_for_key
 from reminix_dashboard.client_ip import client_ip
@@ -24,15 +25,13 @@ RECENT = timedelta(days=7)
 
 
 def effective_status(token: ClientToken) -> tuple[TokenStatus, str]:
-    """A client token's own status, or its minting key's or PAT's if that ended first."""
-    now = timezone.now()
-    own = token.status_at(now)
+    """The token's status as the API sees it (apikeys.authentication.client_token_ended),
+    and, when it ended because of its minter, the reason."""
+    own = token.status_at(timezone.now())
     if own is not TokenStatus.ACTIVE:
         return own, ""
-    parent = token.api_key or token.personal_token
-    if parent is not None and parent.status_at(now) is not TokenStatus.ACTIVE:
-        return parent.status_at(now), "its key ended"
-    return own, ""
+    reason = client_token_ended(token)
+    return (TokenStatus.ACTIVE, "") if reason is None else (TokenStatus.REVOKED, reason)
 
 
 @require_GET
@@ -42,7 +41,7 @@ def client_token_list(request: ProjectRequest) -> HttpResponse:
     tokens = (
         ClientToken.objects.for_project(request.project)
         .filter(Q(expires_at__gt=now - RECENT) | Q(created_at__gt=now - RECENT))
-        .select_related("api_key", "personal_token")
+        .select_related("project", "api_key", "personal_token", "personal_token__user")
         .order_by("-id")
     )
     keys = ApiKey.objects.for_project(request.project).order_by("name")

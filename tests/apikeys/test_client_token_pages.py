@@ -55,7 +55,7 @@ def test_a_token_whose_key_was_revoked_shows_as_ended(signed_in, project, api_ke
     mint(key)
     key.revoke(by=None)
     html = signed_in.get(reverse("apikeys:client_token_list", args=[project.slug])).content.decode()
-    assert "its key ended" in html
+    assert "The API key that minted this client token was revoked" in html
 
 
 def test_another_projects_client_token_is_404(client, make_user, make_key):
