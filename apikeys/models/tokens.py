@@ -78,15 +78,18 @@ class PermissionsMixin:
         return [p for p in ALL_PERMISSIONS if p in self.permissions]
 
 
-class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+class TokenQuerySet[T: Token](models.QuerySet[T]):
+    """Reads every kind of token shares: which ones still work."""
+
+    def active(self) -> TokenQuerySet[T]:
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+        )
+
+
+class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
     def for_project(self, project: Project) -> ApiKeyQuerySet:
         return self.filter(project=project)
-
-    def active(self) -> ApiKeyQuerySet:
-        now = timezone.now()
-        return self.filter(revoked_at__isnull=True).filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-        )
 
 
 class ApiKey(PermissionsMixin, Token):
@@ -131,12 +134,9 @@ def client_token_public_id() -> str:
     return "ctok_" + "".join(secrets.choice(BASE62) for _ in range(20))
 
 
-class ClientTokenQuerySet(models.QuerySet["ClientToken"]):
+class ClientTokenQuerySet(TokenQuerySet["ClientToken"]):
     def for_project(self, project: Project) -> ClientTokenQuerySet:
         return self.filter(project=project)
-
-    def active(self) -> ClientTokenQuerySet:
-        return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
 
 
 class ClientToken(Token):
@@ -178,15 +178,9 @@ class ClientToken(Token):
         return self.public_id
 
 
-class PersonalAccessTokenQuerySet(models.QuerySet["PersonalAccessToken"]):
+class PersonalAccessTokenQuerySet(TokenQuerySet["PersonalAccessToken"]):
     def for_user(self, user: User) -> PersonalAccessTokenQuerySet:
         return self.filter(user=user)
-
-    def active(self) -> PersonalAccessTokenQuerySet:
-        now = timezone.now()
-        return self.filter(revoked_at__isnull=True).filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-        )
 
 
 class PersonalAccessToken(PermissionsMixin, Token):
