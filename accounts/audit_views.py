@@ -9,7 +9,6 @@ The export streams the filtered log, however long, without holding it in memory.
 from __future__ import annotations
 
 from typing import Any, TypedDict
-from urllib.parse import urlencode
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -32,6 +31,7 @@ from accounts.audit import (
 )
 from accounts.decorators import project_member_required
 from accounts.models import AuditEvent, AuditEventQuerySet
+from reminix_dashboard.filter_forms import PagedFilterForm
 from reminix_dashboard.http import AuthenticatedRequest, ProjectRequest
 
 TEMPLATE = "accounts/audit_log.html"
@@ -71,7 +71,7 @@ class UtcDateField(forms.DateField):
         )
 
 
-class AuditFilterForm(forms.Form):
+class AuditFilterForm(PagedFilterForm):
     """Narrows an audit log. Every field is optional; an empty form shows every event.
 
     The project page filters by who acted; on a user's own page that is always them, so
@@ -110,6 +110,7 @@ class AuditFilterForm(forms.Form):
     before = EventIdField()
     after = EventIdField()
 
+    filter_fields = FILTER_FIELDS
     error_messages = {
         "empty_range": "“To” must be on or after “From”.",
         "two_cursors": "This page link is damaged. Start again from the newest events.",
@@ -133,8 +134,6 @@ class AuditFilterForm(forms.Form):
                 "until",
                 forms.ValidationError(self.error_messages["empty_range"], code="empty_range"),
             )
-        if data.get("before") and data.get("after"):
-            raise forms.ValidationError(self.error_messages["two_cursors"], code="two_cursors")
         return data
 
     def filters(self) -> AuditFilters:
@@ -146,29 +145,6 @@ class AuditFilterForm(forms.Form):
             since=data["since"],
             until=data["until"],
         )
-
-    @property
-    def is_filtered(self) -> bool:
-        return any(self.data.get(name) for name in FILTER_FIELDS if name in self.fields)
-
-    @property
-    def cursor_errors(self) -> list[str]:
-        """Errors of the page position, which has no field on screen to stand beside."""
-        return [
-            *self.non_field_errors(),
-            *self.errors.get("before", []),
-            *self.errors.get("after", []),
-        ]
-
-    def query(self, **cursor: int | None) -> str:
-        """This form's filters as a query string, with `cursor` (before= or after=) added."""
-        params = {
-            name: self.data[name]
-            for name in FILTER_FIELDS
-            if name in self.fields and self.data.get(name)
-        }
-        params.update({name: str(value) for name, value in cursor.items() if value is not None})
-        return urlencode(params)
 
 
 @require_GET

@@ -9,7 +9,6 @@ speeds up: the page works the same without JavaScript.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from django import forms
 from django.http import HttpResponse
@@ -23,6 +22,7 @@ from accounts.decorators import project_member_required
 from apikeys.charts import hour_chart, legend
 from apikeys.models import ApiKey, Outcome
 from apikeys.usage_queries import Cursor, LogFilters, key_usage_summary, usage_log_page
+from reminix_dashboard.filter_forms import PagedFilterForm
 from reminix_dashboard.http import ProjectRequest
 
 TEMPLATE = "apikeys/api_key_usage.html"
@@ -64,7 +64,7 @@ class UtcDateTimeField(forms.DateTimeField):
         )
 
 
-class UsageFilterForm(forms.Form):
+class UsageFilterForm(PagedFilterForm):
     """Narrows a key's call log. Every field is optional; an empty form shows every call.
 
     Also reads the pager's cursor (`before` or `after`), which the form never renders.
@@ -110,6 +110,7 @@ class UsageFilterForm(forms.Form):
     before = CursorField()
     after = CursorField()
 
+    filter_fields = FILTER_FIELDS
     error_messages = {
         "empty_range": "“To” must be later than “From”.",
         "two_cursors": "This page link is damaged. Start again from the newest calls.",
@@ -123,8 +124,6 @@ class UsageFilterForm(forms.Form):
                 "until",
                 forms.ValidationError(self.error_messages["empty_range"], code="empty_range"),
             )
-        if data.get("before") and data.get("after"):
-            raise forms.ValidationError(self.error_messages["two_cursors"], code="two_cursors")
         return data
 
     def filters(self) -> LogFilters:
@@ -137,25 +136,6 @@ class UsageFilterForm(forms.Form):
             until=data["until"],
             client_token=data["client_token"],
         )
-
-    @property
-    def is_filtered(self) -> bool:
-        return any(self.data.get(name) for name in FILTER_FIELDS)
-
-    @property
-    def cursor_errors(self) -> list[str]:
-        """Errors of the page position, which has no field on screen to stand beside."""
-        return [
-            *self.non_field_errors(),
-            *self.errors.get("before", []),
-            *self.errors.get("after", []),
-        ]
-
-    def query(self, **cursor: Cursor | None) -> str:
-        """This form's filters as a query string, with `cursor` (before= or after=) added."""
-        params = {name: self.data[name] for name in FILTER_FIELDS if self.data.get(name)}
-        params.update({name: str(value) for name, value in cursor.items() if value is not None})
-        return urlencode(params)
 
 
 @require_GET
