@@ -30,9 +30,9 @@ from accounts.audit import (
     csv_lines,
 )
 from accounts.decorators import project_member_required
+from accounts.http import AuthenticatedRequest, ProjectRequest
 from accounts.models import AuditEvent, AuditEventQuerySet
-from reminix_dashboard.filter_forms import PagedFilterForm
-from reminix_dashboard.http import AuthenticatedRequest, ProjectRequest
+from core.forms import PagedFilterForm
 
 TEMPLATE = "accounts/audit_log.html"
 FILTER_FIELDS = ("action", "actor", "ip", "since", "until")

@@ -14,8 +14,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 
+from accounts.http import ProjectRequest
 from accounts.models import Membership
-from reminix_dashboard.http import ProjectRequest
 
 type ProjectView = Callable[..., HttpResponse]
 

@@ -19,7 +19,7 @@ from django.http import HttpRequest
 
 from accounts.audit import audit_record
 from accounts.models import User
-from reminix_dashboard.client_ip import client_ip
+from core.client_ip import client_ip
 
 
 def _ip(request: HttpRequest | None) -> str | None:

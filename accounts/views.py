@@ -26,6 +26,7 @@ from accounts.forms import (
     SignInForm,
     SignUpForm,
 )
+from accounts.http import AuthenticatedRequest, ProjectRequest
 from accounts.models import Membership
 from accounts.services import (
     MembershipError,
@@ -36,9 +37,9 @@ from accounts.services import (
     project_set_allowed_origins,
     user_sign_up,
 )
-from reminix_dashboard.client_ip import client_ip
-from reminix_dashboard.http import AuthenticatedRequest, HtmxHttpRequest, ProjectRequest
-from reminix_dashboard.throttle import throttle_allows
+from core.client_ip import client_ip
+from core.counters import throttle_allows
+from core.http import HtmxHttpRequest
 
 SIGNUPS_PER_HOUR = 10
 RESETS_PER_EMAIL_PER_HOUR = 3

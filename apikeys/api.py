@@ -38,7 +38,7 @@ from apikeys.errors import ApiError, error_response, new_request_id
 from apikeys.idempotency import idempotent
 from apikeys.rate_limits import RateLimitState, rate_limit_check
 from apikeys.usage import UsageEntry, usage_buffer
-from reminix_dashboard.client_ip import client_ip
+from core.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from apikeys.services import (
     client_token_create,
     client_token_revoke,
 )
-from reminix_dashboard.client_ip import client_ip
+from core.client_ip import client_ip
 
 MAX_CONTEXT_BYTES = 4096
 

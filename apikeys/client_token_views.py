@@ -13,11 +13,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.decorators import project_member_required
+from accounts.http import ProjectRequest
 from apikeys.authentication import client_token_ended
 from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.services import client_token_revoke, client_tokens_revoke_for_key
-from reminix_dashboard.client_ip import client_ip
-from reminix_dashboard.http import ProjectRequest
+from core.client_ip import client_ip
 
 TEMPLATE = "apikeys/client_token_list.html"
 PAGE_SIZE = 50

@@ -17,9 +17,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.audit import audit_record
 from accounts.decorators import project_member_required
+from accounts.http import ProjectRequest
 from apikeys.models import ApiKey, Flag
-from reminix_dashboard.client_ip import client_ip
-from reminix_dashboard.http import ProjectRequest
+from core.client_ip import client_ip
 
 TEMPLATE = "apikeys/flag_list.html"
 RECENTLY = timedelta(days=30)

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
 
 from accounts.decorators import project_member_required
+from accounts.http import ProjectRequest
 from accounts.models import Project
 from apikeys.models import ApiKey, Outcome, TokenStatus
 from apikeys.overview_charts import chart_title, legend, overview_chart
@@ -41,7 +42,6 @@ from apikeys.overview_queries import (
     usage_export_rows,
 )
 from apikeys.usage_views import DATETIME_INPUT, UtcDateTimeField
-from reminix_dashboard.http import ProjectRequest
 
 TEMPLATE = "apikeys/project_usage.html"
 FILTER_FIELDS = ("range", "since", "until", "key", "token_kind", "outcome", "ip")

@@ -15,13 +15,13 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import trigger_client_event
 
+from accounts.http import AuthenticatedRequest
 from apikeys.forms import PersonalTokenCreateForm
 from apikeys.models import PersonalAccessToken, TokenStatus
 from apikeys.one_time_forms import form_id_new, form_id_of, form_mark_used, form_was_used
 from apikeys.services import personal_token_create, personal_token_revoke
 from apikeys.views import token_summary
-from reminix_dashboard.client_ip import client_ip
-from reminix_dashboard.http import AuthenticatedRequest
+from core.client_ip import client_ip
 
 TEMPLATE = "apikeys/personal_token_list.html"
 CHANGED = "personalTokensChanged"

@@ -15,7 +15,7 @@ from django.conf import settings
 
 from apikeys import errors
 from apikeys.authentication import Caller
-from reminix_dashboard.throttle import window_count
+from core.counters import window_count
 
 WINDOW_SECONDS = 60
 

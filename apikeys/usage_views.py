@@ -19,11 +19,11 @@ from django.views.decorators.http import require_GET
 from django_htmx.http import push_url
 
 from accounts.decorators import project_member_required
+from accounts.http import ProjectRequest
 from apikeys.charts import hour_chart, legend
 from apikeys.models import ApiKey, Outcome
 from apikeys.usage_queries import Cursor, LogFilters, key_usage_summary, usage_log_page
-from reminix_dashboard.filter_forms import PagedFilterForm
-from reminix_dashboard.http import ProjectRequest
+from core.forms import PagedFilterForm
 
 TEMPLATE = "apikeys/api_key_usage.html"
 FILTER_FIELDS = ("outcome", "status", "ip", "since", "until", "client_token")

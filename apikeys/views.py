@@ -17,12 +17,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import trigger_client_event
 
 from accounts.decorators import project_member_required
+from accounts.http import ProjectRequest
 from apikeys.forms import ApiKeyCreateForm, ApiKeyRenameForm
 from apikeys.models import ApiKey, Flag, PersonalAccessToken, TokenStatus
 from apikeys.one_time_forms import form_id_new, form_id_of, form_mark_used, form_was_used
 from apikeys.services import api_key_create, api_key_rename, api_key_revoke
-from reminix_dashboard.client_ip import client_ip
-from reminix_dashboard.http import ProjectRequest
+from core.client_ip import client_ip
 
 TEMPLATE = "apikeys/api_key_list.html"
 CHANGED = "apiKeysChanged"

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "django.forms",
     "django_htmx",
     "axes",
+    "core",
     "accounts",
     "apikeys",
     "agents",
@@ -190,7 +191,7 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 # would wipe the count against the victim's email. Counts expire after the cool-off anyway.
 AXES_RESET_ON_SUCCESS = False
 AXES_USERNAME_FORM_FIELD = "username"
-AXES_CLIENT_IP_CALLABLE = "reminix_dashboard.client_ip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out"
 AXES_USERNAME_CALLABLE = "accounts.lockout.lockout_username"
 AXES_VERBOSE = False

@@ -1,6 +1,6 @@
 from django.test import RequestFactory
 
-from reminix_dashboard.client_ip import client_ip
+from core.client_ip import client_ip
 
 
 def request(remote: str, forwarded: str | None = None):
