@@ -2,10 +2,32 @@ from django.apps import AppConfig
 
 
 class AccountsConfig(AppConfig):
-    """Users, sign-in, projects and memberships, and the audit trail of who did what."""
+    """Users, sign-in and lockout, projects, memberships and allowed browser origins."""
 
     name = "accounts"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         from accounts import signals  # noqa: F401  (connects the sign-in audit receivers)
+
+        _register_audit_actions()
+
+
+def _register_audit_actions() -> None:
+    from audit.actions import BOTH, USER_ONLY, Action, register_actions, register_group
+
+    # Sign-ins and the account itself belong to no project.
+    register_group("account", "Sign-ins and account", prefix="user.", scopes=USER_ONLY)
+    register_group("project", "Project settings", prefix="project.", scopes=BOTH)
+    register_group("members", "Members", prefix="membership.", scopes=BOTH)
+    register_actions(
+        Action("user.signed_up", "Signed up", "success"),
+        Action("user.signed_in", "Signed in"),
+        Action("user.sign_in_failed", "Sign-in failed", "warning"),
+        Action("user.password_changed", "Password changed", "warning"),
+        Action("project.created", "Project created", "success"),
+        Action("project.renamed", "Project renamed"),
+        Action("project.origins_changed", "Allowed origins changed", "warning"),
+        Action("membership.added", "Member added", "success"),
+        Action("membership.removed", "Member removed", "danger"),
+    )

@@ -7,8 +7,8 @@ import secrets
 from django.db import transaction
 from django.utils.text import slugify
 
-from accounts.audit import audit_record
 from accounts.models import AllowedOrigin, Membership, Project, User
+from audit.log import audit_record
 
 
 class MembershipError(Exception):

@@ -17,8 +17,8 @@ from django.core.validators import validate_email
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from accounts.audit import audit_record
 from accounts.models import User
+from audit.log import audit_record
 from core.client_ip import client_ip
 
 

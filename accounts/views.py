@@ -13,7 +13,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.audit import audit_record
 from accounts.decorators import (
     CURRENT_PROJECT_SESSION_KEY,
     project_member_required,
@@ -37,6 +36,7 @@ from accounts.services import (
     project_set_allowed_origins,
     user_sign_up,
 )
+from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows
 from core.http import HtmxHttpRequest

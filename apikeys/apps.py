@@ -2,8 +2,34 @@ from django.apps import AppConfig
 
 
 class ApiKeysConfig(AppConfig):
-    """Tokens of all three kinds, authentication of API calls, and their usage log."""
+    """The three kinds of token: API keys, client tokens and personal access tokens."""
 
     name = "apikeys"
     verbose_name = "API keys"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        _register_audit_actions()
+
+
+def _register_audit_actions() -> None:
+    from audit.actions import BOTH, USER_ONLY, Action, register_actions, register_group
+
+    register_group("api_keys", "API keys", prefix="api_key.", scopes=BOTH)
+    register_group("client_tokens", "Client tokens", prefix="client_token.", scopes=BOTH)
+    # Personal access tokens belong to a person, not to a project.
+    register_group(
+        "personal_tokens", "Personal access tokens", prefix="personal_token.", scopes=USER_ONLY
+    )
+    register_actions(
+        Action("api_key.created", "API key created", "success"),
+        Action("api_key.renamed", "API key renamed"),
+        Action("api_key.revoked", "API key revoked", "danger"),
+        Action("client_token.created", "Client token created"),
+        Action("client_token.revoked", "Client token revoked", "warning"),
+        Action("client_token.revoked_all_of_key", "Client tokens of a key revoked", "danger"),
+        Action("personal_token.created", "Personal access token created", "success"),
+        Action("personal_token.revoked", "Personal access token revoked", "danger"),
+    )
+    register_group("flags", "Alerts", prefix="flag.", scopes=BOTH)
+    register_actions(Action("flag.acknowledged", "Alert acknowledged"))

@@ -15,10 +15,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.audit import audit_record
 from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
 from apikeys.models import ApiKey, Flag
+from audit.log import audit_record
 from core.client_ip import client_ip
 
 TEMPLATE = "apikeys/flag_list.html"

@@ -8,10 +8,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.audit import audit_record
 from accounts.models import Project, User
 from apikeys.models import ALL_PERMISSIONS, ApiKey, ClientToken, PersonalAccessToken
 from apikeys.tokens import TokenKind, token_generate, token_hash, token_hint
+from audit.log import audit_record
 
 CLIENT_TOKEN_DEFAULT_TTL = 3600
 CLIENT_TOKEN_MAX_TTL = 86400

@@ -1,5 +1,10 @@
-"""What the filter forms of the paged logs share (a key's calls, the audit log): which
-filters were given, the pager's two cursors, and the tidy query string for links."""
+"""What the dashboard's filter forms share: the fields that read a log's filters from a
+query string (dates in UTC, an address, a row id), and the paged form with its cursors.
+
+Filters are read by forms, never by hand in a view: a form refuses "²" where digits are
+expected, a year past 9999, an id past the database's range, each with a message beside
+its field, where `str.isdigit()` and `int()` would have answered 500.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,72 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
+
+DATETIME_INPUT = "%Y-%m-%dT%H:%M"
+MAX_ROW_ID = 2**63 - 1  # a bigint primary key
+
+
+class UtcDateField(forms.DateField):
+    """A whole day in UTC."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            required=False,
+            widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            error_messages={"invalid": "Enter a date, like 2025-06-03."},
+            **kwargs,
+        )
+
+
+class UtcDateTimeField(forms.DateTimeField):
+    """A minute in UTC, from a datetime-local input (which sends no zone)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            required=False,
+            widget=forms.DateTimeInput(
+                attrs={"type": "datetime-local", "step": 60}, format=DATETIME_INPUT
+            ),
+            error_messages={"invalid": "Enter a date and time in UTC, like 2025-06-03 14:30."},
+            **kwargs,
+        )
+
+
+class IpAddressFilterField(forms.GenericIPAddressField):
+    """An IPv4 or IPv6 address to narrow a log to."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("label", "IP address")
+        super().__init__(
+            required=False,
+            widget=forms.TextInput(
+                attrs={"placeholder": "203.0.113.7", "autocomplete": "off", "spellcheck": "false"}
+            ),
+            error_messages={"invalid": "Enter an IPv4 or IPv6 address, like 203.0.113.7."},
+            **kwargs,
+        )
+
+
+class RowIdField(forms.IntegerField):
+    """A row id from a link (a pager position, a key to narrow to): ASCII digits within
+    the database's range, or the message in `invalid`."""
+
+    def __init__(self, *, invalid: str, hidden: bool = True, **kwargs: Any) -> None:
+        messages = {"invalid": invalid, "min_value": invalid, "max_value": invalid}
+        super().__init__(
+            required=False,
+            min_value=1,
+            max_value=MAX_ROW_ID,
+            widget=forms.HiddenInput if hidden else forms.NumberInput,
+            error_messages=messages,
+            **kwargs,
+        )
+
+    def to_python(self, value: Any) -> int | None:
+        # int() takes "²", "٣" and " 7 "; a link carries plain ASCII digits or nothing.
+        if isinstance(value, str) and value.strip() and not value.strip().isascii():
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
 
 
 class PagedFilterForm(forms.Form):
@@ -17,9 +88,10 @@ class PagedFilterForm(forms.Form):
     """
 
     filter_fields: tuple[str, ...] = ()
+    error_messages: dict[str, str] = {}
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("before") and data.get("after"):
             raise forms.ValidationError(self.error_messages["two_cursors"], code="two_cursors")
         return data

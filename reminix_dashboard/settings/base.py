@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "core",
+    "audit",
     "accounts",
     "apikeys",
     "agents",

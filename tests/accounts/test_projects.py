@@ -4,7 +4,8 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.html import escape
 
-from accounts.models import AuditEvent, Membership, Project
+from accounts.models import Membership, Project
+from audit.models import AuditEvent
 
 
 def project_url_names() -> list[str]:

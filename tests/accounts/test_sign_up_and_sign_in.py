@@ -4,8 +4,9 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import AuditEvent, Membership, Project, User
+from accounts.models import Membership, Project, User
 from agents.models import Agent
+from audit.models import AuditEvent
 from tests.conftest import PASSWORD
 
 LOGIN = reverse("accounts:login")

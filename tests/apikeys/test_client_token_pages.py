@@ -2,9 +2,10 @@
 
 from django.urls import reverse
 
-from accounts.models import AuditEvent, Project
+from accounts.models import Project
 from apikeys.models import ClientToken
 from apikeys.services import client_token_create
+from audit.models import AuditEvent
 
 
 def mint(api_key, **context):

@@ -10,11 +10,12 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from accounts.models import AuditEvent, Project
+from accounts.models import Project
 from apikeys.detection import detect
 from apikeys.models import ApiKey, Flag, Outcome
 from apikeys.services import client_token_create
 from apikeys.usage import UsageEntry, usage_write
+from audit.models import AuditEvent
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 request_ids = count(1)

@@ -8,9 +8,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import AuditEvent, Membership, Project
+from accounts.models import Membership, Project
 from apikeys.models import ApiKey
 from apikeys.tokens import token_hash
+from audit.models import AuditEvent
 
 TOKEN = re.compile(r"reminix_sk_[0-9A-Za-z]{36}")
 HTMX = {"HX-Request": "true"}

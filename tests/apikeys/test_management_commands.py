@@ -8,9 +8,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from accounts.models import AuditEvent, Membership, Project
+from accounts.models import Membership, Project
 from apikeys.models import ApiKey
 from apikeys.tokens import TokenKind, token_hash, token_kind
+from audit.models import AuditEvent
 from tests.apikeys.api_helpers import assert_error, assert_ok
 from tests.conftest import Api
 

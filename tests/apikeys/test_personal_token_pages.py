@@ -10,10 +10,10 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import AuditEvent
 from apikeys.models import PersonalAccessToken
 from apikeys.services import personal_token_create
 from apikeys.tokens import token_hash
+from audit.models import AuditEvent
 
 PAT = re.compile(r"reminix_pat_[0-9A-Za-z]{36}")
 LIST = reverse("apikeys:personal_token_list")

@@ -16,9 +16,9 @@ from django.test import Client
 from django.urls import reverse
 
 import agents.runtime
-from accounts.models import AuditEvent
 from apikeys.models import ApiKey, UsageRecord
 from apikeys.services import api_key_revoke
+from audit.models import AuditEvent
 
 TOKEN = re.compile(r"reminix_sk_[0-9A-Za-z]{36}")
 INVOKE = "/v1/agents/my-agent/invoke"

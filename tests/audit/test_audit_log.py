@@ -14,8 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.audit import AuditFilters, audit_page, audit_record, csv_safe
-from accounts.models import AuditEvent, AuditLogIsAppendOnly, Membership, Project, User
+from accounts.models import Membership, Project, User
 from accounts.services import (
     membership_add,
     membership_remove,
@@ -32,6 +31,10 @@ from apikeys.services import (
     personal_token_create,
     personal_token_revoke,
 )
+from audit.log import audit_record
+from audit.models import AuditEvent, AuditLogIsAppendOnly
+from audit.reads import AuditFilters, audit_page
+from core.csv_stream import csv_safe
 from tests.conftest import PASSWORD
 
 LOGIN = reverse("accounts:login")

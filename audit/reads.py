@@ -1,0 +1,186 @@
+"""Reading the audit trail for its pages: filters, one keyset page, and how events read.
+
+A project's page shows the events of that project; a person's page shows what they did
+and the sign-in attempts on their account. Both read one page at a time, newest first on
+(created_at, id), on the (project, created_at) or (actor, created_at) index.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from audit.actions import Tone, action_group, action_label, action_tone
+from audit.models import AuditEvent, AuditEventQuerySet
+from core.paging import keyset_page
+
+PAGE_SIZE = 50
+NEWEST_FIRST = ("-created_at", "-id")
+
+
+# -- How an event reads ---------------------------------------------------------------------
+
+
+def event_tone(event: AuditEvent) -> Tone:
+    if event.action == "user.sign_in_failed" and event.metadata.get("locked_out"):
+        return "danger"
+    return action_tone(event.action)
+
+
+def actor_label(event: AuditEvent) -> str:
+    """Who did it: a person's email, or the API key that minted a client token."""
+    if event.actor_email:
+        return event.actor_email
+    minted_by = event.metadata.get("minted_by") if isinstance(event.metadata, dict) else None
+    if minted_by:
+        return f"API key {minted_by}"
+    if isinstance(event.metadata, dict) and event.metadata.get("via") == "api":
+        return "API"
+    return ""
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(_text(item) for item in value) if value else "none"
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(", ", ": "), ensure_ascii=False)
+    return str(value)
+
+
+def event_details(event: AuditEvent) -> list[tuple[str, str]]:
+    """The event's metadata as short (name, value) pairs; a change reads "from → to"."""
+    metadata: dict[str, Any] = (
+        event.metadata if isinstance(event.metadata, dict) else {"value": event.metadata}
+    )
+    details: list[tuple[str, str]] = []
+    skip = set()
+    if "from" in metadata and "to" in metadata:
+        details.append(("changed", f"{_text(metadata['from'])} → {_text(metadata['to'])}"))
+        skip |= {"from", "to"}
+    if not event.actor_email:
+        skip.add("minted_by")  # shown as the actor instead
+    for key, value in metadata.items():
+        if key in skip:
+            continue
+        if key == "expires_at":
+            details.append(("expires", _moment(value) if value else "never"))
+        elif key == "projects" and not value:
+            details.append(("projects", "all of the user's"))
+        else:
+            details.append((key.replace("_", " "), _text(value)))
+    return details
+
+
+def _moment(value: object) -> str:
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """An event as the audit pages show it."""
+
+    event: AuditEvent
+    label: str
+    tone: Tone
+    actor: str
+    details: list[tuple[str, str]]
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> AuditEntry:
+        return cls(
+            event=event,
+            label=action_label(event.action),
+            tone=event_tone(event),
+            actor=actor_label(event),
+            details=event_details(event),
+        )
+
+
+# -- Filters and pages ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilters:
+    """What a page is narrowed to; empty fields do not narrow. Dates are whole UTC days,
+    `until` included."""
+
+    group: str = ""
+    actor: str = ""
+    ip: str = ""
+    since: date | None = None
+    until: date | None = None
+
+    def apply(self, events: AuditEventQuerySet) -> AuditEventQuerySet:
+        if self.group:
+            events = events.filter(action__startswith=action_group(self.group).prefix)
+        if self.actor:
+            events = events.filter(actor_email__icontains=self.actor)
+        if self.ip:
+            events = events.filter(ip_address=self.ip)
+        if self.since is not None:
+            events = events.filter(created_at__gte=_day_start(self.since))
+        if self.until is not None:
+            events = events.filter(created_at__lt=_day_start(self.until + timedelta(days=1)))
+        return events
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+class StaleCursor(LookupError):
+    """A pager link names an event that is not in this log."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    """Up to a page of entries, newest first, and the ids the pages beside it start at."""
+
+    entries: list[AuditEntry]
+    newer: int | None  # newer events exist: they are at `?after=<newer>`
+    older: int | None  # older events exist: they are at `?before=<older>`
+    is_newest: bool  # nothing is newer than this page (as of this read)
+
+
+def audit_page(
+    *,
+    scope: AuditEventQuerySet,
+    filters: AuditFilters,
+    before: int | None = None,
+    after: int | None = None,
+    size: int = PAGE_SIZE,
+) -> AuditPage:
+    """One page of the events in `scope` that match `filters`: the newest, those just older
+    than event `before`, or those just newer than event `after`.
+
+    A cursor is an event id; its (created_at, id) is looked up in `scope`, so a link that
+    names another project's or user's event is a StaleCursor, and says nothing about it.
+    """
+    keys: dict[str, tuple[datetime, int] | None] = {"following": None, "preceding": None}
+    for name, cursor_id in (("following", before), ("preceding", after)):
+        if cursor_id is not None:
+            anchor = scope.filter(pk=cursor_id).values_list("created_at", flat=True).first()
+            if anchor is None:
+                raise StaleCursor(cursor_id)
+            keys[name] = (anchor, cursor_id)
+    page = keyset_page(
+        filters.apply(scope).select_related("project"), order=NEWEST_FIRST, size=size, **keys
+    )
+    return AuditPage(
+        [AuditEntry.of(event) for event in page.rows],
+        newer=page.previous[1] if page.previous else None,
+        older=page.next[1] if page.next else None,
+        is_newest=page.is_first,
+    )
