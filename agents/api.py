@@ -11,10 +11,11 @@ from django.http import HttpResponse
 from agents.models import AGENT_NAME_PATTERN, Agent, Execution
 from agents.runtime import agent_chat, agent_invoke
 from agents.services import agent_deploy
-from apikeys import errors
-from apikeys.api import ApiRequest, api_view, json_body, ok
-from apikeys.authentication import Surface, require_permission
-from apikeys.models import Permission
+from api import errors
+from api.authentication import Surface
+from api.bodies import json_body, ok
+from api.endpoint import ApiRequest, api_view
+from api.permissions import Permission, require_permission
 
 NAME = re.compile(AGENT_NAME_PATTERN)
 TOKEN_SHAPED = re.compile(r"reminix_(?:sk|ct|pat)_", re.I)

@@ -14,7 +14,6 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
-from apikeys.authentication import client_token_ended
 from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.services import client_token_revoke, client_tokens_revoke_for_key
 from core.client_ip import client_ip
@@ -25,12 +24,13 @@ RECENT = timedelta(days=7)
 
 
 def effective_status(token: ClientToken) -> tuple[TokenStatus, str]:
-    """The token's status as the API sees it (apikeys.authentication.client_token_ended),
-    and, when it ended because of its minter, the reason."""
-    own = token.status_at(timezone.now())
+    """The token's status as the API sees it (ClientToken.end_reason_at), and, when it
+    ended because of its minter, the reason."""
+    now = timezone.now()
+    own = token.status_at(now)
     if own is not TokenStatus.ACTIVE:
         return own, ""
-    reason = client_token_ended(token)
+    reason = token.end_reason_at(now)
     return (TokenStatus.ACTIVE, "") if reason is None else (TokenStatus.REVOKED, reason)
 
 

@@ -15,7 +15,7 @@ Pruning (`usage_prune`, `manage.py prune_usage --older-than 90d`) removes the ca
 before a cut-off. On PostgreSQL each day entirely before it is dropped whole; the rows of
 the default partition and of the one day that straddles the cut-off (if any) are deleted.
 On SQLite it is a DELETE in batches. On both it then removes the roll-ups that summarise
-only the pruned calls, and idempotency records past their 24 hours.
+only the pruned calls.
 
 Schema changes to UsageRecord on PostgreSQL: AddField, AlterField and AddIndex work on the
 partitioned table as on any other; a unique index or constraint must include created_at,
@@ -33,8 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from apikeys.idempotency import LIFETIME as IDEMPOTENCY_LIFETIME
-from apikeys.models import IdempotencyRecord, UnattributedCalls, UsageHour, UsageIp, UsageRecord
+from apikeys.models import UnattributedCalls, UsageHour, UsageIp, UsageRecord
 
 TABLE = UsageRecord._meta.db_table
 DEFAULT_PARTITION = f"{TABLE}_default"
@@ -255,7 +254,6 @@ class PruneReport:
     usage_hours: int = 0
     usage_ips: int = 0
     unattributed_hours: int = 0
-    idempotency_records: int = 0
 
     @property
     def calls_removed(self) -> int:
@@ -263,8 +261,8 @@ class PruneReport:
 
 
 def usage_prune(*, older_than: timedelta, now: datetime | None = None) -> PruneReport:
-    """Remove the calls made before usage_cutoff(older_than, now), their roll-ups, and
-    idempotency records older than 24 hours. Safe to run again, and while the API writes.
+    """Remove the calls made before usage_cutoff(older_than, now) and their roll-ups.
+    Safe to run again, and while the API writes.
 
     The log goes first and the roll-ups after, each step committed on its own: were a run
     to stop between them, the roll-ups would only over-cover the log (an hour with no calls
@@ -299,9 +297,6 @@ def usage_prune(*, older_than: timedelta, now: datetime | None = None) -> PruneR
         report.unattributed_hours, _ = UnattributedCalls.objects.filter(
             hour__lt=report.cutoff
         ).delete()
-    report.idempotency_records, _ = IdempotencyRecord.objects.filter(
-        created_at__lt=now - IDEMPOTENCY_LIFETIME
-    ).delete()
     return report
 
 

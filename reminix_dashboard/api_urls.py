@@ -3,8 +3,8 @@
 from django.urls import path, re_path
 
 from agents import api as agents_api
-from apikeys import api_views
-from apikeys.api import api_not_found
+from api import views as api_views
+from api.endpoint import api_not_found
 
 urlpatterns = [
     path("agents", agents_api.agent_list, name="agent_list"),

@@ -3,8 +3,8 @@
 from django.urls import path, re_path
 
 from agents import api as agents_api
-from apikeys import api_views
-from apikeys.api import client_not_found
+from api import views as api_views
+from api.endpoint import client_not_found
 
 urlpatterns = [
     path("token", api_views.client_token_info, name="token"),

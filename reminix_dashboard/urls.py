@@ -1,6 +1,5 @@
 """Every URL: the dashboard's pages, then the token-authenticated API."""
 
-from django.conf import settings
 from django.urls import include, path
 
 from accounts import views as account_views
@@ -12,10 +11,3 @@ urlpatterns = [
     path("v1/", include(("reminix_dashboard.api_urls", "api"))),
     path("client/", include(("reminix_dashboard.client_api_urls", "client_api"))),
 ]
-
-if settings.BENCHMARK_FLOOR_ENDPOINT:
-    from agents.floor import invoke_unauthenticated
-
-    urlpatterns.append(
-        path("bench/floor/<slug:project>/agents/<str:name>/invoke", invoke_unauthenticated)
-    )

@@ -6,12 +6,10 @@ UsageRecord (one row per call) and the roll-ups beside it (UsageHour, UsageIp).
 
     tokens.py       ApiKey, ClientToken, PersonalAccessToken (and their shared Token base)
     usage.py        UsageRecord, UsageHour, UsageIp, UnattributedCalls, Outcome
-    idempotency.py  IdempotencyRecord
     flags.py        Flag (suspicious activity), and the detector's KeyNetwork and cursor
 """
 
 from apikeys.models.flags import DetectionCursor, Flag, FlagQuerySet, KeyNetwork
-from apikeys.models.idempotency import IdempotencyRecord
 from apikeys.models.tokens import (
     ALL_PERMISSIONS,
     ApiKey,
@@ -45,7 +43,6 @@ __all__ = [
     "Flag",
     "FlagQuerySet",
     "KeyNetwork",
-    "IdempotencyRecord",
     "Outcome",
     "Permission",
     "PermissionsMixin",

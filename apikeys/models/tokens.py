@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -47,6 +48,9 @@ class Token(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
 
+    # What the token is called in messages: "This API key was revoked on …".
+    noun: ClassVar[str] = "token"
+
     class Meta:
         abstract = True
 
@@ -60,6 +64,19 @@ class Token(models.Model):
     @property
     def status(self) -> TokenStatus:
         return self.status_at(timezone.now())
+
+    def end_reason_at(self, moment: datetime, *, subject: str = "") -> str | None:
+        """Why this token no longer works at `moment`, or None while it does: the reason
+        the API gives when it refuses the token, and the dashboard shows beside it."""
+        subject = subject or f"This {self.noun}"
+        status = self.status_at(moment)
+        if status is TokenStatus.REVOKED:
+            assert self.revoked_at is not None
+            return f"{subject} was revoked on {self.revoked_at:%Y-%m-%d %H:%M} UTC."
+        if status is TokenStatus.EXPIRED:
+            assert self.expires_at is not None
+            return f"{subject} expired on {self.expires_at:%Y-%m-%d %H:%M} UTC."
+        return None
 
 
 class PermissionsMixin:
@@ -94,6 +111,8 @@ class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
 
 class ApiKey(PermissionsMixin, Token):
     """A project's server-side key (`reminix_sk_…`). Only its keyed hash is stored."""
+
+    noun = "API key"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100)
@@ -177,6 +196,23 @@ class ClientToken(Token):
     def __str__(self) -> str:
         return self.public_id
 
+    def end_reason_at(self, moment: datetime, *, subject: str = "") -> str | None:
+        """Its own expiry or revocation, or the end of the key or PAT that minted it, or
+        of its minter's place in the project: a client token dies with its parent."""
+        reason = super().end_reason_at(moment, subject=subject)
+        if reason is None and self.api_key is not None:
+            reason = self.api_key.end_reason_at(
+                moment, subject="The API key that minted this client token"
+            )
+        if reason is None and self.personal_token is not None:
+            pat = self.personal_token
+            reason = pat.end_reason_at(
+                moment, subject="The personal access token that minted this client token"
+            )
+            if reason is None and not pat.user.is_member_of(self.project_id):
+                reason = "The person whose token minted this client token left the project."
+        return reason
+
 
 class PersonalAccessTokenQuerySet(TokenQuerySet["PersonalAccessToken"]):
     def for_user(self, user: User) -> PersonalAccessTokenQuerySet:
@@ -187,6 +223,8 @@ class PersonalAccessToken(PermissionsMixin, Token):
     """A person's token (`reminix_pat_…`) for CLIs and scripts. It acts as its user: on
     each call it reaches only the projects the user is a member of at that moment,
     narrowed to `projects` when the token was restricted to some."""
+
+    noun = "personal access token"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="personal_tokens"

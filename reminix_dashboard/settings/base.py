@@ -59,10 +59,6 @@ API_RATE_LIMIT_PER_MINUTE: int = env.int("API_RATE_LIMIT_PER_MINUTE", default=12
 # Where people reach the dashboard, for links in emails sent outside a request (alerts).
 DASHBOARD_URL: str = env.str("DASHBOARD_URL", default="http://127.0.0.1:8000")
 
-# Only for `make bench`: serves the echo agent with no authentication and no usage log at
-# /bench/floor/<project>/agents/<name>/invoke, the floor the real path is compared with.
-BENCHMARK_FLOOR_ENDPOINT: bool = env.bool("BENCHMARK_FLOOR_ENDPOINT", default=False)
-
 # Reverse proxies whose X-Forwarded-For we believe (exact addresses or CIDR networks).
 # Without them the client address is REMOTE_ADDR and the header is ignored.
 TRUSTED_PROXIES: list[str] = env.list("TRUSTED_PROXIES", default=[])
@@ -80,6 +76,7 @@ INSTALLED_APPS = [
     "audit",
     "accounts",
     "apikeys",
+    "api",
     "agents",
 ]
 

@@ -1,11 +1,15 @@
 """Idempotency-Key on writes, and per-token rate limits (shared/CONTRACT.md)."""
 
 import datetime
+import io
 
+from django.core.management import call_command
 from django.utils import timezone
 
 from agents.models import Execution
-from apikeys.models import ClientToken, IdempotencyRecord
+from api.idempotency import idempotency_records_prune
+from api.models import IdempotencyRecord
+from apikeys.models import ClientToken
 from tests.apikeys.api_helpers import assert_error, assert_ok
 
 
@@ -155,3 +159,31 @@ def test_a_5xx_answer_is_not_kept_so_a_retry_acts(api, monkeypatch):
     monkeypatch.setattr("agents.api.agent_invoke", real)
     retried = api.post("/v1/agents/my-agent/invoke", {"prompt": "a"}, headers=headers)
     assert retried.status_code == 200 and "Idempotent-Replayed" not in retried
+
+
+def test_pruning_forgets_answers_older_than_24_hours_and_keeps_the_rest(project):
+    now = timezone.now()
+    for name, hours in (("stale", 24.001), ("fresh", 23)):
+        IdempotencyRecord.objects.create(
+            project=project,
+            key=name,
+            fingerprint="f",
+            created_at=now - datetime.timedelta(hours=hours),
+        )
+
+    assert idempotency_records_prune(now=now) == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]
+    assert idempotency_records_prune(now=now) == 0
+
+
+def test_the_daily_command_says_how_many_answers_it_forgot(project):
+    IdempotencyRecord.objects.create(
+        project=project,
+        key="stale",
+        fingerprint="f",
+        created_at=timezone.now() - datetime.timedelta(days=2),
+    )
+    out = io.StringIO()
+    call_command("prune_idempotency_records", stdout=out)
+    assert out.getvalue().strip() == "Removed 1 idempotency record."
+    assert not IdempotencyRecord.objects.exists()

@@ -15,14 +15,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from apikeys import retention
-from apikeys.models import (
-    ApiKey,
-    IdempotencyRecord,
-    UnattributedCalls,
-    UsageHour,
-    UsageIp,
-    UsageRecord,
-)
+from apikeys.models import ApiKey, UnattributedCalls, UsageHour, UsageIp, UsageRecord
 from apikeys.retention import (
     DAYS_AHEAD,
     DEFAULT_PARTITION,
@@ -102,7 +95,7 @@ def table_exists(name: str) -> bool:
 
 @pytest.fixture
 def history(api_key: tuple[ApiKey, str], project) -> ApiKey:
-    """Calls on both sides of the cut-off, with roll-ups and idempotency records."""
+    """Calls on both sides of the cut-off, with their roll-ups."""
     key = api_key[0]
     if connection.vendor == "postgresql":
         # Days of their own for the calls of 14 to 16 December and 1 January; the rest of
@@ -127,10 +120,6 @@ def history(api_key: tuple[ApiKey, str], project) -> ApiKey:
     # 10.0.0.1 is seen on both sides; 10.0.0.9 only long ago.
     log(None, at(2029, 12, 1, 8), "unattributed-old")
     log(None, at(2030, 1, 1, 8), "unattributed-new")
-    for name, age in (("stale", timedelta(hours=24, seconds=1)), ("fresh", timedelta(hours=23))):
-        IdempotencyRecord.objects.create(
-            project=project, key=name, fingerprint="f", created_at=NOW - age
-        )
     check_foreign_keys_now()
     return key
 
@@ -162,8 +151,6 @@ def test_prune_removes_exactly_the_calls_before_the_cutoff_and_their_rollups(his
     assert report.usage_ips == 1
     assert list(UnattributedCalls.objects.values_list("hour", flat=True)) == [at(2030, 1, 1, 8)]
     assert report.unattributed_hours == 1
-    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]
-    assert report.idempotency_records == 1
 
 
 def test_a_second_prune_finds_nothing_more_to_remove(history):
@@ -171,7 +158,7 @@ def test_a_second_prune_finds_nothing_more_to_remove(history):
     kept = kept_calls()
     again = usage_prune(older_than=NINETY_DAYS, now=NOW)
     assert (again.calls_removed, again.partitions_dropped, again.usage_hours) == (0, [], 0)
-    assert (again.usage_ips, again.unattributed_hours, again.idempotency_records) == (0, 0, 0)
+    assert (again.usage_ips, again.unattributed_hours) == (0, 0)
     assert kept_calls() == kept
 
 

@@ -7,8 +7,8 @@ import zlib
 
 import pytest
 
-from apikeys.authentication import authenticate
-from apikeys.errors import ApiError
+from api.authentication import authenticate
+from api.errors import ApiError
 from apikeys.models import ApiKey
 from apikeys.tokens import BASE62, TokenKind, token_generate, token_hash, token_hint, token_kind
 

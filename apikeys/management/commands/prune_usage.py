@@ -18,7 +18,7 @@ MIN_KEEP = timedelta(days=7)
 class Command(BaseCommand):
     help = (
         "Remove API calls logged before the cut-off, with their hourly and per-address "
-        "roll-ups, and idempotency records older than 24 hours. The cut-off is the start of "
+        "roll-ups. The cut-off is the start of "
         "the UTC hour that was --older-than ago, so every call is kept at least that long "
         "and at most an hour more. On PostgreSQL whole days are dropped; first, partitions "
         "for the coming days are made, as ensure_usage_partitions does."
@@ -63,10 +63,6 @@ class Command(BaseCommand):
             f"Removed roll-ups: {_count(report.usage_hours, 'key-hour')}, "
             f"{_count(report.usage_ips, 'key-address', 'key-addresses')}, "
             f"{_count(report.unattributed_hours, 'unattributed hour count')}."
-        )
-        write(
-            f"Removed {_count(report.idempotency_records, 'idempotency record')} "
-            "older than 24 hours."
         )
 
 

@@ -8,11 +8,13 @@ from typing import Any
 from django.http import HttpResponse
 
 from accounts.models import Project
-from apikeys import errors
-from apikeys.api import ApiRequest, api_view, json_body, ok
-from apikeys.authentication import Surface
-from apikeys.idempotency import SECRET_FIELDS_ATTRIBUTE
-from apikeys.models import ClientToken, Permission
+from api import errors
+from api.authentication import Surface
+from api.bodies import json_body, ok
+from api.endpoint import ApiRequest, api_view
+from api.idempotency import SECRET_FIELDS_ATTRIBUTE
+from api.permissions import Permission
+from apikeys.models import ClientToken
 from apikeys.services import (
     CLIENT_TOKEN_DEFAULT_TTL,
     CLIENT_TOKEN_MAX_TTL,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from apikeys import errors
-from apikeys.authentication import Caller
+from api import errors
+from api.authentication import Caller
 from core.counters import window_count
 
 WINDOW_SECONDS = 60

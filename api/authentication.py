@@ -25,8 +25,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import Membership, Project, User
-from apikeys import errors
-from apikeys.models import ApiKey, ClientToken, PersonalAccessToken, TokenStatus
+from api import errors
+from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
 from apikeys.tokens import TokenKind, token_hash, token_kind
 
 # Any reminix token, or a parameter named like a credential, in the query string.
@@ -135,16 +135,6 @@ def authenticate(
     return _personal_token_caller(digest, request, project_scoped)
 
 
-def _ended(what: str, token: ApiKey | ClientToken | PersonalAccessToken) -> str | None:
-    """Why `token` no longer works, or None while it does."""
-    status = token.status_at(timezone.now())
-    if status is TokenStatus.REVOKED:
-        return f"{what} was revoked on {token.revoked_at:%Y-%m-%d %H:%M} UTC."
-    if status is TokenStatus.EXPIRED:
-        return f"{what} expired on {token.expires_at:%Y-%m-%d %H:%M} UTC."
-    return None
-
-
 def _by_hash[T: models.Model](tokens: QuerySet[T], digest: str) -> T | None:
     """The token with this keyed hash, or None. get() on the unique index: unlike first(),
     it adds no ORDER BY, and it is measurably cheaper on this hot path."""
@@ -159,7 +149,7 @@ def _api_key_caller(digest: str) -> Caller:
     if api_key is None:
         raise errors.invalid_api_key("The API key is not valid.")
     caller = Caller(kind=TokenKind.API_KEY, project=api_key.project, api_key=api_key)
-    if reason := _ended("This API key", api_key):
+    if reason := api_key.end_reason_at(timezone.now()):
         raise IdentifiedError(caller, errors.expired_api_key(reason))
     return caller
 
@@ -180,28 +170,9 @@ def _client_token_caller(digest: str) -> Caller:
         client_token=client_token,
         personal_token=client_token.personal_token,
     )
-    if reason := client_token_ended(client_token):
+    if reason := client_token.end_reason_at(timezone.now()):
         raise IdentifiedError(caller, errors.expired_api_key(reason))
     return caller
-
-
-def client_token_ended(client_token: ClientToken) -> str | None:
-    """Why a client token no longer works, or None while it does: its own expiry or
-    revocation, or the end of the key or PAT that minted it (or of its minter's place in
-    the project). The dashboard's client-token list asks the same question here."""
-    reason = _ended("This client token", client_token)
-    if reason is None and client_token.api_key is not None:
-        reason = _ended("The API key that minted this client token", client_token.api_key)
-    if reason is None and client_token.personal_token is not None:
-        pat = client_token.personal_token
-        reason = _ended("The personal access token that minted this client token", pat)
-        if reason is None and not _is_member(pat.user, client_token.project):
-            reason = "The person whose token minted this client token left the project."
-    return reason
-
-
-def _is_member(user: User, project: Project) -> bool:
-    return user.is_active and Membership.objects.filter(user=user, project=project).exists()
 
 
 def _personal_token_caller(digest: str, request: HttpRequest, project_scoped: bool) -> Caller:
@@ -209,7 +180,7 @@ def _personal_token_caller(digest: str, request: HttpRequest, project_scoped: bo
     if pat is None:
         raise errors.invalid_api_key("The personal access token is not valid.")
     unscoped = Caller(kind=TokenKind.PERSONAL_ACCESS_TOKEN, project=None, personal_token=pat)
-    if reason := _ended("This personal access token", pat):
+    if reason := pat.end_reason_at(timezone.now()):
         raise IdentifiedError(unscoped, errors.expired_api_key(reason))
     if not pat.user.is_active:
         raise IdentifiedError(
@@ -244,11 +215,3 @@ def _personal_token_caller(digest: str, request: HttpRequest, project_scoped: bo
             ),
         )
     return caller
-
-
-def require_permission(caller: Caller, permission: str) -> None:
-    if not caller.has_permission(permission):
-        what = "personal access token" if caller.personal_token else "API key"
-        raise errors.insufficient_permissions(
-            f"This {what} does not have the '{permission}' permission."
-        )

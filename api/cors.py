@@ -13,9 +13,9 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 
 from accounts.models import AllowedOrigin
-from apikeys import errors
-from apikeys.authentication import Caller
-from apikeys.errors import error_response, new_request_id
+from api import errors
+from api.authentication import Caller
+from api.errors import error_response, new_request_id
 
 ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key"
 EXPOSED_HEADERS = (

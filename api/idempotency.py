@@ -12,15 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from accounts.models import Project
-from apikeys import errors
-from apikeys.models import IdempotencyRecord
+from api import errors
+from api.models import IdempotencyRecord
 
 WRITE_METHODS = {"POST", "PUT", "DELETE"}
 LIFETIME = timedelta(hours=24)
@@ -127,3 +127,12 @@ def idempotent(
         status=response.status_code, body=body, redacted=bool(secret_fields)
     )
     return response
+
+
+def idempotency_records_prune(*, now: datetime | None = None) -> int:
+    """Remove the answers kept longer than LIFETIME; a retry after that acts anew.
+    Returns how many were removed. Run daily (`manage.py prune_idempotency_records`)."""
+    removed, _ = IdempotencyRecord.objects.filter(
+        created_at__lt=(now or timezone.now()) - LIFETIME
+    ).delete()
+    return removed

@@ -10,7 +10,6 @@ Inside a view, raise an ApiError for any refusal; anything else that escapes bec
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -21,22 +20,17 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from apikeys import errors
-from apikeys.authentication import (
-    Caller,
-    IdentifiedError,
-    Surface,
-    authenticate,
-    require_permission,
-)
-from apikeys.cors import add_cors_headers, cors_preflight, require_allowed_origin
-from apikeys.errors import ApiError, error_response, new_request_id
-from apikeys.idempotency import idempotent
-from apikeys.rate_limits import RateLimitState, rate_limit_check
+from api import errors
+from api.authentication import Caller, IdentifiedError, Surface, authenticate
+from api.cors import add_cors_headers, cors_preflight, require_allowed_origin
+from api.errors import ApiError, error_response, new_request_id
+from api.idempotency import idempotent
+from api.permissions import require_permission
+from api.rate_limits import RateLimitState, rate_limit_check
 from apikeys.usage import UsageEntry, usage_buffer
 from core.client_ip import client_ip
 
@@ -231,32 +225,4 @@ def _record(
             request_id=request.request_id,  # type: ignore[attr-defined]
             agent=_clean(agent),
         )
-    )
-
-
-def json_body(request: HttpRequest) -> dict[str, Any]:
-    """The request's JSON object, or a 400 that says what is wrong with it."""
-    content_type = request.content_type or ""
-    if request.body and content_type not in ("application/json", ""):
-        raise errors.invalid_request("Send the body as JSON with 'Content-Type: application/json'.")
-    if not request.body:
-        return {}
-    if b"\\u0000" in request.body or b"\x00" in request.body:
-        # PostgreSQL cannot store a NUL in text or JSON: refuse it here, not with a 500.
-        raise errors.invalid_request("The body contains a NUL character (\\u0000).")
-    try:
-        body = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise errors.invalid_request(f"The body is not valid JSON: {error}.") from None
-    except RecursionError:
-        # Deeply nested arrays or objects: a client's mistake, not our 500.
-        raise errors.invalid_request("The body's JSON is nested too deeply.") from None
-    if not isinstance(body, dict):
-        raise errors.invalid_request("The body must be a JSON object.")
-    return body
-
-
-def ok(data: Any, status: int = 200) -> JsonResponse:
-    return JsonResponse(
-        data, status=status, safe=False, json_dumps_params={"separators": (",", ":")}
     )

@@ -1,4 +1,4 @@
-"""Answers kept for Idempotency-Key retries."""
+"""Answers kept for Idempotency-Key retries (api/idempotency.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from accounts.models import Project
 
 class IdempotencyRecord(models.Model):
     """The first answer to a write sent with an Idempotency-Key, replayed for 24 hours to
-    a retry with the same key from the same project (see apikeys/idempotency.py)."""
+    a retry with the same key from the same project (see api/idempotency.py)."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=255)
@@ -25,6 +25,7 @@ class IdempotencyRecord(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        db_table = "apikeys_idempotencyrecord"
         constraints = [
             models.UniqueConstraint(fields=["project", "key"], name="idempotency_unique_key")
         ]

@@ -1,0 +1,18 @@
+"""`manage.py prune_idempotency_records`: forget the answers kept for Idempotency-Key retries
+once their 24 hours are over.
+
+Run it daily, e.g. from cron: `25 0 * * * cd /srv/reminix && .venv/bin/python manage.py
+prune_idempotency_records`. Safe to run at any time and again.
+"""
+
+from django.core.management.base import BaseCommand
+
+from api.idempotency import idempotency_records_prune
+
+
+class Command(BaseCommand):
+    help = "Remove the answers kept for Idempotency-Key retries that are older than 24 hours."
+
+    def handle(self, *args: object, **options: object) -> None:
+        removed = idempotency_records_prune()
+        self.stdout.write(f"Removed {removed:,} idempotency record{'s' if removed != 1 else ''}.")
