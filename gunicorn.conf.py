@@ -16,7 +16,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Write the worker's buffered usage entries before it goes (apikeys/usage.py).
+    """Write the worker's buffered usage entries before it goes (usage/writer.py).
 
     The buffer is flushed by a background thread every USAGE_FLUSH_SECONDS; without this
     an orderly restart or shutdown (SIGTERM, SIGHUP, max_requests) would lose what the
@@ -30,7 +30,7 @@ def worker_exit(server: Any, worker: Any) -> None:
 
     if not apps.ready:  # the worker died while loading the application
         return
-    from apikeys.usage import usage_buffer
+    from usage.writer import usage_buffer
 
     written = usage_buffer.flush()
     if written:

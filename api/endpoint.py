@@ -31,8 +31,8 @@ from api.errors import ApiError, error_response, new_request_id
 from api.idempotency import idempotent
 from api.permissions import require_permission
 from api.rate_limits import RateLimitState, rate_limit_check
-from apikeys.usage import UsageEntry, usage_buffer
 from core.client_ip import client_ip
+from usage.writer import UsageEntry, usage_buffer
 
 logger = logging.getLogger(__name__)
 

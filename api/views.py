@@ -109,7 +109,7 @@ def client_token_create_view(request: ApiRequest) -> HttpResponse:
         },
         status=201,
     )
-    # An Idempotency-Key retry must not get the token again (apikeys/idempotency.py).
+    # An Idempotency-Key retry must not get the token again (api/idempotency.py).
     setattr(response, SECRET_FIELDS_ATTRIBUTE, ("token",))
     return response
 

@@ -36,16 +36,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership
-from apikeys.models import (
-    ApiKey,
-    ClientToken,
-    DetectionCursor,
-    Flag,
-    KeyNetwork,
-    Outcome,
-    UsageHour,
-    UsageRecord,
-)
+from apikeys.models import ApiKey, ClientToken, DetectionCursor, Flag, KeyNetwork
+from usage.models import Outcome, UsageHour, UsageRecord
 
 logger = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ def evidence_url(flag: Flag) -> str | None:
     if flag.api_key_id is None:
         return None
     url = reverse(
-        "apikeys:api_key_usage", kwargs={"slug": flag.project.slug, "key_id": flag.api_key_id}
+        "usage:api_key_usage", kwargs={"slug": flag.project.slug, "key_id": flag.api_key_id}
     )
     if flag.kind == Flag.Kind.UNUSED_KEY:
         return url

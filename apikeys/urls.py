@@ -1,13 +1,6 @@
 from django.urls import path
 
-from apikeys import (
-    client_token_views,
-    flag_views,
-    overview_views,
-    personal_token_views,
-    usage_views,
-    views,
-)
+from apikeys import client_token_views, flag_views, personal_token_views, views
 
 app_name = "apikeys"
 
@@ -18,7 +11,6 @@ urlpatterns = [
     path(KEYS + "new/", views.api_key_create_view, name="api_key_create"),
     path(KEYS + "<int:key_id>/rename/", views.api_key_rename_view, name="api_key_rename"),
     path(KEYS + "<int:key_id>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
-    path(KEYS + "<int:key_id>/usage/", usage_views.api_key_usage, name="api_key_usage"),
     path(
         "projects/<slug:slug>/settings/client-tokens/",
         client_token_views.client_token_list,
@@ -33,12 +25,6 @@ urlpatterns = [
         KEYS + "<int:key_id>/client-tokens/revoke/",
         client_token_views.client_tokens_revoke_all_view,
         name="client_tokens_revoke_all",
-    ),
-    path("projects/<slug:slug>/usage/", overview_views.project_usage, name="project_usage"),
-    path(
-        "projects/<slug:slug>/usage/export.csv",
-        overview_views.project_usage_export,
-        name="project_usage_export",
     ),
     path("projects/<slug:slug>/alerts/", flag_views.flag_list, name="flag_list"),
     path(

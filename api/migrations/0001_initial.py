@@ -18,23 +18,23 @@ class Migration(migrations.Migration):
     operations = [
         migrations.SeparateDatabaseAndState(
             state_operations=[
-        migrations.CreateModel(
-            name='IdempotencyRecord',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=255)),
-                ('fingerprint', models.CharField(max_length=64)),
-                ('status', models.PositiveSmallIntegerField(null=True)),
-                ('body', models.TextField(blank=True)),
-                ('redacted', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.project')),
-            ],
-            options={
-                'db_table': 'apikeys_idempotencyrecord',
-                'constraints': [models.UniqueConstraint(fields=('project', 'key'), name='idempotency_unique_key')],
-            },
-        ),
+                migrations.CreateModel(
+                    name='IdempotencyRecord',
+                    fields=[
+                        ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                        ('key', models.CharField(max_length=255)),
+                        ('fingerprint', models.CharField(max_length=64)),
+                        ('status', models.PositiveSmallIntegerField(null=True)),
+                        ('body', models.TextField(blank=True)),
+                        ('redacted', models.BooleanField(default=False)),
+                        ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                        ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.project')),
+                    ],
+                    options={
+                        'db_table': 'apikeys_idempotencyrecord',
+                        'constraints': [models.UniqueConstraint(fields=('project', 'key'), name='idempotency_unique_key')],
+                    },
+                ),
                 ],
         ),
     ]

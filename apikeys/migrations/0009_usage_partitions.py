@@ -17,7 +17,7 @@ ensure_usage_partitions` (daily, from cron) keeps days ahead in stock.
 The rebuild holds an ACCESS EXCLUSIVE lock on the table while it copies: API calls wait
 for it (their usage entries are buffered and retried). On a large log, run it in a quiet
 hour. The SQL for a day's partition is written out here rather than imported from
-apikeys.retention, so this migration keeps working whatever that module becomes.
+usage.retention, so this migration keeps working whatever that module becomes.
 """
 
 from datetime import UTC, date, datetime, timedelta

@@ -5,7 +5,6 @@ apikeys/authentication.py, and each call it makes is written by apikeys/usage.py
 UsageRecord (one row per call) and the roll-ups beside it (UsageHour, UsageIp).
 
     tokens.py       ApiKey, ClientToken, PersonalAccessToken (and their shared Token base)
-    usage.py        UsageRecord, UsageHour, UsageIp, UnattributedCalls, Outcome
     flags.py        Flag (suspicious activity), and the detector's KeyNetwork and cursor
 """
 
@@ -24,14 +23,6 @@ from apikeys.models.tokens import (
     TokenStatus,
     client_token_public_id,
 )
-from apikeys.models.usage import (
-    Outcome,
-    UnattributedCalls,
-    UsageHour,
-    UsageIp,
-    UsageRecord,
-    UsageRecordQuerySet,
-)
 
 __all__ = [
     "ALL_PERMISSIONS",
@@ -43,17 +34,11 @@ __all__ = [
     "Flag",
     "FlagQuerySet",
     "KeyNetwork",
-    "Outcome",
     "Permission",
     "PermissionsMixin",
     "PersonalAccessToken",
     "PersonalAccessTokenQuerySet",
     "Token",
     "TokenStatus",
-    "UnattributedCalls",
-    "UsageHour",
-    "UsageIp",
-    "UsageRecord",
-    "UsageRecordQuerySet",
     "client_token_public_id",
 ]

@@ -49,10 +49,10 @@ ALLOWED_HOSTS: list[str] = env.list(
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # The API's usage log is written in batches by a background thread every this many
-# seconds (apikeys/usage.py); 0 writes each call before its response.
+# seconds (usage/writer.py); 0 writes each call before its response.
 USAGE_FLUSH_SECONDS: float = env.float("USAGE_FLUSH_SECONDS", default=0.5)
 
-# Calls per token per clock minute before 429 rate_limit_exceeded (apikeys/rate_limits.py).
+# Calls per token per clock minute before 429 rate_limit_exceeded (api/rate_limits.py).
 # Shared across workers only with REDIS_URL. 0 turns limits off.
 API_RATE_LIMIT_PER_MINUTE: int = env.int("API_RATE_LIMIT_PER_MINUTE", default=1200)
 
@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "audit",
     "accounts",
     "apikeys",
+    "usage",
     "api",
     "agents",
 ]

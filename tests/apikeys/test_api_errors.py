@@ -10,8 +10,8 @@ from django.test import Client
 
 import agents.runtime
 from agents.models import Execution
-from apikeys.models import UsageRecord
 from tests.apikeys.api_helpers import assert_error, assert_ok
+from usage.models import UsageRecord
 
 INVOKE = "/v1/agents/my-agent/invoke"
 CHAT = "/v1/agents/my-agent/chat"

@@ -9,9 +9,10 @@ from django.utils import timezone
 
 from accounts.models import AllowedOrigin, Project
 from agents.models import Execution
-from apikeys.models import ClientToken, UsageRecord
+from apikeys.models import ClientToken
 from tests.apikeys.api_helpers import assert_error, assert_ok
 from tests.conftest import Api
+from usage.models import UsageRecord
 
 ORIGIN = "https://app.example.com"
 

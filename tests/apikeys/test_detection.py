@@ -12,10 +12,11 @@ from django.urls import reverse
 
 from accounts.models import Project
 from apikeys.detection import detect
-from apikeys.models import ApiKey, Flag, Outcome
+from apikeys.models import ApiKey, Flag
 from apikeys.services import client_token_create
-from apikeys.usage import UsageEntry, usage_write
 from audit.models import AuditEvent
+from usage.models import Outcome
+from usage.writer import UsageEntry, usage_write
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 request_ids = count(1)
@@ -297,7 +298,7 @@ def revoked_flag(key) -> Flag:
 def test_the_alerts_page_explains_the_flag_and_links_to_the_calls(signed_in, project, revoked_flag):
     html = signed_in.get(reverse("apikeys:flag_list", args=[project.slug])).content.decode()
     assert "no longer works but is still being tried (from 192.0.2.66)" in html
-    link = reverse("apikeys:api_key_usage", args=[project.slug, revoked_flag.api_key_id])
+    link = reverse("usage:api_key_usage", args=[project.slug, revoked_flag.api_key_id])
     assert f"{link}?outcome={Outcome.REVOKED_KEY}" in html.replace("&amp;", "&")
     rows = signed_in.get(
         f"{link}?outcome=revoked_key&since=2026-11-20T11:57&until=2026-11-20T11:58"

@@ -160,7 +160,9 @@ def test_rename_errors_stand_beside_the_field(signed_in, project, make_key):
     assert key.name == "Keep"
 
 
-@pytest.mark.parametrize("action", ["api_key_rename", "api_key_revoke", "api_key_usage"])
+@pytest.mark.parametrize(
+    "action", ["apikeys:api_key_rename", "apikeys:api_key_revoke", "usage:api_key_usage"]
+)
 def test_a_key_of_another_project_is_404_to_a_member_of_this_one(
     client, make_user, make_key, action
 ):
@@ -172,7 +174,7 @@ def test_a_key_of_another_project_is_404_to_a_member_of_this_one(
     client.force_login(intruder)
     # Their key id under my own project's URL, and under theirs: both 404.
     for slug in (my_project.slug, their_project.slug):
-        url = reverse(f"apikeys:{action}", args=[slug, their_key.pk])
+        url = reverse(action, args=[slug, their_key.pk])
         for response in (client.get(url), client.post(url, {"name": "Mine"})):
             assert response.status_code in (404, 405)
             assert "Theirs" not in response.content.decode()

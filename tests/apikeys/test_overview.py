@@ -23,16 +23,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Project, User
-from apikeys.models import (
-    ApiKey,
-    ClientToken,
-    Outcome,
-    PersonalAccessToken,
-    UsageRecord,
-)
-from apikeys.overview_queries import ProjectOverview, hour_of
+from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
 from apikeys.services import api_key_revoke, client_token_create, personal_token_create
-from apikeys.usage import UsageEntry, usage_write
+from usage.models import Outcome, UsageRecord
+from usage.overview import ProjectOverview, hour_of
+from usage.writer import UsageEntry, usage_write
 
 HTMX = {"HX-Request": "true"}
 HOUR = timedelta(hours=1)
@@ -88,13 +83,13 @@ def call(
 
 
 def overview_url(project: Project, **params: object) -> str:
-    url = reverse("apikeys:project_usage", args=[project.slug])
+    url = reverse("usage:project_usage", args=[project.slug])
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return f"{url}?{query}" if query else url
 
 
 def export_url(project: Project, **params: object) -> str:
-    url = reverse("apikeys:project_usage_export", args=[project.slug])
+    url = reverse("usage:project_usage_export", args=[project.slug])
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return f"{url}?{query}" if query else url
 
@@ -519,7 +514,7 @@ def test_the_key_filter_offers_only_this_projects_keys_revoked_ones_included(
     assert f'value="{world["foreign"].pk}"' not in select
 
 
-@pytest.mark.parametrize("name", ["apikeys:project_usage", "apikeys:project_usage_export"])
+@pytest.mark.parametrize("name", ["usage:project_usage", "usage:project_usage_export"])
 def test_another_projects_overview_and_export_are_404_for_non_members(
     client, make_user, make_project, make_key, name
 ):
@@ -534,7 +529,7 @@ def test_another_projects_overview_and_export_are_404_for_non_members(
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(client, project):
-    for name in ("apikeys:project_usage", "apikeys:project_usage_export"):
+    for name in ("usage:project_usage", "usage:project_usage_export"):
         response = client.get(reverse(name, args=[project.slug]))
         assert response.status_code == 302
         assert "/login/" in response["Location"]
@@ -621,7 +616,7 @@ def test_htmx_gets_the_fragment_and_the_tidy_address_to_push(signed_in, project,
 
 
 def test_the_filter_form_and_its_links_stay_on_the_usage_page(signed_in, project, world):
-    url = reverse("apikeys:project_usage", args=[project.slug])
+    url = reverse("usage:project_usage", args=[project.slug])
     html = signed_in.get(overview_url(project, range="7d", ip="198.51.100.23")).content.decode()
     form = re.search(r'<form id="overview-filters"[^>]*>', html)[0]
     assert f'action="{url}"' in form
@@ -671,7 +666,7 @@ def test_each_key_links_to_its_usage_page_and_quiet_keys_are_listed(
     response = signed_in.get(overview_url(project))
     html = response.content.decode()
     for key in (busy, quiet):
-        assert reverse("apikeys:api_key_usage", args=[project.slug, key.pk]) in html
+        assert reverse("usage:api_key_usage", args=[project.slug, key.pk]) in html
     assert response.context["overview"].quiet_keys == [quiet]
     assert "never used" in html
 
@@ -684,7 +679,7 @@ def test_an_address_leads_to_the_keys_calls_from_it_when_one_key_is_chosen(
     html = unescape(signed_in.get(overview_url(project, key=key.pk)).content.decode())
     link = re.search(r'<td data-label="Address" class="address"><a href="([^"]+)"', html)[1]
     parts = urlsplit(link)
-    assert parts.path == reverse("apikeys:api_key_usage", args=[project.slug, key.pk])
+    assert parts.path == reverse("usage:api_key_usage", args=[project.slug, key.pk])
     query = parse_qs(parts.query)
     assert query["ip"] == ["198.51.100.23"]
     # The key's page, so filtered, shows the same call.
@@ -697,7 +692,7 @@ def test_an_address_narrows_the_overview_when_no_key_is_chosen(signed_in, projec
     usage_write([call(now, key=api_key[0], ip="198.51.100.23"), call(now, key=api_key[0])])
     html = unescape(signed_in.get(overview_url(project)).content.decode())
     link = re.search(r'<td data-label="Address" class="address"><a href="([^"]+)"', html)[1]
-    assert urlsplit(link).path == reverse("apikeys:project_usage", args=[project.slug])
+    assert urlsplit(link).path == reverse("usage:project_usage", args=[project.slug])
     assert f'hx-get="{link}"' in html
     narrowed = signed_in.get(link).context["overview"]
     assert narrowed.totals.requests == 1

@@ -8,10 +8,11 @@ from django.utils import timezone
 
 from accounts.models import Membership, Project
 from accounts.services import membership_remove
-from apikeys.models import PersonalAccessToken, UsageRecord
+from apikeys.models import PersonalAccessToken
 from apikeys.services import personal_token_create
 from tests.apikeys.api_helpers import assert_error, assert_ok
 from tests.conftest import Api
+from usage.models import UsageRecord
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from apikeys import retention
-from apikeys.models import ApiKey, UnattributedCalls, UsageHour, UsageIp, UsageRecord
-from apikeys.retention import (
+from apikeys.models import ApiKey
+from usage import retention
+from usage.models import UnattributedCalls, UsageHour, UsageIp, UsageRecord
+from usage.retention import (
     DAYS_AHEAD,
     DEFAULT_PARTITION,
     partition_name,
@@ -26,7 +27,7 @@ from apikeys.retention import (
     usage_partitions_ensure_ahead,
     usage_prune,
 )
-from apikeys.usage import UsageEntry, usage_write
+from usage.writer import UsageEntry, usage_write
 
 postgresql_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="partitions exist on PostgreSQL only"

@@ -16,9 +16,10 @@ from django.test import Client
 from django.urls import reverse
 
 import agents.runtime
-from apikeys.models import ApiKey, UsageRecord
+from apikeys.models import ApiKey
 from apikeys.services import api_key_revoke
 from audit.models import AuditEvent
+from usage.models import UsageRecord
 
 TOKEN = re.compile(r"reminix_sk_[0-9A-Za-z]{36}")
 INVOKE = "/v1/agents/my-agent/invoke"
@@ -100,10 +101,10 @@ def test_the_key_is_never_logged_stored_or_shown_after_its_creation(
     pages = [
         reverse("apikeys:api_key_list", args=[project.slug]),
         reverse("apikeys:api_key_create", args=[project.slug]),
-        reverse("apikeys:api_key_usage", args=[project.slug, key.pk]),
+        reverse("usage:api_key_usage", args=[project.slug, key.pk]),
         reverse("apikeys:api_key_rename", args=[project.slug, key.pk]),
         reverse("apikeys:api_key_revoke", args=[project.slug, key.pk]),
-        reverse("apikeys:project_usage", args=[project.slug]),
+        reverse("usage:project_usage", args=[project.slug]),
         reverse("accounts:project_overview", args=[project.slug]),
     ]
     for page in pages:

@@ -7,10 +7,11 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from apikeys.models import ApiKey, Outcome, UnattributedCalls, UsageHour, UsageIp, UsageRecord
+from apikeys.models import ApiKey
 from apikeys.services import api_key_revoke
 from apikeys.tokens import TokenKind, token_generate
-from apikeys.usage import UsageEntry, usage_write
+from usage.models import Outcome, UnattributedCalls, UsageHour, UsageIp, UsageRecord
+from usage.writer import UsageEntry, usage_write
 
 INVOKE = "/v1/agents/my-agent/invoke"
 AGENT = "curl/8.5.0 (billing-worker)"
@@ -275,7 +276,7 @@ def test_a_real_call_marks_the_key_as_used(api, api_key):
 
 
 def test_the_agent_a_call_names_is_logged_and_a_token_in_its_place_is_not(api, api_key):
-    from apikeys.models import UsageRecord
+    from usage.models import UsageRecord
 
     api.post("/v1/agents/my-agent/invoke", {"prompt": "x"})
     leaked = api_key[1]

@@ -4,9 +4,9 @@ from dataclasses import replace
 
 from django.utils import timezone
 
-from apikeys.models import UsageRecord
-from apikeys.usage import UsageBuffer, UsageEntry
 from tests.apikeys.api_helpers import assert_error
+from usage.models import UsageRecord
+from usage.writer import UsageBuffer, UsageEntry
 
 
 def entry(key, request_id: str, **changes) -> UsageEntry:

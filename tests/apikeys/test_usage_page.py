@@ -19,11 +19,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Project, User
-from apikeys.charts import compact, nice_ceiling
-from apikeys.models import ApiKey, Outcome, UsageRecord
+from apikeys.models import ApiKey
 from apikeys.services import client_token_create
-from apikeys.usage import UsageEntry, usage_write
-from apikeys.usage_queries import PAGE_SIZE, Cursor
+from usage.charts import compact, nice_ceiling
+from usage.key_usage import PAGE_SIZE, Cursor
+from usage.models import Outcome, UsageRecord
+from usage.writer import UsageEntry, usage_write
 
 HTMX = {"HX-Request": "true"}
 TOKEN_SHAPED = re.compile(r"reminix_(?:sk|ct|pat)_[0-9A-Za-z]{20,}")
@@ -34,7 +35,7 @@ request_ids = count(1)
 
 
 def usage_url(key: ApiKey, **params: str) -> str:
-    url = reverse("apikeys:api_key_usage", args=[key.project.slug, key.pk])
+    url = reverse("usage:api_key_usage", args=[key.project.slug, key.pk])
     return url + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
 
 
@@ -576,7 +577,7 @@ def test_another_projects_key_is_not_found(
     theirs = make_project(stranger, name="Not yours")
     their_key, _ = make_key(theirs)
     usage_write([call(their_key, timezone.now())])
-    through_our_project = reverse("apikeys:api_key_usage", args=[project.slug, their_key.pk])
+    through_our_project = reverse("usage:api_key_usage", args=[project.slug, their_key.pk])
     assert signed_in.get(through_our_project).status_code == 404
     assert signed_in.get(usage_url(their_key)).status_code == 404
     assert signed_in.get(through_our_project, headers=HTMX).status_code == 404

@@ -9,10 +9,10 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Project
 from accounts.services import user_sign_up
-from apikeys.models import UsageRecord
 from apikeys.services import api_key_create, client_token_create
-from apikeys.usage import UsageEntry, usage_write
 from tests.conftest import PASSWORD
+from usage.models import UsageRecord
+from usage.writer import UsageEntry, usage_write
 
 
 def entry(project: Project, key_id: int, minutes_ago: int, **fields: object) -> UsageEntry:

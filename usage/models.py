@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from accounts.models import Project
-from apikeys.models.tokens import ApiKey
+from apikeys.models import ApiKey
 
 
 class Outcome(models.TextChoices):
@@ -73,10 +73,14 @@ class UsageRecord(models.Model):
     # A client token's calls carry both the token and the key that minted it, so the key's
     # usage page shows its tokens' traffic too.
     client_token = models.ForeignKey(
-        "ClientToken", null=True, blank=True, on_delete=models.CASCADE, related_name="usage"
+        "apikeys.ClientToken", null=True, blank=True, on_delete=models.CASCADE, related_name="usage"
     )
     personal_token = models.ForeignKey(
-        "PersonalAccessToken", null=True, blank=True, on_delete=models.CASCADE, related_name="usage"
+        "apikeys.PersonalAccessToken",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="usage",
     )
     token_kind = models.CharField(max_length=32)
     method = models.CharField(max_length=8)
@@ -94,6 +98,8 @@ class UsageRecord(models.Model):
     objects = UsageRecordQuerySet.as_manager()
 
     class Meta:
+        # The tables kept their names when the log moved here from apikeys.
+        db_table = "apikeys_usagerecord"
         indexes = [
             models.Index(fields=["api_key", "-created_at", "-id"], name="usage_key_time"),
             models.Index(fields=["project", "-created_at", "-id"], name="usage_project_time"),
@@ -129,6 +135,7 @@ class UsageHour(models.Model):
     latency_us_total = models.BigIntegerField(default=0)
 
     class Meta:
+        db_table = "apikeys_usagehour"
         constraints = [
             models.UniqueConstraint(fields=["api_key", "hour"], name="usagehour_unique_key_hour")
         ]
@@ -148,6 +155,7 @@ class UsageIp(models.Model):
     requests = models.PositiveIntegerField(default=0)
 
     class Meta:
+        db_table = "apikeys_usageip"
         constraints = [
             models.UniqueConstraint(fields=["api_key", "ip"], name="usageip_unique_key_ip")
         ]
@@ -165,6 +173,7 @@ class UnattributedCalls(models.Model):
     count = models.PositiveIntegerField(default=0)
 
     class Meta:
+        db_table = "apikeys_unattributedcalls"
         constraints = [
             models.UniqueConstraint(fields=["hour", "error_code"], name="unattributed_unique")
         ]

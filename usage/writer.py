@@ -26,17 +26,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 
-from apikeys.models import (
-    ApiKey,
-    ClientToken,
-    Outcome,
-    PersonalAccessToken,
-    Token,
-    UnattributedCalls,
-    UsageHour,
-    UsageIp,
-    UsageRecord,
-)
+from apikeys.models import ApiKey, ClientToken, PersonalAccessToken, Token
+from usage.models import Outcome, UnattributedCalls, UsageHour, UsageIp, UsageRecord
 
 logger = logging.getLogger(__name__)
 

@@ -25,14 +25,8 @@ from django.db.models import Count, Max, Min, Q, Window
 from django.db.models.functions import Trunc
 
 from accounts.models import Project
-from apikeys.models import (
-    ApiKey,
-    ClientToken,
-    Outcome,
-    PersonalAccessToken,
-    UsageRecord,
-    UsageRecordQuerySet,
-)
+from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
+from usage.models import Outcome, UsageRecord, UsageRecordQuerySet
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)

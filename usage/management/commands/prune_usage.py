@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apikeys.retention import RetentionBusyError, parse_age, usage_prune
+from usage.retention import RetentionBusyError, parse_age, usage_prune
 
 # The volume-spike check compares an hour with the key's trailing 7 days.
 MIN_KEEP = timedelta(days=7)

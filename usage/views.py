@@ -1,7 +1,7 @@
 """The per-key usage page: figures and charts from the roll-ups, and the call log.
 
 One view serves the whole page and, to htmx, only the log (the `usage-log` partial of
-apikeys/api_key_usage.html) with the filter form swapped out of band, so that errors
+usage/api_key_usage.html) with the filter form swapped out of band, so that errors
 stand beside their field. Filter and pager links are plain GET links that htmx merely
 speeds up: the page works the same without JavaScript.
 """
@@ -20,12 +20,13 @@ from django_htmx.http import push_url
 
 from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
-from apikeys.charts import hour_chart, legend
-from apikeys.models import ApiKey, Outcome
-from apikeys.usage_queries import Cursor, LogFilters, key_usage_summary, usage_log_page
+from apikeys.models import ApiKey
 from core.forms import PagedFilterForm
+from usage.charts import hour_chart, legend
+from usage.key_usage import Cursor, LogFilters, key_usage_summary, usage_log_page
+from usage.models import Outcome
 
-TEMPLATE = "apikeys/api_key_usage.html"
+TEMPLATE = "usage/api_key_usage.html"
 FILTER_FIELDS = ("outcome", "status", "ip", "since", "until", "client_token")
 DATETIME_INPUT = "%Y-%m-%dT%H:%M"
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from apikeys.charts import (
+from usage.charts import (
     AXIS,
     GRID,
     TEXT,
@@ -28,7 +28,7 @@ from apikeys.charts import (
     nice_ceiling,
     svg_number,
 )
-from apikeys.overview_queries import Bucket, ProjectOverview, Series
+from usage.overview import Bucket, ProjectOverview, Series
 
 HEIGHT = 180
 TOP = 10

@@ -3,7 +3,7 @@
 The log (UsageRecord) can hold millions of rows per key, so it is only ever read one
 index-backed keyset page at a time, newest first on (created_at, id): never OFFSET, never
 COUNT. Everything that adds up reads the roll-ups written beside it in the same
-transaction (apikeys/usage.py): UsageHour for calls per hour by outcome, UsageIp for each
+transaction (usage/writer.py): UsageHour for calls per hour by outcome, UsageIp for each
 address with first and last seen.
 
 The roll-ups also keep filtered pages cheap. A filter that cannot match by the roll-ups
@@ -20,7 +20,8 @@ from datetime import UTC, date, datetime, timedelta
 from django.db.models import Count, F, Q, Sum
 from django.db.models.expressions import Combinable
 
-from apikeys.models import ApiKey, Outcome, UsageHour, UsageIp, UsageRecord, UsageRecordQuerySet
+from apikeys.models import ApiKey
+from usage.models import Outcome, UsageHour, UsageIp, UsageRecord, UsageRecordQuerySet
 
 PAGE_SIZE = 50
 HOUR = timedelta(hours=1)

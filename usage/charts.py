@@ -21,7 +21,7 @@ from datetime import datetime
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from apikeys.usage_queries import HourCounts, UsageWindow
+from usage.key_usage import HourCounts, UsageWindow
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """A project's usage overview, and the export of the log rows behind it.
 
 One view serves the whole page and, to htmx, the `overview` partial of
-apikeys/project_usage.html (the filters and everything they govern). Every link and the
+usage/project_usage.html (the filters and everything they govern). Every link and the
 filter form are plain GETs that htmx merely speeds up: the page works without JavaScript.
 The export reads the same filters from the same query string, so the file holds exactly
 the rows that the page counted.
@@ -28,9 +28,9 @@ from django_htmx.http import push_url
 from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
 from accounts.models import Project
-from apikeys.models import ApiKey, Outcome, TokenStatus
-from apikeys.overview_charts import chart_title, legend, overview_chart
-from apikeys.overview_queries import (
+from apikeys.models import ApiKey, TokenStatus
+from usage.models import Outcome
+from usage.overview import (
     EXPORT_COLUMNS,
     LONGEST_RANGE,
     OverviewFilters,
@@ -41,9 +41,10 @@ from apikeys.overview_queries import (
     project_usage_overview,
     usage_export_rows,
 )
-from apikeys.usage_views import DATETIME_INPUT, UtcDateTimeField
+from usage.overview_charts import chart_title, legend, overview_chart
+from usage.views import DATETIME_INPUT, UtcDateTimeField
 
-TEMPLATE = "apikeys/project_usage.html"
+TEMPLATE = "usage/project_usage.html"
 FILTER_FIELDS = ("range", "since", "until", "key", "token_kind", "outcome", "ip")
 CUSTOM = "custom"
 PRESETS: dict[str, tuple[str, int, bool]] = {
@@ -240,7 +241,7 @@ def project_usage_export(request: ProjectRequest) -> HttpResponse:
 def _context(
     request: ProjectRequest, form: OverviewFilterForm, overview: ProjectOverview | None
 ) -> dict[str, object]:
-    overview_url = reverse("apikeys:project_usage", args=[request.project.slug])
+    overview_url = reverse("usage:project_usage", args=[request.project.slug])
     context: dict[str, object] = {
         "form": form,
         "overview": overview,
@@ -250,7 +251,7 @@ def _context(
     }
     if overview is None:
         return context
-    export_url = reverse("apikeys:project_usage_export", args=[request.project.slug])
+    export_url = reverse("usage:project_usage_export", args=[request.project.slug])
     context.update(
         {
             "chart": overview_chart(overview, chart_id="overview-chart"),
@@ -282,7 +283,7 @@ def _address_link(
     from it in this range; otherwise to this overview narrowed to it."""
     key = overview.filters.api_key
     if key is None:
-        overview_url = reverse("apikeys:project_usage", args=[request.project.slug])
+        overview_url = reverse("usage:project_usage", args=[request.project.slug])
         return {"href": _url(overview_url, form.query(ip=ip)), "htmx": True}
     time_range = overview.time_range
     params = {
@@ -293,7 +294,7 @@ def _address_link(
     }
     if overview.filters.outcome:
         params["outcome"] = overview.filters.outcome
-    key_url = reverse("apikeys:api_key_usage", args=[request.project.slug, key.pk])
+    key_url = reverse("usage:api_key_usage", args=[request.project.slug, key.pk])
     return {"href": _url(key_url, urlencode(params)), "htmx": False}
 
 

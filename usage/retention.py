@@ -33,7 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
-from apikeys.models import UnattributedCalls, UsageHour, UsageIp, UsageRecord
+from usage.models import UnattributedCalls, UsageHour, UsageIp, UsageRecord
 
 TABLE = UsageRecord._meta.db_table
 DEFAULT_PARTITION = f"{TABLE}_default"

@@ -9,7 +9,7 @@ into its day when that day's partition is made.
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apikeys.retention import (
+from usage.retention import (
     DAYS_AHEAD,
     RetentionBusyError,
     usage_is_partitioned,

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from usage import overview_views, views
+
+app_name = "usage"
+
+urlpatterns = [
+    path(
+        "projects/<slug:slug>/settings/api-keys/<int:key_id>/usage/",
+        views.api_key_usage,
+        name="api_key_usage",
+    ),
+    path("projects/<slug:slug>/usage/", overview_views.project_usage, name="project_usage"),
+    path(
+        "projects/<slug:slug>/usage/export.csv",
+        overview_views.project_usage_export,
+        name="project_usage_export",
+    ),
+]
