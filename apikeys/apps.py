@@ -31,5 +31,3 @@ def _register_audit_actions() -> None:
         Action("personal_token.created", "Personal access token created", "success"),
         Action("personal_token.revoked", "Personal access token revoked", "danger"),
     )
-    register_group("flags", "Alerts", prefix="flag.", scopes=BOTH)
-    register_actions(Action("flag.acknowledged", "Alert acknowledged"))

@@ -9,7 +9,8 @@ from django import forms
 from django.utils import timezone
 
 from accounts.models import Project, User
-from apikeys.models import ALL_PERMISSIONS, Permission
+from apikeys.models import ALL_PERMISSIONS, ApiKey, ApiKeyQuerySet, Permission, TokenStatus
+from core.forms import MAX_ROW_ID
 
 EXPIRY_CHOICES = [
     ("never", "Never"),
@@ -18,6 +19,44 @@ EXPIRY_CHOICES = [
     ("90", "90 days"),
     ("date", "On a date"),
 ]
+
+
+class ProjectKeyChoiceField(forms.ModelChoiceField):
+    """One of the project's keys, revoked and expired ones included, from a filter's
+    `?key=<id>`. Anything but an id within range is "not a choice", asked of no database:
+    "²" or an id past the bigint range would otherwise fail inside the query."""
+
+    default_error_messages = {
+        "invalid_choice": "Choose one of this project’s keys from the list.",
+    }
+
+    def __init__(self, *, label: str, empty_label: str, **kwargs: Any) -> None:
+        super().__init__(
+            queryset=ApiKey.objects.none(),
+            required=False,
+            label=label,
+            empty_label=empty_label,
+            **kwargs,
+        )
+
+    @staticmethod
+    def keys_of(project: Project) -> ApiKeyQuerySet:
+        return ApiKey.objects.for_project(project).order_by("name", "id")
+
+    def to_python(self, value: Any) -> ApiKey | None:
+        if value in self.empty_values:
+            return None
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_ROW_ID:
+            raise forms.ValidationError(
+                self.error_messages["invalid_choice"], code="invalid_choice"
+            )
+        return super().to_python(text)
+
+    def label_from_instance(self, obj: Any) -> str:
+        label = f"{obj.name} ({obj.hint})"
+        status = obj.status
+        return label if status is TokenStatus.ACTIVE else f"{label}, {status.label.lower()}"
 
 
 class ApiKeyNameField(forms.CharField):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apikeys import client_token_views, flag_views, personal_token_views, views
+from apikeys import client_token_views, personal_token_views, views
 
 app_name = "apikeys"
 
@@ -25,12 +25,6 @@ urlpatterns = [
         KEYS + "<int:key_id>/client-tokens/revoke/",
         client_token_views.client_tokens_revoke_all_view,
         name="client_tokens_revoke_all",
-    ),
-    path("projects/<slug:slug>/alerts/", flag_views.flag_list, name="flag_list"),
-    path(
-        "projects/<slug:slug>/alerts/<int:flag_id>/acknowledge/",
-        flag_views.flag_acknowledge,
-        name="flag_acknowledge",
     ),
     path("account/tokens/", personal_token_views.personal_token_list, name="personal_token_list"),
     path(

@@ -8,7 +8,6 @@ event, on which the key table reloads itself.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -19,7 +18,7 @@ from django_htmx.http import trigger_client_event
 from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
 from apikeys.forms import ApiKeyCreateForm, ApiKeyRenameForm
-from apikeys.models import ApiKey, Flag, PersonalAccessToken, TokenStatus
+from apikeys.models import ApiKey, PersonalAccessToken, TokenStatus
 from apikeys.one_time_forms import form_id_new, form_id_of, form_mark_used, form_was_used
 from apikeys.services import api_key_create, api_key_rename, api_key_revoke
 from core.client_ip import client_ip
@@ -45,17 +44,11 @@ def token_summary(token: ApiKey | PersonalAccessToken) -> str:
 
 def _keys_context(request: ProjectRequest) -> dict[str, object]:
     keys = list(
-        ApiKey.objects.for_project(request.project).select_related("created_by", "revoked_by")
+        ApiKey.objects.for_project(request.project)
+        .with_open_alert_counts()
+        .select_related("created_by", "revoked_by")
     )
     now = timezone.now()
-    open_flags = dict(
-        Flag.objects.for_project(request.project)
-        .open()
-        .values_list("api_key_id")
-        .annotate(n=Count("id"))
-    )
-    for key in keys:
-        key.open_flags = open_flags.get(key.pk, 0)  # type: ignore[attr-defined]
     active = [k for k in keys if k.status_at(now) is TokenStatus.ACTIVE]
     ended = [k for k in keys if k.status_at(now) is not TokenStatus.ACTIVE]
     return {"active_keys": active, "ended_keys": ended, "now": now}

@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("apikeys.urls")),
     path("", include("usage.urls")),
+    path("", include("alerts.urls")),
     path("v1/", include(("reminix_dashboard.api_urls", "api"))),
     path("client/", include(("reminix_dashboard.client_api_urls", "client_api"))),
 ]

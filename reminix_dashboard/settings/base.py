@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "apikeys",
     "usage",
     "api",
+    "alerts",
     "agents",
 ]
 
@@ -115,6 +116,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.projects",
                 "apikeys.context_processors.token_reminders",
+                "alerts.context_processors.open_alerts",
             ],
         },
     },

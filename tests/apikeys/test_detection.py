@@ -11,8 +11,9 @@ from django.core import mail
 from django.urls import reverse
 
 from accounts.models import Project
-from apikeys.detection import detect
-from apikeys.models import ApiKey, Flag
+from alerts.detection import detect
+from alerts.models import Flag
+from apikeys.models import ApiKey
 from apikeys.services import client_token_create
 from audit.models import AuditEvent
 from usage.models import Outcome
@@ -296,7 +297,7 @@ def revoked_flag(key) -> Flag:
 
 
 def test_the_alerts_page_explains_the_flag_and_links_to_the_calls(signed_in, project, revoked_flag):
-    html = signed_in.get(reverse("apikeys:flag_list", args=[project.slug])).content.decode()
+    html = signed_in.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
     assert "no longer works but is still being tried (from 192.0.2.66)" in html
     link = reverse("usage:api_key_usage", args=[project.slug, revoked_flag.api_key_id])
     assert f"{link}?outcome={Outcome.REVOKED_KEY}" in html.replace("&amp;", "&")
@@ -315,21 +316,21 @@ def test_open_alerts_show_in_the_navigation_and_on_the_key_list(signed_in, proje
 def test_a_member_acknowledges_an_alert_and_who_and_when_are_kept(
     signed_in, project, user, revoked_flag
 ):
-    url = reverse("apikeys:flag_acknowledge", args=[project.slug, revoked_flag.pk])
+    url = reverse("alerts:flag_acknowledge", args=[project.slug, revoked_flag.pk])
     signed_in.post(url)
     revoked_flag.refresh_from_db()
     assert revoked_flag.acknowledged_by == user and revoked_flag.acknowledged_at is not None
     assert AuditEvent.objects.filter(
         action="flag.acknowledged", project=project, actor=user
     ).exists()
-    html = signed_in.get(reverse("apikeys:flag_list", args=[project.slug])).content.decode()
+    html = signed_in.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
     assert f"by {user.email}" in html
 
 
 def test_a_new_occurrence_after_acknowledgement_opens_a_new_alert(
     signed_in, project, key, revoked_flag
 ):
-    signed_in.post(reverse("apikeys:flag_acknowledge", args=[project.slug, revoked_flag.pk]))
+    signed_in.post(reverse("alerts:flag_acknowledge", args=[project.slug, revoked_flag.pk]))
     usage_write([call(key, NOW - timedelta(minutes=1), status=401, error_code="expired_api_key")])
     flags = run()
     assert len(flags) == 2
@@ -342,10 +343,10 @@ def test_another_projects_alerts_are_invisible_and_cannot_be_acknowledged(
     intruder = make_user(email="intruder@example.com")
     theirs = Project.objects.for_user(intruder).get()
     client.force_login(intruder)
-    html = client.get(reverse("apikeys:flag_list", args=[theirs.slug])).content.decode()
+    html = client.get(reverse("alerts:flag_list", args=[theirs.slug])).content.decode()
     assert revoked_flag.summary[:20] not in html
     for slug in (theirs.slug, revoked_flag.project.slug):
-        response = client.post(reverse("apikeys:flag_acknowledge", args=[slug, revoked_flag.pk]))
+        response = client.post(reverse("alerts:flag_acknowledge", args=[slug, revoked_flag.pk]))
         assert response.status_code == 404
     revoked_flag.refresh_from_db()
     assert revoked_flag.acknowledged_at is None

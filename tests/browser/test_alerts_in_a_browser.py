@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Project
 from accounts.services import user_sign_up
-from apikeys.detection import detect
+from alerts.detection import detect
 from apikeys.services import api_key_create, api_key_revoke
 from tests.conftest import PASSWORD
 

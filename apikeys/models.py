@@ -1,6 +1,8 @@
 """The three kinds of token: API keys, client tokens and personal access tokens.
 
 Each stores only a keyed hash of its token (apikeys/tokens.py makes and hashes them).
+Where things happen: a token is created in apikeys/services.py, checked by the API in
+api/authentication.py, and each call it makes is logged by usage/writer.py.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.models import Project, User
@@ -107,6 +109,12 @@ class TokenQuerySet[T: Token](models.QuerySet[T]):
 class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
     def for_project(self, project: Project) -> ApiKeyQuerySet:
         return self.filter(project=project)
+
+    def with_open_alert_counts(self) -> ApiKeyQuerySet:
+        """Each key's open alerts as `open_flags` (the alerts app's Flag.api_key)."""
+        return self.annotate(
+            open_flags=Count("flags", filter=Q(flags__acknowledged_at__isnull=True))
+        )
 
 
 class ApiKey(PermissionsMixin, Token):

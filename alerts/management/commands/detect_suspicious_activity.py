@@ -10,7 +10,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from apikeys.detection import detect
+from alerts.detection import detect
 
 
 class Command(BaseCommand):

@@ -1,4 +1,7 @@
-"""Suspicious-activity flags, and the detector's bookkeeping (see apikeys/detection.py)."""
+"""Suspicious-activity flags, and the detector's bookkeeping (see alerts/detection.py).
+
+The tables kept their names (apikeys_flag, apikeys_keynetwork, apikeys_detectioncursor)
+when they moved here from apikeys."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Project
-from apikeys.models.tokens import ApiKey, ClientToken
+from apikeys.models import ApiKey, ClientToken
 
 
 class FlagQuerySet(models.QuerySet["Flag"]):
@@ -65,6 +68,7 @@ class Flag(models.Model):
     objects = FlagQuerySet.as_manager()
 
     class Meta:
+        db_table = "apikeys_flag"
         ordering = ["-last_seen", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -87,6 +91,7 @@ class KeyNetwork(models.Model):
     first_seen = models.DateTimeField()
 
     class Meta:
+        db_table = "apikeys_keynetwork"
         constraints = [
             models.UniqueConstraint(fields=["api_key", "network"], name="keynetwork_unique")
         ]
@@ -101,6 +106,9 @@ class DetectionCursor(models.Model):
     name = models.CharField(max_length=32, primary_key=True)
     last_id = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "apikeys_detectioncursor"
 
     def __str__(self) -> str:
         return f"{self.name} at {self.last_id}"

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.db import transaction
 from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,11 +16,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
-from apikeys.models import ApiKey, Flag
-from audit.log import audit_record
+from alerts.forms import FlagFilterForm
+from alerts.models import Flag
+from alerts.services import flag_acknowledge
 from core.client_ip import client_ip
 
-TEMPLATE = "apikeys/flag_list.html"
+TEMPLATE = "alerts/flag_list.html"
 RECENTLY = timedelta(days=30)
 MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
 SEVERITY_ORDER = Case(
@@ -61,57 +61,44 @@ def evidence_url(flag: Flag) -> str | None:
     return f"{url}?{urlencode(params)}"
 
 
-def _context(request: ProjectRequest) -> dict[str, object]:
+def _context(request: ProjectRequest, form: FlagFilterForm) -> dict[str, object]:
     flags = Flag.objects.for_project(request.project).select_related(
         "api_key", "client_token", "acknowledged_by", "project"
     )
-    key_filter = request.GET.get("key", "")
-    keys = ApiKey.objects.for_project(request.project).order_by("name")
-    if key_filter.isdigit():
-        flags = flags.filter(api_key_id=int(key_filter))
+    context: dict[str, object] = {"form": form}
+    if not form.is_valid():
+        return context
+    if key := form.cleaned_data["key"]:
+        flags = flags.filter(api_key=key)
     open_flags = list(flags.open().order_by(SEVERITY_ORDER, "-last_seen"))
     recent = list(
         flags.filter(acknowledged_at__gte=timezone.now() - RECENTLY).order_by("-acknowledged_at")[
             :50
         ]
     )
-    return {
-        "open_flags": [(f, evidence_url(f)) for f in open_flags],
-        "acknowledged_flags": [(f, evidence_url(f)) for f in recent],
-        "keys": keys,
-        "key_filter": key_filter,
-    }
+    context["open_flags"] = [(f, evidence_url(f)) for f in open_flags]
+    context["acknowledged_flags"] = [(f, evidence_url(f)) for f in recent]
+    return context
 
 
 @require_GET
 @project_member_required
 def flag_list(request: ProjectRequest) -> HttpResponse:
+    form = FlagFilterForm(request.GET, project=request.project)
     template = TEMPLATE + "#flags" if request.htmx else TEMPLATE
-    return render(request, template, _context(request))
+    status = 200 if form.is_valid() or request.htmx else 400
+    return render(request, template, _context(request, form), status=status)
 
 
 @require_POST
 @project_member_required
-def flag_acknowledge(request: ProjectRequest, flag_id: int) -> HttpResponse:
-    with transaction.atomic():
-        flag = get_object_or_404(
-            Flag.objects.for_project(request.project).select_for_update(), pk=flag_id
-        )
-        if flag.acknowledged_at is None:
-            flag.acknowledged_at = timezone.now()
-            flag.acknowledged_by = request.user
-            flag.save(update_fields=["acknowledged_at", "acknowledged_by"])
-            audit_record(
-                action="flag.acknowledged",
-                actor=request.user,
-                project=request.project,
-                target=flag,
-                target_label=flag.summary[:200],
-                ip=client_ip(request),
-                metadata={"kind": flag.kind, "severity": flag.severity},
-            )
-            messages.success(request, "Alert acknowledged.")
+def flag_acknowledge_view(request: ProjectRequest, flag_id: int) -> HttpResponse:
+    flag = get_object_or_404(Flag.objects.for_project(request.project), pk=flag_id)
+    if flag_acknowledge(flag=flag, by=request.user, ip=client_ip(request)):
+        messages.success(request, "Alert acknowledged.")
     if request.htmx:
         # The list, and the count in the navigation swapped out of band.
-        return render(request, TEMPLATE + "#flags", {**_context(request), "count_oob": True})
-    return redirect("apikeys:flag_list", slug=request.project.slug)
+        form = FlagFilterForm(request.GET, project=request.project)
+        context = {**_context(request, form), "count_oob": True}
+        return render(request, TEMPLATE + "#flags", context)
+    return redirect("alerts:flag_list", slug=request.project.slug)

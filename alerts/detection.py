@@ -36,7 +36,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership
-from apikeys.models import ApiKey, ClientToken, DetectionCursor, Flag, KeyNetwork
+from alerts.models import DetectionCursor, Flag, KeyNetwork
+from apikeys.models import ApiKey, ClientToken
 from usage.models import Outcome, UsageHour, UsageRecord
 
 logger = logging.getLogger(__name__)
@@ -463,7 +464,7 @@ def _email_owners(flag: Flag, now: datetime) -> bool:
         return False
     project = flag.project
     link = settings.DASHBOARD_URL.rstrip("/") + reverse(
-        "apikeys:flag_list", kwargs={"slug": project.slug}
+        "alerts:flag_list", kwargs={"slug": project.slug}
     )
     send_mail(
         subject=f"[Reminix] {flag.get_kind_display()} in {project.name}",

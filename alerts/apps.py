@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class AlertsConfig(AppConfig):
+    """Suspicious activity: detection over the usage log, flags with their evidence, and
+    their acknowledgement."""
+
+    name = "alerts"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from audit.actions import BOTH, Action, register_actions, register_group
+
+        register_group("flags", "Alerts", prefix="flag.", scopes=BOTH)
+        register_actions(Action("flag.acknowledged", "Alert acknowledged"))

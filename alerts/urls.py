@@ -1,0 +1,14 @@
+from django.urls import path
+
+from alerts import views
+
+app_name = "alerts"
+
+urlpatterns = [
+    path("projects/<slug:slug>/alerts/", views.flag_list, name="flag_list"),
+    path(
+        "projects/<slug:slug>/alerts/<int:flag_id>/acknowledge/",
+        views.flag_acknowledge_view,
+        name="flag_acknowledge",
+    ),
+]
