@@ -214,7 +214,7 @@ def _record(
             personal_token_id=(
                 caller.personal_token.pk if caller and caller.personal_token else None
             ),
-            token_kind=caller.kind.name.lower() if caller else "",
+            token_kind=caller.kind.value if caller else "",
             method=_method(request.method),
             path=_clean(request.path),
             status=status,

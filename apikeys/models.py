@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -17,7 +17,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.models import Project, User
-from apikeys.tokens import BASE62
+from apikeys.tokens import BASE62, Secret, TokenKind, token_generate, token_hash, token_hint
 
 
 class Permission(models.TextChoices):
@@ -46,11 +46,16 @@ class Token(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # Written by the usage log's batch flush, at most once a minute per token.
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
 
-    # What the token is called in messages: "This API key was revoked on …".
+    # Which kind of token the model holds (its prefix), and what messages call it:
+    # "This API key was revoked on …".
+    kind: ClassVar[TokenKind]
     noun: ClassVar[str] = "token"
 
     class Meta:
@@ -80,6 +85,15 @@ class Token(models.Model):
             return f"{subject} expired on {self.expires_at:%Y-%m-%d %H:%M} UTC."
         return None
 
+    def revoke(self, *, by: User | None) -> bool:
+        """Revoke now, unless already revoked. True if this call revoked it (see
+        TokenQuerySet.revoke); the instance then reads revoked too."""
+        manager = type(self)._default_manager
+        changed = manager.filter(pk=self.pk).revoke(by=by)  # type: ignore[attr-defined]
+        if changed:
+            self.refresh_from_db(fields=["revoked_at", "revoked_by"])
+        return bool(changed)
+
 
 class PermissionsMixin:
     """For tokens that carry permissions: a list of Permission values."""
@@ -98,12 +112,29 @@ class PermissionsMixin:
 
 
 class TokenQuerySet[T: Token](models.QuerySet[T]):
-    """Reads every kind of token shares: which ones still work."""
+    """What every kind of token shares: making one, which ones still work, ending them."""
+
+    def mint(self, **fields: Any) -> tuple[T, Secret]:
+        """A new token of this model's kind, and its secret: returned once, kept nowhere
+        (only its keyed hash and its hint are stored). As djangorestframework-api-key's
+        `create_key()`: the object and the secret, together, once."""
+        kind = self.model.kind
+        secret = token_generate(kind)
+        token = self.create(token_hash=token_hash(secret), hint=token_hint(secret, kind), **fields)
+        return token, secret
 
     def active(self) -> TokenQuerySet[T]:
         return self.filter(revoked_at__isnull=True).filter(
             Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
         )
+
+    def revoke(self, *, by: User | None) -> int:
+        """Revoke every token here that is not revoked yet, now. Returns how many.
+
+        A conditional UPDATE: two revokes racing cannot both claim a token, and the next
+        API call on any worker reads the new state from the database.
+        """
+        return self.filter(revoked_at__isnull=True).update(revoked_at=timezone.now(), revoked_by=by)
 
 
 class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
@@ -120,6 +151,7 @@ class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
 class ApiKey(PermissionsMixin, Token):
     """A project's server-side key (`reminix_sk_…`). Only its keyed hash is stored."""
 
+    kind = TokenKind.API_KEY
     noun = "API key"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
@@ -127,9 +159,6 @@ class ApiKey(PermissionsMixin, Token):
     permissions = models.JSONField(default=list)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
     objects = ApiKeyQuerySet.as_manager()
@@ -140,20 +169,6 @@ class ApiKey(PermissionsMixin, Token):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.hint})"
-
-    def revoke(self, *, by: User | None) -> bool:
-        """Revoke now, unless already revoked. True if this call revoked it.
-
-        A conditional UPDATE, so two revokes racing cannot both claim it, and the next
-        API call on any worker reads the new state from the database.
-        """
-        now = timezone.now()
-        changed = ApiKey.objects.filter(pk=self.pk, revoked_at__isnull=True).update(
-            revoked_at=now, revoked_by=by
-        )
-        if changed:
-            self.revoked_at, self.revoked_by = now, by
-        return bool(changed)
 
 
 def client_token_public_id() -> str:
@@ -173,6 +188,9 @@ class ClientToken(Token):
     `server_context` (seen only by agents), and dies with the key or PAT that minted it.
     """
 
+    kind = TokenKind.CLIENT_TOKEN
+    noun = "client token"
+
     public_id = models.CharField(max_length=32, unique=True, default=client_token_public_id)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="client_tokens")
     api_key = models.ForeignKey(
@@ -188,9 +206,6 @@ class ClientToken(Token):
     context = models.JSONField(default=dict)
     server_context = models.JSONField(default=dict)
     expires_at = models.DateTimeField()
-    revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
 
     objects = ClientTokenQuerySet.as_manager()
 
@@ -232,6 +247,7 @@ class PersonalAccessToken(PermissionsMixin, Token):
     each call it reaches only the projects the user is a member of at that moment,
     narrowed to `projects` when the token was restricted to some."""
 
+    kind = TokenKind.PERSONAL_ACCESS_TOKEN
     noun = "personal access token"
 
     user = models.ForeignKey(

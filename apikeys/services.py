@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Project, User
 from apikeys.models import ALL_PERMISSIONS, ApiKey, ClientToken, PersonalAccessToken
-from apikeys.tokens import TokenKind, token_generate, token_hash, token_hint
+from apikeys.tokens import Secret
 from audit.log import audit_record
 
 CLIENT_TOKEN_DEFAULT_TTL = 3600
@@ -39,16 +39,12 @@ def api_key_create(
     permissions: list[str] | None = None,
     expires_at: datetime | None = None,
     ip: str | None = None,
-) -> tuple[ApiKey, str]:
+) -> tuple[ApiKey, Secret]:
     """A new key and its secret. The secret is returned once and is not kept anywhere."""
-    chosen = permissions_or_all(permissions)
-    token = token_generate(TokenKind.API_KEY)
-    api_key = ApiKey.objects.create(
+    api_key, secret = ApiKey.objects.mint(
         project=project,
         name=name.strip(),
-        token_hash=token_hash(token),
-        hint=token_hint(token, TokenKind.API_KEY),
-        permissions=chosen,
+        permissions=permissions_or_all(permissions),
         created_by=created_by,
         expires_at=expires_at,
     )
@@ -64,7 +60,7 @@ def api_key_create(
             "expires_at": expires_at.isoformat() if expires_at else None,
         },
     )
-    return api_key, token
+    return api_key, secret
 
 
 @transaction.atomic
@@ -110,17 +106,14 @@ def client_token_create(
     api_key: ApiKey | None = None,
     personal_token: PersonalAccessToken | None = None,
     ip: str | None = None,
-) -> tuple[ClientToken, str]:
+) -> tuple[ClientToken, Secret]:
     """A client token minted by `api_key` (or by a PAT for `project`). Returned once."""
     if (api_key is None) == (personal_token is None):
         raise ValueError("A client token is minted by exactly one API key or PAT.")
-    token = token_generate(TokenKind.CLIENT_TOKEN)
-    client_token = ClientToken.objects.create(
+    client_token, secret = ClientToken.objects.mint(
         project=project,
         api_key=api_key,
         personal_token=personal_token,
-        token_hash=token_hash(token),
-        hint=token_hint(token, TokenKind.CLIENT_TOKEN),
         context=context,
         server_context=server_context or {},
         expires_at=timezone.now() + timedelta(seconds=ttl_seconds),
@@ -135,7 +128,7 @@ def client_token_create(
         ip=ip,
         metadata={"minted_by": str(minted_by), "ttl_seconds": ttl_seconds},
     )
-    return client_token, token
+    return client_token, secret
 
 
 @transaction.atomic
@@ -143,9 +136,7 @@ def client_token_revoke(
     *, client_token: ClientToken, by: User | None = None, ip: str | None = None, via: str = ""
 ) -> bool:
     """Revoke one client token at once; its record stays for audit."""
-    changed = ClientToken.objects.filter(pk=client_token.pk, revoked_at__isnull=True).update(
-        revoked_at=timezone.now(), revoked_by=by
-    )
+    changed = client_token.revoke(by=by)
     if changed:
         audit_record(
             action="client_token.revoked",
@@ -162,11 +153,7 @@ def client_token_revoke(
 @transaction.atomic
 def client_tokens_revoke_for_key(*, api_key: ApiKey, by: User, ip: str | None = None) -> int:
     """Revoke every live client token that `api_key` minted. Returns how many."""
-    count = (
-        ClientToken.objects.filter(api_key=api_key)
-        .active()
-        .update(revoked_at=timezone.now(), revoked_by=by)
-    )
+    count = ClientToken.objects.filter(api_key=api_key).active().revoke(by=by)
     if count:
         audit_record(
             action="client_token.revoked_all_of_key",
@@ -189,16 +176,12 @@ def personal_token_create(
     projects: list[Project] | None = None,
     expires_at: datetime | None = None,
     ip: str | None = None,
-) -> tuple[PersonalAccessToken, str]:
+) -> tuple[PersonalAccessToken, Secret]:
     """A new PAT for `user`, optionally limited to some of their projects. Returned once."""
-    chosen = permissions_or_all(permissions)
-    token = token_generate(TokenKind.PERSONAL_ACCESS_TOKEN)
-    pat = PersonalAccessToken.objects.create(
+    pat, secret = PersonalAccessToken.objects.mint(
         user=user,
         name=name.strip(),
-        token_hash=token_hash(token),
-        hint=token_hint(token, TokenKind.PERSONAL_ACCESS_TOKEN),
-        permissions=chosen,
+        permissions=permissions_or_all(permissions),
         expires_at=expires_at,
     )
     if projects:
@@ -215,18 +198,15 @@ def personal_token_create(
             "expires_at": expires_at.isoformat() if expires_at else None,
         },
     )
-    return pat, token
+    return pat, secret
 
 
 @transaction.atomic
 def personal_token_revoke(
     *, personal_token: PersonalAccessToken, by: User, ip: str | None = None
 ) -> bool:
-    changed = PersonalAccessToken.objects.filter(
-        pk=personal_token.pk, revoked_at__isnull=True
-    ).update(revoked_at=timezone.now())
+    changed = personal_token.revoke(by=by)
     if changed:
-        personal_token.refresh_from_db(fields=["revoked_at"])
         audit_record(
             action="personal_token.revoked",
             actor=by,

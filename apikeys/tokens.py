@@ -16,19 +16,33 @@ import hmac
 import secrets
 import string
 import zlib
-from enum import StrEnum
 
 from django.conf import settings
+from django.db import models
 
 BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 RANDOM_LENGTH = 30  # 30 × log2(62) ≈ 178.6 bits
 CHECKSUM_LENGTH = 6  # 62**6 > 2**32, so every CRC32 fits
 
 
-class TokenKind(StrEnum):
-    API_KEY = "reminix_sk_"
-    CLIENT_TOKEN = "reminix_ct_"
-    PERSONAL_ACCESS_TOKEN = "reminix_pat_"
+class TokenKind(models.TextChoices):
+    """The three kinds of token. The value is what the usage log stores; `prefix` is what
+    every token of the kind starts with."""
+
+    API_KEY = "api_key", "API key"
+    CLIENT_TOKEN = "client_token", "Client token"
+    PERSONAL_ACCESS_TOKEN = "personal_access_token", "Personal access token"
+
+    @property
+    def prefix(self) -> str:
+        return PREFIXES[self]
+
+
+PREFIXES: dict[TokenKind, str] = {
+    TokenKind.API_KEY: "reminix_sk_",
+    TokenKind.CLIENT_TOKEN: "reminix_ct_",
+    TokenKind.PERSONAL_ACCESS_TOKEN: "reminix_pat_",
+}
 
 
 def _base62(number: int, width: int) -> str:
@@ -54,24 +68,22 @@ class Secret(str):
     __slots__ = ()
 
     def __repr__(self) -> str:
-        prefix = next((k.value for k in TokenKind if self.startswith(k.value)), "")
+        prefix = next((p for p in PREFIXES.values() if self.startswith(p)), "")
         return f"<secret {prefix}…>"
 
 
 def token_generate(kind: TokenKind) -> Secret:
     """A new token of `kind`. Show it once; store only token_hash() and token_hint()."""
-    body = kind.value + "".join(secrets.choice(BASE62) for _ in range(RANDOM_LENGTH))
+    body = kind.prefix + "".join(secrets.choice(BASE62) for _ in range(RANDOM_LENGTH))
     return Secret(body + _checksum(body))
 
 
 def token_kind(token: str) -> TokenKind | None:
     """The kind of a well-formed token with a valid checksum, else None. No database."""
-    for kind in TokenKind:
-        if token.startswith(kind.value):
-            break
-    else:
+    kind = next((k for k, prefix in PREFIXES.items() if token.startswith(prefix)), None)
+    if kind is None:
         return None
-    rest = token[len(kind.value) :]
+    rest = token[len(kind.prefix) :]
     if len(rest) != RANDOM_LENGTH + CHECKSUM_LENGTH or not all(c in BASE62 for c in rest):
         return None
     body, checksum = token[:-CHECKSUM_LENGTH], token[-CHECKSUM_LENGTH:]
@@ -89,5 +101,5 @@ def token_hash(token: str) -> str:
 
 def token_hint(token: str, kind: TokenKind) -> str:
     """What the dashboard shows of a token: its prefix, first 4 and last 4 characters."""
-    random_part = token[len(kind.value) :]
-    return f"{kind.value}{random_part[:4]}…{token[-4:]}"
+    random_part = token[len(kind.prefix) :]
+    return f"{kind.prefix}{random_part[:4]}…{token[-4:]}"

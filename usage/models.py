@@ -9,6 +9,7 @@ from django.db.models import Q
 
 from accounts.models import Project
 from apikeys.models import ApiKey
+from apikeys.tokens import TokenKind
 
 
 class Outcome(models.TextChoices):
@@ -82,7 +83,7 @@ class UsageRecord(models.Model):
         on_delete=models.CASCADE,
         related_name="usage",
     )
-    token_kind = models.CharField(max_length=32)
+    token_kind = models.CharField(max_length=32, choices=TokenKind.choices)
     method = models.CharField(max_length=8)
     # The agent the call named (/v1/agents/{name}/…), for "top agents"; blank otherwise.
     agent = models.CharField(max_length=64, blank=True)

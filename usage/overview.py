@@ -26,6 +26,7 @@ from django.db.models.functions import Trunc
 
 from accounts.models import Project
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
+from apikeys.tokens import TokenKind
 from usage.models import Outcome, UsageRecord, UsageRecordQuerySet
 
 HOUR = timedelta(hours=1)
@@ -37,21 +38,6 @@ TOP_SHOWN = 10
 KEYS_IN_CHART = 5
 
 AUTH_FAILURES = (Outcome.AUTH_FAILURE, Outcome.REVOKED_KEY)
-
-
-class TokenKind:
-    """The token types as the log stores them (UsageRecord.token_kind)."""
-
-    API_KEY = "api_key"
-    CLIENT_TOKEN = "client_token"
-    PERSONAL_ACCESS_TOKEN = "personal_access_token"
-
-    choices: tuple[tuple[str, str], ...] = (
-        (API_KEY, "API key"),
-        (CLIENT_TOKEN, "Client token"),
-        (PERSONAL_ACCESS_TOKEN, "Personal access token"),
-    )
-    labels: dict[str, str] = dict(choices)
 
 
 class Stack:
@@ -429,7 +415,7 @@ def _series(
         return series, series_of
 
     kinds = [k for k, _ in TokenKind.choices if not filters.token_kind or k == filters.token_kind]
-    series = [Series(k, TokenKind.labels[k], KIND_COLOURS[k]) for k in kinds]
+    series = [Series(k, TokenKind(k).label, KIND_COLOURS[k]) for k in kinds]
     return series, lambda group: str(group["token_kind"])
 
 

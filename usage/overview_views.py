@@ -29,6 +29,7 @@ from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
 from accounts.models import Project
 from apikeys.models import ApiKey, TokenStatus
+from apikeys.tokens import TokenKind
 from usage.models import Outcome
 from usage.overview import (
     EXPORT_COLUMNS,
@@ -37,7 +38,6 @@ from usage.overview import (
     ProjectOverview,
     Stack,
     TimeRange,
-    TokenKind,
     project_usage_overview,
     usage_export_rows,
 )
