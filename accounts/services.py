@@ -7,6 +7,7 @@ import secrets
 from django.db import transaction
 from django.utils.text import slugify
 
+from accounts.events import project_created
 from accounts.models import AllowedOrigin, Membership, Project, User
 from audit.log import audit_record
 
@@ -25,12 +26,11 @@ def _unique_slug(name: str) -> str:
 
 @transaction.atomic
 def project_create(*, name: str, owner: User, ip: str | None = None) -> Project:
-    """A new project with `owner` as its first owner, and its starter agent."""
-    from agents.services import agent_create_starter  # agents depends on accounts, not back
-
+    """A new project with `owner` as its first owner. The apps above announce what a new
+    project starts with (agents: the echo agent `my-agent`) on `project_created`."""
     project = Project.objects.create(name=name.strip(), slug=_unique_slug(name))
     Membership.objects.create(user=owner, project=project, role=Membership.Role.OWNER)
-    agent_create_starter(project=project)
+    project_created.send(sender=Project, project=project)
     audit_record(action="project.created", actor=owner, project=project, target=project, ip=ip)
     return project
 

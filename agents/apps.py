@@ -6,3 +6,9 @@ class AgentsConfig(AppConfig):
 
     name = "agents"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from accounts.events import project_created
+        from agents.services import agent_create_starter_for
+
+        project_created.connect(agent_create_starter_for, dispatch_uid="agents.starter")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.utils import timezone
 
 from accounts.models import Project
@@ -18,6 +20,11 @@ def agent_create_starter(*, project: Project) -> Agent:
         kind=Agent.Kind.ECHO,
         description="Answers with what it is given. Replace it with your own agent.",
     )
+
+
+def agent_create_starter_for(sender: type, *, project: Project, **kwargs: Any) -> None:
+    """On accounts' project_created: every new project starts with the echo agent."""
+    agent_create_starter(project=project)
 
 
 def agent_deploy(
