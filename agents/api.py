@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from typing import Any
 
+from django.db.models import Model
 from django.http import HttpResponse
 
 from agents.models import AGENT_NAME_PATTERN, Agent, Execution
@@ -16,6 +18,7 @@ from api.authentication import Surface
 from api.bodies import json_body, ok
 from api.endpoint import ApiRequest, api_view
 from api.permissions import Permission, require_permission
+from core.paging import KeysetPage, keyset_page
 
 NAME = re.compile(AGENT_NAME_PATTERN)
 TOKEN_SHAPED = re.compile(r"reminix_(?:sk|ct|pat)_", re.I)
@@ -92,13 +95,12 @@ def _encode_cursor(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
 
 
-def _page(items: list[Any], limit: int, cursor_of: Any, as_json: Any) -> dict[str, Any]:
-    has_more = len(items) > limit
-    items = items[:limit]
+def _page[T: Model](page: KeysetPage[T], as_json: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
+    """A list answer: the rows, and the cursor of the next page (the last row's key)."""
     return {
-        "data": [as_json(item) for item in items],
-        "hasMore": has_more,
-        "nextCursor": _encode_cursor(cursor_of(items[-1])) if has_more else None,
+        "data": [as_json(row) for row in page.rows],
+        "hasMore": page.next is not None,
+        "nextCursor": _encode_cursor(str(page.next[0])) if page.next else None,
     }
 
 
@@ -189,11 +191,14 @@ def chat(request: ApiRequest, name: str) -> HttpResponse:
 
 @api_view(["GET"], permission=Permission.READ)
 def agent_list(request: ApiRequest) -> HttpResponse:
-    limit = _limit(request)
-    agents = Agent.objects.for_project(request.caller.project).order_by("name")
-    if (after := _cursor(request)) is not None:
-        agents = agents.filter(name__gt=after)
-    return ok(_page(list(agents[: limit + 1]), limit, lambda a: a.name, agent_json))
+    after = _cursor(request)
+    page = keyset_page(
+        Agent.objects.for_project(request.caller.project),
+        order=("name",),
+        following=(after,) if after is not None else None,
+        size=_limit(request),
+    )
+    return ok(_page(page, agent_json))
 
 
 @api_view(["GET", "PUT"])
@@ -233,11 +238,12 @@ def agent_detail(request: ApiRequest, name: str) -> HttpResponse:
 @api_view(["GET"], permission=Permission.READ)
 def execution_logs(request: ApiRequest) -> HttpResponse:
     limit = _limit(request)
-    executions = Execution.objects.for_project(request.caller.project).newest_first()
+    executions = Execution.objects.for_project(request.caller.project)
+    following = None
     if (after := _cursor(request)) is not None:
         if not DIGITS.fullmatch(after) or int(after) > MAX_BIGINT:
             raise errors.invalid_field_value("cursor", "is not a cursor this API gave out.")
-        executions = executions.filter(pk__lt=int(after))
+        following = (int(after),)
     if agent_name := request.GET.get("agent"):
         if not is_agent_name(agent_name):
             raise errors.invalid_field_value("agent", "must be an agent name.")
@@ -246,5 +252,5 @@ def execution_logs(request: ApiRequest) -> HttpResponse:
     def as_json(execution: Execution) -> dict[str, Any]:
         return {**execution_json(execution), "input": execution.input, "output": execution.output}
 
-    items = list(executions[: limit + 1])
-    return ok(_page(items, limit, lambda e: str(e.pk), as_json))
+    page = keyset_page(executions, order=("-id",), following=following, size=limit)
+    return ok(_page(page, as_json))

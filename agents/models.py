@@ -50,9 +50,6 @@ class ExecutionQuerySet(models.QuerySet["Execution"]):
     def for_project(self, project: Project) -> ExecutionQuerySet:
         return self.filter(project=project)
 
-    def newest_first(self) -> ExecutionQuerySet:
-        return self.order_by("-id")
-
 
 class Execution(models.Model):
     """One run of an agent: what it was given, what it answered, and who asked."""

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Project, User
 from apikeys.models import ALL_PERMISSIONS, ApiKey, ApiKeyQuerySet, Permission, TokenStatus
-from core.forms import MAX_ROW_ID
+from core.forms import MAX_ROW_ID, RowIdField
 
 EXPIRY_CHOICES = [
     ("never", "Never"),
@@ -202,3 +202,18 @@ class PersonalTokenCreateForm(TokenCreateForm):
         ].help_text = (
             "A token with no expiry works until you revoke it. Prefer an expiry and renew it."
         )
+
+
+class ClientTokenFilterForm(forms.Form):
+    """Narrows the client-token list to those one key minted; `before` is the pager's."""
+
+    key = ProjectKeyChoiceField(label="Minted by", empty_label="Any key")
+    before = RowIdField(
+        invalid="This page link is damaged or out of date. Start again from the newest tokens."
+    )
+
+    def __init__(self, data: Any, *, project: Project) -> None:
+        super().__init__(data)
+        key_field = self.fields["key"]
+        assert isinstance(key_field, ProjectKeyChoiceField)
+        key_field.queryset = ProjectKeyChoiceField.keys_of(project)

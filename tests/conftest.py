@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
+from itertools import count
 
 import pytest
 from django.test import Client
 
 from accounts.models import Project, User
 from accounts.services import project_create, user_sign_up
-from apikeys.models import ApiKey
+from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
 from apikeys.services import api_key_create
+from apikeys.tokens import TokenKind
+from usage.writer import UsageEntry
 
 PASSWORD = "correct horse battery staple"
+# What htmx sends with every request it makes.
+HTMX = {"HX-Request": "true"}
+_request_ids = count(1)
 
 
 @pytest.fixture(autouse=True)
@@ -116,3 +123,66 @@ class Api:
 @pytest.fixture
 def api(api_key: tuple[ApiKey, str]) -> Api:
     return Api(Client(), api_key[1])
+
+
+@pytest.fixture
+def htmx(signed_in: Client) -> Client:
+    """The signed-in client, asking as htmx does."""
+    signed_in.defaults["HTTP_HX_REQUEST"] = "true"
+    return signed_in
+
+
+def usage_call(
+    at: datetime,
+    *,
+    key: ApiKey | None = None,
+    client_token: ClientToken | None = None,
+    client_token_id: int | None = None,
+    pat: PersonalAccessToken | None = None,
+    project: Project | None = None,
+    status: int = 200,
+    error_code: str = "",
+    ip: str | None = "203.0.113.7",
+    method: str = "POST",
+    agent: str = "my-agent",
+    path: str | None = None,
+    user_agent: str = "reminix-python/1.4",
+    latency_us: int = 1500,
+    request_id: str | None = None,
+) -> UsageEntry:
+    """One API call as the API logs it (usage/writer.py): made with `key`, with a client
+    token (`client_token`, or `client_token_id` beside the `key` that minted it), with a
+    `pat` acting on `project`, or with nothing that identified anyone (unattributed)."""
+    project_id = project.pk if project else None
+    if client_token is not None:
+        key, pat = client_token.api_key, client_token.personal_token
+        client_token_id, project_id = client_token.pk, client_token.project_id
+    if client_token_id is not None:
+        kind = TokenKind.CLIENT_TOKEN.value
+    elif key is not None:
+        kind = TokenKind.API_KEY.value
+    elif pat is not None:
+        kind = TokenKind.PERSONAL_ACCESS_TOKEN.value
+    else:
+        kind = ""
+    if key is not None and project_id is None:
+        project_id = key.project_id
+    if path is None:
+        path = f"/v1/agents/{agent}/invoke" if agent else "/v1/projects/current"
+    return UsageEntry(
+        created_at=at,
+        project_id=project_id,
+        api_key_id=key.pk if key else None,
+        client_token_id=client_token_id,
+        personal_token_id=pat.pk if pat else None,
+        token_kind=kind,
+        method=method,
+        path=path,
+        agent=agent,
+        status=status,
+        error_code=error_code,
+        latency_us=latency_us,
+        ip=ip,
+        user_agent=user_agent,
+        request_id=request_id or f"req_{next(_request_ids):024x}",
+    )

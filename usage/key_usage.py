@@ -21,9 +21,11 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.expressions import Combinable
 
 from apikeys.models import ApiKey
+from core.paging import keyset_page
 from usage.models import Outcome, UsageHour, UsageIp, UsageRecord, UsageRecordQuerySet
 
 PAGE_SIZE = 50
+NEWEST_FIRST = ("-created_at", "-id")
 HOUR = timedelta(hours=1)
 ADDRESSES_SHOWN = 10
 
@@ -147,26 +149,19 @@ def usage_log_page(
     records = fence.apply(
         filters.apply(UsageRecord.objects.for_key(api_key).select_related("client_token"))
     )
-
-    if after is not None:
-        newer = list(
-            records.after(after.created_at, after.pk).order_by("created_at", "id")[: size + 1]
-        )
-        if len(newer) > size:
-            rows = newer[:size][::-1]
-            return LogPage(rows, Cursor.of(rows[0]), Cursor.of(rows[-1]), is_newest=False)
-        # Less than a page is newer: that is the newest page, and it is shown full.
-        before = None
-
-    if before is not None:
-        records = records.before(before.created_at, before.pk)
-    found = list(records.newest_first()[: size + 1])
-    rows = found[:size]
-    older = Cursor.of(rows[-1]) if len(found) > size else None
-    if before is None:
-        return LogPage(rows, None, older, is_newest=True)
-    # Reached through "Older": the row at the cursor, at least, is newer.
-    return LogPage(rows, Cursor.of(rows[0]) if rows else before, older, is_newest=False)
+    page = keyset_page(
+        records,
+        order=NEWEST_FIRST,
+        following=(before.created_at, before.pk) if before else None,
+        preceding=(after.created_at, after.pk) if after else None,
+        size=size,
+    )
+    return LogPage(
+        page.rows,
+        newer=Cursor(*page.previous) if page.previous else None,
+        older=Cursor(*page.next) if page.next else None,
+        is_newest=page.is_first,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from django.db import models
 from django.db.models import Q
 
@@ -37,26 +35,6 @@ class Outcome(models.TextChoices):
 class UsageRecordQuerySet(models.QuerySet["UsageRecord"]):
     def for_key(self, api_key: ApiKey) -> UsageRecordQuerySet:
         return self.filter(api_key=api_key)
-
-    def before(self, created_at: datetime, pk: int) -> UsageRecordQuerySet:
-        """Keyset pagination, newest first: the rows after (created_at, pk).
-
-        The plain `created_at <= …` is redundant with the OR, and is what lets the index
-        scan start at the cursor: with the OR alone PostgreSQL walks and discards every
-        newer row first (140 ms instead of 0.2 ms half-way down a million rows).
-        """
-        return self.filter(created_at__lte=created_at).filter(
-            Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk)
-        )
-
-    def after(self, created_at: datetime, pk: int) -> UsageRecordQuerySet:
-        """Keyset pagination the other way: the rows newer than (created_at, pk)."""
-        return self.filter(created_at__gte=created_at).filter(
-            Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk)
-        )
-
-    def newest_first(self) -> UsageRecordQuerySet:
-        return self.order_by("-created_at", "-id")
 
 
 class UsageRecord(models.Model):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from usage import overview_views, views
+from usage import views
 
 app_name = "usage"
 
@@ -10,10 +10,10 @@ urlpatterns = [
         views.api_key_usage,
         name="api_key_usage",
     ),
-    path("projects/<slug:slug>/usage/", overview_views.project_usage, name="project_usage"),
+    path("projects/<slug:slug>/usage/", views.project_usage, name="project_usage"),
     path(
         "projects/<slug:slug>/usage/export.csv",
-        overview_views.project_usage_export,
+        views.project_usage_export,
         name="project_usage_export",
     ),
 ]

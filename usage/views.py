@@ -1,142 +1,45 @@
-"""The per-key usage page: figures and charts from the roll-ups, and the call log.
+"""The usage pages: a key's figures, charts and call log; the project's overview; and the
+export of the log rows behind the overview.
 
-One view serves the whole page and, to htmx, only the log (the `usage-log` partial of
-usage/api_key_usage.html) with the filter form swapped out of band, so that errors
-stand beside their field. Filter and pager links are plain GET links that htmx merely
-speeds up: the page works the same without JavaScript.
+One view serves each whole page and, to htmx, the part that changes (a {% partialdef %}
+of the page's own template, see core/htmx.py). Filter and pager links are plain GET
+links that htmx merely speeds up: the pages work the same without JavaScript. The export
+reads the same filters from the same query string, so the file holds exactly the rows
+that the overview counted.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
-from django import forms
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
-from django_htmx.http import push_url
 
 from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
 from apikeys.models import ApiKey
-from core.forms import PagedFilterForm
-from usage.charts import hour_chart, legend
-from usage.key_usage import Cursor, LogFilters, key_usage_summary, usage_log_page
-from usage.models import Outcome
+from core.csv_stream import csv_response
+from core.forms import DATETIME_INPUT
+from core.htmx import render_page_or_fragment, url_with_query, wants_fragment
+from usage.charts import (
+    KEY_SERIES,
+    chart_title,
+    legend,
+    overview_chart,
+    overview_legend,
+    window_chart,
+)
+from usage.export import EXPORT_COLUMNS, usage_export_rows
+from usage.forms import OverviewFilterForm, UsageFilterForm
+from usage.key_usage import key_usage_summary, usage_log_page
+from usage.overview import ProjectOverview, Stack, project_usage_overview
 
-TEMPLATE = "usage/api_key_usage.html"
-FILTER_FIELDS = ("outcome", "status", "ip", "since", "until", "client_token")
-DATETIME_INPUT = "%Y-%m-%dT%H:%M"
-
-
-class CursorField(forms.CharField):
-    """A page position from a pager link (see usage_queries.Cursor)."""
-
-    default_error_messages = {
-        "invalid": "This page link is damaged or out of date. Start again from the newest calls."
-    }
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(required=False, max_length=64, widget=forms.HiddenInput, **kwargs)
-
-    def clean(self, value: Any) -> Cursor | None:
-        text = super().clean(value)
-        if not text:
-            return None
-        try:
-            return Cursor.parse(text)
-        except ValueError:
-            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
-
-
-class UtcDateTimeField(forms.DateTimeField):
-    """A minute in UTC, from a datetime-local input (which sends no zone)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(
-            required=False,
-            widget=forms.DateTimeInput(
-                attrs={"type": "datetime-local", "step": 60}, format=DATETIME_INPUT
-            ),
-            error_messages={"invalid": "Enter a date and time in UTC, like 2025-06-03 14:30."},
-            **kwargs,
-        )
-
-
-class UsageFilterForm(PagedFilterForm):
-    """Narrows a key's call log. Every field is optional; an empty form shows every call.
-
-    Also reads the pager's cursor (`before` or `after`), which the form never renders.
-    """
-
-    outcome = forms.ChoiceField(
-        label="Outcome",
-        required=False,
-        choices=[("", "Any outcome"), *Outcome.choices],
-        error_messages={"invalid_choice": "Choose an outcome from the list."},
-    )
-    status = forms.IntegerField(
-        label="Status",
-        required=False,
-        min_value=100,
-        max_value=599,
-        widget=forms.NumberInput(attrs={"placeholder": "401", "inputmode": "numeric"}),
-        error_messages={
-            "invalid": "Enter an HTTP status code, like 401.",
-            "min_value": "Enter an HTTP status code from 100 to 599.",
-            "max_value": "Enter an HTTP status code from 100 to 599.",
-        },
-    )
-    ip = forms.GenericIPAddressField(
-        label="IP address",
-        required=False,
-        widget=forms.TextInput(
-            attrs={"placeholder": "203.0.113.7", "autocomplete": "off", "spellcheck": "false"}
-        ),
-        error_messages={"invalid": "Enter an IPv4 or IPv6 address, like 203.0.113.7."},
-    )
-    since = UtcDateTimeField(label="From (UTC)")
-    until = UtcDateTimeField(label="To (UTC)")
-    client_token = forms.RegexField(
-        label="Client token",
-        regex=r"^ctok_[A-Za-z0-9]{20}$",
-        required=False,
-        widget=forms.TextInput(
-            attrs={"placeholder": "ctok_…", "autocomplete": "off", "spellcheck": "false"}
-        ),
-        error_messages={"invalid": "Enter a client token id, like ctok_ and 20 letters or digits."},
-    )
-    before = CursorField()
-    after = CursorField()
-
-    filter_fields = FILTER_FIELDS
-    error_messages = {
-        "empty_range": "“To” must be later than “From”.",
-        "two_cursors": "This page link is damaged. Start again from the newest calls.",
-    }
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        since, until = data.get("since"), data.get("until")
-        if since and until and until <= since:
-            self.add_error(
-                "until",
-                forms.ValidationError(self.error_messages["empty_range"], code="empty_range"),
-            )
-        return data
-
-    def filters(self) -> LogFilters:
-        data = self.cleaned_data
-        return LogFilters(
-            outcome=data["outcome"],
-            status=data["status"],
-            ip=data["ip"],
-            since=data["since"],
-            until=data["until"],
-            client_token=data["client_token"],
-        )
+KEY_TEMPLATE = "usage/api_key_usage.html"
+OVERVIEW_TEMPLATE = "usage/project_usage.html"
 
 
 @require_GET
@@ -155,43 +58,149 @@ def api_key_usage(request: ProjectRequest, key_id: int) -> HttpResponse:
             after=form.cleaned_data["after"],
         )
     context: dict[str, object] = {"api_key": api_key, "form": form, "page": page}
+    address = None
     if page is not None:
         context["links"] = {
-            "newest": _url(request.path, form.query()),
-            "newer": _url(request.path, form.query(after=page.newer)) if page.newer else "",
-            "older": _url(request.path, form.query(before=page.older)) if page.older else "",
+            "newest": url_with_query(request.path, form.query()),
+            "newer": url_with_query(request.path, form.query(after=page.newer))
+            if page.newer
+            else "",
+            "older": url_with_query(request.path, form.query(before=page.older))
+            if page.older
+            else "",
         }
+        # The address bar gets the tidy form of what was asked, without the empty fields
+        # a submitted form sends (?outcome=&status=401&ip=… becomes ?status=401).
+        cursor = {name: form.cleaned_data[name] for name in ("before", "after")}
+        address = url_with_query(request.path, form.query(**cursor))
+    if not wants_fragment(request):
+        context.update(_key_summary(api_key))
+    return render_page_or_fragment(
+        request,
+        KEY_TEMPLATE,
+        context,
+        fragment="usage-log",
+        valid=page is not None,
+        address=address or request.path,
+        fragment_context={"filters_out_of_band": True},
+    )
 
-    template = TEMPLATE
-    if request.htmx and not request.htmx.history_restore_request:
-        template += "#usage-log"
-        context["filters_out_of_band"] = True
-    else:
-        summary = key_usage_summary(api_key=api_key, now=timezone.now())
-        context["summary"] = summary
-        context["windows"] = [
+
+def _key_summary(api_key: ApiKey) -> dict[str, object]:
+    """The figures and charts above a key's log, from the roll-ups."""
+    summary = key_usage_summary(api_key=api_key, now=timezone.now())
+    return {
+        "summary": summary,
+        "windows": [
             {
                 "window": window,
-                "chart": hour_chart(window, chart_id=f"chart-{i}"),
+                "chart": window_chart(window, chart_id=f"chart-{i}"),
                 # A day's figures hour by hour; a week's, day by day.
                 "by_day": len(window.hours) > 48,
                 "rows": window.days if len(window.hours) > 48 else window.hours,
             }
             for i, window in enumerate(summary.windows)
-        ]
-        context["legend"] = legend()
-    # htmx keeps a 200 so that it swaps the errors in; a whole page says what it is.
-    status = 400 if page is None and not request.htmx else 200
-    response = render(request, template, context, status=status)
-    if "filters_out_of_band" in context and page is not None:
-        # The address bar gets the tidy form of what was asked, without the empty fields
-        # a submitted form sends (?outcome=&status=401&ip=… becomes ?status=401).
-        cursor = {name: form.cleaned_data[name] for name in ("before", "after")}
-        push_url(response, _url(request.path, form.query(**cursor)))
-    # The same URL answers a page or a fragment: caches must keep them apart.
-    patch_vary_headers(response, ["HX-Request"])
-    return response
+        ],
+        "legend": legend(KEY_SERIES),
+    }
 
 
-def _url(path: str, query: str) -> str:
-    return f"{path}?{query}" if query else path
+@require_GET
+@project_member_required
+def project_usage(request: ProjectRequest) -> HttpResponse:
+    form = OverviewFilterForm(request.GET, project=request.project, now=timezone.now())
+    overview = None
+    if form.is_valid():
+        overview = project_usage_overview(
+            project=request.project, filters=form.filters(), stack=form.cleaned_data["stack"]
+        )
+    return render_page_or_fragment(
+        request,
+        OVERVIEW_TEMPLATE,
+        _overview_context(request, form, overview),
+        fragment="overview",
+        valid=overview is not None,
+        # The address bar gets the tidy form of what was asked, without empty fields.
+        address=url_with_query(request.path, form.query()),
+    )
+
+
+@require_GET
+@project_member_required
+def project_usage_export(request: ProjectRequest) -> HttpResponse:
+    """The log rows that the overview with the same query string counts, as CSV."""
+    form = OverviewFilterForm(request.GET, project=request.project, now=timezone.now())
+    if not form.is_valid():
+        # Only a hand-edited link gets here: show what is wrong, beside its field.
+        context = _overview_context(request, form, None)
+        return render(request, OVERVIEW_TEMPLATE, context, status=400)
+    return csv_response(
+        header=EXPORT_COLUMNS,
+        rows=usage_export_rows(project=request.project, filters=form.filters()),
+        filename=f"reminix-usage-{request.project.slug}-{form.now:%Y-%m-%d}.csv",
+    )
+
+
+def _overview_context(
+    request: ProjectRequest, form: OverviewFilterForm, overview: ProjectOverview | None
+) -> dict[str, object]:
+    overview_url = reverse("usage:project_usage", args=[request.project.slug])
+    context: dict[str, object] = {
+        "form": form,
+        "overview": overview,
+        # Not "overview_url": base.html names the Overview tab's address so.
+        "usage_overview_url": overview_url,
+        "has_keys": ApiKey.objects.for_project(request.project).exists(),
+    }
+    if overview is None:
+        return context
+    export_url = reverse("usage:project_usage_export", args=[request.project.slug])
+    context.update(
+        {
+            "chart": overview_chart(overview, chart_id="overview-chart"),
+            "chart_title": chart_title(overview),
+            "legend": overview_legend(overview),
+            "export_url": url_with_query(export_url, form.query(with_stack=False)),
+            "stack_links": [
+                {
+                    "label": label,
+                    "href": url_with_query(overview_url, form.query(stack=value)),
+                    "current": value == overview.stack,
+                }
+                for value, label in Stack.choices
+            ],
+            "addresses": [
+                {"row": row, **_address_link(request, form, overview, row.ip)}
+                for row in overview.top_addresses
+            ],
+            "clear_url": overview_url,
+        }
+    )
+    return context
+
+
+def _address_link(
+    request: ProjectRequest, form: OverviewFilterForm, overview: ProjectOverview, ip: str
+) -> dict[str, object]:
+    """Where an address in the top list leads: with one key chosen, to that key's calls
+    from it in this range; otherwise to this overview narrowed to it."""
+    key = overview.filters.api_key
+    if key is None:
+        overview_url = reverse("usage:project_usage", args=[request.project.slug])
+        return {"href": url_with_query(overview_url, form.query(ip=ip)), "htmx": True}
+    time_range = overview.time_range
+    params = {
+        "ip": ip,
+        "since": f"{time_range.since:{DATETIME_INPUT}}",
+        # The per-key filter takes whole minutes: round the end up, never cut calls off.
+        "until": f"{_ceil_minute(time_range.until):{DATETIME_INPUT}}",
+    }
+    if overview.filters.outcome:
+        params["outcome"] = overview.filters.outcome
+    key_url = reverse("usage:api_key_usage", args=[request.project.slug, key.pk])
+    return {"href": url_with_query(key_url, urlencode(params)), "htmx": False}
+
+
+def _ceil_minute(moment: datetime) -> datetime:
+    floor = moment.replace(second=0, microsecond=0)
+    return floor if floor == moment else floor + timedelta(minutes=1)

@@ -4,7 +4,7 @@ and steady ordinary traffic raises none."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from itertools import count
+from typing import Any
 
 import pytest
 from django.core import mail
@@ -16,37 +16,15 @@ from alerts.models import Flag
 from apikeys.models import ApiKey
 from apikeys.services import client_token_create
 from audit.models import AuditEvent
+from tests.conftest import usage_call
 from usage.models import Outcome
 from usage.writer import UsageEntry, usage_write
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-request_ids = count(1)
 
 
-def call(
-    key: ApiKey,
-    at: datetime,
-    *,
-    status: int = 200,
-    error_code: str = "",
-    ip: str = "203.0.113.10",
-    client_token_id: int | None = None,
-) -> UsageEntry:
-    return UsageEntry(
-        created_at=at,
-        project_id=key.project_id,
-        api_key_id=key.pk,
-        token_kind="client_token" if client_token_id else "api_key",
-        method="POST",
-        path="/v1/agents/my-agent/invoke",
-        status=status,
-        error_code=error_code,
-        latency_us=2000,
-        ip=ip,
-        user_agent="test",
-        request_id=f"req_{next(request_ids):024x}",
-        client_token_id=client_token_id,
-    )
+def call(key: ApiKey, at: datetime, **fields: Any) -> UsageEntry:
+    return usage_call(at, key=key, ip=fields.pop("ip", "203.0.113.10"), **fields)
 
 
 def steady(

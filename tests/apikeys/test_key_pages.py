@@ -14,7 +14,7 @@ from apikeys.tokens import token_hash
 from audit.models import AuditEvent
 
 TOKEN = re.compile(r"reminix_sk_[0-9A-Za-z]{36}")
-HTMX = {"HX-Request": "true"}
+from tests.conftest import HTMX
 
 
 def create_url(project):

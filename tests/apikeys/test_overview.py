@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from html import unescape
-from itertools import count
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -23,63 +23,22 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Project, User
-from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
+from apikeys.models import ApiKey
 from apikeys.services import api_key_revoke, client_token_create, personal_token_create
+from tests.conftest import HTMX, usage_call
 from usage.models import Outcome, UsageRecord
 from usage.overview import ProjectOverview, hour_of
 from usage.writer import UsageEntry, usage_write
 
-HTMX = {"HX-Request": "true"}
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 MINUTE_INPUT = "%Y-%m-%dT%H:%M"
-INVOKE = "/v1/agents/{}/invoke"
-request_ids = count(1)
 
 
-def call(
-    at: datetime,
-    *,
-    key: ApiKey | None = None,
-    client_token: ClientToken | None = None,
-    pat: PersonalAccessToken | None = None,
-    project: Project | None = None,
-    status: int = 200,
-    error_code: str = "",
-    ip: str | None = "203.0.113.7",
-    agent: str = "my-agent",
-    user_agent: str = "reminix-python/1.4",
-    latency_us: int = 1500,
-) -> UsageEntry:
+def call(at: datetime, **fields: Any) -> UsageEntry:
     """One logged call, by a key, a client token (with the key or PAT that minted it), or
     a PAT acting on `project`."""
-    if client_token is not None:
-        kind = "client_token"
-        key = client_token.api_key
-        pat = client_token.personal_token
-        project = client_token.project
-    elif key is not None:
-        kind, project = "api_key", key.project
-    else:
-        assert pat is not None and project is not None
-        kind = "personal_access_token"
-    return UsageEntry(
-        created_at=at,
-        project_id=project.pk,
-        api_key_id=key.pk if key else None,
-        client_token_id=client_token.pk if client_token else None,
-        personal_token_id=pat.pk if pat else None,
-        token_kind=kind,
-        method="POST",
-        path=INVOKE.format(agent) if agent else "/v1/projects/current",
-        agent=agent,
-        status=status,
-        error_code=error_code,
-        latency_us=latency_us,
-        ip=ip,
-        user_agent=user_agent,
-        request_id=f"req_{next(request_ids):024x}",
-    )
+    return usage_call(at, **fields)
 
 
 def overview_url(project: Project, **params: object) -> str:
@@ -576,7 +535,9 @@ def test_bad_filters_are_errors_beside_their_field_never_a_500(
     fragment = signed_in.get(overview_url(project), params, headers=HTMX)
     assert fragment.status_code == 200  # htmx swaps it in
     assert f'id="id_{field}_error"' in fragment.content.decode()
-    assert "HX-Push-Url" not in fragment
+    # The address bar keeps the last overview shown. (With hx-push-url on the page, no
+    # header at all would have let htmx push the erroneous query.)
+    assert fragment["HX-Push-Url"] == "false"
 
     export = signed_in.get(export_url(project), params)
     assert export.status_code == 400

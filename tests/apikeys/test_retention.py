@@ -7,6 +7,7 @@ the cut-off is the start of that hour, 14:00.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from io import StringIO
 
@@ -15,6 +16,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from apikeys.models import ApiKey
+from tests.conftest import usage_call
 from usage import retention
 from usage.models import UnattributedCalls, UsageHour, UsageIp, UsageRecord
 from usage.retention import (
@@ -27,7 +29,7 @@ from usage.retention import (
     usage_partitions_ensure_ahead,
     usage_prune,
 )
-from usage.writer import UsageEntry, usage_write
+from usage.writer import usage_write
 
 postgresql_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="partitions exist on PostgreSQL only"
@@ -46,24 +48,9 @@ def at(*args: int) -> datetime:
 
 def log(key: ApiKey | None, when: datetime, request_id: str, ip: str = "10.0.0.1") -> None:
     """One call as the API logs it: the row and its roll-ups. No key: an unattributed call."""
-    usage_write(
-        [
-            UsageEntry(
-                created_at=when,
-                project_id=key.project_id if key else None,
-                api_key_id=key.pk if key else None,
-                token_kind="api_key" if key else "",
-                method="POST",
-                path="/v1/agents/my-agent/invoke",
-                status=200 if key else 401,
-                error_code="" if key else "invalid_api_key",
-                latency_us=1500,
-                ip=ip,
-                user_agent="test",
-                request_id=request_id,
-            )
-        ]
-    )
+    status, error_code = (200, "") if key else (401, "invalid_api_key")
+    call = usage_call(when, key=key, status=status, error_code=error_code, ip=ip)
+    usage_write([replace(call, request_id=request_id)])
 
 
 def kept_calls() -> set[str]:

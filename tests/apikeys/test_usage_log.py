@@ -10,8 +10,9 @@ from django.utils import timezone
 from apikeys.models import ApiKey
 from apikeys.services import api_key_revoke
 from apikeys.tokens import TokenKind, token_generate
+from tests.conftest import usage_call
 from usage.models import Outcome, UnattributedCalls, UsageHour, UsageIp, UsageRecord
-from usage.writer import UsageEntry, usage_write
+from usage.writer import usage_write
 
 INVOKE = "/v1/agents/my-agent/invoke"
 AGENT = "curl/8.5.0 (billing-worker)"
@@ -191,20 +192,8 @@ def test_a_long_user_agent_is_cut_not_refused(api):
 
 
 def entry(key: ApiKey, at: datetime.datetime, ip: str = "198.51.100.1", status: int = 200):
-    return UsageEntry(
-        created_at=at,
-        project_id=key.project_id,
-        api_key_id=key.pk,
-        token_kind="api_key",
-        method="POST",
-        path=INVOKE,
-        status=status,
-        error_code="" if status < 400 else "agent_not_found",
-        latency_us=1000,
-        ip=ip,
-        user_agent="",
-        request_id="req_" + at.strftime("%H%M%S%f"),
-    )
+    error_code = "" if status < 400 else "agent_not_found"
+    return usage_call(at, key=key, ip=ip, status=status, error_code=error_code)
 
 
 def test_last_used_is_written_at_most_once_a_minute(api_key):

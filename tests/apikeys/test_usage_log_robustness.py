@@ -5,26 +5,14 @@ from dataclasses import replace
 from django.utils import timezone
 
 from tests.apikeys.api_helpers import assert_error
+from tests.conftest import usage_call
 from usage.models import UsageRecord
 from usage.writer import UsageBuffer, UsageEntry
 
 
 def entry(key, request_id: str, **changes) -> UsageEntry:
-    base = UsageEntry(
-        created_at=timezone.now(),
-        project_id=key.project_id,
-        api_key_id=key.pk,
-        token_kind="api_key",
-        method="GET",
-        path="/v1/agents",
-        status=200,
-        error_code="",
-        latency_us=1000,
-        ip="127.0.0.1",
-        user_agent="t",
-        request_id=request_id,
-    )
-    return replace(base, **changes)
+    call = usage_call(timezone.now(), key=key, method="GET", agent="", path="/v1/agents")
+    return replace(call, request_id=request_id, **changes)
 
 
 def test_a_made_up_method_is_answered_in_the_envelope_and_logged_as_other(api):

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from itertools import count
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -21,17 +21,16 @@ from django.utils import timezone
 from accounts.models import Project, User
 from apikeys.models import ApiKey
 from apikeys.services import client_token_create
+from tests.conftest import HTMX, usage_call
 from usage.charts import compact, nice_ceiling
 from usage.key_usage import PAGE_SIZE, Cursor
 from usage.models import Outcome, UsageRecord
 from usage.writer import UsageEntry, usage_write
 
-HTMX = {"HX-Request": "true"}
 TOKEN_SHAPED = re.compile(r"reminix_(?:sk|ct|pat)_[0-9A-Za-z]{20,}")
 INVOKE = "/v1/agents/my-agent/invoke"
 HOUR = timedelta(hours=1)
 ERRORS = (Outcome.CLIENT_ERROR, Outcome.AUTH_FAILURE, Outcome.SERVER_ERROR)
-request_ids = count(1)
 
 
 def usage_url(key: ApiKey, **params: str) -> str:
@@ -39,32 +38,8 @@ def usage_url(key: ApiKey, **params: str) -> str:
     return url + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
 
 
-def call(
-    key: ApiKey,
-    at: datetime,
-    *,
-    status: int = 200,
-    error_code: str = "",
-    ip: str | None = "203.0.113.7",
-    method: str = "POST",
-    path: str = INVOKE,
-    user_agent: str = "reminix-python/1.4",
-    latency_us: int = 1500,
-) -> UsageEntry:
-    return UsageEntry(
-        created_at=at,
-        project_id=key.project_id,
-        api_key_id=key.pk,
-        token_kind="api_key",
-        method=method,
-        path=path,
-        status=status,
-        error_code=error_code,
-        latency_us=latency_us,
-        ip=ip,
-        user_agent=user_agent,
-        request_id=f"req_{next(request_ids):024x}",
-    )
+def call(key: ApiKey, at: datetime, **fields: Any) -> UsageEntry:
+    return usage_call(at, key=key, **fields)
 
 
 def rows_of(response) -> list[str]:

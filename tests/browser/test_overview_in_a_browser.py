@@ -9,30 +9,15 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Project
 from accounts.services import user_sign_up
+from apikeys.models import ApiKey
 from apikeys.services import api_key_create, client_token_create
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, usage_call
 from usage.models import UsageRecord
 from usage.writer import UsageEntry, usage_write
 
 
-def entry(project: Project, key_id: int, minutes_ago: int, **fields: object) -> UsageEntry:
-    values: dict = {
-        "created_at": timezone.now() - timedelta(minutes=minutes_ago),
-        "project_id": project.pk,
-        "api_key_id": key_id,
-        "token_kind": "api_key",
-        "method": "POST",
-        "path": "/v1/agents/my-agent/invoke",
-        "agent": "my-agent",
-        "status": 200,
-        "error_code": "",
-        "latency_us": 2000,
-        "ip": "203.0.113.7",
-        "user_agent": "reminix-python/1.4",
-        "request_id": f"req_{minutes_ago:024x}",
-    }
-    values.update(fields)
-    return UsageEntry(**values)
+def entry(key: ApiKey, minutes_ago: int, **fields: object) -> UsageEntry:
+    return usage_call(timezone.now() - timedelta(minutes=minutes_ago), key=key, **fields)
 
 
 def test_filtering_and_splitting_the_overview_and_exporting_it(page: Page, transactional_db):
@@ -44,19 +29,9 @@ def test_filtering_and_splitting_the_overview_and_exporting_it(page: Page, trans
     web, _ = api_key_create(project=project, name="Web app", created_by=user)
     minted, _ = client_token_create(project=project, api_key=web, context={})
     usage_write(
-        [entry(project, backend.pk, m) for m in range(1, 40, 3)]
-        + [entry(project, backend.pk, 50, status=401, error_code="invalid_api_key")]
-        + [
-            entry(
-                project,
-                web.pk,
-                m,
-                token_kind="client_token",
-                client_token_id=minted.pk,
-                ip="198.51.100.23",
-            )
-            for m in range(2, 30, 4)
-        ]
+        [entry(backend, m) for m in range(1, 40, 3)]
+        + [entry(backend, 50, status=401, error_code="invalid_api_key")]
+        + [entry(web, m, client_token_id=minted.pk, ip="198.51.100.23") for m in range(2, 30, 4)]
     )
     calls = UsageRecord.objects.filter(project=project)
     total, by_client_tokens = calls.count(), calls.filter(token_kind="client_token").count()

@@ -4,6 +4,7 @@ browsers. Active and recent ones, newest first; revoke one, or all that a key mi
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.db.models import Q
@@ -14,12 +15,15 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
+from apikeys.forms import ClientTokenFilterForm
 from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.services import client_token_revoke, client_tokens_revoke_for_key
 from core.client_ip import client_ip
+from core.paging import keyset_page
 
 TEMPLATE = "apikeys/client_token_list.html"
 PAGE_SIZE = 50
+NEWEST_FIRST = ("-id",)
 RECENT = timedelta(days=7)
 
 
@@ -37,30 +41,31 @@ def effective_status(token: ClientToken) -> tuple[TokenStatus, str]:
 @require_GET
 @project_member_required
 def client_token_list(request: ProjectRequest) -> HttpResponse:
-    now = timezone.now()
-    tokens = (
-        ClientToken.objects.for_project(request.project)
-        .filter(Q(expires_at__gt=now - RECENT) | Q(created_at__gt=now - RECENT))
-        .select_related("project", "api_key", "personal_token", "personal_token__user")
-        .order_by("-id")
-    )
-    keys = ApiKey.objects.for_project(request.project).order_by("name")
-    key_filter = request.GET.get("key", "")
-    if key_filter.isdigit():
-        tokens = tokens.filter(api_key_id=int(key_filter))
-    before = request.GET.get("before", "")
-    if before.isdigit():
-        tokens = tokens.filter(pk__lt=int(before))
-    page = list(tokens[: PAGE_SIZE + 1])
-    rows = [(t, *effective_status(t)) for t in page[:PAGE_SIZE]]
-    context = {
-        "rows": rows,
-        "keys": keys,
-        "key_filter": key_filter,
-        "older": page[PAGE_SIZE - 1].pk if len(page) > PAGE_SIZE else None,
-    }
+    form = ClientTokenFilterForm(request.GET, project=request.project)
+    context: dict[str, object] = {"form": form}
+    if form.is_valid():
+        now = timezone.now()
+        tokens = (
+            ClientToken.objects.for_project(request.project)
+            .filter(Q(expires_at__gt=now - RECENT) | Q(created_at__gt=now - RECENT))
+            .select_related("project", "api_key", "personal_token", "personal_token__user")
+        )
+        if key := form.cleaned_data["key"]:
+            tokens = tokens.filter(api_key=key)
+        before = form.cleaned_data["before"]
+        page = keyset_page(
+            tokens, order=NEWEST_FIRST, following=(before,) if before else None, size=PAGE_SIZE
+        )
+        older = ""
+        if page.next:
+            params = {"key": key.pk} if key else {}
+            older = "?" + urlencode({**params, "before": page.next[0]})
+        context.update(
+            rows=[(t, *effective_status(t)) for t in page.rows], key=key, older_url=older
+        )
     template = TEMPLATE + "#token-table" if request.htmx else TEMPLATE
-    return render(request, template, context)
+    status = 200 if form.is_valid() or request.htmx else 400
+    return render(request, template, context, status=status)
 
 
 @require_http_methods(["POST"])

@@ -20,7 +20,7 @@ from apikeys.forms import PersonalTokenCreateForm
 from apikeys.models import PersonalAccessToken, TokenStatus
 from apikeys.one_time_forms import form_id_new, form_id_of, form_mark_used, form_was_used
 from apikeys.services import personal_token_create, personal_token_revoke
-from apikeys.views import token_summary
+from apikeys.views.api_keys import token_summary
 from core.client_ip import client_ip
 
 TEMPLATE = "apikeys/personal_token_list.html"

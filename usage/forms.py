@@ -1,0 +1,236 @@
+"""The usage pages' filter forms: a key's call log, and the project's overview."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms
+
+from accounts.models import Project
+from apikeys.forms import ProjectKeyChoiceField
+from apikeys.tokens import TokenKind
+from core.forms import IpAddressFilterField, PagedFilterForm, UtcDateTimeField
+from usage.key_usage import Cursor, LogFilters
+from usage.models import Outcome
+from usage.overview import LONGEST_RANGE, OverviewFilters, Stack, TimeRange
+
+OVERVIEW_FILTER_FIELDS = ("range", "since", "until", "key", "token_kind", "outcome", "ip")
+CUSTOM = "custom"
+PRESETS: dict[str, tuple[str, int, bool]] = {
+    # name on the page, how many, of days (else hours)
+    "24h": ("Last 24 hours", 24, False),
+    "7d": ("Last 7 days", 7, True),
+    "30d": ("Last 30 days", 30, True),
+}
+DEFAULT_RANGE = "24h"
+
+
+class CursorField(forms.CharField):
+    """A page position from a pager link (see usage.key_usage.Cursor)."""
+
+    default_error_messages = {
+        "invalid": "This page link is damaged or out of date. Start again from the newest calls."
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, max_length=64, widget=forms.HiddenInput, **kwargs)
+
+    def clean(self, value: Any) -> Cursor | None:
+        text = super().clean(value)
+        if not text:
+            return None
+        try:
+            return Cursor.parse(text)
+        except ValueError:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class UsageFilterForm(PagedFilterForm):
+    """Narrows a key's call log. Every field is optional; an empty form shows every call.
+
+    Also reads the pager's cursor (`before` or `after`), which the form never renders.
+    """
+
+    outcome = forms.ChoiceField(
+        label="Outcome",
+        required=False,
+        choices=[("", "Any outcome"), *Outcome.choices],
+        error_messages={"invalid_choice": "Choose an outcome from the list."},
+    )
+    status = forms.IntegerField(
+        label="Status",
+        required=False,
+        min_value=100,
+        max_value=599,
+        widget=forms.NumberInput(attrs={"placeholder": "401", "inputmode": "numeric"}),
+        error_messages={
+            "invalid": "Enter an HTTP status code, like 401.",
+            "min_value": "Enter an HTTP status code from 100 to 599.",
+            "max_value": "Enter an HTTP status code from 100 to 599.",
+        },
+    )
+    ip = IpAddressFilterField()
+    since = UtcDateTimeField(label="From (UTC)")
+    until = UtcDateTimeField(label="To (UTC)")
+    client_token = forms.RegexField(
+        label="Client token",
+        regex=r"^ctok_[A-Za-z0-9]{20}$",
+        required=False,
+        widget=forms.TextInput(
+            attrs={"placeholder": "ctok_…", "autocomplete": "off", "spellcheck": "false"}
+        ),
+        error_messages={"invalid": "Enter a client token id, like ctok_ and 20 letters or digits."},
+    )
+    before = CursorField()
+    after = CursorField()
+
+    filter_fields = ("outcome", "status", "ip", "since", "until", "client_token")
+    error_messages = {
+        "empty_range": "“To” must be later than “From”.",
+        "two_cursors": "This page link is damaged. Start again from the newest calls.",
+    }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and until <= since:
+            self.add_error(
+                "until",
+                forms.ValidationError(self.error_messages["empty_range"], code="empty_range"),
+            )
+        return data
+
+    def filters(self) -> LogFilters:
+        data = self.cleaned_data
+        return LogFilters(
+            outcome=data["outcome"],
+            status=data["status"],
+            ip=data["ip"],
+            since=data["since"],
+            until=data["until"],
+            client_token=data["client_token"],
+        )
+
+
+class OverviewFilterForm(forms.Form):
+    """What the overview counts. Every field is optional: an empty form shows every call
+    of the last 24 hours. A custom range is `since` to `until` (exclusive, default now).
+
+    `stack` (what the bars are split by) is how the page looks, not what it counts: an
+    unknown value falls back to the default rather than failing the form.
+    """
+
+    range = forms.ChoiceField(
+        label="Time range",
+        required=False,
+        choices=[*((name, label) for name, (label, _, _) in PRESETS.items()), (CUSTOM, "Custom")],
+        error_messages={"invalid_choice": "Choose a time range from the list."},
+    )
+    since = UtcDateTimeField(label="From (UTC)")
+    until = UtcDateTimeField(label="To (UTC)")
+    key = ProjectKeyChoiceField(label="Key", empty_label="All keys")
+    token_kind = forms.ChoiceField(
+        label="Token type",
+        required=False,
+        choices=[("", "Any token type"), *TokenKind.choices],
+        error_messages={"invalid_choice": "Choose a token type from the list."},
+    )
+    outcome = forms.ChoiceField(
+        label="Outcome",
+        required=False,
+        choices=[("", "Any outcome"), *Outcome.choices],
+        error_messages={"invalid_choice": "Choose an outcome from the list."},
+    )
+    ip = IpAddressFilterField()
+    stack = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    error_messages = {
+        "since_required": "Enter when the range starts.",
+        "empty_range": "“To” must be later than “From”.",
+        "too_long": f"Choose a range of at most {LONGEST_RANGE.days} days.",
+    }
+
+    def __init__(self, data: Any, *, project: Project, now: datetime) -> None:
+        super().__init__(data)
+        self.now = now
+        key_field = self.fields["key"]
+        assert isinstance(key_field, ProjectKeyChoiceField)
+        key_field.queryset = ProjectKeyChoiceField.keys_of(project)
+
+    def clean_range(self) -> str:
+        chosen = self.cleaned_data["range"]
+        if chosen:
+            return chosen
+        # A link that gives only dates (?since=…) means a custom range.
+        return CUSTOM if self.is_custom else DEFAULT_RANGE
+
+    def clean_stack(self) -> str:
+        stack = self.cleaned_data["stack"]
+        return stack if stack in dict(Stack.choices) else Stack.KIND
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        chosen = data.get("range")
+        if chosen in PRESETS:
+            name, count, days = PRESETS[chosen]
+            make = TimeRange.last_days if days else TimeRange.last_hours
+            data["time_range"] = make(count, now=self.now, name=name)
+        elif chosen == CUSTOM and not self.has_error("since") and not self.has_error("until"):
+            data["time_range"] = self._custom_range(data.get("since"), data.get("until"))
+        return data
+
+    def _custom_range(self, since: datetime | None, until: datetime | None) -> TimeRange | None:
+        if since is None:
+            self._fail("since", "since_required")
+            return None
+        until = until or self.now
+        if until <= since:
+            self._fail("until", "empty_range")
+            return None
+        if until - since > LONGEST_RANGE:
+            self._fail("since", "too_long")
+            return None
+        return TimeRange(since.astimezone(UTC), until.astimezone(UTC), "Chosen range")
+
+    def _fail(self, field: str, code: str) -> None:
+        self.add_error(field, forms.ValidationError(self.error_messages[code], code=code))
+
+    def filters(self) -> OverviewFilters:
+        data = self.cleaned_data
+        return OverviewFilters(
+            time_range=data["time_range"],
+            api_key=data["key"],
+            token_kind=data["token_kind"],
+            outcome=data["outcome"],
+            ip=data["ip"],
+        )
+
+    @property
+    def is_filtered(self) -> bool:
+        return any(self.data.get(name) for name in OVERVIEW_FILTER_FIELDS)
+
+    @property
+    def is_custom(self) -> bool:
+        chosen = self.data.get("range")
+        if chosen:
+            return chosen == CUSTOM
+        return bool(self.data.get("since") or self.data.get("until"))
+
+    def query(self, *, with_stack: bool = True, **changes: str) -> str:
+        """The filters as given, without the empty fields, with `changes` made."""
+        names = (*OVERVIEW_FILTER_FIELDS, "stack") if with_stack else OVERVIEW_FILTER_FIELDS
+        params = {name: self.data[name] for name in names if self.data.get(name)}
+        if not self.is_custom:
+            # A preset range ignores the dates that a hidden custom range left in the form.
+            params.pop("since", None)
+            params.pop("until", None)
+        if params.get("stack") == Stack.KIND:
+            params.pop("stack")
+        for name, value in changes.items():
+            if value:
+                params[name] = value
+            else:
+                params.pop(name, None)
+        return urlencode(params)
