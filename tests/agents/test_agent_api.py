@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from agents.models import Agent, Execution
-from tests.apikeys.api_helpers import assert_error, assert_ok
+from tests.api.assertions import assert_error, assert_ok
 
 INVOKE = "/v1/agents/my-agent/invoke"
 CHAT = "/v1/agents/my-agent/chat"

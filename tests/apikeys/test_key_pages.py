@@ -12,9 +12,9 @@ from accounts.models import Membership, Project
 from apikeys.models import ApiKey
 from apikeys.tokens import token_hash
 from audit.models import AuditEvent
+from tests.conftest import HTMX
 
 TOKEN = re.compile(r"reminix_sk_[0-9A-Za-z]{36}")
-from tests.conftest import HTMX
 
 
 def create_url(project):

@@ -12,7 +12,7 @@ from accounts.models import Membership, Project
 from apikeys.models import ApiKey
 from apikeys.tokens import TokenKind, token_hash, token_kind
 from audit.models import AuditEvent
-from tests.apikeys.api_helpers import assert_error, assert_ok
+from tests.api.assertions import assert_error, assert_ok
 from tests.conftest import Api
 
 

@@ -10,7 +10,7 @@ from django.test import Client
 
 import agents.runtime
 from agents.models import Execution
-from tests.apikeys.api_helpers import assert_error, assert_ok
+from tests.api.assertions import assert_error, assert_ok
 from usage.models import UsageRecord
 
 INVOKE = "/v1/agents/my-agent/invoke"

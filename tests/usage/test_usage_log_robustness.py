@@ -4,7 +4,7 @@ from dataclasses import replace
 
 from django.utils import timezone
 
-from tests.apikeys.api_helpers import assert_error
+from tests.api.assertions import assert_error
 from tests.conftest import usage_call
 from usage.models import UsageRecord
 from usage.writer import UsageBuffer, UsageEntry

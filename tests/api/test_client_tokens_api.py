@@ -10,7 +10,7 @@ from django.utils import timezone
 from accounts.models import AllowedOrigin, Project
 from agents.models import Execution
 from apikeys.models import ClientToken
-from tests.apikeys.api_helpers import assert_error, assert_ok
+from tests.api.assertions import assert_error, assert_ok
 from tests.conftest import Api
 from usage.models import UsageRecord
 

@@ -10,7 +10,7 @@ from accounts.models import Membership, Project
 from accounts.services import membership_remove
 from apikeys.models import PersonalAccessToken
 from apikeys.services import personal_token_create
-from tests.apikeys.api_helpers import assert_error, assert_ok
+from tests.api.assertions import assert_error, assert_ok
 from tests.conftest import Api
 from usage.models import UsageRecord
 

@@ -10,7 +10,7 @@ from agents.models import Execution
 from api.idempotency import idempotency_records_prune
 from api.models import IdempotencyRecord
 from apikeys.models import ClientToken
-from tests.apikeys.api_helpers import assert_error, assert_ok
+from tests.api.assertions import assert_error, assert_ok
 
 
 def test_a_retried_write_with_the_same_key_answers_the_first_result_and_acts_once(api):

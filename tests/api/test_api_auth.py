@@ -13,7 +13,7 @@ from django.utils import timezone
 from agents.models import Agent, Execution
 from apikeys.services import api_key_revoke
 from apikeys.tokens import TokenKind, token_generate
-from tests.apikeys.api_helpers import assert_error, assert_ok
+from tests.api.assertions import assert_error, assert_ok
 from tests.conftest import Api
 from usage.writer import usage_buffer
 
