@@ -39,9 +39,12 @@ serve: install
 	$(BIN)/gunicorn reminix_dashboard.wsgi:application --bind $(BIND_HOST):$(PORT) \
 		--workers $${WEB_CONCURRENCY:-2} --access-logfile - --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(M)sms'
 
+## make lint: ruff (style and bugs), import-linter (the layers between apps), mypy (types)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 ## make check: migrations in step with models, and Django's deploy checks under production settings
 check: install
@@ -53,6 +56,18 @@ check: install
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
 
-## make bench: load on the real API path vs the unauthenticated floor, on PostgreSQL (prints figures)
-bench: install
-	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+# The bench's peer (Django REST framework + djangorestframework-api-key) has a venv of its own,
+# so it never becomes a dependency of the dashboard.
+BENCH_VENV := .venv-bench
+
+$(BENCH_VENV)/.installed: benchmarks/requirements-peer.lock
+	@if [ -z "$(PYTHON)" ]; then echo "Python 3.12 or newer is needed (python3 --version)."; exit 1; fi
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet --require-hashes -r benchmarks/requirements-peer.lock
+	@touch $@
+
+## make bench: the API path vs bare Django (floor) and DRF + drf-api-key (peer), on PostgreSQL
+## (options: make bench BENCH_ARGS="--workers 2 --rows 100000"; benchmarks/run.py --help)
+bench: install $(BENCH_VENV)/.installed
+	$(BIN)/python benchmarks/run.py --peer-python $(BENCH_VENV)/bin/python

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TypedDict
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseBase
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -47,13 +47,13 @@ def user_audit(request: AuthenticatedRequest) -> HttpResponse:
 
 @require_GET
 @project_member_required
-def project_audit_csv(request: ProjectRequest) -> HttpResponse:
+def project_audit_csv(request: ProjectRequest) -> HttpResponseBase:
     return _audit_csv(request, _project_log(request), name=request.project.slug)
 
 
 @require_GET
 @login_required
-def user_audit_csv(request: AuthenticatedRequest) -> HttpResponse:
+def user_audit_csv(request: AuthenticatedRequest) -> HttpResponseBase:
     return _audit_csv(request, _user_log(request), name="account")
 
 
@@ -125,7 +125,7 @@ def _audit_log(request: AuthenticatedRequest, log: _Log) -> HttpResponse:
     )
 
 
-def _audit_csv(request: AuthenticatedRequest, log: _Log, *, name: str) -> HttpResponse:
+def _audit_csv(request: AuthenticatedRequest, log: _Log, *, name: str) -> HttpResponseBase:
     """The filtered log as CSV, newest first, streamed. Pager cursors are ignored: the
     export is every matching event, not one page."""
     form = AuditFilterForm(request.GET, scope=log["scope"])

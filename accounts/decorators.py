@@ -12,12 +12,12 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponseBase
 
 from accounts.http import ProjectRequest
 from accounts.models import Membership
 
-type ProjectView = Callable[..., HttpResponse]
+type ProjectView = Callable[..., HttpResponseBase]
 
 CURRENT_PROJECT_SESSION_KEY = "current_project_id"
 
@@ -27,7 +27,7 @@ def project_member_required(view: ProjectView) -> ProjectView:
 
     @login_required
     @wraps(view)
-    def wrapper(request: ProjectRequest, slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: ProjectRequest, slug: str, *args: Any, **kwargs: Any) -> HttpResponseBase:
         membership = (
             Membership.objects.select_related("project")
             .filter(user=request.user, project__slug=slug)
@@ -48,7 +48,7 @@ def project_owner_required(view: ProjectView) -> ProjectView:
     """As project_member_required, and the member must be an owner (403 otherwise)."""
 
     @wraps(view)
-    def owner_only(request: ProjectRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def owner_only(request: ProjectRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.membership.is_owner:
             raise PermissionDenied("Only a project owner can do this.")
         return view(request, *args, **kwargs)

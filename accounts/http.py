@@ -9,7 +9,7 @@ from core.http import HtmxHttpRequest
 class AuthenticatedRequest(HtmxHttpRequest):
     """A request from a signed-in user."""
 
-    user: User  # type: ignore[assignment]
+    user: User
 
 
 class ProjectRequest(AuthenticatedRequest):

@@ -54,10 +54,10 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
     memberships = Membership.objects.filter(user=request.user).select_related("project")
     # Otherwise the project the user has been in longest, which is their own first one:
     # never one that someone else added them to later, whatever its name.
+    current = request.session.get(CURRENT_PROJECT_SESSION_KEY)
     membership = (
-        memberships.filter(project_id=request.session.get(CURRENT_PROJECT_SESSION_KEY)).first()
-        or memberships.order_by("created_at", "id").first()
-    )
+        memberships.filter(project_id=current).first() if isinstance(current, int) else None
+    ) or memberships.order_by("created_at", "id").first()
     if membership is None:
         return redirect("accounts:project_create")
     return redirect("accounts:project_overview", slug=membership.project.slug)
@@ -120,8 +120,8 @@ class PasswordChangeView(auth_views.PasswordChangeView):
             response = super().form_valid(form)
             audit_record(
                 action="user.password_changed",
-                actor=self.request.user,
-                target=self.request.user,
+                actor=form.user,
+                target=form.user,
                 ip=client_ip(self.request),
             )
         messages.success(

@@ -16,7 +16,7 @@ from agents.services import agent_deploy
 from api import errors
 from api.authentication import Surface
 from api.bodies import json_body, ok
-from api.endpoint import ApiRequest, api_view
+from api.endpoint import ClientApiRequest, ProjectApiRequest, api_view
 from api.permissions import Permission, require_permission
 from core.paging import KeysetPage, keyset_page
 
@@ -55,7 +55,7 @@ def is_agent_name(name: str) -> bool:
     return len(name) <= 64 and NAME.fullmatch(name) is not None
 
 
-def _agent(request: ApiRequest, name: str) -> Agent:
+def _agent(request: ProjectApiRequest, name: str) -> Agent:
     # A name no agent can have (a NUL byte, which PostgreSQL refuses, or any other odd
     # character) is answered without asking the database.
     if not is_agent_name(name):
@@ -73,7 +73,7 @@ def _object_field(body: dict[str, Any], field: str) -> dict[str, Any] | None:
     return value
 
 
-def _limit(request: ApiRequest) -> int:
+def _limit(request: ProjectApiRequest) -> int:
     raw = request.GET.get("limit", "20")
     # ASCII digits only: str.isdigit() also accepts "²", on which int() raises (a 500).
     if not DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
@@ -81,7 +81,7 @@ def _limit(request: ApiRequest) -> int:
     return int(raw)
 
 
-def _cursor(request: ApiRequest) -> str | None:
+def _cursor(request: ProjectApiRequest) -> str | None:
     raw = request.GET.get("cursor")
     if not raw:
         return None
@@ -117,12 +117,12 @@ def _payload(body: dict[str, Any]) -> dict[str, Any]:
     raise errors.missing_required_field("prompt")
 
 
-def _key_id(request: ApiRequest) -> int | None:
+def _key_id(request: ProjectApiRequest) -> int | None:
     return request.caller.api_key.pk if request.caller.api_key else None
 
 
 @api_view(["POST"], permission=Permission.AGENTS)
-def invoke(request: ApiRequest, name: str) -> HttpResponse:
+def invoke(request: ProjectApiRequest, name: str) -> HttpResponse:
     body = json_body(request)
     payload = _payload(body)
     context = _object_field(body, "context")
@@ -134,7 +134,7 @@ def invoke(request: ApiRequest, name: str) -> HttpResponse:
 
 
 @api_view(["POST"], surface=Surface.CLIENT)
-def client_invoke(request: ApiRequest, name: str) -> HttpResponse:
+def client_invoke(request: ClientApiRequest, name: str) -> HttpResponse:
     """The Client API's invoke: the agent sees the token's context and serverContext, which
     the customer's backend set when it minted the token. The browser cannot change them."""
     body = json_body(request)
@@ -164,7 +164,7 @@ def execution_summary(execution: Execution) -> dict[str, Any]:
 
 
 @api_view(["POST"], permission=Permission.AGENTS)
-def chat(request: ApiRequest, name: str) -> HttpResponse:
+def chat(request: ProjectApiRequest, name: str) -> HttpResponse:
     body = json_body(request)
     messages = body.get("messages")
     if messages is None:
@@ -190,7 +190,7 @@ def chat(request: ApiRequest, name: str) -> HttpResponse:
 
 
 @api_view(["GET"], permission=Permission.READ)
-def agent_list(request: ApiRequest) -> HttpResponse:
+def agent_list(request: ProjectApiRequest) -> HttpResponse:
     after = _cursor(request)
     page = keyset_page(
         Agent.objects.for_project(request.caller.project),
@@ -202,7 +202,7 @@ def agent_list(request: ApiRequest) -> HttpResponse:
 
 
 @api_view(["GET", "PUT"])
-def agent_detail(request: ApiRequest, name: str) -> HttpResponse:
+def agent_detail(request: ProjectApiRequest, name: str) -> HttpResponse:
     """GET needs `read`; PUT (deploy or update) needs `write`."""
     if request.method == "GET":
         require_permission(request.caller, Permission.READ)
@@ -236,7 +236,7 @@ def agent_detail(request: ApiRequest, name: str) -> HttpResponse:
 
 
 @api_view(["GET"], permission=Permission.READ)
-def execution_logs(request: ApiRequest) -> HttpResponse:
+def execution_logs(request: ProjectApiRequest) -> HttpResponse:
     limit = _limit(request)
     executions = Execution.objects.for_project(request.caller.project)
     following = None

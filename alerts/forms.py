@@ -17,4 +17,6 @@ class FlagFilterForm(forms.Form):
 
     def __init__(self, data: Any, *, project: Project) -> None:
         super().__init__(data)
-        self.fields["key"].queryset = ProjectKeyChoiceField.keys_of(project)
+        key_field = self.fields["key"]
+        assert isinstance(key_field, ProjectKeyChoiceField)
+        key_field.queryset = ProjectKeyChoiceField.keys_of(project)

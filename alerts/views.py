@@ -50,7 +50,7 @@ def evidence_url(flag: Flag) -> str | None:
         return url
     params: dict[str, str] = {}
     evidence = flag.evidence
-    if flag.client_token_id:
+    if flag.client_token is not None:
         params["client_token"] = flag.client_token.public_id
     if outcome := evidence.get("outcome"):
         params["outcome"] = outcome

@@ -41,7 +41,7 @@ class Surface(StrEnum):
     CLIENT = "client"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Caller:
     """The authenticated (or at least identified) caller of one API request.
 
@@ -67,6 +67,20 @@ class Caller:
             self.personal_token if self.kind is TokenKind.PERSONAL_ACCESS_TOKEN else self.api_key
         )
         return token is not None and token.has_permission(permission)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectCaller(Caller):
+    """The caller of a project-scoped endpoint, once authenticated: it acts on a project."""
+
+    project: Project
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientCaller(ProjectCaller):
+    """A client token's caller on the Client API."""
+
+    client_token: ClientToken
 
 
 class IdentifiedError(Exception):
@@ -144,17 +158,17 @@ def _by_hash[T: models.Model](tokens: QuerySet[T], digest: str) -> T | None:
         return None
 
 
-def _api_key_caller(digest: str) -> Caller:
+def _api_key_caller(digest: str) -> ProjectCaller:
     api_key = _by_hash(ApiKey.objects.select_related("project"), digest)
     if api_key is None:
         raise errors.invalid_api_key("The API key is not valid.")
-    caller = Caller(kind=TokenKind.API_KEY, project=api_key.project, api_key=api_key)
+    caller = ProjectCaller(kind=TokenKind.API_KEY, project=api_key.project, api_key=api_key)
     if reason := api_key.end_reason_at(timezone.now()):
         raise IdentifiedError(caller, errors.expired_api_key(reason))
     return caller
 
 
-def _client_token_caller(digest: str) -> Caller:
+def _client_token_caller(digest: str) -> ClientCaller:
     client_token = _by_hash(
         ClientToken.objects.select_related(
             "project", "api_key", "personal_token", "personal_token__user"
@@ -163,7 +177,7 @@ def _client_token_caller(digest: str) -> Caller:
     )
     if client_token is None:
         raise errors.invalid_api_key("The client token is not valid.")
-    caller = Caller(
+    caller = ClientCaller(
         kind=TokenKind.CLIENT_TOKEN,
         project=client_token.project,
         api_key=client_token.api_key,
@@ -205,7 +219,9 @@ def _personal_token_caller(digest: str, request: HttpRequest, project_scoped: bo
             ),
         )
     project = membership.project
-    caller = Caller(kind=TokenKind.PERSONAL_ACCESS_TOKEN, project=project, personal_token=pat)
+    caller = ProjectCaller(
+        kind=TokenKind.PERSONAL_ACCESS_TOKEN, project=project, personal_token=pat
+    )
     restricted_to = list(pat.projects.values_list("pk", flat=True))
     if restricted_to and project.pk not in restricted_to:
         raise IdentifiedError(

@@ -37,13 +37,14 @@ def _project_allows(request: HttpRequest, caller: Caller | None, origin: str) ->
         request._origin_allowed = AllowedOrigin.objects.filter(  # type: ignore[attr-defined]
             project=caller.project, origin=origin
         ).exists()
-    return request._origin_allowed  # type: ignore[attr-defined]
+    return bool(request._origin_allowed)  # type: ignore[attr-defined]
 
 
 def cors_preflight(request: HttpRequest, methods: list[str]) -> HttpResponse:
     """OPTIONS: allow an origin that some project allows; refuse every other."""
     origin = _origin(request)
     request_id = new_request_id()
+    response: HttpResponse
     if not origin or not methods or not AllowedOrigin.objects.filter(origin=origin).exists():
         response = error_response(
             errors.insufficient_permissions("This origin may not call the Client API."),

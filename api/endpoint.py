@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import RequestDataTooBig
@@ -25,7 +25,14 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from api import errors
-from api.authentication import Caller, IdentifiedError, Surface, authenticate
+from api.authentication import (
+    Caller,
+    ClientCaller,
+    IdentifiedError,
+    ProjectCaller,
+    Surface,
+    authenticate,
+)
 from api.cors import add_cors_headers, cors_preflight, require_allowed_origin
 from api.errors import ApiError, error_response, new_request_id
 from api.idempotency import idempotent
@@ -44,10 +51,22 @@ _TOKEN_IN_PATH = re.compile(r"(reminix_(?:sk|ct|pat)_)[0-9A-Za-z]*", re.I)
 
 
 class ApiRequest(HttpRequest):
-    """An API request after authentication."""
+    """An API request after authentication (endpoints that act on no one project)."""
 
     caller: Caller
     request_id: str
+
+
+class ProjectApiRequest(ApiRequest):
+    """A request to a project-scoped endpoint: its caller always acts on a project."""
+
+    caller: ProjectCaller
+
+
+class ClientApiRequest(ProjectApiRequest):
+    """A request to the Client API: its caller is a client token."""
+
+    caller: ClientCaller
 
 
 @dataclass(frozen=True)
@@ -74,7 +93,7 @@ def api_view(
     def decorate(view: ApiView) -> ApiView:
         @csrf_exempt
         @wraps(view)
-        def endpoint(request: ApiRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def endpoint(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if spec.surface is Surface.CLIENT and request.method == "OPTIONS":
                 return cors_preflight(request, spec.methods)
             return _answer(request, view, spec, args, kwargs)
@@ -110,13 +129,15 @@ def _identify(request: HttpRequest, spec: Endpoint) -> tuple[Caller | None, ApiE
 
 
 def _answer(
-    request: ApiRequest,
+    http_request: HttpRequest,
     view: ApiView | None,
     spec: Endpoint,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> HttpResponse:
     started = time.perf_counter()
+    # The frame makes the request an ApiRequest: it sets the id now, the caller below.
+    request = cast(ApiRequest, http_request)
     request.request_id = new_request_id()
     # /v1 is authenticated by bearer token only. A browser's session cookie sent along
     # identifies no one here, and must not cost the two queries (session, user) that the
@@ -155,19 +176,19 @@ def _answer(
             request, caller.project, lambda: view(request, *args, **kwargs), scope=scope
         )
         error_code = ""
-    except ApiError as error:
-        response, error_code = error_response(error, request.request_id), error.code
+    except ApiError as refused:
+        response, error_code = error_response(refused, request.request_id), refused.code
     except RequestDataTooBig:
-        error = errors.invalid_request("The request body is too large.", status=413)
-        response, error_code = error_response(error, request.request_id), error.code
+        too_big = errors.invalid_request("The request body is too large.", status=413)
+        response, error_code = error_response(too_big, request.request_id), too_big.code
     except Exception:
         logger.exception("API request %s failed", request.request_id)
-        error = ApiError(
+        failed = ApiError(
             500,
             "internal_error",
             "Something went wrong on our side. Quote the request id if you contact us.",
         )
-        response, error_code = error_response(error, request.request_id), error.code
+        response, error_code = error_response(failed, request.request_id), failed.code
     response["X-Request-Id"] = request.request_id
     response["Cache-Control"] = "no-store"
     if limits is not None:

@@ -11,7 +11,7 @@ from accounts.models import Project
 from api import errors
 from api.authentication import Surface
 from api.bodies import json_body, ok
-from api.endpoint import ApiRequest, api_view
+from api.endpoint import ApiRequest, ClientApiRequest, ProjectApiRequest, api_view
 from api.idempotency import SECRET_FIELDS_ATTRIBUTE
 from api.permissions import Permission
 from apikeys.models import ClientToken
@@ -31,19 +31,19 @@ def project_json(project: Project) -> dict[str, Any]:
 
 
 @api_view(["GET"])
-def project_current(request: ApiRequest) -> HttpResponse:
+def project_current(request: ProjectApiRequest) -> HttpResponse:
     return ok(project_json(request.caller.project))
 
 
 @api_view(["GET"], project_scoped=False)
 def user_me(request: ApiRequest) -> HttpResponse:
     """The PAT's user and the projects the token reaches now."""
-    user = request.caller.user
-    if user is None:
+    pat = request.caller.personal_token
+    if pat is None:
         raise errors.insufficient_permissions(
             "/v1/user/me takes a personal access token (reminix_pat_…)."
         )
-    pat = request.caller.personal_token
+    user = pat.user
     projects = Project.objects.for_user(user).order_by("name")
     restricted = list(pat.projects.values_list("pk", flat=True))
     if restricted:
@@ -84,7 +84,7 @@ def _ttl(body: dict[str, Any]) -> int:
 
 
 @api_view(["POST"], permission=Permission.AGENTS)
-def client_token_create_view(request: ApiRequest) -> HttpResponse:
+def client_token_create_view(request: ProjectApiRequest) -> HttpResponse:
     """Mint a client token for a browser: `context` it can read, `serverContext` only agents
     see, for `ttlSeconds` (default an hour, at most a day)."""
     body = json_body(request)
@@ -115,7 +115,7 @@ def client_token_create_view(request: ApiRequest) -> HttpResponse:
 
 
 @api_view(["DELETE"], permission=Permission.AGENTS)
-def client_token_delete(request: ApiRequest, public_id: str) -> HttpResponse:
+def client_token_delete(request: ProjectApiRequest, public_id: str) -> HttpResponse:
     """Revoke a client token of the caller's project, at once. Its record stays."""
     client_token = ClientToken.objects.filter(
         project=request.caller.project, public_id=public_id
@@ -127,7 +127,7 @@ def client_token_delete(request: ApiRequest, public_id: str) -> HttpResponse:
 
 
 @api_view(["GET"], surface=Surface.CLIENT)
-def client_token_info(request: ApiRequest) -> HttpResponse:
+def client_token_info(request: ClientApiRequest) -> HttpResponse:
     """What a browser may know of its own token. Never the serverContext."""
     client_token = request.caller.client_token
     return ok(

@@ -100,7 +100,9 @@ class TokenCreateForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["expiry"].choices = self.expiry_choices
+        expiry = self.fields["expiry"]
+        assert isinstance(expiry, forms.ChoiceField)
+        expiry.choices = self.expiry_choices
 
     expires_on = forms.DateField(
         label="Expiry date",
@@ -110,7 +112,8 @@ class TokenCreateForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("access") == "restricted" and not data.get("permissions"):
             self.add_error(
                 "permissions",
@@ -196,7 +199,9 @@ class PersonalTokenCreateForm(TokenCreateForm):
         self.fields["expiry"].initial = "30"
         self.fields["name"].help_text = "What the token is for, e.g. “Laptop CLI” or “CI deploys”."
         self.fields["name"].widget.attrs["placeholder"] = "Laptop CLI"
-        self.fields["projects"].queryset = Project.objects.for_user(user).order_by("name")
+        projects = self.fields["projects"]
+        assert isinstance(projects, forms.ModelMultipleChoiceField)
+        projects.queryset = Project.objects.for_user(user).order_by("name")
         self.fields[
             "expiry"
         ].help_text = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,10 +46,18 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
         raise AuditLogIsAppendOnly("Audit events cannot be updated.")
 
-    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[AuditEvent]:
-        if kwargs.get("update_conflicts"):
+    def bulk_create(
+        self,
+        objs: Iterable[Any],
+        batch_size: int | None = None,
+        ignore_conflicts: bool = False,
+        update_conflicts: bool = False,
+        update_fields: Collection[str] | None = None,
+        unique_fields: Collection[str] | None = None,
+    ) -> list[Any]:
+        if update_conflicts:
             raise AuditLogIsAppendOnly("Audit events cannot be updated.")
-        return super().bulk_create(objs, *args, **kwargs)
+        return super().bulk_create(objs, batch_size=batch_size, ignore_conflicts=ignore_conflicts)
 
     def purge_older_than(self, cutoff: datetime) -> int:
         """The one deliberate way to remove events: every event (of this queryset) created

@@ -161,7 +161,7 @@ def _bar(
     )
 
 
-def _time_axis(starts: Sequence[datetime], slot: float, *, by_day: bool) -> list[str]:
+def _time_axis(starts: Sequence[datetime], slot: float, *, by_day: bool) -> list[SafeString]:
     """Under up to two days of hourly bars, every sixth hour (the date at midnight); under
     more hourly bars, each midnight with a dashed line; under daily bars, every day or,
     for a long range, every few days. When there are more than a few labels, every other

@@ -171,7 +171,8 @@ class OverviewFilterForm(forms.Form):
         return stack if stack in dict(Stack.choices) else Stack.KIND
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         chosen = data.get("range")
         if chosen in PRESETS:
             name, count, days = PRESETS[chosen]

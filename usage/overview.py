@@ -16,9 +16,10 @@ Three scans of the fenced rows answer the whole page:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db.models import Count, Max, Min, Q, Window
 from django.db.models.functions import Trunc
@@ -53,7 +54,7 @@ class Stack:
     )
 
 
-type _Group = dict[str, object]  # one row of the GROUP BY
+type _Group = Mapping[str, Any]  # one row of the GROUP BY
 type _SeriesOf = Callable[[_Group], str]
 type _CallerId = tuple[str, int]  # ("key", api key id) or ("pat", personal token id)
 
@@ -343,7 +344,7 @@ def project_usage_overview(
     )
     top_addresses = [
         AddressRow(
-            ip=row["ip"],
+            ip=str(row["ip"]),
             requests=row["n"],
             share=row["n"] * 100 / totals.requests,
             first_seen=_as_utc(row["first"]),

@@ -200,7 +200,7 @@ def _partition_create(day: date) -> bool:
     """
     q = connection.ops.quote_name
     name = partition_name(day)
-    columns = ", ".join(q(f.column) for f in UsageRecord._meta.concrete_fields)
+    columns = ", ".join(q(f.column) for f in UsageRecord._meta.concrete_fields if f.column)
 
     def create() -> bool:
         with connection.cursor() as cursor:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -127,7 +127,7 @@ def project_usage(request: ProjectRequest) -> HttpResponse:
 
 @require_GET
 @project_member_required
-def project_usage_export(request: ProjectRequest) -> HttpResponse:
+def project_usage_export(request: ProjectRequest) -> HttpResponseBase:
     """The log rows that the overview with the same query string counts, as CSV."""
     form = OverviewFilterForm(request.GET, project=request.project, now=timezone.now())
     if not form.is_valid():

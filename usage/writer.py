@@ -22,6 +22,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
@@ -137,7 +138,7 @@ def _upsert_hours(entries: list[UsageEntry]) -> None:
         f"INSERT INTO {table} ({names}) VALUES ({placeholders}) "
         f"ON CONFLICT (api_key_id, hour) DO UPDATE SET {updates}"
     )
-    params = [
+    params: list[list[Any]] = [
         [project_id, key_id, _adapt(hour), *(row[c] for c in counted)]
         for (project_id, key_id, hour), row in rows.items()
     ]
@@ -146,11 +147,11 @@ def _upsert_hours(entries: list[UsageEntry]) -> None:
 
 
 def _upsert_ips(entries: list[UsageEntry]) -> None:
-    seen: dict[tuple[int, int, str], list] = {}
+    seen: dict[tuple[int | None, int | None, str], list[Any]] = {}
     for e in entries:
         if not e.ip:
             continue
-        key = (e.project_id, e.api_key_id, e.ip)  # type: ignore[assignment]
+        key = (e.project_id, e.api_key_id, e.ip)
         if key in seen:
             first, last, count = seen[key]
             seen[key] = [min(first, e.created_at), max(last, e.created_at), count + 1]
@@ -168,7 +169,7 @@ def _upsert_ips(entries: list[UsageEntry]) -> None:
         f"THEN excluded.last_seen ELSE {table}.last_seen END, "
         f"requests = {table}.requests + excluded.requests"
     )
-    params = [
+    params: list[list[Any]] = [
         [project_id, key_id, ip, _adapt(first), _adapt(last), count]
         for (project_id, key_id, ip), (first, last, count) in seen.items()
     ]
@@ -184,6 +185,7 @@ def _mark_last_used(entries: list[UsageEntry]) -> None:
         if e.outcome is not Outcome.OK:
             continue
         # A client token's call marks the client token, not the key that minted it.
+        target: tuple[type[Token], int]
         if e.client_token_id is not None:
             target = (ClientToken, e.client_token_id)
         elif e.personal_token_id is not None:
@@ -195,7 +197,7 @@ def _mark_last_used(entries: list[UsageEntry]) -> None:
         if target not in latest or e.created_at > latest[target].created_at:
             latest[target] = e
     for (model, pk), e in latest.items():
-        model.objects.filter(pk=pk).exclude(
+        model._default_manager.filter(pk=pk).exclude(
             last_used_at__gt=e.created_at - LAST_USED_RESOLUTION
         ).update(last_used_at=e.created_at, last_used_ip=e.ip)
 
@@ -213,7 +215,7 @@ def _count_unattributed(entries: list[UsageEntry]) -> None:
         cursor.executemany(sql, [[_adapt(h), code, n] for (h, code), n in counts.items()])
 
 
-def _adapt(moment: datetime) -> object:
+def _adapt(moment: datetime) -> Any:
     """Raw SQL needs the same datetime form the ORM stores (SQLite keeps text)."""
     return connection.ops.adapt_datetimefield_value(moment)
 

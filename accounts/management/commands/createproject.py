@@ -19,7 +19,7 @@ class Command(BaseCommand):
             raise CommandError(f"No user with the email {owner}. Create one first.")
         if not name.strip():
             raise CommandError("The project needs a name.")
-        longest = Project._meta.get_field("name").max_length
+        longest = Project._meta.get_field("name").max_length or 0
         if len(name.strip()) > longest:
             # PostgreSQL would refuse the row with a DataError; SQLite would keep it whole.
             raise CommandError(f"The project's name can be at most {longest} characters.")

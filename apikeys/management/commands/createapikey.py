@@ -31,7 +31,7 @@ class Command(BaseCommand):
             raise CommandError(f"No project with the slug {project}.")
         if not name.strip():
             raise CommandError("The key needs a name.")
-        longest = ApiKey._meta.get_field("name").max_length
+        longest = ApiKey._meta.get_field("name").max_length or 0
         if len(name.strip()) > longest:
             # PostgreSQL would refuse the row with a DataError; SQLite would keep it whole.
             raise CommandError(f"The key's name can be at most {longest} characters.")
