@@ -1,4 +1,8 @@
-"""Writes for API keys. Each is one transaction with its audit event."""
+"""Writes for tokens of all three kinds. Each is one transaction with its audit event.
+
+Where a key is created: api_key_create() below. Checked: api/authentication.py. Logged:
+usage/writer.py.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Project, User
-from apikeys.models import ALL_PERMISSIONS, ApiKey, ClientToken, PersonalAccessToken
+from apikeys.models import ALL_PERMISSIONS, ApiKey, ClientToken, PersonalAccessToken, Token
 from apikeys.tokens import Secret
 from audit.log import audit_record
 
@@ -28,6 +32,34 @@ def permissions_or_all(permissions: list[str] | None) -> list[str]:
     if not permissions:
         raise ValueError("A restricted token needs at least one permission.")
     return [p for p in ALL_PERMISSIONS if p in permissions]
+
+
+def _token_revoke(
+    token: Token,
+    *,
+    action: str,
+    by: User | None,
+    project: Project | None,
+    ip: str | None,
+    metadata: dict[str, Any] | None = None,
+) -> bool:
+    """Revoke `token` now and record it, once: revoking it again records nothing. Committed
+    with the caller's transaction, so the next call with it is refused on every worker."""
+    revoked = token.revoke(by=by)
+    if revoked:
+        audit_record(
+            action=action, actor=by, project=project, target=token, ip=ip, metadata=metadata
+        )
+    return revoked
+
+
+def _lifetime(token: ApiKey | PersonalAccessToken) -> dict[str, Any]:
+    """What a new key or PAT may do and until when, for its audit event."""
+    expires_at = token.expires_at
+    return {
+        "permissions": token.permissions,
+        "expires_at": expires_at.isoformat() if expires_at else None,
+    }
 
 
 @transaction.atomic
@@ -53,12 +85,8 @@ def api_key_create(
         actor=created_by,
         project=project,
         target=api_key,
-        target_label=f"{api_key.name} ({api_key.hint})",
         ip=ip,
-        metadata={
-            "permissions": api_key.permissions,
-            "expires_at": expires_at.isoformat() if expires_at else None,
-        },
+        metadata=_lifetime(api_key),
     )
     return api_key, secret
 
@@ -73,7 +101,6 @@ def api_key_rename(*, api_key: ApiKey, name: str, by: User, ip: str | None = Non
         actor=by,
         project=api_key.project,
         target=api_key,
-        target_label=f"{api_key.name} ({api_key.hint})",
         ip=ip,
         metadata={"from": old, "to": api_key.name},
     )
@@ -83,17 +110,7 @@ def api_key_rename(*, api_key: ApiKey, name: str, by: User, ip: str | None = Non
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey, by: User | None, ip: str | None = None) -> bool:
     """Revoke a key. Committed before this returns, so the next call with it gets 401."""
-    revoked = api_key.revoke(by=by)
-    if revoked:
-        audit_record(
-            action="api_key.revoked",
-            actor=by,
-            project=api_key.project,
-            target=api_key,
-            target_label=f"{api_key.name} ({api_key.hint})",
-            ip=ip,
-        )
-    return revoked
+    return _token_revoke(api_key, action="api_key.revoked", by=by, project=api_key.project, ip=ip)
 
 
 @transaction.atomic
@@ -124,7 +141,6 @@ def client_token_create(
         actor=personal_token.user if personal_token else None,
         project=project,
         target=client_token,
-        target_label=client_token.public_id,
         ip=ip,
         metadata={"minted_by": str(minted_by), "ttl_seconds": ttl_seconds},
     )
@@ -136,18 +152,14 @@ def client_token_revoke(
     *, client_token: ClientToken, by: User | None = None, ip: str | None = None, via: str = ""
 ) -> bool:
     """Revoke one client token at once; its record stays for audit."""
-    changed = client_token.revoke(by=by)
-    if changed:
-        audit_record(
-            action="client_token.revoked",
-            actor=by,
-            project=client_token.project,
-            target=client_token,
-            target_label=client_token.public_id,
-            ip=ip,
-            metadata={"via": via} if via else {},
-        )
-    return bool(changed)
+    return _token_revoke(
+        client_token,
+        action="client_token.revoked",
+        by=by,
+        project=client_token.project,
+        ip=ip,
+        metadata={"via": via} if via else {},
+    )
 
 
 @transaction.atomic
@@ -160,7 +172,6 @@ def client_tokens_revoke_for_key(*, api_key: ApiKey, by: User, ip: str | None = 
             actor=by,
             project=api_key.project,
             target=api_key,
-            target_label=f"{api_key.name} ({api_key.hint})",
             ip=ip,
             metadata={"count": count},
         )
@@ -190,13 +201,8 @@ def personal_token_create(
         action="personal_token.created",
         actor=user,
         target=pat,
-        target_label=f"{pat.name} ({pat.hint})",
         ip=ip,
-        metadata={
-            "permissions": pat.permissions,
-            "projects": [p.slug for p in projects or []],
-            "expires_at": expires_at.isoformat() if expires_at else None,
-        },
+        metadata={**_lifetime(pat), "projects": [p.slug for p in projects or []]},
     )
     return pat, secret
 
@@ -205,13 +211,6 @@ def personal_token_create(
 def personal_token_revoke(
     *, personal_token: PersonalAccessToken, by: User, ip: str | None = None
 ) -> bool:
-    changed = personal_token.revoke(by=by)
-    if changed:
-        audit_record(
-            action="personal_token.revoked",
-            actor=by,
-            target=personal_token,
-            target_label=f"{personal_token.name} ({personal_token.hint})",
-            ip=ip,
-        )
-    return bool(changed)
+    return _token_revoke(
+        personal_token, action="personal_token.revoked", by=by, project=None, ip=ip
+    )

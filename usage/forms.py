@@ -27,6 +27,18 @@ PRESETS: dict[str, tuple[str, int, bool]] = {
 DEFAULT_RANGE = "24h"
 
 
+class OutcomeFilterField(forms.ChoiceField):
+    """One outcome of a call (succeeded, client error, auth failure…) to narrow to."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            label="Outcome",
+            required=False,
+            choices=[("", "Any outcome"), *Outcome.choices],
+            error_messages={"invalid_choice": "Choose an outcome from the list."},
+        )
+
+
 class CursorField(forms.CharField):
     """A page position from a pager link (see usage.key_usage.Cursor)."""
 
@@ -53,12 +65,7 @@ class UsageFilterForm(PagedFilterForm):
     Also reads the pager's cursor (`before` or `after`), which the form never renders.
     """
 
-    outcome = forms.ChoiceField(
-        label="Outcome",
-        required=False,
-        choices=[("", "Any outcome"), *Outcome.choices],
-        error_messages={"invalid_choice": "Choose an outcome from the list."},
-    )
+    outcome = OutcomeFilterField()
     status = forms.IntegerField(
         label="Status",
         required=False,
@@ -137,12 +144,7 @@ class OverviewFilterForm(forms.Form):
         choices=[("", "Any token type"), *TokenKind.choices],
         error_messages={"invalid_choice": "Choose a token type from the list."},
     )
-    outcome = forms.ChoiceField(
-        label="Outcome",
-        required=False,
-        choices=[("", "Any outcome"), *Outcome.choices],
-        error_messages={"invalid_choice": "Choose an outcome from the list."},
-    )
+    outcome = OutcomeFilterField()
     ip = IpAddressFilterField()
     stack = forms.CharField(required=False, widget=forms.HiddenInput)
 

@@ -11,7 +11,6 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import trigger_client_event
 
@@ -19,8 +18,8 @@ from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
 from apikeys.forms import ApiKeyCreateForm, ApiKeyRenameForm
 from apikeys.models import ApiKey, PersonalAccessToken, TokenStatus
-from apikeys.one_time_forms import form_id_new, form_id_of, form_mark_used, form_was_used
 from apikeys.services import api_key_create, api_key_rename, api_key_revoke
+from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from core.client_ip import client_ip
 
 TEMPLATE = "apikeys/api_key_list.html"
@@ -87,12 +86,7 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
         return _render(request, "create-form", {"form": form, "form_id": form_id_new()})
 
     form = ApiKeyCreateForm(request.POST)
-    if form_was_used(request):
-        messages.info(
-            request,
-            "That key was already created and shown once. If you did not copy it, revoke it "
-            "and create a new one.",
-        )
+    if already_shown(request, noun="key"):
         return redirect("apikeys:api_key_list", slug=request.project.slug)
     if not form.is_valid():
         return _render(
@@ -107,14 +101,8 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
         expires_at=form.expires_at(),
         ip=client_ip(request),
     )
-    form_mark_used(request)
     context = {"new_key": api_key, "token": token, "details": token_summary(api_key)}
-    response = _render(request, "created", context, status=201)
-    # The only response that ever carries the key: no cache, no back-forward cache.
-    add_never_cache_headers(response)
-    if request.htmx:
-        trigger_client_event(response, CHANGED)
-    return response
+    return shown_once(request, _render(request, "created", context, status=201), changed=CHANGED)
 
 
 @require_http_methods(["GET", "POST"])

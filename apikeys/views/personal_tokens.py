@@ -11,15 +11,14 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import trigger_client_event
 
 from accounts.http import AuthenticatedRequest
 from apikeys.forms import PersonalTokenCreateForm
 from apikeys.models import PersonalAccessToken, TokenStatus
-from apikeys.one_time_forms import form_id_new, form_id_of, form_mark_used, form_was_used
 from apikeys.services import personal_token_create, personal_token_revoke
+from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from apikeys.views.api_keys import token_summary
 from core.client_ip import client_ip
 
@@ -62,12 +61,7 @@ def personal_token_create_view(request: AuthenticatedRequest) -> HttpResponse:
         form = PersonalTokenCreateForm(user=request.user)
         return _render(request, "create-form", {"form": form, "form_id": form_id_new()})
     form = PersonalTokenCreateForm(request.POST, user=request.user)
-    if form_was_used(request):
-        messages.info(
-            request,
-            "That token was already created and shown once. If you did not copy it, revoke it "
-            "and create a new one.",
-        )
+    if already_shown(request, noun="token"):
         return redirect("apikeys:personal_token_list")
     if not form.is_valid():
         return _render(
@@ -81,17 +75,11 @@ def personal_token_create_view(request: AuthenticatedRequest) -> HttpResponse:
         expires_at=form.expires_at(),
         ip=client_ip(request),
     )
-    form_mark_used(request)
     details = token_summary(pat)
     if pat.expires_at is None:
         details += " Consider revoking it when you no longer need it."
-    response = _render(
-        request, "created", {"new_token": pat, "token": token, "details": details}, status=201
-    )
-    add_never_cache_headers(response)
-    if request.htmx:
-        trigger_client_event(response, CHANGED)
-    return response
+    context = {"new_token": pat, "token": token, "details": details}
+    return shown_once(request, _render(request, "created", context, status=201), changed=CHANGED)
 
 
 @require_http_methods(["GET", "POST"])
