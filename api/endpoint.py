@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any, cast
 
-from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -139,10 +138,6 @@ def _answer(
     # The frame makes the request an ApiRequest: it sets the id now, the caller below.
     request = cast(ApiRequest, http_request)
     request.request_id = new_request_id()
-    # /v1 is authenticated by bearer token only. A browser's session cookie sent along
-    # identifies no one here, and must not cost the two queries (session, user) that the
-    # lazy request.user would make when middleware looks at it on the way out.
-    request.user = AnonymousUser()
     caller: Caller | None = None
     limits: RateLimitState | None = None
     try:

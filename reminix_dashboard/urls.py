@@ -1,15 +1,18 @@
-"""Every URL: the dashboard's pages, then the token-authenticated API."""
+"""Every URL: the token-authenticated API, then the dashboard's pages.
+
+In a running server, API requests never reach this URLconf: api.middleware.ApiMiddleware
+answers them from reminix_dashboard/api_root_urls.py first. It is here for reverse().
+"""
 
 from django.urls import include, path
 
 from accounts import views as account_views
 
 urlpatterns = [
+    path("", include("reminix_dashboard.api_root_urls")),
     path("", account_views.home, name="home"),
     path("", include("accounts.urls")),
     path("", include("apikeys.urls")),
     path("", include("usage.urls")),
     path("", include("alerts.urls")),
-    path("v1/", include(("reminix_dashboard.api_urls", "api"))),
-    path("client/", include(("reminix_dashboard.client_api_urls", "client_api"))),
 ]

@@ -105,6 +105,7 @@ class Api:
         *,
         token: str | None = None,
         headers: dict | None = None,
+        secure: bool = False,
     ):
         import json
 
@@ -114,6 +115,7 @@ class Api:
             json.dumps(body) if body is not None else "",
             content_type="application/json",
             headers=self._headers(token or self.token, headers),
+            secure=secure,
         )
 
     def post(self, path: str, body: object = None, **kwargs):

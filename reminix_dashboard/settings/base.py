@@ -83,6 +83,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /v1 and /client are answered here, with none of the dashboard's middleware.
+    "api.middleware.ApiMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -99,6 +101,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "reminix_dashboard.urls"
+# What api.middleware.ApiMiddleware resolves /v1 and /client against.
+API_URLCONF = "reminix_dashboard.api_root_urls"
 # Our templates/ override Django's form templates, so errors stand beside their field.
 FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 WSGI_APPLICATION = "reminix_dashboard.wsgi.application"

@@ -1,0 +1,83 @@
+"""API calls take a path of their own through Django: none of the dashboard's middleware.
+
+Sessions, messages, CSRF, user authentication, django-axes, CSP nonces, htmx and static
+files are the dashboard's; a /v1 or /client call is authenticated by its bearer token in
+the @api_view frame, and pays for none of them. First in MIDDLEWARE, this answers API
+paths straight from the API's own URLconf (settings.API_URLCONF) and hands every other
+request on down the dashboard's chain.
+
+What an API answer still carries from Django's security middleware, it adds itself:
+`X-Content-Type-Options: nosniff`, and HSTS over https in production. A call over plain
+http in production is refused (403 https_required), never redirected: the token already
+crossed in clear, and a client that follows redirects would hide that from its owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponse
+from django.urls import get_resolver
+
+from api import errors
+from api.errors import error_response, new_request_id
+
+API_PREFIXES = ("/v1/", "/client/")
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith(API_PREFIXES) or path in ("/v1", "/client")
+
+
+class ApiMiddleware:
+    """Answers /v1 and /client before any other middleware runs (see the module)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.resolver = get_resolver(settings.API_URLCONF)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not is_api_path(request.path_info):
+            return self.get_response(request)
+        response = self._refusal(request) or self._view_response(request)
+        response["X-Content-Type-Options"] = "nosniff"
+        if settings.SECURE_HSTS_SECONDS and request.is_secure():
+            hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
+            if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+                hsts += "; includeSubDomains"
+            if settings.SECURE_HSTS_PRELOAD:
+                hsts += "; preload"
+            response.setdefault("Strict-Transport-Security", hsts)
+        return response
+
+    def _view_response(self, request: HttpRequest) -> HttpResponse:
+        match = self.resolver.resolve(request.path_info)
+        return match.func(request, *match.args, **match.kwargs)
+
+    def _refusal(self, request: HttpRequest) -> HttpResponse | None:
+        """What is refused before a token is even read, in the envelope: an unknown Host
+        (Django's own answer would be an HTML page), and plain http in production."""
+        try:
+            request.get_host()
+        except DisallowedHost:
+            return _envelope(errors.invalid_request("This server does not answer for that Host."))
+        if settings.SECURE_SSL_REDIRECT and not request.is_secure():
+            return _envelope(
+                errors.ApiError(
+                    403,
+                    "https_required",
+                    "Call the API over https. This request crossed the network in clear: "
+                    "if it carried a token, revoke that token and make a new one.",
+                )
+            )
+        return None
+
+
+def _envelope(error: errors.ApiError) -> HttpResponse:
+    request_id = new_request_id()
+    response = error_response(error, request_id)
+    response["X-Request-Id"] = request_id
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,63 @@
+"""API calls skip the dashboard's middleware, and keep the headers an API should send."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from tests.api.assertions import assert_error, assert_ok
+
+INVOKE = "/v1/agents/my-agent/invoke"
+
+
+def test_a_v1_call_never_touches_the_session_store_or_the_user_table(api, user, signed_in):
+    # A browser that is signed in to the dashboard sends its session cookie along.
+    api.client.cookies = signed_in.cookies
+    with CaptureQueriesContext(connection) as queries:
+        response = api.post(INVOKE, {"prompt": "hi"})
+    assert_ok(response)
+    touched = " ".join(q["sql"] for q in queries.captured_queries)
+    assert "django_session" not in touched
+    assert "accounts_user" not in touched
+    assert "axes_" not in touched
+    assert "Set-Cookie" not in response and not response.cookies
+
+
+def test_an_api_answer_has_no_dashboard_headers_but_keeps_nosniff_and_no_store(api):
+    response = api.post(INVOKE, {"prompt": "hi"})
+    assert_ok(response)
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Cache-Control"] == "no-store"
+    assert "Content-Security-Policy" not in response
+    assert "X-Frame-Options" not in response
+    assert "Vary" not in response or "Cookie" not in response["Vary"]
+
+
+def test_hsts_is_sent_on_https_in_production(api, settings):
+    settings.SECURE_HSTS_SECONDS = 31_536_000
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    settings.SECURE_HSTS_PRELOAD = False
+    response = api.post(INVOKE, {"prompt": "hi"}, secure=True)
+    assert response["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+
+
+def test_plain_http_in_production_is_refused_not_redirected(api, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    error = assert_error(api.post(INVOKE, {"prompt": "hi"}), 403, "https_required")
+    assert "revoke" in error["message"]
+    assert_ok(api.post(INVOKE, {"prompt": "hi"}, secure=True))
+
+
+def test_the_dashboard_still_redirects_plain_http_in_production(client, settings, db):
+    settings.SECURE_SSL_REDIRECT = True
+    response = client.get("/account/login/")
+    assert response.status_code == 301
+    assert response["Location"].startswith("https://")
+
+
+@pytest.mark.parametrize("host", ["evil.example.com", "127.0.0.1:8000\r\nX: y"])
+def test_an_unknown_host_is_answered_in_the_envelope(db, host):
+    response = Client(HTTP_HOST=host).get("/v1/agents")
+    assert_error(response, 400, "invalid_request")
