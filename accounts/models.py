@@ -54,6 +54,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     def get_short_name(self) -> str:
         return self.name or self.email.split("@")[0]
 
+    @property
+    def change_identity(self) -> str:
+        """How a change to this person's access is announced (core.invalidation)."""
+        return f"user:{self.pk}"
+
     def is_member_of(self, project_id: int) -> bool:
         """Whether this (active) person is a member of the project now: asked on every API
         call a PAT or its client tokens make, so leaving a project ends access at once."""
@@ -79,6 +84,11 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def change_identity(self) -> str:
+        """How a change to this project is announced to the API's workers (core.invalidation)."""
+        return f"project:{self.pk}"
 
     @property
     def allowed_origins(self) -> list[str]:

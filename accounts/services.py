@@ -10,6 +10,7 @@ from django.utils.text import slugify
 from accounts.events import project_created
 from accounts.models import AllowedOrigin, Membership, Project, User
 from audit.log import audit_record
+from core.invalidation import changed
 
 
 class MembershipError(Exception):
@@ -40,6 +41,7 @@ def project_rename(*, project: Project, name: str, by: User, ip: str | None = No
     old = project.name
     project.name = name.strip()
     project.save(update_fields=["name"])
+    changed(project.change_identity)
     audit_record(
         action="project.renamed",
         actor=by,
@@ -68,6 +70,7 @@ def membership_add(
     if Membership.objects.filter(project=project, user=user).exists():
         raise MembershipError(f"{user.email} is already a member of this project.")
     membership = Membership.objects.create(project=project, user=user, role=role)
+    changed(user.change_identity)
     audit_record(
         action="membership.added",
         actor=by,
@@ -100,6 +103,8 @@ def membership_remove(*, membership: Membership, by: User, ip: str | None = None
         ip=ip,
     )
     membership.delete()
+    # The person's PATs, and the client tokens they minted, lose the project at once.
+    changed(membership.user.change_identity)
 
 
 @transaction.atomic
@@ -110,6 +115,7 @@ def project_set_allowed_origins(
     old = project.allowed_origins
     project.origins.all().delete()
     AllowedOrigin.objects.bulk_create(AllowedOrigin(project=project, origin=o) for o in origins)
+    changed(project.change_identity)
     audit_record(
         action="project.origins_changed",
         actor=by,

@@ -17,6 +17,7 @@ from api import errors
 from api.authentication import Surface
 from api.bodies import json_body, ok
 from api.endpoint import ClientApiRequest, ProjectApiRequest, api_view
+from api.lookup import Resource
 from api.permissions import Permission, require_permission
 from core.paging import KeysetPage, keyset_page
 
@@ -55,13 +56,17 @@ def is_agent_name(name: str) -> bool:
     return len(name) <= 64 and NAME.fullmatch(name) is not None
 
 
+# The agent an endpoint acts on, found with the caller in one statement (api/lookup.py).
+# A name no agent can have (a NUL byte, which PostgreSQL refuses, any other odd character)
+# is never sent to the database.
+AGENT = Resource(Agent, field="name", url_kwarg="name", accepts=is_agent_name)
+
+
 def _agent(request: ProjectApiRequest, name: str) -> Agent:
-    # A name no agent can have (a NUL byte, which PostgreSQL refuses, or any other odd
-    # character) is answered without asking the database.
     if not is_agent_name(name):
         raise errors.not_found("agent_not_found", "No agent has that name in this project.")
-    agent = Agent.objects.filter(project=request.caller.project, name=name).first()
-    if agent is None:
+    agent = request.resource
+    if not isinstance(agent, Agent):
         raise errors.not_found("agent_not_found", f"No agent named '{name}' in this project.")
     return agent
 
@@ -121,7 +126,7 @@ def _key_id(request: ProjectApiRequest) -> int | None:
     return request.caller.api_key.pk if request.caller.api_key else None
 
 
-@api_view(["POST"], permission=Permission.AGENTS)
+@api_view(["POST"], permission=Permission.AGENTS, resource=AGENT)
 def invoke(request: ProjectApiRequest, name: str) -> HttpResponse:
     body = json_body(request)
     payload = _payload(body)
@@ -133,7 +138,7 @@ def invoke(request: ProjectApiRequest, name: str) -> HttpResponse:
     return ok({"output": execution.output, "execution": execution_summary(execution)})
 
 
-@api_view(["POST"], surface=Surface.CLIENT)
+@api_view(["POST"], surface=Surface.CLIENT, resource=AGENT)
 def client_invoke(request: ClientApiRequest, name: str) -> HttpResponse:
     """The Client API's invoke: the agent sees the token's context and serverContext, which
     the customer's backend set when it minted the token. The browser cannot change them."""
@@ -163,7 +168,7 @@ def execution_summary(execution: Execution) -> dict[str, Any]:
     }
 
 
-@api_view(["POST"], permission=Permission.AGENTS)
+@api_view(["POST"], permission=Permission.AGENTS, resource=AGENT)
 def chat(request: ProjectApiRequest, name: str) -> HttpResponse:
     body = json_body(request)
     messages = body.get("messages")
@@ -201,7 +206,7 @@ def agent_list(request: ProjectApiRequest) -> HttpResponse:
     return ok(_page(page, agent_json))
 
 
-@api_view(["GET", "PUT"])
+@api_view(["GET", "PUT"], resource=AGENT)
 def agent_detail(request: ProjectApiRequest, name: str) -> HttpResponse:
     """GET needs `read`; PUT (deploy or update) needs `write`."""
     if request.method == "GET":

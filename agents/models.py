@@ -45,6 +45,12 @@ class Agent(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def change_identity(self) -> str:
+        """How a change to this agent is announced to the API's workers (core.invalidation);
+        the API's lookup of an agent by name (api.lookup.Resource) names it the same."""
+        return f"{self._meta.label_lower}:{self.project_id}:{self.name}"
+
 
 class ExecutionQuerySet(models.QuerySet["Execution"]):
     def for_project(self, project: Project) -> ExecutionQuerySet:

@@ -8,18 +8,21 @@ from django.utils import timezone
 
 from accounts.models import Project
 from agents.models import Agent
+from core.invalidation import changed
 
 STARTER_AGENT_NAME = "my-agent"
 
 
 def agent_create_starter(*, project: Project) -> Agent:
     """The echo agent every new project starts with, so the docs' first curl works."""
-    return Agent.objects.create(
+    agent = Agent.objects.create(
         project=project,
         name=STARTER_AGENT_NAME,
         kind=Agent.Kind.ECHO,
         description="Answers with what it is given. Replace it with your own agent.",
     )
+    changed(agent.change_identity)
+    return agent
 
 
 def agent_create_starter_for(sender: type, *, project: Project, **kwargs: Any) -> None:
@@ -41,4 +44,5 @@ def agent_deploy(
             "updated_at": timezone.now(),
         },
     )
+    changed(agent.change_identity)
     return agent, created

@@ -2,36 +2,39 @@
 
 1. The token must be in the Authorization header, never in the URL.
 2. Its shape and checksum are checked in memory: a typo or a made-up token is refused
-   without a database query.
-3. One indexed lookup of its keyed hash finds the token (and its project, in the same
-   query). A personal access token then needs its user's membership of X-Project; a
-   client token, the state of the key or PAT that minted it.
-4. Revoked and expired tokens are refused with the reason. Every lookup reads the
-   database on every call (nothing is cached), so a revocation holds for the very next
-   call on every worker process.
+   without any store being asked.
+3. Its keyed hash finds the caller (api/callers.py): the token, its project, whatever
+   decides whether it may act (the key or PAT that minted a client token, a PAT's
+   membership of X-Project) and the row the endpoint acts on, in one statement, or from
+   a worker's copy that one Redis round trip has just shown to be current.
+4. Revoked and expired tokens are refused with the reason. A revocation holds for the
+   very next call on every worker of every instance (core/invalidation.py says why).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from urllib.parse import parse_qsl
 
-from django.core.exceptions import ObjectDoesNotExist
-from django.db import models
-from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.models import Membership, Project, User
+from accounts.models import Project, User
 from api import errors
+from api.callers import admit
+from api.lookup import Found, Resource
+from api.rate_limits import RateLimitState, rate_limit_state
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
 from apikeys.tokens import TokenKind, token_hash, token_kind
 
 # Any reminix token, or a parameter named like a credential, in the query string.
 _TOKEN_PREFIX = re.compile(r"reminix_(?:sk|ct|pat)_", re.I)
 _CREDENTIAL_PARAMS = {"apikey", "api_key", "access_token", "token", "key"}
+_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
+_ORIGIN = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 class Surface(StrEnum):
@@ -60,6 +63,13 @@ class Caller:
     def user(self) -> User | None:
         return self.personal_token.user if self.personal_token else None
 
+    @property
+    def token_identity(self) -> str:
+        """The token the call counts against: the client token, else the PAT, else the key."""
+        token = self.client_token or self.personal_token or self.api_key
+        assert token is not None
+        return token.change_identity
+
     def has_permission(self, permission: str) -> bool:
         if self.kind is TokenKind.CLIENT_TOKEN:
             return False  # a client token reaches only the Client API, whatever its parent
@@ -83,10 +93,21 @@ class ClientCaller(ProjectCaller):
     client_token: ClientToken
 
 
-class IdentifiedError(Exception):
-    """The token was identified (so the call is attributed in the usage log) but refused."""
+@dataclass(frozen=True)
+class Identified:
+    """What the token says about a call: who (None if nobody could be identified), the
+    refusal if there is one, the caller's rate-limit state (None if not counted), and the
+    row the endpoint acts on, if it named one and it exists."""
 
-    def __init__(self, caller: Caller, error: errors.ApiError) -> None:
+    caller: Caller | None
+    refusal: errors.ApiError | None = None
+    limits: RateLimitState | None = None
+    resource: object | None = None
+    origin_allowed: bool = False
+
+
+class _Refused(Exception):
+    def __init__(self, caller: Caller | None, error: errors.ApiError) -> None:
         super().__init__(error.message)
         self.caller = caller
         self.error = error
@@ -116,115 +137,141 @@ def bearer_token(request: HttpRequest) -> str:
     return token.strip()
 
 
-def authenticate(
-    request: HttpRequest, *, surface: Surface = Surface.V1, project_scoped: bool = True
-) -> Caller:
-    """The caller of an API request. Raises ApiError (unattributed) or IdentifiedError.
+def identify(
+    request: HttpRequest,
+    *,
+    surface: Surface = Surface.V1,
+    project_scoped: bool = True,
+    resource: Resource | None = None,
+    resource_value: str | None = None,
+) -> Identified:
+    """Who is calling, and whether they may. Never raises for a refusal: a refused caller
+    that was identified is still returned, so the call is attributed in the usage log.
 
     `project_scoped`: the endpoint acts on one project, which a PAT must name in X-Project.
+    `resource`: the row of the caller's project the endpoint acts on, by `resource_value`.
     """
-    token = bearer_token(request)
-    kind = token_kind(token)
-    if kind is None:
-        raise errors.invalid_api_key("The API key is malformed. Check that it was copied whole.")
-    if surface is Surface.CLIENT and kind is not TokenKind.CLIENT_TOKEN:
-        # Refused before any lookup: a server key sent from a browser is already a leak.
-        raise errors.insufficient_permissions(
-            "The Client API takes a client token (reminix_ct_…). Never send an API key or a "
-            "personal access token from a browser; mint a client token on your server."
+    try:
+        token = bearer_token(request)
+        kind = token_kind(token)
+        if kind is None:
+            raise errors.invalid_api_key(
+                "The API key is malformed. Check that it was copied whole."
+            )
+        if surface is Surface.CLIENT and kind is not TokenKind.CLIENT_TOKEN:
+            # Refused before any lookup: a server key sent from a browser is already a leak.
+            raise errors.insufficient_permissions(
+                "The Client API takes a client token (reminix_ct_…). Never send an API key "
+                "or a personal access token from a browser; mint a client token on your "
+                "server."
+            )
+    except errors.ApiError as refused:
+        return Identified(None, refused)
+    named_project = ""
+    if kind is TokenKind.PERSONAL_ACCESS_TOKEN and project_scoped:
+        named_project = request.META.get("HTTP_X_PROJECT", "").strip()
+    origin = request.META.get("HTTP_ORIGIN", "").strip().lower()
+    if resource is not None and resource_value is not None and not resource.accepts(resource_value):
+        resource_value = None
+    admission = admit(
+        kind=kind,
+        digest=token_hash(token),
+        # Only what a slug or an origin can be is sent to the database: a NUL byte in a
+        # header would make PostgreSQL refuse the whole statement.
+        project_slug=named_project if _SLUG.fullmatch(named_project) else "",
+        origin=origin if surface is Surface.CLIENT and _ORIGIN.fullmatch(origin) else "",
+        resource=resource,
+        resource_value=resource_value,
+    )
+    found = admission.found
+    if found is None:
+        return Identified(None, errors.invalid_api_key(f"The {_noun(kind)} is not valid."))
+    caller: Caller | None
+    try:
+        caller = _caller(found, surface=surface, project_scoped=project_scoped, named=named_project)
+        refusal = None
+    except _Refused as refused:
+        caller, refusal = refused.caller, refused.error
+    limits = None
+    if caller is not None:
+        limits = rate_limit_state(token=caller.token_identity, calls=admission.calls)
+    return Identified(
+        caller,
+        refusal,
+        limits,
+        resource=found.resource,
+        origin_allowed=found.origin_allowed,
+    )
+
+
+def _noun(kind: TokenKind) -> str:
+    return {
+        TokenKind.API_KEY: "API key",
+        TokenKind.CLIENT_TOKEN: "client token",
+        TokenKind.PERSONAL_ACCESS_TOKEN: "personal access token",
+    }[kind]
+
+
+def _caller(found: Found, *, surface: Surface, project_scoped: bool, named: str) -> Caller:
+    now = timezone.now()
+    if found.kind is TokenKind.API_KEY:
+        assert found.api_key is not None and found.project is not None
+        caller = ProjectCaller(kind=found.kind, project=found.project, api_key=found.api_key)
+        if reason := found.api_key.end_reason_at(now):
+            raise _Refused(caller, errors.expired_api_key(reason))
+        return caller
+    if found.kind is TokenKind.CLIENT_TOKEN:
+        assert found.client_token is not None and found.project is not None
+        client = ClientCaller(
+            kind=found.kind,
+            project=found.project,
+            api_key=found.api_key,
+            client_token=found.client_token,
+            personal_token=found.personal_token,
         )
-    digest = token_hash(token)
-    if kind is TokenKind.API_KEY:
-        return _api_key_caller(digest)
-    if kind is TokenKind.CLIENT_TOKEN:
-        caller = _client_token_caller(digest)
+        minter_is_member = found.user is not None and found.user.is_active and found.is_member
+        reason = found.client_token.end_reason_at(now, minter_is_member=minter_is_member)
+        if reason:
+            raise _Refused(client, errors.expired_api_key(reason))
         if surface is Surface.V1:
-            raise IdentifiedError(
-                caller,
+            raise _Refused(
+                client,
                 errors.insufficient_permissions(
                     "A client token reaches only the Client API (/client/…), never /v1."
                 ),
             )
-        return caller
-    return _personal_token_caller(digest, request, project_scoped)
+        return client
+    return _personal_token_caller(found, project_scoped=project_scoped, named=named, now=now)
 
 
-def _by_hash[T: models.Model](tokens: QuerySet[T], digest: str) -> T | None:
-    """The token with this keyed hash, or None. get() on the unique index: unlike first(),
-    it adds no ORDER BY, and it is measurably cheaper on this hot path."""
-    try:
-        return tokens.get(token_hash=digest)
-    except ObjectDoesNotExist:
-        return None
-
-
-def _api_key_caller(digest: str) -> ProjectCaller:
-    api_key = _by_hash(ApiKey.objects.select_related("project"), digest)
-    if api_key is None:
-        raise errors.invalid_api_key("The API key is not valid.")
-    caller = ProjectCaller(kind=TokenKind.API_KEY, project=api_key.project, api_key=api_key)
-    if reason := api_key.end_reason_at(timezone.now()):
-        raise IdentifiedError(caller, errors.expired_api_key(reason))
-    return caller
-
-
-def _client_token_caller(digest: str) -> ClientCaller:
-    client_token = _by_hash(
-        ClientToken.objects.select_related(
-            "project", "api_key", "personal_token", "personal_token__user"
-        ),
-        digest,
-    )
-    if client_token is None:
-        raise errors.invalid_api_key("The client token is not valid.")
-    caller = ClientCaller(
-        kind=TokenKind.CLIENT_TOKEN,
-        project=client_token.project,
-        api_key=client_token.api_key,
-        client_token=client_token,
-        personal_token=client_token.personal_token,
-    )
-    if reason := client_token.end_reason_at(timezone.now()):
-        raise IdentifiedError(caller, errors.expired_api_key(reason))
-    return caller
-
-
-def _personal_token_caller(digest: str, request: HttpRequest, project_scoped: bool) -> Caller:
-    pat = _by_hash(PersonalAccessToken.objects.select_related("user"), digest)
-    if pat is None:
-        raise errors.invalid_api_key("The personal access token is not valid.")
-    unscoped = Caller(kind=TokenKind.PERSONAL_ACCESS_TOKEN, project=None, personal_token=pat)
-    if reason := pat.end_reason_at(timezone.now()):
-        raise IdentifiedError(unscoped, errors.expired_api_key(reason))
-    if not pat.user.is_active:
-        raise IdentifiedError(
+def _personal_token_caller(
+    found: Found, *, project_scoped: bool, named: str, now: datetime
+) -> Caller:
+    pat = found.personal_token
+    assert pat is not None and found.user is not None
+    unscoped = Caller(kind=found.kind, project=None, personal_token=pat)
+    if reason := pat.end_reason_at(now):
+        raise _Refused(unscoped, errors.expired_api_key(reason))
+    if not found.user.is_active:
+        raise _Refused(
             unscoped, errors.expired_api_key("This personal access token's user is deactivated.")
         )
     if not project_scoped:
         return unscoped
-    named = request.META.get("HTTP_X_PROJECT", "").strip()
     if not named:
-        raise IdentifiedError(unscoped, errors.missing_required_field("X-Project"))
-    # Membership is read on every call, so leaving a project ends access at once.
-    membership = (
-        Membership.objects.select_related("project")
-        .filter(user=pat.user, project__slug=named)
-        .first()
-    )
-    if membership is None:
-        raise IdentifiedError(
+        raise _Refused(unscoped, errors.missing_required_field("X-Project"))
+    # Membership is read with the token (or checked for changes) on every call, so leaving
+    # a project ends access at once.
+    if found.project is None or not found.is_member:
+        raise _Refused(
             unscoped,
             errors.insufficient_permissions(
                 f"This token's user is not a member of a project '{named}'."
             ),
         )
-    project = membership.project
-    caller = ProjectCaller(
-        kind=TokenKind.PERSONAL_ACCESS_TOKEN, project=project, personal_token=pat
-    )
-    restricted_to = list(pat.projects.values_list("pk", flat=True))
-    if restricted_to and project.pk not in restricted_to:
-        raise IdentifiedError(
+    caller = ProjectCaller(kind=found.kind, project=found.project, personal_token=pat)
+    if found.restricted_elsewhere:
+        raise _Refused(
             caller,
             errors.insufficient_permissions(
                 f"This personal access token is not allowed to act on project '{named}'."

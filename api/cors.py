@@ -29,15 +29,9 @@ def _origin(request: HttpRequest) -> str:
     return request.META.get("HTTP_ORIGIN", "").strip().lower()
 
 
-def _project_allows(request: HttpRequest, caller: Caller | None, origin: str) -> bool:
-    if caller is None or caller.project is None:
-        return False
-    # Asked twice per request (the check, then the response headers): one query.
-    if not hasattr(request, "_origin_allowed"):
-        request._origin_allowed = AllowedOrigin.objects.filter(  # type: ignore[attr-defined]
-            project=caller.project, origin=origin
-        ).exists()
-    return bool(request._origin_allowed)  # type: ignore[attr-defined]
+def _project_allows(request: HttpRequest, caller: Caller | None) -> bool:
+    # Read with the caller, in the same statement (api/lookup.py): no query of its own.
+    return caller is not None and bool(getattr(request, "origin_allowed", False))
 
 
 def cors_preflight(request: HttpRequest, methods: list[str]) -> HttpResponse:
@@ -64,7 +58,7 @@ def cors_preflight(request: HttpRequest, methods: list[str]) -> HttpResponse:
 def require_allowed_origin(request: HttpRequest, caller: Caller) -> None:
     """A browser request (it has an Origin) must come from one of the project's origins."""
     origin = _origin(request)
-    if origin and not _project_allows(request, caller, origin):
+    if origin and not _project_allows(request, caller):
         raise errors.insufficient_permissions(
             f"The origin {origin} is not allowed for this project. Add it under Settings → "
             "General → Client API: allowed browser origins."
@@ -74,6 +68,6 @@ def require_allowed_origin(request: HttpRequest, caller: Caller) -> None:
 def add_cors_headers(request: HttpRequest, response: HttpResponse, caller: Caller | None) -> None:
     origin = _origin(request)
     response["Vary"] = "Origin"
-    if origin and _project_allows(request, caller, origin):
+    if origin and _project_allows(request, caller):
         response["Access-Control-Allow-Origin"] = origin
         response["Access-Control-Expose-Headers"] = EXPOSED_HEADERS

@@ -24,19 +24,12 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from api import errors
-from api.authentication import (
-    Caller,
-    ClientCaller,
-    IdentifiedError,
-    ProjectCaller,
-    Surface,
-    authenticate,
-)
+from api.authentication import Caller, ClientCaller, ProjectCaller, Surface, identify
 from api.cors import add_cors_headers, cors_preflight, require_allowed_origin
 from api.errors import ApiError, error_response, new_request_id
 from api.idempotency import idempotent
+from api.lookup import Resource
 from api.permissions import require_permission
-from api.rate_limits import RateLimitState, rate_limit_check
 from core.client_ip import client_ip
 from usage.writer import UsageEntry, usage_buffer
 
@@ -54,6 +47,11 @@ class ApiRequest(HttpRequest):
 
     caller: Caller
     request_id: str
+    # The row the endpoint acts on (Endpoint.resource), found with the caller; None if the
+    # URL names none that exists.
+    resource: object | None
+    # The request's Origin is one the caller's project allows (Client API).
+    origin_allowed: bool
 
 
 class ProjectApiRequest(ApiRequest):
@@ -77,6 +75,7 @@ class Endpoint:
     permission: str | None = None
     surface: Surface = Surface.V1
     project_scoped: bool = True
+    resource: Resource | None = None
 
 
 def api_view(
@@ -85,9 +84,12 @@ def api_view(
     permission: str | None = None,
     surface: Surface = Surface.V1,
     project_scoped: bool = True,
+    resource: Resource | None = None,
 ) -> Callable[[ApiView], ApiView]:
-    """Make `view` an API endpoint answering `methods`, for callers with `permission`."""
-    spec = Endpoint(methods, permission, surface, project_scoped)
+    """Make `view` an API endpoint answering `methods`, for callers with `permission`.
+    `resource`: the row of the caller's project it acts on, found with the caller (one
+    statement) and handed to the view as request.resource."""
+    spec = Endpoint(methods, permission, surface, project_scoped, resource)
 
     def decorate(view: ApiView) -> ApiView:
         @csrf_exempt
@@ -116,17 +118,6 @@ def client_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRes
     return _answer(request, None, Endpoint([], surface=Surface.CLIENT), (), {})
 
 
-def _identify(request: HttpRequest, spec: Endpoint) -> tuple[Caller | None, ApiError | None]:
-    """The caller, if the token identifies one, and the refusal, if there is one."""
-    try:
-        caller = authenticate(request, surface=spec.surface, project_scoped=spec.project_scoped)
-        return caller, None
-    except IdentifiedError as refused:
-        return refused.caller, refused.error
-    except ApiError as error:
-        return None, error
-
-
 def _answer(
     http_request: HttpRequest,
     view: ApiView | None,
@@ -139,17 +130,27 @@ def _answer(
     request = cast(ApiRequest, http_request)
     request.request_id = new_request_id()
     caller: Caller | None = None
-    limits: RateLimitState | None = None
+    identified = None
     try:
         # The token is read first, so that every call it makes is attributed to its key in
         # the usage log, wrong paths and methods included; but the path and the method are
         # answered first, since their answer does not depend on who asks.
-        caller, refusal = _identify(request, spec)
+        resource = spec.resource
+        identified = identify(
+            request,
+            surface=spec.surface,
+            project_scoped=spec.project_scoped,
+            resource=resource,
+            resource_value=kwargs.get(resource.url_kwarg) if resource else None,
+        )
+        caller, refusal = identified.caller, identified.refusal
+        request.resource, request.origin_allowed = identified.resource, identified.origin_allowed
         if caller is not None:
-            # Counted before any refusal, so a revoked key or a wrong path cannot be used
-            # to flood the key's log without limit.
             request.caller = caller
-            limits = rate_limit_check(caller)
+        # Counted before any refusal, so a revoked key or a wrong path cannot be used to
+        # flood the key's log without limit.
+        if identified.limits is not None and identified.limits.exceeded:
+            raise identified.limits.refusal(time.time())
         if view is None:
             raise errors.not_found(message=f"No endpoint at {request.path}.")
         if request.method not in spec.methods:
@@ -186,8 +187,8 @@ def _answer(
         response, error_code = error_response(failed, request.request_id), failed.code
     response["X-Request-Id"] = request.request_id
     response["Cache-Control"] = "no-store"
-    if limits is not None:
-        for name, value in limits.headers().items():
+    if identified is not None and identified.limits is not None:
+        for name, value in identified.limits.headers().items():
             response.setdefault(name, value)
     if spec.surface is Surface.CLIENT:
         add_cors_headers(request, response, caller)

@@ -1,9 +1,12 @@
 """Per-token rate limits: API_RATE_LIMIT_PER_MINUTE calls in each clock minute.
 
-Counted in Django's cache: with REDIS_URL every worker shares the count; without it each
-process counts alone (the local-memory cache), which is fine for one process and lax for
-several. 0 turns limits off. (The benchmark keeps them on, at a limit it never reaches, so
-that their cost is part of the path it measures.)
+With a shared store the count is the one api.callers.admit() took in Redis, in the same
+round trip as the rest of the call's needs: every worker of every instance shares it, and
+N callers at once on a limit of N/2 get N/2 through. If Redis cannot be reached the call
+is not counted (limits fail open; the store logs and counts its failures) — unlike
+authentication, which then asks the database. Without a shared store each process counts
+alone in memory, which is exact for one process and lax for several (`check --deploy`
+warns about that in production). 0 turns limits off.
 """
 
 from __future__ import annotations
@@ -14,10 +17,9 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from api import errors
-from api.authentication import Caller
+from api.callers import WINDOW_SECONDS
 from core.counters import window_count
-
-WINDOW_SECONDS = 60
+from core.shared_store import shared_store
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class RateLimitState:
     limit: int
     remaining: int
     reset: int  # epoch seconds when the window ends
+    exceeded: bool
 
     def headers(self) -> dict[str, str]:
         return {
@@ -33,32 +36,28 @@ class RateLimitState:
             "X-RateLimit-Reset": str(self.reset),
         }
 
+    def refusal(self, now: float) -> errors.ApiError:
+        retry_after = max(1, int(self.reset - now) + 1)
+        return errors.ApiError(
+            429,
+            "rate_limit_exceeded",
+            f"This token made more than {self.limit} calls this minute. Retry in {retry_after} s.",
+            headers={"Retry-After": str(retry_after), **self.headers()},
+        )
 
-def _token_id(caller: Caller) -> str:
-    if caller.client_token is not None:
-        return f"ct:{caller.client_token.pk}"
-    if caller.personal_token is not None:
-        return f"pat:{caller.personal_token.pk}"
-    assert caller.api_key is not None
-    return f"sk:{caller.api_key.pk}"
 
-
-def rate_limit_check(caller: Caller) -> RateLimitState | None:
-    """Count this call against the caller's token; raise 429 once the minute is used up."""
+def rate_limit_state(*, token: str, calls: int | None) -> RateLimitState | None:
+    """Where this call leaves its token's limit. `calls`: the count the shared store took
+    (None: it took none). None when limits are off or the call could not be counted."""
     limit = settings.API_RATE_LIMIT_PER_MINUTE
     if limit <= 0:
         return None
     now = time.time()
-    window = int(now // WINDOW_SECONDS)
-    count = window_count(f"ratelimit:{_token_id(caller)}", window_seconds=WINDOW_SECONDS, now=now)
-    reset = (window + 1) * WINDOW_SECONDS
-    state = RateLimitState(limit=limit, remaining=max(0, limit - count), reset=reset)
-    if count > limit:
-        retry_after = max(1, int(reset - now) + 1)
-        raise errors.ApiError(
-            429,
-            "rate_limit_exceeded",
-            f"This token made more than {limit} calls this minute. Retry in {retry_after} s.",
-            headers={"Retry-After": str(retry_after), **state.headers()},
-        )
-    return state
+    if calls is None:
+        if shared_store() is not None:
+            return None  # the store was unreachable: fail open
+        calls = window_count(f"ratelimit:{token}", window_seconds=WINDOW_SECONDS, now=now)
+    reset = (int(now // WINDOW_SECONDS) + 1) * WINDOW_SECONDS
+    return RateLimitState(
+        limit=limit, remaining=max(0, limit - calls), reset=reset, exceeded=calls > limit
+    )

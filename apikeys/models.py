@@ -72,6 +72,11 @@ class Token(models.Model):
     def status(self) -> TokenStatus:
         return self.status_at(timezone.now())
 
+    @property
+    def change_identity(self) -> str:
+        """How a change to this token is announced to the API's workers (core.invalidation)."""
+        return f"{self.kind.value}:{self.pk}"
+
     def end_reason_at(self, moment: datetime, *, subject: str = "") -> str | None:
         """Why this token no longer works at `moment`, or None while it does: the reason
         the API gives when it refuses the token, and the dashboard shows beside it."""
@@ -219,9 +224,12 @@ class ClientToken(Token):
     def __str__(self) -> str:
         return self.public_id
 
-    def end_reason_at(self, moment: datetime, *, subject: str = "") -> str | None:
+    def end_reason_at(
+        self, moment: datetime, *, subject: str = "", minter_is_member: bool | None = None
+    ) -> str | None:
         """Its own expiry or revocation, or the end of the key or PAT that minted it, or
-        of its minter's place in the project: a client token dies with its parent."""
+        of its minter's place in the project: a client token dies with its parent.
+        `minter_is_member`: already known (the API reads it with the token); else asked."""
         reason = super().end_reason_at(moment, subject=subject)
         if reason is None and self.api_key is not None:
             reason = self.api_key.end_reason_at(
@@ -232,7 +240,9 @@ class ClientToken(Token):
             reason = pat.end_reason_at(
                 moment, subject="The personal access token that minted this client token"
             )
-            if reason is None and not pat.user.is_member_of(self.project_id):
+            if minter_is_member is None:
+                minter_is_member = pat.user.is_member_of(self.project_id)
+            if reason is None and not minter_is_member:
                 reason = "The person whose token minted this client token left the project."
         return reason
 

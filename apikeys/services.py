@@ -16,6 +16,7 @@ from accounts.models import Project, User
 from apikeys.models import ALL_PERMISSIONS, ApiKey, ClientToken, PersonalAccessToken, Token
 from apikeys.tokens import Secret
 from audit.log import audit_record
+from core.invalidation import changed
 
 CLIENT_TOKEN_DEFAULT_TTL = 3600
 CLIENT_TOKEN_MAX_TTL = 86400
@@ -47,6 +48,7 @@ def _token_revoke(
     with the caller's transaction, so the next call with it is refused on every worker."""
     revoked = token.revoke(by=by)
     if revoked:
+        changed(token.change_identity)
         audit_record(
             action=action, actor=by, project=project, target=token, ip=ip, metadata=metadata
         )
@@ -167,6 +169,8 @@ def client_tokens_revoke_for_key(*, api_key: ApiKey, by: User, ip: str | None = 
     """Revoke every live client token that `api_key` minted. Returns how many."""
     count = ClientToken.objects.filter(api_key=api_key).active().revoke(by=by)
     if count:
+        # Every copy of a client token the key minted depends on the key too.
+        changed(api_key.change_identity)
         audit_record(
             action="client_token.revoked_all_of_key",
             actor=by,

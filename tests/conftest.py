@@ -188,3 +188,26 @@ def usage_call(
         user_agent=user_agent,
         request_id=request_id or f"req_{next(_request_ids):024x}",
     )
+
+
+@pytest.fixture
+def redis_store(settings):
+    """Run the API with a shared store: a Redis of its own (database 15, a fresh key prefix
+    per test), and no copies of callers left over from another test."""
+    import secrets
+
+    from api.callers import copies
+    from core.shared_store import shared_store
+
+    settings.REDIS_URL = "redis://127.0.0.1:6379/15"
+    settings.REDIS_KEY_PREFIX = f"test:{secrets.token_hex(4)}:"
+    copies.clear()
+    store = shared_store()
+    assert store is not None
+    try:
+        store.round_trip(("PING",))
+    except Exception as unavailable:  # noqa: BLE001
+        pytest.skip(f"Redis is not running on 127.0.0.1:6379 ({unavailable})")
+    store.health.unavailable_until = 0.0
+    yield store
+    copies.clear()

@@ -149,6 +149,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL: str = env.str("REDIS_URL", default="")
+# Namespaces this deployment's keys in a Redis it may share (rate-limit counts, change
+# markers, the usage stream).
+REDIS_KEY_PREFIX: str = env.str("REDIS_KEY_PREFIX", default="reminix:")
 if REDIS_URL:
     CACHES = {
         "default": {

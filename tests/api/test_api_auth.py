@@ -235,20 +235,19 @@ def test_a_revoked_key_that_had_also_expired_says_revoked(api, make_key, project
 # The cost of a valid call
 
 
-def test_a_valid_invoke_costs_one_indexed_lookup_for_authentication(api, api_key):
+def test_a_valid_invoke_costs_one_statement_for_the_key_its_project_and_the_agent(api, api_key):
     with CaptureQueriesContext(connection) as captured:
         response = api.post(INVOKE, {"prompt": "hi"})
     assert_ok(response)
     # executemany() is captured as "<n> times: <sql>".
     sql = [re.sub(r"^\d+ times: ", "", q["sql"]) for q in captured.captured_queries]
     expected = [
-        # 1. Authentication: the key by its unique-indexed hash, with its project joined in.
+        # 1. Authentication: the key by its unique-indexed hash, with its project and the
+        # agent the URL names (the agent_unique_name index) joined in.
         ("SELECT", "apikeys_apikey", "token_hash"),
-        # 2. The agent, by (project, name): the agent_unique_name index.
-        ("SELECT", "agents_agent", None),
-        # 3. The execution log row.
+        # 2. The execution log row.
         ("INSERT", "agents_execution", None),
-        # 4-9. The usage log, written in one transaction (a savepoint here, because the
+        # 3-8. The usage log, written in one transaction (a savepoint here, because the
         # test itself runs inside a transaction): the call, its hour roll-up, its address
         # roll-up, and "last used".
         ("SAVEPOINT", None, None),
@@ -268,6 +267,7 @@ def test_a_valid_invoke_costs_one_indexed_lookup_for_authentication(api, api_key
     authentication = [q for q in sql if "apikeys_apikey" in q and q.startswith("SELECT")]
     assert len(authentication) == 1
     assert '"accounts_project"' in authentication[0]  # the project comes in the same query
+    assert '"agents_agent"' in authentication[0]  # and so does the agent
     assert "WHERE" in authentication[0] and "token_hash" in authentication[0].split("WHERE")[1]
 
 

@@ -7,8 +7,7 @@ import zlib
 
 import pytest
 
-from api.authentication import authenticate
-from api.errors import ApiError
+from api.authentication import identify
 from apikeys.models import ApiKey
 from apikeys.tokens import BASE62, TokenKind, token_generate, token_hash, token_hint, token_kind
 
@@ -102,12 +101,12 @@ def test_the_hash_is_keyed_so_the_plain_sha256_of_the_token_is_not_stored(api_ke
 def test_changing_token_hash_key_invalidates_every_key(settings, api_key, rf):
     _, token = api_key
     request = rf.get("/v1/projects/current", HTTP_AUTHORIZATION=f"Bearer {token}")
-    assert authenticate(request).api_key.pk == api_key[0].pk
+    identified = identify(request)
+    assert identified.refusal is None and identified.caller.api_key.pk == api_key[0].pk
 
     settings.TOKEN_HASH_KEY = "a-rotated-token-hash-key"
-    with pytest.raises(ApiError) as refused:
-        authenticate(request)
-    assert refused.value.code == "invalid_api_key"
+    refused = identify(request)
+    assert refused.caller is None and refused.refusal.code == "invalid_api_key"
 
 
 def test_a_new_token_is_its_text_everywhere_but_in_a_repr():

@@ -1,0 +1,172 @@
+"""Finding a token's caller: from this worker's copy when that is certainly current, else
+from the database in one statement (api/lookup.py).
+
+With a shared store (REDIS_URL), every call makes one Redis round trip, a small script
+that counts the call against its token's rate limit and says whether a change marker
+exists for anything the worker's copy of the caller depends on (core/invalidation.py).
+A copy lives at most CACHE_SECONDS; with no marker standing it is used as it is, so the
+call needs nothing else from a shared store. Otherwise, and whenever Redis cannot be
+asked, the database answers (and the copy is renewed).
+
+Without a shared store there are no copies: each call reads the database, once, and rate
+limits are counted in the process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from api.lookup import Found, Resource, lookup
+from apikeys.tokens import TokenKind
+from core.invalidation import CACHE_SECONDS, marker_key
+from core.shared_store import SharedStore, StoreUnavailable, shared_store
+
+MAX_CACHED = 4096
+WINDOW_SECONDS = 60
+
+# KEYS[1]: the rate-limit counter ("" when limits are off); KEYS[2…]: change markers.
+# ARGV[1]: the counter's lifetime. Returns {calls counted this window, markers standing}.
+ADMIT_SCRIPT = """
+local calls = 0
+if KEYS[1] ~= "" then
+  calls = redis.call('INCR', KEYS[1])
+  if calls == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+end
+local changed = 0
+for i = 2, #KEYS do changed = changed + redis.call('EXISTS', KEYS[i]) end
+return {calls, changed}
+"""
+ADMIT_SHA = hashlib.sha1(ADMIT_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis's script id
+
+type CacheKey = tuple[str, str, str, str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The token's caller (None: no such token) and its calls this window, when counted
+    in the shared store (None: not counted there)."""
+
+    found: Found | None
+    calls: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Copy:
+    found: Found | None
+    identities: tuple[str, ...]
+    loaded_at: float  # monotonic, taken before the database was asked
+
+
+class _Copies:
+    """This worker's copies of callers, least recently used dropped first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._copies: OrderedDict[CacheKey, _Copy] = OrderedDict()
+
+    def get(self, key: CacheKey) -> _Copy | None:
+        with self._lock:
+            copy = self._copies.get(key)
+            if copy is None:
+                return None
+            if time.monotonic() - copy.loaded_at >= CACHE_SECONDS:
+                del self._copies[key]
+                return None
+            self._copies.move_to_end(key)
+            return copy
+
+    def put(self, key: CacheKey, copy: _Copy) -> None:
+        with self._lock:
+            self._copies[key] = copy
+            self._copies.move_to_end(key)
+            while len(self._copies) > MAX_CACHED:
+                self._copies.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._copies.clear()
+
+
+copies = _Copies()
+
+
+def identities(
+    found: Found | None, resource: Resource | None, value: str | None
+) -> tuple[str, ...]:
+    """What a copy of `found` depends on, as core.invalidation.changed() names it."""
+    if found is None:
+        return ()
+    names: list[str] = []
+    for token in (found.api_key, found.client_token, found.personal_token):
+        if token is not None:
+            names.append(token.change_identity)
+    if found.user is not None:
+        names.append(found.user.change_identity)
+    if found.project is not None:
+        names.append(found.project.change_identity)
+        if resource is not None and value is not None:
+            names.append(resource.identity(found.project.pk, value))
+    return tuple(names)
+
+
+def admit(
+    *,
+    kind: TokenKind,
+    digest: str,
+    project_slug: str = "",
+    origin: str = "",
+    resource: Resource | None = None,
+    resource_value: str | None = None,
+) -> Admission:
+    """The caller of a token with keyed hash `digest`, and the call counted."""
+    store = shared_store()
+    key: CacheKey = (kind.value, digest, project_slug, origin, resource_value)
+    copy = copies.get(key) if store is not None else None
+    calls = None
+    if store is not None:
+        try:
+            calls, changed = _count_and_check(store, digest, copy.identities if copy else ())
+        except StoreUnavailable:
+            copy = None  # changes cannot be checked: the database decides
+        else:
+            if copy is not None and not changed:
+                return Admission(copy.found, calls)
+    loaded_at = time.monotonic()
+    found = lookup(
+        kind=kind,
+        digest=digest,
+        project_slug=project_slug,
+        origin=origin,
+        resource=resource,
+        resource_value=resource_value,
+    )
+    if store is not None and store.available:
+        names = identities(found, resource, resource_value)
+        copies.put(key, _Copy(found, names, loaded_at))
+    return Admission(found, calls)
+
+
+def _count_and_check(
+    store: SharedStore, digest: str, names: tuple[str, ...]
+) -> tuple[int | None, int]:
+    """One round trip: the call counted against its token's limit, and how many of `names`
+    carry a change marker."""
+    prefix = settings.REDIS_KEY_PREFIX
+    counting = settings.API_RATE_LIMIT_PER_MINUTE > 0
+    window = int(time.time() // WINDOW_SECONDS)
+    counter = f"{prefix}calls:{digest[:24]}:{window}" if counting else ""
+    keys = [counter, *(marker_key(name) for name in names)]
+    args: tuple[str | int, ...] = (len(keys), *keys, WINDOW_SECONDS * 2)
+    (reply,) = store.round_trip(("EVALSHA", ADMIT_SHA, *args))
+    if isinstance(reply, Exception):  # NOSCRIPT: Redis restarted, or a new one; teach it
+        (reply,) = store.round_trip(("EVAL", ADMIT_SCRIPT, *args))
+        if isinstance(reply, Exception):
+            raise StoreUnavailable(str(reply))
+    calls, changed = int(reply[0]), int(reply[1])
+    return (calls if counting else None), changed
