@@ -16,11 +16,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Write the worker's buffered usage entries before it goes (usage/writer.py).
-
-    The buffer is flushed by a background thread every USAGE_FLUSH_SECONDS; without this
-    an orderly restart or shutdown (SIGTERM, SIGHUP, max_requests) would lose what the
-    last interval collected.
+    """Hand over what the worker holds before it goes (core/write_behind.py): the replies
+    of the usage entries it sent to Redis, and whatever its own buffer still has, to the
+    database or, failing that, to Redis. Without this an orderly restart or shutdown
+    (SIGTERM, SIGHUP, max_requests) could lose what the last interval collected.
     """
     # Gunicorn also calls this hook in the arbiter for a worker that is already gone; the
     # arbiter never loaded Django and has no buffer of its own, so there is nothing to do.
@@ -30,8 +29,6 @@ def worker_exit(server: Any, worker: Any) -> None:
 
     if not apps.ready:  # the worker died while loading the application
         return
-    from usage.writer import usage_buffer
+    from core.write_behind import flush_at_exit
 
-    written = usage_buffer.flush()
-    if written:
-        server.log.info("Worker %s wrote %d buffered usage entries on exit", worker.pid, written)
+    flush_at_exit()

@@ -9,6 +9,9 @@ class AgentsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts.events import project_created
+        from agents.runtime import executions_write
         from agents.services import agent_create_starter_for
+        from core import write_behind
 
         project_created.connect(agent_create_starter_for, dispatch_uid="agents.starter")
+        write_behind.register("execution", executions_write)

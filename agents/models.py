@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
+import string
+
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
 from accounts.models import Project
 
+BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 # \Z, not $: "$" also matches before a trailing newline.
 AGENT_NAME_PATTERN = r"^[A-Za-z0-9_-]+\Z"
 
@@ -52,6 +56,12 @@ class Agent(models.Model):
         return f"{self._meta.label_lower}:{self.project_id}:{self.name}"
 
 
+def execution_public_id() -> str:
+    """An execution's id in the API: made when it runs, before (and whether or not) its row
+    is written, since rows are written after the answer (core/write_behind.py)."""
+    return "exec_" + "".join(secrets.choice(BASE62) for _ in range(22))
+
+
 class ExecutionQuerySet(models.QuerySet["Execution"]):
     def for_project(self, project: Project) -> ExecutionQuerySet:
         return self.filter(project=project)
@@ -69,6 +79,8 @@ class Execution(models.Model):
         FAILED = "failed", "Failed"
 
     id = models.BigAutoField(primary_key=True)
+    # Executions from before ids were made at run time kept theirs: exec_<row id>.
+    public_id = models.CharField(max_length=32, unique=True, default=execution_public_id)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="executions")
     agent = models.ForeignKey(
         Agent, null=True, on_delete=models.SET_NULL, related_name="executions"
@@ -89,8 +101,4 @@ class Execution(models.Model):
         indexes = [models.Index(fields=["project", "-id"], name="exec_project_newest")]
 
     def __str__(self) -> str:
-        return f"exec_{self.pk} {self.agent_name} {self.status}"
-
-    @property
-    def public_id(self) -> str:
-        return f"exec_{self.pk}"
+        return f"{self.public_id} {self.agent_name} {self.status}"

@@ -4,9 +4,13 @@ path of the key system can be exercised end to end without an outside model."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
+
 from agents.models import Agent, Execution
+from core import write_behind
 
 
 def _echo_invoke(payload: dict[str, Any]) -> Any:
@@ -67,7 +71,9 @@ def _record(
     started: float,
     api_key_id: int | None,
 ) -> Execution:
-    return Execution.objects.create(
+    """The execution, with its id; its row is written after the answer, like the usage
+    log (core/write_behind.py), so /v1/execution-logs may show it up to a second later."""
+    execution = Execution(
         project_id=agent.project_id,
         agent=agent,
         agent_name=agent.name,
@@ -77,4 +83,40 @@ def _record(
         input=given,
         output=output,
         api_key_id=api_key_id,
+        created_at=timezone.now(),
+    )
+    write_behind.defer("execution", _payload(execution))
+    return execution
+
+
+_FIELDS = (
+    "public_id",
+    "project_id",
+    "agent_id",
+    "agent_name",
+    "type",
+    "status",
+    "duration_us",
+    "input",
+    "output",
+    "api_key_id",
+)
+
+
+def _payload(execution: Execution) -> dict[str, Any]:
+    return {
+        **{name: getattr(execution, name) for name in _FIELDS},
+        "created_at": execution.created_at.isoformat(),
+    }
+
+
+def executions_write(payloads: list[dict[str, Any]]) -> None:
+    """The write-behind sink of the "execution" channel. A row already written (a batch
+    retried after its commit) is skipped by its unique public id."""
+    Execution.objects.bulk_create(
+        [
+            Execution(**{**p, "created_at": datetime.fromisoformat(p["created_at"])})
+            for p in payloads
+        ],
+        ignore_conflicts=True,
     )

@@ -31,7 +31,7 @@ from api.idempotency import idempotent
 from api.lookup import Resource
 from api.permissions import require_permission
 from core.client_ip import client_ip
-from usage.writer import UsageEntry, usage_buffer
+from usage.writer import UsageEntry, usage_defer
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def _record(
     started: float,
     agent: str,
 ) -> None:
-    usage_buffer.add(
+    usage_defer(
         UsageEntry(
             created_at=timezone.now(),
             project_id=caller.project.pk if caller and caller.project else None,

@@ -97,6 +97,7 @@ class SharedStore:
         if link.connection is None:
             connection = Connection(
                 **self._params,
+                protocol=2,  # the replies this module reads are RESP2's arrays
                 socket_timeout=READ_TIMEOUT,
                 socket_connect_timeout=CONNECT_TIMEOUT,
             )
@@ -130,10 +131,11 @@ class SharedStore:
 
     # -- commands -----------------------------------------------------------------------
 
-    def round_trip(self, *commands: Command) -> list[Any]:
+    def round_trip(self, *commands: Command, timeout: float | None = None) -> list[Any]:
         """Send `commands` and return their replies (a ResponseError instance in place of
         a command's reply if Redis refused that command). StoreUnavailable if Redis
-        cannot be reached, or was recently found unreachable."""
+        cannot be reached, or was recently found unreachable. `timeout`: for a command
+        that blocks on purpose (XREADGROUP … BLOCK), longer than READ_TIMEOUT."""
         if not self.available:
             raise StoreUnavailable("cooling off after a failure")
         link = self._link()
@@ -141,7 +143,9 @@ class SharedStore:
             connection = self._connection(link)
             connection.send_packed_command([pack(*commands)], check_health=False)
             self._read_unread(link, connection)
-            return [self._reply(connection) for _ in commands]
+            if timeout is None:
+                return [self._reply(connection) for _ in commands]
+            return [self._reply(connection, timeout=timeout) for _ in commands]
         except (RedisError, OSError) as error:
             raise self._failed(link, error) from error
 
@@ -179,9 +183,11 @@ class SharedStore:
                 if_lost()
 
     @staticmethod
-    def _reply(connection: Connection) -> Any:
+    def _reply(connection: Connection, *, timeout: float | None = None) -> Any:
         try:
-            return connection.read_response()
+            if timeout is None:
+                return connection.read_response()
+            return connection.read_response(timeout=timeout)
         except ResponseError as refused:
             return refused
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import datetime
 from itertools import count
@@ -204,10 +205,14 @@ def redis_store(settings):
     copies.clear()
     store = shared_store()
     assert store is not None
+    store.health.unavailable_until = 0.0  # a failure another test caused is not ours
     try:
         store.round_trip(("PING",))
     except Exception as unavailable:  # noqa: BLE001
-        pytest.skip(f"Redis is not running on 127.0.0.1:6379 ({unavailable})")
-    store.health.unavailable_until = 0.0
+        message = f"Redis is not running on 127.0.0.1:6379 ({unavailable})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     yield store
     copies.clear()
+    store.health.unavailable_until = 0.0

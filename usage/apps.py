@@ -7,3 +7,10 @@ class UsageConfig(AppConfig):
 
     name = "usage"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from core import write_behind
+        from usage.writer import usage_drops_record, usage_write_records
+
+        write_behind.register("usage", usage_write_records)
+        write_behind.on_dropped(usage_drops_record)

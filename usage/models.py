@@ -90,6 +90,11 @@ class UsageRecord(models.Model):
                 name="usage_key_errors_time",
             ),
         ]
+        constraints = [
+            # A call logged twice (a write-behind batch retried after its commit) is one
+            # row. With created_at, as PostgreSQL wants for a partitioned table.
+            models.UniqueConstraint(fields=["request_id", "created_at"], name="usage_request_once")
+        ]
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.method} {self.path} {self.status}"
@@ -159,3 +164,22 @@ class UnattributedCalls(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}:00 {self.error_code} {self.count}"
+
+
+class UsageDrop(models.Model):
+    """Usage entries (or other write-behind records) that could not be kept, per hour,
+    channel and reason: a database down for longer than the buffers last, or a record
+    that fails on its own content. Shown on the usage overview if it ever happens."""
+
+    hour = models.DateTimeField()
+    channel = models.CharField(max_length=40)
+    reason = models.CharField(max_length=40)
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "channel", "reason"], name="usagedrop_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.channel} {self.reason} {self.count}"

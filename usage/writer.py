@@ -1,39 +1,40 @@
-"""Writing the usage log off the request's critical path.
+"""Writing the usage log: one row per identified call, and the roll-ups beside it.
 
-Each API call appends one UsageEntry to an in-process buffer; a background thread writes
-the buffer every USAGE_FLUSH_SECONDS in one transaction: a bulk insert of the rows, one
-upsert per key-hour and per key-address for the roll-ups, and "last used" for keys not
-marked in the last minute. One transaction per batch instead of per call is what keeps
-logging cheap (see `make bench`).
+The API hands each call's UsageEntry to `usage_defer()` once it has answered; the entry
+travels as a write-behind record (core/write_behind.py: the Redis stream and
+`manage.py ingest_usage`, or this process's buffer) and is written here, in batches: the
+rows, one upsert per key-hour and per key-address for the roll-ups, and "last used" for
+tokens not marked in the last minute, in one transaction. One transaction per batch
+instead of per call is what keeps logging cheap (see `make bench`).
 
-A worker that is killed outright loses at most one interval of entries; gunicorn's
-worker_exit hook (gunicorn.conf.py) and an atexit handler flush on orderly shutdown.
-With USAGE_FLUSH_SECONDS = 0 every entry is written before the response (the tests run
-this way, so what they read is already there).
+A batch may be written twice (an acknowledgement lost after its commit): a row that is
+already there (same request id and time) is skipped, and only the rows actually inserted
+count towards the roll-ups, so nothing is counted twice. Calls that identified nobody are
+only counted per hour and error code.
 """
 
 from __future__ import annotations
 
-import atexit
-import logging
-import os
-import threading
-import time
+import dataclasses
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken, Token
-from usage.models import Outcome, UnattributedCalls, UsageHour, UsageIp, UsageRecord
-
-logger = logging.getLogger(__name__)
+from core import write_behind
+from usage.models import (
+    Outcome,
+    UnattributedCalls,
+    UsageDrop,
+    UsageHour,
+    UsageIp,
+    UsageRecord,
+)
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-MAX_BUFFERED = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,14 @@ class UsageEntry:
     def is_attributed(self) -> bool:
         return (self.api_key_id or self.client_token_id or self.personal_token_id) is not None
 
+    def payload(self) -> dict[str, Any]:
+        """The entry as a write-behind record (JSON)."""
+        return {**dataclasses.asdict(self), "created_at": self.created_at.isoformat()}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> UsageEntry:
+        return cls(**{**payload, "created_at": datetime.fromisoformat(payload["created_at"])})
+
 
 def _hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
@@ -86,37 +95,62 @@ def usage_write(entries: list[UsageEntry]) -> None:
     """Write a batch of entries and their roll-ups in one transaction."""
     attributed = [e for e in entries if e.is_attributed]
     unattributed = [e for e in entries if not e.is_attributed]
-    # The roll-ups are per API key: a key's own calls and those of the tokens it minted.
-    by_key = [e for e in attributed if e.api_key_id is not None]
     with transaction.atomic():
-        UsageRecord.objects.bulk_create(
-            [
-                UsageRecord(
-                    created_at=e.created_at,
-                    project_id=e.project_id,
-                    api_key_id=e.api_key_id,
-                    client_token_id=e.client_token_id,
-                    personal_token_id=e.personal_token_id,
-                    token_kind=e.token_kind,
-                    method=e.method,
-                    agent=e.agent[:64],
-                    path=e.path[:255],
-                    status=e.status,
-                    error_code=e.error_code,
-                    outcome=e.outcome,
-                    latency_us=e.latency_us,
-                    ip=e.ip,
-                    user_agent=e.user_agent[:255],
-                    request_id=e.request_id,
-                )
-                for e in attributed
-            ],
-            batch_size=1000,
-        )
+        inserted = _insert_rows(attributed)
+        fresh = [e for e in attributed if e.request_id in inserted]
+        # The roll-ups are per API key: a key's own calls and those of the tokens it minted.
+        by_key = [e for e in fresh if e.api_key_id is not None]
         _upsert_hours(by_key)
         _upsert_ips(by_key)
-        _mark_last_used(attributed)
+        _mark_last_used(fresh)
         _count_unattributed(unattributed)
+
+
+ROWS_PER_STATEMENT = 500
+_COLUMNS = [f for f in UsageRecord._meta.concrete_fields if not f.primary_key]
+
+
+def _row(e: UsageEntry) -> list[Any]:
+    values = {
+        "created_at": e.created_at,
+        "project_id": e.project_id,
+        "api_key_id": e.api_key_id,
+        "client_token_id": e.client_token_id,
+        "personal_token_id": e.personal_token_id,
+        "token_kind": e.token_kind,
+        "method": e.method,
+        "agent": e.agent[:64],
+        "path": e.path[:255],
+        "status": e.status,
+        "error_code": e.error_code,
+        "outcome": e.outcome.value,
+        "latency_us": e.latency_us,
+        "ip": e.ip,
+        "user_agent": e.user_agent[:255],
+        "request_id": e.request_id,
+    }
+    return [f.get_db_prep_value(values[f.attname], connection) for f in _COLUMNS]
+
+
+def _insert_rows(entries: list[UsageEntry]) -> set[str]:
+    """Insert the rows not there yet; the request ids of those inserted."""
+    if not entries:
+        return set()
+    q = connection.ops.quote_name
+    names = ", ".join(q(f.column or f.attname) for f in _COLUMNS)
+    one = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+    inserted: set[str] = set()
+    with connection.cursor() as cursor:
+        for start in range(0, len(entries), ROWS_PER_STATEMENT):
+            chunk = entries[start : start + ROWS_PER_STATEMENT]
+            sql = (
+                f"INSERT INTO {q(UsageRecord._meta.db_table)} ({names}) VALUES "
+                + ", ".join([one] * len(chunk))
+                + " ON CONFLICT (request_id, created_at) DO NOTHING RETURNING request_id"
+            )
+            cursor.execute(sql, [value for e in chunk for value in _row(e)])
+            inserted.update(row[0] for row in cursor.fetchall())
+    return inserted
 
 
 def _upsert_hours(entries: list[UsageEntry]) -> None:
@@ -220,71 +254,25 @@ def _adapt(moment: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(moment)
 
 
-class UsageBuffer:
-    """Entries waiting to be written, and the thread that writes them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: list[UsageEntry] = []
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
-
-    def add(self, entry: UsageEntry) -> None:
-        interval = settings.USAGE_FLUSH_SECONDS
-        if interval <= 0:
-            usage_write([entry])
-            return
-        with self._lock:
-            if self._pid != os.getpid():  # forked: the parent's thread does not exist here
-                self._entries, self._thread, self._pid = [], None, os.getpid()
-            self._entries.append(entry)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, args=(interval,), name="usage-flush", daemon=True
-                )
-                self._thread.start()
-
-    def flush(self) -> int:
-        """Write what is buffered now. Returns how many entries were written.
-
-        If the batch fails, its entries are tried one by one: one bad entry is dropped
-        (and logged) instead of blocking every entry after it. If none can be written,
-        the database is down: all are kept for the next try, up to MAX_BUFFERED.
-        """
-        with self._lock:
-            entries, self._entries = self._entries, []
-        if not entries:
-            return 0
-        try:
-            usage_write(entries)
-            return len(entries)
-        except Exception:
-            logger.exception("usage log batch of %d failed; writing one by one", len(entries))
-        written, failed = 0, []
-        for entry in entries:
-            try:
-                usage_write([entry])
-                written += 1
-            except Exception:
-                failed.append(entry)
-        if written:
-            for entry in failed:
-                logger.error("usage entry %s dropped: it cannot be written", entry.request_id)
-            return written
-        with self._lock:
-            self._entries[:0] = failed
-            overflow = len(self._entries) - MAX_BUFFERED
-            if overflow > 0:  # a database down for long: bound the memory
-                del self._entries[:overflow]
-                logger.error("usage log buffer full; dropped %d oldest entries", overflow)
-        return 0
-
-    def _run(self, interval: float) -> None:
-        while True:
-            time.sleep(interval)
-            self.flush()
-            close_old_connections()
+def usage_defer(entry: UsageEntry) -> None:
+    """Log a call after its answer (core/write_behind.py says how it travels)."""
+    write_behind.defer("usage", entry.payload())
 
 
-usage_buffer = UsageBuffer()
-atexit.register(usage_buffer.flush)
+def usage_write_records(payloads: list[dict[str, Any]]) -> None:
+    """The write-behind sink of the "usage" channel."""
+    usage_write([UsageEntry.from_payload(p) for p in payloads])
+
+
+def usage_drops_record(channel: str, reason: str, count: int) -> None:
+    """Keep the count of records the write-behind had to drop, per hour, for the overview."""
+    from django.utils import timezone
+
+    table = UsageDrop._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (hour, channel, reason, count) VALUES (%s, %s, %s, %s) "
+            f"ON CONFLICT (hour, channel, reason) DO UPDATE SET count = {table}.count + "
+            "excluded.count",
+            [_adapt(_hour(timezone.now())), channel, reason[:40], count],
+        )

@@ -45,7 +45,7 @@ def test_invoke_with_a_prompt_answers_with_the_prompt_and_records_the_execution(
     body = assert_ok(api.post(INVOKE, {"prompt": "hello"}))
     assert body["output"] == "hello"
     assert set(body["execution"]) == {"id", "status", "durationMs"}
-    assert re.fullmatch(r"exec_\d+", body["execution"]["id"])
+    assert re.fullmatch(r"exec_[0-9A-Za-z]+", body["execution"]["id"])
     assert body["execution"]["status"] == "success"
     assert isinstance(body["execution"]["durationMs"], int | float)
     assert isinstance(body["execution"]["durationMs"], float)
@@ -94,7 +94,7 @@ def test_chat_answers_with_the_messages_and_the_assistants_reply(api):
     ]
     body = assert_ok(api.post(CHAT, {"messages": messages, "context": {"tenant": "t1"}}))
     assert body["messages"] == [*messages, {"role": "assistant", "content": "second"}]
-    assert re.fullmatch(r"exec_\d+", body["execution"]["id"])
+    assert re.fullmatch(r"exec_[0-9A-Za-z]+", body["execution"]["id"])
     execution = Execution.objects.get()
     assert execution.type == Execution.Type.CHAT
     assert execution.input["messages"] == messages

@@ -13,9 +13,9 @@ from django.utils import timezone
 from agents.models import Agent, Execution
 from apikeys.services import api_key_revoke
 from apikeys.tokens import TokenKind, token_generate
+from core.write_behind import buffer as usage_buffer
 from tests.api.assertions import assert_error, assert_ok
 from tests.conftest import Api
-from usage.writer import usage_buffer
 
 INVOKE = "/v1/agents/my-agent/invoke"
 

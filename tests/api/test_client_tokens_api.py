@@ -101,7 +101,7 @@ def test_invoking_through_the_client_api_gives_the_agent_both_contexts(client_ap
     answer = assert_ok(response)
     assert answer["output"] == "hi"
     assert "gold" not in response.content.decode() and "s3" not in response.content.decode()
-    seen = Execution.objects.get(pk=int(answer["execution"]["id"].removeprefix("exec_"))).input
+    seen = Execution.objects.get(public_id=answer["execution"]["id"]).input
     assert seen["context"] == {"userId": "u_1"}
     assert seen["serverContext"] == {"plan": "gold", "secret": "s3"}
 

@@ -4,10 +4,11 @@ from dataclasses import replace
 
 from django.utils import timezone
 
+from core.write_behind import Buffer, Record
 from tests.api.assertions import assert_error
 from tests.conftest import usage_call
-from usage.models import UsageRecord
-from usage.writer import UsageBuffer, UsageEntry
+from usage.models import UsageDrop, UsageRecord
+from usage.writer import UsageEntry
 
 
 def entry(key, request_id: str, **changes) -> UsageEntry:
@@ -33,13 +34,16 @@ def test_a_nul_byte_in_the_path_or_user_agent_is_not_kept(api):
 
 def test_one_entry_that_cannot_be_written_is_dropped_and_the_rest_are_written(api_key, caplog):
     key, _ = api_key
-    buffer = UsageBuffer()
+    buffer = Buffer()
     poison = entry(key, "req_poison", status=-5)  # breaks the column's check constraint
-    buffer._entries = [entry(key, "req_a"), poison, entry(key, "req_b")]
+    buffer._records = [
+        Record("usage", e.payload()) for e in (entry(key, "req_a"), poison, entry(key, "req_b"))
+    ]
     assert buffer.flush() == 2
     assert set(UsageRecord.objects.values_list("request_id", flat=True)) == {"req_a", "req_b"}
-    assert buffer._entries == []
-    assert "req_poison dropped" in caplog.text
+    assert len(buffer) == 0
+    assert "'usage' record cannot be written and is dropped" in caplog.text
+    assert UsageDrop.objects.get().count == 1
 
 
 def test_refused_calls_count_against_the_rate_limit_too(api, api_key, settings):

@@ -1,0 +1,414 @@
+"""Records written after the answer, off the request's path: the usage log, executions.
+
+An app registers a channel and the function that writes a batch of its records
+(`register(channel, sink)`, in AppConfig.ready); the API calls `defer(channel, payload)`
+once the answer is made. Where a record goes:
+
+- With a shared store (Redis), onto the stream `<prefix>writes`, sent before the answer
+  leaves and without waiting for Redis (core/shared_store.py): a worker killed outright
+  loses nothing Redis took. `manage.py ingest_usage` reads the stream, writes each batch
+  in one transaction, and acknowledges only after the commit; a database outage leaves
+  the records in Redis until it ends.
+- Otherwise (no Redis, or Redis unreachable), into this process's buffer, which a
+  background thread writes every USAGE_FLUSH_SECONDS (0: at once, as the tests do).
+
+Writing a batch, in either place: if the database is unavailable or too slow (an
+OperationalError: a lost connection, a statement or lock timeout), everything waits for
+the next try. Otherwise a failing batch is written record by record, and only a record
+that fails on its own content is dropped, logged and counted. The buffer is bounded
+(MAX_BUFFERED): past it, during a long outage, the oldest records are dropped and counted.
+Sinks must tolerate a record written twice (an acknowledgement lost after a commit).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
+
+from core.shared_store import StoreUnavailable, shared_store
+
+logger = logging.getLogger(__name__)
+
+type Payload = dict[str, Any]
+type Sink = Callable[[list[Payload]], None]
+type DropRecorder = Callable[[str, str, int], None]
+
+MAX_BUFFERED = 50_000
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+STREAM = "writes"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    channel: str
+    payload: Payload
+
+    def encoded(self) -> bytes:
+        return json.dumps([self.channel, self.payload], separators=(",", ":")).encode()
+
+    @classmethod
+    def decoded(cls, data: bytes) -> Record:
+        channel, payload = json.loads(data)
+        return cls(str(channel), dict(payload))
+
+
+@dataclass
+class WriteResult:
+    written: int = 0
+    dropped: int = 0
+    waiting: list[Record] = field(default_factory=list)  # the database was unavailable
+
+
+_sinks: dict[str, Sink] = {}
+_drop_recorders: list[DropRecorder] = []
+
+
+def register(channel: str, sink: Sink) -> None:
+    _sinks[channel] = sink
+
+
+def on_dropped(recorder: DropRecorder) -> None:
+    """`recorder(channel, reason, count)` keeps a count of dropped records where people
+    can see it (the usage overview); called once the database answers again."""
+    _drop_recorders.append(recorder)
+
+
+def stream_key() -> str:
+    return f"{settings.REDIS_KEY_PREFIX}{STREAM}"
+
+
+def write(records: list[Record]) -> WriteResult:
+    """Write `records` now, each channel's in one batch (see the module for failures)."""
+    result = WriteResult()
+    by_channel: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        by_channel[record.channel].append(record)
+    for channel, batch in by_channel.items():
+        sink = _sinks.get(channel)
+        if sink is None:
+            logger.error("No writer for %d %r records; dropped", len(batch), channel)
+            _count_drops(channel, "no writer", len(batch))
+            result.dropped += len(batch)
+            continue
+        try:
+            sink([r.payload for r in batch])
+            result.written += len(batch)
+            continue
+        except DATABASE_UNAVAILABLE:
+            result.waiting.extend(batch)
+            continue
+        except Exception:
+            logger.exception(
+                "%d %r records failed together; writing one by one", len(batch), channel
+            )
+        for record in batch:
+            try:
+                sink([record.payload])
+                result.written += 1
+            except DATABASE_UNAVAILABLE:
+                result.waiting.append(record)
+            except Exception:
+                logger.exception("A %r record cannot be written and is dropped", channel)
+                _count_drops(channel, "cannot be written", 1)
+                result.dropped += 1
+    if result.written:
+        _report_drops()
+    return result
+
+
+# -- Counting what was dropped ----------------------------------------------------------------
+
+_drops: Counter[tuple[str, str]] = Counter()
+_drops_lock = threading.Lock()
+
+
+def _count_drops(channel: str, reason: str, count: int) -> None:
+    with _drops_lock:
+        _drops[(channel, reason)] += count
+
+
+def _report_drops() -> None:
+    """Hand the counts to the recorders, now that the database takes writes again."""
+    with _drops_lock:
+        pending = dict(_drops)
+        _drops.clear()
+    for (channel, reason), count in pending.items():
+        try:
+            for recorder in _drop_recorders:
+                recorder(channel, reason, count)
+        except Exception:
+            logger.exception("%d dropped %r records could not be counted", count, channel)
+            _count_drops(channel, reason, count)
+
+
+def dropped_so_far() -> dict[tuple[str, str], int]:
+    """Drops not yet handed to a recorder (for tests and the bench)."""
+    with _drops_lock:
+        return dict(_drops)
+
+
+# -- The in-process buffer --------------------------------------------------------------------
+
+
+class Buffer:
+    """Records waiting in this process, and the thread that writes them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[Record] = []
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def add(self, record: Record) -> None:
+        interval = settings.USAGE_FLUSH_SECONDS
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's thread does not exist here
+                self._records, self._thread, self._pid = [], None, os.getpid()
+            self._records.append(record)
+            self._bound()
+            if interval > 0 and self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, args=(interval,), name="write-behind", daemon=True
+                )
+                self._thread.start()
+        if interval <= 0:
+            self.flush()
+
+    def _bound(self) -> None:
+        overflow = len(self._records) - MAX_BUFFERED
+        if overflow > 0:  # a database down for long: bound the memory, oldest out first
+            for record in self._records[:overflow]:
+                _count_drops(record.channel, "buffer full", 1)
+            del self._records[:overflow]
+            logger.error("Write-behind buffer full: dropped the %d oldest records", overflow)
+
+    def flush(self) -> int:
+        """Write what is buffered now. Returns how many records were written; what the
+        database could not take yet goes back to the front of the buffer."""
+        with self._lock:
+            records, self._records = self._records, []
+        if not records:
+            return 0
+        result = write(records)
+        if result.waiting:
+            with self._lock:
+                self._records[:0] = result.waiting
+                self._bound()
+        return result.written
+
+    def hand_over(self) -> int:
+        """At exit: what the database will not take now goes to the shared store, if there
+        is one; what neither takes is lost, and says so."""
+        written = self.flush()
+        with self._lock:
+            records, self._records = self._records, []
+        store = shared_store()
+        kept = 0
+        if records and store is not None:
+            try:
+                store.round_trip(*(("XADD", stream_key(), "*", "r", r.encoded()) for r in records))
+                kept = len(records)
+            except StoreUnavailable:
+                pass
+        if kept:
+            logger.warning("Handed %d buffered records to the shared store at exit", kept)
+        elif records:
+            logger.error(
+                "Lost %d buffered records at exit: neither the database nor a shared store "
+                "took them",
+                len(records),
+            )
+        return written
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def _run(self, interval: float) -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                self.flush()
+            finally:
+                close_old_connections()
+
+
+buffer = Buffer()
+
+
+def defer(channel: str, payload: Payload) -> None:
+    """Write `payload` on `channel` after the answer (see the module for where it goes)."""
+    record = Record(channel, payload)
+    store = shared_store()
+    if store is not None and settings.USAGE_FLUSH_SECONDS > 0:
+        sent = store.send(
+            ("XADD", stream_key(), "*", "r", record.encoded()),
+            if_lost=lambda: buffer.add(record),
+        )
+        if sent:
+            return
+    buffer.add(record)
+
+
+def flush_at_exit() -> None:
+    """Everything this process holds: the store's unread replies, then the buffer."""
+    store = shared_store()
+    if store is not None:
+        store.drain()
+    buffer.hand_over()
+
+
+atexit.register(flush_at_exit)
+
+
+# -- Reading the stream: `manage.py ingest_usage` ---------------------------------------------
+
+GROUP = "ingest"
+READ_COUNT = 2000
+BLOCK_MS = 1000
+CLAIM_IDLE_MS = 30_000  # a consumer silent this long is presumed dead; others take over
+
+
+@dataclass
+class IngestStats:
+    batches: int = 0
+    written: int = 0
+    dropped: int = 0
+    waits: int = 0
+
+
+class StreamIngest:
+    """One consumer of the stream: reads batches, writes them, acknowledges after commit.
+
+    Several may run at once (two `make serve` on a host, several hosts): the consumer
+    group hands each record to one of them, and takes over the records of a consumer that
+    died before acknowledging them.
+    """
+
+    def __init__(self, consumer: str) -> None:
+        store = shared_store()
+        if store is None:
+            raise RuntimeError("ingest_usage needs REDIS_URL: without it there is no stream.")
+        self.store = store
+        self.consumer = consumer
+        self.stats = IngestStats()
+        self.stopping = False
+        self._backlog = True  # first read our own unacknowledged records, then new ones
+
+    def run(self, *, once: bool = False) -> IngestStats:
+        delay = 0.5
+        self._create_group()
+        while not self.stopping:
+            try:
+                written = self.step()
+                delay = 0.5
+            except StoreUnavailable:
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            finally:
+                if not connection.in_atomic_block:  # (a test's transaction, never in service)
+                    close_old_connections()
+            if once and not written and not self._backlog:
+                break
+        return self.stats
+
+    def _create_group(self) -> None:
+        while True:
+            try:
+                (reply,) = self.store.round_trip(
+                    ("XGROUP", "CREATE", stream_key(), GROUP, "0", "MKSTREAM")
+                )
+                if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
+                    raise RuntimeError(str(reply))
+                return
+            except StoreUnavailable:
+                time.sleep(1)
+
+    def step(self) -> int:
+        """Read one batch and write it. Returns how many records it wrote."""
+        entries = self._read()
+        if not entries:
+            return 0
+        records = []
+        ids = []
+        for entry_id, fields in entries:
+            ids.append(entry_id)
+            try:
+                records.append(Record.decoded(_field(fields, b"r")))
+            except (ValueError, TypeError, KeyError):
+                logger.error("Unreadable record %s on the stream; dropped", entry_id)
+                _count_drops("stream", "unreadable", 1)
+                self.stats.dropped += 1
+        result = write(records)
+        self.stats.batches += 1
+        self.stats.written += result.written
+        self.stats.dropped += result.dropped
+        if result.waiting:
+            # The database is unavailable: acknowledge nothing; the same records are read
+            # again (our own backlog) once it answers.
+            self.stats.waits += 1
+            self._backlog = True
+            time.sleep(1)
+            return 0
+        self.store.round_trip(("XACK", stream_key(), GROUP, *ids), ("XDEL", stream_key(), *ids))
+        return result.written
+
+    def _read(self) -> list[tuple[bytes, list[bytes]]]:
+        if self._backlog:
+            # Records this consumer read before and never acknowledged, and then those of
+            # consumers that went silent.
+            entries = self._xreadgroup("0", block=False)
+            if entries:
+                return entries
+            entries = self._autoclaim()
+            if entries:
+                return entries
+            self._backlog = False
+        return self._xreadgroup(">", block=True)
+
+    def _xreadgroup(self, start: str, *, block: bool) -> list[tuple[bytes, list[bytes]]]:
+        command: list[str | int] = ["XREADGROUP", "GROUP", GROUP, self.consumer]
+        command += ["COUNT", READ_COUNT]
+        if block:
+            command += ["BLOCK", BLOCK_MS]
+        command += ["STREAMS", stream_key(), start]
+        (reply,) = self.store.round_trip(tuple(command), timeout=BLOCK_MS / 1000 + 1)
+        if not reply or isinstance(reply, Exception):
+            return []
+        (_stream, entries) = reply[0]
+        return [(entry_id, fields) for entry_id, fields in entries if fields]
+
+    def _autoclaim(self) -> list[tuple[bytes, list[bytes]]]:
+        (reply,) = self.store.round_trip(
+            (
+                "XAUTOCLAIM",
+                stream_key(),
+                GROUP,
+                self.consumer,
+                CLAIM_IDLE_MS,
+                "0-0",
+                "COUNT",
+                READ_COUNT,
+            )
+        )
+        if isinstance(reply, Exception) or not reply:
+            return []
+        return [(entry_id, fields) for entry_id, fields in reply[1] if fields]
+
+
+def _field(fields: list[bytes], name: bytes) -> bytes:
+    for key, value in zip(fields[::2], fields[1::2], strict=True):
+        if key == name:
+            return value
+    raise KeyError(name)

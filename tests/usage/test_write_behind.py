@@ -1,0 +1,164 @@
+"""Usage entries and executions written after the answer: through Redis and the ingest
+process when there is a shared store, through the worker's buffer when there is not, and
+never lost to a database that is down or slow."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import OperationalError
+
+from agents.models import Execution
+from core import write_behind
+from core.write_behind import Buffer, Record, StreamIngest
+from tests.api.assertions import assert_ok
+from usage.models import UsageHour, UsageRecord
+
+INVOKE = "/v1/agents/my-agent/invoke"
+
+
+def ingest_all() -> write_behind.IngestStats:
+    return StreamIngest(consumer="test").run(once=True)
+
+
+@pytest.fixture
+def deferred(settings):
+    """As in production: records are written after the answer, not before it."""
+    settings.USAGE_FLUSH_SECONDS = 3600
+
+
+def test_with_redis_an_answered_call_waits_on_the_stream_until_ingested(api, redis_store, deferred):
+    answer = assert_ok(api.post(INVOKE, {"prompt": "hi"}))
+    assert not UsageRecord.objects.exists() and not Execution.objects.exists()
+
+    stats = ingest_all()
+
+    assert stats.written == 2  # the usage entry and the execution
+    assert UsageRecord.objects.get().path == INVOKE
+    assert Execution.objects.get().public_id == answer["execution"]["id"]
+    assert UsageHour.objects.get().requests == 1
+    (length,) = redis_store.round_trip(("XLEN", write_behind.stream_key()))
+    assert length == 0  # acknowledged and removed after the commit
+
+
+def test_a_batch_written_twice_is_counted_once(api, redis_store, deferred):
+    assert_ok(api.post(INVOKE, {"prompt": "hi"}))
+    (reply,) = redis_store.round_trip(("XRANGE", write_behind.stream_key(), "-", "+"))
+    records = [Record.decoded(fields[1]) for _, fields in reply]
+
+    write_behind.write(records)
+    write_behind.write(records)  # an acknowledgement lost after the commit
+
+    assert UsageRecord.objects.count() == 1
+    assert Execution.objects.count() == 1
+    assert UsageHour.objects.get().requests == 1
+
+
+def test_while_the_database_is_down_the_stream_keeps_everything_and_nothing_is_acked(
+    api, redis_store, deferred, monkeypatch
+):
+    for _ in range(3):
+        assert_ok(api.post(INVOKE, {"prompt": "hi"}))
+    sinks = dict(write_behind._sinks)
+
+    def down(payloads):
+        raise OperationalError("the database is down")
+
+    monkeypatch.setitem(write_behind._sinks, "usage", down)
+    monkeypatch.setattr(write_behind.time, "sleep", lambda seconds: None)
+    ingest = StreamIngest(consumer="test")
+    ingest._create_group()
+    assert ingest.step() == 0
+    assert ingest.stats.waits == 1 and not UsageRecord.objects.exists()
+
+    monkeypatch.setitem(write_behind._sinks, "usage", sinks["usage"])
+    ingest.run(once=True)
+    assert UsageRecord.objects.count() == 3
+
+
+def test_without_redis_the_buffer_keeps_what_the_database_refuses_until_it_answers(
+    api_key, monkeypatch
+):
+    from tests.conftest import usage_call
+
+    buffer = Buffer()
+    buffer._records = [Record("usage", usage_call(_now(), key=api_key[0]).payload())]
+    real = write_behind._sinks["usage"]
+    monkeypatch.setitem(write_behind._sinks, "usage", _fails_with(OperationalError))
+    assert buffer.flush() == 0
+    assert len(buffer) == 1  # kept, not dropped
+
+    monkeypatch.setitem(write_behind._sinks, "usage", real)
+    assert buffer.flush() == 1
+    assert UsageRecord.objects.count() == 1
+
+
+def test_a_database_going_down_part_way_through_a_retry_loses_nobody(api_key, monkeypatch):
+    """The old buffer dropped every entry that failed once another one had succeeded: a
+    database recovering (or failing) part-way through a retry lost the rest."""
+    from django.db import IntegrityError
+
+    from tests.conftest import usage_call
+
+    buffer = Buffer()
+    buffer._records = [
+        Record("usage", usage_call(_now(), key=api_key[0], request_id=f"req_{n}").payload())
+        for n in range(4)
+    ]
+    real = write_behind._sinks["usage"]
+    calls = {"n": 0}
+
+    def flaky(payloads):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise IntegrityError("one of these is bad")  # so: one by one
+        if calls["n"] in (3, 4):
+            raise OperationalError("the database went away")
+        real(payloads)
+
+    monkeypatch.setitem(write_behind._sinks, "usage", flaky)
+    assert buffer.flush() == 2
+    assert len(buffer) == 2  # the two that met the outage wait; nothing was dropped
+    assert write_behind.dropped_so_far() == {}
+    monkeypatch.setitem(write_behind._sinks, "usage", real)
+    assert buffer.flush() == 2
+    assert UsageRecord.objects.count() == 4
+
+
+def test_the_buffer_is_bounded_and_counts_what_it_drops(api_key, monkeypatch):
+    from tests.conftest import usage_call
+
+    monkeypatch.setattr(write_behind, "MAX_BUFFERED", 3)
+    monkeypatch.setitem(write_behind._sinks, "usage", _fails_with(OperationalError))
+    buffer = Buffer()
+    for n in range(5):
+        buffer._records.append(
+            Record("usage", usage_call(_now(), key=api_key[0], request_id=f"r{n}").payload())
+        )
+    buffer.flush()
+    assert len(buffer) == 3
+    assert write_behind.dropped_so_far()[("usage", "buffer full")] == 2
+
+
+def test_a_reply_lost_with_the_connection_puts_the_record_back_in_the_buffer(
+    api, redis_store, deferred, monkeypatch
+):
+    assert_ok(api.post(INVOKE, {"prompt": "hi"}))
+    link = redis_store._link()
+    assert len(link.unread) == 2  # the execution and the usage entry, sent, unread
+    link.connection.disconnect()  # Redis went away before the replies were read
+    monkeypatch.setattr(write_behind.buffer, "_records", [])
+    redis_store._failed(link, OSError("connection reset"))
+    assert len(write_behind.buffer) == 2
+
+
+def _fails_with(error: type[Exception]):
+    def sink(payloads):
+        raise error("refused")
+
+    return sink
+
+
+def _now():
+    from django.utils import timezone
+
+    return timezone.now()

@@ -1,0 +1,43 @@
+"""`manage.py ingest_usage`: write the usage entries (and executions) that the API workers
+put on the Redis stream into the database, acknowledging each batch after its commit.
+
+Needs REDIS_URL (without it, each worker writes its own buffer and there is nothing to
+ingest). `make serve` starts it beside gunicorn; elsewhere run it as a service of its own,
+one or more per deployment: they share the stream's consumer group. Stops cleanly on
+SIGTERM or Ctrl-C after the batch in hand. `--once` drains what is there and exits.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from types import FrameType
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from core.write_behind import StreamIngest
+
+
+class Command(BaseCommand):
+    help = "Write the usage entries and executions waiting on the Redis stream to the database."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--once", action="store_true", help="drain the stream, then exit")
+
+    def handle(self, *args: object, once: bool, **options: object) -> None:
+        try:
+            ingest = StreamIngest(consumer=f"{socket.gethostname()}:{os.getpid()}")
+        except RuntimeError as error:
+            raise CommandError(str(error)) from error
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            ingest.stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        stats = ingest.run(once=once)
+        self.stdout.write(
+            f"Wrote {stats.written:,} records in {stats.batches:,} batches; "
+            f"dropped {stats.dropped:,}; waited for the database {stats.waits:,} times."
+        )
