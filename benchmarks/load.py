@@ -1,14 +1,15 @@
 """Load for `make bench`: wrk when it is installed, otherwise this file's own generator.
 
 Either way the load comes from a second process on loopback, and the result is the same
-LoadResult: requests, seconds, non-2xx answers, socket errors, p50 and p99 latency.
+LoadResult: requests, seconds, non-2xx answers (and of those, 429s: refusals by a rate
+limit), socket errors, p50 and p99 latency.
 
 Run on its own, this file is the Python generator (asyncio, one connection per
 concurrent client, HTTP/1.1 keep-alive when the server allows it, a new connection when
 it closes, as gunicorn's sync workers do after every response):
 
     BENCH_AUTHORIZATION="Bearer reminix_sk_…" python benchmarks/load.py \
-        --url http://127.0.0.1:8000/v1/agents/my-agent/invoke --connections 8 --duration 10
+        --url http://127.0.0.1:8000/v1/agents/my-agent/invoke --connections 16 --duration 10
 
 It stops by itself after --duration seconds or --max-requests requests, whichever is first,
 and prints one JSON line. The key travels in the environment, not in the process list.
@@ -44,6 +45,7 @@ class LoadResult:
     requests: int
     seconds: float
     non2xx: int
+    limited: int  # 429 answers, a subset of non2xx
     socket_errors: int
     p50_ms: float
     p99_ms: float
@@ -65,17 +67,21 @@ def drive(
     authorization: str = "",
     body: str = DEFAULT_BODY,
     connections: int,
+    threads: int = 2,
     duration: float,
     tool: str,
 ) -> LoadResult:
-    """POST `body` at `url` for `duration` seconds from a second process."""
+    """POST `body` at `url` for `duration` seconds from a second process.
+
+    `threads` is wrk's; the Python generator is one asyncio loop whatever it says.
+    """
     env = {**os.environ, "BENCH_AUTHORIZATION": authorization, "BENCH_BODY": body}
     seconds = max(1, round(duration))
     if tool == "wrk":
         command = [
             "wrk",
             "--threads",
-            "1",  # one thread drives thousands of requests a second; leave the cores to the server
+            str(max(1, min(threads, connections))),
             "--connections",
             str(connections),
             "--duration",
@@ -114,6 +120,7 @@ def drive(
         requests=figures["requests"],
         seconds=figures["duration_us"] / 1_000_000,
         non2xx=figures["non2xx"],
+        limited=figures.get("limited", 0),
         socket_errors=figures["socket_errors"],
         p50_ms=figures["p50_us"] / 1000,
         p99_ms=figures["p99_us"] / 1000,
@@ -134,6 +141,7 @@ class Tally:
     def __init__(self) -> None:
         self.latencies_us: list[float] = []
         self.non2xx = 0
+        self.limited = 0
         self.socket_errors = 0
         self.requests = 0
 
@@ -166,23 +174,23 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
 async def _client(
     host: str, port: int, request: bytes, deadline: float, max_requests: int, tally: Tally
 ) -> None:
-    reader: asyncio.StreamReader | None = None
-    writer: asyncio.StreamWriter | None = None
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
     while time.monotonic() < deadline and tally.requests < max_requests:
         try:
-            if writer is None:
-                reader, writer = await asyncio.wait_for(
+            if connection is None:
+                connection = await asyncio.wait_for(
                     asyncio.open_connection(host, port), REQUEST_TIMEOUT
                 )
+            reader, writer = connection
             started = time.perf_counter()
             writer.write(request)
             await writer.drain()
-            status, keep = await asyncio.wait_for(_read_response(reader), REQUEST_TIMEOUT)  # type: ignore[arg-type]
+            status, keep = await asyncio.wait_for(_read_response(reader), REQUEST_TIMEOUT)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
             tally.socket_errors += 1
-            if writer is not None:
-                writer.close()
-            reader = writer = None
+            if connection is not None:
+                connection[1].close()
+            connection = None
             await asyncio.sleep(0.01)
             continue
         if time.monotonic() >= deadline:
@@ -191,11 +199,12 @@ async def _client(
         tally.requests += 1
         if not 200 <= status <= 299:
             tally.non2xx += 1
+            tally.limited += status == 429
         if not keep:
             writer.close()
-            reader = writer = None
-    if writer is not None:
-        writer.close()
+            connection = None
+    if connection is not None:
+        connection[1].close()
 
 
 async def generate(
@@ -228,6 +237,7 @@ async def generate(
         "requests": tally.requests,
         "duration_us": int(min(elapsed, duration) * 1_000_000),
         "non2xx": tally.non2xx,
+        "limited": tally.limited,
         "socket_errors": tally.socket_errors,
         "p50_us": int(percentile(latencies, 50)),
         "p99_us": int(percentile(latencies, 99)),
@@ -238,7 +248,7 @@ async def generate(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", required=True)
-    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds (at most 600)")
     parser.add_argument("--max-requests", type=int, default=MAX_REQUESTS)
     args = parser.parse_args()
