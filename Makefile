@@ -33,9 +33,16 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make serve: production-style (gunicorn, DEBUG off, whitenoise) on $PORT
+## With REDIS_URL it also runs `manage.py ingest_usage` (the usage stream's writer) beside
+## gunicorn, and stops it with gunicorn. The access log's path is redacted of tokens
+## (gunicorn.conf.py).
 serve: install
 	DEBUG=false $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	DEBUG=false $(BIN)/python manage.py migrate --noinput
+	@if [ -n "$$REDIS_URL" ]; then \
+		DEBUG=false $(BIN)/python manage.py ingest_usage & ingest=$$!; \
+		trap 'kill $$ingest 2>/dev/null; wait $$ingest' EXIT; \
+	fi; \
 	$(BIN)/gunicorn reminix_dashboard.wsgi:application --bind $(BIND_HOST):$(PORT) \
 		--workers $${WEB_CONCURRENCY:-2} --access-logfile - --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(M)sms'
 
@@ -51,7 +58,7 @@ check: install
 	$(DEV_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 	DEBUG=false SECRET_KEY=check-deploy-$$(date +%s)-not-a-real-secret-but-long-enough-to-pass \
 		TOKEN_HASH_KEY=check-deploy-token-hash-key-long-enough-for-the-check ALLOWED_HOSTS=dashboard.example.com \
-		$(BIN)/python manage.py check --deploy --fail-level WARNING
+		REDIS_URL=redis://127.0.0.1:6379/0 $(BIN)/python manage.py check --deploy --fail-level WARNING
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

@@ -9,10 +9,37 @@ reminix_dashboard.wsgi:application`.
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 from typing import Any
+
+from gunicorn.glogging import Logger
 
 bind = f"127.0.0.1:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# One control socket per port: two `make serve` on one host would otherwise share the
+# default path, and stopping one would delete the other's.
+control_socket = os.path.join(
+    tempfile.gettempdir(), f"reminix-gunicorn-{os.environ.get('PORT', '8000')}.ctl"
+)
+
+_TOKEN = re.compile(r"(reminix_(?:sk|ct|pat)_)[0-9A-Za-z]*", re.IGNORECASE)
+
+
+class TokenRedactingLogger(Logger):
+    """The access log with any token a client put in the URL, the referrer or the user
+    agent cut down to its prefix: a key pasted into a path must not land in the logs."""
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        for name in ("r", "U", "q", "f", "a"):
+            value = atoms.get(name)
+            if isinstance(value, str):
+                atoms[name] = _TOKEN.sub(r"\1[redacted]", value)
+        return atoms
+
+
+logger_class = TokenRedactingLogger
 
 
 def worker_exit(server: Any, worker: Any) -> None:

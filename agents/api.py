@@ -11,7 +11,7 @@ from django.db.models import Model
 from django.http import HttpResponse
 
 from agents.models import AGENT_NAME_PATTERN, Agent, Execution
-from agents.runtime import agent_chat, agent_invoke
+from agents.runtime import Run, agent_chat, agent_invoke
 from agents.services import agent_deploy
 from api import errors
 from api.authentication import Surface
@@ -160,11 +160,11 @@ def client_invoke(request: ClientApiRequest, name: str) -> HttpResponse:
     return ok({"output": execution.output, "execution": execution_summary(execution)})
 
 
-def execution_summary(execution: Execution) -> dict[str, Any]:
+def execution_summary(run: Run) -> dict[str, Any]:
     return {
-        "id": execution.public_id,
-        "status": execution.status,
-        "durationMs": round(execution.duration_us / 1000, 3),
+        "id": run.public_id,
+        "status": run.status,
+        "durationMs": round(run.duration_us / 1000, 3),
     }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import string
 
 from django.core.validators import RegexValidator
 from django.db import models
@@ -11,7 +10,6 @@ from django.utils import timezone
 
 from accounts.models import Project
 
-BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 # \Z, not $: "$" also matches before a trailing newline.
 AGENT_NAME_PATTERN = r"^[A-Za-z0-9_-]+\Z"
 
@@ -57,9 +55,9 @@ class Agent(models.Model):
 
 
 def execution_public_id() -> str:
-    """An execution's id in the API: made when it runs, before (and whether or not) its row
-    is written, since rows are written after the answer (core/write_behind.py)."""
-    return "exec_" + "".join(secrets.choice(BASE62) for _ in range(22))
+    """An execution's id in the API: made when it runs, before its row is written, since
+    rows are written after the answer (core/write_behind.py)."""
+    return "exec_" + secrets.token_hex(12)
 
 
 class ExecutionQuerySet(models.QuerySet["Execution"]):

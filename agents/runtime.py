@@ -1,9 +1,15 @@
 """Running an agent. The built-in `echo` kind answers with what it was given, so every
-path of the key system can be exercised end to end without an outside model."""
+path of the key system can be exercised end to end without an outside model.
+
+A run is answered at once; its Execution row is written after the answer, like the usage
+log (core/write_behind.py), so /v1/execution-logs may show it up to a second later.
+"""
 
 from __future__ import annotations
 
+import secrets
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +17,17 @@ from django.utils import timezone
 
 from agents.models import Agent, Execution
 from core import write_behind
+from core.bulk_insert import insert_new
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One run of an agent, as its caller is answered."""
+
+    public_id: str
+    status: str
+    duration_us: int
+    output: Any
 
 
 def _echo_invoke(payload: dict[str, Any]) -> Any:
@@ -29,7 +46,7 @@ def agent_invoke(
     context: dict[str, Any] | None = None,
     server_context: dict[str, Any] | None = None,
     api_key_id: int | None = None,
-) -> Execution:
+) -> Run:
     """Run `agent` on `payload` ({"prompt": …} or {"input": …}) and record the execution.
     The agent sees both contexts; the execution log keeps them for the project's servers."""
     started = time.perf_counter()
@@ -50,7 +67,7 @@ def agent_chat(
     messages: list[dict[str, str]],
     context: dict[str, Any] | None = None,
     api_key_id: int | None = None,
-) -> Execution:
+) -> Run:
     started = time.perf_counter()
     output = _echo_chat(messages)
     return _record(
@@ -70,29 +87,37 @@ def _record(
     output: Any,
     started: float,
     api_key_id: int | None,
-) -> Execution:
-    """The execution, with its id; its row is written after the answer, like the usage
-    log (core/write_behind.py), so /v1/execution-logs may show it up to a second later."""
-    execution = Execution(
-        project_id=agent.project_id,
-        agent=agent,
-        agent_name=agent.name,
-        type=type_,
-        status=Execution.Status.SUCCESS,
+) -> Run:
+    """The run, answered now; its Execution row is deferred (see the module)."""
+    run = Run(
+        public_id="exec_" + secrets.token_hex(12),
+        status=Execution.Status.SUCCESS.value,
         duration_us=int((time.perf_counter() - started) * 1_000_000),
-        input=given,
         output=output,
-        api_key_id=api_key_id,
-        created_at=timezone.now(),
     )
-    write_behind.defer("execution", _payload(execution))
-    return execution
+    write_behind.defer(
+        "execution",
+        {
+            "public_id": run.public_id,
+            "project_id": agent.project_id,
+            "agent_id": agent.pk,
+            "agent_name": agent.name,
+            "type": type_,
+            "status": run.status,
+            "duration_us": run.duration_us,
+            "input": given,
+            "output": output,
+            "api_key_id": api_key_id,
+            "created_at": timezone.now().isoformat(),
+        },
+    )
+    return run
 
 
-_FIELDS = (
+_ROW_FIELDS = (
     "public_id",
-    "project_id",
-    "agent_id",
+    "project",
+    "agent",
     "agent_name",
     "type",
     "status",
@@ -100,23 +125,27 @@ _FIELDS = (
     "input",
     "output",
     "api_key_id",
+    "created_at",
 )
-
-
-def _payload(execution: Execution) -> dict[str, Any]:
-    return {
-        **{name: getattr(execution, name) for name in _FIELDS},
-        "created_at": execution.created_at.isoformat(),
-    }
 
 
 def executions_write(payloads: list[dict[str, Any]]) -> None:
     """The write-behind sink of the "execution" channel. A row already written (a batch
     retried after its commit) is skipped by its unique public id."""
-    Execution.objects.bulk_create(
-        [
-            Execution(**{**p, "created_at": datetime.fromisoformat(p["created_at"])})
-            for p in payloads
-        ],
-        ignore_conflicts=True,
-    )
+    rows = [
+        (
+            p["public_id"],
+            p["project_id"],
+            p["agent_id"],
+            p["agent_name"],
+            p["type"],
+            p["status"],
+            p["duration_us"],
+            p["input"],
+            p["output"],
+            p["api_key_id"],
+            datetime.fromisoformat(p["created_at"]),
+        )
+        for p in payloads
+    ]
+    insert_new(Execution, _ROW_FIELDS, rows, conflict=("public_id",), returning="id")

@@ -9,3 +9,6 @@ class ApiConfig(AppConfig):
     name = "api"
     verbose_name = "API"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from api import checks  # noqa: F401  (registers the deploy checks)

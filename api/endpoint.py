@@ -30,6 +30,7 @@ from api.errors import ApiError, error_response, new_request_id
 from api.idempotency import idempotent
 from api.lookup import Resource
 from api.permissions import require_permission
+from core import write_behind
 from core.client_ip import client_ip
 from usage.writer import UsageEntry, usage_defer
 
@@ -119,6 +120,18 @@ def client_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRes
 
 
 def _answer(
+    http_request: HttpRequest,
+    view: ApiView | None,
+    spec: Endpoint,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> HttpResponse:
+    # What the call defers (its execution, its usage entry) leaves in one write.
+    with write_behind.batch():
+        return _answer_now(http_request, view, spec, args, kwargs)
+
+
+def _answer_now(
     http_request: HttpRequest,
     view: ApiView | None,
     spec: Endpoint,

@@ -97,7 +97,8 @@ def idempotent(
     that a browser can neither claim a key the project's servers will use nor be handed
     the answer another browser got.
     """
-    key = request.headers.get("Idempotency-Key")
+    # META, not request.headers: that would parse every header of every API call.
+    key = request.META.get("HTTP_IDEMPOTENCY_KEY")
     if key is None or request.method not in WRITE_METHODS or project is None:
         return run()
     key = key.strip()

@@ -12,7 +12,6 @@ connection); SQLite caches its statements itself.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, partial
@@ -24,6 +23,7 @@ from django.db.models import Field, Model
 from accounts.models import AllowedOrigin, Membership, Project, User
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
 from apikeys.tokens import TokenKind
+from core.prepared import fetch_one
 
 type Converter = Callable[[Any], Any]
 
@@ -214,7 +214,7 @@ def lookup(
         "origin": origin or None,
         "resource": resource_value,
     }
-    row = _fetch_one(statement.sql, params)
+    row = fetch_one(statement.sql, params)
     if row is None:
         return None
     built: list[Any] = []
@@ -256,28 +256,3 @@ def lookup(
         restricted_elsewhere=restricted_elsewhere,
         resource=found_resource,
     )
-
-
-def _fetch_one(sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchone()
-    return _fetch_one_prepared(sql, params)
-
-
-def _fetch_one_prepared(sql: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-    """PostgreSQL: a server-side prepared statement on Django's own connection. Django's
-    cursors bind on the client and never prepare; this one cursor binds on the server."""
-    import psycopg
-
-    connection.ensure_connection()
-    started = time.perf_counter()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
-        row = cursor.fetchone()
-    if connection.queries_logged:
-        # Seen by tests that count queries, as a Django cursor's would be.
-        duration = time.perf_counter() - started
-        connection.queries_log.append({"sql": sql % params, "time": f"{duration:.3f}"})
-    return row

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import string
 import zlib
@@ -23,6 +24,7 @@ from django.db import models
 BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 RANDOM_LENGTH = 30  # 30 × log2(62) ≈ 178.6 bits
 CHECKSUM_LENGTH = 6  # 62**6 > 2**32, so every CRC32 fits
+_SHAPE = re.compile(f"[0-9A-Za-z]{{{RANDOM_LENGTH + CHECKSUM_LENGTH}}}", re.ASCII)
 
 
 class TokenKind(models.TextChoices):
@@ -83,8 +85,7 @@ def token_kind(token: str) -> TokenKind | None:
     kind = next((k for k, prefix in PREFIXES.items() if token.startswith(prefix)), None)
     if kind is None:
         return None
-    rest = token[len(kind.prefix) :]
-    if len(rest) != RANDOM_LENGTH + CHECKSUM_LENGTH or not all(c in BASE62 for c in rest):
+    if not _SHAPE.fullmatch(token, len(kind.prefix)):
         return None
     body, checksum = token[:-CHECKSUM_LENGTH], token[-CHECKSUM_LENGTH:]
     if not hmac.compare_digest(_checksum(body), checksum):

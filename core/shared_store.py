@@ -54,8 +54,8 @@ def pack(*commands: Command) -> bytes:
     for command in commands:
         out.append(b"*%d\r\n" % len(command))
         for arg in command:
-            data = arg if isinstance(arg, bytes) else str(arg).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+            data = arg if type(arg) is bytes else str(arg).encode()
+            out += (b"$%d\r\n" % len(data), data, b"\r\n")
     return b"".join(out)
 
 
@@ -149,19 +149,22 @@ class SharedStore:
         except (RedisError, OSError) as error:
             raise self._failed(link, error) from error
 
-    def send(self, command: Command, *, if_lost: Callable[[], None]) -> bool:
-        """Send `command` without waiting for its reply. False if the store is unavailable
-        (then nothing was sent: the caller places it elsewhere)."""
+    def send(self, *sends: tuple[Command, Callable[[], None]]) -> bool:
+        """Send each (command, if_lost) without waiting for the replies, in one write.
+        False if the store is unavailable (then nothing was sent: the caller places the
+        commands' contents elsewhere)."""
         if not self.available:
             return False
         link = self._link()
         try:
             connection = self._connection(link)
-            connection.send_packed_command([pack(command)], check_health=False)
+            connection.send_packed_command(
+                [pack(*(command for command, _ in sends))], check_health=False
+            )
         except (RedisError, OSError) as error:
             self._failed(link, error)
             return False
-        link.unread.append(if_lost)
+        link.unread.extend(if_lost for _, if_lost in sends)
         return True
 
     def drain(self) -> None:

@@ -29,8 +29,10 @@ import os
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -246,18 +248,49 @@ class Buffer:
 buffer = Buffer()
 
 
+_batch = threading.local()
+
+
 def defer(channel: str, payload: Payload) -> None:
-    """Write `payload` on `channel` after the answer (see the module for where it goes)."""
+    """Write `payload` on `channel` after the answer (see the module for where it goes).
+    Inside `batch()`, it leaves with the batch's other records, in one write."""
     record = Record(channel, payload)
+    pending: list[Record] | None = getattr(_batch, "records", None)
+    if pending is not None:
+        pending.append(record)
+    else:
+        _send([record])
+
+
+@contextmanager
+def batch() -> Iterator[None]:
+    """Hold what is deferred inside, and send it in one write on the way out (an API call's
+    execution and its usage entry travel together)."""
+    outer: list[Record] | None = getattr(_batch, "records", None)
+    _batch.records = records = [] if outer is None else outer
+    try:
+        yield
+    finally:
+        if outer is None:
+            _batch.records = None
+            if records:
+                _send(records)
+
+
+def _send(records: list[Record]) -> None:
     store = shared_store()
     if store is not None and settings.USAGE_FLUSH_SECONDS > 0:
+        key = stream_key()
         sent = store.send(
-            ("XADD", stream_key(), "*", "r", record.encoded()),
-            if_lost=lambda: buffer.add(record),
+            *(
+                (("XADD", key, "*", "r", record.encoded()), partial(buffer.add, record))
+                for record in records
+            )
         )
         if sent:
             return
-    buffer.add(record)
+    for record in records:
+        buffer.add(record)
 
 
 def flush_at_exit() -> None:

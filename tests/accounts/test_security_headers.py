@@ -44,6 +44,7 @@ def production_env(**extra: str) -> dict[str, str]:
         TOKEN_HASH_KEY="y" * 40,
         ALLOWED_HOSTS="dashboard.example.com",
         DATABASE_URL="sqlite:////tmp/reminix-check-deploy.sqlite3",
+        REDIS_URL="redis://127.0.0.1:6379/0",
     )
     env.update(extra)
     return env
@@ -59,6 +60,21 @@ def test_check_deploy_is_clean_under_the_documented_production_environment():
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_deploy_warns_when_production_counts_rate_limits_per_process():
+    env = production_env()
+    env.pop("REDIS_URL")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "api.W001" in result.stdout + result.stderr
 
 
 def test_production_refuses_to_start_without_a_secret_key():

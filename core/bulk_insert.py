@@ -1,0 +1,99 @@
+"""Inserting a batch of rows that may already be there, as cheaply as the database allows.
+
+The write-behind sinks (usage rows, executions) insert a few hundred to a few thousand
+rows at a time, and must skip the ones a retried batch wrote before. Django's
+bulk_create() builds and quotes one statement per batch on the client, which costs more
+CPU than PostgreSQL spends inserting the rows. On PostgreSQL this sends one prepared
+statement whose parameters are one array per column:
+
+    INSERT INTO t (a, b) SELECT * FROM unnest($1::bigint[], $2::text[])
+    ON CONFLICT (…) DO NOTHING RETURNING …
+
+so the statement is the same whatever the number of rows (parsed and planned once per
+connection) and the values travel as arrays, not as SQL text. Elsewhere (SQLite) it is a
+multi-row VALUES list.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection
+from django.db.models import Field, Model
+
+from core.prepared import fetch_all
+
+ROWS_PER_STATEMENT = 500  # SQLite allows 32,766 parameters: 65 columns at this size
+
+
+def insert_new(
+    model: type[Model],
+    fields: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    conflict: Sequence[str],
+    returning: str,
+) -> list[Any]:
+    """Insert `rows` (Python values, in the order of `fields`) into `model`'s table,
+    skipping any that conflict on the columns `conflict`. Returns `returning` of the rows
+    actually inserted."""
+    if not rows:
+        return []
+    columns = [_field(model, name) for name in fields]
+    q = connection.ops.quote_name
+    names = ", ".join(q(_column(f)) for f in columns)
+    keys = ", ".join(q(name) for name in conflict)
+    tail = f" ON CONFLICT ({keys}) DO NOTHING RETURNING {q(returning)}"
+    table = q(model._meta.db_table)
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{_array_type(f)}[]" for f in columns)
+        sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}){tail}"  # noqa: S608
+        params = [
+            [_for_postgresql(f, value) for value in values]
+            for f, values in zip(columns, zip(*rows, strict=True), strict=True)
+        ]
+        return [row[0] for row in fetch_all(sql, params)]
+    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    inserted: list[Any] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[start : start + ROWS_PER_STATEMENT]
+            values = ", ".join([one] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) VALUES {values}{tail}",  # noqa: S608
+                [
+                    f.get_db_prep_value(value, connection)
+                    for row in chunk
+                    for f, value in zip(columns, row, strict=True)
+                ],
+            )
+            inserted.extend(row[0] for row in cursor.fetchall())
+    return inserted
+
+
+def _field(model: type[Model], name: str) -> Field[Any, Any]:
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field)
+    return field
+
+
+def _column(field: Field[Any, Any]) -> str:
+    return field.column or field.attname
+
+
+def _array_type(field: Field[Any, Any]) -> str:
+    """The element type of the column's array: its type without a length (a text value too
+    long for a varchar(n) is then an error on insert, not cut short by the cast)."""
+    db_type = field.rel_db_type(connection) if field.remote_field else field.db_type(connection)
+    assert db_type is not None
+    db_type = re.sub(r"\(.*\)", "", db_type).strip()
+    return "text" if db_type in ("varchar", "character varying") else db_type
+
+
+def _for_postgresql(field: Field[Any, Any], value: Any) -> Any:
+    if field.get_internal_type() == "JSONField":
+        return json.dumps(value)  # as text, cast to jsonb by the statement
+    return value

@@ -1,0 +1,288 @@
+"""Real servers for the tests that need more than one process: gunicorn instances (as
+`make serve` runs them) and the usage ingest, on a database and a Redis of their own.
+
+The pytest database is private to the test process (SQLite's is in memory), so these
+servers get their own: a SQLite file, or a PostgreSQL database of their own when the
+suite runs on PostgreSQL. They are driven from outside, over HTTP, like a client would.
+"""
+
+from __future__ import annotations
+
+import html
+import http.client
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery staple"
+OWNER = "owner@example.com"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Deployment:
+    """A database with a migrated schema, a project, its owner and an API key."""
+
+    env: dict[str, str]
+    slug: str
+    token: str
+    tmp: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def manage(self, *args: str, **extra_env: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env={**self.env, **extra_env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout.strip()
+
+    def new_key(self, name: str = "load") -> str:
+        return self.manage("createapikey", "--project", self.slug, "--name", name).splitlines()[-1]
+
+    def serve(self, *, workers: int = 2, **extra_env: str) -> Server:
+        port = free_port()
+        log = self.tmp / f"gunicorn-{port}.log"
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "reminix_dashboard.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--access-logfile",
+                str(log),
+                "--access-logformat",
+                '%(h)s "%(m)s %(U)s" %(s)s %(M)sms',
+                "--error-logfile",
+                str(self.tmp / f"gunicorn-{port}.errors"),
+                "--graceful-timeout",
+                "10",
+            ],
+            cwd=ROOT,
+            env={**self.env, **extra_env, "PORT": str(port)},
+            start_new_session=True,
+        )
+        self.processes.append(process)
+        server = Server(port, process, log)
+        server.wait_until_up()
+        return server
+
+    def ingest(self) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "ingest_usage"],
+            cwd=ROOT,
+            env=self.env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+        )
+        self.processes.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()
+
+    def usage_rows(self) -> int:
+        return int(
+            self.manage(
+                "shell",
+                "-c",
+                "from usage.models import UsageRecord; print(UsageRecord.objects.count())",
+            ).splitlines()[-1]
+        )
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    started: float
+    finished: float
+
+    def json(self) -> dict[str, object]:
+        return dict(json.loads(self.body))
+
+
+@dataclass
+class Server:
+    port: int
+    process: subprocess.Popen[bytes]
+    access_log: Path
+
+    def wait_until_up(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, "the server exited while starting"
+            try:
+                self.request("GET", "/v1/agents")
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"no server on port {self.port} after {timeout} s")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        started = time.monotonic()
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            data = response.read()
+            return Answer(
+                response.status,
+                data,
+                {k.lower(): v for k, v in response.getheaders()},
+                started,
+                time.monotonic(),
+            )
+        finally:
+            connection.close()
+
+    def invoke(self, token: str, prompt: str = "hi") -> Answer:
+        return self.request(
+            "POST",
+            "/v1/agents/my-agent/invoke",
+            json.dumps({"prompt": prompt}).encode(),
+            {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+
+
+class Browser:
+    """A signed-in person on one server: cookies, and the CSRF token of the last form."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.cookies: dict[str, str] = {}
+
+    def _headers(self) -> dict[str, str]:
+        cookie = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        return {"Cookie": cookie, "Host": f"127.0.0.1:{self.server.port}"}
+
+    def _keep_cookies(self, answer: Answer) -> None:
+        raw = answer.headers.get("set-cookie")
+        if raw:
+            for name, morsel in SimpleCookie(raw).items():
+                self.cookies[name] = morsel.value
+
+    def get(self, path: str) -> Answer:
+        answer = self.server.request("GET", path, headers=self._headers())
+        self._keep_cookies(answer)
+        return answer
+
+    def post_form(self, path: str, form_page: str, data: dict[str, str]) -> Answer:
+        page = self.get(form_page).body.decode()
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        assert token, f"no CSRF token on {form_page}"
+        body = urlencode({**data, "csrfmiddlewaretoken": html.unescape(token.group(1))})
+        headers = {
+            **self._headers(),
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Referer": f"http://127.0.0.1:{self.server.port}{form_page}",
+        }
+        answer = self.server.request("POST", path, body.encode(), headers)
+        self._keep_cookies(answer)
+        return answer
+
+    def sign_in(self, email: str = OWNER, password: str = PASSWORD) -> None:
+        answer = self.post_form(
+            "/account/login/", "/account/login/", {"username": email, "password": password}
+        )
+        assert answer.status == 302, answer.body[:300]
+
+
+@contextmanager
+def deployment(tmp: Path, *, postgresql: bool, **extra_env: str) -> Iterator[Deployment]:
+    """A migrated database of its own, a signed-up owner, a project and an API key."""
+    name = f"reminix_servers_{secrets.token_hex(4)}"
+    if postgresql:
+        database_url = f"postgres://postgres@127.0.0.1:5432/{name}"
+        _postgres(f'CREATE DATABASE "{name}"')
+    else:
+        database_url = f"sqlite:///{tmp / 'servers.sqlite3'}"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_URL", "PYTEST", "REDIS"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="reminix_dashboard.settings.base",
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        TOKEN_HASH_KEY=secrets.token_urlsafe(40),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="false",
+        DATABASE_URL=database_url,
+        REDIS_URL="redis://127.0.0.1:6379/14",
+        REDIS_KEY_PREFIX=f"test:{secrets.token_hex(4)}:",
+        USAGE_FLUSH_SECONDS="0.2",
+        CONN_MAX_AGE="60",
+        EMAIL_URL="dummymail://",
+        LOG_LEVEL="WARNING",
+        **extra_env,
+    )
+    created = Deployment(env=env, slug="", token="", tmp=tmp)
+    try:
+        created.manage("migrate", "--noinput", "-v", "0")
+        created.manage(
+            "createsuperuser", "--noinput", "--email", OWNER, DJANGO_SUPERUSER_PASSWORD=PASSWORD
+        )
+        created.slug = created.manage("createproject", "--owner", OWNER, "Servers")
+        created.token = created.manage(
+            "createapikey", "--project", created.slug, "--name", "load"
+        ).splitlines()[-1]
+        yield created
+    finally:
+        created.stop_all()
+        if postgresql:
+            _postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _postgres(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+        c.execute(sql)
+
+
+def path_of(url: str) -> str:
+    return urlsplit(url).path
