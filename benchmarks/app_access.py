@@ -74,6 +74,12 @@ def _manage(*args: str) -> str:
     return out.getvalue().strip()
 
 
+def ingest_pending() -> str:
+    """Write what waits on the usage stream (a stopped server's last calls), as the next
+    `make serve`'s ingest would."""
+    return _manage("ingest_usage", "--once")
+
+
 @dataclass(frozen=True)
 class Fixture:
     """What the run made in the dashboard's database: an owner, a project, two keys."""

@@ -111,11 +111,17 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--redis",
-        nargs="?",
-        const="redis://127.0.0.1:6379/13",
-        default="",
+        default="redis://127.0.0.1:6379/13",
         metavar="URL",
-        help="serve ours with REDIS_URL (rate-limit counts in Redis); default URL %(const)s",
+        help="ours' REDIS_URL: rate limits, change markers and the usage stream "
+        "(default %(default)s; its CPU counts as ours)",
+    )
+    parser.add_argument(
+        "--no-redis",
+        dest="redis",
+        action="store_const",
+        const="",
+        help="serve ours without a shared store, as `make run`'s one process would",
     )
     # `make bench BENCH_ARGS="--workers 2 --rows 100000"` (make exports it) adds options.
     args = parser.parse_args(shlex.split(os.environ.get("BENCH_ARGS", "")) + sys.argv[1:])
@@ -312,13 +318,27 @@ class Phase:
     logged_per_second: float
 
 
+def _settled_counts(key_id: int, patience: float = 60.0) -> tuple[int, int]:
+    """The key's usage counts once the log stops growing: the ingest (or a worker's batch)
+    may still be writing what was answered."""
+    time.sleep(FLUSH_SECONDS * 2 + 1)
+    counts = app_access.usage_counts(key_id)
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        now = app_access.usage_counts(key_id)
+        if now == counts:
+            break
+        counts = now
+    return counts
+
+
 def usage_log_check(key_id: int, rows_before: int, tally: Tally, extra_calls: int) -> str:
     """Wait for the batch to land; compare the key's new log rows with the answered calls.
 
     The load tool does not count the calls still in flight when its time is up, though the
     server answers and logs them, so the log may hold a few more rows, never fewer."""
-    time.sleep(FLUSH_SECONDS * 2 + 1)
-    rows, rolled = app_access.usage_counts(key_id)
+    rows, rolled = _settled_counts(key_id)
     logged = rows - rows_before
     answered = tally.answered + extra_calls
     difference = logged - answered
@@ -435,11 +455,15 @@ def validity_warning(tallies: dict[str, Tally]) -> list[str]:
 
 
 def stop_after_burst(server: Server, target: Target, key_id: int, calls: int = 50) -> str:
-    """Stop the server right after a burst: gunicorn's worker_exit hook must flush it."""
+    """Stop the server right after a burst: nothing answered may be lost. Gunicorn's
+    worker_exit hook hands what a worker holds to the database or Redis; what is on the
+    stream then is written by the next ingest (run here once, as the next start would)."""
     before, _ = app_access.usage_counts(key_id)
     for _ in range(calls):
         invoke(target)
     server.stop()
+    if server.env.get("REDIS_URL"):
+        app_access.ingest_pending()
     after, _ = app_access.usage_counts(key_id)
     line = f"orderly shutdown right after {calls} calls: {after - before} of {calls} logged" + (
         "" if after - before == calls else " (LOST SOME)"
