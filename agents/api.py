@@ -86,14 +86,24 @@ def _limit(request: ProjectApiRequest) -> int:
     return int(raw)
 
 
-def _cursor(request: ProjectApiRequest) -> str | None:
+def _cursor(request: ProjectApiRequest, accepts: Callable[[str], bool]) -> str | None:
+    """The `cursor` parameter decoded, if it is one this API could have given out: the
+    position of a row, which `accepts` checks (an agent name, an execution id). Anything
+    else, a NUL byte among it, never reaches the database."""
     raw = request.GET.get("cursor")
     if not raw:
         return None
     try:
-        return base64.urlsafe_b64decode(raw.encode() + b"==").decode()
+        position = base64.urlsafe_b64decode(raw.encode() + b"==").decode()
     except (ValueError, UnicodeDecodeError):
-        raise errors.invalid_field_value("cursor", "is not a cursor this API gave out.") from None
+        position = None
+    if position is None or not accepts(position):
+        raise errors.invalid_field_value("cursor", "is not a cursor this API gave out.")
+    return position
+
+
+def _is_execution_id(value: str) -> bool:
+    return DIGITS.fullmatch(value) is not None and int(value) <= MAX_BIGINT
 
 
 def _encode_cursor(value: str) -> str:
@@ -177,7 +187,11 @@ def chat(request: ProjectApiRequest, name: str) -> HttpResponse:
     if not isinstance(messages, list) or not messages:
         raise errors.invalid_field_value("messages", "must be a non-empty list.")
     for index, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in CHAT_ROLES:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise errors.invalid_field_value(
+                f"messages[{index}].role", "must be one of system, user, assistant."
+            )
+        if message["role"] not in CHAT_ROLES:
             raise errors.invalid_field_value(
                 f"messages[{index}].role", "must be one of system, user, assistant."
             )
@@ -196,7 +210,7 @@ def chat(request: ProjectApiRequest, name: str) -> HttpResponse:
 
 @api_view(["GET"], permission=Permission.READ)
 def agent_list(request: ProjectApiRequest) -> HttpResponse:
-    after = _cursor(request)
+    after = _cursor(request, accepts=is_agent_name)
     page = keyset_page(
         Agent.objects.for_project(request.caller.project),
         order=("name",),
@@ -209,13 +223,13 @@ def agent_list(request: ProjectApiRequest) -> HttpResponse:
 @api_view(["GET", "PUT"], resource=AGENT)
 def agent_detail(request: ProjectApiRequest, name: str) -> HttpResponse:
     """GET needs `read`; PUT (deploy or update) needs `write`."""
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         require_permission(request.caller, Permission.READ)
         return ok(agent_json(_agent(request, name)))
     require_permission(request.caller, Permission.WRITE)
     if not is_agent_name(name):
         raise errors.invalid_field_value("name", "must be 1 to 64 letters, digits, '-' or '_'.")
-    if TOKEN_SHAPED.match(name):
+    if TOKEN_SHAPED.search(name):
         # It would be shown in lists and logs: a key pasted here by mistake must not be.
         raise errors.invalid_field_value(
             "name", "looks like a Reminix token. Revoke that token if it was pasted here."
@@ -245,9 +259,7 @@ def execution_logs(request: ProjectApiRequest) -> HttpResponse:
     limit = _limit(request)
     executions = Execution.objects.for_project(request.caller.project)
     following = None
-    if (after := _cursor(request)) is not None:
-        if not DIGITS.fullmatch(after) or int(after) > MAX_BIGINT:
-            raise errors.invalid_field_value("cursor", "is not a cursor this API gave out.")
+    if (after := _cursor(request, accepts=_is_execution_id)) is not None:
         following = (int(after),)
     if agent_name := request.GET.get("agent"):
         if not is_agent_name(agent_name):

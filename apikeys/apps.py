@@ -9,6 +9,9 @@ class ApiKeysConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from apikeys import converters
+
+        converters.register()
         _register_audit_actions()
 
 

@@ -176,6 +176,9 @@ class ApiKey(PermissionsMixin, Token):
         return f"{self.name} ({self.hint})"
 
 
+CLIENT_TOKEN_ID_PATTERN = "ctok_[0-9A-Za-z]{20}"
+
+
 def client_token_public_id() -> str:
     """The id a client token is known by in the API and the dashboard (not guessable)."""
     return "ctok_" + "".join(secrets.choice(BASE62) for _ in range(20))

@@ -17,7 +17,7 @@ urlpatterns = [
         name="client_token_list",
     ),
     path(
-        "projects/<slug:slug>/settings/client-tokens/<str:public_id>/revoke/",
+        "projects/<slug:slug>/settings/client-tokens/<ctok:public_id>/revoke/",
         client_tokens.client_token_revoke_view,
         name="client_token_revoke",
     ),

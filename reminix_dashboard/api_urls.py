@@ -13,7 +13,7 @@ urlpatterns = [
     path("agents/<str:name>/chat", agents_api.chat, name="agent_chat"),
     path("execution-logs", agents_api.execution_logs, name="execution_logs"),
     path("client-tokens", api_views.client_token_create_view, name="client_token_create"),
-    path("client-tokens/<str:public_id>", api_views.client_token_delete, name="client_token"),
+    path("client-tokens/<ctok:public_id>", api_views.client_token_delete, name="client_token"),
     path("projects/current", api_views.project_current, name="project_current"),
     path("user/me", api_views.user_me, name="user_me"),
     re_path(r"^.*$", api_not_found),
