@@ -19,6 +19,7 @@ from functools import wraps
 from typing import Any, cast
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -166,12 +167,13 @@ def _answer_now(
             raise identified.limits.refusal(time.time())
         if view is None:
             raise errors.not_found(message=f"No endpoint at {request.path}.")
-        if request.method not in spec.methods:
+        allowed = _allowed(spec.methods)
+        if request.method not in allowed:
             raise ApiError(
                 405,
                 "invalid_request",
-                f"Use {' or '.join(spec.methods)} on this endpoint.",
-                headers={"Allow": ", ".join(spec.methods)},
+                f"Use {' or '.join(allowed)} on this endpoint.",
+                headers={"Allow": ", ".join(allowed)},
             )
         if refusal is not None:
             raise refusal
@@ -190,6 +192,14 @@ def _answer_now(
     except RequestDataTooBig:
         too_big = errors.invalid_request("The request body is too large.", status=413)
         response, error_code = error_response(too_big, request.request_id), too_big.code
+    except (OperationalError, InterfaceError):
+        # The database is down, refusing connections or past a timeout (settings: connect,
+        # statement and lock timeouts): say so at once, and when to try again. A token that
+        # could not be checked never gets a success.
+        logger.warning("API request %s: the database did not answer", request.request_id)
+        unavailable = errors.service_unavailable()
+        response = error_response(unavailable, request.request_id)
+        error_code = unavailable.code
     except Exception:
         logger.exception("API request %s failed", request.request_id)
         failed = ApiError(
@@ -200,6 +210,14 @@ def _answer_now(
         response, error_code = error_response(failed, request.request_id), failed.code
     response["X-Request-Id"] = request.request_id
     response["Cache-Control"] = "no-store"
+    if response.status_code == 401:
+        # RFC 6750: how to authenticate, for clients and proxies that look for it.
+        response["WWW-Authenticate"] = 'Bearer realm="reminix"'
+    if request.method == "HEAD":
+        # As GET, without the body; Content-Length still says what GET would send.
+        length = len(response.content)
+        response.content = b""
+        response["Content-Length"] = str(length)
     if identified is not None and identified.limits is not None:
         for name, value in identified.limits.headers().items():
             response.setdefault(name, value)
@@ -211,6 +229,14 @@ def _answer_now(
         # Logging must never replace the answer.
         logger.exception("usage entry for %s not recorded", request.request_id)
     return response
+
+
+def _allowed(methods: list[str]) -> list[str]:
+    """An endpoint that answers GET answers HEAD too (RFC 9110)."""
+    if "GET" not in methods:
+        return methods
+    at = methods.index("GET") + 1
+    return [*methods[:at], "HEAD", *methods[at:]]
 
 
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}

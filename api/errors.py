@@ -58,6 +58,18 @@ def not_found(code: str = "not_found", message: str = "Nothing is at this addres
     return ApiError(404, code, message)
 
 
+RETRY_AFTER_UNAVAILABLE = 5
+
+
+def service_unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "service_unavailable",
+        "The API cannot reach its database just now. Try again in a few seconds.",
+        headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)},
+    )
+
+
 def error_response(error: ApiError, request_id: str) -> JsonResponse:
     response = JsonResponse(
         {

@@ -19,9 +19,10 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
-from django.urls import get_resolver
+from django.urls import Resolver404, get_resolver
 
 from api import errors
+from api.endpoint import api_not_found, client_not_found
 from api.errors import error_response, new_request_id
 
 API_PREFIXES = ("/v1/", "/client/")
@@ -53,7 +54,13 @@ class ApiMiddleware:
         return response
 
     def _view_response(self, request: HttpRequest) -> HttpResponse:
-        match = self.resolver.resolve(request.path_info)
+        try:
+            match = self.resolver.resolve(request.path_info)
+        except Resolver404:
+            # "/v1" and "/client" themselves: the envelope's 404, not a redirect to the slash.
+            if request.path_info.startswith("/client"):
+                return client_not_found(request)
+            return api_not_found(request)
         return match.func(request, *match.args, **match.kwargs)
 
     def _refusal(self, request: HttpRequest) -> HttpResponse | None:

@@ -132,8 +132,19 @@ DATABASES = {
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A stalled database fails a request fast (the API answers 503 service_unavailable with
+    # Retry-After) instead of hanging it until gunicorn kills the worker. Seconds; 0 turns a
+    # timeout off (a one-off migration of a very large table, say).
     # JIT compilation costs ~100 ms per heavy query here and never pays back on ours.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "options",
+        "-c jit=off"
+        f" -c statement_timeout={env.int('DB_STATEMENT_TIMEOUT', default=30) * 1000}"
+        f" -c lock_timeout={env.int('DB_LOCK_TIMEOUT', default=10) * 1000}",
+    )
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the dev server read while a write is in flight; IMMEDIATE avoids
     # "database is locked" upgrades from read to write inside a transaction.

@@ -83,11 +83,11 @@ def test_json_with_a_charset_parameter_is_accepted(api):
         ("GET", INVOKE, "POST"),
         ("PUT", INVOKE, "POST"),
         ("DELETE", CHAT, "POST"),
-        ("POST", "/v1/agents", "GET"),
-        ("DELETE", "/v1/agents/my-agent", "GET, PUT"),
-        ("POST", "/v1/agents/my-agent", "GET, PUT"),
-        ("PATCH", "/v1/execution-logs", "GET"),
-        ("POST", "/v1/projects/current", "GET"),
+        ("POST", "/v1/agents", "GET, HEAD"),
+        ("DELETE", "/v1/agents/my-agent", "GET, HEAD, PUT"),
+        ("POST", "/v1/agents/my-agent", "GET, HEAD, PUT"),
+        ("PATCH", "/v1/execution-logs", "GET, HEAD"),
+        ("POST", "/v1/projects/current", "GET, HEAD"),
     ],
 )
 def test_a_wrong_method_is_405_invalid_request_with_allow(api, method, path, allowed):

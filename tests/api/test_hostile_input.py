@@ -1,0 +1,159 @@
+"""What the security review sent the API (issue 10): each one a 500 before, a clear
+answer in the contract's envelope now, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from django.db import OperationalError
+from django.test import Client
+
+from api import endpoint as api_endpoint
+from tests.api.assertions import assert_error, assert_ok
+
+INVOKE = "/v1/agents/my-agent/invoke"
+
+# JSON that Python's json module reads, but the contract does not (shared/CONTRACT.md).
+REFUSED_VALUES = {
+    "NaN": "NaN",
+    "Infinity": "Infinity",
+    "-Infinity": "-Infinity",
+    "a float that overflows": "1e400",
+    "an integer past 64 bits": "9223372036854775808",
+    "a 5,000 digit integer": "9" * 5000,
+    "a lone surrogate": '"\\ud800"',
+    "a lone surrogate in a key": '{"\\udfff": 1}',
+    "a NUL character": '"a\\u0000b"',
+}
+
+
+def raw(api, method: str, path: str, body: str):
+    return api.client.generic(
+        method, path, body, content_type="application/json", headers=api._headers(api.token, None)
+    )
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("value", REFUSED_VALUES.values(), ids=REFUSED_VALUES.keys())
+@pytest.mark.parametrize(
+    ("method", "path", "template"),
+    [
+        ("POST", INVOKE, '{"input": {"x": %s}}'),
+        ("POST", INVOKE, '{"prompt": "hi", "context": {"x": %s}}'),
+        ("POST", "/v1/agents/my-agent/chat", '{"messages": [{"role": "user", "content": %s}]}'),
+        ("POST", "/v1/client-tokens", '{"context": {"x": %s}}'),
+        ("POST", "/v1/client-tokens", '{"context": {}, "serverContext": {"x": %s}}'),
+        ("PUT", "/v1/agents/new-agent", '{"kind": "echo", "config": {"x": %s}}'),
+    ],
+)
+def test_json_the_contract_refuses_is_invalid_request(api, method, path, template, value):
+    error = assert_error(raw(api, method, path, template % value), 400, "invalid_request")
+    assert "JSON" in error["message"]
+
+
+def test_nesting_to_64_levels_is_accepted_and_65_refused(api):
+    # The agent config sits one level down in the body.
+    accepted = raw(api, "PUT", "/v1/agents/deep", '{"config": {"x": ' + nested(62) + "}}")
+    assert_ok(accepted, 201)
+    refused = raw(api, "PUT", "/v1/agents/deep", '{"config": {"x": ' + nested(63) + "}}")
+    error = assert_error(refused, 400, "invalid_request")
+    assert "64 levels" in error["message"]
+
+
+def test_json_nested_5000_deep_is_invalid_request(api):
+    body = '{"prompt": "hi", "context": {"x": ' + nested(5000) + "}}"
+    assert_error(raw(api, "POST", INVOKE, body), 400, "invalid_request")
+
+
+def test_ordinary_numbers_and_text_still_pass(api):
+    body = '{"input": {"n": -9223372036854775808, "f": 1.5e300, "t": "caf\\u00e9 \\ud83d\\ude00"}}'
+    answer = assert_ok(raw(api, "POST", INVOKE, body))
+    assert answer["output"] == {"n": -(2**63), "f": 1.5e300, "t": "café 😀"}
+
+
+@pytest.mark.parametrize("role", [["user"], {"user": 1}, 1, None])
+def test_a_chat_role_that_is_not_a_string_is_invalid_field_value(api, role):
+    body = {"messages": [{"role": role, "content": "hi"}]}
+    error = assert_error(api.post("/v1/agents/my-agent/chat", body), 400, "invalid_field_value")
+    assert "messages[0].role" in error["message"]
+
+
+def cursor(raw_bytes: bytes) -> str:
+    return base64.urlsafe_b64encode(raw_bytes).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("value", ["AA", cursor(b"my\x00agent"), cursor(b"a b"), cursor(b"x" * 65)])
+def test_an_agent_cursor_that_is_no_agent_name_is_invalid_field_value(api, value):
+    error = assert_error(api.get("/v1/agents", cursor=value), 400, "invalid_field_value")
+    assert "cursor" in error["message"]
+
+
+@pytest.mark.parametrize("value", ["AA", cursor(b"1\x00"), cursor(b"\xc2\xb2"), cursor(b"9" * 30)])
+def test_an_execution_cursor_that_is_no_id_is_invalid_field_value(api, value):
+    error = assert_error(api.get("/v1/execution-logs", cursor=value), 400, "invalid_field_value")
+    assert "cursor" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "public_id", ["ctok_%00", "ctok_%00aaaaaaaaaaaaaaaaaaa", "reminix_sk_x", "ctok_" + "a" * 21]
+)
+def test_deleting_a_client_token_by_an_impossible_id_is_not_found(api, public_id):
+    assert_error(api.send("DELETE", f"/v1/client-tokens/{public_id}"), 404, "not_found")
+
+
+def test_the_dashboard_revoke_of_an_impossible_client_token_id_is_404(signed_in, project):
+    url = f"/projects/{project.slug}/settings/client-tokens/ctok_%00/revoke/"
+    assert signed_in.post(url).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "name", ["x-reminix_sk_abcdefghijklmnopqrstuv", "my_REMINIX_PAT_thing", "a-reminix_ct_b"]
+)
+def test_an_agent_name_holding_a_token_prefix_anywhere_is_refused(api, name):
+    error = assert_error(api.send("PUT", f"/v1/agents/{name}", {}), 400, "invalid_field_value")
+    assert "looks like a Reminix token" in error["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/agents", "/v1/agents/my-agent", "/v1/projects/current"])
+def test_head_answers_where_get_does_without_a_body(api, path):
+    got = api.client.get(path, headers=api._headers(api.token, None))
+    head = api.client.head(path, headers=api._headers(api.token, None))
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head["Content-Length"] == str(len(got.content))
+    assert head["X-Request-Id"].startswith("req_")
+
+
+def test_head_on_a_post_endpoint_is_405(api):
+    response = api.client.head(INVOKE, headers=api._headers(api.token, None))
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+
+
+@pytest.mark.parametrize("path", ["/v1", "/client"])
+def test_the_api_roots_without_a_slash_are_the_envelopes_404(api, path):
+    response = api.client.get(path, headers=api._headers(api.token, None))
+    assert_error(response, 404, "not_found")
+
+
+@pytest.mark.parametrize("token", [None, "reminix_sk_nonsense", "Basic abc"])
+def test_a_401_says_how_to_authenticate(token):
+    headers = {"Authorization": token if token and " " in token else f"Bearer {token}"}
+    response = Client().get("/v1/agents", headers=headers if token else {})
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="reminix"'
+
+
+def test_a_database_that_does_not_answer_is_503_with_retry_after(api, monkeypatch):
+    def down(*args, **kwargs):
+        raise OperationalError("connection timeout expired")
+
+    monkeypatch.setattr(api_endpoint, "identify", down)
+    response = api.get("/v1/agents")
+    error = assert_error(response, 503, "service_unavailable")
+    assert response["Retry-After"] == "5"
+    assert "timeout" not in error["message"]  # the driver's words stay in the server log
