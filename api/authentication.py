@@ -212,6 +212,9 @@ def _noun(kind: TokenKind) -> str:
     }[kind]
 
 
+CLIENT_TOKEN_ENDED = "This client token is no longer valid. Ask the app that gave it for a new one."
+
+
 def _caller(found: Found, *, surface: Surface, project_scoped: bool, named: str) -> Caller:
     now = timezone.now()
     if found.kind is TokenKind.API_KEY:
@@ -230,8 +233,11 @@ def _caller(found: Found, *, surface: Surface, project_scoped: bool, named: str)
             personal_token=found.personal_token,
         )
         minter_is_member = found.user is not None and found.user.is_active and found.is_member
-        reason = found.client_token.end_reason_at(now, minter_is_member=minter_is_member)
-        if reason:
+        if found.client_token.end_reason_at(now, minter_is_member=minter_is_member):
+            # The browser holding it is told that it ended, and when if it expired or was
+            # revoked itself; not what became of the key or the person that minted it (the
+            # project's dashboard shows that).
+            reason = found.client_token.own_end_reason_at(now) or CLIENT_TOKEN_ENDED
             raise _Refused(client, errors.expired_api_key(reason))
         if surface is Surface.V1:
             raise _Refused(

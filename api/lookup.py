@@ -141,10 +141,12 @@ def _statement(kind: TokenKind, resource: Resource | None) -> _Statement:
     project_column = q(through._meta.get_field("project").column)
 
     def restricted_elsewhere(pat_alias: str) -> str:
+        # The flag, not the list, says whether the token is restricted: one whose projects
+        # were all deleted reaches none (fails closed).
+        restricted = f"{pat_alias}.{_column(PersonalAccessToken, 'projects_restricted')}"
         return (
-            f"(EXISTS (SELECT 1 FROM {pat_projects} r WHERE r.{pat_column} = {pat_alias}.id) "
-            f"AND NOT EXISTS (SELECT 1 FROM {pat_projects} r WHERE r.{pat_column} = "
-            f"{pat_alias}.id AND r.{project_column} = p.{q('id')}))"
+            f"({restricted} AND NOT EXISTS (SELECT 1 FROM {pat_projects} r WHERE "
+            f"r.{pat_column} = {pat_alias}.id AND r.{project_column} = p.{q('id')}))"
         )
 
     origin = (

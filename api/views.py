@@ -45,9 +45,8 @@ def user_me(request: ApiRequest) -> HttpResponse:
         )
     user = pat.user
     projects = Project.objects.for_user(user).order_by("name")
-    restricted = list(pat.projects.values_list("pk", flat=True))
-    if restricted:
-        projects = projects.filter(pk__in=restricted)
+    if pat.projects_restricted:
+        projects = projects.filter(pk__in=pat.projects.values("pk"))
     return ok(
         {
             "id": f"user_{user.pk}",

@@ -227,13 +227,17 @@ class ClientToken(Token):
     def __str__(self) -> str:
         return self.public_id
 
+    def own_end_reason_at(self, moment: datetime, *, subject: str = "") -> str | None:
+        """Its own expiry or revocation only: what the browser holding it may be told."""
+        return super().end_reason_at(moment, subject=subject)
+
     def end_reason_at(
         self, moment: datetime, *, subject: str = "", minter_is_member: bool | None = None
     ) -> str | None:
         """Its own expiry or revocation, or the end of the key or PAT that minted it, or
         of its minter's place in the project: a client token dies with its parent.
         `minter_is_member`: already known (the API reads it with the token); else asked."""
-        reason = super().end_reason_at(moment, subject=subject)
+        reason = self.own_end_reason_at(moment, subject=subject)
         if reason is None and self.api_key is not None:
             reason = self.api_key.end_reason_at(
                 moment, subject="The API key that minted this client token"
@@ -269,6 +273,9 @@ class PersonalAccessToken(PermissionsMixin, Token):
     name = models.CharField(max_length=100)
     permissions = models.JSONField(default=list)
     projects = models.ManyToManyField(Project, blank=True, related_name="+")
+    # Limited to `projects` when made. Kept apart from the list so that a restriction whose
+    # projects are all deleted reaches nothing, not everything (fails closed).
+    projects_restricted = models.BooleanField(default=False)
     expiry_reminder_sent_at = models.DateTimeField(null=True, blank=True)
 
     objects = PersonalAccessTokenQuerySet.as_manager()

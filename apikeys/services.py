@@ -198,6 +198,7 @@ def personal_token_create(
         name=name.strip(),
         permissions=permissions_or_all(permissions),
         expires_at=expires_at,
+        projects_restricted=bool(projects),
     )
     if projects:
         pat.projects.set(projects)

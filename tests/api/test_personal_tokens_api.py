@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Project
 from accounts.services import membership_remove
+from api.authentication import CLIENT_TOKEN_ENDED
 from apikeys.models import PersonalAccessToken
 from apikeys.services import personal_token_create
 from tests.api.assertions import assert_error, assert_ok
@@ -173,7 +174,7 @@ def test_a_client_token_dies_with_the_pat_that_minted_it(cli, pat, project):
     assert_ok(browser.get("/client/token"))
     PersonalAccessToken.objects.filter(pk=pat[0].pk).update(revoked_at=timezone.now())
     error = assert_error(browser.get("/client/token"), 401, "expired_api_key")
-    assert "personal access token that minted" in error["message"]
+    assert error["message"] == CLIENT_TOKEN_ENDED
 
 
 def test_a_client_token_minted_by_a_since_deactivated_user_is_refused(cli, pat, project):
@@ -191,3 +192,34 @@ def test_user_me_of_a_restricted_pat_lists_only_its_projects(user, project, make
     _, token = personal_token_create(user=user, name="Narrow", projects=[project])
     answer = assert_ok(Api(Client(), token).get("/v1/user/me"))
     assert [p["slug"] for p in answer["projects"]] == [project.slug]
+
+
+def test_a_restricted_pat_whose_projects_are_all_deleted_reaches_none(user, project, make_project):
+    other = make_project(owner=user, name="Still here")
+    _, token = personal_token_create(user=user, name="Narrow", projects=[project])
+    project.delete()
+    cli = Api(Client(), token)
+    assert assert_ok(cli.get("/v1/user/me"))["projects"] == []
+    error = assert_error(
+        cli.get("/v1/projects/current", headers={"X-Project": other.slug}),
+        403,
+        "insufficient_permissions",
+    )
+    assert "not allowed to act on project" in error["message"]
+
+
+def test_a_client_token_whose_minter_left_the_project_tells_the_browser_nothing_more(
+    cli, pat, project, make_user
+):
+    minted = assert_ok(
+        cli.post("/v1/client-tokens", {"context": {}}, headers={"X-Project": project.slug}), 201
+    )
+    owner = make_user()
+    Membership.objects.create(user=owner, project=project, role=Membership.Role.OWNER)
+    membership_remove(
+        membership=Membership.objects.get(user=pat[0].user, project=project), by=owner
+    )
+    error = assert_error(
+        Api(Client(), minted["token"]).get("/client/token"), 401, "expired_api_key"
+    )
+    assert error["message"] == CLIENT_TOKEN_ENDED
