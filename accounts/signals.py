@@ -20,6 +20,14 @@ from django.http import HttpRequest
 from accounts.models import User
 from audit.log import audit_record
 from core.client_ip import client_ip
+from core.counters import throttle_allows
+
+# Failed sign-ins cost a row each; these bound what someone hammering the form can write.
+# An address is locked out after AXES_FAILURE_LIMIT failures, and while it is, each account
+# (or, for emails with no account, each address) gets at most this many more rows an hour:
+LOCKED_OUT_ROWS_PER_HOUR = 10
+# and failures for emails with no account (they show on no page) at most this many an hour.
+UNKNOWN_EMAIL_ROWS_PER_HOUR = 1000
 
 
 def _ip(request: HttpRequest | None) -> str | None:
@@ -29,6 +37,19 @@ def _ip(request: HttpRequest | None) -> str | None:
 @receiver(user_logged_in, dispatch_uid="accounts.audit.user_signed_in")
 def record_sign_in(sender: type, request: HttpRequest | None, user: User, **kwargs: Any) -> None:
     audit_record(action="user.signed_in", actor=user, target=user, ip=_ip(request))
+
+
+def _worth_a_row(user: User | None, attempted: str, ip: str | None, *, locked_out: bool) -> bool:
+    if locked_out:
+        who = f"user:{user.pk}" if user is not None else f"ip:{ip}"
+        return throttle_allows(
+            f"audit-locked-out:{who}", limit=LOCKED_OUT_ROWS_PER_HOUR, window_seconds=3600
+        )
+    if user is None:
+        return throttle_allows(
+            "audit-unknown-email", limit=UNKNOWN_EMAIL_ROWS_PER_HOUR, window_seconds=3600
+        )
+    return True
 
 
 @receiver(user_login_failed, dispatch_uid="accounts.audit.user_sign_in_failed")
@@ -45,9 +66,10 @@ def record_failed_sign_in(
     except ValidationError:
         attempted = ""
     user = User.objects.filter(email=attempted).first() if attempted else None
-    metadata: dict[str, Any] = {}
-    if request is not None and getattr(request, "axes_locked_out", False):
-        metadata["locked_out"] = True
+    locked_out = request is not None and getattr(request, "axes_locked_out", False)
+    if not _worth_a_row(user, attempted, _ip(request), locked_out=locked_out):
+        return
+    metadata: dict[str, Any] = {"locked_out": True} if locked_out else {}
     audit_record(
         action="user.sign_in_failed",
         actor=user,

@@ -3,9 +3,12 @@ anyone may ask for that costs us (a sign-up's password hash, a reset email)."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
 
 
 def window_count(bucket: str, *, window_seconds: int, now: float | None = None) -> int:
@@ -22,5 +25,12 @@ def window_count(bucket: str, *, window_seconds: int, now: float | None = None) 
 
 
 def throttle_allows(bucket: str, *, limit: int, window_seconds: int) -> bool:
-    """Count one more use of `bucket`; False once `limit` uses fall in the current window."""
-    return window_count(f"throttle:{bucket}", window_seconds=window_seconds) <= limit
+    """Count one more use of `bucket`; False once `limit` uses fall in the current window.
+    If the cache (Redis) cannot count, the use is allowed and the failure logged: a throttle
+    is a brake on abuse, and must not take sign-up or password reset down with Redis."""
+    try:
+        count = window_count(f"throttle:{bucket}", window_seconds=window_seconds)
+    except Exception:
+        logger.warning("throttle %s not counted: the cache did not answer", bucket.split(":")[0])
+        return True
+    return count <= limit

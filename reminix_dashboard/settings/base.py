@@ -168,6 +168,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
+            # A Redis that stalls costs a sign-in at most this; the throttles then let the
+            # request through (core/counters.py) rather than hang or fail it.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
 else:
@@ -209,6 +212,10 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 # username OR the address, so signing in to one's own account from the attacking address
 # would wipe the count against the victim's email. Counts expire after the cool-off anyway.
 AXES_RESET_ON_SUCCESS = False
+# While an address is locked out, its attempts are refused and not counted: otherwise a
+# person behind the same NAT who types the right password would add failures to their own
+# account, and lock it out everywhere.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out"

@@ -7,6 +7,9 @@ from django.utils.html import escape
 from accounts.models import Membership, Project
 from audit.models import AuditEvent
 
+# A value each path converter takes (the client-token id has a shape of its own).
+SAMPLE_VALUES: dict[str, object] = {"int": 1, "ctok": "ctok_" + "A" * 20}
+
 
 def project_url_names() -> list[str]:
     """Every named URL that takes a project slug, so a new page cannot skip the check."""
@@ -20,7 +23,7 @@ def project_url_names() -> list[str]:
                 name = f"{namespace}:{p.name}" if namespace else p.name
                 names.append(name)
                 OTHER_PARAMS[name] = {
-                    param: 1 if converter == "int" else "x1"
+                    param: SAMPLE_VALUES.get(converter, "x1")
                     for converter, param in re.findall(r"<(\w+):(\w+)>", str(p.pattern))
                     if param != "slug"
                 }

@@ -116,6 +116,44 @@ def test_many_failures_from_one_address_lock_out_that_address(client, make_user,
     assert sign_in(Client(), victim.email, PASSWORD, REMOTE_ADDR="192.0.2.10").status_code == 302
 
 
+def test_the_right_password_from_a_locked_out_address_does_not_lock_the_account(
+    client, make_user, settings
+):
+    """A shared NAT: someone else's guessing locked the address; a colleague behind it who
+    keeps trying with the right password is refused there, but their account is not
+    charged with failures, so elsewhere they sign in."""
+    colleague = make_user(email="colleague@example.com")
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(client, f"guess{n}@example.com", "wrong", REMOTE_ADDR="192.0.2.9")
+    for _ in range(settings.AXES_FAILURE_LIMIT * 2):
+        refused = sign_in(Client(), colleague.email, PASSWORD, REMOTE_ADDR="192.0.2.9")
+        assert refused.status_code == 429
+    elsewhere = sign_in(Client(), colleague.email, PASSWORD, REMOTE_ADDR="198.51.100.7")
+    assert elsewhere.status_code == 302
+
+
+def test_failed_sign_ins_write_a_bounded_number_of_audit_rows(client, user, settings):
+    from accounts import signals
+
+    settings.AXES_FAILURE_LIMIT = 3
+    # Hammering a real account from one address: 2 failures, then the third locks it out,
+    # and from there on at most the cap.
+    for _ in range(40):
+        sign_in(Client(), user.email, "wrong", REMOTE_ADDR="203.0.113.5")
+    on_account = AuditEvent.objects.filter(action="user.sign_in_failed", actor=user).count()
+    assert on_account == 2 + signals.LOCKED_OUT_ROWS_PER_HOUR
+    # Unknown emails from many addresses: never more than the hourly cap in all.
+    signals_cap = signals.UNKNOWN_EMAIL_ROWS_PER_HOUR
+    signals.UNKNOWN_EMAIL_ROWS_PER_HOUR = 5
+    try:
+        for n in range(12):
+            sign_in(Client(), f"nobody{n}@example.com", "wrong", REMOTE_ADDR=f"10.9.0.{n}")
+    finally:
+        signals.UNKNOWN_EMAIL_ROWS_PER_HOUR = signals_cap
+    unknown = AuditEvent.objects.filter(action="user.sign_in_failed", actor=None).count()
+    assert unknown == 5
+
+
 def test_a_forged_forwarded_for_header_does_not_escape_the_address_lockout(
     client, make_user, settings
 ):
