@@ -132,7 +132,11 @@ class AllowedOriginsForm(forms.Form):
 
 
 class MemberAddForm(forms.Form):
-    """Add an existing user to a project by their email address."""
+    """Add an existing user to a project by their email address.
+
+    The answer does not say whether the email has an account (the view answers the same
+    either way); cleaned_data["user"] is the person to add, or None if there is nobody.
+    Invitations (by link, for anyone) replace this form later."""
 
     email = forms.EmailField(
         label="Email of an existing user",
@@ -145,16 +149,17 @@ class MemberAddForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.project = project
 
-    def clean_email(self) -> User:
-        email = self.cleaned_data["email"].strip().lower()
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            # Nobody is looked up for a form that cannot act: no free probe of which
+            # emails have accounts.
+            return cleaned
+        email = cleaned["email"].strip().lower()
+        cleaned["email"] = email
         user = User.objects.filter(email__iexact=email, is_active=True).first()
-        if user is None:
-            raise forms.ValidationError(
-                "No Reminix account uses this email. Ask them to sign up first.",
-                code="unknown_user",
-            )
-        if Membership.objects.filter(project=self.project, user=user).exists():
-            raise forms.ValidationError(
-                "This person is already a member of the project.", code="already_member"
-            )
-        return user
+        if user is not None and Membership.objects.filter(project=self.project, user=user).exists():
+            # Members are listed on this page already: this says nothing new.
+            self.add_error("email", "This person is already a member of the project.")
+        cleaned["user"] = user
+        return cleaned

@@ -44,6 +44,7 @@ from core.http import HtmxHttpRequest
 SIGNUPS_PER_HOUR = 10
 RESETS_PER_EMAIL_PER_HOUR = 3
 RESETS_PER_IP_PER_HOUR = 20
+MEMBER_ADDS_PER_HOUR = 30
 
 
 @require_GET
@@ -266,16 +267,27 @@ def project_members(request: ProjectRequest) -> HttpResponse:
 @project_owner_required
 def project_member_add(request: ProjectRequest) -> HttpResponse:
     form = MemberAddForm(request.POST, project=request.project)
+    if form.is_valid() and not throttle_allows(
+        f"member-add:{request.user.pk}", limit=MEMBER_ADDS_PER_HOUR, window_seconds=3600
+    ):
+        form.add_error(None, "You added many members in the last hour. Try again later.")
     if not form.is_valid():
         return _members_page(request, form, status=422 if not request.htmx else 200)
-    membership_add(
-        project=request.project,
-        user=form.cleaned_data["email"],
-        role=form.cleaned_data["role"],
-        by=request.user,
-        ip=client_ip(request),
+    email, user = form.cleaned_data["email"], form.cleaned_data["user"]
+    if user is not None:
+        membership_add(
+            project=request.project,
+            user=user,
+            role=form.cleaned_data["role"],
+            by=request.user,
+            ip=client_ip(request),
+        )
+    # The same words whether or not the email has an account (no enumeration).
+    messages.success(
+        request,
+        f"If {email} belongs to a Reminix account, that person is now a member. "
+        "Otherwise ask them to sign up with it, then add them again.",
     )
-    messages.success(request, f"{form.cleaned_data['email'].email} can now use this project.")
     return redirect("accounts:project_members", slug=request.project.slug)
 
 

@@ -35,6 +35,13 @@ def project_url_names() -> list[str]:
 OTHER_PARAMS: dict[str, dict[str, object]] = {}
 
 
+def normalised(html: str) -> str:
+    """The page without what changes on every response: CSRF tokens and CSP nonces."""
+    html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", html)
+    html = re.sub(r'"x-csrftoken": "[^"]+"', "", html)
+    return re.sub(r'nonce="[^"]+"', "", html)
+
+
 def url_for(name: str, slug: str) -> str:
     """The URL with the other project's slug; ids in it are 1 (tests/apikeys check real ids)."""
     return reverse(name, kwargs={"slug": slug, **OTHER_PARAMS[name]})
@@ -117,15 +124,51 @@ def test_an_owner_adds_an_existing_user_by_email(signed_in, project, make_user):
     assert AuditEvent.objects.filter(action="membership.added", project=project).exists()
 
 
-def test_adding_an_unknown_email_says_so_beside_the_field(signed_in, project):
-    response = signed_in.post(
-        reverse("accounts:project_member_add", args=[project.slug]),
-        {"email": "ghost@example.com", "role": "member"},
-    )
-    assert response.status_code == 422
-    html = response.content.decode()
-    assert 'id="id_email_error"' in html
-    assert "No Reminix account uses this email" in html
+def test_adding_an_email_answers_the_same_whether_or_not_it_has_an_account(
+    signed_in, project, make_user
+):
+    """No account enumeration: the status, the page and the message read the same."""
+    make_user(email="known@example.com")
+    add = reverse("accounts:project_member_add", args=[project.slug])
+    answers = []
+    for email in ("known@example.com", "ghost@example.com"):
+        response = signed_in.post(add, {"email": email, "role": "member"}, follow=True)
+        assert response.redirect_chain[-1][1] == 302
+        [message] = [str(m) for m in response.context["messages"]]
+        answers.append(message.replace(email, "EMAIL"))
+    assert answers[0] == answers[1]
+    assert "If EMAIL belongs to a Reminix account" in answers[0]
+    assert Membership.objects.filter(project=project, user__email="known@example.com").exists()
+    assert Membership.objects.filter(project=project).count() == 2  # the owner and known
+
+
+def test_a_form_that_cannot_act_does_not_reveal_whether_an_email_has_an_account(
+    signed_in, project, make_user
+):
+    make_user(email="known@example.com")
+    add = reverse("accounts:project_member_add", args=[project.slug])
+    pages = []
+    for email in ("known@example.com", "ghost@example.com"):
+        response = signed_in.post(add, {"email": email, "role": "emperor"})
+        assert response.status_code == 422
+        html = response.content.decode()
+        assert 'id="id_role_error"' in html and 'id="id_email_error"' not in html
+        pages.append(html.replace(email, "EMAIL"))
+    assert normalised(pages[0]) == normalised(pages[1])
+
+
+def test_adding_members_is_throttled_per_owner(signed_in, project, monkeypatch):
+    from accounts import views
+
+    monkeypatch.setattr(views, "MEMBER_ADDS_PER_HOUR", 3)
+    add = reverse("accounts:project_member_add", args=[project.slug])
+    statuses = [
+        signed_in.post(add, {"email": f"p{n}@example.com", "role": "member"}).status_code
+        for n in range(5)
+    ]
+    assert statuses == [302, 302, 302, 422, 422]
+    refused = signed_in.post(add, {"email": "p9@example.com", "role": "member"})
+    assert "Try again later" in refused.content.decode()
 
 
 def test_a_member_cannot_add_members(client, project, make_user):
