@@ -17,6 +17,13 @@ and in batches, and raises or adds to Flags:
 
 A new high-severity flag emails the project's owners, at most once per key per hour.
 Run it every minute from cron: `python manage.py detect_suspicious_activity`.
+
+Every row is read exactly once: usage rows get their ids in commit order (usage/writer.py
+serialises its batches), so nothing can commit behind the cursor. One bad row or project
+never stops the others: each check and each flag is isolated (a savepoint), a failure is
+logged and counted, and the run goes on; only the database itself going away stops it,
+with the cursor where it was. Emails go out from what is stored (high-severity flags not
+yet emailed), so a run that fails after saving a flag does not lose its email.
 """
 
 from __future__ import annotations
@@ -24,13 +31,15 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Count, F, Max, Min, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
@@ -38,14 +47,12 @@ from django.utils import timezone
 from accounts.models import Membership
 from alerts.models import DetectionCursor, Flag, KeyNetwork
 from apikeys.models import ApiKey, ClientToken
+from core.mail import one_line
 from usage.models import Outcome, UsageHour, UsageRecord
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 10_000
-# Rows younger than this are left for the next run: a batch from another worker may
-# still be committing rows with smaller ids.
-SETTLE = timedelta(seconds=30)
 AUTH_BURST_THRESHOLD = 20
 AUTH_BURST_WINDOW = timedelta(minutes=10)
 SPIKE_FACTOR = 5
@@ -56,6 +63,8 @@ CLIENT_TOKEN_MAX_IPS = 5
 NEW_NETWORK_GRACE = timedelta(days=1)
 UNUSED_AFTER = timedelta(days=90)
 EMAIL_EVERY = timedelta(hours=1)
+# A flag not emailed within this long (no owner could be reached) is not emailed late.
+EMAIL_WITHIN = timedelta(days=1)
 
 FIELDS = (
     "id",
@@ -76,6 +85,8 @@ class DetectionResult:
     flags_raised: int = 0
     flags_updated: int = 0
     emails: int = 0
+    # Checks, flags or emails that failed on their own data: logged, skipped, counted.
+    failures: int = 0
     raised: list[Flag] = field(default_factory=list)
 
 
@@ -86,18 +97,17 @@ def network_of(ip: str) -> str:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
-def detect(
-    *, now: datetime | None = None, batch_size: int = BATCH_SIZE, settle: timedelta = SETTLE
-) -> DetectionResult:
-    """Read the log past the cursor and raise flags. Safe to run again: the cursor moves
-    only with the flags it produced, in one transaction per batch."""
+def detect(*, now: datetime | None = None, batch_size: int = BATCH_SIZE) -> DetectionResult:
+    """Read the log past the cursor, raise flags, email owners. Safe to run again, and
+    to run twice at once: the cursor moves only with the flags it produced, in one
+    transaction per batch that locks the cursor's row."""
     now = now or timezone.now()
     result = DetectionResult()
     while True:
         with transaction.atomic():
             cursor, _ = DetectionCursor.objects.select_for_update().get_or_create(name="usage")
             rows = list(
-                UsageRecord.objects.filter(id__gt=cursor.last_id, created_at__lte=now - settle)
+                UsageRecord.objects.filter(id__gt=cursor.last_id)
                 .order_by("id")
                 .values(*FIELDS)[:batch_size]
             )
@@ -110,20 +120,38 @@ def detect(
             result.rows += len(rows)
         if len(rows) < batch_size:
             break
-    with transaction.atomic():
-        _unused_keys(now, result)
-    for flag in result.raised:
-        if flag.severity == Flag.Severity.HIGH and _email_owners(flag, now):
-            result.emails += 1
+    _isolated("unused keys", lambda: _unused_keys(now, result), result)
+    email_pending_flags(now, result)
     return result
 
 
 def _process(rows: list[dict[str, Any]], now: datetime, result: DetectionResult) -> None:
-    _ended_tokens(rows, result)
-    _auth_bursts(rows, result)
-    _new_networks(rows, result)
-    _volume_spikes(rows, now, result)
-    _client_token_ips(rows, result)
+    # A call that reached no project (no token, or a personal access token refused before
+    # its X-Project was read) belongs to no project's alerts.
+    rows = [r for r in rows if r["project_id"] is not None]
+    checks = {
+        "ended tokens": _ended_tokens,
+        "auth bursts": _auth_bursts,
+        "new networks": _new_networks,
+        "volume spikes": _volume_spikes,
+        "client token addresses": _client_token_ips,
+    }
+    for what, check in checks.items():
+        _isolated(what, partial(check, rows, now, result), result)
+
+
+def _isolated[T](what: str, run: Callable[[], T], result: DetectionResult) -> T | None:
+    """Run `run` in a savepoint. If it fails on its data, undo only it, log, count, go on;
+    if the database itself is gone, stop the run (the next one retries from the cursor)."""
+    try:
+        with transaction.atomic():
+            return run()
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception:
+        logger.exception("detector: %s failed; the rest of the run went on", what)
+        result.failures += 1
+        return None
 
 
 # -- Raising flags --------------------------------------------------------------------------
@@ -143,11 +171,16 @@ def _raise(
     api_key_id: int | None = None,
     client_token_id: int | None = None,
     occurrences: int = 1,
-) -> Flag:
-    """Add to the open flag for this finding, or open one."""
+) -> Flag | None:
+    """Add to the open flag for this finding, or open one. In a savepoint of its own: a
+    flag that cannot be stored is logged and skipped, and the other flags still are."""
     dedupe_key = f"{project_id}:{kind}:{api_key_id or '-'}:{client_token_id or '-'}:{subject}"
-    flag = Flag.objects.select_for_update().filter(dedupe_key=dedupe_key).open().first()
-    if flag is not None:
+    summary = summary[: Flag._meta.get_field("summary").max_length]  # type: ignore[union-attr]
+
+    def add_to_open() -> Flag | None:
+        flag = Flag.objects.select_for_update().filter(dedupe_key=dedupe_key).open().first()
+        if flag is None:
+            return None
         flag.occurrences = F("occurrences") + occurrences
         flag.last_seen = max(flag.last_seen, seen_to)
         flag.summary = summary
@@ -156,30 +189,42 @@ def _raise(
         flag.refresh_from_db(fields=["occurrences"])
         result.flags_updated += 1
         return flag
-    try:
-        with transaction.atomic():
-            flag = Flag.objects.create(
-                project_id=project_id,
-                api_key_id=api_key_id,
-                client_token_id=client_token_id,
-                kind=kind,
-                severity=severity,
-                dedupe_key=dedupe_key,
-                summary=summary,
-                evidence=evidence,
-                occurrences=occurrences,
-                first_seen=seen_from,
-                last_seen=seen_to,
-            )
-    except IntegrityError:  # another detector run opened it just now
-        return _raise(
-            result, project_id=project_id, kind=kind, severity=severity, subject=subject,
-            summary=summary, evidence=evidence, seen_from=seen_from, seen_to=seen_to,
-            api_key_id=api_key_id, client_token_id=client_token_id, occurrences=occurrences,
-        )  # fmt: skip
-    result.flags_raised += 1
-    result.raised.append(flag)
-    return flag
+
+    def open_new() -> Flag:
+        flag = Flag.objects.create(
+            project_id=project_id,
+            api_key_id=api_key_id,
+            client_token_id=client_token_id,
+            kind=kind,
+            severity=severity,
+            dedupe_key=dedupe_key,
+            summary=summary,
+            evidence=evidence,
+            occurrences=occurrences,
+            first_seen=seen_from,
+            last_seen=seen_to,
+        )
+        result.flags_raised += 1
+        result.raised.append(flag)
+        return flag
+
+    def store() -> Flag:
+        flag = add_to_open()
+        if flag is not None:
+            return flag
+        try:
+            with transaction.atomic():
+                return open_new()
+        except IntegrityError:
+            # Another detector run opened it just now: add to that one, once. If it is
+            # gone again (acknowledged in between), this fails and is logged below.
+            flag = add_to_open()
+            if flag is None:
+                raise
+            return flag
+
+    stored: Flag | None = _isolated(f"flag {dedupe_key}", store, result)
+    return stored
 
 
 def _span(rows: list[dict[str, Any]]) -> tuple[datetime, datetime]:
@@ -198,10 +243,11 @@ def _ips(rows: list[dict[str, Any]], most: int = 10) -> list[str]:
 # -- The checks ------------------------------------------------------------------------------
 
 
-def _ended_tokens(rows: list[dict[str, Any]], result: DetectionResult) -> None:
+def _ended_tokens(rows: list[dict[str, Any]], now: datetime, result: DetectionResult) -> None:
     by_token: dict[tuple[int, int | None, int | None], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        if r["outcome"] == Outcome.REVOKED_KEY:
+        # A personal access token's ended use is its person's matter, not a project's.
+        if r["outcome"] == Outcome.REVOKED_KEY and (r["api_key_id"] or r["client_token_id"]):
             # A client token's refusal is its own finding, even when its key is the cause.
             token = (
                 (r["project_id"], None, r["client_token_id"])
@@ -242,7 +288,7 @@ def _names(tokens: Any) -> dict[tuple[int | None, int | None], str]:
     return names
 
 
-def _auth_bursts(rows: list[dict[str, Any]], result: DetectionResult) -> None:
+def _auth_bursts(rows: list[dict[str, Any]], now: datetime, result: DetectionResult) -> None:
     """Counted in the log itself over the window ending at each key's latest failure, so a
     burst split across batches is still seen whole."""
     latest: dict[tuple[int, int], datetime] = {}
@@ -293,7 +339,7 @@ def _minutes(span: timedelta) -> int:
     return int(span.total_seconds() // 60)
 
 
-def _new_networks(rows: list[dict[str, Any]], result: DetectionResult) -> None:
+def _new_networks(rows: list[dict[str, Any]], now: datetime, result: DetectionResult) -> None:
     direct = [
         r for r in rows
         if r["outcome"] == Outcome.OK and r["api_key_id"] and r["ip"] and not r["client_token_id"]
@@ -383,7 +429,7 @@ def _volume_spikes(rows: list[dict[str, Any]], now: datetime, result: DetectionR
         )
 
 
-def _client_token_ips(rows: list[dict[str, Any]], result: DetectionResult) -> None:
+def _client_token_ips(rows: list[dict[str, Any]], now: datetime, result: DetectionResult) -> None:
     tokens = {(r["project_id"], r["client_token_id"]) for r in rows if r["client_token_id"]}
     for project_id, ct_id in tokens:
         ips = list(
@@ -444,9 +490,33 @@ def _unused_keys(now: datetime, result: DetectionResult) -> None:
 # -- Telling people --------------------------------------------------------------------------
 
 
+def email_pending_flags(now: datetime, result: DetectionResult) -> None:
+    """Email the owners about every open high-severity flag not emailed yet (raised by
+    this run or by one that failed before its emails), each in isolation: a project whose
+    mail cannot be sent does not keep the others' from going."""
+    pending = (
+        Flag.objects.filter(
+            severity=Flag.Severity.HIGH,
+            emailed_at__isnull=True,
+            acknowledged_at__isnull=True,
+            created_at__gte=now - EMAIL_WITHIN,
+        )
+        .select_related("project")
+        .order_by("id")
+    )
+    for flag in pending:
+        if _isolated(f"email for flag {flag.pk}", partial(_email_owners, flag, now), result):
+            result.emails += 1
+
+
 def _email_owners(flag: Flag, now: datetime) -> bool:
     """Email the project's owners about a new high-severity flag: one email per key (or
-    client token) per hour at most, however many flags it raises."""
+    client token) per hour at most, however many flags it raises. The flag is claimed
+    (emailed_at) in the transaction that sends, so a failed send is retried next run and
+    two runs never both send."""
+    claimed = Flag.objects.filter(pk=flag.pk, emailed_at__isnull=True).update(emailed_at=now)
+    if not claimed:
+        return False
     recent = Flag.objects.filter(
         project_id=flag.project_id,
         api_key_id=flag.api_key_id,
@@ -454,7 +524,7 @@ def _email_owners(flag: Flag, now: datetime) -> bool:
         emailed_at__gt=now - EMAIL_EVERY,
     ).exclude(pk=flag.pk)
     if recent.exists():
-        return False
+        return False  # covered by the email sent for the same key within the hour
     owners = list(
         Membership.objects.filter(
             project_id=flag.project_id, role=Membership.Role.OWNER
@@ -467,7 +537,8 @@ def _email_owners(flag: Flag, now: datetime) -> bool:
         "alerts:flag_list", kwargs={"slug": project.slug}
     )
     send_mail(
-        subject=f"[Reminix] {flag.get_kind_display()} in {project.name}",
+        # Names are the customer's text: one line, so no name can add a mail header.
+        subject=one_line(f"[Reminix] {flag.get_kind_display()} in {project.name}"),
         message=(
             f"{flag.summary}\n\n"
             f"Review it, see the calls behind it and acknowledge it in the dashboard: {link}\n\n"
@@ -476,5 +547,4 @@ def _email_owners(flag: Flag, now: datetime) -> bool:
         from_email=settings.DEFAULT_FROM_EMAIL,
         recipient_list=owners,
     )
-    Flag.objects.filter(pk=flag.pk).update(emailed_at=now)
     return True

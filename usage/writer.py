@@ -103,6 +103,7 @@ def usage_write(entries: list[UsageEntry]) -> None:
     attributed = [e for e in entries if e.is_attributed]
     unattributed = [e for e in entries if not e.is_attributed]
     with transaction.atomic():
+        _in_commit_order()
         inserted = _insert_rows(attributed)
         fresh = [e for e in attributed if e.request_id in inserted]
         # The roll-ups are per API key: a key's own calls and those of the tokens it minted.
@@ -111,6 +112,21 @@ def usage_write(entries: list[UsageEntry]) -> None:
         _upsert_ips(by_key)
         _mark_last_used(fresh)
         _count_unattributed(unattributed)
+
+
+# Any constant; it names the lock among this database's advisory locks.
+_WRITE_LOCK = 0x7573616765  # "usage"
+
+
+def _in_commit_order() -> None:
+    """Hold the usage log's write lock until this transaction ends, so that batches take
+    their ids in the order they commit: a row can never commit with an id below one that
+    is already visible, and the detector's cursor (alerts/detection.py) reads every row
+    exactly once. Batches are written one at a time anyway (they are few and large); on
+    SQLite the database's own write lock does the same."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_WRITE_LOCK])
 
 
 _ROW_FIELDS = (

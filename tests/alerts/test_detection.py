@@ -46,7 +46,7 @@ def steady(
 
 
 def run() -> list[Flag]:
-    detect(now=NOW + timedelta(minutes=1), settle=timedelta(0))
+    detect(now=NOW + timedelta(minutes=1))
     return list(Flag.objects.order_by("id"))
 
 
@@ -244,13 +244,6 @@ def test_detection_reads_each_call_once(key):
     run()
     run()
     assert Flag.objects.get().occurrences == 1
-
-
-def test_calls_still_settling_are_left_for_the_next_run(key):
-    key.revoke(by=None)
-    usage_write([call(key, NOW - timedelta(seconds=5), status=401, error_code="expired_api_key")])
-    assert detect(now=NOW, settle=timedelta(seconds=30)).rows == 0
-    assert detect(now=NOW + timedelta(minutes=1), settle=timedelta(seconds=30)).rows == 1
 
 
 # -- The alerts page -----------------------------------------------------------------------

@@ -123,3 +123,35 @@ def test_the_reminder_email_goes_once_per_token(user, days):
     assert "reminix_pat_" not in mail.outbox[0].body.replace(
         PersonalAccessToken.objects.get(name="CI deploys").hint, ""
     )
+
+
+def test_a_newline_in_a_token_name_neither_breaks_nor_stops_the_reminders(
+    user, make_user, monkeypatch
+):
+    """Names saved before names had to be one line: the reminder's subject is made one
+    line; and one reminder the mail server refuses does not stop the others (it is tried
+    again on the next run)."""
+    from apikeys import reminders
+
+    soon = timezone.now() + datetime.timedelta(days=3)
+    odd, _ = personal_token_create(user=user, name="ok", expires_at=soon)
+    PersonalAccessToken.objects.filter(pk=odd.pk).update(name="Eve\nBcc: x@example.com")
+    other = make_user(email="other@example.com")
+    personal_token_create(user=other, name="Refused", expires_at=soon)
+    personal_token_create(user=other, name="Fine", expires_at=soon)
+    real_send = reminders.send_mail
+
+    def refuses_one(**kwargs):
+        if "Refused" in kwargs["subject"]:
+            raise ConnectionRefusedError("the mail server refused")
+        return real_send(**kwargs)
+
+    monkeypatch.setattr(reminders, "send_mail", refuses_one)
+    call_command("send_token_expiry_reminders", stdout=io.StringIO())
+    subjects = sorted(m.subject for m in mail.outbox)
+    assert len(subjects) == 2
+    assert any("Eve Bcc: x@example.com" in s for s in subjects)
+    assert all(not m.bcc and "\n" not in m.subject for m in mail.outbox)
+    monkeypatch.setattr(reminders, "send_mail", real_send)
+    call_command("send_token_expiry_reminders", stdout=io.StringIO())
+    assert len(mail.outbox) == 3 and "Refused" in mail.outbox[-1].subject

@@ -38,7 +38,7 @@ def test_a_revoked_key_tried_raises_an_alert_a_member_follows_and_acknowledges(
     key, token = api_key_create(project=project, name="Leaked", created_by=user)
     api_key_revoke(api_key=key, by=user)
     attempt = try_key(live_server.url, token)
-    detect(now=timezone.now() + timedelta(minutes=1), settle=timedelta(0))
+    detect(now=timezone.now() + timedelta(minutes=1))
 
     page.goto("/account/login/")
     page.get_by_label("Email").fill("sec@example.com")

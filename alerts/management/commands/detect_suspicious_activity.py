@@ -3,7 +3,8 @@
 Run it every minute from cron: `* * * * * cd /srv/reminix && .venv/bin/python manage.py
 detect_suspicious_activity`. It continues from where the last run stopped, so a run that
 was missed is caught up by the next. Runs do not overlap harmfully: each batch locks the
-detector's cursor row.
+detector's cursor row. A check, alert or email that fails on one project's data is
+logged and skipped, and the run goes on for everyone else.
 """
 
 import time
@@ -29,3 +30,8 @@ class Command(BaseCommand):
             f"{result.flags_raised} new alerts, {result.flags_updated} updated, "
             f"{result.emails} emails."
         )
+        if result.failures:
+            # Each was logged with its traceback; the run went on past them.
+            self.stderr.write(
+                f"{result.failures} failures (checks, alerts or emails skipped; see the log)."
+            )

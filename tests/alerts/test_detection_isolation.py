@@ -1,0 +1,213 @@
+"""The detector against what the review sent it (issue 10): odd rows, odd names, a mail
+server that refuses, two runs at once and writers that commit out of order. One tenant's
+bad data never stops alerts or alert emails for another, and every row is read once."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.db import IntegrityError, connection, connections, transaction
+
+from accounts.models import Project
+from alerts import detection
+from alerts.detection import detect
+from alerts.models import DetectionCursor, Flag
+from apikeys.models import ApiKey, PersonalAccessToken
+from apikeys.services import personal_token_create
+from tests.conftest import usage_call
+from usage.models import UsageRecord
+from usage.writer import usage_write
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def revoked_key_tried(key: ApiKey, minutes_ago: int = 3, **fields):
+    return usage_call(
+        NOW - timedelta(minutes=minutes_ago),
+        key=key,
+        status=401,
+        error_code="expired_api_key",
+        **fields,
+    )
+
+
+@pytest.fixture
+def two_tenants(api_key, make_user, make_key):
+    """A revoked key in each of two projects, each with its own owner."""
+    mine, _ = api_key
+    other_owner = make_user(email="other-owner@example.com")
+    theirs, _ = make_key(Project.objects.for_user(other_owner).get(), name="Theirs")
+    for key in (mine, theirs):
+        key.revoke(by=None)
+    return mine, theirs
+
+
+def test_a_revoked_pat_without_a_project_does_not_stop_detection_for_anyone(two_tenants, user):
+    """The review's high finding: the PAT's row has no project; Flag(project=None) broke
+    the batch, the retry recursed, and the cursor never moved again."""
+    mine, theirs = two_tenants
+    pat, _ = personal_token_create(user=user, name="Old CLI")
+    PersonalAccessToken.objects.filter(pk=pat.pk).update(
+        expires_at=NOW - timedelta(days=1), created_at=NOW - timedelta(days=30)
+    )
+    usage_write(
+        [
+            usage_call(
+                NOW - timedelta(minutes=4), pat=pat, status=401, error_code="expired_api_key"
+            ),
+            revoked_key_tried(mine),
+            revoked_key_tried(theirs),
+        ]
+    )
+    result = detect(now=NOW)
+    assert result.rows == 3 and result.failures == 0
+    flagged = set(Flag.objects.values_list("api_key_id", flat=True))
+    assert flagged == {mine.pk, theirs.pk}
+    assert DetectionCursor.objects.get().last_id == UsageRecord.objects.latest("id").id
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(
+        [mine.project.memberships.get().user.email, "other-owner@example.com"]
+    )
+
+
+def test_a_check_that_fails_on_one_row_skips_only_itself(two_tenants, monkeypatch, caplog):
+    mine, theirs = two_tenants
+    real = detection.network_of
+
+    def breaks_on_one_address(ip: str) -> str:
+        if ip == "198.51.100.66":
+            raise ValueError("a row no check expected")
+        return real(ip)
+
+    monkeypatch.setattr(detection, "network_of", breaks_on_one_address)
+    usage_write(
+        [
+            usage_call(NOW - timedelta(minutes=5), key=mine, ip="198.51.100.66"),
+            revoked_key_tried(mine),
+            revoked_key_tried(theirs),
+        ]
+    )
+    result = detect(now=NOW)
+    assert result.failures == 1
+    assert "new networks failed" in caplog.text
+    # The other checks of the same batch, for both projects, still ran and committed.
+    assert Flag.objects.filter(kind=Flag.Kind.ENDED_TOKEN_USED).count() == 2
+    assert detect(now=NOW).rows == 0  # and the cursor moved past the batch
+
+
+def test_a_flag_that_cannot_be_stored_is_skipped_without_recursing(two_tenants, monkeypatch):
+    mine, theirs = two_tenants
+    real_create = Flag.objects.create
+
+    def refuse_mine(**fields):
+        if fields["api_key_id"] == mine.pk:
+            raise IntegrityError("another run opened it, and it was acknowledged since")
+        return real_create(**fields)
+
+    monkeypatch.setattr(Flag.objects, "create", refuse_mine)
+    usage_write([revoked_key_tried(mine), revoked_key_tried(theirs)])
+    result = detect(now=NOW)
+    assert result.failures == 1
+    assert list(Flag.objects.values_list("api_key_id", flat=True)) == [theirs.pk]
+
+
+def test_a_newline_in_a_project_name_stays_out_of_the_mail_headers(two_tenants):
+    mine, theirs = two_tenants
+    Project.objects.filter(pk=mine.project_id).update(name="Eve proj\nBcc: x@example.com")
+    usage_write([revoked_key_tried(mine), revoked_key_tried(theirs)])
+    result = detect(now=NOW)
+    assert (result.emails, result.failures) == (2, 0)
+    subjects = sorted(m.subject for m in mail.outbox)
+    assert any("Eve proj Bcc: x@example.com" in s for s in subjects)
+    for message in mail.outbox:
+        assert "\n" not in message.subject
+        assert message.bcc == []
+        assert "x@example.com" not in message.message()["To"]
+
+
+def test_one_projects_email_failing_does_not_keep_the_others_and_is_sent_later(
+    two_tenants, monkeypatch
+):
+    mine, theirs = two_tenants
+    real_send = detection.send_mail
+
+    def refuses_mine(**kwargs):
+        if mine.project.name in kwargs["subject"]:
+            raise ConnectionRefusedError("the mail server refused")
+        return real_send(**kwargs)
+
+    monkeypatch.setattr(detection, "send_mail", refuses_mine)
+    usage_write([revoked_key_tried(mine), revoked_key_tried(theirs)])
+    result = detect(now=NOW)
+    assert (result.emails, result.failures) == (1, 1)
+    assert [m.to for m in mail.outbox] == [["other-owner@example.com"]]
+    # The flag was stored; its email is owed, and the next run sends it from that state.
+    monkeypatch.setattr(detection, "send_mail", real_send)
+    later = detect(now=NOW + timedelta(minutes=1))
+    assert (later.rows, later.emails) == (0, 1)
+    assert len(mail.outbox) == 2
+    assert detect(now=NOW + timedelta(minutes=2)).emails == 0  # and only once
+
+
+def test_the_command_reports_failures_and_finishes(two_tenants, monkeypatch):
+    import io
+
+    mine, theirs = two_tenants
+    monkeypatch.setattr(
+        detection, "send_mail", lambda **kwargs: (_ for _ in ()).throw(OSError("down"))
+    )
+    usage_write([revoked_key_tried(mine), revoked_key_tried(theirs)])
+    out, err = io.StringIO(), io.StringIO()
+    call_command("detect_suspicious_activity", stdout=out, stderr=err)
+    assert "2 new alerts" in out.getvalue()
+    assert "2 failures" in err.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_committed_out_of_id_order_are_each_read_once(api_key, make_key, project):
+    """The review's second high finding: with two writers, a batch that took its ids first
+    could commit after a later one, fall behind the cursor and never be read. Writer A
+    opens its batch and waits; writer B writes; the detector runs; A commits; the detector
+    runs again. Every row must have been read exactly once."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has one writer at a time: ids follow commit order by design")
+    # Two keys, so that the writers share no roll-up row (which would order them anyway).
+    keys = {1: api_key[0], 2: make_key(project, name="Second")[0]}
+    for key in keys.values():
+        key.revoke(by=None)
+    a_inside, a_may_commit, b_done = threading.Event(), threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def writer(n: int, start: threading.Event | None, hold: threading.Event | None) -> None:
+        try:
+            if start is not None:
+                start.wait(10)
+            with transaction.atomic():
+                usage_write([revoked_key_tried(keys[n], minutes_ago=n, ip=f"192.0.2.{n}")])
+                if hold is not None:
+                    a_inside.set()
+                    hold.wait(10)
+        except BaseException as error:  # noqa: BLE001 - reported by the test below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    a = threading.Thread(target=writer, args=(1, None, a_may_commit))
+    b = threading.Thread(target=lambda: (writer(2, a_inside, None), b_done.set()))
+    a.start()
+    b.start()
+    assert a_inside.wait(10)
+    b_done.wait(1)  # B is now either written (no ordering) or waiting behind A
+    first = detect(now=NOW)
+    a_may_commit.set()
+    a.join(10)
+    b.join(10)
+    assert not errors, errors
+    second = detect(now=NOW)
+    assert first.rows + second.rows == 2
+    assert sorted(Flag.objects.values_list("api_key_id", flat=True)) == sorted(
+        k.pk for k in keys.values()
+    )
