@@ -10,6 +10,8 @@ from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.utils import timezone
 
+from core.validators import single_line
+
 
 class UserManager(BaseUserManager["User"]):
     """Creates users whose username is their email address."""
@@ -34,7 +36,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     """A person who signs in with an email address and a password."""
 
     email = models.EmailField("email address", unique=True)
-    name = models.CharField(max_length=150, blank=True)
+    name = models.CharField(max_length=150, blank=True, validators=[single_line])
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
@@ -74,7 +76,7 @@ class ProjectQuerySet(models.QuerySet["Project"]):
 class Project(models.Model):
     """A customer's project: it owns agents and API keys, and has members."""
 
-    name = models.CharField(max_length=80)
+    name = models.CharField(max_length=80, validators=[single_line])
     slug = models.SlugField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     objects = ProjectQuerySet.as_manager()

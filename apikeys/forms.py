@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.models import Project, User
 from apikeys.models import ALL_PERMISSIONS, ApiKey, ApiKeyQuerySet, Permission, TokenStatus
 from core.forms import MAX_ROW_ID, RowIdField
+from core.validators import single_line
 
 EXPIRY_CHOICES = [
     ("never", "Never"),
@@ -67,6 +68,7 @@ class ApiKeyNameField(forms.CharField):
             help_text="What or where the key is used, e.g. “Production” or “CI”.",
             widget=forms.TextInput(attrs={"autocomplete": "off", "placeholder": "Production"}),
             error_messages={"required": "Give the key a name, so you can tell keys apart."},
+            validators=[single_line],
             **kwargs,
         )
 

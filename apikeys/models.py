@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts.models import Project, User
 from apikeys.tokens import BASE62, Secret, TokenKind, token_generate, token_hash, token_hint
+from core.validators import single_line
 
 
 class Permission(models.TextChoices):
@@ -160,7 +161,7 @@ class ApiKey(PermissionsMixin, Token):
     noun = "API key"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[single_line])
     permissions = models.JSONField(default=list)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
@@ -270,7 +271,7 @@ class PersonalAccessToken(PermissionsMixin, Token):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="personal_tokens"
     )
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[single_line])
     permissions = models.JSONField(default=list)
     projects = models.ManyToManyField(Project, blank=True, related_name="+")
     # Limited to `projects` when made. Kept apart from the list so that a restriction whose

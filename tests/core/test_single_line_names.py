@@ -1,0 +1,92 @@
+"""Names end up in lists, logs and mail subjects: every form that takes one refuses line
+breaks and other control characters, beside the field, and keeps nothing (issue 10)."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import Project, User
+from apikeys.models import ApiKey, PersonalAccessToken
+from tests.conftest import PASSWORD
+
+BAD_NAMES = [
+    "Eve proj\nBcc: x@example.com",
+    "carriage\rreturn",
+    "tab\there",
+    "line\u2028separator",
+    "escape\x1b[31m",
+    "c1\x85next line",
+]
+
+
+def assert_refused_beside(response, field: str) -> None:
+    assert response.status_code in (200, 422), response.status_code
+    html = response.content.decode()
+    assert f'id="id_{field}_error"' in html
+    assert "no line breaks" in html
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_a_project_name_is_one_line(signed_in, project, name):
+    response = signed_in.post(
+        reverse("accounts:project_settings", args=[project.slug]), {"name": name}
+    )
+    assert_refused_beside(response, "name")
+    project.refresh_from_db()
+    assert "\n" not in project.name and project.name == Project.objects.get(pk=project.pk).name
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_a_new_projects_name_is_one_line(signed_in, name):
+    before = Project.objects.count()
+    response = signed_in.post(reverse("accounts:project_create"), {"name": name})
+    assert_refused_beside(response, "name")
+    assert Project.objects.count() == before
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_an_api_key_name_is_one_line_on_create_and_rename(signed_in, project, make_key, name):
+    create = signed_in.post(
+        reverse("apikeys:api_key_create", args=[project.slug]),
+        {"name": name, "access": "full", "expiry": "never", "form_id": "f1"},
+    )
+    assert_refused_beside(create, "name")
+    key, _ = make_key(project, name="Production")
+    rename = signed_in.post(
+        reverse("apikeys:api_key_rename", args=[project.slug, key.pk]), {"name": name}
+    )
+    assert rename.status_code in (200, 422)
+    assert "no line breaks" in rename.content.decode()
+    assert list(ApiKey.objects.values_list("name", flat=True)) == ["Production"]
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_a_personal_token_name_is_one_line(signed_in, name):
+    response = signed_in.post(
+        reverse("apikeys:personal_token_create"),
+        {"name": name, "access": "full", "expiry": "30", "form_id": "f1"},
+    )
+    assert_refused_beside(response, "name")
+    assert not PersonalAccessToken.objects.exists()
+
+
+def test_a_persons_name_is_one_line_at_sign_up(client, db):
+    response = client.post(
+        reverse("accounts:signup"),
+        {
+            "name": "Mallory\nBcc: x@example.com",
+            "email": "mallory@example.com",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+        },
+    )
+    assert_refused_beside(response, "name")
+    assert not User.objects.filter(email="mallory@example.com").exists()
+
+
+def test_ordinary_names_with_punctuation_and_accents_still_pass(signed_in, project):
+    name = "Zoë's “prod” — EU/1 (v2.0) 🚀"
+    signed_in.post(reverse("accounts:project_settings", args=[project.slug]), {"name": name})
+    project.refresh_from_db()
+    assert project.name == name
