@@ -48,7 +48,10 @@ class ProjectKeyChoiceField(forms.ModelChoiceField):
         if value in self.empty_values:
             return None
         text = str(value).strip()
-        if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= MAX_ROW_ID:
+        # At most 19 digits before int(): past 4,300 it raises, and none is an id anyway.
+        if not (text.isascii() and text.isdigit() and len(text) <= 19) or not (
+            0 < int(text) <= MAX_ROW_ID
+        ):
             raise forms.ValidationError(
                 self.error_messages["invalid_choice"], code="invalid_choice"
             )

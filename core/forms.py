@@ -8,6 +8,7 @@ its field, where `str.isdigit()` and `int()` would have answered 500.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,28 +18,51 @@ DATETIME_INPUT = "%Y-%m-%dT%H:%M"
 MAX_ROW_ID = 2**63 - 1  # a bigint primary key
 
 
+# The years a filter can name. Outside them no call or event exists, and the arithmetic
+# on a range (the day after year 9999's last, a bucket before year 1) would overflow.
+FIRST_YEAR, LAST_YEAR = 2000, 2999
+OUT_OF_YEARS = f"Enter a date from {FIRST_YEAR} to {LAST_YEAR}."
+
+
+def _within_years(value: date | None) -> None:
+    if value is not None and not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise forms.ValidationError(OUT_OF_YEARS, code="out_of_range")
+
+
 class UtcDateField(forms.DateField):
-    """A whole day in UTC."""
+    """A whole day in UTC, from year FIRST_YEAR to LAST_YEAR."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
             required=False,
-            widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            widget=forms.DateInput(
+                attrs={"type": "date", "min": f"{FIRST_YEAR}-01-01", "max": f"{LAST_YEAR}-12-31"},
+                format="%Y-%m-%d",
+            ),
             error_messages={"invalid": "Enter a date, like 2025-06-03."},
+            validators=[_within_years],
             **kwargs,
         )
 
 
 class UtcDateTimeField(forms.DateTimeField):
-    """A minute in UTC, from a datetime-local input (which sends no zone)."""
+    """A minute in UTC, from a datetime-local input (which sends no zone), from year
+    FIRST_YEAR to LAST_YEAR."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
             required=False,
             widget=forms.DateTimeInput(
-                attrs={"type": "datetime-local", "step": 60}, format=DATETIME_INPUT
+                attrs={
+                    "type": "datetime-local",
+                    "step": 60,
+                    "min": f"{FIRST_YEAR}-01-01T00:00",
+                    "max": f"{LAST_YEAR}-12-31T23:59",
+                },
+                format=DATETIME_INPUT,
             ),
             error_messages={"invalid": "Enter a date and time in UTC, like 2025-06-03 14:30."},
+            validators=[_within_years],
             **kwargs,
         )
 
