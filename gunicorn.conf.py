@@ -9,11 +9,12 @@ reminix_dashboard.wsgi:application`.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from typing import Any
 
 from gunicorn.glogging import Logger
+
+from core.redact import redact_tokens
 
 bind = f"127.0.0.1:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -22,8 +23,6 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 control_socket = os.path.join(
     tempfile.gettempdir(), f"reminix-gunicorn-{os.environ.get('PORT', '8000')}.ctl"
 )
-
-_TOKEN = re.compile(r"(reminix_(?:sk|ct|pat)_)[0-9A-Za-z]*", re.IGNORECASE)
 
 
 class TokenRedactingLogger(Logger):
@@ -35,7 +34,7 @@ class TokenRedactingLogger(Logger):
         for name in ("r", "U", "q", "f", "a"):
             value = atoms.get(name)
             if isinstance(value, str):
-                atoms[name] = _TOKEN.sub(r"\1[redacted]", value)
+                atoms[name] = redact_tokens(value)
         return atoms
 
 

@@ -11,7 +11,6 @@ Inside a view, raise an ApiError for any refusal; anything else that escapes bec
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,15 +32,13 @@ from api.lookup import Resource
 from api.permissions import require_permission
 from core import write_behind
 from core.client_ip import client_ip
+from core.redact import redact_tokens
 from usage.writer import UsageEntry, usage_defer
 
 logger = logging.getLogger(__name__)
 
 type ApiView = Callable[..., HttpResponse]
 
-# A token pasted into the path by mistake (/v1/agents/reminix_sk_…/invoke) must not be
-# kept in the usage log, which the dashboard shows.
-_TOKEN_IN_PATH = re.compile(r"(reminix_(?:sk|ct|pat)_)[0-9A-Za-z]*", re.I)
 
 
 class ApiRequest(HttpRequest):
@@ -250,7 +247,7 @@ def _method(method: str | None) -> str:
 def _clean(text: str) -> str:
     """Text from the request as the log keeps it: no NUL bytes (PostgreSQL refuses them,
     and one bad row would fail the whole batch) and no token, wherever a client put one."""
-    return _TOKEN_IN_PATH.sub(r"\1[redacted]", text.replace("\x00", ""))
+    return redact_tokens(text.replace("\x00", ""))
 
 
 def _record(

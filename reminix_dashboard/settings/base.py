@@ -282,11 +282,22 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Any token in any log line (the dev server logs query strings) is cut to its prefix.
+    "filters": {"redact_tokens": {"()": "core.redact.RedactTokens"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_tokens"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # Every refused API call would log a 4xx line; the usage log already holds them.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        # The dev server's request lines, through the redacting handler (Django's own
+        # handler for them would print a token in a query string as it came).
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "axes": {"level": "WARNING"},
         # At DEBUG this logger prints the whole template context when a variable fails to
         # resolve, and the page that shows a new key has the key in its context.
