@@ -137,6 +137,17 @@ def bearer_token(request: HttpRequest) -> str:
     return token.strip()
 
 
+def presented_digest(request: HttpRequest) -> str:
+    """The hash of the well-formed token the request carries, or "": what a call that
+    could not be identified (the database did not answer) is attributed by later, when
+    its usage entry is written (usage/writer.py)."""
+    try:
+        token = bearer_token(request)
+    except errors.ApiError:
+        return ""
+    return token_hash(token) if token_kind(token) is not None else ""
+
+
 def identify(
     request: HttpRequest,
     *,

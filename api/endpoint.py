@@ -24,7 +24,14 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from api import errors
-from api.authentication import Caller, ClientCaller, ProjectCaller, Surface, identify
+from api.authentication import (
+    Caller,
+    ClientCaller,
+    ProjectCaller,
+    Surface,
+    identify,
+    presented_digest,
+)
 from api.cors import add_cors_headers, cors_preflight, require_allowed_origin
 from api.errors import ApiError, error_response, new_request_id
 from api.idempotency import idempotent
@@ -38,7 +45,6 @@ from usage.writer import UsageEntry, usage_defer
 logger = logging.getLogger(__name__)
 
 type ApiView = Callable[..., HttpResponse]
-
 
 
 class ApiRequest(HttpRequest):
@@ -137,6 +143,7 @@ def _answer_now(
     kwargs: dict[str, Any],
 ) -> HttpResponse:
     started = time.perf_counter()
+    token_digest = ""
     # The frame makes the request an ApiRequest: it sets the id now, the caller below.
     request = cast(ApiRequest, http_request)
     request.request_id = new_request_id()
@@ -197,6 +204,9 @@ def _answer_now(
         unavailable = errors.service_unavailable()
         response = error_response(unavailable, request.request_id)
         error_code = unavailable.code
+        if caller is None:
+            # Counted on its token all the same, once the database is back.
+            token_digest = presented_digest(request)
     except Exception:
         logger.exception("API request %s failed", request.request_id)
         failed = ApiError(
@@ -221,7 +231,15 @@ def _answer_now(
     if spec.surface is Surface.CLIENT:
         add_cors_headers(request, response, caller)
     try:
-        _record(request, caller, response.status_code, error_code, started, kwargs.get("name", ""))
+        _record(
+            request,
+            caller,
+            response.status_code,
+            error_code,
+            started,
+            kwargs.get("name", ""),
+            token_digest,
+        )
     except Exception:
         # Logging must never replace the answer.
         logger.exception("usage entry for %s not recorded", request.request_id)
@@ -257,6 +275,7 @@ def _record(
     error_code: str,
     started: float,
     agent: str,
+    token_digest: str,
 ) -> None:
     usage_defer(
         UsageEntry(
@@ -277,5 +296,6 @@ def _record(
             user_agent=_clean(request.META.get("HTTP_USER_AGENT", "")),
             request_id=request.request_id,  # type: ignore[attr-defined]
             agent=_clean(agent),
+            token_digest=token_digest,
         )
     )

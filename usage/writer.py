@@ -61,6 +61,9 @@ class UsageEntry:
     client_token_id: int | None = None
     personal_token_id: int | None = None
     agent: str = ""
+    # The hash of the token a call carried when it could not be identified (the database
+    # did not answer): resolved to its token when the entry is written.
+    token_digest: str = ""
 
     @property
     def outcome(self) -> Outcome:
@@ -100,6 +103,7 @@ _OUTCOME_COLUMN = {
 
 def usage_write(entries: list[UsageEntry]) -> None:
     """Write a batch of entries and their roll-ups in one transaction."""
+    entries = _attributed_by_digest(entries)
     attributed = [e for e in entries if e.is_attributed]
     unattributed = [e for e in entries if not e.is_attributed]
     with transaction.atomic():
@@ -127,6 +131,36 @@ def _in_commit_order() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_WRITE_LOCK])
+
+
+def _attributed_by_digest(entries: list[UsageEntry]) -> list[UsageEntry]:
+    """Entries of calls that carried a token the API could not look up (the database was
+    down) get that token's ids now, so they count on their key like any other call."""
+    digests = {e.token_digest for e in entries if e.token_digest and not e.is_attributed}
+    if not digests:
+        return entries
+    found: dict[str, dict[str, Any]] = {}
+    for key in ApiKey.objects.filter(token_hash__in=digests):
+        found[key.token_hash] = {
+            "token_kind": key.kind.value, "project_id": key.project_id, "api_key_id": key.pk,
+        }  # fmt: skip
+    for ct in ClientToken.objects.filter(token_hash__in=digests):
+        found[ct.token_hash] = {
+            "token_kind": ct.kind.value,
+            "project_id": ct.project_id,
+            "client_token_id": ct.pk,
+            "api_key_id": ct.api_key_id,
+            "personal_token_id": ct.personal_token_id,
+        }
+    for pat in PersonalAccessToken.objects.filter(token_hash__in=digests):
+        # Its project was in X-Project, which was never checked: the PAT alone.
+        found[pat.token_hash] = {"token_kind": pat.kind.value, "personal_token_id": pat.pk}
+    return [
+        dataclasses.replace(e, **found[e.token_digest])
+        if e.token_digest in found and not e.is_attributed
+        else e
+        for e in entries
+    ]
 
 
 _ROW_FIELDS = (

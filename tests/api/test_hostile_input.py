@@ -11,6 +11,7 @@ from django.test import Client
 
 from api import endpoint as api_endpoint
 from tests.api.assertions import assert_error, assert_ok
+from usage.models import UsageRecord
 
 INVOKE = "/v1/agents/my-agent/invoke"
 
@@ -148,7 +149,7 @@ def test_a_401_says_how_to_authenticate(token):
     assert response["WWW-Authenticate"] == 'Bearer realm="reminix"'
 
 
-def test_a_database_that_does_not_answer_is_503_with_retry_after(api, monkeypatch):
+def test_a_database_that_does_not_answer_is_503_with_retry_after(api, api_key, monkeypatch):
     def down(*args, **kwargs):
         raise OperationalError("connection timeout expired")
 
@@ -157,3 +158,10 @@ def test_a_database_that_does_not_answer_is_503_with_retry_after(api, monkeypatc
     error = assert_error(response, 503, "service_unavailable")
     assert response["Retry-After"] == "5"
     assert "timeout" not in error["message"]  # the driver's words stay in the server log
+    # The call is counted on its key all the same (by its token's hash, when written).
+    row = UsageRecord.objects.get(request_id=error["requestId"])
+    assert (row.api_key_id, row.project_id, row.status) == (
+        api_key[0].pk,
+        api_key[0].project_id,
+        503,
+    )
