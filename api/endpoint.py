@@ -203,6 +203,7 @@ def _answer_now(
         logger.warning("API request %s: the database did not answer", request.request_id)
         unavailable = errors.service_unavailable()
         response = error_response(unavailable, request.request_id)
+        response._has_been_logged = True  # type: ignore[attr-defined]  # (just above)
         error_code = unavailable.code
         if caller is None:
             # Counted on its token all the same, once the database is back.

@@ -168,6 +168,9 @@ class Buffer:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # One flush at a time: the exit's hand-over must wait for a flush the background
+        # thread has in hand, whose records would otherwise die with the process, unsaid.
+        self._flushing = threading.Lock()
         self._records: list[Record] = []
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -177,6 +180,7 @@ class Buffer:
         with self._lock:
             if self._pid != os.getpid():  # forked: the parent's thread does not exist here
                 self._records, self._thread, self._pid = [], None, os.getpid()
+                self._flushing = threading.Lock()  # (a parent's flush may have held it)
             self._records.append(record)
             self._bound()
             if interval > 0 and self._thread is None:
@@ -198,16 +202,17 @@ class Buffer:
     def flush(self) -> int:
         """Write what is buffered now. Returns how many records were written; what the
         database could not take yet goes back to the front of the buffer."""
-        with self._lock:
-            records, self._records = self._records, []
-        if not records:
-            return 0
-        result = write(records)
-        if result.waiting:
+        with self._flushing:
             with self._lock:
-                self._records[:0] = result.waiting
-                self._bound()
-        return result.written
+                records, self._records = self._records, []
+            if not records:
+                return 0
+            result = write(records)
+            if result.waiting:
+                with self._lock:
+                    self._records[:0] = result.waiting
+                    self._bound()
+            return result.written
 
     def hand_over(self) -> int:
         """At exit: what the database will not take now goes to the shared store, if there
@@ -346,6 +351,9 @@ class StreamIngest:
                 written = self.step()
                 delay = 0.5
             except StoreUnavailable:
+                # A read whose reply was lost may have been delivered to us all the same:
+                # those records wait, unacknowledged, in our own backlog. Read it first.
+                self._backlog = True
                 time.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue

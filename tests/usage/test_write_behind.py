@@ -151,6 +151,64 @@ def test_a_reply_lost_with_the_connection_puts_the_record_back_in_the_buffer(
     assert len(write_behind.buffer) == 2
 
 
+def test_the_exit_hand_over_waits_for_a_flush_in_flight(monkeypatch):
+    """Found by the fault tests: at exit, the background thread had taken the buffer and
+    was writing it; the hand-over found the buffer empty, the process exited, and the
+    batch died with the thread, unlogged. The hand-over now waits for that flush."""
+    import threading
+
+    written: list[int] = []
+    in_sink, release = threading.Event(), threading.Event()
+
+    def slow_sink(payloads):
+        in_sink.set()
+        release.wait(5)
+        written.extend(p["n"] for p in payloads)
+
+    monkeypatch.setitem(write_behind._sinks, "slow", slow_sink)
+    buffer = Buffer()
+    buffer._records.extend(Record("slow", {"n": n}) for n in range(3))
+    flusher = threading.Thread(target=buffer.flush)
+    flusher.start()
+    assert in_sink.wait(5)  # the background flush holds the records now
+    exiting = threading.Thread(target=buffer.hand_over)
+    exiting.start()
+    exiting.join(0.2)
+    # Returning now would let the process exit under the flush in flight.
+    assert exiting.is_alive()
+    release.set()
+    flusher.join(5)
+    exiting.join(5)
+    assert sorted(written) == [0, 1, 2]
+
+
+def test_records_delivered_in_a_reply_that_was_lost_are_read_again(
+    api, redis_store, deferred, monkeypatch
+):
+    """Found by the fault tests: Redis stalled while the ingest's read was in flight; Redis
+    had delivered the records (they were pending for this consumer), the reply never came,
+    and the ingest went on reading only new records: those waited for good."""
+    from core.shared_store import StoreUnavailable
+
+    assert_ok(api.post(INVOKE, {"prompt": "hi"}))
+    ingest = StreamIngest(consumer="test")
+    ingest._create_group()
+    ingest._backlog = False  # past its start: it reads new records
+    ingest._xreadgroup(">", block=False)  # delivered to us; the reply is "lost" here
+    real_step, failed = ingest.step, []
+
+    def step_after_a_failure() -> int:
+        if not failed:
+            failed.append(True)
+            raise StoreUnavailable("Timeout reading from socket")
+        return real_step()
+
+    monkeypatch.setattr(ingest, "step", step_after_a_failure)
+    monkeypatch.setattr(write_behind.time, "sleep", lambda seconds: None)
+    ingest.run(once=True)
+    assert UsageRecord.objects.count() == 1 and Execution.objects.count() == 1
+
+
 def _fails_with(error: type[Exception]):
     def sink(payloads):
         raise error("refused")

@@ -5,11 +5,14 @@ Needs REDIS_URL (without it, each worker writes its own buffer and there is noth
 ingest). `make serve` starts it beside gunicorn; elsewhere run it as a service of its own,
 one or more per deployment: they share the stream's consumer group. Stops cleanly on
 SIGTERM or Ctrl-C after the batch in hand. `--once` drains what is there and exits.
+
+A reader is named after its host, so that a restarted one first writes what it had read
+and not yet written (its own backlog, say while the database was locked) at once; the
+backlog of a host that is gone is taken over by the others after 30 seconds.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 from types import FrameType
@@ -24,10 +27,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="drain the stream, then exit")
+        parser.add_argument(
+            "--consumer",
+            default=socket.gethostname(),
+            help="this reader's name in the stream's consumer group (default: the host name)",
+        )
 
-    def handle(self, *args: object, once: bool, **options: object) -> None:
+    def handle(self, *args: object, once: bool, consumer: str, **options: object) -> None:
         try:
-            ingest = StreamIngest(consumer=f"{socket.gethostname()}:{os.getpid()}")
+            ingest = StreamIngest(consumer=consumer)
         except RuntimeError as error:
             raise CommandError(str(error)) from error
 
