@@ -231,11 +231,15 @@ class Browser:
 
 
 @contextmanager
-def deployment(tmp: Path, *, postgresql: bool, **extra_env: str) -> Iterator[Deployment]:
-    """A migrated database of its own, a signed-up owner, a project and an API key."""
+def deployment(
+    tmp: Path, *, postgresql: bool, postgresql_port: int = 5432, **extra_env: str
+) -> Iterator[Deployment]:
+    """A migrated database of its own, a signed-up owner, a project and an API key.
+    `postgresql_port`: where the servers reach PostgreSQL (a fault proxy, say);
+    `extra_env` overrides any setting below (REDIS_URL included)."""
     name = f"reminix_servers_{secrets.token_hex(4)}"
     if postgresql:
-        database_url = f"postgres://postgres@127.0.0.1:5432/{name}"
+        database_url = f"postgres://postgres@127.0.0.1:{postgresql_port}/{name}"
         _postgres(f'CREATE DATABASE "{name}"')
     else:
         database_url = f"sqlite:///{tmp / 'servers.sqlite3'}"
@@ -244,7 +248,7 @@ def deployment(tmp: Path, *, postgresql: bool, **extra_env: str) -> Iterator[Dep
         for k, v in os.environ.items()
         if not k.startswith(("DJANGO_", "DATABASE_URL", "PYTEST", "REDIS"))
     }
-    env.update(
+    settings = dict(
         DJANGO_SETTINGS_MODULE="reminix_dashboard.settings.base",
         DEBUG="false",
         SECRET_KEY=secrets.token_urlsafe(50),
@@ -258,8 +262,8 @@ def deployment(tmp: Path, *, postgresql: bool, **extra_env: str) -> Iterator[Dep
         CONN_MAX_AGE="60",
         EMAIL_URL="dummymail://",
         LOG_LEVEL="WARNING",
-        **extra_env,
     )
+    env.update(settings | extra_env)
     created = Deployment(env=env, slug="", token="", tmp=tmp)
     try:
         created.manage("migrate", "--noinput", "-v", "0")
