@@ -34,7 +34,9 @@ from apikeys.tokens import TokenKind, token_hash, token_kind
 _TOKEN_PREFIX = re.compile(r"reminix_(?:sk|ct|pat)_", re.I)
 _CREDENTIAL_PARAMS = {"apikey", "api_key", "access_token", "token", "key"}
 _SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
-_ORIGIN = re.compile(r"[\x21-\x7e]{1,255}")
+# What an Origin header can be (printable ASCII, no space): only that is sent to the
+# database, where a NUL byte would make PostgreSQL refuse the statement.
+ORIGIN_SHAPE = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 class Surface(StrEnum):
@@ -190,7 +192,7 @@ def identify(
         # Only what a slug or an origin can be is sent to the database: a NUL byte in a
         # header would make PostgreSQL refuse the whole statement.
         project_slug=named_project if _SLUG.fullmatch(named_project) else "",
-        origin=origin if surface is Surface.CLIENT and _ORIGIN.fullmatch(origin) else "",
+        origin=origin if surface is Surface.CLIENT and ORIGIN_SHAPE.fullmatch(origin) else "",
         resource=resource,
         resource_value=resource_value,
     )

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 
 from accounts.models import AllowedOrigin
 from api import errors
-from api.authentication import Caller
+from api.authentication import ORIGIN_SHAPE, Caller
 from api.errors import error_response, new_request_id
 
 ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key"
@@ -39,7 +39,11 @@ def cors_preflight(request: HttpRequest, methods: list[str]) -> HttpResponse:
     origin = _origin(request)
     request_id = new_request_id()
     response: HttpResponse
-    if not origin or not methods or not AllowedOrigin.objects.filter(origin=origin).exists():
+    if (
+        not ORIGIN_SHAPE.fullmatch(origin)
+        or not methods
+        or not AllowedOrigin.objects.filter(origin=origin).exists()
+    ):
         response = error_response(
             errors.insufficient_permissions("This origin may not call the Client API."),
             request_id,

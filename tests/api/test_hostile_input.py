@@ -165,3 +165,33 @@ def test_a_database_that_does_not_answer_is_503_with_retry_after(api, api_key, m
         api_key[0].project_id,
         503,
     )
+
+
+ODD_HEADER_VALUES = ["\x00", "a\x00b", "x" * 10_000, "²", "é", "reminix_sk_" + "A" * 36, "\t"]
+
+
+@pytest.mark.parametrize("value", ODD_HEADER_VALUES)
+@pytest.mark.parametrize(
+    "header", ["Idempotency-Key", "X-Project", "Origin", "User-Agent", "X-Forwarded-For"]
+)
+def test_odd_header_values_are_answered_never_a_500(api, header, value):
+    """A NUL in a preflight's Origin reached PostgreSQL (a 500) until the origin's shape
+    was checked first."""
+    calls = [
+        ("POST", INVOKE),
+        ("GET", "/v1/agents"),
+        ("POST", "/v1/client-tokens"),
+        ("GET", "/client/token"),
+        ("OPTIONS", "/client/agents/my-agent/invoke"),
+    ]
+    for method, path in calls:
+        response = api.client.generic(
+            method,
+            path,
+            '{"prompt": "hi", "context": {}}',
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {api.token}", header: value},
+        )
+        assert response.status_code < 500, (method, path, response.status_code)
+        if response.status_code >= 400:
+            assert response.json()["error"]["requestId"] == response["X-Request-Id"]
