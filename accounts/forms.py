@@ -44,6 +44,9 @@ class SignUpForm(BaseUserCreationForm):
         return email
 
 
+EMAIL_MAX_LENGTH = 254
+
+
 class SignInForm(AuthenticationForm):
     """Email and password. One message for every failure, so it never says which was wrong."""
 
@@ -61,7 +64,12 @@ class SignInForm(AuthenticationForm):
         )
 
     def clean_username(self) -> str:
-        return self.cleaned_data["username"].strip().lower()
+        email = str(self.cleaned_data["username"]).strip().lower()
+        # AuthenticationForm sets the field's max_length after building it, so no validator
+        # enforces it: a 5,000-character "email" reached django-axes' 255-character column.
+        if len(email) > EMAIL_MAX_LENGTH:
+            raise forms.ValidationError(self.error_messages["invalid_login"], code="invalid_login")
+        return email
 
 
 class ProjectForm(forms.ModelForm):

@@ -1,0 +1,102 @@
+"""Every dashboard form that writes, fed the review's odd values in each field in turn
+(NUL bytes, 5,000 characters, "²" and huge numbers where digits go, year 9999, a token):
+an error beside the field or a success, never a 500 (issue 10). On PostgreSQL this found a
+5,000-character sign-in email reaching django-axes' 255-character column."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+ODD_VALUES = [
+    "\x00",
+    "a\x00b",
+    "x" * 5000,
+    "²",
+    "99999999999999999999999",
+    "9" * 5000,
+    "-1",
+    "9999-12-31",
+    "0001-01-01",
+    "2026-02-30",
+    "é",
+    "\t",
+    "NaN",
+    "reminix_sk_" + "A" * 36,
+]
+
+
+def signed_in_forms(project, key):
+    return [
+        (
+            reverse("apikeys:api_key_create", args=[project.slug]),
+            {
+                "name": "n",
+                "access": "restricted",
+                "permissions": ["read"],
+                "expiry": "date",
+                "expires_on": "2030-01-01",
+                "form_id": "f",
+            },
+        ),
+        (reverse("apikeys:api_key_rename", args=[project.slug, key.pk]), {"name": "n"}),
+        (
+            reverse("apikeys:personal_token_create"),
+            {
+                "name": "n",
+                "access": "full",
+                "expiry": "date",
+                "expires_on": "2030-01-01",
+                "projects": [str(project.pk)],
+                "form_id": "f",
+            },
+        ),
+        (reverse("accounts:project_settings", args=[project.slug]), {"name": "n"}),
+        (
+            reverse("accounts:project_origins", args=[project.slug]),
+            {"origins": "https://a.example.com"},
+        ),
+        (
+            reverse("accounts:project_member_add", args=[project.slug]),
+            {"email": "a@example.com", "role": "member"},
+        ),
+        (reverse("accounts:project_create"), {"name": "n"}),
+        (
+            reverse("accounts:password_change"),
+            {"old_password": "x", "new_password1": "y", "new_password2": "y"},
+        ),
+    ]
+
+
+@pytest.mark.parametrize("odd", ODD_VALUES)
+def test_every_signed_in_form_takes_odd_input_without_a_500(signed_in, project, api_key, odd):
+    for url, data in signed_in_forms(project, api_key[0]):
+        for field in list(data):
+            d = dict(data)
+            d[field] = [odd] if isinstance(data[field], list) else odd
+            r = signed_in.post(url, d)
+            assert r.status_code < 500, (url, field, odd[:20], r.status_code)
+            r = signed_in.post(url, d, headers={"HX-Request": "true"})
+            assert r.status_code < 500, (url, field, odd[:20], r.status_code)
+
+
+@pytest.mark.parametrize("odd", ODD_VALUES)
+def test_sign_in_sign_up_and_reset_take_odd_input_without_a_500(client, db, odd):
+    for url, data in [
+        (reverse("accounts:login"), {"username": "a@example.com", "password": "p"}),
+        (
+            reverse("accounts:signup"),
+            {
+                "name": "n",
+                "email": "b@example.com",
+                "password1": "a long pass phrase 1",
+                "password2": "a long pass phrase 1",
+            },
+        ),
+        (reverse("accounts:password_reset"), {"email": "c@example.com"}),
+    ]:
+        for field in list(data):
+            d = dict(data)
+            d[field] = odd
+            r = client.post(url, d)
+            assert r.status_code < 500, (url, field, odd[:20], r.status_code)
