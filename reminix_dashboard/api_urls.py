@@ -5,6 +5,7 @@ from django.urls import path, re_path
 from agents import api as agents_api
 from api import views as api_views
 from api.endpoint import api_not_found
+from api.openapi import openapi_json
 
 urlpatterns = [
     path("agents", agents_api.agent_list, name="agent_list"),
@@ -16,5 +17,6 @@ urlpatterns = [
     path("client-tokens/<ctok:public_id>", api_views.client_token_delete, name="client_token"),
     path("projects/current", api_views.project_current, name="project_current"),
     path("user/me", api_views.user_me, name="user_me"),
+    path("openapi.json", openapi_json, name="openapi"),
     re_path(r"^.*$", api_not_found),
 ]

@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("apikeys.urls")),
     path("", include("usage.urls")),
     path("", include("alerts.urls")),
+    path("", include("api.urls")),
 ]

@@ -1,0 +1,310 @@
+"""Every endpoint of /v1 and /client, described (see builders.py for what each gets)."""
+
+from __future__ import annotations
+
+from api.openapi.builders import (
+    AGENT_NAME_PARAM,
+    CURSOR_PARAM,
+    LIMIT_PARAM,
+    Auth,
+    Body,
+    describe_operation,
+    describe_preflight,
+    header_ref,
+    ok_answer,
+    param,
+)
+from api.openapi.schemas import (
+    CLIENT_TOKEN_ID_PATTERN,
+    ONE_OF_PROMPT_OR_INPUT,
+    PAYLOAD,
+    TOKEN_SHAPED,
+    Schema,
+    context_schema,
+    obj,
+    ref,
+)
+from api.permissions import Permission
+from apikeys.services import CLIENT_TOKEN_DEFAULT_TTL, CLIENT_TOKEN_MAX_TTL
+
+INVOKE_DESCRIPTION = (
+    "Runs the agent on `prompt` (a string) or `input` (an object) and answers at once. Its "
+    "execution appears in `GET /v1/execution-logs` within about a second."
+)
+
+
+def all_operations() -> list[tuple[str, str, Schema]]:
+    agent_404 = "`404 agent_not_found` if the caller's project has no agent of that name."
+    return [
+        describe_operation(
+            "get",
+            "/v1/agents",
+            operation_id="listAgents",
+            tag="Agents",
+            summary="List agents",
+            description="The project's agents by name, a page at a time.",
+            auth=Auth.SERVER,
+            permission=Permission.READ,
+            parameters=[LIMIT_PARAM, CURSOR_PARAM],
+            answers={200: ok_answer("A page of agents.", ref("AgentPage"))},
+        ),
+        describe_operation(
+            "get",
+            "/v1/agents/{name}",
+            operation_id="getAgent",
+            tag="Agents",
+            summary="Get an agent",
+            description=f"The agent's configuration. {agent_404}",
+            auth=Auth.SERVER,
+            permission=Permission.READ,
+            parameters=[AGENT_NAME_PARAM],
+            answers={200: ok_answer("The agent.", ref("Agent"))},
+        ),
+        describe_operation(
+            "put",
+            "/v1/agents/{name}",
+            operation_id="deployAgent",
+            tag="Agents",
+            summary="Deploy or update an agent",
+            description="Creates the agent (201) or replaces its whole configuration (200). "
+            "A name that contains a Reminix token prefix is refused, so that a token pasted "
+            "by mistake is never shown in lists and logs.",
+            auth=Auth.SERVER,
+            permission=Permission.WRITE,
+            parameters=[
+                {
+                    **AGENT_NAME_PARAM,
+                    "schema": {"allOf": [ref("AgentName")], "not": {"pattern": TOKEN_SHAPED}},
+                }
+            ],
+            body=Body(
+                obj(
+                    {
+                        "kind": {"type": "string", "enum": ["echo"], "default": "echo"},
+                        "description": {"type": "string", "maxLength": 500, "default": ""},
+                        "config": {
+                            "type": ["object", "null"],
+                            "description": "Any JSON object; null or absent is {}.",
+                        },
+                    },
+                    closed=False,
+                ),
+                required=False,
+                example={"kind": "echo", "description": "Support bot", "config": {"tone": "kind"}},
+            ),
+            answers={
+                200: ok_answer("Updated.", ref("Agent"), write=True),
+                201: ok_answer("Created.", ref("Agent"), write=True),
+            },
+        ),
+        describe_operation(
+            "post",
+            "/v1/agents/{name}/invoke",
+            operation_id="invokeAgent",
+            tag="Agents",
+            summary="Invoke an agent",
+            description=f"{INVOKE_DESCRIPTION} {agent_404}",
+            auth=Auth.SERVER,
+            permission=Permission.AGENTS,
+            parameters=[AGENT_NAME_PARAM],
+            body=Body(
+                obj(
+                    {
+                        **PAYLOAD,
+                        "context": {
+                            "type": ["object", "null"],
+                            "description": "Anything the agent should know about the caller.",
+                        },
+                    },
+                    closed=False,
+                    anyOf=ONE_OF_PROMPT_OR_INPUT,
+                ),
+                example={"prompt": "hello"},
+            ),
+            answers={200: ok_answer("The agent's answer.", ref("InvokeResult"), write=True)},
+        ),
+        describe_operation(
+            "post",
+            "/v1/agents/{name}/chat",
+            operation_id="chatWithAgent",
+            tag="Agents",
+            summary="Chat with an agent",
+            description=f"Sends a conversation; the answer is the conversation with the "
+            f"agent's reply added. Fields of a message other than `role` and `content` are "
+            f"dropped. {agent_404}",
+            auth=Auth.SERVER,
+            permission=Permission.AGENTS,
+            parameters=[AGENT_NAME_PARAM],
+            body=Body(
+                obj(
+                    {
+                        "messages": {"type": "array", "minItems": 1, "items": ref("ChatMessage")},
+                        "context": {"type": ["object", "null"]},
+                    },
+                    required=["messages"],
+                    closed=False,
+                ),
+                example={"messages": [{"role": "user", "content": "hello"}]},
+            ),
+            answers={
+                200: ok_answer("The conversation and the reply.", ref("ChatResult"), write=True)
+            },
+        ),
+        describe_operation(
+            "get",
+            "/v1/execution-logs",
+            operation_id="listExecutionLogs",
+            tag="Execution logs",
+            summary="List executions",
+            description="The project's agent executions, newest first, with what each agent "
+            "was given and answered. A call shows here up to a second after its answer.",
+            auth=Auth.SERVER,
+            permission=Permission.READ,
+            parameters=[
+                LIMIT_PARAM,
+                CURSOR_PARAM,
+                param("agent", "query", "Only this agent's executions.", ref("AgentName")),
+            ],
+            answers={200: ok_answer("A page of executions.", ref("ExecutionPage"))},
+        ),
+        describe_operation(
+            "post",
+            "/v1/client-tokens",
+            operation_id="createClientToken",
+            tag="Client tokens",
+            summary="Mint a client token",
+            description="A short-lived token for one browser, which reaches only the Client "
+            "API. A retry with the same Idempotency-Key is `409` naming the token made, never "
+            "the token again.",
+            auth=Auth.SERVER,
+            permission=Permission.AGENTS,
+            body=Body(
+                obj(
+                    {
+                        "context": context_schema(
+                            "context", "Readable by the browser and the agent."
+                        ),
+                        "serverContext": {
+                            **context_schema("serverContext", "Seen only by the agent."),
+                            "type": ["object", "null"],
+                        },
+                        "ttlSeconds": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": CLIENT_TOKEN_MAX_TTL,
+                            "default": CLIENT_TOKEN_DEFAULT_TTL,
+                            "description": "How long the token lives, in seconds.",
+                        },
+                    },
+                    required=["context"],
+                    closed=False,
+                ),
+                example={"context": {"userId": "u_123"}, "serverContext": {"plan": "pro"}},
+            ),
+            answers={201: ok_answer("Minted.", ref("ClientTokenCreated"), write=True)},
+        ),
+        describe_operation(
+            "delete",
+            "/v1/client-tokens/{id}",
+            operation_id="revokeClientToken",
+            tag="Client tokens",
+            summary="Revoke a client token",
+            description="Effective for the token's very next call. Its record stays, for the "
+            "audit log. `404 not_found` if the project has no client token with that id.",
+            auth=Auth.SERVER,
+            permission=Permission.AGENTS,
+            parameters=[
+                param(
+                    "id",
+                    "path",
+                    "The `id` the token was minted with.",
+                    {"type": "string", "pattern": CLIENT_TOKEN_ID_PATTERN},
+                    required=True,
+                )
+            ],
+            answers={204: ok_answer("Revoked.", None, write=True)},
+        ),
+        describe_operation(
+            "get",
+            "/v1/projects/current",
+            operation_id="getCurrentProject",
+            tag="Projects and users",
+            summary="The caller's project",
+            description="Any API key, whatever its permissions, or a PAT with X-Project.",
+            auth=Auth.SERVER,
+            answers={200: ok_answer("The project.", ref("Project"))},
+        ),
+        describe_operation(
+            "get",
+            "/v1/user/me",
+            operation_id="getCurrentUser",
+            tag="Projects and users",
+            summary="The token's user",
+            description="For personal access tokens only (an API key is `403 "
+            "insufficient_permissions`); takes no X-Project.",
+            auth=Auth.PAT,
+            answers={200: ok_answer("The user and the projects the token reaches.", ref("User"))},
+        ),
+        (
+            "/v1/openapi.json",
+            "get",
+            {
+                "operationId": "getOpenApiDocument",
+                "tags": ["Description"],
+                "summary": "This document",
+                "description": "The OpenAPI 3.1 description of /v1 and /client. No token needed.",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "The document.",
+                        "headers": {"X-Request-Id": header_ref("X-Request-Id")},
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["openapi", "info", "paths"],
+                                    "properties": {"openapi": {"const": "3.1.0"}},
+                                }
+                            }
+                        },
+                    },
+                    "400": {"$ref": "#/components/responses/Error400"},
+                    "403": {"$ref": "#/components/responses/Error403"},
+                },
+            },
+        ),
+        describe_operation(
+            "get",
+            "/client/token",
+            operation_id="getClientToken",
+            tag="Client API",
+            summary="The browser's own token",
+            description="Its project, its `context` and when it expires. Never its "
+            "`serverContext`.",
+            auth=Auth.CLIENT,
+            answers={200: ok_answer("The token.", ref("ClientTokenInfo"))},
+        ),
+        describe_preflight("/client/token", "GET", "preflightClientToken"),
+        describe_operation(
+            "post",
+            "/client/agents/{name}/invoke",
+            operation_id="invokeAgentFromClient",
+            tag="Client API",
+            summary="Invoke an agent from a browser",
+            description=f"As `POST /v1/agents/{{name}}/invoke`, with a client token. The agent "
+            f"sees the token's `context` and `serverContext`; the body may not set `context` "
+            f"(`400 invalid_field_value`). {INVOKE_DESCRIPTION} {agent_404}",
+            auth=Auth.CLIENT,
+            parameters=[AGENT_NAME_PARAM],
+            body=Body(
+                {
+                    **obj(PAYLOAD, closed=False, anyOf=ONE_OF_PROMPT_OR_INPUT),
+                    # Set by the token; the body may not carry it.
+                    "not": {"required": ["context"]},
+                },
+                example={"prompt": "hello"},
+            ),
+            answers={200: ok_answer("The agent's answer.", ref("InvokeResult"), write=True)},
+        ),
+        describe_preflight("/client/agents/{name}/invoke", "POST", "preflightClientInvoke"),
+    ]
