@@ -157,6 +157,9 @@ def _isolated[T](what: str, run: Callable[[], T], result: DetectionResult) -> T 
 # -- Raising flags --------------------------------------------------------------------------
 
 
+SUMMARY_LENGTH = 300  # Flag.summary's max_length
+
+
 def _raise(
     result: DetectionResult,
     *,
@@ -175,7 +178,7 @@ def _raise(
     """Add to the open flag for this finding, or open one. In a savepoint of its own: a
     flag that cannot be stored is logged and skipped, and the other flags still are."""
     dedupe_key = f"{project_id}:{kind}:{api_key_id or '-'}:{client_token_id or '-'}:{subject}"
-    summary = summary[: Flag._meta.get_field("summary").max_length]  # type: ignore[union-attr]
+    summary = summary[:SUMMARY_LENGTH]
 
     def add_to_open() -> Flag | None:
         flag = Flag.objects.select_for_update().filter(dedupe_key=dedupe_key).open().first()
