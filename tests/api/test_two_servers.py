@@ -15,21 +15,14 @@ from collections.abc import Iterator
 import pytest
 from django.db import connection
 
-from tests.servers import Deployment, Server, deployment
+from tests.servers import Deployment, Server, deployment, require_redis
 
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """One database for the module's servers (migrating it is the slow part); each test
     makes its own key and its own servers."""
-    import redis
-
-    try:
-        redis.Redis.from_url("redis://127.0.0.1:6379/14").ping()
-    except redis.RedisError as unavailable:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis is not running on 127.0.0.1:6379 ({unavailable})")
-        pytest.skip(f"Redis is not running on 127.0.0.1:6379 ({unavailable})")
+    require_redis()
     postgresql = os.environ.get("DATABASE_URL", "").startswith("postgres")
     with deployment(tmp_path_factory.mktemp("servers"), postgresql=postgresql) as created:
         yield created

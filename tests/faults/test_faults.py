@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.faults.proxy import Proxy
-from tests.servers import Answer, Deployment, Server, deployment
+from tests.servers import Answer, Deployment, Server, deployment, require_redis
 
 POSTGRESQL = os.environ.get("DATABASE_URL", "").startswith("postgres")
 # What the servers are told (settings): the timeouts these tests hold them to.
@@ -37,14 +37,7 @@ SLOWEST_ANSWER = {"redis": 2.0, "database": DB_CONNECT_TIMEOUT + 3.0}
 
 @pytest.fixture(scope="module")
 def proxies() -> Iterator[dict[str, Proxy]]:
-    import redis
-
-    try:
-        redis.Redis.from_url("redis://127.0.0.1:6379/14").ping()
-    except redis.RedisError as unavailable:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis is not running on 127.0.0.1:6379 ({unavailable})")
-        pytest.skip(f"Redis is not running on 127.0.0.1:6379 ({unavailable})")
+    require_redis()
     made = {"redis": Proxy(6379)}
     if POSTGRESQL:
         made["database"] = Proxy(5432)
