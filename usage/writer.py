@@ -107,7 +107,8 @@ def usage_write(entries: list[UsageEntry]) -> None:
     attributed = [e for e in entries if e.is_attributed]
     unattributed = [e for e in entries if not e.is_attributed]
     with transaction.atomic():
-        _in_commit_order()
+        if attributed:
+            _in_commit_order()
         inserted = _insert_rows(attributed)
         fresh = [e for e in attributed if e.request_id in inserted]
         # The roll-ups are per API key: a key's own calls and those of the tokens it minted.
