@@ -342,6 +342,7 @@ class StreamIngest:
         self.stats = IngestStats()
         self.stopping = False
         self._backlog = True  # first read our own unacknowledged records, then new ones
+        self._last_read = 0  # how many records the last read returned
 
     def run(self, *, once: bool = False) -> IngestStats:
         delay = 0.5
@@ -350,6 +351,11 @@ class StreamIngest:
             try:
                 written = self.step()
                 delay = 0.5
+                if not once and 0 < self._last_read < READ_COUNT:
+                    # Caught up: let the next batch gather for a moment. Under load a
+                    # batch is then hundreds of records in one transaction, not a handful
+                    # in each (the per-batch cost, not the per-row one, is most of it).
+                    self._wait(settings.USAGE_FLUSH_SECONDS)
             except StoreUnavailable:
                 # A read whose reply was lost may have been delivered to us all the same:
                 # those records wait, unacknowledged, in our own backlog. Read it first.
@@ -363,6 +369,11 @@ class StreamIngest:
             if once and not written and not self._backlog:
                 break
         return self.stats
+
+    def _wait(self, seconds: float) -> None:
+        until = time.monotonic() + seconds
+        while not self.stopping and (left := until - time.monotonic()) > 0:
+            time.sleep(min(left, 0.05))
 
     def _create_group(self) -> None:
         while True:
@@ -379,6 +390,7 @@ class StreamIngest:
     def step(self) -> int:
         """Read one batch and write it. Returns how many records it wrote."""
         entries = self._read()
+        self._last_read = len(entries)
         if not entries:
             return 0
         records = []

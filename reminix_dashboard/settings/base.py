@@ -48,8 +48,10 @@ ALLOWED_HOSTS: list[str] = env.list(
 )
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
-# The API's usage log is written in batches by a background thread every this many
-# seconds (usage/writer.py); 0 writes each call before its response.
+# The API's usage log and executions are written in batches (core/write_behind.py): by
+# each worker's background thread every this many seconds, or with Redis by ingest_usage,
+# which lets a batch gather this long once it has caught up. 0 writes each call before
+# its response.
 USAGE_FLUSH_SECONDS: float = env.float("USAGE_FLUSH_SECONDS", default=0.5)
 
 # Calls per token per clock minute before 429 rate_limit_exceeded (api/rate_limits.py).

@@ -40,6 +40,39 @@ def test_with_redis_an_answered_call_waits_on_the_stream_until_ingested(api, red
     assert length == 0  # acknowledged and removed after the commit
 
 
+def test_once_caught_up_the_ingest_lets_the_next_batch_gather(api, redis_store, settings):
+    """Issue 9's bench: reading again the moment a batch was written made batches of two or
+    three calls under load, each paying a transaction. Once caught up, the ingest waits
+    USAGE_FLUSH_SECONDS, and what arrives meanwhile is written in one batch."""
+    settings.USAGE_FLUSH_SECONDS = 0.25
+    assert_ok(api.post(INVOKE, {"prompt": "first"}))
+    ingest = StreamIngest(consumer="test")
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 1:  # calls answered while the ingest waits
+            for n in range(5):
+                assert_ok(api.post(INVOKE, {"prompt": f"meanwhile {n}"}))
+        else:
+            ingest.stopping = True
+
+    real_step, steps = ingest.step, []
+
+    def step() -> int:
+        steps.append(True)
+        ingest.stopping = len(steps) >= 3  # never more than three reads, whatever happens
+        return real_step()
+
+    ingest._wait = wait  # type: ignore[method-assign]
+    ingest.step = step  # type: ignore[method-assign]
+    stats = ingest.run()
+
+    assert waits == [0.25, 0.25]
+    assert (stats.batches, stats.written) == (2, 2 + 5 * 2)  # the five calls: one batch
+    assert UsageRecord.objects.count() == 6 and Execution.objects.count() == 6
+
+
 def test_a_batch_written_twice_is_counted_once(api, redis_store, deferred):
     assert_ok(api.post(INVOKE, {"prompt": "hi"}))
     (reply,) = redis_store.round_trip(("XRANGE", write_behind.stream_key(), "-", "+"))
