@@ -171,7 +171,7 @@ def detect_everything() -> tuple[int, int]:
     """Run the suspicious-activity detector over the whole log from its start, as
     `manage.py detect_suspicious_activity` would on a fresh install: (rows read, alerts)."""
     app("DetectionCursor").objects.all().delete()
-    result = app("detect")(now=timezone.now() + timedelta(minutes=1), settle=timedelta(0))
+    result = app("detect")(now=timezone.now() + timedelta(minutes=1))
     return result.rows, result.flags_raised
 
 
