@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Max, Min, Q, Window
+from django.db.models import Count, Max, Min, Q, Sum, Window
 from django.db.models.functions import Trunc
 
 from accounts.models import Project
 from apikeys.models import ApiKey, PersonalAccessToken
 from apikeys.tokens import TokenKind
-from usage.models import Outcome, UsageRecord, UsageRecordQuerySet
+from usage.models import Outcome, UsageDrop, UsageRecord, UsageRecordQuerySet
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -228,6 +228,7 @@ class ProjectOverview:
     top_agents: list[AgentRow]
     callers: list[CallerRow]  # keys and PATs with calls, busiest first
     quiet_keys: list[ApiKey]  # the project's keys without a matching call
+    dropped: int = 0  # usage entries the service could not keep in this range (see below)
 
     @property
     def time_range(self) -> TimeRange:
@@ -377,7 +378,20 @@ def project_usage_overview(
         top_agents=top_agents,
         callers=[caller for _, caller in ranked],
         quiet_keys=[key for pk, key in keys.items() if pk not in seen_keys],
+        dropped=usage_dropped_between(time_range.since, time_range.until),
     )
+
+
+def usage_dropped_between(since: datetime, until: datetime) -> int:
+    """Usage entries the write-behind had to drop (core/write_behind.py: a database away
+    for longer than the buffers last, or an entry that fails on its own content), counted
+    in the hours from `since` to `until`. A dropped entry may not say whose it was, so the
+    count is the service's: every project's overview shows it, as a warning that its
+    figures for that time may be low. It is 0 unless something went badly wrong."""
+    dropped = UsageDrop.objects.filter(
+        channel="usage", hour__gte=hour_of(since), hour__lte=until
+    ).aggregate(n=Sum("count"))["n"]
+    return dropped or 0
 
 
 def _series(

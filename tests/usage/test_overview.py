@@ -785,3 +785,32 @@ def test_the_export_is_filtered_and_newest_first(signed_in, project, make_key, n
 def test_signed_in_pages_and_exports_are_not_cached(signed_in, project: Project, api_key):
     assert "no-store" in signed_in.get(overview_url(project))["Cache-Control"]
     assert "no-store" in signed_in.get(export_url(project))["Cache-Control"]
+
+
+def test_entries_the_service_had_to_drop_are_shown_as_a_warning_for_their_period(
+    signed_in, project, api_key, now
+):
+    """Issue 9: a database away for longer than the buffers last drops usage entries; the
+    answered calls are then missing from every figure, and the overview says so."""
+    from usage.models import UsageDrop
+    from usage.writer import usage_drops_record
+
+    usage_write([call(now, key=api_key[0])])
+    page = signed_in.get(overview_url(project))
+    assert page.context["overview"].dropped == 0
+    assert b"could not be written" not in page.content
+
+    usage_drops_record("usage", "buffer full", 3)  # as the write-behind reports them
+    usage_drops_record("executions", "buffer full", 5)  # not usage entries: not counted
+    UsageDrop.objects.create(
+        hour=hour_of(now - 3 * DAY), channel="usage", reason="buffer full", count=40
+    )
+
+    page = signed_in.get(overview_url(project))
+    assert page.context["overview"].dropped == 3
+    text = unescape(page.content.decode())
+    assert "3 usage entries could not be written in this period" in text
+    # The week's range reaches the older drop too; the figures themselves are unchanged.
+    week = signed_in.get(overview_url(project, range="7d")).context["overview"]
+    assert week.dropped == 43
+    assert week.totals.requests == 1
