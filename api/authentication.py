@@ -226,6 +226,7 @@ def _noun(kind: TokenKind) -> str:
 
 
 CLIENT_TOKEN_ENDED = "This client token is no longer valid. Ask the app that gave it for a new one."
+CLIENT_TOKEN_SUSPENDED = "This client token cannot be used at the moment. Try again later."
 
 
 def _caller(found: Found, *, surface: Surface, project_scoped: bool, named: str) -> Caller:
@@ -235,6 +236,8 @@ def _caller(found: Found, *, surface: Surface, project_scoped: bool, named: str)
         caller = ProjectCaller(kind=found.kind, project=found.project, api_key=found.api_key)
         if reason := found.api_key.end_reason_at(now):
             raise _Refused(caller, errors.expired_api_key(reason))
+        if found.api_key.suspended_at is not None:
+            raise _Refused(caller, errors.suspended_api_key(found.api_key.suspension_message()))
         return caller
     if found.kind is TokenKind.CLIENT_TOKEN:
         assert found.client_token is not None and found.project is not None
@@ -252,6 +255,10 @@ def _caller(found: Found, *, surface: Surface, project_scoped: bool, named: str)
             # project's dashboard shows that).
             reason = found.client_token.own_end_reason_at(now) or CLIENT_TOKEN_ENDED
             raise _Refused(client, errors.expired_api_key(reason))
+        if found.api_key is not None and found.api_key.suspended_at is not None:
+            # Its key is suspended: refused until the key is resumed, and again the browser
+            # is not told why (the key's reason is the project's business).
+            raise _Refused(client, errors.suspended_api_key(CLIENT_TOKEN_SUSPENDED))
         if surface is Surface.V1:
             raise _Refused(
                 client,

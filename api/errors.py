@@ -38,6 +38,10 @@ def expired_api_key(message: str) -> ApiError:
     return ApiError(401, "expired_api_key", message)
 
 
+def suspended_api_key(message: str) -> ApiError:
+    return ApiError(401, "suspended_api_key", message)
+
+
 def insufficient_permissions(message: str) -> ApiError:
     return ApiError(403, "insufficient_permissions", message)
 

@@ -175,6 +175,17 @@ class ApiKeyRenameForm(forms.Form):
     name = ApiKeyNameField()
 
 
+class ApiKeySuspendForm(forms.Form):
+    reason = forms.CharField(
+        max_length=200,
+        label="Reason",
+        help_text="Shown to whoever calls with the key, in the 401 suspended_api_key answer, "
+        "and to your team on this page. Do not put secrets here.",
+        validators=[single_line],
+        error_messages={"required": "Say why, so that callers and your team know."},
+    )
+
+
 PAT_EXPIRY_CHOICES = [
     ("7", "7 days"),
     ("30", "30 days"),

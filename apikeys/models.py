@@ -34,6 +34,7 @@ ALL_PERMISSIONS: list[str] = [p.value for p in Permission]
 
 class TokenStatus(models.TextChoices):
     ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"  # API keys only: reversible, see ApiKey
     EXPIRED = "expired", "Expired"
     REVOKED = "revoked", "Revoked"
 
@@ -147,6 +148,19 @@ class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
     def for_project(self, project: Project) -> ApiKeyQuerySet:
         return self.filter(project=project)
 
+    def suspend(self, *, by: User | None, reason: str) -> int:
+        """Suspend every key here that is neither suspended nor revoked, now. Returns how
+        many: like revoke(), a conditional UPDATE, so two suspends cannot both claim a key."""
+        return self.filter(revoked_at__isnull=True, suspended_at__isnull=True).update(
+            suspended_at=timezone.now(), suspended_by=by, suspended_reason=reason
+        )
+
+    def resume(self) -> int:
+        """Lift the suspension of every suspended key here that is not revoked."""
+        return self.filter(revoked_at__isnull=True, suspended_at__isnull=False).update(
+            suspended_at=None, suspended_by=None, suspended_reason=""
+        )
+
     def with_open_alert_counts(self) -> ApiKeyQuerySet:
         """Each key's open alerts as `open_flags` (the alerts app's Flag.api_key)."""
         return self.annotate(
@@ -166,6 +180,14 @@ class ApiKey(PermissionsMixin, Token):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Suspended: refused (401 suspended_api_key, with the reason) until resumed. Unlike a
+    # revocation it can be lifted, so a key under suspicion can be stopped at once without
+    # breaking for good whatever depends on it.
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    suspended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    suspended_reason = models.CharField(max_length=200, blank=True, validators=[single_line])
 
     objects = ApiKeyQuerySet.as_manager()
 
@@ -175,6 +197,36 @@ class ApiKey(PermissionsMixin, Token):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.hint})"
+
+    def status_at(self, moment: datetime) -> TokenStatus:
+        status = super().status_at(moment)
+        if status is TokenStatus.ACTIVE and self.suspended_at is not None:
+            return TokenStatus.SUSPENDED
+        return status
+
+    def suspension_message(self, *, subject: str = "") -> str:
+        """What the API answers a suspended key (its reason included), and the page shows."""
+        assert self.suspended_at is not None
+        subject = subject or f"This {self.noun}"
+        reason = f" Reason: {self.suspended_reason}" if self.suspended_reason else ""
+        return (
+            f"{subject} was suspended on {self.suspended_at:%Y-%m-%d %H:%M} UTC by its "
+            f"project.{reason} A project member can resume it."
+        )
+
+    def suspend(self, *, by: User | None, reason: str) -> bool:
+        """Suspend now, unless suspended or revoked already. True if this call did it."""
+        changed = ApiKey.objects.filter(pk=self.pk).suspend(by=by, reason=reason)
+        if changed:
+            self.refresh_from_db(fields=["suspended_at", "suspended_by", "suspended_reason"])
+        return bool(changed)
+
+    def resume(self) -> bool:
+        """Lift the suspension, unless there is none (or the key is revoked)."""
+        changed = ApiKey.objects.filter(pk=self.pk).resume()
+        if changed:
+            self.refresh_from_db(fields=["suspended_at", "suspended_by", "suspended_reason"])
+        return bool(changed)
 
 
 CLIENT_TOKEN_ID_PATTERN = "ctok_[0-9A-Za-z]{20}"

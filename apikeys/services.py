@@ -116,6 +116,41 @@ def api_key_revoke(*, api_key: ApiKey, by: User | None, ip: str | None = None) -
 
 
 @transaction.atomic
+def api_key_suspend(
+    *, api_key: ApiKey, by: User | None, reason: str, ip: str | None = None
+) -> bool:
+    """Suspend a key: refused from the next call on (401 suspended_api_key, with `reason`),
+    on every worker, until resumed; the client tokens it minted are refused meanwhile. False
+    if it was suspended or revoked already (nothing is recorded then)."""
+    reason = reason.strip()
+    suspended = api_key.suspend(by=by, reason=reason)
+    if suspended:
+        changed(api_key.change_identity)
+        audit_record(
+            action="api_key.suspended",
+            actor=by,
+            project=api_key.project,
+            target=api_key,
+            ip=ip,
+            metadata={"reason": reason},
+        )
+    return suspended
+
+
+@transaction.atomic
+def api_key_resume(*, api_key: ApiKey, by: User | None, ip: str | None = None) -> bool:
+    """Lift a suspension: the key (and the client tokens it minted) work again from the
+    next call. False if it was not suspended, or is revoked."""
+    resumed = api_key.resume()
+    if resumed:
+        changed(api_key.change_identity)
+        audit_record(
+            action="api_key.resumed", actor=by, project=api_key.project, target=api_key, ip=ip
+        )
+    return resumed
+
+
+@transaction.atomic
 def client_token_create(
     *,
     project: Project,

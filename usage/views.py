@@ -46,7 +46,8 @@ OVERVIEW_TEMPLATE = "usage/project_usage.html"
 @project_member_required
 def api_key_usage(request: ProjectRequest, key_id: int) -> HttpResponse:
     api_key = get_object_or_404(
-        ApiKey.objects.for_project(request.project).select_related("revoked_by"), pk=key_id
+        ApiKey.objects.for_project(request.project).select_related("revoked_by", "suspended_by"),
+        pk=key_id,
     )
     form = UsageFilterForm(request.GET)
     page = None

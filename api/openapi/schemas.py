@@ -36,8 +36,9 @@ ERROR_CODES: dict[int, dict[str, str]] = {
         "invalid_api_key": "malformed, bad checksum, unknown, or a token sent in the URL",
         "expired_api_key": "revoked, past its expiry, or past the overlap of a rolled key; "
         "the message says which",
-        "suspended_api_key": "suspended by its project (reversible; the message gives the "
-        "reason). In the contract; not sent yet, as keys cannot be suspended yet",
+        "suspended_api_key": "an API key suspended by its project, or a client token it "
+        "minted, until the key is resumed (reversible; for a key the message gives the "
+        "reason)",
     },
     403: {
         "insufficient_permissions": "the token lacks the permission, a client token on /v1, "

@@ -1,4 +1,4 @@
-"""Dashboard pages for API keys: list, create (shown once), rename, revoke.
+"""Dashboard pages for API keys: list, create (shown once), rename, suspend, resume, revoke.
 
 Each view answers a whole page, or with htmx only the fragment it changed; the fragments
 are {% partialdef %} blocks of apikeys/api_key_list.html. Changes send the `apiKeysChanged`
@@ -11,14 +11,20 @@ from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
 from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
-from apikeys.forms import ApiKeyCreateForm, ApiKeyRenameForm
+from apikeys.forms import ApiKeyCreateForm, ApiKeyRenameForm, ApiKeySuspendForm
 from apikeys.models import ApiKey, PersonalAccessToken, TokenStatus
-from apikeys.services import api_key_create, api_key_rename, api_key_revoke
+from apikeys.services import (
+    api_key_create,
+    api_key_rename,
+    api_key_resume,
+    api_key_revoke,
+    api_key_suspend,
+)
 from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from core.client_ip import client_ip
 
@@ -45,11 +51,13 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
     keys = list(
         ApiKey.objects.for_project(request.project)
         .with_open_alert_counts()
-        .select_related("created_by", "revoked_by")
+        .select_related("created_by", "revoked_by", "suspended_by")
     )
     now = timezone.now()
-    active = [k for k in keys if k.status_at(now) is TokenStatus.ACTIVE]
-    ended = [k for k in keys if k.status_at(now) is not TokenStatus.ACTIVE]
+    # A suspended key is not over: it stays in the first table, marked, with Resume.
+    working = (TokenStatus.ACTIVE, TokenStatus.SUSPENDED)
+    active = [k for k in keys if k.status_at(now) in working]
+    ended = [k for k in keys if k.status_at(now) not in working]
     return {"active_keys": active, "ended_keys": ended, "now": now}
 
 
@@ -140,3 +148,48 @@ def api_key_revoke_view(request: ProjectRequest, key_id: int) -> HttpResponse:
         response = render(request, f"{TEMPLATE}#panel-closed", {})
         return trigger_client_event(response, CHANGED)
     return redirect("apikeys:api_key_list", slug=request.project.slug)
+
+
+def _panel_closed(request: ProjectRequest) -> HttpResponse:
+    """After a change: with htmx, close the panel and reload the table; else the list."""
+    if request.htmx:
+        response = render(request, f"{TEMPLATE}#panel-closed", {})
+        return trigger_client_event(response, CHANGED)
+    return redirect("apikeys:api_key_list", slug=request.project.slug)
+
+
+@require_http_methods(["GET", "POST"])
+@project_member_required
+def api_key_suspend_view(request: ProjectRequest, key_id: int) -> HttpResponse:
+    """GET asks for a reason; POST suspends the key at once, until someone resumes it."""
+    api_key = _key(request, key_id)
+    form = ApiKeySuspendForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if api_key_suspend(
+            api_key=api_key,
+            by=request.user,
+            reason=form.cleaned_data["reason"],
+            ip=client_ip(request),
+        ):
+            messages.success(
+                request,
+                f"“{api_key.name}” is suspended. Calls with it now get 401 suspended_api_key "
+                "until you resume it.",
+            )
+        else:
+            messages.info(request, f"“{api_key.name}” was already suspended or revoked.")
+        return _panel_closed(request)
+    status = 422 if request.method == "POST" else 200
+    return _render(request, "suspend-form", {"form": form, "key": api_key}, status=status)
+
+
+@require_POST
+@project_member_required
+def api_key_resume_view(request: ProjectRequest, key_id: int) -> HttpResponse:
+    """Lift a suspension: the key works again from the next call."""
+    api_key = _key(request, key_id)
+    if api_key_resume(api_key=api_key, by=request.user, ip=client_ip(request)):
+        messages.success(request, f"“{api_key.name}” is resumed: calls with it work again.")
+    else:
+        messages.info(request, f"“{api_key.name}” was not suspended.")
+    return _panel_closed(request)

@@ -35,7 +35,11 @@ def effective_status(token: ClientToken) -> tuple[TokenStatus, str]:
     if own is not TokenStatus.ACTIVE:
         return own, ""
     reason = token.end_reason_at(now)
-    return (TokenStatus.ACTIVE, "") if reason is None else (TokenStatus.REVOKED, reason)
+    if reason is not None:
+        return TokenStatus.REVOKED, reason
+    if token.api_key is not None and token.api_key.suspended_at is not None:
+        return TokenStatus.SUSPENDED, "The API key that minted it is suspended."
+    return TokenStatus.ACTIVE, ""
 
 
 @require_GET

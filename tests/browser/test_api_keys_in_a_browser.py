@@ -75,3 +75,34 @@ def test_a_key_from_creation_to_revocation(page: Page, live_server, transactiona
     assert token not in page.content()
     page.go_back()
     assert token not in page.content()
+
+
+def test_suspend_a_key_with_a_reason_then_resume_it(page: Page, live_server, transactional_db):
+    from accounts.models import Project
+    from apikeys.services import api_key_create
+
+    user = user_sign_up(email="lee@example.com", password=PASSWORD, name="Lee")
+    project = Project.objects.for_user(user).get()
+    _, token = api_key_create(project=project, name="Production", created_by=user)
+    sign_in(page, "lee@example.com")
+    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+
+    page.get_by_role("link", name="Suspend Production").click()
+    page.get_by_role("button", name="Suspend “Production”").click()
+    expect(page.get_by_text("Say why")).to_be_visible()  # beside the field, nothing lost
+    page.get_by_label("Reason").fill("Seen from an unknown network")
+    page.get_by_role("button", name="Suspend “Production”").click()
+    expect(page.get_by_text("is suspended")).to_be_visible()
+    row = page.locator("#key-table tr", has_text="Production")
+    expect(row).to_contain_text("suspended")
+    expect(row).to_contain_text("Seen from an unknown network")
+
+    status, body, _ = call_invoke(live_server.url, token)
+    assert (status, body["error"]["code"]) == (401, "suspended_api_key")
+    assert "Seen from an unknown network" in body["error"]["message"]
+
+    page.get_by_role("button", name="Resume Production").click()
+    expect(page.get_by_text("is resumed")).to_be_visible()
+    expect(page.locator("#key-table tr", has_text="Production")).not_to_contain_text("suspended")
+    status, body, _ = call_invoke(live_server.url, token)
+    assert (status, body["output"]) == (200, "hello")

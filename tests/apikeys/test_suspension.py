@@ -1,0 +1,197 @@
+"""Suspending an API key (issue 11, point 2): reversible, and instant like a revocation.
+
+The next call with a suspended key, or with a client token it minted, is refused with 401
+suspended_api_key (the key's own answer gives the reason; the browser's does not) on every
+worker, Redis copies included; resuming undoes it. The dashboard asks for a reason, shows it
+on the list and in usage, and records both in the audit log."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from api.authentication import CLIENT_TOKEN_SUSPENDED
+from apikeys.models import TokenStatus
+from apikeys.services import api_key_resume, api_key_revoke, api_key_suspend
+from audit.models import AuditEvent
+from tests.api.assertions import assert_error, assert_ok
+from tests.conftest import HTMX, Api
+from usage.models import Outcome, UsageRecord
+
+INVOKE = "/v1/agents/my-agent/invoke"
+
+
+def suspend_url(project, key):
+    return reverse("apikeys:api_key_suspend", args=[project.slug, key.pk])
+
+
+def resume_url(project, key):
+    return reverse("apikeys:api_key_resume", args=[project.slug, key.pk])
+
+
+# The API
+
+
+def test_a_suspended_key_is_refused_with_its_reason_and_works_again_once_resumed(
+    api, api_key, user
+):
+    key = api_key[0]
+    assert_ok(api.post(INVOKE, {"prompt": "before"}))
+
+    assert api_key_suspend(api_key=key, by=user, reason="Seen from an unknown network")
+    response = api.post(INVOKE, {"prompt": "while"})
+    error = assert_error(response, 401, "suspended_api_key")
+    assert "Seen from an unknown network" in error["message"]
+    assert "resume" in error["message"]
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+    assert api_key_resume(api_key=key, by=user)
+    assert_ok(api.post(INVOKE, {"prompt": "after"}))
+
+    refused = UsageRecord.objects.get(error_code="suspended_api_key")
+    assert refused.api_key_id == key.pk and refused.status == 401
+    assert refused.outcome == Outcome.AUTH_FAILURE  # on the key's own history
+
+
+def test_a_client_token_is_refused_while_its_key_is_suspended_without_the_reason(
+    api, api_key, user
+):
+    minted = assert_ok(api.post("/v1/client-tokens", {"context": {"userId": "u_1"}}), 201)
+    browser = Api(Client(), minted["token"])
+    assert_ok(browser.get("/client/token"))
+
+    api_key_suspend(api_key=api_key[0], by=user, reason="internal: incident 42")
+    error = assert_error(browser.get("/client/token"), 401, "suspended_api_key")
+    assert error["message"] == CLIENT_TOKEN_SUSPENDED
+    assert "incident" not in error["message"]
+
+    api_key_resume(api_key=api_key[0], by=user)
+    assert_ok(browser.get("/client/token"))
+
+
+def test_a_suspended_key_cannot_mint_client_tokens(api, api_key, user):
+    api_key_suspend(api_key=api_key[0], by=user, reason="Paused")
+    assert_error(api.post("/v1/client-tokens", {"context": {}}), 401, "suspended_api_key")
+
+
+def test_revocation_outranks_suspension_and_a_revoked_key_stays_revoked(api, api_key, user):
+    key = api_key[0]
+    api_key_suspend(api_key=key, by=user, reason="Looking into it")
+    api_key_revoke(api_key=key, by=user)
+    assert_error(api.post(INVOKE, {"prompt": "hi"}), 401, "expired_api_key")
+    assert not api_key_resume(api_key=key, by=user)  # a revoked key is never brought back
+    key.refresh_from_db()
+    assert key.status is TokenStatus.REVOKED
+    assert not api_key_suspend(api_key=key, by=user, reason="again")
+
+
+def test_suspending_twice_records_once(api_key, user):
+    key = api_key[0]
+    assert api_key_suspend(api_key=key, by=user, reason="First")
+    assert not api_key_suspend(api_key=key, by=user, reason="Second")
+    key.refresh_from_db()
+    assert key.suspended_reason == "First"
+    assert api_key_resume(api_key=key, by=user)
+    assert not api_key_resume(api_key=key, by=user)
+    actions = list(AuditEvent.objects.values_list("action", flat=True))
+    assert actions.count("api_key.suspended") == 1
+    assert actions.count("api_key.resumed") == 1
+
+
+def test_suspension_is_exact_across_the_workers_copies(
+    api, api_key, user, redis_store, django_capture_on_commit_callbacks
+):
+    """With Redis, a worker answers a known key from its copy; the suspension's change
+    marker must reach it on the very next call, and so must the resumption's."""
+    assert_ok(api.post(INVOKE, {"prompt": "cached now"}))
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_suspend(api_key=api_key[0], by=user, reason="Now")
+    assert_error(api.post(INVOKE, {"prompt": "after"}), 401, "suspended_api_key")
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_resume(api_key=api_key[0], by=user)
+    assert_ok(api.post(INVOKE, {"prompt": "resumed"}))
+
+
+# The dashboard
+
+
+def test_suspend_asks_for_a_reason_beside_its_field_then_suspends(
+    signed_in, project, api_key, user
+):
+    key = api_key[0]
+    form = signed_in.get(suspend_url(project, key), headers=HTMX)
+    assert form.status_code == 200
+    assert f"Suspend “{key.name}”" in form.content.decode()
+
+    odd = [("", "Say why"), ("two\nlines", "one line"), ("x" * 201, "200"), ("a\x00b", "Null")]
+    for reason, message in odd:
+        refused = signed_in.post(suspend_url(project, key), {"reason": reason}, headers=HTMX)
+        assert refused.status_code == 422
+        errors = refused.context["form"].errors["reason"]
+        assert any(message in e for e in errors), errors
+        assert 'id="id_reason_error"' in refused.content.decode()  # beside its field
+    key.refresh_from_db()
+    assert key.suspended_at is None
+
+    done = signed_in.post(suspend_url(project, key), {"reason": "Leaked in a log"}, headers=HTMX)
+    assert done.status_code == 200
+    assert "apiKeysChanged" in done["HX-Trigger"]
+    key.refresh_from_db()
+    assert key.suspended_by == user and key.suspended_reason == "Leaked in a log"
+    event = AuditEvent.objects.get(action="api_key.suspended")
+    assert event.project == project and event.metadata == {"reason": "Leaked in a log"}
+
+
+def test_the_list_marks_a_suspended_key_with_its_reason_and_offers_resume(
+    signed_in, project, api_key, user
+):
+    key = api_key[0]
+    api_key_suspend(api_key=key, by=user, reason="Unknown network")
+    page = signed_in.get(reverse("apikeys:api_key_list", args=[project.slug]))
+    assert key in page.context["active_keys"]  # still the project's working key, paused
+    html = page.content.decode()
+    assert "suspended" in html and "Unknown network" in html
+    assert resume_url(project, key) in html
+    assert suspend_url(project, key) not in html
+
+    usage = signed_in.get(reverse("usage:api_key_usage", args=[project.slug, key.pk]))
+    assert "suspended_api_key" in usage.content.decode()
+
+    resumed = signed_in.post(resume_url(project, key), follow=True)
+    assert resumed.status_code == 200
+    key.refresh_from_db()
+    assert key.suspended_at is None and key.suspended_reason == ""
+    assert AuditEvent.objects.filter(action="api_key.resumed", project=project).count() == 1
+
+
+def test_resume_takes_only_a_post(signed_in, project, api_key, user):
+    api_key_suspend(api_key=api_key[0], by=user, reason="Paused")
+    assert signed_in.get(resume_url(project, api_key[0])).status_code == 405
+    api_key[0].refresh_from_db()
+    assert api_key[0].suspended_at is not None
+
+
+@pytest.mark.parametrize("url", [suspend_url, resume_url])
+def test_another_projects_key_cannot_be_suspended_or_resumed(
+    signed_in, project, make_project, make_user, make_key, url
+):
+    theirs = make_project(make_user(email="them@example.com"), name="Theirs")
+    their_key, _ = make_key(theirs, name="Theirs")
+    response = signed_in.post(url(project, their_key), {"reason": "mine now"})
+    assert response.status_code == 404
+    response = signed_in.post(url(theirs, their_key), {"reason": "mine now"})
+    assert response.status_code == 404
+    their_key.refresh_from_db()
+    assert their_key.suspended_at is None
+
+
+def test_the_client_token_list_marks_tokens_of_a_suspended_key(
+    signed_in, project, api, api_key, user
+):
+    minted = assert_ok(api.post("/v1/client-tokens", {"context": {}}), 201)
+    api_key_suspend(api_key=api_key[0], by=user, reason="Paused")
+    page = signed_in.get(reverse("apikeys:client_token_list", args=[project.slug]))
+    html = page.content.decode()
+    assert minted["id"] in html
+    assert "The API key that minted it is suspended." in html
