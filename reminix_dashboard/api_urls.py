@@ -4,6 +4,7 @@ from django.urls import path, re_path
 
 from agents import api as agents_api
 from api import views as api_views
+from api.credentials import credentials_revoke
 from api.endpoint import api_not_found
 from api.openapi import openapi_json
 
@@ -18,5 +19,6 @@ urlpatterns = [
     path("projects/current", api_views.project_current, name="project_current"),
     path("user/me", api_views.user_me, name="user_me"),
     path("openapi.json", openapi_json, name="openapi"),
+    path("credentials/revoke", credentials_revoke, name="credentials_revoke"),
     re_path(r"^.*$", api_not_found),
 ]

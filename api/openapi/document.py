@@ -28,6 +28,7 @@ TAGS = [
         "allows get the answer (`Access-Control-Allow-Origin`, with `Access-Control-Expose-"
         f"Headers: {EXPOSED_HEADERS}`).",
     ),
+    ("Credentials", "Tokens found where they should not be: anyone may report them."),
     ("Description", "This document."),
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from api.credentials import MAX_CREDENTIAL_LENGTH, MAX_CREDENTIALS, REPORTS_PER_MINUTE
 from api.openapi.builders import (
     AGENT_NAME_PARAM,
     CURSOR_PARAM,
@@ -270,6 +271,64 @@ def all_operations() -> list[tuple[str, str, Schema]]:
                     },
                     "400": {"$ref": "#/components/responses/Error400"},
                     "403": {"$ref": "#/components/responses/Error403"},
+                },
+            },
+        ),
+        (
+            "/v1/credentials/revoke",
+            "post",
+            {
+                "operationId": "revokeReportedCredentials",
+                "tags": ["Credentials"],
+                "summary": "Report leaked tokens",
+                "description": "Anyone who finds a Reminix token (of any kind) can end it here; "
+                "no token is needed. Every one that still works is revoked at once and its "
+                "owners are emailed where the report came from. The answer is the same "
+                "whatever the strings were: it never says which were real. Strings that are "
+                f"not a token of ours never reach the database. {REPORTS_PER_MINUTE} reports "
+                "a minute per address.",
+                "security": [],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["credentials"],
+                                "properties": {
+                                    "credentials": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "maxItems": MAX_CREDENTIALS,
+                                        "items": {
+                                            "type": "string",
+                                            "maxLength": MAX_CREDENTIAL_LENGTH,
+                                        },
+                                    }
+                                },
+                            },
+                            "example": {"credentials": ["reminix_sk_…"]},
+                        }
+                    },
+                },
+                "responses": {
+                    "202": {
+                        "description": "Received; each working token among them is revoked.",
+                        "headers": {"X-Request-Id": header_ref("X-Request-Id")},
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["received"],
+                                    "properties": {"received": {"type": "integer"}},
+                                }
+                            }
+                        },
+                    },
+                    **{
+                        str(status): {"$ref": f"#/components/responses/Error{status}"}
+                        for status in (400, 403, 413, 429, 500, 503)
+                    },
                 },
             },
         ),

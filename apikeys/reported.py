@@ -1,0 +1,118 @@
+"""Tokens reported as leaked by anyone who finds one (POST /v1/credentials/revoke, as
+GitHub's credential-revocation API): each working one is revoked at once and its owners
+are told where the report came from. Nothing is answered about which were real.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import partial
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+
+from accounts.models import Membership
+from apikeys.models import ApiKey, ClientToken, PersonalAccessToken, Token
+from apikeys.services import _token_revoke
+from apikeys.tokens import TokenKind, token_hash, token_kind
+from core.mail import one_line
+
+logger = logging.getLogger(__name__)
+
+MODELS: dict[TokenKind, type[ApiKey] | type[ClientToken] | type[PersonalAccessToken]] = {
+    TokenKind.API_KEY: ApiKey,
+    TokenKind.CLIENT_TOKEN: ClientToken,
+    TokenKind.PERSONAL_ACCESS_TOKEN: PersonalAccessToken,
+}
+ACTIONS = {
+    TokenKind.API_KEY: "api_key.revoked",
+    TokenKind.CLIENT_TOKEN: "client_token.revoked",
+    TokenKind.PERSONAL_ACCESS_TOKEN: "personal_token.revoked",
+}
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """Where a report came from, as the owners' email and the audit event tell it."""
+
+    ip: str | None
+    user_agent: str
+
+    def describe(self) -> str:
+        agent = one_line(self.user_agent, limit=120) or "no user agent"
+        return f"{self.ip or 'an unknown address'} ({agent})"
+
+
+def tokens_revoke_reported(*, secrets: Iterable[str], reporter: Reporter) -> int:
+    """Revoke every working token among `secrets`. Strings that are not a token of ours
+    (wrong shape or checksum) are dropped without a database query. Returns how many were
+    revoked, for the logs only: the reporter is never told."""
+    digests: dict[str, TokenKind] = {}
+    for secret in secrets:
+        kind = token_kind(secret)
+        if kind is not None:
+            digests[token_hash(secret)] = kind
+    revoked = 0
+    for digest, kind in digests.items():
+        with transaction.atomic():
+            token = MODELS[kind].objects.filter(token_hash=digest).first()
+            if token is None or not _revoke_reported(token, kind, reporter):
+                continue
+            revoked += 1
+            transaction.on_commit(partial(_tell_owners, token, reporter))
+    if revoked:
+        logger.warning("Revoked %d token(s) reported as leaked from %s", revoked, reporter.ip)
+    return revoked
+
+
+def _revoke_reported(token: Token, kind: TokenKind, reporter: Reporter) -> bool:
+    project = getattr(token, "project", None)
+    return _token_revoke(
+        token,
+        action=ACTIONS[kind],
+        by=None,
+        project=project,
+        ip=reporter.ip,
+        metadata={"via": "reported as leaked", "reported_from": reporter.describe()},
+    )
+
+
+def _recipients(token: Token) -> list[str]:
+    if isinstance(token, PersonalAccessToken):
+        return [token.user.email]
+    assert isinstance(token, ApiKey | ClientToken)
+    return list(
+        Membership.objects.filter(
+            project_id=token.project_id, role=Membership.Role.OWNER
+        ).values_list("user__email", flat=True)
+    )
+
+
+def _tell_owners(token: Token, reporter: Reporter) -> None:
+    """After the revocation committed. A mail that fails is logged: the token is revoked
+    whatever happens here, and the reporter's answer never depends on it."""
+    where = (
+        f"project {token.project.name}"
+        if isinstance(token, ApiKey | ClientToken)
+        else "your account"
+    )
+    name = getattr(token, "name", "") or getattr(token, "public_id", "")
+    try:
+        send_mail(
+            subject=one_line(f"[Reminix] A {token.noun} was reported as leaked and is revoked"),
+            message=(
+                f"Someone reported the {token.noun} {one_line(name)} ({token.hint}) of "
+                f"{one_line(where)} as leaked, from {reporter.describe()}. It was revoked at "
+                "once: calls with it now get 401 expired_api_key.\n\n"
+                "If something still depends on it, create a new one in the dashboard, and "
+                "look at the old one's usage for calls you do not recognise: "
+                f"{settings.DASHBOARD_URL}\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=_recipients(token),
+        )
+    except Exception:
+        logger.exception("Could not email the owners of a reported %s", token.noun)

@@ -1,0 +1,139 @@
+"""POST /v1/credentials/revoke (issue 11, point 7): anyone may report tokens they found;
+working ones are revoked at once and their owners told where the report came from; the
+answer never says which strings were real; strings that are not our tokens never reach
+the database; each address is limited."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
+from apikeys.services import personal_token_create
+from apikeys.tokens import TokenKind, token_generate
+from audit.models import AuditEvent
+from tests.api.assertions import assert_error, assert_ok
+
+URL = "/v1/credentials/revoke"
+
+
+def report(*credentials: object, client: Client | None = None, raw: str | None = None):
+    body = raw if raw is not None else json.dumps({"credentials": list(credentials)})
+    return (client or Client()).post(
+        URL,
+        body,
+        content_type="application/json",
+        headers={"User-Agent": "scanner/1.0\nBcc: x@example.com"},
+        REMOTE_ADDR="203.0.113.9",
+    )
+
+
+def test_a_reported_key_is_revoked_and_its_owners_told_where_from(
+    api, api_key, user, django_capture_on_commit_callbacks
+):
+    key, token = api_key
+    with django_capture_on_commit_callbacks(execute=True):  # the mail goes after the commit
+        answer = assert_ok(report(token), 202)
+    assert answer == {"received": 1}
+
+    key.refresh_from_db()
+    assert key.revoked_at is not None and key.revoked_by is None
+    assert_error(api.post("/v1/agents/my-agent/invoke", {"prompt": "hi"}), 401, "expired_api_key")
+    (email,) = mail.outbox
+    assert email.to == [user.email]
+    assert "reported as leaked" in email.subject and "\n" not in email.subject
+    assert "203.0.113.9" in email.body and key.hint in email.body
+    assert token not in email.body
+    assert "\nBcc:" not in email.body  # the reporter's user agent is one line
+    event = AuditEvent.objects.get(action="api_key.revoked")
+    assert event.metadata["via"] == "reported as leaked"
+    assert "203.0.113.9" in event.metadata["reported_from"]
+
+
+def test_the_answer_is_the_same_whatever_the_strings_were(
+    api_key, user, project, django_capture_on_commit_callbacks
+):
+    pat, pat_token = personal_token_create(user=user, name="CLI")
+    real, unknown = api_key[1], token_generate(TokenKind.API_KEY)  # valid shape, not ours
+    with django_capture_on_commit_callbacks(execute=True):
+        answers = [
+            report(real, pat_token),
+            report(unknown, "reminix_sk_nonsense", "hello"),
+            report(real),  # already revoked now
+        ]
+    bodies = [(a.status_code, json.loads(a.content)) for a in answers]
+    assert bodies == [(202, {"received": 2}), (202, {"received": 3}), (202, {"received": 1})]
+    pat.refresh_from_db()
+    assert pat.revoked_at is not None
+    assert len(mail.outbox) == 2  # the key's owners and the PAT's user, once each
+    assert AuditEvent.objects.filter(action="api_key.revoked").count() == 1
+
+
+def test_a_reported_client_token_is_revoked(api):
+    minted = assert_ok(api.post("/v1/client-tokens", {"context": {}}), 201)
+    assert_ok(report(minted["token"]), 202)
+    assert ClientToken.objects.get(public_id=minted["id"]).revoked_at is not None
+
+
+def test_strings_that_are_not_our_tokens_never_reach_the_database(db):
+    near_misses = [
+        token_generate(TokenKind.API_KEY)[:-1] + "x",  # checksum off
+        "reminix_sk_" + "a" * 36,
+        "ghp_" + "a" * 36,
+        "reminix_pat_é" + "a" * 35,
+        "",
+    ]
+    with CaptureQueriesContext(connection) as captured:
+        assert_ok(report(*near_misses), 202)
+    assert captured.captured_queries == []
+    assert not mail.outbox
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("", "missing_required_field"),
+        ("{}", "missing_required_field"),
+        ('{"credentials": "reminix_sk_x"}', "invalid_field_value"),
+        ('{"credentials": []}', "invalid_field_value"),
+        (json.dumps({"credentials": ["x"] * 101}), "invalid_field_value"),
+        ('{"credentials": [1]}', "invalid_field_value"),
+        (json.dumps({"credentials": ["x" * 201]}), "invalid_field_value"),
+        ('{"credentials": [NaN]}', "invalid_request"),
+        ('{"credentials": ["\\ud800"]}', "invalid_request"),
+        ("[" * 5000 + "]" * 5000, "invalid_request"),
+        ("not json", "invalid_request"),
+    ],
+)
+def test_odd_bodies_get_a_400_in_the_envelope(db, raw, code):
+    assert_error(report(raw=raw), 400, code)
+
+
+def test_only_post_is_answered(db):
+    response = Client().get(URL)
+    assert_error(response, 405, "invalid_request")
+    assert response["Allow"] == "POST"
+
+
+def test_each_address_may_report_ten_times_a_minute(db):
+    client = Client()
+    for _ in range(10):
+        assert_ok(report("x", client=client), 202)
+    refused = report("x", client=client)
+    assert_error(refused, 429, "rate_limit_exceeded")
+    assert int(refused["Retry-After"]) > 0
+    assert refused["X-RateLimit-Limit"] == "10"
+
+
+def test_a_reported_token_is_never_logged_or_stored(api_key, caplog):
+    token = api_key[1]
+    with caplog.at_level("DEBUG"):
+        assert_ok(report(token), 202)
+    assert token not in caplog.text
+    for model in (ApiKey, PersonalAccessToken, ClientToken, AuditEvent):
+        assert token not in json.dumps(list(model.objects.values()), default=str)
