@@ -66,6 +66,9 @@ EMAIL_EVERY = timedelta(hours=1)
 # A flag not emailed within this long (no owner could be reached) is not emailed late.
 EMAIL_WITHIN = timedelta(days=1)
 
+# The error code of a call refused because its key is suspended (api/errors.py).
+SUSPENDED = "suspended_api_key"
+
 FIELDS = (
     "id",
     "created_at",
@@ -296,6 +299,9 @@ def _auth_bursts(rows: list[dict[str, Any]], now: datetime, result: DetectionRes
     burst split across batches is still seen whole."""
     latest: dict[tuple[int, int], datetime] = {}
     for r in rows:
+        # A suspended key refused is the project's own doing, not someone probing.
+        if r["error_code"] == SUSPENDED:
+            continue
         if r["outcome"] == Outcome.AUTH_FAILURE and r["api_key_id"]:
             token = (r["project_id"], r["api_key_id"])
             latest[token] = max(latest.get(token, r["created_at"]), r["created_at"])
@@ -306,7 +312,7 @@ def _auth_bursts(rows: list[dict[str, Any]], now: datetime, result: DetectionRes
             created_at__gt=since,
             created_at__lte=until,
             outcome=Outcome.AUTH_FAILURE,
-        )
+        ).exclude(error_code=SUSPENDED)
         count = failures.count()
         if count < AUTH_BURST_THRESHOLD:
             continue
@@ -466,7 +472,8 @@ def _client_token_ips(rows: list[dict[str, Any]], now: datetime, result: Detecti
 def _unused_keys(now: datetime, result: DetectionResult) -> None:
     cutoff = now - UNUSED_AFTER
     stale = ApiKey.objects.active().filter(
-        Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, created_at__lt=cutoff)
+        Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, created_at__lt=cutoff),
+        suspended_at__isnull=True,  # quiet because it is suspended: nothing to point out
     )
     already = set(
         Flag.objects.filter(kind=Flag.Kind.UNUSED_KEY, api_key__in=stale).values_list(

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Project, User
 from apikeys.models import ALL_PERMISSIONS, ApiKey, ApiKeyQuerySet, Permission, TokenStatus
+from apikeys.services import SUSPENSION_REASON_MAX
 from core.forms import MAX_ROW_ID, RowIdField
 from core.validators import single_line
 
@@ -177,7 +178,7 @@ class ApiKeyRenameForm(forms.Form):
 
 class ApiKeySuspendForm(forms.Form):
     reason = forms.CharField(
-        max_length=200,
+        max_length=SUSPENSION_REASON_MAX,
         label="Reason",
         help_text="Shown to whoever calls with the key, in the 401 suspended_api_key answer, "
         "and to your team on this page. Do not put secrets here.",

@@ -150,13 +150,15 @@ class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
 
     def suspend(self, *, by: User | None, reason: str) -> int:
         """Suspend every key here that is neither suspended nor revoked, now. Returns how
-        many: like revoke(), a conditional UPDATE, so two suspends cannot both claim a key."""
+        many: like revoke(), a conditional UPDATE, so two suspends cannot both claim a key.
+        It announces nothing to the API's workers: call apikeys.services.api_key_suspend."""
         return self.filter(revoked_at__isnull=True, suspended_at__isnull=True).update(
             suspended_at=timezone.now(), suspended_by=by, suspended_reason=reason
         )
 
     def resume(self) -> int:
-        """Lift the suspension of every suspended key here that is not revoked."""
+        """Lift the suspension of every suspended key here that is not revoked (announced
+        by apikeys.services.api_key_resume, not here)."""
         return self.filter(revoked_at__isnull=True, suspended_at__isnull=False).update(
             suspended_at=None, suspended_by=None, suspended_reason=""
         )
@@ -208,7 +210,8 @@ class ApiKey(PermissionsMixin, Token):
         """What the API answers a suspended key (its reason included), and the page shows."""
         assert self.suspended_at is not None
         subject = subject or f"This {self.noun}"
-        reason = f" Reason: {self.suspended_reason}" if self.suspended_reason else ""
+        reason = self.suspended_reason.rstrip(".")
+        reason = f" Reason: {reason}." if reason else ""
         return (
             f"{subject} was suspended on {self.suspended_at:%Y-%m-%d %H:%M} UTC by its "
             f"project.{reason} A project member can resume it."

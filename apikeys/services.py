@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -17,9 +18,11 @@ from apikeys.models import ALL_PERMISSIONS, ApiKey, ClientToken, PersonalAccessT
 from apikeys.tokens import Secret
 from audit.log import audit_record
 from core.invalidation import changed
+from core.validators import single_line
 
 CLIENT_TOKEN_DEFAULT_TTL = 3600
 CLIENT_TOKEN_MAX_TTL = 86400
+SUSPENSION_REASON_MAX = 200  # ApiKey.suspended_reason's max_length
 
 
 def permissions_or_all(permissions: list[str] | None) -> list[str]:
@@ -123,6 +126,10 @@ def api_key_suspend(
     on every worker, until resumed; the client tokens it minted are refused meanwhile. False
     if it was suspended or revoked already (nothing is recorded then)."""
     reason = reason.strip()
+    # The same rules as the form's, for every caller: it ends up in 401 messages and mail.
+    single_line(reason)
+    if len(reason) > SUSPENSION_REASON_MAX:
+        raise ValidationError(f"A reason is at most {SUSPENSION_REASON_MAX} characters.")
     suspended = api_key.suspend(by=by, reason=reason)
     if suspended:
         changed(api_key.change_identity)

@@ -361,3 +361,30 @@ def test_just_under_the_thresholds_nothing_is_flagged(key, project, make_key):
         ]
     )
     assert run() == []
+
+
+def test_a_suspended_key_still_tried_raises_no_burst_and_no_unused_key_flag(
+    key, make_key, project, user
+):
+    """The project suspended it: its refusals (401 suspended_api_key) are not someone
+    probing, and a key quiet because it is suspended is not forgotten."""
+    from apikeys.services import api_key_suspend
+
+    api_key_suspend(api_key=key, by=user, reason="Paused")
+    usage_write(
+        [
+            call(
+                key,
+                NOW - timedelta(minutes=5) + timedelta(seconds=10 * i),
+                status=401,
+                error_code="suspended_api_key",
+            )
+            for i in range(25)
+        ]
+    )
+    quiet, _ = make_key(project, name="Quiet")
+    api_key_suspend(api_key=quiet, by=user, reason="Paused")
+    ApiKey.objects.filter(pk=quiet.pk).update(
+        created_at=NOW - timedelta(days=200), last_used_at=NOW - timedelta(days=91)
+    )
+    assert run() == []

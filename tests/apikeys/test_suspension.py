@@ -8,13 +8,15 @@ on the list and in usage, and records both in the audit log."""
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
 from api.authentication import CLIENT_TOKEN_SUSPENDED
-from apikeys.models import TokenStatus
+from apikeys.models import ClientToken, TokenStatus
 from apikeys.services import api_key_resume, api_key_revoke, api_key_suspend
 from audit.models import AuditEvent
+from core.invalidation import marker_key
 from tests.api.assertions import assert_error, assert_ok
 from tests.conftest import HTMX, Api
 from usage.models import Outcome, UsageRecord
@@ -73,6 +75,24 @@ def test_a_client_token_is_refused_while_its_key_is_suspended_without_the_reason
 def test_a_suspended_key_cannot_mint_client_tokens(api, api_key, user):
     api_key_suspend(api_key=api_key[0], by=user, reason="Paused")
     assert_error(api.post("/v1/client-tokens", {"context": {}}), 401, "suspended_api_key")
+    assert not ClientToken.objects.exists()
+
+
+@pytest.mark.parametrize("reason", ["two\nlines", "x" * 201, "nul\x00"])
+def test_the_service_refuses_a_reason_the_form_would(api_key, user, reason):
+    """Whatever calls it (a page, a future API, a shell): the reason ends up in answers
+    and mail, so it is one line and bounded."""
+    with pytest.raises(ValidationError):
+        api_key_suspend(api_key=api_key[0], by=user, reason=reason)
+    api_key[0].refresh_from_db()
+    assert api_key[0].suspended_at is None
+
+
+def test_the_message_ends_its_reason_with_a_full_stop(api_key, user):
+    key = api_key[0]
+    api_key_suspend(api_key=key, by=user, reason="Seen from an unknown network")
+    message = key.suspension_message()
+    assert "Reason: Seen from an unknown network. A project member can resume it." in message
 
 
 def test_revocation_outranks_suspension_and_a_revoked_key_stays_revoked(api, api_key, user):
@@ -104,13 +124,30 @@ def test_suspension_is_exact_across_the_workers_copies(
 ):
     """With Redis, a worker answers a known key from its copy; the suspension's change
     marker must reach it on the very next call, and so must the resumption's."""
+    marker = marker_key(api_key[0].change_identity)
     assert_ok(api.post(INVOKE, {"prompt": "cached now"}))
     with django_capture_on_commit_callbacks(execute=True):
         api_key_suspend(api_key=api_key[0], by=user, reason="Now")
     assert_error(api.post(INVOKE, {"prompt": "after"}), 401, "suspended_api_key")
+    # The suspension's marker gone (as after its 30 s), the worker copies "suspended"...
+    redis_store.round_trip(("DEL", marker))
+    assert_error(api.post(INVOKE, {"prompt": "copied"}), 401, "suspended_api_key")
+    # ...and only the resumption's own marker makes the next call read the database.
     with django_capture_on_commit_callbacks(execute=True):
         api_key_resume(api_key=api_key[0], by=user)
+    assert redis_store.round_trip(("EXISTS", marker)) == [1]
     assert_ok(api.post(INVOKE, {"prompt": "resumed"}))
+
+
+def test_a_cached_client_token_is_refused_once_its_key_is_suspended(
+    api, api_key, user, redis_store, django_capture_on_commit_callbacks
+):
+    minted = assert_ok(api.post("/v1/client-tokens", {"context": {}}), 201)
+    browser = Api(Client(), minted["token"])
+    assert_ok(browser.get("/client/token"))  # copied now
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_suspend(api_key=api_key[0], by=user, reason="Now")
+    assert_error(browser.get("/client/token"), 401, "suspended_api_key")
 
 
 # The dashboard
@@ -151,12 +188,14 @@ def test_the_list_marks_a_suspended_key_with_its_reason_and_offers_resume(
     page = signed_in.get(reverse("apikeys:api_key_list", args=[project.slug]))
     assert key in page.context["active_keys"]  # still the project's working key, paused
     html = page.content.decode()
-    assert "suspended" in html and "Unknown network" in html
+    assert 'badge-warning">suspended</span>' in html and "Unknown network" in html
     assert resume_url(project, key) in html
     assert suspend_url(project, key) not in html
 
     usage = signed_in.get(reverse("usage:api_key_usage", args=[project.slug, key.pk]))
-    assert "suspended_api_key" in usage.content.decode()
+    usage_html = usage.content.decode()
+    assert 'badge-warning">suspended</span>' in usage_html
+    assert "Unknown network" in usage_html and "suspended_api_key" in usage_html
 
     resumed = signed_in.post(resume_url(project, key), follow=True)
     assert resumed.status_code == 200
@@ -178,12 +217,16 @@ def test_another_projects_key_cannot_be_suspended_or_resumed(
 ):
     theirs = make_project(make_user(email="them@example.com"), name="Theirs")
     their_key, _ = make_key(theirs, name="Theirs")
+    suspended = url is resume_url
+    if suspended:
+        api_key_suspend(api_key=their_key, by=None, reason="Theirs to lift")
     response = signed_in.post(url(project, their_key), {"reason": "mine now"})
     assert response.status_code == 404
     response = signed_in.post(url(theirs, their_key), {"reason": "mine now"})
     assert response.status_code == 404
     their_key.refresh_from_db()
-    assert their_key.suspended_at is None
+    assert (their_key.suspended_at is not None) is suspended
+    assert their_key.suspended_reason == ("Theirs to lift" if suspended else "")
 
 
 def test_the_client_token_list_marks_tokens_of_a_suspended_key(
