@@ -8,9 +8,12 @@ Each address may report REPORTS_PER_MINUTE times a minute.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import time
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
@@ -21,9 +24,24 @@ from apikeys.reported import Reporter, tokens_revoke_reported
 from core.client_ip import client_ip
 from core.counters import throttle_allows
 
+logger = logging.getLogger(__name__)
+
 MAX_CREDENTIALS = 100
 MAX_CREDENTIAL_LENGTH = 200  # ours are 47 to 48 characters
+MAX_BODY_BYTES = 64 * 1024  # 100 strings of 200 characters, escaped, fit with room
 REPORTS_PER_MINUTE = 10
+
+
+def address_block(ip: str) -> str:
+    """What the per-address limit counts: an IPv4 address, or an IPv6 /64 (one host
+    usually has a whole /64 to pick addresses from)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip or "unknown"
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def credentials_revoke(request: HttpRequest) -> HttpResponse:
@@ -34,7 +52,9 @@ def credentials_revoke(request: HttpRequest) -> HttpResponse:
                 405, "invalid_request", "Use POST on this endpoint.", headers={"Allow": "POST"}
             )
         ip = client_ip(request)
-        if not throttle_allows(f"reported:{ip}", limit=REPORTS_PER_MINUTE, window_seconds=60):
+        if not throttle_allows(
+            f"reported:{address_block(ip)}", limit=REPORTS_PER_MINUTE, window_seconds=60
+        ):
             now = int(time.time())
             retry_after = 60 - now % 60
             raise ApiError(
@@ -49,6 +69,8 @@ def credentials_revoke(request: HttpRequest) -> HttpResponse:
                     "X-RateLimit-Reset": str(now + retry_after),
                 },
             )
+        if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
+            raise errors.invalid_request("The request body is too large.", status=413)
         credentials = _credentials(json_body(request))
         tokens_revoke_reported(
             secrets=credentials,
@@ -57,8 +79,19 @@ def credentials_revoke(request: HttpRequest) -> HttpResponse:
         response: HttpResponse = ok({"received": len(credentials)}, status=202)
     except ApiError as refused:
         response = error_response(refused, request_id)
+    except RequestDataTooBig:
+        too_big = errors.invalid_request("The request body is too large.", status=413)
+        response = error_response(too_big, request_id)
     except (OperationalError, InterfaceError):
         response = error_response(errors.service_unavailable(), request_id)
+    except Exception:
+        logger.exception("Report %s failed", request_id)
+        failed = ApiError(
+            500,
+            "internal_error",
+            "Something went wrong on our side. Quote the request id if you contact us.",
+        )
+        response = error_response(failed, request_id)
     response["X-Request-Id"] = request_id
     response["Cache-Control"] = "no-store"
     return response

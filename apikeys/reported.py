@@ -6,13 +6,15 @@ are told where the report came from. Nothing is answered about which were real.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 
 from accounts.models import Membership
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken, Token
@@ -34,6 +36,12 @@ ACTIONS = {
 }
 
 
+# At most one email per project (or person) per hour, however many tokens are reported:
+# anyone can collect client tokens from a customer's app and report them by the hundred.
+MAIL_EVERY_SECONDS = 3600
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
+
+
 @dataclass(frozen=True)
 class Reporter:
     """Where a report came from, as the owners' email and the audit event tell it."""
@@ -42,8 +50,9 @@ class Reporter:
     user_agent: str
 
     def describe(self) -> str:
-        agent = one_line(self.user_agent, limit=120) or "no user agent"
-        return f"{self.ip or 'an unknown address'} ({agent})"
+        # Printable ASCII only, short and quoted: it is the reporter's text in our email.
+        agent = " ".join(_UNPRINTABLE.sub(" ", self.user_agent).split())[:60]
+        return f'{self.ip or "an unknown address"} (User-Agent: "{agent}")'
 
 
 def tokens_revoke_reported(*, secrets: Iterable[str], reporter: Reporter) -> int:
@@ -57,12 +66,19 @@ def tokens_revoke_reported(*, secrets: Iterable[str], reporter: Reporter) -> int
             digests[token_hash(secret)] = kind
     revoked = 0
     for digest, kind in digests.items():
-        with transaction.atomic():
-            token = MODELS[kind].objects.filter(token_hash=digest).first()
-            if token is None or not _revoke_reported(token, kind, reporter):
-                continue
-            revoked += 1
-            transaction.on_commit(partial(_tell_owners, token, reporter))
+        try:
+            with transaction.atomic():
+                token = MODELS[kind].objects.active().filter(token_hash=digest).first()
+                if token is None or not _revoke_reported(token, kind, reporter):
+                    continue
+                revoked += 1
+                if kind is not TokenKind.CLIENT_TOKEN:  # an hour's browser token: audit only
+                    transaction.on_commit(partial(_tell_owners, token, reporter))
+        except (OperationalError, InterfaceError):
+            raise  # the database is away: the reporter gets 503 and may try again
+        except Exception:
+            # Whatever went wrong with a real token, the reporter's answer must not differ.
+            logger.exception("Could not revoke a reported %s", kind.label)
     if revoked:
         logger.warning("Revoked %d token(s) reported as leaked from %s", revoked, reporter.ip)
     return revoked
@@ -92,15 +108,17 @@ def _recipients(token: Token) -> list[str]:
 
 
 def _tell_owners(token: Token, reporter: Reporter) -> None:
-    """After the revocation committed. A mail that fails is logged: the token is revoked
-    whatever happens here, and the reporter's answer never depends on it."""
-    where = (
-        f"project {token.project.name}"
-        if isinstance(token, ApiKey | ClientToken)
-        else "your account"
-    )
-    name = getattr(token, "name", "") or getattr(token, "public_id", "")
+    """After the revocation committed, at most once an hour per project or person. A mail
+    that fails is logged: the token is revoked whatever happens here, and the reporter's
+    answer never depends on it."""
     try:
+        if isinstance(token, ApiKey | ClientToken):
+            scope, where = f"project:{token.project_id}", f"project {token.project.name}"
+        else:
+            scope, where = f"user:{getattr(token, 'user_id', '')}", "your account"
+        if not cache.add(f"reported-mail:{scope}", 1, timeout=MAIL_EVERY_SECONDS):
+            return  # told within the hour; the audit log lists every revocation
+        name = getattr(token, "name", "") or getattr(token, "public_id", "")
         send_mail(
             subject=one_line(f"[Reminix] A {token.noun} was reported as leaked and is revoked"),
             message=(
@@ -109,7 +127,9 @@ def _tell_owners(token: Token, reporter: Reporter) -> None:
                 "once: calls with it now get 401 expired_api_key.\n\n"
                 "If something still depends on it, create a new one in the dashboard, and "
                 "look at the old one's usage for calls you do not recognise: "
-                f"{settings.DASHBOARD_URL}\n"
+                f"{settings.DASHBOARD_URL}\n\n"
+                "Tokens reported in the next hour are revoked too, and listed in the audit "
+                "log, without another email.\n"
             ),
             from_email=settings.DEFAULT_FROM_EMAIL,
             recipient_list=_recipients(token),

@@ -231,6 +231,8 @@ CSRF_COOKIE_SAMESITE = "Lax"
 
 EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+# A mail server that does not answer must not hold a request (or a job) for long.
+EMAIL_TIMEOUT: int = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Reminix <no-reply@reminix.local>")
 
 LANGUAGE_CODE = "en-us"

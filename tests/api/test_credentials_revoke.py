@@ -6,6 +6,7 @@ the database; each address is limited."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from django.core import mail
@@ -22,15 +23,32 @@ from tests.api.assertions import assert_error, assert_ok
 URL = "/v1/credentials/revoke"
 
 
-def report(*credentials: object, client: Client | None = None, raw: str | None = None):
+def report(
+    *credentials: object,
+    client: Client | None = None,
+    raw: str | None = None,
+    address: str = "203.0.113.9",
+):
     body = raw if raw is not None else json.dumps({"credentials": list(credentials)})
     return (client or Client()).post(
         URL,
         body,
         content_type="application/json",
-        headers={"User-Agent": "scanner/1.0\nBcc: x@example.com"},
-        REMOTE_ADDR="203.0.113.9",
+        headers={"User-Agent": "scanner/1.0\nBcc: x@example.com \u202e moc.live"},
+        REMOTE_ADDR=address,
     )
+
+
+def fresh_minute() -> None:
+    """The limit counts per clock minute: start a run of calls well inside one."""
+    if time.time() % 60 > 50:
+        time.sleep(61 - time.time() % 60)
+
+
+def same_answer(a, b) -> bool:
+    """Status, body and every header but the request id."""
+    headers = lambda r: {k: v for k, v in r.items() if k != "X-Request-Id"}  # noqa: E731
+    return (a.status_code, a.content, headers(a)) == (b.status_code, b.content, headers(b))
 
 
 def test_a_reported_key_is_revoked_and_its_owners_told_where_from(
@@ -50,6 +68,7 @@ def test_a_reported_key_is_revoked_and_its_owners_told_where_from(
     assert "203.0.113.9" in email.body and key.hint in email.body
     assert token not in email.body
     assert "\nBcc:" not in email.body  # the reporter's user agent is one line
+    assert '(User-Agent: "scanner/1.0 Bcc: x@example.com moc.live")' in email.body
     event = AuditEvent.objects.get(action="api_key.revoked")
     assert event.metadata["via"] == "reported as leaked"
     assert "203.0.113.9" in event.metadata["reported_from"]
@@ -122,6 +141,7 @@ def test_only_post_is_answered(db):
 
 def test_each_address_may_report_ten_times_a_minute(db):
     client = Client()
+    fresh_minute()
     for _ in range(10):
         assert_ok(report("x", client=client), 202)
     refused = report("x", client=client)
@@ -137,3 +157,54 @@ def test_a_reported_token_is_never_logged_or_stored(api_key, caplog):
     assert token not in caplog.text
     for model in (ApiKey, PersonalAccessToken, ClientToken, AuditEvent):
         assert token not in json.dumps(list(model.objects.values()), default=str)
+
+
+def test_a_live_token_and_an_unknown_one_get_the_very_same_answer(api_key):
+    unknown = token_generate(TokenKind.API_KEY)  # the right shape and checksum, not ours
+    assert same_answer(report(api_key[1]), report(unknown))
+    api_key[0].refresh_from_db()
+    assert api_key[0].revoked_at is not None
+
+
+def test_owners_get_one_email_an_hour_and_none_for_client_tokens_or_ended_tokens(
+    api, api_key, make_key, project, user, make_user, django_capture_on_commit_callbacks
+):
+    from accounts.services import membership_add
+
+    other_owner = make_user(email="second@example.com")
+    membership_add(project=project, user=other_owner, role="owner", by=user)
+    member = make_user(email="member@example.com")
+    membership_add(project=project, user=member, role="member", by=user)
+    minted = assert_ok(api.post("/v1/client-tokens", {"context": {}}), 201)
+    _, second_key = make_key(project, name="Second")
+    ended, ended_token = make_key(project, name="Ended")
+    ended.revoke(by=None)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert_ok(report(minted["token"]), 202)
+        assert_ok(report(ended_token), 202)
+    assert not mail.outbox  # a browser's token is audited only; an ended one is left alone
+    assert ClientToken.objects.get(public_id=minted["id"]).revoked_at is not None
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert_ok(report(api_key[1]), 202)
+        assert_ok(report(second_key), 202)
+    (email,) = mail.outbox  # the second key is revoked, and told of within the hour's mail
+    assert sorted(email.to) == sorted([user.email, "second@example.com"])
+    assert AuditEvent.objects.filter(action="api_key.revoked").count() == 2
+
+
+def test_a_body_too_large_is_a_413_in_the_envelope(db):
+    huge = json.dumps({"credentials": ["x"] * 40_000})
+    response = report(raw=huge)
+    assert_error(response, 413, "invalid_request")
+
+
+def test_the_limit_counts_an_ipv6_64_as_one_address_and_others_stay_free(db):
+    client = Client()
+    fresh_minute()
+    for n in range(10):
+        assert_ok(report("x", client=client, address=f"2001:db8:1:2::{n + 1:x}"), 202)
+    assert_error(report("x", client=client, address="2001:db8:1:2::ff"), 429, "rate_limit_exceeded")
+    assert_ok(report("x", client=client, address="2001:db8:1:3::1"), 202)
+    assert_ok(report("x", client=client, address="198.51.100.4"), 202)
