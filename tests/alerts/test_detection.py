@@ -388,3 +388,27 @@ def test_a_suspended_key_still_tried_raises_no_burst_and_no_unused_key_flag(
         created_at=NOW - timedelta(days=200), last_used_at=NOW - timedelta(days=91)
     )
     assert run() == []
+
+
+def test_an_alert_offers_to_suspend_its_key_and_then_says_it_is_suspended(
+    signed_in, project, key, user
+):
+    """Issue 11, point 6: from an alert, stop the key at once without losing it."""
+    from apikeys.services import api_key_suspend
+
+    usage_write(steady(key, days=2))
+    usage_write([call(key, NOW - timedelta(minutes=9), ip="198.51.100.7")])
+    [flag] = run()
+    url = reverse("alerts:flag_list", args=[project.slug])
+    suspend = reverse("apikeys:api_key_suspend", args=[project.slug, key.pk])
+    html = signed_in.get(url).content.decode()
+    assert f'href="{suspend}">Suspend key…' in html
+
+    form = signed_in.get(suspend)  # the link opens the key list with the reason asked
+    assert form.status_code == 200 and 'name="reason"' in form.content.decode()
+    api_key_suspend(api_key=key, by=user, reason="Alert: new network")
+    html = signed_in.get(url).content.decode()
+    assert "Suspend key…" not in html
+    assert (
+        f'<code class="hint">{key.hint}</code> <span class="badge badge-warning">suspended' in html
+    )
