@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, timedelta
 from functools import wraps
 from typing import Any, cast
 
@@ -229,6 +230,8 @@ def _answer_now(
     if identified is not None and identified.limits is not None:
         for name, value in identified.limits.headers().items():
             response.setdefault(name, value)
+    if caller is not None and (expires := _expiring(caller)):
+        response["X-Reminix-Token-Expires"] = expires
     if spec.surface is Surface.CLIENT:
         add_cors_headers(request, response, caller)
     try:
@@ -245,6 +248,26 @@ def _answer_now(
         # Logging must never replace the answer.
         logger.exception("usage entry for %s not recorded", request.request_id)
     return response
+
+
+# How long before its expiry a key or PAT starts saying so on every answer.
+EXPIRY_NOTICE = timedelta(days=7)
+
+
+def _expiring(caller: Caller) -> str:
+    """When the caller's key or PAT expires, if that is within EXPIRY_NOTICE (else ""): a
+    script that has no one reading the dashboard still hears of it. Client tokens live an
+    hour by design and say nothing."""
+    if caller.client_token is not None:
+        return ""
+    token = caller.personal_token or caller.api_key
+    expires_at = token.expires_at if token is not None else None
+    if expires_at is None:
+        return ""
+    now = timezone.now()
+    if not now < expires_at <= now + EXPIRY_NOTICE:
+        return ""
+    return expires_at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _allowed(methods: list[str]) -> list[str]:

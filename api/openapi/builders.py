@@ -63,6 +63,11 @@ HEADERS: dict[str, Schema] = {
     "X-RateLimit-Limit": header("Calls this token may make each minute.", INTEGER),
     "X-RateLimit-Remaining": header("Calls left this minute.", INTEGER),
     "X-RateLimit-Reset": header("When the minute ends, in Unix seconds.", INTEGER),
+    "X-Reminix-Token-Expires": header(
+        "When the API key or personal access token expires (UTC, ISO 8601), on every "
+        "answer in its last 7 days.",
+        {"type": "string", "format": "date-time"},
+    ),
     "Retry-After": header("Seconds to wait before trying again.", INTEGER, required=True),
     "WWW-Authenticate": header(
         'How to authenticate (RFC 6750): `Bearer realm="reminix"`.',
@@ -156,7 +161,8 @@ def error_answer(status: int) -> Schema:
 
 def ok_answer(description: str, schema: Schema | None, *, write: bool = False) -> Schema:
     headers: dict[str, Schema] = {
-        name: header_ref(name) for name in ("X-Request-Id", *RATE_LIMIT_HEADERS)
+        name: header_ref(name)
+        for name in ("X-Request-Id", *RATE_LIMIT_HEADERS, "X-Reminix-Token-Expires")
     }
     if write:
         headers["Idempotent-Replayed"] = header_ref("Idempotent-Replayed")

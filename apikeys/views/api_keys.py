@@ -16,6 +16,7 @@ from django_htmx.http import trigger_client_event
 
 from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
+from accounts.models import Membership
 from apikeys.forms import ApiKeyCreateForm, ApiKeyRenameForm, ApiKeySuspendForm
 from apikeys.models import ApiKey, PersonalAccessToken, TokenStatus
 from apikeys.services import (
@@ -53,6 +54,12 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
         .with_open_alert_counts()
         .select_related("created_by", "revoked_by", "suspended_by")
     )
+    members = set(
+        Membership.objects.filter(project=request.project).values_list("user_id", flat=True)
+    )
+    for key in keys:
+        # Keys outlive their creator: say so, so someone decides whether they still should.
+        key.creator_left = key.created_by_id is not None and key.created_by_id not in members  # type: ignore[attr-defined]
     now = timezone.now()
     # A suspended key is not over: it stays in the first table, marked, with Resume.
     working = (TokenStatus.ACTIVE, TokenStatus.SUSPENDED)

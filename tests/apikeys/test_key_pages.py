@@ -187,3 +187,29 @@ def test_a_plain_member_can_create_and_revoke_keys(client, project, make_user):
     Membership.objects.create(project=project, user=member)
     client.force_login(member)
     assert create(client, project).status_code == 201
+
+
+def test_a_key_whose_creator_left_the_project_is_marked_and_still_works(
+    signed_in, project, user, make_user, api
+):
+    """Issue 11, point 8: keys outlive their creator; the list says so."""
+    from accounts.services import membership_add, membership_remove
+    from apikeys.services import api_key_create
+
+    leaver = make_user(email="leaver@example.com", name="Lou")
+    membership = membership_add(project=project, user=leaver, role="member", by=user)
+    theirs, token = api_key_create(project=project, name="Lou's deploys", created_by=leaver)
+    mine, _ = api_key_create(project=project, name="Mine", created_by=user)
+
+    def marked() -> set[str]:
+        html = signed_in.get(list_url(project)).content.decode()
+        rows = re.findall(r'<tr id="key-\d+">.*?</tr>', html, flags=re.S)
+        return {
+            re.search(r"<strong>(.*?)</strong>", r).group(1) for r in rows if "creator left" in r
+        }
+
+    assert marked() == set()
+    membership_remove(membership=membership, by=user)
+    assert marked() == {"Lou&#x27;s deploys"}
+    response = api.post("/v1/agents/my-agent/invoke", {"prompt": "hi"}, token=token)
+    assert response.status_code == 200  # marked, not stopped: someone decides
