@@ -132,15 +132,7 @@ def api_key_suspend(
         raise ValidationError(f"A reason is at most {SUSPENSION_REASON_MAX} characters.")
     suspended = api_key.suspend(by=by, reason=reason)
     if suspended:
-        changed(api_key.change_identity)
-        audit_record(
-            action="api_key.suspended",
-            actor=by,
-            project=api_key.project,
-            target=api_key,
-            ip=ip,
-            metadata={"reason": reason},
-        )
+        _key_changed(api_key, action="api_key.suspended", by=by, ip=ip, metadata={"reason": reason})
     return suspended
 
 
@@ -150,11 +142,24 @@ def api_key_resume(*, api_key: ApiKey, by: User | None, ip: str | None = None) -
     next call. False if it was not suspended, or is revoked."""
     resumed = api_key.resume()
     if resumed:
-        changed(api_key.change_identity)
-        audit_record(
-            action="api_key.resumed", actor=by, project=api_key.project, target=api_key, ip=ip
-        )
+        _key_changed(api_key, action="api_key.resumed", by=by, ip=ip)
     return resumed
+
+
+def _key_changed(
+    api_key: ApiKey,
+    *,
+    action: str,
+    by: User | None,
+    ip: str | None,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """What follows every change to a key the API's workers may hold a copy of: the
+    announcement (sent once the transaction commits) and the audit event, in it."""
+    changed(api_key.change_identity)
+    audit_record(
+        action=action, actor=by, project=api_key.project, target=api_key, ip=ip, metadata=metadata
+    )
 
 
 @transaction.atomic
@@ -212,12 +217,10 @@ def client_tokens_revoke_for_key(*, api_key: ApiKey, by: User, ip: str | None = 
     count = ClientToken.objects.filter(api_key=api_key).active().revoke(by=by)
     if count:
         # Every copy of a client token the key minted depends on the key too.
-        changed(api_key.change_identity)
-        audit_record(
+        _key_changed(
+            api_key,
             action="client_token.revoked_all_of_key",
-            actor=by,
-            project=api_key.project,
-            target=api_key,
+            by=by,
             ip=ip,
             metadata={"count": count},
         )
