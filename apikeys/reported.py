@@ -18,7 +18,7 @@ from django.db import InterfaceError, OperationalError, transaction
 
 from accounts.models import Membership
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken, Token
-from apikeys.services import _token_revoke
+from apikeys.services import token_revoke
 from apikeys.tokens import TokenKind, token_hash, token_kind
 from core.mail import one_line
 
@@ -86,7 +86,7 @@ def tokens_revoke_reported(*, secrets: Iterable[str], reporter: Reporter) -> int
 
 def _revoke_reported(token: Token, kind: TokenKind, reporter: Reporter) -> bool:
     project = getattr(token, "project", None)
-    return _token_revoke(
+    return token_revoke(
         token,
         action=ACTIONS[kind],
         by=None,

@@ -38,7 +38,7 @@ def permissions_or_all(permissions: list[str] | None) -> list[str]:
     return [p for p in ALL_PERMISSIONS if p in permissions]
 
 
-def _token_revoke(
+def token_revoke(
     token: Token,
     *,
     action: str,
@@ -47,8 +47,9 @@ def _token_revoke(
     ip: str | None,
     metadata: dict[str, Any] | None = None,
 ) -> bool:
-    """Revoke `token` now and record it, once: revoking it again records nothing. Committed
-    with the caller's transaction, so the next call with it is refused on every worker."""
+    """Revoke `token` of any kind now and record it, once: revoking it again records
+    nothing. Committed with the caller's transaction, so the next call with it is refused
+    on every worker. The one way every revocation goes (pages, API, reported leaks)."""
     revoked = token.revoke(by=by)
     if revoked:
         changed(token.change_identity)
@@ -115,7 +116,7 @@ def api_key_rename(*, api_key: ApiKey, name: str, by: User, ip: str | None = Non
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey, by: User | None, ip: str | None = None) -> bool:
     """Revoke a key. Committed before this returns, so the next call with it gets 401."""
-    return _token_revoke(api_key, action="api_key.revoked", by=by, project=api_key.project, ip=ip)
+    return token_revoke(api_key, action="api_key.revoked", by=by, project=api_key.project, ip=ip)
 
 
 @transaction.atomic
@@ -201,7 +202,7 @@ def client_token_revoke(
     *, client_token: ClientToken, by: User | None = None, ip: str | None = None, via: str = ""
 ) -> bool:
     """Revoke one client token at once; its record stays for audit."""
-    return _token_revoke(
+    return token_revoke(
         client_token,
         action="client_token.revoked",
         by=by,
@@ -261,6 +262,4 @@ def personal_token_create(
 def personal_token_revoke(
     *, personal_token: PersonalAccessToken, by: User, ip: str | None = None
 ) -> bool:
-    return _token_revoke(
-        personal_token, action="personal_token.revoked", by=by, project=None, ip=ip
-    )
+    return token_revoke(personal_token, action="personal_token.revoked", by=by, project=None, ip=ip)
