@@ -2,11 +2,12 @@
 from the database in one statement (api/lookup.py).
 
 With a shared store (REDIS_URL), every call makes one Redis round trip, a small script
-that counts the call against its token's rate limit and says whether a change marker
-exists for anything the worker's copy of the caller depends on (core/invalidation.py).
-A copy lives at most CACHE_SECONDS; with no marker standing it is used as it is, so the
-call needs nothing else from a shared store. Otherwise, and whenever Redis cannot be
-asked, the database answers (and the copy is renewed).
+that counts the call against its token's rate limit and says when anything the worker's
+copy of the caller depends on last changed, and what time it is, both by the Redis clock
+(core/invalidation.py). A copy lives at most CACHE_SECONDS; made after the last change,
+it is used as it is, so the call needs nothing else from a shared store. Otherwise, and
+whenever Redis cannot be asked, the database answers, and the copy is renewed with the
+time of this call's round trip, which came before that read.
 
 Without a shared store there are no copies: each call reads the database, once, and rate
 limits are counted in the process.
@@ -31,16 +32,27 @@ MAX_CACHED = 4096
 WINDOW_SECONDS = 60
 
 # KEYS[1]: the rate-limit counter ("" when limits are off); KEYS[2…]: change markers.
-# ARGV[1]: the counter's lifetime. Returns {calls counted this window, markers standing}.
+# ARGV[1]: the counter's lifetime. Returns {calls counted this window, the newest
+# marker's time (0: none stands), the time now}; times by the Redis clock, in µs. A
+# marker that holds no time (set by an older release) counts as a change made now.
 ADMIT_SCRIPT = """
+local clock = redis.call('TIME')
+local now = clock[1] * 1000000 + clock[2]
 local calls = 0
 if KEYS[1] ~= "" then
   calls = redis.call('INCR', KEYS[1])
   if calls == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 end
 local changed = 0
-for i = 2, #KEYS do changed = changed + redis.call('EXISTS', KEYS[i]) end
-return {calls, changed}
+for i = 2, #KEYS do
+  local marked = redis.call('GET', KEYS[i])
+  if marked then
+    local at = tonumber(marked) or now
+    if at < 1000000000000000 then at = now end
+    if at > changed then changed = at end
+  end
+end
+return {calls, changed, now}
 """
 ADMIT_SHA = hashlib.sha1(ADMIT_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis's script id
 
@@ -61,6 +73,9 @@ class _Copy:
     found: Found | None
     identities: tuple[str, ...]
     loaded_at: float  # monotonic, taken before the database was asked
+    # The Redis clock (µs) at the round trip that came before the database was asked; 0
+    # when none did. Only a change marked before this time is in the copy.
+    seen_at: int
 
 
 class _Copies:
@@ -129,13 +144,16 @@ def admit(
     key: CacheKey = (kind.value, digest, project_slug, origin, resource_value)
     copy = copies.get(key) if store is not None else None
     calls = None
+    seen_at = 0
     if store is not None:
         try:
-            calls, changed = _count_and_check(store, digest, copy.identities if copy else ())
+            calls, changed_at, seen_at = _count_and_check(
+                store, digest, copy.identities if copy else ()
+            )
         except StoreUnavailable:
             copy = None  # changes cannot be checked: the database decides
         else:
-            if copy is not None and not changed:
+            if copy is not None and changed_at < copy.seen_at:
                 return Admission(copy.found, calls)
     loaded_at = time.monotonic()
     found = lookup(
@@ -146,17 +164,17 @@ def admit(
         resource=resource,
         resource_value=resource_value,
     )
-    if store is not None and store.available:
+    if seen_at and store is not None and store.available:
         names = identities(found, resource, resource_value)
-        copies.put(key, _Copy(found, names, loaded_at))
+        copies.put(key, _Copy(found, names, loaded_at, seen_at))
     return Admission(found, calls)
 
 
 def _count_and_check(
     store: SharedStore, digest: str, names: tuple[str, ...]
-) -> tuple[int | None, int]:
-    """One round trip: the call counted against its token's limit, and how many of `names`
-    carry a change marker."""
+) -> tuple[int | None, int, int]:
+    """One round trip: the call counted against its token's limit, the time of the newest
+    change marked for any of `names` (0: none), and the time now (Redis clock, µs)."""
     prefix = settings.REDIS_KEY_PREFIX
     counting = settings.API_RATE_LIMIT_PER_MINUTE > 0
     window = int(time.time() // WINDOW_SECONDS)
@@ -168,5 +186,5 @@ def _count_and_check(
         (reply,) = store.round_trip(("EVAL", ADMIT_SCRIPT, *args))
         if isinstance(reply, Exception):
             raise StoreUnavailable(str(reply))
-    calls, changed = int(reply[0]), int(reply[1])
-    return (calls if counting else None), changed
+    calls, changed_at, now = int(reply[0]), int(reply[1]), int(reply[2])
+    return (calls if counting else None), changed_at, now

@@ -8,7 +8,7 @@ import threading
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from apikeys.services import api_key_revoke
+from apikeys.services import api_key_resume, api_key_revoke, api_key_suspend
 from core import invalidation
 from core.shared_store import SharedStore
 from tests.api.assertions import assert_error, assert_ok
@@ -34,6 +34,57 @@ def test_a_revoked_key_is_refused_on_the_very_next_call_despite_the_copy(
     with django_capture_on_commit_callbacks(execute=True):
         api_key_revoke(api_key=api_key[0], by=user)
     assert_error(api.post(INVOKE, {"prompt": "after"}), 401, "expired_api_key")
+
+
+def test_after_a_change_each_worker_reads_the_database_once_not_while_the_marker_stands(
+    api, api_key, user, redis_store, django_capture_on_commit_callbacks
+):
+    """Resuming marks the key changed for MARKER_SECONDS; the copy read just after it is
+    newer than the mark, so the calls after that are answered from the copy again."""
+    api_key_suspend(api_key=api_key[0], by=user, reason="A moment")
+    assert_error(api.post(INVOKE, {"prompt": "copied suspended"}), 401, "suspended_api_key")
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_resume(api_key=api_key[0], by=user)
+    marker = invalidation.marker_key(api_key[0].change_identity)
+    assert redis_store.round_trip(("EXISTS", marker)) == [1]
+    with CaptureQueriesContext(connection) as captured:
+        assert_ok(api.post(INVOKE, {"prompt": "read again"}))
+    assert len(lookups(captured)) == 1
+    with CaptureQueriesContext(connection) as captured:
+        for _ in range(3):
+            assert_ok(api.post(INVOKE, {"prompt": "from the copy"}))
+    assert lookups(captured) == []
+    assert redis_store.round_trip(("EXISTS", marker)) == [1]
+
+
+def test_a_copy_read_before_a_change_was_marked_is_refused_whatever_the_order(
+    api, api_key, user, redis_store, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The change commits between a call's round trip and its database read: the copy
+    that read holds the old key, and its time is before the mark, so it is never used."""
+    from api import callers
+
+    real_lookup = callers.lookup
+
+    def revoked_meanwhile(**kwargs):  # the read happens, then the revoke commits and marks
+        found = real_lookup(**kwargs)
+        with django_capture_on_commit_callbacks(execute=True):
+            api_key_revoke(api_key=api_key[0], by=user)
+        return found
+
+    monkeypatch.setattr(callers, "lookup", revoked_meanwhile)
+    assert_ok(api.post(INVOKE, {"prompt": "read before the revoke"}))
+    monkeypatch.setattr(callers, "lookup", real_lookup)
+    assert_error(api.post(INVOKE, {"prompt": "after"}), 401, "expired_api_key")
+
+
+def test_a_marker_from_an_older_release_counts_as_a_change_made_now(api, api_key, redis_store):
+    assert_ok(api.post(INVOKE, {"prompt": "cached now"}))
+    marker = invalidation.marker_key(api_key[0].change_identity)
+    redis_store.round_trip(("SET", marker, "1", "EX", 30))
+    with CaptureQueriesContext(connection) as captured:
+        assert_ok(api.post(INVOKE, {"prompt": "read again"}))
+    assert len(lookups(captured)) == 1
 
 
 def test_a_change_the_store_could_not_hear_of_waits_out_every_copy(
@@ -79,7 +130,7 @@ def test_n_threads_counting_at_once_on_a_limit_of_n_over_2_get_exactly_n_over_2_
 
     def call() -> None:
         start.wait()
-        calls, _ = _count_and_check(redis_store, "a" * 64, ())
+        calls, _, _ = _count_and_check(redis_store, "a" * 64, ())
         counts.append(calls or 0)
 
     threads = [threading.Thread(target=call) for _ in range(40)]
