@@ -285,15 +285,16 @@ def batch() -> Iterator[None]:
 def _send(records: list[Record]) -> None:
     store = shared_store()
     if store is not None and settings.USAGE_FLUSH_SECONDS > 0:
-        key = stream_key()
-        sent = store.send(
-            *(
-                (("XADD", key, "*", "r", record.encoded()), partial(buffer.add, record))
-                for record in records
-            )
-        )
-        if sent:
+        # One stream entry for the lot (a call's execution and its usage entry): one
+        # entry for Redis to keep and for the ingest to read, acknowledge and delete.
+        fields = [part for record in records for part in ("r", record.encoded())]
+        if store.send((("XADD", stream_key(), "*", *fields), partial(_buffer_all, records))):
             return
+    for record in records:
+        buffer.add(record)
+
+
+def _buffer_all(records: list[Record]) -> None:
     for record in records:
         buffer.add(record)
 
@@ -393,12 +394,12 @@ class StreamIngest:
         self._last_read = len(entries)
         if not entries:
             return 0
-        records = []
+        records: list[Record] = []
         ids = []
         for entry_id, fields in entries:
             ids.append(entry_id)
             try:
-                records.append(Record.decoded(_field(fields, b"r")))
+                records.extend(Record.decoded(data) for data in _fields(fields, b"r"))
             except (ValueError, TypeError, KeyError):
                 logger.error("Unreadable record %s on the stream; dropped", entry_id)
                 _count_drops("stream", "unreadable", 1)
@@ -460,8 +461,9 @@ class StreamIngest:
         return [(entry_id, fields) for entry_id, fields in reply[1] if fields]
 
 
-def _field(fields: list[bytes], name: bytes) -> bytes:
-    for key, value in zip(fields[::2], fields[1::2], strict=True):
-        if key == name:
-            return value
-    raise KeyError(name)
+def _fields(fields: list[bytes], name: bytes) -> list[bytes]:
+    """The values of every field called `name` in a stream entry (one per record)."""
+    values = [value for key, value in zip(fields[::2], fields[1::2], strict=True) if key == name]
+    if not values:
+        raise KeyError(name)
+    return values

@@ -76,7 +76,7 @@ def test_once_caught_up_the_ingest_lets_the_next_batch_gather(api, redis_store, 
 def test_a_batch_written_twice_is_counted_once(api, redis_store, deferred):
     assert_ok(api.post(INVOKE, {"prompt": "hi"}))
     (reply,) = redis_store.round_trip(("XRANGE", write_behind.stream_key(), "-", "+"))
-    records = [Record.decoded(fields[1]) for _, fields in reply]
+    records = [Record.decoded(data) for _, fields in reply for data in fields[1::2]]
 
     write_behind.write(records)
     write_behind.write(records)  # an acknowledgement lost after the commit
@@ -177,7 +177,8 @@ def test_a_reply_lost_with_the_connection_puts_the_record_back_in_the_buffer(
 ):
     assert_ok(api.post(INVOKE, {"prompt": "hi"}))
     link = redis_store._link()
-    assert len(link.unread) == 2  # the execution and the usage entry, sent, unread
+    # The execution and the usage entry, sent as one stream entry, its reply unread.
+    assert len(link.unread) == 1
     link.connection.disconnect()  # Redis went away before the replies were read
     monkeypatch.setattr(write_behind.buffer, "_records", [])
     redis_store._failed(link, OSError("connection reset"))
