@@ -60,6 +60,8 @@ class Caller:
     api_key: ApiKey | None = None
     client_token: ClientToken | None = None
     personal_token: PersonalAccessToken | None = None
+    # An API key's caller that presented the secret the key was rolled from.
+    previous_secret: bool = False
 
     @property
     def user(self) -> User | None:
@@ -233,9 +235,18 @@ def _caller(found: Found, *, surface: Surface, project_scoped: bool, named: str)
     now = timezone.now()
     if found.kind is TokenKind.API_KEY:
         assert found.api_key is not None and found.project is not None
-        caller = ProjectCaller(kind=found.kind, project=found.project, api_key=found.api_key)
+        caller = ProjectCaller(
+            kind=found.kind,
+            project=found.project,
+            api_key=found.api_key,
+            previous_secret=found.previous_secret,
+        )
         if reason := found.api_key.end_reason_at(now):
             raise _Refused(caller, errors.expired_api_key(reason))
+        if found.previous_secret and not found.api_key.previous_secret_works_at(now):
+            raise _Refused(
+                caller, errors.expired_api_key(found.api_key.previous_secret_end_reason())
+            )
         if found.api_key.suspended_at is not None:
             raise _Refused(caller, errors.suspended_api_key(found.api_key.suspension_message()))
         return caller

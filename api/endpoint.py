@@ -262,6 +262,10 @@ def _expiring(caller: Caller) -> str:
         return ""
     token = caller.personal_token or caller.api_key
     expires_at = token.expires_at if token is not None else None
+    if caller.previous_secret and caller.api_key is not None:
+        # The secret a key was rolled from ends with its overlap (or the key, if sooner).
+        ends = caller.api_key.previous_expires_at
+        expires_at = ends if expires_at is None or ends is None else min(ends, expires_at)
     if expires_at is None:
         return ""
     now = timezone.now()

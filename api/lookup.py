@@ -61,6 +61,8 @@ class Found:
     restricted_elsewhere: bool = False
     origin_allowed: bool = False
     resource: Model | None = None
+    # The API key was found by the secret it was rolled from, not its current one.
+    previous_secret: bool = False
 
 
 # -- Building the statements ----------------------------------------------------------------
@@ -189,9 +191,13 @@ def _statement(kind: TokenKind, resource: Resource | None) -> _Statement:
             f"= p.{q('id')} AND x.{_column(resource.model, resource.field)} = %(resource)s"
         )
     select = ", ".join([*(t.columns() for t in tables), *flags])
+    where = f"t.{_column(token.model, 'token_hash')} = %(hash)s"
+    if kind is TokenKind.API_KEY:
+        # A rolled key answers to its previous secret too (each column has its own index).
+        where += f" OR t.{_column(ApiKey, 'previous_token_hash')} = %(hash)s"
     sql = (
         f"SELECT {select} FROM {_table(token.model)} t {joins} "  # noqa: S608 - names only
-        f"WHERE t.{_column(token.model, 'token_hash')} = %(hash)s"
+        f"WHERE {where}"
     )
     return _Statement(sql, tables, len(flags))
 
@@ -228,7 +234,10 @@ def lookup(
     found_resource = built.pop() if resource is not None else None
     if kind is TokenKind.API_KEY:
         api_key, project = built
-        return Found(kind, project, api_key=api_key, resource=found_resource)
+        previous = api_key.token_hash != digest
+        return Found(
+            kind, project, api_key=api_key, resource=found_resource, previous_secret=previous
+        )
     if kind is TokenKind.CLIENT_TOKEN:
         client_token, project, api_key, pat, user = built
         if pat is not None:

@@ -99,6 +99,7 @@ def client_token_create_view(request: ProjectApiRequest) -> HttpResponse:
         server_context=server_context,
         ttl_seconds=ttl,
         ip=client_ip(request),
+        with_previous_secret=caller.previous_secret,
     )
     response = ok(
         {

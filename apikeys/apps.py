@@ -30,6 +30,8 @@ def _register_audit_actions() -> None:
         Action("api_key.revoked", "API key revoked", "danger"),
         Action("api_key.suspended", "API key suspended", "warning"),
         Action("api_key.resumed", "API key resumed"),
+        Action("api_key.rolled", "API key rolled", "warning"),
+        Action("api_key.previous_secret_ended", "Previous secret of an API key ended"),
         Action("client_token.created", "Client token created"),
         Action("client_token.revoked", "Client token revoked", "warning"),
         Action("client_token.revoked_all_of_key", "Client tokens of a key revoked", "danger"),

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Project, User
 from apikeys.models import ALL_PERMISSIONS, ApiKey, ApiKeyQuerySet, Permission, TokenStatus
-from apikeys.services import SUSPENSION_REASON_MAX
+from apikeys.services import ROLL_OVERLAPS, SUSPENSION_REASON_MAX
 from core.forms import MAX_ROW_ID, RowIdField
 from core.validators import single_line
 
@@ -185,6 +185,30 @@ class ApiKeySuspendForm(forms.Form):
         validators=[single_line],
         error_messages={"required": "Say why, so that callers and your team know."},
     )
+
+
+class ApiKeyRollForm(forms.Form):
+    """How long the secret being replaced keeps working, so that whatever uses it can move
+    to the new one without an outage."""
+
+    overlap = forms.ChoiceField(
+        label="The current secret keeps working",
+        choices=[
+            ("now", "Not at all: it stops now"),
+            ("1h", "For 1 hour"),
+            ("24h", "For 24 hours"),
+            ("7d", "For 7 days"),
+        ],
+        initial="24h",
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": "Choose how long the current secret keeps working.",
+            "invalid_choice": "Choose one of the periods shown.",
+        },
+    )
+
+    def chosen_overlap(self) -> datetime.timedelta:
+        return ROLL_OVERLAPS[self.cleaned_data["overlap"]]
 
 
 PAT_EXPIRY_CHOICES = [

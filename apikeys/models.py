@@ -190,6 +190,17 @@ class ApiKey(PermissionsMixin, Token):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     suspended_reason = models.CharField(max_length=200, blank=True, validators=[single_line])
+    # Rolled: a new secret replaced the one before (token_hash, hint), which keeps working
+    # until previous_expires_at so that whatever uses it can move over; calls with it
+    # after that are refused, naming the new secret's hint. One key, one usage history:
+    # both secrets act as this key. Rolling again ends the previous secret at once.
+    previous_token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    previous_hint = models.CharField(max_length=40, blank=True)
+    previous_expires_at = models.DateTimeField(null=True, blank=True)
+    rolled_at = models.DateTimeField(null=True, blank=True)
+    rolled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     objects = ApiKeyQuerySet.as_manager()
 
@@ -215,6 +226,20 @@ class ApiKey(PermissionsMixin, Token):
         return (
             f"{subject} was suspended on {self.suspended_at:%Y-%m-%d %H:%M} UTC by its "
             f"project.{reason} A project member can resume it."
+        )
+
+    def previous_secret_works_at(self, moment: datetime) -> bool:
+        """The secret this key was rolled from still works at `moment` (the overlap)."""
+        return self.previous_expires_at is not None and self.previous_expires_at > moment
+
+    def previous_secret_end_reason(self) -> str:
+        """What the API answers a call made with the secret this key was rolled from, once
+        its overlap is over: when, and which secret replaced it."""
+        ended = self.previous_expires_at or self.rolled_at
+        when = f" on {ended:%Y-%m-%d %H:%M} UTC" if ended else ""
+        return (
+            f"This API key was rolled: the secret {self.previous_hint} stopped working"
+            f"{when}. Use its new secret, {self.hint}."
         )
 
     def suspend(self, *, by: User | None, reason: str) -> bool:
@@ -270,6 +295,9 @@ class ClientToken(Token):
     context = models.JSONField(default=dict)
     server_context = models.JSONField(default=dict)
     expires_at = models.DateTimeField()
+    # The hint of the API key secret that minted it ("" before keys could be rolled): a
+    # client token dies with the secret that minted it when its key is rolled.
+    minted_with_hint = models.CharField(max_length=40, blank=True)
 
     objects = ClientTokenQuerySet.as_manager()
 

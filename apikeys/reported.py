@@ -15,10 +15,11 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import InterfaceError, OperationalError, transaction
+from django.utils import timezone
 
 from accounts.models import Membership
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken, Token
-from apikeys.services import token_revoke
+from apikeys.services import api_key_end_previous_secret, token_revoke
 from apikeys.tokens import TokenKind, token_hash, token_kind
 from core.mail import one_line
 
@@ -69,6 +70,10 @@ def tokens_revoke_reported(*, secrets: Iterable[str], reporter: Reporter) -> int
         try:
             with transaction.atomic():
                 token = MODELS[kind].objects.active().filter(token_hash=digest).first()
+                if token is None and kind is TokenKind.API_KEY:
+                    if _end_reported_previous_secret(digest, reporter):
+                        revoked += 1
+                    continue
                 if token is None or not _revoke_reported(token, kind, reporter):
                     continue
                 revoked += 1
@@ -96,6 +101,25 @@ def _revoke_reported(token: Token, kind: TokenKind, reporter: Reporter) -> bool:
     )
 
 
+def _end_reported_previous_secret(digest: str, reporter: Reporter) -> bool:
+    """The secret a rolled key still accepts during its overlap: it alone stops now; the
+    key's new secret was not reported and keeps working."""
+    api_key = (
+        ApiKey.objects.active()
+        .filter(previous_token_hash=digest, previous_expires_at__gt=timezone.now())
+        .select_related("project")
+        .first()
+    )
+    if api_key is None:
+        return False
+    ended = api_key_end_previous_secret(
+        api_key=api_key, by=None, ip=reporter.ip, via="reported as leaked"
+    )
+    if ended:
+        transaction.on_commit(partial(_tell_owners, api_key, reporter, previous_secret=True))
+    return ended
+
+
 def _recipients(token: Token) -> list[str]:
     if isinstance(token, PersonalAccessToken):
         return [token.user.email]
@@ -107,7 +131,7 @@ def _recipients(token: Token) -> list[str]:
     )
 
 
-def _tell_owners(token: Token, reporter: Reporter) -> None:
+def _tell_owners(token: Token, reporter: Reporter, *, previous_secret: bool = False) -> None:
     """After the revocation committed, at most once an hour per project or person. A mail
     that fails is logged: the token is revoked whatever happens here, and the reporter's
     answer never depends on it."""
@@ -119,6 +143,23 @@ def _tell_owners(token: Token, reporter: Reporter) -> None:
         if not cache.add(f"reported-mail:{scope}", 1, timeout=MAIL_EVERY_SECONDS):
             return  # told within the hour; the audit log lists every revocation
         name = getattr(token, "name", "") or getattr(token, "public_id", "")
+        if previous_secret:
+            assert isinstance(token, ApiKey)
+            send_mail(
+                subject="[Reminix] The old secret of a rolled API key was reported as leaked",
+                message=(
+                    f"Someone reported the old secret {token.previous_hint} of the API key "
+                    f"{one_line(name)} of {one_line(where)} as leaked, from "
+                    f"{reporter.describe()}. It was still working after the key was rolled; "
+                    "it stopped at once, with the client tokens minted with it. The key's "
+                    f"current secret, {token.hint}, was not reported and keeps working.\n\n"
+                    "Look at the key's usage for calls you do not recognise: "
+                    f"{settings.DASHBOARD_URL}\n"
+                ),
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                recipient_list=_recipients(token),
+            )
+            return
         send_mail(
             subject=one_line(f"[Reminix] A {token.noun} was reported as leaked and is revoked"),
             message=(

@@ -11,11 +11,13 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from accounts.models import Project, User
 from apikeys.models import ALL_PERMISSIONS, ApiKey, ClientToken, PersonalAccessToken, Token
-from apikeys.tokens import Secret
+from apikeys.tokens import Secret, TokenKind, token_generate, token_hash, token_hint
 from audit.log import audit_record
 from core.invalidation import changed
 from core.validators import single_line
@@ -147,6 +149,95 @@ def api_key_resume(*, api_key: ApiKey, by: User | None, ip: str | None = None) -
     return resumed
 
 
+# How long the secret a key was rolled from keeps working: the choices the page offers.
+ROLL_OVERLAPS: dict[str, timedelta] = {
+    "now": timedelta(0),
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
+
+
+class CannotRoll(Exception):
+    """The key is revoked or expired: there is nothing to roll (make a new key)."""
+
+
+@transaction.atomic
+def api_key_roll(
+    *, api_key: ApiKey, by: User | None, overlap: timedelta, ip: str | None = None
+) -> Secret:
+    """Give the key a new secret, returned once. The secret it had keeps working for
+    `overlap` (0: stops now), then is refused naming the new one; the client tokens it
+    minted end with it. A secret still in its overlap from an earlier roll ends now. The
+    key keeps its name, permissions, expiry, suspension and usage history."""
+    if overlap < timedelta(0) or overlap > max(ROLL_OVERLAPS.values()):
+        raise ValueError("The overlap is from none to 7 days.")
+    api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    now = timezone.now()
+    if api_key.revoked_at is not None or (api_key.expires_at and api_key.expires_at <= now):
+        raise CannotRoll(api_key.end_reason_at(now) or "This API key no longer works.")
+    ended_early = api_key.previous_hint if api_key.previous_secret_works_at(now) else ""
+    secret = token_generate(TokenKind.API_KEY)
+    old_hint = api_key.hint
+    old_ends = now + overlap
+    api_key.previous_token_hash, api_key.previous_hint = api_key.token_hash, old_hint
+    api_key.previous_expires_at = old_ends
+    api_key.token_hash = token_hash(secret)
+    api_key.hint = token_hint(secret, TokenKind.API_KEY)
+    api_key.rolled_at, api_key.rolled_by = now, by
+    api_key.save(
+        update_fields=[
+            "token_hash",
+            "hint",
+            "previous_token_hash",
+            "previous_hint",
+            "previous_expires_at",
+            "rolled_at",
+            "rolled_by",
+        ]
+    )
+    # The client tokens minted with the old secret (or before secrets were recorded, or
+    # with the one an earlier roll left running) end when it does.
+    ClientToken.objects.filter(
+        api_key=api_key, minted_with_hint__in=[old_hint, ended_early, ""]
+    ).active().update(expires_at=Least(F("expires_at"), Value(old_ends)))
+    metadata: dict[str, Any] = {
+        "previous": old_hint,
+        "new": api_key.hint,
+        "overlap_seconds": int(overlap.total_seconds()),
+        "previous_expires_at": old_ends.isoformat(),
+    }
+    if ended_early:
+        metadata["ended_now"] = ended_early
+    _key_changed(api_key, action="api_key.rolled", by=by, ip=ip, metadata=metadata)
+    return secret
+
+
+@transaction.atomic
+def api_key_end_previous_secret(
+    *, api_key: ApiKey, by: User | None, ip: str | None = None, via: str = ""
+) -> bool:
+    """End the overlap of a rolled key now: its previous secret, and the client tokens
+    minted with it, are refused from the next call. False if no previous secret works."""
+    api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    now = timezone.now()
+    if not api_key.previous_secret_works_at(now):
+        return False
+    api_key.previous_expires_at = now
+    api_key.save(update_fields=["previous_expires_at"])
+    ClientToken.objects.filter(
+        api_key=api_key, minted_with_hint=api_key.previous_hint
+    ).active().update(expires_at=now)
+    _key_changed(
+        api_key,
+        action="api_key.previous_secret_ended",
+        by=by,
+        ip=ip,
+        metadata={"previous": api_key.previous_hint, **({"via": via} if via else {})},
+    )
+    return True
+
+
 def _key_changed(
     api_key: ApiKey,
     *,
@@ -173,17 +264,29 @@ def client_token_create(
     api_key: ApiKey | None = None,
     personal_token: PersonalAccessToken | None = None,
     ip: str | None = None,
+    with_previous_secret: bool = False,
 ) -> tuple[ClientToken, Secret]:
-    """A client token minted by `api_key` (or by a PAT for `project`). Returned once."""
+    """A client token minted by `api_key` (or by a PAT for `project`). Returned once.
+    `with_previous_secret`: minted with the secret the key was rolled from, so it ends
+    when that secret does."""
     if (api_key is None) == (personal_token is None):
         raise ValueError("A client token is minted by exactly one API key or PAT.")
+    expires_at = timezone.now() + timedelta(seconds=ttl_seconds)
+    minted_with = ""
+    if api_key is not None:
+        minted_with = api_key.hint
+        if with_previous_secret:
+            minted_with = api_key.previous_hint
+            if api_key.previous_expires_at is not None:
+                expires_at = min(expires_at, api_key.previous_expires_at)
     client_token, secret = ClientToken.objects.mint(
         project=project,
         api_key=api_key,
         personal_token=personal_token,
         context=context,
         server_context=server_context or {},
-        expires_at=timezone.now() + timedelta(seconds=ttl_seconds),
+        expires_at=expires_at,
+        minted_with_hint=minted_with,
     )
     minted_by = api_key or personal_token
     audit_record(

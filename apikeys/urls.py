@@ -11,6 +11,12 @@ urlpatterns = [
     path(KEYS + "new/", api_keys.api_key_create_view, name="api_key_create"),
     path(KEYS + "<int:key_id>/rename/", api_keys.api_key_rename_view, name="api_key_rename"),
     path(KEYS + "<int:key_id>/revoke/", api_keys.api_key_revoke_view, name="api_key_revoke"),
+    path(KEYS + "<int:key_id>/roll/", api_keys.api_key_roll_view, name="api_key_roll"),
+    path(
+        KEYS + "<int:key_id>/roll/end/",
+        api_keys.api_key_end_previous_view,
+        name="api_key_end_previous",
+    ),
     path(KEYS + "<int:key_id>/suspend/", api_keys.api_key_suspend_view, name="api_key_suspend"),
     path(KEYS + "<int:key_id>/resume/", api_keys.api_key_resume_view, name="api_key_resume"),
     path(

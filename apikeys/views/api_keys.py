@@ -1,4 +1,5 @@
-"""Dashboard pages for API keys: list, create (shown once), rename, suspend, resume, revoke.
+"""Dashboard pages for API keys: list, create (shown once), rename, roll (the new secret
+shown once), suspend, resume, revoke.
 
 Each view answers a whole page, or with htmx only the fragment it changed; the fragments
 are {% partialdef %} blocks of apikeys/api_key_list.html. Changes send the `apiKeysChanged`
@@ -17,13 +18,16 @@ from django_htmx.http import trigger_client_event
 from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
 from accounts.models import Membership
-from apikeys.forms import ApiKeyCreateForm, ApiKeyRenameForm, ApiKeySuspendForm
+from apikeys.forms import ApiKeyCreateForm, ApiKeyRenameForm, ApiKeyRollForm, ApiKeySuspendForm
 from apikeys.models import ApiKey, PersonalAccessToken, TokenStatus
 from apikeys.services import (
+    CannotRoll,
     api_key_create,
+    api_key_end_previous_secret,
     api_key_rename,
     api_key_resume,
     api_key_revoke,
+    api_key_roll,
     api_key_suspend,
 )
 from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
@@ -199,4 +203,62 @@ def api_key_resume_view(request: ProjectRequest, key_id: int) -> HttpResponse:
         messages.success(request, f"“{api_key.name}” is resumed: calls with it work again.")
     else:
         messages.info(request, f"“{api_key.name}” was not suspended.")
+    return _panel_closed(request)
+
+
+@require_http_methods(["GET", "POST"])
+@project_member_required
+def api_key_roll_view(request: ProjectRequest, key_id: int) -> HttpResponse:
+    """GET asks how long the current secret keeps working; POST gives the key a new
+    secret, shown once, and the old one stops at the end of the chosen overlap."""
+    api_key = _key(request, key_id)
+    if request.method == "GET":
+        form = ApiKeyRollForm()
+        context = {"form": form, "key": api_key, "form_id": form_id_new(), "now": timezone.now()}
+        return _render(request, "roll-form", context)
+    form = ApiKeyRollForm(request.POST)
+    if already_shown(request, noun="secret"):
+        return redirect("apikeys:api_key_list", slug=request.project.slug)
+    context = {"form": form, "key": api_key, "form_id": form_id_of(request), "now": timezone.now()}
+    if not form.is_valid():
+        return _render(request, "roll-form", context, status=422)
+    previous_hint = api_key.hint
+    try:
+        secret = api_key_roll(
+            api_key=api_key, by=request.user, overlap=form.chosen_overlap(), ip=client_ip(request)
+        )
+    except CannotRoll as cannot:
+        form.add_error(None, f"{cannot} Create a new key instead.")
+        return _render(request, "roll-form", context, status=409)
+    api_key.refresh_from_db()
+    assert api_key.previous_expires_at is not None
+    if api_key.previous_expires_at <= timezone.now():
+        old = f"The old secret {previous_hint} has stopped working."
+    else:
+        old = (
+            f"The old secret {previous_hint} works until "
+            f"{api_key.previous_expires_at:%-d %b %Y, %H:%M} UTC, then gets 401 expired_api_key."
+        )
+    context = {
+        "new_key": api_key,
+        "token": secret,
+        "details": f"{old} {token_summary(api_key)}",
+        "rolled": True,
+    }
+    return shown_once(request, _render(request, "created", context, status=201), changed=CHANGED)
+
+
+@require_POST
+@project_member_required
+def api_key_end_previous_view(request: ProjectRequest, key_id: int) -> HttpResponse:
+    """End a roll's overlap now: the previous secret is refused from the next call."""
+    api_key = _key(request, key_id)
+    if api_key_end_previous_secret(api_key=api_key, by=request.user, ip=client_ip(request)):
+        messages.success(
+            request,
+            f"The old secret {api_key.previous_hint} of “{api_key.name}” has stopped working: "
+            "calls with it now get 401 expired_api_key.",
+        )
+    else:
+        messages.info(request, f"“{api_key.name}” has no old secret that still works.")
     return _panel_closed(request)

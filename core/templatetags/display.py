@@ -8,7 +8,7 @@ from typing import Any
 
 from django import template
 from django.utils import timezone
-from django.utils.timesince import timesince
+from django.utils.timesince import timesince, timeuntil
 
 register = template.Library()
 
@@ -21,6 +21,16 @@ def ago(moment: datetime | None) -> str:
     if timezone.now() - moment < timedelta(minutes=1):
         return "just now"
     return f"{timesince(moment)} ago"
+
+
+@register.filter
+def until(moment: datetime | None) -> str:
+    """ "in 3 hours, 12 minutes" (Django's timeuntil), or "now" once it has passed."""
+    if moment is None:
+        return ""
+    if moment <= timezone.now():
+        return "now"
+    return f"in {timeuntil(moment)}"
 
 
 @register.filter

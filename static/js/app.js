@@ -53,3 +53,27 @@
     if (event.target.matches && event.target.matches("[data-select-on-focus]")) event.target.select();
   });
 })();
+
+// <time data-countdown datetime="…">: "in 3 hours, 12 minutes", kept current each minute
+// (a rolled key's old secret), and "now" once it has passed.
+(function () {
+  function phrase(ms) {
+    if (ms <= 0) return "now";
+    var minutes = Math.ceil(ms / 60000);
+    var days = Math.floor(minutes / 1440), hours = Math.floor((minutes % 1440) / 60);
+    var mins = minutes % 60, parts = [];
+    if (days) parts.push(days + (days === 1 ? " day" : " days"));
+    if (hours) parts.push(hours + (hours === 1 ? " hour" : " hours"));
+    if (!days && mins) parts.push(mins + (mins === 1 ? " minute" : " minutes"));
+    return "in " + parts.slice(0, 2).join(", ");
+  }
+  function tick() {
+    document.querySelectorAll("time[data-countdown]").forEach(function (el) {
+      var at = Date.parse(el.getAttribute("datetime"));
+      if (!isNaN(at)) el.textContent = phrase(at - Date.now());
+    });
+  }
+  document.addEventListener("DOMContentLoaded", tick);
+  document.addEventListener("htmx:afterSwap", tick);
+  setInterval(tick, 30000);
+})();

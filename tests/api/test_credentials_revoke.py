@@ -208,3 +208,31 @@ def test_the_limit_counts_an_ipv6_64_as_one_address_and_others_stay_free(db):
     assert_error(report("x", client=client, address="2001:db8:1:2::ff"), 429, "rate_limit_exceeded")
     assert_ok(report("x", client=client, address="2001:db8:1:3::1"), 202)
     assert_ok(report("x", client=client, address="198.51.100.4"), 202)
+
+
+def test_a_reported_old_secret_of_a_rolled_key_stops_alone(
+    api, api_key, user, django_capture_on_commit_callbacks
+):
+    """A key rolled with an overlap still accepts its old secret; reported, that secret
+    stops at once, and the new one, which nobody reported, keeps working."""
+    from datetime import timedelta
+
+    from apikeys.services import api_key_roll
+    from tests.conftest import Api
+
+    key, old = api_key
+    new = api_key_roll(api_key=key, by=user, overlap=timedelta(days=7))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert_ok(report(old), 202)
+    key.refresh_from_db()
+    assert key.revoked_at is None
+    assert_error(api.post("/v1/agents/my-agent/invoke", {"prompt": "old"}), 401, "expired_api_key")
+    assert_ok(Api(Client(), new).post("/v1/agents/my-agent/invoke", {"prompt": "new"}))
+    (email,) = mail.outbox
+    assert key.previous_hint in email.body and key.hint in email.body
+    assert old not in email.body and new not in email.body
+    event = AuditEvent.objects.get(action="api_key.previous_secret_ended")
+    assert event.metadata["via"] == "reported as leaked"
+    # Reported again once it has stopped: nothing more happens, and the answer is the same.
+    assert_ok(report(old), 202)
+    assert len(mail.outbox) == 1

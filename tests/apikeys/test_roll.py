@@ -1,0 +1,227 @@
+"""Rolling an API key (issue 11, point 1): a new secret shown once, the old one working for
+a chosen overlap and then refused naming the new one, on one key with one usage history.
+
+The overlap's end is reached in these tests by moving previous_expires_at into the past,
+as the clock would."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from apikeys.models import ApiKey, ClientToken
+from apikeys.services import (
+    CannotRoll,
+    api_key_end_previous_secret,
+    api_key_revoke,
+    api_key_roll,
+    api_key_suspend,
+)
+from audit.models import AuditEvent
+from tests.api.assertions import assert_error, assert_ok
+from tests.conftest import HTMX, Api
+from usage.models import UsageRecord
+
+INVOKE = "/v1/agents/my-agent/invoke"
+
+
+def roll_url(project, key):
+    return reverse("apikeys:api_key_roll", args=[project.slug, key.pk])
+
+
+def end_url(project, key):
+    return reverse("apikeys:api_key_end_previous", args=[project.slug, key.pk])
+
+
+def overlap_over(key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=key.pk).update(
+        previous_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+
+# The API
+
+
+def test_both_secrets_work_during_the_overlap_then_the_old_one_names_the_new(api, api_key, user):
+    key, old_secret = api_key
+    old_hint = key.hint
+    new_secret = api_key_roll(api_key=key, by=user, overlap=timedelta(hours=24))
+    key.refresh_from_db()
+    assert new_secret != old_secret and key.hint != old_hint and key.previous_hint == old_hint
+
+    new = Api(Client(), new_secret)
+    assert_ok(api.post(INVOKE, {"prompt": "old, in the overlap"}))
+    assert_ok(new.post(INVOKE, {"prompt": "new"}))
+    expires = api.post(INVOKE, {"prompt": "old again"})["X-Reminix-Token-Expires"]
+    assert expires.startswith(f"{key.previous_expires_at:%Y-%m-%dT%H:%M}")
+    assert "X-Reminix-Token-Expires" not in new.post(INVOKE, {"prompt": "new again"})
+
+    overlap_over(key)
+    error = assert_error(api.post(INVOKE, {"prompt": "old, after"}), 401, "expired_api_key")
+    assert "rolled" in error["message"]
+    assert old_hint in error["message"] and key.hint in error["message"]
+    assert_ok(new.post(INVOKE, {"prompt": "new, after"}))
+
+    # One key, one history: every call of both secrets is on it, the refusal included.
+    records = UsageRecord.objects.filter(api_key=key)
+    assert records.count() == 6
+    assert records.filter(error_code="expired_api_key").count() == 1
+
+
+def test_rolling_with_no_overlap_stops_the_old_secret_at_once(api, api_key, user):
+    new_secret = api_key_roll(api_key=api_key[0], by=user, overlap=timedelta(0))
+    assert_error(api.post(INVOKE, {"prompt": "old"}), 401, "expired_api_key")
+    assert_ok(Api(Client(), new_secret).post(INVOKE, {"prompt": "new"}))
+
+
+def test_client_tokens_minted_with_the_old_secret_end_with_it(api, api_key, user):
+    before = assert_ok(api.post("/v1/client-tokens", {"context": {}}), 201)
+    new_secret = api_key_roll(api_key=api_key[0], by=user, overlap=timedelta(hours=1))
+    key = ApiKey.objects.get(pk=api_key[0].pk)
+    during = assert_ok(api.post("/v1/client-tokens", {"context": {}, "ttlSeconds": 86400}), 201)
+    fresh = assert_ok(
+        Api(Client(), new_secret).post("/v1/client-tokens", {"context": {}, "ttlSeconds": 86400}),
+        201,
+    )
+    by_id = {t.public_id: t for t in ClientToken.objects.all()}
+    # Minted with the old secret: at most until it stops, whatever ttl was asked.
+    assert by_id[before["id"]].expires_at <= key.previous_expires_at
+    assert by_id[during["id"]].expires_at == key.previous_expires_at
+    assert by_id[during["id"]].minted_with_hint == key.previous_hint
+    assert by_id[fresh["id"]].minted_with_hint == key.hint
+    assert by_id[fresh["id"]].expires_at > key.previous_expires_at
+
+    assert api_key_end_previous_secret(api_key=key, by=user)
+    for minted in (before, during):
+        browser = Api(Client(), minted["token"])
+        assert_error(browser.get("/client/token"), 401, "expired_api_key")
+    assert_ok(Api(Client(), fresh["token"]).get("/client/token"))
+    assert_error(api.post(INVOKE, {"prompt": "old"}), 401, "expired_api_key")
+
+
+def test_rolling_again_ends_the_secret_still_in_its_overlap(api, api_key, user):
+    second = api_key_roll(api_key=api_key[0], by=user, overlap=timedelta(days=7))
+    third = api_key_roll(api_key=api_key[0], by=user, overlap=timedelta(days=7))
+    assert_error(api.post(INVOKE, {"prompt": "first"}), 401, "invalid_api_key")
+    assert_ok(Api(Client(), second).post(INVOKE, {"prompt": "second, in its overlap"}))
+    assert_ok(Api(Client(), third).post(INVOKE, {"prompt": "third"}))
+    rolled = AuditEvent.objects.filter(action="api_key.rolled").order_by("id")
+    assert rolled.count() == 2
+    assert "ended_now" in rolled.last().metadata
+
+
+def test_a_revoked_key_is_not_rolled_and_revoking_ends_both_secrets(api, api_key, user):
+    new_secret = api_key_roll(api_key=api_key[0], by=user, overlap=timedelta(hours=1))
+    api_key_revoke(api_key=api_key[0], by=user)
+    assert_error(api.post(INVOKE, {"prompt": "old"}), 401, "expired_api_key")
+    assert_error(Api(Client(), new_secret).post(INVOKE, {"prompt": "new"}), 401, "expired_api_key")
+    with pytest.raises(CannotRoll):
+        api_key_roll(api_key=api_key[0], by=user, overlap=timedelta(0))
+
+
+def test_a_suspended_key_stays_suspended_for_both_secrets(api, api_key, user):
+    api_key_suspend(api_key=api_key[0], by=user, reason="Looking into it")
+    new_secret = api_key_roll(api_key=api_key[0], by=user, overlap=timedelta(hours=1))
+    assert_error(api.post(INVOKE, {"prompt": "old"}), 401, "suspended_api_key")
+    assert_error(
+        Api(Client(), new_secret).post(INVOKE, {"prompt": "new"}), 401, "suspended_api_key"
+    )
+
+
+@pytest.mark.parametrize("overlap", [timedelta(seconds=-1), timedelta(days=8)])
+def test_an_overlap_outside_none_to_seven_days_is_refused(api_key, user, overlap):
+    with pytest.raises(ValueError):
+        api_key_roll(api_key=api_key[0], by=user, overlap=overlap)
+    assert ApiKey.objects.get(pk=api_key[0].pk).rolled_at is None
+
+
+# The dashboard
+
+
+def test_roll_asks_for_an_overlap_shows_the_new_secret_once_and_audits(
+    signed_in, project, api_key, user
+):
+    key = api_key[0]
+    form = signed_in.get(roll_url(project, key), headers=HTMX)
+    html = form.content.decode()
+    assert form.status_code == 200 and f"Roll “{key.name}”" in html
+    assert form.context["form"]["overlap"].value() == "24h"  # the default
+    form_id = form.context["form_id"]
+
+    for bad in ["", "forever", "²", "1h\x00"]:
+        refused = signed_in.post(roll_url(project, key), {"overlap": bad, "form_id": form_id})
+        assert refused.status_code == 422
+        assert 'id="id_overlap_error"' in refused.content.decode()  # beside its field
+    assert ApiKey.objects.get(pk=key.pk).rolled_at is None
+
+    done = signed_in.post(
+        roll_url(project, key), {"overlap": "1h", "form_id": form_id}, headers=HTMX
+    )
+    assert done.status_code == 201
+    assert "no-store" in done["Cache-Control"] and "apiKeysChanged" in done["HX-Trigger"]
+    secret = done.context["token"]
+    assert secret.startswith("reminix_sk_") and secret in done.content.decode()
+    assert "roll the key again" in done.content.decode()
+    key.refresh_from_db()
+    assert key.previous_expires_at - key.rolled_at == timedelta(hours=1)
+    assert key.rolled_by == user
+
+    again = signed_in.post(roll_url(project, key), {"overlap": "1h", "form_id": form_id})
+    assert again.status_code == 302  # the same form does not roll twice
+    assert ApiKey.objects.get(pk=key.pk).hint == key.hint
+
+    event = AuditEvent.objects.get(action="api_key.rolled")
+    assert event.project == project and event.metadata["overlap_seconds"] == 3600
+    assert event.metadata["new"] == key.hint and secret not in str(event.metadata)
+
+
+def test_the_list_shows_the_old_secret_with_its_countdown_and_stops_it_on_request(
+    signed_in, project, api_key, user
+):
+    key = api_key[0]
+    old_hint = key.hint
+    api_key_roll(api_key=key, by=user, overlap=timedelta(hours=24))
+    page = signed_in.get(reverse("apikeys:api_key_list", args=[project.slug]))
+    html = page.content.decode().replace("\xa0", " ")  # timeuntil's non-breaking spaces
+    assert old_hint in html and "data-countdown" in html
+    assert "in 23 hours" in html or "in 1 day" in html
+    assert end_url(project, key) in html
+
+    assert signed_in.get(end_url(project, key)).status_code == 405
+    stopped = signed_in.post(end_url(project, key), headers=HTMX)
+    assert stopped.status_code == 200 and "apiKeysChanged" in stopped["HX-Trigger"]
+    key.refresh_from_db()
+    assert not key.previous_secret_works_at(timezone.now())
+    assert AuditEvent.objects.filter(action="api_key.previous_secret_ended").count() == 1
+    html = signed_in.get(reverse("apikeys:api_key_list", args=[project.slug])).content.decode()
+    assert end_url(project, key) not in html
+    # Stopping it again does nothing more.
+    assert not api_key_end_previous_secret(api_key=key, by=user)
+
+
+def test_a_revoked_key_cannot_be_rolled_from_the_page(signed_in, project, api_key, user):
+    key = api_key[0]
+    api_key_revoke(api_key=key, by=user)
+    form = signed_in.get(roll_url(project, key))
+    refused = signed_in.post(
+        roll_url(project, key), {"overlap": "now", "form_id": form.context["form_id"]}
+    )
+    assert refused.status_code == 409
+    assert "revoked" in refused.content.decode() and "Create a new key" in refused.content.decode()
+
+
+@pytest.mark.parametrize("url", [roll_url, end_url])
+def test_another_projects_key_cannot_be_rolled_or_stopped(
+    signed_in, project, make_project, make_user, make_key, url
+):
+    theirs = make_project(make_user(email="them@example.com"), name="Theirs")
+    their_key, _ = make_key(theirs, name="Theirs")
+    hint = their_key.hint
+    for slug_project in (project, theirs):
+        response = signed_in.post(url(slug_project, their_key), {"overlap": "now", "form_id": "x"})
+        assert response.status_code == 404
+    assert ApiKey.objects.get(pk=their_key.pk).hint == hint
