@@ -4,8 +4,10 @@
 and in batches, and raises or adds to Flags:
 
 - ended_token_used (high): a revoked or expired key, or an ended client token, is tried.
+- blocked_network (high): a key's network allowlist refused calls (403 ip_not_allowed).
 - auth_failure_burst (high): AUTH_BURST_THRESHOLD or more auth/permission failures for
-  one key within AUTH_BURST_WINDOW.
+  one key within AUTH_BURST_WINDOW (not counting its suspension's or allowlist's own
+  refusals, which have their own answer).
 - new_network (medium): a key succeeds from a /24 (IPv4) or /48 (IPv6) it has never used,
   after its first day of use. Calls through client tokens are left out: browsers come
   from everywhere by design.
@@ -28,7 +30,6 @@ yet emailed), so a run that fails after saving a flag does not lose its email.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -48,6 +49,7 @@ from accounts.models import Membership
 from alerts.models import DetectionCursor, Flag, KeyNetwork
 from apikeys.models import ApiKey, ClientToken
 from core.mail import one_line
+from core.networks import network_around
 from usage.models import Outcome, UsageHour, UsageRecord
 
 logger = logging.getLogger(__name__)
@@ -68,6 +70,8 @@ EMAIL_WITHIN = timedelta(days=1)
 
 # The error code of a call refused because its key is suspended (api/errors.py).
 SUSPENDED = "suspended_api_key"
+# Refused by the key's own network allowlist: its own alert, not an auth burst's.
+IP_NOT_ALLOWED = "ip_not_allowed"
 
 FIELDS = (
     "id",
@@ -93,11 +97,8 @@ class DetectionResult:
     raised: list[Flag] = field(default_factory=list)
 
 
-def network_of(ip: str) -> str:
-    """The /24 (IPv4) or /48 (IPv6) that an address belongs to."""
-    address = ipaddress.ip_address(ip)
-    prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+# The /24 (IPv4) or /48 (IPv6) that an address belongs to.
+network_of = network_around
 
 
 def detect(*, now: datetime | None = None, batch_size: int = BATCH_SIZE) -> DetectionResult:
@@ -134,6 +135,7 @@ def _process(rows: list[dict[str, Any]], now: datetime, result: DetectionResult)
     rows = [r for r in rows if r["project_id"] is not None]
     checks = {
         "ended tokens": _ended_tokens,
+        "blocked networks": _blocked_networks,
         "auth bursts": _auth_bursts,
         "new networks": _new_networks,
         "volume spikes": _volume_spikes,
@@ -283,6 +285,33 @@ def _ended_tokens(rows: list[dict[str, Any]], now: datetime, result: DetectionRe
         )
 
 
+def _blocked_networks(rows: list[dict[str, Any]], now: datetime, result: DetectionResult) -> None:
+    """Calls a key's network allowlist refused: the key's secret is held by someone
+    outside its networks (or the list misses one of the project's own)."""
+    by_key: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["error_code"] == IP_NOT_ALLOWED and r["api_key_id"] and not r["client_token_id"]:
+            by_key[(r["project_id"], r["api_key_id"])].append(r)
+    names = _names({(p, k, None) for p, k in by_key})
+    for (project_id, key_id), calls in by_key.items():
+        first, last = _span(calls)
+        ips = _ips(calls)
+        _raise(
+            result,
+            project_id=project_id,
+            api_key_id=key_id,
+            kind=Flag.Kind.BLOCKED_NETWORK,
+            severity=Flag.Severity.HIGH,
+            subject="",
+            summary=f"{names.get((key_id, None), 'A key')} was used from outside its allowed "
+            f"networks and refused (from {', '.join(ips[:3]) or 'unknown addresses'}).",
+            evidence={"ips": ips, "error_code": IP_NOT_ALLOWED, "since": first.isoformat()},
+            seen_from=first,
+            seen_to=last,
+            occurrences=len(calls),
+        )
+
+
 def _names(tokens: Any) -> dict[tuple[int | None, int | None], str]:
     key_ids = {k for _, k, c in tokens if k}
     ct_ids = {c for _, k, c in tokens if c}
@@ -300,7 +329,7 @@ def _auth_bursts(rows: list[dict[str, Any]], now: datetime, result: DetectionRes
     latest: dict[tuple[int, int], datetime] = {}
     for r in rows:
         # A suspended key refused is the project's own doing, not someone probing.
-        if r["error_code"] == SUSPENDED:
+        if r["error_code"] in (SUSPENDED, IP_NOT_ALLOWED):
             continue
         if r["outcome"] == Outcome.AUTH_FAILURE and r["api_key_id"]:
             token = (r["project_id"], r["api_key_id"])
@@ -312,7 +341,7 @@ def _auth_bursts(rows: list[dict[str, Any]], now: datetime, result: DetectionRes
             created_at__gt=since,
             created_at__lte=until,
             outcome=Outcome.AUTH_FAILURE,
-        ).exclude(error_code=SUSPENDED)
+        ).exclude(error_code__in=(SUSPENDED, IP_NOT_ALLOWED))
         count = failures.count()
         if count < AUTH_BURST_THRESHOLD:
             continue

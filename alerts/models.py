@@ -36,6 +36,7 @@ class Flag(models.Model):
         AUTH_FAILURE_BURST = "auth_failure_burst", "Burst of auth or permission failures"
         CLIENT_TOKEN_MANY_IPS = "client_token_many_ips", "Client token used from many addresses"
         UNUSED_KEY = "unused_key", "Unused for 90 days"
+        BLOCKED_NETWORK = "blocked_network", "Used from outside its allowed networks"
 
     class Severity(models.TextChoices):
         HIGH = "high", "High"

@@ -29,6 +29,8 @@ from api.lookup import Found, Resource
 from api.rate_limits import RateLimitState, rate_limit_state
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
 from apikeys.tokens import TokenKind, token_hash, token_kind
+from core.client_ip import client_ip
+from core.networks import allowed
 
 # Any reminix token, or a parameter named like a credential, in the query string.
 _TOKEN_PREFIX = re.compile(r"reminix_(?:sk|ct|pat)_", re.I)
@@ -203,7 +205,13 @@ def identify(
         return Identified(None, errors.invalid_api_key(f"The {_noun(kind)} is not valid."))
     caller: Caller | None
     try:
-        caller = _caller(found, surface=surface, project_scoped=project_scoped, named=named_project)
+        caller = _caller(
+            found,
+            surface=surface,
+            project_scoped=project_scoped,
+            named=named_project,
+            address=client_ip(request),
+        )
         refusal = None
     except _Refused as refused:
         caller, refusal = refused.caller, refused.error
@@ -231,7 +239,9 @@ CLIENT_TOKEN_ENDED = "This client token is no longer valid. Ask the app that gav
 CLIENT_TOKEN_SUSPENDED = "This client token cannot be used at the moment. Try again later."
 
 
-def _caller(found: Found, *, surface: Surface, project_scoped: bool, named: str) -> Caller:
+def _caller(
+    found: Found, *, surface: Surface, project_scoped: bool, named: str, address: str
+) -> Caller:
     now = timezone.now()
     if found.kind is TokenKind.API_KEY:
         assert found.api_key is not None and found.project is not None
@@ -247,6 +257,8 @@ def _caller(found: Found, *, surface: Surface, project_scoped: bool, named: str)
             raise _Refused(
                 caller, errors.expired_api_key(found.api_key.previous_secret_end_reason())
             )
+        if not allowed(address, found.api_key.allowed_networks):
+            raise _Refused(caller, errors.ip_not_allowed("API key", address))
         if found.api_key.suspended_at is not None:
             raise _Refused(caller, errors.suspended_api_key(found.api_key.suspension_message()))
         return caller
@@ -278,11 +290,13 @@ def _caller(found: Found, *, surface: Surface, project_scoped: bool, named: str)
                 ),
             )
         return client
-    return _personal_token_caller(found, project_scoped=project_scoped, named=named, now=now)
+    return _personal_token_caller(
+        found, project_scoped=project_scoped, named=named, now=now, address=address
+    )
 
 
 def _personal_token_caller(
-    found: Found, *, project_scoped: bool, named: str, now: datetime
+    found: Found, *, project_scoped: bool, named: str, now: datetime, address: str
 ) -> Caller:
     pat = found.personal_token
     assert pat is not None and found.user is not None
@@ -293,6 +307,8 @@ def _personal_token_caller(
         raise _Refused(
             unscoped, errors.expired_api_key("This personal access token's user is deactivated.")
         )
+    if not allowed(address, pat.allowed_networks):
+        raise _Refused(unscoped, errors.ip_not_allowed("personal access token", address))
     if not project_scoped:
         return unscoped
     if not named:

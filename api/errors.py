@@ -42,6 +42,16 @@ def suspended_api_key(message: str) -> ApiError:
     return ApiError(401, "suspended_api_key", message)
 
 
+def ip_not_allowed(noun: str, address: str) -> ApiError:
+    shown = address or "an unknown address"
+    return ApiError(
+        403,
+        "ip_not_allowed",
+        f"This {noun} may be used only from the networks its owner allowed, and this call "
+        f"came from {shown}.",
+    )
+
+
 def insufficient_permissions(message: str) -> ApiError:
     return ApiError(403, "insufficient_permissions", message)
 

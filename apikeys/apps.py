@@ -32,9 +32,15 @@ def _register_audit_actions() -> None:
         Action("api_key.resumed", "API key resumed"),
         Action("api_key.rolled", "API key rolled", "warning"),
         Action("api_key.previous_secret_ended", "Previous secret of an API key ended"),
+        Action("api_key.networks_changed", "API key's allowed networks changed", "warning"),
         Action("client_token.created", "Client token created"),
         Action("client_token.revoked", "Client token revoked", "warning"),
         Action("client_token.revoked_all_of_key", "Client tokens of a key revoked", "danger"),
         Action("personal_token.created", "Personal access token created", "success"),
         Action("personal_token.revoked", "Personal access token revoked", "danger"),
+        Action(
+            "personal_token.networks_changed",
+            "Personal access token's allowed networks changed",
+            "warning",
+        ),
     )

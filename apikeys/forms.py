@@ -12,6 +12,7 @@ from accounts.models import Project, User
 from apikeys.models import ALL_PERMISSIONS, ApiKey, ApiKeyQuerySet, Permission, TokenStatus
 from apikeys.services import ROLL_OVERLAPS, SUSPENSION_REASON_MAX
 from core.forms import MAX_ROW_ID, RowIdField
+from core.networks import MAX_NETWORKS, parse_networks
 from core.validators import single_line
 
 EXPIRY_CHOICES = [
@@ -185,6 +186,31 @@ class ApiKeySuspendForm(forms.Form):
         validators=[single_line],
         error_messages={"required": "Say why, so that callers and your team know."},
     )
+
+
+class AllowedNetworksForm(forms.Form):
+    """Where a key or PAT may be used from: networks or addresses, one per line; empty for
+    anywhere. Every line that is not a network is named beside the field."""
+
+    networks = forms.CharField(
+        label="Allowed networks",
+        required=False,
+        max_length=4000,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "autocomplete": "off"}),
+        help_text=f"IPv4 or IPv6 networks (203.0.113.0/24, 2001:db8::/48) or single addresses, "
+        f"one per line, at most {MAX_NETWORKS}. Calls from anywhere else get 403 "
+        "ip_not_allowed. Leave it empty to allow any network.",
+    )
+
+    def clean_networks(self) -> list[str]:
+        text = self.cleaned_data["networks"]
+        if "\x00" in text:
+            raise forms.ValidationError("Null characters are not allowed.")
+        networks, problems = parse_networks(text)
+        if problems:
+            raise forms.ValidationError(problems)
+        return networks
 
 
 class ApiKeyRollForm(forms.Form):

@@ -201,6 +201,10 @@ class ApiKey(PermissionsMixin, Token):
     rolled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Networks (CIDR, canonical; core/networks.py) the key may be used from; empty: any.
+    # Read with the key, so checking it costs no round trip. Client tokens it mints are
+    # used from browsers anywhere and are not bound by it.
+    allowed_networks = models.JSONField(default=list, blank=True)
 
     objects = ApiKeyQuerySet.as_manager()
 
@@ -361,6 +365,8 @@ class PersonalAccessToken(PermissionsMixin, Token):
     # projects are all deleted reaches nothing, not everything (fails closed).
     projects_restricted = models.BooleanField(default=False)
     expiry_reminder_sent_at = models.DateTimeField(null=True, blank=True)
+    # As ApiKey.allowed_networks: where the token may be used from; empty: anywhere.
+    allowed_networks = models.JSONField(default=list, blank=True)
 
     objects = PersonalAccessTokenQuerySet.as_manager()
 

@@ -20,6 +20,7 @@ from apikeys.models import ALL_PERMISSIONS, ApiKey, ClientToken, PersonalAccessT
 from apikeys.tokens import Secret, TokenKind, token_generate, token_hash, token_hint
 from audit.log import audit_record
 from core.invalidation import changed
+from core.networks import parse_networks
 from core.validators import single_line
 
 CLIENT_TOKEN_DEFAULT_TTL = 3600
@@ -234,6 +235,36 @@ def api_key_end_previous_secret(
         by=by,
         ip=ip,
         metadata={"previous": api_key.previous_hint, **({"via": via} if via else {})},
+    )
+    return True
+
+
+@transaction.atomic
+def token_networks_set(
+    token: ApiKey | PersonalAccessToken,
+    *,
+    networks: list[str],
+    by: User | None,
+    ip: str | None = None,
+) -> bool:
+    """Limit a key or PAT to `networks` (canonical CIDRs; empty: anywhere), from the next
+    call on every worker. False (nothing recorded) if the list is what it was."""
+    canonical, problems = parse_networks("\n".join(networks))
+    if problems:
+        raise ValidationError(problems)
+    before = list(token.allowed_networks)
+    if canonical == before:
+        return False
+    token.allowed_networks = canonical
+    token.save(update_fields=["allowed_networks"])
+    changed(token.change_identity)
+    audit_record(
+        action=f"{'api_key' if isinstance(token, ApiKey) else 'personal_token'}.networks_changed",
+        actor=by,
+        project=token.project if isinstance(token, ApiKey) else None,
+        target=token,
+        ip=ip,
+        metadata={"from": before, "to": canonical},
     )
     return True
 

@@ -41,6 +41,11 @@ urlpatterns = [
         name="personal_token_create",
     ),
     path(
+        "account/tokens/<int:token_id>/networks/",
+        personal_tokens.personal_token_networks_view,
+        name="personal_token_networks",
+    ),
+    path(
         "account/tokens/<int:token_id>/revoke/",
         personal_tokens.personal_token_revoke_view,
         name="personal_token_revoke",

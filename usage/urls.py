@@ -1,6 +1,6 @@
 from django.urls import path
 
-from usage import views
+from usage import networks, views
 
 app_name = "usage"
 
@@ -9,6 +9,11 @@ urlpatterns = [
         "projects/<slug:slug>/settings/api-keys/<int:key_id>/usage/",
         views.api_key_usage,
         name="api_key_usage",
+    ),
+    path(
+        "projects/<slug:slug>/settings/api-keys/<int:key_id>/networks/",
+        networks.api_key_networks,
+        name="api_key_networks",
     ),
     path("projects/<slug:slug>/usage/", views.project_usage, name="project_usage"),
     path(

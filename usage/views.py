@@ -36,6 +36,7 @@ from usage.charts import (
 from usage.export import EXPORT_COLUMNS, usage_export_rows
 from usage.forms import OverviewFilterForm, UsageFilterForm
 from usage.key_usage import key_usage_summary, usage_log_page
+from usage.networks import networks_context
 from usage.overview import ProjectOverview, Stack, project_usage_overview
 
 KEY_TEMPLATE = "usage/api_key_usage.html"
@@ -76,6 +77,7 @@ def api_key_usage(request: ProjectRequest, key_id: int) -> HttpResponse:
         address = url_with_query(request.path, form.query(**cursor))
     if not wants_fragment(request):
         context.update(_key_summary(api_key))
+        context.update(networks_context(api_key))
     return render_page_or_fragment(
         request,
         KEY_TEMPLATE,

@@ -45,8 +45,8 @@ ERROR_CODES: dict[int, dict[str, str]] = {
         "an API key or PAT on /client, a PAT without access to X-Project, an origin the "
         "project does not allow",
         "https_required": "a token sent over plain http in production: rotate it",
-        "ip_not_allowed": "the caller's address is outside the token's network allowlist. "
-        "In the contract; not sent yet, as tokens have no allowlist yet",
+        "ip_not_allowed": "the caller's address is outside the API key's or PAT's network "
+        "allowlist (set on the dashboard); the message names the address",
     },
     404: {
         "not_found": "nothing is at this address",

@@ -1,4 +1,5 @@
-"""The user's own page of personal access tokens: list, create (shown once), revoke.
+"""The user's own page of personal access tokens: list, create (shown once), limit to
+networks, revoke.
 
 Same shape as the API key pages (apikeys/views.py): one template, its panels as
 partials, the table reloading itself on `personalTokensChanged`.
@@ -15,12 +16,13 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import trigger_client_event
 
 from accounts.http import AuthenticatedRequest
-from apikeys.forms import PersonalTokenCreateForm
+from apikeys.forms import AllowedNetworksForm, PersonalTokenCreateForm
 from apikeys.models import PersonalAccessToken, TokenStatus
-from apikeys.services import personal_token_create, personal_token_revoke
+from apikeys.services import personal_token_create, personal_token_revoke, token_networks_set
 from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from apikeys.views.api_keys import token_summary
 from core.client_ip import client_ip
+from core.networks import network_around
 
 TEMPLATE = "apikeys/personal_token_list.html"
 CHANGED = "personalTokensChanged"
@@ -93,6 +95,38 @@ def personal_token_revoke_view(request: AuthenticatedRequest, token_id: int) -> 
         messages.success(request, f"“{pat.name}” is revoked. Calls with it now get 401.")
     else:
         messages.info(request, f"“{pat.name}” was already revoked.")
+    if request.htmx:
+        response = render(request, f"{TEMPLATE}#panel-closed", {})
+        return trigger_client_event(response, CHANGED)
+    return redirect("apikeys:personal_token_list")
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def personal_token_networks_view(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
+    """Where a PAT may be used from. With no list yet, the form starts from the network it
+    was last used from, for its owner to check."""
+    pat = get_object_or_404(PersonalAccessToken.objects.for_user(request.user), pk=token_id)
+    if request.method == "GET":
+        start = pat.allowed_networks
+        if not start and pat.last_used_ip:
+            start = [network_around(pat.last_used_ip)]
+        form = AllowedNetworksForm(initial={"networks": "\n".join(start)})
+        return _render(request, "networks-form", {"form": form, "pat": pat})
+    form = AllowedNetworksForm(request.POST)
+    if not form.is_valid():
+        return _render(request, "networks-form", {"form": form, "pat": pat}, status=422)
+    networks = form.cleaned_data["networks"]
+    if token_networks_set(pat, networks=networks, by=request.user, ip=client_ip(request)):
+        where = f"{len(networks)} network{'s' if len(networks) != 1 else ''}" if networks else ""
+        messages.success(
+            request,
+            f"“{pat.name}” may now be used only from {where}."
+            if networks
+            else f"“{pat.name}” may be used from any network again.",
+        )
+    else:
+        messages.info(request, f"The allowed networks of “{pat.name}” are as they were.")
     if request.htmx:
         response = render(request, f"{TEMPLATE}#panel-closed", {})
         return trigger_client_event(response, CHANGED)

@@ -1,0 +1,79 @@
+"""Network allowlists: lists of IPv4/IPv6 networks (CIDR), as people type them and as a
+call's address is checked against them.
+
+`parse_networks()` turns what someone typed (one network or address per line, or commas)
+into the canonical list, or says what is wrong with each line that is. `allowed()` is the
+check made on an API call: a list parsed once per process and kept, an address parsed per
+call, a few microseconds.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from functools import lru_cache
+
+type Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+MAX_NETWORKS = 20
+# What a network can be written with: digits, hex, dots, colons and one slash. Anything
+# else (a NUL byte, "²", a newline in the middle, a scope id) is refused before parsing.
+_SHAPE = re.compile(r"[0-9A-Fa-f.:]{2,45}(?:/[0-9]{1,3})?")
+
+
+def parse_networks(text: str) -> tuple[list[str], list[str]]:
+    """(the networks, canonical and without repeats, in the order given; one message per
+    line that is not a network). Bare addresses become /32 or /128; host bits are
+    cleared ("10.1.2.3/24" is 10.1.2.0/24)."""
+    networks: list[str] = []
+    problems: list[str] = []
+    for raw in re.split(r"[\n,]", text):
+        entry = raw.strip()
+        if not entry:
+            continue
+        shown = entry if entry.isprintable() and len(entry) <= 50 else "that entry"
+        if not _SHAPE.fullmatch(entry):
+            problems.append(f"“{shown}” is not an IPv4 or IPv6 network (like 203.0.113.0/24).")
+            continue
+        try:
+            network = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            problems.append(f"“{shown}” is not an IPv4 or IPv6 network (like 203.0.113.0/24).")
+            continue
+        if network.prefixlen == 0:
+            problems.append(
+                f"“{shown}” allows every address; leave the list empty to allow any network."
+            )
+            continue
+        canonical = str(network)
+        if canonical not in networks:
+            networks.append(canonical)
+    if len(networks) > MAX_NETWORKS:
+        problems.append(f"At most {MAX_NETWORKS} networks; merge some into wider ones.")
+    return networks, problems
+
+
+@lru_cache(maxsize=4096)
+def _parsed(networks: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(n, strict=False) for n in networks)
+
+
+def allowed(address: str, networks: list[str]) -> bool:
+    """Whether `address` is inside one of `networks` (an empty list allows every address;
+    an address that cannot be read is inside none)."""
+    if not networks:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:203.0.113.7, as a dual-stack socket reports it
+    return any(ip in network for network in _parsed(tuple(networks)))
+
+
+def network_around(address: str) -> str:
+    """The /24 (IPv4) or /48 (IPv6) around an address: what a suggestion offers."""
+    ip = ipaddress.ip_address(address)
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
