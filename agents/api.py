@@ -18,7 +18,7 @@ from api.authentication import Surface
 from api.bodies import json_body, ok
 from api.endpoint import ClientApiRequest, ProjectApiRequest, api_view
 from api.lookup import Resource
-from api.permissions import Permission, require_permission
+from api.permissions import CHAT, INVOKE, Permission, require_agent_scope, require_permission
 from core.paging import KeysetPage, keyset_page
 
 NAME = re.compile(AGENT_NAME_PATTERN)
@@ -138,6 +138,7 @@ def _key_id(request: ProjectApiRequest) -> int | None:
 
 @api_view(["POST"], permission=Permission.AGENTS, resource=AGENT)
 def invoke(request: ProjectApiRequest, name: str) -> HttpResponse:
+    require_agent_scope(request.caller, name, INVOKE)
     body = json_body(request)
     payload = _payload(body)
     context = _object_field(body, "context")
@@ -152,6 +153,7 @@ def invoke(request: ProjectApiRequest, name: str) -> HttpResponse:
 def client_invoke(request: ClientApiRequest, name: str) -> HttpResponse:
     """The Client API's invoke: the agent sees the token's context and serverContext, which
     the customer's backend set when it minted the token. The browser cannot change them."""
+    require_agent_scope(request.caller, name, INVOKE)
     body = json_body(request)
     if "context" in body:
         raise errors.invalid_field_value(
@@ -180,6 +182,7 @@ def execution_summary(run: Run) -> dict[str, Any]:
 
 @api_view(["POST"], permission=Permission.AGENTS, resource=AGENT)
 def chat(request: ProjectApiRequest, name: str) -> HttpResponse:
+    require_agent_scope(request.caller, name, CHAT)
     body = json_body(request)
     messages = body.get("messages")
     if messages is None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from api import errors
 from api.authentication import Caller
 from apikeys.models import Permission
+from apikeys.scopes import CHAT, INVOKE, Scoped, scope_refusal
 
-__all__ = ["Permission", "require_permission"]
+__all__ = ["CHAT", "INVOKE", "Permission", "require_agent_scope", "require_permission"]
 
 
 def require_permission(caller: Caller, permission: str) -> None:
@@ -20,3 +21,23 @@ def require_permission(caller: Caller, permission: str) -> None:
         raise errors.insufficient_permissions(
             f"This {what} does not have the '{permission}' permission."
         )
+
+
+def require_agent_scope(caller: Caller, agent: str, action: str) -> None:
+    """The caller's token, and for a client token the key or PAT that minted it, may
+    `action` (agents:invoke, agents:chat) the agent named `agent`: else 403, naming what
+    is missing. Checked before the agent is looked for, so a refusal says nothing of
+    whether it exists."""
+    chain: list[tuple[str, Scoped | None]] = [
+        ("client token", caller.client_token),
+        ("API key", caller.api_key),
+        ("personal access token", caller.personal_token),
+    ]
+    for noun, token in chain:
+        if token is None:
+            continue
+        if reason := scope_refusal(token, agent, action):
+            if caller.client_token is not None and noun != "client token":
+                # The browser is told its token's limit, not the minting key's details.
+                noun, reason = "client token", f"may not use '{agent}' this way ({action})"
+            raise errors.insufficient_permissions(f"This {noun} {reason}.")

@@ -9,12 +9,13 @@ from django.http import HttpResponse
 
 from accounts.models import Project
 from api import errors
-from api.authentication import Surface
+from api.authentication import ProjectCaller, Surface
 from api.bodies import json_body, ok
 from api.endpoint import ApiRequest, ClientApiRequest, ProjectApiRequest, api_view
 from api.idempotency import SECRET_FIELDS_ATTRIBUTE
 from api.permissions import Permission
 from apikeys.models import ClientToken
+from apikeys.scopes import AGENT_ACTIONS, MAX_SCOPED_AGENTS, parse_agent_names, widening
 from apikeys.services import (
     CLIENT_TOKEN_DEFAULT_TTL,
     CLIENT_TOKEN_MAX_TTL,
@@ -82,6 +83,43 @@ def _ttl(body: dict[str, Any]) -> int:
     return ttl
 
 
+def _string_list(body: dict[str, Any], field: str, *, most: int) -> list[str] | None:
+    """An optional list of strings (None when absent), at most `most` of them."""
+    value = body.get(field)
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) > most
+        or not all(isinstance(v, str) and v.isprintable() for v in value)
+    ):
+        raise errors.invalid_field_value(field, f"must be a list of at most {most} strings.")
+    return value
+
+
+def _scope(body: dict[str, Any], caller: ProjectCaller) -> tuple[list[str], list[str]]:
+    """The client token's agent scope: `permissions` (agents:invoke, agents:chat) and
+    `agents` (names); each, when absent, the minting key's or PAT's own."""
+    actions = _string_list(body, "permissions", most=len(AGENT_ACTIONS)) or []
+    unknown = [a for a in actions if a not in AGENT_ACTIONS]
+    if unknown or ("permissions" in body and not actions):
+        raise errors.invalid_field_value(
+            "permissions", f"must name one or more of {', '.join(AGENT_ACTIONS)}."
+        )
+    names = _string_list(body, "agents", most=MAX_SCOPED_AGENTS) or []
+    _, problems = parse_agent_names("\n".join(names))
+    if problems or ("agents" in body and not names):
+        raise errors.invalid_field_value("agents", "must be a non-empty list of agent names.")
+    parent = caller.personal_token or caller.api_key
+    assert parent is not None
+    if beyond := widening(parent, names, actions):
+        raise errors.insufficient_permissions(
+            f"A client token can only narrow the {parent.noun} that mints it, which does "
+            f"not have {beyond}."
+        )
+    return names, actions
+
+
 @api_view(["POST"], permission=Permission.AGENTS)
 def client_token_create_view(request: ProjectApiRequest) -> HttpResponse:
     """Mint a client token for a browser: `context` it can read, `serverContext` only agents
@@ -91,6 +129,7 @@ def client_token_create_view(request: ProjectApiRequest) -> HttpResponse:
     server_context = _context(body, "serverContext", required=False)
     ttl = _ttl(body)
     caller = request.caller
+    agent_names, agent_actions = _scope(body, caller)
     client_token, token = client_token_create(
         project=caller.project,
         api_key=caller.api_key if caller.personal_token is None else None,
@@ -100,6 +139,8 @@ def client_token_create_view(request: ProjectApiRequest) -> HttpResponse:
         ttl_seconds=ttl,
         ip=client_ip(request),
         with_previous_secret=caller.previous_secret,
+        agent_names=agent_names,
+        agent_actions=agent_actions,
     )
     response = ok(
         {

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import Project, User
 from apikeys.models import ALL_PERMISSIONS, ApiKey, ApiKeyQuerySet, Permission, TokenStatus
+from apikeys.scopes import CHAT, INVOKE, parse_agent_names
 from apikeys.services import ROLL_OVERLAPS, SUSPENSION_REASON_MAX
 from core.forms import MAX_ROW_ID, RowIdField
 from core.networks import MAX_NETWORKS, parse_networks
@@ -103,6 +104,25 @@ class TokenCreateForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="Only used with Restricted.",
     )
+    agents = forms.CharField(
+        label="Agents it may use",
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false", "autocomplete": "off"}),
+        help_text="Agent names, one per line or separated by commas. Leave it empty for every "
+        "agent of the project, now and later.",
+    )
+    agent_use = forms.ChoiceField(
+        label="It may",
+        choices=[
+            ("both", "Invoke and chat with them"),
+            (INVOKE, "Only invoke them (agents:invoke)"),
+            (CHAT, "Only chat with them (agents:chat)"),
+        ],
+        initial="both",
+        required=False,  # not sent: both, as every key before scopes
+        widget=forms.RadioSelect,
+    )
     expiry = forms.ChoiceField(label="Expires", choices=EXPIRY_CHOICES, initial="never")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -153,6 +173,19 @@ class TokenCreateForm(forms.Form):
                     ),
                 )
         return data
+
+    def clean_agents(self) -> list[str]:
+        text = self.cleaned_data["agents"]
+        if "\x00" in text:
+            raise forms.ValidationError("Null characters are not allowed.")
+        names, problems = parse_agent_names(text)
+        if problems:
+            raise forms.ValidationError(problems)
+        return names
+
+    def chosen_agent_actions(self) -> list[str]:
+        use = self.cleaned_data.get("agent_use") or "both"
+        return [] if use == "both" else [use]
 
     def chosen_permissions(self) -> list[str]:
         if self.cleaned_data["access"] == "full":

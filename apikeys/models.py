@@ -17,6 +17,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.models import Project, User
+from apikeys.scopes import describe as describe_agent_scope
 from apikeys.tokens import BASE62, Secret, TokenKind, token_generate, token_hash, token_hint
 from core.validators import single_line
 
@@ -51,6 +52,10 @@ class Token(models.Model):
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Its agent scope (apikeys/scopes.py): the agents it may use (empty: all) and how
+    # (agents:invoke, agents:chat; empty: both). Read with the token, checked in memory.
+    agent_names = models.JSONField(default=list, blank=True)
+    agent_actions = models.JSONField(default=list, blank=True)
     # Written by the usage log's batch flush, at most once a minute per token.
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
@@ -73,6 +78,11 @@ class Token(models.Model):
     @property
     def status(self) -> TokenStatus:
         return self.status_at(timezone.now())
+
+    @property
+    def agent_scope(self) -> str:
+        """Its agent scope in words ("agents a, b; invoke only"); "" when it has none."""
+        return describe_agent_scope(self)
 
     @property
     def change_identity(self) -> str:

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Project, User
 from apikeys.models import ALL_PERMISSIONS, ApiKey, ClientToken, PersonalAccessToken, Token
+from apikeys.scopes import AGENT_ACTIONS, parse_agent_names, widening
 from apikeys.tokens import Secret, TokenKind, token_generate, token_hash, token_hint
 from audit.log import audit_record
 from core.invalidation import changed
@@ -68,7 +69,33 @@ def _lifetime(token: ApiKey | PersonalAccessToken) -> dict[str, Any]:
     return {
         "permissions": token.permissions,
         "expires_at": expires_at.isoformat() if expires_at else None,
+        **_scope(token),
     }
+
+
+def _scope(token: Token) -> dict[str, Any]:
+    """Its agent scope, for audit events: nothing when it has none."""
+    scope: dict[str, Any] = {}
+    if token.agent_names:
+        scope["agents"] = token.agent_names
+    if token.agent_actions:
+        scope["agent_actions"] = token.agent_actions
+    return scope
+
+
+def agent_scope_checked(
+    agent_names: list[str] | None, agent_actions: list[str] | None
+) -> tuple[list[str], list[str]]:
+    """The scope as stored, or ValueError: names as an agent's, actions known."""
+    names, problems = parse_agent_names("\n".join(agent_names or []))
+    if problems:
+        raise ValueError(" ".join(problems))
+    actions = list(dict.fromkeys(agent_actions or []))
+    unknown = [a for a in actions if a not in AGENT_ACTIONS]
+    if unknown:
+        raise ValueError(f"Unknown agent actions: {', '.join(unknown)}")
+    # Both actions named is no limit at all: stored as none, like every unscoped token.
+    return names, ([] if set(actions) == set(AGENT_ACTIONS) else actions)
 
 
 @transaction.atomic
@@ -80,14 +107,20 @@ def api_key_create(
     permissions: list[str] | None = None,
     expires_at: datetime | None = None,
     ip: str | None = None,
+    agent_names: list[str] | None = None,
+    agent_actions: list[str] | None = None,
 ) -> tuple[ApiKey, Secret]:
-    """A new key and its secret. The secret is returned once and is not kept anywhere."""
+    """A new key and its secret. The secret is returned once and is not kept anywhere.
+    `agent_names`, `agent_actions`: its agent scope (apikeys/scopes.py); none: all."""
+    names, actions = agent_scope_checked(agent_names, agent_actions)
     api_key, secret = ApiKey.objects.mint(
         project=project,
         name=name.strip(),
         permissions=permissions_or_all(permissions),
         created_by=created_by,
         expires_at=expires_at,
+        agent_names=names,
+        agent_actions=actions,
     )
     audit_record(
         action="api_key.created",
@@ -296,12 +329,19 @@ def client_token_create(
     personal_token: PersonalAccessToken | None = None,
     ip: str | None = None,
     with_previous_secret: bool = False,
+    agent_names: list[str] | None = None,
+    agent_actions: list[str] | None = None,
 ) -> tuple[ClientToken, Secret]:
     """A client token minted by `api_key` (or by a PAT for `project`). Returned once.
     `with_previous_secret`: minted with the secret the key was rolled from, so it ends
     when that secret does."""
     if (api_key is None) == (personal_token is None):
         raise ValueError("A client token is minted by exactly one API key or PAT.")
+    names, actions = agent_scope_checked(agent_names, agent_actions)
+    parent = api_key or personal_token
+    assert parent is not None
+    if beyond := widening(parent, names, actions):
+        raise ValueError(f"The {parent.noun} that mints it does not have {beyond}.")
     expires_at = timezone.now() + timedelta(seconds=ttl_seconds)
     minted_with = ""
     if api_key is not None:
@@ -318,6 +358,8 @@ def client_token_create(
         server_context=server_context or {},
         expires_at=expires_at,
         minted_with_hint=minted_with,
+        agent_names=names,
+        agent_actions=actions,
     )
     minted_by = api_key or personal_token
     audit_record(
@@ -326,7 +368,7 @@ def client_token_create(
         project=project,
         target=client_token,
         ip=ip,
-        metadata={"minted_by": str(minted_by), "ttl_seconds": ttl_seconds},
+        metadata={"minted_by": str(minted_by), "ttl_seconds": ttl_seconds, **_scope(client_token)},
     )
     return client_token, secret
 
@@ -371,14 +413,20 @@ def personal_token_create(
     projects: list[Project] | None = None,
     expires_at: datetime | None = None,
     ip: str | None = None,
+    agent_names: list[str] | None = None,
+    agent_actions: list[str] | None = None,
 ) -> tuple[PersonalAccessToken, Secret]:
-    """A new PAT for `user`, optionally limited to some of their projects. Returned once."""
+    """A new PAT for `user`, optionally limited to some of their projects and to some
+    agents (by name, in any of them). Returned once."""
+    names, actions = agent_scope_checked(agent_names, agent_actions)
     pat, secret = PersonalAccessToken.objects.mint(
         user=user,
         name=name.strip(),
         permissions=permissions_or_all(permissions),
         expires_at=expires_at,
         projects_restricted=bool(projects),
+        agent_names=names,
+        agent_actions=actions,
     )
     if projects:
         pat.projects.set(projects)

@@ -16,6 +16,7 @@ from api.openapi.builders import (
     param,
 )
 from api.openapi.schemas import (
+    AGENT_NAME_PATTERN,
     CLIENT_TOKEN_ID_PATTERN,
     ONE_OF_PROMPT_OR_INPUT,
     PAYLOAD,
@@ -195,6 +196,23 @@ def all_operations() -> list[tuple[str, str, Schema]]:
                             "maximum": CLIENT_TOKEN_MAX_TTL,
                             "default": CLIENT_TOKEN_DEFAULT_TTL,
                             "description": "How long the token lives, in seconds.",
+                        },
+                        "permissions": {
+                            "type": "array",
+                            "items": {"enum": ["agents:invoke", "agents:chat"]},
+                            "minItems": 1,
+                            "uniqueItems": True,
+                            "description": "What the browser may do with agents; absent: what "
+                            "the minting key or PAT may. Can only narrow it (else 403 "
+                            "insufficient_permissions).",
+                        },
+                        "agents": {
+                            "type": "array",
+                            "items": {"type": "string", "pattern": AGENT_NAME_PATTERN},
+                            "minItems": 1,
+                            "maxItems": 50,
+                            "description": "The only agents the browser may use; absent: those "
+                            "of the minting key or PAT. Can only narrow them.",
                         },
                     },
                     required=["context"],

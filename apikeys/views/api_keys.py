@@ -20,6 +20,7 @@ from accounts.http import ProjectRequest
 from accounts.models import Membership
 from apikeys.forms import ApiKeyCreateForm, ApiKeyRenameForm, ApiKeyRollForm, ApiKeySuspendForm
 from apikeys.models import ApiKey, PersonalAccessToken, TokenStatus
+from apikeys.scopes import describe as describe_scope
 from apikeys.services import (
     CannotRoll,
     api_key_create,
@@ -44,6 +45,8 @@ def token_summary(token: ApiKey | PersonalAccessToken) -> str:
         if token.is_restricted
         else "Full access"
     )
+    if scope := describe_scope(token):
+        access += f" ({scope})"
     expiry = (
         f"expires {token.expires_at:%-d %b %Y, %H:%M} UTC"
         if token.expires_at
@@ -119,6 +122,8 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
         permissions=form.chosen_permissions(),
         expires_at=form.expires_at(),
         ip=client_ip(request),
+        agent_names=form.cleaned_data["agents"],
+        agent_actions=form.chosen_agent_actions(),
     )
     context = {"new_key": api_key, "token": token, "details": token_summary(api_key)}
     return shown_once(request, _render(request, "created", context, status=201), changed=CHANGED)

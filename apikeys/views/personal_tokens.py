@@ -76,6 +76,8 @@ def personal_token_create_view(request: AuthenticatedRequest) -> HttpResponse:
         projects=list(form.cleaned_data["projects"]),
         expires_at=form.expires_at(),
         ip=client_ip(request),
+        agent_names=form.cleaned_data["agents"],
+        agent_actions=form.chosen_agent_actions(),
     )
     details = token_summary(pat)
     if pat.expires_at is None:
