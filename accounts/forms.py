@@ -171,3 +171,38 @@ class MemberAddForm(forms.Form):
             self.add_error("email", "This person is already a member of the project.")
         cleaned["user"] = user
         return cleaned
+
+
+LIFETIME_CHOICES = [
+    ("", "No maximum"),
+    ("7", "7 days"),
+    ("30", "30 days"),
+    ("90", "90 days"),
+    ("180", "180 days"),
+    ("366", "1 year"),
+]
+
+
+class LifetimePolicyForm(forms.Form):
+    """How long this project's API keys, and the personal access tokens used in it, may
+    live at most."""
+
+    max_key_days = forms.TypedChoiceField(
+        label="API keys expire within",
+        choices=LIFETIME_CHOICES,
+        coerce=int,
+        empty_value=None,
+        required=False,
+        help_text="New keys must be given an expiry within it. Keys that live longer are "
+        "marked “out of policy” on the API keys page; they keep working until you roll or "
+        "revoke them.",
+    )
+    max_pat_days = forms.TypedChoiceField(
+        label="Personal access tokens expire within",
+        choices=LIFETIME_CHOICES,
+        coerce=int,
+        empty_value=None,
+        required=False,
+        help_text="Checked on every call: a member's token that lives longer (or never "
+        "expires) is refused in this project with 403 insufficient_permissions, at once.",
+    )

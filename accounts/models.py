@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import ClassVar
 
 from django.conf import settings
@@ -79,6 +80,12 @@ class Project(models.Model):
     name = models.CharField(max_length=80, validators=[single_line])
     slug = models.SlugField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Lifetime policy, set by owners (None: no maximum). API keys made after it must
+    # expire within key days of their creation; personal access tokens whose lifetime is
+    # longer than PAT days are refused in this project (PATs reach many projects, so the
+    # project holding the policy checks it on each call, as GitHub organisations do).
+    max_key_lifetime_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    max_pat_lifetime_days = models.PositiveSmallIntegerField(null=True, blank=True)
     objects = ProjectQuerySet.as_manager()
 
     class Meta:
@@ -91,6 +98,19 @@ class Project(models.Model):
     def change_identity(self) -> str:
         """How a change to this project is announced to the API's workers (core.invalidation)."""
         return f"project:{self.pk}"
+
+    @staticmethod
+    def lifetime_exceeds(
+        days: int | None, created_at: datetime, expires_at: datetime | None
+    ) -> bool:
+        """Whether a token made at `created_at`, expiring at `expires_at` (None: never),
+        lives longer than `days` (None: no maximum). A minute's grace for the time the
+        form took."""
+        if days is None:
+            return False
+        if expires_at is None:
+            return True
+        return expires_at - created_at > timedelta(days=days, minutes=1)
 
     @property
     def allowed_origins(self) -> list[str]:

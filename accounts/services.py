@@ -107,6 +107,9 @@ def membership_remove(*, membership: Membership, by: User, ip: str | None = None
     changed(membership.user.change_identity)
 
 
+MAX_POLICY_DAYS = 366
+
+
 @transaction.atomic
 def project_set_allowed_origins(
     *, project: Project, origins: list[str], by: User, ip: str | None = None
@@ -125,3 +128,36 @@ def project_set_allowed_origins(
         metadata={"from": old, "to": origins},
     )
     return project
+
+
+@transaction.atomic
+def project_set_lifetime_policy(
+    *,
+    project: Project,
+    max_key_days: int | None,
+    max_pat_days: int | None,
+    by: User,
+    ip: str | None = None,
+) -> bool:
+    """The longest an API key or a personal access token may live, for this project
+    (None: no maximum). False (nothing recorded) if it is what it was."""
+    for days in (max_key_days, max_pat_days):
+        if days is not None and not 1 <= days <= MAX_POLICY_DAYS:
+            raise ValueError(f"A maximum lifetime is from 1 to {MAX_POLICY_DAYS} days.")
+    before = {"keys": project.max_key_lifetime_days, "pats": project.max_pat_lifetime_days}
+    after = {"keys": max_key_days, "pats": max_pat_days}
+    if before == after:
+        return False
+    project.max_key_lifetime_days, project.max_pat_lifetime_days = max_key_days, max_pat_days
+    project.save(update_fields=["max_key_lifetime_days", "max_pat_lifetime_days"])
+    # PATs are checked against it on every call in this project, copies included.
+    changed(project.change_identity)
+    audit_record(
+        action="project.lifetime_policy_changed",
+        actor=by,
+        project=project,
+        target=project,
+        ip=ip,
+        metadata={"from": before, "to": after},
+    )
+    return True

@@ -27,6 +27,11 @@ urlpatterns = [
     path("projects/<slug:slug>/", views.project_overview, name="project_overview"),
     path("projects/<slug:slug>/settings/", views.project_settings, name="project_settings"),
     path("projects/<slug:slug>/settings/origins/", views.project_origins, name="project_origins"),
+    path(
+        "projects/<slug:slug>/settings/lifetime-policy/",
+        views.project_lifetime_policy,
+        name="project_lifetime_policy",
+    ),
     path("projects/<slug:slug>/settings/members/", views.project_members, name="project_members"),
     path(
         "projects/<slug:slug>/settings/members/add/",

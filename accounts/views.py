@@ -20,6 +20,7 @@ from accounts.decorators import (
 )
 from accounts.forms import (
     AllowedOriginsForm,
+    LifetimePolicyForm,
     MemberAddForm,
     ProjectForm,
     SignInForm,
@@ -34,6 +35,7 @@ from accounts.services import (
     project_create,
     project_rename,
     project_set_allowed_origins,
+    project_set_lifetime_policy,
     user_sign_up,
 )
 from audit.log import audit_record
@@ -222,9 +224,44 @@ def project_settings(request: ProjectRequest) -> HttpResponse:
     return render(
         request,
         "accounts/project_settings.html",
-        {"form": form, "origins_form": origins_form},
+        {"form": form, "origins_form": origins_form, "policy_form": _policy_form(request)},
         status=status,
     )
+
+
+def _policy_form(request: ProjectRequest) -> LifetimePolicyForm:
+    project = request.project
+    return LifetimePolicyForm(
+        initial={
+            "max_key_days": project.max_key_lifetime_days or "",
+            "max_pat_days": project.max_pat_lifetime_days or "",
+        }
+    )
+
+
+@require_POST
+@project_owner_required
+def project_lifetime_policy(request: ProjectRequest) -> HttpResponse:
+    policy_form = LifetimePolicyForm(request.POST)
+    if not policy_form.is_valid():
+        context = {
+            "form": ProjectForm(instance=request.project),
+            "origins_form": AllowedOriginsForm(initial=_origins_initial(request)),
+            "policy_form": policy_form,
+        }
+        return render(request, "accounts/project_settings.html", context, status=422)
+    data = policy_form.cleaned_data
+    if project_set_lifetime_policy(
+        project=request.project,
+        max_key_days=data["max_key_days"],
+        max_pat_days=data["max_pat_days"],
+        by=request.user,
+        ip=client_ip(request),
+    ):
+        messages.success(request, "Token lifetime policy saved.")
+    else:
+        messages.info(request, "The token lifetime policy is as it was.")
+    return redirect("accounts:project_settings", slug=request.project.slug)
 
 
 @require_POST
@@ -236,7 +273,7 @@ def project_origins(request: ProjectRequest) -> HttpResponse:
         return render(
             request,
             "accounts/project_settings.html",
-            {"form": form, "origins_form": origins_form},
+            {"form": form, "origins_form": origins_form, "policy_form": _policy_form(request)},
             status=422,
         )
     project_set_allowed_origins(

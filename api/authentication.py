@@ -330,4 +330,16 @@ def _personal_token_caller(
                 f"This personal access token is not allowed to act on project '{named}'."
             ),
         )
+    days = found.project.max_pat_lifetime_days
+    if Project.lifetime_exceeds(days, pat.created_at, pat.expires_at):
+        # The project's lifetime policy, checked on each call: a PAT reaches many projects.
+        raise _Refused(
+            caller,
+            errors.insufficient_permissions(
+                f"Project '{named}' accepts only personal access tokens that expire within "
+                f"{days} days of being made, and this one "
+                f"{'never expires' if pat.expires_at is None else 'lives longer'}. Make a "
+                "shorter-lived token."
+            ),
+        )
     return caller

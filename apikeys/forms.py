@@ -172,7 +172,34 @@ class TokenCreateForm(forms.Form):
                         params={"days": self.max_days},
                     ),
                 )
+        if not self.errors:
+            self._check_policy(data)
         return data
+
+    def lifetime_policy(self) -> tuple[int | None, str]:
+        """The most days the new token may live, and whose rule that is (None: no rule)."""
+        return None, ""
+
+    def _check_policy(self, data: dict[str, Any]) -> None:
+        days, whose = self.lifetime_policy()
+        if days is None:
+            return
+        now = timezone.now()
+        if Project.lifetime_exceeds(days, now, self.expires_at()):
+            field = "expires_on" if data.get("expiry") == "date" else "expiry"
+            self.add_error(
+                field,
+                forms.ValidationError(
+                    "%(whose)s accepts only tokens that expire within %(days)s days: pick an "
+                    "expiry by %(last)s.",
+                    code="policy",
+                    params={
+                        "whose": whose,
+                        "days": days,
+                        "last": f"{now + datetime.timedelta(days=days):%-d %b %Y}",
+                    },
+                ),
+            )
 
     def clean_agents(self) -> list[str]:
         text = self.cleaned_data["agents"]
@@ -203,7 +230,25 @@ class TokenCreateForm(forms.Form):
 
 
 class ApiKeyCreateForm(TokenCreateForm):
-    """A new API key for a project."""
+    """A new API key for a project, within the project's lifetime policy."""
+
+    def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
+        self.project = project
+        super().__init__(*args, **kwargs)
+        days = project.max_key_lifetime_days
+        if days is not None:
+            expiry = self.fields["expiry"]
+            assert isinstance(expiry, forms.ChoiceField)
+            expiry.choices = [
+                (value, label)
+                for value, label in self.expiry_choices
+                if value == "date" or (value.isdigit() and int(value) <= days)
+            ]
+            expiry.initial = expiry.choices[-2][0] if len(expiry.choices) > 1 else "date"
+            expiry.help_text = f"This project's keys expire within {days} days."
+
+    def lifetime_policy(self) -> tuple[int | None, str]:
+        return self.project.max_key_lifetime_days, f"Project “{self.project.name}”"
 
 
 class ApiKeyRenameForm(forms.Form):
@@ -307,6 +352,16 @@ class PersonalTokenCreateForm(TokenCreateForm):
         ].help_text = (
             "A token with no expiry works until you revoke it. Prefer an expiry and renew it."
         )
+
+    def lifetime_policy(self) -> tuple[int | None, str]:
+        """The strictest policy among the projects the token would reach."""
+        projects = self.cleaned_data.get("projects") or self.fields["projects"].queryset  # type: ignore[attr-defined]
+        strictest = (
+            projects.exclude(max_pat_lifetime_days=None).order_by("max_pat_lifetime_days").first()
+        )
+        if strictest is None:
+            return None, ""
+        return strictest.max_pat_lifetime_days, f"Project “{strictest.name}”"
 
 
 class ClientTokenFilterForm(forms.Form):

@@ -215,6 +215,9 @@ class ApiKey(PermissionsMixin, Token):
     # Read with the key, so checking it costs no round trip. Client tokens it mints are
     # used from browsers anywhere and are not bound by it.
     allowed_networks = models.JSONField(default=list, blank=True)
+    # When the project's owners were emailed that it expires within a week, and a day.
+    expiry_week_reminder_sent_at = models.DateTimeField(null=True, blank=True)
+    expiry_day_reminder_sent_at = models.DateTimeField(null=True, blank=True)
 
     objects = ApiKeyQuerySet.as_manager()
 

@@ -1,5 +1,7 @@
-"""Reminders that a personal access token is about to expire: a dashboard banner and an
-email 7 days ahead (sent by `manage.py send_token_expiry_reminders`, run daily from cron)."""
+"""Reminders that a token is about to expire, sent by `manage.py send_token_expiry_reminders`
+(run hourly from cron): a personal access token's person is emailed 7 days ahead (and
+sees a banner); an API key's project owners are emailed 7 days and 1 day ahead, once
+each."""
 
 from __future__ import annotations
 
@@ -9,11 +11,12 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import User
-from apikeys.models import PersonalAccessToken
+from accounts.models import Membership, User
+from apikeys.models import ApiKey, PersonalAccessToken
 from core.mail import one_line
 
 logger = logging.getLogger(__name__)
@@ -32,7 +35,81 @@ def personal_tokens_expiring_soon(user: User) -> QuerySet[PersonalAccessToken]:
 
 
 def send_expiry_reminders() -> int:
-    """Email each owner of a token that expires within 7 days, once per token."""
+    """Every reminder that is due, each once. Returns how many emails went out."""
+    return send_personal_token_reminders() + send_api_key_reminders()
+
+
+KEY_REMIND_LAST = timedelta(days=1)
+
+
+def send_api_key_reminders() -> int:
+    """Email the owners of each project's keys that expire within 7 days, and again within
+    a day. A key first seen inside its last day gets only the second."""
+    now = timezone.now()
+    due = (
+        ApiKey.objects.active()
+        .filter(expires_at__lte=now + REMIND_BEFORE)
+        .filter(
+            Q(expiry_week_reminder_sent_at__isnull=True)
+            | Q(expires_at__lte=now + KEY_REMIND_LAST, expiry_day_reminder_sent_at__isnull=True)
+        )
+        .select_related("project")
+    )
+    sent = 0
+    for key in due:
+        try:
+            sent += _remind_key(key, now)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:
+            logger.exception("expiry reminder for API key %s not sent", key.pk)
+    return sent
+
+
+def _remind_key(key: ApiKey, now: datetime) -> int:
+    assert key.expires_at is not None
+    last_day = key.expires_at <= now + KEY_REMIND_LAST
+    with transaction.atomic():
+        claim = ApiKey.objects.filter(pk=key.pk)
+        if last_day:
+            # The day's reminder covers the week's, if that was never sent.
+            claimed = claim.filter(expiry_day_reminder_sent_at__isnull=True).update(
+                expiry_day_reminder_sent_at=now,
+                expiry_week_reminder_sent_at=Coalesce(F("expiry_week_reminder_sent_at"), now),
+            )
+        else:
+            claimed = claim.filter(expiry_week_reminder_sent_at__isnull=True).update(
+                expiry_week_reminder_sent_at=now
+            )
+        owners = list(
+            Membership.objects.filter(project=key.project, role=Membership.Role.OWNER).values_list(
+                "user__email", flat=True
+            )
+        )
+        if not claimed or not owners:
+            return 0
+        when = "tomorrow" if last_day else "within a week"
+        send_mail(
+            subject=one_line(
+                f"[Reminix] API key “{key.name}” of {key.project.name} expires {when}"
+            ),
+            message=(
+                f"The API key “{one_line(key.name)}” ({key.hint}) of the project "
+                f"{one_line(key.project.name)} expires on "
+                f"{key.expires_at:%-d %B %Y at %H:%M} UTC. Calls with it after that get "
+                "401 expired_api_key.\n\n"
+                "If it is still needed, roll it: it gets a new secret with a new expiry, and "
+                "the current one can keep working for a while as you replace it:\n"
+                f"{settings.DASHBOARD_URL}/projects/{key.project.slug}/settings/api-keys/\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=owners,
+        )
+    return 1
+
+
+def send_personal_token_reminders() -> int:
+    """Email each owner of a PAT that expires within 7 days, once per token."""
     now = timezone.now()
     due = (
         PersonalAccessToken.objects.active()

@@ -29,6 +29,10 @@ CLIENT_TOKEN_MAX_TTL = 86400
 SUSPENSION_REASON_MAX = 200  # ApiKey.suspended_reason's max_length
 
 
+class OutOfPolicy(ValueError):
+    """The token would live longer than a project's lifetime policy allows."""
+
+
 def permissions_or_all(permissions: list[str] | None) -> list[str]:
     """The permissions a new key or PAT gets, in canonical order: all of them when none
     were named (None), else the ones named. An empty list is a mistake, not "all"."""
@@ -111,8 +115,14 @@ def api_key_create(
     agent_actions: list[str] | None = None,
 ) -> tuple[ApiKey, Secret]:
     """A new key and its secret. The secret is returned once and is not kept anywhere.
-    `agent_names`, `agent_actions`: its agent scope (apikeys/scopes.py); none: all."""
+    `agent_names`, `agent_actions`: its agent scope (apikeys/scopes.py); none: all.
+    OutOfPolicy if it would live longer than the project's lifetime policy allows."""
     names, actions = agent_scope_checked(agent_names, agent_actions)
+    days = project.max_key_lifetime_days
+    if Project.lifetime_exceeds(days, timezone.now(), expires_at):
+        raise OutOfPolicy(
+            f"Project “{project.name}” accepts only keys that expire within {days} days."
+        )
     api_key, secret = ApiKey.objects.mint(
         project=project,
         name=name.strip(),
@@ -419,6 +429,14 @@ def personal_token_create(
     """A new PAT for `user`, optionally limited to some of their projects and to some
     agents (by name, in any of them). Returned once."""
     names, actions = agent_scope_checked(agent_names, agent_actions)
+    reach = projects if projects else Project.objects.for_user(user)
+    for project in reach:
+        days = project.max_pat_lifetime_days
+        if Project.lifetime_exceeds(days, timezone.now(), expires_at):
+            raise OutOfPolicy(
+                f"Project “{project.name}” accepts only personal access tokens that expire "
+                f"within {days} days."
+            )
     pat, secret = PersonalAccessToken.objects.mint(
         user=user,
         name=name.strip(),

@@ -17,7 +17,7 @@ from django_htmx.http import trigger_client_event
 
 from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
-from accounts.models import Membership
+from accounts.models import Membership, Project
 from apikeys.forms import ApiKeyCreateForm, ApiKeyRenameForm, ApiKeyRollForm, ApiKeySuspendForm
 from apikeys.models import ApiKey, PersonalAccessToken, TokenStatus
 from apikeys.scopes import describe as describe_scope
@@ -64,15 +64,25 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
     members = set(
         Membership.objects.filter(project=request.project).values_list("user_id", flat=True)
     )
+    policy_days = request.project.max_key_lifetime_days
     for key in keys:
         # Keys outlive their creator: say so, so someone decides whether they still should.
         key.creator_left = key.created_by_id is not None and key.created_by_id not in members  # type: ignore[attr-defined]
+        # Made before the lifetime policy, or longer-lived than it: they still work.
+        key.out_of_policy = Project.lifetime_exceeds(policy_days, key.created_at, key.expires_at)  # type: ignore[attr-defined]
     now = timezone.now()
     # A suspended key is not over: it stays in the first table, marked, with Resume.
     working = (TokenStatus.ACTIVE, TokenStatus.SUSPENDED)
     active = [k for k in keys if k.status_at(now) in working]
     ended = [k for k in keys if k.status_at(now) not in working]
-    return {"active_keys": active, "ended_keys": ended, "now": now}
+    out_of_policy = len([k for k in active if k.out_of_policy])  # type: ignore[attr-defined]
+    return {
+        "active_keys": active,
+        "ended_keys": ended,
+        "now": now,
+        "out_of_policy": out_of_policy,
+        "policy_days": policy_days,
+    }
 
 
 def _render(
@@ -104,10 +114,10 @@ def api_key_list(request: ProjectRequest) -> HttpResponse:
 @project_member_required
 def api_key_create_view(request: ProjectRequest) -> HttpResponse:
     if request.method == "GET":
-        form = ApiKeyCreateForm()
+        form = ApiKeyCreateForm(project=request.project)
         return _render(request, "create-form", {"form": form, "form_id": form_id_new()})
 
-    form = ApiKeyCreateForm(request.POST)
+    form = ApiKeyCreateForm(request.POST, project=request.project)
     if already_shown(request, noun="key"):
         return redirect("apikeys:api_key_list", slug=request.project.slug)
     if not form.is_valid():

@@ -4,11 +4,14 @@ Prints the new key once, on stdout, and nothing else there, so a deploy script c
     KEY=$(python manage.py createapikey --project acme --name CI)
 """
 
+from datetime import timedelta
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from accounts.models import Project
 from apikeys.models import ALL_PERMISSIONS, ApiKey
-from apikeys.services import api_key_create
+from apikeys.services import OutOfPolicy, api_key_create
 
 
 class Command(BaseCommand):
@@ -22,9 +25,22 @@ class Command(BaseCommand):
             default=",".join(ALL_PERMISSIONS),
             help="comma-separated subset of agents,read,write (default: all)",
         )
+        parser.add_argument(
+            "--expires-in-days",
+            type=int,
+            default=None,
+            help="the key stops working after this many days (default: never, unless the "
+            "project's lifetime policy asks for less)",
+        )
 
     def handle(
-        self, *args: object, project: str, name: str, permissions: str, **options: object
+        self,
+        *args: object,
+        project: str,
+        name: str,
+        permissions: str,
+        expires_in_days: int | None,
+        **options: object,
     ) -> None:
         target = Project.objects.filter(slug=project).first()
         if target is None:
@@ -42,8 +58,20 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{what}Permissions are a comma-separated subset of {','.join(ALL_PERMISSIONS)}."
             )
-        api_key, token = api_key_create(
-            project=target, name=name, created_by=None, permissions=chosen
-        )
+        expires_at = None
+        if expires_in_days is not None:
+            if not 1 <= expires_in_days <= 3660:
+                raise CommandError("--expires-in-days is from 1 to 3660.")
+            expires_at = timezone.now() + timedelta(days=expires_in_days)
+        try:
+            api_key, token = api_key_create(
+                project=target,
+                name=name,
+                created_by=None,
+                permissions=chosen,
+                expires_at=expires_at,
+            )
+        except OutOfPolicy as refused:
+            raise CommandError(f"{refused} Use --expires-in-days.") from None
         self.stderr.write(f"Created {api_key.name} ({api_key.hint}). It is shown only now:")
         self.stdout.write(token)

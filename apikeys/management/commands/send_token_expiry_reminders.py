@@ -1,7 +1,8 @@
-"""`manage.py send_token_expiry_reminders`: email owners of tokens expiring within 7 days.
+"""`manage.py send_token_expiry_reminders`: email owners of tokens expiring soon.
 
-Run it daily, e.g. from cron: `15 8 * * * cd /srv/reminix && .venv/bin/python manage.py
-send_token_expiry_reminders`. Each token gets one reminder, however often this runs.
+Run it hourly, e.g. from cron: `15 * * * * cd /srv/reminix && .venv/bin/python manage.py
+send_token_expiry_reminders`. A personal access token gets one reminder (7 days ahead), an
+API key two (7 days and 1 day ahead, to its project's owners), however often this runs.
 """
 
 from django.core.management.base import BaseCommand
@@ -10,7 +11,7 @@ from apikeys.reminders import send_expiry_reminders
 
 
 class Command(BaseCommand):
-    help = "Email the owners of personal access tokens that expire within 7 days."
+    help = "Email the owners of tokens that expire soon (PATs: 7 days; API keys: 7 and 1 day)."
 
     def handle(self, *args: object, **options: object) -> None:
         sent = send_expiry_reminders()

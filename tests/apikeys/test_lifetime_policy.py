@@ -1,0 +1,201 @@
+"""A project's token lifetime policy and API key expiry reminders (issue 11, point 5).
+
+Owners set the longest an API key or a PAT may live. New keys must expire within it;
+keys that live longer are marked out of policy and keep working; PATs that live longer
+are refused in the project on each call. Project owners are emailed 7 days and 1 day
+before a key expires, once each."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Membership, Project
+from accounts.services import project_set_lifetime_policy
+from apikeys.models import ApiKey
+from apikeys.reminders import send_expiry_reminders
+from apikeys.services import OutOfPolicy, api_key_create, personal_token_create
+from audit.models import AuditEvent
+from tests.api.assertions import assert_error, assert_ok
+from tests.conftest import HTMX, Api
+
+
+def policy(project, user, keys=None, pats=None):
+    project_set_lifetime_policy(project=project, max_key_days=keys, max_pat_days=pats, by=user)
+    project.refresh_from_db()
+
+
+# The policy
+
+
+def test_owners_set_the_policy_beside_its_fields_and_members_only_read_it(
+    signed_in, project, user, make_user
+):
+    url = reverse("accounts:project_lifetime_policy", args=[project.slug])
+    for bad in ({"max_key_days": "²"}, {"max_key_days": "45"}, {"max_pat_days": "9999"}):
+        refused = signed_in.post(url, bad)
+        assert refused.status_code == 422
+        field = next(iter(bad))
+        assert f'id="id_{field}_error"' in refused.content.decode()
+    done = signed_in.post(url, {"max_key_days": "30", "max_pat_days": "7"})
+    assert done.status_code == 302
+    project.refresh_from_db()
+    assert (project.max_key_lifetime_days, project.max_pat_lifetime_days) == (30, 7)
+    event = AuditEvent.objects.get(action="project.lifetime_policy_changed")
+    assert event.metadata["to"] == {"keys": 30, "pats": 7}
+
+    member = make_user(email="member@example.com")
+    Membership.objects.create(project=project, user=member, role=Membership.Role.MEMBER)
+    other = Client()
+    other.force_login(member)
+    assert other.post(url, {"max_key_days": ""}).status_code == 403
+    page = other.get(reverse("accounts:project_settings", args=[project.slug]))
+    assert "30 days" in page.content.decode()
+    assert Project.objects.get(pk=project.pk).max_key_lifetime_days == 30
+
+
+def test_a_new_key_must_expire_within_the_policy(signed_in, project, user):
+    policy(project, user, keys=30)
+    url = reverse("apikeys:api_key_create", args=[project.slug])
+    form = signed_in.get(url, headers=HTMX)
+    choices = [value for value, _ in form.context["form"].fields["expiry"].choices]
+    assert "never" not in choices and "90" not in choices and "30" in choices
+
+    base = {"name": "K", "access": "full", "form_id": form.context["form_id"]}
+    refused = signed_in.post(url, {**base, "expiry": "never"}, headers=HTMX)
+    assert refused.status_code == 422 and 'id="id_expiry_error"' in refused.content.decode()
+    far = (timezone.now() + timedelta(days=60)).date().isoformat()
+    refused = signed_in.post(url, {**base, "expiry": "date", "expires_on": far}, headers=HTMX)
+    assert refused.status_code == 422
+    assert "within 30 days" in refused.context["form"].errors["expires_on"][0]
+    done = signed_in.post(url, {**base, "expiry": "30"}, headers=HTMX)
+    assert done.status_code == 201
+    assert ApiKey.objects.get(name="K").expires_at is not None
+
+    with pytest.raises(OutOfPolicy):
+        api_key_create(project=project, name="Script", created_by=None)
+    with pytest.raises(CommandError, match="expires-in-days"):
+        call_command("createapikey", project=project.slug, name="CLI", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command(
+        "createapikey",
+        project=project.slug,
+        name="CLI",
+        expires_in_days=30,
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+    assert out.getvalue().startswith("reminix_sk_")
+
+
+def test_keys_made_before_the_policy_are_marked_and_keep_working(
+    signed_in, project, user, api, api_key
+):
+    policy(project, user, keys=90)
+    page = signed_in.get(reverse("apikeys:api_key_list", args=[project.slug]))
+    html = page.content.decode()
+    assert "1 key out of policy" in html and "out of policy</span>" in html
+    assert_ok(api.post("/v1/agents/my-agent/invoke", {"prompt": "still works"}))
+    policy(project, user, keys=None)
+    html = signed_in.get(reverse("apikeys:api_key_list", args=[project.slug])).content.decode()
+    assert "out of policy" not in html
+
+
+def test_a_pat_that_lives_longer_than_the_policy_is_refused_in_that_project(project, user):
+    _, forever = personal_token_create(user=user, name="Forever")
+    _, month = personal_token_create(
+        user=user, name="Month", expires_at=timezone.now() + timedelta(days=30)
+    )
+    headers = {"X-Project": project.slug}
+    assert_ok(Api(Client(), forever).get("/v1/projects/current", headers=headers))
+    policy(project, user, pats=30)
+    error = assert_error(
+        Api(Client(), forever).get("/v1/projects/current", headers=headers),
+        403,
+        "insufficient_permissions",
+    )
+    assert "30 days" in error["message"] and "never expires" in error["message"]
+    assert_ok(Api(Client(), month).get("/v1/projects/current", headers=headers))
+    with pytest.raises(OutOfPolicy):
+        personal_token_create(user=user, name="Another forever")
+
+
+def test_the_pat_form_names_the_project_whose_policy_it_breaks(signed_in, project, user):
+    policy(project, user, pats=7)
+    url = reverse("apikeys:personal_token_create")
+    form = signed_in.get(url, headers=HTMX)
+    data = {"name": "CLI", "access": "full", "expiry": "30", "form_id": form.context["form_id"]}
+    refused = signed_in.post(url, data, headers=HTMX)
+    assert refused.status_code == 422
+    assert project.name in refused.context["form"].errors["expiry"][0]
+    done = signed_in.post(url, {**data, "expiry": "7"}, headers=HTMX)
+    assert done.status_code == 201
+
+
+# Reminders
+
+
+def test_owners_are_reminded_a_week_and_a_day_before_a_key_expires_once_each(
+    project, user, make_user
+):
+    make_user(email="member@example.com")
+    key, _ = api_key_create(
+        project=project,
+        name="Deploy\nBcc: x@example.com",
+        created_by=user,
+        expires_at=timezone.now() + timedelta(days=6),
+    )
+    assert send_expiry_reminders() == 1
+    assert send_expiry_reminders() == 0
+    (week,) = mail.outbox
+    assert week.to == [user.email] and "within a week" in week.subject
+    assert "\n" not in week.subject and key.hint in week.body and "roll" in week.body
+
+    ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() + timedelta(hours=20))
+    assert send_expiry_reminders() == 1
+    assert send_expiry_reminders() == 0
+    assert "tomorrow" in mail.outbox[1].subject
+
+
+def test_a_key_made_with_less_than_a_day_gets_only_the_last_reminder(project, user):
+    api_key_create(
+        project=project,
+        name="Short",
+        created_by=user,
+        expires_at=timezone.now() + timedelta(hours=3),
+    )
+    assert send_expiry_reminders() == 1
+    assert send_expiry_reminders() == 0
+    assert len(mail.outbox) == 1 and "tomorrow" in mail.outbox[0].subject
+
+
+def test_one_keys_failed_reminder_does_not_stop_the_others(project, user, monkeypatch):
+    for name in ("first", "second"):
+        api_key_create(
+            project=project,
+            name=name,
+            created_by=user,
+            expires_at=timezone.now() + timedelta(days=2),
+        )
+    from apikeys import reminders
+
+    real = reminders.send_mail
+
+    def fails_once(**kwargs):
+        if "first" in kwargs["subject"]:
+            raise OSError("the mail server refused")
+        return real(**kwargs)
+
+    monkeypatch.setattr(reminders, "send_mail", fails_once)
+    assert send_expiry_reminders() == 1
+    # The failed one was not claimed: it is tried again next run.
+    assert ApiKey.objects.get(name="first").expiry_week_reminder_sent_at is None
+    monkeypatch.setattr(reminders, "send_mail", real)
+    assert send_expiry_reminders() == 1
