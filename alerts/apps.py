@@ -12,4 +12,7 @@ class AlertsConfig(AppConfig):
         from audit.actions import BOTH, Action, register_actions, register_group
 
         register_group("flags", "Alerts", prefix="flag.", scopes=BOTH)
-        register_actions(Action("flag.acknowledged", "Alert acknowledged"))
+        register_actions(
+            Action("flag.acknowledged", "Alert acknowledged"),
+            Action("flag.network_ours", "Network confirmed as the project's own", "warning"),
+        )

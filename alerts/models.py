@@ -90,6 +90,11 @@ class KeyNetwork(models.Model):
     api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
     network = models.CharField(max_length=64)
     first_seen = models.DateTimeField()
+    # A project member said "this network is ours" (from an alert about it).
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         db_table = "apikeys_keynetwork"

@@ -6,8 +6,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from alerts.models import Flag
+from alerts.models import Flag, KeyNetwork
+from apikeys.services import token_networks_set
 from audit.log import audit_record
+from core.networks import network_around, parse_networks
 
 
 @transaction.atomic
@@ -30,3 +32,57 @@ def flag_acknowledge(*, flag: Flag, by: User, ip: str | None = None) -> bool:
             metadata={"kind": flag.kind, "severity": flag.severity},
         )
     return bool(changed)
+
+
+class NotAboutANetwork(ValueError):
+    """The alert is not about a key used from a network (nothing to call ours)."""
+
+
+@transaction.atomic
+def flag_network_ours(*, flag: Flag, by: User, ip: str | None = None) -> list[str]:
+    """ "This network is ours", from an alert about one: a new network becomes one of the
+    key's known networks, confirmed by `by`; networks a key's allowlist refused are added
+    to it, so their calls work from the next one. The alert is acknowledged. Returns the
+    networks."""
+    api_key = flag.api_key
+    if api_key is None or flag.kind not in (Flag.Kind.NEW_NETWORK, Flag.Kind.BLOCKED_NETWORK):
+        raise NotAboutANetwork("This alert is not about a network a key was used from.")
+    now = timezone.now()
+    if flag.kind == Flag.Kind.NEW_NETWORK:
+        networks, problems = parse_networks(str(flag.evidence.get("network", "")))
+        if problems or len(networks) != 1:
+            raise NotAboutANetwork("This alert names no network.")
+    else:
+        networks = []
+        for address in flag.evidence.get("ips", []):
+            try:
+                network = network_around(str(address))
+            except ValueError:
+                continue
+            if network not in networks:
+                networks.append(network)
+        if not networks:
+            raise NotAboutANetwork("This alert names no address to allow.")
+        token_networks_set(api_key, networks=[*api_key.allowed_networks, *networks], by=by, ip=ip)
+    for network in networks:
+        KeyNetwork.objects.update_or_create(
+            api_key=api_key,
+            network=network,
+            defaults={"confirmed_at": now, "confirmed_by": by},
+            create_defaults={
+                "first_seen": flag.first_seen,
+                "confirmed_at": now,
+                "confirmed_by": by,
+            },
+        )
+    audit_record(
+        action="flag.network_ours",
+        actor=by,
+        project=flag.project,
+        target=flag,
+        target_label=flag.summary[:200],
+        ip=ip,
+        metadata={"networks": networks, "key": api_key.hint},
+    )
+    flag_acknowledge(flag=flag, by=by, ip=ip)
+    return networks

@@ -11,4 +11,9 @@ urlpatterns = [
         views.flag_acknowledge_view,
         name="flag_acknowledge",
     ),
+    path(
+        "projects/<slug:slug>/alerts/<int:flag_id>/network-ours/",
+        views.flag_network_ours_view,
+        name="flag_network_ours",
+    ),
 ]

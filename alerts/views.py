@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,7 +19,7 @@ from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
 from alerts.forms import FlagFilterForm
 from alerts.models import Flag
-from alerts.services import flag_acknowledge
+from alerts.services import NotAboutANetwork, flag_acknowledge, flag_network_ours
 from core.client_ip import client_ip
 
 TEMPLATE = "alerts/flag_list.html"
@@ -98,6 +99,34 @@ def flag_acknowledge_view(request: ProjectRequest, flag_id: int) -> HttpResponse
         messages.success(request, "Alert acknowledged.")
     if request.htmx:
         # The list, and the count in the navigation swapped out of band.
+        form = FlagFilterForm(request.GET, project=request.project)
+        context = {**_context(request, form), "count_oob": True}
+        return render(request, TEMPLATE + "#flags", context)
+    return redirect("alerts:flag_list", slug=request.project.slug)
+
+
+@require_POST
+@project_member_required
+def flag_network_ours_view(request: ProjectRequest, flag_id: int) -> HttpResponse:
+    """ "This network is ours": see alerts.services.flag_network_ours."""
+    flag = get_object_or_404(
+        Flag.objects.for_project(request.project).select_related("api_key", "project"),
+        pk=flag_id,
+    )
+    try:
+        networks = flag_network_ours(flag=flag, by=request.user, ip=client_ip(request))
+    except (NotAboutANetwork, ValidationError) as refused:
+        messages.error(request, " ".join(getattr(refused, "messages", [str(refused)])))
+    else:
+        allowed = (
+            " and added to its allowed networks" if flag.kind == Flag.Kind.BLOCKED_NETWORK else ""
+        )
+        messages.success(
+            request,
+            f"{', '.join(networks)} is now one of the key's known networks{allowed}; the alert "
+            "is acknowledged.",
+        )
+    if request.htmx:
         form = FlagFilterForm(request.GET, project=request.project)
         context = {**_context(request, form), "count_oob": True}
         return render(request, TEMPLATE + "#flags", context)

@@ -1,0 +1,107 @@
+"""From an alert, one click to suspend, roll or revoke its key, or to say "this network is
+ours" (issue 11, point 6): each a service with an audit event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.urls import reverse
+
+from alerts.detection import detect
+from alerts.models import Flag, KeyNetwork
+from apikeys.models import ApiKey
+from apikeys.services import token_networks_set
+from audit.models import AuditEvent
+from tests.api.assertions import assert_ok
+from tests.conftest import HTMX, usage_call
+from usage.writer import usage_write
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def key(api_key) -> ApiKey:
+    key, _ = api_key
+    ApiKey.objects.filter(pk=key.pk).update(created_at=NOW - timedelta(days=30))
+    key.refresh_from_db()
+    return key
+
+
+def ours_url(project, flag):
+    return reverse("alerts:flag_network_ours", args=[project.slug, flag.pk])
+
+
+def new_network_flag(key) -> Flag:
+    usage_write([usage_call(NOW - timedelta(days=3), key=key, ip="203.0.113.10")])
+    usage_write([usage_call(NOW - timedelta(minutes=5), key=key, ip="198.51.100.7")])
+    detect(now=NOW)
+    return Flag.objects.get(kind=Flag.Kind.NEW_NETWORK)
+
+
+def test_the_alert_offers_suspend_roll_revoke_and_this_network_is_ours(signed_in, project, key):
+    flag = new_network_flag(key)
+    html = signed_in.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
+    for url in (
+        reverse("apikeys:api_key_suspend", args=[project.slug, key.pk]),
+        reverse("apikeys:api_key_roll", args=[project.slug, key.pk]),
+        reverse("apikeys:api_key_revoke", args=[project.slug, key.pk]),
+        ours_url(project, flag),
+    ):
+        assert url in html
+
+
+def test_a_new_network_confirmed_as_ours_is_known_and_the_alert_closed(
+    signed_in, project, key, user
+):
+    flag = new_network_flag(key)
+    done = signed_in.post(ours_url(project, flag), headers=HTMX)
+    assert done.status_code == 200
+    flag.refresh_from_db()
+    assert flag.acknowledged_by == user
+    known = KeyNetwork.objects.get(api_key=key, network="198.51.100.0/24")
+    assert known.confirmed_by == user and known.confirmed_at is not None
+    event = AuditEvent.objects.get(action="flag.network_ours")
+    assert event.metadata["networks"] == ["198.51.100.0/24"] and event.project == project
+    key.refresh_from_db()
+    assert key.allowed_networks == []  # a known network; no allowlist is made
+
+
+def test_a_blocked_network_confirmed_as_ours_is_added_to_the_allowlist(
+    signed_in, project, api, api_key, user
+):
+    key = api_key[0]
+    token_networks_set(key, networks=["203.0.113.0/24"], by=user)
+    api.client.defaults["REMOTE_ADDR"] = "198.51.100.7"
+    api.post("/v1/agents/my-agent/invoke", {"prompt": "refused"})
+    detect()
+    flag = Flag.objects.get(kind=Flag.Kind.BLOCKED_NETWORK)
+    done = signed_in.post(ours_url(project, flag))
+    assert done.status_code == 302
+    key.refresh_from_db()
+    assert key.allowed_networks == ["203.0.113.0/24", "198.51.100.0/24"]
+    assert AuditEvent.objects.filter(action="api_key.networks_changed").count() == 2
+    assert_ok(api.post("/v1/agents/my-agent/invoke", {"prompt": "allowed now"}))
+
+
+def test_other_alerts_have_no_network_to_call_ours(signed_in, project, key):
+    usage_write([usage_call(NOW, key=key, status=401, error_code="expired_api_key")])
+    detect(now=NOW + timedelta(minutes=1))
+    flag = Flag.objects.get()
+    response = signed_in.post(ours_url(project, flag), follow=True)
+    assert "not about a network" in response.content.decode()
+    flag.refresh_from_db()
+    assert flag.acknowledged_at is None
+
+
+def test_another_projects_alert_cannot_be_confirmed(
+    signed_in, project, make_project, make_user, make_key
+):
+    theirs = make_project(make_user(email="them@example.com"), name="Theirs")
+    their_key, _ = make_key(theirs, name="Theirs")
+    ApiKey.objects.filter(pk=their_key.pk).update(created_at=NOW - timedelta(days=30))
+    flag = new_network_flag(ApiKey.objects.get(pk=their_key.pk))
+    for slug_project in (project, theirs):
+        assert signed_in.post(ours_url(slug_project, flag)).status_code == 404
+    flag.refresh_from_db()
+    assert flag.acknowledged_at is None
