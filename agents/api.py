@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import re
-from collections.abc import Callable
 from typing import Any
 
-from django.db.models import Model
 from django.http import HttpResponse
 
 from agents.models import AGENT_NAME_PATTERN, Agent, Execution
@@ -17,17 +14,14 @@ from api import errors
 from api.authentication import Surface
 from api.bodies import json_body, ok
 from api.endpoint import ClientApiRequest, ProjectApiRequest, api_view
+from api.listing import cursor_param, is_row_id, limit_param, page_json
 from api.lookup import Resource
 from api.permissions import CHAT, INVOKE, Permission, require_agent_scope, require_permission
-from core.paging import KeysetPage, keyset_page
+from core.paging import keyset_page
 
 NAME = re.compile(AGENT_NAME_PATTERN)
 TOKEN_SHAPED = re.compile(r"reminix_(?:sk|ct|pat)_", re.I)
 CHAT_ROLES = {"system", "user", "assistant"}
-MAX_LIMIT = 100
-# Execution ids are positive bigints: at most 19 digits, checked against the range below.
-DIGITS = re.compile(r"[0-9]{1,19}")
-MAX_BIGINT = 2**63 - 1
 
 
 def agent_json(agent: Agent) -> dict[str, Any]:
@@ -76,47 +70,6 @@ def _object_field(body: dict[str, Any], field: str) -> dict[str, Any] | None:
     if value is not None and not isinstance(value, dict):
         raise errors.invalid_field_value(field, "must be a JSON object.")
     return value
-
-
-def _limit(request: ProjectApiRequest) -> int:
-    raw = request.GET.get("limit", "20")
-    # ASCII digits only: str.isdigit() also accepts "²", on which int() raises (a 500).
-    if not DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
-        raise errors.invalid_field_value("limit", f"must be a whole number from 1 to {MAX_LIMIT}.")
-    return int(raw)
-
-
-def _cursor(request: ProjectApiRequest, accepts: Callable[[str], bool]) -> str | None:
-    """The `cursor` parameter decoded, if it is one this API could have given out: the
-    position of a row, which `accepts` checks (an agent name, an execution id). Anything
-    else, a NUL byte among it, never reaches the database."""
-    raw = request.GET.get("cursor")
-    if not raw:
-        return None
-    try:
-        position = base64.urlsafe_b64decode(raw.encode() + b"==").decode()
-    except (ValueError, UnicodeDecodeError):
-        position = None
-    if position is None or not accepts(position):
-        raise errors.invalid_field_value("cursor", "is not a cursor this API gave out.")
-    return position
-
-
-def _is_execution_id(value: str) -> bool:
-    return DIGITS.fullmatch(value) is not None and int(value) <= MAX_BIGINT
-
-
-def _encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def _page[T: Model](page: KeysetPage[T], as_json: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
-    """A list answer: the rows, and the cursor of the next page (the last row's key)."""
-    return {
-        "data": [as_json(row) for row in page.rows],
-        "hasMore": page.next is not None,
-        "nextCursor": _encode_cursor(str(page.next[0])) if page.next else None,
-    }
 
 
 def _payload(body: dict[str, Any]) -> dict[str, Any]:
@@ -213,14 +166,14 @@ def chat(request: ProjectApiRequest, name: str) -> HttpResponse:
 
 @api_view(["GET"], permission=Permission.READ)
 def agent_list(request: ProjectApiRequest) -> HttpResponse:
-    after = _cursor(request, accepts=is_agent_name)
+    after = cursor_param(request, accepts=is_agent_name)
     page = keyset_page(
         Agent.objects.for_project(request.caller.project),
         order=("name",),
         following=(after,) if after is not None else None,
-        size=_limit(request),
+        size=limit_param(request),
     )
-    return ok(_page(page, agent_json))
+    return ok(page_json(page, agent_json))
 
 
 @api_view(["GET", "PUT"], resource=AGENT)
@@ -259,10 +212,10 @@ def agent_detail(request: ProjectApiRequest, name: str) -> HttpResponse:
 
 @api_view(["GET"], permission=Permission.READ)
 def execution_logs(request: ProjectApiRequest) -> HttpResponse:
-    limit = _limit(request)
+    limit = limit_param(request)
     executions = Execution.objects.for_project(request.caller.project)
     following = None
-    if (after := _cursor(request, accepts=_is_execution_id)) is not None:
+    if (after := cursor_param(request, accepts=is_row_id)) is not None:
         following = (int(after),)
     if agent_name := request.GET.get("agent"):
         if not is_agent_name(agent_name):
@@ -273,4 +226,4 @@ def execution_logs(request: ProjectApiRequest) -> HttpResponse:
         return {**execution_json(execution), "input": execution.input, "output": execution.output}
 
     page = keyset_page(executions, order=("-id",), following=following, size=limit)
-    return ok(_page(page, as_json))
+    return ok(page_json(page, as_json))

@@ -192,7 +192,8 @@ def _auth(operation: Schema) -> str:
     if not schemes:
         return "none"
     labels = [AUTH_LABELS[name] for name in schemes]
-    if "personalAccessToken" in schemes and len(schemes) > 1:
+    x_project = any(p.get("name") == "X-Project" for p in operation.get("parameters", []))
+    if "personalAccessToken" in schemes and x_project:
         labels[schemes.index("personalAccessToken")] += " with X-Project"
     return " or ".join(labels)
 

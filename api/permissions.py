@@ -9,14 +9,29 @@ from __future__ import annotations
 
 from api import errors
 from api.authentication import Caller
-from apikeys.models import Permission
+from apikeys.models import PatPermission, Permission
 from apikeys.scopes import CHAT, INVOKE, Scoped, scope_refusal
 
-__all__ = ["CHAT", "INVOKE", "Permission", "require_agent_scope", "require_permission"]
+__all__ = [
+    "CHAT",
+    "INVOKE",
+    "KEYS",
+    "Permission",
+    "require_agent_scope",
+    "require_permission",
+]
+
+# Managing a project's API keys: only a personal access token given it (never full access).
+KEYS = PatPermission.KEYS.value
 
 
 def require_permission(caller: Caller, permission: str) -> None:
     if not caller.has_permission(permission):
+        if permission == KEYS and caller.personal_token is None:
+            raise errors.insufficient_permissions(
+                "Managing API keys takes a personal access token with the 'keys' permission "
+                "(and X-Project); an API key cannot manage keys."
+            )
         what = "personal access token" if caller.personal_token else "API key"
         raise errors.insufficient_permissions(
             f"This {what} does not have the '{permission}' permission."

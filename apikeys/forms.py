@@ -9,7 +9,14 @@ from django import forms
 from django.utils import timezone
 
 from accounts.models import Project, User
-from apikeys.models import ALL_PERMISSIONS, ApiKey, ApiKeyQuerySet, Permission, TokenStatus
+from apikeys.models import (
+    ALL_PERMISSIONS,
+    ApiKey,
+    ApiKeyQuerySet,
+    PatPermission,
+    Permission,
+    TokenStatus,
+)
 from apikeys.scopes import CHAT, INVOKE, parse_agent_names
 from apikeys.services import ROLL_OVERLAPS, SUSPENSION_REASON_MAX
 from core.forms import MAX_ROW_ID, RowIdField
@@ -331,6 +338,13 @@ class PersonalTokenCreateForm(TokenCreateForm):
     expiry_choices = PAT_EXPIRY_CHOICES
     max_days = 366
 
+    manage_keys = forms.BooleanField(
+        label="Also manage API keys (keys)",
+        required=False,
+        help_text="Lets scripts list, create, roll, suspend and revoke the API keys of the "
+        "projects it reaches, through /v1/api-keys. Never part of full access: tick it only "
+        "for automation that rotates keys.",
+    )
     projects = forms.ModelMultipleChoiceField(
         label="Projects",
         queryset=Project.objects.none(),
@@ -352,6 +366,12 @@ class PersonalTokenCreateForm(TokenCreateForm):
         ].help_text = (
             "A token with no expiry works until you revoke it. Prefer an expiry and renew it."
         )
+
+    def chosen_permissions(self) -> list[str]:
+        chosen = super().chosen_permissions()
+        if self.cleaned_data.get("manage_keys"):
+            chosen.append(PatPermission.KEYS.value)
+        return chosen
 
     def lifetime_policy(self) -> tuple[int | None, str]:
         """The strictest policy among the projects the token would reach."""

@@ -33,6 +33,16 @@ class Permission(models.TextChoices):
 ALL_PERMISSIONS: list[str] = [p.value for p in Permission]
 
 
+class PatPermission(models.TextChoices):
+    """What only a personal access token can be given, and only by asking: it is never
+    part of "full access" (a person's token for CLIs, not a server's key)."""
+
+    KEYS = "keys", "Keys: list, create, roll, suspend and revoke the project's API keys"
+
+
+PAT_ONLY_PERMISSIONS: list[str] = [p.value for p in PatPermission]
+
+
 class TokenStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     SUSPENDED = "suspended", "Suspended"  # API keys only: reversible, see ApiKey
@@ -119,13 +129,13 @@ class PermissionsMixin:
 
     @property
     def is_restricted(self) -> bool:
-        return set(self.permissions) != set(ALL_PERMISSIONS)
+        return not set(ALL_PERMISSIONS) <= set(self.permissions)
 
     def has_permission(self, permission: str) -> bool:
         return permission in self.permissions
 
     def permission_labels(self) -> list[str]:
-        return [p for p in ALL_PERMISSIONS if p in self.permissions]
+        return [p for p in [*ALL_PERMISSIONS, *PAT_ONLY_PERMISSIONS] if p in self.permissions]
 
 
 class TokenQuerySet[T: Token](models.QuerySet[T]):

@@ -6,6 +6,7 @@ usage/writer.py.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,14 @@ from django.db.models.functions import Least
 from django.utils import timezone
 
 from accounts.models import Project, User
-from apikeys.models import ALL_PERMISSIONS, ApiKey, ClientToken, PersonalAccessToken, Token
+from apikeys.models import (
+    ALL_PERMISSIONS,
+    PAT_ONLY_PERMISSIONS,
+    ApiKey,
+    ClientToken,
+    PersonalAccessToken,
+    Token,
+)
 from apikeys.scopes import AGENT_ACTIONS, parse_agent_names, widening
 from apikeys.tokens import Secret, TokenKind, token_generate, token_hash, token_hint
 from audit.log import audit_record
@@ -33,17 +41,19 @@ class OutOfPolicy(ValueError):
     """The token would live longer than a project's lifetime policy allows."""
 
 
-def permissions_or_all(permissions: list[str] | None) -> list[str]:
+def permissions_or_all(permissions: list[str] | None, *, extra: Sequence[str] = ()) -> list[str]:
     """The permissions a new key or PAT gets, in canonical order: all of them when none
-    were named (None), else the ones named. An empty list is a mistake, not "all"."""
+    were named (None), else the ones named. An empty list is a mistake, not "all".
+    `extra`: what this kind of token may also be given, only by naming it (a PAT's keys)."""
     if permissions is None:
         return list(ALL_PERMISSIONS)
-    unknown = set(permissions) - set(ALL_PERMISSIONS)
+    known = [*ALL_PERMISSIONS, *extra]
+    unknown = set(permissions) - set(known)
     if unknown:
         raise ValueError(f"Unknown permissions: {', '.join(sorted(unknown))}")
     if not permissions:
         raise ValueError("A restricted token needs at least one permission.")
-    return [p for p in ALL_PERMISSIONS if p in permissions]
+    return [p for p in known if p in permissions]
 
 
 def token_revoke(
@@ -440,7 +450,7 @@ def personal_token_create(
     pat, secret = PersonalAccessToken.objects.mint(
         user=user,
         name=name.strip(),
-        permissions=permissions_or_all(permissions),
+        permissions=permissions_or_all(permissions, extra=PAT_ONLY_PERMISSIONS),
         expires_at=expires_at,
         projects_restricted=bool(projects),
         agent_names=names,

@@ -3,6 +3,7 @@
 from django.urls import path, re_path
 
 from agents import api as agents_api
+from api import api_keys
 from api import views as api_views
 from api.credentials import credentials_revoke
 from api.endpoint import api_not_found
@@ -16,6 +17,11 @@ urlpatterns = [
     path("execution-logs", agents_api.execution_logs, name="execution_logs"),
     path("client-tokens", api_views.client_token_create_view, name="client_token_create"),
     path("client-tokens/<ctok:public_id>", api_views.client_token_delete, name="client_token"),
+    path("api-keys", api_keys.api_keys, name="api_keys"),
+    path("api-keys/<str:key_id>", api_keys.api_key_detail, name="api_key"),
+    path("api-keys/<str:key_id>/roll", api_keys.api_key_roll_view, name="api_key_roll"),
+    path("api-keys/<str:key_id>/suspend", api_keys.api_key_suspend_view, name="api_key_suspend"),
+    path("api-keys/<str:key_id>/resume", api_keys.api_key_resume_view, name="api_key_resume"),
     path("projects/current", api_views.project_current, name="project_current"),
     path("user/me", api_views.user_me, name="user_me"),
     path("openapi.json", openapi_json, name="openapi"),

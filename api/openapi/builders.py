@@ -25,6 +25,7 @@ class Auth(StrEnum):
 
     SERVER = "server"  # an API key, or a PAT naming the project in X-Project
     PAT = "pat"  # a personal access token, acting as its user
+    PAT_ON_PROJECT = "pat_on_project"  # a personal access token naming X-Project
     CLIENT = "client"  # a client token, on the Client API
     NONE = "none"  # nobody needs a token
 
@@ -32,6 +33,7 @@ class Auth(StrEnum):
 SECURITY: dict[Auth, list[dict[str, list[str]]]] = {
     Auth.SERVER: [{"apiKey": []}, {"personalAccessToken": []}],
     Auth.PAT: [{"personalAccessToken": []}],
+    Auth.PAT_ON_PROJECT: [{"personalAccessToken": []}],
     Auth.CLIENT: [{"clientToken": []}],
     Auth.NONE: [],
 }
@@ -111,6 +113,13 @@ X_PROJECT_PARAM = param(
     "With a personal access token: the project to act on (its id or slug); without it a PAT "
     "gets `400 missing_required_field`. Ignored for API keys, which act for their own project.",
     {"type": "string", "pattern": "^[-A-Za-z0-9_]{1,64}$"},
+)
+X_PROJECT_REQUIRED_PARAM = param(
+    "X-Project",
+    "header",
+    "The project to act on (its id or slug); without it `400 missing_required_field`.",
+    {"type": "string", "pattern": "^[-A-Za-z0-9_]{1,64}$"},
+    required=True,
 )
 IDEMPOTENCY_PARAM = param(
     "Idempotency-Key",
@@ -197,6 +206,8 @@ def describe_operation(
     params = list(parameters)
     if auth is Auth.SERVER:
         params.append(X_PROJECT_PARAM)
+    elif auth is Auth.PAT_ON_PROJECT:
+        params.append(X_PROJECT_REQUIRED_PARAM)
     if write:
         params.append(IDEMPOTENCY_PARAM)
     errors = [400, 401, 403, 429, 500, 503]

@@ -21,6 +21,11 @@ TAGS = [
     ("Agents", "The agents of the caller's project: the resource keys exist for."),
     ("Execution logs", "Every run of the project's agents."),
     ("Client tokens", "Short-lived tokens that a backend mints for one browser."),
+    (
+        "API keys",
+        "A project's API keys, for automation that creates and rotates them: a personal "
+        "access token given the `keys` permission, naming the project in X-Project.",
+    ),
     ("Projects and users", "Who is calling, and for which project."),
     (
         "Client API",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from api.credentials import MAX_CREDENTIAL_LENGTH, MAX_CREDENTIALS, REPORTS_PER_MINUTE
 from api.openapi.builders import (
     AGENT_NAME_PARAM,
@@ -20,13 +22,14 @@ from api.openapi.schemas import (
     CLIENT_TOKEN_ID_PATTERN,
     ONE_OF_PROMPT_OR_INPUT,
     PAYLOAD,
+    TIMESTAMP,
     TOKEN_SHAPED,
     Schema,
     context_schema,
     obj,
     ref,
 )
-from api.permissions import Permission
+from api.permissions import KEYS, Permission
 from apikeys.services import CLIENT_TOKEN_DEFAULT_TTL, CLIENT_TOKEN_MAX_TTL
 
 INVOKE_DESCRIPTION = (
@@ -243,6 +246,7 @@ def all_operations() -> list[tuple[str, str, Schema]]:
             ],
             answers={204: ok_answer("Revoked.", None, write=True)},
         ),
+        *_api_key_operations(),
         describe_operation(
             "get",
             "/v1/projects/current",
@@ -384,4 +388,151 @@ def all_operations() -> list[tuple[str, str, Schema]]:
             answers={200: ok_answer("The agent's answer.", ref("InvokeResult"), write=True)},
         ),
         describe_preflight("/client/agents/{name}/invoke", "POST", "preflightClientInvoke"),
+    ]
+
+
+def _api_key_operations() -> list[tuple[str, str, Schema]]:
+    """/v1/api-keys: a project's keys managed by automation (api/api_keys.py)."""
+    key_id = param(
+        "id",
+        "path",
+        "The key's `id`.",
+        {"type": "string", "pattern": "^key_[0-9]+$"},
+        required=True,
+    )
+    who = (
+        " Takes a personal access token with the `keys` permission and X-Project (an API key "
+        "is `403 insufficient_permissions`); the audit log names the token's person."
+    )
+
+    def op(
+        method: str, path: str, operation_id: str, summary: str, description: str, **kw: Any
+    ) -> tuple[str, str, Schema]:
+        return describe_operation(
+            method,
+            path,
+            operation_id=operation_id,
+            tag="API keys",
+            summary=summary,
+            description=description + who,
+            auth=Auth.PAT_ON_PROJECT,
+            permission=KEYS,
+            **kw,
+        )
+
+    name = {"type": "string", "minLength": 1, "maxLength": 100, "description": "One line."}
+    return [
+        op(
+            "get",
+            "/v1/api-keys",
+            "listApiKeys",
+            "List API keys",
+            "The project's API keys, newest first, revoked and expired ones included.",
+            parameters=[LIMIT_PARAM, CURSOR_PARAM],
+            answers={200: ok_answer("A page of keys.", ref("ApiKeyPage"))},
+        ),
+        op(
+            "post",
+            "/v1/api-keys",
+            "createApiKey",
+            "Create an API key",
+            "The new key, with its secret in this answer only. Within the project's lifetime "
+            "policy: an `expiresAt` past it is `400 invalid_field_value`.",
+            body=Body(
+                obj(
+                    {
+                        "name": name,
+                        "permissions": {
+                            "type": "array",
+                            "items": {"enum": ["agents", "read", "write"]},
+                            "minItems": 1,
+                            "description": "Absent: all three.",
+                        },
+                        "expiresAt": {**TIMESTAMP, "description": "Absent: never expires."},
+                        "agents": {"type": "array", "items": {"type": "string"}, "maxItems": 50},
+                        "agentActions": {
+                            "type": "array",
+                            "items": {"enum": ["agents:invoke", "agents:chat"]},
+                        },
+                        "allowedNetworks": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "maxItems": 20,
+                        },
+                    },
+                    required=["name"],
+                    closed=False,
+                ),
+                example={"name": "CI deploys", "permissions": ["agents"]},
+            ),
+            answers={201: ok_answer("Created.", ref("ApiKeyCreated"), write=True)},
+        ),
+        op(
+            "get",
+            "/v1/api-keys/{id}",
+            "getApiKey",
+            "One API key",
+            "`404 not_found` if the project has no key with that id.",
+            parameters=[key_id],
+            answers={200: ok_answer("The key.", ref("ApiKey"))},
+        ),
+        op(
+            "patch",
+            "/v1/api-keys/{id}",
+            "renameApiKey",
+            "Rename an API key",
+            "Only its name changes.",
+            parameters=[key_id],
+            body=Body(obj({"name": name}, required=["name"], closed=False)),
+            answers={200: ok_answer("Renamed.", ref("ApiKey"), write=True)},
+        ),
+        op(
+            "delete",
+            "/v1/api-keys/{id}",
+            "revokeApiKey",
+            "Revoke an API key",
+            "For good, from its very next call, and the client tokens it minted with it.",
+            parameters=[key_id],
+            answers={204: ok_answer("Revoked.", None, write=True)},
+        ),
+        op(
+            "post",
+            "/v1/api-keys/{id}/roll",
+            "rollApiKey",
+            "Roll an API key",
+            "A new secret, in this answer only; the one it had keeps working for "
+            "`overlapSeconds` (0 to 7 days; 0: stops now), then gets `401 expired_api_key` "
+            "naming the new one. `409` if the key is revoked or expired.",
+            parameters=[key_id],
+            body=Body(
+                obj(
+                    {"overlapSeconds": {"type": "integer", "minimum": 0, "maximum": 604800}},
+                    closed=False,
+                ),
+                required=False,
+                example={"overlapSeconds": 86400},
+            ),
+            answers={201: ok_answer("Rolled.", ref("ApiKeyCreated"), write=True)},
+        ),
+        op(
+            "post",
+            "/v1/api-keys/{id}/suspend",
+            "suspendApiKey",
+            "Suspend an API key",
+            "Its calls get `401 suspended_api_key` with the reason until it is resumed.",
+            parameters=[key_id],
+            body=Body(
+                obj({"reason": {**name, "maxLength": 200}}, required=["reason"], closed=False)
+            ),
+            answers={200: ok_answer("Suspended.", ref("ApiKey"), write=True)},
+        ),
+        op(
+            "post",
+            "/v1/api-keys/{id}/resume",
+            "resumeApiKey",
+            "Resume an API key",
+            "It works again from its next call.",
+            parameters=[key_id],
+            answers={200: ok_answer("Resumed.", ref("ApiKey"), write=True)},
+        ),
     ]

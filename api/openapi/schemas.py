@@ -215,6 +215,43 @@ SCHEMAS: dict[str, Schema] = {
         required=["id", "agent", "type", "status", "durationMs", "createdAt", "input", "output"],
     ),
     "ExecutionPage": page_schema("Execution"),
+    "ApiKey": obj(
+        {
+            "id": text("`key_…`", pattern="^key_[0-9]+$"),
+            "name": {"type": "string", "maxLength": 100},
+            "hint": text("The key's first and last characters, to recognise it by."),
+            "status": text("", enum=["active", "suspended", "expired", "revoked"]),
+            "permissions": {"type": "array", "items": {"enum": ["agents", "read", "write"]}},
+            "agents": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The only agents it may use; empty: every agent.",
+            },
+            "agentActions": {
+                "type": "array",
+                "items": {"enum": ["agents:invoke", "agents:chat"]},
+                "description": "What it may do with them; empty: both.",
+            },
+            "allowedNetworks": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Networks (CIDR) it may be used from; empty: any.",
+            },
+            "createdAt": TIMESTAMP,
+            "expiresAt": {**TIMESTAMP, "type": ["string", "null"]},
+            "lastUsedAt": {**TIMESTAMP, "type": ["string", "null"]},
+            "revokedAt": {**TIMESTAMP, "type": ["string", "null"]},
+            "suspendedAt": {**TIMESTAMP, "type": ["string", "null"]},
+            "suspendedReason": {"type": ["string", "null"]},
+            "previousSecret": {
+                "type": ["object", "null"],
+                "description": "After a roll, the secret it had, while it still works.",
+                "properties": {"hint": {"type": "string"}, "expiresAt": TIMESTAMP},
+            },
+        },
+        required=["id", "name", "hint", "status", "permissions", "createdAt"],
+    ),
+    "ApiKeyPage": page_schema("ApiKey"),
     "ClientTokenCreated": obj(
         {
             "token": text(
@@ -256,6 +293,18 @@ SCHEMAS: dict[str, Schema] = {
         required=["id", "email", "name", "projects"],
     ),
 }
+
+SCHEMAS["ApiKeyCreated"] = obj(
+    {
+        **SCHEMAS["ApiKey"]["properties"],
+        "secret": text(
+            "The key's secret (after a roll, its new one). Shown in this answer only: never "
+            "again, not even to a retry with the same Idempotency-Key.",
+            pattern="^reminix_sk_[0-9A-Za-z]{36}$",
+        ),
+    },
+    required=[*SCHEMAS["ApiKey"]["required"], "secret"],
+)
 
 PAYLOAD = {
     "prompt": text("Text for the agent. Either this or `input`."),

@@ -1,0 +1,255 @@
+"""/v1/api-keys: a project's API keys managed by automation, with a personal access token
+that was given the `keys` permission (and X-Project). The same services, the same rules
+and the same audit events as the dashboard's pages: the PAT's person is the actor.
+
+    GET    /v1/api-keys                 list, newest first (cursor)
+    POST   /v1/api-keys                 create: 201, the secret in that body only
+    GET    /v1/api-keys/{id}            one
+    PATCH  /v1/api-keys/{id}            rename {"name"}
+    POST   /v1/api-keys/{id}/roll       {"overlapSeconds"}: 201, the new secret
+    POST   /v1/api-keys/{id}/suspend    {"reason"}
+    POST   /v1/api-keys/{id}/resume
+    DELETE /v1/api-keys/{id}            revoke: 204
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.http import HttpResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from api import errors
+from api.bodies import json_body, ok
+from api.endpoint import ProjectApiRequest, api_view
+from api.idempotency import SECRET_FIELDS_ATTRIBUTE
+from api.listing import cursor_param, is_row_id, limit_param, page_json
+from api.permissions import KEYS
+from apikeys.models import ALL_PERMISSIONS, ApiKey
+from apikeys.scopes import AGENT_ACTIONS
+from apikeys.services import (
+    ROLL_OVERLAPS,
+    SUSPENSION_REASON_MAX,
+    CannotRoll,
+    OutOfPolicy,
+    api_key_create,
+    api_key_rename,
+    api_key_resume,
+    api_key_revoke,
+    api_key_roll,
+    api_key_suspend,
+    token_networks_set,
+)
+from core.client_ip import client_ip
+from core.networks import MAX_NETWORKS
+from core.paging import keyset_page
+from core.validators import single_line
+
+KEY_ID = re.compile(r"key_([0-9]{1,19})")
+NAME_MAX = ApiKey._meta.get_field("name").max_length or 100
+MAX_OVERLAP_SECONDS = int(max(ROLL_OVERLAPS.values()).total_seconds())
+
+
+def api_key_json(key: ApiKey) -> dict[str, Any]:
+    """A key as the API shows it: never its secret, nor its hash."""
+
+    def at(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment else None
+
+    now = timezone.now()
+    return {
+        "id": f"key_{key.pk}",
+        "name": key.name,
+        "hint": key.hint,
+        "status": key.status_at(now).value,
+        "permissions": key.permissions,
+        "agents": key.agent_names,
+        "agentActions": key.agent_actions,
+        "allowedNetworks": key.allowed_networks,
+        "createdAt": at(key.created_at),
+        "expiresAt": at(key.expires_at),
+        "lastUsedAt": at(key.last_used_at),
+        "revokedAt": at(key.revoked_at),
+        "suspendedAt": at(key.suspended_at),
+        "suspendedReason": key.suspended_reason or None,
+        "previousSecret": (
+            {"hint": key.previous_hint, "expiresAt": at(key.previous_expires_at)}
+            if key.previous_secret_works_at(now)
+            else None
+        ),
+    }
+
+
+def _key(request: ProjectApiRequest, key_id: str) -> ApiKey:
+    match = KEY_ID.fullmatch(key_id)
+    key = None
+    if match and is_row_id(match.group(1)):
+        key = ApiKey.objects.for_project(request.caller.project).filter(pk=match.group(1)).first()
+    if key is None:
+        raise errors.not_found(message=f"No API key '{key_id}' in this project.")
+    return key
+
+
+def _with_secret(key: ApiKey, secret: str, status: int) -> HttpResponse:
+    response = ok({**api_key_json(key), "secret": secret}, status=status)
+    # An Idempotency-Key retry must not get the secret again (api/idempotency.py).
+    setattr(response, SECRET_FIELDS_ATTRIBUTE, ("secret",))
+    return response
+
+
+def _string(body: dict[str, Any], field: str, *, most: int, required: bool) -> str | None:
+    value = body.get(field)
+    if value is None:
+        if required:
+            raise errors.missing_required_field(field)
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > most:
+        raise errors.invalid_field_value(field, f"must be a string of 1 to {most} characters.")
+    try:
+        single_line(value)
+    except ValidationError:
+        raise errors.invalid_field_value(field, "must be one line of printable text.") from None
+    return value.strip()
+
+
+def _strings(body: dict[str, Any], field: str, *, most: int) -> list[str] | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > most:
+        raise errors.invalid_field_value(field, f"must be a list of at most {most} strings.")
+    if not all(isinstance(v, str) and v.isprintable() for v in value):
+        raise errors.invalid_field_value(field, f"must be a list of at most {most} strings.")
+    return value
+
+
+def _expires_at(body: dict[str, Any]) -> datetime | None:
+    raw = body.get("expiresAt")
+    if raw is None:
+        return None
+    parsed = None
+    if isinstance(raw, str) and len(raw) <= 40:
+        try:
+            parsed = parse_datetime(raw)
+        except ValueError:  # a well-formed date that does not exist (2026-02-30)
+            parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise errors.invalid_field_value(
+            "expiresAt", "must be an ISO 8601 date and time with its offset."
+        )
+    now = timezone.now()
+    if not now < parsed <= now + timedelta(days=3660):
+        raise errors.invalid_field_value("expiresAt", "must be in the next ten years.")
+    return parsed
+
+
+@api_view(["GET", "POST"], permission=KEYS)
+def api_keys(request: ProjectApiRequest) -> HttpResponse:
+    if request.method in ("GET", "HEAD"):
+        after = cursor_param(request, accepts=is_row_id)
+        page = keyset_page(
+            ApiKey.objects.for_project(request.caller.project),
+            order=("-id",),
+            following=(int(after),) if after is not None else None,
+            size=limit_param(request),
+        )
+        return ok(page_json(page, api_key_json))
+    body = json_body(request)
+    name = _string(body, "name", most=NAME_MAX, required=True)
+    assert name is not None
+    permissions = _strings(body, "permissions", most=len(ALL_PERMISSIONS))
+    if permissions is not None and (not permissions or set(permissions) - set(ALL_PERMISSIONS)):
+        raise errors.invalid_field_value(
+            "permissions", f"must name one or more of {', '.join(ALL_PERMISSIONS)}."
+        )
+    agent_actions = _strings(body, "agentActions", most=len(AGENT_ACTIONS))
+    if agent_actions and set(agent_actions) - set(AGENT_ACTIONS):
+        raise errors.invalid_field_value(
+            "agentActions", f"must name one or more of {', '.join(AGENT_ACTIONS)}."
+        )
+    agents = _strings(body, "agents", most=50)
+    networks = _strings(body, "allowedNetworks", most=MAX_NETWORKS)
+    caller = request.caller
+    try:
+        key, secret = api_key_create(
+            project=caller.project,
+            name=name,
+            created_by=caller.user,
+            permissions=permissions,
+            expires_at=_expires_at(body),
+            ip=client_ip(request),
+            agent_names=agents,
+            agent_actions=agent_actions,
+        )
+    except OutOfPolicy as refused:
+        raise errors.invalid_field_value("expiresAt", str(refused)) from None
+    except ValueError as refused:  # a scope the services refuse: bad agent names
+        raise errors.invalid_field_value("agents", str(refused)) from None
+    if networks:
+        try:
+            token_networks_set(key, networks=networks, by=caller.user, ip=client_ip(request))
+        except ValidationError as invalid:
+            raise errors.invalid_field_value(
+                "allowedNetworks", " ".join(invalid.messages)
+            ) from None
+    return _with_secret(key, secret, 201)
+
+
+@api_view(["GET", "PATCH", "DELETE"], permission=KEYS)
+def api_key_detail(request: ProjectApiRequest, key_id: str) -> HttpResponse:
+    key = _key(request, key_id)
+    user, ip = request.caller.user, client_ip(request)
+    if request.method == "PATCH":
+        name = _string(json_body(request), "name", most=NAME_MAX, required=True)
+        assert name is not None and user is not None
+        api_key_rename(api_key=key, name=name, by=user, ip=ip)
+    elif request.method == "DELETE":
+        api_key_revoke(api_key=key, by=user, ip=ip)
+        return HttpResponse(status=204)
+    return ok(api_key_json(key))
+
+
+@api_view(["POST"], permission=KEYS)
+def api_key_roll_view(request: ProjectApiRequest, key_id: str) -> HttpResponse:
+    key = _key(request, key_id)
+    body = json_body(request)
+    seconds = body.get("overlapSeconds", 0)
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise errors.invalid_field_value("overlapSeconds", "must be a whole number of seconds.")
+    if not 0 <= seconds <= MAX_OVERLAP_SECONDS:
+        raise errors.invalid_field_value(
+            "overlapSeconds", f"must be from 0 to {MAX_OVERLAP_SECONDS} (7 days)."
+        )
+    try:
+        secret = api_key_roll(
+            api_key=key,
+            by=request.caller.user,
+            overlap=timedelta(seconds=seconds),
+            ip=client_ip(request),
+        )
+    except CannotRoll as cannot:
+        raise errors.ApiError(409, "invalid_request", f"{cannot} Create a new key.") from None
+    key.refresh_from_db()
+    return _with_secret(key, secret, 201)
+
+
+@api_view(["POST"], permission=KEYS)
+def api_key_suspend_view(request: ProjectApiRequest, key_id: str) -> HttpResponse:
+    key = _key(request, key_id)
+    reason = _string(json_body(request), "reason", most=SUSPENSION_REASON_MAX, required=True)
+    assert reason is not None
+    api_key_suspend(api_key=key, by=request.caller.user, reason=reason, ip=client_ip(request))
+    key.refresh_from_db()
+    return ok(api_key_json(key))
+
+
+@api_view(["POST"], permission=KEYS)
+def api_key_resume_view(request: ProjectApiRequest, key_id: str) -> HttpResponse:
+    key = _key(request, key_id)
+    api_key_resume(api_key=key, by=request.caller.user, ip=client_ip(request))
+    key.refresh_from_db()
+    return ok(api_key_json(key))

@@ -1,0 +1,213 @@
+"""/v1/api-keys (issue 11, point 9): a project's keys managed by automation with a PAT that
+has the `keys` permission and X-Project; the same services and audit events as the pages;
+every refusal in the envelope."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from accounts.services import project_set_lifetime_policy
+from apikeys.models import ApiKey
+from apikeys.services import api_key_create, personal_token_create
+from audit.models import AuditEvent
+from tests.api.assertions import assert_error, assert_ok
+from tests.conftest import Api
+
+INVOKE = "/v1/agents/my-agent/invoke"
+
+
+@pytest.fixture
+def admin(user, project) -> Api:
+    """A PAT with the keys permission, naming the project."""
+    _, secret = personal_token_create(
+        user=user, name="Key rotation", permissions=["agents", "read", "write", "keys"]
+    )
+    api = Api(Client(), secret)
+    api.client.defaults["HTTP_X_PROJECT"] = project.slug
+    return api
+
+
+def test_create_shows_the_secret_once_and_the_key_works(admin, project, user):
+    created = assert_ok(
+        admin.post("/v1/api-keys", {"name": "CI deploys", "permissions": ["agents"]}), 201
+    )
+    secret = created["secret"]
+    assert secret.startswith("reminix_sk_") and created["status"] == "active"
+    assert created["permissions"] == ["agents"] and created["id"].startswith("key_")
+    assert_ok(Api(Client(), secret).post(INVOKE, {"prompt": "hi"}))
+    listed = assert_ok(admin.get("/v1/api-keys"))
+    assert [k["id"] for k in listed["data"]] == [created["id"]]
+    assert "secret" not in listed["data"][0] and secret not in str(listed)
+    one = assert_ok(admin.get(f"/v1/api-keys/{created['id']}"))
+    assert one["hint"] == created["hint"] and "secret" not in one
+    event = AuditEvent.objects.get(action="api_key.created")
+    assert event.actor == user and event.project == project
+
+
+def test_rename_roll_suspend_resume_and_revoke_go_through_the_services(admin, project):
+    created = assert_ok(admin.post("/v1/api-keys", {"name": "Web"}), 201)
+    url = f"/v1/api-keys/{created['id']}"
+    old = Api(Client(), created["secret"])
+
+    assert assert_ok(admin.send("PATCH", url, {"name": "Web (EU)"}))["name"] == "Web (EU)"
+
+    rolled = assert_ok(admin.post(f"{url}/roll", {"overlapSeconds": 3600}), 201)
+    assert rolled["secret"] != created["secret"] and rolled["hint"] != created["hint"]
+    assert rolled["previousSecret"]["hint"] == created["hint"]
+    assert_ok(old.post(INVOKE, {"prompt": "old, in the overlap"}))
+    new = Api(Client(), rolled["secret"])
+
+    suspended = assert_ok(admin.post(f"{url}/suspend", {"reason": "Looking into it"}))
+    assert suspended["status"] == "suspended"
+    assert_error(new.post(INVOKE, {"prompt": "x"}), 401, "suspended_api_key")
+    assert assert_ok(admin.post(f"{url}/resume"))["status"] == "active"
+    assert_ok(new.post(INVOKE, {"prompt": "x"}))
+
+    assert admin.send("DELETE", url).status_code == 204
+    assert_error(new.post(INVOKE, {"prompt": "x"}), 401, "expired_api_key")
+    assert assert_ok(admin.get(url))["status"] == "revoked"
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {
+        "api_key.renamed",
+        "api_key.rolled",
+        "api_key.suspended",
+        "api_key.resumed",
+        "api_key.revoked",
+    } <= actions
+    assert_error(admin.post(f"{url}/roll", {"overlapSeconds": 0}), 409, "invalid_request")
+
+
+def test_an_api_key_or_a_pat_without_keys_is_refused(api, user, project):
+    error = assert_error(api.get("/v1/api-keys"), 403, "insufficient_permissions")
+    assert "personal access token" in error["message"]
+    _, secret = personal_token_create(user=user, name="Full")  # full access has no keys
+    plain = Api(Client(), secret)
+    error = assert_error(
+        plain.get("/v1/api-keys", headers={"X-Project": project.slug}),
+        403,
+        "insufficient_permissions",
+    )
+    assert "'keys'" in error["message"]
+    assert_error(admin_without_project(user).get("/v1/api-keys"), 400, "missing_required_field")
+
+
+def admin_without_project(user) -> Api:
+    _, secret = personal_token_create(user=user, name="No project", permissions=["keys"])
+    return Api(Client(), secret)
+
+
+def test_another_projects_key_is_not_found(admin, make_project, make_user):
+    theirs = make_project(make_user(email="them@example.com"), name="Theirs")
+    their_key, _ = api_key_create(project=theirs, name="Theirs", created_by=None)
+    for method in ("GET", "PATCH", "DELETE"):
+        response = admin.send(method, f"/v1/api-keys/key_{their_key.pk}", {"name": "Mine"})
+        assert_error(response, 404, "not_found")
+    assert_error(admin.post(f"/v1/api-keys/key_{their_key.pk}/roll"), 404, "not_found")
+    assert ApiKey.objects.get(pk=their_key.pk).revoked_at is None
+
+
+@pytest.mark.parametrize(
+    "path", ["key_0", "key_99999999999999999999", "1", "key_1²", "reminix_sk_abc", "key_%00"]
+)
+def test_odd_ids_are_404s(admin, path):
+    assert_error(admin.get(f"/v1/api-keys/{path}"), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "a\nb"}, "name"),
+        ({"name": "x" * 101}, "name"),
+        ({"name": 5}, "name"),
+        ({"name": "k", "permissions": []}, "permissions"),
+        ({"name": "k", "permissions": ["keys"]}, "permissions"),
+        ({"name": "k", "permissions": "agents"}, "permissions"),
+        ({"name": "k", "expiresAt": "9999-12-31T00:00:00Z"}, "expiresAt"),
+        ({"name": "k", "expiresAt": "2020-01-01T00:00:00Z"}, "expiresAt"),
+        ({"name": "k", "expiresAt": "2027-02-30T00:00:00Z"}, "expiresAt"),
+        ({"name": "k", "expiresAt": "2027-01-01T00:00:00"}, "expiresAt"),
+        ({"name": "k", "expiresAt": 1767225600}, "expiresAt"),
+        ({"name": "k", "agents": ["bad name"]}, "agents"),
+        ({"name": "k", "agentActions": ["agents:delete"]}, "agentActions"),
+        ({"name": "k", "allowedNetworks": ["0.0.0.0/0"]}, "allowedNetworks"),
+        ({"name": "k", "allowedNetworks": ["1²7.0.0.1"]}, "allowedNetworks"),
+    ],
+)
+def test_bad_create_bodies_are_400s_naming_the_field(admin, body, field):
+    response = admin.post("/v1/api-keys", body)
+    code = "missing_required_field" if body == {} else "invalid_field_value"
+    error = assert_error(response, 400, code)
+    assert field in error["message"]
+
+
+def test_odd_roll_and_suspend_bodies_are_refused_and_change_nothing(admin):
+    created = assert_ok(admin.post("/v1/api-keys", {"name": "Web"}), 201)
+    url = f"/v1/api-keys/{created['id']}"
+    for seconds in (-1, 604801, 1.5, "3600", True):
+        assert_error(
+            admin.post(f"{url}/roll", {"overlapSeconds": seconds}), 400, "invalid_field_value"
+        )
+    # A number past 64 bits is refused with the body, before any field is read.
+    assert_error(admin.post(f"{url}/roll", {"overlapSeconds": 10**30}), 400, "invalid_request")
+    for reason in ("", "two\nlines", "x" * 201, None):
+        response = admin.post(f"{url}/suspend", {"reason": reason})
+        assert response.status_code == 400
+    key = ApiKey.objects.get(pk=created["id"].removeprefix("key_"))
+    assert key.hint == created["hint"] and key.suspended_at is None
+
+
+def test_the_lifetime_policy_holds_over_the_api_too(admin, project, user):
+    project_set_lifetime_policy(project=project, max_key_days=30, max_pat_days=None, by=user)
+    error = assert_error(
+        admin.post("/v1/api-keys", {"name": "Forever"}), 400, "invalid_field_value"
+    )
+    assert "30 days" in error["message"]
+    soon = (timezone.now() + timedelta(days=10)).isoformat()
+    created = assert_ok(admin.post("/v1/api-keys", {"name": "Month", "expiresAt": soon}), 201)
+    assert created["expiresAt"] is not None
+
+
+def test_a_create_retried_with_its_idempotency_key_never_shows_the_secret_again(admin):
+    headers = {"Idempotency-Key": "create-ci-key-1"}
+    first = assert_ok(admin.post("/v1/api-keys", {"name": "CI"}, headers=headers), 201)
+    again = admin.post("/v1/api-keys", {"name": "CI"}, headers=headers)
+    assert first["secret"] not in again.content.decode()
+    assert ApiKey.objects.filter(name="CI").count() == 1
+
+
+def test_pages_follow_the_cursor(admin, project):
+    for n in range(3):
+        api_key_create(project=project, name=f"k{n}", created_by=None)
+    first = assert_ok(admin.get("/v1/api-keys", limit="2"))
+    assert len(first["data"]) == 2 and first["hasMore"]
+    rest = assert_ok(admin.get("/v1/api-keys", limit="2", cursor=first["nextCursor"]))
+    assert [k["name"] for k in rest["data"]] == ["k0"] and not rest["hasMore"]
+    for bad in ("²", "AA==", "a\x00"):
+        assert_error(admin.get("/v1/api-keys", cursor=bad), 400, "invalid_field_value")
+    assert_error(admin.get("/v1/api-keys", limit="²"), 400, "invalid_field_value")
+
+
+def test_the_pat_form_grants_keys_only_when_ticked(signed_in, user):
+    from django.urls import reverse
+
+    from apikeys.models import PersonalAccessToken
+    from tests.conftest import HTMX
+
+    url = reverse("apikeys:personal_token_create")
+    for name, ticked in (("Plain", False), ("Rotation", True)):
+        form = signed_in.get(url, headers=HTMX)
+        data = {"name": name, "access": "full", "expiry": "30", "form_id": form.context["form_id"]}
+        if ticked:
+            data["manage_keys"] = "on"
+        assert signed_in.post(url, data, headers=HTMX).status_code == 201
+    assert "keys" not in PersonalAccessToken.objects.get(name="Plain").permissions
+    rotation = PersonalAccessToken.objects.get(name="Rotation")
+    assert "keys" in rotation.permissions and not rotation.is_restricted
+    page = signed_in.get(reverse("apikeys:personal_token_list")).content.decode()
+    assert ">keys</span>" in page
