@@ -32,6 +32,7 @@ def _register_audit_actions() -> None:
         Action("api_key.resumed", "API key resumed"),
         Action("api_key.rolled", "API key rolled", "warning"),
         Action("api_key.previous_secret_ended", "Previous secret of an API key ended"),
+        Action("api_key.transferred", "API key handed to another member"),
         Action("api_key.networks_changed", "API key's allowed networks changed", "warning"),
         Action("client_token.created", "Client token created"),
         Action("client_token.revoked", "Client token revoked", "warning"),

@@ -298,6 +298,23 @@ class AllowedNetworksForm(forms.Form):
         return networks
 
 
+class KeysTransferForm(forms.Form):
+    """Whom the keys of people who left are handed to: a current member."""
+
+    to = forms.ModelChoiceField(
+        label="Hand them to",
+        queryset=User.objects.none(),
+        empty_label=None,
+        error_messages={"invalid_choice": "Choose a current member of the project."},
+    )
+
+    def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        to = self.fields["to"]
+        assert isinstance(to, forms.ModelChoiceField)
+        to.queryset = User.objects.filter(memberships__project=project).order_by("email")
+
+
 class ApiKeyRollForm(forms.Form):
     """How long the secret being replaced keeps working, so that whatever uses it can move
     to the new one without an outage."""

@@ -16,7 +16,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Least
 from django.utils import timezone
 
-from accounts.models import Project, User
+from accounts.models import Membership, Project, User
 from apikeys.models import (
     ALL_PERMISSIONS,
     PAT_ONLY_PERMISSIONS,
@@ -320,6 +320,37 @@ def token_networks_set(
         metadata={"from": before, "to": canonical},
     )
     return True
+
+
+@transaction.atomic
+def api_keys_transfer_from_leavers(
+    *, project: Project, to: User, by: User, ip: str | None = None
+) -> int:
+    """Make `to` (a member) the creator of record of every key of `project` whose creator
+    is no longer a member, so each has someone answerable for it. The keys themselves do
+    not change. Returns how many; one audit event per key."""
+    if not Membership.objects.filter(project=project, user=to).exists():
+        raise ValueError("Keys can be handed only to a member of the project.")
+    members = Membership.objects.filter(project=project).values("user_id")
+    orphaned = list(
+        ApiKey.objects.for_project(project)
+        .filter(created_by__isnull=False)
+        .exclude(created_by__in=members)
+        .select_related("created_by")
+    )
+    for key in orphaned:
+        before = key.created_by.email if key.created_by else None
+        key.created_by = to
+        key.save(update_fields=["created_by"])
+        audit_record(
+            action="api_key.transferred",
+            actor=by,
+            project=project,
+            target=key,
+            ip=ip,
+            metadata={"from": before, "to": to.email},
+        )
+    return len(orphaned)
 
 
 def _key_changed(

@@ -9,6 +9,7 @@ KEYS = "projects/<slug:slug>/settings/api-keys/"
 urlpatterns = [
     path(KEYS, api_keys.api_key_list, name="api_key_list"),
     path(KEYS + "new/", api_keys.api_key_create_view, name="api_key_create"),
+    path(KEYS + "transfer/", api_keys.api_keys_transfer_view, name="api_keys_transfer"),
     path(KEYS + "<int:key_id>/rename/", api_keys.api_key_rename_view, name="api_key_rename"),
     path(KEYS + "<int:key_id>/revoke/", api_keys.api_key_revoke_view, name="api_key_revoke"),
     path(KEYS + "<int:key_id>/roll/", api_keys.api_key_roll_view, name="api_key_roll"),

@@ -15,10 +15,16 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
-from accounts.decorators import project_member_required
+from accounts.decorators import project_member_required, project_owner_required
 from accounts.http import ProjectRequest
 from accounts.models import Membership, Project
-from apikeys.forms import ApiKeyCreateForm, ApiKeyRenameForm, ApiKeyRollForm, ApiKeySuspendForm
+from apikeys.forms import (
+    ApiKeyCreateForm,
+    ApiKeyRenameForm,
+    ApiKeyRollForm,
+    ApiKeySuspendForm,
+    KeysTransferForm,
+)
 from apikeys.models import ApiKey, PersonalAccessToken, TokenStatus
 from apikeys.scopes import describe as describe_scope
 from apikeys.services import (
@@ -30,6 +36,7 @@ from apikeys.services import (
     api_key_revoke,
     api_key_roll,
     api_key_suspend,
+    api_keys_transfer_from_leavers,
 )
 from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from core.client_ip import client_ip
@@ -76,7 +83,10 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
     active = [k for k in keys if k.status_at(now) in working]
     ended = [k for k in keys if k.status_at(now) not in working]
     out_of_policy = len([k for k in active if k.out_of_policy])  # type: ignore[attr-defined]
+    creator_left = len([k for k in active if k.creator_left])  # type: ignore[attr-defined]
     return {
+        "creator_left": creator_left,
+        "transfer_form": KeysTransferForm(project=request.project) if creator_left else None,
         "active_keys": active,
         "ended_keys": ended,
         "now": now,
@@ -276,4 +286,23 @@ def api_key_end_previous_view(request: ProjectRequest, key_id: int) -> HttpRespo
         )
     else:
         messages.info(request, f"“{api_key.name}” has no old secret that still works.")
+    return _panel_closed(request)
+
+
+@require_POST
+@project_owner_required
+def api_keys_transfer_view(request: ProjectRequest) -> HttpResponse:
+    """Owners hand the keys of people who left to a current member (the keys still work;
+    someone now answers for them)."""
+    form = KeysTransferForm(request.POST, project=request.project)
+    if not form.is_valid():
+        messages.error(request, " ".join(str(e) for e in form.errors["to"]))
+    else:
+        to = form.cleaned_data["to"]
+        count = api_keys_transfer_from_leavers(
+            project=request.project, to=to, by=request.user, ip=client_ip(request)
+        )
+        messages.success(
+            request, f"{count} key{'s' if count != 1 else ''} handed to {to.get_short_name()}."
+        )
     return _panel_closed(request)

@@ -213,3 +213,45 @@ def test_a_key_whose_creator_left_the_project_is_marked_and_still_works(
     assert marked() == {"Lou&#x27;s deploys"}
     response = api.post("/v1/agents/my-agent/invoke", {"prompt": "hi"}, token=token)
     assert response.status_code == 200  # marked, not stopped: someone decides
+
+
+def test_an_owner_hands_the_keys_of_people_who_left_to_a_member(
+    signed_in, project, user, make_user
+):
+    """Issue 11, point 8: someone answers for them again; the keys themselves go on."""
+    from accounts.services import membership_add, membership_remove
+    from apikeys.services import api_key_create
+    from audit.models import AuditEvent
+
+    leaver = make_user(email="leaver@example.com", name="Lou")
+    stayer = make_user(email="stayer@example.com", name="Sam")
+    gone = membership_add(project=project, user=leaver, role="member", by=user)
+    membership_add(project=project, user=stayer, role="member", by=user)
+    theirs, _ = api_key_create(project=project, name="Lou's deploys", created_by=leaver)
+    membership_remove(membership=gone, by=user)
+
+    html = signed_in.get(list_url(project)).content.decode()
+    assert "1 key made by people who are no longer members" in html
+    transfer = reverse("apikeys:api_keys_transfer", args=[project.slug])
+    assert transfer in html
+
+    # A plain member sees the note but may not hand keys over.
+    from django.test import Client
+
+    client = Client()
+    client.force_login(stayer)
+    assert transfer not in client.get(list_url(project)).content.decode()
+    assert client.post(transfer, {"to": stayer.pk}).status_code == 403
+    # Only a current member can receive them; odd values change nothing.
+    for bad in (leaver.pk, "²", "", "1\x00"):
+        signed_in.post(transfer, {"to": bad})
+        theirs.refresh_from_db()
+        assert theirs.created_by == leaver
+
+    done = signed_in.post(transfer, {"to": stayer.pk}, headers=HTMX)
+    assert done.status_code == 200 and "apiKeysChanged" in done["HX-Trigger"]
+    theirs.refresh_from_db()
+    assert theirs.created_by == stayer and theirs.revoked_at is None
+    event = AuditEvent.objects.get(action="api_key.transferred")
+    assert event.metadata == {"from": "leaver@example.com", "to": "stayer@example.com"}
+    assert "no longer members" not in signed_in.get(list_url(project)).content.decode()
