@@ -28,7 +28,7 @@ def _register_audit_actions() -> None:
         Action("project.created", "Project created", "success"),
         Action("project.renamed", "Project renamed"),
         Action("project.origins_changed", "Allowed origins changed", "warning"),
-        Action("project.lifetime_policy_changed", "Token lifetime policy changed", "warning"),
+        Action("project.key_policy_changed", "Key policy changed", "warning"),
         Action("membership.added", "Member added", "success"),
         Action("membership.removed", "Member removed", "danger"),
     )

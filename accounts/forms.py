@@ -183,7 +183,7 @@ LIFETIME_CHOICES = [
 ]
 
 
-class LifetimePolicyForm(forms.Form):
+class KeyPolicyForm(forms.Form):
     """How long this project's API keys, and the personal access tokens used in it, may
     live at most."""
 
@@ -205,4 +205,13 @@ class LifetimePolicyForm(forms.Form):
         required=False,
         help_text="Checked on every call: a member's token that lives longer (or never "
         "expires) is refused in this project with 403 insufficient_permissions, at once.",
+    )
+    leaked_key_action = forms.ChoiceField(
+        label="When GitHub finds one of these keys in public",
+        choices=Project.LeakedKeyAction.choices,
+        initial=Project.LeakedKeyAction.REVOKE,
+        required=False,  # not sent: as it was
+        widget=forms.RadioSelect,
+        help_text="GitHub's secret scanning reports Reminix keys pushed to public "
+        "repositories. Either way a high alert is raised and the owners are emailed.",
     )

@@ -86,6 +86,15 @@ class Project(models.Model):
     # project holding the policy checks it on each call, as GitHub organisations do).
     max_key_lifetime_days = models.PositiveSmallIntegerField(null=True, blank=True)
     max_pat_lifetime_days = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class LeakedKeyAction(models.TextChoices):
+        REVOKE = "revoke", "Revoke it at once, and tell the owners"
+        REPORT = "report", "Only tell the owners (raise a high alert)"
+
+    # What happens to one of its API keys that GitHub's secret scanning finds in public.
+    leaked_key_action = models.CharField(
+        max_length=8, choices=LeakedKeyAction.choices, default=LeakedKeyAction.REVOKE
+    )
     objects = ProjectQuerySet.as_manager()
 
     class Meta:

@@ -131,29 +131,41 @@ def project_set_allowed_origins(
 
 
 @transaction.atomic
-def project_set_lifetime_policy(
+def project_set_key_policy(
     *,
     project: Project,
     max_key_days: int | None,
     max_pat_days: int | None,
     by: User,
+    leaked_key_action: str | None = None,
     ip: str | None = None,
 ) -> bool:
     """The longest an API key or a personal access token may live, for this project
-    (None: no maximum). False (nothing recorded) if it is what it was."""
+    (None: no maximum), and what happens to a key of it found in public (unchanged when
+    None). False (nothing recorded) if it is all as it was."""
     for days in (max_key_days, max_pat_days):
         if days is not None and not 1 <= days <= MAX_POLICY_DAYS:
             raise ValueError(f"A maximum lifetime is from 1 to {MAX_POLICY_DAYS} days.")
-    before = {"keys": project.max_key_lifetime_days, "pats": project.max_pat_lifetime_days}
-    after = {"keys": max_key_days, "pats": max_pat_days}
+    action = leaked_key_action or project.leaked_key_action
+    if action not in Project.LeakedKeyAction.values:
+        raise ValueError(f"Unknown action for a leaked key: {action}")
+    before = {
+        "keys": project.max_key_lifetime_days,
+        "pats": project.max_pat_lifetime_days,
+        "leaked": project.leaked_key_action,
+    }
+    after = {"keys": max_key_days, "pats": max_pat_days, "leaked": action}
     if before == after:
         return False
     project.max_key_lifetime_days, project.max_pat_lifetime_days = max_key_days, max_pat_days
-    project.save(update_fields=["max_key_lifetime_days", "max_pat_lifetime_days"])
+    project.leaked_key_action = action
+    project.save(
+        update_fields=["max_key_lifetime_days", "max_pat_lifetime_days", "leaked_key_action"]
+    )
     # PATs are checked against it on every call in this project, copies included.
     changed(project.change_identity)
     audit_record(
-        action="project.lifetime_policy_changed",
+        action="project.key_policy_changed",
         actor=by,
         project=project,
         target=project,

@@ -28,9 +28,9 @@ urlpatterns = [
     path("projects/<slug:slug>/settings/", views.project_settings, name="project_settings"),
     path("projects/<slug:slug>/settings/origins/", views.project_origins, name="project_origins"),
     path(
-        "projects/<slug:slug>/settings/lifetime-policy/",
-        views.project_lifetime_policy,
-        name="project_lifetime_policy",
+        "projects/<slug:slug>/settings/key-policy/",
+        views.project_key_policy,
+        name="project_key_policy",
     ),
     path("projects/<slug:slug>/settings/members/", views.project_members, name="project_members"),
     path(

@@ -20,7 +20,7 @@ from accounts.decorators import (
 )
 from accounts.forms import (
     AllowedOriginsForm,
-    LifetimePolicyForm,
+    KeyPolicyForm,
     MemberAddForm,
     ProjectForm,
     SignInForm,
@@ -35,7 +35,7 @@ from accounts.services import (
     project_create,
     project_rename,
     project_set_allowed_origins,
-    project_set_lifetime_policy,
+    project_set_key_policy,
     user_sign_up,
 )
 from audit.log import audit_record
@@ -229,20 +229,21 @@ def project_settings(request: ProjectRequest) -> HttpResponse:
     )
 
 
-def _policy_form(request: ProjectRequest) -> LifetimePolicyForm:
+def _policy_form(request: ProjectRequest) -> KeyPolicyForm:
     project = request.project
-    return LifetimePolicyForm(
+    return KeyPolicyForm(
         initial={
             "max_key_days": project.max_key_lifetime_days or "",
             "max_pat_days": project.max_pat_lifetime_days or "",
+            "leaked_key_action": project.leaked_key_action,
         }
     )
 
 
 @require_POST
 @project_owner_required
-def project_lifetime_policy(request: ProjectRequest) -> HttpResponse:
-    policy_form = LifetimePolicyForm(request.POST)
+def project_key_policy(request: ProjectRequest) -> HttpResponse:
+    policy_form = KeyPolicyForm(request.POST)
     if not policy_form.is_valid():
         context = {
             "form": ProjectForm(instance=request.project),
@@ -251,16 +252,17 @@ def project_lifetime_policy(request: ProjectRequest) -> HttpResponse:
         }
         return render(request, "accounts/project_settings.html", context, status=422)
     data = policy_form.cleaned_data
-    if project_set_lifetime_policy(
+    if project_set_key_policy(
         project=request.project,
         max_key_days=data["max_key_days"],
         max_pat_days=data["max_pat_days"],
+        leaked_key_action=data["leaked_key_action"],
         by=request.user,
         ip=client_ip(request),
     ):
-        messages.success(request, "Token lifetime policy saved.")
+        messages.success(request, "Key policy saved.")
     else:
-        messages.info(request, "The token lifetime policy is as it was.")
+        messages.info(request, "The key policy is as it was.")
     return redirect("accounts:project_settings", slug=request.project.slug)
 
 

@@ -37,6 +37,7 @@ class Flag(models.Model):
         CLIENT_TOKEN_MANY_IPS = "client_token_many_ips", "Client token used from many addresses"
         UNUSED_KEY = "unused_key", "Unused for 90 days"
         BLOCKED_NETWORK = "blocked_network", "Used from outside its allowed networks"
+        FOUND_IN_PUBLIC = "found_in_public", "Found in public by GitHub's secret scanning"
 
     class Severity(models.TextChoices):
         HIGH = "high", "High"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Project, User
 from alerts.models import Flag, KeyNetwork
+from apikeys.models import ApiKey, ClientToken
 from apikeys.services import token_networks_set
 from audit.log import audit_record
 from core.networks import network_around, parse_networks
@@ -86,3 +90,47 @@ def flag_network_ours(*, flag: Flag, by: User, ip: str | None = None) -> list[st
     )
     flag_acknowledge(flag=flag, by=by, ip=ip)
     return networks
+
+
+def flag_found_in_public(
+    *,
+    project: Project,
+    api_key: ApiKey | None,
+    client_token: ClientToken | None,
+    url: str,
+    source: str,
+    revoked: bool,
+    seen_at: datetime,
+) -> Flag:
+    """A high alert: GitHub's secret scanning found the token in public. Another find
+    of the same token while the alert is open adds to it."""
+    token = api_key or client_token
+    assert token is not None
+    dedupe_key = (
+        f"{project.pk}:{Flag.Kind.FOUND_IN_PUBLIC}:{api_key.pk if api_key else '-'}:"
+        f"{client_token.pk if client_token else '-'}:"
+    )
+    what = f"Key “{api_key.name}” ({api_key.hint})" if api_key else f"Client token {token}"
+    outcome = "It was revoked." if revoked else "It was not revoked (the project only reports)."
+    summary = f"{what} was found in public by GitHub's secret scanning. {outcome}"[:300]
+    evidence = {"url": url[:2000], "source": source, "revoked": revoked}
+    with transaction.atomic():
+        flag = Flag.objects.select_for_update().filter(dedupe_key=dedupe_key).open().first()
+        if flag is not None:
+            flag.occurrences = F("occurrences") + 1
+            flag.last_seen = max(flag.last_seen, seen_at)
+            flag.summary, flag.evidence = summary, {**flag.evidence, **evidence}
+            flag.save(update_fields=["occurrences", "last_seen", "summary", "evidence"])
+            return flag
+        return Flag.objects.create(
+            project=project,
+            api_key=api_key,
+            client_token=client_token,
+            kind=Flag.Kind.FOUND_IN_PUBLIC,
+            severity=Flag.Severity.HIGH,
+            dedupe_key=dedupe_key,
+            summary=summary,
+            evidence=evidence,
+            first_seen=seen_at,
+            last_seen=seen_at,
+        )

@@ -3,6 +3,7 @@
 from django.urls import path, re_path
 
 from agents import api as agents_api
+from alerts.secret_scanning import github_secret_scanning
 from api import api_keys
 from api import views as api_views
 from api.credentials import credentials_revoke
@@ -26,5 +27,10 @@ urlpatterns = [
     path("user/me", api_views.user_me, name="user_me"),
     path("openapi.json", openapi_json, name="openapi"),
     path("credentials/revoke", credentials_revoke, name="credentials_revoke"),
+    path(
+        "credentials/github-secret-scanning",
+        github_secret_scanning,
+        name="github_secret_scanning",
+    ),
     re_path(r"^.*$", api_not_found),
 ]

@@ -354,6 +354,87 @@ def all_operations() -> list[tuple[str, str, Schema]]:
                 },
             },
         ),
+        (
+            "/v1/credentials/github-secret-scanning",
+            "post",
+            {
+                "operationId": "receiveGitHubSecretScanningAlert",
+                "tags": ["Credentials"],
+                "summary": "GitHub secret-scanning alerts",
+                "description": "For GitHub's secret-scanning partner programme: the body is "
+                "signed (ECDSA P-256, SHA-256) by the key GITHUB-PUBLIC-KEY-IDENTIFIER names, "
+                "in GITHUB-PUBLIC-KEY-SIGNATURE; an unsigned or badly signed body is `403`. "
+                "Each token is answered `true_positive` or `false_positive` by its SHA-256. "
+                "A working token is revoked (or, for a project that only reports, left "
+                "working) and its owners told; a project's token raises a high alert. `404` "
+                "where no GitHub key is configured.",
+                "security": [],
+                "parameters": [
+                    param(
+                        "GITHUB-PUBLIC-KEY-IDENTIFIER",
+                        "header",
+                        "Which of GitHub's keys signed the body.",
+                        {"type": "string"},
+                        required=True,
+                    ),
+                    param(
+                        "GITHUB-PUBLIC-KEY-SIGNATURE",
+                        "header",
+                        "The base64 DER ECDSA signature of the raw body.",
+                        {"type": "string"},
+                        required=True,
+                    ),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": 100,
+                                "items": {
+                                    "type": "object",
+                                    "required": ["token"],
+                                    "properties": {
+                                        "token": {"type": "string"},
+                                        "type": {"type": "string"},
+                                        "url": {"type": "string"},
+                                        "source": {"type": "string"},
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "Feedback for each token, in the order given.",
+                        "headers": {"X-Request-Id": header_ref("X-Request-Id")},
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["token_hash", "token_type", "label"],
+                                        "properties": {
+                                            "token_hash": {"type": "string"},
+                                            "token_type": {"type": "string"},
+                                            "label": {"enum": ["true_positive", "false_positive"]},
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    **{
+                        str(status): {"$ref": f"#/components/responses/Error{status}"}
+                        for status in (400, 403, 404, 413, 500, 503)
+                    },
+                },
+            },
+        ),
         describe_operation(
             "get",
             "/client/token",

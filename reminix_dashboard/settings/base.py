@@ -229,6 +229,11 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 
+# GitHub's secret-scanning public keys, {identifier: PEM} as JSON (from
+# https://api.github.com/meta/public_keys/secret_scanning): without them
+# /v1/credentials/github-secret-scanning is off (alerts/secret_scanning.py).
+SECRET_SCANNING_PUBLIC_KEYS: dict[str, str] = env.json("SECRET_SCANNING_PUBLIC_KEYS", default={})
+
 EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 # A mail server that does not answer must not hold a request (or a job) for long.

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from accounts.services import project_set_lifetime_policy
+from accounts.services import project_set_key_policy
 from apikeys.models import ApiKey
 from apikeys.services import api_key_create, personal_token_create
 from audit.models import AuditEvent
@@ -163,7 +163,7 @@ def test_odd_roll_and_suspend_bodies_are_refused_and_change_nothing(admin):
 
 
 def test_the_lifetime_policy_holds_over_the_api_too(admin, project, user):
-    project_set_lifetime_policy(project=project, max_key_days=30, max_pat_days=None, by=user)
+    project_set_key_policy(project=project, max_key_days=30, max_pat_days=None, by=user)
     error = assert_error(
         admin.post("/v1/api-keys", {"name": "Forever"}), 400, "invalid_field_value"
     )

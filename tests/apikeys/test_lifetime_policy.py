@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership, Project
-from accounts.services import project_set_lifetime_policy
+from accounts.services import project_set_key_policy
 from apikeys.models import ApiKey
 from apikeys.reminders import send_expiry_reminders
 from apikeys.services import OutOfPolicy, api_key_create, personal_token_create
@@ -28,7 +28,7 @@ from tests.conftest import HTMX, Api
 
 
 def policy(project, user, keys=None, pats=None):
-    project_set_lifetime_policy(project=project, max_key_days=keys, max_pat_days=pats, by=user)
+    project_set_key_policy(project=project, max_key_days=keys, max_pat_days=pats, by=user)
     project.refresh_from_db()
 
 
@@ -38,7 +38,7 @@ def policy(project, user, keys=None, pats=None):
 def test_owners_set_the_policy_beside_its_fields_and_members_only_read_it(
     signed_in, project, user, make_user
 ):
-    url = reverse("accounts:project_lifetime_policy", args=[project.slug])
+    url = reverse("accounts:project_key_policy", args=[project.slug])
     for bad in ({"max_key_days": "²"}, {"max_key_days": "45"}, {"max_pat_days": "9999"}):
         refused = signed_in.post(url, bad)
         assert refused.status_code == 422
@@ -48,8 +48,8 @@ def test_owners_set_the_policy_beside_its_fields_and_members_only_read_it(
     assert done.status_code == 302
     project.refresh_from_db()
     assert (project.max_key_lifetime_days, project.max_pat_lifetime_days) == (30, 7)
-    event = AuditEvent.objects.get(action="project.lifetime_policy_changed")
-    assert event.metadata["to"] == {"keys": 30, "pats": 7}
+    event = AuditEvent.objects.get(action="project.key_policy_changed")
+    assert event.metadata["to"] == {"keys": 30, "pats": 7, "leaked": "revoke"}
 
     member = make_user(email="member@example.com")
     Membership.objects.create(project=project, user=member, role=Membership.Role.MEMBER)
