@@ -6,6 +6,7 @@ app_name = "alerts"
 
 urlpatterns = [
     path("projects/<slug:slug>/alerts/", views.flag_list, name="flag_list"),
+    path("projects/<slug:slug>/alerts/lookup/", views.token_lookup, name="token_lookup"),
     path(
         "projects/<slug:slug>/alerts/<int:flag_id>/acknowledge/",
         views.flag_acknowledge_view,

@@ -3,6 +3,7 @@ behind it, and acknowledged by a member (who and when are kept, and audited)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
@@ -13,13 +14,17 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.decorators import project_member_required
+from accounts.decorators import project_member_required, project_owner_required
 from accounts.http import ProjectRequest
-from alerts.forms import FlagFilterForm
+from accounts.models import Project
+from alerts.forms import FlagFilterForm, TokenLookupForm
 from alerts.models import Flag
 from alerts.services import NotAboutANetwork, flag_acknowledge, flag_network_ours
+from apikeys.models import ApiKey, ClientToken, TokenStatus
+from apikeys.tokens import TokenKind, token_hash, token_kind
 from core.client_ip import client_ip
 
 TEMPLATE = "alerts/flag_list.html"
@@ -88,7 +93,8 @@ def flag_list(request: ProjectRequest) -> HttpResponse:
     form = FlagFilterForm(request.GET, project=request.project)
     template = TEMPLATE + "#flags" if request.htmx else TEMPLATE
     status = 200 if form.is_valid() or request.htmx else 400
-    return render(request, template, _context(request, form), status=status)
+    context = {**_context(request, form), "lookup_form": TokenLookupForm()}
+    return render(request, template, context, status=status)
 
 
 @require_POST
@@ -131,3 +137,75 @@ def flag_network_ours_view(request: ProjectRequest, flag_id: int) -> HttpRespons
         context = {**_context(request, form), "count_oob": True}
         return render(request, TEMPLATE + "#flags", context)
     return redirect("alerts:flag_list", slug=request.project.slug)
+
+
+@dataclass(frozen=True)
+class Found:
+    """What a pasted token turned out to be in this project."""
+
+    api_key: ApiKey | None = None
+    client_token: ClientToken | None = None
+    previous_secret: bool = False
+
+    @property
+    def works(self) -> bool:
+        """Whether a call made with the pasted token now would be answered."""
+        now = timezone.now()
+        if self.client_token is not None:
+            return self.client_token.end_reason_at(now) is None and not (
+                self.client_token.api_key and self.client_token.api_key.suspended_at
+            )
+        assert self.api_key is not None
+        if self.api_key.status_at(now) is not TokenStatus.ACTIVE:
+            return False
+        return not self.previous_secret or self.api_key.previous_secret_works_at(now)
+
+    @property
+    def state(self) -> str:
+        token = self.client_token or self.api_key
+        assert token is not None
+        if self.works:
+            return "still works"
+        status = token.status_at(timezone.now())
+        if status is TokenStatus.ACTIVE:
+            return "stopped"  # an old secret past its overlap, or a parent that ended
+        return str(status.label).lower()
+
+
+def _find(project: Project, token: str) -> Found | None:
+    digest = token_hash(token)
+    if token_kind(token) is TokenKind.CLIENT_TOKEN:
+        client_token = (
+            ClientToken.objects.for_project(project)
+            .filter(token_hash=digest)
+            .select_related("api_key")
+            .first()
+        )
+        return Found(client_token=client_token) if client_token else None
+    keys = ApiKey.objects.for_project(project)
+    if key := keys.filter(token_hash=digest).first():
+        return Found(api_key=key)
+    if key := keys.filter(previous_token_hash=digest).first():
+        return Found(api_key=key, previous_secret=True)
+    return None
+
+
+@sensitive_post_parameters("token")
+@require_POST
+@project_owner_required
+def token_lookup(request: ProjectRequest) -> HttpResponse:
+    """Which of the project's keys or client tokens a token someone found is, with a link
+    to its usage. Owners only. The token is compared by its keyed hash and goes nowhere:
+    not into the answer, the audit log or any log; another project's token is simply not
+    found here."""
+    lookup_form = TokenLookupForm(request.POST)
+    context: dict[str, object] = {"lookup_form": TokenLookupForm(), "looked_up": True}
+    status = 200
+    if not lookup_form.is_valid():
+        context["lookup_form"], status = lookup_form, 422
+    else:
+        context["found"] = _find(request.project, lookup_form.cleaned_data["token"])
+    if request.htmx:
+        return render(request, TEMPLATE + "#token-lookup", context, status=status)
+    form = FlagFilterForm({}, project=request.project)
+    return render(request, TEMPLATE, {**_context(request, form), **context}, status=status)

@@ -1,0 +1,96 @@
+"""Owners paste a token they found on the Alerts page to learn which key it is (issue 11,
+point 7): never stored, logged or shown back; another project's token is not found."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import Membership
+from apikeys.services import api_key_revoke, api_key_roll, personal_token_create
+from apikeys.tokens import TokenKind, token_generate
+from audit.models import AuditEvent
+from tests.api.assertions import assert_ok
+from tests.conftest import HTMX
+
+
+def lookup(client, project, token, **kwargs):
+    return client.post(
+        reverse("alerts:token_lookup", args=[project.slug]), {"token": token}, **kwargs
+    )
+
+
+def test_a_pasted_key_is_named_with_a_link_to_its_usage_and_never_shown_back(
+    signed_in, project, api_key, caplog
+):
+    key, token = api_key
+    caplog.set_level(logging.DEBUG)
+    events = AuditEvent.objects.count()
+    response = lookup(signed_in, project, token, headers=HTMX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f"the API key “{key.name}”" in html and key.hint in html and "still works" in html
+    assert reverse("usage:api_key_usage", args=[project.slug, key.pk]) in html
+    assert token not in html and token not in caplog.text
+    assert AuditEvent.objects.count() == events  # nothing stored
+
+
+def test_a_revoked_key_an_old_secret_and_a_client_token_say_what_they_are(
+    signed_in, project, api_key, api, user
+):
+    key, old = api_key
+    minted = assert_ok(api.post("/v1/client-tokens", {"context": {}}), 201)
+    api_key_roll(api_key=key, by=user, overlap=timedelta(0))
+    html = lookup(signed_in, project, old).content.decode()
+    assert "the old secret of the API key" in html and "stopped" in html
+    html = lookup(signed_in, project, minted["token"]).content.decode()
+    assert minted["id"] in html and "expired" in html  # it died with the old secret
+    api_key_revoke(api_key=key, by=user)
+    assert "revoked" in lookup(signed_in, project, old).content.decode()
+
+
+def test_another_projects_key_and_a_made_up_one_are_not_found(
+    signed_in, project, make_project, make_user, make_key
+):
+    theirs = make_project(make_user(email="them@example.com"), name="Theirs")
+    _, their_token = make_key(theirs, name="Theirs")
+    for token in (their_token, token_generate(TokenKind.API_KEY)):
+        html = lookup(signed_in, project, token).content.decode()
+        assert "No key or client token of this project has that secret" in html
+        assert "Theirs" not in html
+
+
+@pytest.mark.parametrize(
+    ("token", "says"),
+    [
+        ("", "Paste the token"),
+        ("reminix_sk_nope", "not a Reminix token"),
+        ("x" * 201, "at most 200"),
+        ("reminix_sk_\x00", "Null characters"),
+    ],
+)
+def test_odd_input_is_an_error_beside_the_field(signed_in, project, token, says):
+    response = lookup(signed_in, project, token, headers=HTMX)
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert 'id="id_token_error"' in html and says in html
+
+
+def test_a_pat_is_pointed_elsewhere(signed_in, project, user):
+    _, secret = personal_token_create(user=user, name="CLI")
+    html = lookup(signed_in, project, secret).content.decode()
+    assert "personal access token" in html and secret not in html
+
+
+def test_only_owners_may_look_up(project, make_user, api_key):
+    member = make_user(email="member@example.com")
+    Membership.objects.create(project=project, user=member)
+    client = Client()
+    client.force_login(member)
+    assert lookup(client, project, api_key[1]).status_code == 403
+    page = client.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
+    assert "token-lookup" not in page
