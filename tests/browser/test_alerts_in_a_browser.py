@@ -58,3 +58,29 @@ def test_a_revoked_key_tried_raises_an_alert_a_member_follows_and_acknowledges(
     expect(page.get_by_text("by sec@example.com")).to_be_visible()
     # The count in the navigation went with it, without a reload.
     expect(nav.get_by_role("link", name="Alerts")).to_have_text("Alerts")
+
+
+def test_an_owner_pastes_a_found_token_and_is_led_to_its_key(
+    page: Page, live_server, transactional_db
+):
+    """Issue 11, point 7: which key is this? The field never shows the token again."""
+    user = user_sign_up(email="own@example.com", password=PASSWORD, name="Own")
+    project = Project.objects.for_user(user).get()
+    key, token = api_key_create(project=project, name="Found in a ticket", created_by=user)
+    page.goto("/account/login/")
+    page.get_by_label("Email").fill("own@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"/projects/{project.slug}/alerts/")
+
+    page.get_by_role("button", name="Look it up").click()
+    expect(page.get_by_text("Paste the token you found.")).to_be_visible()
+    page.get_by_label("Token", exact=True).fill(token)
+    page.get_by_role("button", name="Look it up").click()
+    result = page.locator(".lookup-result")
+    expect(result).to_contain_text("the API key “Found in a ticket”")
+    expect(result).to_contain_text("still works")
+    expect(page.get_by_label("Token", exact=True)).to_have_value("")
+    assert token not in page.content()
+    result.get_by_role("link", name="Its usage").click()
+    expect(page.get_by_role("heading", name="Usage of “Found in a ticket”")).to_be_visible()

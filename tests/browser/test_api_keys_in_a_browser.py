@@ -106,3 +106,43 @@ def test_suspend_a_key_with_a_reason_then_resume_it(page: Page, live_server, tra
     expect(page.locator("#key-table tr", has_text="Production")).not_to_contain_text("suspended")
     status, body, _ = call_invoke(live_server.url, token)
     assert (status, body["output"]) == (200, "hello")
+
+
+def test_roll_a_key_with_an_overlap_then_stop_the_old_secret(
+    page: Page, live_server, transactional_db
+):
+    """Issue 11, point 1: the new secret is shown once, both work during the overlap, the
+    row counts down, and 'Stop it now' ends the old one, which then names the new one."""
+    from accounts.models import Project
+    from apikeys.services import api_key_create
+
+    user = user_sign_up(email="ro@example.com", password=PASSWORD, name="Ro")
+    project = Project.objects.for_user(user).get()
+    _, old = api_key_create(project=project, name="Production", created_by=user)
+    sign_in(page, "ro@example.com")
+    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+
+    page.get_by_role("link", name="Roll Production").click()
+    page.get_by_label("For 1 hour").check()
+    page.get_by_role("button", name="Roll “Production”").click()
+    secret = page.get_by_label("Your new API key", exact=True)
+    expect(secret).to_be_visible()
+    new = secret.input_value()
+    assert new.startswith("reminix_sk_") and new != old
+    expect(page.get_by_text(f"The old secret {old[:15]}…{old[-4:]} works until")).to_be_visible()
+    assert call_invoke(live_server.url, old)[0] == 200
+    assert call_invoke(live_server.url, new)[0] == 200
+
+    page.get_by_role("link", name="I have copied it").click()
+    row = page.locator("#key-table tr", has_text="Production")
+    expect(row.locator("time[data-countdown]")).to_contain_text("in ")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Stop the old secret of Production now").click()
+    expect(page.get_by_text("has stopped working")).to_be_visible()
+    expect(page.locator("#key-table time[data-countdown]")).to_have_count(0)
+
+    status, body, _ = call_invoke(live_server.url, old)
+    assert (status, body["error"]["code"]) == (401, "expired_api_key")
+    assert f"{new[:15]}…{new[-4:]}" in body["error"]["message"]
+    assert call_invoke(live_server.url, new)[0] == 200
+    assert new not in page.content()
