@@ -16,7 +16,15 @@ from api.bodies import json_body, ok
 from api.endpoint import ClientApiRequest, ProjectApiRequest, api_view
 from api.listing import cursor_param, is_row_id, limit_param, page_json
 from api.lookup import Resource
-from api.permissions import CHAT, INVOKE, Permission, require_agent_scope, require_permission
+from api.permissions import (
+    CHAT,
+    INVOKE,
+    Permission,
+    require_agent_in_scope,
+    require_agent_scope,
+    require_permission,
+    scoped_agent_names,
+)
 from core.paging import keyset_page
 
 NAME = re.compile(AGENT_NAME_PATTERN)
@@ -167,8 +175,11 @@ def chat(request: ProjectApiRequest, name: str) -> HttpResponse:
 @api_view(["GET"], permission=Permission.READ)
 def agent_list(request: ProjectApiRequest) -> HttpResponse:
     after = cursor_param(request, accepts=is_agent_name)
+    agents = Agent.objects.for_project(request.caller.project)
+    if (names := scoped_agent_names(request.caller)) is not None:
+        agents = agents.filter(name__in=names)
     page = keyset_page(
-        Agent.objects.for_project(request.caller.project),
+        agents,
         order=("name",),
         following=(after,) if after is not None else None,
         size=limit_param(request),
@@ -178,7 +189,9 @@ def agent_list(request: ProjectApiRequest) -> HttpResponse:
 
 @api_view(["GET", "PUT"], resource=AGENT)
 def agent_detail(request: ProjectApiRequest, name: str) -> HttpResponse:
-    """GET needs `read`; PUT (deploy or update) needs `write`."""
+    """GET needs `read`; PUT (deploy or update) needs `write`; either, an agent within the
+    token's agent scope."""
+    require_agent_in_scope(request.caller, name)
     if request.method in ("GET", "HEAD"):
         require_permission(request.caller, Permission.READ)
         return ok(agent_json(_agent(request, name)))
@@ -214,6 +227,8 @@ def agent_detail(request: ProjectApiRequest, name: str) -> HttpResponse:
 def execution_logs(request: ProjectApiRequest) -> HttpResponse:
     limit = limit_param(request)
     executions = Execution.objects.for_project(request.caller.project)
+    if (names := scoped_agent_names(request.caller)) is not None:
+        executions = executions.filter(agent_name__in=names)
     following = None
     if (after := cursor_param(request, accepts=is_row_id)) is not None:
         following = (int(after),)

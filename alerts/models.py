@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from apikeys.models import ApiKey, ClientToken
+from core.networks import network_around, parse_networks
 
 
 class FlagQuerySet(models.QuerySet["Flag"]):
@@ -83,6 +84,21 @@ class Flag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.summary}"
+
+    def network_in_question(self) -> str | None:
+        """The network an alert about one is about: the new network, or that of the
+        address an allowlist refused most (the first the detector lists). None otherwise."""
+        if self.kind == Flag.Kind.NEW_NETWORK:
+            candidate = str(self.evidence.get("network", ""))
+        elif self.kind == Flag.Kind.BLOCKED_NETWORK and self.evidence.get("ips"):
+            try:
+                candidate = network_around(str(self.evidence["ips"][0]))
+            except ValueError:
+                return None
+        else:
+            return None
+        networks, problems = parse_networks(candidate)
+        return networks[0] if networks and not problems else None
 
 
 class KeyNetwork(models.Model):

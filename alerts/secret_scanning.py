@@ -45,6 +45,7 @@ from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
 from apikeys.reported import Reporter, tokens_revoke_reported
 from apikeys.tokens import TokenKind, token_hash, token_kind
 from core.client_ip import client_ip
+from core.http import declared_length
 from core.mail import one_line
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,10 @@ def _answer(request: HttpRequest) -> HttpResponse:
         )
     if not settings.SECRET_SCANNING_PUBLIC_KEYS:
         raise errors.not_found(message="Secret-scanning alerts are not received here.")
-    if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
+    length = declared_length(request)
+    if length < 0:
+        raise errors.invalid_request("The Content-Length header is not a number.")
+    if length > MAX_BODY_BYTES:
         raise errors.invalid_request("The request body is too large.", status=413)
     key_id = request.META.get("HTTP_GITHUB_PUBLIC_KEY_IDENTIFIER", "")
     signature = request.META.get("HTTP_GITHUB_PUBLIC_KEY_SIGNATURE", "")

@@ -13,7 +13,6 @@ from alerts.models import Flag, KeyNetwork
 from apikeys.models import ApiKey, ClientToken
 from apikeys.services import token_networks_set
 from audit.log import audit_record
-from core.networks import network_around, parse_networks
 
 
 @transaction.atomic
@@ -44,30 +43,23 @@ class NotAboutANetwork(ValueError):
 
 @transaction.atomic
 def flag_network_ours(*, flag: Flag, by: User, ip: str | None = None) -> list[str]:
-    """ "This network is ours", from an alert about one: a new network becomes one of the
-    key's known networks, confirmed by `by`; networks a key's allowlist refused are added
-    to it, so their calls work from the next one. The alert is acknowledged. Returns the
-    networks."""
+    """ "This network is ours", from an alert about one (Flag.network_in_question): a new
+    network becomes one of the key's known networks, confirmed by `by`; the network of the
+    address a key's allowlist refused most is added to that list, so calls from it work
+    from the next one. One network per click, named on the button: the other refused
+    addresses may be someone else's. The alert is acknowledged. Returns the networks."""
     api_key = flag.api_key
-    if api_key is None or flag.kind not in (Flag.Kind.NEW_NETWORK, Flag.Kind.BLOCKED_NETWORK):
+    network = flag.network_in_question()
+    if api_key is None or network is None:
         raise NotAboutANetwork("This alert is not about a network a key was used from.")
     now = timezone.now()
-    if flag.kind == Flag.Kind.NEW_NETWORK:
-        networks, problems = parse_networks(str(flag.evidence.get("network", "")))
-        if problems or len(networks) != 1:
-            raise NotAboutANetwork("This alert names no network.")
-    else:
-        networks = []
-        for address in flag.evidence.get("ips", []):
-            try:
-                network = network_around(str(address))
-            except ValueError:
-                continue
-            if network not in networks:
-                networks.append(network)
-        if not networks:
-            raise NotAboutANetwork("This alert names no address to allow.")
-        token_networks_set(api_key, networks=[*api_key.allowed_networks, *networks], by=by, ip=ip)
+    networks = [network]
+    if flag.kind == Flag.Kind.BLOCKED_NETWORK:
+        if not api_key.allowed_networks:
+            raise NotAboutANetwork(
+                "The key has no allowed networks any more: it is used from any network."
+            )
+        token_networks_set(api_key, networks=[*api_key.allowed_networks, network], by=by, ip=ip)
     for network in networks:
         KeyNetwork.objects.update_or_create(
             api_key=api_key,

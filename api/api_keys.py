@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -45,7 +46,7 @@ from apikeys.services import (
     token_networks_set,
 )
 from core.client_ip import client_ip
-from core.networks import MAX_NETWORKS
+from core.networks import MAX_NETWORKS, parse_networks
 from core.paging import keyset_page
 from core.validators import single_line
 
@@ -173,29 +174,30 @@ def api_keys(request: ProjectApiRequest) -> HttpResponse:
         )
     agents = _strings(body, "agents", most=50)
     networks = _strings(body, "allowedNetworks", most=MAX_NETWORKS)
-    caller = request.caller
+    if networks:
+        networks, problems = parse_networks("\n".join(networks))
+        if problems:
+            raise errors.invalid_field_value("allowedNetworks", " ".join(problems))
+    expires_at = _expires_at(body)
+    caller, ip = request.caller, client_ip(request)
     try:
-        key, secret = api_key_create(
-            project=caller.project,
-            name=name,
-            created_by=caller.user,
-            permissions=permissions,
-            expires_at=_expires_at(body),
-            ip=client_ip(request),
-            agent_names=agents,
-            agent_actions=agent_actions,
-        )
+        with transaction.atomic():  # the key and its networks, or neither
+            key, secret = api_key_create(
+                project=caller.project,
+                name=name,
+                created_by=caller.user,
+                permissions=permissions,
+                expires_at=expires_at,
+                ip=ip,
+                agent_names=agents,
+                agent_actions=agent_actions,
+            )
+            if networks:
+                token_networks_set(key, networks=networks, by=caller.user, ip=ip)
     except OutOfPolicy as refused:
         raise errors.invalid_field_value("expiresAt", str(refused)) from None
     except ValueError as refused:  # a scope the services refuse: bad agent names
         raise errors.invalid_field_value("agents", str(refused)) from None
-    if networks:
-        try:
-            token_networks_set(key, networks=networks, by=caller.user, ip=client_ip(request))
-        except ValidationError as invalid:
-            raise errors.invalid_field_value(
-                "allowedNetworks", " ".join(invalid.messages)
-            ) from None
     return _with_secret(key, secret, 201)
 
 

@@ -23,6 +23,7 @@ from api.errors import ApiError, error_response, new_request_id
 from apikeys.reported import Reporter, tokens_revoke_reported
 from core.client_ip import client_ip
 from core.counters import throttle_allows
+from core.http import declared_length
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,10 @@ def credentials_revoke(request: HttpRequest) -> HttpResponse:
                     "X-RateLimit-Reset": str(now + retry_after),
                 },
             )
-        if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
+        length = declared_length(request)
+        if length < 0:
+            raise errors.invalid_request("The Content-Length header is not a number.")
+        if length > MAX_BODY_BYTES:
             raise errors.invalid_request("The request body is too large.", status=413)
         credentials = _credentials(json_body(request))
         tokens_revoke_reported(

@@ -17,8 +17,10 @@ __all__ = [
     "INVOKE",
     "KEYS",
     "Permission",
+    "require_agent_in_scope",
     "require_agent_scope",
     "require_permission",
+    "scoped_agent_names",
 ]
 
 # Managing a project's API keys: only a personal access token given it (never full access).
@@ -56,3 +58,22 @@ def require_agent_scope(caller: Caller, agent: str, action: str) -> None:
                 # The browser is told its token's limit, not the minting key's details.
                 noun, reason = "client token", f"may not use '{agent}' this way ({action})"
             raise errors.insufficient_permissions(f"This {noun} {reason}.")
+
+
+def scoped_agent_names(caller: Caller) -> list[str] | None:
+    """The only agents the caller's token may touch at all (None: every agent). Lists and
+    logs are narrowed to them; reading or deploying another agent is refused."""
+    token = caller.personal_token or caller.api_key
+    if token is None or not token.agent_names:
+        return None
+    return list(token.agent_names)
+
+
+def require_agent_in_scope(caller: Caller, agent: str) -> None:
+    """The agent is one the caller's token may touch (reading it, deploying it)."""
+    names = scoped_agent_names(caller)
+    if names is not None and agent not in names:
+        noun = "personal access token" if caller.personal_token else "API key"
+        raise errors.insufficient_permissions(
+            f"This {noun} may use only the agents {', '.join(names)}, not '{agent}'."
+        )

@@ -69,6 +69,13 @@ def send_api_key_reminders() -> int:
 def _remind_key(key: ApiKey, now: datetime) -> int:
     assert key.expires_at is not None
     last_day = key.expires_at <= now + KEY_REMIND_LAST
+    owners = list(
+        Membership.objects.filter(project=key.project, role=Membership.Role.OWNER).values_list(
+            "user__email", flat=True
+        )
+    )
+    if not owners:
+        return 0  # nobody to tell yet: unclaimed, tried again next run
     with transaction.atomic():
         claim = ApiKey.objects.filter(pk=key.pk)
         if last_day:
@@ -81,12 +88,7 @@ def _remind_key(key: ApiKey, now: datetime) -> int:
             claimed = claim.filter(expiry_week_reminder_sent_at__isnull=True).update(
                 expiry_week_reminder_sent_at=now
             )
-        owners = list(
-            Membership.objects.filter(project=key.project, role=Membership.Role.OWNER).values_list(
-                "user__email", flat=True
-            )
-        )
-        if not claimed or not owners:
+        if not claimed:
             return 0
         when = "tomorrow" if last_day else "within a week"
         send_mail(
@@ -98,8 +100,9 @@ def _remind_key(key: ApiKey, now: datetime) -> int:
                 f"{one_line(key.project.name)} expires on "
                 f"{key.expires_at:%-d %B %Y at %H:%M} UTC. Calls with it after that get "
                 "401 expired_api_key.\n\n"
-                "If it is still needed, roll it: it gets a new secret with a new expiry, and "
-                "the current one can keep working for a while as you replace it:\n"
+                "If it is still needed, create a new key (with a later expiry) and put it "
+                "where this one is used before it expires. Rolling gives a new secret but "
+                "keeps the key's expiry:\n"
                 f"{settings.DASHBOARD_URL}/projects/{key.project.slug}/settings/api-keys/\n"
             ),
             from_email=settings.DEFAULT_FROM_EMAIL,

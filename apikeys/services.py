@@ -250,11 +250,15 @@ def api_key_roll(
             "rolled_by",
         ]
     )
-    # The client tokens minted with the old secret (or before secrets were recorded, or
-    # with the one an earlier roll left running) end when it does.
-    ClientToken.objects.filter(
-        api_key=api_key, minted_with_hint__in=[old_hint, ended_early, ""]
-    ).active().update(expires_at=Least(F("expires_at"), Value(old_ends)))
+    # The client tokens minted with the old secret (or before secrets were recorded) end
+    # when it does, those of the secret an earlier roll left running now. (The API also
+    # checks the minting secret on every call: api/authentication.py.)
+    tokens = ClientToken.objects.filter(api_key=api_key).active()
+    tokens.filter(minted_with_hint__in=[old_hint, ""]).update(
+        expires_at=Least(F("expires_at"), Value(old_ends))
+    )
+    if ended_early:
+        tokens.filter(minted_with_hint=ended_early).update(expires_at=now)
     metadata: dict[str, Any] = {
         "previous": old_hint,
         "new": api_key.hint,
@@ -279,8 +283,9 @@ def api_key_end_previous_secret(
         return False
     api_key.previous_expires_at = now
     api_key.save(update_fields=["previous_expires_at"])
+    # Those minted with it, and those from before secrets were recorded (older still).
     ClientToken.objects.filter(
-        api_key=api_key, minted_with_hint=api_key.previous_hint
+        api_key=api_key, minted_with_hint__in=[api_key.previous_hint, ""]
     ).active().update(expires_at=now)
     _key_changed(
         api_key,

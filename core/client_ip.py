@@ -33,7 +33,7 @@ def client_ip(request: HttpRequest) -> str:
     first address that is not one of TRUSTED_PROXIES; anything left of it was written
     by the client and is not believed.
     """
-    remote = request.META.get("REMOTE_ADDR", "") or ""
+    remote = _plain(request.META.get("REMOTE_ADDR", "") or "")
     networks = _trusted_networks(tuple(settings.TRUSTED_PROXIES))
     if not networks or not _is_trusted(remote, networks):
         return remote
@@ -42,7 +42,21 @@ def client_ip(request: HttpRequest) -> str:
     for hop in reversed(hops):
         if not _is_trusted(hop, networks):
             try:
-                return str(ipaddress.ip_address(hop))
+                return _plain(str(ipaddress.ip_address(hop)))
             except ValueError:
-                return remote
-    return hops[0] if hops else remote
+                # A hop we cannot read ("1.2.3.4:5678", garbage): no address at all, which
+                # every network allowlist refuses, rather than our own proxy's.
+                return ""
+    return _plain(hops[0]) if hops else remote
+
+
+def _plain(address: str) -> str:
+    """An IPv4 client as IPv4: a dual-stack socket reports it as ::ffff:a.b.c.d, which
+    would otherwise fall in no IPv4 network (and count as one IPv6 /48 for everyone)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return address

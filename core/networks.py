@@ -16,6 +16,7 @@ from functools import lru_cache
 type Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_NETWORKS = 20
+_IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
 # What a network can be written with: digits, hex, dots, colons and one slash. Anything
 # else (a NUL byte, "²", a newline in the middle, a scope id) is refused before parsing.
 _SHAPE = re.compile(r"[0-9A-Fa-f.:]{2,45}(?:/[0-9]{1,3})?")
@@ -39,6 +40,12 @@ def parse_networks(text: str) -> tuple[list[str], list[str]]:
             network = ipaddress.ip_network(entry, strict=False)
         except ValueError:
             problems.append(f"“{shown}” is not an IPv4 or IPv6 network (like 203.0.113.0/24).")
+            continue
+        if network.version == 6 and network.subnet_of(_IPV4_MAPPED):  # type: ignore[arg-type]
+            problems.append(
+                f"“{shown}” is an IPv4 network written as IPv6: write it as IPv4 "
+                "(like 203.0.113.0/24)."
+            )
             continue
         if network.prefixlen == 0:
             problems.append(
@@ -73,7 +80,10 @@ def allowed(address: str, networks: list[str]) -> bool:
 
 
 def network_around(address: str) -> str:
-    """The /24 (IPv4) or /48 (IPv6) around an address: what a suggestion offers."""
+    """The /24 (IPv4) or /48 (IPv6) around an address: what a suggestion offers. An
+    IPv4-mapped IPv6 address is taken as the IPv4 address it is."""
     ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
     prefix = 24 if ip.version == 4 else 48
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))

@@ -105,3 +105,22 @@ def test_another_projects_alert_cannot_be_confirmed(
         assert signed_in.post(ours_url(slug_project, flag)).status_code == 404
     flag.refresh_from_db()
     assert flag.acknowledged_at is None
+
+
+def test_a_blocked_network_is_not_added_to_a_list_that_was_emptied_meanwhile(
+    signed_in, project, api, api_key, user
+):
+    """Found in review: one click would have turned 'any network' into a short list."""
+    key = api_key[0]
+    token_networks_set(key, networks=["203.0.113.0/24"], by=user)
+    api.client.defaults["REMOTE_ADDR"] = "198.51.100.7"
+    api.post("/v1/agents/my-agent/invoke", {"prompt": "refused"})
+    detect()
+    flag = Flag.objects.get(kind=Flag.Kind.BLOCKED_NETWORK)
+    html = signed_in.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
+    assert "198.51.100.0/24 is ours" in html  # the button names the one network it adds
+    token_networks_set(key, networks=[], by=user)
+    response = signed_in.post(ours_url(project, flag), follow=True)
+    assert "used from any network" in response.content.decode()
+    key.refresh_from_db()
+    assert key.allowed_networks == []

@@ -163,3 +163,8 @@ def test_without_configured_keys_the_endpoint_is_off(settings, api_key):
     settings.SECRET_SCANNING_PUBLIC_KEYS = {}
     assert_error(alert([api_key[1]]), 404, "not_found")
     assert ApiKey.objects.get(pk=api_key[0].pk).revoked_at is None
+
+
+def test_a_content_length_that_is_no_number_is_a_400_not_a_500(api_key):
+    response = Client().post(URL, b"[]", content_type="application/json", CONTENT_LENGTH="12abc")
+    assert response.status_code == 400

@@ -211,3 +211,10 @@ def test_the_pat_form_grants_keys_only_when_ticked(signed_in, user):
     assert "keys" in rotation.permissions and not rotation.is_restricted
     page = signed_in.get(reverse("apikeys:personal_token_list")).content.decode()
     assert ">keys</span>" in page
+
+
+def test_a_create_with_bad_networks_leaves_no_key_behind(admin):
+    """Found in review: the key used to be committed before its networks were checked."""
+    body = {"name": "Half made", "allowedNetworks": ["10.0.0.0/8", "nonsense"]}
+    assert_error(admin.post("/v1/api-keys", body), 400, "invalid_field_value")
+    assert not ApiKey.objects.filter(name="Half made").exists()

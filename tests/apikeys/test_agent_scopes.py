@@ -182,3 +182,18 @@ def test_bad_agent_names_are_named_beside_the_field(signed_in, project, agents):
     assert refused.status_code == 422
     assert 'id="id_agents_error"' in refused.content.decode()
     assert not ApiKey.objects.filter(name="K").exists()
+
+
+def test_a_scoped_key_reads_deploys_and_lists_only_its_agents(make_key, project, agents, api):
+    """Found in review: the name scope held for invoke and chat only."""
+    _, secret = make_key(project, name="Support ops", agent_names=["support"])
+    scoped = Api(Client(), secret)
+    assert_ok(scoped.get("/v1/agents/support"))
+    assert_error(scoped.get("/v1/agents/billing"), 403, "insufficient_permissions")
+    body = {"kind": "echo", "description": "taken over"}
+    assert_error(scoped.send("PUT", "/v1/agents/billing", body), 403, "insufficient_permissions")
+    assert [a["name"] for a in assert_ok(scoped.get("/v1/agents"))["data"]] == ["support"]
+    assert_ok(api.post("/v1/agents/billing/invoke", {"prompt": "someone else's"}))
+    assert_ok(scoped.post("/v1/agents/support/invoke", {"prompt": "mine"}))
+    logs = assert_ok(scoped.get("/v1/execution-logs"))["data"]
+    assert {e["agent"] for e in logs} == {"support"}

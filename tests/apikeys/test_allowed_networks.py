@@ -50,6 +50,14 @@ def test_lines_are_canonical_and_every_bad_one_is_named():
     assert "1²7.0.0.1" in problems[0] and "every address" in problems[1]
 
 
+def test_ipv4_written_as_ipv6_is_refused_and_suggested_as_ipv4():
+    from core.networks import network_around
+
+    assert network_around("::ffff:203.0.113.7") == "203.0.113.0/24"
+    networks, problems = parse_networks("::ffff:203.0.113.0/120")
+    assert networks == [] and "write it as IPv4" in problems[0]
+
+
 def test_an_address_matches_by_version_and_ipv4_mapped_ipv6_counts_as_ipv4():
     assert allowed("203.0.113.50", ["203.0.113.0/24"])
     assert not allowed("203.0.114.1", ["203.0.113.0/24"])

@@ -156,7 +156,7 @@ def test_owners_are_reminded_a_week_and_a_day_before_a_key_expires_once_each(
     assert send_expiry_reminders() == 0
     (week,) = mail.outbox
     assert week.to == [user.email] and "within a week" in week.subject
-    assert "\n" not in week.subject and key.hint in week.body and "roll" in week.body
+    assert "\n" not in week.subject and key.hint in week.body and "create a new key" in week.body
 
     ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() + timedelta(hours=20))
     assert send_expiry_reminders() == 1
@@ -198,4 +198,16 @@ def test_one_keys_failed_reminder_does_not_stop_the_others(project, user, monkey
     # The failed one was not claimed: it is tried again next run.
     assert ApiKey.objects.get(name="first").expiry_week_reminder_sent_at is None
     monkeypatch.setattr(reminders, "send_mail", real)
+    assert send_expiry_reminders() == 1
+
+
+def test_a_project_without_owners_keeps_its_reminder_for_when_it_has_one(project, user):
+    """Found in review: the reminder was claimed, and so lost, with nobody to send it to."""
+    key, _ = api_key_create(
+        project=project, name="K", created_by=user, expires_at=timezone.now() + timedelta(days=3)
+    )
+    Membership.objects.filter(project=project).update(role=Membership.Role.MEMBER)
+    assert send_expiry_reminders() == 0
+    assert ApiKey.objects.get(pk=key.pk).expiry_week_reminder_sent_at is None
+    Membership.objects.filter(project=project).update(role=Membership.Role.OWNER)
     assert send_expiry_reminders() == 1

@@ -225,3 +225,17 @@ def test_another_projects_key_cannot_be_rolled_or_stopped(
         response = signed_in.post(url(slug_project, their_key), {"overlap": "now", "form_id": "x"})
         assert response.status_code == 404
     assert ApiKey.objects.get(pk=their_key.pk).hint == hint
+
+
+def test_a_client_token_dies_with_its_minting_secret_whatever_its_expiry_says(api, api_key, user):
+    """Found in review: a mint racing a roll could store a later expiry. The API checks the
+    minting secret on every call, so the stored expiry does not matter."""
+    api_key_roll(api_key=api_key[0], by=user, overlap=timedelta(days=7))
+    minted = assert_ok(api.post("/v1/client-tokens", {"context": {}}), 201)  # old secret
+    later = timezone.now() + timedelta(days=1)
+    ClientToken.objects.filter(public_id=minted["id"]).update(expires_at=later)
+    browser = Api(Client(), minted["token"])
+    assert_ok(browser.get("/client/token"))
+    api_key_roll(api_key=api_key[0], by=user, overlap=timedelta(days=7))  # the old one ends
+    ClientToken.objects.filter(public_id=minted["id"]).update(expires_at=later)
+    assert_error(browser.get("/client/token"), 401, "expired_api_key")

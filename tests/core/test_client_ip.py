@@ -24,6 +24,15 @@ def test_the_nearest_untrusted_hop_behind_our_proxies_is_the_client(settings):
     assert client_ip(request("10.0.0.2", "1.2.3.4, 198.51.100.7, 10.0.0.9")) == "198.51.100.7"
 
 
-def test_garbage_in_forwarded_for_falls_back_to_the_peer(settings):
+def test_garbage_in_forwarded_for_is_no_address_never_our_proxys(settings):
+    """Not the proxy's own address, which an internal allowlist may well hold: no address
+    at all, which every allowlist refuses (found in review)."""
     settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
-    assert client_ip(request("10.0.0.2", "not-an-ip")) == "10.0.0.2"
+    for hop in ("not-an-ip", "198.51.100.7:5678", "[2001:db8::1]:443"):
+        assert client_ip(request("10.0.0.2", hop)) == ""
+
+
+def test_an_ipv4_client_on_a_dual_stack_socket_is_ipv4(settings):
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    assert client_ip(request("::ffff:203.0.113.5", "")) == "203.0.113.5"
+    assert client_ip(request("10.0.0.2", "::ffff:198.51.100.7")) == "198.51.100.7"
