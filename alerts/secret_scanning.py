@@ -31,8 +31,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
-from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
@@ -40,12 +38,11 @@ from accounts.models import Project
 from alerts.services import flag_found_in_public
 from api import errors
 from api.bodies import ok, strict_json
-from api.errors import ApiError, error_response, new_request_id
+from api.public import public_post
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
 from apikeys.reported import Reporter, tokens_revoke_reported
 from apikeys.tokens import TokenKind, token_hash, token_kind
 from core.client_ip import client_ip
-from core.http import declared_length
 from core.mail import one_line
 
 logger = logging.getLogger(__name__)
@@ -87,44 +84,10 @@ def signature_verifies(body: bytes, key_id: str, signature: str) -> bool:
     return True
 
 
+@public_post("Secret-scanning alert", max_bytes=MAX_BODY_BYTES)
 def github_secret_scanning(request: HttpRequest) -> HttpResponse:
-    request_id = new_request_id()
-    try:
-        response = _answer(request)
-    except ApiError as refused:
-        response = error_response(refused, request_id)
-    except RequestDataTooBig:
-        response = error_response(
-            errors.invalid_request("The request body is too large.", status=413), request_id
-        )
-    except (OperationalError, InterfaceError):
-        # GitHub retries: nothing is lost by saying so.
-        response = error_response(errors.service_unavailable(), request_id)
-    except Exception:
-        logger.exception("Secret-scanning alert %s failed", request_id)
-        failed = ApiError(
-            500,
-            "internal_error",
-            "Something went wrong on our side. Quote the request id if you contact us.",
-        )
-        response = error_response(failed, request_id)
-    response["X-Request-Id"] = request_id
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-def _answer(request: HttpRequest) -> HttpResponse:
-    if request.method != "POST":
-        raise ApiError(
-            405, "invalid_request", "Use POST on this endpoint.", headers={"Allow": "POST"}
-        )
     if not settings.SECRET_SCANNING_PUBLIC_KEYS:
         raise errors.not_found(message="Secret-scanning alerts are not received here.")
-    length = declared_length(request)
-    if length < 0:
-        raise errors.invalid_request("The Content-Length header is not a number.")
-    if length > MAX_BODY_BYTES:
-        raise errors.invalid_request("The request body is too large.", status=413)
     key_id = request.META.get("HTTP_GITHUB_PUBLIC_KEY_IDENTIFIER", "")
     signature = request.META.get("HTTP_GITHUB_PUBLIC_KEY_SIGNATURE", "")
     if not key_id or not signature:

@@ -9,23 +9,18 @@ Each address may report REPORTS_PER_MINUTE times a minute.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import time
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig
-from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
 from api import errors
 from api.bodies import json_body, ok
-from api.errors import ApiError, error_response, new_request_id
+from api.errors import ApiError
+from api.public import public_post
 from apikeys.reported import Reporter, tokens_revoke_reported
 from core.client_ip import client_ip
 from core.counters import throttle_allows
-from core.http import declared_length
-
-logger = logging.getLogger(__name__)
 
 MAX_CREDENTIALS = 100
 MAX_CREDENTIAL_LENGTH = 200  # ours are 47 to 48 characters
@@ -45,60 +40,32 @@ def address_block(ip: str) -> str:
     return str(address)
 
 
+@public_post("Report", max_bytes=MAX_BODY_BYTES)
 def credentials_revoke(request: HttpRequest) -> HttpResponse:
-    request_id = new_request_id()
-    try:
-        if request.method != "POST":
-            raise ApiError(
-                405, "invalid_request", "Use POST on this endpoint.", headers={"Allow": "POST"}
-            )
-        ip = client_ip(request)
-        if not throttle_allows(
-            f"reported:{address_block(ip)}", limit=REPORTS_PER_MINUTE, window_seconds=60
-        ):
-            now = int(time.time())
-            retry_after = 60 - now % 60
-            raise ApiError(
-                429,
-                "rate_limit_exceeded",
-                f"At most {REPORTS_PER_MINUTE} reports a minute from one address. "
-                f"Retry in {retry_after} s.",
-                headers={
-                    "Retry-After": str(retry_after),
-                    "X-RateLimit-Limit": str(REPORTS_PER_MINUTE),
-                    "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Reset": str(now + retry_after),
-                },
-            )
-        length = declared_length(request)
-        if length < 0:
-            raise errors.invalid_request("The Content-Length header is not a number.")
-        if length > MAX_BODY_BYTES:
-            raise errors.invalid_request("The request body is too large.", status=413)
-        credentials = _credentials(json_body(request))
-        tokens_revoke_reported(
-            secrets=credentials,
-            reporter=Reporter(ip=ip, user_agent=request.META.get("HTTP_USER_AGENT", "")),
+    ip = client_ip(request)
+    if not throttle_allows(
+        f"reported:{address_block(ip)}", limit=REPORTS_PER_MINUTE, window_seconds=60
+    ):
+        now = int(time.time())
+        retry_after = 60 - now % 60
+        raise ApiError(
+            429,
+            "rate_limit_exceeded",
+            f"At most {REPORTS_PER_MINUTE} reports a minute from one address. "
+            f"Retry in {retry_after} s.",
+            headers={
+                "Retry-After": str(retry_after),
+                "X-RateLimit-Limit": str(REPORTS_PER_MINUTE),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(now + retry_after),
+            },
         )
-        response: HttpResponse = ok({"received": len(credentials)}, status=202)
-    except ApiError as refused:
-        response = error_response(refused, request_id)
-    except RequestDataTooBig:
-        too_big = errors.invalid_request("The request body is too large.", status=413)
-        response = error_response(too_big, request_id)
-    except (OperationalError, InterfaceError):
-        response = error_response(errors.service_unavailable(), request_id)
-    except Exception:
-        logger.exception("Report %s failed", request_id)
-        failed = ApiError(
-            500,
-            "internal_error",
-            "Something went wrong on our side. Quote the request id if you contact us.",
-        )
-        response = error_response(failed, request_id)
-    response["X-Request-Id"] = request_id
-    response["Cache-Control"] = "no-store"
-    return response
+    credentials = _credentials(json_body(request))
+    tokens_revoke_reported(
+        secrets=credentials,
+        reporter=Reporter(ip=ip, user_agent=request.META.get("HTTP_USER_AGENT", "")),
+    )
+    return ok({"received": len(credentials)}, status=202)
 
 
 def _credentials(body: dict[str, Any]) -> list[str]:
