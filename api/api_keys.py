@@ -43,6 +43,7 @@ from apikeys.services import (
     api_key_revoke,
     api_key_roll,
     api_key_suspend,
+    key_name_taken,
     token_networks_set,
 )
 from core.client_ip import client_ip
@@ -162,6 +163,8 @@ def api_keys(request: ProjectApiRequest) -> HttpResponse:
     body = json_body(request)
     name = _string(body, "name", most=NAME_MAX, required=True)
     assert name is not None
+    if key_name_taken(request.caller.project, name):
+        raise errors.invalid_field_value("name", "is already the name of a working key here.")
     permissions = _strings(body, "permissions", most=len(ALL_PERMISSIONS))
     if permissions is not None and (not permissions or set(permissions) - set(ALL_PERMISSIONS)):
         raise errors.invalid_field_value(
@@ -208,6 +211,8 @@ def api_key_detail(request: ProjectApiRequest, key_id: str) -> HttpResponse:
     if request.method == "PATCH":
         name = _string(json_body(request), "name", most=NAME_MAX, required=True)
         assert name is not None and user is not None
+        if key_name_taken(key.project, name, renaming=key):
+            raise errors.invalid_field_value("name", "is already the name of a working key here.")
         api_key_rename(api_key=key, name=name, by=user, ip=ip)
     elif request.method == "DELETE":
         api_key_revoke(api_key=key, by=user, ip=ip)

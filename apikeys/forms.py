@@ -18,7 +18,7 @@ from apikeys.models import (
     TokenStatus,
 )
 from apikeys.scopes import CHAT, INVOKE, parse_agent_names
-from apikeys.services import ROLL_OVERLAPS, SUSPENSION_REASON_MAX
+from apikeys.services import ROLL_OVERLAPS, SUSPENSION_REASON_MAX, key_name_taken
 from core.forms import MAX_ROW_ID, RowIdField
 from core.networks import MAX_NETWORKS, parse_networks
 from core.validators import single_line
@@ -257,9 +257,32 @@ class ApiKeyCreateForm(TokenCreateForm):
     def lifetime_policy(self) -> tuple[int | None, str]:
         return self.project.max_key_lifetime_days, f"Project “{self.project.name}”"
 
+    def clean_name(self) -> str:
+        return _unique_key_name(self.project, self.cleaned_data["name"])
+
 
 class ApiKeyRenameForm(forms.Form):
     name = ApiKeyNameField()
+
+    def __init__(self, *args: Any, api_key: ApiKey, **kwargs: Any) -> None:
+        self.api_key = api_key
+        super().__init__(*args, **kwargs)
+
+    def clean_name(self) -> str:
+        return _unique_key_name(self.api_key.project, self.cleaned_data["name"], self.api_key)
+
+
+def _unique_key_name(project: Project, name: str, renaming: ApiKey | None = None) -> str:
+    """Two working keys with one name differ only by their hint in every list and alert:
+    refused, whatever the case (an ended key's name may be used again)."""
+    if key_name_taken(project, name, renaming):
+        raise forms.ValidationError(
+            "A working key of this project is already called “%(name)s”: give this one a "
+            "name you can tell apart (e.g. where it is used).",
+            code="taken",
+            params={"name": name},
+        )
+    return name
 
 
 class ApiKeySuspendForm(forms.Form):
@@ -374,6 +397,9 @@ class PersonalTokenCreateForm(TokenCreateForm):
         super().__init__(*args, **kwargs)
         self.fields["expiry"].initial = "30"
         self.fields["name"].help_text = "What the token is for, e.g. “Laptop CLI” or “CI deploys”."
+        self.fields["name"].error_messages["required"] = (
+            "Give the token a name, so you can tell your tokens apart."
+        )
         self.fields["name"].widget.attrs["placeholder"] = "Laptop CLI"
         projects = self.fields["projects"]
         assert isinstance(projects, forms.ModelMultipleChoiceField)

@@ -112,6 +112,15 @@ def agent_scope_checked(
     return names, ([] if set(actions) == set(AGENT_ACTIONS) else actions)
 
 
+def key_name_taken(project: Project, name: str, renaming: ApiKey | None = None) -> bool:
+    """Whether another working (not revoked, not expired) key of `project` has `name`,
+    whatever its case."""
+    same = ApiKey.objects.for_project(project).active().filter(name__iexact=name.strip())
+    if renaming is not None:
+        same = same.exclude(pk=renaming.pk)
+    return same.exists()
+
+
 @transaction.atomic
 def api_key_create(
     *,

@@ -153,7 +153,7 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
 @project_member_required
 def api_key_rename_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     api_key = _key(request, key_id)
-    form = ApiKeyRenameForm(request.POST or None, initial={"name": api_key.name})
+    form = ApiKeyRenameForm(request.POST or None, initial={"name": api_key.name}, api_key=api_key)
     if request.method == "POST" and form.is_valid():
         api_key_rename(
             api_key=api_key, name=form.cleaned_data["name"], by=request.user, ip=client_ip(request)

@@ -218,3 +218,12 @@ def test_a_create_with_bad_networks_leaves_no_key_behind(admin):
     body = {"name": "Half made", "allowedNetworks": ["10.0.0.0/8", "nonsense"]}
     assert_error(admin.post("/v1/api-keys", body), 400, "invalid_field_value")
     assert not ApiKey.objects.filter(name="Half made").exists()
+
+
+def test_a_name_a_working_key_already_has_is_refused(admin):
+    assert_ok(admin.post("/v1/api-keys", {"name": "Web"}), 201)
+    other = assert_ok(admin.post("/v1/api-keys", {"name": "Worker"}), 201)
+    error = assert_error(admin.post("/v1/api-keys", {"name": "WEB"}), 400, "invalid_field_value")
+    assert "name" in error["message"]
+    renamed = admin.send("PATCH", f"/v1/api-keys/{other['id']}", {"name": "web"})
+    assert_error(renamed, 400, "invalid_field_value")

@@ -255,3 +255,22 @@ def test_an_owner_hands_the_keys_of_people_who_left_to_a_member(
     event = AuditEvent.objects.get(action="api_key.transferred")
     assert event.metadata == {"from": "leaver@example.com", "to": "stayer@example.com"}
     assert "no longer members" not in signed_in.get(list_url(project)).content.decode()
+
+
+def test_two_working_keys_cannot_share_a_name_whatever_its_case(signed_in, project, make_key, user):
+    """Issue 13, point 5: rows that differ only by their hint. An ended key's name is free."""
+    from apikeys.services import api_key_revoke
+
+    existing, _ = make_key(project, name="Production")
+    refused = create(signed_in, project, name="  production ", form_id="form-2", headers=HTMX)
+    assert refused.status_code == 422
+    html = refused.content.decode()
+    assert 'id="id_name_error"' in html and "already called" in html
+    other, _ = make_key(project, name="Staging")
+    rename = reverse("apikeys:api_key_rename", args=[project.slug, other.pk])
+    refused = signed_in.post(rename, {"name": "PRODUCTION"}, headers=HTMX)
+    assert refused.status_code == 422 and 'id="id_name_error"' in refused.content.decode()
+    # Renaming a key to its own name in another case is fine.
+    assert signed_in.post(rename, {"name": "staging"}, headers=HTMX).status_code == 200
+    api_key_revoke(api_key=existing, by=user)
+    assert create(signed_in, project, name="Production", form_id="form-3").status_code == 201
