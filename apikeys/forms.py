@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -30,6 +31,17 @@ EXPIRY_CHOICES = [
     ("90", "90 days"),
     ("date", "On a date"),
 ]
+
+
+def _parsed_lines(text: str, parse: Callable[[str], tuple[list[str], list[str]]]) -> list[str]:
+    """A one-entry-per-line field through its parser (agent names, networks): the entries,
+    or every line's problem beside the field."""
+    if "\x00" in text:
+        raise forms.ValidationError("Null characters are not allowed.")
+    entries, problems = parse(text)
+    if problems:
+        raise forms.ValidationError(problems)
+    return entries
 
 
 class ProjectKeyChoiceField(forms.ModelChoiceField):
@@ -209,13 +221,7 @@ class TokenCreateForm(forms.Form):
             )
 
     def clean_agents(self) -> list[str]:
-        text = self.cleaned_data["agents"]
-        if "\x00" in text:
-            raise forms.ValidationError("Null characters are not allowed.")
-        names, problems = parse_agent_names(text)
-        if problems:
-            raise forms.ValidationError(problems)
-        return names
+        return _parsed_lines(self.cleaned_data["agents"], parse_agent_names)
 
     def chosen_agent_actions(self) -> list[str]:
         use = self.cleaned_data.get("agent_use") or "both"
@@ -312,13 +318,7 @@ class AllowedNetworksForm(forms.Form):
     )
 
     def clean_networks(self) -> list[str]:
-        text = self.cleaned_data["networks"]
-        if "\x00" in text:
-            raise forms.ValidationError("Null characters are not allowed.")
-        networks, problems = parse_networks(text)
-        if problems:
-            raise forms.ValidationError(problems)
-        return networks
+        return _parsed_lines(self.cleaned_data["networks"], parse_networks)
 
 
 class KeysTransferForm(forms.Form):

@@ -39,6 +39,15 @@ def new_network_flag(key) -> Flag:
     return Flag.objects.get(kind=Flag.Kind.NEW_NETWORK)
 
 
+def blocked_network_flag(api, key, user) -> Flag:
+    """The key limited to 203.0.113.0/24, called once from 198.51.100.7: the alert."""
+    token_networks_set(key, networks=["203.0.113.0/24"], by=user)
+    api.client.defaults["REMOTE_ADDR"] = "198.51.100.7"
+    api.post("/v1/agents/my-agent/invoke", {"prompt": "refused"})
+    detect()
+    return Flag.objects.get(kind=Flag.Kind.BLOCKED_NETWORK)
+
+
 def test_the_alert_offers_suspend_roll_revoke_and_this_network_is_ours(signed_in, project, key):
     flag = new_network_flag(key)
     html = signed_in.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
@@ -71,11 +80,7 @@ def test_a_blocked_network_confirmed_as_ours_is_added_to_the_allowlist(
     signed_in, project, api, api_key, user
 ):
     key = api_key[0]
-    token_networks_set(key, networks=["203.0.113.0/24"], by=user)
-    api.client.defaults["REMOTE_ADDR"] = "198.51.100.7"
-    api.post("/v1/agents/my-agent/invoke", {"prompt": "refused"})
-    detect()
-    flag = Flag.objects.get(kind=Flag.Kind.BLOCKED_NETWORK)
+    flag = blocked_network_flag(api, key, user)
     done = signed_in.post(ours_url(project, flag))
     assert done.status_code == 302
     key.refresh_from_db()
@@ -112,11 +117,7 @@ def test_a_blocked_network_is_not_added_to_a_list_that_was_emptied_meanwhile(
 ):
     """Found in review: one click would have turned 'any network' into a short list."""
     key = api_key[0]
-    token_networks_set(key, networks=["203.0.113.0/24"], by=user)
-    api.client.defaults["REMOTE_ADDR"] = "198.51.100.7"
-    api.post("/v1/agents/my-agent/invoke", {"prompt": "refused"})
-    detect()
-    flag = Flag.objects.get(kind=Flag.Kind.BLOCKED_NETWORK)
+    flag = blocked_network_flag(api, key, user)
     html = signed_in.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
     assert "198.51.100.0/24 is ours" in html  # the button names the one network it adds
     token_networks_set(key, networks=[], by=user)
