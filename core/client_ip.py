@@ -31,8 +31,16 @@ def client_ip(request: HttpRequest) -> str:
 
     Walks X-Forwarded-For from the right (the hop our proxy appended) and stops at the
     first address that is not one of TRUSTED_PROXIES; anything left of it was written
-    by the client and is not believed.
+    by the client and is not believed. Worked out once per request (the API reads it
+    for the allowlist and again for the usage log).
     """
+    known: str | None = getattr(request, "_client_ip", None)
+    if known is None:
+        known = request._client_ip = _client_ip(request)  # type: ignore[attr-defined]
+    return known
+
+
+def _client_ip(request: HttpRequest) -> str:
     remote = _plain(request.META.get("REMOTE_ADDR", "") or "")
     networks = _trusted_networks(tuple(settings.TRUSTED_PROXIES))
     if not networks or not _is_trusted(remote, networks):
@@ -53,6 +61,8 @@ def client_ip(request: HttpRequest) -> str:
 def _plain(address: str) -> str:
     """An IPv4 client as IPv4: a dual-stack socket reports it as ::ffff:a.b.c.d, which
     would otherwise fall in no IPv4 network (and count as one IPv6 /48 for everyone)."""
+    if ":" not in address:
+        return address  # IPv4 (or unreadable): not written as IPv6, nothing to unwrap
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
