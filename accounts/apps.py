@@ -31,4 +31,10 @@ def _register_audit_actions() -> None:
         Action("project.key_policy_changed", "Key policy changed", "warning"),
         Action("membership.added", "Member added", "success"),
         Action("membership.removed", "Member removed", "danger"),
+        Action("membership.left", "Member left", "warning"),
+        Action("membership.role_changed", "Member role changed", "warning"),
+        Action("membership.ownership_transferred", "Ownership transferred", "warning"),
+        Action("membership.invitation_sent", "Invitation sent"),
+        Action("membership.invitation_revoked", "Invitation withdrawn"),
+        Action("membership.invitation_accepted", "Invitation accepted", "success"),
     )

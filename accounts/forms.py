@@ -139,17 +139,17 @@ class AllowedOriginsForm(forms.Form):
         return origins
 
 
-class MemberAddForm(forms.Form):
-    """Add an existing user to a project by their email address.
+class InvitationForm(forms.Form):
+    """Invite an email address into a project with a role.
 
-    The answer does not say whether the email has an account (the view answers the same
-    either way); cleaned_data["user"] is the person to add, or None if there is nobody.
-    Invitations (by link, for anyone) replace this form later."""
+    Nobody is looked up by email: the answer is the same whether or not the address has
+    an account. Only this project's own members (listed on the page already) are named."""
 
     email = forms.EmailField(
-        label="Email of an existing user",
+        label="Email address",
+        max_length=254,
         widget=forms.EmailInput(attrs={"autocomplete": "off"}),
-        error_messages={"required": "Enter the email address of the person to add."},
+        error_messages={"required": "Enter the email address of the person to invite."},
     )
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
 
@@ -157,20 +157,22 @@ class MemberAddForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.project = project
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        if self.errors:
-            # Nobody is looked up for a form that cannot act: no free probe of which
-            # emails have accounts.
-            return cleaned
-        email = cleaned["email"].strip().lower()
-        cleaned["email"] = email
-        user = User.objects.filter(email__iexact=email, is_active=True).first()
-        if user is not None and Membership.objects.filter(project=self.project, user=user).exists():
-            # Members are listed on this page already: this says nothing new.
-            self.add_error("email", "This person is already a member of the project.")
-        cleaned["user"] = user
-        return cleaned
+    def clean_email(self) -> str:
+        email: str = self.cleaned_data["email"].strip().lower()
+        if Membership.objects.filter(project=self.project, user__email__iexact=email).exists():
+            raise forms.ValidationError(
+                "This person is already a member of the project.", code="member"
+            )
+        return email
+
+
+class RoleForm(forms.Form):
+    """A member's role, as an owner changes it."""
+
+    role = forms.ChoiceField(
+        choices=Membership.Role.choices,
+        error_messages={"invalid_choice": "Choose Owner or Member."},
+    )
 
 
 LIFETIME_CHOICES = [

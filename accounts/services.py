@@ -83,19 +83,29 @@ def membership_add(
     return membership
 
 
-@transaction.atomic
-def membership_remove(*, membership: Membership, by: User, ip: str | None = None) -> None:
-    """Remove a member. Their access to the project, and their tokens' access, ends at once."""
-    # Lock the project's owner rows so two owners cannot remove each other at the same time.
-    owners = list(
+def _lock_owner_ids(project: Project) -> list[int]:
+    """The project's owner memberships, locked: two owners cannot demote or remove each
+    other at the same moment and leave the project with none."""
+    return list(
         Membership.objects.select_for_update()
-        .filter(project=membership.project, role=Membership.Role.OWNER)
+        .filter(project=project, role=Membership.Role.OWNER)
         .values_list("pk", flat=True)
     )
+
+
+LAST_OWNER = "A project needs at least one owner; make another member an owner first."
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, by: User, ip: str | None = None) -> None:
+    """Remove a member, or (`by` is the member) leave. Their access to the project, and
+    their tokens' access, ends at once. Never the last owner."""
+    owners = _lock_owner_ids(membership.project)
     if membership.is_owner and owners == [membership.pk]:
-        raise MembershipError("A project needs at least one owner; add another owner first.")
+        raise MembershipError(LAST_OWNER)
+    leaving = membership.user_id == by.pk
     audit_record(
-        action="membership.removed",
+        action="membership.left" if leaving else "membership.removed",
         actor=by,
         project=membership.project,
         target=membership,
@@ -105,6 +115,54 @@ def membership_remove(*, membership: Membership, by: User, ip: str | None = None
     membership.delete()
     # The person's PATs, and the client tokens they minted, lose the project at once.
     changed(membership.user.change_identity)
+
+
+@transaction.atomic
+def membership_set_role(
+    *, membership: Membership, role: str, by: User, ip: str | None = None
+) -> Membership:
+    """Make a member an owner, or an owner a member (never the last owner)."""
+    owners = _lock_owner_ids(membership.project)
+    if membership.role == role:
+        return membership
+    if membership.is_owner and owners == [membership.pk]:
+        raise MembershipError(LAST_OWNER)
+    old, membership.role = membership.role, role
+    membership.save(update_fields=["role"])
+    audit_record(
+        action="membership.role_changed",
+        actor=by,
+        project=membership.project,
+        target=membership,
+        target_label=membership.user.email,
+        ip=ip,
+        metadata={"from": old, "to": role},
+    )
+    changed(membership.user.change_identity)
+    return membership
+
+
+@transaction.atomic
+def project_transfer_ownership(
+    *, project: Project, to: Membership, by: Membership, ip: str | None = None
+) -> None:
+    """`to` becomes an owner and `by` (an owner) a member, in one step."""
+    _lock_owner_ids(project)
+    if to.pk == by.pk:
+        raise MembershipError("Choose another member to hand the project to.")
+    to.role, by.role = Membership.Role.OWNER, Membership.Role.MEMBER
+    to.save(update_fields=["role"])
+    by.save(update_fields=["role"])
+    audit_record(
+        action="membership.ownership_transferred",
+        actor=by.user,
+        project=project,
+        target=to,
+        target_label=to.user.email,
+        ip=ip,
+    )
+    changed(to.user.change_identity)
+    changed(by.user.change_identity)
 
 
 MAX_POLICY_DAYS = 366

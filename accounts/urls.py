@@ -34,10 +34,31 @@ urlpatterns = [
     ),
     path("projects/<slug:slug>/settings/members/", views.project_members, name="project_members"),
     path(
-        "projects/<slug:slug>/settings/members/add/",
-        views.project_member_add,
-        name="project_member_add",
+        "projects/<slug:slug>/settings/members/invite/",
+        views.project_invitation_send,
+        name="project_invitation_send",
     ),
+    path(
+        "projects/<slug:slug>/settings/members/invitations/<int:invitation_id>/revoke/",
+        views.project_invitation_revoke,
+        name="project_invitation_revoke",
+    ),
+    path(
+        "projects/<slug:slug>/settings/members/leave/",
+        views.project_leave,
+        name="project_leave",
+    ),
+    path(
+        "projects/<slug:slug>/settings/members/<int:membership_id>/role/",
+        views.project_member_role,
+        name="project_member_role",
+    ),
+    path(
+        "projects/<slug:slug>/settings/members/<int:membership_id>/transfer/",
+        views.project_transfer,
+        name="project_transfer",
+    ),
+    path("invitations/<str:token>/", views.invitation_page, name="invitation_accept"),
     path(
         "projects/<slug:slug>/settings/members/<int:membership_id>/remove/",
         views.project_member_remove,

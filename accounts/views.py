@@ -7,10 +7,13 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.db import transaction
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import (
@@ -20,22 +23,31 @@ from accounts.decorators import (
 )
 from accounts.forms import (
     AllowedOriginsForm,
+    InvitationForm,
     KeyPolicyForm,
-    MemberAddForm,
     ProjectForm,
+    RoleForm,
     SignInForm,
     SignUpForm,
 )
 from accounts.http import AuthenticatedRequest, ProjectRequest
-from accounts.models import Membership
+from accounts.invitations import (
+    InvitationError,
+    invitation_accept,
+    invitation_for_token,
+    invitation_revoke,
+    invitation_send,
+)
+from accounts.models import Invitation, Membership
 from accounts.services import (
     MembershipError,
-    membership_add,
     membership_remove,
+    membership_set_role,
     project_create,
     project_rename,
     project_set_allowed_origins,
     project_set_key_policy,
+    project_transfer_ownership,
     user_sign_up,
 )
 from audit.log import audit_record
@@ -46,7 +58,8 @@ from core.http import HtmxHttpRequest
 SIGNUPS_PER_HOUR = 10
 RESETS_PER_EMAIL_PER_HOUR = 3
 RESETS_PER_IP_PER_HOUR = 20
-MEMBER_ADDS_PER_HOUR = 30
+INVITATIONS_PER_HOUR = 30
+INVITATIONS_PER_EMAIL_PER_DAY = 5
 
 
 @require_GET
@@ -66,10 +79,21 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
     return redirect("accounts:project_overview", slug=membership.project.slug)
 
 
+def _safe_next(request: HtmxHttpRequest) -> str:
+    """Where to go after signing up (an invitation's link): a path of this site only."""
+    wanted = request.POST.get("next") or request.GET.get("next") or ""
+    if "\x00" in wanted or not url_has_allowed_host_and_scheme(
+        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return ""
+    return wanted
+
+
 @require_http_methods(["GET", "POST"])
 def signup(request: HtmxHttpRequest) -> HttpResponse:
+    next_url = _safe_next(request)
     if request.user.is_authenticated:
-        return redirect("home")
+        return redirect(next_url or "home")
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and not throttle_allows(
         f"signup:{client_ip(request)}", limit=SIGNUPS_PER_HOUR, window_seconds=3600
@@ -81,7 +105,7 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
             None,
             "Too many accounts were created from your network in the last hour. Try again later.",
         )
-        return render(request, "accounts/signup.html", {"form": form}, status=429)
+        return render(request, "accounts/signup.html", {"form": form, "next": next_url}, status=429)
     if request.method == "POST" and form.is_valid():
         user = user_sign_up(
             email=form.cleaned_data["email"],
@@ -91,8 +115,8 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
         )
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, "Welcome to Reminix. Your first project is ready.")
-        return redirect("home")
-    return render(request, "accounts/signup.html", {"form": form})
+        return redirect(next_url or "home")
+    return render(request, "accounts/signup.html", {"form": form, "next": next_url})
 
 
 class SignInView(auth_views.LoginView):
@@ -288,46 +312,84 @@ def project_origins(request: ProjectRequest) -> HttpResponse:
     return redirect("accounts:project_settings", slug=request.project.slug)
 
 
-def _members_page(request: ProjectRequest, form: MemberAddForm, status: int = 200) -> HttpResponse:
-    members = request.project.memberships.select_related("user").order_by("user__email")
+def _members_page(request: ProjectRequest, form: InvitationForm, status: int = 200) -> HttpResponse:
+    project = request.project
+    members = project.memberships.select_related("user").order_by("user__email")
+    invitations = (
+        project.invitations.pending().select_related("invited_by").order_by("-created_at")
+        if request.membership.is_owner
+        else Invitation.objects.none()
+    )
     template = "accounts/project_members.html"
     if request.htmx:
         template += "#members"
-    return render(request, template, {"members": members, "form": form}, status=status)
+    context = {
+        "members": members,
+        "form": form,
+        "invitations": invitations,
+        "roles": Membership.Role.choices,
+        # The last owner cannot leave; the button is not offered to them.
+        "owners": sum(1 for m in members if m.is_owner),
+        "now": timezone.now(),
+    }
+    return render(request, template, context, status=status)
+
+
+def _back_to_members(request: ProjectRequest) -> HttpResponse:
+    return HttpResponseRedirect(
+        reverse("accounts:project_members", kwargs={"slug": request.project.slug})
+    )
 
 
 @require_GET
 @project_member_required
 def project_members(request: ProjectRequest) -> HttpResponse:
-    return _members_page(request, MemberAddForm(project=request.project))
+    return _members_page(request, InvitationForm(project=request.project))
 
 
 @require_POST
 @project_owner_required
-def project_member_add(request: ProjectRequest) -> HttpResponse:
-    form = MemberAddForm(request.POST, project=request.project)
+def project_invitation_send(request: ProjectRequest) -> HttpResponse:
+    form = InvitationForm(request.POST, project=request.project)
     if form.is_valid() and not throttle_allows(
-        f"member-add:{request.user.pk}", limit=MEMBER_ADDS_PER_HOUR, window_seconds=3600
+        f"member-add:{request.user.pk}", limit=INVITATIONS_PER_HOUR, window_seconds=3600
     ):
-        form.add_error(None, "You added many members in the last hour. Try again later.")
+        form.add_error(None, "You sent many invitations in the last hour. Try again later.")
+    if form.is_valid() and not throttle_allows(
+        f"invite-to:{form.cleaned_data['email']}",
+        limit=INVITATIONS_PER_EMAIL_PER_DAY,
+        window_seconds=86400,
+    ):
+        # Nobody's inbox fills with invitations, from one project or from many.
+        form.add_error("email", "This address was invited many times today. Try again tomorrow.")
     if not form.is_valid():
         return _members_page(request, form, status=422 if not request.htmx else 200)
-    email, user = form.cleaned_data["email"], form.cleaned_data["user"]
-    if user is not None:
-        membership_add(
-            project=request.project,
-            user=user,
-            role=form.cleaned_data["role"],
-            by=request.user,
-            ip=client_ip(request),
-        )
+    email = form.cleaned_data["email"]
+    invitation_send(
+        project=request.project,
+        email=email,
+        role=form.cleaned_data["role"],
+        by=request.user,
+        ip=client_ip(request),
+    )
     # The same words whether or not the email has an account (no enumeration).
     messages.success(
         request,
-        f"If {email} belongs to a Reminix account, that person is now a member. "
-        "Otherwise ask them to sign up with it, then add them again.",
+        f"Invitation sent to {email}. It joins the project once they accept; the link "
+        "expires in 7 days.",
     )
-    return redirect("accounts:project_members", slug=request.project.slug)
+    return _back_to_members(request)
+
+
+@require_POST
+@project_owner_required
+def project_invitation_revoke(request: ProjectRequest, invitation_id: int) -> HttpResponse:
+    invitation = get_object_or_404(
+        Invitation.objects.select_related("project"), pk=invitation_id, project=request.project
+    )
+    invitation_revoke(invitation=invitation, by=request.user, ip=client_ip(request))
+    messages.success(request, f"The invitation to {invitation.email} was withdrawn.")
+    return _back_to_members(request)
 
 
 @require_POST
@@ -346,6 +408,102 @@ def project_member_remove(request: ProjectRequest, membership_id: int) -> HttpRe
         messages.success(request, f"{membership.user.email} was removed from the project.")
         if membership.user_id == request.user.pk:
             return redirect("home")
-    return HttpResponseRedirect(
-        reverse("accounts:project_members", kwargs={"slug": request.project.slug})
+    return _back_to_members(request)
+
+
+@require_POST
+@project_member_required
+def project_leave(request: ProjectRequest) -> HttpResponse:
+    """Any member may leave, except the last owner."""
+    try:
+        membership_remove(membership=request.membership, by=request.user, ip=client_ip(request))
+    except MembershipError as error:
+        messages.error(request, str(error))
+        return _back_to_members(request)
+    request.session.pop(CURRENT_PROJECT_SESSION_KEY, None)
+    messages.success(request, f"You left {request.project.name}.")
+    return redirect("home")
+
+
+@require_POST
+@project_owner_required
+def project_member_role(request: ProjectRequest, membership_id: int) -> HttpResponse:
+    membership = get_object_or_404(
+        Membership.objects.select_related("user", "project"),
+        pk=membership_id,
+        project=request.project,
     )
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose Owner or Member.")
+        return _back_to_members(request)
+    try:
+        membership_set_role(
+            membership=membership,
+            role=form.cleaned_data["role"],
+            by=request.user,
+            ip=client_ip(request),
+        )
+    except MembershipError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(
+            request, f"{membership.user.email} is now {membership.get_role_display().lower()}."
+        )
+    return _back_to_members(request)
+
+
+@require_POST
+@project_owner_required
+def project_transfer(request: ProjectRequest, membership_id: int) -> HttpResponse:
+    """Hand the project to another member: they become an owner, you a member."""
+    to = get_object_or_404(
+        Membership.objects.select_related("user", "project"),
+        pk=membership_id,
+        project=request.project,
+    )
+    try:
+        project_transfer_ownership(
+            project=request.project, to=to, by=request.membership, ip=client_ip(request)
+        )
+    except MembershipError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(
+            request, f"{to.user.email} is now an owner of {request.project.name}; you are a member."
+        )
+    return _back_to_members(request)
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_page(request: HtmxHttpRequest, token: str) -> HttpResponse:
+    """An invitation's link. Signed out: who invited you to what, and sign in or sign up
+    (both come back here). Signed in: accept with a button (a GET never accepts: mail
+    scanners open links)."""
+    invitation = invitation_for_token(token)
+    context: dict[str, object] = {"invitation": invitation, "token": token, "error": ""}
+    if invitation is None:
+        context["error"] = "This invitation link is not valid. Check that it was copied whole."
+        return render(request, "accounts/invitation.html", context, status=404)
+    if not invitation.is_pending:
+        context["error"] = (
+            "This invitation was accepted already."
+            if invitation.accepted_at
+            else "This invitation has expired or was withdrawn. Ask the project’s owner for "
+            "a new one."
+        )
+        return render(request, "accounts/invitation.html", context, status=410)
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        try:
+            membership = invitation_accept(
+                invitation=invitation, user=request.user, ip=client_ip(request)
+            )
+        except InvitationError as error:
+            context["error"] = str(error)
+            return render(request, "accounts/invitation.html", context, status=409)
+        request.session[CURRENT_PROJECT_SESSION_KEY] = membership.project_id
+        messages.success(request, f"You joined {membership.project.name}.")
+        return redirect("accounts:project_overview", slug=membership.project.slug)
+    return render(request, "accounts/invitation.html", context)

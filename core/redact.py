@@ -1,5 +1,6 @@
 """Tokens out of text that is kept: log lines, the usage log's paths and user agents.
 
+Invitation links' tokens (reminix_inv_) are redacted too: the link is a path of the dashboard.
 A token pasted where it does not belong (a URL path, a query string, a user agent) keeps
 its prefix, so a reader still sees which kind of token leaked, and loses the rest.
 Plain `re`, no Django: gunicorn.conf.py uses it before Django is loaded.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 
-_TOKEN = re.compile(r"(reminix_(?:sk|ct|pat)_)[0-9A-Za-z]*", re.IGNORECASE)
+_TOKEN = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)[0-9A-Za-z]*", re.IGNORECASE)
 
 
 def redact_tokens(text: str) -> str:

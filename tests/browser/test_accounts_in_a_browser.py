@@ -55,3 +55,39 @@ def test_the_dashboard_is_usable_at_360_pixels(page: Page, transactional_db):
     assert overflow <= 0
     page.get_by_role("link", name="Settings", exact=True).click()
     expect(page.get_by_label("Project name")).to_be_visible()
+
+
+def test_an_owner_invites_a_newcomer_who_signs_up_from_the_link_and_joins(
+    page: Page, transactional_db
+):
+    from django.core import mail
+
+    sign_up(page, "ada@example.com", "Ada")
+    page.get_by_role("link", name="Settings", exact=True).click()
+    page.get_by_role("link", name="Members").click()
+    page.get_by_label("Email address").fill("kai@example.com")
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.get_by_text("Invitation sent to kai@example.com")).to_be_visible()
+    expect(
+        page.get_by_role("button", name="Withdraw the invitation to kai@example.com")
+    ).to_be_visible()
+    [message] = [m for m in mail.outbox if m.to == ["kai@example.com"]]
+    path = re.search(r"/invitations/reminix_inv_\w+/", message.body)
+    assert path is not None
+
+    page.get_by_label("Account menu").click()
+    page.get_by_role("button", name="Sign out").click()
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(path.group(0))
+    expect(page.get_by_role("heading", name="Join Ada's project")).to_be_visible()
+    page.get_by_role("link", name="Create an account").click()
+    page.get_by_label("Your name").fill("Kai")
+    page.get_by_label("Email").fill("kai@example.com")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Password confirmation").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    page.get_by_role("button", name="Accept and join").click()
+    expect(page.get_by_text("You joined Ada's project")).to_be_visible()
+    page.goto(page.url + "settings/members/")
+    expect(page.get_by_role("button", name="Leave project")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0

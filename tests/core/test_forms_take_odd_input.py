@@ -57,7 +57,7 @@ def signed_in_forms(project, key):
             {"origins": "https://a.example.com"},
         ),
         (
-            reverse("accounts:project_member_add", args=[project.slug]),
+            reverse("accounts:project_invitation_send", args=[project.slug]),
             {"email": "a@example.com", "role": "member"},
         ),
         (reverse("accounts:project_create"), {"name": "n"}),

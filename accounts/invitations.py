@@ -1,0 +1,161 @@
+"""Invitations into a project: an owner invites an email with a role, the invitee accepts.
+
+The link's token (`reminix_inv_` and 40 base62 characters) is sent once, by email, and only
+its keyed hash is stored. Accepting needs the token and a session of the account whose email
+was invited, so nobody becomes a member without their consent, and the owner's answer is the
+same whether or not that email has an account. Unaccepted invitations expire after 7 days
+(models.INVITATION_LIFETIME); inviting the same email again replaces the pending one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import INVITATION_LIFETIME, Invitation, Membership, Project, User
+from audit.log import audit_record
+from core.invalidation import changed
+from core.mail import one_line
+
+TOKEN_PREFIX = "reminix_inv_"
+_ALPHABET = string.ascii_letters + string.digits
+_TOKEN_LENGTH = 40
+ASK_AGAIN = "Ask the project’s owner for a new one."
+
+
+class InvitationError(Exception):
+    """An invitation that cannot be accepted (the message says why, to its holder)."""
+
+
+def _new_token() -> str:
+    return TOKEN_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(_TOKEN_LENGTH))
+
+
+def _token_hash(token: str) -> str:
+    return hmac.new(
+        settings.TOKEN_HASH_KEY.encode(), token.encode("utf-8", "replace"), hashlib.sha256
+    ).hexdigest()
+
+
+def invitation_for_token(token: str) -> Invitation | None:
+    """The invitation a link's token stands for, whatever its state (None: no such link)."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) != len(TOKEN_PREFIX) + _TOKEN_LENGTH:
+        return None
+    return (
+        Invitation.objects.select_related("project", "invited_by")
+        .filter(token_hash=_token_hash(token))
+        .first()
+    )
+
+
+def accept_url(token: str) -> str:
+    return f"{settings.DASHBOARD_URL}/invitations/{token}/"
+
+
+@transaction.atomic
+def invitation_send(
+    *, project: Project, email: str, role: str, by: User, ip: str | None = None
+) -> Invitation:
+    """Invite `email` into `project` as `role`, and email the link (after the commit)."""
+    email = email.strip().lower()
+    now = timezone.now()
+    replaced = Invitation.objects.pending().filter(project=project, email=email)
+    replaced.update(revoked_at=now)
+    token = _new_token()
+    invitation = Invitation.objects.create(
+        project=project,
+        email=email,
+        role=role,
+        token_hash=_token_hash(token),
+        invited_by=by,
+        created_at=now,
+        expires_at=now + INVITATION_LIFETIME,
+    )
+    audit_record(
+        action="membership.invitation_sent",
+        actor=by,
+        project=project,
+        target=invitation,
+        target_label=email,
+        ip=ip,
+        metadata={"role": role},
+    )
+    inviter = one_line(by.get_full_name())
+    project_name = one_line(project.name)
+    role_label = Membership.Role(role).label.lower()
+    message = (
+        f"{inviter} invited you to join the project “{project_name}” on Reminix as "
+        f"{'an' if role_label[0] in 'aeiou' else 'a'} {role_label}.\n\n"
+        f"To accept, open this link and sign in (or create an account) with this email "
+        f"address:\n{accept_url(token)}\n\n"
+        f"The link works once and expires on {invitation.expires_at:%-d %B %Y at %H:%M} UTC. "
+        "If you did not expect this invitation, ignore this email: nothing happens unless "
+        "you accept.\n"
+    )
+    transaction.on_commit(
+        lambda: send_mail(
+            subject=one_line(f"[Reminix] {inviter} invited you to {project_name}"),
+            message=message,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[email],
+        )
+    )
+    return invitation
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, by: User, ip: str | None = None) -> None:
+    """The link stops working at once. Revoking an invitation that has ended does nothing."""
+    claimed = (
+        Invitation.objects.pending().filter(pk=invitation.pk).update(revoked_at=timezone.now())
+    )
+    if not claimed:
+        return
+    audit_record(
+        action="membership.invitation_revoked",
+        actor=by,
+        project=invitation.project,
+        target=invitation,
+        target_label=invitation.email,
+        ip=ip,
+    )
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user: User, ip: str | None = None) -> Membership:
+    """Make `user` a member with the invitation's role. InvitationError if the invitation
+    was used, revoked or has expired, or was sent to another email."""
+    locked = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if locked.accepted_at is not None:
+        raise InvitationError("This invitation was accepted already.")
+    if locked.revoked_at is not None:
+        raise InvitationError(f"This invitation was withdrawn. {ASK_AGAIN}")
+    if locked.is_expired():
+        raise InvitationError(f"This invitation has expired. {ASK_AGAIN}")
+    if user.email.lower() != locked.email.lower():
+        raise InvitationError(
+            f"This invitation was sent to {locked.email}. Sign in with that address to accept it."
+        )
+    locked.accepted_at, locked.accepted_by = timezone.now(), user
+    locked.save(update_fields=["accepted_at", "accepted_by"])
+    membership, created = Membership.objects.get_or_create(
+        project=locked.project, user=user, defaults={"role": locked.role}
+    )
+    audit_record(
+        action="membership.invitation_accepted",
+        actor=user,
+        project=locked.project,
+        target=membership,
+        target_label=user.email,
+        ip=ip,
+        metadata={"role": membership.role, "already_member": not created},
+    )
+    changed(user.change_identity)
+    return membership

@@ -1,0 +1,246 @@
+"""Invitations replace "add an existing user": nobody joins a project without accepting,
+and inviting says nothing about which emails have accounts."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.invitations import TOKEN_PREFIX, invitation_for_token
+from accounts.models import Invitation, Membership, User
+from audit.models import AuditEvent
+from tests.accounts.test_projects import normalised
+
+
+def invite(client, project, email="newcomer@example.com", role="member", **kwargs):
+    return client.post(
+        reverse("accounts:project_invitation_send", args=[project.slug]),
+        {"email": email, "role": role},
+        **kwargs,
+    )
+
+
+def link_in(message) -> str:
+    [url] = re.findall(r"https?://\S+/invitations/(reminix_inv_\w+)/", message.body)
+    return reverse("accounts:invitation_accept", args=[url])
+
+
+@pytest.fixture
+def sent(signed_in, project, make_user, django_capture_on_commit_callbacks):
+    """An invitation of bob@example.com (who has an account) as a member, and its link."""
+    make_user(email="bob@example.com", name="Bob")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert invite(signed_in, project, "Bob@Example.com").status_code == 302
+    return link_in(mail.outbox[-1])
+
+
+def test_inviting_sends_a_link_and_adds_nobody_yet(sent, project):
+    [message] = mail.outbox
+    assert message.to == ["bob@example.com"]
+    assert "Ada Lovelace invited you to" in message.subject
+    assert project.name in message.body and "as a member" in message.body
+    assert not Membership.objects.filter(project=project, user__email="bob@example.com").exists()
+    invitation = Invitation.objects.get(project=project)
+    assert invitation.email == "bob@example.com" and invitation.is_pending
+    # Only the keyed hash is kept: the token itself is nowhere in the database.
+    token = sent.rstrip("/").rsplit("/", 1)[1]
+    assert token.startswith(TOKEN_PREFIX) and token not in invitation.token_hash
+    assert AuditEvent.objects.filter(action="membership.invitation_sent", project=project).exists()
+
+
+def test_inviting_answers_the_same_whether_or_not_the_email_has_an_account(
+    signed_in, project, make_user
+):
+    make_user(email="known@example.com")
+    answers = []
+    for email in ("known@example.com", "ghost@example.com"):
+        response = invite(signed_in, project, email, follow=True)
+        assert response.redirect_chain[-1][1] == 302
+        [message] = [str(m) for m in response.context["messages"]]
+        answers.append(message.replace(email, "EMAIL"))
+        assert Invitation.objects.filter(email=email).exists()
+    assert answers[0] == answers[1]
+
+
+def test_a_form_that_cannot_act_does_not_reveal_whether_an_email_has_an_account(
+    signed_in, project, make_user
+):
+    make_user(email="known@example.com")
+    pages = []
+    for email in ("known@example.com", "ghost@example.com"):
+        response = invite(signed_in, project, email, role="emperor")
+        assert response.status_code == 422
+        html = response.content.decode()
+        assert 'id="id_role_error"' in html and 'id="id_email_error"' not in html
+        pages.append(html.replace(email, "EMAIL"))
+    assert normalised(pages[0]) == normalised(pages[1])
+    assert not Invitation.objects.exists()
+
+
+def test_a_member_already_in_the_project_is_not_invited(signed_in, project, user):
+    response = invite(signed_in, project, user.email.upper())
+    assert response.status_code == 422
+    assert "already a member" in response.content.decode()
+
+
+def test_the_invitee_accepts_signed_in_with_the_invited_email(client, sent, project):
+    bob = User.objects.get(email="bob@example.com")
+    client.force_login(bob)
+    page = client.get(sent)
+    assert page.status_code == 200 and "Accept and join" in page.content.decode()
+    assert not Membership.objects.filter(project=project, user=bob).exists()  # GET never joins
+    response = client.post(sent)
+    assert response.status_code == 302
+    assert Membership.objects.get(project=project, user=bob).role == "member"
+    assert AuditEvent.objects.filter(action="membership.invitation_accepted", actor=bob).exists()
+    # The link works once.
+    again = client.post(sent)
+    assert again.status_code == 410 and "accepted already" in again.content.decode()
+
+
+def test_someone_else_holding_the_link_cannot_accept_it(client, sent, project, make_user):
+    mallory = make_user(email="mallory@example.com")
+    client.force_login(mallory)
+    response = client.post(sent)
+    assert response.status_code == 409
+    assert "sent to bob@example.com" in response.content.decode()
+    assert not Membership.objects.filter(project=project, user=mallory).exists()
+    assert Invitation.objects.get().is_pending
+
+
+def test_signed_out_the_link_offers_sign_in_and_sign_up_that_come_back(client, sent):
+    client.logout()
+    html = client.get(sent).content.decode()
+    assert f"?next={sent}" in html.replace("%2F", "/")
+    assert client.post(sent).status_code == 302  # to sign in, nobody joins
+
+
+def test_a_newcomer_signs_up_from_the_link_and_then_accepts(
+    client, signed_in, project, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        invite(signed_in, project, "carol@example.com", role="owner")
+    link = link_in(mail.outbox[-1])
+    client.logout()
+    signup = client.post(
+        reverse("accounts:signup") + f"?next={link}",
+        {
+            "email": "carol@example.com",
+            "name": "Carol",
+            "password1": "a long enough passphrase 42",
+            "password2": "a long enough passphrase 42",
+        },
+    )
+    assert signup.status_code == 302 and signup["Location"] == link
+    client.post(link)
+    assert Membership.objects.get(project=project, user__email="carol@example.com").role == "owner"
+
+
+def test_sign_up_never_sends_people_to_another_site(client):
+    for wanted in ("https://evil.example/", "//evil.example/", "/\x00x"):
+        page = client.get(reverse("accounts:signup"), {"next": wanted}).content.decode()
+        assert "evil.example" not in page and 'name="next"' not in page
+
+
+def test_an_expired_or_withdrawn_invitation_cannot_be_accepted(client, sent, project, user):
+    invitation = Invitation.objects.get()
+    invitation.expires_at = timezone.now() - timedelta(seconds=1)
+    invitation.save()
+    bob = User.objects.get(email="bob@example.com")
+    client.force_login(bob)
+    assert client.post(sent).status_code == 410
+    invitation.expires_at = timezone.now() + timedelta(days=1)
+    invitation.save()
+    client.force_login(user)  # the owner withdraws it
+    client.post(reverse("accounts:project_invitation_revoke", args=[project.slug, invitation.pk]))
+    client.force_login(bob)
+    assert client.post(sent).status_code == 410
+    assert not Membership.objects.filter(project=project, user=bob).exists()
+    assert AuditEvent.objects.filter(action="membership.invitation_revoked").exists()
+
+
+def test_inviting_again_replaces_the_pending_link(
+    signed_in, project, sent, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        invite(signed_in, project, "bob@example.com", role="owner")
+    assert Invitation.objects.pending().filter(email="bob@example.com").count() == 1
+    assert invitation_for_token(sent.rstrip("/").rsplit("/", 1)[1]).revoked_at is not None
+
+
+def test_pending_invitations_are_listed_for_owners_only(
+    signed_in, client, sent, project, make_user
+):
+    members = reverse("accounts:project_members", args=[project.slug])
+    assert "bob@example.com" in signed_in.get(members).content.decode()
+    member = make_user(email="member@example.com")
+    Membership.objects.create(project=project, user=member)
+    client.force_login(member)
+    assert "bob@example.com" not in client.get(members).content.decode()
+
+
+@pytest.mark.parametrize("token", ["x", TOKEN_PREFIX + "A" * 40, TOKEN_PREFIX + "²" * 40])
+def test_a_made_up_link_is_a_404(client, db, token):
+    assert client.get(reverse("accounts:invitation_accept", args=[token])).status_code == 404
+
+
+def test_an_invitation_of_another_project_cannot_be_withdrawn_here(
+    signed_in, project, make_user, make_project
+):
+    other_owner = make_user(email="other@example.com")
+    other = Membership.objects.get(user=other_owner).project
+    invitation = Invitation.objects.create(
+        project=other,
+        email="x@example.com",
+        role="member",
+        token_hash="0" * 64,
+        expires_at=timezone.now() + timedelta(days=7),
+    )
+    response = signed_in.post(
+        reverse("accounts:project_invitation_revoke", args=[project.slug, invitation.pk])
+    )
+    assert response.status_code == 404
+    assert Invitation.objects.get(pk=invitation.pk).is_pending
+
+
+def test_a_member_cannot_invite(client, project, make_user):
+    member = make_user(email="member@example.com")
+    Membership.objects.create(project=project, user=member)
+    client.force_login(member)
+    assert invite(client, project, "friend@example.com", role="owner").status_code == 403
+    assert not Invitation.objects.exists()
+
+
+def test_inviting_is_throttled_per_owner_and_per_address(signed_in, project, monkeypatch):
+    from accounts import views
+
+    monkeypatch.setattr(views, "INVITATIONS_PER_HOUR", 3)
+    statuses = [invite(signed_in, project, f"p{n}@example.com").status_code for n in range(5)]
+    assert statuses == [302, 302, 302, 422, 422]
+    monkeypatch.setattr(views, "INVITATIONS_PER_HOUR", 100)
+    monkeypatch.setattr(views, "INVITATIONS_PER_EMAIL_PER_DAY", 2)
+    statuses = [invite(signed_in, project, "same@example.com").status_code for _ in range(3)]
+    assert statuses == [302, 302, 422]
+
+
+def test_a_project_name_with_a_line_break_stays_one_mail_header(
+    signed_in, project, django_capture_on_commit_callbacks
+):
+    Project = type(project)
+    Project.objects.filter(pk=project.pk).update(name="Evil\nBcc: victim@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert invite(signed_in, project, "x@example.com").status_code == 302
+    [message] = mail.outbox
+    assert "\n" not in message.subject and message.to == ["x@example.com"]
+    assert not message.bcc
+
+
+def test_the_link_token_is_redacted_from_logs():
+    from core.redact import redact_tokens
+
+    assert redact_tokens("GET /invitations/reminix_inv_abcDEF123/") == (
+        "GET /invitations/reminix_inv_[redacted]/"
+    )
