@@ -24,8 +24,13 @@ $(BIN)/.installed: requirements-dev.lock
 install: $(BIN)/.installed
 
 ## make run: set up and serve the dashboard on SQLite at http://127.0.0.1:$(PORT)
+## The scheduler (detection every minute, reminders, partitions, pruning) runs beside it and
+## stops with it. A process of its own, not a thread of runserver: the autoreloader would
+## restart a thread mid-job on every saved file.
 run: install
 	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput
+	@$(DEV_ENV) $(BIN)/python manage.py run_scheduler & scheduler=$$!; \
+	trap 'kill $$scheduler 2>/dev/null; wait $$scheduler' EXIT; \
 	$(DEV_ENV) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 ## make test: the whole suite, browser tests included (they skip when Chromium is missing)
@@ -33,16 +38,21 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make serve: production-style (gunicorn, DEBUG off, whitenoise) on $PORT
-## With REDIS_URL it also runs `manage.py ingest_usage` (the usage stream's writer) beside
-## gunicorn, and stops it with gunicorn. The access log's path is redacted of tokens
-## (gunicorn.conf.py).
+## Beside gunicorn, and stopped with it: `manage.py run_scheduler` (the scheduled jobs; safe
+## on every instance at once; SCHEDULER=off leaves them to cron) and, with REDIS_URL,
+## `manage.py ingest_usage` (the usage stream's writer). The access log's path is redacted
+## of tokens (gunicorn.conf.py).
 serve: install
 	DEBUG=false $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	DEBUG=false $(BIN)/python manage.py migrate --noinput
-	@if [ -n "$$REDIS_URL" ]; then \
-		DEBUG=false $(BIN)/python manage.py ingest_usage & ingest=$$!; \
-		trap 'kill $$ingest 2>/dev/null; wait $$ingest' EXIT; \
+	@pids=""; \
+	if [ -n "$$REDIS_URL" ]; then \
+		DEBUG=false $(BIN)/python manage.py ingest_usage & pids="$$pids $$!"; \
 	fi; \
+	if [ "$${SCHEDULER:-on}" != "off" ]; then \
+		DEBUG=false $(BIN)/python manage.py run_scheduler & pids="$$pids $$!"; \
+	fi; \
+	trap 'kill $$pids 2>/dev/null; wait $$pids' EXIT; \
 	$(BIN)/gunicorn reminix_dashboard.wsgi:application --bind $(BIND_HOST):$(PORT) \
 		--workers $${WEB_CONCURRENCY:-2} --access-logfile - --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(M)sms'
 

@@ -117,6 +117,18 @@ class Deployment:
         self.processes.append(process)
         return process
 
+    def scheduler(self, **extra_env: str) -> subprocess.Popen[bytes]:
+        """`manage.py run_scheduler`, as `make run` and `make serve` start it."""
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "run_scheduler", "--tick", "0.5"],
+            cwd=ROOT,
+            env={**self.env, **extra_env},
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+        )
+        self.processes.append(process)
+        return process
+
     def stop_all(self) -> None:
         for process in self.processes:
             if process.poll() is None:

@@ -1,0 +1,61 @@
+"""What runs when: the same commands as the README's cron table, on the same schedule.
+
+Each job is a management command with its arguments, run every `every` seconds at fixed
+points of the UTC clock (every minute on the minute, every hour on the hour, every day at
+00:00 plus `offset`), and held by a lease of `lease` seconds while it runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+MINUTE, HOUR, DAY = 60, 3600, 86400
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    command: tuple[str, ...]
+    every: int  # seconds
+    lease: int = HOUR  # seconds; longer than any run, so a live run is never taken over
+    offset: int = 0  # seconds after each point of the clock
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first run time strictly after `moment`."""
+        epoch = moment.timestamp() - self.offset
+        slot = (int(epoch) // self.every + 1) * self.every + self.offset
+        return datetime.fromtimestamp(slot, tz=moment.tzinfo)
+
+
+def jobs() -> list[Job]:
+    detect_every = max(1, settings.DETECTION_EVERY_SECONDS)
+    return [
+        Job(
+            "detect_suspicious_activity",
+            ("detect_suspicious_activity",),
+            every=detect_every,
+            lease=10 * MINUTE,
+        ),
+        Job("send_token_expiry_reminders", ("send_token_expiry_reminders",), every=HOUR),
+        Job("ensure_usage_partitions", ("ensure_usage_partitions",), every=DAY, offset=HOUR),
+        Job(
+            "prune_usage",
+            ("prune_usage", "--older-than", settings.USAGE_RETENTION),
+            every=DAY,
+            offset=5 * MINUTE,
+            lease=6 * HOUR,
+        ),
+        Job(
+            "prune_idempotency_records",
+            ("prune_idempotency_records",),
+            every=DAY,
+            offset=15 * MINUTE,
+        ),
+    ]
+
+
+def lease_of(job: Job) -> timedelta:
+    return timedelta(seconds=job.lease)

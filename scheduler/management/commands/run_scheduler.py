@@ -1,0 +1,42 @@
+"""`manage.py run_scheduler`: run the scheduled jobs (scheduler/jobs.py) until stopped.
+
+`make run` and `make serve` start it beside the web server. Safe to run more than once
+(each run of a job happens in one scheduler only; scheduler/runner.py). Stops cleanly on
+SIGTERM or Ctrl-C, after the jobs running then end. `--once`: run what is due now, wait
+for it, and exit (for cron, or a test).
+"""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from scheduler.runner import TICK_SECONDS, Scheduler
+
+
+class Command(BaseCommand):
+    help = "Run the scheduled jobs (detection every minute, reminders, partitions, pruning)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--once", action="store_true", help="run what is due, then exit")
+        parser.add_argument(
+            "--tick", type=float, default=TICK_SECONDS, help="seconds between looks"
+        )
+
+    def handle(self, *args: object, once: bool, tick: float, **options: object) -> None:
+        scheduler = Scheduler()
+        if once:
+            started = scheduler.run_due()
+            scheduler.wait()
+            self.stdout.write(f"Ran {len(started)} due jobs: {', '.join(started) or 'none'}.")
+            return
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            scheduler.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        self.stdout.write(f"Scheduler {scheduler.holder}: {len(scheduler.jobs)} jobs.")
+        scheduler.loop(tick=max(0.05, tick))

@@ -1,0 +1,153 @@
+"""The scheduler's loop: claim each due job, run it, schedule its next run.
+
+Claiming is one conditional UPDATE on the job's row (scheduler.models.ScheduledJob):
+due, and no lease running. It either changes one row or none, on SQLite and PostgreSQL
+alike, so any number of schedulers may run at once (two instances of `make serve`, a
+restart that overlaps): each run of a job happens in exactly one of them. A job runs in a
+thread of its own, so a long prune never holds up the minute's detection. A job that fails
+is logged and recorded on its row (last_succeeded, last_error) and runs again at its next
+time; it never stops the loop or the other jobs. A database that cannot be reached is
+waited out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import traceback
+from collections.abc import Callable
+from datetime import datetime
+
+from django.core.management import call_command
+from django.db import DatabaseError, IntegrityError, close_old_connections, connection
+from django.db.models import F, Q
+from django.utils import timezone
+
+from scheduler.jobs import Job, jobs, lease_of
+from scheduler.models import ScheduledJob
+
+logger = logging.getLogger(__name__)
+
+TICK_SECONDS = 1.0
+# SQLite has one writer at a time: there, the jobs of one scheduler take turns.
+_sqlite_turns = threading.Lock()
+
+
+def holder_name() -> str:
+    """Who holds a lease: host and process, so the rows say which scheduler ran what."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:128]
+
+
+def claim(job: Job, *, now: datetime, holder: str) -> bool:
+    """Take `job` for one run if it is due and nobody holds it (True: run it now)."""
+    with contextlib.suppress(IntegrityError):  # another scheduler made the row first
+        ScheduledJob.objects.get_or_create(name=job.name, defaults={"next_run_at": now})
+    taken = (
+        ScheduledJob.objects.filter(name=job.name, next_run_at__lte=now)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
+        .update(
+            lease_holder=holder,
+            lease_until=now + lease_of(job),
+            last_started_at=now,
+        )
+    )
+    return taken == 1
+
+
+def finish(job: Job, *, holder: str, error: str = "") -> None:
+    """Release `job` and set its next run (after now: a run that overran skips the slots
+    it missed rather than running them back to back)."""
+    now = timezone.now()
+    ScheduledJob.objects.filter(name=job.name, lease_holder=holder).update(
+        lease_holder="",
+        lease_until=None,
+        next_run_at=job.next_after(now),
+        last_finished_at=now,
+        last_succeeded=not error,
+        last_error=error[:500],
+        runs=F("runs") + 1,
+    )
+
+
+def run_job(job: Job, *, holder: str, call: Callable[..., object] = call_command) -> bool:
+    """Run one claimed job to its end and record how it went; True if it succeeded.
+    Never raises."""
+    turns = _sqlite_turns if connection.vendor == "sqlite" else contextlib.nullcontext()
+    with turns:
+        error = ""
+        try:
+            call(*job.command)
+        except BaseException as failure:  # a job's SystemExit must not end the loop either
+            if isinstance(failure, KeyboardInterrupt):
+                raise
+            logger.exception("Scheduled job %s failed", job.name)
+            error = "".join(traceback.format_exception_only(failure)).strip()
+        try:
+            finish(job, holder=holder, error=error)
+        except DatabaseError:
+            # The lease runs out on its own and the job is taken again then.
+            logger.warning("Scheduled job %s: its end could not be recorded", job.name)
+    return not error
+
+
+def _run_in_thread(job: Job, holder: str) -> None:
+    try:
+        run_job(job, holder=holder)
+    finally:
+        connection.close()  # this thread's own connection
+
+
+class Scheduler:
+    """Runs the due jobs, each in a thread of its own, until stop() is called."""
+
+    def __init__(self, job_list: list[Job] | None = None, *, holder: str | None = None) -> None:
+        self.jobs = job_list if job_list is not None else jobs()
+        self.holder = holder or holder_name()
+        self.stopping = threading.Event()
+        self.running: dict[str, threading.Thread] = {}
+
+    def run_due(self, now: datetime | None = None) -> list[str]:
+        """Start every job that is due and free; the names of those started."""
+        now = now or timezone.now()
+        claimed = []
+        for job in self.jobs:
+            thread = self.running.get(job.name)
+            if thread is not None and thread.is_alive():
+                continue
+            try:
+                if claim(job, now=now, holder=self.holder):
+                    claimed.append(job)
+            except DatabaseError:
+                logger.warning("Scheduler: the database did not answer; trying again")
+                close_old_connections()
+                break
+        started = []
+        for job in claimed:
+            thread = threading.Thread(
+                target=_run_in_thread,
+                args=(job, self.holder),
+                name=f"job-{job.name}",
+                daemon=True,
+            )
+            self.running[job.name] = thread
+            thread.start()
+            started.append(job.name)
+        return started
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the jobs running now to end."""
+        for thread in list(self.running.values()):
+            thread.join(timeout)
+
+    def loop(self, tick: float = TICK_SECONDS) -> None:
+        logger.info("Scheduler %s running %d jobs", self.holder, len(self.jobs))
+        while not self.stopping.is_set():
+            self.run_due()
+            self.stopping.wait(tick)
+        self.wait()
+
+    def stop(self) -> None:
+        self.stopping.set()
