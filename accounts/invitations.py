@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import string
 
@@ -23,6 +24,8 @@ from accounts.models import INVITATION_LIFETIME, Invitation, Membership, Project
 from audit.log import audit_record
 from core.invalidation import changed
 from core.mail import one_line
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "reminix_inv_"
 _ALPHABET = string.ascii_letters + string.digits
@@ -99,14 +102,24 @@ def invitation_send(
         "If you did not expect this invitation, ignore this email: nothing happens unless "
         "you accept.\n"
     )
-    transaction.on_commit(
-        lambda: send_mail(
-            subject=one_line(f"[Reminix] {inviter} invited you to {project_name}"),
-            message=message,
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=[email],
-        )
-    )
+    subject = one_line(f"[Reminix] {inviter} invited you to {project_name}")
+
+    def send() -> None:
+        try:
+            send_mail(
+                subject=subject,
+                message=message,
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                recipient_list=[email],
+            )
+        except Exception as failure:  # the invitation stands; the owner can send it again
+            logger.warning(
+                "Invitation %s: the email could not be sent (%s)",
+                invitation.pk,
+                type(failure).__name__,
+            )
+
+    transaction.on_commit(send)
     return invitation
 
 
@@ -139,6 +152,14 @@ def invitation_accept(*, invitation: Invitation, user: User, ip: str | None = No
         raise InvitationError(f"This invitation was withdrawn. {ASK_AGAIN}")
     if locked.is_expired():
         raise InvitationError(f"This invitation has expired. {ASK_AGAIN}")
+    inviter_still_owner = locked.invited_by_id is not None and (
+        Membership.objects.filter(
+            project_id=locked.project_id, user_id=locked.invited_by_id, role=Membership.Role.OWNER
+        ).exists()
+    )
+    if not inviter_still_owner:
+        # Whoever invited is no longer an owner here: what they sent no longer stands.
+        raise InvitationError(f"This invitation was withdrawn. {ASK_AGAIN}")
     if user.email.lower() != locked.email.lower():
         raise InvitationError(
             f"This invitation was sent to {locked.email}. Sign in with that address to accept it."

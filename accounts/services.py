@@ -5,10 +5,11 @@ from __future__ import annotations
 import secrets
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.events import project_created
-from accounts.models import AllowedOrigin, Membership, Project, User
+from accounts.models import AllowedOrigin, Invitation, Membership, Project, User
 from audit.log import audit_record
 from core.invalidation import changed
 
@@ -83,27 +84,54 @@ def membership_add(
     return membership
 
 
-def _lock_owner_ids(project: Project) -> list[int]:
-    """The project's owner memberships, locked: two owners cannot demote or remove each
-    other at the same moment and leave the project with none."""
-    return list(
+def _lock_owners(project: Project) -> dict[int, int]:
+    """The project's owners, their rows locked (user id -> membership id): two owners
+    cannot demote or remove each other at the same moment and leave the project with
+    none, and an owner who was just demoted cannot act as one any more."""
+    rows = (
         Membership.objects.select_for_update()
         .filter(project=project, role=Membership.Role.OWNER)
-        .values_list("pk", flat=True)
+        .values_list("user_id", "pk")
+    )
+    return dict(rows)
+
+
+def _current(membership: Membership) -> Membership:
+    """The membership as it is now, locked (it may have been removed meanwhile)."""
+    current = (
+        Membership.objects.select_for_update()
+        .select_related("user", "project")
+        .filter(pk=membership.pk)
+        .first()
+    )
+    if current is None:
+        raise MembershipError(f"{membership.user.email} is no longer a member of this project.")
+    return current
+
+
+def _withdraw_invitations_by(project: Project, user: User) -> None:
+    """Invitations a person sent end when they stop being an owner: a removed or demoted
+    owner must not come back through an invitation to another address of theirs."""
+    Invitation.objects.pending().filter(project=project, invited_by=user).update(
+        revoked_at=timezone.now()
     )
 
 
 LAST_OWNER = "A project needs at least one owner; make another member an owner first."
+NOT_AN_OWNER = "Only a project owner can do this."
 
 
 @transaction.atomic
 def membership_remove(*, membership: Membership, by: User, ip: str | None = None) -> None:
     """Remove a member, or (`by` is the member) leave. Their access to the project, and
     their tokens' access, ends at once. Never the last owner."""
-    owners = _lock_owner_ids(membership.project)
-    if membership.is_owner and owners == [membership.pk]:
-        raise MembershipError(LAST_OWNER)
+    owners = _lock_owners(membership.project)
+    membership = _current(membership)
     leaving = membership.user_id == by.pk
+    if not leaving and by.pk not in owners:
+        raise MembershipError(NOT_AN_OWNER)
+    if membership.is_owner and list(owners.values()) == [membership.pk]:
+        raise MembershipError(LAST_OWNER)
     audit_record(
         action="membership.left" if leaving else "membership.removed",
         actor=by,
@@ -112,6 +140,7 @@ def membership_remove(*, membership: Membership, by: User, ip: str | None = None
         target_label=membership.user.email,
         ip=ip,
     )
+    _withdraw_invitations_by(membership.project, membership.user)
     membership.delete()
     # The person's PATs, and the client tokens they minted, lose the project at once.
     changed(membership.user.change_identity)
@@ -122,13 +151,18 @@ def membership_set_role(
     *, membership: Membership, role: str, by: User, ip: str | None = None
 ) -> Membership:
     """Make a member an owner, or an owner a member (never the last owner)."""
-    owners = _lock_owner_ids(membership.project)
+    owners = _lock_owners(membership.project)
+    if by.pk not in owners:
+        raise MembershipError(NOT_AN_OWNER)
+    membership = _current(membership)
     if membership.role == role:
         return membership
-    if membership.is_owner and owners == [membership.pk]:
+    if membership.is_owner and list(owners.values()) == [membership.pk]:
         raise MembershipError(LAST_OWNER)
     old, membership.role = membership.role, role
     membership.save(update_fields=["role"])
+    if old == Membership.Role.OWNER:
+        _withdraw_invitations_by(membership.project, membership.user)
     audit_record(
         action="membership.role_changed",
         actor=by,
@@ -147,12 +181,16 @@ def project_transfer_ownership(
     *, project: Project, to: Membership, by: Membership, ip: str | None = None
 ) -> None:
     """`to` becomes an owner and `by` (an owner) a member, in one step."""
-    _lock_owner_ids(project)
+    owners = _lock_owners(project)
+    if by.user_id not in owners:
+        raise MembershipError(NOT_AN_OWNER)
+    to, by = _current(to), _current(by)
     if to.pk == by.pk:
         raise MembershipError("Choose another member to hand the project to.")
     to.role, by.role = Membership.Role.OWNER, Membership.Role.MEMBER
     to.save(update_fields=["role"])
     by.save(update_fields=["role"])
+    _withdraw_invitations_by(project, by.user)
     audit_record(
         action="membership.ownership_transferred",
         actor=by.user,

@@ -82,8 +82,12 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
 def _safe_next(request: HtmxHttpRequest) -> str:
     """Where to go after signing up (an invitation's link): a path of this site only."""
     wanted = request.POST.get("next") or request.GET.get("next") or ""
-    if "\x00" in wanted or not url_has_allowed_host_and_scheme(
-        wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    if (
+        not wanted.startswith("/")
+        or "\x00" in wanted
+        or not url_has_allowed_host_and_scheme(
+            wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
     ):
         return ""
     return wanted
@@ -93,7 +97,7 @@ def _safe_next(request: HtmxHttpRequest) -> str:
 def signup(request: HtmxHttpRequest) -> HttpResponse:
     next_url = _safe_next(request)
     if request.user.is_authenticated:
-        return redirect(next_url or "home")
+        return HttpResponseRedirect(next_url or reverse("home"))
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and not throttle_allows(
         f"signup:{client_ip(request)}", limit=SIGNUPS_PER_HOUR, window_seconds=3600
@@ -115,7 +119,7 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
         )
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, "Welcome to Reminix. Your first project is ready.")
-        return redirect(next_url or "home")
+        return HttpResponseRedirect(next_url or reverse("home"))
     return render(request, "accounts/signup.html", {"form": form, "next": next_url})
 
 
@@ -356,7 +360,7 @@ def project_invitation_send(request: ProjectRequest) -> HttpResponse:
     ):
         form.add_error(None, "You sent many invitations in the last hour. Try again later.")
     if form.is_valid() and not throttle_allows(
-        f"invite-to:{form.cleaned_data['email']}",
+        f"invite-to:{request.project.pk}:{form.cleaned_data['email']}",
         limit=INVITATIONS_PER_EMAIL_PER_DAY,
         window_seconds=86400,
     ):

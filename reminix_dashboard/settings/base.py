@@ -228,6 +228,8 @@ AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out"
 AXES_USERNAME_CALLABLE = "accounts.lockout.lockout_username"
 AXES_VERBOSE = False
+# Kept out of django-axes' stored request data: an invitation link's token rides in `next`.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "next"]
 
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 14
 SESSION_COOKIE_HTTPONLY = True

@@ -244,3 +244,97 @@ def test_the_link_token_is_redacted_from_logs():
     assert redact_tokens("GET /invitations/reminix_inv_abcDEF123/") == (
         "GET /invitations/reminix_inv_[redacted]/"
     )
+
+
+def test_a_next_that_is_not_a_path_is_ignored_not_a_500(client, signed_in):
+    for wanted in ("foo", "²", "a b", "signup"):
+        assert signed_in.get(reverse("accounts:signup"), {"next": wanted}).status_code == 302
+    client.logout()
+    answer = client.post(
+        reverse("accounts:signup") + "?next=foo",
+        {
+            "email": "dee@example.com",
+            "name": "Dee",
+            "password1": "a long enough passphrase 42",
+            "password2": "a long enough passphrase 42",
+        },
+    )
+    assert answer.status_code == 302 and answer["Location"] == reverse("home")
+
+
+@pytest.mark.parametrize("how", ["removed", "demoted", "handed over"])
+def test_an_owner_who_loses_the_project_loses_their_pending_invitations(
+    client, project, user, make_user, django_capture_on_commit_callbacks, how
+):
+    mallory = make_user(email="mallory@example.com")
+    mine = Membership.objects.create(project=project, user=mallory, role="owner")
+    client.force_login(mallory)
+    with django_capture_on_commit_callbacks(execute=True):
+        invite(client, project, "mallory-alt@example.com", role="owner")
+    link = link_in(mail.outbox[-1])
+    client.force_login(user)
+    if how == "removed":
+        client.post(reverse("accounts:project_member_remove", args=[project.slug, mine.pk]))
+    elif how == "demoted":
+        client.post(
+            reverse("accounts:project_member_role", args=[project.slug, mine.pk]),
+            {"role": "member"},
+        )
+    else:
+        client.force_login(mallory)
+        other = Membership.objects.get(project=project, user=user)
+        client.post(reverse("accounts:project_transfer", args=[project.slug, other.pk]))
+    alt = make_user(email="mallory-alt@example.com")
+    client.force_login(alt)
+    assert client.post(link).status_code == 410
+    assert not Membership.objects.filter(project=project, user=alt).exists()
+
+
+def test_an_invitation_stands_only_while_its_sender_is_an_owner(
+    client, sent, project, user, make_user
+):
+    """Even if the sender lost the role some other way than through these pages."""
+    Membership.objects.filter(project=project, user=user).update(role="member")
+    client.force_login(User.objects.get(email="bob@example.com"))
+    assert client.post(sent).status_code == 409
+    assert not Membership.objects.filter(project=project, user__email="bob@example.com").exists()
+
+
+def test_the_per_address_limit_is_per_project(signed_in, project, make_user, monkeypatch, client):
+    from accounts import views
+
+    monkeypatch.setattr(views, "INVITATIONS_PER_EMAIL_PER_DAY", 1)
+    spammer = make_user(email="spammer@example.com")
+    spam_project = Membership.objects.get(user=spammer).project
+    client.force_login(spammer)
+    assert invite(client, spam_project, "victim@example.com").status_code == 302
+    assert invite(client, spam_project, "victim@example.com").status_code == 422
+    client.force_login(User.objects.get(email="ada@example.com"))
+    assert invite(client, project, "victim@example.com").status_code == 302
+
+
+def test_a_sign_in_that_fails_from_an_invitation_link_stores_no_token(client, sent):
+    from axes.models import AccessAttempt
+
+    client.logout()
+    token = sent.rstrip("/").rsplit("/", 1)[1]
+    client.post(
+        reverse("accounts:login") + f"?next={sent}",
+        {"username": "bob@example.com", "password": "wrong", "next": sent},
+    )
+    attempts = list(AccessAttempt.objects.values_list("get_data", "post_data"))
+    assert attempts and all(token not in data for row in attempts for data in row)
+
+
+def test_an_invitation_whose_email_cannot_be_sent_is_still_made(
+    signed_in, project, monkeypatch, django_capture_on_commit_callbacks
+):
+    from accounts import invitations
+
+    def down(**kwargs):
+        raise ConnectionRefusedError("smtp down")
+
+    monkeypatch.setattr(invitations, "send_mail", down)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert invite(signed_in, project, "z@example.com").status_code == 302
+    assert Invitation.objects.filter(email="z@example.com").exists()

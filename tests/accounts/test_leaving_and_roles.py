@@ -1,5 +1,6 @@
 """Members leave, owners change roles and hand a project over; a project keeps an owner."""
 
+import pytest
 from django.urls import reverse
 
 from accounts.models import Membership
@@ -72,3 +73,37 @@ def test_a_membership_of_another_project_is_404_for_role_and_transfer(
         response = signed_in.post(url, {"role": "member"})
         assert response.status_code == 404
     assert Membership.objects.get(pk=foreign.pk).role == "owner"
+
+
+def test_an_owner_who_just_handed_over_cannot_hand_over_again(signed_in, project, make_user, user):
+    """A double click: the second request comes from someone who is no longer an owner."""
+    bob = Membership.objects.create(project=project, user=make_user(email="bob@example.com"))
+    dan = Membership.objects.create(project=project, user=make_user(email="dan@example.com"))
+    signed_in.post(reverse("accounts:project_transfer", args=[project.slug, bob.pk]))
+    response = signed_in.post(reverse("accounts:project_transfer", args=[project.slug, dan.pk]))
+    assert response.status_code == 403
+    assert Membership.objects.get(pk=dan.pk).role == "member"
+
+
+def test_a_stale_owner_cannot_act_through_the_services(project, make_user, user):
+    from accounts.services import MembershipError, membership_set_role, project_transfer_ownership
+
+    bob = Membership.objects.create(project=project, user=make_user(email="bob@example.com"))
+    dan = Membership.objects.create(project=project, user=make_user(email="dan@example.com"))
+    mine = Membership.objects.get(project=project, user=user)
+    stale = Membership.objects.get(pk=mine.pk)
+    project_transfer_ownership(project=project, to=bob, by=mine)
+    with pytest.raises(MembershipError):
+        project_transfer_ownership(project=project, to=dan, by=stale)
+    with pytest.raises(MembershipError):
+        membership_set_role(membership=dan, role="owner", by=user)
+    assert Membership.objects.get(pk=dan.pk).role == "member"
+
+
+def test_a_member_removed_meanwhile_is_a_clear_refusal_not_a_500(project, make_user, user):
+    from accounts.services import MembershipError, membership_set_role
+
+    bob = Membership.objects.create(project=project, user=make_user(email="bob@example.com"))
+    Membership.objects.filter(pk=bob.pk).delete()
+    with pytest.raises(MembershipError, match="no longer a member"):
+        membership_set_role(membership=bob, role="owner", by=user)
