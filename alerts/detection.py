@@ -342,7 +342,8 @@ def _auth_bursts(rows: list[dict[str, Any]], now: datetime, result: DetectionRes
             created_at__lte=until,
             outcome=Outcome.AUTH_FAILURE,
         ).exclude(error_code__in=(SUSPENDED, IP_NOT_ALLOWED))
-        count = failures.count()
+        span = failures.aggregate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
+        count = span["n"]
         if count < AUTH_BURST_THRESHOLD:
             continue
         ips = list(
@@ -368,8 +369,9 @@ def _auth_bursts(rows: list[dict[str, Any]], now: datetime, result: DetectionRes
                 "since": since.isoformat(),
                 "until": until.isoformat(),
             },
-            seen_from=since,
-            seen_to=until,
+            # The first and the last refused call themselves, not the window's edges.
+            seen_from=span["first"],
+            seen_to=span["last"],
         )
 
 
@@ -446,6 +448,9 @@ def _volume_spikes(rows: list[dict[str, Any]], now: datetime, result: DetectionR
         )
         if current < max(SPIKE_MIN_CALLS, SPIKE_FACTOR * baseline):
             continue
+        calls = UsageRecord.objects.filter(
+            api_key_id=key_id, created_at__gte=hour, created_at__lt=hour + timedelta(hours=1)
+        ).aggregate(first=Min("created_at"), last=Max("created_at"))
         name = _names({(project_id, key_id, None)}).get((key_id, None), "A key")
         _raise(
             result,
@@ -462,8 +467,8 @@ def _volume_spikes(rows: list[dict[str, Any]], now: datetime, result: DetectionR
                 "since": hour.isoformat(),
                 "until": (hour + timedelta(hours=1)).isoformat(),
             },
-            seen_from=hour,
-            seen_to=min(now, hour + timedelta(hours=1)),
+            seen_from=calls["first"] or hour,
+            seen_to=calls["last"] or min(now, hour + timedelta(hours=1)),
         )
 
 

@@ -11,7 +11,7 @@ from django.core import mail
 from django.urls import reverse
 
 from accounts.models import Project
-from alerts.detection import detect
+from alerts.detection import SPIKE_MIN_CALLS, detect
 from alerts.models import Flag
 from apikeys.models import ApiKey
 from apikeys.services import client_token_create
@@ -412,3 +412,71 @@ def test_an_alert_offers_to_suspend_its_key_and_then_says_it_is_suspended(
     assert (
         f'<code class="hint">{key.hint}</code> <span class="badge badge-warning">suspended' in html
     )
+
+
+def refused(key: ApiKey, at: datetime) -> UsageEntry:
+    return call(key, at, status=403, error_code="insufficient_permissions")
+
+
+def test_a_burst_says_when_its_first_and_last_refused_calls_were(key):
+    """Not the window's edges: the review saw "first seen 14:26" for a first failure at 14:34."""
+    first = NOW - timedelta(minutes=3, seconds=17)
+    usage_write([refused(key, first + timedelta(seconds=5 * i)) for i in range(20)])
+    [flag] = run()
+    assert flag.kind == Flag.Kind.AUTH_FAILURE_BURST
+    assert flag.first_seen == first
+    assert flag.last_seen == first + timedelta(seconds=5 * 19)
+
+
+def test_a_burst_needs_twenty_refusals_within_ten_minutes(key, make_key, project):
+    """19 in the window raise nothing; 20 do; 20 that span just over ten minutes do not."""
+    usage_write(
+        [refused(key, NOW - timedelta(minutes=9) + timedelta(seconds=i)) for i in range(19)]
+    )
+    assert run() == []
+    spread, _ = make_key(project, name="Spread")
+    start = NOW - timedelta(minutes=20)
+    # The first and the last are 10 minutes and 1 second apart: never 20 inside one window.
+    times = [start + timedelta(seconds=i * 601 / 19) for i in range(20)]
+    usage_write([refused(spread, t) for t in times])
+    assert run() == []
+    usage_write([refused(key, NOW - timedelta(seconds=30))])
+    [flag] = run()
+    assert flag.api_key == key and flag.evidence["count"] == 20
+
+
+def test_a_spike_says_when_its_first_and_last_calls_of_the_hour_were(key):
+    hour = NOW - timedelta(hours=1)
+    # Six calls an hour, none in the spike's hour: its first call is the spike's own.
+    usage_write([e for e in steady(key, days=2) if not hour <= e.created_at < NOW])
+    first = hour + timedelta(minutes=7, seconds=3)
+    usage_write([call(key, first + timedelta(seconds=s * 10)) for s in range(150)])
+    [flag] = [f for f in run() if f.kind == Flag.Kind.VOLUME_SPIKE]
+    assert flag.first_seen == first
+    assert flag.last_seen == first + timedelta(seconds=149 * 10)
+
+
+def test_a_spike_needs_a_hundred_calls_and_five_times_the_baseline(key, make_key, project):
+    ordinary = steady(key, days=2)  # a baseline of 6 an hour: 5x is 30, under the minimum
+    usage_write(ordinary)
+    hour = NOW - timedelta(hours=1)
+    in_hour = sum(1 for e in ordinary if hour <= e.created_at < hour + timedelta(hours=1))
+    extra = SPIKE_MIN_CALLS - 1 - in_hour
+    usage_write([call(key, hour + timedelta(seconds=5 + s)) for s in range(extra)])
+    assert [f for f in run() if f.kind == Flag.Kind.VOLUME_SPIKE] == []
+    usage_write([call(key, hour + timedelta(minutes=30))])
+    assert len([f for f in run() if f.kind == Flag.Kind.VOLUME_SPIKE]) == 1
+
+
+def test_a_revoked_key_alert_spans_its_first_and_last_attempt_across_runs(key, user):
+    from apikeys.services import api_key_revoke
+
+    api_key_revoke(api_key=key, by=user)
+    t1 = NOW - timedelta(minutes=40, seconds=11)
+    usage_write([call(key, t1, status=401, error_code="expired_api_key")])
+    [flag] = run()
+    assert (flag.first_seen, flag.last_seen) == (t1, t1)
+    t2 = NOW - timedelta(seconds=9)
+    usage_write([call(key, t2, status=401, error_code="expired_api_key")])
+    [flag] = run()
+    assert (flag.first_seen, flag.last_seen, flag.occurrences) == (t1, t2, 2)
