@@ -24,7 +24,6 @@ urlpatterns = [
     path("account/audit/", audit_views.user_audit, name="user_audit"),
     path("account/audit/export/", audit_views.user_audit_csv, name="user_audit_csv"),
     path("projects/new/", views.project_create_view, name="project_create"),
-    path("projects/<slug:slug>/", views.project_overview, name="project_overview"),
     path("projects/<slug:slug>/settings/", views.project_settings, name="project_settings"),
     path("projects/<slug:slug>/settings/origins/", views.project_origins, name="project_origins"),
     path(

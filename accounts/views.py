@@ -76,7 +76,7 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
     ) or memberships.order_by("created_at", "id").first()
     if membership is None:
         return redirect("accounts:project_create")
-    return redirect("accounts:project_overview", slug=membership.project.slug)
+    return redirect("overview:project_overview", slug=membership.project.slug)
 
 
 def _safe_next(request: HtmxHttpRequest) -> str:
@@ -212,15 +212,8 @@ def project_create_view(request: AuthenticatedRequest) -> HttpResponse:
             name=form.cleaned_data["name"], owner=request.user, ip=client_ip(request)
         )
         messages.success(request, f"Project “{project.name}” created.")
-        return redirect("accounts:project_overview", slug=project.slug)
+        return redirect("overview:project_overview", slug=project.slug)
     return render(request, "accounts/project_create.html", {"form": form})
-
-
-@require_GET
-@project_member_required
-def project_overview(request: ProjectRequest) -> HttpResponse:
-    agents = request.project.agents.all()
-    return render(request, "accounts/project_overview.html", {"agents": agents})
 
 
 def _origins_initial(request: ProjectRequest) -> dict[str, str]:
@@ -509,5 +502,5 @@ def invitation_page(request: HtmxHttpRequest, token: str) -> HttpResponse:
             return render(request, "accounts/invitation.html", context, status=409)
         request.session[CURRENT_PROJECT_SESSION_KEY] = membership.project_id
         messages.success(request, f"You joined {membership.project.name}.")
-        return redirect("accounts:project_overview", slug=membership.project.slug)
+        return redirect("overview:project_overview", slug=membership.project.slug)
     return render(request, "accounts/invitation.html", context)

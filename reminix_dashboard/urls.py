@@ -15,5 +15,6 @@ urlpatterns = [
     path("", include("apikeys.urls")),
     path("", include("usage.urls")),
     path("", include("alerts.urls")),
+    path("", include("overview.urls")),
     path("", include("api.urls")),
 ]

@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "usage",
     "api",
     "scheduler",
+    "overview",
     "alerts",
     "agents",
 ]

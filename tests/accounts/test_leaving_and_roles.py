@@ -14,7 +14,7 @@ def test_a_member_leaves_a_project_and_loses_it(client, project, make_user):
     response = client.post(reverse("accounts:project_leave", args=[project.slug]))
     assert response.status_code == 302
     assert not Membership.objects.filter(project=project, user=member).exists()
-    assert client.get(reverse("accounts:project_overview", args=[project.slug])).status_code == 404
+    assert client.get(reverse("overview:project_overview", args=[project.slug])).status_code == 404
     assert AuditEvent.objects.filter(action="membership.left", actor=member).exists()
 
 

@@ -70,7 +70,7 @@ def test_a_member_of_one_project_gets_404_on_every_url_of_another(client, make_u
 def test_creating_a_project_makes_the_creator_its_owner(signed_in, user):
     response = signed_in.post(reverse("accounts:project_create"), {"name": "Billing bot"})
     project = Project.objects.get(name="Billing bot")
-    assert response["Location"] == reverse("accounts:project_overview", args=[project.slug])
+    assert response["Location"] == reverse("overview:project_overview", args=[project.slug])
     assert Membership.objects.get(project=project, user=user).is_owner
 
 
@@ -100,15 +100,15 @@ def test_a_plain_member_cannot_rename_the_project(client, project, make_user, us
 
 def test_visiting_a_project_makes_it_the_current_one(signed_in, user, make_project):
     second = make_project(owner=user, name="Second")
-    signed_in.get(reverse("accounts:project_overview", args=[second.slug]))
+    signed_in.get(reverse("overview:project_overview", args=[second.slug]))
     assert signed_in.get(reverse("home"))["Location"] == reverse(
-        "accounts:project_overview", args=[second.slug]
+        "overview:project_overview", args=[second.slug]
     )
 
 
 def test_the_project_switcher_lists_only_my_projects(signed_in, user, project, make_user):
     make_user(email="other@example.com", name="Zed")
-    html = signed_in.get(reverse("accounts:project_overview", args=[project.slug])).content
+    html = signed_in.get(reverse("overview:project_overview", args=[project.slug])).content
     assert escape(project.name).encode() in html
     assert escape("Zed's project").encode() not in html
 
@@ -128,7 +128,7 @@ def test_an_owner_removes_a_member_and_their_access_ends(client, signed_in, proj
     signed_in.post(reverse("accounts:project_member_remove", args=[project.slug, membership.pk]))
     assert not Membership.objects.filter(pk=membership.pk).exists()
     client.force_login(member)
-    assert client.get(reverse("accounts:project_overview", args=[project.slug])).status_code == 404
+    assert client.get(reverse("overview:project_overview", args=[project.slug])).status_code == 404
 
 
 def test_a_membership_id_of_another_project_is_404(signed_in, project, make_user):

@@ -22,13 +22,13 @@ def test_pages_carry_an_enforced_csp_and_the_htmx_script_its_nonce(client, db):
 
 
 def test_no_page_loads_anything_from_another_origin(signed_in, project):
-    html = signed_in.get(reverse("accounts:project_overview", args=[project.slug])).content
+    html = signed_in.get(reverse("overview:project_overview", args=[project.slug])).content
     sources = re.findall(rb'(?:src|href)="(https?:)?//', html)
     assert sources == []
 
 
 def test_framing_is_denied_and_signed_in_pages_are_never_stored(signed_in, project):
-    response = signed_in.get(reverse("accounts:project_overview", args=[project.slug]))
+    response = signed_in.get(reverse("overview:project_overview", args=[project.slug]))
     assert response["X-Frame-Options"] == "DENY"
     assert "no-store" in response["Cache-Control"]
 

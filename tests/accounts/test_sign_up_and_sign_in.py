@@ -178,7 +178,7 @@ def test_sign_out_needs_a_post_and_ends_the_session(signed_in):
 
 
 def test_pages_need_a_signed_in_user(client, project):
-    response = client.get(reverse("accounts:project_overview", args=[project.slug]))
+    response = client.get(reverse("overview:project_overview", args=[project.slug]))
     assert response.status_code == 302
     assert response["Location"].startswith(LOGIN)
 
@@ -227,7 +227,7 @@ def test_changing_the_password_signs_out_other_sessions_but_keeps_this_one(user)
 
 def test_every_new_project_page_belongs_to_the_signed_in_user(signed_in, project):
     response = signed_in.get(reverse("home"))
-    assert response["Location"] == reverse("accounts:project_overview", args=[project.slug])
+    assert response["Location"] == reverse("overview:project_overview", args=[project.slug])
 
 
 def test_signing_in_to_ones_own_account_does_not_reset_the_count_against_another(
@@ -279,7 +279,7 @@ def test_a_fresh_session_lands_in_the_users_own_first_project_not_one_they_were_
     membership_add(project=lure, user=user, role="owner", by=other)
     client.force_login(user)
     assert client.get(reverse("home"))["Location"] == reverse(
-        "accounts:project_overview", args=[project.slug]
+        "overview:project_overview", args=[project.slug]
     )
 
 

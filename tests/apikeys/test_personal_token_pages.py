@@ -100,7 +100,7 @@ def test_a_banner_warns_of_a_token_expiring_within_a_week(signed_in, user, proje
     personal_token_create(
         user=user, name="Later", expires_at=timezone.now() + datetime.timedelta(days=30)
     )
-    html = signed_in.get(reverse("accounts:project_overview", args=[project.slug])).content
+    html = signed_in.get(reverse("overview:project_overview", args=[project.slug])).content
     assert "Your personal access token “Soon” expires".encode() in html
     assert b"Later" not in html
 

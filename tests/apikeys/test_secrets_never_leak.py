@@ -105,7 +105,7 @@ def test_the_key_is_never_logged_stored_or_shown_after_its_creation(
         reverse("apikeys:api_key_rename", args=[project.slug, key.pk]),
         reverse("apikeys:api_key_revoke", args=[project.slug, key.pk]),
         reverse("usage:project_usage", args=[project.slug]),
-        reverse("accounts:project_overview", args=[project.slug]),
+        reverse("overview:project_overview", args=[project.slug]),
     ]
     for page in pages:
         for headers in ({}, {"HX-Request": "true"}):

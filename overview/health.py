@@ -1,0 +1,150 @@
+"""What a project's front page answers: is anything wrong? Read from every app below.
+
+Each figure is counted over its own rows (the usage log for calls, flags for alerts,
+keys for expiry and policy, the audit trail for sign-ins), so the page agrees with the
+page each figure links to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+
+from accounts.models import Membership, Project
+from alerts.models import Flag
+from apikeys.models import ApiKey
+from audit.models import AuditEvent
+from usage.models import Outcome, UsageRecord
+
+DAY = timedelta(hours=24)
+EXPIRING_WITHIN = timedelta(days=7)
+TOP = 5
+REFUSED = (Outcome.AUTH_FAILURE, Outcome.REVOKED_KEY)
+
+
+@dataclass(frozen=True, slots=True)
+class Calls:
+    total: int = 0
+    ok: int = 0
+    refused: int = 0  # refused credentials or permissions, revoked or expired tokens
+    client_errors: int = 0
+    server_errors: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveKey:
+    key: ApiKey
+    calls: int
+    refused: int
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    email: str
+    name: str
+    at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectHealth:
+    since: datetime
+    calls: Calls
+    open_alerts: int
+    high_alerts: int
+    recent_alerts: list[Flag]
+    expiring_keys: list[ApiKey]
+    out_of_policy_keys: list[ApiKey]
+    active_keys: list[ActiveKey]
+    sign_ins: list[SignIn] = field(default_factory=list)  # owners see them; empty otherwise
+
+    @property
+    def needs_a_look(self) -> int:
+        """How many of the cards have something to act on."""
+        return sum(
+            [
+                self.open_alerts > 0,
+                bool(self.expiring_keys),
+                bool(self.out_of_policy_keys),
+                self.calls.refused > 0 or self.calls.server_errors > 0,
+            ]
+        )
+
+
+def project_health(
+    *, project: Project, with_sign_ins: bool, now: datetime | None = None
+) -> ProjectHealth:
+    now = now or timezone.now()
+    since = now - DAY
+    records = UsageRecord.objects.filter(project=project, created_at__gte=since, created_at__lt=now)
+    by_outcome = dict(records.values_list("outcome").annotate(n=Count("id")).order_by())
+    calls = Calls(
+        total=sum(by_outcome.values()),
+        ok=by_outcome.get(Outcome.OK, 0),
+        refused=sum(by_outcome.get(o, 0) for o in REFUSED),
+        client_errors=by_outcome.get(Outcome.CLIENT_ERROR, 0),
+        server_errors=by_outcome.get(Outcome.SERVER_ERROR, 0),
+    )
+    busiest = list(
+        records.filter(api_key__isnull=False)
+        .values("api_key_id")
+        .annotate(n=Count("id"), refused=Count("id", filter=Q(outcome__in=REFUSED)))
+        .order_by("-n", "api_key_id")[:TOP]
+    )
+    keys = ApiKey.objects.in_bulk([row["api_key_id"] for row in busiest])
+    active_keys = [
+        ActiveKey(keys[row["api_key_id"]], row["n"], row["refused"])
+        for row in busiest
+        if row["api_key_id"] in keys
+    ]
+
+    flags = Flag.objects.for_project(project).open()
+    counted = flags.aggregate(n=Count("id"), high=Count("id", filter=Q(severity="high")))
+    recent = list(flags.select_related("api_key").order_by("-last_seen", "-id")[:TOP])
+
+    live = ApiKey.objects.for_project(project).active()
+    expiring = list(
+        live.filter(expires_at__lte=now + EXPIRING_WITHIN).order_by("expires_at", "id")[: TOP * 2]
+    )
+    policy = project.max_key_lifetime_days
+    out_of_policy = (
+        [
+            key
+            for key in live.order_by("created_at", "id")
+            if Project.lifetime_exceeds(policy, key.created_at, key.expires_at)
+        ]
+        if policy is not None
+        else []
+    )
+
+    sign_ins: list[SignIn] = []
+    if with_sign_ins:
+        members = list(
+            Membership.objects.filter(project=project).select_related("user").order_by("id")
+        )
+        last = dict(
+            AuditEvent.objects.filter(
+                action="user.signed_in", actor__in=[m.user_id for m in members]
+            )
+            .values_list("actor")
+            .annotate(at=Max("created_at"))
+            .order_by()
+        )
+        sign_ins = sorted(
+            (SignIn(m.user.email, m.user.name, last.get(m.user_id)) for m in members),
+            key=lambda s: (s.at is None, -(s.at.timestamp() if s.at else 0), s.email),
+        )[: TOP * 2]
+
+    return ProjectHealth(
+        since=since,
+        calls=calls,
+        open_alerts=counted["n"],
+        high_alerts=counted["high"],
+        recent_alerts=recent,
+        expiring_keys=expiring,
+        out_of_policy_keys=out_of_policy,
+        active_keys=active_keys,
+        sign_ins=sign_ins,
+    )

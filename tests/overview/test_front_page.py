@@ -1,0 +1,94 @@
+"""The project's front page answers "is anything wrong?" from the same rows as the pages it
+links to."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Membership, Project
+from alerts.detection import detect
+from apikeys.models import ApiKey
+from overview.health import project_health
+from tests.conftest import usage_call
+from usage.writer import usage_write
+
+
+def front(client, project):
+    return client.get(reverse("overview:project_overview", args=[project.slug]))
+
+
+def test_a_quiet_new_project_says_nothing_needs_a_look_and_how_to_start(signed_in, project):
+    html = front(signed_in, project).content.decode()
+    assert "Nothing needs a look" in html and "Get started" in html
+
+
+def test_calls_refusals_and_the_busiest_keys_are_counted_over_the_last_day(
+    signed_in, project, make_key
+):
+    busy, _ = make_key(project, name="Busy")
+    calm, _ = make_key(project, name="Calm")
+    now = timezone.now()
+    entries = [usage_call(now - timedelta(minutes=m), key=busy) for m in range(1, 8)]
+    entries += [
+        usage_call(
+            now - timedelta(minutes=3), key=busy, status=403, error_code="insufficient_permissions"
+        ),
+        usage_call(now - timedelta(minutes=4), key=calm, status=401, error_code="expired_api_key"),
+        usage_call(now - timedelta(minutes=5), key=calm, status=500, error_code="internal_error"),
+        usage_call(now - timedelta(hours=25), key=calm),  # outside the day
+    ]
+    usage_write(entries)
+    health = project_health(project=project, with_sign_ins=False)
+    calls = health.calls
+    assert (calls.total, calls.ok, calls.refused, calls.server_errors) == (10, 7, 2, 1)
+    assert [(a.key.name, a.calls, a.refused) for a in health.active_keys] == [
+        ("Busy", 8, 1),
+        ("Calm", 2, 1),
+    ]
+    html = front(signed_in, project).content.decode()
+    assert "thing" in html and "to look at" in html and "Get started" not in html
+    assert reverse("usage:api_key_usage", args=[project.slug, busy.pk]) in html
+
+
+def test_open_alerts_expiring_keys_and_keys_out_of_policy_are_listed(
+    signed_in, project, make_key, user
+):
+    key, _ = make_key(project, name="Leaked")
+    key.revoke(by=None)
+    usage_write([usage_call(timezone.now(), key=key, status=401, error_code="expired_api_key")])
+    detect(now=timezone.now() + timedelta(minutes=1))
+    soon, _ = make_key(project, name="Soon")
+    ApiKey.objects.filter(pk=soon.pk).update(expires_at=timezone.now() + timedelta(days=2))
+    forever, _ = make_key(project, name="Forever")
+    Project.objects.filter(pk=project.pk).update(max_key_lifetime_days=30)
+    html = front(signed_in, project).content.decode()
+    assert "still being tried" in html
+    assert "Soon" in html and "Expires" in html
+    assert "Forever" in html and "key policy" in html
+    assert "Members&#x27; last sign-ins" in html or "Members' last sign-ins" in html
+
+
+def test_members_who_are_not_owners_do_not_see_sign_ins(client, project, make_user):
+    member = make_user(email="member@example.com")
+    Membership.objects.create(project=project, user=member)
+    client.force_login(member)
+    html = front(client, project).content.decode()
+    assert "last sign-ins" not in html and "ada@example.com" not in html
+
+
+def test_another_projects_front_page_is_404(signed_in, make_user):
+    other = Membership.objects.get(user=make_user(email="other@example.com")).project
+    assert front(signed_in, other).status_code == 404
+
+
+def test_the_last_sign_in_is_the_audit_trails(client, user, project):
+    client.post(
+        reverse("accounts:login"),
+        {"username": user.email, "password": "correct horse battery staple"},
+    )
+    health = project_health(project=project, with_sign_ins=True)
+    [ada] = health.sign_ins
+    assert ada.email == user.email and ada.at is not None
