@@ -218,23 +218,24 @@ KEY_SERIES: tuple[Series, ...] = (
 )
 
 
-def window_chart(window: UsageWindow, *, chart_id: str) -> SafeString:
-    """A key's calls per hour over one window (the last 24 hours, the last 7 days)."""
+def window_chart(window: UsageWindow, *, chart_id: str, by_day: bool = False) -> SafeString:
+    """A key's calls per hour (or per UTC day) over one window (the last 24 hours, the
+    last 7 days): a week of hourly bars is too thin to see a day's failures in."""
     bars = [
         Bar(
-            hour.start,
-            {s.id: getattr(hour, s.id) for s in KEY_SERIES},
-            _hour_title(hour),
+            span.start,
+            {s.id: getattr(span, s.id) for s in KEY_SERIES},
+            _hour_title(span, by_day=by_day),
         )
-        for hour in window.hours
+        for span in (window.days if by_day else window.hours)
     ]
     return stacked_bar_chart(
         bars,
         KEY_SERIES,
         chart_id=chart_id,
-        title=f"Calls per hour, {window.name.lower()}",
+        title=f"Calls per {'day' if by_day else 'hour'}, {window.name.lower()}",
         description=_describe_window(window),
-        by_day=False,
+        by_day=by_day,
         empty_text="No calls in this window",
     )
 
@@ -252,14 +253,14 @@ def _describe_window(window: UsageWindow) -> str:
     )
 
 
-def _hour_title(hour: HourCounts) -> str:
+def _hour_title(hour: HourCounts, *, by_day: bool = False) -> str:
     parts = [f"{hour.ok:,} succeeded"]
     if hour.errors:
         parts.append(f"{hour.errors:,} errors")
     if hour.revoked:
         parts.append(f"{hour.revoked:,} with the revoked or expired key")
     return (
-        f"{_bucket_name(hour.start, by_day=False)}: {calls_text(hour.requests)} "
+        f"{_bucket_name(hour.start, by_day=by_day)}: {calls_text(hour.requests)} "
         f"({', '.join(parts)})"
     )
 

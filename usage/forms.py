@@ -170,7 +170,8 @@ class OverviewFilterForm(forms.Form):
 
     def clean_stack(self) -> str:
         stack = self.cleaned_data["stack"]
-        return stack if stack in dict(Stack.choices) else Stack.KIND
+        # Split by outcome unless asked otherwise: refused calls show without a click.
+        return stack if stack in dict(Stack.choices) else Stack.OUTCOME
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -229,7 +230,7 @@ class OverviewFilterForm(forms.Form):
             # A preset range ignores the dates that a hidden custom range left in the form.
             params.pop("since", None)
             params.pop("until", None)
-        if params.get("stack") == Stack.KIND:
+        if params.get("stack") == Stack.OUTCOME:
             params.pop("stack")
         for name, value in changes.items():
             if value:

@@ -48,9 +48,9 @@ class Stack:
     OUTCOME = "outcome"
 
     choices: tuple[tuple[str, str], ...] = (
+        (OUTCOME, "Outcome"),
         (KIND, "Token type"),
         (KEY, "Key"),
-        (OUTCOME, "Outcome"),
     )
 
 
@@ -271,7 +271,7 @@ PATS_COLOUR = "#7a5c2e"
 
 
 def project_usage_overview(
-    *, project: Project, filters: OverviewFilters, stack: str = Stack.KIND
+    *, project: Project, filters: OverviewFilters, stack: str = Stack.OUTCOME
 ) -> ProjectOverview:
     """Everything the overview shows for these filters, counted from the matching rows."""
     records = filters.records(project)

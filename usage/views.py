@@ -35,7 +35,7 @@ from usage.charts import (
 )
 from usage.export import EXPORT_COLUMNS, usage_export_rows
 from usage.forms import OverviewFilterForm, UsageFilterForm
-from usage.key_usage import key_usage_summary, usage_log_page
+from usage.key_usage import UsageWindow, key_usage_summary, usage_log_page
 from usage.networks import networks_context
 from usage.overview import ProjectOverview, Stack, project_usage_overview
 
@@ -89,6 +89,10 @@ def api_key_usage(request: ProjectRequest, key_id: int) -> HttpResponse:
     )
 
 
+def _weekly(window: UsageWindow) -> bool:
+    return len(window.hours) > 48
+
+
 def _key_summary(api_key: ApiKey) -> dict[str, object]:
     """The figures and charts above a key's log, from the roll-ups."""
     summary = key_usage_summary(api_key=api_key, now=timezone.now())
@@ -97,10 +101,13 @@ def _key_summary(api_key: ApiKey) -> dict[str, object]:
         "windows": [
             {
                 "window": window,
-                "chart": window_chart(window, chart_id=f"chart-{i}"),
-                # A day's figures hour by hour; a week's, day by day.
-                "by_day": len(window.hours) > 48,
-                "rows": window.days if len(window.hours) > 48 else window.hours,
+                # A day's figures hour by hour; a week's day by day, its hours on demand.
+                "chart": window_chart(window, chart_id=f"chart-{i}", by_day=_weekly(window)),
+                "hourly_chart": (
+                    window_chart(window, chart_id=f"chart-{i}-hours") if _weekly(window) else ""
+                ),
+                "by_day": _weekly(window),
+                "rows": window.days if _weekly(window) else window.hours,
             }
             for i, window in enumerate(summary.windows)
         ],

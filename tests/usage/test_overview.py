@@ -375,9 +375,9 @@ def test_the_key_filter_narrows_to_that_key_and_the_client_tokens_it_minted(
     signed_in, project, world
 ):
     production = world["production"]
-    overview = signed_in.get(overview_url(project, range="30d", key=production.pk)).context[
-        "overview"
-    ]
+    overview = signed_in.get(
+        overview_url(project, range="30d", key=production.pk, stack="kind")
+    ).context["overview"]
     kinds = {s.id: n for s, n in overview.series_totals}
     assert kinds["api_key"] > 0
     assert kinds["client_token"] > 0
@@ -387,7 +387,7 @@ def test_the_key_filter_narrows_to_that_key_and_the_client_tokens_it_minted(
 
 def test_the_token_type_filter_narrows_to_personal_access_tokens(signed_in, project, world):
     overview = signed_in.get(
-        overview_url(project, range="30d", token_kind="personal_access_token")
+        overview_url(project, range="30d", token_kind="personal_access_token", stack="kind")
     ).context["overview"]
     assert overview.totals.requests > 0
     assert [c.personal_token for c in overview.callers] == [world["pat"]]
@@ -544,10 +544,10 @@ def test_bad_filters_are_errors_beside_their_field_never_a_500(
     assert f'id="id_{field}_error"' in export.content.decode()
 
 
-def test_an_unknown_stacking_falls_back_to_token_type(signed_in, project):
+def test_an_unknown_stacking_falls_back_to_outcome(signed_in, project):
     response = signed_in.get(overview_url(project, stack="<script>"))
     assert response.status_code == 200
-    assert response.context["overview"].stack == "kind"
+    assert response.context["overview"].stack == "outcome"
     assert "<script>" not in response.content.decode()
 
 
@@ -564,7 +564,7 @@ def test_htmx_gets_the_fragment_and_the_tidy_address_to_push(signed_in, project,
             "outcome": "",
             "ip": "",
             "since": "2020-01-01T00:00",
-            "stack": "kind",
+            "stack": "outcome",
         },
         headers=HTMX,
     )
@@ -814,3 +814,10 @@ def test_entries_the_service_had_to_drop_are_shown_as_a_warning_for_their_period
     week = signed_in.get(overview_url(project, range="7d")).context["overview"]
     assert week.dropped == 43
     assert week.totals.requests == 1
+
+
+def test_refused_calls_show_in_the_chart_without_choosing_a_split(signed_in, project, world):
+    """Stacked by outcome unless asked otherwise: a refusal is its own colour at once."""
+    overview = signed_in.get(overview_url(project, range="30d")).context["overview"]
+    assert overview.stack == "outcome"
+    assert {s.id for s in overview.series} >= {"ok", "auth_failure"}

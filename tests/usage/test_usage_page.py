@@ -457,9 +457,11 @@ def test_charts_are_svg_with_words_for_screen_readers_and_no_inline_style(
     signed_in, key, eight_days
 ):
     html = signed_in.get(usage_url(key)).content.decode()
-    assert html.count('<svg class="chart"') == 2
+    # The day's hours, the week's days, and the week's hours on demand.
+    assert html.count('<svg class="chart"') == 3
     assert 'role="img" aria-labelledby="chart-0-title chart-0-desc"' in html
-    assert '<title id="chart-1-title">Calls per hour, last 7 days</title>' in html
+    assert '<title id="chart-1-title">Calls per day, last 7 days</title>' in html
+    assert '<title id="chart-1-hours-title">Calls per hour, last 7 days</title>' in html
     assert '<desc id="chart-1-desc">' in html
     assert "Figures by hour" in html and "Figures by day" in html
     assert "style=" not in html
@@ -468,7 +470,7 @@ def test_charts_are_svg_with_words_for_screen_readers_and_no_inline_style(
 
 def test_a_key_with_no_calls_draws_empty_charts(signed_in, key):
     html = signed_in.get(usage_url(key)).content.decode()
-    assert html.count("No calls in this window") == 2
+    assert html.count("No calls in this window") == 3
     assert "No calls in the last 7 days." in html
 
 
