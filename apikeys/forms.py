@@ -385,17 +385,30 @@ class PersonalTokenCreateForm(TokenCreateForm):
         "projects it reaches, through /v1/api-keys. Never part of full access: tick it only "
         "for automation that rotates keys.",
     )
+    reach = forms.ChoiceField(
+        label="Projects it reaches",
+        choices=[
+            ("chosen", "Only the projects I tick"),
+            ("all", "Every project I am a member of, now and later"),
+        ],
+        initial="chosen",
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose which projects the token reaches."},
+    )
     projects = forms.ModelMultipleChoiceField(
         label="Projects",
         queryset=Project.objects.none(),
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="Leave all unticked for every project you are a member of, now and later.",
+        help_text="With “Only the projects I tick”.",
     )
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["expiry"].initial = "30"
+        # Least privilege, as GitHub's fine-grained tokens: a new token starts with no
+        # permission and no project, and asks for each.
+        self.fields["access"].initial = "restricted"
         self.fields["name"].help_text = "What the token is for, e.g. “Laptop CLI” or “CI deploys”."
         self.fields["name"].error_messages["required"] = (
             "Give the token a name, so you can tell your tokens apart."
@@ -409,6 +422,23 @@ class PersonalTokenCreateForm(TokenCreateForm):
         ].help_text = (
             "A token with no expiry works until you revoke it. Prefer an expiry and renew it."
         )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("reach") == "all":
+            data["projects"] = []  # every project, now and later, whatever was ticked
+        elif (
+            data.get("reach") == "chosen"
+            and "projects" not in self.errors
+            and not data.get("projects")
+        ):
+            self.add_error(
+                "projects",
+                forms.ValidationError(
+                    "Tick at least one project, or choose every project.", code="required"
+                ),
+            )
+        return data
 
     def chosen_permissions(self) -> list[str]:
         chosen = super().chosen_permissions()

@@ -131,7 +131,13 @@ def test_the_pat_form_names_the_project_whose_policy_it_breaks(signed_in, projec
     policy(project, user, pats=7)
     url = reverse("apikeys:personal_token_create")
     form = signed_in.get(url, headers=HTMX)
-    data = {"name": "CLI", "access": "full", "expiry": "30", "form_id": form.context["form_id"]}
+    data = {
+        "name": "CLI",
+        "access": "full",
+        "expiry": "30",
+        "reach": "all",
+        "form_id": form.context["form_id"],
+    }
     refused = signed_in.post(url, data, headers=HTMX)
     assert refused.status_code == 422
     assert project.name in refused.context["form"].errors["expiry"][0]

@@ -21,7 +21,7 @@ CREATE = reverse("apikeys:personal_token_create")
 
 
 def create(client, **fields):
-    data = {"name": "Laptop CLI", "access": "full", "expiry": "30", "form_id": "f1"}
+    data = {"name": "Laptop CLI", "access": "full", "expiry": "30", "form_id": "f1", "reach": "all"}
     data.update(fields)
     return client.post(CREATE, data)
 
@@ -42,7 +42,9 @@ def test_a_token_can_be_limited_to_some_projects_and_permissions(
     signed_in, user, project, make_project
 ):
     make_project(owner=user, name="Other")
-    create(signed_in, access="restricted", permissions=["read"], projects=[project.pk])
+    create(
+        signed_in, access="restricted", permissions=["read"], reach="chosen", projects=[project.pk]
+    )
     pat = PersonalAccessToken.objects.get(user=user)
     assert pat.permissions == ["read"]
     assert list(pat.projects.all()) == [project]
@@ -51,7 +53,7 @@ def test_a_token_can_be_limited_to_some_projects_and_permissions(
 def test_a_project_of_someone_else_cannot_be_chosen(signed_in, make_user):
     stranger = make_user(email="stranger@example.com")
     foreign = stranger.memberships.get().project
-    response = create(signed_in, projects=[foreign.pk])
+    response = create(signed_in, reach="chosen", projects=[foreign.pk])
     assert response.status_code == 422
     assert 'id="id_projects_error"' in response.content.decode()
     assert not PersonalAccessToken.objects.exists()
@@ -155,3 +157,21 @@ def test_a_newline_in_a_token_name_neither_breaks_nor_stops_the_reminders(
     monkeypatch.setattr(reminders, "send_mail", real_send)
     call_command("send_token_expiry_reminders", stdout=io.StringIO())
     assert len(mail.outbox) == 3 and "Refused" in mail.outbox[-1].subject
+
+
+def test_a_new_token_starts_with_no_permission_and_no_project(signed_in, project):
+    """Least privilege, as GitHub's fine-grained tokens: nothing is granted by default."""
+    form = signed_in.get(CREATE, headers={"HX-Request": "true"}).context["form"]
+    assert form["access"].value() == "restricted" and form["reach"].value() == "chosen"
+    response = create(signed_in, access="restricted", reach="chosen")
+    assert response.status_code == 422
+    errors = response.context["form"].errors
+    assert "Choose at least one permission" in errors["permissions"][0]
+    assert "Tick at least one project" in errors["projects"][0]
+    assert not PersonalAccessToken.objects.exists()
+
+
+def test_every_project_is_an_explicit_choice(signed_in, project):
+    create(signed_in, reach="all", projects=[project.pk])
+    pat = PersonalAccessToken.objects.get()
+    assert list(pat.projects.all()) == []  # every project, now and later
