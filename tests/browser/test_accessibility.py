@@ -1,0 +1,134 @@
+"""axe-core on every page of the dashboard, in the states people see them, at 1280 and 360
+pixels wide: any violation fails the suite.
+
+axe-core is vendored (tests/browser/vendor/axe.min.js, MPL-2.0, its licence beside it): one
+file, the same in every run, nothing fetched. The pages' CSP allows only our own nonced
+scripts, so these contexts bypass CSP to inject it; the pages themselves are unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Page
+
+from accounts.invitations import invitation_send
+from accounts.models import Project
+from accounts.services import user_sign_up
+from alerts.detection import detect
+from apikeys.services import api_key_create, client_token_create, personal_token_create
+from tests.conftest import PASSWORD, usage_call
+from usage.writer import usage_write
+
+AXE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text()
+SIZES = {"wide": (1280, 900), "narrow": (360, 740)}
+
+
+def violations(page: Page) -> list[str]:
+    page.add_script_tag(content=AXE)
+    found = page.evaluate(
+        """async () => {
+            const result = await axe.run(document, {resultTypes: ["violations"]});
+            return result.violations.map(v => {
+                const where = v.nodes.slice(0, 3).map(n => n.target.join(" ")).join(", ");
+                return `${v.id} (${v.impact}): ${where}`;
+            });
+        }"""
+    )
+    return list(found)
+
+
+def open_details(page: Page) -> None:
+    page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+
+
+@pytest.fixture
+def world(transactional_db) -> dict[str, object]:
+    """A project as people use it: keys (one revoked and still tried), calls, an alert, a
+    client token, a PAT and a pending invitation."""
+    user = user_sign_up(email="ada@example.com", password=PASSWORD, name="Ada")
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Production", created_by=user)
+    leaked, _ = api_key_create(project=project, name="Leaked", created_by=user)
+    now = timezone.now()
+    usage_write([usage_call(now - timedelta(minutes=m), key=key) for m in range(1, 40)])
+    leaked.revoke(by=None)
+    usage_write(
+        [
+            usage_call(
+                now - timedelta(minutes=m), key=leaked, status=401, error_code="expired_api_key"
+            )
+            for m in range(1, 4)
+        ]
+    )
+    detect(now=now + timedelta(minutes=1))
+    client_token_create(project=project, context={"user": "u1"}, api_key=key)
+    personal_token_create(user=user, name="Laptop CLI", projects=[project])
+    invitation_send(project=project, email="kai@example.com", role="member", by=user)
+    return {"slug": project.slug, "key": key.pk}
+
+
+def pages(slug: str, key: int) -> list[tuple[str, Callable[[Page], None] | None]]:
+    """Every signed-in page, and the states of it that show more (panels, tables)."""
+
+    def click(name: str) -> Callable[[Page], None]:
+        def act(page: Page) -> None:
+            page.get_by_role("link", name=name).first.click()
+            page.wait_for_selector("#key-panel")
+
+        return act
+
+    project = f"/projects/{slug}"
+    return [
+        (f"{project}/", None),
+        (f"{project}/settings/api-keys/", None),
+        (f"{project}/settings/api-keys/", click("Create API key")),
+        (f"{project}/settings/api-keys/{key}/usage/", open_details),
+        (f"{project}/usage/", open_details),
+        (f"{project}/usage/?range=7d&stack=key", open_details),
+        (f"{project}/alerts/", None),
+        (f"{project}/settings/", None),
+        (f"{project}/settings/members/", None),
+        (f"{project}/settings/client-tokens/", None),
+        (f"{project}/settings/audit/", None),
+        ("/account/tokens/", None),
+        ("/account/tokens/", click("Create token")),
+        ("/account/audit/", None),
+        ("/account/password/", None),
+        ("/docs/api/", None),
+    ]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_no_page_has_an_accessibility_violation(browser, live_server, world, size):
+    width, height = SIZES[size]
+    context = browser.new_context(
+        base_url=live_server.url, viewport={"width": width, "height": height}, bypass_csp=True
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    problems: dict[str, list[str]] = {}
+    for path in ("/account/login/", "/account/signup/", "/account/password/reset/"):
+        page.goto(path)
+        problems[f"{path} (signed out)"] = violations(page)
+    page.goto("/account/login/")
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**/projects/{world['slug']}/")
+    for path, act in pages(str(world["slug"]), int(world["key"])):  # type: ignore[call-overload]
+        page.goto(path)
+        if act is not None:
+            act(page)
+        label = f"{path}{' (' + act.__name__ + ')' if act else ''}"
+        problems[label] = violations(page)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        if overflow > 0:
+            problems[label].append(f"the page scrolls sideways by {overflow} px")
+    context.close()
+    found = {label: v for label, v in problems.items() if v}
+    assert not found, "\n".join(f"{label}: {v}" for label, v in found.items())
