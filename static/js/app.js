@@ -77,3 +77,107 @@
   document.addEventListener("htmx:afterSwap", tick);
   setInterval(tick, 30000);
 })();
+
+// A panel (#key-panel: create, rename, roll, suspend, revoke, allowed networks, a new
+// secret) that htmx loads opens as a modal <dialog>, wherever the row that asked for it
+// is on the page: focus goes inside (the first field, else the panel itself), Escape and
+// Cancel close it, and focus returns to the button that opened it. When the server
+// answers with the empty slot (done), the dialog closes the same way. Without JavaScript
+// the same panels are pages of their own.
+(function () {
+  "use strict";
+  var opener = null;
+  // The opener's address, to find its row again once the list is redrawn after a change.
+  var returnTo = null;
+
+  function slot() { return document.getElementById("key-panel"); }
+
+  function focusInside(panel) {
+    var target = panel.querySelector("[aria-invalid='true']") ||
+      panel.querySelector("[data-autofocus]") ||
+      panel.querySelector("input:not([type=hidden]):not([type=radio]):not([type=checkbox]), textarea, select");
+    if (!target) {
+      panel.setAttribute("tabindex", "-1");
+      target = panel;
+    }
+    target.focus();
+  }
+
+  function unwrap(dialog) {
+    var empty = document.createElement("div");
+    empty.id = "key-panel";
+    dialog.replaceWith(empty);
+    var address = opener && (opener.getAttribute("hx-get") || opener.getAttribute("href"));
+    if (address) {
+      returnTo = address;
+      setTimeout(function () { returnTo = null; }, 10000);
+    }
+    var again = address && findOpener(address);
+    if (opener && document.contains(opener)) {
+      opener.focus();
+    } else if (again) {
+      again.focus();
+    } else {
+      var heading = document.querySelector("main h1");
+      if (heading) { heading.setAttribute("tabindex", "-1"); heading.focus(); }
+    }
+    opener = null;
+  }
+
+  function close(dialog) {
+    if (dialog.open) dialog.close();
+    else unwrap(dialog);
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var target = event.detail.target;
+    if (target && target.id === "key-panel" && !target.closest("dialog")) {
+      opener = event.detail.elt.closest("a, button") || event.detail.elt;
+    }
+    // Slow actions say so: the control that sent the request is busy until the answer.
+    event.detail.elt.setAttribute("aria-busy", "true");
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    event.detail.elt.removeAttribute("aria-busy");
+  });
+
+  function findOpener(address) {
+    return document.querySelector("[hx-get='" + CSS.escape(address) + "']");
+  }
+
+  document.addEventListener("htmx:afterSwap", function () {
+    // The list was redrawn after the change: back to the same row's button.
+    var again = returnTo && findOpener(returnTo);
+    if (again && again !== document.activeElement && !document.querySelector("dialog.panel-dialog")) {
+      again.focus();
+    }
+    var panel = slot();
+    if (!panel) return;
+    var dialog = panel.closest("dialog.panel-dialog");
+    var isEmpty = !panel.firstElementChild && !panel.textContent.trim();
+    if (isEmpty) {
+      if (dialog) close(dialog);
+      return;
+    }
+    if (!dialog) {
+      dialog = document.createElement("dialog");
+      dialog.className = "panel-dialog";
+      var label = panel.getAttribute("aria-labelledby");
+      if (label) dialog.setAttribute("aria-labelledby", label);
+      panel.replaceWith(dialog);
+      dialog.appendChild(panel);
+      dialog.addEventListener("close", function () { unwrap(dialog); });
+      dialog.showModal();
+    }
+    // Bind the panel's form now, so an Enter pressed at once is sent by htmx too.
+    if (window.htmx) window.htmx.process(panel);
+    focusInside(panel);
+  });
+
+  document.addEventListener("click", function (event) {
+    var dismiss = event.target.closest("dialog.panel-dialog [data-dismiss]");
+    if (!dismiss) return;
+    event.preventDefault();
+    close(dismiss.closest("dialog"));
+  });
+})();

@@ -1,0 +1,113 @@
+"""A long key list, by keyboard alone: each panel opens as a dialog in view with focus
+inside, Escape closes it, and focus comes back to the row it was opened from."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from accounts.models import Project
+from accounts.services import user_sign_up
+from apikeys.models import ApiKey
+from apikeys.services import api_key_create
+from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.conftest import PASSWORD
+
+
+def in_view(page: Page, selector: str) -> bool:
+    return bool(
+        page.evaluate(
+            """(s) => { const r = document.querySelector(s).getBoundingClientRect();
+                return r.top >= 0 && r.bottom <= window.innerHeight; }""",
+            selector,
+        )
+    )
+
+
+def focused(page: Page) -> str:
+    return str(
+        page.evaluate(
+            "document.activeElement.getAttribute('aria-label') || document.activeElement.id "
+            "|| document.activeElement.textContent.trim()"
+        )
+    )
+
+
+def test_rename_and_revoke_from_the_fifteenth_row_by_keyboard(
+    page: Page, live_server, transactional_db
+):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim")
+    project = Project.objects.for_user(user).get()
+    for n in range(18):
+        api_key_create(project=project, name=f"Key {n:02d}", created_by=user)
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    rows = page.locator("#key-table tbody tr")
+    expect(rows).to_have_count(18)
+    row = rows.nth(14)
+    name = row.locator("td").first.inner_text().split("\n")[0].strip()
+
+    rename = row.get_by_role("link", name="Rename")
+    rename.focus()
+    page.keyboard.press("Enter")
+    dialog = page.locator("dialog.panel-dialog")
+    expect(dialog).to_be_visible()
+    assert in_view(page, "dialog.panel-dialog")
+    assert page.evaluate("document.activeElement.closest('dialog') !== null")
+
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Rename"
+
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("Renamed by keyboard")
+    page.keyboard.press("Enter")
+    expect(dialog).to_have_count(0)
+    expect(page.locator("#key-table")).to_contain_text("Renamed by keyboard")
+    assert ApiKey.objects.filter(name="Renamed by keyboard").exists()
+    # Back on the renamed row once the list is redrawn.
+    page.wait_for_function(
+        "() => (document.activeElement.closest('tr') || {textContent: ''})"
+        ".textContent.includes('Renamed by keyboard')"
+    )
+    assert focused(page) == "Rename"
+
+    revoke = page.get_by_role("link", name="Revoke Renamed by keyboard")
+    revoke.focus()
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_visible()
+    assert in_view(page, "dialog.panel-dialog")
+    expect(dialog).to_contain_text("Renamed by keyboard")
+    dialog.get_by_role("link", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+    assert focused(page) == "Revoke Renamed by keyboard"
+    assert ApiKey.objects.get(name="Renamed by keyboard").revoked_at is None
+    assert name != "Renamed by keyboard"
+
+
+def test_at_360_pixels_a_new_key_is_shown_whole_and_in_view(
+    page: Page, live_server, transactional_db
+):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim")
+    project = Project.objects.for_user(user).get()
+    for n in range(12):
+        api_key_create(project=project, name=f"Key {n:02d}", created_by=user)
+    page.set_viewport_size({"width": 360, "height": 740})
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    page.get_by_role("link", name="Create API key").click()
+    expect(page.locator("dialog.panel-dialog")).to_be_visible()
+    page.keyboard.type("Phone key")  # focus is in the name field already
+    page.keyboard.press("Enter")
+    secret = page.get_by_label("Your new API key", exact=True)
+    expect(secret).to_be_focused()
+    assert secret.input_value().startswith("reminix_sk_")
+    assert in_view(page, "dialog.panel-dialog")
+    # Nothing of the key is hidden inside its box, and the warning is not under the header.
+    assert page.evaluate(
+        "() => { const t = document.getElementById('new-key-value');"
+        " return t.scrollWidth <= t.clientWidth && t.scrollHeight <= t.clientHeight; }"
+    )
+    expect(page.locator(".panel-secret")).to_be_visible()  # once htmx has settled
+    assert in_view(page, ".panel-secret p")
