@@ -1,20 +1,32 @@
 """Template context for every signed-in page: the person's tokens that expire within a
-week, for the banner. Lazy: a fragment that does not show the banner costs no query."""
+week, for the banner. Lazy: a fragment that does not show the banner costs no query.
+
+A token made to live a week or less was made short on purpose: it is not announced on every
+page from the day it is made, only on its last day."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
-from apikeys.reminders import personal_tokens_expiring_soon
+from apikeys.models import PersonalAccessToken
+from apikeys.reminders import REMIND_BEFORE, personal_tokens_expiring_soon
 
 
 def token_reminders(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    return {
-        "expiring_tokens": SimpleLazyObject(lambda: list(personal_tokens_expiring_soon(user)[:5]))
-    }
+    return {"expiring_tokens": SimpleLazyObject(lambda: list(_worth_a_banner(user)[:5]))}
+
+
+def _worth_a_banner(user: Any) -> QuerySet[PersonalAccessToken]:
+    last_day = timezone.now() + timedelta(days=1)
+    return personal_tokens_expiring_soon(user).filter(
+        Q(created_at__lt=F("expires_at") - REMIND_BEFORE) | Q(expires_at__lte=last_day)
+    )

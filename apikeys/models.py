@@ -210,6 +210,9 @@ class ApiKey(PermissionsMixin, Token):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     suspended_reason = models.CharField(max_length=200, blank=True, validators=[single_line])
+    # The last call refused because the key had been revoked or had expired: someone still
+    # holds it. (last_used_at counts successful calls only.)
+    last_refused_at = models.DateTimeField(null=True, blank=True)
     # Rolled: a new secret replaced the one before (token_hash, hint), which keeps working
     # until previous_expires_at so that whatever uses it can move over; calls with it
     # after that are refused, naming the new secret's hint. One key, one usage history:

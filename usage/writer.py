@@ -298,6 +298,15 @@ def _mark_last_used(entries: list[UsageEntry]) -> None:
         model._default_manager.filter(pk=pk).exclude(
             last_used_at__gt=e.created_at - LAST_USED_RESOLUTION
         ).update(last_used_at=e.created_at, last_used_ip=e.ip)
+    # A key that has ended but is still tried says so on the keys page ("still tried").
+    refused: dict[int, datetime] = {}
+    for e in entries:
+        if e.outcome is Outcome.REVOKED_KEY and e.api_key_id and e.client_token_id is None:
+            refused[e.api_key_id] = max(refused.get(e.api_key_id, e.created_at), e.created_at)
+    for pk, at in refused.items():
+        ApiKey.objects.filter(pk=pk).exclude(last_refused_at__gt=at - LAST_USED_RESOLUTION).update(
+            last_refused_at=at
+        )
 
 
 def _count_unattributed(entries: list[UsageEntry]) -> None:

@@ -8,6 +8,8 @@ event, on which the key table reloads itself.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -62,6 +64,10 @@ def token_summary(token: ApiKey | PersonalAccessToken) -> str:
     return f"{access}; {expiry}."
 
 
+# A key this close to its expiry is marked in the list (the reminder emails go out then).
+EXPIRES_SOON = timedelta(days=7)
+
+
 def _keys_context(request: ProjectRequest) -> dict[str, object]:
     keys = list(
         ApiKey.objects.for_project(request.project)
@@ -78,6 +84,8 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
         # Made before the lifetime policy, or longer-lived than it: they still work.
         key.out_of_policy = Project.lifetime_exceeds(policy_days, key.created_at, key.expires_at)  # type: ignore[attr-defined]
     now = timezone.now()
+    for key in keys:
+        key.expires_soon = key.expires_at is not None and now < key.expires_at <= now + EXPIRES_SOON  # type: ignore[attr-defined]
     # A suspended key is not over: it stays in the first table, marked, with Resume.
     working = (TokenStatus.ACTIVE, TokenStatus.SUSPENDED)
     active = [k for k in keys if k.status_at(now) in working]

@@ -96,8 +96,12 @@ def test_someone_elses_token_is_404(client, make_user):
 
 
 def test_a_banner_warns_of_a_token_expiring_within_a_week(signed_in, user, project):
-    personal_token_create(
+    soon, _ = personal_token_create(
         user=user, name="Soon", expires_at=timezone.now() + datetime.timedelta(days=3)
+    )
+    # Made for a year, now in its last week (a token made for 3 days waits for its last day).
+    PersonalAccessToken.objects.filter(pk=soon.pk).update(
+        created_at=timezone.now() - datetime.timedelta(days=362)
     )
     personal_token_create(
         user=user, name="Later", expires_at=timezone.now() + datetime.timedelta(days=30)

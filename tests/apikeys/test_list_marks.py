@@ -1,0 +1,79 @@
+"""What the key list marks: an ended key still being tried, a key about to expire; and
+what the banner leaves alone: a token made short on purpose."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.urls import reverse
+from django.utils import timezone
+
+from apikeys.models import ApiKey, PersonalAccessToken
+from apikeys.services import personal_token_create
+from tests.conftest import usage_call
+from usage.writer import usage_write
+
+
+def keys_page(client, project) -> str:
+    return client.get(reverse("apikeys:api_key_list", args=[project.slug])).content.decode()
+
+
+def test_a_revoked_key_still_tried_is_marked_with_when_it_was_last_refused(
+    signed_in, project, make_key
+):
+    key, _ = make_key(project, name="Leaked")
+    key.revoke(by=None)
+    tried = timezone.now() - timedelta(minutes=3)
+    usage_write(
+        [
+            usage_call(
+                tried - timedelta(minutes=m), key=key, status=401, error_code="expired_api_key"
+            )
+            for m in range(14)
+        ]
+    )
+    key.refresh_from_db()
+    assert key.last_refused_at == tried and key.last_used_at is None
+    html = keys_page(signed_in, project)
+    assert "still tried" in html and "refused" in html
+
+
+def test_a_key_that_was_never_tried_after_it_ended_has_no_mark(signed_in, project, make_key):
+    key, _ = make_key(project, name="Quiet")
+    key.revoke(by=None)
+    usage_write([usage_call(timezone.now(), key=key, status=400, error_code="invalid_request")])
+    assert ApiKey.objects.get(pk=key.pk).last_refused_at is None
+    assert "still tried" not in keys_page(signed_in, project)
+
+
+def test_a_key_expiring_within_a_week_is_marked(signed_in, project, make_key):
+    soon, _ = make_key(project, name="Soon")
+    later, _ = make_key(project, name="Later")
+    now = timezone.now()
+    ApiKey.objects.filter(pk=soon.pk).update(expires_at=now + timedelta(days=3))
+    ApiKey.objects.filter(pk=later.pk).update(expires_at=now + timedelta(days=30))
+    html = keys_page(signed_in, project)
+    assert html.count('badge badge-warning">expires in') == 1
+
+
+def test_a_token_made_for_a_week_gets_no_banner_until_its_last_day(signed_in, user, project):
+    page = reverse("overview:project_overview", args=[project.slug])
+    pat, _ = personal_token_create(
+        user=user, name="Week", projects=[project], expires_at=timezone.now() + timedelta(days=7)
+    )
+    assert "expires" not in signed_in.get(page).content.decode().split("<main", 1)[1][:600]
+    PersonalAccessToken.objects.filter(pk=pat.pk).update(
+        expires_at=timezone.now() + timedelta(hours=20)
+    )
+    assert "Your personal access token “Week” expires" in signed_in.get(page).content.decode()
+
+
+def test_a_long_lived_token_is_announced_in_its_last_week(signed_in, user, project):
+    page = reverse("overview:project_overview", args=[project.slug])
+    pat, _ = personal_token_create(
+        user=user, name="Year", projects=[project], expires_at=timezone.now() + timedelta(days=5)
+    )
+    PersonalAccessToken.objects.filter(pk=pat.pk).update(
+        created_at=timezone.now() - timedelta(days=300)
+    )
+    assert "Your personal access token “Year” expires" in signed_in.get(page).content.decode()
