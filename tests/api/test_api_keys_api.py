@@ -202,7 +202,13 @@ def test_the_pat_form_grants_keys_only_when_ticked(signed_in, user):
     url = reverse("apikeys:personal_token_create")
     for name, ticked in (("Plain", False), ("Rotation", True)):
         form = signed_in.get(url, headers=HTMX)
-        data = {"name": name, "access": "full", "expiry": "30", "form_id": form.context["form_id"]}
+        data = {
+            "name": name,
+            "access": "full",
+            "expiry": "30",
+            "reach": "all",
+            "form_id": form.context["form_id"],
+        }
         if ticked:
             data["manage_keys"] = "on"
         assert signed_in.post(url, data, headers=HTMX).status_code == 201

@@ -33,7 +33,8 @@ def test_a_fragment_pays_no_query_for_the_banner_or_the_alert_count(signed_in, u
 
 
 def test_the_whole_page_shows_the_banner_and_the_count(signed_in, user, project):
-    personal_token_create(user=user, name="CLI", expires_at=timezone.now() + timedelta(days=2))
+    # Its last day: even a token made short on purpose is announced then.
+    personal_token_create(user=user, name="CLI", expires_at=timezone.now() + timedelta(hours=20))
 
     html = signed_in.get(reverse("overview:project_overview", args=[project.slug])).content
     assert "Your personal access token “CLI” expires".encode() in html
