@@ -16,6 +16,14 @@
     });
   });
 
+  // ...and when focus moves out of it (Tab past its last item).
+  document.addEventListener("focusout", function (event) {
+    var menu = event.target.closest && event.target.closest("details[data-menu][open]");
+    if (menu && event.relatedTarget && !menu.contains(event.relatedTarget)) {
+      menu.removeAttribute("open");
+    }
+  });
+
   // Forms with data-confirm ask first; without JavaScript they submit directly and the
   // server-side confirmation page (where there is one) takes over.
   document.addEventListener("submit", function (event) {
