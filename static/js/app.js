@@ -189,3 +189,68 @@
     close(dismiss.closest("dialog"));
   });
 })();
+
+// After any other htmx update (a form refused, a filter, a page of results, an
+// acknowledgement): if the element that had focus was replaced, focus goes to the first
+// field with an error, else to the updated region, and a live region says what happened.
+// Focus that is still somewhere is never moved.
+(function () {
+  "use strict";
+  var announcer = null;
+
+  function announce(text) {
+    if (!announcer) {
+      announcer = document.createElement("div");
+      announcer.className = "visually-hidden";
+      announcer.setAttribute("aria-live", "polite");
+      announcer.id = "announcer";
+      announcer.setAttribute("role", "status");
+      document.body.appendChild(announcer);
+    }
+    announcer.textContent = "";
+    setTimeout(function () { announcer.textContent = text; }, 50);
+  }
+
+  function fieldError(region) {
+    var error = region.querySelector(".errorlist");
+    return error ? error.textContent.trim() : "check the fields.";
+  }
+
+  function updated(region) {
+    return nameOf(region) ? nameOf(region) + " updated." : "Updated.";
+  }
+
+  function nameOf(region) {
+    var heading = region.querySelector("h1, h2, h3, caption");
+    return heading ? heading.textContent.trim() : "";
+  }
+
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (document.querySelector("dialog.panel-dialog")) return;
+    var old = event.detail.target;
+    var region = (old && old.id && document.getElementById(old.id)) || old;
+    if (!region || !document.contains(region)) return;
+    var lost = !document.activeElement || document.activeElement === document.body;
+    if (!lost) {
+      // Focus stayed (on the Show button, say): only say what changed, if a person asked.
+      var cause = event.detail.requestConfig && event.detail.requestConfig.triggeringEvent;
+      if (cause && (cause.type === "submit" || cause.type === "click")) {
+        var problem = region.querySelector("[aria-invalid='true']");
+        if (problem) problem.focus();
+        announce(problem ? "There is a problem: " + fieldError(region) : updated(region));
+      }
+      return;
+    }
+    var invalid = region.querySelector("[aria-invalid='true']");
+    if (invalid) {
+      invalid.focus();
+      announce("There is a problem: " + fieldError(region));
+      return;
+    }
+    if (!region.hasAttribute("tabindex")) region.setAttribute("tabindex", "-1");
+    region.focus({ preventScroll: false });
+    // #messages is a live region of its own: when it says something, that is the news.
+    var messages = document.getElementById("messages");
+    if (!messages || !messages.textContent.trim()) announce(updated(region));
+  });
+})();
