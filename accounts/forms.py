@@ -6,7 +6,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm, BaseUserCreationForm
+from django.contrib.auth.forms import (
+    AuthenticationForm,
+    BaseUserCreationForm,
+    PasswordChangeForm,
+    SetPasswordForm,
+)
 
 from accounts.models import Membership, Project, User
 
@@ -42,6 +47,24 @@ class SignUpForm(BaseUserCreationForm):
         if User.objects.filter(email__iexact=email).exists():
             raise forms.ValidationError(self.error_messages["email_taken"], code="email_taken")
         return email
+
+    def validate_password_for_user(self, user: Any, password_field_name: str = "") -> None:
+        # "Too short" belongs under the password, not under its confirmation.
+        super().validate_password_for_user(user, "password1")  # type: ignore[misc]
+
+
+class NewPasswordForm(SetPasswordForm):
+    """A new password after a reset link; its rules are reported beside the password."""
+
+    def validate_password_for_user(self, user: Any, password_field_name: str = "") -> None:
+        super().validate_password_for_user(user, "new_password1")
+
+
+class ChangePasswordForm(PasswordChangeForm):
+    """A changed password; its rules are reported beside the new password."""
+
+    def validate_password_for_user(self, user: Any, password_field_name: str = "") -> None:
+        super().validate_password_for_user(user, "new_password1")
 
 
 EMAIL_MAX_LENGTH = 254
@@ -102,41 +125,53 @@ class AllowedOriginsForm(forms.Form):
     )
 
     def clean_origins(self) -> list[str]:
+        """Every bad line is named at once (line number and text), not only the first."""
         origins: list[str] = []
-        for line in self.cleaned_data["origins"].splitlines():
+        errors: list[forms.ValidationError] = []
+        for number, line in enumerate(self.cleaned_data["origins"].splitlines(), start=1):
             raw = line.strip().rstrip("/")
             if not raw:
                 continue
-            parts = urlsplit(raw)
-            try:
-                port = parts.port
-            except ValueError:  # a port that is not a number from 0 to 65535
-                port = -1
-            if (
-                port == -1
-                or parts.scheme not in ("http", "https")
-                or not parts.hostname
-                or parts.path
-                or parts.query
-                or parts.fragment
-                or parts.username
-                or "*" in raw
-            ):
-                raise forms.ValidationError(
-                    "“%(line)s” is not an origin. Write scheme, host and optional port only, "
-                    "like https://app.example.com.",
-                    code="invalid_origin",
-                    params={"line": raw},
+            origin = _origin(raw)
+            if origin is None:
+                errors.append(
+                    forms.ValidationError(
+                        "Line %(number)s, “%(line)s”, is not an origin. Write scheme, host and "
+                        "optional port only, like https://app.example.com.",
+                        code="invalid_origin",
+                        params={"number": number, "line": raw[:200]},
+                    )
                 )
-            # As a browser sends it: IPv6 hosts in brackets, the scheme's default port left out.
-            host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-            default = {"http": 80, "https": 443}[parts.scheme]
-            origin = f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
-            if origin not in origins:
+            elif origin not in origins:
                 origins.append(origin)
+        if errors:
+            raise forms.ValidationError(errors)
         if len(origins) > 50:
             raise forms.ValidationError("At most 50 origins.", code="too_many")
         return origins
+
+
+def _origin(raw: str) -> str | None:
+    """`raw` as a browser sends it in Origin (None if it is not an origin): IPv6 hosts in
+    brackets, the scheme's default port left out."""
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:  # "http://[::1", or a port that is not a number from 0 to 65535
+        return None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or parts.username
+        or "*" in raw
+    ):
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
 
 
 class InvitationForm(forms.Form):

@@ -23,8 +23,10 @@ from accounts.decorators import (
 )
 from accounts.forms import (
     AllowedOriginsForm,
+    ChangePasswordForm,
     InvitationForm,
     KeyPolicyForm,
+    NewPasswordForm,
     ProjectForm,
     RoleForm,
     SignInForm,
@@ -144,6 +146,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     """Change password. Django's session hash check then signs out every other session."""
 
     template_name = "accounts/password_change.html"
+    form_class = ChangePasswordForm
     success_url = reverse_lazy("accounts:password_change")
 
     def form_valid(self, form):  # type: ignore[no-untyped-def]
@@ -186,6 +189,7 @@ class PasswordResetView(auth_views.PasswordResetView):
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "accounts/password_reset_confirm.html"
+    form_class = NewPasswordForm
     success_url = reverse_lazy("accounts:login")
     post_reset_login = False
 

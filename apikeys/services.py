@@ -154,6 +154,8 @@ def api_key_create(
     audit_record(
         action="api_key.created",
         actor=created_by,
+        # No person: made by `manage.py createapikey`. Named as the key list names it.
+        actor_email="" if created_by else "a script (manage.py createapikey)",
         project=project,
         target=api_key,
         ip=ip,

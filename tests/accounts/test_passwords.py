@@ -34,3 +34,30 @@ def test_short_and_common_passwords_are_refused(client, db):
     html = response.content.decode()
     assert "too short" in html
     assert "too common" in html
+
+
+def test_a_password_rule_is_reported_beside_the_password_not_its_confirmation(client, db):
+    from django.urls import reverse
+
+    response = client.post(
+        reverse("accounts:signup"),
+        {"email": "weak@example.com", "password1": "password", "password2": "password"},
+    )
+    form = response.context["form"]
+    assert "too short" in " ".join(form.errors["password1"])
+    assert "password2" not in form.errors
+
+
+def test_the_new_password_rules_stand_beside_the_new_password(signed_in):
+    from django.urls import reverse
+
+    response = signed_in.post(
+        reverse("accounts:password_change"),
+        {
+            "old_password": "correct horse battery staple",
+            "new_password1": "abc",
+            "new_password2": "abc",
+        },
+    )
+    form = response.context["form"]
+    assert "new_password1" in form.errors and "new_password2" not in form.errors

@@ -154,7 +154,14 @@ def test_an_owner_sets_the_allowed_browser_origins_normalised(signed_in, project
 
 @pytest.mark.parametrize(
     "bad",
-    ["app.example.com", "https://app.example.com/path", "https://*.example.com", "ftp://x.io"],
+    [
+        "app.example.com",
+        "https://app.example.com/path",
+        "https://*.example.com",
+        "ftp://x.io",
+        "http://[::1",
+        "https://x.io:99999",
+    ],
 )
 def test_a_value_that_is_not_an_origin_is_refused_beside_the_field(signed_in, project, bad):
     response = signed_in.post(
@@ -178,6 +185,16 @@ def test_a_plain_member_cannot_change_origins(client, project, make_user):
     assert response.status_code == 403
     project.refresh_from_db()
     assert project.allowed_origins == []
+
+
+def test_every_bad_origin_line_is_named_not_only_the_first(signed_in, project):
+    response = signed_in.post(
+        reverse("accounts:project_origins", args=[project.slug]),
+        {"origins": "https://ok.example.com\napp.example.com\n\nftp://x.io"},
+    )
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert "Line 2, “app.example.com”" in html and "Line 4, “ftp://x.io”" in html
 
 
 @pytest.mark.parametrize(

@@ -114,3 +114,13 @@ def test_createapikey_keeps_the_name_within_the_column(project):
     with pytest.raises(CommandError, match="100 characters"):
         run("createapikey", project=project.slug, name="x" * 101)
     assert not ApiKey.objects.exists()
+
+
+def test_a_key_made_by_the_command_is_by_a_script_in_the_audit_log_as_in_the_list(project):
+    from django.core.management import call_command
+
+    from audit.models import AuditEvent
+
+    call_command("createapikey", "--project", project.slug, "--name", "Deploy")
+    event = AuditEvent.objects.get(action="api_key.created")
+    assert event.actor_id is None and event.actor_email.startswith("a script")
