@@ -42,6 +42,26 @@ def violations(page: Page) -> list[str]:
     return list(found)
 
 
+def small_targets(page: Page) -> list[str]:
+    """Controls under 24 x 24 px (WCAG 2.5.8), and a project tab strip that hides a tab."""
+    found = page.evaluate(
+        """() => {
+            const small = Array.from(document.querySelectorAll(
+                "header a, header summary, main a, main button, main summary, main select"))
+              .filter(e => { const r = e.getBoundingClientRect();
+                return r.width > 0 && r.height > 0 && (r.height < 24 || r.width < 24)
+                  && !e.closest("p, li, dd, pre, .prose"); })
+              .map(e => { const r = e.getBoundingClientRect();
+                return `tap target ${Math.round(r.width)}x${Math.round(r.height)}: `
+                  + e.textContent.trim().slice(0, 30); });
+            const tabs = document.querySelector(".tabs-inner");
+            if (tabs && tabs.scrollWidth > tabs.clientWidth) small.push("the project tabs scroll");
+            return small;
+        }"""
+    )
+    return list(found)
+
+
 def open_details(page: Page) -> None:
     page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
 
@@ -129,6 +149,8 @@ def test_no_page_has_an_accessibility_violation(browser, live_server, world, siz
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         if overflow > 0:
             problems[label].append(f"the page scrolls sideways by {overflow} px")
+        if size == "narrow":
+            problems[label] += small_targets(page)
     context.close()
     found = {label: v for label, v in problems.items() if v}
     assert not found, "\n".join(f"{label}: {v}" for label, v in found.items())
