@@ -248,6 +248,9 @@ class ApiKeyCreateForm(TokenCreateForm):
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
         self.project = project
         super().__init__(*args, **kwargs)
+        # Right after the name: notes say what the name cannot.
+        self.fields["notes"] = _notes_field()
+        self.order_fields(["name", "notes"])
         days = project.max_key_lifetime_days
         if days is not None:
             expiry = self.fields["expiry"]
@@ -267,8 +270,22 @@ class ApiKeyCreateForm(TokenCreateForm):
         return _unique_key_name(self.project, self.cleaned_data["name"])
 
 
+def _notes_field() -> forms.CharField:
+    return forms.CharField(
+        label="Notes",
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Optional. What it is for, where it is stored, whom to ask. Shown in the list.",
+        error_messages={"max_length": "Keep notes to 500 characters."},
+    )
+
+
 class ApiKeyRenameForm(forms.Form):
+    """A key's name and notes."""
+
     name = ApiKeyNameField()
+    notes = _notes_field()
 
     def __init__(self, *args: Any, api_key: ApiKey, **kwargs: Any) -> None:
         self.api_key = api_key

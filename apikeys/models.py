@@ -213,6 +213,8 @@ class ApiKey(PermissionsMixin, Token):
     # The last call refused because the key had been revoked or had expired: someone still
     # holds it. (last_used_at counts successful calls only.)
     last_refused_at = models.DateTimeField(null=True, blank=True)
+    # What the key is for, where it lives, whom to ask: for whoever finds it in a year.
+    notes = models.CharField(max_length=500, blank=True)
     # Rolled: a new secret replaced the one before (token_hash, hint), which keeps working
     # until previous_expires_at so that whatever uses it can move over; calls with it
     # after that are refused, naming the new secret's hint. One key, one usage history:

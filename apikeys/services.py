@@ -132,6 +132,7 @@ def api_key_create(
     ip: str | None = None,
     agent_names: list[str] | None = None,
     agent_actions: list[str] | None = None,
+    notes: str = "",
 ) -> tuple[ApiKey, Secret]:
     """A new key and its secret. The secret is returned once and is not kept anywhere.
     `agent_names`, `agent_actions`: its agent scope (apikeys/scopes.py); none: all.
@@ -145,6 +146,7 @@ def api_key_create(
     api_key, secret = ApiKey.objects.mint(
         project=project,
         name=name.strip(),
+        notes=notes.strip(),
         permissions=permissions_or_all(permissions),
         created_by=created_by,
         expires_at=expires_at,
@@ -165,17 +167,25 @@ def api_key_create(
 
 
 @transaction.atomic
-def api_key_rename(*, api_key: ApiKey, name: str, by: User, ip: str | None = None) -> ApiKey:
-    old = api_key.name
+def api_key_rename(
+    *, api_key: ApiKey, name: str, by: User, ip: str | None = None, notes: str | None = None
+) -> ApiKey:
+    """A new name and (when given) new notes for a key."""
+    old, old_notes = api_key.name, api_key.notes
     api_key.name = name.strip()
-    api_key.save(update_fields=["name"])
+    if notes is not None:
+        api_key.notes = notes.strip()
+    api_key.save(update_fields=["name", "notes"])
+    metadata: dict[str, str] = {"from": old, "to": api_key.name}
+    if api_key.notes != old_notes:
+        metadata["notes"] = api_key.notes
     audit_record(
         action="api_key.renamed",
         actor=by,
         project=api_key.project,
         target=api_key,
         ip=ip,
-        metadata={"from": old, "to": api_key.name},
+        metadata=metadata,
     )
     return api_key
 

@@ -152,6 +152,7 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
         ip=client_ip(request),
         agent_names=form.cleaned_data["agents"],
         agent_actions=form.chosen_agent_actions(),
+        notes=form.cleaned_data["notes"],
     )
     context = {"new_key": api_key, "token": token, "details": token_summary(api_key)}
     return shown_once(request, _render(request, "created", context, status=201), changed=CHANGED)
@@ -161,10 +162,15 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
 @project_member_required
 def api_key_rename_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     api_key = _key(request, key_id)
-    form = ApiKeyRenameForm(request.POST or None, initial={"name": api_key.name}, api_key=api_key)
+    initial = {"name": api_key.name, "notes": api_key.notes}
+    form = ApiKeyRenameForm(request.POST or None, initial=initial, api_key=api_key)
     if request.method == "POST" and form.is_valid():
         api_key_rename(
-            api_key=api_key, name=form.cleaned_data["name"], by=request.user, ip=client_ip(request)
+            api_key=api_key,
+            name=form.cleaned_data["name"],
+            notes=form.cleaned_data["notes"],
+            by=request.user,
+            ip=client_ip(request),
         )
         messages.success(request, f"Key renamed to “{api_key.name}”.")
         if request.htmx:

@@ -77,3 +77,40 @@ def test_a_long_lived_token_is_announced_in_its_last_week(signed_in, user, proje
         created_at=timezone.now() - timedelta(days=300)
     )
     assert "Your personal access token “Year” expires" in signed_in.get(page).content.decode()
+
+
+def test_a_key_carries_notes_from_creation_and_they_can_be_edited(signed_in, project):
+    from tests.conftest import HTMX
+
+    create = reverse("apikeys:api_key_create", args=[project.slug])
+    form = signed_in.get(create, headers=HTMX)
+    signed_in.post(
+        create,
+        {
+            "name": "Billing",
+            "notes": "Lives in Vault at billing/prod.\n<b>Ask</b> Lin.",
+            "access": "full",
+            "expiry": "never",
+            "form_id": form.context["form_id"],
+        },
+        headers=HTMX,
+    )
+    key = ApiKey.objects.get(name="Billing")
+    assert key.notes == "Lives in Vault at billing/prod.\n<b>Ask</b> Lin."
+    html = keys_page(signed_in, project)
+    assert "Lives in Vault at billing/prod.<br>&lt;b&gt;Ask&lt;/b&gt; Lin." in html
+    rename = reverse("apikeys:api_key_rename", args=[project.slug, key.pk])
+    signed_in.post(rename, {"name": "Billing", "notes": "Rotated monthly."})
+    assert ApiKey.objects.get(pk=key.pk).notes == "Rotated monthly."
+
+
+def test_notes_that_are_too_long_or_hold_a_nul_are_refused_beside_the_field(
+    signed_in, project, make_key
+):
+    key, _ = make_key(project, name="Billing")
+    rename = reverse("apikeys:api_key_rename", args=[project.slug, key.pk])
+    for bad in ("x" * 501, "a\x00b"):
+        response = signed_in.post(rename, {"name": "Billing", "notes": bad})
+        assert response.status_code == 422
+        assert 'id="id_notes_error"' in response.content.decode()
+    assert ApiKey.objects.get(pk=key.pk).notes == ""
