@@ -8,9 +8,11 @@ event, on which the key table reloads itself.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.contrib import messages
+from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -64,15 +66,27 @@ def token_summary(token: ApiKey | PersonalAccessToken) -> str:
     return f"{access}; {expiry}."
 
 
+WHOLE_SECRET = re.compile(r"reminix_(?:sk|ct|pat)_[0-9A-Za-z]{20,}", re.IGNORECASE)
+
 # A key this close to its expiry is marked in the list (the reminder emails go out then).
 EXPIRES_SOON = timedelta(days=7)
 
 
 def _keys_context(request: ProjectRequest) -> dict[str, object]:
+    # Search by name, notes or the start of the key as the list shows it (its hint).
+    q = " ".join(request.GET.get("q", "").replace("\x00", "").split())[:100]
+    # A whole secret pasted here is not searched (nor kept in the page or its address):
+    # Alerts' "Found a token?" identifies one by its fingerprint.
+    secret_pasted = bool(WHOLE_SECRET.search(q))
+    if secret_pasted:
+        q = ""
+    found = ApiKey.objects.for_project(request.project)
+    if q:
+        found = found.filter(
+            Q(name__icontains=q) | Q(notes__icontains=q) | Q(hint__istartswith=q.split("…")[0])
+        )
     keys = list(
-        ApiKey.objects.for_project(request.project)
-        .with_open_alert_counts()
-        .select_related("created_by", "revoked_by", "suspended_by")
+        found.with_open_alert_counts().select_related("created_by", "revoked_by", "suspended_by")
     )
     members = set(
         Membership.objects.filter(project=request.project).values_list("user_id", flat=True)
@@ -93,6 +107,9 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
     out_of_policy = len([k for k in active if k.out_of_policy])  # type: ignore[attr-defined]
     creator_left = len([k for k in active if k.creator_left])  # type: ignore[attr-defined]
     return {
+        "q": q,
+        "secret_pasted": secret_pasted,
+        "found": len(keys),
         "creator_left": creator_left,
         "transfer_form": KeysTransferForm(project=request.project) if creator_left else None,
         "active_keys": active,
@@ -123,9 +140,14 @@ def _key(request: ProjectRequest, key_id: int) -> ApiKey:
 @require_GET
 @project_member_required
 def api_key_list(request: ProjectRequest) -> HttpResponse:
+    context = _keys_context(request)
     if request.htmx and request.htmx.target == "key-table":
-        return render(request, f"{TEMPLATE}#key-table", _keys_context(request))
-    return render(request, TEMPLATE, _keys_context(request))
+        response = render(request, f"{TEMPLATE}#key-table", context)
+    else:
+        response = render(request, TEMPLATE, context)
+    if context["secret_pasted"]:
+        response["HX-Push-Url"] = "false"  # the secret stays out of the browser's history
+    return response
 
 
 @require_http_methods(["GET", "POST"])

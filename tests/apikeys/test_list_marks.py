@@ -114,3 +114,37 @@ def test_notes_that_are_too_long_or_hold_a_nul_are_refused_beside_the_field(
         assert response.status_code == 422
         assert 'id="id_notes_error"' in response.content.decode()
     assert ApiKey.objects.get(pk=key.pk).notes == ""
+
+
+def test_the_key_list_searches_names_notes_and_the_start_of_a_key(signed_in, project, make_key):
+    billing, _ = make_key(project, name="Billing")
+    ApiKey.objects.filter(pk=billing.pk).update(notes="Stored in Vault")
+    other, _ = make_key(project, name="Search indexer")
+    url = reverse("apikeys:api_key_list", args=[project.slug])
+    for q, expected in (("bill", billing), ("vault", billing), ("indexer", other)):
+        context = signed_in.get(url, {"q": q}).context
+        assert [k.pk for k in context["active_keys"]] == [expected.pk], q
+    prefix = other.hint.split("…")[0]
+    assert [k.pk for k in signed_in.get(url, {"q": prefix}).context["active_keys"]] == [other.pk]
+
+
+def test_odd_searches_answer_without_error(signed_in, project, make_key):
+    make_key(project, name="Billing")
+    url = reverse("apikeys:api_key_list", args=[project.slug])
+    for odd in ("a\x00b", "²", "x" * 5000, "%", "_"):
+        response = signed_in.get(url, {"q": odd})
+        assert response.status_code == 200
+        assert response.context["q"] == " ".join(odd.replace("\x00", "").split())[:100]
+    # A lone surrogate, as raw bytes in the query string.
+    assert signed_in.get(url + "?q=%ED%A0%80").status_code == 200
+
+
+def test_a_whole_secret_pasted_into_search_is_not_searched_nor_kept(signed_in, project, make_key):
+    from tests.conftest import HTMX
+
+    _, secret = make_key(project, name="Billing")
+    url = reverse("apikeys:api_key_list", args=[project.slug])
+    response = signed_in.get(url, {"q": secret}, headers={**HTMX, "HX-Target": "key-table"})
+    html = response.content.decode()
+    assert secret not in html and "That is a whole key" in html
+    assert response["HX-Push-Url"] == "false"
