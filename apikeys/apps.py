@@ -39,6 +39,7 @@ def _register_audit_actions() -> None:
         Action("client_token.revoked_all_of_key", "Client tokens of a key revoked", "danger"),
         Action("personal_token.created", "Personal access token created", "success"),
         Action("personal_token.revoked", "Personal access token revoked", "danger"),
+        Action("personal_token.renamed", "Personal access token renamed"),
         Action(
             "personal_token.networks_changed",
             "Personal access token's allowed networks changed",

@@ -270,6 +270,12 @@ class ApiKeyCreateForm(TokenCreateForm):
         return _unique_key_name(self.project, self.cleaned_data["name"])
 
 
+class PersonalTokenRenameForm(forms.Form):
+    """A personal access token's name."""
+
+    name = ApiKeyNameField()
+
+
 def _notes_field() -> forms.CharField:
     return forms.CharField(
         label="Notes",

@@ -526,6 +526,23 @@ def personal_token_create(
 
 
 @transaction.atomic
+def personal_token_rename(
+    *, personal_token: PersonalAccessToken, name: str, by: User, ip: str | None = None
+) -> PersonalAccessToken:
+    old = personal_token.name
+    personal_token.name = name.strip()
+    personal_token.save(update_fields=["name"])
+    audit_record(
+        action="personal_token.renamed",
+        actor=by,
+        target=personal_token,
+        ip=ip,
+        metadata={"from": old, "to": personal_token.name},
+    )
+    return personal_token
+
+
+@transaction.atomic
 def personal_token_revoke(
     *, personal_token: PersonalAccessToken, by: User, ip: str | None = None
 ) -> bool:

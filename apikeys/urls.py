@@ -47,6 +47,11 @@ urlpatterns = [
         name="personal_token_networks",
     ),
     path(
+        "account/tokens/<int:token_id>/rename/",
+        personal_tokens.personal_token_rename_view,
+        name="personal_token_rename",
+    ),
+    path(
         "account/tokens/<int:token_id>/revoke/",
         personal_tokens.personal_token_revoke_view,
         name="personal_token_revoke",

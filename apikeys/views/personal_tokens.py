@@ -16,9 +16,14 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import trigger_client_event
 
 from accounts.http import AuthenticatedRequest
-from apikeys.forms import AllowedNetworksForm, PersonalTokenCreateForm
+from apikeys.forms import AllowedNetworksForm, PersonalTokenCreateForm, PersonalTokenRenameForm
 from apikeys.models import PersonalAccessToken, TokenStatus
-from apikeys.services import personal_token_create, personal_token_revoke, token_networks_set
+from apikeys.services import (
+    personal_token_create,
+    personal_token_rename,
+    personal_token_revoke,
+    token_networks_set,
+)
 from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from apikeys.views.api_keys import token_summary
 from core.client_ip import client_ip
@@ -133,3 +138,24 @@ def personal_token_networks_view(request: AuthenticatedRequest, token_id: int) -
         response = render(request, f"{TEMPLATE}#panel-closed", {})
         return trigger_client_event(response, CHANGED)
     return redirect("apikeys:personal_token_list")
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def personal_token_rename_view(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
+    pat = get_object_or_404(PersonalAccessToken.objects.for_user(request.user), pk=token_id)
+    form = PersonalTokenRenameForm(request.POST or None, initial={"name": pat.name})
+    if request.method == "POST" and form.is_valid():
+        personal_token_rename(
+            personal_token=pat,
+            name=form.cleaned_data["name"],
+            by=request.user,
+            ip=client_ip(request),
+        )
+        messages.success(request, f"Token renamed to “{pat.name}”.")
+        if request.htmx:
+            response = render(request, f"{TEMPLATE}#panel-closed", {})
+            return trigger_client_event(response, CHANGED)
+        return redirect("apikeys:personal_token_list")
+    status = 422 if request.method == "POST" else 200
+    return _render(request, "rename-form", {"pat": pat, "form": form}, status=status)

@@ -179,3 +179,19 @@ def test_every_project_is_an_explicit_choice(signed_in, project):
     create(signed_in, reach="all", projects=[project.pk])
     pat = PersonalAccessToken.objects.get()
     assert list(pat.projects.all()) == []  # every project, now and later
+
+
+def test_a_personal_token_can_be_renamed_by_its_owner_only(signed_in, client, user, make_user):
+    from audit.models import AuditEvent
+
+    pat, _ = personal_token_create(user=user, name="Laptop")
+    url = reverse("apikeys:personal_token_rename", args=[pat.pk])
+    assert signed_in.get(url).status_code == 200
+    refused = signed_in.post(url, {"name": "Two\nlines"})
+    assert refused.status_code == 422 and 'id="id_name_error"' in refused.content.decode()
+    signed_in.post(url, {"name": "Work laptop"})
+    assert PersonalAccessToken.objects.get(pk=pat.pk).name == "Work laptop"
+    assert AuditEvent.objects.filter(action="personal_token.renamed", actor=user).exists()
+    client.force_login(make_user(email="mallory@example.com"))
+    assert client.post(url, {"name": "Mine now"}).status_code == 404
+    assert PersonalAccessToken.objects.get(pk=pat.pk).name == "Work laptop"
