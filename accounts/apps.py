@@ -25,6 +25,8 @@ def _register_audit_actions() -> None:
         Action("user.signed_in", "Signed in"),
         Action("user.sign_in_failed", "Sign-in failed", "warning"),
         Action("user.password_changed", "Password changed", "warning"),
+        Action("user.signed_out_elsewhere", "Signed out everywhere else", "warning"),
+        Action("user.session_ended", "Session signed out", "warning"),
         Action("project.created", "Project created", "success"),
         Action("project.renamed", "Project renamed"),
         Action("project.origins_changed", "Allowed origins changed", "warning"),

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
 
+from accounts.sessions import session_seen
+
 
 class NoStoreForSignedInMiddleware:
     """Pages for a signed-in user carry their projects, keys and usage: never store them."""
@@ -24,3 +26,16 @@ class NoStoreForSignedInMiddleware:
         if user is not None and user.is_authenticated:
             add_never_cache_headers(response)
         return response
+
+
+class SessionSeenMiddleware:
+    """Notes a signed-in session as seen (accounts/sessions.py), at most every 5 minutes."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            session_seen(request)
+        return self.get_response(request)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.signals import user_logged_in, user_login_failed
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.dispatch import receiver
 from django.http import HttpRequest
 
 from accounts.models import User
+from accounts.sessions import session_forget, session_record
 from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows
@@ -36,7 +37,16 @@ def _ip(request: HttpRequest | None) -> str | None:
 
 @receiver(user_logged_in, dispatch_uid="accounts.audit.user_signed_in")
 def record_sign_in(sender: type, request: HttpRequest | None, user: User, **kwargs: Any) -> None:
+    if request is not None and hasattr(request, "session"):
+        # First: it compares this sign-in's network with the earlier sign-ins'.
+        session_record(request, user)
     audit_record(action="user.signed_in", actor=user, target=user, ip=_ip(request))
+
+
+@receiver(user_logged_out, dispatch_uid="accounts.sessions.user_signed_out")
+def forget_session(sender: type, request: HttpRequest | None, **kwargs: Any) -> None:
+    if request is not None and hasattr(request, "session"):
+        session_forget(request)
 
 
 def _worth_a_row(user: User | None, attempted: str, ip: str | None, *, locked_out: bool) -> bool:

@@ -21,6 +21,7 @@ urlpatterns = [
         views.PasswordResetConfirmView.as_view(),
         name="password_reset_confirm",
     ),
+    path("account/sessions/", views.account_sessions, name="account_sessions"),
     path("account/audit/", audit_views.user_audit, name="user_audit"),
     path("account/audit/export/", audit_views.user_audit_csv, name="user_audit_csv"),
     path("projects/new/", views.project_create_view, name="project_create"),

@@ -52,6 +52,7 @@ from accounts.services import (
     project_transfer_ownership,
     user_sign_up,
 )
+from accounts.sessions import session_end, session_rekeyed, sessions_end_others, sessions_of
 from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows
@@ -150,12 +151,21 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     success_url = reverse_lazy("accounts:password_change")
 
     def form_valid(self, form):  # type: ignore[no-untyped-def]
+        old_key = self.request.session.session_key
         with transaction.atomic():
-            response = super().form_valid(form)
+            response = super().form_valid(form)  # gives this browser a new session key
+            session_rekeyed(old_key, self.request.session.session_key)
             audit_record(
                 action="user.password_changed",
                 actor=form.user,
                 target=form.user,
+                ip=client_ip(self.request),
+            )
+            # Their sessions are dead already (the password hash changed); their rows go
+            # too, so the Sessions page lists only what can still be used.
+            sessions_end_others(
+                user=form.user,
+                current_key=self.request.session.session_key,
                 ip=client_ip(self.request),
             )
         messages.success(
@@ -194,8 +204,10 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     post_reset_login = False
 
     def form_valid(self, form):  # type: ignore[no-untyped-def]
+        old_key = self.request.session.session_key
         with transaction.atomic():
-            response = super().form_valid(form)
+            response = super().form_valid(form)  # gives this browser a new session key
+            session_rekeyed(old_key, self.request.session.session_key)
             audit_record(
                 action="user.password_changed",
                 actor=form.user,
@@ -508,3 +520,29 @@ def invitation_page(request: HtmxHttpRequest, token: str) -> HttpResponse:
         messages.success(request, f"You joined {membership.project.name}.")
         return redirect("overview:project_overview", slug=membership.project.slug)
     return render(request, "accounts/invitation.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_sessions(request: AuthenticatedRequest) -> HttpResponse:
+    """Where you are signed in; sign out any other session, or all of them at once."""
+    current = request.session.session_key
+    if request.method == "POST":
+        ip = client_ip(request)
+        if request.POST.get("session"):
+            try:
+                session_id = int(request.POST["session"])
+            except ValueError:
+                session_id = 0
+            if session_end(user=request.user, session_id=session_id, ip=ip):
+                messages.success(request, "That session is signed out.")
+            else:
+                messages.info(request, "That session had already ended.")
+        else:
+            ended = sessions_end_others(user=request.user, current_key=current, ip=ip)
+            messages.success(
+                request, f"Signed out everywhere else ({ended} session{'s' if ended != 1 else ''})."
+            )
+        return redirect("accounts:account_sessions")
+    rows = sessions_of(request.user, current_key=current)
+    return render(request, "accounts/sessions.html", {"rows": rows})

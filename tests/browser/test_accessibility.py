@@ -118,6 +118,7 @@ def pages(slug: str, key: int) -> list[tuple[str, Callable[[Page], None] | None]
         ("/account/tokens/", None),
         ("/account/tokens/", click("Create token")),
         ("/account/audit/", None),
+        ("/account/sessions/", None),
         ("/account/password/", None),
         ("/docs/api/", None),
     ]

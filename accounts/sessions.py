@@ -1,0 +1,213 @@
+"""A person's signed-in sessions: recorded at sign-in, seen as they are used, listed on
+their Sessions page, and ended from there ("sign out everywhere else").
+
+Each session is Django's own (django_session); a SignedInSession row beside it says where
+it signed in from and when it was last seen, at most once every SEEN_EVERY per session so
+that browsing costs no write per page. A sign-in from a network (a /24 or /48) this person
+has never signed in from is emailed to them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.core.mail import send_mail
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts.models import SignedInSession, User
+from audit.log import audit_record
+from audit.models import AuditEvent
+from core.client_ip import client_ip
+from core.mail import one_line
+from core.networks import network_around
+
+logger = logging.getLogger(__name__)
+
+SEEN_EVERY = timedelta(minutes=5)
+SEEN_KEY = "_seen_at"
+
+
+def session_record(request: HttpRequest, user: User) -> None:
+    """At sign-in: the new session's row, and an email if the network is new to them."""
+    key = request.session.session_key
+    if not key:
+        request.session.save()
+        key = request.session.session_key
+    ip = client_ip(request) or None
+    agent = one_line(request.META.get("HTTP_USER_AGENT", ""), limit=300)
+    new_network = ip is not None and not _signed_in_from_before(user, ip)
+    SignedInSession.objects.update_or_create(
+        session_key=key, defaults={"user": user, "ip": ip, "user_agent": agent}
+    )
+    request.session[SEEN_KEY] = timezone.now().isoformat()
+    if new_network and _has_signed_in_before(user):
+        transaction.on_commit(lambda: _tell_of_new_network(user, ip or "", agent))
+
+
+def session_seen(request: HttpRequest) -> None:
+    """A signed-in request: note the session as seen, at most once every SEEN_EVERY."""
+    now = timezone.now()
+    last = request.session.get(SEEN_KEY)
+    try:
+        if last and now - datetime.fromisoformat(last) < SEEN_EVERY:
+            return
+    except (TypeError, ValueError):
+        pass
+    request.session[SEEN_KEY] = now.isoformat()
+    key = request.session.session_key
+    if key:
+        SignedInSession.objects.filter(session_key=key).update(
+            last_seen_at=now, ip=client_ip(request) or None
+        )
+
+
+def session_rekeyed(old_key: str | None, new_key: str | None) -> None:
+    """The same browser under a new session key (after a password change)."""
+    if old_key and new_key and old_key != new_key:
+        SignedInSession.objects.filter(session_key=old_key).update(session_key=new_key)
+
+
+def session_forget(request: HttpRequest) -> None:
+    """At sign-out: the row goes with the session."""
+    key = request.session.session_key
+    if key:
+        SignedInSession.objects.filter(session_key=key).delete()
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    session: SignedInSession
+    device: str
+    current: bool
+
+
+def sessions_of(user: User, *, current_key: str | None) -> list[SessionRow]:
+    """The person's sessions that are still signed in, the current one first."""
+    live = set(
+        Session.objects.filter(
+            session_key__in=SignedInSession.objects.filter(user=user).values("session_key"),
+            expire_date__gt=timezone.now(),
+        ).values_list("session_key", flat=True)
+    )
+    rows = [
+        SessionRow(s, describe_device(s.user_agent), s.session_key == current_key)
+        for s in SignedInSession.objects.filter(user=user, session_key__in=live)
+    ]
+    return sorted(rows, key=lambda r: not r.current)
+
+
+@transaction.atomic
+def sessions_end_others(*, user: User, current_key: str | None, ip: str | None = None) -> int:
+    """Sign out every other session of `user` at once. Returns how many ended."""
+    others = list(
+        SignedInSession.objects.filter(user=user)
+        .exclude(session_key=current_key or "")
+        .values_list("session_key", flat=True)
+    )
+    Session.objects.filter(session_key__in=others).delete()
+    SignedInSession.objects.filter(session_key__in=others).delete()
+    audit_record(
+        action="user.signed_out_elsewhere",
+        actor=user,
+        target=user,
+        ip=ip,
+        metadata={"sessions": len(others)},
+    )
+    return len(others)
+
+
+@transaction.atomic
+def session_end(*, user: User, session_id: int, ip: str | None = None) -> bool:
+    """Sign out one of `user`'s sessions (never someone else's). False if there was none."""
+    row = SignedInSession.objects.filter(user=user, pk=session_id).first()
+    if row is None:
+        return False
+    Session.objects.filter(session_key=row.session_key).delete()
+    row.delete()
+    audit_record(
+        action="user.session_ended",
+        actor=user,
+        target=user,
+        ip=ip,
+        metadata={"from": row.ip or "", "device": describe_device(row.user_agent)},
+    )
+    return True
+
+
+_BROWSERS = (
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+    ("curl/", "curl"),
+)
+_SYSTEMS = (
+    ("Android", "Android"),
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
+
+
+def describe_device(agent: str) -> str:
+    """'Firefox on Linux' from a user agent, or 'Unknown browser'."""
+    browser = next((name for mark, name in _BROWSERS if mark in agent), "")
+    system = next((name for mark, name in _SYSTEMS if mark in agent), "")
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or "Unknown browser"
+
+
+def _signed_in_from_before(user: User, ip: str) -> bool:
+    try:
+        network = network_around(ip)
+    except ValueError:
+        return True  # nothing to compare: say nothing
+    earlier = AuditEvent.objects.filter(
+        action="user.signed_in", actor=user, ip_address__isnull=False
+    ).values_list("ip_address", flat=True)[:500]
+    return any(_same_network(network, str(seen)) for seen in earlier)
+
+
+def _same_network(network: str, address: str) -> bool:
+    try:
+        return network_around(address) == network
+    except ValueError:
+        return False
+
+
+def _has_signed_in_before(user: User) -> bool:
+    """Not their very first sign-in (signing up signs in: that is no news to them)."""
+    return AuditEvent.objects.filter(action="user.signed_in", actor=user).exists()
+
+
+def _tell_of_new_network(user: User, ip: str, agent: str) -> None:
+    device = describe_device(agent)
+    try:
+        send_mail(
+            subject="[Reminix] New sign-in to your account",
+            message=(
+                f"Someone signed in to your Reminix account ({user.email}) from {ip} "
+                f"({device}), a network you had not signed in from before, at "
+                f"{timezone.now():%-d %B %Y, %H:%M} UTC.\n\n"
+                "If it was you, there is nothing to do. If not, change your password now "
+                "(it signs out every other session) and review your sessions:\n"
+                f"{settings.DASHBOARD_URL}/account/sessions/\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[user.email],
+        )
+    except Exception as failure:  # the sign-in stands; the failure is logged
+        logger.warning(
+            "New-network sign-in email to user %s not sent (%s)", user.pk, type(failure).__name__
+        )

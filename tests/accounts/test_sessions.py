@@ -1,0 +1,93 @@
+"""A person sees where they are signed in and can sign other sessions out; a sign-in from
+a new network is emailed to them."""
+
+from __future__ import annotations
+
+from django.contrib.sessions.models import Session
+from django.core import mail
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import SignedInSession
+from audit.models import AuditEvent
+from tests.conftest import PASSWORD
+
+SESSIONS = reverse("accounts:account_sessions")
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
+CHROME_MAC = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0 Safari/537.36"
+)
+
+
+def sign_in(ip: str, agent: str, email: str = "ada@example.com") -> Client:
+    browser = Client(REMOTE_ADDR=ip, HTTP_USER_AGENT=agent)
+    answer = browser.post(reverse("accounts:login"), {"username": email, "password": PASSWORD})
+    assert answer.status_code == 302
+    return browser
+
+
+def test_each_sign_in_is_listed_with_its_device_and_address(
+    user, django_capture_on_commit_callbacks
+):
+    laptop = sign_in("198.51.100.7", FIREFOX)
+    sign_in("203.0.113.9", CHROME_MAC)
+    html = laptop.get(SESSIONS).content.decode()
+    assert "Firefox on Linux" in html and "Chrome on macOS" in html
+    assert "198.51.100.7" in html and "203.0.113.9" in html
+    assert html.count("this browser") == 1
+
+
+def test_sign_out_everywhere_else_ends_the_other_sessions_only(user):
+    laptop = sign_in("198.51.100.7", FIREFOX)
+    phone = sign_in("203.0.113.9", CHROME_MAC)
+    laptop.post(SESSIONS)
+    assert phone.get(SESSIONS).status_code == 302  # back to sign in
+    assert laptop.get(SESSIONS).status_code == 200
+    assert SignedInSession.objects.filter(user=user).count() == 1
+    assert AuditEvent.objects.filter(action="user.signed_out_elsewhere", actor=user).exists()
+
+
+def test_one_session_can_be_signed_out_and_never_someone_elses(user, make_user):
+    laptop = sign_in("198.51.100.7", FIREFOX)
+    phone = sign_in("203.0.113.9", CHROME_MAC)
+    make_user(email="bob@example.com")
+    bobs = sign_in("192.0.2.1", FIREFOX, email="bob@example.com")
+    phone_row = SignedInSession.objects.get(user=user, ip="203.0.113.9")
+    bob_row = SignedInSession.objects.get(user__email="bob@example.com")
+    laptop.post(SESSIONS, {"session": str(bob_row.pk)})
+    assert bobs.get(SESSIONS).status_code == 200  # untouched
+    laptop.post(SESSIONS, {"session": "²"})  # odd input: nothing happens, no error
+    laptop.post(SESSIONS, {"session": str(phone_row.pk)})
+    assert phone.get(SESSIONS).status_code == 302
+    assert not Session.objects.filter(session_key=phone_row.session_key).exists()
+
+
+def test_a_sign_in_from_a_new_network_is_emailed_but_not_the_first_or_a_known_one(
+    user, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        sign_in("198.51.100.7", FIREFOX)  # the first sign-in recorded: nothing to compare
+        sign_in("198.51.100.200", FIREFOX)  # the same /24
+    assert mail.outbox == []
+    with django_capture_on_commit_callbacks(execute=True):
+        sign_in("203.0.113.9", "evil\nBcc: x@example.com")
+    [message] = mail.outbox
+    assert message.to == [user.email] and "203.0.113.9" in message.body
+    assert "\n" not in message.subject and not message.bcc
+
+
+def test_signing_out_removes_the_row_and_a_password_change_clears_the_others(user):
+    laptop = sign_in("198.51.100.7", FIREFOX)
+    sign_in("203.0.113.9", CHROME_MAC)
+    laptop.post(
+        reverse("accounts:password_change"),
+        {
+            "old_password": PASSWORD,
+            "new_password1": "a new long passphrase 7",
+            "new_password2": "a new long passphrase 7",
+        },
+    )
+    assert SignedInSession.objects.filter(user=user).count() == 1
+    laptop.post(reverse("accounts:logout"))
+    assert SignedInSession.objects.filter(user=user).count() == 0
