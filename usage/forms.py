@@ -15,6 +15,7 @@ from core.forms import IpAddressFilterField, PagedFilterForm, UtcDateTimeField
 from usage.key_usage import Cursor, LogFilters
 from usage.models import Outcome
 from usage.overview import LONGEST_RANGE, OverviewFilters, Stack, TimeRange
+from usage.project_log import ProjectLogFilters
 
 OVERVIEW_FILTER_FIELDS = ("range", "since", "until", "key", "token_kind", "outcome", "ip")
 CUSTOM = "custom"
@@ -93,7 +94,7 @@ class UsageFilterForm(PagedFilterForm):
     before = CursorField()
     after = CursorField()
 
-    filter_fields = ("outcome", "status", "ip", "since", "until", "client_token")
+    filter_fields: tuple[str, ...] = ("outcome", "status", "ip", "since", "until", "client_token")
     error_messages = {
         "empty_range": "“To” must be later than “From”.",
         "two_cursors": "This page link is damaged. Start again from the newest calls.",
@@ -118,6 +119,61 @@ class UsageFilterForm(PagedFilterForm):
             since=data["since"],
             until=data["until"],
             client_token=data["client_token"],
+        )
+
+
+REQUEST_ID = r"^req_[0-9a-f]{24}$"
+
+
+class ProjectLogFilterForm(UsageFilterForm):
+    """The project's call log: the per-key log's filters, and key, token type, request id."""
+
+    key = ProjectKeyChoiceField(label="Key", empty_label="Any key")
+    token_kind = forms.ChoiceField(
+        label="Token type",
+        required=False,
+        choices=[("", "Any token type"), *TokenKind.choices],
+        error_messages={"invalid_choice": "Choose a token type from the list."},
+    )
+    request_id = forms.RegexField(
+        label="Request id",
+        regex=REQUEST_ID,
+        required=False,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={"placeholder": "req_…", "autocomplete": "off", "spellcheck": "false"}
+        ),
+        error_messages={"invalid": "Enter a request id, like req_ and 24 hex digits."},
+    )
+
+    filter_fields = (*UsageFilterForm.filter_fields, "key", "token_kind", "request_id")
+
+    def __init__(self, data: Any, *, project: Project) -> None:
+        super().__init__(data)
+        key_field = self.fields["key"]
+        assert isinstance(key_field, ProjectKeyChoiceField)
+        key_field.queryset = ProjectKeyChoiceField.keys_of(project)
+        self.order_fields(
+            [
+                "key",
+                "token_kind",
+                "outcome",
+                "status",
+                "ip",
+                "since",
+                "until",
+                "request_id",
+                "client_token",
+            ]
+        )
+
+    def project_filters(self) -> ProjectLogFilters:
+        data = self.cleaned_data
+        return ProjectLogFilters(
+            calls=self.filters(),
+            api_key=data["key"],
+            token_kind=data["token_kind"],
+            request_id=data["request_id"],
         )
 
 

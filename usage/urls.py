@@ -16,6 +16,12 @@ urlpatterns = [
         name="api_key_networks",
     ),
     path("projects/<slug:slug>/usage/", views.project_usage, name="project_usage"),
+    path("projects/<slug:slug>/usage/calls/", views.project_calls_log, name="project_calls"),
+    path(
+        "projects/<slug:slug>/usage/calls/<str:request_id>/",
+        views.project_call_detail,
+        name="project_call",
+    ),
     path(
         "projects/<slug:slug>/usage/export.csv",
         views.project_usage_export,

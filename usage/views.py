@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from django.http import HttpResponse, HttpResponseBase
+from django.http import Http404, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -34,10 +34,11 @@ from usage.charts import (
     window_chart,
 )
 from usage.export import EXPORT_COLUMNS, usage_export_rows
-from usage.forms import OverviewFilterForm, UsageFilterForm
+from usage.forms import OverviewFilterForm, ProjectLogFilterForm, UsageFilterForm
 from usage.key_usage import UsageWindow, key_usage_summary, usage_log_page
 from usage.networks import networks_context
 from usage.overview import ProjectOverview, Stack, project_usage_overview
+from usage.project_log import project_call, project_log_page
 
 KEY_TEMPLATE = "usage/api_key_usage.html"
 OVERVIEW_TEMPLATE = "usage/project_usage.html"
@@ -214,3 +215,53 @@ def _address_link(
 def _ceil_minute(moment: datetime) -> datetime:
     floor = moment.replace(second=0, microsecond=0)
     return floor if floor == moment else floor + timedelta(minutes=1)
+
+
+CALLS_TEMPLATE = "usage/project_calls.html"
+
+
+@require_GET
+@project_member_required
+def project_calls_log(request: ProjectRequest) -> HttpResponse:
+    """Every call of the project, newest first, filtered and paged like a key's log."""
+    form = ProjectLogFilterForm(request.GET, project=request.project)
+    page = None
+    context: dict[str, object] = {"form": form}
+    address = None
+    if form.is_valid():
+        page = project_log_page(
+            project=request.project,
+            filters=form.project_filters(),
+            before=form.cleaned_data["before"],
+            after=form.cleaned_data["after"],
+        )
+        context["links"] = {
+            "newest": url_with_query(request.path, form.query()),
+            "newer": url_with_query(request.path, form.query(after=page.newer))
+            if page.newer
+            else "",
+            "older": url_with_query(request.path, form.query(before=page.older))
+            if page.older
+            else "",
+        }
+        cursor = {name: form.cleaned_data[name] for name in ("before", "after")}
+        address = url_with_query(request.path, form.query(**cursor))
+    context["page"] = page
+    return render_page_or_fragment(
+        request,
+        CALLS_TEMPLATE,
+        context,
+        fragment="calls-log",
+        valid=page is not None,
+        address=address or request.path,
+    )
+
+
+@require_GET
+@project_member_required
+def project_call_detail(request: ProjectRequest, request_id: str) -> HttpResponse:
+    """Everything recorded about one call of the project; another project's is 404."""
+    call = project_call(request.project, request_id)
+    if call is None:
+        raise Http404("No such call in this project.")
+    return render(request, "usage/call_detail.html", {"call": call})

@@ -89,10 +89,13 @@ def world(transactional_db) -> dict[str, object]:
     client_token_create(project=project, context={"user": "u1"}, api_key=key)
     personal_token_create(user=user, name="Laptop CLI", projects=[project])
     invitation_send(project=project, email="kai@example.com", role="member", by=user)
-    return {"slug": project.slug, "key": key.pk}
+    from usage.models import UsageRecord
+
+    call = UsageRecord.objects.filter(project=project).values_list("request_id", flat=True)[0]
+    return {"slug": project.slug, "key": key.pk, "call": call}
 
 
-def pages(slug: str, key: int) -> list[tuple[str, Callable[[Page], None] | None]]:
+def pages(slug: str, key: int, call: str) -> list[tuple[str, Callable[[Page], None] | None]]:
     """Every signed-in page, and the states of it that show more (panels, tables)."""
 
     def click(name: str) -> Callable[[Page], None]:
@@ -110,6 +113,8 @@ def pages(slug: str, key: int) -> list[tuple[str, Callable[[Page], None] | None]
         (f"{project}/settings/api-keys/{key}/usage/", open_details),
         (f"{project}/usage/", open_details),
         (f"{project}/usage/?range=7d&stack=key", open_details),
+        (f"{project}/usage/calls/", None),
+        (f"{project}/usage/calls/{call}/", None),
         (f"{project}/alerts/", None),
         (f"{project}/settings/", None),
         (f"{project}/settings/members/", None),
@@ -141,7 +146,7 @@ def test_no_page_has_an_accessibility_violation(browser, live_server, world, siz
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"**/projects/{world['slug']}/")
-    for path, act in pages(str(world["slug"]), int(world["key"])):  # type: ignore[call-overload]
+    for path, act in pages(str(world["slug"]), int(world["key"]), str(world["call"])):  # type: ignore[call-overload]
         page.goto(path)
         if act is not None:
             act(page)

@@ -1,0 +1,111 @@
+"""The project-wide call log: every token kind, the per-key filters plus key, token type and
+request id, keyset pages, one call in full; another project's calls never."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Membership
+from apikeys.services import client_token_create, personal_token_create
+from tests.conftest import usage_call
+from usage.writer import usage_write
+
+
+def calls_url(project, **params):
+    url = reverse("usage:project_calls", args=[project.slug])
+    return url + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
+
+
+@pytest.fixture
+def mixed(project, user, make_key):
+    """Calls of two keys, a client token and a PAT, in this project and another."""
+    now = timezone.now()
+    prod, _ = make_key(project, name="Production")
+    ci, _ = make_key(project, name="CI")
+    ct, _ = client_token_create(project=project, context={"u": 1}, api_key=prod)
+    pat, _ = personal_token_create(user=user, name="Laptop", projects=[project])
+    entries = [usage_call(now - timedelta(seconds=s), key=prod) for s in range(1, 61)]
+    entries += [
+        usage_call(
+            now - timedelta(minutes=2),
+            key=ci,
+            status=403,
+            error_code="insufficient_permissions",
+            ip="192.0.2.50",
+        ),
+        usage_call(now - timedelta(minutes=3), client_token=ct),
+        usage_call(now - timedelta(minutes=4), pat=pat, project=project),
+    ]
+    usage_write(entries)
+    return {"prod": prod, "ci": ci, "ct": ct, "pat": pat, "now": now}
+
+
+def test_every_kind_of_token_is_in_one_log_newest_first_in_pages(signed_in, project, mixed):
+    first = signed_in.get(calls_url(project))
+    rows = first.context["page"].rows
+    assert len(rows) == 50 and rows[0].created_at >= rows[-1].created_at
+    second = signed_in.get(first.context["links"]["older"])
+    kinds = {r.token_kind for r in second.context["page"].rows}
+    assert kinds == {"api_key", "client_token", "personal_access_token"}
+    assert len(second.context["page"].rows) == 13
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"token_kind": "personal_access_token"}, 1),
+        ({"token_kind": "client_token"}, 1),
+        ({"outcome": "auth_failure"}, 1),
+        ({"ip": "192.0.2.50"}, 1),
+        ({"status": "403"}, 1),
+    ],
+)
+def test_each_filter_narrows_the_log(signed_in, project, mixed, params, expected):
+    page = signed_in.get(calls_url(project, **params)).context["page"]
+    assert len(page.rows) == expected
+
+
+def test_the_key_and_request_id_filters_and_the_detail_of_one_call(signed_in, project, mixed):
+    ci = mixed["ci"]
+    [row] = signed_in.get(calls_url(project, key=ci.pk)).context["page"].rows
+    found = signed_in.get(calls_url(project, request_id=row.request_id)).context["page"].rows
+    assert [r.pk for r in found] == [row.pk]
+    detail = signed_in.get(reverse("usage:project_call", args=[project.slug, row.request_id]))
+    html = detail.content.decode()
+    assert detail.status_code == 200 and "insufficient_permissions" in html and "192.0.2.50" in html
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"key": "²"},
+        {"key": "9" * 40},
+        {"token_kind": "root"},
+        {"request_id": "req_\x00"},
+        {"status": "²"},
+        {"since": "9999-12-31T23:59"},
+        {"before": "garbage"},
+        {"ip": "x" * 5000},
+    ],
+)
+def test_odd_filters_are_refused_beside_their_field_never_a_500(signed_in, project, mixed, odd):
+    response = signed_in.get(calls_url(project), odd)
+    assert response.status_code in (200, 400)  # 400: the form names the bad field
+
+
+def test_another_projects_calls_and_call_pages_are_404_or_absent(
+    signed_in, project, mixed, make_user, make_key
+):
+    other_owner = make_user(email="other@example.com")
+    other = Membership.objects.get(user=other_owner).project
+    theirs, _ = make_key(other, name="Theirs")
+    usage_write([usage_call(timezone.now(), key=theirs, request_id="req_" + "a" * 24)])
+    rows = signed_in.get(calls_url(project, request_id="req_" + "a" * 24)).context["page"].rows
+    assert rows == []
+    detail = reverse("usage:project_call", args=[project.slug, "req_" + "a" * 24])
+    assert signed_in.get(detail).status_code == 404
+    assert signed_in.get(reverse("usage:project_calls", args=[other.slug])).status_code == 404

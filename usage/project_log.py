@@ -1,0 +1,71 @@
+"""The project-wide call log: every call of the project's keys, the client tokens they
+minted and members' personal access tokens, newest first, with the per-key log's filters
+plus key, token type and request id; and one call in full.
+
+Keyset pages on the (project, created_at, id) index, like the per-key log on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accounts.models import Project
+from apikeys.models import ApiKey
+from core.paging import keyset_page
+from usage.key_usage import NEWEST_FIRST, PAGE_SIZE, Cursor, LogFilters, LogPage
+from usage.models import UsageRecord, UsageRecordQuerySet
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectLogFilters:
+    """The per-key log's filters, and which key, which kind of token, which request."""
+
+    calls: LogFilters
+    api_key: ApiKey | None = None
+    token_kind: str = ""
+    request_id: str = ""
+
+    def apply(self, records: UsageRecordQuerySet) -> UsageRecordQuerySet:
+        records = self.calls.apply(records)
+        if self.api_key is not None:
+            records = records.filter(api_key=self.api_key)
+        if self.token_kind:
+            records = records.filter(token_kind=self.token_kind)
+        if self.request_id:
+            records = records.filter(request_id=self.request_id)
+        return records
+
+
+def project_calls(project: Project) -> UsageRecordQuerySet:
+    """The project's rows and nothing else: the fence every read here starts from."""
+    return UsageRecord.objects.filter(project=project).select_related(
+        "api_key", "client_token", "personal_token"
+    )
+
+
+def project_log_page(
+    *,
+    project: Project,
+    filters: ProjectLogFilters,
+    before: Cursor | None = None,
+    after: Cursor | None = None,
+    size: int = PAGE_SIZE,
+) -> LogPage:
+    page = keyset_page(
+        filters.apply(project_calls(project)),
+        order=NEWEST_FIRST,
+        following=(before.created_at, before.pk) if before else None,
+        preceding=(after.created_at, after.pk) if after else None,
+        size=size,
+    )
+    return LogPage(
+        page.rows,
+        newer=Cursor(*page.previous) if page.previous else None,
+        older=Cursor(*page.next) if page.next else None,
+        is_newest=page.is_first,
+    )
+
+
+def project_call(project: Project, request_id: str) -> UsageRecord | None:
+    """One call of the project by its request id (None: not this project's, or none)."""
+    return project_calls(project).filter(request_id=request_id).first()
