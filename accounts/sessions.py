@@ -62,9 +62,19 @@ def session_seen(request: HttpRequest) -> None:
     request.session[SEEN_KEY] = now.isoformat()
     key = request.session.session_key
     if key:
-        SignedInSession.objects.filter(session_key=key).update(
-            last_seen_at=now, ip=client_ip(request) or None
-        )
+        ip = client_ip(request) or None
+        seen = SignedInSession.objects.filter(session_key=key).update(last_seen_at=now, ip=ip)
+        if not seen and request.user.pk is not None:
+            # A session from before sessions were recorded (or whose row went missing):
+            # listed from now on, so that it can be seen and signed out like any other.
+            SignedInSession.objects.get_or_create(
+                session_key=key,
+                defaults={
+                    "user_id": int(request.user.pk),
+                    "ip": ip,
+                    "user_agent": one_line(request.META.get("HTTP_USER_AGENT", ""), limit=300),
+                },
+            )
 
 
 def session_rekeyed(old_key: str | None, new_key: str | None) -> None:

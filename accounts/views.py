@@ -204,10 +204,8 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     post_reset_login = False
 
     def form_valid(self, form):  # type: ignore[no-untyped-def]
-        old_key = self.request.session.session_key
         with transaction.atomic():
-            response = super().form_valid(form)  # gives this browser a new session key
-            session_rekeyed(old_key, self.request.session.session_key)
+            response = super().form_valid(form)
             audit_record(
                 action="user.password_changed",
                 actor=form.user,
@@ -215,6 +213,8 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
                 ip=client_ip(self.request),
                 metadata={"via": "reset link"},
             )
+            # Whoever held the old password is signed out everywhere, listed rows included.
+            sessions_end_others(user=form.user, current_key=None, ip=client_ip(self.request))
         messages.success(self.request, "Your password is reset. Sign in with the new one.")
         return response
 
@@ -529,7 +529,7 @@ def account_sessions(request: AuthenticatedRequest) -> HttpResponse:
     current = request.session.session_key
     if request.method == "POST":
         ip = client_ip(request)
-        if request.POST.get("session"):
+        if "session" in request.POST:
             try:
                 session_id = int(request.POST["session"])
             except ValueError:

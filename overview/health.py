@@ -56,7 +56,8 @@ class ProjectHealth:
     high_alerts: int
     recent_alerts: list[Flag]
     expiring_keys: list[ApiKey]
-    out_of_policy_keys: list[ApiKey]
+    out_of_policy_keys: list[ApiKey]  # the first ten
+    out_of_policy_count: int
     active_keys: list[ActiveKey]
     sign_ins: list[SignIn] = field(default_factory=list)  # owners see them; empty otherwise
 
@@ -109,15 +110,16 @@ def project_health(
         live.filter(expires_at__lte=now + EXPIRING_WITHIN).order_by("expires_at", "id")[: TOP * 2]
     )
     policy = project.max_key_lifetime_days
-    out_of_policy = (
-        [
-            key
-            for key in live.order_by("created_at", "id")
-            if Project.lifetime_exceeds(policy, key.created_at, key.expires_at)
-        ]
-        if policy is not None
-        else []
-    )
+    out_of_policy: list[ApiKey] = []
+    out_of_policy_count = 0
+    if policy is not None:
+        for key in live.order_by("created_at", "id").only(
+            "name", "hint", "created_at", "expires_at"
+        ):
+            if Project.lifetime_exceeds(policy, key.created_at, key.expires_at):
+                out_of_policy_count += 1
+                if len(out_of_policy) < TOP * 2:
+                    out_of_policy.append(key)
 
     sign_ins: list[SignIn] = []
     if with_sign_ins:
@@ -145,6 +147,7 @@ def project_health(
         recent_alerts=recent,
         expiring_keys=expiring,
         out_of_policy_keys=out_of_policy,
+        out_of_policy_count=out_of_policy_count,
         active_keys=active_keys,
         sign_ins=sign_ins,
     )

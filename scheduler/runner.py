@@ -17,7 +17,9 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 
@@ -37,8 +39,9 @@ _sqlite_turns = threading.Lock()
 
 
 def holder_name() -> str:
-    """Who holds a lease: host and process, so the rows say which scheduler ran what."""
-    return f"{socket.gethostname()}:{os.getpid()}"[:128]
+    """Who holds a lease: host, process and a random part (unique per scheduler, even
+    when a pid is reused), so the rows say which scheduler ran what."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def claim(job: Job, *, now: datetime, holder: str) -> bool:
@@ -55,6 +58,16 @@ def claim(job: Job, *, now: datetime, holder: str) -> bool:
         )
     )
     return taken == 1
+
+
+def renew(job: Job, *, holder: str) -> bool:
+    """Extend the lease of a run still going (False: the lease was lost to another)."""
+    return (
+        ScheduledJob.objects.filter(name=job.name, lease_holder=holder).update(
+            lease_until=timezone.now() + lease_of(job)
+        )
+        == 1
+    )
 
 
 def finish(job: Job, *, holder: str, error: str = "") -> None:
@@ -85,18 +98,40 @@ def run_job(job: Job, *, holder: str, call: Callable[..., object] = call_command
                 raise
             logger.exception("Scheduled job %s failed", job.name)
             error = "".join(traceback.format_exception_only(failure)).strip()
-        try:
-            finish(job, holder=holder, error=error)
-        except DatabaseError:
+        for attempt in range(3):
+            try:
+                finish(job, holder=holder, error=error)
+                break
+            except DatabaseError:
+                close_old_connections()
+                time.sleep(1 + attempt)
+        else:
             # The lease runs out on its own and the job is taken again then.
             logger.warning("Scheduled job %s: its end could not be recorded", job.name)
     return not error
 
 
 def _run_in_thread(job: Job, holder: str) -> None:
+    # While the job runs, its lease is renewed every third of its length, so a long run
+    # (detection catching up on a backlog) is never taken over and run twice.
+    done = threading.Event()
+
+    def keep_lease() -> None:
+        every = lease_of(job).total_seconds() / 3
+        while not done.wait(every):
+            try:
+                renew(job, holder=holder)
+            except Exception:
+                logger.warning("Scheduled job %s: its lease could not be renewed", job.name)
+            finally:
+                connection.close()
+
+    keeper = threading.Thread(target=keep_lease, name=f"lease-{job.name}", daemon=True)
+    keeper.start()
     try:
         run_job(job, holder=holder)
     finally:
+        done.set()
         connection.close()  # this thread's own connection
 
 
@@ -145,7 +180,13 @@ class Scheduler:
     def loop(self, tick: float = TICK_SECONDS) -> None:
         logger.info("Scheduler %s running %d jobs", self.holder, len(self.jobs))
         while not self.stopping.is_set():
-            self.run_due()
+            try:
+                self.run_due()
+            except Exception:
+                # Whatever went wrong (a database error Django does not call one, a thread
+                # that would not start), the loop goes on: a dead scheduler is a silent one.
+                logger.exception("Scheduler: a look for due jobs failed; trying again")
+                close_old_connections()
             self.stopping.wait(tick)
         self.wait()
 

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Q
 
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken, Token
 from core import write_behind
@@ -304,9 +305,11 @@ def _mark_last_used(entries: list[UsageEntry]) -> None:
         if e.outcome is Outcome.REVOKED_KEY and e.api_key_id and e.client_token_id is None:
             refused[e.api_key_id] = max(refused.get(e.api_key_id, e.created_at), e.created_at)
     for pk, at in refused.items():
-        ApiKey.objects.filter(pk=pk).exclude(last_refused_at__gt=at - LAST_USED_RESOLUTION).update(
-            last_refused_at=at
-        )
+        # Only once the key itself has ended: a rolled key's old secret refused after its
+        # overlap is no sign that the key, still working, is held by someone else.
+        ApiKey.objects.filter(pk=pk).filter(Q(revoked_at__lte=at) | Q(expires_at__lte=at)).exclude(
+            last_refused_at__gt=at - LAST_USED_RESOLUTION
+        ).update(last_refused_at=at)
 
 
 def _count_unattributed(entries: list[UsageEntry]) -> None:

@@ -66,7 +66,12 @@ def token_summary(token: ApiKey | PersonalAccessToken) -> str:
     return f"{access}; {expiry}."
 
 
-WHOLE_SECRET = re.compile(r"reminix_(?:sk|ct|pat)_[0-9A-Za-z]{20,}", re.IGNORECASE)
+SECRET_PASTED = (
+    "That is a whole key, and it was not searched for. To find out which key it is, paste it "
+    "into “Found a token?” on Alerts: it is compared by its fingerprint and never kept."
+)
+# More of a token than any hint shows (4 characters after the prefix): treated as a secret.
+WHOLE_SECRET = re.compile(r"reminix_(?:sk|ct|pat)_[0-9A-Za-z]{12,}", re.IGNORECASE)
 
 # A key this close to its expiry is marked in the list (the reminder emails go out then).
 EXPIRES_SOON = timedelta(days=7)
@@ -75,16 +80,21 @@ EXPIRES_SOON = timedelta(days=7)
 def _keys_context(request: ProjectRequest) -> dict[str, object]:
     # Search by name, notes or the start of the key as the list shows it (its hint).
     q = " ".join(request.GET.get("q", "").replace("\x00", "").split())[:100]
+    compact = "".join(request.GET.get("q", "").split())
     # A whole secret pasted here is not searched (nor kept in the page or its address):
     # Alerts' "Found a token?" identifies one by its fingerprint.
-    secret_pasted = bool(WHOLE_SECRET.search(q))
+    secret_pasted = bool(WHOLE_SECRET.search(compact))
     if secret_pasted:
         q = ""
     found = ApiKey.objects.for_project(request.project)
     if q:
-        found = found.filter(
-            Q(name__icontains=q) | Q(notes__icontains=q) | Q(hint__istartswith=q.split("…")[0])
-        )
+        matches = Q(name__icontains=q) | Q(notes__icontains=q)
+        start, _, end = q.partition("…")
+        if start:
+            matches |= Q(hint__istartswith=start)
+        if end:
+            matches |= Q(hint__iendswith=end)
+        found = found.filter(matches)
     keys = list(
         found.with_open_alert_counts().select_related("created_by", "revoked_by", "suspended_by")
     )
@@ -146,6 +156,10 @@ def api_key_list(request: ProjectRequest) -> HttpResponse:
     else:
         response = render(request, TEMPLATE, context)
     if context["secret_pasted"]:
+        if not request.htmx:
+            # Out of the address bar and the history: the bare list, with the advice.
+            messages.warning(request, SECRET_PASTED)
+            return redirect("apikeys:api_key_list", slug=request.project.slug)
         response["HX-Push-Url"] = "false"  # the secret stays out of the browser's history
     return response
 

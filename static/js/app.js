@@ -126,8 +126,13 @@
     } else if (again) {
       again.focus();
     } else {
+      // For now: the list may still be redrawing, and then focus goes back to the row.
       var heading = document.querySelector("main h1");
-      if (heading) { heading.setAttribute("tabindex", "-1"); heading.focus(); }
+      if (heading) {
+        heading.setAttribute("tabindex", "-1");
+        heading.setAttribute("data-focus-fallback", "");
+        heading.focus();
+      }
     }
     opener = null;
   }
@@ -156,8 +161,13 @@
   document.addEventListener("htmx:afterSwap", function () {
     // The list was redrawn after the change: back to the same row's button.
     var again = returnTo && findOpener(returnTo);
-    if (again && again !== document.activeElement && !document.querySelector("dialog.panel-dialog")) {
-      again.focus();
+    if (again && !document.querySelector("dialog.panel-dialog")) {
+      var active = document.activeElement;
+      var lostFocus = !active || active === document.body || active.hasAttribute("data-focus-fallback");
+      if (lostFocus) {
+        again.focus();
+        returnTo = null;  // used: later updates leave focus where the person put it
+      }
     }
     var panel = slot();
     if (!panel) return;

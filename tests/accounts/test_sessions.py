@@ -91,3 +91,41 @@ def test_signing_out_removes_the_row_and_a_password_change_clears_the_others(use
     assert SignedInSession.objects.filter(user=user).count() == 1
     laptop.post(reverse("accounts:logout"))
     assert SignedInSession.objects.filter(user=user).count() == 0
+
+
+def test_a_session_from_before_sessions_were_recorded_is_listed_and_can_be_ended(user):
+    old = sign_in("198.51.100.7", FIREFOX)
+    SignedInSession.objects.all().delete()  # as if it signed in before this feature
+    session = old.session
+    session["_seen_at"] = "2000-01-01T00:00:00+00:00"
+    session.save()
+    assert old.get(SESSIONS).status_code == 200  # seen: its row is made now
+    assert SignedInSession.objects.filter(user=user).count() == 1
+    laptop = sign_in("203.0.113.9", CHROME_MAC)
+    laptop.post(SESSIONS)
+    assert old.get(SESSIONS).status_code == 302
+
+
+def test_an_empty_session_field_signs_nobody_out(user):
+    laptop = sign_in("198.51.100.7", FIREFOX)
+    phone = sign_in("203.0.113.9", CHROME_MAC)
+    laptop.post(SESSIONS, {"session": ""})
+    assert phone.get(SESSIONS).status_code == 200
+
+
+def test_a_password_reset_signs_out_every_session(user, client):
+    import re
+
+    laptop = sign_in("198.51.100.7", FIREFOX)
+    client.post(reverse("accounts:password_reset"), {"email": user.email})
+    link = re.search(r"/account/password/reset/\S+/", mail.outbox[-1].body).group(0)
+    form = client.get(link, follow=True)
+    client.post(
+        form.redirect_chain[-1][0],
+        {
+            "new_password1": "another long passphrase 9",
+            "new_password2": "another long passphrase 9",
+        },
+    )
+    assert laptop.get(SESSIONS).status_code == 302
+    assert not SignedInSession.objects.filter(user=user).exists()

@@ -23,6 +23,7 @@ def test_a_revoked_key_still_tried_is_marked_with_when_it_was_last_refused(
 ):
     key, _ = make_key(project, name="Leaked")
     key.revoke(by=None)
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now() - timedelta(hours=1))
     tried = timezone.now() - timedelta(minutes=3)
     usage_write(
         [
@@ -148,3 +149,25 @@ def test_a_whole_secret_pasted_into_search_is_not_searched_nor_kept(signed_in, p
     html = response.content.decode()
     assert secret not in html and "That is a whole key" in html
     assert response["HX-Push-Url"] == "false"
+
+
+def test_the_visible_end_of_a_key_finds_that_key_only(signed_in, project, make_key):
+    one, _ = make_key(project, name="One")
+    make_key(project, name="Two")
+    url = reverse("apikeys:api_key_list", args=[project.slug])
+    end = "…" + one.hint.split("…")[1]
+    assert [k.pk for k in signed_in.get(url, {"q": end}).context["active_keys"]] == [one.pk]
+
+
+def test_a_secret_pasted_without_javascript_leaves_the_address_bar(signed_in, project, make_key):
+    _, secret = make_key(project, name="Billing")
+    url = reverse("apikeys:api_key_list", args=[project.slug])
+    for pasted in (secret, secret[:25], secret[:11] + " " + secret[11:]):
+        answer = signed_in.get(url, {"q": pasted})
+        assert answer.status_code == 302 and answer["Location"] == url, pasted
+
+
+def test_a_rolled_keys_old_secret_refused_is_no_still_tried_mark(project, make_key):
+    key, _ = make_key(project, name="Rolled")
+    usage_write([usage_call(timezone.now(), key=key, status=401, error_code="expired_api_key")])
+    assert ApiKey.objects.get(pk=key.pk).last_refused_at is None  # the key still works

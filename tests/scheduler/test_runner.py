@@ -140,3 +140,30 @@ def test_run_scheduler_once_runs_what_is_due(capsys):
     out = capsys.readouterr().out
     assert "detect_suspicious_activity" in out
     assert ScheduledJob.objects.filter(last_succeeded=True).count() == len(jobs())
+
+
+def test_the_loop_goes_on_after_an_error_that_is_not_the_databases(db, monkeypatch):
+    scheduler = Scheduler([JOB])
+    calls = []
+
+    def broken(now=None):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("can't start new thread")
+        scheduler.stop()
+        return []
+
+    monkeypatch.setattr(scheduler, "run_due", broken)
+    scheduler.loop(tick=0.01)
+    assert len(calls) == 2
+
+
+def test_a_running_job_keeps_its_lease_and_holders_are_unique(db):
+    from scheduler.runner import holder_name, renew
+
+    now = timezone.now()
+    assert claim(JOB, now=now, holder="a")
+    assert renew(JOB, holder="a") and not renew(JOB, holder="b")
+    row = ScheduledJob.objects.get(name="demo")
+    assert row.lease_until > now
+    assert holder_name() != holder_name()
