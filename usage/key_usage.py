@@ -149,6 +149,13 @@ def usage_log_page(
     records = fence.apply(
         filters.apply(UsageRecord.objects.for_key(api_key).select_related("client_token"))
     )
+    return log_page_of(records, before=before, after=after, size=size)
+
+
+def log_page_of(
+    records: UsageRecordQuerySet, *, before: Cursor | None, after: Cursor | None, size: int
+) -> LogPage:
+    """A page of `records`, newest first, around a cursor (the key's log and the project's)."""
     page = keyset_page(
         records,
         order=NEWEST_FIRST,

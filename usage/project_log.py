@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 from accounts.models import Project
 from apikeys.models import ApiKey
-from core.paging import keyset_page
-from usage.key_usage import NEWEST_FIRST, PAGE_SIZE, Cursor, LogFilters, LogPage
+from usage.key_usage import PAGE_SIZE, Cursor, LogFilters, LogPage, log_page_of
 from usage.models import UsageRecord, UsageRecordQuerySet
 
 
@@ -51,19 +50,7 @@ def project_log_page(
     after: Cursor | None = None,
     size: int = PAGE_SIZE,
 ) -> LogPage:
-    page = keyset_page(
-        filters.apply(project_calls(project)),
-        order=NEWEST_FIRST,
-        following=(before.created_at, before.pk) if before else None,
-        preceding=(after.created_at, after.pk) if after else None,
-        size=size,
-    )
-    return LogPage(
-        page.rows,
-        newer=Cursor(*page.previous) if page.previous else None,
-        older=Cursor(*page.next) if page.next else None,
-        is_newest=page.is_first,
-    )
+    return log_page_of(filters.apply(project_calls(project)), before=before, after=after, size=size)
 
 
 def project_call(project: Project, request_id: str) -> UsageRecord | None:

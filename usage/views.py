@@ -35,7 +35,7 @@ from usage.charts import (
 )
 from usage.export import EXPORT_COLUMNS, usage_export_rows
 from usage.forms import OverviewFilterForm, ProjectLogFilterForm, UsageFilterForm
-from usage.key_usage import UsageWindow, key_usage_summary, usage_log_page
+from usage.key_usage import LogPage, UsageWindow, key_usage_summary, usage_log_page
 from usage.networks import networks_context
 from usage.overview import ProjectOverview, Stack, project_usage_overview
 from usage.project_log import project_call, project_log_page
@@ -63,19 +63,7 @@ def api_key_usage(request: ProjectRequest, key_id: int) -> HttpResponse:
     context: dict[str, object] = {"api_key": api_key, "form": form, "page": page}
     address = None
     if page is not None:
-        context["links"] = {
-            "newest": url_with_query(request.path, form.query()),
-            "newer": url_with_query(request.path, form.query(after=page.newer))
-            if page.newer
-            else "",
-            "older": url_with_query(request.path, form.query(before=page.older))
-            if page.older
-            else "",
-        }
-        # The address bar gets the tidy form of what was asked, without the empty fields
-        # a submitted form sends (?outcome=&status=401&ip=… becomes ?status=401).
-        cursor = {name: form.cleaned_data[name] for name in ("before", "after")}
-        address = url_with_query(request.path, form.query(**cursor))
+        context["links"], address = _pager(request, form, page)
     if not wants_fragment(request):
         context.update(_key_summary(api_key))
         context.update(networks_context(api_key))
@@ -88,6 +76,20 @@ def api_key_usage(request: ProjectRequest, key_id: int) -> HttpResponse:
         address=address or request.path,
         fragment_context={"filters_out_of_band": True},
     )
+
+
+def _pager(
+    request: ProjectRequest, form: UsageFilterForm, page: LogPage
+) -> tuple[dict[str, str], str]:
+    """The pager's links for `page`, and the address bar's tidy form of what was asked,
+    without the empty fields a submitted form sends (?outcome=&status=401 is ?status=401)."""
+    links = {
+        "newest": url_with_query(request.path, form.query()),
+        "newer": url_with_query(request.path, form.query(after=page.newer)) if page.newer else "",
+        "older": url_with_query(request.path, form.query(before=page.older)) if page.older else "",
+    }
+    cursor = {name: form.cleaned_data[name] for name in ("before", "after")}
+    return links, url_with_query(request.path, form.query(**cursor))
 
 
 def _weekly(window: UsageWindow) -> bool:
@@ -235,17 +237,7 @@ def project_calls_log(request: ProjectRequest) -> HttpResponse:
             before=form.cleaned_data["before"],
             after=form.cleaned_data["after"],
         )
-        context["links"] = {
-            "newest": url_with_query(request.path, form.query()),
-            "newer": url_with_query(request.path, form.query(after=page.newer))
-            if page.newer
-            else "",
-            "older": url_with_query(request.path, form.query(before=page.older))
-            if page.older
-            else "",
-        }
-        cursor = {name: form.cleaned_data[name] for name in ("before", "after")}
-        address = url_with_query(request.path, form.query(**cursor))
+        context["links"], address = _pager(request, form, page)
     context["page"] = page
     return render_page_or_fragment(
         request,
