@@ -348,6 +348,15 @@ def _members_page(request: ProjectRequest, form: InvitationForm, status: int = 2
     return render(request, template, context, status=status)
 
 
+def _member_of(request: ProjectRequest, membership_id: int) -> Membership:
+    """A membership of this project (another project's is 404)."""
+    return get_object_or_404(
+        Membership.objects.select_related("user", "project"),
+        pk=membership_id,
+        project=request.project,
+    )
+
+
 def _back_to_members(request: ProjectRequest) -> HttpResponse:
     return HttpResponseRedirect(
         reverse("accounts:project_members", kwargs={"slug": request.project.slug})
@@ -408,11 +417,7 @@ def project_invitation_revoke(request: ProjectRequest, invitation_id: int) -> Ht
 @require_POST
 @project_owner_required
 def project_member_remove(request: ProjectRequest, membership_id: int) -> HttpResponse:
-    membership = get_object_or_404(
-        Membership.objects.select_related("user", "project"),
-        pk=membership_id,
-        project=request.project,
-    )
+    membership = _member_of(request, membership_id)
     try:
         membership_remove(membership=membership, by=request.user, ip=client_ip(request))
     except MembershipError as error:
@@ -441,17 +446,13 @@ def project_leave(request: ProjectRequest) -> HttpResponse:
 @require_POST
 @project_owner_required
 def project_member_role(request: ProjectRequest, membership_id: int) -> HttpResponse:
-    membership = get_object_or_404(
-        Membership.objects.select_related("user", "project"),
-        pk=membership_id,
-        project=request.project,
-    )
+    membership = _member_of(request, membership_id)
     form = RoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose Owner or Member.")
         return _back_to_members(request)
     try:
-        membership_set_role(
+        membership = membership_set_role(
             membership=membership,
             role=form.cleaned_data["role"],
             by=request.user,
@@ -470,11 +471,7 @@ def project_member_role(request: ProjectRequest, membership_id: int) -> HttpResp
 @project_owner_required
 def project_transfer(request: ProjectRequest, membership_id: int) -> HttpResponse:
     """Hand the project to another member: they become an owner, you a member."""
-    to = get_object_or_404(
-        Membership.objects.select_related("user", "project"),
-        pk=membership_id,
-        project=request.project,
-    )
+    to = _member_of(request, membership_id)
     try:
         project_transfer_ownership(
             project=request.project, to=to, by=request.membership, ip=client_ip(request)

@@ -28,8 +28,9 @@ def test_an_owner_makes_a_member_an_owner_and_back(signed_in, project, make_user
     bob = make_user(email="bob@example.com")
     m = Membership.objects.create(project=project, user=bob)
     url = reverse("accounts:project_member_role", args=[project.slug, m.pk])
-    signed_in.post(url, {"role": "owner"})
+    promoted = signed_in.post(url, {"role": "owner"}, follow=True)
     assert Membership.objects.get(pk=m.pk).role == "owner"
+    assert "bob@example.com is now owner." in promoted.content.decode()
     signed_in.post(url, {"role": "member"})
     assert Membership.objects.get(pk=m.pk).role == "member"
     event = AuditEvent.objects.filter(action="membership.role_changed").first()
