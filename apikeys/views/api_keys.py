@@ -12,8 +12,10 @@ import re
 from datetime import timedelta
 
 from django.contrib import messages
-from django.db.models import Q
-from django.http import HttpResponse
+from django.core.paginator import Page, Paginator
+from django.db.models import F, Q
+from django.db.models.functions import Lower
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -76,6 +78,40 @@ WHOLE_SECRET = re.compile(r"reminix_(?:sk|ct|pat)_[0-9A-Za-z]{12,}", re.IGNORECA
 # A key this close to its expiry is marked in the list (the reminder emails go out then).
 EXPIRES_SOON = timedelta(days=7)
 
+# How the list can be ordered: the choice's name in the address, its label, its ORDER BY.
+# Ties fall back to the id, so a page boundary never drops or repeats a key.
+SORTS = {
+    "newest": ("Newest first", ("-created_at", "-id")),
+    "oldest": ("Oldest first", ("created_at", "id")),
+    "name": ("Name, A to Z", (Lower("name"), "id")),
+    "last_used": ("Last used first", (F("last_used_at").desc(nulls_last=True), "-id")),
+    "expires": ("Expiring first", (F("expires_at").asc(nulls_last=True), "id")),
+}
+DEFAULT_SORT = "newest"
+# Keys a page: the rows of a long list stay within a few screens.
+PAGE_SIZE = 25
+
+
+def _page(keys: list[ApiKey], number: str | None) -> Page:
+    # get_page() turns anything that is not a page number ("²", "-1", 10**5000) into the
+    # first or the last page rather than an error.
+    return Paginator(keys, PAGE_SIZE).get_page(number)
+
+
+def _list_query(q: str, sort: str, page: int, ended_page: int) -> str:
+    """The list's own address query: what the table reloads after a change, and what
+    the pager's links keep. Defaults are left out, so the plain list stays `?`-less."""
+    query = QueryDict(mutable=True)
+    if q:
+        query["q"] = q
+    if sort != DEFAULT_SORT:
+        query["sort"] = sort
+    if page > 1:
+        query["page"] = str(page)
+    if ended_page > 1:
+        query["ended_page"] = str(ended_page)
+    return query.urlencode()
+
 
 def _keys_context(request: ProjectRequest) -> dict[str, object]:
     # Search by name, notes or the start of the key as the list shows it (its hint).
@@ -86,7 +122,10 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
     secret_pasted = bool(WHOLE_SECRET.search(compact))
     if secret_pasted:
         q = ""
-    found = ApiKey.objects.for_project(request.project)
+    sort = request.GET.get("sort", DEFAULT_SORT)
+    if sort not in SORTS:
+        sort = DEFAULT_SORT
+    found = ApiKey.objects.for_project(request.project).order_by(*SORTS[sort][1])
     if q:
         matches = Q(name__icontains=q) | Q(notes__icontains=q)
         start, _, end = q.partition("…")
@@ -116,14 +155,31 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
     ended = [k for k in keys if k.status_at(now) not in working]
     out_of_policy = len([k for k in active if k.out_of_policy])  # type: ignore[attr-defined]
     creator_left = len([k for k in active if k.creator_left])  # type: ignore[attr-defined]
+    active_page = _page(active, request.GET.get("page"))
+    ended_page = _page(ended, request.GET.get("ended_page"))
+
+    def link(page: int, ended_page_number: int) -> str:
+        return "?" + _list_query(q, sort, page, ended_page_number)
+
     return {
         "q": q,
+        "sort": sort,
+        "sorts": [(name, label) for name, (label, _) in SORTS.items()],
         "secret_pasted": secret_pasted,
         "found": len(keys),
         "creator_left": creator_left,
         "transfer_form": KeysTransferForm(project=request.project) if creator_left else None,
-        "active_keys": active,
-        "ended_keys": ended,
+        "active_keys": active_page.object_list,
+        "active_page": active_page,
+        "ended_keys": ended_page.object_list,
+        "ended_page": ended_page,
+        "list_query": _list_query(q, sort, active_page.number, ended_page.number),
+        "pages": {
+            "active_previous": link(active_page.number - 1, ended_page.number),
+            "active_next": link(active_page.number + 1, ended_page.number),
+            "ended_previous": link(active_page.number, ended_page.number - 1),
+            "ended_next": link(active_page.number, ended_page.number + 1),
+        },
         "now": now,
         "out_of_policy": out_of_policy,
         "policy_days": policy_days,

@@ -142,10 +142,10 @@ def test_revoked_and_expired_keys_stay_listed_apart(signed_in, project, make_key
     make_key(project, name="Live")
     revoked, _ = make_key(project, name="Gone")
     revoked.revoke(by=None)
-    make_key(project, name="Old", expires_at=timezone.now() - datetime.timedelta(days=1))
+    make_key(project, name="Lapsed", expires_at=timezone.now() - datetime.timedelta(days=1))
     html = signed_in.get(list_url(project)).content.decode()
     active, _, ended = html.partition("Revoked and expired keys")
-    assert "Live" in active and "Gone" not in active and "Old" not in active
+    assert "Live" in active and "Gone" not in active and "Lapsed" not in active
     assert "revoked" in ended and "expired" in ended
 
 
