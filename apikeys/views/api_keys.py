@@ -14,6 +14,7 @@ from datetime import timedelta
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
 from django.db.models import F, Q
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Lower
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
@@ -80,7 +81,7 @@ EXPIRES_SOON = timedelta(days=7)
 
 # How the list can be ordered: the choice's name in the address, its label, its ORDER BY.
 # Ties fall back to the id, so a page boundary never drops or repeats a key.
-SORTS = {
+SORTS: dict[str, tuple[str, tuple[str | Combinable, ...]]] = {
     "newest": ("Newest first", ("-created_at", "-id")),
     "oldest": ("Oldest first", ("created_at", "id")),
     "name": ("Name, A to Z", (Lower("name"), "id")),
