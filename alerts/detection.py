@@ -515,7 +515,20 @@ def _unused_keys(now: datetime, result: DetectionResult) -> None:
         )
     )
     for key in stale.exclude(pk__in=already):
-        since = key.last_used_at or key.created_at
+        last_used = key.last_used_at
+        if last_used is not None:
+            # "Last used" is marked at most once a minute (usage/writer.py): the log, while
+            # it still holds them, has the key's own successes after the mark.
+            later = UsageRecord.objects.filter(
+                api_key_id=key.pk,
+                client_token_id__isnull=True,
+                outcome=Outcome.OK,
+                created_at__gt=last_used,
+            ).aggregate(last=Max("created_at"))["last"]
+            if later is not None and later >= cutoff:
+                continue
+            last_used = later or last_used
+        since = last_used or key.created_at
         _raise(
             result,
             project_id=key.project_id,
@@ -525,7 +538,7 @@ def _unused_keys(now: datetime, result: DetectionResult) -> None:
             subject="",
             summary=f"Key “{key.name}” ({key.hint}) has not been used since {since:%-d %b %Y}. "
             "If nothing needs it, revoke it: an unused key is only a risk.",
-            evidence={"last_used": key.last_used_at.isoformat() if key.last_used_at else None},
+            evidence={"last_used": last_used.isoformat() if last_used else None},
             seen_from=since,
             seen_to=now,
         )
