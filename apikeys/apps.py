@@ -40,6 +40,7 @@ def _register_audit_actions() -> None:
         Action("personal_token.created", "Personal access token created", "success"),
         Action("personal_token.revoked", "Personal access token revoked", "danger"),
         Action("personal_token.renamed", "Personal access token renamed"),
+        Action("personal_token.regenerated", "Personal access token regenerated", "warning"),
         Action(
             "personal_token.networks_changed",
             "Personal access token's allowed networks changed",

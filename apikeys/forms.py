@@ -16,6 +16,7 @@ from apikeys.models import (
     ApiKeyQuerySet,
     PatPermission,
     Permission,
+    PersonalAccessToken,
     TokenStatus,
 )
 from apikeys.scopes import CHAT, INVOKE, parse_agent_names
@@ -102,12 +103,100 @@ class ApiKeyNameField(forms.CharField):
         return value.strip()
 
 
-class TokenCreateForm(forms.Form):
-    """Name, permissions (full unless restricted) and an optional expiry: what API keys and
-    personal access tokens both ask for."""
+class TokenExpiryForm(forms.Form):
+    """When a new secret stops working: a choice of days, a date, or never, within the
+    lifetime policy that applies. Asked when a key or PAT is made and when a PAT is
+    regenerated."""
 
     expiry_choices = EXPIRY_CHOICES
     max_days: int | None = None
+
+    expiry = forms.ChoiceField(label="Expires", choices=EXPIRY_CHOICES, initial="never")
+    expires_on = forms.DateField(
+        label="Expiry date",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="With “On a date”: the key stops working at the start of this day (UTC).",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        expiry = self.fields["expiry"]
+        assert isinstance(expiry, forms.ChoiceField)
+        expiry.choices = self.expiry_choices
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        if data.get("expiry") == "date":
+            day = data.get("expires_on")
+            if day is None:
+                if "expires_on" not in self.errors:
+                    self.add_error(
+                        "expires_on",
+                        forms.ValidationError("Pick the date the key expires.", code="required"),
+                    )
+            elif day <= timezone.now().date():
+                self.add_error(
+                    "expires_on",
+                    forms.ValidationError("Pick a date after today.", code="past"),
+                )
+            elif self.max_days and day > timezone.now().date() + datetime.timedelta(
+                days=self.max_days
+            ):
+                self.add_error(
+                    "expires_on",
+                    forms.ValidationError(
+                        "Pick a date at most %(days)s days from today.",
+                        code="too_far",
+                        params={"days": self.max_days},
+                    ),
+                )
+        return data
+
+    def lifetime_policy(self) -> tuple[int | None, str]:
+        """The most days the new token may live, and whose rule that is (None: no rule)."""
+        return None, ""
+
+    def check_policy(self) -> None:
+        """The lifetime policy, once every field is valid (call it last in clean())."""
+        if self.errors:
+            return
+        days, whose = self.lifetime_policy()
+        if days is None:
+            return
+        now = timezone.now()
+        if Project.lifetime_exceeds(days, now, self.expires_at()):
+            field = "expires_on" if self.cleaned_data.get("expiry") == "date" else "expiry"
+            self.add_error(
+                field,
+                forms.ValidationError(
+                    "%(whose)s accepts only tokens that expire within %(days)s days: pick an "
+                    "expiry by %(last)s.",
+                    code="policy",
+                    params={
+                        "whose": whose,
+                        "days": days,
+                        "last": f"{now + datetime.timedelta(days=days):%-d %b %Y}",
+                    },
+                ),
+            )
+
+    def expires_at(self) -> datetime.datetime | None:
+        expiry = self.cleaned_data["expiry"]
+        if expiry == "never":
+            return None
+        if expiry == "date":
+            day = self.cleaned_data["expires_on"]
+            return datetime.datetime.combine(day, datetime.time.min, tzinfo=datetime.UTC)
+        return timezone.now() + datetime.timedelta(days=int(expiry))
+
+
+class TokenCreateForm(TokenExpiryForm):
+    """Name, permissions (full unless restricted) and an optional expiry: what API keys and
+    personal access tokens both ask for."""
+
+    field_order = ["name", "access", "permissions", "agents", "agent_use", "expiry", "expires_on"]
 
     name = ApiKeyNameField()
     access = forms.ChoiceField(
@@ -142,24 +231,9 @@ class TokenCreateForm(forms.Form):
         required=False,  # not sent: both, as every key before scopes
         widget=forms.RadioSelect,
     )
-    expiry = forms.ChoiceField(label="Expires", choices=EXPIRY_CHOICES, initial="never")
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        expiry = self.fields["expiry"]
-        assert isinstance(expiry, forms.ChoiceField)
-        expiry.choices = self.expiry_choices
-
-    expires_on = forms.DateField(
-        label="Expiry date",
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="With “On a date”: the key stops working at the start of this day (UTC).",
-    )
 
     def clean(self) -> dict[str, Any]:
-        super().clean()
-        data = self.cleaned_data
+        data = super().clean()
         if data.get("access") == "restricted" and not data.get("permissions"):
             self.add_error(
                 "permissions",
@@ -167,58 +241,8 @@ class TokenCreateForm(forms.Form):
                     "Choose at least one permission for a restricted key.", code="required"
                 ),
             )
-        if data.get("expiry") == "date":
-            day = data.get("expires_on")
-            if day is None:
-                if "expires_on" not in self.errors:
-                    self.add_error(
-                        "expires_on",
-                        forms.ValidationError("Pick the date the key expires.", code="required"),
-                    )
-            elif day <= timezone.now().date():
-                self.add_error(
-                    "expires_on",
-                    forms.ValidationError("Pick a date after today.", code="past"),
-                )
-            elif self.max_days and day > timezone.now().date() + datetime.timedelta(
-                days=self.max_days
-            ):
-                self.add_error(
-                    "expires_on",
-                    forms.ValidationError(
-                        "Pick a date at most %(days)s days from today.",
-                        code="too_far",
-                        params={"days": self.max_days},
-                    ),
-                )
-        if not self.errors:
-            self._check_policy(data)
+        self.check_policy()
         return data
-
-    def lifetime_policy(self) -> tuple[int | None, str]:
-        """The most days the new token may live, and whose rule that is (None: no rule)."""
-        return None, ""
-
-    def _check_policy(self, data: dict[str, Any]) -> None:
-        days, whose = self.lifetime_policy()
-        if days is None:
-            return
-        now = timezone.now()
-        if Project.lifetime_exceeds(days, now, self.expires_at()):
-            field = "expires_on" if data.get("expiry") == "date" else "expiry"
-            self.add_error(
-                field,
-                forms.ValidationError(
-                    "%(whose)s accepts only tokens that expire within %(days)s days: pick an "
-                    "expiry by %(last)s.",
-                    code="policy",
-                    params={
-                        "whose": whose,
-                        "days": days,
-                        "last": f"{now + datetime.timedelta(days=days):%-d %b %Y}",
-                    },
-                ),
-            )
 
     def clean_agents(self) -> list[str]:
         return _parsed_lines(self.cleaned_data["agents"], parse_agent_names)
@@ -231,15 +255,6 @@ class TokenCreateForm(forms.Form):
         if self.cleaned_data["access"] == "full":
             return list(ALL_PERMISSIONS)
         return list(self.cleaned_data["permissions"])
-
-    def expires_at(self) -> datetime.datetime | None:
-        expiry = self.cleaned_data["expiry"]
-        if expiry == "never":
-            return None
-        if expiry == "date":
-            day = self.cleaned_data["expires_on"]
-            return datetime.datetime.combine(day, datetime.time.min, tzinfo=datetime.UTC)
-        return timezone.now() + datetime.timedelta(days=int(expiry))
 
 
 class ApiKeyCreateForm(TokenCreateForm):
@@ -493,3 +508,36 @@ class ClientTokenFilterForm(forms.Form):
         key_field = self.fields["key"]
         assert isinstance(key_field, ProjectKeyChoiceField)
         key_field.queryset = ProjectKeyChoiceField.keys_of(project)
+
+
+class PersonalTokenRegenerateForm(TokenExpiryForm):
+    """A new secret for a PAT, as GitHub's "Regenerate token": only its expiry is asked
+    again; its name, permissions, projects and networks stay."""
+
+    expiry_choices = PAT_EXPIRY_CHOICES
+    max_days = 366
+
+    def __init__(self, *args: Any, personal_token: PersonalAccessToken, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.personal_token = personal_token
+        self.fields["expiry"].initial = "30"
+        self.fields["expiry"].help_text = (
+            "The new secret's lifetime, from now. The old secret stops working at once."
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        self.check_policy()
+        return data
+
+    def lifetime_policy(self) -> tuple[int | None, str]:
+        """The strictest policy among the projects the token reaches."""
+        strictest = (
+            self.personal_token.reachable_projects()
+            .exclude(max_pat_lifetime_days=None)
+            .order_by("max_pat_lifetime_days")
+            .first()
+        )
+        if strictest is None:
+            return None, ""
+        return strictest.max_pat_lifetime_days, f"Project “{strictest.name}”"

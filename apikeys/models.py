@@ -403,3 +403,10 @@ class PersonalAccessToken(PermissionsMixin, Token):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.hint})"
+
+    def reachable_projects(self) -> models.QuerySet[Project]:
+        """The projects it reaches now: its owner's, narrowed to those it was limited to."""
+        reach = Project.objects.for_user(self.user)
+        if self.projects_restricted:
+            reach = reach.filter(pk__in=self.projects.values("pk"))
+        return reach

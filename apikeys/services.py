@@ -547,3 +547,51 @@ def personal_token_revoke(
     *, personal_token: PersonalAccessToken, by: User, ip: str | None = None
 ) -> bool:
     return token_revoke(personal_token, action="personal_token.revoked", by=by, project=None, ip=ip)
+
+
+@transaction.atomic
+def personal_token_regenerate(
+    *,
+    personal_token: PersonalAccessToken,
+    by: User,
+    expires_at: datetime | None,
+    ip: str | None = None,
+) -> Secret:
+    """Give the PAT a new secret, returned once, and a new expiry, as GitHub's "Regenerate
+    token": the old secret is refused from the next call, with the client tokens it
+    minted. Name, permissions, projects, networks and usage history stay. An expired PAT
+    can be regenerated; a revoked one cannot (CannotRoll)."""
+    pat = PersonalAccessToken.objects.select_for_update().get(pk=personal_token.pk)
+    now = timezone.now()
+    if pat.revoked_at is not None:
+        raise CannotRoll(pat.end_reason_at(now) or "This personal access token was revoked.")
+    for project in pat.reachable_projects():
+        days = project.max_pat_lifetime_days
+        if Project.lifetime_exceeds(days, now, expires_at):
+            raise OutOfPolicy(
+                f"Project “{project.name}” accepts only personal access tokens that expire "
+                f"within {days} days."
+            )
+    secret = token_generate(TokenKind.PERSONAL_ACCESS_TOKEN)
+    old_hint = pat.hint
+    pat.token_hash = token_hash(secret)
+    pat.hint = token_hint(secret, TokenKind.PERSONAL_ACCESS_TOKEN)
+    pat.expires_at = expires_at
+    pat.expiry_reminder_sent_at = None  # the new lifetime gets its own reminder
+    pat.save(update_fields=["token_hash", "hint", "expires_at", "expiry_reminder_sent_at"])
+    ClientToken.objects.filter(personal_token=pat).active().update(expires_at=now)
+    changed(pat.change_identity)
+    audit_record(
+        action="personal_token.regenerated",
+        actor=by,
+        target=pat,
+        ip=ip,
+        metadata={
+            "previous": old_hint,
+            "new": pat.hint,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    personal_token.token_hash, personal_token.hint = pat.token_hash, pat.hint
+    personal_token.expires_at = pat.expires_at
+    return secret

@@ -52,6 +52,11 @@ urlpatterns = [
         name="personal_token_rename",
     ),
     path(
+        "account/tokens/<int:token_id>/regenerate/",
+        personal_tokens.personal_token_regenerate_view,
+        name="personal_token_regenerate",
+    ),
+    path(
         "account/tokens/<int:token_id>/revoke/",
         personal_tokens.personal_token_revoke_view,
         name="personal_token_revoke",

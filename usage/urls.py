@@ -1,10 +1,15 @@
 from django.urls import path
 
-from usage import networks, views
+from usage import networks, personal_token_usage, views
 
 app_name = "usage"
 
 urlpatterns = [
+    path(
+        "account/tokens/<int:token_id>/usage/",
+        personal_token_usage.personal_token_usage,
+        name="personal_token_usage",
+    ),
     path(
         "projects/<slug:slug>/settings/api-keys/<int:key_id>/usage/",
         views.api_key_usage,

@@ -1,5 +1,5 @@
 """The user's own page of personal access tokens: list, create (shown once), limit to
-networks, revoke.
+networks, rename, regenerate (the new secret shown once), revoke.
 
 Same shape as the API key pages (apikeys/views.py): one template, its panels as
 partials, the table reloading itself on `personalTokensChanged`.
@@ -16,10 +16,18 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import trigger_client_event
 
 from accounts.http import AuthenticatedRequest
-from apikeys.forms import AllowedNetworksForm, PersonalTokenCreateForm, PersonalTokenRenameForm
+from apikeys.forms import (
+    AllowedNetworksForm,
+    PersonalTokenCreateForm,
+    PersonalTokenRegenerateForm,
+    PersonalTokenRenameForm,
+)
 from apikeys.models import PersonalAccessToken, TokenStatus
 from apikeys.services import (
+    CannotRoll,
+    OutOfPolicy,
     personal_token_create,
+    personal_token_regenerate,
     personal_token_rename,
     personal_token_revoke,
     token_networks_set,
@@ -159,3 +167,35 @@ def personal_token_rename_view(request: AuthenticatedRequest, token_id: int) -> 
         return redirect("apikeys:personal_token_list")
     status = 422 if request.method == "POST" else 200
     return _render(request, "rename-form", {"pat": pat, "form": form}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def personal_token_regenerate_view(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
+    """GET asks for the new secret's expiry; POST gives the token a new secret, shown once,
+    and the old one stops at once (GitHub's "Regenerate token")."""
+    pat = get_object_or_404(PersonalAccessToken.objects.for_user(request.user), pk=token_id)
+    if request.method == "GET":
+        form = PersonalTokenRegenerateForm(personal_token=pat)
+        context = {"pat": pat, "form": form, "form_id": form_id_new()}
+        return _render(request, "regenerate-form", context)
+    form = PersonalTokenRegenerateForm(request.POST, personal_token=pat)
+    if already_shown(request, noun="token"):
+        return redirect("apikeys:personal_token_list")
+    context = {"pat": pat, "form": form, "form_id": form_id_of(request)}
+    if not form.is_valid():
+        return _render(request, "regenerate-form", context, status=422)
+    previous_hint = pat.hint
+    try:
+        secret = personal_token_regenerate(
+            personal_token=pat, by=request.user, expires_at=form.expires_at(), ip=client_ip(request)
+        )
+    except CannotRoll as cannot:
+        form.add_error(None, f"{cannot} Create a new token instead.")
+        return _render(request, "regenerate-form", context, status=422)
+    except OutOfPolicy as out_of_policy:  # a project's policy tightened since the form
+        form.add_error("expiry", str(out_of_policy))
+        return _render(request, "regenerate-form", context, status=422)
+    details = f"The old secret {previous_hint} has stopped working. {token_summary(pat)}"
+    context = {"new_token": pat, "token": secret, "details": details, "rolled": True}
+    return shown_once(request, _render(request, "created", context, status=201), changed=CHANGED)

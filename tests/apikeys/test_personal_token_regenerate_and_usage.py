@@ -1,0 +1,173 @@
+"""A PAT's regenerate (a new secret, the old one refused at once) and its usage page,
+which only its owner can open."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from apikeys.models import ClientToken, PersonalAccessToken
+from apikeys.services import client_token_create, personal_token_create
+from apikeys.tokens import token_hash
+from audit.models import AuditEvent
+from tests.conftest import HTMX, Api, usage_call
+from usage.writer import usage_write
+
+PAT = re.compile(r"reminix_pat_[0-9A-Za-z]{36}")
+
+
+def regenerate_url(pat: PersonalAccessToken) -> str:
+    return reverse("apikeys:personal_token_regenerate", args=[pat.pk])
+
+
+def usage_url(pat: PersonalAccessToken) -> str:
+    return reverse("usage:personal_token_usage", args=[pat.pk])
+
+
+@pytest.fixture
+def pat(user, project) -> tuple[PersonalAccessToken, str]:
+    return personal_token_create(user=user, name="Laptop CLI", expires_at=None)
+
+
+def test_regenerating_shows_a_new_secret_once_and_the_old_one_is_refused(
+    signed_in, user, pat, project
+):
+    token, old_secret = pat
+    api = Api(Client(), old_secret)
+    headers = {"X-Project": project.slug}
+    assert api.get("/v1/projects/current", headers=headers).status_code == 200
+    answer = signed_in.post(regenerate_url(token), {"expiry": "7", "form_id": "r1"})
+    assert answer.status_code == 201 and "no-store" in answer["Cache-Control"]
+    html = answer.content.decode()
+    new_secret = PAT.search(html).group(0)
+    assert new_secret != old_secret and "has stopped working" in html
+    token.refresh_from_db()
+    assert token.token_hash == token_hash(new_secret)
+    assert token.name == "Laptop CLI"
+    assert abs((token.expires_at - timezone.now()) - timedelta(days=7)) < timedelta(minutes=1)
+    refused = api.get("/v1/projects/current", headers=headers)
+    assert refused.status_code == 401
+    assert api.get("/v1/projects/current", token=new_secret, headers=headers).status_code == 200
+    event = AuditEvent.objects.get(action="personal_token.regenerated")
+    assert event.actor == user and new_secret not in str(event.metadata)
+    assert old_secret not in str(event.metadata)
+    # Shown once: the list never shows it again, and a replayed form shows nothing new.
+    assert new_secret not in signed_in.get(reverse("apikeys:personal_token_list")).content.decode()
+    replay = signed_in.post(regenerate_url(token), {"expiry": "7", "form_id": "r1"})
+    assert replay.status_code == 302
+    token.refresh_from_db()
+    assert token.token_hash == token_hash(new_secret)
+
+
+def test_client_tokens_minted_with_the_old_secret_end_with_it(signed_in, pat, project):
+    token, _ = pat
+    minted, _ = client_token_create(project=project, context={}, personal_token=token)
+    signed_in.post(regenerate_url(token), {"expiry": "30", "form_id": "r2"})
+    minted.refresh_from_db()
+    assert minted.expires_at <= timezone.now()
+    assert not ClientToken.objects.filter(pk=minted.pk).active().exists()
+
+
+def test_an_expired_token_can_be_regenerated_but_a_revoked_one_cannot(signed_in, user, pat):
+    token, _ = pat
+    PersonalAccessToken.objects.filter(pk=token.pk).update(
+        expires_at=timezone.now() - timedelta(days=1)
+    )
+    assert (
+        signed_in.post(regenerate_url(token), {"expiry": "30", "form_id": "e1"}).status_code == 201
+    )
+    token.refresh_from_db()
+    assert token.expires_at > timezone.now()
+    token.revoke(by=user)
+    refused = signed_in.post(regenerate_url(token), {"expiry": "30", "form_id": "e2"}, headers=HTMX)
+    assert refused.status_code == 422
+    assert "Create a new token instead" in refused.content.decode()
+
+
+def test_the_new_expiry_must_fit_the_strictest_project_policy(signed_in, pat, project):
+    token, _ = pat
+    project.max_pat_lifetime_days = 30
+    project.save()
+    answer = signed_in.post(
+        regenerate_url(token), {"expiry": "never", "form_id": "p1"}, headers=HTMX
+    )
+    assert answer.status_code == 422
+    assert "accepts only tokens that expire within 30 days" in answer.content.decode()
+    for odd in ("²", "99999999999999999999", "\x00", "date"):
+        answer = signed_in.post(
+            regenerate_url(token), {"expiry": odd, "form_id": "p2", "expires_on": "9999-12-31"}
+        )
+        assert answer.status_code == 422, odd
+
+
+def test_another_persons_token_is_not_found(client, make_user, pat):
+    token, _ = pat
+    other = make_user("mallory@example.com")
+    client.force_login(other)
+    assert client.get(regenerate_url(token)).status_code == 404
+    assert client.post(regenerate_url(token), {"expiry": "30", "form_id": "x"}).status_code == 404
+    assert client.get(usage_url(token)).status_code == 404
+
+
+def test_the_usage_page_lists_the_tokens_calls_in_every_project(
+    signed_in, user, pat, project, make_project
+):
+    token, _ = pat
+    other_project = make_project(user, name="Second")
+    now = timezone.now()
+    usage_write(
+        [
+            usage_call(now - timedelta(minutes=5), pat=token, project=project),
+            usage_call(
+                now - timedelta(minutes=4),
+                pat=token,
+                project=other_project,
+                status=403,
+                error_code="insufficient_permissions",
+            ),
+            usage_call(now - timedelta(days=3), pat=token, project=project),
+            usage_call(now - timedelta(days=9), pat=token, project=project),
+        ]
+    )
+    other_pat, _ = personal_token_create(user=user, name="Other", expires_at=None)
+    usage_write(
+        [
+            usage_call(
+                now - timedelta(minutes=1),
+                pat=other_pat,
+                project=project,
+                request_id="req_not_this_one",
+            )
+        ]
+    )
+    response = signed_in.get(usage_url(token))
+    assert response.status_code == 200
+    assert len(response.context["page"].rows) == 4
+    assert [(t.calls, t.refused) for t in response.context["tallies"]] == [(2, 1), (3, 1)]
+    assert {(u.project.name, u.calls) for u in response.context["projects"]} == {
+        (project.name, 2),
+        ("Second", 1),
+    }
+    assert "req_not_this_one" not in response.content.decode()
+    refused = signed_in.get(usage_url(token), {"outcome": "auth_failure"})
+    assert [c.status for c in refused.context["page"].rows] == [403]
+
+
+def test_the_usage_page_answers_odd_filters_with_errors_beside_the_fields(signed_in, pat):
+    token, _ = pat
+    for params in (
+        {"status": "²"},
+        {"ip": "1.2.3.4\x00"},
+        {"since": "9999-12-31T23:59"},
+        {"status": "9" * 5000},
+        {"before": "garbage"},
+    ):
+        answer = signed_in.get(usage_url(token), params)
+        assert answer.status_code in (200, 400), params
+    bad = signed_in.get(usage_url(token), {"status": "²"})
+    assert bad.status_code == 400 and "Enter an HTTP status code" in bad.content.decode()

@@ -1,0 +1,117 @@
+"""A personal access token's own usage page, for the person it belongs to: its calls in
+the last day and week, the projects it was used in, and its call log across all of them,
+filtered and paged like a key's.
+
+A PAT is a person's, not a project's, so the page lives under /account/tokens/ and only
+its owner can open it (anyone else: 404). Its calls are read from the log itself (there
+is no per-PAT roll-up): a week of one person's calls is small next to a project's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Max, Q
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from accounts.http import AuthenticatedRequest
+from accounts.models import Project
+from apikeys.models import PersonalAccessToken
+from core.htmx import render_page_or_fragment, wants_fragment
+from usage.forms import UsageFilterForm
+from usage.key_usage import PAGE_SIZE, log_page_of
+from usage.models import Outcome, UsageRecord, UsageRecordQuerySet
+from usage.views import _pager
+
+TEMPLATE = "usage/personal_token_usage.html"
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Calls since a moment: all of them, and those refused or failed."""
+
+    label: str
+    calls: int
+    refused: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectUse:
+    project: Project | None
+    calls: int
+    last: datetime
+
+
+def pat_calls(pat: PersonalAccessToken) -> UsageRecordQuerySet:
+    """The token's rows and nothing else: every read here starts from this fence."""
+    return UsageRecord.objects.filter(personal_token=pat)
+
+
+def pat_tallies(pat: PersonalAccessToken, now: datetime) -> list[Tally]:
+    day, week = now - timedelta(days=1), now - timedelta(days=7)
+    refused = ~Q(outcome=Outcome.OK)
+    figures = pat_calls(pat).filter(created_at__gte=week).aggregate(
+        day=Count("id", filter=Q(created_at__gte=day)),
+        day_refused=Count("id", filter=Q(created_at__gte=day) & refused),
+        week=Count("id"),
+        week_refused=Count("id", filter=refused),
+    )
+    return [
+        Tally("Last 24 hours", figures["day"], figures["day_refused"]),
+        Tally("Last 7 days", figures["week"], figures["week_refused"]),
+    ]
+
+
+def pat_projects(pat: PersonalAccessToken, now: datetime) -> list[ProjectUse]:
+    """The projects it called in the last 7 days, busiest first (None: calls that named
+    no project, or were refused before one was known)."""
+    rows = (
+        pat_calls(pat)
+        .filter(created_at__gte=now - timedelta(days=7))
+        .values("project")
+        .annotate(calls=Count("id"), last=Max("created_at"))
+        .order_by("-calls", "project")
+    )
+    projects = Project.objects.in_bulk([row["project"] for row in rows if row["project"]])
+    return [ProjectUse(projects.get(row["project"]), row["calls"], row["last"]) for row in rows]
+
+
+@require_GET
+@login_required
+def personal_token_usage(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
+    pat = get_object_or_404(PersonalAccessToken.objects.for_user(request.user), pk=token_id)
+    form = UsageFilterForm(request.GET)
+    page = None
+    context: dict[str, object] = {"pat": pat, "form": form}
+    address = None
+    if form.is_valid():
+        records = form.filters().apply(pat_calls(pat).select_related("project", "client_token"))
+        page = log_page_of(
+            records,
+            before=form.cleaned_data["before"],
+            after=form.cleaned_data["after"],
+            size=PAGE_SIZE,
+        )
+        context["links"], address = _pager(request, form, page)  # type: ignore[arg-type]
+    context["page"] = page
+    if not wants_fragment(request):
+        now = timezone.now()
+        context["tallies"] = pat_tallies(pat, now)
+        context["projects"] = pat_projects(pat, now)
+        context["member_of"] = set(
+            Project.objects.for_user(request.user).values_list("pk", flat=True)
+        )
+        context["now"] = now
+    return render_page_or_fragment(
+        request,
+        TEMPLATE,
+        context,
+        fragment="pat-log",
+        valid=page is not None,
+        address=address or request.path,
+    )
