@@ -98,7 +98,7 @@ def invitation_send(
         f"{'an' if role_label[0] in 'aeiou' else 'a'} {role_label}.\n\n"
         f"To accept, open this link and sign in (or create an account) with this email "
         f"address:\n{accept_url(token)}\n\n"
-        f"The link works once and expires on {invitation.expires_at:%-d %B %Y at %H:%M} UTC. "
+        f"The link works once and expires on {invitation.expires_at:%-d %b %Y, %H:%M} UTC. "
         "If you did not expect this invitation, ignore this email: nothing happens unless "
         "you accept.\n"
     )

@@ -209,7 +209,7 @@ def _tell_of_new_network(user: User, ip: str, agent: str) -> None:
             message=(
                 f"Someone signed in to your Reminix account ({user.email}) from {ip} "
                 f"({device}), a network you had not signed in from before, at "
-                f"{timezone.now():%-d %B %Y, %H:%M} UTC.\n\n"
+                f"{timezone.now():%-d %b %Y, %H:%M} UTC.\n\n"
                 "If it was you, there is nothing to do. If not, change your password now "
                 "(it signs out every other session) and review your sessions:\n"
                 f"{settings.DASHBOARD_URL}/account/sessions/\n"

@@ -106,10 +106,10 @@ class Token(models.Model):
         status = self.status_at(moment)
         if status is TokenStatus.REVOKED:
             assert self.revoked_at is not None
-            return f"{subject} was revoked on {self.revoked_at:%Y-%m-%d %H:%M} UTC."
+            return f"{subject} was revoked on {self.revoked_at:%-d %b %Y, %H:%M} UTC."
         if status is TokenStatus.EXPIRED:
             assert self.expires_at is not None
-            return f"{subject} expired on {self.expires_at:%Y-%m-%d %H:%M} UTC."
+            return f"{subject} expired on {self.expires_at:%-d %b %Y, %H:%M} UTC."
         return None
 
     def revoke(self, *, by: User | None) -> bool:
@@ -256,7 +256,7 @@ class ApiKey(PermissionsMixin, Token):
         reason = self.suspended_reason.rstrip(".")
         reason = f" Reason: {reason}." if reason else ""
         return (
-            f"{subject} was suspended on {self.suspended_at:%Y-%m-%d %H:%M} UTC by its "
+            f"{subject} was suspended on {self.suspended_at:%-d %b %Y, %H:%M} UTC by its "
             f"project.{reason} A project member can resume it."
         )
 
@@ -268,7 +268,7 @@ class ApiKey(PermissionsMixin, Token):
         """What the API answers a call made with the secret this key was rolled from, once
         its overlap is over: when, and which secret replaced it."""
         ended = self.previous_expires_at or self.rolled_at
-        when = f" on {ended:%Y-%m-%d %H:%M} UTC" if ended else ""
+        when = f" on {ended:%-d %b %Y, %H:%M} UTC" if ended else ""
         return (
             f"This API key was rolled: the secret {self.previous_hint} stopped working"
             f"{when}. Use its new secret, {self.hint}."

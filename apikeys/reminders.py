@@ -98,7 +98,7 @@ def _remind_key(key: ApiKey, now: datetime) -> int:
             message=(
                 f"The API key “{one_line(key.name)}” ({key.hint}) of the project "
                 f"{one_line(key.project.name)} expires on "
-                f"{key.expires_at:%-d %B %Y at %H:%M} UTC. Calls with it after that get "
+                f"{key.expires_at:%-d %b %Y, %H:%M} UTC. Calls with it after that get "
                 "401 expired_api_key.\n\n"
                 "If it is still needed, create a new key (with a later expiry) and put it "
                 "where this one is used before it expires. Rolling gives a new secret but "
@@ -145,7 +145,7 @@ def _remind(pat: PersonalAccessToken, now: datetime) -> int:
             subject=one_line(f"Your Reminix token “{pat.name}” expires soon"),
             message=(
                 f"Your personal access token “{pat.name}” ({pat.hint}) expires on "
-                f"{pat.expires_at:%-d %B %Y at %H:%M} UTC.\n\n"
+                f"{pat.expires_at:%-d %b %Y, %H:%M} UTC.\n\n"
                 "If you still need it, create a new token under Personal access tokens "
                 "and replace the old one where it is used. If not, nothing needs doing: "
                 "it stops working on its own.\n"

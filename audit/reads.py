@@ -84,7 +84,7 @@ def _moment(value: object) -> str:
         return str(value)
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
-    return f"{moment:%Y-%m-%d %H:%M} UTC"
+    return f"{moment:%-d %b %Y, %H:%M} UTC"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ its field, where `str.isdigit()` and `int()` would have answered 500.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -46,25 +46,43 @@ class UtcDateField(forms.DateField):
 
 
 class UtcDateTimeField(forms.DateTimeField):
-    """A minute in UTC, from a datetime-local input (which sends no zone), from year
-    FIRST_YEAR to LAST_YEAR."""
+    """A minute in UTC, from year FIRST_YEAR to LAST_YEAR, typed as the dashboard writes
+    times ("4 Dec 2026, 14:30") or as ISO 8601 ("2026-12-04T14:30", what links carry).
+
+    A text field, not a datetime-local picker: the picker shows the browser's local format
+    (12/04/2026, 02:30 PM) under a label that says UTC, and no two browsers agree on it."""
+
+    input_formats = [
+        "%d %b %Y, %H:%M",
+        "%d %b %Y %H:%M",
+        "%d %b %Y",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d",
+    ]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
             required=False,
-            widget=forms.DateTimeInput(
+            widget=forms.TextInput(
                 attrs={
-                    "type": "datetime-local",
-                    "step": 60,
-                    "min": f"{FIRST_YEAR}-01-01T00:00",
-                    "max": f"{LAST_YEAR}-12-31T23:59",
+                    "placeholder": "4 Dec 2026, 14:30",
+                    "autocomplete": "off",
+                    "spellcheck": "false",
+                    "inputmode": "text",
                 },
-                format=DATETIME_INPUT,
             ),
-            error_messages={"invalid": "Enter a date and time in UTC, like 2025-06-03 14:30."},
+            error_messages={
+                "invalid": "Enter a date and time in UTC, like 4 Dec 2026, 14:30 "
+                "(or 2026-12-04 14:30)."
+            },
             validators=[_within_years],
             **kwargs,
         )
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, datetime):
+            return f"{value:%-d %b %Y, %H:%M}"
+        return value
 
 
 class IpAddressFilterField(forms.GenericIPAddressField):

@@ -88,3 +88,10 @@ def test_revoke_all_with_another_projects_real_key_is_404_and_revokes_nothing(
         assert client.post(url).status_code == 404
     their_token.refresh_from_db()
     assert their_token.revoked_at is None
+
+
+def test_with_no_tokens_the_page_shows_how_to_mint_one_here(signed_in, project):
+    html = signed_in.get(reverse("apikeys:client_token_list", args=[project.slug])).content.decode()
+    assert "README" not in html
+    assert "/v1/client-tokens" in html and "reminix_sk_..." in html
+    assert reverse("api_docs:reference") + "#createClientToken" in html

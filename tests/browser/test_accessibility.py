@@ -87,15 +87,21 @@ def world(transactional_db) -> dict[str, object]:
     )
     detect(now=now + timedelta(minutes=1))
     client_token_create(project=project, context={"user": "u1"}, api_key=key)
-    personal_token_create(user=user, name="Laptop CLI", projects=[project])
+    pat, _ = personal_token_create(user=user, name="Laptop CLI", projects=[project])
+    usage_write([usage_call(now - timedelta(minutes=2), pat=pat, project=project)])
+    # A list longer than a page: its pager and its order are checked too.
+    for n in range(25):
+        api_key_create(project=project, name=f"Service {n:02d}", created_by=user)
     invitation_send(project=project, email="kai@example.com", role="member", by=user)
     from usage.models import UsageRecord
 
     call = UsageRecord.objects.filter(project=project).values_list("request_id", flat=True)[0]
-    return {"slug": project.slug, "key": key.pk, "call": call}
+    return {"slug": project.slug, "key": key.pk, "call": call, "pat": pat.pk}
 
 
-def pages(slug: str, key: int, call: str) -> list[tuple[str, Callable[[Page], None] | None]]:
+def pages(
+    slug: str, key: int, call: str, pat: int
+) -> list[tuple[str, Callable[[Page], None] | None]]:
     """Every signed-in page, and the states of it that show more (panels, tables)."""
 
     def click(name: str) -> Callable[[Page], None]:
@@ -103,6 +109,7 @@ def pages(slug: str, key: int, call: str) -> list[tuple[str, Callable[[Page], No
             page.get_by_role("link", name=name).first.click()
             page.wait_for_selector("#key-panel")
 
+        act.__name__ = f"after clicking {name}"
         return act
 
     project = f"/projects/{slug}"
@@ -110,6 +117,7 @@ def pages(slug: str, key: int, call: str) -> list[tuple[str, Callable[[Page], No
         (f"{project}/", None),
         (f"{project}/settings/api-keys/", None),
         (f"{project}/settings/api-keys/", click("Create API key")),
+        (f"{project}/settings/api-keys/?sort=name&page=2", None),
         (f"{project}/settings/api-keys/{key}/usage/", open_details),
         (f"{project}/usage/", open_details),
         (f"{project}/usage/?range=7d&stack=key", open_details),
@@ -122,6 +130,8 @@ def pages(slug: str, key: int, call: str) -> list[tuple[str, Callable[[Page], No
         (f"{project}/settings/audit/", None),
         ("/account/tokens/", None),
         ("/account/tokens/", click("Create token")),
+        ("/account/tokens/", click("Regenerate Laptop CLI")),
+        (f"/account/tokens/{pat}/usage/", None),
         ("/account/audit/", None),
         ("/account/sessions/", None),
         ("/account/password/", None),
@@ -146,7 +156,8 @@ def test_no_page_has_an_accessibility_violation(browser, live_server, world, siz
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"**/projects/{world['slug']}/")
-    for path, act in pages(str(world["slug"]), int(world["key"]), str(world["call"])):  # type: ignore[call-overload]
+    places = pages(str(world["slug"]), int(world["key"]), str(world["call"]), int(world["pat"]))  # type: ignore[call-overload]
+    for path, act in places:
         page.goto(path)
         if act is not None:
             act(page)
