@@ -111,3 +111,52 @@ def test_at_360_pixels_a_new_key_is_shown_whole_and_in_view(
     )
     expect(page.locator(".panel-secret")).to_be_visible()  # once htmx has settled
     assert in_view(page, ".panel-secret p")
+
+
+def test_create_copy_and_revoke_by_keyboard_alone(page: Page, live_server, transactional_db):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim")
+    project = Project.objects.for_user(user).get()
+    for n in range(18):
+        api_key_create(project=project, name=f"Key {n:02d}", created_by=user)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+
+    page.get_by_role("link", name="Create API key").focus()
+    page.keyboard.press("Enter")
+    dialog = page.locator("dialog.panel-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.get_by_label("Name", exact=True)).to_be_focused()
+    page.keyboard.type("Made by keyboard")
+    page.keyboard.press("Enter")
+    secret_box = page.get_by_label("Your new API key", exact=True)
+    expect(secret_box).to_be_focused()
+    secret = secret_box.input_value()
+    assert secret.startswith("reminix_sk_")
+
+    page.keyboard.press("Tab")
+    assert focused(page) == "Copy"
+    page.keyboard.press("Enter")
+    expect(dialog.get_by_role("button", name="Copied")).to_be_visible()
+
+    page.keyboard.press("Tab")
+    expect(dialog.get_by_role("link", name="I have copied it")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(dialog).to_have_count(0)
+    # The secret is gone from the page, and focus is back where the person started.
+    assert secret not in page.content()
+    assert focused(page) == "Create API key"
+    assert page.evaluate("() => navigator.clipboard.readText()") == secret
+
+    revoke = page.get_by_role("link", name="Revoke Made by keyboard")
+    revoke.focus()
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_visible()
+    assert in_view(page, "dialog.panel-dialog")
+    page.keyboard.press("Tab")  # from the dialog itself to its first control
+    assert focused(page) == "Revoke “Made by keyboard”"
+    page.keyboard.press("Enter")
+    expect(dialog).to_have_count(0)
+    expect(page.locator(".row-ended")).to_contain_text("Made by keyboard")
+    assert ApiKey.objects.get(name="Made by keyboard").revoked_at is not None
+    assert page.evaluate("document.activeElement !== document.body")
