@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC
 
 from audit.actions import action_label
 from audit.models import AuditEventQuerySet
 from audit.reads import actor_label
-from core.csv_stream import csv_safe
+from core.csv_stream import IP_COLUMN, TIME_COLUMN, csv_header
 
-CSV_HEADER = [
-    "time_utc",
+CSV_HEADER = csv_header(
+    TIME_COLUMN,
     "project",
     "actor",
     "action",
@@ -20,19 +19,20 @@ CSV_HEADER = [
     "target_type",
     "target_id",
     "target_label",
-    "ip_address",
+    IP_COLUMN,
     "details",
-]
+)
 
 
-def audit_csv_rows(events: AuditEventQuerySet) -> Iterator[list[str]]:
-    """One row per event, newest first, read from the database in chunks so that a long
-    log never sits in memory whole. Text that people typed is made inert for spreadsheets."""
+def audit_csv_rows(events: AuditEventQuerySet) -> Iterator[list[object]]:
+    """One row per event, newest first (CSV_HEADER), read from the database in chunks so
+    that a long log never sits in memory whole. Cells are raw values: core.csv_stream
+    writes the time and makes text that people typed inert for spreadsheets."""
     ordered = events.select_related("project").order_by("-created_at", "-id")
     for event in ordered.iterator(chunk_size=2000):
         metadata = event.metadata if isinstance(event.metadata, dict) else {}
-        row = [
-            event.created_at.astimezone(UTC).isoformat(timespec="seconds"),
+        yield [
+            event.created_at,
             event.project.slug if event.project else "",
             actor_label(event),
             event.action,
@@ -40,7 +40,6 @@ def audit_csv_rows(events: AuditEventQuerySet) -> Iterator[list[str]]:
             event.target_type,
             event.target_id,
             event.target_label,
-            event.ip_address or "",
+            event.ip_address,
             json.dumps(metadata, ensure_ascii=False, sort_keys=True) if metadata else "",
         ]
-        yield [csv_safe(cell) for cell in row]

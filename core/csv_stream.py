@@ -1,23 +1,78 @@
-"""Streaming a long table as CSV: rows are formatted a few hundred at a time and handed to
-the client as they are read, so an export of a million rows never sits in memory."""
+"""Every CSV file the dashboard serves is written here, so that they all read alike (issue 13):
+
+- column names in snake_case, checked when the header is built (`csv_header`); the columns
+  that several files have share one name (`TIME_COLUMN`, `IP_COLUMN`), and the time is
+  always the first column;
+- every time in ISO 8601, in UTC, to the second, like 2026-12-04T13:42:03Z (`csv_time`);
+- every text cell that a spreadsheet would run as a formula quoted (`csv_safe`).
+
+An export hands over raw values (a datetime, a name, a status): `csv_lines` formats them,
+so no export can write a time its own way or forget to quote a cell. Rows are formatted a
+few hundred at a time and handed to the client as they are read, so an export of a million
+rows never sits in memory.
+"""
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from itertools import batched
 
 from django.http import StreamingHttpResponse
 
 ROWS_PER_WRITE = 500
+TIME_COLUMN = "time_utc"
+IP_COLUMN = "ip_address"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+_COLUMN_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 # A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True, slots=True)
+class CsvHeader:
+    """The column names of one export. Build it with `csv_header`, which checks them."""
+
+    names: tuple[str, ...]
+
+
+def csv_header(*names: str) -> CsvHeader:
+    """A header of `names`, or ValueError at import time if one breaks the naming rules."""
+    odd = [name for name in names if not _COLUMN_NAME.fullmatch(name)]
+    if odd:
+        raise ValueError(f"CSV column names are snake_case: {odd}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"A CSV column name is repeated: {names}")
+    if not names or names[0] != TIME_COLUMN:
+        raise ValueError(f"A CSV export starts with its time, as {TIME_COLUMN!r}: {names}")
+    return CsvHeader(names)
+
+
+def csv_time(moment: datetime) -> str:
+    """`moment` in ISO 8601, UTC, to the second: 2026-12-04T13:42:03Z. Spreadsheets read it
+    as a date and time; rows are in order in the file for what a second does not tell."""
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
 
 
 def csv_safe(value: str) -> str:
     """`value`, with a leading apostrophe if a spreadsheet would read it as a formula.
     Names, paths, user agents and attempted emails are typed by people, some hostile."""
     return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
+def csv_cell(value: object) -> object:
+    """What the file holds for `value`: a time as `csv_time`, text made safe, None empty."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return csv_time(value)
+    if isinstance(value, str):
+        return csv_safe(value)
+    return value
 
 
 class _Echo:
@@ -27,17 +82,23 @@ class _Echo:
         return value
 
 
-def csv_lines(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Iterator[str]:
+def csv_lines(header: CsvHeader, rows: Iterable[Sequence[object]]) -> Iterator[str]:
     """CSV text: the header, then the rows in pieces of ROWS_PER_WRITE (fewer, larger
     writes to the client)."""
     writer = csv.writer(_Echo())
-    yield writer.writerow(header)
+    width = len(header.names)
+    yield writer.writerow(header.names)
     for chunk in batched(rows, ROWS_PER_WRITE):
-        yield "".join([writer.writerow(row) for row in chunk])
+        lines = []
+        for row in chunk:
+            if len(row) != width:  # a column added to a header and not to its rows
+                raise ValueError(f"A CSV row has {len(row)} cells for {width} columns.")
+            lines.append(writer.writerow([csv_cell(value) for value in row]))
+        yield "".join(lines)
 
 
 def csv_response(
-    *, header: Sequence[str], rows: Iterable[Sequence[object]], filename: str
+    *, header: CsvHeader, rows: Iterable[Sequence[object]], filename: str
 ) -> StreamingHttpResponse:
     """An attachment named `filename`, streamed."""
     response = StreamingHttpResponse(

@@ -1,39 +1,70 @@
-"""A project's usage log as CSV rows: exactly the rows that the overview with the same
-filters counts (usage.overview.OverviewFilters)."""
+"""The usage log as CSV rows, for both of its exports: the overview's (exactly the rows
+that the overview with the same filters counts, usage.overview.OverviewFilters) and the
+call log's (exactly the rows that the project's call log with the same filters lists,
+usage.project_log.ProjectLogFilters). One header and one row function serve both, so
+the two files have the same columns (issue 13).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC
 from itertools import batched
 
 from accounts.models import Project
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
-from core.csv_stream import csv_safe
+from core.csv_stream import IP_COLUMN, TIME_COLUMN, csv_header
+from usage.key_usage import NEWEST_FIRST
+from usage.models import UsageRecordQuerySet
 from usage.overview import OverviewFilters
+from usage.project_log import ProjectLogFilters, project_calls
 
-EXPORT_COLUMNS = (
-    "time",
-    "key name",
-    "key hint",
-    "token type",
-    "client token id",
+USAGE_CSV_HEADER = csv_header(
+    TIME_COLUMN,
+    "key_name",
+    "key_hint",
+    "token_type",
+    "client_token_id",
     "method",
     "path",
     "agent",
     "status",
-    "error code",
+    "error_code",
     "outcome",
-    "latency ms",
-    "ip",
-    "user agent",
-    "request id",
+    "latency_ms",
+    IP_COLUMN,
+    "user_agent",
+    "request_id",
 )
 EXPORT_CHUNK = 2000
+# The call log has no time range that must be given: unfiltered, its export would be every
+# call the log still holds, and one download would hold a worker and a database cursor for
+# as long as that takes. It stops at this many calls, the newest; the link says so.
+CALL_LOG_EXPORT_MAX_ROWS = 1_000_000
+NO_NAME = ("", "")
 
 
 def usage_export_rows(*, project: Project, filters: OverviewFilters) -> Iterator[list[object]]:
-    """The matching log rows, newest first, one list of cells per row (EXPORT_COLUMNS).
+    """The rows the overview counts, newest first (USAGE_CSV_HEADER)."""
+    return usage_csv_rows(project=project, records=filters.records(project))
+
+
+def project_calls_export_rows(
+    *, project: Project, filters: ProjectLogFilters, limit: int | None = None
+) -> Iterator[list[object]]:
+    """The rows the call log lists over all its pages, newest first, at most `limit` of
+    them (default CALL_LOG_EXPORT_MAX_ROWS) (USAGE_CSV_HEADER). The project fence comes
+    first, as on the page."""
+    return usage_csv_rows(
+        project=project,
+        records=filters.apply(project_calls(project)),
+        limit=CALL_LOG_EXPORT_MAX_ROWS if limit is None else limit,
+    )
+
+
+def usage_csv_rows(
+    *, project: Project, records: UsageRecordQuerySet, limit: int | None = None
+) -> Iterator[list[object]]:
+    """`records` (of `project`), newest first, one list of cells per row (USAGE_CSV_HEADER).
 
     Read in chunks through a database cursor (server-side on PostgreSQL), so a million
     rows never sit in memory at once. Names come from small lookups rather than joins:
@@ -42,42 +73,40 @@ def usage_export_rows(*, project: Project, filters: OverviewFilters) -> Iterator
 
     A personal access token's call names the PAT in the key columns; the token type column
     says which it is. No token, hash or secret is read: the log holds none, and the key
-    columns are the name and the display hint. Text that a caller or a user chose (key
-    name, method, path, agent, user agent) is made safe for spreadsheets (`_inert`).
+    columns are the name and the display hint. Cells are raw values: core.csv_stream
+    writes the time and quotes text that a spreadsheet would run.
     """
     keys = {
-        pk: (csv_safe(name), hint)
+        pk: (name, hint)
         for pk, name, hint in ApiKey.objects.for_project(project).values_list("pk", "name", "hint")
     }
     pats: dict[int, tuple[str, str]] = {}
-    rows = (
-        filters.records(project)
-        .order_by("-created_at", "-id")
-        .values_list(
-            "created_at",
-            "api_key_id",
-            "personal_token_id",
-            "token_kind",
-            "client_token_id",
-            "method",
-            "path",
-            "agent",
-            "status",
-            "error_code",
-            "outcome",
-            "latency_us",
-            "ip",
-            "user_agent",
-            "request_id",
-        )
+    rows = records.order_by(*NEWEST_FIRST).values_list(
+        "created_at",
+        "api_key_id",
+        "personal_token_id",
+        "token_kind",
+        "client_token_id",
+        "method",
+        "path",
+        "agent",
+        "status",
+        "error_code",
+        "outcome",
+        "latency_us",
+        "ip",
+        "user_agent",
+        "request_id",
     )
+    if limit is not None:
+        rows = rows[:limit]
     for chunk in batched(rows.iterator(chunk_size=EXPORT_CHUNK), EXPORT_CHUNK):
         new_pats = {row[2] for row in chunk if row[2] is not None and row[2] not in pats}
         if new_pats:
             for pk, name, hint in PersonalAccessToken.objects.filter(pk__in=new_pats).values_list(
                 "pk", "name", "hint"
             ):
-                pats[pk] = (csv_safe(name), hint)
+                pats[pk] = (name, hint)
         public_ids = dict(
             ClientToken.objects.filter(
                 pk__in={row[4] for row in chunk if row[4] is not None}
@@ -102,22 +131,19 @@ def usage_export_rows(*, project: Project, filters: OverviewFilters) -> Iterator
         ) in chunk:
             name, hint = keys.get(key_id, NO_NAME) if key_id else pats.get(pat_id, NO_NAME)
             yield [
-                created_at.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z",
+                created_at,
                 name,
                 hint,
                 kind,
                 public_ids.get(client_token_id, ""),
-                csv_safe(method),
-                csv_safe(path),
-                csv_safe(agent),
+                method,
+                path,
+                agent,
                 status,
                 error_code,
                 outcome,
                 f"{latency_us / 1000:.3f}",
-                ip or "",
-                csv_safe(user_agent),
+                ip,
+                user_agent,
                 request_id,
             ]
-
-
-NO_NAME = ("", "")

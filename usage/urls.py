@@ -23,6 +23,11 @@ urlpatterns = [
     path("projects/<slug:slug>/usage/", views.project_usage, name="project_usage"),
     path("projects/<slug:slug>/usage/calls/", views.project_calls_log, name="project_calls"),
     path(
+        "projects/<slug:slug>/usage/calls/export.csv",
+        views.project_calls_export,
+        name="project_calls_export",
+    ),
+    path(
         "projects/<slug:slug>/usage/calls/<str:request_id>/",
         views.project_call_detail,
         name="project_call",

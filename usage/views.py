@@ -1,11 +1,11 @@
-"""The usage pages: a key's figures, charts and call log; the project's overview; and the
-export of the log rows behind the overview.
+"""The usage pages: a key's figures, charts and call log; the project's overview and call
+log; and the exports of the log rows behind the overview and behind the call log.
 
 One view serves each whole page and, to htmx, the part that changes (a {% partialdef %}
 of the page's own template, see core/htmx.py). Filter and pager links are plain GET
-links that htmx merely speeds up: the pages work the same without JavaScript. The export
-reads the same filters from the same query string, so the file holds exactly the rows
-that the overview counted.
+links that htmx merely speeds up: the pages work the same without JavaScript. Each export
+reads the same filters from the same query string as its page, so the file holds exactly
+the rows that the overview counted or that the call log lists.
 """
 
 from __future__ import annotations
@@ -33,7 +33,12 @@ from usage.charts import (
     overview_legend,
     window_chart,
 )
-from usage.export import EXPORT_COLUMNS, usage_export_rows
+from usage.export import (
+    CALL_LOG_EXPORT_MAX_ROWS,
+    USAGE_CSV_HEADER,
+    project_calls_export_rows,
+    usage_export_rows,
+)
 from usage.forms import OverviewFilterForm, ProjectLogFilterForm, UsageFilterForm
 from usage.key_usage import LogPage, UsageWindow, key_usage_summary, usage_log_page
 from usage.networks import networks_context
@@ -148,7 +153,7 @@ def project_usage_export(request: ProjectRequest) -> HttpResponseBase:
         context = _overview_context(request, form, None)
         return render(request, OVERVIEW_TEMPLATE, context, status=400)
     return csv_response(
-        header=EXPORT_COLUMNS,
+        header=USAGE_CSV_HEADER,
         rows=usage_export_rows(project=request.project, filters=form.filters()),
         filename=f"reminix-usage-{request.project.slug}-{form.now:%Y-%m-%d}.csv",
     )
@@ -228,7 +233,7 @@ def project_calls_log(request: ProjectRequest) -> HttpResponse:
     """Every call of the project, newest first, filtered and paged like a key's log."""
     form = ProjectLogFilterForm(request.GET, project=request.project)
     page = None
-    context: dict[str, object] = {"form": form}
+    context: dict[str, object] = {"form": form, "calls_url": request.path}
     address = None
     if form.is_valid():
         page = project_log_page(
@@ -238,6 +243,7 @@ def project_calls_log(request: ProjectRequest) -> HttpResponse:
             after=form.cleaned_data["after"],
         )
         context["links"], address = _pager(request, form, page)
+        context.update(_calls_export(request, form))
     context["page"] = page
     return render_page_or_fragment(
         request,
@@ -246,6 +252,8 @@ def project_calls_log(request: ProjectRequest) -> HttpResponse:
         fragment="calls-log",
         valid=page is not None,
         address=address or request.path,
+        # The export link sits beside the filters, outside the log: it follows the log.
+        fragment_context={"export_out_of_band": True},
     )
 
 
@@ -257,3 +265,36 @@ def project_call_detail(request: ProjectRequest, request_id: str) -> HttpRespons
     if call is None:
         raise Http404("No such call in this project.")
     return render(request, "usage/call_detail.html", {"call": call})
+
+
+@require_GET
+@project_member_required
+def project_calls_export(request: ProjectRequest) -> HttpResponseBase:
+    """The calls that the call log with the same query string lists, every page of them,
+    newest first, as CSV (at most usage.export.CALL_LOG_EXPORT_MAX_ROWS). A pager cursor
+    in the query is ignored: the file is every page, not the one the link was copied on."""
+    query = request.GET.copy()
+    for cursor in ("before", "after"):
+        query.pop(cursor, None)
+    form = ProjectLogFilterForm(query, project=request.project)
+    if not form.is_valid():
+        # Only a hand-edited link gets here: the call log's page, with what is wrong
+        # beside its field, and a form that shows the log once corrected.
+        calls_url = reverse("usage:project_calls", args=[request.project.slug])
+        context = {"form": form, "page": None, "calls_url": calls_url}
+        return render(request, CALLS_TEMPLATE, context, status=400)
+    return csv_response(
+        header=USAGE_CSV_HEADER,
+        rows=project_calls_export_rows(project=request.project, filters=form.project_filters()),
+        filename=f"reminix-calls-{request.project.slug}-{timezone.now():%Y-%m-%d}.csv",
+    )
+
+
+def _calls_export(request: ProjectRequest, form: ProjectLogFilterForm) -> dict[str, object]:
+    """The link to the export of what the call log shows (its filters, without the page
+    position), and how many calls the export stops at."""
+    export_url = reverse("usage:project_calls_export", args=[request.project.slug])
+    return {
+        "export_url": url_with_query(export_url, form.query()),
+        "export_max_rows": CALL_LOG_EXPORT_MAX_ROWS,
+    }

@@ -18,6 +18,14 @@ PAGES = {
     "usage:api_key_usage": (
         "outcome", "status", "ip", "since", "until", "client_token", "before", "after",
     ),
+    "usage:project_calls": (
+        "key", "token_kind", "outcome", "status", "ip", "since", "until", "request_id",
+        "client_token", "before", "after",
+    ),
+    "usage:project_calls_export": (
+        "key", "token_kind", "outcome", "status", "ip", "since", "until", "request_id",
+        "client_token", "before", "after",
+    ),
     "alerts:flag_list": ("key",),
     "apikeys:client_token_list": ("key", "before"),
     "accounts:project_audit": ("action", "actor", "ip", "since", "until", "before", "after"),

@@ -289,7 +289,7 @@ def test_the_export_holds_exactly_the_rows_the_overview_counted(
     href = unescape(re.search(r'href="([^"]*export\.csv[^"]*)"', page.content.decode())[1])
     exported = read_csv(signed_in.get(href))
     expected = sorted(raw_rows(project, overview), key=lambda r: (r.created_at, r.pk), reverse=True)
-    assert [row["request id"] for row in exported] == [r.request_id for r in expected]
+    assert [row["request_id"] for row in exported] == [r.request_id for r in expected]
     assert len(exported) == overview.totals.requests
 
 
@@ -440,8 +440,8 @@ def test_another_projects_rows_never_appear_in_the_figures_or_the_export(signed_
     assert world["foreign"] not in overview.quiet_keys
 
     exported = read_csv(signed_in.get(export_url(project, range="30d")))
-    assert not foreign_ids & {row["request id"] for row in exported}
-    assert "Foreign" not in {row["key name"] for row in exported}
+    assert not foreign_ids & {row["request_id"] for row in exported}
+    assert "Foreign" not in {row["key_name"] for row in exported}
 
 
 def test_another_projects_key_in_the_key_filter_is_an_error_beside_the_field(
@@ -715,25 +715,25 @@ def test_each_exported_row_says_what_the_call_was(signed_in, project, user, api_
 
     first, second = read_csv(signed_in.get(export_url(project)))
     assert first == {
-        "time": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.123456Z"),
-        "key name": key.name,
-        "key hint": key.hint,
-        "token type": "client_token",
-        "client token id": minted.public_id,
+        "time_utc": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "key_name": key.name,
+        "key_hint": key.hint,
+        "token_type": "client_token",
+        "client_token_id": minted.public_id,
         "method": "POST",
         "path": "/v1/agents/support-bot/invoke",
         "agent": "support-bot",
         "status": "403",
-        "error code": "insufficient_permissions",
+        "error_code": "insufficient_permissions",
         "outcome": "auth_failure",
-        "latency ms": "12.345",
-        "ip": "2001:db8::1",
-        "user agent": 'Mozilla/5.0, "quoted"',
-        "request id": by_token.request_id,
+        "latency_ms": "12.345",
+        "ip_address": "2001:db8::1",
+        "user_agent": 'Mozilla/5.0, "quoted"',
+        "request_id": by_token.request_id,
     }
-    assert second["token type"] == "personal_access_token"
-    assert (second["key name"], second["key hint"]) == ("Laptop CLI", pat.hint)
-    assert second["ip"] == second["agent"] == second["client token id"] == ""
+    assert second["token_type"] == "personal_access_token"
+    assert (second["key_name"], second["key_hint"]) == ("Laptop CLI", pat.hint)
+    assert second["ip_address"] == second["agent"] == second["client_token_id"] == ""
 
 
 def test_exported_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised(
@@ -750,9 +750,9 @@ def test_exported_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised
         ]
     )
     rows = read_csv(signed_in.get(export_url(project)))
-    assert [r["user agent"] for r in rows] == ["'=1+2", "'+cmd", "'-2+3", "'@SUM(A1)"]
+    assert [r["user_agent"] for r in rows] == ["'=1+2", "'+cmd", "'-2+3", "'@SUM(A1)"]
     assert [r["agent"] for r in rows] == ["'-agent", "'+agent", "'@agent", "ok"]
-    assert {r["key name"] for r in rows} == {'\'=HYPERLINK("http://evil.example")'}
+    assert {r["key_name"] for r in rows} == {'\'=HYPERLINK("http://evil.example")'}
     assert {r["status"] for r in rows} == {"200"}
 
 
@@ -774,7 +774,7 @@ def test_the_export_is_filtered_and_newest_first(signed_in, project, make_key, n
         + [call(now - timedelta(minutes=3), key=a, status=500, error_code="internal_error")]
     )
     rows = read_csv(signed_in.get(export_url(project, key=a.pk, outcome="ok")))
-    assert [r["request id"] for r in rows] == list(
+    assert [r["request_id"] for r in rows] == list(
         UsageRecord.objects.filter(api_key=a, outcome="ok")
         .order_by("-created_at", "-id")
         .values_list("request_id", flat=True)

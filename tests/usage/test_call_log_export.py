@@ -1,0 +1,450 @@
+"""The call log's CSV export (issue 14, point 4), and what every CSV export shares (issue 13):
+the rows the call log lists over all its pages, nothing of another project, one naming of
+columns, one way of writing a time, no formula a spreadsheet would run, and no 500 for any
+query string."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from html import unescape
+from typing import Any
+
+import pytest
+from django.http import StreamingHttpResponse
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Membership, Project
+from accounts.services import project_rename
+from apikeys.services import client_token_create, personal_token_create
+from audit.export import CSV_HEADER as AUDIT_CSV_HEADER
+from core.csv_stream import IP_COLUMN, TIME_COLUMN, csv_cell, csv_header, csv_time
+from tests.conftest import HTMX, usage_call
+from usage.export import USAGE_CSV_HEADER
+from usage.models import UsageRecord
+from usage.writer import usage_write
+
+ISO_UTC_SECOND = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+MINUTE = "%Y-%m-%dT%H:%M"
+FILTERS = (
+    "key",
+    "token_kind",
+    "outcome",
+    "status",
+    "ip",
+    "since",
+    "until",
+    "request_id",
+    "client_token",
+)
+
+
+def calls_url(project: Project) -> str:
+    return reverse("usage:project_calls", args=[project.slug])
+
+
+def export_url(project: Project) -> str:
+    return reverse("usage:project_calls_export", args=[project.slug])
+
+
+def read_csv(response: Any) -> tuple[list[str], list[dict[str, str]]]:
+    assert isinstance(response, StreamingHttpResponse)
+    assert response.status_code == 200
+    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    header, body = lines[0], lines[1:]
+    return header, [dict(zip(header, row, strict=True)) for row in body]
+
+
+def listed_request_ids(client: Any, project: Project, params: dict[str, str]) -> list[str]:
+    """The request ids that the call log lists for `params`, following its pages."""
+    response = client.get(calls_url(project), params)
+    ids = [row.request_id for row in response.context["page"].rows]
+    while older := response.context["links"]["older"]:
+        response = client.get(older)
+        ids += [row.request_id for row in response.context["page"].rows]
+    return ids
+
+
+@pytest.fixture
+def world(project, user, make_key, make_user):
+    """Three pages of calls in this project, by every kind of token, and calls of another
+    project at the same moments, from the same address."""
+    now = timezone.now().replace(second=30)
+    prod, _ = make_key(project, name="Production")
+    ci, _ = make_key(project, name="CI")
+    minted, _ = client_token_create(project=project, context={"u": 1}, api_key=prod)
+    pat, _ = personal_token_create(user=user, name="Laptop", projects=[project])
+    entries = []
+    for minute in range(1, 111):
+        status, code = 200, ""
+        if minute % 7 == 0:
+            status, code = 401, "invalid_api_key"
+        elif minute % 11 == 0:
+            status, code = 500, "internal_error"
+        ip = "198.51.100.9" if minute % 3 == 0 else "203.0.113.7"
+        at = now - timedelta(minutes=minute)
+        entries.append(usage_call(at, key=prod, status=status, error_code=code, ip=ip))
+    entries += [
+        usage_call(now - timedelta(minutes=m, seconds=5), key=ci, status=403, error_code="nope")
+        for m in range(5)
+    ]
+    entries += [
+        usage_call(now - timedelta(minutes=m, seconds=10), client_token=minted)
+        for m in (2, 9, 40, 90)
+    ]
+    entries += [
+        usage_call(now - timedelta(minutes=m, seconds=15), pat=pat, project=project)
+        for m in (1, 50, 100)
+    ]
+    other_owner = make_user(email="other@example.com")
+    other = Membership.objects.get(user=other_owner).project
+    theirs, _ = make_key(other, name="Theirs")
+    their_token, _ = client_token_create(project=other, context={}, api_key=theirs)
+    entries += [
+        usage_call(now - timedelta(minutes=m, seconds=20), key=theirs, ip="198.51.100.9")
+        for m in range(30)
+    ]
+    entries.append(usage_call(now - timedelta(minutes=3), client_token=their_token))
+    usage_write(entries)
+    return {
+        "now": now,
+        "prod": prod,
+        "ci": ci,
+        "minted": minted,
+        "pat": pat,
+        "other": other,
+        "theirs": theirs,
+        "their_token": their_token,
+    }
+
+
+type Query = Callable[[dict[str, Any]], dict[str, str]]
+
+QUERIES: dict[str, Query] = {
+    "none": lambda w: {},
+    "key": lambda w: {"key": str(w["prod"].pk)},
+    "other key": lambda w: {"key": str(w["ci"].pk)},
+    "client tokens": lambda w: {"token_kind": "client_token"},
+    "personal tokens": lambda w: {"token_kind": "personal_access_token"},
+    "outcome": lambda w: {"outcome": "auth_failure"},
+    "status": lambda w: {"status": "500"},
+    "ip": lambda w: {"ip": "198.51.100.9"},
+    "since and until": lambda w: {
+        "since": f"{w['now'] - timedelta(minutes=75):{MINUTE}}",
+        "until": f"{w['now'] - timedelta(minutes=8):{MINUTE}}",
+    },
+    "client token": lambda w: {"client_token": w["minted"].public_id},
+    "request id": lambda w: {
+        "request_id": UsageRecord.objects.filter(api_key=w["ci"]).first().request_id
+    },
+    "all at once": lambda w: {
+        "key": str(w["prod"].pk),
+        "token_kind": "api_key",
+        "outcome": "ok",
+        "ip": "203.0.113.7",
+        "since": f"{w['now'] - timedelta(minutes=100):{MINUTE}}",
+        "until": f"{w['now'] - timedelta(minutes=2):{MINUTE}}",
+    },
+}
+
+
+# -- The rows -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", QUERIES)
+def test_the_export_holds_the_rows_the_call_log_lists_on_all_its_pages(
+    signed_in, project, world, name
+):
+    params = QUERIES[name](world)
+    listed = listed_request_ids(signed_in, project, params)
+    _, rows = read_csv(signed_in.get(export_url(project), params))
+    assert [row["request_id"] for row in rows] == listed
+    assert listed  # each query matches something, so that the comparison tests the export
+    if not params:
+        assert len(rows) == 110 + 5 + 4 + 3
+
+
+def test_the_export_is_newest_first(signed_in, project, world):
+    _, rows = read_csv(signed_in.get(export_url(project)))
+    times = [row[TIME_COLUMN] for row in rows]
+    assert times == sorted(times, reverse=True)
+
+
+def test_a_pager_position_in_the_link_is_ignored_the_file_is_every_page(signed_in, project, world):
+    first = signed_in.get(calls_url(project), {"ip": "203.0.113.7"})
+    older = first.context["links"]["older"]
+    assert "before=" in older
+    _, rows = read_csv(signed_in.get(older.replace(calls_url(project), export_url(project))))
+    assert [r["request_id"] for r in rows] == listed_request_ids(
+        signed_in, project, {"ip": "203.0.113.7"}
+    )
+    _, damaged = read_csv(signed_in.get(export_url(project), {"before": "x", "after": "y"}))
+    assert len(damaged) == 110 + 5 + 4 + 3
+
+
+def test_each_row_says_what_the_call_was(signed_in, project, world):
+    _, rows = read_csv(signed_in.get(export_url(project), {"token_kind": "client_token"}))
+    record = UsageRecord.objects.get(request_id=rows[0]["request_id"])
+    assert rows[0] == {
+        TIME_COLUMN: csv_time(record.created_at),
+        "key_name": "Production",
+        "key_hint": world["prod"].hint,
+        "token_type": "client_token",
+        "client_token_id": world["minted"].public_id,
+        "method": "POST",
+        "path": "/v1/agents/my-agent/invoke",
+        "agent": "my-agent",
+        "status": "200",
+        "error_code": "",
+        "outcome": "ok",
+        "latency_ms": "1.500",
+        IP_COLUMN: "203.0.113.7",
+        "user_agent": "reminix-python/1.4",
+        "request_id": record.request_id,
+    }
+    _, by_pat = read_csv(
+        signed_in.get(export_url(project), {"token_kind": "personal_access_token"})
+    )
+    assert {(r["key_name"], r["key_hint"]) for r in by_pat} == {("Laptop", world["pat"].hint)}
+
+
+def test_the_export_is_a_streamed_attachment_named_for_the_project_and_day(
+    signed_in, project, world
+):
+    response = signed_in.get(export_url(project))
+    assert isinstance(response, StreamingHttpResponse)
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="reminix-calls-{project.slug}-{timezone.now():%Y-%m-%d}.csv"'
+    )
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_the_export_stops_at_its_cap_with_the_newest_calls(signed_in, project, world, monkeypatch):
+    monkeypatch.setattr("usage.export.CALL_LOG_EXPORT_MAX_ROWS", 7)
+    _, rows = read_csv(signed_in.get(export_url(project)))
+    assert [r["request_id"] for r in rows] == listed_request_ids(signed_in, project, {})[:7]
+
+
+# -- Another project ------------------------------------------------------------------------
+
+
+def test_another_projects_calls_are_never_in_the_export(signed_in, project, world):
+    theirs = set(
+        UsageRecord.objects.filter(project=world["other"]).values_list("request_id", flat=True)
+    )
+    for name, query in QUERIES.items():
+        _, rows = read_csv(signed_in.get(export_url(project), query(world)))
+        assert not theirs & {r["request_id"] for r in rows}, name
+        assert "Theirs" not in {r["key_name"] for r in rows}, name
+    their_call = next(iter(theirs))
+    _, rows = read_csv(signed_in.get(export_url(project), {"request_id": their_call}))
+    assert rows == []
+    _, rows = read_csv(
+        signed_in.get(export_url(project), {"client_token": world["their_token"].public_id})
+    )
+    assert rows == []
+
+
+def test_another_projects_key_is_refused_beside_the_key_filter_and_names_nothing(
+    signed_in, project, world
+):
+    response = signed_in.get(export_url(project), {"key": world["theirs"].pk})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")
+    assert 'id="id_key_error"' in html
+    assert "Theirs" not in html and world["theirs"].hint not in html
+
+
+def test_another_projects_export_is_404_and_signed_out_is_sent_to_sign_in(
+    client, signed_in, project, world
+):
+    assert signed_in.get(export_url(world["other"])).status_code == 404
+    signed_in.logout()
+    response = client.get(export_url(project))
+    assert response.status_code == 302 and "login" in response["Location"]
+
+
+# -- Bad filters and hostile query strings ------------------------------------------------
+
+
+def test_a_bad_filter_shows_the_call_log_with_the_error_beside_its_field(signed_in, project, world):
+    response = signed_in.get(export_url(project), {"status": "²", "ip": "nope"})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert 'id="id_status_error"' in html and 'id="id_ip_error"' in html
+    # Corrected and sent again, the form shows the log rather than downloading a file.
+    assert f'action="{calls_url(project)}"' in html
+
+
+HOSTILE = [
+    "\x00",
+    "a\x00b",
+    "²",
+    "٣",
+    "9999-12-31",
+    "9999-12-31T23:59",
+    "0001-01-01T00:00",
+    "9" * 40,
+    str(2**63),
+    "-1",
+    "1e400",
+    "req_" + "a" * 24 + "\x00",
+    "=cmd|' /C calc'!A0",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=repr)
+@pytest.mark.parametrize("url", [calls_url, export_url], ids=["log", "export"])
+def test_a_hostile_value_in_any_filter_is_answered_never_a_500(
+    signed_in, project, world, url, value
+):
+    for params in [{name: value} for name in FILTERS] + [dict.fromkeys(FILTERS, value)]:
+        response = signed_in.get(url(project), params)
+        assert response.status_code in (200, 400), params
+        if isinstance(response, StreamingHttpResponse):
+            b"".join(response.streaming_content)  # an export fails, if at all, while streaming
+
+
+@pytest.mark.parametrize("url", [calls_url, export_url], ids=["log", "export"])
+def test_a_lone_surrogate_and_stray_bytes_in_the_query_are_answered(signed_in, project, url):
+    for raw in ("%ED%A0%80", "%FF", "%00", "%C2%B2"):
+        query = "&".join(f"{name}={raw}" for name in (*FILTERS, "before", "after"))
+        response = signed_in.get(f"{url(project)}?{query}")
+        assert response.status_code in (200, 400), raw
+        if isinstance(response, StreamingHttpResponse):
+            b"".join(response.streaming_content)
+
+
+# -- Formulas -------------------------------------------------------------------------------
+
+
+def test_cells_a_spreadsheet_would_run_as_formulas_are_quoted(signed_in, project, user, make_key):
+    key, _ = make_key(project, name='=HYPERLINK("http://evil.example")')
+    pat, _ = personal_token_create(user=user, name="@SUM(A1)", projects=[project])
+    now = timezone.now()
+    usage_write(
+        [
+            usage_call(now - timedelta(seconds=1), key=key, agent="-agent", user_agent="+cmd"),
+            usage_call(now - timedelta(seconds=2), key=key, path="=1+1", user_agent="\tx"),
+            usage_call(now - timedelta(seconds=3), pat=pat, project=project, user_agent="\rx"),
+        ]
+    )
+    _, rows = read_csv(signed_in.get(export_url(project)))
+    assert [r["key_name"] for r in rows] == [
+        '\'=HYPERLINK("http://evil.example")',
+        '\'=HYPERLINK("http://evil.example")',
+        "'@SUM(A1)",
+    ]
+    assert [r["user_agent"] for r in rows] == ["'+cmd", "'\tx", "'\rx"]
+    assert rows[0]["agent"] == "'-agent" and rows[1]["path"] == "'=1+1"
+    cells = [cell for row in rows for cell in row.values()]
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
+
+
+def test_a_cell_is_written_one_way_whatever_export_it_is_in():
+    moment = datetime(2026, 12, 4, 14, 42, 3, 999_999, tzinfo=UTC).astimezone(
+        timezone.get_fixed_timezone(60)
+    )
+    assert csv_cell(moment) == "2026-12-04T14:42:03Z"
+    assert csv_cell(None) == ""
+    assert csv_cell(401) == 401
+    assert csv_cell("-2") == "'-2"
+    assert csv_cell("ada@example.com") == "ada@example.com"
+
+
+# -- What every export shares ---------------------------------------------------------------
+
+
+def every_export(client: Any, project: Project) -> dict[str, Any]:
+    slug = [project.slug]
+    return {
+        "usage": client.get(reverse("usage:project_usage_export", args=slug)),
+        "calls": client.get(reverse("usage:project_calls_export", args=slug)),
+        "project audit": client.get(reverse("accounts:project_audit_csv", args=slug)),
+        "user audit": client.get(reverse("accounts:user_audit_csv")),
+    }
+
+
+def test_every_export_names_its_columns_one_way(signed_in, project, user, world):
+    project_rename(project=project, name="Renamed", by=user)
+    headers = {
+        name: read_csv(response)[0] for name, response in every_export(signed_in, project).items()
+    }
+    # The two exports of the usage log have the same columns, in the same order.
+    assert headers["usage"] == headers["calls"] == list(USAGE_CSV_HEADER.names)
+    assert headers["project audit"] == headers["user audit"] == list(AUDIT_CSV_HEADER.names)
+    for name, header in headers.items():
+        assert all(SNAKE_CASE.fullmatch(column) for column in header), name
+        assert header[0] == TIME_COLUMN and IP_COLUMN in header, name
+
+
+def test_every_export_writes_times_in_iso_8601_utc_to_the_second(signed_in, project, user, world):
+    project_rename(project=project, name="Renamed", by=user)
+    for name, response in every_export(signed_in, project).items():
+        _, rows = read_csv(response)
+        assert rows, name
+        assert all(ISO_UTC_SECOND.fullmatch(row[TIME_COLUMN]) for row in rows), name
+    _, rows = read_csv(signed_in.get(export_url(project)))
+    record = UsageRecord.objects.get(request_id=rows[0]["request_id"])
+    assert rows[0][TIME_COLUMN] == record.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("time", "ip"),
+        (TIME_COLUMN, "key name"),
+        (TIME_COLUMN, "Key"),
+        (TIME_COLUMN, "a", "a"),
+        ("a", TIME_COLUMN),
+        (),
+    ],
+)
+def test_a_header_that_breaks_the_naming_is_refused_when_it_is_built(names):
+    with pytest.raises(ValueError):
+        csv_header(*names)
+
+
+# -- The link -------------------------------------------------------------------------------
+
+
+def export_link(html: str) -> str:
+    match = re.search(r'href="([^"]*calls/export\.csv[^"]*)"[^>]*download', html)
+    assert match, "no export link"
+    return unescape(match[1])
+
+
+def test_the_call_log_links_its_export_beside_the_filters_with_the_same_filters(
+    signed_in, project, world
+):
+    params = {"ip": "203.0.113.7", "outcome": "ok"}
+    first = signed_in.get(calls_url(project), params)
+    page = signed_in.get(first.context["links"]["older"])
+    html = page.content.decode()
+    assert "Download CSV" in html
+    start = html.index('id="calls-filters"')
+    filters = html[start : html.index("</form>", start)]
+    href = export_link(filters)
+    assert "before=" not in href
+    _, rows = read_csv(signed_in.get(href))
+    assert [r["request_id"] for r in rows] == listed_request_ids(signed_in, project, params)
+
+
+def test_htmx_filtering_brings_the_export_link_up_to_date_out_of_band(signed_in, project, world):
+    fragment = signed_in.get(calls_url(project), {"status": "500"}, headers=HTMX)
+    html = fragment.content.decode()
+    assert 'id="calls-export" hx-swap-oob="true"' in html
+    assert export_link(html).endswith("?status=500")
+    refused = signed_in.get(calls_url(project), {"status": "²"}, headers=HTMX).content.decode()
+    assert 'id="calls-export" hx-swap-oob="true"></span>' in refused
+
+
+def test_no_link_when_there_is_nothing_to_export(signed_in, project):
+    assert "Download CSV" not in signed_in.get(calls_url(project)).content.decode()
