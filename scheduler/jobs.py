@@ -54,6 +54,7 @@ def jobs() -> list[Job]:
             every=DAY,
             offset=15 * MINUTE,
         ),
+        Job("clear_sessions", ("clear_sessions",), every=DAY, offset=20 * MINUTE),
     ]
 
 

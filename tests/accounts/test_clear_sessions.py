@@ -1,0 +1,40 @@
+"""The daily clear_sessions job: expired sessions go, and so do the Sessions page's
+records of them; a live session and a record written a moment before its session stay."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+from django.core.management import call_command
+from django.utils import timezone
+
+from accounts.models import SignedInSession
+
+
+def session(expires_in: timedelta) -> str:
+    store = SessionStore()
+    store["x"] = 1
+    store.create()
+    Session.objects.filter(session_key=store.session_key).update(
+        expire_date=timezone.now() + expires_in
+    )
+    return str(store.session_key)
+
+
+def test_expired_sessions_and_their_records_are_removed(user):
+    live, expired = session(timedelta(days=1)), session(-timedelta(minutes=1))
+    long_ago = timezone.now() - timedelta(days=3)
+    for key in (live, expired, "never-saved-and-old"):
+        SignedInSession.objects.create(user=user, session_key=key, last_seen_at=long_ago)
+    SignedInSession.objects.create(user=user, session_key="being-signed-in-now")
+    out = io.StringIO()
+    call_command("clear_sessions", stdout=out)
+    assert "Removed 2 records of ended sessions." in out.getvalue()
+    assert set(Session.objects.values_list("session_key", flat=True)) == {live}
+    assert set(SignedInSession.objects.values_list("session_key", flat=True)) == {
+        live,
+        "being-signed-in-now",
+    }
