@@ -55,11 +55,15 @@ def pat_calls(pat: PersonalAccessToken) -> UsageRecordQuerySet:
 def pat_tallies(pat: PersonalAccessToken, now: datetime) -> list[Tally]:
     day, week = now - timedelta(days=1), now - timedelta(days=7)
     refused = ~Q(outcome=Outcome.OK)
-    figures = pat_calls(pat).filter(created_at__gte=week).aggregate(
-        day=Count("id", filter=Q(created_at__gte=day)),
-        day_refused=Count("id", filter=Q(created_at__gte=day) & refused),
-        week=Count("id"),
-        week_refused=Count("id", filter=refused),
+    figures = (
+        pat_calls(pat)
+        .filter(created_at__gte=week)
+        .aggregate(
+            day=Count("id", filter=Q(created_at__gte=day)),
+            day_refused=Count("id", filter=Q(created_at__gte=day) & refused),
+            week=Count("id"),
+            week_refused=Count("id", filter=refused),
+        )
     )
     return [
         Tally("Last 24 hours", figures["day"], figures["day_refused"]),
@@ -114,4 +118,5 @@ def personal_token_usage(request: AuthenticatedRequest, token_id: int) -> HttpRe
         fragment="pat-log",
         valid=page is not None,
         address=address or request.path,
+        fragment_context={"filters_out_of_band": True},
     )

@@ -253,7 +253,7 @@ def project_calls_log(request: ProjectRequest) -> HttpResponse:
         valid=page is not None,
         address=address or request.path,
         # The export link sits beside the filters, outside the log: it follows the log.
-        fragment_context={"export_out_of_band": True},
+        fragment_context={"filters_out_of_band": True},
     )
 
 

@@ -171,3 +171,12 @@ def test_the_usage_page_answers_odd_filters_with_errors_beside_the_fields(signed
         assert answer.status_code in (200, 400), params
     bad = signed_in.get(usage_url(token), {"status": "²"})
     assert bad.status_code == 400 and "Enter an HTTP status code" in bad.content.decode()
+
+
+def test_an_htmx_filter_error_is_shown_beside_its_field(signed_in, pat):
+    token, _ = pat
+    answer = signed_in.get(usage_url(token), {"status": "²"}, headers=HTMX)
+    html = answer.content.decode()
+    assert answer.status_code == 200  # htmx swaps it in
+    assert 'id="pat-filters"' in html and 'hx-swap-oob="true"' in html
+    assert "Enter an HTTP status code" in html

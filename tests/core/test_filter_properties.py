@@ -26,6 +26,10 @@ PAGES = {
         "key", "token_kind", "outcome", "status", "ip", "since", "until", "request_id",
         "client_token", "before", "after",
     ),
+    "usage:personal_token_usage": (
+        "outcome", "status", "ip", "since", "until", "client_token", "before", "after",
+    ),
+    "apikeys:api_key_list": ("q", "sort", "page", "ended_page"),
     "alerts:flag_list": ("key",),
     "apikeys:client_token_list": ("key", "before"),
     "accounts:project_audit": ("action", "actor", "ip", "since", "until", "before", "after"),
@@ -65,6 +69,11 @@ ODD_VALUES = [
 def url_of(name: str, project, key) -> str:
     if name.startswith("accounts:user_audit"):
         return reverse(name)
+    if name == "usage:personal_token_usage":
+        from apikeys.services import personal_token_create
+
+        pat, _ = personal_token_create(user=key.created_by, name="CLI", expires_at=None)
+        return reverse(name, kwargs={"token_id": pat.pk})
     kwargs = {"slug": project.slug}
     if name == "usage:api_key_usage":
         kwargs["key_id"] = key.pk

@@ -437,13 +437,17 @@ def test_the_call_log_links_its_export_beside_the_filters_with_the_same_filters(
     assert [r["request_id"] for r in rows] == listed_request_ids(signed_in, project, params)
 
 
-def test_htmx_filtering_brings_the_export_link_up_to_date_out_of_band(signed_in, project, world):
+def test_htmx_filtering_redraws_the_filters_out_of_band_with_errors_and_the_export_link(
+    signed_in, project, world
+):
     fragment = signed_in.get(calls_url(project), {"status": "500"}, headers=HTMX)
     html = fragment.content.decode()
-    assert 'id="calls-export" hx-swap-oob="true"' in html
+    assert 'id="calls-filters"' in html and 'hx-swap-oob="true"' in html
     assert export_link(html).endswith("?status=500")
     refused = signed_in.get(calls_url(project), {"status": "²"}, headers=HTMX).content.decode()
-    assert 'id="calls-export" hx-swap-oob="true"></span>' in refused
+    # The error stands beside its field, and no export link offers the refused filter.
+    assert 'hx-swap-oob="true"' in refused and "Enter an HTTP status code" in refused
+    assert "Download CSV" not in refused
 
 
 def test_no_link_when_there_is_nothing_to_export(signed_in, project):
