@@ -520,10 +520,9 @@ class PersonalTokenRegenerateForm(TokenExpiryForm):
     def __init__(self, *args: Any, personal_token: PersonalAccessToken, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.personal_token = personal_token
-        self.fields["expiry"].initial = "30"
-        self.fields["expiry"].help_text = (
-            "The new secret's lifetime, from now. The old secret stops working at once."
-        )
+        expiry = self.fields["expiry"]
+        expiry.initial = "30"
+        expiry.help_text = "The new secret's lifetime, from now. The old one stops at once."
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
