@@ -178,5 +178,5 @@ def test_an_htmx_filter_error_is_shown_beside_its_field(signed_in, pat):
     answer = signed_in.get(usage_url(token), {"status": "²"}, headers=HTMX)
     html = answer.content.decode()
     assert answer.status_code == 200  # htmx swaps it in
-    assert 'id="pat-filters"' in html and 'hx-swap-oob="true"' in html
+    assert 'id="usage-filters"' in html and 'hx-swap-oob="true"' in html
     assert "Enter an HTTP status code" in html
