@@ -53,7 +53,9 @@
   "use strict";
   function focusNew(root) {
     var panel = root.querySelector && root.querySelector("[data-autofocus]");
-    if (panel) panel.focus();
+    // Only once: a later update (the key list reloading after a create) must not pull
+    // focus back from the secret or the Copy button to the panel.
+    if (panel && !panel.contains(document.activeElement)) panel.focus();
   }
   document.addEventListener("DOMContentLoaded", function () { focusNew(document); });
   document.addEventListener("htmx:afterSwap", function (event) { focusNew(document); });
