@@ -243,3 +243,40 @@ class SignedInSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} from {self.ip or 'an unknown address'}"
+
+
+class TotpDevice(models.Model):
+    """A person's authenticator app (RFC 6238, 30-second codes of 6 digits). The seed is
+    kept encrypted under the server's TOKEN_HASH_KEY (accounts/two_factor.py), so a copy
+    of the database alone cannot make codes. Unconfirmed until a first code is entered."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="totp_device"
+    )
+    secret_encrypted = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    # The time step of the last code accepted: a code is good once, never replayed.
+    last_step = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"authenticator of {self.user}"
+
+
+class RecoveryCode(models.Model):
+    """One of a person's 10 single-use recovery codes, kept as a keyed hash only."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recovery_codes"
+    )
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "code_hash"], name="recovery_code_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"recovery code of {self.user}"
