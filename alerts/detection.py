@@ -5,9 +5,9 @@ and in batches, and raises or adds to Flags:
 
 - ended_token_used (high): a revoked or expired key, or an ended client token, is tried.
 - blocked_network (high): a key's network allowlist refused calls (403 ip_not_allowed).
-- auth_failure_burst (high): AUTH_BURST_THRESHOLD or more auth/permission failures for
-  one key within AUTH_BURST_WINDOW (not counting its suspension's or allowlist's own
-  refusals, which have their own answer).
+- auth_failure_burst (high): AUTH_BURST_THRESHOLD (20) or more auth/permission failures
+  for one key within AUTH_BURST_WINDOW (10 minutes), not counting its suspension's or
+  allowlist's own refusals, which have their own answer.
 - new_network (medium): a key succeeds from a /24 (IPv4) or /48 (IPv6) it has never used,
   after its first day of use. Calls through client tokens are left out: browsers come
   from everywhere by design.
@@ -17,7 +17,12 @@ and in batches, and raises or adds to Flags:
   addresses.
 - unused_key (low): an active key unused for UNUSED_AFTER; suggest revoking it.
 
-A new high-severity flag emails the project's owners, at most once per key per hour.
+The numbers are the defaults: a project's owners may set their own, or turn a kind that
+depends on them off (AlertRules, alerts/rules.py). Each batch reads the rules of all the
+projects in it with one query.
+
+A new high-severity flag emails the project's owners (and members who asked for these
+emails; notifications/), one email each, at most once per key per hour.
 Run it every minute from cron: `python manage.py detect_suspicious_activity`.
 
 Every row is read exactly once: usage rows get their ids in commit order (usage/writer.py
@@ -46,7 +51,18 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership
-from alerts.models import DetectionCursor, Flag, KeyNetwork
+from alerts.models import AlertRules, DetectionCursor, Flag, KeyNetwork
+from alerts.rules import (
+    AUTH_BURST_THRESHOLD,
+    AUTH_BURST_WINDOW,
+    CLIENT_TOKEN_MAX_IPS,
+    DEFAULTS,
+    NEW_NETWORK_GRACE,
+    SPIKE_FACTOR,
+    SPIKE_MIN_CALLS,
+    UNUSED_AFTER,
+    Thresholds,
+)
 from apikeys.models import ApiKey, ClientToken
 from core.mail import one_line
 from core.networks import network_around
@@ -54,16 +70,22 @@ from usage.models import Outcome, UsageHour, UsageRecord
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "AUTH_BURST_THRESHOLD",
+    "AUTH_BURST_WINDOW",
+    "CLIENT_TOKEN_MAX_IPS",
+    "NEW_NETWORK_GRACE",
+    "SPIKE_FACTOR",
+    "SPIKE_MIN_CALLS",
+    "UNUSED_AFTER",
+    "DetectionResult",
+    "detect",
+    "email_pending_flags",
+]
+
 BATCH_SIZE = 10_000
-AUTH_BURST_THRESHOLD = 20
-AUTH_BURST_WINDOW = timedelta(minutes=10)
-SPIKE_FACTOR = 5
-SPIKE_MIN_CALLS = 100
 SPIKE_BASELINE = timedelta(days=7)
 SPIKE_MIN_HISTORY = timedelta(days=1)
-CLIENT_TOKEN_MAX_IPS = 5
-NEW_NETWORK_GRACE = timedelta(days=1)
-UNUSED_AFTER = timedelta(days=90)
 EMAIL_EVERY = timedelta(hours=1)
 # A flag not emailed within this long (no owner could be reached) is not emailed late.
 EMAIL_WITHIN = timedelta(days=1)
@@ -133,6 +155,7 @@ def _process(rows: list[dict[str, Any]], now: datetime, result: DetectionResult)
     # A call that reached no project (no token, or a personal access token refused before
     # its X-Project was read) belongs to no project's alerts.
     rows = [r for r in rows if r["project_id"] is not None]
+    rules = _rules_of({r["project_id"] for r in rows})
     checks = {
         "ended tokens": _ended_tokens,
         "blocked networks": _blocked_networks,
@@ -142,7 +165,19 @@ def _process(rows: list[dict[str, Any]], now: datetime, result: DetectionResult)
         "client token addresses": _client_token_ips,
     }
     for what, check in checks.items():
-        _isolated(what, partial(check, rows, now, result), result)
+        _isolated(what, partial(check, rows, now, result, rules), result)
+
+
+type Rules = dict[int, Thresholds]
+
+
+def _rules_of(project_ids: set[int]) -> Rules:
+    """The thresholds of every project in a batch, in one query; a project without its own
+    rules gets the defaults."""
+    rules: Rules = dict.fromkeys(project_ids, DEFAULTS)
+    for row in AlertRules.objects.filter(project_id__in=project_ids):
+        rules[row.project_id] = row.thresholds()
+    return rules
 
 
 def _isolated[T](what: str, run: Callable[[], T], result: DetectionResult) -> T | None:
@@ -251,7 +286,9 @@ def _ips(rows: list[dict[str, Any]], most: int = 10) -> list[str]:
 # -- The checks ------------------------------------------------------------------------------
 
 
-def _ended_tokens(rows: list[dict[str, Any]], now: datetime, result: DetectionResult) -> None:
+def _ended_tokens(
+    rows: list[dict[str, Any]], now: datetime, result: DetectionResult, rules: Rules
+) -> None:
     by_token: dict[tuple[int, int | None, int | None], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         # A personal access token's ended use is its person's matter, not a project's.
@@ -285,7 +322,9 @@ def _ended_tokens(rows: list[dict[str, Any]], now: datetime, result: DetectionRe
         )
 
 
-def _blocked_networks(rows: list[dict[str, Any]], now: datetime, result: DetectionResult) -> None:
+def _blocked_networks(
+    rows: list[dict[str, Any]], now: datetime, result: DetectionResult, rules: Rules
+) -> None:
     """Calls a key's network allowlist refused: the key's secret is held by someone
     outside its networks (or the list misses one of the project's own)."""
     by_key: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
@@ -323,7 +362,9 @@ def _names(tokens: Any) -> dict[tuple[int | None, int | None], str]:
     return names
 
 
-def _auth_bursts(rows: list[dict[str, Any]], now: datetime, result: DetectionResult) -> None:
+def _auth_bursts(
+    rows: list[dict[str, Any]], now: datetime, result: DetectionResult, rules: Rules
+) -> None:
     """Counted in the log itself over the window ending at each key's latest failure, so a
     burst split across batches is still seen whole."""
     latest: dict[tuple[int, int], datetime] = {}
@@ -331,11 +372,16 @@ def _auth_bursts(rows: list[dict[str, Any]], now: datetime, result: DetectionRes
         # A suspended key refused is the project's own doing, not someone probing.
         if r["error_code"] in (SUSPENDED, IP_NOT_ALLOWED):
             continue
-        if r["outcome"] == Outcome.AUTH_FAILURE and r["api_key_id"]:
+        if (
+            r["outcome"] == Outcome.AUTH_FAILURE
+            and r["api_key_id"]
+            and rules[r["project_id"]].on(Flag.Kind.AUTH_FAILURE_BURST)
+        ):
             token = (r["project_id"], r["api_key_id"])
             latest[token] = max(latest.get(token, r["created_at"]), r["created_at"])
     for (project_id, key_id), until in latest.items():
-        since = until - AUTH_BURST_WINDOW
+        window, threshold = rules[project_id].burst_window, rules[project_id].burst_failures
+        since = until - window
         failures = UsageRecord.objects.filter(
             api_key_id=key_id,
             created_at__gt=since,
@@ -344,7 +390,7 @@ def _auth_bursts(rows: list[dict[str, Any]], now: datetime, result: DetectionRes
         ).exclude(error_code__in=(SUSPENDED, IP_NOT_ALLOWED))
         span = failures.aggregate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
         count = span["n"]
-        if count < AUTH_BURST_THRESHOLD:
+        if count < threshold:
             continue
         ips = list(
             failures.values("ip")
@@ -360,7 +406,7 @@ def _auth_bursts(rows: list[dict[str, Any]], now: datetime, result: DetectionRes
             kind=Flag.Kind.AUTH_FAILURE_BURST,
             severity=Flag.Severity.HIGH,
             subject="",
-            summary=f"{name} was refused {count} times in {_minutes(AUTH_BURST_WINDOW)} minutes "
+            summary=f"{name} was refused {count} times in {_minutes(window)} minutes "
             "for missing permissions or access.",
             evidence={
                 "count": count,
@@ -379,7 +425,9 @@ def _minutes(span: timedelta) -> int:
     return int(span.total_seconds() // 60)
 
 
-def _new_networks(rows: list[dict[str, Any]], now: datetime, result: DetectionResult) -> None:
+def _new_networks(
+    rows: list[dict[str, Any]], now: datetime, result: DetectionResult, rules: Rules
+) -> None:
     direct = [
         r for r in rows
         if r["outcome"] == Outcome.OK and r["api_key_id"] and r["ip"] and not r["client_token_id"]
@@ -401,7 +449,11 @@ def _new_networks(rows: list[dict[str, Any]], now: datetime, result: DetectionRe
         first_use = min(networks.values(), default=when)
         networks[network] = when
         new.append(KeyNetwork(api_key_id=key_id, network=network, first_seen=when))
-        if when - first_use > NEW_NETWORK_GRACE:
+        project_rules = rules[r["project_id"]]
+        # Networks are learnt while the kind is off, so turning it on flags only the new.
+        if project_rules.on(Flag.Kind.NEW_NETWORK) and (
+            when - first_use > project_rules.new_network_grace
+        ):
             findings[(r["project_id"], key_id, network)].append(r)
     KeyNetwork.objects.bulk_create(new, ignore_conflicts=True)
     names = _names({(p, k, None) for p, k, _ in findings})
@@ -424,10 +476,12 @@ def _new_networks(rows: list[dict[str, Any]], now: datetime, result: DetectionRe
         )
 
 
-def _volume_spikes(rows: list[dict[str, Any]], now: datetime, result: DetectionResult) -> None:
+def _volume_spikes(
+    rows: list[dict[str, Any]], now: datetime, result: DetectionResult, rules: Rules
+) -> None:
     hours: set[tuple[int, int, datetime]] = set()
     for r in rows:
-        if r["api_key_id"]:
+        if r["api_key_id"] and rules[r["project_id"]].on(Flag.Kind.VOLUME_SPIKE):
             hour = r["created_at"].replace(minute=0, second=0, microsecond=0)
             hours.add((r["project_id"], r["api_key_id"], hour))
     for project_id, key_id, hour in hours:
@@ -446,7 +500,8 @@ def _volume_spikes(rows: list[dict[str, Any]], now: datetime, result: DetectionR
             .first()
             or 0
         )
-        if current < max(SPIKE_MIN_CALLS, SPIKE_FACTOR * baseline):
+        project_rules = rules[project_id]
+        if current < max(project_rules.spike_min_calls, project_rules.spike_factor * baseline):
             continue
         calls = UsageRecord.objects.filter(
             api_key_id=key_id, created_at__gte=hour, created_at__lt=hour + timedelta(hours=1)
@@ -472,15 +527,22 @@ def _volume_spikes(rows: list[dict[str, Any]], now: datetime, result: DetectionR
         )
 
 
-def _client_token_ips(rows: list[dict[str, Any]], now: datetime, result: DetectionResult) -> None:
-    tokens = {(r["project_id"], r["client_token_id"]) for r in rows if r["client_token_id"]}
+def _client_token_ips(
+    rows: list[dict[str, Any]], now: datetime, result: DetectionResult, rules: Rules
+) -> None:
+    tokens = {
+        (r["project_id"], r["client_token_id"])
+        for r in rows
+        if r["client_token_id"] and rules[r["project_id"]].on(Flag.Kind.CLIENT_TOKEN_MANY_IPS)
+    }
     for project_id, ct_id in tokens:
+        most = rules[project_id].client_token_max_ips
         ips = list(
             UsageRecord.objects.filter(client_token_id=ct_id, ip__isnull=False)
             .values_list("ip", flat=True)
-            .distinct()[: CLIENT_TOKEN_MAX_IPS * 4]
+            .distinct()[: most * 4]
         )
-        if len(ips) < CLIENT_TOKEN_MAX_IPS:
+        if len(ips) < most:
             continue
         span = UsageRecord.objects.filter(client_token_id=ct_id).aggregate(
             first=Min("created_at"), last=Max("created_at")
@@ -495,7 +557,7 @@ def _client_token_ips(rows: list[dict[str, Any]], now: datetime, result: Detecti
             severity=Flag.Severity.MEDIUM,
             subject="",
             summary=f"Client token {ct.public_id} was used from {len(ips)}"
-            f"{'+' if len(ips) >= CLIENT_TOKEN_MAX_IPS * 4 else ''} addresses; a token minted "
+            f"{'+' if len(ips) >= most * 4 else ''} addresses; a token minted "
             "for one browser should see one or two.",
             evidence={"ips": ips[:10], "count": len(ips), "since": span["first"].isoformat()},
             seen_from=span["first"],
@@ -503,12 +565,33 @@ def _client_token_ips(rows: list[dict[str, Any]], now: datetime, result: Detecti
         )
 
 
+def _unused_since(cutoff: datetime) -> Q:
+    return Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, created_at__lt=cutoff)
+
+
 def _unused_keys(now: datetime, result: DetectionResult) -> None:
-    cutoff = now - UNUSED_AFTER
+    """Over every project's keys: the projects with rules of their own for it are grouped
+    by their number of days, so the query has a term per distinct value, not per project."""
+    # A row per project that saved rules: few, and read once a run (a JSON "contains"
+    # is not there on SQLite, so the kinds turned off are read here).
+    tuned = AlertRules.objects.values_list("project_id", "unused_days", "off")
+    by_days: dict[timedelta, list[int]] = defaultdict(list)
+    special: list[int] = []
+    for project_id, days, off in tuned:
+        turned_off = Flag.Kind.UNUSED_KEY in (off or [])
+        if days is None and not turned_off:
+            continue
+        special.append(project_id)
+        if not turned_off:
+            by_days[timedelta(days=days) if days else UNUSED_AFTER].append(project_id)
+    unused = _unused_since(now - UNUSED_AFTER) & ~Q(project_id__in=special)
+    for after, project_ids in by_days.items():
+        unused |= _unused_since(now - after) & Q(project_id__in=project_ids)
     stale = ApiKey.objects.active().filter(
-        Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, created_at__lt=cutoff),
+        unused,
         suspended_at__isnull=True,  # quiet because it is suspended: nothing to point out
     )
+    cutoffs = {p: now - after for after, ps in by_days.items() for p in ps}
     already = set(
         Flag.objects.filter(kind=Flag.Kind.UNUSED_KEY, api_key__in=stale).values_list(
             "api_key_id", flat=True
@@ -525,7 +608,7 @@ def _unused_keys(now: datetime, result: DetectionResult) -> None:
                 outcome=Outcome.OK,
                 created_at__gt=last_used,
             ).aggregate(last=Max("created_at"))["last"]
-            if later is not None and later >= cutoff:
+            if later is not None and later >= cutoffs.get(key.project_id, now - UNUSED_AFTER):
                 continue
             last_used = later or last_used
         since = last_used or key.created_at

@@ -6,11 +6,13 @@ when they moved here from apikeys."""
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Project
+from alerts.rules import TUNABLE_BY_NAME, TUNABLES, Thresholds
 from apikeys.models import ApiKey, ClientToken
 from core.networks import network_around, parse_networks
 
@@ -36,7 +38,7 @@ class Flag(models.Model):
         VOLUME_SPIKE = "volume_spike", "Volume spike"
         AUTH_FAILURE_BURST = "auth_failure_burst", "Burst of auth or permission failures"
         CLIENT_TOKEN_MANY_IPS = "client_token_many_ips", "Client token used from many addresses"
-        UNUSED_KEY = "unused_key", "Unused for 90 days"
+        UNUSED_KEY = "unused_key", "Unused for a long time"
         BLOCKED_NETWORK = "blocked_network", "Used from outside its allowed networks"
         FOUND_IN_PUBLIC = "found_in_public", "Found in public by GitHub's secret scanning"
 
@@ -135,3 +137,56 @@ class DetectionCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.last_id}"
+
+
+def _bounded(name: str) -> models.PositiveIntegerField:
+    tunable = TUNABLE_BY_NAME[name]
+    return models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(tunable.least), MaxValueValidator(tunable.most)],
+        help_text=f"{tunable.least}–{tunable.most}; empty: {tunable.default}",
+    )
+
+
+class AlertRules(models.Model):
+    """A project's own thresholds for the alert kinds that depend on what is ordinary for
+    it (alerts/rules.py). NULL is "the default": a project without a row, or with every
+    value NULL, is checked as every project was before rules existed."""
+
+    project = models.OneToOneField(
+        Project, on_delete=models.CASCADE, primary_key=True, related_name="alert_rules"
+    )
+    burst_failures = _bounded("burst_failures")
+    burst_minutes = _bounded("burst_minutes")
+    new_network_grace_hours = _bounded("new_network_grace_hours")
+    spike_factor = _bounded("spike_factor")
+    spike_min_calls = _bounded("spike_min_calls")
+    client_token_max_ips = _bounded("client_token_max_ips")
+    unused_days = _bounded("unused_days")
+    # The kinds turned off (alerts.rules.SWITCHABLE), as a list of Flag.Kind values.
+    off = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            # The form keeps values in bounds; this keeps any other writer to them too.
+            models.CheckConstraint(
+                condition=Q(**{f"{t.name}__isnull": True})
+                | Q(**{f"{t.name}__gte": t.least, f"{t.name}__lte": t.most}),
+                name=f"alertrules_{t.name}_bounds",
+            )
+            for t in TUNABLES
+        ]
+
+    def __str__(self) -> str:
+        return f"Alert rules of {self.project_id}"
+
+    def values(self) -> dict[str, int | None]:
+        return {t.name: getattr(self, t.name) for t in TUNABLES}
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds.of(self.values(), self.off or [])
