@@ -16,3 +16,6 @@ class AlertsConfig(AppConfig):
             Action("flag.acknowledged", "Alert acknowledged"),
             Action("flag.network_ours", "Network confirmed as the project's own", "warning"),
         )
+        # Rules decide what raises an alert at all: a change to them is worth finding.
+        register_group("alert_rules", "Alert rules", prefix="alerts.", scopes=BOTH)
+        register_actions(Action("alerts.rules_changed", "Alert rules changed", "warning"))

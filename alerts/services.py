@@ -9,7 +9,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Project, User
-from alerts.models import Flag, KeyNetwork
+from alerts.models import AlertRules, Flag, KeyNetwork
+from alerts.rules import SWITCHABLE, TUNABLES
 from apikeys.models import ApiKey, ClientToken
 from apikeys.services import token_networks_set
 from audit.log import audit_record
@@ -126,3 +127,44 @@ def flag_found_in_public(
             first_seen=seen_at,
             last_seen=seen_at,
         )
+
+
+@transaction.atomic
+def alert_rules_set(
+    *,
+    project: Project,
+    values: dict[str, int | None],
+    off: list[str],
+    by: User,
+    ip: str | None = None,
+) -> dict[str, list[object]]:
+    """Store the project's own thresholds (None: the default) and the kinds turned off,
+    audited with each change as [old, new]. Returns the changes; none, nothing written."""
+    rules = AlertRules.objects.select_for_update().filter(project=project).first()
+    rules = rules or AlertRules(project=project)  # stored only if something changes
+    changes: dict[str, list[object]] = {}
+    for tunable in TUNABLES:
+        old, new = getattr(rules, tunable.name), values.get(tunable.name)
+        if old != new:
+            changes[tunable.name] = [old, new]
+            setattr(rules, tunable.name, new)
+    was_off = set(rules.off or [])
+    now_off = [kind for kind in SWITCHABLE if kind in off]
+    for kind in SWITCHABLE:
+        if (kind in was_off) != (kind in now_off):
+            changes[kind] = ["off" if kind in was_off else "on", "off" if kind in now_off else "on"]
+    if not changes:
+        return changes
+    rules.off, rules.updated_at, rules.updated_by = now_off, timezone.now(), by
+    rules.full_clean()
+    rules.save()
+    audit_record(
+        action="alerts.rules_changed",
+        actor=by,
+        project=project,
+        target=rules,
+        target_label="Alert rules",
+        ip=ip,
+        metadata={"changes": changes},
+    )
+    return changes

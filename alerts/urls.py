@@ -7,6 +7,7 @@ app_name = "alerts"
 urlpatterns = [
     path("projects/<slug:slug>/alerts/", views.flag_list, name="flag_list"),
     path("projects/<slug:slug>/alerts/lookup/", views.token_lookup, name="token_lookup"),
+    path("projects/<slug:slug>/alerts/rules/", views.alert_rules, name="alert_rules"),
     path(
         "projects/<slug:slug>/alerts/<int:flag_id>/acknowledge/",
         views.flag_acknowledge_view,

@@ -15,14 +15,19 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import project_member_required, project_owner_required
 from accounts.http import ProjectRequest
 from accounts.models import Project
-from alerts.forms import FlagFilterForm, TokenLookupForm
-from alerts.models import Flag
-from alerts.services import NotAboutANetwork, flag_acknowledge, flag_network_ours
+from alerts.forms import AlertRulesForm, FlagFilterForm, TokenLookupForm
+from alerts.models import AlertRules, Flag
+from alerts.services import (
+    NotAboutANetwork,
+    alert_rules_set,
+    flag_acknowledge,
+    flag_network_ours,
+)
 from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.tokens import TokenKind, token_hash, token_kind
 from core.client_ip import client_ip
@@ -209,3 +214,38 @@ def token_lookup(request: ProjectRequest) -> HttpResponse:
         return render(request, TEMPLATE + "#token-lookup", context, status=status)
     form = FlagFilterForm({}, project=request.project)
     return render(request, TEMPLATE, {**_context(request, form), **context}, status=status)
+
+
+RULES_TEMPLATE = "alerts/alert_rules.html"
+
+
+@require_http_methods(["GET", "POST"])
+@project_owner_required
+def alert_rules(request: ProjectRequest) -> HttpResponse:
+    """The project's own thresholds for each alert kind, and which kinds are on. Owners
+    only: a rule decides whether anyone hears of a finding at all."""
+    if request.method == "GET":
+        return render(request, RULES_TEMPLATE, {"form": _stored_rules_form(request)})
+    form = AlertRulesForm(request.POST)
+    template = RULES_TEMPLATE + "#rules-form" if request.htmx else RULES_TEMPLATE
+    if not form.is_valid():
+        return render(request, template, {"form": form}, status=422)
+    changes = alert_rules_set(
+        project=request.project,
+        values=form.values(),
+        off=form.off(),
+        by=request.user,
+        ip=client_ip(request),
+    )
+    if changes:
+        messages.success(request, "Alert rules saved. They apply from the next check.")
+    else:
+        messages.info(request, "The alert rules are as they were.")
+    if request.htmx:
+        return render(request, template, {"form": _stored_rules_form(request)})
+    return redirect("alerts:alert_rules", slug=request.project.slug)
+
+
+def _stored_rules_form(request: ProjectRequest) -> AlertRulesForm:
+    rules = AlertRules.objects.filter(project=request.project).first() or AlertRules()
+    return AlertRulesForm(initial=AlertRulesForm.initial_of(rules.values(), rules.off))
