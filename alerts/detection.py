@@ -50,7 +50,6 @@ from django.db.models import Count, F, Max, Min, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership
 from alerts.models import AlertRules, DetectionCursor, Flag, KeyNetwork
 from alerts.rules import (
     AUTH_BURST_THRESHOLD,
@@ -66,6 +65,7 @@ from alerts.rules import (
 from apikeys.models import ApiKey, ClientToken
 from core.mail import one_line
 from core.networks import network_around
+from notifications.recipients import alert_email_recipients, send_to_each
 from usage.models import Outcome, UsageHour, UsageRecord
 
 logger = logging.getLogger(__name__)
@@ -631,9 +631,9 @@ def _unused_keys(now: datetime, result: DetectionResult) -> None:
 
 
 def email_pending_flags(now: datetime, result: DetectionResult) -> None:
-    """Email the owners about every open high-severity flag not emailed yet (raised by
-    this run or by one that failed before its emails), each in isolation: a project whose
-    mail cannot be sent does not keep the others' from going."""
+    """Email the owners (and members who asked) about every open high-severity flag not
+    emailed yet (raised by this run or by one that failed before its emails), each in
+    isolation: a project whose mail cannot be sent does not keep the others' from going."""
     pending = (
         Flag.objects.filter(
             severity=Flag.Severity.HIGH,
@@ -652,8 +652,11 @@ def email_pending_flags(now: datetime, result: DetectionResult) -> None:
 def _email_owners(flag: Flag, now: datetime) -> bool:
     """Email the project's owners about a new high-severity flag: one email per key (or
     client token) per hour at most, however many flags it raises. The flag is claimed
-    (emailed_at) in the transaction that sends, so a failed send is retried next run and
-    two runs never both send."""
+    (emailed_at) in the transaction that sends, so a send that reaches nobody is retried
+    next run and two runs never both send.
+
+    Who: the owners, less those who turned these emails off, and members who turned them
+    on (notifications/), each in a message of their own."""
     claimed = Flag.objects.filter(pk=flag.pk, emailed_at__isnull=True).update(emailed_at=now)
     if not claimed:
         return False
@@ -665,26 +668,28 @@ def _email_owners(flag: Flag, now: datetime) -> bool:
     ).exclude(pk=flag.pk)
     if recent.exists():
         return False  # covered by the email sent for the same key within the hour
-    owners = list(
-        Membership.objects.filter(
-            project_id=flag.project_id, role=Membership.Role.OWNER
-        ).values_list("user__email", flat=True)
-    )
-    if not owners:
+    recipients = alert_email_recipients(flag.project_id)
+    if not recipients:
         return False
     project = flag.project
-    link = settings.DASHBOARD_URL.rstrip("/") + reverse(
-        "alerts:flag_list", kwargs={"slug": project.slug}
+    dashboard = settings.DASHBOARD_URL.rstrip("/")
+    link = dashboard + reverse("alerts:flag_list", kwargs={"slug": project.slug})
+    preferences = dashboard + reverse("notifications:preferences")
+    return bool(
+        send_to_each(
+            recipients,
+            lambda to: send_mail(
+                # Names are the customer's text: one line, so no name can add a mail header.
+                subject=one_line(f"[Reminix] {flag.get_kind_display()} in {project.name}"),
+                message=(
+                    f"{flag.summary}\n\n"
+                    "Review it, see the calls behind it and acknowledge it in the dashboard: "
+                    f"{link}\n\n"
+                    "If the key was leaked, revoke it there and create a new one.\n\n"
+                    f"Choose which emails you get from each project: {preferences}\n"
+                ),
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                recipient_list=to,
+            ),
+        )
     )
-    send_mail(
-        # Names are the customer's text: one line, so no name can add a mail header.
-        subject=one_line(f"[Reminix] {flag.get_kind_display()} in {project.name}"),
-        message=(
-            f"{flag.summary}\n\n"
-            f"Review it, see the calls behind it and acknowledge it in the dashboard: {link}\n\n"
-            "If the key was leaked, revoke it there and create a new one.\n"
-        ),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=owners,
-    )
-    return True

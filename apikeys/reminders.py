@@ -1,7 +1,8 @@
 """Reminders that a token is about to expire, sent by `manage.py send_token_expiry_reminders`
 (run hourly from cron): a personal access token's person is emailed 7 days ahead (and
-sees a banner); an API key's project owners are emailed 7 days and 1 day ahead, once
-each."""
+sees a banner); an API key's project owners (less those who turned these emails off, and
+members who turned them on: notifications/) are emailed 7 days and 1 day ahead, once
+each, each in a message of their own."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from django.core.mail import send_mail
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership, User
+from accounts.models import User
 from apikeys.models import ApiKey, PersonalAccessToken
 from core.mail import one_line
+from notifications.recipients import expiry_email_recipients, send_to_each
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +72,8 @@ def send_api_key_reminders() -> int:
 def _remind_key(key: ApiKey, now: datetime) -> int:
     assert key.expires_at is not None
     last_day = key.expires_at <= now + KEY_REMIND_LAST
-    owners = list(
-        Membership.objects.filter(project=key.project, role=Membership.Role.OWNER).values_list(
-            "user__email", flat=True
-        )
-    )
-    if not owners:
+    recipients = expiry_email_recipients(key.project_id)
+    if not recipients:
         return 0  # nobody to tell yet: unclaimed, tried again next run
     with transaction.atomic():
         claim = ApiKey.objects.filter(pk=key.pk)
@@ -91,22 +90,28 @@ def _remind_key(key: ApiKey, now: datetime) -> int:
         if not claimed:
             return 0
         when = "tomorrow" if last_day else "within a week"
-        send_mail(
-            subject=one_line(
-                f"[Reminix] API key “{key.name}” of {key.project.name} expires {when}"
+        preferences = settings.DASHBOARD_URL.rstrip("/") + reverse("notifications:preferences")
+        # One message each; if it reaches nobody, NobodyReached undoes the claim.
+        send_to_each(
+            recipients,
+            lambda to: send_mail(
+                subject=one_line(
+                    f"[Reminix] API key “{key.name}” of {key.project.name} expires {when}"
+                ),
+                message=(
+                    f"The API key “{one_line(key.name)}” ({key.hint}) of the project "
+                    f"{one_line(key.project.name)} expires on "
+                    f"{key.expires_at:%-d %b %Y, %H:%M} UTC. Calls with it after that get "
+                    "401 expired_api_key.\n\n"
+                    "If it is still needed, create a new key (with a later expiry) and put it "
+                    "where this one is used before it expires. Rolling gives a new secret but "
+                    "keeps the key's expiry:\n"
+                    f"{settings.DASHBOARD_URL}/projects/{key.project.slug}/settings/api-keys/\n\n"
+                    f"Choose which emails you get from each project: {preferences}\n"
+                ),
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                recipient_list=to,
             ),
-            message=(
-                f"The API key “{one_line(key.name)}” ({key.hint}) of the project "
-                f"{one_line(key.project.name)} expires on "
-                f"{key.expires_at:%-d %b %Y, %H:%M} UTC. Calls with it after that get "
-                "401 expired_api_key.\n\n"
-                "If it is still needed, create a new key (with a later expiry) and put it "
-                "where this one is used before it expires. Rolling gives a new secret but "
-                "keeps the key's expiry:\n"
-                f"{settings.DASHBOARD_URL}/projects/{key.project.slug}/settings/api-keys/\n"
-            ),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=owners,
         )
     return 1
 

@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("apikeys.urls")),
     path("", include("usage.urls")),
     path("", include("alerts.urls")),
+    path("", include("notifications.urls")),
     path("", include("overview.urls")),
     path("", include("api.urls")),
 ]

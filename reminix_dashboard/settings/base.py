@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "core",
     "audit",
     "accounts",
+    "notifications",
     "apikeys",
     "usage",
     "api",

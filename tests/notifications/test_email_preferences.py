@@ -1,0 +1,214 @@
+"""Issue 14, point 6: each person chooses, per project, whether they get its high-severity
+alert emails and its API key expiry reminders. Owners get both until they choose, other
+members neither; the senders honour each choice, send each person a message of their own,
+and one recipient's failure never stops the others'."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Membership, Project, User
+from alerts import detection
+from alerts.detection import detect
+from apikeys import reminders
+from apikeys.models import ApiKey
+from apikeys.reminders import send_expiry_reminders
+from apikeys.services import api_key_create
+from audit.models import AuditEvent
+from notifications.models import NotificationPreference
+from notifications.services import Choice, notification_preferences_set
+from tests.alerts.test_detection_isolation import NOW, revoked_key_tried
+from usage.writer import usage_write
+
+URL = reverse("notifications:preferences")
+
+
+@pytest.fixture
+def team(project: Project, user: User, make_user) -> dict[str, User]:
+    """Ada (owner, from sign-up), Grace (a second owner) and Mel (a member)."""
+    grace = make_user(email="grace@example.com")
+    mel = make_user(email="mel@example.com")
+    Membership.objects.create(user=grace, project=project, role=Membership.Role.OWNER)
+    Membership.objects.create(user=mel, project=project, role=Membership.Role.MEMBER)
+    return {"ada": user, "grace": grace, "mel": mel}
+
+
+def choose(person: User, project: Project, *, alerts: bool, expiry: bool) -> None:
+    membership = Membership.objects.get(user=person, project=project)
+    notification_preferences_set(
+        user=person, choices={membership.pk: Choice(alert_emails=alerts, expiry_emails=expiry)}
+    )
+
+
+def alert_raised(project: Project, api_key: ApiKey) -> None:
+    api_key.revoke(by=None)
+    usage_write([revoked_key_tried(api_key)])
+    detect(now=NOW)
+
+
+def expiring_key(project: Project, user: User) -> ApiKey:
+    key, _ = api_key_create(
+        project=project,
+        name="Deploy",
+        created_by=user,
+        expires_at=timezone.now() + timedelta(days=3),
+    )
+    return key
+
+
+def recipients() -> list[list[str]]:
+    return sorted(m.to for m in mail.outbox)
+
+
+# -- The page -------------------------------------------------------------------------------
+
+
+def test_the_page_lists_your_projects_with_the_defaults_of_your_role(
+    signed_in, project, team, make_user, make_project
+):
+    make_project(team["mel"], name="Mel's own")
+    make_project(make_user(email="stranger@example.com"), name="Not yours")
+    signed_in.force_login(team["mel"])
+    html = signed_in.get(URL).content.decode()
+    assert "Ada&#x27;s project" in html and "Mel&#x27;s own" in html and "Not yours" not in html
+    own = Membership.objects.get(user=team["mel"], project__name="Mel's own")
+    shared = Membership.objects.get(user=team["mel"], project=project)
+    assert f'name="alerts_{own.pk}" id="id_alerts_{own.pk}" checked' in html  # an owner there
+    assert f'name="alerts_{shared.pk}" id="id_alerts_{shared.pk}">' in html  # a member here
+
+
+def test_saving_is_audited_per_project_that_changed_and_nothing_else(signed_in, project, user):
+    membership = Membership.objects.get(user=user, project=project)
+    response = signed_in.post(URL, {f"expiry_{membership.pk}": "on"})  # alerts unticked
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(action="notifications.preferences_changed")
+    assert (event.actor, event.project, event.metadata) == (
+        user,
+        project,
+        {"alert_emails": [True, False]},
+    )
+    pref = NotificationPreference.objects.get(membership=membership)
+    # Only what differs from the owner's default is kept as a choice.
+    assert (pref.alert_emails, pref.expiry_emails) == (False, None)
+
+    signed_in.post(URL, {f"expiry_{membership.pk}": "on"})
+    assert AuditEvent.objects.filter(action="notifications.preferences_changed").count() == 1
+
+
+def test_boxes_for_someone_elses_membership_are_ignored(signed_in, project, team):
+    theirs = Membership.objects.get(user=team["mel"], project=project)
+    signed_in.post(URL, {f"alerts_{theirs.pk}": "on", f"expiry_{theirs.pk}": "on"})
+    assert not NotificationPreference.objects.filter(membership=theirs).exists()
+    choice = Choice(alert_emails=True, expiry_emails=True)
+    assert notification_preferences_set(user=team["ada"], choices={theirs.pk: choice}) == 0
+    assert not NotificationPreference.objects.filter(membership=theirs).exists()
+
+
+def test_the_page_needs_a_signed_in_person(client):
+    response = client.get(URL)
+    assert response.status_code == 302 and "login" in response["Location"]
+
+
+# -- Alert emails ---------------------------------------------------------------------------
+
+
+def test_owners_get_alert_emails_and_members_do_not_until_they_choose(project, team, api_key):
+    alert_raised(project, api_key[0])
+    assert recipients() == [["ada@example.com"], ["grace@example.com"]]
+
+
+def test_an_owner_who_opted_out_gets_no_alert_email_and_the_others_still_do(project, team, api_key):
+    choose(team["grace"], project, alerts=False, expiry=True)
+    choose(team["mel"], project, alerts=True, expiry=False)
+    alert_raised(project, api_key[0])
+    assert recipients() == [["ada@example.com"], ["mel@example.com"]]
+    # Each their own message: nobody learns the others' addresses.
+    assert all(m.cc == [] and m.bcc == [] for m in mail.outbox)
+    assert "/account/notifications/" in mail.outbox[0].body
+
+
+def test_an_alert_nobody_wants_sends_nothing(project, team, api_key):
+    for person in ("ada", "grace"):
+        choose(team[person], project, alerts=False, expiry=True)
+    alert_raised(project, api_key[0])
+    assert mail.outbox == []
+
+
+def test_a_member_made_owner_gets_the_owners_emails_unless_they_chose_otherwise(
+    project, team, api_key
+):
+    Membership.objects.filter(user=team["mel"]).update(role=Membership.Role.OWNER)
+    alert_raised(project, api_key[0])
+    assert ["mel@example.com"] in recipients()
+
+
+def test_one_recipient_refused_does_not_stop_the_others_alert_emails(
+    project, team, api_key, monkeypatch
+):
+    real = detection.send_mail
+
+    def refuses_grace(**kwargs):
+        if kwargs["recipient_list"] == ["grace@example.com"]:
+            raise ConnectionRefusedError("mailbox unavailable")
+        return real(**kwargs)
+
+    monkeypatch.setattr(detection, "send_mail", refuses_grace)
+    api_key[0].revoke(by=None)
+    usage_write([revoked_key_tried(api_key[0])])
+    result = detect(now=NOW)
+    assert recipients() == [["ada@example.com"]]
+    assert (result.emails, result.failures) == (1, 0)
+    # Sent to someone, so not sent again: Ada would get it twice.
+    monkeypatch.setattr(detection, "send_mail", real)
+    assert detect(now=NOW + timedelta(minutes=1)).emails == 0
+
+
+# -- Expiry reminders -----------------------------------------------------------------------
+
+
+def test_expiry_reminders_follow_each_persons_choice(project, team, user):
+    choose(team["ada"], project, alerts=True, expiry=False)
+    choose(team["mel"], project, alerts=False, expiry=True)
+    expiring_key(project, user)
+    assert send_expiry_reminders() == 1
+    assert recipients() == [["grace@example.com"], ["mel@example.com"]]
+
+
+def test_a_reminder_nobody_wants_is_kept_for_whoever_turns_it_on(project, user):
+    key = expiring_key(project, user)
+    choose(user, project, alerts=True, expiry=False)
+    assert send_expiry_reminders() == 0 and mail.outbox == []
+    assert ApiKey.objects.get(pk=key.pk).expiry_week_reminder_sent_at is None
+    choose(user, project, alerts=True, expiry=True)
+    assert send_expiry_reminders() == 1
+
+
+def test_one_recipient_refused_does_not_stop_the_others_reminders(project, team, user, monkeypatch):
+    real = reminders.send_mail
+
+    def refuses_ada(**kwargs):
+        if kwargs["recipient_list"] == ["ada@example.com"]:
+            raise OSError("mailbox unavailable")
+        return real(**kwargs)
+
+    monkeypatch.setattr(reminders, "send_mail", refuses_ada)
+    expiring_key(project, user)
+    assert send_expiry_reminders() == 1
+    assert recipients() == [["grace@example.com"]]
+
+
+def test_a_reminder_that_reached_nobody_is_tried_again(project, user, monkeypatch):
+    def refuses(**kwargs):
+        raise OSError("the mail server is down")
+
+    monkeypatch.setattr(reminders, "send_mail", refuses)
+    key = expiring_key(project, user)
+    assert send_expiry_reminders() == 0
+    assert ApiKey.objects.get(pk=key.pk).expiry_week_reminder_sent_at is None
+    monkeypatch.undo()
+    assert send_expiry_reminders() == 1
