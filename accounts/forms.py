@@ -252,3 +252,61 @@ class KeyPolicyForm(forms.Form):
         help_text="GitHub's secret scanning reports Reminix keys pushed to public "
         "repositories. Either way a high alert is raised and the owners are emailed.",
     )
+
+
+class SudoForm(forms.Form):
+    """Your password, or a code from your authenticator app (or a recovery code)."""
+
+    sudo_password = forms.CharField(
+        label="Password",
+        required=False,
+        max_length=4096,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+    sudo_code = forms.CharField(
+        label="Or a code from your authenticator app",
+        required=False,
+        max_length=40,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "spellcheck": "false"}
+        ),
+        help_text="A recovery code works too (it is then used up).",
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not data.get("sudo_password") and not data.get("sudo_code") and not self.errors:
+            self.add_error("sudo_password", "Enter your password, or a code.")
+        for name in ("sudo_password", "sudo_code"):
+            if "\x00" in (data.get(name) or ""):
+                self.add_error(name, "That is not right. Check it and try again.")
+        return data
+
+
+class SecondFactorForm(forms.Form):
+    """The sign-in's second step, and the code that confirms a new authenticator."""
+
+    code = forms.CharField(
+        label="Code",
+        max_length=40,
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "inputmode": "numeric",
+                "spellcheck": "false",
+                "autofocus": True,
+            }
+        ),
+        error_messages={"required": "Enter the 6-digit code from your authenticator app."},
+    )
+
+    def clean_code(self) -> str:
+        code = self.cleaned_data["code"]
+        if "\x00" in code:
+            raise forms.ValidationError("That code is not right. Check it and try again.")
+        return str(code).strip()

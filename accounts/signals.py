@@ -19,6 +19,7 @@ from django.http import HttpRequest
 
 from accounts.models import User
 from accounts.sessions import session_forget, session_record
+from accounts.sudo import sudo_mark
 from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows
@@ -40,6 +41,8 @@ def record_sign_in(sender: type, request: HttpRequest | None, user: User, **kwar
     if request is not None and hasattr(request, "session"):
         # First: it compares this sign-in's network with the earlier sign-ins'.
         session_record(request, user)
+        # Signing in is a check of who you are: sensitive actions need no other for a while.
+        sudo_mark(request)
     audit_record(action="user.signed_in", actor=user, target=user, ip=_ip(request))
 
 

@@ -1,14 +1,25 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import audit_views, views
+from accounts import audit_views, sudo, two_factor_views, views
 
 app_name = "accounts"
 
 urlpatterns = [
     path("account/signup/", views.signup, name="signup"),
     path("account/login/", views.SignInView.as_view(), name="login"),
+    path("account/login/code/", two_factor_views.login_code, name="login_code"),
     path("account/logout/", views.SignOutView.as_view(), name="logout"),
+    path("account/confirm/", sudo.sudo_confirm, name="sudo_confirm"),
+    path("account/security/", two_factor_views.account_security, name="account_security"),
+    path("account/security/totp/setup/", two_factor_views.totp_setup, name="totp_setup"),
+    path("account/security/totp/confirm/", two_factor_views.totp_confirm, name="totp_confirm"),
+    path("account/security/totp/remove/", two_factor_views.totp_remove, name="totp_remove"),
+    path(
+        "account/security/recovery-codes/",
+        two_factor_views.recovery_codes_new,
+        name="recovery_codes_new",
+    ),
     path("account/password/", views.PasswordChangeView.as_view(), name="password_change"),
     path("account/password/reset/", views.PasswordResetView.as_view(), name="password_reset"),
     path(

@@ -53,6 +53,9 @@ from accounts.services import (
     user_sign_up,
 )
 from accounts.sessions import session_end, session_rekeyed, sessions_end_others, sessions_of
+from accounts.sudo import sudo_required
+from accounts.two_factor import has_two_factor
+from accounts.two_factor_views import second_step_begin
 from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows
@@ -127,11 +130,19 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
 
 
 class SignInView(auth_views.LoginView):
-    """Django's sign-in, with our form: it rotates the session key on success."""
+    """Django's sign-in, with our form: it rotates the session key on success. A person
+    with a second factor is asked for a code before being signed in."""
 
     form_class = SignInForm
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def form_valid(self, form: SignInForm) -> HttpResponse:  # type: ignore[override]
+        user = form.get_user()
+        if has_two_factor(user):
+            backend = str(getattr(user, "backend", ""))  # set by authenticate()
+            return second_step_begin(self.request, user, backend, self.get_success_url())
+        return super().form_valid(form)
 
 
 class SignOutView(auth_views.LogoutView):
@@ -305,6 +316,7 @@ def project_key_policy(request: ProjectRequest) -> HttpResponse:
 
 @require_POST
 @project_owner_required
+@sudo_required
 def project_origins(request: ProjectRequest) -> HttpResponse:
     origins_form = AllowedOriginsForm(request.POST)
     if not origins_form.is_valid():
@@ -371,6 +383,7 @@ def project_members(request: ProjectRequest) -> HttpResponse:
 
 @require_POST
 @project_owner_required
+@sudo_required
 def project_invitation_send(request: ProjectRequest) -> HttpResponse:
     form = InvitationForm(request.POST, project=request.project)
     if form.is_valid() and not throttle_allows(
@@ -405,6 +418,7 @@ def project_invitation_send(request: ProjectRequest) -> HttpResponse:
 
 @require_POST
 @project_owner_required
+@sudo_required
 def project_invitation_revoke(request: ProjectRequest, invitation_id: int) -> HttpResponse:
     invitation = get_object_or_404(
         Invitation.objects.select_related("project"), pk=invitation_id, project=request.project
@@ -416,6 +430,7 @@ def project_invitation_revoke(request: ProjectRequest, invitation_id: int) -> Ht
 
 @require_POST
 @project_owner_required
+@sudo_required
 def project_member_remove(request: ProjectRequest, membership_id: int) -> HttpResponse:
     membership = _member_of(request, membership_id)
     try:
@@ -445,6 +460,7 @@ def project_leave(request: ProjectRequest) -> HttpResponse:
 
 @require_POST
 @project_owner_required
+@sudo_required
 def project_member_role(request: ProjectRequest, membership_id: int) -> HttpResponse:
     membership = _member_of(request, membership_id)
     form = RoleForm(request.POST)
@@ -469,6 +485,7 @@ def project_member_role(request: ProjectRequest, membership_id: int) -> HttpResp
 
 @require_POST
 @project_owner_required
+@sudo_required
 def project_transfer(request: ProjectRequest, membership_id: int) -> HttpResponse:
     """Hand the project to another member: they become an owner, you a member."""
     to = _member_of(request, membership_id)

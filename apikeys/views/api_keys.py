@@ -25,6 +25,7 @@ from django_htmx.http import trigger_client_event
 from accounts.decorators import project_member_required, project_owner_required
 from accounts.http import ProjectRequest
 from accounts.models import Membership, Project
+from accounts.sudo import sudo_required
 from apikeys.forms import (
     ApiKeyCreateForm,
     ApiKeyRenameForm,
@@ -223,6 +224,7 @@ def api_key_list(request: ProjectRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @project_member_required
+@sudo_required
 def api_key_create_view(request: ProjectRequest) -> HttpResponse:
     if request.method == "GET":
         form = ApiKeyCreateForm(project=request.project)
@@ -340,6 +342,7 @@ def api_key_resume_view(request: ProjectRequest, key_id: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @project_member_required
+@sudo_required
 def api_key_roll_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     """GET asks how long the current secret keeps working; POST gives the key a new
     secret, shown once, and the old one stops at the end of the chosen overlap."""

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
+from accounts.sudo import sudo_required
 from apikeys.forms import ClientTokenFilterForm
 from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.services import client_token_revoke, client_tokens_revoke_for_key
@@ -85,6 +86,7 @@ def client_token_revoke_view(request: ProjectRequest, public_id: str) -> HttpRes
 
 @require_http_methods(["POST"])
 @project_member_required
+@sudo_required
 def client_tokens_revoke_all_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     api_key = get_object_or_404(ApiKey.objects.for_project(request.project), pk=key_id)
     count = client_tokens_revoke_for_key(api_key=api_key, by=request.user, ip=client_ip(request))

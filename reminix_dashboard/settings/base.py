@@ -208,6 +208,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "accounts:login"
+# Sudo mode (accounts/sudo.py): how long a password or code check lets sensitive actions
+# (minting credentials, members, origins, the second factor) go without asking again.
+SUDO_MODE_SECONDS = env.int("SUDO_MODE_SECONDS", default=600)
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 2

@@ -134,6 +134,7 @@ def pages(
         (f"/account/tokens/{pat}/usage/", None),
         ("/account/audit/", None),
         ("/account/sessions/", None),
+        ("/account/security/", None),
         ("/account/password/", None),
         ("/docs/api/", None),
     ]

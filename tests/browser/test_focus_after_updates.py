@@ -55,5 +55,8 @@ def test_filters_errors_and_acknowledging_keep_focus_off_the_body(
 
     page.goto(f"/projects/{project.slug}/alerts/")
     page.get_by_role("button", name="Acknowledge").first.click()
+    # The alert list answers, then reloads itself (flags changed): focus is judged once
+    # both are done, not between them.
+    page.wait_for_load_state("networkidle")
     page.wait_for_function("() => document.activeElement !== document.body", timeout=5000)
     assert focus_of(page) != "BODY"

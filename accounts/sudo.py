@@ -1,0 +1,176 @@
+"""Sudo mode: before a sensitive action (minting or rolling a credential, revoking every
+client token, changing members, roles or the origins allowlist, turning off the second
+factor), a person whose last check is older than SUDO_MODE_SECONDS (10 minutes) is asked
+for their password or a second-factor code again, as GitHub's sudo mode and Clerk's
+reverification do. A borrowed, unlocked laptop then cannot mint keys.
+
+The action then continues where it was: the prompt carries the original request (its
+address, method and form fields) and, once passed, the same view answers it as if it had
+just arrived. With htmx, a prompt for a dialog opens in the dialog and the dialog then
+shows what was asked; any other htmx request gets the prompt as the page's content.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import Resolver404, resolve, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from accounts.forms import SudoForm
+from accounts.http import AuthenticatedRequest
+from accounts.two_factor import has_two_factor, second_factor_check
+from audit.log import audit_record
+from core.client_ip import client_ip
+from core.counters import throttle_allows, throttle_spent
+
+SESSION_KEY = "sudo_at"
+# Wrong answers a person may give in 15 minutes before the prompt refuses to check more.
+FAILURES_PER_15_MINUTES = 10
+# Form fields never carried through the prompt.
+_NOT_CARRIED = {"csrfmiddlewaretoken", "sudo_password", "sudo_code", "sudo_next", "sudo_method"}
+
+
+def sudo_fresh(request: HttpRequest) -> bool:
+    at = request.session.get(SESSION_KEY)
+    return isinstance(at, int | float) and time.time() - at < settings.SUDO_MODE_SECONDS
+
+
+def sudo_mark(request: HttpRequest) -> None:
+    request.session[SESSION_KEY] = time.time()
+
+
+def sudo_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Ask again for the password or a code when the last check is too old."""
+
+    @wraps(view)
+    def wrapped(request: AuthenticatedRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        passed_now = getattr(request, "sudo_passed_now", False)  # set by sudo_confirm
+        if not request.user.is_authenticated or passed_now or sudo_fresh(request):
+            return view(request, *args, **kwargs)
+        return _prompt(request, SudoForm(user=request.user), next_url=request.get_full_path())
+
+    wrapped.sudo_protected = True  # type: ignore[attr-defined]
+    return wrapped
+
+
+def _carried(request: HttpRequest) -> list[tuple[str, str]]:
+    if request.method != "POST":
+        return []
+    return [
+        (name, value)
+        for name, values in request.POST.lists()
+        if name not in _NOT_CARRIED
+        for value in values
+    ]
+
+
+def _prompt(
+    request: AuthenticatedRequest,
+    form: SudoForm,
+    *,
+    next_url: str,
+    method: str | None = None,
+    carried: list[tuple[str, str]] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "form": form,
+        "next_url": next_url,
+        "method": method or request.method,
+        "carried": _carried(request) if carried is None else carried,
+        "has_two_factor": has_two_factor(request.user),
+        "minutes": settings.SUDO_MODE_SECONDS // 60,
+    }
+    in_dialog = bool(request.htmx) and request.htmx.target == "key-panel"
+    if in_dialog:
+        return render(request, "accounts/sudo.html#sudo-panel", context, status=status)
+    if request.htmx:
+        response = render(request, "accounts/sudo.html#sudo-main", context, status=status)
+        response["HX-Retarget"] = "#main"
+        response["HX-Reswap"] = "innerHTML"
+        response["HX-Push-Url"] = "false"
+        return response
+    return render(request, "accounts/sudo.html", context, status=status)
+
+
+def _local_path(request: HttpRequest, url: str) -> str:
+    if (
+        not url.startswith("/")
+        or "\x00" in url
+        or not url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()})
+    ):
+        return ""
+    return url
+
+
+@require_POST
+@login_required
+def sudo_confirm(request: AuthenticatedRequest) -> HttpResponse:
+    """Check the password or code, then answer the carried request with its own view."""
+    next_url = _local_path(request, request.POST.get("sudo_next", "")) or reverse("home")
+    method = "POST" if request.POST.get("sudo_method") == "POST" else "GET"
+    carried = _carried(request)
+    form = SudoForm(request.POST, user=request.user)
+    ip = client_ip(request)
+    if throttle_spent(f"sudo:{request.user.pk}", limit=FAILURES_PER_15_MINUTES, window_seconds=900):
+        form.is_valid()
+        form.add_error(None, "Too many wrong answers. Wait 15 minutes, then try again.")
+        return _prompt(request, form, next_url=next_url, method=method, carried=carried, status=429)
+    if not form.is_valid() or not _passes(request, form, ip):
+        throttle_allows(
+            f"sudo:{request.user.pk}", limit=FAILURES_PER_15_MINUTES, window_seconds=900
+        )
+        audit_record(action="user.sudo_failed", actor=request.user, target=request.user, ip=ip)
+        return _prompt(request, form, next_url=next_url, method=method, carried=carried, status=422)
+    sudo_mark(request)
+    audit_record(action="user.sudo_passed", actor=request.user, target=request.user, ip=ip)
+    return _continue(request, next_url, method, carried)
+
+
+def _passes(request: AuthenticatedRequest, form: SudoForm, ip: str | None) -> bool:
+    password = form.cleaned_data.get("sudo_password") or ""
+    code = form.cleaned_data.get("sudo_code") or ""
+    if password and request.user.check_password(password):
+        return True
+    if code and second_factor_check(request.user, code, ip=ip):
+        return True
+    form.add_error(
+        "sudo_code" if code and not password else "sudo_password",
+        "That is not right. Check it and try again.",
+    )
+    return False
+
+
+def _continue(
+    request: AuthenticatedRequest, next_url: str, method: str, carried: list[tuple[str, str]]
+) -> HttpResponse:
+    """The carried request, answered by its own view: only views that ask for sudo are
+    continued this way (anything else is simply opened)."""
+    parts = urlsplit(next_url)
+    try:
+        match = resolve(parts.path)
+    except Resolver404:
+        match = None
+    if match is None or not getattr(match.func, "sudo_protected", False):
+        return redirect(next_url)
+    request.method = method
+    request.GET = QueryDict(parts.query)
+    post = QueryDict(mutable=True)
+    for name, value in carried:
+        post.appendlist(name, value)
+    post._mutable = False
+    request.POST = post if method == "POST" else QueryDict()  # type: ignore[assignment]
+    request.path = request.path_info = parts.path
+    request.resolver_match = match
+    request.sudo_passed_now = True  # type: ignore[attr-defined]
+    return match.func(request, *match.args, **match.kwargs)

@@ -1,0 +1,189 @@
+"""A second factor for signing in: an authenticator app (TOTP, RFC 6238) and 10 single-use
+recovery codes. Where a person enrols, where a code is checked, where a code is spent.
+
+- The seed is encrypted (Fernet, a key derived from TOKEN_HASH_KEY): the database alone
+  cannot make codes. Recovery codes are kept as keyed hashes, like API keys.
+- A code is good once: the time step of the last accepted code is kept, and a code of
+  that step or an earlier one is refused (a code seen over a shoulder cannot be replayed).
+- One step of clock drift either way is accepted, as authenticator apps expect.
+- Every enrolment, removal, recovery-code use and regeneration is an audit event.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+import pyotp
+import segno
+from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import RecoveryCode, TotpDevice, User
+from audit.log import audit_record
+
+ISSUER = "Reminix"
+RECOVERY_CODES = 10
+# Recovery codes: 10 characters from an alphabet without look-alikes, shown as xxxxx-xxxxx.
+_CODE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+def _fernet() -> Fernet:
+    key = hashlib.sha256(b"reminix-totp-seed:" + settings.TOKEN_HASH_KEY.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _seed(device: TotpDevice) -> str:
+    return _fernet().decrypt(device.secret_encrypted.encode()).decode()
+
+
+def _recovery_hash(code: str) -> str:
+    normal = "".join(code.lower().split()).replace("-", "")
+    return hmac.new(
+        settings.TOKEN_HASH_KEY.encode(), b"recovery:" + normal.encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def has_two_factor(user: User) -> bool:
+    return TotpDevice.objects.filter(user=user, confirmed_at__isnull=False).exists()
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What the setup page shows: the seed as text and as a QR code (SVG, drawn here)."""
+
+    secret: str
+    uri: str
+    qr_svg: str
+
+
+def enrolment_start(user: User) -> Enrolment:
+    """A new, unconfirmed seed for `user` (replacing an unconfirmed one). A confirmed
+    device is left alone: remove it first."""
+    secret = pyotp.random_base32()
+    TotpDevice.objects.filter(user=user, confirmed_at__isnull=True).delete()
+    TotpDevice.objects.create(
+        user=user, secret_encrypted=_fernet().encrypt(secret.encode()).decode()
+    )
+    return _enrolment(user, secret)
+
+
+def enrolment_pending(user: User) -> Enrolment | None:
+    device = TotpDevice.objects.filter(user=user, confirmed_at__isnull=True).first()
+    if device is None:
+        return None
+    try:
+        return _enrolment(user, _seed(device))
+    except InvalidToken:  # TOKEN_HASH_KEY changed since: start again
+        device.delete()
+        return None
+
+
+def _enrolment(user: User, secret: str) -> Enrolment:
+    uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
+    svg = segno.make(uri, error="m").svg_inline(scale=4, title="QR code of the setup key")
+    return Enrolment(secret=secret, uri=uri, qr_svg=svg)
+
+
+def _accepts(device: TotpDevice, code: str) -> bool:
+    """Whether `code` is this device's code for now (±1 step) and newer than the last one
+    accepted; if so, remember its step. Call inside a transaction holding the row."""
+    digits = "".join(code.split())
+    if len(digits) != 6 or not digits.isascii() or not digits.isdigit():
+        return False
+    try:
+        totp = pyotp.TOTP(_seed(device))
+    except InvalidToken:
+        return False
+    now = timezone.now()
+    step_now = int(now.timestamp()) // totp.interval
+    for step in (step_now - 1, step_now, step_now + 1):
+        if step <= device.last_step:
+            continue
+        if hmac.compare_digest(totp.generate_otp(step), digits):
+            device.last_step = step
+            device.save(update_fields=["last_step"])
+            return True
+    return False
+
+
+@transaction.atomic
+def enrolment_confirm(user: User, code: str, *, ip: str | None) -> list[str] | None:
+    """Confirm the pending device with a first code. Returns the new recovery codes (shown
+    once), or None if the code is not right."""
+    device = (
+        TotpDevice.objects.select_for_update().filter(user=user, confirmed_at__isnull=True).first()
+    )
+    if device is None or not _accepts(device, code):
+        return None
+    device.confirmed_at = timezone.now()
+    device.save(update_fields=["confirmed_at"])
+    codes = _new_recovery_codes(user)
+    audit_record(action="user.two_factor_enabled", actor=user, target=user, ip=ip)
+    return codes
+
+
+def _new_recovery_codes(user: User) -> list[str]:
+    RecoveryCode.objects.filter(user=user).delete()
+    codes = []
+    for _ in range(RECOVERY_CODES):
+        raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
+        codes.append(f"{raw[:5]}-{raw[5:]}")
+    RecoveryCode.objects.bulk_create(
+        RecoveryCode(user=user, code_hash=_recovery_hash(code)) for code in codes
+    )
+    return codes
+
+
+@transaction.atomic
+def recovery_codes_regenerate(user: User, *, ip: str | None) -> list[str]:
+    codes = _new_recovery_codes(user)
+    audit_record(action="user.recovery_codes_regenerated", actor=user, target=user, ip=ip)
+    return codes
+
+
+def recovery_codes_left(user: User) -> int:
+    return RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()
+
+
+@transaction.atomic
+def two_factor_remove(user: User, *, ip: str | None) -> bool:
+    removed, _ = TotpDevice.objects.filter(user=user).delete()
+    RecoveryCode.objects.filter(user=user).delete()
+    if removed:
+        audit_record(action="user.two_factor_disabled", actor=user, target=user, ip=ip)
+    return bool(removed)
+
+
+@transaction.atomic
+def second_factor_check(user: User, code: str, *, ip: str | None) -> str | None:
+    """Check a code from the sign-in's second step (or a sudo prompt): an authenticator
+    code, or an unused recovery code, which is then spent. Returns "totp" or "recovery"
+    for what passed, None when nothing did."""
+    device = (
+        TotpDevice.objects.select_for_update().filter(user=user, confirmed_at__isnull=False).first()
+    )
+    if device is None:
+        return None
+    if _accepts(device, code):
+        return "totp"
+    if len(code) > 40:
+        return None
+    spent = RecoveryCode.objects.filter(
+        user=user, code_hash=_recovery_hash(code), used_at__isnull=True
+    ).update(used_at=timezone.now())
+    if spent:
+        audit_record(
+            action="user.recovery_code_used",
+            actor=user,
+            target=user,
+            ip=ip,
+            metadata={"left": recovery_codes_left(user)},
+        )
+        return "recovery"
+    return None

@@ -1,0 +1,204 @@
+"""The account's Security page (authenticator app, recovery codes) and the sign-in's
+second step. The checks themselves are in accounts/two_factor.py."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render, resolve_url
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.forms import SecondFactorForm
+from accounts.http import AuthenticatedRequest
+from accounts.models import TotpDevice, User
+from accounts.sudo import sudo_required
+from accounts.two_factor import (
+    enrolment_confirm,
+    enrolment_pending,
+    enrolment_start,
+    has_two_factor,
+    recovery_codes_left,
+    recovery_codes_regenerate,
+    second_factor_check,
+    two_factor_remove,
+)
+from audit.log import audit_record
+from core.client_ip import client_ip
+from core.counters import throttle_allows, throttle_spent
+
+TEMPLATE = "accounts/security.html"
+# The sign-in's second step: how long it waits, and how many wrong codes it takes.
+PENDING_KEY = "two_factor_pending"
+PENDING_SECONDS = 300
+WRONG_CODES_PER_SIGN_IN = 5
+# And across sign-ins, per person: a password known to an attacker does not buy endless
+# guesses at the code.
+WRONG_CODES_PER_HOUR = 20
+
+
+def _security_context(request: AuthenticatedRequest, **extra: Any) -> dict[str, Any]:
+    device = TotpDevice.objects.filter(user=request.user).first()
+    on = device is not None and device.confirmed_at is not None
+    return {
+        "device": device if on else None,
+        "enrolment": None if on else enrolment_pending(request.user),
+        "codes_left": recovery_codes_left(request.user) if on else 0,
+        **extra,
+    }
+
+
+@require_GET
+@login_required
+def account_security(request: AuthenticatedRequest) -> HttpResponse:
+    return render(request, TEMPLATE, _security_context(request))
+
+
+@require_POST
+@login_required
+@sudo_required
+def totp_setup(request: AuthenticatedRequest) -> HttpResponse:
+    if has_two_factor(request.user):
+        messages.info(request, "Two-factor authentication is already on.")
+        return redirect("accounts:account_security")
+    enrolment_start(request.user)
+    return redirect(reverse("accounts:account_security") + "#setup")
+
+
+@require_POST
+@login_required
+def totp_confirm(request: AuthenticatedRequest) -> HttpResponse:
+    form = SecondFactorForm(request.POST)
+    codes = None
+    if form.is_valid():
+        codes = enrolment_confirm(request.user, form.cleaned_data["code"], ip=client_ip(request))
+        if codes is None:
+            form.add_error("code", "That code is not right. Check the app's clock, then try again.")
+    if codes is None:
+        context = _security_context(request, confirm_form=form)
+        return render(request, TEMPLATE, context, status=422)
+    return _codes_once(request, codes, turned_on=True)
+
+
+def _codes_once(
+    request: AuthenticatedRequest, codes: list[str], *, turned_on: bool
+) -> HttpResponse:
+    response = render(
+        request,
+        "accounts/recovery_codes.html",
+        {"codes": codes, "codes_text": "\n".join(codes), "turned_on": turned_on},
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@login_required
+@sudo_required
+def recovery_codes_new(request: AuthenticatedRequest) -> HttpResponse:
+    if not has_two_factor(request.user):
+        return redirect("accounts:account_security")
+    return _codes_once(
+        request, recovery_codes_regenerate(request.user, ip=client_ip(request)), turned_on=False
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@sudo_required
+def totp_remove(request: AuthenticatedRequest) -> HttpResponse:
+    if request.method == "GET":
+        return redirect("accounts:account_security")
+    if two_factor_remove(request.user, ip=client_ip(request)):
+        messages.warning(
+            request, "Two-factor authentication is off: your password alone now signs you in."
+        )
+    return redirect("accounts:account_security")
+
+
+# The sign-in's second step --------------------------------------------------------------
+
+
+def second_step_begin(
+    request: HttpRequest, user: User, backend: str, next_url: str
+) -> HttpResponse:
+    """The password was right and the person has a second factor: remember who, briefly,
+    in the (not yet signed-in) session, and ask for a code."""
+    request.session[PENDING_KEY] = {
+        "user": user.pk,
+        "backend": backend,
+        "at": time.time(),
+        "next": next_url,
+        "wrong": 0,
+    }
+    return redirect("accounts:login_code")
+
+
+def _pending_user(request: HttpRequest) -> tuple[User, dict[str, Any]] | None:
+    pending = request.session.get(PENDING_KEY)
+    if not isinstance(pending, dict) or time.time() - pending.get("at", 0) > PENDING_SECONDS:
+        request.session.pop(PENDING_KEY, None)
+        return None
+    user_id = pending.get("user")
+    if not isinstance(user_id, int):
+        return None
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        return None
+    return user, pending
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def login_code(request: HttpRequest) -> HttpResponse:
+    found = _pending_user(request)
+    if found is None:
+        messages.info(request, "Sign in again: the code step waits at most 5 minutes.")
+        return redirect("accounts:login")
+    user, pending = found
+    form = SecondFactorForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        ip = client_ip(request)
+        bucket = f"second-factor:{user.pk}"
+        if throttle_spent(bucket, limit=WRONG_CODES_PER_HOUR, window_seconds=3600):
+            form.add_error("code", "Too many wrong codes for this account. Try again in an hour.")
+            return render(request, "accounts/login_code.html", {"form": form}, status=429)
+        passed = second_factor_check(user, form.cleaned_data["code"], ip=ip)
+        if passed:
+            del request.session[PENDING_KEY]
+            login(request, user, backend=pending["backend"])
+            audit_record(
+                action="user.two_factor_passed",
+                actor=user,
+                target=user,
+                ip=ip,
+                metadata={"with": passed},
+            )
+            if passed == "recovery":
+                left = recovery_codes_left(user)
+                messages.warning(
+                    request,
+                    f"You used a recovery code; {left} left. Make new ones on the Security "
+                    "page if you are running low.",
+                )
+            return HttpResponseRedirect(
+                pending.get("next") or resolve_url(settings.LOGIN_REDIRECT_URL)
+            )
+        throttle_allows(bucket, limit=WRONG_CODES_PER_HOUR, window_seconds=3600)
+        audit_record(action="user.two_factor_failed", actor=user, target=user, ip=ip)
+        pending["wrong"] = pending.get("wrong", 0) + 1
+        if pending["wrong"] >= WRONG_CODES_PER_SIGN_IN:
+            del request.session[PENDING_KEY]
+            messages.error(request, "Too many wrong codes. Sign in again.")
+            return redirect("accounts:login")
+        request.session[PENDING_KEY] = pending
+        form.add_error("code", "That code is not right. Check it and try again.")
+        return render(request, "accounts/login_code.html", {"form": form}, status=422)
+    return render(request, "accounts/login_code.html", {"form": form})

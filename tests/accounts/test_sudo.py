@@ -1,0 +1,151 @@
+"""Sudo mode: minting credentials and changing members or origins ask for the password
+(or a code) again when the last check is older than 10 minutes, and then the request goes
+on where it was, in a dialog (htmx) or as a page."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pyotp
+import pytest
+from django.urls import reverse
+
+from accounts.models import Invitation
+from apikeys.models import ApiKey, PersonalAccessToken
+from audit.models import AuditEvent
+from tests.accounts.test_two_factor import enrol
+from tests.conftest import HTMX, PASSWORD
+
+CONFIRM = reverse("accounts:sudo_confirm")
+
+
+def go_stale(client) -> None:
+    session = client.session
+    session["sudo_at"] = time.time() - 660
+    session.save()
+
+
+@pytest.fixture
+def stale(signed_in):
+    """The signed-in client, its last check of who it is 11 minutes old."""
+    go_stale(signed_in)
+    return signed_in
+
+
+def hidden(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
+
+
+def test_a_fresh_sign_in_needs_no_prompt(signed_in, project):
+    url = reverse("apikeys:api_key_create", args=[project.slug])
+    assert "Confirm it is you" not in signed_in.get(url).content.decode()
+
+
+def test_opening_create_key_after_ten_minutes_asks_in_the_dialog_then_shows_the_form(
+    stale, project
+):
+    url = reverse("apikeys:api_key_create", args=[project.slug])
+    prompt = stale.get(url, headers={**HTMX, "HX-Target": "key-panel"})
+    html = prompt.content.decode()
+    assert 'id="key-panel"' in html and "Confirm it is you" in html
+    fields = hidden(html)
+    assert fields["sudo_next"] == url and fields["sudo_method"] == "GET"
+    wrong = stale.post(
+        CONFIRM, {**fields, "sudo_password": "wrong"}, headers={**HTMX, "HX-Target": "key-panel"}
+    )
+    assert wrong.status_code == 422 and "That is not right" in wrong.content.decode()
+    assert AuditEvent.objects.filter(action="user.sudo_failed").count() == 1
+    right = stale.post(
+        CONFIRM, {**fields, "sudo_password": PASSWORD}, headers={**HTMX, "HX-Target": "key-panel"}
+    )
+    assert right.status_code == 200
+    assert 'name="name"' in right.content.decode()  # the create form, in the dialog
+    assert AuditEvent.objects.filter(action="user.sudo_passed").count() == 1
+    # Fresh now: no prompt for the next ten minutes.
+    assert "Confirm it is you" not in stale.get(url).content.decode()
+
+
+def test_a_create_sent_after_ten_minutes_is_carried_through_the_prompt(stale, project):
+    url = reverse("apikeys:api_key_create", args=[project.slug])
+    form = {"name": "Carried", "access": "full", "expiry": "never", "form_id": "f-carried"}
+    prompt = stale.post(url, form, headers={**HTMX, "HX-Target": "key-panel"})
+    assert not ApiKey.objects.filter(name="Carried").exists()
+    fields = hidden(prompt.content.decode())
+    assert fields["name"] == "Carried" and fields["sudo_method"] == "POST"
+    assert "csrfmiddlewaretoken" not in {k for k in fields if k != "csrfmiddlewaretoken"}
+    done = stale.post(
+        CONFIRM, {**fields, "sudo_password": PASSWORD}, headers={**HTMX, "HX-Target": "key-panel"}
+    )
+    assert done.status_code == 201 and "reminix_sk_" in done.content.decode()
+    assert ApiKey.objects.filter(name="Carried").count() == 1
+
+
+def test_an_invitation_without_htmx_goes_on_after_the_page_prompt(stale, project):
+    url = reverse("accounts:project_invitation_send", args=[project.slug])
+    prompt = stale.post(url, {"email": "kai@example.com", "role": "member"})
+    assert prompt.status_code == 200 and "Confirm it is you" in prompt.content.decode()
+    assert not Invitation.objects.exists()
+    fields = hidden(prompt.content.decode())
+    done = stale.post(CONFIRM, {**fields, "sudo_password": PASSWORD})
+    assert done.status_code in (200, 302)
+    assert Invitation.objects.filter(email="kai@example.com").exists()
+
+
+def test_htmx_outside_a_dialog_gets_the_prompt_as_the_page(stale, project):
+    url = reverse("accounts:project_origins", args=[project.slug])
+    prompt = stale.post(url, {"origins": "https://app.example.com"}, headers=HTMX)
+    assert prompt["HX-Retarget"] == "#main" and "Confirm it is you" in prompt.content.decode()
+
+
+def test_every_sensitive_action_asks(stale, project, user, make_key):
+    key, _ = make_key(project)
+    pat = PersonalAccessToken.objects.create(user=user, name="x", token_hash="h" * 64, hint="h")
+    for url in (
+        reverse("apikeys:api_key_create", args=[project.slug]),
+        reverse("apikeys:api_key_roll", args=[project.slug, key.pk]),
+        reverse("apikeys:personal_token_create"),
+        reverse("apikeys:personal_token_regenerate", args=[pat.pk]),
+        reverse("apikeys:client_tokens_revoke_all", args=[project.slug, key.pk]),
+        reverse("accounts:project_origins", args=[project.slug]),
+        reverse("accounts:project_invitation_send", args=[project.slug]),
+        reverse("accounts:totp_remove"),
+        reverse("accounts:totp_setup"),
+    ):
+        answer = stale.post(url, {})
+        assert "Confirm it is you" in answer.content.decode(), url
+
+
+def test_a_code_from_the_app_confirms_too(signed_in, project):
+    secret, _ = enrol(signed_in)
+    go_stale(signed_in)
+    url = reverse("apikeys:api_key_create", args=[project.slug])
+    fields = {"sudo_next": url, "sudo_method": "GET"}
+    code = pyotp.TOTP(secret).at(time.time() + 30)
+    assert signed_in.post(CONFIRM, {**fields, "sudo_code": code}).status_code == 200
+    assert "Confirm it is you" not in signed_in.get(url).content.decode()
+
+
+def test_the_prompt_only_goes_on_to_sensitive_pages_of_this_site(stale):
+    for next_url in ("//evil.example/x", "https://evil.example/", "/\x00/", "javascript:alert(1)"):
+        answer = stale.post(CONFIRM, {"sudo_next": next_url, "sudo_password": PASSWORD})
+        assert answer.status_code == 302 and answer["Location"] == reverse("home"), next_url
+    # A page that does not ask for sudo is opened, never answered through the prompt.
+    audit = reverse("accounts:user_audit")
+    answer = stale.post(
+        CONFIRM, {"sudo_next": audit, "sudo_method": "POST", "sudo_password": PASSWORD}
+    )
+    assert answer.status_code == 302 and answer["Location"] == audit
+
+
+def test_ten_wrong_answers_stop_the_checking(stale):
+    for _ in range(10):
+        assert stale.post(CONFIRM, {"sudo_password": "nope"}).status_code == 422
+    blocked = stale.post(CONFIRM, {"sudo_password": PASSWORD})
+    assert blocked.status_code == 429
+
+
+def test_odd_answers_get_an_error_not_a_500(stale):
+    for odd in ("\x00", "x" * 5000, "²", ""):
+        answer = stale.post(CONFIRM, {"sudo_password": odd, "sudo_code": odd})
+        assert answer.status_code in (422, 429), odd

@@ -1,0 +1,171 @@
+"""Two-factor sign-in: enrolling an authenticator app (QR code drawn here, seed kept
+encrypted), recovery codes shown once, the sign-in's second step and every refusal."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pyotp
+from django.urls import reverse
+
+from accounts.models import RecoveryCode, TotpDevice
+from accounts.two_factor import has_two_factor
+from audit.models import AuditEvent
+from tests.conftest import PASSWORD
+
+SECURITY = reverse("accounts:account_security")
+LOGIN = reverse("accounts:login")
+CODE = reverse("accounts:login_code")
+
+
+def enrol(client) -> tuple[str, list[str]]:
+    """Turn two-factor on through the pages; the seed and the recovery codes."""
+    client.post(reverse("accounts:totp_setup"))
+    page = client.get(SECURITY).content.decode()
+    secret = re.search(r'<code class="setup-key">([A-Z2-7]+)</code>', page).group(1)
+    answer = client.post(reverse("accounts:totp_confirm"), {"code": pyotp.TOTP(secret).now()})
+    assert answer.status_code == 200
+    return secret, codes_in(answer.content.decode())
+
+
+def codes_in(html: str) -> list[str]:
+    box = re.search(r'<textarea id="recovery-codes"[^>]*>(.*?)</textarea>', html, re.S)
+    return box.group(1).split() if box else []
+
+
+def next_code(secret: str) -> str:
+    """A code of the next time step: the one just used cannot be used again."""
+    return pyotp.TOTP(secret).at(time.time() + 30)
+
+
+def test_enrolling_shows_a_qr_code_and_the_key_then_ten_codes_once(signed_in, user):
+    signed_in.post(reverse("accounts:totp_setup"))
+    page = signed_in.get(SECURITY).content.decode()
+    assert "<svg" in page and 'class="setup-key"' in page
+    secret = re.search(r'<code class="setup-key">([A-Z2-7]+)</code>', page).group(1)
+    device = TotpDevice.objects.get(user=user)
+    assert secret not in device.secret_encrypted and device.confirmed_at is None
+    assert not has_two_factor(user)
+
+    wrong = signed_in.post(reverse("accounts:totp_confirm"), {"code": "000000"})
+    assert wrong.status_code == 422 and "That code is not right" in wrong.content.decode()
+    answer = signed_in.post(reverse("accounts:totp_confirm"), {"code": pyotp.TOTP(secret).now()})
+    assert answer["Cache-Control"] == "no-store"
+    codes = set(codes_in(answer.content.decode()))
+    assert len(codes) == 10 and all(re.fullmatch(r"[a-z2-9]{5}-[a-z2-9]{5}", c) for c in codes)
+    assert has_two_factor(user)
+    assert RecoveryCode.objects.filter(user=user).count() == 10
+    stored = set(RecoveryCode.objects.values_list("code_hash", flat=True))
+    assert not codes & stored
+    assert AuditEvent.objects.filter(action="user.two_factor_enabled", actor=user).exists()
+    # Shown once: the page never lists them again.
+    later = signed_in.get(SECURITY).content.decode()
+    assert not any(code in later for code in codes) and "10 of 10 recovery codes left" in later
+
+
+def test_odd_codes_are_refused_beside_the_field(signed_in):
+    signed_in.post(reverse("accounts:totp_setup"))
+    for odd in ("²²²²²²", "12345\x00", "9" * 5000, "", "١٢٣٤٥٦", " "):
+        answer = signed_in.post(reverse("accounts:totp_confirm"), {"code": odd})
+        assert answer.status_code == 422, odd
+
+
+def sign_in(client, email: str):
+    return client.post(LOGIN, {"username": email, "password": PASSWORD})
+
+
+def test_signing_in_asks_for_a_code_after_the_password(client, user, signed_in):
+    secret, _ = enrol(signed_in)
+    signed_in.logout()
+    answer = sign_in(client, user.email)
+    assert answer.status_code == 302 and answer["Location"] == CODE
+    assert "_auth_user_id" not in client.session
+    assert client.get(reverse("apikeys:personal_token_list")).status_code == 302
+    assert client.post(CODE, {"code": "000000"}).status_code == 422
+    assert "_auth_user_id" not in client.session
+    signed = client.post(CODE, {"code": next_code(secret)})
+    assert signed.status_code == 302
+    assert client.session["_auth_user_id"] == str(user.pk)
+    assert AuditEvent.objects.filter(action="user.two_factor_failed", actor=user).count() == 1
+    assert AuditEvent.objects.filter(action="user.two_factor_passed", actor=user).exists()
+
+
+def test_a_code_works_once(client, user, signed_in):
+    secret, _ = enrol(signed_in)
+    signed_in.logout()
+    code = next_code(secret)
+    sign_in(client, user.email)
+    assert client.post(CODE, {"code": code}).status_code == 302
+    client.logout()
+    sign_in(client, user.email)
+    assert client.post(CODE, {"code": code}).status_code == 422
+
+
+def test_a_recovery_code_signs_in_once(client, user, signed_in):
+    _, codes = enrol(signed_in)
+    signed_in.logout()
+    sign_in(client, user.email)
+    assert client.post(CODE, {"code": codes[0].upper()}).status_code == 302
+    assert AuditEvent.objects.get(action="user.recovery_code_used").metadata == {"left": 9}
+    client.logout()
+    sign_in(client, user.email)
+    assert client.post(CODE, {"code": codes[0]}).status_code == 422
+
+
+def test_five_wrong_codes_send_you_back_to_the_password(client, user, signed_in):
+    enrol(signed_in)
+    signed_in.logout()
+    sign_in(client, user.email)
+    for _ in range(4):
+        assert client.post(CODE, {"code": "111111"}).status_code == 422
+    assert client.post(CODE, {"code": "111111"})["Location"] == LOGIN
+    assert client.get(CODE)["Location"] == LOGIN
+
+
+def test_the_code_step_waits_five_minutes_at_most(client, user, signed_in):
+    secret, _ = enrol(signed_in)
+    signed_in.logout()
+    sign_in(client, user.email)
+    session = client.session
+    session["two_factor_pending"]["at"] -= 301
+    session.save()
+    answer = client.post(CODE, {"code": next_code(secret)})
+    assert answer["Location"] == LOGIN and "_auth_user_id" not in client.session
+
+
+def test_without_a_password_the_code_page_signs_nobody_in(client, user):
+    assert client.get(CODE)["Location"] == LOGIN
+    session = client.session
+    session["two_factor_pending"] = {"user": "1; drop", "at": time.time(), "backend": "x"}
+    session.save()
+    assert client.post(CODE, {"code": "123456"})["Location"] == LOGIN
+
+
+def test_turning_it_off_asks_who_you_are_and_is_audited(signed_in, user):
+    enrol(signed_in)
+    session = signed_in.session
+    session["sudo_at"] = time.time() - 660
+    session.save()
+    prompt = signed_in.post(reverse("accounts:totp_remove"))
+    assert prompt.status_code == 200 and "Confirm it is you" in prompt.content.decode()
+    assert has_two_factor(user)
+    done = signed_in.post(
+        reverse("accounts:sudo_confirm"),
+        {
+            "sudo_password": PASSWORD,
+            "sudo_next": reverse("accounts:totp_remove"),
+            "sudo_method": "POST",
+        },
+    )
+    assert done.status_code == 302
+    assert not has_two_factor(user) and not RecoveryCode.objects.filter(user=user).exists()
+    assert AuditEvent.objects.filter(action="user.two_factor_disabled").exists()
+
+
+def test_new_recovery_codes_replace_the_old(signed_in, user):
+    _, old = enrol(signed_in)
+    answer = signed_in.post(reverse("accounts:recovery_codes_new"))
+    new = set(codes_in(answer.content.decode()))
+    assert len(new) == 10 and not new & set(old)
+    assert AuditEvent.objects.filter(action="user.recovery_codes_regenerated").exists()

@@ -1,0 +1,68 @@
+"""Two-factor authentication in Chromium: enrol an authenticator app with a code computed
+here, save the recovery codes, sign in again with a code; and the sudo prompt opening in
+the Create API key dialog, which then shows the form it was asked for."""
+
+from __future__ import annotations
+
+import time
+
+import pyotp
+from playwright.sync_api import Page, expect
+
+from accounts.models import Project
+from accounts.services import user_sign_up
+from apikeys.models import ApiKey
+from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.conftest import PASSWORD
+
+
+def test_enrol_an_authenticator_then_sign_in_with_a_code(page: Page, live_server, transactional_db):
+    user = user_sign_up(email="ines@example.com", password=PASSWORD, name="Ines")
+    project = Project.objects.for_user(user).get()
+    sign_in(page, "ines@example.com")
+    page.wait_for_url(f"**/projects/{project.slug}/")
+    page.goto("/account/security/")
+    page.get_by_role("button", name="Set up an authenticator app").click()
+    expect(page.locator(".qr-code svg")).to_be_visible()
+    secret = page.locator("code.setup-key").inner_text().strip()
+    page.get_by_label("Code").fill("000000")
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.locator(".errorlist")).to_contain_text("That code is not right")
+    page.get_by_label("Code").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Turn on").click()
+    codes = page.get_by_role("textbox", name="Your recovery codes").input_value().split()
+    assert len(codes) == 10
+    page.get_by_role("link", name="I have saved them").click()
+    expect(page.locator("#setup")).to_contain_text("10 of 10 recovery codes left")
+
+    page.get_by_label("Account menu").click()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    sign_in(page, "ines@example.com")
+    page.wait_for_url("**/account/login/code/")
+    page.get_by_label("Code").fill(pyotp.TOTP(secret).at(time.time() + 30))
+    page.get_by_role("button", name="Verify and sign in").click()
+    page.wait_for_url(f"**/projects/{project.slug}/")
+
+
+def test_the_sudo_prompt_opens_in_the_dialog_and_the_form_follows(
+    page: Page, live_server, transactional_db, settings
+):
+    user = user_sign_up(email="ines@example.com", password=PASSWORD, name="Ines")
+    project = Project.objects.for_user(user).get()
+    sign_in(page, "ines@example.com")
+    page.wait_for_url(f"**/projects/{project.slug}/")
+    settings.SUDO_MODE_SECONDS = 0  # every check is too old from now on
+    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    page.get_by_role("link", name="Create API key").click()
+    dialog = page.locator("dialog.panel-dialog")
+    expect(dialog).to_contain_text("Confirm it is you")
+    expect(page.get_by_label("Password")).to_be_focused()
+    page.get_by_label("Password").fill(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(dialog.get_by_label("Name", exact=True)).to_be_visible()
+    settings.SUDO_MODE_SECONDS = 600
+    dialog.get_by_label("Name", exact=True).fill("After sudo")
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Your new API key", exact=True)).to_be_visible()
+    assert ApiKey.objects.filter(name="After sudo").exists()
