@@ -86,6 +86,9 @@ class Project(models.Model):
     # project holding the policy checks it on each call, as GitHub organisations do).
     max_key_lifetime_days = models.PositiveSmallIntegerField(null=True, blank=True)
     max_pat_lifetime_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Every member must have a second factor to use the project's pages (accounts/
+    # decorators.py); the API keys they made keep working.
+    require_two_factor = models.BooleanField(default=False)
 
     class LeakedKeyAction(models.TextChoices):
         REVOKE = "revoke", "Revoke it at once, and tell the owners"
