@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "overview",
     "alerts",
     "agents",
+    "webhooks",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,118 @@
+"""A real HTTP receiver on 127.0.0.1, and alerts to deliver."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import Project, User
+from alerts.models import Flag
+from apikeys.models import ApiKey
+from webhooks.models import WebhookEndpoint
+from webhooks.services import webhook_create
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """What it answers (status, after `delay` seconds) and what it got."""
+
+    port: int = 0
+    status: int = 204
+    delay: float = 0.0
+    requests: list[Received] = field(default_factory=list)
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture
+def local_delivery(settings) -> None:
+    """Tests deliver over plain http to 127.0.0.1, which nothing else may."""
+    settings.WEBHOOKS_ALLOW_HTTP = True
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+
+
+@pytest.fixture
+def receiver(local_delivery: None) -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length)
+            state.requests.append(Received(self.path, dict(self.headers.items()), body))
+            if state.delay:
+                time.sleep(state.delay)
+            self.send_response(state.status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def make_endpoint(user: User) -> Callable[..., tuple[WebhookEndpoint, str]]:
+    def make(
+        project: Project, url: str, format: str = "generic", min_severity: str = "low"
+    ) -> tuple[WebhookEndpoint, str]:
+        owner = project.memberships.filter(role="owner").first()
+        return webhook_create(
+            project=project,
+            url=url,
+            format=format,
+            min_severity=min_severity,
+            created_by=owner.user if owner else user,
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_flag() -> Callable[..., Flag]:
+    counter = iter(range(1, 10_000))
+
+    def make(
+        project: Project,
+        api_key: ApiKey | None = None,
+        severity: str = "high",
+        summary: str = "Revoked key tried 3 times",
+        **fields: object,
+    ) -> Flag:
+        now = timezone.now()
+        return Flag.objects.create(
+            project=project,
+            api_key=api_key,
+            kind=Flag.Kind.ENDED_TOKEN_USED,
+            severity=severity,
+            dedupe_key=f"test:{next(counter)}",
+            summary=summary,
+            first_seen=now,
+            last_seen=now,
+            **fields,
+        )
+
+    return make

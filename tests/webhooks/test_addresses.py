@@ -1,0 +1,109 @@
+"""Only public https addresses: refused in the form, and again at send time whatever DNS
+says then."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+from webhooks.addresses import RefusedAddress, resolve, url_problem
+from webhooks.forms import WebhookCreateForm
+from webhooks.transport import post
+
+
+def _answer(address: str):
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        return [(family, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    return getaddrinfo
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/hook",
+        "https://10.1.2.3/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::1]/hook",
+        "https://[::ffff:10.0.0.1]/hook",
+        "https://0.0.0.0/hook",
+        "https://224.0.0.1/hook",
+        "https://192.168.1.10/hook",
+        "https://[fe80::1]/hook",
+    ],
+)
+def test_private_and_reserved_address_literals_are_refused_in_the_form_and_at_send_time(url):
+    assert url_problem(url)[0] == "private"
+    with pytest.raises(RefusedAddress):
+        resolve(urlsplit(url))
+    outcome = post(url, body=b"{}", headers={})
+    assert not outcome.ok and outcome.status_code is None
+
+
+@pytest.mark.parametrize("address", ["10.0.0.5", "127.0.0.1", "169.254.169.254", "::1", "fc00::1"])
+def test_a_host_name_that_resolves_to_a_private_address_is_refused_at_send_time(
+    monkeypatch, address
+):
+    monkeypatch.setattr(socket, "getaddrinfo", _answer(address))
+    assert url_problem("https://hooks.example.com/x") is None
+    with pytest.raises(RefusedAddress, match="private or reserved"):
+        resolve(urlsplit("https://hooks.example.com/x"))
+    assert "private or reserved" in post("https://hooks.example.com/x", body=b"", headers={}).error
+
+
+def test_a_host_name_with_one_private_address_among_public_ones_is_refused(monkeypatch):
+    def getaddrinfo(host, port, *args, **kwargs):
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.1", port)),
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with pytest.raises(RefusedAddress):
+        resolve(urlsplit("https://hooks.example.com/x"))
+
+
+def test_a_public_address_is_the_one_connected_to(monkeypatch):
+    monkeypatch.setattr(socket, "getaddrinfo", _answer("93.184.215.14"))
+    host, port, address = resolve(urlsplit("https://hooks.example.com:8443/x"))
+    assert (host, port, str(address)) == ("hooks.example.com", 8443, "93.184.215.14")
+
+
+def test_loopback_is_allowed_only_by_the_test_setting_and_only_127_0_0_1(settings):
+    settings.WEBHOOKS_ALLOW_LOOPBACK = True
+    assert url_problem("https://127.0.0.1/hook") is None
+    assert url_problem("https://127.0.0.2/hook")[0] == "private"
+    assert url_problem("https://[::1]/hook")[0] == "private"
+
+
+def test_plain_http_is_refused_unless_debug_or_the_test_setting(settings):
+    settings.DEBUG = False
+    assert url_problem("http://hooks.example.com/x")[0] == "not_https"
+    assert url_problem("ftp://hooks.example.com/x")[0] == "not_https"
+    settings.WEBHOOKS_ALLOW_HTTP = True
+    assert url_problem("http://hooks.example.com/x") is None
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("https://hooks.example.com/a\x00b", "control"),
+        ("https://hooks.example.com/a\nX-Injected: 1", "control"),
+        ("https://hooks.example.com/a\r\nb", "control"),
+        ("https://hooks.example.com/" + "a" * 5000, "too_long"),
+        ("https://hooks².example.com/", "not_ascii"),
+        ("https://hooks.example.com/\ud800", "not_ascii"),
+        ("https://user:pass@hooks.example.com/", "userinfo"),
+        ("https://hooks.example.com:99999/", "invalid"),
+        ("https:///nohost", "invalid"),
+        ("hooks.example.com", "not_https"),
+    ],
+)
+def test_hostile_addresses_are_form_errors_with_a_code(url, code):
+    form = WebhookCreateForm({"url": url, "format": "generic", "min_severity": "low"})
+    assert not form.is_valid()
+    assert form.errors.as_data()["url"][0].code == code

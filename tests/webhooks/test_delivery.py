@@ -1,0 +1,260 @@
+"""deliver(): each alert enqueued once per endpoint, sent signed, retried with backoff,
+and one endpoint's trouble never stops another's delivery."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from webhooks import delivery as delivery_module
+from webhooks.delivery import BACKOFF, DeliveryResult, deliver, enqueue_alerts, next_attempt_after
+from webhooks.models import WebhookDelivery
+from webhooks.services import delivery_retry_now, webhook_disable, webhook_send_test
+
+from .test_signing import verify
+
+
+def test_an_alert_is_delivered_signed_end_to_end(
+    receiver, project, api_key, make_endpoint, make_flag
+):
+    endpoint, secret = make_endpoint(project, receiver.url("/hook?token=abc"))
+    flag = make_flag(project, api_key[0], summary="Revoked key tried")
+    result = deliver()
+    assert (result.enqueued, result.succeeded, result.failed) == (1, 1, 0)
+    [got] = receiver.requests
+    assert got.path == "/hook?token=abc"
+    assert verify(secret, got.headers["Reminix-Signature"], got.body)
+    assert got.headers["User-Agent"] == "Reminix-Webhooks/1"
+    assert got.headers["Content-Type"] == "application/json"
+    event = json.loads(got.body)
+    assert got.headers["Reminix-Event-Id"] == event["id"] and event["id"].startswith("evt_")
+    assert event["type"] == "alert.raised" and event["createdAt"].endswith("Z")
+    assert event["project"] == {"slug": project.slug, "name": project.name}
+    alert = event["alert"]
+    assert alert["id"] == flag.pk and alert["severity"] == "high"
+    assert alert["key"] == {"type": "api_key", "name": api_key[0].name, "hint": api_key[0].hint}
+    assert api_key[1] not in got.body.decode()
+    assert alert["url"].endswith(f"/projects/{project.slug}/alerts/#flag-{flag.pk}")
+    sent = WebhookDelivery.objects.get()
+    assert sent.status == "succeeded" and sent.attempts == 1 and sent.last_status_code == 204
+    # Nothing new: the next run sends nothing.
+    assert deliver().enqueued == 0 and len(receiver.requests) == 1
+
+
+def test_slack_endpoints_get_a_message_with_a_timestamp_and_no_signature(
+    receiver, project, make_endpoint, make_flag
+):
+    make_endpoint(project, receiver.url(), format="slack")
+    make_flag(project, summary="Key <!channel> tried")
+    deliver()
+    [got] = receiver.requests
+    body = json.loads(got.body)
+    assert "Reminix-Signature" not in got.headers and got.headers["Reminix-Timestamp"].isdigit()
+    assert set(body) == {"text", "blocks"} and "<!channel>" not in got.body.decode()
+
+
+def test_only_alerts_raised_after_the_endpoint_was_added_at_its_severity_are_sent(
+    receiver, project, make_endpoint, make_flag
+):
+    before = make_flag(project)
+    before.created_at = timezone.now() - timedelta(minutes=5)
+    before.save()
+    endpoint, _ = make_endpoint(project, receiver.url(), min_severity="medium")
+    make_flag(project, severity="low")
+    medium = make_flag(project, severity="medium")
+    deliver()
+    assert list(WebhookDelivery.objects.values_list("flag_id", flat=True)) == [medium.pk]
+
+
+def test_a_failed_delivery_is_retried_with_backoff_then_given_up(
+    receiver, project, make_endpoint, make_flag
+):
+    receiver.status = 500
+    make_endpoint(project, receiver.url())
+    make_flag(project)
+    now = timezone.now()
+    deliver(now=now)
+    row = WebhookDelivery.objects.get()
+    assert row.status == "failed" and row.attempts == 1 and row.last_status_code == 500
+    assert row.last_error.startswith("HTTP 500") and "\n" not in row.last_error
+    assert row.next_attempt_at == now + timedelta(minutes=1)
+    # Not due yet: nothing is sent.
+    deliver(now=now + timedelta(seconds=30))
+    assert len(receiver.requests) == 1
+    moment = now
+    for waited in BACKOFF:
+        moment += waited
+        deliver(now=moment)
+    row.refresh_from_db()
+    assert row.status == "gave_up" and row.attempts == 6 and row.next_attempt_at is None
+    assert len(receiver.requests) == 6
+
+
+def test_the_backoff_schedule():
+    now = timezone.now()
+    waits = [next_attempt_after(n, now) for n in range(1, 7)]
+    assert [w - now for w in waits[:5]] == [
+        timedelta(minutes=1),
+        timedelta(minutes=5),
+        timedelta(minutes=30),
+        timedelta(hours=2),
+        timedelta(hours=6),
+    ]
+    assert waits[5] is None
+
+
+def test_each_alert_is_enqueued_once_per_endpoint_across_runs(
+    receiver, project, make_endpoint, make_flag
+):
+    endpoint, _ = make_endpoint(project, receiver.url())
+    make_flag(project)
+    now = timezone.now()
+    for _ in range(3):
+        enqueue_alerts(now=now, result=DeliveryResult())
+    assert WebhookDelivery.objects.count() == 1
+    row = WebhookDelivery.objects.get()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            flag=row.flag,
+            event_id="evt_x",
+            event_type="alert.raised",
+            payload={},
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_enqueue_each_alert_once(
+    receiver, project, make_endpoint, make_flag, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: concurrency is shown on PostgreSQL.")
+    make_endpoint(project, receiver.url())
+    for _ in range(20):
+        make_flag(project)
+    # Both runs read "not yet enqueued" before either inserts.
+    barrier = threading.Barrier(2)
+    original = WebhookDelivery.objects.bulk_create
+
+    def bulk_create_together(*args, **kwargs):
+        barrier.wait(timeout=10)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(WebhookDelivery.objects, "bulk_create", bulk_create_together)
+    results = [DeliveryResult(), DeliveryResult()]
+
+    def run(result):
+        try:
+            enqueue_alerts(now=timezone.now(), result=result)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.enqueued for r in results] == [20, 20]  # both tried
+    assert [r.errors for r in results] == [0, 0]
+    assert WebhookDelivery.objects.count() == 20
+
+
+def test_one_endpoint_timing_out_or_raising_does_not_stop_other_tenants(
+    receiver, project, make_endpoint, make_flag, make_user, make_project, monkeypatch
+):
+    other_owner = make_user()
+    other = make_project(other_owner)
+    third = make_project(make_user(), name="Third")
+    # A black hole: accepts the connection, never answers.
+    import socket as socket_module
+
+    hole = socket_module.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(1)
+    make_endpoint(project, f"http://127.0.0.1:{hole.getsockname()[1]}/slow")
+    make_endpoint(third, receiver.url("/raises"))
+    make_endpoint(other, receiver.url("/fine"))
+    for p in (project, third, other):
+        make_flag(p)
+    real_send = delivery_module._send
+
+    def send(delivery, endpoint):
+        if endpoint.url.endswith("/raises"):
+            raise RuntimeError("boom")
+        return real_send(delivery, endpoint)
+
+    monkeypatch.setattr(delivery_module, "_send", send)
+    monkeypatch.setattr("webhooks.transport.TIMEOUT", 0.5)
+    started = time.monotonic()
+    result = deliver()
+    hole.close()
+    assert time.monotonic() - started < 10
+    assert (result.succeeded, result.failed) == (1, 2)
+    by_path = {d.endpoint.url.rsplit("/", 1)[1]: d for d in WebhookDelivery.objects.all()}
+    assert by_path["fine"].status == "succeeded"
+    assert by_path["slow"].status == "failed" and "No answer" in by_path["slow"].last_error
+    assert by_path["raises"].status == "failed"
+    assert by_path["raises"].last_error == "Unexpected error: RuntimeError"
+    assert [r.path for r in receiver.requests] == ["/fine"]
+
+
+def test_logs_name_the_host_only_never_the_path_query_or_secret(
+    receiver, project, make_endpoint, make_flag, caplog
+):
+    receiver.status = 500
+    _, secret = make_endpoint(project, receiver.url("/services/T000/B000/XXXXSECRET?k=v"))
+    make_flag(project)
+    deliver()
+    logged = caplog.text
+    assert "127.0.0.1" in logged
+    assert "XXXXSECRET" not in logged and "k=v" not in logged and secret not in logged
+
+
+def test_a_redirect_is_not_followed(receiver, project, make_endpoint, make_flag):
+    receiver.status = 302
+    make_endpoint(project, receiver.url())
+    make_flag(project)
+    deliver()
+    row = WebhookDelivery.objects.get()
+    assert row.status == "failed" and "redirects are not followed" in row.last_error
+
+
+def test_send_test_attempts_at_once_and_retry_now_sends_a_failed_one_again(
+    receiver, project, user, make_endpoint
+):
+    endpoint, secret = make_endpoint(project, receiver.url())
+    receiver.status = 503
+    delivery, outcome = webhook_send_test(endpoint=endpoint, by=user)
+    assert outcome is not None and not outcome.ok and delivery.status == "failed"
+    assert json.loads(receiver.requests[0].body)["type"] == "webhook.test"
+    receiver.status = 200
+    outcome = delivery_retry_now(delivery=delivery)
+    assert outcome is not None and outcome.ok
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded" and delivery.attempts == 2
+    assert verify(
+        secret, receiver.requests[1].headers["Reminix-Signature"], receiver.requests[1].body
+    )
+    assert receiver.requests[0].headers["Reminix-Event-Id"] == delivery.event_id
+
+
+def test_a_disabled_endpoint_gets_nothing(receiver, project, user, make_endpoint, make_flag):
+    endpoint, _ = make_endpoint(project, receiver.url())
+    webhook_disable(endpoint=endpoint, by=user)
+    make_flag(project)
+    deliver()
+    assert receiver.requests == [] and WebhookDelivery.objects.count() == 0
+
+
+def test_the_command_runs_and_reports(receiver, project, make_endpoint, make_flag, capsys):
+    make_endpoint(project, receiver.url())
+    make_flag(project)
+    call_command("deliver_webhooks")
+    assert "Enqueued 1 deliveries; 1 delivered, 0 failed." in capsys.readouterr().out

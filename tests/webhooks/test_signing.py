@@ -1,0 +1,80 @@
+"""The signature (a known vector, and the README's verification snippet), the generic
+event's shape, and Slack's escaping."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+from webhooks.payloads import mrkdwn_escape, slack_message
+from webhooks.signing import secret_decrypt, secret_encrypt, secret_generate, signature_header
+
+
+# The README's snippet, as printed there.
+def verify(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
+    parts = dict(item.split("=", 1) for item in header.split(","))
+    timestamp = int(parts["t"])
+    if abs(time.time() - timestamp) > tolerance:
+        return False
+    signed = f"{timestamp}.".encode() + body
+    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, parts["v1"])
+
+
+def test_the_signature_matches_a_known_vector():
+    header = signature_header("whsec_test", timestamp=1700000000, body=b'{"a":1}')
+    assert header == (
+        "t=1700000000,v1=38877139021993b830af32feea6e18a8da83eb2f6e49ee50bd9e4cf4ca4d3789"
+    )
+
+
+def test_the_readme_snippet_accepts_a_fresh_signature_and_refuses_an_old_or_altered_one():
+    secret = secret_generate()
+    now = int(time.time())
+    body = b'{"id":"evt_1"}'
+    assert verify(secret, signature_header(secret, timestamp=now, body=body), body)
+    assert not verify(secret, signature_header(secret, timestamp=now - 301, body=body), body)
+    assert not verify(secret, signature_header(secret, timestamp=now, body=body), body + b" ")
+    assert not verify("whsec_other", signature_header(secret, timestamp=now, body=body), body)
+
+
+def test_a_secret_is_stored_encrypted_and_reads_back(settings):
+    secret = secret_generate()
+    assert secret.startswith("whsec_") and len(secret) > 40
+    stored = secret_encrypt(secret)
+    assert secret not in stored
+    assert secret_decrypt(stored) == secret
+
+
+def test_a_secret_still_reads_after_secret_key_is_rotated_into_the_fallbacks(settings):
+    secret = secret_generate()
+    stored = secret_encrypt(secret)
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-new-secret-key-0123456789abcdef0123456789abcdef"
+    assert secret_decrypt(stored) == secret
+
+
+def test_slack_text_escapes_what_a_customer_named():
+    assert mrkdwn_escape("<!channel> & <https://evil|here>") == (
+        "&lt;!channel&gt; &amp; &lt;https://evil|here&gt;"
+    )
+    event = {
+        "project": {"slug": "p", "name": "A&B <!here>"},
+        "alert": {
+            "title": "Revoked or expired token still in use",
+            "severity": "high",
+            "summary": "Key <!channel> tried",
+            "key": {"name": "<https://evil.example|click>", "hint": "reminix_sk_ab…"},
+            "occurrences": 2,
+            "lastSeen": "2026-01-01T00:00:00Z",
+            "url": "https://dash.example/projects/p/alerts/#flag-1",
+        },
+    }
+    message = slack_message(event)
+    text = json.dumps(message)
+    assert "<!channel>" not in text and "<!here>" not in text
+    assert "<https://evil" not in text
+    assert "A&amp;B &lt;!here&gt;" in message["text"]
+    assert "<https://dash.example/projects/p/alerts/#flag-1|Review it in Reminix>" in text

@@ -1,0 +1,128 @@
+"""Which webhook addresses we accept (when one is added) and which we connect to (at each
+send): never our own network, whatever a name resolves to today.
+
+The form check is for the person adding the endpoint (a clear error beside the field);
+the send-time check is the guard, because DNS can change after the form was accepted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import SplitResult, urlsplit
+
+from django.conf import settings
+
+MAX_URL_LENGTH = 2000
+type Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class RefusedAddress(ValueError):
+    """An address we do not send to; the message says why, without the address's secrets."""
+
+
+def allow_http() -> bool:
+    return bool(settings.DEBUG or getattr(settings, "WEBHOOKS_ALLOW_HTTP", False))
+
+
+def allow_loopback() -> bool:
+    """Tests deliver to a receiver on 127.0.0.1; nothing else ever may."""
+    return bool(getattr(settings, "WEBHOOKS_ALLOW_LOOPBACK", False))
+
+
+def url_problem(url: str) -> tuple[str, str] | None:
+    """Why `url` cannot be a webhook address, as (code, message); None if it can."""
+    if len(url) > MAX_URL_LENGTH:
+        return "too_long", f"Use an address of at most {MAX_URL_LENGTH:,} characters."
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return "control", "The address may not contain line breaks or control characters."
+    if not url.isascii() or " " in url:
+        return (
+            "not_ascii",
+            "Use only ASCII characters: percent-encode the others, and write an "
+            "international domain name in its xn-- form.",
+        )
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "invalid", "Enter a whole address, like https://example.com/hooks/reminix."
+    schemes = ("https", "http") if allow_http() else ("https",)
+    if parts.scheme not in schemes:
+        return "not_https", "Use an https:// address: deliveries carry your alerts."
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        return (
+            "userinfo",
+            "Leave the user name and password out of the address; verify our signature instead.",
+        )
+    host = parts.hostname or ""
+    if not host or port == 0:
+        return "invalid", "Enter a whole address, like https://example.com/hooks/reminix."
+    literal = _ip_literal(host)
+    if literal is not None and not address_allowed(literal):
+        return "private", "That address is on a private or reserved network: we cannot reach it."
+    return None
+
+
+def _ip_literal(host: str) -> Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def address_allowed(address: Address) -> bool:
+    """Public unicast only: no loopback, private, link-local (cloud metadata at
+    169.254.169.254), multicast, reserved or unspecified address, in IPv4 or IPv6, nor an
+    IPv4 address hidden in an IPv6 one."""
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = address.ipv4_mapped or address.sixtofour or _nat64(address)
+        if inner is not None:
+            return address_allowed(inner)
+    if allow_loopback() and address == ipaddress.IPv4Address("127.0.0.1"):
+        return True
+    return not (
+        address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+        or not address.is_global
+    )
+
+
+def _nat64(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address in ipaddress.IPv6Network("64:ff9b::/96"):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def resolve(parts: SplitResult) -> tuple[str, int, Address]:
+    """The host, port and the one address to connect to. Every address the name resolves
+    to must be allowed (a name with one private address among public ones is refused), and
+    we connect to the address we checked, so DNS cannot change it in between."""
+    problem = url_problem(parts.geturl())
+    if problem is not None:
+        raise RefusedAddress(problem[1])
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as error:
+        raise RefusedAddress(f"DNS lookup failed ({type(error).__name__}).") from None
+    addresses: list[Address] = []
+    for info in infos:
+        raw = str(info[4][0]).split("%", 1)[0]  # an IPv6 zone (fe80::1%eth0) is link-local
+        try:
+            addresses.append(ipaddress.ip_address(raw))
+        except ValueError:
+            raise RefusedAddress("DNS answered with something that is not an address.") from None
+    if not addresses:
+        raise RefusedAddress("DNS lookup found no address.")
+    for address in addresses:
+        if not address_allowed(address):
+            raise RefusedAddress(
+                "The host resolves to a private or reserved address: we do not send there."
+            )
+    return host, port, addresses[0]

@@ -1,0 +1,158 @@
+"""Where a project's alerts are delivered (WebhookEndpoint), and each delivery with its
+attempts (WebhookDelivery). Sending is in delivery.py; writes are in services.py."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import models
+from django.db.models import OuterRef, Q, Subquery
+from django.utils import timezone
+
+from accounts.models import Project
+from alerts.models import Flag
+
+MAX_ENDPOINTS_PER_PROJECT = 10
+
+
+class EndpointQuerySet(models.QuerySet["WebhookEndpoint"]):
+    def for_project(self, project: Project) -> EndpointQuerySet:
+        return self.filter(project=project)
+
+    def active(self) -> EndpointQuerySet:
+        return self.filter(disabled_at__isnull=True)
+
+    def with_last_delivery(self) -> EndpointQuerySet:
+        """Each with `last_status`, `last_status_code` and `last_at` of its newest delivery."""
+        newest = WebhookDelivery.objects.filter(endpoint=OuterRef("pk")).order_by(
+            "-created_at", "-id"
+        )
+        return self.annotate(
+            last_status=Subquery(newest.values("status")[:1]),
+            last_status_code=Subquery(newest.values("last_status_code")[:1]),
+            last_at=Subquery(newest.values("created_at")[:1]),
+        )
+
+
+class WebhookEndpoint(models.Model):
+    """An address of the project's that hears about its alerts: signed JSON (generic) or
+    a Slack incoming webhook. Hears only about alerts raised after it was added."""
+
+    class Format(models.TextChoices):
+        GENERIC = "generic", "JSON, signed (your own endpoint)"
+        SLACK = "slack", "Slack incoming webhook"
+
+    class MinSeverity(models.TextChoices):
+        # Named after the lowest severity sent: "low" sends every alert.
+        LOW = "low", "All alerts"
+        MEDIUM = "medium", "Medium and high"
+        HIGH = "high", "High only"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    url = models.CharField(max_length=2000)
+    format = models.CharField(max_length=16, choices=Format.choices, default=Format.GENERIC)
+    # Fernet token of the `whsec_…` secret (webhooks/signing.py); its hint for the list.
+    secret_encrypted = models.TextField()
+    secret_hint = models.CharField(max_length=20)
+    min_severity = models.CharField(
+        max_length=8, choices=MinSeverity.choices, default=MinSeverity.LOW
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+
+    objects = EndpointQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.display_url
+
+    @property
+    def display_url(self) -> str:
+        """Scheme and host only: a Slack URL's path is its secret, and so may a query be."""
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def has_more_than_host(self) -> bool:
+        parts = urlsplit(self.url)
+        return parts.path not in ("", "/") or bool(parts.query)
+
+    def wants(self, severity: str) -> bool:
+        return SEVERITY_RANK[severity] >= SEVERITY_RANK[self.min_severity]
+
+
+SEVERITY_RANK: dict[str, int] = {
+    Flag.Severity.LOW: 0,
+    Flag.Severity.MEDIUM: 1,
+    Flag.Severity.HIGH: 2,
+}
+
+
+class DeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
+    def due(self, now: datetime) -> DeliveryQuerySet:
+        """Waiting for an attempt whose time has come, to an endpoint still enabled."""
+        return self.filter(
+            status__in=(WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED),
+            next_attempt_at__lte=now,
+            endpoint__disabled_at__isnull=True,
+        )
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: the body fixed when it was enqueued, and how its
+    attempts went. Retries resend the same body and event id with a fresh signature."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCEEDED = "succeeded", "Delivered"
+        FAILED = "failed", "Failed, will retry"
+        GAVE_UP = "gave_up", "Gave up"
+
+    class EventType(models.TextChoices):
+        ALERT_RAISED = "alert.raised", "Alert raised"
+        TEST = "webhook.test", "Test"
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    # None for a test delivery (and for one whose alert was since deleted).
+    flag = models.ForeignKey(
+        Flag, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    event_id = models.CharField(max_length=40, unique=True)
+    event_type = models.CharField(max_length=32, choices=EventType.choices)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Each alert is enqueued once per endpoint, however many schedulers run.
+            models.UniqueConstraint(
+                fields=["endpoint", "flag"],
+                condition=Q(flag__isnull=False),
+                name="webhookdelivery_once_per_flag",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="webhookdelivery_due"),
+            models.Index(fields=["endpoint", "-created_at"], name="webhookdelivery_log"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} → {self.endpoint_id} ({self.status})"

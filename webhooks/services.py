@@ -1,0 +1,133 @@
+"""The writes behind the Webhooks settings page. Each audited in its own transaction."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Project, User
+from audit.log import audit_record
+from webhooks.delivery import attempt
+from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookDelivery, WebhookEndpoint
+from webhooks.payloads import event_id_new, test_event
+from webhooks.signing import secret_encrypt, secret_generate, secret_hint
+from webhooks.transport import Outcome
+
+
+class TooManyEndpoints(Exception):
+    """The project already has MAX_ENDPOINTS_PER_PROJECT endpoints."""
+
+
+def webhook_create(
+    *,
+    project: Project,
+    url: str,
+    format: str,
+    min_severity: str,
+    created_by: User,
+    ip: str | None = None,
+) -> tuple[WebhookEndpoint, str]:
+    """A new endpoint and its signing secret, which is returned this once."""
+    secret = secret_generate()
+    with transaction.atomic():
+        # Two owners adding the 10th endpoint at once: the project row serialises them.
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        if WebhookEndpoint.objects.for_project(project).count() >= MAX_ENDPOINTS_PER_PROJECT:
+            raise TooManyEndpoints(
+                f"A project can have {MAX_ENDPOINTS_PER_PROJECT} webhook endpoints; "
+                "delete one first."
+            )
+        endpoint = WebhookEndpoint.objects.create(
+            project=project,
+            url=url,
+            format=format,
+            min_severity=min_severity,
+            secret_encrypted=secret_encrypt(secret),
+            secret_hint=secret_hint(secret),
+            created_by=created_by,
+        )
+        audit_record(
+            action="webhook.created",
+            actor=created_by,
+            project=project,
+            target=endpoint,
+            target_label=endpoint.display_url,
+            ip=ip,
+            metadata={"format": format, "min_severity": min_severity},
+        )
+    return endpoint, secret
+
+
+def webhook_disable(*, endpoint: WebhookEndpoint, by: User, ip: str | None = None) -> bool:
+    """Stop sending to it (what is waiting stays, unsent). False if already disabled."""
+    with transaction.atomic():
+        changed = WebhookEndpoint.objects.filter(pk=endpoint.pk, disabled_at__isnull=True).update(
+            disabled_at=timezone.now()
+        )
+        if changed:
+            audit_record(
+                action="webhook.disabled",
+                actor=by,
+                project=endpoint.project,
+                target=endpoint,
+                target_label=endpoint.display_url,
+                ip=ip,
+            )
+    endpoint.refresh_from_db()
+    return bool(changed)
+
+
+def webhook_delete(*, endpoint: WebhookEndpoint, by: User, ip: str | None = None) -> None:
+    """Remove it and its delivery log; the audit trail keeps that it existed."""
+    with transaction.atomic():
+        audit_record(
+            action="webhook.deleted",
+            actor=by,
+            project=endpoint.project,
+            target=endpoint,
+            target_label=endpoint.display_url,
+            ip=ip,
+        )
+        endpoint.delete()
+
+
+def webhook_send_test(
+    *, endpoint: WebhookEndpoint, by: User, ip: str | None = None
+) -> tuple[WebhookDelivery, Outcome | None]:
+    """Enqueue a `webhook.test` event and attempt it at once; it retries like any other."""
+    now = timezone.now()
+    event_id = event_id_new()
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            event_id=event_id,
+            event_type=WebhookDelivery.EventType.TEST,
+            payload=test_event(event_id=event_id, project=endpoint.project, created_at=now),
+            next_attempt_at=now,
+            created_at=now,
+        )
+        audit_record(
+            action="webhook.test_sent",
+            actor=by,
+            project=endpoint.project,
+            target=endpoint,
+            target_label=endpoint.display_url,
+            ip=ip,
+            metadata={"event_id": event_id},
+        )
+    outcome = attempt(delivery.pk)
+    delivery.refresh_from_db()
+    return delivery, outcome
+
+
+def delivery_retry_now(*, delivery: WebhookDelivery) -> Outcome | None:
+    """Attempt a failed (or given-up) delivery now rather than at its next time. One that
+    had given up gets this one attempt, and gives up again if it fails."""
+    now = timezone.now()
+    WebhookDelivery.objects.filter(
+        pk=delivery.pk,
+        status__in=(WebhookDelivery.Status.FAILED, WebhookDelivery.Status.GAVE_UP),
+    ).update(status=WebhookDelivery.Status.FAILED, next_attempt_at=now)
+    outcome = attempt(delivery.pk, now=now)
+    delivery.refresh_from_db()
+    return outcome

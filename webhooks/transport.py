@@ -1,0 +1,118 @@
+"""One POST to a webhook address, with the standard library: the host resolved and checked
+(addresses.resolve), connected to by the checked address, TLS verified against the host
+name, 5 seconds to connect and to each read, no redirect followed, and at most 64 KB of the
+answer read, of which only a short excerpt is kept.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from urllib.parse import SplitResult, urlsplit
+
+from core.mail import one_line
+from webhooks.addresses import Address, RefusedAddress, resolve
+
+TIMEOUT = 5.0
+MAX_READ = 64 * 1024
+EXCERPT = 120
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt went: a 2xx status is a delivery, anything else a failure."""
+
+    status_code: int | None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def where(url: str) -> str:
+    """What logs may say about an address: scheme and host. A Slack URL's path is its
+    secret, and a query string may hold one too."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or '?'}"
+    except ValueError:
+        return "(unparsable address)"
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the address we checked, whatever the host name says now."""
+
+    def __init__(self, host: str, port: int, address: Address) -> None:
+        super().__init__(host, port, timeout=TIMEOUT)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((str(self._address), self.port), TIMEOUT)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, address: Address) -> None:
+        self._tls = ssl.create_default_context()
+        super().__init__(host, port, timeout=TIMEOUT, context=self._tls)
+        self._address = address
+
+    def connect(self) -> None:
+        raw = socket.create_connection((str(self._address), self.port), TIMEOUT)
+        # The certificate must name the host we were given, not the address we dialled.
+        self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
+
+
+def post(url: str, *, body: bytes, headers: dict[str, str]) -> Outcome:
+    """POST `body` to `url`. Never raises for anything the far end or the network does:
+    the outcome says what happened, in one short line without the address's secrets."""
+    try:
+        parts: SplitResult = urlsplit(url)
+        host, port, address = resolve(parts)
+    except RefusedAddress as refused:
+        return Outcome(None, one_line(str(refused), limit=300))
+    except ValueError:
+        return Outcome(None, "The address cannot be parsed.")
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        connection = _PinnedHTTPSConnection(host, port, address)
+    else:
+        connection = _PinnedHTTPConnection(host, port, address)
+    deadline = time.monotonic() + 3 * TIMEOUT
+    try:
+        connection.request("POST", target, body=body, headers=headers)
+        response = connection.getresponse()
+        excerpt = _read_some(response, deadline)
+        status = response.status
+    except TimeoutError:
+        return Outcome(None, f"No answer within {TIMEOUT:.0f} seconds.")
+    except ssl.SSLError as error:
+        return Outcome(None, one_line(f"TLS failed: {error.reason or type(error).__name__}"))
+    except (OSError, http.client.HTTPException) as error:
+        return Outcome(None, one_line(f"Connection failed: {type(error).__name__}"))
+    finally:
+        connection.close()
+    if 200 <= status < 300:
+        return Outcome(status)
+    if 300 <= status < 400:
+        return Outcome(status, f"HTTP {status}: redirects are not followed; use the final address.")
+    detail = f": {excerpt}" if excerpt else ""
+    return Outcome(status, one_line(f"HTTP {status}{detail}", limit=300))
+
+
+def _read_some(response: http.client.HTTPResponse, deadline: float) -> str:
+    """At most MAX_READ bytes of the answer, within the deadline; an excerpt of them."""
+    read = b""
+    while len(read) < MAX_READ and time.monotonic() < deadline:
+        chunk = response.read1(MAX_READ - len(read))
+        if not chunk:
+            break
+        read += chunk
+    text = read.decode("utf-8", errors="replace")
+    return one_line(text, limit=EXCERPT)
