@@ -17,5 +17,6 @@ urlpatterns = [
     path("", include("alerts.urls")),
     path("", include("notifications.urls")),
     path("", include("overview.urls")),
+    path("", include("webhooks.urls")),
     path("", include("api.urls")),
 ]

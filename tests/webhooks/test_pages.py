@@ -1,0 +1,144 @@
+"""Settings → Webhooks: owners only, another project's endpoints are 404, hostile input
+is a form error, and each change is audited."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import Membership
+from audit.models import AuditEvent
+from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookEndpoint
+
+from ..conftest import HTMX
+
+
+def _url(name, project, **kwargs):
+    return reverse(f"webhooks:{name}", kwargs={"slug": project.slug, **kwargs})
+
+
+def test_an_owner_adds_an_endpoint_and_sees_its_secret_once(signed_in, project, local_delivery):
+    page = signed_in.get(_url("webhook_list", project))
+    assert page.status_code == 200 and b"No webhook endpoints yet" in page.content
+    response = signed_in.post(
+        _url("webhook_create", project),
+        {
+            "url": "https://hooks.example.com/a/b?secret=1",
+            "format": "generic",
+            "min_severity": "high",
+            "form_id": "f1",
+        },
+    )
+    assert response.status_code == 201
+    assert response["Cache-Control"].startswith("max-age=0")
+    endpoint = WebhookEndpoint.objects.get()
+    content = response.content.decode()
+    secret_start = content.index("whsec_")
+    secret = content[secret_start : content.index("<", secret_start)]
+    assert len(secret) > 40 and secret not in endpoint.secret_encrypted
+    again = signed_in.post(
+        _url("webhook_create", project),
+        {
+            "url": "https://hooks.example.com/",
+            "format": "generic",
+            "min_severity": "low",
+            "form_id": "f1",
+        },
+    )
+    assert again.status_code == 302 and WebhookEndpoint.objects.count() == 1
+    listing = signed_in.get(_url("webhook_list", project)).content.decode()
+    assert secret not in listing and "secret=1" not in listing and "/a/b" not in listing
+    assert "https://hooks.example.com/…" in listing
+    assert AuditEvent.objects.filter(action="webhook.created", project=project).exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/\x00",
+        "https://hooks.example.com/a\nb",
+        "https://hooks.example.com/" + "a" * 5000,
+        "https://hooks².example.com/",
+        "http://hooks.example.com/",
+        "https://10.0.0.1/",
+    ],
+)
+def test_hostile_addresses_are_answered_with_a_form_error(signed_in, project, url):
+    response = signed_in.post(
+        _url("webhook_create", project),
+        {"url": url, "format": "generic", "min_severity": "low", "form_id": "x"},
+        headers=HTMX,
+    )
+    assert response.status_code == 422
+    assert b'aria-invalid="true"' in response.content
+    assert WebhookEndpoint.objects.count() == 0
+
+
+def test_a_lone_surrogate_in_the_raw_body_is_a_form_error(signed_in, project):
+    response = signed_in.generic(
+        "POST",
+        _url("webhook_create", project),
+        b"url=https%3A%2F%2Fhooks.example.com%2F%ED%A0%80&format=generic&min_severity=low",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 422
+
+
+def test_the_eleventh_endpoint_is_refused(signed_in, project, user, make_endpoint):
+    for n in range(MAX_ENDPOINTS_PER_PROJECT):
+        make_endpoint(project, f"https://hooks{n}.example.com/")
+    response = signed_in.post(
+        _url("webhook_create", project),
+        {"url": "https://more.example.com/", "format": "slack", "min_severity": "low"},
+    )
+    assert response.status_code == 409
+    assert WebhookEndpoint.objects.count() == MAX_ENDPOINTS_PER_PROJECT
+
+
+def test_members_who_are_not_owners_get_403_and_no_tab(client, project, make_user):
+    member = make_user()
+    Membership.objects.create(user=member, project=project, role=Membership.Role.MEMBER)
+    client.force_login(member)
+    assert client.get(_url("webhook_list", project)).status_code == 403
+    settings_page = client.get(reverse("accounts:project_settings", args=[project.slug]))
+    assert b"Webhooks" not in settings_page.content
+
+
+def test_another_projects_endpoint_ids_are_404(
+    signed_in, project, make_user, make_project, make_endpoint
+):
+    other = make_project(make_user())
+    endpoint, _ = make_endpoint(other, "https://hooks.example.com/")
+    for name in ("webhook_detail",):
+        assert signed_in.get(_url(name, project, endpoint_id=endpoint.pk)).status_code == 404
+    for name in ("webhook_test", "webhook_disable", "webhook_delete"):
+        assert signed_in.post(_url(name, project, endpoint_id=endpoint.pk)).status_code == 404
+    retry = _url("webhook_retry", project, endpoint_id=endpoint.pk, delivery_id=1)
+    assert signed_in.post(retry).status_code == 404
+    assert WebhookEndpoint.objects.get(pk=endpoint.pk).disabled_at is None
+
+
+def test_send_test_disable_and_delete_are_audited(signed_in, project, receiver, make_endpoint):
+    endpoint, _ = make_endpoint(project, receiver.url())
+    response = signed_in.post(_url("webhook_test", project, endpoint_id=endpoint.pk), follow=True)
+    assert b"Test event: delivered (HTTP 204)" in response.content
+    assert b"webhook.test" in response.content or b"Test" in response.content
+    signed_in.post(_url("webhook_disable", project, endpoint_id=endpoint.pk))
+    signed_in.post(_url("webhook_delete", project, endpoint_id=endpoint.pk))
+    actions = set(AuditEvent.objects.filter(project=project).values_list("action", flat=True))
+    assert {"webhook.test_sent", "webhook.disabled", "webhook.deleted"} <= actions
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_retry_now_on_the_delivery_log(signed_in, project, user, receiver, make_endpoint):
+    from webhooks.services import webhook_send_test
+
+    endpoint, _ = make_endpoint(project, receiver.url())
+    receiver.status = 500
+    delivery, _ = webhook_send_test(endpoint=endpoint, by=user)
+    log = signed_in.get(_url("webhook_detail", project, endpoint_id=endpoint.pk))
+    assert b"Retry now" in log.content and b"HTTP 500" in log.content
+    receiver.status = 200
+    retry = _url("webhook_retry", project, endpoint_id=endpoint.pk, delivery_id=delivery.pk)
+    response = signed_in.post(retry, follow=True)
+    assert b"delivered (HTTP 200)" in response.content

@@ -1,0 +1,163 @@
+"""Settings → Webhooks: a project's alert destinations, for its owners only.
+
+Members do not see this tab: an endpoint's address can itself be a secret (a Slack
+incoming-webhook URL is one), and everything here changes where alerts go.
+The add form and the shown-once secret are the #key-panel dialogs of the key pages.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.decorators import project_owner_required
+from accounts.http import ProjectRequest
+from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
+from core.client_ip import client_ip
+from webhooks.forms import WebhookCreateForm
+from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookDelivery, WebhookEndpoint
+from webhooks.services import (
+    TooManyEndpoints,
+    delivery_retry_now,
+    webhook_create,
+    webhook_delete,
+    webhook_disable,
+    webhook_send_test,
+)
+from webhooks.transport import Outcome
+
+TEMPLATE = "webhooks/webhook_list.html"
+DETAIL = "webhooks/webhook_detail.html"
+CHANGED = "webhooksChanged"
+LOG_SIZE = 50
+
+
+def _list_context(request: ProjectRequest) -> dict[str, object]:
+    endpoints = list(WebhookEndpoint.objects.for_project(request.project).with_last_delivery())
+    return {
+        "endpoints": endpoints,
+        "limit": MAX_ENDPOINTS_PER_PROJECT,
+        "at_limit": len(endpoints) >= MAX_ENDPOINTS_PER_PROJECT,
+    }
+
+
+def _render(
+    request: ProjectRequest, panel: str | None, context: dict[str, object], status: int = 200
+) -> HttpResponse:
+    if request.htmx and panel:
+        return render(request, f"{TEMPLATE}#{panel}", context, status=status)
+    return render(
+        request, TEMPLATE, {**_list_context(request), "panel": panel, **context}, status=status
+    )
+
+
+def _endpoint(request: ProjectRequest, endpoint_id: int) -> WebhookEndpoint:
+    # Another project's endpoint does not exist here.
+    return get_object_or_404(
+        WebhookEndpoint.objects.for_project(request.project).select_related("project"),
+        pk=endpoint_id,
+    )
+
+
+def _say(request: ProjectRequest, what: str, outcome: Outcome | None) -> None:
+    if outcome is None:
+        messages.info(request, f"{what}: already being sent; see the log in a moment.")
+    elif outcome.ok:
+        messages.success(request, f"{what}: delivered (HTTP {outcome.status_code}).")
+    else:
+        messages.error(request, f"{what}: failed. {outcome.error} It will be retried.")
+
+
+@require_GET
+@project_owner_required
+def webhook_list(request: ProjectRequest) -> HttpResponse:
+    template = TEMPLATE + "#endpoint-table" if request.htmx else TEMPLATE
+    return render(request, template, _list_context(request))
+
+
+@require_http_methods(["GET", "POST"])
+@project_owner_required
+def webhook_create_view(request: ProjectRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _render(
+            request, "create-form", {"form": WebhookCreateForm(), "form_id": form_id_new()}
+        )
+    form = WebhookCreateForm(request.POST)
+    if already_shown(request, noun="signing secret"):
+        return redirect("webhooks:webhook_list", slug=request.project.slug)
+    context: dict[str, object] = {"form": form, "form_id": form_id_of(request)}
+    if not form.is_valid():
+        return _render(request, "create-form", context, status=422)
+    try:
+        endpoint, secret = webhook_create(
+            project=request.project,
+            url=form.cleaned_data["url"],
+            format=form.cleaned_data["format"],
+            min_severity=form.cleaned_data["min_severity"],
+            created_by=request.user,
+            ip=client_ip(request),
+        )
+    except TooManyEndpoints as too_many:
+        form.add_error(None, str(too_many))
+        return _render(request, "create-form", context, status=409)
+    created = {"endpoint": endpoint, "secret": secret}
+    return shown_once(request, _render(request, "created", created, status=201), changed=CHANGED)
+
+
+@require_GET
+@project_owner_required
+def webhook_detail(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
+    endpoint = _endpoint(request, endpoint_id)
+    deliveries = endpoint.deliveries.order_by("-created_at", "-id")[:LOG_SIZE]
+    return render(request, DETAIL, {"endpoint": endpoint, "deliveries": deliveries})
+
+
+@require_POST
+@project_owner_required
+def webhook_test_view(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
+    endpoint = _endpoint(request, endpoint_id)
+    if endpoint.disabled_at is not None:
+        messages.error(request, "This endpoint is disabled: nothing is sent to it.")
+    else:
+        _delivery, outcome = webhook_send_test(
+            endpoint=endpoint, by=request.user, ip=client_ip(request)
+        )
+        _say(request, "Test event", outcome)
+    return redirect("webhooks:webhook_detail", slug=request.project.slug, endpoint_id=endpoint.pk)
+
+
+@require_POST
+@project_owner_required
+def webhook_retry_view(request: ProjectRequest, endpoint_id: int, delivery_id: int) -> HttpResponse:
+    endpoint = _endpoint(request, endpoint_id)
+    delivery = get_object_or_404(WebhookDelivery.objects.filter(endpoint=endpoint), pk=delivery_id)
+    if endpoint.disabled_at is not None:
+        messages.error(request, "This endpoint is disabled: nothing is sent to it.")
+    elif delivery.status == WebhookDelivery.Status.SUCCEEDED:
+        messages.info(request, f"{delivery.event_id} was already delivered.")
+    else:
+        _say(request, delivery.event_id, delivery_retry_now(delivery=delivery))
+    return redirect("webhooks:webhook_detail", slug=request.project.slug, endpoint_id=endpoint.pk)
+
+
+@require_POST
+@project_owner_required
+def webhook_disable_view(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
+    endpoint = _endpoint(request, endpoint_id)
+    if webhook_disable(endpoint=endpoint, by=request.user, ip=client_ip(request)):
+        messages.success(request, f"{endpoint.display_url} is disabled: nothing more is sent.")
+    else:
+        messages.info(request, f"{endpoint.display_url} was already disabled.")
+    return redirect("webhooks:webhook_list", slug=request.project.slug)
+
+
+@require_POST
+@project_owner_required
+def webhook_delete_view(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
+    endpoint = _endpoint(request, endpoint_id)
+    label = endpoint.display_url
+    webhook_delete(endpoint=endpoint, by=request.user, ip=client_ip(request))
+    messages.success(request, f"{label} is deleted, with its delivery log.")
+    return redirect("webhooks:webhook_list", slug=request.project.slug)
