@@ -1,7 +1,8 @@
 """Preconditions for project pages: the signed-in user must be a member (or an owner).
 
 A project the user is not a member of does not exist for them: 404, never 403, so that
-guessing slugs tells nothing.
+guessing slugs tells nothing. A project whose owners require a second factor shows a
+member without one only the page that asks them to set one up (403).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseBase
+from django.shortcuts import render
 
 from accounts.http import ProjectRequest
 from accounts.models import Membership
+from accounts.two_factor import has_two_factor
 
 type ProjectView = Callable[..., HttpResponseBase]
 
@@ -39,6 +42,14 @@ def project_member_required(view: ProjectView) -> ProjectView:
         request.project = membership.project
         if request.session.get(CURRENT_PROJECT_SESSION_KEY) != membership.project_id:
             request.session[CURRENT_PROJECT_SESSION_KEY] = membership.project_id
+        if membership.project.require_two_factor and not has_two_factor(request.user):
+            # The owners' policy: without a second factor, only the page that says so.
+            return render(
+                request,
+                "accounts/two_factor_required.html",
+                {"required_by": membership.project},
+                status=403,
+            )
         return view(request, *args, **kwargs)
 
     return wrapper

@@ -310,3 +310,12 @@ class SecondFactorForm(forms.Form):
         if "\x00" in code:
             raise forms.ValidationError("That code is not right. Check it and try again.")
         return str(code).strip()
+
+
+class TwoFactorPolicyForm(forms.Form):
+    require_two_factor = forms.BooleanField(
+        label="Require two-factor authentication for every member",
+        required=False,
+        help_text="Members without a second factor then see only a page asking them to set "
+        "one up. API keys they made keep working.",
+    )

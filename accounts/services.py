@@ -10,6 +10,7 @@ from django.utils.text import slugify
 
 from accounts.events import project_created
 from accounts.models import AllowedOrigin, Invitation, Membership, Project, User
+from accounts.two_factor import has_two_factor
 from audit.log import audit_record
 from core.invalidation import changed
 
@@ -267,5 +268,34 @@ def project_set_key_policy(
         target=project,
         ip=ip,
         metadata={"from": before, "to": after},
+    )
+    return True
+
+
+class PolicyRefused(ValueError):
+    """The owner asking for a policy does not meet it themselves."""
+
+
+def project_set_two_factor_policy(
+    *, project: Project, required: bool, by: User, ip: str | None = None
+) -> bool:
+    """Require (or stop requiring) a second factor of every member. The owner turning it on
+    must have one, so that they do not lock themselves out. False if nothing changed."""
+    if required and not has_two_factor(by):
+        raise PolicyRefused(
+            "Turn on two-factor authentication for your own account first, so that the "
+            "policy does not lock you out."
+        )
+    if project.require_two_factor == required:
+        return False
+    project.require_two_factor = required
+    project.save(update_fields=["require_two_factor"])
+    audit_record(
+        action="project.two_factor_policy_changed",
+        actor=by,
+        project=project,
+        target=project,
+        ip=ip,
+        metadata={"required": required},
     )
     return True

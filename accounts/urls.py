@@ -43,6 +43,11 @@ urlpatterns = [
         views.project_key_policy,
         name="project_key_policy",
     ),
+    path(
+        "projects/<slug:slug>/settings/two-factor/",
+        views.project_two_factor_policy,
+        name="project_two_factor_policy",
+    ),
     path("projects/<slug:slug>/settings/members/", views.project_members, name="project_members"),
     path(
         "projects/<slug:slug>/settings/members/invite/",

@@ -31,6 +31,7 @@ from accounts.forms import (
     RoleForm,
     SignInForm,
     SignUpForm,
+    TwoFactorPolicyForm,
 )
 from accounts.http import AuthenticatedRequest, ProjectRequest
 from accounts.invitations import (
@@ -43,12 +44,14 @@ from accounts.invitations import (
 from accounts.models import Invitation, Membership
 from accounts.services import (
     MembershipError,
+    PolicyRefused,
     membership_remove,
     membership_set_role,
     project_create,
     project_rename,
     project_set_allowed_origins,
     project_set_key_policy,
+    project_set_two_factor_policy,
     project_transfer_ownership,
     user_sign_up,
 )
@@ -312,6 +315,37 @@ def project_key_policy(request: ProjectRequest) -> HttpResponse:
     else:
         messages.info(request, "The key policy is as it was.")
     return redirect("accounts:project_settings", slug=request.project.slug)
+
+
+@require_POST
+@project_owner_required
+@sudo_required
+def project_two_factor_policy(request: ProjectRequest) -> HttpResponse:
+    form = TwoFactorPolicyForm(request.POST)
+    required = form.is_valid() and form.cleaned_data["require_two_factor"]
+    try:
+        changed = project_set_two_factor_policy(
+            project=request.project, required=required, by=request.user, ip=client_ip(request)
+        )
+    except PolicyRefused as refused:
+        form.add_error("require_two_factor", str(refused))
+        context = {
+            "form": ProjectForm(instance=request.project),
+            "origins_form": AllowedOriginsForm(initial=_origins_initial(request)),
+            "policy_form": _policy_form(request),
+            "two_factor_form": form,
+        }
+        return render(request, "accounts/project_settings.html", context, status=422)
+    if changed:
+        messages.success(
+            request,
+            "Every member now needs two-factor authentication."
+            if required
+            else "Two-factor authentication is no longer required.",
+        )
+    return redirect(
+        reverse("accounts:project_settings", args=[request.project.slug]) + "#two-factor"
+    )
 
 
 @require_POST

@@ -1,0 +1,74 @@
+"""An owner's policy that every member has a second factor: members without one see only
+the page asking for it; their API keys keep working; the owner must have one to set it."""
+
+from __future__ import annotations
+
+import re
+
+import pyotp
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import Membership
+from audit.models import AuditEvent
+from tests.accounts.test_two_factor import enrol
+from tests.conftest import Api
+
+
+def policy_url(project) -> str:
+    return reverse("accounts:project_two_factor_policy", args=[project.slug])
+
+
+def test_an_owner_without_a_second_factor_cannot_require_one(signed_in, project):
+    answer = signed_in.post(policy_url(project), {"require_two_factor": "on"})
+    assert answer.status_code == 422
+    assert "Turn on two-factor authentication for your own account first" in answer.content.decode()
+    project.refresh_from_db()
+    assert not project.require_two_factor
+
+
+def test_members_without_one_see_only_the_setup_page_and_their_keys_still_work(
+    signed_in, project, make_user, make_key
+):
+    enrol(signed_in)
+    member = make_user("mo@example.com")
+    Membership.objects.create(project=project, user=member, role="member")
+    key, secret = make_key(project)
+    assert signed_in.post(policy_url(project), {"require_two_factor": "on"}).status_code == 302
+    project.refresh_from_db()
+    assert project.require_two_factor
+    assert AuditEvent.objects.filter(action="project.two_factor_policy_changed").exists()
+
+    other = Client()
+    other.force_login(member)
+    for url in (
+        reverse("overview:project_overview", args=[project.slug]),
+        reverse("apikeys:api_key_list", args=[project.slug]),
+        reverse("apikeys:api_key_create", args=[project.slug]),
+        reverse("usage:project_calls", args=[project.slug]),
+    ):
+        answer = other.get(url)
+        assert answer.status_code == 403, url
+        assert "requires it" in answer.content.decode()
+    # The owner (who has a second factor) works as before, and so does the API.
+    assert signed_in.get(reverse("apikeys:api_key_list", args=[project.slug])).status_code == 200
+    headers = {"X-Project": project.slug}
+    assert Api(Client(), secret).get("/v1/projects/current", headers=headers).status_code == 200
+    # With a second factor of their own, the member is back in.
+    other.post(reverse("accounts:totp_setup"))
+    page = other.get(reverse("accounts:account_security")).content.decode()
+    seed = re.search(r'<code class="setup-key">([A-Z2-7]+)</code>', page).group(1)
+    other.post(reverse("accounts:totp_confirm"), {"code": pyotp.TOTP(seed).now()})
+    assert other.get(reverse("apikeys:api_key_list", args=[project.slug])).status_code == 200
+
+
+def test_a_member_cannot_set_the_policy_and_other_projects_are_not_found(
+    project, make_user, make_project
+):
+    member = make_user("mo@example.com")
+    Membership.objects.create(project=project, user=member, role="member")
+    client = Client()
+    client.force_login(member)
+    assert client.post(policy_url(project), {"require_two_factor": "on"}).status_code == 403
+    elsewhere = make_project(make_user("zed@example.com"))
+    assert client.post(policy_url(elsewhere), {"require_two_factor": "on"}).status_code == 404
