@@ -42,7 +42,8 @@ def notification_preferences_set(
     so it follows the role if it changes. One audit event per project whose emails
     changed, with [old, new]. Returns how many projects changed."""
     memberships = (
-        Membership.objects.select_for_update()
+        # Lock the memberships only: PostgreSQL cannot lock the outer join's missing side.
+        Membership.objects.select_for_update(of=("self",))
         .filter(user=user, pk__in=choices)
         .select_related("project", "notification_preference")
     )
