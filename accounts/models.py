@@ -290,3 +290,29 @@ class RecoveryCode(models.Model):
 
     def __str__(self) -> str:
         return f"recovery code of {self.user}"
+
+
+class Passkey(models.Model):
+    """A person's passkey (a WebAuthn credential, accounts/passkeys.py): a second factor
+    after the password, and a sign-in of its own. Only the public key is kept."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="passkeys"
+    )
+    # base64url, unpadded, as browsers send it (at most 1,023 bytes by the spec).
+    credential_id = models.CharField(max_length=1400, unique=True)
+    public_key = models.BinaryField()  # COSE_Key
+    # The WebAuthn user handle given at registration: random, never the primary key.
+    user_handle = models.BinaryField()
+    # The authenticator's counter: one that goes backwards means a cloned authenticator.
+    sign_count = models.PositiveBigIntegerField(default=0)
+    transports = models.JSONField(default=list, blank=True)
+    name = models.CharField(max_length=60, validators=[single_line])
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"passkey {self.name!r} of {self.user}"
