@@ -65,3 +65,25 @@ def project_owner_required(view: ProjectView) -> ProjectView:
         return view(request, *args, **kwargs)
 
     return project_member_required(owner_only)
+
+
+def verified_email_required(view: ProjectView) -> ProjectView:
+    """Minting credentials and inviting people wait for a confirmed email address: until
+    then, a panel (in a key dialog) or a page says so and offers the link again."""
+
+    @wraps(view)
+    def wrapped(request: ProjectRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        user = request.user
+        if not user.is_authenticated or user.email_verified:
+            return view(request, *args, **kwargs)
+        template = "accounts/verify_first.html"
+        if request.htmx and request.htmx.target == "key-panel":
+            return render(request, f"{template}#verify-panel", {})
+        if request.htmx:
+            response = render(request, f"{template}#verify-main", {})
+            response["HX-Retarget"] = "#main"
+            response["HX-Reswap"] = "innerHTML"
+            return response
+        return render(request, template, {}, status=403)
+
+    return wrapped

@@ -19,14 +19,6 @@ from accounts.models import Membership, Project, User
 class SignUpForm(BaseUserCreationForm):
     """A new account: name, email and a password typed twice."""
 
-    error_messages = {
-        **BaseUserCreationForm.error_messages,
-        "email_taken": (
-            "This email can't be used for a new account. If it is yours, sign in or "
-            "reset your password."
-        ),
-    }
-
     class Meta:
         model = User
         fields = ("name", "email")
@@ -43,10 +35,12 @@ class SignUpForm(BaseUserCreationForm):
         self.fields["name"].help_text = "Optional. Shown to the other members of your projects."
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip().lower()
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError(self.error_messages["email_taken"], code="email_taken")
-        return email
+        # Whether the address has an account is never said here (the sign-up view answers
+        # both the same and tells that account's owner instead).
+        return str(self.cleaned_data["email"]).strip().lower()
+
+    def validate_unique(self) -> None:
+        """Not here: "a user with this email exists" would tell anyone who asks."""
 
     def validate_password_for_user(self, user: Any, password_field_name: str = "") -> None:
         # "Too short" belongs under the password, not under its confirmation.

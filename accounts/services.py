@@ -56,9 +56,17 @@ def project_rename(*, project: Project, name: str, by: User, ip: str | None = No
 
 
 @transaction.atomic
-def user_sign_up(*, email: str, password: str, name: str = "", ip: str | None = None) -> User:
-    """A new user and their first project."""
-    user = User.objects.create_user(email=email, password=password, name=name.strip())
+def user_sign_up(
+    *, email: str, password: str, name: str = "", ip: str | None = None, verified: bool = False
+) -> User:
+    """A new user and their first project. `verified`: the address is known to be theirs
+    already (an invitation's link reached it); otherwise a link confirms it."""
+    user = User.objects.create_user(
+        email=email,
+        password=password,
+        name=name.strip(),
+        email_verified_at=timezone.now() if verified else None,
+    )
     audit_record(action="user.signed_up", actor=user, target=user, ip=ip)
     first_name = (user.name.split()[0][:60] + "'s project") if user.name else "My first project"
     project_create(name=first_name, owner=user, ip=ip)

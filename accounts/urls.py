@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import audit_views, sudo, two_factor_views, views
+from accounts import audit_views, email_views, sudo, two_factor_views, views
 
 app_name = "accounts"
 
@@ -11,6 +11,9 @@ urlpatterns = [
     path("account/login/code/", two_factor_views.login_code, name="login_code"),
     path("account/logout/", views.SignOutView.as_view(), name="logout"),
     path("account/confirm/", sudo.sudo_confirm, name="sudo_confirm"),
+    path("account/email/", email_views.account_email, name="account_email"),
+    path("account/verify/again/", email_views.email_verify_resend, name="email_verify_resend"),
+    path("account/verify/<str:token>/", email_views.email_verify, name="email_verify"),
     path("account/security/", two_factor_views.account_security, name="account_security"),
     path("account/security/totp/setup/", two_factor_views.totp_setup, name="totp_setup"),
     path("account/security/totp/confirm/", two_factor_views.totp_confirm, name="totp_confirm"),

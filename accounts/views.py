@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.views import redirect_to_login
 from django.db import transaction
 from django.http import HttpResponse, HttpResponseRedirect
@@ -20,7 +21,9 @@ from accounts.decorators import (
     CURRENT_PROJECT_SESSION_KEY,
     project_member_required,
     project_owner_required,
+    verified_email_required,
 )
+from accounts.email_verification import send_already_registered, send_verification
 from accounts.forms import (
     AllowedOriginsForm,
     ChangePasswordForm,
@@ -41,7 +44,7 @@ from accounts.invitations import (
     invitation_revoke,
     invitation_send,
 )
-from accounts.models import Invitation, Membership
+from accounts.models import Invitation, Membership, User
 from accounts.services import (
     MembershipError,
     PolicyRefused,
@@ -104,6 +107,10 @@ def _safe_next(request: HtmxHttpRequest) -> str:
 
 @require_http_methods(["GET", "POST"])
 def signup(request: HtmxHttpRequest) -> HttpResponse:
+    """A new account. The answer is the same whether or not the email has an account
+    ("check your inbox"): a new one gets a link to confirm it, an existing one's owner is
+    told someone tried. Only a sign-up that came from an invitation's link for this very
+    address (which proves the mailbox) is signed in at once."""
     next_url = _safe_next(request)
     if request.user.is_authenticated:
         return HttpResponseRedirect(next_url or reverse("home"))
@@ -120,16 +127,37 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
         )
         return render(request, "accounts/signup.html", {"form": form, "next": next_url}, status=429)
     if request.method == "POST" and form.is_valid():
+        email = form.cleaned_data["email"]
+        if User.objects.filter(email__iexact=email).exists():
+            make_password(form.cleaned_data["password1"])  # the same work as a new account
+            send_already_registered(email)
+            return render(request, "accounts/signup_sent.html", {"email": email})
+        invitation = _invitation_of(next_url)
+        invited_here = invitation is not None and invitation.email.lower() == email.lower()
         user = user_sign_up(
-            email=form.cleaned_data["email"],
+            email=email,
             password=form.cleaned_data["password1"],
             name=form.cleaned_data.get("name", ""),
             ip=client_ip(request),
+            verified=invited_here,
         )
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, "Welcome to Reminix. Your first project is ready.")
-        return HttpResponseRedirect(next_url or reverse("home"))
+        if invited_here:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, "Welcome to Reminix. Your first project is ready.")
+            return HttpResponseRedirect(next_url)
+        send_verification(user)
+        return render(request, "accounts/signup_sent.html", {"email": email})
     return render(request, "accounts/signup.html", {"form": form, "next": next_url})
+
+
+def _invitation_of(next_url: str) -> Invitation | None:
+    """The pending invitation a sign-up's `next` leads back to (its link), if any."""
+    prefix = "/invitations/"
+    if not next_url.startswith(prefix):
+        return None
+    token = next_url[len(prefix) :].strip("/")
+    invitation = invitation_for_token(token)
+    return invitation if invitation is not None and invitation.is_pending else None
 
 
 class SignInView(auth_views.LoginView):
@@ -417,6 +445,7 @@ def project_members(request: ProjectRequest) -> HttpResponse:
 
 @require_POST
 @project_owner_required
+@verified_email_required
 @sudo_required
 def project_invitation_send(request: ProjectRequest) -> HttpResponse:
     form = InvitationForm(request.POST, project=request.project)

@@ -37,7 +37,7 @@ def make_user(db: None) -> Callable[..., User]:
 
     def make(email: str | None = None, name: str = "", password: str = PASSWORD) -> User:
         email = email or f"user{next(counter)}@example.com"
-        return user_sign_up(email=email, password=password, name=name)
+        return user_sign_up(email=email, password=password, name=name, verified=True)
 
     return make
 

@@ -22,7 +22,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
-from accounts.decorators import project_member_required, project_owner_required
+from accounts.decorators import (
+    project_member_required,
+    project_owner_required,
+    verified_email_required,
+)
 from accounts.http import ProjectRequest
 from accounts.models import Membership, Project
 from accounts.sudo import sudo_required
@@ -224,6 +228,7 @@ def api_key_list(request: ProjectRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @project_member_required
+@verified_email_required
 @sudo_required
 def api_key_create_view(request: ProjectRequest) -> HttpResponse:
     if request.method == "GET":
@@ -342,6 +347,7 @@ def api_key_resume_view(request: ProjectRequest, key_id: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @project_member_required
+@verified_email_required
 @sudo_required
 def api_key_roll_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     """GET asks how long the current secret keeps working; POST gives the key a new

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import trigger_client_event
 
+from accounts.decorators import verified_email_required
 from accounts.http import AuthenticatedRequest
 from accounts.sudo import sudo_required
 from apikeys.forms import (
@@ -72,6 +73,7 @@ def personal_token_list(request: AuthenticatedRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @login_required
+@verified_email_required
 @sudo_required
 def personal_token_create_view(request: AuthenticatedRequest) -> HttpResponse:
     if request.method == "GET":
@@ -173,6 +175,7 @@ def personal_token_rename_view(request: AuthenticatedRequest, token_id: int) -> 
 
 @require_http_methods(["GET", "POST"])
 @login_required
+@verified_email_required
 @sudo_required
 def personal_token_regenerate_view(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
     """GET asks for the new secret's expiry; POST gives the token a new secret, shown once,

@@ -70,7 +70,7 @@ def open_details(page: Page) -> None:
 def world(transactional_db) -> dict[str, object]:
     """A project as people use it: keys (one revoked and still tried), calls, an alert, a
     client token, a PAT and a pending invitation."""
-    user = user_sign_up(email="ada@example.com", password=PASSWORD, name="Ada")
+    user = user_sign_up(email="ada@example.com", password=PASSWORD, name="Ada", verified=True)
     project = Project.objects.for_user(user).get()
     key, _ = api_key_create(project=project, name="Production", created_by=user)
     leaked, _ = api_key_create(project=project, name="Leaked", created_by=user)
@@ -135,6 +135,7 @@ def pages(
         ("/account/audit/", None),
         ("/account/sessions/", None),
         ("/account/security/", None),
+        ("/account/email/", None),
         ("/account/password/", None),
         ("/docs/api/", None),
     ]

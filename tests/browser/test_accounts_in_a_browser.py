@@ -1,5 +1,6 @@
 import re
 
+from django.core import mail
 from playwright.sync_api import Page, expect
 
 from accounts.models import Project, User
@@ -15,11 +16,23 @@ def sign_up(page: Page, email: str, name: str) -> None:
     page.get_by_role("button", name="Create account").click()
 
 
+def confirm_and_sign_in(page: Page, email: str) -> None:
+    """Open the link the sign-up emailed, confirm, and sign in."""
+    expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
+    sent = [m for m in mail.outbox if m.to == [email]][-1]
+    page.goto(re.search(r"https?://[^/\s]+(/account/verify/\S+/)", sent.body).group(1))
+    page.get_by_role("button", name=f"Confirm {email}").click()
+    expect(page.get_by_text("Your email is confirmed.")).to_be_visible()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
 def test_sign_up_sign_out_sign_in_and_switch_project(page: Page, transactional_db):
     sign_up(page, "lin@example.com", "Lin Wei")
-    expect(page.get_by_text("Welcome to Reminix")).to_be_visible()
+    confirm_and_sign_in(page, "lin@example.com")
     expect(page.get_by_role("heading", name="Lin's project")).to_be_visible()
-    assert User.objects.filter(email="lin@example.com").exists()
+    assert User.objects.get(email="lin@example.com").email_verified
 
     page.get_by_label("Account menu").click()
     page.get_by_role("button", name="Sign out").click()
@@ -50,6 +63,7 @@ def test_sign_up_sign_out_sign_in_and_switch_project(page: Page, transactional_d
 def test_the_dashboard_is_usable_at_360_pixels(page: Page, transactional_db):
     page.set_viewport_size({"width": 360, "height": 740})
     sign_up(page, "narrow@example.com", "Nora")
+    confirm_and_sign_in(page, "narrow@example.com")
     expect(page.get_by_role("heading", name="Nora's project")).to_be_visible()
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
@@ -60,9 +74,8 @@ def test_the_dashboard_is_usable_at_360_pixels(page: Page, transactional_db):
 def test_an_owner_invites_a_newcomer_who_signs_up_from_the_link_and_joins(
     page: Page, transactional_db
 ):
-    from django.core import mail
-
     sign_up(page, "ada@example.com", "Ada")
+    confirm_and_sign_in(page, "ada@example.com")  # inviting waits for a confirmed address
     page.get_by_role("link", name="Settings", exact=True).click()
     page.get_by_role("link", name="Members").click()
     page.get_by_label("Email address").fill("kai@example.com")

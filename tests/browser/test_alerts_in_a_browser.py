@@ -33,7 +33,7 @@ def try_key(base_url: str, token: str) -> str:
 def test_a_revoked_key_tried_raises_an_alert_a_member_follows_and_acknowledges(
     page: Page, live_server, transactional_db
 ):
-    user = user_sign_up(email="sec@example.com", password=PASSWORD, name="Sec")
+    user = user_sign_up(email="sec@example.com", password=PASSWORD, name="Sec", verified=True)
     project = Project.objects.for_user(user).get()
     key, token = api_key_create(project=project, name="Leaked", created_by=user)
     api_key_revoke(api_key=key, by=user)
@@ -64,7 +64,7 @@ def test_an_owner_pastes_a_found_token_and_is_led_to_its_key(
     page: Page, live_server, transactional_db
 ):
     """Issue 11, point 7: which key is this? The field never shows the token again."""
-    user = user_sign_up(email="own@example.com", password=PASSWORD, name="Own")
+    user = user_sign_up(email="own@example.com", password=PASSWORD, name="Own", verified=True)
     project = Project.objects.for_user(user).get()
     key, token = api_key_create(project=project, name="Found in a ticket", created_by=user)
     page.goto("/account/login/")

@@ -30,7 +30,7 @@ def sign_in(page: Page, email: str) -> None:
 
 
 def test_a_key_from_creation_to_revocation(page: Page, live_server, transactional_db):
-    user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim")
+    user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
     sign_in(page, "kim@example.com")
     page.get_by_role("navigation", name="Project").get_by_role("link", name="API Keys").click()
 
@@ -81,7 +81,7 @@ def test_suspend_a_key_with_a_reason_then_resume_it(page: Page, live_server, tra
     from accounts.models import Project
     from apikeys.services import api_key_create
 
-    user = user_sign_up(email="lee@example.com", password=PASSWORD, name="Lee")
+    user = user_sign_up(email="lee@example.com", password=PASSWORD, name="Lee", verified=True)
     project = Project.objects.for_user(user).get()
     _, token = api_key_create(project=project, name="Production", created_by=user)
     sign_in(page, "lee@example.com")
@@ -116,7 +116,7 @@ def test_roll_a_key_with_an_overlap_then_stop_the_old_secret(
     from accounts.models import Project
     from apikeys.services import api_key_create
 
-    user = user_sign_up(email="ro@example.com", password=PASSWORD, name="Ro")
+    user = user_sign_up(email="ro@example.com", password=PASSWORD, name="Ro", verified=True)
     project = Project.objects.for_user(user).get()
     _, old = api_key_create(project=project, name="Production", created_by=user)
     sign_in(page, "ro@example.com")

@@ -7,16 +7,14 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Project, User
 from apikeys.services import api_key_create
-from tests.conftest import PASSWORD
+from tests.browser.test_accounts_in_a_browser import confirm_and_sign_in
+from tests.browser.test_accounts_in_a_browser import sign_up as sign_up_only
 
 
 def sign_up(page: Page, email: str, name: str) -> None:
-    page.goto("/account/signup/")
-    page.get_by_label("Your name").fill(name)
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_label("Password confirmation").fill(PASSWORD)
-    page.get_by_role("button", name="Create account").click()
+    """Sign up, confirm the address from the email, and sign in."""
+    sign_up_only(page, email, name)
+    confirm_and_sign_in(page, email)
 
 
 def test_filtering_the_project_audit_log_and_downloading_it(page: Page, transactional_db):

@@ -53,7 +53,7 @@ def customer_site() -> Iterator[int]:
 def test_fetch_works_from_an_allowed_origin_and_is_blocked_from_another(
     page: Page, live_server, transactional_db, customer_site
 ):
-    user = user_sign_up(email="web@example.com", password=PASSWORD, name="Web")
+    user = user_sign_up(email="web@example.com", password=PASSWORD, name="Web", verified=True)
     project = Project.objects.for_user(user).get()
     key, _ = api_key_create(project=project, name="Backend", created_by=user)
     _, token = client_token_create(project=project, api_key=key, context={"userId": "u_9"})

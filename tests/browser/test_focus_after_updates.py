@@ -29,7 +29,7 @@ def focus_of(page: Page) -> str:
 def test_filters_errors_and_acknowledging_keep_focus_off_the_body(
     page: Page, live_server, transactional_db
 ):
-    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim")
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
     project = Project.objects.for_user(user).get()
     key, _ = api_key_create(project=project, name="Leaked", created_by=user)
     key.revoke(by=None)

@@ -11,7 +11,7 @@ def test_a_key_form_error_shows_beside_the_field_with_htmx_and_nothing_breaks_th
 ):
     console_errors: list[str] = []
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-    user_sign_up(email="forms@example.com", password=PASSWORD, name="Form")
+    user_sign_up(email="forms@example.com", password=PASSWORD, name="Form", verified=True)
     page.goto("/account/login/")
     page.get_by_label("Email").fill("forms@example.com")
     page.get_by_label("Password").fill(PASSWORD)

@@ -35,7 +35,7 @@ def focused(page: Page) -> str:
 def test_rename_and_revoke_from_the_fifteenth_row_by_keyboard(
     page: Page, live_server, transactional_db
 ):
-    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim")
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
     project = Project.objects.for_user(user).get()
     for n in range(18):
         api_key_create(project=project, name=f"Key {n:02d}", created_by=user)
@@ -89,7 +89,7 @@ def test_rename_and_revoke_from_the_fifteenth_row_by_keyboard(
 def test_at_360_pixels_a_new_key_is_shown_whole_and_in_view(
     page: Page, live_server, transactional_db
 ):
-    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim")
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
     project = Project.objects.for_user(user).get()
     for n in range(12):
         api_key_create(project=project, name=f"Key {n:02d}", created_by=user)
@@ -114,7 +114,7 @@ def test_at_360_pixels_a_new_key_is_shown_whole_and_in_view(
 
 
 def test_create_copy_and_revoke_by_keyboard_alone(page: Page, live_server, transactional_db):
-    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim")
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
     project = Project.objects.for_user(user).get()
     for n in range(18):
         api_key_create(project=project, name=f"Key {n:02d}", created_by=user)

@@ -23,7 +23,7 @@ def entry(key: ApiKey, minutes_ago: int, **fields: object) -> UsageEntry:
 def test_filtering_and_splitting_the_overview_and_exporting_it(page: Page, transactional_db):
     console_errors: list[str] = []
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-    user = user_sign_up(email="overview@example.com", password=PASSWORD, name="Ada")
+    user = user_sign_up(email="overview@example.com", password=PASSWORD, name="Ada", verified=True)
     project = Project.objects.for_user(user).get()
     backend, _ = api_key_create(project=project, name="Backend", created_by=user)
     web, _ = api_key_create(project=project, name="Web app", created_by=user)

@@ -17,7 +17,7 @@ from tests.conftest import PASSWORD
 
 
 def test_enrol_an_authenticator_then_sign_in_with_a_code(page: Page, live_server, transactional_db):
-    user = user_sign_up(email="ines@example.com", password=PASSWORD, name="Ines")
+    user = user_sign_up(email="ines@example.com", password=PASSWORD, name="Ines", verified=True)
     project = Project.objects.for_user(user).get()
     sign_in(page, "ines@example.com")
     page.wait_for_url(f"**/projects/{project.slug}/")
@@ -48,7 +48,7 @@ def test_enrol_an_authenticator_then_sign_in_with_a_code(page: Page, live_server
 def test_the_sudo_prompt_opens_in_the_dialog_and_the_form_follows(
     page: Page, live_server, transactional_db, settings
 ):
-    user = user_sign_up(email="ines@example.com", password=PASSWORD, name="Ines")
+    user = user_sign_up(email="ines@example.com", password=PASSWORD, name="Ines", verified=True)
     project = Project.objects.for_user(user).get()
     sign_in(page, "ines@example.com")
     page.wait_for_url(f"**/projects/{project.slug}/")

@@ -1,0 +1,144 @@
+"""Verified email addresses: the link sent at sign-up, the change of address (the new one
+confirmed by a link, the old one told), and the notice an account's owner gets when
+someone tries to sign up with their address.
+
+Links are signed (Django's TimestampSigner, salted per purpose) and last 3 days; a GET
+only shows a button (mail scanners open links), a POST acts. Until a person's address is
+verified they can sign in and look, but not mint credentials or invite anyone.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core import signing
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import User
+from audit.log import audit_record
+from core.mail import one_line
+
+logger = logging.getLogger(__name__)
+
+LINK_MAX_AGE = 3 * 24 * 3600
+_SALT = "accounts.email-verification"
+
+
+class VerificationError(ValueError):
+    """A link that is damaged, expired, or for an address that changed since."""
+
+
+def _token(user: User, email: str) -> str:
+    # The address the link was sent to and the account's address then: a link for an
+    # earlier change does nothing once the address moved on.
+    return signing.dumps({"u": user.pk, "to": email, "was": user.email}, salt=_SALT)
+
+
+def verification_url(user: User, email: str) -> str:
+    path = reverse("accounts:email_verify", args=[_token(user, email)])
+    return f"{settings.DASHBOARD_URL}{path}"
+
+
+def _send(subject: str, body: str, to: str) -> bool:
+    try:
+        send_mail(
+            subject=one_line(subject),
+            message=body,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[to],
+        )
+    except Exception:  # a mail server down must not turn a sign-up into a 500
+        logger.warning("verification email not sent: the mail server did not take it")
+        return False
+    return True
+
+
+def send_verification(user: User, email: str | None = None) -> bool:
+    """The link that confirms `email` (the account's own, or a new one it moves to)."""
+    to = email or user.email
+    changing = to != user.email
+    body = (
+        (
+            f"Someone asked to change the email of a Reminix account from {user.email} to "
+            f"this address. If it was you, confirm it here (the link works for 3 days):\n\n"
+        )
+        if changing
+        else (
+            "Welcome to Reminix. Confirm your email address to start creating API keys "
+            "(the link works for 3 days):\n\n"
+        )
+    )
+    body += f"{verification_url(user, to)}\n\nIf it was not you, ignore this email.\n"
+    return _send("[Reminix] Confirm your email address", body, to)
+
+
+def send_already_registered(email: str) -> bool:
+    """Someone tried to sign up (or move an account) to an address that has an account:
+    its owner is told, and the page answers as for any address."""
+    body = (
+        "Someone tried to create a Reminix account with this email address, which already "
+        "has one. If it was you, sign in, or reset your password:\n\n"
+        f"{settings.DASHBOARD_URL}{reverse('accounts:password_reset')}\n\n"
+        "If it was not you, you need to do nothing.\n"
+    )
+    return _send("[Reminix] Your email address was used to sign up", body, email)
+
+
+def read_token(token: str) -> tuple[User, str]:
+    """The account and the address a link confirms (VerificationError otherwise)."""
+    if len(token) > 500:
+        raise VerificationError("This link is not valid. Check that it was copied whole.")
+    try:
+        data = signing.loads(token, salt=_SALT, max_age=LINK_MAX_AGE)
+    except signing.SignatureExpired as expired:
+        raise VerificationError("This link has expired. Ask for a new one.") from expired
+    except (signing.BadSignature, UnicodeDecodeError, ValueError) as bad:
+        raise VerificationError("This link is not valid. Check that it was copied whole.") from bad
+    if not isinstance(data, dict):
+        raise VerificationError("This link is not valid. Check that it was copied whole.")
+    user_id = data.get("u")
+    user = (
+        User.objects.filter(pk=user_id, is_active=True).first()
+        if isinstance(user_id, int)
+        else None
+    )
+    if user is None or user.email != data.get("was") or not isinstance(data.get("to"), str):
+        raise VerificationError("This link is no longer valid: the account's email changed.")
+    return user, data["to"]
+
+
+@transaction.atomic
+def confirm(token: str, *, ip: str | None) -> User:
+    """Act on a link: verify the account's address, or move the account to the new one
+    (telling the old address)."""
+    user, email = read_token(token)
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if email == user.email:
+        if user.email_verified_at is None:
+            user.email_verified_at = timezone.now()
+            user.save(update_fields=["email_verified_at"])
+            audit_record(action="user.email_verified", actor=user, target=user, ip=ip)
+        return user
+    old = user.email
+    if User.objects.filter(email__iexact=email).exclude(pk=user.pk).exists():
+        raise VerificationError("That address belongs to another account now.")
+    user.email, user.email_verified_at = email, timezone.now()
+    try:
+        with transaction.atomic():
+            user.save(update_fields=["email", "email_verified_at"])
+    except IntegrityError as taken:
+        raise VerificationError("That address belongs to another account now.") from taken
+    audit_record(
+        action="user.email_changed", actor=user, target=user, ip=ip, metadata={"from": old}
+    )
+    _send(
+        "[Reminix] Your account's email address was changed",
+        f"The email address of your Reminix account was changed from {old} to {email}. "
+        "If you did not do this, reset your password and contact us at once.\n",
+        old,
+    )
+    return user

@@ -1,0 +1,115 @@
+"""The pages of accounts/email_verification.py: a link's confirmation, sending the link
+again, and changing the account's address."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.email_verification import (
+    VerificationError,
+    confirm,
+    read_token,
+    send_already_registered,
+    send_verification,
+)
+from accounts.forms import EMAIL_MAX_LENGTH
+from accounts.http import AuthenticatedRequest
+from accounts.models import User
+from accounts.sudo import sudo_required
+from audit.log import audit_record
+from core.client_ip import client_ip
+from core.counters import throttle_allows
+
+LINKS_PER_HOUR = 3
+
+
+@require_http_methods(["GET", "POST"])
+def email_verify(request: HttpRequest, token: str) -> HttpResponse:
+    """A GET shows what the link confirms and a button (mail scanners open links); the
+    POST confirms it."""
+    try:
+        user, email = read_token(token)
+    except VerificationError as error:
+        return render(request, "accounts/email_verify.html", {"error": str(error)}, status=400)
+    changing = email != user.email
+    if request.method == "POST":
+        try:
+            confirm(token, ip=client_ip(request))
+        except VerificationError as error:
+            refused = {"error": str(error)}
+            return render(request, "accounts/email_verify.html", refused, status=409)
+        messages.success(
+            request,
+            f"Your account's email is now {email}." if changing else "Your email is confirmed.",
+        )
+        return redirect("home" if request.user.is_authenticated else "accounts:login")
+    context: dict[str, object] = {"email": email, "changing": changing, "token": token}
+    return render(request, "accounts/email_verify.html", context)
+
+
+@require_POST
+@login_required
+def email_verify_resend(request: AuthenticatedRequest) -> HttpResponse:
+    if request.user.email_verified:
+        return redirect("home")
+    if throttle_allows(f"verify-mail:{request.user.pk}", limit=LINKS_PER_HOUR, window_seconds=3600):
+        send_verification(request.user)
+    messages.info(request, f"We sent a new link to {request.user.email}. It works for 3 days.")
+    back = request.POST.get("back") or ""
+    return redirect(back if _local(back) else "home")
+
+
+def _local(url: str) -> bool:
+    return url.startswith("/") and not url.startswith("//") and "\x00" not in url
+
+
+class EmailChangeForm(forms.Form):
+    email = forms.EmailField(
+        label="New email address",
+        max_length=EMAIL_MAX_LENGTH,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_email(self) -> str:
+        email = str(self.cleaned_data["email"]).strip().lower()
+        if email == self.user.email:
+            raise forms.ValidationError("That is your address already.")
+        return email
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@sudo_required
+def account_email(request: AuthenticatedRequest) -> HttpResponse:
+    """Move the account to another address: a link goes to the new one, which confirms
+    it; the old one is told once it is done. Taken or not, the answer is the same."""
+    form = EmailChangeForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        email = form.cleaned_data["email"]
+        if throttle_allows(
+            f"email-change:{request.user.pk}", limit=LINKS_PER_HOUR, window_seconds=3600
+        ):
+            if User.objects.filter(email__iexact=email).exists():
+                send_already_registered(email)
+            else:
+                send_verification(request.user, email)
+        audit_record(
+            action="user.email_change_requested",
+            actor=request.user,
+            target=request.user,
+            ip=client_ip(request),
+        )
+        return render(request, "accounts/account_email.html", {"form": None, "sent_to": email})
+    status = 422 if request.method == "POST" else 200
+    return render(request, "accounts/account_email.html", {"form": form}, status=status)

@@ -1,0 +1,152 @@
+"""Verified email: sign-up answers the same whether or not the address has an account, a
+link confirms a new one, unconfirmed people look but do not mint or invite, and changing
+the address confirms the new one and tells the old."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from django.core import mail, signing
+from django.test import Client
+from django.urls import reverse
+
+from accounts.email_verification import _SALT, verification_url
+from accounts.models import User
+from apikeys.models import ApiKey
+from audit.models import AuditEvent
+from tests.conftest import HTMX, PASSWORD
+
+SIGNUP = reverse("accounts:signup")
+
+
+def sign_up(client, email: str):
+    return client.post(
+        SIGNUP, {"email": email, "name": "New", "password1": PASSWORD, "password2": PASSWORD}
+    )
+
+
+def link_in(message) -> str:
+    return re.search(r"https?://\S+/account/verify/\S+/", message.body).group(0)
+
+
+def path_of(url: str) -> str:
+    return "/" + url.split("/", 3)[3]
+
+
+def test_sign_up_answers_the_same_for_a_taken_address_and_tells_its_owner(client, user):
+    fresh = sign_up(client, "fresh@example.com")
+    taken = sign_up(Client(), user.email)
+    assert fresh.status_code == taken.status_code == 200
+
+    def page(answer, email: str) -> str:
+        html = answer.content.decode().replace(email, "EMAIL")
+        html = re.sub(r'"x-csrftoken": "[^"]+"', "", html.replace("&quot;", '"'))
+        return re.sub(r'nonce="[^"]*"', "", html)
+
+    assert page(fresh, "fresh@example.com") == page(taken, user.email)
+    assert User.objects.filter(email=user.email).count() == 1
+    to_owner = [m for m in mail.outbox if m.to == [user.email]]
+    assert len(to_owner) == 1 and "already has one" in to_owner[0].body
+    assert "/account/verify/" not in to_owner[0].body
+
+
+def test_unconfirmed_people_look_but_do_not_mint_or_invite(client, db):
+    sign_up(client, "fresh@example.com")
+    user = User.objects.get(email="fresh@example.com")
+    client.post(reverse("accounts:login"), {"username": user.email, "password": PASSWORD})
+    project = user.memberships.get().project
+    keys = reverse("apikeys:api_key_list", args=[project.slug])
+    assert client.get(keys).status_code == 200
+    assert "Confirm your email address" in client.get(keys).content.decode()
+    create = reverse("apikeys:api_key_create", args=[project.slug])
+    assert client.get(create).status_code == 403
+    panel = client.get(create, headers={**HTMX, "HX-Target": "key-panel"})
+    assert 'id="key-panel"' in panel.content.decode() and "Send the link again" in (
+        panel.content.decode()
+    )
+    form = {"name": "Nope", "access": "full", "expiry": "never", "form_id": "f"}
+    assert client.post(create, form).status_code == 403
+    assert not ApiKey.objects.exists()
+    assert client.get(reverse("apikeys:personal_token_create")).status_code == 403
+    invite = reverse("accounts:project_invitation_send", args=[project.slug])
+    assert client.post(invite, {"email": "x@example.com", "role": "member"}).status_code == 403
+
+
+def test_the_link_confirms_on_a_post_only(client, db):
+    sign_up(client, "fresh@example.com")
+    user = User.objects.get(email="fresh@example.com")
+    url = path_of(link_in(mail.outbox[-1]))
+    page = client.get(url)
+    assert page.status_code == 200 and "Confirm fresh@example.com" in page.content.decode()
+    user.refresh_from_db()
+    assert not user.email_verified  # mail scanners open links
+    assert client.post(url)["Location"] == reverse("accounts:login")
+    user.refresh_from_db()
+    assert user.email_verified
+    assert AuditEvent.objects.filter(action="user.email_verified", actor=user).exists()
+    client.post(reverse("accounts:login"), {"username": user.email, "password": PASSWORD})
+    project = user.memberships.get().project
+    create = reverse("apikeys:api_key_create", args=[project.slug])
+    assert client.get(create).status_code == 200
+
+
+def test_damaged_expired_and_odd_links_are_refused_clearly(client, user, monkeypatch):
+    for odd in ("x", "a" * 600, "%00", "²", "e30:1:abc"):
+        answer = client.get(f"/account/verify/{odd}/")
+        assert answer.status_code in (400, 404), odd
+    url = path_of(verification_url(user, user.email))
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 4 * 24 * 3600)
+    expired = client.post(url)
+    assert expired.status_code == 400 and "expired" in expired.content.decode()
+    forged = signing.dumps({"u": "1 or 1", "to": "a@b.c", "was": "x"}, salt=_SALT)
+    assert client.get(f"/account/verify/{forged}/").status_code == 400
+    assert client.get(f"/account/verify/{signing.dumps([1, 2], salt=_SALT)}/").status_code == 400
+
+
+def test_changing_the_address_confirms_the_new_one_and_tells_the_old(signed_in, user):
+    old = user.email
+    answer = signed_in.post(reverse("accounts:account_email"), {"email": "New@Example.com"})
+    assert answer.status_code == 200 and "We sent a link to" in answer.content.decode()
+    user.refresh_from_db()
+    assert user.email == old
+    message = mail.outbox[-1]
+    assert message.to == ["new@example.com"]
+    url = path_of(link_in(message))
+    assert "Use new@example.com" in signed_in.get(url).content.decode()
+    signed_in.post(url)
+    user.refresh_from_db()
+    assert user.email == "new@example.com" and user.email_verified
+    told = mail.outbox[-1]
+    assert told.to == [old] and "changed from" in told.body
+    assert AuditEvent.objects.filter(action="user.email_changed").get().metadata == {"from": old}
+    # The link does nothing a second time: the account's address moved on.
+    again = signed_in.post(url)
+    assert again.status_code == 400 and "no longer valid" in again.content.decode()
+
+
+def test_a_taken_address_gets_the_same_answer_and_nothing_changes(signed_in, user, make_user):
+    other = make_user("taken@example.com")
+    answer = signed_in.post(reverse("accounts:account_email"), {"email": other.email})
+    assert answer.status_code == 200 and "We sent a link to" in answer.content.decode()
+    assert mail.outbox[-1].to == [other.email] and "already has one" in mail.outbox[-1].body
+    user.refresh_from_db()
+    assert user.email != other.email
+
+
+def test_odd_addresses_are_refused_beside_the_field(signed_in):
+    for odd in ("not-an-email", "a\x00@b.c", "x" * 300 + "@example.com", "a@b.c\nBcc: x@y.z"):
+        answer = signed_in.post(reverse("accounts:account_email"), {"email": odd})
+        assert answer.status_code == 422, odd
+        assert 'id="id_email_error"' in answer.content.decode()
+
+
+def test_sending_the_link_again_is_limited(client, db):
+    sign_up(client, "fresh@example.com")
+    user = User.objects.get(email="fresh@example.com")
+    client.force_login(user)
+    before = len(mail.outbox)
+    for _ in range(5):
+        client.post(reverse("accounts:email_verify_resend"), {"back": "//evil.example"})
+    assert len(mail.outbox) - before == 3
