@@ -124,6 +124,9 @@ def pages(
         (f"{project}/usage/calls/", None),
         (f"{project}/usage/calls/{call}/", None),
         (f"{project}/alerts/", None),
+        (f"{project}/alerts/rules/", None),
+        (f"{project}/settings/webhooks/", None),
+        (f"{project}/settings/webhooks/", click("Add endpoint")),
         (f"{project}/settings/", None),
         (f"{project}/settings/members/", None),
         (f"{project}/settings/client-tokens/", None),
@@ -136,6 +139,7 @@ def pages(
         ("/account/sessions/", None),
         ("/account/security/", None),
         ("/account/email/", None),
+        ("/account/notifications/", None),
         ("/account/password/", None),
         ("/docs/api/", None),
     ]
