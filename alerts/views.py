@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.decorators import project_member_required, project_owner_required
 from accounts.http import ProjectRequest
 from accounts.models import Project
+from accounts.sudo import sudo_required_to_change
 from alerts.forms import AlertRulesForm, FlagFilterForm, TokenLookupForm
 from alerts.models import AlertRules, Flag
 from alerts.services import (
@@ -221,6 +222,7 @@ RULES_TEMPLATE = "alerts/alert_rules.html"
 
 @require_http_methods(["GET", "POST"])
 @project_owner_required
+@sudo_required_to_change
 def alert_rules(request: ProjectRequest) -> HttpResponse:
     """The project's own thresholds for each alert kind, and which kinds are on. Owners
     only: a rule decides whether anyone hears of a finding at all."""

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.decorators import project_owner_required
 from accounts.http import ProjectRequest
+from accounts.sudo import sudo_required
 from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from core.client_ip import client_ip
 from webhooks.forms import WebhookCreateForm
@@ -79,6 +80,7 @@ def webhook_list(request: ProjectRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @project_owner_required
+@sudo_required
 def webhook_create_view(request: ProjectRequest) -> HttpResponse:
     if request.method == "GET":
         return _render(
@@ -144,6 +146,7 @@ def webhook_retry_view(request: ProjectRequest, endpoint_id: int, delivery_id: i
 
 @require_POST
 @project_owner_required
+@sudo_required
 def webhook_disable_view(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
     endpoint = _endpoint(request, endpoint_id)
     if webhook_disable(endpoint=endpoint, by=request.user, ip=client_ip(request)):
@@ -155,6 +158,7 @@ def webhook_disable_view(request: ProjectRequest, endpoint_id: int) -> HttpRespo
 
 @require_POST
 @project_owner_required
+@sudo_required
 def webhook_delete_view(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
     endpoint = _endpoint(request, endpoint_id)
     label = endpoint.display_url

@@ -111,6 +111,10 @@ def test_every_sensitive_action_asks(stale, project, user, make_key):
         reverse("accounts:project_invitation_send", args=[project.slug]),
         reverse("accounts:totp_remove"),
         reverse("accounts:totp_setup"),
+        reverse("accounts:account_email"),
+        reverse("accounts:project_two_factor_policy", args=[project.slug]),
+        reverse("alerts:alert_rules", args=[project.slug]),
+        reverse("webhooks:webhook_create", args=[project.slug]),
     ):
         answer = stale.post(url, {})
         assert "Confirm it is you" in answer.content.decode(), url
@@ -149,3 +153,8 @@ def test_odd_answers_get_an_error_not_a_500(stale):
     for odd in ("\x00", "x" * 5000, "²", ""):
         answer = stale.post(CONFIRM, {"sudo_password": odd, "sudo_code": odd})
         assert answer.status_code in (422, 429), odd
+
+
+def test_reading_the_alert_rules_needs_no_fresh_check(stale, project):
+    page = stale.get(reverse("alerts:alert_rules", args=[project.slug]))
+    assert page.status_code == 200 and "Confirm it is you" not in page.content.decode()
