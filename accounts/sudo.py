@@ -28,16 +28,25 @@ from django.views.decorators.http import require_POST
 
 from accounts.forms import SudoForm
 from accounts.http import AuthenticatedRequest
-from accounts.two_factor import has_two_factor, second_factor_check
+from accounts.passkeys import PasskeyRefused, has_passkey, passkey_authenticate, relying_party
+from accounts.two_factor import has_authenticator_app, has_two_factor, second_factor_check
 from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows, throttle_spent
+from core.strict_json import strict_json
 
 SESSION_KEY = "sudo_at"
 # Wrong answers a person may give in 15 minutes before the prompt refuses to check more.
 FAILURES_PER_15_MINUTES = 10
 # Form fields never carried through the prompt.
-_NOT_CARRIED = {"csrfmiddlewaretoken", "sudo_password", "sudo_code", "sudo_next", "sudo_method"}
+_NOT_CARRIED = {
+    "csrfmiddlewaretoken",
+    "sudo_password",
+    "sudo_code",
+    "sudo_passkey",
+    "sudo_next",
+    "sudo_method",
+}
 
 
 def sudo_fresh(request: HttpRequest) -> bool:
@@ -89,6 +98,8 @@ def _prompt(
         "method": method or request.method,
         "carried": _carried(request) if carried is None else carried,
         "has_two_factor": has_two_factor(request.user),
+        "has_authenticator_app": has_authenticator_app(request.user),
+        "has_passkey": has_passkey(request.user),
         "minutes": settings.SUDO_MODE_SECONDS // 60,
     }
     in_dialog = bool(request.htmx) and request.htmx.target == "key-panel"
@@ -126,7 +137,7 @@ def sudo_confirm(request: AuthenticatedRequest) -> HttpResponse:
         form.is_valid()
         form.add_error(None, "Too many wrong answers. Wait 15 minutes, then try again.")
         return _prompt(request, form, next_url=next_url, method=method, carried=carried, status=429)
-    if not form.is_valid() or not _passes(request, form, ip):
+    if not _passes_any(request, form, ip):
         throttle_allows(
             f"sudo:{request.user.pk}", limit=FAILURES_PER_15_MINUTES, window_seconds=900
         )
@@ -135,6 +146,35 @@ def sudo_confirm(request: AuthenticatedRequest) -> HttpResponse:
     sudo_mark(request)
     audit_record(action="user.sudo_passed", actor=request.user, target=request.user, ip=ip)
     return _continue(request, next_url, method, carried)
+
+
+def _passes_any(request: AuthenticatedRequest, form: SudoForm, ip: str | None) -> bool:
+    """The password, a code, or a passkey (static/js/passkeys.js puts the browser's answer
+    in `sudo_passkey`, so the carried request goes on as with the others)."""
+    answer = request.POST.get("sudo_passkey", "")
+    if not answer:
+        return form.is_valid() and _passes(request, form, ip)
+    form.is_valid()
+    form.errors.clear()  # no password or code is expected beside a passkey
+    try:
+        credential = strict_json(answer)
+        if not isinstance(credential, dict):
+            raise ValueError("not an object")
+        passkey_authenticate(
+            session=request.session,
+            credential=credential,
+            rp=relying_party(request),
+            purpose="sudo",
+            user=request.user,
+            ip=ip,
+        )
+    except PasskeyRefused as refused:
+        form.add_error(None, str(refused))
+        return False
+    except (ValueError, RecursionError):
+        form.add_error(None, "The passkey's answer could not be read. Try again.")
+        return False
+    return True
 
 
 def _passes(request: AuthenticatedRequest, form: SudoForm, ip: str | None) -> bool:

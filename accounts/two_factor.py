@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import RecoveryCode, TotpDevice, User
+from accounts.models import Passkey, RecoveryCode, TotpDevice, User
 from audit.log import audit_record
 
 ISSUER = "Reminix"
@@ -49,8 +49,13 @@ def _recovery_hash(code: str) -> str:
     ).hexdigest()
 
 
-def has_two_factor(user: User) -> bool:
+def has_authenticator_app(user: User) -> bool:
     return TotpDevice.objects.filter(user=user, confirmed_at__isnull=False).exists()
+
+
+def has_two_factor(user: User) -> bool:
+    """An authenticator app, or a passkey (accounts/passkeys.py)."""
+    return has_authenticator_app(user) or Passkey.objects.filter(user=user).exists()
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.forms import SecondFactorForm
 from accounts.http import AuthenticatedRequest
-from accounts.models import TotpDevice, User
+from accounts.models import Passkey, TotpDevice, User
 from accounts.sudo import sudo_required
 from accounts.two_factor import (
     enrolment_confirm,
     enrolment_pending,
     enrolment_start,
+    has_authenticator_app,
     has_two_factor,
     recovery_codes_left,
     recovery_codes_regenerate,
@@ -44,13 +45,14 @@ WRONG_CODES_PER_SIGN_IN = 5
 WRONG_CODES_PER_HOUR = 20
 
 
-def _security_context(request: AuthenticatedRequest, **extra: Any) -> dict[str, Any]:
+def security_context(request: AuthenticatedRequest, **extra: Any) -> dict[str, Any]:
     device = TotpDevice.objects.filter(user=request.user).first()
     on = device is not None and device.confirmed_at is not None
     return {
         "device": device if on else None,
         "enrolment": None if on else enrolment_pending(request.user),
         "codes_left": recovery_codes_left(request.user) if on else 0,
+        "passkeys": Passkey.objects.filter(user=request.user),
         **extra,
     }
 
@@ -58,7 +60,7 @@ def _security_context(request: AuthenticatedRequest, **extra: Any) -> dict[str, 
 @require_GET
 @login_required
 def account_security(request: AuthenticatedRequest) -> HttpResponse:
-    return render(request, TEMPLATE, _security_context(request))
+    return render(request, TEMPLATE, security_context(request))
 
 
 @require_POST
@@ -82,7 +84,7 @@ def totp_confirm(request: AuthenticatedRequest) -> HttpResponse:
         if codes is None:
             form.add_error("code", "That code is not right. Check the app's clock, then try again.")
     if codes is None:
-        context = _security_context(request, confirm_form=form)
+        context = security_context(request, confirm_form=form)
         return render(request, TEMPLATE, context, status=422)
     return _codes_once(request, codes, turned_on=True)
 
@@ -141,7 +143,7 @@ def second_step_begin(
     return redirect("accounts:login_code")
 
 
-def _pending_user(request: HttpRequest) -> tuple[User, dict[str, Any]] | None:
+def pending_sign_in(request: HttpRequest) -> tuple[User, dict[str, Any]] | None:
     pending = request.session.get(PENDING_KEY)
     if not isinstance(pending, dict) or time.time() - pending.get("at", 0) > PENDING_SECONDS:
         request.session.pop(PENDING_KEY, None)
@@ -158,7 +160,7 @@ def _pending_user(request: HttpRequest) -> tuple[User, dict[str, Any]] | None:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def login_code(request: HttpRequest) -> HttpResponse:
-    found = _pending_user(request)
+    found = pending_sign_in(request)
     if found is None:
         messages.info(request, "Sign in again: the code step waits at most 5 minutes.")
         return redirect("accounts:login")
@@ -169,18 +171,11 @@ def login_code(request: HttpRequest) -> HttpResponse:
         bucket = f"second-factor:{user.pk}"
         if throttle_spent(bucket, limit=WRONG_CODES_PER_HOUR, window_seconds=3600):
             form.add_error("code", "Too many wrong codes for this account. Try again in an hour.")
-            return render(request, "accounts/login_code.html", {"form": form}, status=429)
+            return render(
+                request, "accounts/login_code.html", _code_context(user, form), status=429
+            )
         passed = second_factor_check(user, form.cleaned_data["code"], ip=ip)
         if passed:
-            del request.session[PENDING_KEY]
-            login(request, user, backend=pending["backend"])
-            audit_record(
-                action="user.two_factor_passed",
-                actor=user,
-                target=user,
-                ip=ip,
-                metadata={"with": passed},
-            )
             if passed == "recovery":
                 left = recovery_codes_left(user)
                 messages.warning(
@@ -188,9 +183,7 @@ def login_code(request: HttpRequest) -> HttpResponse:
                     f"You used a recovery code; {left} left. Make new ones on the Security "
                     "page if you are running low.",
                 )
-            return HttpResponseRedirect(
-                pending.get("next") or resolve_url(settings.LOGIN_REDIRECT_URL)
-            )
+            return HttpResponseRedirect(second_step_finish(request, user, pending, passed, ip))
         throttle_allows(bucket, limit=WRONG_CODES_PER_HOUR, window_seconds=3600)
         audit_record(action="user.two_factor_failed", actor=user, target=user, ip=ip)
         pending["wrong"] = pending.get("wrong", 0) + 1
@@ -200,5 +193,27 @@ def login_code(request: HttpRequest) -> HttpResponse:
             return redirect("accounts:login")
         request.session[PENDING_KEY] = pending
         form.add_error("code", "That code is not right. Check it and try again.")
-        return render(request, "accounts/login_code.html", {"form": form}, status=422)
-    return render(request, "accounts/login_code.html", {"form": form})
+        return render(request, "accounts/login_code.html", _code_context(user, form), status=422)
+    return render(request, "accounts/login_code.html", _code_context(user, form))
+
+
+def _code_context(user: User, form: SecondFactorForm) -> dict[str, Any]:
+    # A person with only passkeys has no code to type: the page offers the passkey alone.
+    return {
+        "form": form,
+        "has_code": has_authenticator_app(user),
+        "has_passkey": Passkey.objects.filter(user=user).exists(),
+    }
+
+
+def second_step_finish(
+    request: HttpRequest, user: User, pending: dict[str, Any], passed: str, ip: str | None
+) -> str:
+    """The second step passed (with "totp", "recovery" or "passkey"): sign in, and the
+    address to go on to."""
+    del request.session[PENDING_KEY]
+    login(request, user, backend=pending["backend"])
+    audit_record(
+        action="user.two_factor_passed", actor=user, target=user, ip=ip, metadata={"with": passed}
+    )
+    return pending.get("next") or resolve_url(settings.LOGIN_REDIRECT_URL)

@@ -2,6 +2,18 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from accounts import audit_views, email_views, sudo, two_factor_views, views
+from accounts.passkey_views import (
+    passkey_add,
+    passkey_login_options,
+    passkey_login_verify,
+    passkey_register_options,
+    passkey_register_verify,
+    passkey_remove_view,
+    passkey_rename_view,
+    passkey_second_options,
+    passkey_second_verify,
+    passkey_sudo_options,
+)
 
 app_name = "accounts"
 
@@ -22,6 +34,44 @@ urlpatterns = [
         "account/security/recovery-codes/",
         two_factor_views.recovery_codes_new,
         name="recovery_codes_new",
+    ),
+    path("account/security/passkeys/add/", passkey_add, name="passkey_add"),
+    path(
+        "account/security/passkeys/options/",
+        passkey_register_options,
+        name="passkey_register_options",
+    ),
+    path(
+        "account/security/passkeys/verify/",
+        passkey_register_verify,
+        name="passkey_register_verify",
+    ),
+    path(
+        "account/security/passkeys/<int:passkey_id>/rename/",
+        passkey_rename_view,
+        name="passkey_rename",
+    ),
+    path(
+        "account/security/passkeys/<int:passkey_id>/remove/",
+        passkey_remove_view,
+        name="passkey_remove",
+    ),
+    path(
+        "account/security/passkeys/sudo/options/",
+        passkey_sudo_options,
+        name="passkey_sudo_options",
+    ),
+    path("account/login/passkey/options/", passkey_login_options, name="passkey_login_options"),
+    path("account/login/passkey/verify/", passkey_login_verify, name="passkey_login_verify"),
+    path(
+        "account/login/code/passkey/options/",
+        passkey_second_options,
+        name="passkey_second_options",
+    ),
+    path(
+        "account/login/code/passkey/verify/",
+        passkey_second_verify,
+        name="passkey_second_verify",
     ),
     path("account/password/", views.PasswordChangeView.as_view(), name="password_change"),
     path("account/password/reset/", views.PasswordResetView.as_view(), name="password_reset"),

@@ -212,6 +212,12 @@ LOGIN_URL = "accounts:login"
 # Sudo mode (accounts/sudo.py): how long a password or code check lets sensitive actions
 # (minting credentials, members, origins, the second factor) go without asking again.
 SUDO_MODE_SECONDS = env.int("SUDO_MODE_SECONDS", default=600)
+# Passkeys (accounts/passkeys.py): the WebAuthn relying party ID and the origins an
+# assertion may come from. Empty: the request's host name (no port), and its scheme and
+# host. Behind a proxy that changes either, set them (e.g. dashboard.example.com and
+# https://dashboard.example.com): a passkey is bound to its RP ID for good.
+WEBAUTHN_RP_ID: str = env.str("WEBAUTHN_RP_ID", default="")
+WEBAUTHN_ORIGINS: list[str] = env.list("WEBAUTHN_ORIGINS", default=[])
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 2

@@ -1,0 +1,353 @@
+"""Passkeys: added from the Security page behind sudo, a sign-in of their own, the second
+step after a password, and every refusal (unknown or another person's credential, a
+replayed or expired challenge, the wrong origin or RP ID, a counter going backwards,
+hostile JSON). A software authenticator signs for real; py_webauthn checks for real."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import Passkey
+from accounts.two_factor import has_two_factor
+from audit.models import AuditEvent
+from tests.accounts.soft_authenticator import SoftAuthenticator
+from tests.conftest import PASSWORD
+
+SECURITY = reverse("accounts:account_security")
+REGISTER_OPTIONS = reverse("accounts:passkey_register_options")
+REGISTER = reverse("accounts:passkey_register_verify")
+LOGIN = reverse("accounts:login")
+LOGIN_OPTIONS = reverse("accounts:passkey_login_options")
+LOGIN_VERIFY = reverse("accounts:passkey_login_verify")
+SECOND_OPTIONS = reverse("accounts:passkey_second_options")
+SECOND_VERIFY = reverse("accounts:passkey_second_verify")
+
+
+def send(client, url: str, body: object):
+    return client.post(url, json.dumps(body), content_type="application/json")
+
+
+def add_passkey(client, device: SoftAuthenticator, name: str = "Laptop") -> Passkey:
+    options = client.post(REGISTER_OPTIONS).json()
+    answer = send(client, REGISTER, {"credential": device.create(options), "name": name})
+    assert answer.status_code == 200, answer.content
+    return Passkey.objects.get(credential_id=device.id)
+
+
+def sign_in_with(client, device: SoftAuthenticator, **how):
+    options = client.post(LOGIN_OPTIONS).json()
+    return send(client, LOGIN_VERIFY, {"credential": device.get(options, **how)})
+
+
+@pytest.fixture
+def device() -> SoftAuthenticator:
+    return SoftAuthenticator()
+
+
+@pytest.fixture
+def enrolled(signed_in, user, device, client):
+    """`user` with one passkey on `device`, signed out again."""
+    add_passkey(signed_in, device)
+    client.logout()
+    return device
+
+
+def test_a_passkey_added_on_the_security_page_is_listed_and_is_a_second_factor(
+    signed_in, user, device
+):
+    options = signed_in.post(REGISTER_OPTIONS).json()
+    assert options["rp"]["id"] == "testserver"
+    assert options["authenticatorSelection"]["residentKey"] == "required"
+    assert options["authenticatorSelection"]["userVerification"] == "required"
+    assert options["user"]["id"] != str(user.pk)
+    answer = send(signed_in, REGISTER, {"credential": device.create(options), "name": "Laptop"})
+    assert answer.json() == {"redirect": SECURITY + "#passkeys"}
+    passkey = Passkey.objects.get(user=user)
+    assert passkey.name == "Laptop" and passkey.transports == ["internal"]
+    assert has_two_factor(user)
+    assert AuditEvent.objects.filter(action="user.passkey_added", actor=user).exists()
+    page = signed_in.get(SECURITY).content.decode()
+    assert "Laptop" in page and "passkeys.js" in page
+
+    # The next registration excludes it, and reuses the person's user handle.
+    again = signed_in.post(REGISTER_OPTIONS).json()
+    assert [c["id"] for c in again["excludeCredentials"]] == [device.id]
+    assert again["user"]["id"] == options["user"]["id"]
+
+
+def test_the_same_passkey_cannot_be_registered_twice(signed_in, device):
+    add_passkey(signed_in, device)
+    options = signed_in.post(REGISTER_OPTIONS).json()
+    answer = send(signed_in, REGISTER, {"credential": device.create(options), "name": ""})
+    assert answer.status_code == 400 and "already registered" in answer.json()["error"]
+
+
+def test_adding_a_passkey_needs_a_fresh_check_of_who_you_are(signed_in, device, settings):
+    settings.SUDO_MODE_SECONDS = 0
+    refused = signed_in.post(REGISTER_OPTIONS)
+    assert refused.status_code == 403 and refused.json()["sudo"] is True
+    prompt = signed_in.post(reverse("accounts:passkey_add"))
+    assert "Confirm it is you" in prompt.content.decode()
+    assert not Passkey.objects.exists()
+
+
+def test_a_name_must_be_one_line(signed_in, device):
+    options = signed_in.post(REGISTER_OPTIONS).json()
+    answer = send(signed_in, REGISTER, {"credential": device.create(options), "name": "a\nb"})
+    assert answer.status_code == 400 and "one line" in answer.json()["error"]
+    assert not Passkey.objects.exists()
+
+
+def test_registration_from_another_origin_or_rp_is_refused(signed_in, device):
+    options = signed_in.post(REGISTER_OPTIONS).json()
+    answer = send(
+        signed_in, REGISTER, {"credential": device.create(options, origin="https://evil.example")}
+    )
+    assert answer.status_code == 400
+    options = signed_in.post(REGISTER_OPTIONS).json()
+    answer = send(signed_in, REGISTER, {"credential": device.create(options, rp_id="evil.example")})
+    assert answer.status_code == 400
+    assert not Passkey.objects.exists()
+
+
+def test_a_passkey_alone_signs_in(client, user, enrolled):
+    answer = sign_in_with(client, enrolled)
+    assert answer.status_code == 200 and answer.json() == {"redirect": reverse("home")}
+    assert client.session["_auth_user_id"] == str(user.pk)
+    assert AuditEvent.objects.filter(action="user.passkey_signed_in", actor=user).exists()
+    passkey = Passkey.objects.get()
+    assert passkey.sign_count == 1 and passkey.last_used_at is not None
+
+
+def test_passwordless_sign_in_asks_for_user_verification_and_refuses_without_it(client, enrolled):
+    options = client.post(LOGIN_OPTIONS).json()
+    assert options["userVerification"] == "required" and options["allowCredentials"] == []
+    answer = send(client, LOGIN_VERIFY, {"credential": enrolled.get(options, verified=False)})
+    assert answer.status_code == 400 and "_auth_user_id" not in client.session
+
+
+def test_a_passkey_goes_on_only_to_a_local_next_address(client, enrolled):
+    options = client.post(LOGIN_OPTIONS).json()
+    body = {"credential": enrolled.get(options), "next": "https://evil.example/"}
+    assert send(client, LOGIN_VERIFY, body).json() == {"redirect": reverse("home")}
+
+
+def test_an_unknown_passkey_is_refused(client, user, enrolled):
+    stranger = SoftAuthenticator()
+    answer = sign_in_with(client, stranger)
+    assert answer.status_code == 400 and "not registered" in answer.json()["error"]
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_challenge_is_good_once(client, enrolled):
+    options = client.post(LOGIN_OPTIONS).json()
+    credential = enrolled.get(options)
+    assert send(client, LOGIN_VERIFY, {"credential": credential}).status_code == 200
+    client.logout()
+    replayed = send(client, LOGIN_VERIFY, {"credential": credential})
+    assert replayed.status_code == 400 and "already used" in replayed.json()["error"]
+
+
+def test_a_challenge_expires_after_five_minutes(client, enrolled):
+    options = client.post(LOGIN_OPTIONS).json()
+    session = client.session
+    session["passkey_challenge"]["at"] -= 301
+    session.save()
+    answer = send(client, LOGIN_VERIFY, {"credential": enrolled.get(options)})
+    assert answer.status_code == 400 and "expired" in answer.json()["error"]
+
+
+def test_a_challenge_for_one_purpose_is_not_accepted_for_another(signed_in, device, client):
+    add_passkey(signed_in, device)
+    options = signed_in.post(REGISTER_OPTIONS).json()  # a registration challenge
+    client.logout()
+    answer = send(
+        client, LOGIN_VERIFY, {"credential": device.get({**options, "rpId": "testserver"})}
+    )
+    assert answer.status_code == 400
+
+
+def test_an_assertion_for_another_origin_or_rp_is_refused_and_audited(client, user, enrolled):
+    assert sign_in_with(client, enrolled, origin="https://evil.example").status_code == 400
+    assert sign_in_with(client, enrolled, rp_id="evil.example").status_code == 400
+    assert "_auth_user_id" not in client.session
+    assert AuditEvent.objects.filter(action="user.passkey_failed", actor=user).count() == 2
+
+
+def test_a_counter_that_goes_backwards_is_refused_and_audited(client, user, enrolled):
+    assert sign_in_with(client, enrolled, sign_count=10).status_code == 200
+    client.logout()
+    answer = sign_in_with(client, enrolled, sign_count=7)
+    assert answer.status_code == 400 and "counter went backwards" in answer.json()["error"]
+    assert "_auth_user_id" not in client.session
+    assert Passkey.objects.get().sign_count == 10
+    event = AuditEvent.objects.get(action="user.passkey_failed")
+    assert event.metadata["reason"] == "sign_count_went_back"
+
+
+def test_a_deactivated_account_cannot_sign_in_with_its_passkey(client, user, enrolled):
+    user.is_active = False
+    user.save()
+    assert sign_in_with(client, enrolled).status_code == 400
+    assert "_auth_user_id" not in client.session
+
+
+def test_rp_id_and_origins_come_from_settings_behind_a_proxy(client, enrolled, settings):
+    settings.WEBAUTHN_RP_ID = "dashboard.example.com"
+    settings.WEBAUTHN_ORIGINS = ["https://dashboard.example.com"]
+    options = client.post(LOGIN_OPTIONS).json()
+    assert options["rpId"] == "dashboard.example.com"
+    # The origin the browser saw is the public one, not the host the proxy sends on.
+    from_inside = send(client, LOGIN_VERIFY, {"credential": enrolled.get(options)})
+    assert from_inside.status_code == 400
+    options = client.post(LOGIN_OPTIONS).json()
+    answer = send(
+        client,
+        LOGIN_VERIFY,
+        {"credential": enrolled.get(options, origin="https://dashboard.example.com")},
+    )
+    assert answer.status_code == 200
+
+
+# The second step after a password ------------------------------------------------------
+
+
+def test_after_the_password_a_passkey_is_the_second_step(client, user, enrolled):
+    answer = client.post(LOGIN, {"username": user.email, "password": PASSWORD})
+    assert answer.url == reverse("accounts:login_code")
+    page = client.get(answer.url).content.decode()
+    assert "Use a passkey" in page and 'name="code"' not in page  # no app: no code to type
+    options = client.post(SECOND_OPTIONS).json()
+    assert [c["id"] for c in options["allowCredentials"]] == [enrolled.id]
+    answer = send(client, SECOND_VERIFY, {"credential": enrolled.get(options)})
+    assert answer.status_code == 200 and answer.json() == {"redirect": reverse("home")}
+    assert client.session["_auth_user_id"] == str(user.pk)
+    event = AuditEvent.objects.get(action="user.two_factor_passed")
+    assert event.metadata == {"with": "passkey"}
+
+
+def test_the_second_step_refuses_another_persons_passkey(client, user, make_user, enrolled):
+    other = make_user(email="other@example.com")
+    client.force_login(other)
+    theirs = SoftAuthenticator()
+    add_passkey(client, theirs)
+    client.logout()
+    client.post(LOGIN, {"username": user.email, "password": PASSWORD})
+    options = client.post(SECOND_OPTIONS).json()
+    answer = send(client, SECOND_VERIFY, {"credential": theirs.get({**options})})
+    assert answer.status_code == 400
+    assert "_auth_user_id" not in client.session
+
+
+def test_the_second_step_without_a_password_first_sends_you_to_sign_in(client, enrolled):
+    answer = client.post(SECOND_OPTIONS)
+    assert answer.status_code == 409 and answer.json()["redirect"] == LOGIN
+
+
+# Managing --------------------------------------------------------------------------------
+
+
+def test_rename_and_remove_a_passkey(signed_in, user, device):
+    passkey = add_passkey(signed_in, device)
+    signed_in.post(reverse("accounts:passkey_rename", args=[passkey.pk]), {"name": "Phone"})
+    assert Passkey.objects.get().name == "Phone"
+    bad = signed_in.post(reverse("accounts:passkey_rename", args=[passkey.pk]), {"name": "x\ty"})
+    assert bad.status_code == 422 and "one line" in bad.content.decode()
+    signed_in.post(reverse("accounts:passkey_remove", args=[passkey.pk]))
+    assert not Passkey.objects.exists() and not has_two_factor(user)
+    assert AuditEvent.objects.filter(action="user.passkey_removed").exists()
+
+
+def test_removing_a_passkey_asks_who_you_are_when_the_last_check_is_old(
+    signed_in, device, settings
+):
+    passkey = add_passkey(signed_in, device)
+    settings.SUDO_MODE_SECONDS = 0
+    answer = signed_in.post(reverse("accounts:passkey_remove", args=[passkey.pk]))
+    assert "Confirm it is you" in answer.content.decode()
+    assert Passkey.objects.exists()
+
+
+def test_another_persons_passkey_cannot_be_renamed_or_removed(signed_in, make_user, client):
+    other = make_user(email="other@example.com")
+    theirs = Passkey.objects.create(
+        user=other, credential_id="A" * 43, public_key=b"k", user_handle=b"h", name="Theirs"
+    )
+    rename = signed_in.post(reverse("accounts:passkey_rename", args=[theirs.pk]), {"name": "x"})
+    remove = signed_in.post(reverse("accounts:passkey_remove", args=[theirs.pk]))
+    assert rename.status_code == 404 and remove.status_code == 404
+    assert Passkey.objects.get().name == "Theirs"
+
+
+# Hostile JSON ----------------------------------------------------------------------------
+
+
+HOSTILE = {
+    "NaN": b'{"credential": {"id": NaN}}',
+    "a lone surrogate": b'{"credential": {"id": "\\ud800"}}',
+    "5,000-deep nesting": b'{"credential": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    "a huge integer": b'{"credential": {"id": ' + b"9" * 5000 + b"}}",
+    "a NUL": b'{"credential": {"id": "abc\\u0000def"}}',
+    "not JSON": b"\xff\xfe{",
+    "a list": b"[]",
+    "no credential": b'{"credential": "x"}',
+    "a credential of the wrong shape": b'{"credential": {"id": "AAAAAAAAAAAAAAAAAAAA", "type": 1}}',
+}
+
+
+@pytest.mark.parametrize("body", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_json_at_sign_in_is_a_400_that_says_why(client, enrolled, body):
+    client.post(LOGIN_OPTIONS)
+    answer = client.post(LOGIN_VERIFY, body, content_type="application/json")
+    assert answer.status_code == 400 and answer.json()["error"]
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize("body", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_json_when_adding_a_passkey_is_a_400_that_says_why(signed_in, body):
+    signed_in.post(REGISTER_OPTIONS)
+    answer = signed_in.post(REGISTER, body, content_type="application/json")
+    assert answer.status_code == 400 and answer.json()["error"]
+    assert not Passkey.objects.exists()
+
+
+# The sudo prompt -------------------------------------------------------------------------
+
+
+def test_a_passkey_answers_the_sudo_prompt_and_the_action_goes_on(signed_in, user, device):
+    passkey = add_passkey(signed_in, device)
+    session = signed_in.session
+    session["sudo_at"] = 0
+    session.save()
+    remove = reverse("accounts:passkey_remove", args=[passkey.pk])
+    prompt = signed_in.post(remove).content.decode()
+    assert "Or use a passkey" in prompt and 'name="sudo_code"' not in prompt
+    options = signed_in.post(reverse("accounts:passkey_sudo_options")).json()
+    answer = signed_in.post(
+        reverse("accounts:sudo_confirm"),
+        {
+            "sudo_next": remove,
+            "sudo_method": "POST",
+            "sudo_passkey": json.dumps(device.get(options)),
+        },
+    )
+    assert answer.status_code == 302 and not Passkey.objects.exists()
+    assert AuditEvent.objects.filter(action="user.sudo_passed", actor=user).exists()
+
+
+@pytest.mark.parametrize("answer", ["{NaN}", '"\\ud800"', "[" * 5000, "{}"])
+def test_a_bad_passkey_answer_to_the_sudo_prompt_is_refused(signed_in, device, answer):
+    passkey = add_passkey(signed_in, device)
+    session = signed_in.session
+    session["sudo_at"] = 0
+    session.save()
+    signed_in.post(reverse("accounts:passkey_sudo_options"))
+    remove = reverse("accounts:passkey_remove", args=[passkey.pk])
+    refused = signed_in.post(
+        reverse("accounts:sudo_confirm"),
+        {"sudo_next": remove, "sudo_method": "POST", "sudo_passkey": answer},
+    )
+    assert refused.status_code == 422 and Passkey.objects.exists()
