@@ -166,6 +166,11 @@ def invitation_accept(*, invitation: Invitation, user: User, ip: str | None = No
         )
     locked.accepted_at, locked.accepted_by = timezone.now(), user
     locked.save(update_fields=["accepted_at", "accepted_by"])
+    if user.email_verified_at is None:
+        # The invitation's link was sent to this address and came back: it is theirs.
+        user.email_verified_at = locked.accepted_at
+        user.save(update_fields=["email_verified_at"])
+        audit_record(action="user.email_verified", actor=user, target=user, ip=ip)
     membership, created = Membership.objects.get_or_create(
         project=locked.project, user=user, defaults={"role": locked.role}
     )

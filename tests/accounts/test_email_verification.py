@@ -150,3 +150,20 @@ def test_sending_the_link_again_is_limited(client, db):
     for _ in range(5):
         client.post(reverse("accounts:email_verify_resend"), {"back": "//evil.example"})
     assert len(mail.outbox) - before == 3
+
+
+def test_accepting_an_invitation_from_its_link_confirms_the_address(
+    client, user, project, django_capture_on_commit_callbacks
+):
+    from accounts.invitations import invitation_send
+
+    sign_up(client, "kai@example.com")
+    kai = User.objects.get(email="kai@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        invitation_send(project=project, email="kai@example.com", role="member", by=user)
+    link = [m for m in mail.outbox if m.to == ["kai@example.com"] and "/invitations/" in m.body]
+    path = re.search(r"/invitations/reminix_inv_\w+/", link[-1].body).group(0)
+    client.force_login(kai)
+    assert client.post(path).status_code == 302
+    kai.refresh_from_db()
+    assert kai.email_verified
