@@ -89,6 +89,20 @@ class UsageRecord(models.Model):
                 condition=~Q(outcome="ok"),
                 name="usage_key_errors_time",
             ),
+            # The same for the project's log, whose rare outcomes and statuses would
+            # otherwise pass over every call of the project to fill a page.
+            models.Index(
+                fields=["project", "-created_at", "-id"],
+                condition=~Q(outcome="ok"),
+                name="usage_project_errors_time",
+            ),
+            # An address filter goes straight to that address's calls, newest first: a
+            # rarely used address no longer makes the read pass over every call of the
+            # key (or project) between its first and last use.
+            models.Index(fields=["api_key", "ip", "-created_at", "-id"], name="usage_key_ip_time"),
+            models.Index(
+                fields=["project", "ip", "-created_at", "-id"], name="usage_project_ip_time"
+            ),
         ]
         constraints = [
             # A call logged twice (a write-behind batch retried after its commit) is one
@@ -146,6 +160,29 @@ class UsageIp(models.Model):
 
     def __str__(self) -> str:
         return f"{self.api_key_id} {self.ip}"
+
+
+class LateUsage(models.Model):
+    """A batch of the log written well after (or, by a skewed clock, before) its calls were
+    made, as by an ingest catching up after an outage: its oldest and newest call, and the
+    highest id it could hold.
+
+    Rows take ids in commit order, and nearly all are written within seconds of their call,
+    so the detector reads new rows in the recent days' partitions only. A batch noted here
+    widens that read to [oldest, newest] until it has read past `last_id`; it then forgets
+    the note (alerts/detection.py)."""
+
+    last_id = models.BigIntegerField(db_index=True)
+    oldest = models.DateTimeField()
+    newest = models.DateTimeField()
+
+    class Meta:
+        db_table = "usage_lateusage"
+
+    def __str__(self) -> str:
+        return (
+            f"up to id {self.last_id}: {self.oldest:%Y-%m-%d %H:%M} to {self.newest:%Y-%m-%d %H:%M}"
+        )
 
 
 class UnattributedCalls(models.Model):
