@@ -26,7 +26,9 @@ emails; notifications/), one email each, at most once per key per hour.
 Run it every minute from cron: `python manage.py detect_suspicious_activity`.
 
 Every row is read exactly once: usage rows get their ids in commit order (usage/writer.py
-serialises its batches), so nothing can commit behind the cursor. One bad row or project
+serialises its batches), so nothing can commit behind the cursor. Each read is bounded by
+time too (`unread_rows`), so it touches only the recent days' partitions; a batch written
+late is noted by the writer and read however far back it goes. One bad row or project
 never stops the others: each check and each flag is isolated (a savepoint), a failure is
 logged and counted, and the run goes on; only the database itself going away stops it,
 with the cursor where it was. Emails go out from what is stored (high-severity flags not
@@ -46,7 +48,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import Count, F, Max, Min, Q, Sum
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -67,6 +69,7 @@ from core.mail import one_line
 from core.networks import network_around
 from notifications.recipients import alert_email_recipients, send_to_each
 from usage.models import Outcome, UsageHour, UsageRecord
+from usage.writer import usage_late_forget, usage_late_span
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +87,10 @@ __all__ = [
 ]
 
 BATCH_SIZE = 10_000
+# How far before its last read (and after now) the detector looks for rows committed
+# since; a late batch (usage/writer.py LATE_AFTER, 5 minutes) is noted and read wherever
+# in time its calls are.
+READ_MARGIN = timedelta(hours=1)
 SPIKE_BASELINE = timedelta(days=7)
 SPIKE_MIN_HISTORY = timedelta(days=1)
 EMAIL_EVERY = timedelta(hours=1)
@@ -132,15 +139,12 @@ def detect(*, now: datetime | None = None, batch_size: int = BATCH_SIZE) -> Dete
     while True:
         with transaction.atomic():
             cursor, _ = DetectionCursor.objects.select_for_update().get_or_create(name="usage")
-            rows = list(
-                UsageRecord.objects.filter(id__gt=cursor.last_id)
-                .order_by("id")
-                .values(*FIELDS)[:batch_size]
-            )
+            rows = list(unread_rows(cursor).order_by("id").values(*FIELDS)[:batch_size])
             if not rows:
                 break
             _process(rows, now, result)
             cursor.last_id = rows[-1]["id"]
+            usage_late_forget(up_to_id=cursor.last_id)
             cursor.updated_at = now
             cursor.save(update_fields=["last_id", "updated_at"])
             result.rows += len(rows)
@@ -149,6 +153,26 @@ def detect(*, now: datetime | None = None, batch_size: int = BATCH_SIZE) -> Dete
     _isolated("unused keys", lambda: _unused_keys(now, result), result)
     email_pending_flags(now, result)
     return result
+
+
+def unread_rows(cursor: DetectionCursor) -> QuerySet[UsageRecord]:
+    """The rows past the cursor, bounded in time as well as by id so that PostgreSQL reads
+    only the partitions that can hold them, not every day of the log.
+
+    A row past the cursor committed after the cursor's last read (at `updated_at`), and the
+    writer notes every batch holding a call more than LATE_AFTER from its commit's time.
+    So a row was made from `updated_at - READ_MARGIN` to `now + READ_MARGIN` (the margin
+    leaves room for clocks that disagree), or lies in a noted batch. A new cursor reads
+    the whole log."""
+    rows = UsageRecord.objects.filter(id__gt=cursor.last_id)
+    if not cursor.last_id:
+        return rows
+    since = cursor.updated_at - READ_MARGIN
+    until = max(timezone.now(), cursor.updated_at) + READ_MARGIN
+    late = usage_late_span(after_id=cursor.last_id)
+    if late is not None:
+        since, until = min(since, late[0]), max(until, late[1])
+    return rows.filter(created_at__gte=since, created_at__lte=until)
 
 
 def _process(rows: list[dict[str, Any]], now: datetime, result: DetectionResult) -> None:

@@ -22,12 +22,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Max, Min, Q
+from django.utils import timezone
 
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken, Token
 from core import write_behind
 from core.bulk_insert import insert_new
 from usage.models import (
+    LateUsage,
     Outcome,
     UnattributedCalls,
     UsageDrop,
@@ -37,6 +39,10 @@ from usage.models import (
 )
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# A row written this long after (or before) its call is late: its batch is noted
+# (LateUsage) so that the detector, which reads only the recent partitions, reaches for
+# it. Well under alerts.detection.READ_MARGIN, which covers everything not noted.
+LATE_AFTER = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +118,7 @@ def usage_write(entries: list[UsageEntry]) -> None:
             _in_commit_order()
         inserted = _insert_rows(attributed)
         fresh = [e for e in attributed if e.request_id in inserted]
+        _note_if_late(fresh)
         # The roll-ups are per API key: a key's own calls and those of the tokens it minted.
         by_key = [e for e in fresh if e.api_key_id is not None]
         _upsert_hours(by_key)
@@ -133,6 +140,41 @@ def _in_commit_order() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_WRITE_LOCK])
+
+
+def _note_if_late(fresh: list[UsageEntry]) -> None:
+    """Note a batch holding a call more than LATE_AFTER before (or after) now, with an id
+    at least the highest it holds. Under the write lock: no other batch takes ids between."""
+    if not fresh:
+        return
+    now = timezone.now()
+    oldest = min(e.created_at for e in fresh)
+    newest = max(e.created_at for e in fresh)
+    if now - LATE_AFTER <= oldest and newest <= now + LATE_AFTER:
+        return
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The last id this session drew: at least the highest id of the batch.
+            cursor.execute(
+                "SELECT currval(pg_get_serial_sequence(%s, 'id'))", [UsageRecord._meta.db_table]
+            )
+        else:
+            cursor.execute(f"SELECT max(id) FROM {UsageRecord._meta.db_table}")  # noqa: S608
+        (last_id,) = cursor.fetchone()
+    LateUsage.objects.create(last_id=last_id, oldest=oldest, newest=newest)
+
+
+def usage_late_span(*, after_id: int) -> tuple[datetime, datetime] | None:
+    """The oldest and newest call in the noted batches holding ids above `after_id`."""
+    span = LateUsage.objects.filter(last_id__gt=after_id).aggregate(
+        oldest=Min("oldest"), newest=Max("newest")
+    )
+    return None if span["oldest"] is None else (span["oldest"], span["newest"])
+
+
+def usage_late_forget(*, up_to_id: int) -> None:
+    """Forget the noted batches whose rows all have ids up to `up_to_id`: they are read."""
+    LateUsage.objects.filter(last_id__lte=up_to_id).delete()
 
 
 def _attributed_by_digest(entries: list[UsageEntry]) -> list[UsageEntry]:
