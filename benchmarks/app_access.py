@@ -28,7 +28,7 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.core.management import call_command
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import Max, Sum
 from django.utils import timezone
 from seed import seed_usage
 
@@ -43,6 +43,15 @@ HOMES: dict[str, str] = {
     "usage_partitions_ensure": "usage.retention",
     "DetectionCursor": "alerts.models",
     "detect": "alerts.detection",
+    # The scale stage (benchmarks/usage_scale.py).
+    "Project": "accounts.models",
+    "ClientToken": "apikeys.models",
+    "client_token_create": "apikeys.services",
+    "personal_token_create": "apikeys.services",
+    "usage_partitions": "usage.retention",
+    "unread_rows": "alerts.detection",
+    "FIELDS": "alerts.detection",
+    "BATCH_SIZE": "alerts.detection",
 }
 
 
@@ -188,3 +197,112 @@ def signed_in_cookie(user_id: int) -> str:
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
     store.create()
     return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
+
+
+# -- The scale stage (benchmarks/usage_scale.py) -------------------------------------------
+
+
+def collect_static() -> None:
+    """What `make serve` does first: the in-process pages need the static manifest."""
+    _manage("collectstatic", "--noinput", "--verbosity", "0")
+
+
+def now() -> Any:
+    return timezone.now()
+
+
+def make_project(fixture: Fixture, name: str) -> int:
+    slug = _manage("createproject", "--owner", OWNER_EMAIL, name)
+    return int(app("Project").objects.get(slug=slug).pk)
+
+
+def make_key(project_id: int, name: str, fixture: Fixture) -> int:
+    slug = app("Project").objects.get(pk=project_id).slug
+    _manage("createapikey", "--project", slug, "--name", name)
+    return int(app("ApiKey").objects.get(project_id=project_id, name=name).pk)
+
+
+def make_client_token(key_id: int, project_id: int) -> tuple[int, str]:
+    """A client token minted by the key: (its id, its public id)."""
+    key = app("ApiKey").objects.get(pk=key_id)
+    token, _ = app("client_token_create")(project=key.project, context={}, api_key=key)
+    return token.pk, token.public_id
+
+
+def make_pat(fixture: Fixture, name: str, project_ids: list[int]) -> int:
+    user = get_user_model().objects.get(pk=fixture.user_id)
+    projects = list(app("Project").objects.filter(pk__in=project_ids))
+    token, _ = app("personal_token_create")(user=user, name=name, projects=projects)
+    return int(token.pk)
+
+
+def usage_tables() -> dict[str, str]:
+    return {
+        "record": app("UsageRecord")._meta.db_table,
+        "hour": app("UsageHour")._meta.db_table,
+        "ip": app("UsageIp")._meta.db_table,
+    }
+
+
+def ensure_partitions(days: int) -> None:
+    today = timezone.now().date()
+    app("usage_partitions_ensure")(
+        start_day=today - timedelta(days=days), end_day=today + timedelta(days=14)
+    )
+
+
+def busiest_key() -> tuple[int, int]:
+    """(key id, project id) of the key with the most calls, by its hourly roll-up."""
+    row = (
+        app("UsageHour")
+        .objects.values("api_key_id", "project_id")
+        .annotate(n=Sum("requests"))
+        .order_by("-n")
+        .first()
+    )
+    return row["api_key_id"], row["project_id"]
+
+
+def project_slug(project_id: int) -> str:
+    return str(app("Project").objects.get(pk=project_id).slug)
+
+
+def project_rows(project_id: int) -> int:
+    return int(app("UsageRecord").objects.filter(project_id=project_id).count())
+
+
+def key_rows(key_id: int) -> int:
+    return int(app("UsageRecord").objects.filter(api_key_id=key_id).count())
+
+
+def addresses_of(key_id: int) -> tuple[str, str]:
+    """The key's most used address and one it used least (by its address roll-up)."""
+    ips = app("UsageIp").objects.filter(api_key_id=key_id)
+    frequent = ips.order_by("-requests", "ip").values_list("ip", flat=True).first()
+    rare = ips.order_by("requests", "ip").values_list("ip", flat=True).first()
+    return str(frequent), str(rare)
+
+
+def some_request_id(project_id: int) -> str:
+    """A request id of a call of the project from about ten days ago."""
+    record = app("UsageRecord").objects.filter(
+        project_id=project_id, created_at__lt=timezone.now() - timedelta(days=10)
+    )
+    return str(record.order_by("-created_at").values_list("request_id", flat=True).first())
+
+
+def detection_read_of_last_minute() -> tuple[str, Any, int]:
+    """The detector's read (its SQL and parameters) with its cursor where a run a minute
+    ago would have left it; and how many partitions the log has."""
+    records = app("UsageRecord").objects
+    newest = records.filter(created_at__gte=timezone.now() - timedelta(days=1)).aggregate(
+        at=Max("created_at")
+    )["at"]
+    at = (newest or timezone.now()) - timedelta(minutes=1)
+    last_id = records.filter(created_at__lt=at, created_at__gte=at - timedelta(hours=1)).aggregate(
+        n=Max("id")
+    )["n"]
+    cursor = app("DetectionCursor")(name="usage", last_id=last_id or 0, updated_at=at)
+    rows = app("unread_rows")(cursor).order_by("id").values(*app("FIELDS"))[: app("BATCH_SIZE")]
+    query, params = rows.query.sql_with_params()
+    return query, params, len(app("usage_partitions")())

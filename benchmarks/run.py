@@ -56,6 +56,7 @@ from load import load_tool
 from rounds import LoadOptions, Tally, Target, alternate, say
 from servers import BENCH_DIR, ROOT, Server, gunicorn, ours, request
 from usage_page import time_usage_page
+from usage_scale import run_scale
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/reminix_bench"
 APP_PYTHON = ROOT / ".venv" / "bin" / "python"  # the Makefile's $(BIN)/python, ours' Python
@@ -97,6 +98,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=4, help="timed runs per server (4)")
     parser.add_argument("--rows", type=int, default=1_000_000, help="usage rows to seed (10^6)")
     parser.add_argument("--page-runs", type=int, default=20, help="timed GETs per page (20)")
+    parser.add_argument(
+        "--scale-rows",
+        type=int,
+        default=10_000_000,
+        help="usage rows the scale stage seeds across projects and keys (10^7)",
+    )
+    parser.add_argument("--scale-runs", type=int, default=5, help="timed GETs per scale page (5)")
+    parser.add_argument("--no-scale", action="store_true", help="skip the scale stage")
+    parser.add_argument(
+        "--scale-only", action="store_true", help="only the scale stage: no servers, no load"
+    )
     parser.add_argument(
         "--sync-rounds", type=int, default=2, help="rounds with USAGE_FLUSH_SECONDS=0 (2)"
     )
@@ -141,6 +153,10 @@ def parse_args() -> argparse.Namespace:
     args.sync_rounds = min(max(args.sync_rounds, 1), 10)
     args.rows = min(max(args.rows, 1), 20_000_000)
     args.page_runs = min(max(args.page_runs, 3), 200)
+    args.scale_rows = min(max(args.scale_rows, 1000), 50_000_000)
+    args.scale_runs = min(max(args.scale_runs, 5), 100)
+    if args.scale_only and args.no_scale:
+        parser.error("--scale-only and --no-scale leave nothing to run")
     return args
 
 
@@ -655,8 +671,23 @@ def table(phases: list[Phase], description: str) -> list[str]:
     return lines
 
 
+def scale_only(args: argparse.Namespace) -> int:
+    """The scale stage alone, on a fresh database: `run.py --scale-only`."""
+    database_url = args.database_url or DEFAULT_DATABASE_URL
+    say("== make bench: the scale stage only ==")
+    recreate_database(database_url)
+    app_access.django_setup(ours_environment(database_url, args.redis))
+    report = run_scale(app_access.create_fixture(), args.scale_rows, args.scale_runs)
+    say("\n== figures ==")
+    for line in report:
+        say(line)
+    return 0
+
+
 def main() -> int:
     args = parse_args()
+    if args.scale_only:
+        return scale_only(args)
     tool = load_tool(force_python=args.python_load)
     say("== make bench ==")
     context = prepare(args, tool)
@@ -670,6 +701,9 @@ def main() -> int:
         report.append(time_detection(phases[0].logged_per_second, phases[0].workers))
         if not args.no_sync:
             report += synchronous_log(fleet, args, context)
+    if not args.no_scale:
+        # Last: its 10^7 rows would weigh on the detection and load phases above.
+        report += run_scale(context.fixture, args.scale_rows, args.scale_runs)
     say("\n== figures ==")
     for line in report:
         say(line)
