@@ -18,8 +18,9 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Passkey, RecoveryCode, TotpDevice, User
 from audit.log import audit_record
+from core.invalidation import changed
 from core.mail import one_line
 
 logger = logging.getLogger(__name__)
@@ -142,3 +143,24 @@ def confirm(token: str, *, ip: str | None) -> User:
         old,
     )
     return user
+
+
+def email_confirmed_by_reset(user: User, *, ip: str | None) -> None:
+    """A password reset of an unconfirmed account: its link reached the mailbox, so the
+    address is confirmed, and every second factor is removed — whoever set one up before
+    the mailbox's owner did could otherwise lock them out (the pre-hijacked account)."""
+    removed = TotpDevice.objects.filter(user=user).delete()[0]
+    removed += Passkey.objects.filter(user=user).delete()[0]
+    RecoveryCode.objects.filter(user=user).delete()
+    user.email_verified_at = timezone.now()
+    user.save(update_fields=["email_verified_at"])
+    audit_record(action="user.email_verified", actor=user, target=user, ip=ip)
+    if removed:
+        changed(user.change_identity)
+        audit_record(
+            action="user.two_factor_disabled",
+            actor=user,
+            target=user,
+            ip=ip,
+            metadata={"via": "password reset of an unconfirmed address"},
+        )

@@ -20,6 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.decorators import verified_email_required
 from accounts.http import AuthenticatedRequest
 from accounts.models import Passkey
 from accounts.passkeys import (
@@ -99,6 +100,7 @@ def _options(options_json: str) -> HttpResponse:
 
 @require_POST
 @login_required
+@verified_email_required
 @sudo_required
 def passkey_add(request: AuthenticatedRequest) -> HttpResponse:
     """Where the Add a passkey form goes without JavaScript, or when the last check of who
@@ -109,6 +111,7 @@ def passkey_add(request: AuthenticatedRequest) -> HttpResponse:
 
 @require_POST
 @login_required
+@verified_email_required
 def passkey_register_options(request: AuthenticatedRequest) -> HttpResponse:
     if not sudo_fresh(request):
         return _refusal("Confirm it is you first.", status=403, sudo=True)
@@ -123,6 +126,7 @@ def passkey_register_options(request: AuthenticatedRequest) -> HttpResponse:
 
 @require_POST
 @login_required
+@verified_email_required
 def passkey_register_verify(request: AuthenticatedRequest) -> HttpResponse:
     if not sudo_fresh(request):
         return _refusal("Confirm it is you first.", status=403, sudo=True)

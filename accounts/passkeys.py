@@ -49,6 +49,7 @@ from webauthn.helpers.structs import (
 
 from accounts.models import Passkey, User
 from audit.log import audit_record
+from core.invalidation import changed
 
 RP_NAME = "Reminix"
 CHALLENGE_SECONDS = 300
@@ -196,6 +197,7 @@ def passkey_register(
                 transports=transports,
                 name=name or _default_name(user),
             )
+            changed(user.change_identity)
             audit_record(
                 action="user.passkey_added",
                 actor=user,
@@ -319,6 +321,7 @@ def passkey_rename(*, passkey: Passkey, name: str) -> None:
 @transaction.atomic
 def passkey_remove(*, passkey: Passkey, ip: str | None) -> None:
     passkey.delete()
+    changed(passkey.user.change_identity)  # the API's copies: a project's two-factor policy
     audit_record(
         action="user.passkey_removed",
         actor=passkey.user,

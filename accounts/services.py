@@ -298,6 +298,7 @@ def project_set_two_factor_policy(
         return False
     project.require_two_factor = required
     project.save(update_fields=["require_two_factor"])
+    changed(project.change_identity)  # every PAT call into it is checked again
     audit_record(
         action="project.two_factor_policy_changed",
         actor=by,

@@ -32,11 +32,11 @@ from accounts.passkeys import PasskeyRefused, has_passkey, passkey_authenticate,
 from accounts.two_factor import has_authenticator_app, has_two_factor, second_factor_check
 from audit.log import audit_record
 from core.client_ip import client_ip
-from core.counters import throttle_allows, throttle_spent
+from core.counters import throttle_allows
 from core.strict_json import strict_json
 
 SESSION_KEY = "sudo_at"
-# Wrong answers a person may give in 15 minutes before the prompt refuses to check more.
+# Answers a person may give in 15 minutes before the prompt refuses to check more.
 FAILURES_PER_15_MINUTES = 10
 # Form fields never carried through the prompt.
 _NOT_CARRIED = {
@@ -133,14 +133,15 @@ def sudo_confirm(request: AuthenticatedRequest) -> HttpResponse:
     carried = _carried(request)
     form = SudoForm(request.POST, user=request.user)
     ip = client_ip(request)
-    if throttle_spent(f"sudo:{request.user.pk}", limit=FAILURES_PER_15_MINUTES, window_seconds=900):
+    # Every answer counts, before it is checked: parallel guesses cannot slip past a count
+    # that is read first and written after.
+    if not throttle_allows(
+        f"sudo:{request.user.pk}", limit=FAILURES_PER_15_MINUTES, window_seconds=900
+    ):
         form.is_valid()
         form.add_error(None, "Too many wrong answers. Wait 15 minutes, then try again.")
         return _prompt(request, form, next_url=next_url, method=method, carried=carried, status=429)
     if not _passes_any(request, form, ip):
-        throttle_allows(
-            f"sudo:{request.user.pk}", limit=FAILURES_PER_15_MINUTES, window_seconds=900
-        )
         audit_record(action="user.sudo_failed", actor=request.user, target=request.user, ip=ip)
         return _prompt(request, form, next_url=next_url, method=method, carried=carried, status=422)
     sudo_mark(request)

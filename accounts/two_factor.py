@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from accounts.models import Passkey, RecoveryCode, TotpDevice, User
 from audit.log import audit_record
+from core.invalidation import changed
 
 ISSUER = "Reminix"
 RECOVERY_CODES = 10
@@ -130,6 +131,7 @@ def enrolment_confirm(user: User, code: str, *, ip: str | None) -> list[str] | N
     device.save(update_fields=["confirmed_at"])
     codes = _new_recovery_codes(user)
     audit_record(action="user.two_factor_enabled", actor=user, target=user, ip=ip)
+    changed(user.change_identity)  # the API's copies: a project's two-factor policy
     return codes
 
 
@@ -162,6 +164,7 @@ def two_factor_remove(user: User, *, ip: str | None) -> bool:
     RecoveryCode.objects.filter(user=user).delete()
     if removed:
         audit_record(action="user.two_factor_disabled", actor=user, target=user, ip=ip)
+        changed(user.change_identity)
     return bool(removed)
 
 

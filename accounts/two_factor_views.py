@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.decorators import verified_email_required
 from accounts.forms import SecondFactorForm
 from accounts.http import AuthenticatedRequest
 from accounts.models import Passkey, TotpDevice, User
@@ -33,7 +34,7 @@ from accounts.two_factor import (
 )
 from audit.log import audit_record
 from core.client_ip import client_ip
-from core.counters import throttle_allows, throttle_spent
+from core.counters import throttle_allows
 
 TEMPLATE = "accounts/security.html"
 # The sign-in's second step: how long it waits, and how many wrong codes it takes.
@@ -41,7 +42,7 @@ PENDING_KEY = "two_factor_pending"
 PENDING_SECONDS = 300
 WRONG_CODES_PER_SIGN_IN = 5
 # And across sign-ins, per person: a password known to an attacker does not buy endless
-# guesses at the code.
+# guesses at the code. Every attempt counts, the right ones too.
 WRONG_CODES_PER_HOUR = 20
 
 
@@ -65,6 +66,7 @@ def account_security(request: AuthenticatedRequest) -> HttpResponse:
 
 @require_POST
 @login_required
+@verified_email_required
 @sudo_required
 def totp_setup(request: AuthenticatedRequest) -> HttpResponse:
     if has_two_factor(request.user):
@@ -76,6 +78,7 @@ def totp_setup(request: AuthenticatedRequest) -> HttpResponse:
 
 @require_POST
 @login_required
+@verified_email_required
 def totp_confirm(request: AuthenticatedRequest) -> HttpResponse:
     form = SecondFactorForm(request.POST)
     codes = None
@@ -169,7 +172,9 @@ def login_code(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         ip = client_ip(request)
         bucket = f"second-factor:{user.pk}"
-        if throttle_spent(bucket, limit=WRONG_CODES_PER_HOUR, window_seconds=3600):
+        # Counted before the code is checked (an atomic increment): parallel guesses cannot
+        # all pass a read of the count and be counted only afterwards.
+        if not throttle_allows(bucket, limit=WRONG_CODES_PER_HOUR, window_seconds=3600):
             form.add_error("code", "Too many wrong codes for this account. Try again in an hour.")
             return render(
                 request, "accounts/login_code.html", _code_context(user, form), status=429
@@ -184,7 +189,6 @@ def login_code(request: HttpRequest) -> HttpResponse:
                     "page if you are running low.",
                 )
             return HttpResponseRedirect(second_step_finish(request, user, pending, passed, ip))
-        throttle_allows(bucket, limit=WRONG_CODES_PER_HOUR, window_seconds=3600)
         audit_record(action="user.two_factor_failed", actor=user, target=user, ip=ip)
         pending["wrong"] = pending.get("wrong", 0) + 1
         if pending["wrong"] >= WRONG_CODES_PER_SIGN_IN:

@@ -23,7 +23,11 @@ from accounts.decorators import (
     project_owner_required,
     verified_email_required,
 )
-from accounts.email_verification import send_already_registered, send_verification
+from accounts.email_verification import (
+    email_confirmed_by_reset,
+    send_already_registered,
+    send_verification,
+)
 from accounts.forms import (
     AllowedOriginsForm,
     ChangePasswordForm,
@@ -257,6 +261,10 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
             )
             # Whoever held the old password is signed out everywhere, listed rows included.
             sessions_end_others(user=form.user, current_key=None, ip=client_ip(self.request))
+            if form.user.email_verified_at is None:
+                # The reset link reached the mailbox: the address is the owner's. A second
+                # factor set up before that was set up by whoever signed up with it.
+                email_confirmed_by_reset(form.user, ip=client_ip(self.request))
         messages.success(self.request, "Your password is reset. Sign in with the new one.")
         return response
 

@@ -200,7 +200,10 @@ def _rules_of(project_ids: set[int]) -> Rules:
     rules gets the defaults."""
     rules: Rules = dict.fromkeys(project_ids, DEFAULTS)
     for row in AlertRules.objects.filter(project_id__in=project_ids):
-        rules[row.project_id] = row.thresholds()
+        try:
+            rules[row.project_id] = row.thresholds()
+        except Exception:  # one project's odd row: its defaults, never everyone's run
+            logger.warning("alert rules of project %s unreadable; defaults used", row.project_id)
     return rules
 
 

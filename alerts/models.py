@@ -189,4 +189,5 @@ class AlertRules(models.Model):
         return {t.name: getattr(self, t.name) for t in TUNABLES}
 
     def thresholds(self) -> Thresholds:
-        return Thresholds.of(self.values(), self.off or [])
+        # `off` is a JSON list the form writes; anything else (a hand-edited row) is none.
+        return Thresholds.of(self.values(), self.off if isinstance(self.off, list) else [])

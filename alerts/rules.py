@@ -114,7 +114,7 @@ class Thresholds:
             spike_min_calls=get("spike_min_calls"),
             client_token_max_ips=get("client_token_max_ips"),
             unused_after=timedelta(days=get("unused_days")),
-            off=frozenset(k for k in off if k in SWITCHABLE),
+            off=frozenset(k for k in off if isinstance(k, str) and k in SWITCHABLE),
         )
 
 

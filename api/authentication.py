@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.models import Project, User
+from accounts.models import Membership, Project, User
 from api import errors
 from api.callers import admit
 from api.lookup import Found, Resource
@@ -328,6 +328,21 @@ def _personal_token_caller(
         raise _Refused(unscoped, errors.missing_required_field("X-Project"))
     # Membership is read with the token (or checked for changes) on every call, so leaving
     # a project ends access at once.
+    if (
+        found.project is not None
+        and not found.is_member
+        and found.project.require_two_factor
+        # Said only to members (read on this refusal only): to anyone else the project
+        # does not exist, as below.
+        and Membership.objects.filter(user=found.user, project=found.project).exists()
+    ):
+        raise _Refused(
+            unscoped,
+            errors.insufficient_permissions(
+                f"Project '{named}' requires two-factor authentication of its members: set "
+                "one up on the dashboard's Security page, then call again."
+            ),
+        )
     if found.project is None or not found.is_member:
         raise _Refused(
             unscoped,

@@ -20,7 +20,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models import Field, Model
 
-from accounts.models import AllowedOrigin, Membership, Project, User
+from accounts.models import AllowedOrigin, Membership, Passkey, Project, TotpDevice, User
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
 from apikeys.tokens import TokenKind
 from core.prepared import fetch_one
@@ -133,9 +133,17 @@ USER_FIELDS = ("id", "email", "name", "is_active")  # never the password hash
 def _statement(kind: TokenKind, resource: Resource | None) -> _Statement:
     """The statement for a token of `kind` (and the endpoint's resource): built once."""
     q = connection.ops.quote_name
+    # A member, and, where the owners require a second factor, one who has one (a
+    # confirmed authenticator app or a passkey): the policy holds for PATs too.
+    second_factor = (
+        f"(NOT p.{_column(Project, 'require_two_factor')} OR EXISTS (SELECT 1 FROM "
+        f"{_table(TotpDevice)} d WHERE d.{_column(TotpDevice, 'user')} = u.{q('id')} AND "
+        f"d.{_column(TotpDevice, 'confirmed_at')} IS NOT NULL) OR EXISTS (SELECT 1 FROM "
+        f"{_table(Passkey)} k2 WHERE k2.{_column(Passkey, 'user')} = u.{q('id')}))"
+    )
     member = (
-        f"EXISTS (SELECT 1 FROM {_table(Membership)} m WHERE m.{_column(Membership, 'user')} "
-        f"= u.{q('id')} AND m.{_column(Membership, 'project')} = p.{q('id')})"
+        f"(EXISTS (SELECT 1 FROM {_table(Membership)} m WHERE m.{_column(Membership, 'user')} "
+        f"= u.{q('id')} AND m.{_column(Membership, 'project')} = p.{q('id')}) AND {second_factor})"
     )
     through = PersonalAccessToken.projects.through
     pat_projects = _table(through)

@@ -34,16 +34,3 @@ def throttle_allows(bucket: str, *, limit: int, window_seconds: int) -> bool:
         logger.warning("throttle %s not counted: the cache did not answer", bucket.split(":")[0])
         return True
     return count <= limit
-
-
-def throttle_spent(bucket: str, *, limit: int, window_seconds: int) -> bool:
-    """Whether `bucket` has used up its `limit` in the current window, without counting a
-    use: for throttles on failures, read before the attempt and counted only if it fails.
-    A cache that does not answer reads as not spent, like throttle_allows."""
-    window = int(time.time() // window_seconds)
-    try:
-        used = cache.get(f"count:throttle:{bucket}:{window}", 0)
-    except Exception:
-        logger.warning("throttle %s not read: the cache did not answer", bucket.split(":")[0])
-        return False
-    return isinstance(used, int) and used >= limit

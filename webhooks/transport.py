@@ -1,14 +1,16 @@
 """One POST to a webhook address, with the standard library: the host resolved and checked
 (addresses.resolve), connected to by the checked address, TLS verified against the host
-name, 5 seconds to connect and to each read, no redirect followed, and at most 64 KB of the
-answer read, of which only a short excerpt is kept.
+name, 5 seconds to connect and to each read and 15 for the whole attempt, no redirect
+followed, and at most 64 KB of the answer read, of which only a short excerpt is kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
@@ -17,6 +19,11 @@ from core.mail import one_line
 from webhooks.addresses import Address, RefusedAddress, resolve
 
 TIMEOUT = 5.0
+# The whole attempt, from connecting to the last byte read: past it the socket is shut
+# down under the read, so a far end that trickles its answer (a header line a second, or
+# "100 Continue" forever) cannot hold the sender, and every other project's alerts behind
+# it, for longer.
+TOTAL = 3 * TIMEOUT
 MAX_READ = 64 * 1024
 EXCERPT = 120
 
@@ -84,7 +91,19 @@ def post(url: str, *, body: bytes, headers: dict[str, str]) -> Outcome:
         connection = _PinnedHTTPSConnection(host, port, address)
     else:
         connection = _PinnedHTTPConnection(host, port, address)
-    deadline = time.monotonic() + 3 * TIMEOUT
+    deadline = time.monotonic() + TOTAL
+    expired = threading.Event()
+
+    def cut() -> None:
+        expired.set()
+        sock = connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(TOTAL, cut)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         connection.request("POST", target, body=body, headers=headers)
         response = connection.getresponse()
@@ -93,11 +112,18 @@ def post(url: str, *, body: bytes, headers: dict[str, str]) -> Outcome:
     except TimeoutError:
         return Outcome(None, f"No answer within {TIMEOUT:.0f} seconds.")
     except ssl.SSLError as error:
+        if expired.is_set():
+            return Outcome(None, f"No complete answer within {TOTAL:.0f} seconds.")
         return Outcome(None, one_line(f"TLS failed: {error.reason or type(error).__name__}"))
     except (OSError, http.client.HTTPException) as error:
+        if expired.is_set():
+            return Outcome(None, f"No complete answer within {TOTAL:.0f} seconds.")
         return Outcome(None, one_line(f"Connection failed: {type(error).__name__}"))
     finally:
+        watchdog.cancel()
         connection.close()
+    if expired.is_set():  # cut short: whatever status came, the answer never ended
+        return Outcome(None, f"No complete answer within {TOTAL:.0f} seconds.")
     if 200 <= status < 300:
         return Outcome(status)
     if 300 <= status < 400:

@@ -169,3 +169,41 @@ def test_new_recovery_codes_replace_the_old(signed_in, user):
     new = set(codes_in(answer.content.decode()))
     assert len(new) == 10 and not new & set(old)
     assert AuditEvent.objects.filter(action="user.recovery_codes_regenerated").exists()
+
+
+def test_an_unconfirmed_address_cannot_set_up_a_second_factor(client, db):
+    """Whoever signs up with someone else's address must not be able to lock its owner out
+    with a second factor of their own (the pre-hijacked account)."""
+    from accounts.services import user_sign_up
+
+    squatter = user_sign_up(email="victim@corp.example", password=PASSWORD)
+    client.force_login(squatter)
+    assert client.post(reverse("accounts:totp_setup")).status_code == 403
+    assert not TotpDevice.objects.filter(user=squatter).exists()
+
+
+def test_a_reset_of_an_unconfirmed_account_confirms_it_and_drops_its_second_factor(client, db):
+    from django.contrib.auth.tokens import default_token_generator
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    from accounts.services import user_sign_up
+    from accounts.two_factor import enrolment_confirm, enrolment_start
+
+    squatter = user_sign_up(email="victim@corp.example", password=PASSWORD)
+    secret = enrolment_start(squatter).secret  # as if set up before verification existed
+    enrolment_confirm(squatter, pyotp.TOTP(secret).now(), ip=None)
+    assert has_two_factor(squatter)
+    uid = urlsafe_base64_encode(force_bytes(squatter.pk))
+    url = reverse(
+        "accounts:password_reset_confirm",
+        args=[uid, default_token_generator.make_token(squatter)],
+    )
+    form_url = client.get(url)["Location"]
+    new = "a brand new passphrase 77"
+    assert client.post(form_url, {"new_password1": new, "new_password2": new}).status_code == 302
+    squatter.refresh_from_db()
+    assert squatter.email_verified and not has_two_factor(squatter)
+    assert not RecoveryCode.objects.filter(user=squatter).exists()
+    answer = client.post(LOGIN, {"username": "victim@corp.example", "password": new})
+    assert answer["Location"] != CODE  # no code asked: the owner is in

@@ -72,3 +72,33 @@ def test_a_member_cannot_set_the_policy_and_other_projects_are_not_found(
     assert client.post(policy_url(project), {"require_two_factor": "on"}).status_code == 403
     elsewhere = make_project(make_user("zed@example.com"))
     assert client.post(policy_url(elsewhere), {"require_two_factor": "on"}).status_code == 404
+
+
+def test_a_pat_of_a_member_without_a_second_factor_is_refused_in_that_project(
+    signed_in, project, make_user, make_project
+):
+    from apikeys.services import personal_token_create
+
+    enrol(signed_in)
+    member = make_user("mo@example.com")
+    Membership.objects.create(project=project, user=member, role="member")
+    pat, secret = personal_token_create(user=member, name="CLI", expires_at=None)
+    api = Api(Client(), secret)
+    headers = {"X-Project": project.slug}
+    assert api.get("/v1/projects/current", headers=headers).status_code == 200
+    signed_in.post(policy_url(project), {"require_two_factor": "on"})
+    refused = api.get("/v1/projects/current", headers=headers)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "insufficient_permissions"
+    assert "requires two-factor authentication" in refused.json()["error"]["message"]
+    made = api.post("/v1/api-keys", {"name": "made without 2fa"}, headers=headers)
+    assert made.status_code == 403
+    # Another project of theirs without the policy still answers.
+    own = make_project(member, name="Mo's own")
+    assert api.get("/v1/projects/current", headers={"X-Project": own.slug}).status_code == 200
+    # Someone who is not a member learns nothing about the policy.
+    stranger_pat, stranger = personal_token_create(
+        user=make_user("zed@example.com"), name="x", expires_at=None
+    )
+    answer = Api(Client(), stranger).get("/v1/projects/current", headers=headers)
+    assert answer.status_code == 403 and "two-factor" not in answer.json()["error"]["message"]

@@ -211,3 +211,37 @@ def test_rows_committed_out_of_id_order_are_each_read_once(api_key, make_key, pr
     assert sorted(Flag.objects.values_list("api_key_id", flat=True)) == sorted(
         k.pk for k in keys.values()
     )
+
+
+def test_one_projects_unreadable_alert_rules_stop_nobody_elses_detection(
+    project, make_user, make_project, make_key
+):
+    """A hand-edited rules row (a number where a list belongs, a value out of range) is
+    read as the defaults: detection goes on for that project and every other."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from alerts.detection import detect
+    from alerts.models import AlertRules, Flag
+    from tests.conftest import usage_call
+    from usage.writer import usage_write
+
+    odd = make_project(make_user("odd@example.com"), name="Odd")
+    AlertRules.objects.create(project=odd)
+    AlertRules.objects.filter(project=odd).update(off=5)
+    key, _ = make_key(project)
+    now = timezone.now()
+    usage_write(
+        [
+            usage_call(
+                now - timedelta(seconds=s),
+                key=key,
+                status=403,
+                error_code="insufficient_permissions",
+            )
+            for s in range(25)
+        ]
+    )
+    detect(now=now + timedelta(seconds=1))
+    assert Flag.objects.filter(api_key=key).exists()
