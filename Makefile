@@ -87,4 +87,4 @@ $(BENCH_VENV)/.installed: benchmarks/requirements-peer.lock
 ## make bench: the API path vs bare Django (floor) and DRF + drf-api-key (peer), on PostgreSQL
 ## (options: make bench BENCH_ARGS="--workers 2 --rows 100000"; benchmarks/run.py --help)
 bench: install $(BENCH_VENV)/.installed
-	$(BIN)/python benchmarks/run.py --peer-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
+	$(BIN)/python benchmarks/run.py --peer-python $(BENCH_VENV)/bin/python
