@@ -76,6 +76,8 @@ FROM (
 ) AS calls
 """
 
+# The hourly roll-up as the writer keeps it, built in one GROUP BY over the rows `{keys}`
+# selects (one key's here; every key's in usage_scale.py).
 HOURS_SQL = """
 INSERT INTO {hour} (project_id, api_key_id, hour, requests, ok, client_errors, auth_failures,
                     revoked_key_uses, server_errors, latency_us_total)
@@ -86,7 +88,7 @@ SELECT project_id, api_key_id, date_trunc('hour', created_at), count(*),
        count(*) FILTER (WHERE outcome = 'revoked_key'),
        count(*) FILTER (WHERE outcome = 'server_error'),
        sum(latency_us)
-FROM {record} WHERE api_key_id = %(api_key_id)s
+FROM {record} WHERE {keys}
 GROUP BY project_id, api_key_id, date_trunc('hour', created_at)
 """
 
@@ -147,7 +149,7 @@ def seed_usage(
     cursor.execute("SELECT setseed(0.42)")
     cursor.execute(sql, params)
     written = cursor.rowcount
-    cursor.execute(HOURS_SQL.format(**tables), params)
+    cursor.execute(HOURS_SQL.format(**tables, keys="api_key_id = %(api_key_id)s"), params)
     hours = cursor.rowcount
     cursor.execute(IPS_SQL.format(**tables), params)
     addresses = cursor.rowcount

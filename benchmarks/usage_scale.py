@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 
 import app_access
 from rounds import say
+from seed import HOURS_SQL
 
 KEYS = 48
 PROJECTS = 3
@@ -77,20 +78,6 @@ FROM (
     -- rounding at midnight neither loses a row nor puts one outside its partition.
     WHERE at >= %(day_from)s AND at < %(day_to)s
 ) AS calls
-"""
-
-HOURS_SQL = """
-INSERT INTO {hour} (project_id, api_key_id, hour, requests, ok, client_errors, auth_failures,
-                    revoked_key_uses, server_errors, latency_us_total)
-SELECT project_id, api_key_id, date_trunc('hour', created_at), count(*),
-       count(*) FILTER (WHERE outcome = 'ok'),
-       count(*) FILTER (WHERE outcome = 'client_error'),
-       count(*) FILTER (WHERE outcome = 'auth_failure'),
-       count(*) FILTER (WHERE outcome = 'revoked_key'),
-       count(*) FILTER (WHERE outcome = 'server_error'),
-       sum(latency_us)
-FROM {record} WHERE api_key_id IS NOT NULL
-GROUP BY project_id, api_key_id, date_trunc('hour', created_at)
 """
 
 IPS_SQL = """
@@ -173,7 +160,7 @@ def seed(fixture: app_access.Fixture, rows: int) -> World:
             day += timedelta(days=1)
         written = time.perf_counter() - started
         with transaction.atomic():
-            cursor.execute(HOURS_SQL.format(**tables))
+            cursor.execute(HOURS_SQL.format(**tables, keys="api_key_id IS NOT NULL"))
             cursor.execute(IPS_SQL.format(**tables))
         rolled = time.perf_counter() - started - written
         for table in tables.values():
