@@ -26,6 +26,7 @@ from accounts.sudo import sudo_required
 from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows
+from core.http import local_path
 
 LINKS_PER_HOUR = 3
 
@@ -63,11 +64,7 @@ def email_verify_resend(request: AuthenticatedRequest) -> HttpResponse:
         send_verification(request.user)
     messages.info(request, f"We sent a new link to {request.user.email}. It works for 3 days.")
     back = request.POST.get("back") or ""
-    return redirect(back if _local(back) else "home")
-
-
-def _local(url: str) -> bool:
-    return url.startswith("/") and not url.startswith("//") and "\x00" not in url
+    return redirect(local_path(request, back) or "home")
 
 
 class EmailChangeForm(forms.Form):

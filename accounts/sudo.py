@@ -23,7 +23,6 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve, reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts.forms import SudoForm
@@ -33,6 +32,7 @@ from accounts.two_factor import has_authenticator_app, has_two_factor, second_fa
 from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows
+from core.http import local_path
 from core.strict_json import strict_json
 
 SESSION_KEY = "sudo_at"
@@ -114,21 +114,11 @@ def _prompt(
     return render(request, "accounts/sudo.html", context, status=status)
 
 
-def _local_path(request: HttpRequest, url: str) -> str:
-    if (
-        not url.startswith("/")
-        or "\x00" in url
-        or not url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()})
-    ):
-        return ""
-    return url
-
-
 @require_POST
 @login_required
 def sudo_confirm(request: AuthenticatedRequest) -> HttpResponse:
     """Check the password or code, then answer the carried request with its own view."""
-    next_url = _local_path(request, request.POST.get("sudo_next", "")) or reverse("home")
+    next_url = local_path(request, request.POST.get("sudo_next", "")) or reverse("home")
     method = "POST" if request.POST.get("sudo_method") == "POST" else "GET"
     carried = _carried(request)
     form = SudoForm(request.POST, user=request.user)

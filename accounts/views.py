@@ -14,7 +14,6 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import (
@@ -69,7 +68,7 @@ from accounts.two_factor_views import second_step_begin
 from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows
-from core.http import HtmxHttpRequest
+from core.http import HtmxHttpRequest, local_path
 
 SIGNUPS_PER_HOUR = 10
 RESETS_PER_EMAIL_PER_HOUR = 3
@@ -97,16 +96,7 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
 
 def _safe_next(request: HtmxHttpRequest) -> str:
     """Where to go after signing up (an invitation's link): a path of this site only."""
-    wanted = request.POST.get("next") or request.GET.get("next") or ""
-    if (
-        not wanted.startswith("/")
-        or "\x00" in wanted
-        or not url_has_allowed_host_and_scheme(
-            wanted, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-        )
-    ):
-        return ""
-    return wanted
+    return local_path(request, request.POST.get("next") or request.GET.get("next") or "")
 
 
 @require_http_methods(["GET", "POST"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest
+from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.middleware import HtmxDetails
 
 
@@ -17,3 +18,17 @@ def declared_length(request: HttpRequest) -> int:
     number (which callers refuse: it is no length)."""
     raw = request.META.get("CONTENT_LENGTH") or "0"
     return int(raw) if raw.isascii() and raw.isdigit() else -1
+
+
+def local_path(request: HttpRequest, url: str) -> str:
+    """`url` if it is a path of this site (where to go next after a form), else "": never
+    another host, however written ("//evil", "/\\evil", a scheme), never a NUL."""
+    if (
+        not url.startswith("/")
+        or "\x00" in url
+        or not url_has_allowed_host_and_scheme(
+            url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
+    ):
+        return ""
+    return url

@@ -147,8 +147,9 @@ def test_sending_the_link_again_is_limited(client, db):
     user = User.objects.get(email="fresh@example.com")
     client.force_login(user)
     before = len(mail.outbox)
-    for _ in range(5):
-        client.post(reverse("accounts:email_verify_resend"), {"back": "//evil.example"})
+    for back in ("//evil.example", "/\\evil.example", "https://evil.example/", "/x\x00", "/"):
+        answer = client.post(reverse("accounts:email_verify_resend"), {"back": back})
+        assert answer["Location"] in ("/", reverse("home")), back  # never off this site
     assert len(mail.outbox) - before == 3
 
 
