@@ -140,3 +140,100 @@ def test_n_threads_counting_at_once_on_a_limit_of_n_over_2_get_exactly_n_over_2_
         thread.join()
     assert sorted(counts) == list(range(1, 41))  # every call counted once
     assert sum(1 for n in counts if n <= settings.API_RATE_LIMIT_PER_MINUTE) == 20
+
+
+# An invoke answered from the worker's copy: one round trip confirms the copy, counts the
+# call and appends its records to the usage stream (api/endpoint.py, _answer_from_copy).
+
+
+def _streaming(settings) -> None:
+    settings.USAGE_FLUSH_SECONDS = 3600  # records go to the stream, as in production
+
+
+def _stream_entries(store: SharedStore) -> list[list[bytes]]:
+    from core import write_behind
+
+    (reply,) = store.round_trip(("XRANGE", write_behind.stream_key(), "-", "+"))
+    return [fields for _, fields in reply]
+
+
+class _Counting:
+    """How many round trips and sends without waiting the calls made to the store."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.round_trips: list[str] = []
+        self.sends = 0
+        real_round_trip, real_send = SharedStore.round_trip, SharedStore.send
+
+        def round_trip(store, *commands, **kwargs):
+            self.round_trips.append(str(commands[0][0]))
+            return real_round_trip(store, *commands, **kwargs)
+
+        def send(store, *sends):
+            self.sends += 1
+            return real_send(store, *sends)
+
+        monkeypatch.setattr(SharedStore, "round_trip", round_trip)
+        monkeypatch.setattr(SharedStore, "send", send)
+
+
+def test_an_invoke_from_the_copy_costs_one_write_to_the_store_with_its_records_in_it(
+    api, settings, redis_store, monkeypatch
+):
+    _streaming(settings)
+    assert_ok(api.post(INVOKE, {"prompt": "first"}))  # the copy is made
+    counting = _Counting(monkeypatch)
+    with CaptureQueriesContext(connection) as captured:
+        response = api.post(INVOKE, {"prompt": "again"})
+    answer = assert_ok(response)
+    assert lookups(captured) == []
+    assert counting.round_trips == ["EVALSHA"] and counting.sends == 0
+    assert response["X-RateLimit-Remaining"] == str(settings.API_RATE_LIMIT_PER_MINUTE - 2)
+    last = b"".join(_stream_entries(redis_store)[-1])
+    assert answer["execution"]["id"].encode() in last and response["X-Request-Id"].encode() in last
+
+
+def test_an_invoke_from_a_copy_older_than_a_revocation_is_refused_and_only_the_refusal_logged(
+    api, api_key, user, settings, redis_store, django_capture_on_commit_callbacks
+):
+    _streaming(settings)
+    assert_ok(api.post(INVOKE, {"prompt": "cached now"}))
+    entries = len(_stream_entries(redis_store))
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_revoke(api_key=api_key[0], by=user)
+    response = api.post(INVOKE, {"prompt": "after"})
+    assert_error(response, 401, "expired_api_key")
+    (entry,) = _stream_entries(redis_store)[entries:]
+    assert response["X-Request-Id"].encode() in b"".join(entry)
+    assert b"exec_" not in b"".join(entry)  # the thrown-away answer's execution never went
+
+
+def test_an_invoke_from_the_copy_over_the_limit_is_refused(api, settings, redis_store):
+    _streaming(settings)
+    settings.API_RATE_LIMIT_PER_MINUTE = 3
+    statuses = [api.post(INVOKE, {"prompt": str(n)}).status_code for n in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    logged = [b"".join(fields) for fields in _stream_entries(redis_store)]
+    assert len(logged) == 5 and sum(b'"status":429' in entry for entry in logged) == 2
+
+
+def test_an_invoke_from_the_copy_whose_round_trip_fails_is_answered_from_the_database(
+    api, api_key, user, settings, redis_store, monkeypatch
+):
+    from core.shared_store import StoreUnavailable
+
+    _streaming(settings)
+    assert_ok(api.post(INVOKE, {"prompt": "cached now"}))
+    api_key_revoke(api_key=api_key[0], by=user)  # no marker: only the database knows
+
+    def unavailable(store, *commands, **kwargs):
+        raise store._failed(store._link(), StoreUnavailable("gone"))
+
+    monkeypatch.setattr(SharedStore, "round_trip", unavailable)
+    refused = api.post(INVOKE, {"prompt": "after"})
+    assert_error(refused, 401, "expired_api_key")
+    from core import write_behind
+    from usage.models import UsageRecord
+
+    write_behind.buffer.flush()  # its entry waited in the worker, Redis being gone
+    assert UsageRecord.objects.get(request_id=refused["X-Request-Id"]).status == 401
