@@ -49,7 +49,9 @@ def insert_new(
     tail = f" ON CONFLICT ({keys}) DO NOTHING RETURNING {q(returning)}"
     table = q(model._meta.db_table)
     if connection.vendor == "postgresql":
-        arrays = ", ".join(f"%s::{_array_type(f)}[]" for f in columns)
+        # %b: each array travels in binary, which psycopg packs without scanning every
+        # string for characters to quote (a third of the ingest's own CPU in text).
+        arrays = ", ".join(f"%b::{_array_type(f)}[]" for f in columns)
         sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}){tail}"  # noqa: S608
         params = [
             [_for_postgresql(f, value) for value in values]
