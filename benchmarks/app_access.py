@@ -40,6 +40,10 @@ HOMES: dict[str, str] = {
     "UsageRecord": "usage.models",
     "UsageHour": "usage.models",
     "UsageIp": "usage.models",
+    "ProjectUsageHour": "usage.models",
+    "ProjectUsageDay": "usage.models",
+    "ProjectAddressHour": "usage.models",
+    "ProjectAddressDay": "usage.models",
     "usage_partitions_ensure": "usage.retention",
     "DetectionCursor": "alerts.models",
     "detect": "alerts.detection",
@@ -171,7 +175,7 @@ def seed(fixture: Fixture, rows: int) -> dict[str, Any]:
     # A table that has lived a month has been vacuumed and analysed by autovacuum; one
     # written a second ago has not, and would mislead the planner and the timing.
     with connection.cursor() as cursor:
-        for table in (tables["record"], tables["hour"], tables["ip"]):
+        for table in tables.values():
             cursor.execute(f"VACUUM (ANALYZE) {table}")
     return {
         **figures,
@@ -241,6 +245,10 @@ def usage_tables() -> dict[str, str]:
         "record": app("UsageRecord")._meta.db_table,
         "hour": app("UsageHour")._meta.db_table,
         "ip": app("UsageIp")._meta.db_table,
+        "project_calls_hour": app("ProjectUsageHour")._meta.db_table,
+        "project_calls_day": app("ProjectUsageDay")._meta.db_table,
+        "project_addresses_hour": app("ProjectAddressHour")._meta.db_table,
+        "project_addresses_day": app("ProjectAddressDay")._meta.db_table,
     }
 
 

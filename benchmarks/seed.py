@@ -1,8 +1,9 @@
 """A month of one key's API calls, written straight into PostgreSQL for `make bench`.
 
 One INSERT … SELECT over generate_series writes the log rows; the roll-ups that the usage
-page reads (UsageHour per key per hour, UsageIp per key per address) are then built from
-those rows with INSERT … SELECT … GROUP BY, so the page's totals agree with its log.
+pages read (UsageHour per key per hour, UsageIp per key per address, and the project
+overview's ProjectUsageHour and ProjectAddressDay) are then built from those rows with
+INSERT … SELECT … GROUP BY, so the pages' totals agree with their log.
 The mix is deterministic (setseed), so every run seeds the same data.
 """
 
@@ -92,6 +93,41 @@ FROM {record} WHERE {keys}
 GROUP BY project_id, api_key_id, date_trunc('hour', created_at)
 """
 
+# The project overview's roll-ups as the writer keeps them (usage/writer.py), over the rows
+# `{keys}` selects: calls per project hour (or day, with `{unit}` and the tables of that
+# unit) by token type, key, PAT, outcome and agent, and by address and outcome.
+PROJECT_CALLS_SQL = """
+INSERT INTO {table} (project_id, start, token_kind, api_key_id, personal_token_id,
+                     outcome, agent, requests, without_address, last_call)
+SELECT project_id, date_trunc('{unit}', created_at), token_kind, api_key_id,
+       personal_token_id, outcome, agent, count(*), count(*) FILTER (WHERE ip IS NULL),
+       max(created_at)
+FROM {record} WHERE project_id IS NOT NULL AND {keys}
+GROUP BY project_id, date_trunc('{unit}', created_at), token_kind, api_key_id,
+         personal_token_id, outcome, agent
+"""
+
+PROJECT_ADDRESSES_SQL = """
+INSERT INTO {table} (project_id, start, ip, outcome, requests, first_seen, last_seen)
+SELECT project_id, date_trunc('{unit}', created_at), ip, outcome, count(*),
+       min(created_at), max(created_at)
+FROM {record} WHERE project_id IS NOT NULL AND ip IS NOT NULL AND {keys}
+GROUP BY project_id, date_trunc('{unit}', created_at), ip, outcome
+"""
+
+
+def project_rollups_sql(tables: dict[str, str], keys: str) -> list[str]:
+    """The statements that build the project overview's four roll-ups from the log."""
+    return [
+        sql.format(record=tables["record"], table=tables[f"{name}_{unit}"], unit=unit, keys=keys)
+        for unit in ("hour", "day")
+        for name, sql in (
+            ("project_calls", PROJECT_CALLS_SQL),
+            ("project_addresses", PROJECT_ADDRESSES_SQL),
+        )
+    ]
+
+
 IPS_SQL = """
 INSERT INTO {ip} (project_id, api_key_id, ip, first_seen, last_seen, requests)
 SELECT project_id, api_key_id, ip, min(created_at), max(created_at), count(*)
@@ -152,6 +188,8 @@ def seed_usage(
     cursor.execute(HOURS_SQL.format(**tables, keys="api_key_id = %(api_key_id)s"), params)
     hours = cursor.rowcount
     cursor.execute(IPS_SQL.format(**tables), params)
+    for sql in project_rollups_sql(tables, keys="api_key_id = %(api_key_id)s"):
+        cursor.execute(sql, params)
     addresses = cursor.rowcount
     cursor.execute(LAST_USED_SQL.format(**tables), params)
     return {"rows": written, "hours": hours, "addresses": addresses}

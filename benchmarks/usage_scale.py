@@ -5,9 +5,10 @@ INSERT … SELECT over generate_series into a plain table then attached as that 
 partition (so 10^7 rows take minutes, not hours: see `load_day`): about 50 keys with
 skewed traffic, client tokens and personal access tokens, about 1 % of each failed
 outcome, thousands of addresses (a few used only once or twice), unique request ids.
-The roll-ups the writer keeps (UsageHour per key and hour, UsageIp per key and address)
-are then built by GROUP BY over the seeded rows, so they hold what the writer would have
-written. Then, from an in-process signed-in client, times the project overview, the
+The roll-ups the writer keeps (UsageHour per key and hour, UsageIp per key and address,
+and the project overview's per hour and per day and address) are then built by GROUP BY
+over the seeded rows, so they hold what the writer would have written. Then, from an
+in-process signed-in client, times the project's front page, its usage overview, the
 per-key log and the project call log with each single filter (median of --scale-runs
 after a warm-up), and counts the partitions the detector's read of one minute's new
 rows plans to touch.
@@ -25,7 +26,7 @@ from urllib.parse import urlencode
 
 import app_access
 from rounds import say
-from seed import HOURS_SQL
+from seed import HOURS_SQL, project_rollups_sql
 
 KEYS = 48
 PROJECTS = 3
@@ -162,6 +163,8 @@ def seed(fixture: app_access.Fixture, rows: int) -> World:
         with transaction.atomic():
             cursor.execute(HOURS_SQL.format(**tables, keys="api_key_id IS NOT NULL"))
             cursor.execute(IPS_SQL.format(**tables))
+            for sql in project_rollups_sql(tables, keys="TRUE"):
+                cursor.execute(sql)
         rolled = time.perf_counter() - started - written
         for table in tables.values():
             cursor.execute(f"VACUUM (ANALYZE) {table}")
@@ -240,7 +243,10 @@ def cases(world: World) -> list[tuple[str, str, str, float]]:
     since = (app_access.now() - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
     until = (app_access.now() - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
     request_id = app_access.some_request_id(world.project_id)
-    found: list[tuple[str, str, str, float]] = []
+    found: list[tuple[str, str, str, float]] = [
+        # The project's front page: its last 24 hours' calls, refusals and busiest keys.
+        ("project home", "none", f"/projects/{world.slug}/", OVERVIEW_24H_MS)
+    ]
     for range_name, target in (("30d", OVERVIEW_30D_MS), ("24h", OVERVIEW_24H_MS)):
         for label, query in (
             ("none", {}),

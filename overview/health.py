@@ -1,8 +1,9 @@
 """What a project's front page answers: is anything wrong? Read from every app below.
 
-Each figure is counted over its own rows (the usage log for calls, flags for alerts,
-keys for expiry and policy, the audit trail for sign-ins), so the page agrees with the
-page each figure links to.
+Each figure is counted over its own rows (the usage overview's hourly roll-up for calls,
+flags for alerts, keys for expiry and policy, the audit trail for sign-ins), so the page
+agrees with the page each figure links to. Calls are those of the last 24 whole hours and
+the current one, as on the usage overview's "Last 24 hours".
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from accounts.models import Membership, Project
 from alerts.models import Flag
 from apikeys.models import ApiKey
 from audit.models import AuditEvent
-from usage.models import Outcome, UsageRecord
+from usage.models import Outcome, ProjectUsageHour
+from usage.overview import TimeRange
 
-DAY = timedelta(hours=24)
 EXPIRING_WITHIN = timedelta(days=7)
 TOP = 5
 REFUSED = (Outcome.AUTH_FAILURE, Outcome.REVOKED_KEY)
@@ -78,9 +79,12 @@ def project_health(
     *, project: Project, with_sign_ins: bool, now: datetime | None = None
 ) -> ProjectHealth:
     now = now or timezone.now()
-    since = now - DAY
-    records = UsageRecord.objects.filter(project=project, created_at__gte=since, created_at__lt=now)
-    by_outcome = dict(records.values_list("outcome").annotate(n=Count("id")).order_by())
+    last_day = TimeRange.last_hours(24, now=now, name="Last 24 hours")
+    since = last_day.since
+    hours = ProjectUsageHour.objects.filter(
+        project=project, start__gte=since, start__lt=last_day.until
+    )
+    by_outcome = dict(hours.values_list("outcome").annotate(n=Sum("requests")).order_by())
     calls = Calls(
         total=sum(by_outcome.values()),
         ok=by_outcome.get(Outcome.OK, 0),
@@ -89,14 +93,14 @@ def project_health(
         server_errors=by_outcome.get(Outcome.SERVER_ERROR, 0),
     )
     busiest = list(
-        records.filter(api_key__isnull=False)
+        hours.filter(api_key__isnull=False)
         .values("api_key_id")
-        .annotate(n=Count("id"), refused=Count("id", filter=Q(outcome__in=REFUSED)))
+        .annotate(n=Sum("requests"), refused=Sum("requests", filter=Q(outcome__in=REFUSED)))
         .order_by("-n", "api_key_id")[:TOP]
     )
     keys = ApiKey.objects.in_bulk([row["api_key_id"] for row in busiest])
     active_keys = [
-        ActiveKey(keys[row["api_key_id"]], row["n"], row["refused"])
+        ActiveKey(keys[row["api_key_id"]], row["n"], row["refused"] or 0)
         for row in busiest
         if row["api_key_id"] in keys
     ]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 
 from accounts.models import Project
 from apikeys.models import ApiKey
@@ -168,6 +169,100 @@ class UsageIp(models.Model):
 
     def __str__(self) -> str:
         return f"{self.api_key_id} {self.ip}"
+
+
+class ProjectCallsRollup(models.Model):
+    """A project's calls in one hour (or UTC day), by token type, key, personal access
+    token, outcome and agent: the project overview's chart, totals, callers and agents,
+    and the front page's day, read these, not the log (usage/overview.py).
+
+    A client token's calls count on the key (or PAT) that minted it, as in the log. The
+    writer adds to them in the transaction that writes the rows (usage/writer.py)."""
+
+    # Found by the unique index, which starts with it: no index of its own to keep up.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    start = models.DateTimeField()  # the first moment of the hour (or day), UTC
+    token_kind = models.CharField(max_length=32, choices=TokenKind.choices)
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    personal_token = models.ForeignKey(
+        "apikeys.PersonalAccessToken",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    agent = models.CharField(max_length=64, blank=True)
+    requests = models.PositiveIntegerField(default=0)
+    without_address = models.PositiveIntegerField(default=0)
+    last_call = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+        constraints = [
+            # One row per group. A missing key or PAT is 0 here, so that the writer's
+            # upsert finds the row of a group without one (NULLs are never equal).
+            models.UniqueConstraint(
+                F("project"),
+                F("start"),
+                F("token_kind"),
+                Coalesce(F("api_key"), Value(0)),
+                Coalesce(F("personal_token"), Value(0)),
+                F("outcome"),
+                F("agent"),
+                name="%(class)s_unique_group",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.start:%Y-%m-%d %H}:00 {self.outcome} {self.requests}"
+
+
+class ProjectUsageHour(ProjectCallsRollup):
+    class Meta(ProjectCallsRollup.Meta):
+        db_table = "usage_projecthour"
+
+
+class ProjectUsageDay(ProjectCallsRollup):
+    class Meta(ProjectCallsRollup.Meta):
+        db_table = "usage_projectday"
+
+
+class ProjectAddressRollup(models.Model):
+    """A project's calls from one address in one hour (or UTC day), by outcome, with the
+    first and last of them: the project overview's busiest addresses read these."""
+
+    # Found by the unique index, which starts with it: no index of its own to keep up.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    start = models.DateTimeField()  # the first moment of the hour (or day), UTC
+    ip = models.GenericIPAddressField()
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    requests = models.PositiveIntegerField(default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "start", "ip", "outcome"], name="%(class)s_unique_address"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.start:%Y-%m-%d %H}:00 {self.ip} {self.requests}"
+
+
+class ProjectAddressHour(ProjectAddressRollup):
+    class Meta(ProjectAddressRollup.Meta):
+        db_table = "usage_projectaddresshour"
+
+
+class ProjectAddressDay(ProjectAddressRollup):
+    class Meta(ProjectAddressRollup.Meta):
+        db_table = "usage_projectaddressday"
 
 
 class LateUsage(models.Model):

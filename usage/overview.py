@@ -1,33 +1,48 @@
-"""Reads for a project's usage overview: its calls over a time range, counted from the log.
+"""Reads for a project's usage overview: its calls over a time range.
 
-The roll-ups (UsageHour, UsageIp) are per API key and know nothing of token types or of
-personal access tokens, so they cannot answer "client-token calls of key X that failed
-auth last week". The overview therefore counts the log rows themselves, and so its
-figures are exactly those of the rows that the same filters export. Every read is fenced
-by the project and the time range, which the (project, -created_at, -id) index serves.
+The figures come from the project's roll-ups, which the writer keeps in the same
+transaction as the log rows (usage/models.py, usage/writer.py), so they are exactly the
+counts of the rows that the same filters export (tests/usage/test_rollup_exactness.py):
+- ProjectUsageDay and ProjectUsageHour, the calls per UTC day (or hour) by token type,
+  key, PAT, outcome and agent, give the chart in all its stackings, the totals, the
+  per-key table and the top agents;
+- ProjectAddressDay and ProjectAddressHour, the calls per day (or hour) by address and
+  outcome, give the busiest addresses and how many there are.
 
-Three scans of the fenced rows answer the whole page:
-1. one GROUP BY (bucket, token type, key, PAT, outcome) gives the chart in all its
-   stackings, the totals and the per-key table;
-2. one GROUP BY address gives the top addresses and, through a window over the groups,
-   how many distinct addresses there are;
-3. one GROUP BY agent gives the top agents.
+A range is cut into `Tiles`: the whole days inside it are read from the daily roll-ups,
+the whole hours left at either end from the hourly ones, and the minutes left at either
+end of a range that starts or stops inside an hour from the log itself; they are added
+up. So the presets (whole hours or whole days) never read the log. What a roll-up does
+not know is counted from the log for the whole range: an address filter for everything,
+a key or token-type filter for the addresses. Every read of the log is fenced by the
+project and the time range, which its indexes serve.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Max, Min, Q, Sum, Window
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum, Window
 from django.db.models.functions import Trunc
 
 from accounts.models import Project
 from apikeys.models import ApiKey, PersonalAccessToken
 from apikeys.tokens import TokenKind
-from usage.models import Outcome, UsageDrop, UsageRecord, UsageRecordQuerySet
+from usage.models import (
+    Outcome,
+    ProjectAddressDay,
+    ProjectAddressHour,
+    ProjectCallsRollup,
+    ProjectUsageDay,
+    ProjectUsageHour,
+    UsageDrop,
+    UsageRecord,
+    UsageRecordQuerySet,
+)
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -273,25 +288,10 @@ PATS_COLOUR = "#7a5c2e"
 def project_usage_overview(
     *, project: Project, filters: OverviewFilters, stack: str = Stack.OUTCOME
 ) -> ProjectOverview:
-    """Everything the overview shows for these filters, counted from the matching rows."""
-    records = filters.records(project)
+    """Everything the overview shows for these filters (see the module for where each
+    figure is read from)."""
     time_range = filters.time_range
-    step = "day" if time_range.by_day else "hour"
-    groups = list(
-        records.values(
-            "token_kind",
-            "api_key_id",
-            "personal_token_id",
-            "outcome",
-            bucket=Trunc("created_at", step, tzinfo=UTC),
-        )
-        .annotate(
-            n=Count("id"),
-            last=Max("created_at"),
-            without_address=Count("id", filter=Q(ip__isnull=True)),
-        )
-        .order_by()
-    )
+    groups = _call_groups(project, filters)
 
     totals = Counts()
     without_address = sum(group["without_address"] for group in groups)
@@ -330,39 +330,16 @@ def project_usage_overview(
         series_id = series_of(group)
         bucket.by_series[series_id] = bucket.by_series.get(series_id, 0) + group["n"]
 
-    # The busiest addresses, and (counted over all the groups, before the LIMIT) how many
-    # there are: one scan instead of a COUNT(DISTINCT) beside a GROUP BY.
-    top_ips = list(
-        records.exclude(ip__isnull=True)
-        .values("ip")
-        .annotate(
-            n=Count("id"),
-            first=Min("created_at"),
-            last=Max("created_at"),
-            addresses=Window(Count("*")),
-        )
-        .order_by("-n", "-last", "ip")[:TOP_SHOWN]
-    )
+    distinct_ips, busiest_ips = _busiest_addresses(project, filters)
     top_addresses = [
         AddressRow(
-            ip=str(row["ip"]),
-            requests=row["n"],
-            share=row["n"] * 100 / totals.requests,
-            first_seen=_as_utc(row["first"]),
-            last_seen=_as_utc(row["last"]),
+            ip=ip,
+            requests=n,
+            share=n * 100 / totals.requests,
+            first_seen=first,
+            last_seen=last,
         )
-        for row in top_ips
-    ]
-    top_agents = [
-        AgentRow(row["agent"], Counts(row["n"], row["failed"], row["auth"]))
-        for row in records.exclude(agent="")
-        .values("agent")
-        .annotate(
-            n=Count("id"),
-            failed=Count("id", filter=~Q(outcome=Outcome.OK)),
-            auth=Count("id", filter=Q(outcome__in=AUTH_FAILURES)),
-        )
-        .order_by("-n", "agent")[:TOP_SHOWN]
+        for ip, n, first, last in busiest_ips
     ]
 
     seen_keys = {caller.api_key.pk for _, caller in ranked if caller.api_key is not None}
@@ -370,16 +347,240 @@ def project_usage_overview(
         filters=filters,
         stack=stack,
         totals=totals,
-        distinct_ips=top_ips[0]["addresses"] if top_ips else 0,
+        distinct_ips=distinct_ips,
         calls_without_address=without_address,
         buckets=list(buckets.values()),
         series=series,
         top_addresses=top_addresses,
-        top_agents=top_agents,
+        top_agents=_busiest_agents(project, filters),
         callers=[caller for _, caller in ranked],
         quiet_keys=[key for pk, key in keys.items() if pk not in seen_keys],
         dropped=usage_dropped_between(time_range.since, time_range.until),
     )
+
+
+# -- Where the figures are read from ---------------------------------------------------------
+
+type _Span = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Tiles:
+    """A time range cut into what each source can answer exactly: whole UTC days (the
+    daily roll-ups), whole hours (the hourly ones) and the minutes at the range's ends
+    (only the log)."""
+
+    days: list[_Span]
+    hours: list[_Span]
+    minutes: list[_Span]
+
+    @classmethod
+    def of(cls, since: datetime, until: datetime, *, with_days: bool = True) -> Tiles:
+        days: list[_Span] = []
+        pieces = [(since, until)]
+        if with_days:
+            first, last = _ceil(since, DAY), day_of(until)
+            if first < last:
+                days = [(first, last)]
+                pieces = [(since, first), (last, until)]
+        hours: list[_Span] = []
+        minutes: list[_Span] = []
+        for start, end in pieces:
+            first, last = _ceil(start, HOUR), hour_of(end)
+            if first < last:
+                hours.append((first, last))
+                minutes += [(start, first), (last, end)]
+            else:
+                minutes.append((start, end))
+        return cls(days, hours, [(a, b) for a, b in minutes if a < b])
+
+    @classmethod
+    def log_only(cls, since: datetime, until: datetime) -> Tiles:
+        return cls([], [], [(since, until)])
+
+
+def _ceil(moment: datetime, unit: timedelta) -> datetime:
+    floor = day_of(moment) if unit == DAY else hour_of(moment)
+    return floor if floor == moment else floor + unit
+
+
+def _within(field: str, spans: list[_Span]) -> Q:
+    """Rows whose `field` falls in any of the spans."""
+    within = Q()
+    for since, until in spans:
+        within |= Q(**{f"{field}__gte": since, f"{field}__lt": until})
+    return within
+
+
+def _rolled_calls(
+    model: type[ProjectCallsRollup], project: Project, filters: OverviewFilters, spans: list[_Span]
+) -> QuerySet[Any]:
+    rows = model._default_manager.filter(_within("start", spans), project=project)
+    if filters.api_key is not None:
+        rows = rows.filter(api_key=filters.api_key)
+    if filters.token_kind:
+        rows = rows.filter(token_kind=filters.token_kind)
+    if filters.outcome:
+        rows = rows.filter(outcome=filters.outcome)
+    return rows
+
+
+def _logged_calls(project: Project, filters: OverviewFilters, spans: list[_Span]) -> QuerySet[Any]:
+    return filters.records(project).filter(_within("created_at", spans))
+
+
+def _call_sources(
+    project: Project, filters: OverviewFilters, *, with_days: bool
+) -> list[tuple[QuerySet[Any], bool]]:
+    """The roll-ups and log rows that together hold the matching calls, each once, and
+    whether each is a roll-up. The roll-ups know every filter but the address."""
+    since, until = filters.time_range.since, filters.time_range.until
+    if filters.ip:
+        tiles = Tiles.log_only(since, until)
+    else:
+        tiles = Tiles.of(since, until, with_days=with_days)
+    sources: list[tuple[QuerySet[Any], bool]] = []
+    if tiles.days:
+        sources.append((_rolled_calls(ProjectUsageDay, project, filters, tiles.days), True))
+    if tiles.hours:
+        sources.append((_rolled_calls(ProjectUsageHour, project, filters, tiles.hours), True))
+    if tiles.minutes:
+        sources.append((_logged_calls(project, filters, tiles.minutes), False))
+    return sources
+
+
+def _call_groups(project: Project, filters: OverviewFilters) -> list[_Group]:
+    """The calls grouped by (bucket, token type, key, PAT, outcome), with their count, the
+    last of them and how many came without an address. A group may come more than once
+    (from a roll-up and from the log): every use of them adds up. A day's roll-up cannot
+    be cut into hours, so a chart by the hour reads the hourly roll-up and the log only."""
+    by_day = filters.time_range.by_day
+    step = "day" if by_day else "hour"
+    groups: list[_Group] = []
+    for rows, rolled in _call_sources(project, filters, with_days=by_day):
+        at = "start" if rolled else "created_at"
+        counted = (
+            {
+                "n": Sum("requests"),
+                "last": Max("last_call"),
+                "without_address": Sum("without_address"),
+            }
+            if rolled
+            else {
+                "n": Count("id"),
+                "last": Max("created_at"),
+                "without_address": Count("id", filter=Q(ip__isnull=True)),
+            }
+        )
+        groups += (
+            rows.values(
+                "token_kind",
+                "api_key_id",
+                "personal_token_id",
+                "outcome",
+                bucket=Trunc(at, step, tzinfo=UTC),
+            )
+            .annotate(**counted)
+            .order_by()
+        )
+    return groups
+
+
+def _busiest_agents(project: Project, filters: OverviewFilters) -> list[AgentRow]:
+    failed = ~Q(outcome=Outcome.OK)
+    auth = Q(outcome__in=AUTH_FAILURES)
+    agents: dict[str, Counts] = {}
+    for rows, rolled in _call_sources(project, filters, with_days=True):
+        calls = Sum("requests") if rolled else Count("id")
+        counted = (
+            {
+                "n": calls,
+                "failed": Sum("requests", filter=failed),
+                "auth": Sum("requests", filter=auth),
+            }
+            if rolled
+            else {
+                "n": calls,
+                "failed": Count("id", filter=failed),
+                "auth": Count("id", filter=auth),
+            }
+        )
+        for row in rows.exclude(agent="").values("agent").annotate(**counted).order_by():
+            agents.setdefault(row["agent"], Counts()).add(
+                row["n"], row["failed"] or 0, row["auth"] or 0
+            )
+    ranked = sorted(agents.items(), key=lambda item: (-item[1].requests, item[0]))
+    return [AgentRow(agent, counts) for agent, counts in ranked[:TOP_SHOWN]]
+
+
+type _AddressGroup = tuple[str, int, datetime, datetime]  # ip, calls, first, last
+
+
+def _address_sources(project: Project, filters: OverviewFilters) -> list[QuerySet[Any]]:
+    """The roll-ups and log rows that together hold the matching calls with an address,
+    each grouped by address. The roll-ups by address know the outcome but not the key or
+    token type: with those filters (or an address), the log answers the whole range."""
+    since, until = filters.time_range.since, filters.time_range.until
+    if filters.api_key is not None or filters.token_kind or filters.ip:
+        tiles = Tiles.log_only(since, until)
+    else:
+        tiles = Tiles.of(since, until)
+    rolled = {"n": Sum("requests"), "first": Min("first_seen"), "last": Max("last_seen")}
+    sources: list[QuerySet[Any]] = []
+    for model, spans in ((ProjectAddressDay, tiles.days), (ProjectAddressHour, tiles.hours)):
+        if spans:
+            rows = model.objects.filter(_within("start", spans), project=project)
+            if filters.outcome:
+                rows = rows.filter(outcome=filters.outcome)
+            sources.append(rows.values("ip").annotate(**rolled))
+    if tiles.minutes:
+        sources.append(
+            _logged_calls(project, filters, tiles.minutes)
+            .exclude(ip__isnull=True)
+            .values("ip")
+            .annotate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
+        )
+    return sources
+
+
+def _busiest_addresses(
+    project: Project, filters: OverviewFilters
+) -> tuple[int, list[_AddressGroup]]:
+    """How many addresses the matching calls came from, and the busiest of them."""
+    sources = _address_sources(project, filters)
+    if len(sources) == 1:
+        # One source: the database ranks them, and counts every group (before the LIMIT)
+        # in the same scan.
+        rows = list(
+            sources[0]
+            .annotate(addresses=Window(Count("*")))
+            .order_by("-n", "-last", "ip")[:TOP_SHOWN]
+        )
+        return (
+            rows[0]["addresses"] if rows else 0,
+            [(str(r["ip"]), r["n"], _as_utc(r["first"]), _as_utc(r["last"])) for r in rows],
+        )
+    merged: dict[str, list[Any]] = {}
+    for source in sources:
+        for row in source.order_by():
+            ip, first, last = str(row["ip"]), _as_utc(row["first"]), _as_utc(row["last"])
+            if ip in merged:
+                seen = merged[ip]
+                seen[0] += row["n"]
+                seen[1] = min(seen[1], first)
+                seen[2] = max(seen[2], last)
+            else:
+                merged[ip] = [row["n"], first, last]
+    ranked = sorted(
+        merged.items(), key=lambda item: (-item[1][0], -item[1][2].timestamp(), _ip_order(item[0]))
+    )
+    return len(merged), [(ip, n, first, last) for ip, (n, first, last) in ranked[:TOP_SHOWN]]
+
+
+def _ip_order(ip: str) -> tuple[int, int]:
+    """As PostgreSQL orders inet: IPv4 before IPv6, then by the address."""
+    address = ipaddress.ip_address(ip)
+    return address.version, int(address)
 
 
 def usage_dropped_between(since: datetime, until: datetime) -> int:

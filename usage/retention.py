@@ -31,9 +31,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import OperationalError, connection, transaction
+from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
-from usage.models import UnattributedCalls, UsageHour, UsageIp, UsageRecord
+from usage.models import (
+    ProjectAddressDay,
+    ProjectAddressHour,
+    ProjectUsageDay,
+    ProjectUsageHour,
+    UnattributedCalls,
+    UsageHour,
+    UsageIp,
+    UsageRecord,
+)
+from usage.writer import usage_write_lock
 
 TABLE = UsageRecord._meta.db_table
 DEFAULT_PARTITION = f"{TABLE}_default"
@@ -254,6 +265,8 @@ class PruneReport:
     usage_hours: int = 0
     usage_ips: int = 0
     unattributed_hours: int = 0
+    project_hours: int = 0
+    project_days: int = 0
 
     @property
     def calls_removed(self) -> int:
@@ -268,7 +281,10 @@ def usage_prune(*, older_than: timedelta, now: datetime | None = None) -> PruneR
     to stop between them, the roll-ups would only over-cover the log (an hour with no calls
     left), which the usage page tolerates; the other way round it would miss calls. The next
     run finishes the job. Roll-ups removed:
-    - UsageHour and UnattributedCalls rows for hours before the cut-off: their calls are gone.
+    - The hourly ones (UsageHour, UnattributedCalls, the project's) for hours before the
+      cut-off: their calls are gone.
+    - The project's daily ones for days before the cut-off's day; that day's, if the
+      cut-off falls inside it, are counted again from the calls it keeps.
     - UsageIp rows last seen before the cut-off. An address seen since keeps its row, whose
       first_seen and requests may reach further back than the log now does: they mean "as
       far back as we keep" (first seen in what was kept when it was first seen).
@@ -297,7 +313,66 @@ def usage_prune(*, older_than: timedelta, now: datetime | None = None) -> PruneR
         report.unattributed_hours, _ = UnattributedCalls.objects.filter(
             hour__lt=report.cutoff
         ).delete()
+        for model in (ProjectUsageHour, ProjectAddressHour):
+            report.project_hours += model.objects.filter(start__lt=report.cutoff).delete()[0]
+    report.project_days = _prune_project_days(report.cutoff)
     return report
+
+
+def _prune_project_days(cutoff: datetime) -> int:
+    """Remove the days of the project's daily roll-ups before the cut-off's; if the cut-off
+    falls inside a day, count that day's groups again from the calls left of it. Under the
+    writer's lock, so no batch adds to the day between the count and its replacement."""
+    day = cutoff.replace(hour=0)
+    with transaction.atomic():
+        usage_write_lock()
+        removed = 0
+        for model in (ProjectUsageDay, ProjectAddressDay):
+            removed += model.objects.filter(start__lt=day).delete()[0]
+        if cutoff == day:
+            return removed
+        ProjectUsageDay.objects.filter(start=day).delete()
+        ProjectAddressDay.objects.filter(start=day).delete()
+        kept = UsageRecord.objects.filter(
+            project__isnull=False, created_at__gte=cutoff, created_at__lt=day + DAY
+        )
+        ProjectUsageDay.objects.bulk_create(
+            ProjectUsageDay(
+                start=day,
+                project_id=group["project_id"],
+                token_kind=group["token_kind"],
+                api_key_id=group["api_key_id"],
+                personal_token_id=group["personal_token_id"],
+                outcome=group["outcome"],
+                agent=group["agent"],
+                requests=group["n"],
+                without_address=group["no_ip"],
+                last_call=group["last"],
+            )
+            for group in kept.values(
+                "project_id", "token_kind", "api_key_id", "personal_token_id", "outcome", "agent"
+            )
+            .annotate(
+                n=Count("id"), no_ip=Count("id", filter=Q(ip__isnull=True)), last=Max("created_at")
+            )
+            .order_by()
+        )
+        ProjectAddressDay.objects.bulk_create(
+            ProjectAddressDay(
+                start=day,
+                project_id=group["project_id"],
+                ip=str(group["ip"]),
+                outcome=group["outcome"],
+                requests=group["n"],
+                first_seen=group["first"],
+                last_seen=group["last"],
+            )
+            for group in kept.filter(ip__isnull=False)
+            .values("project_id", "ip", "outcome")
+            .annotate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
+            .order_by()
+        )
+    return removed
 
 
 def _delete_in_batches(cutoff: datetime) -> int:

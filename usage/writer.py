@@ -2,10 +2,12 @@
 
 The API hands each call's UsageEntry to `usage_defer()` once it has answered; the entry
 travels as a write-behind record (core/write_behind.py: the Redis stream and
-`manage.py ingest_usage`, or this process's buffer) and is written here, in batches: the
-rows, one upsert per key-hour and per key-address for the roll-ups, and "last used" for
-tokens not marked in the last minute, in one transaction. One transaction per batch
-instead of per call is what keeps logging cheap (see `make bench`).
+`manage.py ingest_usage`, or this process's buffer) and is written here, in batches, in
+one transaction: the rows; the roll-ups, one upsert per group of the batch (per key and
+hour and per key and address for the key page; per project hour and day, by caller and by
+address, for the project overview: usage/models.py); and "last used" for tokens not
+marked in the last minute. One transaction per batch instead of per call is what keeps
+logging cheap (see `make bench`), and the roll-ups always agree with the rows.
 
 A batch may be written twice (an acknowledgement lost after its commit): a row that is
 already there (same request id and time) is skipped, and only the rows actually inserted
@@ -17,8 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -31,6 +34,12 @@ from core.bulk_insert import insert_new
 from usage.models import (
     LateUsage,
     Outcome,
+    ProjectAddressDay,
+    ProjectAddressHour,
+    ProjectAddressRollup,
+    ProjectCallsRollup,
+    ProjectUsageDay,
+    ProjectUsageHour,
     UnattributedCalls,
     UsageDrop,
     UsageHour,
@@ -95,8 +104,16 @@ class UsageEntry:
 _PAYLOAD_FIELDS = tuple(f.name for f in dataclasses.fields(UsageEntry) if f.name != "created_at")
 
 
+type _Truncate = Callable[[datetime], datetime]
+
+
 def _hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _day(moment: datetime) -> datetime:
+    """The UTC day a call was made on, as its midnight."""
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 _OUTCOME_COLUMN = {
@@ -123,6 +140,12 @@ def usage_write(entries: list[UsageEntry]) -> None:
         by_key = [e for e in fresh if e.api_key_id is not None]
         _upsert_hours(by_key)
         _upsert_ips(by_key)
+        # The project overview's: every call that names a project, whoever made it.
+        in_project = [e for e in fresh if e.project_id is not None]
+        _upsert_project_calls(in_project, ProjectUsageHour, _hour)
+        _upsert_project_calls(in_project, ProjectUsageDay, _day)
+        _upsert_project_addresses(in_project, ProjectAddressHour, _hour)
+        _upsert_project_addresses(in_project, ProjectAddressDay, _day)
         _mark_last_used(fresh)
         _count_unattributed(unattributed)
 
@@ -137,6 +160,12 @@ def _in_commit_order() -> None:
     is already visible, and the detector's cursor (alerts/detection.py) reads every row
     exactly once. Batches are written one at a time anyway (they are few and large); on
     SQLite the database's own write lock does the same."""
+    usage_write_lock()
+
+
+def usage_write_lock() -> None:
+    """Wait for, and hold until the transaction ends, the lock that every batch of the
+    log is written under (PostgreSQL; on SQLite every write holds the database's)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_WRITE_LOCK])
@@ -313,6 +342,80 @@ def _upsert_ips(entries: list[UsageEntry]) -> None:
     params: list[list[Any]] = [
         [project_id, key_id, ip, _adapt(first), _adapt(last), count]
         for (project_id, key_id, ip), (first, last, count) in seen.items()
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def _upsert_project_calls(
+    entries: list[UsageEntry], model: type[ProjectCallsRollup], start_of: _Truncate
+) -> None:
+    rows: dict[tuple[Any, ...], list[Any]] = {}
+    for e in entries:
+        group = (
+            e.project_id,
+            start_of(e.created_at),
+            e.token_kind,
+            e.api_key_id,
+            e.personal_token_id,
+            e.outcome.value,
+            e.agent[:64],
+        )
+        row = rows.setdefault(group, [0, 0, e.created_at])
+        row[0] += 1
+        row[1] += e.ip is None
+        row[2] = max(row[2], e.created_at)
+    if not rows:
+        return
+    table = model._meta.db_table
+    # The conflict target is the unique constraint's expressions (usage/models.py).
+    sql = (
+        f"INSERT INTO {table} (project_id, start, token_kind, api_key_id, personal_token_id, "
+        "outcome, agent, requests, without_address, last_call) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (project_id, start, token_kind, COALESCE(api_key_id, 0), "
+        "COALESCE(personal_token_id, 0), outcome, agent) DO UPDATE SET "
+        f"requests = {table}.requests + excluded.requests, "
+        f"without_address = {table}.without_address + excluded.without_address, "
+        f"last_call = CASE WHEN excluded.last_call > {table}.last_call "
+        f"THEN excluded.last_call ELSE {table}.last_call END"
+    )
+    params: list[list[Any]] = [
+        [project, _adapt(start), kind, key, pat, outcome, agent, n, no_ip, _adapt(last)]
+        for (project, start, kind, key, pat, outcome, agent), (n, no_ip, last) in rows.items()
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def _upsert_project_addresses(
+    entries: list[UsageEntry], model: type[ProjectAddressRollup], start_of: _Truncate
+) -> None:
+    rows: dict[tuple[Any, ...], list[Any]] = {}
+    for e in entries:
+        if not e.ip:
+            continue
+        group = (e.project_id, start_of(e.created_at), e.ip, e.outcome.value)
+        row = rows.setdefault(group, [0, e.created_at, e.created_at])
+        row[0] += 1
+        row[1] = min(row[1], e.created_at)
+        row[2] = max(row[2], e.created_at)
+    if not rows:
+        return
+    table = model._meta.db_table
+    sql = (
+        f"INSERT INTO {table} (project_id, start, ip, outcome, requests, first_seen, last_seen) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (project_id, start, ip, outcome) DO UPDATE SET "
+        f"requests = {table}.requests + excluded.requests, "
+        f"first_seen = CASE WHEN excluded.first_seen < {table}.first_seen "
+        f"THEN excluded.first_seen ELSE {table}.first_seen END, "
+        f"last_seen = CASE WHEN excluded.last_seen > {table}.last_seen "
+        f"THEN excluded.last_seen ELSE {table}.last_seen END"
+    )
+    params: list[list[Any]] = [
+        [project, _adapt(start), ip, outcome, n, _adapt(first), _adapt(last)]
+        for (project, start, ip, outcome), (n, first, last) in rows.items()
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)

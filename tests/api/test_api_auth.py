@@ -247,10 +247,11 @@ def test_a_valid_invoke_costs_one_statement_for_the_key_its_project_and_the_agen
         ("SELECT", "apikeys_apikey", "token_hash"),
         # 2. The execution log row.
         ("INSERT", "agents_execution", None),
-        # 3-8. The usage log, written in one transaction (a savepoint here, because the
+        # 3-12. The usage log, written in one transaction (a savepoint here, because the
         # test itself runs inside a transaction): on PostgreSQL the usage log's write lock
-        # (usage/writer.py, so ids commit in order), the call, its hour roll-up, its
-        # address roll-up, and "last used".
+        # (usage/writer.py, so ids commit in order), the call, its key's hour and address
+        # roll-ups, the project's hour and day roll-ups by caller and by address, and
+        # "last used".
         ("SAVEPOINT", None, None),
         *(
             [("SELECT pg_advisory_xact_lock", None, None)]
@@ -260,6 +261,10 @@ def test_a_valid_invoke_costs_one_statement_for_the_key_its_project_and_the_agen
         ("INSERT", "apikeys_usagerecord", None),
         ("INSERT", "apikeys_usagehour", None),
         ("INSERT", "apikeys_usageip", None),
+        ("INSERT", "usage_projecthour", None),
+        ("INSERT", "usage_projectday", None),
+        ("INSERT", "usage_projectaddresshour", None),
+        ("INSERT", "usage_projectaddressday", None),
         ("UPDATE", "apikeys_apikey", "last_used_at"),
         ("RELEASE SAVEPOINT", None, None),
     ]

@@ -670,12 +670,57 @@ def test_personal_access_token_calls_are_shown_under_the_token_and_its_owner(
     assert f"personal access token of {user.get_short_name()}" in html
 
 
-def test_the_page_reads_the_log_in_three_queries_however_many_rows(signed_in, project, world):
+def _reads(client: Any, url: str) -> Counter[str]:
+    """How many queries of the page read each usage table."""
+    tables = (
+        "apikeys_usagerecord",
+        "usage_projecthour",
+        "usage_projectday",
+        "usage_projectaddresshour",
+        "usage_projectaddressday",
+    )
     with CaptureQueriesContext(connection) as queries:
-        signed_in.get(overview_url(project, range="30d", stack="key"))
-    log_reads = [q["sql"] for q in queries if "apikeys_usagerecord" in q["sql"]]
-    assert len(log_reads) == 3
-    assert all("OFFSET" not in sql.upper() for sql in log_reads)
+        assert client.get(url).status_code == 200
+    return Counter(t for q in queries for t in tables if f'"{t}"' in q["sql"])
+
+
+def test_a_range_of_whole_days_is_read_from_the_daily_roll_ups_alone(signed_in, project, world):
+    for preset in ("30d", "7d"):
+        reads = _reads(signed_in, overview_url(project, range=preset, stack="key"))
+        # The chart and callers, the agents; the addresses. Never the log.
+        assert reads == Counter({"usage_projectday": 2, "usage_projectaddressday": 1})
+
+
+def test_a_range_of_whole_hours_is_read_from_the_hourly_roll_ups_alone(signed_in, project, world):
+    reads = _reads(signed_in, overview_url(project, range="24h"))
+    assert reads == Counter({"usage_projecthour": 2, "usage_projectaddresshour": 1})
+
+
+def test_a_range_to_the_minute_reads_the_log_for_its_minutes_only(signed_in, project, world, now):
+    since = (now - timedelta(days=3)).replace(minute=20)
+    until = (now - timedelta(days=1)).replace(minute=40)
+    url = overview_url(
+        project, range="custom", since=f"{since:%Y-%m-%dT%H:%M}", until=f"{until:%Y-%m-%dT%H:%M}"
+    )
+    reads = _reads(signed_in, url)
+    # Whole days, whole hours and minutes, for the calls (by day: more than two days), the
+    # agents and the addresses: one query each.
+    assert reads == Counter(
+        {
+            "usage_projectday": 2,
+            "usage_projecthour": 2,
+            "usage_projectaddressday": 1,
+            "usage_projectaddresshour": 1,
+            "apikeys_usagerecord": 3,
+        }
+    )
+
+
+def test_an_address_filter_reads_the_log_which_alone_knows_addresses_per_call(
+    signed_in, project, world
+):
+    reads = _reads(signed_in, overview_url(project, range="30d", ip="203.0.113.7"))
+    assert reads == Counter({"apikeys_usagerecord": 3})
 
 
 # -- The export ----------------------------------------------------------------------------

@@ -1,21 +1,43 @@
 """Every figure that a roll-up serves equals the count over the raw log rows for the same
 filters: the hourly and per-address roll-ups the writer keeps, the key page's windows,
-and the per-key log, whose filtered pages the roll-ups fence in time."""
+the per-key log, whose filtered pages the roll-ups fence in time, and the project
+overview, at any filter and any range (to the minute), and after pruning."""
 
 from __future__ import annotations
 
+import ipaddress
 import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from django.db.models import Count, Max, Min
-from django.db.models.functions import TruncHour
+from django.db.models import Count, Max, Min, Q
+from django.db.models.functions import TruncDay, TruncHour
 
+from accounts.models import Project
 from apikeys.models import ApiKey
-from apikeys.services import client_token_create
+from apikeys.services import client_token_create, personal_token_create
 from tests.conftest import usage_call
 from usage.key_usage import LogFilters, key_usage_summary, usage_log_page
-from usage.models import Outcome, UsageHour, UsageIp, UsageRecord
+from usage.models import (
+    Outcome,
+    ProjectAddressDay,
+    ProjectAddressHour,
+    ProjectUsageDay,
+    ProjectUsageHour,
+    UsageHour,
+    UsageIp,
+    UsageRecord,
+)
+from usage.overview import (
+    OverviewFilters,
+    ProjectOverview,
+    Tiles,
+    TimeRange,
+    project_usage_overview,
+)
+from usage.retention import usage_cutoff, usage_prune
 from usage.writer import UsageEntry, usage_write
 
 pytestmark = pytest.mark.django_db
@@ -134,3 +156,226 @@ def test_filtered_log_pages_fenced_by_the_roll_ups_hold_exactly_the_matching_row
         page = usage_log_page(api_key=key, filters=filters, size=25)
         raw = filters.apply(UsageRecord.objects.for_key(key)).order_by("-created_at", "-id")
         assert [r.pk for r in page.rows] == [r.pk for r in raw[:25]], filters
+
+
+# -- The project overview's roll-ups -----------------------------------------------------------
+
+AGENTS = ["my-agent", "support-bot", ""]
+
+
+@pytest.fixture
+def projects(keys, project, make_project, make_key, user) -> list[Project]:
+    """The first project's traffic above, and more: a second project's keys, personal
+    access tokens acting on either (or on none), agents, and calls without an address."""
+    other = make_project(user, "Other")
+    other_key, _ = make_key(other, "Other key")
+    pat, _ = personal_token_create(user=user, name="CLI")
+    rng = random.Random(41)
+    entries = []
+    for _ in range(500):
+        status, code = rng.choice(STATUSES)
+        at = NOW - timedelta(seconds=rng.randrange(8 * 24 * 3600))
+        who = rng.choice(
+            [
+                {"key": rng.choice(keys)},
+                {"key": other_key},
+                {"pat": pat, "project": rng.choice([project, other])},
+                {"pat": pat},
+            ]
+        )
+        entries.append(
+            usage_call(
+                at,
+                **who,
+                status=status,
+                error_code=code,
+                ip=rng.choice(ADDRESSES),
+                agent=rng.choice(AGENTS),
+            )
+        )
+    for start in range(0, len(entries), 45):
+        usage_write(entries[start : start + 45])
+    usage_write(entries[90:135])  # again: counted once
+    return [project, other]
+
+
+@pytest.mark.parametrize(
+    ("model", "truncate"), [(ProjectUsageHour, TruncHour), (ProjectUsageDay, TruncDay)]
+)
+def test_the_project_call_roll_ups_are_the_group_by_of_the_raw_rows(
+    projects, traffic, model, truncate
+):
+    raw = {
+        (
+            row["project_id"],
+            row["start"],
+            row["token_kind"],
+            row["api_key_id"],
+            row["personal_token_id"],
+            row["outcome"],
+            row["agent"],
+        ): (row["n"], row["no_ip"], row["last"])
+        for row in UsageRecord.objects.filter(project__isnull=False)
+        .values(
+            "project_id",
+            "token_kind",
+            "api_key_id",
+            "personal_token_id",
+            "outcome",
+            "agent",
+            start=truncate("created_at", tzinfo=UTC),
+        )
+        .annotate(
+            n=Count("id"), no_ip=Count("id", filter=Q(ip__isnull=True)), last=Max("created_at")
+        )
+    }
+    rolled = {
+        (
+            r.project_id,
+            r.start,
+            r.token_kind,
+            r.api_key_id,
+            r.personal_token_id,
+            r.outcome,
+            r.agent,
+        ): (r.requests, r.without_address, r.last_call)
+        for r in model.objects.all()
+    }
+    assert rolled == raw
+    assert {p for p, *_ in rolled} == {p.pk for p in projects}
+
+
+@pytest.mark.parametrize(
+    ("model", "truncate"), [(ProjectAddressHour, TruncHour), (ProjectAddressDay, TruncDay)]
+)
+def test_the_project_address_roll_ups_are_the_group_by_of_the_raw_rows(
+    projects, traffic, model, truncate
+):
+    raw = {
+        (row["project_id"], row["start"], row["ip"], row["outcome"]): (
+            row["n"],
+            row["first"],
+            row["last"],
+        )
+        for row in UsageRecord.objects.filter(project__isnull=False, ip__isnull=False)
+        .values("project_id", "ip", "outcome", start=truncate("created_at", tzinfo=UTC))
+        .annotate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
+    }
+    rolled = {
+        (r.project_id, r.start, r.ip, r.outcome): (r.requests, r.first_seen, r.last_seen)
+        for r in model.objects.all()
+    }
+    assert rolled == raw
+
+
+def _ip_order(ip: str) -> tuple[int, int]:
+    address = ipaddress.ip_address(ip)
+    return address.version, int(address)
+
+
+def _raw_overview(project: Project, filters: OverviewFilters) -> dict[str, Any]:
+    """The overview's figures counted straight from the log rows, in Python."""
+    rows = list(filters.records(project))
+    step = "day" if filters.time_range.by_day else "hour"
+
+    def bucket(at: datetime) -> datetime:
+        at = at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        return at.replace(hour=0) if step == "day" else at
+
+    buckets: Counter[datetime] = Counter(bucket(r.created_at) for r in rows)
+    callers: dict[tuple[str, int], list[Any]] = {}
+    for r in rows:
+        caller = ("key", r.api_key_id) if r.api_key_id else ("pat", r.personal_token_id or 0)
+        seen = callers.setdefault(caller, [0, r.created_at])
+        seen[0] += 1
+        seen[1] = max(seen[1], r.created_at)
+    addresses: dict[str, list[Any]] = {}
+    for r in rows:
+        if r.ip is None:
+            continue
+        seen = addresses.setdefault(str(r.ip), [0, r.created_at, r.created_at])
+        seen[0] += 1
+        seen[1] = min(seen[1], r.created_at)
+        seen[2] = max(seen[2], r.created_at)
+    agents = Counter(r.agent for r in rows if r.agent)
+    ranked = sorted(
+        addresses.items(), key=lambda a: (-a[1][0], -a[1][2].timestamp(), _ip_order(a[0]))
+    )
+    return {
+        "requests": len(rows),
+        "errors": sum(r.outcome != Outcome.OK for r in rows),
+        "auth": sum(r.outcome in (Outcome.AUTH_FAILURE, Outcome.REVOKED_KEY) for r in rows),
+        "without_address": sum(r.ip is None for r in rows),
+        "buckets": {b: n for b, n in buckets.items()},
+        "callers": {c: (n, last) for c, (n, last) in callers.items()},
+        "distinct_ips": len(addresses),
+        "top_addresses": [(ip, n, first, last) for ip, (n, first, last) in ranked[:10]],
+        "top_agents": sorted(agents.items(), key=lambda a: (-a[1], a[0]))[:10],
+    }
+
+
+def _shown(overview: ProjectOverview) -> dict[str, Any]:
+    def caller_id(c: Any) -> tuple[str, int]:
+        if c.api_key is not None:
+            return ("key", c.api_key.pk)
+        return ("pat", c.personal_token.pk if c.personal_token else 0)
+
+    return {
+        "requests": overview.totals.requests,
+        "errors": overview.totals.errors,
+        "auth": overview.totals.auth_failures,
+        "without_address": overview.calls_without_address,
+        "buckets": {b.start: b.counts.requests for b in overview.buckets if b.counts.requests},
+        "callers": {caller_id(c): (c.counts.requests, c.last_call) for c in overview.callers},
+        "distinct_ips": overview.distinct_ips,
+        "top_addresses": [
+            (a.ip, a.requests, a.first_seen, a.last_seen) for a in overview.top_addresses
+        ],
+        "top_agents": [(a.agent, a.counts.requests) for a in overview.top_agents],
+    }
+
+
+def test_every_overview_figure_equals_the_raw_rows_for_any_filters_and_range(
+    projects, keys, traffic
+):
+    rng = random.Random(7)
+    project = projects[0]
+    checked_edges = 0
+    for n in range(80):
+        if n % 3 == 0:
+            days = rng.choice([1, 7, 8])
+            time_range = TimeRange.last_days(days, now=NOW, name="preset")
+        elif n % 3 == 1:
+            time_range = TimeRange.last_hours(rng.choice([1, 24, 48]), now=NOW, name="preset")
+        else:
+            # A custom range, to the minute: partial hours and days at both ends.
+            since = NOW - timedelta(minutes=rng.randrange(10, 8 * 24 * 60))
+            until = since + timedelta(minutes=rng.randrange(1, 4 * 24 * 60))
+            time_range = TimeRange(since, until, "custom")
+            tiles = Tiles.of(since, until)
+            checked_edges += bool(tiles.days and tiles.hours and tiles.minutes)
+        filters = OverviewFilters(
+            time_range=time_range,
+            api_key=rng.choice([None, None, *keys]),
+            token_kind=rng.choice(["", "", "api_key", "client_token", "personal_access_token"]),
+            outcome=rng.choice(["", "", *COLUMNS]),
+            ip=rng.choice(["", "", "", *[a for a in ADDRESSES if a]]),
+        )
+        overview = project_usage_overview(project=project, filters=filters)
+        assert _shown(overview) == _raw_overview(project, filters), filters
+    assert checked_edges > 5  # ranges read from days, hours and minutes at once
+
+
+def test_pruning_inside_a_day_keeps_every_roll_up_exact(projects, traffic):
+    cutoff = usage_cutoff(older_than=timedelta(days=3, hours=7), now=NOW)
+    assert cutoff.hour != 0
+    usage_prune(older_than=timedelta(days=3, hours=7), now=NOW)
+    assert not UsageRecord.objects.filter(created_at__lt=cutoff).exists()
+    for model, truncate in ((ProjectUsageHour, TruncHour), (ProjectUsageDay, TruncDay)):
+        test_the_project_call_roll_ups_are_the_group_by_of_the_raw_rows(
+            projects, traffic, model, truncate
+        )
+    for model, truncate in ((ProjectAddressHour, TruncHour), (ProjectAddressDay, TruncDay)):
+        test_the_project_address_roll_ups_are_the_group_by_of_the_raw_rows(
+            projects, traffic, model, truncate
+        )

@@ -62,6 +62,8 @@ class Command(BaseCommand):
         write(
             f"Removed roll-ups: {_count(report.usage_hours, 'key-hour')}, "
             f"{_count(report.usage_ips, 'key-address', 'key-addresses')}, "
+            f"{_count(report.project_hours, 'project-hour group')}, "
+            f"{_count(report.project_days, 'project-day group')}, "
             f"{_count(report.unattributed_hours, 'unattributed hour count')}."
         )
 
