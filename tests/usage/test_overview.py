@@ -520,6 +520,9 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, project):
         ({"outcome": "meh"}, "outcome", "Choose an outcome from the list."),
         ({"ip": "203.0.113"}, "ip", "Enter an IPv4 or IPv6 address"),
         ({"ip": "x" * 5000}, "ip", "Enter an IPv4 or IPv6 address"),
+        ({"ip": "10.0.0.1\x00"}, "ip", "Enter an IPv4 or IPv6 address"),
+        ({"range": "custom", "since": "²025-06-03T12:00"}, "since", "Enter a date and time"),
+        ({"range": "custom", "since": "9999-12-31T23:30"}, "since", "Enter a date from 2000"),
     ],
 )
 def test_bad_filters_are_errors_beside_their_field_never_a_500(
@@ -542,6 +545,17 @@ def test_bad_filters_are_errors_beside_their_field_never_a_500(
     export = signed_in.get(export_url(project), params)
     assert export.status_code == 400
     assert f'id="id_{field}_error"' in export.content.decode()
+
+
+def test_ranges_at_the_end_of_the_last_year_cut_into_tiles_without_overflowing(signed_in, project):
+    for since, until in (
+        ("2999-12-31T23:30", "2999-12-31T23:59"),
+        ("2999-12-31T00:00", "2999-12-31T23:59"),
+        ("2999-10-01T00:00", "2999-12-31T23:59"),
+    ):
+        response = signed_in.get(overview_url(project, range="custom", since=since, until=until))
+        assert response.status_code == 200, since
+        assert response.context["overview"].totals.requests == 0
 
 
 def test_an_unknown_stacking_falls_back_to_outcome(signed_in, project):
