@@ -619,10 +619,15 @@ def _unused_keys(now: datetime, result: DetectionResult) -> None:
         suspended_at__isnull=True,  # quiet because it is suspended: nothing to point out
     )
     cutoffs = {p: now - after for after, ps in by_days.items() for p in ps}
+    # Flagged already for this quiet spell: a flag whose spell starts at (or after) the
+    # key's last use. A key used again after its flag, then left unused again, is flagged
+    # again.
     already = set(
-        Flag.objects.filter(kind=Flag.Kind.UNUSED_KEY, api_key__in=stale).values_list(
-            "api_key_id", flat=True
+        Flag.objects.filter(kind=Flag.Kind.UNUSED_KEY, api_key__in=stale)
+        .filter(
+            Q(api_key__last_used_at__isnull=True) | Q(first_seen__gte=F("api_key__last_used_at"))
         )
+        .values_list("api_key_id", flat=True)
     )
     for key in stale.exclude(pk__in=already):
         last_used = key.last_used_at

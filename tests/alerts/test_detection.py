@@ -238,6 +238,25 @@ def test_a_key_unused_for_90_days_is_flagged_low_once(key, make_key, project):
     assert run() == [flag]  # not raised again
 
 
+def test_a_key_used_again_after_its_unused_flag_is_flagged_again_when_it_falls_quiet(key):
+    ApiKey.objects.filter(pk=key.pk).update(
+        created_at=NOW - timedelta(days=300),
+        last_used_at=NOW - timedelta(days=91),
+        expires_at=None,
+    )
+    [first] = run()
+    Flag.objects.filter(pk=first.pk).update(acknowledged_at=NOW)
+    # Used again the next day, then quiet for more than 90 days.
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=NOW + timedelta(days=1))
+    later = NOW + timedelta(days=92)
+    detect(now=later)
+    flags = Flag.objects.filter(kind=Flag.Kind.UNUSED_KEY).order_by("id")
+    assert flags.count() == 2
+    assert flags.last().first_seen == NOW + timedelta(days=1)
+    detect(now=later + timedelta(minutes=1))
+    assert flags.count() == 2  # and only once for this quiet spell
+
+
 def test_detection_reads_each_call_once(key):
     key.revoke(by=None)
     usage_write([call(key, NOW - timedelta(minutes=3), status=401, error_code="expired_api_key")])
