@@ -34,6 +34,7 @@ from accounts.passkeys import (
     relying_party,
 )
 from accounts.sudo import sudo_fresh, sudo_required
+from accounts.two_factor import SecondFactorRequiredError, last_factor_message
 from accounts.two_factor_views import (
     PENDING_KEY,
     WRONG_CODES_PER_SIGN_IN,
@@ -175,7 +176,11 @@ def passkey_remove_view(request: AuthenticatedRequest, passkey_id: int) -> HttpR
     passkey = get_object_or_404(Passkey, pk=passkey_id, user=request.user)
     if request.method == "GET":
         return redirect(reverse("accounts:account_security") + "#passkeys")
-    passkey_remove(passkey=passkey, ip=client_ip(request))
+    try:
+        passkey_remove(passkey=passkey, ip=client_ip(request))
+    except SecondFactorRequiredError as refusal:
+        messages.error(request, last_factor_message(refusal))
+        return redirect(reverse("accounts:account_security") + "#passkeys")
     messages.warning(request, f"Passkey “{passkey.name}” removed: it no longer signs you in.")
     return redirect(reverse("accounts:account_security") + "#passkeys")
 

@@ -48,6 +48,7 @@ from webauthn.helpers.structs import (
 )
 
 from accounts.models import Passkey, User
+from accounts.two_factor import keep_a_second_factor
 from audit.log import audit_record
 from core.invalidation import changed
 
@@ -320,6 +321,9 @@ def passkey_rename(*, passkey: Passkey, name: str) -> None:
 
 @transaction.atomic
 def passkey_remove(*, passkey: Passkey, ip: str | None) -> None:
+    """SecondFactorRequiredError (accounts/two_factor.py) if it is the person's last
+    second factor and a project of theirs requires one."""
+    keep_a_second_factor(passkey.user, removing_passkey=passkey)
     passkey.delete()
     changed(passkey.user.change_identity)  # the API's copies: a project's two-factor policy
     audit_record(

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Passkey, RecoveryCode, TotpDevice, User
+from accounts.models import Passkey, Project, RecoveryCode, TotpDevice, User
 from audit.log import audit_record
 from core.invalidation import changed
 
@@ -158,8 +158,53 @@ def recovery_codes_left(user: User) -> int:
     return RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()
 
 
+class SecondFactorRequiredError(Exception):
+    """Removing this would leave the person without a second factor while projects they
+    belong to require one. `projects` names them."""
+
+    def __init__(self, projects: list[str]) -> None:
+        super().__init__(", ".join(projects))
+        self.projects = projects
+
+
+def keep_a_second_factor(
+    user: User, *, removing_app: bool = False, removing_passkey: Passkey | None = None
+) -> None:
+    """Refuse (SecondFactorRequiredError) to take away a person's last second factor while
+    a project of theirs requires one: they would be locked out of it at once, and their
+    PATs refused there. Call inside the removal's transaction: the person's row is locked,
+    so two removals at once cannot each leave the other as the last factor."""
+    required = list(
+        Project.objects.for_user(user)
+        .filter(require_two_factor=True)
+        .order_by("name")
+        .values_list("name", flat=True)
+    )
+    if not required:
+        return
+    User.objects.select_for_update().filter(pk=user.pk).first()
+    app_left = not removing_app and has_authenticator_app(user)
+    passkeys_left = Passkey.objects.filter(user=user)
+    if removing_passkey is not None:
+        passkeys_left = passkeys_left.exclude(pk=removing_passkey.pk)
+    if not (app_left or passkeys_left.exists()):
+        raise SecondFactorRequiredError(required)
+
+
+def last_factor_message(refusal: SecondFactorRequiredError) -> str:
+    names = ", ".join(f"“{name}”" for name in refusal.projects)
+    projects = "project requires" if len(refusal.projects) == 1 else "projects require"
+    return (
+        f"Not removed: it is your last second factor, and the {projects} one ({names}). "
+        "Add another (a passkey or an authenticator app) first, or leave the project."
+    )
+
+
 @transaction.atomic
 def two_factor_remove(user: User, *, ip: str | None) -> bool:
+    """Turn the authenticator app (and its recovery codes) off. SecondFactorRequiredError
+    if it is the person's last factor and a project of theirs requires one."""
+    keep_a_second_factor(user, removing_app=True)
     removed, _ = TotpDevice.objects.filter(user=user).delete()
     RecoveryCode.objects.filter(user=user).delete()
     if removed:

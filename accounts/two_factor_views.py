@@ -22,11 +22,13 @@ from accounts.http import AuthenticatedRequest
 from accounts.models import Passkey, TotpDevice, User
 from accounts.sudo import sudo_required
 from accounts.two_factor import (
+    SecondFactorRequiredError,
     enrolment_confirm,
     enrolment_pending,
     enrolment_start,
     has_authenticator_app,
     has_two_factor,
+    last_factor_message,
     recovery_codes_left,
     recovery_codes_regenerate,
     second_factor_check,
@@ -121,7 +123,12 @@ def recovery_codes_new(request: AuthenticatedRequest) -> HttpResponse:
 def totp_remove(request: AuthenticatedRequest) -> HttpResponse:
     if request.method == "GET":
         return redirect("accounts:account_security")
-    if two_factor_remove(request.user, ip=client_ip(request)):
+    try:
+        removed = two_factor_remove(request.user, ip=client_ip(request))
+    except SecondFactorRequiredError as refusal:
+        messages.error(request, last_factor_message(refusal))
+        return redirect("accounts:account_security")
+    if removed:
         messages.warning(
             request, "Two-factor authentication is off: your password alone now signs you in."
         )

@@ -4,6 +4,7 @@ the page asking for it; their API keys keep working; the owner must have one to 
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import pyotp
 from django.test import Client
@@ -102,3 +103,43 @@ def test_a_pat_of_a_member_without_a_second_factor_is_refused_in_that_project(
     )
     answer = Api(Client(), stranger).get("/v1/projects/current", headers=headers)
     assert answer.status_code == 403 and "two-factor" not in answer.json()["error"]["message"]
+
+
+def _require_two_factor(client, project) -> None:
+    answer = client.post(policy_url(project), {"require_two_factor": "on"})
+    assert answer.status_code == 302
+    project.refresh_from_db()
+    assert project.require_two_factor
+
+
+def test_the_last_second_factor_cannot_be_removed_while_a_project_requires_one(
+    signed_in, project, user
+):
+    from accounts.models import Passkey, TotpDevice
+
+    enrol(signed_in)
+    _require_two_factor(signed_in, project)
+    answer = signed_in.post(reverse("accounts:totp_remove"), follow=True)
+    html = answer.content.decode()
+    assert "Not removed: it is your last second factor" in html
+    assert unescape(html).count(f"“{project.name}”") == 1
+    assert TotpDevice.objects.filter(user=user).exists()
+    assert not AuditEvent.objects.filter(action="user.two_factor_disabled").exists()
+
+    # With a passkey beside it, the app can go; the passkey, now the last, cannot.
+    passkey = Passkey.objects.create(
+        user=user, credential_id="B" * 43, public_key=b"k", user_handle=b"h", name="Laptop"
+    )
+    signed_in.post(reverse("accounts:totp_remove"))
+    assert not TotpDevice.objects.filter(user=user).exists()
+    answer = signed_in.post(reverse("accounts:passkey_remove", args=[passkey.pk]), follow=True)
+    assert "Not removed: it is your last second factor" in answer.content.decode()
+    assert Passkey.objects.filter(pk=passkey.pk).exists()
+
+
+def test_without_a_project_that_requires_one_the_last_factor_can_go(signed_in, user):
+    from accounts.models import TotpDevice
+
+    enrol(signed_in)
+    signed_in.post(reverse("accounts:totp_remove"))
+    assert not TotpDevice.objects.filter(user=user).exists()
