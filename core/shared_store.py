@@ -83,7 +83,10 @@ class SharedStore:
         self.url = url
         self.health = StoreHealth()
         self._local = threading.local()
-        self._params = parse_url(url)
+        params = parse_url(url)
+        # rediss:// (TLS) and unix:// (a socket file) name a connection class of their own.
+        self._connection_class: type[Connection] = params.pop("connection_class", Connection)
+        self._params = params
 
     # -- connection ---------------------------------------------------------------------
 
@@ -95,7 +98,7 @@ class SharedStore:
 
     def _connection(self, link: _Link) -> Connection:
         if link.connection is None:
-            connection = Connection(
+            connection = self._connection_class(
                 **self._params,
                 protocol=2,  # the replies this module reads are RESP2's arrays
                 socket_timeout=READ_TIMEOUT,
@@ -121,7 +124,7 @@ class SharedStore:
             self.health.last_warning = now
             logger.warning(
                 "Shared store %s unavailable (%s); failures so far: %d",
-                self._params.get("host", "?"),
+                self._params.get("host") or self._params.get("path", "?"),
                 error,
                 self.health.failures,
             )

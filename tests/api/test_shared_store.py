@@ -250,3 +250,24 @@ def test_a_marker_from_an_older_release_sends_an_invoke_from_the_copy_to_the_dat
     with CaptureQueriesContext(connection) as captured:
         assert_ok(api.post(INVOKE, {"prompt": "read again"}))
     assert len(lookups(captured)) == 1
+
+
+def test_a_tls_or_unix_socket_redis_url_is_served_by_its_own_connection_class(tmp_path):
+    """rediss:// and unix:// URLs name a connection class of their own; handed to the plain
+    one, every API call failed with a TypeError instead of falling back to the database."""
+    from redis.connection import SSLConnection, UnixDomainSocketConnection
+
+    from core.shared_store import StoreUnavailable
+
+    for url, expected in (
+        (f"unix://{tmp_path}/nobody-listens.sock?db=1", UnixDomainSocketConnection),
+        ("rediss://127.0.0.1:1/0", SSLConnection),
+    ):
+        store = SharedStore(url)
+        assert store._connection_class is expected
+        try:
+            store.round_trip(("PING",))
+        except StoreUnavailable:
+            pass
+        else:
+            raise AssertionError(f"{url} answered")
