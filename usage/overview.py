@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Max, Min, Q, QuerySet, Sum, Window
+from django.db.models import Aggregate, Count, Expression, F, Max, Min, Q, QuerySet, Sum, Window
 from django.db.models.functions import Trunc
 
 from accounts.models import Project
@@ -308,11 +308,10 @@ def project_usage_overview(
             caller_id = ("key", group["api_key_id"])
         else:
             caller_id = ("pat", group["personal_token_id"] or 0)
-        caller = callers.setdefault(caller_id, CallerRow())
-        caller.counts.add(n, failed, auth)
-        last = _as_utc(group["last"])
-        if caller.last_call is None or last > caller.last_call:
-            caller.last_call = last
+        callers.setdefault(caller_id, CallerRow()).counts.add(n, failed, auth)
+    for caller_id, last in _last_calls(project, filters).items():
+        if caller_id in callers:
+            callers[caller_id].last_call = last
 
     keys = {key.pk: key for key in ApiKey.objects.for_project(project)}
     pat_ids = [pk for kind, pk in callers if kind == "pat" and pk is not None]
@@ -450,40 +449,53 @@ def _call_sources(
 
 
 def _call_groups(project: Project, filters: OverviewFilters) -> list[_Group]:
-    """The calls grouped by (bucket, token type, key, PAT, outcome), with their count, the
-    last of them and how many came without an address. A group may come more than once
-    (from a roll-up and from the log): every use of them adds up. A day's roll-up cannot
-    be cut into hours, so a chart by the hour reads the hourly roll-up and the log only."""
+    """The calls grouped by (bucket, token type, key, PAT, outcome), with their count and
+    how many came without an address. A group may come more than once (from a roll-up and
+    from the log): every use of them adds up. A day's roll-up cannot be cut into hours, so
+    a chart by the hour reads the hourly roll-up and the log only; a roll-up whose rows
+    are the chart's bars is not truncated again."""
     by_day = filters.time_range.by_day
     step = "day" if by_day else "hour"
     groups: list[_Group] = []
     for rows, rolled in _call_sources(project, filters, with_days=by_day):
-        at = "start" if rolled else "created_at"
-        counted = (
-            {
-                "n": Sum("requests"),
-                "last": Max("last_call"),
-                "without_address": Sum("without_address"),
-            }
-            if rolled
-            else {
+        counted: dict[str, Aggregate]
+        bucket: Expression | F
+        if rolled:
+            counted = {"n": Sum("requests"), "without_address": Sum("without_address")}
+            bar = rows.model is _bar_rollup(by_day)
+            bucket = F("start") if bar else Trunc("start", step, tzinfo=UTC)
+        else:
+            counted = {
                 "n": Count("id"),
-                "last": Max("created_at"),
                 "without_address": Count("id", filter=Q(ip__isnull=True)),
             }
-        )
+            bucket = Trunc("created_at", step, tzinfo=UTC)
         groups += (
-            rows.values(
-                "token_kind",
-                "api_key_id",
-                "personal_token_id",
-                "outcome",
-                bucket=Trunc(at, step, tzinfo=UTC),
-            )
+            rows.values("token_kind", "api_key_id", "personal_token_id", "outcome", bucket=bucket)
             .annotate(**counted)
             .order_by()
         )
     return groups
+
+
+def _bar_rollup(by_day: bool) -> type[ProjectCallsRollup]:
+    return ProjectUsageDay if by_day else ProjectUsageHour
+
+
+def _last_calls(project: Project, filters: OverviewFilters) -> dict[_CallerId, datetime]:
+    """When each key (with its client tokens) and each PAT made its last matching call."""
+    last: dict[_CallerId, datetime] = {}
+    for rows, rolled in _call_sources(project, filters, with_days=True):
+        latest = Max("last_call") if rolled else Max("created_at")
+        for row in rows.values("api_key_id", "personal_token_id").annotate(at=latest).order_by():
+            if row["api_key_id"] is not None:
+                caller_id: _CallerId = ("key", row["api_key_id"])
+            else:
+                caller_id = ("pat", row["personal_token_id"] or 0)
+            at = _as_utc(row["at"])
+            if caller_id not in last or at > last[caller_id]:
+                last[caller_id] = at
+    return last
 
 
 def _busiest_agents(project: Project, filters: OverviewFilters) -> list[AgentRow]:

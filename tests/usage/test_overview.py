@@ -701,13 +701,13 @@ def _reads(client: Any, url: str) -> Counter[str]:
 def test_a_range_of_whole_days_is_read_from_the_daily_roll_ups_alone(signed_in, project, world):
     for preset in ("30d", "7d"):
         reads = _reads(signed_in, overview_url(project, range=preset, stack="key"))
-        # The chart and callers, the agents; the addresses. Never the log.
-        assert reads == Counter({"usage_projectday": 2, "usage_projectaddressday": 1})
+        # The chart and callers, their last calls, the agents; the addresses. Never the log.
+        assert reads == Counter({"usage_projectday": 3, "usage_projectaddressday": 1})
 
 
 def test_a_range_of_whole_hours_is_read_from_the_hourly_roll_ups_alone(signed_in, project, world):
     reads = _reads(signed_in, overview_url(project, range="24h"))
-    assert reads == Counter({"usage_projecthour": 2, "usage_projectaddresshour": 1})
+    assert reads == Counter({"usage_projecthour": 3, "usage_projectaddresshour": 1})
 
 
 def test_a_range_to_the_minute_reads_the_log_for_its_minutes_only(signed_in, project, world, now):
@@ -717,15 +717,15 @@ def test_a_range_to_the_minute_reads_the_log_for_its_minutes_only(signed_in, pro
         project, range="custom", since=f"{since:%Y-%m-%dT%H:%M}", until=f"{until:%Y-%m-%dT%H:%M}"
     )
     reads = _reads(signed_in, url)
-    # Whole days, whole hours and minutes, for the calls (by day: more than two days), the
-    # agents and the addresses: one query each.
+    # Whole days, whole hours and minutes, for the calls (by day: more than two days),
+    # the last calls, the agents and the addresses: one query each.
     assert reads == Counter(
         {
-            "usage_projectday": 2,
-            "usage_projecthour": 2,
+            "usage_projectday": 3,
+            "usage_projecthour": 3,
             "usage_projectaddressday": 1,
             "usage_projectaddresshour": 1,
-            "apikeys_usagerecord": 3,
+            "apikeys_usagerecord": 4,
         }
     )
 
@@ -734,7 +734,7 @@ def test_an_address_filter_reads_the_log_which_alone_knows_addresses_per_call(
     signed_in, project, world
 ):
     reads = _reads(signed_in, overview_url(project, range="30d", ip="203.0.113.7"))
-    assert reads == Counter({"apikeys_usagerecord": 3})
+    assert reads == Counter({"apikeys_usagerecord": 4})
 
 
 # -- The export ----------------------------------------------------------------------------
