@@ -70,19 +70,17 @@ ADMIT_SHA = hashlib.sha1(ADMIT_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redi
 # copy's time (µs, Redis clock); ARGV[3]: the limit (0: not checked); ARGV[4…]: the
 # stream entry's fields. Returns {calls counted, 1}: the copy is current, the call within
 # its limit, and its entry appended; {calls, 2}: over the limit, nothing appended; {0, 0}:
-# a change was marked at or after the copy's time, nothing counted or appended. A marker
-# that holds no time (an older release's) is a change made now, so after any copy: the
-# script needs no clock of its own, and reads every marker in one MGET (each redis.call
-# costs the script about a microsecond and a half).
+# a change was marked at or after the copy's time, nothing counted or appended.
 CONFIRM_SCRIPT = """
+local clock = redis.call('TIME')
+local now = clock[1] * 1000000 + clock[2]
 local seen = tonumber(ARGV[2])
-if #KEYS > 2 then
-  local marked = redis.call('MGET', unpack(KEYS, 3))
-  for i = 1, #marked do
-    if marked[i] then
-      local at = tonumber(marked[i])
-      if not at or at < 1000000000000000 or at >= seen then return {0, 0} end
-    end
+for i = 3, #KEYS do
+  local marked = redis.call('GET', KEYS[i])
+  if marked then
+    local at = tonumber(marked) or now
+    if at < 1000000000000000 then at = now end
+    if at >= seen then return {0, 0} end
   end
 end
 local calls = 0
