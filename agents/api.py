@@ -97,9 +97,7 @@ def _key_id(request: ProjectApiRequest) -> int | None:
     return request.caller.api_key.pk if request.caller.api_key else None
 
 
-# deferred_only: an invoke's only effects are its execution and usage records, both
-# deferred, so a worker may answer from its copy of the caller (api/endpoint.py).
-@api_view(["POST"], permission=Permission.AGENTS, resource=AGENT, deferred_only=True)
+@api_view(["POST"], permission=Permission.AGENTS, resource=AGENT)
 def invoke(request: ProjectApiRequest, name: str) -> HttpResponse:
     require_agent_scope(request.caller, name, INVOKE)
     body = json_body(request)
@@ -112,7 +110,7 @@ def invoke(request: ProjectApiRequest, name: str) -> HttpResponse:
     return ok({"output": execution.output, "execution": execution_summary(execution)})
 
 
-@api_view(["POST"], surface=Surface.CLIENT, resource=AGENT, deferred_only=True)
+@api_view(["POST"], surface=Surface.CLIENT, resource=AGENT)
 def client_invoke(request: ClientApiRequest, name: str) -> HttpResponse:
     """The Client API's invoke: the agent sees the token's context and serverContext, which
     the customer's backend set when it minted the token. The browser cannot change them."""
@@ -143,7 +141,7 @@ def execution_summary(run: Run) -> dict[str, Any]:
     }
 
 
-@api_view(["POST"], permission=Permission.AGENTS, resource=AGENT, deferred_only=True)
+@api_view(["POST"], permission=Permission.AGENTS, resource=AGENT)
 def chat(request: ProjectApiRequest, name: str) -> HttpResponse:
     require_agent_scope(request.caller, name, CHAT)
     body = json_body(request)

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Project, User
 from api import errors
-from api.callers import Pending, admit
+from api.callers import admit
 from api.lookup import Found, Resource
 from api.rate_limits import RateLimitState, rate_limit_state
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
@@ -110,9 +110,6 @@ class Identified:
     limits: RateLimitState | None = None
     resource: object | None = None
     origin_allowed: bool = False
-    # The caller came from a worker's copy that is still to be confirmed, and the call is
-    # not counted yet (api.callers.confirm does both).
-    pending: Pending | None = None
 
 
 class _Refused(Exception):
@@ -164,15 +161,12 @@ def identify(
     project_scoped: bool = True,
     resource: Resource | None = None,
     resource_value: str | None = None,
-    confirm_later: bool = False,
 ) -> Identified:
     """Who is calling, and whether they may. Never raises for a refusal: a refused caller
     that was identified is still returned, so the call is attributed in the usage log.
 
     `project_scoped`: the endpoint acts on one project, which a PAT must name in X-Project.
     `resource`: the row of the caller's project the endpoint acts on, by `resource_value`.
-    `confirm_later`: the caller may come from a worker's copy not yet confirmed
-    (Identified.pending), which the endpoint confirms before its answer leaves.
     """
     try:
         token = bearer_token(request)
@@ -205,15 +199,10 @@ def identify(
         origin=origin if surface is Surface.CLIENT and ORIGIN_SHAPE.fullmatch(origin) else "",
         resource=resource,
         resource_value=resource_value,
-        confirm_later=confirm_later,
     )
     found = admission.found
     if found is None:
-        return Identified(
-            None,
-            errors.invalid_api_key(f"The {_noun(kind)} is not valid."),
-            pending=admission.pending,
-        )
+        return Identified(None, errors.invalid_api_key(f"The {_noun(kind)} is not valid."))
     caller: Caller | None
     try:
         caller = _caller(
@@ -227,7 +216,7 @@ def identify(
     except _Refused as refused:
         caller, refusal = refused.caller, refused.error
     limits = None
-    if caller is not None and admission.pending is None:
+    if caller is not None:
         limits = rate_limit_state(token=caller.token_identity, calls=admission.calls)
     return Identified(
         caller,
@@ -235,7 +224,6 @@ def identify(
         limits,
         resource=found.resource,
         origin_allowed=found.origin_allowed,
-        pending=admission.pending,
     )
 
 

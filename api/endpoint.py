@@ -28,19 +28,16 @@ from api import errors
 from api.authentication import (
     Caller,
     ClientCaller,
-    Identified,
     ProjectCaller,
     Surface,
     identify,
     presented_digest,
 )
-from api.callers import confirm
 from api.cors import add_cors_headers, cors_preflight, require_allowed_origin
 from api.errors import ApiError, error_response, new_request_id
 from api.idempotency import idempotent
 from api.lookup import Resource
 from api.permissions import require_permission
-from api.rate_limits import rate_limit_state
 from core import write_behind
 from core.client_ip import client_ip
 from core.redact import redact_tokens
@@ -85,7 +82,6 @@ class Endpoint:
     surface: Surface = Surface.V1
     project_scoped: bool = True
     resource: Resource | None = None
-    deferred_only: bool = False
 
 
 def api_view(
@@ -95,15 +91,11 @@ def api_view(
     surface: Surface = Surface.V1,
     project_scoped: bool = True,
     resource: Resource | None = None,
-    deferred_only: bool = False,
 ) -> Callable[[ApiView], ApiView]:
     """Make `view` an API endpoint answering `methods`, for callers with `permission`.
     `resource`: the row of the caller's project it acts on, found with the caller (one
-    statement) and handed to the view as request.resource.
-    `deferred_only`: the view's only effects are the records it defers (core/write_behind),
-    so with a shared store it may answer from the worker's copy of the caller and confirm
-    that copy in the same round trip that appends the records (`_answer_from_copy`)."""
-    spec = Endpoint(methods, permission, surface, project_scoped, resource, deferred_only)
+    statement) and handed to the view as request.resource."""
+    spec = Endpoint(methods, permission, surface, project_scoped, resource)
 
     def decorate(view: ApiView) -> ApiView:
         @csrf_exempt
@@ -139,52 +131,9 @@ def _answer(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> HttpResponse:
-    if (
-        spec.deferred_only
-        and write_behind.streaming()
-        and "HTTP_IDEMPOTENCY_KEY" not in http_request.META
-    ):
-        answered = _answer_from_copy(http_request, view, spec, args, kwargs)
-        if answered is not None:
-            return answered
     # What the call defers (its execution, its usage entry) leaves in one write.
     with write_behind.batch():
-        response, _ = _answer_now(http_request, view, spec, args, kwargs)
-        return response
-
-
-def _answer_from_copy(
-    http_request: HttpRequest,
-    view: ApiView | None,
-    spec: Endpoint,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> HttpResponse | None:
-    """The answer made from this worker's copy of the caller, confirmed by the one round
-    trip that also counts the call and appends its records to the stream (api/callers.py,
-    `confirm`); None if it could not be confirmed: thrown away with its records, the
-    call is then answered again the checked way. Only for endpoints whose sole effects
-    are the records they defer (`deferred_only`), so an answer thrown away did nothing."""
-    with write_behind.held() as records:
-        response, identified = _answer_now(http_request, view, spec, args, kwargs, from_copy=True)
-    pending = identified.pending if identified is not None else None
-    if pending is None:  # no copy was used: the call had its round trip already
-        write_behind.send(records)
-        return response
-    caller = identified.caller if identified is not None else None
-    calls = confirm(
-        pending,
-        stream=write_behind.stream_key(),
-        fields=write_behind.entry_fields(records),
-        check_limit=caller is not None,
-    )
-    if calls is None:
-        return None
-    limits = rate_limit_state(token=caller.token_identity, calls=calls) if caller else None
-    if limits is not None:
-        for name, value in limits.headers().items():
-            response.setdefault(name, value)
-    return response
+        return _answer_now(http_request, view, spec, args, kwargs)
 
 
 def _answer_now(
@@ -193,16 +142,14 @@ def _answer_now(
     spec: Endpoint,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    *,
-    from_copy: bool = False,
-) -> tuple[HttpResponse, Identified | None]:
+) -> HttpResponse:
     started = time.perf_counter()
     token_digest = ""
     # The frame makes the request an ApiRequest: it sets the id now, the caller below.
     request = cast(ApiRequest, http_request)
     request.request_id = new_request_id()
     caller: Caller | None = None
-    identified: Identified | None = None
+    identified = None
     try:
         # The token is read first, so that every call it makes is attributed to its key in
         # the usage log, wrong paths and methods included; but the path and the method are
@@ -214,7 +161,6 @@ def _answer_now(
             project_scoped=spec.project_scoped,
             resource=resource,
             resource_value=kwargs.get(resource.url_kwarg) if resource else None,
-            confirm_later=from_copy,
         )
         caller, refusal = identified.caller, identified.refusal
         request.resource, request.origin_allowed = identified.resource, identified.origin_allowed
@@ -301,7 +247,7 @@ def _answer_now(
     except Exception:
         # Logging must never replace the answer.
         logger.exception("usage entry for %s not recorded", request.request_id)
-    return response, identified
+    return response
 
 
 # How long before its expiry a key or PAT starts saying so on every answer.

@@ -282,45 +282,12 @@ def batch() -> Iterator[None]:
                 _send(records)
 
 
-@contextmanager
-def held() -> Iterator[list[Record]]:
-    """Hold what is deferred inside and leave it to the caller, who either appends it to
-    the stream in a round trip of its own (`entry_fields`; api/callers.confirm), hands it
-    to `send`, or throws it away with the answer it belonged to."""
-    outer: list[Record] | None = getattr(_batch, "records", None)
-    if outer is not None:
-        raise RuntimeError("write_behind.held() inside a batch")
-    records: list[Record] = []
-    _batch.records = records
-    try:
-        yield records
-    finally:
-        _batch.records = None
-
-
-def streaming() -> bool:
-    """Records go to the shared store's stream (not to this process's buffer) just now."""
-    store = shared_store()
-    return store is not None and settings.USAGE_FLUSH_SECONDS > 0 and store.available
-
-
-def entry_fields(records: list[Record]) -> list[bytes | str]:
-    """The fields of the one stream entry that carries `records` (see `_send`)."""
-    return [part for record in records for part in ("r", record.encoded())]
-
-
-def send(records: list[Record]) -> None:
-    """Send records collected with `held()` as `batch()` would have."""
-    if records:
-        _send(records)
-
-
 def _send(records: list[Record]) -> None:
     store = shared_store()
     if store is not None and settings.USAGE_FLUSH_SECONDS > 0:
         # One stream entry for the lot (a call's execution and its usage entry): one
         # entry for Redis to keep and for the ingest to read, acknowledge and delete.
-        fields = entry_fields(records)
+        fields = [part for record in records for part in ("r", record.encoded())]
         if store.send((("XADD", stream_key(), "*", *fields), partial(_buffer_all, records))):
             return
     for record in records:
