@@ -22,6 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.conf import settings
+from redis.exceptions import NoScriptError
 
 from api.lookup import Found, Resource, lookup
 from apikeys.tokens import TokenKind
@@ -31,10 +32,16 @@ from core.shared_store import SharedStore, StoreUnavailable, shared_store
 MAX_CACHED = 4096
 WINDOW_SECONDS = 60
 
-# KEYS[1]: the rate-limit counter ("" when limits are off); KEYS[2…]: change markers.
-# ARGV[1]: the counter's lifetime. Returns {calls counted this window, the newest
-# marker's time (0: none stands), the time now}; times by the Redis clock, in µs. A
-# marker that holds no time (set by an older release) counts as a change made now.
+# KEYS[1]: the rate-limit counter ("" when limits are off); KEYS[2]: the store's epoch;
+# KEYS[3…]: change markers. ARGV[1]: the counter's lifetime. Returns {calls counted this
+# window, the newest marker's time (0: none stands), the time now, the epoch}; times by
+# the Redis clock, in µs. A marker that holds no time (set by an older release) counts as
+# a change made now.
+#
+# The epoch is a key without a lifetime, made (as the time now) when it is missing: a
+# store that lost its keys (FLUSHDB, a restart without persistence, an eviction) lost it
+# too, and gets a new one. A copy is used only under the epoch it was made in, so markers
+# lost with it cannot let a copy outlive a change.
 ADMIT_SCRIPT = """
 local clock = redis.call('TIME')
 local now = clock[1] * 1000000 + clock[2]
@@ -43,8 +50,13 @@ if KEYS[1] ~= "" then
   calls = redis.call('INCR', KEYS[1])
   if calls == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 end
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = string.format('%d', now)
+  redis.call('SET', KEYS[2], epoch)
+end
 local changed = 0
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   local marked = redis.call('GET', KEYS[i])
   if marked then
     local at = tonumber(marked) or now
@@ -52,7 +64,7 @@ for i = 2, #KEYS do
     if at > changed then changed = at end
   end
 end
-return {calls, changed, now}
+return {calls, changed, now, epoch}
 """
 ADMIT_SHA = hashlib.sha1(ADMIT_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis's script id
 
@@ -76,6 +88,7 @@ class _Copy:
     # The Redis clock (µs) at the round trip that came before the database was asked; 0
     # when none did. Only a change marked before this time is in the copy.
     seen_at: int
+    epoch: bytes  # the store's epoch at that round trip (see ADMIT_SCRIPT)
 
 
 class _Copies:
@@ -145,15 +158,16 @@ def admit(
     copy = copies.get(key) if store is not None else None
     calls = None
     seen_at = 0
+    epoch = b""
     if store is not None:
         try:
-            calls, changed_at, seen_at = _count_and_check(
+            calls, changed_at, seen_at, epoch = _count_and_check(
                 store, digest, copy.identities if copy else ()
             )
         except StoreUnavailable:
             copy = None  # changes cannot be checked: the database decides
         else:
-            if copy is not None and changed_at < copy.seen_at:
+            if copy is not None and changed_at < copy.seen_at and epoch == copy.epoch:
                 return Admission(copy.found, calls)
     loaded_at = time.monotonic()
     found = lookup(
@@ -166,25 +180,33 @@ def admit(
     )
     if seen_at and store is not None and store.available:
         names = identities(found, resource, resource_value)
-        copies.put(key, _Copy(found, names, loaded_at, seen_at))
+        copies.put(key, _Copy(found, names, loaded_at, seen_at, epoch))
     return Admission(found, calls)
 
 
 def _count_and_check(
     store: SharedStore, digest: str, names: tuple[str, ...]
-) -> tuple[int | None, int, int]:
+) -> tuple[int | None, int, int, bytes]:
     """One round trip: the call counted against its token's limit, the time of the newest
-    change marked for any of `names` (0: none), and the time now (Redis clock, µs)."""
+    change marked for any of `names` (0: none), the time now (Redis clock, µs), and the
+    store's epoch."""
     prefix = settings.REDIS_KEY_PREFIX
     counting = settings.API_RATE_LIMIT_PER_MINUTE > 0
     window = int(time.time() // WINDOW_SECONDS)
     counter = f"{prefix}calls:{digest[:24]}:{window}" if counting else ""
-    keys = [counter, *(marker_key(name) for name in names)]
+    keys = [counter, f"{prefix}epoch", *(marker_key(name) for name in names)]
     args: tuple[str | int, ...] = (len(keys), *keys, WINDOW_SECONDS * 2)
     (reply,) = store.round_trip(("EVALSHA", ADMIT_SHA, *args))
-    if isinstance(reply, Exception):  # NOSCRIPT: Redis restarted, or a new one; teach it
+    if isinstance(reply, NoScriptError):
+        # Redis restarted, or a new one: teach it the script. (Any other error may come
+        # after the script counted the call: running it again would count it twice.)
         (reply,) = store.round_trip(("EVAL", ADMIT_SCRIPT, *args))
+    try:
         if isinstance(reply, Exception):
-            raise StoreUnavailable(str(reply))
-    calls, changed_at, now = int(reply[0]), int(reply[1]), int(reply[2])
-    return (calls if counting else None), changed_at, now
+            raise TypeError(str(reply))
+        calls, changed_at, now, epoch = int(reply[0]), int(reply[1]), int(reply[2]), reply[3]
+        if not isinstance(epoch, bytes):
+            epoch = str(epoch).encode()
+    except (TypeError, ValueError, IndexError) as odd:
+        raise StoreUnavailable(f"the admit script answered {odd}") from None
+    return (calls if counting else None), changed_at, now, epoch

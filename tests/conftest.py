@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from datetime import datetime
@@ -216,3 +217,5 @@ def redis_store(settings):
     yield store
     copies.clear()
     store.health.unavailable_until = 0.0
+    with contextlib.suppress(Exception):  # the one key without a lifetime (api/callers.py)
+        store.round_trip(("DEL", f"{settings.REDIS_KEY_PREFIX}epoch"))

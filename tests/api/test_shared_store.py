@@ -130,7 +130,7 @@ def test_n_threads_counting_at_once_on_a_limit_of_n_over_2_get_exactly_n_over_2_
 
     def call() -> None:
         start.wait()
-        calls, _, _ = _count_and_check(redis_store, "a" * 64, ())
+        calls, _, _, _ = _count_and_check(redis_store, "a" * 64, ())
         counts.append(calls or 0)
 
     threads = [threading.Thread(target=call) for _ in range(40)]
@@ -161,3 +161,65 @@ def test_a_tls_or_unix_socket_redis_url_is_served_by_its_own_connection_class(tm
             pass
         else:
             raise AssertionError(f"{url} answered")
+
+
+def test_a_store_that_lost_its_keys_gets_a_new_epoch_and_no_copy_outlives_a_change(
+    api, api_key, user, redis_store, django_capture_on_commit_callbacks, settings
+):
+    """FLUSHDB, or a restart without persistence, takes the change markers with it; the
+    epoch goes too, so the copies made before are not used, and the revoke holds."""
+    assert_ok(api.post(INVOKE, {"prompt": "cached now"}))
+    with django_capture_on_commit_callbacks(execute=True):
+        api_key_revoke(api_key=api_key[0], by=user)
+    marker = invalidation.marker_key(api_key[0].change_identity)
+    # What a flush does to this test's keys: the marker and the epoch are gone.
+    redis_store.round_trip(("DEL", marker, f"{settings.REDIS_KEY_PREFIX}epoch"))
+    assert_error(api.post(INVOKE, {"prompt": "after the flush"}), 401, "expired_api_key")
+
+
+def test_an_admit_script_error_other_than_noscript_is_not_run_again(api, redis_store, settings):
+    """The script counts the call first: run again after a failure half way, it would
+    count the call twice. The database answers the call instead."""
+    from api.callers import ADMIT_SHA
+
+    settings.API_RATE_LIMIT_PER_MINUTE = 100
+    assert_ok(api.post(INVOKE, {"prompt": "teach Redis the script"}))
+    epoch = f"{settings.REDIS_KEY_PREFIX}epoch"
+    redis_store.round_trip(("DEL", epoch), ("HSET", epoch, "not", "a string"))
+    sent: list[tuple[object, ...]] = []
+    real = type(redis_store).round_trip
+
+    def spy(store, *commands, **kwargs):
+        sent.extend(c for c in commands if c[0] in ("EVAL", "EVALSHA"))
+        return real(store, *commands, **kwargs)
+
+    type(redis_store).round_trip = spy
+    try:
+        answer = api.post(INVOKE, {"prompt": "the script fails half way"})
+    finally:
+        type(redis_store).round_trip = real
+    assert_ok(answer)
+    assert [c[0] for c in sent] == ["EVALSHA"]
+    assert sent[0][1] == ADMIT_SHA
+
+
+def test_check_deploy_warns_when_redis_may_evict_a_change_marker(redis_store):
+    from api.checks import change_markers_are_kept
+
+    policy, memory = redis_store.round_trip(
+        ("CONFIG", "GET", "maxmemory-policy"), ("CONFIG", "GET", "maxmemory")
+    )
+    try:
+        redis_store.round_trip(
+            ("CONFIG", "SET", "maxmemory-policy", "volatile-ttl"),
+            ("CONFIG", "SET", "maxmemory", "1gb"),
+        )
+        [warning] = change_markers_are_kept()
+        assert warning.id == "api.W002" and "volatile-ttl" in warning.msg
+        redis_store.round_trip(("CONFIG", "SET", "maxmemory-policy", "noeviction"))
+        assert change_markers_are_kept() == []
+    finally:
+        redis_store.round_trip(
+            ("CONFIG", "SET", "maxmemory-policy", policy[1]),
+            ("CONFIG", "SET", "maxmemory", memory[1]),
+        )
