@@ -144,19 +144,23 @@ class OverviewFilters:
         """The project's log rows that match. The project fence comes first and stays, so
         a key of another project, however it got here, matches nothing."""
         records = UsageRecord.objects.filter(
+            self.by_caller_and_outcome(),
             project=project,
             created_at__gte=self.time_range.since,
             created_at__lt=self.time_range.until,
         )
+        return records.filter(ip=self.ip) if self.ip else records
+
+    def by_caller_and_outcome(self) -> Q:
+        """The key, token type and outcome filters: the log's and the roll-ups' columns."""
+        narrowed = Q()
         if self.api_key is not None:
-            records = records.filter(api_key=self.api_key)
+            narrowed &= Q(api_key=self.api_key)
         if self.token_kind:
-            records = records.filter(token_kind=self.token_kind)
+            narrowed &= Q(token_kind=self.token_kind)
         if self.outcome:
-            records = records.filter(outcome=self.outcome)
-        if self.ip:
-            records = records.filter(ip=self.ip)
-        return records
+            narrowed &= Q(outcome=self.outcome)
+        return narrowed
 
 
 # -- What is answered -----------------------------------------------------------------------
@@ -414,14 +418,9 @@ def _within(field: str, spans: list[_Span]) -> Q:
 def _rolled_calls(
     model: type[ProjectCallsRollup], project: Project, filters: OverviewFilters, spans: list[_Span]
 ) -> QuerySet[Any]:
-    rows = model._default_manager.filter(_within("start", spans), project=project)
-    if filters.api_key is not None:
-        rows = rows.filter(api_key=filters.api_key)
-    if filters.token_kind:
-        rows = rows.filter(token_kind=filters.token_kind)
-    if filters.outcome:
-        rows = rows.filter(outcome=filters.outcome)
-    return rows
+    return model._default_manager.filter(
+        _within("start", spans), filters.by_caller_and_outcome(), project=project
+    )
 
 
 def _logged_calls(project: Project, filters: OverviewFilters, spans: list[_Span]) -> QuerySet[Any]:
