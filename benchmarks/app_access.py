@@ -139,12 +139,7 @@ def usage_counts(key_id: int) -> tuple[int, int]:
 def seed(fixture: Fixture, rows: int) -> dict[str, Any]:
     """A month of the seeded key's calls (benchmarks/seed.py), then VACUUM ANALYZE."""
     record = app("UsageRecord")
-    tables = {
-        "record": record._meta.db_table,
-        "hour": app("UsageHour")._meta.db_table,
-        "ip": app("UsageIp")._meta.db_table,
-        "key": app("ApiKey")._meta.db_table,
-    }
+    tables = {**usage_tables(), "key": app("ApiKey")._meta.db_table}
     # The seeded month gets its daily partitions first (PostgreSQL), as a month of real
     # traffic would have, instead of piling into the default partition.
     today = timezone.now().date()
