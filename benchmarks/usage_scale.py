@@ -234,8 +234,8 @@ def timed(client: Any, url: str, runs: int) -> float:
     return statistics.median(times)
 
 
-def cases(world: World) -> list[tuple[str, str, str, float]]:
-    """(page, filter, url, target ms) of every timing."""
+def cases(world: World) -> list[tuple[str, str, str, float | None]]:
+    """(page, filter, url, target ms or None where the issue sets none) of every timing."""
     overview = f"/projects/{world.slug}/usage/"
     calls = f"/projects/{world.slug}/usage/calls/"
     key_log = app_access.usage_page_path(world.slug, world.key_id)
@@ -243,7 +243,7 @@ def cases(world: World) -> list[tuple[str, str, str, float]]:
     since = (app_access.now() - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
     until = (app_access.now() - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
     request_id = app_access.some_request_id(world.project_id)
-    found: list[tuple[str, str, str, float]] = [
+    found: list[tuple[str, str, str, float | None]] = [
         # The project's front page: its last 24 hours' calls, refusals and busiest keys.
         ("project home", "none", f"/projects/{world.slug}/", OVERVIEW_24H_MS)
     ]
@@ -255,7 +255,9 @@ def cases(world: World) -> list[tuple[str, str, str, float]]:
             ("ip frequent", {"ip": frequent}),
         ):
             url = f"{overview}?{urlencode({'range': range_name, **query})}"
-            found.append((f"overview {range_name}", label, url, target))
+            # The overview's targets are for the page as it opens; "any single
+            # filter" is the call logs'. A narrowed overview is timed all the same.
+            found.append((f"overview {range_name}", label, url, target if not query else None))
     for label, query in (
         ("none", {}),
         ("outcome=server_error", {"outcome": "server_error"}),
@@ -300,10 +302,11 @@ def run_scale(fixture: app_access.Fixture, rows: int, runs: int) -> list[str]:
     for page, label, url, target in cases(world):
         try:
             median = timed(client, url, runs)
-            verdict = "met" if median <= target else "NOT met"
-            lines.append(
-                f"  {page:<16} {label:<22} {median:>10.1f} {f'≤ {target:.0f}':>8}  {verdict}"
-            )
+            if target is None:
+                goal, verdict = "–", "(no target)"
+            else:
+                goal, verdict = f"≤ {target:.0f}", "met" if median <= target else "NOT met"
+            lines.append(f"  {page:<16} {label:<22} {median:>10.1f} {goal:>8}  {verdict}")
         except RuntimeError as error:
             lines.append(f"  {page:<16} {label:<22} NOT MEASURED: {error}")
         say(lines[-1])
