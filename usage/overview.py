@@ -301,12 +301,13 @@ def project_usage_overview(
     without_address = sum(group["without_address"] for group in groups)
     buckets = {start: Bucket(start) for start in time_range.bucket_starts()}
     callers: dict[_CallerId, CallerRow] = {}
-    for group in groups:
+    # Aware datetimes hash and compare by the moment they name, whatever their tzinfo.
+    bars = [buckets[group["bucket"]] for group in groups]
+    for group, bucket in zip(groups, bars, strict=True):
         n = group["n"]
         failed = n if group["outcome"] != Outcome.OK else 0
         auth = n if group["outcome"] in AUTH_FAILURES else 0
         totals.add(n, failed, auth)
-        bucket = buckets[_as_utc(group["bucket"])]
         bucket.counts.add(n, failed, auth)
         if group["api_key_id"] is not None:
             caller_id = ("key", group["api_key_id"])
@@ -328,8 +329,7 @@ def project_usage_overview(
     ranked = sorted(callers.items(), key=lambda item: (-item[1].counts.requests, item[0]))
 
     series, series_of = _series(stack, filters, ranked, callers)
-    for group in groups:
-        bucket = buckets[_as_utc(group["bucket"])]
+    for group, bucket in zip(groups, bars, strict=True):
         series_id = series_of(group)
         bucket.by_series[series_id] = bucket.by_series.get(series_id, 0) + group["n"]
 
