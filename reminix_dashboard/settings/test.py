@@ -10,6 +10,11 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-01234567
 os.environ.setdefault("TOKEN_HASH_KEY", "test-token-hash-key-not-for-production-0123456789")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+# The suite is the same whatever the shell exports: a REDIS_URL there would send every test
+# through a shared store whose change markers go out on commit, which a test's transaction
+# never makes. Tests of the shared store ask for their own (the redis_store fixture, and
+# the servers of tests/servers.py).
+os.environ.pop("REDIS_URL", None)
 
 from reminix_dashboard.settings.base import *  # noqa: E402,F403
 from reminix_dashboard.settings.base import PASSWORD_HASHERS as REAL_PASSWORD_HASHERS  # noqa: E402
