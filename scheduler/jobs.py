@@ -39,8 +39,14 @@ def jobs() -> list[Job]:
             every=detect_every,
             lease=10 * MINUTE,
         ),
-        # Alerts reach webhooks within a minute; a run stops starting sends after 45 s.
-        Job("deliver_webhooks", ("deliver_webhooks",), every=MINUTE, lease=10 * MINUTE),
+        # Alerts, and the tests and retries owners queue, reach webhooks within seconds; a
+        # run stops starting sends after 45 s, and a run still going holds off the next.
+        Job(
+            "deliver_webhooks",
+            ("deliver_webhooks",),
+            every=max(1, settings.WEBHOOK_DELIVERY_EVERY_SECONDS),
+            lease=10 * MINUTE,
+        ),
         Job("send_token_expiry_reminders", ("send_token_expiry_reminders",), every=HOUR),
         Job("ensure_usage_partitions", ("ensure_usage_partitions",), every=DAY, offset=HOUR),
         Job(

@@ -7,11 +7,9 @@ from django.utils import timezone
 
 from accounts.models import Project, User
 from audit.log import audit_record
-from webhooks.delivery import attempt
 from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookDelivery, WebhookEndpoint
 from webhooks.payloads import event_id_new, test_event
 from webhooks.signing import secret_encrypt, secret_generate, secret_hint
-from webhooks.transport import Outcome
 
 
 class TooManyEndpoints(Exception):
@@ -93,8 +91,12 @@ def webhook_delete(*, endpoint: WebhookEndpoint, by: User, ip: str | None = None
 
 def webhook_send_test(
     *, endpoint: WebhookEndpoint, by: User, ip: str | None = None
-) -> tuple[WebhookDelivery, Outcome | None]:
-    """Enqueue a `webhook.test` event and attempt it at once; it retries like any other."""
+) -> WebhookDelivery:
+    """Queue a `webhook.test` event, due now: the scheduler's next `deliver_webhooks` run
+    (every WEBHOOK_DELIVERY_EVERY_SECONDS) sends it, and it retries like any other. It is
+    not sent inside the request: an endpoint that takes its 15 seconds to answer would hold
+    a web worker, which the API shares, for that long, and an owner clicking again would
+    hold the next one."""
     now = timezone.now()
     event_id = event_id_new()
     with transaction.atomic():
@@ -115,19 +117,16 @@ def webhook_send_test(
             ip=ip,
             metadata={"event_id": event_id},
         )
-    outcome = attempt(delivery.pk)
-    delivery.refresh_from_db()
-    return delivery, outcome
+    return delivery
 
 
-def delivery_retry_now(*, delivery: WebhookDelivery) -> Outcome | None:
-    """Attempt a failed (or given-up) delivery now rather than at its next time. One that
-    had given up gets this one attempt, and gives up again if it fails."""
-    now = timezone.now()
-    WebhookDelivery.objects.filter(
+def delivery_retry_now(*, delivery: WebhookDelivery) -> bool:
+    """Queue a failed (or given-up) delivery for the next run rather than its next time;
+    False if it was neither. One that had given up gets this one attempt, and gives up
+    again if it fails."""
+    queued = WebhookDelivery.objects.filter(
         pk=delivery.pk,
         status__in=(WebhookDelivery.Status.FAILED, WebhookDelivery.Status.GAVE_UP),
-    ).update(status=WebhookDelivery.Status.FAILED, next_attempt_at=now)
-    outcome = attempt(delivery.pk, now=now)
+    ).update(status=WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now())
     delivery.refresh_from_db()
-    return outcome
+    return bool(queued)

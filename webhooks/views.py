@@ -7,6 +7,7 @@ The add form and the shown-once secret are the #key-panel dialogs of the key pag
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,7 +28,6 @@ from webhooks.services import (
     webhook_disable,
     webhook_send_test,
 )
-from webhooks.transport import Outcome
 
 TEMPLATE = "webhooks/webhook_list.html"
 DETAIL = "webhooks/webhook_detail.html"
@@ -62,13 +62,12 @@ def _endpoint(request: ProjectRequest, endpoint_id: int) -> WebhookEndpoint:
     )
 
 
-def _say(request: ProjectRequest, what: str, outcome: Outcome | None) -> None:
-    if outcome is None:
-        messages.info(request, f"{what}: already being sent; see the log in a moment.")
-    elif outcome.ok:
-        messages.success(request, f"{what}: delivered (HTTP {outcome.status_code}).")
-    else:
-        messages.error(request, f"{what}: failed. {outcome.error} It will be retried.")
+def _queued(request: ProjectRequest, what: str) -> None:
+    seconds = settings.WEBHOOK_DELIVERY_EVERY_SECONDS
+    messages.success(
+        request,
+        f"{what} is queued: it is sent within {seconds} seconds, and the log shows how it went.",
+    )
 
 
 @require_GET
@@ -112,8 +111,18 @@ def webhook_create_view(request: ProjectRequest) -> HttpResponse:
 @project_owner_required
 def webhook_detail(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
     endpoint = _endpoint(request, endpoint_id)
-    deliveries = endpoint.deliveries.order_by("-created_at", "-id")[:LOG_SIZE]
-    return render(request, DETAIL, {"endpoint": endpoint, "deliveries": deliveries})
+    deliveries = list(endpoint.deliveries.order_by("-created_at", "-id")[:LOG_SIZE])
+    context = {
+        "endpoint": endpoint,
+        "deliveries": deliveries,
+        # While one waits for the scheduler's next run, the log reloads itself until it
+        # has gone (the page's own fragment, every few seconds).
+        "waiting": endpoint.disabled_at is None
+        and any(d.status == WebhookDelivery.Status.PENDING for d in deliveries),
+        "delivery_every": settings.WEBHOOK_DELIVERY_EVERY_SECONDS,
+    }
+    template = DETAIL + "#deliveries" if request.htmx else DETAIL
+    return render(request, template, context)
 
 
 @require_POST
@@ -123,10 +132,8 @@ def webhook_test_view(request: ProjectRequest, endpoint_id: int) -> HttpResponse
     if endpoint.disabled_at is not None:
         messages.error(request, "This endpoint is disabled: nothing is sent to it.")
     else:
-        _delivery, outcome = webhook_send_test(
-            endpoint=endpoint, by=request.user, ip=client_ip(request)
-        )
-        _say(request, "Test event", outcome)
+        delivery = webhook_send_test(endpoint=endpoint, by=request.user, ip=client_ip(request))
+        _queued(request, f"Test event {delivery.event_id}")
     return redirect("webhooks:webhook_detail", slug=request.project.slug, endpoint_id=endpoint.pk)
 
 
@@ -139,8 +146,10 @@ def webhook_retry_view(request: ProjectRequest, endpoint_id: int, delivery_id: i
         messages.error(request, "This endpoint is disabled: nothing is sent to it.")
     elif delivery.status == WebhookDelivery.Status.SUCCEEDED:
         messages.info(request, f"{delivery.event_id} was already delivered.")
+    elif delivery_retry_now(delivery=delivery):
+        _queued(request, delivery.event_id)
     else:
-        _say(request, delivery.event_id, delivery_retry_now(delivery=delivery))
+        messages.info(request, f"{delivery.event_id} is already queued.")
     return redirect("webhooks:webhook_detail", slug=request.project.slug, endpoint_id=endpoint.pk)
 
 

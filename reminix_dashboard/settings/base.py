@@ -54,12 +54,14 @@ CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # its response.
 USAGE_FLUSH_SECONDS: float = env.float("USAGE_FLUSH_SECONDS", default=0.5)
 
+# The scheduler (manage.py run_scheduler): how often detection runs, how often webhook
+# deliveries that are due go out (alerts, and a test or a retry an owner queued), and how
+# long the usage log is kept (prune_usage --older-than).
+DETECTION_EVERY_SECONDS: int = env.int("DETECTION_EVERY_SECONDS", default=60)
+WEBHOOK_DELIVERY_EVERY_SECONDS: int = env.int("WEBHOOK_DELIVERY_EVERY_SECONDS", default=10)
+USAGE_RETENTION: str = env.str("USAGE_RETENTION", default="90d")
 # Calls per token per clock minute before 429 rate_limit_exceeded (api/rate_limits.py).
 # Shared across workers only with REDIS_URL. 0 turns limits off.
-# The scheduler (manage.py run_scheduler): how often detection runs, and how long the usage
-# log is kept (prune_usage --older-than).
-DETECTION_EVERY_SECONDS: int = env.int("DETECTION_EVERY_SECONDS", default=60)
-USAGE_RETENTION: str = env.str("USAGE_RETENTION", default="90d")
 API_RATE_LIMIT_PER_MINUTE: int = env.int("API_RATE_LIMIT_PER_MINUTE", default=1200)
 
 # Where people reach the dashboard, for links in emails sent outside a request (alerts).

@@ -240,6 +240,9 @@
   document.addEventListener("htmx:afterSettle", function (event) {
     if (document.querySelector("dialog.panel-dialog")) return;
     var old = event.detail.target;
+    // A region that reloads itself on a timer (data-quiet-refresh) neither takes focus
+    // nor scrolls the page nor speaks: no one asked for that update.
+    if (old && old.hasAttribute && old.hasAttribute("data-quiet-refresh")) return;
     var region = (old && old.id && document.getElementById(old.id)) || old;
     if (!region || !document.contains(region)) return;
     var lost = !document.activeElement || document.activeElement === document.body;

@@ -60,3 +60,40 @@ def test_filters_errors_and_acknowledging_keep_focus_off_the_body(
     page.wait_for_load_state("networkidle")
     page.wait_for_function("() => document.activeElement !== document.body", timeout=5000)
     assert focus_of(page) != "BODY"
+
+
+def test_a_log_that_reloads_itself_takes_neither_focus_nor_the_scroll(
+    page: Page, live_server, transactional_db
+):
+    """The webhook log reloads every few seconds while a delivery is queued. Nobody asked
+    for those updates: they must not move focus, scroll to the log or speak."""
+    from webhooks.models import WebhookDelivery
+    from webhooks.services import webhook_create, webhook_send_test
+
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    endpoint, _ = webhook_create(
+        project=project,
+        url="https://hooks.example.com/alerts",
+        format="generic",
+        min_severity="high",
+        created_by=user,
+    )
+    delivery = webhook_send_test(endpoint=endpoint, by=user)
+    sign_in(page, "kim@example.com")
+    page.set_viewport_size({"width": 1280, "height": 420})  # the log starts below the fold
+    page.goto(f"/projects/{project.slug}/settings/webhooks/{endpoint.pk}/")
+    expect(page.locator("#deliveries[data-quiet-refresh]")).to_have_count(1)
+    expect(page.locator("#deliveries")).to_contain_text("queued")
+
+    # As the scheduler's run would leave it.
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status=WebhookDelivery.Status.SUCCEEDED, attempts=1, last_status_code=204
+    )
+    expect(page.locator("#deliveries")).to_contain_text("delivered", timeout=10_000)
+    expect(page.locator("#deliveries[data-quiet-refresh]")).to_have_count(0)
+    page.wait_for_timeout(300)  # past htmx's settle
+    assert focus_of(page) == "BODY"
+    assert page.evaluate("() => window.scrollY") == 0
+    spoken = "() => (document.getElementById('announcer') || {textContent: ''}).textContent"
+    assert page.evaluate(spoken).strip() == ""

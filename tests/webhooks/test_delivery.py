@@ -226,23 +226,49 @@ def test_a_redirect_is_not_followed(receiver, project, make_endpoint, make_flag)
     assert row.status == "failed" and "redirects are not followed" in row.last_error
 
 
-def test_send_test_attempts_at_once_and_retry_now_sends_a_failed_one_again(
+def test_send_test_and_retry_now_queue_for_the_next_run_and_send_nothing_themselves(
     receiver, project, user, make_endpoint
 ):
     endpoint, secret = make_endpoint(project, receiver.url())
     receiver.status = 503
-    delivery, outcome = webhook_send_test(endpoint=endpoint, by=user)
-    assert outcome is not None and not outcome.ok and delivery.status == "failed"
+    delivery = webhook_send_test(endpoint=endpoint, by=user)
+    assert delivery.status == "pending" and delivery.next_attempt_at <= timezone.now()
+    assert receiver.requests == []  # nothing leaves inside the owner's request
+    result = deliver()
+    assert (result.enqueued, result.succeeded, result.failed) == (0, 0, 1)
+    delivery.refresh_from_db()
+    assert delivery.status == "failed" and delivery.attempts == 1
     assert json.loads(receiver.requests[0].body)["type"] == "webhook.test"
+
     receiver.status = 200
-    outcome = delivery_retry_now(delivery=delivery)
-    assert outcome is not None and outcome.ok
+    assert delivery_retry_now(delivery=delivery) is True
+    assert delivery.status == "pending" and delivery.attempts == 1
+    assert delivery_retry_now(delivery=delivery) is False  # already queued: nothing changes
+    assert len(receiver.requests) == 1
+    assert deliver().succeeded == 1
     delivery.refresh_from_db()
     assert delivery.status == "succeeded" and delivery.attempts == 2
     assert verify(
         secret, receiver.requests[1].headers["Reminix-Signature"], receiver.requests[1].body
     )
     assert receiver.requests[0].headers["Reminix-Event-Id"] == delivery.event_id
+    assert delivery_retry_now(delivery=delivery) is False  # delivered: never sent again
+
+
+def test_retry_now_gives_a_delivery_that_gave_up_one_more_attempt(
+    receiver, project, user, make_endpoint
+):
+    endpoint, _ = make_endpoint(project, receiver.url())
+    receiver.status = 500
+    delivery = webhook_send_test(endpoint=endpoint, by=user)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status="gave_up", attempts=len(BACKOFF) + 1, next_attempt_at=None
+    )
+    assert delivery_retry_now(delivery=delivery) is True
+    deliver()
+    delivery.refresh_from_db()
+    assert delivery.status == "gave_up" and delivery.attempts == len(BACKOFF) + 2
+    assert delivery.next_attempt_at is None and len(receiver.requests) == 1
 
 
 def test_a_disabled_endpoint_gets_nothing(receiver, project, user, make_endpoint, make_flag):
@@ -258,3 +284,7 @@ def test_the_command_runs_and_reports(receiver, project, make_endpoint, make_fla
     make_flag(project)
     call_command("deliver_webhooks")
     assert "Enqueued 1 deliveries; 1 delivered, 0 failed." in capsys.readouterr().out
+    call_command("deliver_webhooks")
+    assert capsys.readouterr().out == ""  # nothing due: nothing for cron to mail
+    call_command("deliver_webhooks", verbosity=2)
+    assert "Enqueued 0 deliveries; 0 delivered, 0 failed." in capsys.readouterr().out

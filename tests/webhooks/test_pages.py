@@ -3,12 +3,16 @@ is a form error, and each change is audited."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.urls import reverse
 
 from accounts.models import Membership
 from audit.models import AuditEvent
-from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookEndpoint
+from webhooks.delivery import deliver
+from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookDelivery, WebhookEndpoint
+from webhooks.services import webhook_send_test
 
 from ..conftest import HTMX
 
@@ -121,8 +125,9 @@ def test_another_projects_endpoint_ids_are_404(
 def test_send_test_disable_and_delete_are_audited(signed_in, project, receiver, make_endpoint):
     endpoint, _ = make_endpoint(project, receiver.url())
     response = signed_in.post(_url("webhook_test", project, endpoint_id=endpoint.pk), follow=True)
-    assert b"Test event: delivered (HTTP 204)" in response.content
-    assert b"webhook.test" in response.content or b"Test" in response.content
+    delivery = WebhookDelivery.objects.get()
+    assert f"Test event {delivery.event_id} is queued".encode() in response.content
+    assert b"queued" in response.content and receiver.requests == []
     signed_in.post(_url("webhook_disable", project, endpoint_id=endpoint.pk))
     signed_in.post(_url("webhook_delete", project, endpoint_id=endpoint.pk))
     actions = set(AuditEvent.objects.filter(project=project).values_list("action", flat=True))
@@ -130,15 +135,53 @@ def test_send_test_disable_and_delete_are_audited(signed_in, project, receiver, 
     assert not WebhookEndpoint.objects.exists()
 
 
-def test_retry_now_on_the_delivery_log(signed_in, project, user, receiver, make_endpoint):
-    from webhooks.services import webhook_send_test
+def test_a_slow_endpoint_does_not_hold_the_owners_request(
+    signed_in, project, receiver, make_endpoint
+):
+    """The test event goes out from the scheduler's run, not from the web worker that the
+    API shares: an endpoint that takes its time cannot hold the worker."""
+    endpoint, _ = make_endpoint(project, receiver.url())
+    receiver.delay = 3.0
+    started = time.monotonic()
+    response = signed_in.post(_url("webhook_test", project, endpoint_id=endpoint.pk))
+    assert response.status_code == 302 and receiver.requests == []
+    assert time.monotonic() - started < receiver.delay
 
+
+def test_the_log_reloads_itself_while_a_delivery_is_queued_and_stops_after(
+    signed_in, project, user, receiver, make_endpoint
+):
+    endpoint, _ = make_endpoint(project, receiver.url())
+    detail = _url("webhook_detail", project, endpoint_id=endpoint.pk)
+    assert b'hx-trigger="every' not in signed_in.get(detail).content
+    webhook_send_test(endpoint=endpoint, by=user)
+    page = signed_in.get(detail)
+    assert (
+        b'hx-trigger="every 3s"' in page.content and b"this log updates by itself" in page.content
+    )
+    fragment = signed_in.get(detail, headers=HTMX)
+    assert fragment.content.lstrip().startswith(b'<section id="deliveries"')
+    assert b"<html" not in fragment.content and b'hx-trigger="every 3s"' in fragment.content
+    deliver()
+    fragment = signed_in.get(detail, headers=HTMX)
+    assert b"delivered" in fragment.content and b'hx-trigger="every' not in fragment.content
+
+
+def test_retry_now_on_the_delivery_log(signed_in, project, user, receiver, make_endpoint):
     endpoint, _ = make_endpoint(project, receiver.url())
     receiver.status = 500
-    delivery, _ = webhook_send_test(endpoint=endpoint, by=user)
+    delivery = webhook_send_test(endpoint=endpoint, by=user)
+    deliver()
     log = signed_in.get(_url("webhook_detail", project, endpoint_id=endpoint.pk))
     assert b"Retry now" in log.content and b"HTTP 500" in log.content
     receiver.status = 200
     retry = _url("webhook_retry", project, endpoint_id=endpoint.pk, delivery_id=delivery.pk)
     response = signed_in.post(retry, follow=True)
-    assert b"delivered (HTTP 200)" in response.content
+    assert f"{delivery.event_id} is queued".encode() in response.content
+    assert b"Retry now" not in response.content and len(receiver.requests) == 1
+    again = signed_in.post(retry, follow=True)
+    assert f"{delivery.event_id} is already queued".encode() in again.content
+    deliver()
+    log = signed_in.get(_url("webhook_detail", project, endpoint_id=endpoint.pk))
+    assert b"delivered" in log.content and b"HTTP 200" in log.content
+    assert len(receiver.requests) == 2

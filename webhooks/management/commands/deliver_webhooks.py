@@ -1,7 +1,8 @@
 """`manage.py deliver_webhooks`: enqueue new alerts for each endpoint, send what is due.
 
-Run every minute (the scheduler does; see README, Scheduled jobs). One endpoint that
-times out or fails never stops the others: each send is recorded and the run goes on.
+Run every minute from cron, or every few seconds by the scheduler (see README, Scheduled
+jobs), which is how a queued test or retry goes out. One endpoint that times out or
+fails never stops the others: each send is recorded and the run goes on.
 """
 
 from django.core.management.base import BaseCommand
@@ -14,9 +15,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         result = deliver()
-        self.stdout.write(
-            f"Enqueued {result.enqueued} deliveries; {result.succeeded} delivered, "
-            f"{result.failed} failed."
-        )
+        # Quiet when nothing was due: the scheduler runs this every few seconds, and cron
+        # mails whatever a job prints.
+        verbosity = options["verbosity"]
+        chatty = isinstance(verbosity, int) and verbosity > 1
+        if result.enqueued or result.succeeded or result.failed or chatty:
+            self.stdout.write(
+                f"Enqueued {result.enqueued} deliveries; {result.succeeded} delivered, "
+                f"{result.failed} failed."
+            )
         if result.errors:
             self.stderr.write(f"{result.errors} errors (skipped; see the log).")
