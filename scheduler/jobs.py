@@ -44,7 +44,7 @@ def jobs() -> list[Job]:
         Job(
             "deliver_webhooks",
             ("deliver_webhooks",),
-            every=max(1, settings.WEBHOOK_DELIVERY_EVERY_SECONDS),
+            every=settings.WEBHOOK_DELIVERY_EVERY_SECONDS,
             lease=10 * MINUTE,
         ),
         Job("send_token_expiry_reminders", ("send_token_expiry_reminders",), every=HOUR),

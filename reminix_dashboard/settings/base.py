@@ -58,7 +58,7 @@ USAGE_FLUSH_SECONDS: float = env.float("USAGE_FLUSH_SECONDS", default=0.5)
 # deliveries that are due go out (alerts, and a test or a retry an owner queued), and how
 # long the usage log is kept (prune_usage --older-than).
 DETECTION_EVERY_SECONDS: int = env.int("DETECTION_EVERY_SECONDS", default=60)
-WEBHOOK_DELIVERY_EVERY_SECONDS: int = env.int("WEBHOOK_DELIVERY_EVERY_SECONDS", default=10)
+WEBHOOK_DELIVERY_EVERY_SECONDS: int = max(1, env.int("WEBHOOK_DELIVERY_EVERY_SECONDS", default=10))
 USAGE_RETENTION: str = env.str("USAGE_RETENTION", default="90d")
 # Calls per token per clock minute before 429 rate_limit_exceeded (api/rate_limits.py).
 # Shared across workers only with REDIS_URL. 0 turns limits off.
