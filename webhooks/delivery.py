@@ -1,15 +1,17 @@
 """Enqueueing alerts for endpoints, and sending what is due, with retries.
 
-`deliver(now)` is what `deliver_webhooks` runs every minute:
+`deliver(now)` is what `deliver_webhooks` runs (every few seconds under the scheduler):
 
 1. Each active endpoint gets a delivery for every alert (Flag) of its project raised since
    it was added (and within ENQUEUE_WITHIN, so a scheduler that was down catches up) at
    its minimum severity. The delivery table is the mark: unique(endpoint, flag) and an
    INSERT that ignores conflicts, so two runs at once enqueue each alert once.
-2. Each due delivery is claimed (one conditional UPDATE pushes its next attempt out, so no
-   other run or button sends it meanwhile), sent, and recorded: delivered, or failed with
-   the next attempt BACKOFF later, or given up after the last. Each send is isolated: an
-   endpoint that times out, refuses or raises is recorded and the run goes on.
+2. Each due delivery is claimed (one conditional UPDATE marks it "sending" and pushes its
+   next attempt out by CLAIM, so no other run sends it meanwhile and Retry now leaves it
+   alone), sent, and recorded: delivered, or failed with the next attempt BACKOFF later,
+   or given up after the last. Each send is isolated: an endpoint that times out, refuses
+   or raises is recorded and the run goes on, without that endpoint: its other deliveries
+   wait for the next run, so one slow or broken endpoint costs a run one attempt at most.
 
 Logs name an endpoint by scheme and host only, never its path or query (a Slack URL's
 path is its secret) and never the signing secret.
@@ -116,17 +118,21 @@ def _enqueue_for(endpoint: WebhookEndpoint, now: datetime) -> int:
 def send_due(*, result: DeliveryResult, now: datetime | None = None) -> None:
     started = time.monotonic()
     seen: set[int] = set()
+    failing: set[int] = set()  # endpoints that failed in this run: no more tries this run
     while time.monotonic() - started < RUN_BUDGET_SECONDS:
         moment = now or timezone.now()
         due = list(
             WebhookDelivery.objects.due(moment)
             .exclude(pk__in=seen)
+            .exclude(endpoint_id__in=failing)
             .order_by("next_attempt_at", "id")
-            .values_list("pk", flat=True)[:BATCH]
+            .values_list("pk", "endpoint_id")[:BATCH]
         )
         if not due:
             return
-        for delivery_id in due:
+        for delivery_id, endpoint_id in due:
+            if endpoint_id in failing:
+                continue
             seen.add(delivery_id)
             try:
                 outcome = attempt(delivery_id, now=now)
@@ -141,6 +147,7 @@ def send_due(*, result: DeliveryResult, now: datetime | None = None) -> None:
             if outcome.ok:
                 result.succeeded += 1
             else:
+                failing.add(endpoint_id)
                 result.failed += 1
                 if outcome.error.startswith("Unexpected"):
                     result.errors += 1
@@ -155,7 +162,7 @@ def attempt(delivery_id: int, *, now: datetime | None = None) -> Outcome | None:
     claimed = (
         WebhookDelivery.objects.due(moment)
         .filter(pk=delivery_id)
-        .update(next_attempt_at=moment + CLAIM)
+        .update(status=WebhookDelivery.Status.SENDING, next_attempt_at=moment + CLAIM)
     )
     if not claimed:
         return None

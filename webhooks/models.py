@@ -97,9 +97,14 @@ SEVERITY_RANK: dict[str, int] = {
 
 class DeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
     def due(self, now: datetime) -> DeliveryQuerySet:
-        """Waiting for an attempt whose time has come, to an endpoint still enabled."""
+        """Waiting for an attempt whose time has come, to an endpoint still enabled. A
+        delivery being sent is due again only once its claim has lapsed (its sender died)."""
         return self.filter(
-            status__in=(WebhookDelivery.Status.PENDING, WebhookDelivery.Status.FAILED),
+            status__in=(
+                WebhookDelivery.Status.PENDING,
+                WebhookDelivery.Status.FAILED,
+                WebhookDelivery.Status.SENDING,
+            ),
             next_attempt_at__lte=now,
             endpoint__disabled_at__isnull=True,
         )
@@ -110,7 +115,8 @@ class WebhookDelivery(models.Model):
     attempts went. Retries resend the same body and event id with a fresh signature."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
+        PENDING = "pending", "Queued"
+        SENDING = "sending", "Sending"  # claimed by a run until next_attempt_at
         SUCCEEDED = "succeeded", "Delivered"
         FAILED = "failed", "Failed, will retry"
         GAVE_UP = "gave_up", "Gave up"

@@ -89,17 +89,30 @@ def webhook_delete(*, endpoint: WebhookEndpoint, by: User, ip: str | None = None
         endpoint.delete()
 
 
+WAITING = (WebhookDelivery.Status.PENDING, WebhookDelivery.Status.SENDING)
+
+
 def webhook_send_test(
     *, endpoint: WebhookEndpoint, by: User, ip: str | None = None
-) -> WebhookDelivery:
+) -> WebhookDelivery | None:
     """Queue a `webhook.test` event, due now: the scheduler's next `deliver_webhooks` run
-    (every WEBHOOK_DELIVERY_EVERY_SECONDS) sends it, and it retries like any other. It is
-    not sent inside the request: an endpoint that takes its 15 seconds to answer would hold
-    a web worker, which the API shares, for that long, and an owner clicking again would
-    hold the next one."""
+    (every WEBHOOK_DELIVERY_EVERY_SECONDS) sends it, and it retries like any other. None
+    if a test for this endpoint is already waiting: one at a time, however often someone
+    clicks, so tests cannot pile up ahead of other projects' alerts.
+
+    It is not sent inside the request: an endpoint that takes its 15 seconds to answer
+    would hold a web worker, which the API shares, for that long, and an owner clicking
+    again would hold the next one."""
     now = timezone.now()
     event_id = event_id_new()
     with transaction.atomic():
+        # Two clicks at once: the endpoint's row makes the second wait, then see the first.
+        WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
+        waiting = endpoint.deliveries.filter(
+            event_type=WebhookDelivery.EventType.TEST, status__in=WAITING
+        )
+        if waiting.exists():
+            return None
         delivery = WebhookDelivery.objects.create(
             endpoint=endpoint,
             event_id=event_id,
@@ -122,8 +135,9 @@ def webhook_send_test(
 
 def delivery_retry_now(*, delivery: WebhookDelivery) -> bool:
     """Queue a failed (or given-up) delivery for the next run rather than its next time;
-    False if it was neither. One that had given up gets this one attempt, and gives up
-    again if it fails."""
+    False if it was neither (already queued, being sent, or delivered). One that had given
+    up gets this one attempt, and gives up again if it fails. A delivery a run is sending
+    is marked so (delivery.attempt's claim) and is left alone: it is never sent twice."""
     queued = WebhookDelivery.objects.filter(
         pk=delivery.pk,
         status__in=(WebhookDelivery.Status.FAILED, WebhookDelivery.Status.GAVE_UP),

@@ -21,6 +21,7 @@ from core.client_ip import client_ip
 from webhooks.forms import WebhookCreateForm
 from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookDelivery, WebhookEndpoint
 from webhooks.services import (
+    WAITING,
     TooManyEndpoints,
     delivery_retry_now,
     webhook_create,
@@ -117,8 +118,7 @@ def webhook_detail(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
         "deliveries": deliveries,
         # While one waits for the scheduler's next run, the log reloads itself until it
         # has gone (the page's own fragment, every few seconds).
-        "waiting": endpoint.disabled_at is None
-        and any(d.status == WebhookDelivery.Status.PENDING for d in deliveries),
+        "waiting": endpoint.disabled_at is None and any(d.status in WAITING for d in deliveries),
         "delivery_every": settings.WEBHOOK_DELIVERY_EVERY_SECONDS,
     }
     template = DETAIL + "#deliveries" if request.htmx else DETAIL
@@ -133,7 +133,10 @@ def webhook_test_view(request: ProjectRequest, endpoint_id: int) -> HttpResponse
         messages.error(request, "This endpoint is disabled: nothing is sent to it.")
     else:
         delivery = webhook_send_test(endpoint=endpoint, by=request.user, ip=client_ip(request))
-        _queued(request, f"Test event {delivery.event_id}")
+        if delivery is None:
+            messages.info(request, "A test event is already queued: see the log below.")
+        else:
+            _queued(request, f"Test event {delivery.event_id}")
     return redirect("webhooks:webhook_detail", slug=request.project.slug, endpoint_id=endpoint.pk)
 
 
@@ -149,7 +152,7 @@ def webhook_retry_view(request: ProjectRequest, endpoint_id: int, delivery_id: i
     elif delivery_retry_now(delivery=delivery):
         _queued(request, delivery.event_id)
     else:
-        messages.info(request, f"{delivery.event_id} is already queued.")
+        messages.info(request, f"{delivery.event_id} is already queued or being sent.")
     return redirect("webhooks:webhook_detail", slug=request.project.slug, endpoint_id=endpoint.pk)
 
 

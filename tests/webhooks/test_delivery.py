@@ -7,18 +7,32 @@ import json
 import threading
 import time
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from webhooks import delivery as delivery_module
-from webhooks.delivery import BACKOFF, DeliveryResult, deliver, enqueue_alerts, next_attempt_after
+from webhooks.delivery import (
+    BACKOFF,
+    DeliveryResult,
+    attempt,
+    deliver,
+    enqueue_alerts,
+    next_attempt_after,
+)
 from webhooks.models import WebhookDelivery
 from webhooks.services import delivery_retry_now, webhook_disable, webhook_send_test
+from webhooks.transport import Outcome
 
 from .test_signing import verify
+
+
+def _url(name, project, **kwargs):
+    return reverse(f"webhooks:{name}", kwargs={"slug": project.slug, **kwargs})
 
 
 def test_an_alert_is_delivered_signed_end_to_end(
@@ -288,3 +302,109 @@ def test_the_command_runs_and_reports(receiver, project, make_endpoint, make_fla
     assert capsys.readouterr().out == ""  # nothing due: nothing for cron to mail
     call_command("deliver_webhooks", verbosity=2)
     assert "Enqueued 0 deliveries; 0 delivered, 0 failed." in capsys.readouterr().out
+
+
+def test_one_owner_queueing_tests_cannot_hold_back_another_projects_alert(
+    signed_in, project, make_endpoint, make_user, make_project, make_flag, monkeypatch
+):
+    """An owner (or a script with their session) clicks Send test 100 times on an endpoint
+    that takes its full 15 s to answer. Another project's alert, raised just after, should
+    still go out within a couple of runs."""
+    slow, _ = make_endpoint(project, "https://slow.example.com/hook")
+    other = make_project(make_user())
+    theirs, _ = make_endpoint(other, "https://theirs.example.com/hook")
+    for _ in range(100):
+        assert signed_in.post(_url("webhook_test", project, endpoint_id=slow.pk)).status_code == 302
+    # One test waits at a time, however often someone clicks.
+    assert WebhookDelivery.objects.filter(endpoint=slow, status="pending").count() == 1
+    make_flag(other)
+
+    clock = SimpleNamespace(now=0.0)
+    sent_to: list[int] = []
+
+    def send(delivery, endpoint):
+        sent_to.append(endpoint.pk)
+        clock.now += 15.0  # transport.TOTAL: a far end that trickles its answer
+        if endpoint.pk == slow.pk:
+            return Outcome(None, "No complete answer within 15 seconds.")
+        return Outcome(204)
+
+    monkeypatch.setattr(delivery_module, "_send", send)
+    monkeypatch.setattr(
+        delivery_module, "time", SimpleNamespace(monotonic=lambda: clock.now, time=time.time)
+    )
+    for _run in range(5):  # five scheduler runs: about five minutes of the one sender
+        deliver()
+    assert theirs.pk in sent_to, f"{len(sent_to)} sends, all to the slow endpoint"
+
+
+def test_retry_now_while_a_run_is_sending_it_does_not_send_it_twice(
+    project, make_endpoint, make_flag, monkeypatch
+):
+    """A claimed delivery is sent by no other run or button meanwhile: Retry now on a
+    failed delivery that a run has just claimed leaves the claim alone, so a second sender
+    (cron beside the scheduler, a manual deliver_webhooks, a second scheduler whose lease
+    expired) does not send it again while the first is in flight."""
+    endpoint, _ = make_endpoint(project, "https://hooks.example.com/hook")
+    make_flag(project)
+    delivery_module.enqueue_alerts(
+        now=delivery_module.timezone.now(), result=delivery_module.DeliveryResult()
+    )
+    delivery = WebhookDelivery.objects.get()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status=WebhookDelivery.Status.FAILED, attempts=1
+    )
+
+    sends: list[int] = []
+    second: list[Outcome | None] = []  # what the other sender got
+
+    def send(d, e):
+        sends.append(d.pk)
+        if len(sends) == 1:
+            # While the first run's POST is in flight: the owner clicks Retry now, and
+            # another sender looks for due deliveries.
+            delivery_retry_now(delivery=WebhookDelivery.objects.get(pk=d.pk))
+            second.append(attempt(d.pk))
+        return Outcome(204)
+
+    monkeypatch.setattr(delivery_module, "_send", send)
+    attempt(delivery.pk)
+    assert len(sends) == 1 and second == [None]
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded" and delivery.attempts == 2
+
+
+def test_an_endpoint_that_fails_gets_no_more_tries_in_that_run(
+    receiver, project, make_endpoint, make_user, make_project, make_flag, monkeypatch
+):
+    broken, _ = make_endpoint(project, receiver.url("/broken"))
+    for _ in range(3):
+        make_flag(project)
+    other = make_project(make_user())
+    fine, _ = make_endpoint(other, receiver.url("/fine"))
+    make_flag(other)
+    send = delivery_module._send
+
+    def answer_by_endpoint(delivery, endpoint):
+        receiver.status = 204 if endpoint.pk == fine.pk else 500
+        return send(delivery, endpoint)
+
+    monkeypatch.setattr(delivery_module, "_send", answer_by_endpoint)
+    result = deliver()
+    assert (result.enqueued, result.succeeded, result.failed) == (4, 1, 1)
+    assert [r.path for r in receiver.requests].count("/broken") == 1
+    waiting = WebhookDelivery.objects.filter(endpoint=broken, status="pending")
+    assert waiting.count() == 2  # they wait for the next run, not behind the broken one
+
+
+def test_a_claim_shows_as_sending_and_a_lapsed_one_is_due_again(project, make_endpoint, user):
+    endpoint, _ = make_endpoint(project, "https://hooks.example.com/hook")
+    delivery = webhook_send_test(endpoint=endpoint, by=user)
+    assert webhook_send_test(endpoint=endpoint, by=user) is None  # one test waits at a time
+    now = timezone.now()
+    claimed = WebhookDelivery.objects.due(now).filter(pk=delivery.pk)
+    assert claimed.update(status="sending", next_attempt_at=now + delivery_module.CLAIM) == 1
+    assert not WebhookDelivery.objects.due(now).filter(pk=delivery.pk).exists()
+    assert webhook_send_test(endpoint=endpoint, by=user) is None  # still waiting: being sent
+    lapsed = now + delivery_module.CLAIM + timedelta(seconds=1)  # its sender died
+    assert WebhookDelivery.objects.due(lapsed).filter(pk=delivery.pk).exists()

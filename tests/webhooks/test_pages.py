@@ -128,6 +128,9 @@ def test_send_test_disable_and_delete_are_audited(signed_in, project, receiver, 
     delivery = WebhookDelivery.objects.get()
     assert f"Test event {delivery.event_id} is queued".encode() in response.content
     assert b"queued" in response.content and receiver.requests == []
+    again = signed_in.post(_url("webhook_test", project, endpoint_id=endpoint.pk), follow=True)
+    assert b"A test event is already queued" in again.content
+    assert WebhookDelivery.objects.count() == 1
     signed_in.post(_url("webhook_disable", project, endpoint_id=endpoint.pk))
     signed_in.post(_url("webhook_delete", project, endpoint_id=endpoint.pk))
     actions = set(AuditEvent.objects.filter(project=project).values_list("action", flat=True))
