@@ -269,3 +269,43 @@
     if (!messages || !messages.textContent.trim()) announce(updated(region));
   });
 })();
+
+// A region that reloads itself on a timer (data-quiet-refresh, with hx-get and
+// hx-trigger="every …"): the webhook delivery log while something is queued.
+// - While focus is inside it (a keyboard user on Retry now), an update waits for the next
+//   tick rather than pull the focused button out from under them.
+// - An answer that is not the region itself (an error, the endpoint deleted meanwhile, the
+//   sign-in page after the session ended) is never swapped in: the region stops reloading
+//   and says so, and keeps what it showed.
+(function () {
+  function pathOf(address) {
+    try { return new URL(address, window.location.href).pathname; } catch (e) { return ""; }
+  }
+
+  function stop(region) {
+    var still = region.cloneNode(true);
+    ["hx-get", "hx-trigger", "hx-target", "hx-swap", "data-quiet-refresh"].forEach(function (name) {
+      still.removeAttribute(name);
+    });
+    var note = document.createElement("p");
+    note.className = "muted small";
+    note.textContent = "This log stopped updating. Reload the page to see where deliveries stand.";
+    var heading = still.querySelector("h2");
+    if (heading) heading.insertAdjacentElement("afterend", note); else still.prepend(note);
+    region.replaceWith(still);  // htmx stops polling an element that left the page
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var region = event.detail.elt;
+    if (!region || !region.hasAttribute || !region.hasAttribute("data-quiet-refresh")) return;
+    var xhr = event.detail.xhr;
+    var asked = region.getAttribute("hx-get") || "";
+    if (xhr.status !== 200 || pathOf(xhr.responseURL) !== pathOf(asked)) {
+      event.detail.shouldSwap = false;
+      event.detail.isError = false;
+      stop(region);
+      return;
+    }
+    if (region.contains(document.activeElement)) event.detail.shouldSwap = false;
+  });
+})();

@@ -1,0 +1,80 @@
+"""The webhook delivery log reloads itself while something is queued: it keeps a keyboard
+user's focus, stops once the endpoint is gone, and never swaps another page into itself."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from accounts.models import Project
+from accounts.services import user_sign_up
+from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.browser.test_focus_after_updates import focus_of
+from tests.conftest import PASSWORD
+
+
+def _endpoint_with_a_failed_and_a_queued_delivery():
+    from webhooks.models import WebhookDelivery
+    from webhooks.services import webhook_create, webhook_send_test
+
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    endpoint, _ = webhook_create(
+        project=project,
+        url="https://hooks.example.com/alerts",
+        format="generic",
+        min_severity="high",
+        created_by=user,
+    )
+    failed = webhook_send_test(endpoint=endpoint, by=user)
+    WebhookDelivery.objects.filter(pk=failed.pk).update(
+        status=WebhookDelivery.Status.GAVE_UP, attempts=6, last_status_code=500
+    )
+    webhook_send_test(endpoint=endpoint, by=user)  # queued: the log polls
+    return project, endpoint
+
+
+def test_a_keyboard_user_on_retry_now_keeps_focus_while_the_log_reloads_itself(
+    page: Page, live_server, transactional_db
+):
+    project, endpoint = _endpoint_with_a_failed_and_a_queued_delivery()
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/webhooks/{endpoint.pk}/")
+    expect(page.locator("#deliveries[data-quiet-refresh]")).to_have_count(1)
+    retry = page.locator("#deliveries button", has_text="Retry now")
+    retry.focus()
+    assert focus_of(page) == "BUTTON"
+    # The next reload (every 3 s) replaces the section, and the button with it.
+    with page.expect_response(lambda r: f"/webhooks/{endpoint.pk}/" in r.url):
+        pass
+    page.wait_for_timeout(500)
+    assert focus_of(page) == "BUTTON"
+    expect(page.locator("#deliveries[data-quiet-refresh]")).to_have_count(1)  # still polling
+
+
+def test_the_log_stops_polling_once_the_endpoint_is_gone(page: Page, live_server, transactional_db):
+    project, endpoint = _endpoint_with_a_failed_and_a_queued_delivery()
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/webhooks/{endpoint.pk}/")
+    expect(page.locator("#deliveries[data-quiet-refresh]")).to_have_count(1)
+    path = f"/webhooks/{endpoint.pk}/"
+    endpoint.delete()  # as another owner in another tab would
+    polls: list[int] = []
+    page.on("response", lambda r: polls.append(r.status) if path in r.url else None)
+    page.wait_for_timeout(10_000)
+    assert len(polls) <= 1, polls
+    expect(page.locator("#deliveries")).to_contain_text("This log stopped updating")
+    expect(page.locator("#deliveries")).to_contain_text("queued")  # what it showed stays
+
+
+def test_a_poll_after_signing_out_does_not_put_the_sign_in_page_inside_settings(
+    page: Page, live_server, transactional_db
+):
+    project, endpoint = _endpoint_with_a_failed_and_a_queued_delivery()
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/webhooks/{endpoint.pk}/")
+    expect(page.locator("#deliveries[data-quiet-refresh]")).to_have_count(1)
+    page.context.clear_cookies()  # the session ended (signed out in another tab, expired)
+    page.wait_for_timeout(4_000)  # one more poll
+    # Either the whole page goes to sign in, or the log stays as it was: never both pages.
+    assert page.locator("h1").count() == 1, page.locator("h1").all_text_contents()
+    expect(page.locator("#deliveries")).to_contain_text("This log stopped updating")
