@@ -82,7 +82,11 @@ class Flag(models.Model):
                 name="flag_one_open_per_finding",
             )
         ]
-        indexes = [models.Index(fields=["project", "acknowledged_at"], name="flag_project_open")]
+        indexes = [
+            models.Index(fields=["project", "acknowledged_at"], name="flag_project_open"),
+            # Webhook delivery looks for the projects alerted in the last day, every run.
+            models.Index(fields=["created_at"], name="flag_created_at"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.summary}"

@@ -408,3 +408,23 @@ def test_a_claim_shows_as_sending_and_a_lapsed_one_is_due_again(project, make_en
     assert webhook_send_test(endpoint=endpoint, by=user) is None  # still waiting: being sent
     lapsed = now + delivery_module.CLAIM + timedelta(seconds=1)  # its sender died
     assert WebhookDelivery.objects.due(lapsed).filter(pk=delivery.pk).exists()
+
+
+def test_a_run_with_nothing_new_costs_the_same_for_any_number_of_endpoints(
+    project, make_endpoint, make_user, make_project, make_flag
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_of_a_run() -> int:
+        with CaptureQueriesContext(connection) as run:
+            deliver()
+        return len(run.captured_queries)
+
+    make_endpoint(project, "https://hooks.example.com/one")
+    one = queries_of_a_run()
+    for n in range(20):
+        make_endpoint(make_project(make_user()), f"https://hooks.example.com/{n}")
+    assert queries_of_a_run() == one
+    make_flag(project)  # an alert in one project: that project's endpoint is looked at
+    assert deliver().enqueued == 1
