@@ -67,7 +67,8 @@ def _queued(request: ProjectRequest, what: str) -> None:
     seconds = settings.WEBHOOK_DELIVERY_EVERY_SECONDS
     messages.success(
         request,
-        f"{what} is queued: it is sent within {seconds} seconds, and the log shows how it went.",
+        f"{what} is queued for the next delivery run (every {seconds} seconds under the "
+        "built-in scheduler, every minute from cron); the log below shows how it went.",
     )
 
 
