@@ -234,7 +234,10 @@ def _record(delivery: WebhookDelivery, outcome: Outcome, now: datetime) -> None:
             status=WebhookDelivery.Status.SUCCEEDED, delivered_at=now, next_attempt_at=None
         )
     else:
-        retry_at = next_attempt_after(attempts, now)
+        # A test is tried once (Retry now tries it again): only alerts are retried on
+        # their own, so an owner's clicks cannot keep the sender busy for hours.
+        is_test = delivery.event_type == WebhookDelivery.EventType.TEST
+        retry_at = None if is_test else next_attempt_after(attempts, now)
         fields.update(
             status=WebhookDelivery.Status.FAILED if retry_at else WebhookDelivery.Status.GAVE_UP,
             next_attempt_at=retry_at,

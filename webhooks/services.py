@@ -96,7 +96,8 @@ def webhook_send_test(
     *, endpoint: WebhookEndpoint, by: User, ip: str | None = None
 ) -> WebhookDelivery | None:
     """Queue a `webhook.test` event, due now: the scheduler's next `deliver_webhooks` run
-    (every WEBHOOK_DELIVERY_EVERY_SECONDS) sends it, and it retries like any other. None
+    (every WEBHOOK_DELIVERY_EVERY_SECONDS) sends it, once: a failed test is not retried
+    on its own (Retry now sends it again). None
     if a test for this endpoint is already waiting: one at a time, however often someone
     clicks, so tests cannot pile up ahead of other projects' alerts.
 

@@ -251,7 +251,9 @@ def test_send_test_and_retry_now_queue_for_the_next_run_and_send_nothing_themsel
     result = deliver()
     assert (result.enqueued, result.succeeded, result.failed) == (0, 0, 1)
     delivery.refresh_from_db()
-    assert delivery.status == "failed" and delivery.attempts == 1
+    # A test is tried once: it is not retried on its own, only by Retry now.
+    assert delivery.status == "gave_up" and delivery.attempts == 1
+    assert delivery.next_attempt_at is None
     assert json.loads(receiver.requests[0].body)["type"] == "webhook.test"
 
     receiver.status = 200
