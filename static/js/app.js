@@ -268,21 +268,21 @@
     var messages = document.getElementById("messages");
     if (!messages || !messages.textContent.trim()) announce(updated(region));
   });
-})();
-
-// A region that reloads itself on a timer (data-quiet-refresh, with hx-get and
-// hx-trigger="every …"): the webhook delivery log while something is queued.
-// - While focus is inside it (a keyboard user on Retry now), an update waits for the next
-//   tick rather than pull the focused button out from under them.
-// - An answer that is not the region itself (an error, the endpoint deleted meanwhile, the
-//   sign-in page after the session ended) is never swapped in: the region stops reloading
-//   and says so, and keeps what it showed.
-(function () {
+  // A region that reloads itself on a timer (data-quiet-refresh, with hx-get and
+  // hx-trigger="every …"): the webhook delivery log while something is queued.
+  // - Its updates take no focus and do not scroll (see above). While focus is inside it
+  //   (a keyboard user on Retry now), an update waits for the next tick rather than pull
+  //   the focused button out from under them.
+  // - It speaks only when a row it showed as waiting (data-waiting) has an outcome:
+  //   "evt_…: delivered".
+  // - An answer that is not the region itself (an error, the endpoint deleted meanwhile,
+  //   the sign-in page after the session ended) is never swapped in: the region stops
+  //   reloading and says so, and keeps what it showed.
   function pathOf(address) {
     try { return new URL(address, window.location.href).pathname; } catch (e) { return ""; }
   }
 
-  function stop(region) {
+  function stopReloading(region) {
     var still = region.cloneNode(true);
     ["hx-get", "hx-trigger", "hx-target", "hx-swap", "data-quiet-refresh"].forEach(function (name) {
       still.removeAttribute(name);
@@ -295,17 +295,35 @@
     region.replaceWith(still);  // htmx stops polling an element that left the page
   }
 
+  function outcomes(region, answer) {
+    var now = new DOMParser().parseFromString(answer, "text/html");
+    var said = [];
+    region.querySelectorAll("[data-event][data-waiting]").forEach(function (row) {
+      var event = row.getAttribute("data-event");
+      var after = now.querySelector("[data-event='" + CSS.escape(event) + "']");
+      if (after && !after.hasAttribute("data-waiting")) {
+        said.push(event + ": " + (after.getAttribute("data-outcome") || "done"));
+      }
+    });
+    return said.join(". ");
+  }
+
   document.addEventListener("htmx:beforeSwap", function (event) {
     var region = event.detail.elt;
     if (!region || !region.hasAttribute || !region.hasAttribute("data-quiet-refresh")) return;
     var xhr = event.detail.xhr;
-    var asked = region.getAttribute("hx-get") || "";
-    if (xhr.status !== 200 || pathOf(xhr.responseURL) !== pathOf(asked)) {
+    if (xhr.status !== 200 || pathOf(xhr.responseURL) !== pathOf(region.getAttribute("hx-get") || "")) {
       event.detail.shouldSwap = false;
       event.detail.isError = false;
-      stop(region);
+      stopReloading(region);
       return;
     }
-    if (region.contains(document.activeElement)) event.detail.shouldSwap = false;
+    if (region.contains(document.activeElement)) {
+      event.detail.shouldSwap = false;
+      return;
+    }
+    var news = outcomes(region, event.detail.serverResponse);
+    if (news) announce(news);
   });
 })();
+
