@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpRequest, HttpResponse
 
 from api import errors
 from core.strict_json import MAX_DEPTH, JsonRefused, strict_json
@@ -42,7 +43,11 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
     return body
 
 
-def ok(data: Any, status: int = 200) -> JsonResponse:
-    return JsonResponse(
-        data, status=status, safe=False, json_dumps_params={"separators": (",", ":")}
-    )
+# What JsonResponse(data, safe=False, json_dumps_params={"separators": (",", ":")}) would
+# write, made by one encoder for every answer: JsonResponse makes a new encoder per call,
+# which costs more than encoding an invoke's answer.
+_ENCODER = DjangoJSONEncoder(separators=(",", ":"))
+
+
+def ok(data: Any, status: int = 200) -> HttpResponse:
+    return HttpResponse(_ENCODER.encode(data), status=status, content_type="application/json")

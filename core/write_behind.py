@@ -49,6 +49,8 @@ type DropRecorder = Callable[[str, str, int], None]
 MAX_BUFFERED = 50_000
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 STREAM = "writes"
+# One encoder for every record (json.dumps with separators makes a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,7 @@ class Record:
     payload: Payload
 
     def encoded(self) -> bytes:
-        return json.dumps([self.channel, self.payload], separators=(",", ":")).encode()
+        return _ENCODER.encode([self.channel, self.payload]).encode()
 
     @classmethod
     def decoded(cls, data: bytes) -> Record:
