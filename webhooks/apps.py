@@ -16,5 +16,6 @@ class WebhooksConfig(AppConfig):
             Action("webhook.created", "Webhook endpoint added", "success"),
             Action("webhook.disabled", "Webhook endpoint disabled", "warning"),
             Action("webhook.deleted", "Webhook endpoint deleted", "danger"),
-            Action("webhook.test_sent", "Webhook test sent"),
+            Action("webhook.test_sent", "Webhook test queued"),
+            Action("webhook.retry_queued", "Webhook delivery retried"),
         )

@@ -134,14 +134,29 @@ def webhook_send_test(
     return delivery
 
 
-def delivery_retry_now(*, delivery: WebhookDelivery) -> bool:
+def delivery_retry_now(
+    *, delivery: WebhookDelivery, by: User | None = None, ip: str | None = None
+) -> bool:
     """Queue a failed (or given-up) delivery for the next run rather than its next time;
     False if it was neither (already queued, being sent, or delivered). One that had given
     up gets this one attempt, and gives up again if it fails. A delivery a run is sending
-    is marked so (delivery.attempt's claim) and is left alone: it is never sent twice."""
-    queued = WebhookDelivery.objects.filter(
-        pk=delivery.pk,
-        status__in=(WebhookDelivery.Status.FAILED, WebhookDelivery.Status.GAVE_UP),
-    ).update(status=WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now())
-    delivery.refresh_from_db()
+    is marked so (delivery.attempt's claim) and is left alone: it is never sent twice.
+    Audited when `by` is given (an owner's click)."""
+    with transaction.atomic():
+        queued = WebhookDelivery.objects.filter(
+            pk=delivery.pk,
+            status__in=(WebhookDelivery.Status.FAILED, WebhookDelivery.Status.GAVE_UP),
+        ).update(status=WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now())
+        delivery.refresh_from_db()
+        if queued and by is not None:
+            endpoint = delivery.endpoint
+            audit_record(
+                action="webhook.retry_queued",
+                actor=by,
+                project=endpoint.project,
+                target=endpoint,
+                target_label=endpoint.display_url,
+                ip=ip,
+                metadata={"event_id": delivery.event_id},
+            )
     return bool(queued)

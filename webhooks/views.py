@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import project_owner_required
@@ -18,6 +19,7 @@ from accounts.http import ProjectRequest
 from accounts.sudo import sudo_required
 from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from core.client_ip import client_ip
+from core.htmx import wants_fragment
 from webhooks.forms import WebhookCreateForm
 from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookDelivery, WebhookEndpoint
 from webhooks.services import (
@@ -122,8 +124,11 @@ def webhook_detail(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
         "waiting": endpoint.disabled_at is None and any(d.status in WAITING for d in deliveries),
         "delivery_every": settings.WEBHOOK_DELIVERY_EVERY_SECONDS,
     }
-    template = DETAIL + "#deliveries" if request.htmx else DETAIL
-    return render(request, template, context)
+    # The log's own reload gets the log; anything else (a history restore too) the page.
+    template = DETAIL + "#deliveries" if wants_fragment(request) else DETAIL
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @require_POST
@@ -150,7 +155,7 @@ def webhook_retry_view(request: ProjectRequest, endpoint_id: int, delivery_id: i
         messages.error(request, "This endpoint is disabled: nothing is sent to it.")
     elif delivery.status == WebhookDelivery.Status.SUCCEEDED:
         messages.info(request, f"{delivery.event_id} was already delivered.")
-    elif delivery_retry_now(delivery=delivery):
+    elif delivery_retry_now(delivery=delivery, by=request.user, ip=client_ip(request)):
         _queued(request, delivery.event_id)
     else:
         messages.info(request, f"{delivery.event_id} is already queued or being sent.")

@@ -164,6 +164,9 @@ def test_the_log_reloads_itself_while_a_delivery_is_queued_and_stops_after(
     )
     fragment = signed_in.get(detail, headers=HTMX)
     assert fragment.content.lstrip().startswith(b'<section id="deliveries"')
+    assert "HX-Request" in fragment["Vary"]
+    restored = signed_in.get(detail, headers={**HTMX, "HX-History-Restore-Request": "true"})
+    assert b"<html" in restored.content  # a page restored from history is the whole page
     assert b"<html" not in fragment.content and b'hx-trigger="every 3s"' in fragment.content
     deliver()
     fragment = signed_in.get(detail, headers=HTMX)
@@ -184,6 +187,8 @@ def test_retry_now_on_the_delivery_log(signed_in, project, user, receiver, make_
     assert b"Retry now" not in response.content and len(receiver.requests) == 1
     again = signed_in.post(retry, follow=True)
     assert f"{delivery.event_id} is already queued".encode() in again.content
+    retried = AuditEvent.objects.filter(project=project, action="webhook.retry_queued")
+    assert retried.count() == 1 and retried.get().metadata == {"event_id": delivery.event_id}
     deliver()
     log = signed_in.get(_url("webhook_detail", project, endpoint_id=endpoint.pk))
     assert b"delivered" in log.content and b"HTTP 200" in log.content
