@@ -63,14 +63,7 @@ def webhook_disable(*, endpoint: WebhookEndpoint, by: User, ip: str | None = Non
             disabled_at=timezone.now()
         )
         if changed:
-            audit_record(
-                action="webhook.disabled",
-                actor=by,
-                project=endpoint.project,
-                target=endpoint,
-                target_label=endpoint.display_url,
-                ip=ip,
-            )
+            _audit("webhook.disabled", endpoint, by=by, ip=ip)
     endpoint.refresh_from_db()
     return bool(changed)
 
@@ -78,14 +71,7 @@ def webhook_disable(*, endpoint: WebhookEndpoint, by: User, ip: str | None = Non
 def webhook_delete(*, endpoint: WebhookEndpoint, by: User, ip: str | None = None) -> None:
     """Remove it and its delivery log; the audit trail keeps that it existed."""
     with transaction.atomic():
-        audit_record(
-            action="webhook.deleted",
-            actor=by,
-            project=endpoint.project,
-            target=endpoint,
-            target_label=endpoint.display_url,
-            ip=ip,
-        )
+        _audit("webhook.deleted", endpoint, by=by, ip=ip)
         endpoint.delete()
 
 
@@ -122,15 +108,7 @@ def webhook_send_test(
             next_attempt_at=now,
             created_at=now,
         )
-        audit_record(
-            action="webhook.test_sent",
-            actor=by,
-            project=endpoint.project,
-            target=endpoint,
-            target_label=endpoint.display_url,
-            ip=ip,
-            metadata={"event_id": event_id},
-        )
+        _audit("webhook.test_sent", endpoint, by=by, ip=ip, event_id=event_id)
     return delivery
 
 
@@ -149,14 +127,22 @@ def delivery_retry_now(
         ).update(status=WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now())
         delivery.refresh_from_db()
         if queued and by is not None:
-            endpoint = delivery.endpoint
-            audit_record(
-                action="webhook.retry_queued",
-                actor=by,
-                project=endpoint.project,
-                target=endpoint,
-                target_label=endpoint.display_url,
-                ip=ip,
-                metadata={"event_id": delivery.event_id},
+            _audit(
+                "webhook.retry_queued", delivery.endpoint, by=by, ip=ip, event_id=delivery.event_id
             )
     return bool(queued)
+
+
+def _audit(
+    action: str, endpoint: WebhookEndpoint, *, by: User, ip: str | None, **details: str
+) -> None:
+    """An audit row about one of the project's endpoints, named by its scheme and host."""
+    audit_record(
+        action=action,
+        actor=by,
+        project=endpoint.project,
+        target=endpoint,
+        target_label=endpoint.display_url,
+        ip=ip,
+        metadata=details,
+    )
