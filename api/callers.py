@@ -201,9 +201,9 @@ def _count_and_check(
         # Redis restarted, or a new one: teach it the script. (Any other error may come
         # after the script counted the call: running it again would count it twice.)
         (reply,) = store.round_trip(("EVAL", ADMIT_SCRIPT, *args))
+    if isinstance(reply, Exception):
+        raise StoreUnavailable(f"the admit script answered {reply}")
     try:
-        if isinstance(reply, Exception):
-            raise TypeError(str(reply))
         calls, changed_at, now, epoch = int(reply[0]), int(reply[1]), int(reply[2]), reply[3]
         if not isinstance(epoch, bytes):
             epoch = str(epoch).encode()

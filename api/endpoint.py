@@ -28,6 +28,7 @@ from api import errors
 from api.authentication import (
     Caller,
     ClientCaller,
+    Identified,
     ProjectCaller,
     Surface,
     identify,
@@ -149,7 +150,7 @@ def _answer_now(
     request = cast(ApiRequest, http_request)
     request.request_id = new_request_id()
     caller: Caller | None = None
-    identified = None
+    identified: Identified | None = None
     try:
         # The token is read first, so that every call it makes is attributed to its key in
         # the usage log, wrong paths and methods included; but the path and the method are

@@ -457,24 +457,25 @@ def _call_groups(project: Project, filters: OverviewFilters) -> list[_Group]:
     step = "day" if by_day else "hour"
     groups: list[_Group] = []
     for rows, rolled in _call_sources(project, filters, with_days=by_day):
-        counted: dict[str, Aggregate]
         bucket: Expression | F
         if rolled:
-            counted = {"n": Sum("requests"), "without_address": Sum("without_address")}
+            without_address: Aggregate = Sum("without_address")
             bar = rows.model is _bar_rollup(by_day)
             bucket = F("start") if bar else Trunc("start", step, tzinfo=UTC)
         else:
-            counted = {
-                "n": Count("id"),
-                "without_address": Count("id", filter=Q(ip__isnull=True)),
-            }
+            without_address = Count("id", filter=Q(ip__isnull=True))
             bucket = Trunc("created_at", step, tzinfo=UTC)
         groups += (
             rows.values("token_kind", "api_key_id", "personal_token_id", "outcome", bucket=bucket)
-            .annotate(**counted)
+            .annotate(n=_calls(rolled), without_address=without_address)
             .order_by()
         )
     return groups
+
+
+def _calls(rolled: bool, matching: Q | None = None) -> Aggregate:
+    """How many calls (that match), in a roll-up's rows or in the log's."""
+    return Sum("requests", filter=matching) if rolled else Count("id", filter=matching)
 
 
 def _bar_rollup(by_day: bool) -> type[ProjectCallsRollup]:
@@ -502,20 +503,11 @@ def _busiest_agents(project: Project, filters: OverviewFilters) -> list[AgentRow
     auth = Q(outcome__in=AUTH_FAILURES)
     agents: dict[str, Counts] = {}
     for rows, rolled in _call_sources(project, filters, with_days=True):
-        calls = Sum("requests") if rolled else Count("id")
-        counted = (
-            {
-                "n": calls,
-                "failed": Sum("requests", filter=failed),
-                "auth": Sum("requests", filter=auth),
-            }
-            if rolled
-            else {
-                "n": calls,
-                "failed": Count("id", filter=failed),
-                "auth": Count("id", filter=auth),
-            }
-        )
+        counted = {
+            "n": _calls(rolled),
+            "failed": _calls(rolled, failed),
+            "auth": _calls(rolled, auth),
+        }
         for row in rows.exclude(agent="").values("agent").annotate(**counted).order_by():
             agents.setdefault(row["agent"], Counts()).add(
                 row["n"], row["failed"] or 0, row["auth"] or 0

@@ -121,6 +121,9 @@ class WebhookDelivery(models.Model):
         FAILED = "failed", "Failed, will retry"
         GAVE_UP = "gave_up", "Gave up"
 
+    # Still to go out: queued, or being sent by a run.
+    WAITING = (Status.PENDING, Status.SENDING)
+
     class EventType(models.TextChoices):
         ALERT_RAISED = "alert.raised", "Alert raised"
         TEST = "webhook.test", "Test"
@@ -162,3 +165,7 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} → {self.endpoint_id} ({self.status})"
+
+    @property
+    def waiting(self) -> bool:
+        return self.status in self.WAITING

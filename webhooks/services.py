@@ -75,9 +75,6 @@ def webhook_delete(*, endpoint: WebhookEndpoint, by: User, ip: str | None = None
         endpoint.delete()
 
 
-WAITING = (WebhookDelivery.Status.PENDING, WebhookDelivery.Status.SENDING)
-
-
 def webhook_send_test(
     *, endpoint: WebhookEndpoint, by: User, ip: str | None = None
 ) -> WebhookDelivery | None:
@@ -96,7 +93,7 @@ def webhook_send_test(
         # Two clicks at once: the endpoint's row makes the second wait, then see the first.
         WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
         waiting = endpoint.deliveries.filter(
-            event_type=WebhookDelivery.EventType.TEST, status__in=WAITING
+            event_type=WebhookDelivery.EventType.TEST, status__in=WebhookDelivery.WAITING
         )
         if waiting.exists():
             return None

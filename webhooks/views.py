@@ -23,7 +23,6 @@ from core.htmx import wants_fragment
 from webhooks.forms import WebhookCreateForm
 from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookDelivery, WebhookEndpoint
 from webhooks.services import (
-    WAITING,
     TooManyEndpoints,
     delivery_retry_now,
     webhook_create,
@@ -121,7 +120,7 @@ def webhook_detail(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
         "deliveries": deliveries,
         # While one waits for the scheduler's next run, the log reloads itself until it
         # has gone (the page's own fragment, every few seconds).
-        "waiting": endpoint.disabled_at is None and any(d.status in WAITING for d in deliveries),
+        "waiting": endpoint.disabled_at is None and any(d.waiting for d in deliveries),
         "delivery_every": settings.WEBHOOK_DELIVERY_EVERY_SECONDS,
     }
     # The log's own reload gets the log; anything else (a history restore too) the page.

@@ -399,17 +399,33 @@ def test_an_endpoint_that_fails_gets_no_more_tries_in_that_run(
     assert waiting.count() == 2  # they wait for the next run, not behind the broken one
 
 
-def test_a_claim_shows_as_sending_and_a_lapsed_one_is_due_again(project, make_endpoint, user):
+def test_a_claim_shows_as_sending_and_a_lapsed_one_is_due_again(
+    project, make_endpoint, user, monkeypatch
+):
     endpoint, _ = make_endpoint(project, "https://hooks.example.com/hook")
     delivery = webhook_send_test(endpoint=endpoint, by=user)
+    assert delivery is not None
     assert webhook_send_test(endpoint=endpoint, by=user) is None  # one test waits at a time
-    now = timezone.now()
-    claimed = WebhookDelivery.objects.due(now).filter(pk=delivery.pk)
-    assert claimed.update(status="sending", next_attempt_at=now + delivery_module.CLAIM) == 1
-    assert not WebhookDelivery.objects.due(now).filter(pk=delivery.pk).exists()
-    assert webhook_send_test(endpoint=endpoint, by=user) is None  # still waiting: being sent
-    lapsed = now + delivery_module.CLAIM + timedelta(seconds=1)  # its sender died
-    assert WebhookDelivery.objects.due(lapsed).filter(pk=delivery.pk).exists()
+    seen: list[tuple[str, bool, bool, bool]] = []
+
+    def send(d, e):
+        # While attempt() sends it: what its claim left on the row.
+        row = WebhookDelivery.objects.get(pk=d.pk)
+        now = timezone.now()
+        lapsed = row.next_attempt_at + timedelta(seconds=1)  # had its sender died
+        seen.append(
+            (
+                row.status,
+                WebhookDelivery.objects.due(now).filter(pk=d.pk).exists(),
+                webhook_send_test(endpoint=endpoint, by=user) is None,  # still waiting
+                WebhookDelivery.objects.due(lapsed).filter(pk=d.pk).exists(),
+            )
+        )
+        return Outcome(204)
+
+    monkeypatch.setattr(delivery_module, "_send", send)
+    assert attempt(delivery.pk) == Outcome(204)
+    assert seen == [("sending", False, True, True)]
 
 
 def test_a_run_with_nothing_new_costs_the_same_for_any_number_of_endpoints(

@@ -5,6 +5,8 @@ jobs), which is how a queued test or retry goes out. One endpoint that times out
 fails never stops the others: each send is recorded and the run goes on.
 """
 
+from typing import Any
+
 from django.core.management.base import BaseCommand
 
 from webhooks.delivery import deliver
@@ -13,13 +15,11 @@ from webhooks.delivery import deliver
 class Command(BaseCommand):
     help = "Enqueue alerts for webhook endpoints and send the deliveries that are due."
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         result = deliver()
         # Quiet when nothing was due: the scheduler runs this every few seconds, and cron
         # mails whatever a job prints.
-        verbosity = options["verbosity"]
-        chatty = isinstance(verbosity, int) and verbosity > 1
-        if result.enqueued or result.succeeded or result.failed or chatty:
+        if result.enqueued or result.succeeded or result.failed or options["verbosity"] > 1:
             self.stdout.write(
                 f"Enqueued {result.enqueued} deliveries; {result.succeeded} delivered, "
                 f"{result.failed} failed."
