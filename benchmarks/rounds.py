@@ -60,6 +60,8 @@ class Run:
     python_cpu: float  # the server's process group: arbiter, workers (and make, for ours)
     database_cpu: float  # the PostgreSQL backends of the server's database
     others: float  # share of the machine used by neither the server nor the load tool
+    # python_cpu by the part of the server that spent it (see `part_of`)
+    parts: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -93,6 +95,17 @@ class Tally:
     @property
     def cpu_ms_per_call(self) -> float:
         return sum(self.cpu_ms)
+
+    @property
+    def parts_ms(self) -> dict[str, float]:
+        """Server CPU per call, in ms, by part: web workers, ingest, Redis, PostgreSQL…"""
+        n = max(self.requests, 1)
+        totals: dict[str, float] = {}
+        for r in self.runs:
+            for part, cpu in r.parts.items():
+                totals[part] = totals.get(part, 0.0) + cpu
+        totals["PostgreSQL"] = sum(r.database_cpu for r in self.runs)
+        return {part: 1000 * cpu / n for part, cpu in totals.items()}
 
     def median(self, attribute: str) -> float:
         return statistics.median(getattr(r.result, attribute) for r in self.runs)
@@ -206,6 +219,26 @@ def wait_for_quiet(limit: float = 0.3, patience: float = 45.0) -> str:
             )
 
 
+def part_of(pid: int) -> str:
+    """Which part of a server a process is, by its command line."""
+    line = command_line(pid, width=10_000)
+    if "redis-server" in line:
+        return "Redis"
+    if "ingest_usage" in line:
+        return "ingest"
+    if "gunicorn" in line:
+        return "gunicorn"
+    return "other"
+
+
+def cpu_by_part(before: dict[int, float], after: dict[int, float]) -> dict[str, float]:
+    parts: dict[str, float] = {}
+    for pid, cpu in after.items():
+        part = part_of(pid)
+        parts[part] = parts.get(part, 0.0) + cpu - before.get(pid, 0.0)
+    return parts
+
+
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -229,12 +262,13 @@ def one_run(target: Target, seconds: float, load: LoadOptions) -> Run:
     tool_cpu = children_cpu() - tool_before
     time.sleep(load.settle)
     busy_after, total_after = machine_jiffies()
-    python = cpu_used(own_before, cpu_snapshot(server.pids()))
+    own_after = cpu_snapshot(server.pids())
+    python = cpu_used(own_before, own_after)
     database = cpu_used(db_before, backend_cpu(server.database))
     tick = os.sysconf("SC_CLK_TCK")
     elapsed = max((total_after - total_before) / tick, 1)
     others = ((busy_after - busy_before) / tick - python - database - tool_cpu) / elapsed
-    return Run(result, python, database, max(others, 0.0))
+    return Run(result, python, database, max(others, 0.0), cpu_by_part(own_before, own_after))
 
 
 HEADER = (

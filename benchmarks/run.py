@@ -452,6 +452,18 @@ def comparisons(phase: Phase) -> list[str]:
     ]
 
 
+def cpu_parts(phase: Phase) -> list[str]:
+    """Where each server's CPU per call went: which processes spent it."""
+    lines = ["CPU ms per call by process (gunicorn: arbiter and workers; Redis counts as ours):"]
+    for label in (OURS, FLOOR, PEER):
+        parts = phase.tallies[label].parts_ms
+        shown = ", ".join(
+            f"{part} {ms:.2f}" for part, ms in sorted(parts.items(), key=lambda p: -p[1]) if ms
+        )
+        lines.append(f"  {label}: {shown or '-'}")
+    return lines
+
+
 def busy_warning(tallies: dict[str, Tally], limit: float = 0.25) -> list[str]:
     others = max(t.others for t in tallies.values())
     if others < limit:
@@ -665,6 +677,7 @@ def table(phases: list[Phase], description: str) -> list[str]:
                 f"{t.cpu_ms_per_call:>5.2f} = {python:.2f} + {database:.2f}"
             )
         lines += ["  " + line for line in comparisons(phase)]
+        lines += ["  " + line for line in cpu_parts(phase)]
         lines.append(f"  ours: {phase.log_line}")
         lines += ["  " + line for line in busy_warning(phase.tallies)]
         lines += ["  " + line for line in validity_warning(phase.tallies)]
