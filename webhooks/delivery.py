@@ -9,9 +9,11 @@
 2. Each due delivery is claimed (one conditional UPDATE marks it "sending" and pushes its
    next attempt out by CLAIM, so no other run sends it meanwhile and Retry now leaves it
    alone), sent, and recorded: delivered, or failed with the next attempt BACKOFF later,
-   or given up after the last. Each send is isolated: an endpoint that times out, refuses
-   or raises is recorded and the run goes on, without that endpoint: its other deliveries
-   wait for the next run, so one slow or broken endpoint costs a run one attempt at most.
+   or given up after the last. Up to SENDERS deliveries are in flight at once, each to a
+   different endpoint, so endpoints that never answer hold a sender each and the others
+   keep going. Each send is isolated: an endpoint that times out, refuses or raises is
+   recorded and the run goes on, without that endpoint: its other deliveries wait for the
+   next run, so one slow or broken endpoint costs a run one attempt at most.
 
 Logs name an endpoint by scheme and host only, never its path or query (a Slack URL's
 path is its secret) and never the signing secret.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -47,8 +50,11 @@ MAX_ATTEMPTS = len(BACKOFF) + 1
 # Longer than one attempt can take (transport: 5 s to connect, 15 s in all to answer).
 CLAIM = timedelta(minutes=2)
 ENQUEUE_WITHIN = timedelta(days=1)
-# A run stops starting sends after this long; the rest wait a minute for the next run.
+# A run stops starting sends after this long; the rest wait for the next run.
 RUN_BUDGET_SECONDS = 45.0
+# Attempts in flight at once, each to a different endpoint: endpoints that never answer
+# hold one sender each for an attempt (transport.TOTAL), and the others keep sending.
+SENDERS = 8
 BATCH = 200
 USER_AGENT = "Reminix-Webhooks/1"
 
@@ -120,74 +126,132 @@ def _enqueue_for(endpoint: WebhookEndpoint, now: datetime) -> int:
 
 
 def send_due(*, result: DeliveryResult, now: datetime | None = None) -> None:
+    """Send what is due, up to SENDERS at once, each to a different endpoint, until nothing
+    is due or RUN_BUDGET_SECONDS have passed. The database is used from this thread only:
+    the senders do nothing but the POST."""
     started = time.monotonic()
     seen: set[int] = set()
     failing: set[int] = set()  # endpoints that failed in this run: no more tries this run
-    while time.monotonic() - started < RUN_BUDGET_SECONDS:
-        moment = now or timezone.now()
-        due = list(
-            WebhookDelivery.objects.due(moment)
-            .exclude(pk__in=seen)
-            .exclude(endpoint_id__in=failing)
-            .order_by("next_attempt_at", "id")
-            .values_list("pk", "endpoint_id")[:BATCH]
-        )
-        if not due:
-            return
-        for delivery_id, endpoint_id in due:
-            if endpoint_id in failing:
-                continue
-            seen.add(delivery_id)
-            try:
-                outcome = attempt(delivery_id, now=now)
-            except Exception as error:
-                # Recording failed (the database, most likely): the claim lapses and the
-                # delivery is tried again later; the others still go.
-                result.errors += 1
-                logger.error("webhooks: delivery %s: %s", delivery_id, type(error).__name__)
-                continue
-            if outcome is None:
-                continue
-            if outcome.ok:
-                result.succeeded += 1
-            else:
-                failing.add(endpoint_id)
-                result.failed += 1
-                if outcome.error.startswith("Unexpected"):
-                    result.errors += 1
-            if time.monotonic() - started >= RUN_BUDGET_SECONDS:
+    with ThreadPoolExecutor(SENDERS, thread_name_prefix="webhook-send") as senders:
+        sending: dict[Future[Outcome], WebhookDelivery] = {}
+        while True:
+            if time.monotonic() - started < RUN_BUDGET_SECONDS:
+                busy = failing | {d.endpoint_id for d in sending.values()}
+                for delivery in _claim_next(SENDERS - len(sending), busy, seen, now, result):
+                    seen.add(delivery.pk)
+                    sending[senders.submit(_send, delivery, delivery.endpoint)] = delivery
+            if not sending:
                 return
+            finished, _ = wait(sending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                delivery, outcome = sending.pop(future), _outcome_of(future)
+                if not outcome.ok:
+                    failing.add(delivery.endpoint_id)
+                try:
+                    _finish(delivery, outcome, now or timezone.now(), result)
+                except Exception as error:
+                    # Recording failed (the database, most likely): the claim lapses and
+                    # the delivery is tried again later; the others still go.
+                    result.errors += 1
+                    logger.error("webhooks: delivery %s: %s", delivery.pk, type(error).__name__)
+
+
+def _claim_next(
+    wanted: int, busy: set[int], seen: set[int], now: datetime | None, result: DeliveryResult
+) -> list[WebhookDelivery]:
+    """Up to `wanted` due deliveries, oldest first, one per endpoint and none to a `busy`
+    endpoint, each claimed for this run."""
+    if wanted <= 0:
+        return []
+    moment = now or timezone.now()
+    due = (
+        WebhookDelivery.objects.due(moment)
+        .exclude(pk__in=seen)
+        .exclude(endpoint_id__in=busy)
+        .order_by("next_attempt_at", "id")
+        .values_list("pk", "endpoint_id")[:BATCH]
+    )
+    picked: dict[int, int] = {}  # endpoint: its oldest due delivery
+    for delivery_id, endpoint_id in due:
+        picked.setdefault(endpoint_id, delivery_id)
+        if len(picked) == wanted:
+            break
+    claimed = []
+    for delivery_id in picked.values():
+        try:
+            delivery = _claim(delivery_id, moment)
+        except Exception as error:
+            result.errors += 1
+            logger.error("webhooks: claiming delivery %s: %s", delivery_id, type(error).__name__)
+            seen.add(delivery_id)
+            continue
+        if delivery is not None:
+            claimed.append(delivery)
+    return claimed
 
 
 def attempt(delivery_id: int, *, now: datetime | None = None) -> Outcome | None:
     """Send one due delivery now, if no one else is: claim it, send, record. None when it
     was not due or someone else claimed it. Never raises for what the endpoint does."""
-    moment = now or timezone.now()
+    delivery = _claim(delivery_id, now or timezone.now())
+    if delivery is None:
+        return None
+    try:
+        outcome = _send(delivery, delivery.endpoint)
+    except Exception as error:
+        outcome = _unexpected(error)
+    _finish(delivery, outcome, now or timezone.now())
+    return outcome
+
+
+def _claim(delivery_id: int, now: datetime) -> WebhookDelivery | None:
+    """Mark a due delivery "sending" and push its next attempt out by CLAIM, so that no
+    other run sends it meanwhile; None if it was not due or another run got it first."""
     claimed = (
-        WebhookDelivery.objects.due(moment)
+        WebhookDelivery.objects.due(now)
         .filter(pk=delivery_id)
-        .update(status=WebhookDelivery.Status.SENDING, next_attempt_at=moment + CLAIM)
+        .update(status=WebhookDelivery.Status.SENDING, next_attempt_at=now + CLAIM)
     )
     if not claimed:
         return None
-    delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
-    endpoint = delivery.endpoint
-    try:
-        outcome = _send(delivery, endpoint)
-    except Exception as error:
-        # Ours, not the endpoint's (a secret that no longer decrypts, a bug): recorded as a
-        # failed attempt so it backs off, and the run goes on.
-        outcome = Outcome(None, f"Unexpected error: {type(error).__name__}")
+    return WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
+
+
+def _outcome_of(future: Future[Outcome]) -> Outcome:
+    error = future.exception()
+    return future.result() if error is None else _unexpected(error)
+
+
+def _unexpected(error: BaseException) -> Outcome:
+    # Ours, not the endpoint's (a secret that no longer decrypts, a bug): recorded as a
+    # failed attempt so it backs off, and the run goes on.
+    return Outcome(None, f"Unexpected error: {type(error).__name__}")
+
+
+def _finish(
+    delivery: WebhookDelivery,
+    outcome: Outcome,
+    now: datetime,
+    result: DeliveryResult | None = None,
+) -> None:
+    """Log a failed attempt, record the attempt, count it in `result`."""
     if not outcome.ok:
         logger.warning(
             "webhooks: delivery %s to %s failed (attempt %d): %s",
             delivery.event_id,
-            where(endpoint.url),
+            where(delivery.endpoint.url),
             delivery.attempts + 1,
             outcome.error,
         )
-    _record(delivery, outcome, now or timezone.now())
-    return outcome
+    _record(delivery, outcome, now)
+    if result is None:
+        return
+    if outcome.ok:
+        result.succeeded += 1
+    else:
+        result.failed += 1
+        if outcome.error.startswith("Unexpected"):
+            result.errors += 1
 
 
 def request_for(

@@ -23,14 +23,17 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass
 class Receiver:
-    """What it answers (status, after `delay` seconds) and what it got."""
+    """What it answers (status, or the one `statuses` gives its path; after `delay`
+    seconds) and what it got."""
 
     port: int = 0
     status: int = 204
+    statuses: dict[str, int] = field(default_factory=dict)
     delay: float = 0.0
     requests: list[Received] = field(default_factory=list)
 
@@ -56,7 +59,7 @@ def receiver(local_delivery: None) -> Iterator[Receiver]:
             state.requests.append(Received(self.path, dict(self.headers.items()), body))
             if state.delay:
                 time.sleep(state.delay)
-            self.send_response(state.status)
+            self.send_response(state.statuses.get(self.path, state.status))
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")

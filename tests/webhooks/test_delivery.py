@@ -219,6 +219,41 @@ def test_one_endpoint_timing_out_or_raising_does_not_stop_other_tenants(
     assert [r.path for r in receiver.requests] == ["/fine"]
 
 
+def test_endpoints_that_never_answer_cost_a_run_one_timeout_not_one_each(
+    receiver, make_endpoint, make_flag, make_user, make_project, monkeypatch
+):
+    """Three projects' endpoints accept the connection and never answer. A fourth
+    project's alert, raised last, goes out at once; the run lasts one timeout, not three."""
+    import socket as socket_module
+
+    monkeypatch.setattr("webhooks.transport.TIMEOUT", 2.0)
+    holes = []
+    for n in range(3):
+        hole = socket_module.socket()
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(1)
+        holes.append(hole)
+        silent = make_project(make_user(), name=f"Silent {n}")
+        make_endpoint(silent, f"http://127.0.0.1:{hole.getsockname()[1]}/silent")
+        make_flag(silent)
+    fine = make_project(make_user(), name="Fine")
+    make_endpoint(fine, receiver.url("/fine"))
+    make_flag(fine)
+    started = time.monotonic()
+    result = deliver()
+    took = time.monotonic() - started
+    for hole in holes:
+        hole.close()
+    assert (result.succeeded, result.failed) == (1, 3)
+    assert [r.path for r in receiver.requests] == ["/fine"]
+    assert receiver.requests[0].at - started < 1.5  # not behind the silent ones
+    assert 2.0 <= took < 4.0  # one 2 s timeout, the three at once (one by one: 6 s)
+    silent_rows = WebhookDelivery.objects.exclude(endpoint__url__endswith="/fine")
+    assert {(d.status, d.last_error) for d in silent_rows} == {
+        ("failed", "No answer within 2 seconds.")
+    }
+
+
 def test_logs_name_the_host_only_never_the_path_query_or_secret(
     receiver, project, make_endpoint, make_flag, caplog
 ):
@@ -377,7 +412,7 @@ def test_retry_now_while_a_run_is_sending_it_does_not_send_it_twice(
 
 
 def test_an_endpoint_that_fails_gets_no_more_tries_in_that_run(
-    receiver, project, make_endpoint, make_user, make_project, make_flag, monkeypatch
+    receiver, project, make_endpoint, make_user, make_project, make_flag
 ):
     broken, _ = make_endpoint(project, receiver.url("/broken"))
     for _ in range(3):
@@ -385,13 +420,7 @@ def test_an_endpoint_that_fails_gets_no_more_tries_in_that_run(
     other = make_project(make_user())
     fine, _ = make_endpoint(other, receiver.url("/fine"))
     make_flag(other)
-    send = delivery_module._send
-
-    def answer_by_endpoint(delivery, endpoint):
-        receiver.status = 204 if endpoint.pk == fine.pk else 500
-        return send(delivery, endpoint)
-
-    monkeypatch.setattr(delivery_module, "_send", answer_by_endpoint)
+    receiver.statuses["/broken"] = 500
     result = deliver()
     assert (result.enqueued, result.succeeded, result.failed) == (4, 1, 1)
     assert [r.path for r in receiver.requests].count("/broken") == 1
