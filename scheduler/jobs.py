@@ -63,6 +63,12 @@ def jobs() -> list[Job]:
             offset=15 * MINUTE,
         ),
         Job("clear_sessions", ("clear_sessions",), every=DAY, offset=20 * MINUTE),
+        Job(
+            "prune_webhook_deliveries",
+            ("prune_webhook_deliveries",),
+            every=DAY,
+            offset=25 * MINUTE,
+        ),
     ]
 
 

@@ -22,6 +22,7 @@ from core.client_ip import client_ip
 from core.htmx import wants_fragment
 from webhooks.forms import WebhookCreateForm
 from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookDelivery, WebhookEndpoint
+from webhooks.retention import KEEP
 from webhooks.services import (
     TooManyEndpoints,
     delivery_retry_now,
@@ -122,6 +123,8 @@ def webhook_detail(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
         # has gone (the page's own fragment, every few seconds).
         "waiting": endpoint.disabled_at is None and any(d.waiting for d in deliveries),
         "delivery_every": settings.WEBHOOK_DELIVERY_EVERY_SECONDS,
+        "log_size": LOG_SIZE,
+        "kept_days": KEEP.days,
     }
     # The log's own reload gets the log; anything else (a history restore too) the page.
     template = DETAIL + "#deliveries" if wants_fragment(request) else DETAIL

@@ -1,0 +1,18 @@
+"""`manage.py prune_webhook_deliveries`: remove webhook deliveries enqueued more than 30
+days ago (webhooks/retention.py).
+
+Run it daily, e.g. from cron: `30 0 * * * cd /srv/reminix && .venv/bin/python manage.py
+prune_webhook_deliveries`. Safe to run at any time and again.
+"""
+
+from django.core.management.base import BaseCommand
+
+from webhooks.retention import KEEP, deliveries_prune
+
+
+class Command(BaseCommand):
+    help = f"Remove webhook deliveries enqueued more than {KEEP.days} days ago."
+
+    def handle(self, *args: object, **options: object) -> None:
+        removed = deliveries_prune()
+        self.stdout.write(f"Removed {removed:,} webhook deliver{'y' if removed == 1 else 'ies'}.")

@@ -1,0 +1,31 @@
+"""How long the webhook delivery log is kept: `manage.py prune_webhook_deliveries`, daily.
+
+A delivery is removed KEEP after it was enqueued, whatever became of it: by then an alert
+has long been delivered or given up (its retries end within nine hours), and one still
+waiting can only be for an endpoint that was disabled, where sending a month-old alert
+would mislead more than it tells. One being sent at that moment is left to finish.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from webhooks.models import WebhookDelivery
+
+# Far longer than delivery.ENQUEUE_WITHIN: the (endpoint, alert) rows mark what was
+# enqueued, and removing one whose alert could still be enqueued would send it again.
+KEEP = timedelta(days=30)
+BATCH = 1000  # rows per DELETE, so no one statement holds the table for long
+
+
+def deliveries_prune(*, now: datetime | None = None) -> int:
+    """Remove the deliveries enqueued more than KEEP ago; how many were removed."""
+    old = WebhookDelivery.objects.filter(created_at__lt=(now or timezone.now()) - KEEP).exclude(
+        status=WebhookDelivery.Status.SENDING
+    )
+    removed = 0
+    while ids := list(old.values_list("pk", flat=True)[:BATCH]):
+        removed += WebhookDelivery.objects.filter(pk__in=ids).delete()[0]
+    return removed
