@@ -74,7 +74,11 @@ def test_an_owner_pastes_a_found_token_and_is_led_to_its_key(
     page.goto(f"/projects/{project.slug}/alerts/")
 
     page.get_by_role("button", name="Look it up").click()
-    expect(page.get_by_text("Paste the token you found.")).to_be_visible()
+    # Beside the field, and said once by the live region (which repeats its text).
+    expect(page.locator(".errorlist").get_by_text("Paste the token you found.")).to_be_visible()
+    expect(page.locator("#announcer")).to_have_text(
+        "There is a problem: Paste the token you found."
+    )
     page.get_by_label("Token", exact=True).fill(token)
     page.get_by_role("button", name="Look it up").click()
     result = page.locator(".lookup-result")

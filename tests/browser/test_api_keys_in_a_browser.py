@@ -89,7 +89,7 @@ def test_suspend_a_key_with_a_reason_then_resume_it(page: Page, live_server, tra
 
     page.get_by_role("link", name="Suspend Production").click()
     page.get_by_role("button", name="Suspend “Production”").click()
-    expect(page.get_by_text("Say why")).to_be_visible()  # beside the field, nothing lost
+    expect(page.locator(".errorlist").get_by_text("Say why")).to_be_visible()  # nothing lost
     page.get_by_label("Reason").fill("Seen from an unknown network")
     page.get_by_role("button", name="Suspend “Production”").click()
     expect(page.get_by_text("is suspended")).to_be_visible()

@@ -45,7 +45,7 @@ def test_filtering_the_project_audit_log_and_downloading_it(page: Page, transact
 
     page.get_by_label("IP address").fill("not an address")
     page.get_by_role("button", name="Filter").click()
-    expect(page.get_by_text("Enter an IPv4 or IPv6 address")).to_be_visible()
+    expect(page.locator(".errorlist").get_by_text("Enter an IPv4 or IPv6 address")).to_be_visible()
     expect(page).to_have_url(re.compile(r"\?action=api_keys$"))
 
     page.get_by_label("IP address").fill("")
