@@ -10,7 +10,8 @@
    next attempt out by CLAIM, so no other run sends it meanwhile and Retry now leaves it
    alone), sent, and recorded: delivered, or failed with the next attempt BACKOFF later,
    or given up after the last. Up to SENDERS deliveries are in flight at once, each to a
-   different endpoint, so endpoints that never answer hold a sender each and the others
+   different endpoint and at most PER_PROJECT for one project, the projects served least
+   in the run first, so endpoints that never answer hold a sender each and the others
    keep going. Each send is isolated: an endpoint that times out, refuses or raises is
    recorded and the run goes on, without that endpoint: its other deliveries wait for the
    next run, so one slow or broken endpoint costs a run one attempt at most.
@@ -23,11 +24,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from alerts.models import Flag
@@ -55,6 +58,9 @@ RUN_BUDGET_SECONDS = 45.0
 # Attempts in flight at once, each to a different endpoint: endpoints that never answer
 # hold one sender each for an attempt (transport.TOTAL), and the others keep sending.
 SENDERS = 8
+# Of them, at most this many to one project's endpoints (it may have 10), so one project
+# cannot take every sender.
+PER_PROJECT = 2
 BATCH = 200
 USER_AGENT = "Reminix-Webhooks/1"
 
@@ -126,19 +132,32 @@ def _enqueue_for(endpoint: WebhookEndpoint, now: datetime) -> int:
 
 
 def send_due(*, result: DeliveryResult, now: datetime | None = None) -> None:
-    """Send what is due, up to SENDERS at once, each to a different endpoint, until nothing
-    is due or RUN_BUDGET_SECONDS have passed. The database is used from this thread only:
-    the senders do nothing but the POST."""
+    """Send what is due, up to SENDERS at once, until nothing is due or RUN_BUDGET_SECONDS
+    have passed. Each endpoint has one attempt in flight at most, each project PER_PROJECT,
+    and the projects served least in this run go first. The database is used from this
+    thread only: the senders do nothing but the POST."""
     started = time.monotonic()
     seen: set[int] = set()
     failing: set[int] = set()  # endpoints that failed in this run: no more tries this run
+    served: Counter[int] = Counter()  # attempts started in this run, by project
+    claiming = True
     with ThreadPoolExecutor(SENDERS, thread_name_prefix="webhook-send") as senders:
         sending: dict[Future[Outcome], WebhookDelivery] = {}
         while True:
-            if time.monotonic() - started < RUN_BUDGET_SECONDS:
-                busy = failing | {d.endpoint_id for d in sending.values()}
-                for delivery in _claim_next(SENDERS - len(sending), busy, seen, now, result):
+            if claiming and time.monotonic() - started < RUN_BUDGET_SECONDS:
+                try:
+                    claimed = _claim_next(
+                        list(sending.values()), failing, seen, served, now, result
+                    )
+                except Exception as error:
+                    # The database, most likely: nothing more is claimed in this run, but
+                    # what is in flight is still recorded (else it would go out twice).
+                    claiming, claimed = False, []
+                    result.errors += 1
+                    logger.error("webhooks: finding due deliveries: %s", type(error).__name__)
+                for delivery in claimed:
                     seen.add(delivery.pk)
+                    served[delivery.endpoint.project_id] += 1
                     sending[senders.submit(_send, delivery, delivery.endpoint)] = delivery
             if not sending:
                 return
@@ -157,33 +176,55 @@ def send_due(*, result: DeliveryResult, now: datetime | None = None) -> None:
 
 
 def _claim_next(
-    wanted: int, busy: set[int], seen: set[int], now: datetime | None, result: DeliveryResult
+    in_flight: list[WebhookDelivery],
+    failing: set[int],
+    seen: set[int],
+    served: Counter[int],
+    now: datetime | None,
+    result: DeliveryResult,
 ) -> list[WebhookDelivery]:
-    """Up to `wanted` due deliveries, oldest first, one per endpoint and none to a `busy`
-    endpoint, each claimed for this run."""
+    """Claim the next deliveries to send, one for each free sender: for endpoints with
+    nothing in flight and projects under PER_PROJECT, the projects served least in this
+    run first, then the endpoints that have waited longest; each endpoint's oldest due."""
+    wanted = SENDERS - len(in_flight)
     if wanted <= 0:
         return []
     moment = now or timezone.now()
-    due = (
-        WebhookDelivery.objects.due(moment)
-        .exclude(pk__in=seen)
-        .exclude(endpoint_id__in=busy)
-        .order_by("next_attempt_at", "id")
-        .values_list("pk", "endpoint_id")[:BATCH]
+    per_project = Counter(d.endpoint.project_id for d in in_flight)
+    due = WebhookDelivery.objects.due(moment).exclude(pk__in=seen)
+    endpoints = (
+        due.exclude(endpoint_id__in=failing | {d.endpoint_id for d in in_flight})
+        .exclude(endpoint__project_id__in=[p for p, n in per_project.items() if n >= PER_PROJECT])
+        .values_list("endpoint_id", "endpoint__project_id")
+        .annotate(waiting_since=Min("next_attempt_at"))
+        .order_by("waiting_since", "endpoint_id")[:BATCH]
     )
-    picked: dict[int, int] = {}  # endpoint: its oldest due delivery
-    for delivery_id, endpoint_id in due:
-        picked.setdefault(endpoint_id, delivery_id)
+    picked = []
+    # sorted() keeps the waiting order among projects served alike.
+    for endpoint_id, project_id, _ in sorted(endpoints, key=lambda row: served[row[1]]):
+        if per_project[project_id] >= PER_PROJECT:
+            continue
+        per_project[project_id] += 1
+        picked.append(endpoint_id)
         if len(picked) == wanted:
             break
     claimed = []
-    for delivery_id in picked.values():
+    for endpoint_id in picked:
+        oldest = (
+            due.filter(endpoint_id=endpoint_id)
+            .order_by("next_attempt_at", "id")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if oldest is None:
+            continue
         try:
-            delivery = _claim(delivery_id, moment)
+            delivery = _claim(oldest, moment)
         except Exception as error:
+            # This row only, it seems (the next query finds out): skipped for this run.
+            seen.add(oldest)
             result.errors += 1
-            logger.error("webhooks: claiming delivery %s: %s", delivery_id, type(error).__name__)
-            seen.add(delivery_id)
+            logger.error("webhooks: claiming delivery %s: %s", oldest, type(error).__name__)
             continue
         if delivery is not None:
             claimed.append(delivery)

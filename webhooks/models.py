@@ -161,6 +161,8 @@ class WebhookDelivery(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="webhookdelivery_due"),
             models.Index(fields=["endpoint", "-created_at"], name="webhookdelivery_log"),
+            # The daily prune finds the oldest first (webhooks/retention.py).
+            models.Index(fields=["created_at"], name="webhookdelivery_age"),
         ]
 
     def __str__(self) -> str:

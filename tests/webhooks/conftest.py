@@ -34,6 +34,10 @@ class Receiver:
     port: int = 0
     status: int = 204
     statuses: dict[str, int] = field(default_factory=dict)
+    # Requests being answered at once, and the most there ever were, by path.
+    answering: dict[str, int] = field(default_factory=dict)
+    most_at_once: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
     delay: float = 0.0
     requests: list[Received] = field(default_factory=list)
 
@@ -56,9 +60,17 @@ def receiver(local_delivery: None) -> Iterator[Receiver]:
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
-            state.requests.append(Received(self.path, dict(self.headers.items()), body))
+            with state.lock:
+                state.requests.append(Received(self.path, dict(self.headers.items()), body))
+                now_answering = state.answering.get(self.path, 0) + 1
+                state.answering[self.path] = now_answering
+                state.most_at_once[self.path] = max(
+                    now_answering, state.most_at_once.get(self.path, 0)
+                )
             if state.delay:
                 time.sleep(state.delay)
+            with state.lock:
+                state.answering[self.path] -= 1
             self.send_response(state.statuses.get(self.path, state.status))
             self.send_header("Content-Length", "2")
             self.end_headers()
