@@ -722,7 +722,8 @@ def main() -> int:
         say(line)
     say(
         "(req/s: all calls / all seconds of the timed runs; p50, p99: median of the runs; "
-        "CPU from /proc: gunicorn's processes and their PostgreSQL backends, which a "
+        "CPU from /proc: each server's process group (for ours: gunicorn, the ingest and "
+        "Redis) as Python, and its PostgreSQL backends, which a "
         "neighbour's load moves far less than req/s; CPU/call ratio ours/other: the inverse "
         "of the req/s ratio if the server's CPU were the only limit)"
     )
