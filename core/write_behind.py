@@ -401,8 +401,10 @@ class StreamIngest:
         for entry_id, fields in entries:
             ids.append(entry_id)
             try:
-                records.extend(Record.decoded(data) for data in _fields(fields, b"r"))
-            except (ValueError, TypeError, KeyError):
+                records.extend([Record.decoded(data) for data in _fields(fields, b"r")])
+            except (ValueError, TypeError, KeyError, RecursionError):
+                # RecursionError: nested deeper than json can read. The entry is dropped
+                # whole; kept, it would stop this ingest, and every one after it, for good.
                 logger.error("Unreadable record %s on the stream; dropped", entry_id)
                 _count_drops("stream", "unreadable", 1)
                 self.stats.dropped += 1

@@ -254,3 +254,21 @@ def _now():
     from django.utils import timezone
 
     return timezone.now()
+
+
+def test_an_entry_nested_too_deep_to_read_is_dropped_and_the_rest_written(
+    api, redis_store, deferred
+):
+    """Anyone who can write to the stream could add an entry that json cannot read without
+    running out of stack. It must not stop the ingest (and every ingest after it) for all
+    projects: it is dropped and counted, and the calls beside it are written."""
+    assert_ok(api.post(INVOKE, {"prompt": "before"}))
+    redis_store.round_trip(("XADD", write_behind.stream_key(), "*", "r", b"[" * 200_000))
+    assert_ok(api.post(INVOKE, {"prompt": "after"}))
+
+    stats = ingest_all()
+
+    assert (stats.written, stats.dropped) == (4, 1)
+    assert UsageRecord.objects.count() == 2 and Execution.objects.count() == 2
+    (length,) = redis_store.round_trip(("XLEN", write_behind.stream_key()))
+    assert length == 0  # all three acknowledged: nothing left to stop the next run
