@@ -18,7 +18,7 @@ from datetime import UTC, timedelta
 from functools import wraps
 from typing import Any, cast
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -195,9 +195,9 @@ def _answer_now(
         error_code = ""
     except ApiError as refused:
         response, error_code = error_response(refused, request.request_id), refused.code
-    except RequestDataTooBig:
-        too_big = errors.invalid_request("The request body is too large.", status=413)
-        response, error_code = error_response(too_big, request.request_id), too_big.code
+    except (RequestDataTooBig, SuspiciousOperation) as unreadable:
+        cannot_read = errors.unreadable_request(unreadable)
+        response, error_code = error_response(cannot_read, request.request_id), cannot_read.code
     except (OperationalError, InterfaceError):
         # The database is down, refusing connections or past a timeout (settings: connect,
         # statement and lock timeouts): say so at once, and when to try again. A token that

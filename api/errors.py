@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import JsonResponse
 
 
@@ -58,6 +60,17 @@ def insufficient_permissions(message: str) -> ApiError:
 
 def invalid_request(message: str, status: int = 400) -> ApiError:
     return ApiError(status, "invalid_request", message)
+
+
+def unreadable_request(error: RequestDataTooBig | SuspiciousOperation) -> ApiError:
+    """What Django refuses to read (a body over its limit, too many query parameters):
+    the envelope's answer, not a 500."""
+    if isinstance(error, RequestDataTooBig):
+        return invalid_request("The request body is too large.", status=413)
+    if isinstance(error, TooManyFieldsSent):
+        most = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return invalid_request(f"Too many query parameters: send at most {most}.")
+    return invalid_request("The request cannot be read.")
 
 
 def missing_required_field(field: str) -> ApiError:

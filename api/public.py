@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from functools import wraps
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
@@ -37,9 +37,8 @@ def public_post(what: str, *, max_bytes: int) -> Callable[[PublicView], PublicVi
                 response = _checked(request, view, max_bytes)
             except ApiError as refused:
                 response = error_response(refused, request_id)
-            except RequestDataTooBig:
-                too_big = errors.invalid_request("The request body is too large.", status=413)
-                response = error_response(too_big, request_id)
+            except (RequestDataTooBig, SuspiciousOperation) as unreadable:
+                response = error_response(errors.unreadable_request(unreadable), request_id)
             except (OperationalError, InterfaceError):
                 # The caller may try again: nothing was done that a retry would repeat badly.
                 response = error_response(errors.service_unavailable(), request_id)

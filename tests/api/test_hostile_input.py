@@ -195,3 +195,18 @@ def test_odd_header_values_are_answered_never_a_500(api, header, value):
         assert response.status_code < 500, (method, path, response.status_code)
         if response.status_code >= 400:
             assert response.json()["error"]["requestId"] == response["X-Request-Id"]
+
+
+@pytest.mark.parametrize("path", ["/v1/agents", "/v1/execution-logs", INVOKE])
+def test_more_query_parameters_than_django_reads_is_invalid_request(api, path):
+    """Django refuses to read over DATA_UPLOAD_MAX_NUMBER_FIELDS (1,000) parameters. That
+    was a 500 on the list endpoints, which read the query string."""
+    query = "&".join(f"f{n}=1" for n in range(1200))
+    method = "POST" if path == INVOKE else "GET"
+    answer = raw(api, method, f"{path}?{query}", '{"prompt": "hi"}' if path == INVOKE else "")
+    if path == INVOKE:  # the invoke never reads its query string: it just answers
+        assert_ok(answer)
+        return
+    error = assert_error(answer, 400, "invalid_request")
+    assert error["message"] == "Too many query parameters: send at most 1000."
+    assert UsageRecord.objects.filter(path=path, status=400).exists()
