@@ -190,7 +190,11 @@ def _answer_now(
             require_permission(caller, spec.permission)
         scope = f"ct:{caller.client_token.pk}:" if caller.client_token else ""
         response = idempotent(
-            request, caller.project, lambda: view(request, *args, **kwargs), scope=scope
+            request,
+            caller.project,
+            lambda: view(request, *args, **kwargs),
+            caller=caller.token_identity,
+            scope=scope,
         )
         error_code = ""
     except ApiError as refused:

@@ -1,10 +1,16 @@
-"""Idempotency-Key on writes (POST, PUT, DELETE): the same key from the same project within
-24 hours gets the first answer back instead of acting twice.
+"""Idempotency-Key on writes (POST, PUT, PATCH, DELETE): the same key from the same project
+within 24 hours gets the first answer back instead of acting twice.
 
 The first request claims the key (a unique row) before it runs, so a concurrent retry
-is told to wait rather than acting in parallel. Answers of 5xx and refusals raised as
+is told to wait rather than acting in parallel; a claim whose request never finished (its
+worker died) is given up after ABANDONED_AFTER. Answers of 5xx and refusals raised as
 errors are not kept: a retry of those runs again. An answer that carried a one-time
 secret (a new client token) is kept without it, and a retry is told what was made.
+
+Only the token that sent the first request gets its answer again. Another token of the
+project sending the same key is refused rather than acting twice: a replay skips the
+checks a view makes itself (an API key's agent scope, say), so handing the answer to
+another token could show it what it may not see.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ from accounts.models import Project
 from api import errors
 from api.models import IdempotencyRecord
 
-WRITE_METHODS = {"POST", "PUT", "DELETE"}
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 LIFETIME = timedelta(hours=24)
+# Far longer than any request may run (gunicorn stops a worker after 30 s).
+ABANDONED_AFTER = timedelta(minutes=2)
 MAX_KEY_LENGTH = 200  # the stored key also carries its scope
 # The attribute a view sets on a response whose body holds a one-time secret.
 SECRET_FIELDS_ATTRIBUTE = "one_time_secret_fields"
@@ -37,14 +45,16 @@ def _fingerprint(request: HttpRequest) -> str:
     return digest.hexdigest()
 
 
-def _claim(project: Project, key: str, fingerprint: str) -> tuple[IdempotencyRecord, bool]:
+def _claim(
+    project: Project, key: str, fingerprint: str, caller: str
+) -> tuple[IdempotencyRecord, bool]:
     """The record for (project, key), and whether this request created it."""
     for _ in range(2):
         try:
             with transaction.atomic():
                 return (
                     IdempotencyRecord.objects.create(
-                        project=project, key=key, fingerprint=fingerprint
+                        project=project, key=key, fingerprint=fingerprint, caller=caller
                     ),
                     True,
                 )
@@ -52,14 +62,25 @@ def _claim(project: Project, key: str, fingerprint: str) -> tuple[IdempotencyRec
             existing = IdempotencyRecord.objects.filter(project=project, key=key).first()
             if existing is None:
                 continue  # deleted between our insert and our read: try again
-            if existing.created_at < timezone.now() - LIFETIME:
-                existing.delete()
+            now = timezone.now()
+            expired = existing.created_at < now - LIFETIME
+            abandoned = existing.status is None and existing.created_at < now - ABANDONED_AFTER
+            if expired or abandoned:
+                # Only that row: a retry that got there first and claimed afresh stays.
+                IdempotencyRecord.objects.filter(
+                    pk=existing.pk, created_at=existing.created_at, status=existing.status
+                ).delete()
                 continue
             return existing, False
     raise errors.ApiError(409, "invalid_request", "Retry this request with its Idempotency-Key.")
 
 
-def _replay(record: IdempotencyRecord, fingerprint: str) -> HttpResponse:
+def _replay(record: IdempotencyRecord, fingerprint: str, caller: str) -> HttpResponse:
+    if record.caller and record.caller != caller:
+        raise errors.invalid_request(
+            "This Idempotency-Key was already used by another token of this project. Use a "
+            "new key for this request."
+        )
     if record.fingerprint != fingerprint:
         raise errors.invalid_request(
             "This Idempotency-Key was already used for a different request (method, path or "
@@ -89,13 +110,14 @@ def idempotent(
     project: Project | None,
     run: Callable[[], HttpResponse],
     *,
+    caller: str,
     scope: str = "",
 ) -> HttpResponse:
-    """Run the write once per Idempotency-Key, replaying the first answer afterwards.
+    """Run the write once per Idempotency-Key, replaying the first answer afterwards to
+    the same `caller` (Caller.token_identity).
 
     Keys are per project; `scope` narrows them further. Client tokens pass their own, so
-    that a browser can neither claim a key the project's servers will use nor be handed
-    the answer another browser got.
+    that a browser cannot claim a key the project's servers will use.
     """
     # META, not request.headers: that would parse every header of every API call.
     key = request.META.get("HTTP_IDEMPOTENCY_KEY")
@@ -108,9 +130,9 @@ def idempotent(
         )
     key = scope + key
     fingerprint = _fingerprint(request)
-    record, claimed = _claim(project, key, fingerprint)
+    record, claimed = _claim(project, key, fingerprint, caller)
     if not claimed:
-        return _replay(record, fingerprint)
+        return _replay(record, fingerprint, caller)
     try:
         response = run()
     except BaseException:

@@ -16,6 +16,10 @@ class IdempotencyRecord(models.Model):
     key = models.CharField(max_length=255)
     # SHA-256 of method, path and body: the same key for a different request is refused.
     fingerprint = models.CharField(max_length=64)
+    # The token that sent it (Caller.token_identity): only that token gets the answer
+    # again. Blank on records from before it was kept (and from an older release still
+    # running beside this one during an upgrade: hence a default in the database).
+    caller = models.CharField(max_length=64, blank=True, db_default="")
     # None while the first request is still running.
     status = models.PositiveSmallIntegerField(null=True)
     body = models.TextField(blank=True)

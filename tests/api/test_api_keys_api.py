@@ -233,3 +233,15 @@ def test_a_name_a_working_key_already_has_is_refused(admin):
     assert "name" in error["message"]
     renamed = admin.send("PATCH", f"/v1/api-keys/{other['id']}", {"name": "web"})
     assert_error(renamed, 400, "invalid_field_value")
+
+
+def test_patch_honours_an_idempotency_key_as_the_contract_says(admin):
+    key = assert_ok(admin.post("/v1/api-keys", {"name": "Web"}), 201)
+    headers = {"Idempotency-Key": "rename-1"}
+    path = f"/v1/api-keys/{key['id']}"
+    first = admin.send("PATCH", path, {"name": "first"}, headers=headers)
+    again = admin.send("PATCH", path, {"name": "first"}, headers=headers)
+    assert again["Idempotent-Replayed"] == "true" and again.json() == first.json()
+    other = admin.send("PATCH", path, {"name": "second"}, headers=headers)
+    assert "different request" in assert_error(other, 400, "invalid_request")["message"]
+    assert assert_ok(admin.get(path))["name"] == "first"

@@ -187,3 +187,42 @@ def test_the_daily_command_says_how_many_answers_it_forgot(project):
     call_command("prune_idempotency_records", stdout=out)
     assert out.getvalue().strip() == "Removed 1 idempotency record."
     assert not IdempotencyRecord.objects.exists()
+
+
+def test_another_token_of_the_project_gets_no_replay_and_nothing_acts_twice(api, project, make_key):
+    """A replay skips what the view checks itself: here a key scoped to another agent
+    would have been handed my-agent's output. Another token is refused instead."""
+    _, scoped = make_key(project, name="Scoped", agent_names=["other"])
+    headers = {"Idempotency-Key": "k1"}
+    assert_ok(api.post("/v1/agents/my-agent/invoke", {"prompt": "secret"}, headers=headers))
+    response = api.post(
+        "/v1/agents/my-agent/invoke", {"prompt": "secret"}, headers=headers, token=scoped
+    )
+    message = assert_error(response, 400, "invalid_request")["message"]
+    assert "another token of this project" in message
+    assert "Idempotent-Replayed" not in response
+    assert b"secret" not in response.content
+    assert Execution.objects.count() == 1
+    # The token that sent it still gets its answer again.
+    again = api.post("/v1/agents/my-agent/invoke", {"prompt": "secret"}, headers=headers)
+    assert again["Idempotent-Replayed"] == "true"
+
+
+def test_a_claim_whose_request_never_finished_is_given_up_after_two_minutes(api):
+    """A worker killed mid-request leaves its claim unanswered: a retry is told to wait,
+    but not for 24 hours."""
+    invoke = "/v1/agents/my-agent/invoke"
+    for key in ("running", "died"):
+        assert_ok(api.post(invoke, {"prompt": "a"}, headers={"Idempotency-Key": key}))
+    # As a request still running, and one whose worker died 3 minutes ago, leave them.
+    IdempotencyRecord.objects.filter(key="running").update(status=None, body="")
+    IdempotencyRecord.objects.filter(key="died").update(
+        status=None, body="", created_at=timezone.now() - datetime.timedelta(minutes=3)
+    )
+    busy = api.post(invoke, {"prompt": "a"}, headers={"Idempotency-Key": "running"})
+    assert "still running" in assert_error(busy, 409, "invalid_request")["message"]
+    retried = api.post(invoke, {"prompt": "a"}, headers={"Idempotency-Key": "died"})
+    assert_ok(retried)
+    assert "Idempotent-Replayed" not in retried
+    assert IdempotencyRecord.objects.get(key="died").status == 200
+    assert Execution.objects.count() == 3
