@@ -8,6 +8,8 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import JsonResponse
 
+from core.redact import redact_secrets
+
 
 def new_request_id() -> str:
     return "req_" + secrets.token_hex(12)
@@ -102,7 +104,9 @@ def error_response(error: ApiError, request_id: str) -> JsonResponse:
         {
             "error": {
                 "code": error.code,
-                "message": error.message,
+                # A token pasted into a path or a field is not repeated back (CONTRACT.md:
+                # never written to a message).
+                "message": redact_secrets(error.message),
                 "status": error.status,
                 "requestId": request_id,
             }

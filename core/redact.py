@@ -12,10 +12,18 @@ import logging
 import re
 
 _TOKEN = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)[0-9A-Za-z]*", re.IGNORECASE)
+# Long enough to be (most of) a secret; a hint's 4 characters (reminix_sk_AbCd…wxyz) are not.
+_SECRET = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)[0-9A-Za-z]{12,}", re.IGNORECASE)
 
 
 def redact_tokens(text: str) -> str:
     return _TOKEN.sub(r"\1[redacted]", text)
+
+
+def redact_secrets(text: str) -> str:
+    """As redact_tokens, but a token's hint is left as it is: for messages that may name
+    a hint on purpose (an ended key's successor) and must never repeat a secret."""
+    return _SECRET.sub(r"\1[redacted]", text)
 
 
 class RedactTokens(logging.Filter):

@@ -210,3 +210,21 @@ def test_more_query_parameters_than_django_reads_is_invalid_request(api, path):
     error = assert_error(answer, 400, "invalid_request")
     assert error["message"] == "Too many query parameters: send at most 1000."
     assert UsageRecord.objects.filter(path=path, status=400).exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/v1/agents/{token}/invoke"), ("GET", "/v1/{token}"), ("GET", "/client/{token}")],
+)
+def test_a_token_pasted_into_a_path_is_not_repeated_in_the_error_message(
+    api, make_key, project, method, path
+):
+    """The contract: a token is never written to a message. The 404 used to name the
+    agent or the path it was given, token and all."""
+    _, pasted = make_key(project, name="Pasted")
+    answer = raw(api, method, path.format(token=pasted), '{"prompt": "hi"}')
+    message = assert_error(answer, 404, "agent_not_found" if "agents" in path else "not_found")[
+        "message"
+    ]
+    assert "reminix_sk_[redacted]" in message
+    assert pasted[len("reminix_sk_") :][:12] not in answer.content.decode()
