@@ -21,7 +21,7 @@ from apikeys.models import (
 )
 from apikeys.scopes import CHAT, INVOKE, parse_agent_names
 from apikeys.services import ROLL_OVERLAPS, SUSPENSION_REASON_MAX, key_name_taken
-from core.forms import MAX_ROW_ID, RowIdField
+from core.forms import MAX_ROW_ID, RowChoicesField, RowIdField
 from core.networks import MAX_NETWORKS, parse_networks
 from core.validators import single_line
 
@@ -433,10 +433,14 @@ class PersonalTokenCreateForm(TokenCreateForm):
         widget=forms.RadioSelect,
         error_messages={"required": "Choose which projects the token reaches."},
     )
-    projects = forms.ModelMultipleChoiceField(
+    projects = RowChoicesField(
         label="Projects",
         queryset=Project.objects.none(),
         required=False,
+        error_messages={
+            "invalid_choice": "Tick projects from the list: ones you are a member of.",
+            "invalid_pk_value": "Tick projects from the list: ones you are a member of.",
+        },
         widget=forms.CheckboxSelectMultiple,
         help_text="With “Only the projects I tick”.",
     )
@@ -453,7 +457,7 @@ class PersonalTokenCreateForm(TokenCreateForm):
         )
         self.fields["name"].widget.attrs["placeholder"] = "Laptop CLI"
         projects = self.fields["projects"]
-        assert isinstance(projects, forms.ModelMultipleChoiceField)
+        assert isinstance(projects, RowChoicesField)
         projects.queryset = Project.objects.for_user(user).order_by("name")
         self.fields[
             "expiry"

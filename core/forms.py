@@ -122,6 +122,25 @@ class RowIdField(forms.IntegerField):
         return super().to_python(value)
 
 
+class RowChoicesField(forms.ModelMultipleChoiceField):
+    """Rows ticked in a list (checkboxes of ids). An id that is not ASCII digits within
+    the bigint range is "not a choice", asked of no database: SQLite cannot take one past
+    the range in the IN of the query that checks the others."""
+
+    def clean(self, value: Any) -> Any:
+        for item in value if isinstance(value, list | tuple) else ():
+            text = str(item).strip()
+            if not (text.isascii() and text.isdigit() and len(text) <= 19) or not (
+                0 < int(text) <= MAX_ROW_ID
+            ):
+                raise forms.ValidationError(
+                    self.error_messages["invalid_choice"],
+                    code="invalid_choice",
+                    params={"value": item},
+                )
+        return super().clean(value)
+
+
 class PagedFilterForm(forms.Form):
     """A GET form of optional filters plus a `before` or `after` pager cursor.
 

@@ -195,3 +195,15 @@ def test_a_personal_token_can_be_renamed_by_its_owner_only(signed_in, client, us
     client.force_login(make_user(email="mallory@example.com"))
     assert client.post(url, {"name": "Mine now"}).status_code == 404
     assert PersonalAccessToken.objects.get(pk=pat.pk).name == "Work laptop"
+
+
+@pytest.mark.parametrize("odd", ["9223372036854775808", "1" + "0" * 30, "²", "-1", "0", " 7x"])
+def test_a_project_id_that_is_no_id_is_an_error_beside_the_field(signed_in, project, odd):
+    """Past the bigint range, SQLite could not even run the query that checks the others:
+    a 500. Now anything but an id in range is "not a choice", asked of no database."""
+    response = create(signed_in, reach="chosen", projects=[str(project.pk), odd])
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert 'id="id_projects_error"' in page
+    assert "Tick projects from the list: ones you are a member of." in page
+    assert not PersonalAccessToken.objects.exists()
