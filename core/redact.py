@@ -1,6 +1,9 @@
 """Tokens out of text that is kept: log lines, the usage log's paths and user agents.
 
 Invitation links' tokens (reminix_inv_) are redacted too: the link is a path of the dashboard.
+So are the signed tokens of an email-change confirmation link (/account/verify/…/) and of
+a password-reset link (/account/password/reset/<uid>/…/): django.security logs the path of
+a POST refused for its CSRF cookie, and the access log logs every GET.
 A token pasted where it does not belong (a URL path, a query string, a user agent) keeps
 its prefix, so a reader still sees which kind of token leaked, and loses the rest.
 Plain `re`, no Django: gunicorn.conf.py uses it before Django is loaded.
@@ -12,12 +15,20 @@ import logging
 import re
 
 _TOKEN = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)[0-9A-Za-z]*", re.IGNORECASE)
+# The dashboard's own one-time links: an email change's confirmation, a password reset.
+_LINK_TOKENS = (
+    re.compile(r"(/account/verify/)(?!again/)[^/\s?#\"']+"),
+    re.compile(r"(/account/password/reset/[^/\s?#\"']+/)(?!set-password/)[^/\s?#\"']+"),
+)
 # Long enough to be (most of) a secret; a hint's 4 characters (reminix_sk_AbCd…wxyz) are not.
 _SECRET = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)[0-9A-Za-z]{12,}", re.IGNORECASE)
 
 
 def redact_tokens(text: str) -> str:
-    return _TOKEN.sub(r"\1[redacted]", text)
+    text = _TOKEN.sub(r"\1[redacted]", text)
+    for link in _LINK_TOKENS:
+        text = link.sub(r"\1[redacted]", text)
+    return text
 
 
 def redact_secrets(text: str) -> str:

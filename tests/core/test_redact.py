@@ -50,3 +50,22 @@ def test_the_configured_handlers_redact_tokens_in_arguments_and_messages(logger_
         written = stream.getvalue()
         assert "A1b2" not in written
         assert written.count("reminix_sk_[redacted]") == 2
+
+
+def test_the_dashboards_one_time_links_lose_their_tokens_too():
+    """An email-change confirmation or password-reset link is as good as a password
+    while it lasts; django.security logs the path of a POST its CSRF check refused."""
+    verify = "/account/verify/eyJ1IjoxLCJ0byI6Im5ld0BleGFtcGxlLmNvbSJ9:1xZbpa:JWr6bTq/"
+    reset = "/account/password/reset/MQ/cz3kq1-0f6b2a9e1f2e3d4c5b6a7980/"
+    line = f"Forbidden (CSRF cookie not set.): {verify} and {reset}"
+    assert redact_tokens(line) == (
+        "Forbidden (CSRF cookie not set.): /account/verify/[redacted]/ and "
+        "/account/password/reset/MQ/[redacted]/"
+    )
+    # Pages that hold no token stay as they are.
+    for path in (
+        "/account/verify/again/",
+        "/account/password/reset/done/",
+        "/account/password/reset/MQ/set-password/",
+    ):
+        assert redact_tokens(path) == path
