@@ -202,7 +202,9 @@ class OverviewFilterForm(forms.Form):
     )
     outcome = OutcomeFilterField()
     ip = IpAddressFilterField()
-    stack = forms.CharField(required=False, widget=forms.HiddenInput)
+    # Any text at all (a CharField refuses a NUL, and a hidden field's error shows
+    # nowhere): clean_stack takes the default for anything it does not know.
+    stack = forms.Field(required=False, widget=forms.HiddenInput)
 
     error_messages = {
         "since_required": "Enter when the range starts.",

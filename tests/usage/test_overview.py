@@ -880,3 +880,15 @@ def test_refused_calls_show_in_the_chart_without_choosing_a_split(signed_in, pro
     overview = signed_in.get(overview_url(project, range="30d")).context["overview"]
     assert overview.stack == "outcome"
     assert {s.id for s in overview.series} >= {"ok", "auth_failure"}
+
+
+@pytest.mark.parametrize("stack", ["%00", "kind%00", "%ED%A0%80", "x" * 300])
+def test_an_unknown_stack_falls_back_to_the_default_even_with_a_nul(signed_in, project, stack):
+    """`stack` is hidden: an error on it would show beside no field. The page and the
+    export take the default split for whatever they do not know."""
+    page = signed_in.get(overview_url(project, range="7d", stack=stack))
+    assert page.status_code == 200
+    assert "Correct the filters" not in page.content.decode()
+    export = signed_in.get(export_url(project, range="7d", stack=stack))
+    assert export.status_code == 200
+    assert isinstance(export, StreamingHttpResponse)
