@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.http import AuthenticatedRequest
-from accounts.models import Project
+from accounts.models import Membership, Project
 from apikeys.models import PersonalAccessToken
 from core.htmx import render_page_or_fragment, wants_fragment
 from usage.forms import UsageFilterForm
@@ -48,8 +48,15 @@ class ProjectUse:
 
 
 def pat_calls(pat: PersonalAccessToken) -> UsageRecordQuerySet:
-    """The token's rows and nothing else: every read here starts from this fence."""
-    return UsageRecord.objects.filter(personal_token=pat)
+    """The token's rows and nothing else: every read here starts from this fence.
+
+    Calls made with a client token the PAT minted are a project's end users' (their
+    addresses, their browsers). In a project its owner has since left, those belong to the
+    project alone; the owner's own calls there stay theirs to see."""
+    member_of = Membership.objects.filter(user_id=pat.user_id).values("project_id")
+    return UsageRecord.objects.filter(personal_token=pat).exclude(
+        Q(client_token__isnull=False) & ~Q(project_id__in=member_of)
+    )
 
 
 def pat_tallies(pat: PersonalAccessToken, now: datetime) -> list[Tally]:

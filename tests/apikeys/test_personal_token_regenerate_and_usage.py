@@ -11,6 +11,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import Membership
 from apikeys.models import ClientToken, PersonalAccessToken
 from apikeys.services import client_token_create, personal_token_create
 from apikeys.tokens import token_hash
@@ -180,3 +181,39 @@ def test_an_htmx_filter_error_is_shown_beside_its_field(signed_in, pat):
     assert answer.status_code == 200  # htmx swaps it in
     assert 'id="usage-filters"' in html and 'hx-swap-oob="true"' in html
     assert "Enter an HTTP status code" in html
+
+
+def test_after_leaving_a_project_its_end_users_calls_are_no_longer_shown(
+    signed_in, user, pat, make_user, make_project
+):
+    """A probe: a member's PAT minted a client token in a project; the member left; the
+    project's end users kept calling with that client token, and the member, a stranger
+    to the project now, saw their addresses and browsers on the PAT's usage page. Their
+    own calls there stay theirs to see."""
+    token, _ = pat
+    theirs = make_project(make_user(email="owner@example.com"), name="Theirs")
+    Membership.objects.create(user=user, project=theirs)
+    minted, _ = client_token_create(project=theirs, context={}, personal_token=token)
+    now = timezone.now()
+    usage_write(
+        [
+            usage_call(now - timedelta(minutes=5), pat=token, project=theirs, request_id="req_own"),
+            usage_call(
+                now - timedelta(minutes=4),
+                pat=token,
+                client_token=minted,
+                project=theirs,
+                ip="198.51.100.77",
+                request_id="req_end_user",
+            ),
+        ]
+    )
+    page = signed_in.get(usage_url(token)).content.decode()
+    assert "req_own" in page and "req_end_user" in page  # a member sees both
+
+    Membership.objects.filter(user=user, project=theirs).delete()
+    response = signed_in.get(usage_url(token))
+    page = response.content.decode()
+    assert "req_own" in page
+    assert "req_end_user" not in page and "198.51.100.77" not in page
+    assert [(t.calls, t.refused) for t in response.context["tallies"]] == [(1, 0), (1, 0)]
