@@ -188,14 +188,7 @@ def _answer_now(
             require_allowed_origin(request, caller)
         if spec.permission:
             require_permission(caller, spec.permission)
-        scope = f"ct:{caller.client_token.pk}:" if caller.client_token else ""
-        response = idempotent(
-            request,
-            caller.project,
-            lambda: view(request, *args, **kwargs),
-            caller=caller.token_identity,
-            scope=scope,
-        )
+        response = idempotent(request, caller, lambda: view(request, *args, **kwargs))
         error_code = ""
     except ApiError as refused:
         response, error_code = error_response(refused, request.request_id), refused.code

@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
@@ -27,6 +28,9 @@ from django.utils import timezone
 from accounts.models import Project
 from api import errors
 from api.models import IdempotencyRecord
+
+if TYPE_CHECKING:
+    from api.authentication import Caller
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 LIFETIME = timedelta(hours=24)
@@ -106,21 +110,17 @@ def _replay(record: IdempotencyRecord, fingerprint: str, caller: str) -> HttpRes
 
 
 def idempotent(
-    request: HttpRequest,
-    project: Project | None,
-    run: Callable[[], HttpResponse],
-    *,
-    caller: str,
-    scope: str = "",
+    request: HttpRequest, caller: Caller, run: Callable[[], HttpResponse]
 ) -> HttpResponse:
     """Run the write once per Idempotency-Key, replaying the first answer afterwards to
-    the same `caller` (Caller.token_identity).
+    the same token (Caller.token_identity).
 
-    Keys are per project; `scope` narrows them further. Client tokens pass their own, so
-    that a browser cannot claim a key the project's servers will use.
+    Keys are per project. A client token's are its own besides, so that a browser cannot
+    claim a key the project's servers will use.
     """
     # META, not request.headers: that would parse every header of every API call.
     key = request.META.get("HTTP_IDEMPOTENCY_KEY")
+    project = caller.project
     if key is None or request.method not in WRITE_METHODS or project is None:
         return run()
     key = key.strip()
@@ -128,11 +128,13 @@ def idempotent(
         raise errors.invalid_field_value(
             "Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} printable characters."
         )
-    key = scope + key
+    if caller.client_token is not None:
+        key = f"ct:{caller.client_token.pk}:{key}"
     fingerprint = _fingerprint(request)
-    record, claimed = _claim(project, key, fingerprint, caller)
+    identity = caller.token_identity
+    record, claimed = _claim(project, key, fingerprint, identity)
     if not claimed:
-        return _replay(record, fingerprint, caller)
+        return _replay(record, fingerprint, identity)
     try:
         response = run()
     except BaseException:
