@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -87,6 +88,23 @@ def receiver(local_delivery: None) -> Iterator[Receiver]:
     yield state
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def silent_url() -> Iterator[Callable[..., str]]:
+    """Makes addresses that accept a connection and never answer."""
+    holes: list[socket.socket] = []
+
+    def make(path: str = "/silent") -> str:
+        hole = socket.socket()
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(1)
+        holes.append(hole)
+        return f"http://127.0.0.1:{hole.getsockname()[1]}{path}"
+
+    yield make
+    for hole in holes:
+        hole.close()
 
 
 @pytest.fixture

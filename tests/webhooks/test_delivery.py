@@ -181,18 +181,12 @@ def test_two_runs_at_once_enqueue_each_alert_once(
 
 
 def test_one_endpoint_timing_out_or_raising_does_not_stop_other_tenants(
-    receiver, project, make_endpoint, make_flag, make_user, make_project, monkeypatch
+    receiver, project, make_endpoint, make_flag, make_user, make_project, monkeypatch, silent_url
 ):
     other_owner = make_user()
     other = make_project(other_owner)
     third = make_project(make_user(), name="Third")
-    # A black hole: accepts the connection, never answers.
-    import socket as socket_module
-
-    hole = socket_module.socket()
-    hole.bind(("127.0.0.1", 0))
-    hole.listen(1)
-    make_endpoint(project, f"http://127.0.0.1:{hole.getsockname()[1]}/slow")
+    make_endpoint(project, silent_url("/slow"))
     make_endpoint(third, receiver.url("/raises"))
     make_endpoint(other, receiver.url("/fine"))
     for p in (project, third, other):
@@ -208,7 +202,6 @@ def test_one_endpoint_timing_out_or_raising_does_not_stop_other_tenants(
     monkeypatch.setattr("webhooks.transport.TIMEOUT", 0.5)
     started = time.monotonic()
     result = deliver()
-    hole.close()
     assert time.monotonic() - started < 10
     assert (result.succeeded, result.failed) == (1, 2)
     by_path = {d.endpoint.url.rsplit("/", 1)[1]: d for d in WebhookDelivery.objects.all()}
@@ -220,21 +213,14 @@ def test_one_endpoint_timing_out_or_raising_does_not_stop_other_tenants(
 
 
 def test_endpoints_that_never_answer_cost_a_run_one_timeout_not_one_each(
-    receiver, make_endpoint, make_flag, make_user, make_project, monkeypatch
+    receiver, make_endpoint, make_flag, make_user, make_project, monkeypatch, silent_url
 ):
     """Three projects' endpoints accept the connection and never answer. A fourth
     project's alert, raised last, goes out at once; the run lasts one timeout, not three."""
-    import socket as socket_module
-
     monkeypatch.setattr("webhooks.transport.TIMEOUT", 2.0)
-    holes = []
     for n in range(3):
-        hole = socket_module.socket()
-        hole.bind(("127.0.0.1", 0))
-        hole.listen(1)
-        holes.append(hole)
         silent = make_project(make_user(), name=f"Silent {n}")
-        make_endpoint(silent, f"http://127.0.0.1:{hole.getsockname()[1]}/silent")
+        make_endpoint(silent, silent_url())
         make_flag(silent)
     fine = make_project(make_user(), name="Fine")
     make_endpoint(fine, receiver.url("/fine"))
@@ -242,8 +228,6 @@ def test_endpoints_that_never_answer_cost_a_run_one_timeout_not_one_each(
     started = time.monotonic()
     result = deliver()
     took = time.monotonic() - started
-    for hole in holes:
-        hole.close()
     assert (result.succeeded, result.failed) == (1, 3)
     assert [r.path for r in receiver.requests] == ["/fine"]
     assert receiver.requests[0].at - started < 1.5  # not behind the silent ones

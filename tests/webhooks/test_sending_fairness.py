@@ -3,35 +3,15 @@ everyone else, and nothing is sent twice when the database fails mid-run."""
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Callable, Iterator
 from datetime import timedelta
 
-import pytest
 from django.db import OperationalError, connections
 from django.utils import timezone
 
 from webhooks import delivery as delivery_module
 from webhooks.delivery import PER_PROJECT, deliver
 from webhooks.models import WebhookDelivery, WebhookEndpoint
-
-
-@pytest.fixture
-def silent_url() -> Iterator[Callable[[], str]]:
-    """Makes addresses that accept a connection and never answer."""
-    holes: list[socket.socket] = []
-
-    def make() -> str:
-        hole = socket.socket()
-        hole.bind(("127.0.0.1", 0))
-        hole.listen(1)
-        holes.append(hole)
-        return f"http://127.0.0.1:{hole.getsockname()[1]}/silent"
-
-    yield make
-    for hole in holes:
-        hole.close()
 
 
 def _backlog(endpoint: WebhookEndpoint, n: int, since) -> None:
