@@ -2,9 +2,10 @@
 confirmed by a link, the old one told), and the notice an account's owner gets when
 someone tries to sign up with their address.
 
-Links are signed (Django's TimestampSigner, salted per purpose) and last 3 days; a GET
-only shows a button (mail scanners open links), a POST acts. Until a person's address is
-verified they can sign in and look, but not mint credentials or invite anyone.
+Links are signed (Django's TimestampSigner, salted per purpose) and last 3 days, or until
+the password changes; a GET only shows a button (mail scanners open links), a POST acts.
+Until a person's address is verified they can sign in and look, but not mint credentials
+or invite anyone.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from accounts.models import Passkey, RecoveryCode, TotpDevice, User
 from audit.log import audit_record
@@ -30,13 +32,21 @@ _SALT = "accounts.email-verification"
 
 
 class VerificationError(ValueError):
-    """A link that is damaged, expired, or for an address that changed since."""
+    """A link that is damaged, expired, or for an address or password that changed since."""
+
+
+def _password_mark(user: User) -> str:
+    """A keyed mark of the account's password hash (never the hash itself)."""
+    return salted_hmac(_SALT, user.password, algorithm="sha256").hexdigest()[:32]
 
 
 def _token(user: User, email: str) -> str:
     # The address the link was sent to and the account's address then: a link for an
-    # earlier change does nothing once the address moved on.
-    return signing.dumps({"u": user.pk, "to": email, "was": user.email}, salt=_SALT)
+    # earlier change does nothing once the address moved on. And the password then: a
+    # new password ends every link sent before it, as it ends Django's reset links, so
+    # that whoever knew the old one cannot still move the account to their own address.
+    data = {"u": user.pk, "to": email, "was": user.email, "pw": _password_mark(user)}
+    return signing.dumps(data, salt=_SALT)
 
 
 def verification_url(user: User, email: str) -> str:
@@ -89,8 +99,9 @@ def send_already_registered(email: str) -> bool:
     return _send("[Reminix] Your email address was used to sign up", body, email)
 
 
-def read_token(token: str) -> tuple[User, str]:
-    """The account and the address a link confirms (VerificationError otherwise)."""
+def read_token(token: str, *, lock: bool = False) -> tuple[User, str]:
+    """The account and the address a link confirms (VerificationError otherwise).
+    `lock`: the account's row stays locked until the transaction ends (confirm)."""
     if len(token) > 500:
         raise VerificationError("This link is not valid. Check that it was copied whole.")
     try:
@@ -102,13 +113,17 @@ def read_token(token: str) -> tuple[User, str]:
     if not isinstance(data, dict):
         raise VerificationError("This link is not valid. Check that it was copied whole.")
     user_id = data.get("u")
-    user = (
-        User.objects.filter(pk=user_id, is_active=True).first()
-        if isinstance(user_id, int)
-        else None
-    )
+    users = User.objects.select_for_update() if lock else User.objects.all()
+    user = users.filter(pk=user_id, is_active=True).first() if isinstance(user_id, int) else None
     if user is None or user.email != data.get("was") or not isinstance(data.get("to"), str):
         raise VerificationError("This link is no longer valid: the account's email changed.")
+    # A link from before links carried the mark has none: it is refused like any other
+    # sent before a password change (a new one is a click away).
+    if not constant_time_compare(str(data.get("pw", "")), _password_mark(user)):
+        raise VerificationError(
+            "This link is no longer valid: the account's password changed since it was "
+            "sent. Ask for a new one."
+        )
     return user, data["to"]
 
 
@@ -116,8 +131,7 @@ def read_token(token: str) -> tuple[User, str]:
 def confirm(token: str, *, ip: str | None) -> User:
     """Act on a link: verify the account's address, or move the account to the new one
     (telling the old address)."""
-    user, email = read_token(token)
-    user = User.objects.select_for_update().get(pk=user.pk)
+    user, email = read_token(token, lock=True)
     if email == user.email:
         if user.email_verified_at is None:
             user.email_verified_at = timezone.now()

@@ -168,3 +168,28 @@ def test_accepting_an_invitation_from_its_link_confirms_the_address(
     assert client.post(path).status_code == 302
     kai.refresh_from_db()
     assert kai.email_verified
+
+
+def test_a_password_change_ends_a_pending_email_change_link(signed_in, user, client):
+    """Whoever knew the old password can ask to move the account to their address: the
+    owner's answer, a new password, must end that link too, or it hands them the account."""
+    old = user.email
+    signed_in.post(reverse("accounts:account_email"), {"email": "thief@example.net"})
+    url = path_of(link_in(mail.outbox[-1]))
+    user.set_password("a new long passphrase 7")
+    user.save(update_fields=["password"])
+    refused = client.post(url)
+    assert refused.status_code == 400 and "password changed" in refused.content.decode()
+    user.refresh_from_db()
+    assert user.email == old
+
+
+def test_a_sign_up_link_sent_before_a_password_reset_must_be_asked_for_again(client, db):
+    sign_up(client, "new@example.com")
+    url = path_of(link_in(mail.outbox[-1]))
+    user = User.objects.get(email="new@example.com")
+    user.set_password("a new long passphrase 7")
+    user.save(update_fields=["password"])
+    assert client.post(url).status_code == 400
+    user.refresh_from_db()
+    assert not user.email_verified
