@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -145,6 +146,9 @@ def second_step_begin(
     in the (not yet signed-in) session, and ask for a code."""
     request.session[PENDING_KEY] = {
         "user": user.pk,
+        # What Django keeps in a signed-in session for the same end: a new password ends
+        # the step, as it ends every session.
+        "password": user.get_session_auth_hash(),
         "backend": backend,
         "at": time.time(),
         "next": next_url,
@@ -163,6 +167,9 @@ def pending_sign_in(request: HttpRequest) -> tuple[User, dict[str, Any]] | None:
         return None
     user = User.objects.filter(pk=user_id, is_active=True).first()
     if user is None:
+        return None
+    if not constant_time_compare(str(pending.get("password", "")), user.get_session_auth_hash()):
+        request.session.pop(PENDING_KEY, None)  # the password it passed is no longer theirs
         return None
     return user, pending
 

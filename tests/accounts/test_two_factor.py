@@ -207,3 +207,15 @@ def test_a_reset_of_an_unconfirmed_account_confirms_it_and_drops_its_second_fact
     assert not RecoveryCode.objects.filter(user=squatter).exists()
     answer = client.post(LOGIN, {"username": "victim@corp.example", "password": new})
     assert answer["Location"] != CODE  # no code asked: the owner is in
+
+
+def test_a_password_changed_during_the_code_step_ends_it(client, user, signed_in):
+    """The old password got someone to the code step; the owner's new password must not
+    leave them five minutes to finish with a phished or guessed code."""
+    secret, _ = enrol(signed_in)
+    signed_in.logout()
+    sign_in(client, user.email)
+    user.set_password("a new long passphrase 7")
+    user.save(update_fields=["password"])
+    answer = client.post(CODE, {"code": next_code(secret)})
+    assert answer["Location"] == LOGIN and "_auth_user_id" not in client.session
