@@ -351,7 +351,8 @@ class ClientToken(Token):
         self, moment: datetime, *, subject: str = "", minter_is_member: bool | None = None
     ) -> str | None:
         """Its own expiry or revocation, or the end of the key or PAT that minted it, or
-        of its minter's place in the project: a client token dies with its parent.
+        of its minter's place in the project (membership, and for a PAT the project's
+        lifetime policy): a client token dies with its parent.
         `minter_is_member`: already known (the API reads it with the token); else asked."""
         reason = self.own_end_reason_at(moment, subject=subject)
         if reason is None and self.api_key is not None:
@@ -367,6 +368,13 @@ class ClientToken(Token):
                 minter_is_member = pat.user.is_member_of(self.project_id)
             if reason is None and not minter_is_member:
                 reason = "The person whose token minted this client token left the project."
+            days = self.project.max_pat_lifetime_days
+            if reason is None and Project.lifetime_exceeds(days, pat.created_at, pat.expires_at):
+                # The project refuses the PAT itself on each call (its lifetime policy).
+                reason = (
+                    "The personal access token that minted this client token lives longer "
+                    f"than the project allows ({days} days)."
+                )
         return reason
 
 

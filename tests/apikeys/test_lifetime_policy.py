@@ -127,6 +127,22 @@ def test_a_pat_that_lives_longer_than_the_policy_is_refused_in_that_project(proj
         personal_token_create(user=user, name="Another forever")
 
 
+def test_a_client_token_minted_by_a_pat_the_policy_now_refuses_stops_with_it(project, user):
+    """The client tokens a PAT minted in the project are its reach there: when the project
+    refuses the PAT, they stop too, as when its person leaves."""
+    _, forever = personal_token_create(user=user, name="Forever")
+    headers = {"X-Project": project.slug}
+    minted = assert_ok(
+        Api(Client(), forever).post("/v1/client-tokens", {"context": {}}, headers=headers), 201
+    )
+    browser = Api(Client(), minted["token"])
+    assert_ok(browser.get("/client/token"))
+    policy(project, user, pats=30)
+    assert_error(browser.get("/client/token"), 401, "expired_api_key")
+    policy(project, user, pats=None)
+    assert_ok(browser.get("/client/token"))
+
+
 def test_the_pat_form_names_the_project_whose_policy_it_breaks(signed_in, project, user):
     policy(project, user, pats=7)
     url = reverse("apikeys:personal_token_create")
