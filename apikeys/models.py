@@ -327,8 +327,9 @@ class ClientToken(Token):
     context = models.JSONField(default=dict)
     server_context = models.JSONField(default=dict)
     expires_at = models.DateTimeField()
-    # The hint of the API key secret that minted it ("" before keys could be rolled): a
-    # client token dies with the secret that minted it when its key is rolled.
+    # The hint of the secret that minted it, its API key's or its PAT's ("" before keys
+    # could be rolled, or, for a PAT, regenerated unless recorded): a client token dies
+    # with the secret that minted it when its key is rolled or its PAT regenerated.
     minted_with_hint = models.CharField(max_length=40, blank=True)
 
     objects = ClientTokenQuerySet.as_manager()

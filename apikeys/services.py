@@ -420,13 +420,13 @@ def client_token_create(
     if beyond := widening(parent, names, actions):
         raise ValueError(f"The {parent.noun} that mints it does not have {beyond}.")
     expires_at = timezone.now() + timedelta(seconds=ttl_seconds)
-    minted_with = ""
-    if api_key is not None:
-        minted_with = api_key.hint
-        if with_previous_secret:
-            minted_with = api_key.previous_hint
-            if api_key.previous_expires_at is not None:
-                expires_at = min(expires_at, api_key.previous_expires_at)
+    # The secret that mints it (its hint): the client token ends with it (a rolled key's,
+    # a regenerated PAT's), checked on every call (api/authentication.py).
+    minted_with = parent.hint
+    if api_key is not None and with_previous_secret:
+        minted_with = api_key.previous_hint
+        if api_key.previous_expires_at is not None:
+            expires_at = min(expires_at, api_key.previous_expires_at)
     client_token, secret = ClientToken.objects.mint(
         project=project,
         api_key=api_key,

@@ -13,9 +13,14 @@ from django.utils import timezone
 
 from accounts.models import Membership
 from apikeys.models import ClientToken, PersonalAccessToken
-from apikeys.services import client_token_create, personal_token_create
+from apikeys.services import (
+    client_token_create,
+    personal_token_create,
+    personal_token_regenerate,
+)
 from apikeys.tokens import token_hash
 from audit.models import AuditEvent
+from tests.api.assertions import assert_error, assert_ok
 from tests.conftest import HTMX, Api, usage_call
 from usage.writer import usage_write
 
@@ -72,6 +77,30 @@ def test_client_tokens_minted_with_the_old_secret_end_with_it(signed_in, pat, pr
     minted.refresh_from_db()
     assert minted.expires_at <= timezone.now()
     assert not ClientToken.objects.filter(pk=minted.pk).active().exists()
+
+
+def test_a_client_token_minted_while_its_pat_is_regenerated_ends_with_the_old_secret(
+    user, pat, project, monkeypatch
+):
+    """A mint that authenticated with the old secret, then committed after the regenerate
+    had ended that secret's client tokens, escaped it: the API checks, as for a rolled
+    key, that the secret which minted a client token is still its PAT's."""
+    from api import views
+
+    real_create = views.client_token_create
+
+    def regenerated_meanwhile(**kwargs):
+        personal_token_regenerate(personal_token=pat[0], by=user, expires_at=None)
+        return real_create(**kwargs)
+
+    monkeypatch.setattr(views, "client_token_create", regenerated_meanwhile)
+    minted = assert_ok(
+        Api(Client(), pat[1]).post(
+            "/v1/client-tokens", {"context": {}}, headers={"X-Project": project.slug}
+        ),
+        201,
+    )
+    assert_error(Api(Client(), minted["token"]).get("/client/token"), 401, "expired_api_key")
 
 
 def test_an_expired_token_can_be_regenerated_but_a_revoked_one_cannot(signed_in, user, pat):
