@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.decorators import project_owner_required
 from accounts.http import ProjectRequest
+from accounts.models import Membership
 from accounts.sudo import sudo_required
 from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from core.client_ip import client_ip
@@ -39,7 +40,19 @@ LOG_SIZE = 50
 
 
 def _list_context(request: ProjectRequest) -> dict[str, object]:
-    endpoints = list(WebhookEndpoint.objects.for_project(request.project).with_last_delivery())
+    endpoints = list(
+        WebhookEndpoint.objects.for_project(request.project)
+        .with_last_delivery()
+        .select_related("created_by")
+    )
+    members = set(
+        Membership.objects.filter(project=request.project).values_list("user_id", flat=True)
+    )
+    for endpoint in endpoints:
+        # An endpoint outlives the person who added it, as a key does: say so, so that an
+        # owner decides whether the project's alerts should still go to that address.
+        left = endpoint.created_by_id is not None and endpoint.created_by_id not in members
+        endpoint.creator_left = left  # type: ignore[attr-defined]
     return {
         "endpoints": endpoints,
         "limit": MAX_ENDPOINTS_PER_PROJECT,
@@ -60,7 +73,9 @@ def _render(
 def _endpoint(request: ProjectRequest, endpoint_id: int) -> WebhookEndpoint:
     # Another project's endpoint does not exist here.
     return get_object_or_404(
-        WebhookEndpoint.objects.for_project(request.project).select_related("project"),
+        WebhookEndpoint.objects.for_project(request.project).select_related(
+            "project", "created_by"
+        ),
         pk=endpoint_id,
     )
 
@@ -115,6 +130,12 @@ def webhook_create_view(request: ProjectRequest) -> HttpResponse:
 @project_owner_required
 def webhook_detail(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
     endpoint = _endpoint(request, endpoint_id)
+    endpoint.creator_left = (  # type: ignore[attr-defined]
+        endpoint.created_by_id is not None
+        and not Membership.objects.filter(
+            project=request.project, user_id=endpoint.created_by_id
+        ).exists()
+    )
     deliveries = list(endpoint.deliveries.order_by("-created_at", "-id")[:LOG_SIZE])
     context = {
         "endpoint": endpoint,

@@ -9,10 +9,11 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import Membership
+from accounts.services import membership_remove
 from audit.models import AuditEvent
 from webhooks.delivery import deliver
 from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookDelivery, WebhookEndpoint
-from webhooks.services import webhook_send_test
+from webhooks.services import webhook_create, webhook_send_test
 
 from ..conftest import HTMX
 
@@ -106,6 +107,29 @@ def test_members_who_are_not_owners_get_403_and_no_tab(client, project, make_use
     assert client.get(_url("webhook_list", project)).status_code == 403
     settings_page = client.get(reverse("accounts:project_settings", args=[project.slug]))
     assert b"Webhooks" not in settings_page.content
+
+
+def test_an_endpoint_whose_creator_left_is_marked_on_the_list_and_its_page(
+    signed_in, user, project, make_user, local_delivery
+):
+    leaver = make_user(email="leaver@example.com", name="Lee")
+    membership = Membership.objects.create(user=leaver, project=project, role=Membership.Role.OWNER)
+    made = {"project": project, "format": "generic", "min_severity": "low"}
+    theirs, _ = webhook_create(url="https://theirs.example.com/", created_by=leaver, **made)
+    ours, _ = webhook_create(url="https://ours.example.com/", created_by=user, **made)
+    listing = signed_in.get(_url("webhook_list", project)).content.decode()
+    assert "by Lee" in listing and "creator left" not in listing
+
+    membership_remove(membership=membership, by=user)
+    rows = signed_in.get(_url("webhook_list", project)).content.decode().split("<tr")
+    [their_row] = [row for row in rows if "theirs.example.com" in row]
+    [our_row] = [row for row in rows if "ours.example.com" in row]
+    assert "creator left" in their_row and "Lee is no longer a member" in their_row
+    assert "creator left" not in our_row
+    detail = signed_in.get(_url("webhook_detail", project, endpoint_id=theirs.pk)).content
+    assert b"leaver@example.com, who is no longer a member of this project" in detail
+    detail = signed_in.get(_url("webhook_detail", project, endpoint_id=ours.pk)).content
+    assert b"no longer a member" not in detail
 
 
 def test_another_projects_endpoint_ids_are_404(
