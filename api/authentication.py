@@ -370,15 +370,15 @@ def _personal_token_caller(
             ),
         )
     days = found.project.max_pat_lifetime_days
-    if Project.lifetime_exceeds(days, pat.created_at, pat.expires_at):
+    if Project.lifetime_exceeds(days, pat.lifetime_from, pat.expires_at):
         # The project's lifetime policy, checked on each call: a PAT reaches many projects.
         raise _Refused(
             caller,
             errors.insufficient_permissions(
                 f"Project '{named}' accepts only personal access tokens that expire within "
-                f"{days} days of being made, and this one "
-                f"{'never expires' if pat.expires_at is None else 'lives longer'}. Make a "
-                "shorter-lived token."
+                f"{days} days of being made or regenerated, and this one "
+                f"{'never expires' if pat.expires_at is None else 'lives longer'}. Regenerate "
+                "it with a shorter expiry, or make a shorter-lived token."
             ),
         )
     return caller

@@ -370,7 +370,7 @@ class ClientToken(Token):
             if reason is None and not minter_is_member:
                 reason = "The person whose token minted this client token left the project."
             days = self.project.max_pat_lifetime_days
-            if reason is None and Project.lifetime_exceeds(days, pat.created_at, pat.expires_at):
+            if reason is None and Project.lifetime_exceeds(days, pat.lifetime_from, pat.expires_at):
                 # The project refuses the PAT itself on each call (its lifetime policy).
                 reason = (
                     "The personal access token that minted this client token lives longer "
@@ -404,6 +404,9 @@ class PersonalAccessToken(PermissionsMixin, Token):
     expiry_reminder_sent_at = models.DateTimeField(null=True, blank=True)
     # As ApiKey.allowed_networks: where the token may be used from; empty: anywhere.
     allowed_networks = models.JSONField(default=list, blank=True)
+    # When its current secret, and the expiry that came with it, were given (null: never
+    # regenerated, so when it was made).
+    regenerated_at = models.DateTimeField(null=True, blank=True)
 
     objects = PersonalAccessTokenQuerySet.as_manager()
 
@@ -412,6 +415,12 @@ class PersonalAccessToken(PermissionsMixin, Token):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.hint})"
+
+    @property
+    def lifetime_from(self) -> datetime:
+        """Where a project's lifetime policy measures it from: regenerating gives it a new
+        secret and a new expiry, checked against every policy then, as a new token's is."""
+        return self.regenerated_at or self.created_at
 
     def reachable_projects(self) -> models.QuerySet[Project]:
         """The projects it reaches now: its owner's, narrowed to those it was limited to."""

@@ -576,9 +576,17 @@ def personal_token_regenerate(
     old_hint = pat.hint
     pat.token_hash = token_hash(secret)
     pat.hint = token_hint(secret, TokenKind.PERSONAL_ACCESS_TOKEN)
-    pat.expires_at = expires_at
+    pat.expires_at, pat.regenerated_at = expires_at, now
     pat.expiry_reminder_sent_at = None  # the new lifetime gets its own reminder
-    pat.save(update_fields=["token_hash", "hint", "expires_at", "expiry_reminder_sent_at"])
+    pat.save(
+        update_fields=[
+            "token_hash",
+            "hint",
+            "expires_at",
+            "regenerated_at",
+            "expiry_reminder_sent_at",
+        ]
+    )
     ClientToken.objects.filter(personal_token=pat).active().update(expires_at=now)
     changed(pat.change_identity)
     audit_record(
@@ -593,5 +601,5 @@ def personal_token_regenerate(
         },
     )
     personal_token.token_hash, personal_token.hint = pat.token_hash, pat.hint
-    personal_token.expires_at = pat.expires_at
+    personal_token.expires_at, personal_token.regenerated_at = pat.expires_at, pat.regenerated_at
     return secret

@@ -19,9 +19,14 @@ from django.utils import timezone
 
 from accounts.models import Membership, Project
 from accounts.services import project_set_key_policy
-from apikeys.models import ApiKey
+from apikeys.models import ApiKey, PersonalAccessToken
 from apikeys.reminders import send_expiry_reminders
-from apikeys.services import OutOfPolicy, api_key_create, personal_token_create
+from apikeys.services import (
+    OutOfPolicy,
+    api_key_create,
+    personal_token_create,
+    personal_token_regenerate,
+)
 from audit.models import AuditEvent
 from tests.api.assertions import assert_error, assert_ok
 from tests.conftest import HTMX, Api
@@ -125,6 +130,38 @@ def test_a_pat_that_lives_longer_than_the_policy_is_refused_in_that_project(proj
     assert_ok(Api(Client(), month).get("/v1/projects/current", headers=headers))
     with pytest.raises(OutOfPolicy):
         personal_token_create(user=user, name="Another forever")
+
+
+def test_an_old_pat_regenerated_within_the_policy_is_measured_from_then(project, user):
+    """Regenerating gives a PAT a new secret and a new expiry, checked against every
+    project's policy at that moment: a PAT made long ago is not refused for its age."""
+    pat, _ = personal_token_create(user=user, name="Old", expires_at=None)
+    PersonalAccessToken.objects.filter(pk=pat.pk).update(
+        created_at=timezone.now() - timedelta(days=400)
+    )
+    pat.refresh_from_db()
+    policy(project, user, pats=30)
+    headers = {"X-Project": project.slug}
+    renewed = personal_token_regenerate(
+        personal_token=pat, by=user, expires_at=timezone.now() + timedelta(days=30)
+    )
+    assert_ok(Api(Client(), renewed).get("/v1/projects/current", headers=headers))
+    minted = assert_ok(
+        Api(Client(), renewed).post("/v1/client-tokens", {"context": {}}, headers=headers), 201
+    )
+    assert_ok(Api(Client(), minted["token"]).get("/client/token"))
+    # A regenerate that breaks the policy is refused (OutOfPolicy) and changes nothing.
+    with pytest.raises(OutOfPolicy):
+        personal_token_regenerate(personal_token=pat, by=user, expires_at=None)
+    assert_ok(Api(Client(), renewed).get("/v1/projects/current", headers=headers))
+    # Measured from the regenerate: once the policy is shorter than that, it is refused.
+    policy(project, user, pats=7)
+    error = assert_error(
+        Api(Client(), renewed).get("/v1/projects/current", headers=headers),
+        403,
+        "insufficient_permissions",
+    )
+    assert "7 days of being made or regenerated" in error["message"]
 
 
 def test_a_client_token_minted_by_a_pat_the_policy_now_refuses_stops_with_it(project, user):
