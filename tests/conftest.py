@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable
 from datetime import datetime
 from itertools import count
@@ -30,6 +31,39 @@ def _empty_cache() -> None:
     from django.core.cache import cache
 
     cache.clear()
+
+
+class WindowClock:
+    """The time module as the fixed-window counters see it in a test (rate limits per
+    minute, throttles per hour or day): time() reads on from the UTC midnight after the test
+    began, which starts a minute, an hour and a day at once. So whatever a test counts falls
+    in one window, whatever the time of day. (At 23:59:59 a test's forty failed sign-ins were
+    counted in two hours, and it found twice the audit rows one hour may write.)"""
+
+    def __init__(self) -> None:
+        real = time.time()
+        self._shift = (real // 86400 + 1) * 86400 - real
+
+    def time(self) -> float:
+        return time.time() + self._shift
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
+
+
+@pytest.fixture(autouse=True)
+def window_clock(monkeypatch: pytest.MonkeyPatch) -> WindowClock:
+    import api.callers
+    import api.credentials
+    import api.endpoint
+    import api.rate_limits
+    import core.counters
+
+    clock = WindowClock()
+    # Where the windows are counted, and where a refusal's Retry-After is worked out from them.
+    for module in (core.counters, api.rate_limits, api.callers, api.endpoint, api.credentials):
+        monkeypatch.setattr(module, "time", clock)
+    return clock
 
 
 @pytest.fixture
