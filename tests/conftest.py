@@ -8,9 +8,11 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from itertools import count
+from types import ModuleType
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import Project, User
 from accounts.services import project_create, user_sign_up
@@ -64,6 +66,35 @@ def window_clock(monkeypatch: pytest.MonkeyPatch) -> WindowClock:
     for module in (core.counters, api.rate_limits, api.callers, api.endpoint, api.credentials):
         monkeypatch.setattr(module, "time", clock)
     return clock
+
+
+class _HeldTimezone:
+    """django.utils.timezone, but for now(): that answers one moment."""
+
+    def __init__(self, moment: datetime) -> None:
+        self._moment = moment
+
+    def now(self) -> datetime:
+        return self._moment
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(timezone, name)
+
+
+@pytest.fixture
+def hold_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[..., datetime]:
+    """hold_clock(usage.views, …) returns the time now, and from then on the code of those
+    modules (a page's views) reads that moment as the time now. What a page works out from
+    the time (a preset's hours, the day in a file's name) is then what the test works out
+    from the moment returned, even if an hour or a day turns between the two."""
+
+    def hold(*modules: ModuleType) -> datetime:
+        moment = timezone.now()
+        for module in modules:
+            monkeypatch.setattr(module, "timezone", _HeldTimezone(moment))
+        return moment
+
+    return hold
 
 
 @pytest.fixture

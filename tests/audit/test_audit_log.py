@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import audit_views
 from accounts.models import Membership, Project, User
 from accounts.services import (
     membership_add,
@@ -449,18 +450,18 @@ def test_a_damaged_cursor_says_so(signed_in, project):
 # -- CSV export -----------------------------------------------------------------------------
 
 
-def test_the_export_streams_the_filtered_rows_with_a_header(signed_in, user, project):
+def test_the_export_streams_the_filtered_rows_with_a_header(signed_in, user, project, hold_clock):
     api_key_create(project=project, name="Production", created_by=user, ip="198.51.100.7")
     project_rename(project=project, name="Renamed", by=user)
 
+    now = hold_clock(audit_views)  # the day cannot turn between the answer and the check
     response = signed_in.get(project_audit_csv(project), {"action": "api_keys"})
 
     assert response.status_code == 200
     assert isinstance(response, StreamingHttpResponse)
     assert response["Content-Type"] == "text/csv; charset=utf-8"
-    today = timezone.now().date().isoformat()
     assert response["Content-Disposition"] == (
-        f'attachment; filename="reminix-audit-{project.slug}-{today}.csv"'
+        f'attachment; filename="reminix-audit-{project.slug}-{now:%Y-%m-%d}.csv"'
     )
     rows = read_csv(response)
     header, body = rows[0], rows[1:]

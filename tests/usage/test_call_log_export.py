@@ -24,6 +24,7 @@ from apikeys.services import client_token_create, personal_token_create
 from audit.export import CSV_HEADER as AUDIT_CSV_HEADER
 from core.csv_stream import IP_COLUMN, TIME_COLUMN, csv_cell, csv_header, csv_time
 from tests.conftest import HTMX, usage_call
+from usage import views as usage_views
 from usage.export import USAGE_CSV_HEADER
 from usage.models import UsageRecord
 from usage.writer import usage_write
@@ -214,13 +215,14 @@ def test_each_row_says_what_the_call_was(signed_in, project, world):
 
 
 def test_the_export_is_a_streamed_attachment_named_for_the_project_and_day(
-    signed_in, project, world
+    signed_in, project, world, hold_clock
 ):
+    now = hold_clock(usage_views)  # the day cannot turn between the answer and the check
     response = signed_in.get(export_url(project))
     assert isinstance(response, StreamingHttpResponse)
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == (
-        f'attachment; filename="reminix-calls-{project.slug}-{timezone.now():%Y-%m-%d}.csv"'
+        f'attachment; filename="reminix-calls-{project.slug}-{now:%Y-%m-%d}.csv"'
     )
     assert "no-store" in response["Cache-Control"]
 

@@ -26,6 +26,7 @@ from accounts.models import Project, User
 from apikeys.models import ApiKey
 from apikeys.services import api_key_revoke, client_token_create, personal_token_create
 from tests.conftest import HTMX, usage_call
+from usage import views as usage_views
 from usage.models import Outcome, UsageRecord
 from usage.overview import ProjectOverview, hour_of
 from usage.writer import UsageEntry, usage_write
@@ -76,8 +77,11 @@ AGENTS = ["my-agent", "support-bot", "summarizer", ""]
 
 
 @pytest.fixture
-def now() -> datetime:
-    return timezone.now()
+def now(hold_clock: Callable[..., datetime]) -> datetime:
+    """The time now, which the usage pages read as the time now too: the ranges a test works
+    out from it are the page's even if the hour turns mid-test. (At 23:59:59.98 the default
+    range's test found the page's 24 hours starting an hour after its own.)"""
+    return hold_clock(usage_views)
 
 
 @pytest.fixture
@@ -758,7 +762,7 @@ def test_the_export_is_a_streamed_csv_attachment_named_for_the_project_and_day(
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == (
-        f'attachment; filename="reminix-usage-{project.slug}-{timezone.now():%Y-%m-%d}.csv"'
+        f'attachment; filename="reminix-usage-{project.slug}-{now:%Y-%m-%d}.csv"'
     )
     assert len(read_csv(response)) == 1
 
