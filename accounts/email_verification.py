@@ -147,6 +147,7 @@ def confirm(token: str, *, ip: str | None) -> User:
             user.save(update_fields=["email", "email_verified_at"])
     except IntegrityError as taken:
         raise VerificationError("That address belongs to another account now.") from taken
+    changed(user.change_identity)  # the API's copies hold the address (/v1/user/me)
     audit_record(
         action="user.email_changed", actor=user, target=user, ip=ip, metadata={"from": old}
     )

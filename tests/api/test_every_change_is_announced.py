@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 
+from accounts.email_verification import confirm, verification_url
 from accounts.models import Membership, Project
 from accounts.services import membership_remove, project_set_allowed_origins, project_set_key_policy
 from apikeys.models import ClientToken
@@ -182,3 +183,11 @@ def test_an_origin_no_longer_allowed_is_refused_next_call(announced, api_key, pr
     announced(project_set_allowed_origins, project=project, origins=[], by=user)
     answer = browser.post("/client/agents/my-agent/invoke", {"prompt": "hi"}, headers=origin)
     assert_error(answer, 403, "insufficient_permissions")
+
+
+def test_a_new_email_address_is_what_the_next_call_reads(announced, pat, user):
+    cli = Api(Client(), pat[1])
+    assert copied(lambda: cli.get("/v1/user/me"))["email"] == user.email
+    token = verification_url(user, "moved@example.com").rstrip("/").rsplit("/", 1)[-1]
+    announced(confirm, token, ip=None)
+    assert assert_ok(cli.get("/v1/user/me"))["email"] == "moved@example.com"
