@@ -319,6 +319,7 @@ def _policy_form(request: ProjectRequest) -> KeyPolicyForm:
 
 @require_POST
 @project_owner_required
+@sudo_required
 def project_key_policy(request: ProjectRequest) -> HttpResponse:
     policy_form = KeyPolicyForm(request.POST)
     if not policy_form.is_valid():

@@ -113,6 +113,8 @@ def test_every_sensitive_action_asks(stale, project, user, make_key):
         reverse("accounts:totp_setup"),
         reverse("accounts:account_email"),
         reverse("accounts:project_two_factor_policy", args=[project.slug]),
+        # Longer-lived keys, or a key found in public left working: weakening it is sudo.
+        reverse("accounts:project_key_policy", args=[project.slug]),
         reverse("alerts:alert_rules", args=[project.slug]),
         reverse("webhooks:webhook_create", args=[project.slug]),
     ):
