@@ -18,11 +18,12 @@ from playwright.sync_api import Page
 
 from accounts.invitations import invitation_send
 from accounts.models import Project
-from accounts.services import user_sign_up
+from accounts.services import membership_add, membership_remove, user_sign_up
 from alerts.detection import detect
 from apikeys.services import api_key_create, client_token_create, personal_token_create
 from tests.conftest import PASSWORD, usage_call
 from usage.writer import usage_write
+from webhooks.services import webhook_create
 
 AXE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text()
 SIZES = {"wide": (1280, 900), "narrow": (360, 740)}
@@ -38,6 +39,18 @@ def violations(page: Page) -> list[str]:
                 return `${v.id} (${v.impact}): ${where}`;
             });
         }"""
+    )
+    return list(found)
+
+
+def wider_than_their_card(page: Page) -> list[str]:
+    """Content running past its card's edge: the page need not scroll for it to be cut off
+    (a table's last buttons, a long address in a list of facts)."""
+    found = page.evaluate(
+        """() => Array.from(document.querySelectorAll("main .card"))
+            .filter(c => c.getBoundingClientRect().width > 0 && c.scrollWidth > c.clientWidth + 1)
+            .map(c => `content wider than its card by ${c.scrollWidth - c.clientWidth} px: `
+              + (c.querySelector("h2, h3, caption") || c).textContent.trim().slice(0, 40))"""
     )
     return list(found)
 
@@ -69,7 +82,8 @@ def open_details(page: Page) -> None:
 @pytest.fixture
 def world(transactional_db) -> dict[str, object]:
     """A project as people use it: keys (one revoked and still tried), calls, an alert, a
-    client token, a PAT and a pending invitation."""
+    client token, a PAT, a pending invitation and a webhook whose creator (with a long
+    address) left."""
     user = user_sign_up(email="ada@example.com", password=PASSWORD, name="Ada", verified=True)
     project = Project.objects.for_user(user).get()
     key, _ = api_key_create(project=project, name="Production", created_by=user)
@@ -96,11 +110,31 @@ def world(transactional_db) -> dict[str, object]:
     from usage.models import UsageRecord
 
     call = UsageRecord.objects.filter(project=project).values_list("request_id", flat=True)[0]
-    return {"slug": project.slug, "key": key.pk, "call": call, "pat": pat.pk}
+    leaver = user_sign_up(
+        email="a.rather.long.address.for.a.leaver@subsidiary.example-company.com",
+        password=PASSWORD,
+        verified=True,
+    )
+    membership = membership_add(project=project, user=leaver, role="owner", by=user)
+    webhook, _ = webhook_create(
+        project=project,
+        url="https://hooks.example.com/reminix",
+        format="generic",
+        min_severity="low",
+        created_by=leaver,
+    )
+    membership_remove(membership=membership, by=leaver)
+    return {
+        "slug": project.slug,
+        "key": key.pk,
+        "call": call,
+        "pat": pat.pk,
+        "webhook": webhook.pk,
+    }
 
 
 def pages(
-    slug: str, key: int, call: str, pat: int
+    slug: str, key: int, call: str, pat: int, webhook: int
 ) -> list[tuple[str, Callable[[Page], None] | None]]:
     """Every signed-in page, and the states of it that show more (panels, tables)."""
 
@@ -127,6 +161,7 @@ def pages(
         (f"{project}/alerts/rules/", None),
         (f"{project}/settings/webhooks/", None),
         (f"{project}/settings/webhooks/", click("Add endpoint")),
+        (f"{project}/settings/webhooks/{webhook}/", None),
         (f"{project}/settings/", None),
         (f"{project}/settings/members/", None),
         (f"{project}/settings/client-tokens/", None),
@@ -162,13 +197,19 @@ def test_no_page_has_an_accessibility_violation(browser, live_server, world, siz
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"**/projects/{world['slug']}/")
-    places = pages(str(world["slug"]), int(world["key"]), str(world["call"]), int(world["pat"]))  # type: ignore[call-overload]
+    places = pages(
+        str(world["slug"]),
+        int(world["key"]),
+        str(world["call"]),
+        int(world["pat"]),
+        int(world["webhook"]),
+    )
     for path, act in places:
         page.goto(path)
         if act is not None:
             act(page)
         label = f"{path}{' (' + act.__name__ + ')' if act else ''}"
-        problems[label] = violations(page)
+        problems[label] = violations(page) + wider_than_their_card(page)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         if overflow > 0:
             problems[label].append(f"the page scrolls sideways by {overflow} px")
