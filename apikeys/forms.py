@@ -110,13 +110,14 @@ class TokenExpiryForm(forms.Form):
 
     expiry_choices = EXPIRY_CHOICES
     max_days: int | None = None
+    # What the form's messages call the credential: a PAT's form says "token", as its page.
+    noun = "key"
 
     expiry = forms.ChoiceField(label="Expires", choices=EXPIRY_CHOICES, initial="never")
     expires_on = forms.DateField(
         label="Expiry date",
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="With “On a date”: the key stops working at the start of this day (UTC).",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -124,6 +125,10 @@ class TokenExpiryForm(forms.Form):
         expiry = self.fields["expiry"]
         assert isinstance(expiry, forms.ChoiceField)
         expiry.choices = self.expiry_choices
+        on_a_date = (
+            f"With “On a date”: the {self.noun} stops working at the start of this day (UTC)."
+        )
+        self.fields["expires_on"].help_text = on_a_date
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -134,7 +139,9 @@ class TokenExpiryForm(forms.Form):
                 if "expires_on" not in self.errors:
                     self.add_error(
                         "expires_on",
-                        forms.ValidationError("Pick the date the key expires.", code="required"),
+                        forms.ValidationError(
+                            f"Pick the date the {self.noun} expires.", code="required"
+                        ),
                     )
             elif day <= timezone.now().date():
                 self.add_error(
@@ -238,7 +245,8 @@ class TokenCreateForm(TokenExpiryForm):
             self.add_error(
                 "permissions",
                 forms.ValidationError(
-                    "Choose at least one permission for a restricted key.", code="required"
+                    f"Choose at least one permission for a restricted {self.noun}.",
+                    code="required",
                 ),
             )
         self.check_policy()
@@ -415,6 +423,7 @@ class PersonalTokenCreateForm(TokenCreateForm):
 
     expiry_choices = PAT_EXPIRY_CHOICES
     max_days = 366
+    noun = "token"
 
     manage_keys = forms.BooleanField(
         label="Also manage API keys (keys)",
@@ -520,6 +529,7 @@ class PersonalTokenRegenerateForm(TokenExpiryForm):
 
     expiry_choices = PAT_EXPIRY_CHOICES
     max_days = 366
+    noun = "token"
 
     def __init__(self, *args: Any, personal_token: PersonalAccessToken, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
