@@ -256,7 +256,9 @@ class SudoForm(forms.Form):
         required=False,
         max_length=4096,
         strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        # The prompt interrupts what someone was doing: they can type at once, as on
+        # GitHub's sudo page.
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password", "autofocus": True}),
     )
     sudo_code = forms.CharField(
         label="Or a code from your authenticator app",

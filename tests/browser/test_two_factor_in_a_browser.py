@@ -66,3 +66,25 @@ def test_the_sudo_prompt_opens_in_the_dialog_and_the_form_follows(
     page.keyboard.press("Enter")
     expect(page.get_by_label("Your new API key", exact=True)).to_be_visible()
     assert ApiKey.objects.filter(name="After sudo").exists()
+
+
+def test_the_sudo_prompt_that_interrupts_a_settings_form_takes_focus_then_saves_it(
+    page: Page, live_server, transactional_db, settings
+):
+    user = user_sign_up(email="jon@example.com", password=PASSWORD, name="Jon", verified=True)
+    project = Project.objects.for_user(user).get()
+    sign_in(page, "jon@example.com")
+    page.wait_for_url(f"**/projects/{project.slug}/")
+    settings.SUDO_MODE_SECONDS = 0
+    page.goto(f"/projects/{project.slug}/settings/")
+    page.get_by_label("API keys expire within").select_option("30")
+    page.get_by_role("button", name="Save key policy").click()
+    expect(page.get_by_role("heading", name="Confirm it is you", level=1)).to_be_visible()
+    # The whole page is the prompt: the password field has focus, so typing goes there.
+    expect(page.get_by_label("Password")).to_be_focused()
+    page.keyboard.type(PASSWORD)
+    settings.SUDO_MODE_SECONDS = 600
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("API keys expire within")).to_have_value("30")
+    project.refresh_from_db()
+    assert project.max_key_lifetime_days == 30
