@@ -177,6 +177,7 @@ def pages(
         ("/account/notifications/", None),
         ("/account/password/", None),
         ("/docs/api/", None),
+        (f"{project}/no-such-page/", None),  # the 404 page
     ]
 
 

@@ -1,0 +1,57 @@
+"""The dashboard's own error pages: what a person sees at a wrong address, on a page
+their role does not open, with an expired form, or when the server fails. (The API
+answers its errors in the contract's JSON envelope instead: tests/api.)"""
+
+from __future__ import annotations
+
+from django.test import Client, RequestFactory
+from django.urls import reverse
+from django.views.defaults import server_error
+
+from accounts.models import Membership
+
+STYLESHEET = b'<link rel="stylesheet" href="/static/css/app'
+
+
+def main(content: bytes) -> bytes:
+    return content[content.index(b"<main") : content.index(b"</main>")]
+
+
+def test_a_wrong_address_gets_the_dashboards_404_page(client, signed_in):
+    for answer in (client.get("/no/such/page/"), signed_in.get("/projects/nope/settings/")):
+        assert answer.status_code == 404
+        assert b"<h1>Page not found</h1>" in answer.content and STYLESHEET in answer.content
+        assert b"Go to your projects" in answer.content
+
+
+def test_another_projects_page_is_the_same_404_as_no_page(signed_in, make_user, make_project):
+    other = make_project(make_user())
+    theirs = signed_in.get(reverse("accounts:project_settings", args=[other.slug]))
+    nothing = signed_in.get("/projects/no-such-project/settings/")
+    assert theirs.status_code == nothing.status_code == 404
+    # The same page, but for what differs on every answer (the CSRF token, the CSP nonce).
+    assert main(theirs.content) == main(nothing.content)
+    assert other.name.encode() not in theirs.content
+
+
+def test_a_page_for_owners_tells_a_member_why(client, project, make_user):
+    member = make_user()
+    Membership.objects.create(user=member, project=project, role=Membership.Role.MEMBER)
+    client.force_login(member)
+    answer = client.get(reverse("webhooks:webhook_list", args=[project.slug]))
+    assert answer.status_code == 403 and STYLESHEET in answer.content
+    assert b"Only a project owner can do this." in answer.content
+
+
+def test_a_form_sent_without_its_csrf_token_says_what_to_do(user):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(user)
+    answer = browser.post(reverse("accounts:project_create"), {"name": "Lost"})
+    assert answer.status_code == 403 and STYLESHEET in answer.content
+    assert b"This form has expired" in answer.content and b"Nothing was changed" in answer.content
+
+
+def test_the_500_page_needs_no_request_context(db):
+    answer = server_error(RequestFactory().get("/"))
+    assert answer.status_code == 500
+    assert b"Something went wrong" in answer.content and STYLESHEET in answer.content
