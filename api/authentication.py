@@ -278,10 +278,6 @@ def _caller(
             # project's dashboard shows that).
             reason = found.client_token.own_end_reason_at(now) or CLIENT_TOKEN_ENDED
             raise _Refused(client, errors.expired_api_key(reason))
-        if not _minting_secret_works(found.client_token, found.api_key, found.personal_token, now):
-            # Minted with a secret its key was rolled away from, whose overlap is over, or
-            # with the secret its PAT had before it was regenerated.
-            raise _Refused(client, errors.expired_api_key(CLIENT_TOKEN_ENDED))
         if found.api_key is not None and found.api_key.suspended_at is not None:
             # Its key is suspended: refused until the key is resumed, and again the browser
             # is not told why (the key's reason is the project's business).
@@ -297,26 +293,6 @@ def _caller(
     return _personal_token_caller(
         found, project_scoped=project_scoped, named=named, now=now, address=address
     )
-
-
-def _minting_secret_works(
-    client_token: ClientToken,
-    api_key: ApiKey | None,
-    pat: PersonalAccessToken | None,
-    now: datetime,
-) -> bool:
-    """A client token dies with the secret that minted it, checked on every call (the
-    expiry a roll or a regenerate cuts it to is only the list's view of it, and misses a
-    mint that committed after it): minted with the key's current secret, or with the one
-    before while that still works; or with its PAT's current secret."""
-    minted_with = client_token.minted_with_hint
-    if not minted_with:
-        return True  # before secrets were recorded
-    if pat is not None:
-        return minted_with == pat.hint
-    if api_key is None or minted_with == api_key.hint:
-        return True
-    return minted_with == api_key.previous_hint and api_key.previous_secret_works_at(now)
 
 
 def _personal_token_caller(

@@ -360,6 +360,8 @@ class ClientToken(Token):
             reason = self.api_key.end_reason_at(
                 moment, subject="The API key that minted this client token"
             )
+        if reason is None:
+            reason = self._minting_secret_end_reason(moment)
         if reason is None and self.personal_token is not None:
             pat = self.personal_token
             reason = pat.end_reason_at(
@@ -377,6 +379,28 @@ class ClientToken(Token):
                     f"than the project allows ({days} days)."
                 )
         return reason
+
+    def _minting_secret_end_reason(self, moment: datetime) -> str | None:
+        """A client token dies with the secret that minted it: its key's current secret, or
+        the one before while that still works; or its PAT's current secret. Checked on
+        every call (the expiry a roll or a regenerate cuts it to is only the list's view of
+        it, and misses a mint that committed after it)."""
+        minted_with = self.minted_with_hint
+        if not minted_with:
+            return None  # minted before secrets were recorded
+        if self.personal_token is not None:
+            if minted_with == self.personal_token.hint:
+                return None
+            return "The personal access token that minted this client token was regenerated."
+        key = self.api_key
+        if key is None or minted_with == key.hint:
+            return None
+        if minted_with == key.previous_hint and key.previous_secret_works_at(moment):
+            return None
+        return (
+            "The API key that minted this client token was rolled, and the secret that "
+            "minted it no longer works."
+        )
 
 
 class PersonalAccessTokenQuerySet(TokenQuerySet["PersonalAccessToken"]):

@@ -80,7 +80,7 @@ def test_client_tokens_minted_with_the_old_secret_end_with_it(signed_in, pat, pr
 
 
 def test_a_client_token_minted_while_its_pat_is_regenerated_ends_with_the_old_secret(
-    user, pat, project, monkeypatch
+    signed_in, user, pat, project, monkeypatch
 ):
     """A mint that authenticated with the old secret, then committed after the regenerate
     had ended that secret's client tokens, escaped it: the API checks, as for a rolled
@@ -101,6 +101,9 @@ def test_a_client_token_minted_while_its_pat_is_regenerated_ends_with_the_old_se
         201,
     )
     assert_error(Api(Client(), minted["token"]).get("/client/token"), 401, "expired_api_key")
+    # The project's list says so too (one rule for both: ClientToken.end_reason_at).
+    listing = signed_in.get(reverse("apikeys:client_token_list", args=[project.slug]))
+    assert "minted this client token was regenerated" in listing.content.decode()
 
 
 def test_an_expired_token_can_be_regenerated_but_a_revoked_one_cannot(signed_in, user, pat):
