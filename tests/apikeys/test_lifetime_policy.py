@@ -7,12 +7,16 @@ before a key expires, once each."""
 
 from __future__ import annotations
 
+import importlib
 import io
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
+from django.apps import apps
 from django.core import mail
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -162,6 +166,26 @@ def test_an_old_pat_regenerated_within_the_policy_is_measured_from_then(project,
         "insufficient_permissions",
     )
     assert "7 days of being made or regenerated" in error["message"]
+
+
+def test_pats_regenerated_before_the_release_get_their_regenerate_time_back(user, make_user):
+    """apikeys/0024 fills regenerated_at from each PAT's newest regenerate in the audit
+    trail; a PAT with none, or with one already set, is left as it is."""
+    regenerated, _ = personal_token_create(user=user, name="Regenerated twice")
+    personal_token_regenerate(personal_token=regenerated, by=user, expires_at=None)
+    personal_token_regenerate(personal_token=regenerated, by=user, expires_at=None)
+    newest = AuditEvent.objects.filter(action="personal_token.regenerated").latest("id")
+    never, _ = personal_token_create(user=make_user(), name="Never regenerated")
+    PersonalAccessToken.objects.update(regenerated_at=None)  # as before the release
+
+    migration = importlib.import_module("apikeys.migrations.0024_backfill_pat_regenerated_at")
+    migration.backfill(apps, SimpleNamespace(connection=connection))
+
+    regenerated.refresh_from_db()
+    never.refresh_from_db()
+    assert regenerated.regenerated_at == newest.created_at
+    assert regenerated.lifetime_from == newest.created_at
+    assert never.regenerated_at is None and never.lifetime_from == never.created_at
 
 
 def test_a_client_token_minted_by_a_pat_the_policy_now_refuses_stops_with_it(project, user):
