@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apikeys.models import PersonalAccessToken
-from apikeys.services import personal_token_create
+from apikeys.services import personal_token_create, personal_token_regenerate
 from apikeys.tokens import token_hash
 from audit.models import AuditEvent
 
@@ -109,6 +109,22 @@ def test_a_banner_warns_of_a_token_expiring_within_a_week(signed_in, user, proje
     html = signed_in.get(reverse("overview:project_overview", args=[project.slug])).content
     assert "Your personal access token “Soon” expires".encode() in html
     assert b"Later" not in html
+
+
+def test_a_token_regenerated_for_a_few_days_waits_for_its_last_day(signed_in, user, project):
+    old, _ = personal_token_create(user=user, name="Old")
+    PersonalAccessToken.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - datetime.timedelta(days=300)
+    )
+    old.refresh_from_db()
+    in_three_days = timezone.now() + datetime.timedelta(days=3)
+    personal_token_regenerate(personal_token=old, by=user, expires_at=in_three_days)
+    overview = reverse("overview:project_overview", args=[project.slug])
+    assert "token “Old” expires".encode() not in signed_in.get(overview).content
+    PersonalAccessToken.objects.filter(pk=old.pk).update(
+        expires_at=timezone.now() + datetime.timedelta(hours=20)
+    )
+    assert "token “Old” expires".encode() in signed_in.get(overview).content
 
 
 @pytest.mark.parametrize("days", [3, 7])
