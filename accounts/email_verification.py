@@ -117,9 +117,11 @@ def read_token(token: str, *, lock: bool = False) -> tuple[User, str]:
     user = users.filter(pk=user_id, is_active=True).first() if isinstance(user_id, int) else None
     if user is None or user.email != data.get("was") or not isinstance(data.get("to"), str):
         raise VerificationError("This link is no longer valid: the account's email changed.")
-    # A link from before links carried the mark has none: it is refused like any other
-    # sent before a password change (a new one is a click away).
-    if not constant_time_compare(str(data.get("pw", "")), _password_mark(user)):
+    if "pw" not in data:
+        # Sent before links carried the mark: refused (a new one is a click away), but
+        # not blamed on a password change that never happened.
+        raise VerificationError("This link has expired. Ask for a new one.")
+    if not constant_time_compare(str(data["pw"]), _password_mark(user)):
         raise VerificationError(
             "This link is no longer valid: the account's password changed since it was "
             "sent. Ask for a new one."

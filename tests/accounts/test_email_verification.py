@@ -193,3 +193,15 @@ def test_a_sign_up_link_sent_before_a_password_reset_must_be_asked_for_again(cli
     assert client.post(url).status_code == 400
     user.refresh_from_db()
     assert not user.email_verified
+
+
+def test_a_link_from_before_links_carried_the_password_mark_has_expired(client, user):
+    """Links sent by the release before carry no mark: refused, without blaming a password
+    change that never happened, and nothing changes."""
+    old = signing.dumps({"u": user.pk, "to": "moved@example.com", "was": user.email}, salt=_SALT)
+    refused = client.post(reverse("accounts:email_verify", args=[old]))
+    page = refused.content.decode()
+    assert refused.status_code == 400 and "This link has expired" in page
+    assert "password changed" not in page
+    user.refresh_from_db()
+    assert user.email != "moved@example.com"
