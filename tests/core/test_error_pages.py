@@ -51,6 +51,19 @@ def test_a_form_sent_without_its_csrf_token_says_what_to_do(user):
     assert b"This form has expired" in answer.content and b"Nothing was changed" in answer.content
 
 
+def test_a_request_for_an_unknown_host_gets_the_400_page(client):
+    answer = client.get("/account/login/", headers={"host": "evil.example"})
+    assert answer.status_code == 400 and STYLESHEET in answer.content
+    assert b"<h1>Bad request</h1>" in answer.content and b"evil.example" not in answer.content
+
+
+def test_a_404_leaves_messages_waiting_for_the_next_page(signed_in, project):
+    signed_in.post(reverse("accounts:project_settings", args=[project.slug]), {"name": "Renamed"})
+    assert signed_in.get("/no/such/page/").status_code == 404
+    settings_page = signed_in.get(reverse("accounts:project_settings", args=[project.slug]))
+    assert b"Project renamed." in settings_page.content
+
+
 def test_the_500_page_needs_no_request_context(db):
     answer = server_error(RequestFactory().get("/"))
     assert answer.status_code == 500
