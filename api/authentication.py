@@ -345,9 +345,9 @@ def _personal_token_caller(
                 f"This personal access token is not allowed to act on project '{named}'."
             ),
         )
-    days = found.project.max_pat_lifetime_days
-    if Project.lifetime_exceeds(days, pat.lifetime_from, pat.expires_at):
+    if pat.outlives_policy_of(found.project):
         # The project's lifetime policy, checked on each call: a PAT reaches many projects.
+        days = found.project.max_pat_lifetime_days
         raise _Refused(
             caller,
             errors.insufficient_permissions(

@@ -371,12 +371,11 @@ class ClientToken(Token):
                 minter_is_member = pat.user.is_member_of(self.project_id)
             if reason is None and not minter_is_member:
                 reason = "The person whose token minted this client token left the project."
-            days = self.project.max_pat_lifetime_days
-            if reason is None and Project.lifetime_exceeds(days, pat.lifetime_from, pat.expires_at):
+            if reason is None and pat.outlives_policy_of(self.project):
                 # The project refuses the PAT itself on each call (its lifetime policy).
                 reason = (
                     "The personal access token that minted this client token lives longer "
-                    f"than the project allows ({days} days)."
+                    f"than the project allows ({self.project.max_pat_lifetime_days} days)."
                 )
         return reason
 
@@ -445,6 +444,12 @@ class PersonalAccessToken(PermissionsMixin, Token):
         """Where a project's lifetime policy measures it from: regenerating gives it a new
         secret and a new expiry, checked against every policy then, as a new token's is."""
         return self.regenerated_at or self.created_at
+
+    def outlives_policy_of(self, project: Project) -> bool:
+        """Whether `project`'s lifetime policy refuses it (checked on each call there, for
+        it and for the client tokens it minted there)."""
+        days = project.max_pat_lifetime_days
+        return Project.lifetime_exceeds(days, self.lifetime_from, self.expires_at)
 
     def reachable_projects(self) -> models.QuerySet[Project]:
         """The projects it reaches now: its owner's, narrowed to those it was limited to."""

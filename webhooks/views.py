@@ -45,19 +45,23 @@ def _list_context(request: ProjectRequest) -> dict[str, object]:
         .with_last_delivery()
         .select_related("created_by")
     )
-    members = set(
-        Membership.objects.filter(project=request.project).values_list("user_id", flat=True)
-    )
-    for endpoint in endpoints:
-        # An endpoint outlives the person who added it, as a key does: say so, so that an
-        # owner decides whether the project's alerts should still go to that address.
-        left = endpoint.created_by_id is not None and endpoint.created_by_id not in members
-        endpoint.creator_left = left  # type: ignore[attr-defined]
+    _mark_creators_who_left(request, endpoints)
     return {
         "endpoints": endpoints,
         "limit": MAX_ENDPOINTS_PER_PROJECT,
         "at_limit": len(endpoints) >= MAX_ENDPOINTS_PER_PROJECT,
     }
+
+
+def _mark_creators_who_left(request: ProjectRequest, endpoints: list[WebhookEndpoint]) -> None:
+    """An endpoint outlives the person who added it, as a key does: say so (`creator_left`),
+    so that an owner decides whether the project's alerts should still go there."""
+    members = set(
+        Membership.objects.filter(project=request.project).values_list("user_id", flat=True)
+    )
+    for endpoint in endpoints:
+        left = endpoint.created_by_id is not None and endpoint.created_by_id not in members
+        endpoint.creator_left = left  # type: ignore[attr-defined]
 
 
 def _render(
@@ -130,12 +134,7 @@ def webhook_create_view(request: ProjectRequest) -> HttpResponse:
 @project_owner_required
 def webhook_detail(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
     endpoint = _endpoint(request, endpoint_id)
-    endpoint.creator_left = (  # type: ignore[attr-defined]
-        endpoint.created_by_id is not None
-        and not Membership.objects.filter(
-            project=request.project, user_id=endpoint.created_by_id
-        ).exists()
-    )
+    _mark_creators_who_left(request, [endpoint])
     deliveries = list(endpoint.deliveries.order_by("-created_at", "-id")[:LOG_SIZE])
     context = {
         "endpoint": endpoint,
