@@ -46,7 +46,10 @@ def test_every_generated_token_parses_as_its_kind_and_hashes(kind):
 def test_changing_any_one_character_breaks_the_checksum(kind, data):
     token = token_generate(kind)
     at = data.draw(st.integers(min_value=len(kind.prefix), max_value=len(token) - 1))
-    replacement = data.draw(st.sampled_from(BASE62).filter(lambda c: c != token[at]))
+    # Drawn as a shift, not filtered against the token: the token is random, and a draw
+    # that depends on it replays differently (hypothesis's FlakyStrategyDefinition).
+    shift = data.draw(st.integers(min_value=1, max_value=len(BASE62) - 1))
+    replacement = BASE62[(BASE62.index(token[at]) + shift) % len(BASE62)]
     changed = token[:at] + replacement + token[at + 1 :]
     # CRC32 catches every single-character change in the body; in the checksum itself
     # any change is a different checksum.
