@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -46,6 +46,7 @@ _NOT_CARRIED = {
     "sudo_passkey",
     "sudo_next",
     "sudo_method",
+    "sudo_back",
 }
 
 
@@ -83,6 +84,20 @@ def _carried(request: HttpRequest) -> list[tuple[str, str]]:
     ]
 
 
+def _back_url(request: HttpRequest, *, next_url: str, method: str) -> str:
+    """Where the prompt's Cancel goes: the page the person was on when it interrupted them
+    (htmx names it; a browser sends it as the referrer), as a browser's Back would. Home
+    when neither says, or when that page is the very one that asks (it would ask again)."""
+    for url in (request.headers.get("HX-Current-URL", ""), request.headers.get("Referer", "")):
+        parts = urlsplit(url)
+        if parts.netloc and parts.netloc != request.get_host():
+            continue
+        back = local_path(request, urlunsplit(("", "", parts.path, parts.query, "")))
+        if back and not (method == "GET" and back == next_url):
+            return back
+    return reverse("home")
+
+
 def _prompt(
     request: AuthenticatedRequest,
     form: SudoForm,
@@ -90,12 +105,15 @@ def _prompt(
     next_url: str,
     method: str | None = None,
     carried: list[tuple[str, str]] | None = None,
+    back_url: str = "",
     status: int = 200,
 ) -> HttpResponse:
+    method = method or request.method or "GET"
     context = {
         "form": form,
         "next_url": next_url,
-        "method": method or request.method,
+        "method": method,
+        "back_url": back_url or _back_url(request, next_url=next_url, method=method),
         "carried": _carried(request) if carried is None else carried,
         "has_two_factor": has_two_factor(request.user),
         "has_authenticator_app": has_authenticator_app(request.user),
@@ -121,6 +139,9 @@ def sudo_confirm(request: AuthenticatedRequest) -> HttpResponse:
     next_url = local_path(request, request.POST.get("sudo_next", "")) or reverse("home")
     method = "POST" if request.POST.get("sudo_method") == "POST" else "GET"
     carried = _carried(request)
+    # The page to go back to, as the first prompt worked it out (this POST's own referrer
+    # is the prompt).
+    back_url = local_path(request, request.POST.get("sudo_back", "")) or reverse("home")
     form = SudoForm(request.POST, user=request.user)
     ip = client_ip(request)
     # Every answer counts, before it is checked: parallel guesses cannot slip past a count
@@ -130,10 +151,26 @@ def sudo_confirm(request: AuthenticatedRequest) -> HttpResponse:
     ):
         form.is_valid()
         form.add_error(None, "Too many wrong answers. Wait 15 minutes, then try again.")
-        return _prompt(request, form, next_url=next_url, method=method, carried=carried, status=429)
+        return _prompt(
+            request,
+            form,
+            next_url=next_url,
+            method=method,
+            carried=carried,
+            back_url=back_url,
+            status=429,
+        )
     if not _passes_any(request, form, ip):
         audit_record(action="user.sudo_failed", actor=request.user, target=request.user, ip=ip)
-        return _prompt(request, form, next_url=next_url, method=method, carried=carried, status=422)
+        return _prompt(
+            request,
+            form,
+            next_url=next_url,
+            method=method,
+            carried=carried,
+            back_url=back_url,
+            status=422,
+        )
     sudo_mark(request)
     audit_record(action="user.sudo_passed", actor=request.user, target=request.user, ip=ip)
     return _continue(request, next_url, method, carried)

@@ -98,6 +98,50 @@ def test_htmx_outside_a_dialog_gets_the_prompt_as_the_page(stale, project):
     assert prompt["HX-Retarget"] == "#main" and "Confirm it is you" in prompt.content.decode()
 
 
+def cancel_href(html: str) -> str:
+    (href,) = re.findall(r'<a class="button" href="([^"]*)" data-dismiss>Cancel</a>', html)
+    return href
+
+
+def test_cancel_goes_back_to_the_page_the_prompt_interrupted(stale, project):
+    settings_page = reverse("accounts:project_settings", args=[project.slug])
+    policy = reverse("accounts:project_key_policy", args=[project.slug])
+    came_from = f"http://testserver{settings_page}?tab=keys"
+    prompt = stale.post(policy, {"max_lifetime_days": "30"}, headers={"Referer": came_from})
+    html = prompt.content.decode()
+    assert "Confirm it is you" in html
+    assert cancel_href(html) == f"{settings_page}?tab=keys"
+    # A wrong answer shows the prompt again (the browser is now on the prompt's address):
+    # Cancel still goes back to where the person was.
+    fields = hidden(html)
+    wrong = stale.post(
+        CONFIRM, {**fields, "sudo_password": "wrong"}, headers={"Referer": "http://testserver/x"}
+    )
+    assert wrong.status_code == 422 and cancel_href(wrong.content.decode()) == (
+        f"{settings_page}?tab=keys"
+    )
+    # With htmx, the page the person is on is the one htmx names.
+    htmx = stale.post(
+        policy, {}, headers={**HTMX, "HX-Current-URL": f"http://testserver{settings_page}"}
+    )
+    assert cancel_href(htmx.content.decode()) == settings_page
+
+
+def test_cancel_never_leaves_the_site_nor_loops_back_to_the_prompt(stale, project):
+    policy = reverse("accounts:project_key_policy", args=[project.slug])
+    for referer in ("https://evil.example/x", "//evil.example/x", "javascript:alert(1)", ""):
+        prompt = stale.post(policy, {}, headers={"Referer": referer} if referer else {})
+        assert cancel_href(prompt.content.decode()) == reverse("home"), referer
+    # A page that asks on opening: going back to it would only ask again.
+    create = reverse("apikeys:api_key_create", args=[project.slug])
+    prompt = stale.get(create, headers={"Referer": f"http://testserver{create}"})
+    assert cancel_href(prompt.content.decode()) == reverse("home")
+    # A forged way back in the prompt's own form is checked like the way forward.
+    for forged in ("//evil.example/", "https://evil.example/", "/\x00/"):
+        answer = stale.post(CONFIRM, {"sudo_back": forged, "sudo_password": "wrong"})
+        assert cancel_href(answer.content.decode()) == reverse("home"), forged
+
+
 def test_every_sensitive_action_asks(stale, project, user, make_key):
     key, _ = make_key(project)
     pat = PersonalAccessToken.objects.create(user=user, name="x", token_hash="h" * 64, hint="h")

@@ -88,3 +88,25 @@ def test_the_sudo_prompt_that_interrupts_a_settings_form_takes_focus_then_saves_
     expect(page.get_by_label("API keys expire within")).to_have_value("30")
     project.refresh_from_db()
     assert project.max_key_lifetime_days == 30
+
+
+def test_cancelling_the_sudo_prompt_goes_back_to_the_form_and_saves_nothing(
+    page: Page, live_server, transactional_db, settings
+):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    sign_in(page, "kim@example.com")
+    page.wait_for_url(f"**/projects/{project.slug}/")
+    settings.SUDO_MODE_SECONDS = 0
+    page.goto(f"/projects/{project.slug}/settings/")
+    page.get_by_label("API keys expire within").select_option("30")
+    page.get_by_role("button", name="Save key policy").click()
+    expect(page.get_by_role("heading", name="Confirm it is you", level=1)).to_be_visible()
+    page.get_by_label("Password").fill("not the password")
+    page.keyboard.press("Enter")
+    expect(page.locator(".errorlist")).to_contain_text("That is not right")
+    page.get_by_role("link", name="Cancel").click()
+    page.wait_for_url(f"**/projects/{project.slug}/settings/")
+    expect(page.get_by_label("API keys expire within")).to_be_visible()
+    project.refresh_from_db()
+    assert project.max_key_lifetime_days is None
