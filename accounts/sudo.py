@@ -144,6 +144,19 @@ def sudo_confirm(request: AuthenticatedRequest) -> HttpResponse:
     back_url = local_path(request, request.POST.get("sudo_back", "")) or reverse("home")
     form = SudoForm(request.POST, user=request.user)
     ip = client_ip(request)
+
+    def again(*, status: int) -> HttpResponse:
+        """The prompt once more, with the form's errors and the same request carried."""
+        return _prompt(
+            request,
+            form,
+            next_url=next_url,
+            method=method,
+            carried=carried,
+            back_url=back_url,
+            status=status,
+        )
+
     # Every answer counts, before it is checked: parallel guesses cannot slip past a count
     # that is read first and written after.
     if not throttle_allows(
@@ -151,26 +164,10 @@ def sudo_confirm(request: AuthenticatedRequest) -> HttpResponse:
     ):
         form.is_valid()
         form.add_error(None, "Too many wrong answers. Wait 15 minutes, then try again.")
-        return _prompt(
-            request,
-            form,
-            next_url=next_url,
-            method=method,
-            carried=carried,
-            back_url=back_url,
-            status=429,
-        )
+        return again(status=429)
     if not _passes_any(request, form, ip):
         audit_record(action="user.sudo_failed", actor=request.user, target=request.user, ip=ip)
-        return _prompt(
-            request,
-            form,
-            next_url=next_url,
-            method=method,
-            carried=carried,
-            back_url=back_url,
-            status=422,
-        )
+        return again(status=422)
     sudo_mark(request)
     audit_record(action="user.sudo_passed", actor=request.user, target=request.user, ip=ip)
     return _continue(request, next_url, method, carried)
