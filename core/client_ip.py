@@ -60,13 +60,19 @@ def _client_ip(request: HttpRequest) -> str:
 
 def _plain(address: str) -> str:
     """An IPv4 client as IPv4: a dual-stack socket reports it as ::ffff:a.b.c.d, which
-    would otherwise fall in no IPv4 network (and count as one IPv6 /48 for everyone)."""
+    would otherwise fall in no IPv4 network (and count as one IPv6 /48 for everyone).
+    An IPv6 address without its zone (fe80::1%eth0): the zone names an interface of the
+    host that saw it, not the client, and PostgreSQL's inet refuses it, which dropped the
+    call's usage entry."""
     if ":" not in address:
         return address  # IPv4 (or unreadable): not written as IPv6, nothing to unwrap
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        if ip.scope_id is not None:
+            return address.partition("%")[0]
     return address

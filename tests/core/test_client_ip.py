@@ -36,3 +36,13 @@ def test_an_ipv4_client_on_a_dual_stack_socket_is_ipv4(settings):
     settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
     assert client_ip(request("::ffff:203.0.113.5", "")) == "203.0.113.5"
     assert client_ip(request("10.0.0.2", "::ffff:198.51.100.7")) == "198.51.100.7"
+
+
+def test_an_ipv6_zone_is_no_part_of_the_address(settings):
+    """The database's address types refuse "fe80::1%eth0" (a link-local peer's zone, which
+    Python's ipaddress accepts): the zone is dropped, wherever the address came from."""
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    assert client_ip(request("fe80::1%eth0")) == "fe80::1"
+    assert client_ip(request("10.0.0.2", "fe80::7%25")) == "fe80::7"
+    settings.TRUSTED_PROXIES = ["fe80::/10"]
+    assert client_ip(request("fe80::2%eth0", "")) == "fe80::2"

@@ -182,6 +182,16 @@ def test_x_forwarded_for_is_honoured_from_a_trusted_proxy(api, api_key, settings
     assert UsageIp.objects.get(api_key=api_key[0]).ip == "203.0.113.9"
 
 
+def test_a_call_from_a_scoped_ipv6_address_is_logged_without_its_zone(api, api_key, settings):
+    """Python reads "fe80::1%eth0" as an address (its zone, since 3.9); PostgreSQL's inet
+    does not, so the call's usage entry was dropped: a call missing from the log."""
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    response = api.post(INVOKE, {"prompt": "hi"}, headers={"X-Forwarded-For": "fe80::1%eth0"})
+    assert response.status_code == 200
+    assert the_record(response).ip == "fe80::1"
+    assert UsageIp.objects.get(api_key=api_key[0]).ip == "fe80::1"
+
+
 def test_a_long_user_agent_is_cut_not_refused(api):
     response = api.post(INVOKE, {"prompt": "hi"}, headers={"User-Agent": "x" * 1000})
     assert response.status_code == 200
