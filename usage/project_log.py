@@ -55,4 +55,6 @@ def project_log_page(
 
 def project_call(project: Project, request_id: str) -> UsageRecord | None:
     """One call of the project by its request id (None: not this project's, or none)."""
+    if "\x00" in request_id:
+        return None  # no row can hold one, and PostgreSQL refuses it in a query's text
     return project_calls(project).filter(request_id=request_id).first()

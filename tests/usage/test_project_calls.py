@@ -4,6 +4,7 @@ request id, keyset pages, one call in full; another project's calls never."""
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
 from django.urls import reverse
@@ -95,6 +96,13 @@ def test_the_key_and_request_id_filters_and_the_detail_of_one_call(signed_in, pr
 def test_odd_filters_are_refused_beside_their_field_never_a_500(signed_in, project, mixed, odd):
     response = signed_in.get(calls_url(project), odd)
     assert response.status_code in (200, 400)  # 400: the form names the bad field
+
+
+@pytest.mark.parametrize("request_id", ["\x00", "req_\x00", "a\x00b", "req_" + "a" * 5000])
+def test_a_call_page_for_what_cannot_be_a_request_id_is_404(signed_in, project, mixed, request_id):
+    # A NUL byte in the path reached PostgreSQL, which refuses it in text: a 500.
+    detail = reverse("usage:project_call", args=[project.slug, "x"]).replace("/x/", "/%s/")
+    assert signed_in.get(detail % quote(request_id)).status_code == 404
 
 
 def test_another_projects_calls_and_call_pages_are_404_or_absent(
