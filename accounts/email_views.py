@@ -27,6 +27,7 @@ from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows
 from core.http import local_path
+from core.validators import mailable_address
 
 LINKS_PER_HOUR = 3
 
@@ -82,6 +83,7 @@ class EmailChangeForm(forms.Form):
         email = str(self.cleaned_data["email"]).strip().lower()
         if email == self.user.email:
             raise forms.ValidationError("That is your address already.")
+        mailable_address(email)
         return email
 
 

@@ -14,6 +14,7 @@ from django.contrib.auth.forms import (
 )
 
 from accounts.models import Membership, Project, User
+from core.validators import mailable_address
 
 
 class SignUpForm(BaseUserCreationForm):
@@ -37,7 +38,9 @@ class SignUpForm(BaseUserCreationForm):
     def clean_email(self) -> str:
         # Whether the address has an account is never said here (the sign-up view answers
         # both the same and tells that account's owner instead).
-        return str(self.cleaned_data["email"]).strip().lower()
+        email = str(self.cleaned_data["email"]).strip().lower()
+        mailable_address(email)
+        return email
 
     def validate_unique(self) -> None:
         """Not here: "a user with this email exists" would tell anyone who asks."""
@@ -188,6 +191,7 @@ class InvitationForm(forms.Form):
 
     def clean_email(self) -> str:
         email: str = self.cleaned_data["email"].strip().lower()
+        mailable_address(email)
         if Membership.objects.filter(project=self.project, user__email__iexact=email).exists():
             raise forms.ValidationError(
                 "This person is already a member of the project.", code="member"

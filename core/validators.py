@@ -1,11 +1,12 @@
 """Validators for text people type that ends up elsewhere: names shown in lists, written
-to logs and put into mail subjects."""
+to logs and put into mail subjects, and the addresses mail is sent to."""
 
 from __future__ import annotations
 
 import re
 
 from django.core.exceptions import ValidationError
+from django.utils.encoding import punycode
 
 # C0 controls (line breaks and tabs among them), DEL, C1 controls, and the Unicode line
 # and paragraph separators.
@@ -20,3 +21,18 @@ def single_line(value: str) -> None:
             "Use one line of text: no line breaks, tabs or other control characters.",
             code="control_characters",
         )
+
+
+def mailable_address(value: str) -> None:
+    """An email address whose domain has an IDNA form, which mail is sent to. Django's
+    EmailField takes any letters after the @ ("a@b.c\\u202e", a label too long once
+    encoded): such an account could never be verified, and mail to it would fail at
+    every send, long after the form said yes."""
+    domain = value.rpartition("@")[2]
+    try:
+        punycode(domain)
+    except UnicodeError:
+        raise ValidationError(
+            "Mail to this address cannot be sent: check the part after the @.",
+            code="unmailable",
+        ) from None

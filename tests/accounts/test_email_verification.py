@@ -205,3 +205,38 @@ def test_a_link_from_before_links_carried_the_password_mark_has_expired(client, 
     assert "password changed" not in page
     user.refresh_from_db()
     assert user.email != "moved@example.com"
+
+
+# Django's EmailField takes any letters after the @, but mail is sent to the domain in its
+# IDNA form: these have none (a direction override, an ideographic full stop, a label of
+# 60 "é" that is longer than 63 characters encoded). Accepted, the account could never be
+# verified and an invitation to one was never sent, though the owner was told it was.
+UNMAILABLE = ["a@b.c\u202e", "a@b.\u3002com", "a@" + "é" * 60 + ".com"]
+
+
+def test_sign_up_refuses_an_address_no_mail_can_reach_beside_the_field(client, db):
+    for odd in UNMAILABLE:
+        html = sign_up(client, odd).content.decode()
+        assert 'id="id_email_error"' in html and "cannot be sent" in html
+    assert not User.objects.exists()
+
+
+def test_an_address_no_mail_can_reach_is_refused_as_a_new_address_or_an_invitation(
+    signed_in, project
+):
+    from accounts.models import Invitation
+
+    for odd in UNMAILABLE:
+        answer = signed_in.post(reverse("accounts:account_email"), {"email": odd})
+        assert answer.status_code == 422, odd
+        assert "cannot be sent" in answer.content.decode()
+        invite = reverse("accounts:project_invitation_send", args=[project.slug])
+        answer = signed_in.post(invite, {"email": odd, "role": "member"})
+        assert answer.status_code == 422, odd
+        assert "cannot be sent" in answer.content.decode()
+    assert not Invitation.objects.exists()
+
+
+def test_an_international_domain_is_still_welcome(client, db):
+    assert sign_up(client, "ada@exämple.com").status_code == 200
+    assert mail.outbox[-1].to == ["ada@exämple.com"]
