@@ -3,10 +3,18 @@ path of the key system can be exercised end to end without an outside model.
 
 A run is answered at once; its Execution row is written after the answer, like the usage
 log (core/write_behind.py), so /v1/execution-logs may show it up to a second later.
+
+The row keeps each part of what the agent was given (`prompt`, `input`, `messages`,
+`context`, `serverContext`) and what it answered whole up to KEPT_JSON_CHARS characters of
+JSON, and only the start of a longer one (see `kept`). The caller's answer is never cut.
+Without the bound, one call with a prompt that fills the API's 2.5 MB body, its
+characters escaped, put some 15 MB on the stream, and a batch of them could run the
+ingest past its statement timeout for every project.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -18,6 +26,21 @@ from django.utils import timezone
 from agents.models import Agent, Execution
 from core import write_behind
 from core.bulk_insert import insert_new
+
+KEPT_JSON_CHARS = 16_384
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def kept(value: Any) -> Any:
+    """`value` as the execution log keeps it: whole when its JSON is at most
+    KEPT_JSON_CHARS long; else {"truncated": true, "jsonChars": its length, "start": the
+    first half of that many characters of it}."""
+    if not value or (isinstance(value, str) and len(value) * 6 + 2 <= KEPT_JSON_CHARS):
+        return value  # short enough however its characters are escaped: not encoded
+    text = _ENCODER.encode(value)  # ASCII: escaped again, it at most doubles
+    if len(text) <= KEPT_JSON_CHARS:
+        return value
+    return {"truncated": True, "jsonChars": len(text), "start": text[: KEPT_JSON_CHARS // 2]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +128,8 @@ def _record(
             "type": type_,
             "status": run.status,
             "duration_us": run.duration_us,
-            "input": given,
-            "output": output,
+            "input": {name: kept(part) for name, part in given.items()},
+            "output": kept(output),
             "api_key_id": api_key_id,
             "created_at": timezone.now().isoformat(),
         },

@@ -208,9 +208,16 @@ SCHEMAS: dict[str, Schema] = {
             "input": {
                 "type": "object",
                 "description": "What the agent was given: `prompt` or `input` (or "
-                "`messages`), with `context` and, from the Client API, `serverContext`.",
+                "`messages`), with `context` and, from the Client API, `serverContext`. "
+                "Each is kept whole up to 16,384 characters of JSON; a longer one is kept "
+                'as `{"truncated": true, "jsonChars": n, "start": "…"}` (its JSON\'s '
+                "first 8,192 characters).",
             },
-            "output": {"description": "What the agent answered: any JSON value."},
+            "output": {
+                "description": "What the agent answered: any JSON value, kept as `input`'s "
+                "parts are (whole up to 16,384 characters of JSON). The caller's own answer "
+                "is never cut."
+            },
         },
         required=["id", "agent", "type", "status", "durationMs", "createdAt", "input", "output"],
     ),

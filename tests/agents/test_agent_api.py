@@ -344,3 +344,57 @@ def test_a_nul_byte_in_a_name_or_body_is_a_clear_client_error(api):
         headers={"Authorization": f"Bearer {api.token}"},
     )
     assert "NUL" in assert_error(response, 400, "invalid_request")["message"]
+
+
+# What the execution log keeps of a large call
+
+
+def test_a_prompt_longer_than_the_log_keeps_is_answered_whole_and_logged_by_its_start(
+    api, monkeypatch
+):
+    from core import write_behind
+
+    sent = []
+    original = write_behind._send
+    monkeypatch.setattr(
+        write_behind, "_send", lambda records: (sent.extend(records), original(records))
+    )
+    prompt = "é" * 300_000  # 1.8 MB of body once escaped: within the API's 2.5 MB
+    body = assert_ok(api.post(INVOKE, {"prompt": prompt, "context": {"tenant": "t1"}}))
+    assert body["output"] == prompt  # the caller is never cut short
+    execution = Execution.objects.get()
+    cut = {"truncated": True, "jsonChars": 300_000 * 6 + 2, "start": '"' + "\\u00e9" * 1365 + "\\"}
+    assert execution.input == {"prompt": cut, "context": {"tenant": "t1"}, "serverContext": {}}
+    assert execution.output == cut
+    assert len(cut["start"]) == 8192
+    # What one call puts on the stream stays small, whatever it sent.
+    assert sent and max(len(record.encoded()) for record in sent) < 40_000
+
+
+def test_the_log_keeps_whole_what_fits_and_cuts_each_part_on_its_own(api):
+    fits = "a" * (16_384 - 2)  # exactly 16,384 characters of JSON
+    assert_ok(api.post(INVOKE, {"prompt": fits}))
+    assert Execution.objects.get().input["prompt"] == fits
+    Execution.objects.all().delete()
+    big_input = {"rows": [{"n": i, "text": "x" * 50} for i in range(1000)]}
+    assert_ok(api.post(INVOKE, {"input": big_input, "context": {"small": True}}))
+    execution = Execution.objects.get()
+    assert execution.input["input"]["truncated"] is True
+    assert execution.input["context"] == {"small": True}
+    assert execution.output["truncated"] is True
+    Execution.objects.all().delete()
+    messages = [{"role": "user", "content": "y" * 20_000}]
+    assert_ok(api.post(CHAT, {"messages": messages}))
+    execution = Execution.objects.get()
+    assert execution.input["messages"]["truncated"] is True
+    assert execution.output["jsonChars"] > 40_000
+
+
+def test_execution_logs_show_the_cut_as_the_description_says(api):
+    assert_ok(api.post(INVOKE, {"prompt": "z" * 20_000}))
+    (logged,) = assert_ok(api.get("/v1/execution-logs"))["data"]
+    assert logged["input"]["prompt"] == {
+        "truncated": True,
+        "jsonChars": 20_002,
+        "start": '"' + "z" * 8191,
+    }
