@@ -29,8 +29,10 @@ IP_COLUMN = "ip_address"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 _COLUMN_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
-# A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection"),
+# and so is one where they follow spaces or line breaks (some import dialogs trim them), or
+# in their full-width forms (which East Asian spreadsheets take as the same operators).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,8 @@ def csv_time(moment: datetime) -> str:
 def csv_safe(value: str) -> str:
     """`value`, with a leading apostrophe if a spreadsheet would read it as a formula.
     Names, paths, user agents and attempted emails are typed by people, some hostile."""
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    formula = value.startswith(_FORMULA_STARTS) or value.lstrip().startswith(_FORMULA_STARTS)
+    return "'" + value if formula else value
 
 
 def csv_cell(value: object) -> object:

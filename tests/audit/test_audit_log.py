@@ -506,6 +506,11 @@ def test_csv_safe_quotes_only_what_a_spreadsheet_would_evaluate():
     assert csv_safe("\tcmd") == "'\tcmd"
     assert csv_safe("ada@example.com") == "ada@example.com"
     assert csv_safe("") == ""
+    # After spaces or line breaks, which an import may trim, and in full-width forms.
+    for hidden in (" =1+1", "\n@SUM(1)", "\u3000+1", "\uff1dcmd", "\uff20SUM(1)", "  \uff0d2"):
+        assert csv_safe(hidden) == "'" + hidden, repr(hidden)
+    for plain in ("a = b", "Ada Lovelace", " ada", "\uff21"):
+        assert csv_safe(plain) == plain, repr(plain)
 
 
 def test_the_users_export_has_their_sign_ins(client, user):
