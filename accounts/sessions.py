@@ -26,11 +26,18 @@ from audit.models import AuditEvent
 from core.client_ip import client_ip
 from core.mail import one_line
 from core.networks import network_around
+from core.redact import redact_tokens
 
 logger = logging.getLogger(__name__)
 
 SEEN_EVERY = timedelta(minutes=5)
 SEEN_KEY = "_seen_at"
+
+
+def _user_agent(request: HttpRequest) -> str:
+    """The browser's user agent as a session keeps it, lists it and mails it: one line, and
+    any token someone put in it cut to its prefix, as everywhere else a request is kept."""
+    return one_line(redact_tokens(request.META.get("HTTP_USER_AGENT", "")), limit=300)
 
 
 def session_record(request: HttpRequest, user: User) -> None:
@@ -40,7 +47,7 @@ def session_record(request: HttpRequest, user: User) -> None:
         request.session.save()
         key = request.session.session_key
     ip = client_ip(request) or None
-    agent = one_line(request.META.get("HTTP_USER_AGENT", ""), limit=300)
+    agent = _user_agent(request)
     new_network = ip is not None and not _signed_in_from_before(user, ip)
     SignedInSession.objects.update_or_create(
         session_key=key, defaults={"user": user, "ip": ip, "user_agent": agent}
@@ -72,7 +79,7 @@ def session_seen(request: HttpRequest) -> None:
                 defaults={
                     "user_id": int(request.user.pk),
                     "ip": ip,
-                    "user_agent": one_line(request.META.get("HTTP_USER_AGENT", ""), limit=300),
+                    "user_agent": _user_agent(request),
                 },
             )
 

@@ -77,6 +77,19 @@ def test_a_sign_in_from_a_new_network_is_emailed_but_not_the_first_or_a_known_on
     assert "\n" not in message.subject and not message.bcc
 
 
+def test_a_token_in_the_user_agent_is_neither_kept_nor_mailed(
+    user, django_capture_on_commit_callbacks
+):
+    secret = "reminix_sk_" + "A1b2C3d4" * 6
+    with django_capture_on_commit_callbacks(execute=True):
+        sign_in("198.51.100.7", FIREFOX)
+        sign_in("203.0.113.9", f"curl/8.0 {secret}")
+    row = SignedInSession.objects.get(user=user, ip="203.0.113.9")
+    assert secret not in row.user_agent and "reminix_sk_[redacted]" in row.user_agent
+    [message] = mail.outbox
+    assert secret not in message.body
+
+
 def test_signing_out_removes_the_row_and_a_password_change_clears_the_others(user):
     laptop = sign_in("198.51.100.7", FIREFOX)
     sign_in("203.0.113.9", CHROME_MAC)
