@@ -41,6 +41,7 @@ from api.lookup import Resource
 from api.permissions import require_permission
 from core import write_behind
 from core.client_ip import client_ip
+from core.http import declared_length
 from core.redact import redact_tokens
 from usage.writer import UsageEntry, usage_defer
 
@@ -171,6 +172,10 @@ def _answer_now(
         # flood the key's log without limit.
         if identified.limits is not None and identified.limits.exceeded:
             raise identified.limits.refusal(time.time())
+        if declared_length(request) < 0:
+            # gunicorn refuses such a request itself; Django's own server (make run) would
+            # pass it on, and reading the body would then fail on int().
+            raise errors.invalid_request("The Content-Length header is not a number.")
         if view is None:
             raise errors.not_found(message=f"No endpoint at {request.path}.")
         allowed = _allowed(spec.methods)

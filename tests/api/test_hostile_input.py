@@ -230,3 +230,20 @@ def test_a_token_pasted_into_a_path_is_not_repeated_in_the_error_message(
     ]
     assert "reminix_sk_[redacted]" in message
     assert pasted[len("reminix_sk_") :][:12] not in answer.content.decode()
+
+
+@pytest.mark.parametrize("length", ["²", "٣", "1\x00", "abc", "-1", "1e3", " "])
+def test_a_content_length_that_is_no_number_is_a_400_in_the_envelope(api, length):
+    """gunicorn refuses these before Django sees them; Django's own server (`make run`)
+    does not, and reading the body then failed on int(): a 500."""
+    for path in (INVOKE, "/v1/client-tokens", "/client/agents/my-agent/invoke"):
+        response = api.client.generic(
+            "POST",
+            path,
+            b'{"prompt": "hi"}',
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {api.token}"},
+            CONTENT_LENGTH=length,
+        )
+        error = assert_error(response, 400, "invalid_request")
+        assert "Content-Length" in error["message"], (path, length)
