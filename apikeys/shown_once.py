@@ -19,6 +19,7 @@ from core.http import HtmxHttpRequest
 
 SESSION_KEY = "secret_forms_used"
 REMEMBERED = 20
+FORM_ID_MAX = 64
 
 
 def form_id_new() -> str:
@@ -26,7 +27,10 @@ def form_id_new() -> str:
 
 
 def form_id_of(request: HttpRequest) -> str:
-    return request.POST.get("form_id", "")
+    """The form's id; "" for none, or for what no form of ours sent (longer than any id
+    form_id_new makes), which the session would otherwise keep whatever its size."""
+    form_id = request.POST.get("form_id", "")
+    return form_id if len(form_id) <= FORM_ID_MAX else ""
 
 
 def already_shown(request: HttpRequest, *, noun: str) -> bool:

@@ -60,6 +60,13 @@ def test_the_same_create_form_submitted_twice_makes_one_key_and_never_reshows_it
     assert "already created and shown once" in again.content.decode()
 
 
+def test_a_form_id_no_form_of_ours_sent_is_not_kept_in_the_session(signed_in, project):
+    huge = "x" * 100_000
+    assert create(signed_in, project, name="One", form_id=huge).status_code == 201
+    assert huge not in signed_in.session.get("secret_forms_used", [])
+    assert create(signed_in, project, name="Two", form_id=huge).status_code == 201
+
+
 def test_a_restricted_key_keeps_only_the_chosen_permissions(signed_in, project):
     create(signed_in, project, access="restricted", permissions=["read"])
     assert ApiKey.objects.get(project=project).permissions == ["read"]
