@@ -68,18 +68,25 @@ def test_the_sudo_prompt_opens_in_the_dialog_and_the_form_follows(
     assert ApiKey.objects.filter(name="After sudo").exists()
 
 
-def test_the_sudo_prompt_that_interrupts_a_settings_form_takes_focus_then_saves_it(
-    page: Page, live_server, transactional_db, settings
-):
-    user = user_sign_up(email="jon@example.com", password=PASSWORD, name="Jon", verified=True)
+def prompted_on_the_key_policy(page: Page, settings, email: str) -> Project:
+    """Sign in as a new owner, then save the key policy (keys expire within 30 days) with
+    the last check of who they are too old: the sudo prompt takes the whole page."""
+    user = user_sign_up(email=email, password=PASSWORD, name="Jo", verified=True)
     project = Project.objects.for_user(user).get()
-    sign_in(page, "jon@example.com")
+    sign_in(page, email)
     page.wait_for_url(f"**/projects/{project.slug}/")
     settings.SUDO_MODE_SECONDS = 0
     page.goto(f"/projects/{project.slug}/settings/")
     page.get_by_label("API keys expire within").select_option("30")
     page.get_by_role("button", name="Save key policy").click()
     expect(page.get_by_role("heading", name="Confirm it is you", level=1)).to_be_visible()
+    return project
+
+
+def test_the_sudo_prompt_that_interrupts_a_settings_form_takes_focus_then_saves_it(
+    page: Page, live_server, transactional_db, settings
+):
+    project = prompted_on_the_key_policy(page, settings, "jon@example.com")
     # The whole page is the prompt: the password field has focus, so typing goes there.
     expect(page.get_by_label("Password")).to_be_focused()
     page.keyboard.type(PASSWORD)
@@ -93,15 +100,7 @@ def test_the_sudo_prompt_that_interrupts_a_settings_form_takes_focus_then_saves_
 def test_cancelling_the_sudo_prompt_goes_back_to_the_form_and_saves_nothing(
     page: Page, live_server, transactional_db, settings
 ):
-    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
-    project = Project.objects.for_user(user).get()
-    sign_in(page, "kim@example.com")
-    page.wait_for_url(f"**/projects/{project.slug}/")
-    settings.SUDO_MODE_SECONDS = 0
-    page.goto(f"/projects/{project.slug}/settings/")
-    page.get_by_label("API keys expire within").select_option("30")
-    page.get_by_role("button", name="Save key policy").click()
-    expect(page.get_by_role("heading", name="Confirm it is you", level=1)).to_be_visible()
+    project = prompted_on_the_key_policy(page, settings, "kim@example.com")
     page.get_by_label("Password").fill("not the password")
     page.keyboard.press("Enter")
     expect(page.locator(".errorlist")).to_contain_text("That is not right")
