@@ -114,7 +114,9 @@ def _string(body: dict[str, Any], field: str, *, most: int, required: bool) -> s
     try:
         single_line(value)
     except ValidationError:
-        raise errors.invalid_field_value(field, "must be one line of printable text.") from None
+        raise errors.invalid_field_value(
+            field, "must be one line of printable text, with no direction overrides."
+        ) from None
     return value.strip()
 
 

@@ -11,15 +11,27 @@ from django.utils.encoding import punycode
 # C0 controls (line breaks and tabs among them), DEL, C1 controls, and the Unicode line
 # and paragraph separators.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# The invisible characters that override the direction of the text around them
+# (embeddings, overrides and isolates; "Trojan Source"): a name holding U+202E reads
+# backwards from there on, and turns "Ada invited you to …" in a subject into something
+# else. Right-to-left names need none of them (their letters carry their direction), and
+# the marks they may use (U+200E, U+200F, U+061C) are not among them.
+DIRECTION_CONTROLS = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
 
 
 def single_line(value: str) -> None:
     """A name is one line of printable text: a line break in a project's name would
-    otherwise end up in a mail header or split a log line."""
+    otherwise end up in a mail header or split a log line, and a direction override would
+    turn the text around it."""
     if _CONTROL.search(value):
         raise ValidationError(
             "Use one line of text: no line breaks, tabs or other control characters.",
             code="control_characters",
+        )
+    if DIRECTION_CONTROLS.search(value):
+        raise ValidationError(
+            "Use plain text: no invisible characters that reverse the text around them.",
+            code="direction_controls",
         )
 
 

@@ -123,6 +123,7 @@ def test_odd_ids_are_404s(admin, path):
         ({}, "name"),
         ({"name": ""}, "name"),
         ({"name": "a\nb"}, "name"),
+        ({"name": "invoice\u202egpj.exe"}, "name"),
         ({"name": "x" * 101}, "name"),
         ({"name": 5}, "name"),
         ({"name": "k", "permissions": []}, "permissions"),

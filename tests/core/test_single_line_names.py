@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from accounts.models import Project, User
 from apikeys.models import ApiKey, PersonalAccessToken
+from core.mail import one_line
 from tests.conftest import PASSWORD
 
 BAD_NAMES = [
@@ -90,3 +91,38 @@ def test_ordinary_names_with_punctuation_and_accents_still_pass(signed_in, proje
     signed_in.post(reverse("accounts:project_settings", args=[project.slug]), {"name": name})
     project.refresh_from_db()
     assert project.name == name
+
+
+REVERSING_NAMES = ["invoice\u202egpj.exe", "a\u202db", "x\u2067y\u2069", "\u202aLTR"]
+
+
+@pytest.mark.parametrize("name", REVERSING_NAMES)
+def test_a_name_that_would_reverse_the_text_around_it_is_refused_beside_the_field(
+    signed_in, project, name
+):
+    response = signed_in.post(
+        reverse("accounts:project_settings", args=[project.slug]), {"name": name}
+    )
+    assert response.status_code in (200, 422)
+    html = response.content.decode()
+    assert 'id="id_name_error"' in html and "reverse the text" in html
+    project.refresh_from_db()
+    assert project.name != name
+    create = signed_in.post(
+        reverse("apikeys:personal_token_create"),
+        {"name": name, "access": "full", "expiry": "30", "form_id": "f1"},
+    )
+    assert "reverse the text" in create.content.decode()
+    assert not PersonalAccessToken.objects.exists()
+
+
+def test_right_to_left_names_and_their_marks_still_pass(signed_in, project):
+    for name in ("פרויקט ראשי", "مشروع\u200f 2", "Zoë \u200eabc"):
+        signed_in.post(reverse("accounts:project_settings", args=[project.slug]), {"name": name})
+        project.refresh_from_db()
+        assert project.name == name
+
+
+def test_a_mail_header_drops_direction_overrides_saved_before_they_were_refused():
+    assert one_line("Ada\u202e moc.elgoog \u2066x\u2069") == "Ada moc.elgoog x"
+    assert one_line("مشروع\u200f") == "مشروع\u200f"
