@@ -284,11 +284,15 @@ class PolicyRefused(ValueError):
     """The owner asking for a policy does not meet it themselves."""
 
 
+@transaction.atomic
 def project_set_two_factor_policy(
     *, project: Project, required: bool, by: User, ip: str | None = None
 ) -> bool:
     """Require (or stop requiring) a second factor of every member. The owner turning it on
     must have one, so that they do not lock themselves out. False if nothing changed."""
+    # The owner's row, as keep_a_second_factor locks it before a factor goes: their last
+    # one cannot be removed between this check and the commit.
+    User.objects.select_for_update().filter(pk=by.pk).first()
     if required and not has_two_factor(by):
         raise PolicyRefused(
             "Turn on two-factor authentication for your own account first, so that the "

@@ -172,8 +172,10 @@ def keep_a_second_factor(
 ) -> None:
     """Refuse (SecondFactorRequiredError) to take away a person's last second factor while
     a project of theirs requires one: they would be locked out of it at once, and their
-    PATs refused there. Call inside the removal's transaction: the person's row is locked,
-    so two removals at once cannot each leave the other as the last factor."""
+    PATs refused there. Call inside the removal's transaction: the person's row is locked
+    first, so two removals at once cannot each leave the other as the last factor, and an
+    owner requiring one (project_set_two_factor_policy, which locks it too) is seen."""
+    User.objects.select_for_update().filter(pk=user.pk).first()
     required = list(
         Project.objects.for_user(user)
         .filter(require_two_factor=True)
@@ -182,7 +184,6 @@ def keep_a_second_factor(
     )
     if not required:
         return
-    User.objects.select_for_update().filter(pk=user.pk).first()
     app_left = not removing_app and has_authenticator_app(user)
     passkeys_left = Passkey.objects.filter(user=user)
     if removing_passkey is not None:

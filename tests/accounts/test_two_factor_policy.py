@@ -4,13 +4,17 @@ the page asking for it; their API keys keep working; the owner must have one to 
 from __future__ import annotations
 
 import re
+import threading
 from html import unescape
 
 import pyotp
+import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from accounts.models import Membership
+from accounts.models import Membership, TotpDevice
 from audit.models import AuditEvent
 from tests.accounts.test_two_factor import enrol
 from tests.conftest import Api
@@ -143,3 +147,81 @@ def test_without_a_project_that_requires_one_the_last_factor_can_go(signed_in, u
     enrol(signed_in)
     signed_in.post(reverse("accounts:totp_remove"))
     assert not TotpDevice.objects.filter(user=user).exists()
+
+
+def test_the_policy_and_its_audit_event_are_one_write(project, user, monkeypatch):
+    """An audit event that cannot be written takes the change with it."""
+    import accounts.services
+    from accounts.services import project_set_two_factor_policy
+    from accounts.two_factor import enrolment_start
+
+    enrolment_start(user)
+    TotpDevice.objects.filter(user=user).update(confirmed_at=timezone.now())
+
+    def audit_fails(**kwargs):
+        raise RuntimeError("the audit table is unavailable")
+
+    monkeypatch.setattr(accounts.services, "audit_record", audit_fails)
+    with pytest.raises(RuntimeError):
+        project_set_two_factor_policy(project=project, required=True, by=user)
+    project.refresh_from_db()
+    assert not project.require_two_factor
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_owner_cannot_drop_their_last_factor_while_requiring_one(project, user, monkeypatch):
+    """The owner turns the policy on in one tab (its check of their own second factor has
+    passed) while removing that factor in another: one of the two must lose, or the owner
+    is locked out of the project they just locked."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: concurrency is shown on PostgreSQL.")
+    import accounts.services
+    from accounts.services import project_set_two_factor_policy
+    from accounts.two_factor import (
+        SecondFactorRequiredError,
+        enrolment_start,
+        has_two_factor,
+        two_factor_remove,
+    )
+
+    enrolment_start(user)
+    TotpDevice.objects.filter(user=user).update(confirmed_at=timezone.now())
+    checked, removed = threading.Event(), threading.Event()
+    real_check = accounts.services.has_two_factor
+
+    def check_then_wait(person):
+        answer = real_check(person)
+        checked.set()
+        removed.wait(timeout=1)  # the removal gets its chance here (or waits for this one)
+        return answer
+
+    monkeypatch.setattr(accounts.services, "has_two_factor", check_then_wait)
+    outcomes: dict[str, object] = {}
+
+    def require() -> None:
+        try:
+            outcomes["policy"] = project_set_two_factor_policy(
+                project=project, required=True, by=user
+            )
+        finally:
+            connection.close()
+
+    def remove() -> None:
+        try:
+            checked.wait(timeout=10)
+            outcomes["removed"] = two_factor_remove(user, ip=None)
+        except SecondFactorRequiredError as refused:
+            outcomes["removed"] = refused
+        finally:
+            removed.set()
+            connection.close()
+
+    threads = [threading.Thread(target=require), threading.Thread(target=remove)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    project.refresh_from_db()
+    assert project.require_two_factor and outcomes["policy"] is True
+    assert isinstance(outcomes["removed"], SecondFactorRequiredError)
+    assert has_two_factor(user)
