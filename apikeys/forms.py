@@ -404,8 +404,16 @@ class ApiKeyRollForm(forms.Form):
         },
     )
 
+    # The hint of the secret the form was shown for: a second send of the same form finds
+    # the key rolled already, and rolls nothing (apikeys.services.RolledMeanwhile).
+    replacing = forms.CharField(widget=forms.HiddenInput, required=False, max_length=40)
+
     def chosen_overlap(self) -> datetime.timedelta:
         return ROLL_OVERLAPS[self.cleaned_data["overlap"]]
+
+    def replacing_hint(self) -> str | None:
+        """None from a form sent before it carried the hint: nothing to compare."""
+        return self.cleaned_data["replacing"] or None
 
 
 PAT_EXPIRY_CHOICES = [
@@ -507,6 +515,9 @@ class PersonalTokenCreateForm(TokenCreateForm):
             return None, ""
         return strictest.max_pat_lifetime_days, f"Project “{strictest.name}”"
 
+    def replacing_hint(self) -> str | None:
+        return self.cleaned_data["replacing"] or None
+
 
 class ClientTokenFilterForm(forms.Form):
     """Narrows the client-token list to those one key minted; `before` is the pager's."""
@@ -530,10 +541,13 @@ class PersonalTokenRegenerateForm(TokenExpiryForm):
     expiry_choices = PAT_EXPIRY_CHOICES
     max_days = 366
     noun = "token"
+    # As ApiKeyRollForm's: the secret this form was shown for.
+    replacing = forms.CharField(widget=forms.HiddenInput, required=False, max_length=40)
 
     def __init__(self, *args: Any, personal_token: PersonalAccessToken, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.personal_token = personal_token
+        self.fields["replacing"].initial = personal_token.hint
         expiry = self.fields["expiry"]
         expiry.initial = "30"
         expiry.help_text = "The new secret's lifetime, from now. The old one stops at once."
@@ -554,3 +568,7 @@ class PersonalTokenRegenerateForm(TokenExpiryForm):
         if strictest is None:
             return None, ""
         return strictest.max_pat_lifetime_days, f"Project “{strictest.name}”"
+
+    def replacing_hint(self) -> str | None:
+        """None from a form sent before it carried the hint: nothing to compare."""
+        return self.cleaned_data["replacing"] or None

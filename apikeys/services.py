@@ -237,20 +237,40 @@ class CannotRoll(Exception):
     """The key is revoked or expired: there is nothing to roll (make a new key)."""
 
 
+class RolledMeanwhile(Exception):
+    """The secret a form meant to replace was replaced already, by a request that went
+    first: a double click, or the same form sent from two tabs. Its one new secret was
+    shown there; this request changes nothing. `hint` is the secret's now."""
+
+    def __init__(self, hint: str) -> None:
+        super().__init__(hint)
+        self.hint = hint
+
+
 @transaction.atomic
 def api_key_roll(
-    *, api_key: ApiKey, by: User | None, overlap: timedelta, ip: str | None = None
+    *,
+    api_key: ApiKey,
+    by: User | None,
+    overlap: timedelta,
+    ip: str | None = None,
+    replacing: str | None = None,
 ) -> Secret:
     """Give the key a new secret, returned once. The secret it had keeps working for
     `overlap` (0: stops now), then is refused naming the new one; the client tokens it
     minted end with it. A secret still in its overlap from an earlier roll ends now. The
-    key keeps its name, permissions, expiry, suspension and usage history."""
+    key keeps its name, permissions, expiry, suspension and usage history.
+    `replacing`: the hint of the secret the form was shown for; RolledMeanwhile if the key
+    has another by now (two sends of one form would otherwise roll twice, the second
+    ending at once the secret the first left running for its overlap)."""
     if overlap < timedelta(0) or overlap > max(ROLL_OVERLAPS.values()):
         raise ValueError("The overlap is from none to 7 days.")
     api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
     now = timezone.now()
     if api_key.revoked_at is not None or (api_key.expires_at and api_key.expires_at <= now):
         raise CannotRoll(api_key.end_reason_at(now) or "This API key no longer works.")
+    if replacing is not None and replacing != api_key.hint:
+        raise RolledMeanwhile(api_key.hint)
     ended_early = api_key.previous_hint if api_key.previous_secret_works_at(now) else ""
     secret = token_generate(TokenKind.API_KEY)
     old_hint = api_key.hint
@@ -556,15 +576,19 @@ def personal_token_regenerate(
     by: User,
     expires_at: datetime | None,
     ip: str | None = None,
+    replacing: str | None = None,
 ) -> Secret:
     """Give the PAT a new secret, returned once, and a new expiry, as GitHub's "Regenerate
     token": the old secret is refused from the next call, with the client tokens it
     minted. Name, permissions, projects, networks and usage history stay. An expired PAT
-    can be regenerated; a revoked one cannot (CannotRoll)."""
+    can be regenerated; a revoked one cannot (CannotRoll). `replacing`: as api_key_roll's
+    (RolledMeanwhile: a second send of the form would end the secret the first showed)."""
     pat = PersonalAccessToken.objects.select_for_update().get(pk=personal_token.pk)
     now = timezone.now()
     if pat.revoked_at is not None:
         raise CannotRoll(pat.end_reason_at(now) or "This personal access token was revoked.")
+    if replacing is not None and replacing != pat.hint:
+        raise RolledMeanwhile(pat.hint)
     for project in pat.reachable_projects():
         days = project.max_pat_lifetime_days
         if Project.lifetime_exceeds(days, now, expires_at):

@@ -41,6 +41,7 @@ from apikeys.models import ApiKey, PersonalAccessToken, TokenStatus
 from apikeys.scopes import describe as describe_scope
 from apikeys.services import (
     CannotRoll,
+    RolledMeanwhile,
     api_key_create,
     api_key_end_previous_secret,
     api_key_rename,
@@ -55,6 +56,15 @@ from core.client_ip import client_ip
 
 TEMPLATE = "apikeys/api_key_list.html"
 CHANGED = "apiKeysChanged"
+
+
+def rolled_meanwhile_message(noun: str, meanwhile: RolledMeanwhile) -> str:
+    """For the second send of a roll or regenerate form: the first one did it."""
+    return (
+        f"This {noun} was just given a new secret, {meanwhile.hint}, by the same form sent "
+        "a moment before (a second click, or another tab); it was shown there, once. Nothing "
+        f"more was changed. If nobody copied it, open this {noun}'s form again."
+    )
 
 
 def token_summary(token: ApiKey | PersonalAccessToken) -> str:
@@ -354,7 +364,7 @@ def api_key_roll_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     secret, shown once, and the old one stops at the end of the chosen overlap."""
     api_key = _key(request, key_id)
     if request.method == "GET":
-        form = ApiKeyRollForm()
+        form = ApiKeyRollForm(initial={"replacing": api_key.hint})
         context = {"form": form, "key": api_key, "form_id": form_id_new(), "now": timezone.now()}
         return _render(request, "roll-form", context)
     form = ApiKeyRollForm(request.POST)
@@ -366,10 +376,17 @@ def api_key_roll_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     previous_hint = api_key.hint
     try:
         secret = api_key_roll(
-            api_key=api_key, by=request.user, overlap=form.chosen_overlap(), ip=client_ip(request)
+            api_key=api_key,
+            by=request.user,
+            overlap=form.chosen_overlap(),
+            ip=client_ip(request),
+            replacing=form.replacing_hint(),
         )
     except CannotRoll as cannot:
         form.add_error(None, f"{cannot} Create a new key instead.")
+        return _render(request, "roll-form", context, status=409)
+    except RolledMeanwhile as meanwhile:
+        form.add_error(None, rolled_meanwhile_message("key", meanwhile))
         return _render(request, "roll-form", context, status=409)
     api_key.refresh_from_db()
     assert api_key.previous_expires_at is not None

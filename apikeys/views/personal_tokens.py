@@ -28,6 +28,7 @@ from apikeys.models import PersonalAccessToken, TokenStatus
 from apikeys.services import (
     CannotRoll,
     OutOfPolicy,
+    RolledMeanwhile,
     personal_token_create,
     personal_token_regenerate,
     personal_token_rename,
@@ -35,7 +36,7 @@ from apikeys.services import (
     token_networks_set,
 )
 from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
-from apikeys.views.api_keys import token_summary
+from apikeys.views.api_keys import rolled_meanwhile_message, token_summary
 from core.client_ip import client_ip
 from core.networks import network_around
 
@@ -194,11 +195,18 @@ def personal_token_regenerate_view(request: AuthenticatedRequest, token_id: int)
     previous_hint = pat.hint
     try:
         secret = personal_token_regenerate(
-            personal_token=pat, by=request.user, expires_at=form.expires_at(), ip=client_ip(request)
+            personal_token=pat,
+            by=request.user,
+            expires_at=form.expires_at(),
+            ip=client_ip(request),
+            replacing=form.replacing_hint(),
         )
     except CannotRoll as cannot:
         form.add_error(None, f"{cannot} Create a new token instead.")
         return _render(request, "regenerate-form", context, status=422)
+    except RolledMeanwhile as meanwhile:
+        form.add_error(None, rolled_meanwhile_message("token", meanwhile))
+        return _render(request, "regenerate-form", context, status=409)
     except OutOfPolicy as out_of_policy:  # a project's policy tightened since the form
         form.add_error("expiry", str(out_of_policy))
         return _render(request, "regenerate-form", context, status=422)

@@ -249,3 +249,25 @@ def test_after_leaving_a_project_its_end_users_calls_are_no_longer_shown(
     assert "req_own" in page
     assert "req_end_user" not in page and "198.51.100.77" not in page
     assert [(t.calls, t.refused) for t in response.context["tallies"]] == [(1, 0), (1, 0)]
+
+
+def test_a_regenerate_form_sent_again_past_its_first_send_changes_nothing(
+    signed_in, user, pat, project
+):
+    """A second send that slipped past the session's memory of the form (a double click,
+    another tab) would end at once the secret the first send showed."""
+    token, _ = pat
+    form = signed_in.get(regenerate_url(token), headers=HTMX)
+    replacing = form.context["form"]["replacing"].value()
+    assert replacing == token.hint
+    fields = {"expiry": "30", "replacing": replacing}
+    first = signed_in.post(regenerate_url(token), {**fields, "form_id": "a"}, headers=HTMX)
+    assert first.status_code == 201
+    shown = PAT.search(first.content.decode()).group(0)
+    second = signed_in.post(regenerate_url(token), {**fields, "form_id": "b"}, headers=HTMX)
+    assert second.status_code == 409
+    assert PAT.search(second.content.decode()) is None
+    assert "was just given a new secret" in second.content.decode()
+    token.refresh_from_db()
+    assert token.token_hash == token_hash(shown)
+    assert AuditEvent.objects.filter(action="personal_token.regenerated").count() == 1

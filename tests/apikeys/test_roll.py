@@ -6,6 +6,7 @@ as the clock would."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -239,3 +240,71 @@ def test_a_client_token_dies_with_its_minting_secret_whatever_its_expiry_says(ap
     api_key_roll(api_key=api_key[0], by=user, overlap=timedelta(days=7))  # the old one ends
     ClientToken.objects.filter(public_id=minted["id"]).update(expires_at=later)
     assert_error(browser.get("/client/token"), 401, "expired_api_key")
+
+
+def test_a_roll_form_sent_again_past_its_first_send_rolls_nothing(
+    signed_in, project, api_key, user
+):
+    """The session remembers a form only once its first answer is saved: a second send
+    that started before then (a double click, another tab) must not roll the key again,
+    which would end at once the secret the first send left working for its overlap."""
+    key, original = api_key
+    form = signed_in.get(roll_url(project, key), headers=HTMX)
+    fields = {"overlap": "24h", "replacing": form.context["form"]["replacing"].value()}
+    assert fields["replacing"] == key.hint
+    first = signed_in.post(roll_url(project, key), {**fields, "form_id": "first"}, headers=HTMX)
+    assert first.status_code == 201
+    second = signed_in.post(roll_url(project, key), {**fields, "form_id": "second"}, headers=HTMX)
+    assert second.status_code == 409
+    html = second.content.decode()
+    assert re.search(r"reminix_sk_[0-9A-Za-z]{36}", html) is None  # no secret, old or new
+    assert "was just given a new secret" in html
+    assert AuditEvent.objects.filter(action="api_key.rolled").count() == 1
+    key.refresh_from_db()
+    assert key.previous_secret_works_at(timezone.now())  # the original, for its 24 hours
+    assert_ok(Api(Client(), original).post(INVOKE, {"prompt": "hi"}))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_roll_form_sent_twice_at_once_rolls_once(project, api_key, user, monkeypatch):
+    import threading
+
+    from django.db import connection
+
+    from apikeys.views import api_keys as views
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: concurrency is shown on PostgreSQL.")
+    key, original = api_key
+    first = Client()
+    first.force_login(user)
+    second = Client()
+    second.cookies = first.cookies  # one browser, one session: a double click
+    # Both sends are past the session's check of the form before either rolls.
+    together = threading.Barrier(2)
+    real_roll = views.api_key_roll
+
+    def roll_together(**kwargs):
+        together.wait(timeout=10)
+        return real_roll(**kwargs)
+
+    monkeypatch.setattr(views, "api_key_roll", roll_together)
+    fields = {"overlap": "24h", "replacing": key.hint, "form_id": "once"}
+    statuses: list[int] = []
+
+    def send(client: Client) -> None:
+        try:
+            statuses.append(client.post(roll_url(project, key), fields, headers=HTMX).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(c,)) for c in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [201, 409]
+    assert AuditEvent.objects.filter(action="api_key.rolled").count() == 1
+    key.refresh_from_db()
+    assert key.previous_secret_works_at(timezone.now())
+    assert_ok(Api(Client(), original).post(INVOKE, {"prompt": "hi"}))
