@@ -515,9 +515,6 @@ class PersonalTokenCreateForm(TokenCreateForm):
             return None, ""
         return strictest.max_pat_lifetime_days, f"Project “{strictest.name}”"
 
-    def replacing_hint(self) -> str | None:
-        return self.cleaned_data["replacing"] or None
-
 
 class ClientTokenFilterForm(forms.Form):
     """Narrows the client-token list to those one key minted; `before` is the pager's."""
