@@ -12,9 +12,9 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Literal
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
-from accounts.models import Membership
+from accounts.models import Membership, Passkey, TotpDevice
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +29,15 @@ def default_on(role: str) -> bool:
 def _recipients(project_id: int, topic: Topic) -> list[str]:
     chose_yes = Q(**{f"notification_preference__{topic}": True})
     never_chose = Q(**{f"notification_preference__{topic}__isnull": True})
+    # A project that requires two-factor shows its pages only to members who have a
+    # second factor: its mail (key names, addresses, alerts) goes to them alone too.
+    has_app = TotpDevice.objects.filter(user=OuterRef("user_id"), confirmed_at__isnull=False)
+    has_passkey = Passkey.objects.filter(user=OuterRef("user_id"))
+    may_see = Q(project__require_two_factor=False) | Exists(has_app) | Exists(has_passkey)
     return list(
         Membership.objects.filter(project_id=project_id, user__is_active=True)
         .filter(chose_yes | (never_chose & Q(role=Membership.Role.OWNER)))
+        .filter(may_see)
         .order_by("id")
         .values_list("user__email", flat=True)
     )

@@ -12,7 +12,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership, Project, User
+from accounts.models import Membership, Passkey, Project, TotpDevice, User
 from alerts import detection
 from alerts.detection import detect
 from apikeys import reminders
@@ -130,6 +130,23 @@ def test_an_owner_who_opted_out_gets_no_alert_email_and_the_others_still_do(proj
     # Each their own message: nobody learns the others' addresses.
     assert all(m.cc == [] and m.bcc == [] for m in mail.outbox)
     assert "/account/notifications/" in mail.outbox[0].body
+
+
+def test_a_project_that_requires_two_factor_mails_only_members_who_have_one(
+    project, team, api_key, user
+):
+    TotpDevice.objects.create(user=user, secret_encrypted="x", confirmed_at=timezone.now())
+    Passkey.objects.create(user=team["mel"], credential_id="c1", public_key=b"k", user_handle=b"h")
+    choose(team["mel"], project, alerts=True, expiry=True)
+    # Grace has no second factor: she cannot open the project's pages, nor get its mail.
+    project.require_two_factor = True
+    project.save(update_fields=["require_two_factor"])
+    alert_raised(project, api_key[0])
+    assert recipients() == [["ada@example.com"], ["mel@example.com"]]
+    mail.outbox.clear()
+    expiring_key(project, user)
+    send_expiry_reminders()
+    assert recipients() == [["ada@example.com"], ["mel@example.com"]]
 
 
 def test_an_alert_nobody_wants_sends_nothing(project, team, api_key):
