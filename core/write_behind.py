@@ -12,9 +12,12 @@ once the answer is made. Where a record goes:
 - Otherwise (no Redis, or Redis unreachable), into this process's buffer, which a
   background thread writes every USAGE_FLUSH_SECONDS (0: at once, as the tests do).
 
-Writing a batch, in either place: if the database is unavailable or too slow (an
-OperationalError: a lost connection, a statement or lock timeout), everything waits for
-the next try. Otherwise a failing batch is written record by record, and only a record
+Writing a batch, in either place: if the database is unavailable (an OperationalError: a
+lost connection, a lock timeout), everything waits for the next try. A batch that runs
+into the statement timeout is written in halves, so one too big to write in time cannot
+stall the stream for good; a record that times out alone is set aside (dropped, logged
+and counted) only when the database is seen writing others meanwhile, else it waits
+(_Attempt). A batch that fails otherwise is written record by record, and only a record
 that fails on its own content is dropped, logged and counted. The buffer is bounded
 (MAX_BUFFERED): past it, during a long outage, the oldest records are dropped and counted.
 Sinks must tolerate a record written twice (an acknowledgement lost after a commit).
@@ -105,30 +108,109 @@ def write(records: list[Record]) -> WriteResult:
             _count_drops(channel, "no writer", len(batch))
             result.dropped += len(batch)
             continue
-        try:
-            sink([r.payload for r in batch])
-            result.written += len(batch)
-            continue
-        except DATABASE_UNAVAILABLE:
-            result.waiting.extend(batch)
-            continue
-        except Exception:
-            logger.exception(
-                "%d %r records failed together; writing one by one", len(batch), channel
-            )
-        for record in batch:
-            try:
-                sink([record.payload])
-                result.written += 1
-            except DATABASE_UNAVAILABLE:
-                result.waiting.append(record)
-            except Exception:
-                logger.exception("A %r record cannot be written and is dropped", channel)
-                _count_drops(channel, "cannot be written", 1)
-                result.dropped += 1
+        attempt = _Attempt(sink, channel, result)
+        attempt.part(batch)
+        attempt.settle_timeouts()
     if result.written:
         _report_drops()
     return result
+
+
+def timed_out(error: BaseException) -> bool:
+    """A statement PostgreSQL cancelled at its statement timeout (SQLSTATE 57014, psycopg's
+    QueryCanceled). Django calls it an OperationalError, as it does a lost connection, but
+    unlike one it can be the batch's own doing: too much to write within the timeout."""
+    return getattr(error.__cause__, "sqlstate", None) == "57014"
+
+
+@dataclass
+class _Attempt:
+    """One channel's batch, written whole or in parts.
+
+    A part that fails on its content is written record by record; only a record that
+    fails alone is dropped. A part that times out is halved, so a batch too big for the
+    statement timeout is written in parts that are not. A record that times out alone is
+    set aside (dropped, counted) only once the database has written another record after
+    it, which shows it is the record, not the database; without that proof it waits. Two
+    records timing out alone with nothing written in between mean a database too slow for
+    everyone: from then on nothing more is tried and everything not written waits, as for
+    an outage (a batch of n records costs about log2(n) + 2 timeouts, not 2n)."""
+
+    sink: Sink
+    channel: str
+    result: WriteResult
+    written_any: Record | None = None
+    suspects: list[Record] = field(default_factory=list)  # timed out alone, not yet proven
+    proven: list[Record] = field(default_factory=list)  # ...and something was written after
+    stalled: bool = False
+
+    def part(self, batch: list[Record]) -> None:
+        if self.stalled:
+            self.result.waiting.extend(batch)
+            return
+        try:
+            self.sink([r.payload for r in batch])
+        except DATABASE_UNAVAILABLE as error:
+            if not timed_out(error):
+                self.result.waiting.extend(batch)
+                return
+            if len(batch) == 1:
+                if self.suspects:  # two alone, nothing written in between
+                    self.stalled = True
+                    self.result.waiting.extend(batch)
+                else:
+                    self.suspects.append(batch[0])
+                return
+            logger.warning(
+                "%d %r records timed out together; writing them in halves",
+                len(batch),
+                self.channel,
+            )
+            half = len(batch) // 2
+            self.part(batch[:half])
+            self.part(batch[half:])
+            return
+        except Exception:
+            if len(batch) == 1:
+                logger.exception("A %r record cannot be written and is dropped", self.channel)
+                self._drop("cannot be written", 1)
+                return
+            logger.exception(
+                "%d %r records failed together; writing one by one", len(batch), self.channel
+            )
+            for record in batch:
+                self.part([record])
+            return
+        self.result.written += len(batch)
+        self.written_any = batch[0]
+        self.proven.extend(self.suspects)
+        self.suspects.clear()
+
+    def settle_timeouts(self) -> None:
+        """Set aside the records proven to time out on their own; the last ones to time
+        out, with nothing written after them, are proven by writing again (a no-op: sinks
+        skip what they already hold) a record written before: if that goes through, the
+        database is working."""
+        if self.suspects and not self.stalled and self.written_any is not None:
+            try:
+                self.sink([self.written_any.payload])
+            except Exception as error:  # noqa: BLE001 - whatever it is, it is no proof
+                logger.warning("The database did not prove itself: %s", type(error).__name__)
+            else:
+                self.proven.extend(self.suspects)
+                self.suspects.clear()
+        self.result.waiting.extend(self.suspects)
+        if self.proven:
+            logger.error(
+                "%d %r records timed out alone while others were written; set aside",
+                len(self.proven),
+                self.channel,
+            )
+            self._drop("timed out alone", len(self.proven))
+
+    def _drop(self, reason: str, count: int) -> None:
+        _count_drops(self.channel, reason, count)
+        self.result.dropped += count
 
 
 # -- Counting what was dropped ----------------------------------------------------------------

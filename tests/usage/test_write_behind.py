@@ -272,3 +272,121 @@ def test_an_entry_nested_too_deep_to_read_is_dropped_and_the_rest_written(
     assert UsageRecord.objects.count() == 2 and Execution.objects.count() == 2
     (length,) = redis_store.round_trip(("XLEN", write_behind.stream_key()))
     assert length == 0  # all three acknowledged: nothing left to stop the next run
+
+
+def _timeout() -> OperationalError:
+    """What Django raises when PostgreSQL cancels a statement at statement_timeout: an
+    OperationalError, like a lost connection, whose cause is psycopg's QueryCanceled."""
+    from psycopg.errors import QueryCanceled
+
+    error = OperationalError("canceling statement due to statement timeout")
+    error.__cause__ = QueryCanceled("canceling statement due to statement timeout")
+    return error
+
+
+def _calls(api_key, count: int) -> list[Record]:
+    from tests.conftest import usage_call
+
+    return [
+        Record("usage", usage_call(_now(), key=api_key[0], request_id=f"req_t{n}").payload())
+        for n in range(count)
+    ]
+
+
+@pytest.mark.django_db
+def test_a_real_statement_timeout_is_told_apart_from_a_lost_connection():
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("statement_timeout is PostgreSQL's")
+    with pytest.raises(OperationalError) as raised, transaction.atomic(), connection.cursor() as c:
+        c.execute("SET LOCAL statement_timeout = '20ms'")
+        c.execute("SELECT pg_sleep(1)")
+    assert write_behind.timed_out(raised.value)
+    assert not write_behind.timed_out(OperationalError("the database is down"))
+
+
+def test_a_batch_too_big_for_the_statement_timeout_is_written_in_smaller_batches(
+    api_key, monkeypatch
+):
+    """A batch that takes longer than DB_STATEMENT_TIMEOUT (thousands of large executions,
+    a lower timeout) timed out again on every retry: the ingest read the same batch for
+    good and the stream stalled for every project. Smaller parts are each in time."""
+    real = write_behind._sinks["usage"]
+    sizes = []
+
+    def slow_when_big(payloads):
+        sizes.append(len(payloads))
+        if len(payloads) > 2:
+            raise _timeout()
+        real(payloads)
+
+    monkeypatch.setitem(write_behind._sinks, "usage", slow_when_big)
+    buffer = Buffer()
+    buffer._records = _calls(api_key, 7)
+
+    assert buffer.flush() == 7
+    assert len(buffer) == 0 and write_behind.dropped_so_far() == {}
+    assert UsageRecord.objects.count() == 7
+    assert sizes[0] == 7 and max(sizes[1:]) <= 4
+
+
+@pytest.mark.parametrize("poison", [0, 3, 6], ids=["first", "middle", "last"])
+def test_a_record_that_times_out_alone_is_set_aside_and_counted_and_the_rest_written(
+    api_key, monkeypatch, poison
+):
+    real = write_behind._sinks["usage"]
+    records = _calls(api_key, 7)
+    bad = records[poison].payload["request_id"]
+
+    def sink(payloads):
+        if any(p["request_id"] == bad for p in payloads):
+            raise _timeout()
+        real(payloads)
+
+    monkeypatch.setitem(write_behind._sinks, "usage", sink)
+    buffer = Buffer()
+    buffer._records = records
+
+    assert buffer.flush() == 6
+    assert len(buffer) == 0  # nothing left to time out again on every flush
+    assert UsageRecord.objects.count() == 6
+    assert not UsageRecord.objects.filter(request_id=bad).exists()
+    from usage.models import UsageDrop
+
+    assert UsageDrop.objects.get().count == 1  # counted where people see it
+
+
+def test_when_every_write_times_out_nothing_is_dropped_and_the_tries_are_few(api_key, monkeypatch):
+    """A database too slow for everyone is an outage: everything waits, and the batch is
+    not split into a timeout per record (2,000 of them at 30 seconds each)."""
+    real = write_behind._sinks["usage"]
+    tries = []
+
+    def slow(payloads):
+        tries.append(len(payloads))
+        raise _timeout()
+
+    monkeypatch.setitem(write_behind._sinks, "usage", slow)
+    buffer = Buffer()
+    buffer._records = _calls(api_key, 64)
+
+    assert buffer.flush() == 0
+    assert len(buffer) == 64 and write_behind.dropped_so_far() == {}
+    assert len(tries) <= 10
+
+    monkeypatch.setitem(write_behind._sinks, "usage", real)
+    assert buffer.flush() == 64
+
+
+def test_a_lone_record_that_times_out_with_nothing_else_written_waits(api_key, monkeypatch):
+    """With no other record written, nothing shows the database is working: it waits."""
+    monkeypatch.setitem(write_behind._sinks, "usage", lambda payloads: _raise(_timeout()))
+    buffer = Buffer()
+    buffer._records = _calls(api_key, 1)
+    assert buffer.flush() == 0
+    assert len(buffer) == 1 and write_behind.dropped_so_far() == {}
+
+
+def _raise(error: Exception) -> None:
+    raise error
