@@ -3,6 +3,7 @@ settings and members."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -230,6 +231,9 @@ class PasswordResetView(auth_views.PasswordResetView):
             and throttle_allows(f"reset-ip:{ip}", limit=RESETS_PER_IP_PER_HOUR, window_seconds=3600)
         ):
             return HttpResponseRedirect(self.get_success_url())
+        # The link goes to the dashboard's configured address, as every other mail's does,
+        # never to whatever Host the request named.
+        self.extra_email_context = {"dashboard_url": settings.DASHBOARD_URL.rstrip("/")}
         return super().form_valid(form)
 
 
