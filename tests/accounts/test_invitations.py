@@ -339,3 +339,21 @@ def test_an_invitation_whose_email_cannot_be_sent_is_still_made(
     with django_capture_on_commit_callbacks(execute=True):
         assert invite(signed_in, project, "z@example.com").status_code == 302
     assert Invitation.objects.filter(email="z@example.com").exists()
+
+
+def test_names_cannot_reorder_the_text_of_an_invitation_mail(
+    signed_in, project, user, django_capture_on_commit_callbacks
+):
+    """Anyone can invite any address, so the inviter's name and the project's name reach
+    strangers' inboxes. A right-to-left override in them (U+202E) would show the rest of
+    the subject line backwards: text we did not write, under our sender."""
+    user.name = "Ada \u202eeciovnI \u2066Lovelace\u2069"
+    user.save()
+    project.name = "Acme\u202b prod \u200f\u202c"
+    project.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert invite(signed_in, project, "stranger@example.com").status_code == 302
+    [message] = mail.outbox
+    for text in (message.subject, message.body):
+        assert not re.search("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]", text), text
+    assert "Ada eciovnI Lovelace invited you to Acme prod" in message.subject

@@ -125,4 +125,4 @@ def test_right_to_left_names_and_their_marks_still_pass(signed_in, project):
 
 def test_a_mail_header_drops_direction_overrides_saved_before_they_were_refused():
     assert one_line("Ada\u202e moc.elgoog \u2066x\u2069") == "Ada moc.elgoog x"
-    assert one_line("مشروع\u200f") == "مشروع\u200f"
+    assert one_line("مشروع\u200f") == "مشروع"  # a header does without the marks too
