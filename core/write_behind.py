@@ -131,7 +131,8 @@ class _Attempt:
     fails alone is dropped. A part that times out is halved, so a batch too big for the
     statement timeout is written in parts that are not. A record that times out alone is
     set aside (dropped, counted) only once the database has written another record after
-    it, which shows it is the record, not the database; without that proof it waits. Two
+    it, which shows it is the record, not the database, and it has timed out once more on
+    a last try; without that proof it waits. Two
     records timing out alone with nothing written in between mean a database too slow for
     everyone: from then on nothing more is tried and everything not written waits, as for
     an outage (a batch of n records costs about log2(n) + 2 timeouts, not 2n)."""
@@ -200,13 +201,28 @@ class _Attempt:
                 self.proven.extend(self.suspects)
                 self.suspects.clear()
         self.result.waiting.extend(self.suspects)
-        if self.proven:
+        for record in self.proven:
+            self._last_try(record)
+
+    def _last_try(self, record: Record) -> None:
+        """A record that timed out alone while others were written, tried once more now
+        that the database is seen working: a slow moment of the database's passes, a record
+        too big to write in time does not. Set aside only if it times out again."""
+        try:
+            self.sink([record.payload])
+        except DATABASE_UNAVAILABLE as error:
+            if not timed_out(error):
+                self.result.waiting.append(record)
+                return
             logger.error(
-                "%d %r records timed out alone while others were written; set aside",
-                len(self.proven),
-                self.channel,
+                "A %r record timed out alone twice, others written; set aside", self.channel
             )
-            self._drop("timed out alone", len(self.proven))
+            self._drop("timed out alone", 1)
+        except Exception:
+            logger.exception("A %r record cannot be written and is dropped", self.channel)
+            self._drop("cannot be written", 1)
+        else:
+            self.result.written += 1
 
     def _drop(self, reason: str, count: int) -> None:
         _count_drops(self.channel, reason, count)

@@ -357,6 +357,32 @@ def test_a_record_that_times_out_alone_is_set_aside_and_counted_and_the_rest_wri
     assert UsageDrop.objects.get().count == 1  # counted where people see it
 
 
+def test_a_record_caught_alone_in_a_slow_moment_is_written_on_its_last_try(api_key, monkeypatch):
+    """The database was slow just when the record was tried alone, then wrote the others:
+    the record gets one more try before it is set aside, and goes through."""
+    real = write_behind._sinks["usage"]
+    records = _calls(api_key, 7)
+    unlucky = records[3].payload["request_id"]
+    alone_tries = []
+
+    def sink(payloads):
+        if [p["request_id"] for p in payloads] == [unlucky]:
+            alone_tries.append(1)
+            if len(alone_tries) == 1:  # the slow moment
+                raise _timeout()
+        elif any(p["request_id"] == unlucky for p in payloads):
+            raise _timeout()
+        real(payloads)
+
+    monkeypatch.setitem(write_behind._sinks, "usage", sink)
+    buffer = Buffer()
+    buffer._records = records
+
+    assert buffer.flush() == 7
+    assert write_behind.dropped_so_far() == {} and UsageRecord.objects.count() == 7
+    assert len(alone_tries) == 2
+
+
 def test_when_every_write_times_out_nothing_is_dropped_and_the_tries_are_few(api_key, monkeypatch):
     """A database too slow for everyone is an outage: everything waits, and the batch is
     not split into a timeout per record (2,000 of them at 30 seconds each)."""
