@@ -65,9 +65,16 @@ def url_problem(url: str) -> tuple[str, str] | None:
 
 
 def _ip_literal(host: str) -> Address | None:
+    """The address `host` is written as, if it is one: standard forms, and the older IPv4
+    forms the resolver still reads as addresses (2130706433, 0x7f.1, 0177.0.0.1, 127.1),
+    so that those are refused beside the field too, not only when a delivery is sent."""
     try:
         return ipaddress.ip_address(host)
     except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
         return None
 
 

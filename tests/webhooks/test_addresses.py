@@ -34,6 +34,12 @@ def _answer(address: str):
         "https://224.0.0.1/hook",
         "https://192.168.1.10/hook",
         "https://[fe80::1]/hook",
+        # Older IPv4 forms the resolver reads as addresses: 127.0.0.1 and 10.0.0.1.
+        "https://2130706433/hook",
+        "https://0x7f.1/hook",
+        "https://0177.0.0.1/hook",
+        "https://127.1/hook",
+        "https://0xa000001/hook",
     ],
 )
 def test_private_and_reserved_address_literals_are_refused_in_the_form_and_at_send_time(url):
