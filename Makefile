@@ -68,7 +68,8 @@ check: install
 	$(DEV_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 	DEBUG=false SECRET_KEY=check-deploy-$$(date +%s)-not-a-real-secret-but-long-enough-to-pass \
 		TOKEN_HASH_KEY=check-deploy-token-hash-key-long-enough-for-the-check ALLOWED_HOSTS=dashboard.example.com \
-		REDIS_URL=redis://127.0.0.1:6379/0 $(BIN)/python manage.py check --deploy --fail-level WARNING
+		DASHBOARD_URL=https://dashboard.example.com REDIS_URL=redis://127.0.0.1:6379/0 \
+		$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

@@ -7,3 +7,6 @@ class CoreConfig(AppConfig):
     fields and display filters. No models, and it imports no app of ours."""
 
     name = "core"
+
+    def ready(self) -> None:
+        from core import checks  # noqa: F401 - registers the deploy checks

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from django.urls import reverse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +46,7 @@ def production_env(**extra: str) -> dict[str, str]:
         ALLOWED_HOSTS="dashboard.example.com",
         DATABASE_URL="sqlite:////tmp/reminix-check-deploy.sqlite3",
         REDIS_URL="redis://127.0.0.1:6379/0",
+        DASHBOARD_URL="https://dashboard.example.com",
     )
     env.update(extra)
     return env
@@ -75,6 +77,25 @@ def test_check_deploy_warns_when_production_counts_rate_limits_per_process():
     )
     assert result.returncode != 0
     assert "api.W001" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("url", [None, "http://dashboard.example.com", "https://localhost:8000"])
+def test_check_deploy_warns_when_links_in_mail_would_point_at_this_machine(url):
+    env = production_env()
+    if url is None:
+        env.pop("DASHBOARD_URL")  # the default: http://127.0.0.1:8000
+    else:
+        env["DASHBOARD_URL"] = url
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "core.W001" in result.stdout + result.stderr
 
 
 def test_production_refuses_to_start_without_a_secret_key():

@@ -1,0 +1,30 @@
+"""`manage.py check --deploy`: settings that production needs and the defaults cannot give."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import Tags, Warning, register
+
+_THIS_MACHINE = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}  # noqa: S104 - names, not a bind
+
+
+@register(Tags.security, deploy=True)
+def mail_links_reach_the_dashboard(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """Every link in mail (verification, password reset, invitations, alerts) is built on
+    DASHBOARD_URL, never on a request's Host header. Left at its default, it points at
+    the server's own loopback: nobody who gets the mail can open the link."""
+    parts = urlsplit(settings.DASHBOARD_URL)
+    if parts.scheme == "https" and (parts.hostname or "") not in _THIS_MACHINE:
+        return []
+    return [
+        Warning(
+            f"DASHBOARD_URL is {settings.DASHBOARD_URL!r}: the links in every email "
+            "(verification, password resets, invitations, alerts) point there.",
+            hint="Set DASHBOARD_URL to the dashboard's public https address, e.g. "
+            "https://dashboard.example.com.",
+            id="core.W001",
+        )
+    ]
