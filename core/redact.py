@@ -46,4 +46,12 @@ class RedactTokens(logging.Filter):
         redacted = redact_tokens(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        # A traceback repeats the exception's message, which may hold what a client sent:
+        # formatted here, redacted, and left where the formatter takes it (exc_text).
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_tokens(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_tokens(record.stack_info)
         return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 
 import pytest
 
@@ -50,6 +51,30 @@ def test_the_configured_handlers_redact_tokens_in_arguments_and_messages(logger_
         written = stream.getvalue()
         assert "A1b2" not in written
         assert written.count("reminix_sk_[redacted]") == 2
+
+
+def test_a_token_in_an_exceptions_message_is_redacted_in_its_traceback():
+    logger = logging.getLogger("api.endpoint")
+    handlers = [h for h in logger.handlers or logging.getLogger().handlers if h.name == "console"]
+    assert handlers
+    for handler in handlers:
+        stream = io.StringIO()
+        previous = handler.setStream(stream)
+        try:
+            try:
+                raise ValueError(f"could not parse {TOKEN}")
+            except ValueError:
+                handler.handle(
+                    logger.makeRecord(
+                        "api.endpoint", logging.ERROR, __file__, 1, "failed", (),
+                        sys.exc_info(),
+                    )
+                )  # fmt: skip
+        finally:
+            handler.setStream(previous)
+        written = stream.getvalue()
+        assert "Traceback" in written and "ValueError: could not parse" in written
+        assert "A1b2" not in written and "reminix_sk_[redacted]" in written
 
 
 def test_the_dashboards_one_time_links_lose_their_tokens_too():
