@@ -13,7 +13,7 @@ from api.authentication import ProjectCaller, Surface
 from api.bodies import json_body, ok
 from api.endpoint import ApiRequest, ClientApiRequest, ProjectApiRequest, api_view
 from api.idempotency import SECRET_FIELDS_ATTRIBUTE
-from api.permissions import Permission
+from api.permissions import Permission, scoped_agent_names
 from apikeys.models import ClientToken
 from apikeys.scopes import AGENT_ACTIONS, MAX_SCOPED_AGENTS, parse_agent_names, widening
 from apikeys.services import (
@@ -157,14 +157,27 @@ def client_token_create_view(request: ProjectApiRequest) -> HttpResponse:
 
 @api_view(["DELETE"], permission=Permission.AGENTS)
 def client_token_delete(request: ProjectApiRequest, public_id: str) -> HttpResponse:
-    """Revoke a client token of the caller's project, at once. Its record stays."""
-    client_token = ClientToken.objects.filter(
-        project=request.caller.project, public_id=public_id
-    ).first()
+    """Revoke a client token of the caller's project, at once. Its record stays. A key or
+    PAT limited to some agents revokes only the client tokens it minted itself: its scope
+    says which part of the project it serves, and another key's browsers are not that."""
+    caller = request.caller
+    client_token = ClientToken.objects.filter(project=caller.project, public_id=public_id).first()
     if client_token is None:
         raise errors.not_found(message=f"No client token '{public_id}' in this project.")
+    if scoped_agent_names(caller) is not None and not _minted_by(client_token, caller):
+        noun = "personal access token" if caller.personal_token else "API key"
+        raise errors.insufficient_permissions(
+            f"This {noun} is limited to some agents: it may revoke only the client tokens "
+            "it minted itself."
+        )
     client_token_revoke(client_token=client_token, by=request.caller.user, via="api")
     return HttpResponse(status=204)
+
+
+def _minted_by(client_token: ClientToken, caller: ProjectCaller) -> bool:
+    if caller.personal_token is not None:
+        return client_token.personal_token_id == caller.personal_token.pk
+    return caller.api_key is not None and client_token.api_key_id == caller.api_key.pk
 
 
 @api_view(["GET"], surface=Surface.CLIENT)

@@ -232,7 +232,9 @@ def all_operations() -> list[tuple[str, str, Schema]]:
             tag="Client tokens",
             summary="Revoke a client token",
             description="Effective for the token's very next call. Its record stays, for the "
-            "audit log. `404 not_found` if the project has no client token with that id.",
+            "audit log. `404 not_found` if the project has no client token with that id. A key "
+            "or PAT limited to some agents revokes only the client tokens it minted itself "
+            "(`403 insufficient_permissions` for another's).",
             auth=Auth.SERVER,
             permission=Permission.AGENTS,
             parameters=[

@@ -253,3 +253,19 @@ class TestCors:
         assert not [h for h in response.headers if h.lower().startswith("access-control-")]
         preflight = Client().options("/v1/agents", headers={"Origin": ORIGIN})
         assert "Access-Control-Allow-Origin" not in preflight
+
+
+def test_a_key_limited_to_some_agents_revokes_only_the_client_tokens_it_minted(
+    api, minted, make_key, project
+):
+    _, scoped_secret = make_key(project, name="Widget", agent_names=["my-agent"])
+    scoped = Api(Client(), scoped_secret)
+    response = scoped.send("DELETE", f"/v1/client-tokens/{minted['id']}")
+    error = assert_error(response, 403, "insufficient_permissions")
+    assert "minted itself" in error["message"]
+    assert ClientToken.objects.get(public_id=minted["id"]).revoked_at is None
+    own = assert_ok(mint(scoped), 201)
+    assert scoped.send("DELETE", f"/v1/client-tokens/{own['id']}").status_code == 204
+    # A key for every agent still revokes any of the project's client tokens.
+    assert api.send("DELETE", f"/v1/client-tokens/{own['id']}").status_code == 204
+    assert api.send("DELETE", f"/v1/client-tokens/{minted['id']}").status_code == 204
