@@ -52,22 +52,9 @@ def production_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def test_check_deploy_is_clean_under_the_documented_production_environment():
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=production_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_check_deploy_warns_when_production_counts_rate_limits_per_process():
-    env = production_env()
-    env.pop("REDIS_URL")
-    result = subprocess.run(
+def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`manage.py check --deploy --fail-level WARNING` under `env`, as `make check` runs it."""
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
         env=env,
@@ -75,6 +62,17 @@ def test_check_deploy_warns_when_production_counts_rate_limits_per_process():
         text=True,
         timeout=120,
     )
+
+
+def test_check_deploy_is_clean_under_the_documented_production_environment():
+    result = check_deploy(production_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_deploy_warns_when_production_counts_rate_limits_per_process():
+    env = production_env()
+    env.pop("REDIS_URL")
+    result = check_deploy(env)
     assert result.returncode != 0
     assert "api.W001" in result.stdout + result.stderr
 
@@ -86,14 +84,7 @@ def test_check_deploy_warns_when_links_in_mail_would_point_at_this_machine(url):
         env.pop("DASHBOARD_URL")  # the default: http://127.0.0.1:8000
     else:
         env["DASHBOARD_URL"] = url
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = check_deploy(env)
     assert result.returncode != 0
     assert "core.W001" in result.stdout + result.stderr
 
