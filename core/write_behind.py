@@ -15,10 +15,9 @@ once the answer is made. Where a record goes:
 Writing a batch, in either place: if the database is unavailable (an OperationalError: a
 lost connection, a lock timeout), everything waits for the next try. A batch that runs
 into the statement timeout is written in halves, so one too big to write in time cannot
-stall the stream for good; a record that times out alone is set aside (dropped, logged
-and counted) only when the database is seen writing others meanwhile, else it waits
-(_Attempt). A batch that fails otherwise is written record by record, and only a record
-that fails on its own content is dropped, logged and counted. The buffer is bounded
+stall the stream for good; a single record that times out waits with the rest, as in
+an outage (_Attempt). A batch that fails otherwise is written record by record, and only
+a record that fails on its own content is dropped, logged and counted. The buffer is bounded
 (MAX_BUFFERED): past it, during a long outage, the oldest records are dropped and counted.
 Sinks must tolerate a record written twice (an acknowledgement lost after a commit).
 """
@@ -108,9 +107,7 @@ def write(records: list[Record]) -> WriteResult:
             _count_drops(channel, "no writer", len(batch))
             result.dropped += len(batch)
             continue
-        attempt = _Attempt(sink, channel, result)
-        attempt.part(batch)
-        attempt.settle_timeouts()
+        _Attempt(sink, channel, result).part(batch)
     if result.written:
         _report_drops()
     return result
@@ -128,21 +125,17 @@ class _Attempt:
     """One channel's batch, written whole or in parts.
 
     A part that fails on its content is written record by record; only a record that
-    fails alone is dropped. A part that times out is halved, so a batch too big for the
-    statement timeout is written in parts that are not. A record that times out alone is
-    set aside (dropped, counted) only once the database has written another record after
-    it, which shows it is the record, not the database, and it has timed out once more on
-    a last try; without that proof it waits. Two
-    records timing out alone with nothing written in between mean a database too slow for
-    everyone: from then on nothing more is tried and everything not written waits, as for
-    an outage (a batch of n records costs about log2(n) + 2 timeouts, not 2n)."""
+    fails alone is dropped. A part that runs into the statement timeout is halved, so a
+    batch too big to write in time is written in parts that are not. One record that
+    times out alone means the database cannot take writes now: it and everything not yet
+    tried wait, as in an outage, and nothing is dropped for it; a part that meets a lost
+    connection or a lock timeout waits too. (One record cannot outlast the timeout on a
+    working database: agents/runtime.kept bounds the largest, an execution, to tens of
+    kilobytes.) A database too slow for everyone costs about log2(n) + 1 timeouts."""
 
     sink: Sink
     channel: str
     result: WriteResult
-    written_any: Record | None = None
-    suspects: list[Record] = field(default_factory=list)  # timed out alone, not yet proven
-    proven: list[Record] = field(default_factory=list)  # ...and something was written after
     stalled: bool = False
 
     def part(self, batch: list[Record]) -> None:
@@ -152,29 +145,26 @@ class _Attempt:
         try:
             self.sink([r.payload for r in batch])
         except DATABASE_UNAVAILABLE as error:
-            if not timed_out(error):
-                self.result.waiting.extend(batch)
+            if timed_out(error) and len(batch) > 1:
+                logger.warning(
+                    "%d %r records timed out together; writing them in halves",
+                    len(batch),
+                    self.channel,
+                )
+                half = len(batch) // 2
+                self.part(batch[:half])
+                self.part(batch[half:])
                 return
-            if len(batch) == 1:
-                if self.suspects:  # two alone, nothing written in between
-                    self.stalled = True
-                    self.result.waiting.extend(batch)
-                else:
-                    self.suspects.append(batch[0])
-                return
-            logger.warning(
-                "%d %r records timed out together; writing them in halves",
-                len(batch),
-                self.channel,
-            )
-            half = len(batch) // 2
-            self.part(batch[:half])
-            self.part(batch[half:])
+            # One record timed out alone: nothing more is tried now. (A lost connection
+            # is found out quickly by each part that still tries.)
+            self.stalled = timed_out(error)
+            self.result.waiting.extend(batch)
             return
         except Exception:
             if len(batch) == 1:
                 logger.exception("A %r record cannot be written and is dropped", self.channel)
-                self._drop("cannot be written", 1)
+                _count_drops(self.channel, "cannot be written", 1)
+                self.result.dropped += 1
                 return
             logger.exception(
                 "%d %r records failed together; writing one by one", len(batch), self.channel
@@ -183,50 +173,6 @@ class _Attempt:
                 self.part([record])
             return
         self.result.written += len(batch)
-        self.written_any = batch[0]
-        self.proven.extend(self.suspects)
-        self.suspects.clear()
-
-    def settle_timeouts(self) -> None:
-        """Set aside the records proven to time out on their own; the last ones to time
-        out, with nothing written after them, are proven by writing again (a no-op: sinks
-        skip what they already hold) a record written before: if that goes through, the
-        database is working."""
-        if self.suspects and not self.stalled and self.written_any is not None:
-            try:
-                self.sink([self.written_any.payload])
-            except Exception as error:  # noqa: BLE001 - whatever it is, it is no proof
-                logger.warning("The database did not prove itself: %s", type(error).__name__)
-            else:
-                self.proven.extend(self.suspects)
-                self.suspects.clear()
-        self.result.waiting.extend(self.suspects)
-        for record in self.proven:
-            self._last_try(record)
-
-    def _last_try(self, record: Record) -> None:
-        """A record that timed out alone while others were written, tried once more now
-        that the database is seen working: a slow moment of the database's passes, a record
-        too big to write in time does not. Set aside only if it times out again."""
-        try:
-            self.sink([record.payload])
-        except DATABASE_UNAVAILABLE as error:
-            if not timed_out(error):
-                self.result.waiting.append(record)
-                return
-            logger.error(
-                "A %r record timed out alone twice, others written; set aside", self.channel
-            )
-            self._drop("timed out alone", 1)
-        except Exception:
-            logger.exception("A %r record cannot be written and is dropped", self.channel)
-            self._drop("cannot be written", 1)
-        else:
-            self.result.written += 1
-
-    def _drop(self, reason: str, count: int) -> None:
-        _count_drops(self.channel, reason, count)
-        self.result.dropped += count
 
 
 # -- Counting what was dropped ----------------------------------------------------------------
