@@ -35,8 +35,10 @@ def kept(value: Any) -> Any:
     """`value` as the execution log keeps it: whole when its JSON is at most
     KEPT_JSON_CHARS long; else {"truncated": true, "jsonChars": its length, "start": the
     first half of that many characters of it}."""
-    if not value or (isinstance(value, str) and len(value) * 6 + 2 <= KEPT_JSON_CHARS):
-        return value  # short enough however its characters are escaped: not encoded
+    if not value or (isinstance(value, str) and len(value) * 12 + 2 <= KEPT_JSON_CHARS):
+        # Short enough however its characters are escaped (one outside the BMP is two
+        # \uXXXX escapes): not encoded to check.
+        return value
     text = _ENCODER.encode(value)  # ASCII: escaped again, it at most doubles
     if len(text) <= KEPT_JSON_CHARS:
         return value

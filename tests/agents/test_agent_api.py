@@ -390,6 +390,13 @@ def test_the_log_keeps_whole_what_fits_and_cuts_each_part_on_its_own(api):
     assert execution.output["jsonChars"] > 40_000
 
 
+def test_characters_outside_the_bmp_are_counted_as_escaped(api):
+    prompt = "🚀" * 2_700  # 12 characters of JSON each: 32,402 in all
+    assert_ok(api.post(INVOKE, {"prompt": prompt}))
+    kept = Execution.objects.get().input["prompt"]
+    assert kept["truncated"] is True and kept["jsonChars"] == 2_700 * 12 + 2
+
+
 def test_execution_logs_show_the_cut_as_the_description_says(api):
     assert_ok(api.post(INVOKE, {"prompt": "z" * 20_000}))
     (logged,) = assert_ok(api.get("/v1/execution-logs"))["data"]
