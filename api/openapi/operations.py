@@ -234,7 +234,7 @@ def all_operations() -> list[tuple[str, str, Schema]]:
             description="Effective for the token's very next call. Its record stays, for the "
             "audit log. `404 not_found` if the project has no client token with that id. A key "
             "or PAT limited to some agents revokes only the client tokens it minted itself "
-            "(`403 insufficient_permissions` for another's).",
+            "(another's is `404 not_found` to it, as one that does not exist).",
             auth=Auth.SERVER,
             permission=Permission.AGENTS,
             parameters=[
