@@ -1,5 +1,6 @@
-"""Every time of day the key and token pages show says it is UTC, in the cell or in its
-column's name: a reader in another zone must not take 14:05 for their own clock."""
+"""Every time of day in the tables of the key, token and webhook pages says it is UTC, in
+its cell or in its column's name: a reader in another zone must not take 14:05 for their
+own clock."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def unzoned_times(html: str) -> list[tuple[str, str]]:
     ]
 
 
-def test_the_key_and_token_pages_say_their_times_are_utc(signed_in, user, project, make_key):
+def test_every_time_in_the_key_and_token_pages_tables_says_utc(signed_in, user, project, make_key):
     live, _ = make_key(project, name="Live")
     suspended, _ = make_key(project, name="Suspended")
     api_key_suspend(api_key=suspended, by=user, reason="looked odd")
