@@ -155,8 +155,8 @@ class _Attempt:
                 self.part(batch[:half])
                 self.part(batch[half:])
                 return
-            # One record timed out alone: nothing more is tried now. (A lost connection
-            # is found out quickly by each part that still tries.)
+            # This part waits. If it was one record timing out alone, nothing more is tried
+            # now; a lost connection or a lock timeout is found out quickly by each part.
             self.stalled = timed_out(error)
             self.result.waiting.extend(batch)
             return
