@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from accounts.models import Passkey, RecoveryCode, TotpDevice, User
+from accounts.security_notices import security_notice_send
 from audit.log import audit_record
 from core.invalidation import changed
 from core.mail import one_line
@@ -180,4 +181,13 @@ def email_confirmed_by_reset(user: User, *, ip: str | None) -> None:
             target=user,
             ip=ip,
             metadata={"via": "password reset of an unconfirmed address"},
+        )
+        security_notice_send(
+            user=user,
+            action="user.two_factor_disabled",
+            ip=ip,
+            detail=(
+                "by the password reset that confirmed your address, with any passkeys (a "
+                "second factor set up before then may not have been yours)"
+            ),
         )

@@ -48,6 +48,7 @@ from webauthn.helpers.structs import (
 )
 
 from accounts.models import Passkey, User
+from accounts.security_notices import security_notice_send
 from accounts.two_factor import keep_a_second_factor
 from audit.log import audit_record
 from core.invalidation import changed
@@ -206,6 +207,9 @@ def passkey_register(
                 ip=ip,
                 metadata={"name": passkey.name},
             )
+            security_notice_send(
+                user=user, action="user.passkey_added", ip=ip, detail=f"“{passkey.name}”"
+            )
     except IntegrityError:
         raise PasskeyRefused("That passkey is already registered.") from None
     return passkey
@@ -332,4 +336,7 @@ def passkey_remove(*, passkey: Passkey, ip: str | None) -> None:
         target=passkey.user,
         ip=ip,
         metadata={"name": passkey.name},
+    )
+    security_notice_send(
+        user=passkey.user, action="user.passkey_removed", ip=ip, detail=f"“{passkey.name}”"
     )

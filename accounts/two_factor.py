@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Passkey, Project, RecoveryCode, TotpDevice, User
+from accounts.security_notices import security_notice_send
 from audit.log import audit_record
 from core.invalidation import changed
 
@@ -131,6 +132,7 @@ def enrolment_confirm(user: User, code: str, *, ip: str | None) -> list[str] | N
     device.save(update_fields=["confirmed_at"])
     codes = _new_recovery_codes(user)
     audit_record(action="user.two_factor_enabled", actor=user, target=user, ip=ip)
+    security_notice_send(user=user, action="user.two_factor_enabled", ip=ip)
     changed(user.change_identity)  # the API's copies: a project's two-factor policy
     return codes
 
@@ -151,6 +153,7 @@ def _new_recovery_codes(user: User) -> list[str]:
 def recovery_codes_regenerate(user: User, *, ip: str | None) -> list[str]:
     codes = _new_recovery_codes(user)
     audit_record(action="user.recovery_codes_regenerated", actor=user, target=user, ip=ip)
+    security_notice_send(user=user, action="user.recovery_codes_regenerated", ip=ip)
     return codes
 
 
@@ -210,6 +213,7 @@ def two_factor_remove(user: User, *, ip: str | None) -> bool:
     RecoveryCode.objects.filter(user=user).delete()
     if removed:
         audit_record(action="user.two_factor_disabled", actor=user, target=user, ip=ip)
+        security_notice_send(user=user, action="user.two_factor_disabled", ip=ip)
         changed(user.change_identity)
     return bool(removed)
 
@@ -232,12 +236,19 @@ def second_factor_check(user: User, code: str, *, ip: str | None) -> str | None:
         user=user, code_hash=_recovery_hash(code), used_at__isnull=True
     ).update(used_at=timezone.now())
     if spent:
+        left = recovery_codes_left(user)
         audit_record(
             action="user.recovery_code_used",
             actor=user,
             target=user,
             ip=ip,
-            metadata={"left": recovery_codes_left(user)},
+            metadata={"left": left},
+        )
+        security_notice_send(
+            user=user,
+            action="user.recovery_code_used",
+            ip=ip,
+            detail=f"({left} left; once none are, make new ones on your Security page)",
         )
         return "recovery"
     return None

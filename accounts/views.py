@@ -49,6 +49,7 @@ from accounts.invitations import (
     invitation_send,
 )
 from accounts.models import Invitation, Membership, User
+from accounts.security_notices import security_notice_send
 from accounts.services import (
     MembershipError,
     PolicyRefused,
@@ -198,6 +199,9 @@ class PasswordChangeView(auth_views.PasswordChangeView):
                 target=form.user,
                 ip=client_ip(self.request),
             )
+            security_notice_send(
+                user=form.user, action="user.password_changed", ip=client_ip(self.request)
+            )
             # Their sessions are dead already (the password hash changed); their rows go
             # too, so the Sessions page lists only what can still be used.
             sessions_end_others(
@@ -252,6 +256,12 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
                 target=form.user,
                 ip=client_ip(self.request),
                 metadata={"via": "reset link"},
+            )
+            security_notice_send(
+                user=form.user,
+                action="user.password_changed",
+                ip=client_ip(self.request),
+                detail="with a reset link",
             )
             # Whoever held the old password is signed out everywhere, listed rows included.
             sessions_end_others(user=form.user, current_key=None, ip=client_ip(self.request))

@@ -17,6 +17,7 @@ from django.db.models.functions import Least
 from django.utils import timezone
 
 from accounts.models import Membership, Project, User
+from accounts.security_notices import security_notice_send
 from apikeys.models import (
     ALL_PERMISSIONS,
     PAT_ONLY_PERMISSIONS,
@@ -542,6 +543,9 @@ def personal_token_create(
         ip=ip,
         metadata={**_lifetime(pat), "projects": [p.slug for p in projects or []]},
     )
+    security_notice_send(
+        user=user, action="personal_token.created", ip=ip, detail=f"“{pat.name}” ({pat.hint})"
+    )
     return pat, secret
 
 
@@ -623,6 +627,12 @@ def personal_token_regenerate(
             "new": pat.hint,
             "expires_at": expires_at.isoformat() if expires_at else None,
         },
+    )
+    security_notice_send(
+        user=pat.user,
+        action="personal_token.regenerated",
+        ip=ip,
+        detail=f"“{pat.name}” (now {pat.hint})",
     )
     personal_token.token_hash, personal_token.hint = pat.token_hash, pat.hint
     personal_token.expires_at, personal_token.regenerated_at = pat.expires_at, pat.regenerated_at
