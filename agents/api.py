@@ -25,6 +25,7 @@ from api.permissions import (
     require_permission,
     scoped_agent_names,
 )
+from core.client_ip import client_ip
 from core.paging import keyset_page
 
 NAME = re.compile(AGENT_NAME_PATTERN)
@@ -219,6 +220,9 @@ def agent_detail(request: ProjectApiRequest, name: str) -> HttpResponse:
         kind=kind,
         description=description,
         config=config,
+        by=request.caller.user,
+        via=str(request.caller.personal_token or request.caller.api_key),
+        ip=client_ip(request),
     )
     return ok(agent_json(agent), status=201 if created else 200)
 

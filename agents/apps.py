@@ -11,7 +11,13 @@ class AgentsConfig(AppConfig):
         from accounts.events import project_created
         from agents.runtime import executions_write
         from agents.services import agent_create_starter_for
+        from audit.actions import BOTH, Action, register_actions, register_group
         from core import write_behind
 
         project_created.connect(agent_create_starter_for, dispatch_uid="agents.starter")
         write_behind.register("execution", executions_write)
+        register_group("agents", "Agents", prefix="agent.", scopes=BOTH)
+        register_actions(
+            Action("agent.created", "Agent deployed", "success"),
+            Action("agent.updated", "Agent updated", "warning"),
+        )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Project
+from accounts.models import Project, User
 from agents.models import Agent
+from audit.log import audit_record
 from core.invalidation import changed
 
 STARTER_AGENT_NAME = "my-agent"
@@ -30,19 +32,43 @@ def agent_create_starter_for(sender: type, *, project: Project, **kwargs: Any) -
     agent_create_starter(project=project)
 
 
+@transaction.atomic
 def agent_deploy(
-    *, project: Project, name: str, kind: str, description: str, config: dict
+    *,
+    project: Project,
+    name: str,
+    kind: str,
+    description: str,
+    config: dict,
+    by: User | None = None,
+    via: str = "",
+    ip: str | None = None,
 ) -> tuple[Agent, bool]:
-    """Create or update the agent `name`. Returns it and whether it was created."""
+    """Create or update the agent `name`. Returns it and whether it was created.
+
+    Audited: what answers a project's calls changed, and which token changed it (`via`;
+    `by`, the person, when it was a personal access token), so a key that deploys what it
+    should not is found in the audit log as its calls are in the usage log."""
+    wanted = {"kind": kind, "description": description, "config": config}
+    before = (
+        Agent.objects.select_for_update().filter(project=project, name=name).values(*wanted).first()
+    )
     agent, created = Agent.objects.update_or_create(
-        project=project,
-        name=name,
-        defaults={
-            "kind": kind,
-            "description": description,
-            "config": config,
-            "updated_at": timezone.now(),
-        },
+        project=project, name=name, defaults={**wanted, "updated_at": timezone.now()}
     )
     changed(agent.change_identity)
+    audit_record(
+        action="agent.created" if created else "agent.updated",
+        actor=by,
+        project=project,
+        target=agent,
+        ip=ip,
+        metadata={
+            "kind": kind,
+            "changed": [
+                field for field in wanted if before is None or before[field] != wanted[field]
+            ],
+            "via": via,
+        },
+    )
     return agent, created

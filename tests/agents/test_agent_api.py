@@ -9,6 +9,8 @@ import pytest
 from django.utils import timezone
 
 from agents.models import Agent, Execution
+from apikeys.services import personal_token_create
+from audit.models import AuditEvent
 from tests.api.assertions import assert_error, assert_ok
 
 INVOKE = "/v1/agents/my-agent/invoke"
@@ -205,6 +207,33 @@ def test_put_creates_an_agent_with_201_then_updates_it_with_200(api, project):
     agent.refresh_from_db()
     assert (agent.description, agent.config) == ("v2", {"model": "b"})
     assert assert_ok(api.get("/v1/agents/support")) == updated
+
+
+def test_a_deploy_is_audited_with_what_changed_and_the_token_that_did_it(
+    api, api_key, project, user
+):
+    api.send("PUT", "/v1/agents/support", {"description": "v1", "config": {"a": 1}})
+    api.send("PUT", "/v1/agents/support", {"description": "v1", "config": {"a": 2}})
+    api.send("PUT", "/v1/agents/support", {"description": "v1", "kind": "nope"})  # refused
+    events = AuditEvent.objects.filter(project=project, action__startswith="agent.")
+    created, updated = events.order_by("id")
+    assert (created.action, created.target_label, created.actor) == (
+        "agent.created",
+        "support",
+        None,
+    )
+    assert created.metadata == {
+        "kind": "echo",
+        "changed": ["kind", "description", "config"],
+        "via": str(api_key[0]),
+    }
+    assert (updated.action, updated.metadata["changed"]) == ("agent.updated", ["config"])
+
+    pat, secret = personal_token_create(user=user, name="Deployer")
+    api.send("PUT", "/v1/agents/support", {}, token=secret, headers={"X-Project": project.slug})
+    by_person = events.order_by("id").last()
+    assert (by_person.actor, by_person.metadata["via"]) == (user, str(pat))
+    assert by_person.metadata["changed"] == ["description", "config"]
 
 
 def test_put_replaces_the_whole_configuration(api, project):
