@@ -65,7 +65,7 @@ from alerts.rules import (
     Thresholds,
 )
 from apikeys.models import ApiKey, ClientToken
-from core.mail import one_line
+from core.mail import one_line, plain_text
 from core.networks import network_around
 from notifications.recipients import alert_email_recipients, send_to_each
 from usage.models import Outcome, UsageHour, UsageRecord
@@ -740,7 +740,7 @@ def _email_owners(flag: Flag, now: datetime) -> bool:
                 # Names are the customer's text: one line, so no name can add a mail header.
                 subject=one_line(f"[Reminix] {flag.get_kind_display()} in {project.name}"),
                 message=(
-                    f"{flag.summary}\n\n"
+                    f"{plain_text(flag.summary)}\n\n"
                     "Review it, see the calls behind it and acknowledge it in the dashboard: "
                     f"{link}\n\n"
                     "If the key was leaked, revoke it there and create a new one.\n\n"

@@ -1,4 +1,4 @@
-"""Text that goes into mail headers."""
+"""Text that goes into mail headers and bodies."""
 
 from __future__ import annotations
 
@@ -13,6 +13,13 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 # refuse the overrides (core.validators.DIRECTION_CONTROLS) but may hold the marks, which
 # a mail header does without.
 _BIDI = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
+
+
+def plain_text(text: str) -> str:
+    """`text` for a mail's body: bidirectional formatting goes (names saved before
+    overrides were refused may hold them, and would reorder the sentence around them);
+    line breaks stay."""
+    return _BIDI.sub("", text)
 
 
 def one_line(text: str, *, limit: int = 200) -> str:

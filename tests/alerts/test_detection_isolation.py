@@ -128,6 +128,16 @@ def test_a_newline_in_a_project_name_stays_out_of_the_mail_headers(two_tenants):
         assert "x@example.com" not in message.message()["To"]
 
 
+def test_a_name_saved_with_a_direction_override_cannot_reorder_the_alert_mail(two_tenants, user):
+    """Names refuse U+202E now; one saved before still names the key in the alert."""
+    mine, _ = two_tenants
+    ApiKey.objects.filter(pk=mine.pk).update(name="Billing \u202ekcatta")
+    usage_write([revoked_key_tried(mine)])
+    detect(now=NOW)
+    (message,) = [m for m in mail.outbox if m.to == [user.email]]
+    assert "\u202e" not in message.body and "Billing kcatta" in message.body
+
+
 def test_one_projects_email_failing_does_not_keep_the_others_and_is_sent_later(
     two_tenants, monkeypatch
 ):
