@@ -24,13 +24,79 @@
     }
   });
 
-  // Forms with data-confirm ask first; without JavaScript they submit directly and the
-  // server-side confirmation page (where there is one) takes over.
+  // Forms with data-confirm (and htmx's hx-confirm) ask first, in a dialog of our own:
+  // the question, Cancel (focused: Enter or Escape changes nothing) and a button named
+  // after the action ("Remove", "Turn off"). Without JavaScript they submit directly and
+  // the server-side confirmation page (where there is one) takes over.
+  function ask(question, action, then) {
+    var dialog = document.createElement("dialog");
+    dialog.className = "panel-dialog confirm-dialog";
+    dialog.setAttribute("aria-labelledby", "confirm-question");
+    var box = document.createElement("form");
+    box.method = "dialog";
+    box.className = "card panel";
+    var text = document.createElement("p");
+    text.id = "confirm-question";
+    text.textContent = question;
+    var actions = document.createElement("div");
+    actions.className = "form-actions";
+    var cancel = document.createElement("button");
+    cancel.className = "button";
+    cancel.value = "cancel";
+    cancel.textContent = "Cancel";
+    var go = document.createElement("button");
+    go.className = "button button-danger";
+    go.value = "confirm";
+    go.textContent = action || "Confirm";
+    actions.append(go, cancel);
+    box.append(text, actions);
+    dialog.append(box);
+    document.body.append(dialog);
+    dialog.addEventListener("close", function () {
+      var confirmed = dialog.returnValue === "confirm";
+      dialog.remove();
+      if (confirmed) then();
+    });
+    dialog.showModal();
+    cancel.focus();
+  }
+
+  function firstButton(form) {
+    return form.querySelector("button:not([type=button]):not([type=reset]), input[type=submit]");
+  }
+
+  function actionName(button) {
+    if (!button) return "";
+    var copy = button.cloneNode(true);  // its visible words, not the screen-reader extras
+    copy.querySelectorAll(".visually-hidden").forEach(function (hidden) { hidden.remove(); });
+    return copy.textContent.trim();
+  }
+
   document.addEventListener("submit", function (event) {
     var form = event.target;
     var question = form.getAttribute && form.getAttribute("data-confirm");
-    if (question && !window.confirm(question)) event.preventDefault();
+    if (!question) return;
+    if (form.hasAttribute("data-confirmed")) {  // asked already: this is the real send
+      form.removeAttribute("data-confirmed");
+      return;
+    }
+    event.preventDefault();
+    var submitter = event.submitter || firstButton(form);
+    ask(question, actionName(submitter), function () {
+      form.setAttribute("data-confirmed", "");
+      form.requestSubmit(submitter && submitter.form === form ? submitter : undefined);
+    });
   }, true);
+
+  document.addEventListener("htmx:confirm", function (event) {
+    var question = event.detail.question;
+    if (!question) return;
+    event.preventDefault();
+    var elt = event.detail.elt;
+    ask(question, actionName(elt.matches("form") ? firstButton(elt) : elt), function () {
+      event.detail.issueRequest(true);
+    });
+  });
 
   // Copy buttons: <button data-copy="#element-id">.
   document.addEventListener("click", function (event) {

@@ -146,6 +146,14 @@ def pages(
         act.__name__ = f"after clicking {name}"
         return act
 
+    def ask(name: str) -> Callable[[Page], None]:
+        def act(page: Page) -> None:
+            page.get_by_role("button", name=name).first.click()
+            page.wait_for_selector("dialog.confirm-dialog[open]")
+
+        act.__name__ = f"asked to confirm {name}"
+        return act
+
     project = f"/projects/{slug}"
     return [
         (f"{project}/", None),
@@ -165,6 +173,7 @@ def pages(
         (f"{project}/settings/", None),
         (f"{project}/settings/members/", None),
         (f"{project}/settings/client-tokens/", None),
+        (f"{project}/settings/client-tokens/", ask("Revoke ctok_")),
         (f"{project}/settings/audit/", None),
         ("/account/tokens/", None),
         ("/account/tokens/", click("Create token")),

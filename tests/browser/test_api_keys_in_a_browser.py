@@ -136,8 +136,10 @@ def test_roll_a_key_with_an_overlap_then_stop_the_old_secret(
     page.get_by_role("link", name="I have copied it").click()
     row = page.locator("#key-table tr", has_text="Production")
     expect(row.locator("time[data-countdown]")).to_contain_text("in ")
-    page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Stop the old secret of Production now").click()
+    asked = page.get_by_role("dialog")
+    expect(asked).to_contain_text(f"Stop the old secret {old[:15]}…{old[-4:]} now?")
+    asked.get_by_role("button", name="Stop it now").click()
     expect(page.get_by_text("has stopped working")).to_be_visible()
     expect(page.locator("#key-table time[data-countdown]")).to_have_count(0)
 
@@ -146,3 +148,38 @@ def test_roll_a_key_with_an_overlap_then_stop_the_old_secret(
     assert f"{new[:15]}…{new[-4:]}" in body["error"]["message"]
     assert call_invoke(live_server.url, new)[0] == 200
     assert new not in page.content()
+
+
+def test_a_revoke_asks_first_and_cancel_or_escape_changes_nothing(
+    page: Page, live_server, transactional_db
+):
+    from accounts.models import Project
+    from apikeys.models import ClientToken
+    from apikeys.services import api_key_create, client_token_create
+
+    user = user_sign_up(email="ola@example.com", password=PASSWORD, name="Ola", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Web", created_by=user)
+    token, _ = client_token_create(project=project, context={"user": "u1"}, api_key=key)
+    sign_in(page, "ola@example.com")
+    page.goto(f"/projects/{project.slug}/settings/client-tokens/")
+    revoke = page.get_by_role("button", name=f"Revoke {token.public_id}")
+
+    revoke.click()
+    asked = page.get_by_role("dialog")
+    expect(asked).to_contain_text(f"Revoke client token {token.public_id}?")
+    expect(asked.get_by_role("button", name="Cancel")).to_be_focused()
+    asked.get_by_role("button", name="Cancel").click()
+    expect(asked).to_have_count(0)
+    expect(revoke).to_be_focused()
+
+    revoke.click()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    page.reload()
+    assert ClientToken.objects.get(pk=token.pk).revoked_at is None
+
+    revoke.click()
+    page.get_by_role("dialog").get_by_role("button", name="Revoke").click()
+    expect(page.get_by_text(f"Client token {token.public_id} is revoked.")).to_be_visible()
+    assert ClientToken.objects.get(pk=token.pk).revoked_at is not None

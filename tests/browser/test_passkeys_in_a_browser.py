@@ -77,8 +77,8 @@ def test_add_a_passkey_then_sign_in_with_it_alone_and_as_the_second_step(
     # And as the answer to the sudo prompt, before removing it.
     settings.SUDO_MODE_SECONDS = 0
     page.goto("/account/security/")
-    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Remove Virtual laptop").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
     expect(page.get_by_role("heading", name="Confirm it is you", level=1)).to_be_visible()
     page.get_by_role("button", name="Or use a passkey").click()
     expect(page.get_by_text("No passkeys yet.")).to_be_visible()
