@@ -14,6 +14,7 @@ from django.contrib.auth.forms import (
 )
 
 from accounts.models import Membership, Project, User
+from core.counters import throttle_allows
 from core.validators import mailable_address
 
 
@@ -57,8 +58,25 @@ class NewPasswordForm(SetPasswordForm):
         super().validate_password_for_user(user, "new_password1")
 
 
+# Checks of the current password on the change form, per person: as many as the sudo
+# prompt allows (accounts/sudo.py), so a borrowed session cannot guess it here instead.
+PASSWORD_CHECKS_PER_15_MINUTES = 10
+
+
 class ChangePasswordForm(PasswordChangeForm):
     """A changed password; its rules are reported beside the new password."""
+
+    def clean_old_password(self) -> str:
+        # Counted before the check, right or wrong: parallel guesses all count.
+        if not throttle_allows(
+            f"password-change:{self.user.pk}",
+            limit=PASSWORD_CHECKS_PER_15_MINUTES,
+            window_seconds=900,
+        ):
+            raise forms.ValidationError(
+                "Too many tries. Wait 15 minutes, then try again.", code="throttled"
+            )
+        return str(super().clean_old_password())
 
     def validate_password_for_user(self, user: Any, password_field_name: str = "") -> None:
         super().validate_password_for_user(user, "new_password1")

@@ -61,3 +61,21 @@ def test_the_new_password_rules_stand_beside_the_new_password(signed_in):
     )
     form = response.context["form"]
     assert "new_password1" in form.errors and "new_password2" not in form.errors
+
+
+def test_the_current_password_cannot_be_guessed_without_limit_on_the_change_form(signed_in, user):
+    """A borrowed session gets ten guesses at the current password in 15 minutes here, as at
+    the sudo prompt: otherwise this form is a guessing oracle past the sign-in lockout."""
+    from django.urls import reverse
+
+    url = reverse("accounts:password_change")
+    new = "a brand new passphrase 77"
+    for n in range(10):
+        wrong = {"old_password": f"guess {n}", "new_password1": new, "new_password2": new}
+        assert signed_in.post(url, wrong).status_code == 200
+    right = {"old_password": PASSWORD, "new_password1": new, "new_password2": new}
+    response = signed_in.post(url, right)
+    assert response.status_code == 200
+    assert "Too many tries" in str(response.context["form"].errors["old_password"])
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
