@@ -82,6 +82,7 @@ def totp_setup(request: AuthenticatedRequest) -> HttpResponse:
 @require_POST
 @login_required
 @verified_email_required
+@sudo_required
 def totp_confirm(request: AuthenticatedRequest) -> HttpResponse:
     form = SecondFactorForm(request.POST)
     codes = None

@@ -219,3 +219,18 @@ def test_a_password_changed_during_the_code_step_ends_it(client, user, signed_in
     user.save(update_fields=["password"])
     answer = client.post(CODE, {"code": next_code(secret)})
     assert answer["Location"] == LOGIN and "_auth_user_id" not in client.session
+
+
+def test_confirming_an_authenticator_asks_who_you_are_when_the_last_check_is_old(signed_in, user):
+    """Setting up an app asks for the password; so must its last step, which turns it on: a
+    borrowed session would otherwise finish a setup left open on the Security page (its key
+    is shown there) with an app of its own, and take the recovery codes."""
+    signed_in.post(reverse("accounts:totp_setup"))
+    page = signed_in.get(SECURITY).content.decode()
+    secret = re.search(r'<code class="setup-key">([A-Z2-7]+)</code>', page).group(1)
+    session = signed_in.session
+    session["sudo_at"] = time.time() - 660
+    session.save()
+    answer = signed_in.post(reverse("accounts:totp_confirm"), {"code": pyotp.TOTP(secret).now()})
+    assert 'name="sudo_password"' in answer.content.decode()
+    assert not has_two_factor(user) and not RecoveryCode.objects.filter(user=user).exists()
