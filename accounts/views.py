@@ -10,7 +10,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.views import redirect_to_login
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
@@ -130,13 +130,21 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
             return render(request, "accounts/signup_sent.html", {"email": email})
         invitation = _invitation_of(next_url)
         invited_here = invitation is not None and invitation.email.lower() == email.lower()
-        user = user_sign_up(
-            email=email,
-            password=form.cleaned_data["password1"],
-            name=form.cleaned_data.get("name", ""),
-            ip=client_ip(request),
-            verified=invited_here,
-        )
+        try:
+            user = user_sign_up(
+                email=email,
+                password=form.cleaned_data["password1"],
+                name=form.cleaned_data.get("name", ""),
+                ip=client_ip(request),
+                verified=invited_here,
+            )
+        except IntegrityError:
+            # Another sign-up for this address was written since the check above: the
+            # same answer as for any taken address, not a 500.
+            if not User.objects.filter(email__iexact=email).exists():
+                raise
+            send_already_registered(email)
+            return render(request, "accounts/signup_sent.html", {"email": email})
         if invited_here:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, "Welcome to Reminix. Your first project is ready.")

@@ -325,3 +325,23 @@ def test_password_changes_and_resets_are_in_the_audit_trail(client, user):
         {"old_password": PASSWORD, "new_password1": new_password, "new_password2": new_password},
     )
     assert AuditEvent.objects.filter(action="user.password_changed", actor=user).count() == 1
+
+
+def test_two_sign_ups_for_one_email_at_once_both_read_check_your_inbox(client, db, monkeypatch):
+    """Both pass the "has it an account?" check before either is written; the second
+    write then meets the unique email. It reads as any sign-up for a taken address (no
+    500, nothing said about the other), and that address's owner is told."""
+    import accounts.views
+    from accounts.services import user_sign_up
+
+    def the_other_one_first(**kwargs):
+        user_sign_up(**kwargs)  # the request that won the race
+        return user_sign_up(**kwargs)
+
+    monkeypatch.setattr(accounts.views, "user_sign_up", the_other_one_first)
+    email = "twice@example.com"
+    data = {"email": email, "password1": PASSWORD, "password2": PASSWORD}
+    response = client.post(SIGNUP, data)
+    assert response.status_code == 200 and "We sent an email to" in response.content.decode()
+    assert User.objects.filter(email=email).count() == 1
+    assert [m.subject for m in mail.outbox] == ["[Reminix] Your email address was used to sign up"]
