@@ -1,6 +1,7 @@
 """Verified email addresses: the link sent at sign-up, the change of address (the new one
-confirmed by a link, the old one told), and the notice an account's owner gets when
-someone tries to sign up with their address.
+confirmed by a link, the old one told), the notice an account's owner gets when
+someone tries to sign up with their address, and the word an address with no account
+gets when someone asks to reset its password.
 
 Links are signed (Django's TimestampSigner, salted per purpose) and last 3 days, or until
 the password changes; a GET only shows a button (mail scanners open links), a POST acts.
@@ -98,6 +99,19 @@ def send_already_registered(email: str) -> bool:
         "If it was not you, you need to do nothing.\n"
     )
     return _send("[Reminix] Your email address was used to sign up", body, email)
+
+
+def send_no_account(email: str) -> bool:
+    """Someone asked for a password reset for an address no account uses: it is told so,
+    and the page answers as for any address. A mail either way, so that the answer's time
+    does not tell which addresses have an account."""
+    body = (
+        "Someone asked to reset the password of a Reminix account for this address, but "
+        "no Reminix account uses it. If it was you, you may have signed up with another "
+        f"address:\n\n{settings.DASHBOARD_URL}{reverse('accounts:password_reset')}\n\n"
+        "If it was not you, you need to do nothing.\n"
+    )
+    return _send("[Reminix] Password reset", body, email)
 
 
 def read_token(token: str, *, lock: bool = False) -> tuple[User, str]:

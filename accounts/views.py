@@ -26,6 +26,7 @@ from accounts.decorators import (
 from accounts.email_verification import (
     email_confirmed_by_reset,
     send_already_registered,
+    send_no_account,
     send_verification,
 )
 from accounts.forms import (
@@ -242,6 +243,9 @@ class PasswordResetView(auth_views.PasswordResetView):
             )
             and throttle_allows(f"reset-ip:{ip}", limit=RESETS_PER_IP_PER_HOUR, window_seconds=3600)
         ):
+            return HttpResponseRedirect(self.get_success_url())
+        if not any(form.get_users(email)):
+            send_no_account(email)  # the same work as a reset link: the time tells nothing
             return HttpResponseRedirect(self.get_success_url())
         # The link goes to the dashboard's configured address, as every other mail's does,
         # never to whatever Host the request named.
