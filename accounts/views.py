@@ -632,10 +632,9 @@ def account_sessions(request: AuthenticatedRequest) -> HttpResponse:
     if request.method == "POST":
         ip = client_ip(request)
         if "session" in request.POST:
-            try:
-                session_id = int(request.POST["session"])
-            except ValueError:
-                session_id = 0
+            raw = request.POST["session"]
+            # The buttons send ASCII digits; int() would also read "٣", "²" and " 7 ".
+            session_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else 0
             if session_end(user=request.user, session_id=session_id, ip=ip):
                 messages.success(request, "That session is signed out.")
             else:

@@ -126,6 +126,18 @@ def test_an_empty_session_field_signs_nobody_out(user):
     assert phone.get(SESSIONS).status_code == 200
 
 
+def test_a_session_named_in_other_digits_signs_nobody_out(user):
+    """The page's buttons send ASCII digits; int() would also read "٣" (Arabic-Indic) or
+    "²" as a number, so a mangled or crafted field could end a session nobody chose."""
+    laptop = sign_in("198.51.100.7", FIREFOX)
+    phone = sign_in("203.0.113.9", CHROME_MAC)
+    row = SignedInSession.objects.get(session_key=phone.session.session_key)
+    arabic_indic = "".join(chr(0x660 + int(digit)) for digit in str(row.pk))
+    laptop.post(SESSIONS, {"session": arabic_indic})
+    laptop.post(SESSIONS, {"session": f" {row.pk} "})
+    assert phone.get(SESSIONS).status_code == 200
+
+
 def test_a_password_reset_signs_out_every_session(user, client):
     import re
 
