@@ -40,6 +40,7 @@ from typing import Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
+from core.db_errors import timed_out
 from core.shared_store import StoreUnavailable, shared_store
 
 logger = logging.getLogger(__name__)
@@ -111,13 +112,6 @@ def write(records: list[Record]) -> WriteResult:
     if result.written:
         _report_drops()
     return result
-
-
-def timed_out(error: BaseException) -> bool:
-    """A statement PostgreSQL cancelled at its statement timeout (SQLSTATE 57014, psycopg's
-    QueryCanceled). Django calls it an OperationalError, as it does a lost connection, but
-    unlike one it can be the batch's own doing: too much to write within the timeout."""
-    return getattr(error.__cause__, "sqlstate", None) == "57014"
 
 
 @dataclass

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from itertools import count
 from types import ModuleType
 
 import pytest
+from django.db import connection, models
 from django.test import Client
 from django.utils import timezone
 
@@ -284,3 +285,67 @@ def redis_store(settings):
     store.health.unavailable_until = 0.0
     with contextlib.suppress(Exception):  # the one key without a lifetime (api/callers.py)
         store.round_trip(("DEL", f"{settings.REDIS_KEY_PREFIX}epoch"))
+
+
+# -- Timeouts: a unit of work that runs out of time while the database answers everyone else
+
+
+@pytest.fixture
+def short_lock_timeout() -> Iterator[None]:
+    """This connection gives up waiting for a lock after 100 ms, not the settings' 10 s: the
+    same error (SQLSTATE 55P03), sooner. PostgreSQL only."""
+    if connection.vendor != "postgresql":
+        pytest.skip("lock_timeout is PostgreSQL's: SQLite has no row locks to wait for")
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '100ms'")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("RESET lock_timeout")
+
+
+@contextlib.contextmanager
+def another_connection() -> Iterator[object]:
+    """A second connection to the test database, its transaction rolled back at the end:
+    another process holding a lock while a job runs. PostgreSQL only."""
+    import psycopg
+
+    db = connection.settings_dict
+    with psycopg.connect(
+        host=db["HOST"] or None,
+        port=db["PORT"] or None,
+        user=db["USER"] or None,
+        password=db["PASSWORD"] or None,
+        dbname=db["NAME"],
+    ) as other:
+        try:
+            yield other
+        finally:
+            other.rollback()
+
+
+@contextlib.contextmanager
+def row_locked_elsewhere(row: models.Model) -> Iterator[None]:
+    """Another transaction holds `row`'s lock (SELECT ... FOR UPDATE) until the block ends,
+    as a long one elsewhere would. The row must be committed: a transactional test."""
+    table = connection.ops.quote_name(row._meta.db_table)
+    with another_connection() as other:
+        other.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR UPDATE", [row.pk])  # noqa: S608
+        yield
+
+
+@contextlib.contextmanager
+def statements_time_out(matches: Callable[[str, Sequence[object]], bool]) -> Iterator[None]:
+    """Each statement of this connection for which `matches(sql, params)` holds runs into
+    PostgreSQL's statement timeout instead (SQLSTATE 57014, raised as Django raises it), as
+    one too slow for the timeout would. It must run in a transaction (SET LOCAL)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("statement_timeout is PostgreSQL's")
+
+    def wrapper(execute, sql, params, many, context):
+        if matches(sql, params or ()):
+            execute("SET LOCAL statement_timeout = '10ms'", None, False, context)
+            execute("SELECT pg_sleep(1)", None, False, context)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        yield

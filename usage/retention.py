@@ -34,6 +34,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
+from core.db_errors import lock_timed_out
 from usage.models import (
     ProjectAddressDay,
     ProjectAddressHour,
@@ -58,7 +59,6 @@ LOCK_ATTEMPTS = 3
 SQLITE_BATCH = 10_000
 # Serialises partition changes between concurrent runs (two crons, a deploy and a cron).
 _ADVISORY_LOCK_ID = 7_201_511_028
-_LOCK_NOT_AVAILABLE = "55P03"
 _PARTITION_NAME = re.compile(rf"^{TABLE}_p(\d{{8}})$")
 _AGE = re.compile(r"^(\d{1,6})([dh])$")
 _LONGEST_AGE = timedelta(days=36_500)
@@ -183,7 +183,7 @@ def _with_lock_retries[T](action: Callable[[], T], what: str) -> T:
                     cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_ID])
                 return action()
         except OperationalError as error:
-            if getattr(error.__cause__, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+            if not lock_timed_out(error):
                 raise
     raise RetentionBusyError(f"Could not lock the usage log to {what}; try again later.")
 

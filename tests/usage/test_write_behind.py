@@ -293,19 +293,6 @@ def _calls(api_key, count: int) -> list[Record]:
     ]
 
 
-@pytest.mark.django_db
-def test_a_real_statement_timeout_is_told_apart_from_a_lost_connection():
-    from django.db import connection, transaction
-
-    if connection.vendor != "postgresql":
-        pytest.skip("statement_timeout is PostgreSQL's")
-    with pytest.raises(OperationalError) as raised, transaction.atomic(), connection.cursor() as c:
-        c.execute("SET LOCAL statement_timeout = '20ms'")
-        c.execute("SELECT pg_sleep(1)")
-    assert write_behind.timed_out(raised.value)
-    assert not write_behind.timed_out(OperationalError("the database is down"))
-
-
 def test_a_batch_too_big_for_the_statement_timeout_is_written_in_smaller_batches(
     api_key, monkeypatch
 ):
