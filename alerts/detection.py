@@ -30,8 +30,9 @@ serialises its batches), so nothing can commit behind the cursor. Each read is b
 time too (`unread_rows`), so it touches only the recent days' partitions; a batch written
 late is noted by the writer and read however far back it goes. One bad row or project
 never stops the others: each check and each flag is isolated (a savepoint), a failure is
-logged and counted, and the run goes on; only the database itself going away stops it,
-with the cursor where it was. Emails go out from what is stored (high-severity flags not
+logged and counted, and the run goes on, as it does past a statement that runs into the
+statement or lock timeout (core/db_errors.py); only the database itself going away stops
+it, with the cursor where it was. Emails go out from what is stored (high-severity flags not
 yet emailed), so a run that fails after saving a flag does not lose its email.
 """
 
@@ -47,7 +48,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
 from django.urls import reverse
 from django.utils import timezone
@@ -65,6 +66,7 @@ from alerts.rules import (
     Thresholds,
 )
 from apikeys.models import ApiKey, ClientToken
+from core.db_errors import database_unavailable
 from core.mail import one_line, plain_text
 from core.networks import network_around
 from notifications.recipients import alert_email_recipients, send_to_each
@@ -234,14 +236,17 @@ def _rules_of(project_ids: set[int]) -> Rules:
 
 
 def _isolated[T](what: str, run: Callable[[], T], result: DetectionResult) -> T | None:
-    """Run `run` in a savepoint. If it fails on its data, undo only it, log, count, go on;
-    if the database itself is gone, stop the run (the next one retries from the cursor)."""
+    """Run `run` in a savepoint. If it fails on its data, or runs into the statement or
+    lock timeout (its query too slow, its row held by another transaction), undo only it,
+    log, count, go on; if the database itself is gone, stop the run (the next one retries
+    from the cursor). A timeout stopped the run once: the next run read the same batch,
+    met the same timeout, and detection stopped for every project."""
     try:
         with transaction.atomic():
             return run()
-    except (OperationalError, InterfaceError):
-        raise
-    except Exception:
+    except Exception as error:
+        if database_unavailable(error):
+            raise
         logger.exception("detector: %s failed; the rest of the run went on", what)
         result.failures += 1
         return None

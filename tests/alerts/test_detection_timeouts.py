@@ -1,0 +1,112 @@
+"""The detector when one tenant's unit of work runs out of time: a query that outlasts the
+statement timeout (57014), or a flag row another transaction holds past the lock timeout
+(55P03). Django raises both as an OperationalError, as it does a lost connection; they
+cost that unit alone, every run they recur, and detection goes on for everyone else."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from accounts.models import Project
+from alerts.detection import detect
+from alerts.models import DetectionCursor, Flag
+from apikeys.models import ApiKey
+from tests.conftest import row_locked_elsewhere, statements_time_out, usage_call
+from usage.models import UsageRecord
+from usage.writer import usage_write
+
+OTHER_OWNER = "other-owner@example.com"
+
+
+@pytest.fixture
+def two_tenants(api_key, make_user, make_key):
+    """A key in each of two projects, each with its own owner; mine comes first."""
+    mine, _ = api_key
+    theirs, _ = make_key(
+        Project.objects.for_user(make_user(email=OTHER_OWNER)).get(), name="Theirs"
+    )
+    return mine, theirs
+
+
+def ended_key_tried(key: ApiKey, minutes_ago: int = 3):
+    return usage_call(
+        timezone.now() - timedelta(minutes=minutes_ago),
+        key=key,
+        status=401,
+        error_code="expired_api_key",
+    )
+
+
+def cursor_is_at_the_end() -> bool:
+    return DetectionCursor.objects.get().last_id == UsageRecord.objects.latest("id").id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_flag_held_by_another_transaction_costs_only_its_own_update(
+    two_tenants, short_lock_timeout
+):
+    mine, theirs = two_tenants
+    for key in two_tenants:
+        key.revoke(by=None)
+    usage_write([ended_key_tried(mine), ended_key_tried(theirs)])
+    detect()
+    my_flag, their_flag = Flag.objects.get(api_key=mine), Flag.objects.get(api_key=theirs)
+    # Mine is reached first on every run, and its row stays locked for two runs.
+    with row_locked_elsewhere(my_flag):
+        for _ in range(2):
+            usage_write([ended_key_tried(mine), ended_key_tried(theirs)])
+            result = detect()
+            assert (result.rows, result.failures) == (2, 1)
+            assert cursor_is_at_the_end()
+    their_flag.refresh_from_db()
+    my_flag.refresh_from_db()
+    assert (their_flag.occurrences, my_flag.occurrences) == (3, 1)
+    # Once the lock is gone, the key's next attempts add to its flag as before.
+    usage_write([ended_key_tried(mine)])
+    assert detect().failures == 0
+    my_flag.refresh_from_db()
+    assert my_flag.occurrences == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_alert_email_whose_flag_is_held_elsewhere_waits_and_the_others_go_out(
+    two_tenants, short_lock_timeout
+):
+    mine, theirs = two_tenants
+    for key in two_tenants:
+        key.revoke(by=None)
+    usage_write([ended_key_tried(mine), ended_key_tried(theirs)])
+    detect()
+    Flag.objects.update(emailed_at=None)  # as if the mail server had been down
+    mail.outbox.clear()
+    my_flag = Flag.objects.get(api_key=mine)  # the lower id: its email is tried first
+    with row_locked_elsewhere(my_flag):
+        for _ in range(2):
+            result = detect()
+            assert result.failures == 1
+        assert [m.to for m in mail.outbox] == [[OTHER_OWNER]]
+    my_flag.refresh_from_db()
+    assert my_flag.emailed_at is None  # owed, and sent by the next run
+    assert (detect().emails, len(mail.outbox)) == (1, 2)
+
+
+def test_a_check_whose_query_outlasts_the_statement_timeout_is_skipped_and_the_run_goes_on(
+    two_tenants,
+):
+    """Before, the timeout undid the whole batch and left the cursor where it was: every
+    run read the same batch, timed out the same way, and detection stopped for good."""
+    mine, theirs = two_tenants
+    for key in two_tenants:
+        key.revoke(by=None)
+    before = usage_call(timezone.now() - timedelta(minutes=5), key=mine)  # a success
+    usage_write([before, ended_key_tried(mine), ended_key_tried(theirs)])
+    # The new-networks check reads the known networks of the batch's keys in one query.
+    with statements_time_out(lambda sql, params: '"apikeys_keynetwork"' in sql):
+        result = detect()
+    assert (result.rows, result.failures) == (3, 1)
+    assert Flag.objects.filter(kind=Flag.Kind.ENDED_TOKEN_USED).count() == 2
+    assert cursor_is_at_the_end()
