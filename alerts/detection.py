@@ -438,45 +438,52 @@ def _auth_bursts(
             token = (r["project_id"], r["api_key_id"])
             latest[token] = max(latest.get(token, r["created_at"]), r["created_at"])
     for (project_id, key_id), until in latest.items():
-        window, threshold = rules[project_id].burst_window, rules[project_id].burst_failures
-        since = until - window
-        failures = UsageRecord.objects.filter(
-            api_key_id=key_id,
-            created_at__gt=since,
-            created_at__lte=until,
-            outcome=Outcome.AUTH_FAILURE,
-        ).exclude(error_code__in=(SUSPENDED, IP_NOT_ALLOWED))
-        span = failures.aggregate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
-        count = span["n"]
-        if count < threshold:
-            continue
-        ips = list(
-            failures.values("ip")
-            .annotate(n=Count("id"))
-            .order_by("-n")
-            .values_list("ip", flat=True)[:10]
-        )
-        name = _names({(project_id, key_id, None)}).get((key_id, None), "A key")
-        _raise(
-            result,
-            project_id=project_id,
-            api_key_id=key_id,
-            kind=Flag.Kind.AUTH_FAILURE_BURST,
-            severity=Flag.Severity.HIGH,
-            subject="",
-            summary=f"{name} was refused {count} times in {_minutes(window)} minutes "
-            "for missing permissions or access.",
-            evidence={
-                "count": count,
-                "ips": [ip for ip in ips if ip],
-                "outcome": Outcome.AUTH_FAILURE,
-                "since": since.isoformat(),
-                "until": until.isoformat(),
-            },
-            # The first and the last refused call themselves, not the window's edges.
-            seen_from=span["first"],
-            seen_to=span["last"],
-        )
+        burst = partial(_auth_burst, project_id, key_id, until, rules[project_id], result)
+        _isolated(f"auth bursts of key {key_id}", burst, result)
+
+
+def _auth_burst(
+    project_id: int, key_id: int, until: datetime, rules: Thresholds, result: DetectionResult
+) -> None:
+    window, threshold = rules.burst_window, rules.burst_failures
+    since = until - window
+    failures = UsageRecord.objects.filter(
+        api_key_id=key_id,
+        created_at__gt=since,
+        created_at__lte=until,
+        outcome=Outcome.AUTH_FAILURE,
+    ).exclude(error_code__in=(SUSPENDED, IP_NOT_ALLOWED))
+    span = failures.aggregate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
+    count = span["n"]
+    if count < threshold:
+        return
+    ips = list(
+        failures.values("ip")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+        .values_list("ip", flat=True)[:10]
+    )
+    name = _names({(project_id, key_id, None)}).get((key_id, None), "A key")
+    _raise(
+        result,
+        project_id=project_id,
+        api_key_id=key_id,
+        kind=Flag.Kind.AUTH_FAILURE_BURST,
+        severity=Flag.Severity.HIGH,
+        subject="",
+        summary=f"{name} was refused {count} times in {_minutes(window)} minutes "
+        "for missing permissions or access.",
+        evidence={
+            "count": count,
+            "ips": [ip for ip in ips if ip],
+            "outcome": Outcome.AUTH_FAILURE,
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+        },
+        # The first and the last refused call themselves, not the window's edges.
+        seen_from=span["first"],
+        seen_to=span["last"],
+    )
 
 
 def _minutes(span: timedelta) -> int:
@@ -543,46 +550,57 @@ def _volume_spikes(
             hour = r["created_at"].replace(minute=0, second=0, microsecond=0)
             hours.add((r["project_id"], r["api_key_id"], hour))
     for project_id, key_id, hour in hours:
-        history = UsageHour.objects.filter(
-            api_key_id=key_id, hour__gte=hour - SPIKE_BASELINE, hour__lt=hour
-        )
-        stats = history.aggregate(total=Sum("requests"))
-        first_hour = history.order_by("hour").values_list("hour", flat=True).first()
-        if first_hour is None or hour - first_hour < SPIKE_MIN_HISTORY:
-            continue  # a new key has no baseline to spike above
-        span_hours = max(1, int((hour - first_hour).total_seconds() // 3600))
-        baseline = (stats["total"] or 0) / span_hours
-        current = (
-            UsageHour.objects.filter(api_key_id=key_id, hour=hour)
-            .values_list("requests", flat=True)
-            .first()
-            or 0
-        )
-        project_rules = rules[project_id]
-        if current < max(project_rules.spike_min_calls, project_rules.spike_factor * baseline):
-            continue
-        calls = UsageRecord.objects.filter(
-            api_key_id=key_id, created_at__gte=hour, created_at__lt=hour + timedelta(hours=1)
-        ).aggregate(first=Min("created_at"), last=Max("created_at"))
-        name = _names({(project_id, key_id, None)}).get((key_id, None), "A key")
-        _raise(
-            result,
-            project_id=project_id,
-            api_key_id=key_id,
-            kind=Flag.Kind.VOLUME_SPIKE,
-            severity=Flag.Severity.MEDIUM,
-            subject=hour.isoformat(),
-            summary=f"{name} made {current} calls in the hour from {hour:%H:%M} UTC, "
-            f"{current / baseline if baseline else current:.0f}× its usual {baseline:.1f} an hour.",
-            evidence={
-                "count": current,
-                "baseline_per_hour": round(baseline, 2),
-                "since": hour.isoformat(),
-                "until": (hour + timedelta(hours=1)).isoformat(),
-            },
-            seen_from=calls["first"] or hour,
-            seen_to=calls["last"] or min(now, hour + timedelta(hours=1)),
-        )
+        spike = partial(_volume_spike, project_id, key_id, hour, now, rules[project_id], result)
+        _isolated(f"volume spike of key {key_id}", spike, result)
+
+
+def _volume_spike(
+    project_id: int,
+    key_id: int,
+    hour: datetime,
+    now: datetime,
+    rules: Thresholds,
+    result: DetectionResult,
+) -> None:
+    history = UsageHour.objects.filter(
+        api_key_id=key_id, hour__gte=hour - SPIKE_BASELINE, hour__lt=hour
+    )
+    stats = history.aggregate(total=Sum("requests"))
+    first_hour = history.order_by("hour").values_list("hour", flat=True).first()
+    if first_hour is None or hour - first_hour < SPIKE_MIN_HISTORY:
+        return  # a new key has no baseline to spike above
+    span_hours = max(1, int((hour - first_hour).total_seconds() // 3600))
+    baseline = (stats["total"] or 0) / span_hours
+    current = (
+        UsageHour.objects.filter(api_key_id=key_id, hour=hour)
+        .values_list("requests", flat=True)
+        .first()
+        or 0
+    )
+    if current < max(rules.spike_min_calls, rules.spike_factor * baseline):
+        return
+    calls = UsageRecord.objects.filter(
+        api_key_id=key_id, created_at__gte=hour, created_at__lt=hour + timedelta(hours=1)
+    ).aggregate(first=Min("created_at"), last=Max("created_at"))
+    name = _names({(project_id, key_id, None)}).get((key_id, None), "A key")
+    _raise(
+        result,
+        project_id=project_id,
+        api_key_id=key_id,
+        kind=Flag.Kind.VOLUME_SPIKE,
+        severity=Flag.Severity.MEDIUM,
+        subject=hour.isoformat(),
+        summary=f"{name} made {current} calls in the hour from {hour:%H:%M} UTC, "
+        f"{current / baseline if baseline else current:.0f}× its usual {baseline:.1f} an hour.",
+        evidence={
+            "count": current,
+            "baseline_per_hour": round(baseline, 2),
+            "since": hour.isoformat(),
+            "until": (hour + timedelta(hours=1)).isoformat(),
+        },
+        seen_from=calls["first"] or hour,
+        seen_to=calls["last"] or min(now, hour + timedelta(hours=1)),
+    )
 
 
 def _client_token_ips(
@@ -595,32 +613,37 @@ def _client_token_ips(
     }
     for project_id, ct_id in tokens:
         most = rules[project_id].client_token_max_ips
-        ips = list(
-            UsageRecord.objects.filter(client_token_id=ct_id, ip__isnull=False)
-            .values_list("ip", flat=True)
-            .distinct()[: most * 4]
-        )
-        if len(ips) < most:
-            continue
-        span = UsageRecord.objects.filter(client_token_id=ct_id).aggregate(
-            first=Min("created_at"), last=Max("created_at")
-        )
-        ct = ClientToken.objects.only("public_id", "api_key_id").get(pk=ct_id)
-        _raise(
-            result,
-            project_id=project_id,
-            api_key_id=ct.api_key_id,
-            client_token_id=ct_id,
-            kind=Flag.Kind.CLIENT_TOKEN_MANY_IPS,
-            severity=Flag.Severity.MEDIUM,
-            subject="",
-            summary=f"Client token {ct.public_id} was used from {len(ips)}"
-            f"{'+' if len(ips) >= most * 4 else ''} addresses; a token minted "
-            "for one browser should see one or two.",
-            evidence={"ips": ips[:10], "count": len(ips), "since": span["first"].isoformat()},
-            seen_from=span["first"],
-            seen_to=span["last"],
-        )
+        many = partial(_client_token_many_ips, project_id, ct_id, most, result)
+        _isolated(f"addresses of client token {ct_id}", many, result)
+
+
+def _client_token_many_ips(project_id: int, ct_id: int, most: int, result: DetectionResult) -> None:
+    ips = list(
+        UsageRecord.objects.filter(client_token_id=ct_id, ip__isnull=False)
+        .values_list("ip", flat=True)
+        .distinct()[: most * 4]
+    )
+    if len(ips) < most:
+        return
+    span = UsageRecord.objects.filter(client_token_id=ct_id).aggregate(
+        first=Min("created_at"), last=Max("created_at")
+    )
+    ct = ClientToken.objects.only("public_id", "api_key_id").get(pk=ct_id)
+    _raise(
+        result,
+        project_id=project_id,
+        api_key_id=ct.api_key_id,
+        client_token_id=ct_id,
+        kind=Flag.Kind.CLIENT_TOKEN_MANY_IPS,
+        severity=Flag.Severity.MEDIUM,
+        subject="",
+        summary=f"Client token {ct.public_id} was used from {len(ips)}"
+        f"{'+' if len(ips) >= most * 4 else ''} addresses; a token minted "
+        "for one browser should see one or two.",
+        evidence={"ips": ips[:10], "count": len(ips), "since": span["first"].isoformat()},
+        seen_from=span["first"],
+        seen_to=span["last"],
+    )
 
 
 def _unused_since(cutoff: datetime) -> Q:
@@ -661,33 +684,40 @@ def _unused_keys(now: datetime, result: DetectionResult) -> None:
         .values_list("api_key_id", flat=True)
     )
     for key in stale.exclude(pk__in=already):
-        last_used = key.last_used_at
-        if last_used is not None:
-            # "Last used" is marked at most once a minute (usage/writer.py): the log, while
-            # it still holds them, has the key's own successes after the mark.
-            later = UsageRecord.objects.filter(
-                api_key_id=key.pk,
-                client_token_id__isnull=True,
-                outcome=Outcome.OK,
-                created_at__gt=last_used,
-            ).aggregate(last=Max("created_at"))["last"]
-            if later is not None and later >= cutoffs.get(key.project_id, now - UNUSED_AFTER):
-                continue
-            last_used = later or last_used
-        since = last_used or key.created_at
-        _raise(
-            result,
-            project_id=key.project_id,
+        # Each key on its own: one whose query runs out of time is not every project's loss.
+        _isolated(f"unused key {key.pk}", partial(_unused_key, key, now, cutoffs, result), result)
+
+
+def _unused_key(
+    key: ApiKey, now: datetime, cutoffs: dict[int, datetime], result: DetectionResult
+) -> None:
+    last_used = key.last_used_at
+    if last_used is not None:
+        # "Last used" is marked at most once a minute (usage/writer.py): the log, while
+        # it still holds them, has the key's own successes after the mark.
+        later = UsageRecord.objects.filter(
             api_key_id=key.pk,
-            kind=Flag.Kind.UNUSED_KEY,
-            severity=Flag.Severity.LOW,
-            subject="",
-            summary=f"Key “{key.name}” ({key.hint}) has not been used since {since:%-d %b %Y}. "
-            "If nothing needs it, revoke it: an unused key is only a risk.",
-            evidence={"last_used": last_used.isoformat() if last_used else None},
-            seen_from=since,
-            seen_to=now,
-        )
+            client_token_id__isnull=True,
+            outcome=Outcome.OK,
+            created_at__gt=last_used,
+        ).aggregate(last=Max("created_at"))["last"]
+        if later is not None and later >= cutoffs.get(key.project_id, now - UNUSED_AFTER):
+            return
+        last_used = later or last_used
+    since = last_used or key.created_at
+    _raise(
+        result,
+        project_id=key.project_id,
+        api_key_id=key.pk,
+        kind=Flag.Kind.UNUSED_KEY,
+        severity=Flag.Severity.LOW,
+        subject="",
+        summary=f"Key “{key.name}” ({key.hint}) has not been used since {since:%-d %b %Y}. "
+        "If nothing needs it, revoke it: an unused key is only a risk.",
+        evidence={"last_used": last_used.isoformat() if last_used else None},
+        seen_from=since,
+        seen_to=now,
+    )
 
 
 # -- Telling people --------------------------------------------------------------------------

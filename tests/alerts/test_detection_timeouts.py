@@ -110,3 +110,94 @@ def test_a_check_whose_query_outlasts_the_statement_timeout_is_skipped_and_the_r
     assert (result.rows, result.failures) == (3, 1)
     assert Flag.objects.filter(kind=Flag.Kind.ENDED_TOKEN_USED).count() == 2
     assert cursor_is_at_the_end()
+
+
+# -- One key's query in a check: only that key's finding is lost -------------------------------
+
+
+def on_key(key_id: int, *fragments: str):
+    """A statement about one key (or client token) whose SQL holds each of `fragments`."""
+    return lambda sql, params: list(params[:1]) == [key_id] and all(f in sql for f in fragments)
+
+
+def raised(kind: str) -> set[int | None]:
+    return set(Flag.objects.filter(kind=kind).values_list("api_key_id", flat=True))
+
+
+def test_one_keys_auth_burst_query_timing_out_costs_only_that_key(two_tenants):
+    mine, theirs = two_tenants
+    now = timezone.now()
+    usage_write(
+        [
+            usage_call(now - timedelta(seconds=s), key=key, status=403, error_code="forbidden")
+            for key in two_tenants
+            for s in range(25)
+        ]
+    )
+    with statements_time_out(on_key(mine.pk, "COUNT(")):
+        result = detect()
+    assert result.failures == 1
+    assert raised(Flag.Kind.AUTH_FAILURE_BURST) == {theirs.pk}
+    assert cursor_is_at_the_end()
+
+
+def test_one_client_tokens_address_count_timing_out_costs_only_that_token(two_tenants):
+    from apikeys.services import client_token_create
+
+    mine, theirs = two_tenants
+    tokens = {
+        key.pk: client_token_create(project=key.project, api_key=key, context={})[0]
+        for key in two_tenants
+    }
+    now = timezone.now()
+    usage_write(
+        [
+            usage_call(now - timedelta(minutes=i), client_token=token, ip=f"198.51.{i}.9")
+            for token in tokens.values()
+            for i in range(6)
+        ]
+    )
+    with statements_time_out(on_key(tokens[mine.pk].pk, "DISTINCT")):
+        result = detect()
+    assert result.failures == 1
+    assert raised(Flag.Kind.CLIENT_TOKEN_MANY_IPS) == {theirs.pk}
+
+
+def test_one_keys_volume_spike_query_timing_out_costs_only_that_key(two_tenants):
+    mine, theirs = two_tenants
+    now = timezone.now().replace(minute=30, second=0, microsecond=0)
+    ApiKey.objects.update(created_at=now - timedelta(days=30))
+    steady = [
+        usage_call(now - timedelta(days=2) + timedelta(minutes=10 * n), key=key)
+        for key in two_tenants
+        for n in range(6 * 46)
+    ]
+    spike = [
+        usage_call(now - timedelta(minutes=20, seconds=s * 5), key=key)
+        for key in two_tenants
+        for s in range(150)
+    ]
+    usage_write(steady + spike)
+    spike_hour = now.replace(minute=0)
+    # Its baseline for the spike's hour (each hour of a key is a unit of its own).
+    baseline = on_key(mine.pk, '"apikeys_usagehour"', "SUM(")
+    with statements_time_out(lambda sql, params: baseline(sql, params) and spike_hour in params):
+        result = detect(now=now)
+    assert result.failures == 1
+    assert raised(Flag.Kind.VOLUME_SPIKE) == {theirs.pk}
+
+
+def test_one_keys_unused_check_timing_out_costs_only_that_key_every_run(two_tenants):
+    """The unused-keys pass runs over every project's keys after the batches: one key's
+    query timing out undid the flags of all, on every run."""
+    mine, theirs = two_tenants
+    now = timezone.now()
+    ApiKey.objects.update(
+        created_at=now - timedelta(days=200), last_used_at=now - timedelta(days=91)
+    )
+    for _ in range(2):
+        with statements_time_out(on_key(mine.pk, "MAX(")):
+            assert detect().failures == 1
+    assert raised(Flag.Kind.UNUSED_KEY) == {theirs.pk}
+    detect()
+    assert raised(Flag.Kind.UNUSED_KEY) == {mine.pk, theirs.pk}
