@@ -2,11 +2,16 @@
 (run hourly from cron): a personal access token's person is emailed 7 days ahead (and
 sees a banner); an API key's project owners (less those who turned these emails off, and
 members who turned them on: notifications/) are emailed 7 days and 1 day ahead, once
-each, each in a message of their own."""
+each, each in a message of their own.
+
+A reminder that cannot be sent (its data, the mail server's answer) is logged, counted as
+skipped and left unclaimed, so the next run tries it again; the others still go.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -37,15 +42,23 @@ def personal_tokens_expiring_soon(user: User) -> QuerySet[PersonalAccessToken]:
     )
 
 
-def send_expiry_reminders() -> int:
-    """Every reminder that is due, each once. Returns how many emails went out."""
-    return send_personal_token_reminders() + send_api_key_reminders()
+@dataclass
+class ReminderResult:
+    sent: int = 0
+    # Reminders that could not be sent: logged, left unclaimed, tried again next run.
+    skipped: int = 0
+
+
+def send_expiry_reminders() -> ReminderResult:
+    """Every reminder that is due, each once: how many went out, and how many wait."""
+    tokens, keys = send_personal_token_reminders(), send_api_key_reminders()
+    return ReminderResult(sent=tokens.sent + keys.sent, skipped=tokens.skipped + keys.skipped)
 
 
 KEY_REMIND_LAST = timedelta(days=1)
 
 
-def send_api_key_reminders() -> int:
+def send_api_key_reminders() -> ReminderResult:
     """Email the owners of each project's keys that expire within 7 days, and again within
     a day. A key first seen inside its last day gets only the second."""
     now = timezone.now()
@@ -58,15 +71,16 @@ def send_api_key_reminders() -> int:
         )
         .select_related("project")
     )
-    sent = 0
+    result = ReminderResult()
     for key in due:
         try:
-            sent += _remind_key(key, now)
+            result.sent += _remind_key(key, now)
         except (OperationalError, InterfaceError):
             raise
         except Exception:
             logger.exception("expiry reminder for API key %s not sent", key.pk)
-    return sent
+            result.skipped += 1
+    return result
 
 
 def _remind_key(key: ApiKey, now: datetime) -> int:
@@ -116,7 +130,7 @@ def _remind_key(key: ApiKey, now: datetime) -> int:
     return 1
 
 
-def send_personal_token_reminders() -> int:
+def send_personal_token_reminders() -> ReminderResult:
     """Email each owner of a PAT that expires within 7 days, once per token."""
     now = timezone.now()
     due = (
@@ -124,17 +138,18 @@ def send_personal_token_reminders() -> int:
         .filter(expires_at__lte=now + REMIND_BEFORE, expiry_reminder_sent_at__isnull=True)
         .select_related("user")
     )
-    sent = 0
+    result = ReminderResult()
     for pat in due:
         try:
-            sent += _remind(pat, now)
+            result.sent += _remind(pat, now)
         except (OperationalError, InterfaceError):
             raise  # the database is gone: stop; the next run picks up where this stopped
         except Exception:
             # One token's reminder (its name, its owner's address, the mail server's answer
             # to it) must not stop everyone else's. Unclaimed, it is tried again next run.
             logger.exception("expiry reminder for personal access token %s not sent", pat.pk)
-    return sent
+            result.skipped += 1
+    return result
 
 
 def _remind(pat: PersonalAccessToken, now: datetime) -> int:

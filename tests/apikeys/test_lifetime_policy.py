@@ -235,15 +235,15 @@ def test_owners_are_reminded_a_week_and_a_day_before_a_key_expires_once_each(
         created_by=user,
         expires_at=timezone.now() + timedelta(days=6),
     )
-    assert send_expiry_reminders() == 1
-    assert send_expiry_reminders() == 0
+    assert send_expiry_reminders().sent == 1
+    assert send_expiry_reminders().sent == 0
     (week,) = mail.outbox
     assert week.to == [user.email] and "within a week" in week.subject
     assert "\n" not in week.subject and key.hint in week.body and "create a new key" in week.body
 
     ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() + timedelta(hours=20))
-    assert send_expiry_reminders() == 1
-    assert send_expiry_reminders() == 0
+    assert send_expiry_reminders().sent == 1
+    assert send_expiry_reminders().sent == 0
     assert "tomorrow" in mail.outbox[1].subject
 
 
@@ -254,8 +254,8 @@ def test_a_key_made_with_less_than_a_day_gets_only_the_last_reminder(project, us
         created_by=user,
         expires_at=timezone.now() + timedelta(hours=3),
     )
-    assert send_expiry_reminders() == 1
-    assert send_expiry_reminders() == 0
+    assert send_expiry_reminders().sent == 1
+    assert send_expiry_reminders().sent == 0
     assert len(mail.outbox) == 1 and "tomorrow" in mail.outbox[0].subject
 
 
@@ -277,11 +277,12 @@ def test_one_keys_failed_reminder_does_not_stop_the_others(project, user, monkey
         return real(**kwargs)
 
     monkeypatch.setattr(reminders, "send_mail", fails_once)
-    assert send_expiry_reminders() == 1
+    result = send_expiry_reminders()
+    assert (result.sent, result.skipped) == (1, 1)
     # The failed one was not claimed: it is tried again next run.
     assert ApiKey.objects.get(name="first").expiry_week_reminder_sent_at is None
     monkeypatch.setattr(reminders, "send_mail", real)
-    assert send_expiry_reminders() == 1
+    assert send_expiry_reminders().sent == 1
 
 
 def test_a_project_without_owners_keeps_its_reminder_for_when_it_has_one(project, user):
@@ -290,7 +291,7 @@ def test_a_project_without_owners_keeps_its_reminder_for_when_it_has_one(project
         project=project, name="K", created_by=user, expires_at=timezone.now() + timedelta(days=3)
     )
     Membership.objects.filter(project=project).update(role=Membership.Role.MEMBER)
-    assert send_expiry_reminders() == 0
+    assert send_expiry_reminders().sent == 0
     assert ApiKey.objects.get(pk=key.pk).expiry_week_reminder_sent_at is None
     Membership.objects.filter(project=project).update(role=Membership.Role.OWNER)
-    assert send_expiry_reminders() == 1
+    assert send_expiry_reminders().sent == 1

@@ -192,17 +192,17 @@ def test_expiry_reminders_follow_each_persons_choice(project, team, user):
     choose(team["ada"], project, alerts=True, expiry=False)
     choose(team["mel"], project, alerts=False, expiry=True)
     expiring_key(project, user)
-    assert send_expiry_reminders() == 1
+    assert send_expiry_reminders().sent == 1
     assert recipients() == [["grace@example.com"], ["mel@example.com"]]
 
 
 def test_a_reminder_nobody_wants_is_kept_for_whoever_turns_it_on(project, user):
     key = expiring_key(project, user)
     choose(user, project, alerts=True, expiry=False)
-    assert send_expiry_reminders() == 0 and mail.outbox == []
+    assert send_expiry_reminders().sent == 0 and mail.outbox == []
     assert ApiKey.objects.get(pk=key.pk).expiry_week_reminder_sent_at is None
     choose(user, project, alerts=True, expiry=True)
-    assert send_expiry_reminders() == 1
+    assert send_expiry_reminders().sent == 1
 
 
 def test_one_recipient_refused_does_not_stop_the_others_reminders(project, team, user, monkeypatch):
@@ -215,7 +215,7 @@ def test_one_recipient_refused_does_not_stop_the_others_reminders(project, team,
 
     monkeypatch.setattr(reminders, "send_mail", refuses_ada)
     expiring_key(project, user)
-    assert send_expiry_reminders() == 1
+    assert send_expiry_reminders().sent == 1
     assert recipients() == [["grace@example.com"]]
 
 
@@ -225,7 +225,7 @@ def test_a_reminder_that_reached_nobody_is_tried_again(project, user, monkeypatc
 
     monkeypatch.setattr(reminders, "send_mail", refuses)
     key = expiring_key(project, user)
-    assert send_expiry_reminders() == 0
+    assert send_expiry_reminders().sent == 0
     assert ApiKey.objects.get(pk=key.pk).expiry_week_reminder_sent_at is None
     monkeypatch.undo()
-    assert send_expiry_reminders() == 1
+    assert send_expiry_reminders().sent == 1

@@ -14,5 +14,8 @@ class Command(BaseCommand):
     help = "Email the owners of tokens that expire soon (PATs: 7 days; API keys: 7 and 1 day)."
 
     def handle(self, *args: object, **options: object) -> None:
-        sent = send_expiry_reminders()
-        self.stdout.write(f"Sent {sent} reminder{'s' if sent != 1 else ''}.")
+        result = send_expiry_reminders()
+        self.stdout.write(f"Sent {result.sent} reminder{'s' if result.sent != 1 else ''}.")
+        if result.skipped:
+            # Each was logged; unclaimed, it is tried again by the next run.
+            self.stderr.write(f"{result.skipped} skipped (see the log); tried again next run.")
