@@ -4,8 +4,10 @@ sees a banner); an API key's project owners (less those who turned these emails 
 members who turned them on: notifications/) are emailed 7 days and 1 day ahead, once
 each, each in a message of their own.
 
-A reminder that cannot be sent (its data, the mail server's answer) is logged, counted as
-skipped and left unclaimed, so the next run tries it again; the others still go.
+A reminder that cannot be sent (its data, the mail server's answer, its row held by
+another transaction past the lock timeout, a statement past the statement timeout) is
+logged, counted as skipped and left unclaimed, so the next run tries it again; the others
+still go. Only the database itself going away stops the run.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.urls import reverse
@@ -24,6 +26,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from apikeys.models import ApiKey, PersonalAccessToken
+from core.db_errors import database_unavailable
 from core.mail import one_line
 from notifications.recipients import expiry_email_recipients, send_to_each
 
@@ -75,9 +78,9 @@ def send_api_key_reminders() -> ReminderResult:
     for key in due:
         try:
             result.sent += _remind_key(key, now)
-        except (OperationalError, InterfaceError):
-            raise
-        except Exception:
+        except Exception as error:
+            if database_unavailable(error):
+                raise
             logger.exception("expiry reminder for API key %s not sent", key.pk)
             result.skipped += 1
     return result
@@ -142,11 +145,13 @@ def send_personal_token_reminders() -> ReminderResult:
     for pat in due:
         try:
             result.sent += _remind(pat, now)
-        except (OperationalError, InterfaceError):
-            raise  # the database is gone: stop; the next run picks up where this stopped
-        except Exception:
+        except Exception as error:
+            if database_unavailable(error):
+                raise  # the database is gone: stop; the next run picks up where this stopped
             # One token's reminder (its name, its owner's address, the mail server's answer
-            # to it) must not stop everyone else's. Unclaimed, it is tried again next run.
+            # to it, a lock on its row that outlasts lock_timeout) must not stop everyone
+            # else's: the others after it, in the same order every run. Unclaimed, it is
+            # tried again next run.
             logger.exception("expiry reminder for personal access token %s not sent", pat.pk)
             result.skipped += 1
     return result

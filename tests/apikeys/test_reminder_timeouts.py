@@ -1,0 +1,85 @@
+"""Expiry reminders when one token's row is held by another transaction past the lock
+timeout (55P03), which Django raises as an OperationalError, as it does a lost
+connection: that reminder waits for the next run, and every other one goes now."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db import OperationalError
+from django.utils import timezone
+
+from accounts.models import Project
+from apikeys.models import ApiKey, PersonalAccessToken
+from apikeys.reminders import send_expiry_reminders
+from apikeys.services import api_key_create, personal_token_create
+from tests.conftest import row_locked_elsewhere
+
+OTHER_OWNER = "other-owner@example.com"
+
+
+def expiring_key(project: Project, name: str) -> ApiKey:
+    owner = project.memberships.get().user
+    key, _ = api_key_create(
+        project=project, name=name, created_by=owner, expires_at=timezone.now() + timedelta(days=3)
+    )
+    return key
+
+
+def expiring_token(user, name: str) -> PersonalAccessToken:
+    pat, _ = personal_token_create(user=user, name=name)
+    PersonalAccessToken.objects.filter(pk=pat.pk).update(
+        expires_at=timezone.now() + timedelta(days=3)
+    )
+    return pat
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_held_elsewhere_waits_for_the_next_run_and_the_others_go_now(
+    project, make_user, short_lock_timeout
+):
+    theirs = expiring_key(Project.objects.for_user(make_user(email=OTHER_OWNER)).get(), "Theirs")
+    mine = expiring_key(project, "Mine")  # the newest: the first key of every run
+    with row_locked_elsewhere(mine):
+        first, second = send_expiry_reminders(), send_expiry_reminders()
+        assert [m.to for m in mail.outbox] == [[OTHER_OWNER]]
+    assert (first.sent, first.skipped) == (1, 1)
+    assert (second.sent, second.skipped) == (0, 1)  # reached first again, and waits again
+    assert ApiKey.objects.get(pk=mine.pk).expiry_week_reminder_sent_at is None
+    assert ApiKey.objects.get(pk=theirs.pk).expiry_week_reminder_sent_at is not None
+    later = send_expiry_reminders()
+    assert (later.sent, later.skipped) == (1, 0)
+    assert "Mine" in mail.outbox[1].subject
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_personal_token_held_elsewhere_stops_neither_other_tokens_nor_key_reminders(
+    user, project, make_user, short_lock_timeout
+):
+    mine = expiring_token(user, "Mine")
+    theirs = expiring_token(make_user(email=OTHER_OWNER), "Theirs")
+    expiring_key(project, "Deploy")
+    with row_locked_elsewhere(mine):
+        result = send_expiry_reminders()
+    assert (result.sent, result.skipped) == (2, 1)
+    assert PersonalAccessToken.objects.get(pk=theirs.pk).expiry_reminder_sent_at is not None
+    assert PersonalAccessToken.objects.get(pk=mine.pk).expiry_reminder_sent_at is None
+    assert send_expiry_reminders().sent == 1
+
+
+def test_a_lost_connection_still_stops_the_run_for_the_next_one_to_retry(
+    project, make_user, monkeypatch
+):
+    from apikeys import reminders
+
+    expiring_key(project, "Mine")
+    expiring_key(Project.objects.for_user(make_user(email=OTHER_OWNER)).get(), "Theirs")
+
+    def connection_lost(key, now):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(reminders, "_remind_key", connection_lost)
+    with pytest.raises(OperationalError):
+        send_expiry_reminders()
