@@ -112,6 +112,25 @@ def test_a_check_whose_query_outlasts_the_statement_timeout_is_skipped_and_the_r
     assert cursor_is_at_the_end()
 
 
+def test_a_lost_connection_still_stops_the_run_with_the_cursor_where_it_was(
+    two_tenants, monkeypatch
+):
+    from django.db import OperationalError
+
+    from alerts import detection
+
+    mine, theirs = two_tenants
+    usage_write([usage_call(timezone.now(), key=mine), usage_call(timezone.now(), key=theirs)])
+
+    def connection_lost(*args):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(detection, "_new_networks", connection_lost)
+    with pytest.raises(OperationalError):
+        detect()
+    assert not DetectionCursor.objects.filter(last_id__gt=0).exists()
+
+
 # -- One key's query in a check: only that key's finding is lost -------------------------------
 
 
