@@ -337,15 +337,21 @@ def row_locked_elsewhere(row: models.Model) -> Iterator[None]:
 def statements_time_out(matches: Callable[[str, Sequence[object]], bool]) -> Iterator[None]:
     """Each statement of this connection for which `matches(sql, params)` holds runs into
     PostgreSQL's statement timeout instead (SQLSTATE 57014, raised as Django raises it), as
-    one too slow for the timeout would. It must run in a transaction (SET LOCAL)."""
+    one too slow for the timeout would."""
     if connection.vendor != "postgresql":
         pytest.skip("statement_timeout is PostgreSQL's")
 
     def wrapper(execute, sql, params, many, context):
-        if matches(sql, params or ()):
+        if not matches(sql, params or ()):
+            return execute(sql, params, many, context)
+        if connection.in_atomic_block:  # the transaction's rollback undoes SET LOCAL
             execute("SET LOCAL statement_timeout = '10ms'", None, False, context)
-            execute("SELECT pg_sleep(1)", None, False, context)
-        return execute(sql, params, many, context)
+            return execute("SELECT pg_sleep(1)", None, False, context)
+        execute("SET statement_timeout = '10ms'", None, False, context)
+        try:
+            return execute("SELECT pg_sleep(1)", None, False, context)
+        finally:
+            execute("RESET statement_timeout", None, False, context)
 
     with connection.execute_wrapper(wrapper):
         yield

@@ -14,7 +14,9 @@
    in the run first, so endpoints that never answer hold a sender each and the others
    keep going. Each send is isolated: an endpoint that times out, refuses or raises is
    recorded and the run goes on, without that endpoint: its other deliveries wait for the
-   next run, so one slow or broken endpoint costs a run one attempt at most.
+   next run, so one slow or broken endpoint costs a run one attempt at most. So does one
+   whose backlog outlasts the statement timeout, or whose delivery row another transaction
+   holds past the lock timeout (core/db_errors.py); only a lost database stops claiming.
 
 Logs name an endpoint by scheme and host only, never its path or query (a Slack URL's
 path is its secret) and never the signing secret.
@@ -34,6 +36,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from alerts.models import Flag
+from core.db_errors import database_unavailable
 from webhooks.models import SEVERITY_RANK, WebhookDelivery, WebhookEndpoint
 from webhooks.payloads import alert_event, body_bytes, event_id_new, slack_message
 from webhooks.signing import secret_decrypt, signature_header
@@ -210,12 +213,27 @@ def _claim_next(
             break
     claimed = []
     for endpoint_id in picked:
-        oldest = (
-            due.filter(endpoint_id=endpoint_id)
-            .order_by("next_attempt_at", "id")
-            .values_list("pk", flat=True)
-            .first()
-        )
+        try:
+            oldest = (
+                due.filter(endpoint_id=endpoint_id)
+                .order_by("next_attempt_at", "id")
+                .values_list("pk", flat=True)
+                .first()
+            )
+        except Exception as error:
+            if database_unavailable(error):
+                raise
+            # A statement timeout on this endpoint's backlog: no more tries for it this
+            # run. Raised, it ended claiming for everyone, and the endpoint that has waited
+            # longest comes first again on the next run.
+            failing.add(endpoint_id)
+            result.errors += 1
+            logger.error(
+                "webhooks: finding endpoint %s's due deliveries: %s",
+                endpoint_id,
+                type(error).__name__,
+            )
+            continue
         if oldest is None:
             continue
         try:
