@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import Max, Min, Q
+from django.db import connection, models, transaction
+from django.db.models import Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken, Token
@@ -441,8 +441,10 @@ def _mark_last_used(entries: list[UsageEntry]) -> None:
         if target not in latest or e.created_at > latest[target].created_at:
             latest[target] = e
     for (model, pk), e in latest.items():
-        model._default_manager.filter(pk=pk).exclude(
-            last_used_at__gt=e.created_at - LAST_USED_RESOLUTION
+        _unless_held(
+            model._default_manager.filter(pk=pk).exclude(
+                last_used_at__gt=e.created_at - LAST_USED_RESOLUTION
+            )
         ).update(last_used_at=e.created_at, last_used_ip=e.ip)
     # A key that has ended but is still tried says so on the keys page ("still tried").
     refused: dict[int, datetime] = {}
@@ -452,9 +454,25 @@ def _mark_last_used(entries: list[UsageEntry]) -> None:
     for pk, at in refused.items():
         # Only once the key itself has ended: a rolled key's old secret refused after its
         # overlap is no sign that the key, still working, is held by someone else.
-        ApiKey.objects.filter(pk=pk).filter(Q(revoked_at__lte=at) | Q(expires_at__lte=at)).exclude(
-            last_refused_at__gt=at - LAST_USED_RESOLUTION
+        _unless_held(
+            ApiKey.objects.filter(pk=pk)
+            .filter(Q(revoked_at__lte=at) | Q(expires_at__lte=at))
+            .exclude(last_refused_at__gt=at - LAST_USED_RESOLUTION)
         ).update(last_refused_at=at)
+
+
+def _unless_held[M: models.Model](rows: QuerySet[M]) -> QuerySet[M]:
+    """`rows`, less any another transaction is updating (FOR NO KEY UPDATE SKIP LOCKED on
+    PostgreSQL: the lock an UPDATE takes, which leaves the usage rows' key checks free).
+
+    The marks are written under the usage log's write lock: waiting here for a token's row
+    (a roll in progress, an expiry reminder being mailed) would hold up every tenant's
+    usage, and past the lock timeout send the whole batch round again. A mark skipped is
+    made by the token's next call; until then the log itself has the call (what the
+    unused-key check reads)."""
+    return rows.model._default_manager.filter(
+        pk__in=rows.order_by().select_for_update(skip_locked=True, no_key=True).values("pk")
+    )
 
 
 def _count_unattributed(entries: list[UsageEntry]) -> None:

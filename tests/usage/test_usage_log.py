@@ -10,7 +10,7 @@ from django.utils import timezone
 from apikeys.models import ApiKey
 from apikeys.services import api_key_revoke
 from apikeys.tokens import TokenKind, token_generate
-from tests.conftest import usage_call
+from tests.conftest import another_connection, usage_call
 from usage.models import Outcome, UnattributedCalls, UsageHour, UsageIp, UsageRecord
 from usage.writer import usage_write
 
@@ -223,6 +223,28 @@ def test_last_used_is_written_at_most_once_a_minute(api_key):
     key.refresh_from_db()
     assert (key.last_used_at, key.last_used_ip) == (later, "198.51.100.3")
     assert UsageRecord.objects.filter(api_key=key).count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_row_held_elsewhere_does_not_hold_up_the_usage_log(api_key, short_lock_timeout):
+    """An expiry reminder being mailed, or a roll, holds the key's row: the usage log is
+    written without waiting for it (every tenant's batch would wait), and the mark is made
+    by the key's next call."""
+    key = api_key[0]
+    start = timezone.now().replace(second=0, microsecond=0) - datetime.timedelta(hours=1)
+    with another_connection() as reminder:  # claims the key's reminder, then mails
+        reminder.execute(
+            "UPDATE apikeys_apikey SET expiry_week_reminder_sent_at = now() WHERE id = %s",
+            [key.pk],
+        )
+        usage_write([entry(key, start, ip="198.51.100.1")])
+    assert UsageRecord.objects.filter(api_key=key).count() == 1
+    key.refresh_from_db()
+    assert key.last_used_at is None  # skipped while held
+    later = start + datetime.timedelta(minutes=2)
+    usage_write([entry(key, later, ip="198.51.100.2")])
+    key.refresh_from_db()
+    assert (key.last_used_at, key.last_used_ip) == (later, "198.51.100.2")
 
 
 def test_two_calls_in_the_same_minute_update_the_key_row_once(api_key, monkeypatch):
