@@ -29,7 +29,7 @@ def webhook_create(
     secret = secret_generate()
     with transaction.atomic():
         # Two owners adding the 10th endpoint at once: the project row serialises them.
-        Project.objects.select_for_update().filter(pk=project.pk).first()
+        Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
         if WebhookEndpoint.objects.for_project(project).count() >= MAX_ENDPOINTS_PER_PROJECT:
             raise TooManyEndpoints(
                 f"A project can have {MAX_ENDPOINTS_PER_PROJECT} webhook endpoints; "
