@@ -154,10 +154,18 @@ def idempotent(
     return response
 
 
+PRUNE_BATCH = 1000  # rows per DELETE, so no one statement holds the table for long
+
+
 def idempotency_records_prune(*, now: datetime | None = None) -> int:
     """Remove the answers kept longer than LIFETIME; a retry after that acts anew.
-    Returns how many were removed. Run daily (`manage.py prune_idempotency_records`)."""
-    removed, _ = IdempotencyRecord.objects.filter(
-        created_at__lt=(now or timezone.now()) - LIFETIME
-    ).delete()
+    Returns how many were removed. Run daily (`manage.py prune_idempotency_records`).
+
+    In batches, oldest first, along the created_at index: a day of a busy project's
+    retried writes in one DELETE could outlast the statement timeout, fail the same way
+    every day, and leave the table to grow for good."""
+    old = IdempotencyRecord.objects.filter(created_at__lt=(now or timezone.now()) - LIFETIME)
+    removed = 0
+    while ids := list(old.order_by("created_at").values_list("pk", flat=True)[:PRUNE_BATCH]):
+        removed += IdempotencyRecord.objects.filter(pk__in=ids).delete()[0]
     return removed

@@ -33,6 +33,8 @@ class IdempotencyRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "key"], name="idempotency_unique_key")
         ]
+        # The daily prune's: the oldest first, without reading the whole table.
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_at")]
 
     def __str__(self) -> str:
         return f"{self.project_id} {self.key}"

@@ -4,6 +4,8 @@ import datetime
 import io
 
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import Execution
@@ -177,6 +179,24 @@ def test_pruning_forgets_answers_older_than_24_hours_and_keeps_the_rest(project)
     assert idempotency_records_prune(now=now) == 1
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]
     assert idempotency_records_prune(now=now) == 0
+
+
+def test_pruning_a_backlog_deletes_it_all_a_bounded_batch_at_a_time(project, monkeypatch):
+    monkeypatch.setattr("api.idempotency.PRUNE_BATCH", 3)
+    now = timezone.now()
+    for n in range(7):
+        IdempotencyRecord.objects.create(
+            project=project,
+            key=f"stale-{n}",
+            fingerprint="f",
+            created_at=now - datetime.timedelta(days=2, minutes=n),
+        )
+    IdempotencyRecord.objects.create(project=project, key="fresh", fingerprint="f", created_at=now)
+    with CaptureQueriesContext(connection) as queries:
+        assert idempotency_records_prune(now=now) == 7
+    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
+    assert len(deletes) == 3  # 3 + 3 + 1: no one statement holds the table for the whole day
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]
 
 
 def test_the_daily_command_says_how_many_answers_it_forgot(project):
