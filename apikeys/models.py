@@ -13,7 +13,8 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Value
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from accounts.models import Project, User
@@ -168,6 +169,12 @@ class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
     def for_project(self, project: Project) -> ApiKeyQuerySet:
         return self.filter(project=project)
 
+    def named(self, name: str) -> ApiKeyQuerySet:
+        """Keys called `name` whatever its case, compared as the constraint
+        `apikey_unique_working_name` compares them (UPPER in the database, as `iexact`
+        does on PostgreSQL), so the check in code and the index never disagree."""
+        return self.alias(upper_name=Upper("name")).filter(upper_name=Upper(Value(name)))
+
     def suspend(self, *, by: User | None, reason: str) -> int:
         """Suspend every key here that is neither suspended nor revoked, now. Returns how
         many: like revoke(), a conditional UPDATE, so two suspends cannot both claim a key.
@@ -188,6 +195,9 @@ class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
         return self.annotate(
             open_flags=Count("flags", filter=Q(flags__acknowledged_at__isnull=True))
         )
+
+
+NAME_CONSTRAINT = "apikey_unique_working_name"
 
 
 class ApiKey(PermissionsMixin, Token):
@@ -233,12 +243,29 @@ class ApiKey(PermissionsMixin, Token):
     # When the project's owners were emailed that it expires within a week, and a day.
     expiry_week_reminder_sent_at = models.DateTimeField(null=True, blank=True)
     expiry_day_reminder_sent_at = models.DateTimeField(null=True, blank=True)
+    # An expired key's name is free again, but expiring is a moment, not a write: the
+    # database cannot see it (an index cannot compare with now()). The create or rename
+    # that takes the name of an expired key sets this on it, in its own transaction
+    # (apikeys.services.key_name_claim), and the name leaves the unique index. The
+    # database default lets code from before it insert during a deploy.
+    name_released = models.BooleanField(default=False, db_default=False)
 
     objects = ApiKeyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["project", "-created_at"], name="apikey_project_time")]
+        constraints = [
+            # Two working keys with one name differ only by their hint in every list and
+            # alert (apikeys.forms._unique_key_name says so to the person). Checked in code
+            # first for the message; this holds when two requests pass that check at once.
+            models.UniqueConstraint(
+                "project",
+                Upper("name"),
+                condition=Q(revoked_at__isnull=True, name_released=False),
+                name=NAME_CONSTRAINT,
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.hint})"

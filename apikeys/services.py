@@ -6,12 +6,13 @@ usage/writer.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Least
 from django.utils import timezone
@@ -20,6 +21,7 @@ from accounts.models import Membership, Project, User
 from accounts.security_notices import security_notice_send
 from apikeys.models import (
     ALL_PERMISSIONS,
+    NAME_CONSTRAINT,
     PAT_ONLY_PERMISSIONS,
     ApiKey,
     ClientToken,
@@ -29,6 +31,7 @@ from apikeys.models import (
 from apikeys.scopes import AGENT_ACTIONS, parse_agent_names, widening
 from apikeys.tokens import Secret, TokenKind, token_generate, token_hash, token_hint
 from audit.log import audit_record
+from core.constraints import violates
 from core.invalidation import changed
 from core.networks import parse_networks
 from core.validators import single_line
@@ -40,6 +43,18 @@ SUSPENSION_REASON_MAX = 200  # ApiKey.suspended_reason's max_length
 
 class OutOfPolicy(ValueError):
     """The token would live longer than a project's lifetime policy allows."""
+
+
+class KeyNameTaken(Exception):
+    """Another working key of the project has this name, whatever its case. Callers check
+    first (key_name_taken) to say so beside the field; this is for the request that passed
+    that check at the same moment as another that took the name (a form sent from two
+    tabs, two API calls): the database's constraint refused it, and nothing it wrote is
+    kept. Not a ValueError, which the API reads as a bad agent scope."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
 
 
 def permissions_or_all(permissions: list[str] | None, *, extra: Sequence[str] = ()) -> list[str]:
@@ -116,13 +131,42 @@ def agent_scope_checked(
 def key_name_taken(project: Project, name: str, renaming: ApiKey | None = None) -> bool:
     """Whether another working (not revoked, not expired) key of `project` has `name`,
     whatever its case."""
-    same = ApiKey.objects.for_project(project).active().filter(name__iexact=name.strip())
+    same = ApiKey.objects.for_project(project).named(name.strip()).active()
     if renaming is not None:
         same = same.exclude(pk=renaming.pk)
     return same.exists()
 
 
-@transaction.atomic
+@contextmanager
+def key_name_claim(
+    project: Project, name: str, *, renaming: ApiKey | None = None
+) -> Iterator[None]:
+    """A transaction in which a key of `project` gets `name`: KeyNameTaken, with all it
+    wrote rolled back (the key, its audit event), if a working key has the name by the
+    time it is written; any other IntegrityError goes through as it is.
+
+    First it frees the name from the project's expired keys that still hold it in the
+    constraint (see ApiKey.name_released): the rule lets a new key take an expired key's
+    name, and only a write can tell the database that the key has ended. Two claims of one
+    name at once wait on those rows, then on the index: one of them gets KeyNameTaken."""
+    try:
+        with transaction.atomic():
+            expired = (
+                ApiKey.objects.for_project(project)
+                .named(name)
+                .filter(revoked_at__isnull=True, name_released=False)
+                .filter(expires_at__lte=timezone.now())
+            )
+            if renaming is not None:
+                expired = expired.exclude(pk=renaming.pk)
+            expired.update(name_released=True)
+            yield
+    except IntegrityError as refused:
+        if not violates(refused, NAME_CONSTRAINT):
+            raise
+        raise KeyNameTaken(name) from None
+
+
 def api_key_create(
     *,
     project: Project,
@@ -137,57 +181,66 @@ def api_key_create(
 ) -> tuple[ApiKey, Secret]:
     """A new key and its secret. The secret is returned once and is not kept anywhere.
     `agent_names`, `agent_actions`: its agent scope (apikeys/scopes.py); none: all.
-    OutOfPolicy if it would live longer than the project's lifetime policy allows."""
+    OutOfPolicy if it would live longer than the project's lifetime policy allows;
+    KeyNameTaken if a working key of the project has the name (see key_name_claim)."""
     names, actions = agent_scope_checked(agent_names, agent_actions)
     days = project.max_key_lifetime_days
     if Project.lifetime_exceeds(days, timezone.now(), expires_at):
         raise OutOfPolicy(
             f"Project “{project.name}” accepts only keys that expire within {days} days."
         )
-    api_key, secret = ApiKey.objects.mint(
-        project=project,
-        name=name.strip(),
-        notes=notes.strip(),
-        permissions=permissions_or_all(permissions),
-        created_by=created_by,
-        expires_at=expires_at,
-        agent_names=names,
-        agent_actions=actions,
-    )
-    audit_record(
-        action="api_key.created",
-        actor=created_by,
-        # No person: made by `manage.py createapikey`. Named as the key list names it.
-        actor_email="" if created_by else "a script (manage.py createapikey)",
-        project=project,
-        target=api_key,
-        ip=ip,
-        metadata=_lifetime(api_key),
-    )
+    name = name.strip()
+    with key_name_claim(project, name):
+        api_key, secret = ApiKey.objects.mint(
+            project=project,
+            name=name,
+            notes=notes.strip(),
+            permissions=permissions_or_all(permissions),
+            created_by=created_by,
+            expires_at=expires_at,
+            agent_names=names,
+            agent_actions=actions,
+        )
+        audit_record(
+            action="api_key.created",
+            actor=created_by,
+            # No person: made by `manage.py createapikey`. Named as the key list names it.
+            actor_email="" if created_by else "a script (manage.py createapikey)",
+            project=project,
+            target=api_key,
+            ip=ip,
+            metadata=_lifetime(api_key),
+        )
     return api_key, secret
 
 
-@transaction.atomic
 def api_key_rename(
     *, api_key: ApiKey, name: str, by: User, ip: str | None = None, notes: str | None = None
 ) -> ApiKey:
-    """A new name and (when given) new notes for a key."""
+    """A new name and (when given) new notes for a key. KeyNameTaken if another working
+    key of the project has the name (see key_name_claim); the key is then left as it was,
+    in the database and in `api_key`."""
     old, old_notes = api_key.name, api_key.notes
-    api_key.name = name.strip()
-    if notes is not None:
-        api_key.notes = notes.strip()
-    api_key.save(update_fields=["name", "notes"])
-    metadata: dict[str, str] = {"from": old, "to": api_key.name}
-    if api_key.notes != old_notes:
-        metadata["notes"] = api_key.notes
-    audit_record(
-        action="api_key.renamed",
-        actor=by,
-        project=api_key.project,
-        target=api_key,
-        ip=ip,
-        metadata=metadata,
-    )
+    try:
+        with key_name_claim(api_key.project, name.strip(), renaming=api_key):
+            api_key.name = name.strip()
+            if notes is not None:
+                api_key.notes = notes.strip()
+            api_key.save(update_fields=["name", "notes"])
+            metadata: dict[str, str] = {"from": old, "to": api_key.name}
+            if api_key.notes != old_notes:
+                metadata["notes"] = api_key.notes
+            audit_record(
+                action="api_key.renamed",
+                actor=by,
+                project=api_key.project,
+                target=api_key,
+                ip=ip,
+                metadata=metadata,
+            )
+    except KeyNameTaken:
+        api_key.name, api_key.notes = old, old_notes
+        raise
     return api_key
 
 

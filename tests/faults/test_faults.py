@@ -13,6 +13,7 @@ The Redis scenarios run on SQLite and PostgreSQL; the database ones on PostgreSQ
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -32,6 +33,7 @@ DB_CONNECT_TIMEOUT, DB_LOCK_TIMEOUT = 2, 1
 # An answer may take this long at most while a store is down or stalled: the store's own
 # timeout (Redis 250 ms, a database connection 2 s, a lock 1 s) and a margin for a loaded
 # two-core machine.
+RUNS = itertools.count(1)  # keys(): one pair of names per run
 SLOWEST_ANSWER = {"redis": 2.0, "database": DB_CONNECT_TIMEOUT + 3.0}
 
 
@@ -102,11 +104,15 @@ class Load:
 
 
 def keys(deployed: Deployment) -> tuple[str, str]:
-    good, revoked = deployed.new_key("good"), deployed.new_key("revoked")
+    """A working key and a revoked one. Named afresh for each run: the deployment is
+    shared by the module's runs, and two working keys of a project cannot share a name."""
+    run = next(RUNS)
+    good, revoked = deployed.new_key(f"good {run}"), deployed.new_key(f"revoked {run}")
     deployed.manage(
         "shell",
         "-c",
-        "from apikeys.models import ApiKey; ApiKey.objects.filter(name='revoked').revoke(by=None)",
+        "from apikeys.models import ApiKey; "
+        f"ApiKey.objects.filter(name='revoked {run}').revoke(by=None)",
     )
     return good, revoked
 
