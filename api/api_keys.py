@@ -36,6 +36,7 @@ from apikeys.services import (
     ROLL_OVERLAPS,
     SUSPENSION_REASON_MAX,
     CannotRoll,
+    KeyNameTaken,
     OutOfPolicy,
     api_key_create,
     api_key_rename,
@@ -53,6 +54,7 @@ from core.validators import single_line
 
 KEY_ID = re.compile(r"key_([0-9]{1,19})")
 NAME_MAX = ApiKey._meta.get_field("name").max_length or 100
+NAME_TAKEN = "is already the name of a working key here."
 MAX_OVERLAP_SECONDS = int(max(ROLL_OVERLAPS.values()).total_seconds())
 
 
@@ -166,7 +168,7 @@ def api_keys(request: ProjectApiRequest) -> HttpResponse:
     name = _string(body, "name", most=NAME_MAX, required=True)
     assert name is not None
     if key_name_taken(request.caller.project, name):
-        raise errors.invalid_field_value("name", "is already the name of a working key here.")
+        raise errors.invalid_field_value("name", NAME_TAKEN)
     permissions = _strings(body, "permissions", most=len(ALL_PERMISSIONS))
     if permissions is not None and (not permissions or set(permissions) - set(ALL_PERMISSIONS)):
         raise errors.invalid_field_value(
@@ -199,6 +201,8 @@ def api_keys(request: ProjectApiRequest) -> HttpResponse:
             )
             if networks:
                 token_networks_set(key, networks=networks, by=caller.user, ip=ip)
+    except KeyNameTaken:  # taken since the check above, by a request running beside this one
+        raise errors.invalid_field_value("name", NAME_TAKEN) from None
     except OutOfPolicy as refused:
         raise errors.invalid_field_value("expiresAt", str(refused)) from None
     except ValueError as refused:  # a scope the services refuse: bad agent names
@@ -214,8 +218,11 @@ def api_key_detail(request: ProjectApiRequest, key_id: str) -> HttpResponse:
         name = _string(json_body(request), "name", most=NAME_MAX, required=True)
         assert name is not None and user is not None
         if key_name_taken(key.project, name, renaming=key):
-            raise errors.invalid_field_value("name", "is already the name of a working key here.")
-        api_key_rename(api_key=key, name=name, by=user, ip=ip)
+            raise errors.invalid_field_value("name", NAME_TAKEN)
+        try:
+            api_key_rename(api_key=key, name=name, by=user, ip=ip)
+        except KeyNameTaken:  # taken since the check above
+            raise errors.invalid_field_value("name", NAME_TAKEN) from None
     elif request.method == "DELETE":
         api_key_revoke(api_key=key, by=user, ip=ip)
         return HttpResponse(status=204)

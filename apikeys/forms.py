@@ -326,15 +326,22 @@ class ApiKeyRenameForm(forms.Form):
 
 def _unique_key_name(project: Project, name: str, renaming: ApiKey | None = None) -> str:
     """Two working keys with one name differ only by their hint in every list and alert:
-    refused, whatever the case (an ended key's name may be used again)."""
+    refused, whatever the case (an ended key's name may be used again). The database holds
+    the same rule for a request that passes this at the same moment as another."""
     if key_name_taken(project, name, renaming):
-        raise forms.ValidationError(
-            "A working key of this project is already called “%(name)s”: give this one a "
-            "name you can tell apart (e.g. where it is used).",
-            code="taken",
-            params={"name": name},
-        )
+        raise key_name_taken_error(name)
     return name
+
+
+def key_name_taken_error(name: str) -> forms.ValidationError:
+    """What the name field says when a working key has the name: found by the form's check,
+    or (apikeys.services.KeyNameTaken) by the database when another request took it since."""
+    return forms.ValidationError(
+        "A working key of this project is already called “%(name)s”: give this one a "
+        "name you can tell apart (e.g. where it is used).",
+        code="taken",
+        params={"name": name},
+    )
 
 
 class ApiKeySuspendForm(forms.Form):

@@ -36,11 +36,13 @@ from apikeys.forms import (
     ApiKeyRollForm,
     ApiKeySuspendForm,
     KeysTransferForm,
+    key_name_taken_error,
 )
 from apikeys.models import ApiKey, PersonalAccessToken, TokenStatus
 from apikeys.scopes import describe as describe_scope
 from apikeys.services import (
     CannotRoll,
+    KeyNameTaken,
     RolledMeanwhile,
     api_key_create,
     api_key_end_previous_secret,
@@ -253,17 +255,25 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
             request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
         )
 
-    api_key, token = api_key_create(
-        project=request.project,
-        name=form.cleaned_data["name"],
-        created_by=request.user,
-        permissions=form.chosen_permissions(),
-        expires_at=form.expires_at(),
-        ip=client_ip(request),
-        agent_names=form.cleaned_data["agents"],
-        agent_actions=form.chosen_agent_actions(),
-        notes=form.cleaned_data["notes"],
-    )
+    try:
+        api_key, token = api_key_create(
+            project=request.project,
+            name=form.cleaned_data["name"],
+            created_by=request.user,
+            permissions=form.chosen_permissions(),
+            expires_at=form.expires_at(),
+            ip=client_ip(request),
+            agent_names=form.cleaned_data["agents"],
+            agent_actions=form.chosen_agent_actions(),
+            notes=form.cleaned_data["notes"],
+        )
+    except KeyNameTaken as taken:
+        # Taken since the form's check: by this form sent from another tab, or by someone
+        # else. Said as the check says it; no key was made.
+        form.add_error("name", key_name_taken_error(taken.name))
+        return _render(
+            request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
+        )
     context = {"new_key": api_key, "token": token, "details": token_summary(api_key)}
     return shown_once(request, _render(request, "created", context, status=201), changed=CHANGED)
 
@@ -275,13 +285,17 @@ def api_key_rename_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     initial = {"name": api_key.name, "notes": api_key.notes}
     form = ApiKeyRenameForm(request.POST or None, initial=initial, api_key=api_key)
     if request.method == "POST" and form.is_valid():
-        api_key_rename(
-            api_key=api_key,
-            name=form.cleaned_data["name"],
-            notes=form.cleaned_data["notes"],
-            by=request.user,
-            ip=client_ip(request),
-        )
+        try:
+            api_key_rename(
+                api_key=api_key,
+                name=form.cleaned_data["name"],
+                notes=form.cleaned_data["notes"],
+                by=request.user,
+                ip=client_ip(request),
+            )
+        except KeyNameTaken as taken:  # taken since the form's check; the key is unchanged
+            form.add_error("name", key_name_taken_error(taken.name))
+            return _render(request, "rename-form", {"form": form, "key": api_key}, status=422)
         messages.success(request, f"Key renamed to “{api_key.name}”.")
         if request.htmx:
             response = render(request, f"{TEMPLATE}#panel-closed", {})

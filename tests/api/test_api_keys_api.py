@@ -18,6 +18,7 @@ from tests.api.assertions import assert_error, assert_ok
 from tests.conftest import Api
 
 INVOKE = "/v1/agents/my-agent/invoke"
+NAME_TAKEN = "The field 'name' is already the name of a working key here."
 
 
 @pytest.fixture
@@ -246,3 +247,78 @@ def test_patch_honours_an_idempotency_key_as_the_contract_says(admin):
     other = admin.send("PATCH", path, {"name": "second"}, headers=headers)
     assert "different request" in assert_error(other, 400, "invalid_request")["message"]
     assert assert_ok(admin.get(path))["name"] == "first"
+
+
+def test_a_create_that_loses_its_name_to_another_request_gets_the_name_error(
+    admin, project, monkeypatch
+):
+    """The check above the insert missed the other request's key (not committed yet when
+    it looked): the constraint refuses the name, the answer is the check's own 400, and
+    neither the key nor its networks nor its audit event are left behind."""
+    import api.api_keys
+
+    api_key_create(project=project, name="CI", created_by=None)
+    monkeypatch.setattr(api.api_keys, "key_name_taken", lambda *args, **kwargs: False)
+    events = AuditEvent.objects.count()
+    body = {"name": "ci", "allowedNetworks": ["203.0.113.0/24"]}
+    error = assert_error(admin.post("/v1/api-keys", body), 400, "invalid_field_value")
+    assert error["message"] == NAME_TAKEN
+    assert list(ApiKey.objects.values_list("name", "allowed_networks")) == [("CI", [])]
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_rename_that_loses_its_name_to_a_new_key_gets_the_name_error(admin, project, monkeypatch):
+    import api.api_keys
+
+    created = assert_ok(admin.post("/v1/api-keys", {"name": "Web"}), 201)
+    api_key_create(project=project, name="Web (EU)", created_by=None)
+    monkeypatch.setattr(api.api_keys, "key_name_taken", lambda *args, **kwargs: False)
+    url = f"/v1/api-keys/{created['id']}"
+    error = assert_error(admin.send("PATCH", url, {"name": "web (eu)"}), 400, "invalid_field_value")
+    assert error["message"] == NAME_TAKEN
+    assert assert_ok(admin.get(url))["name"] == "Web"
+    assert not AuditEvent.objects.filter(action="api_key.renamed").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_name_created_by_two_requests_at_once_makes_one_key(admin, project, monkeypatch):
+    import threading
+
+    from django.db import connection
+
+    import api.api_keys
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: concurrency is shown on PostgreSQL.")
+    # Both requests are past the check of the name before either inserts.
+    together = threading.Barrier(2)
+    real_create = api.api_keys.api_key_create
+
+    def create_together(**kwargs):
+        together.wait(timeout=10)
+        return real_create(**kwargs)
+
+    monkeypatch.setattr(api.api_keys, "api_key_create", create_together)
+    responses = []
+
+    def send() -> None:
+        try:
+            responses.append(
+                Api(Client(), admin.token).post(
+                    "/v1/api-keys", {"name": "CI"}, headers={"X-Project": project.slug}
+                )
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r.status_code for r in responses) == [201, 400]
+    loser = next(r for r in responses if r.status_code == 400)
+    error = assert_error(loser, 400, "invalid_field_value")
+    assert error["message"] == NAME_TAKEN
+    assert ApiKey.objects.filter(project=project).count() == 1
+    assert AuditEvent.objects.filter(action="api_key.created").count() == 1

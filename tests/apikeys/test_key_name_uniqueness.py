@@ -1,14 +1,20 @@
 """Two working keys of a project never share a name, whatever its case: the database holds
-the rule (the constraint `apikey_unique_working_name`), not only the forms; keys that shared
-a name before the constraint are told apart by the upgrade."""
+the rule (the constraint `apikey_unique_working_name`), not only the forms. A create or a
+rename that loses a race to the name gets the error a form gives, beside its field, and
+leaves nothing behind; keys that shared a name before the constraint are told apart by the
+upgrade."""
 
 from __future__ import annotations
 
+import re
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from apikeys.models import ApiKey
@@ -16,10 +22,26 @@ from apikeys.services import (
     api_key_rename,
     api_key_revoke,
     api_key_suspend,
+    personal_token_create,
 )
 from audit.models import AuditEvent
+from tests.api.assertions import assert_error
+from tests.conftest import HTMX, Api
 
+TOKEN = re.compile(r"reminix_sk_[0-9A-Za-z]{36}")
 BEFORE_THE_CONSTRAINT = ("apikeys", "0024_backfill_pat_regenerated_at")
+CONCURRENT = "SQLite serialises all writers: concurrency is shown on PostgreSQL."
+
+
+def create(client, project, *, headers=None, **fields):
+    data = {"name": "Production", "access": "full", "expiry": "never", "form_id": "form-1"}
+    data.update(fields)
+    url = reverse("apikeys:api_key_create", args=[project.slug])
+    return client.post(url, data, headers=headers or {})
+
+
+def rename_url(project, key):
+    return reverse("apikeys:api_key_rename", args=[project.slug, key.pk])
 
 
 def raw_key(project, name: str, n: int) -> ApiKey:
@@ -58,6 +80,163 @@ def test_the_database_refuses_a_second_working_key_of_one_name_and_frees_ended_o
     api_key_rename(api_key=staging, name="NIGHTLY", by=user)
     assert working_named(project, "nightly") == 1
     assert ApiKey.objects.filter(name__iexact="nightly").count() == 3
+
+
+def the_check_misses_it(monkeypatch, module) -> None:
+    """The form's or the endpoint's check looks before the other request's key is there
+    (committed after the check, before this request's insert): only the database can
+    refuse the name now."""
+    monkeypatch.setattr(module, "key_name_taken", lambda *args, **kwargs: False)
+
+
+def test_a_create_form_that_loses_its_name_to_another_tab_shows_the_error_beside_the_field(
+    signed_in, project, make_key, monkeypatch
+):
+    import apikeys.forms
+
+    make_key(project, name="Production")
+    the_check_misses_it(monkeypatch, apikeys.forms)
+    refused = create(signed_in, project, name=" production", headers=HTMX)
+    assert refused.status_code == 422
+    html = refused.content.decode()
+    assert 'id="id_name_error"' in html and "already called “production”" in html
+    assert 'name="form_id" value="form-1"' in html  # the same form, sent again once fixed
+    assert TOKEN.search(html) is None
+    assert ApiKey.objects.filter(project=project).count() == 1
+    assert AuditEvent.objects.filter(action="api_key.created").count() == 1
+
+
+def test_a_rename_form_that_loses_its_name_to_a_new_key_shows_the_error_beside_the_field(
+    signed_in, project, make_key, monkeypatch
+):
+    import apikeys.forms
+
+    make_key(project, name="Production")
+    staging, _ = make_key(project, name="Staging")
+    the_check_misses_it(monkeypatch, apikeys.forms)
+    refused = signed_in.post(
+        rename_url(project, staging), {"name": "PRODUCTION", "notes": "moved"}, headers=HTMX
+    )
+    assert refused.status_code == 422
+    html = refused.content.decode()
+    assert 'id="id_name_error"' in html and "already called" in html
+    staging.refresh_from_db()
+    assert (staging.name, staging.notes) == ("Staging", "")
+    assert not AuditEvent.objects.filter(action="api_key.renamed").exists()
+
+
+def test_createapikey_refuses_the_name_of_a_working_key_with_a_clear_message(project, make_key):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    make_key(project, name="Deploy")
+    out = StringIO()
+    with pytest.raises(CommandError, match="already called"):
+        call_command("createapikey", project=project.slug, name="deploy", stdout=out)
+    assert out.getvalue() == ""
+    assert ApiKey.objects.filter(project=project).count() == 1
+
+
+def run_together(*sends) -> None:
+    """Each send in a thread of its own, with its own database connection."""
+
+    def run(send) -> None:
+        try:
+            send()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(send,)) for send in sends]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def held_back_until_both_are_ready(monkeypatch, *services) -> None:
+    """Both requests are past their check of the name before either writes: a call of any
+    of the (module, name) services waits until a second one is made."""
+    together = threading.Barrier(2)
+    for module, name in services:
+        real = getattr(module, name)
+
+        def wait_then(real=real, **kwargs):
+            together.wait(timeout=10)
+            return real(**kwargs)
+
+        monkeypatch.setattr(module, name, wait_then)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_name_sent_from_two_tabs_at_once_makes_one_key(project, user, monkeypatch):
+    from apikeys.views import api_keys as views
+
+    if connection.vendor != "postgresql":
+        pytest.skip(CONCURRENT)
+    first = Client()
+    first.force_login(user)
+    second = Client()
+    second.cookies = first.cookies  # one browser, one session: two tabs
+    held_back_until_both_are_ready(monkeypatch, (views, "api_key_create"))
+    responses = []
+    run_together(
+        *(
+            lambda client=client, tab=tab: responses.append(
+                create(client, project, form_id=f"tab-{tab}", headers=HTMX)
+            )
+            for tab, client in enumerate((first, second))
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [201, 422]
+    html = next(r for r in responses if r.status_code == 422).content.decode()
+    assert 'id="id_name_error"' in html and "already called" in html
+    assert TOKEN.search(html) is None
+    assert ApiKey.objects.filter(project=project).count() == 1
+    assert AuditEvent.objects.filter(action="api_key.created").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rename_and_a_create_to_one_name_at_once_leave_one_working_key_with_it(
+    project, user, make_key, monkeypatch
+):
+    """A page renames a key to a name while automation creates a key with it: one wins,
+    the other gets its surface's ordinary error."""
+    import api.api_keys
+    from apikeys.views import api_keys as views
+
+    if connection.vendor != "postgresql":
+        pytest.skip(CONCURRENT)
+    staging, _ = make_key(project, name="Staging")
+    _, secret = personal_token_create(user=user, name="Keys", permissions=["agents", "keys"])
+    automation = Api(Client(), secret)
+    page = Client()
+    page.force_login(user)
+    held_back_until_both_are_ready(
+        monkeypatch, (views, "api_key_rename"), (api.api_keys, "api_key_create")
+    )
+    answers = {}
+    run_together(
+        lambda: answers.update(
+            renamed=page.post(rename_url(project, staging), {"name": "production"}, headers=HTMX)
+        ),
+        lambda: answers.update(
+            created=automation.post(
+                "/v1/api-keys", {"name": "Production"}, headers={"X-Project": project.slug}
+            )
+        ),
+    )
+    renamed, created = answers["renamed"], answers["created"]
+    assert sorted([renamed.status_code, created.status_code]) in ([200, 400], [201, 422])
+    if renamed.status_code == 422:
+        html = renamed.content.decode()
+        assert 'id="id_name_error"' in html and "already called" in html
+    else:
+        error = assert_error(created, 400, "invalid_field_value")
+        assert "name" in error["message"] and "working key" in error["message"]
+    assert working_named(project, "production") == 1
+    changes = AuditEvent.objects.filter(action__in=["api_key.renamed", "api_key.created"])
+    assert changes.exclude(target_id=str(staging.pk), action="api_key.created").count() == 1
 
 
 @pytest.mark.django_db(transaction=True)

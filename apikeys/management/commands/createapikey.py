@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from apikeys.models import ALL_PERMISSIONS, ApiKey
-from apikeys.services import OutOfPolicy, api_key_create
+from apikeys.services import KeyNameTaken, OutOfPolicy, api_key_create
 
 
 class Command(BaseCommand):
@@ -73,5 +73,10 @@ class Command(BaseCommand):
             )
         except OutOfPolicy as refused:
             raise CommandError(f"{refused} Use --expires-in-days.") from None
+        except KeyNameTaken:
+            raise CommandError(
+                f"A working key of project {project} is already called “{name.strip()}” "
+                "(whatever its case): choose a --name you can tell apart."
+            ) from None
         self.stderr.write(f"Created {api_key.name} ({api_key.hint}). It is shown only now:")
         self.stdout.write(token)
