@@ -31,7 +31,7 @@ from apikeys.models import (
 from apikeys.scopes import AGENT_ACTIONS, parse_agent_names, widening
 from apikeys.tokens import Secret, TokenKind, token_generate, token_hash, token_hint
 from audit.log import audit_record
-from core.constraints import violates
+from core.db_errors import violates
 from core.invalidation import changed
 from core.networks import parse_networks
 from core.validators import single_line

@@ -1,4 +1,7 @@
-"""Telling one unit of work that ran out of time from a database that is gone.
+"""What a database error is about: one unit of work that ran out of time, or a database
+that is gone (jobs tell them apart); which constraint an IntegrityError broke (services
+turn the one they expect into their own error and let every other through as the bug it
+is).
 
 Django raises an OperationalError for a lost connection and, on PostgreSQL, just the same
 for a statement cancelled at statement_timeout (SQLSTATE 57014, psycopg's QueryCanceled)
@@ -12,7 +15,7 @@ that unit, counts it, leaves it for the next run and goes on with the others.
 
 from __future__ import annotations
 
-from django.db import InterfaceError, OperationalError
+from django.db import IntegrityError, InterfaceError, OperationalError
 
 QUERY_CANCELED = "57014"
 LOCK_NOT_AVAILABLE = "55P03"
@@ -39,3 +42,15 @@ def database_unavailable(error: BaseException) -> bool:
     return isinstance(error, OperationalError | InterfaceError) and not (
         timed_out(error) or lock_timed_out(error)
     )
+
+
+def violates(error: IntegrityError, constraint: str) -> bool:
+    """Whether `error` is a violation of the constraint (or unique index) named
+    `constraint`. PostgreSQL names it in the error's diagnostics; SQLite names a unique
+    index on expressions or with a condition in its message (a plain unique column it
+    names by its columns instead, so this answers False for those)."""
+    cause = error.__cause__
+    diagnostics = getattr(cause, "diag", None)
+    if diagnostics is not None:
+        return bool(getattr(diagnostics, "constraint_name", None) == constraint)
+    return str(cause or error) == f"UNIQUE constraint failed: index '{constraint}'"
