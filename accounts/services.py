@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -31,7 +31,18 @@ def _unique_slug(name: str) -> str:
 def project_create(*, name: str, owner: User, ip: str | None = None) -> Project:
     """A new project with `owner` as its first owner. The apps above announce what a new
     project starts with (agents: the echo agent `my-agent`) on `project_created`."""
-    project = Project.objects.create(name=name.strip(), slug=_unique_slug(name))
+    slug = _unique_slug(name)
+    try:
+        with transaction.atomic():
+            project = Project.objects.create(name=name.strip(), slug=slug)
+    except IntegrityError:
+        # Another project took the slug since it was checked (two sign-ups of "Ada" at
+        # once): a suffixed one, as for any taken slug, rather than a 500.
+        if not Project.objects.filter(slug=slug).exists():
+            raise
+        project = Project.objects.create(
+            name=name.strip(), slug=f"{slug[:48]}-{secrets.token_hex(3)}"
+        )
     Membership.objects.create(user=owner, project=project, role=Membership.Role.OWNER)
     project_created.send(sender=Project, project=project)
     audit_record(action="project.created", actor=owner, project=project, target=project, ip=ip)

@@ -218,3 +218,15 @@ def test_an_impossible_port_is_an_error_beside_the_field(signed_in, project, bad
     )
     assert response.status_code == 422
     assert 'id="id_origins_error"' in response.content.decode()
+
+
+def test_a_slug_taken_between_its_check_and_the_insert_gets_a_suffix_not_a_500(user, monkeypatch):
+    """Two sign-ups of "Ada" at once both find "adas-project" free; the second to insert
+    gets a suffixed slug, as for any taken one."""
+    from accounts import services
+
+    first = services.project_create(name="Ada's project", owner=user)
+    monkeypatch.setattr(services, "_unique_slug", lambda name: first.slug)  # checked: free
+    second = services.project_create(name="Ada's project", owner=user)
+    assert second.slug != first.slug and second.slug.startswith(f"{first.slug}-")
+    assert len(second.slug) <= 64
