@@ -691,19 +691,18 @@ def _unused_keys(now: datetime, result: DetectionResult) -> None:
 def _unused_key(
     key: ApiKey, now: datetime, cutoffs: dict[int, datetime], result: DetectionResult
 ) -> None:
-    last_used = key.last_used_at
-    if last_used is not None:
-        # "Last used" is marked at most once a minute (usage/writer.py): the log, while
-        # it still holds them, has the key's own successes after the mark.
-        later = UsageRecord.objects.filter(
-            api_key_id=key.pk,
-            client_token_id__isnull=True,
-            outcome=Outcome.OK,
-            created_at__gt=last_used,
-        ).aggregate(last=Max("created_at"))["last"]
-        if later is not None and later >= cutoffs.get(key.project_id, now - UNUSED_AFTER):
-            return
-        last_used = later or last_used
+    # "Last used" is marked at most once a minute, and not while another transaction
+    # holds the key's row (usage/writer.py): the log, while it still holds them, has the
+    # key's own successes after the mark, or since its creation if it was never marked.
+    later = UsageRecord.objects.filter(
+        api_key_id=key.pk,
+        client_token_id__isnull=True,
+        outcome=Outcome.OK,
+        created_at__gt=key.last_used_at or key.created_at,
+    ).aggregate(last=Max("created_at"))["last"]
+    if later is not None and later >= cutoffs.get(key.project_id, now - UNUSED_AFTER):
+        return
+    last_used = later or key.last_used_at
     since = last_used or key.created_at
     _raise(
         result,

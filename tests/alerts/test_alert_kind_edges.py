@@ -199,6 +199,14 @@ def test_refused_calls_and_its_client_tokens_calls_are_not_the_keys_own_use(key,
     assert (flag.kind, flag.first_seen) == (Flag.Kind.UNUSED_KEY, last)
 
 
+def test_a_first_call_whose_mark_was_skipped_still_counts_as_use(key):
+    """The ingest skips the "last used" mark while another transaction holds the key's row
+    (an expiry reminder being mailed): the log has the call."""
+    usage_write([call(old(key), CUTOFF + SECOND)])
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=None, last_used_ip=None)
+    assert run() == []
+
+
 def test_a_key_never_used_is_flagged_a_second_past_ninety_days_from_its_creation(
     key, make_key, project
 ):
