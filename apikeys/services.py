@@ -319,9 +319,10 @@ def api_key_roll(
     ending at once the secret the first left running for its overlap)."""
     if overlap < timedelta(0) or overlap > max(ROLL_OVERLAPS.values()):
         raise ValueError("The overlap is from none to 7 days.")
-    # FOR NO KEY UPDATE, here and below: it serialises changes to the token as FOR UPDATE
-    # does, without holding up the inserts of usage rows that name it (their key checks).
-    api_key = ApiKey.objects.select_for_update(no_key=True).get(pk=api_key.pk)
+    # FOR UPDATE: the new token_hash is under a unique index, so PostgreSQL takes FOR
+    # UPDATE for the UPDATE below whatever is asked here (usage inserts naming the key wait
+    # for the few milliseconds of the roll).
+    api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
     now = timezone.now()
     if api_key.revoked_at is not None or (api_key.expires_at and api_key.expires_at <= now):
         raise CannotRoll(api_key.end_reason_at(now) or "This API key no longer works.")
@@ -374,6 +375,8 @@ def api_key_end_previous_secret(
 ) -> bool:
     """End the overlap of a rolled key now: its previous secret, and the client tokens
     minted with it, are refused from the next call. False if no previous secret works."""
+    # FOR NO KEY UPDATE: it serialises changes to the key as FOR UPDATE does, without
+    # holding up the inserts of usage rows that name it (their foreign-key checks).
     api_key = ApiKey.objects.select_for_update(no_key=True).get(pk=api_key.pk)
     now = timezone.now()
     if not api_key.previous_secret_works_at(now):
@@ -642,7 +645,8 @@ def personal_token_regenerate(
     minted. Name, permissions, projects, networks and usage history stay. An expired PAT
     can be regenerated; a revoked one cannot (CannotRoll). `replacing`: as api_key_roll's
     (RolledMeanwhile: a second send of the form would end the secret the first showed)."""
-    pat = PersonalAccessToken.objects.select_for_update(no_key=True).get(pk=personal_token.pk)
+    # FOR UPDATE, as api_key_roll's: its new token_hash is under a unique index.
+    pat = PersonalAccessToken.objects.select_for_update().get(pk=personal_token.pk)
     now = timezone.now()
     if pat.revoked_at is not None:
         raise CannotRoll(pat.end_reason_at(now) or "This personal access token was revoked.")
