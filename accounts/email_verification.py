@@ -107,7 +107,8 @@ def send_no_account(email: str) -> bool:
     does not tell which addresses have an account."""
     body = (
         "Someone asked to reset the password of a Reminix account for this address, but "
-        "no Reminix account uses it. If it was you, you may have signed up with another "
+        "no Reminix account that signs in with a password uses it. If it was you, you may "
+        "have signed up with another "
         f"address:\n\n{settings.DASHBOARD_URL}{reverse('accounts:password_reset')}\n\n"
         "If it was not you, you need to do nothing.\n"
     )

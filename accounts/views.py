@@ -3,6 +3,8 @@ settings and members."""
 
 from __future__ import annotations
 
+import ipaddress
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -76,6 +78,28 @@ from core.http import HtmxHttpRequest, local_path
 SIGNUPS_PER_HOUR = 10
 RESETS_PER_EMAIL_PER_HOUR = 3
 RESETS_PER_IP_PER_HOUR = 20
+# "No account uses this address" mails, all addresses together: they go to whoever an
+# asker names, so past this (or with no counter to tell) the page reads the same and
+# none goes.
+NO_ACCOUNT_MAILS_PER_HOUR = 200
+
+
+def _reset_buckets(email: str, ip: str) -> tuple[str, str]:
+    """What the reset limits count by: the mailbox (a `+tag` in its name is the same
+    inbox) and the asker's address (for IPv6, its /64: one host has a whole /64)."""
+    local, _, domain = email.partition("@")
+    mailbox = f"{local.split('+', 1)[0]}@{domain}"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return mailbox, ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return mailbox, str(address.ipv4_mapped)
+        return mailbox, str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return mailbox, str(address)
+
+
 INVITATIONS_PER_HOUR = 30
 INVITATIONS_PER_EMAIL_PER_DAY = 5
 
@@ -236,16 +260,24 @@ class PasswordResetView(auth_views.PasswordResetView):
         # Past the limits, the page reads the same but no email goes: a reset form must not
         # become a way to flood someone's inbox.
         email = form.cleaned_data["email"].strip().lower()
-        ip = client_ip(self.request)
+        mailbox, network = _reset_buckets(email, client_ip(self.request))
         if not (
             throttle_allows(
-                f"reset-email:{email}", limit=RESETS_PER_EMAIL_PER_HOUR, window_seconds=3600
+                f"reset-email:{mailbox}", limit=RESETS_PER_EMAIL_PER_HOUR, window_seconds=3600
             )
-            and throttle_allows(f"reset-ip:{ip}", limit=RESETS_PER_IP_PER_HOUR, window_seconds=3600)
+            and throttle_allows(
+                f"reset-ip:{network}", limit=RESETS_PER_IP_PER_HOUR, window_seconds=3600
+            )
         ):
             return HttpResponseRedirect(self.get_success_url())
         if not any(form.get_users(email)):
-            send_no_account(email)  # the same work as a reset link: the time tells nothing
+            if throttle_allows(
+                "reset-no-account",
+                limit=NO_ACCOUNT_MAILS_PER_HOUR,
+                window_seconds=3600,
+                uncounted=False,
+            ):
+                send_no_account(email)  # the same work as a reset link: the time tells nothing
             return HttpResponseRedirect(self.get_success_url())
         # The link goes to the dashboard's configured address, as every other mail's does,
         # never to whatever Host the request named.

@@ -24,13 +24,16 @@ def window_count(bucket: str, *, window_seconds: int, now: float | None = None) 
         return 1
 
 
-def throttle_allows(bucket: str, *, limit: int, window_seconds: int) -> bool:
+def throttle_allows(
+    bucket: str, *, limit: int, window_seconds: int, uncounted: bool = True
+) -> bool:
     """Count one more use of `bucket`; False once `limit` uses fall in the current window.
-    If the cache (Redis) cannot count, the use is allowed and the failure logged: a throttle
-    is a brake on abuse, and must not take sign-up or password reset down with Redis."""
+    If the cache (Redis) cannot count, the answer is `uncounted` and the failure logged: by
+    default the use is allowed, as a throttle is a brake on abuse and must not take sign-up
+    or password reset down with Redis; what is only a courtesy may pass False."""
     try:
         count = window_count(f"throttle:{bucket}", window_seconds=window_seconds)
     except Exception:
         logger.warning("throttle %s not counted: the cache did not answer", bucket.split(":")[0])
-        return True
+        return uncounted
     return count <= limit

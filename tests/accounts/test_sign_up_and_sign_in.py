@@ -293,6 +293,40 @@ def test_password_reset_mails_stop_after_three_an_hour_but_the_page_reads_the_sa
     assert len(mail.outbox) == 3
 
 
+def test_plus_tags_and_a_rotating_ipv6_host_count_as_one_for_reset_mails(client, db):
+    """The limits count the inbox (`ghost+1@` is `ghost@`) and, for IPv6, the /64 a host
+    holds: otherwise each variant was a fresh three mails to a stranger's inbox."""
+    url = reverse("accounts:password_reset")
+    for n in range(5):
+        client.post(url, {"email": f"ghost+{n}@example.com"}, REMOTE_ADDR=f"2001:db8::{n + 1}")
+    assert len(mail.outbox) == 3
+    for n in range(25):
+        client.post(url, {"email": f"p{n}@example.com"}, REMOTE_ADDR=f"2001:db8:0:1::{n + 1}")
+    assert len(mail.outbox) == 3 + 20
+
+
+def test_no_account_mails_stop_at_a_site_wide_cap_and_without_a_counter(client, db, monkeypatch):
+    import accounts.views
+    import core.counters
+
+    monkeypatch.setattr(accounts.views, "NO_ACCOUNT_MAILS_PER_HOUR", 2)
+    url = reverse("accounts:password_reset")
+    for n in range(4):
+        answer = client.post(
+            url, {"email": f"stranger{n}@example.com"}, REMOTE_ADDR=f"198.51.100.{n}"
+        )
+        assert answer["Location"] == reverse("accounts:password_reset_done")
+    assert len(mail.outbox) == 2
+
+    def no_cache(*args, **kwargs):
+        raise ConnectionError("redis down")
+
+    monkeypatch.setattr(core.counters, "window_count", no_cache)
+    monkeypatch.setattr(accounts.views, "NO_ACCOUNT_MAILS_PER_HOUR", 200)
+    client.post(url, {"email": "one.more@example.com"}, REMOTE_ADDR="203.0.113.9")
+    assert len(mail.outbox) == 2  # a courtesy: not sent when it cannot be counted
+
+
 def test_a_fresh_session_lands_in_the_users_own_first_project_not_one_they_were_added_to(
     client, user, project, make_user
 ):
