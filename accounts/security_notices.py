@@ -78,6 +78,10 @@ NOTICES: dict[str, Notice] = {
         "A personal access token{detail} was created for your Reminix account. It can call "
         "the API as you.",
     ),
+    "personal_token.networks_changed": Notice(
+        "Where a personal access token may be used was changed",
+        "The personal access token{detail}.",
+    ),
     "personal_token.regenerated": Notice(
         "A personal access token was regenerated",
         "A personal access token{detail} of your Reminix account was given a new secret. "

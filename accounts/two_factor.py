@@ -132,8 +132,8 @@ def enrolment_confirm(user: User, code: str, *, ip: str | None) -> list[str] | N
     device.save(update_fields=["confirmed_at"])
     codes = _new_recovery_codes(user)
     audit_record(action="user.two_factor_enabled", actor=user, target=user, ip=ip)
-    security_notice_send(user=user, action="user.two_factor_enabled", ip=ip)
     changed(user.change_identity)  # the API's copies: a project's two-factor policy
+    security_notice_send(user=user, action="user.two_factor_enabled", ip=ip)  # after: mail is slow
     return codes
 
 
@@ -213,8 +213,8 @@ def two_factor_remove(user: User, *, ip: str | None) -> bool:
     RecoveryCode.objects.filter(user=user).delete()
     if removed:
         audit_record(action="user.two_factor_disabled", actor=user, target=user, ip=ip)
-        security_notice_send(user=user, action="user.two_factor_disabled", ip=ip)
         changed(user.change_identity)
+        security_notice_send(user=user, action="user.two_factor_disabled", ip=ip)
     return bool(removed)
 
 

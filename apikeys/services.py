@@ -424,6 +424,14 @@ def token_networks_set(
         ip=ip,
         metadata={"from": before, "to": canonical},
     )
+    if isinstance(token, PersonalAccessToken):
+        where = ", ".join(canonical) if canonical else "any network"
+        security_notice_send(
+            user=token.user,
+            action="personal_token.networks_changed",
+            ip=ip,
+            detail=f"“{token.name}” ({token.hint}) may now be used from {where}",
+        )
     return True
 
 

@@ -21,7 +21,7 @@ from accounts.passkeys import passkey_remove
 from accounts.security_notices import NOTICES
 from accounts.two_factor import two_factor_remove
 from apikeys.models import PersonalAccessToken
-from apikeys.services import personal_token_create, personal_token_regenerate
+from apikeys.services import personal_token_create, personal_token_regenerate, token_networks_set
 from audit.actions import action_named
 from tests.accounts.soft_authenticator import SoftAuthenticator
 from tests.accounts.test_passkeys import add_passkey
@@ -172,6 +172,20 @@ def test_a_personal_access_token_created_is_mailed_by_name_and_hint_never_its_se
     regenerated = notices.sent[0]
     assert regenerated.subject == "[Reminix] A personal access token was regenerated"
     assert str(secret) not in regenerated.body
+
+
+def test_a_personal_access_tokens_networks_changed_are_mailed_with_where_it_now_works(
+    user, notices
+):
+    pat, _ = personal_token_create(user=user, name="CI deploy")
+    with notices():
+        token_networks_set(pat, networks=["203.0.113.0/24"], by=user, ip="127.0.0.1")
+    message = only_notice(notices, user)
+    assert message.subject == "[Reminix] Where a personal access token may be used was changed"
+    assert f"“CI deploy” ({pat.hint}) may now be used from 203.0.113.0/24." in message.body
+    with notices():
+        token_networks_set(pat, networks=[], by=user, ip="127.0.0.1")
+    assert "may now be used from any network." in only_notice(notices, user).body
 
 
 def test_a_change_that_is_rolled_back_is_not_mailed(user, notices):
