@@ -31,7 +31,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Min
 from django.utils import timezone
 
@@ -220,7 +220,7 @@ def _claim_next(
                 .values_list("pk", flat=True)
                 .first()
             )
-        except Exception as error:
+        except DatabaseError as error:
             if database_unavailable(error):
                 raise
             # A statement timeout on this endpoint's backlog: no more tries for it this
