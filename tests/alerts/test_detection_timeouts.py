@@ -41,6 +41,16 @@ def ended_key_tried(key: ApiKey, minutes_ago: int = 3):
     )
 
 
+def flagged(two_tenants) -> tuple[ApiKey, ApiKey]:
+    """Both keys revoked and tried once: a flag each, raised by a first run."""
+    mine, theirs = two_tenants
+    for key in two_tenants:
+        key.revoke(by=None)
+    usage_write([ended_key_tried(mine), ended_key_tried(theirs)])
+    detect()
+    return mine, theirs
+
+
 def cursor_is_at_the_end() -> bool:
     return DetectionCursor.objects.get().last_id == UsageRecord.objects.latest("id").id
 
@@ -49,11 +59,7 @@ def cursor_is_at_the_end() -> bool:
 def test_a_flag_held_by_another_transaction_costs_only_its_own_update(
     two_tenants, short_lock_timeout
 ):
-    mine, theirs = two_tenants
-    for key in two_tenants:
-        key.revoke(by=None)
-    usage_write([ended_key_tried(mine), ended_key_tried(theirs)])
-    detect()
+    mine, theirs = flagged(two_tenants)
     my_flag, their_flag = Flag.objects.get(api_key=mine), Flag.objects.get(api_key=theirs)
     # Mine is reached first on every run, and its row stays locked for two runs.
     with row_locked_elsewhere(my_flag):
@@ -76,11 +82,7 @@ def test_a_flag_held_by_another_transaction_costs_only_its_own_update(
 def test_an_alert_email_whose_flag_is_held_elsewhere_waits_and_the_others_go_out(
     two_tenants, short_lock_timeout
 ):
-    mine, theirs = two_tenants
-    for key in two_tenants:
-        key.revoke(by=None)
-    usage_write([ended_key_tried(mine), ended_key_tried(theirs)])
-    detect()
+    mine, _ = flagged(two_tenants)
     Flag.objects.update(emailed_at=None)  # as if the mail server had been down
     mail.outbox.clear()
     my_flag = Flag.objects.get(api_key=mine)  # the lower id: its email is tried first
