@@ -13,6 +13,7 @@ still go. Only the database itself going away stops the run.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -58,6 +59,26 @@ def send_expiry_reminders() -> ReminderResult:
     return ReminderResult(sent=tokens.sent + keys.sent, skipped=tokens.skipped + keys.skipped)
 
 
+def _each[T: ApiKey | PersonalAccessToken](
+    due: Iterable[T], remind: Callable[[T], int], *, what: str
+) -> ReminderResult:
+    """`remind` each token that is due; how many mails went out and how many wait."""
+    result = ReminderResult()
+    for token in due:
+        try:
+            result.sent += remind(token)
+        except Exception as error:
+            if database_unavailable(error):
+                raise  # the database is gone: stop; the next run picks up where this stopped
+            # One token's reminder (its name, its owners' addresses, the mail server's
+            # answer, a lock on its row that outlasts lock_timeout) must not stop everyone
+            # else's: the others after it, in the same order every run. Unclaimed, it is
+            # tried again next run.
+            logger.exception("expiry reminder for %s %s not sent", what, token.pk)
+            result.skipped += 1
+    return result
+
+
 KEY_REMIND_LAST = timedelta(days=1)
 
 
@@ -74,16 +95,7 @@ def send_api_key_reminders() -> ReminderResult:
         )
         .select_related("project")
     )
-    result = ReminderResult()
-    for key in due:
-        try:
-            result.sent += _remind_key(key, now)
-        except Exception as error:
-            if database_unavailable(error):
-                raise
-            logger.exception("expiry reminder for API key %s not sent", key.pk)
-            result.skipped += 1
-    return result
+    return _each(due, lambda key: _remind_key(key, now), what="API key")
 
 
 def _remind_key(key: ApiKey, now: datetime) -> int:
@@ -141,20 +153,7 @@ def send_personal_token_reminders() -> ReminderResult:
         .filter(expires_at__lte=now + REMIND_BEFORE, expiry_reminder_sent_at__isnull=True)
         .select_related("user")
     )
-    result = ReminderResult()
-    for pat in due:
-        try:
-            result.sent += _remind(pat, now)
-        except Exception as error:
-            if database_unavailable(error):
-                raise  # the database is gone: stop; the next run picks up where this stopped
-            # One token's reminder (its name, its owner's address, the mail server's answer
-            # to it, a lock on its row that outlasts lock_timeout) must not stop everyone
-            # else's: the others after it, in the same order every run. Unclaimed, it is
-            # tried again next run.
-            logger.exception("expiry reminder for personal access token %s not sent", pat.pk)
-            result.skipped += 1
-    return result
+    return _each(due, lambda pat: _remind(pat, now), what="personal access token")
 
 
 def _remind(pat: PersonalAccessToken, now: datetime) -> int:
