@@ -73,6 +73,7 @@ from accounts.two_factor_views import second_step_begin
 from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows
+from core.forms import row_id
 from core.http import HtmxHttpRequest, local_path
 
 SIGNUPS_PER_HOUR = 10
@@ -664,9 +665,8 @@ def account_sessions(request: AuthenticatedRequest) -> HttpResponse:
     if request.method == "POST":
         ip = client_ip(request)
         if "session" in request.POST:
-            raw = request.POST["session"]
-            # The buttons send ASCII digits; int() would also read "٣", "²" and " 7 ".
-            session_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else 0
+            # The buttons send ASCII digits alone; int() would also read "٣", "²" and " 7 ".
+            session_id = row_id(request.POST["session"]) or 0
             if session_end(user=request.user, session_id=session_id, ip=ip):
                 messages.success(request, "That session is signed out.")
             else:

@@ -21,7 +21,7 @@ from apikeys.models import (
 )
 from apikeys.scopes import CHAT, INVOKE, parse_agent_names
 from apikeys.services import ROLL_OVERLAPS, SUSPENSION_REASON_MAX, key_name_taken
-from core.forms import MAX_ROW_ID, RowChoicesField, RowIdField
+from core.forms import RowChoicesField, RowIdField, row_id
 from core.networks import MAX_NETWORKS, parse_networks
 from core.validators import single_line
 
@@ -71,10 +71,7 @@ class ProjectKeyChoiceField(forms.ModelChoiceField):
         if value in self.empty_values:
             return None
         text = str(value).strip()
-        # At most 19 digits before int(): past 4,300 it raises, and none is an id anyway.
-        if not (text.isascii() and text.isdigit() and len(text) <= 19) or not (
-            0 < int(text) <= MAX_ROW_ID
-        ):
+        if row_id(text) is None:
             raise forms.ValidationError(
                 self.error_messages["invalid_choice"], code="invalid_choice"
             )

@@ -18,6 +18,17 @@ DATETIME_INPUT = "%Y-%m-%dT%H:%M"
 MAX_ROW_ID = 2**63 - 1  # a bigint primary key
 
 
+def row_id(text: str) -> int | None:
+    """The row id written in `text`, or None unless it is ASCII digits alone within the
+    bigint range: int() also reads "٣", "²", " 7 " and 4,300-digit numbers, none of them
+    an id as our pages write one, and SQLite refuses one past the range."""
+    # At most 19 digits before int(): past 4,300 it raises, and none is an id anyway.
+    if not (text.isascii() and text.isdigit() and len(text) <= 19):
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ROW_ID else None
+
+
 # The years a filter can name. Outside them no call or event exists, and the arithmetic
 # on a range (the day after year 9999's last, a bucket before year 1) would overflow.
 FIRST_YEAR, LAST_YEAR = 2000, 2999
@@ -129,10 +140,7 @@ class RowChoicesField(forms.ModelMultipleChoiceField):
 
     def clean(self, value: Any) -> Any:
         for item in value if isinstance(value, list | tuple) else ():
-            text = str(item).strip()
-            if not (text.isascii() and text.isdigit() and len(text) <= 19) or not (
-                0 < int(text) <= MAX_ROW_ID
-            ):
+            if row_id(str(item).strip()) is None:
                 raise forms.ValidationError(
                     self.error_messages["invalid_choice"],
                     code="invalid_choice",
