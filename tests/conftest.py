@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -355,3 +356,36 @@ def statements_time_out(matches: Callable[[str, Sequence[object]], bool]) -> Ite
 
     with connection.execute_wrapper(wrapper):
         yield
+
+
+# -- Two requests at once (PostgreSQL: SQLite serialises every writer)
+
+
+def run_together(*sends) -> None:
+    """Each send in a thread of its own, with its own database connection."""
+
+    def run(send) -> None:
+        try:
+            send()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(send,)) for send in sends]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def held_back_until_both_are_ready(monkeypatch, *services) -> None:
+    """Two requests at once are both past their checks before either writes: a call of any
+    of the (module, name) services waits until a second one is made."""
+    together = threading.Barrier(2)
+    for module, name in services:
+        real = getattr(module, name)
+
+        def wait_then(real=real, **kwargs):
+            together.wait(timeout=10)
+            return real(**kwargs)
+
+        monkeypatch.setattr(module, name, wait_then)

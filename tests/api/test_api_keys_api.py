@@ -15,7 +15,7 @@ from apikeys.models import ApiKey
 from apikeys.services import api_key_create, personal_token_create
 from audit.models import AuditEvent
 from tests.api.assertions import assert_error, assert_ok
-from tests.conftest import Api
+from tests.conftest import Api, held_back_until_both_are_ready, run_together
 
 INVOKE = "/v1/agents/my-agent/invoke"
 NAME_TAKEN = "The field 'name' is already the name of a working key here."
@@ -282,8 +282,6 @@ def test_a_rename_that_loses_its_name_to_a_new_key_gets_the_name_error(admin, pr
 
 @pytest.mark.django_db(transaction=True)
 def test_one_name_created_by_two_requests_at_once_makes_one_key(admin, project, monkeypatch):
-    import threading
-
     from django.db import connection
 
     import api.api_keys
@@ -291,31 +289,17 @@ def test_one_name_created_by_two_requests_at_once_makes_one_key(admin, project, 
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises all writers: concurrency is shown on PostgreSQL.")
     # Both requests are past the check of the name before either inserts.
-    together = threading.Barrier(2)
-    real_create = api.api_keys.api_key_create
-
-    def create_together(**kwargs):
-        together.wait(timeout=10)
-        return real_create(**kwargs)
-
-    monkeypatch.setattr(api.api_keys, "api_key_create", create_together)
+    held_back_until_both_are_ready(monkeypatch, (api.api_keys, "api_key_create"))
     responses = []
 
     def send() -> None:
-        try:
-            responses.append(
-                Api(Client(), admin.token).post(
-                    "/v1/api-keys", {"name": "CI"}, headers={"X-Project": project.slug}
-                )
+        responses.append(
+            Api(Client(), admin.token).post(
+                "/v1/api-keys", {"name": "CI"}, headers={"X-Project": project.slug}
             )
-        finally:
-            connection.close()
+        )
 
-    threads = [threading.Thread(target=send) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(send, send)
     assert sorted(r.status_code for r in responses) == [201, 400]
     loser = next(r for r in responses if r.status_code == 400)
     error = assert_error(loser, 400, "invalid_field_value")

@@ -7,7 +7,6 @@ upgrade."""
 from __future__ import annotations
 
 import re
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,7 +25,7 @@ from apikeys.services import (
 )
 from audit.models import AuditEvent
 from tests.api.assertions import assert_error
-from tests.conftest import HTMX, Api
+from tests.conftest import HTMX, Api, held_back_until_both_are_ready, run_together
 
 TOKEN = re.compile(r"reminix_sk_[0-9A-Za-z]{36}")
 BEFORE_THE_CONSTRAINT = ("apikeys", "0024_backfill_pat_regenerated_at")
@@ -136,36 +135,6 @@ def test_createapikey_refuses_the_name_of_a_working_key_with_a_clear_message(pro
         call_command("createapikey", project=project.slug, name="deploy", stdout=out)
     assert out.getvalue() == ""
     assert ApiKey.objects.filter(project=project).count() == 1
-
-
-def run_together(*sends) -> None:
-    """Each send in a thread of its own, with its own database connection."""
-
-    def run(send) -> None:
-        try:
-            send()
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(send,)) for send in sends]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-
-def held_back_until_both_are_ready(monkeypatch, *services) -> None:
-    """Both requests are past their check of the name before either writes: a call of any
-    of the (module, name) services waits until a second one is made."""
-    together = threading.Barrier(2)
-    for module, name in services:
-        real = getattr(module, name)
-
-        def wait_then(real=real, **kwargs):
-            together.wait(timeout=10)
-            return real(**kwargs)
-
-        monkeypatch.setattr(module, name, wait_then)
 
 
 @pytest.mark.django_db(transaction=True)
