@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from datetime import timedelta
+from functools import partial
 from types import SimpleNamespace
 
 import pytest
@@ -15,6 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from tests.conftest import run_together
 from webhooks import delivery as delivery_module
 from webhooks.delivery import (
     BACKOFF,
@@ -164,17 +166,7 @@ def test_two_runs_at_once_enqueue_each_alert_once(
     monkeypatch.setattr(WebhookDelivery.objects, "bulk_create", bulk_create_together)
     results = [DeliveryResult(), DeliveryResult()]
 
-    def run(result):
-        try:
-            enqueue_alerts(now=timezone.now(), result=result)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(r,)) for r in results]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(*(partial(enqueue_alerts, now=timezone.now(), result=r) for r in results))
     assert [r.enqueued for r in results] == [20, 20]  # both tried
     assert [r.errors for r in results] == [0, 0]
     assert WebhookDelivery.objects.count() == 20
