@@ -75,8 +75,12 @@ from core.client_ip import client_ip
 from core.counters import throttle_allows
 from core.forms import row_id
 from core.http import HtmxHttpRequest, local_path
+from core.mail import inbox
 
 SIGNUPS_PER_HOUR = 10
+# Sign-up mails to one inbox (core.mail.inbox), a link or word that it has an account: they
+# go to whatever address an asker types, from any network.
+SIGNUP_MAILS_PER_INBOX_PER_HOUR = 3
 RESETS_PER_EMAIL_PER_HOUR = 3
 RESETS_PER_IP_PER_HOUR = 20
 # "No account uses this address" mails, all addresses together: they go to whoever an
@@ -85,20 +89,18 @@ RESETS_PER_IP_PER_HOUR = 20
 NO_ACCOUNT_MAILS_PER_HOUR = 200
 
 
-def _reset_buckets(email: str, ip: str) -> tuple[str, str]:
-    """What the reset limits count by: the mailbox (a `+tag` in its name is the same
-    inbox) and the asker's address (for IPv6, its /64: one host has a whole /64)."""
-    local, _, domain = email.partition("@")
-    mailbox = f"{local.split('+', 1)[0]}@{domain}"
+def _network(ip: str) -> str:
+    """What a limit per asker counts by: its address, or for IPv6 its /64 (one host has a
+    whole /64 to ask from)."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
-        return mailbox, ip
+        return ip
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
-            return mailbox, str(address.ipv4_mapped)
-        return mailbox, str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return mailbox, str(address)
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 INVITATIONS_PER_HOUR = 30
@@ -138,7 +140,7 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
         return HttpResponseRedirect(next_url or reverse("home"))
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and not throttle_allows(
-        f"signup:{client_ip(request)}", limit=SIGNUPS_PER_HOUR, window_seconds=3600
+        f"signup:{_network(client_ip(request))}", limit=SIGNUPS_PER_HOUR, window_seconds=3600
     ):
         # Checked before the form: its password validation and Argon2 hash are the cost.
         form = SignUpForm(request.POST)
@@ -150,6 +152,15 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
         return render(request, "accounts/signup.html", {"form": form, "next": next_url}, status=429)
     if request.method == "POST" and form.is_valid():
         email = form.cleaned_data["email"]
+        if not throttle_allows(
+            f"signup-inbox:{inbox(email)}",
+            limit=SIGNUP_MAILS_PER_INBOX_PER_HOUR,
+            window_seconds=3600,
+        ):
+            # The same answer and work as for any address, but nothing made and no mail:
+            # a sign-up form must not become a way to flood someone's inbox.
+            make_password(form.cleaned_data["password1"])
+            return render(request, "accounts/signup_sent.html", {"email": email})
         if User.objects.filter(email__iexact=email).exists():
             make_password(form.cleaned_data["password1"])  # the same work as a new account
             send_already_registered(email)
@@ -260,14 +271,17 @@ class PasswordResetView(auth_views.PasswordResetView):
     def form_valid(self, form):  # type: ignore[no-untyped-def]
         # Past the limits, the page reads the same but no email goes: a reset form must not
         # become a way to flood someone's inbox.
+        # They count the inbox (core.mail.inbox: a `+tag`, a quoted local part, a domain
+        # spelled in other letters reach the same one) and the asker's network.
         email = form.cleaned_data["email"].strip().lower()
-        mailbox, network = _reset_buckets(email, client_ip(self.request))
         if not (
             throttle_allows(
-                f"reset-email:{mailbox}", limit=RESETS_PER_EMAIL_PER_HOUR, window_seconds=3600
+                f"reset-email:{inbox(email)}", limit=RESETS_PER_EMAIL_PER_HOUR, window_seconds=3600
             )
             and throttle_allows(
-                f"reset-ip:{network}", limit=RESETS_PER_IP_PER_HOUR, window_seconds=3600
+                f"reset-ip:{_network(client_ip(self.request))}",
+                limit=RESETS_PER_IP_PER_HOUR,
+                window_seconds=3600,
             )
         ):
             return HttpResponseRedirect(self.get_success_url())

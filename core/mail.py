@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+
+from django.utils.encoding import punycode
 
 # Line breaks and every other control character (C0, DEL, C1, and the Unicode line and
 # paragraph separators): in a header, a line break would start a header of its own.
@@ -29,3 +32,17 @@ def one_line(text: str, *, limit: int = 200) -> str:
     (BadHeaderError); this makes sure a customer's name never gets that far."""
     flat = " ".join(_CONTROL.sub(" ", _BIDI.sub("", text)).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def inbox(address: str) -> str:
+    """The inbox a mail to `address` reaches, for counting mails to it: as Django sends
+    it (the local part unquoted, `"a\\b"` being `ab`; the domain IDNA-encoded, which maps
+    full-width letters to ASCII and drops soft hyphens and zero-width spaces), lower-cased,
+    without a trailing dot or a `+tag` (the same inbox at nearly every provider). Each
+    spelling of one inbox is otherwise a count of its own, and there is no end of them."""
+    local, _, domain = address.strip().rpartition("@")
+    if len(local) >= 2 and local.startswith('"') and local.endswith('"'):
+        local = re.sub(r"\\(.)", r"\1", local[1:-1])
+    with contextlib.suppress(UnicodeError):  # else no mail reaches it: counted as typed
+        domain = punycode(domain)
+    return f"{local.split('+', 1)[0]}@{domain.rstrip('.')}".lower()

@@ -385,3 +385,58 @@ def test_two_sign_ups_for_one_email_at_once_both_read_check_your_inbox(client, d
     assert response.status_code == 200 and "We sent an email to" in response.content.decode()
     assert User.objects.filter(email=email).count() == 1
     assert [m.subject for m in mail.outbox] == ["[Reminix] Your email address was used to sign up"]
+
+
+def test_spellings_of_one_inbox_count_as_one_for_reset_mails(client, db):
+    """A quoted or escaped local part, and a domain in full-width letters or with soft
+    hyphens or zero-width spaces in it, are each delivered to the same inbox (the local part
+    unquoted, the domain IDNA-encoded), so each counted as an inbox of its own: three more
+    mails an hour to one stranger for every spelling, and there is no end of them."""
+    url = reverse("accounts:password_reset")
+    spellings = [
+        "victim@example.com",
+        '"victim"@example.com',
+        '"vic\\tim"@example.com',
+        '"victim+1"@example.com',
+        "victim@ｅｘａｍｐｌｅ.com",
+        "victim@exam\u00adple.com",
+        "victim@ex\u00adam\u00adple.com",
+        "victim@example.com\u200b",
+        "VICTIM@EXAMPLE.COM",
+    ]
+    for n, email in enumerate(spellings):
+        client.post(url, {"email": email}, REMOTE_ADDR=f"198.51.100.{n + 1}")
+    delivered = [m.message()["To"] for m in mail.outbox]
+    assert len(delivered) == 3, delivered
+    assert {to.lower() for to in delivered} == {"victim@example.com"}
+
+
+def test_sign_ups_naming_one_inbox_mail_it_three_times_an_hour_from_anywhere(client, user):
+    """Each sign-up with an address that has an account mails its owner, and each with a
+    new `+tag` of it mails a link there: counted by the asker's address alone, an IPv6 host
+    (a whole /64 of addresses) or a few networks could fill a stranger's inbox. Past three
+    an hour the page reads the same and nothing more goes."""
+    local, domain = user.email.split("@")
+    spellings = [user.email, user.email.upper(), f"{local}+1@{domain}", f'"{local}"@{domain}']
+    for n in range(8):
+        answer = client.post(
+            SIGNUP,
+            {"email": spellings[n % 4], "password1": PASSWORD, "password2": PASSWORD},
+            REMOTE_ADDR=f"2001:db8:{n}::1",
+        )
+        assert answer.status_code == 200
+        assert "Check your inbox" in answer.content.decode()
+        client.logout()
+    assert len(mail.outbox) == 3
+
+
+def test_sign_ups_from_one_ipv6_host_are_limited_by_its_64(client, db):
+    for n in range(11):
+        answer = client.post(
+            SIGNUP,
+            {"email": f"bulk{n}@example.com", "password1": PASSWORD, "password2": PASSWORD},
+            REMOTE_ADDR=f"2001:db8::{n + 1}",
+        )
+        client.logout()
+    assert answer.status_code == 429
+    assert User.objects.count() == 10
