@@ -44,6 +44,7 @@ from apikeys.services import (
     api_key_revoke,
     api_key_roll,
     api_key_suspend,
+    key_name_checked,
     key_name_taken,
     token_networks_set,
 )
@@ -122,6 +123,16 @@ def _string(body: dict[str, Any], field: str, *, most: int, required: bool) -> s
     return value.strip()
 
 
+def _name(body: dict[str, Any]) -> str:
+    """A key's name as it is kept (apikeys.services.key_name_checked)."""
+    name = _string(body, "name", most=NAME_MAX, required=True)
+    assert name is not None
+    try:
+        return key_name_checked(name)
+    except ValidationError as refused:
+        raise errors.invalid_field_value("name", " ".join(refused.messages)) from None
+
+
 def _strings(body: dict[str, Any], field: str, *, most: int) -> list[str] | None:
     value = body.get(field)
     if value is None:
@@ -165,8 +176,7 @@ def api_keys(request: ProjectApiRequest) -> HttpResponse:
         )
         return ok(page_json(page, api_key_json))
     body = json_body(request)
-    name = _string(body, "name", most=NAME_MAX, required=True)
-    assert name is not None
+    name = _name(body)
     if key_name_taken(request.caller.project, name):
         raise errors.invalid_field_value("name", NAME_TAKEN)
     permissions = _strings(body, "permissions", most=len(ALL_PERMISSIONS))
@@ -215,8 +225,8 @@ def api_key_detail(request: ProjectApiRequest, key_id: str) -> HttpResponse:
     key = _key(request, key_id)
     user, ip = request.caller.user, client_ip(request)
     if request.method == "PATCH":
-        name = _string(json_body(request), "name", most=NAME_MAX, required=True)
-        assert name is not None and user is not None
+        name = _name(json_body(request))
+        assert user is not None
         if key_name_taken(key.project, name, renaming=key):
             raise errors.invalid_field_value("name", NAME_TAKEN)
         try:

@@ -20,10 +20,15 @@ from apikeys.models import (
     TokenStatus,
 )
 from apikeys.scopes import CHAT, INVOKE, parse_agent_names
-from apikeys.services import ROLL_OVERLAPS, SUSPENSION_REASON_MAX, key_name_taken
+from apikeys.services import (
+    ROLL_OVERLAPS,
+    SUSPENSION_REASON_MAX,
+    key_name_normal,
+    key_name_taken,
+)
 from core.forms import RowChoicesField, RowIdField, row_id
 from core.networks import MAX_NETWORKS, parse_networks
-from core.validators import single_line
+from core.validators import single_line, visible
 
 EXPIRY_CHOICES = [
     ("never", "Never"),
@@ -84,6 +89,10 @@ class ProjectKeyChoiceField(forms.ModelChoiceField):
 
 
 class ApiKeyNameField(forms.CharField):
+    """A key's (or PAT's) name: one line of visible text, kept composed (NFC) as the
+    services keep it (apikeys.services.key_name_normal), so that its length, and the check
+    that no working key has it, see what will be kept."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
             max_length=100,
@@ -91,9 +100,12 @@ class ApiKeyNameField(forms.CharField):
             help_text="What or where the key is used, e.g. “Production” or “CI”.",
             widget=forms.TextInput(attrs={"autocomplete": "off", "placeholder": "Production"}),
             error_messages={"required": "Give the key a name, so you can tell keys apart."},
-            validators=[single_line],
+            validators=[single_line, visible],
             **kwargs,
         )
+
+    def to_python(self, value: Any) -> str:
+        return key_name_normal(super().to_python(value) or "")
 
     def clean(self, value: Any) -> str:
         value = super().clean(value)

@@ -6,6 +6,7 @@ usage/writer.py.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -34,7 +35,7 @@ from audit.log import audit_record
 from core.db_errors import violates
 from core.invalidation import changed
 from core.networks import parse_networks
-from core.validators import single_line
+from core.validators import single_line, visible
 
 CLIENT_TOKEN_DEFAULT_TTL = 3600
 CLIENT_TOKEN_MAX_TTL = 86400
@@ -128,10 +129,32 @@ def agent_scope_checked(
     return names, ([] if set(actions) == set(AGENT_ACTIONS) else actions)
 
 
+KEY_NAME_MAX = 100  # ApiKey.name's max_length
+
+
+def key_name_normal(name: str) -> str:
+    """A key's name as it is kept and compared: composed (NFC) and without surrounding
+    space. “Café” typed with a combining accent is the same name as with é, in every list
+    and in the constraint; kept as typed, the database would see two."""
+    return unicodedata.normalize("NFC", name).strip()
+
+
+def key_name_checked(name: str) -> str:
+    """`name` as kept (key_name_normal), or ValidationError if it is not one line of
+    visible text of 1 to KEY_NAME_MAX characters (composing can lengthen a name: क़ is
+    kept as two characters). The forms and the API say so beside their field first."""
+    name = key_name_normal(name)
+    single_line(name)
+    visible(name)
+    if not name or len(name) > KEY_NAME_MAX:
+        raise ValidationError(f"A key's name is 1 to {KEY_NAME_MAX} characters.", code="max_length")
+    return name
+
+
 def key_name_taken(project: Project, name: str, renaming: ApiKey | None = None) -> bool:
     """Whether another working (not revoked, not expired) key of `project` has `name`,
     whatever its case."""
-    same = ApiKey.objects.for_project(project).named(name.strip()).active()
+    same = ApiKey.objects.for_project(project).named(key_name_normal(name)).active()
     if renaming is not None:
         same = same.exclude(pk=renaming.pk)
     return same.exists()
@@ -182,14 +205,15 @@ def api_key_create(
     """A new key and its secret. The secret is returned once and is not kept anywhere.
     `agent_names`, `agent_actions`: its agent scope (apikeys/scopes.py); none: all.
     OutOfPolicy if it would live longer than the project's lifetime policy allows;
-    KeyNameTaken if a working key of the project has the name (see key_name_claim)."""
+    KeyNameTaken if a working key of the project has the name (see key_name_claim);
+    ValidationError if the name is not one (key_name_checked)."""
     names, actions = agent_scope_checked(agent_names, agent_actions)
     days = project.max_key_lifetime_days
     if Project.lifetime_exceeds(days, timezone.now(), expires_at):
         raise OutOfPolicy(
             f"Project “{project.name}” accepts only keys that expire within {days} days."
         )
-    name = name.strip()
+    name = key_name_checked(name)
     with key_name_claim(project, name):
         api_key, secret = ApiKey.objects.mint(
             project=project,
@@ -219,11 +243,13 @@ def api_key_rename(
 ) -> ApiKey:
     """A new name and (when given) new notes for a key. KeyNameTaken if another working
     key of the project has the name (see key_name_claim); the key is then left as it was,
-    in the database and in `api_key`."""
+    in the database and in `api_key`. ValidationError if the name is not one
+    (key_name_checked)."""
     old, old_notes = api_key.name, api_key.notes
+    name = key_name_checked(name)
     try:
-        with key_name_claim(api_key.project, name.strip(), renaming=api_key):
-            api_key.name = name.strip()
+        with key_name_claim(api_key.project, name, renaming=api_key):
+            api_key.name = name
             if notes is not None:
                 api_key.notes = notes.strip()
             api_key.save(update_fields=["name", "notes"])

@@ -17,6 +17,14 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # else. Right-to-left names need none of them (their letters carry their direction), and
 # the marks they may use (U+200E, U+200F, U+061C) are not among them.
 DIRECTION_CONTROLS = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+# Characters that show nothing and take no space (the zero-width space, the word joiner
+# and invisible operators, the byte-order mark, the soft hyphen, the combining grapheme
+# joiner, the Mongolian and Khmer ones, the Hangul fillers): “Production” with one inside
+# reads as “Production” and is another string. The zero-width (non-)joiners are not among
+# them: emoji sequences and several scripts need them.
+INVISIBLE = re.compile(
+    r"[\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b\u2060-\u2064\u3164\ufeff\uffa0]"
+)
 
 
 def single_line(value: str) -> None:
@@ -48,3 +56,14 @@ def mailable_address(value: str) -> None:
             "Mail to this address cannot be sent: check the part after the @.",
             code="unmailable",
         ) from None
+
+
+def visible(value: str) -> None:
+    """A name that must be told apart from others (an API key's) holds no character that
+    shows nothing: with one, two names that read alike would be two names."""
+    if INVISIBLE.search(value):
+        raise ValidationError(
+            "Use visible characters only: no zero-width spaces, soft hyphens or other "
+            "invisible characters.",
+            code="invisible_characters",
+        )

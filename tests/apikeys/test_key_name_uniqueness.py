@@ -18,6 +18,8 @@ from django.utils import timezone
 
 from apikeys.models import ApiKey
 from apikeys.services import (
+    KeyNameTaken,
+    api_key_create,
     api_key_rename,
     api_key_revoke,
     api_key_suspend,
@@ -265,3 +267,83 @@ def test_keys_that_shared_a_name_before_the_constraint_are_told_apart_by_the_upg
     assert all(e.actor is None and e.actor_email for e in renamed)
     with pytest.raises(IntegrityError), transaction.atomic():
         raw_key(ApiKey.objects.get(pk=kept.pk).project, "ci", 99)
+
+
+def test_a_name_spelled_with_a_combining_accent_is_the_name_of_the_key_with_the_accented_letter(
+    signed_in, project, make_key, user
+):
+    """“Café” typed with é (U+00E9) or with e and a combining acute (U+0301, as macOS file
+    names and some keyboards give it) is one name in every list, but two strings to the
+    database: both were taken, two working keys nobody could tell apart. A name is kept
+    composed (NFC), so they meet in the check and in the index."""
+    make_key(project, name="Café")
+    decomposed = "Cafe\u0301"
+    refused = create(signed_in, project, name=decomposed, headers=HTMX)
+    assert refused.status_code == 422
+    assert 'id="id_name_error"' in refused.content.decode()
+    _, secret = personal_token_create(user=user, name="Keys", permissions=["agents", "keys"])
+    automation = Api(Client(), secret)
+    headers = {"X-Project": project.slug}
+    error = assert_error(
+        automation.post("/v1/api-keys", {"name": decomposed}, headers=headers),
+        400,
+        "invalid_field_value",
+    )
+    assert "name" in error["message"]
+    staging, _ = make_key(project, name="Staging")
+    renamed = signed_in.post(rename_url(project, staging), {"name": decomposed}, headers=HTMX)
+    assert renamed.status_code == 422
+    with pytest.raises(KeyNameTaken):  # what createapikey and every other caller goes through
+        api_key_create(project=project, name=decomposed, created_by=user)
+    api_key_rename(api_key=staging, name="Cre\u0300me", by=user)
+    assert ApiKey.objects.get(pk=staging.pk).name == "Crème"
+    assert ApiKey.objects.filter(project=project).count() == 2
+
+
+@pytest.mark.parametrize(
+    "invisible", ["\u200b", "\u2060", "\ufeff", "\u00ad", "\u180e", "\u034f", "\u3164"]
+)
+def test_a_name_with_an_invisible_character_is_refused_beside_the_field(
+    signed_in, project, make_key, user, invisible
+):
+    """“Production” and “Production” with a zero-width space (or a soft hyphen, a word
+    joiner, …) read alike in every list and alert, and were two names: a second working
+    “Production” nobody could tell from the first."""
+    make_key(project, name="Production")
+    refused = create(signed_in, project, name=f"Produc{invisible}tion", headers=HTMX)
+    assert refused.status_code == 422
+    assert "invisible" in refused.content.decode()
+    _, secret = personal_token_create(user=user, name="Keys", permissions=["agents", "keys"])
+    automation = Api(Client(), secret)
+    answer = automation.post(
+        "/v1/api-keys", {"name": f"Production{invisible}"}, headers={"X-Project": project.slug}
+    )
+    assert "name" in assert_error(answer, 400, "invalid_field_value")["message"]
+    assert ApiKey.objects.filter(project=project).count() == 1
+
+
+def test_a_name_that_grows_past_100_characters_once_composed_is_refused_not_a_500(
+    signed_in, project, user
+):
+    """What keeping names composed must not break: a few letters come apart when composed
+    (क़, U+0958, is kept as क + ़), so sixty of them typed are 120 kept, past the column."""
+    refused = create(signed_in, project, name="\u0958" * 60, headers=HTMX)
+    assert refused.status_code == 422
+    assert 'id="id_name_error"' in refused.content.decode()
+    _, secret = personal_token_create(user=user, name="Keys", permissions=["agents", "keys"])
+    automation = Api(Client(), secret)
+    answer = automation.post(
+        "/v1/api-keys", {"name": "\u0958" * 60}, headers={"X-Project": project.slug}
+    )
+    assert_error(answer, 400, "invalid_field_value")
+    assert not ApiKey.objects.filter(project=project).exists()
+
+
+def test_createapikey_refuses_a_name_of_two_lines(project):
+    """The command checked a name's length and nothing else: a line break went into the
+    key's name, and from there into every list, log line and alert about it."""
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="one line"):
+        call_command("createapikey", project=project.slug, name="Deploy\nBcc: x@example.com")
+    assert not ApiKey.objects.filter(project=project).exists()

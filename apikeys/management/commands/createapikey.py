@@ -6,6 +6,7 @@ Prints the new key once, on stdout, and nothing else there, so a deploy script c
 
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
@@ -73,6 +74,8 @@ class Command(BaseCommand):
             )
         except OutOfPolicy as refused:
             raise CommandError(f"{refused} Use --expires-in-days.") from None
+        except ValidationError as refused:  # not one line of visible text, say
+            raise CommandError(" ".join(refused.messages)) from None
         except KeyNameTaken:
             raise CommandError(
                 f"A working key of project {project} is already called “{name.strip()}” "
