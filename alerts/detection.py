@@ -66,7 +66,7 @@ from alerts.rules import (
     Thresholds,
 )
 from apikeys.models import ApiKey, ClientToken
-from core.db_errors import database_unavailable
+from core.db_errors import run_must_stop
 from core.mail import one_line, plain_text
 from core.networks import network_around
 from notifications.recipients import alert_email_recipients, send_to_each
@@ -238,14 +238,15 @@ def _rules_of(project_ids: set[int]) -> Rules:
 def _isolated[T](what: str, run: Callable[[], T], result: DetectionResult) -> T | None:
     """Run `run` in a savepoint. If it fails on its data, or runs into the statement or
     lock timeout (its query too slow, its row held by another transaction), undo only it,
-    log, count, go on; if the database itself is gone, stop the run (the next one retries
-    from the cursor). A timeout stopped the run once: the next run read the same batch,
+    log, count, go on; if the database itself is gone, or cannot run the SQL at all
+    (core.db_errors.run_must_stop), stop the run (the next one retries from the cursor).
+    A timeout stopped the run once: the next run read the same batch,
     met the same timeout, and detection stopped for every project."""
     try:
         with transaction.atomic():
             return run()
     except Exception as error:
-        if database_unavailable(error):
+        if run_must_stop(error):
             raise
         logger.exception("detector: %s failed; the rest of the run went on", what)
         result.failures += 1

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from apikeys.models import ApiKey, PersonalAccessToken
-from core.db_errors import database_unavailable
+from core.db_errors import run_must_stop
 from core.mail import one_line
 from notifications.recipients import expiry_email_recipients, send_to_each
 
@@ -68,8 +68,8 @@ def _each[T: ApiKey | PersonalAccessToken](
         try:
             result.sent += remind(token)
         except Exception as error:
-            if database_unavailable(error):
-                raise  # the database is gone: stop; the next run picks up where this stopped
+            if run_must_stop(error):
+                raise  # the database is gone (or its SQL cannot run): stop; the next run retries
             # One token's reminder (its name, its owners' addresses, the mail server's
             # answer, a lock on its row that outlasts lock_timeout) must not stop everyone
             # else's: the others after it, in the same order every run. Unclaimed, it is

@@ -15,7 +15,13 @@ that unit, counts it, leaves it for the next run and goes on with the others.
 
 from __future__ import annotations
 
-from django.db import IntegrityError, InterfaceError, OperationalError
+from django.db import (
+    IntegrityError,
+    InterfaceError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+)
 
 QUERY_CANCELED = "57014"
 LOCK_NOT_AVAILABLE = "55P03"
@@ -42,6 +48,16 @@ def database_unavailable(error: BaseException) -> bool:
     return isinstance(error, OperationalError | InterfaceError) and not (
         timed_out(error) or lock_timed_out(error)
     )
+
+
+def run_must_stop(error: BaseException) -> bool:
+    """What no unit of a job can get past, so the job stops and its next run starts from
+    where this one stopped (a cursor unmoved, a claim not made): the database gone, or
+    SQL it cannot run (a ProgrammingError: code ahead of its migration, which SQLite
+    reports as an OperationalError and PostgreSQL does not, or a plain bug). Every unit
+    would fail alike; counted as each one's failure, a job that moves a cursor would move
+    it past work it never did."""
+    return database_unavailable(error) or isinstance(error, ProgrammingError | NotSupportedError)
 
 
 def violates(error: IntegrityError, constraint: str) -> bool:

@@ -36,7 +36,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from alerts.models import Flag
-from core.db_errors import database_unavailable
+from core.db_errors import run_must_stop
 from webhooks.models import SEVERITY_RANK, WebhookDelivery, WebhookEndpoint
 from webhooks.payloads import alert_event, body_bytes, event_id_new, slack_message
 from webhooks.signing import secret_decrypt, signature_header
@@ -221,8 +221,8 @@ def _claim_next(
                 .first()
             )
         except DatabaseError as error:
-            if database_unavailable(error):
-                raise
+            if run_must_stop(error):
+                raise  # the database gone, or SQL it cannot run: claiming ends for the run
             # A statement timeout on this endpoint's backlog: no more tries for it this
             # run. Raised, it ended claiming for everyone, and the endpoint that has waited
             # longest comes first again on the next run.

@@ -133,6 +133,30 @@ def test_a_lost_connection_still_stops_the_run_with_the_cursor_where_it_was(
     assert not DetectionCursor.objects.filter(last_id__gt=0).exists()
 
 
+def test_a_query_the_schema_cannot_answer_stops_the_run_with_the_cursor_where_it_was(
+    two_tenants,
+):
+    """Code ahead of its migration (a deploy whose migrate has not run yet) asks for a
+    column the table does not have yet. On PostgreSQL that is a ProgrammingError, which was
+    counted as one check's failure: every check of every batch failed alike and the cursor
+    moved on past all of it, never read once the migration ran. (SQLite calls it an
+    OperationalError, which stopped the run already.)"""
+    from django.db import DatabaseError, connection
+
+    mine, theirs = two_tenants
+    usage_write([usage_call(timezone.now(), key=mine), usage_call(timezone.now(), key=theirs)])
+
+    def not_migrated_yet(execute, sql, params, many, context):
+        if '"apikeys_keynetwork"' in sql:
+            sql, params = "SELECT column_of_the_next_release FROM apikeys_keynetwork", ()
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(not_migrated_yet), pytest.raises(DatabaseError):
+        detect()
+    assert not DetectionCursor.objects.filter(last_id__gt=0).exists()
+    assert detect().rows == 2  # once migrated, the next run reads it all
+
+
 # -- One key's query in a check: only that key's finding is lost -------------------------------
 
 
