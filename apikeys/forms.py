@@ -28,7 +28,8 @@ from apikeys.services import (
 )
 from core.forms import RowChoicesField, RowIdField, row_id
 from core.networks import MAX_NETWORKS, parse_networks
-from core.validators import single_line, visible
+from core.redact import holds_secret
+from core.validators import no_secret, single_line, visible
 
 EXPIRY_CHOICES = [
     ("never", "Never"),
@@ -100,12 +101,18 @@ class ApiKeyNameField(forms.CharField):
             help_text="What or where the key is used, e.g. “Production” or “CI”.",
             widget=forms.TextInput(attrs={"autocomplete": "off", "placeholder": "Production"}),
             error_messages={"required": "Give the key a name, so you can tell keys apart."},
-            validators=[single_line, visible],
+            validators=[single_line, visible, no_secret],
             **kwargs,
         )
 
     def to_python(self, value: Any) -> str:
         return key_name_normal(super().to_python(value) or "")
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # A token typed in is refused (no_secret), and not written back into the page.
+        if isinstance(data, str) and holds_secret(data):
+            return ""
+        return super().bound_data(data, initial)
 
     def clean(self, value: Any) -> str:
         value = super().clean(value)

@@ -35,7 +35,7 @@ from audit.log import audit_record
 from core.db_errors import violates
 from core.invalidation import changed
 from core.networks import parse_networks
-from core.validators import single_line, visible
+from core.validators import no_secret, single_line, visible
 
 CLIENT_TOKEN_DEFAULT_TTL = 3600
 CLIENT_TOKEN_MAX_TTL = 86400
@@ -141,11 +141,13 @@ def key_name_normal(name: str) -> str:
 
 def key_name_checked(name: str) -> str:
     """`name` as kept (key_name_normal), or ValidationError if it is not one line of
-    visible text of 1 to KEY_NAME_MAX characters (composing can lengthen a name: क़ is
-    kept as two characters). The forms and the API say so beside their field first."""
+    visible text of 1 to KEY_NAME_MAX characters holding no token (composing can lengthen
+    a name: क़ is kept as two characters). The forms and the API say so beside their field
+    first."""
     name = key_name_normal(name)
     single_line(name)
     visible(name)
+    no_secret(name)
     if not name or len(name) > KEY_NAME_MAX:
         raise ValidationError(f"A key's name is 1 to {KEY_NAME_MAX} characters.", code="max_length")
     return name

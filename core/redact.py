@@ -31,6 +31,11 @@ def redact_tokens(text: str) -> str:
     return text
 
 
+def holds_secret(text: str) -> bool:
+    """Whether `text` holds (most of) a token: never to be kept where it would be shown."""
+    return _SECRET.search(text) is not None
+
+
 def redact_secrets(text: str) -> str:
     """As redact_tokens, but a token's hint is left as it is: for messages that may name
     a hint on purpose (an ended key's successor) and must never repeat a secret."""

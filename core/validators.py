@@ -8,6 +8,8 @@ import re
 from django.core.exceptions import ValidationError
 from django.utils.encoding import punycode
 
+from core.redact import holds_secret
+
 # C0 controls (line breaks and tabs among them), DEL, C1 controls, and the Unicode line
 # and paragraph separators.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -66,4 +68,15 @@ def visible(value: str) -> None:
             "Use visible characters only: no zero-width spaces, soft hyphens or other "
             "invisible characters.",
             code="invisible_characters",
+        )
+
+
+def no_secret(value: str) -> None:
+    """A name holds no token: one pasted into it (the secret just shown, into the next
+    field) would be kept in clear and shown to everyone who sees the name, and in mail."""
+    if holds_secret(value):
+        raise ValidationError(
+            "That looks like a Reminix token: a name is shown to everyone in the project "
+            "and in emails, so it is not kept. If it is a real token, revoke it.",
+            code="secret",
         )

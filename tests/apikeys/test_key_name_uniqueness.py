@@ -347,3 +347,34 @@ def test_createapikey_refuses_a_name_of_two_lines(project):
     with pytest.raises(CommandError, match="one line"):
         call_command("createapikey", project=project.slug, name="Deploy\nBcc: x@example.com")
     assert not ApiKey.objects.filter(project=project).exists()
+
+
+def test_a_secret_pasted_into_a_keys_name_is_refused_and_kept_nowhere(
+    signed_in, project, make_key, user
+):
+    """People paste the secret they were just shown into the next field they see. As a
+    name it was kept in clear and shown in every list, audit event, alert and expiry
+    email, to every member, for good. Agent names refuse a token already; key names now
+    do too, on the page, in /v1/api-keys and in createapikey."""
+    from django.core.management import CommandError, call_command
+
+    _, secret = make_key(project, name="Production")
+    refused = create(signed_in, project, name=f"prod {secret}", headers=HTMX)
+    assert refused.status_code == 422
+    html = refused.content.decode()
+    assert 'id="id_name_error"' in html and "looks like a Reminix token" in html
+    assert secret not in html
+    _, pat = personal_token_create(user=user, name="Keys", permissions=["agents", "keys"])
+    automation = Api(Client(), pat)
+    answer = automation.post("/v1/api-keys", {"name": secret}, headers={"X-Project": project.slug})
+    error = assert_error(answer, 400, "invalid_field_value")
+    assert "name" in error["message"] and secret not in answer.content.decode()
+    production = ApiKey.objects.get(project=project)
+    renamed = signed_in.post(rename_url(project, production), {"name": secret}, headers=HTMX)
+    assert renamed.status_code == 422
+    with pytest.raises(CommandError, match="looks like a Reminix token"):
+        call_command("createapikey", project=project.slug, name=pat)
+    assert list(ApiKey.objects.filter(project=project).values_list("name", flat=True)) == [
+        "Production"
+    ]
+    assert not [e for e in AuditEvent.objects.all() if secret in str(e.metadata) + e.target_label]
