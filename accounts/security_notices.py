@@ -90,6 +90,12 @@ NOTICES: dict[str, Notice] = {
 }
 
 
+# The detail goes into the body, not a header: long enough for what a change names whole
+# (a token's name, hint and a full network allowlist); cut at 200, as a header is, the
+# network added last by whoever changed it never reached the owner.
+DETAIL_MAX = 2000
+
+
 def security_notice_send(*, user: User, action: str, ip: str | None, detail: str = "") -> None:
     """Tell `user` of `action` (a key of NOTICES) once the transaction commits. `detail`
     names what changed in the notice's opening sentence, such as `“deploy” (…a1b2)`."""
@@ -104,8 +110,9 @@ def _send(
     notice: Notice, *, to: str, user_id: int, ip: str | None, when: datetime, detail: str
 ) -> None:
     base = settings.DASHBOARD_URL.rstrip("/")
+    told = f" {one_line(detail, limit=DETAIL_MAX)}" if detail else ""
     body = (
-        f"{notice.opening.format(detail=f' {one_line(detail)}' if detail else '')}\n\n"
+        f"{notice.opening.format(detail=told)}\n\n"
         f"When: {when:%-d %b %Y, %H:%M} UTC\n"
         f"From: {ip or 'an unknown address'}\n\n"
         "If it was you, there is nothing to do.\n\n"

@@ -188,6 +188,19 @@ def test_a_personal_access_tokens_networks_changed_are_mailed_with_where_it_now_
     assert "may now be used from any network." in only_notice(notices, user).body
 
 
+def test_a_network_added_at_the_end_of_a_long_allowlist_is_named_in_the_notice(user, notices):
+    """The notice's detail was cut to 200 characters, as a mail header is: behind a long
+    name and a few networks, the one someone added with a stolen session, put last, never
+    reached the owner's mail."""
+    pat, _ = personal_token_create(user=user, name="Deploy from the build farm " + "x" * 70)
+    networks = [f"2001:db8:{n:x}::/48" for n in range(1, 20)]
+    token_networks_set(pat, networks=networks, by=user, ip="127.0.0.1")
+    with notices():
+        token_networks_set(pat, networks=[*networks, "198.51.100.7/32"], by=user, ip="192.0.2.9")
+    body = only_notice(notices, user).body
+    assert "2001:db8:13::/48, 198.51.100.7/32.\n" in body
+
+
 def test_a_change_that_is_rolled_back_is_not_mailed(user, notices):
     with notices(), pytest.raises(RuntimeError), transaction.atomic():
         personal_token_create(user=user, name="Undone")
