@@ -34,15 +34,24 @@ def one_line(text: str, *, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+# Providers that deliver every spelling of a name with dots in it to one inbox (Gmail
+# ignores them), under each of their domains.
+DOTS_IGNORED = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+
+
 def inbox(address: str) -> str:
     """The inbox a mail to `address` reaches, for counting mails to it: as Django sends
     it (the local part unquoted, `"a\\b"` being `ab`; the domain IDNA-encoded, which maps
     full-width letters to ASCII and drops soft hyphens and zero-width spaces), lower-cased,
-    without a trailing dot or a `+tag` (the same inbox at nearly every provider). Each
-    spelling of one inbox is otherwise a count of its own, and there is no end of them."""
+    without a trailing dot or a `+tag` (the same inbox at nearly every provider), and at
+    Gmail without dots in the name. Each spelling of one inbox is otherwise a count of its
+    own, and there is no end of them."""
     local, _, domain = address.strip().rpartition("@")
     if len(local) >= 2 and local.startswith('"') and local.endswith('"'):
         local = re.sub(r"\\(.)", r"\1", local[1:-1])
     with contextlib.suppress(UnicodeError):  # else no mail reaches it: counted as typed
         domain = punycode(domain)
-    return f"{local.split('+', 1)[0]}@{domain.rstrip('.')}".lower()
+    local, domain = local.split("+", 1)[0].lower(), domain.rstrip(".").lower()
+    if domain in DOTS_IGNORED:
+        local, domain = local.replace(".", ""), DOTS_IGNORED[domain]
+    return f"{local}@{domain}"

@@ -440,3 +440,14 @@ def test_sign_ups_from_one_ipv6_host_are_limited_by_its_64(client, db):
         client.logout()
     assert answer.status_code == 429
     assert User.objects.count() == 10
+
+
+def test_gmail_addresses_spelled_with_dots_count_as_one_inbox_for_reset_mails(client, db):
+    """Gmail ignores dots in the name and takes googlemail.com for gmail.com: each of the
+    hundreds of ways to place dots in a name was a fresh count for one person's inbox."""
+    url = reverse("accounts:password_reset")
+    spellings = ["victim@gmail.com", "v.ictim@gmail.com", "vi.c.tim@gmail.com", "victim.@gmail.com",
+                 "v.i.c.t.i.m@googlemail.com", "Vic.Tim@GMail.com"]  # fmt: skip
+    for n, email in enumerate(spellings):
+        client.post(url, {"email": email}, REMOTE_ADDR=f"198.51.100.{n + 1}")
+    assert len(mail.outbox) == 3
