@@ -24,8 +24,9 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from accounts.models import Passkey, RecoveryCode, TotpDevice, User
 from accounts.security_notices import security_notice_send
 from audit.log import audit_record
+from core.counters import throttle_allows
 from core.invalidation import changed
-from core.mail import one_line
+from core.mail import inbox, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,21 @@ def send_verification(user: User, email: str | None = None) -> bool:
     )
     body += f"{verification_url(user, to)}\n\nIf it was not you, ignore this email.\n"
     return _send("[Reminix] Confirm your email address", body, to)
+
+
+# Mails that go to whatever address someone types (a sign-up's link or word that the
+# address has an account, an address change's link or the same word): per inbox, as mail
+# reaches it (core.mail.inbox), whoever asks and from wherever.
+MAILS_TO_AN_INBOX_PER_HOUR = 3
+
+
+def inbox_may_be_mailed(email: str) -> bool:
+    """Count one more such mail to `email`'s inbox; False past the limit (the page then
+    reads the same and nothing goes): neither form may become a way to flood someone's
+    inbox, from one network or from many accounts."""
+    return throttle_allows(
+        f"account-mail:{inbox(email)}", limit=MAILS_TO_AN_INBOX_PER_HOUR, window_seconds=3600
+    )
 
 
 def send_already_registered(email: str) -> bool:

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.email_verification import (
     VerificationError,
     confirm,
+    inbox_may_be_mailed,
     read_token,
     send_already_registered,
     send_verification,
@@ -98,7 +99,7 @@ def account_email(request: AuthenticatedRequest) -> HttpResponse:
         email = form.cleaned_data["email"]
         if throttle_allows(
             f"email-change:{request.user.pk}", limit=LINKS_PER_HOUR, window_seconds=3600
-        ):
+        ) and inbox_may_be_mailed(email):
             if User.objects.filter(email__iexact=email).exists():
                 send_already_registered(email)
             else:

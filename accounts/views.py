@@ -27,6 +27,7 @@ from accounts.decorators import (
 )
 from accounts.email_verification import (
     email_confirmed_by_reset,
+    inbox_may_be_mailed,
     send_already_registered,
     send_no_account,
     send_verification,
@@ -78,9 +79,6 @@ from core.http import HtmxHttpRequest, local_path
 from core.mail import inbox
 
 SIGNUPS_PER_HOUR = 10
-# Sign-up mails to one inbox (core.mail.inbox), a link or word that it has an account: they
-# go to whatever address an asker types, from any network.
-SIGNUP_MAILS_PER_INBOX_PER_HOUR = 3
 RESETS_PER_EMAIL_PER_HOUR = 3
 RESETS_PER_IP_PER_HOUR = 20
 # "No account uses this address" mails, all addresses together: they go to whoever an
@@ -152,11 +150,7 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
         return render(request, "accounts/signup.html", {"form": form, "next": next_url}, status=429)
     if request.method == "POST" and form.is_valid():
         email = form.cleaned_data["email"]
-        if not throttle_allows(
-            f"signup-inbox:{inbox(email)}",
-            limit=SIGNUP_MAILS_PER_INBOX_PER_HOUR,
-            window_seconds=3600,
-        ):
+        if not inbox_may_be_mailed(email):
             # The same answer and work as for any address, but nothing made and no mail:
             # a sign-up form must not become a way to flood someone's inbox.
             make_password(form.cleaned_data["password1"])

@@ -240,3 +240,22 @@ def test_an_address_no_mail_can_reach_is_refused_as_a_new_address_or_an_invitati
 def test_an_international_domain_is_still_welcome(client, db):
     assert sign_up(client, "ada@exämple.com").status_code == 200
     assert mail.outbox[-1].to == ["ada@exämple.com"]
+
+
+def test_address_changes_from_many_accounts_mail_one_inbox_three_times_an_hour(make_user, user):
+    """Each account may ask for three links an hour, to any address: accounts are free to
+    make, so moving many of them to one stranger's address (or spellings of it) filled that
+    inbox with links, or with word that someone tried to take its address. The inbox is
+    counted as sign-up counts it, and past three an hour the page reads the same."""
+    from django.test import Client
+
+    local, domain = user.email.split("@")
+    targets = [user.email, f"{local}+a@{domain}", "stranger@example.org", "stranger+b@example.org"]
+    for n in range(6):
+        asker = Client()
+        asker.force_login(make_user(email=f"asker{n}@example.net"))
+        for target in targets:
+            answer = asker.post(reverse("accounts:account_email"), {"email": target})
+            assert answer.status_code == 200 and "We sent a link to" in answer.content.decode()
+    reached = [message.to[0].replace("+a", "").replace("+b", "") for message in mail.outbox]
+    assert sorted(reached) == sorted([user.email] * 3 + ["stranger@example.org"] * 3)
