@@ -264,9 +264,9 @@ class PasswordResetView(auth_views.PasswordResetView):
 
     def form_valid(self, form):  # type: ignore[no-untyped-def]
         # Past the limits, the page reads the same but no email goes: a reset form must not
-        # become a way to flood someone's inbox.
-        # They count the inbox (core.mail.inbox: a `+tag`, a quoted local part, a domain
-        # spelled in other letters reach the same one) and the asker's network.
+        # become a way to flood someone's inbox. They count the inbox (core.mail.inbox: a
+        # `+tag`, a quoted local part, a domain spelled in other letters reach the same
+        # one) and the asker's network.
         email = form.cleaned_data["email"].strip().lower()
         if not (
             throttle_allows(

@@ -240,8 +240,8 @@ def _isolated[T](what: str, run: Callable[[], T], result: DetectionResult) -> T 
     lock timeout (its query too slow, its row held by another transaction), undo only it,
     log, count, go on; if the database itself is gone, or cannot run the SQL at all
     (core.db_errors.run_must_stop), stop the run (the next one retries from the cursor).
-    A timeout stopped the run once: the next run read the same batch,
-    met the same timeout, and detection stopped for every project."""
+    A timeout stopped the run once: the next run read the same batch, met the same
+    timeout, and detection stopped for every project."""
     try:
         with transaction.atomic():
             return run()
