@@ -315,14 +315,26 @@ class PersonalTokenRenameForm(forms.Form):
     name = ApiKeyNameField()
 
 
+class NotesField(forms.CharField):
+    """A key's notes: shown in the list and kept in the audit trail, so, like its name, they
+    hold no token ("where it is stored" invites pasting the secret itself)."""
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        # A token typed in is refused (no_secret), and not written back into the page.
+        if isinstance(data, str) and holds_secret(data):
+            return ""
+        return super().bound_data(data, initial)
+
+
 def _notes_field() -> forms.CharField:
-    return forms.CharField(
+    return NotesField(
         label="Notes",
         required=False,
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Optional. What it is for, where it is stored, whom to ask. Shown in the list.",
         error_messages={"max_length": "Keep notes to 500 characters."},
+        validators=[no_secret],
     )
 
 

@@ -208,7 +208,7 @@ def api_key_create(
     `agent_names`, `agent_actions`: its agent scope (apikeys/scopes.py); none: all.
     OutOfPolicy if it would live longer than the project's lifetime policy allows;
     KeyNameTaken if a working key of the project has the name (see key_name_claim);
-    ValidationError if the name is not one (key_name_checked)."""
+    ValidationError if the name is not one (key_name_checked), or the notes hold a token."""
     names, actions = agent_scope_checked(agent_names, agent_actions)
     days = project.max_key_lifetime_days
     if Project.lifetime_exceeds(days, timezone.now(), expires_at):
@@ -216,6 +216,7 @@ def api_key_create(
             f"Project “{project.name}” accepts only keys that expire within {days} days."
         )
     name = key_name_checked(name)
+    no_secret(notes)
     with key_name_claim(project, name):
         api_key, secret = ApiKey.objects.mint(
             project=project,
@@ -246,9 +247,10 @@ def api_key_rename(
     """A new name and (when given) new notes for a key. KeyNameTaken if another working
     key of the project has the name (see key_name_claim); the key is then left as it was,
     in the database and in `api_key`. ValidationError if the name is not one
-    (key_name_checked)."""
+    (key_name_checked), or the notes hold a token."""
     old, old_notes = api_key.name, api_key.notes
     name = key_name_checked(name)
+    no_secret(notes or "")
     try:
         with key_name_claim(api_key.project, name, renaming=api_key):
             api_key.name = name

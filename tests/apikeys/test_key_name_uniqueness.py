@@ -378,3 +378,21 @@ def test_a_secret_pasted_into_a_keys_name_is_refused_and_kept_nowhere(
         "Production"
     ]
     assert not [e for e in AuditEvent.objects.all() if secret in str(e.metadata) + e.target_label]
+
+
+def test_a_secret_pasted_into_a_keys_notes_is_refused_too(signed_in, project, make_key):
+    """Notes say “where it is stored”, and are shown in the list and kept in the audit
+    trail: the secret itself pasted there was all of that, in clear."""
+    _, secret = make_key(project, name="Production")
+    refused = create(signed_in, project, name="Worker", notes=f"the secret: {secret}", headers=HTMX)
+    assert refused.status_code == 422
+    html = refused.content.decode()
+    assert 'id="id_notes_error"' in html and "looks like a Reminix token" in html
+    assert secret not in html
+    production = ApiKey.objects.get(project=project)
+    renamed = signed_in.post(
+        rename_url(project, production), {"name": "Production", "notes": secret}, headers=HTMX
+    )
+    assert renamed.status_code == 422 and secret not in renamed.content.decode()
+    production.refresh_from_db()
+    assert production.notes == "" and ApiKey.objects.filter(project=project).count() == 1
