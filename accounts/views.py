@@ -150,17 +150,21 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
         return render(request, "accounts/signup.html", {"form": form, "next": next_url}, status=429)
     if request.method == "POST" and form.is_valid():
         email = form.cleaned_data["email"]
-        if not inbox_may_be_mailed(email):
+        taken = User.objects.filter(email__iexact=email).exists()
+        invitation = None if taken else _invitation_of(next_url)
+        invited_here = invitation is not None and invitation.email.lower() == email.lower()
+        # Signing up from an invitation's link for this very address mails nothing (the
+        # link proved the inbox): only the others count, so a stranger who used up the
+        # count cannot turn the invitee away.
+        if not invited_here and not inbox_may_be_mailed(email):
             # The same answer and work as for any address, but nothing made and no mail:
             # a sign-up form must not become a way to flood someone's inbox.
             make_password(form.cleaned_data["password1"])
             return render(request, "accounts/signup_sent.html", {"email": email})
-        if User.objects.filter(email__iexact=email).exists():
+        if taken:
             make_password(form.cleaned_data["password1"])  # the same work as a new account
             send_already_registered(email)
             return render(request, "accounts/signup_sent.html", {"email": email})
-        invitation = _invitation_of(next_url)
-        invited_here = invitation is not None and invitation.email.lower() == email.lower()
         try:
             user = user_sign_up(
                 email=email,

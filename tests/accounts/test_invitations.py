@@ -357,3 +357,29 @@ def test_names_cannot_reorder_the_text_of_an_invitation_mail(
     for text in (message.subject, message.body):
         assert not re.search("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]", text), text
     assert "Ada eciovnI Lovelace invited you to Acme prod" in message.subject
+
+
+def test_sign_ups_for_an_invitees_inbox_do_not_stop_them_signing_up_from_the_link(
+    client, signed_in, project, django_capture_on_commit_callbacks
+):
+    """Sign-up mails to one inbox stop at three an hour; signing up from an invitation's
+    link for that very address sends none (the link proved the inbox), so a stranger who
+    used up the count with `carol+1@`, `carol+2@`, … must not turn it away."""
+    from django.test import Client
+
+    with django_capture_on_commit_callbacks(execute=True):
+        invite(signed_in, project, "carol@example.com")
+    link = link_in(mail.outbox[-1])
+    password = "a long enough passphrase 42"
+    for n in range(4):
+        Client().post(
+            reverse("accounts:signup"),
+            {"email": f"carol+{n}@example.com", "password1": password, "password2": password},
+            REMOTE_ADDR=f"198.51.100.{n}",
+        )
+    client.logout()
+    signup = client.post(
+        reverse("accounts:signup") + f"?next={link}",
+        {"email": "carol@example.com", "password1": password, "password2": password},
+    )
+    assert signup.status_code == 302 and signup["Location"] == link
