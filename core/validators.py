@@ -21,11 +21,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 DIRECTION_CONTROLS = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
 # Characters that show nothing and take no space (the zero-width space, the word joiner
 # and invisible operators, the byte-order mark, the soft hyphen, the combining grapheme
-# joiner, the Mongolian and Khmer ones, the Hangul fillers): “Production” with one inside
-# reads as “Production” and is another string. The zero-width (non-)joiners are not among
-# them: emoji sequences and several scripts need them.
+# joiner, the deprecated Khmer vowels, the Hangul fillers): “Production” with one inside
+# reads as “Production” and is another string. The zero-width (non-)joiners and the
+# Mongolian variation selectors are not among them: emoji sequences and several scripts
+# need them.
 INVISIBLE = re.compile(
-    r"[\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b\u2060-\u2064\u3164\ufeff\uffa0]"
+    r"[\u00ad\u034f\u115f\u1160\u17b4\u17b5\u200b\u2060-\u2064\u3164\ufeff\uffa0]"
 )
 
 
