@@ -300,9 +300,7 @@ def test_a_name_spelled_with_a_combining_accent_is_the_name_of_the_key_with_the_
     assert ApiKey.objects.filter(project=project).count() == 2
 
 
-@pytest.mark.parametrize(
-    "invisible", ["\u200b", "\u2060", "\ufeff", "\u00ad", "\u034f", "\u3164"]
-)
+@pytest.mark.parametrize("invisible", ["\u200b", "\u2060", "\ufeff", "\u00ad", "\u034f", "\u3164"])
 def test_a_name_with_an_invisible_character_is_refused_beside_the_field(
     signed_in, project, make_key, user, invisible
 ):
