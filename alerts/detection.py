@@ -738,21 +738,23 @@ def email_pending_flags(now: datetime, result: DetectionResult) -> None:
         .order_by("id")
     )
     for flag in pending:
-        if _isolated(f"email for flag {flag.pk}", partial(_email_owners, flag, now), result):
+        recipients = _isolated(
+            f"claiming the email for flag {flag.pk}", partial(_claim_email, flag, now), result
+        )
+        if recipients and _email_owners(flag, recipients, now, result):
             result.emails += 1
 
 
-def _email_owners(flag: Flag, now: datetime) -> bool:
-    """Email the project's owners about a new high-severity flag: one email per key (or
-    client token) per hour at most, however many flags it raises. The flag is claimed
-    (emailed_at) in the transaction that sends, so a send that reaches nobody is retried
-    next run and two runs never both send.
+def _claim_email(flag: Flag, now: datetime) -> list[str]:
+    """Claim the email about a new high-severity flag (emailed_at), so that two runs never
+    both send it; whom to send it to (none: nothing to send). One email per key (or client
+    token) per hour at most, however many flags it raises.
 
     Who: the owners, less those who turned these emails off, and members who turned them
     on (notifications/), each in a message of their own."""
     claimed = Flag.objects.filter(pk=flag.pk, emailed_at__isnull=True).update(emailed_at=now)
     if not claimed:
-        return False
+        return []
     recent = Flag.objects.filter(
         project_id=flag.project_id,
         api_key_id=flag.api_key_id,
@@ -760,16 +762,24 @@ def _email_owners(flag: Flag, now: datetime) -> bool:
         emailed_at__gt=now - EMAIL_EVERY,
     ).exclude(pk=flag.pk)
     if recent.exists():
-        return False  # covered by the email sent for the same key within the hour
-    recipients = alert_email_recipients(flag.project_id)
-    if not recipients:
-        return False
+        return []  # covered by the email sent for the same key within the hour
+    return alert_email_recipients(flag.project_id)
+
+
+def _email_owners(
+    flag: Flag, recipients: list[str], now: datetime, result: DetectionResult
+) -> bool:
+    """Send the claimed email, after the claim committed: a transaction open while a mail
+    server answers (seconds per recipient) would hold the flag's row, and an owner
+    acknowledging it would wait, past the lock timeout get an error. If it reaches nobody
+    the claim is given back and the next run sends it; a process killed between the claim
+    and the send loses that one email (the flag itself stays on the alerts page)."""
     project = flag.project
     dashboard = settings.DASHBOARD_URL.rstrip("/")
     link = dashboard + reverse("alerts:flag_list", kwargs={"slug": project.slug})
     preferences = dashboard + reverse("notifications:preferences")
-    return bool(
-        send_to_each(
+    try:
+        sent = send_to_each(
             recipients,
             lambda to: send_mail(
                 # Names are the customer's text: one line, so no name can add a mail header.
@@ -785,4 +795,11 @@ def _email_owners(flag: Flag, now: datetime) -> bool:
                 recipient_list=to,
             ),
         )
-    )
+    except Exception as error:
+        if run_must_stop(error):
+            raise
+        Flag.objects.filter(pk=flag.pk, emailed_at=now).update(emailed_at=None)
+        logger.exception("detector: email for flag %s not sent; the next run tries again", flag.pk)
+        result.failures += 1
+        return False
+    return bool(sent)

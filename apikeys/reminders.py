@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.urls import reverse
@@ -104,24 +103,29 @@ def _remind_key(key: ApiKey, now: datetime) -> int:
     recipients = expiry_email_recipients(key.project_id)
     if not recipients:
         return 0  # nobody to tell yet: unclaimed, tried again next run
-    with transaction.atomic():
-        claim = ApiKey.objects.filter(pk=key.pk)
-        if last_day:
-            # The day's reminder covers the week's, if that was never sent.
-            claimed = claim.filter(expiry_day_reminder_sent_at__isnull=True).update(
-                expiry_day_reminder_sent_at=now,
-                expiry_week_reminder_sent_at=Coalesce(F("expiry_week_reminder_sent_at"), now),
-            )
-        else:
-            claimed = claim.filter(expiry_week_reminder_sent_at__isnull=True).update(
-                expiry_week_reminder_sent_at=now
-            )
-        if not claimed:
-            return 0
-        when = "tomorrow" if last_day else "within a week"
-        preferences = settings.DASHBOARD_URL.rstrip("/") + reverse("notifications:preferences")
-        # One message each; if it reaches nobody, NobodyReached undoes the claim.
-        send_to_each(
+    claim = ApiKey.objects.filter(pk=key.pk)
+    if last_day:
+        # The day's reminder covers the week's, if that was never sent.
+        claimed = claim.filter(expiry_day_reminder_sent_at__isnull=True).update(
+            expiry_day_reminder_sent_at=now,
+            expiry_week_reminder_sent_at=Coalesce(F("expiry_week_reminder_sent_at"), now),
+        )
+    else:
+        claimed = claim.filter(expiry_week_reminder_sent_at__isnull=True).update(
+            expiry_week_reminder_sent_at=now
+        )
+    if not claimed:
+        return 0
+
+    def give_back() -> None:
+        claim.filter(expiry_day_reminder_sent_at=now).update(expiry_day_reminder_sent_at=None)
+        claim.filter(expiry_week_reminder_sent_at=now).update(expiry_week_reminder_sent_at=None)
+
+    when = "tomorrow" if last_day else "within a week"
+    preferences = settings.DASHBOARD_URL.rstrip("/") + reverse("notifications:preferences")
+    # One message each; if it reaches nobody, NobodyReached gives the claim back.
+    _after_claim(
+        lambda: send_to_each(
             recipients,
             lambda to: send_mail(
                 subject=one_line(
@@ -141,8 +145,23 @@ def _remind_key(key: ApiKey, now: datetime) -> int:
                 from_email=settings.DEFAULT_FROM_EMAIL,
                 recipient_list=to,
             ),
-        )
+        ),
+        give_back=give_back,
+    )
     return 1
+
+
+def _after_claim(send: Callable[[], object], *, give_back: Callable[[], object]) -> None:
+    """Send, the claim already committed; if the send fails, give the claim back so that
+    the next run tries again. The claim commits first because a transaction open while a
+    mail server answers (seconds per recipient) would hold the token's row all that time:
+    an owner revoking or rolling it would wait, and past the lock timeout get an error. The
+    price: a process killed between the claim and the send loses that one reminder."""
+    try:
+        send()
+    except Exception:
+        give_back()
+        raise
 
 
 def send_personal_token_reminders() -> ReminderResult:
@@ -157,15 +176,13 @@ def send_personal_token_reminders() -> ReminderResult:
 
 
 def _remind(pat: PersonalAccessToken, now: datetime) -> int:
-    with transaction.atomic():
-        # Claim the token first, so two runs at once cannot both send; a failed send
-        # rolls the claim back.
-        claimed = PersonalAccessToken.objects.filter(
-            pk=pat.pk, expiry_reminder_sent_at__isnull=True
-        ).update(expiry_reminder_sent_at=now)
-        if not claimed:
-            return 0
-        send_mail(
+    # Claimed first, so two runs at once cannot both send; committed before the mail goes
+    # (see _after_claim).
+    claim = PersonalAccessToken.objects.filter(pk=pat.pk)
+    if not claim.filter(expiry_reminder_sent_at__isnull=True).update(expiry_reminder_sent_at=now):
+        return 0
+    _after_claim(
+        lambda: send_mail(
             subject=one_line(f"Your Reminix token “{pat.name}” expires soon"),
             message=(
                 f"Your personal access token “{pat.name}” ({pat.hint}) expires on "
@@ -176,5 +193,9 @@ def _remind(pat: PersonalAccessToken, now: datetime) -> int:
             ),
             from_email=settings.DEFAULT_FROM_EMAIL,
             recipient_list=[pat.user.email],
-        )
+        ),
+        give_back=lambda: claim.filter(expiry_reminder_sent_at=now).update(
+            expiry_reminder_sent_at=None
+        ),
+    )
     return 1

@@ -334,6 +334,15 @@ def row_locked_elsewhere(row: models.Model) -> Iterator[None]:
         yield
 
 
+def committed_elsewhere(sql: str, params: Sequence[object]) -> None:
+    """`sql` in a transaction of another connection, committed, giving up on a row lock
+    after 100 ms: an owner's change from the dashboard while a job runs. PostgreSQL only."""
+    with another_connection() as other:
+        other.execute("SET lock_timeout = '100ms'")
+        other.execute(sql, params)
+        other.commit()
+
+
 @contextlib.contextmanager
 def statements_time_out(matches: Callable[[str, Sequence[object]], bool]) -> Iterator[None]:
     """Each statement of this connection for which `matches(sql, params)` holds runs into

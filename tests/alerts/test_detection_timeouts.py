@@ -9,13 +9,20 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Project
+from alerts import detection
 from alerts.detection import detect
 from alerts.models import DetectionCursor, Flag
 from apikeys.models import ApiKey
-from tests.conftest import row_locked_elsewhere, statements_time_out, usage_call
+from tests.conftest import (
+    committed_elsewhere,
+    row_locked_elsewhere,
+    statements_time_out,
+    usage_call,
+)
 from usage.models import UsageRecord
 from usage.writer import usage_write
 
@@ -246,3 +253,45 @@ def test_one_keys_unused_check_timing_out_costs_only_that_key_every_run(two_tena
     assert raised(Flag.Kind.UNUSED_KEY) == {theirs.pk}
     detect()
     assert raised(Flag.Kind.UNUSED_KEY) == {mine.pk, theirs.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_flag_can_be_acknowledged_while_its_email_is_being_sent(two_tenants, monkeypatch):
+    """Found in review: the detector held the flag's row until the mail server had
+    answered every recipient, so an owner acknowledging it waited, and past the lock
+    timeout got an error."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    mine, _ = two_tenants
+    mine.revoke(by=None)
+    usage_write([ended_key_tried(mine)])
+    table = connection.ops.quote_name(Flag._meta.db_table)
+
+    def mail_server_answering_slowly(**message):
+        committed_elsewhere(
+            f"UPDATE {table} SET acknowledged_at = now() WHERE api_key_id = %s",  # noqa: S608
+            [mine.pk],
+        )
+        mail.outbox.append(message["subject"])
+
+    monkeypatch.setattr(detection, "send_mail", mail_server_answering_slowly)
+    result = detect()
+    assert (result.emails, result.failures) == (1, 0)
+    assert Flag.objects.get(api_key=mine).acknowledged_at is not None
+
+
+def test_an_alert_email_the_mail_server_refused_is_sent_by_the_next_run(two_tenants, monkeypatch):
+    mine, _ = two_tenants
+    mine.revoke(by=None)
+    usage_write([ended_key_tried(mine)])
+
+    def refused(**message):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(detection, "send_mail", refused)
+    result = detect()
+    assert (result.emails, result.failures) == (0, 1)
+    assert Flag.objects.get(api_key=mine).emailed_at is None
+    monkeypatch.undo()
+    assert (detect().emails, len(mail.outbox)) == (1, 1)
+    assert Flag.objects.get(api_key=mine).emailed_at is not None

@@ -8,14 +8,15 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from accounts.models import Project
+from apikeys import reminders
 from apikeys.models import ApiKey, PersonalAccessToken
 from apikeys.reminders import send_expiry_reminders
 from apikeys.services import api_key_create, personal_token_create
-from tests.conftest import row_locked_elsewhere
+from tests.conftest import committed_elsewhere, row_locked_elsewhere
 
 OTHER_OWNER = "other-owner@example.com"
 
@@ -83,3 +84,67 @@ def test_a_lost_connection_still_stops_the_run_for_the_next_one_to_retry(
     monkeypatch.setattr(reminders, "_remind_key", connection_lost)
     with pytest.raises(OperationalError):
         send_expiry_reminders()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_can_be_revoked_while_its_reminder_is_being_mailed(project, monkeypatch):
+    """Found in review: the reminder held the key's row until the mail server had answered
+    every recipient (seconds each), so a revoke of that key waited, and past the lock
+    timeout failed."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    key = expiring_key(project, "Deploy")
+    table = connection.ops.quote_name(ApiKey._meta.db_table)
+
+    def mail_server_answering_slowly(**message):
+        committed_elsewhere(f"UPDATE {table} SET revoked_at = now() WHERE id = %s", [key.pk])  # noqa: S608
+        mail.outbox.append(message["subject"])
+
+    monkeypatch.setattr(reminders, "send_mail", mail_server_answering_slowly)
+    assert send_expiry_reminders().sent == 1
+    assert mail.outbox == ["[Reminix] API key “Deploy” of Ada's project expires within a week"]
+    assert ApiKey.objects.get(pk=key.pk).revoked_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_personal_token_can_be_revoked_while_its_reminder_is_being_mailed(user, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    pat = expiring_token(user, "Laptop")
+    table = connection.ops.quote_name(PersonalAccessToken._meta.db_table)
+
+    def mail_server_answering_slowly(**message):
+        committed_elsewhere(f"UPDATE {table} SET revoked_at = now() WHERE id = %s", [pat.pk])  # noqa: S608
+        mail.outbox.append(message["subject"])
+
+    monkeypatch.setattr(reminders, "send_mail", mail_server_answering_slowly)
+    assert send_expiry_reminders().sent == 1
+    assert PersonalAccessToken.objects.get(pk=pat.pk).revoked_at is not None
+
+
+def test_a_reminder_the_mail_server_refused_is_claimed_again_next_run(project, user, monkeypatch):
+    key = expiring_key(project, "Deploy")
+    pat = expiring_token(user, "Laptop")
+
+    def refused(**message):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(reminders, "send_mail", refused)
+    assert send_expiry_reminders().skipped == 2
+    assert ApiKey.objects.get(pk=key.pk).expiry_week_reminder_sent_at is None
+    assert PersonalAccessToken.objects.get(pk=pat.pk).expiry_reminder_sent_at is None
+    monkeypatch.undo()
+    assert send_expiry_reminders().sent == 2
+
+
+def test_a_last_day_reminder_refused_gives_back_both_claims(project, monkeypatch):
+    key = expiring_key(project, "Deploy")
+    ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() + timedelta(hours=5))
+
+    def refused(**message):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(reminders, "send_mail", refused)
+    assert send_expiry_reminders().skipped == 1
+    key.refresh_from_db()
+    assert (key.expiry_week_reminder_sent_at, key.expiry_day_reminder_sent_at) == (None, None)
