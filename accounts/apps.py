@@ -23,6 +23,7 @@ def _register_audit_actions() -> None:
     register_actions(
         Action("user.signed_up", "Signed up", "success"),
         Action("user.signed_in", "Signed in"),
+        Action("user.signed_out", "Signed out"),
         Action("user.sign_in_failed", "Sign-in failed", "warning"),
         Action("user.password_changed", "Password changed", "warning"),
         Action("user.signed_out_elsewhere", "Signed out everywhere else", "warning"),
@@ -38,6 +39,7 @@ def _register_audit_actions() -> None:
         Action("user.email_changed", "Email address changed", "warning"),
         Action("user.passkey_added", "Passkey added", "success"),
         Action("user.passkey_removed", "Passkey removed", "danger"),
+        Action("user.passkey_renamed", "Passkey renamed"),
         Action("user.passkey_signed_in", "Signed in with a passkey"),
         Action("user.passkey_failed", "Passkey refused", "warning"),
         Action("user.sudo_passed", "Identity confirmed for a sensitive action"),

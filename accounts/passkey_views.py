@@ -164,7 +164,7 @@ def passkey_rename_view(request: AuthenticatedRequest, passkey_id: int) -> HttpR
             form.add_error("name", "Enter a name.")
         context = security_context(request, rename_form=form, rename_id=passkey.pk)
         return render(request, "accounts/security.html", context, status=422)
-    passkey_rename(passkey=passkey, name=form.cleaned_data["name"].strip())
+    passkey_rename(passkey=passkey, name=form.cleaned_data["name"].strip(), ip=client_ip(request))
     messages.success(request, "Passkey renamed.")
     return redirect(reverse("accounts:account_security") + "#passkeys")
 

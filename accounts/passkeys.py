@@ -318,9 +318,17 @@ def _failed(passkey: Passkey, ip: str | None, *, reason: str, **extra: int) -> N
 # Managing -------------------------------------------------------------------------------
 
 
-def passkey_rename(*, passkey: Passkey, name: str) -> None:
-    passkey.name = name
+@transaction.atomic
+def passkey_rename(*, passkey: Passkey, name: str, ip: str | None) -> None:
+    old, passkey.name = passkey.name, name
     passkey.save(update_fields=["name"])
+    audit_record(
+        action="user.passkey_renamed",
+        actor=passkey.user,
+        target=passkey.user,
+        ip=ip,
+        metadata={"from": old, "to": name},
+    )
 
 
 @transaction.atomic

@@ -47,9 +47,13 @@ def record_sign_in(sender: type, request: HttpRequest | None, user: User, **kwar
 
 
 @receiver(user_logged_out, dispatch_uid="accounts.sessions.user_signed_out")
-def forget_session(sender: type, request: HttpRequest | None, **kwargs: Any) -> None:
+def forget_session(
+    sender: type, request: HttpRequest | None, user: User | None, **kwargs: Any
+) -> None:
     if request is not None and hasattr(request, "session"):
         session_forget(request)
+    if user is not None:  # None: the session had no one signed in
+        audit_record(action="user.signed_out", actor=user, target=user, ip=_ip(request))
 
 
 def _worth_a_row(user: User | None, attempted: str, ip: str | None, *, locked_out: bool) -> bool:

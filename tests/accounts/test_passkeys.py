@@ -254,6 +254,8 @@ def test_rename_and_remove_a_passkey(signed_in, user, device):
     passkey = add_passkey(signed_in, device)
     signed_in.post(reverse("accounts:passkey_rename", args=[passkey.pk]), {"name": "Phone"})
     assert Passkey.objects.get().name == "Phone"
+    renamed = AuditEvent.objects.get(action="user.passkey_renamed")
+    assert renamed.actor == user and renamed.metadata["to"] == "Phone"
     bad = signed_in.post(reverse("accounts:passkey_rename", args=[passkey.pk]), {"name": "x\ty"})
     assert bad.status_code == 422 and "one line" in bad.content.decode()
     signed_in.post(reverse("accounts:passkey_remove", args=[passkey.pk]))

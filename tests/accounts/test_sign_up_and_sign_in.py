@@ -183,6 +183,14 @@ def test_sign_out_needs_a_post_and_ends_the_session(signed_in):
     assert "_auth_user_id" not in signed_in.session
 
 
+def test_signing_out_is_on_the_persons_audit_trail(signed_in, user, client):
+    signed_in.post(reverse("accounts:logout"), REMOTE_ADDR="203.0.113.7")
+    event = AuditEvent.objects.get(action="user.signed_out")
+    assert (event.actor, event.ip_address) == (user, "203.0.113.7")
+    client.post(reverse("accounts:logout"))  # nobody signed in: nothing to record
+    assert AuditEvent.objects.filter(action="user.signed_out").count() == 1
+
+
 def test_pages_need_a_signed_in_user(client, project):
     response = client.get(reverse("overview:project_overview", args=[project.slug]))
     assert response.status_code == 302
