@@ -20,6 +20,7 @@ from django.http import HttpRequest
 from accounts.models import User
 from accounts.sessions import session_forget, session_record
 from accounts.sudo import sudo_mark
+from accounts.two_factor_views import PENDING_KEY
 from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows
@@ -39,6 +40,9 @@ def _ip(request: HttpRequest | None) -> str | None:
 @receiver(user_logged_in, dispatch_uid="accounts.audit.user_signed_in")
 def record_sign_in(sender: type, request: HttpRequest | None, user: User, **kwargs: Any) -> None:
     if request is not None and hasattr(request, "session"):
+        # Whoever signs in ends a second step left open in this browser by someone else,
+        # whose password it has already passed: it must not wait for their code.
+        request.session.pop(PENDING_KEY, None)
         # First: it compares this sign-in's network with the earlier sign-ins'.
         session_record(request, user)
         # Signing in is a check of who you are: sensitive actions need no other for a while.

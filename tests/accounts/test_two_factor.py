@@ -134,6 +134,23 @@ def test_the_code_step_waits_five_minutes_at_most(client, user, signed_in):
     assert answer["Location"] == LOGIN and "_auth_user_id" not in client.session
 
 
+def test_someone_else_signing_in_ends_a_code_step_left_open_in_the_browser(
+    client, user, signed_in, make_user
+):
+    """Found in review: Ada passed the password step on a shared computer and walked away;
+    Bob signed in there with his password; Ada's pending step stayed in Bob's session, so
+    her code alone (seen over her shoulder) would have signed Bob's browser in as her."""
+    secret, _ = enrol(signed_in)
+    signed_in.logout()
+    sign_in(client, user.email)
+    bob = make_user(email="bob@example.com")
+    assert sign_in(client, bob.email)["Location"] != CODE
+    assert client.session["_auth_user_id"] == str(bob.pk)
+    assert "two_factor_pending" not in client.session
+    client.post(CODE, {"code": next_code(secret)})
+    assert client.session["_auth_user_id"] == str(bob.pk)
+
+
 def test_without_a_password_the_code_page_signs_nobody_in(client, user):
     assert client.get(CODE)["Location"] == LOGIN
     session = client.session
