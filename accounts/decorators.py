@@ -3,6 +3,10 @@
 A project the user is not a member of does not exist for them: 404, never 403, so that
 guessing slugs tells nothing. A project whose owners require a second factor shows a
 member without one only the page that asks them to set one up (403).
+
+The services check again, under a lock, when they write (accounts.services: member_hold,
+owner_hold): someone removed or demoted while their request was on its way gets the same
+answer as their next request would, not a change that commits after their removal.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from django.shortcuts import render
 
 from accounts.http import ProjectRequest
 from accounts.models import Membership
+from accounts.services import NOT_AN_OWNER, NoLongerAMember, NotAnOwner
 from accounts.two_factor import has_two_factor
 
 type ProjectView = Callable[..., HttpResponseBase]
@@ -50,7 +55,10 @@ def project_member_required(view: ProjectView) -> ProjectView:
                 {"required_by": membership.project},
                 status=403,
             )
-        return view(request, *args, **kwargs)
+        try:
+            return view(request, *args, **kwargs)
+        except NoLongerAMember:
+            raise Http404("No such project.") from None
 
     return wrapper
 
@@ -61,8 +69,11 @@ def project_owner_required(view: ProjectView) -> ProjectView:
     @wraps(view)
     def owner_only(request: ProjectRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.membership.is_owner:
-            raise PermissionDenied("Only a project owner can do this.")
-        return view(request, *args, **kwargs)
+            raise PermissionDenied(NOT_AN_OWNER)
+        try:
+            return view(request, *args, **kwargs)
+        except NotAnOwner:
+            raise PermissionDenied(NOT_AN_OWNER) from None
 
     return project_member_required(owner_only)
 

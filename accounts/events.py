@@ -1,8 +1,9 @@
 """What accounts announces to the apps built on it, which it must not import.
 
 accounts sits low in the layers (agents, keys and usage all need projects and members), so
-when a project is made it cannot call the apps above it; they listen instead. Sent inside
-the transaction that makes the project: a receiver's failure undoes the project too.
+when a project is made, or someone leaves one, it cannot call the apps above it; they
+listen instead. Each is sent inside the transaction of the change: a receiver's failure
+undoes the change too.
 """
 
 from __future__ import annotations
@@ -11,3 +12,8 @@ from django.dispatch import Signal
 
 # project_created.send(sender=Project, project=project): a project now exists.
 project_created = Signal()
+
+# membership_ended.send(sender=Membership, membership=membership, by=user, ip=ip): the
+# member leaves the project (`by` is the member) or is removed from it by `by`. Sent just
+# before the membership is deleted, in the same transaction.
+membership_ended = Signal()

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import INVITATION_LIFETIME, Invitation, Membership, Project, User
+from accounts.services import owner_hold
 from audit.log import audit_record
 from core.invalidation import changed
 from core.mail import one_line
@@ -66,7 +67,9 @@ def accept_url(token: str) -> str:
 def invitation_send(
     *, project: Project, email: str, role: str, by: User, ip: str | None = None
 ) -> Invitation:
-    """Invite `email` into `project` as `role`, and email the link (after the commit)."""
+    """Invite `email` into `project` as `role`, and email the link (after the commit).
+    NotAnOwner if `by` is not an owner of it by now."""
+    owner_hold(project=project, user=by)
     email = email.strip().lower()
     now = timezone.now()
     replaced = Invitation.objects.pending().filter(project=project, email=email)
@@ -125,7 +128,9 @@ def invitation_send(
 
 @transaction.atomic
 def invitation_revoke(*, invitation: Invitation, by: User, ip: str | None = None) -> None:
-    """The link stops working at once. Revoking an invitation that has ended does nothing."""
+    """The link stops working at once. Revoking an invitation that has ended does nothing.
+    NotAnOwner if `by` is not an owner of its project by now."""
+    owner_hold(project=invitation.project, user=by)
     claimed = (
         Invitation.objects.pending().filter(pk=invitation.pk).update(revoked_at=timezone.now())
     )

@@ -8,15 +8,34 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts.events import project_created
+from accounts.events import membership_ended, project_created
 from accounts.models import AllowedOrigin, Invitation, Membership, Project, User
 from accounts.two_factor import has_two_factor
 from audit.log import audit_record
 from core.invalidation import changed
+from core.row_locks import key_share
+
+LAST_OWNER = "A project needs at least one owner; make another member an owner first."
+NOT_AN_OWNER = "Only a project owner can do this."
+NOT_A_MEMBER = "You are no longer a member of this project."
 
 
 class MembershipError(Exception):
     """A membership change that would leave a project in a bad state."""
+
+
+class NotAnOwner(MembershipError):
+    """The person asking for an owner's change is not an owner of the project (any more)."""
+
+    def __init__(self) -> None:
+        super().__init__(NOT_AN_OWNER)
+
+
+class NoLongerAMember(MembershipError):
+    """The person asking for a change in a project is not a member of it (any more)."""
+
+    def __init__(self) -> None:
+        super().__init__(NOT_A_MEMBER)
 
 
 def _unique_slug(name: str) -> str:
@@ -51,6 +70,7 @@ def project_create(*, name: str, owner: User, ip: str | None = None) -> Project:
 
 @transaction.atomic
 def project_rename(*, project: Project, name: str, by: User, ip: str | None = None) -> Project:
+    owner_hold(project=project, user=by)
     old = project.name
     project.name = name.strip()
     project.save(update_fields=["name"])
@@ -88,6 +108,7 @@ def user_sign_up(
 def membership_add(
     *, project: Project, user: User, role: str, by: User, ip: str | None = None
 ) -> Membership:
+    owner_hold(project=project, user=by)
     if Membership.objects.filter(project=project, user=user).exists():
         raise MembershipError(f"{user.email} is already a member of this project.")
     membership = Membership.objects.create(project=project, user=user, role=role)
@@ -116,6 +137,30 @@ def _lock_owners(project: Project) -> dict[int, int]:
     return dict(rows)
 
 
+def owner_hold(*, project: Project, user: User) -> dict[int, int]:
+    """First in the transaction of every owner's change: `user` is an owner of `project`
+    now (NotAnOwner otherwise), and stays one until the change commits. The owners' rows
+    are locked as the changes of roles and members lock them, so a demotion or removal of
+    `user` that committed first is seen here, and one asked for meanwhile waits for this
+    change to commit: nothing someone does as an owner commits after their demotion.
+    Returns the owners (user id -> membership id)."""
+    owners = _lock_owners(project)
+    if user.pk not in owners:
+        raise NotAnOwner
+    return owners
+
+
+def member_hold(*, project: Project, user: User) -> None:
+    """First in the transaction of a change a person makes in `project` (a key made,
+    rolled or revoked; a client token their PAT mints): they are a member now
+    (NoLongerAMember otherwise), and stay one until the change commits. Their membership
+    is held FOR KEY SHARE, which membership_remove's lock waits for: either the change
+    commits first, and the owners see it as they see any, or the removal does, and the
+    change is refused. Their other changes, and everyone's reads, do not wait for it."""
+    if not key_share(Membership.objects.filter(project=project, user=user)):
+        raise NoLongerAMember
+
+
 def _current(membership: Membership) -> Membership:
     """The membership as it is now, locked (it may have been removed meanwhile)."""
     current = (
@@ -137,19 +182,17 @@ def _withdraw_invitations_by(project: Project, user: User) -> None:
     )
 
 
-LAST_OWNER = "A project needs at least one owner; make another member an owner first."
-NOT_AN_OWNER = "Only a project owner can do this."
-
-
 @transaction.atomic
 def membership_remove(*, membership: Membership, by: User, ip: str | None = None) -> None:
     """Remove a member, or (`by` is the member) leave. Their access to the project, and
-    their tokens' access, ends at once. Never the last owner."""
+    their tokens' access, ends at once; the apps above end for good what they made there
+    that would otherwise come back with them (membership_ended: the client tokens their
+    PATs minted). Never the last owner."""
     owners = _lock_owners(membership.project)
     membership = _current(membership)
     leaving = membership.user_id == by.pk
     if not leaving and by.pk not in owners:
-        raise MembershipError(NOT_AN_OWNER)
+        raise NotAnOwner
     if membership.is_owner and list(owners.values()) == [membership.pk]:
         raise MembershipError(LAST_OWNER)
     audit_record(
@@ -161,6 +204,7 @@ def membership_remove(*, membership: Membership, by: User, ip: str | None = None
         ip=ip,
     )
     _withdraw_invitations_by(membership.project, membership.user)
+    membership_ended.send(sender=Membership, membership=membership, by=by, ip=ip)
     membership.delete()
     # The person's PATs, and the client tokens they minted, lose the project at once.
     changed(membership.user.change_identity)
@@ -171,9 +215,7 @@ def membership_set_role(
     *, membership: Membership, role: str, by: User, ip: str | None = None
 ) -> Membership:
     """Make a member an owner, or an owner a member (never the last owner)."""
-    owners = _lock_owners(membership.project)
-    if by.pk not in owners:
-        raise MembershipError(NOT_AN_OWNER)
+    owners = owner_hold(project=membership.project, user=by)
     membership = _current(membership)
     if membership.role == role:
         return membership
@@ -201,9 +243,7 @@ def project_transfer_ownership(
     *, project: Project, to: Membership, by: Membership, ip: str | None = None
 ) -> None:
     """`to` becomes an owner and `by` (an owner) a member, in one step."""
-    owners = _lock_owners(project)
-    if by.user_id not in owners:
-        raise MembershipError(NOT_AN_OWNER)
+    owner_hold(project=project, user=by.user)
     to, by = _current(to), _current(by)
     if to.pk == by.pk:
         raise MembershipError("Choose another member to hand the project to.")
@@ -231,6 +271,7 @@ def project_set_allowed_origins(
     *, project: Project, origins: list[str], by: User, ip: str | None = None
 ) -> Project:
     """Which browser origins may call the Client API with this project's client tokens."""
+    owner_hold(project=project, user=by)
     old = project.allowed_origins
     project.origins.all().delete()
     AllowedOrigin.objects.bulk_create(AllowedOrigin(project=project, origin=o) for o in origins)
@@ -259,6 +300,7 @@ def project_set_key_policy(
     """The longest an API key or a personal access token may live, for this project
     (None: no maximum), and what happens to a key of it found in public (unchanged when
     None). False (nothing recorded) if it is all as it was."""
+    owner_hold(project=project, user=by)
     for days in (max_key_days, max_pat_days):
         if days is not None and not 1 <= days <= MAX_POLICY_DAYS:
             raise ValueError(f"A maximum lifetime is from 1 to {MAX_POLICY_DAYS} days.")
@@ -301,6 +343,7 @@ def project_set_two_factor_policy(
 ) -> bool:
     """Require (or stop requiring) a second factor of every member. The owner turning it on
     must have one, so that they do not lock themselves out. False if nothing changed."""
+    owner_hold(project=project, user=by)
     # The owner's row, as keep_a_second_factor locks it before a factor goes: their last
     # one cannot be removed between this check and the commit.
     User.objects.select_for_update().filter(pk=by.pk).first()

@@ -56,6 +56,7 @@ from accounts.models import Invitation, Membership, User
 from accounts.security_notices import security_notice_send
 from accounts.services import (
     MembershipError,
+    NotAnOwner,
     PolicyRefused,
     membership_remove,
     membership_set_role,
@@ -347,6 +348,9 @@ def _origins_initial(request: ProjectRequest) -> dict[str, str]:
     return {"origins": "\n".join(request.project.allowed_origins)}
 
 
+ONLY_OWNERS_RENAME = "Only a project owner can rename the project."
+
+
 @require_http_methods(["GET", "POST"])
 @project_member_required
 def project_settings(request: ProjectRequest) -> HttpResponse:
@@ -356,16 +360,20 @@ def project_settings(request: ProjectRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         if not request.membership.is_owner:
-            messages.error(request, "Only a project owner can rename the project.")
+            messages.error(request, ONLY_OWNERS_RENAME)
             return redirect("accounts:project_settings", slug=request.project.slug)
         if form.is_valid():
-            project_rename(
-                project=request.project,
-                name=form.cleaned_data["name"],
-                by=request.user,
-                ip=client_ip(request),
-            )
-            messages.success(request, "Project renamed.")
+            try:
+                project_rename(
+                    project=request.project,
+                    name=form.cleaned_data["name"],
+                    by=request.user,
+                    ip=client_ip(request),
+                )
+            except NotAnOwner:  # demoted since this request began
+                messages.error(request, ONLY_OWNERS_RENAME)
+            else:
+                messages.success(request, "Project renamed.")
             return redirect("accounts:project_settings", slug=request.project.slug)
         request.project.refresh_from_db(fields=["name"])
         status = 422

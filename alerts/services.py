@@ -9,6 +9,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Project, User
+from accounts.services import owner_hold
 from alerts.models import AlertRules, Flag, KeyNetwork
 from alerts.rules import SWITCHABLE, TUNABLES
 from apikeys.models import ApiKey, ClientToken
@@ -139,7 +140,9 @@ def alert_rules_set(
     ip: str | None = None,
 ) -> dict[str, list[object]]:
     """Store the project's own thresholds (None: the default) and the kinds turned off,
-    audited with each change as [old, new]. Returns the changes; none, nothing written."""
+    audited with each change as [old, new]. Returns the changes; none, nothing written.
+    Owners only (NotAnOwner)."""
+    owner_hold(project=project, user=by)
     rules = AlertRules.objects.select_for_update().filter(project=project).first()
     rules = rules or AlertRules(project=project)  # stored only if something changes
     changes: dict[str, list[object]] = {}

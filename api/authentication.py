@@ -331,12 +331,7 @@ def _personal_token_caller(
             ),
         )
     if found.project is None or not found.is_member:
-        raise _Refused(
-            unscoped,
-            errors.insufficient_permissions(
-                f"This token's user is not a member of a project '{named}'."
-            ),
-        )
+        raise _Refused(unscoped, errors.not_a_member(named))
     caller = ProjectCaller(kind=found.kind, project=found.project, personal_token=pat)
     if found.restricted_elsewhere:
         raise _Refused(

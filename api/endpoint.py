@@ -24,6 +24,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from accounts.services import NoLongerAMember
 from api import errors
 from api.authentication import (
     Caller,
@@ -197,6 +198,13 @@ def _answer_now(
         error_code = ""
     except ApiError as refused:
         response, error_code = error_response(refused, request.request_id), refused.code
+    except NoLongerAMember:
+        # The PAT's person was removed from the project while the call ran, and the change
+        # it asked for waited for the removal (accounts.services.member_hold): refused as
+        # the next call would be, and nothing of it was written.
+        project = caller.project if caller is not None else None
+        left = errors.not_a_member(project.slug if project is not None else "")
+        response, error_code = error_response(left, request.request_id), left.code
     except (RequestDataTooBig, SuspiciousOperation) as unreadable:
         cannot_read = errors.unreadable_request(unreadable)
         response, error_code = error_response(cannot_read, request.request_id), cannot_read.code

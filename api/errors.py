@@ -60,6 +60,12 @@ def insufficient_permissions(message: str) -> ApiError:
     return ApiError(403, "insufficient_permissions", message)
 
 
+def not_a_member(project: str) -> ApiError:
+    """A PAT whose person is not (or, by the time its change would commit, no longer) a
+    member of the project it names: to them the project does not exist."""
+    return insufficient_permissions(f"This token's user is not a member of a project '{project}'.")
+
+
 def invalid_request(message: str, status: int = 400) -> ApiError:
     return ApiError(status, "invalid_request", message)
 

@@ -9,10 +9,15 @@ class ApiKeysConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from accounts.events import membership_ended
         from apikeys import converters
+        from apikeys.services import client_tokens_revoke_on_leaving
 
         converters.register()
         _register_audit_actions()
+        membership_ended.connect(
+            client_tokens_revoke_on_leaving, dispatch_uid="apikeys.client_tokens_of_leaver"
+        )
 
 
 def _register_audit_actions() -> None:
@@ -37,6 +42,11 @@ def _register_audit_actions() -> None:
         Action("client_token.created", "Client token created"),
         Action("client_token.revoked", "Client token revoked", "warning"),
         Action("client_token.revoked_all_of_key", "Client tokens of a key revoked", "danger"),
+        Action(
+            "client_token.revoked_all_of_member",
+            "Client tokens of a member who left revoked",
+            "warning",
+        ),
         Action("personal_token.created", "Personal access token created", "success"),
         Action("personal_token.revoked", "Personal access token revoked", "danger"),
         Action("personal_token.renamed", "Personal access token renamed"),

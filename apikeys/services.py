@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Project, User
 from accounts.security_notices import security_notice_send
+from accounts.services import NoLongerAMember, member_hold, owner_hold
 from apikeys.models import (
     ALL_PERMISSIONS,
     NAME_CONSTRAINT,
@@ -35,6 +36,7 @@ from audit.log import audit_record
 from core.db_errors import violates
 from core.invalidation import changed
 from core.networks import parse_networks
+from core.row_locks import key_share
 from core.validators import no_secret, single_line, visible
 
 CLIENT_TOKEN_DEFAULT_TTL = 3600
@@ -44,6 +46,10 @@ SUSPENSION_REASON_MAX = 200  # ApiKey.suspended_reason's max_length
 
 class OutOfPolicy(ValueError):
     """The token would live longer than a project's lifetime policy allows."""
+
+
+class Revoked(Exception):
+    """The personal access token was revoked: it stays for the record, unchanged."""
 
 
 class KeyNameTaken(Exception):
@@ -71,6 +77,13 @@ def permissions_or_all(permissions: list[str] | None, *, extra: Sequence[str] = 
     if not permissions:
         raise ValueError("A restricted token needs at least one permission.")
     return [p for p in known if p in permissions]
+
+
+def _by_a_member(project: Project, by: User | None) -> None:
+    """A change a person makes to the project's credentials: they are a member until it
+    commits (member_hold; NoLongerAMember). None: no person (a script, a report)."""
+    if by is not None:
+        member_hold(project=project, user=by)
 
 
 def token_revoke(
@@ -192,6 +205,7 @@ def key_name_claim(
         raise KeyNameTaken(name) from None
 
 
+@transaction.atomic
 def api_key_create(
     *,
     project: Project,
@@ -208,7 +222,9 @@ def api_key_create(
     `agent_names`, `agent_actions`: its agent scope (apikeys/scopes.py); none: all.
     OutOfPolicy if it would live longer than the project's lifetime policy allows;
     KeyNameTaken if a working key of the project has the name (see key_name_claim);
-    ValidationError if the name is not one (key_name_checked), or the notes hold a token."""
+    ValidationError if the name is not one (key_name_checked), or the notes hold a token;
+    NoLongerAMember if `created_by` is not a member of the project."""
+    _by_a_member(project, created_by)
     names, actions = agent_scope_checked(agent_names, agent_actions)
     days = project.max_key_lifetime_days
     if Project.lifetime_exceeds(days, timezone.now(), expires_at):
@@ -241,6 +257,7 @@ def api_key_create(
     return api_key, secret
 
 
+@transaction.atomic
 def api_key_rename(
     *, api_key: ApiKey, name: str, by: User, ip: str | None = None, notes: str | None = None
 ) -> ApiKey:
@@ -248,6 +265,7 @@ def api_key_rename(
     key of the project has the name (see key_name_claim); the key is then left as it was,
     in the database and in `api_key`. ValidationError if the name is not one
     (key_name_checked), or the notes hold a token."""
+    _by_a_member(api_key.project, by)
     old, old_notes = api_key.name, api_key.notes
     name = key_name_checked(name)
     no_secret(notes or "")
@@ -277,6 +295,7 @@ def api_key_rename(
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey, by: User | None, ip: str | None = None) -> bool:
     """Revoke a key. Committed before this returns, so the next call with it gets 401."""
+    _by_a_member(api_key.project, by)
     return token_revoke(api_key, action="api_key.revoked", by=by, project=api_key.project, ip=ip)
 
 
@@ -287,6 +306,7 @@ def api_key_suspend(
     """Suspend a key: refused from the next call on (401 suspended_api_key, with `reason`),
     on every worker, until resumed; the client tokens it minted are refused meanwhile. False
     if it was suspended or revoked already (nothing is recorded then)."""
+    _by_a_member(api_key.project, by)
     reason = reason.strip()
     # The same rules as the form's, for every caller: it ends up in 401 messages and mail.
     single_line(reason)
@@ -302,6 +322,7 @@ def api_key_suspend(
 def api_key_resume(*, api_key: ApiKey, by: User | None, ip: str | None = None) -> bool:
     """Lift a suspension: the key (and the client tokens it minted) work again from the
     next call. False if it was not suspended, or is revoked."""
+    _by_a_member(api_key.project, by)
     resumed = api_key.resume()
     if resumed:
         _key_changed(api_key, action="api_key.resumed", by=by, ip=ip)
@@ -349,6 +370,7 @@ def api_key_roll(
     ending at once the secret the first left running for its overlap)."""
     if overlap < timedelta(0) or overlap > max(ROLL_OVERLAPS.values()):
         raise ValueError("The overlap is from none to 7 days.")
+    _by_a_member(api_key.project, by)
     # FOR UPDATE: the new token_hash is under a unique index, so PostgreSQL takes FOR
     # UPDATE for the UPDATE below whatever is asked here (usage inserts naming the key wait
     # for the few milliseconds of the roll).
@@ -405,6 +427,7 @@ def api_key_end_previous_secret(
 ) -> bool:
     """End the overlap of a rolled key now: its previous secret, and the client tokens
     minted with it, are refused from the next call. False if no previous secret works."""
+    _by_a_member(api_key.project, by)
     # FOR NO KEY UPDATE: it serialises changes to the key as FOR UPDATE does, without
     # holding up the inserts of usage rows that name it (their foreign-key checks).
     api_key = ApiKey.objects.select_for_update(no_key=True).get(pk=api_key.pk)
@@ -436,10 +459,15 @@ def token_networks_set(
     ip: str | None = None,
 ) -> bool:
     """Limit a key or PAT to `networks` (canonical CIDRs; empty: anywhere), from the next
-    call on every worker. False (nothing recorded) if the list is what it was."""
+    call on every worker. False (nothing recorded) if the list is what it was. Revoked if
+    the PAT was revoked (a revoked key's list may still be kept tidy)."""
     canonical, problems = parse_networks("\n".join(networks))
     if problems:
         raise ValidationError(problems)
+    if isinstance(token, ApiKey):
+        _by_a_member(token.project, by)
+    else:
+        _unrevoked(token)
     before = list(token.allowed_networks)
     if canonical == before:
         return False
@@ -471,9 +499,12 @@ def api_keys_transfer_from_leavers(
 ) -> int:
     """Make `to` (a member) the creator of record of every key of `project` whose creator
     is no longer a member, so each has someone answerable for it. The keys themselves do
-    not change. Returns how many; one audit event per key."""
-    if not Membership.objects.filter(project=project, user=to).exists():
-        raise ValueError("Keys can be handed only to a member of the project.")
+    not change. Returns how many; one audit event per key. Owners only (NotAnOwner)."""
+    owner_hold(project=project, user=by)
+    try:
+        member_hold(project=project, user=to)  # not handed to someone leaving meanwhile
+    except NoLongerAMember:
+        raise ValueError("Keys can be handed only to a member of the project.") from None
     members = Membership.objects.filter(project=project).values("user_id")
     orphaned = list(
         ApiKey.objects.for_project(project)
@@ -531,6 +562,9 @@ def client_token_create(
     when that secret does."""
     if (api_key is None) == (personal_token is None):
         raise ValueError("A client token is minted by exactly one API key or PAT.")
+    if personal_token is not None:
+        # Minted for a person (its PAT's): they are a member until it commits.
+        member_hold(project=project, user=personal_token.user)
     names, actions = agent_scope_checked(agent_names, agent_actions)
     parent = api_key or personal_token
     assert parent is not None
@@ -572,6 +606,7 @@ def client_token_revoke(
     *, client_token: ClientToken, by: User | None = None, ip: str | None = None, via: str = ""
 ) -> bool:
     """Revoke one client token at once; its record stays for audit."""
+    _by_a_member(client_token.project, by)
     return token_revoke(
         client_token,
         action="client_token.revoked",
@@ -585,6 +620,7 @@ def client_token_revoke(
 @transaction.atomic
 def client_tokens_revoke_for_key(*, api_key: ApiKey, by: User, ip: str | None = None) -> int:
     """Revoke every live client token that `api_key` minted. Returns how many."""
+    _by_a_member(api_key.project, by)
     count = ClientToken.objects.filter(api_key=api_key).active().revoke(by=by)
     if count:
         # Every copy of a client token the key minted depends on the key too.
@@ -596,6 +632,44 @@ def client_tokens_revoke_for_key(*, api_key: ApiKey, by: User, ip: str | None = 
             metadata={"count": count},
         )
     return count
+
+
+@transaction.atomic
+def client_tokens_revoke_of_member(
+    *, membership: Membership, by: User, ip: str | None = None
+) -> int:
+    """Revoke every live client token that the member's PATs minted in the project, as
+    they leave it or are removed (accounts' membership_ended). Their leaving refuses those
+    tokens already (ClientToken.end_reason_at); revoked, they stay refused if the person
+    is ever added again. What the project's API keys minted belongs to the project and
+    stays, as the keys do. Returns how many."""
+    # Their PATs first, as personal_token_regenerate locks one before it ends its client
+    # tokens: the two never each hold some of the tokens the other waits for.
+    key_share(PersonalAccessToken.objects.filter(user_id=membership.user_id))
+    count = (
+        ClientToken.objects.for_project(membership.project)
+        .filter(personal_token__user_id=membership.user_id)
+        .active()
+        .revoke(by=by)
+    )
+    if count:
+        audit_record(
+            action="client_token.revoked_all_of_member",
+            actor=by,
+            project=membership.project,
+            target=membership,
+            target_label=membership.user.email,
+            ip=ip,
+            metadata={"count": count},
+        )
+    return count
+
+
+def client_tokens_revoke_on_leaving(
+    sender: type, *, membership: Membership, by: User, ip: str | None, **kwargs: Any
+) -> None:
+    """On accounts' membership_ended (membership_remove): see client_tokens_revoke_of_member."""
+    client_tokens_revoke_of_member(membership=membership, by=by, ip=ip)
 
 
 @transaction.atomic
@@ -645,10 +719,28 @@ def personal_token_create(
     return pat, secret
 
 
+def _unrevoked(personal_token: PersonalAccessToken) -> None:
+    """Before a change to a PAT's name or networks: it is not revoked, and a revocation
+    asked for meanwhile waits for the change to commit (its row, FOR NO KEY UPDATE as
+    api_key_end_previous_secret's: usage rows naming it are not held up). Revoked if it
+    was revoked."""
+    revoked_at = (
+        PersonalAccessToken.objects.select_for_update(no_key=True)
+        .filter(pk=personal_token.pk)
+        .values_list("revoked_at", flat=True)
+        .first()
+    )
+    if revoked_at is not None:
+        personal_token.revoked_at = revoked_at
+        raise Revoked(personal_token.end_reason_at(timezone.now()))
+
+
 @transaction.atomic
 def personal_token_rename(
     *, personal_token: PersonalAccessToken, name: str, by: User, ip: str | None = None
 ) -> PersonalAccessToken:
+    """A new name for a PAT; Revoked if it was revoked (by now)."""
+    _unrevoked(personal_token)
     old = personal_token.name
     personal_token.name = name.strip()
     personal_token.save(update_fields=["name"])

@@ -137,10 +137,15 @@ def signed_in(client: Client, user: User) -> Client:
 
 @pytest.fixture
 def make_key(user: User) -> Callable[..., tuple[ApiKey, str]]:
-    """A key and its secret, for `project` unless told otherwise."""
+    """A key and its secret, made by `user`, or in a project of which they are not a
+    member by its first owner (only members make keys)."""
 
     def make(project: Project, name: str = "Production", **options: object) -> tuple[ApiKey, str]:
-        return api_key_create(project=project, name=name, created_by=user, **options)
+        if "created_by" not in options:
+            members = project.memberships.order_by("created_at", "id")
+            member = members.filter(user=user).first() or members.filter(role="owner").first()
+            options["created_by"] = member.user if member else None
+        return api_key_create(project=project, name=name, **options)  # type: ignore[arg-type]
 
     return make
 
@@ -370,20 +375,64 @@ def statements_time_out(matches: Callable[[str, Sequence[object]], bool]) -> Ite
 # -- Two requests at once (PostgreSQL: SQLite serialises every writer)
 
 
-def run_together(*sends) -> None:
-    """Each send in a thread of its own, with its own database connection."""
+def started(send) -> threading.Thread:
+    """`send` running in a thread of its own, with its own database connection."""
 
-    def run(send) -> None:
+    def run() -> None:
         try:
             send()
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=run, args=(send,)) for send in sends]
-    for thread in threads:
-        thread.start()
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def run_together(*sends) -> None:
+    """Each send in a thread of its own, with its own database connection."""
+    threads = [started(send) for send in sends]
     for thread in threads:
         thread.join()
+
+
+def backend_pid() -> int:
+    """The PostgreSQL backend of this thread's database connection."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def waits_for(pid: int, *threads: threading.Thread) -> bool:
+    """True once another backend waits for a lock that backend `pid` holds; False if the
+    `threads` all end first (nothing of theirs ever waited for it). What a test of a lock
+    asks before it lets `pid`'s transaction go on: the other side is at the lock now, not
+    merely on its way. PostgreSQL only."""
+    deadline = time.monotonic() + 10
+    with another_connection() as probe:
+        while time.monotonic() < deadline and any(t.is_alive() for t in threads):
+            row = probe.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted"
+                " AND %s = ANY(pg_blocking_pids(pid)))",
+                [pid],
+            ).fetchone()
+            if row and row[0]:
+                return True
+            probe.rollback()
+            time.sleep(0.01)
+    return False
+
+
+def commit_once_it_waits(other, send) -> bool:
+    """`send` (a request) in a thread of its own while `other` (another_connection()) holds
+    a change it has not committed; `other` commits once the send waits for one of its
+    locks: a change that commits while a request is on its way. True if the send waited
+    for it; False if it ended without waiting, and `other` committed after it."""
+    thread = started(send)
+    waited = waits_for(other.info.backend_pid, thread)
+    other.commit()
+    thread.join()
+    return waited
 
 
 def held_back_until_both_are_ready(monkeypatch, *services) -> None:

@@ -1,4 +1,5 @@
-"""The writes behind the Webhooks settings page. Each audited in its own transaction."""
+"""The writes behind the Webhooks settings page, for owners only. Each audited in its own
+transaction, which starts by checking that the person is an owner still (owner_hold)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Project, User
+from accounts.services import owner_hold
 from audit.log import audit_record
 from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookDelivery, WebhookEndpoint
 from webhooks.payloads import event_id_new, test_event
@@ -28,6 +30,7 @@ def webhook_create(
     """A new endpoint and its signing secret, which is returned this once."""
     secret = secret_generate()
     with transaction.atomic():
+        owner_hold(project=project, user=created_by)
         # Two owners adding the 10th endpoint at once: the project row serialises them.
         Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
         if WebhookEndpoint.objects.for_project(project).count() >= MAX_ENDPOINTS_PER_PROJECT:
@@ -59,6 +62,7 @@ def webhook_create(
 def webhook_disable(*, endpoint: WebhookEndpoint, by: User, ip: str | None = None) -> bool:
     """Stop sending to it (what is waiting stays, unsent). False if already disabled."""
     with transaction.atomic():
+        owner_hold(project=endpoint.project, user=by)
         changed = WebhookEndpoint.objects.filter(pk=endpoint.pk, disabled_at__isnull=True).update(
             disabled_at=timezone.now()
         )
@@ -71,6 +75,7 @@ def webhook_disable(*, endpoint: WebhookEndpoint, by: User, ip: str | None = Non
 def webhook_delete(*, endpoint: WebhookEndpoint, by: User, ip: str | None = None) -> None:
     """Remove it and its delivery log; the audit trail keeps that it existed."""
     with transaction.atomic():
+        owner_hold(project=endpoint.project, user=by)
         _audit("webhook.deleted", endpoint, by=by, ip=ip)
         endpoint.delete()
 
@@ -90,6 +95,7 @@ def webhook_send_test(
     now = timezone.now()
     event_id = event_id_new()
     with transaction.atomic():
+        owner_hold(project=endpoint.project, user=by)
         # Two clicks at once: the endpoint's row makes the second wait, then see the first.
         WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
         waiting = endpoint.deliveries.filter(
@@ -118,6 +124,8 @@ def delivery_retry_now(
     is marked so (delivery.attempt's claim) and is left alone: it is never sent twice.
     Audited when `by` is given (an owner's click)."""
     with transaction.atomic():
+        if by is not None:
+            owner_hold(project=delivery.endpoint.project, user=by)
         queued = WebhookDelivery.objects.filter(
             pk=delivery.pk,
             status__in=(WebhookDelivery.Status.FAILED, WebhookDelivery.Status.GAVE_UP),

@@ -446,10 +446,14 @@ def api_keys_transfer_view(request: ProjectRequest) -> HttpResponse:
         messages.error(request, " ".join(str(e) for e in form.errors["to"]))
     else:
         to = form.cleaned_data["to"]
-        count = api_keys_transfer_from_leavers(
-            project=request.project, to=to, by=request.user, ip=client_ip(request)
-        )
-        messages.success(
-            request, f"{count} key{'s' if count != 1 else ''} handed to {to.get_short_name()}."
-        )
+        try:
+            count = api_keys_transfer_from_leavers(
+                project=request.project, to=to, by=request.user, ip=client_ip(request)
+            )
+        except ValueError as refused:  # `to` left the project since the form's check
+            messages.error(request, str(refused))
+        else:
+            messages.success(
+                request, f"{count} key{'s' if count != 1 else ''} handed to {to.get_short_name()}."
+            )
     return _panel_closed(request)

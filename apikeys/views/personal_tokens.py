@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
@@ -28,6 +28,7 @@ from apikeys.models import PersonalAccessToken, TokenStatus
 from apikeys.services import (
     CannotRoll,
     OutOfPolicy,
+    Revoked,
     RolledMeanwhile,
     personal_token_create,
     personal_token_regenerate,
@@ -121,12 +122,22 @@ def personal_token_revoke_view(request: AuthenticatedRequest, token_id: int) -> 
     return redirect("apikeys:personal_token_list")
 
 
+def _unrevoked_of(request: AuthenticatedRequest, token_id: int) -> PersonalAccessToken:
+    """One of the person's PATs that is not revoked: a revoked one is kept as a record,
+    and its name and networks are not edited any more (its page offers no such button).
+    An expired one may still be regenerated, so it can still be given both."""
+    return get_object_or_404(
+        PersonalAccessToken.objects.for_user(request.user).filter(revoked_at__isnull=True),
+        pk=token_id,
+    )
+
+
 @require_http_methods(["GET", "POST"])
 @login_required
 def personal_token_networks_view(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
     """Where a PAT may be used from. With no list yet, the form starts from the network it
     was last used from, for its owner to check."""
-    pat = get_object_or_404(PersonalAccessToken.objects.for_user(request.user), pk=token_id)
+    pat = _unrevoked_of(request, token_id)
     if request.method == "GET":
         start = pat.allowed_networks
         if not start and pat.last_used_ip:
@@ -137,7 +148,11 @@ def personal_token_networks_view(request: AuthenticatedRequest, token_id: int) -
     if not form.is_valid():
         return _render(request, "networks-form", {"form": form, "pat": pat}, status=422)
     networks = form.cleaned_data["networks"]
-    if token_networks_set(pat, networks=networks, by=request.user, ip=client_ip(request)):
+    try:
+        changed = token_networks_set(pat, networks=networks, by=request.user, ip=client_ip(request))
+    except Revoked:  # revoked since the page was read
+        raise Http404("No such token.") from None
+    if changed:
         where = f"{len(networks)} network{'s' if len(networks) != 1 else ''}" if networks else ""
         messages.success(
             request,
@@ -156,15 +171,18 @@ def personal_token_networks_view(request: AuthenticatedRequest, token_id: int) -
 @require_http_methods(["GET", "POST"])
 @login_required
 def personal_token_rename_view(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
-    pat = get_object_or_404(PersonalAccessToken.objects.for_user(request.user), pk=token_id)
+    pat = _unrevoked_of(request, token_id)
     form = PersonalTokenRenameForm(request.POST or None, initial={"name": pat.name})
     if request.method == "POST" and form.is_valid():
-        personal_token_rename(
-            personal_token=pat,
-            name=form.cleaned_data["name"],
-            by=request.user,
-            ip=client_ip(request),
-        )
+        try:
+            personal_token_rename(
+                personal_token=pat,
+                name=form.cleaned_data["name"],
+                by=request.user,
+                ip=client_ip(request),
+            )
+        except Revoked:  # revoked since the page was read
+            raise Http404("No such token.") from None
         messages.success(request, f"Token renamed to “{pat.name}”.")
         if request.htmx:
             response = render(request, f"{TEMPLATE}#panel-closed", {})
