@@ -49,6 +49,7 @@ def _register_audit_actions() -> None:
         Action("project.origins_changed", "Allowed origins changed", "warning"),
         Action("project.key_policy_changed", "Key policy changed", "warning"),
         Action("project.two_factor_policy_changed", "Two-factor policy changed", "warning"),
+        Action("project.deleted", "Project deleted", "danger"),
         Action("membership.added", "Member added", "success"),
         Action("membership.removed", "Member removed", "danger"),
         Action("membership.left", "Member left", "warning"),

@@ -17,3 +17,9 @@ project_created = Signal()
 # member leaves the project (`by` is the member) or is removed from it by `by`. Sent just
 # before the membership is deleted, in the same transaction.
 membership_ended = Signal()
+
+# project_deleted.send(sender=Project, project=project, by=user, ip=ip): an owner deleted
+# the project; each app ends what would still work without its members (apikeys: its
+# API keys and client tokens; webhooks: its endpoints). Sent before the memberships go,
+# in the same transaction.
+project_deleted = Signal()

@@ -106,6 +106,10 @@ class Project(models.Model):
     leaked_key_action = models.CharField(
         max_length=8, choices=LeakedKeyAction.choices, default=LeakedKeyAction.REVOKE
     )
+    # Deleted by an owner (accounts.services.project_delete): its credentials revoked and
+    # its members gone, so no page or token reaches it; its rows stay, for the usage log's
+    # and the audit trail's retention, and its slug stays taken.
+    deleted_at = models.DateTimeField(null=True, blank=True)
     objects = ProjectQuerySet.as_manager()
 
     class Meta:

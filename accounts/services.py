@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
+from datetime import datetime
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts.events import membership_ended, project_created
+from accounts.events import membership_ended, project_created, project_deleted
 from accounts.models import AllowedOrigin, Invitation, Membership, Project, User
 from accounts.two_factor import has_two_factor
 from audit.log import audit_record
 from core.invalidation import changed
+from core.mail import one_line
 from core.row_locks import key_share
+
+logger = logging.getLogger(__name__)
 
 LAST_OWNER = "A project needs at least one owner; make another member an owner first."
 NOT_AN_OWNER = "Only a project owner can do this."
@@ -366,3 +373,65 @@ def project_set_two_factor_policy(
         metadata={"required": required},
     )
     return True
+
+
+@transaction.atomic
+def project_delete(*, project: Project, by: User, ip: str | None = None) -> bool:
+    """Delete `project` for everyone, at once and for good: every API key and client token
+    of it is revoked (the next call with one gets 401 on every worker), its webhook
+    endpoints stop, pending invitations are withdrawn and every member loses it (their
+    PATs with it). Owners only (NotAnOwner). Its rows stay, so the usage log and the audit
+    trail keep their retention and the slug is never handed to someone else. The members
+    are emailed once it commits. False if it was deleted already.
+
+    The members' rows are locked before anything ends: a key being made or rolled by a
+    member (member_hold) finishes first and is revoked with the rest, or waits and is
+    refused."""
+    owner_hold(project=project, user=by)
+    memberships = list(
+        Membership.objects.select_for_update()
+        .filter(project=project)
+        .select_related("user")
+        .order_by("pk")
+    )
+    now = timezone.now()
+    if not Project.objects.filter(pk=project.pk, deleted_at__isnull=True).update(deleted_at=now):
+        return False
+    project.deleted_at = now
+    Invitation.objects.pending().filter(project=project).update(revoked_at=now)
+    audit_record(
+        action="project.deleted",
+        actor=by,
+        project=project,
+        target=project,
+        ip=ip,
+        metadata={"name": project.name, "members": [m.user.email for m in memberships]},
+    )
+    project_deleted.send(sender=Project, project=project, by=by, ip=ip)
+    Membership.objects.filter(pk__in=[m.pk for m in memberships]).delete()
+    changed(project.change_identity, *(m.user.change_identity for m in memberships))
+    name, addresses = project.name, [m.user.email for m in memberships]
+    transaction.on_commit(lambda: _tell_members_deleted(name, addresses, by=by.email, when=now))
+    return True
+
+
+def _tell_members_deleted(name: str, addresses: list[str], *, by: str, when: datetime) -> None:
+    """Each former member, in a message of their own: the project is gone, and who did it."""
+    for address in addresses:
+        try:
+            send_mail(
+                subject=one_line(f"[Reminix] The project {name} was deleted"),
+                message=(
+                    f"{by} deleted the project {one_line(name)} on {when:%-d %b %Y, %H:%M} UTC. "
+                    "Its API keys and client tokens were revoked at once: calls with them "
+                    "now get 401. You are no longer a member of it, and your personal "
+                    "access tokens no longer reach it.\n\n"
+                    "If this was not expected, ask the person who deleted it. A deleted "
+                    "project cannot be restored; its keys cannot be brought back.\n\n"
+                    f"{settings.DASHBOARD_URL}\n"
+                ),
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                recipient_list=[address],
+            )
+        except Exception as failure:  # noqa: BLE001 - the deletion stands; logged
+            logger.warning("Deletion notice not sent (%s)", type(failure).__name__)

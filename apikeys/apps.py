@@ -9,14 +9,20 @@ class ApiKeysConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from accounts.events import membership_ended
+        from accounts.events import membership_ended, project_deleted
         from apikeys import converters
-        from apikeys.services import client_tokens_revoke_on_leaving
+        from apikeys.services import (
+            client_tokens_revoke_on_leaving,
+            credentials_revoke_of_deleted_project,
+        )
 
         converters.register()
         _register_audit_actions()
         membership_ended.connect(
             client_tokens_revoke_on_leaving, dispatch_uid="apikeys.client_tokens_of_leaver"
+        )
+        project_deleted.connect(
+            credentials_revoke_of_deleted_project, dispatch_uid="apikeys.deleted_project"
         )
 
 
@@ -46,6 +52,11 @@ def _register_audit_actions() -> None:
             "client_token.revoked_all_of_member",
             "Client tokens of a member who left revoked",
             "warning",
+        ),
+        Action(
+            "client_token.revoked_all_of_project",
+            "Client tokens of a deleted project revoked",
+            "danger",
         ),
         Action("personal_token.created", "Personal access token created", "success"),
         Action("personal_token.revoked", "Personal access token revoked", "danger"),

@@ -665,6 +665,39 @@ def client_tokens_revoke_of_member(
     return count
 
 
+def credentials_revoke_of_deleted_project(
+    sender: type, *, project: Project, by: User, ip: str | None, **kwargs: Any
+) -> None:
+    """On accounts' project_deleted (project_delete): every API key of the project that
+    still works is revoked, each on the audit trail as any revocation is, and every live
+    client token with them. The deletion announces the project's change to the API's
+    workers, which covers every copy of these callers."""
+    keys = list(ApiKey.objects.for_project(project).filter(revoked_at__isnull=True).order_by("pk"))
+    ApiKey.objects.filter(pk__in=[key.pk for key in keys]).revoke(by=by)
+    for key in keys:
+        audit_record(
+            action="api_key.revoked",
+            actor=by,
+            project=project,
+            target=key,
+            ip=ip,
+            metadata={"reason": "project deleted"},
+        )
+    # A PAT picked for some projects no longer lists this one ("no project" if it was its
+    # only one: it reaches nothing, rather than every project of its person).
+    PersonalAccessToken.projects.through.objects.filter(project=project).delete()
+    count = ClientToken.objects.for_project(project).active().revoke(by=by)
+    if count:
+        audit_record(
+            action="client_token.revoked_all_of_project",
+            actor=by,
+            project=project,
+            target=project,
+            ip=ip,
+            metadata={"count": count, "reason": "project deleted"},
+        )
+
+
 def client_tokens_revoke_on_leaving(
     sender: type, *, membership: Membership, by: User, ip: str | None, **kwargs: Any
 ) -> None:

@@ -9,7 +9,13 @@ class WebhooksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from accounts.events import project_deleted
         from audit.actions import BOTH, Action, register_actions, register_group
+        from webhooks.services import webhooks_stop_of_deleted_project
+
+        project_deleted.connect(
+            webhooks_stop_of_deleted_project, dispatch_uid="webhooks.deleted_project"
+        )
 
         register_group("webhooks", "Webhooks", prefix="webhook.", scopes=BOTH)
         register_actions(

@@ -115,6 +115,17 @@ def webhook_send_test(
     return delivery
 
 
+def webhooks_stop_of_deleted_project(
+    sender: type, *, project: Project, by: User, ip: str | None, **kwargs: object
+) -> None:
+    """On accounts' project_deleted (project_delete): every endpoint still sending is
+    disabled, each on the audit trail; what is waiting stays, unsent."""
+    now = timezone.now()
+    for endpoint in WebhookEndpoint.objects.for_project(project).filter(disabled_at__isnull=True):
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(disabled_at=now)
+        _audit("webhook.disabled", endpoint, by=by, ip=ip, reason="project deleted")
+
+
 def delivery_retry_now(
     *, delivery: WebhookDelivery, by: User | None = None, ip: str | None = None
 ) -> bool:

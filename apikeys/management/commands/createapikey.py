@@ -43,7 +43,7 @@ class Command(BaseCommand):
         expires_in_days: int | None,
         **options: object,
     ) -> None:
-        target = Project.objects.filter(slug=project).first()
+        target = Project.objects.filter(slug=project, deleted_at__isnull=True).first()
         if target is None:
             raise CommandError(f"No project with the slug {project}.")
         if not name.strip():
