@@ -126,6 +126,35 @@ class ProjectForm(forms.ModelForm):
         return name
 
 
+class ProjectDeleteForm(forms.Form):
+    """Deleting a project: its name typed again, so that a project is never deleted by a
+    click meant for another (as GitHub asks for a repository's name)."""
+
+    confirm = forms.CharField(
+        label="Type the project's name to confirm",
+        max_length=200,
+        strip=True,
+        error_messages={"required": "Type the project's name to confirm."},
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
+        ),
+    )
+
+    def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.project = project
+        self.fields["confirm"].label = f"Type “{project.name}” to confirm"
+
+    def clean_confirm(self) -> str:
+        typed = self.cleaned_data["confirm"]
+        if typed != self.project.name:
+            raise forms.ValidationError(
+                f"That is not this project's name: type “{self.project.name}” exactly.",
+                code="mismatch",
+            )
+        return typed
+
+
 class AllowedOriginsForm(forms.Form):
     """Browser origins for the Client API, one per line: scheme, host and optional port."""
 

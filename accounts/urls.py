@@ -91,6 +91,7 @@ urlpatterns = [
     path("projects/new/", views.project_create_view, name="project_create"),
     path("projects/<slug:slug>/settings/", views.project_settings, name="project_settings"),
     path("projects/<slug:slug>/settings/origins/", views.project_origins, name="project_origins"),
+    path("projects/<slug:slug>/settings/delete/", views.project_delete_view, name="project_delete"),
     path(
         "projects/<slug:slug>/settings/key-policy/",
         views.project_key_policy,

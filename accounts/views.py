@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.views import redirect_to_login
 from django.db import IntegrityError, transaction
+from django.forms import BaseForm
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
@@ -38,6 +39,7 @@ from accounts.forms import (
     InvitationForm,
     KeyPolicyForm,
     NewPasswordForm,
+    ProjectDeleteForm,
     ProjectForm,
     RoleForm,
     SignInForm,
@@ -61,6 +63,7 @@ from accounts.services import (
     membership_remove,
     membership_set_role,
     project_create,
+    project_delete,
     project_rename,
     project_set_allowed_origins,
     project_set_key_policy,
@@ -380,9 +383,21 @@ def project_settings(request: ProjectRequest) -> HttpResponse:
     return render(
         request,
         "accounts/project_settings.html",
-        {"form": form, "origins_form": origins_form, "policy_form": _policy_form(request)},
+        _settings_context(request, form=form, origins_form=origins_form),
         status=status,
     )
+
+
+def _settings_context(request: ProjectRequest, **given: BaseForm) -> dict[str, BaseForm]:
+    """The settings page's forms: as they stand, but for those `given` (sent, with their
+    errors beside their fields)."""
+    return {
+        "form": ProjectForm(instance=request.project),
+        "origins_form": AllowedOriginsForm(initial=_origins_initial(request)),
+        "policy_form": _policy_form(request),
+        "delete_form": ProjectDeleteForm(project=request.project),
+        **given,
+    }
 
 
 def _policy_form(request: ProjectRequest) -> KeyPolicyForm:
@@ -402,11 +417,7 @@ def _policy_form(request: ProjectRequest) -> KeyPolicyForm:
 def project_key_policy(request: ProjectRequest) -> HttpResponse:
     policy_form = KeyPolicyForm(request.POST)
     if not policy_form.is_valid():
-        context = {
-            "form": ProjectForm(instance=request.project),
-            "origins_form": AllowedOriginsForm(initial=_origins_initial(request)),
-            "policy_form": policy_form,
-        }
+        context = _settings_context(request, policy_form=policy_form)
         return render(request, "accounts/project_settings.html", context, status=422)
     data = policy_form.cleaned_data
     if project_set_key_policy(
@@ -435,12 +446,7 @@ def project_two_factor_policy(request: ProjectRequest) -> HttpResponse:
         )
     except PolicyRefused as refused:
         form.add_error("require_two_factor", str(refused))
-        context = {
-            "form": ProjectForm(instance=request.project),
-            "origins_form": AllowedOriginsForm(initial=_origins_initial(request)),
-            "policy_form": _policy_form(request),
-            "two_factor_form": form,
-        }
+        context = _settings_context(request, two_factor_form=form)
         return render(request, "accounts/project_settings.html", context, status=422)
     if changed:
         messages.success(
@@ -460,11 +466,10 @@ def project_two_factor_policy(request: ProjectRequest) -> HttpResponse:
 def project_origins(request: ProjectRequest) -> HttpResponse:
     origins_form = AllowedOriginsForm(request.POST)
     if not origins_form.is_valid():
-        form = ProjectForm(instance=request.project)
         return render(
             request,
             "accounts/project_settings.html",
-            {"form": form, "origins_form": origins_form, "policy_form": _policy_form(request)},
+            _settings_context(request, origins_form=origins_form),
             status=422,
         )
     project_set_allowed_origins(
@@ -475,6 +480,30 @@ def project_origins(request: ProjectRequest) -> HttpResponse:
     )
     messages.success(request, "Allowed browser origins saved.")
     return redirect("accounts:project_settings", slug=request.project.slug)
+
+
+@require_POST
+@project_owner_required
+@sudo_required
+def project_delete_view(request: ProjectRequest) -> HttpResponse:
+    """Delete the project for everyone (project_delete), once its name is typed again."""
+    delete_form = ProjectDeleteForm(request.POST, project=request.project)
+    if not delete_form.is_valid():
+        return render(
+            request,
+            "accounts/project_settings.html",
+            _settings_context(request, delete_form=delete_form),
+            status=422,
+        )
+    name = request.project.name
+    project_delete(project=request.project, by=request.user, ip=client_ip(request))
+    request.session.pop(CURRENT_PROJECT_SESSION_KEY, None)
+    messages.success(
+        request,
+        f"The project “{name}” is deleted: its API keys and client tokens are revoked and "
+        "its members were emailed.",
+    )
+    return redirect("home")
 
 
 def _members_page(request: ProjectRequest, form: InvitationForm, status: int = 200) -> HttpResponse:

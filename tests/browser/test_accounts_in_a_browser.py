@@ -4,6 +4,7 @@ from django.core import mail
 from playwright.sync_api import Page, expect
 
 from accounts.models import Project, User
+from accounts.services import user_sign_up
 from tests.conftest import PASSWORD
 
 
@@ -104,3 +105,33 @@ def test_an_owner_invites_a_newcomer_who_signs_up_from_the_link_and_joins(
     page.goto(page.url + "settings/members/")
     expect(page.get_by_role("button", name="Leave project")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+
+
+def test_an_owner_deletes_a_project_by_typing_its_name(page: Page, transactional_db):
+    user_sign_up(email="dee@example.com", password=PASSWORD, name="Dee", verified=True)
+    page.goto("/account/login/")
+    page.get_by_label("Email").fill("dee@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Settings", exact=True).click()
+    confirm = page.get_by_label("Type “Dee's project” to confirm")
+    delete = page.get_by_role("button", name="Delete this project")
+    dialog = page.get_by_role("dialog")
+
+    confirm.fill("Dees project")
+    delete.click()
+    dialog.get_by_role("button", name="Delete this project").click()
+    expect(page.get_by_text("type “Dee's project” exactly")).to_be_visible()
+
+    confirm.fill("Dee's project")
+    delete.click()
+    expect(dialog).to_contain_text("Every API key and client token of it stops working now")
+    page.keyboard.press("Escape")  # changes nothing
+    expect(dialog).to_have_count(0)
+    assert Project.objects.get(name="Dee's project").deleted_at is None
+
+    delete.click()
+    dialog.get_by_role("button", name="Delete this project").click()
+    expect(page.get_by_role("heading", name="New project")).to_be_visible()
+    expect(page.get_by_text("The project “Dee's project” is deleted")).to_be_visible()
+    assert Project.objects.get(name="Dee's project").deleted_at is not None
