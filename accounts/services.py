@@ -169,9 +169,14 @@ def member_hold(*, project: Project, user: User) -> None:
 
 
 def _current(membership: Membership) -> Membership:
-    """The membership as it is now, locked (it may have been removed meanwhile)."""
+    """The membership as it is now, locked (it may have been removed meanwhile).
+
+    Its row only (OF self): FOR UPDATE would lock the joined project's and person's rows
+    too, which every write naming them checks when it commits (an audit event, a client
+    token: their foreign keys). A removal waits for the leaver's client tokens a change is
+    holding (membership_ended); that change, holding them, would wait for those rows."""
     current = (
-        Membership.objects.select_for_update()
+        Membership.objects.select_for_update(of=("self",))
         .select_related("user", "project")
         .filter(pk=membership.pk)
         .first()
