@@ -18,7 +18,7 @@ from accounts.two_factor import has_two_factor
 from audit.log import audit_record
 from core.invalidation import changed
 from core.mail import one_line
-from core.row_locks import key_share
+from core.row_locks import key_share, share
 
 logger = logging.getLogger(__name__)
 
@@ -135,26 +135,30 @@ def membership_add(
 def _lock_owners(project: Project) -> dict[int, int]:
     """The project's owners, their rows locked (user id -> membership id): two owners
     cannot demote or remove each other at the same moment and leave the project with
-    none, and an owner who was just demoted cannot act as one any more."""
+    none, and an owner who was just demoted cannot act as one any more.
+
+    FOR NO KEY UPDATE: these changes wait for each other and for an owner's change in
+    progress (owner_hold), not for the owners' key changes and revocations (member_hold),
+    which have nothing to do with someone else's role. Removing an owner then locks their
+    row FOR UPDATE (_current), which does wait for theirs."""
     rows = (
-        Membership.objects.select_for_update()
+        Membership.objects.select_for_update(no_key=True)
         .filter(project=project, role=Membership.Role.OWNER)
         .values_list("user_id", "pk")
     )
     return dict(rows)
 
 
-def owner_hold(*, project: Project, user: User) -> dict[int, int]:
+def owner_hold(*, project: Project, user: User) -> None:
     """First in the transaction of every owner's change: `user` is an owner of `project`
-    now (NotAnOwner otherwise), and stays one until the change commits. The owners' rows
-    are locked as the changes of roles and members lock them, so a demotion or removal of
-    `user` that committed first is seen here, and one asked for meanwhile waits for this
-    change to commit: nothing someone does as an owner commits after their demotion.
-    Returns the owners (user id -> membership id)."""
-    owners = _lock_owners(project)
-    if user.pk not in owners:
+    now (NotAnOwner otherwise), and stays one until the change commits. Their own row is
+    held FOR SHARE, which the lock of the changes of roles and members (_lock_owners)
+    waits for: a demotion or removal of `user` that committed first is seen here, and one
+    asked for meanwhile waits for this change to commit, so nothing someone does as an
+    owner commits after their demotion. Only their row: other owners' changes, and
+    everyone's key changes and revocations (member_hold), do not wait for it."""
+    if not share(Membership.objects.filter(project=project, user=user, role=Membership.Role.OWNER)):
         raise NotAnOwner
-    return owners
 
 
 def member_hold(*, project: Project, user: User) -> None:
@@ -227,7 +231,9 @@ def membership_set_role(
     *, membership: Membership, role: str, by: User, ip: str | None = None
 ) -> Membership:
     """Make a member an owner, or an owner a member (never the last owner)."""
-    owners = owner_hold(project=membership.project, user=by)
+    owners = _lock_owners(membership.project)
+    if by.pk not in owners:
+        raise NotAnOwner
     membership = _current(membership)
     if membership.role == role:
         return membership
@@ -255,7 +261,8 @@ def project_transfer_ownership(
     *, project: Project, to: Membership, by: Membership, ip: str | None = None
 ) -> None:
     """`to` becomes an owner and `by` (an owner) a member, in one step."""
-    owner_hold(project=project, user=by.user)
+    if by.user_id not in _lock_owners(project):
+        raise NotAnOwner
     to, by = _current(to), _current(by)
     if to.pk == by.pk:
         raise MembershipError("Choose another member to hand the project to.")

@@ -19,9 +19,21 @@ def key_share(queryset: QuerySet[Any]) -> list[Any]:
     select_for_update() takes FOR UPDATE or FOR NO KEY UPDATE, which would also make two
     holders of one row wait for each other. SQLite, whose writers take turns, reads the
     rows without a lock."""
+    return _locked(queryset, "KEY SHARE")
+
+
+def share(queryset: QuerySet[Any]) -> list[Any]:
+    """As key_share, FOR SHARE: nobody can change any column of the rows meanwhile (an
+    UPDATE, or select_for_update() of either kind, waits), while reads and the other
+    holders of FOR SHARE or FOR KEY SHARE go on. A row that a transaction this waited for
+    changed is returned only if it still matches the queryset's filter."""
+    return _locked(queryset, "SHARE")
+
+
+def _locked(queryset: QuerySet[Any], strength: str) -> list[Any]:
     connection = connections[queryset.db]
     if not connection.in_atomic_block:
-        raise TransactionManagementError("key_share() holds rows until a transaction ends.")
+        raise TransactionManagementError("Row locks hold rows until a transaction ends.")
     ids = queryset.values_list("pk", flat=True)
     if connection.vendor != "postgresql":
         return list(ids)
@@ -29,5 +41,5 @@ def key_share(queryset: QuerySet[Any]) -> list[Any]:
     table = connection.ops.quote_name(queryset.model._meta.db_table)
     with connection.cursor() as cursor:
         # OF: only this table's rows, whatever the filter joins.
-        cursor.execute(f"{sql} FOR KEY SHARE OF {table}", params)
+        cursor.execute(f"{sql} FOR {strength} OF {table}", params)
         return [row[0] for row in cursor.fetchall()]
