@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Project, User
+from accounts.services import member_hold
 from agents.models import Agent
 from audit.log import audit_record
 from core.invalidation import changed
@@ -48,7 +49,10 @@ def agent_deploy(
 
     Audited: what answers a project's calls changed, and which token changed it (`via`;
     `by`, the person, when it was a personal access token), so a key that deploys what it
-    should not is found in the audit log as its calls are in the usage log."""
+    should not is found in the audit log as its calls are in the usage log.
+    NoLongerAMember if `by` is no longer a member of the project (member_hold)."""
+    if by is not None:
+        member_hold(project=project, user=by)
     wanted = {"kind": kind, "description": description, "config": config}
     before = (
         Agent.objects.select_for_update().filter(project=project, name=name).values(*wanted).first()

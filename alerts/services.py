@@ -9,7 +9,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Project, User
-from accounts.services import owner_hold
+from accounts.services import member_hold, owner_hold
 from alerts.models import AlertRules, Flag, KeyNetwork
 from alerts.rules import SWITCHABLE, TUNABLES
 from apikeys.models import ApiKey, ClientToken
@@ -21,7 +21,9 @@ from audit.log import audit_record
 def flag_acknowledge(*, flag: Flag, by: User, ip: str | None = None) -> bool:
     """Mark `flag` as looked at by `by`. True if this call acknowledged it; False if
     someone already had (who and when are kept from the first). A new occurrence of the
-    same finding afterwards opens a new flag."""
+    same finding afterwards opens a new flag. NoLongerAMember if `by` is no longer a
+    member of its project (member_hold): an alert is not closed by someone removed."""
+    member_hold(project=flag.project, user=by)
     changed = Flag.objects.filter(pk=flag.pk, acknowledged_at__isnull=True).update(
         acknowledged_at=timezone.now(), acknowledged_by=by
     )
@@ -49,7 +51,9 @@ def flag_network_ours(*, flag: Flag, by: User, ip: str | None = None) -> list[st
     network becomes one of the key's known networks, confirmed by `by`; the network of the
     address a key's allowlist refused most is added to that list, so calls from it work
     from the next one. One network per click, named on the button: the other refused
-    addresses may be someone else's. The alert is acknowledged. Returns the networks."""
+    addresses may be someone else's. The alert is acknowledged. Returns the networks.
+    NoLongerAMember if `by` is no longer a member of its project (member_hold)."""
+    member_hold(project=flag.project, user=by)
     api_key = flag.api_key
     network = flag.network_in_question()
     if api_key is None or network is None:
