@@ -389,11 +389,23 @@ def started(send) -> threading.Thread:
     return thread
 
 
+# How long a test waits for a thread of its own to end, or for another connection to reach
+# a lock: far longer than any of them takes on a loaded CI machine, and still an end (a
+# thread that never ends fails its test instead of holding up the whole run).
+THREAD_SECONDS = 60
+
+
+def finished(*threads: threading.Thread) -> None:
+    """Wait for `threads` to end, each for at most THREAD_SECONDS; fail if one did not."""
+    for thread in threads:
+        thread.join(timeout=THREAD_SECONDS)
+    stuck = [thread.name for thread in threads if thread.is_alive()]
+    assert not stuck, f"still running after {THREAD_SECONDS} s: {', '.join(stuck)}"
+
+
 def run_together(*sends) -> None:
     """Each send in a thread of its own, with its own database connection."""
-    threads = [started(send) for send in sends]
-    for thread in threads:
-        thread.join()
+    finished(*(started(send) for send in sends))
 
 
 def backend_pid() -> int:
@@ -408,7 +420,7 @@ def waits_for(pid: int, *threads: threading.Thread) -> bool:
     `threads` all end first (nothing of theirs ever waited for it). What a test of a lock
     asks before it lets `pid`'s transaction go on: the other side is at the lock now, not
     merely on its way. PostgreSQL only."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + THREAD_SECONDS
     with another_connection() as probe:
         while time.monotonic() < deadline and any(t.is_alive() for t in threads):
             row = probe.execute(
@@ -429,9 +441,11 @@ def commit_once_it_waits(other, send) -> bool:
     locks: a change that commits while a request is on its way. True if the send waited
     for it; False if it ended without waiting, and `other` committed after it."""
     thread = started(send)
-    waited = waits_for(other.info.backend_pid, thread)
-    other.commit()
-    thread.join()
+    try:
+        waited = waits_for(other.info.backend_pid, thread)
+    finally:
+        other.commit()
+    finished(thread)
     return waited
 
 

@@ -21,10 +21,12 @@ from audit.models import AuditEvent
 from tests.api.assertions import assert_error
 from tests.conftest import (
     HTMX,
+    THREAD_SECONDS,
     Api,
     another_connection,
     backend_pid,
     commit_once_it_waits,
+    finished,
     started,
     waits_for,
 )
@@ -266,7 +268,8 @@ def test_a_removal_waits_for_the_key_the_member_is_making_and_the_owners_then_se
         if kwargs["action"] == "api_key.created":
             making["pid"] = backend_pid()
             inside.set()
-            go_on.wait(timeout=10)
+            # Longer than waits_for may take below: the pause ends when the test says so.
+            go_on.wait(timeout=THREAD_SECONDS)
         return event
 
     monkeypatch.setattr(apikeys.services, "audit_record", audit_then_pause)
@@ -283,19 +286,20 @@ def test_a_removal_waits_for_the_key_the_member_is_making_and_the_owners_then_se
             )
         )
     )
-    assert inside.wait(timeout=10)
-    mine = Membership.objects.get(project=project, user=lou)
-    removal = started(
-        lambda: answers.update(
-            removed=owners_page.post(
-                reverse("accounts:project_member_remove", args=[project.slug, mine.pk])
+    try:
+        assert inside.wait(timeout=THREAD_SECONDS)
+        mine = Membership.objects.get(project=project, user=lou)
+        removal = started(
+            lambda: answers.update(
+                removed=owners_page.post(
+                    reverse("accounts:project_member_remove", args=[project.slug, mine.pk])
+                )
             )
         )
-    )
-    waited = waits_for(making["pid"], removal)
-    go_on.set()
-    making_thread.join()
-    removal.join()
+        waited = waits_for(making["pid"], removal)
+    finally:
+        go_on.set()
+    finished(making_thread, removal)
     assert waited
     assert answers["made"].status_code == 201 and answers["removed"].status_code == 302
     assert not Membership.objects.filter(project=project, user=lou).exists()

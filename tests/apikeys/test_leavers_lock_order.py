@@ -24,7 +24,7 @@ from apikeys.services import (
     personal_token_create,
     personal_token_regenerate,
 )
-from tests.conftest import backend_pid, started, waits_for
+from tests.conftest import THREAD_SECONDS, backend_pid, finished, started, waits_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,7 +100,7 @@ def test_a_removal_and_a_change_to_the_leavers_tokens_at_once_both_go_through(
         if kwargs["action"] == action:
             changing["pid"] = backend_pid()
             inside.set()
-            go_on.wait(timeout=10)
+            go_on.wait(timeout=THREAD_SECONDS)
         return real_audit(**kwargs)
 
     monkeypatch.setattr(apikeys.services, "audit_record", pause_then_audit)
@@ -108,16 +108,14 @@ def test_a_removal_and_a_change_to_the_leavers_tokens_at_once_both_go_through(
     mine = Membership.objects.get(project=project, user=lou)
     changer = started(_outcome(outcomes, "change", lambda: change(lou, lous_pat, lous_browser)))
     try:
-        assert inside.wait(timeout=10)
+        assert inside.wait(timeout=THREAD_SECONDS)
         remover = started(
             _outcome(outcomes, "removal", lambda: membership_remove(membership=mine, by=user))
         )
         waited = waits_for(changing["pid"], remover)
     finally:
         go_on.set()
-    changer.join(timeout=30)
-    remover.join(timeout=30)
-    assert not changer.is_alive() and not remover.is_alive()
+    finished(changer, remover)
     assert waited  # the removal was at the change's lock when the change went on
     assert not isinstance(outcomes["change"], Exception), outcomes["change"]
     assert not isinstance(outcomes["removal"], Exception), outcomes["removal"]

@@ -20,7 +20,7 @@ from accounts.models import Membership, Project, User
 from accounts.services import membership_remove, membership_set_role, project_rename
 from apikeys.models import ApiKey
 from apikeys.services import api_key_revoke
-from tests.conftest import backend_pid, started, waits_for
+from tests.conftest import THREAD_SECONDS, backend_pid, finished, started, waits_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,24 +84,22 @@ def test_an_owners_revocation_does_not_wait_for_another_owners_change(
         if kwargs["action"] == action:
             graces["pid"] = backend_pid()
             inside.set()
-            go_on.wait(timeout=10)
+            go_on.wait(timeout=THREAD_SECONDS)
         return real_audit(**kwargs)
 
     monkeypatch.setattr(accounts.services, "audit_record", pause_then_audit)
     revoked: list[bool] = []
     changing = started(lambda: graces_change(project, grace, lou))
     try:
-        assert inside.wait(timeout=10)
+        assert inside.wait(timeout=THREAD_SECONDS)
         revoking = started(lambda: revoked.append(api_key_revoke(api_key=key, by=user)))
         waited = waits_for(graces["pid"], revoking)
         if not waited:
-            revoking.join(timeout=10)
+            revoking.join(timeout=THREAD_SECONDS)
         done_before_grace = not revoking.is_alive()
     finally:
         go_on.set()
-    changing.join(timeout=30)
-    revoking.join(timeout=30)
-    assert not changing.is_alive() and not revoking.is_alive()
+    finished(changing, revoking)
     assert not waited and done_before_grace
     assert revoked == [True]
     assert ApiKey.objects.get(pk=key.pk).revoked_at is not None
@@ -127,7 +125,7 @@ def test_a_handover_of_leavers_keys_sent_twice_at_once_hands_each_key_once(
         if kwargs["action"] == "api_key.transferred" and not inside.is_set():
             first["pid"] = backend_pid()
             inside.set()
-            go_on.wait(timeout=10)
+            go_on.wait(timeout=THREAD_SECONDS)
         return real_audit(**kwargs)
 
     monkeypatch.setattr(apikeys.services, "audit_record", pause_then_audit)
@@ -140,14 +138,12 @@ def test_a_handover_of_leavers_keys_sent_twice_at_once_hands_each_key_once(
 
     firsts = started(hand(grace, user))
     try:
-        assert inside.wait(timeout=10)
+        assert inside.wait(timeout=THREAD_SECONDS)
         seconds = started(hand(user, grace))
         waited = waits_for(first["pid"], seconds)
     finally:
         go_on.set()
-    firsts.join(timeout=30)
-    seconds.join(timeout=30)
-    assert not firsts.is_alive() and not seconds.is_alive()
+    finished(firsts, seconds)
     assert waited
     assert handed == {user.email: 1, grace.email: 0}
     assert ApiKey.objects.get(pk=key.pk).created_by == grace
