@@ -151,14 +151,24 @@ def _lock_owners(project: Project) -> dict[int, int]:
 
 def owner_hold(*, project: Project, user: User) -> None:
     """First in the transaction of every owner's change: `user` is an owner of `project`
-    now (NotAnOwner otherwise), and stays one until the change commits. Their own row is
-    held FOR SHARE, which the lock of the changes of roles and members (_lock_owners)
-    waits for: a demotion or removal of `user` that committed first is seen here, and one
-    asked for meanwhile waits for this change to commit, so nothing someone does as an
-    owner commits after their demotion. Only their row: other owners' changes, and
-    everyone's key changes and revocations (member_hold), do not wait for it."""
+    now (NotAnOwner otherwise; NoLongerAMember if no member at all any more), and stays
+    one until the change commits. Their own row is held FOR SHARE, which the lock of the
+    changes of roles and members (_lock_owners) waits for: a demotion or removal of `user`
+    that committed first is seen here, and one asked for meanwhile waits for this change
+    to commit, so nothing someone does as an owner commits after their demotion. Only
+    their row: other owners' changes, and everyone's key changes and revocations
+    (member_hold), do not wait for it."""
     if not share(Membership.objects.filter(project=project, user=user, role=Membership.Role.OWNER)):
-        raise NotAnOwner
+        raise _not_an_owner(project, user)
+
+
+def _not_an_owner(project: Project, user: User) -> MembershipError:
+    """Why `user` may not act as an owner of `project`: they are a member and no owner
+    (NotAnOwner: 403, as to any member), or no member at all any more (NoLongerAMember: to
+    them the project is gone, 404, as their next request finds it)."""
+    if Membership.objects.filter(project=project, user=user).exists():
+        return NotAnOwner()
+    return NoLongerAMember()
 
 
 def member_hold(*, project: Project, user: User) -> None:
@@ -208,7 +218,7 @@ def membership_remove(*, membership: Membership, by: User, ip: str | None = None
     membership = _current(membership)
     leaving = membership.user_id == by.pk
     if not leaving and by.pk not in owners:
-        raise NotAnOwner
+        raise _not_an_owner(membership.project, by)
     if membership.is_owner and list(owners.values()) == [membership.pk]:
         raise MembershipError(LAST_OWNER)
     audit_record(
@@ -233,7 +243,7 @@ def membership_set_role(
     """Make a member an owner, or an owner a member (never the last owner)."""
     owners = _lock_owners(membership.project)
     if by.pk not in owners:
-        raise NotAnOwner
+        raise _not_an_owner(membership.project, by)
     membership = _current(membership)
     if membership.role == role:
         return membership
@@ -262,7 +272,7 @@ def project_transfer_ownership(
 ) -> None:
     """`to` becomes an owner and `by` (an owner) a member, in one step."""
     if by.user_id not in _lock_owners(project):
-        raise NotAnOwner
+        raise _not_an_owner(project, by.user)
     to, by = _current(to), _current(by)
     if to.pk == by.pk:
         raise MembershipError("Choose another member to hand the project to.")

@@ -15,7 +15,9 @@ from django.urls import reverse
 from accounts.invitations import invitation_revoke, invitation_send
 from accounts.models import Invitation, Membership, Project, User
 from accounts.services import (
+    NOT_A_MEMBER,
     NOT_AN_OWNER,
+    NoLongerAMember,
     NotAnOwner,
     membership_add,
     membership_remove,
@@ -177,7 +179,12 @@ def test_no_owner_only_service_acts_for_someone_no_longer_an_owner(
     else:
         membership_remove(membership=mine, by=grace)
     written = AuditEvent.objects.count()
-    with pytest.raises(NotAnOwner, match=NOT_AN_OWNER):
+    # Demoted: a member, told so (403 on the pages). Removed: the project is gone to them
+    # (404), as it is to their next request.
+    refusal, message = (
+        (NotAnOwner, NOT_AN_OWNER) if how == "demoted" else (NoLongerAMember, NOT_A_MEMBER)
+    )
+    with pytest.raises(refusal, match=message):
         call()
     assert AuditEvent.objects.count() == written  # nothing of it was kept
     project.refresh_from_db()
@@ -226,6 +233,27 @@ def test_a_page_that_passed_its_owner_check_before_the_demotion_refuses_as_the_n
     assert "Only a project owner can rename the project." in answer.content.decode()
     project.refresh_from_db()
     assert project.name != "Mine now"
+
+
+def test_a_page_that_passed_its_owner_check_before_the_owners_removal_is_404(
+    signed_in, project, user, grace, monkeypatch
+):
+    """Removed meanwhile: the project's pages are 404 to them from now on, this answer
+    too (a 403 would tell a non-member the project is there)."""
+    import accounts.views
+
+    real = accounts.views.project_set_allowed_origins
+
+    def removed_first(**kwargs):
+        mine = Membership.objects.get(project=project, user=user)
+        membership_remove(membership=mine, by=grace)
+        return real(**kwargs)
+
+    monkeypatch.setattr(accounts.views, "project_set_allowed_origins", removed_first)
+    origins = reverse("accounts:project_origins", args=[project.slug])
+    answer = signed_in.post(origins, {"origins": "https://app.example.com"})
+    assert answer.status_code == 404
+    assert project.allowed_origins == []
 
 
 @pytest.mark.django_db(transaction=True)
