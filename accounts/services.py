@@ -156,10 +156,15 @@ def owner_hold(*, project: Project, user: User) -> None:
     changes of roles and members (_lock_owners) waits for: a demotion or removal of `user`
     that committed first is seen here, and one asked for meanwhile waits for this change
     to commit, so nothing someone does as an owner commits after their demotion. Only
-    their row: other owners' changes, and everyone's key changes and revocations
-    (member_hold), do not wait for it."""
+    their row: everyone's key changes and revocations (member_hold) do not wait for it.
+
+    Then the project's row, FOR NO KEY UPDATE: owners' changes to one project take turns
+    (two owners saving its origins at once, each replacing the list, would otherwise
+    both insert one, and the second fail on the unique constraint). That lock holds up
+    no insert naming the project (usage, client tokens: FOR KEY SHARE) and no read."""
     if not share(Membership.objects.filter(project=project, user=user, role=Membership.Role.OWNER)):
         raise _not_an_owner(project, user)
+    Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
 
 
 def _not_an_owner(project: Project, user: User) -> MembershipError:

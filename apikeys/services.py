@@ -511,11 +511,6 @@ def api_keys_transfer_from_leavers(
         .filter(created_by__isnull=False)
         .exclude(created_by__in=members)
         .select_related("created_by")
-        # Their rows, in one order: a handover sent twice at once (two owners, or two
-        # tabs: owner_hold does not make owners' changes wait for each other) hands each
-        # key once; the second finds it handed when the first commits, and skips it.
-        .select_for_update(of=("self",), no_key=True)
-        .order_by("pk")
     )
     for key in orphaned:
         before = key.created_by.email if key.created_by else None

@@ -108,9 +108,9 @@ def test_an_owners_revocation_does_not_wait_for_another_owners_change(
 def test_a_handover_of_leavers_keys_sent_twice_at_once_hands_each_key_once(
     project, user, grace, lou, make_key, monkeypatch
 ):
-    """Owners' changes no longer wait for each other (owner_hold holds the sender's row
-    only): the handover locks the keys it hands, so the second one, sent by another owner
-    while the first is in progress, waits for it and then finds nothing left to hand."""
+    """owner_hold holds the sender's row only, and then the project's: the second
+    handover, sent by another owner while the first is in progress, waits for it and then
+    finds nothing left to hand."""
     import apikeys.services
     from apikeys.services import api_keys_transfer_from_leavers
     from audit.models import AuditEvent
@@ -148,3 +148,55 @@ def test_a_handover_of_leavers_keys_sent_twice_at_once_hands_each_key_once(
     assert handed == {user.email: 1, grace.email: 0}
     assert ApiKey.objects.get(pk=key.pk).created_by == grace
     assert AuditEvent.objects.filter(action="api_key.transferred").count() == 1
+
+
+def test_two_owners_saving_the_projects_origins_at_once_take_turns(
+    project, user, grace, monkeypatch
+):
+    """owner_hold holds the sender's row only, and then the project's: the second save
+    waits for the first, reads its list as the one it replaces, and writes its own.
+    Without the project's row, both replaced the list they read, and the second failed on
+    the unique constraint (an origin the first had just written)."""
+    import accounts.services
+    from accounts.services import project_set_allowed_origins
+    from audit.models import AuditEvent
+
+    inside, go_on = threading.Event(), threading.Event()
+    first: dict[str, int] = {}
+    real_audit = accounts.services.audit_record
+
+    def pause_then_audit(**kwargs):
+        if kwargs["action"] == "project.origins_changed" and not inside.is_set():
+            first["pid"] = backend_pid()
+            inside.set()
+            go_on.wait(timeout=THREAD_SECONDS)
+        return real_audit(**kwargs)
+
+    monkeypatch.setattr(accounts.services, "audit_record", pause_then_audit)
+    saved: dict[str, object] = {}
+
+    def save(origins: list[str], by: User) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                saved[by.email] = project_set_allowed_origins(
+                    project=Project.objects.get(pk=project.pk), origins=origins, by=by
+                )
+            except Exception as error:  # noqa: BLE001  # what the test reports
+                saved[by.email] = error
+
+        return run
+
+    adas = started(save(["https://app.example.com"], user))
+    try:
+        assert inside.wait(timeout=THREAD_SECONDS)
+        graces = started(save(["https://app.example.com", "https://admin.example.com"], grace))
+        waited = waits_for(first["pid"], graces)
+    finally:
+        go_on.set()
+    finished(adas, graces)
+    assert waited
+    assert not isinstance(saved[grace.email], Exception), saved[grace.email]
+    project.refresh_from_db()
+    assert project.allowed_origins == ["https://admin.example.com", "https://app.example.com"]
+    graces_event = AuditEvent.objects.get(action="project.origins_changed", actor=grace)
+    assert graces_event.metadata["from"] == ["https://app.example.com"]
