@@ -22,6 +22,7 @@ def _register_audit_actions() -> None:
     register_group("members", "Members", prefix="membership.", scopes=BOTH)
     register_actions(
         Action("user.signed_up", "Signed up", "success"),
+        Action("user.deleted", "Account deleted", "danger"),
         Action("user.signed_in", "Signed in"),
         Action("user.signed_out", "Signed out"),
         Action("user.sign_in_failed", "Sign-in failed", "warning"),

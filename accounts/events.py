@@ -23,3 +23,8 @@ membership_ended = Signal()
 # API keys and client tokens; webhooks: its endpoints). Sent before the memberships go,
 # in the same transaction.
 project_deleted = Signal()
+
+# account_deleted.send(sender=User, user=user, ip=ip): the person deleted their account;
+# each app ends what is theirs (apikeys: their personal access tokens). Sent in the
+# deletion's transaction, after they have left every project.
+account_deleted = Signal()

@@ -155,6 +155,32 @@ class ProjectDeleteForm(forms.Form):
         return typed
 
 
+class AccountDeleteForm(forms.Form):
+    """Deleting one's account: the address typed again, as a project's name is to delete it."""
+
+    confirm = forms.CharField(
+        max_length=254,
+        strip=True,
+        error_messages={"required": "Type your email address to confirm."},
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
+        ),
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["confirm"].label = f"Type {user.email} to confirm"
+
+    def clean_confirm(self) -> str:
+        typed = self.cleaned_data["confirm"]
+        if typed.lower() != self.user.email.lower():
+            raise forms.ValidationError(
+                f"That is not your address: type {self.user.email} exactly.", code="mismatch"
+            )
+        return typed
+
+
 class AllowedOriginsForm(forms.Form):
     """Browser origins for the Client API, one per line: scheme, host and optional port."""
 

@@ -7,13 +7,24 @@ import secrets
 from datetime import datetime
 
 from django.conf import settings
+from django.contrib.sessions.models import Session
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts.events import membership_ended, project_created, project_deleted
-from accounts.models import AllowedOrigin, Invitation, Membership, Project, User
+from accounts.events import account_deleted, membership_ended, project_created, project_deleted
+from accounts.models import (
+    AllowedOrigin,
+    Invitation,
+    Membership,
+    Passkey,
+    Project,
+    RecoveryCode,
+    SignedInSession,
+    TotpDevice,
+    User,
+)
 from accounts.two_factor import has_two_factor
 from audit.log import audit_record
 from core.invalidation import changed
@@ -462,3 +473,102 @@ def _tell_members_deleted(name: str, addresses: list[str], *, by: str, when: dat
             )
         except Exception as failure:  # noqa: BLE001 - the deletion stands; logged
             logger.warning("Deletion notice not sent (%s)", type(failure).__name__)
+
+
+class AccountDeletionRefused(Exception):
+    """Deleting the account would leave projects that others use without an owner."""
+
+    def __init__(self, projects: list[Project]) -> None:
+        self.projects = projects
+        names = ", ".join(f"“{p.name}”" for p in projects)
+        super().__init__(
+            f"You are the only owner of {names}, which others are members of: make one of "
+            "them an owner (or delete the project) first."
+        )
+
+
+def account_deletion_plan(user: User) -> tuple[list[Project], list[Project], list[Project]]:
+    """What deleting `user`'s account does to their projects: (deleted with it: they are
+    its only member; left: someone else stays an owner; blocking: they are its only
+    owner and others are members, so it must be handed over or deleted first)."""
+    deleted, left, blocking = [], [], []
+    for membership in Membership.objects.filter(user=user).select_related("project"):
+        project = membership.project
+        others = Membership.objects.filter(project=project).exclude(user=user)
+        if not others.exists():
+            deleted.append(project)
+        elif membership.is_owner and not others.filter(role=Membership.Role.OWNER).exists():
+            blocking.append(project)
+        else:
+            left.append(project)
+    return deleted, left, blocking
+
+
+@transaction.atomic
+def account_delete(*, user: User, ip: str | None = None) -> None:
+    """Delete `user`'s account for good: the projects they alone belong to are deleted
+    (project_delete), they leave every other (membership_remove: their PATs' client tokens
+    there are revoked), their PATs are revoked (account_deleted), their second factors go,
+    every session of theirs ends, and the row is kept, inactive and anonymised, so the
+    audit trail still names who did what (its events keep the address they had). The
+    address is free to sign up again. AccountDeletionRefused if a project others use would
+    be left without an owner. The address is told once it commits."""
+    User.objects.select_for_update().filter(pk=user.pk).first()
+    deleted, left, blocking = account_deletion_plan(user)
+    if blocking:
+        raise AccountDeletionRefused(blocking)
+    for project in deleted:
+        project_delete(project=project, by=user, ip=ip)
+    for project in left:
+        membership = Membership.objects.filter(project=project, user=user).first()
+        if membership is None:
+            continue
+        try:
+            membership_remove(membership=membership, by=user, ip=ip)
+        except MembershipError:  # its other owner left meanwhile: now theirs alone
+            raise AccountDeletionRefused([project]) from None
+    account_deleted.send(sender=User, user=user, ip=ip)
+    TotpDevice.objects.filter(user=user).delete()
+    RecoveryCode.objects.filter(user=user).delete()
+    Passkey.objects.filter(user=user).delete()
+    sessions = SignedInSession.objects.filter(user=user)
+    Session.objects.filter(session_key__in=sessions.values("session_key")).delete()
+    sessions.delete()
+    address = user.email
+    audit_record(
+        action="user.deleted",
+        actor=user,
+        target=user,
+        ip=ip,
+        metadata={
+            "projects_deleted": [p.name for p in deleted],
+            "projects_left": [p.name for p in left],
+        },
+    )
+    user.email = f"deleted-{user.pk}@deleted.invalid"
+    user.name = ""
+    user.is_active = False
+    user.email_verified_at = None
+    user.set_unusable_password()
+    user.save(update_fields=["email", "name", "is_active", "email_verified_at", "password"])
+    changed(user.change_identity)
+    transaction.on_commit(lambda: _tell_deleted_account(address))
+
+
+def _tell_deleted_account(address: str) -> None:
+    try:
+        send_mail(
+            subject="[Reminix] Your account was deleted",
+            message=(
+                "Your Reminix account was deleted, as you asked. Your personal access tokens "
+                "were revoked, every session of yours was signed out, and the projects you "
+                "alone belonged to were deleted with their API keys.\n\n"
+                "If you did not ask for this, someone who could sign in as you did it: "
+                "change this password wherever else you use it. Projects you shared with "
+                "others were not deleted; their owners can invite you again.\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[address],
+        )
+    except Exception as failure:  # noqa: BLE001 - the deletion stands; logged
+        logger.warning("Account deletion notice not sent (%s)", type(failure).__name__)

@@ -86,6 +86,7 @@ urlpatterns = [
         name="password_reset_confirm",
     ),
     path("account/sessions/", views.account_sessions, name="account_sessions"),
+    path("account/delete/", views.account_delete_view, name="account_delete"),
     path("account/audit/", audit_views.user_audit, name="user_audit"),
     path("account/audit/export/", audit_views.user_audit_csv, name="user_audit_csv"),
     path("projects/new/", views.project_create_view, name="project_create"),

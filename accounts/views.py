@@ -7,7 +7,7 @@ import ipaddress
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.hashers import make_password
@@ -34,6 +34,7 @@ from accounts.email_verification import (
     send_verification,
 )
 from accounts.forms import (
+    AccountDeleteForm,
     AllowedOriginsForm,
     ChangePasswordForm,
     InvitationForm,
@@ -57,9 +58,12 @@ from accounts.invitations import (
 from accounts.models import Invitation, Membership, User
 from accounts.security_notices import security_notice_send
 from accounts.services import (
+    AccountDeletionRefused,
     MembershipError,
     NotAnOwner,
     PolicyRefused,
+    account_delete,
+    account_deletion_plan,
     membership_remove,
     membership_set_role,
     project_create,
@@ -72,7 +76,7 @@ from accounts.services import (
     user_sign_up,
 )
 from accounts.sessions import session_end, session_rekeyed, sessions_end_others, sessions_of
-from accounts.sudo import sudo_required
+from accounts.sudo import sudo_required, sudo_required_to_change
 from accounts.two_factor import has_two_factor
 from accounts.two_factor_views import second_step_begin
 from audit.log import audit_record
@@ -728,3 +732,28 @@ def account_sessions(request: AuthenticatedRequest) -> HttpResponse:
         return redirect("accounts:account_sessions")
     rows = sessions_of(request.user, current_key=current)
     return render(request, "accounts/sessions.html", {"rows": rows})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@sudo_required_to_change
+def account_delete_view(request: AuthenticatedRequest) -> HttpResponse:
+    """Delete one's own account (account_delete), once the address is typed again: the
+    page first says which projects go with it, which it leaves, and which must be handed
+    over first."""
+    form = AccountDeleteForm(request.POST or None, user=request.user)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                account_delete(user=request.user, ip=client_ip(request))
+            except AccountDeletionRefused as refused:
+                form.add_error(None, str(refused))
+            else:
+                logout(request)
+                messages.success(request, "Your account is deleted. A last email says so.")
+                return redirect("accounts:login")
+        status = 422
+    deleted, left, blocking = account_deletion_plan(request.user)
+    context = {"form": form, "deleted": deleted, "left": left, "blocking": blocking}
+    return render(request, "accounts/account_delete.html", context, status=status)

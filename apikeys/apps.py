@@ -9,11 +9,12 @@ class ApiKeysConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from accounts.events import membership_ended, project_deleted
+        from accounts.events import account_deleted, membership_ended, project_deleted
         from apikeys import converters
         from apikeys.services import (
             client_tokens_revoke_on_leaving,
             credentials_revoke_of_deleted_project,
+            personal_tokens_revoke_of_deleted_account,
         )
 
         converters.register()
@@ -23,6 +24,9 @@ class ApiKeysConfig(AppConfig):
         )
         project_deleted.connect(
             credentials_revoke_of_deleted_project, dispatch_uid="apikeys.deleted_project"
+        )
+        account_deleted.connect(
+            personal_tokens_revoke_of_deleted_account, dispatch_uid="apikeys.deleted_account"
         )
 
 

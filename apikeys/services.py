@@ -698,6 +698,22 @@ def credentials_revoke_of_deleted_project(
         )
 
 
+def personal_tokens_revoke_of_deleted_account(
+    sender: type, *, user: User, ip: str | None, **kwargs: Any
+) -> None:
+    """On accounts' account_deleted (account_delete): every PAT of the person is revoked,
+    each on the audit trail as any revocation is."""
+    for pat in PersonalAccessToken.objects.filter(user=user, revoked_at__isnull=True):
+        token_revoke(
+            pat,
+            action="personal_token.revoked",
+            by=user,
+            project=None,
+            ip=ip,
+            metadata={"reason": "account deleted"},
+        )
+
+
 def client_tokens_revoke_on_leaving(
     sender: type, *, membership: Membership, by: User, ip: str | None, **kwargs: Any
 ) -> None:

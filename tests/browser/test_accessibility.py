@@ -183,6 +183,7 @@ def pages(
         ("/account/sessions/", None),
         ("/account/security/", None),
         ("/account/email/", None),
+        ("/account/delete/", None),
         ("/account/notifications/", None),
         ("/account/password/", None),
         ("/docs/api/", None),

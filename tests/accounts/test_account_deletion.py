@@ -1,0 +1,151 @@
+"""Deleting one's own account: after the address is typed again and a fresh check of who
+they are; their tokens, factors and sessions end, the projects they alone belong to go
+with it, the others go on without them, and none is left without an owner."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import mail
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import Membership, Passkey, Project, SignedInSession, User
+from accounts.services import (
+    AccountDeletionRefused,
+    account_delete,
+    membership_add,
+    membership_set_role,
+)
+from apikeys.models import ApiKey, PersonalAccessToken
+from apikeys.services import personal_token_create
+from audit.models import AuditEvent
+from tests.accounts.test_sudo import go_stale
+from tests.conftest import PASSWORD, Api
+
+DELETE = reverse("accounts:account_delete")
+INVOKE = "/v1/agents/my-agent/invoke"
+
+
+@pytest.fixture
+def shared(make_user, make_project, user):
+    """A project of Bob's that Ada (the user) is a member of."""
+    bob = make_user(email="bob@example.com")
+    project = make_project(bob, name="Bob's team")
+    membership_add(project=project, user=user, role=Membership.Role.MEMBER, by=bob)
+    return project
+
+
+def test_the_page_says_what_goes_and_what_stays(signed_in, project, shared):
+    page = signed_in.get(DELETE).content.decode()
+    assert "Deleted with it" in page and project.name.replace("'", "&#x27;") in page
+    assert "You leave this project" in page and "Bob&#x27;s team" in page
+
+
+def test_deleting_revokes_tokens_ends_sessions_and_frees_the_address(
+    signed_in, user, project, shared, api_key, django_capture_on_commit_callbacks
+):
+    pat, secret = personal_token_create(user=user, name="CLI")
+    cli = Api(Client(), secret)
+    assert cli.post(INVOKE, {"prompt": "hi"}, headers={"X-Project": shared.slug}).status_code == 200
+    key, key_secret = api_key
+
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = signed_in.post(DELETE, {"confirm": user.email.upper()})
+
+    assert answer.status_code == 302 and answer["Location"] == reverse("accounts:login")
+    assert "_auth_user_id" not in signed_in.session
+    assert cli.post(INVOKE, {"prompt": "hi"}, headers={"X-Project": shared.slug}).status_code == 401
+    assert PersonalAccessToken.objects.get(pk=pat.pk).revoked_at is not None
+    # Their own project went with them; Bob's goes on without them.
+    assert Project.objects.get(pk=project.pk).deleted_at is not None
+    assert ApiKey.objects.get(pk=key.pk).revoked_at is not None
+    assert Project.objects.get(pk=shared.pk).deleted_at is None
+    assert not Membership.objects.filter(user=user).exists()
+    assert not SignedInSession.objects.filter(user=user).exists()
+    # The address can sign in no more, and is free to sign up again.
+    sign_in = Client().post(
+        reverse("accounts:login"), {"username": "ada@example.com", "password": PASSWORD}
+    )
+    assert sign_in.status_code == 200 and "_auth_user_id" not in sign_in.client.session
+    assert not User.objects.filter(email="ada@example.com").exists()
+    gone = User.objects.get(pk=user.pk)
+    assert not gone.is_active and not gone.has_usable_password() and gone.name == ""
+    assert [m.to for m in mail.outbox if "account was deleted" in m.subject] == [
+        ["ada@example.com"]
+    ]
+    event = AuditEvent.objects.get(action="user.deleted")
+    assert event.actor_email == "ada@example.com"
+
+
+def test_the_only_owner_of_a_project_others_use_must_hand_it_over_first(
+    signed_in, user, project, make_user
+):
+    cleo = make_user(email="cleo@example.com")
+    membership_add(project=project, user=cleo, role=Membership.Role.MEMBER, by=user)
+
+    page = signed_in.get(DELETE).content.decode()
+    assert "you are the only owner" in page and 'name="confirm"' not in page
+    refused = signed_in.post(DELETE, {"confirm": user.email})
+    assert refused.status_code == 422 and "you are the only owner" in refused.content.decode()
+    assert User.objects.get(pk=user.pk).is_active
+
+    membership_set_role(
+        membership=Membership.objects.get(project=project, user=cleo), role="owner", by=user
+    )
+    signed_in.post(DELETE, {"confirm": user.email})
+    assert not User.objects.get(pk=user.pk).is_active
+    assert Project.objects.get(pk=project.pk).deleted_at is None  # Cleo's now
+
+
+def test_a_wrong_address_is_refused_beside_the_field(signed_in, user):
+    for typed in ("", "someone@example.com", "\x00", "a" * 5000):
+        answer = signed_in.post(DELETE, {"confirm": typed})
+        assert answer.status_code == 422
+        assert 'id="id_confirm_error"' in answer.content.decode()
+    assert User.objects.get(pk=user.pk).is_active
+
+
+def test_it_asks_who_you_are_when_the_last_check_is_old(signed_in, user):
+    go_stale(signed_in)
+    prompt = signed_in.post(DELETE, {"confirm": user.email})
+    assert "Confirm it is you" in prompt.content.decode()
+    assert User.objects.get(pk=user.pk).is_active
+
+
+def test_second_factors_go_with_it(user, project, monkeypatch):
+    Passkey.objects.create(user=user, name="Phone", credential_id=b"x", public_key=b"y")
+    account_delete(user=user)
+    assert not Passkey.objects.filter(user=user).exists()
+
+
+def test_the_only_owner_is_refused_by_the_service_too(user, project, make_user):
+    membership_add(project=project, user=make_user(email="dan@example.com"), role="member", by=user)
+    with pytest.raises(AccountDeletionRefused):
+        account_delete(user=user)
+
+
+def test_an_owner_who_became_the_last_one_meanwhile_is_refused_and_nothing_changes(
+    user, project, make_user, monkeypatch
+):
+    """The plan is read before the removals; another owner leaving in between makes this
+    person the last owner of a project others use: refused, as the page would have said."""
+    from accounts import services
+
+    erin, finn = make_user(email="erin@example.com"), make_user(email="finn@example.com")
+    theirs = services.project_create(name="Shared", owner=erin)
+    membership_add(project=theirs, user=user, role="owner", by=erin)
+    membership_add(project=theirs, user=finn, role="member", by=erin)
+    real_plan = services.account_deletion_plan
+
+    def then_erin_leaves(person):
+        plan = real_plan(person)
+        services.membership_remove(
+            membership=Membership.objects.get(project=theirs, user=erin), by=erin
+        )
+        return plan
+
+    monkeypatch.setattr(services, "account_deletion_plan", then_erin_leaves)
+    with pytest.raises(AccountDeletionRefused):
+        account_delete(user=user)
+    assert User.objects.get(pk=user.pk).is_active
+    assert Project.objects.get(pk=project.pk).deleted_at is None
