@@ -424,14 +424,17 @@ def project_delete(*, project: Project, by: User, ip: str | None = None) -> bool
 
     The members' rows are locked before anything ends: a key being made or rolled by a
     member (member_hold) finishes first and is revoked with the rest, or waits and is
-    refused."""
-    owner_hold(project=project, user=by)
+    refused. They are locked before owner_hold, not after: an owner's change in progress
+    holds its own row and then waits for the project's, which owner_hold would already
+    hold, while this waited for that owner's row (and two sends of this form would each
+    hold a share of one row). A second deletion waits here, then finds no member left."""
     memberships = list(
-        Membership.objects.select_for_update()
+        Membership.objects.select_for_update(of=("self",))
         .filter(project=project)
         .select_related("user")
         .order_by("pk")
     )
+    owner_hold(project=project, user=by)
     now = timezone.now()
     if not Project.objects.filter(pk=project.pk, deleted_at__isnull=True).update(deleted_at=now):
         return False

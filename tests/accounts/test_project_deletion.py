@@ -15,13 +15,21 @@ from django.urls import reverse
 
 from accounts.invitations import invitation_send
 from accounts.models import Invitation, Membership, Project
-from accounts.services import NotAnOwner, membership_add, project_delete
+from accounts.services import NoLongerAMember, NotAnOwner, membership_add, project_delete
 from apikeys import services
 from apikeys.models import ApiKey, ClientToken
 from apikeys.services import client_token_create, personal_token_create
 from audit.models import AuditEvent
 from tests.accounts.test_sudo import go_stale, hidden
-from tests.conftest import PASSWORD, Api, backend_pid, started, waits_for
+from tests.conftest import (
+    PASSWORD,
+    Api,
+    backend_pid,
+    held_back_until_both_are_ready,
+    run_together,
+    started,
+    waits_for,
+)
 from webhooks.models import WebhookEndpoint
 from webhooks.services import webhook_create
 
@@ -175,7 +183,7 @@ def test_deleting_ones_only_project_leads_to_making_a_new_one(signed_in, project
 
 def test_deleting_twice_records_it_once(project, user):
     assert project_delete(project=project, by=user) is True
-    with pytest.raises(NotAnOwner):  # no owners are left to ask
+    with pytest.raises(NoLongerAMember):  # to them the project is gone
         project_delete(project=project, by=user)
     assert AuditEvent.objects.filter(action="project.deleted").count() == 1
 
@@ -235,3 +243,40 @@ def test_a_token_picked_for_the_deleted_project_alone_reaches_no_other(
     assert refused.status_code == 403
     page = signed_in.get(reverse("apikeys:personal_token_list")).content.decode()
     assert "no project (its projects were deleted)" in page
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("other_change", ["the same deletion again", "another owner's rename"])
+def test_a_deletion_and_another_owner_change_at_once_never_deadlock(
+    project, user, make_user, monkeypatch, other_change
+):
+    """Found in review: the deletion took owner_hold (its sender's row, then the project's)
+    before the members' rows, while an owner's change holds its sender's row and waits for
+    the project's; each waited for the other, and PostgreSQL ended one as a deadlock (a
+    500). Two sends of the delete form did the same."""
+    from accounts import views
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
+    dana = make_user(email="dana@example.com")
+    membership_add(project=project, user=dana, role=Membership.Role.OWNER, by=user)
+    deleting, other = Client(), Client()
+    deleting.force_login(user)
+    other.force_login(user if other_change == "the same deletion again" else dana)
+    if other_change == "the same deletion again":
+        held_back_until_both_are_ready(monkeypatch, (views, "project_delete"))
+        second = (delete_url(project), {"confirm": project.name})
+    else:
+        held_back_until_both_are_ready(
+            monkeypatch, (views, "project_delete"), (views, "project_rename")
+        )
+        second = (reverse("accounts:project_settings", args=[project.slug]), {"name": "Renamed"})
+    answers = []
+    run_together(
+        lambda: answers.append(deleting.post(delete_url(project), {"confirm": project.name})),
+        lambda: answers.append(other.post(*second)),
+    )
+    assert len(answers) == 2  # a request that raised (a deadlock) answers nothing here
+    assert all(answer.status_code in (302, 404) for answer in answers), answers
+    assert Project.objects.get(pk=project.pk).deleted_at is not None
+    assert AuditEvent.objects.filter(action="project.deleted").count() == 1
