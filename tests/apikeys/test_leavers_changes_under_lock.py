@@ -35,14 +35,6 @@ CONCURRENT = "SQLite serialises all writers: the lock is shown on PostgreSQL."
 
 
 @pytest.fixture
-def lou(project, make_user) -> User:
-    """A member of the project (not an owner), about to be removed from it."""
-    member = make_user(email="lou@example.com", name="Lou")
-    Membership.objects.create(project=project, user=member)
-    return member
-
-
-@pytest.fixture
 def lous_key(make_key, project, lou) -> ApiKey:
     return make_key(project, name="Lou's deploys", created_by=lou)[0]
 

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import Membership, Project, User
+from accounts.models import Membership, Project
 from accounts.services import membership_add, membership_remove
 from apikeys.models import ClientToken
 from apikeys.services import personal_token_create
@@ -19,13 +19,6 @@ from tests.api.assertions import assert_error, assert_ok
 from tests.conftest import Api
 
 WHO_AM_I = "/client/token"
-
-
-@pytest.fixture
-def lou(project, make_user) -> User:
-    member = make_user(email="lou@example.com", name="Lou")
-    Membership.objects.create(project=project, user=member)
-    return member
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 from django.db import connection
 
-from accounts.models import Membership, User
+from accounts.models import Membership
 from accounts.services import membership_remove
 from apikeys.models import ClientToken, PersonalAccessToken
 from apikeys.services import (
@@ -33,13 +33,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _postgresql() -> None:
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises all writers: lock order is PostgreSQL's.")
-
-
-@pytest.fixture
-def lou(project, make_user) -> User:
-    member = make_user(email="lou@example.com", name="Lou")
-    Membership.objects.create(project=project, user=member)
-    return member
 
 
 @pytest.fixture
