@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Project, User
 from accounts.services import project_create
+from core.commands import require_text
 
 
 class Command(BaseCommand):
@@ -14,6 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--owner", required=True, help="email of an existing user")
 
     def handle(self, *args: object, name: str, owner: str, **options: object) -> None:
+        require_text({"The name": name, "--owner": owner})
         user = User.objects.filter(email__iexact=owner.strip()).first()
         if user is None:
             raise CommandError(f"No user with the email {owner}. Create one first.")

@@ -12,6 +12,10 @@ import time
 from django.core.management.base import BaseCommand, CommandParser
 
 from alerts.detection import detect
+from core.commands import require_whole_number
+
+# Each batch is read into memory whole, in one transaction: ten times the default at most.
+MAX_BATCH_SIZE = 100_000
 
 
 class Command(BaseCommand):
@@ -21,6 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=10_000)
 
     def handle(self, *args: object, batch_size: int, **options: object) -> None:
+        require_whole_number("batch-size", batch_size, least=1, most=MAX_BATCH_SIZE)
         started = time.perf_counter()
         result = detect(batch_size=batch_size)
         seconds = time.perf_counter() - started

@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.models import Project
 from apikeys.models import ALL_PERMISSIONS, ApiKey
 from apikeys.services import KeyNameTaken, OutOfPolicy, api_key_create
+from core.commands import require_text
 
 
 class Command(BaseCommand):
@@ -43,6 +44,7 @@ class Command(BaseCommand):
         expires_in_days: int | None,
         **options: object,
     ) -> None:
+        require_text({"--project": project, "--name": name, "--permissions": permissions})
         target = Project.objects.filter(slug=project, deleted_at__isnull=True).first()
         if target is None:
             raise CommandError(f"No project with the slug {project}.")

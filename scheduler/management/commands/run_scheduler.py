@@ -13,7 +13,12 @@ from types import FrameType
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from core.commands import require_seconds
 from scheduler.runner import TICK_SECONDS, Scheduler
+
+# Looks more often than this are only load; rarer than an hour leave minutely jobs waiting,
+# and past some 10^9 s the wait itself fails (OverflowError), after a first run.
+SHORTEST_TICK, LONGEST_TICK = 0.05, 3600.0
 
 
 class Command(BaseCommand):
@@ -26,6 +31,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, once: bool, tick: float, **options: object) -> None:
+        require_seconds("tick", tick, least=SHORTEST_TICK, most=LONGEST_TICK)
         scheduler = Scheduler()
         if once:
             started = scheduler.run_due()
@@ -39,4 +45,4 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         self.stdout.write(f"Scheduler {scheduler.holder}: {len(scheduler.jobs)} jobs.")
-        scheduler.loop(tick=max(0.05, tick))
+        scheduler.loop(tick=tick)

@@ -19,6 +19,7 @@ from types import FrameType
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core.commands import require_text
 from core.write_behind import StreamIngest
 
 
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: object, once: bool, consumer: str, **options: object) -> None:
+        require_text({"--consumer": consumer})
         try:
             ingest = StreamIngest(consumer=consumer)
         except RuntimeError as error:

@@ -1,0 +1,38 @@
+"""What the management commands share: arguments checked as the operator typed them, so
+that a slip gives one line saying what is wrong (a CommandError), never a traceback.
+
+Bytes on a command line that are not UTF-8 (a terminal set to Latin-1, a name pasted from
+a file in another encoding) reach Python as lone surrogates (PEP 383). No database column
+takes them: psycopg and sqlite3 raise UnicodeEncodeError on the first query that carries
+one, and so does the Redis client.
+"""
+
+from __future__ import annotations
+
+import math
+
+from django.core.management.base import CommandError
+
+
+def require_text(arguments: dict[str, str]) -> None:
+    """Each argument is text that can be stored: {"--owner": owner, "The name": name}."""
+    for label, value in arguments.items():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as odd:
+            raise CommandError(
+                f"{label} is not UTF-8 text (character {odd.start + 1} is a byte of another "
+                "encoding). Check the terminal's encoding and type it again."
+            ) from None
+
+
+def require_whole_number(option: str, value: int, *, least: int, most: int) -> None:
+    """`value` of --`option` is from `least` to `most`."""
+    if not least <= value <= most:
+        raise CommandError(f"--{option} is a whole number from {least:,} to {most:,}.")
+
+
+def require_seconds(option: str, value: float, *, least: float, most: float) -> None:
+    """`value` of --`option` is a number of seconds from `least` to `most` (never NaN)."""
+    if not (math.isfinite(value) and least <= value <= most):
+        raise CommandError(f"--{option} is a number of seconds from {least:g} to {most:g}.")

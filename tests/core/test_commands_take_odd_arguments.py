@@ -1,0 +1,93 @@
+"""What an operator types wrongly on a management command's line gets one line saying what
+is wrong (a CommandError), never a traceback, and changes nothing."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.models import Project
+from apikeys.models import ApiKey
+from scheduler.runner import Scheduler
+
+# b"caf\xe9", typed in a Latin-1 terminal: Python reads the byte that is not UTF-8 as a
+# lone surrogate (PEP 383), which no database column takes.
+LATIN1 = b"caf\xe9".decode("utf-8", "surrogateescape")
+
+
+def run(command: str, *argv: str) -> tuple[str, str]:
+    """`command` with `argv` as the shell hands it over, through argparse."""
+    out, err = StringIO(), StringIO()
+    call_command(command, *argv, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["--name", LATIN1], "--name"),
+        (["--name", "CI", "--permissions", LATIN1], "--permissions"),
+    ],
+)
+def test_createapikey_refuses_bytes_that_are_not_utf8_naming_the_option(project, argv, option):
+    with pytest.raises(CommandError, match=f"{option} is not UTF-8 text"):
+        run("createapikey", "--project", project.slug, *argv)
+    assert not ApiKey.objects.exists()
+
+
+def test_createapikey_refuses_a_project_slug_that_is_not_utf8(project):
+    with pytest.raises(CommandError, match="--project is not UTF-8 text"):
+        run("createapikey", "--project", LATIN1, "--name", "CI")
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        ([LATIN1, "--owner", "ada@example.com"], "The name"),
+        (["Billing", "--owner", LATIN1], "--owner"),
+    ],
+)
+def test_createproject_refuses_bytes_that_are_not_utf8_naming_the_option(user, argv, option):
+    with pytest.raises(CommandError, match=f"{option} is not UTF-8 text"):
+        run("createproject", *argv)
+    assert Project.objects.count() == 1  # only the project sign-up made
+
+
+@pytest.mark.parametrize("size", ["-1", "0", "100001", str(10**20)])
+def test_detect_suspicious_activity_refuses_a_batch_size_out_of_range(db, size):
+    """-1 was a traceback from the ORM's slicing, 10**20 one from the database (bigint out
+    of range), and 0 read nothing and said so, every minute, as if all were well."""
+    with pytest.raises(CommandError, match="--batch-size is a whole number from 1 to 100,000"):
+        run("detect_suspicious_activity", "--batch-size", size)
+
+
+def test_detect_suspicious_activity_takes_a_batch_size_within_range(db):
+    out, _ = run("detect_suspicious_activity", "--batch-size", "1")
+    assert out.startswith("Read 0 calls")
+
+
+@pytest.mark.parametrize("tick", ["inf", "nan", "1e308", "3601", "0.01", "-5"])
+def test_run_scheduler_refuses_a_tick_it_cannot_wait_before_it_starts(db, monkeypatch, tick):
+    """inf and 1e308 ran the jobs once, then failed in the wait (OverflowError from
+    threading); NaN and -5 were taken as 0.05 without a word."""
+    loops: list[float] = []
+    monkeypatch.setattr(Scheduler, "loop", lambda self, tick: loops.append(tick))
+    with pytest.raises(CommandError, match="--tick is a number of seconds from 0.05 to 3600"):
+        run("run_scheduler", "--tick", tick)
+    assert loops == []
+
+
+def test_run_scheduler_loops_with_the_tick_it_was_given(db, monkeypatch):
+    loops: list[float] = []
+    monkeypatch.setattr(Scheduler, "loop", lambda self, tick: loops.append(tick))
+    run("run_scheduler", "--tick", "0.5")
+    assert loops == [0.5]
+
+
+def test_ingest_usage_refuses_a_consumer_name_that_is_not_utf8(db, redis_store):
+    """The name goes to Redis as the reader's name in the consumer group: the client
+    failed to encode it, with a traceback, at the first read."""
+    with pytest.raises(CommandError, match="--consumer is not UTF-8 text"):
+        run("ingest_usage", "--once", "--consumer", LATIN1)
