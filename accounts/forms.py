@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,7 +14,7 @@ from django.contrib.auth.forms import (
     SetPasswordForm,
 )
 
-from accounts.models import Membership, Project, User
+from accounts.models import AllowedOrigin, Membership, Project, User
 from core.counters import throttle_allows
 from core.validators import mailable_address
 
@@ -221,6 +222,11 @@ class AllowedOriginsForm(forms.Form):
         return origins
 
 
+# What an Origin header can hold as the API compares it (api.authentication.ORIGIN_SHAPE),
+# within the column.
+_ORIGIN_TEXT = re.compile(rf"[\x21-\x7e]{{1,{AllowedOrigin._meta.get_field('origin').max_length}}}")
+
+
 def _origin(raw: str) -> str | None:
     """`raw` as a browser sends it in Origin (None if it is not an origin): IPv6 hosts in
     brackets, the scheme's default port left out."""
@@ -239,9 +245,18 @@ def _origin(raw: str) -> str | None:
         or "*" in raw
     ):
         return None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    host = parts.hostname
+    if not host.isascii():
+        # A browser sends a Unicode host in its ASCII form, as xn--… (IDNA).
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    host = f"[{host}]" if ":" in host else host
     default = {"http": 80, "https": 443}[parts.scheme]
-    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+    origin = f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+    # A longer one could never match, and PostgreSQL refused it with a 500.
+    return origin if _ORIGIN_TEXT.fullmatch(origin) else None
 
 
 class InvitationForm(forms.Form):

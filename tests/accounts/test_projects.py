@@ -1,6 +1,7 @@
 import re
 
 import pytest
+from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.html import escape
 
@@ -209,6 +210,42 @@ def test_origins_are_stored_as_a_browser_sends_them(signed_in, project, typed, s
     signed_in.post(reverse("accounts:project_origins", args=[project.slug]), {"origins": typed})
     project.refresh_from_db()
     assert project.allowed_origins == [stored]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "https://" + "a" * 250 + ".com",  # 262 characters: PostgreSQL refused it, a 500
+        "https://exa mple.com",  # no browser sends a space in Origin
+    ],
+)
+def test_an_origin_no_browser_could_send_is_refused_beside_the_field(signed_in, project, bad):
+    response = signed_in.post(
+        reverse("accounts:project_origins", args=[project.slug]), {"origins": bad}
+    )
+    assert response.status_code == 422
+    assert "is not an origin" in response.content.decode()
+    project.refresh_from_db()
+    assert project.allowed_origins == []
+
+
+def test_a_unicode_host_is_stored_in_the_ascii_form_browsers_send(signed_in, project):
+    """Stored as typed, "https://bücher.example" matched no Origin header a browser sends
+    (https://xn--bcher-kva.example): the Client API stayed closed to the site."""
+    signed_in.post(
+        reverse("accounts:project_origins", args=[project.slug]),
+        {"origins": "https://Bücher.example"},
+    )
+    project.refresh_from_db()
+    assert project.allowed_origins == ["https://xn--bcher-kva.example"]
+    preflight = Client().options(
+        "/client/agents/my-agent/invoke",
+        headers={
+            "Origin": "https://xn--bcher-kva.example",
+            "Access-Control-Request-Method": "POST",
+        },
+    )
+    assert preflight.status_code == 204
 
 
 @pytest.mark.parametrize("bad", ["https://a.com:99999", "https://a.com:abc"])
