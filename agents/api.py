@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -31,6 +32,10 @@ from core.paging import keyset_page
 NAME = re.compile(AGENT_NAME_PATTERN)
 TOKEN_SHAPED = re.compile(r"reminix_(?:sk|ct|pat)_", re.I)
 CHAT_ROLES = {"system", "user", "assistant"}
+# An agent's configuration, as compact JSON in UTF-8. Each API worker keeps the agents it
+# was asked for beside the callers it caches (api/callers.py): without a limit, a few
+# agents with configs that fill the 2.5 MB body, invoked in turn, could fill its memory.
+MAX_CONFIG_BYTES = 65_536
 
 
 def agent_json(agent: Agent) -> dict[str, Any]:
@@ -214,6 +219,11 @@ def agent_detail(request: ProjectApiRequest, name: str) -> HttpResponse:
             "description", "must be a string of at most 500 characters."
         )
     config = _object_field(body, "config") or {}
+    size = len(json.dumps(config, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_CONFIG_BYTES:
+        raise errors.invalid_field_value(
+            "config", f"is {size:,} bytes of JSON; the limit is {MAX_CONFIG_BYTES:,}."
+        )
     agent, created = agent_deploy(
         project=request.caller.project,
         name=name,

@@ -89,7 +89,9 @@ def all_operations() -> list[tuple[str, str, Schema]]:
                         "description": {"type": "string", "maxLength": 500, "default": ""},
                         "config": {
                             "type": ["object", "null"],
-                            "description": "Any JSON object; null or absent is {}.",
+                            # agents.api.MAX_CONFIG_BYTES (agents is above api)
+                            "description": "Any JSON object of at most 65,536 bytes (compact "
+                            "JSON in UTF-8); null or absent is {}.",
                         },
                     },
                     closed=False,

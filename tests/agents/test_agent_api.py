@@ -8,6 +8,7 @@ import re
 import pytest
 from django.utils import timezone
 
+from agents.api import MAX_CONFIG_BYTES
 from agents.models import Agent, Execution
 from apikeys.services import personal_token_create
 from audit.models import AuditEvent
@@ -273,6 +274,37 @@ def test_a_refused_put_changes_nothing(api, project, body, field):
     assert f"'{field}'" in error["message"]
     agent = Agent.objects.get(project=project, name="support")
     assert (agent.description, agent.config) == ("kept", {"a": 1})
+
+
+def test_a_config_past_its_limit_is_refused_and_one_at_the_limit_is_kept(api, project):
+    """Without a limit a config filled the 2.5 MB body, and each worker keeps the agents
+    it was asked for beside the callers it caches (api/callers.py, 4,096 of them): a few
+    such agents invoked in turn could fill a worker's memory, every tenant's with it."""
+    padding = '{"a":""}'
+    at_limit = {"a": "x" * (MAX_CONFIG_BYTES - len(padding))}
+    assert_ok(api.send("PUT", "/v1/agents/support", {"config": at_limit}), status=201)
+    past = {"a": "x" * (2 * 1024 * 1024)}
+    error = assert_error(
+        api.send("PUT", "/v1/agents/support", {"config": past}), 400, "invalid_field_value"
+    )
+    assert "'config'" in error["message"] and f"{MAX_CONFIG_BYTES:,}" in error["message"]
+    assert Agent.objects.get(project=project, name="support").config == at_limit
+
+
+def test_a_config_is_measured_as_utf8_bytes_not_characters(api, project):
+    padding = '{"a":""}'
+    euros = {"a": "€" * ((MAX_CONFIG_BYTES - len(padding)) // 3 + 1)}  # 3 bytes each
+    assert_error(
+        api.send("PUT", "/v1/agents/support", {"config": euros}), 400, "invalid_field_value"
+    )
+    assert not Agent.objects.filter(project=project, name="support").exists()
+
+
+def test_the_api_description_gives_the_config_limit(client):
+    description = client.get("/v1/openapi.json").json()
+    deploy = description["paths"]["/v1/agents/{name}"]["put"]
+    config = deploy["requestBody"]["content"]["application/json"]["schema"]["properties"]["config"]
+    assert f"{MAX_CONFIG_BYTES:,} bytes" in config["description"]
 
 
 def test_a_refused_put_of_a_new_name_creates_nothing(api, project):
