@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership, Project
+from agents.models import Agent
 from alerts.detection import detect
 from apikeys.models import ApiKey
 from overview.health import project_health
+from overview.views import AGENTS_SHOWN
 from tests.conftest import usage_call
 from usage.writer import usage_write
 
@@ -92,3 +96,29 @@ def test_the_last_sign_in_is_the_audit_trails(client, user, project):
     health = project_health(project=project, with_sign_ins=True)
     [ada] = health.sign_ins
     assert ada.email == user.email and ada.at is not None
+
+
+def test_the_agents_list_shows_the_first_by_name_and_says_how_many_more(signed_in, project):
+    """A project may deploy agents without end (PUT /v1/agents/{name}); the page listed
+    every one of them, each read with its whole configuration."""
+    Agent.objects.bulk_create(
+        Agent(project=project, name=f"bot-{n:03}") for n in range(AGENTS_SHOWN + 10)
+    )
+    html = front(signed_in, project).content.decode()
+    # The first AGENTS_SHOWN of bot-000…bot-059 and my-agent, by name.
+    assert "bot-000" in html and f"bot-{AGENTS_SHOWN - 1:03}" in html
+    assert f"bot-{AGENTS_SHOWN:03}" not in html and "<code>my-agent</code>" not in html
+    assert "and 11 more" in html and "GET /v1/agents" in html
+
+
+def test_the_front_page_never_reads_the_agents_configurations(signed_in, project):
+    Agent.objects.filter(project=project).update(config={"prompt": "x" * 60_000})
+    with CaptureQueriesContext(connection) as queries:
+        assert front(signed_in, project).status_code == 200
+    agent_reads = [q["sql"] for q in queries if Agent._meta.db_table in q["sql"]]
+    assert agent_reads and not any('"config"' in sql or ".config" in sql for sql in agent_reads)
+
+
+def test_a_few_agents_are_all_listed_without_a_more_line(signed_in, project):
+    html = front(signed_in, project).content.decode()
+    assert "<code>my-agent</code>" in html and 'id="agents-more"' not in html
