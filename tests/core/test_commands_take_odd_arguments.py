@@ -55,6 +55,22 @@ def test_createproject_refuses_bytes_that_are_not_utf8_naming_the_option(user, a
     assert Project.objects.count() == 1  # only the project sign-up made
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Billing\nBot", "one line"),
+        ("Billing\tBot", "one line"),
+        ("\u202eBilling", "reverse the text"),
+    ],
+)
+def test_createproject_holds_a_name_to_the_dashboards_rules(user, name, message):
+    """The dashboard's form refuses these (a line break would reach mail subjects and
+    split log lines); the command made the project with them."""
+    with pytest.raises(CommandError, match=message):
+        run("createproject", name, "--owner", "ada@example.com")
+    assert Project.objects.count() == 1  # only the project sign-up made
+
+
 @pytest.mark.parametrize("size", ["-1", "0", "100001", str(10**20)])
 def test_detect_suspicious_activity_refuses_a_batch_size_out_of_range(db, size):
     """-1 was a traceback from the ORM's slicing, 10**20 one from the database (bigint out

@@ -1,5 +1,6 @@
 """`manage.py createproject --owner <email> <name>`: prints the new project's slug."""
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Project, User
@@ -25,5 +26,10 @@ class Command(BaseCommand):
         if len(name.strip()) > longest:
             # PostgreSQL would refuse the row with a DataError; SQLite would keep it whole.
             raise CommandError(f"The project's name can be at most {longest} characters.")
+        try:
+            # The field's own rules, as the dashboard's form applies them: one line of text.
+            Project._meta.get_field("name").run_validators(name.strip())
+        except ValidationError as refused:
+            raise CommandError(" ".join(refused.messages)) from None
         project = project_create(name=name, owner=user)
         self.stdout.write(project.slug)
