@@ -71,6 +71,14 @@ def test_createproject_holds_a_name_to_the_dashboards_rules(user, name, message)
     assert Project.objects.count() == 1  # only the project sign-up made
 
 
+def test_createproject_refuses_a_name_holding_a_token(user, project, make_key):
+    _, secret = make_key(project)
+    with pytest.raises(CommandError, match="looks like a Reminix token") as refused:
+        run("createproject", f"CI {secret}", "--owner", "ada@example.com")
+    assert secret not in str(refused.value)
+    assert Project.objects.count() == 1
+
+
 @pytest.mark.parametrize("size", ["-1", "0", "100001", str(10**20)])
 def test_detect_suspicious_activity_refuses_a_batch_size_out_of_range(db, size):
     """-1 was a traceback from the ORM's slicing, 10**20 one from the database (bigint out

@@ -38,6 +38,27 @@ def test_a_project_name_is_one_line(signed_in, project, name):
     assert "\n" not in project.name and project.name == Project.objects.get(pk=project.pk).name
 
 
+def test_a_project_name_holding_a_token_is_refused_on_create_and_rename(
+    signed_in, project, make_key
+):
+    """A project's name is shown to every member, in every mail subject and in the audit
+    log, as a key's name is: a token pasted into it is refused as it is there."""
+    _, secret = make_key(project)
+    name = f"Prod {secret}"
+    before = Project.objects.count()
+    created = signed_in.post(reverse("accounts:project_create"), {"name": name})
+    renamed = signed_in.post(
+        reverse("accounts:project_settings", args=[project.slug]), {"name": name}
+    )
+    for response in (created, renamed):
+        assert response.status_code in (200, 422)
+        html = response.content.decode()
+        assert 'id="id_name_error"' in html and "looks like a Reminix token" in html
+        assert secret not in html
+    assert Project.objects.count() == before
+    assert not Project.objects.filter(name__contains=secret).exists()
+
+
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_a_new_projects_name_is_one_line(signed_in, name):
     before = Project.objects.count()

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from accounts.models import Project, User
 from accounts.services import project_create
 from core.commands import require_text
+from core.validators import no_secret
 
 
 class Command(BaseCommand):
@@ -27,8 +28,9 @@ class Command(BaseCommand):
             # PostgreSQL would refuse the row with a DataError; SQLite would keep it whole.
             raise CommandError(f"The project's name can be at most {longest} characters.")
         try:
-            # The field's own rules, as the dashboard's form applies them: one line of text.
+            # The rules the dashboard's form applies: one line of text, holding no token.
             Project._meta.get_field("name").run_validators(name.strip())
+            no_secret(name)
         except ValidationError as refused:
             raise CommandError(" ".join(refused.messages)) from None
         project = project_create(name=name, owner=user)
