@@ -38,7 +38,8 @@ def project_member_required(view: ProjectView) -> ProjectView:
     def wrapper(request: ProjectRequest, slug: str, *args: Any, **kwargs: Any) -> HttpResponseBase:
         membership = (
             Membership.objects.select_related("project")
-            .filter(user=request.user, project__slug=slug)
+            # A deleted project has no members; its rows stay, and no page opens on it.
+            .filter(user=request.user, project__slug=slug, project__deleted_at__isnull=True)
             .first()
         )
         if membership is None:

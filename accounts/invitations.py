@@ -25,6 +25,7 @@ from accounts.services import owner_hold
 from audit.log import audit_record
 from core.invalidation import changed
 from core.mail import one_line
+from core.row_locks import share
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +151,19 @@ def invitation_revoke(*, invitation: Invitation, by: User, ip: str | None = None
 def invitation_accept(*, invitation: Invitation, user: User, ip: str | None = None) -> Membership:
     """Make `user` a member with the invitation's role. InvitationError if the invitation
     was used, revoked or has expired, or was sent to another email."""
+    # The inviter's owner membership first, held FOR SHARE, in the order every change of
+    # members and roles (and a project's deletion) takes its locks: members' rows, then
+    # invitations. Their demotion, their removal or the project's deletion waits for this
+    # acceptance, and sees the new member; or it commits first, and this finds them gone.
+    inviter_still_owner = invitation.invited_by_id is not None and bool(
+        share(
+            Membership.objects.filter(
+                project_id=invitation.project_id,
+                user_id=invitation.invited_by_id,
+                role=Membership.Role.OWNER,
+            )
+        )
+    )
     locked = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if locked.accepted_at is not None:
         raise InvitationError("This invitation was accepted already.")
@@ -157,11 +171,6 @@ def invitation_accept(*, invitation: Invitation, user: User, ip: str | None = No
         raise InvitationError(f"This invitation was withdrawn. {ASK_AGAIN}")
     if locked.is_expired():
         raise InvitationError(f"This invitation has expired. {ASK_AGAIN}")
-    inviter_still_owner = locked.invited_by_id is not None and (
-        Membership.objects.filter(
-            project_id=locked.project_id, user_id=locked.invited_by_id, role=Membership.Role.OWNER
-        ).exists()
-    )
     if not inviter_still_owner:
         # Whoever invited is no longer an owner here: what they sent no longer stands.
         raise InvitationError(f"This invitation was withdrawn. {ASK_AGAIN}")

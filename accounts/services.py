@@ -49,6 +49,13 @@ class NotAnOwner(MembershipError):
         super().__init__(NOT_AN_OWNER)
 
 
+class LastOwner(MembershipError):
+    """The change would leave the project without an owner."""
+
+    def __init__(self) -> None:
+        super().__init__(LAST_OWNER)
+
+
 class NoLongerAMember(MembershipError):
     """The person asking for a change in a project is not a member of it (any more)."""
 
@@ -155,6 +162,7 @@ def _lock_owners(project: Project) -> dict[int, int]:
     rows = (
         Membership.objects.select_for_update(no_key=True)
         .filter(project=project, role=Membership.Role.OWNER)
+        .order_by("pk")  # one order for everyone who locks them: no two wait on each other
         .values_list("user_id", "pk")
     )
     return dict(rows)
@@ -236,7 +244,7 @@ def membership_remove(*, membership: Membership, by: User, ip: str | None = None
     if not leaving and by.pk not in owners:
         raise _not_an_owner(membership.project, by)
     if membership.is_owner and list(owners.values()) == [membership.pk]:
-        raise MembershipError(LAST_OWNER)
+        raise LastOwner
     audit_record(
         action="membership.left" if leaving else "membership.removed",
         actor=by,
@@ -264,7 +272,7 @@ def membership_set_role(
     if membership.role == role:
         return membership
     if membership.is_owner and list(owners.values()) == [membership.pk]:
-        raise MembershipError(LAST_OWNER)
+        raise LastOwner
     old, membership.role = membership.role, role
     membership.save(update_fields=["role"])
     if old == Membership.Role.OWNER:
@@ -414,20 +422,26 @@ def project_set_two_factor_policy(
 
 
 @transaction.atomic
-def project_delete(*, project: Project, by: User, ip: str | None = None) -> bool:
+def project_delete(
+    *, project: Project, by: User, ip: str | None = None, if_alone: bool = False
+) -> None:
     """Delete `project` for everyone, at once and for good: every API key and client token
     of it is revoked (the next call with one gets 401 on every worker), its webhook
     endpoints stop, pending invitations are withdrawn and every member loses it (their
-    PATs with it). Owners only (NotAnOwner). Its rows stay, so the usage log and the audit
-    trail keep their retention and the slug is never handed to someone else. The members
-    are emailed once it commits. False if it was deleted already.
+    PATs with it). Owners only (NotAnOwner; NoLongerAMember once it is deleted). Its rows
+    stay, so the usage log and the audit trail keep their retention and the slug is never
+    handed to someone else. The members are emailed once it commits. `if_alone`: only if
+    `by` is its one member (MembershipError otherwise: someone joined meanwhile).
 
-    The members' rows are locked before anything ends: a key being made or rolled by a
-    member (member_hold) finishes first and is revoked with the rest, or waits and is
-    refused. They are locked before owner_hold, not after: an owner's change in progress
-    holds its own row and then waits for the project's, which owner_hold would already
-    hold, while this waited for that owner's row (and two sends of this form would each
-    hold a share of one row). A second deletion waits here, then finds no member left."""
+    Locks, in the order every change of members and roles takes them: the owners' rows
+    first (_lock_owners), in a statement of their own, so that a member added or an
+    invitation accepted meanwhile (each holds its owner's row) commits first and is seen
+    by the next statement, which locks every member's row. A key a member is making
+    (member_hold) then finishes first and is revoked with the rest, or waits and is
+    refused. owner_hold comes last: an owner's change in progress holds its own row and
+    waits for the project's, which owner_hold takes. A second deletion waits at the owners
+    and then finds none."""
+    _lock_owners(project)
     memberships = list(
         Membership.objects.select_for_update(of=("self",))
         .filter(project=project)
@@ -435,9 +449,10 @@ def project_delete(*, project: Project, by: User, ip: str | None = None) -> bool
         .order_by("pk")
     )
     owner_hold(project=project, user=by)
+    if if_alone and any(m.user_id != by.pk for m in memberships):
+        raise MembershipError(f"Someone else joined “{project.name}” meanwhile.")
     now = timezone.now()
-    if not Project.objects.filter(pk=project.pk, deleted_at__isnull=True).update(deleted_at=now):
-        return False
+    Project.objects.filter(pk=project.pk).update(deleted_at=now)
     project.deleted_at = now
     Invitation.objects.pending().filter(project=project).update(revoked_at=now)
     audit_record(
@@ -449,11 +464,11 @@ def project_delete(*, project: Project, by: User, ip: str | None = None) -> bool
         metadata={"name": project.name, "members": [m.user.email for m in memberships]},
     )
     project_deleted.send(sender=Project, project=project, by=by, ip=ip)
-    Membership.objects.filter(pk__in=[m.pk for m in memberships]).delete()
+    Membership.objects.filter(project=project).delete()
     changed(project.change_identity, *(m.user.change_identity for m in memberships))
-    name, addresses = project.name, [m.user.email for m in memberships]
-    transaction.on_commit(lambda: _tell_members_deleted(name, addresses, by=by.email, when=now))
-    return True
+    if not if_alone:  # with the account deleted, its own mail says so
+        name, addresses = project.name, [m.user.email for m in memberships]
+        transaction.on_commit(lambda: _tell_members_deleted(name, addresses, by=by.email, when=now))
 
 
 def _tell_members_deleted(name: str, addresses: list[str], *, by: str, when: datetime) -> None:
@@ -516,20 +531,28 @@ def account_delete(*, user: User, ip: str | None = None) -> None:
     audit trail still names who did what (its events keep the address they had). The
     address is free to sign up again. AccountDeletionRefused if a project others use would
     be left without an owner. The address is told once it commits."""
-    User.objects.select_for_update().filter(pk=user.pk).first()
+    # FOR NO KEY UPDATE: a key or client token their PAT is making names them (its
+    # creator, its audit event's actor) and holds their membership; FOR UPDATE would make
+    # it wait here while this waits for that membership: a deadlock.
+    User.objects.select_for_update(no_key=True).filter(pk=user.pk).first()
     deleted, left, blocking = account_deletion_plan(user)
     if blocking:
         raise AccountDeletionRefused(blocking)
     for project in deleted:
-        project_delete(project=project, by=user, ip=ip)
+        try:
+            project_delete(project=project, by=user, ip=ip, if_alone=True)
+        except MembershipError:  # someone joined it meanwhile: no longer theirs alone
+            raise AccountDeletionRefused([project]) from None
     for project in left:
         membership = Membership.objects.filter(project=project, user=user).first()
         if membership is None:
-            continue
+            continue  # removed meanwhile: nothing to leave
         try:
             membership_remove(membership=membership, by=user, ip=ip)
-        except MembershipError:  # its other owner left meanwhile: now theirs alone
+        except LastOwner:  # its other owners left meanwhile: now theirs alone
             raise AccountDeletionRefused([project]) from None
+        except MembershipError:
+            pass  # removed meanwhile: nothing to leave
     account_deleted.send(sender=User, user=user, ip=ip)
     TotpDevice.objects.filter(user=user).delete()
     RecoveryCode.objects.filter(user=user).delete()

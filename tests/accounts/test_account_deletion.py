@@ -4,12 +4,24 @@ with it, the others go on without them, and none is left without an owner."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.core import mail
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from accounts.models import Membership, Passkey, Project, SignedInSession, User
+from accounts.models import (
+    Membership,
+    Passkey,
+    Project,
+    RecoveryCode,
+    SignedInSession,
+    TotpDevice,
+    User,
+)
 from accounts.services import (
     AccountDeletionRefused,
     account_delete,
@@ -20,7 +32,15 @@ from apikeys.models import ApiKey, PersonalAccessToken
 from apikeys.services import personal_token_create
 from audit.models import AuditEvent
 from tests.accounts.test_sudo import go_stale
-from tests.conftest import PASSWORD, Api
+from tests.conftest import (
+    PASSWORD,
+    THREAD_SECONDS,
+    Api,
+    backend_pid,
+    finished,
+    started,
+    waits_for,
+)
 
 DELETE = reverse("accounts:account_delete")
 INVOKE = "/v1/agents/my-agent/invoke"
@@ -112,10 +132,13 @@ def test_it_asks_who_you_are_when_the_last_check_is_old(signed_in, user):
     assert User.objects.get(pk=user.pk).is_active
 
 
-def test_second_factors_go_with_it(user, project, monkeypatch):
+def test_second_factors_go_with_it(user, project):
     Passkey.objects.create(user=user, name="Phone", credential_id=b"x", public_key=b"y")
+    TotpDevice.objects.create(user=user, secret_encrypted="x", confirmed_at=timezone.now())
+    RecoveryCode.objects.create(user=user, code_hash="x")
     account_delete(user=user)
-    assert not Passkey.objects.filter(user=user).exists()
+    for factor in (Passkey, TotpDevice, RecoveryCode):
+        assert not factor.objects.filter(user=user).exists()
 
 
 def test_the_only_owner_is_refused_by_the_service_too(user, project, make_user):
@@ -149,3 +172,72 @@ def test_an_owner_who_became_the_last_one_meanwhile_is_refused_and_nothing_chang
         account_delete(user=user)
     assert User.objects.get(pk=user.pk).is_active
     assert Project.objects.get(pk=project.pk).deleted_at is None
+
+
+def test_a_project_someone_joined_meanwhile_is_not_deleted_with_the_account(
+    user, project, make_user, monkeypatch
+):
+    """The plan is read before the deletions: a project that was theirs alone when it was
+    read, and that someone joined since, is no longer theirs to delete."""
+    from accounts import services
+
+    real_plan = services.account_deletion_plan
+
+    def then_someone_joins(person):
+        plan = real_plan(person)
+        membership_add(
+            project=project, user=make_user(email="gus@example.com"), role="member", by=user
+        )
+        return plan
+
+    monkeypatch.setattr(services, "account_deletion_plan", then_someone_joins)
+    with pytest.raises(AccountDeletionRefused):
+        account_delete(user=user)
+    assert Project.objects.get(pk=project.pk).deleted_at is None
+    assert User.objects.get(pk=user.pk).is_active
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_their_token_is_making_while_the_account_is_deleted_never_deadlocks(
+    user, shared, monkeypatch
+):
+    """Found in review: the deletion held the person's row FOR UPDATE, which a new key
+    naming them as its creator must share; the key held their membership, which the
+    deletion then waited for to leave the project: a deadlock, a 500."""
+    from apikeys import services as key_services
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
+    reached, go, seen, failures = threading.Event(), threading.Event(), {}, []
+    real = key_services.agent_scope_checked
+
+    def paused_after_the_membership_is_held(*args, **kwargs):
+        seen["pid"] = backend_pid()
+        reached.set()
+        go.wait(timeout=THREAD_SECONDS)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(key_services, "agent_scope_checked", paused_after_the_membership_is_held)
+
+    def attempt(send):
+        def run():
+            try:
+                send()
+            except BaseException as error:  # noqa: BLE001 - reported below
+                failures.append(error)
+
+        return run
+
+    making = started(
+        attempt(lambda: key_services.api_key_create(project=shared, name="CI", created_by=user))
+    )
+    assert reached.wait(timeout=THREAD_SECONDS)
+    deleting = started(attempt(lambda: account_delete(user=user)))
+    try:
+        assert waits_for(seen["pid"], deleting)
+    finally:
+        go.set()
+        finished(making, deleting)
+    assert failures == []
+    assert not User.objects.get(pk=user.pk).is_active
+    assert ApiKey.objects.filter(project=shared, name="CI").exists()

@@ -23,8 +23,10 @@ from audit.models import AuditEvent
 from tests.accounts.test_sudo import go_stale, hidden
 from tests.conftest import (
     PASSWORD,
+    THREAD_SECONDS,
     Api,
     backend_pid,
+    finished,
     held_back_until_both_are_ready,
     run_together,
     started,
@@ -182,7 +184,7 @@ def test_deleting_ones_only_project_leads_to_making_a_new_one(signed_in, project
 
 
 def test_deleting_twice_records_it_once(project, user):
-    assert project_delete(project=project, by=user) is True
+    project_delete(project=project, by=user)
     with pytest.raises(NoLongerAMember):  # to them the project is gone
         project_delete(project=project, by=user)
     assert AuditEvent.objects.filter(action="project.deleted").count() == 1
@@ -211,19 +213,20 @@ def test_a_key_being_made_while_the_project_is_deleted_is_revoked_with_the_rest(
     def paused_after_the_members_row_is_held(*args, **kwargs):
         seen["pid"] = backend_pid()
         making.set()
-        go.wait(timeout=10)
+        go.wait(timeout=THREAD_SECONDS)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(services, "agent_scope_checked", paused_after_the_members_row_is_held)
     creating = started(
         lambda: services.api_key_create(project=project, name="Late", created_by=member)
     )
-    assert making.wait(timeout=10)
+    assert making.wait(timeout=THREAD_SECONDS)
     deleting = started(lambda: project_delete(project=project, by=user))
-    assert waits_for(seen["pid"], deleting)
-    go.set()
-    creating.join(timeout=20)
-    deleting.join(timeout=20)
+    try:
+        assert waits_for(seen["pid"], deleting)
+    finally:
+        go.set()
+        finished(creating, deleting)
     assert Project.objects.get(pk=project.pk).deleted_at is not None
     assert ApiKey.objects.get(name="Late").revoked_at is not None
 
@@ -280,3 +283,101 @@ def test_a_deletion_and_another_owner_change_at_once_never_deadlock(
     assert all(answer.status_code in (302, 404) for answer in answers), answers
     assert Project.objects.get(pk=project.pk).deleted_at is not None
     assert AuditEvent.objects.filter(action="project.deleted").count() == 1
+
+
+def _paused_in_another_thread(monkeypatch, module, name, send):
+    """`send` in a thread of its own, paused when it calls `module.name` (after its first
+    locks) until the returned `go` is set; its backend's pid once it is there."""
+    reached, go, seen = threading.Event(), threading.Event(), {}
+    real = getattr(module, name)
+
+    def paused(*args, **kwargs):
+        seen["pid"] = backend_pid()
+        reached.set()
+        go.wait(timeout=THREAD_SECONDS)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, paused)
+    failures: list[BaseException] = []
+
+    def run():
+        try:
+            send()
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            failures.append(error)
+
+    thread = started(run)
+    assert reached.wait(timeout=THREAD_SECONDS)
+    return thread, go, seen["pid"], failures
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_invitation_accepted_while_the_project_is_deleted_leaves_no_member(
+    project, user, make_user, monkeypatch
+):
+    """Found in review: the acceptance held only the invitation's row, and the deletion,
+    which had listed the members before it, waited for it there, then removed only those:
+    the newcomer stayed a member of a deleted project, with its pages and keys."""
+    from accounts import invitations
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
+    eve = make_user(email="eve@example.com")
+    invitation = invitation_send(project=project, email=eve.email, role="member", by=user)
+    accepting, go, pid, failures = _paused_in_another_thread(
+        monkeypatch,
+        invitations.Membership.objects,
+        "get_or_create",
+        lambda: invitations.invitation_accept(invitation=invitation, user=eve),
+    )
+    deleting = started(lambda: project_delete(project=project, by=user))
+    try:
+        assert waits_for(pid, deleting)
+    finally:
+        go.set()
+        finished(accepting, deleting)
+    assert failures == []
+    assert Project.objects.get(pk=project.pk).deleted_at is not None
+    assert not Membership.objects.filter(project=project).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_removing_a_member_while_the_project_is_deleted_never_deadlocks(
+    project, user, make_user, monkeypatch
+):
+    """Found in review: a removal locks the owners' rows, then the member's; the deletion
+    locked every row in id order, so a member whose row is older than every owner's (the
+    founder who handed the project over) was held by the deletion while it waited for an
+    owner held by the removal: a deadlock, a 500."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
+    olga = make_user(email="olga@example.com")
+    membership_add(project=project, user=olga, role=Membership.Role.OWNER, by=user)
+    founder = Membership.objects.get(project=project, user=user)
+    from accounts.services import membership_set_role
+
+    membership_set_role(membership=founder, role=Membership.Role.MEMBER, by=olga)
+    from accounts import services as account_services
+
+    removing, go, pid, failures = _paused_in_another_thread(
+        monkeypatch,
+        account_services,
+        "_current",
+        lambda: account_services.membership_remove(membership=founder, by=olga),
+    )
+    deleting_failures: list[BaseException] = []
+
+    def delete():
+        try:
+            project_delete(project=project, by=olga)
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            deleting_failures.append(error)
+
+    deleting = started(delete)
+    try:
+        assert waits_for(pid, deleting)
+    finally:
+        go.set()
+        finished(removing, deleting)
+    assert failures == [] and deleting_failures == []
+    assert Project.objects.get(pk=project.pk).deleted_at is not None
