@@ -16,8 +16,8 @@ from django.contrib.auth.forms import (
 
 from accounts.models import AllowedOrigin, Membership, Project, User
 from core.counters import throttle_allows
-from core.redact import holds_secret
-from core.validators import mailable_address, no_secret
+from core.forms import NoTokenCharField
+from core.validators import mailable_address
 
 
 class SignUpForm(BaseUserCreationForm):
@@ -112,23 +112,13 @@ class SignInForm(AuthenticationForm):
         return email
 
 
-class ProjectNameField(forms.CharField):
-    """A project's name. One holding a token is refused (clean_name) and not written back
-    into the page that says so."""
-
-    def bound_data(self, data: Any, initial: Any) -> Any:
-        if isinstance(data, str) and holds_secret(data):
-            return ""
-        return super().bound_data(data, initial)
-
-
 class ProjectForm(forms.ModelForm):
     """A project's name. The slug is chosen once, at creation, so URLs stay stable."""
 
     class Meta:
         model = Project
         fields = ("name",)
-        field_classes = {"name": ProjectNameField}
+        field_classes = {"name": NoTokenCharField}
         labels = {"name": "Project name"}
         widgets = {"name": forms.TextInput(attrs={"autocomplete": "off"})}
 
@@ -136,7 +126,6 @@ class ProjectForm(forms.ModelForm):
         name = self.cleaned_data["name"].strip()
         if not name:
             raise forms.ValidationError("Give the project a name.", code="required")
-        no_secret(name)
         return name
 
 

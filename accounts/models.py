@@ -11,7 +11,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.utils import timezone
 
-from core.validators import single_line
+from core.validators import no_secret, single_line
 
 
 class UserManager(BaseUserManager["User"]):
@@ -85,7 +85,7 @@ class ProjectQuerySet(models.QuerySet["Project"]):
 class Project(models.Model):
     """A customer's project: it owns agents and API keys, and has members."""
 
-    name = models.CharField(max_length=80, validators=[single_line])
+    name = models.CharField(max_length=80, validators=[single_line, no_secret])
     slug = models.SlugField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     # Lifetime policy, set by owners (None: no maximum). API keys made after it must

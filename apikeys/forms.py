@@ -26,9 +26,8 @@ from apikeys.services import (
     key_name_normal,
     key_name_taken,
 )
-from core.forms import RowChoicesField, RowIdField, row_id
+from core.forms import NoTokenCharField, RowChoicesField, RowIdField, row_id
 from core.networks import MAX_NETWORKS, parse_networks
-from core.redact import holds_secret
 from core.validators import no_secret, single_line, visible
 
 EXPIRY_CHOICES = [
@@ -89,7 +88,7 @@ class ProjectKeyChoiceField(forms.ModelChoiceField):
         return label if status is TokenStatus.ACTIVE else f"{label}, {status.label.lower()}"
 
 
-class ApiKeyNameField(forms.CharField):
+class ApiKeyNameField(NoTokenCharField):
     """A key's (or PAT's) name: one line of visible text, kept composed (NFC) as the
     services keep it (apikeys.services.key_name_normal), so that its length, and the check
     that no working key has it, see what will be kept."""
@@ -107,12 +106,6 @@ class ApiKeyNameField(forms.CharField):
 
     def to_python(self, value: Any) -> str:
         return key_name_normal(super().to_python(value) or "")
-
-    def bound_data(self, data: Any, initial: Any) -> Any:
-        # A token typed in is refused (no_secret), and not written back into the page.
-        if isinstance(data, str) and holds_secret(data):
-            return ""
-        return super().bound_data(data, initial)
 
     def clean(self, value: Any) -> str:
         value = super().clean(value)
@@ -315,15 +308,9 @@ class PersonalTokenRenameForm(forms.Form):
     name = ApiKeyNameField()
 
 
-class NotesField(forms.CharField):
+class NotesField(NoTokenCharField):
     """A key's notes: shown in the list and kept in the audit trail, so, like its name, they
     hold no token ("where it is stored" invites pasting the secret itself)."""
-
-    def bound_data(self, data: Any, initial: Any) -> Any:
-        # A token typed in is refused (no_secret), and not written back into the page.
-        if isinstance(data, str) and holds_secret(data):
-            return ""
-        return super().bound_data(data, initial)
 
 
 def _notes_field() -> forms.CharField:

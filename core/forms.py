@@ -14,6 +14,8 @@ from urllib.parse import urlencode
 
 from django import forms
 
+from core.redact import holds_secret
+
 DATETIME_INPUT = "%Y-%m-%dT%H:%M"
 MAX_ROW_ID = 2**63 - 1  # a bigint primary key
 
@@ -186,3 +188,14 @@ class PagedFilterForm(forms.Form):
         params = {name: self.data[name] for name in self._given()}
         params.update({name: str(value) for name, value in cursor.items() if value is not None})
         return urlencode(params)
+
+
+class NoTokenCharField(forms.CharField):
+    """Text that must hold no token (give it the no_secret validator): one pasted in is
+    refused beside the field and not written back into the page that says so, where it
+    would sit in the HTML, the browser's form history and any screenshot."""
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        if isinstance(data, str) and holds_secret(data):
+            return ""
+        return super().bound_data(data, initial)

@@ -30,9 +30,9 @@ def webhook_create(
     """A new endpoint and its signing secret, which is returned this once."""
     secret = secret_generate()
     with transaction.atomic():
+        # Two owners adding the 10th endpoint at once: owner_hold's lock of the project's
+        # row serialises them.
         owner_hold(project=project, user=created_by)
-        # Two owners adding the 10th endpoint at once: the project row serialises them.
-        Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
         if WebhookEndpoint.objects.for_project(project).count() >= MAX_ENDPOINTS_PER_PROJECT:
             raise TooManyEndpoints(
                 f"A project can have {MAX_ENDPOINTS_PER_PROJECT} webhook endpoints; "
