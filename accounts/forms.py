@@ -129,59 +129,56 @@ class ProjectForm(forms.ModelForm):
         return name
 
 
-class ProjectDeleteForm(forms.Form):
-    """Deleting a project: its name typed again, so that a project is never deleted by a
-    click meant for another (as GitHub asks for a repository's name)."""
-
-    confirm = forms.CharField(
-        label="Type the project's name to confirm",
-        max_length=200,
-        strip=True,
-        error_messages={"required": "Type the project's name to confirm."},
-        widget=forms.TextInput(
-            attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
-        ),
-    )
-
-    def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.project = project
-        self.fields["confirm"].label = f"Type “{project.name}” to confirm"
-
-    def clean_confirm(self) -> str:
-        typed = self.cleaned_data["confirm"]
-        if typed != self.project.name:
-            raise forms.ValidationError(
-                f"That is not this project's name: type “{self.project.name}” exactly.",
-                code="mismatch",
-            )
-        return typed
-
-
-class AccountDeleteForm(forms.Form):
-    """Deleting one's account: the address typed again, as a project's name is to delete it."""
+class TypedConfirmationForm(forms.Form):
+    """What a deletion that cannot be undone asks for: the name of what goes, typed again,
+    so that nothing is deleted by a click meant for something else (as GitHub asks for a
+    repository's name). `what` names it in the messages; `expected` is the text to type."""
 
     confirm = forms.CharField(
         max_length=254,
         strip=True,
-        error_messages={"required": "Type your email address to confirm."},
         widget=forms.TextInput(
             attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
         ),
     )
 
-    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, what: str, expected: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.user = user
-        self.fields["confirm"].label = f"Type {user.email} to confirm"
+        self.what, self.expected = what, expected
+        self.fields["confirm"].label = f"Type {expected} to confirm"
+        self.fields["confirm"].error_messages["required"] = f"Type {what} to confirm."
+
+    def matches(self, typed: str) -> bool:
+        return typed == self.expected
 
     def clean_confirm(self) -> str:
         typed = self.cleaned_data["confirm"]
-        if typed.lower() != self.user.email.lower():
+        if not self.matches(typed):
             raise forms.ValidationError(
-                f"That is not your address: type {self.user.email} exactly.", code="mismatch"
+                f"That is not {self.what}: type {self.expected} exactly.", code="mismatch"
             )
         return typed
+
+
+class ProjectDeleteForm(TypedConfirmationForm):
+    """Deleting a project: its name typed again."""
+
+    def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
+        super().__init__(*args, what="this project's name", expected=f"“{project.name}”", **kwargs)
+        self.project = project
+
+    def matches(self, typed: str) -> bool:
+        return typed == self.project.name
+
+
+class AccountDeleteForm(TypedConfirmationForm):
+    """Deleting one's account: the address typed again (in any case, as addresses are)."""
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, what="your address", expected=user.email, **kwargs)
+
+    def matches(self, typed: str) -> bool:
+        return typed.lower() == self.expected.lower()
 
 
 class AllowedOriginsForm(forms.Form):
