@@ -449,6 +449,32 @@ def commit_once_it_waits(other, send) -> bool:
     return waited
 
 
+def paused_in_another_thread(monkeypatch, module, name, send):
+    """`send` in a thread of its own, paused when it calls `module.name` (after its first
+    locks) until the returned `go` is set; its backend's pid once it is there."""
+    reached, go, seen = threading.Event(), threading.Event(), {}
+    real = getattr(module, name)
+
+    def paused(*args, **kwargs):
+        seen["pid"] = backend_pid()
+        reached.set()
+        go.wait(timeout=THREAD_SECONDS)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, paused)
+    failures: list[BaseException] = []
+
+    def run():
+        try:
+            send()
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            failures.append(error)
+
+    thread = started(run)
+    assert reached.wait(timeout=THREAD_SECONDS)
+    return thread, go, seen["pid"], failures
+
+
 def held_back_until_both_are_ready(monkeypatch, *services) -> None:
     """Two requests at once are both past their checks before either writes: a call of any
     of the (module, name) services waits until a second one is made."""

@@ -4,8 +4,6 @@ with it, the others go on without them, and none is left without an owner."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.core import mail
 from django.db import connection
@@ -34,10 +32,9 @@ from audit.models import AuditEvent
 from tests.accounts.test_sudo import go_stale
 from tests.conftest import (
     PASSWORD,
-    THREAD_SECONDS,
     Api,
-    backend_pid,
     finished,
+    paused_in_another_thread,
     started,
     waits_for,
 )
@@ -208,36 +205,26 @@ def test_a_key_their_token_is_making_while_the_account_is_deleted_never_deadlock
 
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
-    reached, go, seen, failures = threading.Event(), threading.Event(), {}, []
-    real = key_services.agent_scope_checked
-
-    def paused_after_the_membership_is_held(*args, **kwargs):
-        seen["pid"] = backend_pid()
-        reached.set()
-        go.wait(timeout=THREAD_SECONDS)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(key_services, "agent_scope_checked", paused_after_the_membership_is_held)
-
-    def attempt(send):
-        def run():
-            try:
-                send()
-            except BaseException as error:  # noqa: BLE001 - reported below
-                failures.append(error)
-
-        return run
-
-    making = started(
-        attempt(lambda: key_services.api_key_create(project=shared, name="CI", created_by=user))
+    making, go, pid, failures = paused_in_another_thread(
+        monkeypatch,
+        key_services,
+        "agent_scope_checked",  # called once the membership is held (member_hold)
+        lambda: key_services.api_key_create(project=shared, name="CI", created_by=user),
     )
-    assert reached.wait(timeout=THREAD_SECONDS)
-    deleting = started(attempt(lambda: account_delete(user=user)))
+    deleting_failures: list[BaseException] = []
+
+    def delete():
+        try:
+            account_delete(user=user)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            deleting_failures.append(error)
+
+    deleting = started(delete)
     try:
-        assert waits_for(seen["pid"], deleting)
+        assert waits_for(pid, deleting)
     finally:
         go.set()
         finished(making, deleting)
-    assert failures == []
+    assert failures == [] and deleting_failures == []
     assert not User.objects.get(pk=user.pk).is_active
     assert ApiKey.objects.filter(project=shared, name="CI").exists()

@@ -5,7 +5,6 @@ nothing of any other project changes."""
 from __future__ import annotations
 
 import html
-import threading
 
 import pytest
 from django.core import mail
@@ -23,11 +22,10 @@ from audit.models import AuditEvent
 from tests.accounts.test_sudo import go_stale, hidden
 from tests.conftest import (
     PASSWORD,
-    THREAD_SECONDS,
     Api,
-    backend_pid,
     finished,
     held_back_until_both_are_ready,
+    paused_in_another_thread,
     run_together,
     started,
     waits_for,
@@ -207,26 +205,19 @@ def test_a_key_being_made_while_the_project_is_deleted_is_revoked_with_the_rest(
     with the others, instead of being made after the revocation and left working."""
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
-    making, go, seen = threading.Event(), threading.Event(), {}
-    real = services.agent_scope_checked
-
-    def paused_after_the_members_row_is_held(*args, **kwargs):
-        seen["pid"] = backend_pid()
-        making.set()
-        go.wait(timeout=THREAD_SECONDS)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(services, "agent_scope_checked", paused_after_the_members_row_is_held)
-    creating = started(
-        lambda: services.api_key_create(project=project, name="Late", created_by=member)
+    creating, go, pid, failures = paused_in_another_thread(
+        monkeypatch,
+        services,
+        "agent_scope_checked",  # called once the member's row is held (member_hold)
+        lambda: services.api_key_create(project=project, name="Late", created_by=member),
     )
-    assert making.wait(timeout=THREAD_SECONDS)
     deleting = started(lambda: project_delete(project=project, by=user))
     try:
-        assert waits_for(seen["pid"], deleting)
+        assert waits_for(pid, deleting)
     finally:
         go.set()
         finished(creating, deleting)
+    assert failures == []
     assert Project.objects.get(pk=project.pk).deleted_at is not None
     assert ApiKey.objects.get(name="Late").revoked_at is not None
 
@@ -285,32 +276,6 @@ def test_a_deletion_and_another_owner_change_at_once_never_deadlock(
     assert AuditEvent.objects.filter(action="project.deleted").count() == 1
 
 
-def _paused_in_another_thread(monkeypatch, module, name, send):
-    """`send` in a thread of its own, paused when it calls `module.name` (after its first
-    locks) until the returned `go` is set; its backend's pid once it is there."""
-    reached, go, seen = threading.Event(), threading.Event(), {}
-    real = getattr(module, name)
-
-    def paused(*args, **kwargs):
-        seen["pid"] = backend_pid()
-        reached.set()
-        go.wait(timeout=THREAD_SECONDS)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(module, name, paused)
-    failures: list[BaseException] = []
-
-    def run():
-        try:
-            send()
-        except BaseException as error:  # noqa: BLE001 - reported by the test
-            failures.append(error)
-
-    thread = started(run)
-    assert reached.wait(timeout=THREAD_SECONDS)
-    return thread, go, seen["pid"], failures
-
-
 @pytest.mark.django_db(transaction=True)
 def test_an_invitation_accepted_while_the_project_is_deleted_leaves_no_member(
     project, user, make_user, monkeypatch
@@ -324,7 +289,7 @@ def test_an_invitation_accepted_while_the_project_is_deleted_leaves_no_member(
         pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
     eve = make_user(email="eve@example.com")
     invitation = invitation_send(project=project, email=eve.email, role="member", by=user)
-    accepting, go, pid, failures = _paused_in_another_thread(
+    accepting, go, pid, failures = paused_in_another_thread(
         monkeypatch,
         invitations.Membership.objects,
         "get_or_create",
@@ -359,7 +324,7 @@ def test_removing_a_member_while_the_project_is_deleted_never_deadlocks(
     membership_set_role(membership=founder, role=Membership.Role.MEMBER, by=olga)
     from accounts import services as account_services
 
-    removing, go, pid, failures = _paused_in_another_thread(
+    removing, go, pid, failures = paused_in_another_thread(
         monkeypatch,
         account_services,
         "_current",
