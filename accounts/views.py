@@ -3,8 +3,6 @@ settings and members."""
 
 from __future__ import annotations
 
-import ipaddress
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
@@ -85,6 +83,7 @@ from core.counters import throttle_allows
 from core.forms import row_id
 from core.http import HtmxHttpRequest, local_path
 from core.mail import inbox
+from core.networks import address_block
 
 SIGNUPS_PER_HOUR = 10
 RESETS_PER_EMAIL_PER_HOUR = 3
@@ -93,20 +92,6 @@ RESETS_PER_IP_PER_HOUR = 20
 # asker names, so past this (or with no counter to tell) the page reads the same and
 # none goes.
 NO_ACCOUNT_MAILS_PER_HOUR = 200
-
-
-def _network(ip: str) -> str:
-    """What a limit per asker counts by: its address, or for IPv6 its /64 (one host has a
-    whole /64 to ask from)."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
 
 
 INVITATIONS_PER_HOUR = 30
@@ -146,7 +131,7 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
         return HttpResponseRedirect(next_url or reverse("home"))
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and not throttle_allows(
-        f"signup:{_network(client_ip(request))}", limit=SIGNUPS_PER_HOUR, window_seconds=3600
+        f"signup:{address_block(client_ip(request))}", limit=SIGNUPS_PER_HOUR, window_seconds=3600
     ):
         # Checked before the form: its password validation and Argon2 hash are the cost.
         form = SignUpForm(request.POST)
@@ -285,7 +270,7 @@ class PasswordResetView(auth_views.PasswordResetView):
                 f"reset-email:{inbox(email)}", limit=RESETS_PER_EMAIL_PER_HOUR, window_seconds=3600
             )
             and throttle_allows(
-                f"reset-ip:{_network(client_ip(self.request))}",
+                f"reset-ip:{address_block(client_ip(self.request))}",
                 limit=RESETS_PER_IP_PER_HOUR,
                 window_seconds=3600,
             )

@@ -8,7 +8,6 @@ Each address may report REPORTS_PER_MINUTE times a minute.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from typing import Any
 
@@ -21,23 +20,12 @@ from api.public import public_post
 from apikeys.reported import Reporter, tokens_revoke_reported
 from core.client_ip import client_ip
 from core.counters import throttle_allows
+from core.networks import address_block
 
 MAX_CREDENTIALS = 100
 MAX_CREDENTIAL_LENGTH = 200  # ours are 47 to 48 characters
 MAX_BODY_BYTES = 64 * 1024  # 100 strings of 200 characters, escaped, fit with room
 REPORTS_PER_MINUTE = 10
-
-
-def address_block(ip: str) -> str:
-    """What the per-address limit counts: an IPv4 address, or an IPv6 /64 (one host
-    usually has a whole /64 to pick addresses from)."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip or "unknown"
-    if address.version == 6:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
 
 
 @public_post("Report", max_bytes=MAX_BODY_BYTES)

@@ -87,3 +87,19 @@ def network_around(address: str) -> str:
         ip = ip.ipv4_mapped
     prefix = 24 if ip.version == 4 else 48
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def address_block(ip: str) -> str:
+    """What a limit per sender counts (reset and sign-up mails, leak reports): an IPv4
+    address (an IPv4-mapped IPv6 one as the IPv4 address it is), or an IPv6 /64, since one
+    host usually has a whole /64 to pick addresses from. Text that is no address counts
+    as itself."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
