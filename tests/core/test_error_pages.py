@@ -4,11 +4,15 @@ answers its errors in the contract's JSON envelope instead: tests/api.)"""
 
 from __future__ import annotations
 
+import pytest
+from django.db import OperationalError
 from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.views.defaults import server_error
 
 from accounts.models import Membership
+from apikeys.models import ApiKey
+from tests.conftest import row_locked_elsewhere
 
 STYLESHEET = b'<link rel="stylesheet" href="/static/css/app'
 
@@ -68,3 +72,35 @@ def test_the_500_page_needs_no_request_context(db):
     answer = server_error(RequestFactory().get("/"))
     assert answer.status_code == 500
     assert b"Something went wrong" in answer.content and STYLESHEET in answer.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_that_waits_past_the_lock_timeout_gets_the_busy_page_not_a_500(
+    client, user, project, make_key, short_lock_timeout
+):
+    """A revoke while another transaction holds the key's row past the lock timeout (a
+    long change elsewhere): the database error was a 500 'something went wrong'; it is
+    a 503 that says to try again, and the same click afterwards goes through."""
+    key, _ = make_key(project)
+    client.force_login(user)
+    revoke = reverse("apikeys:api_key_revoke", args=[project.slug, key.pk])
+    with row_locked_elsewhere(key):
+        busy = client.post(revoke)
+    assert busy.status_code == 503 and busy["Retry-After"] == "5"
+    assert b"Busy for a moment" in busy.content and STYLESHEET in busy.content
+    assert ApiKey.objects.get(pk=key.pk).revoked_at is None
+    assert client.post(revoke).status_code == 302
+    assert ApiKey.objects.get(pk=key.pk).revoked_at is not None
+
+
+def test_a_database_out_of_reach_gets_the_busy_page(signed_in, project, monkeypatch):
+    from accounts import views
+
+    def unreachable(**kwargs):
+        raise OperationalError("connection to server failed")
+
+    monkeypatch.setattr(views, "project_rename", unreachable)
+    answer = signed_in.post(
+        reverse("accounts:project_settings", args=[project.slug]), {"name": "Renamed"}
+    )
+    assert answer.status_code == 503 and b"Busy for a moment" in answer.content

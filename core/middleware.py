@@ -1,0 +1,42 @@
+"""Dashboard middleware of our own that belongs to no app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+
+
+class DatabaseBusyMiddleware:
+    """A page whose database work could not be done just now (the database unreachable,
+    a statement past its timeout, a row another change held past the lock timeout, a
+    deadlock PostgreSQL broke) answers 503 with Retry-After and a page that says to try
+    again, not 500 "something went wrong": nothing is wrong with the request, and the
+    same click a few seconds later goes through. The API answers these itself (503
+    service_unavailable, api/endpoint.py)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        logger.warning(
+            "%s %s: the database could not answer (%s)",
+            request.method,
+            request.path,
+            type(exception.__cause__ or exception).__name__,
+        )
+        response = HttpResponse(render_to_string("503.html"), status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
