@@ -28,6 +28,7 @@ from api.permissions import (
 )
 from core.client_ip import client_ip
 from core.paging import keyset_page
+from core.redact import holds_secret
 
 NAME = re.compile(AGENT_NAME_PATTERN)
 TOKEN_SHAPED = re.compile(r"reminix_(?:sk|ct|pat)_", re.I)
@@ -217,6 +218,11 @@ def agent_detail(request: ProjectApiRequest, name: str) -> HttpResponse:
     if not isinstance(description, str) or len(description) > 500:
         raise errors.invalid_field_value(
             "description", "must be a string of at most 500 characters."
+        )
+    if holds_secret(description):
+        # Shown to every member and in every agents list, as a key's name or notes are.
+        raise errors.invalid_field_value(
+            "description", "holds a Reminix token. Revoke that token if it was pasted here."
         )
     config = _object_field(body, "config") or {}
     size = len(json.dumps(config, separators=(",", ":"), ensure_ascii=False).encode())

@@ -466,3 +466,11 @@ def test_execution_logs_show_the_cut_as_the_description_says(api):
         "jsonChars": 20_002,
         "start": '"' + "z" * 8191,
     }
+
+
+def test_a_token_pasted_into_an_agents_description_is_refused_and_not_kept(api, api_key):
+    body = {"kind": "echo", "description": f"deploy with {api_key[1]}"}
+    response = api.send("PUT", "/v1/agents/support", body)
+    assert_error(response, 400, "invalid_field_value")
+    assert api_key[1] not in response.content.decode()
+    assert not Agent.objects.filter(name="support").exists()
