@@ -462,17 +462,23 @@ def paused_in_another_thread(monkeypatch, module, name, send):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(module, name, paused)
+    thread, failures = started_recording(send)
+    assert reached.wait(timeout=THREAD_SECONDS)
+    return thread, go, seen["pid"], failures
+
+
+def started_recording(send) -> tuple[threading.Thread, list[BaseException]]:
+    """`send` in a thread of its own (started()), and the list of what it raised, for the
+    test to assert empty: an exception in a thread would otherwise only be a warning."""
     failures: list[BaseException] = []
 
-    def run():
+    def run() -> None:
         try:
             send()
         except BaseException as error:  # noqa: BLE001 - reported by the test
             failures.append(error)
 
-    thread = started(run)
-    assert reached.wait(timeout=THREAD_SECONDS)
-    return thread, go, seen["pid"], failures
+    return started(run), failures
 
 
 def held_back_until_both_are_ready(monkeypatch, *services) -> None:

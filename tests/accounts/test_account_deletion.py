@@ -35,7 +35,7 @@ from tests.conftest import (
     Api,
     finished,
     paused_in_another_thread,
-    started,
+    started_recording,
     waits_for,
 )
 
@@ -211,15 +211,7 @@ def test_a_key_their_token_is_making_while_the_account_is_deleted_never_deadlock
         "agent_scope_checked",  # called once the membership is held (member_hold)
         lambda: key_services.api_key_create(project=shared, name="CI", created_by=user),
     )
-    deleting_failures: list[BaseException] = []
-
-    def delete():
-        try:
-            account_delete(user=user)
-        except BaseException as error:  # noqa: BLE001 - reported below
-            deleting_failures.append(error)
-
-    deleting = started(delete)
+    deleting, deleting_failures = started_recording(lambda: account_delete(user=user))
     try:
         assert waits_for(pid, deleting)
     finally:

@@ -28,6 +28,7 @@ from tests.conftest import (
     paused_in_another_thread,
     run_together,
     started,
+    started_recording,
     waits_for,
 )
 from webhooks.models import WebhookEndpoint
@@ -330,15 +331,9 @@ def test_removing_a_member_while_the_project_is_deleted_never_deadlocks(
         "_current",
         lambda: account_services.membership_remove(membership=founder, by=olga),
     )
-    deleting_failures: list[BaseException] = []
-
-    def delete():
-        try:
-            project_delete(project=project, by=olga)
-        except BaseException as error:  # noqa: BLE001 - reported by the test
-            deleting_failures.append(error)
-
-    deleting = started(delete)
+    deleting, deleting_failures = started_recording(
+        lambda: project_delete(project=project, by=olga)
+    )
     try:
         assert waits_for(pid, deleting)
     finally:
