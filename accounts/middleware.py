@@ -1,11 +1,17 @@
-"""Keep signed-in pages out of every cache, the browser's back-forward cache included."""
+"""What every dashboard answer needs about the person signed in: never cached, their
+session noted as seen, and sign-in asked for as a whole page, even by htmx."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
 from django.utils.cache import add_never_cache_headers
+from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.sessions import session_seen
 
@@ -39,3 +45,27 @@ class SessionSeenMiddleware:
         if user is not None and user.is_authenticated:
             session_seen(request)
         return self.get_response(request)
+
+
+class HtmxSignInMiddleware:
+    """A session that ended while its page was open (signed out in another tab, expired):
+    the next htmx request is redirected to sign in, and the XMLHttpRequest would follow
+    that redirect and swap the sign-in page into the dialog or list that asked. htmx is
+    told instead to load the sign-in page as a whole page, coming back afterwards to the
+    page the person was on (not to the fragment's address). A region that reloads itself
+    on a timer (X-Background-Refresh) is left to stop and say so (static/js/app.js):
+    nobody clicked anything, so the page is not taken away from under them."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        htmx = getattr(request, "htmx", None)
+        if not htmx or response.status_code != 302 or "X-Background-Refresh" in request.headers:
+            return response
+        login = resolve_url(settings.LOGIN_URL)
+        if urlsplit(response["Location"]).path != login:
+            return response
+        back_to = htmx.current_url_abs_path or request.get_full_path()
+        return HttpResponseClientRedirect(redirect_to_login(back_to, login)["Location"])

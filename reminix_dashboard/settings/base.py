@@ -108,6 +108,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "accounts.middleware.HtmxSignInMiddleware",
     "accounts.middleware.NoStoreForSignedInMiddleware",
     # A view's database error that a retry would get past: 503, not 500.
     "core.middleware.DatabaseBusyMiddleware",

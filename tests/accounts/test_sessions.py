@@ -3,6 +3,8 @@ a new network is emailed to them."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from django.contrib.sessions.models import Session
 from django.core import mail
 from django.test import Client
@@ -154,3 +156,41 @@ def test_a_password_reset_signs_out_every_session(user, client):
     )
     assert laptop.get(SESSIONS).status_code == 302
     assert not SignedInSession.objects.filter(user=user).exists()
+
+
+def test_an_htmx_request_after_the_session_ended_loads_the_sign_in_page_whole(client, project):
+    keys = reverse("apikeys:api_key_list", args=[project.slug])
+    new_key = reverse("apikeys:api_key_create", args=[project.slug])
+    # Not signed in (any more): the XMLHttpRequest must not follow a redirect to the
+    # sign-in page and swap it into the key dialog.
+    response = client.get(
+        new_key,
+        headers={"HX-Request": "true", "HX-Current-URL": f"http://testserver{keys}?page=2"},
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == f"{reverse('accounts:login')}?next={quote(keys + '?page=2')}"
+
+    # A current page on another origin is not where sign-in sends anyone back to.
+    response = client.post(
+        new_key, headers={"HX-Request": "true", "HX-Current-URL": "https://evil.example/x"}
+    )
+    assert response["HX-Redirect"] == f"{reverse('accounts:login')}?next={quote(new_key)}"
+
+    # A region reloading itself on a timer stops and says so: nobody clicked anything.
+    response = client.get(new_key, headers={"HX-Request": "true", "X-Background-Refresh": "true"})
+    assert response.status_code == 302
+    assert "HX-Redirect" not in response
+
+    # Without htmx, the ordinary redirect.
+    response = client.get(new_key)
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('accounts:login')}?next={quote(new_key)}"
+    assert "HX-Redirect" not in response
+
+
+def test_htmx_redirects_other_than_to_sign_in_are_left_alone(htmx, project):
+    # Signed in, home redirects to the project: htmx follows that one itself.
+    response = htmx.get(reverse("home"))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("overview:project_overview", args=[project.slug])
+    assert "HX-Redirect" not in response
