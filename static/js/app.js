@@ -374,6 +374,16 @@
     return said.join(". ");
   }
 
+  // Its requests say they are one (X-Background-Refresh): a session that ended meanwhile
+  // then answers with the sign-in redirect as it is (handled below), instead of taking
+  // the whole page to sign in when nobody clicked anything (accounts.middleware).
+  document.addEventListener("htmx:configRequest", function (event) {
+    var region = event.detail.elt;
+    if (region && region.hasAttribute && region.hasAttribute("data-quiet-refresh")) {
+      event.detail.headers["X-Background-Refresh"] = "true";
+    }
+  });
+
   document.addEventListener("htmx:beforeSwap", function (event) {
     var region = event.detail.elt;
     if (!region || !region.hasAttribute || !region.hasAttribute("data-quiet-refresh")) return;
@@ -393,3 +403,58 @@
   });
 })();
 
+
+// An htmx request the server refused or could not answer (403, 404, 500, 503: anything
+// but the 422 of a form with errors, which is swapped in beside its fields), or one that
+// never reached it: nothing is swapped, so without this the click would seem to do
+// nothing. An alert says what the server's error page says ("Busy for a moment: … try
+// again"), where the person is looking: in the open dialog, else at the top of the page.
+// It goes away with the next answer that is not an error.
+(function () {
+  "use strict";
+  var OFFLINE = "The dashboard could not be reached. Check your connection and reload the " +
+    "page; if you were saving something, check whether it is there before you send it again.";
+
+  function whatTheServerSaid(xhr) {
+    var page = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
+    var heading = page.querySelector("main h1, h1");
+    var text = page.querySelector("main p, p");
+    var said = [heading && heading.textContent.trim(), text && text.textContent.trim()].filter(Boolean);
+    if (said.length) return said.join(". ");
+    return "The dashboard answered with an error (" + xhr.status + "). Reload the page and try again.";
+  }
+
+  function clear() {
+    document.querySelectorAll("[data-request-error]").forEach(function (old) { old.remove(); });
+  }
+
+  function show(message) {
+    clear();
+    var alert = document.createElement("div");
+    alert.className = "message message-error request-error";
+    alert.setAttribute("role", "alert");
+    alert.setAttribute("data-request-error", "");
+    var text = document.createElement("p");
+    text.textContent = message;
+    var dismiss = document.createElement("button");
+    dismiss.type = "button";
+    dismiss.className = "button button-small";
+    dismiss.textContent = "Dismiss";
+    dismiss.addEventListener("click", clear);
+    alert.append(text, dismiss);
+    var dialog = document.querySelector("dialog[open]");
+    var place = (dialog && (dialog.querySelector(".panel") || dialog)) || document.getElementById("main") || document.body;
+    place.prepend(alert);
+  }
+
+  document.addEventListener("htmx:responseError", function (event) {
+    // A region that reloads itself on a timer handles its own errors (above).
+    var elt = event.detail.elt;
+    if (elt && elt.hasAttribute && elt.hasAttribute("data-quiet-refresh")) return;
+    show(whatTheServerSaid(event.detail.xhr));
+  });
+  document.addEventListener("htmx:sendError", function () { show(OFFLINE); });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail.successful) clear();
+  });
+})();
