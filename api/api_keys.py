@@ -44,6 +44,7 @@ from apikeys.services import (
     api_key_revoke,
     api_key_roll,
     api_key_suspend,
+    expiry_checked,
     key_name_checked,
     key_name_taken,
     token_networks_set,
@@ -158,9 +159,10 @@ def _expires_at(body: dict[str, Any]) -> datetime | None:
         raise errors.invalid_field_value(
             "expiresAt", "must be an ISO 8601 date and time with its offset."
         )
-    now = timezone.now()
-    if not now < parsed <= now + timedelta(days=3660):
-        raise errors.invalid_field_value("expiresAt", "must be in the next ten years.")
+    try:
+        expiry_checked(parsed, now=timezone.now())
+    except OutOfPolicy as refused:
+        raise errors.invalid_field_value("expiresAt", f"is out of range. {refused}") from None
     return parsed
 
 

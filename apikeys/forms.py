@@ -21,8 +21,11 @@ from apikeys.models import (
 )
 from apikeys.scopes import CHAT, INVOKE, parse_agent_names
 from apikeys.services import (
+    LONGEST_LIFETIME,
     ROLL_OVERLAPS,
     SUSPENSION_REASON_MAX,
+    OutOfPolicy,
+    expiry_checked,
     key_name_normal,
     key_name_taken,
 )
@@ -138,6 +141,14 @@ class TokenExpiryForm(forms.Form):
             f"With “On a date”: the {self.noun} stops working at the start of this day (UTC)."
         )
         self.fields["expires_on"].help_text = on_a_date
+        # The days the picker offers: from tomorrow to the last day the limits allow.
+        today = timezone.now().date()
+        last = (timezone.now() + LONGEST_LIFETIME).date()
+        if self.max_days:
+            last = min(last, today + datetime.timedelta(days=self.max_days))
+        self.fields["expires_on"].widget.attrs.update(
+            min=f"{today + datetime.timedelta(days=1):%Y-%m-%d}", max=f"{last:%Y-%m-%d}"
+        )
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -168,6 +179,13 @@ class TokenExpiryForm(forms.Form):
                         params={"days": self.max_days},
                     ),
                 )
+            else:
+                try:  # the limit of every expiry, as the API and createapikey apply it
+                    expiry_checked(self.expires_at(), now=timezone.now())
+                except OutOfPolicy as refused:
+                    self.add_error(
+                        "expires_on", forms.ValidationError(str(refused), code="too_far")
+                    )
         return data
 
     def lifetime_policy(self) -> tuple[int | None, str]:

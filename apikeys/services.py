@@ -48,6 +48,35 @@ class OutOfPolicy(ValueError):
     """The token would live longer than a project's lifetime policy allows."""
 
 
+# The latest a new key or PAT may expire: ten years on (3660 days, leap days and a margin
+# included). The one limit for every way an expiry is given: the dashboard's forms,
+# /v1/api-keys, createapikey, and these services under them. A later one is a slip (year
+# 9999 from a date picker, a day count with a digit too many) that makes a secret outlive
+# everyone who knows it exists.
+LONGEST_LIFETIME = timedelta(days=3660)
+TOO_FAR = "An expiry can be at most ten years from now, by %(last)s (UTC)."
+NOT_AHEAD = "An expiry must be later than now."
+
+
+def expiry_within_limit(expires_at: datetime | None, *, now: datetime) -> None:
+    """OutOfPolicy if a token expiring at `expires_at` (None: never) would outlive
+    LONGEST_LIFETIME from `now`. What the services check for every caller; an expiry
+    already past makes a token that has ended, which harms nobody."""
+    last = now + LONGEST_LIFETIME
+    if expires_at is not None and expires_at > last:
+        raise OutOfPolicy(TOO_FAR % {"last": f"{last:%-d %b %Y}"})
+
+
+def expiry_checked(expires_at: datetime | None, *, now: datetime) -> None:
+    """OutOfPolicy unless `expires_at` is None (never) or later than `now` and within
+    LONGEST_LIFETIME: what a person or a script asking for a new token is told, beside
+    the field (the forms, the API, createapikey), before the services check the limit
+    again."""
+    if expires_at is not None and expires_at <= now:
+        raise OutOfPolicy(NOT_AHEAD)
+    expiry_within_limit(expires_at, now=now)
+
+
 class Revoked(Exception):
     """The personal access token was revoked: it stays for the record, unchanged."""
 
@@ -220,12 +249,13 @@ def api_key_create(
 ) -> tuple[ApiKey, Secret]:
     """A new key and its secret. The secret is returned once and is not kept anywhere.
     `agent_names`, `agent_actions`: its agent scope (apikeys/scopes.py); none: all.
-    OutOfPolicy if it would live longer than the project's lifetime policy allows;
-    KeyNameTaken if a working key of the project has the name (see key_name_claim);
-    ValidationError if the name is not one (key_name_checked), or the notes hold a token;
-    NoLongerAMember if `created_by` is not a member of the project."""
+    OutOfPolicy if it would live longer than the project's lifetime policy allows, or
+    than LONGEST_LIFETIME; KeyNameTaken if a working key of the project has the name (see
+    key_name_claim); ValidationError if the name is not one (key_name_checked), or the
+    notes hold a token; NoLongerAMember if `created_by` is not a member of the project."""
     _by_a_member(project, created_by)
     names, actions = agent_scope_checked(agent_names, agent_actions)
+    expiry_within_limit(expires_at, now=timezone.now())
     days = project.max_key_lifetime_days
     if Project.lifetime_exceeds(days, timezone.now(), expires_at):
         raise OutOfPolicy(
@@ -734,8 +764,10 @@ def personal_token_create(
     agent_actions: list[str] | None = None,
 ) -> tuple[PersonalAccessToken, Secret]:
     """A new PAT for `user`, optionally limited to some of their projects and to some
-    agents (by name, in any of them). Returned once."""
+    agents (by name, in any of them). Returned once. OutOfPolicy if it would live longer
+    than LONGEST_LIFETIME, or than a project it reaches allows."""
     names, actions = agent_scope_checked(agent_names, agent_actions)
+    expiry_within_limit(expires_at, now=timezone.now())
     reach = projects if projects else Project.objects.for_user(user)
     for project in reach:
         days = project.max_pat_lifetime_days
@@ -831,6 +863,7 @@ def personal_token_regenerate(
         raise CannotRoll(pat.end_reason_at(now) or "This personal access token was revoked.")
     if replacing is not None and replacing != pat.hint:
         raise RolledMeanwhile(pat.hint)
+    expiry_within_limit(expires_at, now=now)
     for project in pat.reachable_projects():
         days = project.max_pat_lifetime_days
         if Project.lifetime_exceeds(days, now, expires_at):

@@ -533,7 +533,11 @@ def _api_key_operations() -> list[tuple[str, str, Schema]]:
                             "minItems": 1,
                             "description": "Absent: all three.",
                         },
-                        "expiresAt": {**TIMESTAMP, "description": "Absent: never expires."},
+                        "expiresAt": {
+                            **TIMESTAMP,
+                            "description": "Later than now and at most ten years from now. "
+                            "Absent: never expires.",
+                        },
                         "agents": {"type": "array", "items": {"type": "string"}, "maxItems": 50},
                         "agentActions": {
                             "type": "array",

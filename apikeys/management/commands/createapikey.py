@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from apikeys.models import ALL_PERMISSIONS, ApiKey
-from apikeys.services import KeyNameTaken, OutOfPolicy, api_key_create
+from apikeys.services import LONGEST_LIFETIME, KeyNameTaken, OutOfPolicy, api_key_create
 from core.commands import require_text
 
 
@@ -63,8 +63,10 @@ class Command(BaseCommand):
             )
         expires_at = None
         if expires_in_days is not None:
-            if not 1 <= expires_in_days <= 3660:
-                raise CommandError("--expires-in-days is from 1 to 3660.")
+            longest = LONGEST_LIFETIME.days
+            # Checked before the arithmetic: a day count past timedelta's range overflows.
+            if not 1 <= expires_in_days <= longest:
+                raise CommandError(f"--expires-in-days is from 1 to {longest} (ten years).")
             expires_at = timezone.now() + timedelta(days=expires_in_days)
         try:
             api_key, token = api_key_create(
