@@ -45,8 +45,8 @@ from apikeys.services import (
     api_key_roll,
     api_key_suspend,
     expiry_checked,
-    key_name_checked,
     key_name_taken,
+    token_name_checked,
     token_networks_set,
 )
 from core.client_ip import client_ip
@@ -125,11 +125,11 @@ def _string(body: dict[str, Any], field: str, *, most: int, required: bool) -> s
 
 
 def _name(body: dict[str, Any]) -> str:
-    """A key's name as it is kept (apikeys.services.key_name_checked)."""
+    """A key's name as it is kept (apikeys.services.token_name_checked)."""
     name = _string(body, "name", most=NAME_MAX, required=True)
     assert name is not None
     try:
-        return key_name_checked(name)
+        return token_name_checked(name)
     except ValidationError as refused:
         raise errors.invalid_field_value("name", " ".join(refused.messages)) from None
 

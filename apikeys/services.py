@@ -171,27 +171,28 @@ def agent_scope_checked(
     return names, ([] if set(actions) == set(AGENT_ACTIONS) else actions)
 
 
-KEY_NAME_MAX = 100  # ApiKey.name's max_length
+KEY_NAME_MAX = 100  # ApiKey.name's and PersonalAccessToken.name's max_length
 
 
 def key_name_normal(name: str) -> str:
-    """A key's name as it is kept and compared: composed (NFC) and without surrounding
-    space. “Café” typed with a combining accent is the same name as with é, in every list
-    and in the constraint; kept as typed, the database would see two."""
+    """A key's (or PAT's) name as it is kept and compared: composed (NFC) and without
+    surrounding space. “Café” typed with a combining accent is the same name as with é, in
+    every list and in the constraint; kept as typed, the database would see two."""
     return unicodedata.normalize("NFC", name).strip()
 
 
-def key_name_checked(name: str) -> str:
-    """`name` as kept (key_name_normal), or ValidationError if it is not one line of
-    visible text of 1 to KEY_NAME_MAX characters holding no token (composing can lengthen
-    a name: क़ is kept as two characters). The forms and the API say so beside their field
+def token_name_checked(name: str) -> str:
+    """A key's or PAT's `name` as kept (key_name_normal), or ValidationError if it is not
+    one line of visible text of 1 to KEY_NAME_MAX characters holding no token (composing
+    can lengthen a name: क़ is kept as two characters). Checked by every service that names
+    a key or PAT, so no caller skips it; the forms and the API say so beside their field
     first."""
     name = key_name_normal(name)
     single_line(name)
     visible(name)
     no_secret(name)
     if not name or len(name) > KEY_NAME_MAX:
-        raise ValidationError(f"A key's name is 1 to {KEY_NAME_MAX} characters.", code="max_length")
+        raise ValidationError(f"A name is 1 to {KEY_NAME_MAX} characters.", code="max_length")
     return name
 
 
@@ -251,7 +252,7 @@ def api_key_create(
     `agent_names`, `agent_actions`: its agent scope (apikeys/scopes.py); none: all.
     OutOfPolicy if it would live longer than the project's lifetime policy allows, or
     than LONGEST_LIFETIME; KeyNameTaken if a working key of the project has the name (see
-    key_name_claim); ValidationError if the name is not one (key_name_checked), or the
+    key_name_claim); ValidationError if the name is not one (token_name_checked), or the
     notes hold a token; NoLongerAMember if `created_by` is not a member of the project."""
     _by_a_member(project, created_by)
     names, actions = agent_scope_checked(agent_names, agent_actions)
@@ -261,7 +262,7 @@ def api_key_create(
         raise OutOfPolicy(
             f"Project “{project.name}” accepts only keys that expire within {days} days."
         )
-    name = key_name_checked(name)
+    name = token_name_checked(name)
     no_secret(notes)
     with key_name_claim(project, name):
         api_key, secret = ApiKey.objects.mint(
@@ -294,10 +295,10 @@ def api_key_rename(
     """A new name and (when given) new notes for a key. KeyNameTaken if another working
     key of the project has the name (see key_name_claim); the key is then left as it was,
     in the database and in `api_key`. ValidationError if the name is not one
-    (key_name_checked), or the notes hold a token."""
+    (token_name_checked), or the notes hold a token."""
     _by_a_member(api_key.project, by)
     old, old_notes = api_key.name, api_key.notes
-    name = key_name_checked(name)
+    name = token_name_checked(name)
     no_secret(notes or "")
     try:
         with key_name_claim(api_key.project, name, renaming=api_key):
@@ -765,7 +766,9 @@ def personal_token_create(
 ) -> tuple[PersonalAccessToken, Secret]:
     """A new PAT for `user`, optionally limited to some of their projects and to some
     agents (by name, in any of them). Returned once. OutOfPolicy if it would live longer
-    than LONGEST_LIFETIME, or than a project it reaches allows."""
+    than LONGEST_LIFETIME, or than a project it reaches allows; ValidationError if the
+    name is not one (token_name_checked)."""
+    name = token_name_checked(name)
     names, actions = agent_scope_checked(agent_names, agent_actions)
     expiry_within_limit(expires_at, now=timezone.now())
     reach = projects if projects else Project.objects.for_user(user)
@@ -778,7 +781,7 @@ def personal_token_create(
             )
     pat, secret = PersonalAccessToken.objects.mint(
         user=user,
-        name=name.strip(),
+        name=name,
         permissions=permissions_or_all(permissions, extra=PAT_ONLY_PERMISSIONS),
         expires_at=expires_at,
         projects_restricted=bool(projects),
@@ -820,10 +823,13 @@ def _unrevoked(personal_token: PersonalAccessToken) -> None:
 def personal_token_rename(
     *, personal_token: PersonalAccessToken, name: str, by: User, ip: str | None = None
 ) -> PersonalAccessToken:
-    """A new name for a PAT; Revoked if it was revoked (by now)."""
+    """A new name for a PAT; Revoked if it was revoked (by now); ValidationError if the
+    name is not one (token_name_checked). A name kept before names were checked here
+    stays as it is until renamed."""
+    name = token_name_checked(name)
     _unrevoked(personal_token)
     old = personal_token.name
-    personal_token.name = name.strip()
+    personal_token.name = name
     personal_token.save(update_fields=["name"])
     audit_record(
         action="personal_token.renamed",
