@@ -550,11 +550,13 @@ def project_invitation_send(request: ProjectRequest) -> HttpResponse:
     ):
         form.add_error(None, "You sent many invitations in the last hour. Try again later.")
     if form.is_valid() and not throttle_allows(
-        f"invite-to:{request.project.pk}:{form.cleaned_data['email']}",
+        f"invite-to:{request.project.pk}:{inbox(form.cleaned_data['email'])}",
         limit=INVITATIONS_PER_EMAIL_PER_DAY,
         window_seconds=86400,
     ):
-        # Nobody's inbox fills with invitations, from one project or from many.
+        # Nobody's inbox fills with this project's invitations: counted per inbox as mail
+        # reaches it (core.mail.inbox), so `+tag` and other spellings of one address share
+        # the count. Per project, so that a stranger's project cannot use it up.
         form.add_error("email", "This address was invited many times today. Try again tomorrow.")
     if not form.is_valid():
         return _members_page(request, form, status=422 if not request.htmx else 200)

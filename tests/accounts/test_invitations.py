@@ -226,6 +226,29 @@ def test_inviting_is_throttled_per_owner_and_per_address(signed_in, project, mon
     assert statuses == [302, 302, 422]
 
 
+def test_the_per_address_limit_counts_the_inbox_not_the_spelling(signed_in, project, monkeypatch):
+    """A `+tag`, capitals, dots at Gmail or the domain in full-width letters reach the same
+    inbox: each spelling is not a count of its own."""
+    from accounts import views
+
+    monkeypatch.setattr(views, "INVITATIONS_PER_EMAIL_PER_DAY", 3)
+    spellings = [
+        "same@example.com",
+        "same+1@example.com",
+        "SAME+2@Example.com",
+        "same@ｅｘａｍｐｌｅ.com",
+        "s.a.m.e+3@example.com",
+    ]
+    statuses = [invite(signed_in, project, email).status_code for email in spellings]
+    assert statuses == [302, 302, 302, 422, 302]
+    assert invite(signed_in, project, "sa.me@gmail.com").status_code == 302
+    assert invite(signed_in, project, "same+x@googlemail.com").status_code == 302
+    assert invite(signed_in, project, "s.ame@gmail.com").status_code == 302
+    answer = invite(signed_in, project, "SAME@gmail.com")
+    assert answer.status_code == 422
+    assert "invited many times today" in str(answer.context["form"].errors["email"])
+
+
 def test_a_project_name_with_a_line_break_stays_one_mail_header(
     signed_in, project, django_capture_on_commit_callbacks
 ):
