@@ -20,7 +20,7 @@ from accounts.email_verification import (
     send_already_registered,
     send_verification,
 )
-from accounts.forms import EMAIL_MAX_LENGTH
+from accounts.forms import AccountEmailField
 from accounts.http import AuthenticatedRequest
 from accounts.models import User
 from accounts.sudo import sudo_required
@@ -28,7 +28,7 @@ from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows
 from core.http import local_path
-from core.validators import mailable_address
+from core.mail import delivery_address
 
 LINKS_PER_HOUR = 3
 
@@ -70,9 +70,11 @@ def email_verify_resend(request: AuthenticatedRequest) -> HttpResponse:
 
 
 class EmailChangeForm(forms.Form):
-    email = forms.EmailField(
+    """The address an account moves to, in the one spelling of its mailbox (as sign-up
+    keeps it): whether another account has it is never said here."""
+
+    email = AccountEmailField(
         label="New email address",
-        max_length=EMAIL_MAX_LENGTH,
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
 
@@ -81,10 +83,9 @@ class EmailChangeForm(forms.Form):
         self.user = user
 
     def clean_email(self) -> str:
-        email = str(self.cleaned_data["email"]).strip().lower()
-        if email == self.user.email:
-            raise forms.ValidationError("That is your address already.")
-        mailable_address(email)
+        email = str(self.cleaned_data["email"])
+        if email == delivery_address(self.user.email):
+            raise forms.ValidationError("That is your address already.", code="same")
         return email
 
 

@@ -11,21 +11,54 @@ from django.contrib.auth.forms import (
     AuthenticationForm,
     BaseUserCreationForm,
     PasswordChangeForm,
+    PasswordResetForm,
     SetPasswordForm,
 )
 
 from accounts.models import AllowedOrigin, Membership, Project, User
 from core.counters import throttle_allows
 from core.forms import NoTokenCharField
+from core.mail import delivery_address
 from core.validators import mailable_address
+
+EMAIL_MAX_LENGTH = 254
+
+
+class AccountEmailField(forms.EmailField):
+    """An address an account or an invitation keeps: one mail can be sent to
+    (core.validators.mailable_address), in the one spelling of its mailbox
+    (core.mail.delivery_address). `x@EXAMPLE.com` and `x@ｅｘａｍｐｌｅ.com` are
+    x@example.com, as mail reaches them, so one mailbox cannot be two accounts."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["max_length"] = EMAIL_MAX_LENGTH
+        super().__init__(**kwargs)
+
+    def clean(self, value: Any) -> str:
+        email = str(super().clean(value) or "")
+        if not email:
+            return email
+        mailable_address(email)
+        canonical = delivery_address(email)
+        # IDNA writes some letters as two (ß as ss): past the column, PostgreSQL would
+        # refuse the row with a 500.
+        if len(canonical) > EMAIL_MAX_LENGTH:
+            raise forms.ValidationError(
+                f"Enter an address of at most {EMAIL_MAX_LENGTH} characters.",
+                code="max_length",
+            )
+        return canonical
 
 
 class SignUpForm(BaseUserCreationForm):
-    """A new account: name, email and a password typed twice."""
+    """A new account: name, email and a password typed twice. Whether the address has an
+    account is never said here (the sign-up view answers both the same and tells that
+    account's owner instead)."""
 
     class Meta:
         model = User
         fields = ("name", "email")
+        field_classes = {"email": AccountEmailField}
         widgets = {
             "name": forms.TextInput(attrs={"autocomplete": "name"}),
             "email": forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
@@ -37,13 +70,6 @@ class SignUpForm(BaseUserCreationForm):
         self.fields["email"].required = True
         self.fields["name"].required = False
         self.fields["name"].help_text = "Optional. Shown to the other members of your projects."
-
-    def clean_email(self) -> str:
-        # Whether the address has an account is never said here (the sign-up view answers
-        # both the same and tells that account's owner instead).
-        email = str(self.cleaned_data["email"]).strip().lower()
-        mailable_address(email)
-        return email
 
     def validate_unique(self) -> None:
         """Not here: "a user with this email exists" would tell anyone who asks."""
@@ -84,9 +110,6 @@ class ChangePasswordForm(PasswordChangeForm):
         super().validate_password_for_user(user, "new_password1")
 
 
-EMAIL_MAX_LENGTH = 254
-
-
 class SignInForm(AuthenticationForm):
     """Email and password. One message for every failure, so it never says which was wrong."""
 
@@ -104,12 +127,21 @@ class SignInForm(AuthenticationForm):
         )
 
     def clean_username(self) -> str:
-        email = str(self.cleaned_data["username"]).strip().lower()
+        # Found in any spelling of its mailbox, as the account keeps it (AccountEmailField).
+        email = User.objects.address_kept(str(self.cleaned_data["username"]))
         # AuthenticationForm sets the field's max_length after building it, so no validator
         # enforces it: a 5,000-character "email" reached django-axes' 255-character column.
         if len(email) > EMAIL_MAX_LENGTH:
             raise forms.ValidationError(self.error_messages["invalid_login"], code="invalid_login")
         return email
+
+
+class ResetRequestForm(PasswordResetForm):
+    """The address to send a password reset link to: found in any spelling of its mailbox
+    (`"x"@example.com`, a domain in other letters), as signing in finds it."""
+
+    def clean_email(self) -> str:
+        return User.objects.address_kept(str(self.cleaned_data["email"]))
 
 
 class ProjectForm(forms.ModelForm):
@@ -264,9 +296,8 @@ class InvitationForm(forms.Form):
     Nobody is looked up by email: the answer is the same whether or not the address has
     an account. Only this project's own members (listed on the page already) are named."""
 
-    email = forms.EmailField(
+    email = AccountEmailField(
         label="Email address",
-        max_length=254,
         widget=forms.EmailInput(attrs={"autocomplete": "off"}),
         error_messages={"required": "Enter the email address of the person to invite."},
     )
@@ -277,8 +308,7 @@ class InvitationForm(forms.Form):
         self.project = project
 
     def clean_email(self) -> str:
-        email: str = self.cleaned_data["email"].strip().lower()
-        mailable_address(email)
+        email: str = self.cleaned_data["email"]
         if Membership.objects.filter(project=self.project, user__email__iexact=email).exists():
             raise forms.ValidationError(
                 "This person is already a member of the project.", code="member"

@@ -24,7 +24,7 @@ from accounts.models import INVITATION_LIFETIME, Invitation, Membership, Project
 from accounts.services import owner_hold
 from audit.log import audit_record
 from core.invalidation import changed
-from core.mail import one_line
+from core.mail import delivery_address, one_line
 from core.row_locks import share
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def invitation_send(
     """Invite `email` into `project` as `role`, and email the link (after the commit).
     NotAnOwner if `by` is not an owner of it by now."""
     owner_hold(project=project, user=by)
-    email = email.strip().lower()
+    email = delivery_address(email)  # as the account it is for keeps it
     now = timezone.now()
     replaced = Invitation.objects.pending().filter(project=project, email=email)
     replaced.update(revoked_at=now)
@@ -174,7 +174,7 @@ def invitation_accept(*, invitation: Invitation, user: User, ip: str | None = No
     if not inviter_still_owner:
         # Whoever invited is no longer an owner here: what they sent no longer stands.
         raise InvitationError(f"This invitation was withdrawn. {ASK_AGAIN}")
-    if user.email.lower() != locked.email.lower():
+    if delivery_address(user.email) != delivery_address(locked.email):
         raise InvitationError(
             f"This invitation was sent to {locked.email}. Sign in with that address to accept it."
         )

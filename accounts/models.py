@@ -11,6 +11,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.utils import timezone
 
+from core.mail import delivery_address
 from core.validators import no_secret, single_line
 
 
@@ -20,9 +21,11 @@ class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
     def create_user(self, email: str, password: str | None = None, **extra: object) -> User:
+        """A user whose address is kept in the one spelling of its mailbox
+        (core.mail.delivery_address), whoever creates it."""
         if not email:
             raise ValueError("An email address is required.")
-        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user = self.model(email=delivery_address(email), **extra)
         user.set_password(password)
         user.save(using=self._db)
         return user
@@ -32,6 +35,17 @@ class UserManager(BaseUserManager["User"]):
         extra.setdefault("is_superuser", True)
         extra.setdefault("email_verified_at", timezone.now())
         return self.create_user(email, password, **extra)
+
+    def address_kept(self, typed: str) -> str:
+        """The address an account that `typed` names is kept under, to find it by (signing
+        in, a password reset, a command): the delivery address of `typed`, or `typed`
+        lower-cased as it is if an account is kept so (made before addresses were kept in
+        one spelling, and left as it was because another account has that spelling)."""
+        email = typed.strip().lower()
+        canonical = delivery_address(email)
+        if canonical != email and self.filter(email=email).exists():
+            return email
+        return canonical
 
 
 class User(AbstractBaseUser, PermissionsMixin):

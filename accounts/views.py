@@ -40,6 +40,7 @@ from accounts.forms import (
     NewPasswordForm,
     ProjectDeleteForm,
     ProjectForm,
+    ResetRequestForm,
     RoleForm,
     SignInForm,
     SignUpForm,
@@ -82,7 +83,7 @@ from core.client_ip import client_ip
 from core.counters import throttle_allows
 from core.forms import row_id
 from core.http import HtmxHttpRequest, local_path
-from core.mail import inbox
+from core.mail import delivery_address, inbox
 from core.networks import address_block
 
 SIGNUPS_PER_HOUR = 10
@@ -145,7 +146,7 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
         email = form.cleaned_data["email"]
         taken = User.objects.filter(email__iexact=email).exists()
         invitation = None if taken else _invitation_of(next_url)
-        invited_here = invitation is not None and invitation.email.lower() == email.lower()
+        invited_here = invitation is not None and delivery_address(invitation.email) == email
         # Signing up from an invitation's link for this very address mails nothing (the
         # link proved the inbox): only the others count, so a stranger who used up the
         # count cannot turn the invitee away.
@@ -255,6 +256,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     """Ask for a reset link. The answer is the same whether or not the email has an account."""
 
     template_name = "accounts/password_reset.html"
+    form_class = ResetRequestForm
     email_template_name = "accounts/email/password_reset.txt"
     subject_template_name = "accounts/email/password_reset_subject.txt"
     success_url = reverse_lazy("accounts:password_reset_done")
@@ -263,8 +265,9 @@ class PasswordResetView(auth_views.PasswordResetView):
         # Past the limits, the page reads the same but no email goes: a reset form must not
         # become a way to flood someone's inbox. They count the inbox (core.mail.inbox: a
         # `+tag`, a quoted local part, a domain spelled in other letters reach the same
-        # one) and the asker's network.
-        email = form.cleaned_data["email"].strip().lower()
+        # one) and the asker's network. The address is the one an account would be kept
+        # under (ResetRequestForm): a variant spelling reaches its account.
+        email = form.cleaned_data["email"]
         if not (
             throttle_allows(
                 f"reset-email:{inbox(email)}", limit=RESETS_PER_EMAIL_PER_HOUR, window_seconds=3600

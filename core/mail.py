@@ -34,24 +34,36 @@ def one_line(text: str, *, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def delivery_address(address: str) -> str:
+    """`address` in the one spelling of the mailbox Django's SMTP backend delivers it to:
+    the local part unquoted (`"a\\b"` is `ab`); the domain as IDNA maps it before it is
+    encoded (full-width letters to ASCII, ß to ss, soft hyphens and zero-width spaces
+    dropped), written in its letters (exämple.com, not xn--exmple-cua.com) and without a
+    trailing dot; all lower-cased. `"x"@Example.com` and `x@ｅｘａｍｐｌｅ.com` are
+    `x@example.com`: the accounts keep and compare addresses so, for one mailbox is one
+    account."""
+    local, _, domain = address.strip().rpartition("@")
+    if len(local) >= 2 and local.startswith('"') and local.endswith('"'):
+        local = re.sub(r"\\(.)", r"\1", local[1:-1])
+    with contextlib.suppress(UnicodeError):  # else no mail reaches it: kept as typed
+        domain = punycode(domain)
+        domain = domain.encode("ascii").decode("idna")  # xn--… that is no IDNA stays so
+    return f"{local.lower()}@{domain.rstrip('.').lower()}"
+
+
 # Providers that deliver every spelling of a name with dots in it to one inbox (Gmail
 # ignores them), under each of their domains.
 DOTS_IGNORED = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
 
 
 def inbox(address: str) -> str:
-    """The inbox a mail to `address` reaches, for counting mails to it: as Django sends
-    it (the local part unquoted, `"a\\b"` being `ab`; the domain IDNA-encoded, which maps
-    full-width letters to ASCII and drops soft hyphens and zero-width spaces), lower-cased,
-    without a trailing dot or a `+tag` (the same inbox at nearly every provider), and at
-    Gmail without dots in the name. Each spelling of one inbox is otherwise a count of its
-    own, and there is no end of them."""
-    local, _, domain = address.strip().rpartition("@")
-    if len(local) >= 2 and local.startswith('"') and local.endswith('"'):
-        local = re.sub(r"\\(.)", r"\1", local[1:-1])
-    with contextlib.suppress(UnicodeError):  # else no mail reaches it: counted as typed
-        domain = punycode(domain)
-    local, domain = local.split("+", 1)[0].lower(), domain.rstrip(".").lower()
+    """The inbox a mail to `address` reaches, for counting mails to it: its delivery
+    address, without a `+tag` (the same inbox at nearly every provider), and at Gmail
+    without dots in the name. Each spelling of one inbox is otherwise a count of its own,
+    and there is no end of them. Not an account's identity: `a+work@` and `a@` may be two
+    people where `+` is a letter like any other."""
+    local, _, domain = delivery_address(address).rpartition("@")
+    local = local.split("+", 1)[0]
     if domain in DOTS_IGNORED:
         local, domain = local.replace(".", ""), DOTS_IGNORED[domain]
     return f"{local}@{domain}"

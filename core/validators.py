@@ -4,10 +4,12 @@ to logs and put into mail subjects, and the addresses mail is sent to."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from django.core.exceptions import ValidationError
 from django.utils.encoding import punycode
 
+from core.mail import delivery_address
 from core.redact import holds_secret
 
 # C0 controls (line breaks and tabs among them), DEL, C1 controls, and the Unicode line
@@ -30,6 +32,10 @@ INVISIBLE = re.compile(
 )
 
 
+# Control, format, surrogate, private-use and unassigned characters.
+_NOT_LETTERS = {"Cc", "Cf", "Cs", "Co", "Cn"}
+
+
 def single_line(value: str) -> None:
     """A name is one line of printable text: a line break in a project's name would
     otherwise end up in a mail header or split a log line, and a direction override would
@@ -47,11 +53,24 @@ def single_line(value: str) -> None:
 
 
 def mailable_address(value: str) -> None:
-    """An email address whose domain has an IDNA form, which mail is sent to. Django's
-    EmailField takes any letters after the @ ("a@b.c\\u202e", a label too long once
-    encoded): such an account could never be verified, and mail to it would fail at
-    every send, long after the form said yes."""
-    domain = value.rpartition("@")[2]
+    """An email address mail is sent to: an unquoted local part in ASCII, and a domain
+    with an IDNA form. Django's EmailField takes a quoted local part (`"x"@example.com`,
+    which is x@example.com's mailbox, or `"a\\x1b"@…`, control characters and all), a few
+    letters beyond ASCII before the @ (the Kelvin sign, the long s: its SMTP backend sends
+    none of them) and any letters after it ("a@b.c\\u202e", a label too long once
+    encoded): such an account could never be verified, and mail to it would fail at every
+    send, long after the form said yes."""
+    local, _, domain = value.rpartition("@")
+    if local.startswith('"'):
+        raise ValidationError(
+            "Write the address without quotation marks, as x@example.com.", code="quoted"
+        )
+    if not local.isascii():
+        raise ValidationError(
+            "Mail to this address cannot be sent: the part before the @ can hold only "
+            "letters a to z, digits and . _ + - and a few other signs.",
+            code="unmailable",
+        )
     try:
         punycode(domain)
     except UnicodeError:
@@ -59,6 +78,16 @@ def mailable_address(value: str) -> None:
             "Mail to this address cannot be sent: check the part after the @.",
             code="unmailable",
         ) from None
+    # IDNA (of 2003, Django's) drops the soft hyphen and the zero-width space, but keeps
+    # what it had no name for then: an isolate (U+2066) would reverse the text around the
+    # address on every page and in every log that shows it.
+    kept = delivery_address(value).rpartition("@")[2]
+    if any(unicodedata.category(c) in _NOT_LETTERS for c in kept):
+        raise ValidationError(
+            "Use visible characters only after the @: no invisible characters or ones "
+            "that reverse the text around them.",
+            code="invisible_characters",
+        )
 
 
 def visible(value: str) -> None:
