@@ -201,9 +201,8 @@ class TokenExpiryForm(forms.Form):
             return
         now = timezone.now()
         if Project.lifetime_exceeds(days, now, self.expires_at()):
-            field = "expires_on" if self.cleaned_data.get("expiry") == "date" else "expiry"
             self.add_error(
-                field,
+                self.expiry_field(),
                 forms.ValidationError(
                     "%(whose)s accepts only tokens that expire within %(days)s days: pick an "
                     "expiry by %(last)s.",
@@ -215,6 +214,10 @@ class TokenExpiryForm(forms.Form):
                     },
                 ),
             )
+
+    def expiry_field(self) -> str:
+        """The field an error about the chosen expiry stands beside."""
+        return "expires_on" if self.cleaned_data.get("expiry") == "date" else "expiry"
 
     def expires_at(self) -> datetime.datetime | None:
         expiry = self.cleaned_data["expiry"]

@@ -43,6 +43,7 @@ from apikeys.scopes import describe as describe_scope
 from apikeys.services import (
     CannotRoll,
     KeyNameTaken,
+    OutOfPolicy,
     RolledMeanwhile,
     api_key_create,
     api_key_end_previous_secret,
@@ -271,6 +272,11 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
         # Taken since the form's check: by this form sent from another tab, or by someone
         # else. Said as the check says it; no key was made.
         form.add_error("name", key_name_taken_error(taken.name))
+        return _render(
+            request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
+        )
+    except OutOfPolicy as refused:  # the project's policy tightened since the form's check
+        form.add_error(form.expiry_field(), str(refused))
         return _render(
             request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
         )

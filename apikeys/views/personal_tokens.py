@@ -88,16 +88,22 @@ def personal_token_create_view(request: AuthenticatedRequest) -> HttpResponse:
         return _render(
             request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
         )
-    pat, token = personal_token_create(
-        user=request.user,
-        name=form.cleaned_data["name"],
-        permissions=form.chosen_permissions(),
-        projects=list(form.cleaned_data["projects"]),
-        expires_at=form.expires_at(),
-        ip=client_ip(request),
-        agent_names=form.cleaned_data["agents"],
-        agent_actions=form.chosen_agent_actions(),
-    )
+    try:
+        pat, token = personal_token_create(
+            user=request.user,
+            name=form.cleaned_data["name"],
+            permissions=form.chosen_permissions(),
+            projects=list(form.cleaned_data["projects"]),
+            expires_at=form.expires_at(),
+            ip=client_ip(request),
+            agent_names=form.cleaned_data["agents"],
+            agent_actions=form.chosen_agent_actions(),
+        )
+    except OutOfPolicy as refused:  # a project's policy tightened since the form's check
+        form.add_error(form.expiry_field(), str(refused))
+        return _render(
+            request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
+        )
     details = token_summary(pat)
     if pat.expires_at is None:
         details += " Consider revoking it when you no longer need it."
@@ -226,7 +232,7 @@ def personal_token_regenerate_view(request: AuthenticatedRequest, token_id: int)
         form.add_error(None, rolled_meanwhile_message("token", meanwhile))
         return _render(request, "regenerate-form", context, status=409)
     except OutOfPolicy as out_of_policy:  # a project's policy tightened since the form
-        form.add_error("expiry", str(out_of_policy))
+        form.add_error(form.expiry_field(), str(out_of_policy))
         return _render(request, "regenerate-form", context, status=422)
     details = f"The old secret {previous_hint} has stopped working. {token_summary(pat)}"
     context = {"new_token": pat, "token": secret, "details": details, "rolled": True}

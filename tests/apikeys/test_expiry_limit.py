@@ -164,3 +164,36 @@ def test_createapikey_refuses_days_past_the_limit_with_a_message(project, days):
             stderr=StringIO(),
         )
     assert not ApiKey.objects.exists()
+
+
+def test_a_policy_tightened_after_the_forms_check_is_said_beside_the_expiry_not_a_500(
+    signed_in, project, monkeypatch
+):
+    """An owner sets a 30-day policy between the form's check and the service's: the
+    service refuses (OutOfPolicy), and the page says so where the form would have."""
+    from apikeys.forms import ApiKeyCreateForm, PersonalTokenCreateForm
+
+    type(project).objects.filter(pk=project.pk).update(
+        max_key_lifetime_days=30, max_pat_lifetime_days=30
+    )
+    for form in (ApiKeyCreateForm, PersonalTokenCreateForm):
+        monkeypatch.setattr(form, "lifetime_policy", lambda self: (None, ""))
+    day = timezone.now().date() + datetime.timedelta(days=60)
+    key = _create_key(signed_in, project, f"{day:%Y-%m-%d}")
+    assert key.status_code == 422
+    assert "within 30 days" in key.context["form"].errors["expires_on"][0]
+    pat = signed_in.post(
+        reverse("apikeys:personal_token_create"),
+        {
+            "name": "CLI",
+            "access": "full",
+            "reach": "chosen",
+            "projects": [str(project.pk)],
+            "expiry": "90",
+            "form_id": "p",
+        },
+        headers=HTMX,
+    )
+    assert pat.status_code == 422
+    assert "within 30 days" in pat.context["form"].errors["expiry"][0]
+    assert not ApiKey.objects.exists() and not PersonalAccessToken.objects.exists()
