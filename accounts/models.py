@@ -95,6 +95,11 @@ class ProjectQuerySet(models.QuerySet["Project"]):
         """The projects the user is a member of: every project page starts here."""
         return self.filter(memberships__user=user)
 
+    def deleted(self) -> ProjectQuerySet:
+        """The projects their owners deleted (accounts.services.project_delete): their rows
+        stay, but nobody sees them, so the jobs do no work for them."""
+        return self.filter(deleted_at__isnull=False)
+
 
 class Project(models.Model):
     """A customer's project: it owns agents and API keys, and has members."""

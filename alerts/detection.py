@@ -17,6 +17,9 @@ and in batches, and raises or adds to Flags:
   addresses.
 - unused_key (low): an active key unused for UNUSED_AFTER; suggest revoking it.
 
+Calls of a deleted project (accounts.services.project_delete: its keys revoked, but
+still tried) raise nothing: nobody can see its alerts any more.
+
 The numbers are the defaults: a project's owners may set their own, or turn a kind that
 depends on them off (AlertRules, alerts/rules.py). Each batch reads the rules of all the
 projects in it with one query.
@@ -53,6 +56,7 @@ from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import Project
 from alerts.models import AlertRules, DetectionCursor, Flag, KeyNetwork
 from alerts.rules import (
     AUTH_BURST_THRESHOLD,
@@ -181,6 +185,14 @@ def _process(rows: list[dict[str, Any]], now: datetime, result: DetectionResult)
     # A call that reached no project (no token, or a personal access token refused before
     # its X-Project was read) belongs to no project's alerts.
     rows = [r for r in rows if r["project_id"] is not None]
+    # A deleted project's keys, all revoked, may still be tried; nobody can see its alerts
+    # any more, so none is raised (nor emailed, nor sent to a webhook) for them.
+    deleted = set(
+        Project.objects.deleted()
+        .filter(pk__in={r["project_id"] for r in rows})
+        .values_list("pk", flat=True)
+    )
+    rows = [r for r in rows if r["project_id"] not in deleted]
     unreadable = [r["id"] for r in rows if not _readable(r)]
     if unreadable:
         # Not what our writer writes (SQLite keeps any text as an address; a stream entry
