@@ -189,7 +189,7 @@ def _remind(pat: PersonalAccessToken, now: datetime) -> int:
         lambda: send_mail(
             subject=one_line(f"Your Reminix token “{pat.name}” expires soon"),
             message=(
-                f"Your personal access token “{pat.name}” ({pat.hint}) expires on "
+                f"Your personal access token “{one_line(pat.name)}” ({pat.hint}) expires on "
                 f"{pat.expires_at:%-d %b %Y, %H:%M} UTC.\n\n"
                 "If you still need it, create a new token under Personal access tokens "
                 "and replace the old one where it is used. If not, nothing needs doing: "

@@ -1,0 +1,120 @@
+"""Every scheduled job over what tenants have stored at its oddest: expiries at the end of
+time, names as long as they may be with line breaks, NUL and bidirectional controls, an
+address at the length limit, a deleted project and a deleted account with their rows
+left behind. Each job runs to its end, and every mail it sends has one-line headers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import Project, User
+from accounts.services import account_delete, project_delete
+from alerts.models import Flag
+from apikeys.models import ApiKey, PersonalAccessToken
+from apikeys.services import api_key_create, personal_token_create
+from scheduler.jobs import jobs
+from tests.conftest import usage_call
+from usage.writer import usage_write
+from webhooks.services import webhook_create
+
+END_OF_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+CONTROLS = "\r\nBcc: everyone@example.com\u202e\u2066\x85\u2028"
+
+
+def odd(name: str, length: int = 100) -> str:
+    # PostgreSQL refuses NUL in text; SQLite keeps it.
+    nul = "\x00" if connection.vendor == "sqlite" else ""
+    return (f"{name}{CONTROLS}{nul}" + "ü" * length)[:length]
+
+
+@pytest.fixture
+def odd_tenants(user, project, make_user, make_project, settings):
+    settings.WEBHOOKS_ALLOW_HTTP = True
+    now = timezone.now()
+    # An owner whose address is as long as an address can be.
+    longest = make_user(email=f"{'a' * 64}@{'b' * 63}.{'c' * 63}.{'d' * 53}.example")
+    assert len(longest.email) == 254
+    theirs = Project.objects.for_user(longest).get()
+    Project.objects.filter(pk=theirs.pk).update(name=odd("Théirs", 80))
+    forever, _ = api_key_create(project=theirs, name="Forever", created_by=longest)
+    ApiKey.objects.filter(pk=forever.pk).update(expires_at=END_OF_TIME)
+    soon, _ = api_key_create(
+        project=theirs, name="Soon", created_by=longest, expires_at=now + timedelta(hours=20)
+    )
+    ApiKey.objects.filter(pk=soon.pk).update(name=odd("Soon"))
+    pat, _ = personal_token_create(user=longest, name="CLI")
+    PersonalAccessToken.objects.filter(pk=pat.pk).update(
+        name=odd("CLI"), expires_at=now + timedelta(days=2)
+    )
+    tried, _ = api_key_create(project=theirs, name="Tried", created_by=longest)
+    ApiKey.objects.filter(pk=tried.pk).update(name=odd("Tried"))
+    tried.revoke(by=None)
+    webhook_create(
+        project=theirs,
+        url="http://127.0.0.1:9/private",  # refused at each send: a private address
+        format="generic",
+        min_severity="low",
+        created_by=longest,
+    )
+
+    # A deleted project, with what was waiting in it, and a deleted account.
+    gone = make_project(user, name="Gone")
+    due, _ = api_key_create(
+        project=gone, name="Due", created_by=user, expires_at=now + timedelta(days=2)
+    )
+    webhook_create(
+        project=gone, url="https://hooks.example/x", format="slack", min_severity="low",
+        created_by=user,
+    )  # fmt: skip
+    usage_write(
+        [usage_call(now - timedelta(minutes=2), key=due, status=401, error_code="expired_api_key")]
+    )
+    project_delete(project=gone, by=user)
+    mine, _ = personal_token_create(user=user, name="Mine")
+    PersonalAccessToken.objects.filter(pk=mine.pk).update(expires_at=now + timedelta(days=2))
+    account_delete(user=User.objects.get(pk=user.pk))
+
+    usage_write(
+        [
+            usage_call(
+                now - timedelta(minutes=1), key=tried, status=401, error_code="expired_api_key"
+            ),
+            usage_call(
+                now - timedelta(minutes=1), key=due, status=401, error_code="expired_api_key"
+            ),
+        ]
+    )
+    mail.outbox.clear()
+    return longest
+
+
+def job_commands() -> list[tuple[str, ...]]:
+    return [job.command for job in jobs()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_job_runs_to_its_end_and_its_mail_has_one_line_headers(odd_tenants):
+    for command in job_commands():
+        call_command(*command)
+
+    assert Flag.objects.filter(project__name__startswith="Théirs").exists()
+    assert not Flag.objects.filter(project__deleted_at__isnull=False).exists()
+    subjects = sorted(m.subject for m in mail.outbox)
+    assert [s[:24] for s in subjects] == [
+        "Your Reminix token “CLI ",  # the personal access token
+        "[Reminix] API key “Soon ",  # the key, on its last day
+        "[Reminix] Revoked or exp",  # the alert
+    ]
+    for message in mail.outbox:
+        assert message.to == [odd_tenants.email]
+        assert message.message()["Bcc"] is None and message.bcc == []
+        for control in ("\n", "\r", "\x00"):
+            assert control not in message.subject
+        for control in ("\u202e", "\u2066"):
+            assert control not in message.subject and control not in message.body
