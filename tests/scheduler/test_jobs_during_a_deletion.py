@@ -1,0 +1,76 @@
+"""The jobs while a project's deletion is under way in another transaction (PostgreSQL: its
+keys revoked and its members removed, not yet committed): the usage log and detection do
+not wait for it, and a reminder that waits for one of its keys finds it revoked once the
+deletion commits, and mails nobody (it had read the members before the deletion)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.utils import timezone
+
+from accounts import services as account_services
+from accounts.models import Project
+from accounts.services import project_delete
+from alerts.detection import detect
+from alerts.models import Flag
+from apikeys.models import ApiKey
+from apikeys.reminders import ReminderResult, send_expiry_reminders
+from tests.apikeys.test_reminder_timeouts import OTHER_OWNER, expiring_key
+from tests.conftest import (
+    finished,
+    paused_in_another_thread,
+    started_recording,
+    usage_call,
+    waits_for,
+)
+from usage.models import UsageRecord
+from usage.writer import usage_write
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_jobs_go_on_for_everyone_while_a_deletion_holds_its_rows(
+    project, user, make_user, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: the locks are PostgreSQL's.")
+    theirs_project = Project.objects.for_user(make_user(email=OTHER_OWNER)).get()
+    mine, theirs = expiring_key(project, "Mine"), expiring_key(theirs_project, "Theirs")
+    now = timezone.now()
+
+    deleting, go, pid, failures = paused_in_another_thread(
+        monkeypatch,
+        account_services,
+        "changed",  # its last step: keys revoked, endpoints stopped, members removed
+        lambda: project_delete(project=project, by=user),
+    )
+    try:
+        usage_write(
+            [
+                usage_call(now - timedelta(minutes=1), key=theirs),
+                usage_call(now - timedelta(minutes=1), key=mine),
+            ]
+        )
+        detected = detect()
+        results: list[ReminderResult] = []
+        reminding, reminder_failures = started_recording(
+            lambda: results.append(send_expiry_reminders())
+        )
+        assert waits_for(pid, reminding)  # at my key's row, which the deletion revoked
+    finally:
+        go.set()
+        finished(deleting)
+    finished(reminding)
+    assert failures == reminder_failures == []
+
+    assert UsageRecord.objects.count() == 2
+    assert detected.failures == 0
+    # Theirs was reminded; mine, revoked by the time its claim got its row, was not.
+    assert [(r.sent, r.skipped) for r in results] == [(1, 0)]
+    assert send_expiry_reminders().sent == 0
+    assert [m.to for m in mail.outbox if "expires" in m.subject] == [[OTHER_OWNER]]
+    assert ApiKey.objects.get(pk=mine.pk).expiry_week_reminder_sent_at is None
+    assert not Flag.objects.filter(project=project).exists()

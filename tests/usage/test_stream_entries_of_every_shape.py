@@ -1,0 +1,101 @@
+"""`ingest_usage` against stream entries our API never writes (anyone with the Redis password
+can add one): each bad entry or record is dropped and counted, never stops the ingest,
+and the good calls around it are written and acknowledged."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.utils import timezone
+
+from core import write_behind
+from core.write_behind import StreamIngest
+from tests.conftest import usage_call
+from usage.models import UsageRecord
+
+LEAKED = "reminix_sk_" + "A1b2C3d4" * 5
+
+
+@pytest.fixture
+def stream(redis_store):
+    def add(*fields: bytes | str) -> None:
+        redis_store.round_trip(("XADD", write_behind.stream_key(), "*", *fields))
+
+    return add
+
+
+def record(key, called: str, **changes: object) -> bytes:
+    payload = usage_call(timezone.now(), key=key, request_id=called).payload()
+    payload.update(changes)
+    return json.dumps(["usage", payload]).encode()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param([b"r", b"\xff\xfe not utf-8"], id="not-utf-8"),
+        pytest.param([b"x", b"[]"], id="no-record-field"),
+        pytest.param([b"r", b'"usage"'], id="not-a-pair"),
+        pytest.param([b"r", b'["usage", 5]'], id="payload-not-an-object"),
+        pytest.param([b"r", b'["nobody", {}]'], id="unknown-channel"),
+        pytest.param([b"r", json.dumps(["usage", {LEAKED: 1}]).encode()], id="token-as-field"),
+        pytest.param([b"r", b"9" * 10_000], id="huge-number"),
+    ],
+)
+def test_an_unreadable_entry_is_dropped_and_the_calls_around_it_are_written(
+    api_key, stream, redis_store, bad, caplog
+):
+    key, _ = api_key
+    stream(b"r", record(key, "req_before"))
+    stream(*bad)
+    stream(b"r", record(key, "req_after"))
+
+    stats = StreamIngest(consumer="test").run(once=True)
+
+    assert set(UsageRecord.objects.values_list("request_id", flat=True)) == {
+        "req_before",
+        "req_after",
+    }
+    assert stats.dropped == 1
+    (length,) = redis_store.round_trip(("XLEN", write_behind.stream_key()))
+    assert length == 0
+    assert LEAKED not in caplog.text
+
+
+ODD_RECORDS = [
+    {"created_at": "0001-01-01T00:00:00+00:00"},
+    {"created_at": "9999-12-31T23:59:59.999999+00:00"},
+    {"created_at": LEAKED},
+    {"status": 2**63},
+    {"latency_us": 2**63 - 1},
+    {"latency_us": -(2**63)},
+    {"project_id": 2**62},
+    {"api_key_id": "one"},
+    {"user_agent": None},
+    {"ip": "not an address"},
+    {"path": ["a", "list"]},
+    {"user_agent": "x" * 5_000_000},
+    {"request_id": LEAKED},
+    {"surprise": LEAKED},
+]
+
+
+# Committed for real: a foreign key is checked at the commit.
+@pytest.mark.django_db(transaction=True)
+def test_records_that_cannot_be_written_are_dropped_and_the_rest_are_written(
+    api_key, stream, redis_store, caplog
+):
+    key, _ = api_key
+    for n, changes in enumerate(ODD_RECORDS):
+        stream(b"r", record(key, f"req_before_{n}"), b"r", record(key, f"req_odd_{n}", **changes))
+    stream(b"r", record(key, "req_last"))
+
+    stats = StreamIngest(consumer="test").run(once=True)
+
+    written = set(UsageRecord.objects.values_list("request_id", flat=True))
+    assert {f"req_before_{n}" for n in range(len(ODD_RECORDS))} | {"req_last"} <= written
+    assert stats.written + stats.dropped == 2 * len(ODD_RECORDS) + 1
+    (length,) = redis_store.round_trip(("XLEN", write_behind.stream_key()))
+    assert length == 0
+    assert LEAKED[12:] not in caplog.text
