@@ -668,16 +668,17 @@ def _unused_keys(now: datetime, result: DetectionResult) -> None:
     by their number of days, so the query has a term per distinct value, not per project."""
     # A row per project that saved rules: few, and read once a run (a JSON "contains"
     # is not there on SQLite, so the kinds turned off are read here).
-    tuned = AlertRules.objects.values_list("project_id", "unused_days", "off")
+    tuned = AlertRules.objects.only("project_id", "unused_days", "off")
     by_days: dict[timedelta, list[int]] = defaultdict(list)
     special: list[int] = []
-    for project_id, days, off in tuned:
-        turned_off = Flag.Kind.UNUSED_KEY in (off or [])
-        if days is None and not turned_off:
+    for row in tuned:
+        turned_off = Flag.Kind.UNUSED_KEY in row.kinds_off()
+        if row.unused_days is None and not turned_off:
             continue
-        special.append(project_id)
+        special.append(row.project_id)
         if not turned_off:
-            by_days[timedelta(days=days) if days else UNUSED_AFTER].append(project_id)
+            days = row.unused_days
+            by_days[timedelta(days=days) if days else UNUSED_AFTER].append(row.project_id)
     unused = _unused_since(now - UNUSED_AFTER) & ~Q(project_id__in=special)
     for after, project_ids in by_days.items():
         unused |= _unused_since(now - after) & Q(project_id__in=project_ids)

@@ -192,6 +192,10 @@ class AlertRules(models.Model):
     def values(self) -> dict[str, int | None]:
         return {t.name: getattr(self, t.name) for t in TUNABLES}
 
+    def kinds_off(self) -> list[object]:
+        """The kinds turned off. `off` is a JSON list the form writes; anything else (a
+        hand-edited row) is none."""
+        return self.off if isinstance(self.off, list) else []
+
     def thresholds(self) -> Thresholds:
-        # `off` is a JSON list the form writes; anything else (a hand-edited row) is none.
-        return Thresholds.of(self.values(), self.off if isinstance(self.off, list) else [])
+        return Thresholds.of(self.values(), self.kinds_off())

@@ -99,7 +99,7 @@ class Thresholds:
         return kind not in self.off
 
     @classmethod
-    def of(cls, values: dict[str, int | None], off: Iterable[str]) -> Thresholds:
+    def of(cls, values: dict[str, int | None], off: Iterable[object]) -> Thresholds:
         """From an AlertRules row's values (None: the default)."""
 
         def get(name: str) -> int:

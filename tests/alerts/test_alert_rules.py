@@ -223,3 +223,15 @@ def test_a_kind_turned_back_on_flags_only_networks_new_since(key, project):
     assert run() == []
     usage_write([call(key, NOW - timedelta(seconds=30), ip="192.0.2.1")])
     assert [f.kind for f in run()] == [Flag.Kind.NEW_NETWORK]
+
+
+@pytest.mark.parametrize("off", [5, "unused_key", {"unused_key": True}])
+def test_a_hand_edited_list_of_kinds_off_stops_no_one_elses_unused_keys(key, project, theirs, off):
+    """`off` is a JSON list that only the form writes; a row edited by hand to hold a
+    number made the unused-key check fail for every project, every run."""
+    rules(project, off=off)
+    ApiKey.objects.filter(pk__in=[key.pk, theirs.pk]).update(
+        created_at=NOW - timedelta(days=200), last_used_at=NOW - timedelta(days=100)
+    )
+    flagged = {(f.api_key_id, f.kind) for f in run()}
+    assert flagged == {(key.pk, Flag.Kind.UNUSED_KEY), (theirs.pk, Flag.Kind.UNUSED_KEY)}
