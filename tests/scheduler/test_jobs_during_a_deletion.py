@@ -74,3 +74,34 @@ def test_the_jobs_go_on_for_everyone_while_a_deletion_holds_its_rows(
     assert [m.to for m in mail.outbox if "expires" in m.subject] == [[OTHER_OWNER]]
     assert ApiKey.objects.get(pk=mine.pk).expiry_week_reminder_sent_at is None
     assert not Flag.objects.filter(project=project).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deletion_never_waits_for_a_detector_batch_that_holds_its_keys_flags(
+    project, user, api_key, monkeypatch, short_lock_timeout
+):
+    """The batch has raised a flag on the project's key, and holds it uncommitted (with the
+    cursor) while its other checks run: the deletion does not wait for it (the flag's
+    references only share the key and project rows' keys), and the batch ends well."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: the locks are PostgreSQL's.")
+    from alerts import detection
+
+    key, _ = api_key
+    key.revoke(by=None)
+    usage_write([usage_call(timezone.now(), key=key, status=401, error_code="expired_api_key")])
+    results = []
+    detecting, go, _pid, failures = paused_in_another_thread(
+        monkeypatch,
+        detection,
+        "_blocked_networks",  # the check after ended tokens, whose flag is in the batch
+        lambda: results.append(detect()),
+    )
+    try:
+        project_delete(project=project, by=user)  # under a 100 ms lock timeout
+    finally:
+        go.set()
+        finished(detecting)
+    assert failures == []
+    assert [r.failures for r in results] == [0]
+    assert Project.objects.get(pk=project.pk).deleted_at is not None
