@@ -24,6 +24,7 @@ from usage.writer import usage_write
 from webhooks.services import webhook_create
 
 END_OF_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+BEGINNING_OF_TIME = datetime(1, 1, 1, tzinfo=UTC)
 CONTROLS = "\r\nBcc: everyone@example.com\u202e\u2066\x85\u2028"
 
 
@@ -43,7 +44,15 @@ def odd_tenants(user, project, make_user, make_project, settings):
     theirs = Project.objects.for_user(longest).get()
     Project.objects.filter(pk=theirs.pk).update(name=odd("Théirs", 80))
     forever, _ = api_key_create(project=theirs, name="Forever", created_by=longest)
-    ApiKey.objects.filter(pk=forever.pk).update(expires_at=END_OF_TIME)
+    # Unused for long, so the unused-key check reads it too.
+    ApiKey.objects.filter(pk=forever.pk).update(
+        expires_at=END_OF_TIME, created_at=now - timedelta(days=200)
+    )
+    ancient, _ = api_key_create(project=theirs, name="Ancient", created_by=longest)
+    # Ended at the first moment there is (the forms refuse it; a row may hold it).
+    ApiKey.objects.filter(pk=ancient.pk).update(expires_at=BEGINNING_OF_TIME)
+    lasting, _ = personal_token_create(user=longest, name="Lasting")
+    PersonalAccessToken.objects.filter(pk=lasting.pk).update(expires_at=END_OF_TIME)
     soon, _ = api_key_create(
         project=theirs, name="Soon", created_by=longest, expires_at=now + timedelta(hours=20)
     )
@@ -88,6 +97,7 @@ def odd_tenants(user, project, make_user, make_project, settings):
             usage_call(
                 now - timedelta(minutes=1), key=due, status=401, error_code="expired_api_key"
             ),
+            usage_call(now, key=ancient, status=401, error_code="expired_api_key"),
         ]
     )
     mail.outbox.clear()
@@ -109,8 +119,10 @@ def test_every_job_runs_to_its_end_and_its_mail_has_one_line_headers(odd_tenants
     assert [s[:24] for s in subjects] == [
         "Your Reminix token “CLI ",  # the personal access token
         "[Reminix] API key “Soon ",  # the key, on its last day
-        "[Reminix] Revoked or exp",  # the alert
+        "[Reminix] Revoked or exp",  # the alerts: a revoked key tried,
+        "[Reminix] Revoked or exp",  # and one that expired at the first moment
     ]
+    assert Flag.objects.filter(kind=Flag.Kind.UNUSED_KEY, api_key__name="Forever").exists()
     for message in mail.outbox:
         assert message.to == [odd_tenants.email]
         assert message.message()["Bcc"] is None and message.bcc == []
