@@ -103,8 +103,9 @@ def _remind_key(key: ApiKey, now: datetime) -> int:
     recipients = expiry_email_recipients(key.project_id)
     if not recipients:
         return 0  # nobody to tell yet: unclaimed, tried again next run
-    # Still working when claimed: a deletion of its project that committed since the run
-    # read it (the key revoked, the owners read above its former members) ends it here.
+    # Still working when claimed (its own columns only: see _remind): a deletion of its
+    # project that committed since the run read it (the key revoked, the owners read
+    # above its former members) ends it here.
     claim = ApiKey.objects.active().filter(pk=key.pk)
     if last_day:
         # The day's reminder covers the week's, if that was never sent.
@@ -179,10 +180,11 @@ def send_personal_token_reminders() -> ReminderResult:
 
 def _remind(pat: PersonalAccessToken, now: datetime) -> int:
     # Claimed first, so two runs at once cannot both send; committed before the mail goes
-    # (see _after_claim). Still working, and its person's account still there, when
-    # claimed: an account deleted since the run read the token (its address as it was
-    # then) is not written to again.
-    claim = PersonalAccessToken.objects.active().filter(pk=pat.pk, user__is_active=True)
+    # (see _after_claim). Still working when claimed: an account deleted since the run
+    # read the token (its address as it was then) revoked it, and is not written to. Only
+    # the token's own columns: a condition on a joined table would put the whole claim in
+    # a subquery, which PostgreSQL does not check again after waiting for the row.
+    claim = PersonalAccessToken.objects.active().filter(pk=pat.pk)
     if not claim.filter(expiry_reminder_sent_at__isnull=True).update(expiry_reminder_sent_at=now):
         return 0
     _after_claim(

@@ -14,12 +14,12 @@ from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import Project
-from accounts.services import project_delete
+from accounts.services import account_delete, project_delete
 from alerts.detection import detect
 from alerts.models import Flag
-from apikeys.models import ApiKey
+from apikeys.models import ApiKey, PersonalAccessToken
 from apikeys.reminders import ReminderResult, send_expiry_reminders
-from tests.apikeys.test_reminder_timeouts import OTHER_OWNER, expiring_key
+from tests.apikeys.test_reminder_timeouts import OTHER_OWNER, expiring_key, expiring_token
 from tests.conftest import (
     finished,
     paused_in_another_thread,
@@ -105,3 +105,38 @@ def test_a_deletion_never_waits_for_a_detector_batch_that_holds_its_keys_flags(
     assert failures == []
     assert [r.failures for r in results] == [0]
     assert Project.objects.get(pk=project.pk).deleted_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_reminder_that_waits_for_an_account_deletion_mails_nobody(
+    user, make_user, monkeypatch
+):
+    """The run read the token (and its person's address) before the deletion revoked it;
+    its claim waits for the token's row, and once the deletion commits it must see the
+    token revoked, not claim it and write to the address the person just gave up."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: the locks are PostgreSQL's.")
+    mine = expiring_token(user, "My CLI")
+    expiring_token(make_user(email=OTHER_OWNER), "Their CLI")
+
+    deleting, go, pid, failures = paused_in_another_thread(
+        monkeypatch,
+        account_services.TotpDevice.objects,
+        "filter",  # just after its tokens were revoked
+        lambda: account_delete(user=user),
+    )
+    try:
+        results: list[ReminderResult] = []
+        reminding, reminder_failures = started_recording(
+            lambda: results.append(send_expiry_reminders())
+        )
+        assert waits_for(pid, reminding)  # at my token's row, which the deletion revoked
+    finally:
+        go.set()
+        finished(deleting)
+    finished(reminding)
+    assert failures == reminder_failures == []
+
+    assert [m.to for m in mail.outbox if "expires" in m.subject] == [[OTHER_OWNER]]
+    assert [(r.sent, r.skipped) for r in results] == [(1, 0)]
+    assert PersonalAccessToken.objects.get(pk=mine.pk).expiry_reminder_sent_at is None
