@@ -98,7 +98,12 @@ SEVERITY_RANK: dict[str, int] = {
 class DeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
     def due(self, now: datetime) -> DeliveryQuerySet:
         """Waiting for an attempt whose time has come, to an endpoint still enabled. A
-        delivery being sent is due again only once its claim has lapsed (its sender died)."""
+        delivery being sent is due again only once its claim has lapsed (its sender died).
+
+        The endpoint is asked about in a subquery, not a join: an UPDATE with a join is
+        made `id IN (SELECT ...)` with every condition inside, which PostgreSQL does not
+        check again for a row it waited for; a second sender's claim that waited for the
+        first's then took the delivery too, and sent it twice."""
         return self.filter(
             status__in=(
                 WebhookDelivery.Status.PENDING,
@@ -106,7 +111,7 @@ class DeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
                 WebhookDelivery.Status.SENDING,
             ),
             next_attempt_at__lte=now,
-            endpoint__disabled_at__isnull=True,
+            endpoint_id__in=WebhookEndpoint.objects.active().values("pk"),
         )
 
 
