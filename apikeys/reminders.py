@@ -173,6 +173,9 @@ def send_personal_token_reminders() -> ReminderResult:
     due = (
         PersonalAccessToken.objects.active()
         .filter(expires_at__lte=now + REMIND_BEFORE, expiry_reminder_sent_at__isnull=True)
+        # A deleted account (inactive, its address deleted-<id>@deleted.invalid) is told
+        # nothing, even of a token a request under way at its deletion left working.
+        .filter(user__is_active=True)
         .select_related("user")
     )
     return _each(due, lambda pat: _remind(pat, now), what="personal access token")

@@ -79,3 +79,18 @@ def test_an_account_deleted_after_its_token_was_read_gets_no_reminder(user, make
     assert result.sent == 1
     assert PersonalAccessToken.objects.get(pk=mine.pk).expiry_reminder_sent_at is None
     assert PersonalAccessToken.objects.get(pk=theirs.pk).expiry_reminder_sent_at is not None
+
+
+def test_a_token_left_working_on_a_deleted_account_is_not_reminded(user, make_user):
+    """A token made by a request that was under way as the account was deleted (its
+    person's row is not locked for it) commits after the deletion revoked the others: the
+    reminder would go to deleted-<id>@deleted.invalid."""
+    account_delete(user=user)
+    expiring_token(type(user).objects.get(pk=user.pk), "Made meanwhile")
+    expiring_token(make_user(email=OTHER_OWNER), "Their CLI")
+    mail.outbox.clear()
+
+    result = send_expiry_reminders()
+
+    assert [m.to for m in mail.outbox] == [[OTHER_OWNER]]
+    assert (result.sent, result.skipped) == (1, 0)
