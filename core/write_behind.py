@@ -439,13 +439,18 @@ class StreamIngest:
         for entry_id, fields in entries:
             ids.append(entry_id)
             try:
-                records.extend([Record.decoded(data) for data in _fields(fields, b"r")])
-            except (ValueError, TypeError, KeyError, RecursionError):
-                # RecursionError: nested deeper than json can read. The entry is dropped
-                # whole; kept, it would stop this ingest, and every one after it, for good.
-                logger.error("Unreadable record %s on the stream; dropped", entry_id)
-                _count_drops("stream", "unreadable", 1)
-                self.stats.dropped += 1
+                parts = _fields(fields, b"r")
+            except (ValueError, KeyError):  # no record in it at all
+                self._unreadable(entry_id)
+                continue
+            # Each record on its own: one unreadable costs only itself, not the others of
+            # its call.
+            for data in parts:
+                try:
+                    records.append(Record.decoded(data))
+                except (ValueError, TypeError, RecursionError):
+                    # RecursionError: nested deeper than json can read.
+                    self._unreadable(entry_id)
         result = write(records)
         self.stats.batches += 1
         self.stats.written += result.written
@@ -459,6 +464,13 @@ class StreamIngest:
             return 0
         self.store.round_trip(("XACK", stream_key(), GROUP, *ids), ("XDEL", stream_key(), *ids))
         return result.written
+
+    def _unreadable(self, entry_id: bytes) -> None:
+        """A record that cannot be read is dropped and counted; kept, it would stop this
+        ingest, and every one after it, for good."""
+        logger.error("Unreadable record in %s on the stream; dropped", entry_id)
+        _count_drops("stream", "unreadable", 1)
+        self.stats.dropped += 1
 
     def _read(self) -> list[tuple[bytes, list[bytes]]]:
         if self._backlog:

@@ -99,3 +99,22 @@ def test_records_that_cannot_be_written_are_dropped_and_the_rest_are_written(
     (length,) = redis_store.round_trip(("XLEN", write_behind.stream_key()))
     assert length == 0
     assert LEAKED[12:] not in caplog.text
+
+
+def test_an_unreadable_record_loses_only_itself_not_the_others_of_its_entry(
+    api_key, stream, redis_store
+):
+    """An entry holds all of a call's records; one of them unreadable (the entry was made
+    by hand, or in part overwritten) cost the readable ones beside it too."""
+    key, _ = api_key
+    stream(b"r", record(key, "req_first"), b"r", b"\xff not json", b"r", record(key, "req_last"))
+
+    stats = StreamIngest(consumer="test").run(once=True)
+
+    assert set(UsageRecord.objects.values_list("request_id", flat=True)) == {
+        "req_first",
+        "req_last",
+    }
+    assert (stats.written, stats.dropped) == (2, 1)
+    (length,) = redis_store.round_trip(("XLEN", write_behind.stream_key()))
+    assert length == 0
