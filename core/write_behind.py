@@ -52,6 +52,11 @@ type DropRecorder = Callable[[str, str, int], None]
 MAX_BUFFERED = 50_000
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 STREAM = "writes"
+# Far more than any record of ours (an execution, the largest, is tens of kilobytes:
+# agents.runtime.kept). One bigger was not written by us, and could outlast the statement
+# timeout alone, or pass PostgreSQL's limit for a JSON value: either is taken for a
+# database that cannot write now, so it would wait, and everything behind it, for good.
+MAX_RECORD_BYTES = 1_000_000
 # One encoder for every record (json.dumps with separators makes a new one per call).
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
@@ -446,6 +451,9 @@ class StreamIngest:
             # Each record on its own: one unreadable costs only itself, not the others of
             # its call.
             for data in parts:
+                if len(data) > MAX_RECORD_BYTES:
+                    self._unreadable(entry_id, reason="too big")
+                    continue
                 try:
                     records.append(Record.decoded(data))
                 except (ValueError, TypeError, RecursionError):
@@ -465,11 +473,11 @@ class StreamIngest:
         self.store.round_trip(("XACK", stream_key(), GROUP, *ids), ("XDEL", stream_key(), *ids))
         return result.written
 
-    def _unreadable(self, entry_id: bytes) -> None:
-        """A record that cannot be read is dropped and counted; kept, it would stop this
-        ingest, and every one after it, for good."""
-        logger.error("Unreadable record in %s on the stream; dropped", entry_id)
-        _count_drops("stream", "unreadable", 1)
+    def _unreadable(self, entry_id: bytes, *, reason: str = "unreadable") -> None:
+        """A record that cannot be read (or is too big to be ours) is dropped and counted;
+        kept, it would stop this ingest, and every one after it, for good."""
+        logger.error("A record in %s on the stream is %s; dropped", entry_id, reason)
+        _count_drops("stream", reason, 1)
         self.stats.dropped += 1
 
     def _read(self) -> list[tuple[bytes, list[bytes]]]:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from core import write_behind
 from core.write_behind import StreamIngest
 from tests.conftest import usage_call
+from tests.usage.test_write_behind import _timeout
 from usage.models import UsageRecord
 
 LEAKED = "reminix_sk_" + "A1b2C3d4" * 5
@@ -116,5 +117,43 @@ def test_an_unreadable_record_loses_only_itself_not_the_others_of_its_entry(
         "req_last",
     }
     assert (stats.written, stats.dropped) == (2, 1)
+    (length,) = redis_store.round_trip(("XLEN", write_behind.stream_key()))
+    assert length == 0
+
+
+def test_a_record_too_big_for_any_of_ours_is_dropped_before_it_can_stall_the_stream(
+    api_key, stream, redis_store, monkeypatch
+):
+    """Ours are at most tens of kilobytes (agents.runtime.kept bounds an execution). One
+    of hundreds of megabytes runs into the statement timeout (or PostgreSQL's size limit
+    for a JSON value) alone, every time: that is taken for a database that cannot write
+    now, so it waited, unacknowledged, and everything behind it waited for good."""
+    from core.write_behind import MAX_RECORD_BYTES
+
+    key, _ = api_key
+    huge = "x" * MAX_RECORD_BYTES
+    real = write_behind._sinks["usage"]
+
+    def too_slow_for_huge(payloads):
+        if any(p.get("user_agent") == huge for p in payloads):
+            raise _timeout()
+        real(payloads)
+
+    monkeypatch.setitem(write_behind._sinks, "usage", too_slow_for_huge)
+    monkeypatch.setattr(write_behind.time, "sleep", lambda seconds: None)
+    stream(b"r", record(key, "req_before"))
+    stream(b"r", record(key, "req_huge", user_agent=huge))
+    stream(b"r", record(key, "req_after"))
+
+    ingest = StreamIngest(consumer="test")
+    ingest._create_group()
+    for _ in range(3):
+        ingest.step()
+
+    assert set(UsageRecord.objects.values_list("request_id", flat=True)) == {
+        "req_before",
+        "req_after",
+    }
+    assert ingest.stats.dropped == 1
     (length,) = redis_store.round_trip(("XLEN", write_behind.stream_key()))
     assert length == 0
