@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from audit.actions import action_label
 from audit.models import AuditEventQuerySet
 from audit.reads import actor_label
-from core.csv_stream import IP_COLUMN, TIME_COLUMN, csv_header
+from core.csv_stream import IP_COLUMN, TIME_COLUMN, csv_header, export_bounded
 
 CSV_HEADER = csv_header(
     TIME_COLUMN,
@@ -26,10 +26,12 @@ CSV_HEADER = csv_header(
 
 def audit_csv_rows(events: AuditEventQuerySet) -> Iterator[list[object]]:
     """One row per event, newest first (CSV_HEADER), read from the database in chunks so
-    that a long log never sits in memory whole. Cells are raw values: core.csv_stream
+    that a long log never sits in memory whole, and no more than a file holds
+    (export_bounded). The filters narrow the (project or actor, created_at) index walk
+    that the pages use. Cells are raw values: core.csv_stream
     writes the time and makes text that people typed inert for spreadsheets."""
     ordered = events.select_related("project").order_by("-created_at", "-id")
-    for event in ordered.iterator(chunk_size=2000):
+    for event in export_bounded(ordered).iterator(chunk_size=2000):
         metadata = event.metadata if isinstance(event.metadata, dict) else {}
         yield [
             event.created_at,

@@ -10,23 +10,46 @@ An export hands over raw values (a datetime, a name, a status): `csv_lines` form
 so no export can write a time its own way or forget to quote a cell. Rows are formatted a
 few hundred at a time and handed to the client as they are read, so an export of a million
 rows never sits in memory.
+
+Every export is bounded the same way: at most EXPORT_MAX_ROWS rows (its query cut with
+`export_bounded`, so the database reads no more than that), and no longer than
+EXPORT_MAX_SECONDS of writing. A file that stops early says so in its last row, in the
+first column, where a spreadsheet shows it (`CUT_BY_ROWS`, `CUT_BY_TIME`); a file without
+that row is complete. Without the time bound, gunicorn would end a sync worker that streams
+for longer than its timeout (30 s) mid-file, and the file would end without a word.
 """
 
 from __future__ import annotations
 
 import csv
 import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import batched
+from typing import Any
 
+from django.db.models import Model, QuerySet
 from django.http import StreamingHttpResponse
 
 ROWS_PER_WRITE = 500
 TIME_COLUMN = "time_utc"
 IP_COLUMN = "ip_address"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# The most rows one file holds: a spreadsheet opens about a million (Excel 1,048,576).
+EXPORT_MAX_ROWS = 1_000_000
+# Gunicorn's default worker timeout is 30 s, and a sync worker does not report back while
+# it streams: a file is ended, with a note, well before the worker would be.
+EXPORT_MAX_SECONDS = 20.0
+CUT_BY_ROWS = (
+    "NOT COMPLETE: this file stops at the newest {rows:,} rows, the most one file holds. "
+    "Narrow the filters (a shorter time range) to export the older ones."
+)
+CUT_BY_TIME = (
+    "NOT COMPLETE: this file stops at the newest {rows:,} rows, as many as could be written "
+    "in {seconds:g} seconds. Narrow the filters (a shorter time range) to export the older ones."
+)
 
 _COLUMN_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 # A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection"),
@@ -85,19 +108,45 @@ class _Echo:
         return value
 
 
+def export_bounded[M: Model](rows: QuerySet[M, Any]) -> QuerySet[M, Any]:
+    """`rows` (ordered, newest first) cut to one more than a file holds: the database reads
+    no more than the file needs, and `csv_lines` sees that there was more."""
+    return rows[: EXPORT_MAX_ROWS + 1]
+
+
 def csv_lines(header: CsvHeader, rows: Iterable[Sequence[object]]) -> Iterator[str]:
     """CSV text: the header, then the rows in pieces of ROWS_PER_WRITE (fewer, larger
-    writes to the client)."""
+    writes to the client), at most EXPORT_MAX_ROWS of them and for at most
+    EXPORT_MAX_SECONDS; a file cut by either ends with a row that says so."""
     writer = csv.writer(_Echo())
     width = len(header.names)
+    most, seconds = EXPORT_MAX_ROWS, EXPORT_MAX_SECONDS
+    deadline = time.monotonic() + seconds
+    source = iter(rows)
+    written = 0
     yield writer.writerow(header.names)
-    for chunk in batched(rows, ROWS_PER_WRITE):
+    for chunk in batched(source, ROWS_PER_WRITE):
         lines = []
         for row in chunk:
+            if written == most:
+                lines.append(_note(writer, width, CUT_BY_ROWS.format(rows=written)))
+                yield "".join(lines)
+                return
             if len(row) != width:  # a column added to a header and not to its rows
                 raise ValueError(f"A CSV row has {len(row)} cells for {width} columns.")
             lines.append(writer.writerow([csv_cell(value) for value in row]))
+            written += 1
+        if time.monotonic() >= deadline and next(source, None) is not None:
+            lines.append(_note(writer, width, CUT_BY_TIME.format(rows=written, seconds=seconds)))
+            yield "".join(lines)
+            return
         yield "".join(lines)
+
+
+def _note(writer: Any, width: int, text: str) -> str:
+    """A last row with `text` in its first column, the rest empty, so the file keeps its
+    shape for a program and shows the words to a person."""
+    return writer.writerow([csv_safe(text), *[""] * (width - 1)])
 
 
 def csv_response(

@@ -12,7 +12,7 @@ from itertools import batched
 
 from accounts.models import Project
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
-from core.csv_stream import IP_COLUMN, TIME_COLUMN, csv_header
+from core.csv_stream import IP_COLUMN, TIME_COLUMN, csv_header, export_bounded
 from usage.key_usage import NEWEST_FIRST
 from usage.models import UsageRecordQuerySet
 from usage.overview import OverviewFilters
@@ -36,10 +36,6 @@ USAGE_CSV_HEADER = csv_header(
     "request_id",
 )
 EXPORT_CHUNK = 2000
-# The call log has no time range that must be given: unfiltered, its export would be every
-# call the log still holds, and one download would hold a worker and a database cursor for
-# as long as that takes. It stops at this many calls, the newest; the link says so.
-CALL_LOG_EXPORT_MAX_ROWS = 1_000_000
 NO_NAME = ("", "")
 
 
@@ -49,25 +45,19 @@ def usage_export_rows(*, project: Project, filters: OverviewFilters) -> Iterator
 
 
 def project_calls_export_rows(
-    *, project: Project, filters: ProjectLogFilters, limit: int | None = None
+    *, project: Project, filters: ProjectLogFilters
 ) -> Iterator[list[object]]:
-    """The rows the call log lists over all its pages, newest first, at most `limit` of
-    them (default CALL_LOG_EXPORT_MAX_ROWS) (USAGE_CSV_HEADER). The project fence comes
-    first, as on the page."""
-    return usage_csv_rows(
-        project=project,
-        records=filters.apply(project_calls(project)),
-        limit=CALL_LOG_EXPORT_MAX_ROWS if limit is None else limit,
-    )
+    """The rows the call log lists over all its pages, newest first (USAGE_CSV_HEADER).
+    The project fence comes first, as on the page."""
+    return usage_csv_rows(project=project, records=filters.apply(project_calls(project)))
 
 
-def usage_csv_rows(
-    *, project: Project, records: UsageRecordQuerySet, limit: int | None = None
-) -> Iterator[list[object]]:
+def usage_csv_rows(*, project: Project, records: UsageRecordQuerySet) -> Iterator[list[object]]:
     """`records` (of `project`), newest first, one list of cells per row (USAGE_CSV_HEADER).
 
     Read in chunks through a database cursor (server-side on PostgreSQL), so a million
-    rows never sit in memory at once. Names come from small lookups rather than joins:
+    rows never sit in memory at once, and no more than a file holds (export_bounded: the
+    call log has no time range that must be given). Names come from small lookups rather than joins:
     the project's keys once, and per chunk the PATs and client tokens it mentions, which
     keeps the scan a plain walk down the (project, created_at) index.
 
@@ -98,9 +88,7 @@ def usage_csv_rows(
         "user_agent",
         "request_id",
     )
-    if limit is not None:
-        rows = rows[:limit]
-    for chunk in batched(rows.iterator(chunk_size=EXPORT_CHUNK), EXPORT_CHUNK):
+    for chunk in batched(export_bounded(rows).iterator(chunk_size=EXPORT_CHUNK), EXPORT_CHUNK):
         new_pats = {row[2] for row in chunk if row[2] is not None and row[2] not in pats}
         if new_pats:
             for pk, name, hint in PersonalAccessToken.objects.filter(pk__in=new_pats).values_list(

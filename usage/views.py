@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET
 from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
 from apikeys.models import ApiKey
-from core.csv_stream import csv_response
+from core.csv_stream import EXPORT_MAX_ROWS, csv_response
 from core.forms import DATETIME_INPUT
 from core.htmx import render_page_or_fragment, url_with_query, wants_fragment
 from usage.charts import (
@@ -34,7 +34,6 @@ from usage.charts import (
     window_chart,
 )
 from usage.export import (
-    CALL_LOG_EXPORT_MAX_ROWS,
     USAGE_CSV_HEADER,
     project_calls_export_rows,
     usage_export_rows,
@@ -271,7 +270,7 @@ def project_call_detail(request: ProjectRequest, request_id: str) -> HttpRespons
 @project_member_required
 def project_calls_export(request: ProjectRequest) -> HttpResponseBase:
     """The calls that the call log with the same query string lists, every page of them,
-    newest first, as CSV (at most usage.export.CALL_LOG_EXPORT_MAX_ROWS). A pager cursor
+    newest first, as CSV (at most core.csv_stream.EXPORT_MAX_ROWS). A pager cursor
     in the query is ignored: the file is every page, not the one the link was copied on."""
     query = request.GET.copy()
     for cursor in ("before", "after"):
@@ -296,5 +295,5 @@ def _calls_export(request: ProjectRequest, form: ProjectLogFilterForm) -> dict[s
     export_url = reverse("usage:project_calls_export", args=[request.project.slug])
     return {
         "export_url": url_with_query(export_url, form.query()),
-        "export_max_rows": CALL_LOG_EXPORT_MAX_ROWS,
+        "export_max_rows": EXPORT_MAX_ROWS,
     }

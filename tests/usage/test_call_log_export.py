@@ -22,7 +22,15 @@ from accounts.models import Membership, Project
 from accounts.services import project_rename
 from apikeys.services import client_token_create, personal_token_create
 from audit.export import CSV_HEADER as AUDIT_CSV_HEADER
-from core.csv_stream import IP_COLUMN, TIME_COLUMN, csv_cell, csv_header, csv_time
+from core.csv_stream import (
+    CUT_BY_ROWS,
+    CUT_BY_TIME,
+    IP_COLUMN,
+    TIME_COLUMN,
+    csv_cell,
+    csv_header,
+    csv_time,
+)
 from tests.conftest import HTMX, usage_call
 from usage import views as usage_views
 from usage.export import USAGE_CSV_HEADER
@@ -228,9 +236,10 @@ def test_the_export_is_a_streamed_attachment_named_for_the_project_and_day(
 
 
 def test_the_export_stops_at_its_cap_with_the_newest_calls(signed_in, project, world, monkeypatch):
-    monkeypatch.setattr("usage.export.CALL_LOG_EXPORT_MAX_ROWS", 7)
+    monkeypatch.setattr("core.csv_stream.EXPORT_MAX_ROWS", 7)
     _, rows = read_csv(signed_in.get(export_url(project)))
-    assert [r["request_id"] for r in rows] == listed_request_ids(signed_in, project, {})[:7]
+    assert [r["request_id"] for r in rows[:-1]] == listed_request_ids(signed_in, project, {})[:7]
+    assert rows[-1][TIME_COLUMN].startswith("NOT COMPLETE: this file stops at the newest 7 rows")
 
 
 # -- Another project ------------------------------------------------------------------------
@@ -324,6 +333,29 @@ def test_a_lone_surrogate_and_stray_bytes_in_the_query_are_answered(signed_in, p
             b"".join(response.streaming_content)
 
 
+EXPORT_FILTERS = {
+    "usage:project_calls_export": FILTERS,
+    "usage:project_usage_export": ("range", "since", "until", "key", "token_kind", "outcome", "ip"),
+    "accounts:project_audit_csv": ("action", "actor", "ip", "since", "until", "before", "after"),
+    "accounts:user_audit_csv": ("action", "ip", "since", "until", "before", "after"),
+}
+DATES = ("9999-12-31", "9999-12-31T23:59", "0001-01-01", "2999-12-31", "2999-12-31T23:59")
+
+
+@pytest.mark.parametrize("name", EXPORT_FILTERS)
+def test_a_hostile_value_or_a_far_date_in_any_export_filter_is_answered_never_a_500(
+    signed_in, project, world, name
+):
+    url = reverse(name, args=[project.slug] if "project" in name else [])
+    fields = EXPORT_FILTERS[name]
+    for value in (*HOSTILE, *DATES, "5000 names " * 5000):
+        for params in [{field: value} for field in fields] + [dict.fromkeys(fields, value)]:
+            response = signed_in.get(url, params)
+            assert response.status_code in (200, 400), (params, response.status_code)
+            if isinstance(response, StreamingHttpResponse):
+                b"".join(response.streaming_content)
+
+
 # -- Formulas -------------------------------------------------------------------------------
 
 
@@ -396,6 +428,49 @@ def test_every_export_writes_times_in_iso_8601_utc_to_the_second(signed_in, proj
     _, rows = read_csv(signed_in.get(export_url(project)))
     record = UsageRecord.objects.get(request_id=rows[0]["request_id"])
     assert rows[0][TIME_COLUMN] == record.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_every_export_stops_at_the_row_cap_and_its_last_row_says_so(
+    signed_in, project, user, world, monkeypatch
+):
+    project_rename(project=project, name="Renamed", by=user)
+    full = {
+        name: read_csv(response)[1] for name, response in every_export(signed_in, project).items()
+    }
+    monkeypatch.setattr("core.csv_stream.EXPORT_MAX_ROWS", 2)
+    for name, response in every_export(signed_in, project).items():
+        assert len(full[name]) > 2, name
+        _, rows = read_csv(response)
+        assert rows[:2] == full[name][:2], name  # the newest, as in the whole file
+        note = list(rows[2].values())
+        assert len(rows) == 3 and note[0] == CUT_BY_ROWS.format(rows=2), name
+        assert not any(note[1:]), name  # one note, in the first column a spreadsheet shows
+
+
+def test_an_export_at_exactly_the_cap_is_whole_and_says_nothing(
+    signed_in, project, make_key, monkeypatch
+):
+    now = timezone.now()
+    key, _ = make_key(project, name="Production")
+    usage_write([usage_call(now - timedelta(seconds=s), key=key) for s in (1, 2)])
+    monkeypatch.setattr("core.csv_stream.EXPORT_MAX_ROWS", 2)
+    _, rows = read_csv(signed_in.get(export_url(project)))
+    assert len(rows) == 2 and all(row["request_id"] for row in rows)
+
+
+def test_every_export_stops_when_its_time_is_up_and_its_last_row_says_so(
+    signed_in, project, user, world, monkeypatch
+):
+    """Gunicorn ends a worker that streams past its timeout mid-file, silently: an export
+    ends itself first, with a note. Here the time is up after the first piece written."""
+    project_rename(project=project, name="Renamed", by=user)
+    monkeypatch.setattr("core.csv_stream.ROWS_PER_WRITE", 2)
+    monkeypatch.setattr("core.csv_stream.EXPORT_MAX_SECONDS", 0)
+    for name, response in every_export(signed_in, project).items():
+        _, rows = read_csv(response)
+        assert len(rows) == 3, name
+        assert all(ISO_UTC_SECOND.fullmatch(row[TIME_COLUMN]) for row in rows[:2]), name
+        assert rows[2][TIME_COLUMN] == CUT_BY_TIME.format(rows=2, seconds=0), name
 
 
 @pytest.mark.parametrize(
