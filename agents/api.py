@@ -10,7 +10,7 @@ from django.http import HttpResponse
 
 from agents.models import AGENT_NAME_PATTERN, Agent, Execution
 from agents.runtime import Run, agent_chat, agent_invoke
-from agents.services import agent_deploy
+from agents.services import TooManyAgents, agent_deploy
 from api import errors
 from api.authentication import Surface
 from api.bodies import json_body, ok
@@ -230,16 +230,21 @@ def agent_detail(request: ProjectApiRequest, name: str) -> HttpResponse:
         raise errors.invalid_field_value(
             "config", f"is {size:,} bytes of JSON; the limit is {MAX_CONFIG_BYTES:,}."
         )
-    agent, created = agent_deploy(
-        project=request.caller.project,
-        name=name,
-        kind=kind,
-        description=description,
-        config=config,
-        by=request.caller.user,
-        via=str(request.caller.personal_token or request.caller.api_key),
-        ip=client_ip(request),
-    )
+    try:
+        agent, created = agent_deploy(
+            project=request.caller.project,
+            name=name,
+            kind=kind,
+            description=description,
+            config=config,
+            by=request.caller.user,
+            via=str(request.caller.personal_token or request.caller.api_key),
+            ip=client_ip(request),
+        )
+    except TooManyAgents as error:
+        # The contract has no code for a limit reached: the request cannot be done as
+        # sent, and the message says what can.
+        raise errors.invalid_request(str(error)) from None
     return ok(agent_json(agent), status=201 if created else 200)
 
 

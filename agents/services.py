@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -14,6 +15,10 @@ from audit.log import audit_record
 from core.invalidation import changed
 
 STARTER_AGENT_NAME = "my-agent"
+
+
+class TooManyAgents(Exception):
+    """The project already has settings.MAX_AGENTS_PER_PROJECT agents."""
 
 
 def agent_create_starter(*, project: Project) -> Agent:
@@ -50,13 +55,16 @@ def agent_deploy(
     Audited: what answers a project's calls changed, and which token changed it (`via`;
     `by`, the person, when it was a personal access token), so a key that deploys what it
     should not is found in the audit log as its calls are in the usage log.
-    NoLongerAMember if `by` is no longer a member of the project (member_hold)."""
+    NoLongerAMember if `by` is no longer a member of the project (member_hold);
+    TooManyAgents if `name` is new and the project has settings.MAX_AGENTS_PER_PROJECT."""
     if by is not None:
         member_hold(project=project, user=by)
     wanted = {"kind": kind, "description": description, "config": config}
     before = (
         Agent.objects.select_for_update().filter(project=project, name=name).values(*wanted).first()
     )
+    if before is None:
+        _agent_room_hold(project=project, name=name)
     agent, created = Agent.objects.update_or_create(
         project=project, name=name, defaults={**wanted, "updated_at": timezone.now()}
     )
@@ -76,3 +84,17 @@ def agent_deploy(
         },
     )
     return agent, created
+
+
+def _agent_room_hold(*, project: Project, name: str) -> None:
+    """Room for the agent `name` in `project`, or TooManyAgents. Two new agents at once at
+    one below the cap take turns on the project's row (FOR NO KEY UPDATE, as owners'
+    changes do: no insert naming the project waits for it), so the second counts the first.
+    The count leaves `name` out: made meanwhile by another deploy, it is only updated."""
+    Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
+    most = settings.MAX_AGENTS_PER_PROJECT
+    if Agent.objects.for_project(project).exclude(name=name).count() >= most:
+        raise TooManyAgents(
+            f"This project has {most:,} agents, the most it may have. Deploy to the name of "
+            "an existing agent to replace it instead."
+        )

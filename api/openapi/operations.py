@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 from api.credentials import MAX_CREDENTIAL_LENGTH, MAX_CREDENTIALS, REPORTS_PER_MINUTE
 from api.openapi.builders import (
     AGENT_NAME_PARAM,
@@ -73,7 +75,9 @@ def all_operations() -> list[tuple[str, str, Schema]]:
             summary="Deploy or update an agent",
             description="Creates the agent (201) or replaces its whole configuration (200). "
             "A name that contains a Reminix token prefix is refused, so that a token pasted "
-            "by mistake is never shown in lists and logs.",
+            "by mistake is never shown in lists and logs. A project has at most "
+            f"{settings.MAX_AGENTS_PER_PROJECT:,} agents: a new name past that is "
+            "`400 invalid_request` (deploying to an existing name still replaces it).",
             auth=Auth.SERVER,
             permission=Permission.WRITE,
             parameters=[

@@ -63,6 +63,9 @@ USAGE_RETENTION: str = env.str("USAGE_RETENTION", default="90d")
 # Calls per token per clock minute before 429 rate_limit_exceeded (api/rate_limits.py).
 # Shared across workers only with REDIS_URL. 0 turns limits off.
 API_RATE_LIMIT_PER_MINUTE: int = env.int("API_RATE_LIMIT_PER_MINUTE", default=1200)
+# Agents one project may have (PUT /v1/agents/{name} refuses a new one past it): every
+# agents list, scope check and the API's agent cache is per project and reads them.
+MAX_AGENTS_PER_PROJECT: int = max(1, env.int("MAX_AGENTS_PER_PROJECT", default=100))
 
 # Where people reach the dashboard, for links in emails sent outside a request (alerts).
 DASHBOARD_URL: str = env.str("DASHBOARD_URL", default="http://127.0.0.1:8000")
