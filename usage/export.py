@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from itertools import batched
 
+from django.db.models import QuerySet
+
 from accounts.models import Project
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
 from core.csv_stream import IP_COLUMN, TIME_COLUMN, csv_header, export_bounded
@@ -57,19 +59,16 @@ def usage_csv_rows(*, project: Project, records: UsageRecordQuerySet) -> Iterato
 
     Read in chunks through a database cursor (server-side on PostgreSQL), so a million
     rows never sit in memory at once, and no more than a file holds (export_bounded: the
-    call log has no time range that must be given). Names come from small lookups rather than joins:
-    the project's keys once, and per chunk the PATs and client tokens it mentions, which
-    keeps the scan a plain walk down the (project, created_at) index.
+    call log has no time range that must be given). Names come from small lookups rather
+    than joins: per chunk, the keys, PATs and client tokens it mentions and no earlier
+    chunk did, which keeps the scan a plain walk down the (project, created_at) index.
 
     A personal access token's call names the PAT in the key columns; the token type column
     says which it is. No token, hash or secret is read: the log holds none, and the key
     columns are the name and the display hint. Cells are raw values: core.csv_stream
     writes the time and quotes text that a spreadsheet would run.
     """
-    keys = {
-        pk: (name, hint)
-        for pk, name, hint in ApiKey.objects.for_project(project).values_list("pk", "name", "hint")
-    }
+    keys: dict[int, tuple[str, str]] = {}
     pats: dict[int, tuple[str, str]] = {}
     rows = records.order_by(*NEWEST_FIRST).values_list(
         "created_at",
@@ -89,12 +88,8 @@ def usage_csv_rows(*, project: Project, records: UsageRecordQuerySet) -> Iterato
         "request_id",
     )
     for chunk in batched(export_bounded(rows).iterator(chunk_size=EXPORT_CHUNK), EXPORT_CHUNK):
-        new_pats = {row[2] for row in chunk if row[2] is not None and row[2] not in pats}
-        if new_pats:
-            for pk, name, hint in PersonalAccessToken.objects.filter(pk__in=new_pats).values_list(
-                "pk", "name", "hint"
-            ):
-                pats[pk] = (name, hint)
+        _learn_names(keys, ApiKey.objects.for_project(project), {row[1] for row in chunk})
+        _learn_names(pats, PersonalAccessToken.objects.all(), {row[2] for row in chunk})
         public_ids = dict(
             ClientToken.objects.filter(
                 pk__in={row[4] for row in chunk if row[4] is not None}
@@ -135,3 +130,16 @@ def usage_csv_rows(*, project: Project, records: UsageRecordQuerySet) -> Iterato
                 user_agent,
                 request_id,
             ]
+
+
+def _learn_names(
+    known: dict[int, tuple[str, str]],
+    tokens: QuerySet[ApiKey] | QuerySet[PersonalAccessToken],
+    ids: set[int | None],
+) -> None:
+    """The (name, hint) of each of `ids` that `known` lacks, added to it: a chunk names a
+    few keys or PATs, read by primary key, rather than every key the project ever had."""
+    wanted = {pk for pk in ids if pk is not None and pk not in known}
+    if wanted:
+        for pk, name, hint in tokens.filter(pk__in=wanted).values_list("pk", "name", "hint"):
+            known[pk] = (name, hint)
