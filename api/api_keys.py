@@ -38,6 +38,7 @@ from apikeys.services import (
     CannotRoll,
     KeyNameTaken,
     OutOfPolicy,
+    TooManyTokens,
     api_key_create,
     api_key_rename,
     api_key_resume,
@@ -217,6 +218,8 @@ def api_keys(request: ProjectApiRequest) -> HttpResponse:
         raise errors.invalid_field_value("name", NAME_TAKEN) from None
     except OutOfPolicy as refused:
         raise errors.invalid_field_value("expiresAt", str(refused)) from None
+    except TooManyTokens as full:  # no field is wrong; the contract has no limit code
+        raise errors.invalid_request(str(full)) from None
     except ValueError as refused:  # a scope the services refuse: bad agent names
         raise errors.invalid_field_value("agents", str(refused)) from None
     return _with_secret(key, secret, 201)

@@ -28,6 +28,10 @@ from apikeys.services import (
     expiry_checked,
     key_name_normal,
     key_name_taken,
+    too_many_keys_message,
+    too_many_pats_message,
+    working_keys_full,
+    working_pats_full,
 )
 from core.forms import NoTokenCharField, RowChoicesField, RowIdField, row_id
 from core.networks import MAX_NETWORKS, parse_networks
@@ -320,7 +324,10 @@ class ApiKeyCreateForm(TokenCreateForm):
         return self.project.max_key_lifetime_days, f"Project “{self.project.name}”"
 
     def clean_name(self) -> str:
-        return _unique_key_name(self.project, self.cleaned_data["name"])
+        name = _unique_key_name(self.project, self.cleaned_data["name"])
+        if working_keys_full(self.project):
+            raise forms.ValidationError(too_many_keys_message(), code="too_many")
+        return name
 
 
 class PersonalTokenRenameForm(forms.Form):
@@ -507,6 +514,7 @@ class PersonalTokenCreateForm(TokenCreateForm):
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.user = user
         self.fields["expiry"].initial = "30"
         # Least privilege, as GitHub's fine-grained tokens: a new token starts with no
         # permission and no project, and asks for each.
@@ -541,6 +549,12 @@ class PersonalTokenCreateForm(TokenCreateForm):
                 ),
             )
         return data
+
+    def clean_name(self) -> str:
+        if working_pats_full(self.user):
+            raise forms.ValidationError(too_many_pats_message(), code="too_many")
+        name: str = self.cleaned_data["name"]
+        return name
 
     def chosen_permissions(self) -> list[str]:
         chosen = super().chosen_permissions()

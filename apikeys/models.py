@@ -156,6 +156,10 @@ class TokenQuerySet[T: Token](models.QuerySet[T]):
             Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
         )
 
+    def ended(self) -> TokenQuerySet[T]:
+        """Revoked or expired: what active() leaves out."""
+        return self.filter(Q(revoked_at__isnull=False) | Q(expires_at__lte=timezone.now()))
+
     def revoke(self, *, by: User | None) -> int:
         """Revoke every token here that is not revoked yet, now. Returns how many.
 

@@ -81,6 +81,43 @@ class Revoked(Exception):
     """The personal access token was revoked: it stays for the record, unchanged."""
 
 
+# The most working tokens (not revoked, not expired) a project's keys and a person's PATs
+# may number. The key list and the PAT list show every working one on one page, the usage
+# pages and exports name them, and nothing else bounds them: made by a script in a loop,
+# they would make those pages unusable. Ended tokens do not count (their lists are paged).
+MAX_WORKING_KEYS_PER_PROJECT = 100
+MAX_WORKING_PATS_PER_PERSON = 50
+
+
+class TooManyTokens(Exception):
+    """The project has MAX_WORKING_KEYS_PER_PROJECT working keys, or the person
+    MAX_WORKING_PATS_PER_PERSON working PATs. The message says so, and what to do."""
+
+
+def too_many_keys_message() -> str:
+    return (
+        f"This project has {MAX_WORKING_KEYS_PER_PROJECT} working API keys, the most it may "
+        "have. Revoke one it no longer needs first."
+    )
+
+
+def too_many_pats_message() -> str:
+    return (
+        f"You have {MAX_WORKING_PATS_PER_PERSON} working personal access tokens, the most a "
+        "person may have. Revoke one you no longer need first."
+    )
+
+
+def working_keys_full(project: Project) -> bool:
+    return ApiKey.objects.for_project(project).active().count() >= MAX_WORKING_KEYS_PER_PROJECT
+
+
+def working_pats_full(user: User) -> bool:
+    return PersonalAccessToken.objects.for_user(user).active().count() >= (
+        MAX_WORKING_PATS_PER_PERSON
+    )
+
+
 class KeyNameTaken(Exception):
     """Another working key of the project has this name, whatever its case. Callers check
     first (key_name_taken) to say so beside the field; this is for the request that passed
@@ -253,8 +290,15 @@ def api_key_create(
     OutOfPolicy if it would live longer than the project's lifetime policy allows, or
     than LONGEST_LIFETIME; KeyNameTaken if a working key of the project has the name (see
     key_name_claim); ValidationError if the name is not one (token_name_checked), or the
-    notes hold a token; NoLongerAMember if `created_by` is not a member of the project."""
+    notes hold a token; NoLongerAMember if `created_by` is not a member of the project;
+    TooManyTokens if the project has MAX_WORKING_KEYS_PER_PROJECT working keys."""
     _by_a_member(project, created_by)
+    # Two keys made at once at one below the cap take turns on the project's row (FOR NO
+    # KEY UPDATE, as owners' changes: inserts naming the project do not wait), so the
+    # second counts the first.
+    Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
+    if working_keys_full(project):
+        raise TooManyTokens(too_many_keys_message())
     names, actions = agent_scope_checked(agent_names, agent_actions)
     expiry_within_limit(expires_at, now=timezone.now())
     days = project.max_key_lifetime_days
@@ -767,10 +811,15 @@ def personal_token_create(
     """A new PAT for `user`, optionally limited to some of their projects and to some
     agents (by name, in any of them). Returned once. OutOfPolicy if it would live longer
     than LONGEST_LIFETIME, or than a project it reaches allows; ValidationError if the
-    name is not one (token_name_checked)."""
+    name is not one (token_name_checked); TooManyTokens if `user` has
+    MAX_WORKING_PATS_PER_PERSON working PATs."""
     name = token_name_checked(name)
     names, actions = agent_scope_checked(agent_names, agent_actions)
     expiry_within_limit(expires_at, now=timezone.now())
+    # Two tokens made at once at one below the cap take turns on the person's row.
+    User.objects.select_for_update(no_key=True).filter(pk=user.pk).first()
+    if working_pats_full(user):
+        raise TooManyTokens(too_many_pats_message())
     reach = projects if projects else Project.objects.for_user(user)
     for project in reach:
         days = project.max_pat_lifetime_days

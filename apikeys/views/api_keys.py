@@ -38,13 +38,14 @@ from apikeys.forms import (
     KeysTransferForm,
     key_name_taken_error,
 )
-from apikeys.models import ApiKey, PersonalAccessToken, TokenStatus
+from apikeys.models import ApiKey, PersonalAccessToken
 from apikeys.scopes import describe as describe_scope
 from apikeys.services import (
     CannotRoll,
     KeyNameTaken,
     OutOfPolicy,
     RolledMeanwhile,
+    TooManyTokens,
     api_key_create,
     api_key_end_previous_secret,
     api_key_rename,
@@ -111,7 +112,7 @@ DEFAULT_SORT = "newest"
 PAGE_SIZE = 25
 
 
-def _page(keys: list[ApiKey], number: str | None) -> Page:
+def _page(keys: list[ApiKey], number: str | None) -> Page[ApiKey]:
     # get_page() turns anything that is not a page number ("²", "-1", 10**5000) into the
     # first or the last page rather than an error.
     return Paginator(keys, PAGE_SIZE).get_page(number)
@@ -153,29 +154,28 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
         if end:
             matches |= Q(hint__iendswith=end)
         found = found.filter(matches)
-    keys = list(
-        found.with_open_alert_counts().select_related("created_by", "revoked_by", "suspended_by")
+    found = found.with_open_alert_counts().select_related(
+        "created_by", "revoked_by", "suspended_by"
     )
+    now = timezone.now()
+    # The working keys are read whole (MAX_WORKING_KEYS_PER_PROJECT bounds them) for the
+    # counts above the table; a suspended key is not over: it stays there, marked, with
+    # Resume. Revoked and expired keys have no bound: only their page is read.
+    active = list(found.active())
+    ended_page = Paginator(found.ended(), PAGE_SIZE).get_page(request.GET.get("ended_page"))
     members = set(
         Membership.objects.filter(project=request.project).values_list("user_id", flat=True)
     )
     policy_days = request.project.max_key_lifetime_days
-    for key in keys:
+    for key in [*active, *ended_page.object_list]:
         # Keys outlive their creator: say so, so someone decides whether they still should.
         key.creator_left = key.created_by_id is not None and key.created_by_id not in members  # type: ignore[attr-defined]
         # Made before the lifetime policy, or longer-lived than it: they still work.
         key.out_of_policy = Project.lifetime_exceeds(policy_days, key.created_at, key.expires_at)  # type: ignore[attr-defined]
-    now = timezone.now()
-    for key in keys:
         key.expires_soon = key.expires_at is not None and now < key.expires_at <= now + EXPIRES_SOON  # type: ignore[attr-defined]
-    # A suspended key is not over: it stays in the first table, marked, with Resume.
-    working = (TokenStatus.ACTIVE, TokenStatus.SUSPENDED)
-    active = [k for k in keys if k.status_at(now) in working]
-    ended = [k for k in keys if k.status_at(now) not in working]
     out_of_policy = len([k for k in active if k.out_of_policy])  # type: ignore[attr-defined]
     creator_left = len([k for k in active if k.creator_left])  # type: ignore[attr-defined]
     active_page = _page(active, request.GET.get("page"))
-    ended_page = _page(ended, request.GET.get("ended_page"))
 
     def link(page: int, ended_page_number: int) -> str:
         return "?" + _list_query(q, sort, page, ended_page_number)
@@ -185,7 +185,7 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
         "sort": sort,
         "sorts": [(name, label) for name, (label, _) in SORTS.items()],
         "secret_pasted": secret_pasted,
-        "found": len(keys),
+        "found": len(active) + ended_page.paginator.count,
         "creator_left": creator_left,
         "transfer_form": KeysTransferForm(project=request.project) if creator_left else None,
         "active_keys": active_page.object_list,
@@ -277,6 +277,11 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
         )
     except OutOfPolicy as refused:  # the project's policy tightened since the form's check
         form.add_error(form.expiry_field(), str(refused))
+        return _render(
+            request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
+        )
+    except TooManyTokens as full:  # the last free place taken since the form's check
+        form.add_error("name", str(full))
         return _render(
             request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
         )

@@ -24,12 +24,13 @@ from apikeys.forms import (
     PersonalTokenRegenerateForm,
     PersonalTokenRenameForm,
 )
-from apikeys.models import PersonalAccessToken, TokenStatus
+from apikeys.models import PersonalAccessToken
 from apikeys.services import (
     CannotRoll,
     OutOfPolicy,
     Revoked,
     RolledMeanwhile,
+    TooManyTokens,
     personal_token_create,
     personal_token_regenerate,
     personal_token_rename,
@@ -45,13 +46,20 @@ TEMPLATE = "apikeys/personal_token_list.html"
 CHANGED = "personalTokensChanged"
 
 
+# Revoked and expired tokens have no bound: the newest of them are shown, and how many
+# more there are. (The working ones are bounded by MAX_WORKING_PATS_PER_PERSON.)
+ENDED_SHOWN = 50
+
+
 def _tokens_context(request: AuthenticatedRequest) -> dict[str, object]:
-    tokens = list(PersonalAccessToken.objects.for_user(request.user).prefetch_related("projects"))
-    now = timezone.now()
+    tokens = PersonalAccessToken.objects.for_user(request.user).prefetch_related("projects")
+    ended = list(tokens.ended()[: ENDED_SHOWN + 1])
+    more = tokens.ended().count() - ENDED_SHOWN if len(ended) > ENDED_SHOWN else 0
     return {
-        "active_tokens": [t for t in tokens if t.status_at(now) is TokenStatus.ACTIVE],
-        "ended_tokens": [t for t in tokens if t.status_at(now) is not TokenStatus.ACTIVE],
-        "now": now,
+        "active_tokens": list(tokens.active()),
+        "ended_tokens": ended[:ENDED_SHOWN],
+        "ended_more": more,
+        "now": timezone.now(),
     }
 
 
@@ -101,6 +109,11 @@ def personal_token_create_view(request: AuthenticatedRequest) -> HttpResponse:
         )
     except OutOfPolicy as refused:  # a project's policy tightened since the form's check
         form.add_error(form.expiry_field(), str(refused))
+        return _render(
+            request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
+        )
+    except TooManyTokens as full:  # the last free place taken since the form's check
+        form.add_error("name", str(full))
         return _render(
             request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
         )

@@ -12,7 +12,13 @@ from django.utils import timezone
 
 from accounts.models import Project
 from apikeys.models import ALL_PERMISSIONS, ApiKey
-from apikeys.services import LONGEST_LIFETIME, KeyNameTaken, OutOfPolicy, api_key_create
+from apikeys.services import (
+    LONGEST_LIFETIME,
+    KeyNameTaken,
+    OutOfPolicy,
+    TooManyTokens,
+    api_key_create,
+)
 from core.commands import require_text
 
 
@@ -78,6 +84,8 @@ class Command(BaseCommand):
             )
         except OutOfPolicy as refused:
             raise CommandError(f"{refused} Use --expires-in-days.") from None
+        except TooManyTokens as full:
+            raise CommandError(str(full)) from None
         except ValidationError as refused:  # not one line of visible text, say
             raise CommandError(" ".join(refused.messages)) from None
         except KeyNameTaken:
