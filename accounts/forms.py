@@ -15,7 +15,9 @@ from django.contrib.auth.forms import (
     SetPasswordForm,
 )
 
+from accounts.invitations import TOO_MANY_INVITATIONS, invitations_full
 from accounts.models import AllowedOrigin, Membership, Project, User
+from accounts.services import TOO_MANY_PROJECTS, projects_full
 from core.counters import throttle_allows
 from core.forms import NoTokenCharField
 from core.mail import delivery_address
@@ -154,10 +156,17 @@ class ProjectForm(forms.ModelForm):
         labels = {"name": "Project name"}
         widgets = {"name": forms.TextInput(attrs={"autocomplete": "off"})}
 
+    def __init__(self, *args: Any, owner: User | None = None, **kwargs: Any) -> None:
+        """`owner`: the person a new project would be made for (None: a rename)."""
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if not name:
             raise forms.ValidationError("Give the project a name.", code="required")
+        if self.owner is not None and projects_full(self.owner):
+            raise forms.ValidationError(TOO_MANY_PROJECTS, code="too_many")
         return name
 
 
@@ -313,6 +322,8 @@ class InvitationForm(forms.Form):
             raise forms.ValidationError(
                 "This person is already a member of the project.", code="member"
             )
+        if invitations_full(self.project, besides=email):
+            raise forms.ValidationError(TOO_MANY_INVITATIONS, code="too_many")
         return email
 
 

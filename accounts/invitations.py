@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import INVITATION_LIFETIME, Invitation, Membership, Project, User
-from accounts.services import owner_hold
+from accounts.services import TooManyProjects, owner_hold, project_room_hold
 from audit.log import audit_record
 from core.invalidation import changed
 from core.mail import delivery_address, one_line
@@ -37,6 +37,27 @@ ASK_AGAIN = "Ask the project’s owner for a new one."
 
 class InvitationError(Exception):
     """An invitation that cannot be accepted (the message says why, to its holder)."""
+
+
+# Invitations not accepted and not withdrawn (an expired one included: the members page
+# lists it, as expired) a project may have. The page lists them all; the hourly limit per
+# owner alone would let them pile up for as long as someone keeps sending.
+MAX_PENDING_INVITATIONS = 100
+TOO_MANY_INVITATIONS = (
+    f"This project has {MAX_PENDING_INVITATIONS} invitations waiting for an answer, the most "
+    "it may have. Withdraw some (expired ones first) before sending another."
+)
+
+
+class TooManyInvitations(Exception):
+    """The project has MAX_PENDING_INVITATIONS pending invitations (TOO_MANY_INVITATIONS)."""
+
+
+def invitations_full(project: Project, *, besides: str) -> bool:
+    """Whether `project` has no room for another invitation, not counting those to the
+    address `besides` (sending again replaces them)."""
+    pending = Invitation.objects.pending().filter(project=project).exclude(email=besides)
+    return pending.count() >= MAX_PENDING_INVITATIONS
 
 
 def _new_token() -> str:
@@ -69,9 +90,13 @@ def invitation_send(
     *, project: Project, email: str, role: str, by: User, ip: str | None = None
 ) -> Invitation:
     """Invite `email` into `project` as `role`, and email the link (after the commit).
-    NotAnOwner if `by` is not an owner of it by now."""
+    NotAnOwner if `by` is not an owner of it by now; TooManyInvitations if the project has
+    MAX_PENDING_INVITATIONS (owner_hold's lock of the project's row makes two sent at
+    once take turns, so the second counts the first)."""
     owner_hold(project=project, user=by)
     email = delivery_address(email)  # as the account it is for keeps it
+    if invitations_full(project, besides=email):
+        raise TooManyInvitations(TOO_MANY_INVITATIONS)
     now = timezone.now()
     replaced = Invitation.objects.pending().filter(project=project, email=email)
     replaced.update(revoked_at=now)
@@ -185,6 +210,11 @@ def invitation_accept(*, invitation: Invitation, user: User, ip: str | None = No
         user.email_verified_at = locked.accepted_at
         user.save(update_fields=["email_verified_at"])
         audit_record(action="user.email_verified", actor=user, target=user, ip=ip)
+    if not Membership.objects.filter(project=locked.project, user=user).exists():
+        try:
+            project_room_hold(user)
+        except TooManyProjects as full:
+            raise InvitationError(str(full)) from None
     membership, created = Membership.objects.get_or_create(
         project=locked.project, user=user, defaults={"role": locked.role}
     )

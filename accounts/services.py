@@ -71,10 +71,38 @@ def _unique_slug(name: str) -> str:
     return slug
 
 
+# Projects one person may be a member of. Every dashboard page lists them (the project
+# switcher), and so does the personal access token form; nothing else bounds them.
+MAX_PROJECTS_PER_PERSON = 100
+TOO_MANY_PROJECTS = (
+    f"You are a member of {MAX_PROJECTS_PER_PERSON} projects, the most a person may be. "
+    "Leave or delete one you no longer need first."
+)
+
+
+class TooManyProjects(Exception):
+    """The person is a member of MAX_PROJECTS_PER_PERSON projects (TOO_MANY_PROJECTS)."""
+
+
+def projects_full(user: User) -> bool:
+    return Membership.objects.filter(user=user).count() >= MAX_PROJECTS_PER_PERSON
+
+
+def project_room_hold(user: User) -> None:
+    """Room for one more project of `user`, or TooManyProjects. Two at once at one below
+    the cap (two creates, an accepted invitation) take turns on the person's row (FOR NO
+    KEY UPDATE: the inserts of their memberships do not wait for it)."""
+    User.objects.select_for_update(no_key=True).filter(pk=user.pk).first()
+    if projects_full(user):
+        raise TooManyProjects(TOO_MANY_PROJECTS)
+
+
 @transaction.atomic
 def project_create(*, name: str, owner: User, ip: str | None = None) -> Project:
     """A new project with `owner` as its first owner. The apps above announce what a new
-    project starts with (agents: the echo agent `my-agent`) on `project_created`."""
+    project starts with (agents: the echo agent `my-agent`) on `project_created`.
+    TooManyProjects if `owner` is a member of MAX_PROJECTS_PER_PERSON projects."""
+    project_room_hold(owner)
     slug = _unique_slug(name)
     try:
         with transaction.atomic():

@@ -49,6 +49,7 @@ from accounts.forms import (
 from accounts.http import AuthenticatedRequest, ProjectRequest
 from accounts.invitations import (
     InvitationError,
+    TooManyInvitations,
     invitation_accept,
     invitation_for_token,
     invitation_revoke,
@@ -61,6 +62,7 @@ from accounts.services import (
     MembershipError,
     NotAnOwner,
     PolicyRefused,
+    TooManyProjects,
     account_delete,
     account_deletion_plan,
     membership_remove,
@@ -329,13 +331,17 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_create_view(request: AuthenticatedRequest) -> HttpResponse:
-    form = ProjectForm(request.POST or None)
+    form = ProjectForm(request.POST or None, owner=request.user)
     if request.method == "POST" and form.is_valid():
-        project = project_create(
-            name=form.cleaned_data["name"], owner=request.user, ip=client_ip(request)
-        )
-        messages.success(request, f"Project “{project.name}” created.")
-        return redirect("overview:project_overview", slug=project.slug)
+        try:
+            project = project_create(
+                name=form.cleaned_data["name"], owner=request.user, ip=client_ip(request)
+            )
+        except TooManyProjects as full:  # the last place taken since the form's check
+            form.add_error("name", str(full))
+        else:
+            messages.success(request, f"Project “{project.name}” created.")
+            return redirect("overview:project_overview", slug=project.slug)
     return render(request, "accounts/project_create.html", {"form": form})
 
 
@@ -564,13 +570,17 @@ def project_invitation_send(request: ProjectRequest) -> HttpResponse:
     if not form.is_valid():
         return _members_page(request, form, status=422 if not request.htmx else 200)
     email = form.cleaned_data["email"]
-    invitation_send(
-        project=request.project,
-        email=email,
-        role=form.cleaned_data["role"],
-        by=request.user,
-        ip=client_ip(request),
-    )
+    try:
+        invitation_send(
+            project=request.project,
+            email=email,
+            role=form.cleaned_data["role"],
+            by=request.user,
+            ip=client_ip(request),
+        )
+    except TooManyInvitations as full:  # the last place taken since the form's check
+        form.add_error("email", str(full))
+        return _members_page(request, form, status=422 if not request.htmx else 200)
     # The same words whether or not the email has an account (no enumeration).
     messages.success(
         request,

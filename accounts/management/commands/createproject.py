@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Project, User
-from accounts.services import project_create
+from accounts.services import TooManyProjects, project_create
 from core.commands import require_text
 
 
@@ -31,5 +31,8 @@ class Command(BaseCommand):
             Project._meta.get_field("name").run_validators(name.strip())
         except ValidationError as refused:
             raise CommandError(" ".join(refused.messages)) from None
-        project = project_create(name=name, owner=user)
+        try:
+            project = project_create(name=name, owner=user)
+        except TooManyProjects as full:
+            raise CommandError(str(full)) from None
         self.stdout.write(project.slug)

@@ -1,0 +1,176 @@
+"""What one person or one project can pile up, and which the pages list whole: a project's
+pending invitations (the members page) and a person's projects (the project switcher on
+every page). Past the cap: the error beside the field, nothing made, and exactly so when
+two arrive at once."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.invitations import MAX_PENDING_INVITATIONS, TOO_MANY_INVITATIONS
+from accounts.models import Invitation, Membership, Project
+from accounts.services import MAX_PROJECTS_PER_PERSON, TOO_MANY_PROJECTS
+from tests.accounts.test_invitations import invite, link_in
+from tests.conftest import finished, paused_in_another_thread, started, waits_for
+
+CONCURRENT = "SQLite serialises all writers: concurrency is shown on PostgreSQL."
+
+
+def error_beside(response, field: str) -> str:
+    html = response.content.decode()
+    found = re.search(rf'id="id_{field}_error"[^>]*>(.*?)</', html, re.S)
+    assert found, html[:2000]
+    return found[1].replace("&#x27;", "'")
+
+
+def invitations(project, count: int, **fields) -> None:
+    """`count` pending invitations of `project`, written past the services."""
+    now = timezone.now()
+    fields = {"created_at": now, "expires_at": now + timedelta(days=7), **fields}
+    Invitation.objects.bulk_create(
+        Invitation(
+            project=project,
+            email=f"guest{n}@example.com",
+            role="member",
+            token_hash=f"{project.pk}-{n:060d}",
+            **fields,
+        )
+        for n in range(count)
+    )
+
+
+def memberships(user, count: int) -> None:
+    """`user` made a member of `count` more projects, written past the services."""
+    projects = Project.objects.bulk_create(
+        Project(name=f"P{n}", slug=f"filler-{user.pk}-{n}") for n in range(count)
+    )
+    Membership.objects.bulk_create(Membership(project=p, user=user) for p in projects)
+
+
+# -- Pending invitations --------------------------------------------------------------------
+
+
+def test_an_invitation_past_the_cap_is_refused_beside_the_email(signed_in, project):
+    invitations(project, MAX_PENDING_INVITATIONS)
+    response = invite(signed_in, project, "one-more@example.com")
+    assert response.status_code == 422
+    assert TOO_MANY_INVITATIONS in error_beside(response, "email")
+    assert not Invitation.objects.filter(email="one-more@example.com").exists()
+
+
+def test_expired_invitations_count_until_withdrawn_and_withdrawn_ones_do_not(signed_in, project):
+    past = timezone.now() - timedelta(days=1)
+    invitations(project, MAX_PENDING_INVITATIONS, expires_at=past)
+    assert invite(signed_in, project, "one-more@example.com").status_code == 422
+    Invitation.objects.filter(email="guest0@example.com").update(revoked_at=timezone.now())
+    assert invite(signed_in, project, "one-more@example.com").status_code == 302
+
+
+def test_inviting_a_waiting_address_again_at_the_cap_replaces_its_invitation(signed_in, project):
+    invitations(project, MAX_PENDING_INVITATIONS)
+    assert invite(signed_in, project, "guest7@example.com").status_code == 302
+    assert Invitation.objects.pending().filter(project=project).count() == MAX_PENDING_INVITATIONS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_invitations_at_once_one_below_the_cap_send_one(project, user, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip(CONCURRENT)
+    invitations(project, MAX_PENDING_INVITATIONS - 1)
+    answers = {}
+
+    def send(email: str) -> None:
+        client = Client()
+        client.force_login(user)
+        answers[email] = invite(client, project, email)
+
+    first, go, pid, failures = paused_in_another_thread(
+        monkeypatch, Invitation.objects, "create", lambda: send("first@example.com")
+    )
+    second = started(lambda: send("second@example.com"))
+    try:
+        assert waits_for(pid, second)
+    finally:
+        go.set()
+        finished(first, second)
+    assert failures == []
+    assert answers["first@example.com"].status_code == 302
+    assert TOO_MANY_INVITATIONS in error_beside(answers["second@example.com"], "email")
+    assert Invitation.objects.pending().filter(project=project).count() == MAX_PENDING_INVITATIONS
+
+
+# -- Projects per person --------------------------------------------------------------------
+
+
+def test_a_project_past_the_cap_is_refused_beside_the_name(signed_in, user):
+    memberships(user, MAX_PROJECTS_PER_PERSON - 1)  # and the one they signed up with
+    response = signed_in.post(reverse("accounts:project_create"), {"name": "One more"})
+    assert response.status_code == 200
+    assert TOO_MANY_PROJECTS in error_beside(response, "name")
+    assert not Project.objects.filter(name="One more").exists()
+
+
+def test_createproject_refuses_a_project_past_the_cap(user):
+    memberships(user, MAX_PROJECTS_PER_PERSON - 1)
+    with pytest.raises(CommandError, match="the most a person may be"):
+        call_command("createproject", "One more", owner=user.email, stdout=io.StringIO())
+
+
+def test_an_invitation_past_the_cap_cannot_be_accepted_and_says_why(
+    client, signed_in, project, make_user, django_capture_on_commit_callbacks
+):
+    bob = make_user(email="bob@example.com", name="Bob")
+    memberships(bob, MAX_PROJECTS_PER_PERSON - 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert invite(signed_in, project, "bob@example.com").status_code == 302
+    from django.core import mail
+
+    client.force_login(bob)
+    response = client.post(link_in(mail.outbox[-1]))
+    assert response.status_code == 409
+    assert "You are a member of" in response.content.decode()
+    assert not Membership.objects.filter(project=project, user=bob).exists()
+
+
+def test_renaming_a_project_at_the_cap_still_works(signed_in, user, project):
+    memberships(user, MAX_PROJECTS_PER_PERSON - 1)
+    url = reverse("accounts:project_settings", args=[project.slug])
+    assert signed_in.post(url, {"name": "Renamed"}).status_code in (200, 302)
+    project.refresh_from_db()
+    assert project.name == "Renamed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_projects_at_once_one_below_the_cap_make_one(user, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip(CONCURRENT)
+    memberships(user, MAX_PROJECTS_PER_PERSON - 2)
+    answers = {}
+
+    def create(name: str) -> None:
+        client = Client()
+        client.force_login(user)
+        answers[name] = client.post(reverse("accounts:project_create"), {"name": name})
+
+    first, go, pid, failures = paused_in_another_thread(
+        monkeypatch, Project.objects, "create", lambda: create("First")
+    )
+    second = started(lambda: create("Second"))
+    try:
+        assert waits_for(pid, second)
+    finally:
+        go.set()
+        finished(first, second)
+    assert failures == []
+    assert answers["First"].status_code == 302
+    assert TOO_MANY_PROJECTS in error_beside(answers["Second"], "name")
+    assert Membership.objects.filter(user=user).count() == MAX_PROJECTS_PER_PERSON
