@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 SEEN_EVERY = timedelta(minutes=5)
 SEEN_KEY = "_seen_at"
+# The sessions a person keeps at once. Their Sessions page lists every one, and a script
+# that signs in on each run would otherwise leave a new one each time for two weeks
+# (SESSION_COOKIE_AGE). Past it, a sign-in signs out the sessions least recently seen.
+MAX_SESSIONS_PER_PERSON = 100
 
 
 def _user_agent(request: HttpRequest) -> str:
@@ -53,8 +57,22 @@ def session_record(request: HttpRequest, user: User) -> None:
         session_key=key, defaults={"user": user, "ip": ip, "user_agent": agent}
     )
     request.session[SEEN_KEY] = timezone.now().isoformat()
+    _sessions_trimmed(user)
     if new_network and _has_signed_in_before(user):
         transaction.on_commit(lambda: _tell_of_new_network(user, ip or "", agent))
+
+
+def _sessions_trimmed(user: User) -> None:
+    """Past MAX_SESSIONS_PER_PERSON, the least recently seen of `user`'s sessions end (the
+    one signing in was seen just now). Only the ones past the cap are read."""
+    beyond = list(
+        SignedInSession.objects.filter(user=user)
+        .order_by("-last_seen_at", "-id")
+        .values_list("session_key", flat=True)[MAX_SESSIONS_PER_PERSON:]
+    )
+    if beyond:
+        Session.objects.filter(session_key__in=beyond).delete()
+        SignedInSession.objects.filter(session_key__in=beyond).delete()
 
 
 def session_seen(request: HttpRequest) -> None:

@@ -194,3 +194,20 @@ def test_htmx_redirects_other_than_to_sign_in_are_left_alone(htmx, project):
     assert response.status_code == 302
     assert response["Location"] == reverse("overview:project_overview", args=[project.slug])
     assert "HX-Redirect" not in response
+
+
+def test_past_the_cap_a_sign_in_signs_out_the_sessions_least_recently_seen(user, monkeypatch):
+    monkeypatch.setattr("accounts.sessions.MAX_SESSIONS_PER_PERSON", 3)
+    browsers = [sign_in(f"198.51.100.{n}", FIREFOX) for n in range(1, 4)]
+    SignedInSession.objects.filter(ip="198.51.100.2").update(last_seen_at="2026-01-01T00:00Z")
+    newest = sign_in("203.0.113.9", CHROME_MAC)
+    rows = SignedInSession.objects.filter(user=user)
+    assert sorted(rows.values_list("ip", flat=True)) == [
+        "198.51.100.1",
+        "198.51.100.3",
+        "203.0.113.9",
+    ]
+    assert browsers[1].get(SESSIONS).status_code == 302  # signed out: back to sign in
+    for browser in (browsers[0], browsers[2], newest):
+        assert browser.get(SESSIONS).status_code == 200
+    assert Session.objects.filter(session_key__in=rows.values("session_key")).count() == 3
