@@ -82,3 +82,11 @@ def test_two_new_agents_at_once_one_below_the_cap_make_one(
     if answers[1] == 400:
         assert_error(responses["second"], 400, "invalid_request")
     assert Agent.objects.filter(project=project).count() == 3
+
+
+@pytest.mark.parametrize("name", ["a" * 5000, "a%00b", "%C2%B2", "-1", "9" * 40])
+def test_an_odd_name_at_the_cap_is_answered_in_the_envelope(api, project, settings, name):
+    settings.MAX_AGENTS_PER_PROJECT = 1
+    response = api.send("PUT", f"/v1/agents/{name}", {})
+    assert response.status_code in (400, 404)
+    assert response.json()["error"]["status"] == response.status_code

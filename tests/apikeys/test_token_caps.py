@@ -210,3 +210,14 @@ def test_the_pat_list_shows_the_newest_ended_tokens_and_how_many_more(signed_in,
     assert len(response.context["active_tokens"]) == 2
     assert len(response.context["ended_tokens"]) == 50
     assert "And 3 older revoked or expired tokens, not shown." in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "number", ["²", "-1", "0", "9" * 5000, "\x00", "1e400", str(2**63), "3", "99999999999999"]
+)
+def test_any_ended_page_number_is_answered_with_a_page(signed_in, project, number):
+    keys(project, 60, revoked_at=timezone.now())
+    url = reverse("apikeys:api_key_list", args=[project.slug])
+    response = signed_in.get(url, {"ended_page": number, "page": number})
+    assert response.status_code == 200
+    assert 1 <= len(response.context["ended_keys"]) <= 25
