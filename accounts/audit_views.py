@@ -25,7 +25,7 @@ from audit.export import CSV_HEADER, audit_csv_rows
 from audit.forms import STALE_LINK, AuditFilterForm
 from audit.models import AuditEvent, AuditEventQuerySet
 from audit.reads import StaleCursor, audit_page
-from core.csv_stream import csv_response
+from core.csv_stream import EXPORT_MAX_ROWS, csv_response
 from core.htmx import render_page_or_fragment, url_with_query
 
 TEMPLATE = "accounts/audit_log.html"
@@ -103,6 +103,7 @@ def _audit_log(request: AuthenticatedRequest, log: _Log) -> HttpResponse:
         "page": page,
         "page_url": page_url,
         "groups": action_groups_for(log["scope"]),
+        "export_max_rows": EXPORT_MAX_ROWS,
     }
     address = None
     if page is not None:

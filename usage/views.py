@@ -178,6 +178,7 @@ def _overview_context(
             "chart_title": chart_title(overview),
             "legend": overview_legend(overview),
             "export_url": url_with_query(export_url, form.query(with_stack=False)),
+            "export_max_rows": EXPORT_MAX_ROWS,
             "stack_links": [
                 {
                     "label": label,

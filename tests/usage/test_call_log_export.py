@@ -529,3 +529,13 @@ def test_htmx_filtering_redraws_the_filters_out_of_band_with_errors_and_the_expo
 
 def test_no_link_when_there_is_nothing_to_export(signed_in, project):
     assert "Download CSV" not in signed_in.get(calls_url(project)).content.decode()
+
+
+def test_the_overview_says_beside_its_export_when_the_file_will_hold_only_the_newest(
+    signed_in, project, world, monkeypatch
+):
+    url = reverse("usage:project_usage", args=[project.slug])
+    assert "The file holds the newest" not in signed_in.get(url).content.decode()
+    monkeypatch.setattr(usage_views, "EXPORT_MAX_ROWS", 7)
+    html = signed_in.get(url).content.decode()
+    assert "The file holds the newest 7: narrow the range for the rest." in html
