@@ -35,6 +35,7 @@ from core.client_ip import client_ip
 
 TEMPLATE = "alerts/flag_list.html"
 RECENTLY = timedelta(days=30)
+OPEN_SHOWN = 100
 MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
 SEVERITY_ORDER = Case(
     When(severity=Flag.Severity.HIGH, then=Value(0)),
@@ -82,7 +83,14 @@ def _context(request: ProjectRequest, form: FlagFilterForm) -> dict[str, object]
         return context
     if key := form.cleaned_data["key"]:
         flags = flags.filter(api_key=key)
-    open_flags = list(flags.open().order_by(SEVERITY_ORDER, "-last_seen"))
+    # Detection opens a flag per key and network (or client token) it is about, so one
+    # project's traffic from many networks opens many: the most severe and recent are
+    # shown, with how many more (acknowledging them brings the next into view).
+    open_flags = list(flags.open().order_by(SEVERITY_ORDER, "-last_seen", "-id")[: OPEN_SHOWN + 1])
+    context["open_count"] = (
+        flags.open().count() if len(open_flags) > OPEN_SHOWN else len(open_flags)
+    )
+    open_flags = open_flags[:OPEN_SHOWN]
     recent = list(
         flags.filter(acknowledged_at__gte=timezone.now() - RECENTLY).order_by("-acknowledged_at")[
             :50

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 
+from alerts import views as alert_views
 from alerts.detection import detect
 from alerts.models import Flag, KeyNetwork
 from apikeys.models import ApiKey
@@ -125,3 +126,30 @@ def test_a_blocked_network_is_not_added_to_a_list_that_was_emptied_meanwhile(
     assert "used from any network" in response.content.decode()
     key.refresh_from_db()
     assert key.allowed_networks == []
+
+
+def test_the_alerts_page_shows_the_most_severe_open_alerts_and_how_many_are_open(
+    signed_in, project, api_key
+):
+    key, _ = api_key
+    now = NOW
+    Flag.objects.bulk_create(
+        Flag(
+            project=project,
+            api_key=key,
+            kind=Flag.Kind.NEW_NETWORK,
+            severity=Flag.Severity.HIGH if n == 0 else Flag.Severity.LOW,
+            dedupe_key=f"{project.pk}:new_network:{key.pk}:-:10.{n // 256}.{n % 256}.0/24",
+            summary=f"network {n}",
+            evidence={},
+            first_seen=now,
+            last_seen=now - timedelta(seconds=n),
+        )
+        for n in range(alert_views.OPEN_SHOWN + 5)
+    )
+    response = signed_in.get(reverse("alerts:flag_list", args=[project.slug]))
+    shown = response.context["open_flags"]
+    assert len(shown) == alert_views.OPEN_SHOWN
+    assert shown[0][0].severity == Flag.Severity.HIGH
+    html = response.content.decode()
+    assert f"{alert_views.OPEN_SHOWN + 5} alerts are open" in html
