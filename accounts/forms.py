@@ -15,7 +15,12 @@ from django.contrib.auth.forms import (
     SetPasswordForm,
 )
 
-from accounts.invitations import TOO_MANY_INVITATIONS, invitations_full
+from accounts.invitations import (
+    TOO_MANY_INVITATIONS,
+    TOO_MANY_MEMBERS,
+    invitations_full,
+    members_full,
+)
 from accounts.models import AllowedOrigin, Membership, Project, User
 from accounts.services import TOO_MANY_PROJECTS, projects_full
 from core.counters import throttle_allows
@@ -324,6 +329,8 @@ class InvitationForm(forms.Form):
             )
         if invitations_full(self.project, besides=email):
             raise forms.ValidationError(TOO_MANY_INVITATIONS, code="too_many")
+        if members_full(self.project):
+            raise forms.ValidationError(TOO_MANY_MEMBERS, code="too_many")
         return email
 
 

@@ -49,8 +49,26 @@ TOO_MANY_INVITATIONS = (
 )
 
 
+# Members one project may have: the members page lists them all, and alert emails go to
+# each who opted in. Only an accepted invitation adds one, so that is where it is held.
+MAX_MEMBERS_PER_PROJECT = 500
+TOO_MANY_MEMBERS = (
+    f"This project has {MAX_MEMBERS_PER_PROJECT} members, the most it may have. Remove "
+    "someone who no longer needs access before inviting another."
+)
+FULL_PROJECT = (
+    f"This project has {MAX_MEMBERS_PER_PROJECT} members, the most it may have. Ask its "
+    "owner to make room, then to invite you again."
+)
+
+
 class TooManyInvitations(Exception):
-    """The project has MAX_PENDING_INVITATIONS pending invitations (TOO_MANY_INVITATIONS)."""
+    """The project has MAX_PENDING_INVITATIONS pending invitations, or
+    MAX_MEMBERS_PER_PROJECT members (the message says which)."""
+
+
+def members_full(project: Project) -> bool:
+    return Membership.objects.filter(project=project).count() >= MAX_MEMBERS_PER_PROJECT
 
 
 def invitations_full(project: Project, *, besides: str) -> bool:
@@ -97,6 +115,8 @@ def invitation_send(
     email = delivery_address(email)  # as the account it is for keeps it
     if invitations_full(project, besides=email):
         raise TooManyInvitations(TOO_MANY_INVITATIONS)
+    if members_full(project):
+        raise TooManyInvitations(TOO_MANY_MEMBERS)
     now = timezone.now()
     replaced = Invitation.objects.pending().filter(project=project, email=email)
     replaced.update(revoked_at=now)
@@ -211,6 +231,8 @@ def invitation_accept(*, invitation: Invitation, user: User, ip: str | None = No
         user.save(update_fields=["email_verified_at"])
         audit_record(action="user.email_verified", actor=user, target=user, ip=ip)
     if not Membership.objects.filter(project=locked.project, user=user).exists():
+        if members_full(locked.project):
+            raise InvitationError(FULL_PROJECT)
         try:
             project_room_hold(user)
         except TooManyProjects as full:

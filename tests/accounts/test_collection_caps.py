@@ -16,8 +16,14 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.invitations import MAX_PENDING_INVITATIONS, TOO_MANY_INVITATIONS
-from accounts.models import Invitation, Membership, Project
+from accounts.invitations import (
+    FULL_PROJECT,
+    MAX_MEMBERS_PER_PROJECT,
+    MAX_PENDING_INVITATIONS,
+    TOO_MANY_INVITATIONS,
+    TOO_MANY_MEMBERS,
+)
+from accounts.models import Invitation, Membership, Project, User
 from accounts.services import MAX_PROJECTS_PER_PERSON, TOO_MANY_PROJECTS
 from tests.accounts.test_invitations import invite, link_in
 from tests.conftest import finished, paused_in_another_thread, started, waits_for
@@ -174,3 +180,36 @@ def test_two_projects_at_once_one_below_the_cap_make_one(user, monkeypatch):
     assert answers["First"].status_code == 302
     assert TOO_MANY_PROJECTS in error_beside(answers["Second"], "name")
     assert Membership.objects.filter(user=user).count() == MAX_PROJECTS_PER_PERSON
+
+
+# -- Members per project --------------------------------------------------------------------
+
+
+def members(project, count: int) -> None:
+    """`count` more members of `project`, written past the services."""
+    users = User.objects.bulk_create(User(email=f"member{n}@example.com") for n in range(count))
+    Membership.objects.bulk_create(Membership(project=project, user=u) for u in users)
+
+
+def test_no_invitation_is_sent_to_a_full_project_and_the_form_says_why(signed_in, project):
+    members(project, MAX_MEMBERS_PER_PROJECT - 1)  # and its owner
+    response = invite(signed_in, project, "one-more@example.com")
+    assert response.status_code == 422
+    assert TOO_MANY_MEMBERS in error_beside(response, "email")
+    assert not Invitation.objects.filter(email="one-more@example.com").exists()
+
+
+def test_an_invitation_sent_before_the_project_filled_cannot_be_accepted_after(
+    client, signed_in, project, make_user, django_capture_on_commit_callbacks
+):
+    bob = make_user(email="bob@example.com", name="Bob")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert invite(signed_in, project, "bob@example.com").status_code == 302
+    from django.core import mail
+
+    members(project, MAX_MEMBERS_PER_PROJECT - 1)
+    client.force_login(bob)
+    response = client.post(link_in(mail.outbox[-1]))
+    assert response.status_code == 409
+    assert FULL_PROJECT.split(".")[0] in response.content.decode()
+    assert not Membership.objects.filter(project=project, user=bob).exists()
