@@ -32,7 +32,11 @@ from api.openapi.schemas import (
     ref,
 )
 from api.permissions import KEYS, Permission
-from apikeys.services import CLIENT_TOKEN_DEFAULT_TTL, CLIENT_TOKEN_MAX_TTL
+from apikeys.services import (
+    CLIENT_TOKEN_DEFAULT_TTL,
+    CLIENT_TOKEN_MAX_TTL,
+    MAX_WORKING_KEYS_PER_PROJECT,
+)
 
 INVOKE_DESCRIPTION = (
     "Runs the agent on `prompt` (a string) or `input` (an object) and answers at once. Its "
@@ -526,7 +530,9 @@ def _api_key_operations() -> list[tuple[str, str, Schema]]:
             "createApiKey",
             "Create an API key",
             "The new key, with its secret in this answer only. Within the project's lifetime "
-            "policy: an `expiresAt` past it is `400 invalid_field_value`.",
+            "policy: an `expiresAt` past it is `400 invalid_field_value`. A project has at most "
+            f"{MAX_WORKING_KEYS_PER_PROJECT} working keys (not revoked or expired): one more "
+            "is `400 invalid_request`.",
             body=Body(
                 obj(
                     {

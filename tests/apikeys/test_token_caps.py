@@ -101,6 +101,12 @@ def test_the_api_refuses_a_key_past_the_cap_in_the_envelope(admin, project):
     assert error["message"] == too_many_keys_message()
 
 
+def test_the_key_cap_is_in_the_api_description(client):
+    description = client.get("/v1/openapi.json").json()
+    create = description["paths"]["/v1/api-keys"]["post"]
+    assert f"at most {MAX_WORKING_KEYS_PER_PROJECT} working keys" in create["description"]
+
+
 def test_createapikey_refuses_a_key_past_the_cap(project):
     keys(project, MAX_WORKING_KEYS_PER_PROJECT)
     with pytest.raises(CommandError, match="the most it may have"):
