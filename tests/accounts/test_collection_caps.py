@@ -47,7 +47,7 @@ def invitations(project, count: int, **fields) -> None:
             project=project,
             email=f"guest{n}@example.com",
             role="member",
-            token_hash=f"{project.pk}-{n:060d}",
+            token_hash=f"i{n:063d}",
             **fields,
         )
         for n in range(count)
