@@ -513,19 +513,29 @@ def _new_networks(
     if not direct:
         return
     key_ids = {r["api_key_id"] for r in direct}
-    known: dict[int, dict[str, datetime]] = defaultdict(dict)
-    for net in KeyNetwork.objects.filter(api_key_id__in=key_ids):
-        known[net.api_key_id][net.network] = net.first_seen
+    # A key's known networks have no bound (a caller with an IPv6 allocation has 65,536
+    # /48s): only those this batch mentions are read, and of the rest their first use.
+    known: dict[int, set[str]] = defaultdict(set)
+    for key_id, network in KeyNetwork.objects.filter(
+        api_key_id__in=key_ids, network__in={network_of(r["ip"]) for r in direct}
+    ).values_list("api_key_id", "network"):
+        known[key_id].add(network)
+    first_uses: dict[int, datetime] = dict(
+        KeyNetwork.objects.filter(api_key_id__in=key_ids)
+        .values("api_key_id")
+        .annotate(first=Min("first_seen"))
+        .values_list("api_key_id", "first")
+    )
     new: list[KeyNetwork] = []
     findings: dict[tuple[int, int, str], list[dict[str, Any]]] = defaultdict(list)
     for r in direct:
         key_id, when = r["api_key_id"], r["created_at"]
         network = network_of(r["ip"])
-        networks = known[key_id]
-        if network in networks:
+        if network in known[key_id]:
             continue
-        first_use = min(networks.values(), default=when)
-        networks[network] = when
+        first_use = first_uses.get(key_id, when)
+        first_uses[key_id] = min(first_use, when)
+        known[key_id].add(network)
         new.append(KeyNetwork(api_key_id=key_id, network=network, first_seen=when))
         project_rules = rules[r["project_id"]]
         # Networks are learnt while the kind is off, so turning it on flags only the new.

@@ -8,10 +8,11 @@ from datetime import UTC, timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from alerts.detection import READ_MARGIN, detect, unread_rows
-from alerts.models import DetectionCursor, Flag
+from alerts.models import DetectionCursor, Flag, KeyNetwork
 from apikeys.models import ApiKey
 from tests.conftest import usage_call
 from usage.models import LateUsage, UsageRecord
@@ -118,3 +119,31 @@ def test_reading_a_minutes_new_rows_touches_only_the_recent_partitions(revoked):
     # Today's partition, and yesterday's when the read reaches back past midnight.
     assert 1 <= len(scanned) <= 2, scanned
     assert all(name.startswith("apikeys_usagerecord_p") for name in scanned), scanned
+
+
+def test_a_key_used_from_many_networks_is_read_only_for_the_networks_of_the_batch(api_key):
+    """A key's known networks have no bound: a run reads those its new calls came from,
+    not every one the key was ever used from, and still tells a new network apart."""
+    key, _ = api_key
+    long_ago = timezone.now() - timedelta(days=30)
+    KeyNetwork.objects.bulk_create(
+        KeyNetwork(api_key=key, network=f"2001:db8:{n:x}::/48", first_seen=long_ago)
+        for n in range(2000)
+    )
+    now = timezone.now()
+    usage_write(
+        [
+            usage_call(now - timedelta(seconds=3), key=key, ip="2001:db8:7::1"),  # known
+            usage_call(now - timedelta(seconds=2), key=key, ip="203.0.113.9"),  # new
+        ]
+    )
+    with CaptureQueriesContext(connection) as queries:
+        detect()
+    reads = [
+        q["sql"] for q in queries.captured_queries
+        if "apikeys_keynetwork" in q["sql"] and q["sql"].lstrip().startswith("SELECT")
+    ]  # fmt: skip
+    assert reads and all(" IN (" in sql and "MIN(" not in sql or "MIN(" in sql for sql in reads)
+    assert all("MIN(" in sql or '"network" IN' in sql for sql in reads)
+    [flag] = Flag.objects.filter(kind=Flag.Kind.NEW_NETWORK)
+    assert flag.evidence["network"] == "203.0.113.0/24"
