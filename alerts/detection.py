@@ -47,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from itertools import batched
 from typing import Any
 
 from django.conf import settings
@@ -503,6 +504,10 @@ def _minutes(span: timedelta) -> int:
     return int(span.total_seconds() // 60)
 
 
+# A batch's networks are looked up this many at a time (SQLite takes 32,766 parameters).
+NETWORKS_PER_READ = 1000
+
+
 def _new_networks(
     rows: list[dict[str, Any]], now: datetime, result: DetectionResult, rules: Rules
 ) -> None:
@@ -516,10 +521,11 @@ def _new_networks(
     # A key's known networks have no bound (a caller with an IPv6 allocation has 65,536
     # /48s): only those this batch mentions are read, and of the rest their first use.
     known: dict[int, set[str]] = defaultdict(set)
-    for key_id, network in KeyNetwork.objects.filter(
-        api_key_id__in=key_ids, network__in={network_of(r["ip"]) for r in direct}
-    ).values_list("api_key_id", "network"):
-        known[key_id].add(network)
+    for networks in batched({network_of(r["ip"]) for r in direct}, NETWORKS_PER_READ):
+        for key_id, network in KeyNetwork.objects.filter(
+            api_key_id__in=key_ids, network__in=networks
+        ).values_list("api_key_id", "network"):
+            known[key_id].add(network)
     first_uses: dict[int, datetime] = dict(
         KeyNetwork.objects.filter(api_key_id__in=key_ids)
         .values("api_key_id")

@@ -121,9 +121,13 @@ def test_reading_a_minutes_new_rows_touches_only_the_recent_partitions(revoked):
     assert all(name.startswith("apikeys_usagerecord_p") for name in scanned), scanned
 
 
-def test_a_key_used_from_many_networks_is_read_only_for_the_networks_of_the_batch(api_key):
+@pytest.mark.parametrize("per_read", [1, 1000])
+def test_a_key_used_from_many_networks_is_read_only_for_the_networks_of_the_batch(
+    api_key, monkeypatch, per_read
+):
     """A key's known networks have no bound: a run reads those its new calls came from,
     not every one the key was ever used from, and still tells a new network apart."""
+    monkeypatch.setattr("alerts.detection.NETWORKS_PER_READ", per_read)
     key, _ = api_key
     long_ago = timezone.now() - timedelta(days=30)
     KeyNetwork.objects.bulk_create(
