@@ -13,11 +13,6 @@ from django.dispatch import Signal
 # project_created.send(sender=Project, project=project): a project now exists.
 project_created = Signal()
 
-# membership_ended.send(sender=Membership, membership=membership, by=user, ip=ip): the
-# member leaves the project (`by` is the member) or is removed from it by `by`. Sent just
-# before the membership is deleted, in the same transaction.
-membership_ended = Signal()
-
 # project_deleted.send(sender=Project, project=project, by=user, ip=ip): an owner deleted
 # the project; each app ends what would still work without its members (apikeys: its
 # API keys and client tokens; webhooks: its endpoints). Sent before the memberships go,

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from accounts.events import account_deleted, membership_ended, project_created, project_deleted
+from accounts.events import account_deleted, project_created, project_deleted
 from accounts.models import (
     AllowedOrigin,
     Invitation,
@@ -239,8 +239,7 @@ def _current(membership: Membership) -> Membership:
 
     Its row only (OF self): FOR UPDATE would lock the joined project's and person's rows
     too, which every write naming them checks when it commits (an audit event, a client
-    token: their foreign keys). A removal waits for the leaver's client tokens a change is
-    holding (membership_ended); that change, holding them, would wait for those rows."""
+    token: their foreign keys), and a change holding such a write would deadlock with it."""
     current = (
         Membership.objects.select_for_update(of=("self",))
         .select_related("user", "project")
@@ -263,9 +262,10 @@ def _withdraw_invitations_by(project: Project, user: User) -> None:
 @transaction.atomic
 def membership_remove(*, membership: Membership, by: User, ip: str | None = None) -> None:
     """Remove a member, or (`by` is the member) leave. Their access to the project, and
-    their tokens' access, ends at once; the apps above end for good what they made there
-    that would otherwise come back with them (membership_ended: the client tokens their
-    PATs minted). Never the last owner."""
+    their tokens' access, ends at once, for good for the client tokens their PATs minted
+    there: those die with the membership they were minted in, even if the person is added
+    again (ClientToken.end_reason_at), with no statement that grows with their number.
+    Never the last owner."""
     owners = _lock_owners(membership.project)
     membership = _current(membership)
     leaving = membership.user_id == by.pk
@@ -282,7 +282,6 @@ def membership_remove(*, membership: Membership, by: User, ip: str | None = None
         ip=ip,
     )
     _withdraw_invitations_by(membership.project, membership.user)
-    membership_ended.send(sender=Membership, membership=membership, by=by, ip=ip)
     membership.delete()
     # The person's PATs, and the client tokens they minted, lose the project at once.
     changed(membership.user.change_identity)

@@ -141,10 +141,14 @@ def _statement(kind: TokenKind, resource: Resource | None) -> _Statement:
         f"d.{_column(TotpDevice, 'confirmed_at')} IS NOT NULL) OR EXISTS (SELECT 1 FROM "
         f"{_table(Passkey)} k2 WHERE k2.{_column(Passkey, 'user')} = u.{q('id')}))"
     )
-    member = (
-        f"(EXISTS (SELECT 1 FROM {_table(Membership)} m WHERE m.{_column(Membership, 'user')} "
-        f"= u.{q('id')} AND m.{_column(Membership, 'project')} = p.{q('id')}) AND {second_factor})"
-    )
+
+    def member(since: str = "") -> str:
+        return (
+            f"(EXISTS (SELECT 1 FROM {_table(Membership)} m WHERE m.{_column(Membership, 'user')} "
+            f"= u.{q('id')} AND m.{_column(Membership, 'project')} = p.{q('id')}{since}) "
+            f"AND {second_factor})"
+        )
+
     through = PersonalAccessToken.projects.through
     pat_projects = _table(through)
     pat_column = q(through._meta.get_field("personalaccesstoken").column)
@@ -182,7 +186,11 @@ def _statement(kind: TokenKind, resource: Resource | None) -> _Statement:
             f"ON pt.id = t.{_column(ClientToken, 'personal_token')} "
             f"LEFT JOIN {_table(User)} u ON u.id = pt.{_column(PersonalAccessToken, 'user')}"
         )
-        flags = [member, "FALSE", origin]
+        # The minter's membership must be the one it minted the token in: one that began
+        # later (removed, then added again) does not bring the token back.
+        began, minted = _column(Membership, "created_at"), _column(ClientToken, "created_at")
+        since = f" AND m.{began} <= t.{minted}"
+        flags = [member(since), "FALSE", origin]
     else:
         token = _Table(PersonalAccessToken, "t")
         tables = [token, user, project]
@@ -190,7 +198,7 @@ def _statement(kind: TokenKind, resource: Resource | None) -> _Statement:
             f"JOIN {_table(User)} u ON u.id = t.{_column(PersonalAccessToken, 'user')} "
             f"LEFT JOIN {_table(Project)} p ON p.{_column(Project, 'slug')} = %(project)s"
         )
-        flags = [member, restricted_elsewhere("t"), "FALSE"]
+        flags = [member(), restricted_elsewhere("t"), "FALSE"]
     if resource is not None:
         row = _Table(resource.model, "x")
         tables.append(row)

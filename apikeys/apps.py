@@ -9,19 +9,15 @@ class ApiKeysConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from accounts.events import account_deleted, membership_ended, project_deleted
+        from accounts.events import account_deleted, project_deleted
         from apikeys import converters
         from apikeys.services import (
-            client_tokens_revoke_on_leaving,
             credentials_revoke_of_deleted_project,
             personal_tokens_revoke_of_deleted_account,
         )
 
         converters.register()
         _register_audit_actions()
-        membership_ended.connect(
-            client_tokens_revoke_on_leaving, dispatch_uid="apikeys.client_tokens_of_leaver"
-        )
         project_deleted.connect(
             credentials_revoke_of_deleted_project, dispatch_uid="apikeys.deleted_project"
         )
@@ -54,12 +50,12 @@ def _register_audit_actions() -> None:
         Action("client_token.revoked_all_of_key", "Client tokens of a key revoked", "danger"),
         Action(
             "client_token.revoked_all_of_member",
-            "Client tokens of a member who left revoked",
+            "Client tokens of a member who left revoked",  # events from before 2026-12-05
             "warning",
         ),
         Action(
             "client_token.revoked_all_of_project",
-            "Client tokens of a deleted project revoked",
+            "Client tokens of a deleted project revoked",  # events from before 2026-12-05
             "danger",
         ),
         Action("personal_token.created", "Personal access token created", "success"),

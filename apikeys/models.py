@@ -399,7 +399,7 @@ class ClientToken(Token):
                 moment, subject="The personal access token that minted this client token"
             )
             if minter_is_member is None:
-                minter_is_member = pat.user.is_member_of(self.project_id)
+                minter_is_member = pat.user.is_member_of(self.project_id, since=self.created_at)
             if reason is None and not minter_is_member:
                 reason = "The person whose token minted this client token left the project."
             if reason is None and pat.outlives_policy_of(self.project):

@@ -36,7 +36,6 @@ from audit.log import audit_record
 from core.db_errors import violates
 from core.invalidation import changed
 from core.networks import parse_networks
-from core.row_locks import key_share
 from core.validators import no_secret, single_line, visible
 
 CLIENT_TOKEN_DEFAULT_TTL = 3600
@@ -709,44 +708,16 @@ def client_tokens_revoke_for_key(*, api_key: ApiKey, by: User, ip: str | None = 
     return count
 
 
-@transaction.atomic
-def client_tokens_revoke_of_member(
-    *, membership: Membership, by: User, ip: str | None = None
-) -> int:
-    """Revoke every live client token that the member's PATs minted in the project, as
-    they leave it or are removed (accounts' membership_ended). Their leaving refuses those
-    tokens already (ClientToken.end_reason_at); revoked, they stay refused if the person
-    is ever added again. What the project's API keys minted belongs to the project and
-    stays, as the keys do. Returns how many."""
-    # Their PATs first, as personal_token_regenerate locks one before it ends its client
-    # tokens: the two never each hold some of the tokens the other waits for.
-    key_share(PersonalAccessToken.objects.filter(user_id=membership.user_id))
-    count = (
-        ClientToken.objects.for_project(membership.project)
-        .filter(personal_token__user_id=membership.user_id)
-        .active()
-        .revoke(by=by)
-    )
-    if count:
-        audit_record(
-            action="client_token.revoked_all_of_member",
-            actor=by,
-            project=membership.project,
-            target=membership,
-            target_label=membership.user.email,
-            ip=ip,
-            metadata={"count": count},
-        )
-    return count
-
-
 def credentials_revoke_of_deleted_project(
     sender: type, *, project: Project, by: User, ip: str | None, **kwargs: Any
 ) -> None:
     """On accounts' project_deleted (project_delete): every API key of the project that
-    still works is revoked, each on the audit trail as any revocation is, and every live
-    client token with them. The deletion announces the project's change to the API's
-    workers, which covers every copy of these callers."""
+    still works is revoked, each on the audit trail as any revocation is. Their client
+    tokens die with them, and those members' PATs minted with their memberships
+    (ClientToken.end_reason_at): no statement here grows with how many were minted, which
+    whoever held a leaked key could otherwise have made too many to end in time, and so
+    made the project impossible to delete. The deletion announces the project's change to
+    the API's workers, which covers every copy of these callers."""
     keys = list(ApiKey.objects.for_project(project).filter(revoked_at__isnull=True).order_by("pk"))
     ApiKey.objects.filter(pk__in=[key.pk for key in keys]).revoke(by=by)
     for key in keys:
@@ -761,16 +732,6 @@ def credentials_revoke_of_deleted_project(
     # A PAT picked for some projects no longer lists this one ("no project" if it was its
     # only one: it reaches nothing, rather than every project of its person).
     PersonalAccessToken.projects.through.objects.filter(project=project).delete()
-    count = ClientToken.objects.for_project(project).active().revoke(by=by)
-    if count:
-        audit_record(
-            action="client_token.revoked_all_of_project",
-            actor=by,
-            project=project,
-            target=project,
-            ip=ip,
-            metadata={"count": count, "reason": "project deleted"},
-        )
 
 
 def personal_tokens_revoke_of_deleted_account(
@@ -787,13 +748,6 @@ def personal_tokens_revoke_of_deleted_account(
             ip=ip,
             metadata={"reason": "account deleted"},
         )
-
-
-def client_tokens_revoke_on_leaving(
-    sender: type, *, membership: Membership, by: User, ip: str | None, **kwargs: Any
-) -> None:
-    """On accounts' membership_ended (membership_remove): see client_tokens_revoke_of_member."""
-    client_tokens_revoke_of_member(membership=membership, by=by, ip=ip)
 
 
 @transaction.atomic

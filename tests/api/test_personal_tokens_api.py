@@ -222,7 +222,7 @@ def test_a_client_token_whose_minter_left_the_project_tells_the_browser_nothing_
     error = assert_error(
         Api(Client(), minted["token"]).get("/client/token"), 401, "expired_api_key"
     )
-    # Revoked as its minter left (the token's own revocation is the browser's to know):
-    # not who minted it, nor why.
-    assert error["message"].startswith("This client token was revoked on ")
+    # Ended with its minter's membership: the browser is told only that it ended, not who
+    # minted it, nor why.
+    assert error["message"] == CLIENT_TOKEN_ENDED
     assert "left" not in error["message"] and "person" not in error["message"]
