@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Least
@@ -770,8 +770,11 @@ def personal_token_create(
     name = token_name_checked(name)
     names, actions = agent_scope_checked(agent_names, agent_actions)
     expiry_within_limit(expires_at, now=timezone.now())
-    # Two tokens made at once at one below the cap take turns on the person's row.
-    User.objects.select_for_update(no_key=True).filter(pk=user.pk).first()
+    # Two tokens made at once at one below the cap take turns on the person's row, as a
+    # deletion of the account does (accounts.services.account_delete): one that committed
+    # while this waited leaves no active person, and no token is made for them.
+    if not User.objects.select_for_update(no_key=True).filter(pk=user.pk, is_active=True).first():
+        raise PermissionDenied("This account has been deleted.")
     if working_pats_full(user):
         raise TooManyTokens(too_many_pats_message())
     reach = projects if projects else Project.objects.for_user(user)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.core import mail
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -220,3 +221,31 @@ def test_a_key_their_token_is_making_while_the_account_is_deleted_never_deadlock
     assert failures == [] and deleting_failures == []
     assert not User.objects.get(pk=user.pk).is_active
     assert ApiKey.objects.filter(project=shared, name="CI").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_made_while_the_account_is_deleted_is_refused(user, monkeypatch):
+    """Found by a review of the jobs: a PAT whose making waited for the deletion was made
+    for the deleted person anyway, and kept working until it was refused as theirs; the
+    reminders then wrote to their deleted address."""
+    from accounts import services as account_services
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
+    deleting, go, pid, failures = paused_in_another_thread(
+        monkeypatch,
+        account_services,
+        "account_deletion_plan",  # called once the person's row is held
+        lambda: account_delete(user=user),
+    )
+    making, making_failures = started_recording(
+        lambda: personal_token_create(user=user, name="Made meanwhile")
+    )
+    try:
+        assert waits_for(pid, making)
+    finally:
+        go.set()
+        finished(deleting, making)
+    assert failures == []
+    assert [type(failure) for failure in making_failures] == [PermissionDenied]
+    assert not PersonalAccessToken.objects.filter(name="Made meanwhile").exists()
