@@ -379,6 +379,17 @@ class ClientToken(Token):
         """Its own expiry or revocation only: what the browser holding it may be told."""
         return super().end_reason_at(moment, subject=subject)
 
+    @property
+    def ends_at(self) -> datetime:
+        """When it stops working, as far as is known now: its own expiry, or the end of
+        the rolled key's previous secret that minted it, if sooner (the list's view)."""
+        key = self.api_key
+        if key is None or key.previous_expires_at is None:
+            return self.expires_at
+        if self.minted_with_hint != key.previous_hint:
+            return self.expires_at
+        return min(self.expires_at, key.previous_expires_at)
+
     def end_reason_at(
         self, moment: datetime, *, subject: str = "", minter_is_member: bool | None = None
     ) -> str | None:
@@ -413,18 +424,30 @@ class ClientToken(Token):
     def _minting_secret_end_reason(self, moment: datetime) -> str | None:
         """A client token dies with the secret that minted it: its key's current secret, or
         the one before while that still works; or its PAT's current secret. Checked on
-        every call (the expiry a roll or a regenerate cuts it to is only the list's view of
-        it, and misses a mint that committed after it)."""
+        every call, and nothing else ends it: a roll or a regenerate writes nothing per
+        client token (whoever held a leaked key or PAT could otherwise have minted so many
+        that rolling it timed out). One minted before secrets were recorded (no hint) was
+        minted with the secret its parent had then: one a later roll or regenerate ended."""
         minted_with = self.minted_with_hint
-        if not minted_with:
-            return None  # minted before secrets were recorded
         if self.personal_token is not None:
-            if minted_with == self.personal_token.hint:
+            pat = self.personal_token
+            if minted_with == pat.hint:
+                return None
+            if not minted_with and not (
+                pat.regenerated_at and self.created_at <= pat.regenerated_at
+            ):
                 return None
             return "The personal access token that minted this client token was regenerated."
         key = self.api_key
         if key is None or minted_with == key.hint:
             return None
+        if not minted_with:
+            if not (key.rolled_at and self.created_at <= key.rolled_at):
+                return None
+            # Minted with the secret the first roll replaced: the previous one, or (rolled
+            # twice since) an older one, kept to the latest overlap. Such tokens predate
+            # rolling, and live a day at most.
+            minted_with = key.previous_hint
         if minted_with == key.previous_hint and key.previous_secret_works_at(moment):
             return None
         return (

@@ -14,8 +14,6 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Value
-from django.db.models.functions import Least
 from django.utils import timezone
 
 from accounts.models import Membership, Project, User
@@ -474,15 +472,9 @@ def api_key_roll(
             "rolled_by",
         ]
     )
-    # The client tokens minted with the old secret (or before secrets were recorded) end
-    # when it does, those of the secret an earlier roll left running now. (The API also
-    # checks the minting secret on every call: api/authentication.py.)
-    tokens = ClientToken.objects.filter(api_key=api_key).active()
-    tokens.filter(minted_with_hint__in=[old_hint, ""]).update(
-        expires_at=Least(F("expires_at"), Value(old_ends))
-    )
-    if ended_early:
-        tokens.filter(minted_with_hint=ended_early).update(expires_at=now)
+    # The client tokens minted with the old secret end when it does, those of the secret an
+    # earlier roll left running now: the API checks the minting secret on every call
+    # (ClientToken.end_reason_at). Nothing is written per token.
     metadata: dict[str, Any] = {
         "previous": old_hint,
         "new": api_key.hint,
@@ -510,10 +502,7 @@ def api_key_end_previous_secret(
         return False
     api_key.previous_expires_at = now
     api_key.save(update_fields=["previous_expires_at"])
-    # Those minted with it, and those from before secrets were recorded (older still).
-    ClientToken.objects.filter(
-        api_key=api_key, minted_with_hint__in=[api_key.previous_hint, ""]
-    ).active().update(expires_at=now)
+    # The client tokens minted with it end with it (ClientToken.end_reason_at).
     _key_changed(
         api_key,
         action="api_key.previous_secret_ended",
@@ -898,7 +887,7 @@ def personal_token_regenerate(
             "expiry_reminder_sent_at",
         ]
     )
-    ClientToken.objects.filter(personal_token=pat).active().update(expires_at=now)
+    # The client tokens it minted end with its old secret (ClientToken.end_reason_at).
     changed(pat.change_identity)
     audit_record(
         action="personal_token.regenerated",

@@ -349,6 +349,21 @@ def committed_elsewhere(sql: str, params: Sequence[object]) -> None:
 
 
 @contextlib.contextmanager
+def statements_run() -> Iterator[list[str]]:
+    """The SQL of every statement this connection runs meanwhile, as sent. (Django's
+    CaptureQueriesContext reads a log that stops growing at 9,000 entries: past that, in
+    a long test, it sees nothing.)"""
+    seen: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        yield seen
+
+
+@contextlib.contextmanager
 def statements_time_out(matches: Callable[[str, Sequence[object]], bool]) -> Iterator[None]:
     """Each statement of this connection for which `matches(sql, params)` holds runs into
     PostgreSQL's statement timeout instead (SQLSTATE 57014, raised as Django raises it), as

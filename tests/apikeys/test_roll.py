@@ -10,6 +10,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -21,10 +22,11 @@ from apikeys.services import (
     api_key_revoke,
     api_key_roll,
     api_key_suspend,
+    client_token_create,
 )
 from audit.models import AuditEvent
 from tests.api.assertions import assert_error, assert_ok
-from tests.conftest import HTMX, Api
+from tests.conftest import HTMX, Api, statements_run
 from usage.models import UsageRecord
 
 INVOKE = "/v1/agents/my-agent/invoke"
@@ -80,7 +82,7 @@ def test_rolling_with_no_overlap_stops_the_old_secret_at_once(api, api_key, user
 
 
 def test_client_tokens_minted_with_the_old_secret_end_with_it(api, api_key, user):
-    before = assert_ok(api.post("/v1/client-tokens", {"context": {}}), 201)
+    before = assert_ok(api.post("/v1/client-tokens", {"context": {}, "ttlSeconds": 86400}), 201)
     new_secret = api_key_roll(api_key=api_key[0], by=user, overlap=timedelta(hours=1))
     key = ApiKey.objects.get(pk=api_key[0].pk)
     during = assert_ok(api.post("/v1/client-tokens", {"context": {}, "ttlSeconds": 86400}), 201)
@@ -88,9 +90,12 @@ def test_client_tokens_minted_with_the_old_secret_end_with_it(api, api_key, user
         Api(Client(), new_secret).post("/v1/client-tokens", {"context": {}, "ttlSeconds": 86400}),
         201,
     )
-    by_id = {t.public_id: t for t in ClientToken.objects.all()}
-    # Minted with the old secret: at most until it stops, whatever ttl was asked.
-    assert by_id[before["id"]].expires_at <= key.previous_expires_at
+    by_id = {t.public_id: t for t in ClientToken.objects.select_related("api_key")}
+    # Minted with the old secret: at most until it stops, whatever ttl was asked. One
+    # minted before the roll keeps its row as it was (nothing is written per token); the
+    # list shows it ending with the secret, and the API refuses it then.
+    assert by_id[before["id"]].expires_at > key.previous_expires_at
+    assert by_id[before["id"]].ends_at == key.previous_expires_at
     assert by_id[during["id"]].expires_at == key.previous_expires_at
     assert by_id[during["id"]].minted_with_hint == key.previous_hint
     assert by_id[fresh["id"]].minted_with_hint == key.hint
@@ -102,6 +107,30 @@ def test_client_tokens_minted_with_the_old_secret_end_with_it(api, api_key, user
         assert_error(browser.get("/client/token"), 401, "expired_api_key")
     assert_ok(Api(Client(), fresh["token"]).get("/client/token"))
     assert_error(api.post(INVOKE, {"prompt": "old"}), 401, "expired_api_key")
+
+
+def test_a_roll_writes_nothing_per_client_token_and_one_from_before_hints_still_ends(
+    api, api_key, user
+):
+    """Before, a roll and the end of its overlap cut the expiry of every client token the
+    old secret minted, in one statement: whoever held a leaked key could mint so many (the
+    rate limit allows some 1.7 million a day) that rolling it ran past the statement
+    timeout, every time. The API checks the minting secret on every call instead."""
+    key = api_key[0]
+    minted = assert_ok(api.post("/v1/client-tokens", {"context": {}}), 201)
+    legacy, legacy_secret = client_token_create(project=key.project, api_key=key, context={})
+    ClientToken.objects.filter(pk=legacy.pk).update(minted_with_hint="")  # from before hints
+    with statements_run() as rolling:
+        api_key_roll(api_key=key, by=user, overlap=timedelta(hours=1))
+    for browser in (Api(Client(), minted["token"]), Api(Client(), legacy_secret)):
+        assert_ok(browser.get("/client/token"))  # in the overlap
+    with statements_run() as ending:
+        assert api_key_end_previous_secret(api_key=ApiKey.objects.get(pk=key.pk), by=user)
+    for browser in (Api(Client(), minted["token"]), Api(Client(), legacy_secret)):
+        assert_error(browser.get("/client/token"), 401, "expired_api_key")
+    table = ClientToken._meta.db_table
+    assert rolling and ending  # the statements were seen: none of them is on client tokens
+    assert not [sql for sql in [*rolling, *ending] if table in sql]
 
 
 def test_rolling_again_ends_the_secret_still_in_its_overlap(api, api_key, user):
@@ -268,8 +297,6 @@ def test_a_roll_form_sent_again_past_its_first_send_rolls_nothing(
 @pytest.mark.django_db(transaction=True)
 def test_one_roll_form_sent_twice_at_once_rolls_once(project, api_key, user, monkeypatch):
     import threading
-
-    from django.db import connection
 
     from apikeys.views import api_keys as views
 
