@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from accounts.models import Membership
 from accounts.services import membership_remove
@@ -113,4 +114,5 @@ def test_a_removal_and_a_change_to_the_leavers_tokens_at_once_both_go_through(
     assert not isinstance(outcomes["change"], Exception), outcomes["change"]
     assert not isinstance(outcomes["removal"], Exception), outcomes["removal"]
     assert not Membership.objects.filter(project=project, user=lou).exists()
-    assert ClientToken.objects.get(pk=lous_browser.pk).status != "active"
+    ended = ClientToken.objects.select_related("personal_token__user").get(pk=lous_browser.pk)
+    assert ended.end_reason_at(timezone.now()) is not None
