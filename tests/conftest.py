@@ -482,6 +482,21 @@ def paused_in_another_thread(monkeypatch, module, name, send):
     return thread, go, seen["pid"], failures
 
 
+def the_second_waits_for_the_first(monkeypatch, module, name, first, second) -> list[BaseException]:
+    """`first` in a thread of its own, paused when it calls `module.name` (once it holds
+    its locks); `second`, started meanwhile, must wait for those locks; then both finish
+    and `first` raised nothing. Returns what `second` raised."""
+    paused, go, pid, failures = paused_in_another_thread(monkeypatch, module, name, first)
+    following, following_failures = started_recording(second)
+    try:
+        assert waits_for(pid, following)
+    finally:
+        go.set()
+        finished(paused, following)
+    assert failures == []
+    return following_failures
+
+
 def started_recording(send) -> tuple[threading.Thread, list[BaseException]]:
     """`send` in a thread of its own (started()), and the list of what it raised, for the
     test to assert empty: an exception in a thread would otherwise only be a warning."""

@@ -34,10 +34,7 @@ from tests.accounts.test_sudo import go_stale
 from tests.conftest import (
     PASSWORD,
     Api,
-    finished,
-    paused_in_another_thread,
-    started_recording,
-    waits_for,
+    the_second_waits_for_the_first,
 )
 
 DELETE = reverse("accounts:account_delete")
@@ -206,19 +203,14 @@ def test_a_key_their_token_is_making_while_the_account_is_deleted_never_deadlock
 
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
-    making, go, pid, failures = paused_in_another_thread(
+    deleting_failures = the_second_waits_for_the_first(
         monkeypatch,
         key_services,
         "agent_scope_checked",  # called once the membership is held (member_hold)
         lambda: key_services.api_key_create(project=shared, name="CI", created_by=user),
+        lambda: account_delete(user=user),
     )
-    deleting, deleting_failures = started_recording(lambda: account_delete(user=user))
-    try:
-        assert waits_for(pid, deleting)
-    finally:
-        go.set()
-        finished(making, deleting)
-    assert failures == [] and deleting_failures == []
+    assert deleting_failures == []
     assert not User.objects.get(pk=user.pk).is_active
     assert ApiKey.objects.filter(project=shared, name="CI").exists()
 
@@ -232,20 +224,12 @@ def test_a_token_made_while_the_account_is_deleted_is_refused(user, monkeypatch)
 
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
-    deleting, go, pid, failures = paused_in_another_thread(
+    making_failures = the_second_waits_for_the_first(
         monkeypatch,
         account_services,
         "account_deletion_plan",  # called once the person's row is held
         lambda: account_delete(user=user),
+        lambda: personal_token_create(user=user, name="Made meanwhile"),
     )
-    making, making_failures = started_recording(
-        lambda: personal_token_create(user=user, name="Made meanwhile")
-    )
-    try:
-        assert waits_for(pid, making)
-    finally:
-        go.set()
-        finished(deleting, making)
-    assert failures == []
     assert [type(failure) for failure in making_failures] == [PermissionDenied]
     assert not PersonalAccessToken.objects.filter(name="Made meanwhile").exists()

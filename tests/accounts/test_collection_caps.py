@@ -26,7 +26,9 @@ from accounts.invitations import (
 from accounts.models import Invitation, Membership, Project, User
 from accounts.services import MAX_PROJECTS_PER_PERSON, TOO_MANY_PROJECTS
 from tests.accounts.test_invitations import invite, link_in
-from tests.conftest import finished, paused_in_another_thread, started, waits_for
+from tests.conftest import (
+    the_second_waits_for_the_first,
+)
 
 CONCURRENT = "SQLite serialises all writers: concurrency is shown on PostgreSQL."
 
@@ -99,16 +101,14 @@ def test_two_invitations_at_once_one_below_the_cap_send_one(project, user, monke
         client.force_login(user)
         answers[email] = invite(client, project, email)
 
-    first, go, pid, failures = paused_in_another_thread(
-        monkeypatch, Invitation.objects, "create", lambda: send("first@example.com")
+    second_failures = the_second_waits_for_the_first(
+        monkeypatch,
+        Invitation.objects,
+        "create",
+        lambda: send("first@example.com"),
+        lambda: send("second@example.com"),
     )
-    second = started(lambda: send("second@example.com"))
-    try:
-        assert waits_for(pid, second)
-    finally:
-        go.set()
-        finished(first, second)
-    assert failures == []
+    assert second_failures == []
     assert answers["first@example.com"].status_code == 302
     assert TOO_MANY_INVITATIONS in error_beside(answers["second@example.com"], "email")
     assert Invitation.objects.pending().filter(project=project).count() == MAX_PENDING_INVITATIONS
@@ -167,16 +167,14 @@ def test_two_projects_at_once_one_below_the_cap_make_one(user, monkeypatch):
         client.force_login(user)
         answers[name] = client.post(reverse("accounts:project_create"), {"name": name})
 
-    first, go, pid, failures = paused_in_another_thread(
-        monkeypatch, Project.objects, "create", lambda: create("First")
+    second_failures = the_second_waits_for_the_first(
+        monkeypatch,
+        Project.objects,
+        "create",
+        lambda: create("First"),
+        lambda: create("Second"),
     )
-    second = started(lambda: create("Second"))
-    try:
-        assert waits_for(pid, second)
-    finally:
-        go.set()
-        finished(first, second)
-    assert failures == []
+    assert second_failures == []
     assert answers["First"].status_code == 302
     assert TOO_MANY_PROJECTS in error_beside(answers["Second"], "name")
     assert Membership.objects.filter(user=user).count() == MAX_PROJECTS_PER_PERSON

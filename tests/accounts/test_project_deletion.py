@@ -28,9 +28,9 @@ from tests.conftest import (
     held_back_until_both_are_ready,
     paused_in_another_thread,
     run_together,
-    started,
     started_recording,
     statements_run,
+    the_second_waits_for_the_first,
     waits_for,
 )
 from webhooks.models import WebhookEndpoint
@@ -213,19 +213,14 @@ def test_a_key_being_made_while_the_project_is_deleted_is_revoked_with_the_rest(
     with the others, instead of being made after the revocation and left working."""
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
-    creating, go, pid, failures = paused_in_another_thread(
+    second_failures = the_second_waits_for_the_first(
         monkeypatch,
         services,
         "agent_scope_checked",  # called once the member's row is held (member_hold)
         lambda: services.api_key_create(project=project, name="Late", created_by=member),
+        lambda: project_delete(project=project, by=user),
     )
-    deleting = started(lambda: project_delete(project=project, by=user))
-    try:
-        assert waits_for(pid, deleting)
-    finally:
-        go.set()
-        finished(creating, deleting)
-    assert failures == []
+    assert second_failures == []
     assert Project.objects.get(pk=project.pk).deleted_at is not None
     assert ApiKey.objects.get(name="Late").revoked_at is not None
 
@@ -297,19 +292,14 @@ def test_an_invitation_accepted_while_the_project_is_deleted_leaves_no_member(
         pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
     eve = make_user(email="eve@example.com")
     invitation = invitation_send(project=project, email=eve.email, role="member", by=user)
-    accepting, go, pid, failures = paused_in_another_thread(
+    second_failures = the_second_waits_for_the_first(
         monkeypatch,
         invitations.Membership.objects,
         "get_or_create",
         lambda: invitations.invitation_accept(invitation=invitation, user=eve),
+        lambda: project_delete(project=project, by=user),
     )
-    deleting = started(lambda: project_delete(project=project, by=user))
-    try:
-        assert waits_for(pid, deleting)
-    finally:
-        go.set()
-        finished(accepting, deleting)
-    assert failures == []
+    assert second_failures == []
     assert Project.objects.get(pk=project.pk).deleted_at is not None
     assert not Membership.objects.filter(project=project).exists()
 

@@ -10,7 +10,10 @@ from django.test import Client
 from agents.models import Agent
 from audit.models import AuditEvent
 from tests.api.assertions import assert_error, assert_ok
-from tests.conftest import Api, finished, paused_in_another_thread, started, waits_for
+from tests.conftest import (
+    Api,
+    the_second_waits_for_the_first,
+)
 
 
 def fill(project, up_to: int) -> None:
@@ -68,16 +71,14 @@ def test_two_new_agents_at_once_one_below_the_cap_make_one(
     def deploy(name: str, which: str) -> None:
         responses[which] = Api(Client(), api_key[1]).send("PUT", f"/v1/agents/{name}", {})
 
-    first, go, pid, failures = paused_in_another_thread(
-        monkeypatch, Agent.objects, "update_or_create", lambda: deploy("one", "first")
+    second_failures = the_second_waits_for_the_first(
+        monkeypatch,
+        Agent.objects,
+        "update_or_create",
+        lambda: deploy("one", "first"),
+        lambda: deploy(second, "second"),
     )
-    following = started(lambda: deploy(second, "second"))
-    try:
-        assert waits_for(pid, following)
-    finally:
-        go.set()
-        finished(first, following)
-    assert failures == []
+    assert second_failures == []
     assert [responses["first"].status_code, responses["second"].status_code] == answers
     if answers[1] == 400:
         assert_error(responses["second"], 400, "invalid_request")

@@ -13,7 +13,6 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -25,7 +24,11 @@ from apikeys.services import (
     too_many_pats_message,
 )
 from tests.api.assertions import assert_error, assert_ok
-from tests.conftest import Api, finished, paused_in_another_thread, started, waits_for
+from tests.conftest import (
+    Api,
+    statements_run,
+    the_second_waits_for_the_first,
+)
 
 CONCURRENT = "SQLite serialises all writers: concurrency is shown on PostgreSQL."
 
@@ -125,16 +128,14 @@ def test_two_keys_at_once_one_below_the_cap_make_one(admin, project, monkeypatch
     def create(name: str) -> None:
         answers[name] = admin.post("/v1/api-keys", {"name": name})
 
-    first, go, pid, failures = paused_in_another_thread(
-        monkeypatch, ApiKey.objects, "mint", lambda: create("first")
+    second_failures = the_second_waits_for_the_first(
+        monkeypatch,
+        ApiKey.objects,
+        "mint",
+        lambda: create("first"),
+        lambda: create("second"),
     )
-    second = started(lambda: create("second"))
-    try:
-        assert waits_for(pid, second)
-    finally:
-        go.set()
-        finished(first, second)
-    assert failures == []
+    assert second_failures == []
     assert_ok(answers["first"], 201)
     assert_error(answers["second"], 400, "invalid_request")
     assert ApiKey.objects.for_project(project).active().count() == MAX_WORKING_KEYS_PER_PROJECT
@@ -144,22 +145,22 @@ def test_the_key_list_reads_ended_keys_one_page_at_a_time(signed_in, project):
     keys(project, 3)
     keys(project, 60, start=1000, revoked_at=timezone.now())
     url = reverse("apikeys:api_key_list", args=[project.slug])
-    with CaptureQueriesContext(connection) as queries:
+    with statements_run() as statements:
         response = signed_in.get(url, {"ended_page": "2"})
     assert response.status_code == 200
     assert len(response.context["ended_keys"]) == 25
     assert len(response.context["active_keys"]) == 3
     assert response.context["found"] == 63
     table = ApiKey._meta.db_table
+    reads = [sql for sql in statements if f'FROM "{table}"' in sql]
     whole = [
-        q["sql"]
-        for q in queries.captured_queries
-        if f'FROM "{table}"' in q["sql"]
-        and "LIMIT" not in q["sql"]
-        and not q["sql"].startswith("SELECT COUNT(*)")
-        and '"revoked_at" IS NULL' not in q["sql"]
+        sql
+        for sql in reads
+        if "LIMIT" not in sql
+        and not sql.startswith("SELECT COUNT(*)")
+        and '"revoked_at" IS NULL' not in sql
     ]
-    assert whole == []  # every read of the keys is of working ones, a page, or a count
+    assert reads and whole == []  # every read of the keys is of working ones, a page, or a count
 
 
 # -- Personal access tokens -----------------------------------------------------------------
@@ -192,16 +193,14 @@ def test_two_pats_at_once_one_below_the_cap_make_one(user, monkeypatch):
         client.force_login(user)
         answers[which] = create_pat(client)
 
-    first, go, pid, failures = paused_in_another_thread(
-        monkeypatch, PersonalAccessToken.objects, "mint", lambda: create("first")
+    second_failures = the_second_waits_for_the_first(
+        monkeypatch,
+        PersonalAccessToken.objects,
+        "mint",
+        lambda: create("first"),
+        lambda: create("second"),
     )
-    second = started(lambda: create("second"))
-    try:
-        assert waits_for(pid, second)
-    finally:
-        go.set()
-        finished(first, second)
-    assert failures == []
+    assert second_failures == []
     assert answers["first"].status_code == 201
     assert answers["second"].status_code == 422
     assert too_many_pats_message() in name_error(answers["second"])
