@@ -272,21 +272,17 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
         # Taken since the form's check: by this form sent from another tab, or by someone
         # else. Said as the check says it; no key was made.
         form.add_error("name", key_name_taken_error(taken.name))
-        return _render(
-            request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
-        )
     except OutOfPolicy as refused:  # the project's policy tightened since the form's check
         form.add_error(form.expiry_field(), str(refused))
-        return _render(
-            request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
-        )
     except TooManyTokens as full:  # the last free place taken since the form's check
         form.add_error("name", str(full))
-        return _render(
-            request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
-        )
-    context = {"new_key": api_key, "token": token, "details": token_summary(api_key)}
-    return shown_once(request, _render(request, "created", context, status=201), changed=CHANGED)
+    else:
+        context = {"new_key": api_key, "token": token, "details": token_summary(api_key)}
+        created = _render(request, "created", context, status=201)
+        return shown_once(request, created, changed=CHANGED)
+    return _render(
+        request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
+    )
 
 
 @require_http_methods(["GET", "POST"])

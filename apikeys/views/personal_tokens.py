@@ -109,19 +109,18 @@ def personal_token_create_view(request: AuthenticatedRequest) -> HttpResponse:
         )
     except OutOfPolicy as refused:  # a project's policy tightened since the form's check
         form.add_error(form.expiry_field(), str(refused))
-        return _render(
-            request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
-        )
     except TooManyTokens as full:  # the last free place taken since the form's check
         form.add_error("name", str(full))
-        return _render(
-            request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
-        )
-    details = token_summary(pat)
-    if pat.expires_at is None:
-        details += " Consider revoking it when you no longer need it."
-    context = {"new_token": pat, "token": token, "details": details}
-    return shown_once(request, _render(request, "created", context, status=201), changed=CHANGED)
+    else:
+        details = token_summary(pat)
+        if pat.expires_at is None:
+            details += " Consider revoking it when you no longer need it."
+        context = {"new_token": pat, "token": token, "details": details}
+        created = _render(request, "created", context, status=201)
+        return shown_once(request, created, changed=CHANGED)
+    return _render(
+        request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
+    )
 
 
 @require_http_methods(["GET", "POST"])
