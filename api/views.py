@@ -186,6 +186,8 @@ def client_token_info(request: ClientApiRequest) -> HttpResponse:
         {
             "projectId": client_token.project.slug,
             "context": client_token.context,
-            "expiresAt": client_token.expires_at.isoformat(),
+            # When it stops working: sooner than its own expiry if the key that minted it
+            # was rolled since, and its secret ends first.
+            "expiresAt": client_token.ends_at.isoformat(),
         }
     )

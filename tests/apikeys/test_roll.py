@@ -96,6 +96,8 @@ def test_client_tokens_minted_with_the_old_secret_end_with_it(api, api_key, user
     # list shows it ending with the secret, and the API refuses it then.
     assert by_id[before["id"]].expires_at > key.previous_expires_at
     assert by_id[before["id"]].ends_at == key.previous_expires_at
+    told = assert_ok(Api(Client(), before["token"]).get("/client/token"))  # as its browser is
+    assert told["expiresAt"] == key.previous_expires_at.isoformat()
     assert by_id[during["id"]].expires_at == key.previous_expires_at
     assert by_id[during["id"]].minted_with_hint == key.previous_hint
     assert by_id[fresh["id"]].minted_with_hint == key.hint
