@@ -209,6 +209,10 @@ def invitation_accept(*, invitation: Invitation, user: User, ip: str | None = No
             )
         )
     )
+    # Then the project's row, FOR NO KEY UPDATE, before the invitation's (as owner_hold
+    # and a deletion take them): two acceptances at once take turns, so the second counts
+    # the first's member against MAX_MEMBERS_PER_PROJECT.
+    Project.objects.select_for_update(no_key=True).filter(pk=invitation.project_id).first()
     locked = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if locked.accepted_at is not None:
         raise InvitationError("This invitation was accepted already.")

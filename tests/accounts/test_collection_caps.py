@@ -211,3 +211,49 @@ def test_an_invitation_sent_before_the_project_filled_cannot_be_accepted_after(
     assert response.status_code == 409
     assert FULL_PROJECT.split(".")[0] in response.content.decode()
     assert not Membership.objects.filter(project=project, user=bob).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_invitations_accepted_at_once_one_below_the_cap_admit_one(
+    project, user, make_user, monkeypatch
+):
+    """Found in review: an acceptance counted the members under no lock of the project, so
+    two invitees accepting at once into a project one below the cap both counted the same
+    members and both joined, past it."""
+    from accounts import invitations as invitations_module
+    from accounts.invitations import InvitationError, invitation_accept, invitation_send
+
+    if connection.vendor != "postgresql":
+        pytest.skip(CONCURRENT)
+    first_guest, second_guest = (
+        make_user(email="first@example.com"),
+        make_user(email="second@example.com"),
+    )
+    sent = {
+        guest: invitation_send(project=project, email=guest.email, role="member", by=user)
+        for guest in (first_guest, second_guest)
+    }
+    members(project, MAX_MEMBERS_PER_PROJECT - 2)  # and its owner: one place left
+    refused = []
+
+    def accept(guest) -> None:
+        try:
+            invitation_accept(invitation=sent[guest], user=guest)
+        except InvitationError as error:
+            refused.append(str(error))
+
+    first, go, pid, failures = paused_in_another_thread(
+        monkeypatch,
+        invitations_module.Membership.objects,
+        "get_or_create",
+        lambda: accept(first_guest),
+    )
+    second = started(lambda: accept(second_guest))
+    try:
+        assert waits_for(pid, second)
+    finally:
+        go.set()
+        finished(first, second)
+    assert failures == []
+    assert refused == [FULL_PROJECT]
+    assert Membership.objects.filter(project=project).count() == MAX_MEMBERS_PER_PROJECT
