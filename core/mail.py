@@ -34,17 +34,27 @@ def one_line(text: str, *, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+# A local part that needs no quotes (RFC 5322's dot-atom, as Django's EmailValidator reads it).
+_DOT_ATOM = re.compile(
+    r"[-!#$%&'*+/=?^_`{}|~0-9a-z]+(\.[-!#$%&'*+/=?^_`{}|~0-9a-z]+)*", re.I | re.A
+)
+
+
 def delivery_address(address: str) -> str:
     """`address` in the one spelling of the mailbox Django's SMTP backend delivers it to:
-    the local part unquoted (`"a\\b"` is `ab`); the domain as IDNA maps it before it is
-    encoded (full-width letters to ASCII, ß to ss, soft hyphens and zero-width spaces
-    dropped), written in its letters (exämple.com, not xn--exmple-cua.com) and without a
-    trailing dot; all lower-cased. `"x"@Example.com` and `x@ｅｘａｍｐｌｅ.com` are
-    `x@example.com`: the accounts keep and compare addresses so, for one mailbox is one
-    account."""
+    the local part unquoted where it needs no quotes (`"a\\b"` is `ab`); the domain as
+    IDNA maps it before it is encoded (full-width letters to ASCII, ß to ss, soft hyphens
+    and zero-width spaces dropped), written in its letters (exämple.com, not
+    xn--exmple-cua.com) and without a trailing dot; all lower-cased. `"x"@Example.com`
+    and `x@ｅｘａｍｐｌｅ.com` are `x@example.com`: the accounts keep and compare
+    addresses so, for one mailbox is one account."""
     local, _, domain = address.strip().rpartition("@")
     if len(local) >= 2 and local.startswith('"') and local.endswith('"'):
-        local = re.sub(r"\\(.)", r"\1", local[1:-1])
+        unquoted = re.sub(r"\\(.)", r"\1", local[1:-1])
+        # Only a name that needs no quotes is the same mailbox without them: unquoted,
+        # `"m@evil(x"@example.com` would read as m@evil with a comment, and go there.
+        if _DOT_ATOM.fullmatch(unquoted):
+            local = unquoted
     with contextlib.suppress(UnicodeError):  # else no mail reaches it: kept as typed
         domain = punycode(domain)
         domain = domain.encode("ascii").decode("idna")  # xn--… that is no IDNA stays so

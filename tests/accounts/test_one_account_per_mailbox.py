@@ -281,3 +281,23 @@ def test_addresses_kept_before_move_to_one_spelling_unless_another_account_has_i
     browser = Client()
     answer = browser.post(LOGIN, {"username": "ada@exam\u00adple.com", "password": PASSWORD})
     assert answer.status_code == 302 and browser.session["_auth_user_id"] == str(twin.pk)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        '"mallory@evil.example(x"@example.com',
+        '"mallory@evil.example\\ (x"@example.com',
+        '"<mallory@evil.example>"@example.com',
+    ],
+)
+def test_a_quoted_local_part_that_needs_its_quotes_keeps_them_and_its_mailbox(client, db, typed):
+    """Found in review: unquoting every quoted local part made `"m@evil(x"@example.com`,
+    a mailbox at example.com, into `m@evil(x@example.com`, which Django's mail sends to
+    m@evil: the reset form mailed that other inbox, a count of its own each time."""
+    from django.core.mail.message import sanitize_address
+
+    assert delivery_address(typed) == typed.lower()
+    assert client.post(RESET, {"email": typed}).status_code == 302
+    for message in mail.outbox:
+        assert sanitize_address(message.to[0], "utf-8").endswith("@example.com"), message.to
