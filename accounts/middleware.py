@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 from django.utils.cache import add_never_cache_headers
 from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 
 from accounts.sessions import session_seen
 
@@ -67,5 +68,16 @@ class HtmxSignInMiddleware:
         login = resolve_url(settings.LOGIN_URL)
         if urlsplit(response["Location"]).path != login:
             return response
-        back_to = htmx.current_url_abs_path or request.get_full_path()
-        return HttpResponseClientRedirect(redirect_to_login(back_to, login)["Location"])
+        sign_in = redirect_to_login(_back_to(request, htmx), login)["Location"]
+        return HttpResponseClientRedirect(sign_in)
+
+
+def _back_to(request: HttpRequest, htmx: HtmxDetails) -> str:
+    """The page the person was on (HX-Current-URL, of this site only), else the request's
+    own address. django-htmx reads the header with urlsplit, which raises ValueError on a
+    bracket without its pair: a header anyone can send is not a 500."""
+    try:
+        current = htmx.current_url_abs_path
+    except ValueError:
+        current = None
+    return current or request.get_full_path()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import pytest
 from django.contrib.sessions.models import Session
 from django.core import mail
 from django.test import Client
@@ -211,3 +212,15 @@ def test_past_the_cap_a_sign_in_signs_out_the_sessions_least_recently_seen(user,
     for browser in (browsers[0], browsers[2], newest):
         assert browser.get(SESSIONS).status_code == 200
     assert Session.objects.filter(session_key__in=rows.values("session_key")).count() == 3
+
+
+@pytest.mark.parametrize("current", ["http://[::1", "http://testserver]/keys"])
+def test_an_unreadable_current_url_sends_sign_in_back_to_the_request_not_a_500(
+    client, project, current
+):
+    """Found in review: htmx's HX-Current-URL, read with urlsplit, raised ValueError for a
+    bracket without its pair (anyone could send one): a 500 instead of the sign-in page."""
+    new_key = reverse("apikeys:api_key_create", args=[project.slug])
+    response = client.get(new_key, headers={"HX-Request": "true", "HX-Current-URL": current})
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == f"{reverse('accounts:login')}?next={quote(new_key)}"
