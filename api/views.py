@@ -180,7 +180,8 @@ def _minted_by(client_token: ClientToken, caller: ProjectCaller) -> bool:
 
 @api_view(["GET"], surface=Surface.CLIENT)
 def client_token_info(request: ClientApiRequest) -> HttpResponse:
-    """What a browser may know of its own token. Never the serverContext."""
+    """What a browser may know of its own token. Never the serverContext. Its end as known
+    now (ClientToken.ends_at): a roll of the key that minted it writes nothing to its row."""
     client_token = request.caller.client_token
     return ok(
         {

@@ -382,7 +382,8 @@ class ClientToken(Token):
     @property
     def ends_at(self) -> datetime:
         """When it stops working, as far as is known now: its own expiry, or the end of
-        the rolled key's previous secret that minted it, if sooner (the list's view)."""
+        the rolled key's previous secret that minted it, if sooner (what the list shows,
+        and GET /client/token tells the browser)."""
         key = self.api_key
         if key is None or key.previous_expires_at is None:
             return self.expires_at

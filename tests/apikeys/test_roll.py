@@ -7,7 +7,7 @@ as the clock would."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -337,3 +337,14 @@ def test_one_roll_form_sent_twice_at_once_rolls_once(project, api_key, user, mon
     key.refresh_from_db()
     assert key.previous_secret_works_at(timezone.now())
     assert_ok(Api(Client(), original).post(INVOKE, {"prompt": "hi"}))
+
+
+def test_a_browser_is_told_its_token_ends_with_the_rolled_secret_that_minted_it(api, api_key, user):
+    """Found in review: a roll no longer cuts the expiry of the client tokens the old
+    secret minted (nothing is written per token), and GET /client/token still answered
+    that row's expiry: a browser told it had a day left was refused at the overlap's end."""
+    minted = assert_ok(api.post("/v1/client-tokens", {"context": {}, "ttlSeconds": 86400}), 201)
+    api_key_roll(api_key=api_key[0], by=user, overlap=timedelta(hours=1))
+    ends = ApiKey.objects.get(pk=api_key[0].pk).previous_expires_at
+    told = assert_ok(Api(Client(), minted["token"]).get("/client/token"))
+    assert datetime.fromisoformat(told["expiresAt"]) == ends
