@@ -134,11 +134,13 @@ class SignInForm(AuthenticationForm):
         )
 
     def clean_username(self) -> str:
-        # Found in any spelling of its mailbox, as the account keeps it (AccountEmailField).
-        email = User.objects.address_kept(str(self.cleaned_data["username"]))
         # AuthenticationForm sets the field's max_length after building it, so no validator
-        # enforces it: a 5,000-character "email" reached django-axes' 255-character column.
-        if len(email) > EMAIL_MAX_LENGTH:
+        # enforces it: a 5,000-character "email" reached django-axes' 255-character column,
+        # and a body of a million one-letter labels would hold IDNA (below) for seconds.
+        typed = str(self.cleaned_data["username"]).strip()
+        # Found in any spelling of its mailbox, as the account keeps it (AccountEmailField).
+        email = User.objects.address_kept(typed) if len(typed) <= EMAIL_MAX_LENGTH else ""
+        if not email or len(email) > EMAIL_MAX_LENGTH:
             raise forms.ValidationError(self.error_messages["invalid_login"], code="invalid_login")
         return email
 

@@ -461,3 +461,23 @@ def test_gmail_addresses_spelled_with_dots_count_as_one_inbox_for_reset_mails(cl
     for n, email in enumerate(spellings):
         client.post(url, {"email": email}, REMOTE_ADDR=f"198.51.100.{n + 1}")
     assert len(mail.outbox) == 3
+
+
+def test_an_over_long_sign_in_address_is_refused_before_its_spelling_is_worked_out(
+    client, user, monkeypatch
+):
+    """Found in review: the sign-in field has no length validator, and every address typed
+    went through IDNA (User.objects.address_kept) before its length was checked: a body
+    of a million full-width one-letter labels held a worker for seconds, for anyone."""
+    import accounts.models
+
+    worked_out = []
+    monkeypatch.setattr(
+        accounts.models, "delivery_address", lambda address: worked_out.append(address) or address
+    )
+    answer = client.post(
+        reverse("accounts:login"), {"username": "a@" + "ｂ." * 200, "password": PASSWORD}
+    )
+    assert answer.status_code == 200
+    assert "don&#x27;t match an account" in answer.content.decode()
+    assert worked_out == []
