@@ -287,13 +287,18 @@ def api_key_create(
     OutOfPolicy if it would live longer than the project's lifetime policy allows, or
     than LONGEST_LIFETIME; KeyNameTaken if a working key of the project has the name (see
     key_name_claim); ValidationError if the name is not one (token_name_checked), or the
-    notes hold a token; NoLongerAMember if `created_by` is not a member of the project;
-    TooManyTokens if the project has MAX_WORKING_KEYS_PER_PROJECT working keys."""
+    notes hold a token; NoLongerAMember if `created_by` is not a member of the project,
+    or the project was deleted; TooManyTokens if the project has
+    MAX_WORKING_KEYS_PER_PROJECT working keys."""
     _by_a_member(project, created_by)
     # Two keys made at once at one below the cap take turns on the project's row (FOR NO
     # KEY UPDATE, as owners' changes: inserts naming the project do not wait), so the
-    # second counts the first.
-    Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
+    # second counts the first. A deletion holds that row until it commits: one made by no
+    # person (createapikey: no membership to hold) that waited for it finds it deleted,
+    # rather than make a key after the deletion revoked the others.
+    live = Project.objects.select_for_update(no_key=True).filter(deleted_at__isnull=True)
+    if live.filter(pk=project.pk).first() is None:
+        raise NoLongerAMember
     if working_keys_full(project):
         raise TooManyTokens(too_many_keys_message())
     names, actions = agent_scope_checked(agent_names, agent_actions)

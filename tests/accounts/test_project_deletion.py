@@ -338,3 +338,40 @@ def test_removing_a_member_while_the_project_is_deleted_never_deadlocks(
         finished(removing, deleting)
     assert failures == [] and deleting_failures == []
     assert Project.objects.get(pk=project.pk).deleted_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_a_script_makes_while_the_project_is_deleted_is_not_made(project, user, monkeypatch):
+    """Found in review: createapikey (no person: no membership to hold) read the project
+    before an owner's deletion committed, then waited for its row and made a key in the
+    deleted project after the deletion had revoked the others: a key left working."""
+    from django.core.management import CommandError, call_command
+
+    from accounts import services as account_services
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
+    refused = []
+
+    def script() -> None:
+        try:
+            call_command("createapikey", project=project.slug, name="Late")
+        except CommandError as error:
+            refused.append(str(error))
+
+    deleting, go, pid, failures = paused_in_another_thread(
+        monkeypatch,
+        account_services,
+        "audit_record",  # called once the deletion holds the project's row (owner_hold)
+        lambda: project_delete(project=project, by=user),
+    )
+    creating = started(script)
+    try:
+        assert waits_for(pid, creating)
+    finally:
+        go.set()
+        finished(deleting, creating)
+    assert failures == []
+    assert Project.objects.get(pk=project.pk).deleted_at is not None
+    assert not ApiKey.objects.for_project(project).filter(revoked_at__isnull=True).exists()
+    assert refused and "No project" in refused[0]

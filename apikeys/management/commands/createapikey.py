@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from accounts.models import Project
+from accounts.services import NoLongerAMember
 from apikeys.models import ALL_PERMISSIONS, ApiKey
 from apikeys.services import (
     LONGEST_LIFETIME,
@@ -82,6 +83,8 @@ class Command(BaseCommand):
                 permissions=chosen,
                 expires_at=expires_at,
             )
+        except NoLongerAMember:  # deleted since it was looked up above
+            raise CommandError(f"No project with the slug {project}.") from None
         except OutOfPolicy as refused:
             raise CommandError(f"{refused} Use --expires-in-days.") from None
         except TooManyTokens as full:
