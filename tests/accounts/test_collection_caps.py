@@ -242,18 +242,13 @@ def test_two_invitations_accepted_at_once_one_below_the_cap_admit_one(
         except InvitationError as error:
             refused.append(str(error))
 
-    first, go, pid, failures = paused_in_another_thread(
+    second_failures = the_second_waits_for_the_first(
         monkeypatch,
         invitations_module.Membership.objects,
         "get_or_create",
         lambda: accept(first_guest),
+        lambda: accept(second_guest),
     )
-    second = started(lambda: accept(second_guest))
-    try:
-        assert waits_for(pid, second)
-    finally:
-        go.set()
-        finished(first, second)
-    assert failures == []
+    assert second_failures == []
     assert refused == [FULL_PROJECT]
     assert Membership.objects.filter(project=project).count() == MAX_MEMBERS_PER_PROJECT

@@ -359,19 +359,14 @@ def test_a_key_a_script_makes_while_the_project_is_deleted_is_not_made(project, 
         except CommandError as error:
             refused.append(str(error))
 
-    deleting, go, pid, failures = paused_in_another_thread(
+    creating_failures = the_second_waits_for_the_first(
         monkeypatch,
         account_services,
         "audit_record",  # called once the deletion holds the project's row (owner_hold)
         lambda: project_delete(project=project, by=user),
+        script,
     )
-    creating = started(script)
-    try:
-        assert waits_for(pid, creating)
-    finally:
-        go.set()
-        finished(deleting, creating)
-    assert failures == []
+    assert creating_failures == []
     assert Project.objects.get(pk=project.pk).deleted_at is not None
     assert not ApiKey.objects.for_project(project).filter(revoked_at__isnull=True).exists()
     assert refused and "No project" in refused[0]
