@@ -84,15 +84,10 @@ class User(AbstractBaseUser, PermissionsMixin):
         """How a change to this person's access is announced (core.invalidation)."""
         return f"user:{self.pk}"
 
-    def is_member_of(self, project_id: int, *, since: datetime | None = None) -> bool:
+    def is_member_of(self, project_id: int) -> bool:
         """Whether this (active) person is a member of the project now: asked on every API
-        call a PAT or its client tokens make, so leaving a project ends access at once.
-        `since`: and has been since then, in the same membership (a client token their PAT
-        minted dies with the membership it was minted in, even if they are added again)."""
-        memberships = self.memberships.filter(project_id=project_id)
-        if since is not None:
-            memberships = memberships.filter(created_at__lte=since)
-        return self.is_active and memberships.exists()
+        call a PAT or its client tokens make, so leaving a project ends access at once."""
+        return self.is_active and self.memberships.filter(project_id=project_id).exists()
 
 
 class ProjectQuerySet(models.QuerySet["Project"]):

@@ -223,15 +223,18 @@ def _not_an_owner(project: Project, user: User) -> MembershipError:
     return NoLongerAMember()
 
 
-def member_hold(*, project: Project, user: User) -> None:
+def member_hold(*, project: Project, user: User) -> int:
     """First in the transaction of a change a person makes in `project` (a key made,
     rolled or revoked; a client token their PAT mints): they are a member now
     (NoLongerAMember otherwise), and stay one until the change commits. Their membership
     is held FOR KEY SHARE, which membership_remove's lock waits for: either the change
     commits first, and the owners see it as they see any, or the removal does, and the
-    change is refused. Their other changes, and everyone's reads, do not wait for it."""
-    if not key_share(Membership.objects.filter(project=project, user=user)):
+    change is refused. Their other changes, and everyone's reads, do not wait for it.
+    Returns the membership's id."""
+    held = key_share(Membership.objects.filter(project=project, user=user))
+    if not held:
         raise NoLongerAMember
+    return int(held[0])
 
 
 def _current(membership: Membership) -> Membership:

@@ -187,9 +187,13 @@ def _statement(kind: TokenKind, resource: Resource | None) -> _Statement:
             f"LEFT JOIN {_table(User)} u ON u.id = pt.{_column(PersonalAccessToken, 'user')}"
         )
         # The minter's membership must be the one it minted the token in: one that began
-        # later (removed, then added again) does not bring the token back.
+        # later (removed, then added again) does not bring the token back. Tokens from
+        # before that was recorded: a membership that began before the token did.
+        minted_in = f"t.{_column(ClientToken, 'minted_in')}"
         began, minted = _column(Membership, "created_at"), _column(ClientToken, "created_at")
-        since = f" AND m.{began} <= t.{minted}"
+        since = (
+            f" AND (m.{q('id')} = {minted_in} OR ({minted_in} IS NULL AND m.{began} <= t.{minted}))"
+        )
         flags = [member(since), "FALSE", origin]
     else:
         token = _Table(PersonalAccessToken, "t")

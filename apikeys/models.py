@@ -17,7 +17,7 @@ from django.db.models import Count, Q, Value
 from django.db.models.functions import Upper
 from django.utils import timezone
 
-from accounts.models import Project, User
+from accounts.models import Membership, Project, User
 from apikeys.scopes import describe as describe_agent_scope
 from apikeys.tokens import BASE62, Secret, TokenKind, token_generate, token_hash, token_hint
 from core.validators import single_line
@@ -362,6 +362,12 @@ class ClientToken(Token):
     # could be rolled, or, for a PAT, regenerated unless recorded): a client token dies
     # with the secret that minted it when its key is rolled or its PAT regenerated.
     minted_with_hint = models.CharField(max_length=40, blank=True)
+    # The membership (its id) of the PAT's person in the project when a PAT minted it: it
+    # dies with that membership, and a later one (the person removed, then added again)
+    # does not bring it back. An id, not a foreign key: the membership's row is deleted on
+    # removal. None for a key's, and for a PAT's from before it was recorded (then: a
+    # membership that began before the token did).
+    minted_in = models.BigIntegerField(null=True, blank=True)
 
     objects = ClientTokenQuerySet.as_manager()
 
@@ -411,7 +417,7 @@ class ClientToken(Token):
                 moment, subject="The personal access token that minted this client token"
             )
             if minter_is_member is None:
-                minter_is_member = pat.user.is_member_of(self.project_id, since=self.created_at)
+                minter_is_member = pat.user.is_active and self._minted_in_membership_holds()
             if reason is None and not minter_is_member:
                 reason = "The person whose token minted this client token left the project."
             if reason is None and pat.outlives_policy_of(self.project):
@@ -421,6 +427,17 @@ class ClientToken(Token):
                     f"than the project allows ({self.project.max_pat_lifetime_days} days)."
                 )
         return reason
+
+    def _minted_in_membership_holds(self) -> bool:
+        """The membership its PAT's person had when it was minted is still there (as the
+        API's lookup asks, api/lookup.py)."""
+        assert self.personal_token is not None
+        memberships = Membership.objects.filter(
+            user_id=self.personal_token.user_id, project_id=self.project_id
+        )
+        if self.minted_in is not None:
+            return memberships.filter(pk=self.minted_in).exists()
+        return memberships.filter(created_at__lte=self.created_at).exists()
 
     def _minting_secret_end_reason(self, moment: datetime) -> str | None:
         """A client token dies with the secret that minted it: its key's current secret, or

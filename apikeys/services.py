@@ -630,9 +630,11 @@ def client_token_create(
     when that secret does."""
     if (api_key is None) == (personal_token is None):
         raise ValueError("A client token is minted by exactly one API key or PAT.")
+    minted_in = None
     if personal_token is not None:
-        # Minted for a person (its PAT's): they are a member until it commits.
-        member_hold(project=project, user=personal_token.user)
+        # Minted for a person (its PAT's): they are a member until it commits, and it dies
+        # with this membership of theirs.
+        minted_in = member_hold(project=project, user=personal_token.user)
     names, actions = agent_scope_checked(agent_names, agent_actions)
     parent = api_key or personal_token
     assert parent is not None
@@ -654,6 +656,7 @@ def client_token_create(
         server_context=server_context or {},
         expires_at=expires_at,
         minted_with_hint=minted_with,
+        minted_in=minted_in,
         agent_names=names,
         agent_actions=actions,
     )

@@ -8,6 +8,8 @@ member could otherwise mint so many that removing them timed out, again and agai
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -81,6 +83,26 @@ def test_adding_the_person_again_does_not_bring_their_old_client_tokens_back(
     # The PAT acts as Lou, a member again: it reaches the project, and mints anew.
     assert_ok(lous_cli.get("/v1/projects/current", headers={"X-Project": project.slug}))
     assert_ok(mint(lous_cli, project).get(WHO_AM_I))
+
+
+def test_a_new_membership_dated_before_the_token_does_not_bring_it_back(
+    project, user, lou, lous_cli
+):
+    """The clocks of two app instances may disagree: the membership made when Lou is added
+    again can carry a time before the old token's. The token records the membership it
+    was minted in, so no clock decides."""
+    browser = mint(lous_cli, project)
+    token = ClientToken.objects.get(personal_token__user=lou, project=project)
+    membership_remove(membership=Membership.objects.get(project=project, user=lou), by=user)
+    again = membership_add(project=project, user=lou, role="member", by=user)
+    Membership.objects.filter(pk=again.pk).update(
+        created_at=token.created_at - timedelta(minutes=5)
+    )
+
+    assert_error(browser.get(WHO_AM_I), 401, "expired_api_key")
+    ended = ClientToken.objects.select_related("personal_token").get(pk=token.pk)
+    assert effective_status(ended) == (TokenStatus.REVOKED, LEFT)
+    assert_ok(mint(lous_cli, project).get(WHO_AM_I))  # one minted now, in the new membership
 
 
 def test_the_pages_remove_and_leave_end_them_too(client, signed_in, project, lou, lous_cli):
