@@ -19,7 +19,7 @@ from django.utils import timezone
 from accounts.models import Project, User
 from accounts.services import project_create, user_sign_up
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
-from apikeys.services import api_key_create
+from apikeys.services import api_key_create, personal_token_create
 from apikeys.tokens import TokenKind
 from usage.writer import UsageEntry
 
@@ -199,6 +199,18 @@ class Api:
 @pytest.fixture
 def api(api_key: tuple[ApiKey, str]) -> Api:
     return Api(Client(), api_key[1])
+
+
+@pytest.fixture
+def admin(user: User, project: Project) -> Api:
+    """A PAT with the keys permission, naming the project: the caller that manages keys
+    over /v1."""
+    _, secret = personal_token_create(
+        user=user, name="Key rotation", permissions=["agents", "read", "write", "keys"]
+    )
+    api = Api(Client(), secret)
+    api.client.defaults["HTTP_X_PROJECT"] = project.slug
+    return api
 
 
 @pytest.fixture

@@ -21,17 +21,6 @@ INVOKE = "/v1/agents/my-agent/invoke"
 NAME_TAKEN = "The field 'name' is already the name of a working key here."
 
 
-@pytest.fixture
-def admin(user, project) -> Api:
-    """A PAT with the keys permission, naming the project."""
-    _, secret = personal_token_create(
-        user=user, name="Key rotation", permissions=["agents", "read", "write", "keys"]
-    )
-    api = Api(Client(), secret)
-    api.client.defaults["HTTP_X_PROJECT"] = project.slug
-    return api
-
-
 def test_create_shows_the_secret_once_and_the_key_works(admin, project, user):
     created = assert_ok(
         admin.post("/v1/api-keys", {"name": "CI deploys", "permissions": ["agents"]}), 201

@@ -25,7 +25,6 @@ from apikeys.services import (
 )
 from tests.api.assertions import assert_error, assert_ok
 from tests.conftest import (
-    Api,
     statements_run,
     the_second_waits_for_the_first,
 )
@@ -65,19 +64,6 @@ def name_error(response) -> str:
     found = re.search(r'id="id_name_error"[^>]*>(.*?)</', html, re.S)
     assert found, html[:2000]
     return found[1]
-
-
-@pytest.fixture
-def admin(user, project) -> Api:
-    """A PAT with the keys permission, naming the project (made before any filler)."""
-    from apikeys.services import personal_token_create
-
-    _, secret = personal_token_create(
-        user=user, name="Key rotation", permissions=["agents", "read", "write", "keys"]
-    )
-    api = Api(Client(), secret)
-    api.client.defaults["HTTP_X_PROJECT"] = project.slug
-    return api
 
 
 # -- API keys -------------------------------------------------------------------------------
