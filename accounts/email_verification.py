@@ -11,7 +11,7 @@ or invite anyone.
 
 from __future__ import annotations
 
-import logging
+from functools import partial
 
 from django.conf import settings
 from django.core import signing
@@ -27,8 +27,7 @@ from audit.log import audit_record
 from core.counters import throttle_allows
 from core.invalidation import changed
 from core.mail import inbox, one_line
-
-logger = logging.getLogger(__name__)
+from core.mail_after_answer import send_after_answer
 
 LINK_MAX_AGE = 3 * 24 * 3600
 _SALT = "accounts.email-verification"
@@ -57,21 +56,23 @@ def verification_url(user: User, email: str) -> str:
     return f"{settings.DASHBOARD_URL}{path}"
 
 
-def _send(subject: str, body: str, to: str) -> bool:
-    try:
-        send_mail(
+def _send(subject: str, body: str, to: str) -> None:
+    """After the answer (core.mail_after_answer): whether the address has an account
+    decides which mail goes, and its time must not show in the answer's. A mail server
+    down is logged there, never a 500."""
+    send_after_answer(
+        partial(
+            send_mail,
             subject=one_line(subject),
             message=body,
             from_email=settings.DEFAULT_FROM_EMAIL,
             recipient_list=[to],
-        )
-    except Exception:  # a mail server down must not turn a sign-up into a 500
-        logger.warning("verification email not sent: the mail server did not take it")
-        return False
-    return True
+        ),
+        what="account email",
+    )
 
 
-def send_verification(user: User, email: str | None = None) -> bool:
+def send_verification(user: User, email: str | None = None) -> None:
     """The link that confirms `email` (the account's own, or a new one it moves to)."""
     to = email or user.email
     changing = to != user.email
@@ -87,7 +88,7 @@ def send_verification(user: User, email: str | None = None) -> bool:
         )
     )
     body += f"{verification_url(user, to)}\n\nIf it was not you, ignore this email.\n"
-    return _send("[Reminix] Confirm your email address", body, to)
+    _send("[Reminix] Confirm your email address", body, to)
 
 
 # Mails that go to whatever address someone types (a sign-up's link or word that the
@@ -105,7 +106,7 @@ def inbox_may_be_mailed(email: str) -> bool:
     )
 
 
-def send_already_registered(email: str) -> bool:
+def send_already_registered(email: str) -> None:
     """Someone tried to sign up (or move an account) to an address that has an account:
     its owner is told, and the page answers as for any address."""
     body = (
@@ -114,10 +115,10 @@ def send_already_registered(email: str) -> bool:
         f"{settings.DASHBOARD_URL}{reverse('accounts:password_reset')}\n\n"
         "If it was not you, you need to do nothing.\n"
     )
-    return _send("[Reminix] Your email address was used to sign up", body, email)
+    _send("[Reminix] Your email address was used to sign up", body, email)
 
 
-def send_no_account(email: str) -> bool:
+def send_no_account(email: str) -> None:
     """Someone asked for a password reset for an address no account uses: it is told so,
     and the page answers as for any address. A mail either way, so that the answer's time
     does not tell which addresses have an account."""
@@ -128,7 +129,7 @@ def send_no_account(email: str) -> bool:
         f"address:\n\n{settings.DASHBOARD_URL}{reverse('accounts:password_reset')}\n\n"
         "If it was not you, you need to do nothing.\n"
     )
-    return _send("[Reminix] Password reset", body, email)
+    _send("[Reminix] Password reset", body, email)
 
 
 def read_token(token: str, *, lock: bool = False) -> tuple[User, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ from accounts.services import TOO_MANY_PROJECTS, projects_full
 from core.counters import throttle_allows
 from core.forms import NoTokenCharField
 from core.mail import delivery_address
+from core.mail_after_answer import send_after_answer
 from core.validators import mailable_address
 
 EMAIL_MAX_LENGTH = 254
@@ -151,6 +153,11 @@ class ResetRequestForm(PasswordResetForm):
 
     def clean_email(self) -> str:
         return User.objects.address_kept(str(self.cleaned_data["email"]))
+
+    def send_mail(self, *args: Any, **kwargs: Any) -> None:
+        """The link is written and sent after the answer (core.mail_after_answer), as the
+        word to an address without an account is: the answer's time tells neither."""
+        send_after_answer(partial(super().send_mail, *args, **kwargs), what="password reset email")
 
 
 class ProjectForm(forms.ModelForm):

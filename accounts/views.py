@@ -288,7 +288,9 @@ class PasswordResetView(auth_views.PasswordResetView):
                 window_seconds=3600,
                 uncounted=False,
             ):
-                send_no_account(email)  # the same work as a reset link: the time tells nothing
+                # Word that no account uses it, after the answer as a reset link is
+                # (core.mail_after_answer): neither mail's time is in the answer's.
+                send_no_account(email)
             return HttpResponseRedirect(self.get_success_url())
         # The link goes to the dashboard's configured address, as every other mail's does,
         # never to whatever Host the request named.

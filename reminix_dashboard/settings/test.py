@@ -33,3 +33,6 @@ WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
 # Write each API call's usage before the response, so a test reads what it just did.
 USAGE_FLUSH_SECONDS = 0
+# Mail goes on the request, so a test reads it right after the response
+# (tests/core/test_mail_after_answer.py checks the thread that sends it otherwise).
+MAIL_AFTER_ANSWER = False

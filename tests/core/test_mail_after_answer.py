@@ -1,0 +1,155 @@
+"""The forms anyone can send mail after their answer (core/mail_after_answer.py): the
+answer waits for no mail server, whichever mail the address gets (a reset link, word that
+no account uses it, or nothing past the limits), so its time tells nothing."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+import pytest
+from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
+from django.test import override_settings
+from django.urls import reverse
+
+import core.mail_after_answer
+from core.mail_after_answer import drain, send_after_answer
+
+RESET = reverse("accounts:password_reset")
+SIGN_UP = reverse("accounts:signup")
+
+
+class HeldBackend(BaseEmailBackend):
+    """A mail server that answers only once the test lets it, and says on which thread
+    each mail was sent."""
+
+    open = threading.Event()
+    sent: list[tuple[list[str], str, bool]] = []  # (to, subject, on the main thread)
+
+    def send_messages(self, email_messages):  # type: ignore[no-untyped-def]
+        on_main = threading.current_thread() is threading.main_thread()
+        if not on_main and not HeldBackend.open.wait(10):
+            raise TimeoutError("the test never let the mail through")
+        for message in email_messages:
+            HeldBackend.sent.append((list(message.to), message.subject, on_main))
+        return len(email_messages)
+
+
+class BrokenBackend(BaseEmailBackend):
+    def send_messages(self, email_messages):  # type: ignore[no-untyped-def]
+        raise ConnectionRefusedError("the mail server is down")
+
+
+@pytest.fixture
+def held_mail() -> Iterator[type[HeldBackend]]:
+    HeldBackend.open.clear()
+    HeldBackend.sent = []
+    with override_settings(
+        MAIL_AFTER_ANSWER=True, EMAIL_BACKEND="tests.core.test_mail_after_answer.HeldBackend"
+    ):
+        try:
+            yield HeldBackend
+        finally:
+            HeldBackend.open.set()
+            assert drain(timeout=10)
+
+
+def test_a_reset_answers_before_the_mail_server_does_for_an_account_and_for_none(
+    client, user, held_mail
+):
+    """Both answers come while the mail server has not taken either mail; both mails go
+    once it does, neither on the request's thread."""
+    known = client.post(RESET, {"email": user.email})
+    unknown = client.post(RESET, {"email": "ghost@example.com"})
+    assert known.status_code == unknown.status_code == 302
+    assert held_mail.sent == []  # the answers did not wait for it
+
+    held_mail.open.set()
+    assert drain(timeout=10)
+    assert sorted(to for to, _, _ in held_mail.sent) == [["ada@example.com"], ["ghost@example.com"]]
+    assert not any(on_main for _, _, on_main in held_mail.sent)
+
+
+def test_past_the_no_account_cap_the_account_path_still_waits_for_no_mail_server(
+    client, user, held_mail, monkeypatch
+):
+    """The case that told before: once the hour's "no account" mails were used up, an
+    address without an account sent nothing and answered at once, while one with an
+    account waited for the mail server."""
+    import accounts.views
+
+    monkeypatch.setattr(accounts.views, "NO_ACCOUNT_MAILS_PER_HOUR", 0)
+    assert client.post(RESET, {"email": "ghost@example.com"}).status_code == 302
+    assert client.post(RESET, {"email": user.email}).status_code == 302
+    assert held_mail.sent == []
+    held_mail.open.set()
+    assert drain(timeout=10)
+    assert [to for to, _, _ in held_mail.sent] == [["ada@example.com"]]
+
+
+def test_sign_up_answers_before_its_mail_is_sent(client, user, held_mail):
+    """A new address's confirmation link and a taken address's notice both go after."""
+    for email in ("new@example.com", user.email):
+        answer = client.post(
+            SIGN_UP,
+            {
+                "email": email,
+                "password1": "a long enough passphrase 4",
+                "password2": "a long enough passphrase 4",
+            },
+        )
+        assert answer.status_code == 200, answer.content
+    assert held_mail.sent == []
+    held_mail.open.set()
+    assert drain(timeout=10)
+    subjects = {to[0]: subject for to, subject, _ in held_mail.sent}
+    assert subjects == {
+        "new@example.com": "[Reminix] Confirm your email address",
+        "ada@example.com": "[Reminix] Your email address was used to sign up",
+    }
+
+
+@override_settings(
+    MAIL_AFTER_ANSWER=True, EMAIL_BACKEND="tests.core.test_mail_after_answer.BrokenBackend"
+)
+def test_a_mail_server_down_is_logged_without_the_address_and_the_thread_goes_on(
+    client, user, caplog
+):
+    with caplog.at_level(logging.WARNING, logger="core.mail_after_answer"):
+        assert client.post(RESET, {"email": "ghost@example.com"}).status_code == 302
+        assert drain(timeout=10)
+    assert "not sent" in caplog.text and "ghost" not in caplog.text
+    with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+        client.post(RESET, {"email": user.email})
+        assert drain(timeout=10)
+    assert [m.to for m in mail.outbox] == [[user.email]]
+
+
+def test_a_full_queue_sends_on_the_request_rather_than_lose_the_mail(held_mail, monkeypatch):
+    monkeypatch.setattr(core.mail_after_answer, "MAX_WAITING", 1)
+    monkeypatch.setattr(core.mail_after_answer, "_sender", None)  # a queue of one
+    sent: list[str] = []
+    taken, released = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        taken.set()
+        released.wait(10)
+        sent.append("first")
+
+    send_after_answer(slow, what="first")
+    assert taken.wait(10)  # the thread is in it
+    send_after_answer(lambda: sent.append("second"), what="second")  # waits in the queue
+    send_after_answer(lambda: sent.append("third"), what="third")  # no room: sent now
+    assert sent == ["third"]
+    released.set()
+    assert drain(timeout=10)
+    assert sent == ["third", "first", "second"]
+
+
+def test_drain_gives_up_after_its_timeout_and_says_how_many_wait(held_mail, caplog):
+    send_after_answer(lambda: held_mail.open.wait(10), what="stuck")
+    with caplog.at_level(logging.WARNING, logger="core.mail_after_answer"):
+        assert not drain(timeout=0.2)
+    assert "1 mails not sent at exit" in caplog.text
