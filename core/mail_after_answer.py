@@ -54,9 +54,11 @@ class _Sender:
             send, what = self.waiting.get()
             try:
                 _send_now(send, what)
-            finally:
                 # A template may have read the database: this thread's connection closes.
                 connections.close_all()
+            except Exception:
+                logger.warning("mail thread: closing its database connection failed")
+            finally:
                 self.waiting.task_done()
 
 
