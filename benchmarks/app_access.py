@@ -46,6 +46,7 @@ HOMES: dict[str, str] = {
     "ProjectAddressDay": "usage.models",
     "usage_partitions_ensure": "usage.retention",
     "DetectionCursor": "alerts.models",
+    "Execution": "agents.models",
     "detect": "alerts.detection",
     # The scale stage (benchmarks/usage_scale.py).
     "Project": "accounts.models",
@@ -100,6 +101,7 @@ class Fixture:
     slug: str
     load_key: str  # the secret the load sends
     load_key_id: int
+    probe_key: str  # the secret of the execution-log lag probe (benchmarks/lag_probe.py)
     usage_key_id: int  # the key the million rows are seeded for
     user_id: int
     project_id: int
@@ -113,6 +115,7 @@ def create_fixture() -> Fixture:
     _manage("createsuperuser", "--noinput", "--email", OWNER_EMAIL)
     slug = _manage("createproject", "--owner", OWNER_EMAIL, "Bench")
     load_key = _manage("createapikey", "--project", slug, "--name", "load")
+    probe_key = _manage("createapikey", "--project", slug, "--name", "probe")
     # The seeded key may not deploy agents: its log has 403s for PUTs, as a real one would.
     _manage("createapikey", "--project", slug, "--name", "seeded", "--permissions", "agents,read")
     keys = {k.name: k for k in app("ApiKey").objects.filter(project__slug=slug)}
@@ -121,6 +124,7 @@ def create_fixture() -> Fixture:
         slug=slug,
         load_key=load_key,
         load_key_id=keys["load"].pk,
+        probe_key=probe_key,
         usage_key_id=keys["seeded"].pk,
         user_id=user.pk,
         project_id=keys["load"].project_id,
@@ -309,3 +313,9 @@ def detection_read_of_last_minute() -> tuple[str, Any, int]:
     rows = app("unread_rows")(cursor).order_by("id").values(*app("FIELDS"))[: app("BATCH_SIZE")]
     query, params = rows.query.sql_with_params()
     return query, params, len(app("usage_partitions")())
+
+
+def execution_table() -> tuple[str, str]:
+    """(table, column) where an execution's id, as answers show it, is found."""
+    model = app("Execution")
+    return model._meta.db_table, model._meta.get_field("public_id").column

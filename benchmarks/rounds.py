@@ -19,9 +19,11 @@ import os
 import resource
 import statistics
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lag_probe import APPLICATION_NAME, LagProbe
 from load import LoadResult, drive
 from servers import Server, cpu_seconds, cpu_snapshot, cpu_used
 
@@ -40,6 +42,9 @@ class Target:
     server: Server
     path: str
     authorization: str = ""
+    # Measures, while this target's timed runs load it, how long its answers take to
+    # reach the execution log (ours only).
+    probe: LagProbe | None = None
 
 
 @dataclass(frozen=True)
@@ -145,8 +150,9 @@ def backend_cpu(database: str | None) -> dict[int, float]:
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            [database],
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() "
+            "AND application_name <> %s",
+            [database, APPLICATION_NAME],
         )
         pids = [row[0] for row in cursor.fetchall()]
     return {pid: cpu for pid in pids if (cpu := cpu_seconds(pid)) is not None}
@@ -244,21 +250,24 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def one_run(target: Target, seconds: float, load: LoadOptions) -> Run:
-    """Load one target for `seconds`; read the CPU its server used meanwhile."""
+def one_run(target: Target, seconds: float, load: LoadOptions, *, timed: bool = True) -> Run:
+    """Load one target for `seconds`; read the CPU its server used meanwhile. A timed
+    run of a target with a probe runs the probe too."""
     server = target.server
     own_before, db_before = cpu_snapshot(server.pids()), backend_cpu(server.database)
     busy_before, total_before = machine_jiffies()
     tool_before = children_cpu()
-    result = drive(
-        target.label,
-        server.base + target.path,
-        authorization=target.authorization,
-        connections=load.connections,
-        threads=load.threads,
-        duration=seconds,
-        tool=load.tool,
-    )
+    probing = target.probe.running() if target.probe and timed else nullcontext()
+    with probing:
+        result = drive(
+            target.label,
+            server.base + target.path,
+            authorization=target.authorization,
+            connections=load.connections,
+            threads=load.threads,
+            duration=seconds,
+            tool=load.tool,
+        )
     tool_cpu = children_cpu() - tool_before
     time.sleep(load.settle)
     busy_after, total_after = machine_jiffies()
@@ -303,7 +312,8 @@ def alternate(targets: list[Target], rounds: int, load: LoadOptions) -> dict[str
     say("  " + wait_for_quiet())
     if load.warmup:
         for target in targets:
-            tallies[target.label].warmups.append(one_run(target, load.warmup, load).result)
+            warmup = one_run(target, load.warmup, load, timed=False)
+            tallies[target.label].warmups.append(warmup.result)
     say(HEADER)
     for number in range(rounds):
         # A neighbour's burst (a test run, a build) would fall on part of a round only.

@@ -52,6 +52,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import app_access
+from lag_probe import LagProbe
 from load import load_tool
 from rounds import LoadOptions, Tally, Target, alternate, say
 from servers import BENCH_DIR, ROOT, Server, gunicorn, ours, request
@@ -69,6 +70,7 @@ TARGET_WORKERS = 2  # the req/s targets are for this worker count
 TARGET_VS_FLOOR = 0.6  # ours >= 0.6 x floor by req/s
 TARGET_VS_PEER = 2.0  # ours >= 2 x peer by req/s
 TARGET_P99_VS_FLOOR = 3.0  # ours' p99 <= 3 x floor's
+TARGET_EXECUTION_LAG = 1.0  # every answered call in the execution log within 1 s
 
 OURS = "(a) ours: key + limit + usage log"
 FLOOR = "(b) floor: bare Django, no DB"
@@ -335,6 +337,7 @@ class Phase:
     tallies: dict[str, Tally]
     log_line: str
     logged_per_second: float
+    lag_line: str  # how long ours' answers took to reach the execution log, under load
 
 
 def _settled_counts(key_id: int, patience: float = 60.0) -> tuple[int, int]:
@@ -403,8 +406,17 @@ def load_phase(fleet: Fleet, workers: int, args: argparse.Namespace, context: Co
         ),
     )
     fleet.start(*servers)
+    table, column = app_access.execution_table()
+    probe = LagProbe(
+        port=servers[0].port,
+        path=INVOKE_PATH,
+        authorization=f"Bearer {context.fixture.probe_key}",
+        database_url=context.env["DATABASE_URL"],
+        table=table,
+        column=column,
+    )
     targets = [
-        Target(OURS, servers[0], INVOKE_PATH, f"Bearer {context.fixture.load_key}"),
+        Target(OURS, servers[0], INVOKE_PATH, f"Bearer {context.fixture.load_key}", probe),
         Target(FLOOR, servers[1], INVOKE_PATH),
         Target(PEER, servers[2], INVOKE_PATH, f"Bearer {context.peer_key}"),
     ]
@@ -413,10 +425,12 @@ def load_phase(fleet: Fleet, workers: int, args: argparse.Namespace, context: Co
     tallies = alternate(targets, args.rounds, context.load)
     log_line = usage_log_check(context.fixture.load_key_id, rows_before, tallies[OURS], 1)
     say(f"  ours: {log_line}")
+    lag_line = probe.summary(TARGET_EXECUTION_LAG)
+    say(f"  ours: {lag_line}")
     fleet.stop(*servers)
     ours_tally = tallies[OURS]
     logged_per_second = ours_tally.answered / max(ours_tally.seconds_with_warmup, 1e-9)
-    return Phase(workers, tallies, log_line, logged_per_second)
+    return Phase(workers, tallies, log_line, logged_per_second, lag_line)
 
 
 def ratio(a: float, b: float) -> float:
@@ -679,6 +693,7 @@ def table(phases: list[Phase], description: str) -> list[str]:
         lines += ["  " + line for line in comparisons(phase)]
         lines += ["  " + line for line in cpu_parts(phase)]
         lines.append(f"  ours: {phase.log_line}")
+        lines.append(f"  ours: {phase.lag_line}")
         lines += ["  " + line for line in busy_warning(phase.tallies)]
         lines += ["  " + line for line in validity_warning(phase.tallies)]
     return lines
