@@ -24,10 +24,10 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from accounts.models import Passkey, RecoveryCode, TotpDevice, User
 from accounts.security_notices import security_notice_send
 from audit.log import audit_record
+from core.after_answer import after_answer
 from core.counters import throttle_allows
 from core.invalidation import changed
 from core.mail import inbox, one_line
-from core.mail_after_answer import send_after_answer
 
 LINK_MAX_AGE = 3 * 24 * 3600
 _SALT = "accounts.email-verification"
@@ -57,10 +57,10 @@ def verification_url(user: User, email: str) -> str:
 
 
 def _send(subject: str, body: str, to: str) -> None:
-    """After the answer (core.mail_after_answer): whether the address has an account
+    """After the answer (core.after_answer): whether the address has an account
     decides which mail goes, and its time must not show in the answer's. A mail server
     down is logged there, never a 500."""
-    send_after_answer(
+    after_answer(
         partial(
             send_mail,
             subject=one_line(subject),

@@ -24,10 +24,10 @@ from accounts.invitations import (
 )
 from accounts.models import AllowedOrigin, Membership, Project, User
 from accounts.services import TOO_MANY_PROJECTS, projects_full
+from core.after_answer import after_answer
 from core.counters import throttle_allows
 from core.forms import NoTokenCharField
 from core.mail import delivery_address
-from core.mail_after_answer import send_after_answer
 from core.validators import mailable_address
 
 EMAIL_MAX_LENGTH = 254
@@ -155,9 +155,9 @@ class ResetRequestForm(PasswordResetForm):
         return User.objects.address_kept(str(self.cleaned_data["email"]))
 
     def send_mail(self, *args: Any, **kwargs: Any) -> None:
-        """The link is written and sent after the answer (core.mail_after_answer), as the
+        """The link is written and sent after the answer (core.after_answer), as the
         word to an address without an account is: the answer's time tells neither."""
-        send_after_answer(partial(super().send_mail, *args, **kwargs), what="password reset email")
+        after_answer(partial(super().send_mail, *args, **kwargs), what="password reset email")
 
 
 class ProjectForm(forms.ModelForm):

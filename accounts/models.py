@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
@@ -20,17 +20,28 @@ class UserManager(BaseUserManager["User"]):
 
     use_in_migrations = True
 
-    def create_user(self, email: str, password: str | None = None, **extra: object) -> User:
+    def create_user(
+        self,
+        email: str,
+        password: str | None = None,
+        *,
+        password_hash: str | None = None,
+        **extra: object,
+    ) -> User:
         """A user whose address is kept in the one spelling of its mailbox
-        (core.mail.delivery_address), whoever creates it."""
+        (core.mail.delivery_address), whoever creates it. `password_hash`: the password
+        hashed already (make_password), by a sign-up that hashed it on the request."""
         if not email:
             raise ValueError("An email address is required.")
         user = self.model(email=delivery_address(email), **extra)
-        user.set_password(password)
+        if password_hash is not None:
+            user.password = password_hash
+        else:
+            user.set_password(password)
         user.save(using=self._db)
         return user
 
-    def create_superuser(self, email: str, password: str | None = None, **extra: object) -> User:
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
         extra.setdefault("is_staff", True)
         extra.setdefault("is_superuser", True)
         extra.setdefault("email_verified_at", timezone.now())

@@ -141,13 +141,23 @@ def project_rename(*, project: Project, name: str, by: User, ip: str | None = No
 
 @transaction.atomic
 def user_sign_up(
-    *, email: str, password: str, name: str = "", ip: str | None = None, verified: bool = False
+    *,
+    email: str,
+    password: str | None = None,
+    password_hash: str | None = None,
+    name: str = "",
+    ip: str | None = None,
+    verified: bool = False,
 ) -> User:
     """A new user and their first project. `verified`: the address is known to be theirs
-    already (an invitation's link reached it); otherwise a link confirms it."""
+    already (an invitation's link reached it); otherwise a link confirms it. The password
+    in clear, or `password_hash` (make_password's) where it was hashed already."""
+    if (password is None) == (password_hash is None):
+        raise ValueError("A sign-up takes a password or its hash, not both or neither.")
     user = User.objects.create_user(
         email=email,
         password=password,
+        password_hash=password_hash,
         name=name.strip(),
         email_verified_at=timezone.now() if verified else None,
     )

@@ -3,6 +3,8 @@ settings and members."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
@@ -81,6 +83,7 @@ from accounts.sudo import sudo_required, sudo_required_to_change
 from accounts.two_factor import has_two_factor
 from accounts.two_factor_views import second_step_begin
 from audit.log import audit_record
+from core.after_answer import after_answer
 from core.client_ip import client_ip
 from core.counters import throttle_allows
 from core.forms import row_id
@@ -157,32 +160,60 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
             # a sign-up form must not become a way to flood someone's inbox.
             make_password(form.cleaned_data["password1"])
             return render(request, "accounts/signup_sent.html", {"email": email})
-        if taken:
-            make_password(form.cleaned_data["password1"])  # the same work as a new account
-            send_already_registered(email)
-            return render(request, "accounts/signup_sent.html", {"email": email})
-        try:
-            user = user_sign_up(
-                email=email,
-                password=form.cleaned_data["password1"],
-                name=form.cleaned_data.get("name", ""),
-                ip=client_ip(request),
-                verified=invited_here,
-            )
-        except IntegrityError:
-            # Another sign-up for this address was written since the check above: the
-            # same answer as for any taken address, not a 500.
-            if not User.objects.filter(email__iexact=email).exists():
-                raise
-            send_already_registered(email)
-            return render(request, "accounts/signup_sent.html", {"email": email})
         if invited_here:
+            # The link proved the inbox: signed in at once, to the invitation.
+            try:
+                user = user_sign_up(
+                    email=email,
+                    password=form.cleaned_data["password1"],
+                    name=form.cleaned_data.get("name", ""),
+                    ip=client_ip(request),
+                    verified=True,
+                )
+            except IntegrityError:
+                # Another sign-up for this address was written since the check above: the
+                # same answer as for any taken address, not a 500.
+                if not User.objects.filter(email__iexact=email).exists():
+                    raise
+                send_already_registered(email)
+                return render(request, "accounts/signup_sent.html", {"email": email})
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, "Welcome to Reminix. Your first project is ready.")
             return HttpResponseRedirect(next_url)
-        send_verification(user)
+        # The same work on the request either way (the hash); the account, or the word to
+        # the one there is, after the answer (core.after_answer): writing an account took
+        # long enough to tell which addresses have one.
+        after_answer(
+            partial(
+                _sign_up_or_tell,
+                email=email,
+                password_hash=make_password(form.cleaned_data["password1"]),
+                name=form.cleaned_data.get("name", ""),
+                ip=client_ip(request),
+                taken=taken,
+            ),
+            what="sign-up",
+        )
         return render(request, "accounts/signup_sent.html", {"email": email})
     return render(request, "accounts/signup.html", {"form": form, "next": next_url})
+
+
+def _sign_up_or_tell(
+    *, email: str, password_hash: str, name: str, ip: str | None, taken: bool
+) -> None:
+    """A sign-up's work after its answer: the account and its confirmation link, or, for
+    an address that has an account (now, or since the check: another sign-up won the
+    race), the word to its owner."""
+    if not taken:
+        try:
+            user = user_sign_up(email=email, password_hash=password_hash, name=name, ip=ip)
+        except IntegrityError:
+            if not User.objects.filter(email__iexact=email).exists():
+                raise
+        else:
+            send_verification(user)
+            return
+    send_already_registered(email)
 
 
 def _invitation_of(next_url: str) -> Invitation | None:
@@ -289,7 +320,7 @@ class PasswordResetView(auth_views.PasswordResetView):
                 uncounted=False,
             ):
                 # Word that no account uses it, after the answer as a reset link is
-                # (core.mail_after_answer): neither mail's time is in the answer's.
+                # (core.after_answer): neither mail's time is in the answer's.
                 send_no_account(email)
             return HttpResponseRedirect(self.get_success_url())
         # The link goes to the dashboard's configured address, as every other mail's does,

@@ -267,9 +267,10 @@ vars().update(EMAIL_CONFIG)
 # A mail server that does not answer must not hold a request (or a job) for long.
 EMAIL_TIMEOUT: int = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Reminix <no-reply@reminix.local>")
-# The mails of the forms anyone can send (reset, sign-up, address change) go after the
-# answer, on a thread (core/mail_after_answer.py): the answer's time tells nothing.
-MAIL_AFTER_ANSWER: bool = env.bool("MAIL_AFTER_ANSWER", default=True)
+# The work behind the forms anyone can send about an address (reset, sign-up, address
+# change: mail, a new account) is done after the answer, on a thread
+# (core/after_answer.py): the answer's time tells nothing.
+WORK_AFTER_ANSWER: bool = env.bool("WORK_AFTER_ANSWER", default=True)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

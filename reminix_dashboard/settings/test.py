@@ -33,6 +33,6 @@ WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
 # Write each API call's usage before the response, so a test reads what it just did.
 USAGE_FLUSH_SECONDS = 0
-# Mail goes on the request, so a test reads it right after the response
-# (tests/core/test_mail_after_answer.py checks the thread that sends it otherwise).
-MAIL_AFTER_ANSWER = False
+# Mail and sign-ups are done on the request, so a test reads them right after the response
+# (tests/core/test_after_answer.py checks the thread that does them otherwise).
+WORK_AFTER_ANSWER = False

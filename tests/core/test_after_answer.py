@@ -1,4 +1,4 @@
-"""The forms anyone can send mail after their answer (core/mail_after_answer.py): the
+"""The forms anyone can send do their work after their answer (core/after_answer.py): the
 answer waits for no mail server, whichever mail the address gets (a reset link, word that
 no account uses it, or nothing past the limits), so its time tells nothing."""
 
@@ -14,8 +14,9 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.test import override_settings
 from django.urls import reverse
 
-import core.mail_after_answer
-from core.mail_after_answer import drain, send_after_answer
+import core.after_answer
+from accounts.models import Project, User
+from core.after_answer import after_answer, drain
 
 RESET = reverse("accounts:password_reset")
 SIGN_UP = reverse("accounts:signup")
@@ -47,7 +48,7 @@ def held_mail() -> Iterator[type[HeldBackend]]:
     HeldBackend.open.clear()
     HeldBackend.sent = []
     with override_settings(
-        MAIL_AFTER_ANSWER=True, EMAIL_BACKEND="tests.core.test_mail_after_answer.HeldBackend"
+        WORK_AFTER_ANSWER=True, EMAIL_BACKEND="tests.core.test_after_answer.HeldBackend"
     ):
         try:
             yield HeldBackend
@@ -89,8 +90,13 @@ def test_past_the_no_account_cap_the_account_path_still_waits_for_no_mail_server
     assert [to for to, _, _ in held_mail.sent] == [["ada@example.com"]]
 
 
-def test_sign_up_answers_before_its_mail_is_sent(client, user, held_mail):
-    """A new address's confirmation link and a taken address's notice both go after."""
+@pytest.mark.django_db(transaction=True)  # the thread's connection sees what committed
+def test_sign_up_answers_before_the_account_is_written_or_any_mail_sent(client, user, held_mail):
+    """A new address's account, written after the answer, and its confirmation link; a
+    taken address's notice: the answer waits for neither (writing an account took long
+    enough to tell which addresses have one)."""
+    busy = threading.Event()
+    after_answer(lambda: busy.wait(10), what="a job ahead of the sign-ups")
     for email in ("new@example.com", user.email):
         answer = client.post(
             SIGN_UP,
@@ -101,9 +107,14 @@ def test_sign_up_answers_before_its_mail_is_sent(client, user, held_mail):
             },
         )
         assert answer.status_code == 200, answer.content
+    assert not User.objects.filter(email="new@example.com").exists()
+    busy.set()
     assert held_mail.sent == []
     held_mail.open.set()
     assert drain(timeout=10)
+    new = User.objects.get(email="new@example.com")
+    assert new.check_password("a long enough passphrase 4") and new.email_verified_at is None
+    assert Project.objects.for_user(new).count() == 1
     subjects = {to[0]: subject for to, subject, _ in held_mail.sent}
     assert subjects == {
         "new@example.com": "[Reminix] Confirm your email address",
@@ -112,15 +123,15 @@ def test_sign_up_answers_before_its_mail_is_sent(client, user, held_mail):
 
 
 @override_settings(
-    MAIL_AFTER_ANSWER=True, EMAIL_BACKEND="tests.core.test_mail_after_answer.BrokenBackend"
+    WORK_AFTER_ANSWER=True, EMAIL_BACKEND="tests.core.test_after_answer.BrokenBackend"
 )
 def test_a_mail_server_down_is_logged_without_the_address_and_the_thread_goes_on(
     client, user, caplog
 ):
-    with caplog.at_level(logging.WARNING, logger="core.mail_after_answer"):
+    with caplog.at_level(logging.WARNING, logger="core.after_answer"):
         assert client.post(RESET, {"email": "ghost@example.com"}).status_code == 302
         assert drain(timeout=10)
-    assert "not sent" in caplog.text and "ghost" not in caplog.text
+    assert "not done" in caplog.text and "ghost" not in caplog.text
     with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
         client.post(RESET, {"email": user.email})
         assert drain(timeout=10)
@@ -128,8 +139,8 @@ def test_a_mail_server_down_is_logged_without_the_address_and_the_thread_goes_on
 
 
 def test_a_full_queue_sends_on_the_request_rather_than_lose_the_mail(held_mail, monkeypatch):
-    monkeypatch.setattr(core.mail_after_answer, "MAX_WAITING", 1)
-    monkeypatch.setattr(core.mail_after_answer, "_sender", None)  # a queue of one
+    monkeypatch.setattr(core.after_answer, "MAX_WAITING", 1)
+    monkeypatch.setattr(core.after_answer, "_worker", None)  # a queue of one
     sent: list[str] = []
     taken, released = threading.Event(), threading.Event()
 
@@ -138,10 +149,10 @@ def test_a_full_queue_sends_on_the_request_rather_than_lose_the_mail(held_mail, 
         released.wait(10)
         sent.append("first")
 
-    send_after_answer(slow, what="first")
+    after_answer(slow, what="first")
     assert taken.wait(10)  # the thread is in it
-    send_after_answer(lambda: sent.append("second"), what="second")  # waits in the queue
-    send_after_answer(lambda: sent.append("third"), what="third")  # no room: sent now
+    after_answer(lambda: sent.append("second"), what="second")  # waits in the queue
+    after_answer(lambda: sent.append("third"), what="third")  # no room: sent now
     assert sent == ["third"]
     released.set()
     assert drain(timeout=10)
@@ -149,7 +160,7 @@ def test_a_full_queue_sends_on_the_request_rather_than_lose_the_mail(held_mail, 
 
 
 def test_drain_gives_up_after_its_timeout_and_says_how_many_wait(held_mail, caplog):
-    send_after_answer(lambda: held_mail.open.wait(10), what="stuck")
-    with caplog.at_level(logging.WARNING, logger="core.mail_after_answer"):
+    after_answer(lambda: held_mail.open.wait(10), what="stuck")
+    with caplog.at_level(logging.WARNING, logger="core.after_answer"):
         assert not drain(timeout=0.2)
-    assert "1 mails not sent at exit" in caplog.text
+    assert "1 jobs not done at exit" in caplog.text

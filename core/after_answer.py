@@ -1,0 +1,117 @@
+"""Work done after the answer, by a thread of this process, not while the page waits.
+
+The forms anyone can send about an address (a password reset, a sign-up, an address
+change) answer alike whether or not the address has an account; but the work behind them
+differs: a reset link for an account or word that there is none, or, past the limits,
+nothing at all; a new account and its first project written, or a word to the existing
+one's owner. Done on the request, that work's time was in the answer's, and the time told
+which addresses have an account (a reset for one, once the "no account" mails of the hour
+were used up, waited for a mail server; a sign-up of a new address took some 18 ms more
+on PostgreSQL, writing the account). Handed to a thread here, the answer waits for none
+of it, and a slow or dead mail server no longer holds a worker for EMAIL_TIMEOUT either.
+
+What waits here lives in this process's memory: a process killed outright loses the work
+not yet done (an orderly exit does it first, for up to DRAIN_SECONDS), as a killed
+process always lost the mail it was sending. A full queue (a mail server down for long)
+does the next job on the request again, slower but not lost.
+
+settings.WORK_AFTER_ANSWER off (the tests' settings) does it at once, on the request, so
+a test reads its mail and rows right after the response; tests/core/test_after_answer.py
+checks the thread itself.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import connections
+
+logger = logging.getLogger(__name__)
+
+MAX_WAITING = 1000
+DRAIN_SECONDS = 10.0
+
+type Job = Callable[[], object]
+
+
+class _Worker:
+    """One thread per process, started with the first job (after a fork, too)."""
+
+    def __init__(self) -> None:
+        self.waiting: queue.Queue[tuple[Job, str]] = queue.Queue(maxsize=MAX_WAITING)
+        self.pid = os.getpid()
+        self.thread = threading.Thread(target=self._run, name="after-answer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job, what = self.waiting.get()
+            try:
+                _do_now(job, what)
+                # A job may have used the database: this thread's connection closes.
+                connections.close_all()
+            except Exception:
+                logger.warning("after-answer thread: closing its database connection failed")
+            finally:
+                self.waiting.task_done()
+
+
+_worker: _Worker | None = None
+_lock = threading.Lock()
+
+
+def _running_worker() -> _Worker:
+    global _worker
+    with _lock:
+        if _worker is None or _worker.pid != os.getpid():
+            _worker = _Worker()
+        return _worker
+
+
+def _do_now(job: Job, what: str) -> None:
+    try:
+        job()
+    except Exception:
+        # Not the error itself: it may name the address, or hold a reset link.
+        logger.warning("%s not done: it failed after the answer", what)
+
+
+def after_answer(job: Job, *, what: str) -> None:
+    """Run `job` after the answer, on this process's thread for such work. `what` names
+    it in the log if it fails (never an address: the log is no place for one)."""
+    if not settings.WORK_AFTER_ANSWER:
+        _do_now(job, what)
+        return
+    try:
+        _running_worker().waiting.put_nowait((job, what))
+    except queue.Full:
+        logger.warning("after-answer queue full: %s done on the request", what)
+        _do_now(job, what)
+
+
+def drain(timeout: float = DRAIN_SECONDS) -> bool:
+    """Wait until every job handed over is done, at most `timeout` seconds. True if none
+    is left. At exit, and in tests."""
+    worker = _worker
+    if worker is None or worker.pid != os.getpid():
+        return True
+    deadline = time.monotonic() + timeout
+    while worker.waiting.unfinished_tasks:
+        if time.monotonic() >= deadline:
+            logger.warning(
+                "%d jobs not done at exit: they did not finish in time (a mail server?)",
+                worker.waiting.unfinished_tasks,
+            )
+            return False
+        time.sleep(0.01)
+    return True
+
+
+atexit.register(drain)
