@@ -253,6 +253,13 @@ class ApiKey(PermissionsMixin, Token):
     # (apikeys.services.key_name_claim), and the name leaves the unique index. The
     # database default lets code from before it insert during a deploy.
     name_released = models.BooleanField(default=False, db_default=False)
+    # "Revoke all client tokens": every client token this key minted until then ends, those
+    # it mints later work. The boundary is an id, not a time (no app instance's clock
+    # decides): the highest client token id when it was done, under the key's row lock,
+    # which each mint holds until it commits (apikeys.services.client_tokens_revoke_for_key).
+    # One write to the key, however many it minted: the API reads it with the token.
+    client_tokens_revoked_through = models.BigIntegerField(null=True, blank=True)
+    client_tokens_revoked_at = models.DateTimeField(null=True, blank=True)
 
     objects = ApiKeyQuerySet.as_manager()
 
@@ -382,8 +389,26 @@ class ClientToken(Token):
         return self.public_id
 
     def own_end_reason_at(self, moment: datetime, *, subject: str = "") -> str | None:
-        """Its own expiry or revocation only: what the browser holding it may be told."""
-        return super().end_reason_at(moment, subject=subject)
+        """Its own expiry or revocation only: what the browser holding it may be told. A
+        revocation of all its key had minted is its own: the browser is told when, as it
+        was when that wrote to every token."""
+        reason = super().end_reason_at(moment, subject=subject)
+        if reason is None and (revoked_at := self.revoked_with_all_of_its_key_at) is not None:
+            subject = subject or f"This {self.noun}"
+            reason = f"{subject} was revoked on {revoked_at:%-d %b %Y, %H:%M} UTC."
+        return reason
+
+    @property
+    def revoked_with_all_of_its_key_at(self) -> datetime | None:
+        """When "Revoke all client tokens" of the key that minted it ended it; None if that
+        did not (never done, or done before it was minted). Its id, not a time, says which
+        were minted before (ApiKey.client_tokens_revoked_through)."""
+        key = self.api_key
+        if key is None or key.client_tokens_revoked_through is None:
+            return None
+        if self.pk is None or self.pk > key.client_tokens_revoked_through:
+            return None
+        return key.client_tokens_revoked_at or key.created_at
 
     @property
     def ends_at(self) -> datetime:
@@ -404,7 +429,12 @@ class ClientToken(Token):
         of its minter's place in the project (membership, and for a PAT the project's
         lifetime policy): a client token dies with its parent.
         `minter_is_member`: already known (the API reads it with the token); else asked."""
-        reason = self.own_end_reason_at(moment, subject=subject)
+        reason = super().end_reason_at(moment, subject=subject)
+        if reason is None and (revoked_at := self.revoked_with_all_of_its_key_at) is not None:
+            reason = (
+                "All client tokens of the API key that minted this one were revoked on "
+                f"{revoked_at:%-d %b %Y, %H:%M} UTC."
+            )
         if reason is None and self.api_key is not None:
             reason = self.api_key.end_reason_at(
                 moment, subject="The API key that minted this client token"

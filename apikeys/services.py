@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import Membership, Project, User
@@ -34,6 +35,7 @@ from audit.log import audit_record
 from core.db_errors import violates
 from core.invalidation import changed
 from core.networks import parse_networks
+from core.row_locks import key_share
 from core.validators import no_secret, single_line, visible
 
 CLIENT_TOKEN_DEFAULT_TTL = 3600
@@ -635,6 +637,12 @@ def client_token_create(
         # Minted for a person (its PAT's): they are a member until it commits, and it dies
         # with this membership of theirs.
         minted_in = member_hold(project=project, user=personal_token.user)
+    if api_key is not None:
+        # The key's row, FOR KEY SHARE until this commits, taken before the token gets its
+        # id: "Revoke all client tokens" (FOR UPDATE) waits for every mint under way, and
+        # every mint after it waits for it, so the id it records divides the two. (The
+        # foreign key's own check takes this lock only at commit: Django's are deferred.)
+        key_share(ApiKey.objects.filter(pk=api_key.pk))
     names, actions = agent_scope_checked(agent_names, agent_actions)
     parent = api_key or personal_token
     assert parent is not None
@@ -689,20 +697,34 @@ def client_token_revoke(
 
 
 @transaction.atomic
-def client_tokens_revoke_for_key(*, api_key: ApiKey, by: User, ip: str | None = None) -> int:
-    """Revoke every live client token that `api_key` minted. Returns how many."""
+def client_tokens_revoke_for_key(*, api_key: ApiKey, by: User, ip: str | None = None) -> bool:
+    """Revoke every client token `api_key` has minted until now; those it mints after work.
+    False if it never minted one.
+
+    One write, to the key: the highest client token id now (ApiKey.client_tokens_revoked_
+    through), and the API refuses a token of the key with an id up to it (read with the
+    token, api/lookup.py; ClientToken.end_reason_at). An UPDATE of every live token ran
+    past the statement timeout once there were a few hundred thousand, and whoever held a
+    leaked key could mint that many in a few hours: no statement here grows with them.
+    """
     _by_a_member(api_key.project, by)
-    count = ClientToken.objects.filter(api_key=api_key).active().revoke(by=by)
-    if count:
-        # Every copy of a client token the key minted depends on the key too.
-        _key_changed(
-            api_key,
-            action="client_token.revoked_all_of_key",
-            by=by,
-            ip=ip,
-            metadata={"count": count},
-        )
-    return count
+    # FOR UPDATE: the lock each mint's FOR KEY SHARE on the key waits for, and that waits
+    # for each mint under way (client_token_create). Once held, every token the key minted
+    # is committed, so the next statement, which reads anew, sees its id; every token it
+    # mints from here gets its id later, from the sequence, past the one recorded.
+    api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    if not ClientToken.objects.filter(api_key=api_key).exists():
+        return False
+    # The table's highest id (the primary key's index, one entry): at least that of every
+    # token of this key; ending another key's tokens is not asked of it.
+    newest = ClientToken.objects.aggregate(newest=Max("pk"))["newest"]
+    assert newest is not None
+    api_key.client_tokens_revoked_through = max(newest, api_key.client_tokens_revoked_through or 0)
+    api_key.client_tokens_revoked_at = timezone.now()
+    api_key.save(update_fields=["client_tokens_revoked_through", "client_tokens_revoked_at"])
+    # Every copy of a client token the key minted depends on the key too.
+    _key_changed(api_key, action="client_token.revoked_all_of_key", by=by, ip=ip)
+    return True
 
 
 def credentials_revoke_of_deleted_project(

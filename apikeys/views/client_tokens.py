@@ -89,9 +89,12 @@ def client_token_revoke_view(request: ProjectRequest, public_id: str) -> HttpRes
 @sudo_required
 def client_tokens_revoke_all_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     api_key = get_object_or_404(ApiKey.objects.for_project(request.project), pk=key_id)
-    count = client_tokens_revoke_for_key(api_key=api_key, by=request.user, ip=client_ip(request))
-    messages.success(
-        request,
-        f"Revoked {count} client token{'s' if count != 1 else ''} minted by “{api_key.name}”.",
-    )
+    if client_tokens_revoke_for_key(api_key=api_key, by=request.user, ip=client_ip(request)):
+        messages.success(
+            request,
+            f"Every client token “{api_key.name}” had minted until now is revoked: browsers "
+            "using them lose access at once. Those it mints from now on work.",
+        )
+    else:
+        messages.info(request, f"“{api_key.name}” has not minted any client tokens.")
     return redirect("apikeys:client_token_list", slug=request.project.slug)

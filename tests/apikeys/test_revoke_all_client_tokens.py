@@ -1,0 +1,176 @@
+"""Revoking all client tokens of a key ends every client token the key had minted, on the
+API from the very next call, and none it mints after. It writes once, to the key: whoever
+holds a leaked key can mint about 1.7 million tokens a day, and a write per token would have
+run past the statement timeout and rolled back, every time (ClientToken.end_reason_at reads
+the key's mark with the token; api/lookup.py)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+import apikeys.services
+from apikeys.models import ApiKey, ClientToken, TokenStatus
+from apikeys.services import client_tokens_revoke_for_key
+from apikeys.views.client_tokens import effective_status
+from audit.models import AuditEvent
+from tests.api.assertions import assert_error, assert_ok
+from tests.conftest import Api, statements_run, the_second_waits_for_the_first
+
+WHO_AM_I = "/client/token"
+ALL_REVOKED = "All client tokens of the API key that minted this one were revoked"
+CONCURRENT = "SQLite serialises all writers: concurrency is shown on PostgreSQL."
+
+
+def mint(api: Api) -> Api:
+    """A client token minted by `api` over the API, as the browser holding it calls."""
+    minted = assert_ok(api.post("/v1/client-tokens", {"context": {}}), 201)
+    return Api(Client(), minted["token"])
+
+
+def many(api_key: ApiKey, count: int, *, start: int = 0) -> None:
+    """`count` live client tokens of `api_key`, written past the services (only their
+    number matters)."""
+    ClientToken.objects.bulk_create(
+        ClientToken(
+            project=api_key.project,
+            api_key=api_key,
+            token_hash=f"c{api_key.pk:03d}{n:060d}",
+            hint=f"ct{n}",
+            expires_at=api_key.created_at.replace(year=2100),
+            minted_with_hint=api_key.hint,
+        )
+        for n in range(start, start + count)
+    )
+
+
+def listed(client, project) -> dict[str, tuple[TokenStatus, str]]:
+    """What the Client tokens page shows of each token: its status and why."""
+    response = client.get(reverse("apikeys:client_token_list", args=[project.slug]))
+    return {token.public_id: (status, why) for token, status, why in response.context["rows"]}
+
+
+def test_every_earlier_token_is_refused_and_later_ones_work(
+    signed_in, project, api, api_key, make_key
+):
+    key, _ = api_key
+    earlier = [mint(api) for _ in range(2)]
+    other_key = Api(Client(), make_key(project, name="Other")[1])
+    others = mint(other_key)
+    signed_in.post(reverse("apikeys:client_tokens_revoke_all", args=[project.slug, key.pk]))
+    later = mint(api)
+
+    for browser in earlier:
+        error = assert_error(browser.get(WHO_AM_I), 401, "expired_api_key")
+        assert error["message"].startswith("This client token was revoked on")
+    assert_ok(later.get(WHO_AM_I))
+    assert_ok(others.get(WHO_AM_I))
+    shown = listed(signed_in, project)
+    tokens = ClientToken.objects.order_by("id")
+    ended = [t.public_id for t in tokens if t.api_key_id == key.pk][:2]
+    for public_id in ended:
+        status, why = shown[public_id]
+        assert status is TokenStatus.REVOKED and why.startswith(ALL_REVOKED)
+    working = [t.public_id for t in tokens if t.public_id not in ended]
+    assert [shown[public_id][0] for public_id in working] == [TokenStatus.ACTIVE] * 2
+    event = AuditEvent.objects.get(action="client_token.revoked_all_of_key")
+    assert event.target_id == str(key.pk)
+
+
+def test_the_page_says_what_happened(signed_in, project, api, api_key):
+    key, _ = api_key
+    mint(api)
+    url = reverse("apikeys:client_tokens_revoke_all", args=[project.slug, key.pk])
+    answer = signed_in.post(url, follow=True).content.decode()
+    assert f"Every client token “{key.name}” had minted until now is revoked" in answer
+
+
+def test_revoking_all_writes_nothing_per_token_and_runs_the_same_statements_for_any_number(
+    api_key, user
+):
+    key, _ = api_key
+    many(key, 3)
+    with statements_run() as few:
+        client_tokens_revoke_for_key(api_key=key, by=user)
+    many(key, 300, start=3)
+    with statements_run() as lots:
+        client_tokens_revoke_for_key(api_key=key, by=user)
+
+    def shape(statements: list[str]) -> list[str]:
+        return [sql for sql in statements if "SAVEPOINT" not in sql]
+
+    table = ClientToken._meta.db_table
+    assert shape(few) and shape(few) == shape(lots)
+    assert not [sql for sql in few + lots if sql.startswith("UPDATE") and table in sql]
+    tokens = ClientToken.objects.filter(api_key=key).select_related("api_key")
+    assert not tokens.filter(revoked_at__isnull=False).exists()  # not one row written
+    assert {effective_status(t)[0] for t in tokens} == {TokenStatus.REVOKED}
+
+
+def test_a_key_that_minted_nothing_records_nothing(project, api_key, user):
+    assert client_tokens_revoke_for_key(api_key=api_key[0], by=user) is False
+    assert not AuditEvent.objects.filter(action="client_token.revoked_all_of_key").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_being_minted_as_all_are_revoked_is_revoked_too(api, api_key, user, monkeypatch):
+    """The mint has written its token, not yet committed; the revoke-all waits for it on
+    the key's row, then ends it: a token minted before the revoke-all never lives."""
+    if connection.vendor != "postgresql":
+        pytest.skip(CONCURRENT)
+    minted = {}
+
+    def mint_one() -> None:
+        minted["browser"] = mint(api)
+
+    second_failures = the_second_waits_for_the_first(
+        monkeypatch,
+        apikeys.services,
+        "audit_record",  # the mint's, after its token's row is written
+        mint_one,
+        lambda: client_tokens_revoke_for_key(api_key=api_key[0], by=user),
+    )
+    assert second_failures == []
+    assert_error(minted["browser"].get(WHO_AM_I), 401, "expired_api_key")
+    assert_ok(mint(api).get(WHO_AM_I))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_minted_while_all_are_revoked_works(api, api_key, user, monkeypatch):
+    """The revoke-all has marked the key, not yet committed; the mint waits for it on the
+    key's row, and its token, minted after, works. One from before does not."""
+    if connection.vendor != "postgresql":
+        pytest.skip(CONCURRENT)
+    before = mint(api)
+    minted = {}
+
+    def mint_one() -> None:
+        minted["browser"] = mint(api)
+
+    second_failures = the_second_waits_for_the_first(
+        monkeypatch,
+        apikeys.services,
+        "audit_record",  # the revoke-all's, after it marked the key
+        lambda: client_tokens_revoke_for_key(api_key=api_key[0], by=user),
+        mint_one,
+    )
+    assert second_failures == []
+    assert_ok(minted["browser"].get(WHO_AM_I))
+    assert_error(before.get(WHO_AM_I), 401, "expired_api_key")
+
+
+def test_the_api_reads_the_mark_in_its_one_statement_for_the_token(api, api_key, user):
+    browser = mint(api)
+    client_tokens_revoke_for_key(api_key=api_key[0], by=user)
+    # CaptureQueriesContext: the lookup is prepared on PostgreSQL, past Django's cursor
+    # (core/prepared.py logs it where this reads, not where statements_run does).
+    with CaptureQueriesContext(connection) as captured:
+        assert_error(browser.get(WHO_AM_I), 401, "expired_api_key")
+    table = ClientToken._meta.db_table
+    statements = [q["sql"] for q in captured.captured_queries]
+    lookups = [sql for sql in statements if sql.startswith("SELECT") and table in sql]
+    assert len(lookups) == 1, lookups
+    assert "client_tokens_revoked_through" in lookups[0]
