@@ -707,12 +707,14 @@ def client_tokens_revoke_for_key(*, api_key: ApiKey, by: User, ip: str | None = 
     past the statement timeout once there were a few hundred thousand, and whoever held a
     leaked key could mint that many in a few hours: no statement here grows with them.
     """
-    _by_a_member(api_key.project, by)
+    project = api_key.project
+    _by_a_member(project, by)
     # FOR UPDATE: the lock each mint's FOR KEY SHARE on the key waits for, and that waits
     # for each mint under way (client_token_create). Once held, every token the key minted
     # is committed, so the next statement, which reads anew, sees its id; every token it
     # mints from here gets its id later, from the sequence, past the one recorded.
     api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    api_key.project = project  # as read above: no second read of it for the audit event
     if not ClientToken.objects.filter(api_key=api_key).exists():
         return False
     # The table's highest id (the primary key's index, one entry): at least that of every
