@@ -432,7 +432,7 @@ class ClientToken(Token):
         reason = super().end_reason_at(moment, subject=subject)
         if reason is None and (revoked_at := self.revoked_with_all_of_its_key_at) is not None:
             reason = (
-                "All client tokens of the API key that minted this one were revoked on "
+                "Revoked with all its key's client tokens on "
                 f"{revoked_at:%-d %b %Y, %H:%M} UTC."
             )
         if reason is None and self.api_key is not None:

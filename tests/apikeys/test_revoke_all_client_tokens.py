@@ -21,7 +21,7 @@ from tests.api.assertions import assert_error, assert_ok
 from tests.conftest import Api, statements_run, the_second_waits_for_the_first
 
 WHO_AM_I = "/client/token"
-ALL_REVOKED = "All client tokens of the API key that minted this one were revoked"
+ALL_REVOKED = "Revoked with all its key's client tokens"
 CONCURRENT = "SQLite serialises all writers: concurrency is shown on PostgreSQL."
 
 
