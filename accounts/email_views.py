@@ -3,6 +3,7 @@ again, and changing the account's address."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django import forms
@@ -25,6 +26,7 @@ from accounts.http import AuthenticatedRequest
 from accounts.models import User
 from accounts.sudo import sudo_required
 from audit.log import audit_record
+from core.after_answer import after_answer
 from core.client_ip import client_ip
 from core.counters import throttle_allows
 from core.http import local_path
@@ -69,6 +71,15 @@ def email_verify_resend(request: AuthenticatedRequest) -> HttpResponse:
     return redirect(local_path(request, back) or "home")
 
 
+def _link_or_word(*, user: User, email: str) -> None:
+    """After an address change's answer: the link to the new address, or, if an account
+    has it, word to that account's owner."""
+    if User.objects.filter(email__iexact=email).exists():
+        send_already_registered(email)
+    else:
+        send_verification(user, email)
+
+
 class EmailChangeForm(forms.Form):
     """The address an account moves to, in the one spelling of its mailbox (as sign-up
     keeps it): whether another account has it is never said here."""
@@ -101,10 +112,12 @@ def account_email(request: AuthenticatedRequest) -> HttpResponse:
         if throttle_allows(
             f"email-change:{request.user.pk}", limit=LINKS_PER_HOUR, window_seconds=3600
         ) and inbox_may_be_mailed(email):
-            if User.objects.filter(email__iexact=email).exists():
-                send_already_registered(email)
-            else:
-                send_verification(request.user, email)
+            # Which mail goes is decided after the answer (core.after_answer): the new
+            # address's link is signed for a free address only, and that work was the
+            # answer's difference.
+            after_answer(
+                partial(_link_or_word, user=request.user, email=email), what="address change"
+            )
         audit_record(
             action="user.email_change_requested",
             actor=request.user,

@@ -150,8 +150,12 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         email = form.cleaned_data["email"]
         taken = User.objects.filter(email__iexact=email).exists()
-        invitation = None if taken else _invitation_of(next_url)
-        invited_here = invitation is not None and delivery_address(invitation.email) == email
+        # Looked up whether or not the address is taken: an invitation link's query for a
+        # new address only was a few tenths of a millisecond that told which have an account.
+        invitation = _invitation_of(next_url)
+        invited_here = (
+            not taken and invitation is not None and delivery_address(invitation.email) == email
+        )
         # Signing up from an invitation's link for this very address mails nothing (the
         # link proved the inbox): only the others count, so a stranger who used up the
         # count cannot turn the invitee away.
@@ -312,6 +316,16 @@ class PasswordResetView(auth_views.PasswordResetView):
             )
         ):
             return HttpResponseRedirect(self.get_success_url())
+        # Which mail goes (a link, word that no account uses the address, or none past the
+        # hour's "no account" cap) is decided after the answer (core.after_answer): the
+        # account's lookup, that cap's count (a Redis that stalls took its timeout once
+        # more for an address without an account) and the link's making are all there.
+        after_answer(partial(self._link_or_word, form, email), what="password reset")
+        return HttpResponseRedirect(self.get_success_url())
+
+    def _link_or_word(self, form: ResetRequestForm, email: str) -> None:
+        """After the answer: the link to the account's address, or word that there is
+        none while the hour's count of those allows."""
         if not any(form.get_users(email)):
             if throttle_allows(
                 "reset-no-account",
@@ -319,14 +333,12 @@ class PasswordResetView(auth_views.PasswordResetView):
                 window_seconds=3600,
                 uncounted=False,
             ):
-                # Word that no account uses it, after the answer as a reset link is
-                # (core.after_answer): neither mail's time is in the answer's.
                 send_no_account(email)
-            return HttpResponseRedirect(self.get_success_url())
+            return
         # The link goes to the dashboard's configured address, as every other mail's does,
         # never to whatever Host the request named.
         self.extra_email_context = {"dashboard_url": settings.DASHBOARD_URL.rstrip("/")}
-        return super().form_valid(form)
+        super().form_valid(form)
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
