@@ -15,6 +15,11 @@ not yet done (an orderly exit does it first, for up to DRAIN_SECONDS), as a kill
 process always lost the mail it was sending. A full queue (a mail server down for long)
 does the next job on the request again, slower but not lost.
 
+"After the answer" is after it was sent: work handed over during a request waits until
+the request has finished (Django's request_finished, sent once the server has written the
+response), as the thread's CPU would otherwise share the interpreter with the answer's
+last steps (its page's rendering), and a new account's writing is heavier than a mail.
+
 settings.WORK_AFTER_ANSWER off (the tests' settings) does it at once, on the request, so
 a test reads its mail and rows right after the response; tests/core/test_after_answer.py
 checks the thread itself.
@@ -29,8 +34,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 
 from django.conf import settings
+from django.core.signals import request_finished, request_started
 from django.db import connections
 
 logger = logging.getLogger(__name__)
@@ -39,6 +46,12 @@ MAX_WAITING = 1000
 DRAIN_SECONDS = 10.0
 
 type Job = Callable[[], object]
+
+# The jobs of the request under way (a context variable: one per thread under WSGI, one
+# per request under ASGI); None outside a request, where a job is handed over at once.
+_this_request: ContextVar[list[tuple[Job, str]] | None] = ContextVar(
+    "after_answer_jobs", default=None
+)
 
 
 class _Worker:
@@ -89,11 +102,37 @@ def after_answer(job: Job, *, what: str) -> None:
     if not settings.WORK_AFTER_ANSWER:
         _do_now(job, what)
         return
+    jobs = _this_request.get()
+    if jobs is not None:
+        jobs.append((job, what))  # handed over once the answer is sent
+        return
+    _hand_over(job, what)
+
+
+def _hand_over(job: Job, what: str) -> None:
     try:
         _running_worker().waiting.put_nowait((job, what))
     except queue.Full:
         logger.warning("after-answer queue full: %s done on the request", what)
         _do_now(job, what)
+
+
+def _hand_over_this_requests(**_: object) -> None:
+    """Once the answer is sent (request_finished): the request's jobs go to the thread.
+    At a request's start too, for any a request that never finished left behind."""
+    jobs = _this_request.get()
+    _this_request.set(None)
+    for job, what in jobs or ():
+        _hand_over(job, what)
+
+
+def _request_begins(**_: object) -> None:
+    _hand_over_this_requests()
+    _this_request.set([])
+
+
+request_started.connect(_request_begins, dispatch_uid="core.after_answer.begins")
+request_finished.connect(_hand_over_this_requests, dispatch_uid="core.after_answer.finished")
 
 
 def drain(timeout: float = DRAIN_SECONDS) -> bool:

@@ -9,4 +9,4 @@ class CoreConfig(AppConfig):
     name = "core"
 
     def ready(self) -> None:
-        from core import checks  # noqa: F401 - registers the deploy checks
+        from core import after_answer, checks  # noqa: F401 - deploy checks, request signals

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from django.core import mail, signing
 from django.core.mail.backends.base import BaseEmailBackend
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from django.http import HttpResponse
 from django.test import override_settings
 from django.urls import reverse
@@ -260,3 +262,24 @@ def test_an_address_change_does_the_same_on_the_request_for_a_taken_address_and_
         "taken@example.com": "[Reminix] Your email address was used to sign up",
         "free@example.com": "[Reminix] Confirm your email address",
     }
+
+
+def test_work_handed_over_during_a_request_waits_until_its_answer_is_sent(held_mail):
+    """Begun while the request was still rendering its page, the thread's work shared the
+    interpreter with it, and a new account's is heavier than a mail: the answer's time
+    still told a little."""
+    done = threading.Event()
+    # As the test client sends them: without the database's receivers.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        request_started.send(sender=None)
+        try:
+            after_answer(done.set, what="a job of this request")
+            assert drain(timeout=0) and not done.is_set()  # not even handed over yet
+        finally:
+            request_finished.send(sender=None)
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    assert drain(timeout=10) and done.is_set()
