@@ -7,12 +7,25 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.hashers import identify_hasher
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.utils import timezone
 
 from core.mail import delivery_address
 from core.validators import no_secret, single_line
+
+
+def _check_hash(password_hash: str, password: str | None) -> None:
+    """A password's hash is stored as given: one that no hasher made (a password passed
+    as its hash by mistake) would be a password at rest in clear, and a password beside
+    its hash would be dropped unseen."""
+    if password is not None:
+        raise ValueError("A user takes a password or its hash, not both.")
+    try:
+        identify_hasher(password_hash)
+    except ValueError:
+        raise ValueError("That is no password hash of a known hasher.") from None
 
 
 class UserManager(BaseUserManager["User"]):
@@ -33,6 +46,8 @@ class UserManager(BaseUserManager["User"]):
         hashed already (make_password), by a sign-up that hashed it on the request."""
         if not email:
             raise ValueError("An email address is required.")
+        if password_hash is not None:
+            _check_hash(password_hash, password)
         user = self.model(email=delivery_address(email), **extra)
         if password_hash is not None:
             user.password = password_hash

@@ -1,7 +1,9 @@
+import pytest
 from django.contrib.auth.hashers import make_password
 from django.test import override_settings
 from django.urls import reverse
 
+from accounts.models import User
 from reminix_dashboard.settings import base as real_settings
 from tests.conftest import PASSWORD
 
@@ -79,3 +81,18 @@ def test_the_current_password_cannot_be_guessed_without_limit_on_the_change_form
     assert "Too many tries" in str(response.context["form"].errors["old_password"])
     user.refresh_from_db()
     assert user.check_password(PASSWORD)
+
+
+def test_a_user_made_from_a_hash_takes_only_a_hash_a_hasher_made(db):
+    """A sign-up hashes on the request and makes the account after the answer from the
+    hash: a password passed as the hash would be stored in clear, and one passed beside
+    it dropped."""
+    with pytest.raises(ValueError, match="no password hash"):
+        User.objects.create_user("clear@example.com", password_hash=PASSWORD)
+    with pytest.raises(ValueError, match="not both"):
+        User.objects.create_user(
+            "both@example.com", "another password", password_hash=make_password(PASSWORD)
+        )
+    assert not User.objects.exists()
+    made = User.objects.create_user("hashed@example.com", password_hash=make_password(PASSWORD))
+    assert made.check_password(PASSWORD)
