@@ -91,9 +91,10 @@ def _running_worker() -> _Worker:
 def _do_now(job: Job, what: str) -> None:
     try:
         job()
-    except Exception:
-        # Not the error itself: it may name the address, or hold a reset link.
-        logger.warning("%s not done: it failed after the answer", what)
+    except Exception as error:
+        # Its kind only, never the error's text: that may name the address, or hold a
+        # reset link. The kind tells a database down (a sign-up lost) from a mail server.
+        logger.warning("%s not done: it failed after the answer (%s)", what, type(error).__name__)
 
 
 def after_answer(job: Job, *, what: str) -> None:

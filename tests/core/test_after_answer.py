@@ -13,7 +13,7 @@ import pytest
 from django.core import mail, signing
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
+from django.db import OperationalError, close_old_connections
 from django.http import HttpResponse
 from django.test import override_settings
 from django.urls import reverse
@@ -141,10 +141,33 @@ def test_a_mail_server_down_is_logged_without_the_address_and_the_thread_goes_on
         assert client.post(RESET, {"email": "ghost@example.com"}).status_code == 302
         assert drain(timeout=10)
     assert "not done" in caplog.text and "ghost" not in caplog.text
+    assert "(ConnectionRefusedError)" in caplog.text  # what failed, for whoever reads it
     with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
         client.post(RESET, {"email": user.email})
         assert drain(timeout=10)
     assert [m.to for m in mail.outbox] == [[user.email]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sign_up_the_database_refuses_after_the_answer_is_logged_by_kind_and_no_address(
+    client, held_mail, caplog, monkeypatch
+):
+    """The person was told to check their inbox: the log is where the lost account shows."""
+    import accounts.views
+
+    def refused(**_: object) -> None:
+        raise OperationalError("could not connect to server: new@example.com")
+
+    monkeypatch.setattr(accounts.views, "user_sign_up", refused)
+    password = "a long enough passphrase 4"
+    with caplog.at_level(logging.WARNING, logger="core.after_answer"):
+        answer = client.post(
+            SIGN_UP, {"email": "new@example.com", "password1": password, "password2": password}
+        )
+        assert answer.status_code == 200
+        assert drain(timeout=10)
+    assert "sign-up not done: it failed after the answer (OperationalError)" in caplog.text
+    assert "new@example.com" not in caplog.text
 
 
 def test_a_full_queue_sends_on_the_request_rather_than_lose_the_mail(held_mail, monkeypatch):
