@@ -7,13 +7,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
+from django.contrib.auth.hashers import make_password
 from django.core import mail, signing
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.signals import request_finished, request_started
-from django.db import OperationalError, close_old_connections
+from django.db import OperationalError, close_old_connections, connection
 from django.http import HttpResponse
 from django.test import override_settings
 from django.urls import reverse
@@ -22,7 +24,7 @@ import core.after_answer
 import core.counters
 from accounts.models import Project, User
 from core.after_answer import after_answer, drain
-from tests.conftest import statements_run
+from tests.conftest import held_back_until_both_are_ready, run_together, statements_run
 
 RESET = reverse("accounts:password_reset")
 SIGN_UP = reverse("accounts:signup")
@@ -328,3 +330,39 @@ def test_a_sign_up_reads_no_user_on_the_request(client, user, held_mail):
         "ada@example.com": "[Reminix] Your email address was used to sign up",
         "new@example.com": "[Reminix] Confirm your email address",
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sign_ups_for_one_new_address_at_once_make_one_account_and_tell_its_owner(
+    monkeypatch, held_mail
+):
+    """Two processes' threads, both past the lookup before either writes: the second's
+    row waits for the first's and is refused; its sign-up tells the owner, as for any
+    taken address, and the account has the winner's password, not the other's."""
+    import accounts.views
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: concurrency is shown on PostgreSQL.")
+    held_back_until_both_are_ready(monkeypatch, (accounts.views, "user_sign_up"))
+    signed_up = [
+        partial(
+            accounts.views._sign_up_or_tell,
+            email="new@example.com",
+            password_hash=make_password(password),
+            name="",
+            ip=None,
+        )
+        for password in ("the first passphrase 1", "the second passphrase 2")
+    ]
+    run_together(*signed_up)
+    assert User.objects.filter(email="new@example.com").count() == 1
+    held_mail.open.set()
+    assert drain(timeout=10)
+    assert sorted(subject for _, subject, _ in held_mail.sent) == [
+        "[Reminix] Confirm your email address",
+        "[Reminix] Your email address was used to sign up",
+    ]
+    account = User.objects.get(email="new@example.com")
+    assert account.check_password("the first passphrase 1") != account.check_password(
+        "the second passphrase 2"
+    )
