@@ -68,6 +68,11 @@ class _Worker:
             job, what = self.waiting.get()
             try:
                 _do_now(job, what)
+            except BaseException as error:  # noqa: BLE001 - the thread must outlive any job
+                # A SystemExit (or another exception that is no Exception) raised by a job
+                # ended this thread: every job after it waited forever, unseen.
+                logger.warning("%s not done: it raised %s", what, type(error).__name__)
+            try:
                 # A job may have used the database: this thread's connection closes.
                 connections.close_all()
             except Exception:

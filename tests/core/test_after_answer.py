@@ -5,6 +5,7 @@ no account uses it, or nothing past the limits), so its time tells nothing."""
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -170,6 +171,15 @@ def test_a_sign_up_the_database_refuses_after_the_answer_is_logged_by_kind_and_n
         assert drain(timeout=10)
     assert "sign-up not done: it failed after the answer (OperationalError)" in caplog.text
     assert "new@example.com" not in caplog.text
+
+
+def test_a_job_that_raises_system_exit_does_not_end_the_thread(held_mail, caplog):
+    done = threading.Event()
+    with caplog.at_level(logging.WARNING, logger="core.after_answer"):
+        after_answer(lambda: sys.exit(1), what="a job that exits")
+        after_answer(done.set, what="the job after it")
+        assert drain(timeout=10) and done.is_set()
+    assert "a job that exits not done: it raised SystemExit" in caplog.text
 
 
 def test_a_full_queue_sends_on_the_request_rather_than_lose_the_mail(held_mail, monkeypatch):
