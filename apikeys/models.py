@@ -432,8 +432,7 @@ class ClientToken(Token):
         reason = super().end_reason_at(moment, subject=subject)
         if reason is None and (revoked_at := self.revoked_with_all_of_its_key_at) is not None:
             reason = (
-                "Revoked with all its key's client tokens on "
-                f"{revoked_at:%-d %b %Y, %H:%M} UTC."
+                f"Revoked with all its key's client tokens on {revoked_at:%-d %b %Y, %H:%M} UTC."
             )
         if reason is None and self.api_key is not None:
             reason = self.api_key.end_reason_at(

@@ -1,5 +1,5 @@
-""""Has this address an account, in any case?" is asked of every user (email__iexact): on
-PostgreSQL an index on UPPER(email) answers it, not a read of the whole table."""
+"""Whether an address has an account, in any case (email__iexact), is asked of every user:
+on PostgreSQL an index on UPPER(email) answers it, not a read of the whole table."""
 
 from __future__ import annotations
 
