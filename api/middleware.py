@@ -37,7 +37,10 @@ class ApiMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        self.resolver = get_resolver(settings.API_URLCONF)
+        # The API URLconf's includes ("v1/", "client/"), each asked directly for the path
+        # less its leading slash: the match the URLconf's root would find, without a
+        # resolver (and a ResolverMatch) of its own on every call.
+        self.resolvers = get_resolver(settings.API_URLCONF).url_patterns
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not is_api_path(request.path_info):
@@ -54,14 +57,18 @@ class ApiMiddleware:
         return response
 
     def _view_response(self, request: HttpRequest) -> HttpResponse:
-        try:
-            match = self.resolver.resolve(request.path_info)
-        except Resolver404:
-            # "/v1" and "/client" themselves: the envelope's 404, not a redirect to the slash.
-            if request.path_info.startswith("/client"):
-                return client_not_found(request)
-            return api_not_found(request)
-        return match.func(request, *match.args, **match.kwargs)
+        path = request.path_info[1:]
+        for resolver in self.resolvers:
+            try:
+                match = resolver.resolve(path)
+            except Resolver404:
+                continue
+            if match is not None:  # (a path() of its own answers None, not Resolver404)
+                return match.func(request, *match.args, **match.kwargs)
+        # "/v1" and "/client" themselves: the envelope's 404, not a redirect to the slash.
+        if request.path_info.startswith("/client"):
+            return client_not_found(request)
+        return api_not_found(request)
 
     def _refusal(self, request: HttpRequest) -> HttpResponse | None:
         """What is refused before a token is even read, in the envelope: an unknown Host
