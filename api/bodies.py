@@ -23,13 +23,13 @@ __all__ = ["MAX_DEPTH", "json_body", "ok", "strict_json"]
 
 def json_body(request: HttpRequest) -> dict[str, Any]:
     """The request's JSON object, or a 400 that says what is wrong with it."""
-    content_type = request.content_type or ""
-    if request.body and content_type not in ("application/json", ""):
-        raise errors.invalid_request("Send the body as JSON with 'Content-Type: application/json'.")
-    if not request.body:
+    raw = request.body
+    if not raw:
         return {}
+    if (request.content_type or "") not in ("application/json", ""):
+        raise errors.invalid_request("Send the body as JSON with 'Content-Type: application/json'.")
     try:
-        body = strict_json(request.body)
+        body = strict_json(raw)
     except JsonRefused as refused:
         raise errors.invalid_request(f"The body's JSON is refused: {refused}.") from None
     except (ValueError, UnicodeDecodeError) as error:
@@ -50,4 +50,7 @@ _ENCODER = DjangoJSONEncoder(separators=(",", ":"))
 
 
 def ok(data: Any, status: int = 200) -> HttpResponse:
-    return HttpResponse(_ENCODER.encode(data), status=status, content_type="application/json")
+    # Handed over as bytes: the encoder writes ASCII (every other character escaped), and a
+    # str would make the response parse its Content-Type for a charset to encode it with.
+    content = _ENCODER.encode(data).encode("ascii")
+    return HttpResponse(content, status=status, content_type="application/json")
