@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from redis.connection import Connection, parse_url
 from redis.exceptions import RedisError, ResponseError
 
@@ -206,8 +207,6 @@ def shared_store() -> SharedStore | None:
     """The store at settings.REDIS_URL, or None where there is none (one instance, the
     embedded defaults: counts per process, no callers' cache, usage buffered in-process)."""
     global _store, _store_url
-    from django.conf import settings
-
     url = settings.REDIS_URL
     if not url:
         return None
