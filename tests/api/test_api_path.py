@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
+from django.http import HttpResponse
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.urls import include, path
+from django.views.decorators.csrf import csrf_exempt
 
 from tests.api.assertions import assert_error, assert_ok
 
@@ -61,3 +64,18 @@ def test_the_dashboard_still_redirects_plain_http_in_production(client, settings
 def test_an_unknown_host_is_answered_in_the_envelope(db, host):
     response = Client(HTTP_HOST=host).get("/v1/agents")
     assert_error(response, 400, "invalid_request")
+
+
+# An API URLconf with a path of its own beside the includes (the test below).
+urlpatterns = [
+    path("v1/ping", csrf_exempt(lambda request: HttpResponse(b"pong"))),
+    path("v1/", include(("reminix_dashboard.api_urls", "api"))),
+]
+
+
+def test_a_path_of_the_api_urlconf_itself_is_answered_like_its_includes(api, settings):
+    # The middleware asks the URLconf's entries one by one: a path() answers None where an
+    # include raises Resolver404, and neither may end the search.
+    settings.API_URLCONF = __name__
+    assert api.get("/v1/ping").content == b"pong"
+    assert_ok(api.post(INVOKE, {"prompt": "hi"}))
