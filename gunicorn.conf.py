@@ -12,9 +12,9 @@ import os
 import tempfile
 from typing import Any
 
-from gunicorn.glogging import Logger
+from gunicorn.glogging import Logger, SafeAtoms
 
-from core.redact import redact_tokens
+from core.redact import controls_escaped, redact_tokens_escaped
 
 bind = f"127.0.0.1:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -25,17 +25,32 @@ control_socket = os.path.join(
 )
 
 
-class TokenRedactingLogger(Logger):
-    """The access log with any token a client put in the URL, the referrer or the user
-    agent cut down to its prefix: a key pasted into a path must not land in the logs."""
+# The access log's atoms that the server writes: every other one holds what a client
+# sent (the request line as sent, escapes and all; the path; the query; the referrer; the
+# user agent; the user name gunicorn decodes from 'Authorization: Basic', where `curl -u
+# reminix_sk_…:` puts a key; any header or environ variable a format names).
+_SERVER_ATOMS = frozenset("hltsbBTDMLp")
 
-    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
-        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        for name in ("r", "U", "q", "f", "a"):
-            value = atoms.get(name)
-            if isinstance(value, str):
-                atoms[name] = redact_tokens(value)
-        return atoms
+
+class _RedactedAtoms(SafeAtoms):
+    """The atoms as the access log's format reads them, each a client wrote redacted of
+    tokens: only those the format names pay for it."""
+
+    def __getitem__(self, name: str) -> Any:
+        value = super().__getitem__(name)
+        if isinstance(value, str) and name not in _SERVER_ATOMS:
+            # Escaped again: a control character gunicorn decoded in the path ("U": %0A is
+            # a line break) would let a client write a log line of its own.
+            value = controls_escaped(redact_tokens_escaped(value))
+        return value
+
+
+class TokenRedactingLogger(Logger):
+    """The access log with any token a client sent cut down to its prefix, wherever it put
+    it and however it escaped it: a key pasted into a path must not land in the logs. And
+    one line per request, whatever the path decodes to."""
+
+    atoms_wrapper_class = _RedactedAtoms
 
 
 logger_class = TokenRedactingLogger

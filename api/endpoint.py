@@ -43,7 +43,7 @@ from api.permissions import require_permission
 from core import write_behind
 from core.client_ip import client_ip
 from core.http import declared_length
-from core.redact import redact_tokens
+from core.redact import redact_tokens_escaped
 from usage.writer import UsageEntry, usage_defer
 
 logger = logging.getLogger(__name__)
@@ -303,8 +303,9 @@ def _method(method: str | None) -> str:
 
 def _clean(text: str) -> str:
     """Text from the request as the log keeps it: no NUL bytes (PostgreSQL refuses them,
-    and one bad row would fail the whole batch) and no token, wherever a client put one."""
-    return redact_tokens(text.replace("\x00", ""))
+    and one bad row would fail the whole batch) and no token, wherever a client put one,
+    escaped or not (a path escaped twice is decoded once on its way in)."""
+    return redact_tokens_escaped(text).replace("\x00", "")  # (decoding may make one)
 
 
 def _record(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote
 
 _TOKEN = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)[0-9A-Za-z]*", re.IGNORECASE)
 # The dashboard's own one-time links: an email change's confirmation, a password reset.
@@ -20,6 +21,7 @@ _LINK_TOKENS = (
     re.compile(r"(/account/verify/)(?!again/)[^/\s?#\"']+"),
     re.compile(r"(/account/password/reset/[^/\s?#\"']+/)(?!set-password/)[^/\s?#\"']+"),
 )
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Long enough to be (most of) a secret; a hint's 4 characters (reminix_sk_AbCd…wxyz) are not.
 _SECRET = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)[0-9A-Za-z]{12,}", re.IGNORECASE)
 
@@ -30,6 +32,34 @@ def redact_tokens(text: str) -> str:
         for link in _LINK_TOKENS:
             text = link.sub(r"\1[redacted]", text)
     return text
+
+
+def redact_tokens_escaped(text: str) -> str:
+    """As redact_tokens, for text a client may have percent-escaped (a URL as sent, a
+    referrer, a path decoded once of one escaped twice): "reminix%5Fsk%5F…" or
+    "/account%2Fverify%2F…" is no token to the patterns. Decoded (up to three times)
+    only where an escape is, and kept decoded only where that found a token to cut, its
+    control characters escaped again (a decoded %0A would start a log line of its own)."""
+    text = redact_tokens(text)
+    decoded = text
+    for _ in range(3):
+        if "%" not in decoded:
+            break
+        decoded = unquote(decoded)
+        cut = redact_tokens(decoded)
+        if cut != decoded:
+            text = decoded = controls_escaped(cut)
+    return text
+
+
+def controls_escaped(text: str) -> str:
+    """`text` with its control characters percent-escaped: one line of a log, whatever a
+    client sent (a path decoded from "%0A" holds a line break)."""
+    return _CONTROL.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return f"%{ord(match.group()):02X}"
 
 
 def holds_secret(text: str) -> bool:
@@ -49,7 +79,7 @@ class RedactTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = redact_tokens(message)
+        redacted = redact_tokens_escaped(message)  # the dev server's request line is as sent
         if redacted != message:
             record.msg, record.args = redacted, None
         # A traceback repeats the exception's message, which may hold what a client sent:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from core.redact import redact_tokens
+from core.redact import RedactTokens, redact_tokens
 
 TOKEN = "reminix_sk_" + "A1b2" * 9
 
@@ -94,3 +94,97 @@ def test_the_dashboards_one_time_links_lose_their_tokens_too():
         "/account/password/reset/MQ/set-password/",
     ):
         assert redact_tokens(path) == path
+
+
+# gunicorn's default format, and the atoms a deployment's own format might name besides.
+ACCESS_FORMAT = (
+    '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(U)s %(q)s '
+    "%({x-api-key}i)s %({HTTP_X_API_KEY}e)s"
+)
+
+
+def _access_line(raw_uri: str, *, headers: dict[str, str]) -> str:
+    """What gunicorn.conf.py's access logger writes, in ACCESS_FORMAT, for a request to
+    `raw_uri` as the client sent it (the file's name is no module's: loaded by path)."""
+    from datetime import timedelta
+    from importlib.util import module_from_spec, spec_from_file_location
+    from pathlib import Path
+    from types import SimpleNamespace
+    from urllib.parse import unquote
+
+    from gunicorn.config import Config
+
+    spec = spec_from_file_location("gunicorn_conf", Path(__file__).parents[2] / "gunicorn.conf.py")
+    assert spec is not None and spec.loader is not None
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = Config()
+    config.set("accesslog", "-")
+    config.set("access_log_format", ACCESS_FORMAT)
+    logger = module.TokenRedactingLogger(config)
+    path, _, query = raw_uri.partition("?")
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": raw_uri,
+        "PATH_INFO": unquote(path),  # as gunicorn decodes it
+        "QUERY_STRING": query,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "203.0.113.9",
+        **{f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()},
+    }
+    request = SimpleNamespace(headers=[(name.upper(), value) for name, value in headers.items()])
+    response = SimpleNamespace(status="200 OK", headers=[], sent=2)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger.access_log.addHandler(handler)
+    try:
+        logger.access(response, request, environ, timedelta(milliseconds=3))
+    finally:
+        logger.access_log.removeHandler(handler)
+    return stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    "raw_uri",
+    [
+        # Percent-escapes hide a token from the patterns in the request line as sent
+        # (gunicorn's "r", its default format's), not in the path Django routes.
+        f"/v1/agents/{TOKEN.replace('_', '%5F')}",
+        f"/v1/agents?key={TOKEN.replace('_', '%5f')}",
+        f"/v1/agents/{TOKEN.replace('_', '%255F')}",
+        "/account%2Fverify%2FeyJ1IjoxLCJ0byI6Im5ld0BleGFtcGxlLmNvbSJ9:1xZbpa:JWr6bTq/",
+        "/account/password/reset/MQ%2Fcz3kq1-0f6b2a9e1f2e3d4c5b6a7980/",
+    ],
+)
+def test_the_access_log_redacts_a_token_hidden_by_percent_escapes(raw_uri):
+    line = _access_line(raw_uri, headers={"User-Agent": "curl/8"})
+    assert "A1b2" not in line
+    assert "JWr6bTq" not in line and "0f6b2a9e1f2e3d4c5b6a7980" not in line
+
+
+def test_the_access_log_redacts_a_key_sent_as_a_basic_auth_user_name_or_in_any_header():
+    """`curl -u reminix_sk_…:` (the way some APIs take keys) is refused by ours, and
+    gunicorn's "u" atom, in its default format, decodes the user name."""
+    import base64
+
+    basic = "Basic " + base64.b64encode(f"{TOKEN}:".encode()).decode()
+    line = _access_line(
+        "/v1/agents", headers={"Authorization": basic, "X-Api-Key": TOKEN, "User-Agent": "curl/8"}
+    )
+    assert "A1b2" not in line
+    assert "reminix_sk_[redacted]" in line
+
+
+def test_a_percent_escape_decoded_to_find_a_token_cannot_write_a_second_log_line():
+    line = _access_line(f"/v1/agents/{TOKEN.replace('_', '%5F')}%0A127.0.0.1%20-%20-", headers={})
+    assert "A1b2" not in line
+    assert line.count("\n") == 1 and line.endswith("\n") and "\r" not in line
+
+
+def test_the_dev_servers_request_line_as_sent_loses_an_escaped_token():
+    line = f"GET /v1/agents?key={TOKEN.replace('_', '%5F')} HTTP/1.1"
+    record = logging.LogRecord(
+        "django.server", logging.INFO, __file__, 1, '"%s" %s', (line, 401), None
+    )
+    RedactTokens().filter(record)
+    assert "A1b2" not in record.getMessage() and "reminix_sk_[redacted]" in record.getMessage()

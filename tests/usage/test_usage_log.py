@@ -305,3 +305,17 @@ def test_the_agent_a_call_names_is_logged_and_a_token_in_its_place_is_not(api, a
     agents = list(UsageRecord.objects.order_by("id").values_list("agent", flat=True))
     assert agents[0] == "my-agent"
     assert leaked not in agents[1] and agents[1].startswith("reminix_sk_[redacted]")
+
+
+def test_a_token_escaped_in_the_path_is_not_logged_either(api, api_key):
+    from usage.models import UsageRecord
+
+    leaked = api_key[1]
+    # Escaped twice, decoded once on the way in: the path holds "reminix%5Fsk%5F…".
+    api.post(f"/v1/agents/{leaked.replace('_', '%255F')}%2500/invoke", {"prompt": "x"})
+    record = UsageRecord.objects.get()
+    secret = leaked.removeprefix("reminix_sk_")
+    assert secret not in record.path and secret not in record.agent
+    assert "reminix_sk_[redacted]" in record.path
+    # %00, decoded with the token: PostgreSQL would refuse the row, and its batch.
+    assert "\x00" not in record.path
