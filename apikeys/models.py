@@ -388,27 +388,43 @@ class ClientToken(Token):
     def __str__(self) -> str:
         return self.public_id
 
+    def status_at(self, moment: datetime) -> TokenStatus:
+        """Revoked with all its key's client tokens reads revoked, after its expiry too,
+        as when that wrote to every token."""
+        if self._revoked_with_its_key_by(moment) is not None:
+            return TokenStatus.REVOKED
+        return super().status_at(moment)
+
     def own_end_reason_at(self, moment: datetime, *, subject: str = "") -> str | None:
         """Its own expiry or revocation only: what the browser holding it may be told. A
         revocation of all its key had minted is its own: the browser is told when, as it
         was when that wrote to every token."""
-        reason = super().end_reason_at(moment, subject=subject)
-        if reason is None and (revoked_at := self.revoked_with_all_of_its_key_at) is not None:
+        if (revoked_at := self._revoked_with_its_key_by(moment)) is not None:
             subject = subject or f"This {self.noun}"
-            reason = f"{subject} was revoked on {revoked_at:%-d %b %Y, %H:%M} UTC."
-        return reason
+            return f"{subject} was revoked on {revoked_at:%-d %b %Y, %H:%M} UTC."
+        return super().end_reason_at(moment, subject=subject)
 
     @property
     def revoked_with_all_of_its_key_at(self) -> datetime | None:
         """When "Revoke all client tokens" of the key that minted it ended it; None if that
-        did not (never done, or done before it was minted). Its id, not a time, says which
-        were minted before (ApiKey.client_tokens_revoked_through)."""
+        did not (never done, or done before it was minted, or once it had expired or been
+        revoked itself). Its id, not a time, says which were minted before
+        (ApiKey.client_tokens_revoked_through)."""
         key = self.api_key
         if key is None or key.client_tokens_revoked_through is None:
             return None
         if self.pk is None or self.pk > key.client_tokens_revoked_through:
             return None
-        return key.client_tokens_revoked_at or key.created_at
+        revoked_at = key.client_tokens_revoked_at or key.created_at
+        if self.expires_at <= revoked_at:
+            return None  # it had expired: a revocation ends only what still works
+        if self.revoked_at is not None and self.revoked_at <= revoked_at:
+            return None
+        return revoked_at
+
+    def _revoked_with_its_key_by(self, moment: datetime) -> datetime | None:
+        revoked_at = self.revoked_with_all_of_its_key_at
+        return revoked_at if revoked_at is not None and revoked_at <= moment else None
 
     @property
     def ends_at(self) -> datetime:
@@ -429,11 +445,12 @@ class ClientToken(Token):
         of its minter's place in the project (membership, and for a PAT the project's
         lifetime policy): a client token dies with its parent.
         `minter_is_member`: already known (the API reads it with the token); else asked."""
-        reason = super().end_reason_at(moment, subject=subject)
-        if reason is None and (revoked_at := self.revoked_with_all_of_its_key_at) is not None:
-            reason = (
+        if (revoked_at := self._revoked_with_its_key_by(moment)) is not None:
+            reason: str | None = (
                 f"Revoked with all its key's client tokens on {revoked_at:%-d %b %Y, %H:%M} UTC."
             )
+        else:
+            reason = super().end_reason_at(moment, subject=subject)
         if reason is None and self.api_key is not None:
             reason = self.api_key.end_reason_at(
                 moment, subject="The API key that minted this client token"

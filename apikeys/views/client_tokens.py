@@ -33,6 +33,8 @@ def effective_status(token: ClientToken) -> tuple[TokenStatus, str]:
     ended because of its minter, the reason."""
     now = timezone.now()
     own = token.status_at(now)
+    if own is TokenStatus.REVOKED and token.revoked_at is None:
+        return own, token.end_reason_at(now) or ""  # with all its key's: said so
     if own is not TokenStatus.ACTIVE:
         return own, ""
     reason = token.end_reason_at(now)

@@ -6,15 +6,18 @@ the key's mark with the token; api/lookup.py)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 import apikeys.services
 from apikeys.models import ApiKey, ClientToken, TokenStatus
-from apikeys.services import client_tokens_revoke_for_key
+from apikeys.services import client_token_create, client_tokens_revoke_for_key
 from apikeys.views.client_tokens import effective_status
 from audit.models import AuditEvent
 from tests.api.assertions import assert_error, assert_ok
@@ -174,3 +177,54 @@ def test_the_api_reads_the_mark_in_its_one_statement_for_the_token(api, api_key,
     lookups = [sql for sql in statements if sql.startswith("SELECT") and table in sql]
     assert len(lookups) == 1, lookups
     assert "client_tokens_revoked_through" in lookups[0]
+
+
+def _revoked_all_an_hour_ago(key: ApiKey, *, token_expired: timedelta) -> Api:
+    """A token of `key`, all of whose tokens were revoked an hour ago, and which expires
+    (expired) `token_expired` ago."""
+    ClientToken.objects.filter(api_key=key).delete()
+    minted, secret = client_token_create(project=key.project, api_key=key, context={})
+    now = timezone.now()
+    ApiKey.objects.filter(pk=key.pk).update(
+        client_tokens_revoked_through=minted.pk, client_tokens_revoked_at=now - timedelta(hours=1)
+    )
+    ClientToken.objects.filter(pk=minted.pk).update(expires_at=now - token_expired)
+    return Api(Client(), secret)
+
+
+def test_a_token_revoked_with_all_reads_revoked_after_its_expiry_too(signed_in, project, api_key):
+    """As when revoke-all wrote to each token: the page and the browser keep saying it
+    was revoked, and when, once its hour is up."""
+    key, _ = api_key
+    browser = _revoked_all_an_hour_ago(key, token_expired=timedelta(minutes=30))
+    error = assert_error(browser.get(WHO_AM_I), 401, "expired_api_key")
+    assert error["message"].startswith("This client token was revoked on")
+    [(status, why)] = listed(signed_in, project).values()
+    assert status is TokenStatus.REVOKED and why.startswith(ALL_REVOKED)
+
+
+def test_a_token_that_had_expired_before_all_were_revoked_reads_expired(
+    signed_in, project, api_key
+):
+    key, _ = api_key
+    browser = _revoked_all_an_hour_ago(key, token_expired=timedelta(hours=2))
+    error = assert_error(browser.get(WHO_AM_I), 401, "expired_api_key")
+    assert error["message"].startswith("This client token expired on")
+    [(status, _)] = listed(signed_in, project).values()
+    assert status is TokenStatus.EXPIRED
+
+
+def test_revoking_one_already_revoked_with_all_says_so_and_records_nothing(
+    signed_in, project, api, api_key
+):
+    key, _ = api_key
+    browser = mint(api)
+    signed_in.post(reverse("apikeys:client_tokens_revoke_all", args=[project.slug, key.pk]))
+    token = ClientToken.objects.get(api_key=key)
+    url = reverse("apikeys:client_token_revoke", args=[project.slug, token.public_id])
+    answer = signed_in.post(url, follow=True).content.decode()
+    assert f"Client token {token.public_id} had already ended." in answer
+    assert not AuditEvent.objects.filter(action="client_token.revoked").exists()
+    token.refresh_from_db()
+    assert token.revoked_at is None  # the revoke-all's time stays the one it is told
+    assert_error(browser.get(WHO_AM_I), 401, "expired_api_key")
