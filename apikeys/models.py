@@ -422,6 +422,14 @@ class ClientToken(Token):
             return None
         return revoked_at
 
+    def revoke(self, *, by: User | None) -> bool:
+        """As Token.revoke, and False for one revoked with all its key's: nothing written,
+        nothing recorded (from the page, the API or a report of a leak), and the time its
+        browser is told stays that of the revoke-all."""
+        if self.revoked_at is None and self.revoked_with_all_of_its_key_at is not None:
+            return False
+        return super().revoke(by=by)
+
     def _revoked_with_its_key_by(self, moment: datetime) -> datetime | None:
         revoked_at = self.revoked_with_all_of_its_key_at
         return revoked_at if revoked_at is not None and revoked_at <= moment else None

@@ -685,11 +685,8 @@ def client_token_revoke(
     *, client_token: ClientToken, by: User | None = None, ip: str | None = None, via: str = ""
 ) -> bool:
     """Revoke one client token at once; its record stays for audit. False if it was
-    revoked already, itself or with all its key's (then nothing is written: the time it
-    is told stays that of the revoke-all)."""
+    revoked already, itself or with all its key's (ClientToken.revoke)."""
     _by_a_member(client_token.project, by)
-    if client_token.revoked_at is None and client_token.revoked_with_all_of_its_key_at:
-        return False
     return token_revoke(
         client_token,
         action="client_token.revoked",

@@ -228,3 +228,16 @@ def test_revoking_one_already_revoked_with_all_says_so_and_records_nothing(
     token.refresh_from_db()
     assert token.revoked_at is None  # the revoke-all's time stays the one it is told
     assert_error(browser.get(WHO_AM_I), 401, "expired_api_key")
+
+
+def test_a_token_revoked_with_all_and_then_reported_as_leaked_is_not_revoked_again(
+    project, api, api_key, user
+):
+    from apikeys.reported import Reporter, tokens_revoke_reported
+
+    key, _ = api_key
+    minted = assert_ok(api.post("/v1/client-tokens", {"context": {}}), 201)["token"]
+    client_tokens_revoke_for_key(api_key=key, by=user)
+    reporter = Reporter(ip="203.0.113.9", user_agent="finder")
+    assert tokens_revoke_reported(secrets=[minted], reporter=reporter) == 0
+    assert not AuditEvent.objects.filter(action="client_token.revoked").exists()
