@@ -29,7 +29,11 @@ API_PREFIXES = ("/v1/", "/client/")
 
 
 def is_api_path(path: str) -> bool:
-    return path.startswith(API_PREFIXES) or path in ("/v1", "/client")
+    """/v1 and /client, and what reads as them but for a doubled slash (a base URL with a
+    trailing slash): the envelope's 404, not the dashboard's HTML (a POST: its CSRF page)."""
+    if path.startswith(API_PREFIXES) or path in ("/v1", "/client"):
+        return True
+    return path.startswith("//") and is_api_path("/" + path.lstrip("/"))
 
 
 class ApiMiddleware:
@@ -66,7 +70,7 @@ class ApiMiddleware:
             if match is not None:  # (a path() of its own answers None, not Resolver404)
                 return match.func(request, *match.args, **match.kwargs)
         # "/v1" and "/client" themselves: the envelope's 404, not a redirect to the slash.
-        if request.path_info.startswith("/client"):
+        if request.path_info.lstrip("/").startswith("client"):
             return client_not_found(request)
         return api_not_found(request)
 

@@ -79,3 +79,26 @@ def test_a_path_of_the_api_urlconf_itself_is_answered_like_its_includes(api, set
     settings.API_URLCONF = __name__
     assert api.get("/v1/ping").content == b"pong"
     assert_ok(api.post(INVOKE, {"prompt": "hi"}))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "code"),
+    [
+        # A base URL with a trailing slash before "/v1/…": the dashboard answered these, in
+        # HTML (a POST: its CSRF page), and ran its middleware on the bearer token's call.
+        ("post", "//v1/agents/my-agent/invoke", "not_found"),
+        ("get", "//v1", "not_found"),
+        ("get", "///v1/agents", "not_found"),
+        ("get", "//client/token", "not_found"),
+    ],
+)
+def test_a_doubled_slash_before_an_api_path_is_answered_in_the_envelope(api, method, path, code):
+    # PATH_INFO as a server passes it: the test client would read "//v1/…" as a host.
+    response = getattr(api.client, method)(
+        "/placeholder",
+        PATH_INFO=path,
+        HTTP_AUTHORIZATION=f"Bearer {api.token}",
+        content_type="application/json",
+    )
+    assert_error(response, 404, code)
+    assert response["X-Content-Type-Options"] == "nosniff"
