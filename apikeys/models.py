@@ -389,9 +389,9 @@ class ClientToken(Token):
         return self.public_id
 
     def status_at(self, moment: datetime) -> TokenStatus:
-        """Revoked with all its key's client tokens reads revoked, after its expiry too,
-        as when that wrote to every token."""
-        if self._revoked_with_its_key_by(moment) is not None:
+        """Revoked with all its key's client tokens while it worked reads revoked, after
+        its expiry too, as when that wrote to every token."""
+        if self._revoked_with_its_key_while_it_worked() is not None:
             return TokenStatus.REVOKED
         return super().status_at(moment)
 
@@ -399,25 +399,33 @@ class ClientToken(Token):
         """Its own expiry or revocation only: what the browser holding it may be told. A
         revocation of all its key had minted is its own: the browser is told when, as it
         was when that wrote to every token."""
-        if (revoked_at := self._revoked_with_its_key_by(moment)) is not None:
-            subject = subject or f"This {self.noun}"
-            return f"{subject} was revoked on {revoked_at:%-d %b %Y, %H:%M} UTC."
-        return super().end_reason_at(moment, subject=subject)
+        subject = subject or f"This {self.noun}"
+        revoked_at = self._revoked_with_its_key_while_it_worked()
+        reason = None if revoked_at is not None else super().end_reason_at(moment, subject=subject)
+        if reason is None and (revoked_at := self.revoked_with_all_of_its_key_at) is not None:
+            # Refused by its id whatever any clock reads: this instance's may run behind
+            # the one that revoked them all, or the one that set its expiry.
+            reason = f"{subject} was revoked on {revoked_at:%-d %b %Y, %H:%M} UTC."
+        return reason
 
     @property
     def revoked_with_all_of_its_key_at(self) -> datetime | None:
         """When "Revoke all client tokens" of the key that minted it ended it; None if that
-        did not (never done, or done before it was minted, or once it had expired or been
-        revoked itself). Its id, not a time, says which were minted before
-        (ApiKey.client_tokens_revoked_through)."""
+        did not (never done, or done before it was minted). Its id, not a time, says which
+        were minted before (ApiKey.client_tokens_revoked_through)."""
         key = self.api_key
         if key is None or key.client_tokens_revoked_through is None:
             return None
         if self.pk is None or self.pk > key.client_tokens_revoked_through:
             return None
-        revoked_at = key.client_tokens_revoked_at or key.created_at
-        if self.expires_at <= revoked_at:
-            return None  # it had expired: a revocation ends only what still works
+        return key.client_tokens_revoked_at or key.created_at
+
+    def _revoked_with_its_key_while_it_worked(self) -> datetime | None:
+        """revoked_with_all_of_its_key_at, unless it had expired or been revoked itself by
+        then: what it is said to have ended by (never whether it ended: its id says that)."""
+        revoked_at = self.revoked_with_all_of_its_key_at
+        if revoked_at is None or self.expires_at <= revoked_at:
+            return None
         if self.revoked_at is not None and self.revoked_at <= revoked_at:
             return None
         return revoked_at
@@ -429,10 +437,6 @@ class ClientToken(Token):
         if self.revoked_at is None and self.revoked_with_all_of_its_key_at is not None:
             return False
         return super().revoke(by=by)
-
-    def _revoked_with_its_key_by(self, moment: datetime) -> datetime | None:
-        revoked_at = self.revoked_with_all_of_its_key_at
-        return revoked_at if revoked_at is not None and revoked_at <= moment else None
 
     @property
     def ends_at(self) -> datetime:
@@ -453,12 +457,15 @@ class ClientToken(Token):
         of its minter's place in the project (membership, and for a PAT the project's
         lifetime policy): a client token dies with its parent.
         `minter_is_member`: already known (the API reads it with the token); else asked."""
-        if (revoked_at := self._revoked_with_its_key_by(moment)) is not None:
-            reason: str | None = (
+        revoked_at = self._revoked_with_its_key_while_it_worked()
+        reason = None if revoked_at is not None else super().end_reason_at(moment, subject=subject)
+        if reason is None:
+            # By its id, whatever any clock reads (own_end_reason_at).
+            revoked_at = revoked_at or self.revoked_with_all_of_its_key_at
+        if reason is None and revoked_at is not None:
+            reason = (
                 f"Revoked with all its key's client tokens on {revoked_at:%-d %b %Y, %H:%M} UTC."
             )
-        else:
-            reason = super().end_reason_at(moment, subject=subject)
         if reason is None and self.api_key is not None:
             reason = self.api_key.end_reason_at(
                 moment, subject="The API key that minted this client token"

@@ -241,3 +241,23 @@ def test_a_token_revoked_with_all_and_then_reported_as_leaked_is_not_revoked_aga
     reporter = Reporter(ip="203.0.113.9", user_agent="finder")
     assert tokens_revoke_reported(secrets=[minted], reporter=reporter) == 0
     assert not AuditEvent.objects.filter(action="client_token.revoked").exists()
+
+
+@pytest.mark.parametrize("expired", [timedelta(seconds=-5), timedelta(seconds=2), timedelta(0)])
+@pytest.mark.parametrize("clock", [timedelta(seconds=-10), timedelta(seconds=-1), timedelta(0)])
+def test_a_token_minted_before_a_revoke_all_is_refused_whatever_the_clocks(api_key, expired, clock):
+    """Ids, not clocks, decide: a token with an id up to the mark is refused by an instance
+    whose clock runs behind the one that revoked them all, and whatever its expiry (the
+    minting instance's clock) reads against the revoke-all's time."""
+    key, _ = api_key
+    token, _ = client_token_create(project=key.project, api_key=key, context={})
+    revoked_at = timezone.now()
+    ApiKey.objects.filter(pk=key.pk).update(
+        client_tokens_revoked_through=token.pk, client_tokens_revoked_at=revoked_at
+    )
+    ClientToken.objects.filter(pk=token.pk).update(expires_at=revoked_at - expired)
+    token = ClientToken.objects.select_related("api_key").get(pk=token.pk)
+    moment = revoked_at + clock - timedelta(seconds=3)  # before the expiry, by this clock
+    assert token.end_reason_at(moment) is not None
+    assert token.own_end_reason_at(moment) is not None
+    assert token.revoke(by=None) is False
