@@ -41,6 +41,8 @@ def redact_tokens_escaped(text: str) -> str:
     only where an escape is, and kept decoded only where that found a token to cut, its
     control characters escaped again (a decoded %0A would start a log line of its own)."""
     text = redact_tokens(text)
+    if "%" not in text:  # (nearly every text: no loop set up for it)
+        return text
     decoded = text
     for _ in range(3):
         if "%" not in decoded:
