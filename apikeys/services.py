@@ -35,7 +35,6 @@ from audit.log import audit_record
 from core.db_errors import violates
 from core.invalidation import changed
 from core.networks import parse_networks
-from core.row_locks import key_share
 from core.validators import no_secret, single_line, visible
 
 CLIENT_TOKEN_DEFAULT_TTL = 3600
@@ -637,12 +636,6 @@ def client_token_create(
         # Minted for a person (its PAT's): they are a member until it commits, and it dies
         # with this membership of theirs.
         minted_in = member_hold(project=project, user=personal_token.user)
-    if api_key is not None:
-        # The key's row, FOR KEY SHARE until this commits, taken before the token gets its
-        # id: "Revoke all client tokens" (FOR UPDATE) waits for every mint under way, and
-        # every mint after it waits for it, so the id it records divides the two. (The
-        # foreign key's own check takes this lock only at commit: Django's are deferred.)
-        key_share(ApiKey.objects.filter(pk=api_key.pk))
     names, actions = agent_scope_checked(agent_names, agent_actions)
     parent = api_key or personal_token
     assert parent is not None
@@ -710,16 +703,20 @@ def client_tokens_revoke_for_key(*, api_key: ApiKey, by: User, ip: str | None = 
     """
     project = api_key.project
     _by_a_member(project, by)
-    # FOR UPDATE: the lock each mint's FOR KEY SHARE on the key waits for, and that waits
-    # for each mint under way (client_token_create). Once held, every token the key minted
-    # is committed, so the next statement, which reads anew, sees its id; every token it
-    # mints from here gets its id later, from the sequence, past the one recorded.
-    api_key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    # FOR NO KEY UPDATE: two revoke-alls (and the key's other changes) take turns; a mint
+    # (its foreign key's FOR KEY SHARE) neither waits for this nor holds it up. A mint
+    # that holds the key's row through its transaction let a leaked key's holder, minting
+    # without pause, keep an owner's revoke-all, roll or revocation waiting: a row's
+    # share locks are granted past a waiting exclusive one.
+    api_key = ApiKey.objects.select_for_update(no_key=True).get(pk=api_key.pk)
     api_key.project = project  # as read above: no second read of it for the audit event
     if not ClientToken.objects.filter(api_key=api_key).exists():
         return False
-    # The table's highest id (the primary key's index, one entry): at least that of every
-    # token of this key; ending another key's tokens is not asked of it.
+    # The table's highest id (the primary key's index, one entry), read anew by this
+    # statement: at least the id of every token committed before it, which is every token
+    # the key has minted until now. A mint under way meanwhile is a token minted at the
+    # same moment: refused if another drew a higher id and committed first, else working,
+    # as one minted just after; every mint from here draws a higher id from the sequence.
     newest = ClientToken.objects.aggregate(newest=Max("pk"))["newest"]
     assert newest is not None
     api_key.client_tokens_revoked_through = max(newest, api_key.client_tokens_revoked_through or 0)

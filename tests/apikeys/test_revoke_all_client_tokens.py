@@ -21,7 +21,12 @@ from apikeys.services import client_token_create, client_tokens_revoke_for_key
 from apikeys.views.client_tokens import effective_status
 from audit.models import AuditEvent
 from tests.api.assertions import assert_error, assert_ok
-from tests.conftest import Api, statements_run, the_second_waits_for_the_first
+from tests.conftest import (
+    Api,
+    finished,
+    paused_in_another_thread,
+    statements_run,
+)
 
 WHO_AM_I = "/client/token"
 ALL_REVOKED = "Revoked with all its key's client tokens"
@@ -119,32 +124,13 @@ def test_a_key_that_minted_nothing_records_nothing(project, api_key, user):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_token_being_minted_as_all_are_revoked_is_revoked_too(api, api_key, user, monkeypatch):
-    """The mint has written its token, not yet committed; the revoke-all waits for it on
-    the key's row, then ends it: a token minted before the revoke-all never lives."""
-    if connection.vendor != "postgresql":
-        pytest.skip(CONCURRENT)
-    minted = {}
-
-    def mint_one() -> None:
-        minted["browser"] = mint(api)
-
-    second_failures = the_second_waits_for_the_first(
-        monkeypatch,
-        apikeys.services,
-        "audit_record",  # the mint's, after its token's row is written
-        mint_one,
-        lambda: client_tokens_revoke_for_key(api_key=api_key[0], by=user),
-    )
-    assert second_failures == []
-    assert_error(minted["browser"].get(WHO_AM_I), 401, "expired_api_key")
-    assert_ok(mint(api).get(WHO_AM_I))
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_token_minted_while_all_are_revoked_works(api, api_key, user, monkeypatch):
-    """The revoke-all has marked the key, not yet committed; the mint waits for it on the
-    key's row, and its token, minted after, works. One from before does not."""
+def test_a_mint_under_way_holds_off_no_revoke_all_and_every_earlier_token_ends(
+    api, api_key, user, monkeypatch, short_lock_timeout
+):
+    """A mint has written its token and not committed: the revoke-all does not wait for it
+    (mints that held the key's row let a leaked key's holder, minting without pause, keep
+    the owner's revoke-all waiting), and every token committed before it ends. The one
+    under way commits after, its answer comes after: a token minted just after, it works."""
     if connection.vendor != "postgresql":
         pytest.skip(CONCURRENT)
     before = mint(api)
@@ -153,15 +139,43 @@ def test_a_token_minted_while_all_are_revoked_works(api, api_key, user, monkeypa
     def mint_one() -> None:
         minted["browser"] = mint(api)
 
-    second_failures = the_second_waits_for_the_first(
+    # Paused in the mint's audit metadata, after its token's row is written.
+    thread, go, _, failures = paused_in_another_thread(
+        monkeypatch, apikeys.services, "_scope", mint_one
+    )
+    try:
+        # A wait for the mint would end in an error, soon (short_lock_timeout).
+        assert client_tokens_revoke_for_key(api_key=api_key[0], by=user)
+    finally:
+        go.set()
+        finished(thread)
+    assert failures == []
+    assert_error(before.get(WHO_AM_I), 401, "expired_api_key")
+    assert_ok(minted["browser"].get(WHO_AM_I))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_mint_during_a_revoke_all_does_not_wait_and_its_token_works(
+    api, api_key, user, monkeypatch, short_lock_timeout
+):
+    """The revoke-all has marked the key, not yet committed: a mint does not wait for it,
+    and its token, drawn after the mark, works. One from before does not."""
+    if connection.vendor != "postgresql":
+        pytest.skip(CONCURRENT)
+    before = mint(api)
+    thread, go, _, failures = paused_in_another_thread(
         monkeypatch,
         apikeys.services,
-        "audit_record",  # the revoke-all's, after it marked the key
+        "_key_changed",  # the revoke-all's, after it marked the key
         lambda: client_tokens_revoke_for_key(api_key=api_key[0], by=user),
-        mint_one,
     )
-    assert second_failures == []
-    assert_ok(minted["browser"].get(WHO_AM_I))
+    try:
+        after = mint(api)
+    finally:
+        go.set()
+        finished(thread)
+    assert failures == []
+    assert_ok(after.get(WHO_AM_I))
     assert_error(before.get(WHO_AM_I), 401, "expired_api_key")
 
 
