@@ -207,7 +207,8 @@ def _lock_owners(project: Project) -> dict[int, int]:
 
 
 def owner_hold(*, project: Project, user: User) -> None:
-    """First in the transaction of every owner's change: `user` is an owner of `project`
+    """First in the transaction of every owner's change (after the owner's own row, where a
+    change holds it: project_set_two_factor_policy): `user` is an owner of `project`
     now (NotAnOwner otherwise; NoLongerAMember if no member at all any more), and stays
     one until the change commits. Their own row is held FOR SHARE, which the lock of the
     changes of roles and members (_lock_owners) waits for: a demotion or removal of `user`
@@ -436,10 +437,12 @@ def project_set_two_factor_policy(
 ) -> bool:
     """Require (or stop requiring) a second factor of every member. The owner turning it on
     must have one, so that they do not lock themselves out. False if nothing changed."""
-    owner_hold(project=project, user=by)
     # The owner's row, as keep_a_second_factor locks it before a factor goes: their last
-    # one cannot be removed between this check and the commit.
-    User.objects.select_for_update().filter(pk=by.pk).first()
+    # one cannot be removed between this check and the commit. Before owner_hold, as an
+    # account's deletion takes the person's row before their memberships: the other way
+    # round, the two deadlocked when someone did both at once.
+    User.objects.select_for_update(no_key=True).filter(pk=by.pk).first()
+    owner_hold(project=project, user=by)
     if required and not has_two_factor(by):
         raise PolicyRefused(
             "Turn on two-factor authentication for your own account first, so that the "

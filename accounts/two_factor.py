@@ -178,7 +178,7 @@ def keep_a_second_factor(
     PATs refused there. Call inside the removal's transaction: the person's row is locked
     first, so two removals at once cannot each leave the other as the last factor, and an
     owner requiring one (project_set_two_factor_policy, which locks it too) is seen."""
-    User.objects.select_for_update().filter(pk=user.pk).first()
+    User.objects.select_for_update(no_key=True).filter(pk=user.pk).first()
     required = list(
         Project.objects.for_user(user)
         .filter(require_two_factor=True)

@@ -23,9 +23,11 @@ from accounts.models import (
 )
 from accounts.services import (
     AccountDeletionRefused,
+    NoLongerAMember,
     account_delete,
     membership_add,
     membership_set_role,
+    project_set_two_factor_policy,
 )
 from apikeys.models import ApiKey, PersonalAccessToken
 from apikeys.services import personal_token_create
@@ -233,3 +235,26 @@ def test_a_token_made_while_the_account_is_deleted_is_refused(user, monkeypatch)
     )
     assert [type(failure) for failure in making_failures] == [PermissionDenied]
     assert not PersonalAccessToken.objects.filter(name="Made meanwhile").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_their_two_factor_policy_change_as_their_account_is_deleted_never_deadlocks(
+    user, project, monkeypatch
+):
+    """Both hold the person's row and their membership: the policy change took the
+    membership first (owner_hold), then the person's row, the deletion the other way
+    round; at the same moment, a deadlock, and one of them failed (a 503). The policy
+    change takes the person's row first now, waits, and finds them gone from the project."""
+    from accounts import services as account_services
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
+    policy_failures = the_second_waits_for_the_first(
+        monkeypatch,
+        account_services,
+        "account_deletion_plan",  # called once the person's row is held
+        lambda: account_delete(user=user),
+        lambda: project_set_two_factor_policy(project=project, required=False, by=user),
+    )
+    assert [type(failure) for failure in policy_failures] == [NoLongerAMember]
+    assert not User.objects.get(pk=user.pk).is_active
