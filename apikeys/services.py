@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from accounts.models import Membership, Project, User
@@ -262,6 +262,16 @@ def key_name_claim(
             )
             if renaming is not None:
                 expired = expired.exclude(pk=renaming.pk)
+                # The renamed key and the expired ones it frees the name from, held in id
+                # order before either is written, as a hand-over of leavers' keys takes
+                # them (api_keys_transfer_from_leavers): in any other order the two could
+                # each hold one key and wait for the other's.
+                list(
+                    ApiKey.objects.filter(Q(pk=renaming.pk) | Q(pk__in=expired.values("pk")))
+                    .select_for_update(no_key=True)
+                    .order_by("pk")
+                    .values_list("pk", flat=True)
+                )
             expired.update(name_released=True)
             yield
     except IntegrityError as refused:
@@ -575,11 +585,16 @@ def api_keys_transfer_from_leavers(
     except NoLongerAMember:
         raise ValueError("Keys can be handed only to a member of the project.") from None
     members = Membership.objects.filter(project=project).values("user_id")
+    # Held in id order, all before any is written, as a rename takes the keys it writes
+    # (key_name_claim): a rename of one of them to the name another still holds would
+    # otherwise deadlock with this.
     orphaned = list(
         ApiKey.objects.for_project(project)
         .filter(created_by__isnull=False)
         .exclude(created_by__in=members)
         .select_related("created_by")
+        .select_for_update(of=("self",), no_key=True)
+        .order_by("pk")
     )
     for key in orphaned:
         before = key.created_by.email if key.created_by else None
