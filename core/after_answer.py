@@ -38,12 +38,15 @@ from contextvars import ContextVar
 
 from django.conf import settings
 from django.core.signals import request_finished, request_started
-from django.db import connections
+from django.db import InterfaceError, OperationalError, connections
 
 logger = logging.getLogger(__name__)
 
 MAX_WAITING = 1000
 DRAIN_SECONDS = 10.0
+# Pauses before a job the database could not serve is tried again (_do_with_retries):
+# three tries within about 6 s, inside the drain at exit.
+RETRY_PAUSES = (1.0, 5.0)
 
 type Job = Callable[[], object]
 
@@ -67,7 +70,7 @@ class _Worker:
         while True:
             job, what = self.waiting.get()
             try:
-                _do_now(job, what)
+                _do_with_retries(job, what)
             except BaseException as error:  # noqa: BLE001 - the thread must outlive any job
                 # A SystemExit (or another exception that is no Exception) raised by a job
                 # ended this thread: every job after it waited forever, unseen.
@@ -100,6 +103,33 @@ def _do_now(job: Job, what: str) -> None:
         # Its kind only, never the error's text: that may name the address, or hold a
         # reset link. The kind tells a database down (a sign-up lost) from a mail server.
         logger.warning("%s not done: it failed after the answer (%s)", what, type(error).__name__)
+
+
+def _do_with_retries(job: Job, what: str) -> None:
+    """On the thread: a job the database could not serve just then (down, restarting, a
+    connection broken, past a timeout) is tried again after RETRY_PAUSES, so that a
+    sign-up is not lost to a moment's outage (its person was already told to check their
+    inbox). Jobs are written to be tried again: a sign-up is one transaction, a reset's
+    lookup comes before its mail. Any other failure is logged once, as on the request."""
+    for pause in RETRY_PAUSES:
+        try:
+            job()
+            return
+        except (OperationalError, InterfaceError) as error:
+            logger.warning(
+                "%s: the database did not answer (%s); trying again in %g s",
+                what,
+                type(error).__name__,
+                pause,
+            )
+            connections.close_all()  # the next try opens a new connection
+            time.sleep(pause)
+        except Exception as error:
+            logger.warning(
+                "%s not done: it failed after the answer (%s)", what, type(error).__name__
+            )
+            return
+    _do_now(job, what)
 
 
 def after_answer(job: Job, *, what: str) -> None:

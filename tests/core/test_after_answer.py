@@ -155,13 +155,18 @@ def test_a_mail_server_down_is_logged_without_the_address_and_the_thread_goes_on
 def test_a_sign_up_the_database_refuses_after_the_answer_is_logged_by_kind_and_no_address(
     client, held_mail, caplog, monkeypatch
 ):
-    """The person was told to check their inbox: the log is where the lost account shows."""
+    """The person was told to check their inbox: the log is where the lost account shows,
+    once every try has met the database down."""
     import accounts.views
 
+    tries = []
+
     def refused(**_: object) -> None:
+        tries.append(1)
         raise OperationalError("could not connect to server: new@example.com")
 
     monkeypatch.setattr(accounts.views, "user_sign_up", refused)
+    monkeypatch.setattr(core.after_answer, "RETRY_PAUSES", (0.0, 0.0))
     password = "a long enough passphrase 4"
     with caplog.at_level(logging.WARNING, logger="core.after_answer"):
         answer = client.post(
@@ -171,6 +176,52 @@ def test_a_sign_up_the_database_refuses_after_the_answer_is_logged_by_kind_and_n
         assert drain(timeout=10)
     assert "sign-up not done: it failed after the answer (OperationalError)" in caplog.text
     assert "new@example.com" not in caplog.text
+    assert len(tries) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sign_up_that_meets_the_database_down_for_a_moment_is_written_on_the_next_try(
+    client, held_mail, monkeypatch
+):
+    """After the answer nobody is there to try again: the thread does, so a moment's
+    outage does not lose an account whose person was told to check their inbox."""
+    import accounts.views
+
+    real, tries = accounts.views.user_sign_up, []
+
+    def down_once(**kwargs: Any) -> User:
+        tries.append(1)
+        if len(tries) == 1:
+            raise OperationalError("the database system is starting up")
+        return real(**kwargs)
+
+    monkeypatch.setattr(accounts.views, "user_sign_up", down_once)
+    monkeypatch.setattr(core.after_answer, "RETRY_PAUSES", (0.0, 0.0))
+    password = "a long enough passphrase 4"
+    answer = client.post(
+        SIGN_UP, {"email": "new@example.com", "password1": password, "password2": password}
+    )
+    assert answer.status_code == 200
+    held_mail.open.set()
+    assert drain(timeout=10)
+    assert len(tries) == 2
+    assert User.objects.get(email="new@example.com").check_password(password)
+    assert [to for to, _, _ in held_mail.sent] == [["new@example.com"]]
+
+
+def test_a_job_that_fails_otherwise_is_not_tried_again(held_mail, monkeypatch, caplog):
+    monkeypatch.setattr(core.after_answer, "RETRY_PAUSES", (0.0, 0.0))
+    tries = []
+
+    def broken() -> None:
+        tries.append(1)
+        raise ValueError("not the database")
+
+    with caplog.at_level(logging.WARNING, logger="core.after_answer"):
+        after_answer(broken, what="a broken job")
+        assert drain(timeout=10)
+    assert tries == [1]
+    assert "a broken job not done: it failed after the answer (ValueError)" in caplog.text
 
 
 def test_a_job_that_raises_system_exit_does_not_end_the_thread(held_mail, caplog):
