@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,7 +23,6 @@ from accounts.invitations import (
 )
 from accounts.models import AllowedOrigin, Membership, Project, User
 from accounts.services import TOO_MANY_PROJECTS, projects_full
-from core.after_answer import after_answer
 from core.counters import throttle_allows
 from core.forms import NoTokenCharField
 from core.mail import delivery_address
@@ -149,15 +147,11 @@ class SignInForm(AuthenticationForm):
 
 class ResetRequestForm(PasswordResetForm):
     """The address to send a password reset link to: found in any spelling of its mailbox
-    (`"x"@example.com`, a domain in other letters), as signing in finds it."""
+    (`"x"@example.com`, a domain in other letters), as signing in finds it. Its link is
+    written and sent after the answer (PasswordResetView, core.after_answer)."""
 
     def clean_email(self) -> str:
         return User.objects.address_kept(str(self.cleaned_data["email"]))
-
-    def send_mail(self, *args: Any, **kwargs: Any) -> None:
-        """The link is written and sent after the answer (core.after_answer), as the
-        word to an address without an account is: the answer's time tells neither."""
-        after_answer(partial(super().send_mail, *args, **kwargs), what="password reset email")
 
 
 class ProjectForm(forms.ModelForm):
