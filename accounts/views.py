@@ -248,7 +248,16 @@ class SignInView(auth_views.LoginView):
 
 
 class SignOutView(auth_views.LogoutView):
-    """Sign out (POST only, as in Django)."""
+    """Sign out by POST, as in Django. Opened as a page (typed, bookmarked), it asks
+    first, as GitHub's does: a link must not sign anyone out, and a blank 405 says
+    nothing."""
+
+    http_method_names = ["get", "post", "options"]
+
+    def get(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not request.user.is_authenticated:
+            return redirect("accounts:login")
+        return render(request, "accounts/logout_confirm.html")
 
     def post(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         response = super().post(request, *args, **kwargs)

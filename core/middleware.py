@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.template.loader import render_to_string
 
 logger = logging.getLogger(__name__)
@@ -40,3 +41,23 @@ class DatabaseBusyMiddleware:
         response = HttpResponse(render_to_string("503.html"), status=503)
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+
+
+class MethodNotAllowedPageMiddleware:
+    """An address that only takes a form's POST, opened as a page (typed, bookmarked,
+    or reloaded from the address bar where a form sent without JavaScript landed): the
+    dashboard's page saying there is nothing to open there and nothing was changed, not
+    Django's empty 405, which browsers show as their own "HTTP ERROR 405". Status and
+    Allow header stay; htmx's error alert reads the page's words (static/js/app.js).
+    The API answers 405 in the contract's envelope itself, before this runs."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code != 405 or response.streaming or response.content:
+            return response
+        page = render(request, "405.html", status=405)
+        page["Allow"] = response["Allow"]
+        return page

@@ -113,6 +113,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.HtmxSignInMiddleware",
     "accounts.middleware.NoStoreForSignedInMiddleware",
+    # A form-only address opened as a page: the dashboard's 405 page, not an empty one.
+    "core.middleware.MethodNotAllowedPageMiddleware",
     # A view's database error that a retry would get past: 503, not 500.
     "core.middleware.DatabaseBusyMiddleware",
     # Last, so that a lockout answers before any view runs.

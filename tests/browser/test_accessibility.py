@@ -187,6 +187,8 @@ def pages(
         ("/account/notifications/", None),
         ("/account/password/", None),
         ("/docs/api/", None),
+        ("/account/logout/", None),  # opened as a page, it asks first
+        (f"{project}/settings/members/leave/", None),  # a form-only address: the 405 page
         (f"{project}/no-such-page/", None),  # the 404 page
     ]
 
