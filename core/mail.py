@@ -28,9 +28,15 @@ def plain_text(text: str) -> str:
 def one_line(text: str, *, limit: int = 200) -> str:
     """`text` as one line for a mail header: control characters become a space,
     bidirectional formatting goes (names saved before overrides were refused may hold
-    them), and it is cut to `limit` characters. Django refuses a header with a newline
-    (BadHeaderError); this makes sure a customer's name never gets that far."""
-    flat = " ".join(_CONTROL.sub(" ", _BIDI.sub("", text)).split())
+    them), an encoded word cannot start, and it is cut to `limit` characters. Django
+    refuses a header with a newline (BadHeaderError); this makes sure a customer's name
+    never gets that far.
+
+    "=?" opens an RFC 2047 encoded word (`=?utf-8?b?4oCu?=`), which Python's mail library
+    (building the message) and the recipient's mail program decode wherever it stands in
+    a Subject: a name of printable ASCII would arrive as the override, line break or
+    invisible character kept out above. "= ?" reads the same and opens nothing."""
+    flat = " ".join(_CONTROL.sub(" ", _BIDI.sub("", text)).split()).replace("=?", "= ?")
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
