@@ -55,7 +55,8 @@ def single_line(value: str) -> None:
 def mailable_address(value: str) -> None:
     """An email address mail is sent to: an unquoted local part in ASCII, and a domain
     with an IDNA form. Django's EmailField takes a quoted local part (`"x"@example.com`,
-    which is x@example.com's mailbox, or `"a\\x1b"@…`, control characters and all), a few
+    which is x@example.com's mailbox, or `"a\\x1b"@…`, control characters and all), a local
+    part that reads as an encoded word (`=?utf-8?q?bob?=`), a few
     letters beyond ASCII before the @ (the Kelvin sign, the long s: its SMTP backend sends
     none of them) and any letters after it ("a@b.c\\u202e", a label too long once
     encoded): such an account could never be verified, and mail to it would fail at every
@@ -65,7 +66,9 @@ def mailable_address(value: str) -> None:
         raise ValidationError(
             "Write the address without quotation marks, as x@example.com.", code="quoted"
         )
-    if not local.isascii():
+    # "=?" opens an RFC 2047 encoded word: the mail library reads `=?utf-8?q?bob?=@…` as
+    # one (its To header says bob@…) and Django's SMTP backend refuses it at every send.
+    if not local.isascii() or "=?" in local:
         raise ValidationError(
             "Mail to this address cannot be sent: the part before the @ can hold only "
             "letters a to z, digits and . _ + - and a few other signs.",

@@ -301,3 +301,25 @@ def test_a_quoted_local_part_that_needs_its_quotes_keeps_them_and_its_mailbox(cl
         # The recipient as the message Django sends reads it.
         [to] = message.message()["To"].addresses
         assert to.domain == "example.com", message.to
+
+
+@pytest.mark.parametrize("typed", ["=?utf-8?q?bob?=@example.com", "=?utf-8?q?x?=.y@example.com"])
+def test_a_local_part_written_as_an_encoded_word_is_refused_beside_the_field(
+    client, signed_in, project, typed
+):
+    """Found in review: Django's EmailField takes `=?utf-8?q?bob?=@example.com` (every
+    character is allowed there), but Django's SMTP backend refuses it at every send (the
+    mail library reads an encoded word; its To header even says bob@example.com): such an
+    account could never be verified, an invitation to it never arrived, and each alert
+    email owed to it was retried every minute."""
+    invited = signed_in.post(
+        reverse("accounts:project_invitation_send", args=[project.slug]),
+        {"email": typed, "role": "member"},
+    )
+    client.logout()
+    signed_up = sign_up(client, typed)
+    for response in (invited, signed_up):
+        assert response.status_code in (200, 422)
+        assert 'id="id_email_error"' in response.content.decode()
+    assert not User.objects.filter(email__contains="=?").exists()
+    assert not Invitation.objects.exists() and not mail.outbox
