@@ -139,7 +139,8 @@ def invitation_send(
         ip=ip,
         metadata={"role": role},
     )
-    inviter = one_line(by.get_full_name())
+    # Never cut: a name of 150 characters must not push the address out of the line.
+    inviter = one_line(invitation.inviter, limit=1000)
     project_name = one_line(project.name)
     role_label = Membership.Role(role).label.lower()
     message = (
@@ -151,7 +152,8 @@ def invitation_send(
         "If you did not expect this invitation, ignore this email: nothing happens unless "
         "you accept.\n"
     )
-    subject = one_line(f"[Reminix] {inviter} invited you to {project_name}")
+    # The subject stays short, with the name alone; the mail it opens says the address.
+    subject = one_line(f"[Reminix] {by.get_full_name()} invited you to {project_name}")
 
     def send() -> None:
         try:

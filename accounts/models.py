@@ -292,6 +292,17 @@ class Invitation(models.Model):
     def is_pending(self) -> bool:
         return self.accepted_at is None and self.revoked_at is None and not self.is_expired()
 
+    @property
+    def inviter(self) -> str:
+        """Who the invitation is from, as its mail and its link's page say: the name the
+        inviter chose and, beside it, the address they sign in with (verified: only a
+        verified account invites). The name alone is whatever they typed ("Acme IT
+        Support"), shown to a stranger under our sender."""
+        by = self.invited_by
+        if by is None:
+            return "A project owner"
+        return f"{by.name} ({by.email})" if by.name else by.email
+
 
 class SignedInSession(models.Model):
     """One browser session of a person: where and what it signed in from, when it was last

@@ -406,3 +406,34 @@ def test_sign_ups_for_an_invitees_inbox_do_not_stop_them_signing_up_from_the_lin
         {"email": "carol@example.com", "password1": password, "password2": password},
     )
     assert signup.status_code == 302 and signup["Location"] == link
+
+
+def test_an_invitation_names_the_inviters_address_beside_the_name_they_chose(
+    client, signed_in, project, user, django_capture_on_commit_callbacks
+):
+    """Found in review: the mail and the link's page named the inviter by their display
+    name alone, which is whatever they typed: anyone could invite a stranger as "Grace
+    Hopper" or "Acme IT Support", under our sender. The address they signed in with (an
+    inviter's is verified) now stands beside it, as GitHub's and Slack's invitations do."""
+    user.name = "Acme IT Support"
+    user.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert invite(signed_in, project, "stranger@example.com").status_code == 302
+    [message] = mail.outbox
+    assert "Acme IT Support (ada@example.com) invited you to join" in message.body
+    client.logout()
+    page = client.get(link_in(message)).content.decode()
+    assert "Acme IT Support (ada@example.com) invited" in normalised(page)
+
+
+def test_an_inviters_longest_name_does_not_push_their_address_out_of_the_mail(
+    make_user, make_project, django_capture_on_commit_callbacks
+):
+    from accounts.invitations import invitation_send
+
+    owner = make_user(email="it-support-" + "x" * 50 + "@example.com", name="Acme IT " + "y" * 142)
+    project = make_project(owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        invitation_send(project=project, email="stranger@example.com", role="member", by=owner)
+    [message] = mail.outbox
+    assert f"{owner.name} ({owner.email}) invited you to join" in message.body
