@@ -5,11 +5,13 @@ nothing of any other project changes."""
 from __future__ import annotations
 
 import html
+import threading
 
 import pytest
 from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 
 from accounts.invitations import invitation_send
@@ -20,6 +22,7 @@ from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.services import client_token_create, personal_token_create
 from apikeys.views.client_tokens import effective_status
 from audit.models import AuditEvent
+from core.after_answer import drain
 from tests.accounts.test_sudo import go_stale, hidden
 from tests.conftest import (
     PASSWORD,
@@ -370,3 +373,53 @@ def test_a_key_a_script_makes_while_the_project_is_deleted_is_not_made(project, 
     assert Project.objects.get(pk=project.pk).deleted_at is not None
     assert not ApiKey.objects.for_project(project).filter(revoked_at__isnull=True).exists()
     assert refused and "No project" in refused[0]
+
+
+class HeldMailServer(BaseEmailBackend):
+    """A mail server that takes mail only once the test lets it (on the request's thread,
+    at once: a request that waited for it would hang the test), and counts connections."""
+
+    let_through = threading.Event()
+    connections = 0
+    sent: list[tuple[str, bool]] = []  # (to, on the request's thread)
+
+    def open(self) -> bool:
+        type(self).connections += 1
+        return True
+
+    def send_messages(self, email_messages):  # type: ignore[no-untyped-def]
+        on_main = threading.current_thread() is threading.main_thread()
+        if not on_main and not HeldMailServer.let_through.wait(10):
+            raise TimeoutError("the test never let the mail through")
+        HeldMailServer.sent += [(message.to[0], on_main) for message in email_messages]
+        return len(email_messages)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_a_project_answers_before_its_members_are_told_over_one_connection(
+    signed_in, project, user, make_user
+):
+    """Found in review: each member's notice was sent on the owner's request, a connection
+    to the mail server each: a project of 500 members held a web worker (which the API
+    shares) for 500 mails, 10 s each with the mail server down, and past the worker's
+    timeout the members after that point were never told. They go after the answer now,
+    over one connection."""
+    for n in range(3):
+        membership_add(
+            project=project, user=make_user(email=f"m{n}@example.com"), role="member", by=user
+        )
+    HeldMailServer.let_through.clear()
+    HeldMailServer.connections, HeldMailServer.sent = 0, []
+    backend = f"{__name__}.HeldMailServer"
+    with override_settings(WORK_AFTER_ANSWER=True, EMAIL_BACKEND=backend):
+        try:
+            answer = signed_in.post(delete_url(project), {"confirm": project.name})
+            assert answer.status_code == 302
+            assert HeldMailServer.sent == []  # the answer waited for no mail server
+        finally:
+            HeldMailServer.let_through.set()
+            assert drain(timeout=10)
+    told = sorted(to for to, _ in HeldMailServer.sent)
+    assert told == ["ada@example.com", "m0@example.com", "m1@example.com", "m2@example.com"]
+    assert not any(on_main for _, on_main in HeldMailServer.sent)
+    assert HeldMailServer.connections == 1
