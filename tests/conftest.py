@@ -12,8 +12,9 @@ from itertools import count
 from types import ModuleType
 
 import pytest
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection, models
-from django.test import Client
+from django.test import Client, override_settings
 from django.utils import timezone
 
 from accounts.models import Project, User
@@ -21,6 +22,7 @@ from accounts.services import project_create, user_sign_up
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
 from apikeys.services import api_key_create, personal_token_create
 from apikeys.tokens import TokenKind
+from core.after_answer import drain
 from usage.writer import UsageEntry
 
 PASSWORD = "correct horse battery staple"
@@ -535,3 +537,40 @@ def held_back_until_both_are_ready(monkeypatch, *services) -> None:
             return real(**kwargs)
 
         monkeypatch.setattr(module, name, wait_then)
+
+
+class HeldMailServer(BaseEmailBackend):
+    """A mail server that takes mail only once the test lets it through (on the request's
+    thread at once: a request that waited for it would hang the test), and says how many
+    connections were opened and on which thread each mail was sent."""
+
+    let_through = threading.Event()
+    connections = 0
+    sent: list[tuple[str, bool]] = []  # (to, on the request's thread)
+
+    def open(self) -> bool:
+        type(self).connections += 1
+        return True
+
+    def send_messages(self, email_messages):  # type: ignore[no-untyped-def]
+        on_main = threading.current_thread() is threading.main_thread()
+        if not on_main and not HeldMailServer.let_through.wait(10):
+            raise TimeoutError("the test never let the mail through")
+        HeldMailServer.sent += [(message.to[0], on_main) for message in email_messages]
+        return len(email_messages)
+
+
+@pytest.fixture
+def held_mail_server() -> Iterator[type[HeldMailServer]]:
+    """Work after the answer on its thread (core.after_answer), mail to HeldMailServer;
+    call `.let_through.set()` and `drain()` to have it sent. Tests using it mark
+    `django_db(transaction=True)`: a commit's callbacks then run inside the request."""
+    HeldMailServer.let_through.clear()
+    HeldMailServer.connections, HeldMailServer.sent = 0, []
+    backend = f"{__name__}.HeldMailServer"
+    with override_settings(WORK_AFTER_ANSWER=True, EMAIL_BACKEND=backend):
+        try:
+            yield HeldMailServer
+        finally:
+            HeldMailServer.let_through.set()
+            assert drain(timeout=10)

@@ -5,13 +5,11 @@ nothing of any other project changes."""
 from __future__ import annotations
 
 import html
-import threading
 
 import pytest
 from django.core import mail
-from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection
-from django.test import Client, override_settings
+from django.test import Client
 from django.urls import reverse
 
 from accounts.invitations import invitation_send
@@ -375,29 +373,9 @@ def test_a_key_a_script_makes_while_the_project_is_deleted_is_not_made(project, 
     assert refused and "No project" in refused[0]
 
 
-class HeldMailServer(BaseEmailBackend):
-    """A mail server that takes mail only once the test lets it (on the request's thread,
-    at once: a request that waited for it would hang the test), and counts connections."""
-
-    let_through = threading.Event()
-    connections = 0
-    sent: list[tuple[str, bool]] = []  # (to, on the request's thread)
-
-    def open(self) -> bool:
-        type(self).connections += 1
-        return True
-
-    def send_messages(self, email_messages):  # type: ignore[no-untyped-def]
-        on_main = threading.current_thread() is threading.main_thread()
-        if not on_main and not HeldMailServer.let_through.wait(10):
-            raise TimeoutError("the test never let the mail through")
-        HeldMailServer.sent += [(message.to[0], on_main) for message in email_messages]
-        return len(email_messages)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_deleting_a_project_answers_before_its_members_are_told_over_one_connection(
-    signed_in, project, user, make_user
+    signed_in, project, user, make_user, held_mail_server
 ):
     """Found in review: each member's notice was sent on the owner's request, a connection
     to the mail server each: a project of 500 members held a web worker (which the API
@@ -408,18 +386,12 @@ def test_deleting_a_project_answers_before_its_members_are_told_over_one_connect
         membership_add(
             project=project, user=make_user(email=f"m{n}@example.com"), role="member", by=user
         )
-    HeldMailServer.let_through.clear()
-    HeldMailServer.connections, HeldMailServer.sent = 0, []
-    backend = f"{__name__}.HeldMailServer"
-    with override_settings(WORK_AFTER_ANSWER=True, EMAIL_BACKEND=backend):
-        try:
-            answer = signed_in.post(delete_url(project), {"confirm": project.name})
-            assert answer.status_code == 302
-            assert HeldMailServer.sent == []  # the answer waited for no mail server
-        finally:
-            HeldMailServer.let_through.set()
-            assert drain(timeout=10)
-    told = sorted(to for to, _ in HeldMailServer.sent)
+    answer = signed_in.post(delete_url(project), {"confirm": project.name})
+    assert answer.status_code == 302
+    assert held_mail_server.sent == []  # the answer waited for no mail server
+    held_mail_server.let_through.set()
+    assert drain(timeout=10)
+    told = sorted(to for to, _ in held_mail_server.sent)
     assert told == ["ada@example.com", "m0@example.com", "m1@example.com", "m2@example.com"]
-    assert not any(on_main for _, on_main in HeldMailServer.sent)
-    assert HeldMailServer.connections == 1
+    assert not any(on_main for _, on_main in held_mail_server.sent)
+    assert held_mail_server.connections == 1
