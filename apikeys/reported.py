@@ -21,6 +21,7 @@ from accounts.models import Membership
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken, Token
 from apikeys.services import api_key_end_previous_secret, token_revoke
 from apikeys.tokens import TokenKind, token_hash, token_kind
+from core.after_answer import after_answer
 from core.mail import one_line
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def tokens_revoke_reported(*, secrets: Iterable[str], reporter: Reporter) -> int
                     continue
                 revoked += 1
                 if kind is not TokenKind.CLIENT_TOKEN:  # an hour's browser token: audit only
-                    transaction.on_commit(partial(_tell_owners, token, reporter))
+                    transaction.on_commit(partial(_tell_owners_after_answer, token, reporter))
         except (OperationalError, InterfaceError):
             raise  # the database is away: the reporter gets 503 and may try again
         except Exception:
@@ -116,7 +117,9 @@ def _end_reported_previous_secret(digest: str, reporter: Reporter) -> bool:
         api_key=api_key, by=None, ip=reporter.ip, via="reported as leaked"
     )
     if ended:
-        transaction.on_commit(partial(_tell_owners, api_key, reporter, previous_secret=True))
+        transaction.on_commit(
+            partial(_tell_owners_after_answer, api_key, reporter, previous_secret=True)
+        )
     return ended
 
 
@@ -128,6 +131,20 @@ def _recipients(token: Token) -> list[str]:
         Membership.objects.filter(
             project_id=token.project_id, role=Membership.Role.OWNER
         ).values_list("user__email", flat=True)
+    )
+
+
+def _tell_owners_after_answer(
+    token: Token, reporter: Reporter, *, previous_secret: bool = False
+) -> None:
+    """Hand the owners' email to the after-answer thread (core.after_answer). Sent at each
+    revocation's commit, on the reporter's request, it came before the next token of the
+    report was even looked at: a batch of real keys (GitHub's scanning reports batches)
+    waited for a mail each, 10 s each with the mail server down, and past the worker's
+    timeout the keys after that point were never revoked."""
+    after_answer(
+        partial(_tell_owners, token, reporter, previous_secret=previous_secret),
+        what="leak report notice",
     )
 
 
