@@ -21,6 +21,7 @@ class WebhooksConfig(AppConfig):
         register_actions(
             Action("webhook.created", "Webhook endpoint added", "success"),
             Action("webhook.disabled", "Webhook endpoint disabled", "warning"),
+            Action("webhook.secret_rolled", "Webhook signing secret rolled", "warning"),
             Action("webhook.deleted", "Webhook endpoint deleted", "danger"),
             Action("webhook.test_sent", "Webhook test queued"),
             Action("webhook.retry_queued", "Webhook delivery retried"),

@@ -59,6 +59,32 @@ def webhook_create(
     return endpoint, secret
 
 
+def webhook_secret_roll(*, endpoint: WebhookEndpoint, by: User, ip: str | None = None) -> str:
+    """A new signing secret for a generic endpoint, returned this once; it signs every
+    delivery from now on, retries included, and the old one signs nothing more. At once,
+    with no overlap: a secret that leaked must stop being trusted now, and deliveries the
+    endpoint refuses until it has the new one are retried (delivery.BACKOFF)."""
+    if endpoint.format != WebhookEndpoint.Format.GENERIC:
+        raise ValueError("Only a signed (generic) endpoint has a secret to roll.")
+    secret = secret_generate()
+    with transaction.atomic():
+        owner_hold(project=endpoint.project, user=by)
+        old_hint = endpoint.secret_hint
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+            secret_encrypted=secret_encrypt(secret), secret_hint=secret_hint(secret)
+        )
+        _audit(
+            "webhook.secret_rolled",
+            endpoint,
+            by=by,
+            ip=ip,
+            old_hint=old_hint,
+            new_hint=secret_hint(secret),
+        )
+    endpoint.refresh_from_db()
+    return secret
+
+
 def webhook_disable(*, endpoint: WebhookEndpoint, by: User, ip: str | None = None) -> bool:
     """Stop sending to it (what is waiting stays, unsent). False if already disabled."""
     with transaction.atomic():

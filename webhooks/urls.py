@@ -16,6 +16,7 @@ urlpatterns = [
     path(_ONE, views.webhook_detail, name="webhook_detail"),
     path(_ONE + "test/", views.webhook_test_view, name="webhook_test"),
     path(_ONE + "disable/", views.webhook_disable_view, name="webhook_disable"),
+    path(_ONE + "roll-secret/", views.webhook_secret_roll_view, name="webhook_secret_roll"),
     path(_ONE + "delete/", views.webhook_delete_view, name="webhook_delete"),
     path(
         _ONE + "deliveries/<int:delivery_id>/retry/",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -30,6 +30,7 @@ from webhooks.services import (
     webhook_create,
     webhook_delete,
     webhook_disable,
+    webhook_secret_roll,
     webhook_send_test,
 )
 
@@ -130,13 +131,10 @@ def webhook_create_view(request: ProjectRequest) -> HttpResponse:
     return shown_once(request, _render(request, "created", created, status=201), changed=CHANGED)
 
 
-@require_GET
-@project_owner_required
-def webhook_detail(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
-    endpoint = _endpoint(request, endpoint_id)
+def _detail_context(request: ProjectRequest, endpoint: WebhookEndpoint) -> dict[str, object]:
     _mark_creators_who_left(request, [endpoint])
     deliveries = list(endpoint.deliveries.order_by("-created_at", "-id")[:LOG_SIZE])
-    context = {
+    return {
         "endpoint": endpoint,
         "deliveries": deliveries,
         # While one waits for the scheduler's next run, the log reloads itself until it
@@ -145,7 +143,15 @@ def webhook_detail(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
         "delivery_every": settings.WEBHOOK_DELIVERY_EVERY_SECONDS,
         "log_size": LOG_SIZE,
         "kept_days": KEEP.days,
+        "roll_form_id": form_id_new(),
     }
+
+
+@require_GET
+@project_owner_required
+def webhook_detail(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
+    endpoint = _endpoint(request, endpoint_id)
+    context = _detail_context(request, endpoint)
     # The log's own reload gets the log; anything else (a history restore too) the page.
     template = DETAIL + "#deliveries" if wants_fragment(request) else DETAIL
     response = render(request, template, context)
@@ -182,6 +188,24 @@ def webhook_retry_view(request: ProjectRequest, endpoint_id: int, delivery_id: i
     else:
         messages.info(request, f"{delivery.event_id} is already queued or being sent.")
     return redirect("webhooks:webhook_detail", slug=request.project.slug, endpoint_id=endpoint.pk)
+
+
+@require_POST
+@project_owner_required
+@sudo_required
+def webhook_secret_roll_view(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
+    """A new signing secret, shown on the endpoint's page this once (a leaked one no
+    longer means deleting the endpoint, its log and what waits for it)."""
+    endpoint = _endpoint(request, endpoint_id)
+    if endpoint.format != WebhookEndpoint.Format.GENERIC:
+        raise Http404("A Slack endpoint has no signing secret.")
+    if already_shown(request, noun="signing secret"):
+        return redirect(
+            "webhooks:webhook_detail", slug=request.project.slug, endpoint_id=endpoint.pk
+        )
+    secret = webhook_secret_roll(endpoint=endpoint, by=request.user, ip=client_ip(request))
+    context = {**_detail_context(request, endpoint), "secret": secret}
+    return shown_once(request, render(request, DETAIL, context), changed=CHANGED)
 
 
 @require_POST
