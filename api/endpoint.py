@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, UnreadablePostError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
@@ -154,6 +154,7 @@ def _answer_now(
     caller: Caller | None = None
     identified: Identified | None = None
     try:
+        _receive(request)
         # The token is read first, so that every call it makes is attributed to its key in
         # the usage log, wrong paths and methods included; but the path and the method are
         # answered first, since their answer does not depend on who asks.
@@ -259,6 +260,26 @@ def _answer_now(
         # Logging must never replace the answer.
         logger.exception("usage entry for %s not recorded", request.request_id)
     return response
+
+
+def _receive(request: HttpRequest) -> None:
+    """Wait for the whole body before the token is checked. Checked on the headers alone,
+    a token could act long after a revocation, suspension or roll that returned while its
+    body was still arriving: a client may send its headers and hold the body back for as
+    long as the server waits (gunicorn's timeout, 30 s; without end under `make run`), and
+    the holder of a leaked token, keeping a few requests open so, could then make a key or
+    deploy an agent once it was revoked. Read here, within Django's limit of what it reads
+    into memory, it costs nothing the view would not spend reading it."""
+    if declared_length(request) <= 0:
+        return  # no body (or no length, refused below once the token is read)
+    try:
+        request.body  # noqa: B018 - read for its effect: Django keeps it for the view
+    except RequestDataTooBig:
+        pass  # refused (413) when the view reads it, once the token is known, as before
+    except UnreadablePostError:
+        # The client went away mid-body: nobody reads this answer, and it is no failure of
+        # ours to log as one.
+        raise errors.invalid_request("The request's body did not arrive whole.") from None
 
 
 # How long before its expiry a key or PAT starts saying so on every answer.

@@ -1,0 +1,150 @@
+"""A token is checked once the whole request has arrived, not when its headers have.
+
+A client can send its headers and hold its body back (a slow upload, for as long as the
+server waits: gunicorn's 30 s, or without end under `make run`). Checked on the headers
+alone, a token revoked meanwhile would still act once the body came in: the holder of a
+leaked `keys` PAT, keeping a few requests open, could make themselves a new API key, or
+roll one, after the owner's revocation had returned. Each test here revokes while the
+body is still on its way (the body's first read does it) and expects the call refused
+and nothing done."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from django.test import Client
+from django.test.client import FakePayload
+
+from accounts.models import Membership
+from agents.models import Agent
+from apikeys.models import ApiKey
+from apikeys.services import api_key_revoke, api_key_suspend, personal_token_revoke
+from tests.api.assertions import assert_error
+
+
+class BodyStillArriving(FakePayload):
+    """A body whose first read waits for `meanwhile` to happen: what the server sees of a
+    client that sends its headers, then its body later."""
+
+    def __init__(self, body: bytes, meanwhile: Callable[[], object]) -> None:
+        super().__init__(body)
+        self.meanwhile: Callable[[], object] | None = meanwhile
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self.meanwhile is not None:
+            happen, self.meanwhile = self.meanwhile, None
+            happen()
+        return super().read(size)
+
+
+def send_slowly(
+    method: str,
+    path: str,
+    body: object,
+    *,
+    token: str,
+    meanwhile: Callable[[], object],
+    headers: dict[str, str] | None = None,
+):
+    data = json.dumps(body).encode()
+    return Client().generic(
+        method,
+        path,
+        data,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}", **(headers or {})},
+        **{"wsgi.input": BodyStillArriving(data, meanwhile)},
+    )
+
+
+def test_a_pat_revoked_while_its_body_arrives_makes_no_api_key(admin, project, user):
+    pat = user.personal_tokens.get()
+    answer = send_slowly(
+        "POST",
+        "/v1/api-keys",
+        {"name": "made after the revocation"},
+        token=admin.token,
+        headers={"X-Project": project.slug},
+        meanwhile=lambda: personal_token_revoke(personal_token=pat, by=user),
+    )
+    assert_error(answer, 401, "expired_api_key")
+    assert not ApiKey.objects.filter(name="made after the revocation").exists()
+
+
+def test_a_key_revoked_while_its_body_arrives_deploys_nothing(api_key, project, user):
+    answer = send_slowly(
+        "PUT",
+        "/v1/agents/my-agent",
+        {"kind": "echo", "description": "deployed after the revocation"},
+        token=api_key[1],
+        meanwhile=lambda: api_key_revoke(api_key=api_key[0], by=user),
+    )
+    assert_error(answer, 401, "expired_api_key")
+    assert Agent.objects.get(project=project, name="my-agent").description != (
+        "deployed after the revocation"
+    )
+
+
+def test_a_key_suspended_while_its_body_arrives_mints_no_client_token(api_key, user):
+    answer = send_slowly(
+        "POST",
+        "/v1/client-tokens",
+        {"context": {}},
+        token=api_key[1],
+        meanwhile=lambda: api_key_suspend(api_key=api_key[0], by=user, reason="Leaked"),
+    )
+    assert_error(answer, 401, "suspended_api_key")
+    assert not api_key[0].client_tokens.exists()
+
+
+def test_a_body_too_big_is_still_answered_after_the_token(api, api_key, settings):
+    """Reading the body first changes no answer: a made-up token is still 401, a body over
+    Django's limit still 413 (counted on the key)."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    big = {"prompt": "x" * 200}
+    assert_error(
+        api.post("/v1/agents/my-agent/invoke", big, token="reminix_sk_" + "a" * 36),
+        401,
+        "invalid_api_key",
+    )
+    assert_error(api.post("/v1/agents/my-agent/invoke", big), 413, "invalid_request")
+
+
+def test_a_member_removed_while_their_body_arrives_is_refused(admin, project, make_user, user):
+    """The same for the person (member_hold already refused this inside the service)."""
+    owner = make_user(email="owner@example.com")
+    Membership.objects.filter(project=project, user=user).update(role="member")
+    Membership.objects.create(project=project, user=owner, role="owner")
+    membership = Membership.objects.get(project=project, user=user)
+    from accounts.services import membership_remove
+
+    answer = send_slowly(
+        "POST",
+        "/v1/api-keys",
+        {"name": "made after the removal"},
+        token=admin.token,
+        headers={"X-Project": project.slug},
+        meanwhile=lambda: membership_remove(membership=membership, by=owner),
+    )
+    assert_error(answer, 403, "insufficient_permissions")
+    assert not ApiKey.objects.filter(name="made after the removal").exists()
+
+
+class BodyCutOff(FakePayload):
+    def read(self, size: int = -1, /) -> bytes:
+        raise OSError("the client went away")
+
+
+def test_a_body_cut_off_midway_is_a_400_not_a_logged_500(api_key, caplog):
+    data = json.dumps({"prompt": "hi"}).encode()
+    answer = Client().generic(
+        "POST",
+        "/v1/agents/my-agent/invoke",
+        data,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {api_key[1]}"},
+        **{"wsgi.input": BodyCutOff(data)},
+    )
+    assert_error(answer, 400, "invalid_request")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
