@@ -331,7 +331,7 @@ def _personal_token_caller(
             ),
         )
     if found.project is None or not found.is_member:
-        raise _Refused(unscoped, errors.not_a_member(named))
+        raise _Refused(unscoped, errors.not_a_member(named if _SLUG.fullmatch(named) else ""))
     caller = ProjectCaller(kind=found.kind, project=found.project, personal_token=pat)
     if found.restricted_elsewhere:
         raise _Refused(

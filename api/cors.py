@@ -63,8 +63,10 @@ def require_allowed_origin(request: HttpRequest, caller: Caller) -> None:
     """A browser request (it has an Origin) must come from one of the project's origins."""
     origin = _origin(request)
     if origin and not _project_allows(request, caller):
+        # Named only if it can be one: a header of megabytes is not written back.
+        named = f"The origin {origin}" if ORIGIN_SHAPE.fullmatch(origin) else "This origin"
         raise errors.insufficient_permissions(
-            f"The origin {origin} is not allowed for this project. Add it under Settings → "
+            f"{named} is not allowed for this project. Add it under Settings → "
             "General → Client API: allowed browser origins."
         )
 

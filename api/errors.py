@@ -62,7 +62,13 @@ def insufficient_permissions(message: str) -> ApiError:
 
 def not_a_member(project: str) -> ApiError:
     """A PAT whose person is not (or, by the time its change would commit, no longer) a
-    member of the project it names: to them the project does not exist."""
+    member of the project it names: to them the project does not exist. `project`: the
+    slug named, or "" for an X-Project no project can have, which is not written back (a
+    header of megabytes would come back whole)."""
+    if not project:
+        return insufficient_permissions(
+            "This token's user is not a member of the project named in X-Project."
+        )
     return insufficient_permissions(f"This token's user is not a member of a project '{project}'.")
 
 

@@ -247,3 +247,31 @@ def test_a_content_length_that_is_no_number_is_a_400_in_the_envelope(api, length
         )
         error = assert_error(response, 400, "invalid_request")
         assert "Content-Length" in error["message"], (path, length)
+
+
+@pytest.mark.parametrize("value", ["x" * 100_000, "a\x00b" * 10_000, "Ünïcödé-project"])
+def test_an_x_project_that_is_no_slug_is_not_repeated_back(user, value):
+    """A header no project can be named by is refused without being written back: a 10 MB
+    X-Project came back whole in the message (six times over, NULs escaped)."""
+    from apikeys.services import personal_token_create
+
+    _, secret = personal_token_create(user=user, name="CLI")
+    answer = Client().get(
+        "/v1/agents", headers={"Authorization": f"Bearer {secret}", "X-Project": value}
+    )
+    error = assert_error(answer, 403, "insufficient_permissions")
+    assert "X-Project" in error["message"]
+    assert len(answer.content) < 500
+
+
+def test_an_origin_that_is_no_origin_is_not_repeated_back(api):
+    minted = assert_ok(api.post("/v1/client-tokens", {"context": {}}), 201)
+    answer = Client().get(
+        "/client/token",
+        headers={
+            "Authorization": f"Bearer {minted['token']}",
+            "Origin": "https://" + "x" * 100_000,
+        },
+    )
+    assert_error(answer, 403, "insufficient_permissions")
+    assert len(answer.content) < 500
