@@ -30,6 +30,13 @@ from core.invalidation import CACHE_SECONDS, marker_key
 from core.shared_store import SharedStore, StoreUnavailable, shared_store
 
 MAX_CACHED = 4096
+# And at most this many characters of their rows' text (JSON included), least recently used
+# dropped first. A copy holds its rows as Python objects: a client token's contexts (4 KiB
+# of JSON each) and an agent's config (64 KiB) take many times their text once parsed
+# (`[[],[],…]` twenty times), and anyone can mint client tokens by the thousand with a key
+# of their own project: 4,096 such copies took gigabytes in each worker, which every tenant
+# shares. Ordinary callers' rows hold well under 1,000 characters.
+MAX_CACHED_CHARS = 4 * 1024 * 1024
 WINDOW_SECONDS = 60
 
 # KEYS[1]: the rate-limit counter ("" when limits are off); KEYS[2]: the store's epoch;
@@ -92,11 +99,16 @@ class _Copy:
 
 
 class _Copies:
-    """This worker's copies of callers, least recently used dropped first."""
+    """This worker's copies of callers, at most MAX_CACHED of them and MAX_CACHED_CHARS
+    characters of their rows, least recently used dropped first."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._copies: OrderedDict[CacheKey, _Copy] = OrderedDict()
+        self.chars = 0  # of every copy held
+
+    def __len__(self) -> int:
+        return len(self._copies)
 
     def get(self, key: CacheKey) -> _Copy | None:
         with self._lock:
@@ -104,21 +116,35 @@ class _Copies:
             if copy is None:
                 return None
             if time.monotonic() - copy.loaded_at >= CACHE_SECONDS:
-                del self._copies[key]
+                self._drop(key)
                 return None
             self._copies.move_to_end(key)
             return copy
 
     def put(self, key: CacheKey, copy: _Copy) -> None:
+        chars = _chars(copy)
         with self._lock:
+            self._drop(key)
+            if chars > MAX_CACHED_CHARS:
+                return  # heavier than all the others together: read afresh each time
             self._copies[key] = copy
-            self._copies.move_to_end(key)
-            while len(self._copies) > MAX_CACHED:
-                self._copies.popitem(last=False)
+            self.chars += chars
+            while len(self._copies) > MAX_CACHED or self.chars > MAX_CACHED_CHARS:
+                self._drop(next(iter(self._copies)))
+
+    def _drop(self, key: CacheKey) -> None:
+        dropped = self._copies.pop(key, None)
+        if dropped is not None:
+            self.chars -= _chars(dropped)
 
     def clear(self) -> None:
         with self._lock:
             self._copies.clear()
+            self.chars = 0
+
+
+def _chars(copy: _Copy) -> int:
+    return copy.found.chars if copy.found is not None else 0
 
 
 copies = _Copies()

@@ -63,6 +63,10 @@ class Found:
     resource: Model | None = None
     # The API key was found by the secret it was rolled from, not its current one.
     previous_secret: bool = False
+    # The characters of text (JSON included) its row held: what a worker's copy of it
+    # weighs (api/callers.py), which its owner can make large (a client token's contexts,
+    # an agent's config).
+    chars: int = 0
 
 
 # -- Building the statements ----------------------------------------------------------------
@@ -245,6 +249,7 @@ def lookup(
     row = fetch_one(statement.sql, params)
     if row is None:
         return None
+    chars = sum(len(value) for value in row if isinstance(value, str))
     built: list[Any] = []
     at = 0
     for table in statement.tables:
@@ -256,7 +261,12 @@ def lookup(
         api_key, project = built
         previous = api_key.token_hash != digest
         return Found(
-            kind, project, api_key=api_key, resource=found_resource, previous_secret=previous
+            kind,
+            project,
+            api_key=api_key,
+            resource=found_resource,
+            previous_secret=previous,
+            chars=chars,
         )
     if kind is TokenKind.CLIENT_TOKEN:
         client_token, project, api_key, pat, user = built
@@ -275,6 +285,7 @@ def lookup(
             is_member=is_member,
             origin_allowed=origin_allowed,
             resource=found_resource,
+            chars=chars,
         )
     pat, user, project = built
     pat.user = user
@@ -286,4 +297,5 @@ def lookup(
         is_member=is_member,
         restricted_elsewhere=restricted_elsewhere,
         resource=found_resource,
+        chars=chars,
     )
