@@ -13,13 +13,24 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from accounts.email_verification import confirm, verification_url
-from accounts.models import Membership, Project
-from accounts.services import membership_remove, project_set_allowed_origins, project_set_key_policy
+from accounts.models import Membership, Project, TotpDevice
+from accounts.services import (
+    membership_add,
+    membership_remove,
+    membership_set_role,
+    project_delete,
+    project_set_allowed_origins,
+    project_set_key_policy,
+    project_set_two_factor_policy,
+)
+from agents.services import agent_deploy
 from apikeys.models import ClientToken
 from apikeys.reported import Reporter, tokens_revoke_reported
 from apikeys.services import (
     api_key_end_previous_secret,
+    api_key_resume,
     api_key_roll,
+    api_key_suspend,
     client_token_revoke,
     client_tokens_revoke_for_key,
     personal_token_create,
@@ -198,3 +209,94 @@ def test_a_new_email_address_is_what_the_next_call_reads(announced, pat, user):
     token = verification_url(user, "moved@example.com").rstrip("/").rsplit("/", 1)[-1]
     announced(confirm, token, ip=None)
     assert assert_ok(cli.get("/v1/user/me"))["email"] == "moved@example.com"
+
+
+def test_a_suspended_key_is_refused_next_call_and_works_again_once_resumed(
+    announced, api, api_key, user
+):
+    browser = minted(api_key[1])
+    copied(lambda: api.post(INVOKE, {"prompt": "hi"}))
+    copied(lambda: browser.get("/client/token"))
+    announced(api_key_suspend, api_key=api_key[0], by=user, reason="Looking into it")
+    assert_error(api.post(INVOKE, {"prompt": "hi"}), 401, "suspended_api_key")
+    assert_error(browser.get("/client/token"), 401, "suspended_api_key")
+    announced(api_key_resume, api_key=api_key[0], by=user)
+    assert_ok(api.post(INVOKE, {"prompt": "hi"}))
+    assert_ok(browser.get("/client/token"))
+
+
+def test_every_credential_of_a_deleted_project_is_refused_next_call(
+    announced, api, api_key, pat, shared, user
+):
+    project, owner = shared
+    headers = {"X-Project": project.slug}
+    key = Api(Client(), make_key_in(project, owner))
+    cli, by_key, by_pat = Api(Client(), pat[1]), minted(key.token), minted(pat[1], headers)
+    copied(lambda: key.post(INVOKE, {"prompt": "hi"}))
+    copied(lambda: cli.post(INVOKE, {"prompt": "hi"}, headers=headers))
+    copied(lambda: by_key.get("/client/token"))
+    copied(lambda: by_pat.get("/client/token"))
+    announced(project_delete, project=project, by=owner)
+    assert_error(key.post(INVOKE, {"prompt": "hi"}), 401, "expired_api_key")
+    refused = cli.post(INVOKE, {"prompt": "hi"}, headers=headers)
+    assert_error(refused, 403, "insufficient_permissions")
+    assert_error(by_key.get("/client/token"), 401, "expired_api_key")
+    assert_error(by_pat.get("/client/token"), 401, "expired_api_key")
+    assert_ok(api.post(INVOKE, {"prompt": "another project's key"}))
+
+
+def test_two_factor_required_refuses_a_pat_without_one_next_call(announced, pat, shared):
+    project, owner = shared
+    headers = {"X-Project": project.slug}
+    cli, browser = Api(Client(), pat[1]), minted(pat[1], headers)
+    copied(lambda: cli.post(INVOKE, {"prompt": "hi"}, headers=headers))
+    copied(lambda: browser.get("/client/token"))
+    TotpDevice.objects.create(user=owner, secret_encrypted="-", confirmed_at=owner.date_joined)
+    announced(project_set_two_factor_policy, project=project, required=True, by=owner)
+    refused = cli.post(INVOKE, {"prompt": "hi"}, headers=headers)
+    assert "two-factor" in assert_error(refused, 403, "insufficient_permissions")["message"]
+    assert_error(browser.get("/client/token"), 401, "expired_api_key")
+
+
+def test_a_role_change_leaves_a_members_pat_as_it_was(announced, pat, shared, user):
+    """Roles decide nothing on the API (members manage keys on the pages too): a demoted
+    owner's PAT, and the client tokens it minted, go on working."""
+    project, owner = shared
+    headers = {"X-Project": project.slug}
+    membership = Membership.objects.get(project=project, user=user)
+    announced(membership_set_role, membership=membership, role="owner", by=owner)
+    cli, browser = Api(Client(), pat[1]), minted(pat[1], headers)
+    copied(lambda: cli.get("/v1/agents", headers=headers))
+    announced(membership_set_role, membership=membership, role="member", by=owner)
+    assert_ok(cli.get("/v1/agents", headers=headers))
+    assert_ok(browser.get("/client/token"))
+
+
+def test_a_member_added_again_reaches_the_project_but_not_the_old_client_tokens(
+    announced, pat, shared, user
+):
+    project, owner = shared
+    headers = {"X-Project": project.slug}
+    cli, browser = Api(Client(), pat[1]), minted(pat[1], headers)
+    copied(lambda: browser.get("/client/token"))
+    announced(
+        membership_remove, membership=Membership.objects.get(project=project, user=user), by=owner
+    )
+    assert_error(cli.get("/v1/projects/current", headers=headers), 403, "insufficient_permissions")
+    announced(membership_add, project=project, user=user, role="member", by=owner)
+    assert_ok(cli.get("/v1/projects/current", headers=headers))
+    assert_error(browser.get("/client/token"), 401, "expired_api_key")
+
+
+def test_an_agent_deployed_under_a_name_no_agent_had_is_found_next_call(announced, api, project):
+    missing = api.post("/v1/agents/fresh/invoke", {"prompt": "hi"})
+    assert_error(missing, 404, "agent_not_found")
+    assert_error(api.post("/v1/agents/fresh/invoke", {"prompt": "hi"}), 404, "agent_not_found")
+    announced(agent_deploy, project=project, name="fresh", kind="echo", description="", config={})
+    assert_ok(api.post("/v1/agents/fresh/invoke", {"prompt": "hi"}))
+
+
+def make_key_in(project: Project, owner) -> str:
+    from apikeys.services import api_key_create
+
+    return api_key_create(project=project, name="Servers", created_by=owner)[1]
