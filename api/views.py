@@ -8,6 +8,7 @@ from typing import Any
 from django.http import HttpResponse
 
 from accounts.models import Project
+from accounts.two_factor import has_two_factor
 from api import errors
 from api.authentication import ProjectCaller, Surface
 from api.bodies import json_body, ok
@@ -38,7 +39,8 @@ def project_current(request: ProjectApiRequest) -> HttpResponse:
 
 @api_view(["GET"], project_scoped=False)
 def user_me(request: ApiRequest) -> HttpResponse:
-    """The PAT's user and the projects the token reaches now."""
+    """The PAT's user and the projects the token reaches now: where it may act, as the
+    API decides on each call (api.authentication), not only where its user is a member."""
     pat = request.caller.personal_token
     if pat is None:
         raise errors.insufficient_permissions(
@@ -48,12 +50,14 @@ def user_me(request: ApiRequest) -> HttpResponse:
     projects = Project.objects.for_user(user).order_by("name")
     if pat.projects_restricted:
         projects = projects.filter(pk__in=pat.projects.values("pk"))
+    if not has_two_factor(user):
+        projects = projects.filter(require_two_factor=False)
     return ok(
         {
             "id": f"user_{user.pk}",
             "email": user.email,
             "name": user.name,
-            "projects": [project_json(p) for p in projects],
+            "projects": [project_json(p) for p in projects if not pat.outlives_policy_of(p)],
         }
     )
 

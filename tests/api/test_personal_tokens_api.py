@@ -226,3 +226,17 @@ def test_a_client_token_whose_minter_left_the_project_tells_the_browser_nothing_
     # minted it, nor why.
     assert error["message"] == CLIENT_TOKEN_ENDED
     assert "left" not in error["message"] and "person" not in error["message"]
+
+
+def test_user_me_lists_only_the_projects_the_token_can_act_in(cli, user, project, make_project):
+    """Not those whose two-factor requirement or lifetime policy refuses it: a CLI that
+    listed them and then called got 403 from each."""
+    needs_a_factor = make_project(owner=user, name="Two-factor")
+    short_lived = make_project(owner=user, name="Short-lived")
+    Project.objects.filter(pk=needs_a_factor.pk).update(require_two_factor=True)
+    Project.objects.filter(pk=short_lived.pk).update(max_pat_lifetime_days=30)
+    listed = [p["slug"] for p in assert_ok(cli.get("/v1/user/me"))["projects"]]
+    assert listed == [project.slug]
+    for slug in (needs_a_factor.slug, short_lived.slug):
+        refused = cli.get("/v1/projects/current", headers={"X-Project": slug})
+        assert_error(refused, 403, "insufficient_permissions")
