@@ -3,24 +3,29 @@ event's shape, and Slack's escaping."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import cast
 
 from webhooks.payloads import mrkdwn_escape, slack_message
 from webhooks.signing import secret_decrypt, secret_encrypt, secret_generate, signature_header
 
+README = Path(__file__).resolve().parents[2] / "README.md"
 
-# The README's snippet, as printed there.
-def verify(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
-    parts = dict(item.split("=", 1) for item in header.split(","))
-    timestamp = int(parts["t"])
-    if abs(time.time() - timestamp) > tolerance:
-        return False
-    signed = f"{timestamp}.".encode() + body
-    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, parts["v1"])
+
+def readme_verify() -> Callable[..., bool]:
+    """The README's verification snippet, run as printed there: customers copy it."""
+    text = README.read_text()
+    start = text.index("```python\nimport hashlib, hmac, time")
+    code = text[start + len("```python\n") : text.index("```", start + 3)]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    return cast(Callable[..., bool], namespace["verify"])
+
+
+verify = readme_verify()
 
 
 def test_the_signature_matches_a_known_vector():
@@ -38,6 +43,29 @@ def test_the_readme_snippet_accepts_a_fresh_signature_and_refuses_an_old_or_alte
     assert not verify(secret, signature_header(secret, timestamp=now - 301, body=body), body)
     assert not verify(secret, signature_header(secret, timestamp=now, body=body), body + b" ")
     assert not verify("whsec_other", signature_header(secret, timestamp=now, body=body), body)
+
+
+def test_the_readme_snippet_answers_any_malformed_header_false_without_raising():
+    secret = secret_generate()
+    now = int(time.time())
+    body = b'{"id":"evt_1"}'
+    good = signature_header(secret, timestamp=now, body=body)
+    signature = good.split("v1=")[1]
+    for header in (
+        "",
+        "garbage",
+        ",,,",
+        f"v1={signature}",  # no time
+        f"t={now}",  # no signature
+        f"t=abc,v1={signature}",
+        f"t=\u00b2,v1={signature}",  # a digit to isdigit(), not to int()
+        f"t={'9' * 5000},v1={signature}",  # past int()'s digit limit
+        f"t={now},v1=\u00e9{signature[1:]}",  # compare_digest refuses non-ASCII text
+        f"t={now},v1={signature[:-1]}",
+    ):
+        assert verify(secret, header, body) is False, header
+    # Spaces after the commas, and a second signature beside the right one, still verify.
+    assert verify(secret, f"t={now}, v1={'0' * 64}, v1={signature}", body)
 
 
 def test_a_secret_is_stored_encrypted_and_reads_back(settings):
