@@ -42,7 +42,10 @@ def cors_preflight(request: HttpRequest, methods: list[str]) -> HttpResponse:
     if (
         not ORIGIN_SHAPE.fullmatch(origin)
         or not methods
-        or not AllowedOrigin.objects.filter(origin=origin).exists()
+        # A deleted project's rows stay (accounts.services.project_delete): not its origins.
+        or not AllowedOrigin.objects.filter(
+            origin=origin, project__deleted_at__isnull=True
+        ).exists()
     ):
         response = error_response(
             errors.insufficient_permissions("This origin may not call the Client API."),

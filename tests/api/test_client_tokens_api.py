@@ -8,6 +8,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import AllowedOrigin, Project
+from accounts.services import project_delete
 from agents.models import Execution
 from api.authentication import CLIENT_TOKEN_ENDED
 from apikeys.models import ClientToken
@@ -246,6 +247,12 @@ class TestCors:
             "/client/token", token=minted["token"], headers={"Origin": "https://other.example.org"}
         )
         assert_error(response, 403, "insufficient_permissions")
+
+    def test_a_deleted_projects_origin_is_no_longer_approved(self, project, user):
+        project_delete(project=project, by=user)
+        response = self.preflight(ORIGIN)
+        assert response.status_code == 403
+        assert "Access-Control-Allow-Origin" not in response
 
     def test_v1_never_sends_cors_allow_headers(self, api):
         response = api.get("/v1/agents", headers={"Origin": ORIGIN})
