@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+
+from core.client_ip import client_ip
+from core.networks import address_block
 
 
 def lockout_username(request: HttpRequest, credentials: dict[str, Any] | None) -> str:
     """Count failures per email however it is capitalised, as accounts store it lowercase."""
     raw = (credentials or {}).get("username") or request.POST.get("username", "")
     return str(raw).strip().lower()
+
+
+def lockout_address(request: HttpRequest) -> str:
+    """The address failures are counted against: the client's IPv4 address, or the /64 an
+    IPv6 client is in, written as its first address. One host usually has a whole /64 to
+    pick from, so counted per address a host could try a few passwords on every account
+    (a password spray) and never be locked out; the sign-up and reset limits count a /64
+    as one for the same reason (core.networks.address_block). An address, not the
+    network's text, because django-axes keeps it in an IP address column."""
+    address = client_ip(request)
+    if not address:
+        return address  # none to count against (axes counts the email alone)
+    block = address_block(address)
+    if "/" in block:
+        return str(ipaddress.ip_network(block).network_address)
+    return block
 
 
 def locked_out(

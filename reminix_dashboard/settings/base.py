@@ -232,8 +232,9 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 2
 
-# Sign-in lockout (django-axes): five failures for one email, or from one address,
-# lock that email or address for fifteen minutes. The counters live in the database,
+# Sign-in lockout (django-axes): five failures for one email, or from one address (an
+# IPv6 /64 as one: accounts.lockout.lockout_address), lock that email or address for
+# fifteen minutes. The counters live in the database,
 # so every worker process sees the same count.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = 0.25  # hours
@@ -247,7 +248,7 @@ AXES_RESET_ON_SUCCESS = False
 # account, and lock it out everywhere.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_USERNAME_FORM_FIELD = "username"
-AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.lockout_address"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out"
 AXES_USERNAME_CALLABLE = "accounts.lockout.lockout_username"
 AXES_VERBOSE = False

@@ -482,3 +482,18 @@ def test_an_over_long_sign_in_address_is_refused_before_its_spelling_is_worked_o
     assert answer.status_code == 200
     assert "don&#x27;t match an account" in answer.content.decode()
     assert worked_out == []
+
+
+def test_failures_from_one_ipv6_host_count_as_one_address_by_its_64(client, make_user, settings):
+    """A host on IPv6 picks any of its /64's addresses for each request: counted per
+    address, it could guess a few passwords on every account (a password spray) without
+    its address ever being locked out. The /64 counts as one, as for the other limits."""
+    victim = make_user(email="victim@example.com")
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(client, f"guess{n}@example.com", "wrong", REMOTE_ADDR=f"2001:db8::{n + 1}")
+    response = sign_in(client, victim.email, PASSWORD, REMOTE_ADDR="2001:db8::ff")
+    assert response.status_code == 429
+    assert "_auth_user_id" not in client.session
+    # Another /64 is another host.
+    elsewhere = sign_in(Client(), victim.email, PASSWORD, REMOTE_ADDR="2001:db8:0:1::1")
+    assert elsewhere.status_code == 302
