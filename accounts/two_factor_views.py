@@ -144,7 +144,10 @@ def second_step_begin(
     request: HttpRequest, user: User, backend: str, next_url: str
 ) -> HttpResponse:
     """The password was right and the person has a second factor: remember who, briefly,
-    in the (not yet signed-in) session, and ask for a code."""
+    in the (not yet signed-in) session, and ask for a code. The session gets a new key
+    first, as login() gives one: a key planted in the browser before the password (session
+    fixation) must not carry the step the password passed."""
+    request.session.cycle_key()
     request.session[PENDING_KEY] = {
         "user": user.pk,
         # What Django keeps in a signed-in session for the same end: a new password ends

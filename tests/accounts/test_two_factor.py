@@ -251,3 +251,22 @@ def test_confirming_an_authenticator_asks_who_you_are_when_the_last_check_is_old
     answer = signed_in.post(reverse("accounts:totp_confirm"), {"code": pyotp.TOTP(secret).now()})
     assert 'name="sudo_password"' in answer.content.decode()
     assert not has_two_factor(user) and not RecoveryCode.objects.filter(user=user).exists()
+
+
+def test_the_password_step_gives_the_browser_a_new_session_key(client, user, signed_in):
+    """Session fixation: a key someone planted in the browser before the password (a
+    cookie set from a sibling subdomain) must not carry the step that the password
+    passed: with it, they would be at the code step as this person, guessing codes
+    against the person's count and sending them back to the password."""
+    enrol(signed_in)
+    signed_in.logout()
+    client.get(LOGIN)
+    session = client.session
+    session["planted"] = True
+    session.save()
+    planted = session.session_key
+    assert sign_in(client, user.email)["Location"] == CODE
+    assert client.session.session_key != planted
+    fixed = client.__class__()
+    fixed.cookies["sessionid"] = planted
+    assert fixed.get(CODE)["Location"] == LOGIN
