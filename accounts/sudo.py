@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.hashers import check_password
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve, reverse
@@ -205,7 +206,10 @@ def _passes_any(request: AuthenticatedRequest, form: SudoForm, ip: str | None) -
 def _passes(request: AuthenticatedRequest, form: SudoForm, ip: str | None) -> bool:
     password = form.cleaned_data.get("sudo_password") or ""
     code = form.cleaned_data.get("sudo_code") or ""
-    if password and request.user.check_password(password):
+    # Checked without the hash's upgrade that User.check_password makes: an upgraded hash
+    # changes what every session of the person is checked against, and signed this
+    # session (and the others) out the moment the prompt passed. Signing in upgrades it.
+    if password and check_password(password, request.user.password):
         return True
     if code and second_factor_check(request.user, code, ip=ip):
         return True

@@ -204,3 +204,24 @@ def test_odd_answers_get_an_error_not_a_500(stale):
 def test_reading_the_alert_rules_needs_no_fresh_check(stale, project):
     page = stale.get(reverse("alerts:alert_rules", args=[project.slug]))
     assert page.status_code == 200 and "Confirm it is you" not in page.content.decode()
+
+
+def test_a_password_kept_under_an_older_hasher_keeps_the_session_through_the_prompt(stale, user):
+    """Checking the password upgraded a hash kept by an older hasher, which changes what
+    every session of the person is checked against: the prompt signed its own session out
+    the moment it passed (and the person's other sessions with it). Signing in upgrades
+    it instead."""
+    from django.contrib.auth.hashers import make_password
+
+    type(user).objects.filter(pk=user.pk).update(
+        password=make_password(PASSWORD, hasher="pbkdf2_sha256")
+    )
+    user.refresh_from_db()
+    stale.force_login(user)
+    go_stale(stale)
+    url = reverse("accounts:account_email")
+    passed = stale.post(
+        CONFIRM, {"sudo_next": url, "sudo_method": "GET", "sudo_password": PASSWORD}
+    )
+    assert passed.status_code == 200 and "Confirm it is you" not in passed.content.decode()
+    assert stale.get(reverse("accounts:account_sessions")).status_code == 200
