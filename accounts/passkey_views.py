@@ -34,10 +34,11 @@ from accounts.passkeys import (
     relying_party,
 )
 from accounts.sudo import sudo_fresh, sudo_required
-from accounts.two_factor import SecondFactorRequiredError, last_factor_message
+from accounts.two_factor import SecondFactorRequiredError, has_two_factor, last_factor_message
 from accounts.two_factor_views import (
     PENDING_KEY,
     WRONG_CODES_PER_SIGN_IN,
+    first_factor_added,
     pending_sign_in,
     second_step_finish,
     security_context,
@@ -139,6 +140,7 @@ def passkey_register_verify(request: AuthenticatedRequest) -> HttpResponse:
     form = PasskeyNameForm({"name": name if isinstance(name, str) else ""})
     if not form.is_valid():
         return _refusal(" ".join(str(e) for e in form.errors["name"]))
+    had_one = has_two_factor(request.user)
     try:
         passkey = passkey_register(
             session=request.session,
@@ -150,6 +152,8 @@ def passkey_register_verify(request: AuthenticatedRequest) -> HttpResponse:
         )
     except PasskeyRefused as refused:
         return _refusal(str(refused))
+    if not had_one:
+        first_factor_added(request)
     messages.success(request, f"Passkey “{passkey.name}” added. You can sign in with it now.")
     return JsonResponse({"redirect": reverse("accounts:account_security") + "#passkeys"})
 

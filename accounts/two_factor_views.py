@@ -20,7 +20,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.decorators import verified_email_required
 from accounts.forms import SecondFactorForm
 from accounts.http import AuthenticatedRequest
-from accounts.models import Passkey, TotpDevice, User
+from accounts.models import Passkey, SignedInSession, TotpDevice, User
+from accounts.sessions import sessions_end_others
 from accounts.sudo import sudo_required
 from accounts.two_factor import (
     SecondFactorRequiredError,
@@ -86,6 +87,7 @@ def totp_setup(request: AuthenticatedRequest) -> HttpResponse:
 def totp_confirm(request: AuthenticatedRequest) -> HttpResponse:
     form = SecondFactorForm(request.POST)
     codes = None
+    had_one = has_two_factor(request.user)
     if form.is_valid():
         codes = enrolment_confirm(request.user, form.cleaned_data["code"], ip=client_ip(request))
         if codes is None:
@@ -93,7 +95,22 @@ def totp_confirm(request: AuthenticatedRequest) -> HttpResponse:
     if codes is None:
         context = security_context(request, confirm_form=form)
         return render(request, TEMPLATE, context, status=422)
+    if not had_one:
+        first_factor_added(request)
     return _codes_once(request, codes, turned_on=True)
+
+
+def first_factor_added(request: AuthenticatedRequest) -> None:
+    """A person's first second factor is on: their other sessions are signed out, as a new
+    password signs them out. Each was signed in with the password alone, and would count
+    as two-factor from now on (a project's two-factor requirement would let it in), though
+    whoever holds it, a leaked password perhaps, was never asked for a second factor. This
+    session has just shown the new factor. Later factors leave the others be: each of
+    them has passed one."""
+    current = request.session.session_key
+    if SignedInSession.objects.filter(user=request.user).exclude(session_key=current).exists():
+        sessions_end_others(user=request.user, current_key=current, ip=client_ip(request))
+        messages.info(request, "Your other signed-in sessions were signed out.")
 
 
 def _codes_once(

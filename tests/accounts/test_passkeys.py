@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Passkey
@@ -353,3 +354,20 @@ def test_a_bad_passkey_answer_to_the_sudo_prompt_is_refused(signed_in, device, a
         {"sudo_next": remove, "sudo_method": "POST", "sudo_passkey": answer},
     )
     assert refused.status_code == 422 and Passkey.objects.exists()
+
+
+def test_a_first_passkey_signs_out_the_sessions_that_never_passed_a_second_factor(
+    signed_in, user, device
+):
+    """As for an authenticator app (tests/accounts/test_two_factor_policy.py): a session
+    signed in with the password alone would otherwise count as two-factor from then on.
+    A second passkey leaves the others be: they passed one already."""
+    other = Client()
+    other.force_login(user)
+    add_passkey(signed_in, device)
+    assert other.get(SECURITY).status_code == 302
+    assert signed_in.get(SECURITY).status_code == 200
+    later = Client()
+    assert sign_in_with(later, device).status_code == 200
+    add_passkey(signed_in, SoftAuthenticator(), name="Phone")
+    assert later.get(SECURITY).status_code == 200

@@ -225,3 +225,25 @@ def test_an_owner_cannot_drop_their_last_factor_while_requiring_one(project, use
     assert project.require_two_factor and outcomes["policy"] is True
     assert isinstance(outcomes["removed"], SecondFactorRequiredError)
     assert has_two_factor(user)
+
+
+def test_a_session_signed_in_before_the_member_had_a_second_factor_does_not_pass_the_policy(
+    signed_in, project, make_user
+):
+    """A session signed in with the password alone, before the member had a second factor
+    (a password that leaked): once the member sets one up, that session would pass the
+    owners' policy without ever having been asked for it. Turning on a first second
+    factor signs the other sessions out, as a new password does."""
+    enrol(signed_in)
+    member = make_user("mo@example.com")
+    Membership.objects.create(project=project, user=member, role="member")
+    leaked, own = Client(), Client()
+    leaked.force_login(member)
+    own.force_login(member)
+    assert signed_in.post(policy_url(project), {"require_two_factor": "on"}).status_code == 302
+    overview = reverse("overview:project_overview", args=[project.slug])
+    assert leaked.get(overview).status_code == 403
+    enrol(own)
+    assert own.get(overview).status_code == 200
+    assert leaked.get(overview)["Location"].startswith(reverse("accounts:login"))
+    assert AuditEvent.objects.filter(action="user.signed_out_elsewhere", actor=member).exists()
