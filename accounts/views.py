@@ -4,6 +4,7 @@ settings and members."""
 from __future__ import annotations
 
 from functools import partial
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
@@ -238,6 +239,13 @@ class SignInView(auth_views.LoginView):
     form_class = SignInForm
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def get_redirect_url(self) -> str:
+        """`next`, as Django checks it, unless it is the sign-in page itself: anyone can
+        send a signed-in person that link, and Django's view raises ValueError (a
+        redirect loop, a 500) for it. Then home, as without one."""
+        url = super().get_redirect_url()
+        return "" if url and urlsplit(url).path == self.request.path else url
 
     def form_valid(self, form: SignInForm) -> HttpResponse:  # type: ignore[override]
         user = form.get_user()

@@ -497,3 +497,13 @@ def test_failures_from_one_ipv6_host_count_as_one_address_by_its_64(client, make
     # Another /64 is another host.
     elsewhere = sign_in(Client(), victim.email, PASSWORD, REMOTE_ADDR="2001:db8:0:1::1")
     assert elsewhere.status_code == 302
+
+
+def test_a_next_address_naming_the_sign_in_page_goes_home_not_to_a_500(signed_in, client, user):
+    """Anyone can send a signed-in person a link to the sign-in page whose `next` is the
+    sign-in page: Django's view raised ValueError (a redirect loop) for it, a 500."""
+    answer = signed_in.get(LOGIN, {"next": LOGIN})
+    assert answer.status_code == 302 and answer["Location"] == reverse("home")
+    signed_in.logout()
+    answer = sign_in(client, user.email, PASSWORD, QUERY_STRING=f"next={LOGIN}")
+    assert answer.status_code == 302 and answer["Location"] == reverse("home")
