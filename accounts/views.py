@@ -240,7 +240,7 @@ class SignInView(auth_views.LoginView):
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
-    def get_redirect_url(self) -> str:
+    def get_redirect_url(self) -> str:  # type: ignore[override]  # the stubs add `request`
         """`next`, as Django checks it, unless it is the sign-in page itself: anyone can
         send a signed-in person that link, and Django's view raises ValueError (a
         redirect loop, a 500) for it. Then home, as without one."""
