@@ -73,8 +73,9 @@ def account_security(request: AuthenticatedRequest) -> HttpResponse:
 @verified_email_required
 @sudo_required
 def totp_setup(request: AuthenticatedRequest) -> HttpResponse:
-    if has_two_factor(request.user):
-        messages.info(request, "Two-factor authentication is already on.")
+    # An app of its own: a passkey is a second factor too, but no reason to refuse one.
+    if has_authenticator_app(request.user):
+        messages.info(request, "An authenticator app is already on.")
         return redirect("accounts:account_security")
     enrolment_start(request.user)
     return redirect(reverse("accounts:account_security") + "#setup")

@@ -9,7 +9,7 @@ import time
 import pyotp
 from django.urls import reverse
 
-from accounts.models import RecoveryCode, TotpDevice
+from accounts.models import Passkey, RecoveryCode, TotpDevice
 from accounts.two_factor import has_two_factor
 from audit.models import AuditEvent
 from tests.conftest import PASSWORD
@@ -270,3 +270,18 @@ def test_the_password_step_gives_the_browser_a_new_session_key(client, user, sig
     fixed = client.__class__()
     fixed.cookies["sessionid"] = planted
     assert fixed.get(CODE)["Location"] == LOGIN
+
+
+def test_a_person_with_only_a_passkey_can_add_an_authenticator_app(signed_in, user):
+    # The page offered "Set up an authenticator app" and the button answered "already on":
+    # a passkey counts as two-factor, but it is no app.
+    Passkey.objects.create(
+        user=user, credential_id="C" * 43, public_key=b"k", user_handle=b"h", name="Laptop"
+    )
+    secret, codes = enrol(signed_in)
+    device = TotpDevice.objects.get(user=user)
+    assert device.confirmed_at is not None and len(codes) == 10
+    assert pyotp.TOTP(secret).now()  # the seed the page showed is the one kept
+    again = signed_in.post(reverse("accounts:totp_setup"), follow=True)
+    assert "An authenticator app is already on." in again.content.decode()
+    assert TotpDevice.objects.filter(user=user).count() == 1
