@@ -32,7 +32,17 @@ CURRENT_PROJECT_SESSION_KEY = "current_project_id"
 
 def project_member_required(view: ProjectView) -> ProjectView:
     """Resolve the URL's `slug` to one of the user's projects, as `request.project`."""
+    return _project_member(view, two_factor_policy=True)
 
+
+def project_member_may_leave(view: ProjectView) -> ProjectView:
+    """As project_member_required, but the owners' two-factor requirement does not stand in
+    the way: it keeps a member without a second factor out of the project's pages, not in
+    the project. The page that asks them for one offers to leave instead."""
+    return _project_member(view, two_factor_policy=False)
+
+
+def _project_member(view: ProjectView, *, two_factor_policy: bool) -> ProjectView:
     @login_required
     @wraps(view)
     def wrapper(request: ProjectRequest, slug: str, *args: Any, **kwargs: Any) -> HttpResponseBase:
@@ -48,7 +58,8 @@ def project_member_required(view: ProjectView) -> ProjectView:
         request.project = membership.project
         if request.session.get(CURRENT_PROJECT_SESSION_KEY) != membership.project_id:
             request.session[CURRENT_PROJECT_SESSION_KEY] = membership.project_id
-        if membership.project.require_two_factor and not has_two_factor(request.user):
+        policy = two_factor_policy and membership.project.require_two_factor
+        if policy and not has_two_factor(request.user):
             # The owners' policy: without a second factor, only the page that says so.
             return render(
                 request,

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.decorators import (
     CURRENT_PROJECT_SESSION_KEY,
+    project_member_may_leave,
     project_member_required,
     project_owner_required,
     verified_email_required,
@@ -682,9 +683,10 @@ def project_member_remove(request: ProjectRequest, membership_id: int) -> HttpRe
 
 
 @require_POST
-@project_member_required
+@project_member_may_leave
 def project_leave(request: ProjectRequest) -> HttpResponse:
-    """Any member may leave, except the last owner."""
+    """Any member may leave, except the last owner; one without the second factor the
+    project requires too."""
     try:
         membership_remove(membership=request.membership, by=request.user, ip=client_ip(request))
     except MembershipError as error:

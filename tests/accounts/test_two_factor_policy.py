@@ -67,6 +67,28 @@ def test_members_without_one_see_only_the_setup_page_and_their_keys_still_work(
     assert other.get(reverse("apikeys:api_key_list", args=[project.slug])).status_code == 200
 
 
+def test_a_member_without_one_may_leave_instead(signed_in, project, make_user):
+    # The requirement kept them out of every page of the project, leaving included.
+    enrol(signed_in)
+    member = make_user("mo@example.com")
+    Membership.objects.create(project=project, user=member, role="member")
+    signed_in.post(policy_url(project), {"require_two_factor": "on"})
+    other = Client()
+    other.force_login(member)
+    asked = other.get(reverse("overview:project_overview", args=[project.slug])).content.decode()
+    leave = reverse("accounts:project_leave", args=[project.slug])
+    assert f'action="{leave}"' in asked
+    # Only leaving: every other form of the project still answers with the setup page.
+    invite = other.post(reverse("accounts:project_invitation_send", args=[project.slug]))
+    assert invite.status_code == 403 and "requires it" in invite.content.decode()
+    answer = other.post(leave)
+    assert answer.status_code == 302 and answer["Location"] == "/"
+    assert not Membership.objects.filter(project=project, user=member).exists()
+    # The owner is offered no such way out: they set the policy, and have a second factor.
+    owner_page = signed_in.get(reverse("overview:project_overview", args=[project.slug]))
+    assert f'action="{leave}"'.encode() not in owner_page.content
+
+
 def test_a_member_cannot_set_the_policy_and_other_projects_are_not_found(
     project, make_user, make_project
 ):
