@@ -500,7 +500,10 @@ class StreamIngest:
             command += ["BLOCK", BLOCK_MS]
         command += ["STREAMS", stream_key(), start]
         (reply,) = self.store.round_trip(tuple(command), timeout=BLOCK_MS / 1000 + 1)
-        if not reply or isinstance(reply, Exception):
+        if isinstance(reply, Exception):
+            self._refused(reply)
+            return []
+        if not reply:
             return []
         (_stream, entries) = reply[0]
         return [(entry_id, fields) for entry_id, fields in entries if fields]
@@ -518,9 +521,24 @@ class StreamIngest:
                 READ_COUNT,
             )
         )
-        if isinstance(reply, Exception) or not reply:
+        if isinstance(reply, Exception):
+            self._refused(reply)
+            return []
+        if not reply:
             return []
         return [(entry_id, fields) for entry_id, fields in reply[1] if fields]
+
+    def _refused(self, reply: Exception) -> None:
+        """Redis refused a read. NOGROUP: it lost the stream and its group (a restart
+        without persistence, FLUSHDB) and the workers' next XADD made a stream without
+        one; the group is made again, from the stream's start, so those calls are read.
+        Anything else is waited out like an unreachable store: taken for "nothing to
+        read", it left the calls on the stream and the loop asking without pause."""
+        logger.warning("The usage stream refused a read: %s", reply)
+        if "NOGROUP" not in str(reply):
+            raise StoreUnavailable(str(reply))
+        self._create_group()
+        self._backlog = True
 
 
 def _fields(fields: list[bytes], name: bytes) -> list[bytes]:
