@@ -21,7 +21,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.management import call_command
 from django.db import DatabaseError, IntegrityError, close_old_connections, connection
@@ -45,17 +45,26 @@ def holder_name() -> str:
 
 
 def claim(job: Job, *, now: datetime, holder: str) -> bool:
-    """Take `job` for one run if it is due and nobody holds it (True: run it now)."""
+    """Take `job` for one run if it is due and nobody holds it (True: run it now).
+
+    A clock that ran ahead and was put right (a host without NTP at boot, a manual fix)
+    leaves times no clock reading `now` could have set: a next run more than one interval
+    on, or a lease more than twice its length on. Such a time is taken as passed, or the
+    job would wait until the clock caught up with it (a year, for a clock a year ahead).
+    The lease's margin keeps a live run from being taken by a host whose clock is only
+    a little behind (hosts differ by seconds; a lease is ten minutes or more)."""
     with contextlib.suppress(IntegrityError):  # another scheduler made the row first
         ScheduledJob.objects.get_or_create(name=job.name, defaults={"next_run_at": now})
-    taken = (
-        ScheduledJob.objects.filter(name=job.name, next_run_at__lte=now)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lte=now))
-        .update(
-            lease_holder=holder,
-            lease_until=now + lease_of(job),
-            last_started_at=now,
-        )
+    due = Q(next_run_at__lte=now) | Q(next_run_at__gt=now + timedelta(seconds=job.every))
+    free = (
+        Q(lease_until__isnull=True)
+        | Q(lease_until__lte=now)
+        | Q(lease_until__gt=now + 2 * lease_of(job))
+    )
+    taken = ScheduledJob.objects.filter(due, free, name=job.name).update(
+        lease_holder=holder,
+        lease_until=now + lease_of(job),
+        last_started_at=now,
     )
     return taken == 1
 

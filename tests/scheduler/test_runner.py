@@ -167,3 +167,34 @@ def test_a_running_job_keeps_its_lease_and_holders_are_unique(db):
     row = ScheduledJob.objects.get(name="demo")
     assert row.lease_until > now
     assert holder_name() != holder_name()
+
+
+def test_a_schedule_set_while_the_clock_ran_ahead_does_not_hold_the_job_back(db):
+    """A host whose clock ran a day ahead (no NTP yet at boot) finished the job and set its
+    next run a day on; once the clock was put right, the job waited that whole day (a
+    year, for a clock a year ahead): no detection, no reminders, no pruning meanwhile."""
+    now = timezone.now()
+    ahead = now + timedelta(days=1)
+    assert claim(JOB, now=ahead, holder="a")
+    assert run_job(JOB, holder="a", call=lambda *args: None)
+    ScheduledJob.objects.filter(name="demo").update(next_run_at=JOB.next_after(ahead))
+
+    assert claim(JOB, now=now, holder="b")
+
+
+def test_a_lease_taken_while_the_clock_ran_ahead_ends_once_it_is_put_right(db):
+    """The same for a scheduler that died holding a lease its clock set a day ahead."""
+    now = timezone.now()
+    assert claim(JOB, now=now + timedelta(days=1), holder="dead")
+    ScheduledJob.objects.filter(name="demo").update(next_run_at=now)
+
+    assert claim(JOB, now=now, holder="b")
+
+
+def test_a_clock_a_little_ahead_on_another_host_takes_no_live_lease(db):
+    """Hosts' clocks differ by seconds: a lease is not taken from a live run for that."""
+    now = timezone.now()
+    assert claim(JOB, now=now + timedelta(seconds=30), holder="a")
+    ScheduledJob.objects.filter(name="demo").update(next_run_at=now)
+
+    assert not claim(JOB, now=now, holder="b")
