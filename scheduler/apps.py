@@ -7,3 +7,6 @@ class SchedulerConfig(AppConfig):
 
     name = "scheduler"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from scheduler import checks  # noqa: F401 - registers the check of USAGE_RETENTION

@@ -62,6 +62,9 @@ _ADVISORY_LOCK_ID = 7_201_511_028
 _PARTITION_NAME = re.compile(rf"^{TABLE}_p(\d{{8}})$")
 _AGE = re.compile(r"^(\d{1,6})([dh])$")
 _LONGEST_AGE = timedelta(days=36_500)
+# prune_usage keeps at least this without --force: the volume-spike check compares an
+# hour with the key's trailing 7 days.
+MIN_KEEP = timedelta(days=7)
 
 
 class RetentionBusyError(Exception):

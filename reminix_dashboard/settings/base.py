@@ -13,6 +13,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from reminix_dashboard.settings import environment as checked
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -52,27 +54,35 @@ CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # each worker's background thread every this many seconds, or with Redis by ingest_usage,
 # which lets a batch gather this long once it has caught up. 0 writes each call before
 # its response.
-USAGE_FLUSH_SECONDS: float = env.float("USAGE_FLUSH_SECONDS", default=0.5)
+USAGE_FLUSH_SECONDS: float = checked.seconds("USAGE_FLUSH_SECONDS", default=0.5, least=0, most=60)
 
 # The scheduler (manage.py run_scheduler): how often detection runs, how often webhook
 # deliveries that are due go out (alerts, and a test or a retry an owner queued), and how
 # long the usage log is kept (prune_usage --older-than).
-DETECTION_EVERY_SECONDS: int = env.int("DETECTION_EVERY_SECONDS", default=60)
-WEBHOOK_DELIVERY_EVERY_SECONDS: int = max(1, env.int("WEBHOOK_DELIVERY_EVERY_SECONDS", default=10))
+DETECTION_EVERY_SECONDS: int = checked.whole_number(
+    "DETECTION_EVERY_SECONDS", default=60, least=1, most=86400
+)
+WEBHOOK_DELIVERY_EVERY_SECONDS: int = checked.whole_number(
+    "WEBHOOK_DELIVERY_EVERY_SECONDS", default=10, least=1, most=86400
+)
 USAGE_RETENTION: str = env.str("USAGE_RETENTION", default="90d")
 # Calls per token per clock minute before 429 rate_limit_exceeded (api/rate_limits.py).
 # Shared across workers only with REDIS_URL. 0 turns limits off.
-API_RATE_LIMIT_PER_MINUTE: int = env.int("API_RATE_LIMIT_PER_MINUTE", default=1200)
+API_RATE_LIMIT_PER_MINUTE: int = checked.whole_number(
+    "API_RATE_LIMIT_PER_MINUTE", default=1200, least=0, most=10**9
+)
 # Agents one project may have (PUT /v1/agents/{name} refuses a new one past it): every
 # agents list, scope check and the API's agent cache is per project and reads them.
-MAX_AGENTS_PER_PROJECT: int = max(1, env.int("MAX_AGENTS_PER_PROJECT", default=100))
+MAX_AGENTS_PER_PROJECT: int = checked.whole_number(
+    "MAX_AGENTS_PER_PROJECT", default=100, least=1, most=100_000
+)
 
 # Where people reach the dashboard, for links in emails sent outside a request (alerts).
 DASHBOARD_URL: str = env.str("DASHBOARD_URL", default="http://127.0.0.1:8000")
 
 # Reverse proxies whose X-Forwarded-For we believe (exact addresses or CIDR networks).
 # Without them the client address is REMOTE_ADDR and the header is ignored.
-TRUSTED_PROXIES: list[str] = env.list("TRUSTED_PROXIES", default=[])
+TRUSTED_PROXIES: list[str] = checked.networks("TRUSTED_PROXIES")
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -147,11 +157,26 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-}
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+try:
+    DATABASES = {
+        "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+    }
+    DATABASES["default"]["ENGINE"]  # noqa: B018 - a URL of no known scheme has none
+except (KeyError, ValueError, ImproperlyConfigured):
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not a database URL: write postgres://user:password@host:5432/name "
+        "(or sqlite:///path)."
+    ) from None
+DATABASES["default"].setdefault(
+    "CONN_MAX_AGE", checked.whole_number("CONN_MAX_AGE", default=60, least=0, most=10**6)
+)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Seconds; PostgreSQL takes milliseconds up to 2^31 - 1 and refuses the whole connection
+# otherwise, so a value out of range would fail every request rather than the start.
+_DB_STATEMENT_TIMEOUT = checked.whole_number(
+    "DB_STATEMENT_TIMEOUT", default=30, least=0, most=2_147_483
+)
+_DB_LOCK_TIMEOUT = checked.whole_number("DB_LOCK_TIMEOUT", default=10, least=0, most=2_147_483)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A stalled database fails a request fast (the API answers 503 service_unavailable with
     # Retry-After) instead of hanging it until gunicorn kills the worker. Seconds; 0 turns a
@@ -160,11 +185,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "options",
         "-c jit=off"
-        f" -c statement_timeout={env.int('DB_STATEMENT_TIMEOUT', default=30) * 1000}"
-        f" -c lock_timeout={env.int('DB_LOCK_TIMEOUT', default=10) * 1000}",
+        f" -c statement_timeout={_DB_STATEMENT_TIMEOUT * 1000}"
+        f" -c lock_timeout={_DB_LOCK_TIMEOUT * 1000}",
     )
     DATABASES["default"]["OPTIONS"].setdefault(
-        "connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5)
+        "connect_timeout", checked.whole_number("DB_CONNECT_TIMEOUT", default=5, least=0, most=3600)
     )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the dev server read while a write is in flight; IMMEDIATE avoids
@@ -180,7 +205,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL: str = env.str("REDIS_URL", default="")
+REDIS_URL: str = checked.redis_url("REDIS_URL")
 # Namespaces this deployment's keys in a Redis it may share (rate-limit counts, change
 # markers, the usage stream).
 REDIS_KEY_PREFIX: str = env.str("REDIS_KEY_PREFIX", default="reminix:")
@@ -221,7 +246,7 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "accounts:login"
 # Sudo mode (accounts/sudo.py): how long a password or code check lets sensitive actions
 # (minting credentials, members, origins, the second factor) go without asking again.
-SUDO_MODE_SECONDS = env.int("SUDO_MODE_SECONDS", default=600)
+SUDO_MODE_SECONDS = checked.whole_number("SUDO_MODE_SECONDS", default=600, least=0, most=7 * 86400)
 # Passkeys (accounts/passkeys.py): the WebAuthn relying party ID and the origins an
 # assertion may come from. Empty: the request's host name (no port), and its scheme and
 # host. Behind a proxy that changes either, set them (e.g. dashboard.example.com and
@@ -236,7 +261,7 @@ PASSWORD_RESET_TIMEOUT = 60 * 60 * 2
 # IPv6 /64 as one: accounts.lockout.lockout_address), lock that email or address for
 # fifteen minutes. The counters live in the database,
 # so every worker process sees the same count.
-AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_FAILURE_LIMIT = checked.whole_number("AXES_FAILURE_LIMIT", default=5, least=1, most=1000)
 AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 # Not reset on success: axes would clear the failures of every record matching the
@@ -263,12 +288,20 @@ CSRF_COOKIE_SAMESITE = "Lax"
 # GitHub's secret-scanning public keys, {identifier: PEM} as JSON (from
 # https://api.github.com/meta/public_keys/secret_scanning): without them
 # /v1/credentials/github-secret-scanning is off (alerts/secret_scanning.py).
-SECRET_SCANNING_PUBLIC_KEYS: dict[str, str] = env.json("SECRET_SCANNING_PUBLIC_KEYS", default={})
+SECRET_SCANNING_PUBLIC_KEYS: dict[str, str] = checked.json_object_of_text(
+    "SECRET_SCANNING_PUBLIC_KEYS"
+)
 
-EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")
+try:
+    EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")
+except (KeyError, ValueError, ImproperlyConfigured):
+    raise ImproperlyConfigured(
+        "EMAIL_URL is not a mail URL: write smtp+tls://user:password@host:587 (or consolemail://)."
+    ) from None
 vars().update(EMAIL_CONFIG)
 # A mail server that does not answer must not hold a request (or a job) for long.
-EMAIL_TIMEOUT: int = env.int("EMAIL_TIMEOUT", default=10)
+# 0 would make the socket non-blocking: every send would fail at once.
+EMAIL_TIMEOUT: int = checked.whole_number("EMAIL_TIMEOUT", default=10, least=1, most=3600)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Reminix <no-reply@reminix.local>")
 # The work behind the forms anyone can send about an address (reset, sign-up, address
 # change: mail, a new account) is done after the answer, on a thread
@@ -317,7 +350,9 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
+    SECURE_HSTS_SECONDS = checked.whole_number(
+        "SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365, least=0, most=10 * 60 * 60 * 24 * 365
+    )
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
     # The TLS terminator in front of us says which scheme the client used.
@@ -336,7 +371,7 @@ LOGGING = {
             "filters": ["redact_tokens"],
         }
     },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": checked.log_level("LOG_LEVEL", default="INFO")},
     "loggers": {
         # Every refused API call would log a 4xx line; the usage log already holds them.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},

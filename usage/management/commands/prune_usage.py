@@ -5,14 +5,9 @@ boundary and PostgreSQL only has whole days to drop:
 `20 0 * * * cd /srv/reminix && .venv/bin/python manage.py prune_usage --older-than 90d`.
 """
 
-from datetime import timedelta
-
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from usage.retention import RetentionBusyError, parse_age, usage_prune
-
-# The volume-spike check compares an hour with the key's trailing 7 days.
-MIN_KEEP = timedelta(days=7)
+from usage.retention import MIN_KEEP, RetentionBusyError, parse_age, usage_prune
 
 
 class Command(BaseCommand):

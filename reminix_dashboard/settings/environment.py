@@ -1,0 +1,119 @@
+"""Values read from the environment, checked once, when the process starts.
+
+django-environ turns a number it cannot read into a bare ValueError that names no
+variable ("invalid literal for int() with base 10: ''"), and takes any number it can
+read: a negative or huge timeout was accepted at start, then failed every database
+connection (PostgreSQL refuses the session's statement_timeout), every mail or every job
+at its first use, mid-request. A REDIS_URL or TRUSTED_PROXIES that cannot be read did the
+same: a 500 on every API call. Each value here is checked against what its consumer
+accepts and refused with ImproperlyConfigured naming the variable and what it takes.
+A URL's value is never repeated in a message: it may hold a password.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import re
+
+from django.core.exceptions import ImproperlyConfigured
+
+_WHOLE = re.compile(r"[+-]?[0-9]{1,30}")
+_DECIMAL = re.compile(r"[+-]?[0-9]{1,30}(?:\.[0-9]{1,30})?")
+
+
+def _given(name: str) -> str | None:
+    """The variable's value, stripped; None when it is not set. Set but empty is refused
+    (a `NAME=` line, or `${NAME}` of an unset one in a compose file): the operator
+    meant something, and we cannot know what."""
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        raise ImproperlyConfigured(f"{name} is set but empty: unset it for its default.")
+    return value
+
+
+def whole_number(name: str, *, default: int, least: int, most: int) -> int:
+    """A whole number (ASCII digits) from `least` to `most`, or `default` when not set."""
+    given = _given(name)
+    if given is None:
+        return default
+    if _WHOLE.fullmatch(given) and least <= int(given) <= most:
+        return int(given)
+    raise ImproperlyConfigured(
+        f"{name} must be a whole number from {least} to {most} (default {default}); "
+        f"it is {given!r}."
+    )
+
+
+def seconds(name: str, *, default: float, least: float, most: float) -> float:
+    """A number of seconds, decimals allowed, from `least` to `most` (no NaN, no inf)."""
+    given = _given(name)
+    if given is None:
+        return default
+    if _DECIMAL.fullmatch(given) and least <= float(given) <= most:
+        return float(given)
+    raise ImproperlyConfigured(
+        f"{name} must be a number of seconds from {least:g} to {most:g} (default "
+        f"{default:g}); it is {given!r}."
+    )
+
+
+def redis_url(name: str) -> str:
+    """A URL redis-py can connect to (redis://, rediss://, unix://), or "" when not set."""
+    from redis.connection import parse_url
+
+    given = os.environ.get(name, "").strip()
+    if not given:
+        return ""
+    try:
+        parse_url(given)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} is not a Redis URL: write redis://host:6379/0 (or rediss://, unix://)."
+        ) from None
+    return given
+
+
+def networks(name: str) -> list[str]:
+    """Comma-separated addresses or CIDR networks, each one readable."""
+    given = [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
+    for part in given:
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {part!r} is not an address or network (e.g. 10.0.0.0/8, ::1)."
+            ) from None
+    return given
+
+
+def json_object_of_text(name: str) -> dict[str, str]:
+    """A JSON object whose values are all strings, or {} when not set."""
+    given = os.environ.get(name, "").strip()
+    if not given:
+        return {}
+    try:
+        value = json.loads(given)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ImproperlyConfigured(
+            f'{name} must be a JSON object of strings, e.g. {{"identifier": "-----BEGIN '
+            'PUBLIC KEY-----…"}.'
+        )
+    return value
+
+
+def log_level(name: str, *, default: str) -> str:
+    """One of logging's level names (DEBUG, INFO, WARNING, ERROR, CRITICAL)."""
+    given = os.environ.get(name, default).strip().upper()
+    if given not in logging.getLevelNamesMapping() or given == "NOTSET":
+        raise ImproperlyConfigured(
+            f"{name} must be DEBUG, INFO, WARNING, ERROR or CRITICAL; it is {given!r}."
+        )
+    return given

@@ -1,0 +1,93 @@
+"""Settings read from the environment: a value the process cannot use stops it at start,
+with one line naming the variable and what it takes, never a traceback on a later
+request (PostgreSQL refusing every connection, a 500 on every API call) or a job that
+fails every night."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from django.core.checks import Error
+from django.core.exceptions import ImproperlyConfigured
+
+from reminix_dashboard.settings import environment
+from scheduler.checks import usage_retention_is_an_age_prune_usage_takes
+from tests.accounts.test_security_headers import ROOT, production_env
+
+
+def start(**env: str) -> subprocess.CompletedProcess[str]:
+    """Load the production settings under `env`, as every process does at start."""
+    return subprocess.run(
+        [sys.executable, "-c", "import reminix_dashboard.settings.base"],
+        cwd=ROOT,
+        env=production_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        # Accepted, then PostgreSQL refused every connection: a 503 on every request.
+        ("DB_STATEMENT_TIMEOUT", "-5"),
+        ("DB_LOCK_TIMEOUT", "99999999999999999999"),
+        # Accepted, then every mail failed (a negative socket timeout is a ValueError).
+        ("EMAIL_TIMEOUT", "-5"),
+        # Accepted, then the ingest waited 31 years once it had caught up.
+        ("USAGE_FLUSH_SECONDS", "1e9"),
+        # Accepted, then the scheduler's next run of detection overflowed.
+        ("DETECTION_EVERY_SECONDS", "99999999999999999999"),
+        # Accepted, then every sign-in was locked out.
+        ("AXES_FAILURE_LIMIT", "0"),
+        # Accepted, then a 500 on every API call.
+        ("REDIS_URL", "²"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,²"),
+        # A bare ValueError naming no variable.
+        ("CONN_MAX_AGE", ""),
+        ("API_RATE_LIMIT_PER_MINUTE", "²"),
+    ],
+)
+def test_a_value_the_process_cannot_use_stops_it_at_start_naming_the_variable(name, value):
+    result = start(**{name: value})
+
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("django.core.exceptions.ImproperlyConfigured: ")
+    assert name in last
+
+
+def test_the_documented_values_start():
+    result = start(
+        DB_STATEMENT_TIMEOUT="0",
+        USAGE_FLUSH_SECONDS="0.5",
+        API_RATE_LIMIT_PER_MINUTE="0",
+        TRUSTED_PROXIES="10.0.0.0/8, 2001:db8::1",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        LOG_LEVEL="warning",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_url_that_cannot_be_read_is_refused_without_repeating_its_password(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis//:s3cret-passw0rd@cache:6379")
+    with pytest.raises(ImproperlyConfigured) as refused:
+        environment.redis_url("REDIS_URL")
+    assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("value", ["²", "-1", "7", "3d", "90 days", "1e3d"])
+def test_a_retention_prune_usage_would_refuse_every_night_stops_the_scheduler_at_start(
+    settings, value
+):
+    settings.USAGE_RETENTION = value
+    (error,) = usage_retention_is_an_age_prune_usage_takes()
+    assert isinstance(error, Error) and "USAGE_RETENTION" in error.msg
+
+
+def test_the_default_retention_passes(settings):
+    settings.USAGE_RETENTION = "90d"
+    assert usage_retention_is_an_age_prune_usage_takes() == []
