@@ -25,6 +25,9 @@ from django.db import (
 
 QUERY_CANCELED = "57014"
 LOCK_NOT_AVAILABLE = "55P03"
+# The statement itself refused, whatever its values: a table or column the code names is
+# not there (code ahead of its migration), or the role may not use it.
+SCHEMA_REFUSALS = {"42P01", "42703", "42501"}
 
 
 def sqlstate(error: BaseException) -> str | None:
@@ -40,6 +43,14 @@ def timed_out(error: BaseException) -> bool:
 def lock_timed_out(error: BaseException) -> bool:
     """A statement that gave up waiting for a lock another transaction held."""
     return sqlstate(error) == LOCK_NOT_AVAILABLE
+
+
+def schema_refused(error: BaseException) -> bool:
+    """PostgreSQL refused the SQL, not its values: a missing table or column, or no right
+    to write it (SQLite calls the first two an OperationalError). Every statement of that
+    kind fails alike until someone runs `migrate` or grants the right; no row is at fault.
+    (Other ProgrammingErrors can come of values, e.g. a boolean sent for a number.)"""
+    return isinstance(error, ProgrammingError) and sqlstate(error) in SCHEMA_REFUSALS
 
 
 def database_unavailable(error: BaseException) -> bool:

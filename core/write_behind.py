@@ -13,7 +13,8 @@ once the answer is made. Where a record goes:
   background thread writes every USAGE_FLUSH_SECONDS (0: at once, as the tests do).
 
 Writing a batch, in either place: if the database is unavailable (an OperationalError: a
-lost connection, a lock timeout), everything waits for the next try. A batch that runs
+lost connection, a lock timeout) or refuses the SQL itself (a table or column missing: code
+deployed before its migration), everything waits for the next try. A batch that runs
 into the statement timeout is written in halves, so one too big to write in time cannot
 stall the stream for good; a single record that times out waits with the rest, as in
 an outage (_Attempt). A batch that fails otherwise is written record by record, and only
@@ -40,7 +41,7 @@ from typing import Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
-from core.db_errors import timed_out
+from core.db_errors import schema_refused, sqlstate, timed_out
 from core.shared_store import StoreUnavailable, shared_store
 
 logger = logging.getLogger(__name__)
@@ -159,7 +160,20 @@ class _Attempt:
             self.stalled = timed_out(error)
             self.result.waiting.extend(batch)
             return
-        except Exception:
+        except Exception as error:
+            if schema_refused(error):
+                # Not the records' fault: dropped one by one, every call logged between a
+                # deploy and its migration would be lost. They wait, as in an outage.
+                logger.error(
+                    "%d %r records wait: the database refuses the SQL that writes them "
+                    "(%s); has `manage.py migrate` run?",
+                    len(batch),
+                    self.channel,
+                    sqlstate(error),
+                )
+                self.stalled = True
+                self.result.waiting.extend(batch)
+                return
             if len(batch) == 1:
                 logger.exception("A %r record cannot be written and is dropped", self.channel)
                 _count_drops(self.channel, "cannot be written", 1)
