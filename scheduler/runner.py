@@ -107,17 +107,29 @@ def run_job(job: Job, *, holder: str, call: Callable[..., object] = call_command
                 raise
             logger.exception("Scheduled job %s failed", job.name)
             error = "".join(traceback.format_exception_only(failure)).strip()
-        for attempt in range(3):
-            try:
-                finish(job, holder=holder, error=error)
-                break
-            except DatabaseError:
-                close_old_connections()
-                time.sleep(1 + attempt)
-        else:
-            # The lease runs out on its own and the job is taken again then.
-            logger.warning("Scheduled job %s: its end could not be recorded", job.name)
+        _record_end(job, holder=holder, error=error)
     return not error
+
+
+def _record_end(job: Job, *, holder: str, error: str) -> None:
+    """Record the run's end, trying again while the database is away, up to the lease's
+    length. Given up after a few seconds, the lease held the job until it ran out: a
+    failover of half a minute kept detection and webhook delivery from running for ten
+    minutes, and prune_usage for six hours. Past the lease, another scheduler may hold the
+    job, and finish() leaves its row alone anyway."""
+    deadline = time.monotonic() + job.lease
+    attempt = 0
+    while True:
+        try:
+            finish(job, holder=holder, error=error)
+            return
+        except DatabaseError:
+            close_old_connections()
+            attempt += 1
+            if time.monotonic() >= deadline:
+                logger.warning("Scheduled job %s: its end could not be recorded", job.name)
+                return
+            time.sleep(min(attempt, 10))
 
 
 def _run_in_thread(job: Job, holder: str) -> None:

@@ -198,3 +198,30 @@ def test_a_clock_a_little_ahead_on_another_host_takes_no_live_lease(db):
     ScheduledJob.objects.filter(name="demo").update(next_run_at=now)
 
     assert not claim(JOB, now=now, holder="b")
+
+
+def test_a_run_that_ends_while_the_database_is_away_is_recorded_once_it_is_back(db, monkeypatch):
+    """The end of a run was tried three times over six seconds, then left to the lease: a
+    database away a little longer (a failover) kept detection and webhook delivery from
+    running for their whole lease (10 minutes), prune_usage for six hours."""
+    from django.db import OperationalError
+
+    from scheduler import runner
+
+    real_finish, tries = runner.finish, []
+
+    def finish_once_the_database_is_back(job: Job, *, holder: str, error: str = "") -> None:
+        tries.append(1)
+        if len(tries) <= 10:
+            raise OperationalError("connection refused")
+        real_finish(job, holder=holder, error=error)
+
+    monkeypatch.setattr(runner, "finish", finish_once_the_database_is_back)
+    monkeypatch.setattr(runner.time, "sleep", lambda seconds: None)
+    now = timezone.now()
+    assert claim(JOB, now=now, holder="a")
+
+    assert run_job(JOB, holder="a", call=lambda *args: None)
+
+    row = ScheduledJob.objects.get(name="demo")
+    assert row.lease_until is None and row.last_succeeded and row.next_run_at > now
