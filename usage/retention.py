@@ -57,6 +57,10 @@ HOUR = timedelta(hours=1)
 LOCK_TIMEOUT = "2s"
 LOCK_ATTEMPTS = 3
 SQLITE_BATCH = 10_000
+# Rows of the log deleted one by one on PostgreSQL (the default partition's, the day that
+# straddles the cut-off) go this many to a transaction: each well inside the statement
+# timeout however many weeks of calls the default partition gathered.
+POSTGRESQL_BATCH = 10_000
 # Serialises partition changes between concurrent runs (two crons, a deploy and a cron).
 _ADVISORY_LOCK_ID = 7_201_511_028
 _PARTITION_NAME = re.compile(rf"^{TABLE}_p(\d{{8}})$")
@@ -299,14 +303,7 @@ def usage_prune(*, older_than: timedelta, now: datetime | None = None) -> PruneR
         for day, name in sorted(usage_partitions().items()):
             if _midnight(day + DAY) <= report.cutoff:
                 report.partitions_dropped.append((name, _partition_drop(name)))
-        # What is left before the cut-off lives only in the default partition and the day
-        # that straddles the cut-off: PostgreSQL prunes the DELETE down to those two.
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                f"DELETE FROM {connection.ops.quote_name(TABLE)} WHERE created_at < %s",  # noqa: S608
-                [report.cutoff],
-            )
-            report.rows_deleted = cursor.rowcount
+        report.rows_deleted = _delete_in_batches_postgresql(report.cutoff)
     else:
         report.rows_deleted = _delete_in_batches(report.cutoff)
 
@@ -376,6 +373,31 @@ def _prune_project_days(cutoff: datetime) -> int:
             .order_by()
         )
     return removed
+
+
+def _delete_in_batches_postgresql(cutoff: datetime) -> int:
+    """What is left before the cut-off lives only in the default partition and the day that
+    straddles the cut-off (PostgreSQL prunes each statement down to those two). Deleted in
+    one statement, weeks of calls gathered in the default partition (a scheduler that was
+    off) ran into the statement timeout on every run, and nothing after it was pruned.
+    Each batch is a range of the primary key, from where the last ended: found and deleted
+    through its index, never passing over the rows its predecessors deleted."""
+    table = connection.ops.quote_name(TABLE)
+    bound = (
+        f"SELECT max(id) FROM (SELECT id FROM {table} "  # noqa: S608
+        "WHERE created_at < %s AND id > %s ORDER BY id LIMIT %s) AS batch"
+    )
+    delete = f"DELETE FROM {table} WHERE created_at < %s AND id > %s AND id <= %s"  # noqa: S608
+    deleted, after = 0, 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(bound, [cutoff, after, POSTGRESQL_BATCH])
+            (last,) = cursor.fetchone()
+            if last is None:
+                return deleted
+            cursor.execute(delete, [cutoff, after, last])
+            deleted += cursor.rowcount
+        after = last
 
 
 def _delete_in_batches(cutoff: datetime) -> int:

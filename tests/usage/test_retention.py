@@ -340,3 +340,45 @@ def test_prune_usage_will_not_keep_less_than_a_week_unless_forced(db):
     out = StringIO()
     call_command("prune_usage", older_than="3d", force=True, stdout=out)
     assert "Cut-off" in out.getvalue()
+
+
+# Stands in for DB_STATEMENT_TIMEOUT, deterministically: a transaction that deletes more
+# than two of the default partition's rows is cancelled as that timeout cancels it.
+_TWO_ROWS_A_TRANSACTION = """
+CREATE FUNCTION rv_test_deleting_slowly() RETURNS trigger AS $$
+DECLARE n int := coalesce(nullif(current_setting('rv_test.deleted', true), ''), '0')::int + 1;
+BEGIN
+  PERFORM set_config('rv_test.deleted', n::text, true);
+  IF n > 2 THEN
+    RAISE EXCEPTION 'canceling statement due to statement timeout' USING ERRCODE = '57014';
+  END IF;
+  RETURN OLD;
+END $$ LANGUAGE plpgsql;
+CREATE TRIGGER rv_test_deleting_slowly BEFORE DELETE ON apikeys_usagerecord_default
+FOR EACH ROW EXECUTE FUNCTION rv_test_deleting_slowly();
+"""
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_default_partition_too_big_to_empty_in_one_statement_is_pruned_in_batches(
+    api_key, monkeypatch
+):
+    """Weeks without the daily job leave their calls in the default partition; 90 days on,
+    prune_usage deleted them in one statement, which ran into the statement timeout on
+    every night's run: the log, and its roll-ups (removed after it), grew for good."""
+    for n in range(5):
+        log(api_key[0], at(2001, 2, 3, n), f"old-{n}")
+    log(api_key[0], at(2099, 2, 3), "future")
+    monkeypatch.setattr(retention, "POSTGRESQL_BATCH", 2)
+    with connection.cursor() as cursor:
+        cursor.execute(_TWO_ROWS_A_TRANSACTION)
+    try:
+        report = usage_prune(older_than=timedelta(days=90))
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER rv_test_deleting_slowly ON apikeys_usagerecord_default")
+            cursor.execute("DROP FUNCTION rv_test_deleting_slowly()")
+
+    assert report.rows_deleted == 5
+    assert kept_calls() == {"future"}
