@@ -436,7 +436,9 @@ class StreamIngest:
             time.sleep(min(left, 0.05))
 
     def _create_group(self) -> None:
-        while True:
+        """Make the consumer group if it is not there; while Redis is away, wait for it,
+        unless told to stop (SIGTERM), which the wait must not ignore."""
+        while not self.stopping:
             try:
                 (reply,) = self.store.round_trip(
                     ("XGROUP", "CREATE", stream_key(), GROUP, "0", "MKSTREAM")

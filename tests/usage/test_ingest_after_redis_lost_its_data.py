@@ -55,3 +55,27 @@ def test_a_read_redis_refuses_is_waited_out_not_taken_for_an_empty_stream(api_ke
 
     with pytest.raises(StoreUnavailable):
         ingest.step()
+
+
+def test_an_ingest_started_while_redis_is_away_still_stops_when_told(redis_store, monkeypatch):
+    """SIGTERM sets `stopping`; making the consumer group waited for Redis without looking
+    at it, so `make serve` (or systemd) could not stop an ingest whose Redis was down."""
+
+    def away(*commands, timeout=None):
+        raise StoreUnavailable("Connection refused")
+
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 3:
+            ingest.stopping = True  # SIGTERM arrives
+        assert len(waits) < 10, "the ingest did not stop"
+
+    ingest = StreamIngest(consumer="test")
+    monkeypatch.setattr(ingest.store, "round_trip", away)
+    monkeypatch.setattr(write_behind.time, "sleep", sleep)
+
+    stats = ingest.run()
+
+    assert stats.batches == 0
