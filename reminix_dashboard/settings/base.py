@@ -302,7 +302,9 @@ vars().update(EMAIL_CONFIG)
 # A mail server that does not answer must not hold a request (or a job) for long.
 # 0 would make the socket non-blocking: every send would fail at once.
 EMAIL_TIMEOUT: int = checked.whole_number("EMAIL_TIMEOUT", default=10, least=1, most=3600)
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Reminix <no-reply@reminix.local>")
+DEFAULT_FROM_EMAIL = checked.mail_sender(
+    "DEFAULT_FROM_EMAIL", default="Reminix <no-reply@reminix.local>"
+)
 # The work behind the forms anyone can send about an address (reset, sign-up, address
 # change: mail, a new account) is done after the answer, on a thread
 # (core/after_answer.py): the answer's time tells nothing.

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+from email.utils import parseaddr
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -115,5 +116,22 @@ def log_level(name: str, *, default: str) -> str:
     if given not in logging.getLevelNamesMapping() or given == "NOTSET":
         raise ImproperlyConfigured(
             f"{name} must be DEBUG, INFO, WARNING, ERROR or CRITICAL; it is {given!r}."
+        )
+    return given
+
+
+def mail_sender(name: str, *, default: str) -> str:
+    """`Name <address>` or a bare address: the sender of every mail. An empty or address-
+    less value passed the start, then every mail (resets, alerts, reminders) failed at its
+    send: Django refuses "" outright, and a mail server refuses a sender with no @."""
+    given = _given(name)
+    if given is None:
+        return default
+    _, address = parseaddr(given)
+    local, at, domain = address.rpartition("@")
+    if not (at and local and domain) or "\n" in given or "\r" in given:
+        raise ImproperlyConfigured(
+            f"{name} must be an address, or a name and <address>, e.g. "
+            f"Reminix <no-reply@example.com>; it is {given!r}."
         )
     return given

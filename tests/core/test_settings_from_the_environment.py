@@ -46,6 +46,9 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
         # Accepted, then a 500 on every API call.
         ("REDIS_URL", "²"),
         ("TRUSTED_PROXIES", "10.0.0.0/8,²"),
+        # Accepted, then every mail failed at its send.
+        ("DEFAULT_FROM_EMAIL", ""),
+        ("DEFAULT_FROM_EMAIL", "Reminix"),
         # A bare ValueError naming no variable.
         ("CONN_MAX_AGE", ""),
         ("API_RATE_LIMIT_PER_MINUTE", "²"),
@@ -68,6 +71,7 @@ def test_the_documented_values_start():
         TRUSTED_PROXIES="10.0.0.0/8, 2001:db8::1",
         REDIS_URL="redis://127.0.0.1:6379/0",
         LOG_LEVEL="warning",
+        DEFAULT_FROM_EMAIL="Reminix <no-reply@reminix.example>",
     )
     assert result.returncode == 0, result.stderr
 
