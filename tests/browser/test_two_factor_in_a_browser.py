@@ -109,3 +109,26 @@ def test_cancelling_the_sudo_prompt_goes_back_to_the_form_and_saves_nothing(
     expect(page.get_by_label("API keys expire within")).to_be_visible()
     project.refresh_from_db()
     assert project.max_key_lifetime_days is None
+
+
+def test_the_first_setup_step_reads_as_one_sentence_above_its_qr_code(page: Page, transactional_db):
+    """The QR code sat inline in the sentence that introduces it, so at phone width
+    "…Google Authenticator," and "Authy…)." were split around it, and on a desktop the
+    sentence hung at the code's bottom edge."""
+    user_sign_up(email="ines@example.com", password=PASSWORD, name="Ines", verified=True)
+    sign_in(page, "ines@example.com")
+    page.goto("/account/security/")
+    page.get_by_role("button", name="Set up an authenticator app").click()
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        sentence_bottom, code_top = page.evaluate(
+            """() => {
+                const step = document.querySelector("ol.steps > li");
+                const range = document.createRange();
+                range.selectNodeContents(step.firstChild);
+                const lines = Array.from(range.getClientRects());
+                return [Math.max(...lines.map(r => r.bottom)),
+                        step.querySelector(".qr-code").getBoundingClientRect().top];
+            }"""
+        )
+        assert sentence_bottom <= code_top, width
