@@ -15,6 +15,7 @@ class WebhookUrlField(forms.CharField):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("label", "Endpoint URL")
+        kwargs.setdefault("error_messages", {"required": "Enter the address to send alerts to."})
         kwargs.setdefault(
             "widget",
             forms.URLInput(

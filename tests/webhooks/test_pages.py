@@ -217,3 +217,29 @@ def test_retry_now_on_the_delivery_log(signed_in, project, user, receiver, make_
     log = signed_in.get(_url("webhook_detail", project, endpoint_id=endpoint.pk))
     assert b"delivered" in log.content and b"HTTP 200" in log.content
     assert len(receiver.requests) == 2
+
+
+def test_the_pages_speak_to_customers_not_to_whoever_runs_the_server(
+    signed_in, project, receiver, make_endpoint
+):
+    """The empty list pointed owners at "the README", which they never see, for how to
+    check a signature; the test's message and the log spoke of cron and a built-in
+    scheduler. Each now says what the owner needs: the header, and when it goes out."""
+    empty = signed_in.get(_url("webhook_list", project)).content.decode()
+    assert "README" not in empty
+    assert "Reminix-Signature" in empty and "HMAC-SHA256" in empty
+    endpoint, _ = make_endpoint(project, receiver.url())
+    sent = signed_in.post(_url("webhook_test", project, endpoint_id=endpoint.pk), follow=True)
+    text = sent.content.decode()
+    assert "is queued" in text and "within a minute" in text
+    assert "cron" not in text and "scheduler" not in text
+
+
+def test_a_missing_address_is_asked_for_beside_its_field(signed_in, project):
+    response = signed_in.post(
+        _url("webhook_create", project),
+        {"url": "", "format": "generic", "min_severity": "low", "form_id": "f2"},
+        headers=HTMX,
+    )
+    assert "Enter the address to send alerts to" in response.content.decode()
+    assert "This field is required" not in response.content.decode()
