@@ -648,7 +648,7 @@ def project_invitation_send(request: ProjectRequest) -> HttpResponse:
     # The same words whether or not the email has an account (no enumeration).
     messages.success(
         request,
-        f"Invitation sent to {email}. It joins the project once they accept; the link "
+        f"Invitation sent to {email}. They join the project once they accept; the link "
         "expires in 7 days.",
     )
     return _back_to_members(request)

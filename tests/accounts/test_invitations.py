@@ -437,3 +437,9 @@ def test_an_inviters_longest_name_does_not_push_their_address_out_of_the_mail(
         invitation_send(project=project, email="stranger@example.com", role="member", by=owner)
     [message] = mail.outbox
     assert f"{owner.name} ({owner.email}) invited you to join" in message.body
+
+
+def test_the_sent_message_says_who_joins(signed_in, project):
+    """It read "It joins the project once they accept": the project joined nothing."""
+    text = invite(signed_in, project, "carol@example.com", follow=True).content.decode()
+    assert "Invitation sent to carol@example.com. They join the project once they accept" in text
