@@ -213,3 +213,17 @@ def test_a_pat_is_limited_from_its_page_and_only_by_its_owner(signed_in, user, m
     other_url = reverse("apikeys:personal_token_networks", args=[other.pk])
     assert signed_in.post(other_url, {"networks": "10.0.0.0/8"}).status_code == 404
     assert PersonalAccessToken.objects.get(pk=other.pk).allowed_networks == []
+
+
+def test_a_revoked_keys_page_offers_no_networks_to_allow(signed_in, project, api_key, api):
+    """It said "This key works from any network" under a red "revoked" badge, and offered
+    to save the networks it was used from: for a key that works from nowhere."""
+    key, _ = api_key
+    assert api.post(INVOKE, {"prompt": "hi"}).status_code == 200
+    usage = reverse("usage:api_key_usage", args=[project.slug, key.pk])
+    assert b"Save allowed networks" in signed_in.get(usage).content
+    key.revoke(by=None)
+    page = signed_in.get(usage).content.decode()
+    assert "Save allowed networks" not in page
+    assert "This key works from any network" not in page
+    assert "It no longer works from any network" in page
