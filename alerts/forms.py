@@ -38,8 +38,7 @@ class TokenLookupForm(forms.Form):
         widget=forms.PasswordInput(
             render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"}
         ),
-        help_text="An API key (reminix_sk_…) or a client token (reminix_ct_…). It is "
-        "compared by its fingerprint and not kept.",
+        help_text="An API key (reminix_sk_…) or a client token (reminix_ct_…).",
         error_messages={"required": "Paste the token you found."},
     )
 

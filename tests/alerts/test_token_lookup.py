@@ -94,3 +94,15 @@ def test_only_owners_may_look_up(project, make_user, api_key):
     assert lookup(client, project, api_key[1]).status_code == 403
     page = client.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
     assert "token-lookup" not in page
+
+
+def test_the_key_filter_sits_above_the_alerts_it_filters_and_the_lookup_below(signed_in, project):
+    """The "Found a token?" card stood between the Key filter and the list it filters, so
+    the filter read as part of the lookup; and its field lacked the label style (and said
+    twice that the token is compared by its fingerprint)."""
+    page = signed_in.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
+    where = [page.index(mark) for mark in ('class="filters"', 'id="flags"', 'id="token-lookup"')]
+    assert where == sorted(where)
+    lookup_card = page[page.index('id="token-lookup"') :]
+    assert '<div class="field">' in lookup_card[: lookup_card.index("</form>")]
+    assert lookup_card.count("fingerprint") == 1
