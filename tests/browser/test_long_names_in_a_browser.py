@@ -103,3 +103,39 @@ def test_a_long_address_stays_inside_the_overview_cards(page: Page, transactiona
         page.set_viewport_size(size)
         assert sideways_scroll(page) <= 0
         assert wider_than_their_box(page, "main .card") == [], size
+
+
+def test_a_long_client_token_context_and_the_key_search_hint_stay_readable(
+    page: Page, transactional_db
+):
+    """At 1280 px the context column was squeezed to a few letters a line (the JSON ran
+    down six lines), and the key search cut its own hint to "Name, notes or the start"."""
+    from apikeys.services import client_token_create
+
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Production", created_by=user)
+    context = {"user": "user-1", "plan": "enterprise-with-a-very-long-plan-name"}
+    client_token_create(project=project, context=context, api_key=key)
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/client-tokens/")
+    box = page.locator("code.context-summary").bounding_box()
+    assert box is not None and box["width"] >= 150
+
+    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    hint_fits = page.evaluate(
+        """() => {
+            const input = document.querySelector("#key-search");
+            const style = getComputedStyle(input);
+            const ruler = document.createElement("span");
+            ruler.style.font = style.font;
+            ruler.style.whiteSpace = "pre";
+            ruler.textContent = input.placeholder;
+            document.body.append(ruler);
+            const needed = ruler.getBoundingClientRect().width
+              + parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
+            ruler.remove();
+            return input.clientWidth >= needed;
+        }"""
+    )
+    assert hint_fits
