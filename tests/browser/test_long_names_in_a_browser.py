@@ -139,3 +139,21 @@ def test_a_long_client_token_context_and_the_key_search_hint_stay_readable(
         }"""
     )
     assert hint_fits
+
+
+def test_the_resend_button_follows_the_banners_sentence(page: Page, transactional_db):
+    """Under a sentence of a full line it sat a form label's height (28 px) lower."""
+    user_sign_up(email=LONG_EMAIL, password=PASSWORD, name="Max")
+    sign_in(page, LONG_EMAIL)
+    expect(page.get_by_role("button", name="Send it again")).to_be_visible()
+    gap = page.evaluate(
+        """() => {
+            const form = document.querySelector(".banner form");
+            const text = Array.from(form.childNodes).find(n => n.nodeType === 3 && n.data.trim());
+            const range = document.createRange();
+            range.selectNodeContents(text);
+            const bottom = Math.max(...Array.from(range.getClientRects()).map(r => r.bottom));
+            return form.querySelector("button").getBoundingClientRect().top - bottom;
+        }"""
+    )
+    assert gap < 16
