@@ -281,3 +281,18 @@ def test_two_working_keys_cannot_share_a_name_whatever_its_case(signed_in, proje
     assert signed_in.post(rename, {"name": "staging"}, headers=HTMX).status_code == 200
     api_key_revoke(api_key=existing, by=user)
     assert create(signed_in, project, name="Production", form_id="form-3").status_code == 201
+
+
+def test_revoking_says_the_client_tokens_it_minted_stop_too(signed_in, project, make_key):
+    """Suspending a key said so, and so did revoking a personal token; revoking a key,
+    which ends its client tokens just the same, did not."""
+    key, _ = make_key(project, name="Web")
+    url = reverse("apikeys:api_key_revoke", args=[project.slug, key.pk])
+    assert "and with the client tokens it minted" in signed_in.get(url).content.decode()
+
+
+def test_the_keys_tab_is_written_as_its_page_and_buttons_are(signed_in, project):
+    """The tab read "API Keys" above a page titled "API keys" beside "Create API key"."""
+    url = reverse("apikeys:api_key_list", args=[project.slug])
+    page = signed_in.get(url).content.decode()
+    assert 'aria-current="page">API keys</a>' in page and "API Keys" not in page
