@@ -64,7 +64,7 @@ def test_filtering_and_splitting_the_overview_and_exporting_it(page: Page, trans
     expect(page.get_by_label("Token type")).to_have_value("client_token")
 
     with page.expect_download() as download:
-        page.get_by_role("link", name="Export CSV").click()
+        page.get_by_role("link", name="Download CSV").click()
     assert download.value.suggested_filename.startswith(f"reminix-usage-{project.slug}-")
     lines = Path(download.value.path()).read_text().splitlines()
     assert len(lines) == 1 + by_client_tokens

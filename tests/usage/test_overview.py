@@ -419,7 +419,7 @@ def test_a_filter_that_matches_nothing_shows_empty_states(signed_in, project, ap
     assert "No calls match these filters" in html
     assert "No calls with an address match." in html
     assert "No matching call named an agent." in html
-    assert "Export CSV" not in html
+    assert "Download CSV" not in html
 
 
 def test_a_project_without_keys_says_how_to_start(signed_in, project):
@@ -905,3 +905,10 @@ def test_an_unknown_stack_falls_back_to_the_default_even_with_a_nul(signed_in, p
     export = signed_in.get(export_url(project, range="7d", stack=stack))
     assert export.status_code == 200
     assert isinstance(export, StreamingHttpResponse)
+
+
+def test_the_export_is_labelled_as_on_the_calls_and_audit_pages(signed_in, project, api_key, now):
+    """It read "Export CSV" here and "Download CSV" on Calls and the audit log."""
+    usage_write([call(now, key=api_key[0])])
+    html = signed_in.get(overview_url(project)).content.decode()
+    assert "Download CSV" in html and "Export CSV" not in html
