@@ -524,6 +524,10 @@ class PersonalTokenCreateForm(TokenCreateForm):
             "Give the token a name, so you can tell your tokens apart."
         )
         self.fields["name"].widget.attrs["placeholder"] = "Laptop CLI"
+        self.fields["agents"].help_text = (
+            "Agent names, one per line or separated by commas. Leave it empty for every agent "
+            "of the projects it reaches, now and later."
+        )
         projects = self.fields["projects"]
         assert isinstance(projects, RowChoicesField)
         projects.queryset = Project.objects.for_user(user).order_by("name")

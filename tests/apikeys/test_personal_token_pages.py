@@ -223,3 +223,11 @@ def test_a_project_id_that_is_no_id_is_an_error_beside_the_field(signed_in, proj
     assert 'id="id_projects_error"' in page
     assert "Tick projects from the list: ones you are a member of." in page
     assert not PersonalAccessToken.objects.exists()
+
+
+def test_the_agents_help_speaks_of_the_tokens_projects_not_one_project(signed_in, project):
+    """A personal token reaches several projects; its help read "every agent of the
+    project", copied from the API key form."""
+    html = signed_in.get(CREATE).content.decode()
+    assert "every agent of the projects it reaches" in html
+    assert "every agent of the project," not in html
