@@ -242,7 +242,8 @@ class Buffer:
                 self._flushing = threading.Lock()  # (a parent's flush may have held it)
             self._records.append(record)
             self._bound()
-            if interval > 0 and self._thread is None:
+            # (A thread ended by something no loop catches, SystemExit, is replaced.)
+            if interval > 0 and (self._thread is None or not self._thread.is_alive()):
                 self._thread = threading.Thread(
                     target=self._run, args=(interval,), name="write-behind", daemon=True
                 )
@@ -301,12 +302,20 @@ class Buffer:
         return len(self._records)
 
     def _run(self, interval: float) -> None:
+        """Flush every `interval` seconds, for the life of the process. Nothing a flush
+        raises ends the loop: this is the process's one writer of the buffer, and ended,
+        every later call's entry would wait in memory until the buffer was full. (What
+        the database could not take is back in the buffer already: see flush.)"""
         while True:
             time.sleep(interval)
             try:
                 self.flush()
-            finally:
-                close_old_connections()
+            except Exception:
+                logger.exception("The write-behind flush failed; it is tried again")
+            try:
+                close_old_connections()  # closing a broken connection can raise, too
+            except Exception:
+                logger.exception("The write-behind thread could not close its connection")
 
 
 buffer = Buffer()

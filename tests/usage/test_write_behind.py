@@ -4,6 +4,8 @@ never lost to a database that is down or slow."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.db import OperationalError
 
@@ -380,3 +382,34 @@ def test_a_lone_record_that_times_out_with_nothing_else_written_waits(api_key, m
 
 def _raise(error: Exception) -> None:
     raise error
+
+
+def test_the_buffers_thread_outlives_a_flush_that_raises(settings, monkeypatch):
+    """Without Redis, one thread per worker writes the buffer: if a flush ever raised past
+    its handlers (closing a broken connection can), the thread ended, no other was
+    started, and every later call's entry waited in memory until the buffer was full."""
+    settings.USAGE_FLUSH_SECONDS = 0.05
+    written: list[dict] = []
+    monkeypatch.setitem(write_behind._sinks, "test-thread", written.extend)
+    closes = {"n": 0}
+
+    def close_once_broken() -> None:
+        closes["n"] += 1
+        if closes["n"] == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(write_behind, "close_old_connections", close_once_broken)
+    buffer = Buffer()
+
+    def written_soon(count: int) -> bool:
+        for _ in range(200):
+            if len(written) >= count:
+                return True
+            time.sleep(0.01)
+        return False
+
+    buffer.add(Record("test-thread", {"n": 1}))
+    assert written_soon(1)
+    buffer.add(Record("test-thread", {"n": 2}))
+    assert written_soon(2), "the second entry was never written"
+    assert written == [{"n": 1}, {"n": 2}]
