@@ -132,7 +132,7 @@ def _record_end(job: Job, *, holder: str, error: str) -> None:
             time.sleep(min(attempt, 10))
 
 
-def _run_in_thread(job: Job, holder: str) -> None:
+def _run_in_thread(job: Job, holder: str) -> bool:
     # While the job runs, its lease is renewed every third of its length, so a long run
     # (detection catching up on a backlog) is never taken over and run twice.
     done = threading.Event()
@@ -150,7 +150,7 @@ def _run_in_thread(job: Job, holder: str) -> None:
     keeper = threading.Thread(target=keep_lease, name=f"lease-{job.name}", daemon=True)
     keeper.start()
     try:
-        run_job(job, holder=holder)
+        return run_job(job, holder=holder)
     finally:
         done.set()
         connection.close()  # this thread's own connection
@@ -164,6 +164,10 @@ class Scheduler:
         self.holder = holder or holder_name()
         self.stopping = threading.Event()
         self.running: dict[str, threading.Thread] = {}
+        # What `run_scheduler --once` reports to cron: the names of the jobs that failed,
+        # and whether a look for due jobs found the database away (nothing claimed).
+        self.failed: list[str] = []
+        self.unreachable = False
 
     def run_due(self, now: datetime | None = None) -> list[str]:
         """Start every job that is due and free; the names of those started."""
@@ -178,13 +182,14 @@ class Scheduler:
                     claimed.append(job)
             except DatabaseError:
                 logger.warning("Scheduler: the database did not answer; trying again")
+                self.unreachable = True
                 close_old_connections()
                 break
         started = []
         for job in claimed:
             thread = threading.Thread(
-                target=_run_in_thread,
-                args=(job, self.holder),
+                target=self._run,
+                args=(job,),
                 name=f"job-{job.name}",
                 daemon=True,
             )
@@ -192,6 +197,10 @@ class Scheduler:
             thread.start()
             started.append(job.name)
         return started
+
+    def _run(self, job: Job) -> None:
+        if not _run_in_thread(job, self.holder):
+            self.failed.append(job.name)
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for the jobs running now to end."""

@@ -7,11 +7,13 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
+from django.db import OperationalError
 from django.utils import timezone
 
 from alerts.models import Flag
 from apikeys.services import api_key_revoke
+from scheduler import runner
 from scheduler.jobs import Job, jobs
 from scheduler.models import ScheduledJob
 from scheduler.runner import Scheduler, claim, run_job
@@ -140,6 +142,26 @@ def test_run_scheduler_once_runs_what_is_due(capsys):
     out = capsys.readouterr().out
     assert "detect_suspicious_activity" in out
     assert ScheduledJob.objects.filter(last_succeeded=True).count() == len(jobs())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_scheduler_once_fails_for_cron_when_a_job_failed(monkeypatch):
+    # It exited 0 whatever happened: cron, which mails a failing command's output, heard
+    # of nothing.
+    broken = Job("broken", ("no_such_command",), every=60, lease=600)
+    monkeypatch.setattr(runner, "jobs", lambda: [JOB, broken])
+    with pytest.raises(CommandError, match="Failed: broken"):
+        call_command("run_scheduler", "--once")
+    assert ScheduledJob.objects.get(name="demo").last_succeeded is True
+
+
+def test_run_scheduler_once_fails_for_cron_when_the_database_is_away(db, monkeypatch):
+    def away(*args: object, **kwargs: object) -> bool:
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(runner, "claim", away)
+    with pytest.raises(CommandError, match="database did not answer"):
+        call_command("run_scheduler", "--once")
 
 
 def test_the_loop_goes_on_after_an_error_that_is_not_the_databases(db, monkeypatch):

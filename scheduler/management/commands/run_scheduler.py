@@ -3,7 +3,8 @@
 `make run` and `make serve` start it beside the web server. Safe to run more than once
 (each run of a job happens in one scheduler only; scheduler/runner.py). Stops cleanly on
 SIGTERM or Ctrl-C, after the jobs running then end. `--once`: run what is due now, wait
-for it, and exit (for cron, or a test).
+for it, and exit (for cron, or a test): with status 1 if a job failed or the database did
+not answer, so that cron's mail or a monitor hears of it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import signal
 from types import FrameType
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.commands import require_seconds
 from scheduler.runner import TICK_SECONDS, Scheduler
@@ -37,6 +38,11 @@ class Command(BaseCommand):
             started = scheduler.run_due()
             scheduler.wait()
             self.stdout.write(f"Ran {len(started)} due jobs: {', '.join(started) or 'none'}.")
+            if scheduler.unreachable:
+                raise CommandError("The database did not answer: due jobs may not have run.")
+            if scheduler.failed:
+                failed = ", ".join(sorted(scheduler.failed))
+                raise CommandError(f"Failed: {failed} (the log says why).")
             return
 
         def stop(signum: int, frame: FrameType | None) -> None:
