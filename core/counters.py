@@ -7,20 +7,40 @@ import logging
 import time
 
 from django.core.cache import cache
+from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.locmem import LocMemCache
 
 logger = logging.getLogger(__name__)
+
+
+class _ProcessCounts(LocMemCache):
+    """Counts kept in this process's memory. Never memcached: any text is a key (a
+    bucket may hold what someone typed), so no key warnings."""
+
+    def validate_key(self, key: str) -> None:
+        return None
+
+
+# Where a throttle counts while the shared cache (Redis) cannot: this process's memory.
+_IN_PROCESS = _ProcessCounts(
+    "throttles-while-the-cache-is-away", {"OPTIONS": {"MAX_ENTRIES": 10_000}}
+)
 
 
 def window_count(bucket: str, *, window_seconds: int, now: float | None = None) -> int:
     """Count one more use of `bucket` in the current clock window; return the count so far.
     Atomic in Redis and within one process's local-memory cache."""
+    return _counted(cache, bucket, window_seconds=window_seconds, now=now)
+
+
+def _counted(store: BaseCache, bucket: str, *, window_seconds: int, now: float | None) -> int:
     window = int((time.time() if now is None else now) // window_seconds)
     key = f"count:{bucket}:{window}"
-    cache.add(key, 0, timeout=window_seconds * 2)
+    store.add(key, 0, timeout=window_seconds * 2)
     try:
-        return cache.incr(key)
+        return store.incr(key)
     except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=window_seconds * 2)
+        store.set(key, 1, timeout=window_seconds * 2)
         return 1
 
 
@@ -28,12 +48,22 @@ def throttle_allows(
     bucket: str, *, limit: int, window_seconds: int, uncounted: bool = True
 ) -> bool:
     """Count one more use of `bucket`; False once `limit` uses fall in the current window.
-    If the cache (Redis) cannot count, the answer is `uncounted` and the failure logged: by
-    default the use is allowed, as a throttle is a brake on abuse and must not take sign-up
-    or password reset down with Redis; what is only a courtesy may pass False."""
+
+    If the cache (Redis) cannot count, the use is counted in this process's memory instead
+    and the failure logged: each worker then allows `limit` on its own. Neither open nor
+    shut: a throttle that let everything through while Redis was away took the brake off
+    guessing a second-factor code or a password at the sudo prompt (a million codes, three
+    of them right, against 20 an hour), and one that refused everything would take sign-up
+    and password reset down with Redis. What is only a courtesy (a mail to an address
+    with no account) passes `uncounted=False`: not sent at all while nothing can count."""
     try:
         count = window_count(f"throttle:{bucket}", window_seconds=window_seconds)
     except Exception:
-        logger.warning("throttle %s not counted: the cache did not answer", bucket.split(":")[0])
-        return uncounted
+        logger.warning(
+            "throttle %s counted in this process only: the cache did not answer",
+            bucket.split(":")[0],
+        )
+        if not uncounted:
+            return False
+        count = _counted(_IN_PROCESS, f"throttle:{bucket}", window_seconds=window_seconds, now=None)
     return count <= limit

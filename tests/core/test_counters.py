@@ -1,5 +1,5 @@
-"""The throttles' counter: counts within a window, and lets requests through when the
-cache cannot count (a Redis outage must not take sign-up or password reset down)."""
+"""The throttles' counter: counts within a window, and counts in the process when the
+cache cannot (a Redis outage must neither take sign-up down nor the brake off guessing)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,29 @@ def test_the_throttle_allows_up_to_the_limit_in_a_window():
     assert counters.throttle_allows("t:b", limit=3, window_seconds=60)
 
 
-def test_the_throttle_fails_open_and_says_so_when_the_cache_is_down(monkeypatch, caplog):
+def test_with_the_cache_down_the_throttle_counts_in_the_process_and_says_so(monkeypatch, caplog):
+    # It let every use through: the brake on guessing second-factor codes and passwords
+    # came off with Redis.
     def down(*args, **kwargs):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     monkeypatch.setattr(cache, "add", down)
     with caplog.at_level(logging.WARNING, logger="core.counters"):
+        answers = [
+            counters.throttle_allows("login-code:7", limit=2, window_seconds=60) for _ in range(4)
+        ]
+        assert answers == [True, True, False, False]
+        # Sign-up and reset do not go down with Redis: another bucket counts afresh.
         assert counters.throttle_allows("signup:10.0.0.1", limit=1, window_seconds=60)
-    assert "throttle signup not counted" in caplog.text
+    assert "throttle login-code counted in this process only" in caplog.text
     assert "10.0.0.1" not in caplog.text
+
+
+def test_with_the_cache_down_a_courtesy_is_not_given(monkeypatch):
+    def down(*args, **kwargs):
+        raise ConnectionError("Connection refused.")
+
+    monkeypatch.setattr(cache, "add", down)
+    assert not counters.throttle_allows(
+        "reset-no-account", limit=200, window_seconds=3600, uncounted=False
+    )
