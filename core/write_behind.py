@@ -384,6 +384,9 @@ GROUP = "ingest"
 READ_COUNT = 2000
 BLOCK_MS = 1000
 CLAIM_IDLE_MS = 30_000  # a consumer silent this long is presumed dead; others take over
+# A consumer silent this long with nothing pending is forgotten when an ingest starts:
+# each is named after its host, and containers get a new name at every deploy.
+FORGET_IDLE_MS = 24 * 3600 * 1000
 
 
 @dataclass
@@ -416,6 +419,7 @@ class StreamIngest:
     def run(self, *, once: bool = False) -> IngestStats:
         delay = 0.5
         self._create_group()
+        self._forget_idle_consumers()
         while not self.stopping:
             try:
                 written = self.step()
@@ -457,6 +461,23 @@ class StreamIngest:
                 return
             except StoreUnavailable:
                 time.sleep(1)
+
+    def _forget_idle_consumers(self) -> None:
+        """Remove from the group the consumers silent for FORGET_IDLE_MS with no record
+        pending (nothing of theirs is lost: a consumer is made again by its next read).
+        Kept, they pile up in Redis, one per host name an ingest ever ran on."""
+        try:
+            (reply,) = self.store.round_trip(("XINFO", "CONSUMERS", stream_key(), GROUP))
+            if isinstance(reply, Exception):
+                return
+            for entry in reply:
+                info = dict(zip(entry[::2], entry[1::2], strict=True))
+                name = info.get(b"name", b"").decode(errors="replace")
+                idle, pending = int(info.get(b"idle", 0)), int(info.get(b"pending", 1))
+                if name != self.consumer and pending == 0 and idle >= FORGET_IDLE_MS:
+                    self.store.round_trip(("XGROUP", "DELCONSUMER", stream_key(), GROUP, name))
+        except (StoreUnavailable, ValueError, TypeError):
+            return  # housekeeping: tried again at the next start
 
     def step(self) -> int:
         """Read one batch and write it. Returns how many records it wrote."""

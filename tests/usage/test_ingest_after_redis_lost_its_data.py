@@ -79,3 +79,39 @@ def test_an_ingest_started_while_redis_is_away_still_stops_when_told(redis_store
     stats = ingest.run()
 
     assert stats.batches == 0
+
+
+def _consumers(store) -> dict[str, int]:
+    (reply,) = store.round_trip(("XINFO", "CONSUMERS", write_behind.stream_key(), "ingest"))
+    infos = [dict(zip(entry[::2], entry[1::2], strict=True)) for entry in reply]
+    return {info[b"name"].decode(): int(info[b"pending"]) for info in infos}
+
+
+def test_an_ingest_starting_forgets_consumers_long_gone_with_nothing_pending(
+    api_key, redis_store, monkeypatch
+):
+    """Each consumer is named after its host: containers with a new name at each deploy
+    left one more in the group every time, for good."""
+    key, _ = api_key
+    StreamIngest(consumer="test")._create_group()
+    _add(redis_store, key, "req_read_and_done")
+    _add(redis_store, key, "req_read_not_done")
+    stream = write_behind.stream_key()
+    for old_host in ("old-host-1", "old-host-2"):  # each reads one entry
+        redis_store.round_trip(
+            ("XREADGROUP", "GROUP", "ingest", old_host, "COUNT", "1", "STREAMS", stream, ">")
+        )
+    (pending,) = redis_store.round_trip(
+        ("XPENDING", stream, "ingest", "-", "+", "10", "old-host-1")
+    )
+    redis_store.round_trip(("XACK", stream, "ingest", pending[0][0]))
+    assert _consumers(redis_store) == {"old-host-1": 0, "old-host-2": 1}
+
+    monkeypatch.setattr(write_behind, "FORGET_IDLE_MS", 0)
+    StreamIngest(consumer="new-host").run(once=True)
+
+    consumers = _consumers(redis_store)
+    assert "old-host-1" not in consumers  # nothing pending: forgotten
+    # old-host-2 holds a record not yet acknowledged: kept, for another consumer to take
+    # over once it has been silent CLAIM_IDLE_MS (nothing of it is lost).
+    assert consumers["old-host-2"] == 1 and "new-host" in consumers
