@@ -161,12 +161,15 @@ def identify(
     project_scoped: bool = True,
     resource: Resource | None = None,
     resource_value: str | None = None,
+    count: bool = True,
 ) -> Identified:
     """Who is calling, and whether they may. Never raises for a refusal: a refused caller
     that was identified is still returned, so the call is attributed in the usage log.
 
     `project_scoped`: the endpoint acts on one project, which a PAT must name in X-Project.
     `resource`: the row of the caller's project the endpoint acts on, by `resource_value`.
+    `count`: count the call against the token's rate limit (not when it was, on a first
+    look); uncounted, the answer has no rate-limit state.
     """
     try:
         token = bearer_token(request)
@@ -199,6 +202,7 @@ def identify(
         origin=origin if surface is Surface.CLIENT and ORIGIN_SHAPE.fullmatch(origin) else "",
         resource=resource,
         resource_value=resource_value,
+        count=count,
     )
     found = admission.found
     if found is None:
@@ -216,7 +220,7 @@ def identify(
     except _Refused as refused:
         caller, refusal = refused.caller, refused.error
     limits = None
-    if caller is not None:
+    if caller is not None and count:
         limits = rate_limit_state(token=caller.token_identity, calls=admission.calls)
     return Identified(
         caller,

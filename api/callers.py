@@ -177,8 +177,10 @@ def admit(
     origin: str = "",
     resource: Resource | None = None,
     resource_value: str | None = None,
+    count: bool = True,
 ) -> Admission:
-    """The caller of a token with keyed hash `digest`, and the call counted."""
+    """The caller of a token with keyed hash `digest`, and the call counted (unless not
+    `count`: a second look at a caller whose call was counted already)."""
     store = shared_store()
     key: CacheKey = (kind.value, digest, project_slug, origin, resource_value)
     copy = copies.get(key) if store is not None else None
@@ -188,7 +190,7 @@ def admit(
     if store is not None:
         try:
             calls, changed_at, seen_at, epoch = _count_and_check(
-                store, digest, copy.identities if copy else ()
+                store, digest, copy.identities if copy else (), count=count
             )
         except StoreUnavailable:
             copy = None  # changes cannot be checked: the database decides
@@ -211,13 +213,13 @@ def admit(
 
 
 def _count_and_check(
-    store: SharedStore, digest: str, names: tuple[str, ...]
+    store: SharedStore, digest: str, names: tuple[str, ...], *, count: bool = True
 ) -> tuple[int | None, int, int, bytes]:
     """One round trip: the call counted against its token's limit, the time of the newest
     change marked for any of `names` (0: none), the time now (Redis clock, µs), and the
     store's epoch."""
     prefix = settings.REDIS_KEY_PREFIX
-    counting = settings.API_RATE_LIMIT_PER_MINUTE > 0
+    counting = count and settings.API_RATE_LIMIT_PER_MINUTE > 0
     window = int(time.time() // WINDOW_SECONDS)
     counter = f"{prefix}calls:{digest[:24]}:{window}" if counting else ""
     keys = [counter, f"{prefix}epoch", *(marker_key(name) for name in names)]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, timedelta
 from functools import wraps
 from typing import Any, cast
@@ -154,18 +154,22 @@ def _answer_now(
     caller: Caller | None = None
     identified: Identified | None = None
     try:
-        _receive(request)
         # The token is read first, so that every call it makes is attributed to its key in
         # the usage log, wrong paths and methods included; but the path and the method are
         # answered first, since their answer does not depend on who asks.
         resource = spec.resource
-        identified = identify(
-            request,
-            surface=spec.surface,
-            project_scoped=spec.project_scoped,
-            resource=resource,
-            resource_value=kwargs.get(resource.url_kwarg) if resource else None,
-        )
+
+        def look(*, count: bool) -> Identified:
+            return identify(
+                request,
+                surface=spec.surface,
+                project_scoped=spec.project_scoped,
+                resource=resource,
+                resource_value=kwargs.get(resource.url_kwarg) if resource else None,
+                count=count,
+            )
+
+        identified = look(count=True)
         caller, refusal = identified.caller, identified.refusal
         request.resource, request.origin_allowed = identified.resource, identified.origin_allowed
         if caller is not None:
@@ -188,6 +192,15 @@ def _answer_now(
                 f"Use {' or '.join(allowed)} on this endpoint.",
                 headers={"Allow": ", ".join(allowed)},
             )
+        if caller is not None and refusal is None and _receive(request):
+            # Looked at again now that the body is in, as it kept us waiting (_receive): its
+            # rate limit was counted on the first look, and is not counted twice.
+            identified = replace(look(count=False), limits=identified.limits)
+            caller, refusal = identified.caller, identified.refusal
+            request.resource = identified.resource
+            request.origin_allowed = identified.origin_allowed
+            if caller is not None:
+                request.caller = caller
         if refusal is not None:
             raise refusal
         assert caller is not None
@@ -262,24 +275,36 @@ def _answer_now(
     return response
 
 
-def _receive(request: HttpRequest) -> None:
-    """Wait for the whole body before the token is checked. Checked on the headers alone,
-    a token could act long after a revocation, suspension or roll that returned while its
-    body was still arriving: a client may send its headers and hold the body back for as
-    long as the server waits (gunicorn's timeout, 30 s; without end under `make run`), and
-    the holder of a leaked token, keeping a few requests open so, could then make a key or
-    deploy an agent once it was revoked. Read here, within Django's limit of what it reads
-    into memory, it costs nothing the view would not spend reading it."""
+# A body that took longer than this to arrive has its token looked at again. One sent with
+# its headers (nearly every client's) arrives at once, and its call still costs one lookup.
+BODY_WAIT_SECONDS = 0.25
+_clock = time.monotonic  # (a test's clock)
+
+
+def _receive(request: HttpRequest) -> bool:
+    """Wait for the whole body of a call whose token was found and allowed; True if that
+    took longer than BODY_WAIT_SECONDS, and so the token is looked at again. Checked only
+    before the body, a token could act long after a revocation, suspension or roll that
+    returned while its body was still arriving: a client may send its headers and hold the
+    body back for as long as the server waits (gunicorn's timeout, 30 s; without end under
+    `make run`), and the holder of a leaked token, keeping a few requests open so, could
+    then make a key or deploy an agent once it was revoked. Only such a token waits: a
+    client without one (none, made up, refused) is answered on its headers, as before,
+    since waiting for its body would let anyone hold every worker until it is killed.
+    Read here, within Django's limit of what it reads into memory, it costs nothing the
+    view would not spend."""
     if declared_length(request) <= 0:
-        return  # no body (or no length, refused below once the token is read)
+        return False  # no body (or no length, refused before this is called)
+    started = _clock()
     try:
         request.body  # noqa: B018 - read for its effect: Django keeps it for the view
     except RequestDataTooBig:
-        pass  # refused (413) when the view reads it, once the token is known, as before
+        return False  # refused (413) when the view reads it, as before: nothing was read
     except UnreadablePostError:
         # The client went away mid-body: nobody reads this answer, and it is no failure of
         # ours to log as one.
         raise errors.invalid_request("The request's body did not arrive whole.") from None
+    return _clock() - started > BODY_WAIT_SECONDS
 
 
 # How long before its expiry a key or PAT starts saying so on every answer.

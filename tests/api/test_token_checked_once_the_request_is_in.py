@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import pytest
 from django.test import Client
 from django.test.client import FakePayload
 
@@ -20,12 +21,35 @@ from accounts.models import Membership
 from agents.models import Agent
 from apikeys.models import ApiKey
 from apikeys.services import api_key_revoke, api_key_suspend, personal_token_revoke
+from apikeys.tokens import TokenKind, token_generate
 from tests.api.assertions import assert_error
+from usage.models import UsageRecord
+
+
+class Clock:
+    """The frame's clock (api.endpoint._clock), moved on by a body that keeps it waiting."""
+
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    import api.endpoint
+
+    clock = Clock()
+    monkeypatch.setattr(api.endpoint, "_clock", clock)
+    BodyStillArriving.clock = clock
+    return clock
 
 
 class BodyStillArriving(FakePayload):
-    """A body whose first read waits for `meanwhile` to happen: what the server sees of a
-    client that sends its headers, then its body later."""
+    """A body whose first read waits for `meanwhile` to happen, a few seconds: what the
+    server sees of a client that sends its headers, then its body later."""
+
+    clock: Clock
 
     def __init__(self, body: bytes, meanwhile: Callable[[], object]) -> None:
         super().__init__(body)
@@ -34,6 +58,7 @@ class BodyStillArriving(FakePayload):
     def read(self, size: int = -1, /) -> bytes:
         if self.meanwhile is not None:
             happen, self.meanwhile = self.meanwhile, None
+            self.clock.now += 5
             happen()
         return super().read(size)
 
@@ -148,3 +173,63 @@ def test_a_body_cut_off_midway_is_a_400_not_a_logged_500(api_key, caplog):
     )
     assert_error(answer, 400, "invalid_request")
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+class BodyNeverSent(FakePayload):
+    """A client that declares a body and never sends it: reading it would hold the worker
+    until the server's timeout (gunicorn's 30 s, then the worker is killed)."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        raise AssertionError("the body of a request nobody may make was waited for")
+
+
+def send_nothing(path: str, headers: dict[str, str]):
+    data = b'{"prompt": "hi"}'
+    return Client().generic(
+        "POST",
+        path,
+        data,
+        content_type="application/json",
+        headers=headers,
+        **{"wsgi.input": BodyNeverSent(data)},
+    )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer reminix_sk_typo"},
+        # Shape and checksum right (anyone can compute a CRC32), but no such key.
+        {"Authorization": f"Bearer {token_generate(TokenKind.API_KEY)}"},
+    ],
+    ids=["no-token", "not-bearer", "malformed", "unknown"],
+)
+def test_a_request_without_a_real_token_is_refused_without_waiting_for_its_body(db, headers):
+    """Only a token the server knows waits for its body: anyone else, holding a body back,
+    could otherwise keep every worker busy until it is killed, and so stop the API and
+    the dashboard for everyone, without a token at all."""
+    answer = send_nothing("/v1/agents/my-agent/invoke", headers)
+    assert answer.status_code == 401
+
+
+def test_a_revoked_key_is_refused_without_waiting_for_its_body_and_counted(api_key, user):
+    api_key_revoke(api_key=api_key[0], by=user)
+    answer = send_nothing("/v1/agents/my-agent/invoke", {"Authorization": f"Bearer {api_key[1]}"})
+    assert_error(answer, 401, "expired_api_key")
+    record = UsageRecord.objects.get(request_id=answer["X-Request-Id"])
+    assert (record.status, record.api_key_id) == (401, api_key[0].pk)
+
+
+def test_a_known_token_whose_body_is_waited_for_is_counted_once(api_key, settings, window_clock):
+    settings.API_RATE_LIMIT_PER_MINUTE = 5
+    answer = send_slowly(
+        "POST",
+        "/v1/agents/my-agent/invoke",
+        {"prompt": "hi"},
+        token=api_key[1],
+        meanwhile=lambda: None,
+    )
+    assert answer.status_code == 200
+    assert answer["X-RateLimit-Remaining"] == "4"
