@@ -49,13 +49,17 @@ def claim(job: Job, *, now: datetime, holder: str) -> bool:
 
     A clock that ran ahead and was put right (a host without NTP at boot, a manual fix)
     leaves times no clock reading `now` could have set: a next run more than one interval
-    on, or a lease more than twice its length on. Such a time is taken as passed, or the
-    job would wait until the clock caught up with it (a year, for a clock a year ahead).
-    The lease's margin keeps a live run from being taken by a host whose clock is only
-    a little behind (hosts differ by seconds; a lease is ten minutes or more)."""
+    and one lease on, or a lease more than twice its length on. Such a time is taken as
+    passed, or the job would wait until the clock caught up with it (a year, for a clock
+    a year ahead). The lease's margin keeps a host whose clock is only a little behind
+    (hosts differ by seconds; a lease is ten minutes or more) from taking a live run, or
+    from running again at once a job another host has just finished: that one's next run
+    is one interval after a moment this host's clock has not reached yet."""
     with contextlib.suppress(IntegrityError):  # another scheduler made the row first
         ScheduledJob.objects.get_or_create(name=job.name, defaults={"next_run_at": now})
-    due = Q(next_run_at__lte=now) | Q(next_run_at__gt=now + timedelta(seconds=job.every))
+    due = Q(next_run_at__lte=now) | Q(
+        next_run_at__gt=now + timedelta(seconds=job.every) + lease_of(job)
+    )
     free = (
         Q(lease_until__isnull=True)
         | Q(lease_until__lte=now)

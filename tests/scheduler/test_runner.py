@@ -222,6 +222,21 @@ def test_a_clock_a_little_ahead_on_another_host_takes_no_live_lease(db):
     assert not claim(JOB, now=now, holder="b")
 
 
+def test_a_host_a_little_behind_does_not_run_again_a_job_another_just_finished(db):
+    """Hosts' clocks differ by seconds: a host two seconds behind, looking just after
+    another finished the run of 12:00:00 and set the next for 12:01:00, reads that next
+    run as more than one interval ahead of its 11:59:59. It is not a schedule set by a
+    clock that ran ahead: taken as passed, the job ran twice each interval."""
+    slot = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    ScheduledJob.objects.create(name="demo", next_run_at=slot)
+    assert claim(JOB, now=slot + timedelta(seconds=0.2), holder="a")
+    ScheduledJob.objects.filter(name="demo").update(
+        lease_holder="", lease_until=None, next_run_at=JOB.next_after(slot + timedelta(seconds=1))
+    )
+
+    assert not claim(JOB, now=slot - timedelta(seconds=1), holder="b")
+
+
 # Committed for real: the retry closes a broken connection, which inside a test's
 # transaction would be the test's own.
 @pytest.mark.django_db(transaction=True)
