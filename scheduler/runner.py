@@ -98,9 +98,15 @@ def finish(job: Job, *, holder: str, error: str = "") -> None:
     )
 
 
-def run_job(job: Job, *, holder: str, call: Callable[..., object] = call_command) -> bool:
+def run_job(
+    job: Job,
+    *,
+    holder: str,
+    call: Callable[..., object] = call_command,
+    stopping: threading.Event | None = None,
+) -> bool:
     """Run one claimed job to its end and record how it went; True if it succeeded.
-    Never raises."""
+    Never raises. `stopping`: set when the scheduler is told to stop."""
     turns = _sqlite_turns if connection.vendor == "sqlite" else contextlib.nullcontext()
     with turns:
         error = ""
@@ -111,16 +117,20 @@ def run_job(job: Job, *, holder: str, call: Callable[..., object] = call_command
                 raise
             logger.exception("Scheduled job %s failed", job.name)
             error = "".join(traceback.format_exception_only(failure)).strip()
-        _record_end(job, holder=holder, error=error)
+        _record_end(job, holder=holder, error=error, stopping=stopping)
     return not error
 
 
-def _record_end(job: Job, *, holder: str, error: str) -> None:
+def _record_end(
+    job: Job, *, holder: str, error: str, stopping: threading.Event | None = None
+) -> None:
     """Record the run's end, trying again while the database is away, up to the lease's
     length. Given up after a few seconds, the lease held the job until it ran out: a
     failover of half a minute kept detection and webhook delivery from running for ten
     minutes, and prune_usage for six hours. Past the lease, another scheduler may hold the
-    job, and finish() leaves its row alone anyway."""
+    job, and finish() leaves its row alone anyway. A scheduler told to stop tries no more
+    (the lease ends the run, as before): it waits for its running jobs, and would not exit
+    until the database was back, six hours at most."""
     deadline = time.monotonic() + job.lease
     attempt = 0
     while True:
@@ -130,13 +140,13 @@ def _record_end(job: Job, *, holder: str, error: str) -> None:
         except DatabaseError:
             close_old_connections()
             attempt += 1
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or (stopping is not None and stopping.is_set()):
                 logger.warning("Scheduled job %s: its end could not be recorded", job.name)
                 return
             time.sleep(min(attempt, 10))
 
 
-def _run_in_thread(job: Job, holder: str) -> bool:
+def _run_in_thread(job: Job, holder: str, stopping: threading.Event | None = None) -> bool:
     # While the job runs, its lease is renewed every third of its length, so a long run
     # (detection catching up on a backlog) is never taken over and run twice.
     done = threading.Event()
@@ -154,7 +164,7 @@ def _run_in_thread(job: Job, holder: str) -> bool:
     keeper = threading.Thread(target=keep_lease, name=f"lease-{job.name}", daemon=True)
     keeper.start()
     try:
-        return run_job(job, holder=holder)
+        return run_job(job, holder=holder, stopping=stopping)
     finally:
         done.set()
         connection.close()  # this thread's own connection
@@ -203,7 +213,7 @@ class Scheduler:
         return started
 
     def _run(self, job: Job) -> None:
-        if not _run_in_thread(job, self.holder):
+        if not _run_in_thread(job, self.holder, self.stopping):
             self.failed.append(job.name)
 
     def wait(self, timeout: float | None = None) -> None:
