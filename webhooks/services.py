@@ -63,16 +63,21 @@ def webhook_secret_roll(*, endpoint: WebhookEndpoint, by: User, ip: str | None =
     """A new signing secret for a generic endpoint, returned this once; it signs every
     delivery from now on, retries included, and the old one signs nothing more. At once,
     with no overlap: a secret that leaked must stop being trusted now, and deliveries the
-    endpoint refuses until it has the new one are retried (delivery.BACKOFF)."""
+    endpoint refuses until it has the new one are retried (delivery.BACKOFF).
+    WebhookEndpoint.DoesNotExist if another owner deleted it meanwhile."""
     if endpoint.format != WebhookEndpoint.Format.GENERIC:
         raise ValueError("Only a signed (generic) endpoint has a secret to roll.")
     secret = secret_generate()
     with transaction.atomic():
         owner_hold(project=endpoint.project, user=by)
         old_hint = endpoint.secret_hint
-        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+        rolled = WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
             secret_encrypted=secret_encrypt(secret), secret_hint=secret_hint(secret)
         )
+        if not rolled:
+            # Another owner deleted it while this waited for the project (owner_hold):
+            # nothing was rolled, and the audit trail must not say otherwise.
+            raise WebhookEndpoint.DoesNotExist("The endpoint was deleted meanwhile.")
         _audit(
             "webhook.secret_rolled",
             endpoint,

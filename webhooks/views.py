@@ -200,7 +200,10 @@ def webhook_secret_roll_view(request: ProjectRequest, endpoint_id: int) -> HttpR
         return redirect(
             "webhooks:webhook_detail", slug=request.project.slug, endpoint_id=endpoint.pk
         )
-    secret = webhook_secret_roll(endpoint=endpoint, by=request.user, ip=client_ip(request))
+    try:
+        secret = webhook_secret_roll(endpoint=endpoint, by=request.user, ip=client_ip(request))
+    except WebhookEndpoint.DoesNotExist:
+        raise Http404("Another owner deleted this endpoint.") from None
     context = {**_detail_context(request, endpoint), "secret": secret}
     return shown_once(request, render(request, DETAIL, context), changed=CHANGED)
 

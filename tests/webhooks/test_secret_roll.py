@@ -111,3 +111,25 @@ def test_a_slack_endpoint_has_no_secret_to_roll(signed_in, project, make_endpoin
     assert response.status_code == 404
     endpoint.refresh_from_db()
     assert endpoint.secret_hint == hint
+
+
+def test_an_endpoint_another_owner_deleted_meanwhile_is_a_404_and_no_roll_is_audited(
+    signed_in, project, user, receiver, make_endpoint, monkeypatch
+):
+    """Two owners: one deletes the endpoint while the other's roll waits for the project
+    (owner_hold). The roll found no row to change, yet recorded webhook.secret_rolled for
+    an endpoint that was gone, then failed with a 500."""
+    import webhooks.views
+    from webhooks.services import webhook_delete
+
+    endpoint, _ = make_endpoint(project, receiver.url())
+    found_before_the_delete = WebhookEndpoint.objects.select_related("project").get(pk=endpoint.pk)
+    monkeypatch.setattr(
+        webhooks.views, "_endpoint", lambda request, endpoint_id: found_before_the_delete
+    )
+    webhook_delete(endpoint=endpoint, by=user)
+
+    response = signed_in.post(_roll_url(found_before_the_delete), {"form_id": "r9"})
+
+    assert response.status_code == 404
+    assert not AuditEvent.objects.filter(action="webhook.secret_rolled").exists()
