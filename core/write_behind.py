@@ -583,7 +583,13 @@ class StreamIngest:
         logger.warning("The usage stream refused a read: %s", reply)
         if "NOGROUP" not in str(reply):
             raise StoreUnavailable(str(reply))
-        self._create_group()
+        try:
+            self._create_group()
+        except RuntimeError as refused:
+            # Refused too (a replica after a failover: READONLY; a full Redis: OOM): waited
+            # out, and asked again at the next read. Raised, it ended the ingest, and the
+            # calls piled up in Redis with nobody to write them.
+            raise StoreUnavailable(str(refused)) from None
         self._backlog = True
 
 

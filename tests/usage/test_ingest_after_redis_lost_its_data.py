@@ -115,3 +115,29 @@ def test_an_ingest_starting_forgets_consumers_long_gone_with_nothing_pending(
     # old-host-2 holds a record not yet acknowledged: kept, for another consumer to take
     # over once it has been silent CLAIM_IDLE_MS (nothing of it is lost).
     assert consumers["old-host-2"] == 1 and "new-host" in consumers
+
+
+def test_a_group_redis_refuses_to_make_again_is_waited_out_not_the_end_of_the_ingest(
+    settings, monkeypatch
+):
+    """Redis lost the stream and, asked to make the group again, refuses that too (a
+    replica after a failover: READONLY; a full Redis: OOM). The refusal escaped the ingest
+    loop as a RuntimeError and the process ended: every call after it piled up in Redis
+    with nobody to write it until someone restarted `ingest_usage` (make serve does not).
+    It is waited out like any other refusal; the group is asked for again next time."""
+    from redis.exceptions import ResponseError
+
+    settings.REDIS_URL = "redis://127.0.0.1:6379/7"  # (never reached: every reply is ours)
+
+    def refused(*commands, timeout=None):
+        (command,) = commands
+        if command[0] == "XREADGROUP":
+            return [ResponseError("NOGROUP No such key or consumer group")]
+        assert command[:2] == ("XGROUP", "CREATE")
+        return [ResponseError("READONLY You can't write against a read only replica.")]
+
+    ingest = StreamIngest(consumer="test")
+    monkeypatch.setattr(ingest.store, "round_trip", refused)
+
+    with pytest.raises(StoreUnavailable):
+        ingest.step()
