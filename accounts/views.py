@@ -261,7 +261,7 @@ class SignOutView(auth_views.LogoutView):
     first, as GitHub's does: a link must not sign anyone out, and a blank 405 says
     nothing."""
 
-    http_method_names = ["get", "post", "options"]
+    http_method_names = ["get", "head", "post", "options"]
 
     def get(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
         if not request.user.is_authenticated:

@@ -91,9 +91,11 @@ def webhook_secret_roll(*, endpoint: WebhookEndpoint, by: User, ip: str | None =
 
 
 def webhook_disable(*, endpoint: WebhookEndpoint, by: User, ip: str | None = None) -> bool:
-    """Stop sending to it (what is waiting stays, unsent). False if already disabled."""
+    """Stop sending to it (what is waiting stays, unsent). False if already disabled;
+    WebhookEndpoint.DoesNotExist if another owner deleted it meanwhile."""
     with transaction.atomic():
         owner_hold(project=endpoint.project, user=by)
+        _still_there(endpoint)
         changed = WebhookEndpoint.objects.filter(pk=endpoint.pk, disabled_at__isnull=True).update(
             disabled_at=timezone.now()
         )
@@ -104,11 +106,21 @@ def webhook_disable(*, endpoint: WebhookEndpoint, by: User, ip: str | None = Non
 
 
 def webhook_delete(*, endpoint: WebhookEndpoint, by: User, ip: str | None = None) -> None:
-    """Remove it and its delivery log; the audit trail keeps that it existed."""
+    """Remove it and its delivery log; the audit trail keeps that it existed.
+    WebhookEndpoint.DoesNotExist if another owner deleted it meanwhile."""
     with transaction.atomic():
         owner_hold(project=endpoint.project, user=by)
+        _still_there(endpoint)
         _audit("webhook.deleted", endpoint, by=by, ip=ip)
         endpoint.delete()
+
+
+def _still_there(endpoint: WebhookEndpoint) -> None:
+    """After owner_hold, which every owner's change of the project's endpoints takes
+    first: one another owner deleted while this waited is gone for good, and nothing may
+    be done or audited on it (disable failed with a 500, a second delete was audited)."""
+    if not WebhookEndpoint.objects.filter(pk=endpoint.pk).exists():
+        raise WebhookEndpoint.DoesNotExist("The endpoint was deleted meanwhile.")
 
 
 def webhook_send_test(

@@ -213,7 +213,11 @@ def webhook_secret_roll_view(request: ProjectRequest, endpoint_id: int) -> HttpR
 @sudo_required
 def webhook_disable_view(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
     endpoint = _endpoint(request, endpoint_id)
-    if webhook_disable(endpoint=endpoint, by=request.user, ip=client_ip(request)):
+    try:
+        disabled = webhook_disable(endpoint=endpoint, by=request.user, ip=client_ip(request))
+    except WebhookEndpoint.DoesNotExist:
+        raise Http404("Another owner deleted this endpoint.") from None
+    if disabled:
         messages.success(request, f"{endpoint.display_url} is disabled: nothing more is sent.")
     else:
         messages.info(request, f"{endpoint.display_url} was already disabled.")
@@ -226,6 +230,9 @@ def webhook_disable_view(request: ProjectRequest, endpoint_id: int) -> HttpRespo
 def webhook_delete_view(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
     endpoint = _endpoint(request, endpoint_id)
     label = endpoint.display_url
-    webhook_delete(endpoint=endpoint, by=request.user, ip=client_ip(request))
+    try:
+        webhook_delete(endpoint=endpoint, by=request.user, ip=client_ip(request))
+    except WebhookEndpoint.DoesNotExist:
+        raise Http404("Another owner deleted this endpoint.") from None
     messages.success(request, f"{label} is deleted, with its delivery log.")
     return redirect("webhooks:webhook_list", slug=request.project.slug)

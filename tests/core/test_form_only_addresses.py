@@ -79,6 +79,7 @@ def test_sign_out_opened_as_a_page_asks_first_and_signs_out_nobody(signed_in):
     assert b"<h1>Sign out?</h1>" in answer.content
     assert b'action="/account/logout/"' in answer.content
     assert signed_in.get("/account/security/").status_code == 200  # still signed in
+    assert signed_in.head("/account/logout/").status_code == 200  # as GET, without a body
     signed_in.post("/account/logout/")
     assert signed_in.get("/account/security/").status_code == 302
 

@@ -243,3 +243,27 @@ def test_a_missing_address_is_asked_for_beside_its_field(signed_in, project):
     )
     assert "Enter the address to send alerts to" in response.content.decode()
     assert "This field is required" not in response.content.decode()
+
+
+@pytest.mark.parametrize("action", ["webhook_disable", "webhook_delete"])
+def test_an_endpoint_another_owner_deleted_meanwhile_is_a_404_and_not_audited_again(
+    signed_in, project, user, receiver, make_endpoint, monkeypatch, action
+):
+    """Two owners at once: one deletes the endpoint while the other's disable (or delete)
+    waits for the project (owner_hold). Disable then failed with a 500 reading the row
+    back; a second delete recorded webhook.deleted twice."""
+    import webhooks.views
+    from webhooks.services import webhook_delete
+
+    endpoint, _ = make_endpoint(project, receiver.url())
+    found_before_the_delete = WebhookEndpoint.objects.select_related("project").get(pk=endpoint.pk)
+    monkeypatch.setattr(
+        webhooks.views, "_endpoint", lambda request, endpoint_id: found_before_the_delete
+    )
+    webhook_delete(endpoint=endpoint, by=user)
+
+    response = signed_in.post(_url(action, project, endpoint_id=found_before_the_delete.pk))
+
+    assert response.status_code == 404
+    assert AuditEvent.objects.filter(action="webhook.deleted").count() == 1
+    assert not AuditEvent.objects.filter(action="webhook.disabled").exists()
