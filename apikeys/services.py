@@ -641,7 +641,8 @@ def client_token_create(
     agent_names: list[str] | None = None,
     agent_actions: list[str] | None = None,
 ) -> tuple[ClientToken, Secret]:
-    """A client token minted by `api_key` (or by a PAT for `project`). Returned once.
+    """A client token minted by `api_key` (or by a PAT for `project`). Returned once. It
+    expires after `ttl_seconds`, or with the key or PAT that mints it if that is sooner.
     `with_previous_secret`: minted with the secret the key was rolled from, so it ends
     when that secret does."""
     if (api_key is None) == (personal_token is None):
@@ -657,6 +658,10 @@ def client_token_create(
     if beyond := widening(parent, names, actions):
         raise ValueError(f"The {parent.noun} that mints it does not have {beyond}.")
     expires_at = timezone.now() + timedelta(seconds=ttl_seconds)
+    # It dies with its parent: its expiry says so, to the minter's backend and to the
+    # browser (GET /client/token), rather than an hour the key will not see.
+    if parent.expires_at is not None:
+        expires_at = min(expires_at, parent.expires_at)
     # The secret that mints it (its hint): the client token ends with it (a rolled key's,
     # a regenerated PAT's), checked on every call (api/authentication.py).
     minted_with = parent.hint

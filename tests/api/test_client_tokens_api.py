@@ -80,6 +80,20 @@ def test_ttl_of_a_day_is_the_most(api):
     assert abs((expires - timezone.now()).total_seconds() - 86400) < 60
 
 
+def test_a_client_token_says_it_ends_when_the_key_that_minted_it_expires(make_key, project):
+    # It said an hour (or a day) on, though it stops working with the key: a browser
+    # planning to renew it before expiresAt found it refused first.
+    key_ends = timezone.now() + datetime.timedelta(minutes=10)
+    _, secret = make_key(project, name="Ends soon", expires_at=key_ends)
+    minted = assert_ok(
+        Api(Client(), secret).post("/v1/client-tokens", {"context": {}, "ttlSeconds": 3600}), 201
+    )
+    assert datetime.datetime.fromisoformat(minted["expiresAt"]) == key_ends
+    browser = assert_ok(Api(Client(), minted["token"]).get("/client/token"))
+    assert browser["expiresAt"] == minted["expiresAt"]
+    assert ClientToken.objects.get(public_id=minted["id"]).expires_at == key_ends
+
+
 def test_minting_needs_the_agents_permission(api, make_key, project):
     _, read_only = make_key(project, name="Reader", permissions=["read"])
     response = api.post("/v1/client-tokens", {"context": {}}, token=read_only)
