@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from django.http import HttpRequest
 from django.utils import timezone
@@ -120,12 +120,17 @@ class _Refused(Exception):
 
 
 def _token_in_url(query: str) -> bool:
-    # Decoded, so that a percent-encoded token (reminix%5Fsk%5F…) is caught as well.
+    # Decoded, so that a percent-encoded token (reminix%5Fsk%5F…) is caught as well, and
+    # decoded again where an escape is left (%255F, a URL escaped twice by its client).
     for name, value in parse_qsl(query, keep_blank_values=True):
         if name.lower() in _CREDENTIAL_PARAMS:
             return True
-        if _TOKEN_PREFIX.search(name) or _TOKEN_PREFIX.search(value):
-            return True
+        for _ in range(3):
+            if _TOKEN_PREFIX.search(name) or _TOKEN_PREFIX.search(value):
+                return True
+            if "%" not in name and "%" not in value:
+                break
+            name, value = unquote(name), unquote(value)
     return False
 
 

@@ -188,6 +188,15 @@ def test_a_percent_encoded_token_in_the_query_string_is_refused(api, api_key):
     assert_error(response, 401, "invalid_api_key")
 
 
+def test_a_token_encoded_twice_in_the_query_string_is_refused(api, api_key):
+    # A client that escapes a URL already escaped sends %255F for "_": decoded once, no
+    # token was seen, and the key, now in every log on the way, was not said to be leaked.
+    token = api_key[1]
+    twice = token.replace("_", "%255F")
+    response = api.post(f"{INVOKE}?x={twice}", {"prompt": "hi"}, token=token)
+    assert_error(response, 401, "invalid_api_key")
+
+
 def test_ordinary_query_parameters_are_not_mistaken_for_a_token(api):
     response = api.get("/v1/agents", limit="5", monkey="keyboard")
     assert assert_ok(response)["data"][0]["name"] == "my-agent"
