@@ -4,13 +4,17 @@ anyone may ask for that costs us (a sign-up's password hash, a reset email)."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from dataclasses import dataclass, field
 
 from django.core.cache import cache
 from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.locmem import LocMemCache
 
 logger = logging.getLogger(__name__)
+
+WARN_EVERY = 10.0  # seconds between two warnings that the cache did not count (per process)
 
 
 class _ProcessCounts(LocMemCache):
@@ -25,6 +29,35 @@ class _ProcessCounts(LocMemCache):
 _IN_PROCESS = _ProcessCounts(
     "throttles-while-the-cache-is-away", {"OPTIONS": {"MAX_ENTRIES": 10_000}}
 )
+
+
+@dataclass
+class _Warned:
+    """When this process last said the cache could not count, and how many uses since.
+    One line per use flooded the log while Redis was away (every failed sign-in writes
+    one); as core.shared_store does, one line every WARN_EVERY seconds, with the count."""
+
+    last: float | None = None
+    uses: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def warn(self, bucket: str, *, counted: bool) -> None:
+        now = time.monotonic()
+        with self.lock:
+            self.uses += 1
+            if self.last is not None and now - self.last < WARN_EVERY:
+                return
+            uses, self.uses, self.last = self.uses, 0, now
+        what = "counted in this process only" if counted else "not given (a courtesy)"
+        logger.warning(
+            "throttle %s %s: the cache did not answer (%d uses since the last such warning)",
+            bucket.split(":")[0],
+            what,
+            uses,
+        )
+
+
+_warned = _Warned()
 
 
 def window_count(bucket: str, *, window_seconds: int, now: float | None = None) -> int:
@@ -59,10 +92,7 @@ def throttle_allows(
     try:
         count = window_count(f"throttle:{bucket}", window_seconds=window_seconds)
     except Exception:
-        logger.warning(
-            "throttle %s counted in this process only: the cache did not answer",
-            bucket.split(":")[0],
-        )
+        _warned.warn(bucket, counted=uncounted)
         if not uncounted:
             return False
         count = _counted(_IN_PROCESS, f"throttle:{bucket}", window_seconds=window_seconds, now=None)

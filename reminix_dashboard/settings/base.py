@@ -214,8 +214,8 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            # A Redis that stalls costs a sign-in at most this; the throttles then let the
-            # request through (core/counters.py) rather than hang or fail it.
+            # A Redis that stalls costs a sign-in at most this; the throttles then count
+            # in each process (core/counters.py) rather than hang or fail the request.
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }

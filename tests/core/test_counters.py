@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 from django.core.cache import cache
 
 from core import counters
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_counts(monkeypatch):
+    """Each test starts as a fresh process would: nothing counted in it, nothing warned."""
+    counters._IN_PROCESS.clear()
+    monkeypatch.setattr(counters, "_warned", counters._Warned())
 
 
 def test_the_throttle_allows_up_to_the_limit_in_a_window():
@@ -43,3 +51,36 @@ def test_with_the_cache_down_a_courtesy_is_not_given(monkeypatch):
     assert not counters.throttle_allows(
         "reset-no-account", limit=200, window_seconds=3600, uncounted=False
     )
+
+
+def _cache_down(monkeypatch):
+    def down(*args, **kwargs):
+        raise ConnectionError("Connection refused.")
+
+    monkeypatch.setattr(cache, "add", down)
+
+
+def test_with_the_cache_down_the_log_says_so_once_a_while_not_once_a_use(monkeypatch, caplog):
+    # One warning per use: every failed sign-in, every page with a throttle wrote a line
+    # while Redis was away, a flood that buried what else the log said.
+    _cache_down(monkeypatch)
+    clock = [1000.0]
+    monkeypatch.setattr(counters.time, "monotonic", lambda: clock[0])
+    with caplog.at_level(logging.WARNING, logger="core.counters"):
+        for _ in range(50):
+            counters.throttle_allows("audit-unknown-email", limit=1000, window_seconds=3600)
+        assert len(caplog.records) == 1
+        clock[0] += counters.WARN_EVERY
+        counters.throttle_allows("audit-unknown-email", limit=1000, window_seconds=3600)
+    assert len(caplog.records) == 2
+    assert "50 uses" in caplog.records[1].getMessage()
+
+
+def test_with_the_cache_down_a_courtesy_refused_is_not_logged_as_counted(monkeypatch, caplog):
+    _cache_down(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="core.counters"):
+        counters.throttle_allows(
+            "reset-no-account", limit=200, window_seconds=3600, uncounted=False
+        )
+    assert "counted in this process" not in caplog.text
+    assert "reset-no-account not given" in caplog.text
