@@ -131,6 +131,7 @@ def webhook_send_test(
     on its own (Retry now sends it again). None
     if a test for this endpoint is already waiting: one at a time, however often someone
     clicks, so tests cannot pile up ahead of other projects' alerts.
+    WebhookEndpoint.DoesNotExist if another owner deleted it meanwhile.
 
     It is not sent inside the request: an endpoint that takes its 15 seconds to answer
     would hold a web worker, which the API shares, for that long, and an owner clicking
@@ -140,7 +141,10 @@ def webhook_send_test(
     with transaction.atomic():
         owner_hold(project=endpoint.project, user=by)
         # Two clicks at once: the endpoint's row makes the second wait, then see the first.
-        WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
+        if WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first() is None:
+            # Another owner deleted it while this waited for the project (owner_hold): a
+            # delivery made for it failed its foreign key at the commit, a 500.
+            raise WebhookEndpoint.DoesNotExist("The endpoint was deleted meanwhile.")
         waiting = endpoint.deliveries.filter(
             event_type=WebhookDelivery.EventType.TEST, status__in=WebhookDelivery.WAITING
         )
@@ -176,10 +180,14 @@ def delivery_retry_now(
     False if it was neither (already queued, being sent, or delivered). One that had given
     up gets this one attempt, and gives up again if it fails. A delivery a run is sending
     is marked so (delivery.attempt's claim) and is left alone: it is never sent twice.
-    Audited when `by` is given (an owner's click)."""
+    Audited when `by` is given (an owner's click). WebhookDelivery.DoesNotExist if it
+    went meanwhile with its endpoint, which another owner deleted."""
     with transaction.atomic():
         if by is not None:
             owner_hold(project=delivery.endpoint.project, user=by)
+        if not WebhookDelivery.objects.filter(pk=delivery.pk).exists():
+            # Reading it back below failed with a 500.
+            raise WebhookDelivery.DoesNotExist("The delivery was deleted meanwhile.")
         queued = WebhookDelivery.objects.filter(
             pk=delivery.pk,
             status__in=(WebhookDelivery.Status.FAILED, WebhookDelivery.Status.GAVE_UP),

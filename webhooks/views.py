@@ -163,7 +163,10 @@ def webhook_test_view(request: ProjectRequest, endpoint_id: int) -> HttpResponse
     if endpoint.disabled_at is not None:
         messages.error(request, "This endpoint is disabled: nothing is sent to it.")
     else:
-        delivery = webhook_send_test(endpoint=endpoint, by=request.user, ip=client_ip(request))
+        try:
+            delivery = webhook_send_test(endpoint=endpoint, by=request.user, ip=client_ip(request))
+        except WebhookEndpoint.DoesNotExist:
+            raise Http404("Another owner deleted this endpoint.") from None
         if delivery is None:
             messages.info(request, "A test event is already queued: see the log below.")
         else:
@@ -180,10 +183,15 @@ def webhook_retry_view(request: ProjectRequest, endpoint_id: int, delivery_id: i
         messages.error(request, "This endpoint is disabled: nothing is sent to it.")
     elif delivery.status == WebhookDelivery.Status.SUCCEEDED:
         messages.info(request, f"{delivery.event_id} was already delivered.")
-    elif delivery_retry_now(delivery=delivery, by=request.user, ip=client_ip(request)):
-        _queued(request, delivery.event_id)
     else:
-        messages.info(request, f"{delivery.event_id} is already queued or being sent.")
+        try:
+            queued = delivery_retry_now(delivery=delivery, by=request.user, ip=client_ip(request))
+        except WebhookDelivery.DoesNotExist:
+            raise Http404("Another owner deleted this endpoint.") from None
+        if queued:
+            _queued(request, delivery.event_id)
+        else:
+            messages.info(request, f"{delivery.event_id} is already queued or being sent.")
     return redirect("webhooks:webhook_detail", slug=request.project.slug, endpoint_id=endpoint.pk)
 
 

@@ -267,3 +267,52 @@ def test_an_endpoint_another_owner_deleted_meanwhile_is_a_404_and_not_audited_ag
     assert response.status_code == 404
     assert AuditEvent.objects.filter(action="webhook.deleted").count() == 1
     assert not AuditEvent.objects.filter(action="webhook.disabled").exists()
+
+
+def test_a_test_event_for_an_endpoint_another_owner_deleted_meanwhile_is_a_404(
+    signed_in, project, user, receiver, make_endpoint, monkeypatch
+):
+    """Two owners at once: one deletes the endpoint while the other's "Send a test event"
+    waits for the project (owner_hold). The delivery was then made for a row that was
+    gone: the foreign key failed at the commit, a 500."""
+    import webhooks.views
+    from webhooks.services import webhook_delete
+
+    endpoint, _ = make_endpoint(project, receiver.url())
+    found_before_the_delete = WebhookEndpoint.objects.select_related("project").get(pk=endpoint.pk)
+    monkeypatch.setattr(
+        webhooks.views, "_endpoint", lambda request, endpoint_id: found_before_the_delete
+    )
+    webhook_delete(endpoint=endpoint, by=user)
+
+    response = signed_in.post(_url("webhook_test", project, endpoint_id=found_before_the_delete.pk))
+
+    assert response.status_code == 404
+    assert not WebhookDelivery.objects.exists()
+    assert not AuditEvent.objects.filter(action="webhook.test_sent").exists()
+
+
+def test_retrying_a_delivery_of_an_endpoint_another_owner_deleted_meanwhile_is_a_404(
+    signed_in, project, user, receiver, make_endpoint, monkeypatch
+):
+    """The delivery went with its endpoint while "Retry now" waited for the project:
+    reading it back failed with a 500."""
+    import webhooks.views
+    from webhooks.services import webhook_delete
+
+    endpoint, _ = make_endpoint(project, receiver.url())
+    delivery = webhook_send_test(endpoint=endpoint, by=user)
+    assert delivery is not None
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(status=WebhookDelivery.Status.FAILED)
+    stale_endpoint = WebhookEndpoint.objects.select_related("project").get(pk=endpoint.pk)
+    stale_delivery = WebhookDelivery.objects.select_related("endpoint__project").get(pk=delivery.pk)
+    monkeypatch.setattr(webhooks.views, "_endpoint", lambda request, endpoint_id: stale_endpoint)
+    monkeypatch.setattr(webhooks.views, "get_object_or_404", lambda *a, **kw: stale_delivery)
+    webhook_delete(endpoint=endpoint, by=user)
+
+    response = signed_in.post(
+        _url("webhook_retry", project, endpoint_id=stale_endpoint.pk, delivery_id=delivery.pk)
+    )
+
+    assert response.status_code == 404
+    assert not AuditEvent.objects.filter(action="webhook.retry_queued").exists()
