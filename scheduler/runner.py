@@ -179,8 +179,9 @@ class Scheduler:
         self.stopping = threading.Event()
         self.running: dict[str, threading.Thread] = {}
         # What `run_scheduler --once` reports to cron: the names of the jobs that failed,
-        # and whether a look for due jobs found the database away (nothing claimed).
-        self.failed: list[str] = []
+        # and whether a look for due jobs found the database away (nothing claimed). A
+        # set: the loop runs for months, and one entry per failure grew without end.
+        self.failed: set[str] = set()
         self.unreachable = False
 
     def run_due(self, now: datetime | None = None) -> list[str]:
@@ -214,7 +215,7 @@ class Scheduler:
 
     def _run(self, job: Job) -> None:
         if not _run_in_thread(job, self.holder, self.stopping):
-            self.failed.append(job.name)
+            self.failed.add(job.name)
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for the jobs running now to end."""

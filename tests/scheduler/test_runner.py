@@ -296,3 +296,16 @@ def test_a_scheduler_told_to_stop_does_not_wait_for_the_database_to_record_an_en
 
     assert run_job(JOB, holder="a", call=lambda *args: None, stopping=stopping)
     assert len(tries) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_running_scheduler_keeps_one_name_per_failing_job_not_one_per_failure():
+    # `failed` (for --once's exit status) grew by one entry at every failure, for the
+    # life of the process: a minutely job failing for a month was 43,000 entries.
+    broken = Job("broken", ("no_such_command",), every=60, lease=600)
+    scheduler = Scheduler([broken])
+    start = timezone.now()
+    for minute in range(3):
+        assert scheduler.run_due(now=start + timedelta(minutes=2 * minute)) == ["broken"]
+        scheduler.wait()
+    assert sorted(scheduler.failed) == ["broken"]
