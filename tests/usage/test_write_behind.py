@@ -413,3 +413,21 @@ def test_the_buffers_thread_outlives_a_flush_that_raises(settings, monkeypatch):
     buffer.add(Record("test-thread", {"n": 2}))
     assert written_soon(2), "the second entry was never written"
     assert written == [{"n": 1}, {"n": 2}]
+
+
+def test_a_dead_buffer_thread_is_replaced_by_the_next_entry(settings, monkeypatch):
+    """Something no loop catches (SystemExit) can still end the writer: the next entry
+    starts another, or every later call's entry waits in memory until the buffer is full."""
+    import threading
+
+    settings.USAGE_FLUSH_SECONDS = 3600  # the new thread sleeps: nothing here races it
+    buffer = Buffer()
+    dead = threading.Thread(target=lambda: None)
+    dead.start()
+    dead.join()
+    buffer._thread = dead
+
+    buffer.add(Record("test-thread", {"n": 1}))
+
+    assert buffer._thread is not dead and buffer._thread.is_alive()
+    assert len(buffer) == 1
