@@ -472,9 +472,12 @@ class StreamIngest:
                 return
             for entry in reply:
                 info = dict(zip(entry[::2], entry[1::2], strict=True))
-                name = info.get(b"name", b"").decode(errors="replace")
+                # The name as Redis has it: decoded with replacements, a name that is not
+                # UTF-8 was sent back as one Redis did not know, and stayed for good.
+                name = bytes(info.get(b"name", b""))
                 idle, pending = int(info.get(b"idle", 0)), int(info.get(b"pending", 1))
-                if name != self.consumer and pending == 0 and idle >= FORGET_IDLE_MS:
+                mine = name == self.consumer.encode()
+                if not mine and pending == 0 and idle >= FORGET_IDLE_MS:
                     self.store.round_trip(("XGROUP", "DELCONSUMER", stream_key(), GROUP, name))
         except (StoreUnavailable, ValueError, TypeError):
             return  # housekeeping: tried again at the next start

@@ -141,3 +141,31 @@ def test_a_group_redis_refuses_to_make_again_is_waited_out_not_the_end_of_the_in
 
     with pytest.raises(StoreUnavailable):
         ingest.step()
+
+
+def test_a_silent_consumer_whose_name_is_not_utf8_is_forgotten_too(settings, monkeypatch):
+    """Redis names a consumer with any bytes. The name was decoded with replacement
+    characters and sent back so: Redis knew no such consumer, and that one stayed for good."""
+    settings.REDIS_URL = "redis://127.0.0.1:6379/7"  # (never reached: every reply is ours)
+    sent = []
+
+    def replies(*commands, timeout=None):
+        (command,) = commands
+        sent.append(command)
+        if command[:2] == ("XINFO", "CONSUMERS"):
+            silent = write_behind.FORGET_IDLE_MS
+            return [
+                [
+                    [b"name", b"old-\xff-host", b"pending", 0, b"idle", silent],
+                    [b"name", b"new-host", b"pending", 0, b"idle", silent],
+                ]
+            ]
+        return [0]
+
+    ingest = StreamIngest(consumer="new-host")
+    monkeypatch.setattr(ingest.store, "round_trip", replies)
+
+    ingest._forget_idle_consumers()
+
+    deleted = [command[-1] for command in sent if command[:2] == ("XGROUP", "DELCONSUMER")]
+    assert deleted == [b"old-\xff-host"]  # and never this ingest's own name
