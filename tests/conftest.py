@@ -33,10 +33,14 @@ _request_ids = count(1)
 
 @pytest.fixture(autouse=True)
 def _empty_cache() -> None:
-    """Rate-limit counters live in the cache: each test starts with none."""
+    """Rate-limit counters live in the cache, and while it cannot count, in the process
+    (core.counters): each test starts with none in either."""
     from django.core.cache import cache
 
+    from core import counters
+
     cache.clear()
+    counters._IN_PROCESS.clear()
 
 
 class WindowClock:

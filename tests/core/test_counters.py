@@ -12,9 +12,9 @@ from core import counters
 
 
 @pytest.fixture(autouse=True)
-def _fresh_process_counts(monkeypatch):
-    """Each test starts as a fresh process would: nothing counted in it, nothing warned."""
-    counters._IN_PROCESS.clear()
+def _nothing_warned_yet(monkeypatch):
+    """Each test starts as a fresh process would: nothing warned (nothing counted in it:
+    tests/conftest.py)."""
     monkeypatch.setattr(counters, "_warned", counters._Warned())
 
 
