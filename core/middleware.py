@@ -58,6 +58,7 @@ class MethodNotAllowedPageMiddleware:
         response = self.get_response(request)
         if response.status_code != 405 or response.streaming or response.content:
             return response
-        page = render(request, "405.html", status=405)
+        opened = request.method in ("GET", "HEAD")  # else a form sent where none is taken
+        page = render(request, "405.html", {"opened": opened}, status=405)
         page["Allow"] = response["Allow"]
         return page

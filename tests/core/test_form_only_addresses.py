@@ -88,3 +88,11 @@ def test_sign_out_opened_when_signed_out_goes_to_sign_in(client):
     answer = client.get("/account/logout/")
     assert answer.status_code == 302
     assert answer["Location"] == "/account/login/"
+
+
+def test_a_form_sent_to_a_page_that_takes_none_says_so_too(signed_in):
+    # The page said "opened as a page" to a POST as well.
+    answer = signed_in.post("/account/audit/")
+    assert answer.status_code == 405 and "GET" in answer["Allow"]
+    assert b"<h1>Nothing to open here</h1>" not in answer.content
+    assert b"a page to open, not one that takes a form. Nothing was changed." in answer.content
