@@ -70,14 +70,11 @@ def webhook_secret_roll(*, endpoint: WebhookEndpoint, by: User, ip: str | None =
     secret = secret_generate()
     with transaction.atomic():
         owner_hold(project=endpoint.project, user=by)
+        _still_there(endpoint)
         old_hint = endpoint.secret_hint
-        rolled = WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
             secret_encrypted=secret_encrypt(secret), secret_hint=secret_hint(secret)
         )
-        if not rolled:
-            # Another owner deleted it while this waited for the project (owner_hold):
-            # nothing was rolled, and the audit trail must not say otherwise.
-            raise WebhookEndpoint.DoesNotExist("The endpoint was deleted meanwhile.")
         _audit(
             "webhook.secret_rolled",
             endpoint,

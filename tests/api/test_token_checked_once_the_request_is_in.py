@@ -124,8 +124,8 @@ def test_a_key_suspended_while_its_body_arrives_mints_no_client_token(api_key, u
 
 
 def test_a_body_too_big_is_still_answered_after_the_token(api, api_key, settings):
-    """Reading the body first changes no answer: a made-up token is still 401, a body over
-    Django's limit still 413 (counted on the key)."""
+    """Waiting for a real token's body changes no answer: a made-up token is still 401
+    (its body never read), a body over Django's limit still 413 (counted on the key)."""
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
     big = {"prompt": "x" * 200}
     assert_error(
