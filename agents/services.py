@@ -65,8 +65,14 @@ def agent_deploy(
     )
     if before is None:
         _agent_room_hold(project=project, name=name)
+    now = timezone.now()
+    # One moment for both times of a new agent: each taken apart, it was updated before
+    # it was created.
     agent, created = Agent.objects.update_or_create(
-        project=project, name=name, defaults={**wanted, "updated_at": timezone.now()}
+        project=project,
+        name=name,
+        defaults={**wanted, "updated_at": now},
+        create_defaults={**wanted, "created_at": now, "updated_at": now},
     )
     changed(agent.change_identity)
     audit_record(
