@@ -84,12 +84,35 @@ def agent_deploy(
         metadata={
             "kind": kind,
             "changed": [
-                field for field in wanted if before is None or before[field] != wanted[field]
+                field
+                for field in wanted
+                if before is None or not _same_json(before[field], wanted[field])
             ],
             "via": via,
         },
     )
     return agent, created
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON values: as Python's ==, except that a boolean is never a number (to
+    Python True == 1 and False == 0.0, so a config turned from one to the other was
+    audited as unchanged). Numbers compare by value: 1 and 1.0 are one JSON number."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict)
+            and a.keys() == b.keys()
+            and all(_same_json(value, b[key]) for key, value in a.items())
+        )
+    if isinstance(a, list):
+        return (
+            isinstance(b, list)
+            and len(a) == len(b)
+            and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+        )
+    return bool(a == b)
 
 
 def _agent_room_hold(*, project: Project, name: str) -> None:

@@ -246,6 +246,33 @@ def test_a_deploy_is_audited_with_what_changed_and_the_token_that_did_it(
     assert by_person.metadata["changed"] == ["description", "config"]
 
 
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ({"tools": True}, {"tools": 1}),
+        ({"tools": [False]}, {"tools": [0]}),
+        ({"retries": 0}, {"retries": False}),
+    ],
+)
+def test_a_config_changed_between_a_boolean_and_a_number_is_audited_as_changed(
+    api, project, before, after
+):
+    """Python takes True for 1 and False for 0; JSON, and the agent reading its config,
+    do not: the deploy that turned one into the other was audited as changing nothing."""
+    api.send("PUT", "/v1/agents/support", {"config": before})
+    assert_ok(api.send("PUT", "/v1/agents/support", {"config": after}))
+    updated = AuditEvent.objects.get(project=project, action="agent.updated")
+    assert updated.metadata["changed"] == ["config"]
+
+
+def test_a_config_deployed_again_as_it_was_is_audited_as_unchanged(api, project):
+    config = {"b": 1, "a": [1.5, None, {"c": "d"}], "e": True}
+    api.send("PUT", "/v1/agents/support", {"config": config})
+    api.send("PUT", "/v1/agents/support", {"config": dict(reversed(config.items()))})
+    updated = AuditEvent.objects.get(project=project, action="agent.updated")
+    assert updated.metadata["changed"] == []
+
+
 def test_put_replaces_the_whole_configuration(api, project):
     api.send("PUT", "/v1/agents/support", {"description": "v1", "config": {"a": 1}})
     body = assert_ok(api.send("PUT", "/v1/agents/support", {}), status=200)
