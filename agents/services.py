@@ -60,11 +60,13 @@ def agent_deploy(
     if by is not None:
         member_hold(project=project, user=by)
     wanted = {"kind": kind, "description": description, "config": config}
-    before = (
-        Agent.objects.select_for_update().filter(project=project, name=name).values(*wanted).first()
-    )
+    existing = Agent.objects.select_for_update().filter(project=project, name=name)
+    before = existing.values(*wanted).first()
     if before is None:
         _agent_room_hold(project=project, name=name)
+        # A deploy of the same name that held the project's row first may have made it
+        # meanwhile: what this one changes is measured against that agent.
+        before = existing.values(*wanted).first()
     now = timezone.now()
     # One moment for both times of a new agent: each taken apart, it was updated before
     # it was created.

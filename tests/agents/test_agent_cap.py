@@ -91,3 +91,31 @@ def test_an_odd_name_at_the_cap_is_answered_in_the_envelope(api, project, settin
     response = api.send("PUT", f"/v1/agents/{name}", {})
     assert response.status_code in (400, 404)
     assert response.json()["error"]["status"] == response.status_code
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_deploys_of_one_new_name_at_once_audit_only_what_the_second_changed(
+    api_key, project, monkeypatch
+):
+    """The second found no agent before it waited for the first on the project's row:
+    it was audited as changing every field of an agent the first had just made."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: concurrency is shown on PostgreSQL.")
+
+    def deploy(description: str) -> None:
+        body = {"description": description, "config": {"a": 1}}
+        Api(Client(), api_key[1]).send("PUT", "/v1/agents/twice", body)
+
+    second_failures = the_second_waits_for_the_first(
+        monkeypatch,
+        Agent.objects,
+        "update_or_create",
+        lambda: deploy("first"),
+        lambda: deploy("second"),
+    )
+    assert second_failures == []
+    events = AuditEvent.objects.filter(target_label="twice").order_by("id")
+    assert [(e.action, e.metadata["changed"]) for e in events] == [
+        ("agent.created", ["kind", "description", "config"]),
+        ("agent.updated", ["description"]),
+    ]
