@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import IntegrityError
 from django.utils import timezone
 
 from agents.models import Agent, Execution
@@ -156,7 +157,13 @@ _ROW_FIELDS = (
 
 def executions_write(payloads: list[dict[str, Any]]) -> None:
     """The write-behind sink of the "execution" channel. A row already written (a batch
-    retried after its commit) is skipped by its unique public id."""
+    retried after its commit) is skipped by its unique public id.
+
+    An agent deleted since its call was answered leaves its execution without an agent,
+    as Execution.agent's SET_NULL does for one deleted later; the row is not dropped for
+    naming an agent that is gone. Looked for only once the insert is refused, so a batch
+    costs one statement as before. (Run outside a transaction, as the write-behind runs
+    it: the refused insert was a transaction of its own, and nothing else is undone.)"""
     rows = [
         (
             p["public_id"],
@@ -173,4 +180,12 @@ def executions_write(payloads: list[dict[str, Any]]) -> None:
         )
         for p in payloads
     ]
-    insert_new(Execution, _ROW_FIELDS, rows, conflict=("public_id",), returning="id")
+    try:
+        insert_new(Execution, _ROW_FIELDS, rows, conflict=("public_id",), returning="id")
+    except IntegrityError:
+        named = {row[2] for row in rows if row[2] is not None}
+        present = set(Agent.objects.filter(pk__in=named).values_list("pk", flat=True))
+        if named <= present:
+            raise  # not an agent gone: the write-behind writes the batch record by record
+        rows = [(*row[:2], row[2] if row[2] in present else None, *row[3:]) for row in rows]
+        insert_new(Execution, _ROW_FIELDS, rows, conflict=("public_id",), returning="id")
