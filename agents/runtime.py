@@ -18,7 +18,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError
@@ -155,6 +155,19 @@ _ROW_FIELDS = (
 )
 
 
+def _moment(text: str) -> datetime:
+    """A record's time, in UTC. ValueError (the record is dropped) for one without a time
+    zone, or one that is no moment Python can hold once in UTC (9999-12-31T23:59-14:00):
+    PostgreSQL keeps it (year 10000), and each read of the page holding it failed."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"{text[:40]!r} names no time zone")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text[:40]!r} is out of range in UTC") from None
+
+
 def executions_write(payloads: list[dict[str, Any]]) -> None:
     """The write-behind sink of the "execution" channel. A row already written (a batch
     retried after its commit) is skipped by its unique public id.
@@ -176,7 +189,7 @@ def executions_write(payloads: list[dict[str, Any]]) -> None:
             p["input"],
             p["output"],
             p["api_key_id"],
-            datetime.fromisoformat(p["created_at"]),
+            _moment(p["created_at"]),
         )
         for p in payloads
     ]

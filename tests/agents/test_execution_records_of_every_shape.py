@@ -1,0 +1,68 @@
+"""`ingest_usage` against execution records our API never writes (anyone with the Redis
+password can add one to the stream): one that cannot be written, or could be written but
+not read back, is dropped alone; the project's execution log answers as before."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.utils import timezone
+
+from agents.models import Agent, Execution
+from core import write_behind
+from core.write_behind import StreamIngest
+from tests.api.assertions import assert_ok
+
+
+def execution_record(project, public_id: str, **changes: object) -> bytes:
+    agent = Agent.objects.get(project=project, name="my-agent")
+    payload = {
+        "public_id": public_id,
+        "project_id": project.pk,
+        "agent_id": agent.pk,
+        "agent_name": agent.name,
+        "type": "invoke",
+        "status": "success",
+        "duration_us": 1,
+        "input": {"prompt": "hi", "context": {}, "serverContext": {}},
+        "output": "hi",
+        "api_key_id": None,
+        "created_at": timezone.now().isoformat(),
+        **changes,
+    }
+    return json.dumps(["execution", payload]).encode()
+
+
+# Committed for real, as the ingest writes outside any transaction.
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "created_at",
+    [
+        # In range as written, out of Python's range once in UTC: PostgreSQL keeps both
+        # (year 10000; 1 BC), and every read of a page holding one was a 500.
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01T00:00:00+14:00",
+        # No time zone: which moment it names depends on the database's.
+        "2026-01-01T00:00:00",
+    ],
+)
+def test_an_execution_at_a_time_that_cannot_be_read_back_is_dropped_alone(
+    api, project, redis_store, created_at
+):
+    stream = write_behind.stream_key()
+    redis_store.round_trip(
+        ("XADD", stream, "*", "r", execution_record(project, "exec_before")),
+        ("XADD", stream, "*", "r", execution_record(project, "exec_odd", created_at=created_at)),
+        ("XADD", stream, "*", "r", execution_record(project, "exec_after")),
+    )
+
+    stats = StreamIngest(consumer="test").run(once=True)
+
+    assert set(Execution.objects.values_list("public_id", flat=True)) == {
+        "exec_before",
+        "exec_after",
+    }
+    assert (stats.written, stats.dropped) == (2, 1)
+    page = assert_ok(api.get("/v1/execution-logs"))
+    assert [e["id"] for e in page["data"]] == ["exec_after", "exec_before"]
