@@ -96,7 +96,13 @@ class Execution(models.Model):
     objects = ExecutionQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["project", "-id"], name="exec_project_newest")]
+        indexes = [
+            models.Index(fields=["project", "-id"], name="exec_project_newest"),
+            # One agent's executions, newest first: the log filtered by an agent, or read
+            # by a token scoped to agents, walks these instead of every execution of the
+            # project newer than the page (agents/migrations/0005).
+            models.Index(fields=["project", "agent_name", "-id"], name="exec_project_agent_newest"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.public_id} {self.agent_name} {self.status}"
