@@ -30,7 +30,7 @@ from api.endpoint import ProjectApiRequest, api_view
 from api.idempotency import SECRET_FIELDS_ATTRIBUTE
 from api.listing import cursor_param, is_row_id, limit_param, page_json
 from api.permissions import KEYS
-from apikeys.models import ALL_PERMISSIONS, ApiKey
+from apikeys.models import ALL_PERMISSIONS, ApiKey, TokenStatus
 from apikeys.scopes import AGENT_ACTIONS
 from apikeys.services import (
     ROLL_OVERLAPS,
@@ -68,11 +68,19 @@ def api_key_json(key: ApiKey) -> dict[str, Any]:
         return moment.isoformat() if moment else None
 
     now = timezone.now()
+    status = key.status_at(now)
+    previous = None
+    if status in (TokenStatus.ACTIVE, TokenStatus.SUSPENDED) and key.previous_secret_works_at(now):
+        # It ends with the key: revoked or expired, the key takes both secrets with it.
+        ends = key.previous_expires_at
+        if key.expires_at is not None and ends is not None:
+            ends = min(ends, key.expires_at)
+        previous = {"hint": key.previous_hint, "expiresAt": at(ends)}
     return {
         "id": f"key_{key.pk}",
         "name": key.name,
         "hint": key.hint,
-        "status": key.status_at(now).value,
+        "status": status.value,
         "permissions": key.permissions,
         "agents": key.agent_names,
         "agentActions": key.agent_actions,
@@ -83,11 +91,7 @@ def api_key_json(key: ApiKey) -> dict[str, Any]:
         "revokedAt": at(key.revoked_at),
         "suspendedAt": at(key.suspended_at),
         "suspendedReason": key.suspended_reason or None,
-        "previousSecret": (
-            {"hint": key.previous_hint, "expiresAt": at(key.previous_expires_at)}
-            if key.previous_secret_works_at(now)
-            else None
-        ),
+        "previousSecret": previous,
     }
 
 

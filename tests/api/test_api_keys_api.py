@@ -295,3 +295,29 @@ def test_one_name_created_by_two_requests_at_once_makes_one_key(admin, project, 
     assert error["message"] == NAME_TAKEN
     assert ApiKey.objects.filter(project=project).count() == 1
     assert AuditEvent.objects.filter(action="api_key.created").count() == 1
+
+
+def test_a_revoked_keys_old_secret_is_not_shown_as_still_working(admin):
+    """Revoking a key ends both its secrets (README, Roll): its answer must not tell a
+    rotation job that the old secret works until the overlap's end."""
+    created = assert_ok(admin.post("/v1/api-keys", {"name": "Web"}), 201)
+    url = f"/v1/api-keys/{created['id']}"
+    assert_ok(admin.post(f"{url}/roll", {"overlapSeconds": 3600}), 201)
+    old = Api(Client(), created["secret"])
+    assert admin.send("DELETE", url).status_code == 204
+    assert_error(old.post(INVOKE, {"prompt": "x"}), 401, "expired_api_key")
+    shown = assert_ok(admin.get(url))
+    assert shown["status"] == "revoked" and shown["previousSecret"] is None
+    assert assert_ok(admin.get("/v1/api-keys"))["data"][0]["previousSecret"] is None
+
+
+def test_an_old_secret_is_shown_ending_with_its_key_when_the_key_ends_first(admin, project):
+    """A key expiring in an hour, rolled with a day's overlap: its old secret stops with
+    the key, in an hour, and previousSecret.expiresAt says so (as X-Reminix-Token-Expires
+    does for calls made with it)."""
+    ends = timezone.now() + timedelta(hours=1)
+    key, _ = api_key_create(project=project, name="Short", created_by=None, expires_at=ends)
+    rolled = assert_ok(
+        admin.post(f"/v1/api-keys/key_{key.pk}/roll", {"overlapSeconds": 86400}), 201
+    )
+    assert rolled["previousSecret"]["expiresAt"] == ends.isoformat()
