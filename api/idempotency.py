@@ -76,7 +76,20 @@ def _claim(
                 ).delete()
                 continue
             return existing, False
-    raise errors.ApiError(409, "invalid_request", "Retry this request with its Idempotency-Key.")
+    raise _in_progress("Another request with this Idempotency-Key got in first. Retry in a moment.")
+
+
+# The code a client retries on (the reminix SDK retries a 409 with this code and no
+# other, waiting Retry-After): the answer to wait for is coming, as Stripe's clients are
+# told with their 409 for a key still in use.
+IN_PROGRESS = "idempotency_in_progress"
+RETRY_IN_PROGRESS_AFTER = 1
+
+
+def _in_progress(message: str) -> errors.ApiError:
+    return errors.ApiError(
+        409, IN_PROGRESS, message, headers={"Retry-After": str(RETRY_IN_PROGRESS_AFTER)}
+    )
 
 
 def _replay(record: IdempotencyRecord, fingerprint: str, caller: str) -> HttpResponse:
@@ -91,10 +104,8 @@ def _replay(record: IdempotencyRecord, fingerprint: str, caller: str) -> HttpRes
             "body). Use a new key for a new request."
         )
     if record.status is None:
-        raise errors.ApiError(
-            409,
-            "invalid_request",
-            "A request with this Idempotency-Key is still running. Retry in a moment.",
+        raise _in_progress(
+            "A request with this Idempotency-Key is still running. Retry in a moment."
         )
     if record.redacted:
         made = json.loads(record.body)

@@ -138,6 +138,9 @@ def error_answer(status: int) -> Schema:
     headers: dict[str, Schema] = {"X-Request-Id": header_ref("X-Request-Id")}
     if status in (429, 503):
         headers["Retry-After"] = header_ref("Retry-After")
+    elif status == 409:
+        # Only with idempotency_in_progress.
+        headers["Retry-After"] = {**HEADERS["Retry-After"], "required": False}
     if status == 401:
         headers["WWW-Authenticate"] = header_ref("WWW-Authenticate")
     for name in RATE_LIMIT_HEADERS:

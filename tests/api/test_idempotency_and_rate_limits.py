@@ -243,9 +243,39 @@ def test_a_claim_whose_request_never_finished_is_given_up_after_two_minutes(api)
         status=None, body="", created_at=timezone.now() - datetime.timedelta(minutes=3)
     )
     busy = api.post(invoke, {"prompt": "a"}, headers={"Idempotency-Key": "running"})
-    assert "still running" in assert_error(busy, 409, "invalid_request")["message"]
+    assert "still running" in assert_error(busy, 409, "idempotency_in_progress")["message"]
     retried = api.post(invoke, {"prompt": "a"}, headers={"Idempotency-Key": "died"})
     assert_ok(retried)
     assert "Idempotent-Replayed" not in retried
     assert IdempotencyRecord.objects.get(key="died").status == 200
     assert Execution.objects.count() == 3
+
+
+def test_a_retry_sent_while_the_first_still_runs_is_told_to_wait_and_retry(api, monkeypatch):
+    """What a client that retries on its own (the reminix SDK: after a dropped connection,
+    with the same key) needs to tell "wait, it is running" from a request it got wrong:
+    a code of its own, idempotency_in_progress, and Retry-After. The SDK retries that
+    code and nothing else on a 409; as invalid_request the retry was handed to the
+    caller as a failure, though the first request went on to act, and a caller that then
+    sent it again under a new key acted twice."""
+    import agents.api
+
+    headers = {"Idempotency-Key": "dropped-connection"}
+    invoke = "/v1/agents/my-agent/invoke"
+    real = agents.api.agent_invoke
+    retries = []
+
+    def first_still_running(**kwargs):
+        retries.append(api.post(invoke, {"prompt": "once"}, headers=headers))
+        return real(**kwargs)
+
+    monkeypatch.setattr(agents.api, "agent_invoke", first_still_running)
+    first = assert_ok(api.post(invoke, {"prompt": "once"}, headers=headers))
+    (retry,) = retries
+    error = assert_error(retry, 409, "idempotency_in_progress")
+    assert "still running" in error["message"]
+    assert retry["Retry-After"] == "1"
+    # Retried as told, it gets the first answer.
+    again = api.post(invoke, {"prompt": "once"}, headers=headers)
+    assert again["Idempotent-Replayed"] == "true" and again.json() == first
+    assert Execution.objects.count() == 1
