@@ -23,8 +23,11 @@ class TooManyAgents(Exception):
 
 def agent_create_starter(*, project: Project) -> Agent:
     """The echo agent every new project starts with, so the docs' first curl works."""
+    now = timezone.now()
     agent = Agent.objects.create(
         project=project,
+        created_at=now,
+        updated_at=now,
         name=STARTER_AGENT_NAME,
         kind=Agent.Kind.ECHO,
         description="Answers with what it is given. Replace it with your own agent.",

@@ -210,13 +210,15 @@ def test_put_creates_an_agent_with_201_then_updates_it_with_200(api, project):
     assert assert_ok(api.get("/v1/agents/support")) == updated
 
 
-def test_a_new_agent_was_last_updated_when_it_was_created(api, project):
-    """Not a moment before: a client that reads "updated since it was made" from the two
-    times, or syncs by updatedAt, took every new agent for one updated before it existed."""
-    created = assert_ok(api.send("PUT", "/v1/agents/support", {}), status=201)
+def test_a_new_agent_was_last_updated_when_it_was_created(api):
+    """GitHub's and most APIs' rule: a new object's updatedAt is its createdAt. It was
+    read from the clock first and came out some microseconds before createdAt, so a
+    client asking "changed since it was made?" (updatedAt != createdAt) was told yes."""
+    created = assert_ok(api.send("PUT", "/v1/agents/support", {"kind": "echo"}), status=201)
     assert created["updatedAt"] == created["createdAt"]
-    agent = Agent.objects.get(project=project, name="support")
-    assert agent.updated_at == agent.created_at
+    assert assert_ok(api.get("/v1/agents/support"))["updatedAt"] == created["createdAt"]
+    starter = assert_ok(api.get("/v1/agents/my-agent"))
+    assert starter["updatedAt"] == starter["createdAt"]
 
 
 def test_a_deploy_is_audited_with_what_changed_and_the_token_that_did_it(
