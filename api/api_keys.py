@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from api import errors
-from api.bodies import json_body, ok
+from api.bodies import json_body, ok, whole_number
 from api.endpoint import ProjectApiRequest, api_view
 from api.idempotency import SECRET_FIELDS_ATTRIBUTE
 from api.listing import cursor_param, is_row_id, limit_param, page_json
@@ -252,8 +252,8 @@ def api_key_detail(request: ProjectApiRequest, key_id: str) -> HttpResponse:
 def api_key_roll_view(request: ProjectApiRequest, key_id: str) -> HttpResponse:
     key = _key(request, key_id)
     body = json_body(request)
-    seconds = body.get("overlapSeconds", 0)
-    if isinstance(seconds, bool) or not isinstance(seconds, int):
+    seconds = whole_number(body.get("overlapSeconds", 0))
+    if seconds is None:
         raise errors.invalid_field_value("overlapSeconds", "must be a whole number of seconds.")
     if not 0 <= seconds <= MAX_OVERLAP_SECONDS:
         raise errors.invalid_field_value(

@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from api import errors
 from core.strict_json import MAX_DEPTH, JsonRefused, strict_json
 
-__all__ = ["MAX_DEPTH", "json_body", "ok", "strict_json"]
+__all__ = ["MAX_DEPTH", "json_body", "ok", "strict_json", "whole_number"]
 
 
 def json_body(request: HttpRequest) -> dict[str, Any]:
@@ -41,6 +41,19 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise errors.invalid_request("The body must be a JSON object.")
     return body
+
+
+def whole_number(value: Any) -> int | None:
+    """`value` as the integer it is, or None. JSON has one kind of number, and JSON Schema
+    (so OpenAPI 3.1, /v1/openapi.json) counts any with no fraction as an integer: 1e3 and
+    1000.0 are 1000. Booleans, strings and fractions are not."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # finite: strict JSON refused NaN and the infinities
+    return None
 
 
 # What JsonResponse(data, safe=False, json_dumps_params={"separators": (",", ":")}) would

@@ -11,7 +11,7 @@ from accounts.models import Project
 from accounts.two_factor import has_two_factor
 from api import errors
 from api.authentication import ProjectCaller, Surface
-from api.bodies import json_body, ok
+from api.bodies import json_body, ok, whole_number
 from api.endpoint import ApiRequest, ClientApiRequest, ProjectApiRequest, api_view
 from api.idempotency import SECRET_FIELDS_ATTRIBUTE
 from api.permissions import Permission, scoped_agent_names
@@ -79,8 +79,8 @@ def _context(body: dict[str, Any], field: str, *, required: bool) -> dict[str, A
 
 
 def _ttl(body: dict[str, Any]) -> int:
-    ttl = body.get("ttlSeconds", CLIENT_TOKEN_DEFAULT_TTL)
-    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= CLIENT_TOKEN_MAX_TTL:
+    ttl = whole_number(body.get("ttlSeconds", CLIENT_TOKEN_DEFAULT_TTL))
+    if ttl is None or not 1 <= ttl <= CLIENT_TOKEN_MAX_TTL:
         raise errors.invalid_field_value(
             "ttlSeconds", f"must be a whole number of seconds from 1 to {CLIENT_TOKEN_MAX_TTL}."
         )

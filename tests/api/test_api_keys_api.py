@@ -4,7 +4,7 @@ every refusal in the envelope."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -321,3 +321,13 @@ def test_an_old_secret_is_shown_ending_with_its_key_when_the_key_ends_first(admi
         admin.post(f"/v1/api-keys/key_{key.pk}/roll", {"overlapSeconds": 86400}), 201
     )
     assert rolled["previousSecret"]["expiresAt"] == ends.isoformat()
+
+
+def test_an_overlap_written_as_a_whole_number_with_an_exponent_is_taken(admin):
+    """As ttlSeconds: the schema's integer, 3.6e3, is an hour."""
+    created = assert_ok(admin.post("/v1/api-keys", {"name": "Web"}), 201)
+    rolled = assert_ok(
+        admin.post(f"/v1/api-keys/{created['id']}/roll", {"overlapSeconds": 3.6e3}), 201
+    )
+    ends = datetime.fromisoformat(rolled["previousSecret"]["expiresAt"])
+    assert abs((ends - timezone.now()).total_seconds() - 3600) < 60

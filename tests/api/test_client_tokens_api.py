@@ -80,6 +80,23 @@ def test_ttl_of_a_day_is_the_most(api):
     assert abs((expires - timezone.now()).total_seconds() - 86400) < 60
 
 
+def test_a_ttl_written_as_a_whole_number_with_a_point_or_an_exponent_is_taken(api):
+    """OpenAPI 3.1 (JSON Schema 2020-12) counts 1e3 and 1000.0 as the integer 1000, so a
+    client checking its body against /v1/openapi.json sends them, and Python's json.dumps
+    writes a ttl computed in floats (hours * 3600.0) so: they were refused. A fraction
+    still is."""
+    bearer = {"Authorization": f"Bearer {api.token}"}
+    for raw in (b'{"context": {}, "ttlSeconds": 1e3}', b'{"context": {}, "ttlSeconds": 1000.0}'):
+        response = api.client.post(
+            "/v1/client-tokens", raw, content_type="application/json", headers=bearer
+        )
+        answer = assert_ok(response, 201)
+        expires = datetime.datetime.fromisoformat(answer["expiresAt"])
+        assert abs((expires - timezone.now()).total_seconds() - 1000) < 60
+    for fraction in (1.5, 86400.5, 86401.0):
+        assert_error(mint(api, ttlSeconds=fraction), 400, "invalid_field_value")
+
+
 def test_a_client_token_says_it_ends_when_the_key_that_minted_it_expires(make_key, project):
     # It said an hour (or a day) on, though it stops working with the key: a browser
     # planning to renew it before expiresAt found it refused first.
