@@ -10,6 +10,9 @@ the agent runs, and without CORS headers, so the page cannot read even the refus
 
 from __future__ import annotations
 
+import logging
+
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
 from accounts.models import AllowedOrigin
@@ -23,6 +26,8 @@ EXPOSED_HEADERS = (
     "Idempotent-Replayed"
 )
 PREFLIGHT_MAX_AGE = "600"
+
+logger = logging.getLogger(__name__)
 
 
 def _origin(request: HttpRequest) -> str:
@@ -39,14 +44,27 @@ def cors_preflight(request: HttpRequest, methods: list[str]) -> HttpResponse:
     origin = _origin(request)
     request_id = new_request_id()
     response: HttpResponse
-    if (
-        not ORIGIN_SHAPE.fullmatch(origin)
-        or not methods
-        # A deleted project's rows stay (accounts.services.project_delete): not its origins.
-        or not AllowedOrigin.objects.filter(
-            origin=origin, project__deleted_at__isnull=True
-        ).exists()
-    ):
+    try:
+        allows = (
+            ORIGIN_SHAPE.fullmatch(origin) is not None
+            and bool(methods)
+            # A deleted project's rows stay (accounts.services.project_delete): not its
+            # origins.
+            and AllowedOrigin.objects.filter(
+                origin=origin, project__deleted_at__isnull=True
+            ).exists()
+        )
+    except (OperationalError, InterfaceError):
+        # Outside the frame (api.endpoint) that says so for every other call: the
+        # envelope's 503 and when to try again, not Django's HTML 500.
+        logger.warning("API preflight %s: the database did not answer", request_id)
+        response = error_response(errors.service_unavailable(), request_id)
+        response._has_been_logged = True  # type: ignore[attr-defined]  # (just above)
+        response["Vary"] = "Origin"
+        response["X-Request-Id"] = request_id
+        response["Cache-Control"] = "no-store"
+        return response
+    if not allows:
         response = error_response(
             errors.insufficient_permissions("This origin may not call the Client API."),
             request_id,

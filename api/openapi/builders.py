@@ -290,6 +290,7 @@ def describe_preflight(path: str, methods: str, operation_id: str) -> tuple[str,
                 "204": {"description": "The origin may call.", "headers": cors},
                 "400": {"$ref": "#/components/responses/Error400"},
                 "403": {"$ref": "#/components/responses/Error403"},
+                "503": {"$ref": "#/components/responses/Error503"},
             },
         },
     )

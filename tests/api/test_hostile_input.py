@@ -275,3 +275,32 @@ def test_an_origin_that_is_no_origin_is_not_repeated_back(api):
     )
     assert_error(answer, 403, "insufficient_permissions")
     assert len(answer.content) < 500
+
+
+@pytest.mark.parametrize("path", ["/client/agents/my-agent/invoke", "/client/token"])
+def test_a_preflight_while_the_database_does_not_answer_is_503_in_the_envelope(
+    db, monkeypatch, path
+):
+    """A preflight asks the database which origins are allowed, outside the frame that
+    turns a database that does not answer into 503 service_unavailable: it was a 500
+    from Django's own handler, an HTML page with no request id."""
+    import api.cors
+
+    class Down:
+        def filter(self, *args, **kwargs):
+            raise OperationalError("connection timeout expired")
+
+    monkeypatch.setattr(api.cors.AllowedOrigin, "objects", Down())
+    response = Client(raise_request_exception=False).options(
+        path,
+        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"},
+    )
+    error = assert_error(response, 503, "service_unavailable")
+    assert response["Retry-After"] == "5"
+    assert "timeout" not in error["message"]
+    assert "Access-Control-Allow-Origin" not in response
+    from api.openapi import openapi_document
+
+    templated = path.replace("my-agent", "{name}")
+    described = openapi_document()["paths"][templated]["options"]["responses"]
+    assert described["503"] == {"$ref": "#/components/responses/Error503"}
