@@ -28,6 +28,7 @@ from django.utils import timezone
 from accounts.models import Project
 from api import errors
 from api.models import IdempotencyRecord
+from core.redact import holds_secret
 
 if TYPE_CHECKING:
     from api.authentication import Caller
@@ -138,6 +139,13 @@ def idempotent(
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise errors.invalid_field_value(
             "Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} printable characters."
+        )
+    if holds_secret(key):
+        # The key is kept as sent for a day, and a token is never kept at rest.
+        raise errors.invalid_field_value(
+            "Idempotency-Key",
+            "holds a Reminix token. Send a key of your own (a UUID), and revoke that token "
+            "if it was sent here by mistake.",
         )
     if caller.client_token is not None:
         key = f"ct:{caller.client_token.pk}:{key}"

@@ -124,9 +124,10 @@ X_PROJECT_REQUIRED_PARAM = param(
 IDEMPOTENCY_PARAM = param(
     "Idempotency-Key",
     "header",
-    f"1 to {MAX_KEY_LENGTH} printable characters. The same key from the same project within "
-    "24 hours answers the first result again (`Idempotent-Replayed: true`) instead of acting "
-    "twice; with a different method, path or body it is `400 invalid_request`.",
+    f"1 to {MAX_KEY_LENGTH} printable characters, never a Reminix token (`400`). The same "
+    "key from the same project within 24 hours answers the first result again "
+    "(`Idempotent-Replayed: true`) instead of acting twice; with a different method, path or "
+    "body it is `400 invalid_request`.",
     {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
 )
 

@@ -279,3 +279,19 @@ def test_a_retry_sent_while_the_first_still_runs_is_told_to_wait_and_retry(api, 
     again = api.post(invoke, {"prompt": "once"}, headers=headers)
     assert again["Idempotent-Replayed"] == "true" and again.json() == first
     assert Execution.objects.count() == 1
+
+
+def test_a_token_sent_as_the_idempotency_key_is_refused_and_never_stored(api):
+    """The key is stored as sent, for 24 hours, and a token is never kept at rest
+    (shared/CONTRACT.md): one pasted there (a client token used to make "one mint per
+    browser" idempotent, a key in the wrong header) is refused as a token pasted into an
+    agent's name is, before anything acts."""
+    for token in (api.token, api.token.lower(), f"order-{api.token}"):
+        response = api.post(
+            "/v1/agents/my-agent/invoke", {"prompt": "a"}, headers={"Idempotency-Key": token}
+        )
+        error = assert_error(response, 400, "invalid_field_value")
+        assert "Idempotency-Key" in error["message"] and "token" in error["message"]
+        assert api.token[12:] not in response.content.decode()
+    assert not IdempotencyRecord.objects.exists()
+    assert not Execution.objects.exists()
