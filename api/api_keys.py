@@ -272,9 +272,18 @@ def api_key_roll_view(request: ProjectApiRequest, key_id: str) -> HttpResponse:
     return _with_secret(key, secret, 201)
 
 
+def _working(key: ApiKey) -> ApiKey:
+    """`key`, if it still works: a revoked or expired key cannot be suspended or resumed,
+    as it cannot be rolled (409, naming when it ended). A 200 would say it was done, and
+    for a resume that the key works again, which it never will."""
+    if ended := key.end_reason_at(timezone.now()):
+        raise errors.ApiError(409, "invalid_request", f"{ended} Create a new key.")
+    return key
+
+
 @api_view(["POST"], permission=KEYS)
 def api_key_suspend_view(request: ProjectApiRequest, key_id: str) -> HttpResponse:
-    key = _key(request, key_id)
+    key = _working(_key(request, key_id))
     reason = _string(json_body(request), "reason", most=SUSPENSION_REASON_MAX, required=True)
     assert reason is not None
     api_key_suspend(api_key=key, by=request.caller.user, reason=reason, ip=client_ip(request))
@@ -284,7 +293,7 @@ def api_key_suspend_view(request: ProjectApiRequest, key_id: str) -> HttpRespons
 
 @api_view(["POST"], permission=KEYS)
 def api_key_resume_view(request: ProjectApiRequest, key_id: str) -> HttpResponse:
-    key = _key(request, key_id)
+    key = _working(_key(request, key_id))
     api_key_resume(api_key=key, by=request.caller.user, ip=client_ip(request))
     key.refresh_from_db()
     return ok(api_key_json(key))

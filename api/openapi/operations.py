@@ -618,7 +618,8 @@ def _api_key_operations() -> list[tuple[str, str, Schema]]:
             "/v1/api-keys/{id}/suspend",
             "suspendApiKey",
             "Suspend an API key",
-            "Its calls get `401 suspended_api_key` with the reason until it is resumed.",
+            "Its calls get `401 suspended_api_key` with the reason until it is resumed. "
+            "`409` if the key is revoked or expired.",
             parameters=[key_id],
             body=Body(
                 obj({"reason": {**name, "maxLength": 200}}, required=["reason"], closed=False)
@@ -630,7 +631,7 @@ def _api_key_operations() -> list[tuple[str, str, Schema]]:
             "/v1/api-keys/{id}/resume",
             "resumeApiKey",
             "Resume an API key",
-            "It works again from its next call.",
+            "It works again from its next call. `409` if the key is revoked or expired.",
             parameters=[key_id],
             answers={200: ok_answer("Resumed.", ref("ApiKey"), write=True)},
         ),

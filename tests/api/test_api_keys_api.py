@@ -331,3 +331,32 @@ def test_an_overlap_written_as_a_whole_number_with_an_exponent_is_taken(admin):
     )
     ends = datetime.fromisoformat(rolled["previousSecret"]["expiresAt"])
     assert abs((ends - timezone.now()).total_seconds() - 3600) < 60
+
+
+def test_a_revoked_or_expired_key_cannot_be_resumed_or_suspended_as_it_cannot_be_rolled(
+    admin, project
+):
+    """Resume is described as "it works again from its next call": for a revoked key it
+    answered 200 while the key went on getting 401, so a script that resumed a key after
+    an incident was told it was back. Both are 409 naming why, as a roll of it is."""
+    created = assert_ok(admin.post("/v1/api-keys", {"name": "Web"}), 201)
+    url = f"/v1/api-keys/{created['id']}"
+    assert_ok(admin.post(f"{url}/suspend", {"reason": "Looking into it"}))
+    assert admin.send("DELETE", url).status_code == 204
+    for action, body in (("resume", None), ("suspend", {"reason": "Again"})):
+        error = assert_error(admin.post(f"{url}/{action}", body), 409, "invalid_request")
+        assert "revoked" in error["message"]
+    gone, _ = api_key_create(
+        project=project,
+        name="Gone",
+        created_by=None,
+        expires_at=timezone.now() + timedelta(seconds=1),
+    )
+    ApiKey.objects.filter(pk=gone.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    error = assert_error(
+        admin.post(f"/v1/api-keys/key_{gone.pk}/suspend", {"reason": "x"}), 409, "invalid_request"
+    )
+    assert "expired" in error["message"]
+    assert not AuditEvent.objects.filter(
+        action="api_key.suspended", target_id=str(gone.pk)
+    ).exists()
