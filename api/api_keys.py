@@ -286,7 +286,10 @@ def api_key_suspend_view(request: ProjectApiRequest, key_id: str) -> HttpRespons
     key = _working(_key(request, key_id))
     reason = _string(json_body(request), "reason", most=SUSPENSION_REASON_MAX, required=True)
     assert reason is not None
-    api_key_suspend(api_key=key, by=request.caller.user, reason=reason, ip=client_ip(request))
+    try:
+        api_key_suspend(api_key=key, by=request.caller.user, reason=reason, ip=client_ip(request))
+    except ValidationError as refused:  # a token pasted into it (no_secret_in_reason)
+        raise errors.invalid_field_value("reason", " ".join(refused.messages)) from None
     key.refresh_from_db()
     return ok(api_key_json(key))
 

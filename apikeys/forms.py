@@ -35,7 +35,7 @@ from apikeys.services import (
 )
 from core.forms import NoTokenCharField, RowChoicesField, RowIdField, row_id
 from core.networks import MAX_NETWORKS, parse_networks
-from core.validators import no_secret, single_line, visible
+from core.validators import no_secret, no_secret_in_reason, single_line, visible
 
 EXPIRY_CHOICES = [
     ("never", "Never"),
@@ -388,12 +388,12 @@ def key_name_taken_error(name: str) -> forms.ValidationError:
 
 
 class ApiKeySuspendForm(forms.Form):
-    reason = forms.CharField(
+    reason = NoTokenCharField(
         max_length=SUSPENSION_REASON_MAX,
         label="Reason",
         help_text="Shown to whoever calls with the key, in the 401 suspended_api_key answer, "
         "and to your team on this page. Do not put secrets here.",
-        validators=[single_line],
+        validators=[single_line, no_secret_in_reason],
         error_messages={"required": "Say why, so that callers and your team know."},
     )
 

@@ -35,7 +35,7 @@ from audit.log import audit_record
 from core.db_errors import violates
 from core.invalidation import changed
 from core.networks import parse_networks
-from core.validators import no_secret, single_line, visible
+from core.validators import no_secret, no_secret_in_reason, single_line, visible
 
 CLIENT_TOKEN_DEFAULT_TTL = 3600
 CLIENT_TOKEN_MAX_TTL = 86400
@@ -398,6 +398,7 @@ def api_key_suspend(
     reason = reason.strip()
     # The same rules as the form's, for every caller: it ends up in 401 messages and mail.
     single_line(reason)
+    no_secret_in_reason(reason)
     if len(reason) > SUSPENSION_REASON_MAX:
         raise ValidationError(f"A reason is at most {SUSPENSION_REASON_MAX} characters.")
     suspended = api_key.suspend(by=by, reason=reason)

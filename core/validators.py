@@ -113,3 +113,16 @@ def no_secret(value: str) -> None:
             "and in emails, so it is not kept. If it is a real token, revoke it.",
             code="secret",
         )
+
+
+def no_secret_in_reason(value: str) -> None:
+    """A reason (a key's suspension) holds no token: "Leaked: reminix_sk_…" is what one
+    would write, and the reason is kept in clear and shown to the team, in the audit log
+    and over the API."""
+    if holds_secret(value):
+        raise ValidationError(
+            "That looks like a Reminix token: a reason is shown to everyone in the project, "
+            "so it is not kept. Describe where it was found instead, and revoke it if it "
+            "is a real token.",
+            code="secret",
+        )

@@ -238,3 +238,29 @@ def test_the_client_token_list_marks_tokens_of_a_suspended_key(
     html = page.content.decode()
     assert minted["id"] in html
     assert "The API key that minted it is suspended." in html
+
+
+def test_a_token_pasted_into_a_suspension_reason_is_refused_everywhere_and_not_kept(
+    signed_in, admin, project, api_key, user
+):
+    """ "Leaked: reminix_sk_…" is the reason one would write, and a reason is kept in clear
+    and shown on the list, in the key's usage, in the audit log and by /v1/api-keys: the
+    contract keeps a token out of every later page. The form only asked ("Do not put
+    secrets here"); names and notes already refuse one."""
+    key, secret = api_key
+    reason = f"Leaked: {secret}"
+    refused = signed_in.post(suspend_url(project, key), {"reason": reason}, headers=HTMX)
+    assert refused.status_code == 422
+    assert any("token" in e for e in refused.context["form"].errors["reason"])
+    assert 'id="id_reason_error"' in refused.content.decode()  # beside its field
+    assert secret not in refused.content.decode()
+
+    response = admin.post(f"/v1/api-keys/key_{key.pk}/suspend", {"reason": reason})
+    error = assert_error(response, 400, "invalid_field_value")
+    assert "reason" in error["message"] and secret not in response.content.decode()
+
+    with pytest.raises(ValidationError):
+        api_key_suspend(api_key=key, by=user, reason=reason)
+    key.refresh_from_db()
+    assert key.suspended_at is None and key.suspended_reason == ""
+    assert not AuditEvent.objects.filter(action="api_key.suspended").exists()
