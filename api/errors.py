@@ -92,7 +92,9 @@ def missing_required_field(field: str) -> ApiError:
 
 
 def invalid_field_value(field: str, why: str) -> ApiError:
-    return ApiError(400, "invalid_field_value", f"The field '{field}' {why}")
+    # `why` continues the sentence ("must be…"), or is one of its own (a service's message).
+    joined = ": " if why[:1].isupper() else " "
+    return ApiError(400, "invalid_field_value", f"The field '{field}'{joined}{why}")
 
 
 def not_found(code: str = "not_found", message: str = "Nothing is at this address.") -> ApiError:

@@ -301,3 +301,16 @@ def test_api_writes_need_no_csrf_token_anywhere_under_v1(api, method, path, stat
     response = api.send(method, path, {"prompt": "hi"})
     assert response.status_code == status
     assert response["Content-Type"] == "application/json"
+
+
+def test_a_field_error_that_is_a_sentence_of_its_own_reads_as_one(admin):
+    """The services' own messages start with a capital ("That looks like a Reminix
+    token…", "The most is 50…"): written after "The field 'name'" they read "The field
+    'name' That looks like…"."""
+    response = admin.post("/v1/api-keys", {"name": "reminix_sk_abcdefghijklmnopqrstu"})
+    error = assert_error(response, 400, "invalid_field_value")
+    assert error["message"].startswith("The field 'name': That looks like a Reminix token")
+    taken = admin.post("/v1/api-keys", {"name": "k", "permissions": []})
+    assert assert_error(taken, 400, "invalid_field_value")["message"].startswith(
+        "The field 'permissions' must"
+    )
