@@ -244,6 +244,9 @@ def _answer_now(
         response, error_code = error_response(failed, request.request_id), failed.code
     response["X-Request-Id"] = request.request_id
     response["Cache-Control"] = "no-store"
+    if response.status_code == 204:
+        # No content, so no type (Django's default is text/html): the same on a replay.
+        del response["Content-Type"]
     if response.status_code == 401:
         # RFC 6750: how to authenticate, for clients and proxies that look for it.
         response["WWW-Authenticate"] = 'Bearer realm="reminix"'

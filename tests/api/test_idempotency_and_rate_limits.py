@@ -295,3 +295,21 @@ def test_a_token_sent_as_the_idempotency_key_is_refused_and_never_stored(api):
         assert api.token[12:] not in response.content.decode()
     assert not IdempotencyRecord.objects.exists()
     assert not Execution.objects.exists()
+
+
+def test_a_204_and_its_replay_are_the_same_empty_answer_with_no_content_type(api, admin):
+    """A 204 has no content, so nothing to give a type to: it said text/html (Django's
+    default), and its replay said application/json, so the same answer differed between
+    the first try and the retry."""
+    minted = assert_ok(api.post("/v1/client-tokens", {"context": {}}), 201)
+    headers = {"Idempotency-Key": "revoke-1"}
+    path = f"/v1/client-tokens/{minted['id']}"
+    first = api.send("DELETE", path, headers=headers)
+    again = api.send("DELETE", path, headers=headers)
+    assert again["Idempotent-Replayed"] == "true"
+    key = assert_ok(admin.post("/v1/api-keys", {"name": "Web"}), 201)
+    revoked = admin.send("DELETE", f"/v1/api-keys/{key['id']}")
+    for response in (first, again, revoked):
+        assert response.status_code == 204 and response.content == b""
+        assert "Content-Type" not in response
+        assert response["X-Request-Id"].startswith("req_")
