@@ -605,7 +605,16 @@ def _api_key_operations() -> list[tuple[str, str, Schema]]:
             parameters=[key_id],
             body=Body(
                 obj(
-                    {"overlapSeconds": {"type": "integer", "minimum": 0, "maximum": 604800}},
+                    {
+                        "overlapSeconds": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": 604800,
+                            "default": 0,
+                            "description": "Absent: 0, the secret it had stops now (the "
+                            "dashboard's form starts at 24 hours).",
+                        }
+                    },
                     closed=False,
                 ),
                 required=False,

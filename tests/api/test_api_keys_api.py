@@ -360,3 +360,19 @@ def test_a_revoked_or_expired_key_cannot_be_resumed_or_suspended_as_it_cannot_be
     assert not AuditEvent.objects.filter(
         action="api_key.suspended", target_id=str(gone.pk)
     ).exists()
+
+
+def test_a_roll_without_an_overlap_stops_the_old_secret_now_as_the_description_says(admin):
+    """The dashboard's roll form starts at 24 hours; the API's default is none. A script
+    reading /v1/openapi.json for the default found none given, so it is stated there."""
+    from api.openapi import openapi_document
+
+    created = assert_ok(admin.post("/v1/api-keys", {"name": "Web"}), 201)
+    rolled = assert_ok(admin.post(f"/v1/api-keys/{created['id']}/roll"), 201)
+    assert rolled["previousSecret"] is None
+    assert_error(
+        Api(Client(), created["secret"]).post(INVOKE, {"prompt": "x"}), 401, "expired_api_key"
+    )
+    body = openapi_document()["paths"]["/v1/api-keys/{id}/roll"]["post"]["requestBody"]
+    overlap = body["content"]["application/json"]["schema"]["properties"]["overlapSeconds"]
+    assert overlap["default"] == 0
