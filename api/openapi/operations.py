@@ -541,6 +541,8 @@ def _api_key_operations() -> list[tuple[str, str, Schema]]:
                             "type": "array",
                             "items": {"enum": ["agents", "read", "write"]},
                             "minItems": 1,
+                            "maxItems": 3,
+                            "uniqueItems": True,
                             "description": "Absent: all three.",
                         },
                         "expiresAt": {
@@ -552,6 +554,8 @@ def _api_key_operations() -> list[tuple[str, str, Schema]]:
                         "agentActions": {
                             "type": "array",
                             "items": {"enum": ["agents:invoke", "agents:chat"]},
+                            "maxItems": 2,
+                            "uniqueItems": True,
                         },
                         "allowedNetworks": {
                             "type": "array",

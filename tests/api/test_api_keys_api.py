@@ -376,3 +376,21 @@ def test_a_roll_without_an_overlap_stops_the_old_secret_now_as_the_description_s
     body = openapi_document()["paths"]["/v1/api-keys/{id}/roll"]["post"]["requestBody"]
     overlap = body["content"]["application/json"]["schema"]["properties"]["overlapSeconds"]
     assert overlap["default"] == 0
+
+
+def test_the_create_schema_refuses_the_lists_the_api_refuses(admin):
+    """Four permissions (one repeated) met the document, which set no most, and were
+    refused as "at most 3": the document now says unique and at most 3 (2 actions)."""
+    import jsonschema
+
+    from api.openapi import openapi_document
+
+    body = openapi_document()["paths"]["/v1/api-keys"]["post"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    for sent in (
+        {"name": "k", "permissions": ["read", "read", "read", "read"]},
+        {"name": "k", "agentActions": ["agents:chat"] * 3},
+    ):
+        assert_error(admin.post("/v1/api-keys", sent), 400, "invalid_field_value")
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(sent, schema, cls=jsonschema.Draft202012Validator)
