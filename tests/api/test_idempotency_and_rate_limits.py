@@ -3,8 +3,10 @@
 import datetime
 import io
 
+import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -13,6 +15,7 @@ from api.idempotency import idempotency_records_prune
 from api.models import IdempotencyRecord
 from apikeys.models import ClientToken
 from tests.api.assertions import assert_error, assert_ok
+from tests.conftest import Api, finished, paused_in_another_thread
 
 
 def test_a_retried_write_with_the_same_key_answers_the_first_result_and_acts_once(api):
@@ -313,3 +316,41 @@ def test_a_204_and_its_replay_are_the_same_empty_answer_with_no_content_type(api
         assert response.status_code == 204 and response.content == b""
         assert "Content-Type" not in response
         assert response["X-Request-Id"].startswith("req_")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_deploys_at_once_under_one_key_act_once_and_the_second_is_told_to_retry(
+    api, monkeypatch
+):
+    """As above, with two connections on PostgreSQL: the first holds its claim (committed)
+    while it deploys; the second, at that moment, is 409 idempotency_in_progress at once,
+    not held up; retried once the first answered, it gets that answer."""
+    import agents.api
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: concurrency is shown on PostgreSQL.")
+    headers = {"Idempotency-Key": "deploy-1"}
+    body = {"description": "v1"}
+    answers = []
+
+    def first() -> None:
+        answers.append(
+            Api(Client(), api.token).send("PUT", "/v1/agents/bot", body, headers=headers)
+        )
+
+    thread, go, _, failures = paused_in_another_thread(
+        monkeypatch, agents.api, "agent_deploy", first
+    )
+    try:
+        busy = api.send("PUT", "/v1/agents/bot", body, headers=headers)
+    finally:
+        go.set()
+        finished(thread)
+    assert failures == []
+    assert_error(busy, 409, "idempotency_in_progress")
+    assert busy["Retry-After"] == "1"
+    (created,) = answers
+    assert created.status_code == 201
+    again = api.send("PUT", "/v1/agents/bot", body, headers=headers)
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.json() == created.json()
