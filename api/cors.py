@@ -60,23 +60,23 @@ def cors_preflight(request: HttpRequest, methods: list[str]) -> HttpResponse:
         logger.warning("API preflight %s: the database did not answer", request_id)
         response = error_response(errors.service_unavailable(), request_id)
         response._has_been_logged = True  # type: ignore[attr-defined]  # (just above)
-        response["Vary"] = "Origin"
-        response["X-Request-Id"] = request_id
-        response["Cache-Control"] = "no-store"
-        return response
-    if not allows:
-        response = error_response(
-            errors.insufficient_permissions("This origin may not call the Client API."),
-            request_id,
-        )
     else:
-        response = HttpResponse(status=204)
-        response["Access-Control-Allow-Origin"] = origin
-        response["Access-Control-Allow-Methods"] = ", ".join(methods)
-        response["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
-        response["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
+        if allows:
+            response = HttpResponse(status=204)
+            del response["Content-Type"]  # no content (as the frame's 204s)
+            response["Access-Control-Allow-Origin"] = origin
+            response["Access-Control-Allow-Methods"] = ", ".join(methods)
+            response["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+            response["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
+        else:
+            response = error_response(
+                errors.insufficient_permissions("This origin may not call the Client API."),
+                request_id,
+            )
     response["Vary"] = "Origin"
     response["X-Request-Id"] = request_id
+    # As every API answer (the browser keeps a preflight by Access-Control-Max-Age alone).
+    response["Cache-Control"] = "no-store"
     return response
 
 

@@ -43,7 +43,8 @@ API_DESCRIPTION = (
     "tokens). Send the token as `Authorization: Bearer <token>`; a token anywhere in the URL "
     "is refused. JSON in and out, field names in camelCase; bodies are strict JSON objects. "
     'Every error is `{"error": {"code", "message", "status", "requestId"}}`, and every '
-    "answer carries `X-Request-Id` and `Cache-Control: no-store`. HEAD is answered wherever "
+    "answer carries `X-Request-Id` and `Cache-Control: no-store` (but this document, which "
+    "may be cached for 5 minutes). HEAD is answered wherever "
     "GET is, without the body. Each token may make a "
     "number of calls a minute; answers to a call whose token was identified carry "
     "`X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`."

@@ -306,3 +306,16 @@ def test_a_key_limited_to_some_agents_revokes_only_the_client_tokens_it_minted(
     # A key for every agent still revokes any of the project's client tokens.
     assert api.send("DELETE", f"/v1/client-tokens/{own['id']}").status_code == 204
     assert api.send("DELETE", f"/v1/client-tokens/{minted['id']}").status_code == 204
+
+
+@pytest.mark.parametrize("origin", [ORIGIN, "https://evil.example.net"])
+def test_a_preflights_answer_carries_no_store_as_the_description_says_every_answer_does(
+    project, origin
+):
+    AllowedOrigin.objects.create(project=project, origin=ORIGIN)
+    response = Client().options(
+        "/client/agents/my-agent/invoke",
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+    )
+    assert response.status_code in (204, 403)
+    assert response["Cache-Control"] == "no-store"
