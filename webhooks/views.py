@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.decorators import project_owner_required
+from accounts.decorators import project_owner_required, verified_email_required
 from accounts.http import ProjectRequest
 from accounts.models import Membership
 from accounts.sudo import sudo_required
@@ -101,6 +101,7 @@ def webhook_list(request: ProjectRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @project_owner_required
+@verified_email_required
 @sudo_required
 def webhook_create_view(request: ProjectRequest) -> HttpResponse:
     if request.method == "GET":
@@ -197,6 +198,7 @@ def webhook_retry_view(request: ProjectRequest, endpoint_id: int, delivery_id: i
 
 @require_POST
 @project_owner_required
+@verified_email_required
 @sudo_required
 def webhook_secret_roll_view(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
     """A new signing secret, shown on the endpoint's page this once (a leaked one no

@@ -8,14 +8,14 @@ import time
 import pytest
 from django.urls import reverse
 
-from accounts.models import Membership
-from accounts.services import membership_remove
+from accounts.models import Membership, Project
+from accounts.services import membership_remove, user_sign_up
 from audit.models import AuditEvent
 from webhooks.delivery import deliver
 from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookDelivery, WebhookEndpoint
 from webhooks.services import webhook_create, webhook_send_test
 
-from ..conftest import HTMX
+from ..conftest import HTMX, PASSWORD
 
 
 def _url(name, project, **kwargs):
@@ -107,6 +107,30 @@ def test_members_who_are_not_owners_get_403_and_no_tab(client, project, make_use
     assert client.get(_url("webhook_list", project)).status_code == 403
     settings_page = client.get(reverse("accounts:project_settings", args=[project.slug]))
     assert b"Webhooks" not in settings_page.content
+
+
+def test_an_owner_whose_email_is_unconfirmed_adds_no_endpoint(client, db, local_delivery):
+    # An endpoint's secret is shown once, as a key's, and its address is where the server
+    # then sends requests: like keys, PATs and invitations, it waits for a confirmed
+    # address, or anyone could sign up with a made-up one and have us call any host.
+    owner = user_sign_up(email="fresh@example.com", password=PASSWORD, name="New")
+    project = Project.objects.for_user(owner).get()
+    client.force_login(owner)
+    form = {"url": "https://hooks.example.com/", "format": "generic", "min_severity": "low"}
+    create = _url("webhook_create", project)
+    assert client.get(create).status_code == 403
+    panel = client.get(create, headers={**HTMX, "HX-Target": "key-panel"})
+    assert 'id="key-panel"' in panel.content.decode()
+    assert "Send the link again" in panel.content.decode()
+    assert client.post(create, {**form, "form_id": "f"}).status_code == 403
+    assert not WebhookEndpoint.objects.exists()
+    # Nor is a secret rolled for one made before this was asked.
+    endpoint, _ = webhook_create(project=project, created_by=owner, **form)
+    before = endpoint.secret_encrypted
+    roll = _url("webhook_secret_roll", project, endpoint_id=endpoint.pk)
+    assert client.post(roll).status_code == 403
+    endpoint.refresh_from_db()
+    assert endpoint.secret_encrypted == before
 
 
 def test_an_endpoint_whose_creator_left_is_marked_on_the_list_and_its_page(
