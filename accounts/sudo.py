@@ -1,8 +1,9 @@
-"""Sudo mode: before a sensitive action (minting or rolling a credential, revoking every
-client token, changing members, roles or the origins allowlist, turning off the second
-factor), a person whose last check is older than SUDO_MODE_SECONDS (10 minutes) is asked
-for their password or a second-factor code again, as GitHub's sudo mode and Clerk's
-reverification do. A borrowed, unlocked laptop then cannot mint keys.
+"""Sudo mode: before a sensitive action (minting or rolling a credential, changing what
+limits one (its allowed networks, a suspension), revoking every client token, changing
+members, roles or the origins allowlist, turning off the second factor), a person whose
+last check is older than SUDO_MODE_SECONDS (10 minutes) is asked for their password or a
+second-factor code again, as GitHub's sudo mode and Clerk's reverification do. A
+borrowed, unlocked laptop then cannot mint keys, nor make a leaked one work again.
 
 The action then continues where it was: the prompt carries the original request (its
 address, method and form fields) and, once passed, the same view answers it as if it had

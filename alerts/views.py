@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.decorators import project_member_required, project_owner_required
 from accounts.http import ProjectRequest
 from accounts.models import Project
-from accounts.sudo import sudo_required_to_change
+from accounts.sudo import sudo_required, sudo_required_to_change
 from alerts.forms import AlertRulesForm, FlagFilterForm, TokenLookupForm
 from alerts.models import AlertRules, Flag
 from alerts.services import (
@@ -127,6 +127,7 @@ def flag_acknowledge_view(request: ProjectRequest, flag_id: int) -> HttpResponse
 
 @require_POST
 @project_member_required
+@sudo_required
 def flag_network_ours_view(request: ProjectRequest, flag_id: int) -> HttpResponse:
     """ "This network is ours": see alerts.services.flag_network_ours."""
     flag = get_object_or_404(

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
+from accounts.sudo import sudo_required_to_change
 from apikeys.forms import AllowedNetworksForm
 from apikeys.models import ApiKey
 from apikeys.services import token_networks_set
@@ -53,6 +54,7 @@ def networks_context(api_key: ApiKey, form: AllowedNetworksForm | None = None) -
 
 @require_http_methods(["GET", "POST"])
 @project_member_required
+@sudo_required_to_change
 def api_key_networks(request: ProjectRequest, key_id: int) -> HttpResponse:
     """POST sets the key's allowed networks (GET: its usage page, where the form is)."""
     api_key = get_object_or_404(ApiKey.objects.for_project(request.project), pk=key_id)

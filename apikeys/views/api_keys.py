@@ -366,6 +366,7 @@ def api_key_suspend_view(request: ProjectRequest, key_id: int) -> HttpResponse:
 
 @require_POST
 @project_member_required
+@sudo_required
 def api_key_resume_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     """Lift a suspension: the key works again from the next call."""
     api_key = _key(request, key_id)

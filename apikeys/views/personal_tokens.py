@@ -152,6 +152,7 @@ def _unrevoked_of(request: AuthenticatedRequest, token_id: int) -> PersonalAcces
 
 @require_http_methods(["GET", "POST"])
 @login_required
+@sudo_required
 def personal_token_networks_view(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
     """Where a PAT may be used from. With no list yet, the form starts from the network it
     was last used from, for its owner to check."""

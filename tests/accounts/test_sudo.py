@@ -9,13 +9,14 @@ import time
 
 import pyotp
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Invitation
 from apikeys.models import ApiKey, PersonalAccessToken
 from audit.models import AuditEvent
 from tests.accounts.test_two_factor import enrol
-from tests.conftest import HTMX, PASSWORD
+from tests.conftest import HTMX, PASSWORD, Api
 
 CONFIRM = reverse("accounts:sudo_confirm")
 
@@ -225,3 +226,52 @@ def test_a_password_kept_under_an_older_hasher_keeps_the_session_through_the_pro
     )
     assert passed.status_code == 200 and "Confirm it is you" not in passed.content.decode()
     assert stale.get(reverse("accounts:account_sessions")).status_code == 200
+
+
+def test_loosening_a_network_allowlist_or_resuming_a_suspended_key_asks(
+    stale, project, user, make_key
+):
+    """A key limited to its servers' networks is useless to whoever finds a copy of it,
+    and a suspended one to anyone: lifting either is what that finder needs, as widening
+    the browser origins is, and is asked for as that is. Nothing changes before the
+    prompt is passed."""
+    from alerts.detection import detect
+    from alerts.models import Flag
+    from apikeys.services import api_key_suspend, personal_token_create, token_networks_set
+
+    key, secret = make_key(project, name="Limited")
+    token_networks_set(key, networks=["203.0.113.0/24"], by=user)
+    Api(Client(REMOTE_ADDR="198.51.100.7"), secret).post("/v1/agents/my-agent/invoke", {})
+    detect()
+    flag = Flag.objects.get(kind=Flag.Kind.BLOCKED_NETWORK)
+    pat, _ = personal_token_create(user=user, name="CLI", permissions=["read"])
+    token_networks_set(pat, networks=["203.0.113.0/24"], by=user)
+    suspended, _ = make_key(project, name="Suspended")
+    api_key_suspend(api_key=suspended, by=user, reason="leaked in a ticket")
+    for url, form in (
+        (reverse("usage:api_key_networks", args=[project.slug, key.pk]), {"networks": ""}),
+        (reverse("alerts:flag_network_ours", args=[project.slug, flag.pk]), {}),
+        (reverse("apikeys:personal_token_networks", args=[pat.pk]), {"networks": ""}),
+        (reverse("apikeys:api_key_resume", args=[project.slug, suspended.pk]), {}),
+    ):
+        answer = stale.post(url, form)
+        assert "Confirm it is you" in answer.content.decode(), url
+    # From the key list, the prompt opens in the dialog the button targets.
+    resume = reverse("apikeys:api_key_resume", args=[project.slug, suspended.pk])
+    in_dialog = stale.post(resume, headers={**HTMX, "HX-Target": "key-panel"}).content.decode()
+    assert 'id="key-panel"' in in_dialog and "Confirm it is you" in in_dialog
+    for token in (key, pat):
+        token.refresh_from_db()
+        assert token.allowed_networks == ["203.0.113.0/24"]
+    suspended.refresh_from_db()
+    assert suspended.suspended_at is not None
+    flag.refresh_from_db()
+    assert flag.acknowledged_at is None
+    # Passed, the form that was sent goes on.
+    url = reverse("usage:api_key_networks", args=[project.slug, key.pk])
+    stale.post(
+        CONFIRM,
+        {"sudo_next": url, "sudo_method": "POST", "sudo_password": PASSWORD, "networks": ""},
+    )
+    key.refresh_from_db()
+    assert key.allowed_networks == []
