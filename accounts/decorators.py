@@ -55,18 +55,20 @@ def _project_member(view: ProjectView, *, two_factor_policy: bool) -> ProjectVie
         if membership is None:
             raise Http404("No such project.")
         request.membership = membership
-        request.project = membership.project
-        if request.session.get(CURRENT_PROJECT_SESSION_KEY) != membership.project_id:
-            request.session[CURRENT_PROJECT_SESSION_KEY] = membership.project_id
         policy = two_factor_policy and membership.project.require_two_factor
         if policy and not has_two_factor(request.user):
-            # The owners' policy: without a second factor, only the page that says so.
+            # The owners' policy: without a second factor, only the page that says so. Not
+            # the project's pages' frame either (request.project, which every page's tabs
+            # and their count of open alerts are drawn from, is left unset).
             return render(
                 request,
                 "accounts/two_factor_required.html",
                 {"required_by": membership.project},
                 status=403,
             )
+        request.project = membership.project
+        if request.session.get(CURRENT_PROJECT_SESSION_KEY) != membership.project_id:
+            request.session[CURRENT_PROJECT_SESSION_KEY] = membership.project_id
         try:
             return view(request, *args, **kwargs)
         except NoLongerAMember:

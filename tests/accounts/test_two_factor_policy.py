@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership, TotpDevice
+from alerts.models import Flag
 from audit.models import AuditEvent
 from tests.accounts.test_two_factor import enrol
 from tests.conftest import Api
@@ -87,6 +88,43 @@ def test_a_member_without_one_may_leave_instead(signed_in, project, make_user):
     # The owner is offered no such way out: they set the policy, and have a second factor.
     owner_page = signed_in.get(reverse("overview:project_overview", args=[project.slug]))
     assert f'action="{leave}"'.encode() not in owner_page.content
+
+
+def test_the_setup_page_shows_none_of_the_projects_tabs_nor_its_open_alerts(
+    signed_in, project, make_user
+):
+    # "Only the page asking them to set one up": the project's tabs, and on them how many
+    # alerts are open, are what the requirement keeps from a member without a factor.
+    enrol(signed_in)
+    member = make_user("mo@example.com")
+    Membership.objects.create(project=project, user=member, role="member")
+    signed_in.post(policy_url(project), {"require_two_factor": "on"})
+    now = timezone.now()
+    for n in range(3):
+        Flag.objects.create(
+            project=project,
+            kind=Flag.Kind.ENDED_TOKEN_USED,
+            severity="high",
+            dedupe_key=f"open:{n}",
+            summary="Revoked key tried",
+            first_seen=now,
+            last_seen=now,
+        )
+    other = Client()
+    other.force_login(member)
+    for url in (
+        reverse("overview:project_overview", args=[project.slug]),
+        reverse("alerts:flag_list", args=[project.slug]),
+    ):
+        asked = other.get(url)
+        html = asked.content.decode()
+        assert asked.status_code == 403 and "requires it" in html, url
+        assert 'aria-label="3 open"' not in html, url
+        assert reverse("apikeys:api_key_list", args=[project.slug]) not in html, url
+        assert reverse("usage:project_usage", args=[project.slug]) not in html, url
+    # The owner, who has a second factor, sees them.
+    owner_page = signed_in.get(reverse("overview:project_overview", args=[project.slug]))
+    assert 'aria-label="3 open"' in owner_page.content.decode()
 
 
 def test_a_member_cannot_set_the_policy_and_other_projects_are_not_found(
