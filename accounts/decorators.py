@@ -112,3 +112,20 @@ def verified_email_required(view: ProjectView) -> ProjectView:
         return render(request, template, {}, status=403)
 
     return wrapped
+
+
+def verified_email_required_to_change(view: ProjectView) -> ProjectView:
+    """verified_email_required for a page that shows a form on GET and changes things on
+    POST: only the change waits. Settings that decide whether anyone hears of a leak
+    (alert rules, what a key found in public does, one's own alert emails) are among what
+    someone who signed up first with another person's address would set for that person
+    to inherit once a password reset hands the account back."""
+    guarded = verified_email_required(view)
+
+    @wraps(view)
+    def wrapped(request: ProjectRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.method in ("GET", "HEAD"):
+            return view(request, *args, **kwargs)
+        return guarded(request, *args, **kwargs)
+
+    return wrapped

@@ -475,6 +475,7 @@ def _policy_form(request: ProjectRequest) -> KeyPolicyForm:
 
 @require_POST
 @project_owner_required
+@verified_email_required
 @sudo_required
 def project_key_policy(request: ProjectRequest) -> HttpResponse:
     policy_form = KeyPolicyForm(request.POST)

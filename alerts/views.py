@@ -17,7 +17,11 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.decorators import project_member_required, project_owner_required
+from accounts.decorators import (
+    project_member_required,
+    project_owner_required,
+    verified_email_required_to_change,
+)
 from accounts.http import ProjectRequest
 from accounts.models import Project
 from accounts.sudo import sudo_required, sudo_required_to_change
@@ -231,6 +235,7 @@ RULES_TEMPLATE = "alerts/alert_rules.html"
 
 @require_http_methods(["GET", "POST"])
 @project_owner_required
+@verified_email_required_to_change
 @sudo_required_to_change
 def alert_rules(request: ProjectRequest) -> HttpResponse:
     """The project's own thresholds for each alert kind, and which kinds are on. Owners

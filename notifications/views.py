@@ -8,6 +8,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from accounts.decorators import verified_email_required_to_change
 from accounts.http import AuthenticatedRequest
 from accounts.models import Membership
 from core.client_ip import client_ip
@@ -27,6 +28,7 @@ def _memberships(request: AuthenticatedRequest) -> list[Membership]:
 
 @require_http_methods(["GET", "POST"])
 @login_required
+@verified_email_required_to_change
 def notification_preferences(request: AuthenticatedRequest) -> HttpResponse:
     """Which emails each of the person's projects sends them. A project they left since
     the page was shown is not in the form's memberships, and its boxes are ignored."""

@@ -12,9 +12,11 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.email_verification import _SALT, verification_url
-from accounts.models import User
+from accounts.models import Project, User
+from alerts.models import AlertRules
 from apikeys.models import ApiKey
 from audit.models import AuditEvent
+from notifications.models import NotificationPreference
 from tests.conftest import HTMX, PASSWORD
 
 SIGNUP = reverse("accounts:signup")
@@ -71,6 +73,36 @@ def test_unconfirmed_people_look_but_do_not_mint_or_invite(client, db):
     assert client.get(reverse("apikeys:personal_token_create")).status_code == 403
     invite = reverse("accounts:project_invitation_send", args=[project.slug])
     assert client.post(invite, {"email": "x@example.com", "role": "member"}).status_code == 403
+
+
+def test_unconfirmed_people_do_not_quiet_what_the_mailboxs_owner_would_inherit(client, db):
+    """Whoever signs up first with someone else's address owns an account its real owner
+    later takes back with a password reset (email_confirmed_by_reset ends their sessions
+    and second factors). What they set meanwhile stays with the project the owner then
+    uses: switching its alerts off, leaving keys found in public working, or turning off
+    the owner's own alert emails would keep the owner from hearing of a leak. Those wait
+    for a confirmed address, as minting does; reading them does not."""
+    sign_up(client, "victim@example.com")
+    squatter = User.objects.get(email="victim@example.com")
+    client.post(reverse("accounts:login"), {"username": squatter.email, "password": PASSWORD})
+    project = squatter.memberships.get().project
+    rules = reverse("alerts:alert_rules", args=[project.slug])
+    assert client.get(rules).status_code == 200
+    assert client.post(rules, {}).status_code == 403  # every kind unticked: all off
+    assert not AlertRules.objects.filter(project=project).exists()
+    policy = reverse("accounts:project_key_policy", args=[project.slug])
+    report_only = {"max_key_days": "", "max_pat_days": "", "leaked_key_action": "report"}
+    assert client.post(policy, report_only).status_code == 403
+    project.refresh_from_db()
+    assert project.leaked_key_action == Project.LeakedKeyAction.REVOKE
+    emails = reverse("notifications:preferences")
+    assert client.get(emails).status_code == 200
+    assert client.post(emails, {}).status_code == 403  # every box unticked: no emails
+    assert not NotificationPreference.objects.exists()
+    # Confirmed, the same forms save.
+    client.post(path_of(verification_url(squatter, squatter.email)))
+    assert client.post(rules, {}).status_code == 302
+    assert AlertRules.objects.filter(project=project).exists()
 
 
 def test_the_link_confirms_on_a_post_only(client, db):
