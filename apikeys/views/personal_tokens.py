@@ -17,7 +17,7 @@ from django_htmx.http import trigger_client_event
 
 from accounts.decorators import verified_email_required
 from accounts.http import AuthenticatedRequest
-from accounts.sudo import sudo_required
+from accounts.sudo import sudo_required, sudo_required_to_change
 from apikeys.forms import (
     AllowedNetworksForm,
     PersonalTokenCreateForm,
@@ -152,7 +152,7 @@ def _unrevoked_of(request: AuthenticatedRequest, token_id: int) -> PersonalAcces
 
 @require_http_methods(["GET", "POST"])
 @login_required
-@sudo_required
+@sudo_required_to_change
 def personal_token_networks_view(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
     """Where a PAT may be used from. With no list yet, the form starts from the network it
     was last used from, for its owner to check."""

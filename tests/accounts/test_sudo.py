@@ -256,6 +256,10 @@ def test_loosening_a_network_allowlist_or_resuming_a_suspended_key_asks(
     ):
         answer = stale.post(url, form)
         assert "Confirm it is you" in answer.content.decode(), url
+    # Looking is not loosening: the PAT's networks page opens without the prompt, as the
+    # key's usage page (where its form is) does.
+    page = stale.get(reverse("apikeys:personal_token_networks", args=[pat.pk]))
+    assert page.status_code == 200 and "Confirm it is you" not in page.content.decode()
     # From the key list, the prompt opens in the dialog the button targets.
     resume = reverse("apikeys:api_key_resume", args=[project.slug, suspended.pk])
     in_dialog = stale.post(resume, headers={**HTMX, "HX-Target": "key-panel"}).content.decode()
