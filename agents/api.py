@@ -89,6 +89,9 @@ def _object_field(body: dict[str, Any], field: str) -> dict[str, Any] | None:
 
 def _payload(body: dict[str, Any]) -> dict[str, Any]:
     """{"prompt": str} or {"input": object}: what an invoke gives the agent."""
+    if "prompt" in body and "input" in body:
+        # One of them would be dropped without a word.
+        raise errors.invalid_request("Send either 'prompt' or 'input', not both.")
     if "prompt" in body:
         if not isinstance(body["prompt"], str):
             raise errors.invalid_field_value("prompt", "must be a string.")

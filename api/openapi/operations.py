@@ -132,7 +132,7 @@ def all_operations() -> list[tuple[str, str, Schema]]:
                         },
                     },
                     closed=False,
-                    anyOf=ONE_OF_PROMPT_OR_INPUT,
+                    oneOf=ONE_OF_PROMPT_OR_INPUT,
                 ),
                 example={"prompt": "hello"},
             ),
@@ -472,7 +472,7 @@ def all_operations() -> list[tuple[str, str, Schema]]:
             parameters=[AGENT_NAME_PARAM],
             body=Body(
                 {
-                    **obj(PAYLOAD, closed=False, anyOf=ONE_OF_PROMPT_OR_INPUT),
+                    **obj(PAYLOAD, closed=False, oneOf=ONE_OF_PROMPT_OR_INPUT),
                     # Set by the token; the body may not carry it.
                     "not": {"required": ["context"]},
                 },

@@ -76,6 +76,15 @@ def test_invoke_with_input_and_context_answers_with_the_input(api):
     assert "prompt" not in execution.input
 
 
+def test_invoke_with_both_a_prompt_and_an_input_is_refused_not_half_ignored(api):
+    """The contract's body is one or the other; the input was dropped without a word."""
+    error = assert_error(
+        api.post(INVOKE, {"prompt": "a", "input": {"x": 1}}), 400, "invalid_request"
+    )
+    assert "'prompt'" in error["message"] and "'input'" in error["message"]
+    assert not Execution.objects.exists()
+
+
 def test_invoke_with_an_empty_prompt_is_allowed(api):
     assert assert_ok(api.post(INVOKE, {"prompt": ""}))["output"] == ""
 
