@@ -213,7 +213,7 @@ def agent_detail(request: ProjectApiRequest, name: str) -> HttpResponse:
         raise errors.invalid_field_value(
             "name", "looks like a Reminix token. Revoke that token if it was pasted here."
         )
-    body = json_body(request)
+    body = json_body(request, takes=("kind", "description", "config"))
     kind = body.get("kind", Agent.Kind.ECHO)
     if kind not in Agent.Kind.values:
         raise errors.invalid_field_value("kind", f"must be one of: {', '.join(Agent.Kind.values)}.")

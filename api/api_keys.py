@@ -171,6 +171,18 @@ def _expires_at(body: dict[str, Any]) -> datetime | None:
     return parsed
 
 
+# What a new key takes (json_body refuses any other field: a typo must not make a key
+# wider than was asked for).
+KEY_FIELDS = (
+    "name",
+    "permissions",
+    "agentActions",
+    "agents",
+    "allowedNetworks",
+    "expiresAt",
+)
+
+
 @api_view(["GET", "POST"], permission=KEYS)
 def api_keys(request: ProjectApiRequest) -> HttpResponse:
     if request.method in ("GET", "HEAD"):
@@ -182,7 +194,7 @@ def api_keys(request: ProjectApiRequest) -> HttpResponse:
             size=limit_param(request),
         )
         return ok(page_json(page, api_key_json))
-    body = json_body(request)
+    body = json_body(request, takes=KEY_FIELDS)
     name = _name(body)
     if key_name_taken(request.caller.project, name):
         raise errors.invalid_field_value("name", NAME_TAKEN)
@@ -234,7 +246,7 @@ def api_key_detail(request: ProjectApiRequest, key_id: str) -> HttpResponse:
     key = _key(request, key_id)
     user, ip = request.caller.user, client_ip(request)
     if request.method == "PATCH":
-        name = _name(json_body(request))
+        name = _name(json_body(request, takes=("name",)))
         assert user is not None
         if key_name_taken(key.project, name, renaming=key):
             raise errors.invalid_field_value("name", NAME_TAKEN)
@@ -251,7 +263,7 @@ def api_key_detail(request: ProjectApiRequest, key_id: str) -> HttpResponse:
 @api_view(["POST"], permission=KEYS)
 def api_key_roll_view(request: ProjectApiRequest, key_id: str) -> HttpResponse:
     key = _key(request, key_id)
-    body = json_body(request)
+    body = json_body(request, takes=("overlapSeconds",))
     seconds = whole_number(body.get("overlapSeconds", 0))
     if seconds is None:
         raise errors.invalid_field_value("overlapSeconds", "must be a whole number of seconds.")
@@ -284,7 +296,9 @@ def _working(key: ApiKey) -> ApiKey:
 @api_view(["POST"], permission=KEYS)
 def api_key_suspend_view(request: ProjectApiRequest, key_id: str) -> HttpResponse:
     key = _working(_key(request, key_id))
-    reason = _string(json_body(request), "reason", most=SUSPENSION_REASON_MAX, required=True)
+    reason = _string(
+        json_body(request, takes=("reason",)), "reason", most=SUSPENSION_REASON_MAX, required=True
+    )
     assert reason is not None
     try:
         api_key_suspend(api_key=key, by=request.caller.user, reason=reason, ip=client_ip(request))

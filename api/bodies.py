@@ -10,6 +10,9 @@ anyone else can read back.
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Collection
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -18,11 +21,12 @@ from django.http import HttpRequest, HttpResponse
 from api import errors
 from core.strict_json import MAX_DEPTH, JsonRefused, strict_json
 
-__all__ = ["MAX_DEPTH", "json_body", "ok", "strict_json", "whole_number"]
+__all__ = ["MAX_DEPTH", "json_body", "ok", "strict_json", "the_fields_taken", "whole_number"]
 
 
-def json_body(request: HttpRequest) -> dict[str, Any]:
-    """The request's JSON object, or a 400 that says what is wrong with it."""
+def json_body(request: HttpRequest, *, takes: Collection[str] | None = None) -> dict[str, Any]:
+    """The request's JSON object, or a 400 that says what is wrong with it. With `takes`,
+    a field beyond those is refused (the_fields_taken)."""
     raw = request.body
     if not raw:
         return {}
@@ -40,7 +44,36 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
         ) from None
     if not isinstance(body, dict):
         raise errors.invalid_request("The body must be a JSON object.")
+    if takes is not None:
+        the_fields_taken(body, takes)
     return body
+
+
+# A field's name repeated in the refusal only if it reads as one: never a pasted token,
+# a line break or a direction override sent back (and on into a client's logs).
+_NAME_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
+_TOKEN_LIKE = re.compile(r"reminix_", re.IGNORECASE)
+
+
+def the_fields_taken(body: dict[str, Any], takes: Collection[str]) -> None:
+    """400 invalid_request for a field the endpoint does not take, naming the one meant
+    where it is close (as Stripe's API does). For the writes that make or change a
+    credential or an agent: ignored, a typo made a wider credential than was asked for
+    (`ttl_seconds`: a token of an hour; `agent`: one for every agent) or deployed an
+    empty config (`confg`)."""
+    unknown = sorted(field for field in body if field not in takes)
+    if not unknown:
+        return
+    field = unknown[0]
+    taken = ", ".join(f"'{name}'" for name in takes)
+    if not _NAME_LIKE.fullmatch(field) or _TOKEN_LIKE.search(field):
+        raise errors.invalid_request(f"The body has a field this endpoint does not take: {taken}.")
+    folded = {name.lower(): name for name in takes}
+    meant = difflib.get_close_matches(field.replace("_", "").lower(), folded, n=1, cutoff=0.6)
+    hint = f" Did you mean '{folded[meant[0]]}'?" if meant else ""
+    raise errors.invalid_request(
+        f"The field '{field}' is not one this endpoint takes ({taken}).{hint}"
+    )
 
 
 def whole_number(value: Any) -> int | None:

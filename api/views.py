@@ -124,11 +124,14 @@ def _scope(body: dict[str, Any], caller: ProjectCaller) -> tuple[list[str], list
     return names, actions
 
 
+CLIENT_TOKEN_FIELDS = ("context", "serverContext", "ttlSeconds", "permissions", "agents")
+
+
 @api_view(["POST"], permission=Permission.AGENTS)
 def client_token_create_view(request: ProjectApiRequest) -> HttpResponse:
     """Mint a client token for a browser: `context` it can read, `serverContext` only agents
     see, for `ttlSeconds` (default an hour, at most a day)."""
-    body = json_body(request)
+    body = json_body(request, takes=CLIENT_TOKEN_FIELDS)
     context = _context(body, "context", required=True)
     server_context = _context(body, "serverContext", required=False)
     ttl = _ttl(body)

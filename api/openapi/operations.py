@@ -102,7 +102,6 @@ def all_operations() -> list[tuple[str, str, Schema]]:
                             "JSON in UTF-8); null or absent is {}.",
                         },
                     },
-                    closed=False,
                 ),
                 required=False,
                 example={"kind": "echo", "description": "Support bot", "config": {"tone": "kind"}},
@@ -229,7 +228,6 @@ def all_operations() -> list[tuple[str, str, Schema]]:
                         },
                     },
                     required=["context"],
-                    closed=False,
                 ),
                 example={"context": {"userId": "u_123"}, "serverContext": {"plan": "pro"}},
             ),
@@ -564,7 +562,6 @@ def _api_key_operations() -> list[tuple[str, str, Schema]]:
                         },
                     },
                     required=["name"],
-                    closed=False,
                 ),
                 example={"name": "CI deploys", "permissions": ["agents"]},
             ),
@@ -586,7 +583,7 @@ def _api_key_operations() -> list[tuple[str, str, Schema]]:
             "Rename an API key",
             "Only its name changes.",
             parameters=[key_id],
-            body=Body(obj({"name": name}, required=["name"], closed=False)),
+            body=Body(obj({"name": name}, required=["name"])),
             answers={200: ok_answer("Renamed.", ref("ApiKey"), write=True)},
         ),
         op(
@@ -619,7 +616,6 @@ def _api_key_operations() -> list[tuple[str, str, Schema]]:
                             "dashboard's form starts at 24 hours).",
                         }
                     },
-                    closed=False,
                 ),
                 required=False,
                 example={"overlapSeconds": 86400},
@@ -634,9 +630,7 @@ def _api_key_operations() -> list[tuple[str, str, Schema]]:
             "Its calls get `401 suspended_api_key` with the reason until it is resumed. "
             "`409` if the key is revoked or expired.",
             parameters=[key_id],
-            body=Body(
-                obj({"reason": {**name, "maxLength": 200}}, required=["reason"], closed=False)
-            ),
+            body=Body(obj({"reason": {**name, "maxLength": 200}}, required=["reason"])),
             answers={200: ok_answer("Suspended.", ref("ApiKey"), write=True)},
         ),
         op(

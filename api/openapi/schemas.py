@@ -91,8 +91,10 @@ def obj(
     closed: bool = True,
     **extra: Any,
 ) -> Schema:
-    """An object schema. Answers are `closed` (no field beyond those listed); request
-    bodies are not, since the API ignores fields it does not know."""
+    """An object schema, `closed` (no field beyond those listed): every answer, and the
+    bodies of writes that make or change a credential or an agent, which refuse a field
+    they do not take (api.bodies.the_fields_taken). Invoke's and chat's bodies are open:
+    what they carry is the agent's."""
     schema: Schema = {"type": "object", "properties": dict(properties), **extra}
     if required:
         schema["required"] = list(required)

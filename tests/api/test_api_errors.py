@@ -289,7 +289,7 @@ def test_every_api_answer_is_kept_out_of_caches(api):
     [
         ("POST", INVOKE, 200),
         ("POST", CHAT, 400),
-        ("PUT", "/v1/agents/my-agent", 200),
+        ("PUT", "/v1/agents/my-agent", 400),  # `prompt` is no field of a deploy
         ("POST", "/v1/nothing-here", 404),
         ("DELETE", "/v1/agents/my-agent/invoke/", 404),
     ],
