@@ -8,7 +8,7 @@ its field, where `str.isdigit()` and `int()` would have answered 500.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -91,6 +91,18 @@ class UtcDateTimeField(forms.DateTimeField):
             validators=[_within_years],
             **kwargs,
         )
+
+    def to_python(self, value: Any) -> datetime | None:
+        # ISO 8601 with an offset ("…T14:30+05:00") names a moment: the same moment in UTC.
+        # Never the offset as written: ISO allows up to ±23:59, and PostgreSQL refuses a
+        # timestamptz past ±15:59 inside the query (a 500, not an error beside the field).
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:  # year 9999 at -23:59 is year 10000 in UTC
+            raise forms.ValidationError(OUT_OF_YEARS, code="out_of_range") from None
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, datetime):

@@ -45,7 +45,46 @@ def test_a_time_as_the_dashboard_writes_it_or_as_iso_filters_the_same(signed_in,
 
 def test_odd_times_get_the_message_beside_the_field():
     field = UtcDateTimeField()
-    for odd in ("²", "4 Dec 9999, 10:00", "31 Feb 2026, 10:00", "x" * 5000, "\ud800", "25:00"):
+    odd_times = (
+        "²",
+        "4 Dec 9999, 10:00",
+        "31 Feb 2026, 10:00",
+        "x" * 5000,
+        "\ud800",
+        "25:00",
+        # Past the years in UTC, however they read as written; the first two past Python's.
+        "9999-12-31T23:59-23:59",
+        "0001-01-01T00:00+23:59",
+        "2999-12-31T23:59-23:59",
+    )
+    for odd in odd_times:
         with pytest.raises(ValidationError):
             field.clean(odd)
     assert f"{field.prepare_value(AT)}" == "4 Dec 2026, 14:30"
+
+
+def test_a_time_with_any_iso_offset_filters_as_that_moment_in_utc(signed_in, project, api_key):
+    """ISO 8601 allows offsets to ±23:59, PostgreSQL's timestamptz only to ±15:59: the
+    filter hands the database the moment in UTC, never the offset it was written with."""
+    key, _ = api_key
+    usage_write([usage_call(AT, key=key), usage_call(AT.replace(day=5, hour=15), key=key)])
+    for url in (
+        reverse("usage:api_key_usage", args=[project.slug, key.pk]),
+        reverse("usage:project_calls", args=[project.slug]),
+        reverse("usage:project_calls_export", args=[project.slug]),
+    ):
+        # 5 Dec 14:00 at -23:59 is 6 Dec 13:59 UTC; 4 Dec 14:29 at +23:59 is 3 Dec 14:30.
+        for field, value, hours in (
+            ("until", "2026-12-05T14:00-23:59", [15, 14]),
+            ("since", "2026-12-04T14:29+23:59", [15, 14]),
+            ("since", "2026-12-05T16:00+01:00", [15]),
+            ("until", "2026-12-05T16:00+01:00", [14]),
+        ):
+            response = signed_in.get(url, {field: value})
+            assert response.status_code == 200, (url, field, value)
+            if "page" in (response.context or {}):
+                rows = response.context["page"].rows
+                assert [r.created_at.hour for r in rows] == hours, (url, field, value)
+            else:
+                lines = b"".join(response.streaming_content).decode().splitlines()[1:]
+                assert [int(line[11:13]) for line in lines] == hours, (url, field, value)
