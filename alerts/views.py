@@ -36,6 +36,7 @@ from alerts.services import (
 from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.tokens import TokenKind, token_hash, token_kind
 from core.client_ip import client_ip
+from core.htmx import render_page_or_fragment
 
 TEMPLATE = "alerts/flag_list.html"
 RECENTLY = timedelta(days=30)
@@ -109,10 +110,12 @@ def _context(request: ProjectRequest, form: FlagFilterForm) -> dict[str, object]
 @project_member_required
 def flag_list(request: ProjectRequest) -> HttpResponse:
     form = FlagFilterForm(request.GET, project=request.project)
-    template = TEMPLATE + "#flags" if request.htmx else TEMPLATE
-    status = 200 if form.is_valid() or request.htmx else 400
     context = {**_context(request, form), "lookup_form": TokenLookupForm()}
-    return render(request, template, context, status=status)
+    # A history restore (htmx's cache missed) gets the whole page, which htmx puts in
+    # place of the body; a filter by htmx, the list alone.
+    return render_page_or_fragment(
+        request, TEMPLATE, context, fragment="flags", valid=form.is_valid()
+    )
 
 
 @require_POST
