@@ -36,7 +36,7 @@ from alerts.services import (
 from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.tokens import TokenKind, token_hash, token_kind
 from core.client_ip import client_ip
-from core.htmx import render_page_or_fragment
+from core.htmx import render_page_or_fragment, url_with_query
 
 TEMPLATE = "alerts/flag_list.html"
 RECENTLY = timedelta(days=30)
@@ -79,11 +79,25 @@ def evidence_url(flag: Flag) -> str | None:
     return f"{url}?{urlencode(params)}"
 
 
+def _filter_query(form: FlagFilterForm) -> str:
+    """The list's filter as a query string ("" when unfiltered or not understood): the
+    acknowledge and "is ours" forms carry it, so the list they answer with, or redirect
+    to, is the one the filter above it names."""
+    key = form.cleaned_data.get("key") if form.is_valid() else None
+    return urlencode({"key": key.pk}) if key else ""
+
+
+def _list_url(request: ProjectRequest, form: FlagFilterForm) -> str:
+    return url_with_query(
+        reverse("alerts:flag_list", args=[request.project.slug]), _filter_query(form)
+    )
+
+
 def _context(request: ProjectRequest, form: FlagFilterForm) -> dict[str, object]:
     flags = Flag.objects.for_project(request.project).select_related(
         "api_key", "client_token", "acknowledged_by", "project"
     )
-    context: dict[str, object] = {"form": form}
+    context: dict[str, object] = {"form": form, "filter_query": _filter_query(form)}
     if not form.is_valid():
         return context
     if key := form.cleaned_data["key"]:
@@ -124,12 +138,13 @@ def flag_acknowledge_view(request: ProjectRequest, flag_id: int) -> HttpResponse
     flag = get_object_or_404(Flag.objects.for_project(request.project), pk=flag_id)
     if flag_acknowledge(flag=flag, by=request.user, ip=client_ip(request)):
         messages.success(request, "Alert acknowledged.")
+    # The form's address carries the list's filter (see _filter_query).
+    form = FlagFilterForm(request.GET, project=request.project)
     if request.htmx:
         # The list, and the count in the navigation swapped out of band.
-        form = FlagFilterForm(request.GET, project=request.project)
         context = {**_context(request, form), "count_oob": True}
         return render(request, TEMPLATE + "#flags", context)
-    return redirect("alerts:flag_list", slug=request.project.slug)
+    return redirect(_list_url(request, form))
 
 
 @require_POST
@@ -154,11 +169,11 @@ def flag_network_ours_view(request: ProjectRequest, flag_id: int) -> HttpRespons
             f"{', '.join(networks)} is now one of the key's known networks{allowed}; the alert "
             "is acknowledged.",
         )
+    form = FlagFilterForm(request.GET, project=request.project)
     if request.htmx:
-        form = FlagFilterForm(request.GET, project=request.project)
         context = {**_context(request, form), "count_oob": True}
         return render(request, TEMPLATE + "#flags", context)
-    return redirect("alerts:flag_list", slug=request.project.slug)
+    return redirect(_list_url(request, form))
 
 
 @dataclass(frozen=True)

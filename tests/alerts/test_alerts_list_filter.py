@@ -55,3 +55,41 @@ def test_the_alerts_list_and_its_filter_answer_htmx_and_whole_pages_apart_for_ca
     url = reverse("alerts:flag_list", args=[project.slug])
     for headers in ({}, HTMX):
         assert "HX-Request" in signed_in.get(url, headers=headers)["Vary"]
+
+
+def test_acknowledging_an_alert_in_a_filtered_list_keeps_the_list_filtered(
+    signed_in, project, two_keys_flagged
+):
+    """The list that comes back after an acknowledgement is the list the filter above it
+    names, not every key's, under a filter that still says one key."""
+    billing, _ = two_keys_flagged
+    Flag.objects.create(
+        project=project,
+        api_key=billing,
+        kind=Flag.Kind.AUTH_FAILURE_BURST,
+        severity=Flag.Severity.HIGH,
+        dedupe_key=f"burst:{billing.pk}",
+        summary="Burst on Billing",
+        first_seen=timezone.now() - timedelta(minutes=5),
+        last_seen=timezone.now(),
+    )
+    list_url = reverse("alerts:flag_list", args=[project.slug])
+    page = signed_in.get(list_url, {"key": billing.pk}, headers=HTMX).content.decode()
+    spike = Flag.objects.get(api_key=billing, kind=Flag.Kind.VOLUME_SPIKE)
+    # The acknowledge form's own hx-post address, as the page wrote it.
+    ack_path = reverse("alerts:flag_acknowledge", args=[project.slug, spike.pk])
+    start = page.index(f'hx-post="{ack_path}')
+    ack_url = page[start + len('hx-post="') : page.index('"', start + len('hx-post="'))]
+    html = signed_in.post(ack_url.replace("&amp;", "&"), headers=HTMX).content.decode()
+    assert "Burst on Billing" in html
+    assert "Spike on Search" not in html
+
+    # Without JavaScript: back to the same filtered list.
+    burst = Flag.objects.get(kind=Flag.Kind.AUTH_FAILURE_BURST)
+    page = signed_in.get(list_url, {"key": billing.pk}).content.decode()
+    burst_path = reverse("alerts:flag_acknowledge", args=[project.slug, burst.pk])
+    start = page.index(f'action="{burst_path}')
+    action = page[start + len('action="') : page.index('"', start + len('action="'))]
+    response = signed_in.post(action.replace("&amp;", "&"))
+    assert response.status_code == 302
+    assert response["Location"] == f"{list_url}?key={billing.pk}"
