@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.db.models import Q
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -20,6 +20,7 @@ from apikeys.forms import ClientTokenFilterForm
 from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.services import client_token_revoke, client_tokens_revoke_for_key
 from core.client_ip import client_ip
+from core.htmx import render_page_or_fragment
 from core.paging import keyset_page
 
 TEMPLATE = "apikeys/client_token_list.html"
@@ -70,9 +71,11 @@ def client_token_list(request: ProjectRequest) -> HttpResponse:
         context.update(
             rows=[(t, *effective_status(t)) for t in page.rows], key=key, older_url=older
         )
-    template = TEMPLATE + "#token-table" if request.htmx else TEMPLATE
-    status = 200 if form.is_valid() or request.htmx else 400
-    return render(request, template, context, status=status)
+    # A history restore (htmx's cache missed) gets the whole page, which htmx puts in
+    # place of the body; the key filter by htmx, the table alone.
+    return render_page_or_fragment(
+        request, TEMPLATE, context, fragment="token-table", valid=form.is_valid()
+    )
 
 
 @require_http_methods(["POST"])

@@ -97,3 +97,22 @@ def test_with_no_tokens_the_page_shows_how_to_mint_one_here(signed_in, project):
     assert "README" not in html
     assert "/v1/client-tokens" in html and "reminix_sk_..." in html
     assert reverse("api_docs:reference") + "#createClientToken" in html
+
+
+def test_an_htmx_history_restore_of_the_client_tokens_page_gets_the_whole_page(
+    signed_in, project, api_key
+):
+    """The key filter pushes its address; when htmx's history cache misses it asks for it
+    again (HX-Request with HX-History-Restore-Request) and puts the answer in place of
+    the whole body, so the answer must be the page, not the table alone."""
+    key, _ = api_key
+    client_token, _ = mint(key)
+    response = signed_in.get(
+        reverse("apikeys:client_token_list", args=[project.slug]),
+        {"key": key.pk},
+        headers={"HX-Request": "true", "HX-History-Restore-Request": "true"},
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" in html and 'id="token-table"' in html
+    assert client_token.public_id in html
