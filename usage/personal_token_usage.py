@@ -98,7 +98,13 @@ def personal_token_usage(request: AuthenticatedRequest, token_id: int) -> HttpRe
     pat = get_object_or_404(PersonalAccessToken.objects.for_user(request.user), pk=token_id)
     form = UsageFilterForm(request.GET)
     page = None
-    context: dict[str, object] = {"pat": pat, "form": form}
+    context: dict[str, object] = {
+        "pat": pat,
+        "form": form,
+        # The log links a call to its project's page only where the person still is: the
+        # log is also answered alone (htmx), so this is read for both.
+        "member_of": set(Project.objects.for_user(request.user).values_list("pk", flat=True)),
+    }
     address = None
     if form.is_valid():
         records = form.filters().apply(pat_calls(pat).select_related("project", "client_token"))
@@ -114,9 +120,6 @@ def personal_token_usage(request: AuthenticatedRequest, token_id: int) -> HttpRe
         now = timezone.now()
         context["tallies"] = pat_tallies(pat, now)
         context["projects"] = pat_projects(pat, now)
-        context["member_of"] = set(
-            Project.objects.for_user(request.user).values_list("pk", flat=True)
-        )
         context["now"] = now
     return render_page_or_fragment(
         request,

@@ -278,3 +278,18 @@ def test_a_regenerate_form_sent_again_past_its_first_send_changes_nothing(
     token.refresh_from_db()
     assert token.token_hash == token_hash(shown)
     assert AuditEvent.objects.filter(action="personal_token.regenerated").count() == 1
+
+
+def test_the_usage_log_links_each_call_to_its_project_as_a_page_and_through_htmx(
+    signed_in, pat, project
+):
+    """A filter or a pager link (htmx) brings back the log alone: its calls stay links to
+    their page in a project the person is still in, as on the whole page."""
+    token, _ = pat
+    usage_write(
+        [usage_call(timezone.now(), pat=token, project=project, request_id="req_" + "a" * 24)]
+    )
+    call_url = reverse("usage:project_call", args=[project.slug, "req_" + "a" * 24])
+    for headers in ({}, HTMX):
+        html = signed_in.get(usage_url(token), {"outcome": "ok"}, headers=headers).content.decode()
+        assert f'href="{call_url}"' in html, headers
