@@ -112,6 +112,14 @@ class UsageRecord(models.Model):
                 condition=Q(client_token__isnull=False),
                 name="usage_client_token_time",
             ),
+            # A personal access token's calls, newest first, for its owner's usage page:
+            # without it a page, and the week's tallies, read and sort every call the
+            # token ever made (a CI token's millions). Only PATs' rows are in it.
+            models.Index(
+                fields=["personal_token", "-created_at", "-id"],
+                condition=Q(personal_token__isnull=False),
+                name="usage_pat_time",
+            ),
         ]
         constraints = [
             # A call logged twice (a write-behind batch retried after its commit) is one
