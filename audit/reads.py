@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
 from audit.actions import Tone, action_group, action_label, action_tone
 from audit.models import AuditEvent, AuditEventQuerySet
 from core.paging import keyset_page
@@ -126,7 +129,13 @@ class AuditFilters:
         if self.group:
             events = events.filter(action__startswith=action_group(self.group).prefix)
         if self.actor:
-            events = events.filter(actor_email__icontains=self.actor)
+            # A whole address is one person (the actor column links each address so, "only
+            # events by" it): ann@example.com is not also joann@example.com. Part of one
+            # ("grace@", "@example.com") finds everyone whose address holds it.
+            if _is_address(self.actor):
+                events = events.filter(actor_email__iexact=self.actor)
+            else:
+                events = events.filter(actor_email__icontains=self.actor)
         if self.ip:
             events = events.filter(ip_address=self.ip)
         if self.since is not None:
@@ -134,6 +143,14 @@ class AuditFilters:
         if self.until is not None:
             events = events.filter(created_at__lt=_day_start(self.until + timedelta(days=1)))
         return events
+
+
+def _is_address(text: str) -> bool:
+    try:
+        validate_email(text)
+    except ValidationError:
+        return False
+    return True
 
 
 def _day_start(day: date) -> datetime:

@@ -310,6 +310,31 @@ def test_the_actor_filter_narrows_to_one_persons_events(signed_in, user, project
     assert "Member added" not in text
 
 
+def test_a_whole_address_in_the_actor_filter_is_that_person_only(
+    signed_in, user, project, make_user
+):
+    """The actor column links each address to "only events by" it: someone whose address
+    holds it (joann@ for ann@) is another person, not in that list or its export."""
+    ann, joann = make_user(email="ann@example.com"), make_user(email="joann@example.com")
+    membership_add(project=project, user=ann, role="owner", by=user)
+    membership_add(project=project, user=joann, role="owner", by=user)
+    project_rename(project=project, name="Renamed by Ann", by=ann)
+    project_rename(project=project, name="Renamed by Joann", by=joann)
+
+    html = signed_in.get(project_audit(project)).content.decode()
+    link = re.search(r'href="([^"]*\?actor=ann%40example.com)"', html)
+    assert link and "Only events by ann@example.com" in html
+    text = page_text(signed_in.get(html_lib.unescape(link[1])))
+    # The project's name (Joann's) heads the page; the events say "from → to".
+    assert "→ Renamed by Ann" in text and "→ Renamed by Joann" not in text
+    for typed in ("ANN@example.com", " ann@example.com "):
+        rows = read_csv(signed_in.get(project_audit_csv(project), {"actor": typed}))
+        assert {row[2] for row in rows[1:]} == {"ann@example.com"}, typed
+    # Part of an address still finds everyone whose address holds it.
+    text = page_text(signed_in.get(project_audit(project), {"actor": "ann@"}))
+    assert "→ Renamed by Ann" in text and "→ Renamed by Joann" in text
+
+
 def test_the_date_range_includes_both_whole_days(signed_in, user, project):
     day = datetime(2025, 6, 3, tzinfo=UTC)
     for label, moment in (
