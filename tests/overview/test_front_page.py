@@ -3,6 +3,8 @@ links to."""
 
 from __future__ import annotations
 
+import html as html_lib
+import re
 from datetime import timedelta
 
 from django.db import connection
@@ -122,3 +124,20 @@ def test_the_front_page_never_reads_the_agents_configurations(signed_in, project
 def test_a_few_agents_are_all_listed_without_a_more_line(signed_in, project):
     html = front(signed_in, project).content.decode()
     assert "<code>my-agent</code>" in html and 'id="agents-more"' not in html
+
+
+def test_the_days_calls_link_to_the_page_that_counts_the_same_calls(signed_in, project, api_key):
+    """The front page counts the calls of the usage overview's "Last 24 hours"; its Calls
+    figure leads there, where the same number stands, not to the log of every call ever."""
+    key, _ = api_key
+    now = timezone.now()
+    usage_write(
+        [usage_call(now - timedelta(minutes=m), key=key) for m in (1, 2, 3)]
+        + [usage_call(now - timedelta(days=3), key=key)]
+    )
+    html = front(signed_in, project).content.decode()
+    link = re.search(r'<dt><a href="([^"]+)">Calls</a></dt><dd>(\d+)</dd>', html)
+    assert link, html
+    assert link[2] == "3"
+    overview = signed_in.get(html_lib.unescape(link[1])).context["overview"]
+    assert overview.totals.requests == 3
