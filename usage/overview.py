@@ -318,7 +318,8 @@ def project_usage_overview(
         if caller_id in callers:
             callers[caller_id].last_call = last
 
-    keys = {key.pk: key for key in ApiKey.objects.for_project(project)}
+    project_keys = ApiKey.objects.for_project(project)
+    keys = project_keys.in_bulk([pk for kind, pk in callers if kind == "key"])
     pat_ids = [pk for kind, pk in callers if kind == "pat" and pk is not None]
     pats = PersonalAccessToken.objects.select_related("user").in_bulk(pat_ids)
     for (kind, pk), caller in callers.items():
@@ -357,8 +358,19 @@ def project_usage_overview(
         top_addresses=top_addresses,
         top_agents=_busiest_agents(project, filters),
         callers=[caller for _, caller in ranked],
-        quiet_keys=[key for pk, key in keys.items() if pk not in seen_keys],
+        quiet_keys=list(_working_during(project_keys, time_range).exclude(pk__in=seen_keys)),
         dropped=usage_dropped_between(time_range.since, time_range.until),
+    )
+
+
+def _working_during(keys: QuerySet[ApiKey], time_range: TimeRange) -> QuerySet[ApiKey]:
+    """The keys that could be called at some time in the range: made before it ended, not
+    revoked or expired before it began. Ended keys are kept for ever (the audit trail names
+    them), so a project that rotates its keys has thousands; only these can be quiet."""
+    return keys.filter(
+        Q(revoked_at__isnull=True) | Q(revoked_at__gt=time_range.since),
+        Q(expires_at__isnull=True) | Q(expires_at__gt=time_range.since),
+        created_at__lt=time_range.until,
     )
 
 

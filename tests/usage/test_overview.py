@@ -650,6 +650,34 @@ def test_each_key_links_to_its_usage_page_and_quiet_keys_are_listed(
     assert "never used" in html
 
 
+def test_keys_that_ended_before_the_range_are_not_listed_as_quiet_in_it(
+    signed_in, project, make_key, user, now
+):
+    """A project that rotates its keys keeps every revoked one (the audit trail names
+    them), and the API keys page pages them. A key that could not be called at any time
+    in the range is not "quiet" in it: listing each one made the overview of a project
+    with a few thousand rotated keys megabytes long, for every filter click."""
+    for n in range(30):
+        rotated, _ = make_key(project, f"Rotated {n}")
+        api_key_revoke(api_key=rotated, by=user)
+    ApiKey.objects.filter(revoked_at__isnull=False).update(revoked_at=now - timedelta(days=3))
+    expired, _ = make_key(project, "Expired long ago")
+    ApiKey.objects.filter(pk=expired.pk).update(expires_at=now - timedelta(days=2))
+    ended_today, _ = make_key(project, "Revoked today")
+    api_key_revoke(api_key=ended_today, by=user)
+    working, _ = make_key(project, "Working")
+
+    quiet = signed_in.get(overview_url(project)).context["overview"].quiet_keys
+    assert [key.name for key in quiet] == ["Working", "Revoked today"]
+    # Over a week, the keys that worked in it are there too, and still no others.
+    quiet = signed_in.get(overview_url(project, range="7d")).context["overview"].quiet_keys
+    assert len(quiet) == 30 + 3
+    # A range before a key was made does not list it either.
+    before = {"range": "custom", "since": f"{now - timedelta(days=40):%Y-%m-%dT%H:%M}"}
+    before["until"] = f"{now - timedelta(days=35):%Y-%m-%dT%H:%M}"
+    assert signed_in.get(overview_url(project, **before)).context["overview"].quiet_keys == []
+
+
 def test_an_address_leads_to_the_keys_calls_from_it_when_one_key_is_chosen(
     signed_in, project, api_key, now
 ):
