@@ -180,18 +180,24 @@ class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
         return self.alias(upper_name=Upper("name")).filter(upper_name=Upper(Value(name)))
 
     def suspend(self, *, by: User | None, reason: str) -> int:
-        """Suspend every key here that is neither suspended nor revoked, now. Returns how
-        many: like revoke(), a conditional UPDATE, so two suspends cannot both claim a key.
-        It announces nothing to the API's workers: call apikeys.services.api_key_suspend."""
-        return self.filter(revoked_at__isnull=True, suspended_at__isnull=True).update(
-            suspended_at=timezone.now(), suspended_by=by, suspended_reason=reason
+        """Suspend every key here that is neither suspended nor ended (revoked or expired),
+        now. Returns how many: like revoke(), a conditional UPDATE, so two suspends cannot
+        both claim a key. It announces nothing to the API's workers: call
+        apikeys.services.api_key_suspend."""
+        return (
+            self.active()
+            .filter(suspended_at__isnull=True)
+            .update(suspended_at=timezone.now(), suspended_by=by, suspended_reason=reason)
         )
 
     def resume(self) -> int:
-        """Lift the suspension of every suspended key here that is not revoked (announced
+        """Lift the suspension of every suspended key here that has not ended: a revoked
+        or expired key never works again, so resuming it would only say it does (announced
         by apikeys.services.api_key_resume, not here)."""
-        return self.filter(revoked_at__isnull=True, suspended_at__isnull=False).update(
-            suspended_at=None, suspended_by=None, suspended_reason=""
+        return (
+            self.active()
+            .filter(suspended_at__isnull=False)
+            .update(suspended_at=None, suspended_by=None, suspended_reason="")
         )
 
     def with_open_alert_counts(self) -> ApiKeyQuerySet:
@@ -313,14 +319,14 @@ class ApiKey(PermissionsMixin, Token):
         )
 
     def suspend(self, *, by: User | None, reason: str) -> bool:
-        """Suspend now, unless suspended or revoked already. True if this call did it."""
+        """Suspend now, unless suspended or ended already. True if this call did it."""
         changed = ApiKey.objects.filter(pk=self.pk).suspend(by=by, reason=reason)
         if changed:
             self.refresh_from_db(fields=["suspended_at", "suspended_by", "suspended_reason"])
         return bool(changed)
 
     def resume(self) -> bool:
-        """Lift the suspension, unless there is none (or the key is revoked)."""
+        """Lift the suspension, unless there is none (or the key is revoked or expired)."""
         changed = ApiKey.objects.filter(pk=self.pk).resume()
         if changed:
             self.refresh_from_db(fields=["suspended_at", "suspended_by", "suspended_reason"])

@@ -358,7 +358,7 @@ def api_key_suspend_view(request: ProjectRequest, key_id: int) -> HttpResponse:
                 "until you resume it.",
             )
         else:
-            messages.info(request, f"“{api_key.name}” was already suspended or revoked.")
+            messages.info(request, _not_changed(api_key, "was already suspended."))
         return _panel_closed(request)
     status = 422 if request.method == "POST" else 200
     return _render(request, "suspend-form", {"form": form, "key": api_key}, status=status)
@@ -373,8 +373,18 @@ def api_key_resume_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     if api_key_resume(api_key=api_key, by=request.user, ip=client_ip(request)):
         messages.success(request, f"“{api_key.name}” is resumed: calls with it work again.")
     else:
-        messages.info(request, f"“{api_key.name}” was not suspended.")
+        messages.info(request, _not_changed(api_key, "was not suspended."))
     return _panel_closed(request)
+
+
+def _not_changed(api_key: ApiKey, otherwise: str) -> str:
+    """Why a suspend or resume changed nothing: the key ended (revoked or expired, it
+    never works again, so neither applies: the list the button was on was older), or
+    `otherwise`."""
+    api_key.refresh_from_db(fields=["revoked_at", "expires_at"])
+    subject = f"“{api_key.name}”"
+    ended = api_key.end_reason_at(timezone.now(), subject=subject)
+    return f"{ended} It stops every call for good." if ended else f"{subject} {otherwise}"
 
 
 @require_http_methods(["GET", "POST"])

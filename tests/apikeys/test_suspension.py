@@ -7,14 +7,17 @@ on the list and in usage, and records both in the audit log."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from api.authentication import CLIENT_TOKEN_SUSPENDED
-from apikeys.models import ClientToken, TokenStatus
-from apikeys.services import api_key_resume, api_key_revoke, api_key_suspend
+from apikeys.models import ApiKey, ClientToken, TokenStatus
+from apikeys.services import api_key_create, api_key_resume, api_key_revoke, api_key_suspend
 from audit.models import AuditEvent
 from core.invalidation import marker_key
 from tests.api.assertions import assert_error, assert_ok
@@ -264,3 +267,45 @@ def test_a_token_pasted_into_a_suspension_reason_is_refused_everywhere_and_not_k
     key.refresh_from_db()
     assert key.suspended_at is None and key.suspended_reason == ""
     assert not AuditEvent.objects.filter(action="api_key.suspended").exists()
+
+
+def test_an_expired_key_is_neither_suspended_nor_resumed_on_the_pages_as_over_v1(
+    signed_in, project, api_key, user
+):
+    """/v1 answers 409 for both: a resume would say the key works again, which it never
+    will. The pages (the Alerts page offers "Suspend key…" for an expired key; a list
+    shown before the expiry offers Resume) said so and recorded it: "calls with it work
+    again", and an api_key.resumed event for a key that stops every call."""
+    key = api_key[0]
+    api_key_suspend(api_key=key, by=user, reason="Looking into it")
+    ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(hours=1))
+    key.refresh_from_db()
+    assert not api_key_resume(api_key=key, by=user)
+    page = signed_in.post(resume_url(project, key), follow=True).content.decode()
+    assert "work again" not in page and "expired on" in page
+    key.refresh_from_db()
+    assert key.suspended_at is not None
+
+    other, _ = make_expired_key(project, user)
+    assert not api_key_suspend(api_key=other, by=user, reason="Seen in a log")
+    page = signed_in.post(
+        suspend_url(project, other), {"reason": "Seen in a log"}, follow=True
+    ).content.decode()
+    assert "suspended_api_key" not in page and "expired on" in page
+    other.refresh_from_db()
+    assert other.suspended_at is None
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert not actions & {"api_key.resumed"}
+    assert AuditEvent.objects.filter(action="api_key.suspended").count() == 1  # the first
+
+
+def make_expired_key(project, user):
+    key, secret = api_key_create(
+        project=project,
+        name="Gone",
+        created_by=user,
+        expires_at=timezone.now() + timedelta(seconds=1),
+    )
+    ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    key.refresh_from_db()
+    return key, secret
