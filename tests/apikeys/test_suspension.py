@@ -309,3 +309,27 @@ def make_expired_key(project, user):
     ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(days=1))
     key.refresh_from_db()
     return key, secret
+
+
+def test_the_alerts_page_offers_no_suspend_or_roll_for_an_expired_key(signed_in, project, user):
+    """Neither can be done to it (the roll form answered 409, the suspend one did
+    nothing); revoking it, as the ended keys' table offers, still can."""
+    from alerts.models import Flag
+
+    key, _ = make_expired_key(project, user)
+    now = timezone.now()
+    Flag.objects.create(
+        project=project,
+        api_key=key,
+        kind=Flag.Kind.ENDED_TOKEN_USED,
+        severity="high",
+        dedupe_key="expired:1",
+        summary="Expired key tried",
+        first_seen=now,
+        last_seen=now,
+    )
+    html = signed_in.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
+    assert "Expired key tried" in html
+    assert suspend_url(project, key) not in html
+    assert reverse("apikeys:api_key_roll", args=[project.slug, key.pk]) not in html
+    assert reverse("apikeys:api_key_revoke", args=[project.slug, key.pk]) in html
