@@ -301,16 +301,25 @@ def api_key_suspend_view(request: ProjectApiRequest, key_id: str) -> HttpRespons
     )
     assert reason is not None
     try:
-        api_key_suspend(api_key=key, by=request.caller.user, reason=reason, ip=client_ip(request))
+        done = api_key_suspend(
+            api_key=key, by=request.caller.user, reason=reason, ip=client_ip(request)
+        )
     except ValidationError as refused:  # a token pasted into it (no_secret_in_reason)
         raise errors.invalid_field_value("reason", " ".join(refused.messages)) from None
-    key.refresh_from_db()
-    return ok(api_key_json(key))
+    return _changed_or_ended(key, done)
 
 
 @api_view(["POST"], permission=KEYS)
 def api_key_resume_view(request: ProjectApiRequest, key_id: str) -> HttpResponse:
     key = _working(_key(request, key_id))
-    api_key_resume(api_key=key, by=request.caller.user, ip=client_ip(request))
+    done = api_key_resume(api_key=key, by=request.caller.user, ip=client_ip(request))
+    return _changed_or_ended(key, done)
+
+
+def _changed_or_ended(key: ApiKey, done: bool) -> HttpResponse:
+    """The key as it is now; 409 if the change was not made because the key ended after
+    _working looked (revoked by someone else meanwhile): a 200 would say it was made."""
     key.refresh_from_db()
+    if not done:
+        _working(key)
     return ok(api_key_json(key))

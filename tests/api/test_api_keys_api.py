@@ -394,3 +394,45 @@ def test_the_create_schema_refuses_the_lists_the_api_refuses(admin):
         assert_error(admin.post("/v1/api-keys", sent), 400, "invalid_field_value")
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(sent, schema, cls=jsonschema.Draft202012Validator)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("action", "body"), [("resume", None), ("suspend", {"reason": "x"})])
+def test_a_key_revoked_while_its_resume_or_suspend_is_on_its_way_is_409_not_done(
+    admin, project, user, monkeypatch, action, body
+):
+    """The key is checked before the change; revoked between the two (an incident has
+    two people on it), the change did nothing, and the answer was a 200 that said it
+    was done: for a resume, that the key works again."""
+    from django.db import connection
+
+    import api.api_keys
+    from apikeys.services import api_key_revoke, api_key_suspend
+    from tests.conftest import finished, paused_in_another_thread
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: concurrency is shown on PostgreSQL.")
+    key, _ = api_key_create(project=project, name="Web", created_by=user)
+    if action == "resume":
+        api_key_suspend(api_key=key, by=user, reason="Looking into it")
+    answers = []
+
+    def send() -> None:
+        answers.append(
+            Api(Client(), admin.token).post(
+                f"/v1/api-keys/key_{key.pk}/{action}", body, headers={"X-Project": project.slug}
+            )
+        )
+
+    thread, go, _, failures = paused_in_another_thread(
+        monkeypatch, api.api_keys, f"api_key_{action}", send
+    )
+    try:
+        api_key_revoke(api_key=ApiKey.objects.get(pk=key.pk), by=user)
+    finally:
+        go.set()
+        finished(thread)
+    assert failures == []
+    (answer,) = answers
+    assert "revoked" in assert_error(answer, 409, "invalid_request")["message"]
+    assert not AuditEvent.objects.filter(action=f"api_key.{action}d").exists()
