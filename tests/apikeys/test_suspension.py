@@ -333,3 +333,50 @@ def test_the_alerts_page_offers_no_suspend_or_roll_for_an_expired_key(signed_in,
     assert suspend_url(project, key) not in html
     assert reverse("apikeys:api_key_roll", args=[project.slug, key.pk]) not in html
     assert reverse("apikeys:api_key_revoke", args=[project.slug, key.pk]) in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_kept_in_a_reason_before_reasons_were_checked_is_cut_on_upgrade():
+    """Reasons were taken as typed until the form and the API refused a pasted token; one
+    kept before that went on into every 401 the key got, the key list and /v1/api-keys.
+    The upgrade cuts the secret and leaves its prefix, so the reader still sees what leaked."""
+    from datetime import UTC, datetime
+
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = ("apikeys", "0027_api_key_client_tokens_revoked_through")
+    MigrationExecutor(connection).migrate([before])
+    graph = MigrationExecutor(connection).loader.graph
+    others = [node for node in graph.leaf_nodes() if node[0] != "apikeys"]
+    old = MigrationExecutor(connection).loader.project_state([*others, before]).apps
+    pasted = "reminix_sk_" + "A1b2C3d4E5" * 3 + "Zz9Yy8"
+    try:
+        project = old.get_model("accounts", "Project").objects.create(name="Old", slug="old")
+
+        def key(n: int, reason: str):
+            return (
+                old.get_model("apikeys", "ApiKey")
+                .objects.create(
+                    project=project,
+                    name=f"k{n}",
+                    token_hash=f"{n:064d}",
+                    hint="reminix_sk_abcd…wxyz",
+                    suspended_at=datetime.now(UTC),
+                    suspended_reason=reason,
+                )
+                .pk
+            )
+
+        leaked = key(1, f"Leaked in #42: {pasted}")
+        hinted = key(2, "Same as reminix_sk_abcd…wxyz, looking into it")
+    finally:
+        MigrationExecutor(connection).migrate(
+            MigrationExecutor(connection).loader.graph.leaf_nodes()
+        )
+    assert ApiKey.objects.get(pk=leaked).suspended_reason == (
+        "Leaked in #42: reminix_sk_[redacted]"
+    )
+    assert ApiKey.objects.get(pk=hinted).suspended_reason == (
+        "Same as reminix_sk_abcd…wxyz, looking into it"
+    )
