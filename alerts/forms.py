@@ -25,7 +25,7 @@ class FlagFilterForm(forms.Form):
         super().__init__(data)
         key_field = self.fields["key"]
         assert isinstance(key_field, ProjectKeyChoiceField)
-        key_field.queryset = ProjectKeyChoiceField.keys_of(project)
+        key_field.offer(project, chosen=self.data.get("key"))
 
 
 class TokenLookupForm(forms.Form):

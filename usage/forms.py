@@ -152,7 +152,7 @@ class ProjectLogFilterForm(UsageFilterForm):
         super().__init__(data)
         key_field = self.fields["key"]
         assert isinstance(key_field, ProjectKeyChoiceField)
-        key_field.queryset = ProjectKeyChoiceField.keys_of(project)
+        key_field.offer(project, chosen=self.data.get("key"))
         self.order_fields(
             [
                 "key",
@@ -217,7 +217,7 @@ class OverviewFilterForm(forms.Form):
         self.now = now
         key_field = self.fields["key"]
         assert isinstance(key_field, ProjectKeyChoiceField)
-        key_field.queryset = ProjectKeyChoiceField.keys_of(project)
+        key_field.offer(project, chosen=self.data.get("key"))
 
     def clean_range(self) -> str:
         chosen = self.cleaned_data["range"]
