@@ -36,7 +36,10 @@ def sqlstate(error: BaseException) -> str | None:
 
 
 def timed_out(error: BaseException) -> bool:
-    """A statement PostgreSQL cancelled at its statement timeout (or on request)."""
+    """A statement PostgreSQL cancelled at its statement timeout (or on request), or one
+    SQLite interrupted (a progress handler, core.csv_stream's, said its time was up)."""
+    if getattr(error.__cause__, "sqlite_errorname", None) == "SQLITE_INTERRUPT":
+        return True
     return sqlstate(error) == QUERY_CANCELED
 
 

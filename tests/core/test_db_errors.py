@@ -22,6 +22,22 @@ def test_a_real_statement_timeout_is_told_apart_from_a_lost_connection(db):
     assert not database_unavailable(raised.value)
 
 
+def test_a_real_sqlite_interrupt_is_a_timeout_not_a_lost_database(db):
+    """What core.csv_stream's progress handler raises when an export's time is up."""
+    if connection.vendor != "sqlite":
+        pytest.skip("the progress handler is SQLite's")
+    connection.ensure_connection()
+    raw = connection.connection
+    raw.set_progress_handler(lambda: 1, 1)
+    try:
+        with pytest.raises(OperationalError) as raised, connection.cursor() as c:
+            c.execute("SELECT 1")
+    finally:
+        raw.set_progress_handler(None, 1)
+    assert timed_out(raised.value) and not lock_timed_out(raised.value)
+    assert not database_unavailable(raised.value)
+
+
 def test_a_real_lock_timeout_is_told_apart_from_a_lost_connection(db):
     if connection.vendor != "postgresql":
         pytest.skip("lock_timeout is PostgreSQL's")

@@ -5,15 +5,19 @@ query string."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -24,14 +28,17 @@ from apikeys.services import client_token_create, personal_token_create
 from audit.export import CSV_HEADER as AUDIT_CSV_HEADER
 from core.csv_stream import (
     CUT_BY_ROWS,
+    CUT_BY_SLOW_READ,
     CUT_BY_TIME,
     IP_COLUMN,
     TIME_COLUMN,
     csv_cell,
     csv_header,
+    csv_lines,
     csv_time,
 )
 from tests.conftest import HTMX, usage_call
+from usage import export as usage_export
 from usage import views as usage_views
 from usage.export import USAGE_CSV_HEADER
 from usage.models import UsageRecord
@@ -539,3 +546,146 @@ def test_the_overview_says_beside_its_export_when_the_file_will_hold_only_the_ne
     monkeypatch.setattr(usage_views, "EXPORT_MAX_ROWS", 7)
     html = signed_in.get(url).content.decode()
     assert "The file holds the newest 7: narrow the range for the rest." in html
+
+
+# -- A read the database cancels ------------------------------------------------------------
+
+
+def database_cancel() -> None:
+    """Raise what the database raises for a statement it cancels, as Django raises it:
+    PostgreSQL's statement timeout (SQLSTATE 57014), SQLite's interrupt."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout = '10ms'")  # tests run in a transaction
+            cursor.execute("SELECT pg_sleep(1)")
+    raw = connection.connection
+    raw.set_progress_handler(lambda: 1, 1)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        raw.set_progress_handler(None, 1)
+
+
+@contextlib.contextmanager
+def database_cancels(matches: Callable[[str], bool]) -> Iterator[None]:
+    """Each statement of this connection for which `matches(sql)` holds is cancelled by
+    the database before it runs, as one too slow for the statement timeout would be."""
+
+    def wrapper(execute, sql, params, many, context):
+        if matches(sql):
+            database_cancel()
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        yield
+
+
+def export_read(sql: str) -> bool:
+    return "ORDER BY" in sql and any(
+        f'FROM "{table}"' in sql for table in ("apikeys_usagerecord", "accounts_auditevent")
+    )
+
+
+def test_an_export_whose_read_the_database_cancels_ends_with_a_note_not_a_broken_file(
+    signed_in, project, user, world
+):
+    """A filter that matches almost nothing makes the read scan a huge log until the
+    database cancels it: the file still ends with a note that says what to narrow."""
+    project_rename(project=project, name="Renamed", by=user)
+    responses = every_export(signed_in, project)
+    with database_cancels(export_read):
+        for name, response in responses.items():
+            _, rows = read_csv(response)
+            assert len(rows) == 1, name
+            note = list(rows[0].values())
+            assert note[0] == CUT_BY_SLOW_READ.format(rows=0), name
+            assert not any(note[1:]), name
+    assert "shorter time range" in CUT_BY_SLOW_READ
+
+
+def test_a_batch_the_database_cancels_mid_file_keeps_the_rows_written_and_says_so(
+    signed_in, project, world, monkeypatch
+):
+    _, full = read_csv(signed_in.get(export_url(project)))
+    monkeypatch.setattr("usage.export.EXPORT_CHUNK", 2)
+    monkeypatch.setattr("core.csv_stream.ROWS_PER_WRITE", 2)
+    learn = usage_export._learn_names
+    calls = []
+
+    def second_batch_cancelled(*args: Any) -> None:
+        calls.append(args)
+        if len(calls) == 3:  # each batch learns its keys', then its PATs' names
+            database_cancel()
+        learn(*args)
+
+    monkeypatch.setattr("usage.export._learn_names", second_batch_cancelled)
+    _, rows = read_csv(signed_in.get(export_url(project)))
+    assert rows[:2] == full[:2]
+    assert len(rows) == 3 and rows[2][TIME_COLUMN] == CUT_BY_SLOW_READ.format(rows=2)
+
+
+def slow_read() -> Iterator[tuple[object, ...]]:
+    """A read that finds nothing after seconds of work, as a filter that matches almost
+    nothing in a huge log does."""
+    slow = {
+        "postgresql": "SELECT 1 FROM pg_sleep(6) WHERE random() < 0",
+        "sqlite": "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n "
+        "WHERE x < 30000000) SELECT x FROM n WHERE x < 0",
+    }[connection.vendor]
+    with connection.cursor() as cursor:
+        cursor.execute(slow)
+        yield from cursor.fetchall()
+
+
+def test_a_read_that_would_outlast_the_exports_time_is_cut_when_the_time_is_up(db, monkeypatch):
+    """Not at the database's own statement timeout (30 s, past gunicorn's): the export's
+    reads end with its time, and the file says so."""
+    monkeypatch.setattr("core.csv_stream.EXPORT_MAX_SECONDS", 0.2)
+    header = csv_header(TIME_COLUMN, "name")
+    lines = list(csv.reader(io.StringIO("".join(csv_lines(header, slow_read())))))
+    assert lines == [[TIME_COLUMN, "name"], [CUT_BY_SLOW_READ.format(rows=0), ""]]
+
+
+def test_an_export_leaves_the_connections_statement_timeout_as_it_was(signed_in, project, world):
+    if connection.vendor != "postgresql":
+        pytest.skip("statement_timeout is PostgreSQL's")
+
+    def timeout() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            return cursor.fetchone()[0]
+
+    before = timeout()
+    _, rows = read_csv(signed_in.get(export_url(project)))
+    assert rows and timeout() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_outside_a_transaction_as_in_production_also_ends_with_the_exports_time(
+    project, monkeypatch
+):
+    """The file streams after the view returned, in autocommit, where Django reads through
+    a cursor WITH HOLD: PostgreSQL runs its query whole as the DECLARE commits, where no
+    statement timeout applies, so a read that scans a huge log ran for as long as it took."""
+    if connection.vendor != "postgresql":
+        pytest.skip("WITH HOLD cursors and statement_timeout are PostgreSQL's")
+    monkeypatch.setattr("core.csv_stream.EXPORT_MAX_SECONDS", 0.2)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        (before,) = cursor.fetchone()
+    slow = (
+        Project.objects.filter(pk=project.pk)
+        .filter(RawSQL("pg_sleep(6) IS NULL", [], output_field=BooleanField()))
+        .values_list("created_at", "name")
+    )
+    assert not connection.in_atomic_block
+    header = csv_header(TIME_COLUMN, "name")
+    text = "".join(csv_lines(header, slow.iterator(chunk_size=100)))
+    assert list(csv.reader(io.StringIO(text))) == [
+        [TIME_COLUMN, "name"],
+        [CUT_BY_SLOW_READ.format(rows=0), ""],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone() == (before,)
