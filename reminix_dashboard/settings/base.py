@@ -20,7 +20,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 
 # Off unless asked for, except that manage.py (the developer's tool) asks for it by default.
-DEBUG: bool = env.bool("DEBUG", default=False)
+DEBUG: bool = checked.boolean("DEBUG", default=False)
 
 _DEV_SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production"
 _DEV_TOKEN_HASH_KEY = "dev-only-insecure-token-hash-key"
@@ -78,7 +78,7 @@ MAX_AGENTS_PER_PROJECT: int = checked.whole_number(
 )
 
 # Where people reach the dashboard, for links in emails sent outside a request (alerts).
-DASHBOARD_URL: str = env.str("DASHBOARD_URL", default="http://127.0.0.1:8000")
+DASHBOARD_URL: str = checked.public_url("DASHBOARD_URL", default="http://127.0.0.1:8000")
 
 # Reverse proxies whose X-Forwarded-For we believe (exact addresses or CIDR networks).
 # Without them the client address is REMOTE_ADDR and the header is ignored.
@@ -308,7 +308,7 @@ DEFAULT_FROM_EMAIL = checked.mail_sender(
 # The work behind the forms anyone can send about an address (reset, sign-up, address
 # change: mail, a new account) is done after the answer, on a thread
 # (core/after_answer.py): the answer's time tells nothing.
-WORK_AFTER_ANSWER: bool = env.bool("WORK_AFTER_ANSWER", default=True)
+WORK_AFTER_ANSWER: bool = checked.boolean("WORK_AFTER_ANSWER", default=True)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -318,7 +318,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Where collectstatic puts the files whitenoise serves with DEBUG off.
-STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STATIC_ROOT = Path(checked.directory("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -351,12 +351,12 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_SSL_REDIRECT = checked.boolean("SECURE_SSL_REDIRECT", default=True)
     SECURE_HSTS_SECONDS = checked.whole_number(
         "SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365, least=0, most=10 * 60 * 60 * 24 * 365
     )
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    SECURE_HSTS_PRELOAD = checked.boolean("SECURE_HSTS_PRELOAD", default=True)
     # The TLS terminator in front of us says which scheme the client used.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

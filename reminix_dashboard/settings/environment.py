@@ -18,6 +18,7 @@ import logging
 import os
 import re
 from email.utils import parseaddr
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -135,3 +136,50 @@ def mail_sender(name: str, *, default: str) -> str:
             f"Reminix <no-reply@example.com>; it is {given!r}."
         )
     return given
+
+
+_TRUE = frozenset({"true", "on", "yes", "y", "1"})
+_FALSE = frozenset({"false", "off", "no", "n", "0"})
+
+
+def boolean(name: str, *, default: bool) -> bool:
+    """true/on/yes/1 or false/off/no/0, in any case. django-environ reads every other word
+    as false, so a typo or an empty `SECURE_SSL_REDIRECT=` turned the redirect off."""
+    given = _given(name)
+    if given is None:
+        return default
+    if given.lower() in _TRUE | _FALSE:
+        return given.lower() in _TRUE
+    raise ImproperlyConfigured(
+        f"{name} must be true or false (default {str(default).lower()}); it is {given!r}."
+    )
+
+
+def public_url(name: str, *, default: str) -> str:
+    """An http(s) address with a host, without a closing slash: every mail link is this
+    followed by a path, so `https://d.example/` made `//account/…`, which no page answers."""
+    given = _given(name)
+    if given is None:
+        return default
+    try:
+        parts = urlsplit(given)
+        readable = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and parts.port != 0
+            and "@" not in parts.netloc
+        )
+    except ValueError:  # a port out of range or not a number, a broken IPv6 literal
+        readable = False
+    if not readable or parts.query or parts.fragment:
+        raise ImproperlyConfigured(
+            f"{name} must be the dashboard's public address, e.g. "
+            "https://dashboard.example.com (no user name, password, query or fragment)."
+        )
+    return given.rstrip("/")
+
+
+def directory(name: str, *, default: str) -> str:
+    """A directory's path. An empty one read as the working directory."""
+    given = _given(name)
+    return default if given is None else given

@@ -52,6 +52,20 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
         # A bare ValueError naming no variable.
         ("CONN_MAX_AGE", ""),
         ("API_RATE_LIMIT_PER_MINUTE", "²"),
+        # Accepted as "false": a typo, or `${SECURE_SSL_REDIRECT}` of an unset variable in
+        # a compose file, silently turned off the https redirect or the HSTS preload.
+        ("SECURE_SSL_REDIRECT", ""),
+        ("SECURE_SSL_REDIRECT", "ture"),
+        ("SECURE_HSTS_PRELOAD", "yes please"),
+        ("WORK_AFTER_ANSWER", ""),
+        ("DEBUG", "ture"),
+        # Accepted, then every link in every mail (verification, resets, invitations,
+        # alerts) pointed nowhere.
+        ("DASHBOARD_URL", ""),
+        ("DASHBOARD_URL", "dashboard.example.com"),
+        ("DASHBOARD_URL", "https://"),
+        # Accepted as the working directory: collectstatic wrote into the repository.
+        ("STATIC_ROOT", ""),
     ],
 )
 def test_a_value_the_process_cannot_use_stops_it_at_start_naming_the_variable(name, value):
@@ -74,6 +88,36 @@ def test_the_documented_values_start():
         DEFAULT_FROM_EMAIL="Reminix <no-reply@reminix.example>",
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_documented_words_for_on_and_off_start():
+    result = start(SECURE_SSL_REDIRECT="off", SECURE_HSTS_PRELOAD="True", WORK_AFTER_ANSWER="0")
+    assert result.returncode == 0, result.stderr
+
+
+def setting_under(name: str, **env: str) -> str:
+    """The value the production settings give `name` under `env`."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import reminix_dashboard.settings.base as s; print(s.{name})",
+        ],
+        cwd=ROOT,
+        env=production_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_a_dashboard_url_written_with_a_closing_slash_makes_links_without_a_double_one():
+    """Mail links are the address and a path: `https://d.example//account/verify/…`
+    reached no page behind a server that does not merge slashes."""
+    url = setting_under("DASHBOARD_URL", DASHBOARD_URL="https://dashboard.example.com/")
+    assert url == "https://dashboard.example.com"
 
 
 def test_a_url_that_cannot_be_read_is_refused_without_repeating_its_password(monkeypatch):
