@@ -218,7 +218,7 @@ def _example(base_url: str, method: str, path: str, operation: Schema) -> str:
     body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
     if "example" in body:
         lines.append('-H "Content-Type: application/json"')
-        lines.append(f"-d '{json.dumps(body['example'])}'")
+        lines.append(f"-d '{json.dumps(body['example'], ensure_ascii=False)}'")
     return " \\\n  ".join(lines)
 
 

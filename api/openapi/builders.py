@@ -119,6 +119,7 @@ X_PROJECT_REQUIRED_PARAM = param(
     "header",
     "The project to act on (its id or slug); without it `400 missing_required_field`.",
     {"type": "string", "pattern": "^[-A-Za-z0-9_]{1,64}$"},
+    example="my-project",
     required=True,
 )
 IDEMPOTENCY_PARAM = param(

@@ -252,6 +252,7 @@ def all_operations() -> list[tuple[str, str, Schema]]:
                     "The `id` the token was minted with.",
                     {"type": "string", "pattern": CLIENT_TOKEN_ID_PATTERN},
                     required=True,
+                    example="ctok_0123456789abcdefABCD",
                 )
             ],
             answers={204: ok_answer("Revoked.", None, write=True)},
@@ -490,6 +491,7 @@ def _api_key_operations() -> list[tuple[str, str, Schema]]:
         "The key's `id`.",
         {"type": "string", "pattern": "^key_[0-9]+$"},
         required=True,
+        example="key_123",
     )
     who = (
         " Takes a personal access token with the `keys` permission and X-Project (an API key "
@@ -583,7 +585,7 @@ def _api_key_operations() -> list[tuple[str, str, Schema]]:
             "Rename an API key",
             "Only its name changes.",
             parameters=[key_id],
-            body=Body(obj({"name": name}, required=["name"])),
+            body=Body(obj({"name": name}, required=["name"]), example={"name": "CI deploys (old)"}),
             answers={200: ok_answer("Renamed.", ref("ApiKey"), write=True)},
         ),
         op(
@@ -630,7 +632,10 @@ def _api_key_operations() -> list[tuple[str, str, Schema]]:
             "Its calls get `401 suspended_api_key` with the reason until it is resumed. "
             "`409` if the key is revoked or expired.",
             parameters=[key_id],
-            body=Body(obj({"reason": {**name, "maxLength": 200}}, required=["reason"])),
+            body=Body(
+                obj({"reason": {**name, "maxLength": 200}}, required=["reason"]),
+                example={"reason": "Found in a public log"},
+            ),
             answers={200: ok_answer("Suspended.", ref("ApiKey"), write=True)},
         ),
         op(
