@@ -38,8 +38,8 @@ class Command(BaseCommand):
             "--expires-in-days",
             type=int,
             default=None,
-            help="the key stops working after this many days (default: never, unless the "
-            "project's lifetime policy asks for less)",
+            help="the key stops working after this many days (default: never; a project whose "
+            "lifetime policy sets a maximum needs it, within that maximum)",
         )
 
     def handle(
