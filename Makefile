@@ -24,12 +24,15 @@ $(BIN)/.installed: requirements-dev.lock
 install: $(BIN)/.installed
 
 ## make run: set up and serve the dashboard on SQLite at http://127.0.0.1:$(PORT)
+## Mail links (sign-up's confirmation, resets, invitations) point at that port too, unless
+## DASHBOARD_URL says otherwise.
 ## The scheduler (detection every minute, reminders, partitions, pruning) runs beside it and
 ## stops with it. A process of its own, not a thread of runserver: the autoreloader would
 ## restart a thread mid-job on every saved file.
 run: install
 	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput
-	@$(DEV_ENV) $(BIN)/python manage.py run_scheduler & scheduler=$$!; \
+	@export DASHBOARD_URL="$${DASHBOARD_URL:-http://127.0.0.1:$(PORT)}"; \
+	$(DEV_ENV) $(BIN)/python manage.py run_scheduler & scheduler=$$!; \
 	trap 'kill $$scheduler 2>/dev/null; wait $$scheduler' EXIT; \
 	$(DEV_ENV) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
