@@ -24,16 +24,21 @@ $(BIN)/.installed: requirements-dev.lock
 install: $(BIN)/.installed
 
 ## make run: set up and serve the dashboard on SQLite at http://127.0.0.1:$(PORT)
-## Mail links (sign-up's confirmation, resets, invitations) point at that port too, unless
-## DASHBOARD_URL says otherwise.
 ## The scheduler (detection every minute, reminders, partitions, pruning) runs beside it and
 ## stops with it. A process of its own, not a thread of runserver: the autoreloader would
 ## restart a thread mid-job on every saved file.
+## Mail links (sign-up's confirmation, resets, invitations) point at that port too, unless
+## DASHBOARD_URL says otherwise.
+## With REDIS_URL, `manage.py ingest_usage` runs beside it too, as under `make serve`:
+## otherwise the calls' usage and executions would wait on the stream, never shown.
 run: install
 	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput
 	@export DASHBOARD_URL="$${DASHBOARD_URL:-http://127.0.0.1:$(PORT)}"; \
-	$(DEV_ENV) $(BIN)/python manage.py run_scheduler & scheduler=$$!; \
-	trap 'kill $$scheduler 2>/dev/null; wait $$scheduler' EXIT; \
+	$(DEV_ENV) $(BIN)/python manage.py run_scheduler & pids=$$!; \
+	if [ -n "$$REDIS_URL" ]; then \
+		$(DEV_ENV) $(BIN)/python manage.py ingest_usage & pids="$$pids $$!"; \
+	fi; \
+	trap 'kill $$pids 2>/dev/null; wait $$pids' EXIT; \
 	$(DEV_ENV) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 ## make test: the whole suite, browser tests included (they skip when Chromium is missing)
