@@ -70,7 +70,9 @@ def _context(body: dict[str, Any], field: str, *, required: bool) -> dict[str, A
     value = body[field]
     if not isinstance(value, dict):
         raise errors.invalid_field_value(field, "must be a JSON object.")
-    size = len(json.dumps(value, separators=(",", ":")).encode())
+    # UTF-8, as the customer's JSON.stringify sends it: escaped to \uXXXX, a letter beyond
+    # ASCII counted six bytes (an emoji twelve), and 2 KB of accented names was "6011".
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_CONTEXT_BYTES:
         raise errors.invalid_field_value(
             field, f"is {size} bytes of JSON; the limit is {MAX_CONTEXT_BYTES}."

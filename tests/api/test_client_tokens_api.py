@@ -74,6 +74,23 @@ def test_bad_mint_input_is_refused_naming_the_field(api, body, status, code, fie
     assert not ClientToken.objects.exists()
 
 
+def test_a_context_is_measured_in_the_bytes_the_customer_sent(api):
+    """The limit is 4096 bytes of compact JSON (README, /docs/api/). It was measured with
+    every letter beyond ASCII escaped to \\u00e9, six bytes: a 2 KB context of accented
+    names, as JSON.stringify and any UTF-8 client send it, was refused as "6011 bytes"."""
+    bearer = {"Authorization": f"Bearer {api.token}"}
+    for context in ({"note": "é" * 2000}, {"note": "字" * 1300}, {"note": "👋" * 1000}):
+        raw = json.dumps({"context": context}, ensure_ascii=False).encode()
+        assert len(json.dumps(context, ensure_ascii=False, separators=(",", ":")).encode()) < 4096
+        response = api.client.post(
+            "/v1/client-tokens", raw, content_type="application/json", headers=bearer
+        )
+        assert_ok(response, 201)
+    too_big = {"note": "é" * 2045}  # 4101 bytes of UTF-8 JSON
+    error = assert_error(mint(api, context=too_big), 400, "invalid_field_value")
+    assert "4101 bytes" in error["message"]
+
+
 def test_ttl_of_a_day_is_the_most(api):
     answer = assert_ok(mint(api, ttlSeconds=86400), 201)
     expires = datetime.datetime.fromisoformat(answer["expiresAt"])
