@@ -92,6 +92,16 @@ def test_a_new_key_must_expire_within_the_policy(signed_in, project, user):
         api_key_create(project=project, name="Script", created_by=None)
     with pytest.raises(CommandError, match="expires-in-days"):
         call_command("createapikey", project=project.slug, name="CLI", stdout=io.StringIO())
+    # Given, but past the policy: the message says to shorten it, not to "use" it.
+    with pytest.raises(CommandError, match="--expires-in-days of at most 30") as refused:
+        call_command(
+            "createapikey",
+            project=project.slug,
+            name="CLI",
+            expires_in_days=40,
+            stdout=io.StringIO(),
+        )
+    assert "Use --expires-in-days." not in str(refused.value)
     out = io.StringIO()
     call_command(
         "createapikey",

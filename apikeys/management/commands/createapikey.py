@@ -86,7 +86,10 @@ class Command(BaseCommand):
         except NoLongerAMember:  # deleted since it was looked up above
             raise CommandError(f"No project with the slug {project}.") from None
         except OutOfPolicy as refused:
-            raise CommandError(f"{refused} Use --expires-in-days.") from None
+            # None given, or more than the policy's: the same fix, so say how many.
+            days = target.max_key_lifetime_days
+            within = f" of at most {days}" if days else ""
+            raise CommandError(f"{refused} Use --expires-in-days{within}.") from None
         except TooManyTokens as full:
             raise CommandError(str(full)) from None
         except ValidationError as refused:  # not one line of visible text, say
