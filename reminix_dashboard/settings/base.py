@@ -45,10 +45,10 @@ if not DEBUG and (len(TOKEN_HASH_KEY) < 32 or TOKEN_HASH_KEY == SECRET_KEY):
         "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))')."
     )
 
-ALLOWED_HOSTS: list[str] = env.list(
+ALLOWED_HOSTS: list[str] = checked.host_names(
     "ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
 )
-CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_TRUSTED_ORIGINS: list[str] = checked.origins("CSRF_TRUSTED_ORIGINS", wildcard=True)
 
 # The API's usage log and executions are written in batches (core/write_behind.py): by
 # each worker's background thread every this many seconds, or with Redis by ingest_usage,
@@ -65,7 +65,7 @@ DETECTION_EVERY_SECONDS: int = checked.whole_number(
 WEBHOOK_DELIVERY_EVERY_SECONDS: int = checked.whole_number(
     "WEBHOOK_DELIVERY_EVERY_SECONDS", default=10, least=1, most=86400
 )
-USAGE_RETENTION: str = env.str("USAGE_RETENTION", default="90d")
+USAGE_RETENTION: str = checked.text("USAGE_RETENTION", default="90d")
 # Calls per token per clock minute before 429 rate_limit_exceeded (api/rate_limits.py).
 # Shared across workers only with REDIS_URL. 0 turns limits off.
 API_RATE_LIMIT_PER_MINUTE: int = checked.whole_number(
@@ -208,7 +208,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL: str = checked.redis_url("REDIS_URL")
 # Namespaces this deployment's keys in a Redis it may share (rate-limit counts, change
 # markers, the usage stream).
-REDIS_KEY_PREFIX: str = env.str("REDIS_KEY_PREFIX", default="reminix:")
+REDIS_KEY_PREFIX: str = checked.key_prefix("REDIS_KEY_PREFIX", default="reminix:")
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -251,8 +251,8 @@ SUDO_MODE_SECONDS = checked.whole_number("SUDO_MODE_SECONDS", default=600, least
 # assertion may come from. Empty: the request's host name (no port), and its scheme and
 # host. Behind a proxy that changes either, set them (e.g. dashboard.example.com and
 # https://dashboard.example.com): a passkey is bound to its RP ID for good.
-WEBAUTHN_RP_ID: str = env.str("WEBAUTHN_RP_ID", default="")
-WEBAUTHN_ORIGINS: list[str] = env.list("WEBAUTHN_ORIGINS", default=[])
+WEBAUTHN_RP_ID: str = checked.host_name("WEBAUTHN_RP_ID")
+WEBAUTHN_ORIGINS: list[str] = checked.origins("WEBAUTHN_ORIGINS")
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 2

@@ -39,6 +39,24 @@ def _given(name: str) -> str | None:
     return value
 
 
+def _listed(name: str) -> list[str]:
+    """The variable's comma-separated entries, stripped; [] when it is not set. Set but
+    listing nothing (`NAME=`, `NAME=,`) is refused, as `_given` refuses an empty value."""
+    if _given(name) is None:
+        return []
+    entries = [part.strip() for part in os.environ[name].split(",") if part.strip()]
+    if not entries:
+        raise ImproperlyConfigured(f"{name} is set but lists nothing: unset it for its default.")
+    return entries
+
+
+def text(name: str, *, default: str) -> str:
+    """Any value but an empty one (checked by its consumer: USAGE_RETENTION by the
+    scheduler's system check), or `default` when not set."""
+    given = _given(name)
+    return default if given is None else given
+
+
 def whole_number(name: str, *, default: int, least: int, most: int) -> int:
     """A whole number (ASCII digits) from `least` to `most`, or `default` when not set."""
     given = _given(name)
@@ -69,8 +87,8 @@ def redis_url(name: str) -> str:
     """A URL redis-py can connect to (redis://, rediss://, unix://), or "" when not set."""
     from redis.connection import parse_url
 
-    given = os.environ.get(name, "").strip()
-    if not given:
+    given = _given(name)
+    if given is None:
         return ""
     try:
         parse_url(given)
@@ -82,8 +100,8 @@ def redis_url(name: str) -> str:
 
 
 def networks(name: str) -> list[str]:
-    """Comma-separated addresses or CIDR networks, each one readable."""
-    given = [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
+    """Comma-separated addresses or CIDR networks, each one readable; [] when not set."""
+    given = _listed(name)
     for part in given:
         try:
             ipaddress.ip_network(part, strict=False)
@@ -96,8 +114,8 @@ def networks(name: str) -> list[str]:
 
 def json_object_of_text(name: str) -> dict[str, str]:
     """A JSON object whose values are all strings, or {} when not set."""
-    given = os.environ.get(name, "").strip()
-    if not given:
+    given = _given(name)
+    if given is None:
         return {}
     try:
         value = json.loads(given)
@@ -183,3 +201,108 @@ def directory(name: str, *, default: str) -> str:
     """A directory's path. An empty one read as the working directory."""
     given = _given(name)
     return default if given is None else given
+
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*", re.I)
+_HOST_PATTERN = re.compile(rf"\*|\.?{_HOST_NAME.pattern}|\[[0-9a-f:.]+\]", re.I)
+# Whitespace or a control character: urlsplit drops tabs and line breaks before it reads
+# a URL, so it would pass a value whose line break then went into every mail link.
+_BLANK_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
+def _shown(part: str) -> str:
+    """`part` in a message, unless it may hold a password (a URL's user part)."""
+    return "its entry with an @ (not repeated here)" if "@" in part else repr(part)
+
+
+def host_names(name: str, *, default: list[str]) -> list[str]:
+    """Comma-separated host names as Django's ALLOWED_HOSTS takes them (`.example.com`
+    for a domain and its subdomains, `[::1]`, `*`), or `default` when not set. Django
+    compares each with the request's host without its port: `https://d.example` or
+    `d.example:443` matched nothing, and `ALLOWED_HOSTS=` listed nothing, so with DEBUG
+    off every request was a 400."""
+    given = _listed(name)
+    for part in given:
+        if not _HOST_PATTERN.fullmatch(part):
+            raise ImproperlyConfigured(
+                f"{name}: {_shown(part)} is not a host name (e.g. dashboard.example.com, "
+                ".example.com for it and its subdomains, 127.0.0.1, [::1]); no scheme, port "
+                "or path."
+            )
+    return given or default
+
+
+def host_name(name: str) -> str:
+    """One host name without scheme or port (a WebAuthn relying party ID), or "" when
+    not set. A browser never matches `https://d.example` or `d.example:443` as an RP ID:
+    every passkey sign-in failed."""
+    given = _given(name)
+    if given is None:
+        return ""
+    if not _HOST_NAME.fullmatch(given):
+        raise ImproperlyConfigured(
+            f"{name} must be a host name, e.g. dashboard.example.com (no scheme, port or "
+            f"path); it is {_shown(given)}."
+        )
+    return given
+
+
+def _is_origin(part: str, *, wildcard: bool) -> bool:
+    if _BLANK_OR_CONTROL.search(part):
+        return False
+    try:
+        parts = urlsplit(part)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        return False
+    host = parts.hostname or ""
+    if wildcard and host.startswith("*."):
+        host = host[2:]
+    if ":" in host:  # an IPv6 literal, in brackets in the origin
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return False
+    elif not _HOST_NAME.fullmatch(host):
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and "@" not in parts.netloc
+        and not (parts.path or parts.query or parts.fragment)
+        and not part.endswith(("?", "#"))
+    )
+
+
+def origins(name: str, *, wildcard: bool = False) -> list[str]:
+    """Comma-separated origins, `scheme://host[:port]` and nothing after, or [] when not
+    set; `https://*.example.com` too when `wildcard` (Django's CSRF_TRUSTED_ORIGINS). A
+    browser's Origin header is compared whole: an entry without its scheme, or with a
+    path, matched nothing, so every form sent from it (or every passkey) was refused."""
+    given = _listed(name)
+    for part in given:
+        if not _is_origin(part, wildcard=wildcard):
+            example = "https://dashboard.example.com" + (
+                ", or https://*.example.com for its subdomains" if wildcard else ""
+            )
+            raise ImproperlyConfigured(
+                f"{name}: {_shown(part)} is not an origin: write the scheme and host (and a "
+                f"port if not the scheme's), nothing after, e.g. {example}."
+            )
+    return given
+
+
+def key_prefix(name: str, *, default: str) -> str:
+    """A prefix for this deployment's Redis keys, as written (an edge space is kept, not
+    cut: the keys already written under it would be lost), or `default` when not set. An
+    empty one dropped the namespace: in a shared Redis, this deployment's rate limits,
+    change markers and usage stream mixed with another's."""
+    given = os.environ.get(name)
+    if given is None:
+        return default
+    if not given.strip() or re.search(r"[\x00-\x1f\x7f]", given):
+        raise ImproperlyConfigured(
+            f"{name} must be a non-empty prefix without control characters (default "
+            f"{default!r}); unset it for the default."
+        )
+    return given

@@ -66,6 +66,35 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
         ("DASHBOARD_URL", "https://"),
         # Accepted as the working directory: collectstatic wrote into the repository.
         ("STATIC_ROOT", ""),
+        # Accepted as no host at all: with DEBUG off, every request was a 400.
+        ("ALLOWED_HOSTS", ""),
+        ("ALLOWED_HOSTS", " , "),
+        # Accepted, never matched (a Host header is compared without scheme or port).
+        ("ALLOWED_HOSTS", "https://dashboard.example.com"),
+        ("ALLOWED_HOSTS", "dashboard.example.com:443"),
+        # Accepted, then every form sent from the trusted origin failed its CSRF check.
+        ("CSRF_TRUSTED_ORIGINS", ""),
+        ("CSRF_TRUSTED_ORIGINS", "dashboard.example.com"),
+        ("CSRF_TRUSTED_ORIGINS", "https://dashboard.example.com/account/"),
+        # Accepted: this deployment's rate limits, markers and usage stream lost their
+        # namespace in a Redis it shares, and mixed with another's.
+        ("REDIS_KEY_PREFIX", ""),
+        ("REDIS_KEY_PREFIX", "   "),
+        # Accepted as "the request's", or as an RP ID or origin no browser ever matches:
+        # every passkey sign-in failed.
+        ("WEBAUTHN_RP_ID", ""),
+        ("WEBAUTHN_RP_ID", "https://dashboard.example.com"),
+        ("WEBAUTHN_RP_ID", "dashboard.example.com:443"),
+        ("WEBAUTHN_ORIGINS", ""),
+        ("WEBAUTHN_ORIGINS", "dashboard.example.com"),
+        # Accepted as "not set": the operator meant something, and we cannot know what.
+        ("REDIS_URL", ""),
+        ("TRUSTED_PROXIES", ""),
+        ("SECRET_SCANNING_PUBLIC_KEYS", ""),
+        ("USAGE_RETENTION", ""),
+        ("DATABASE_URL", ""),
+        ("EMAIL_URL", ""),
+        ("LOG_LEVEL", ""),
     ],
 )
 def test_a_value_the_process_cannot_use_stops_it_at_start_naming_the_variable(name, value):
@@ -88,6 +117,25 @@ def test_the_documented_values_start():
         DEFAULT_FROM_EMAIL="Reminix <no-reply@reminix.example>",
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_documented_hosts_origins_and_prefix_start():
+    result = start(
+        ALLOWED_HOSTS="dashboard.example.com, .example.org,127.0.0.1,[::1]",
+        CSRF_TRUSTED_ORIGINS="https://dashboard.example.com,https://*.example.org,http://[::1]:8000",
+        REDIS_KEY_PREFIX="acme-dashboard:",
+        WEBAUTHN_RP_ID="dashboard.example.com",
+        WEBAUTHN_ORIGINS="https://dashboard.example.com, https://login.example.com:8443",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("name", ["CSRF_TRUSTED_ORIGINS", "WEBAUTHN_ORIGINS"])
+def test_an_origin_with_a_password_is_refused_without_repeating_it(name):
+    result = start(**{name: "https://admin:s3cret-passw0rd@dashboard.example.com"})
+    assert result.returncode != 0
+    assert name in result.stderr
+    assert "s3cret" not in result.stderr
 
 
 def test_the_documented_words_for_on_and_off_start():
