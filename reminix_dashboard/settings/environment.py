@@ -182,7 +182,8 @@ def public_url(name: str, *, default: str) -> str:
     try:
         parts = urlsplit(given)
         readable = (
-            parts.scheme in ("http", "https")
+            not _BLANK_OR_CONTROL.search(given)
+            and parts.scheme in ("http", "https")
             and bool(parts.hostname)
             and parts.port != 0
             and "@" not in parts.netloc

@@ -64,6 +64,8 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
         ("DASHBOARD_URL", ""),
         ("DASHBOARD_URL", "dashboard.example.com"),
         ("DASHBOARD_URL", "https://"),
+        # Read by urlsplit without its line break, which then went into every mail link.
+        ("DASHBOARD_URL", "https://dashboard.example.com\n.evil.example"),
         # Accepted as the working directory: collectstatic wrote into the repository.
         ("STATIC_ROOT", ""),
         # Accepted as no host at all: with DEBUG off, every request was a 400.
