@@ -27,7 +27,7 @@ _DEV_TOKEN_HASH_KEY = "dev-only-insecure-token-hash-key"
 
 
 def _secret(name: str, dev_default: str) -> str:
-    value = env.str(name, default="")
+    value = checked.secret(name)
     if value:
         return value
     if DEBUG:

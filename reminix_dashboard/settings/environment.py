@@ -50,6 +50,18 @@ def _listed(name: str) -> list[str]:
     return entries
 
 
+def secret(name: str) -> str:
+    """A secret exactly as given (never stripped: a changed TOKEN_HASH_KEY would end every
+    stored token), or "" when not set. One of blanks alone is refused, unrepeated: it
+    passed as a secret, so sessions were signed, and every token hashed, with spaces."""
+    value = os.environ.get(name)
+    if value is None:
+        return ""
+    if not value.strip():
+        raise ImproperlyConfigured(f"{name} is set but blank: set a long random value.")
+    return value
+
+
 def text(name: str, *, default: str) -> str:
     """Any value but an empty one (checked by its consumer: USAGE_RETENTION by the
     scheduler's system check), or `default` when not set."""

@@ -89,6 +89,9 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
         ("WEBAUTHN_RP_ID", "dashboard.example.com:443"),
         ("WEBAUTHN_ORIGINS", ""),
         ("WEBAUTHN_ORIGINS", "dashboard.example.com"),
+        # Accepted as a secret: blanks sign every session and hash every stored token.
+        ("SECRET_KEY", " " * 50),
+        ("TOKEN_HASH_KEY", " " * 40),
         # Accepted as "not set": the operator meant something, and we cannot know what.
         ("REDIS_URL", ""),
         ("TRUSTED_PROXIES", ""),
