@@ -9,6 +9,7 @@ import contextlib
 import csv
 import io
 import re
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
@@ -689,3 +690,63 @@ def test_a_read_outside_a_transaction_as_in_production_also_ends_with_the_export
     with connection.cursor() as cursor:
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone() == (before,)
+
+
+def connection_state() -> dict[str, object]:
+    """What one request's export could leave on a kept connection for the next one."""
+    state: dict[str, object] = {"atomic": connection.in_atomic_block}
+    if connection.vendor == "postgresql":
+        state["transaction"] = connection.connection.info.transaction_status.name
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('statement_timeout'), count(*) FROM pg_cursors")
+            state["timeout and cursors"] = cursor.fetchone()
+    return state
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("ending", ["client gone", "read fails", "read to the end"])
+def test_an_export_however_it_ends_leaves_the_connection_as_it_found_it(
+    project, world, monkeypatch, ending
+):
+    """Streamed after the view returned, in autocommit, on a connection kept for the next
+    request (CONN_MAX_AGE): a client that goes away mid-file (the server closes the
+    stream), or a failing read, leaves no transaction, timeout or cursor behind, and an
+    unrelated statement after the export's time is up is not interrupted (SQLite's
+    progress handler)."""
+    monkeypatch.setattr("core.csv_stream.ROWS_PER_WRITE", 2)
+    monkeypatch.setattr("core.csv_stream.EXPORT_MAX_SECONDS", 0.1)
+    monkeypatch.setattr("core.csv_stream.READ_GRACE_SECONDS", 0.1)
+    before = connection_state()
+    rows = UsageRecord.objects.values_list("created_at", "request_id").iterator(chunk_size=3)
+
+    def failing() -> Iterator[Any]:
+        for n, row in enumerate(rows):
+            yield row if n < 5 else (*row, "a column too many")
+
+    stream = csv_lines(
+        csv_header(TIME_COLUMN, "request_id"), failing() if ending == "read fails" else rows
+    )
+    next(stream), next(stream)
+    assert connection.in_atomic_block == (connection.vendor == "postgresql")
+    if ending == "client gone":
+        stream.close()
+    elif ending == "read fails":
+        with pytest.raises(ValueError):
+            list(stream)
+    else:
+        list(stream)
+    assert connection_state() == before
+    time.sleep(0.3)
+    with connection.cursor() as cursor:
+        cursor.execute(slow_enough_to_be_interrupted())
+        assert cursor.fetchone()
+
+
+def slow_enough_to_be_interrupted() -> str:
+    """A statement of many steps (SQLite's progress handler is asked every 10,000)."""
+    if connection.vendor == "postgresql":
+        return "SELECT count(*) FROM pg_sleep(0.2)"
+    return (
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 200000) "
+        "SELECT count(*) FROM n"
+    )
