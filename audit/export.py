@@ -9,6 +9,7 @@ from audit.actions import action_label
 from audit.models import AuditEventQuerySet
 from audit.reads import actor_label
 from core.csv_stream import IP_COLUMN, TIME_COLUMN, csv_header, export_bounded
+from core.redact import redact_secrets
 
 CSV_HEADER = csv_header(
     TIME_COLUMN,
@@ -43,5 +44,9 @@ def audit_csv_rows(events: AuditEventQuerySet) -> Iterator[list[object]]:
             event.target_id,
             event.target_label,
             event.ip_address,
-            json.dumps(metadata, ensure_ascii=False, sort_keys=True) if metadata else "",
+            # A token typed into an event before the forms refused one (a suspension's
+            # reason) stays in the append-only trail, and out of the file (as the pages).
+            redact_secrets(json.dumps(metadata, ensure_ascii=False, sort_keys=True))
+            if metadata
+            else "",
         ]

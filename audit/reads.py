@@ -18,6 +18,7 @@ from django.core.validators import validate_email
 from audit.actions import Tone, action_group, action_label, action_tone
 from audit.models import AuditEvent, AuditEventQuerySet
 from core.paging import keyset_page
+from core.redact import redact_secrets
 
 PAGE_SIZE = 50
 NEWEST_FIRST = ("-created_at", "-id")
@@ -57,7 +58,8 @@ def _text(value: object) -> str:
 
 
 def event_details(event: AuditEvent) -> list[tuple[str, str]]:
-    """The event's metadata as short (name, value) pairs; a change reads "from → to"."""
+    """The event's metadata as short (name, value) pairs; a change reads "from → to".
+    A token's secret in it is cut (core.redact.redact_secrets), as the export cuts it."""
     metadata: dict[str, Any] = (
         event.metadata if isinstance(event.metadata, dict) else {"value": event.metadata}
     )
@@ -77,7 +79,9 @@ def event_details(event: AuditEvent) -> list[tuple[str, str]]:
             details.append(("projects", "all of the user's"))
         else:
             details.append((key.replace("_", " "), _text(value)))
-    return details
+    # An event is never changed (append-only), but a token typed into one before the forms
+    # refused it (a suspension's reason) is not shown again to every member.
+    return [(name, redact_secrets(text)) for name, text in details]
 
 
 def _moment(value: object) -> str:

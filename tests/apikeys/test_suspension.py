@@ -18,6 +18,7 @@ from django.utils import timezone
 from api.authentication import CLIENT_TOKEN_SUSPENDED
 from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.services import api_key_create, api_key_resume, api_key_revoke, api_key_suspend
+from audit.log import audit_record
 from audit.models import AuditEvent
 from core.invalidation import marker_key
 from tests.api.assertions import assert_error, assert_ok
@@ -380,3 +381,31 @@ def test_a_token_kept_in_a_reason_before_reasons_were_checked_is_cut_on_upgrade(
     assert ApiKey.objects.get(pk=hinted).suspended_reason == (
         "Same as reminix_sk_abcd…wxyz, looking into it"
     )
+
+
+def test_a_token_kept_in_a_reason_before_reasons_were_checked_is_not_shown_in_the_audit_log(
+    signed_in, project, user, make_key
+):
+    """The upgrade cut it from the key (0028), but the suspension's audit event keeps the
+    reason as it was typed, and every member reads the audit log and its export. The event
+    stays as written (the trail is append-only); what the pages show of it is cut."""
+    key, _ = make_key(project, name="Production")
+    pasted = "reminix_sk_" + "A1b2C3d4E5" * 3 + "Zz9Yy8"
+    audit_record(
+        action="api_key.suspended",
+        actor=user,
+        project=project,
+        target=key,
+        target_label=key.name,
+        metadata={"reason": f"Leaked in #42: {pasted}; same as reminix_sk_abcd…wxyz"},
+    )
+    for page in ("accounts:project_audit", "accounts:project_audit_csv"):
+        response = signed_in.get(reverse(page, args=[project.slug]))
+        assert response.status_code == 200
+        shown = b"".join(response.streaming_content) if response.streaming else response.content
+        text = shown.decode()
+        assert "Leaked in #42: reminix_sk_[redacted]" in text, page
+        assert "A1b2C3d4E5" not in text, page
+        assert "reminix_sk_abcd…wxyz" in text, page  # a hint is no secret
+    assert pasted in str(AuditEvent.objects.get(action="api_key.suspended").metadata)
+    assert "A1b2C3d4E5" not in signed_in.get(reverse("accounts:user_audit")).content.decode()
