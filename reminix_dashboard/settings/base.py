@@ -9,15 +9,12 @@ so a forgotten variable stops the process instead of running a weak production.
 
 from pathlib import Path
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from reminix_dashboard.settings import environment as checked
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-
-env = environ.Env()
 
 # Off unless asked for, except that manage.py (the developer's tool) asks for it by default.
 DEBUG: bool = checked.boolean("DEBUG", default=False)
@@ -157,16 +154,9 @@ TEMPLATES = [
     },
 ]
 
-try:
-    DATABASES = {
-        "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-    }
-    DATABASES["default"]["ENGINE"]  # noqa: B018 - a URL of no known scheme has none
-except (KeyError, ValueError, ImproperlyConfigured):
-    raise ImproperlyConfigured(
-        "DATABASE_URL is not a database URL: write postgres://user:password@host:5432/name "
-        "(or sqlite:///path)."
-    ) from None
+DATABASES = {
+    "default": checked.database_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
 DATABASES["default"].setdefault(
     "CONN_MAX_AGE", checked.whole_number("CONN_MAX_AGE", default=60, least=0, most=10**6)
 )
@@ -292,12 +282,7 @@ SECRET_SCANNING_PUBLIC_KEYS: dict[str, str] = checked.json_object_of_text(
     "SECRET_SCANNING_PUBLIC_KEYS"
 )
 
-try:
-    EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")
-except (KeyError, ValueError, ImproperlyConfigured):
-    raise ImproperlyConfigured(
-        "EMAIL_URL is not a mail URL: write smtp+tls://user:password@host:587 (or consolemail://)."
-    ) from None
+EMAIL_CONFIG = checked.mail_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 # A mail server that does not answer must not hold a request (or a job) for long.
 # 0 would make the socket non-blocking: every send would fail at once.

@@ -18,8 +18,10 @@ import logging
 import os
 import re
 from email.utils import parseaddr
+from typing import Any
 from urllib.parse import urlsplit
 
+import environ
 from django.core.exceptions import ImproperlyConfigured
 
 _WHOLE = re.compile(r"[+-]?[0-9]{1,30}")
@@ -319,3 +321,42 @@ def key_prefix(name: str, *, default: str) -> str:
             f"{default!r}); unset it for the default."
         )
     return given
+
+
+_DATABASES = {"django.db.backends.postgresql", "django.db.backends.sqlite3"}
+_SMTP = "django.core.mail.backends.smtp.EmailBackend"
+
+
+def database_url(name: str, *, default: str) -> dict[str, Any]:
+    """Django's DATABASES entry for a postgres:// URL naming a database, or a sqlite:///
+    file; `default` when not set. django-environ took `postgres://` (no database named),
+    `sqlite://` (in memory: an empty database for every connection) and engines with no
+    driver here (mysql://): every request then failed at its connection."""
+    given = _given(name)
+    try:
+        config = environ.Env.db_url_config(default if given is None else given)
+        engine = config["ENGINE"]
+    except (KeyError, ValueError, ImproperlyConfigured):
+        engine = None
+    if engine not in _DATABASES or config.get("NAME") in (None, "", ":memory:"):
+        raise ImproperlyConfigured(
+            f"{name} is not a database URL this dashboard can use: write "
+            "postgres://user:password@host:5432/name (or sqlite:///path/to/file)."
+        )
+    return config
+
+
+def mail_url(name: str, *, default: str) -> dict[str, Any]:
+    """Django's EMAIL_* settings for a mail URL, `default` when not set. An smtp URL
+    without a host (`smtp://`) was taken, then every mail failed at its send."""
+    given = _given(name)
+    try:
+        config = environ.Env.email_url_config(default if given is None else given)
+    except (KeyError, ValueError, ImproperlyConfigured):
+        config = None
+    if config is None or (config.get("EMAIL_BACKEND") == _SMTP and not config.get("EMAIL_HOST")):
+        raise ImproperlyConfigured(
+            f"{name} is not a mail URL this dashboard can use: write "
+            "smtp+tls://user:password@host:587 (or consolemail://)."
+        )
+    return config

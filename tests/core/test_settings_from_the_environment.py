@@ -89,6 +89,15 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
         ("WEBAUTHN_RP_ID", "dashboard.example.com:443"),
         ("WEBAUTHN_ORIGINS", ""),
         ("WEBAUTHN_ORIGINS", "dashboard.example.com"),
+        # Accepted, then every request failed at its connection: no database named, a
+        # database of its own for every connection (SQLite in memory), no driver.
+        ("DATABASE_URL", "postgres://"),
+        ("DATABASE_URL", "postgres://reminix:pw@db.example.com:5432/"),
+        ("DATABASE_URL", "sqlite://"),
+        ("DATABASE_URL", "mysql://reminix:pw@db.example.com/reminix"),
+        # Accepted, then every mail failed at its send: no server to send it to.
+        ("EMAIL_URL", "smtp://"),
+        ("EMAIL_URL", "smtp+tls://user:pw@:587"),
         # Accepted as a secret: blanks sign every session and hash every stored token.
         ("SECRET_KEY", " " * 50),
         ("TOKEN_HASH_KEY", " " * 40),
@@ -135,9 +144,17 @@ def test_the_documented_hosts_origins_and_prefix_start():
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("name", ["CSRF_TRUSTED_ORIGINS", "WEBAUTHN_ORIGINS"])
-def test_an_origin_with_a_password_is_refused_without_repeating_it(name):
-    result = start(**{name: "https://admin:s3cret-passw0rd@dashboard.example.com"})
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CSRF_TRUSTED_ORIGINS", "https://admin:s3cret-passw0rd@dashboard.example.com"),
+        ("WEBAUTHN_ORIGINS", "https://admin:s3cret-passw0rd@dashboard.example.com"),
+        ("DATABASE_URL", "postgres://reminix:s3cret-passw0rd@db.example.com:5432/"),
+        ("EMAIL_URL", "smtp+tls://reminix:s3cret-passw0rd@:587"),
+    ],
+)
+def test_a_value_with_a_password_is_refused_without_repeating_it(name, value):
+    result = start(**{name: value})
     assert result.returncode != 0
     assert name in result.stderr
     assert "s3cret" not in result.stderr
