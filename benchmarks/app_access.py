@@ -72,6 +72,8 @@ def django_setup(env: dict[str, str]) -> None:
     """Django in this process, with the server's settings (the same database)."""
     sys.path.insert(1, str(ROOT))  # after benchmarks/, so the app's modules import
     os.environ.update(env)
+    if "REDIS_URL" not in env:  # --no-redis: not this shell's, if it has one
+        os.environ.pop("REDIS_URL", None)
     import django
 
     django.setup()
