@@ -629,7 +629,7 @@ def account_delete(*, user: User, ip: str | None = None) -> None:
             "projects_left": [p.name for p in left],
         },
     )
-    user.email = f"deleted-{user.pk}@deleted.invalid"
+    user.email = _address_of_deleted(user)
     user.name = ""
     user.is_active = False
     user.email_verified_at = None
@@ -637,6 +637,16 @@ def account_delete(*, user: User, ip: str | None = None) -> None:
     user.save(update_fields=["email", "name", "is_active", "email_verified_at", "password"])
     changed(user.change_identity)
     transaction.on_commit(lambda: _tell_deleted_account(address))
+
+
+def _address_of_deleted(user: User) -> str:
+    """Where a deleted account is kept: an address no mail reaches, its own. Sign-up
+    refuses .invalid addresses (core.validators.mailable_address); one signed up with this
+    address before that was refused must not stop the deletion on the unique index."""
+    address = f"deleted-{user.pk}@deleted.invalid"
+    if User.objects.filter(email__iexact=address).exclude(pk=user.pk).exists():
+        address = f"deleted-{user.pk}-{secrets.token_hex(4)}@deleted.invalid"
+    return address
 
 
 def _tell_deleted_account(address: str) -> None:

@@ -32,6 +32,9 @@ INVISIBLE = re.compile(
 )
 
 
+# The top-level domain no mail ever reaches (RFC 6761), where deleted accounts are kept.
+UNDELIVERABLE_DOMAIN = "invalid"
+
 # Control, format, surrogate, private-use and unassigned characters.
 _NOT_LETTERS = {"Cc", "Cf", "Cs", "Co", "Cn"}
 
@@ -85,6 +88,14 @@ def mailable_address(value: str) -> None:
     # what it had no name for then: an isolate (U+2066) would reverse the text around the
     # address on every page and in every log that shows it.
     kept = delivery_address(value).rpartition("@")[2]
+    if kept.rstrip(".").rpartition(".")[2] == UNDELIVERABLE_DOMAIN:
+        # Mail never reaches .invalid (RFC 6761), and a deleted account keeps an address
+        # there (accounts.services.account_delete): one signed up with it first would
+        # stand in the way of that account's deletion.
+        raise ValidationError(
+            "Mail to this address cannot be sent: no mail reaches a .invalid domain.",
+            code="unmailable",
+        )
     if any(unicodedata.category(c) in _NOT_LETTERS for c in kept):
         raise ValidationError(
             "Use visible characters only after the @: no invisible characters or ones "

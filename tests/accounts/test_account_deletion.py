@@ -258,3 +258,32 @@ def test_their_two_factor_policy_change_as_their_account_is_deleted_never_deadlo
     )
     assert [type(failure) for failure in policy_failures] == [NoLongerAMember]
     assert not User.objects.get(pk=user.pk).is_active
+
+
+def test_nobody_can_sign_up_with_the_address_a_deletion_would_give_an_account(client, user):
+    """An account that is deleted is kept as deleted-<id>@deleted.invalid, and ids follow
+    one another: an account signed up with that address first would make the deletion
+    fail on the address's unique index, and so stop its owner from ever deleting it."""
+    squatted = f"deleted-{user.pk}@deleted.invalid"
+    answer = client.post(
+        reverse("accounts:signup"),
+        {"email": squatted, "password1": "a long passphrase 1", "password2": "a long passphrase 1"},
+    )
+
+    assert answer.status_code == 200 and "email" in answer.context["form"].errors
+    assert not User.objects.filter(email=squatted).exists()
+    account_delete(user=user)
+    assert User.objects.get(pk=user.pk).email == squatted
+
+
+def test_an_account_that_took_that_address_before_it_was_refused_does_not_stop_a_deletion(
+    user,
+):
+    squatted = f"deleted-{user.pk}@deleted.invalid"
+    squatter = User.objects.create_user(email=squatted, password=PASSWORD)
+
+    account_delete(user=user)
+
+    gone = User.objects.get(pk=user.pk)
+    assert not gone.is_active and gone.email.endswith("@deleted.invalid")
+    assert User.objects.get(pk=squatter.pk).email == squatted
