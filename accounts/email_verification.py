@@ -24,6 +24,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from accounts.models import Passkey, RecoveryCode, TotpDevice, User
 from accounts.security_notices import security_notice_send
 from audit.log import audit_record
+from audit.models import AuditEvent
 from core.after_answer import after_answer
 from core.counters import throttle_allows
 from core.invalidation import changed
@@ -42,17 +43,40 @@ def _password_mark(user: User) -> str:
     return salted_hmac(_SALT, user.password, algorithm="sha256").hexdigest()[:32]
 
 
-def _token(user: User, email: str) -> str:
+CHANGE_REQUESTED = "user.email_change_requested"
+
+
+def _latest_change_request(user: User) -> int | None:
+    """The newest of `user`'s requests to move their account (its audit event's id)."""
+    return (
+        AuditEvent.objects.filter(actor=user, action=CHANGE_REQUESTED)
+        .order_by("-id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def _token(user: User, email: str, *, asked: int | None = None) -> str:
     # The address the link was sent to and the account's address then: a link for an
     # earlier change does nothing once the address moved on. And the password then: a
     # new password ends every link sent before it, as it ends Django's reset links, so
     # that whoever knew the old one cannot still move the account to their own address.
-    data = {"u": user.pk, "to": email, "was": user.email, "pw": _password_mark(user)}
+    data: dict[str, object] = {
+        "u": user.pk,
+        "to": email,
+        "was": user.email,
+        "pw": _password_mark(user),
+    }
+    if email != user.email:
+        # And the request it answers (`asked`: its audit event; else the newest): asking
+        # for another address ends the link to the one before, so that a mistyped
+        # address's mailbox cannot still take the account once the person put it right.
+        data["r"] = asked if asked is not None else _latest_change_request(user)
     return signing.dumps(data, salt=_SALT)
 
 
-def verification_url(user: User, email: str) -> str:
-    path = reverse("accounts:email_verify", args=[_token(user, email)])
+def verification_url(user: User, email: str, *, asked: int | None = None) -> str:
+    path = reverse("accounts:email_verify", args=[_token(user, email, asked=asked)])
     return f"{settings.DASHBOARD_URL}{path}"
 
 
@@ -72,8 +96,9 @@ def _send(subject: str, body: str, to: str) -> None:
     )
 
 
-def send_verification(user: User, email: str | None = None) -> None:
-    """The link that confirms `email` (the account's own, or a new one it moves to)."""
+def send_verification(user: User, email: str | None = None, *, asked: int | None = None) -> None:
+    """The link that confirms `email` (the account's own, or a new one it moves to, as
+    asked by the request whose audit event is `asked`)."""
     to = email or user.email
     changing = to != user.email
     body = (
@@ -87,7 +112,7 @@ def send_verification(user: User, email: str | None = None) -> None:
             "(the link works for 3 days):\n\n"
         )
     )
-    body += f"{verification_url(user, to)}\n\nIf it was not you, ignore this email.\n"
+    body += f"{verification_url(user, to, asked=asked)}\n\nIf it was not you, ignore this email.\n"
     _send("[Reminix] Confirm your email address", body, to)
 
 
@@ -159,6 +184,15 @@ def read_token(token: str, *, lock: bool = False) -> tuple[User, str]:
             "This link is no longer valid: the account's password changed since it was "
             "sent. Ask for a new one."
         )
+    if data["to"] != user.email:
+        if "r" not in data:
+            # A change's link sent before links named their request: as above.
+            raise VerificationError("This link has expired. Ask for a new one.")
+        if data["r"] != _latest_change_request(user):
+            raise VerificationError(
+                "This link is no longer valid: a newer one was asked for since, to this or "
+                "another address. Use the newest link."
+            )
     return user, data["to"]
 
 

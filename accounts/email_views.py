@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.email_verification import (
+    CHANGE_REQUESTED,
     VerificationError,
     confirm,
     inbox_may_be_mailed,
@@ -71,13 +72,14 @@ def email_verify_resend(request: AuthenticatedRequest) -> HttpResponse:
     return redirect(local_path(request, back) or "home")
 
 
-def _link_or_word(*, user: User, email: str) -> None:
-    """After an address change's answer: the link to the new address, or, if an account
-    has it, word to that account's owner."""
+def _link_or_word(*, user: User, email: str, asked: int) -> None:
+    """After an address change's answer: the link to the new address (for the request
+    whose audit event is `asked`), or, if an account has it, word to that account's
+    owner."""
     if User.objects.filter(email__iexact=email).exists():
         send_already_registered(email)
     else:
-        send_verification(user, email)
+        send_verification(user, email, asked=asked)
 
 
 class EmailChangeForm(forms.Form):
@@ -109,6 +111,13 @@ def account_email(request: AuthenticatedRequest) -> HttpResponse:
     form = EmailChangeForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         email = form.cleaned_data["email"]
+        # First: the link names it, and it ends every link asked for before.
+        asked = audit_record(
+            action=CHANGE_REQUESTED,
+            actor=request.user,
+            target=request.user,
+            ip=client_ip(request),
+        )
         if throttle_allows(
             f"email-change:{request.user.pk}", limit=LINKS_PER_HOUR, window_seconds=3600
         ) and inbox_may_be_mailed(email):
@@ -116,14 +125,9 @@ def account_email(request: AuthenticatedRequest) -> HttpResponse:
             # address's link is signed for a free address only, and that work was the
             # answer's difference.
             after_answer(
-                partial(_link_or_word, user=request.user, email=email), what="address change"
+                partial(_link_or_word, user=request.user, email=email, asked=asked.pk),
+                what="address change",
             )
-        audit_record(
-            action="user.email_change_requested",
-            actor=request.user,
-            target=request.user,
-            ip=client_ip(request),
-        )
         return render(request, "accounts/account_email.html", {"form": None, "sent_to": email})
     status = 422 if request.method == "POST" else 200
     return render(request, "accounts/account_email.html", {"form": form}, status=status)

@@ -216,6 +216,25 @@ def test_a_password_change_ends_a_pending_email_change_link(signed_in, user, cli
     assert user.email == old
 
 
+def test_asking_for_another_address_ends_the_link_sent_to_the_one_before(signed_in, user, client):
+    """A mistyped address (a typo domain's catch-all reads every mail sent to it) is put
+    right by asking again for the right one: the first link must then stop, or whoever
+    reads the mistyped mailbox can still move the account there, and reset its password."""
+    old = user.email
+    signed_in.post(reverse("accounts:account_email"), {"email": "ada@gmial.com"})
+    mistyped = path_of(link_in(mail.outbox[-1]))
+    signed_in.post(reverse("accounts:account_email"), {"email": "ada@gmail.com"})
+    meant = path_of(link_in(mail.outbox[-1]))
+
+    refused = client.post(mistyped)
+    assert refused.status_code == 400 and "a newer one" in refused.content.decode()
+    user.refresh_from_db()
+    assert user.email == old
+    assert client.post(meant).status_code == 302
+    user.refresh_from_db()
+    assert user.email == "ada@gmail.com"
+
+
 def test_a_sign_up_link_sent_before_a_password_reset_must_be_asked_for_again(client, db):
     sign_up(client, "new@example.com")
     url = path_of(link_in(mail.outbox[-1]))
