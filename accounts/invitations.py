@@ -16,6 +16,7 @@ import secrets
 import string
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
@@ -241,8 +242,8 @@ def invitation_accept(*, invitation: Invitation, user: User, ip: str | None = No
             raise InvitationError(FULL_PROJECT)
         try:
             project_room_hold(user)
-        except TooManyProjects as full:
-            raise InvitationError(str(full)) from None
+        except (TooManyProjects, PermissionDenied) as refused:
+            raise InvitationError(str(refused)) from None
     membership, created = Membership.objects.get_or_create(
         project=locked.project, user=user, defaults={"role": locked.role}
     )

@@ -9,6 +9,7 @@ from functools import partial
 
 from django.conf import settings
 from django.contrib.sessions.models import Session
+from django.core.exceptions import PermissionDenied
 from django.core.mail import EmailMessage, get_connection, send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -82,6 +83,9 @@ TOO_MANY_PROJECTS = (
 )
 
 
+ACCOUNT_DELETED = "This account has been deleted."
+
+
 class TooManyProjects(Exception):
     """The person is a member of MAX_PROJECTS_PER_PERSON projects (TOO_MANY_PROJECTS)."""
 
@@ -93,8 +97,12 @@ def projects_full(user: User) -> bool:
 def project_room_hold(user: User) -> None:
     """Room for one more project of `user`, or TooManyProjects. Two at once at one below
     the cap (two creates, an accepted invitation) take turns on the person's row (FOR NO
-    KEY UPDATE: the inserts of their memberships do not wait for it)."""
-    User.objects.select_for_update(no_key=True).filter(pk=user.pk).first()
+    KEY UPDATE: the inserts of their memberships do not wait for it). PermissionDenied if
+    the account was deleted, by now: account_delete holds the same row, and a request
+    that read the person before it committed must not make the deleted account a member
+    (an owner of a project its last real owner could then leave)."""
+    if not User.objects.select_for_update(no_key=True).filter(pk=user.pk, is_active=True).first():
+        raise PermissionDenied(ACCOUNT_DELETED)
     if projects_full(user):
         raise TooManyProjects(TOO_MANY_PROJECTS)
 

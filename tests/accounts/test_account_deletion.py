@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.invitations import InvitationError, invitation_accept, invitation_send
 from accounts.models import (
     Membership,
     Passkey,
@@ -27,6 +28,7 @@ from accounts.services import (
     account_delete,
     membership_add,
     membership_set_role,
+    project_create,
     project_set_two_factor_policy,
 )
 from apikeys.models import ApiKey, PersonalAccessToken
@@ -287,3 +289,24 @@ def test_an_account_that_took_that_address_before_it_was_refused_does_not_stop_a
     gone = User.objects.get(pk=user.pk)
     assert not gone.is_active and gone.email.endswith("@deleted.invalid")
     assert User.objects.get(pk=squatter.pk).email == squatted
+
+
+def test_a_request_that_began_before_the_deletion_adds_the_deleted_account_to_no_project(
+    user, make_user, make_project
+):
+    """Accepting an invitation (as an owner, say) or creating a project in another tab,
+    on a request that read the person before their deletion committed, must not make
+    the deleted account a member: a project "owned" by it would let its last real owner
+    leave, and leave the project with nobody who can run it."""
+    bob = make_user(email="bob@example.com")
+    team = make_project(bob, name="Bob's team")
+    invitation = invitation_send(project=team, email=user.email, role="owner", by=bob)
+    as_read_before = User.objects.get(pk=user.pk)
+
+    account_delete(user=user)
+
+    with pytest.raises(InvitationError):
+        invitation_accept(invitation=invitation, user=as_read_before)
+    with pytest.raises(PermissionDenied):
+        project_create(name="Ghost town", owner=as_read_before)
+    assert not Membership.objects.filter(user=user).exists()

@@ -124,3 +124,13 @@ def test_a_key_made_by_the_command_is_by_a_script_in_the_audit_log_as_in_the_lis
     call_command("createapikey", "--project", project.slug, "--name", "Deploy")
     event = AuditEvent.objects.get(action="api_key.created")
     assert event.actor_id is None and event.actor_email.startswith("a script")
+
+
+def test_createproject_makes_no_project_for_a_deleted_account(user):
+    from accounts.services import account_delete
+
+    account_delete(user=user)
+    kept_as = user.__class__.objects.get(pk=user.pk).email
+    with pytest.raises(CommandError, match="No user"):
+        run("createproject", "Ghost town", owner=kept_as)
+    assert not Membership.objects.filter(user=user).exists()

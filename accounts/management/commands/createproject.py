@@ -17,7 +17,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, name: str, owner: str, **options: object) -> None:
         require_text({"The name": name, "--owner": owner})
-        user = User.objects.filter(email__iexact=User.objects.address_kept(owner)).first()
+        user = (
+            User.objects.filter(email__iexact=User.objects.address_kept(owner))
+            .filter(is_active=True)
+            .first()
+        )
         if user is None:
             raise CommandError(f"No user with the email {owner}. Create one first.")
         if not name.strip():
