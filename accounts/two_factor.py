@@ -62,11 +62,13 @@ def has_two_factor(user: User) -> bool:
 
 @dataclass(frozen=True)
 class Enrolment:
-    """What the setup page shows: the seed as text and as a QR code (SVG, drawn here)."""
+    """What the setup page shows: the seed as text and as a QR code (SVG, drawn here), and
+    the unconfirmed device it is (which only the browser that began it may confirm)."""
 
     secret: str
     uri: str
     qr_svg: str
+    device_id: int
 
 
 def enrolment_start(user: User) -> Enrolment:
@@ -74,27 +76,32 @@ def enrolment_start(user: User) -> Enrolment:
     device is left alone: remove it first."""
     secret = pyotp.random_base32()
     TotpDevice.objects.filter(user=user, confirmed_at__isnull=True).delete()
-    TotpDevice.objects.create(
+    device = TotpDevice.objects.create(
         user=user, secret_encrypted=_fernet().encrypt(secret.encode()).decode()
     )
-    return _enrolment(user, secret)
+    return _enrolment(user, secret, device)
 
 
-def enrolment_pending(user: User) -> Enrolment | None:
-    device = TotpDevice.objects.filter(user=user, confirmed_at__isnull=True).first()
+def enrolment_pending(user: User, device_id: int | None) -> Enrolment | None:
+    """The setup begun as `device_id` (what the browser that began it kept), if it is still
+    waiting for its first code. Never one begun elsewhere: its key was shown there, maybe
+    to someone who had the password, and confirmed here it would be their authenticator."""
+    if device_id is None:
+        return None
+    device = TotpDevice.objects.filter(user=user, pk=device_id, confirmed_at__isnull=True).first()
     if device is None:
         return None
     try:
-        return _enrolment(user, _seed(device))
+        return _enrolment(user, _seed(device), device)
     except InvalidToken:  # TOKEN_HASH_KEY changed since: start again
         device.delete()
         return None
 
 
-def _enrolment(user: User, secret: str) -> Enrolment:
+def _enrolment(user: User, secret: str, device: TotpDevice) -> Enrolment:
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
     svg = segno.make(uri, error="m").svg_inline(scale=4, title="QR code of the setup key")
-    return Enrolment(secret=secret, uri=uri, qr_svg=svg)
+    return Enrolment(secret=secret, uri=uri, qr_svg=svg, device_id=device.pk)
 
 
 def _accepts(device: TotpDevice, code: str) -> bool:
@@ -120,11 +127,18 @@ def _accepts(device: TotpDevice, code: str) -> bool:
 
 
 @transaction.atomic
-def enrolment_confirm(user: User, code: str, *, ip: str | None) -> list[str] | None:
-    """Confirm the pending device with a first code. Returns the new recovery codes (shown
-    once), or None if the code is not right."""
+def enrolment_confirm(
+    user: User, code: str, *, device_id: int | None, ip: str | None
+) -> list[str] | None:
+    """Confirm the pending device `device_id` (the one this browser began: see
+    enrolment_pending) with a first code. Returns the new recovery codes (shown once), or
+    None if the code is not right, or that setup is not pending any more."""
+    if device_id is None:
+        return None
     device = (
-        TotpDevice.objects.select_for_update().filter(user=user, confirmed_at__isnull=True).first()
+        TotpDevice.objects.select_for_update()
+        .filter(user=user, pk=device_id, confirmed_at__isnull=True)
+        .first()
     )
     if device is None or not _accepts(device, code):
         return None

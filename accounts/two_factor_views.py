@@ -48,6 +48,14 @@ WRONG_CODES_PER_SIGN_IN = 5
 # And across sign-ins, per person: a password known to an attacker does not buy endless
 # guesses at the code. Every attempt counts, the right ones too.
 WRONG_CODES_PER_HOUR = 20
+# The authenticator setup this browser began (its unconfirmed device's id): only it is
+# shown and confirmed here (accounts.two_factor.enrolment_pending).
+ENROLMENT_KEY = "totp_enrolment"
+
+
+def _enrolment_of(request: AuthenticatedRequest) -> int | None:
+    device_id = request.session.get(ENROLMENT_KEY)
+    return device_id if isinstance(device_id, int) else None
 
 
 def security_context(request: AuthenticatedRequest, **extra: Any) -> dict[str, Any]:
@@ -55,7 +63,7 @@ def security_context(request: AuthenticatedRequest, **extra: Any) -> dict[str, A
     on = device is not None and device.confirmed_at is not None
     return {
         "device": device if on else None,
-        "enrolment": None if on else enrolment_pending(request.user),
+        "enrolment": None if on else enrolment_pending(request.user, _enrolment_of(request)),
         "codes_left": recovery_codes_left(request.user) if on else 0,
         "passkeys": Passkey.objects.filter(user=request.user),
         **extra,
@@ -77,7 +85,7 @@ def totp_setup(request: AuthenticatedRequest) -> HttpResponse:
     if has_authenticator_app(request.user):
         messages.info(request, "An authenticator app is already on.")
         return redirect("accounts:account_security")
-    enrolment_start(request.user)
+    request.session[ENROLMENT_KEY] = enrolment_start(request.user).device_id
     return redirect(reverse("accounts:account_security") + "#setup")
 
 
@@ -90,7 +98,12 @@ def totp_confirm(request: AuthenticatedRequest) -> HttpResponse:
     codes = None
     had_one = has_two_factor(request.user)
     if form.is_valid():
-        codes = enrolment_confirm(request.user, form.cleaned_data["code"], ip=client_ip(request))
+        codes = enrolment_confirm(
+            request.user,
+            form.cleaned_data["code"],
+            device_id=_enrolment_of(request),
+            ip=client_ip(request),
+        )
         if codes is None:
             form.add_error("code", "That code is not right. Check the app's clock, then try again.")
     if codes is None:

@@ -7,6 +7,7 @@ import re
 import time
 
 import pyotp
+from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Passkey, RecoveryCode, TotpDevice
@@ -62,6 +63,26 @@ def test_enrolling_shows_a_qr_code_and_the_key_then_ten_codes_once(signed_in, us
     # Shown once: the page never lists them again.
     later = signed_in.get(SECURITY).content.decode()
     assert not any(code in later for code in codes) and "10 of 10 recovery codes left" in later
+
+
+def test_a_setup_begun_in_another_browser_is_neither_offered_nor_confirmed_here(signed_in, user):
+    """Someone who had the password began a setup and saw its key; the owner, having
+    changed the password, goes to turn two-factor on. Offered that same key, they would
+    confirm an authenticator the intruder holds a copy of."""
+    intruder = Client()
+    intruder.force_login(user)
+    intruder.post(reverse("accounts:totp_setup"))
+    theirs = re.search(
+        r'<code class="setup-key">([A-Z2-7]+)</code>', intruder.get(SECURITY).content.decode()
+    ).group(1)
+
+    page = signed_in.get(SECURITY).content.decode()
+    assert theirs not in page and "Set up an authenticator app" in page
+    refused = signed_in.post(reverse("accounts:totp_confirm"), {"code": pyotp.TOTP(theirs).now()})
+    assert refused.status_code == 422 and not has_two_factor(user)
+
+    mine, _ = enrol(signed_in)
+    assert mine != theirs and has_two_factor(user)
 
 
 def test_odd_codes_are_refused_beside_the_field(signed_in):
@@ -208,8 +229,9 @@ def test_a_reset_of_an_unconfirmed_account_confirms_it_and_drops_its_second_fact
     from accounts.two_factor import enrolment_confirm, enrolment_start
 
     squatter = user_sign_up(email="victim@corp.example", password=PASSWORD)
-    secret = enrolment_start(squatter).secret  # as if set up before verification existed
-    enrolment_confirm(squatter, pyotp.TOTP(secret).now(), ip=None)
+    enrolment = enrolment_start(squatter)  # as if set up before verification existed
+    code = pyotp.TOTP(enrolment.secret).now()
+    enrolment_confirm(squatter, code, device_id=enrolment.device_id, ip=None)
     assert has_two_factor(squatter)
     uid = urlsafe_base64_encode(force_bytes(squatter.pk))
     url = reverse(
