@@ -75,6 +75,30 @@ def small_targets(page: Page) -> list[str]:
     return list(found)
 
 
+def squeezed_cells(page: Page) -> list[str]:
+    """At phone widths a table of cards shows each cell's label above it: a cell left
+    narrower than its label (a rule written for the wide table, a column's width of 1%)
+    breaks the label a letter a line ("C / A / L / L / S")."""
+    found = page.evaluate(
+        """() => Array.from(document.querySelectorAll("main .table-cards td[data-label]"))
+            .filter(td => td.getBoundingClientRect().width > 0)
+            .filter(td => { const label = getComputedStyle(td, "::before");
+              if (label.display !== "block") return false;
+              const probe = document.createElement("span");
+              probe.textContent = td.dataset.label;
+              for (const p of ["font", "letterSpacing", "textTransform"]) probe.style[p] = label[p];
+              probe.style.whiteSpace = "nowrap"; probe.style.position = "absolute";
+              document.body.append(probe);
+              const needs = probe.getBoundingClientRect().width; probe.remove();
+              const s = getComputedStyle(td);
+              const room = td.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
+              return room + 1 < needs; })
+            .map(td => `a cell narrower than its label: ${td.dataset.label} `
+              + `(${Math.round(td.getBoundingClientRect().width)} px)`)"""
+    )
+    return list(found)
+
+
 def open_details(page: Page) -> None:
     page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
 
@@ -227,7 +251,7 @@ def test_no_page_has_an_accessibility_violation(browser, live_server, world, siz
         if overflow > 0:
             problems[label].append(f"the page scrolls sideways by {overflow} px")
         if size == "narrow":
-            problems[label] += small_targets(page)
+            problems[label] += small_targets(page) + squeezed_cells(page)
     context.close()
     found = {label: v for label, v in problems.items() if v}
     assert not found, "\n".join(f"{label}: {v}" for label, v in found.items())
