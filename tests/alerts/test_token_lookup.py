@@ -106,3 +106,20 @@ def test_the_key_filter_sits_above_the_alerts_it_filters_and_the_lookup_below(si
     lookup_card = page[page.index('id="token-lookup"') :]
     assert '<div class="field">' in lookup_card[: lookup_card.index("</form>")]
     assert lookup_card.count("fingerprint") == 1
+
+
+def test_a_pasted_expired_key_is_offered_revoke_but_not_a_roll_it_cannot_take(
+    signed_in, project, api_key
+):
+    """As on the alerts above it (and the ended keys' table): rolling an expired key is
+    refused with 409, so its button only led to a form that fails."""
+    from django.utils import timezone
+
+    from apikeys.models import ApiKey
+
+    key, token = api_key
+    ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    html = lookup(signed_in, project, token, headers=HTMX).content.decode()
+    assert "expired" in html
+    assert reverse("apikeys:api_key_roll", args=[project.slug, key.pk]) not in html
+    assert reverse("apikeys:api_key_revoke", args=[project.slug, key.pk]) in html

@@ -334,6 +334,9 @@ def test_the_alerts_page_offers_no_suspend_or_roll_for_an_expired_key(signed_in,
     assert suspend_url(project, key) not in html
     assert reverse("apikeys:api_key_roll", args=[project.slug, key.pk]) not in html
     assert reverse("apikeys:api_key_revoke", args=[project.slug, key.pk]) in html
+    # It says why, as a revoked key's alert does: without a word the key looked working,
+    # its missing buttons unexplained.
+    assert '<span class="badge badge-warning">expired</span>' in html
 
 
 @pytest.mark.django_db(transaction=True)
