@@ -93,3 +93,19 @@ def test_acknowledging_an_alert_in_a_filtered_list_keeps_the_list_filtered(
     response = signed_in.post(action.replace("&amp;", "&"))
     assert response.status_code == 302
     assert response["Location"] == f"{list_url}?key={billing.pk}"
+
+
+def test_a_key_without_open_alerts_is_not_told_nothing_needs_a_look_while_others_do(
+    signed_in, project, two_keys_flagged
+):
+    """Filtered to one key, "Nothing needs a look" under a tab that counts the other
+    key's open alert said the project was quiet: it says the key is, and leads to all."""
+    billing, _ = two_keys_flagged
+    Flag.objects.filter(api_key=billing).update(acknowledged_at=timezone.now())
+    url = reverse("alerts:flag_list", args=[project.slug])
+    for headers in ({}, HTMX):
+        html = signed_in.get(url, {"key": billing.pk}, headers=headers).content.decode()
+        assert "Nothing needs a look" not in html
+        assert "No open alerts for “Billing”" in html
+        assert f'href="{url}"' in html
+    assert "Nothing needs a look" not in signed_in.get(url).content.decode()  # Search's is open
