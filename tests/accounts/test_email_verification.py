@@ -310,3 +310,22 @@ def test_address_changes_from_many_accounts_mail_one_inbox_three_times_an_hour(m
             assert answer.status_code == 200 and "We sent a link to" in answer.content.decode()
     reached = [message.to[0].replace("+a", "").replace("+b", "") for message in mail.outbox]
     assert sorted(reached) == sorted([user.email] * 3 + ["stranger@example.org"] * 3)
+
+
+def test_the_page_that_refuses_an_unconfirmed_change_names_it_not_only_keys(client, db):
+    """The refusal read "Creating keys and tokens, and inviting people, wait…" to someone
+    who had saved alert rules or email preferences, and the banner above every page said
+    confirming was "to create keys and tokens": neither said why a settings form failed."""
+    sign_up(client, "new@example.com")
+    user = User.objects.get(email="new@example.com")
+    client.post(reverse("accounts:login"), {"username": user.email, "password": PASSWORD})
+    project = user.memberships.get().project
+    for url in (
+        reverse("alerts:alert_rules", args=[project.slug]),
+        reverse("notifications:preferences"),
+    ):
+        for headers in ({}, HTMX):
+            html = client.post(url, {}, headers=headers).content.decode()
+            assert "changing security settings (alert rules, alert emails" in html, url
+    banner = client.get(reverse("notifications:preferences")).content.decode()
+    assert "to create keys and tokens, invite people or change security settings" in banner
