@@ -71,6 +71,11 @@ CUT_BY_SLOW_READ = (
     "match the filters took too long. Narrow the filters (a shorter time range) to export "
     "the older ones."
 )
+# The same cut before a first row: the usual one, a filter that matches almost nothing.
+CUT_BY_SLOW_READ_NONE = (
+    "NOT COMPLETE: finding the rows that match the filters took too long, so this file has "
+    "none of them. Narrow the filters (a shorter time range) and export again."
+)
 
 _COLUMN_NAME = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 # A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection"),
@@ -172,7 +177,8 @@ def csv_lines(header: CsvHeader, rows: Iterable[Sequence[object]]) -> Iterator[s
         # is cancelled: the file ends with the rows it has and a note, not a broken transfer.
         if not timed_out(error):
             raise
-        lines.append(_note(writer, width, CUT_BY_SLOW_READ.format(rows=written)))
+        cut = CUT_BY_SLOW_READ.format(rows=written) if written else CUT_BY_SLOW_READ_NONE
+        lines.append(_note(writer, width, cut))
         yield "".join(lines)
 
 
