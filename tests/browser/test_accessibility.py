@@ -99,6 +99,18 @@ def squeezed_cells(page: Page) -> list[str]:
     return list(found)
 
 
+def gap_above_first_heading(page: Page) -> list[str]:
+    """A card's heading starts at the card's top: an h3's margin (meant to part it from
+    the text above it) left an empty band above the card's first line."""
+    found = page.evaluate(
+        """() => Array.from(document.querySelectorAll("main .card > :first-child"))
+            .filter(h => /^H[1-6]$/.test(h.tagName) && h.getBoundingClientRect().height > 0)
+            .filter(h => parseFloat(getComputedStyle(h).marginTop) > 0)
+            .map(h => `a gap above the card's heading: ${h.textContent.trim().slice(0, 40)}`)"""
+    )
+    return list(found)
+
+
 def open_details(page: Page) -> None:
     page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
 
@@ -178,6 +190,12 @@ def pages(
         act.__name__ = f"asked to confirm {name}"
         return act
 
+    def acknowledge(page: Page) -> None:
+        page.get_by_role("button", name="Acknowledge").first.click()
+        page.wait_for_selector("#ack-title")
+
+    acknowledge.__name__ = "after acknowledging an alert"
+
     project = f"/projects/{slug}"
     return [
         (f"{project}/", None),
@@ -190,6 +208,7 @@ def pages(
         (f"{project}/usage/calls/", None),
         (f"{project}/usage/calls/{call}/", None),
         (f"{project}/alerts/", None),
+        (f"{project}/alerts/", acknowledge),  # the list swapped in place
         (f"{project}/alerts/rules/", None),
         (f"{project}/settings/webhooks/", None),
         (f"{project}/settings/webhooks/", click("Add endpoint")),
@@ -246,7 +265,9 @@ def test_no_page_has_an_accessibility_violation(browser, live_server, world, siz
         if act is not None:
             act(page)
         label = f"{path}{' (' + act.__name__ + ')' if act else ''}"
-        problems[label] = violations(page) + wider_than_their_card(page)
+        problems[label] = (
+            violations(page) + wider_than_their_card(page) + gap_above_first_heading(page)
+        )
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         if overflow > 0:
             problems[label].append(f"the page scrolls sideways by {overflow} px")
