@@ -344,6 +344,8 @@ def _panel_closed(request: ProjectRequest) -> HttpResponse:
 def api_key_suspend_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     """GET asks for a reason; POST suspends the key at once, until someone resumes it."""
     api_key = _key(request, key_id)
+    if request.method == "GET" and (ended := _ended_panel(request, api_key, "suspended")):
+        return ended
     form = ApiKeySuspendForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if api_key_suspend(
@@ -377,6 +379,17 @@ def api_key_resume_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     return _panel_closed(request)
 
 
+def _ended_panel(request: ProjectRequest, api_key: ApiKey, done: str) -> HttpResponse | None:
+    """For a revoked or expired key, a panel that says so in place of the suspend or roll
+    form (whose every answer would be that): a list shown before the key ended still
+    offers both."""
+    ended = api_key.end_reason_at(timezone.now(), subject=f"“{api_key.name}”")
+    if ended is None:
+        return None
+    context = {"key": api_key, "ended": ended, "done": done}
+    return _render(request, "ended-panel", context)
+
+
 def _not_changed(api_key: ApiKey, otherwise: str) -> str:
     """Why a suspend or resume changed nothing: the key ended (revoked or expired, it
     never works again, so neither applies: the list the button was on was older), or
@@ -395,6 +408,8 @@ def api_key_roll_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     """GET asks how long the current secret keeps working; POST gives the key a new
     secret, shown once, and the old one stops at the end of the chosen overlap."""
     api_key = _key(request, key_id)
+    if request.method == "GET" and (ended := _ended_panel(request, api_key, "rolled")):
+        return ended
     if request.method == "GET":
         form = ApiKeyRollForm(initial={"replacing": api_key.hint})
         context = {"form": form, "key": api_key, "form_id": form_id_new(), "now": timezone.now()}

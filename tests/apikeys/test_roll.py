@@ -237,8 +237,8 @@ def test_the_list_shows_the_old_secret_with_its_countdown_and_stops_it_on_reques
 
 def test_a_revoked_key_cannot_be_rolled_from_the_page(signed_in, project, api_key, user):
     key = api_key[0]
+    form = signed_in.get(roll_url(project, key))  # opened while it worked, sent after
     api_key_revoke(api_key=key, by=user)
-    form = signed_in.get(roll_url(project, key))
     refused = signed_in.post(
         roll_url(project, key), {"overlap": "now", "form_id": form.context["form_id"]}
     )

@@ -412,3 +412,23 @@ def test_a_token_kept_in_a_reason_before_reasons_were_checked_is_not_shown_in_th
         assert "reminix_sk_abcd…wxyz" in text, page  # a hint is no secret
     assert pasted in str(AuditEvent.objects.get(action="api_key.suspended").metadata)
     assert "A1b2C3d4E5" not in signed_in.get(reverse("accounts:user_audit")).content.decode()
+
+
+@pytest.mark.parametrize("action", ["suspend", "roll"])
+def test_the_suspend_or_roll_panel_of_an_ended_key_says_it_ended_instead_of_asking(
+    signed_in, project, user, action
+):
+    """A key list shown before the key expired (or revoked from another tab) still has
+    its Suspend and Roll: the panel asked for a reason or an overlap, and only the answer
+    said neither applies. It now says so when it opens, and offers no form."""
+    expired, _ = make_expired_key(project, user)
+    revoked, _ = api_key_create(project=project, name="Leaked", created_by=user)
+    api_key_revoke(api_key=revoked, by=user)
+    for key, ended in ((expired, "expired on"), (revoked, "was revoked on")):
+        url = reverse(f"apikeys:api_key_{action}", args=[project.slug, key.pk])
+        for headers in ({}, {**HTMX, "HX-Target": "key-panel"}):
+            response = signed_in.get(url, headers=headers)
+            html = response.content.decode()
+            assert response.status_code == 200
+            assert f"“{key.name}” {ended}" in html
+            assert f'action="{url}"' not in html and f'hx-post="{url}"' not in html

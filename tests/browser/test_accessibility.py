@@ -166,11 +166,12 @@ def world(transactional_db) -> dict[str, object]:
         "call": call,
         "pat": pat.pk,
         "webhook": webhook.pk,
+        "leaked": leaked.pk,
     }
 
 
 def pages(
-    slug: str, key: int, call: str, pat: int, webhook: int
+    slug: str, key: int, call: str, pat: int, webhook: int, leaked: int
 ) -> list[tuple[str, Callable[[Page], None] | None]]:
     """Every signed-in page, and the states of it that show more (panels, tables)."""
 
@@ -203,6 +204,7 @@ def pages(
         (f"{project}/settings/api-keys/", click("Create API key")),
         (f"{project}/settings/api-keys/?sort=name&page=2", None),
         (f"{project}/settings/api-keys/{key}/usage/", open_details),
+        (f"{project}/settings/api-keys/{leaked}/roll/", None),  # it ended: no form
         (f"{project}/usage/", open_details),
         (f"{project}/usage/?range=7d&stack=key", open_details),
         (f"{project}/usage/calls/", None),
@@ -259,6 +261,7 @@ def test_no_page_has_an_accessibility_violation(browser, live_server, world, siz
         str(world["call"]),
         int(world["pat"]),
         int(world["webhook"]),
+        int(world["leaked"]),
     )
     for path, act in places:
         page.goto(path)
