@@ -141,3 +141,16 @@ def test_the_days_calls_link_to_the_page_that_counts_the_same_calls(signed_in, p
     assert link[2] == "3"
     overview = signed_in.get(html_lib.unescape(link[1])).context["overview"]
     assert overview.totals.requests == 3
+
+
+def test_the_days_calls_figure_is_called_calls_on_the_page_it_leads_to(signed_in, project, api_key):
+    """ "Calls 3" led to a page that showed the same figure as "Requests 3", while every
+    table on that page (by hour, by address, by agent, by key) says Calls."""
+    key, _ = api_key
+    usage_write([usage_call(timezone.now() - timedelta(minutes=1), key=key)])
+    html = front(signed_in, project).content.decode()
+    link = re.search(r'<dt><a href="([^"]+)">Calls</a></dt><dd>1</dd>', html)
+    assert link, html
+    usage = signed_in.get(html_lib.unescape(link[1])).content.decode()
+    assert "<dt>Calls</dt><dd>1</dd>" in usage
+    assert ">Requests<" not in usage
