@@ -24,6 +24,17 @@ class FlagQuerySet(models.QuerySet["Flag"]):
     def open(self) -> FlagQuerySet:
         return self.filter(acknowledged_at__isnull=True)
 
+    def most_pressing_first(self) -> FlagQuerySet:
+        """High, then medium, then low; the latest first within each: the order every
+        list of alerts shows, so a short one never hides a high alert behind newer ones."""
+        severity = models.Case(
+            models.When(severity=Flag.Severity.HIGH, then=models.Value(0)),
+            models.When(severity=Flag.Severity.MEDIUM, then=models.Value(1)),
+            default=models.Value(2),
+            output_field=models.IntegerField(),
+        )
+        return self.order_by(severity, "-last_seen", "-id")
+
 
 class Flag(models.Model):
     """Something in a key's usage that a person should look at, with the evidence.

@@ -9,7 +9,6 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -42,12 +41,6 @@ TEMPLATE = "alerts/flag_list.html"
 RECENTLY = timedelta(days=30)
 OPEN_SHOWN = 100
 MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
-SEVERITY_ORDER = Case(
-    When(severity=Flag.Severity.HIGH, then=Value(0)),
-    When(severity=Flag.Severity.MEDIUM, then=Value(1)),
-    default=Value(2),
-    output_field=IntegerField(),
-)
 
 
 def _minute(moment: datetime, *, up: bool = False) -> str:
@@ -105,7 +98,7 @@ def _context(request: ProjectRequest, form: FlagFilterForm) -> dict[str, object]
     # Detection opens a flag per key and network (or client token) it is about, so one
     # project's traffic from many networks opens many: the most severe and recent are
     # shown, with how many more (acknowledging them brings the next into view).
-    open_flags = list(flags.open().order_by(SEVERITY_ORDER, "-last_seen", "-id")[: OPEN_SHOWN + 1])
+    open_flags = list(flags.open().most_pressing_first()[: OPEN_SHOWN + 1])
     context["open_count"] = (
         flags.open().count() if len(open_flags) > OPEN_SHOWN else len(open_flags)
     )

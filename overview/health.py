@@ -107,7 +107,7 @@ def project_health(
 
     flags = Flag.objects.for_project(project).open()
     counted = flags.aggregate(n=Count("id"), high=Count("id", filter=Q(severity="high")))
-    recent = list(flags.select_related("api_key").order_by("-last_seen", "-id")[:TOP])
+    recent = list(flags.select_related("api_key").most_pressing_first()[:TOP])
 
     live = ApiKey.objects.for_project(project).active()
     expiring = list(

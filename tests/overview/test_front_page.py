@@ -154,3 +154,34 @@ def test_the_days_calls_figure_is_called_calls_on_the_page_it_leads_to(signed_in
     usage = signed_in.get(html_lib.unescape(link[1])).content.decode()
     assert "<dt>Calls</dt><dd>1</dd>" in usage
     assert ">Requests<" not in usage
+
+
+def test_the_front_pages_open_alerts_show_the_high_ones_first_as_the_alerts_page_does(
+    signed_in, project, api_key
+):
+    """It listed the five latest: newer medium alerts (a busy key's new networks) pushed
+    a high one (a revoked key still tried) out of the list under "2 high"."""
+    from alerts.models import Flag
+
+    key, _ = api_key
+    now = timezone.now()
+
+    def flag(n: int, severity: str, minutes: int) -> None:
+        Flag.objects.create(
+            project=project,
+            api_key=key,
+            kind=Flag.Kind.NEW_NETWORK,
+            severity=severity,
+            dedupe_key=f"f{n}",
+            summary=f"Alert number {n:02d}",
+            first_seen=now - timedelta(minutes=minutes),
+            last_seen=now - timedelta(minutes=minutes),
+        )
+
+    flag(1, Flag.Severity.HIGH, 60)
+    for n in range(2, 8):
+        flag(n, Flag.Severity.MEDIUM, 10 - n)
+    html = front(signed_in, project).content.decode()
+    shown = re.findall(r"Alert number (\d\d)", html)
+    assert shown[0] == "01", shown
+    assert shown[1:] == ["07", "06", "05", "04"]  # then the latest
