@@ -140,3 +140,11 @@ def test_another_projects_rules_page_does_not_exist_for_you(signed_in, make_user
     other = Project.objects.for_user(make_user(email="other@example.com")).get()
     assert signed_in.get(url(other)).status_code == 404
     assert signed_in.post(url(other), form_data(burst_failures="2")).status_code == 404
+
+
+def test_rules_saved_without_htmx_say_so_once(signed_in, project):
+    """The page drew its messages at the top and again in the form (whose copy is for
+    htmx, which swaps it in place of the top one): two boxes, two ids "messages"."""
+    html = signed_in.post(url(project), form_data(), follow=True).content.decode()
+    assert html.count("Alert rules saved") + html.count("as they were") == 1, html
+    assert html.count('id="messages"') == 1

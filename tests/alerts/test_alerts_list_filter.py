@@ -109,3 +109,14 @@ def test_a_key_without_open_alerts_is_not_told_nothing_needs_a_look_while_others
         assert "No open alerts for “Billing”" in html
         assert f'href="{url}"' in html
     assert "Nothing needs a look" not in signed_in.get(url).content.decode()  # Search's is open
+
+
+def test_an_acknowledgement_without_htmx_says_so_once(signed_in, project, two_keys_flagged):
+    """The whole page drew its messages twice, at the top and again inside the list (the
+    list's own copy is for htmx, which swaps it in place of the top one): two boxes
+    saying the same, and two elements with the id "messages"."""
+    flag = Flag.objects.filter(api_key=two_keys_flagged[0]).get()
+    url = reverse("alerts:flag_acknowledge", args=[project.slug, flag.pk])
+    html = signed_in.post(url, follow=True).content.decode()
+    assert html.count("Alert acknowledged") == 1, html
+    assert html.count('id="messages"') == 1

@@ -296,3 +296,12 @@ def test_the_keys_tab_is_written_as_its_page_and_buttons_are(signed_in, project)
     url = reverse("apikeys:api_key_list", args=[project.slug])
     page = signed_in.get(url).content.decode()
     assert 'aria-current="page">API keys</a>' in page and "API Keys" not in page
+
+
+def test_the_page_that_shows_a_new_key_without_htmx_has_one_messages_box(signed_in, project):
+    """Its panel carries a copy of the messages for htmx to swap in at the top; drawn in
+    a whole page as well, there were two elements with the id "messages"."""
+    html = create(signed_in, project).content.decode()
+    assert html.count('id="messages"') == 1
+    html = create(signed_in, project, headers=HTMX, form_id="form-2", name="Other").content.decode()
+    assert html.count('id="messages"') == 1 and 'hx-swap-oob="true"' in html
