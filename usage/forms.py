@@ -193,7 +193,7 @@ class OverviewFilterForm(forms.Form):
     )
     since = UtcDateTimeField(label="From (UTC)")
     until = UtcDateTimeField(label="To (UTC)")
-    key = ProjectKeyChoiceField(label="Key", empty_label="All keys")
+    key = ProjectKeyChoiceField(label="Key", empty_label="Any key")
     token_kind = forms.ChoiceField(
         label="Token type",
         required=False,

@@ -940,3 +940,15 @@ def test_the_export_is_labelled_as_on_the_calls_and_audit_pages(signed_in, proje
     usage_write([call(now, key=api_key[0])])
     html = signed_in.get(overview_url(project)).content.decode()
     assert "Download CSV" in html and "Export CSV" not in html
+
+
+def test_the_overviews_key_filter_reads_any_key_as_its_other_filters_and_the_log_do(
+    signed_in, project
+):
+    """Its selects read "All keys", "Any token type", "Any outcome", and the call log's
+    key filter, a click away, "Any key"."""
+    html = signed_in.get(reverse("usage:project_usage", args=[project.slug])).content.decode()
+    key_select = re.search(r'<select name="key".*?</select>', html, re.S)
+    assert key_select and '<option value="" selected>Any key</option>' in key_select[0]
+    log = signed_in.get(reverse("usage:project_calls", args=[project.slug])).content.decode()
+    assert '<option value="" selected>Any key</option>' in log
