@@ -14,7 +14,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger, SafeAtoms
 
-from core.redact import controls_escaped, redact_tokens_escaped
+from core.redact import RedactTokens, controls_escaped, redact_tokens_escaped
 
 bind = f"127.0.0.1:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -30,6 +30,8 @@ control_socket = os.path.join(
 # user agent; the user name gunicorn decodes from 'Authorization: Basic', where `curl -u
 # reminix_sk_…:` puts a key; any header or environ variable a format names).
 _SERVER_ATOMS = frozenset("hltsbBTDMLp")
+# The error log's filter: one, so that a setup() run again (a reload) adds nothing.
+_REDACT_TOKENS = RedactTokens()
 
 
 class _RedactedAtoms(SafeAtoms):
@@ -51,6 +53,15 @@ class TokenRedactingLogger(Logger):
     one line per request, whatever the path decodes to."""
 
     atoms_wrapper_class = _RedactedAtoms
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        # The error log too: a request gunicorn cannot parse is answered 400 by gunicorn
+        # itself and logged at WARNING with what the client sent (the request line, a
+        # header line without its colon, an Expect or Transfer-Encoding value), and at
+        # DEBUG every request's path is logged as sent. A filter of the logger, not of a
+        # handler: it holds for every handler gunicorn or a log config gives it.
+        self.error_log.addFilter(_REDACT_TOKENS)
 
 
 logger_class = TokenRedactingLogger

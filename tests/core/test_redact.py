@@ -188,3 +188,73 @@ def test_the_dev_servers_request_line_as_sent_loses_an_escaped_token():
     )
     RedactTokens().filter(record)
     assert "A1b2" not in record.getMessage() and "reminix_sk_[redacted]" in record.getMessage()
+
+
+def _gunicorn_logger(**settings: str):
+    """gunicorn.conf.py's logger class as gunicorn makes it (loaded by path, as above)."""
+    from importlib.util import module_from_spec, spec_from_file_location
+    from pathlib import Path
+
+    from gunicorn.config import Config
+
+    spec = spec_from_file_location("gunicorn_conf", Path(__file__).parents[2] / "gunicorn.conf.py")
+    assert spec is not None and spec.loader is not None
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = Config()
+    for name, value in settings.items():
+        config.set(name, value)
+    return module.TokenRedactingLogger(config)
+
+
+def _error_log_of(send) -> str:
+    """What gunicorn's error log (gunicorn.error) writes while `send(logger)` runs."""
+    logger = _gunicorn_logger(errorlog="-", loglevel="debug")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger.error_log.addHandler(handler)
+    try:
+        send(logger)
+    finally:
+        logger.error_log.removeHandler(handler)
+    return stream.getvalue()
+
+
+def _refusals():
+    from gunicorn.http import errors
+
+    return [
+        # A key pasted into a path with one character that is not ASCII: the whole line.
+        errors.InvalidRequestLine(f"GET /v1/agents/{TOKEN}\xe9 HTTP/1.1"),
+        # `Authorization Bearer …` with its colon forgotten: the whole header line.
+        errors.InvalidHeader(f"Authorization Bearer {TOKEN}"),
+        errors.ExpectationFailed(TOKEN),
+        errors.UnsupportedTransferCoding(TOKEN),
+        errors.InvalidRequestMethod(f"G{TOKEN}"),
+    ]
+
+
+@pytest.mark.parametrize("error", _refusals(), ids=lambda error: type(error).__name__)
+def test_a_request_gunicorn_refuses_does_not_write_its_token_to_the_error_log(error):
+    """gunicorn answers 400 itself to a request it cannot parse, and logs why at WARNING
+    (its default level logs it) with what the client sent: the request line, a header."""
+    from types import SimpleNamespace
+
+    from gunicorn.workers.base import Worker
+
+    def refuse(logger) -> None:
+        worker = SimpleNamespace(log=logger, cfg=logger.cfg)
+        # As the worker does; no client to write the 400 to, which it logs and goes on.
+        Worker.handle_error(worker, None, None, ("203.0.113.9", 4711), error)
+
+    written = _error_log_of(refuse)
+    assert "Invalid request from ip=203.0.113.9" in written
+    assert "A1b2" not in written and "reminix_sk_[redacted]" in written
+
+
+def test_gunicorns_debug_line_of_each_request_does_not_write_a_token_in_its_path():
+    """At --log-level debug every request's method and path, as sent, is logged."""
+    written = _error_log_of(
+        lambda logger: logger.debug("%s %s", "GET", f"/v1/api-keys/{TOKEN.replace('_', '%5F')}")
+    )
+    assert "A1b2" not in written and "reminix_sk_[redacted]" in written
