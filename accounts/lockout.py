@@ -5,17 +5,37 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.crypto import salted_hmac
 
 from core.client_ip import client_ip
 from core.networks import address_block
 
 
 def lockout_username(request: HttpRequest, credentials: dict[str, Any] | None) -> str:
-    """Count failures per email however it is capitalised, as accounts store it lowercase."""
+    """Count failures per email however it is capitalised, as accounts store it lowercase.
+
+    django-axes keeps what this returns in clear in its table, and people type their
+    password into the email box: what is not an email address (no account can have it) is
+    counted under a keyed hash of it instead, so it is still counted as itself and never
+    kept. The audit trail keeps only what looks like an email for the same reason."""
     raw = (credentials or {}).get("username") or request.POST.get("username", "")
-    return str(raw).strip().lower()
+    typed = str(raw).strip().lower()
+    try:
+        validate_email(typed)
+    except ValidationError:
+        if not typed:
+            return typed
+        digest = salted_hmac(_NOT_AN_EMAIL, typed, algorithm="sha256").hexdigest()
+        return f"{_NOT_AN_EMAIL}:{digest}"
+    return typed
+
+
+# No email address reads like this (no @), so no account's count is ever shared with it.
+_NOT_AN_EMAIL = "not-an-email"
 
 
 def lockout_address(request: HttpRequest) -> str:

@@ -507,3 +507,17 @@ def test_a_next_address_naming_the_sign_in_page_goes_home_not_to_a_500(signed_in
     signed_in.logout()
     answer = sign_in(client, user.email, PASSWORD, QUERY_STRING=f"next={LOGIN}")
     assert answer.status_code == 302 and answer["Location"] == reverse("home")
+
+
+def test_a_password_typed_into_the_email_box_is_not_kept_by_the_lockout_count(client, user):
+    """People type their password where the email goes. django-axes keeps each failure's
+    'username' in clear in its table; only what looks like an email may be kept there."""
+    from axes.models import AccessAttempt
+
+    for typed in (PASSWORD, f"  {PASSWORD.upper()}  "):
+        assert sign_in(client, typed, "anything").status_code == 200
+    kept = list(AccessAttempt.objects.values_list("username", "get_data", "post_data"))
+    assert kept, "the failures are still counted"
+    for username, get_data, post_data in kept:
+        for field in (username, get_data, post_data):
+            assert PASSWORD.lower()[:8] not in field.lower()
