@@ -8,14 +8,24 @@ page. django-htmx's example project does the same: one view, the fragment a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
-from django.http import HttpResponse
-from django.shortcuts import render
+from django.contrib import messages
+from django.http import HttpResponse, HttpResponseBase
+from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
-from django_htmx.http import push_url
+from django_htmx.http import HttpResponseClientRedirect, push_url
 
 from core.http import HtmxHttpRequest
+from core.redact import holds_secret
+
+SECRET_IN_FILTERS = (
+    "That was a whole token, not an id, and it was not searched for or kept. A client "
+    "token's id starts with ctok_. To find out which token it is, paste it into “Found a "
+    "token?” on the project's Alerts page: it is compared by its fingerprint there."
+)
 
 
 def wants_fragment(request: HtmxHttpRequest) -> bool:
@@ -55,3 +65,32 @@ def render_page_or_fragment(
 
 def url_with_query(path: str, query: str) -> str:
     return f"{path}?{query}" if query else path
+
+
+def filters_without_secrets[R: HttpResponseBase](
+    view: Callable[..., R],
+) -> Callable[..., R | HttpResponse]:
+    """A filter page asked with a whole token in its query (a client token pasted into the
+    box for a client token's id) is opened again without it, saying why: a token is not
+    searched for, written back into the form, or left in the address bar and so in the
+    browser's history. With htmx too, by a redirect: nothing of it is pushed."""
+
+    @wraps(view)
+    def wrapped(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> R | HttpResponse:
+        pasted = {
+            name
+            for name, values in request.GET.lists()
+            if any(holds_secret("".join(value.split())) for value in values)
+        }
+        if not pasted:
+            return view(request, *args, **kwargs)
+        kept = request.GET.copy()
+        for name in pasted:
+            del kept[name]
+        address = url_with_query(request.path, kept.urlencode())
+        messages.warning(request, SECRET_IN_FILTERS)
+        if request.htmx:
+            return HttpResponseClientRedirect(address)
+        return redirect(address)
+
+    return wrapped

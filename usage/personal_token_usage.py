@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET
 from accounts.http import AuthenticatedRequest
 from accounts.models import Membership, Project
 from apikeys.models import PersonalAccessToken
-from core.htmx import render_page_or_fragment, wants_fragment
+from core.htmx import filters_without_secrets, render_page_or_fragment, wants_fragment
 from usage.forms import UsageFilterForm
 from usage.key_usage import PAGE_SIZE, log_page_of
 from usage.models import Outcome, UsageRecord, UsageRecordQuerySet
@@ -94,6 +94,7 @@ def pat_projects(pat: PersonalAccessToken, now: datetime) -> list[ProjectUse]:
 
 @require_GET
 @login_required
+@filters_without_secrets
 def personal_token_usage(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
     pat = get_object_or_404(PersonalAccessToken.objects.for_user(request.user), pk=token_id)
     form = UsageFilterForm(request.GET)

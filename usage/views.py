@@ -24,7 +24,12 @@ from accounts.http import ProjectRequest
 from apikeys.models import ApiKey
 from core.csv_stream import EXPORT_MAX_ROWS, csv_response
 from core.forms import DATETIME_INPUT
-from core.htmx import render_page_or_fragment, url_with_query, wants_fragment
+from core.htmx import (
+    filters_without_secrets,
+    render_page_or_fragment,
+    url_with_query,
+    wants_fragment,
+)
 from usage.charts import (
     KEY_SERIES,
     chart_title,
@@ -50,6 +55,7 @@ OVERVIEW_TEMPLATE = "usage/project_usage.html"
 
 @require_GET
 @project_member_required
+@filters_without_secrets
 def api_key_usage(request: ProjectRequest, key_id: int) -> HttpResponse:
     api_key = get_object_or_404(
         ApiKey.objects.for_project(request.project).select_related("revoked_by", "suspended_by"),
@@ -229,6 +235,7 @@ CALLS_TEMPLATE = "usage/project_calls.html"
 
 @require_GET
 @project_member_required
+@filters_without_secrets
 def project_calls_log(request: ProjectRequest) -> HttpResponse:
     """Every call of the project, newest first, filtered and paged like a key's log."""
     form = ProjectLogFilterForm(request.GET, project=request.project)
@@ -269,6 +276,7 @@ def project_call_detail(request: ProjectRequest, request_id: str) -> HttpRespons
 
 @require_GET
 @project_member_required
+@filters_without_secrets
 def project_calls_export(request: ProjectRequest) -> HttpResponseBase:
     """The calls that the call log with the same query string lists, every page of them,
     newest first, as CSV (at most core.csv_stream.EXPORT_MAX_ROWS). A pager cursor

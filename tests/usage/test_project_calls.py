@@ -117,3 +117,42 @@ def test_another_projects_calls_and_call_pages_are_404_or_absent(
     detail = reverse("usage:project_call", args=[project.slug, "req_" + "a" * 24])
     assert signed_in.get(detail).status_code == 404
     assert signed_in.get(reverse("usage:project_calls", args=[other.slug])).status_code == 404
+
+
+def _log_urls(project, api_key, pat):
+    return [
+        reverse("usage:project_calls", args=[project.slug]),
+        reverse("usage:api_key_usage", args=[project.slug, api_key.pk]),
+        reverse("usage:personal_token_usage", args=[pat.pk]),
+    ]
+
+
+def test_a_whole_client_token_pasted_into_the_filter_leaves_the_address_and_the_page(
+    signed_in, project, user, api_key
+):
+    """The box is labelled "Client token"; a person holding one pastes it there. It is not
+    searched for, not written back into the page and not left in the address bar (and so
+    in the browser's history): the log is opened again without it, saying why."""
+    key, _ = api_key
+    _, secret = client_token_create(project=project, context={}, api_key=key)
+    pat, _ = personal_token_create(user=user, name="Laptop", projects=[project])
+    for url in _log_urls(project, key, pat):
+        response = signed_in.get(url, {"client_token": f" {secret} ", "status": "401"})
+        assert response.status_code == 302, url
+        assert response["Location"] == f"{url}?status=401"
+        assert secret[12:] not in response.content.decode()
+        page = signed_in.get(response["Location"]).content.decode()
+        assert "not searched for" in page and secret[12:] not in page
+
+
+def test_a_whole_client_token_pasted_into_the_filter_with_htmx_is_not_pushed_or_shown(
+    htmx, project, user, api_key
+):
+    key, _ = api_key
+    _, secret = client_token_create(project=project, context={}, api_key=key)
+    pat, _ = personal_token_create(user=user, name="Laptop", projects=[project])
+    for url in _log_urls(project, key, pat):
+        response = htmx.get(url, {"client_token": secret})
+        assert response["HX-Redirect"] == url, url
+        assert secret[12:] not in response.content.decode()
+        assert secret[12:] not in response.get("HX-Push-Url", "")
