@@ -28,3 +28,26 @@ def mail_links_reach_the_dashboard(app_configs: Any = None, **kwargs: Any) -> li
             id="core.W001",
         )
     ]
+
+
+_CONSOLE_MAIL = "django.core.mail.backends.console.EmailBackend"
+
+
+@register(Tags.security, deploy=True)
+def mail_is_not_printed(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """EMAIL_URL left at its default (the console) writes every email whole to the
+    server's output, which is its log, outside the logging that cuts tokens out: each
+    password-reset, confirmation and invitation link is then usable by whoever reads the
+    log, and never reaches the person it was for."""
+    if settings.EMAIL_BACKEND != _CONSOLE_MAIL:
+        return []
+    return [
+        Warning(
+            "Email is printed to the server's output (EMAIL_URL is the console): every "
+            "password-reset, confirmation and invitation link lands in the log, and "
+            "nobody receives one.",
+            hint="Set EMAIL_URL to your mail server, e.g. "
+            "smtp+tls://user:password@smtp.example.com:587.",
+            id="core.W002",
+        )
+    ]

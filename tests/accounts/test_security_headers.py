@@ -47,6 +47,7 @@ def production_env(**extra: str) -> dict[str, str]:
         DATABASE_URL="sqlite:////tmp/reminix-check-deploy.sqlite3",
         REDIS_URL="redis://127.0.0.1:6379/0",
         DASHBOARD_URL="https://dashboard.example.com",
+        EMAIL_URL="smtp+tls://mailer:secret@smtp.example.com:587",
     )
     env.update(extra)
     return env
@@ -87,6 +88,21 @@ def test_check_deploy_warns_when_links_in_mail_would_point_at_this_machine(url):
     result = check_deploy(env)
     assert result.returncode != 0
     assert "core.W001" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("url", [None, "consolemail://"])
+def test_check_deploy_warns_when_production_mail_is_printed_to_the_servers_output(url):
+    """The console backend writes every email whole to the server's output, which is its
+    log: each password-reset, confirmation and invitation link, usable by whoever reads
+    the log, and never delivered to the person it was for."""
+    env = production_env()
+    if url is None:
+        env.pop("EMAIL_URL")  # the default: the console
+    else:
+        env["EMAIL_URL"] = url
+    result = check_deploy(env)
+    assert result.returncode != 0
+    assert "core.W002" in result.stdout + result.stderr
 
 
 def test_production_refuses_to_start_without_a_secret_key():
