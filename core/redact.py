@@ -1,6 +1,7 @@
 """Tokens out of text that is kept: log lines, the usage log's paths and user agents.
 
-Invitation links' tokens (reminix_inv_) are redacted too: the link is a path of the dashboard.
+Webhook signing secrets (whsec_) are cut as tokens are. Invitation links' tokens
+(reminix_inv_) are redacted too: the link is a path of the dashboard.
 So are the signed tokens of an email-change confirmation link (/account/verify/…/) and of
 a password-reset link (/account/password/reset/<uid>/…/): django.security logs the path of
 a POST refused for its CSRF cookie, and the access log logs every GET.
@@ -24,10 +25,16 @@ _LINK_TOKENS = (
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Long enough to be (most of) a secret; a hint's 4 characters (reminix_sk_AbCd…wxyz) are not.
 _SECRET = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)[0-9A-Za-z]{12,}", re.IGNORECASE)
+# A webhook's signing secret (webhooks/signing.py: URL-safe base64), cut the same way; its
+# hint (whsec_ and 4 characters) is not a secret.
+_WEBHOOK_SECRET = re.compile(r"(whsec_)[0-9A-Za-z_-]*")
+_WEBHOOK_SECRET_WHOLE = re.compile(r"(whsec_)[0-9A-Za-z_-]{12,}")
 
 
 def redact_tokens(text: str) -> str:
     text = _TOKEN.sub(r"\1[redacted]", text)
+    if "whsec_" in text:
+        text = _WEBHOOK_SECRET.sub(r"\1[redacted]", text)
     if "/account/" in text:  # what both links start with; an API path or user agent rarely
         for link in _LINK_TOKENS:
             text = link.sub(r"\1[redacted]", text)
@@ -66,13 +73,13 @@ def _escaped(match: re.Match[str]) -> str:
 
 def holds_secret(text: str) -> bool:
     """Whether `text` holds (most of) a token: never to be kept where it would be shown."""
-    return _SECRET.search(text) is not None
+    return _SECRET.search(text) is not None or _WEBHOOK_SECRET_WHOLE.search(text) is not None
 
 
 def redact_secrets(text: str) -> str:
     """As redact_tokens, but a token's hint is left as it is: for messages that may name
     a hint on purpose (an ended key's successor) and must never repeat a secret."""
-    return _SECRET.sub(r"\1[redacted]", text)
+    return _WEBHOOK_SECRET_WHOLE.sub(r"\1[redacted]", _SECRET.sub(r"\1[redacted]", text))
 
 
 class RedactTokens(logging.Filter):

@@ -258,3 +258,20 @@ def test_gunicorns_debug_line_of_each_request_does_not_write_a_token_in_its_path
         lambda logger: logger.debug("%s %s", "GET", f"/v1/api-keys/{TOKEN.replace('_', '%5F')}")
     )
     assert "A1b2" not in written and "reminix_sk_[redacted]" in written
+
+
+def test_a_webhook_signing_secret_is_cut_like_a_token():
+    """A `whsec_…` signs every delivery to an endpoint; pasted into a path, a user agent
+    or a key's notes it must not be kept, as a token is not."""
+    from core.redact import holds_secret, redact_secrets
+
+    secret = "whsec_" + "Q-9_zR" * 7
+    line = f"GET /v1/agents/{secret}/invoke?s={secret.replace('_', '%5F')} HTTP/1.1"
+    assert "Q-9_zR" not in redact_tokens(line) and "whsec_[redacted]" in redact_tokens(line)
+    record = logging.LogRecord("django.server", logging.INFO, __file__, 1, '"%s"', (line,), None)
+    RedactTokens().filter(record)
+    assert "Q-9_zR" not in record.getMessage()
+    assert holds_secret(f"signs with {secret}")
+    assert "Q-9_zR" not in redact_secrets(secret)
+    # Its hint, as the endpoint list shows it, is no secret.
+    assert not holds_secret("whsec_Q-9_…") and redact_secrets("whsec_Q-9_…") == "whsec_Q-9_…"
