@@ -1,0 +1,105 @@
+"""The migrations that index a table written while a deploy runs (api 0003: the kept
+idempotency answers by time; agents 0005: one agent's executions) build it CONCURRENTLY
+on PostgreSQL (core/concurrent_index.py), so writes go on meanwhile. Such a build waits
+for every transaction already writing the table, and one that fails leaves an index
+marked invalid, which PostgreSQL keeps but never uses: the build must neither give up at
+the lock timeout nor take that leftover for the index."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+from django.apps import apps
+from django.db import connection
+
+from tests.conftest import another_connection
+
+pytestmark = pytest.mark.django_db(transaction=True)  # CONCURRENTLY: never in a transaction
+
+BUILDS = [
+    pytest.param(
+        ("api.migrations.0003_idempotency_created_at_index", "(created_at)"),
+        id="idempotency-answers-by-time",
+    ),
+    pytest.param(
+        ("agents.migrations.0005_execution_agent_index", "(project_id, agent_name, id DESC)"),
+        id="one-agents-executions",
+    ),
+]
+
+
+@pytest.fixture(params=BUILDS)
+def migration(request):
+    """The migration's build, with its index dropped first and built again after (as the
+    migrations left it, for the tests after this one)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("CONCURRENTLY is PostgreSQL's: SQLite builds an ordinary index")
+    module, columns = request.param
+    build = importlib.import_module(module).BUILD
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP INDEX IF EXISTS {build.index.name}")
+    yield build, columns
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP INDEX IF EXISTS {build.index.name}")
+    run(build)
+
+
+def run(build) -> None:
+    build.create(apps, SimpleNamespace(connection=connection))
+
+
+def index_state(name: str) -> bool | None:
+    """Whether the index is valid (None: there is none)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = %s",
+            [name],
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def test_the_build_waits_for_a_write_in_progress_past_the_lock_timeout(
+    migration, short_lock_timeout
+):
+    """A write to the table still open when the deploy runs (an API call, a prune, the
+    write-behind's batch) held the build past the connections' lock timeout: it failed the
+    deploy and left an invalid index."""
+    build, _ = migration
+    with another_connection() as other:
+        # What a transaction that has written a row holds until it ends.
+        other.execute(f"LOCK TABLE {build.table} IN ROW EXCLUSIVE MODE")
+        finished = threading.Timer(1.0, other.rollback)
+        finished.start()
+        started = time.monotonic()
+        try:
+            run(build)
+        finally:
+            finished.join()
+    assert time.monotonic() - started >= 0.5  # it waited for the write, then built
+    assert index_state(build.index.name) is True
+
+
+def test_an_invalid_index_left_by_a_failed_build_is_built_again(migration):
+    """A build that failed (cancelled, its deploy killed) leaves an invalid index of the
+    name: IF NOT EXISTS took it for the index, the migration was recorded as done, and the
+    reads it was for went back to scanning the table."""
+    build, columns = migration
+    run(build)
+    with connection.cursor() as cursor:  # what a failed CONCURRENTLY build leaves
+        cursor.execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass",
+            [build.index.name],
+        )
+    assert index_state(build.index.name) is False
+    run(build)
+    assert index_state(build.index.name) is True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_indexdef(%s::regclass)", [build.index.name])
+        (definition,) = cursor.fetchone()
+    assert columns in definition
