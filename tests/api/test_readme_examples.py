@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from accounts.services import project_set_allowed_origins
 from apikeys.services import personal_token_create
+from tests.api.curl import curl_request
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BASE = "http://127.0.0.1:8000"
@@ -33,22 +34,7 @@ def readme_commands() -> list[str]:
 
 
 def request_of(command: str, base: str) -> tuple[str, str, dict[str, str], str]:
-    words = shlex.split(command, comments=True)
-    method, url, headers, body = "GET", "", {}, ""
-    rest = iter(words[1:])
-    for word in rest:
-        if word == "-X":
-            method = next(rest)
-        elif word == "-H":
-            name, _, value = next(rest).partition(": ")
-            headers[name] = value
-        elif word == "-d":
-            body = next(rest)
-            method = "POST" if method == "GET" else method
-        else:
-            url = word
-    assert url.startswith(base), command
-    return method, url.removeprefix(base), headers, body
+    return curl_request(shlex.split(command, comments=True), base=base)
 
 
 def send(method: str, path: str, headers: dict[str, str], body: str):

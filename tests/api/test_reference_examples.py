@@ -13,6 +13,7 @@ from django.test import Client
 
 from accounts.services import project_set_allowed_origins
 from apikeys.services import client_token_create
+from tests.api.curl import curl_request
 from tests.conftest import Api
 
 EXAMPLE = re.compile(r'<pre class="code"[^>]*><code>(curl .*?)</code></pre>', re.S)
@@ -21,22 +22,6 @@ EXAMPLE = re.compile(r'<pre class="code"[^>]*><code>(curl .*?)</code></pre>', re
 def printed_examples(client: Client) -> list[list[str]]:
     page = client.get("/docs/api/").content.decode()
     return [shlex.split(html.unescape(code).replace("\\\n", " ")) for code in EXAMPLE.findall(page)]
-
-
-def request_of(words: list[str]) -> tuple[str, str, dict[str, str], str]:
-    method, url, headers, body = "GET", "", {}, ""
-    rest = iter(words[1:])
-    for word in rest:
-        if word == "-X":
-            method = next(rest)
-        elif word == "-H":
-            name, _, value = next(rest).partition(": ")
-            headers[name] = value
-        elif word == "-d":
-            body = next(rest)
-        else:
-            url = word
-    return method, url.removeprefix("http://testserver"), headers, body
 
 
 @pytest.fixture
@@ -59,7 +44,7 @@ def callers(api_key, admin: Api, project, user) -> dict[str, str]:
 
 
 def test_every_printed_example_is_a_request_the_api_takes(client, callers):
-    examples = [request_of(words) for words in printed_examples(client)]
+    examples = [curl_request(words, base="http://testserver") for words in printed_examples(client)]
     assert len(examples) > 20
     refused = []
     # Revocations last: the examples before them use the same key and client token.
