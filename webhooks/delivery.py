@@ -31,6 +31,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cryptography.fernet import InvalidToken
 from django.db import DatabaseError, transaction
 from django.db.models import Min
 from django.utils import timezone
@@ -97,7 +98,7 @@ def enqueue_alerts(*, now: datetime, result: DeliveryResult) -> None:
             logger.error(
                 "webhooks: enqueueing for endpoint %s (%s) failed: %s",
                 endpoint.pk,
-                where(endpoint.url),
+                _where(endpoint),
                 type(error).__name__,
             )
 
@@ -287,6 +288,16 @@ def _unexpected(error: BaseException) -> Outcome:
     return Outcome(None, f"Unexpected error: {type(error).__name__}")
 
 
+def _where(endpoint: WebhookEndpoint) -> str:
+    """transport.where() of the endpoint's URL. A URL that no longer decrypts (SECRET_KEY
+    replaced, the old one not kept in SECRET_KEY_FALLBACKS) must not stop the attempt
+    from being recorded: it fails as "Unexpected error", and backs off."""
+    try:
+        return where(endpoint.url)
+    except InvalidToken:
+        return "(address unreadable)"
+
+
 def _finish(
     delivery: WebhookDelivery,
     outcome: Outcome,
@@ -298,7 +309,7 @@ def _finish(
         logger.warning(
             "webhooks: delivery %s to %s failed (attempt %d): %s",
             delivery.event_id,
-            where(delivery.endpoint.url),
+            _where(delivery.endpoint),
             delivery.attempts + 1,
             outcome.error,
         )

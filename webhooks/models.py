@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.db import models
 from django.db.models import OuterRef, Q, Subquery
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from alerts.models import Flag
+from webhooks.signing import url_decrypt
 
 MAX_ENDPOINTS_PER_PROJECT = 10
 
@@ -51,7 +53,9 @@ class WebhookEndpoint(models.Model):
         HIGH = "high", "High only"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
-    url = models.CharField(max_length=2000)
+    # Fernet token of the URL (webhooks/signing.py): a Slack URL's path is its credential,
+    # and a generic endpoint's query may be. Read it as `url`.
+    url_encrypted = models.TextField()
     format = models.CharField(max_length=16, choices=Format.choices, default=Format.GENERIC)
     # Fernet token of the `whsec_…` secret (webhooks/signing.py); its hint for the list.
     secret_encrypted = models.TextField()
@@ -74,14 +78,26 @@ class WebhookEndpoint(models.Model):
         return self.display_url
 
     @property
+    def url(self) -> str:
+        """InvalidToken if SECRET_KEY was replaced without keeping the old one in
+        SECRET_KEY_FALLBACKS."""
+        return url_decrypt(self.url_encrypted)
+
+    @property
     def display_url(self) -> str:
         """Scheme and host only: a Slack URL's path is its secret, and so may a query be."""
-        parts = urlsplit(self.url)
+        try:
+            parts = urlsplit(self.url)
+        except InvalidToken:
+            return "(address unreadable)"
         return f"{parts.scheme}://{parts.netloc}"
 
     @property
     def has_more_than_host(self) -> bool:
-        parts = urlsplit(self.url)
+        try:
+            parts = urlsplit(self.url)
+        except InvalidToken:
+            return False
         return parts.path not in ("", "/") or bool(parts.query)
 
     def wants(self, severity: str) -> bool:

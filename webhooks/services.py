@@ -11,7 +11,7 @@ from accounts.services import owner_hold
 from audit.log import audit_record
 from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookDelivery, WebhookEndpoint
 from webhooks.payloads import event_id_new, test_event
-from webhooks.signing import secret_encrypt, secret_generate, secret_hint
+from webhooks.signing import secret_encrypt, secret_generate, secret_hint, url_encrypt
 
 
 class TooManyEndpoints(Exception):
@@ -40,7 +40,7 @@ def webhook_create(
             )
         endpoint = WebhookEndpoint.objects.create(
             project=project,
-            url=url,
+            url_encrypted=url_encrypt(url),
             format=format,
             min_severity=min_severity,
             secret_encrypted=secret_encrypt(secret),

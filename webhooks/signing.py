@@ -1,9 +1,12 @@
-"""Signing secrets (made here, shown once, stored encrypted) and the signature header.
+"""Signing secrets (made here, shown once, stored encrypted), endpoint URLs (stored
+encrypted), and the signature header.
 
 A webhook's secret must be recoverable (we sign each delivery with it), so unlike an API
 key it cannot be kept as a hash. It is encrypted with Fernet (`cryptography`, already a
 dependency) under keys derived from SECRET_KEY and SECRET_KEY_FALLBACKS: rotating
 SECRET_KEY the Django way (old key moved to the fallbacks) keeps every secret readable.
+An endpoint's URL is a credential too (a Slack incoming webhook's path is; so may a
+generic endpoint's query be), and is encrypted the same way under keys of its own.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from django.conf import settings
 
 PREFIX = "whsec_"
 _PURPOSE = b"reminix.webhooks.signing-secret"
+_URL_PURPOSE = b"reminix.webhooks.endpoint-url"
 
 
 def secret_generate() -> str:
@@ -29,12 +33,12 @@ def secret_hint(secret: str) -> str:
     return f"{secret[: len(PREFIX) + 4]}…"
 
 
-def _fernet() -> MultiFernet:
+def _fernet(purpose: bytes = _PURPOSE) -> MultiFernet:
     keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
     return MultiFernet(
         [
             Fernet(
-                base64.urlsafe_b64encode(hmac.new(key.encode(), _PURPOSE, hashlib.sha256).digest())
+                base64.urlsafe_b64encode(hmac.new(key.encode(), purpose, hashlib.sha256).digest())
             )
             for key in keys
         ]
@@ -47,6 +51,14 @@ def secret_encrypt(secret: str) -> str:
 
 def secret_decrypt(token: str) -> str:
     return _fernet().decrypt(token.encode()).decode()
+
+
+def url_encrypt(url: str) -> str:
+    return _fernet(_URL_PURPOSE).encrypt(url.encode()).decode()
+
+
+def url_decrypt(token: str) -> str:
+    return _fernet(_URL_PURPOSE).decrypt(token.encode()).decode()
 
 
 def signature_header(secret: str, *, timestamp: int, body: bytes) -> str:
