@@ -24,7 +24,7 @@ from audit.actions import Scope, action_groups_for
 from audit.export import CSV_HEADER, audit_csv_rows
 from audit.forms import STALE_LINK, AuditFilterForm
 from audit.models import AuditEvent, AuditEventQuerySet
-from audit.reads import StaleCursor, audit_page
+from audit.reads import StaleCursor, actor_address, audit_page
 from core.csv_stream import EXPORT_MAX_ROWS, csv_response
 from core.htmx import render_page_or_fragment, url_with_query
 
@@ -113,6 +113,8 @@ def _audit_log(request: AuthenticatedRequest, log: _Log) -> HttpResponse:
             "older": url_with_query(page_url, form.query(before=page.older)) if page.older else "",
             "export": url_with_query(log["export_url"], form.query()),
         }
+        if person := form.cleaned_data.get("actor_id"):
+            context["person"] = actor_address(scope=log["events"], actor_id=person)
         cursor = {name: form.cleaned_data[name] for name in ("before", "after")}
         address = url_with_query(page_url, form.query(**cursor))
     return render_page_or_fragment(

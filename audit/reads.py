@@ -125,6 +125,7 @@ class AuditFilters:
 
     group: str = ""
     actor: str = ""
+    actor_id: int | None = None  # one person, under every address they acted as
     ip: str = ""
     since: date | None = None
     until: date | None = None
@@ -133,13 +134,16 @@ class AuditFilters:
         if self.group:
             events = events.filter(action__startswith=action_group(self.group).prefix)
         if self.actor:
-            # A whole address is one person (the actor column links each address so, "only
-            # events by" it): ann@example.com is not also joann@example.com. Part of one
-            # ("grace@", "@example.com") finds everyone whose address holds it.
+            # A whole address is that address only: ann@example.com is not also
+            # joann@example.com. Part of one ("grace@", "@example.com") finds everyone
+            # whose address holds it. (The actor column links to a person, `actor_id`:
+            # an address can change hands, or its holder move to another.)
             if _is_address(self.actor):
                 events = events.filter(actor_email__iexact=self.actor)
             else:
                 events = events.filter(actor_email__icontains=self.actor)
+        if self.actor_id is not None:
+            events = events.filter(actor_id=self.actor_id)
         if self.ip:
             events = events.filter(ip_address=self.ip)
         if self.since is not None:
@@ -147,6 +151,18 @@ class AuditFilters:
         if self.until is not None:
             events = events.filter(created_at__lt=_day_start(self.until + timedelta(days=1)))
         return events
+
+
+def actor_address(*, scope: AuditEventQuerySet, actor_id: int) -> str:
+    """The address person `actor_id` last acted as in `scope`, or "" if they never did
+    there: a person filter names nobody from outside the log it narrows."""
+    return (
+        scope.filter(actor_id=actor_id)
+        .order_by(*NEWEST_FIRST)
+        .values_list("actor_email", flat=True)
+        .first()
+        or ""
+    )
 
 
 def _is_address(text: str) -> bool:

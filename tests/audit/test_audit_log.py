@@ -313,8 +313,8 @@ def test_the_actor_filter_narrows_to_one_persons_events(signed_in, user, project
 def test_a_whole_address_in_the_actor_filter_is_that_person_only(
     signed_in, user, project, make_user
 ):
-    """The actor column links each address to "only events by" it: someone whose address
-    holds it (joann@ for ann@) is another person, not in that list or its export."""
+    """The actor column links each person to "only events by" them: someone whose address
+    holds theirs (joann@ for ann@) is another person, not in that list or its export."""
     ann, joann = make_user(email="ann@example.com"), make_user(email="joann@example.com")
     membership_add(project=project, user=ann, role="owner", by=user)
     membership_add(project=project, user=joann, role="owner", by=user)
@@ -322,7 +322,7 @@ def test_a_whole_address_in_the_actor_filter_is_that_person_only(
     project_rename(project=project, name="Renamed by Joann", by=joann)
 
     html = signed_in.get(project_audit(project)).content.decode()
-    link = re.search(r'href="([^"]*\?actor=ann%40example.com)"', html)
+    link = re.search(rf'href="([^"]*\?actor_id={ann.pk})"', html)
     assert link and "Only events by ann@example.com" in html
     text = page_text(signed_in.get(html_lib.unescape(link[1])))
     # The project's name (Joann's) heads the page; the events say "from → to".
@@ -333,6 +333,76 @@ def test_a_whole_address_in_the_actor_filter_is_that_person_only(
     # Part of an address still finds everyone whose address holds it.
     text = page_text(signed_in.get(project_audit(project), {"actor": "ann@"}))
     assert "→ Renamed by Ann" in text and "→ Renamed by Joann" in text
+
+
+def actor_link(html: str, address: str) -> str:
+    """The actor column's "only events by" link on the row with the newest event by
+    `address`."""
+    link = re.search(rf'<a href="([^"]*)"[^>]*title="Only events by {re.escape(address)}"', html)
+    assert link, address
+    return html_lib.unescape(link[1])
+
+
+def test_the_actor_link_is_the_person_not_whoever_holds_the_address_now(
+    signed_in, user, project, make_user
+):
+    """An address is reused (the account deleted, another signs up with it) or changed:
+    the actor column's link follows the person who acted, not the address."""
+    former = make_user(email="reused@example.com")
+    membership_add(project=project, user=former, role="owner", by=user)
+    project_rename(project=project, name="By the former account", by=former)
+    former.delete()
+    newcomer = make_user(email="reused@example.com")
+    membership_add(project=project, user=newcomer, role="owner", by=user)
+    project_rename(project=project, name="By the newcomer", by=newcomer)
+    User.objects.filter(pk=newcomer.pk).update(email="renamed@example.com")
+    newcomer.refresh_from_db()
+    project_rename(project=project, name="By the newcomer, renamed", by=newcomer)
+
+    html = signed_in.get(project_audit(project)).content.decode()
+    link = actor_link(html, "renamed@example.com")
+    assert "actor=" not in link
+    text = page_text(signed_in.get(link))
+    assert "Only events by renamed@example.com , under any address they used" in text
+    assert "→ By the newcomer, renamed" in text and "→ By the newcomer" in text
+    assert "→ By the former account" not in text
+    assert "Member added" not in text  # Ada's, though the newcomer is its target
+    rows = read_csv(signed_in.get(link.replace(project_audit(project), project_audit_csv(project))))
+    assert {row[2] for row in rows[1:]} == {"reused@example.com", "renamed@example.com"}
+    # A typed address is still the address, whoever held it.
+    text = page_text(signed_in.get(project_audit(project), {"actor": "reused@example.com"}))
+    assert "→ By the former account" in text and "→ By the newcomer" in text
+    assert "→ By the newcomer, renamed" not in text
+
+
+@pytest.mark.parametrize("odd", ["²", "-3", "0", "9" * 30, "1\x00", "x"])
+def test_an_odd_person_in_the_actor_link_is_a_damaged_link_not_a_500(signed_in, project, odd):
+    response = signed_in.get(project_audit(project), {"actor_id": odd})
+    assert response.status_code == 400
+    assert "This page link is damaged or out of date" in response.content.decode()
+
+
+def test_a_person_from_another_project_or_deleted_shows_nothing_of_theirs(
+    signed_in, user, project, other_user, other_project
+):
+    project_rename(project=other_project, name="Grace's secret rename", by=other_user)
+    gone = User.objects.create_user(email="gone@example.com", password=PASSWORD)
+    gone_id = gone.pk
+    gone.delete()
+    for person in (other_user.pk, gone_id, 2**63 - 1):
+        response = signed_in.get(project_audit(project), {"actor_id": str(person)})
+        assert response.status_code == 200
+        text = page_text(response)
+        assert "No events match these filters" in text
+        assert "grace@example.com" not in text and "secret rename" not in text
+        export = read_csv(signed_in.get(project_audit_csv(project), {"actor_id": str(person)}))
+        assert export[1:] == []
+
+
+def test_the_users_page_ignores_a_person_filter(signed_in, user, other_user, project):
+    project_rename(project=project, name="Mine", by=user)
+    text = page_text(signed_in.get(USER_AUDIT, {"actor_id": str(other_user.pk)}))
+    assert "→ Mine" in text
 
 
 def test_the_date_range_includes_both_whole_days(signed_in, user, project):
