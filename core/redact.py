@@ -46,10 +46,16 @@ def redact_tokens_escaped(text: str) -> str:
     referrer, a path decoded once of one escaped twice): "reminix%5Fsk%5F…" or
     "/account%2Fverify%2F…" is no token to the patterns. Decoded (up to three times)
     only where an escape is, and kept decoded only where that found a token to cut, its
-    control characters escaped again (a decoded %0A would start a log line of its own)."""
-    text = redact_tokens(text)
+    control characters escaped again (a decoded %0A would start a log line of its own).
+
+    Each decoding is of the text as sent, not of one already cut: an escape inside a token
+    ("reminix_sk_AbCd%41…") would otherwise leave the token's rest, past the cut, as a
+    tail the patterns no longer see as part of it. Decoding only makes a token longer
+    (its prefix and characters hold no escape), so the last decoding that found one cuts
+    all that the earlier ones did."""
     if "%" not in text:  # (nearly every text: no loop set up for it)
-        return text
+        return redact_tokens(text)
+    kept = redact_tokens(text)
     decoded = text
     for _ in range(3):
         if "%" not in decoded:
@@ -57,8 +63,8 @@ def redact_tokens_escaped(text: str) -> str:
         decoded = unquote(decoded)
         cut = redact_tokens(decoded)
         if cut != decoded:
-            text = decoded = controls_escaped(cut)
-    return text
+            kept = controls_escaped(cut)
+    return kept
 
 
 def controls_escaped(text: str) -> str:

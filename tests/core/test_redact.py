@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from core.redact import RedactTokens, redact_tokens
+from core.redact import RedactTokens, redact_tokens, redact_tokens_escaped
 
 TOKEN = "reminix_sk_" + "A1b2" * 9
 
@@ -152,6 +152,10 @@ def _access_line(raw_uri: str, *, headers: dict[str, str]) -> str:
         f"/v1/agents/{TOKEN.replace('_', '%5F')}",
         f"/v1/agents?key={TOKEN.replace('_', '%5f')}",
         f"/v1/agents/{TOKEN.replace('_', '%255F')}",
+        # An escape anywhere in the token, not only in its prefix: the part after it too.
+        f"/v1/agents/{TOKEN[:15]}%41{TOKEN[15:]}/invoke",
+        f"/v1/agents/{TOKEN[:15]}%2541{TOKEN[15:]}/invoke",
+        f"/v1/agents/{TOKEN[:15].replace('_', '%5F')}%62{TOKEN[15:]}/invoke",
         "/account%2Fverify%2FeyJ1IjoxLCJ0byI6Im5ld0BleGFtcGxlLmNvbSJ9:1xZbpa:JWr6bTq/",
         "/account/password/reset/MQ%2Fcz3kq1-0f6b2a9e1f2e3d4c5b6a7980/",
     ],
@@ -179,6 +183,19 @@ def test_a_percent_escape_decoded_to_find_a_token_cannot_write_a_second_log_line
     line = _access_line(f"/v1/agents/{TOKEN.replace('_', '%5F')}%0A127.0.0.1%20-%20-", headers={})
     assert "A1b2" not in line
     assert line.count("\n") == 1 and line.endswith("\n") and "\r" not in line
+
+
+def test_an_escape_inside_a_token_cannot_write_a_second_log_line_either():
+    line = _access_line(f"/v1/agents/{TOKEN[:15]}%41{TOKEN[15:]}%0D%0A127.0.0.1%00", headers={})
+    assert "A1b2" not in line
+    assert line.count("\n") == 1 and line.endswith("\n") and "\r" not in line
+    assert "\x00" not in line
+
+
+def test_text_with_an_escape_and_no_token_is_kept_as_sent():
+    assert redact_tokens_escaped("/v1/agents/caf%C3%A9%0A/invoke?q=100%") == (
+        "/v1/agents/caf%C3%A9%0A/invoke?q=100%"
+    )
 
 
 def test_the_dev_servers_request_line_as_sent_loses_an_escaped_token():

@@ -319,3 +319,16 @@ def test_a_token_escaped_in_the_path_is_not_logged_either(api, api_key):
     assert "reminix_sk_[redacted]" in record.path
     # %00, decoded with the token: PostgreSQL would refuse the row, and its batch.
     assert "\x00" not in record.path
+
+
+def test_a_token_with_an_escape_inside_it_loses_all_of_its_secret_in_the_log(api, api_key):
+    from usage.models import UsageRecord
+
+    leaked = api_key[1]
+    secret = leaked.removeprefix("reminix_sk_")
+    # Escaped twice, decoded once on the way in: the path holds "reminix_sk_AbCd%41…".
+    escaped = f"reminix_sk_{secret[:4]}%2541{secret[4:]}"
+    api.post(f"/v1/agents/{escaped}/invoke", {"prompt": "x"})
+    record = UsageRecord.objects.get()
+    assert secret[4:] not in record.path and secret[4:] not in record.agent
+    assert "reminix_sk_[redacted]" in record.path
