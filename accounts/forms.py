@@ -65,7 +65,9 @@ class SignUpForm(BaseUserCreationForm):
     class Meta:
         model = User
         fields = ("name", "email")
-        field_classes = {"email": AccountEmailField}
+        # The name is shown to the person's fellow members and in invitation mails: a
+        # token pasted into it is refused (the model's no_secret) and not shown back.
+        field_classes = {"email": AccountEmailField, "name": NoTokenCharField}
         widgets = {
             "name": forms.TextInput(attrs={"autocomplete": "name"}),
             "email": forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),

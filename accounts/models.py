@@ -79,7 +79,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     """A person who signs in with an email address and a password."""
 
     email = models.EmailField("email address", unique=True)
-    name = models.CharField(max_length=150, blank=True, validators=[single_line])
+    name = models.CharField(max_length=150, blank=True, validators=[single_line, no_secret])
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
@@ -377,7 +377,7 @@ class Passkey(models.Model):
     # The authenticator's counter: one that goes backwards means a cloned authenticator.
     sign_count = models.PositiveBigIntegerField(default=0)
     transports = models.JSONField(default=list, blank=True)
-    name = models.CharField(max_length=60, validators=[single_line])
+    name = models.CharField(max_length=60, validators=[single_line, no_secret])
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
 

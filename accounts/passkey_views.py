@@ -45,8 +45,9 @@ from accounts.two_factor_views import (
 )
 from audit.log import audit_record
 from core.client_ip import client_ip
+from core.forms import NoTokenCharField
 from core.strict_json import MAX_DEPTH, JsonRefused, strict_json
-from core.validators import single_line
+from core.validators import no_secret, single_line
 
 # A registration answer with its attestation is a few kilobytes; nothing honest is larger.
 MAX_BODY_BYTES = 64 * 1024
@@ -56,11 +57,12 @@ PASSWORDLESS_BACKEND = "django.contrib.auth.backends.ModelBackend"
 class PasskeyNameForm(forms.Form):
     """The name a person gives a passkey, to tell theirs apart ("Work laptop")."""
 
-    name = forms.CharField(
+    # Kept in the audit trail and the security notice mailed about the passkey.
+    name = NoTokenCharField(
         label="Name",
         max_length=60,
         required=False,
-        validators=[single_line],
+        validators=[single_line, no_secret],
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
 

@@ -102,6 +102,16 @@ def test_a_name_must_be_one_line(signed_in, device):
     assert not Passkey.objects.exists()
 
 
+def test_a_token_pasted_as_a_passkeys_name_is_refused_and_not_repeated(signed_in, device):
+    """A passkey's name goes into the audit trail and the security notice mailed about it."""
+    token = "reminix_sk_" + "Zq7" * 12
+    options = signed_in.post(REGISTER_OPTIONS).json()
+    answer = send(signed_in, REGISTER, {"credential": device.create(options), "name": token})
+    assert answer.status_code == 400 and "looks like a Reminix token" in answer.json()["error"]
+    assert "Zq7Zq7" not in answer.content.decode()
+    assert not Passkey.objects.exists()
+
+
 def test_registration_from_another_origin_or_rp_is_refused(signed_in, device):
     options = signed_in.post(REGISTER_OPTIONS).json()
     answer = send(
@@ -259,6 +269,12 @@ def test_rename_and_remove_a_passkey(signed_in, user, device):
     assert renamed.actor == user and renamed.metadata["to"] == "Phone"
     bad = signed_in.post(reverse("accounts:passkey_rename", args=[passkey.pk]), {"name": "x\ty"})
     assert bad.status_code == 422 and "one line" in bad.content.decode()
+    token = "reminix_sk_" + "Zq7" * 12
+    bad = signed_in.post(reverse("accounts:passkey_rename", args=[passkey.pk]), {"name": token})
+    html = bad.content.decode()
+    assert bad.status_code == 422 and "looks like a Reminix token" in html
+    assert f'id="passkey-name-{passkey.pk}-error"' in html
+    assert "Zq7Zq7" not in html and Passkey.objects.get().name == "Phone"
     signed_in.post(reverse("accounts:passkey_remove", args=[passkey.pk]))
     assert not Passkey.objects.exists() and not has_two_factor(user)
     assert AuditEvent.objects.filter(action="user.passkey_removed").exists()

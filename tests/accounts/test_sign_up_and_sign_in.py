@@ -56,6 +56,27 @@ def test_sign_up_errors_stand_beside_their_field_and_keep_the_input(client, user
     assert User.objects.count() == 1
 
 
+def test_a_token_pasted_as_the_name_is_refused_beside_it_and_not_shown_back(client, db):
+    """The name is shown to every member of the person's projects and in invitation
+    mails: a secret pasted into it would be kept in clear and shown to all of them."""
+    token = "reminix_pat_" + "Zq7" * 12
+    response = client.post(
+        SIGNUP,
+        {
+            "name": f"Ada {token}",
+            "email": "ada@example.com",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+        },
+    )
+    html = response.content.decode()
+    assert response.status_code == 200 and 'id="id_name_error"' in html
+    assert "looks like a Reminix token" in html
+    assert "Zq7Zq7" not in html
+    assert 'value="ada@example.com"' in html  # the rest of the input is kept
+    assert not User.objects.exists()
+
+
 def test_signing_in_rotates_the_session_key(client, user):
     client.get(LOGIN)
     client.session.save()
