@@ -19,9 +19,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseBase
 from django.shortcuts import render
+from django.urls import Resolver404, resolve
 
-from accounts.http import ProjectRequest
-from accounts.models import Membership
+from accounts.http import AuthenticatedRequest, ProjectRequest
+from accounts.models import Membership, User
 from accounts.services import NOT_AN_OWNER, NoLongerAMember, NotAnOwner
 from accounts.two_factor import has_two_factor
 
@@ -46,12 +47,7 @@ def _project_member(view: ProjectView, *, two_factor_policy: bool) -> ProjectVie
     @login_required
     @wraps(view)
     def wrapper(request: ProjectRequest, slug: str, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        membership = (
-            Membership.objects.select_related("project")
-            # A deleted project has no members; its rows stay, and no page opens on it.
-            .filter(user=request.user, project__slug=slug, project__deleted_at__isnull=True)
-            .first()
-        )
+        membership = project_membership(user=request.user, slug=slug)
         if membership is None:
             raise Http404("No such project.")
         request.membership = membership
@@ -75,6 +71,37 @@ def _project_member(view: ProjectView, *, two_factor_policy: bool) -> ProjectVie
             raise Http404("No such project.") from None
 
     return wrapper
+
+
+def project_membership(*, user: User, slug: str) -> Membership | None:
+    """The user's membership of the project at `slug`, or None if they are no member."""
+    return (
+        Membership.objects.select_related("project")
+        # A deleted project has no members; its rows stay, and no page opens on it.
+        .filter(user=user, project__slug=slug, project__deleted_at__isnull=True)
+        .first()
+    )
+
+
+def project_frame(request: AuthenticatedRequest, *, path: str) -> None:
+    """Draw a page that stands in for the project page at `path` (the sudo prompt, served
+    from its own address once answered wrongly) in that project's frame: its name in the
+    header and its tabs, as project_member_required would. Only a project the person may
+    open now; any other path, or theirs behind the owners' two-factor policy, is no
+    project's page."""
+    try:
+        slug = resolve(path).kwargs.get("slug")
+    except Resolver404:
+        return
+    if not isinstance(slug, str):
+        return
+    membership = project_membership(user=request.user, slug=slug)
+    if membership is None:
+        return
+    if membership.project.require_two_factor and not has_two_factor(request.user):
+        return
+    request.membership = membership  # type: ignore[attr-defined]
+    request.project = membership.project  # type: ignore[attr-defined]
 
 
 def project_owner_required(view: ProjectView) -> ProjectView:

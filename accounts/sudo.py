@@ -27,6 +27,7 @@ from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve, reverse
 from django.views.decorators.http import require_POST
 
+from accounts.decorators import project_frame
 from accounts.forms import SudoForm
 from accounts.http import AuthenticatedRequest
 from accounts.passkeys import PasskeyRefused, has_passkey, passkey_authenticate, relying_party
@@ -148,7 +149,9 @@ def sudo_confirm(request: AuthenticatedRequest) -> HttpResponse:
     ip = client_ip(request)
 
     def again(*, status: int) -> HttpResponse:
-        """The prompt once more, with the form's errors and the same request carried."""
+        """The prompt once more, with the form's errors and the same request carried, in
+        the frame of the project page it stands in for (its header and tabs)."""
+        project_frame(request, path=urlsplit(next_url).path)
         return _prompt(
             request,
             form,

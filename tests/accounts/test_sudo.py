@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 import time
+from html import escape
 
 import pyotp
 import pytest
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import Invitation
+from accounts.models import Invitation, Project
 from apikeys.models import ApiKey, PersonalAccessToken
 from audit.models import AuditEvent
 from tests.accounts.test_two_factor import enrol
@@ -91,6 +92,46 @@ def test_an_invitation_without_htmx_goes_on_after_the_page_prompt(stale, project
     done = stale.post(CONFIRM, {**fields, "sudo_password": PASSWORD})
     assert done.status_code in (200, 302)
     assert Invitation.objects.filter(email="kai@example.com").exists()
+
+
+PROJECT_TABS = '<nav class="tabs" aria-label="Project">'
+
+
+def test_a_wrong_answer_keeps_the_prompt_in_its_projects_frame(stale, project):
+    """The prompt replaced a project's page: after a wrong password it is served from
+    /account/confirm/, and still reads as that project's page (its name, its tabs)."""
+    url = reverse("accounts:project_invitation_send", args=[project.slug])
+    prompt = stale.post(url, {"email": "kai@example.com", "role": "member"})
+    assert PROJECT_TABS in prompt.content.decode()
+    wrong = stale.post(CONFIRM, {**hidden(prompt.content.decode()), "sudo_password": "wrong"})
+    html = wrong.content.decode()
+    assert wrong.status_code == 422 and "That is not right" in html
+    assert (
+        PROJECT_TABS in html and f'<span class="menu-label">{escape(project.name)}</span>' in html
+    )
+    assert hidden(html)["sudo_next"] == url
+
+
+def test_the_prompts_frame_is_only_ever_a_project_of_ones_own(stale, project, make_user):
+    theirs = make_user(email="grace@example.com", name="Grace Hopper")
+    their_project = theirs.memberships.get().project
+    for next_url in (
+        reverse("accounts:project_invitation_send", args=[their_project.slug]),
+        "/projects/%00/settings/",
+        "/projects/" + "x" * 5000 + "/",
+        "//evil.example/projects/" + project.slug + "/",
+        "not a path",
+    ):
+        wrong = stale.post(CONFIRM, {"sudo_next": next_url, "sudo_password": "wrong"})
+        html = wrong.content.decode()
+        assert wrong.status_code == 422, next_url
+        assert PROJECT_TABS not in html and "Grace" not in html, next_url
+    # Their own project, once its owners require a second factor they have not set up:
+    # its pages show them only the page that says so, not the project's frame.
+    Project.objects.filter(pk=project.pk).update(require_two_factor=True)
+    own = reverse("accounts:project_invitation_send", args=[project.slug])
+    wrong = stale.post(CONFIRM, {"sudo_next": own, "sudo_password": "wrong"})
+    assert wrong.status_code == 422 and PROJECT_TABS not in wrong.content.decode()
 
 
 def test_htmx_outside_a_dialog_gets_the_prompt_as_the_page(stale, project):
