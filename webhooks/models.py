@@ -181,7 +181,12 @@ class WebhookDelivery(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="webhookdelivery_due"),
-            models.Index(fields=["endpoint", "-created_at"], name="webhookdelivery_log"),
+            # An endpoint's newest delivery (the list) and its log, in their exact order:
+            # without the id, the planner walked every tenant's newest deliveries by age
+            # instead (webhooks/migrations/0004).
+            models.Index(
+                fields=["endpoint", "-created_at", "-id"], name="webhookdelivery_log_newest"
+            ),
             # The daily prune finds the oldest first (webhooks/retention.py).
             models.Index(fields=["created_at"], name="webhookdelivery_age"),
         ]

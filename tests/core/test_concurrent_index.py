@@ -1,9 +1,10 @@
 """The migrations that index a table written while a deploy runs (api 0003: the kept
-idempotency answers by time; agents 0005: one agent's executions) build it CONCURRENTLY
-on PostgreSQL (core/concurrent_index.py), so writes go on meanwhile. Such a build waits
-for every transaction already writing the table, and one that fails leaves an index
-marked invalid, which PostgreSQL keeps but never uses: the build must neither give up at
-the lock timeout nor take that leftover for the index."""
+idempotency answers by time; agents 0005: one agent's executions; webhooks 0004: an
+endpoint's deliveries) build it CONCURRENTLY on PostgreSQL (core/concurrent_index.py),
+so writes go on meanwhile. Such a build waits for every transaction already writing the
+table, and one that fails leaves an index marked invalid, which PostgreSQL keeps but
+never uses: the build must neither give up at the lock timeout nor take that leftover for
+the index."""
 
 from __future__ import annotations
 
@@ -28,6 +29,13 @@ BUILDS = [
     pytest.param(
         ("agents.migrations.0005_execution_agent_index", "(project_id, agent_name, id DESC)"),
         id="one-agents-executions",
+    ),
+    pytest.param(
+        (
+            "webhooks.migrations.0004_delivery_log_newest_index",
+            "(endpoint_id, created_at DESC, id DESC)",
+        ),
+        id="an-endpoints-deliveries",
     ),
 ]
 
