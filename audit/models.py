@@ -107,6 +107,13 @@ class AuditEvent(models.Model):
             models.Index(fields=["project", "-created_at"], name="audit_project_time"),
             # The user's own audit page.
             models.Index(fields=["actor", "-created_at"], name="audit_actor_time"),
+            # A person's sign-ins alone: the front page's last sign-ins, and a sign-in's
+            # "first time?" and "from a new network?" (audit/migrations/0002).
+            models.Index(
+                fields=["actor", "-created_at"],
+                condition=models.Q(action="user.signed_in"),
+                name="audit_sign_ins",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from accounts.models import Membership, Project
@@ -127,19 +127,22 @@ def project_health(
 
     sign_ins: list[SignIn] = []
     if with_sign_ins:
-        members = list(
-            Membership.objects.filter(project=project).select_related("user").order_by("id")
+        # Each member's newest sign-in, one step of the sign-ins' index (audit_sign_ins)
+        # each: not every sign-in of theirs, nor (without the action in an index) the
+        # whole audit trail of every project.
+        newest = (
+            AuditEvent.objects.filter(action="user.signed_in", actor=OuterRef("user_id"))
+            .order_by("-created_at")
+            .values("created_at")[:1]
         )
-        last = dict(
-            AuditEvent.objects.filter(
-                action="user.signed_in", actor__in=[m.user_id for m in members]
-            )
-            .values_list("actor")
-            .annotate(at=Max("created_at"))
-            .order_by()
+        members = (
+            Membership.objects.filter(project=project)
+            .select_related("user")
+            .annotate(last_sign_in=Subquery(newest))
+            .order_by("id")
         )
         sign_ins = sorted(
-            (SignIn(m.user.email, m.user.name, last.get(m.user_id)) for m in members),
+            (SignIn(m.user.email, m.user.name, m.last_sign_in) for m in members),
             key=lambda s: (s.at is None, -(s.at.timestamp() if s.at else 0), s.email),
         )[: TOP * 2]
 

@@ -1,10 +1,10 @@
 """The migrations that index a table written while a deploy runs (api 0003: the kept
 idempotency answers by time; agents 0005: one agent's executions; webhooks 0004: an
-endpoint's deliveries) build it CONCURRENTLY on PostgreSQL (core/concurrent_index.py),
-so writes go on meanwhile. Such a build waits for every transaction already writing the
-table, and one that fails leaves an index marked invalid, which PostgreSQL keeps but
-never uses: the build must neither give up at the lock timeout nor take that leftover for
-the index."""
+endpoint's deliveries; audit 0002: a person's sign-ins) build it CONCURRENTLY on
+PostgreSQL (core/concurrent_index.py), so writes go on meanwhile. Such a build waits for
+every transaction already writing the table, and one that fails leaves an index marked
+invalid, which PostgreSQL keeps but never uses: the build must neither give up at the
+lock timeout nor take that leftover for the index."""
 
 from __future__ import annotations
 
@@ -36,6 +36,13 @@ BUILDS = [
             "(endpoint_id, created_at DESC, id DESC)",
         ),
         id="an-endpoints-deliveries",
+    ),
+    pytest.param(
+        (
+            "audit.migrations.0002_sign_ins_index",
+            "(actor_id, created_at DESC) WHERE ((action)::text = 'user.signed_in'::text)",
+        ),
+        id="a-persons-sign-ins",
     ),
 ]
 
