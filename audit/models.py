@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 if TYPE_CHECKING:
@@ -107,6 +109,19 @@ class AuditEvent(models.Model):
             models.Index(fields=["project", "-created_at"], name="audit_project_time"),
             # The user's own audit page.
             models.Index(fields=["actor", "-created_at"], name="audit_actor_time"),
+            # A project's page filtered by one actor's whole address (compared in any
+            # case) or by one address acted from, a page at a time (audit/migrations/0003).
+            models.Index(
+                F("project"),
+                Upper("actor_email"),
+                F("created_at").desc(),
+                F("id").desc(),
+                name="audit_project_actor_time",
+            ),
+            models.Index(
+                fields=["project", "ip_address", "-created_at", "-id"],
+                name="audit_project_ip_time",
+            ),
             # A person's sign-ins alone: the front page's last sign-ins, and a sign-in's
             # "first time?" and "from a new network?" (audit/migrations/0002).
             models.Index(

@@ -1,10 +1,10 @@
 """The migrations that index a table written while a deploy runs (api 0003: the kept
 idempotency answers by time; agents 0005: one agent's executions; webhooks 0004: an
-endpoint's deliveries; audit 0002: a person's sign-ins) build it CONCURRENTLY on
-PostgreSQL (core/concurrent_index.py), so writes go on meanwhile. Such a build waits for
-every transaction already writing the table, and one that fails leaves an index marked
-invalid, which PostgreSQL keeps but never uses: the build must neither give up at the
-lock timeout nor take that leftover for the index."""
+endpoint's deliveries; audit 0002 and 0003: a person's sign-ins, a project's events by
+actor) build it CONCURRENTLY on PostgreSQL (core/concurrent_index.py), so writes go on
+meanwhile. Such a build waits for every transaction already writing the table, and one
+that fails leaves an index marked invalid, which PostgreSQL keeps but never uses: the
+build must neither give up at the lock timeout nor take that leftover for the index."""
 
 from __future__ import annotations
 
@@ -43,6 +43,13 @@ BUILDS = [
             "(actor_id, created_at DESC) WHERE ((action)::text = 'user.signed_in'::text)",
         ),
         id="a-persons-sign-ins",
+    ),
+    pytest.param(
+        (
+            "audit.migrations.0003_filter_indexes",
+            "(project_id, upper((actor_email)::text), created_at DESC, id DESC)",
+        ),
+        id="a-projects-events-by-actor",
     ),
 ]
 
