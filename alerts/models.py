@@ -97,6 +97,10 @@ class Flag(models.Model):
             models.Index(fields=["project", "acknowledged_at"], name="flag_project_open"),
             # Webhook delivery looks for the projects alerted in the last day, every run.
             models.Index(fields=["created_at"], name="flag_created_at"),
+            # Each key's open alerts, counted on the key list (alerts/migrations/0007).
+            models.Index(
+                fields=["api_key"], condition=Q(acknowledged_at__isnull=True), name="flag_key_open"
+            ),
         ]
 
     def __str__(self) -> str:
