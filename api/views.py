@@ -15,11 +15,10 @@ from api.bodies import json_body, ok, whole_number
 from api.endpoint import ApiRequest, ClientApiRequest, ProjectApiRequest, api_view
 from api.idempotency import SECRET_FIELDS_ATTRIBUTE
 from api.permissions import Permission, scoped_agent_names
-from apikeys.models import ClientToken
+from apikeys.models import CLIENT_TOKEN_MAX_TTL, ClientToken
 from apikeys.scopes import AGENT_ACTIONS, MAX_SCOPED_AGENTS, parse_agent_names, widening
 from apikeys.services import (
     CLIENT_TOKEN_DEFAULT_TTL,
-    CLIENT_TOKEN_MAX_TTL,
     client_token_create,
     client_token_revoke,
 )

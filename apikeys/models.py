@@ -8,7 +8,7 @@ api/authentication.py, and each call it makes is logged by usage/writer.py.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -352,9 +352,33 @@ def client_token_public_id() -> str:
     return "ctok_" + "".join(secrets.choice(BASE62) for _ in range(20))
 
 
+# The longest a client token lives (the API asks for ttlSeconds of at most this, and
+# client_token_create refuses more): a token minted earlier ended by then.
+CLIENT_TOKEN_MAX_TTL = 86400
+# Beside it, for tokens whose ids and mint times are not quite in the same order (two
+# minted at once commit in either order).
+_MINT_ORDER_SLACK = timedelta(hours=1)
+
+
 class ClientTokenQuerySet(TokenQuerySet["ClientToken"]):
     def for_project(self, project: Project) -> ClientTokenQuerySet:
         return self.filter(project=project)
+
+    def alive_since(self, moment: datetime) -> ClientTokenQuerySet:
+        """Those minted, or still alive, after `moment`. No token minted before `moment`
+        less the longest lifetime is: the newest of those bounds their ids, so a walk of
+        the project's tokens newest first (ctoken_project_newest) stops there instead of
+        going through every token the project ever minted."""
+        before = (
+            self.filter(
+                created_at__lte=moment - timedelta(seconds=CLIENT_TOKEN_MAX_TTL) - _MINT_ORDER_SLACK
+            )
+            .order_by("-created_at")  # one step of ctoken_project_time: any newest will do
+            .values("pk")[:1]
+        )
+        return self.filter(Q(expires_at__gt=moment) | Q(created_at__gt=moment)).filter(
+            pk__gt=Coalesce(Subquery(before), Value(0))
+        )
 
 
 class ClientToken(Token):
@@ -400,6 +424,8 @@ class ClientToken(Token):
         indexes = [
             models.Index(fields=["project", "-created_at"], name="ctoken_project_time"),
             models.Index(fields=["api_key", "-created_at"], name="ctoken_key_time"),
+            # The client tokens page, newest first (apikeys/migrations/0029).
+            models.Index(fields=["project", "-id"], name="ctoken_project_newest"),
         ]
 
     def __str__(self) -> str:

@@ -22,6 +22,7 @@ from accounts.security_notices import security_notice_send
 from accounts.services import NoLongerAMember, member_hold, owner_hold
 from apikeys.models import (
     ALL_PERMISSIONS,
+    CLIENT_TOKEN_MAX_TTL,
     NAME_CONSTRAINT,
     PAT_ONLY_PERMISSIONS,
     ApiKey,
@@ -38,7 +39,6 @@ from core.networks import parse_networks
 from core.validators import no_secret, no_secret_in_reason, single_line, visible
 
 CLIENT_TOKEN_DEFAULT_TTL = 3600
-CLIENT_TOKEN_MAX_TTL = 86400
 SUSPENSION_REASON_MAX = 200  # ApiKey.suspended_reason's max_length
 
 
@@ -648,6 +648,9 @@ def client_token_create(
     when that secret does."""
     if (api_key is None) == (personal_token is None):
         raise ValueError("A client token is minted by exactly one API key or PAT.")
+    if not 1 <= ttl_seconds <= CLIENT_TOKEN_MAX_TTL:
+        # The client tokens page counts on it (ClientTokenQuerySet.alive_since).
+        raise ValueError(f"A client token lives 1 to {CLIENT_TOKEN_MAX_TTL} seconds.")
     minted_in = None
     if personal_token is not None:
         # Minted for a person (its PAT's): they are a member until it commits, and it dies

@@ -32,9 +32,9 @@ from api.openapi.schemas import (
     ref,
 )
 from api.permissions import KEYS, Permission
+from apikeys.models import CLIENT_TOKEN_MAX_TTL
 from apikeys.services import (
     CLIENT_TOKEN_DEFAULT_TTL,
-    CLIENT_TOKEN_MAX_TTL,
     MAX_WORKING_KEYS_PER_PROJECT,
 )
 

@@ -7,7 +7,6 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
@@ -55,7 +54,7 @@ def client_token_list(request: ProjectRequest) -> HttpResponse:
         now = timezone.now()
         tokens = (
             ClientToken.objects.for_project(request.project)
-            .filter(Q(expires_at__gt=now - RECENT) | Q(created_at__gt=now - RECENT))
+            .alive_since(now - RECENT)
             .select_related("project", "api_key", "personal_token", "personal_token__user")
         )
         if key := form.cleaned_data["key"]:

@@ -1,11 +1,11 @@
 """The migrations that index a table written while a deploy runs (api 0003: the kept
 idempotency answers by time; agents 0005: one agent's executions; webhooks 0004: an
 endpoint's deliveries; audit 0002 and 0003: a person's sign-ins, a project's events by
-actor; alerts 0007: a key's open alerts) build it CONCURRENTLY on PostgreSQL
-(core/concurrent_index.py), so writes go on meanwhile. Such a build waits for every
-transaction already writing the table, and one that fails leaves an index marked
-invalid, which PostgreSQL keeps but never uses: the build must neither give up at the
-lock timeout nor take that leftover for the index."""
+actor; alerts 0007: a key's open alerts; apikeys 0029: a project's client tokens) build
+it CONCURRENTLY on PostgreSQL (core/concurrent_index.py), so writes go on meanwhile.
+Such a build waits for every transaction already writing the table, and one that fails
+leaves an index marked invalid, which PostgreSQL keeps but never uses: the build must
+neither give up at the lock timeout nor take that leftover for the index."""
 
 from __future__ import annotations
 
@@ -58,6 +58,10 @@ BUILDS = [
             "(api_key_id) WHERE (acknowledged_at IS NULL)",
         ),
         id="a-keys-open-alerts",
+    ),
+    pytest.param(
+        ("apikeys.migrations.0029_client_token_project_newest", "(project_id, id DESC)"),
+        id="a-projects-client-tokens",
     ),
 ]
 
