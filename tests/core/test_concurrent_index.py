@@ -33,7 +33,7 @@ BUILDS = [
     ),
     pytest.param(
         (
-            "webhooks.migrations.0004_delivery_log_newest_index",
+            "webhooks.migrations.0005_delivery_log_newest_index",
             "(endpoint_id, created_at DESC, id DESC)",
         ),
         id="an-endpoints-deliveries",

@@ -47,7 +47,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("webhooks", "0003_delivery_age_index"),
+        ("webhooks", "0004_endpoint_url_encrypted"),
     ]
 
     operations = [
