@@ -3,8 +3,6 @@ every execution of the project newer than them."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.db import connection
 from django.test import Client
@@ -14,6 +12,8 @@ from django.utils import timezone
 from agents.models import Agent, Execution
 from tests.api.assertions import assert_ok
 from tests.conftest import Api
+from tests.plans import plan_nodes
+from tests.plans import rows_read as rows_taken
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="PostgreSQL's planner and EXPLAIN ANALYZE"
@@ -42,23 +42,8 @@ def rows_read(api, path: str, **params: str) -> tuple[int, dict]:
         page = assert_ok(api.get(path, **params))
     (sql,) = [q["sql"] for q in captured.captured_queries if "agents_execution" in q["sql"]]
     with connection.cursor() as cursor:
-        # As autovacuum would have, with the table this size; and the table is tiny here,
-        # where reading it whole is cheapest: say it is not, to see what the indexes let
-        # a page read.
-        cursor.execute("ANALYZE agents_execution")
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
-        (plan,) = cursor.fetchone()
-    plan = plan if isinstance(plan, list) else json.loads(plan)
-    return _scanned(plan[0]["Plan"]), page
-
-
-def _scanned(node: dict) -> int:
-    own = 0
-    if node.get("Relation Name") == "agents_execution":
-        loops = node.get("Actual Loops", 1)
-        own = (node["Actual Rows"] + node.get("Rows Removed by Filter", 0)) * loops
-    return own + sum(_scanned(child) for child in node.get("Plans", []))
+        cursor.execute("ANALYZE agents_execution")  # as autovacuum would have, at this size
+    return rows_taken(plan_nodes(sql, analyze=True, bitmap_scans=True), "agents_execution"), page
 
 
 def test_a_page_of_one_agents_executions_reads_only_that_agents(api, project):

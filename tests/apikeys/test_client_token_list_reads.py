@@ -9,7 +9,6 @@ every load of a project that minted little this week; seconds at tens of million
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
@@ -20,30 +19,12 @@ from django.utils import timezone
 
 from apikeys.models import ClientToken
 from apikeys.services import client_token_create
+from tests.plans import plan_nodes, rows_read
 
 
 def client_token_rows_read(sql: str) -> int:
     """How many rows the plan took from the client tokens (kept and filtered out)."""
-    with connection.cursor() as cursor:
-        # As in tests/usage/test_personal_token_log_index.py: see what an index lets the
-        # planner read, with neither a seq scan nor a bitmap scan.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
-        plan = cursor.fetchone()[0]
-    plan = plan if isinstance(plan, list) else json.loads(plan)
-    read = 0
-
-    def walk(node: dict) -> None:
-        nonlocal read
-        if node.get("Relation Name") == "apikeys_clienttoken":
-            kept = node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)
-            read += kept * node.get("Actual Loops", 1)
-        for child in node.get("Plans", []):
-            walk(child)
-
-    walk(plan[0]["Plan"])
-    return read
+    return rows_read(plan_nodes(sql, analyze=True), "apikeys_clienttoken")
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")

@@ -9,7 +9,6 @@ history only grows), on every load of the key list.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
@@ -19,32 +18,12 @@ from django.utils import timezone
 from alerts.models import Flag
 from apikeys.models import ApiKey
 from apikeys.services import api_key_create
+from tests.plans import plan_nodes, rows_read
 
 
 def flag_rows_read(query) -> int:
     """How many rows the plan took from the flag table (kept and filtered out)."""
-    with connection.cursor() as cursor:
-        # As in tests/usage/test_personal_token_log_index.py: on a tiny table, see what
-        # an index lets the planner read, with neither a seq scan nor a bitmap scan.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
-        sql, params = query.query.sql_with_params()
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
-        plan = cursor.fetchone()[0]
-    plan = plan if isinstance(plan, list) else json.loads(plan)
-    read = 0
-
-    def walk(node: dict) -> None:
-        nonlocal read
-        if node.get("Relation Name") == "apikeys_flag":
-            loops = node.get("Actual Loops", 1)
-            kept = node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)
-            read += kept * loops
-        for child in node.get("Plans", []):
-            walk(child)
-
-    walk(plan[0]["Plan"])
-    return read
+    return rows_read(plan_nodes(query, analyze=True), "apikeys_flag")
 
 
 def flags(key: ApiKey, *, open: int, acknowledged: int) -> list[Flag]:

@@ -16,7 +16,7 @@ from django.db import connection
 from audit.log import audit_record
 from audit.models import AuditEvent
 from audit.reads import NEWEST_FIRST, PAGE_SIZE, AuditFilters
-from tests.usage.test_personal_token_log_index import plan_nodes
+from tests.plans import plan_nodes
 
 
 def audit_scans(nodes: list[dict]) -> list[dict]:

@@ -10,8 +10,6 @@ Each member's newest is now one step of that index.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -21,26 +19,7 @@ from accounts import sessions
 from audit.log import audit_record
 from audit.models import AuditEvent
 from overview.health import project_health
-
-
-def plan_nodes(sql: str) -> list[dict]:
-    with connection.cursor() as cursor:
-        # As in tests/usage/test_personal_token_log_index.py: on a tiny table, see which
-        # index the planner can walk, if any, with neither a seq scan nor a bitmap scan.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
-        plan = cursor.fetchone()[0]
-    plan = plan if isinstance(plan, list) else json.loads(plan)
-    nodes: list[dict] = []
-
-    def walk(node: dict) -> None:
-        nodes.append(node)
-        for child in node.get("Plans", []):
-            walk(child)
-
-    walk(plan[0]["Plan"])
-    return nodes
+from tests.plans import plan_nodes
 
 
 def audit_scans(sql: str) -> list[dict]:

@@ -5,7 +5,6 @@ made (2 million of them took its page to 3 s here, and it grows with them)."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
@@ -14,32 +13,10 @@ from django.utils import timezone
 
 from apikeys.services import personal_token_create
 from tests.conftest import usage_call
+from tests.plans import plan_nodes
 from usage.key_usage import NEWEST_FIRST, PAGE_SIZE
 from usage.personal_token_usage import pat_calls
 from usage.writer import usage_write
-
-
-def plan_nodes(query) -> list[dict]:
-    with connection.cursor() as cursor:
-        # The table is tiny here, where reading it whole is cheapest: say it is not, to
-        # see which index, if any, the planner can walk. A bitmap scan (which the planner
-        # takes, with a sort, once other tests' rows have been analysed) reads in no
-        # order: off too, so what is left is an index walked in the page's order, or a sort.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
-        sql, params = query.query.sql_with_params()
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        plan = cursor.fetchone()[0]
-    plan = plan if isinstance(plan, list) else json.loads(plan)
-    nodes: list[dict] = []
-
-    def walk(node: dict) -> None:
-        nodes.append(node)
-        for child in node.get("Plans", []):
-            walk(child)
-
-    walk(plan[0]["Plan"])
-    return nodes
 
 
 def log_scans(nodes: list[dict]) -> list[dict]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from tests.usage.test_personal_token_log_index import plan_nodes
+from tests.plans import plan_nodes
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
