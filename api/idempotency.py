@@ -3,9 +3,11 @@ within 24 hours gets the first answer back instead of acting twice.
 
 The first request claims the key (a unique row) before it runs, so a concurrent retry
 is told to wait rather than acting in parallel; a claim whose request never finished (its
-worker died) is given up after ABANDONED_AFTER. Answers of 5xx and refusals raised as
-errors are not kept: a retry of those runs again. An answer that carried a one-time
-secret (a new client token) is kept without it, and a retry is told what was made.
+worker died) is given up after ABANDONED_AFTER. A write and its kept answer are one
+transaction. Answers of 5xx and refusals raised as errors are not kept, and undo what
+the view wrote: a retry of those runs again, as if for the first time. An answer that
+carried a one-time secret (a new client token) is kept without it, and a retry is told
+what was made.
 
 Only the token that sent the first request gets its answer again. Another token of the
 project sending the same key is refused rather than acting twice: a replay skips the
@@ -155,13 +157,24 @@ def idempotent(
     if not claimed:
         return _replay(record, fingerprint, identity)
     try:
-        response = run()
+        # The write and its kept answer commit together, or neither does: were the answer
+        # lost after the write committed (the database gone in between), the client would
+        # be told 503, retry, and act twice.
+        with transaction.atomic():
+            response = run()
+            if response.status_code >= 500:
+                transaction.set_rollback(True)  # failed: nothing of it stays
+            else:
+                _keep(record, response)
     except BaseException:
         record.delete()
         raise
     if response.status_code >= 500:
         record.delete()
-        return response
+    return response
+
+
+def _keep(record: IdempotencyRecord, response: HttpResponse) -> None:
     body = response.content.decode()
     secret_fields = getattr(response, SECRET_FIELDS_ATTRIBUTE, ())
     if secret_fields:
@@ -170,7 +183,6 @@ def idempotent(
     IdempotencyRecord.objects.filter(pk=record.pk).update(
         status=response.status_code, body=body, redacted=bool(secret_fields)
     )
-    return response
 
 
 PRUNE_BATCH = 1000  # rows per DELETE, so no one statement holds the table for long

@@ -5,7 +5,7 @@ import io
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -354,3 +354,47 @@ def test_two_deploys_at_once_under_one_key_act_once_and_the_second_is_told_to_re
     again = api.send("PUT", "/v1/agents/bot", body, headers=headers)
     assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
     assert again.json() == created.json()
+
+
+def test_an_answer_that_could_not_be_kept_undid_its_write_so_a_retry_acts_once(api):
+    """The database went away between the write and keeping its answer (a commit landed,
+    then the connection dropped): had the write stayed, the client, told 503, would retry
+    and act twice. The write and its kept answer are one transaction: both or neither."""
+    from agents.models import Agent
+
+    table = IdempotencyRecord._meta.db_table
+
+    def drop_while_keeping(execute, sql, params, many, context):
+        if sql.startswith("UPDATE") and table in sql:
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    headers = {"Idempotency-Key": "deploy-once"}
+    body = {"description": "v1"}
+    with connection.execute_wrapper(drop_while_keeping):
+        lost = api.send("PUT", "/v1/agents/bot", body, headers=headers)
+    assert_error(lost, 503, "service_unavailable")
+    assert not Agent.objects.filter(name="bot").exists()
+    retried = api.send("PUT", "/v1/agents/bot", body, headers=headers)
+    assert retried.status_code == 201  # made by the retry: the first call made nothing
+    assert IdempotencyRecord.objects.get(key="deploy-once").status == 201
+
+
+def test_a_write_that_fails_halfway_leaves_nothing_so_a_retry_acts_once(api, monkeypatch):
+    """A view that wrote and then failed (a 500) is not kept, so a retry runs again: what
+    the first run wrote must not stay, or the retry would act on top of it."""
+    import agents.api
+    from agents.models import Agent
+
+    real = agents.api.agent_deploy
+
+    def deploy_then_fail(*args, **kwargs):
+        real(*args, **kwargs)
+        raise RuntimeError("failed after the write")
+
+    monkeypatch.setattr(agents.api, "agent_deploy", deploy_then_fail)
+    headers = {"Idempotency-Key": "deploy-fails"}
+    failed = api.send("PUT", "/v1/agents/bot", {"description": "v1"}, headers=headers)
+    assert_error(failed, 500, "internal_error")
+    assert not Agent.objects.filter(name="bot").exists()
+    assert not IdempotencyRecord.objects.exists()
