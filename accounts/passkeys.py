@@ -239,10 +239,17 @@ def authentication_options(
     return options_to_json(options)
 
 
+def _verifies_the_person(purpose: Purpose) -> bool:
+    """Alone, a passkey is both factors: the device, and the PIN or biometric that unlocks
+    it. Sudo asks who is at the keyboard of a session already signed in, which a touch of
+    a key left in an unlocked laptop does not tell. After a password, at sign-in, a passkey
+    is the second factor, and presence is enough. Every passkey was registered verifying
+    its person (registration_options), so each can do so again."""
+    return purpose in ("sign_in", "sudo")
+
+
 def _verification(purpose: Purpose) -> UserVerificationRequirement:
-    # Alone, a passkey is both factors: the device, and the PIN or biometric that unlocks
-    # it. After a password it is the second factor, so presence is enough.
-    if purpose == "sign_in":
+    if _verifies_the_person(purpose):
         return UserVerificationRequirement.REQUIRED
     return UserVerificationRequirement.PREFERRED
 
@@ -278,7 +285,7 @@ def passkey_authenticate(
             credential_public_key=bytes(passkey.public_key),
             # Compared below, after the signature: only a genuine assertion is a clone.
             credential_current_sign_count=0,
-            require_user_verification=purpose == "sign_in",
+            require_user_verification=_verifies_the_person(purpose),
         )
         handle = parsed.response.user_handle
         if handle is not None and bytes(handle) != bytes(passkey.user_handle):

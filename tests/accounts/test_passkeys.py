@@ -357,6 +357,30 @@ def test_a_passkey_answers_the_sudo_prompt_and_the_action_goes_on(signed_in, use
     assert AuditEvent.objects.filter(action="user.sudo_passed", actor=user).exists()
 
 
+def test_the_sudo_prompt_asks_the_passkey_to_verify_the_person_and_refuses_a_touch_alone(
+    signed_in, device
+):
+    """Sudo asks who is at the keyboard of a session already signed in: a touch of a
+    security key left plugged into an unlocked laptop is not that person. Every passkey
+    was registered verifying its person (PIN or biometric), so each can do it again."""
+    passkey = add_passkey(signed_in, device)
+    session = signed_in.session
+    session["sudo_at"] = 0
+    session.save()
+    remove = reverse("accounts:passkey_remove", args=[passkey.pk])
+    options = signed_in.post(reverse("accounts:passkey_sudo_options")).json()
+    assert options["userVerification"] == "required"
+    refused = signed_in.post(
+        reverse("accounts:sudo_confirm"),
+        {
+            "sudo_next": remove,
+            "sudo_method": "POST",
+            "sudo_passkey": json.dumps(device.get(options, verified=False)),
+        },
+    )
+    assert refused.status_code == 422 and Passkey.objects.exists()
+
+
 @pytest.mark.parametrize("answer", ["{NaN}", '"\\ud800"', "[" * 5000, "{}"])
 def test_a_bad_passkey_answer_to_the_sudo_prompt_is_refused(signed_in, device, answer):
     passkey = add_passkey(signed_in, device)
