@@ -6,6 +6,8 @@ A preflight carries no token, so it cannot say which project it is for: it is an
 for an origin that some project allows. The real request then carries the token, and its
 Origin must be one that the token's own project allows, or it is refused (403) before
 the agent runs, and without CORS headers, so the page cannot read even the refusal.
+A refusal that names no project (no token, a made-up one, an API key) is readable by the
+origins the preflight answers: the page must tell "mint a new token" from a network error.
 """
 
 from __future__ import annotations
@@ -39,21 +41,21 @@ def _project_allows(request: HttpRequest, caller: Caller | None) -> bool:
     return caller is not None and bool(getattr(request, "origin_allowed", False))
 
 
+def _some_project_allows(origin: str) -> bool:
+    return (
+        ORIGIN_SHAPE.fullmatch(origin) is not None
+        # A deleted project's rows stay (accounts.services.project_delete): not its origins.
+        and AllowedOrigin.objects.filter(origin=origin, project__deleted_at__isnull=True).exists()
+    )
+
+
 def cors_preflight(request: HttpRequest, methods: list[str]) -> HttpResponse:
     """OPTIONS: allow an origin that some project allows; refuse every other."""
     origin = _origin(request)
     request_id = new_request_id()
     response: HttpResponse
     try:
-        allows = (
-            ORIGIN_SHAPE.fullmatch(origin) is not None
-            and bool(methods)
-            # A deleted project's rows stay (accounts.services.project_delete): not its
-            # origins.
-            and AllowedOrigin.objects.filter(
-                origin=origin, project__deleted_at__isnull=True
-            ).exists()
-        )
+        allows = bool(methods) and _some_project_allows(origin)
     except (OperationalError, InterfaceError):
         # Outside the frame (api.endpoint) that says so for every other call: the
         # envelope's 503 and when to try again, not Django's HTML 500.
@@ -95,6 +97,18 @@ def require_allowed_origin(request: HttpRequest, caller: Caller) -> None:
 def add_cors_headers(request: HttpRequest, response: HttpResponse, caller: Caller | None) -> None:
     origin = _origin(request)
     response["Vary"] = "Origin"
-    if origin and _project_allows(request, caller):
+    if origin and (_project_allows(request, caller) or _readable_refusal(origin, caller)):
         response["Access-Control-Allow-Origin"] = origin
         response["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
+
+
+def _readable_refusal(origin: str, caller: Caller | None) -> bool:
+    """A call that named no project (its token was missing, made up or not a client token)
+    is readable by the origins whose preflight is answered. It holds nothing of a project,
+    and without it a page could not tell a token to replace from a network that is down."""
+    if caller is not None:
+        return False
+    try:
+        return _some_project_allows(origin)
+    except (OperationalError, InterfaceError):
+        return False  # the refusal stands; only the page's reading of it is lost

@@ -31,7 +31,9 @@ TAGS = [
         "Client API",
         "Called from browsers with a client token, behind CORS: only origins the project "
         "allows get the answer (`Access-Control-Allow-Origin`, with `Access-Control-Expose-"
-        f"Headers: {EXPOSED_HEADERS}`).",
+        f"Headers: {EXPOSED_HEADERS}`). A refusal that names no project (no token, a "
+        "made-up one, an API key) is readable by every origin that some project allows, "
+        "so a page can tell a token to replace from a network error.",
     ),
     ("Credentials", "Tokens found where they should not be: anyone may report them."),
     ("Description", "This document."),

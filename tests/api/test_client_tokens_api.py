@@ -302,6 +302,14 @@ class TestCors:
         assert response.status_code == 403
         assert "Access-Control-Allow-Origin" not in response
 
+    def test_a_refusal_naming_no_project_is_readable_only_where_a_preflight_is_answered(self):
+        for origin, readable in ((ORIGIN, True), ("https://evil.example.net", False)):
+            response = Client().get("/client/token", headers={"Origin": origin})
+            assert_error(response, 401, "missing_api_key")
+            assert ("Access-Control-Allow-Origin" in response) is readable, origin
+            assert "Access-Control-Allow-Credentials" not in response
+            assert "Origin" in response["Vary"]
+
     def test_v1_never_sends_cors_allow_headers(self, api):
         response = api.get("/v1/agents", headers={"Origin": ORIGIN})
         assert response.status_code == 200

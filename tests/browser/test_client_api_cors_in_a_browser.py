@@ -11,6 +11,7 @@ from accounts.models import AllowedOrigin, Project
 from accounts.services import user_sign_up
 from agents.models import Execution
 from apikeys.services import api_key_create, client_token_create
+from apikeys.tokens import TokenKind, token_generate
 from tests.conftest import PASSWORD
 
 CALL = """async ([url, token]) => {
@@ -20,6 +21,17 @@ CALL = """async ([url, token]) => {
       headers: {"Authorization": "Bearer " + token, "Content-Type": "application/json"},
       body: JSON.stringify({prompt: "from the browser"}),
     });
+    return {status: response.status, body: await response.json()};
+  } catch (error) {
+    return {blocked: String(error)};
+  }
+}"""
+
+
+READ = """async ([url, token]) => {
+  try {
+    const headers = token ? {"Authorization": "Bearer " + token} : {};
+    const response = await fetch(url, {headers});
     return {status: response.status, body: await response.json()};
   } catch (error) {
     return {blocked: String(error)};
@@ -73,3 +85,36 @@ def test_fetch_works_from_an_allowed_origin_and_is_blocked_from_another(
     assert "Failed to fetch" in result["blocked"]
     # Refused at the preflight: the agent ran once, for the allowed origin only.
     assert Execution.objects.filter(project=project).count() == 1
+
+
+def test_a_page_on_an_allowed_origin_can_read_why_a_token_was_not_taken(
+    page: Page, live_server, transactional_db, customer_site
+):
+    # The page must tell "mint a new token" from "the network is down": a refusal it
+    # cannot read is only "Failed to fetch".
+    user = user_sign_up(email="web@example.com", password=PASSWORD, name="Web", verified=True)
+    project = Project.objects.for_user(user).get()
+    _, api_key = api_key_create(project=project, name="Backend", created_by=user)
+    allowed = f"http://127.0.0.1:{customer_site}"
+    AllowedOrigin.objects.create(project=project, origin=allowed)
+    url = f"{live_server.url}/client/token"
+    made_up = token_generate(TokenKind.CLIENT_TOKEN)  # well formed, never minted
+
+    page.goto(f"{allowed}/app")
+    refusals = {
+        "none": page.evaluate(READ, [url, ""]),
+        "made up": page.evaluate(READ, [url, made_up]),
+        "API key": page.evaluate(READ, [url, api_key]),
+        "in the URL": page.evaluate(READ, [f"{url}?token={made_up}", made_up]),
+    }
+
+    codes = {
+        name: (result.get("status"), result.get("body", {}).get("error", {}).get("code"))
+        for name, result in refusals.items()
+    }
+    assert codes == {
+        "none": (401, "missing_api_key"),
+        "made up": (401, "invalid_api_key"),
+        "API key": (403, "insufficient_permissions"),
+        "in the URL": (401, "invalid_api_key"),
+    }, refusals
