@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from encodings.idna import nameprep
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -297,9 +298,10 @@ def _origin(raw: str) -> str | None:
         return None
     host = parts.hostname
     if not host.isascii():
-        # A browser sends a Unicode host in its ASCII form, as xn--… (IDNA).
+        # As typed, not lowercased: Python's lower() ends a word's Σ as ς, a browser as σ.
+        typed = parts.netloc.rpartition("@")[2].partition(":")[0]
         try:
-            host = host.encode("idna").decode("ascii")
+            host = _browser_host(typed)
         except UnicodeError:
             return None
     host = f"[{host}]" if ":" in host else host
@@ -307,6 +309,35 @@ def _origin(raw: str) -> str | None:
     origin = f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
     # A longer one could never match, and PostgreSQL refused it with a 500.
     return origin if _ORIGIN_TEXT.fullmatch(origin) else None
+
+
+# Letters that IDNA 2003 (Python's "idna" codec) maps away and browsers keep (UTS #46
+# without its transitional mapping, as Chromium, Firefox and Safari read a host): to a
+# browser "faß" is xn--fa-hia, to the codec "fass", which is another domain. ẞ is ß to both.
+_KEPT_BY_BROWSERS = re.compile("([ßς])")
+# Invisible joiners: the codec drops them ("a\u200db" became ab, another domain), and a
+# browser refuses them nearly everywhere.
+_JOINERS = ("\u200c", "\u200d")
+
+
+def _browser_host(typed: str) -> str:
+    """A host typed with letters beyond ASCII, in the xn--… form a browser sends it in.
+    UnicodeError if it cannot be one."""
+    if any(joiner in typed for joiner in _JOINERS):
+        raise UnicodeError("an invisible joiner")
+    labels = []
+    for label in typed.replace("ẞ", "ß").split("."):
+        if not _KEPT_BY_BROWSERS.search(label):
+            labels.append(label.encode("idna").decode("ascii"))
+            continue
+        # The codec's mapping (case, compatibility forms) around the letters it would change.
+        pieces = _KEPT_BY_BROWSERS.split(label)
+        mapped = "".join(p if p in ("ß", "ς") else nameprep(p) for p in pieces)
+        encoded = "xn--" + mapped.encode("punycode").decode("ascii")
+        if len(encoded) > 63:
+            raise UnicodeError("a label longer than 63")
+        labels.append(encoded)
+    return ".".join(labels).lower()
 
 
 class InvitationForm(forms.Form):

@@ -217,6 +217,7 @@ def test_origins_are_stored_as_a_browser_sends_them(signed_in, project, typed, s
     [
         "https://" + "a" * 250 + ".com",  # 262 characters: PostgreSQL refused it, a 500
         "https://exa mple.com",  # no browser sends a space in Origin
+        "https://a\u200db.example",  # IDNA 2003 dropped the joiner: ab.example, another site
     ],
 )
 def test_an_origin_no_browser_could_send_is_refused_beside_the_field(signed_in, project, bad):

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page
 
+from accounts.forms import AllowedOriginsForm
 from accounts.models import AllowedOrigin, Project
-from accounts.services import user_sign_up
+from accounts.services import project_set_allowed_origins, user_sign_up
 from agents.models import Execution
 from apikeys.services import api_key_create, client_token_create
 from apikeys.tokens import TokenKind, token_generate
@@ -118,3 +119,27 @@ def test_a_page_on_an_allowed_origin_can_read_why_a_token_was_not_taken(
         "API key": (403, "insufficient_permissions"),
         "in the URL": (401, "invalid_api_key"),
     }, refusals
+
+
+def test_an_origin_typed_with_a_letter_idna_2003_changed_opens_that_origin_and_no_other(
+    page: Page, live_server, transactional_db, customer_site
+):
+    # A browser writes "faß" as xn--fa-hia and "ς" as itself (UTS #46); IDNA 2003 made them
+    # "fass" and "σ": the origin typed never worked, and another domain was let in instead.
+    # Chromium resolves every *.localhost name to loopback itself.
+    user = user_sign_up(email="web@example.com", password=PASSWORD, name="Web", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Backend", created_by=user)
+    _, token = client_token_create(project=project, api_key=key, context={})
+    typed = [f"http://faß.localhost:{customer_site}", f"http://ελληνικός.localhost:{customer_site}"]
+    form = AllowedOriginsForm(data={"origins": "\n".join(typed)})
+    assert form.is_valid(), form.errors
+    project_set_allowed_origins(project=project, origins=form.cleaned_data["origins"], by=user)
+    url = f"{live_server.url}/client/token"
+
+    answers = {}
+    for host in ("faß", "ελληνικός", "fass", "ελληνικόσ"):
+        page.goto(f"http://{host}.localhost:{customer_site}/app")
+        answers[host] = page.evaluate(READ, [url, token]).get("status", "blocked")
+
+    assert answers == {"faß": 200, "ελληνικός": 200, "fass": "blocked", "ελληνικόσ": "blocked"}
