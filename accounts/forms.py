@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from encodings.idna import nameprep
 from typing import Any
 from urllib.parse import urlsplit
@@ -304,11 +306,45 @@ def _origin(raw: str) -> str | None:
             host = _browser_host(typed)
         except UnicodeError:
             return None
-    host = f"[{host}]" if ":" in host else host
+    try:
+        host = _address_as_browsers_write_it(host)
+    except ValueError:
+        return None
     default = {"http": 80, "https": 443}[parts.scheme]
     origin = f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
     # A longer one could never match, and PostgreSQL refused it with a 500.
     return origin if _ORIGIN_TEXT.fullmatch(origin) else None
+
+
+# A host whose last label is a number is an IPv4 address to a browser (WHATWG URL), or
+# no host at all.
+_ENDS_IN_A_NUMBER = re.compile(r"(?:^|\.)(?:[0-9]+|0x[0-9a-f]*)\.?$")
+_IPV4_TEXT = re.compile(r"[0-9a-fx.]+")
+
+
+def _address_as_browsers_write_it(host: str) -> str:
+    """`host` (lowercase, IPv6 without brackets) as a browser writes it in Origin: an
+    address in its one form (127.1, 0x7f.0.0.1 and 2130706433 are 127.0.0.1; IPv6
+    compressed, in hex, in brackets), any other host as it is. ValueError if no browser
+    reads it as a host."""
+    if ":" in host:
+        address = ipaddress.IPv6Address(host)
+        if address.scope_id:
+            raise ValueError("a zone is the machine's own")
+        mapped = address.ipv4_mapped
+        if mapped is None:
+            return f"[{address.compressed}]"
+        # Python 3.13 writes this one's end in dotted form; browsers in hex.
+        return f"[::ffff:{int(mapped) >> 16:x}:{int(mapped) & 0xFFFF:x}]"
+    if not _ENDS_IN_A_NUMBER.search(host):
+        return host
+    if not _IPV4_TEXT.fullmatch(host):
+        raise ValueError("not an IPv4 address")
+    try:
+        # inet_aton reads every form a browser does: 1 to 4 parts, decimal, octal, hex.
+        return socket.inet_ntoa(socket.inet_aton(host.removesuffix(".")))
+    except OSError:
+        raise ValueError("not an IPv4 address") from None
 
 
 # Letters that IDNA 2003 (Python's "idna" codec) maps away and browsers keep (UTS #46

@@ -204,6 +204,14 @@ def test_every_bad_origin_line_is_named_not_only_the_first(signed_in, project):
         ("http://[::1]:3000", "http://[::1]:3000"),
         ("https://app.example.com:443", "https://app.example.com"),
         ("http://localhost:80/", "http://localhost"),
+        # An address in any form a browser reads is sent in its one form (what Chromium
+        # puts in Origin for each of these): as typed, it matched no Origin header.
+        ("http://127.1:3000", "http://127.0.0.1:3000"),
+        ("http://0x7f.0.0.1:3000", "http://127.0.0.1:3000"),
+        ("http://2130706433:3000", "http://127.0.0.1:3000"),
+        ("http://[0:0::1]:3000", "http://[::1]:3000"),
+        ("http://[::FFFF:127.0.0.1]:3000", "http://[::ffff:7f00:1]:3000"),
+        ("http://[2001:DB8:0:0:1:0:0:1]", "http://[2001:db8::1:0:0:1]"),
     ],
 )
 def test_origins_are_stored_as_a_browser_sends_them(signed_in, project, typed, stored):
@@ -218,6 +226,8 @@ def test_origins_are_stored_as_a_browser_sends_them(signed_in, project, typed, s
         "https://" + "a" * 250 + ".com",  # 262 characters: PostgreSQL refused it, a 500
         "https://exa mple.com",  # no browser sends a space in Origin
         "https://a\u200db.example",  # IDNA 2003 dropped the joiner: ab.example, another site
+        "http://1.2.3.999",  # a host ending in a number is an address to a browser, or nothing
+        "http://[fe80::1%25eth0]",  # a zone is the machine's own, never in an Origin
     ],
 )
 def test_an_origin_no_browser_could_send_is_refused_beside_the_field(signed_in, project, bad):
