@@ -119,11 +119,17 @@ def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRespon
     return _answer(request, None, Endpoint([]), (), {})
 
 
+# The methods of the Client API's endpoints.
+CLIENT_METHODS = ["GET", "POST"]
+
+
 @csrf_exempt
 def client_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    """Unknown /client paths: the envelope. A preflight to them is refused like any other."""
+    """Unknown /client paths: the envelope. Their preflight is answered as the Client API's
+    are, so that a page on an allowed origin reads the 404 that names its wrong path, not
+    "Failed to fetch", as if the network were down."""
     if request.method == "OPTIONS":
-        return cors_preflight(request, [])
+        return cors_preflight(request, CLIENT_METHODS)
     return _answer(request, None, Endpoint([], surface=Surface.CLIENT), (), {})
 
 

@@ -310,6 +310,17 @@ class TestCors:
             assert "Access-Control-Allow-Credentials" not in response
             assert "Origin" in response["Vary"]
 
+    def test_a_preflight_to_a_path_that_does_not_exist_is_answered_only_for_allowed_origins(
+        self,
+    ):
+        for origin, status in ((ORIGIN, 204), ("https://evil.example.net", 403)):
+            response = Client().options(
+                "/client/agent/my-agent/invoke",
+                headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+            )
+            assert response.status_code == status, origin
+            assert ("Access-Control-Allow-Origin" in response) is (status == 204)
+
     def test_v1_never_sends_cors_allow_headers(self, api):
         response = api.get("/v1/agents", headers={"Origin": ORIGIN})
         assert response.status_code == 200

@@ -143,3 +143,24 @@ def test_an_origin_typed_with_a_letter_idna_2003_changed_opens_that_origin_and_n
         answers[host] = page.evaluate(READ, [url, token]).get("status", "blocked")
 
     assert answers == {"faß": 200, "ελληνικός": 200, "fass": "blocked", "ελληνικόσ": "blocked"}
+
+
+def test_a_page_on_an_allowed_origin_can_read_that_a_client_api_path_does_not_exist(
+    page: Page, live_server, transactional_db, customer_site
+):
+    # A typo in the path was refused at the preflight: "Failed to fetch", as if the
+    # network were down, instead of the 404 that names the path.
+    user = user_sign_up(email="web@example.com", password=PASSWORD, name="Web", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Backend", created_by=user)
+    _, token = client_token_create(project=project, api_key=key, context={})
+    allowed = f"http://127.0.0.1:{customer_site}"
+    AllowedOrigin.objects.create(project=project, origin=allowed)
+
+    page.goto(f"{allowed}/app")
+    result = page.evaluate(CALL, [f"{live_server.url}/client/agent/my-agent/invoke", token])
+
+    assert result.get("status") == 404, result
+    assert result["body"]["error"]["code"] == "not_found"
+    assert "/client/agent/my-agent/invoke" in result["body"]["error"]["message"]
+    assert not Execution.objects.exists()
