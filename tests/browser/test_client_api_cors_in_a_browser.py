@@ -1,8 +1,10 @@
 """A page on another origin calls the Client API with fetch() and a client token."""
 
 import http.server
+import re
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
@@ -11,9 +13,11 @@ from accounts.forms import AllowedOriginsForm
 from accounts.models import AllowedOrigin, Project
 from accounts.services import project_set_allowed_origins, user_sign_up
 from agents.models import Execution
-from apikeys.services import api_key_create, client_token_create
+from apikeys.services import api_key_create, client_token_create, client_token_revoke
 from apikeys.tokens import TokenKind, token_generate
 from tests.conftest import PASSWORD
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 CALL = """async ([url, token]) => {
   try {
@@ -164,3 +168,66 @@ def test_a_page_on_an_allowed_origin_can_read_that_a_client_api_path_does_not_ex
     assert result["body"]["error"]["code"] == "not_found"
     assert "/client/agent/my-agent/invoke" in result["body"]["error"]["message"]
     assert not Execution.objects.exists()
+
+
+def readme_page_code() -> str:
+    """The README's page code (the recipe's `js` block), as printed."""
+    (block,) = re.findall(r"```js\n(.*?)```", README.read_text(), re.S)
+    return re.sub(r"^ {3}", "", block, flags=re.M)
+
+
+def test_the_readmes_page_code_runs_as_printed_and_says_why_a_token_was_refused(
+    page: Page, live_server, transactional_db, customer_site
+):
+    user = user_sign_up(email="web@example.com", password=PASSWORD, name="Web", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Backend", created_by=user)
+    _, token = client_token_create(project=project, api_key=key, context={})
+    revoked, ended = client_token_create(project=project, api_key=key, context={})
+    client_token_revoke(client_token=revoked, by=user)
+    allowed = f"http://127.0.0.1:{customer_site}"
+    AllowedOrigin.objects.create(project=project, origin=allowed)
+    code = readme_page_code().replace("https://reminix.example.com", live_server.url)
+    run = f"""async (clientToken) => {{
+      try {{
+        {code}
+        return {{answer}};
+      }} catch (error) {{
+        return {{thrown: String(error)}};
+      }}
+    }}"""
+
+    page.goto(f"{allowed}/app")
+    worked = page.evaluate(run, token)
+    refused = page.evaluate(run, ended)
+
+    assert worked.get("answer", {}).get("output") == "hello", worked
+    assert refused.get("thrown", "").startswith("Error: expired_api_key: "), refused
+
+
+def test_a_call_sent_with_cookies_is_not_shown_to_the_page(
+    page: Page, live_server, transactional_db, customer_site
+):
+    # As the README says: the Client API never reads cookies, and never says it does.
+    user = user_sign_up(email="web@example.com", password=PASSWORD, name="Web", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Backend", created_by=user)
+    _, token = client_token_create(project=project, api_key=key, context={})
+    allowed = f"http://127.0.0.1:{customer_site}"
+    AllowedOrigin.objects.create(project=project, origin=allowed)
+
+    page.goto(f"{allowed}/app")
+    result = page.evaluate(
+        """async ([url, token]) => {
+          try {
+            const headers = {"Authorization": "Bearer " + token};
+            const response = await fetch(url, {headers, credentials: "include"});
+            return {status: response.status};
+          } catch (error) {
+            return {blocked: String(error)};
+          }
+        }""",
+        [f"{live_server.url}/client/token", token],
+    )
+
+    assert "blocked" in result, result
