@@ -351,6 +351,9 @@ def _address_as_browsers_write_it(host: str) -> str:
 # without its transitional mapping, as Chromium, Firefox and Safari read a host): to a
 # browser "faß" is xn--fa-hia, to the codec "fass", which is another domain. ẞ is ß to both.
 _KEPT_BY_BROWSERS = re.compile("([ßς])")
+# What parts labels: the full stop, and the ideographic and fullwidth ones (UTS #46 maps
+# them to it, as the codec does).
+_LABEL_DOTS = re.compile("[.\u3002\uff0e\uff61]")
 # Invisible joiners: the codec drops them ("a\u200db" became ab, another domain), and a
 # browser refuses them nearly everywhere.
 _JOINERS = ("\u200c", "\u200d")
@@ -362,7 +365,7 @@ def _browser_host(typed: str) -> str:
     if any(joiner in typed for joiner in _JOINERS):
         raise UnicodeError("an invisible joiner")
     labels = []
-    for label in typed.replace("ẞ", "ß").split("."):
+    for label in _LABEL_DOTS.split(typed.replace("ẞ", "ß")):
         if not _KEPT_BY_BROWSERS.search(label):
             labels.append(label.encode("idna").decode("ascii"))
             continue

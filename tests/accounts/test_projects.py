@@ -212,6 +212,9 @@ def test_every_bad_origin_line_is_named_not_only_the_first(signed_in, project):
         ("http://[0:0::1]:3000", "http://[::1]:3000"),
         ("http://[::FFFF:127.0.0.1]:3000", "http://[::ffff:7f00:1]:3000"),
         ("http://[2001:DB8:0:0:1:0:0:1]", "http://[2001:db8::1:0:0:1]"),
+        # Ideographic and fullwidth dots part labels, for a browser as for the codec.
+        ("http://faß\u3002example", "http://xn--fa-hia.example"),
+        ("http://faß\uff0eexample", "http://xn--fa-hia.example"),
     ],
 )
 def test_origins_are_stored_as_a_browser_sends_them(signed_in, project, typed, stored):
