@@ -7,13 +7,18 @@ a password-reset link (/account/password/reset/<uid>/…/): django.security logs
 a POST refused for its CSRF cookie, and the access log logs every GET.
 A token pasted where it does not belong (a URL path, a query string, a user agent) keeps
 its prefix, so a reader still sees which kind of token leaked, and loses the rest.
-Plain `re`, no Django: gunicorn.conf.py uses it before Django is loaded.
+A token is found as it reads, not only as it is spelt: one with invisible characters
+inside (a chat's zero-width spaces, a word processor's soft hyphens, a bidi mark) or in
+fullwidth or other compatibility forms is copied from a page as a working token.
+Plain `re` and `unicodedata`, no Django: gunicorn.conf.py uses it before Django is loaded.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+import unicodedata
 from urllib.parse import unquote
 
 _TOKEN = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)[0-9A-Za-z]*", re.IGNORECASE)
@@ -29,12 +34,70 @@ _SECRET = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)[0-9A-Za-z]{12,}", re.IGNOREC
 # hint (whsec_ and 4 characters) is not a secret.
 _WEBHOOK_SECRET = re.compile(r"(whsec_)[0-9A-Za-z_-]*")
 _WEBHOOK_SECRET_WHOLE = re.compile(r"(whsec_)[0-9A-Za-z_-]{12,}")
+# Characters that show nothing, besides the format characters (Unicode's Cf: zero-width
+# spaces and joiners, the word joiner, the byte-order mark, the soft hyphen, direction
+# marks, overrides and isolates, tags): the combining grapheme joiner, the Hangul fillers,
+# the Khmer inherent vowels (core.validators.INVISIBLE's) and the variation selectors.
+_HIDDEN = re.compile(r"[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _read(char: str) -> str:
+    """One character as a reader sees it: nothing if it shows nothing, else its
+    compatibility form (NFKC: a fullwidth ｒ or a mathematical 𝐫 is r)."""
+    if char.isascii():
+        return char
+    if unicodedata.category(char) == "Cf" or _HIDDEN.match(char) is not None:
+        return ""
+    return unicodedata.normalize("NFKC", char)
+
+
+def _as_read(text: str) -> str:
+    """`text` as a reader sees it, for the patterns. One character at a time, so that a
+    match maps back onto the text (_origins). The whole text's NFKC would differ only where
+    a letter and the mark after it compose, and a mark ends a token either way."""
+    return "".join(map(_read, text))
+
+
+def _origins(text: str) -> list[int]:
+    """For each character of _as_read(text), the index in `text` of the one it came from."""
+    origin: list[int] = []
+    for index, char in enumerate(text):
+        origin.extend([index] * len(_read(char)))
+    return origin
+
+
+def _found(pattern: re.Pattern[str], text: str) -> bool:
+    if pattern.search(text) is not None:
+        return True
+    return not text.isascii() and pattern.search(_as_read(text)) is not None
+
+
+def _cut(pattern: re.Pattern[str], text: str) -> str:
+    """`text` with each match of `pattern` (its group 1 a token's prefix) cut to that prefix,
+    found in the text as it reads (_as_read): the whole of a disguised token goes, invisible
+    characters and all, and its prefix is written plainly."""
+    if text.isascii():  # (nearly every text: as it is spelt is as it reads)
+        return pattern.sub(r"\1[redacted]", text)
+    read = _as_read(text)
+    matches = list(pattern.finditer(read))
+    if not matches:
+        return text
+    origin = _origins(text)
+    pieces: list[str] = []
+    kept = 0
+    for match in matches:
+        start, end = origin[match.start()], origin[match.end() - 1] + 1
+        pieces += [text[kept:start], match.group(1), "[redacted]"]
+        kept = max(kept, end)
+    pieces.append(text[kept:])
+    return "".join(pieces)
 
 
 def redact_tokens(text: str) -> str:
-    text = _TOKEN.sub(r"\1[redacted]", text)
-    if "whsec_" in text:
-        text = _WEBHOOK_SECRET.sub(r"\1[redacted]", text)
+    text = _cut(_TOKEN, text)
+    if "whsec_" in text or not text.isascii():
+        text = _cut(_WEBHOOK_SECRET, text)
     if "/account/" in text:  # what both links start with; an API path or user agent rarely
         for link in _LINK_TOKENS:
             text = link.sub(r"\1[redacted]", text)
@@ -79,13 +142,13 @@ def _escaped(match: re.Match[str]) -> str:
 
 def holds_secret(text: str) -> bool:
     """Whether `text` holds (most of) a token: never to be kept where it would be shown."""
-    return _SECRET.search(text) is not None or _WEBHOOK_SECRET_WHOLE.search(text) is not None
+    return _found(_SECRET, text) or _found(_WEBHOOK_SECRET_WHOLE, text)
 
 
 def redact_secrets(text: str) -> str:
     """As redact_tokens, but a token's hint is left as it is: for messages that may name
     a hint on purpose (an ended key's successor) and must never repeat a secret."""
-    return _WEBHOOK_SECRET_WHOLE.sub(r"\1[redacted]", _SECRET.sub(r"\1[redacted]", text))
+    return _cut(_WEBHOOK_SECRET_WHOLE, _cut(_SECRET, text))
 
 
 class RedactTokens(logging.Filter):
