@@ -1,0 +1,163 @@
+"""Names kept before they were checked for a token (core.validators.no_secret) lose the
+token on upgrade, as suspension reasons did (apikeys 0028): apikeys 0030, accounts 0019
+and agents 0006, through core.stored_secrets, a batch at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from accounts.models import Passkey, Project, User
+from agents.models import Agent
+from apikeys.models import ApiKey, PersonalAccessToken
+from core.stored_secrets import stored_secrets_cut, stored_secrets_cut_unique
+
+SECRET = "A1b2C3d4E5" * 3 + "Zz9Yy8"
+PASTED = "reminix_sk_" + SECRET
+FULLWIDTH = "".join(chr(ord(c) + 0xFEE0) for c in "reminix_pat_" + SECRET)
+HIDDEN = "reminix_ct_" + "\u200b".join(SECRET[n : n + 4] for n in range(0, len(SECRET), 4))
+BEFORE = [
+    ("apikeys", "0029_client_token_project_newest"),
+    ("accounts", "0018_user_and_passkey_names_hold_no_token"),
+    ("agents", "0005_execution_agent_index"),
+]
+
+
+@contextmanager
+def before_the_cuts() -> Iterator[object]:
+    """The models as they were before the migrations that cut tokens; the database is
+    brought up to date again on leaving, whatever happened."""
+    MigrationExecutor(connection).migrate(BEFORE)
+    graph = MigrationExecutor(connection).loader.graph
+    apps_before = {app for app, _ in BEFORE}
+    others = [node for node in graph.leaf_nodes() if node[0] not in apps_before]
+    old = MigrationExecutor(connection).loader.project_state([*others, *BEFORE]).apps
+    try:
+        yield old
+    finally:
+        MigrationExecutor(connection).migrate(
+            MigrationExecutor(connection).loader.graph.leaf_nodes()
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tokens_kept_in_names_before_names_were_checked_are_cut_on_upgrade():
+    with before_the_cuts() as old:
+        user = old.get_model("accounts", "User").objects.create(
+            email="ada@example.com", name=f"Ada {FULLWIDTH}"
+        )
+        plain_user = old.get_model("accounts", "User").objects.create(
+            email="bob@example.com", name="Bob 👩\u200d💻"
+        )
+        project = old.get_model("accounts", "Project").objects.create(
+            name=f"Prod {PASTED}", slug="prod"
+        )
+        old.get_model("accounts", "Passkey").objects.create(
+            user=user, credential_id="c1", public_key=b"k", user_handle=b"h", name=HIDDEN
+        )
+        api_key = old.get_model("apikeys", "ApiKey")
+        key = api_key.objects.create(
+            project=project,
+            name=f"CI {PASTED}",
+            token_hash="1" * 64,
+            hint="reminix_sk_abcd…wxyz",
+            notes=f"stored in vault; was {HIDDEN}",
+            suspended_reason=f"Leaked: {FULLWIDTH}",
+        )
+        hinted = api_key.objects.create(
+            project=project,
+            name="Same as reminix_sk_abcd…wxyz",
+            token_hash="2" * 64,
+            hint="reminix_sk_abcd…wxyz",
+        )
+        old.get_model("apikeys", "PersonalAccessToken").objects.create(
+            user=user, name=f"laptop {PASTED}", token_hash="3" * 64, hint="reminix_pat_a…b"
+        )
+        old.get_model("agents", "Agent").objects.create(
+            project=project, name="support", description=f"deploy with {HIDDEN}"
+        )
+    assert User.objects.get(email="ada@example.com").name == "Ada reminix_pat_[redacted]"
+    assert User.objects.get(pk=plain_user.pk).name == "Bob 👩\u200d💻"
+    assert Project.objects.get(slug="prod").name == "Prod reminix_sk_[redacted]"
+    assert Passkey.objects.get().name == "reminix_ct_[redacted]"
+    cut = ApiKey.objects.get(pk=key.pk)
+    assert cut.name == "CI reminix_sk_[redacted]"
+    assert cut.notes == "stored in vault; was reminix_ct_[redacted]"
+    assert cut.suspended_reason == "Leaked: reminix_pat_[redacted]"
+    assert ApiKey.objects.get(pk=hinted.pk).name == "Same as reminix_sk_abcd…wxyz"
+    assert PersonalAccessToken.objects.get().name == "laptop reminix_sk_[redacted]"
+    assert Agent.objects.get().description == "deploy with reminix_ct_[redacted]"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_working_keys_whose_names_differ_only_by_the_secret_are_told_apart():
+    """Once cut, “CI <one secret>” and “CI <another>” would be one name, which the unique
+    index of working keys refuses: the later one is “… (2)”; an ended key's is not held."""
+    with before_the_cuts() as old:
+        project = old.get_model("accounts", "Project").objects.create(name="P", slug="p")
+        api_key = old.get_model("apikeys", "ApiKey")
+        names = [f"CI {PASTED}", f"ci {PASTED[:-1]}X", f"CI {PASTED[:-2]}QQ"]
+        keys = [
+            api_key.objects.create(
+                project=project, name=name, token_hash=f"{n:064d}", hint="reminix_sk_a…b"
+            ).pk
+            for n, name in enumerate(names)
+        ]
+        long = api_key.objects.create(
+            project=project,
+            name="x" * 60 + " reminix_sk_[redacted]",
+            token_hash="9" * 64,
+            hint="reminix_sk_a…b",
+        )
+        longer = api_key.objects.create(
+            project=project,
+            name="x" * 60 + f" {PASTED[:30]}",
+            token_hash="8" * 64,
+            hint="reminix_sk_a…b",
+        )
+    assert [ApiKey.objects.get(pk=pk).name for pk in keys] == [
+        "CI reminix_sk_[redacted]",
+        "ci reminix_sk_[redacted] (2)",
+        "CI reminix_sk_[redacted] (3)",
+    ]
+    assert ApiKey.objects.get(pk=long.pk).name == "x" * 60 + " reminix_sk_[redacted]"
+    assert ApiKey.objects.get(pk=longer.pk).name == "x" * 60 + " reminix_sk_[redacted] (2)"
+
+
+@pytest.mark.django_db
+def test_every_row_is_read_across_batches_and_only_those_holding_a_token_change(project):
+    Agent.objects.bulk_create(
+        Agent(project=project, name=f"a{n}", description=f"{n} {PASTED}" if n % 3 else f"{n}")
+        for n in range(11)
+    )
+    assert stored_secrets_cut(Agent, "description", using="default", batch=2) == 7
+    assert not Agent.objects.filter(description__contains=SECRET).exists()
+    assert Agent.objects.filter(description__endswith=" reminix_sk_[redacted]").count() == 7
+    assert stored_secrets_cut(Agent, "description", using="default", batch=2) == 0
+
+
+@pytest.mark.django_db
+def test_a_name_changed_since_its_batch_was_read_is_left_as_the_change_made_it(
+    project, monkeypatch
+):
+    """A deploy migrates while the dashboard runs: a rename between the read and the cut
+    was checked when it was made, and is not overwritten by the cut of the old name."""
+    from core import stored_secrets
+
+    agent = Agent.objects.create(project=project, name="a", description=f"was {PASTED}")
+    read = stored_secrets.rows_in_batches
+
+    def renamed_meanwhile(*args, **kwargs):
+        for rows in read(*args, **kwargs):
+            Agent.objects.filter(pk=agent.pk).update(description="renamed")
+            yield rows
+
+    monkeypatch.setattr(stored_secrets, "rows_in_batches", renamed_meanwhile)
+    assert stored_secrets_cut(Agent, "description", using="default") == 0
+    assert stored_secrets_cut_unique(ApiKey, "name", using="default") == 0
+    agent.refresh_from_db()
+    assert agent.description == "renamed"
