@@ -69,6 +69,7 @@ def jobs() -> list[Job]:
             every=DAY,
             offset=25 * MINUTE,
         ),
+        Job("prune_client_tokens", ("prune_client_tokens",), every=DAY, offset=30 * MINUTE),
     ]
 
 
