@@ -42,7 +42,7 @@ def audit_csv_rows(events: AuditEventQuerySet) -> Iterator[list[object]]:
             action_label(event.action),
             event.target_type,
             event.target_id,
-            event.target_label,
+            redact_secrets(event.target_label),  # as the pages show it (AuditEntry.target)
             event.ip_address,
             # A token typed into an event before the forms refused one (a suspension's
             # reason) stays in the append-only trail, and out of the file (as the pages).

@@ -102,6 +102,9 @@ class AuditEntry:
     label: str
     tone: Tone
     actor: str
+    # The target's name as it was then, a token kept in it before names refused one cut
+    # (the names themselves were cut on upgrade; the trail is append-only).
+    target: str
     details: list[tuple[str, str]]
 
     @classmethod
@@ -111,6 +114,7 @@ class AuditEntry:
             label=action_label(event.action),
             tone=event_tone(event),
             actor=actor_label(event),
+            target=redact_secrets(event.target_label),
             details=event_details(event),
         )
 

@@ -704,3 +704,29 @@ def test_htmx_keeps_the_address_bar_when_the_filters_have_errors(signed_in, proj
     assert response.status_code == 200
     assert 'id="id_ip_error"' in response.content.decode()
     assert response["HX-Push-Url"] == "false"
+
+
+def test_a_token_kept_in_a_name_before_names_were_checked_is_not_shown_as_a_target(
+    signed_in, user, project
+):
+    """An event's target is labelled with the name the key, token or project had then;
+    the upgrade cut a pasted token from the names themselves (apikeys 0030, accounts 0019),
+    but the trail is append-only and kept the label as it was. The pages and the export
+    show it cut, as they cut the details; a hint stays."""
+    pasted = "reminix_sk_" + "A1b2C3d4E5" * 3 + "Zz9Yy8"
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) for c in pasted)
+    for label in (f"CI {pasted} (reminix_sk_abcd…wxyz)", f"Prod {fullwidth}"):
+        audit_record(
+            action="api_key.created",
+            actor=user,
+            project=project,
+            target_label=label,
+            metadata={},
+        )
+    for page in ("accounts:project_audit", "accounts:project_audit_csv"):
+        response = signed_in.get(reverse(page, args=[project.slug]))
+        shown = b"".join(response.streaming_content) if response.streaming else response.content
+        text = shown.decode()
+        assert "CI reminix_sk_[redacted] (reminix_sk_abcd…wxyz)" in text, page
+        assert "Prod reminix_sk_[redacted]" in text, page
+        assert "A1b2C3d4E5" not in text and "Ａ１ｂ２" not in text, page
