@@ -8,7 +8,6 @@ event, on which the key table reloads itself.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from django.contrib import messages
@@ -57,6 +56,7 @@ from apikeys.services import (
 )
 from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from core.client_ip import client_ip
+from core.redact import holds_secret
 
 TEMPLATE = "apikeys/api_key_list.html"
 CHANGED = "apiKeysChanged"
@@ -92,8 +92,6 @@ SECRET_PASTED = (
     "That is a whole key, and it was not searched for. To find out which key it is, paste it "
     "into “Found a token?” on Alerts: it is compared by its fingerprint and never kept."
 )
-# More of a token than any hint shows (4 characters after the prefix): treated as a secret.
-WHOLE_SECRET = re.compile(r"reminix_(?:sk|ct|pat)_[0-9A-Za-z]{12,}", re.IGNORECASE)
 
 # A key this close to its expiry is marked in the list (the reminder emails go out then).
 EXPIRES_SOON = timedelta(days=7)
@@ -139,7 +137,7 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
     compact = "".join(request.GET.get("q", "").split())
     # A whole secret pasted here is not searched (nor kept in the page or its address):
     # Alerts' "Found a token?" identifies one by its fingerprint.
-    secret_pasted = bool(WHOLE_SECRET.search(compact))
+    secret_pasted = holds_secret(compact)  # disguised ones too (core.redact)
     if secret_pasted:
         q = ""
     sort = request.GET.get("sort", DEFAULT_SORT)

@@ -167,6 +167,18 @@ def test_a_secret_pasted_without_javascript_leaves_the_address_bar(signed_in, pr
         assert answer.status_code == 302 and answer["Location"] == url, pasted
 
 
+def test_a_disguised_secret_pasted_into_search_is_not_kept_either(signed_in, project, make_key):
+    """A token copied from a chat with zero-width spaces in it, or from a document in
+    fullwidth letters, works as the plain one: it is not searched for nor kept either."""
+    _, secret = make_key(project, name="Billing")
+    url = reverse("apikeys:api_key_list", args=[project.slug])
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in secret)
+    zero_width = secret[:14] + "\u200b" + secret[14:]
+    for pasted in (fullwidth, zero_width):
+        answer = signed_in.get(url, {"q": pasted})
+        assert answer.status_code == 302 and answer["Location"] == url, pasted
+
+
 def test_a_rolled_keys_old_secret_refused_is_no_still_tried_mark(project, make_key):
     key, _ = make_key(project, name="Rolled")
     usage_write([usage_call(timezone.now(), key=key, status=401, error_code="expired_api_key")])
