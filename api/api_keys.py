@@ -15,7 +15,7 @@ and the same audit events as the dashboard's pages: the PAT's person is the acto
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -168,7 +168,9 @@ def _expires_at(body: dict[str, Any]) -> datetime | None:
         expiry_checked(parsed, now=timezone.now())
     except OutOfPolicy as refused:
         raise errors.invalid_field_value("expiresAt", f"is out of range. {refused}") from None
-    return parsed
+    # The same moment in UTC: an offset beyond 15:59 (ISO 8601 and Python take up to
+    # 23:59) is one PostgreSQL refuses to store. Within the limits above it converts.
+    return parsed.astimezone(UTC)
 
 
 # What a new key takes (json_body refuses any other field: a typo must not make a key

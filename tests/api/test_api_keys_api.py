@@ -164,6 +164,16 @@ def test_the_lifetime_policy_holds_over_the_api_too(admin, project, user):
     assert created["expiresAt"] is not None
 
 
+def test_an_expiry_at_an_offset_postgresql_cannot_store_is_kept_as_the_same_moment(admin):
+    # ISO 8601 and Python take offsets up to 23:59; PostgreSQL's timestamptz refuses any
+    # beyond 15:59 ("time zone displacement out of range"): a 500, not a key.
+    moment = (timezone.now() + timedelta(days=30)).replace(microsecond=0)
+    typed = moment.astimezone(timezone.get_fixed_timezone(23 * 60 + 59)).isoformat()
+    created = assert_ok(admin.post("/v1/api-keys", {"name": "Far east", "expiresAt": typed}), 201)
+    assert created["expiresAt"] == moment.isoformat()  # in UTC, as every time it answers
+    assert ApiKey.objects.get(name="Far east").expires_at == moment
+
+
 def test_a_create_retried_with_its_idempotency_key_never_shows_the_secret_again(admin):
     headers = {"Idempotency-Key": "create-ci-key-1"}
     first = assert_ok(admin.post("/v1/api-keys", {"name": "CI"}, headers=headers), 201)
