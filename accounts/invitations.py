@@ -22,7 +22,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import INVITATION_LIFETIME, Invitation, Membership, Project, User
-from accounts.services import TooManyProjects, owner_hold, project_room_hold
+from accounts.services import (
+    TooManyProjects,
+    invitations_withdraw,
+    owner_hold,
+    project_room_hold,
+)
 from audit.log import audit_record
 from core.invalidation import changed
 from core.mail import delivery_address, one_line
@@ -118,9 +123,13 @@ def invitation_send(
         raise TooManyInvitations(TOO_MANY_INVITATIONS)
     if members_full(project):
         raise TooManyInvitations(TOO_MANY_MEMBERS)
+    invitations_withdraw(
+        Invitation.objects.pending().filter(project=project, email=email),
+        by=by,
+        ip=ip,
+        reason="replaced by a new invitation",
+    )
     now = timezone.now()
-    replaced = Invitation.objects.pending().filter(project=project, email=email)
-    replaced.update(revoked_at=now)
     token = _new_token()
     invitation = Invitation.objects.create(
         project=project,

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied
 from django.core.mail import EmailMessage, get_connection, send_mail
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -275,12 +275,44 @@ def _current(membership: Membership) -> Membership:
     return current
 
 
-def _withdraw_invitations_by(project: Project, user: User) -> None:
+def _withdraw_invitations_by(
+    project: Project, user: User, *, by: User, ip: str | None = None
+) -> None:
     """Invitations a person sent end when they stop being an owner: a removed or demoted
-    owner must not come back through an invitation to another address of theirs."""
-    Invitation.objects.pending().filter(project=project, invited_by=user).update(
+    owner must not come back through an invitation to another address of theirs. Each is
+    in the audit log as withdrawn, by `by` (who made the change), as one withdrawn on the
+    members page is: an owner sees why it left the list."""
+    invitations_withdraw(
+        Invitation.objects.pending().filter(project=project, invited_by=user),
+        by=by,
+        ip=ip,
+        reason="its sender is no longer an owner",
+    )
+
+
+def invitations_withdraw(
+    invitations: models.QuerySet[Invitation], *, by: User, ip: str | None, reason: str
+) -> None:
+    """End these pending invitations now, one `membership.invitation_revoked` event each,
+    saying why. Only those this call ended (a project has at most a hundred pending)."""
+    ended = list(
+        invitations.select_related("project")
+        .select_for_update(of=("self",), no_key=True)
+        .order_by("pk")
+    )
+    Invitation.objects.filter(pk__in=[i.pk for i in ended], revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
+    for invitation in ended:
+        audit_record(
+            action="membership.invitation_revoked",
+            actor=by,
+            project=invitation.project,
+            target=invitation,
+            target_label=invitation.email,
+            ip=ip,
+            metadata={"reason": reason},
+        )
 
 
 @transaction.atomic
@@ -305,7 +337,7 @@ def membership_remove(*, membership: Membership, by: User, ip: str | None = None
         target_label=membership.user.email,
         ip=ip,
     )
-    _withdraw_invitations_by(membership.project, membership.user)
+    _withdraw_invitations_by(membership.project, membership.user, by=by, ip=ip)
     membership.delete()
     # The person's PATs, and the client tokens they minted, lose the project at once.
     changed(membership.user.change_identity)
@@ -326,8 +358,6 @@ def membership_set_role(
         raise LastOwner
     old, membership.role = membership.role, role
     membership.save(update_fields=["role"])
-    if old == Membership.Role.OWNER:
-        _withdraw_invitations_by(membership.project, membership.user)
     audit_record(
         action="membership.role_changed",
         actor=by,
@@ -337,6 +367,8 @@ def membership_set_role(
         ip=ip,
         metadata={"from": old, "to": role},
     )
+    if old == Membership.Role.OWNER:
+        _withdraw_invitations_by(membership.project, membership.user, by=by, ip=ip)
     changed(membership.user.change_identity)
     return membership
 
@@ -354,7 +386,6 @@ def project_transfer_ownership(
     to.role, by.role = Membership.Role.OWNER, Membership.Role.MEMBER
     to.save(update_fields=["role"])
     by.save(update_fields=["role"])
-    _withdraw_invitations_by(project, by.user)
     audit_record(
         action="membership.ownership_transferred",
         actor=by.user,
@@ -363,6 +394,7 @@ def project_transfer_ownership(
         target_label=to.user.email,
         ip=ip,
     )
+    _withdraw_invitations_by(project, by.user, by=by.user, ip=ip)
     changed(to.user.change_identity)
     changed(by.user.change_identity)
 

@@ -443,3 +443,48 @@ def test_the_sent_message_says_who_joins(signed_in, project):
     """It read "It joins the project once they accept": the project joined nothing."""
     text = invite(signed_in, project, "carol@example.com", follow=True).content.decode()
     assert "Invitation sent to carol@example.com. They join the project once they accept" in text
+
+
+@pytest.mark.parametrize("how", ["removed", "demoted", "handed over"])
+def test_invitations_withdrawn_with_their_senders_role_each_say_so_in_the_audit_log(
+    client, project, user, make_user, django_capture_on_commit_callbacks, how
+):
+    """An invitation that ends because its sender stopped being an owner is in the log as
+    withdrawn, by whoever made that change: not gone from the list without a word."""
+    mallory = make_user(email="mallory@example.com")
+    mine = Membership.objects.create(project=project, user=mallory, role="owner")
+    client.force_login(mallory)
+    invite(client, project, "mallory-alt@example.com", role="owner")
+    invitation = Invitation.objects.get(email="mallory-alt@example.com")
+    client.force_login(user)
+    actor = user
+    if how == "removed":
+        client.post(reverse("accounts:project_member_remove", args=[project.slug, mine.pk]))
+    elif how == "demoted":
+        client.post(
+            reverse("accounts:project_member_role", args=[project.slug, mine.pk]),
+            {"role": "member"},
+        )
+    else:
+        client.force_login(mallory)
+        actor = mallory
+        other = Membership.objects.get(project=project, user=user)
+        client.post(reverse("accounts:project_transfer", args=[project.slug, other.pk]))
+    assert Invitation.objects.get(pk=invitation.pk).revoked_at is not None
+    withdrawn = AuditEvent.objects.get(
+        action="membership.invitation_revoked", target_id=str(invitation.pk)
+    )
+    assert withdrawn.project == project and withdrawn.actor == actor
+    assert withdrawn.target_label == "mallory-alt@example.com"
+    assert withdrawn.metadata == {"reason": "its sender is no longer an owner"}
+
+
+def test_an_invitation_replaced_by_a_new_one_says_so_in_the_audit_log(signed_in, project, user):
+    invite(signed_in, project, "newcomer@example.com")
+    first = Invitation.objects.get(email="newcomer@example.com")
+    invite(signed_in, project, "Newcomer@Example.com", role="owner")
+    withdrawn = AuditEvent.objects.get(
+        action="membership.invitation_revoked", target_id=str(first.pk)
+    )
+    assert withdrawn.actor == user and withdrawn.target_label == "newcomer@example.com"
+    assert withdrawn.metadata == {"reason": "replaced by a new invitation"}
