@@ -17,6 +17,7 @@ from django_htmx.http import trigger_client_event
 
 from accounts.decorators import verified_email_required
 from accounts.http import AuthenticatedRequest
+from accounts.models import Project
 from accounts.sudo import sudo_required, sudo_required_to_change
 from apikeys.forms import (
     AllowedNetworksForm,
@@ -52,14 +53,17 @@ ENDED_SHOWN = 50
 
 
 def _tokens_context(request: AuthenticatedRequest) -> dict[str, object]:
-    tokens = PersonalAccessToken.objects.for_user(request.user).prefetch_related("projects")
+    tokens = PersonalAccessToken.objects.for_user(request.user)
     ended = list(tokens.ended()[: ENDED_SHOWN + 1])
     more = tokens.ended().count() - ENDED_SHOWN if len(ended) > ENDED_SHOWN else 0
     return {
-        "active_tokens": list(tokens.active()),
+        "active_tokens": list(tokens.active().prefetch_related("projects")),
         "ended_tokens": ended[:ENDED_SHOWN],
         "ended_more": more,
         "now": timezone.now(),
+        # A project a token was limited to that its person has left is named by its slug
+        # (which never changes), not its name: its owners may have renamed it since.
+        "member_of": set(Project.objects.for_user(request.user).values_list("pk", flat=True)),
     }
 
 

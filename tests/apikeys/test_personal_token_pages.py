@@ -10,6 +10,8 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import Membership
+from accounts.services import membership_remove, project_rename
 from apikeys.models import PersonalAccessToken
 from apikeys.services import personal_token_create, personal_token_regenerate
 from apikeys.tokens import token_hash
@@ -231,3 +233,21 @@ def test_the_agents_help_speaks_of_the_tokens_projects_not_one_project(signed_in
     html = signed_in.get(CREATE).content.decode()
     assert "every agent of the projects it reaches" in html
     assert "every agent of the project," not in html
+
+
+def test_a_project_the_person_left_is_not_named_as_one_their_token_reaches(
+    client, project, user, make_user, make_project
+):
+    """Removed, the person's token no longer reaches the project: the list says so, and
+    names it by its slug, not by a name its owners may have changed since."""
+    bob = make_user(email="bob@example.com")
+    removed = Membership.objects.create(project=project, user=bob, role="member")
+    kept = make_project(bob, name="Bob's own")
+    personal_token_create(user=bob, name="Both", projects=[project, kept])
+    personal_token_create(user=bob, name="Only the left one", projects=[project])
+    membership_remove(membership=removed, by=user)
+    project_rename(project=project, name="Codename Falcon", by=user)
+    client.force_login(bob)
+    page = client.get(LIST).content.decode()
+    assert "Codename Falcon" not in page
+    assert f"Bob's own, {project.slug} (you left it)" in page.replace("&#x27;", "'")
