@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.invitations import TOKEN_PREFIX, invitation_for_token
 from accounts.models import Invitation, Membership, User
+from accounts.services import project_rename
 from audit.models import AuditEvent
 from tests.accounts.test_projects import normalised
 
@@ -488,3 +489,25 @@ def test_an_invitation_replaced_by_a_new_one_says_so_in_the_audit_log(signed_in,
     )
     assert withdrawn.actor == user and withdrawn.target_label == "newcomer@example.com"
     assert withdrawn.metadata == {"reason": "replaced by a new invitation"}
+
+
+@pytest.mark.parametrize("ended", ["accepted", "withdrawn", "expired"])
+def test_a_link_that_no_longer_stands_does_not_name_the_project_as_it_is_now(
+    client, sent, project, user, ended
+):
+    """Past its use, a link tells its holder only that: not the project's name, which its
+    owners may have changed since (a member who left, or an address invited by mistake,
+    would otherwise read every rename in the page's title)."""
+    bob = User.objects.get(email="bob@example.com")
+    client.force_login(bob)
+    if ended == "accepted":
+        client.post(sent)
+        Membership.objects.filter(project=project, user=bob).delete()  # and left since
+    elif ended == "withdrawn":
+        Invitation.objects.update(revoked_at=timezone.now())
+    else:
+        Invitation.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    project_rename(project=project, name="Codename Falcon", by=user)
+    page = client.get(sent)
+    assert page.status_code == 410
+    assert "Codename Falcon" not in page.content.decode()
