@@ -293,3 +293,23 @@ def test_the_usage_log_links_each_call_to_its_project_as_a_page_and_through_htmx
     for headers in ({}, HTMX):
         html = signed_in.get(usage_url(token), {"outcome": "ok"}, headers=headers).content.decode()
         assert f'href="{call_url}"' in html, headers
+
+
+def test_a_project_the_person_left_is_not_named_on_their_tokens_usage_page(
+    signed_in, user, pat, make_user, make_project
+):
+    """Their calls there stay theirs to see, but the project's name is its owners' to
+    change: a former member reads its slug, which never changes, as on the tokens list."""
+    token, _ = pat
+    theirs = make_project(make_user(email="owner@example.com"), name="Theirs")
+    Membership.objects.create(user=user, project=theirs)
+    usage_write([usage_call(timezone.now(), pat=token, project=theirs, request_id="req_own")])
+    Membership.objects.filter(user=user, project=theirs).delete()
+    theirs.name = "Codename Falcon"
+    theirs.save()
+    for headers in ({}, HTMX):
+        page = signed_in.get(usage_url(token), headers=headers).content.decode()
+        assert (
+            "req_own" in page and f'{theirs.slug} <span class="muted small">(you left it)' in page
+        )
+        assert "Codename Falcon" not in page
