@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.decorators import project_member_required
 from accounts.http import AuthenticatedRequest, ProjectRequest
+from accounts.models import Project
 from audit.actions import Scope, action_groups_for
 from audit.export import CSV_HEADER, audit_csv_rows
 from audit.forms import STALE_LINK, AuditFilterForm
@@ -83,6 +84,15 @@ def _user_log(request: AuthenticatedRequest) -> _Log:
     )
 
 
+def _member_of(request: AuthenticatedRequest, scope: Scope) -> set[int]:
+    """The projects the person's own log names by their name: those they are still in. Any
+    other is shown by its slug, which never changes (as the export does): its name is its
+    owners' to change since, and a former member would read every rename."""
+    if scope != "user":
+        return set()
+    return set(Project.objects.for_user(request.user).values_list("pk", flat=True))
+
+
 def _audit_log(request: AuthenticatedRequest, log: _Log) -> HttpResponse:
     form = AuditFilterForm(request.GET, scope=log["scope"])
     page = None
@@ -104,6 +114,7 @@ def _audit_log(request: AuthenticatedRequest, log: _Log) -> HttpResponse:
         "page_url": page_url,
         "groups": action_groups_for(log["scope"]),
         "export_max_rows": EXPORT_MAX_ROWS,
+        "member_of": _member_of(request, log["scope"]),
     }
     address = None
     if page is not None:

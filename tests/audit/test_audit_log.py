@@ -730,3 +730,18 @@ def test_a_token_kept_in_a_name_before_names_were_checked_is_not_shown_as_a_targ
         assert "CI reminix_sk_[redacted] (reminix_sk_abcd…wxyz)" in text, page
         assert "Prod reminix_sk_[redacted]" in text, page
         assert "A1b2C3d4E5" not in text and "Ａ１ｂ２" not in text, page
+
+
+def test_a_person_who_left_a_project_reads_their_events_there_under_its_slug_not_its_new_name(
+    client, user, project, other_user
+):
+    """Their own events stay theirs to read, but the project's name is its owners' to change
+    since: a former member reads the address it had (its slug, which never changes)."""
+    membership_add(project=project, user=other_user, role="member", by=user)
+    api_key_create(project=project, name="Mine", created_by=other_user)
+    membership_remove(membership=Membership.objects.get(project=project, user=other_user), by=user)
+    project_rename(project=project, name="Codename Falcon", by=user)
+    client.force_login(other_user)
+    page = page_text(client.get(USER_AUDIT))
+    assert "Codename Falcon" not in page
+    assert f"{project.slug} (you left it)" in page
