@@ -120,6 +120,21 @@ def test_a_pat_limited_to_a_network_is_refused_elsewhere(project, user):
     assert event.metadata == {"from": [], "to": ["2001:db8::/32"]}
 
 
+def test_a_pats_refused_calls_are_logged_on_it_and_raise_no_project_alert(project, user):
+    """As the README says: a PAT's calls from outside its networks are on its usage page,
+    with the address; alerts are a project's, and raise nothing for them."""
+    pat, secret = personal_token_create(user=user, name="CLI")
+    token_networks_set(pat, networks=["2001:db8::/32"], by=user)
+    outside = Api(Client(REMOTE_ADDR="203.0.113.9"), secret)
+    for _ in range(3):
+        outside.get("/v1/projects/current", headers={"X-Project": project.slug})
+    refused = UsageRecord.objects.filter(personal_token=pat, error_code="ip_not_allowed")
+    assert refused.count() == 3
+    assert {str(r.ip) for r in refused} == {"203.0.113.9"}
+    detect(now=timezone.now() + timedelta(seconds=1))
+    assert not Flag.objects.exists()
+
+
 def test_refusals_raise_a_high_alert_and_not_an_auth_burst(api, api_key, user):
     token_networks_set(api_key[0], networks=["203.0.113.0/24"], by=user)
     outside = from_address(api, "198.51.100.7")
