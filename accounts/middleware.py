@@ -1,5 +1,5 @@
-"""What every dashboard answer needs about the person signed in: never cached, their
-session noted as seen, and sign-in asked for as a whole page, even by htmx."""
+"""What every dashboard answer needs about the person signed in: their session noted as
+seen, and sign-in asked for as a whole page, even by htmx."""
 
 from __future__ import annotations
 
@@ -10,29 +10,10 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
-from django.utils.cache import add_never_cache_headers
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from accounts.sessions import session_seen
-
-
-class NoStoreForSignedInMiddleware:
-    """Pages for a signed-in user carry their projects, keys and usage: never store them."""
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
-        # Cache-Control first: the API sets its own, and must not pay the session and user
-        # queries that reading request.user would cost.
-        if "Cache-Control" in response:
-            return response
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            add_never_cache_headers(response)
-        return response
 
 
 class SessionSeenMiddleware:

@@ -9,10 +9,29 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
+from django.utils.cache import add_never_cache_headers
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
+
+
+class NoStoreMiddleware:
+    """No dashboard answer is stored, signed in or not. Signed in, a page carries the
+    person's projects, keys and usage; signed out, the pages a link opens (an invitation,
+    an address to confirm) name a person and a project under a URL that is itself the
+    secret, and every page carries a CSRF token and its CSP nonce, which a stored copy
+    would hand out again. An answer that says how it may be kept (the API's, a view's
+    own) keeps its word; static files are answered before this runs."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if "Cache-Control" not in response:
+            add_never_cache_headers(response)
+        return response
 
 
 class DatabaseBusyMiddleware:

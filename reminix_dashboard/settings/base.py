@@ -109,6 +109,8 @@ MIDDLEWARE = [
     "api.middleware.ApiMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Early, so that every dashboard answer passes it, a refused Host's 400 included.
+    "core.middleware.NoStoreMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -119,7 +121,6 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.HtmxSignInMiddleware",
-    "accounts.middleware.NoStoreForSignedInMiddleware",
     # A form-only address opened as a page: the dashboard's 405 page, not an empty one.
     "core.middleware.MethodNotAllowedPageMiddleware",
     # A view's database error that a retry would get past: 503, not 500.

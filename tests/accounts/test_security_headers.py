@@ -3,9 +3,16 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from django.core import mail
+from django.test import Client
 from django.urls import reverse
+
+from accounts.email_verification import verification_url
+from tests.accounts.test_invitations import invite
+from tests.accounts.test_invitations import link_in as invitation_link
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,6 +39,34 @@ def test_framing_is_denied_and_signed_in_pages_are_never_stored(signed_in, proje
     response = signed_in.get(reverse("overview:project_overview", args=[project.slug]))
     assert response["X-Frame-Options"] == "DENY"
     assert "no-store" in response["Cache-Control"]
+
+
+def test_pages_anyone_can_open_are_never_stored(
+    signed_in, project, make_user, django_capture_on_commit_callbacks
+):
+    """An invitation's or a confirmation link's page names a person and a project to
+    whoever opens it, signed in or not, under a URL that is itself the secret: a browser's
+    disk or a shared cache must not keep it. Nor any page carrying the CSP nonce and a
+    CSRF token, which a stored copy would hand out again."""
+    with django_capture_on_commit_callbacks(execute=True):
+        invite(signed_in, project, "newcomer@example.com")
+    newcomer = make_user(email="late@example.com")
+    verify_link = urlsplit(verification_url(newcomer, "new@example.com")).path
+    pages = [
+        invitation_link(mail.outbox[-1]),
+        verify_link,
+        reverse("accounts:signup"),
+        reverse("accounts:password_reset"),
+        reverse("api_docs:reference"),
+        "/no-such-page/",
+    ]
+    anonymous = Client()
+    for page in pages:
+        response = anonymous.get(page)
+        assert response.status_code in (200, 404), page
+        assert "no-store" in response.get("Cache-Control", ""), page
+    refused_host = anonymous.get(reverse("accounts:login"), HTTP_HOST="evil.example")
+    assert refused_host.status_code == 400 and "no-store" in refused_host["Cache-Control"]
 
 
 def production_env(**extra: str) -> dict[str, str]:
