@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -31,6 +32,27 @@ class NoStoreMiddleware:
         response = self.get_response(request)
         if "Cache-Control" not in response:
             add_never_cache_headers(response)
+        return response
+
+
+class BrowserFeaturesMiddleware:
+    """The headers Django's SecurityMiddleware has no setting for. Permissions-Policy
+    (settings.PERMISSIONS_POLICY) turns off the browser features no page of ours uses, so
+    a script that got in anyway cannot ask for them; Cross-Origin-Resource-Policy keeps
+    another origin from loading a page as an image or a script (a side channel on what
+    it holds). Static files are answered before this runs and stay loadable anywhere."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.permissions_policy = ", ".join(
+            f"{feature}=({' '.join(allowed)})"
+            for feature, allowed in settings.PERMISSIONS_POLICY.items()
+        )
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers.setdefault("Permissions-Policy", self.permissions_policy)
+        response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         return response
 
 

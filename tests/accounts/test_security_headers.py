@@ -69,6 +69,29 @@ def test_pages_anyone_can_open_are_never_stored(
     assert refused_host.status_code == 400 and "no-store" in refused_host["Cache-Control"]
 
 
+def test_pages_turn_off_the_browser_features_the_dashboard_never_uses(client, signed_in, project):
+    """A script that got in anyway (a library, an extension's injection) may not reach the
+    camera, the microphone, the location or a payment sheet, and no other origin may load
+    a page as a resource. Passkeys, which the sign-in and Security pages use, stay ours."""
+    pages = [
+        signed_in.get(reverse("overview:project_overview", args=[project.slug])),
+        signed_in.get(
+            reverse("apikeys:api_key_create", args=[project.slug]), HTTP_HX_REQUEST="true"
+        ),
+        Client().get(reverse("accounts:login")),
+        Client().get("/no-such-page/"),
+    ]
+    for response in pages:
+        policy = dict(
+            item.strip().split("=", 1) for item in response["Permissions-Policy"].split(",")
+        )
+        for feature in ("camera", "microphone", "geolocation", "payment", "usb"):
+            assert policy[feature] == "()", feature
+        assert policy["publickey-credentials-get"] == "(self)"
+        assert policy["publickey-credentials-create"] == "(self)"
+        assert response["Cross-Origin-Resource-Policy"] == "same-origin"
+
+
 def production_env(**extra: str) -> dict[str, str]:
     # Only the machine's environment: none of what the test settings put into os.environ.
     test_only = ("DJANGO_", "DEBUG", "SECURE_", "SECRET_KEY", "TOKEN_HASH_KEY", "ALLOWED_HOSTS")
