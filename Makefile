@@ -77,7 +77,7 @@ check: install
 	DEBUG=false SECRET_KEY=check-deploy-$$(date +%s)-not-a-real-secret-but-long-enough-to-pass \
 		TOKEN_HASH_KEY=check-deploy-token-hash-key-long-enough-for-the-check ALLOWED_HOSTS=dashboard.example.com \
 		DASHBOARD_URL=https://dashboard.example.com REDIS_URL=redis://127.0.0.1:6379/0 \
-		EMAIL_URL=smtp+tls://mailer:check-only@smtp.example.com:587 \
+		EMAIL_URL=smtp+tls://mailer:check-only@smtp.example.com:587 SECURITY_CONTACT=security@example.com \
 		$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 clean:

@@ -51,3 +51,21 @@ def mail_is_not_printed(app_configs: Any = None, **kwargs: Any) -> list[Warning]
             id="core.W002",
         )
     ]
+
+
+@register(Tags.security, deploy=True)
+def a_security_contact_is_named(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """Without SECURITY_CONTACT there is no /.well-known/security.txt (RFC 9116), the file
+    a researcher who found a hole in a dashboard that guards production keys looks for
+    first: the report goes nowhere, or into public."""
+    if settings.SECURITY_CONTACT:
+        return []
+    return [
+        Warning(
+            "SECURITY_CONTACT is not set: /.well-known/security.txt is not served, and "
+            "whoever finds a vulnerability is not told whom to report it to.",
+            hint="Set SECURITY_CONTACT to a mailto: address or an https page, e.g. "
+            "security@example.com.",
+            id="core.W003",
+        )
+    ]

@@ -77,6 +77,10 @@ MAX_AGENTS_PER_PROJECT: int = checked.whole_number(
 # Where people reach the dashboard, for links in emails sent outside a request (alerts).
 DASHBOARD_URL: str = checked.public_url("DASHBOARD_URL", default="http://127.0.0.1:8000")
 
+# Whom a researcher tells of a vulnerability: /.well-known/security.txt's Contact lines
+# (core/well_known.py). Without one that file is not served (check --deploy warns).
+SECURITY_CONTACT: list[str] = checked.contacts("SECURITY_CONTACT")
+
 # Reverse proxies whose X-Forwarded-For we believe (exact addresses or CIDR networks).
 # Without them the client address is REMOTE_ADDR and the header is ignored.
 TRUSTED_PROXIES: list[str] = checked.networks("TRUSTED_PROXIES")

@@ -212,6 +212,28 @@ def public_url(name: str, *, default: str) -> str:
     return given.rstrip("/")
 
 
+def contacts(name: str) -> list[str]:
+    """security.txt's Contact lines (RFC 9116): `mailto:` addresses or https pages,
+    comma-separated; an address alone is a `mailto:`. [] when not set. A researcher is
+    sent there, so one that reaches nobody (no address, plain http) is refused."""
+    found = []
+    for entry in _listed(name):
+        uri = entry if ":" in entry else f"mailto:{entry}"
+        parts = urlsplit(uri)
+        local, at, domain = parts.path.rpartition("@")
+        reachable = not _BLANK_OR_CONTROL.search(uri) and (
+            (parts.scheme == "mailto" and bool(at and local and domain))
+            or (parts.scheme == "https" and bool(parts.hostname))
+        )
+        if not reachable:
+            raise ImproperlyConfigured(
+                f"{name} must list mailto: addresses or https pages, e.g. "
+                f"security@example.com or https://example.com/security; {entry!r} is neither."
+            )
+        found.append(uri)
+    return found
+
+
 def directory(name: str, *, default: str) -> str:
     """A directory's path. An empty one read as the working directory."""
     given = _given(name)

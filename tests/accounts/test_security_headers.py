@@ -106,6 +106,7 @@ def production_env(**extra: str) -> dict[str, str]:
         REDIS_URL="redis://127.0.0.1:6379/0",
         DASHBOARD_URL="https://dashboard.example.com",
         EMAIL_URL="smtp+tls://mailer:secret@smtp.example.com:587",
+        SECURITY_CONTACT="security@example.com",
     )
     env.update(extra)
     return env
