@@ -364,6 +364,12 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # __Host-: a cookie only this very origin sets, over https, for the whole site. A
+    # sibling subdomain (or whoever is in the middle of one of its http pages) cannot
+    # plant a session of its own here and so sign a victim in as the attacker. Renaming
+    # them signs everyone out once.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
     SECURE_SSL_REDIRECT = checked.boolean("SECURE_SSL_REDIRECT", default=True)
     SECURE_HSTS_SECONDS = checked.whole_number(
         "SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365, least=0, most=10 * 60 * 60 * 24 * 365

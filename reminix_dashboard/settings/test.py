@@ -24,6 +24,9 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Secure cookies would not travel over the plain http of the test server and browser tests.
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
+# A browser keeps a __Host- cookie only when it is Secure: the plain names, as in development.
+SESSION_COOKIE_NAME = "sessionid"
+CSRF_COOKIE_NAME = "csrftoken"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -164,6 +164,40 @@ def test_check_deploy_warns_when_production_mail_is_printed_to_the_servers_outpu
     assert "core.W002" in result.stdout + result.stderr
 
 
+def test_production_cookies_are_this_origins_alone_over_https():
+    """`__Host-` cookies are set only by this very origin, over https, for the whole site:
+    a sibling subdomain (or whoever is in the middle of one of its http pages) cannot
+    plant a session or a CSRF token of its choosing here, which would sign the victim in
+    as the attacker (keys they then create, secrets they paste, land in the attacker's
+    project)."""
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings as s; "
+            "print(s.SESSION_COOKIE_NAME, s.CSRF_COOKIE_NAME, s.SESSION_COOKIE_SECURE, "
+            "s.CSRF_COOKIE_SECURE, s.SESSION_COOKIE_DOMAIN, s.CSRF_COOKIE_DOMAIN, "
+            "s.SESSION_COOKIE_PATH, s.CSRF_COOKIE_PATH, s.SESSION_COOKIE_HTTPONLY)",
+        ],
+        cwd=ROOT,
+        env=production_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.stdout.split() == [
+        "__Host-sessionid",
+        "__Host-csrftoken",
+        "True",
+        "True",
+        "None",
+        "None",
+        "/",
+        "/",
+        "True",
+    ], shown.stderr
+
+
 def test_production_refuses_to_start_without_a_secret_key():
     env = production_env()
     del env["SECRET_KEY"]
