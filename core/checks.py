@@ -69,3 +69,25 @@ def a_security_contact_is_named(app_configs: Any = None, **kwargs: Any) -> list[
             id="core.W003",
         )
     ]
+
+
+@register(Tags.security, deploy=True)
+def the_proxy_in_front_is_named(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """Production believes X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER): a TLS-terminating
+    proxy is in front. Unless TRUSTED_PROXIES names it, its X-Forwarded-For is ignored and
+    every request comes from the proxy's own address (core/client_ip.py): five wrong
+    passwords from anyone lock everyone out of signing in, the sign-up and reset limits
+    per address become the whole world's, and keys' allowed networks, alerts and the
+    usage log all see one address."""
+    if settings.TRUSTED_PROXIES or not getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
+        return []
+    return [
+        Warning(
+            "TRUSTED_PROXIES is not set, though production expects a TLS-terminating proxy "
+            "in front: every request counts as coming from that proxy's address, so five "
+            "failed sign-ins from anyone lock everyone out for 15 minutes.",
+            hint="Set TRUSTED_PROXIES to your proxies' addresses or networks, e.g. "
+            "10.0.0.0/8; they must set X-Forwarded-For and X-Forwarded-Proto.",
+            id="core.W004",
+        )
+    ]

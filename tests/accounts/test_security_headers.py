@@ -107,6 +107,7 @@ def production_env(**extra: str) -> dict[str, str]:
         DASHBOARD_URL="https://dashboard.example.com",
         EMAIL_URL="smtp+tls://mailer:secret@smtp.example.com:587",
         SECURITY_CONTACT="security@example.com",
+        TRUSTED_PROXIES="10.0.0.0/8",
     )
     env.update(extra)
     return env
@@ -147,6 +148,19 @@ def test_check_deploy_warns_when_links_in_mail_would_point_at_this_machine(url):
     result = check_deploy(env)
     assert result.returncode != 0
     assert "core.W001" in result.stdout + result.stderr
+
+
+def test_check_deploy_warns_when_the_proxy_in_front_is_not_named():
+    """Production believes the TLS proxy's X-Forwarded-Proto, so one is in front; unless
+    TRUSTED_PROXIES names it, every request comes from the proxy's address. Five wrong
+    passwords from anyone then lock everyone out of signing in for 15 minutes, the
+    sign-up and reset limits are the whole world's, and keys' allowed networks and the
+    usage log see one address."""
+    env = production_env()
+    env.pop("TRUSTED_PROXIES")
+    result = check_deploy(env)
+    assert result.returncode != 0
+    assert "core.W004" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("url", [None, "consolemail://"])
