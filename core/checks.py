@@ -91,3 +91,21 @@ def the_proxy_in_front_is_named(app_configs: Any = None, **kwargs: Any) -> list[
             id="core.W004",
         )
     ]
+
+
+@register(Tags.security, deploy=True)
+def the_host_header_is_checked(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """ALLOWED_HOSTS is the one guard on what a page builds from the Host header (the API
+    reference's examples, the passkeys' relying party and origin without WEBAUTHN_RP_ID,
+    the checks that a next page is ours). `*` lets any name through, which Django's own
+    deploy checks do not mention; mail links are built on DASHBOARD_URL either way."""
+    if "*" not in settings.ALLOWED_HOSTS:
+        return []
+    return [
+        Warning(
+            "ALLOWED_HOSTS holds '*': a request for any host name is answered, and what "
+            "the pages build from the Host header is the requester's to choose.",
+            hint="List the dashboard's own host names, e.g. dashboard.example.com.",
+            id="core.W005",
+        )
+    ]

@@ -163,6 +163,17 @@ def test_check_deploy_warns_when_the_proxy_in_front_is_not_named():
     assert "core.W004" in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("hosts", ["*", "dashboard.example.com,*"])
+def test_check_deploy_warns_when_any_host_header_is_accepted(hosts):
+    """Django's host validation is the one guard on what a page builds from the Host
+    header (the API reference's examples, the passkeys' relying party and origin when
+    WEBAUTHN_RP_ID is not set, the next-page checks): `*` turns it off, and Django's
+    own deploy checks say nothing."""
+    result = check_deploy(production_env(ALLOWED_HOSTS=hosts))
+    assert result.returncode != 0
+    assert "core.W005" in result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("url", [None, "consolemail://"])
 def test_check_deploy_warns_when_production_mail_is_printed_to_the_servers_output(url):
     """The console backend writes every email whole to the server's output, which is its
