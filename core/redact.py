@@ -169,3 +169,14 @@ class RedactTokens(logging.Filter):
         if record.stack_info:
             record.stack_info = redact_tokens(record.stack_info)
         return True
+
+
+class WarningWithoutTraceback(logging.Filter):
+    """For a logger whose records are a client's doing, not a fault of ours (a Host
+    header we do not serve): one WARNING line, without the traceback Django attaches."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True

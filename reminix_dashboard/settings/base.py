@@ -384,7 +384,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     # Any token in any log line (the dev server logs query strings) is cut to its prefix.
-    "filters": {"redact_tokens": {"()": "core.redact.RedactTokens"}},
+    "filters": {
+        "redact_tokens": {"()": "core.redact.RedactTokens"},
+        "warning_without_traceback": {"()": "core.redact.WarningWithoutTraceback"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -400,6 +403,13 @@ LOGGING = {
         # handler for them would print a token in a query string as it came).
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "axes": {"level": "WARNING"},
+        # Every scanner's made-up Host header: one line each, not an ERROR and a
+        # traceback of Django's own code.
+        "django.security.DisallowedHost": {
+            "handlers": ["console"],
+            "filters": ["warning_without_traceback"],
+            "propagate": False,
+        },
         # At DEBUG this logger prints the whole template context when a variable fails to
         # resolve, and the page that shows a new key has the key in its context.
         "django.template": {"level": "INFO"},

@@ -4,6 +4,8 @@ answers its errors in the contract's JSON envelope instead: tests/api.)"""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from django.db import OperationalError
 from django.test import Client, RequestFactory
@@ -104,3 +106,27 @@ def test_a_database_out_of_reach_gets_the_busy_page(signed_in, project, monkeypa
         reverse("accounts:project_settings", args=[project.slug]), {"name": "Renamed"}
     )
     assert answer.status_code == 503 and b"Busy for a moment" in answer.content
+
+
+def test_a_refused_host_is_one_warning_line_not_a_traceback(client, db):
+    """Scanners send every Host they can think of to every address they find: Django
+    logs each refusal at ERROR with a fifteen-line traceback of its own code, which
+    buries the log and wakes whoever is paged on errors. One line is what it is."""
+    kept: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            kept.append(record)
+
+    logger = logging.getLogger("django.security.DisallowedHost")
+    keep = Keep()
+    logger.addHandler(keep)
+    try:
+        answer = client.get(reverse("accounts:login"), HTTP_HOST="evil.example")
+    finally:
+        logger.removeHandler(keep)
+    assert answer.status_code == 400
+    [record] = kept
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is None and record.exc_text is None
+    assert "evil.example" in record.getMessage()
