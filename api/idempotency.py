@@ -167,11 +167,19 @@ def idempotent(
             else:
                 _keep(record, response)
     except BaseException:
-        record.delete()
+        _give_up(record)
         raise
     if response.status_code >= 500:
-        record.delete()
+        _give_up(record)
     return response
+
+
+def _give_up(record: IdempotencyRecord) -> None:
+    """Free the key for a retry, unless it holds an answer by now. An error raised at the
+    commit or after it (the connection dropped before COMMIT's reply came back; a callback
+    run once it committed) may follow a write and an answer that did commit: deleting the
+    claim then would let the retry act a second time."""
+    IdempotencyRecord.objects.filter(pk=record.pk, status__isnull=True).delete()
 
 
 def _keep(record: IdempotencyRecord, response: HttpResponse) -> None:

@@ -5,7 +5,7 @@ import io
 
 import pytest
 from django.core.management import call_command
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -398,3 +398,41 @@ def test_a_write_that_fails_halfway_leaves_nothing_so_a_retry_acts_once(api, mon
     assert_error(failed, 500, "internal_error")
     assert not Agent.objects.filter(name="bot").exists()
     assert not IdempotencyRecord.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_commit_that_landed_but_whose_reply_was_lost_keeps_its_answer_for_the_retry(
+    api, monkeypatch
+):
+    """The COMMIT of a write and its kept answer reached the database, and the connection
+    dropped before its reply came back: the outcome is unknown to the server, which
+    answers 503. The claim must not be given up then, for the answer it holds is the
+    write's: deleted, the retry would act a second time (a second deploy, a second key)."""
+    from agents.models import Agent
+    from api import idempotency
+    from audit.models import AuditEvent
+
+    database = connections["default"]
+    real_keep, real_commit = idempotency._keep, database.commit
+    dropping = []
+
+    def keep(record, response):
+        real_keep(record, response)
+        dropping.append(record.pk)
+
+    def commit_then_drop():
+        real_commit()
+        if dropping:
+            dropping.clear()
+            raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(idempotency, "_keep", keep)
+    monkeypatch.setattr(database, "commit", commit_then_drop)
+    headers = {"Idempotency-Key": "deploy-once"}
+    lost = api.send("PUT", "/v1/agents/bot", {"description": "v1"}, headers=headers)
+    assert_error(lost, 503, "service_unavailable")
+    monkeypatch.setattr(idempotency, "_keep", real_keep)
+    retried = api.send("PUT", "/v1/agents/bot", {"description": "v1"}, headers=headers)
+    assert retried.status_code == 201 and retried["Idempotent-Replayed"] == "true"
+    assert Agent.objects.filter(name="bot").count() == 1
+    assert not AuditEvent.objects.filter(action="agent.updated").exists()
