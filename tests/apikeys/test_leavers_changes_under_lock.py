@@ -199,15 +199,22 @@ def test_a_member_removed_earlier_cannot_be_made_a_keys_creator_or_mint_through_
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("surface", ["page", "api", "client token"])
+@pytest.mark.parametrize(
+    "surface", ["page", "api", "client token", "api, retried", "client token, retried"]
+)
 def test_a_change_on_its_way_waits_for_the_removal_in_progress_and_is_refused(
     project, user, lou, surface
 ):
     """An owner's removal of Lou has deleted the membership and not committed yet; Lou's
     request arrives (the membership still reads as there), waits for the removal, and
-    once it commits is refused: no key, no client token."""
+    once it commits is refused: no key, no client token. Sent with an Idempotency-Key
+    (its write and kept answer one transaction), the same, and the key is free again."""
     if connection.vendor != "postgresql":
         pytest.skip(CONCURRENT)
+    from api.models import IdempotencyRecord
+
+    surface, _, retried = surface.partition(", ")
+    key = {"Idempotency-Key": "lou-1"} if retried else {}
     mine = Membership.objects.get(project=project, user=lou)
     _, secret = personal_token_create(user=lou, name="CLI", permissions=["agents", "keys"])
     api = Api(Client(), secret)
@@ -220,10 +227,10 @@ def test_a_change_on_its_way_waits_for_the_removal_in_progress_and_is_refused(
             headers=HTMX,
         ),
         "api": lambda: api.post(
-            "/v1/api-keys", {"name": "CI"}, headers={"X-Project": project.slug}
+            "/v1/api-keys", {"name": "CI"}, headers={"X-Project": project.slug, **key}
         ),
         "client token": lambda: api.post(
-            "/v1/client-tokens", {"context": {}}, headers={"X-Project": project.slug}
+            "/v1/client-tokens", {"context": {}}, headers={"X-Project": project.slug, **key}
         ),
     }
     answers = []
@@ -238,15 +245,19 @@ def test_a_change_on_its_way_waits_for_the_removal_in_progress_and_is_refused(
         assert_error(answer, 403, "insufficient_permissions")
     assert not ApiKey.objects.filter(project=project).exists()
     assert not ClientToken.objects.exists()
+    assert not IdempotencyRecord.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("surface", ["page", "api, retried"])
 def test_a_removal_waits_for_the_key_the_member_is_making_and_the_owners_then_see_it(
-    project, user, lou, monkeypatch
+    project, user, lou, monkeypatch, surface
 ):
     """Lou's key is being made (inside its transaction) when an owner removes Lou: the
     removal waits for it, so the key is committed first, is Lou's, and is in the owners'
-    list marked as made by someone who left, like any key of a leaver."""
+    list marked as made by someone who left, like any key of a leaver. On /v1 with an
+    Idempotency-Key, the transaction runs on to the kept answer: the removal waits for
+    that too, and Lou's retry, a leaver's, is refused like any call of theirs."""
     if connection.vendor != "postgresql":
         pytest.skip(CONCURRENT)
     import apikeys.services
@@ -269,15 +280,18 @@ def test_a_removal_waits_for_the_key_the_member_is_making_and_the_owners_then_se
     lous_page.force_login(lou)
     owners_page.force_login(user)
     answers: dict[str, object] = {}
-    making_thread = started(
-        lambda: answers.update(
-            made=lous_page.post(
-                reverse("apikeys:api_key_create", args=[project.slug]),
-                {"name": "Lou's", "access": "full", "expiry": "never", "form_id": "f-1"},
-                headers=HTMX,
-            )
-        )
-    )
+    _, secret = personal_token_create(user=lou, name="CLI", permissions=["keys"])
+    lous_cli = Api(Client(), secret)
+    retried = {"X-Project": project.slug, "Idempotency-Key": "lou-1"}
+    makes = {
+        "page": lambda: lous_page.post(
+            reverse("apikeys:api_key_create", args=[project.slug]),
+            {"name": "Lou's", "access": "full", "expiry": "never", "form_id": "f-1"},
+            headers=HTMX,
+        ),
+        "api, retried": lambda: lous_cli.post("/v1/api-keys", {"name": "Lou's"}, headers=retried),
+    }
+    making_thread = started(lambda: answers.update(made=makes[surface]()))
     try:
         assert inside.wait(timeout=THREAD_SECONDS)
         mine = Membership.objects.get(project=project, user=lou)
@@ -304,6 +318,13 @@ def test_a_removal_waits_for_the_key_the_member_is_making_and_the_owners_then_se
     assert made < removed
     listed = owners_page.get(reverse("apikeys:api_key_list", args=[project.slug]))
     assert listed.context["creator_left"] == 1
+    if surface == "api, retried":
+        from api.models import IdempotencyRecord
+
+        assert IdempotencyRecord.objects.get().status == 201  # kept with the key, before
+        again = lous_cli.post("/v1/api-keys", {"name": "Lou's"}, headers=retried)
+        assert_error(again, 403, "insufficient_permissions")
+        assert ApiKey.objects.filter(project=project).count() == 1
 
 
 def test_the_owners_still_manage_the_keys_of_someone_they_removed(
