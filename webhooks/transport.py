@@ -13,7 +13,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from core.mail import one_line
 from webhooks.addresses import Address, RefusedAddress, resolve
@@ -107,7 +107,7 @@ def post(url: str, *, body: bytes, headers: dict[str, str]) -> Outcome:
     try:
         connection.request("POST", target, body=body, headers=headers)
         response = connection.getresponse()
-        excerpt = _read_some(response, deadline)
+        excerpt = one_line(_without_address(_read_some(response, deadline), parts), limit=EXCERPT)
         status = response.status
     except TimeoutError:
         return Outcome(None, f"No answer within {TIMEOUT:.0f} seconds.")
@@ -133,12 +133,29 @@ def post(url: str, *, body: bytes, headers: dict[str, str]) -> Outcome:
 
 
 def _read_some(response: http.client.HTTPResponse, deadline: float) -> str:
-    """At most MAX_READ bytes of the answer, within the deadline; an excerpt of them."""
+    """At most MAX_READ bytes of the answer, within the deadline, as text."""
     read = b""
     while len(read) < MAX_READ and time.monotonic() < deadline:
         chunk = response.read1(MAX_READ - len(read))
         if not chunk:
             break
         read += chunk
-    text = read.decode("utf-8", errors="replace")
-    return one_line(text, limit=EXCERPT)
+    return read.decode("utf-8", errors="replace")
+
+
+# Path segments this long may be (part of) a secret; shorter ones ("hooks") are not.
+SECRET_SEGMENT = 8
+
+
+def _without_address(text: str, parts: SplitResult) -> str:
+    """`text` with the address's path and query cut out, as sent and decoded, whole and
+    by segment. A far end that does not know the path echoes it in its answer ("Cannot
+    POST /services/T000/B000/XXXX", as Express and many others answer), and a Slack URL's
+    path is its secret: the excerpt goes into the log and the delivery's row. Cut before
+    the excerpt is shortened, which could leave a secret's first part."""
+    pieces = {parts.path, parts.query}
+    pieces |= {p for p in parts.path.split("/") if len(p) >= SECRET_SEGMENT}
+    pieces |= {unquote(p) for p in pieces}
+    for piece in sorted(pieces - {"", "/"}, key=len, reverse=True):
+        text = text.replace(piece, "[address]")
+    return text

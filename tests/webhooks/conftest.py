@@ -40,6 +40,8 @@ class Receiver:
     most_at_once: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     delay: float = 0.0
+    # Answer as many web frameworks do a path they do not know: "Cannot POST <path>".
+    echo_path: bool = False
     requests: list[Received] = field(default_factory=list)
 
     def url(self, path: str = "/hook") -> str:
@@ -72,10 +74,11 @@ def receiver(local_delivery: None) -> Iterator[Receiver]:
                 time.sleep(state.delay)
             with state.lock:
                 state.answering[self.path] -= 1
+            answer = f"Cannot POST {self.path}".encode() if state.echo_path else b"ok"
             self.send_response(state.statuses.get(self.path, state.status))
-            self.send_header("Content-Length", "2")
+            self.send_header("Content-Length", str(len(answer)))
             self.end_headers()
-            self.wfile.write(b"ok")
+            self.wfile.write(answer)
 
         def log_message(self, format: str, *args: object) -> None:
             pass

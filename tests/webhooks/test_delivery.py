@@ -242,6 +242,26 @@ def test_logs_name_the_host_only_never_the_path_query_or_secret(
     assert "XXXXSECRET" not in logged and "k=v" not in logged and secret not in logged
 
 
+@pytest.mark.parametrize(
+    "path", ["/services/T000/B000/XXXXSECRET?k=v", "/hooks/%58%58%58%58SECRET?k=v"]
+)
+def test_an_answer_that_echoes_the_address_keeps_its_path_and_query_out_of_log_and_row(
+    receiver, project, make_endpoint, make_flag, caplog, path
+):
+    """A far end that does not know the path answers, as Express and many others do,
+    "Cannot POST /services/T000/B000/XXXXSECRET": the excerpt of its answer that the log
+    line and the delivery's row keep carried the address's secret path with it."""
+    receiver.status = 404
+    receiver.echo_path = True
+    make_endpoint(project, receiver.url(path))
+    make_flag(project)
+    deliver()
+    row = WebhookDelivery.objects.get()
+    assert row.last_error.startswith("HTTP 404: Cannot POST")
+    for kept in (caplog.text, row.last_error):
+        assert "SECRET" not in kept and "k=v" not in kept
+
+
 def test_a_redirect_is_not_followed(receiver, project, make_endpoint, make_flag):
     receiver.status = 302
     make_endpoint(project, receiver.url())
