@@ -127,7 +127,7 @@ _OUTCOME_COLUMN = {
 
 def usage_write(entries: list[UsageEntry]) -> None:
     """Write a batch of entries and their roll-ups in one transaction."""
-    entries = _attributed_by_digest(entries)
+    entries = _attributed_by_digest(_once_each(entries))
     attributed = [e for e in entries if e.is_attributed]
     unattributed = [e for e in entries if not e.is_attributed]
     with transaction.atomic():
@@ -148,6 +148,21 @@ def usage_write(entries: list[UsageEntry]) -> None:
         _upsert_project_addresses(in_project, ProjectAddressDay, _day)
         _mark_last_used(fresh)
         _count_unattributed(unattributed)
+
+
+def _once_each(entries: list[UsageEntry]) -> list[UsageEntry]:
+    """The batch with each call once. A call's entry can reach the stream twice (its
+    XADD's reply lost, the worker buffered it and handed its buffer over at exit); read in
+    one batch, both copies were "inserted" (the row once, by ON CONFLICT DO NOTHING) and
+    both counted towards the roll-ups."""
+    seen: set[tuple[str, datetime]] = set()
+    kept = []
+    for e in entries:
+        call = (e.request_id, e.created_at)
+        if call not in seen:
+            seen.add(call)
+            kept.append(e)
+    return kept
 
 
 # Any constant; it names the lock among this database's advisory locks.

@@ -13,7 +13,7 @@ from agents.models import Execution
 from core import write_behind
 from core.write_behind import Buffer, Record, StreamIngest
 from tests.api.assertions import assert_ok
-from usage.models import UsageHour, UsageRecord
+from usage.models import ProjectUsageHour, UsageHour, UsageRecord
 
 INVOKE = "/v1/agents/my-agent/invoke"
 
@@ -431,3 +431,21 @@ def test_a_dead_buffer_thread_is_replaced_by_the_next_entry(settings, monkeypatc
 
     assert buffer._thread is not dead and buffer._thread.is_alive()
     assert len(buffer) == 1
+
+
+def test_an_entry_on_the_stream_twice_in_one_read_is_counted_once(api, redis_store, deferred):
+    """A call's entry can reach the stream twice (its XADD's reply lost, so the worker
+    buffered it too, and handed its buffer to the stream at exit): read in one batch, the
+    row was inserted once but both copies counted towards the roll-ups."""
+    assert_ok(api.post(INVOKE, {"prompt": "hi"}))
+    stream = write_behind.stream_key()
+    (reply,) = redis_store.round_trip(("XRANGE", stream, "-", "+"))
+    ((_, fields),) = reply
+    redis_store.round_trip(("XADD", stream, "*", *fields))
+
+    StreamIngest(consumer="test").run(once=True)
+
+    assert UsageRecord.objects.count() == 1
+    assert Execution.objects.count() == 1
+    assert UsageHour.objects.get().requests == 1
+    assert ProjectUsageHour.objects.get().requests == 1
