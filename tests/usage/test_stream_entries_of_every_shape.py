@@ -5,6 +5,7 @@ and the good calls around it are written and acknowledged."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -13,7 +14,7 @@ from core import write_behind
 from core.write_behind import StreamIngest
 from tests.conftest import usage_call
 from tests.usage.test_write_behind import _timeout
-from usage.models import UsageRecord
+from usage.models import ProjectUsageDay, ProjectUsageHour, UsageHour, UsageRecord
 
 LEAKED = "reminix_sk_" + "A1b2C3d4" * 5
 
@@ -157,3 +158,25 @@ def test_a_record_too_big_for_any_of_ours_is_dropped_before_it_can_stall_the_str
     assert ingest.stats.dropped == 1
     (length,) = redis_store.round_trip(("XLEN", write_behind.stream_key()))
     assert length == 0
+
+
+@pytest.mark.parametrize("offset", ["+05:30", "-09:45", "+13:59:59"])
+def test_a_call_written_in_another_time_zone_counts_in_its_utc_hour_and_day(
+    api_key, stream, offset
+):
+    """The API writes UTC; an entry in another zone (made by hand) was cut to the hour in
+    its own: 23:45+05:30 (18:15 UTC) was counted in an hour that started at 17:30 UTC, in
+    no hour a page asks for, and away from the hour its row is in."""
+    key, _ = api_key
+    at = (timezone.now() - timedelta(hours=2)).replace(minute=45, second=0, microsecond=0)
+    zone = datetime.strptime(offset, "%z").tzinfo
+    stream(b"r", record(key, "req_zoned", created_at=at.astimezone(zone).isoformat()))
+
+    StreamIngest(consumer="test").run(once=True)
+
+    call = UsageRecord.objects.get().created_at
+    assert call == at
+    hour = call.replace(minute=0)
+    assert UsageHour.objects.get().hour == hour
+    assert ProjectUsageHour.objects.get().start == hour
+    assert ProjectUsageDay.objects.get().start == hour.replace(hour=0)
