@@ -766,11 +766,12 @@ def email_pending_flags(now: datetime, result: DetectionResult) -> None:
         .select_related("project")
         .order_by("id")
     )
+    unanswered: set[str] = set()  # addresses the mail server did not answer for
     for flag in pending:
         recipients = _isolated(
             f"claiming the email for flag {flag.pk}", partial(_claim_email, flag, now), result
         )
-        if recipients and _email_owners(flag, recipients, now, result):
+        if recipients and _email_owners(flag, recipients, now, result, unanswered):
             result.emails += 1
 
 
@@ -796,7 +797,11 @@ def _claim_email(flag: Flag, now: datetime) -> list[str]:
 
 
 def _email_owners(
-    flag: Flag, recipients: list[str], now: datetime, result: DetectionResult
+    flag: Flag,
+    recipients: list[str],
+    now: datetime,
+    result: DetectionResult,
+    unanswered: set[str],
 ) -> bool:
     """Send the claimed email, after the claim committed: a transaction open while a mail
     server answers (seconds per recipient) would hold the flag's row, and an owner
@@ -823,6 +828,7 @@ def _email_owners(
                 from_email=settings.DEFAULT_FROM_EMAIL,
                 recipient_list=to,
             ),
+            unanswered=unanswered,
         )
     except Exception as error:
         if run_must_stop(error):

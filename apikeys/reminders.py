@@ -54,7 +54,11 @@ class ReminderResult:
 
 def send_expiry_reminders() -> ReminderResult:
     """Every reminder that is due, each once: how many went out, and how many wait."""
-    tokens, keys = send_personal_token_reminders(), send_api_key_reminders()
+    # The addresses the mail server did not answer for: not tried again in this run
+    # (notifications.recipients.send_to_each).
+    unanswered: set[str] = set()
+    tokens = send_personal_token_reminders(unanswered=unanswered)
+    keys = send_api_key_reminders(unanswered=unanswered)
     return ReminderResult(sent=tokens.sent + keys.sent, skipped=tokens.skipped + keys.skipped)
 
 
@@ -81,7 +85,7 @@ def _each[T: ApiKey | PersonalAccessToken](
 KEY_REMIND_LAST = timedelta(days=1)
 
 
-def send_api_key_reminders() -> ReminderResult:
+def send_api_key_reminders(*, unanswered: set[str] | None = None) -> ReminderResult:
     """Email the owners of each project's keys that expire within 7 days, and again within
     a day. A key first seen inside its last day gets only the second."""
     now = timezone.now()
@@ -94,10 +98,11 @@ def send_api_key_reminders() -> ReminderResult:
         )
         .select_related("project")
     )
-    return _each(due, lambda key: _remind_key(key, now), what="API key")
+    unanswered = set() if unanswered is None else unanswered
+    return _each(due, lambda key: _remind_key(key, now, unanswered), what="API key")
 
 
-def _remind_key(key: ApiKey, now: datetime) -> int:
+def _remind_key(key: ApiKey, now: datetime, unanswered: set[str]) -> int:
     assert key.expires_at is not None
     last_day = key.expires_at <= now + KEY_REMIND_LAST
     recipients = expiry_email_recipients(key.project_id)
@@ -148,6 +153,7 @@ def _remind_key(key: ApiKey, now: datetime) -> int:
                 from_email=settings.DEFAULT_FROM_EMAIL,
                 recipient_list=to,
             ),
+            unanswered=unanswered,
         ),
         give_back=give_back,
     )
@@ -167,7 +173,7 @@ def _after_claim(send: Callable[[], object], *, give_back: Callable[[], object])
         raise
 
 
-def send_personal_token_reminders() -> ReminderResult:
+def send_personal_token_reminders(*, unanswered: set[str] | None = None) -> ReminderResult:
     """Email each owner of a PAT that expires within 7 days, once per token."""
     now = timezone.now()
     due = (
@@ -178,10 +184,11 @@ def send_personal_token_reminders() -> ReminderResult:
         .filter(user__is_active=True)
         .select_related("user")
     )
-    return _each(due, lambda pat: _remind(pat, now), what="personal access token")
+    unanswered = set() if unanswered is None else unanswered
+    return _each(due, lambda pat: _remind(pat, now, unanswered), what="personal access token")
 
 
-def _remind(pat: PersonalAccessToken, now: datetime) -> int:
+def _remind(pat: PersonalAccessToken, now: datetime, unanswered: set[str]) -> int:
     # Claimed first, so two runs at once cannot both send; committed before the mail goes
     # (see _after_claim). Still working when claimed: an account deleted since the run
     # read the token (its address as it was then) revoked it, and is not written to. Only
@@ -191,17 +198,21 @@ def _remind(pat: PersonalAccessToken, now: datetime) -> int:
     if not claim.filter(expiry_reminder_sent_at__isnull=True).update(expiry_reminder_sent_at=now):
         return 0
     _after_claim(
-        lambda: send_mail(
-            subject=one_line(f"Your Reminix token “{pat.name}” expires soon"),
-            message=(
-                f"Your personal access token “{one_line(pat.name)}” ({pat.hint}) expires on "
-                f"{pat.expires_at:%-d %b %Y, %H:%M} UTC.\n\n"
-                "If you still need it, create a new token under Personal access tokens "
-                "and replace the old one where it is used. If not, nothing needs doing: "
-                "it stops working on its own.\n"
+        lambda: send_to_each(
+            [pat.user.email],
+            lambda to: send_mail(
+                subject=one_line(f"Your Reminix token “{pat.name}” expires soon"),
+                message=(
+                    f"Your personal access token “{one_line(pat.name)}” ({pat.hint}) expires "
+                    f"on {pat.expires_at:%-d %b %Y, %H:%M} UTC.\n\n"
+                    "If you still need it, create a new token under Personal access tokens "
+                    "and replace the old one where it is used. If not, nothing needs doing: "
+                    "it stops working on its own.\n"
+                ),
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                recipient_list=to,
             ),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=[pat.user.email],
+            unanswered=unanswered,
         ),
         give_back=lambda: claim.filter(expiry_reminder_sent_at=now).update(
             expiry_reminder_sent_at=None

@@ -9,6 +9,7 @@ addresses, and an address the mail server refuses does not stop the others' mess
 from __future__ import annotations
 
 import logging
+import smtplib
 from collections.abc import Callable, Iterable
 from typing import Literal
 
@@ -58,20 +59,47 @@ class NobodyReached(Exception):
     email is tried again next run."""
 
 
-def send_to_each(recipients: Iterable[str], send: Callable[[list[str]], object]) -> int:
+# What says the mail server did not answer for an address at all (it hung until
+# EMAIL_TIMEOUT, closed the connection, refused it or the recipient), not that it refused
+# one message: the next message to that address in the same run would fare the same.
+UNANSWERED = (
+    TimeoutError,
+    ConnectionError,
+    smtplib.SMTPServerDisconnected,
+    smtplib.SMTPConnectError,
+    smtplib.SMTPRecipientsRefused,
+)
+
+
+def send_to_each(
+    recipients: Iterable[str],
+    send: Callable[[list[str]], object],
+    *,
+    unanswered: set[str] | None = None,
+) -> int:
     """`send([address])` for each recipient; returns how many went. A failure is logged
     and the others still go. If none went, raises NobodyReached (from the last failure),
     so the email is owed and retried; if some went, the failed ones are not retried, or
-    the others would get it twice."""
-    sent, failure = 0, None
+    the others would get it twice.
+
+    `unanswered`, one set for a whole run: the addresses the mail server did not answer
+    for (UNANSWERED), which the run does not try again. A server that hangs on one
+    tenant's addresses cost EMAIL_TIMEOUT for each of their messages (an alert's, a key's
+    reminder), and every other tenant's emails waited behind them all."""
+    sent, failure, skipped = 0, None, False
     for address in recipients:
+        if unanswered is not None and address in unanswered:
+            skipped = True
+            continue
         try:
             send([address])
         except Exception as refused:  # noqa: BLE001 - whatever the mail backend raises
             logger.exception("email to one recipient not sent; the others still are")
             failure = refused
+            if unanswered is not None and isinstance(refused, UNANSWERED):
+                unanswered.add(address)
         else:
             sent += 1
-    if failure is not None and not sent:
+    if (failure is not None or skipped) and not sent:
         raise NobodyReached("no recipient could be emailed") from failure
     return sent

@@ -293,3 +293,36 @@ def test_an_unreadable_row_is_skipped_alone_and_other_projects_are_still_checked
     [flag] = Flag.objects.filter(kind=Flag.Kind.NEW_NETWORK)
     assert (flag.api_key_id, flag.evidence["network"]) == (theirs.pk, "198.51.100.0/24")
     assert detect(now=NOW).rows == 0  # read once: the cursor is past them all
+
+
+def test_a_mailbox_whose_mail_hangs_costs_a_run_one_timeout_not_one_per_alert(
+    api_key, make_key, make_user, monkeypatch
+):
+    """A mail server that hangs on one tenant's addresses (a relay checking each
+    recipient with its domain, a tarpit there) answers each message after EMAIL_TIMEOUT:
+    one per alert of theirs, and the run, every other tenant's alerts behind it, waited
+    for all of them. Once timed out, an address is not tried again in the run."""
+    mine, _ = api_key
+    keys = [mine] + [make_key(mine.project, name=f"Key {n}")[0] for n in range(4)]
+    other_owner = make_user(email="other-owner@example.com")
+    theirs, _ = make_key(Project.objects.for_user(other_owner).get(), name="Theirs")
+    for key in [*keys, theirs]:
+        key.revoke(by=None)
+    real_send = detection.send_mail
+    waited_for = []
+
+    def hangs_for_mine(**kwargs):
+        if kwargs["recipient_list"] != [other_owner.email]:
+            waited_for.append(kwargs["recipient_list"])
+            raise TimeoutError("timed out")  # as smtplib does, after EMAIL_TIMEOUT
+        return real_send(**kwargs)
+
+    monkeypatch.setattr(detection, "send_mail", hangs_for_mine)
+    usage_write([revoked_key_tried(key) for key in [*keys, theirs]])
+    result = detect(now=NOW)
+
+    assert len(waited_for) == 1
+    assert [m.to for m in mail.outbox] == [[other_owner.email]]
+    # Owed, and tried again by the next run.
+    assert Flag.objects.filter(emailed_at__isnull=True).count() == len(keys)
+    assert result.failures == len(keys)

@@ -297,6 +297,42 @@ def test_one_keys_failed_reminder_does_not_stop_the_others(project, user, monkey
     assert send_expiry_reminders().sent == 1
 
 
+def test_a_mailbox_whose_mail_hangs_costs_a_run_one_timeout_not_one_per_token(
+    project, user, make_user, monkeypatch
+):
+    """A mail server that hangs on one tenant's address answers each reminder to it after
+    EMAIL_TIMEOUT: its keys' and its personal tokens' each, and every other tenant's
+    reminders waited behind them all. Once timed out, an address is not tried again in
+    the run; its reminders are left unclaimed for the next."""
+    soon = timezone.now() + timedelta(days=2)
+    for n in range(3):
+        api_key_create(project=project, name=f"Key {n}", created_by=user, expires_at=soon)
+        pat, _ = personal_token_create(user=user, name=f"CLI {n}")
+        PersonalAccessToken.objects.filter(pk=pat.pk).update(expires_at=soon)
+    other_owner = make_user(email="other-owner@example.com")
+    theirs = Project.objects.for_user(other_owner).get()
+    api_key_create(project=theirs, name="Theirs", created_by=other_owner, expires_at=soon)
+    from apikeys import reminders
+
+    real_send = reminders.send_mail
+    waited_for = []
+
+    def hangs_for_mine(**kwargs):
+        if kwargs["recipient_list"] == [user.email]:
+            waited_for.append(kwargs["subject"])
+            raise TimeoutError("timed out")  # as smtplib does, after EMAIL_TIMEOUT
+        return real_send(**kwargs)
+
+    monkeypatch.setattr(reminders, "send_mail", hangs_for_mine)
+    result = send_expiry_reminders()
+
+    assert len(waited_for) == 1
+    assert [m.to for m in mail.outbox] == [[other_owner.email]]
+    assert (result.sent, result.skipped) == (1, 6)
+    assert not ApiKey.objects.filter(project=project, expiry_week_reminder_sent_at__isnull=False)
+    assert not PersonalAccessToken.objects.filter(expiry_reminder_sent_at__isnull=False)
+
+
 def test_a_project_without_owners_keeps_its_reminder_for_when_it_has_one(project, user):
     """Found in review: the reminder was claimed, and so lost, with nobody to send it to."""
     key, _ = api_key_create(

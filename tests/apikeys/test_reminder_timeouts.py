@@ -78,7 +78,7 @@ def test_a_lost_connection_still_stops_the_run_for_the_next_one_to_retry(
     expiring_key(project, "Mine")
     expiring_key(Project.objects.for_user(make_user(email=OTHER_OWNER)).get(), "Theirs")
 
-    def connection_lost(key, now):
+    def connection_lost(key, now, *rest):
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(reminders, "_remind_key", connection_lost)

@@ -65,10 +65,10 @@ def test_an_account_deleted_after_its_token_was_read_gets_no_reminder(user, make
     theirs = expiring_token(other, "Their CLI")
     real = reminders._remind
 
-    def deleted_meanwhile(pat: PersonalAccessToken, now) -> int:
+    def deleted_meanwhile(pat: PersonalAccessToken, now, *rest) -> int:
         if pat.pk == mine.pk:
             account_delete(user=type(user).objects.get(pk=user.pk))
-        return real(pat, now)
+        return real(pat, now, *rest)
 
     monkeypatch.setattr(reminders, "_remind", deleted_meanwhile)
     mail.outbox.clear()
