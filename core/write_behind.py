@@ -58,6 +58,11 @@ STREAM = "writes"
 # timeout alone, or pass PostgreSQL's limit for a JSON value: either is taken for a
 # database that cannot write now, so it would wait, and everything behind it, for good.
 MAX_RECORD_BYTES = 1_000_000
+# Far more than any entry of ours holds (a call's usage entry and its execution; one
+# record each when a worker hands its buffer over at exit). One with a million records,
+# each unreadable, was read, logged and counted one by one: a million log lines, and a
+# minute in which no tenant's calls were written. Such an entry is dropped whole.
+MAX_RECORDS_PER_ENTRY = 100
 # One encoder for every record (json.dumps with separators makes a new one per call).
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
@@ -497,6 +502,9 @@ class StreamIngest:
             except (ValueError, KeyError):  # no record in it at all
                 self._unreadable(entry_id)
                 continue
+            if len(parts) > MAX_RECORDS_PER_ENTRY:
+                self._unreadable(entry_id, reason="too many records", count=len(parts))
+                continue
             # Each record on its own: one unreadable costs only itself, not the others of
             # its call.
             for data in parts:
@@ -522,12 +530,16 @@ class StreamIngest:
         self.store.round_trip(("XACK", stream_key(), GROUP, *ids), ("XDEL", stream_key(), *ids))
         return result.written
 
-    def _unreadable(self, entry_id: bytes, *, reason: str = "unreadable") -> None:
+    def _unreadable(self, entry_id: bytes, *, reason: str = "unreadable", count: int = 1) -> None:
         """A record that cannot be read (or is too big to be ours) is dropped and counted;
-        kept, it would stop this ingest, and every one after it, for good."""
-        logger.error("A record in %s on the stream is %s; dropped", entry_id, reason)
-        _count_drops("stream", reason, 1)
-        self.stats.dropped += 1
+        kept, it would stop this ingest, and every one after it, for good. `count`: the
+        records of an entry dropped whole, with this one line."""
+        if count == 1:
+            logger.error("A record in %s on the stream is %s; dropped", entry_id, reason)
+        else:
+            logger.error("%d records in %s on the stream: %s; dropped", count, entry_id, reason)
+        _count_drops("stream", reason, count)
+        self.stats.dropped += count
 
     def _read(self) -> list[tuple[bytes, list[bytes]]]:
         if self._backlog:

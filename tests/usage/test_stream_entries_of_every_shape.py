@@ -180,3 +180,28 @@ def test_a_call_written_in_another_time_zone_counts_in_its_utc_hour_and_day(
     assert UsageHour.objects.get().hour == hour
     assert ProjectUsageHour.objects.get().start == hour
     assert ProjectUsageDay.objects.get().start == hour.replace(hour=0)
+
+
+def test_an_entry_of_more_records_than_any_call_makes_is_dropped_with_one_line(
+    api_key, stream, redis_store, caplog
+):
+    """Ours hold a call's records: its usage entry and its execution. One made by hand
+    with a million unreadable records was read, logged and counted record by record: a
+    million log lines, and a minute in which nobody's calls were written."""
+    key, _ = api_key
+    many = 1000
+    stream(b"r", record(key, "req_before"))
+    stream(*[b"r", b"x"] * many)
+    stream(b"r", record(key, "req_after"))
+
+    stats = StreamIngest(consumer="test").run(once=True)
+
+    assert set(UsageRecord.objects.values_list("request_id", flat=True)) == {
+        "req_before",
+        "req_after",
+    }
+    assert stats.dropped == many
+    dropped = [r for r in caplog.records if r.name == "core.write_behind"]
+    assert len(dropped) == 1 and "too many records" in dropped[0].getMessage()
+    (length,) = redis_store.round_trip(("XLEN", write_behind.stream_key()))
+    assert length == 0
