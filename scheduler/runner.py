@@ -28,6 +28,7 @@ from django.db import DatabaseError, IntegrityError, close_old_connections, conn
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.redact import redact_tokens
 from scheduler.jobs import Job, jobs, lease_of
 from scheduler.models import ScheduledJob
 
@@ -116,7 +117,9 @@ def run_job(
             if isinstance(failure, KeyboardInterrupt):
                 raise
             logger.exception("Scheduled job %s failed", job.name)
-            error = "".join(traceback.format_exception_only(failure)).strip()
+            # The log's filter cuts tokens from the traceback; the row is kept too, and a
+            # database quotes the value it refused, which may be a client's text.
+            error = redact_tokens("".join(traceback.format_exception_only(failure)).strip())
         _record_end(job, holder=holder, error=error, stopping=stopping)
     return not error
 

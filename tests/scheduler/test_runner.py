@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import OperationalError
+from django.db import DataError, OperationalError
 from django.utils import timezone
 
 from alerts.models import Flag
@@ -56,6 +56,22 @@ def test_a_failing_job_is_recorded_and_stops_nothing(db):
     row = ScheduledJob.objects.get(name="demo")
     assert row.last_succeeded is False and "boom" in row.last_error
     assert row.lease_until is None  # free for its next run
+
+
+def test_a_failure_that_quotes_a_token_is_recorded_without_it(db, caplog):
+    """PostgreSQL quotes the value it refused ('invalid input syntax for type inet:
+    "reminix_sk_…"'), and a client's text may hold a token: the log line was cut by the
+    log's filter, the job's row kept the token whole for whoever reads it."""
+    token = "reminix_sk_" + "A1b2C3d4" * 4 + "Zz"
+
+    def refused(*args: object) -> None:
+        raise DataError(f'invalid input syntax for type inet: "{token}" whsec_{"Q" * 30}')
+
+    assert claim(JOB, now=timezone.now(), holder="a")
+    assert not run_job(JOB, holder="a", call=refused)
+    row = ScheduledJob.objects.get(name="demo")
+    assert "reminix_sk_[redacted]" in row.last_error
+    assert token[11:] not in row.last_error and "Q" * 30 not in row.last_error
 
 
 @pytest.mark.django_db(transaction=True)
