@@ -199,6 +199,6 @@ def executions_write(payloads: list[dict[str, Any]]) -> None:
         named = {row[2] for row in rows if row[2] is not None}
         present = set(Agent.objects.filter(pk__in=named).values_list("pk", flat=True))
         if named <= present:
-            raise  # not an agent gone: the write-behind writes the batch record by record
+            raise  # not an agent gone: the write-behind writes the batch in halves
         rows = [(*row[:2], row[2] if row[2] in present else None, *row[3:]) for row in rows]
         insert_new(Execution, _ROW_FIELDS, rows, conflict=("public_id",), returning="id")

@@ -159,6 +159,34 @@ def test_a_database_going_down_part_way_through_a_retry_loses_nobody(api_key, mo
     assert UsageRecord.objects.count() == 4
 
 
+def test_one_bad_record_costs_its_batch_a_few_writes_not_one_per_record(api_key, monkeypatch):
+    """A record that fails on its content (one made by hand on the stream) sent the whole
+    batch, up to 2,000 calls of every tenant, to be written one by one: a transaction
+    each, so one such record a batch cut the ingest to a fraction of its pace. The batch
+    is written in halves, down to the record that fails."""
+    from tests.conftest import usage_call
+
+    key, _ = api_key
+    records = [
+        Record("usage", usage_call(_now(), key=key, request_id=f"req_{n}").payload())
+        for n in range(64)
+    ]
+    records[40].payload["status"] = 2**63  # no status a column can hold
+    real = write_behind._sinks["usage"]
+    calls = []
+
+    def counted(payloads):
+        calls.append(len(payloads))
+        real(payloads)
+
+    monkeypatch.setitem(write_behind._sinks, "usage", counted)
+    result = write_behind.write(records)
+
+    assert (result.written, result.dropped) == (63, 1)
+    assert UsageRecord.objects.count() == 63
+    assert len(calls) <= 2 * 6 + 1  # a write and its two halves at each of log2(64) levels
+
+
 def test_the_buffer_is_bounded_and_counts_what_it_drops(api_key, monkeypatch):
     from tests.conftest import usage_call
 
