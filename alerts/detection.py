@@ -713,7 +713,12 @@ def _unused_keys(now: datetime, result: DetectionResult) -> None:
         )
         .values_list("api_key_id", flat=True)
     )
-    for key in stale.exclude(pk__in=already):
+    # Only what the check reads: a column it never looks at (the key's scopes, its allowed
+    # networks) holding JSON Python cannot read back stopped the check for every project.
+    checked = stale.exclude(pk__in=already).only(
+        "project_id", "name", "hint", "created_at", "last_used_at"
+    )
+    for key in checked:
         # Each key on its own: one whose query runs out of time is not every project's loss.
         _isolated(f"unused key {key.pk}", partial(_unused_key, key, now, cutoffs, result), result)
 

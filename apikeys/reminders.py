@@ -83,6 +83,12 @@ def _each[T: ApiKey | PersonalAccessToken](
 
 
 KEY_REMIND_LAST = timedelta(days=1)
+# What a reminder reads of each due token, and no more: a column it never looks at (a
+# token's scopes, its allowed networks) that holds JSON Python cannot read back (put there
+# by hand, a restore) raised while the due rows were read, outside any one token's
+# isolation, and stopped every tenant's reminders, every run.
+_KEY_READ = ("name", "hint", "expires_at", "project", "project__name", "project__slug")
+_PAT_READ = ("name", "hint", "expires_at", "user", "user__email")
 
 
 def send_api_key_reminders(*, unanswered: set[str] | None = None) -> ReminderResult:
@@ -97,6 +103,7 @@ def send_api_key_reminders(*, unanswered: set[str] | None = None) -> ReminderRes
             | Q(expires_at__lte=now + KEY_REMIND_LAST, expiry_day_reminder_sent_at__isnull=True)
         )
         .select_related("project")
+        .only(*_KEY_READ)
     )
     unanswered = set() if unanswered is None else unanswered
     return _each(due, lambda key: _remind_key(key, now, unanswered), what="API key")
@@ -183,6 +190,7 @@ def send_personal_token_reminders(*, unanswered: set[str] | None = None) -> Remi
         # nothing, even of a token a request under way at its deletion left working.
         .filter(user__is_active=True)
         .select_related("user")
+        .only(*_PAT_READ)
     )
     unanswered = set() if unanswered is None else unanswered
     return _each(due, lambda pat: _remind(pat, now, unanswered), what="personal access token")

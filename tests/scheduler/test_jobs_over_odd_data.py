@@ -130,3 +130,50 @@ def test_every_job_runs_to_its_end_and_its_mail_has_one_line_headers(odd_tenants
             assert control not in message.subject
         for control in ("\u202e", "\u2066"):
             assert control not in message.subject and control not in message.body
+
+
+# JSON that the databases keep and Python cannot read back: a number past int()'s 4,300
+# digits (json.loads raises ValueError, which Django's JSONField does not catch).
+UNREADABLE_JSON = "[" + "7" * 5000 + "]"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_token_whose_unused_json_cannot_be_read_stops_no_job_for_anyone(
+    user, project, make_user, settings
+):
+    """The jobs loaded whole rows of every due token: a key whose scopes or allowed
+    networks hold what Python cannot read (put there by hand, or by a restore) raised
+    while the rows were read, outside any one token's isolation, and every tenant's
+    expiry reminders, and the unused-key check of every project, stopped, every run."""
+    now = timezone.now()
+    soon = now + timedelta(days=2)
+    mine, _ = api_key_create(project=project, name="Mine", created_by=user, expires_at=soon)
+    my_pat, _ = personal_token_create(user=user, name="My CLI")
+    other_owner = make_user(email="other-owner@example.com")
+    theirs_project = Project.objects.for_user(other_owner).get()
+    theirs, _ = api_key_create(
+        project=theirs_project, name="Theirs", created_by=other_owner, expires_at=soon
+    )
+    their_pat, _ = personal_token_create(user=other_owner, name="Their CLI")
+    long_ago = now - timedelta(days=200)
+    ApiKey.objects.filter(pk__in=[mine.pk, theirs.pk]).update(created_at=long_ago)
+    PersonalAccessToken.objects.filter(pk__in=[my_pat.pk, their_pat.pk]).update(expires_at=soon)
+    with connection.cursor() as cursor:
+        for table, pk in (
+            (ApiKey._meta.db_table, mine.pk),
+            (PersonalAccessToken._meta.db_table, my_pat.pk),
+        ):
+            cursor.execute(
+                f"UPDATE {table} SET allowed_networks = %s, agent_names = %s "  # noqa: S608
+                "WHERE id = %s",
+                [UNREADABLE_JSON, UNREADABLE_JSON, pk],
+            )
+    mail.outbox.clear()
+
+    call_command("send_token_expiry_reminders")
+    call_command("detect_suspicious_activity")
+
+    # Their key's reminder and their token's, and mine too: a reminder reads no JSON.
+    assert sorted(m.to[0] for m in mail.outbox) == sorted([other_owner.email, user.email] * 2)
+    unused = Flag.objects.filter(kind=Flag.Kind.UNUSED_KEY)
+    assert set(unused.values_list("api_key_id", flat=True)) == {mine.pk, theirs.pk}
