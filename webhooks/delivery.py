@@ -103,6 +103,25 @@ def enqueue_alerts(*, now: datetime, result: DeliveryResult) -> None:
             )
 
 
+# What an alert's event reads (payloads.alert_event), and no more: a key's or client
+# token's JSON (scopes, context) that Python cannot read back (put there by hand, a
+# restore) failed the endpoint's enqueue, and every alert of its project, on every run.
+_ALERT_READ = (
+    "kind",
+    "severity",
+    "summary",
+    "first_seen",
+    "last_seen",
+    "occurrences",
+    "project__slug",
+    "project__name",
+    "api_key__name",
+    "api_key__hint",
+    "client_token__public_id",
+    "client_token__hint",
+)
+
+
 def _enqueue_for(endpoint: WebhookEndpoint, now: datetime) -> int:
     severities = [s for s, rank in SEVERITY_RANK.items() if endpoint.wants(s)]
     done = WebhookDelivery.objects.filter(endpoint=endpoint, flag__isnull=False).values("flag_id")
@@ -114,6 +133,7 @@ def _enqueue_for(endpoint: WebhookEndpoint, now: datetime) -> int:
         )
         .exclude(pk__in=done)
         .select_related("project", "api_key", "client_token")
+        .only(*_ALERT_READ)
         .order_by("id")
     )
     rows = []

@@ -471,3 +471,35 @@ def test_a_run_with_nothing_new_costs_the_same_for_any_number_of_endpoints(
     assert queries_of_a_run() == one
     make_flag(project)  # an alert in one project: that project's endpoint is looked at
     assert deliver().enqueued == 1
+
+
+def test_a_token_whose_unused_json_cannot_be_read_costs_none_of_its_projects_alerts(
+    receiver, project, api_key, make_endpoint, make_flag
+):
+    """Enqueueing loaded the whole rows of each alert's key and client token: one whose
+    context or scopes hold JSON Python cannot read back (a number past int()'s 4,300
+    digits, put there by hand or by a restore) failed the endpoint's enqueue, and with it
+    every alert of the project, on every run. An alert reads no token's JSON."""
+    from apikeys.models import ApiKey, ClientToken
+    from apikeys.services import client_token_create
+
+    key, _ = api_key
+    token, _ = client_token_create(project=project, context={}, api_key=key)
+    unreadable = "[" + "7" * 5000 + "]"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {ClientToken._meta.db_table} SET context = %s WHERE id = %s",  # noqa: S608
+            [unreadable, token.pk],
+        )
+        cursor.execute(
+            f"UPDATE {ApiKey._meta.db_table} SET agent_names = %s WHERE id = %s",  # noqa: S608
+            [unreadable, key.pk],
+        )
+    make_endpoint(project, receiver.url())
+    make_flag(project, api_key=key)
+    make_flag(project, api_key=key, client_token=token)
+
+    result = deliver()
+
+    assert (result.enqueued, result.succeeded, result.errors) == (2, 2, 0)
+    assert len(receiver.requests) == 2
