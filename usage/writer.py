@@ -239,11 +239,15 @@ def _attributed_by_digest(entries: list[UsageEntry]) -> list[UsageEntry]:
     if not digests:
         return entries
     found: dict[str, dict[str, Any]] = {}
-    for key in ApiKey.objects.filter(token_hash__in=digests):
+    # Only the columns used: a token's JSON (scopes, context) that Python cannot read back
+    # (put there by hand, a restore) failed every batch holding one of its calls.
+    for key in ApiKey.objects.filter(token_hash__in=digests).only("token_hash", "project_id"):
         found[key.token_hash] = {
             "token_kind": key.kind.value, "project_id": key.project_id, "api_key_id": key.pk,
         }  # fmt: skip
-    for ct in ClientToken.objects.filter(token_hash__in=digests):
+    for ct in ClientToken.objects.filter(token_hash__in=digests).only(
+        "token_hash", "project_id", "api_key_id", "personal_token_id"
+    ):
         found[ct.token_hash] = {
             "token_kind": ct.kind.value,
             "project_id": ct.project_id,
@@ -251,7 +255,7 @@ def _attributed_by_digest(entries: list[UsageEntry]) -> list[UsageEntry]:
             "api_key_id": ct.api_key_id,
             "personal_token_id": ct.personal_token_id,
         }
-    for pat in PersonalAccessToken.objects.filter(token_hash__in=digests):
+    for pat in PersonalAccessToken.objects.filter(token_hash__in=digests).only("token_hash"):
         # Its project was in X-Project, which was never checked: the PAT alone.
         found[pat.token_hash] = {"token_kind": pat.kind.value, "personal_token_id": pat.pk}
     return [

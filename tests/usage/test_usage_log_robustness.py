@@ -53,3 +53,35 @@ def test_refused_calls_count_against_the_rate_limit_too(api, api_key, settings):
     assert answers == [401, 401, 401, 429]
     wrong_path = [api.get("/v1/nothing-here").status_code for _ in range(2)]
     assert wrong_path == [429, 429]
+
+
+def test_a_call_logged_while_the_database_was_down_is_counted_on_a_key_with_unreadable_json(
+    api_key,
+):
+    """A call the API could not look up (the database did not answer) carries its token's
+    hash, resolved when the entry is written by reading the tokens' rows whole: a key
+    whose scopes hold JSON Python cannot read back (a number past int()'s 4,300 digits,
+    put there by hand or by a restore) failed every batch with such a call in it, and the
+    calls were dropped. Resolving reads no JSON."""
+    from datetime import timedelta
+
+    from django.db import connection
+
+    from apikeys.models import ApiKey
+    from apikeys.tokens import token_hash
+    from usage.writer import usage_write
+
+    key, secret = api_key
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {ApiKey._meta.db_table} SET agent_names = %s WHERE id = %s",  # noqa: S608
+            ["[" + "7" * 5000 + "]", key.pk],
+        )
+    unlooked = replace(
+        usage_call(timezone.now() - timedelta(minutes=1), status=503),
+        token_digest=token_hash(secret),
+    )
+
+    usage_write([unlooked])
+
+    assert UsageRecord.objects.get().api_key_id == key.pk
