@@ -41,6 +41,7 @@ yet emailed), so a run that fails after saving a flag does not lose its email.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -53,7 +54,8 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum, TextField
+from django.db.models.functions import Cast
 from django.urls import reverse
 from django.utils import timezone
 
@@ -67,6 +69,7 @@ from alerts.rules import (
     NEW_NETWORK_GRACE,
     SPIKE_FACTOR,
     SPIKE_MIN_CALLS,
+    TUNABLES,
     UNUSED_AFTER,
     Thresholds,
 )
@@ -240,12 +243,37 @@ def _rules_of(project_ids: set[int]) -> Rules:
     """The thresholds of every project in a batch, in one query; a project without its own
     rules gets the defaults."""
     rules: Rules = dict.fromkeys(project_ids, DEFAULTS)
-    for row in AlertRules.objects.filter(project_id__in=project_ids):
+    numbers = [t.name for t in TUNABLES]
+    rows = AlertRules.objects.filter(project_id__in=project_ids).values(
+        "project_id", *numbers, off_text=_OFF_AS_TEXT
+    )
+    for row in rows:
         try:
-            rules[row.project_id] = row.thresholds()
+            values = {name: row[name] for name in numbers}
+            rules[row["project_id"]] = Thresholds.of(
+                values, _kinds_off(row["project_id"], row["off_text"])
+            )
         except Exception:  # one project's odd row: its defaults, never everyone's run
-            logger.warning("alert rules of project %s unreadable; defaults used", row.project_id)
+            logger.warning("alert rules of project %s unreadable; defaults used", row["project_id"])
     return rules
+
+
+# The kinds a project turned off, read as text and parsed here: read as JSON by the query,
+# a row that Python cannot read back (a number past int()'s 4,300 digits, put there by
+# hand or by a restore) raised while the batch's rules were read, outside any project's
+# isolation; the batch failed whole, the cursor stayed, and every run met it again.
+_OFF_AS_TEXT = Cast("off", output_field=TextField())
+
+
+def _kinds_off(project_id: int, text: str | None) -> list[object]:
+    """The kinds turned off, from a rules row's `off` read with _OFF_AS_TEXT; none if it
+    is unreadable."""
+    try:
+        off = json.loads(text or "[]")
+    except (ValueError, RecursionError):
+        logger.warning("alert rules of project %s: kinds turned off unreadable", project_id)
+        return []
+    return off if isinstance(off, list) else []
 
 
 def _isolated[T](what: str, run: Callable[[], T], result: DetectionResult) -> T | None:
@@ -684,17 +712,17 @@ def _unused_keys(now: datetime, result: DetectionResult) -> None:
     by their number of days, so the query has a term per distinct value, not per project."""
     # A row per project that saved rules: few, and read once a run (a JSON "contains"
     # is not there on SQLite, so the kinds turned off are read here).
-    tuned = AlertRules.objects.only("project_id", "unused_days", "off")
+    tuned = AlertRules.objects.values("project_id", "unused_days", off_text=_OFF_AS_TEXT)
     by_days: dict[timedelta, list[int]] = defaultdict(list)
     special: list[int] = []
     for row in tuned:
-        turned_off = Flag.Kind.UNUSED_KEY in row.kinds_off()
-        if row.unused_days is None and not turned_off:
+        turned_off = Flag.Kind.UNUSED_KEY in _kinds_off(row["project_id"], row["off_text"])
+        if row["unused_days"] is None and not turned_off:
             continue
-        special.append(row.project_id)
+        special.append(row["project_id"])
         if not turned_off:
-            days = row.unused_days
-            by_days[timedelta(days=days) if days else UNUSED_AFTER].append(row.project_id)
+            days = row["unused_days"]
+            by_days[timedelta(days=days) if days else UNUSED_AFTER].append(row["project_id"])
     unused = _unused_since(now - UNUSED_AFTER) & ~Q(project_id__in=special)
     for after, project_ids in by_days.items():
         unused |= _unused_since(now - after) & Q(project_id__in=project_ids)

@@ -257,6 +257,53 @@ def test_one_projects_unreadable_alert_rules_stop_nobody_elses_detection(
     assert Flag.objects.filter(api_key=key).exists()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_one_projects_rules_json_that_cannot_be_read_stops_nobody_elses_detection(
+    project, make_user, make_project, make_key
+):
+    """Rules whose kinds turned off hold JSON that Python cannot read back (a number past
+    int()'s 4,300 digits, put there by hand or by a restore) raised while a batch's rules
+    were read: the batch failed whole, the cursor stayed, and every run met it again, so
+    detection stopped for every project. That project is checked with the defaults."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from alerts.models import AlertRules
+
+    odd = make_project(make_user("odd@example.com"), name="Odd")
+    AlertRules.objects.create(project=odd, unused_days=30)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {AlertRules._meta.db_table} SET off = %s WHERE project_id = %s",  # noqa: S608
+            ["[" + "7" * 5000 + "]", odd.pk],
+        )
+    theirs, _ = make_key(odd)
+    mine, _ = make_key(project)
+    now = timezone.now()
+    usage_write(
+        [
+            usage_call(
+                now - timedelta(seconds=s),
+                key=key,
+                status=403,
+                error_code="insufficient_permissions",
+            )
+            for s in range(25)
+            for key in (theirs, mine)
+        ]
+    )
+    ApiKey.objects.filter(pk__in=[theirs.pk, mine.pk]).update(created_at=now - timedelta(days=99))
+
+    result = detect(now=now + timedelta(seconds=1))
+
+    bursts = Flag.objects.filter(kind=Flag.Kind.AUTH_FAILURE_BURST)
+    assert set(bursts.values_list("api_key_id", flat=True)) == {theirs.pk, mine.pk}
+    unused = Flag.objects.filter(kind=Flag.Kind.UNUSED_KEY)
+    assert set(unused.values_list("api_key_id", flat=True)) == {theirs.pk, mine.pk}
+    assert result.rows == 50 and DetectionCursor.objects.get().last_id > 0
+
+
 @pytest.mark.parametrize(
     "odd",
     [
