@@ -10,7 +10,7 @@ and in batches, and raises or adds to Flags:
   allowlist's own refusals, which have their own answer.
 - new_network (medium): a key succeeds from a /24 (IPv4) or /48 (IPv6) it has never used,
   after its first day of use. Calls through client tokens are left out: browsers come
-  from everywhere by design.
+  from everywhere by design. One open alert per key counts and lists its new networks.
 - volume_spike (medium): a key's calls in an hour reach SPIKE_FACTOR times its trailing
   7-day hourly average (and at least SPIKE_MIN_CALLS), once it has a day of history.
 - client_token_many_ips (medium): one client token used from CLIENT_TOKEN_MAX_IPS or more
@@ -299,6 +299,9 @@ def _isolated[T](what: str, run: Callable[[], T], result: DetectionResult) -> T 
 
 SUMMARY_LENGTH = 300  # Flag.summary's max_length
 
+# Makes a flag's summary and evidence from its open flag's evidence ({} for a new one).
+type Merge = Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
+
 
 def _raise(
     result: DetectionResult,
@@ -314,10 +317,16 @@ def _raise(
     api_key_id: int | None = None,
     client_token_id: int | None = None,
     occurrences: int = 1,
+    merge: Merge | None = None,
 ) -> Flag | None:
     """Add to the open flag for this finding, or open one. In a savepoint of its own: a
-    flag that cannot be stored is logged and skipped, and the other flags still are."""
+    flag that cannot be stored is logged and skipped, and the other flags still are.
+    `merge`, where given, makes the summary and evidence from the open flag's evidence
+    (a finding that accumulates, like a key's new networks); otherwise the newest
+    summary replaces it and the evidence is updated."""
     dedupe_key = f"{project_id}:{kind}:{api_key_id or '-'}:{client_token_id or '-'}:{subject}"
+    if merge is not None:
+        summary, evidence = merge({})
     summary = summary[:SUMMARY_LENGTH]
 
     def add_to_open() -> Flag | None:
@@ -326,8 +335,12 @@ def _raise(
             return None
         flag.occurrences = F("occurrences") + occurrences
         flag.last_seen = max(flag.last_seen, seen_to)
-        flag.summary = summary
-        flag.evidence = {**flag.evidence, **evidence}
+        if merge is not None:
+            merged_summary, flag.evidence = merge(flag.evidence)
+            flag.summary = merged_summary[:SUMMARY_LENGTH]
+        else:
+            flag.summary = summary
+            flag.evidence = {**flag.evidence, **evidence}
         flag.save(update_fields=["occurrences", "last_seen", "summary", "evidence"])
         flag.refresh_from_db(fields=["occurrences"])
         result.flags_updated += 1
@@ -561,7 +574,8 @@ def _new_networks(
         .values_list("api_key_id", "first")
     )
     new: list[KeyNetwork] = []
-    findings: dict[tuple[int, int, str], list[dict[str, Any]]] = defaultdict(list)
+    # Per key, each new network's first call, in the order they came.
+    findings: dict[tuple[int, int], dict[str, dict[str, Any]]] = defaultdict(dict)
     for r in direct:
         key_id, when = r["api_key_id"], r["created_at"]
         network = network_of(r["ip"])
@@ -576,26 +590,62 @@ def _new_networks(
         if project_rules.on(Flag.Kind.NEW_NETWORK) and (
             when - first_use > project_rules.new_network_grace
         ):
-            findings[(r["project_id"], key_id, network)].append(r)
+            findings[(r["project_id"], key_id)][network] = r
     KeyNetwork.objects.bulk_create(new, ignore_conflicts=True)
-    names = _names({(p, k, None) for p, k, _ in findings})
-    for (project_id, key_id, network), calls in findings.items():
-        first, last = _span(calls)
-        ip = calls[0]["ip"]
+    names = _names({(p, k, None) for p, k in findings})
+    for (project_id, key_id), firsts in findings.items():
+        first, last = _span(list(firsts.values()))
+        name = names.get((key_id, None), "A key")
+        ips = [call["ip"] for call in firsts.values()]
+        # One alert per key while it is open, however many networks: a leaked key used
+        # from hundreds of addresses is one incident, not hundreds of alerts.
         _raise(
             result,
             project_id=project_id,
             api_key_id=key_id,
             kind=Flag.Kind.NEW_NETWORK,
             severity=Flag.Severity.MEDIUM,
-            subject=network,
-            summary=f"{names.get((key_id, None), 'A key')} was used from {network} "
-            f"({ip}), a network it had not used before.",
-            evidence={"network": network, "ips": [ip], "since": first.isoformat()},
+            subject="",
+            summary="",
+            evidence={},
             seen_from=first,
             seen_to=last,
-            occurrences=len(calls),
+            occurrences=len(firsts),
+            merge=partial(_new_networks_merge, name, list(firsts), ips, first),
         )
+
+
+NETWORKS_LISTED = 20
+
+
+def _new_networks_merge(
+    name: str, networks: list[str], ips: list[str], first: datetime, old: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """A key's open new-network alert with `networks` added: the first network and its
+    address stay first (the alert's link and its "is ours" are about them), the count
+    grows, and the first NETWORKS_LISTED networks are listed."""
+    listed = list(old.get("networks") or ([old["network"]] if old.get("network") else []))
+    count = int(old.get("count", len(listed))) + len(networks)
+    listed = [*listed, *[n for n in networks if n not in listed]][:NETWORKS_LISTED]
+    evidence = {
+        "network": listed[0],
+        "networks": listed,
+        "count": count,
+        "ips": [*old.get("ips", []), *ips][:10],
+        "since": old.get("since", first.isoformat()),
+    }
+    if count == 1:
+        summary = (
+            f"{name} was used from {listed[0]} ({evidence['ips'][0]}), a network it had "
+            "not used before."
+        )
+    else:
+        more = "…" if count > 3 else ""
+        summary = (
+            f"{name} was used from {count} networks it had not used before "
+            f"({', '.join(listed[:3])}{more})."
+        )
+    return summary, evidence
 
 
 def _volume_spikes(

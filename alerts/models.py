@@ -107,9 +107,12 @@ class Flag(models.Model):
         return f"{self.get_kind_display()}: {self.summary}"
 
     def network_in_question(self) -> str | None:
-        """The network an alert about one is about: the new network, or that of the
-        address an allowlist refused most (the first the detector lists). None otherwise."""
+        """The network an alert about one is about: the new network (when the alert is
+        about one alone), or that of the address an allowlist refused most (the first the
+        detector lists). None otherwise."""
         if self.kind == Flag.Kind.NEW_NETWORK:
+            if int(self.evidence.get("count", 1)) > 1:
+                return None  # several new networks: confirming one would pass the rest
             candidate = str(self.evidence.get("network", ""))
         elif self.kind == Flag.Kind.BLOCKED_NETWORK and self.evidence.get("ips"):
             try:

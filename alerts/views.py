@@ -95,9 +95,9 @@ def _context(request: ProjectRequest, form: FlagFilterForm) -> dict[str, object]
         return context
     if key := form.cleaned_data["key"]:
         flags = flags.filter(api_key=key)
-    # Detection opens a flag per key and network (or client token) it is about, so one
-    # project's traffic from many networks opens many: the most severe and recent are
-    # shown, with how many more (acknowledging them brings the next into view).
+    # Detection opens a flag per key and finding (or client token), so a project of many
+    # keys can have many open: the most severe and recent are shown, with how many more
+    # (acknowledging them brings the next into view).
     open_flags = list(flags.open().most_pressing_first()[: OPEN_SHOWN + 1])
     context["open_count"] = (
         flags.open().count() if len(open_flags) > OPEN_SHOWN else len(open_flags)

@@ -137,6 +137,34 @@ def test_a_new_network_after_the_first_day_is_flagged_once(key):
     assert flag.occurrences == 1  # the network is known from its first call on
 
 
+def test_a_key_used_from_many_new_networks_at_once_raises_one_alert_naming_them(key):
+    """A leaked key sprayed from 300 addresses in 300 networks is one incident: one alert
+    that counts the networks, not 300 alerts (and 300 webhook deliveries) to acknowledge."""
+    usage_write(steady(key, days=2))
+    run()
+    usage_write(
+        [
+            call(
+                key,
+                NOW - timedelta(minutes=20) + timedelta(seconds=i),
+                ip=f"10.{i // 250}.{i % 250}.5",
+            )
+            for i in range(300)
+        ]
+    )
+    [flag] = [f for f in run() if f.kind == Flag.Kind.NEW_NETWORK]  # and a volume spike
+    assert (flag.api_key, flag.occurrences) == (key, 300)
+    assert flag.evidence["count"] == 300
+    assert flag.evidence["networks"][:2] == ["10.0.0.0/24", "10.0.1.0/24"]
+    assert "300 networks" in flag.summary
+    # Which of them would be "ours" is not one click's call: the button is for one network.
+    assert flag.network_in_question() is None
+
+    usage_write([call(key, NOW - timedelta(minutes=1), ip="192.0.2.9")])
+    [flag] = [f for f in run() if f.kind == Flag.Kind.NEW_NETWORK]
+    assert (flag.occurrences, flag.evidence["count"]) == (301, 301)
+
+
 def test_networks_seen_in_the_first_day_are_the_keys_baseline(key):
     first_day = NOW - timedelta(days=2)
     usage_write(
