@@ -12,7 +12,8 @@ and in batches, and raises or adds to Flags:
   after its first day of use. Calls through client tokens are left out: browsers come
   from everywhere by design. One open alert per key counts and lists its new networks.
 - volume_spike (medium): a key's calls in an hour reach SPIKE_FACTOR times its trailing
-  7-day hourly average (and at least SPIKE_MIN_CALLS), once it has a day of history.
+  7-day hourly average, and that many times its average at the same hour of the day (a
+  nightly job is no spike), and at least SPIKE_MIN_CALLS, once it has a day of history.
 - client_token_many_ips (medium): one client token used from CLIENT_TOKEN_MAX_IPS or more
   addresses.
 - unused_key (low): an active key unused for UNUSED_AFTER; suggest revoking it.
@@ -677,7 +678,11 @@ def _volume_spike(
     if first_hour is None or hour - first_hour < SPIKE_MIN_HISTORY:
         return  # a new key has no baseline to spike above
     span_hours = max(1, int((hour - first_hour).total_seconds() // 3600))
-    baseline = (stats["total"] or 0) / span_hours
+    average = (stats["total"] or 0) / span_hours
+    at_this_hour = _same_hour_average(key_id, hour, first_hour)
+    # A nightly job's hour is busy every night: ordinary for that hour of the day, however
+    # far above the key's average over all hours.
+    baseline = max(average, at_this_hour)
     current = (
         UsageHour.objects.filter(api_key_id=key_id, hour=hour)
         .values_list("requests", flat=True)
@@ -698,16 +703,34 @@ def _volume_spike(
         severity=Flag.Severity.MEDIUM,
         subject=hour.isoformat(),
         summary=f"{name} made {current} calls in the hour from {hour:%H:%M} UTC, "
-        f"{current / baseline if baseline else current:.0f}× its usual {baseline:.1f} an hour.",
+        f"{current / baseline if baseline else current:.0f}× its usual {baseline:.1f} "
+        f"({average:.1f} an hour on average, {at_this_hour:.1f} at this hour of the day).",
         evidence={
             "count": current,
-            "baseline_per_hour": round(baseline, 2),
+            "baseline_per_hour": round(average, 2),
+            "baseline_this_hour": round(at_this_hour, 2),
             "since": hour.isoformat(),
             "until": (hour + timedelta(hours=1)).isoformat(),
         },
         seen_from=calls["first"] or hour,
         seen_to=calls["last"] or min(now, hour + timedelta(hours=1)),
     )
+
+
+def _same_hour_average(key_id: int, hour: datetime, first_hour: datetime) -> float:
+    """The key's calls in the same hour of the day, on average over the baseline's days
+    (those since its first call)."""
+    days = [
+        hour - timedelta(days=d)
+        for d in range(1, SPIKE_BASELINE.days + 1)
+        if hour - timedelta(days=d) >= first_hour
+    ]
+    if not days:
+        return 0.0
+    total = UsageHour.objects.filter(api_key_id=key_id, hour__in=days).aggregate(
+        total=Sum("requests")
+    )["total"]
+    return (total or 0) / len(days)
 
 
 def _client_token_ips(

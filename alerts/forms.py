@@ -113,7 +113,8 @@ KIND_HELP = {
     rules.NETWORK: "A key succeeds from a /24 (IPv4) or /48 (IPv6) network it has not used "
     "before, once its learning period after its first call is over.",
     rules.SPIKE: "A key's calls in an hour reach a multiple of its hourly average over the "
-    "last 7 days, and a minimum, once it has a day of history.",
+    "last 7 days, and of its average at that hour of the day (a nightly job is no spike), "
+    "and a minimum, once it has a day of history.",
     rules.MANY_IPS: "One client token used from this many addresses or more over its life.",
     rules.UNUSED: "An active key with no successful call for longer than this.",
 }

@@ -199,6 +199,31 @@ def test_a_volume_spike_over_the_keys_own_baseline_is_flagged(key):
     assert flags[0].evidence["baseline_per_hour"] == pytest.approx(6, abs=1)
 
 
+def test_a_nightly_batch_job_is_the_keys_rhythm_not_a_spike_every_night(key):
+    """300 calls from 02:00 every night and a trickle by day: the hour is busy every
+    day, so it is ordinary for that hour, however far above the key's hourly average."""
+    entries = []
+    for day in range(8, 0, -1):
+        night = (NOW - timedelta(days=day)).replace(hour=2)
+        entries += [call(key, night + timedelta(seconds=10 * i)) for i in range(300)]
+        entries += [call(key, night.replace(hour=h)) for h in range(8, 18)]
+    usage_write(entries)
+    assert run() == []
+
+
+def test_the_nightly_batch_size_at_another_hour_is_still_a_spike(key):
+    entries = []
+    for day in range(8, 0, -1):
+        night = (NOW - timedelta(days=day)).replace(hour=2)
+        entries += [call(key, night + timedelta(seconds=10 * i)) for i in range(300)]
+    usage_write(entries)
+    run()
+    afternoon = NOW - timedelta(hours=1)
+    usage_write([call(key, afternoon + timedelta(seconds=10 * i)) for i in range(300)])
+    [flag] = run()
+    assert (flag.kind, flag.evidence["count"]) == (Flag.Kind.VOLUME_SPIKE, 300)
+
+
 def test_a_new_key_has_no_baseline_and_no_spike(key):
     usage_write([call(key, NOW - timedelta(minutes=30) + timedelta(seconds=s)) for s in range(300)])
     assert run() == []
