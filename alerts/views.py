@@ -65,8 +65,8 @@ def evidence_url(flag: Flag) -> str | None:
         params["client_token"] = flag.client_token.public_id
     if outcome := evidence.get("outcome"):
         params["outcome"] = outcome
-    if flag.kind == Flag.Kind.NEW_NETWORK and evidence.get("ips"):
-        params["ip"] = evidence["ips"][0]
+    if flag.kind == Flag.Kind.NEW_NETWORK and evidence.get("ips") and evidence.get("count", 1) == 1:
+        params["ip"] = evidence["ips"][0]  # one network: its first call's address
     params["since"] = _minute(flag.first_seen)
     params["until"] = _minute(flag.last_seen + timedelta(seconds=1), up=True)
     return f"{url}?{urlencode(params)}"

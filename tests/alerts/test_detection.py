@@ -13,6 +13,7 @@ from django.urls import reverse
 from accounts.models import Project
 from alerts.detection import SPIKE_MIN_CALLS, detect
 from alerts.models import Flag
+from alerts.views import evidence_url
 from apikeys.models import ApiKey
 from apikeys.services import client_token_create
 from audit.models import AuditEvent
@@ -159,6 +160,8 @@ def test_a_key_used_from_many_new_networks_at_once_raises_one_alert_naming_them(
     assert "300 networks" in flag.summary
     # Which of them would be "ours" is not one click's call: the button is for one network.
     assert flag.network_in_question() is None
+    # Its link shows the calls from all of them, not those of the first address alone.
+    assert "ip=" not in evidence_url(flag)
 
     usage_write([call(key, NOW - timedelta(minutes=1), ip="192.0.2.9")])
     [flag] = [f for f in run() if f.kind == Flag.Kind.NEW_NETWORK]
