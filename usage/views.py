@@ -58,7 +58,9 @@ OVERVIEW_TEMPLATE = "usage/project_usage.html"
 @filters_without_secrets
 def api_key_usage(request: ProjectRequest, key_id: int) -> HttpResponse:
     api_key = get_object_or_404(
-        ApiKey.objects.for_project(request.project).select_related("revoked_by", "suspended_by"),
+        ApiKey.objects.for_project(request.project)
+        .select_related("revoked_by", "suspended_by")
+        .with_open_alert_counts(),  # named in the header: the reason someone looks here
         pk=key_id,
     )
     form = UsageFilterForm(request.GET)

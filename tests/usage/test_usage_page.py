@@ -540,6 +540,41 @@ def test_an_active_key_has_no_revocation_banner(signed_in, key, mixed):
     assert "after revocation" not in html and "after expiry" not in html
 
 
+# -- The key's open alerts -------------------------------------------------------------
+
+
+def open_flag(key: ApiKey, n: int, *, acknowledged: bool = False) -> None:
+    from alerts.models import Flag
+
+    moment = timezone.now()
+    Flag.objects.create(
+        project=key.project,
+        api_key=key,
+        kind=Flag.Kind.NEW_NETWORK,
+        severity=Flag.Severity.MEDIUM,
+        dedupe_key=f"test:{key.pk}:{n}",
+        summary="Used from a new network.",
+        first_seen=moment,
+        last_seen=moment,
+        acknowledged_at=moment if acknowledged else None,
+    )
+
+
+def test_the_keys_open_alerts_are_named_on_its_page_with_a_link_to_them(signed_in, key, mixed):
+    open_flag(key, 1)
+    open_flag(key, 2)
+    open_flag(key, 3, acknowledged=True)
+    html = signed_in.get(usage_url(key)).content.decode()
+    alerts = reverse("alerts:flag_list", args=[key.project.slug]) + f"?key={key.pk}"
+    assert f'href="{alerts}"' in html
+    assert "2 open alerts" in html
+
+
+def test_a_key_without_open_alerts_names_none(signed_in, key, mixed):
+    open_flag(key, 1, acknowledged=True)
+    assert "open alert" not in signed_in.get(usage_url(key)).content.decode()
+
+
 # -- Who may see it ----------------------------------------------------------------------
 
 
