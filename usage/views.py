@@ -76,6 +76,7 @@ def api_key_usage(request: ProjectRequest, key_id: int) -> HttpResponse:
     address = None
     if page is not None:
         context["links"], address = _pager(request, form, page)
+        context.update(_key_calls_export(request, api_key, form))
     if not wants_fragment(request):
         context.update(_key_summary(api_key))
         context.update(networks_context(api_key))
@@ -88,6 +89,17 @@ def api_key_usage(request: ProjectRequest, key_id: int) -> HttpResponse:
         address=address or request.path,
         fragment_context={"filters_out_of_band": True},
     )
+
+
+def _key_calls_export(
+    request: ProjectRequest, api_key: ApiKey, form: UsageFilterForm
+) -> dict[str, object]:
+    """The export of what the key's log shows: the project's call export narrowed to the
+    key (its own calls and its client tokens', as its log) and the log's filters. What an
+    alert's "See the calls" opens can be kept and handed on."""
+    export_url = reverse("usage:project_calls_export", args=[request.project.slug])
+    query = "&".join(q for q in (urlencode({"key": api_key.pk}), form.query()) if q)
+    return {"export_url": url_with_query(export_url, query), "export_max_rows": EXPORT_MAX_ROWS}
 
 
 def _pager(

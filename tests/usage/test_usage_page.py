@@ -3,6 +3,8 @@ charts and totals from the roll-ups, revoked-key calls standing out, and isolati
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -262,6 +264,43 @@ def test_a_filter_the_rollups_rule_out_answers_without_reading_the_log(signed_in
         response = signed_in.get(usage_url(key, ip="192.0.2.200"))
     assert "No calls match these filters." in response.content.decode()
     assert not [q for q in queries if "apikeys_usagerecord" in q["sql"]]
+
+
+def export_link(response) -> str | None:
+    match = re.search(r'href="([^"]*export\.csv[^"]*)"', response.content.decode())
+    return match.group(1).replace("&amp;", "&") if match else None
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"ip": "192.0.2.66"}, {"outcome": "revoked_key", "ip": "192.0.2.66"}],
+)
+def test_the_filtered_log_downloads_as_csv_with_exactly_its_calls(
+    signed_in, key, mixed, now, make_key, params
+):
+    """What an alert's "See the calls" opens, an engineer can keep: the calls the filtered
+    log lists on all its pages, and no other key's."""
+    other, _ = make_key(key.project, name="Other")
+    usage_write([call(other, now - timedelta(minutes=3), ip="192.0.2.66")])
+    params = {**params, "since": f"{now - timedelta(hours=30):%Y-%m-%dT%H:%M}"}
+    url = usage_url(key, **params)
+    listed = walk(signed_in, url)
+    download = export_link(signed_in.get(url))
+    assert download is not None
+    response = signed_in.get(download)
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content).decode()
+    exported = [row["request_id"] for row in csv.DictReader(io.StringIO(body.lstrip("\ufeff")))]
+    assert exported == listed and listed
+
+
+def test_a_revoked_keys_log_downloads_too(signed_in, key, mixed, user):
+    key.revoke(by=user)
+    url = usage_url(key, outcome="revoked_key")
+    response = signed_in.get(export_link(signed_in.get(url)))
+    body = b"".join(response.streaming_content).decode()
+    exported = [row["request_id"] for row in csv.DictReader(io.StringIO(body.lstrip("\ufeff")))]
+    assert exported == walk(signed_in, url) and exported
 
 
 def test_a_filter_that_matches_nothing_offers_to_clear_it(signed_in, key, mixed):
