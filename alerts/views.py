@@ -67,6 +67,12 @@ def evidence_url(flag: Flag) -> str | None:
         params["outcome"] = outcome
     if flag.kind == Flag.Kind.NEW_NETWORK and evidence.get("ips") and evidence.get("count", 1) == 1:
         params["ip"] = evidence["ips"][0]  # one network: its first call's address
+    if flag.kind == Flag.Kind.BLOCKED_NETWORK:
+        # The refusals (403: the log has no filter by error code), not the key's own calls
+        # in the same minutes; from the one address, when there was one.
+        params["status"] = "403"
+        if len(evidence.get("ips", [])) == 1:
+            params["ip"] = evidence["ips"][0]
     params["since"] = _minute(flag.first_seen)
     params["until"] = _minute(flag.last_seen + timedelta(seconds=1), up=True)
     return f"{url}?{urlencode(params)}"

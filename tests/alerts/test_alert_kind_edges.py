@@ -14,6 +14,7 @@ from typing import Any
 
 from alerts.detection import CLIENT_TOKEN_MAX_IPS, NEW_NETWORK_GRACE, UNUSED_AFTER
 from alerts.models import Flag
+from alerts.views import evidence_url
 from apikeys.models import ApiKey
 from apikeys.services import client_token_create
 from tests.alerts import test_detection
@@ -252,6 +253,16 @@ def test_a_single_refusal_by_the_allowlist_is_flagged_at_that_call(key):
     )
     assert (flag.first_seen, flag.last_seen, flag.occurrences) == (at, at, 1)
     assert flag.evidence["ips"] == ["192.0.2.9"]
+
+
+def test_the_alerts_link_lists_the_refused_calls_not_the_keys_ordinary_ones(key, signed_in):
+    at = NOW - timedelta(minutes=5)
+    ordinary = [call(key, at + timedelta(seconds=s), ip="203.0.113.10") for s in range(40)]
+    refused = [outside(key, at + timedelta(seconds=s), ip="192.0.2.9") for s in range(0, 40, 8)]
+    usage_write(ordinary + refused)
+    [flag] = run()
+    rows = signed_in.get(evidence_url(flag)).context["page"].rows
+    assert [(r.ip, r.error_code) for r in rows] == [("192.0.2.9", "ip_not_allowed")] * 5
 
 
 def test_refusals_across_runs_span_the_first_and_last_and_are_never_a_burst(key):
