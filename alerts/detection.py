@@ -61,6 +61,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Project
+from alerts.links import evidence_url
 from alerts.models import AlertRules, DetectionCursor, Flag, KeyNetwork
 from alerts.rules import (
     AUTH_BURST_THRESHOLD,
@@ -916,7 +917,11 @@ def _email_owners(
     and the send loses that one email (the flag itself stays on the alerts page)."""
     project = flag.project
     dashboard = settings.DASHBOARD_URL.rstrip("/")
+    # The alert itself, where its key can be suspended, rolled or revoked in one click.
     link = dashboard + reverse("alerts:flag_list", kwargs={"slug": project.slug})
+    link += f"#flag-{flag.pk}"
+    calls = evidence_url(flag)
+    calls_line = f"The calls behind it: {dashboard}{calls}\n\n" if calls else ""
     preferences = dashboard + reverse("notifications:preferences")
     try:
         sent = send_to_each(
@@ -926,8 +931,10 @@ def _email_owners(
                 subject=one_line(f"[Reminix] {flag.get_kind_display()} in {project.name}"),
                 message=(
                     f"{plain_text(flag.summary)}\n\n"
-                    "Review it, see the calls behind it and acknowledge it in the dashboard: "
-                    f"{link}\n\n"
+                    f"First seen {flag.first_seen:%-d %b %Y, %H:%M:%S} UTC.\n\n"
+                    f"{calls_line}"
+                    "Review it and acknowledge it in the dashboard, where you can also "
+                    f"suspend, roll or revoke the key: {link}\n\n"
                     "If the key was leaked, revoke it there and create a new one.\n\n"
                     f"Choose which emails you get from each project: {preferences}\n"
                 ),

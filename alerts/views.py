@@ -4,7 +4,7 @@ behind it, and acknowledged by a member (who and when are kept, and audited)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -25,6 +25,7 @@ from accounts.http import ProjectRequest
 from accounts.models import Project
 from accounts.sudo import sudo_required, sudo_required_to_change
 from alerts.forms import AlertRulesForm, FlagFilterForm, TokenLookupForm
+from alerts.links import evidence_url
 from alerts.models import AlertRules, Flag
 from alerts.services import (
     NotAboutANetwork,
@@ -40,42 +41,6 @@ from core.htmx import render_page_or_fragment, url_with_query
 TEMPLATE = "alerts/flag_list.html"
 RECENTLY = timedelta(days=30)
 OPEN_SHOWN = 100
-MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
-
-
-def _minute(moment: datetime, *, up: bool = False) -> str:
-    floor = moment.replace(second=0, microsecond=0)
-    if up and floor < moment:
-        floor += timedelta(minutes=1)
-    return floor.strftime(MINUTE_FORMAT)
-
-
-def evidence_url(flag: Flag) -> str | None:
-    """The key's usage log narrowed to the calls behind `flag`, where there are such calls."""
-    if flag.api_key_id is None:
-        return None
-    url = reverse(
-        "usage:api_key_usage", kwargs={"slug": flag.project.slug, "key_id": flag.api_key_id}
-    )
-    if flag.kind == Flag.Kind.UNUSED_KEY:
-        return url
-    params: dict[str, str] = {}
-    evidence = flag.evidence
-    if flag.client_token is not None:
-        params["client_token"] = flag.client_token.public_id
-    if outcome := evidence.get("outcome"):
-        params["outcome"] = outcome
-    if flag.kind == Flag.Kind.NEW_NETWORK and evidence.get("ips") and evidence.get("count", 1) == 1:
-        params["ip"] = evidence["ips"][0]  # one network: its first call's address
-    if flag.kind == Flag.Kind.BLOCKED_NETWORK:
-        # The refusals (403: the log has no filter by error code), not the key's own calls
-        # in the same minutes; from the one address, when there was one.
-        params["status"] = "403"
-        if len(evidence.get("ips", [])) == 1:
-            params["ip"] = evidence["ips"][0]
-    params["since"] = _minute(flag.first_seen)
-    params["until"] = _minute(flag.last_seen + timedelta(seconds=1), up=True)
-    return f"{url}?{urlencode(params)}"
 
 
 def _filter_query(form: FlagFilterForm) -> str:

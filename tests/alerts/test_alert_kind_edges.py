@@ -265,6 +265,20 @@ def test_the_alerts_link_lists_the_refused_calls_not_the_keys_ordinary_ones(key,
     assert [(r.ip, r.error_code) for r in rows] == [("192.0.2.9", "ip_not_allowed")] * 5
 
 
+def test_the_alert_email_links_to_the_alert_and_to_the_calls_behind_it(key, settings):
+    from django.core import mail
+
+    settings.DASHBOARD_URL = "https://dash.example"
+    usage_write([outside(key, NOW - timedelta(minutes=5), ip="192.0.2.9")])
+    [flag] = run()
+    [message] = mail.outbox
+    assert f"https://dash.example/projects/{key.project.slug}/alerts/#flag-{flag.pk}" in (
+        message.body
+    )
+    assert f"https://dash.example{evidence_url(flag)}" in message.body
+    assert "20 Nov 2026, 11:55:00 UTC" in message.body.split("First seen")[1].splitlines()[0]
+
+
 def test_refusals_across_runs_span_the_first_and_last_and_are_never_a_burst(key):
     first = NOW - timedelta(minutes=9, seconds=58)
     usage_write([outside(key, first + i * timedelta(seconds=10)) for i in range(25)])
