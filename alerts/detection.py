@@ -408,17 +408,15 @@ def _ended_tokens(
     for r in rows:
         # A personal access token's ended use is its person's matter, not a project's.
         if r["outcome"] == Outcome.REVOKED_KEY and (r["api_key_id"] or r["client_token_id"]):
-            # A client token's refusal is its own finding, even when its key is the cause.
-            token = (
-                (r["project_id"], None, r["client_token_id"])
-                if r["client_token_id"]
-                else (r["project_id"], r["api_key_id"], None)
-            )
+            # A client token's refusal is its own finding, even when its key is the cause;
+            # it names the key that minted it (none for a PAT's), whose log holds its calls
+            # and whose suspend, roll and revoke the alert offers.
+            token = (r["project_id"], r["api_key_id"], r["client_token_id"])
             by_token[token].append(r)
     names = _names(by_token)
     for (project_id, key_id, ct_id), attempts in by_token.items():
         first, last = _span(attempts)
-        what = names.get((key_id, ct_id), "A token")
+        what = names.get((None, ct_id) if ct_id else (key_id, None), "A token")
         ips = _ips(attempts)
         _raise(
             result,

@@ -124,6 +124,34 @@ def test_an_ended_client_token_still_tried_is_flagged_against_the_token(key, pro
     assert minted.public_id in flag.summary
 
 
+def test_an_ended_client_tokens_alert_leads_to_its_calls_and_its_key(key, project, signed_in):
+    """A leaked browser token tried after its key was rolled: the alert names the key that
+    minted it, so "See the calls" and the key's suspend, roll and revoke are there."""
+    minted, _ = client_token_create(project=project, api_key=key, context={})
+    usage_write(
+        [
+            call(key, NOW - timedelta(minutes=5), ip="203.0.113.10"),
+            *[
+                call(
+                    key,
+                    NOW - timedelta(minutes=2, seconds=s),
+                    status=401,
+                    error_code="expired_api_key",
+                    client_token_id=minted.pk,
+                    ip="192.0.2.44",
+                )
+                for s in range(3)
+            ],
+        ]
+    )
+    [flag] = run()
+    assert (flag.api_key, flag.client_token) == (key, minted)
+    rows = signed_in.get(evidence_url(flag)).context["page"].rows
+    assert [(r.client_token_id, r.ip) for r in rows] == [(minted.pk, "192.0.2.44")] * 3
+    html = signed_in.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
+    assert reverse("apikeys:api_key_roll", args=[project.slug, key.pk]) in html
+
+
 def test_a_new_network_after_the_first_day_is_flagged_once(key):
     usage_write(steady(key, days=2))
     usage_write(
