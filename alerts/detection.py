@@ -75,7 +75,7 @@ from alerts.rules import (
     UNUSED_AFTER,
     Thresholds,
 )
-from apikeys.models import ApiKey, ClientToken
+from apikeys.models import ApiKey, ClientToken, TokenStatus
 from core.db_errors import run_must_stop
 from core.mail import one_line, plain_text
 from core.networks import network_around
@@ -414,10 +414,16 @@ def _ended_tokens(
             token = (r["project_id"], r["api_key_id"], r["client_token_id"])
             by_token[token].append(r)
     names = _names(by_token)
+    keys = ApiKey.objects.in_bulk({k for _, k, c in by_token if k and not c})
     for (project_id, key_id, ct_id), attempts in by_token.items():
         first, last = _span(attempts)
         what = names.get((None, ct_id) if ct_id else (key_id, None), "A token")
         ips = _ips(attempts)
+        from_where = f"(from {', '.join(ips[:3]) or 'unknown addresses'})"
+        summary = f"{what} no longer works but is still being tried {from_where}."
+        key = keys.get(key_id) if key_id and not ct_id else None
+        if key is not None and key.rolled_at:
+            summary = _old_secret_tried(key, last, from_where) or summary
         _raise(
             result,
             project_id=project_id,
@@ -426,13 +432,24 @@ def _ended_tokens(
             kind=Flag.Kind.ENDED_TOKEN_USED,
             severity=Flag.Severity.HIGH,
             subject="",
-            summary=f"{what} no longer works but is still being tried "
-            f"(from {', '.join(ips[:3]) or 'unknown addresses'}).",
+            summary=summary,
             evidence={"ips": ips, "outcome": Outcome.REVOKED_KEY, "since": first.isoformat()},
             seen_from=first,
             seen_to=last,
             occurrences=len(attempts),
         )
+
+
+def _old_secret_tried(key: ApiKey, last: datetime, from_where: str) -> str | None:
+    """What to say of a rolled key refused while it works (neither revoked nor expired at
+    the last attempt): the secret tried is one it replaced. Naming the key by its current
+    hint would say the working secret stopped. None if the key itself had ended."""
+    if key.status_at(last) in (TokenStatus.REVOKED, TokenStatus.EXPIRED):
+        return None
+    return (
+        f"A secret that key “{key.name}” replaced when rolled (the last: {key.previous_hint}) "
+        f"is still being tried {from_where}; its current secret ({key.hint}) still works."
+    )
 
 
 def _blocked_networks(

@@ -15,7 +15,7 @@ from alerts.detection import SPIKE_MIN_CALLS, detect
 from alerts.models import Flag
 from alerts.views import evidence_url
 from apikeys.models import ApiKey
-from apikeys.services import client_token_create
+from apikeys.services import api_key_roll, client_token_create
 from audit.models import AuditEvent
 from tests.conftest import usage_call
 from usage.models import Outcome
@@ -104,6 +104,18 @@ def test_a_revoked_key_still_tried_raises_one_high_flag_and_emails_owners_once(k
     [flag] = run()
     assert flag.occurrences == 4
     assert len(mail.outbox) == 1  # the same key within the hour: no second email
+
+
+def test_a_rolled_keys_old_secret_still_tried_names_the_old_secret_not_the_working_one(key, user):
+    old_hint = key.hint
+    api_key_roll(api_key=key, by=user, overlap=timedelta(0))
+    key.refresh_from_db()
+    usage_write([call(key, NOW - timedelta(minutes=2), status=401, error_code="expired_api_key")])
+    [flag] = run()
+    assert flag.kind == Flag.Kind.ENDED_TOKEN_USED
+    assert old_hint in flag.summary
+    assert "no longer works" not in flag.summary  # the key does: its new secret
+    assert f"current secret ({key.hint}) still works" in flag.summary
 
 
 def test_an_ended_client_token_still_tried_is_flagged_against_the_token(key, project):
