@@ -10,7 +10,8 @@ and in batches, and raises or adds to Flags:
   allowlist's own refusals, which have their own answer.
 - new_network (medium): a key succeeds from a /24 (IPv4) or /48 (IPv6) it has never used,
   after its first day of use. Calls through client tokens are left out: browsers come
-  from everywhere by design. One open alert per key counts and lists its new networks.
+  from everywhere by design. One open alert per key counts and lists its new networks;
+  it becomes high at NEW_NETWORKS_HIGH (5) of them.
 - volume_spike (medium): a key's calls in an hour reach SPIKE_FACTOR times its trailing
   7-day hourly average, and that many times its average at the same hour of the day (a
   nightly job is no spike), and at least SPIKE_MIN_CALLS, once it has a day of history.
@@ -616,7 +617,7 @@ def _new_networks(
         ips = [call["ip"] for call in firsts.values()]
         # One alert per key while it is open, however many networks: a leaked key used
         # from hundreds of addresses is one incident, not hundreds of alerts.
-        _raise(
+        flag = _raise(
             result,
             project_id=project_id,
             api_key_id=key_id,
@@ -630,9 +631,21 @@ def _new_networks(
             occurrences=len(firsts),
             merge=partial(_new_networks_merge, name, list(firsts), ips, first),
         )
+        if flag is not None:
+            _isolated(f"severity of flag {flag.pk}", partial(_new_networks_escalate, flag), result)
+
+
+def _new_networks_escalate(flag: Flag) -> None:
+    """One new network may be a new server; a key taken up in one network after another
+    is likely leaked: its alert becomes high, so it is emailed (and sent to webhooks that
+    take only high alerts)."""
+    if flag.severity == Flag.Severity.MEDIUM and flag.evidence["count"] >= NEW_NETWORKS_HIGH:
+        Flag.objects.filter(pk=flag.pk).update(severity=Flag.Severity.HIGH)
 
 
 NETWORKS_LISTED = 20
+# A key's open new-network alert becomes high (emailed) at this many new networks.
+NEW_NETWORKS_HIGH = 5
 
 
 def _new_networks_merge(
@@ -658,9 +671,10 @@ def _new_networks_merge(
         )
     else:
         more = "…" if count > 3 else ""
+        leaked = " It may have leaked." if count >= NEW_NETWORKS_HIGH else ""
         summary = (
             f"{name} was used from {count} networks it had not used before "
-            f"({', '.join(listed[:3])}{more})."
+            f"({', '.join(listed[:3])}{more}).{leaked}"
         )
     return summary, evidence
 

@@ -11,7 +11,7 @@ from django.core import mail
 from django.urls import reverse
 
 from accounts.models import Project
-from alerts.detection import SPIKE_MIN_CALLS, detect
+from alerts.detection import NEW_NETWORKS_HIGH, SPIKE_MIN_CALLS, detect
 from alerts.models import Flag
 from alerts.views import evidence_url
 from apikeys.models import ApiKey
@@ -206,6 +206,27 @@ def test_a_key_used_from_many_new_networks_at_once_raises_one_alert_naming_them(
     usage_write([call(key, NOW - timedelta(minutes=1), ip="192.0.2.9")])
     [flag] = [f for f in run() if f.kind == Flag.Kind.NEW_NETWORK]
     assert (flag.occurrences, flag.evidence["count"]) == (301, 301)
+
+
+def test_a_key_used_from_many_new_networks_becomes_high_and_its_owners_are_emailed(key, user):
+    """One new network may be a new server (medium, on the page); a key taken up in one
+    network after another is likely leaked, and someone should hear of it."""
+    usage_write(steady(key, days=2))
+    run()
+    ips = [f"198.51.{n}.7" for n in range(NEW_NETWORKS_HIGH)]
+    usage_write([call(key, NOW - timedelta(minutes=9), ip=ip) for ip in ips[:-1]])
+    [flag] = run()
+    assert (flag.kind, flag.severity, len(mail.outbox)) == (
+        Flag.Kind.NEW_NETWORK,
+        Flag.Severity.MEDIUM,
+        0,
+    )
+    usage_write([call(key, NOW - timedelta(minutes=8), ip=ips[-1])])
+    [flag] = run()
+    assert (flag.severity, flag.occurrences) == (Flag.Severity.HIGH, NEW_NETWORKS_HIGH)
+    assert "may have leaked" in flag.summary
+    [message] = mail.outbox
+    assert message.to == [user.email] and f"{NEW_NETWORKS_HIGH} networks" in message.body
 
 
 def test_networks_seen_in_the_first_day_are_the_keys_baseline(key):
