@@ -15,6 +15,7 @@ and in batches, and raises or adds to Flags:
 - volume_spike (medium): a key's calls in an hour reach SPIKE_FACTOR times its trailing
   7-day hourly average, and that many times its average at the same hour of the day (a
   nightly job is no spike), and at least SPIKE_MIN_CALLS, once it has a day of history.
+  One open alert per key counts the hours over its usual.
 - client_token_many_ips (medium): one client token used from CLIENT_TOKEN_MAX_IPS or more
   addresses.
 - unused_key (low): an active key unused for UNUSED_AFTER; suggest revoking it.
@@ -106,6 +107,8 @@ BATCH_SIZE = 10_000
 READ_MARGIN = timedelta(hours=1)
 SPIKE_BASELINE = timedelta(days=7)
 SPIKE_MIN_HISTORY = timedelta(days=1)
+# The hours an open spike alert keeps (its count of hours goes on past them).
+SPIKE_HOURS_LISTED = 168
 EMAIL_EVERY = timedelta(hours=1)
 # A flag not emailed within this long (no owner could be reached) is not emailed late.
 EMAIL_WITHIN = timedelta(days=1)
@@ -725,25 +728,57 @@ def _volume_spike(
         api_key_id=key_id, created_at__gte=hour, created_at__lt=hour + timedelta(hours=1)
     ).aggregate(first=Min("created_at"), last=Max("created_at"))
     name = _names({(project_id, key_id, None)}).get((key_id, None), "A key")
+    hour_summary = (
+        f"{name} made {current} calls in the hour from {hour:%H:%M} UTC, "
+        f"{current / baseline if baseline else current:.0f}× its usual {baseline:.1f} "
+        f"({average:.1f} an hour on average, {at_this_hour:.1f} at this hour of the day)."
+    )
+    this_hour = {
+        "count": current,
+        "baseline_per_hour": round(average, 2),
+        "baseline_this_hour": round(at_this_hour, 2),
+        "since": hour.isoformat(),
+        "until": (hour + timedelta(hours=1)).isoformat(),
+    }
+    # One alert per key while it is open: abuse that lasts hours is one incident.
     _raise(
         result,
         project_id=project_id,
         api_key_id=key_id,
         kind=Flag.Kind.VOLUME_SPIKE,
         severity=Flag.Severity.MEDIUM,
-        subject=hour.isoformat(),
-        summary=f"{name} made {current} calls in the hour from {hour:%H:%M} UTC, "
-        f"{current / baseline if baseline else current:.0f}× its usual {baseline:.1f} "
-        f"({average:.1f} an hour on average, {at_this_hour:.1f} at this hour of the day).",
-        evidence={
-            "count": current,
-            "baseline_per_hour": round(average, 2),
-            "baseline_this_hour": round(at_this_hour, 2),
-            "since": hour.isoformat(),
-            "until": (hour + timedelta(hours=1)).isoformat(),
-        },
+        subject="",
+        summary="",
+        evidence={},
         seen_from=calls["first"] or hour,
         seen_to=calls["last"] or min(now, hour + timedelta(hours=1)),
+        merge=partial(_volume_spike_merge, hour_summary, this_hour),
+    )
+
+
+def _volume_spike_merge(
+    hour_summary: str, this_hour: dict[str, Any], old: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """A key's open spike alert with one more hour over its usual (or the same hour, seen
+    again with more calls): the latest hour's figures, since when, and how many hours."""
+    hours = list(old.get("hour_list", []))
+    count = int(old.get("hours", len(hours)))
+    if this_hour["since"] not in hours:
+        hours.append(this_hour["since"])
+        count += 1
+    evidence = {
+        **this_hour,
+        "since": old.get("since", this_hour["since"]),
+        "peak": max(int(old.get("peak", 0)), this_hour["count"]),
+        "hours": count,
+        "hour_list": hours[-SPIKE_HOURS_LISTED:],
+    }
+    if count == 1:
+        return hour_summary, evidence
+    since = datetime.fromisoformat(evidence["since"])
+    return (
+        f"{hour_summary} Over its usual in {count} hours since {since:%-d %b, %H:%M} UTC.",
+        evidence,
     )
 
 

@@ -288,6 +288,21 @@ def test_the_nightly_batch_size_at_another_hour_is_still_a_spike(key):
     assert (flag.kind, flag.evidence["count"]) == (Flag.Kind.VOLUME_SPIKE, 300)
 
 
+def test_a_spike_lasting_hours_is_one_alert_that_counts_them(key):
+    """Abuse that goes on for three hours is one incident: one alert, not one an hour."""
+    usage_write(steady(key, days=2))
+    run()
+    start = NOW - timedelta(hours=3)
+    for hour in range(3):
+        at = start + timedelta(hours=hour)
+        usage_write([call(key, at + timedelta(seconds=10 * s)) for s in range(150)])
+        detect(now=at + timedelta(minutes=30))
+    [flag] = Flag.objects.filter(kind=Flag.Kind.VOLUME_SPIKE)
+    assert flag.evidence["hours"] == 3
+    assert flag.evidence["since"] == start.isoformat()
+    assert "3 hours" in flag.summary
+
+
 def test_a_new_key_has_no_baseline_and_no_spike(key):
     usage_write([call(key, NOW - timedelta(minutes=30) + timedelta(seconds=s)) for s in range(300)])
     assert run() == []
