@@ -12,6 +12,8 @@ and in batches, and raises or adds to Flags:
   after its first day of use. Calls through client tokens are left out: browsers come
   from everywhere by design. One open alert per key counts and lists its new networks;
   it becomes high at NEW_NETWORKS_HIGH (5) of them.
+- new_agent (medium): a key succeeds with an agent it has never called, after the same
+  learning period as new networks (and off with them). One open alert per key lists them.
 - volume_spike (medium): a key's calls in an hour reach SPIKE_FACTOR times its trailing
   7-day hourly average, and that many times its average at the same hour of the day (a
   nightly job is no spike), and at least SPIKE_MIN_CALLS, once it has a day of history.
@@ -64,7 +66,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from alerts.links import evidence_url
-from alerts.models import AlertRules, DetectionCursor, Flag, KeyNetwork
+from alerts.models import AlertRules, DetectionCursor, Flag, KeyAgent, KeyNetwork
 from alerts.rules import (
     AUTH_BURST_THRESHOLD,
     AUTH_BURST_WINDOW,
@@ -128,6 +130,7 @@ FIELDS = (
     "status",
     "error_code",
     "ip",
+    "agent",
 )
 
 
@@ -218,6 +221,7 @@ def _process(rows: list[dict[str, Any]], now: datetime, result: DetectionResult)
         "blocked networks": _blocked_networks,
         "auth bursts": _auth_bursts,
         "new networks": _new_networks,
+        "new agents": _new_agents,
         "volume spikes": _volume_spikes,
         "client token addresses": _client_token_ips,
     }
@@ -679,6 +683,87 @@ def _new_networks_merge(
             f"{name} was used from {count} networks it had not used before "
             f"({', '.join(listed[:3])}{more}).{leaked}"
         )
+    return summary, evidence
+
+
+def _new_agents(
+    rows: list[dict[str, Any]], now: datetime, result: DetectionResult, rules: Rules
+) -> None:
+    """A key succeeding with an agent it has not called before, after its learning period
+    (the new-network one: both learn what the key's own servers do, and both are off
+    together). A leaked key is often used for what its owner never does."""
+    direct = [
+        r for r in rows
+        if r["outcome"] == Outcome.OK and r["api_key_id"] and r["agent"]
+        and not r["client_token_id"]
+    ]  # fmt: skip
+    if not direct:
+        return
+    key_ids = {r["api_key_id"] for r in direct}
+    known: dict[int, set[str]] = defaultdict(set)
+    for key_id, agent in KeyAgent.objects.filter(
+        api_key_id__in=key_ids, agent__in={r["agent"] for r in direct}
+    ).values_list("api_key_id", "agent"):
+        known[key_id].add(agent)
+    first_uses: dict[int, datetime] = dict(
+        KeyAgent.objects.filter(api_key_id__in=key_ids)
+        .values("api_key_id")
+        .annotate(first=Min("first_seen"))
+        .values_list("api_key_id", "first")
+    )
+    new: list[KeyAgent] = []
+    findings: dict[tuple[int, int], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for r in direct:
+        key_id, when, agent = r["api_key_id"], r["created_at"], r["agent"]
+        if agent in known[key_id]:
+            continue
+        first_use = first_uses.get(key_id, when)
+        first_uses[key_id] = min(first_use, when)
+        known[key_id].add(agent)
+        new.append(KeyAgent(api_key_id=key_id, agent=agent, first_seen=when))
+        project_rules = rules[r["project_id"]]
+        if project_rules.on(Flag.Kind.NEW_NETWORK) and (
+            when - first_use > project_rules.new_network_grace
+        ):
+            findings[(r["project_id"], key_id)][agent] = r
+    KeyAgent.objects.bulk_create(new, ignore_conflicts=True)
+    names = _names({(p, k, None) for p, k in findings})
+    for (project_id, key_id), firsts in findings.items():
+        first, last = _span(list(firsts.values()))
+        _raise(
+            result,
+            project_id=project_id,
+            api_key_id=key_id,
+            kind=Flag.Kind.NEW_AGENT,
+            severity=Flag.Severity.MEDIUM,
+            subject="",
+            summary="",
+            evidence={},
+            seen_from=first,
+            seen_to=last,
+            occurrences=len(firsts),
+            merge=partial(
+                _new_agents_merge, names.get((key_id, None), "A key"), list(firsts), first
+            ),
+        )
+
+
+AGENTS_LISTED = 20
+
+
+def _new_agents_merge(
+    name: str, agents: list[str], first: datetime, old: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """A key's open new-agent alert with `agents` added: counted, the first listed."""
+    listed = list(old.get("agents", []))
+    count = int(old.get("count", len(listed))) + len(agents)
+    listed = [*listed, *[a for a in agents if a not in listed]][:AGENTS_LISTED]
+    more = "…" if count > len(listed) else ""
+    evidence = {"agents": listed, "count": count, "since": old.get("since", first.isoformat())}
+    summary = (
+        f"{name} called {'an agent' if count == 1 else f'{count} agents'} it had not called "
+        f"before: {', '.join(listed)}{more}. If nothing of yours does this, it may have leaked."
+    )
     return summary, evidence
 
 

@@ -112,7 +112,8 @@ KIND_HELP = {
     "emailed.",
     rules.NETWORK: "A key succeeds from a /24 (IPv4) or /48 (IPv6) network it has not used "
     "before, once its learning period after its first call is over. One alert per key "
-    "counts them; at 5 new networks it is high: owners are emailed.",
+    "counts them; at 5 new networks it is high: owners are emailed. The same switch and "
+    "learning period cover a key calling an agent it has not called before.",
     rules.SPIKE: "A key's calls in an hour reach a multiple of its hourly average over the "
     "last 7 days, and of its average at that hour of the day (a nightly job is no spike), "
     "and a minimum, once it has a day of history.",

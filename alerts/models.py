@@ -52,6 +52,7 @@ class Flag(models.Model):
         UNUSED_KEY = "unused_key", "Unused for a long time"
         BLOCKED_NETWORK = "blocked_network", "Used from outside its allowed networks"
         FOUND_IN_PUBLIC = "found_in_public", "Found in public by GitHub's secret scanning"
+        NEW_AGENT = "new_agent", "Called agents it had not called"
 
     class Severity(models.TextChoices):
         HIGH = "high", "High"
@@ -145,6 +146,20 @@ class KeyNetwork(models.Model):
 
     def __str__(self) -> str:
         return f"{self.api_key_id} {self.network}"
+
+
+class KeyAgent(models.Model):
+    """An agent a key has called successfully, and since when (its usual agents)."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+    agent = models.CharField(max_length=64)
+    first_seen = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["api_key", "agent"], name="keyagent_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.agent}"
 
 
 class DetectionCursor(models.Model):

@@ -229,6 +229,43 @@ def test_a_key_used_from_many_new_networks_becomes_high_and_its_owners_are_email
     assert message.to == [user.email] and f"{NEW_NETWORKS_HIGH} networks" in message.body
 
 
+def test_a_key_calling_agents_it_never_called_raises_one_alert_naming_them(key):
+    """A billing key that suddenly calls payroll-admin and export-all from its own servers:
+    the network is known, the volume ordinary, but the agents are not its own."""
+    usage_write(steady(key, days=2))  # my-agent, all along
+    assert run() == []
+    usage_write(
+        [
+            call(key, NOW - timedelta(minutes=3), agent="payroll-admin", path=None),
+            call(key, NOW - timedelta(minutes=2), agent="payroll-admin"),
+            call(key, NOW - timedelta(minutes=1), agent="export-all"),
+        ]
+    )
+    [flag] = run()
+    assert (flag.kind, flag.severity, flag.api_key) == (
+        Flag.Kind.NEW_AGENT,
+        Flag.Severity.MEDIUM,
+        key,
+    )
+    assert flag.evidence["agents"] == ["payroll-admin", "export-all"]
+    assert "payroll-admin" in flag.summary and "export-all" in flag.summary
+    usage_write([call(key, NOW, agent="payroll-admin")])
+    assert [f.occurrences for f in run()] == [2]  # learnt: once per agent
+
+
+def test_agents_a_key_calls_in_its_first_day_are_its_own(key):
+    start = NOW - timedelta(days=2)
+    usage_write(
+        [
+            call(key, start, agent="billing"),
+            call(key, start + timedelta(hours=20), agent="reports"),
+            call(key, NOW - timedelta(minutes=5), agent="reports"),
+            call(key, NOW - timedelta(minutes=4), agent="billing"),
+        ]
+    )
+    assert run() == []
+
+
 def test_networks_seen_in_the_first_day_are_the_keys_baseline(key):
     first_day = NOW - timedelta(days=2)
     usage_write(
