@@ -58,6 +58,7 @@ def _cut_kept(model: type[models.Model], pk: Any, field: str, value: str, *, usi
     cut = redact_secrets(value)
     if cut == value:
         return False
+    cut = _fitted(cut, max_length=_max_length(model, field))
     rows = model._default_manager.using(using).filter(pk=pk, **{field: value})
     return rows.update(**{field: cut}) > 0
 
@@ -86,9 +87,8 @@ def _renamed(
     model: type[models.Model], pk: Any, field: str, value: str, cut: str, *, using: str
 ) -> bool:
     rows = model._default_manager.using(using).filter(pk=pk, **{field: value})
-    column = model._meta.get_field(field)
-    assert isinstance(column, models.CharField) and column.max_length
-    max_length = column.max_length
+    max_length = _max_length(model, field)
+    assert max_length is not None
     for name in _names(cut, max_length=max_length):
         try:
             with transaction.atomic(using=using):
@@ -101,8 +101,22 @@ def _renamed(
 _TRIES = 1000
 
 
+def _max_length(model: type[models.Model], field: str) -> int | None:
+    column = model._meta.get_field(field)
+    return column.max_length if isinstance(column, models.CharField) else None
+
+
+def _fitted(cut: str, *, max_length: int | None) -> str:
+    """`cut` within its column. A cut is nearly always shorter than the text it came from,
+    but not where the token was written in characters that each read as several (a
+    ligature's ﬃ is ffi): PostgreSQL would refuse the row and stop the upgrade there."""
+    if max_length is None or len(cut) <= max_length:
+        return cut
+    return cut[: max_length - 1].rstrip() + "…"
+
+
 def _names(cut: str, *, max_length: int) -> Iterator[str]:
-    yield cut
+    yield _fitted(cut, max_length=max_length)
     for n in range(2, _TRIES + 1):
         suffix = f" ({n})"
         yield cut[: max_length - len(suffix)].rstrip() + suffix

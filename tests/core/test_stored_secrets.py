@@ -161,3 +161,35 @@ def test_a_name_changed_since_its_batch_was_read_is_left_as_the_change_made_it(
     assert stored_secrets_cut_unique(ApiKey, "name", using="default") == 0
     agent.refresh_from_db()
     assert agent.description == "renamed"
+
+
+# Reads as "reminix_sk_" and 12 letters (each ligature is three), so it is cut; written
+# so, it is 15 characters, and "reminix_sk_[redacted]" is 21.
+LIGATURES = "reminix_sk_" + "\ufb03" * 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cut_that_reads_longer_than_the_token_still_fits_its_column():
+    """A token written in characters that each read as several (a PDF's ﬃ ligature) is
+    shorter than its cut: at a column's length, the cut would not fit, PostgreSQL would
+    refuse it and the upgrade would stop there. It is shortened to fit, still cut."""
+    with before_the_cuts() as old:
+        user = old.get_model("accounts", "User").objects.create(email="ada@example.com", name="Ada")
+        project = old.get_model("accounts", "Project").objects.create(name="P", slug="p")
+        key = old.get_model("apikeys", "ApiKey").objects.create(
+            project=project,
+            name="k" * 85 + LIGATURES,
+            token_hash="1" * 64,
+            hint="reminix_sk_a…b",
+            notes="n" * 485 + LIGATURES,
+        )
+        pat = old.get_model("apikeys", "PersonalAccessToken").objects.create(
+            user=user, name="p" * 85 + LIGATURES, token_hash="2" * 64, hint="reminix_pat_a…b"
+        )
+    cut_key = ApiKey.objects.get(pk=key.pk)
+    cut_pat = PersonalAccessToken.objects.get(pk=pat.pk)
+    for text, length in ((cut_key.name, 100), (cut_key.notes, 500), (cut_pat.name, 100)):
+        assert len(text) <= length
+        assert "\ufb03" not in text
+        assert text.endswith("…")
+    assert cut_key.name.startswith("k" * 85 + "reminix_sk_")
