@@ -1033,14 +1033,14 @@ def email_pending_flags(now: datetime, result: DetectionResult) -> None:
 
 def _claim_email(flag: Flag, now: datetime) -> list[str]:
     """Claim the email about a new high-severity flag (emailed_at), so that two runs never
-    both send it; whom to send it to (none: nothing to send). One email per key (or client
-    token) per hour at most, however many flags it raises.
+    both send it; whom to send it to (none: nothing to send now). One email per key (or
+    client token) per hour at most, however many flags it raises: a flag raised within the
+    hour of its key's last email is held back, unclaimed, and a run after that hour sends
+    it if it is still open and unacknowledged (another kind of alert on a key already
+    mailed about is news: it was dropped before).
 
     Who: the owners, less those who turned these emails off, and members who turned them
     on (notifications/), each in a message of their own."""
-    claimed = Flag.objects.filter(pk=flag.pk, emailed_at__isnull=True).update(emailed_at=now)
-    if not claimed:
-        return []
     recent = Flag.objects.filter(
         project_id=flag.project_id,
         api_key_id=flag.api_key_id,
@@ -1048,7 +1048,10 @@ def _claim_email(flag: Flag, now: datetime) -> list[str]:
         emailed_at__gt=now - EMAIL_EVERY,
     ).exclude(pk=flag.pk)
     if recent.exists():
-        return []  # covered by the email sent for the same key within the hour
+        return []  # held back until the hour since the key's last email is over
+    claimed = Flag.objects.filter(pk=flag.pk, emailed_at__isnull=True).update(emailed_at=now)
+    if not claimed:
+        return []
     return alert_email_recipients(flag.project_id)
 
 

@@ -106,6 +106,32 @@ def test_a_revoked_key_still_tried_raises_one_high_flag_and_emails_owners_once(k
     assert len(mail.outbox) == 1  # the same key within the hour: no second email
 
 
+def test_a_second_high_alert_of_a_key_within_the_hour_is_emailed_once_the_hour_is_over(key, user):
+    """One email per key an hour, so that a busy incident is not a flood; but an alert of
+    another kind raised in that hour (the key refused outside its networks, then tried
+    after its revocation) is held back, not dropped: its email goes once the hour is over,
+    while it is still open."""
+    usage_write(steady(key, days=2))
+    refused = {"status": 403, "error_code": "ip_not_allowed", "ip": "192.0.2.66"}
+    usage_write([call(key, NOW - timedelta(minutes=m), **refused) for m in (3, 2)])
+    detect(now=NOW + timedelta(minutes=1))
+    assert [m.subject for m in mail.outbox] == [
+        f"[Reminix] Used from outside its allowed networks in {key.project.name}"
+    ]
+    key.revoke(by=None)
+    ended = {"status": 401, "error_code": "expired_api_key", "ip": "192.0.2.66"}
+    usage_write([call(key, NOW + timedelta(minutes=m), **ended) for m in (3, 4)])
+    detect(now=NOW + timedelta(minutes=5))
+    assert len(mail.outbox) == 1  # within the hour: held back
+    detect(now=NOW + timedelta(minutes=30))
+    assert len(mail.outbox) == 1
+    detect(now=NOW + timedelta(minutes=62))
+    assert len(mail.outbox) == 2
+    assert "Revoked or expired" in mail.outbox[1].subject
+    detect(now=NOW + timedelta(minutes=130))
+    assert len(mail.outbox) == 2  # each once
+
+
 def test_a_rolled_keys_old_secret_still_tried_names_the_old_secret_not_the_working_one(key, user):
     old_hint = key.hint
     api_key_roll(api_key=key, by=user, overlap=timedelta(0))
