@@ -1,4 +1,25 @@
 // The few behaviours of our own. Everything works without this file; it only adds comfort.
+
+// What a screen reader should hear of a change the eye sees (a list updated, a secret
+// copied): one polite live region for the page, made on first use. Emptied first, so the
+// same words said twice are heard twice.
+var announce = (function () {
+  "use strict";
+  var announcer = null;
+  return function (text) {
+    if (!announcer) {
+      announcer = document.createElement("div");
+      announcer.className = "visually-hidden";
+      announcer.setAttribute("aria-live", "polite");
+      announcer.id = "announcer";
+      announcer.setAttribute("role", "status");
+      document.body.appendChild(announcer);
+    }
+    announcer.textContent = "";
+    setTimeout(function () { announcer.textContent = text; }, 50);
+  };
+})();
+
 (function () {
   "use strict";
 
@@ -98,19 +119,38 @@
     });
   });
 
-  // Copy buttons: <button data-copy="#element-id">.
+  // Copy buttons: <button data-copy="#element-id">. Done is said as well as shown (the
+  // button's new label alone is not read by every screen reader); refused (a browser or
+  // policy that keeps scripts from the clipboard, or no clipboard at all over plain
+  // http), the text is selected for Ctrl+C and that is said instead of nothing happening.
+  function copied(button) {
+    var label = button.textContent;
+    button.textContent = "Copied";
+    button.setAttribute("data-copied", "");
+    announce("Copied to the clipboard.");
+    setTimeout(function () { button.textContent = label; button.removeAttribute("data-copied"); }, 2000);
+  }
+
+  function notCopied(source) {
+    source.focus();
+    if (source.select) source.select();
+    announce("Could not copy: the browser refused. It is selected: press Ctrl+C (Command+C on a Mac) to copy it.");
+  }
+
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy]");
     if (!button) return;
     var source = document.querySelector(button.getAttribute("data-copy"));
     if (!source) return;
     var text = source.value !== undefined ? source.value : source.textContent;
-    navigator.clipboard.writeText(text.trim()).then(function () {
-      var label = button.textContent;
-      button.textContent = "Copied";
-      button.setAttribute("data-copied", "");
-      setTimeout(function () { button.textContent = label; button.removeAttribute("data-copied"); }, 2000);
-    });
+    if (!navigator.clipboard) {
+      notCopied(source);
+      return;
+    }
+    navigator.clipboard.writeText(text.trim()).then(
+      function () { copied(button); },
+      function () { notCopied(source); }
+    );
   });
 })();
 
@@ -274,21 +314,6 @@
 // Focus that is still somewhere is never moved.
 (function () {
   "use strict";
-  var announcer = null;
-
-  function announce(text) {
-    if (!announcer) {
-      announcer = document.createElement("div");
-      announcer.className = "visually-hidden";
-      announcer.setAttribute("aria-live", "polite");
-      announcer.id = "announcer";
-      announcer.setAttribute("role", "status");
-      document.body.appendChild(announcer);
-    }
-    announcer.textContent = "";
-    setTimeout(function () { announcer.textContent = text; }, 50);
-  }
-
   function fieldError(region) {
     var error = region.querySelector(".errorlist");
     return error ? error.textContent.trim() : "check the fields.";

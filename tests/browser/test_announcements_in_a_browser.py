@@ -1,0 +1,59 @@
+"""What a screen reader hears: the outcome of an action is said in a live region, not only
+shown (a button whose label changes while it has focus is read by some and not others)."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from accounts.models import Project
+from accounts.services import user_sign_up
+from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.conftest import PASSWORD
+
+
+def create_a_key_by_keyboard(page: Page, slug: str, name: str) -> None:
+    page.goto(f"/projects/{slug}/settings/api-keys/")
+    page.get_by_role("link", name="Create API key").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Name", exact=True)).to_be_focused()
+    page.keyboard.type(name)
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Your new API key", exact=True)).to_be_focused()
+
+
+def test_copying_a_new_secret_is_announced(page: Page, live_server, transactional_db):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    sign_in(page, "kim@example.com")
+    create_a_key_by_keyboard(page, project.slug, "Announced")
+
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Copy")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").filter(has_text="copied")).to_have_count(1)
+    secret = page.get_by_label("Your new API key", exact=True).input_value()
+    assert page.evaluate("() => navigator.clipboard.readText()") == secret
+
+
+def test_a_copy_the_browser_refuses_says_so_and_selects_the_secret(
+    page: Page, live_server, transactional_db
+):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    sign_in(page, "kim@example.com")
+    create_a_key_by_keyboard(page, project.slug, "Refused")
+    # A browser or policy that refuses scripts the clipboard.
+    page.evaluate(
+        "() => { navigator.clipboard.writeText = () => "
+        "Promise.reject(new DOMException('Refused', 'NotAllowedError')); }"
+    )
+
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").filter(has_text="Ctrl+C")).to_have_count(1)
+    secret_box = page.get_by_label("Your new API key", exact=True)
+    expect(secret_box).to_be_focused()
+    assert page.evaluate(
+        "() => { const e = document.activeElement; return e.selectionEnd - e.selectionStart; }"
+    ) == len(secret_box.input_value())
