@@ -328,6 +328,18 @@ var announce = (function () {
     return heading ? heading.textContent.trim() : "";
   }
 
+  // A plain form the server refused (not sent by htmx) comes back as a whole page, and
+  // focus starts at its top, far from the error: go to the first field in error and say
+  // so, as after an htmx update. Unless the page put focus somewhere itself (autofocus).
+  document.addEventListener("DOMContentLoaded", function () {
+    var active = document.activeElement;
+    if (active && active !== document.body) return;
+    var invalid = document.querySelector("main [aria-invalid='true']");
+    if (!invalid) return;
+    invalid.focus();
+    announce("There is a problem: " + fieldError(invalid.closest("form") || document.body));
+  });
+
   document.addEventListener("htmx:afterSettle", function (event) {
     if (document.querySelector("dialog.panel-dialog")) return;
     var old = event.detail.target;

@@ -57,3 +57,20 @@ def test_a_copy_the_browser_refuses_says_so_and_selects_the_secret(
     assert page.evaluate(
         "() => { const e = document.activeElement; return e.selectionEnd - e.selectionStart; }"
     ) == len(secret_box.input_value())
+
+
+def test_a_form_refused_by_a_page_load_puts_focus_on_its_first_field_in_error(
+    page: Page, live_server, transactional_db
+):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/members/")
+    page.get_by_label("Email").focus()
+    page.keyboard.type("not an address")
+    page.keyboard.press("Enter")  # a plain form: the whole page comes back, with the error
+
+    email = page.get_by_label("Email")
+    expect(email).to_have_attribute("aria-invalid", "true")
+    expect(email).to_be_focused()
+    expect(page.locator("#announcer")).to_contain_text("There is a problem")
