@@ -328,16 +328,28 @@ var announce = (function () {
     return heading ? heading.textContent.trim() : "";
   }
 
+  // A live region speaks only of what changes in it after the page has loaded: the
+  // outcome a plain form's page arrived with ("Invitation sent", "Client token … is
+  // revoked") sat silent in #messages. Said again, through the announcer.
+  function sayMessages() {
+    var messages = document.getElementById("messages");
+    var text = messages && messages.textContent.trim().replace(/\s+/g, " ");
+    if (text) announce(text);
+  }
+
   // A plain form the server refused (not sent by htmx) comes back as a whole page, and
   // focus starts at its top, far from the error: go to the first field in error and say
   // so, as after an htmx update. Unless the page put focus somewhere itself (autofocus).
   document.addEventListener("DOMContentLoaded", function () {
     var active = document.activeElement;
-    if (active && active !== document.body) return;
+    var focusIsFree = !active || active === document.body;
     var invalid = document.querySelector("main [aria-invalid='true']");
-    if (!invalid) return;
-    invalid.focus();
-    announce("There is a problem: " + fieldError(invalid.closest("form") || document.body));
+    if (invalid && focusIsFree) {
+      invalid.focus();
+      announce("There is a problem: " + fieldError(invalid.closest("form") || document.body));
+      return;
+    }
+    sayMessages();
   });
 
   document.addEventListener("htmx:afterSettle", function (event) {

@@ -74,3 +74,20 @@ def test_a_form_refused_by_a_page_load_puts_focus_on_its_first_field_in_error(
     expect(email).to_have_attribute("aria-invalid", "true")
     expect(email).to_be_focused()
     expect(page.locator("#announcer")).to_contain_text("There is a problem")
+
+
+def test_the_outcome_of_a_plain_form_is_said_once_its_page_has_loaded(
+    page: Page, live_server, transactional_db
+):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/members/")
+    page.get_by_label("Email").focus()
+    page.keyboard.type("bo@example.com")
+    page.keyboard.press("Enter")
+
+    # A live region says only what changes in it after the page has loaded: the message
+    # the page arrived with is said again through it.
+    expect(page.locator("#messages")).to_contain_text("Invitation sent to bo@example.com")
+    expect(page.locator("#announcer")).to_contain_text("Invitation sent to bo@example.com")
