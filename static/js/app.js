@@ -367,7 +367,8 @@ var announce = (function () {
       if (cause && (cause.type === "submit" || cause.type === "click")) {
         var problem = region.querySelector("[aria-invalid='true']");
         if (problem) problem.focus();
-        announce(problem ? "There is a problem: " + fieldError(region) : updated(region));
+        if (problem) announce("There is a problem: " + fieldError(region));
+        else if (!messagesSpoke) announce(updated(region));
       }
       return;
     }
@@ -379,9 +380,17 @@ var announce = (function () {
     }
     if (!region.hasAttribute("tabindex")) region.setAttribute("tabindex", "-1");
     region.focus({ preventScroll: false });
-    // #messages is a live region of its own: when it says something, that is the news.
-    var messages = document.getElementById("messages");
-    if (!messages || !messages.textContent.trim()) announce(updated(region));
+    if (!messagesSpoke) announce(updated(region));
+  });
+
+  // #messages is a live region of its own: when an answer brings it something to say
+  // ("“Old” is revoked"), that is the news. A bare "Updated." said at the same moment was
+  // all that some screen readers kept of the two.
+  var messagesSpoke = false;
+  document.addEventListener("htmx:beforeRequest", function () { messagesSpoke = false; });
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var swapped = event.target;  // the new #messages (event.detail.target is the old one)
+    if (swapped.id === "messages" && swapped.textContent.trim()) messagesSpoke = true;
   });
   // A region that reloads itself on a timer (data-quiet-refresh, with hx-get and
   // hx-trigger="every …"): the webhook delivery log while something is queued.

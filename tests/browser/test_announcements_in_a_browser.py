@@ -7,6 +7,7 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Project
 from accounts.services import user_sign_up
+from apikeys.services import api_key_create
 from tests.browser.test_api_keys_in_a_browser import sign_in
 from tests.conftest import PASSWORD
 
@@ -91,3 +92,29 @@ def test_the_outcome_of_a_plain_form_is_said_once_its_page_has_loaded(
     # the page arrived with is said again through it.
     expect(page.locator("#messages")).to_contain_text("Invitation sent to bo@example.com")
     expect(page.locator("#announcer")).to_contain_text("Invitation sent to bo@example.com")
+
+
+def test_revoking_a_key_says_it_is_revoked_without_a_second_voice_over_it(
+    page: Page, live_server, transactional_db
+):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    api_key_create(project=project, name="Old", created_by=user)
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    page.get_by_role("link", name="Revoke Old").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("dialog.panel-dialog")).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Revoke “Old”")).to_be_focused()
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#messages")).to_contain_text("“Old” is revoked")
+    expect(page.locator(".row-ended")).to_contain_text("Old")
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(300)  # the announcer speaks 50 ms after an update
+    # Two polite live regions changed at once: some screen readers say only the last, and
+    # that was a bare "Updated.".
+    assert page.locator("#announcer").count() == 0 or "Updated" not in (
+        page.locator("#announcer").text_content() or ""
+    )
