@@ -330,23 +330,24 @@ var announce = (function () {
 
   // A live region speaks only of what changes in it after the page has loaded: the
   // outcome a plain form's page arrived with ("Invitation sent", "Client token … is
-  // revoked") sat silent in #messages. Said again, through the announcer.
+  // revoked") sat silent in #messages. Its messages are put back, the same nodes in one
+  // step (nothing flickers, and the words are on the page once), just after the load.
   function sayMessages() {
     var messages = document.getElementById("messages");
-    var text = messages && messages.textContent.trim().replace(/\s+/g, " ");
-    if (text) announce(text);
+    if (!messages || !messages.textContent.trim()) return;
+    setTimeout(function () { messages.replaceChildren.apply(messages, Array.from(messages.childNodes)); }, 100);
   }
 
   // A plain form the server refused (not sent by htmx) comes back as a whole page, and
-  // focus starts at its top, far from the error: go to the first field in error and say
-  // so, as after an htmx update. Unless the page put focus somewhere itself (autofocus).
+  // focus starts at its top, far from the error: go to the first field in error, unless
+  // the page put focus somewhere itself (autofocus). The field's own description (its
+  // error, aria-describedby) is read with it.
   document.addEventListener("DOMContentLoaded", function () {
     var active = document.activeElement;
     var focusIsFree = !active || active === document.body;
     var invalid = document.querySelector("main [aria-invalid='true']");
     if (invalid && focusIsFree) {
       invalid.focus();
-      announce("There is a problem: " + fieldError(invalid.closest("form") || document.body));
       return;
     }
     sayMessages();
