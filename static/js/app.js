@@ -245,6 +245,17 @@ var announce = (function () {
     opener = null;
   }
 
+  // Named and described as the panel in it is, each time a panel comes (create, then
+  // the new secret, in one dialog): focus lands on a field inside, and a screen reader
+  // says the dialog's name and description with it, not the panel's.
+  function nameAsThePanel(dialog, panel) {
+    ["aria-labelledby", "aria-describedby"].forEach(function (name) {
+      var value = panel.getAttribute(name);
+      if (value) dialog.setAttribute(name, value);
+      else dialog.removeAttribute(name);
+    });
+  }
+
   function close(dialog) {
     if (dialog.open) dialog.close();
     else unwrap(dialog);
@@ -288,13 +299,12 @@ var announce = (function () {
     if (!dialog) {
       dialog = document.createElement("dialog");
       dialog.className = "panel-dialog";
-      var label = panel.getAttribute("aria-labelledby");
-      if (label) dialog.setAttribute("aria-labelledby", label);
       panel.replaceWith(dialog);
       dialog.appendChild(panel);
       dialog.addEventListener("close", function () { unwrap(dialog); });
       dialog.showModal();
     }
+    nameAsThePanel(dialog, panel);
     // Bind the panel's form now, so an Enter pressed at once is sent by htmx too.
     if (window.htmx) window.htmx.process(panel);
     focusInside(panel);

@@ -163,3 +163,25 @@ def test_acknowledging_an_alert_is_said_by_its_message_not_drowned_by_the_reload
     assert page.locator("#announcer").count() == 0 or "updated" not in (
         page.locator("#announcer").text_content() or ""
     )
+
+
+def test_a_panel_dialog_is_described_by_what_it_warns_of(page: Page, live_server, transactional_db):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    api_key_create(project=project, name="Busy", created_by=user)
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    page.get_by_role("link", name="Suspend Busy").focus()
+    page.keyboard.press("Enter")
+    # Focus goes to the Reason field: a screen reader says the dialog's name and
+    # description with it, so the description must be the dialog's own.
+    expect(page.get_by_label("Reason")).to_be_focused()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_have_accessible_name(re.compile("Suspend “Busy”"))
+    expect(dialog).to_have_accessible_description(re.compile("will fail with 401"))
+    page.keyboard.press("Escape")
+
+    # Create, then the new secret, in one dialog: named after the panel it holds now.
+    create_a_key_by_keyboard(page, project.slug, "Shown once")
+    expect(dialog).to_have_accessible_name(re.compile("Copy your new API key “Shown once” now"))
+    expect(dialog).to_have_accessible_description(re.compile("only time it is shown"))
