@@ -203,8 +203,11 @@ var announce = (function () {
 (function () {
   "use strict";
   var opener = null;
-  // The opener's address, to find its row again once the list is redrawn after a change.
+  // The opener's address, to find its row again once the list is redrawn after a change,
+  // and its place among its row's controls, for when the change replaced it (Suspend
+  // became Resume).
   var returnTo = null;
+  var returnPlace = 0;
 
   function slot() { return document.getElementById("key-panel"); }
 
@@ -219,15 +222,28 @@ var announce = (function () {
     target.focus();
   }
 
+  // A link's address, or a button's form's (Resume): what the control asked for.
+  function addressOf(control) {
+    var form = control.closest("form");
+    return control.getAttribute("hx-get") || control.getAttribute("href") ||
+      (form && (form.getAttribute("hx-post") || form.getAttribute("action"))) || null;
+  }
+
+  function remember(control) {
+    var address = control && addressOf(control);
+    if (address) {
+      returnTo = address;
+      returnPlace = placeInRow(control);
+      setTimeout(function () { returnTo = null; }, 10000);
+    }
+    return address;
+  }
+
   function unwrap(dialog) {
     var empty = document.createElement("div");
     empty.id = "key-panel";
     dialog.replaceWith(empty);
-    var address = opener && (opener.getAttribute("hx-get") || opener.getAttribute("href"));
-    if (address) {
-      returnTo = address;
-      setTimeout(function () { returnTo = null; }, 10000);
-    }
+    var address = remember(opener);
     var again = address && findOpener(address);
     if (opener && document.contains(opener)) {
       opener.focus();
@@ -264,7 +280,9 @@ var announce = (function () {
   document.addEventListener("htmx:beforeRequest", function (event) {
     var target = event.detail.target;
     if (target && target.id === "key-panel" && !target.closest("dialog")) {
-      opener = event.detail.elt.closest("a, button") || event.detail.elt;
+      var elt = event.detail.elt;
+      // A form's request (Resume) was opened by its button, the thing to focus again.
+      opener = elt.closest("a, button") || (elt.matches("form") && elt.querySelector("button")) || elt;
     }
     // Slow actions say so: the control that sent the request is busy until the answer.
     event.detail.elt.setAttribute("aria-busy", "true");
@@ -273,8 +291,27 @@ var announce = (function () {
     event.detail.elt.removeAttribute("aria-busy");
   });
 
+  var CONTROLS = "a[href], button, summary, input:not([type=hidden]), select, textarea";
+
+  function placeInRow(control) {
+    var row = control && control.closest("tr");
+    return row ? Array.from(row.querySelectorAll(CONTROLS)).indexOf(control) : 0;
+  }
+
+  // The same address, else the same place in the row of the same key or token (its
+  // addresses all start /…/api-keys/27/): a Suspend link that became a Resume button,
+  // or the row of a revoked key among the ended ones.
   function findOpener(address) {
-    return document.querySelector("[hx-get='" + CSS.escape(address) + "']");
+    var same = document.querySelector("[hx-get='" + CSS.escape(address) + "']");
+    if (same) return same;
+    var base = address.replace(/[^/]+\/?$/, "");
+    if (!/\/\d+\/$/.test(base)) return null;
+    var quoted = CSS.escape(base);
+    var mark = document.querySelector(
+      "main tr [href^='" + quoted + "'], main tr [hx-get^='" + quoted + "'], main tr form[action^='" + quoted + "']");
+    if (!mark) return null;
+    var controls = mark.closest("tr").querySelectorAll(CONTROLS);
+    return controls[Math.min(returnPlace, controls.length - 1)] || null;
   }
 
   document.addEventListener("htmx:afterSwap", function () {
@@ -293,7 +330,10 @@ var announce = (function () {
     var dialog = panel.closest("dialog.panel-dialog");
     var isEmpty = !panel.firstElementChild && !panel.textContent.trim();
     if (isEmpty) {
+      // Done at once, without a panel (Resume): back to its row once the list is redrawn.
       if (dialog) close(dialog);
+      else if (opener) remember(opener);
+      if (!dialog) opener = null;
       return;
     }
     if (!dialog) {

@@ -163,3 +163,50 @@ def test_create_copy_and_revoke_by_keyboard_alone(page: Page, live_server, trans
     expect(page.locator(".row-ended")).to_contain_text("Made by keyboard")
     assert ApiKey.objects.get(name="Made by keyboard").revoked_at is not None
     assert page.evaluate("document.activeElement !== document.body")
+
+
+def test_after_suspending_the_fifteenth_row_focus_is_on_its_resume_button(
+    page: Page, live_server, transactional_db
+):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    for n in range(18):
+        api_key_create(project=project, name=f"Key {n:02d}", created_by=user)
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    name = page.locator("#key-table tbody tr").nth(14).locator("strong").first.inner_text()
+
+    page.get_by_role("link", name=f"Suspend {name}").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Reason")).to_be_focused()
+    page.keyboard.type("Rotating it")
+    page.keyboard.press("Enter")
+    expect(page.locator("dialog.panel-dialog")).to_have_count(0)
+    # Its Suspend link became a Resume button: focus goes there, in the same row, not to
+    # the page's heading far above it.
+    page.wait_for_function(
+        "(name) => document.activeElement.getAttribute('aria-label') === 'Resume ' + name", arg=name
+    )
+    assert in_view(page, "#key-table tr:has(:focus)")
+
+
+def test_after_resuming_the_fifteenth_row_focus_is_on_its_suspend_link(
+    page: Page, live_server, transactional_db
+):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    for n in range(18):
+        key, _ = api_key_create(project=project, name=f"Key {n:02d}", created_by=user)
+        key.suspend(by=user, reason="Paused")
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    name = page.locator("#key-table tbody tr").nth(14).locator("strong").first.inner_text()
+
+    page.get_by_role("button", name=f"Resume {name}").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#messages")).to_contain_text("is resumed")
+    # Its Resume button became a Suspend link: focus goes there, in the same row.
+    page.wait_for_function(
+        "(name) => document.activeElement.getAttribute('aria-label') === 'Suspend ' + name",
+        arg=name,
+    )
