@@ -65,7 +65,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Project
-from alerts.links import evidence_url
+from alerts.links import evidence_note, evidence_url
 from alerts.models import AlertRules, DetectionCursor, Flag, KeyAgent, KeyNetwork
 from alerts.rules import (
     AUTH_BURST_THRESHOLD,
@@ -1073,7 +1073,8 @@ def _email_owners(
     link = dashboard + reverse("alerts:flag_list", kwargs={"slug": project.slug})
     link += f"#flag-{flag.pk}"
     calls = evidence_url(flag)
-    calls_line = f"The calls behind it: {dashboard}{calls}\n\n" if calls else ""
+    note = f" ({evidence_note(flag)})" if evidence_note(flag) else ""  # which of them
+    calls_line = f"The calls behind it{note}: {dashboard}{calls}\n\n" if calls else ""
     preferences = dashboard + reverse("notifications:preferences")
     try:
         sent = send_to_each(

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from django.urls import reverse
 
 from alerts.models import Flag
+from usage.forms import AGENT_NAME
 
 MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
 
@@ -18,6 +19,24 @@ def _minute(moment: datetime, *, up: bool = False) -> str:
     if up and floor < moment:
         floor += timedelta(minutes=1)
     return floor.strftime(MINUTE_FORMAT)
+
+
+def first_new_agent(flag: Flag) -> str:
+    """The agent a new-agent alert names first, if the log's filter can take it (the
+    detector writes only names that were called; an older row's evidence is not trusted)."""
+    agents = flag.evidence.get("agents")
+    first = agents[0] if isinstance(agents, list) and agents else ""
+    return first if isinstance(first, str) and AGENT_NAME.fullmatch(first) else ""
+
+
+def evidence_note(flag: Flag) -> str:
+    """What the link leaves out, where it narrows to one of several things: a new-agent
+    alert's link shows the calls to the first agent it names, not to all of them."""
+    agent = first_new_agent(flag) if flag.kind == Flag.Kind.NEW_AGENT else ""
+    count = flag.evidence.get("count", 1)
+    if not agent or not isinstance(count, int) or count < 2:
+        return ""
+    return f"those to {agent}, the first of the {count} agents"
 
 
 def evidence_url(flag: Flag) -> str | None:
@@ -37,6 +56,10 @@ def evidence_url(flag: Flag) -> str | None:
         params["outcome"] = outcome
     if flag.kind == Flag.Kind.NEW_NETWORK and evidence.get("ips") and evidence.get("count", 1) == 1:
         params["ip"] = evidence["ips"][0]  # one network: its first call's address
+    if flag.kind == Flag.Kind.NEW_AGENT and (agent := first_new_agent(flag)):
+        # The calls to the first new agent: the key's own agent's calls in the same
+        # minutes would bury them. The alert's page says it is the first of how many.
+        params["agent"] = agent
     if flag.kind == Flag.Kind.BLOCKED_NETWORK:
         # The refusals (403: the log has no filter by error code), not the key's own calls
         # in the same minutes; from the one address, when there was one.

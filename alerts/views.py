@@ -25,7 +25,7 @@ from accounts.http import ProjectRequest
 from accounts.models import Project
 from accounts.sudo import sudo_required, sudo_required_to_change
 from alerts.forms import AlertRulesForm, FlagFilterForm, TokenLookupForm
-from alerts.links import evidence_url
+from alerts.links import evidence_note, evidence_url
 from alerts.models import AlertRules, Flag
 from alerts.services import (
     NotAboutANetwork,
@@ -79,8 +79,8 @@ def _context(request: ProjectRequest, form: FlagFilterForm) -> dict[str, object]
             :50
         ]
     )
-    context["open_flags"] = [(f, evidence_url(f)) for f in open_flags]
-    context["acknowledged_flags"] = [(f, evidence_url(f)) for f in recent]
+    context["open_flags"] = [(f, evidence_url(f), evidence_note(f)) for f in open_flags]
+    context["acknowledged_flags"] = [(f, evidence_url(f), evidence_note(f)) for f in recent]
     return context
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -38,6 +39,46 @@ class OutcomeFilterField(forms.ChoiceField):
             choices=[("", "Any outcome"), *Outcome.choices],
             error_messages={"invalid_choice": "Choose an outcome from the list."},
         )
+
+
+# The names an agent can have (agents.models.AGENT_NAME_PATTERN, is_agent_name in
+# agents/api.py): usage sits below agents, so it says them again; a test holds them equal.
+AGENT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class AgentNameInput(forms.TextInput):
+    """A text box that writes back what was typed only if it could be a name mistyped:
+    never a NUL byte or other control character, never thousands of characters."""
+
+    def format_value(self, value: Any) -> str | None:
+        text = super().format_value(value)
+        if text is None or len(text) > 2 * 64 or not text.isprintable():
+            return None
+        return text
+
+
+class AgentNameFilterField(forms.CharField):
+    """The agent a call named, to narrow a log to (as the agent's own endpoints take it)."""
+
+    default_error_messages = {
+        "invalid": "Enter an agent name: letters, digits, - and _, at most 64 of them."
+    }
+
+    def __init__(self) -> None:
+        super().__init__(
+            label="Agent",
+            required=False,
+            widget=AgentNameInput(
+                attrs={"placeholder": "my-agent", "autocomplete": "off", "spellcheck": "false"}
+            ),
+        )
+
+    def to_python(self, value: Any) -> str:
+        # Before CharField's own checks, whose NUL message would stand beside this one.
+        text = value.strip() if isinstance(value, str) else value
+        if text and not (isinstance(text, str) and AGENT_NAME.fullmatch(text)):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return str(super().to_python(text))
 
 
 class CursorField(forms.CharField):
@@ -91,10 +132,19 @@ class UsageFilterForm(PagedFilterForm):
         ),
         error_messages={"invalid": "Enter a client token id, like ctok_ and 20 letters or digits."},
     )
+    agent = AgentNameFilterField()
     before = CursorField()
     after = CursorField()
 
-    filter_fields: tuple[str, ...] = ("outcome", "status", "ip", "since", "until", "client_token")
+    filter_fields: tuple[str, ...] = (
+        "outcome",
+        "status",
+        "ip",
+        "since",
+        "until",
+        "client_token",
+        "agent",
+    )
     error_messages = {
         "empty_range": "“To” must be later than “From”.",
         "two_cursors": "This page link is damaged. Start again from the newest calls.",
@@ -119,6 +169,7 @@ class UsageFilterForm(PagedFilterForm):
             since=data["since"],
             until=data["until"],
             client_token=data["client_token"],
+            agent=data["agent"],
         )
 
 
@@ -157,6 +208,7 @@ class ProjectLogFilterForm(UsageFilterForm):
             [
                 "key",
                 "token_kind",
+                "agent",
                 "outcome",
                 "status",
                 "ip",

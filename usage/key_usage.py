@@ -89,6 +89,8 @@ class LogFilters:
     until: datetime | None = None
     # A client token this key minted (its public id): the drill-down into its calls.
     client_token: str = ""
+    # The agent the calls named (UsageRecord.agent): what a new-agent alert opens.
+    agent: str = ""
 
     def outcomes(self) -> frozenset[str]:
         """The outcomes a matching call can have: a status implies its outcome."""
@@ -110,6 +112,8 @@ class LogFilters:
             records = records.filter(status=self.status)
         if self.ip:
             records = records.filter(ip=self.ip)
+        if self.agent:
+            records = records.filter(agent=self.agent)
         if self.since is not None:
             records = records.filter(created_at__gte=self.since)
         if self.until is not None:

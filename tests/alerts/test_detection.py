@@ -279,6 +279,38 @@ def test_a_key_calling_agents_it_never_called_raises_one_alert_naming_them(key):
     assert [f.occurrences for f in run()] == [2]  # learnt: once per agent
 
 
+def test_a_new_agent_alerts_calls_are_those_to_the_agent_it_names_first(key, project, signed_in):
+    """The "See the calls" link opens the calls to the first new agent, not every call of the key
+    in those minutes; the alert says which, and of how many."""
+    usage_write(steady(key, days=2))
+    run()
+    usage_write(
+        [
+            call(key, NOW - timedelta(minutes=3), agent="payroll-admin"),
+            call(key, NOW - timedelta(minutes=2), agent="my-agent"),
+            call(key, NOW - timedelta(minutes=2), agent="payroll-admin", status=404),
+            call(key, NOW - timedelta(minutes=1), agent="export-all"),
+        ]
+    )
+    [flag] = run()
+    url = evidence_url(flag)
+    assert "agent=payroll-admin" in url
+    rows = signed_in.get(url).context["page"].rows
+    assert {r.agent for r in rows} == {"payroll-admin"} and len(rows) == 2
+    html = signed_in.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
+    assert "the first of the 2 agents" in html
+
+
+def test_a_new_agent_alert_about_one_agent_names_no_count(key, project, signed_in):
+    usage_write(steady(key, days=2))
+    run()
+    usage_write([call(key, NOW - timedelta(minutes=3), agent="payroll-admin")])
+    [flag] = run()
+    assert "agent=payroll-admin" in evidence_url(flag)
+    html = signed_in.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
+    assert "the first of" not in html
+
+
 def test_agents_a_key_calls_in_its_first_day_are_its_own(key):
     start = NOW - timedelta(days=2)
     usage_write(

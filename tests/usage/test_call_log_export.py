@@ -59,6 +59,7 @@ FILTERS = (
     "until",
     "request_id",
     "client_token",
+    "agent",
 )
 
 
