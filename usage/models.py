@@ -104,6 +104,15 @@ class UsageRecord(models.Model):
             models.Index(
                 fields=["project", "ip", "-created_at", "-id"], name="usage_project_ip_time"
             ),
+            # The calls to one agent, newest first: a new-agent alert opens the calls to
+            # the agent it names, which would otherwise be found by passing over the key's
+            # (or project's) calls to its usual agents, millions of them.
+            models.Index(
+                fields=["api_key", "agent", "-created_at", "-id"], name="usage_key_agent_time"
+            ),
+            models.Index(
+                fields=["project", "agent", "-created_at", "-id"], name="usage_project_agent_time"
+            ),
             # A client token's calls, newest first, for the key log's drill-down into one
             # token: otherwise the read passes over the key's own calls to find them. Only
             # the rows of client tokens (under a tenth) are in it.

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -19,9 +20,11 @@ from accounts.models import Project
 from agents.api import is_agent_name
 from apikeys.models import ApiKey
 from tests.conftest import HTMX, usage_call
+from tests.plans import plan_nodes
 from usage.forms import ProjectLogFilterForm, UsageFilterForm
-from usage.key_usage import NEWEST_FIRST, PAGE_SIZE
+from usage.key_usage import NEWEST_FIRST, PAGE_SIZE, LogFilters
 from usage.models import UsageRecord
+from usage.project_log import ProjectLogFilters, project_calls
 from usage.writer import usage_write
 
 
@@ -205,6 +208,35 @@ def test_the_projects_log_refuses_a_bad_agent_beside_the_field(signed_in, key):
     assert 'id="id_agent_error"' in html and "x" * 100 not in html
     export = reverse("usage:project_calls_export", args=[key.project.slug])
     assert signed_in.get(export, {"agent": "a\x00b"}).status_code == 400
+
+
+# -- PostgreSQL's plan ------------------------------------------------------------------------
+
+
+def agent_scans(nodes: list[dict]) -> list[dict]:
+    return [n for n in nodes if n.get("Relation Name", "").startswith("apikeys_usagerecord")]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
+def test_a_keys_page_of_one_agent_walks_an_index_of_its_calls_to_that_agent(key, calls):
+    """A key's millions of calls to its own agent are not read to find the few to another."""
+    form = UsageFilterForm({"agent": "payroll-admin"})
+    assert form.is_valid()
+    records = form.filters().apply(UsageRecord.objects.for_key(key))
+    nodes = plan_nodes(records.order_by(*NEWEST_FIRST)[: PAGE_SIZE + 1])
+    assert not [n for n in nodes if n["Node Type"] == "Sort"], nodes
+    scans = agent_scans(nodes)
+    assert scans and all("agent" in n.get("Index Cond", "") for n in scans), scans
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
+def test_the_projects_page_of_one_agent_walks_an_index_of_the_calls_to_it(key, calls):
+    filters = ProjectLogFilters(calls=LogFilters(agent="payroll-admin"))
+    records = filters.apply(project_calls(key.project))
+    nodes = plan_nodes(records.order_by(*NEWEST_FIRST)[: PAGE_SIZE + 1])
+    assert not [n for n in nodes if n["Node Type"] == "Sort"], nodes
+    scans = agent_scans(nodes)
+    assert scans and all("agent" in n.get("Index Cond", "") for n in scans), scans
 
 
 def test_the_project_form_reads_the_agent_too(key):
