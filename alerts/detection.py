@@ -574,6 +574,37 @@ def _minutes(span: timedelta) -> int:
 NETWORKS_PER_READ = 1000
 
 
+def _firsts(
+    direct: list[dict[str, Any]],
+    value: Callable[[dict[str, Any]], str],
+    known: dict[int, set[str]],
+    first_uses: dict[int, datetime],
+    rules: Rules,
+) -> tuple[list[tuple[int, str, datetime]], dict[tuple[int, int], dict[str, dict[str, Any]]]]:
+    """What each key did for the first time in these calls (a network, an agent: `value`
+    of a call), in the order they came: each (key, value, first seen), to be learnt; and,
+    per (project, key), each new value's first call past the key's learning period (its
+    first use and the new-network grace), to be told. `known` and `first_uses` are the
+    keys' so far, and grow. Values are learnt while the kind is off, so turning it on
+    flags only what is new from then on."""
+    learnt: list[tuple[int, str, datetime]] = []
+    findings: dict[tuple[int, int], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for r in direct:
+        key_id, when, seen = r["api_key_id"], r["created_at"], value(r)
+        if seen in known[key_id]:
+            continue
+        first_use = first_uses.get(key_id, when)
+        first_uses[key_id] = min(first_use, when)
+        known[key_id].add(seen)
+        learnt.append((key_id, seen, when))
+        project_rules = rules[r["project_id"]]
+        if project_rules.on(Flag.Kind.NEW_NETWORK) and (
+            when - first_use > project_rules.new_network_grace
+        ):
+            findings[(r["project_id"], key_id)][seen] = r
+    return learnt, findings
+
+
 def _new_networks(
     rows: list[dict[str, Any]], now: datetime, result: DetectionResult, rules: Rules
 ) -> None:
@@ -598,25 +629,11 @@ def _new_networks(
         .annotate(first=Min("first_seen"))
         .values_list("api_key_id", "first")
     )
-    new: list[KeyNetwork] = []
-    # Per key, each new network's first call, in the order they came.
-    findings: dict[tuple[int, int], dict[str, dict[str, Any]]] = defaultdict(dict)
-    for r in direct:
-        key_id, when = r["api_key_id"], r["created_at"]
-        network = network_of(r["ip"])
-        if network in known[key_id]:
-            continue
-        first_use = first_uses.get(key_id, when)
-        first_uses[key_id] = min(first_use, when)
-        known[key_id].add(network)
-        new.append(KeyNetwork(api_key_id=key_id, network=network, first_seen=when))
-        project_rules = rules[r["project_id"]]
-        # Networks are learnt while the kind is off, so turning it on flags only the new.
-        if project_rules.on(Flag.Kind.NEW_NETWORK) and (
-            when - first_use > project_rules.new_network_grace
-        ):
-            findings[(r["project_id"], key_id)][network] = r
-    KeyNetwork.objects.bulk_create(new, ignore_conflicts=True)
+    learnt, findings = _firsts(direct, lambda r: network_of(r["ip"]), known, first_uses, rules)
+    KeyNetwork.objects.bulk_create(
+        [KeyNetwork(api_key_id=k, network=n, first_seen=at) for k, n, at in learnt],
+        ignore_conflicts=True,
+    )
     names = _names({(p, k, None) for p, k in findings})
     for (project_id, key_id), firsts in findings.items():
         first, last = _span(list(firsts.values()))
@@ -711,22 +728,11 @@ def _new_agents(
         .annotate(first=Min("first_seen"))
         .values_list("api_key_id", "first")
     )
-    new: list[KeyAgent] = []
-    findings: dict[tuple[int, int], dict[str, dict[str, Any]]] = defaultdict(dict)
-    for r in direct:
-        key_id, when, agent = r["api_key_id"], r["created_at"], r["agent"]
-        if agent in known[key_id]:
-            continue
-        first_use = first_uses.get(key_id, when)
-        first_uses[key_id] = min(first_use, when)
-        known[key_id].add(agent)
-        new.append(KeyAgent(api_key_id=key_id, agent=agent, first_seen=when))
-        project_rules = rules[r["project_id"]]
-        if project_rules.on(Flag.Kind.NEW_NETWORK) and (
-            when - first_use > project_rules.new_network_grace
-        ):
-            findings[(r["project_id"], key_id)][agent] = r
-    KeyAgent.objects.bulk_create(new, ignore_conflicts=True)
+    learnt, findings = _firsts(direct, lambda r: str(r["agent"]), known, first_uses, rules)
+    KeyAgent.objects.bulk_create(
+        [KeyAgent(api_key_id=k, agent=a, first_seen=at) for k, a, at in learnt],
+        ignore_conflicts=True,
+    )
     names = _names({(p, k, None) for p, k in findings})
     for (project_id, key_id), firsts in findings.items():
         first, last = _span(list(firsts.values()))
