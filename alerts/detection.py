@@ -83,7 +83,7 @@ from apikeys.models import ApiKey, ClientToken, TokenStatus
 from core.db_errors import run_must_stop
 from core.mail import one_line, plain_text
 from core.networks import network_around
-from notifications.recipients import alert_email_recipients, send_to_each
+from notifications.recipients import MailRun, alert_email_recipients, send_to_each
 from usage.models import Outcome, UsageHour, UsageRecord
 from usage.writer import usage_late_forget, usage_late_span
 
@@ -1017,7 +1017,9 @@ def _unused_key(
 def email_pending_flags(now: datetime, result: DetectionResult) -> None:
     """Email the owners (and members who asked) about every open high-severity flag not
     emailed yet (raised by this run or by one that failed before its emails), each in
-    isolation: a project whose mail cannot be sent does not keep the others' from going."""
+    isolation: a project whose mail cannot be sent does not keep the others' from going.
+    Their sends take MAIL_RUN_BUDGET_SECONDS at most (the rest wait for the next run),
+    in turn from where the last run stopped (MailRun)."""
     pending = (
         Flag.objects.filter(
             severity=Flag.Severity.HIGH,
@@ -1028,13 +1030,18 @@ def email_pending_flags(now: datetime, result: DetectionResult) -> None:
         .select_related("project")
         .order_by("id")
     )
-    unanswered: set[str] = set()  # addresses the mail server did not answer for
-    for flag in pending:
+    run = MailRun("alert-emails")
+    for flag in run.in_turn(pending, place=_place):
         recipients = _isolated(
             f"claiming the email for flag {flag.pk}", partial(_claim_email, flag, now), result
         )
-        if recipients and _email_owners(flag, recipients, now, result, unanswered):
+        if recipients and _email_owners(flag, recipients, now, result, run):
             result.emails += 1
+    run.finish()
+
+
+def _place(flag: Flag) -> tuple[int]:
+    return (flag.pk,)
 
 
 def _claim_email(flag: Flag, now: datetime) -> list[str]:
@@ -1066,7 +1073,7 @@ def _email_owners(
     recipients: list[str],
     now: datetime,
     result: DetectionResult,
-    unanswered: set[str],
+    run: MailRun,
 ) -> bool:
     """Send the claimed email, after the claim committed: a transaction open while a mail
     server answers (seconds per recipient) would hold the flag's row, and an owner
@@ -1100,7 +1107,7 @@ def _email_owners(
                 from_email=settings.DEFAULT_FROM_EMAIL,
                 recipient_list=to,
             ),
-            unanswered=unanswered,
+            run=run,
         )
     except Exception as error:
         if run_must_stop(error):

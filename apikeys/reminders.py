@@ -16,6 +16,8 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
+from operator import itemgetter
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -28,7 +30,7 @@ from accounts.models import User
 from apikeys.models import ApiKey, PersonalAccessToken
 from core.db_errors import run_must_stop
 from core.mail import one_line
-from notifications.recipients import expiry_email_recipients, send_to_each
+from notifications.recipients import MailRun, expiry_email_recipients, send_to_each
 
 logger = logging.getLogger(__name__)
 
@@ -52,24 +54,39 @@ class ReminderResult:
     skipped: int = 0
 
 
+type _Due = tuple[tuple[int, int], Callable[[], int], str]
+
+
 def send_expiry_reminders() -> ReminderResult:
-    """Every reminder that is due, each once: how many went out, and how many wait."""
-    # The addresses the mail server did not answer for: not tried again in this run
-    # (notifications.recipients.send_to_each).
-    unanswered: set[str] = set()
-    tokens = send_personal_token_reminders(unanswered=unanswered)
-    keys = send_api_key_reminders(unanswered=unanswered)
-    return ReminderResult(sent=tokens.sent + keys.sent, skipped=tokens.skipped + keys.skipped)
+    """Every reminder that is due, each once: how many went out, and how many wait.
+
+    One MailRun for them all (notifications/recipients.py): an address the mail server
+    did not answer for is not tried again in the run, the sends take
+    MAIL_RUN_BUDGET_SECONDS at most (the rest wait, unclaimed, for the next run), and a
+    run starts after the last reminder the previous one tried: personal tokens', then
+    keys', oldest first, and round."""
+    now = timezone.now()
+    run = MailRun("expiry-reminders")
+    due: list[_Due] = [
+        ((0, pat.pk), partial(_remind, pat, now, run), f"personal access token {pat.pk}")
+        for pat in _personal_tokens_due(now)
+    ]
+    due += [
+        ((1, key.pk), partial(_remind_key, key, now, run), f"API key {key.pk}")
+        for key in _api_keys_due(now)
+    ]
+    result = _each(run.in_turn(due, place=itemgetter(0)))
+    result.skipped += run.owed
+    run.finish()
+    return result
 
 
-def _each[T: ApiKey | PersonalAccessToken](
-    due: Iterable[T], remind: Callable[[T], int], *, what: str
-) -> ReminderResult:
-    """`remind` each token that is due; how many mails went out and how many wait."""
+def _each(due: Iterable[_Due]) -> ReminderResult:
+    """Each reminder that is due; how many mails went out and how many wait."""
     result = ReminderResult()
-    for token in due:
+    for _, remind, what in due:
         try:
-            result.sent += remind(token)
+            result.sent += remind()
         except Exception as error:
             if run_must_stop(error):
                 raise  # the database is gone (or its SQL cannot run): stop; the next run retries
@@ -77,7 +94,7 @@ def _each[T: ApiKey | PersonalAccessToken](
             # answer, a lock on its row that outlasts lock_timeout) must not stop everyone
             # else's: the others after it, in the same order every run. Unclaimed, it is
             # tried again next run.
-            logger.exception("expiry reminder for %s %s not sent", what, token.pk)
+            logger.exception("expiry reminder for %s not sent", what)
             result.skipped += 1
     return result
 
@@ -91,11 +108,10 @@ _KEY_READ = ("name", "hint", "expires_at", "project", "project__name", "project_
 _PAT_READ = ("name", "hint", "expires_at", "user", "user__email")
 
 
-def send_api_key_reminders(*, unanswered: set[str] | None = None) -> ReminderResult:
-    """Email the owners of each project's keys that expire within 7 days, and again within
-    a day. A key first seen inside its last day gets only the second."""
-    now = timezone.now()
-    due = (
+def _api_keys_due(now: datetime) -> QuerySet[ApiKey]:
+    """The keys whose owners are to be emailed: those that expire within 7 days, and again
+    within a day. A key first seen inside its last day gets only the second."""
+    return (
         ApiKey.objects.active()
         .filter(expires_at__lte=now + REMIND_BEFORE)
         .filter(
@@ -105,11 +121,9 @@ def send_api_key_reminders(*, unanswered: set[str] | None = None) -> ReminderRes
         .select_related("project")
         .only(*_KEY_READ)
     )
-    unanswered = set() if unanswered is None else unanswered
-    return _each(due, lambda key: _remind_key(key, now, unanswered), what="API key")
 
 
-def _remind_key(key: ApiKey, now: datetime, unanswered: set[str]) -> int:
+def _remind_key(key: ApiKey, now: datetime, run: MailRun) -> int:
     assert key.expires_at is not None
     last_day = key.expires_at <= now + KEY_REMIND_LAST
     recipients = expiry_email_recipients(key.project_id)
@@ -160,7 +174,7 @@ def _remind_key(key: ApiKey, now: datetime, unanswered: set[str]) -> int:
                 from_email=settings.DEFAULT_FROM_EMAIL,
                 recipient_list=to,
             ),
-            unanswered=unanswered,
+            run=run,
         ),
         give_back=give_back,
     )
@@ -180,10 +194,9 @@ def _after_claim(send: Callable[[], object], *, give_back: Callable[[], object])
         raise
 
 
-def send_personal_token_reminders(*, unanswered: set[str] | None = None) -> ReminderResult:
-    """Email each owner of a PAT that expires within 7 days, once per token."""
-    now = timezone.now()
-    due = (
+def _personal_tokens_due(now: datetime) -> QuerySet[PersonalAccessToken]:
+    """The PATs whose owners are to be emailed: those that expire within 7 days, once."""
+    return (
         PersonalAccessToken.objects.active()
         .filter(expires_at__lte=now + REMIND_BEFORE, expiry_reminder_sent_at__isnull=True)
         # A deleted account (inactive, its address deleted-<id>@deleted.invalid) is told
@@ -192,11 +205,9 @@ def send_personal_token_reminders(*, unanswered: set[str] | None = None) -> Remi
         .select_related("user")
         .only(*_PAT_READ)
     )
-    unanswered = set() if unanswered is None else unanswered
-    return _each(due, lambda pat: _remind(pat, now, unanswered), what="personal access token")
 
 
-def _remind(pat: PersonalAccessToken, now: datetime, unanswered: set[str]) -> int:
+def _remind(pat: PersonalAccessToken, now: datetime, run: MailRun) -> int:
     # Claimed first, so two runs at once cannot both send; committed before the mail goes
     # (see _after_claim). Still working when claimed: an account deleted since the run
     # read the token (its address as it was then) revoked it, and is not written to. Only
@@ -220,7 +231,7 @@ def _remind(pat: PersonalAccessToken, now: datetime, unanswered: set[str]) -> in
                 from_email=settings.DEFAULT_FROM_EMAIL,
                 recipient_list=to,
             ),
-            unanswered=unanswered,
+            run=run,
         ),
         give_back=lambda: claim.filter(expiry_reminder_sent_at=now).update(
             expiry_reminder_sent_at=None

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Literal
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Exists, OuterRef, Q
 
 from accounts.models import Membership, Passkey, TotpDevice
@@ -20,6 +24,8 @@ from accounts.models import Membership, Passkey, TotpDevice
 logger = logging.getLogger(__name__)
 
 type Topic = Literal["alert_emails", "expiry_emails"]
+# Where an email stands in its job's order: its row's id, after its kind's number.
+type Place = tuple[int, ...]
 
 
 def default_on(role: str) -> bool:
@@ -71,33 +77,122 @@ UNANSWERED = (
 )
 
 
+class MailRun:
+    """One run of a job's mail (the detector's alerts, the expiry reminders): the
+    addresses the mail server did not answer for, and the time its sends may take.
+
+    With the mail server down for everyone, each send waited EMAIL_TIMEOUT: one per
+    address with mail owed, 100 of them 1,000 s a run, and the detector's next run (every
+    tenant's new alerts) waited behind it. Once the sends of a run took
+    MAIL_RUN_BUDGET_SECONDS, the run's other emails are not claimed: they stay owed for
+    the next run, and are logged once, with their count. The time is what the sends took,
+    so a server that refuses at once costs the budget almost nothing.
+
+    Fairness: the next run starts after the last email this one tried and goes round
+    (`in_turn`), so the oldest emails, whose addresses may hang every run, do not take
+    every run's budget while the others wait. Where it stopped is kept in the cache
+    (Redis when REDIS_URL is set); without it a run starts from the oldest."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.budget: float = settings.MAIL_RUN_BUDGET_SECONDS
+        self.spent = 0.0
+        self.owed = 0  # emails left for the next run because the budget was spent
+        self.unanswered: set[str] = set()
+        self._last: Place | None = None
+
+    def spent_all(self) -> bool:
+        return self.spent >= self.budget
+
+    def timed(self, send: Callable[[], object]) -> None:
+        start = time.monotonic()
+        try:
+            send()
+        finally:
+            self.spent += time.monotonic() - start
+
+    def in_turn[T](self, items: Iterable[T], *, place: Callable[[T], Place]) -> Iterator[T]:
+        """The items in the order of their places (their ids), starting after the place
+        of the last one the previous run tried before its budget ran out, and round. Those
+        left once the budget is spent are counted owed and not given."""
+        after = self._resume_after()
+        ordered = sorted(items, key=place)
+        if after is not None:
+            ordered = [i for i in ordered if place(i) > after] + [
+                i for i in ordered if place(i) <= after
+            ]
+        for item in ordered:
+            if self.spent_all():
+                self.owed += 1
+                continue
+            self._last = place(item)
+            yield item
+
+    def finish(self) -> None:
+        """Log the emails left owed, once, and keep where to start next run."""
+        key = f"mail-run:{self.name}"
+        if not self.owed:
+            self._cache(lambda: cache.delete(key))
+            return
+        logger.warning(
+            "%s: mail took its budget of %gs; %d emails stay owed for the next run",
+            self.name,
+            self.budget,
+            self.owed,
+        )
+        self._cache(lambda: cache.set(key, self._last, timeout=86400))
+
+    def _resume_after(self) -> Place | None:
+        found: list[object] = []
+        self._cache(lambda: found.append(cache.get(f"mail-run:{self.name}")))
+        value = found[0] if found else None
+        if isinstance(value, tuple) and all(isinstance(part, int) for part in value):
+            return value
+        return None
+
+    def _cache(self, use: Callable[[], object]) -> None:
+        # A cache that is down costs the order its fairness, never the run its mail.
+        try:
+            use()
+        except Exception as error:  # noqa: BLE001 - whatever the cache backend raises
+            logger.warning(
+                "%s: where mail stopped could not be kept or read (%s)",
+                self.name,
+                type(error).__name__,
+            )
+
+
 def send_to_each(
     recipients: Iterable[str],
     send: Callable[[list[str]], object],
     *,
-    unanswered: set[str] | None = None,
+    run: MailRun | None = None,
 ) -> int:
     """`send([address])` for each recipient; returns how many went. A failure is logged
     and the others still go. If none went, raises NobodyReached (from the last failure),
     so the email is owed and retried; if some went, the failed ones are not retried, or
     the others would get it twice.
 
-    `unanswered`, one set for a whole run: the addresses the mail server did not answer
-    for (UNANSWERED), which the run does not try again. A server that hangs on one
-    tenant's addresses cost EMAIL_TIMEOUT for each of their messages (an alert's, a key's
-    reminder), and every other tenant's emails waited behind them all."""
+    `run`, one for a whole run: the addresses the mail server did not answer for
+    (UNANSWERED), which the run does not try again, and the time its sends took
+    (MailRun). A server that hangs on one tenant's addresses cost EMAIL_TIMEOUT for each
+    of their messages (an alert's, a key's reminder), and every other tenant's emails
+    waited behind them all."""
     sent, failure, skipped = 0, None, False
     for address in recipients:
-        if unanswered is not None and address in unanswered:
+        if run is not None and address in run.unanswered:
             skipped = True
             continue
         try:
-            send([address])
+            if run is None:
+                send([address])
+            else:
+                run.timed(partial(send, [address]))
         except Exception as refused:  # noqa: BLE001 - whatever the mail backend raises
             logger.exception("email to one recipient not sent; the others still are")
             failure = refused
-            if unanswered is not None and isinstance(refused, UNANSWERED):
-                unanswered.add(address)
+            if run is not None and isinstance(refused, UNANSWERED):
+                run.unanswered.add(address)
         else:
             sent += 1
     if (failure is not None or skipped) and not sent:

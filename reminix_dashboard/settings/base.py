@@ -293,6 +293,12 @@ vars().update(EMAIL_CONFIG)
 # A mail server that does not answer must not hold a request (or a job) for long.
 # 0 would make the socket non-blocking: every send would fail at once.
 EMAIL_TIMEOUT: int = checked.whole_number("EMAIL_TIMEOUT", default=10, least=1, most=3600)
+# What the sends of one run of a mail job (the detector's alerts, the expiry reminders)
+# may take in all: the rest stay owed for the next run (notifications/recipients.py
+# MailRun), so a mail server that hangs does not hold the detector's next run.
+MAIL_RUN_BUDGET_SECONDS: float = checked.seconds(
+    "MAIL_RUN_BUDGET_SECONDS", default=30, least=1, most=86400
+)
 DEFAULT_FROM_EMAIL = checked.mail_sender(
     "DEFAULT_FROM_EMAIL", default="Reminix <no-reply@reminix.local>"
 )

@@ -37,6 +37,9 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
         ("DB_LOCK_TIMEOUT", "99999999999999999999"),
         # Accepted, then every mail failed (a negative socket timeout is a ValueError).
         ("EMAIL_TIMEOUT", "-5"),
+        # No mail would ever go (0), or a run's mail would never stop.
+        ("MAIL_RUN_BUDGET_SECONDS", "0"),
+        ("MAIL_RUN_BUDGET_SECONDS", "1e9"),
         # Accepted, then the ingest waited 31 years once it had caught up.
         ("USAGE_FLUSH_SECONDS", "1e9"),
         # Accepted, then the scheduler's next run of detection overflowed.
@@ -124,6 +127,7 @@ def test_the_documented_values_start():
     result = start(
         DB_STATEMENT_TIMEOUT="0",
         USAGE_FLUSH_SECONDS="0.5",
+        MAIL_RUN_BUDGET_SECONDS="12.5",
         API_RATE_LIMIT_PER_MINUTE="0",
         TRUSTED_PROXIES="10.0.0.0/8, 2001:db8::1",
         REDIS_URL="redis://127.0.0.1:6379/0",
