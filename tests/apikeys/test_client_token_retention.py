@@ -8,8 +8,9 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -22,7 +23,9 @@ from apikeys.services import api_key_create, client_token_create
 from apikeys.views.client_tokens import RECENT
 from scheduler.jobs import jobs
 from tests.conftest import row_locked_elsewhere, statements_time_out, usage_call
+from tests.plans import plan_nodes
 from usage.models import UsageRecord
+from usage.retention import partition_name, usage_partitions_ensure
 from usage.writer import usage_write
 
 
@@ -199,3 +202,58 @@ def test_a_lost_connection_still_stops_the_run(api_key, make_user, monkeypatch):
     monkeypatch.setattr(retention, "_project_prune", connection_lost)
     with pytest.raises(OperationalError):
         client_tokens_prune()
+
+
+def called(token: ClientToken, at) -> None:
+    usage_write([usage_call(at, client_token=token, status=401, error_code="expired_api_key")])
+
+
+def deletes_in(run) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        run()
+    return [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
+
+
+def test_a_run_with_nothing_to_remove_checks_no_project_on_its_own(api_key, make_user):
+    """Each project's DELETE checked its tokens against the usage log, planned across
+    every daily partition (13-70 ms with 108): 2,000 projects whose old tokens the log
+    keeps took 55 s a run that removed nothing. Only projects with a token to remove
+    are now pruned one by one."""
+    key, _ = api_key
+    theirs = other_projects_key(make_user)
+    for parent in (key, theirs):
+        token = minted(parent, days_ago=KEEP.days + 5)
+        called(token, timezone.now() - timedelta(days=2))
+    before = kept()
+    assert deletes_in(client_tokens_prune) == []
+    assert kept() == before
+
+    removable = minted(theirs, days_ago=KEEP.days + 3)
+    [delete] = deletes_in(client_tokens_prune)
+    assert kept() == before - {removable.pk}
+
+
+def test_a_call_logged_just_before_its_token_was_minted_still_keeps_it(api_key):
+    """A call is logged at its server's time, which may be a little behind the one that
+    minted the token: the lower bound on the log's days leaves room for that."""
+    key, _ = api_key
+    token = minted(key, days_ago=KEEP.days + 5)
+    called(token, token.created_at - timedelta(minutes=10))
+    assert client_tokens_prune().removed == 0 and kept() == {token.pk}
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="only PostgreSQL partitions the log by day"
+)
+def test_a_projects_delete_is_planned_on_the_days_since_its_oldest_token_alone(api_key):
+    key, _ = api_key
+    today = timezone.now().date()
+    usage_partitions_ensure(start_day=today - timedelta(days=60), end_day=today)
+    oldest = minted(key, days_ago=KEEP.days + 10)
+    minted(key, days_ago=KEEP.days + 2)
+    [delete] = deletes_in(client_tokens_prune)
+
+    scanned = {n["Relation Name"] for n in plan_nodes(delete) if "Relation Name" in n}
+    partitions = {name for name in scanned if name.startswith("apikeys_usagerecord_p")}
+    first_day = oldest.created_at.date() - timedelta(days=1)
+    assert partitions and min(partitions) >= partition_name(first_day), sorted(partitions)
