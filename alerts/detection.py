@@ -22,6 +22,10 @@ and in batches, and raises or adds to Flags:
   addresses.
 - unused_key (low): an active key unused for UNUSED_AFTER; suggest revoking it.
 
+A personal access token used from a network it never used, after its first day, raises
+no flag (a PAT is its person's, not a project's): its person gets a security notice
+(alerts/token_networks.py), at most one per token per hour.
+
 Calls of a deleted project (accounts.services.project_delete: its keys revoked, but
 still tried) raise nothing: nobody can see its alerts any more.
 
@@ -79,6 +83,7 @@ from alerts.rules import (
     UNUSED_AFTER,
     Thresholds,
 )
+from alerts.token_networks import token_network_notices, token_networks_learn
 from apikeys.models import ApiKey, ClientToken, TokenStatus
 from core.db_errors import run_must_stop
 from core.mail import one_line, plain_text
@@ -126,6 +131,7 @@ FIELDS = (
     "project_id",
     "api_key_id",
     "client_token_id",
+    "personal_token_id",
     "outcome",
     "status",
     "error_code",
@@ -140,6 +146,8 @@ class DetectionResult:
     flags_raised: int = 0
     flags_updated: int = 0
     emails: int = 0
+    # Security notices of PATs used from new networks (alerts/token_networks.py).
+    notices: int = 0
     # Checks, flags or emails that failed on their own data: logged, skipped, counted.
     failures: int = 0
     raised: list[Flag] = field(default_factory=list)
@@ -171,7 +179,15 @@ def detect(*, now: datetime | None = None, batch_size: int = BATCH_SIZE) -> Dete
             break
     _isolated("unused keys", lambda: _unused_keys(now, result), result)
     email_pending_flags(now, result)
+    _notify_token_networks(now, result)
     return result
+
+
+def _notify_token_networks(now: datetime, result: DetectionResult) -> None:
+    """Tell people of their PATs' new networks, each PAT in isolation."""
+    sent, failed = token_network_notices(now, lambda what, run: _isolated(what, run, result))
+    result.notices += sent
+    result.failures += failed
 
 
 def unread_rows(cursor: DetectionCursor) -> QuerySet[UsageRecord]:
@@ -195,6 +211,10 @@ def unread_rows(cursor: DetectionCursor) -> QuerySet[UsageRecord]:
 
 
 def _process(rows: list[dict[str, Any]], now: datetime, result: DetectionResult) -> None:
+    # A PAT's calls are its person's, whatever project they named (or none, or a deleted
+    # one); an unreadable row is skipped here and counted below, or was never a project's.
+    personal = [r for r in rows if r["personal_token_id"] and _readable(r)]
+    _isolated("PAT networks", partial(token_networks_learn, personal), result)
     # A call that reached no project (no token, or a personal access token refused before
     # its X-Project was read) belongs to no project's alerts.
     rows = [r for r in rows if r["project_id"] is not None]

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from alerts.rules import TUNABLE_BY_NAME, TUNABLES, Thresholds
-from apikeys.models import ApiKey, ClientToken
+from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
 from core.networks import network_around, parse_networks
 
 
@@ -160,6 +160,39 @@ class KeyAgent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.api_key_id} {self.agent}"
+
+
+class TokenNetwork(models.Model):
+    """A network a personal access token has been used from, and since when. One first
+    used past the token's first day of use is `new`: its person is told of it once
+    (`noticed_at`) in a security notice, not a project's alert (alerts/token_networks.py)."""
+
+    personal_token = models.ForeignKey(
+        PersonalAccessToken, on_delete=models.CASCADE, related_name="+"
+    )
+    network = models.CharField(max_length=64)
+    first_seen = models.DateTimeField()
+    first_ip = models.GenericIPAddressField(null=True, blank=True)
+    new = models.BooleanField(default=False)
+    noticed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["personal_token", "network"], name="tokennetwork_unique"
+            )
+        ]
+        indexes = [
+            # The networks still to be told of: few, read every run.
+            models.Index(
+                fields=["personal_token", "first_seen"],
+                condition=Q(new=True, noticed_at__isnull=True),
+                name="tokennetwork_untold",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.personal_token_id} {self.network}"
 
 
 class DetectionCursor(models.Model):

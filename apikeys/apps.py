@@ -67,4 +67,10 @@ def _register_audit_actions() -> None:
             "Personal access token's allowed networks changed",
             "warning",
         ),
+        # Told by the detector (alerts/token_networks.py): its person is the actor of record.
+        Action(
+            "personal_token.new_network",
+            "Personal access token used from a new network",
+            "warning",
+        ),
     )

@@ -1,0 +1,218 @@
+"""A personal access token used from a network it never used: its person is told.
+
+A PAT is its person's, across their projects, and the most powerful token there is; alerts
+are a project's (and a PAT's call may name none), so its new networks raise no alert but a
+security notice to the person, as a new sign-in network does. The detector
+(alerts/detection.py) learns each PAT's networks from the usage log, as it learns keys':
+a /24 or /48 first used past the token's first day of use (NEW_NETWORK_GRACE) is `new`.
+After its batches it sends each PAT with new networks not yet told one notice listing them,
+at most one per PAT per NOTICE_EVERY (the rest wait for the next run past it), recorded in
+the person's audit log. Nothing is sent for a revoked PAT or an inactive (deleted) account,
+nor about networks older than NOTICE_WITHIN. Each PAT's notice is on its own: one that
+fails is given back for the next run and stops no one else's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from itertools import batched
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db.models import Min
+from django.urls import reverse
+
+from alerts.models import TokenNetwork
+from alerts.rules import NEW_NETWORK_GRACE
+from apikeys.models import PersonalAccessToken
+from audit.log import audit_record
+from core.db_errors import run_must_stop
+from core.mail import one_line, plain_text
+from core.networks import network_around
+from usage.models import Outcome
+
+logger = logging.getLogger(__name__)
+
+NOTICE_EVERY = timedelta(hours=1)
+# New networks not told within this long (the PAT revoked, the mail server down) are not.
+NOTICE_WITHIN = timedelta(days=1)
+NETWORKS_PER_READ = 1000
+NETWORKS_LISTED = 20
+
+# Runs a step in a savepoint of its own; None if it failed (logged and counted).
+type Isolated = Callable[[str, Callable[[], Any]], Any]
+
+
+def token_networks_learn(rows: list[dict[str, Any]]) -> None:
+    """Learn the networks of the PATs' own successful calls in `rows` (readable rows, of
+    any project or none); mark those first used past each token's first day as new."""
+    direct = [
+        r for r in rows
+        if r["outcome"] == Outcome.OK and r["personal_token_id"] and r["ip"]
+        and not r["client_token_id"]
+    ]  # fmt: skip
+    if not direct:
+        return
+    token_ids = {r["personal_token_id"] for r in direct}
+    known: dict[int, set[str]] = defaultdict(set)
+    for networks in batched({network_around(r["ip"]) for r in direct}, NETWORKS_PER_READ):
+        for token_id, network in TokenNetwork.objects.filter(
+            personal_token_id__in=token_ids, network__in=networks
+        ).values_list("personal_token_id", "network"):
+            known[token_id].add(network)
+    first_uses: dict[int, datetime] = dict(
+        TokenNetwork.objects.filter(personal_token_id__in=token_ids)
+        .values("personal_token_id")
+        .annotate(first=Min("first_seen"))
+        .values_list("personal_token_id", "first")
+    )
+    learnt = []
+    for r in direct:
+        token_id, when, network = r["personal_token_id"], r["created_at"], network_around(r["ip"])
+        if network in known[token_id]:
+            continue
+        known[token_id].add(network)
+        first_use = first_uses.setdefault(token_id, when)
+        first_uses[token_id] = min(first_use, when)
+        learnt.append(
+            TokenNetwork(
+                personal_token_id=token_id,
+                network=network,
+                first_seen=when,
+                first_ip=r["ip"],
+                new=when - first_use > NEW_NETWORK_GRACE,
+            )
+        )
+    TokenNetwork.objects.bulk_create(learnt, ignore_conflicts=True)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A claimed notice: whom to tell, of which token and networks."""
+
+    to: str
+    user_id: int
+    token_id: int
+    name: str
+    hint: str
+    networks: list[tuple[str, str, datetime]]  # network, its first address, first seen
+
+
+def token_network_notices(now: datetime, isolated: Isolated) -> tuple[int, int]:
+    """Tell each PAT's person of its new networks not yet told; (sent, failed)."""
+    token_ids = isolated("PATs with new networks", partial(_untold_tokens, now))
+    sent = failed = 0
+    for token_id in token_ids or []:
+        notice = isolated(f"claiming the notice for PAT {token_id}", partial(_claim, token_id, now))
+        if notice is None:
+            continue
+        if _send(notice, now):
+            sent += 1
+        else:
+            failed += 1
+    return sent, failed
+
+
+def _untold(now: datetime) -> Any:
+    return TokenNetwork.objects.filter(
+        new=True, noticed_at__isnull=True, first_seen__gte=now - NOTICE_WITHIN
+    )
+
+
+def _untold_tokens(now: datetime) -> list[int]:
+    return sorted(set(_untold(now).values_list("personal_token_id", flat=True)))
+
+
+def _claim(token_id: int, now: datetime) -> Notice | None:
+    """Claim the token's untold networks (noticed_at) and record the notice in its person's
+    audit log; None if there is nothing to send now: the token revoked, its account
+    inactive, or told within the hour (held back until it is over)."""
+    token = PersonalAccessToken.objects.select_related("user").filter(pk=token_id).first()
+    if token is None or token.revoked_at is not None or not token.user.is_active:
+        return None
+    recent = TokenNetwork.objects.filter(
+        personal_token_id=token_id, noticed_at__gt=now - NOTICE_EVERY
+    )
+    if recent.exists():
+        return None
+    # Locked, then read again: two runs at once never both claim a network.
+    untold = list(
+        _untold(now)
+        .filter(personal_token_id=token_id)
+        .select_for_update()
+        .order_by("first_seen", "id")
+    )
+    if not untold:
+        return None
+    TokenNetwork.objects.filter(pk__in=[n.pk for n in untold]).update(noticed_at=now)
+    audit_record(
+        action="personal_token.new_network",
+        actor=token.user,
+        target=token,
+        metadata={
+            "networks": [n.network for n in untold][:NETWORKS_LISTED],
+            "ips": [n.first_ip for n in untold][:NETWORKS_LISTED],
+            "count": len(untold),
+            "since": untold[0].first_seen.isoformat(),
+        },
+    )
+    return Notice(
+        to=token.user.email,
+        user_id=token.user.pk,
+        token_id=token.pk,
+        name=token.name,
+        hint=token.hint,
+        networks=[(n.network, n.first_ip or "", n.first_seen) for n in untold],
+    )
+
+
+def _send(notice: Notice, now: datetime) -> bool:
+    """Send the claimed notice, after the claim committed; if it cannot be, give the claim
+    back (the next run sends it, and records it again)."""
+    base = settings.DASHBOARD_URL.rstrip("/")
+    usage = reverse("usage:personal_token_usage", kwargs={"token_id": notice.token_id})
+    networks = reverse("apikeys:personal_token_networks", kwargs={"token_id": notice.token_id})
+    listed = [
+        f"  {network} ({ip or 'no address'}), first at {when:%-d %b %Y, %H:%M} UTC"
+        for network, ip, when in notice.networks[:NETWORKS_LISTED]
+    ]
+    more = len(notice.networks) - len(listed)
+    if more:
+        listed.append(f"  and {more} more")
+    name = f"“{plain_text(notice.name)}” ({notice.hint})"
+    try:
+        send_mail(
+            # The name is the person's text: one line, so it can add no mail header.
+            subject=one_line(
+                f"[Reminix] Your personal access token “{notice.name}” was used from a new network"
+            ),
+            message=(
+                f"Your personal access token {name} was used from networks it had never "
+                "been used from:\n" + "\n".join(listed) + "\n\n"
+                "If it was you (a new server, a new office), there is nothing to do.\n\n"
+                "If not, the token may have leaked. Its calls, and from where:\n"
+                f"{base}{usage}\n"
+                "Revoke it (and make a new one):\n"
+                f"{base}{reverse('apikeys:personal_token_list')}\n"
+                "Or limit it to the networks you use:\n"
+                f"{base}{networks}\n"
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[notice.to],
+        )
+    except Exception as error:
+        if run_must_stop(error):
+            raise
+        TokenNetwork.objects.filter(personal_token_id=notice.token_id, noticed_at=now).update(
+            noticed_at=None
+        )
+        logger.exception("detector: notice for PAT %s not sent; the next run tries again",
+                         notice.token_id)  # fmt: skip
+        return False
+    return True

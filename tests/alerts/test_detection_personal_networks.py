@@ -1,0 +1,171 @@
+"""A personal access token used from a network it never used, after its first day of use,
+sends its person one security notice (at most one per token per hour), recorded in their
+audit log; alerts are a project's, and a PAT is its person's."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from alerts.detection import detect
+from alerts.models import Flag, TokenNetwork
+from apikeys.models import PersonalAccessToken
+from apikeys.services import personal_token_create
+from audit.models import AuditEvent
+from tests.conftest import usage_call
+from usage.writer import usage_write
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def pat(user, project) -> PersonalAccessToken:
+    token, _ = personal_token_create(user=user, name="Deploy")
+    # Saved before names were checked: it must still make one header line.
+    PersonalAccessToken.objects.filter(pk=token.pk).update(name="Deploy\nBcc: x@evil.example")
+    token.refresh_from_db()
+    mail.outbox.clear()  # its "created" notice
+    return token
+
+
+def call(pat: PersonalAccessToken, at: datetime, ip: str, **fields: Any):
+    return usage_call(at, pat=pat, ip=ip, **fields)
+
+
+def used_for_two_days(pat: PersonalAccessToken, project) -> None:
+    """Its own network for two days, with and without a project named."""
+    usage_write(
+        [call(pat, NOW - timedelta(days=2, minutes=m), "203.0.113.9", project=project)
+         for m in range(3)]
+        + [call(pat, NOW - timedelta(hours=1), "203.0.113.10")]
+    )  # fmt: skip
+    detect(now=NOW)
+
+
+def test_a_pat_used_from_a_new_network_tells_its_person_once(pat, user, project):
+    used_for_two_days(pat, project)
+    assert mail.outbox == []
+    usage_write(
+        [call(pat, NOW + timedelta(minutes=1), "198.51.100.7", project=project),
+         call(pat, NOW + timedelta(minutes=2), "198.51.100.8"),
+         call(pat, NOW + timedelta(minutes=3), "192.0.2.44")]
+    )  # fmt: skip
+    detect(now=NOW + timedelta(minutes=5))
+
+    assert len(mail.outbox) == 1
+    sent = mail.outbox[0]
+    assert sent.to == [user.email]
+    assert "\n" not in sent.subject and "Deploy" in sent.subject
+    assert "198.51.100.0/24 (198.51.100.7)" in sent.body
+    assert "192.0.2.0/24 (192.0.2.44)" in sent.body
+    assert pat.hint in sent.body
+    assert reverse("usage:personal_token_usage", kwargs={"token_id": pat.pk}) in sent.body
+    assert reverse("apikeys:personal_token_networks", kwargs={"token_id": pat.pk}) in sent.body
+    assert reverse("apikeys:personal_token_list") in sent.body
+    event = AuditEvent.objects.get(action="personal_token.new_network")
+    assert event.target_id == str(pat.pk) and event.actor_id == user.pk
+    assert event.metadata["networks"] == ["198.51.100.0/24", "192.0.2.0/24"]
+    assert Flag.objects.count() == 0  # a person's matter, no project's alert
+
+    detect(now=NOW + timedelta(minutes=6))  # nothing new: nothing sent again
+    assert len(mail.outbox) == 1
+
+
+def test_new_networks_in_a_pats_first_day_are_learnt_not_told(pat, project):
+    usage_write(
+        [call(pat, NOW - timedelta(hours=5), "203.0.113.9", project=project),
+         call(pat, NOW - timedelta(hours=1), "198.51.100.7", project=project)]
+    )  # fmt: skip
+    detect(now=NOW)
+    assert mail.outbox == []
+    assert set(TokenNetwork.objects.values_list("network", flat=True)) == {
+        "203.0.113.0/24",
+        "198.51.100.0/24",
+    }
+
+
+def test_at_most_one_notice_per_pat_per_hour_the_held_networks_follow(pat, project):
+    used_for_two_days(pat, project)
+    usage_write([call(pat, NOW + timedelta(minutes=1), "198.51.100.7")])
+    detect(now=NOW + timedelta(minutes=2))
+    usage_write([call(pat, NOW + timedelta(minutes=10), "192.0.2.44")])
+    detect(now=NOW + timedelta(minutes=11))
+    assert len(mail.outbox) == 1
+
+    detect(now=NOW + timedelta(minutes=63))
+    assert len(mail.outbox) == 2
+    assert "192.0.2.0/24" in mail.outbox[1].body
+    assert "198.51.100.0/24" not in mail.outbox[1].body
+
+
+def test_a_revoked_pat_or_a_deactivated_persons_sends_nothing(pat, user, project, make_user):
+    used_for_two_days(pat, project)
+    PersonalAccessToken.objects.filter(pk=pat.pk).update(revoked_at=timezone.now())
+    other = make_user(email="grace@example.com", name="Grace")
+    theirs, _ = personal_token_create(user=other, name="CLI")
+    usage_write([call(theirs, NOW - timedelta(days=2), "203.0.113.9")])
+    detect(now=NOW)
+    type(other).objects.filter(pk=other.pk).update(is_active=False)
+    mail.outbox.clear()
+    usage_write(
+        [call(pat, NOW + timedelta(minutes=1), "198.51.100.7"),
+         call(theirs, NOW + timedelta(minutes=1), "198.51.100.7")]
+    )  # fmt: skip
+    detect(now=NOW + timedelta(minutes=2))
+    assert mail.outbox == []
+    assert not AuditEvent.objects.filter(action="personal_token.new_network").exists()
+
+
+def test_a_notice_that_fails_stops_no_one_elses(pat, user, project, make_user, monkeypatch):
+    used_for_two_days(pat, project)
+    other = make_user(email="grace@example.com", name="Grace")
+    theirs, _ = personal_token_create(user=other, name="CLI")
+    usage_write([call(theirs, NOW - timedelta(days=2), "203.0.113.9")])
+    detect(now=NOW)
+    mail.outbox.clear()
+    from django.core.mail.backends.locmem import EmailBackend
+
+    real = EmailBackend.send_messages
+
+    def failing_for_ada(self, messages):
+        if any(user.email in m.to for m in messages):
+            raise OSError("mail server down")
+        return real(self, messages)
+
+    monkeypatch.setattr(EmailBackend, "send_messages", failing_for_ada)
+    usage_write(
+        [call(pat, NOW + timedelta(minutes=1), "198.51.100.7"),
+         call(theirs, NOW + timedelta(minutes=1), "198.51.100.7")]
+    )  # fmt: skip
+    result = detect(now=NOW + timedelta(minutes=2))
+    assert [m.to for m in mail.outbox] == [[other.email]]
+    assert result.failures == 1
+    monkeypatch.setattr(EmailBackend, "send_messages", real)
+    detect(now=NOW + timedelta(minutes=3))  # given back: the next run sends it
+    assert [m.to for m in mail.outbox] == [[other.email], [user.email]]
+
+
+def test_learning_pat_networks_that_fails_stops_no_key_alert(pat, project, make_key, monkeypatch):
+    from apikeys.models import ApiKey
+
+    key, _ = make_key(project, name="Server")
+    ApiKey.objects.filter(pk=key.pk).update(created_at=NOW - timedelta(days=30))
+    usage_write([usage_call(NOW - timedelta(days=2), key=key, ip="203.0.113.9")])
+    detect(now=NOW)
+
+    def broken(rows):
+        raise ValueError("one odd row")
+
+    monkeypatch.setattr("alerts.detection.token_networks_learn", broken)
+    usage_write(
+        [usage_call(NOW + timedelta(minutes=1), key=key, ip="198.51.100.7"),
+         call(pat, NOW + timedelta(minutes=1), "198.51.100.7")]
+    )  # fmt: skip
+    result = detect(now=NOW + timedelta(minutes=2))
+    assert result.failures == 1
+    assert Flag.objects.filter(kind=Flag.Kind.NEW_NETWORK, api_key=key).exists()
