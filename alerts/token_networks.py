@@ -9,7 +9,8 @@ After its batches it sends each PAT with new networks not yet told one notice li
 at most one per PAT per NOTICE_EVERY (the rest wait for the next run past it), recorded in
 the person's audit log. Nothing is sent for a revoked PAT or an inactive (deleted) account,
 nor about networks older than NOTICE_WITHIN. Each PAT's notice is on its own: one that
-fails is given back for the next run and stops no one else's.
+fails is given back for the next run and stops no one else's, and their sends take
+MAIL_RUN_BUDGET_SECONDS at most a run (notifications.recipients.MailRun).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from audit.log import audit_record
 from core.db_errors import run_must_stop
 from core.mail import one_line, plain_text
 from core.networks import network_around
+from notifications.recipients import MailRun, send_to_each
 from usage.models import Outcome
 
 logger = logging.getLogger(__name__)
@@ -108,15 +110,23 @@ def token_network_notices(now: datetime, isolated: Isolated) -> tuple[int, int]:
     """Tell each PAT's person of its new networks not yet told; (sent, failed)."""
     token_ids = isolated("PATs with new networks", partial(_untold_tokens, now))
     sent = failed = 0
-    for token_id in token_ids or []:
+    # Their sends take MAIL_RUN_BUDGET_SECONDS at most, in turn from where the last run
+    # stopped, as the alerts' emails do: a mail server that hangs holds no run for long.
+    run = MailRun("pat-network-notices")
+    for token_id in run.in_turn(token_ids or [], place=_place):
         notice = isolated(f"claiming the notice for PAT {token_id}", partial(_claim, token_id, now))
         if notice is None:
             continue
-        if _send(notice, now):
+        if _send(notice, now, run):
             sent += 1
         else:
             failed += 1
+    run.finish()
     return sent, failed
+
+
+def _place(token_id: int) -> tuple[int]:
+    return (token_id,)
 
 
 def _untold(now: datetime) -> Any:
@@ -172,7 +182,7 @@ def _claim(token_id: int, now: datetime) -> Notice | None:
     )
 
 
-def _send(notice: Notice, now: datetime) -> bool:
+def _send(notice: Notice, now: datetime, run: MailRun) -> bool:
     """Send the claimed notice, after the claim committed; if it cannot be, give the claim
     back (the next run sends it, and records it again)."""
     base = settings.DASHBOARD_URL.rstrip("/")
@@ -186,25 +196,31 @@ def _send(notice: Notice, now: datetime) -> bool:
     if more:
         listed.append(f"  and {more} more")
     name = f"“{plain_text(notice.name)}” ({notice.hint})"
+    # The name is the person's text: one line, so it can add no mail header.
+    subject = one_line(
+        f"[Reminix] Your personal access token “{notice.name}” was used from a new network"
+    )
+    message = (
+        f"Your personal access token {name} was used from networks it had never "
+        "been used from:\n" + "\n".join(listed) + "\n\n"
+        "If it was you (a new server, a new office), there is nothing to do.\n\n"
+        "If not, the token may have leaked. Its calls, and from where:\n"
+        f"{base}{usage}\n"
+        "Revoke it (and make a new one):\n"
+        f"{base}{reverse('apikeys:personal_token_list')}\n"
+        "Or limit it to the networks you use:\n"
+        f"{base}{networks}\n"
+    )
     try:
-        send_mail(
-            # The name is the person's text: one line, so it can add no mail header.
-            subject=one_line(
-                f"[Reminix] Your personal access token “{notice.name}” was used from a new network"
+        send_to_each(
+            [notice.to],
+            lambda to: send_mail(
+                subject=subject,
+                message=message,
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                recipient_list=to,
             ),
-            message=(
-                f"Your personal access token {name} was used from networks it had never "
-                "been used from:\n" + "\n".join(listed) + "\n\n"
-                "If it was you (a new server, a new office), there is nothing to do.\n\n"
-                "If not, the token may have leaked. Its calls, and from where:\n"
-                f"{base}{usage}\n"
-                "Revoke it (and make a new one):\n"
-                f"{base}{reverse('apikeys:personal_token_list')}\n"
-                "Or limit it to the networks you use:\n"
-                f"{base}{networks}\n"
-            ),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=[notice.to],
+            run=run,
         )
     except Exception as error:
         if run_must_stop(error):

@@ -169,3 +169,27 @@ def test_learning_pat_networks_that_fails_stops_no_key_alert(pat, project, make_
     result = detect(now=NOW + timedelta(minutes=2))
     assert result.failures == 1
     assert Flag.objects.filter(kind=Flag.Kind.NEW_NETWORK, api_key=key).exists()
+
+
+def test_notices_stop_once_the_mail_budget_is_spent_and_stay_owed(make_user, settings, monkeypatch):
+    """A mail server that hangs for everyone held the detector's run EMAIL_TIMEOUT per
+    person with a notice owed; like the alerts' emails, they take MAIL_RUN_BUDGET_SECONDS."""
+    from alerts import token_networks
+    from notifications import recipients
+    from tests.notifications.test_mail_run_budget import Clock, DownMailServer
+
+    clock = Clock()
+    monkeypatch.setattr(recipients, "time", clock, raising=False)
+    settings.MAIL_RUN_BUDGET_SECONDS = 25  # two hanging sends and half a third
+    tokens = [
+        personal_token_create(user=make_user(email=f"p{i}@example.com"), name="CLI")[0]
+        for i in range(6)
+    ]
+    usage_write([call(t, NOW - timedelta(days=2), "203.0.113.9") for t in tokens])
+    detect(now=NOW)
+    server = DownMailServer(clock, hang=10, error=TimeoutError)
+    monkeypatch.setattr(token_networks, "send_mail", server)
+    usage_write([call(t, NOW + timedelta(minutes=1), "198.51.100.7") for t in tokens])
+    detect(now=NOW + timedelta(minutes=2))
+    assert len(server.tried) == 3
+    assert TokenNetwork.objects.filter(new=True, noticed_at__isnull=True).count() == 6
