@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import IntegrityError, connection, transaction
-from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -28,6 +27,7 @@ from apikeys.services import (
 from audit.models import AuditEvent
 from tests.api.assertions import assert_error
 from tests.conftest import HTMX, Api, held_back_until_both_are_ready, run_together
+from tests.migration_state import migrated_back, migrated_to_the_end
 
 TOKEN = re.compile(r"reminix_sk_[0-9A-Za-z]{36}")
 BEFORE_THE_CONSTRAINT = ("apikeys", "0024_backfill_pat_regenerated_at")
@@ -216,10 +216,7 @@ def test_keys_that_shared_a_name_before_the_constraint_are_told_apart_by_the_upg
     later ones (“CI (3)”), within the column and past the names taken; ended keys keep
     theirs. Each rename is in the audit trail."""
     now = datetime.now(UTC)
-    MigrationExecutor(connection).migrate([BEFORE_THE_CONSTRAINT])
-    graph = MigrationExecutor(connection).loader.graph
-    others = [node for node in graph.leaf_nodes() if node[0] != "apikeys"]
-    old = MigrationExecutor(connection).loader.project_state([*others, BEFORE_THE_CONSTRAINT]).apps
+    old = migrated_back([BEFORE_THE_CONSTRAINT])
     try:
         project = old.get_model("accounts", "Project").objects.create(name="Old", slug="old")
         other = old.get_model("accounts", "Project").objects.create(name="Other", slug="other")
@@ -245,9 +242,7 @@ def test_keys_that_shared_a_name_before_the_constraint_are_told_apart_by_the_upg
         long_later = key("x" * 100, 7)
         elsewhere = key("CI", 8, owner=other)
     finally:
-        MigrationExecutor(connection).migrate(
-            MigrationExecutor(connection).loader.graph.leaf_nodes()
-        )
+        migrated_to_the_end()
 
     def name(row) -> str:
         return ApiKey.objects.get(pk=row.pk).name

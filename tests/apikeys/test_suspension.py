@@ -346,14 +346,9 @@ def test_a_token_kept_in_a_reason_before_reasons_were_checked_is_cut_on_upgrade(
     The upgrade cuts the secret and leaves its prefix, so the reader still sees what leaked."""
     from datetime import UTC, datetime
 
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
+    from tests.migration_state import migrated_back, migrated_to_the_end
 
-    before = ("apikeys", "0027_api_key_client_tokens_revoked_through")
-    MigrationExecutor(connection).migrate([before])
-    graph = MigrationExecutor(connection).loader.graph
-    others = [node for node in graph.leaf_nodes() if node[0] != "apikeys"]
-    old = MigrationExecutor(connection).loader.project_state([*others, before]).apps
+    old = migrated_back([("apikeys", "0027_api_key_client_tokens_revoked_through")])
     pasted = "reminix_sk_" + "A1b2C3d4E5" * 3 + "Zz9Yy8"
     try:
         project = old.get_model("accounts", "Project").objects.create(name="Old", slug="old")
@@ -375,9 +370,7 @@ def test_a_token_kept_in_a_reason_before_reasons_were_checked_is_cut_on_upgrade(
         leaked = key(1, f"Leaked in #42: {pasted}")
         hinted = key(2, "Same as reminix_sk_abcd…wxyz, looking into it")
     finally:
-        MigrationExecutor(connection).migrate(
-            MigrationExecutor(connection).loader.graph.leaf_nodes()
-        )
+        migrated_to_the_end()
     assert ApiKey.objects.get(pk=leaked).suspended_reason == (
         "Leaked in #42: reminix_sk_[redacted]"
     )

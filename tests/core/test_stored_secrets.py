@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from accounts.models import Passkey, Project, User
 from agents.models import Agent
 from apikeys.models import ApiKey, PersonalAccessToken
 from core.stored_secrets import stored_secrets_cut, stored_secrets_cut_unique
+from tests.migration_state import migrated_back, migrated_to_the_end
 
 SECRET = "A1b2C3d4E5" * 3 + "Zz9Yy8"
 PASTED = "reminix_sk_" + SECRET
@@ -31,17 +30,11 @@ BEFORE = [
 def before_the_cuts() -> Iterator[object]:
     """The models as they were before the migrations that cut tokens; the database is
     brought up to date again on leaving, whatever happened."""
-    MigrationExecutor(connection).migrate(BEFORE)
-    graph = MigrationExecutor(connection).loader.graph
-    apps_before = {app for app, _ in BEFORE}
-    others = [node for node in graph.leaf_nodes() if node[0] not in apps_before]
-    old = MigrationExecutor(connection).loader.project_state([*others, *BEFORE]).apps
+    old = migrated_back(BEFORE)
     try:
         yield old
     finally:
-        MigrationExecutor(connection).migrate(
-            MigrationExecutor(connection).loader.graph.leaf_nodes()
-        )
+        migrated_to_the_end()
 
 
 @pytest.mark.django_db(transaction=True)
