@@ -5,7 +5,7 @@ cannot choose the address that a failure or a call is counted against.
 """
 
 import ipaddress
-from functools import cache
+from functools import cache, lru_cache
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -24,6 +24,18 @@ def _is_trusted(address: str, networks: tuple[IPNetwork, ...]) -> bool:
     except ValueError:
         return False
     return any(ip in network for network in networks)
+
+
+def trusted_networks() -> tuple[IPNetwork, ...]:
+    """TRUSTED_PROXIES as networks (worked out once per setting)."""
+    return _trusted_networks(tuple(settings.TRUSTED_PROXIES))
+
+
+@lru_cache(maxsize=1024)
+def is_trusted_proxy(remote_addr: str, networks: tuple[IPNetwork, ...]) -> bool:
+    """Whether the peer `remote_addr` is one of our proxies. Cached: behind a proxy, every
+    request comes from one of a few addresses, and the API asks on every call."""
+    return _is_trusted(_plain(remote_addr), networks)
 
 
 def client_ip(request: HttpRequest) -> str:

@@ -6,15 +6,42 @@ import logging
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.exceptions import MiddlewareNotUsed
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils.cache import add_never_cache_headers
 
+from core.client_ip import is_trusted_proxy, trusted_networks
+
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
+
+
+class ForwardedProtoMiddleware:
+    """X-Forwarded-Proto believed only from our own proxies. Production believes it
+    (SECURE_PROXY_SSL_HEADER), which by itself would let a client that reaches gunicorn
+    directly say https: its token crossing in clear unrefused (api.middleware), a page
+    answered over http with no redirect. Once TRUSTED_PROXIES names the proxies, the
+    header is dropped from any other peer's request. First in MIDDLEWARE, so the API's
+    path takes it too; without TRUSTED_PROXIES it is not in the chain at all, and the
+    header is believed as before (check --deploy warns, core.W004)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.networks = trusted_networks()
+        if not self.networks:
+            raise MiddlewareNotUsed
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        meta = request.META
+        if "HTTP_X_FORWARDED_PROTO" in meta and not is_trusted_proxy(
+            meta.get("REMOTE_ADDR") or "", self.networks
+        ):
+            del meta["HTTP_X_FORWARDED_PROTO"]
+        return self.get_response(request)
 
 
 class NoStoreMiddleware:

@@ -109,7 +109,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: /v1 and /client are answered here, with none of the dashboard's middleware.
+    # Before anything reads the scheme, the API's path included: X-Forwarded-Proto from
+    # a peer that is none of TRUSTED_PROXIES is dropped.
+    "core.middleware.ForwardedProtoMiddleware",
+    # Then: /v1 and /client are answered here, with none of the dashboard's middleware.
     "api.middleware.ApiMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -102,3 +102,41 @@ def test_a_doubled_slash_before_an_api_path_is_answered_in_the_envelope(api, met
     )
     assert_error(response, 404, code)
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.fixture
+def behind_a_proxy(settings):
+    """Production's settings: X-Forwarded-Proto says the scheme, 10/8 are our proxies."""
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+
+
+def test_https_claimed_by_a_peer_that_is_no_proxy_of_ours_is_not_believed(api, behind_a_proxy):
+    """A client reaching gunicorn directly could say X-Forwarded-Proto: https and so send
+    its token in clear unrefused, or be answered a dashboard page over http."""
+    claimed = {"X-Forwarded-Proto": "https"}
+    api.client.defaults["REMOTE_ADDR"] = "203.0.113.5"
+    assert_error(api.post(INVOKE, {"prompt": "hi"}, headers=claimed), 403, "https_required")
+    page = Client(REMOTE_ADDR="203.0.113.5").get("/account/login/", headers=claimed)
+    assert page.status_code == 301
+    assert page["Location"].startswith("https://")
+
+
+def test_https_said_by_a_trusted_proxy_is_believed(api, behind_a_proxy, db):
+    said = {"X-Forwarded-Proto": "https"}
+    for proxy in ("10.0.0.2", "::ffff:10.0.0.2"):
+        api.client.defaults["REMOTE_ADDR"] = proxy
+        assert_ok(api.post(INVOKE, {"prompt": "hi"}, headers=said))
+        assert Client(REMOTE_ADDR=proxy).get("/account/login/", headers=said).status_code == 200
+
+
+def test_without_trusted_proxies_x_forwarded_proto_is_believed_as_before(api, settings, db):
+    """check --deploy warns of this setup (core.W004)."""
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.TRUSTED_PROXIES = []
+    said = {"X-Forwarded-Proto": "https"}
+    api.client.defaults["REMOTE_ADDR"] = "203.0.113.5"
+    assert_ok(api.post(INVOKE, {"prompt": "hi"}, headers=said))
+    assert Client(REMOTE_ADDR="203.0.113.5").get("/account/login/", headers=said).status_code == 200
