@@ -4,14 +4,18 @@ keyboard, and shown on the page rather than hovered."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from accounts.models import Project
 from accounts.services import user_sign_up
-from apikeys.services import api_key_create, client_token_create
+from apikeys.models import ApiKey, PersonalAccessToken
+from apikeys.services import api_key_create, client_token_create, personal_token_create
 from tests.browser.test_api_keys_in_a_browser import sign_in
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, usage_call
+from usage.writer import usage_write
 
 
 def test_a_long_client_token_context_opens_whole_by_keyboard(
@@ -36,3 +40,64 @@ def test_a_long_client_token_context_opens_whole_by_keyboard(
         raise AssertionError("no control in the Context cell takes focus")
     page.keyboard.press("Enter")
     expect(page.get_by_text(whole, exact=True)).to_be_visible()
+
+
+def open_in_cell_by_keyboard(page: Page, cell: str) -> None:
+    """Tabs to the first control inside `cell` (a CSS selector) and presses Enter."""
+    for _ in range(120):
+        page.keyboard.press("Tab")
+        if page.evaluate(f"document.activeElement.closest({json.dumps(cell)}) !== null"):
+            break
+    else:
+        raise AssertionError(f"no control in {cell} takes focus")
+    page.keyboard.press("Enter")
+
+
+def test_a_keys_exact_created_and_last_used_times_open_by_keyboard(
+    page: Page, live_server, transactional_db
+):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Backend", created_by=user)
+    used = timezone.now() - timedelta(minutes=5)
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=used)
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+
+    for label, moment in (("Created", key.created_at), ("Last used", used)):
+        cell = f"#key-table td[data-label='{label}']"
+        exact = page.locator(cell).get_by_text(f"{moment:%-d %b %Y, %H:%M} UTC")
+        expect(exact).not_to_be_visible()
+        page.locator("h1").first.focus()
+        open_in_cell_by_keyboard(page, cell)
+        expect(exact).to_be_visible()
+
+
+def test_a_cut_user_agent_in_the_call_log_opens_whole_by_keyboard(
+    page: Page, live_server, transactional_db
+):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Backend", created_by=user)
+    agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131"
+    usage_write([usage_call(timezone.now() - timedelta(minutes=1), key=key, user_agent=agent)])
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/api-keys/{key.pk}/usage/")
+    whole = page.get_by_text(agent, exact=True)
+    expect(whole).not_to_be_visible()
+    open_in_cell_by_keyboard(page, "td.client .ua")
+    expect(whole).to_be_visible()
+
+
+def test_a_personal_tokens_networks_open_by_keyboard(page: Page, live_server, transactional_db):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    pat, _ = personal_token_create(user=user, name="CI")
+    PersonalAccessToken.objects.filter(pk=pat.pk).update(
+        allowed_networks=["198.51.100.0/24", "2001:db8::/32"]
+    )
+    sign_in(page, "kim@example.com")
+    page.goto("/account/tokens/")
+    networks = page.get_by_text("198.51.100.0/24, 2001:db8::/32")
+    expect(networks).not_to_be_visible()
+    open_in_cell_by_keyboard(page, "td[data-label='Token']")
+    expect(networks).to_be_visible()
