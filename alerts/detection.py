@@ -676,15 +676,18 @@ def _new_networks(
             merge=partial(_new_networks_merge, name, list(firsts), ips, first),
         )
         if flag is not None:
-            _isolated(f"severity of flag {flag.pk}", partial(_new_networks_escalate, flag), result)
+            escalate = partial(_new_networks_escalate, flag, now)
+            _isolated(f"severity of flag {flag.pk}", escalate, result)
 
 
-def _new_networks_escalate(flag: Flag) -> None:
+def _new_networks_escalate(flag: Flag, now: datetime) -> None:
     """One new network may be a new server; a key taken up in one network after another
     is likely leaked: its alert becomes high, so it is emailed (and sent to webhooks that
-    take only high alerts)."""
+    take only high alerts). Raised as high now (created_at, from which both count their
+    day): a medium alert left open for days was past that day when it became high, and
+    neither the email nor a high-only webhook ever came."""
     if flag.severity == Flag.Severity.MEDIUM and flag.evidence["count"] >= NEW_NETWORKS_HIGH:
-        Flag.objects.filter(pk=flag.pk).update(severity=Flag.Severity.HIGH)
+        Flag.objects.filter(pk=flag.pk).update(severity=Flag.Severity.HIGH, created_at=now)
 
 
 NETWORKS_LISTED = 20

@@ -75,6 +75,8 @@ class Flag(models.Model):
     occurrences = models.PositiveIntegerField(default=1)
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
+    # When it was raised at its severity (a new-network alert turned high is raised anew):
+    # the alert email's and the webhooks' day counts from it.
     created_at = models.DateTimeField(default=timezone.now)
     emailed_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)

@@ -255,6 +255,24 @@ def test_a_key_used_from_many_new_networks_becomes_high_and_its_owners_are_email
     assert message.to == [user.email] and f"{NEW_NETWORKS_HIGH} networks" in message.body
 
 
+def test_a_new_network_alert_open_for_days_that_becomes_high_is_emailed(key, user):
+    """The usual way a leak shows: one new network (a medium alert, left open on the page
+    for days), then the key taken up elsewhere. Its alert becomes high then, and that is
+    when someone must hear of it, however long ago it was opened."""
+    usage_write(steady(key, days=2))
+    run()
+    ips = [f"198.51.{n}.7" for n in range(NEW_NETWORKS_HIGH)]
+    usage_write([call(key, NOW - timedelta(minutes=9), ip=ips[0])])
+    [flag] = run()
+    assert flag.severity == Flag.Severity.MEDIUM
+    Flag.objects.filter(pk=flag.pk).update(created_at=NOW - timedelta(days=3))
+    usage_write([call(key, NOW - timedelta(minutes=8), ip=ip) for ip in ips[1:]])
+    [flag] = run()
+    assert flag.severity == Flag.Severity.HIGH
+    [message] = mail.outbox
+    assert message.to == [user.email] and f"{NEW_NETWORKS_HIGH} networks" in message.body
+
+
 def test_a_key_calling_agents_it_never_called_raises_one_alert_naming_them(key):
     """A billing key that suddenly calls payroll-admin and export-all from its own servers:
     the network is known, the volume ordinary, but the agents are not its own."""
