@@ -787,13 +787,27 @@ def _new_agents_merge(
     listed = list(old.get("agents", []))
     count = int(old.get("count", len(listed))) + len(agents)
     listed = [*listed, *[a for a in agents if a not in listed]][:AGENTS_LISTED]
-    more = "…" if count > len(listed) else ""
     evidence = {"agents": listed, "count": count, "since": old.get("since", first.isoformat())}
-    summary = (
-        f"{name} called {'an agent' if count == 1 else f'{count} agents'} it had not called "
-        f"before: {', '.join(listed)}{more}. If nothing of yours does this, it may have leaked."
-    )
-    return summary, evidence
+    return _new_agents_summary(name, listed, count), evidence
+
+
+AGENTS_NAMED = 3  # in the summary; the alert's evidence lists AGENTS_LISTED
+
+
+def _new_agents_summary(name: str, listed: list[str], count: int) -> str:
+    """What a new-agent alert says, within SUMMARY_LENGTH: the first few agents by name,
+    fewer where long names would not fit, so the sentence and its advice are never cut."""
+    what = "an agent" if count == 1 else f"{count} agents"
+    for named in range(min(AGENTS_NAMED, len(listed)), 0, -1):
+        more = "…" if count > named else ""
+        summary = (
+            f"{name} called {what} it had not called before: {', '.join(listed[:named])}"
+            f"{more}. If nothing of yours does this, it may have leaked."
+        )
+        if len(summary) <= SUMMARY_LENGTH:
+            return summary
+    advice = "If nothing of yours does this, it may have leaked."
+    return f"{name} called {what} it had not called before. {advice}"
 
 
 def _volume_spikes(

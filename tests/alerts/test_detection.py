@@ -297,6 +297,21 @@ def test_a_key_calling_agents_it_never_called_raises_one_alert_naming_them(key):
     assert [f.occurrences for f in run()] == [2]  # learnt: once per agent
 
 
+def test_a_new_agent_alert_about_many_long_names_says_its_whole_summary(key):
+    """The summary (the alerts page, the email's first line) is cut at 300 characters: a
+    key calling a dozen agents of long names lost the end of its sentence, and with it the
+    advice, cut mid-word. The first few are named, and how many there are."""
+    usage_write(steady(key, days=2))
+    run()
+    agents = [f"nightly-reconciliation-export-{n:02d}" for n in range(12)]
+    usage_write([call(key, NOW - timedelta(minutes=1), agent=agent) for agent in agents])
+    [flag] = run()
+    assert flag.kind == Flag.Kind.NEW_AGENT
+    assert flag.summary.endswith("If nothing of yours does this, it may have leaked.")
+    assert "12 agents" in flag.summary and agents[0] in flag.summary
+    assert flag.evidence["agents"] == agents  # all of them listed, on the alert itself
+
+
 def test_a_new_agent_alerts_calls_are_those_to_the_agent_it_names_first(key, project, signed_in):
     """The "See the calls" link opens the calls to the first new agent, not every call of the key
     in those minutes; the alert says which, and of how many."""
