@@ -442,7 +442,9 @@ def _ended_tokens(
             token = (r["project_id"], r["api_key_id"], r["client_token_id"])
             by_token[token].append(r)
     names = _names(by_token)
-    keys = ApiKey.objects.in_bulk({k for _, k, c in by_token if k and not c})
+    keys = ApiKey.objects.only(*_ROLLED_KEY_READ).in_bulk(
+        {k for _, k, c in by_token if k and not c}
+    )
     for (project_id, key_id, ct_id), attempts in by_token.items():
         first, last = _span(attempts)
         what = names.get((None, ct_id) if ct_id else (key_id, None), "A token")
@@ -466,6 +468,20 @@ def _ended_tokens(
             seen_to=last,
             occurrences=len(attempts),
         )
+
+
+# What _old_secret_tried reads of a key, and no more: a column it never looks at (the
+# key's agent scopes, its allowed networks) holding JSON Python cannot read back (put there
+# by hand, a restore) failed the ended-token check for every project in the batch.
+_ROLLED_KEY_READ = (
+    "name",
+    "hint",
+    "previous_hint",
+    "rolled_at",
+    "revoked_at",
+    "expires_at",
+    "suspended_at",
+)
 
 
 def _old_secret_tried(key: ApiKey, last: datetime, from_where: str) -> str | None:

@@ -373,3 +373,21 @@ def test_a_mailbox_whose_mail_hangs_costs_a_run_one_timeout_not_one_per_alert(
     # Owed, and tried again by the next run.
     assert Flag.objects.filter(emailed_at__isnull=True).count() == len(keys)
     assert result.failures == len(keys)
+
+
+def test_a_tried_keys_unreadable_json_stops_no_projects_ended_token_alerts(two_tenants):
+    """An ended key still tried is named from its row (its name, hint, whether it was
+    rolled): read whole, a key whose agent scopes hold JSON Python cannot read back (a
+    number past int()'s 4,300 digits, put there by hand or by a restore) failed the check
+    for the whole batch, and every project's high alert in it was lost. Only the columns
+    the summary uses are read."""
+    mine, theirs = two_tenants
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {ApiKey._meta.db_table} SET agent_names = %s WHERE id = %s",  # noqa: S608
+            ["[" + "7" * 5000 + "]", theirs.pk],
+        )
+    usage_write([revoked_key_tried(mine), revoked_key_tried(theirs)])
+    result = detect(now=NOW)
+    assert result.failures == 0
+    assert set(Flag.objects.values_list("api_key_id", flat=True)) == {mine.pk, theirs.pk}
