@@ -391,3 +391,30 @@ def test_a_tried_keys_unreadable_json_stops_no_projects_ended_token_alerts(two_t
     result = detect(now=NOW)
     assert result.failures == 0
     assert set(Flag.objects.values_list("api_key_id", flat=True)) == {mine.pk, theirs.pk}
+
+
+def test_a_client_tokens_unreadable_json_keeps_no_other_alert_from_being_emailed(two_tenants):
+    """The alert email links to the calls behind it, by the client token's public id: read
+    whole, a token whose context holds JSON Python cannot read back (a number past int()'s
+    4,300 digits, put there by hand or by a restore) raised out of the run's emails, and
+    the alerts after it went unmailed that run, its own for good."""
+    from apikeys.models import ClientToken
+    from apikeys.services import client_token_create
+
+    mine, theirs = two_tenants
+    minted, _ = client_token_create(project=theirs.project, api_key=theirs, context={})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {ClientToken._meta.db_table} SET context = %s WHERE id = %s",  # noqa: S608
+            ["[" + "7" * 5000 + "]", minted.pk],
+        )
+    usage_write(
+        [
+            revoked_key_tried(theirs, minutes_ago=4, client_token_id=minted.pk),
+            revoked_key_tried(mine),
+        ]
+    )
+    detect(now=NOW)
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(
+        [mine.project.memberships.get().user.email, "other-owner@example.com"]
+    )
