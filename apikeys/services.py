@@ -223,11 +223,12 @@ def token_name_checked(name: str) -> str:
     a key or PAT, so no caller skips it; the forms and the API say so beside their field
     first."""
     name = key_name_normal(name)
+    # The length first: the token check reads a long non-ASCII text slowly (core.redact).
+    if not name or len(name) > KEY_NAME_MAX:
+        raise ValidationError(f"A name is 1 to {KEY_NAME_MAX} characters.", code="max_length")
     single_line(name)
     visible(name)
     no_secret(name)
-    if not name or len(name) > KEY_NAME_MAX:
-        raise ValidationError(f"A name is 1 to {KEY_NAME_MAX} characters.", code="max_length")
     return name
 
 
@@ -397,10 +398,12 @@ def api_key_suspend(
     _by_a_member(api_key.project, by)
     reason = reason.strip()
     # The same rules as the form's, for every caller: it ends up in 401 messages and mail.
+    if len(reason) > SUSPENSION_REASON_MAX:  # first: the token check reads a long text slowly
+        raise ValidationError(
+            f"A reason is at most {SUSPENSION_REASON_MAX} characters.", code="max_length"
+        )
     single_line(reason)
     no_secret_in_reason(reason)
-    if len(reason) > SUSPENSION_REASON_MAX:
-        raise ValidationError(f"A reason is at most {SUSPENSION_REASON_MAX} characters.")
     suspended = api_key.suspend(by=by, reason=reason)
     if suspended:
         _key_changed(api_key, action="api_key.suspended", by=by, ip=ip, metadata={"reason": reason})
