@@ -872,8 +872,8 @@ def _volume_spike(
         api_key_id=key_id, created_at__gte=hour, created_at__lt=hour + timedelta(hours=1)
     ).aggregate(first=Min("created_at"), last=Max("created_at"))
     name = _names({(project_id, key_id, None)}).get((key_id, None), "A key")
-    hour_summary = (
-        f"{name} made {current} calls in the hour from {hour:%H:%M} UTC, "
+    figures = (
+        f"made {current} calls in the hour from {hour:%H:%M} UTC, "
         f"{current / baseline if baseline else current:.0f}× its usual {baseline:.1f} "
         f"({average:.1f} an hour on average, {at_this_hour:.1f} at this hour of the day)."
     )
@@ -896,12 +896,12 @@ def _volume_spike(
         evidence={},
         seen_from=calls["first"] or hour,
         seen_to=calls["last"] or min(now, hour + timedelta(hours=1)),
-        merge=partial(_volume_spike_merge, hour_summary, this_hour),
+        merge=partial(_volume_spike_merge, name, figures, this_hour),
     )
 
 
 def _volume_spike_merge(
-    hour_summary: str, this_hour: dict[str, Any], old: dict[str, Any]
+    name: str, figures: str, this_hour: dict[str, Any], old: dict[str, Any]
 ) -> tuple[str, dict[str, Any]]:
     """A key's open spike alert with one more hour over its usual (or the same hour, seen
     again with more calls): the latest hour's figures, since when, and how many hours."""
@@ -918,12 +918,28 @@ def _volume_spike_merge(
         "hour_list": hours[-SPIKE_HOURS_LISTED:],
     }
     if count == 1:
-        return hour_summary, evidence
+        return _volume_spike_summary(name, figures), evidence
     since = datetime.fromisoformat(evidence["since"])
-    return (
-        f"{hour_summary} Over its usual in {count} hours since {since:%-d %b, %H:%M} UTC.",
-        evidence,
-    )
+    hours_over = f"Over its usual in {count} hours since {since:%-d %b, %H:%M} UTC."
+    return _volume_spike_summary(name, f"{figures} {hours_over}"), evidence
+
+
+def _volume_spike_summary(name: str, figures: str) -> str:
+    """What a volume-spike alert says, within SUMMARY_LENGTH: the key's name cut short
+    where the whole would not fit, so the figures and since when are never cut."""
+    return f"{_name_within(name, SUMMARY_LENGTH - len(figures) - 1)} {figures}"
+
+
+def _name_within(name: str, most: int) -> str:
+    """A key as _names writes it (Key “name” (hint)) in at most `most` characters where
+    it can be: the name in its quotes cut short with "…", the hint kept (which key)."""
+    if len(name) <= most:
+        return name
+    opening, closing = name.find("“") + 1, name.rfind("”")
+    if opening == 0 or closing < opening:
+        return f"{name[: max(1, most - 1)]}…"
+    kept = max(1, closing - opening - (len(name) - most) - 1)
+    return f"{name[:opening]}{name[opening : opening + kept]}…{name[closing:]}"
 
 
 def _same_hour_average(key_id: int, hour: datetime, first_hour: datetime) -> float:

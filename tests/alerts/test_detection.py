@@ -431,6 +431,26 @@ def test_a_spike_lasting_hours_is_one_alert_that_counts_them(key):
     assert "3 hours" in flag.summary
 
 
+def test_a_spike_lasting_hours_of_a_key_with_a_long_name_says_its_whole_summary(key):
+    """The summary is cut at 300 characters: a key named at its 100-character limit, over
+    its usual for hours, lost the end (since when, " UTC."). Its name is cut short instead."""
+    key.name = "Nightly reconciliation export for the payroll and invoicing systems " + "x" * 32
+    key.save(update_fields=["name"])
+    assert len(key.name) == 100
+    usage_write(steady(key, days=2))
+    run()
+    start = NOW - timedelta(hours=3)
+    for hour in range(3):
+        at = start + timedelta(hours=hour)
+        usage_write([call(key, at + timedelta(seconds=s / 4)) for s in range(12_000)])
+        detect(now=at + timedelta(minutes=30))
+    [flag] = Flag.objects.filter(kind=Flag.Kind.VOLUME_SPIKE)
+    assert flag.summary.startswith("Key “Nightly reconciliation export")
+    assert flag.summary.endswith(f"Over its usual in 3 hours since {start:%-d %b, %H:%M} UTC.")
+    assert f"…” ({key.hint}) made 12006 calls" in flag.summary  # which key, its hint whole
+    assert len(flag.summary) <= 300
+
+
 def test_a_new_key_has_no_baseline_and_no_spike(key):
     usage_write([call(key, NOW - timedelta(minutes=30) + timedelta(seconds=s)) for s in range(300)])
     assert run() == []
