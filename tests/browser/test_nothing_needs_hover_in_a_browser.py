@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 from django.utils import timezone
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from accounts.models import Project
 from accounts.services import user_sign_up
@@ -101,3 +101,65 @@ def test_a_personal_tokens_networks_open_by_keyboard(page: Page, live_server, tr
     expect(networks).not_to_be_visible()
     open_in_cell_by_keyboard(page, "td[data-label='Token']")
     expect(networks).to_be_visible()
+
+
+SHOWS_WHOLE = """(cell, text) => {
+    const box = cell.getBoundingClientRect();
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        if (!node.textContent.includes(text) || !node.parentElement.checkVisibility()) continue;
+        const range = document.createRange();
+        range.selectNodeContents(node);
+        const rects = [...range.getClientRects()].filter((r) => r.width > 0);
+        const inside = (r) => r.left >= box.left - 1 && r.right <= box.right + 1;
+        if (rects.length && rects.every(inside)) return true;
+    }
+    return false;
+}"""
+
+
+def shows_whole(cell: Locator, text: str) -> bool:
+    """Whether `text` stands on the page whole inside `cell`: shown, and not cut by its edge."""
+    return bool(cell.evaluate(SHOWS_WHOLE, text))
+
+
+def test_a_cut_request_path_in_each_call_log_opens_whole_by_keyboard(
+    page: Page, live_server, transactional_db
+):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Backend", created_by=user)
+    pat, _ = personal_token_create(user=user, name="CI")
+    path = "/v1/agents/support-triage-assistant/invoke"
+    assert len(path) > 28  # longer than a desktop log shows
+    at = timezone.now() - timedelta(minutes=1)
+    usage_write(
+        [
+            usage_call(at, key=key, path=path),
+            usage_call(at, pat=pat, project=project, path=path),
+        ]
+    )
+    sign_in(page, "kim@example.com")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    for url in (
+        f"/projects/{project.slug}/settings/api-keys/{key.pk}/usage/",
+        f"/projects/{project.slug}/usage/calls/",
+        f"/account/tokens/{pat.pk}/usage/",
+    ):
+        page.goto(url)
+        cell = page.locator("td.request").first
+        assert not shows_whole(cell, path), url
+        open_in_cell_by_keyboard(page, "td.request")
+        assert shows_whole(cell, path), url
+
+
+def test_a_short_request_path_is_not_a_control(page: Page, live_server, transactional_db):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Backend", created_by=user)
+    usage_write([usage_call(timezone.now(), key=key, path="/v1/projects/current")])
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/usage/calls/")
+    expect(page.locator("td.request").first).to_contain_text("/v1/projects/current")
+    expect(page.locator("td.request summary")).to_have_count(0)
