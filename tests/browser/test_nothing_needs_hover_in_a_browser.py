@@ -10,12 +10,18 @@ from django.utils import timezone
 from playwright.sync_api import Locator, Page, expect
 
 from accounts.models import Project
-from accounts.services import user_sign_up
-from apikeys.models import ApiKey, PersonalAccessToken
+from accounts.services import (
+    membership_add,
+    membership_remove,
+    project_set_key_policy,
+    user_sign_up,
+)
+from apikeys.models import ALL_PERMISSIONS, ApiKey, PersonalAccessToken
 from apikeys.services import api_key_create, client_token_create, personal_token_create
 from tests.browser.test_api_keys_in_a_browser import sign_in
 from tests.conftest import PASSWORD, usage_call
 from usage.writer import usage_write
+from webhooks.services import webhook_create
 
 
 def test_a_long_client_token_context_opens_whole_by_keyboard(
@@ -163,3 +169,78 @@ def test_a_short_request_path_is_not_a_control(page: Page, live_server, transact
     page.goto(f"/projects/{project.slug}/usage/calls/")
     expect(page.locator("td.request").first).to_contain_text("/v1/projects/current")
     expect(page.locator("td.request summary")).to_have_count(0)
+
+
+def open_badge_by_keyboard(page: Page, cell: str, badge: str) -> None:
+    """Tabs to the badge reading `badge` inside `cell` (a CSS selector) and presses Enter."""
+    for _ in range(120):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            f"""(() => {{
+                const el = document.activeElement;
+                return el.closest({json.dumps(cell)}) !== null ? el.textContent.trim() : "";
+            }})()"""
+        )
+        if focused == badge:
+            break
+    else:
+        raise AssertionError(f"no badge {badge!r} in {cell} takes focus")
+    page.keyboard.press("Enter")
+
+
+def test_what_a_keys_badges_mean_opens_by_keyboard(page: Page, live_server, transactional_db):
+    owner = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    leaver = user_sign_up(email="lou@example.com", password=PASSWORD, name="Lou", verified=True)
+    project = Project.objects.for_user(owner).get()
+    membership = membership_add(project=project, user=leaver, role="member", by=owner)
+    api_key_create(project=project, name="Lou's deploys", created_by=leaver)
+    membership_remove(membership=membership, by=owner)
+    project_set_key_policy(project=project, max_key_days=90, max_pat_days=None, by=owner)
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+
+    for cell, badge, meaning in (
+        ("td[data-label='Created']", "creator left", "Lou is no longer a member of this project"),
+        ("td[data-label='Expires']", "out of policy", "keys should expire within 90 days"),
+    ):
+        explanation = page.locator(f"#key-table {cell}").get_by_text(meaning).first
+        expect(explanation).not_to_be_visible()
+        page.locator("h1").first.focus()
+        open_badge_by_keyboard(page, f"#key-table {cell}", badge)
+        expect(explanation).to_be_visible()
+
+
+def test_what_an_endpoints_creator_left_badge_means_opens_by_keyboard(
+    page: Page, live_server, transactional_db
+):
+    owner = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    leaver = user_sign_up(email="lee@example.com", password=PASSWORD, name="Lee", verified=True)
+    project = Project.objects.for_user(owner).get()
+    membership = membership_add(project=project, user=leaver, role="owner", by=owner)
+    webhook_create(
+        project=project,
+        url="https://theirs.example.com/",
+        created_by=leaver,
+        format="generic",
+        min_severity="low",
+    )
+    membership_remove(membership=membership, by=owner)
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/webhooks/")
+    explanation = page.get_by_text("Lee is no longer a member of this project")
+    expect(explanation).not_to_be_visible()
+    open_badge_by_keyboard(page, "td[data-label='Endpoint']", "creator left")
+    expect(explanation).to_be_visible()
+
+
+def test_what_a_personal_tokens_keys_badge_means_opens_by_keyboard(
+    page: Page, live_server, transactional_db
+):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    personal_token_create(user=user, name="CI", permissions=[*ALL_PERMISSIONS, "keys"])
+    sign_in(page, "kim@example.com")
+    page.goto("/account/tokens/")
+    explanation = page.get_by_text("May manage the API keys of the projects it reaches")
+    expect(explanation).not_to_be_visible()
+    open_badge_by_keyboard(page, "td[data-label='Reaches']", "keys")
+    expect(explanation).to_be_visible()
