@@ -57,7 +57,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from itertools import batched
 from typing import Any
 
 from django.conf import settings
@@ -69,6 +68,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Project
+from alerts.learnt import learnt_before
 from alerts.links import evidence_note, evidence_url
 from alerts.models import AlertRules, DetectionCursor, Flag, KeyAgent, KeyNetwork
 from alerts.rules import (
@@ -606,10 +606,6 @@ def _minutes(span: timedelta) -> int:
     return int(span.total_seconds() // 60)
 
 
-# A batch's networks are looked up this many at a time (SQLite takes 32,766 parameters).
-NETWORKS_PER_READ = 1000
-
-
 def _firsts(
     direct: list[dict[str, Any]],
     value: Callable[[dict[str, Any]], str],
@@ -650,20 +646,12 @@ def _new_networks(
     ]  # fmt: skip
     if not direct:
         return
-    key_ids = {r["api_key_id"] for r in direct}
-    # A key's known networks have no bound (a caller with an IPv6 allocation has 65,536
-    # /48s): only those this batch mentions are read, and of the rest their first use.
-    known: dict[int, set[str]] = defaultdict(set)
-    for networks in batched({network_of(r["ip"]) for r in direct}, NETWORKS_PER_READ):
-        for key_id, network in KeyNetwork.objects.filter(
-            api_key_id__in=key_ids, network__in=networks
-        ).values_list("api_key_id", "network"):
-            known[key_id].add(network)
-    first_uses: dict[int, datetime] = dict(
-        KeyNetwork.objects.filter(api_key_id__in=key_ids)
-        .values("api_key_id")
-        .annotate(first=Min("first_seen"))
-        .values_list("api_key_id", "first")
+    known, first_uses = learnt_before(
+        KeyNetwork,
+        owner="api_key_id",
+        value="network",
+        owner_ids={r["api_key_id"] for r in direct},
+        values={network_of(r["ip"]) for r in direct},
     )
     learnt, findings = _firsts(direct, lambda r: network_of(r["ip"]), known, first_uses, rules)
     KeyNetwork.objects.bulk_create(
@@ -755,17 +743,12 @@ def _new_agents(
     ]  # fmt: skip
     if not direct:
         return
-    key_ids = {r["api_key_id"] for r in direct}
-    known: dict[int, set[str]] = defaultdict(set)
-    for key_id, agent in KeyAgent.objects.filter(
-        api_key_id__in=key_ids, agent__in={r["agent"] for r in direct}
-    ).values_list("api_key_id", "agent"):
-        known[key_id].add(agent)
-    first_uses: dict[int, datetime] = dict(
-        KeyAgent.objects.filter(api_key_id__in=key_ids)
-        .values("api_key_id")
-        .annotate(first=Min("first_seen"))
-        .values_list("api_key_id", "first")
+    known, first_uses = learnt_before(
+        KeyAgent,
+        owner="api_key_id",
+        value="agent",
+        owner_ids={r["api_key_id"] for r in direct},
+        values={str(r["agent"]) for r in direct},
     )
     learnt, findings = _firsts(direct, lambda r: str(r["agent"]), known, first_uses, rules)
     KeyAgent.objects.bulk_create(

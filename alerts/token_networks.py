@@ -16,19 +16,17 @@ MAIL_RUN_BUDGET_SECONDS at most a run (notifications.recipients.MailRun).
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from itertools import batched
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db.models import Min
 from django.urls import reverse
 
+from alerts.learnt import learnt_before
 from alerts.models import TokenNetwork
 from alerts.rules import NEW_NETWORK_GRACE
 from apikeys.models import PersonalAccessToken
@@ -44,7 +42,6 @@ logger = logging.getLogger(__name__)
 NOTICE_EVERY = timedelta(hours=1)
 # New networks not told within this long (the PAT revoked, the mail server down) are not.
 NOTICE_WITHIN = timedelta(days=1)
-NETWORKS_PER_READ = 1000
 NETWORKS_LISTED = 20
 
 # Runs a step in a savepoint of its own; None if it failed (logged and counted).
@@ -61,18 +58,12 @@ def token_networks_learn(rows: list[dict[str, Any]]) -> None:
     ]  # fmt: skip
     if not direct:
         return
-    token_ids = {r["personal_token_id"] for r in direct}
-    known: dict[int, set[str]] = defaultdict(set)
-    for networks in batched({network_around(r["ip"]) for r in direct}, NETWORKS_PER_READ):
-        for token_id, network in TokenNetwork.objects.filter(
-            personal_token_id__in=token_ids, network__in=networks
-        ).values_list("personal_token_id", "network"):
-            known[token_id].add(network)
-    first_uses: dict[int, datetime] = dict(
-        TokenNetwork.objects.filter(personal_token_id__in=token_ids)
-        .values("personal_token_id")
-        .annotate(first=Min("first_seen"))
-        .values_list("personal_token_id", "first")
+    known, first_uses = learnt_before(
+        TokenNetwork,
+        owner="personal_token_id",
+        value="network",
+        owner_ids={r["personal_token_id"] for r in direct},
+        values={network_around(r["ip"]) for r in direct},
     )
     learnt = []
     for r in direct:

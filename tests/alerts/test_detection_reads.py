@@ -127,7 +127,7 @@ def test_a_key_used_from_many_networks_is_read_only_for_the_networks_of_the_batc
 ):
     """A key's known networks have no bound: a run reads those its new calls came from,
     not every one the key was ever used from, and still tells a new network apart."""
-    monkeypatch.setattr("alerts.detection.NETWORKS_PER_READ", per_read)
+    monkeypatch.setattr("alerts.learnt.VALUES_PER_READ", per_read)
     key, _ = api_key
     long_ago = timezone.now() - timedelta(days=30)
     KeyNetwork.objects.bulk_create(
