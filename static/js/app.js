@@ -208,6 +208,8 @@ var announce = (function () {
   // became Resume).
   var returnTo = null;
   var returnPlace = 0;
+  // The panel focus was last put into: a panel that comes replaces its slot (outerHTML).
+  var placed = null;
 
   function slot() { return document.getElementById("key-panel"); }
 
@@ -327,6 +329,10 @@ var announce = (function () {
     }
     var panel = slot();
     if (!panel) return;
+    // Another region updated (the list redrawn after a create): the panel is the one
+    // already placed, and focus stays where the person put it (the Copy button).
+    if (panel === placed) return;
+    placed = panel;
     var dialog = panel.closest("dialog.panel-dialog");
     var isEmpty = !panel.firstElementChild && !panel.textContent.trim();
     if (isEmpty) {

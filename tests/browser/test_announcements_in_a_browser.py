@@ -54,6 +54,27 @@ def test_copying_a_new_secret_is_announced(page: Page, live_server, transactiona
     assert page.evaluate("() => navigator.clipboard.readText()") == secret
 
 
+def test_the_key_list_redrawn_after_a_create_leaves_focus_on_the_copy_button(
+    page: Page, live_server, transactional_db
+):
+    """The list reloads after a create (apiKeysChanged); when that answer came after a
+    person had tabbed to Copy, focus was pulled back to the secret, and their Enter did
+    nothing."""
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    sign_in(page, "kim@example.com")
+    create_a_key_by_keyboard(page, project.slug, "Late list")
+    page.keyboard.press("Tab")
+    copy = page.get_by_role("button", name="Copy")
+    expect(copy).to_be_focused()
+
+    with page.expect_response(lambda r: r.url.endswith("/settings/api-keys/")):
+        page.evaluate("() => htmx.trigger(document.body, 'apiKeysChanged')")
+    expect(page.locator("#key-table")).to_contain_text("Late list")
+    page.wait_for_timeout(100)  # htmx settles the swap after the answer
+    expect(copy).to_be_focused()
+
+
 def test_a_copy_the_browser_refuses_says_so_and_selects_the_secret(
     page: Page, live_server, transactional_db
 ):
@@ -68,6 +89,7 @@ def test_a_copy_the_browser_refuses_says_so_and_selects_the_secret(
     )
 
     page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Copy")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.get_by_role("status").filter(has_text="Ctrl+C")).to_have_count(1)
     secret_box = page.get_by_label("Your new API key", exact=True)
