@@ -111,6 +111,26 @@ def test_a_personal_tokens_networks_open_by_keyboard(page: Page, live_server, tr
     expect(networks).to_be_visible()
 
 
+def test_a_keys_allowed_networks_open_by_keyboard_and_lead_to_their_form(
+    page: Page, live_server, transactional_db
+):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Backend", created_by=user)
+    ApiKey.objects.filter(pk=key.pk).update(allowed_networks=["198.51.100.0/24", "2001:db8::/32"])
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    cell = "#key-table td[data-label='Key']"
+    networks = page.locator(cell).get_by_text("198.51.100.0/24, 2001:db8::/32")
+    expect(networks).not_to_be_visible()
+    page.locator("h1").first.focus()
+    open_in_cell_by_keyboard(page, cell)
+    expect(networks).to_be_visible()
+    # What the badge's link did stays one step away: the form that changes them.
+    page.locator(cell).get_by_role("link", name="Change the networks of Backend").click()
+    page.wait_for_url(f"**/api-keys/{key.pk}/usage/#networks")
+
+
 SHOWS_WHOLE = """(cell, text) => {
     const box = cell.getBoundingClientRect();
     const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
