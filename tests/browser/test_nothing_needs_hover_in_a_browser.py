@@ -266,3 +266,21 @@ def test_what_a_personal_tokens_keys_badge_means_opens_by_keyboard(
     expect(explanation).not_to_be_visible()
     open_badge_by_keyboard(page, "td[data-label='Reaches']", "keys")
     expect(explanation).to_be_visible()
+
+
+def test_a_client_tokens_whole_id_shows_in_a_keys_call_log(
+    page: Page, live_server, transactional_db
+):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Backend", created_by=user)
+    token, _ = client_token_create(project=project, context={"userId": "u1"}, api_key=key)
+    path = "/v1/agents/support-triage-assistant/invoke"
+    usage_write([usage_call(timezone.now() - timedelta(minutes=1), client_token=token, path=path)])
+    sign_in(page, "kim@example.com")
+
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"/projects/{project.slug}/settings/api-keys/{key.pk}/usage/")
+        cell = page.locator("td.request").first
+        assert shows_whole(cell, token.public_id), width
