@@ -284,3 +284,37 @@ def test_a_client_tokens_whole_id_shows_in_a_keys_call_log(
         page.goto(f"/projects/{project.slug}/settings/api-keys/{key.pk}/usage/")
         cell = page.locator("td.request").first
         assert shows_whole(cell, token.public_id), width
+
+
+def test_at_phone_width_a_long_request_path_shows_whole_once_in_each_call_log(
+    page: Page, live_server, transactional_db
+):
+    """A phone's log wraps the path whole: a disclosure there would only show it again."""
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Backend", created_by=user)
+    pat, _ = personal_token_create(user=user, name="CI")
+    path = "/v1/agents/support-triage-assistant/invoke"
+    at = timezone.now() - timedelta(minutes=1)
+    usage_write(
+        [
+            usage_call(at, key=key, path=path),
+            usage_call(at, pat=pat, project=project, path=path),
+        ]
+    )
+    sign_in(page, "kim@example.com")
+    page.set_viewport_size({"width": 390, "height": 900})
+
+    for url in (
+        f"/projects/{project.slug}/settings/api-keys/{key.pk}/usage/",
+        f"/projects/{project.slug}/usage/calls/",
+        f"/account/tokens/{pat.pk}/usage/",
+    ):
+        page.goto(url)
+        page.evaluate("document.querySelectorAll('td.request details').forEach(d => d.open = true)")
+        cell = page.locator("td.request").first
+        assert shows_whole(cell, path), url
+        expect(cell.get_by_text(path, exact=True).locator("visible=true")).to_have_count(1)
+        expect(cell.locator("summary").locator("visible=true")).to_have_count(0)
+        # The method and the path stay two words ("POST /v1/…", not "POST/v1/…").
+        assert cell.evaluate("c => c.innerText.replace(/\\s+/g, ' ').trim()") == f"POST {path}", url
