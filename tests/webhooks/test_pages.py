@@ -3,6 +3,7 @@ is a form error, and each change is audited."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -154,6 +155,18 @@ def test_an_endpoint_whose_creator_left_is_marked_on_the_list_and_its_page(
     assert b"leaver@example.com, who is no longer a member of this project" in detail
     detail = signed_in.get(_url("webhook_detail", project, endpoint_id=ours.pk)).content
     assert b"no longer a member" not in detail
+
+
+def test_an_endpoints_page_is_headed_and_titled_by_its_endpoint(signed_in, project, make_endpoint):
+    endpoint, _ = make_endpoint(project, "https://hooks.example.com/reminix")
+    html = signed_in.get(_url("webhook_detail", project, endpoint_id=endpoint.pk)).content.decode()
+    headings = [
+        re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<h1[^>]*>(.*?)</h1>", html, re.DOTALL)
+    ]
+    assert len(headings) == 1, headings
+    assert "https://hooks.example.com" in headings[0]
+    [title] = re.findall(r"<title>(.*?)</title>", html, re.DOTALL)
+    assert "https://hooks.example.com" in title
 
 
 def test_another_projects_endpoint_ids_are_404(
