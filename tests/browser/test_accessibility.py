@@ -20,6 +20,7 @@ from accounts.invitations import invitation_send
 from accounts.models import Project
 from accounts.services import membership_add, membership_remove, user_sign_up
 from alerts.detection import detect
+from apikeys.models import ApiKey
 from apikeys.services import api_key_create, client_token_create, personal_token_create
 from tests.conftest import PASSWORD, usage_call
 from usage.writer import usage_write
@@ -130,9 +131,9 @@ def open_details(page: Page) -> None:
 
 @pytest.fixture
 def world(transactional_db) -> dict[str, object]:
-    """A project as people use it: keys (one revoked and still tried), calls, an alert, a
-    client token, a PAT, a pending invitation and a webhook whose creator (with a long
-    address) left."""
+    """A project as people use it: keys (one revoked and still tried, one kept to a
+    network), calls, an alert, a client token, a PAT, a pending invitation and a webhook
+    whose creator (with a long address) left."""
     user = user_sign_up(email="ada@example.com", password=PASSWORD, name="Ada", verified=True)
     project = Project.objects.for_user(user).get()
     key, _ = api_key_create(project=project, name="Production", created_by=user)
@@ -155,6 +156,11 @@ def world(transactional_db) -> dict[str, object]:
     # A list longer than a page: its pager and its order are checked too.
     for n in range(25):
         api_key_create(project=project, name=f"Service {n:02d}", created_by=user)
+    # The newest, first in the list, works from one network only: its row's badge opens to
+    # name it.
+    ApiKey.objects.filter(project=project, name="Service 24").update(
+        allowed_networks=["198.51.100.0/24"]
+    )
     invitation_send(project=project, email="kai@example.com", role="member", by=user)
     from usage.models import UsageRecord
 
