@@ -9,11 +9,13 @@ class AgentsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts.events import project_created
+        from agents import converters
         from agents.runtime import executions_write
         from agents.services import agent_create_starter_for
         from audit.actions import BOTH, Action, register_actions, register_group
         from core import write_behind
 
+        converters.register()
         project_created.connect(agent_create_starter_for, dispatch_uid="agents.starter")
         write_behind.register("execution", executions_write)
         register_group("agents", "Agents", prefix="agent.", scopes=BOTH)

@@ -13,8 +13,11 @@ from api.openapi import openapi_json
 urlpatterns = [
     path("agents", agents_api.agent_list, name="agent_list"),
     path("agents/<str:name>", agents_api.agent_detail, name="agent_detail"),
-    path("agents/<str:name>/invoke", agents_api.invoke, name="agent_invoke"),
-    path("agents/<str:name>/chat", agents_api.chat, name="agent_chat"),
+    # An action names its endpoint, so whatever stands before it is the agent's name, a
+    # slash and all (agents/converters.py). The bare agents/<str:name> cannot tell such a
+    # name from a path that goes on past an agent's, and leaves it to the catch-all.
+    path("agents/<agent_path:name>/invoke", agents_api.invoke, name="agent_invoke"),
+    path("agents/<agent_path:name>/chat", agents_api.chat, name="agent_chat"),
     path("execution-logs", agents_api.execution_logs, name="execution_logs"),
     path("client-tokens", api_views.client_token_create_view, name="client_token_create"),
     path("client-tokens/<ctok:public_id>", api_views.client_token_delete, name="client_token"),

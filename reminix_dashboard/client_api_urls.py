@@ -8,6 +8,7 @@ from api.endpoint import client_not_found
 
 urlpatterns = [
     path("token", api_views.client_token_info, name="token"),
-    path("agents/<str:name>/invoke", agents_api.client_invoke, name="agent_invoke"),
+    # As /v1's invoke (reminix_dashboard/api_urls.py, agents/converters.py).
+    path("agents/<agent_path:name>/invoke", agents_api.client_invoke, name="agent_invoke"),
     re_path(r"^.*$", client_not_found),
 ]

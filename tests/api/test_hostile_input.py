@@ -304,3 +304,49 @@ def test_a_preflight_while_the_database_does_not_answer_is_503_in_the_envelope(
     templated = path.replace("my-agent", "{name}")
     described = openapi_document()["paths"][templated]["options"]["responses"]
     assert described["503"] == {"$ref": "#/components/responses/Error503"}
+
+
+ODD_AGENT_NAMES = {
+    "an encoded slash": "a%2Fb",
+    "an encoded slash alone": "%2F",
+    "a NUL byte": "a%00b",
+    "a line break": "a%0ab",
+    "5,000 characters": "x" * 5000,
+    "a pasted API key": "{token}",
+}
+AGENT_CALLS = {
+    "invoke": ("/v1/agents/{name}/invoke", '{"prompt": "hi"}'),
+    "chat": ("/v1/agents/{name}/chat", '{"messages": [{"role": "user", "content": "hi"}]}'),
+}
+
+
+@pytest.mark.parametrize("name", ODD_AGENT_NAMES.values(), ids=ODD_AGENT_NAMES.keys())
+@pytest.mark.parametrize("call", AGENT_CALLS.values(), ids=AGENT_CALLS.keys())
+def test_an_agent_name_no_agent_can_have_is_agent_not_found_and_never_logged(
+    api, make_key, project, caplog, name, call
+):
+    """The contract's 404 for an agent that does not exist is `agent_not_found`, whatever
+    the name: one holding an encoded slash used to fall past the route to `not_found`."""
+    _, pasted = make_key(project, name="Pasted")
+    path, body = call
+    with caplog.at_level("DEBUG"):
+        answer = raw(api, "POST", path.format(name=name.format(token=pasted)), body)
+    assert_error(answer, 404, "agent_not_found")
+    secret = pasted[len("reminix_sk_") :]
+    assert secret not in answer.content.decode() and secret not in caplog.text
+    logged = UsageRecord.objects.latest("id")
+    assert logged.error_code == "agent_not_found"
+    assert secret not in logged.path and secret not in logged.agent
+
+
+@pytest.mark.parametrize("name", ["a%2Fb", "%2F", "a%00b"])
+def test_the_client_api_answers_an_impossible_agent_name_as_v1_does(api, name):
+    minted = assert_ok(api.post("/v1/client-tokens", {"context": {}}), 201)
+    client = Client()
+    answer = client.post(
+        f"/client/agents/{name}/invoke",
+        '{"prompt": "hi"}',
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {minted['token']}"},
+    )
+    assert_error(answer, 404, "agent_not_found")

@@ -1,0 +1,24 @@
+"""`<agent_path:name>` in a URL: whatever stands where an agent's name goes, before an
+action (/v1/agents/{name}/invoke): slashes (a %2F arrives decoded) and line breaks
+included. Such a name reaches the endpoint, which answers `agent_not_found` for it as for
+any other name no agent can have, never sending it to the database (agents.api.AGENT);
+Django's `str` would leave it to the catch-all's `not_found` as a wrong path, and its
+`path` stops at a line break."""
+
+from __future__ import annotations
+
+from django.urls import register_converter
+
+
+class AgentPathConverter:
+    regex = r"[\s\S]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+def register() -> None:
+    register_converter(AgentPathConverter, "agent_path")
