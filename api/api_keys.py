@@ -36,6 +36,7 @@ from apikeys.services import (
     ROLL_OVERLAPS,
     SUSPENSION_REASON_MAX,
     CannotRoll,
+    KeyEnded,
     KeyNameTaken,
     OutOfPolicy,
     TooManyTokens,
@@ -250,12 +251,15 @@ def api_key_detail(request: ProjectApiRequest, key_id: str) -> HttpResponse:
     if request.method == "PATCH":
         name = _name(json_body(request, takes=("name",)))
         assert user is not None
+        _working(key)  # ended: 409, as a roll of it is, before any word on the name
         if key_name_taken(key.project, name, renaming=key):
             raise errors.invalid_field_value("name", NAME_TAKEN)
         try:
             api_key_rename(api_key=key, name=name, by=user, ip=ip)
         except KeyNameTaken:  # taken since the check above
             raise errors.invalid_field_value("name", NAME_TAKEN) from None
+        except KeyEnded as ended:  # revoked since the check above
+            raise errors.ApiError(409, "invalid_request", f"{ended} Create a new key.") from None
     elif request.method == "DELETE":
         api_key_revoke(api_key=key, by=user, ip=ip)
         return HttpResponse(status=204)
@@ -287,8 +291,8 @@ def api_key_roll_view(request: ProjectApiRequest, key_id: str) -> HttpResponse:
 
 
 def _working(key: ApiKey) -> ApiKey:
-    """`key`, if it still works: a revoked or expired key cannot be suspended or resumed,
-    as it cannot be rolled (409, naming when it ended). A 200 would say it was done, and
+    """`key`, if it still works: a revoked or expired key cannot be renamed, suspended or
+    resumed, as it cannot be rolled (409, naming when it ended). A 200 would say it was done, and
     for a resume that the key works again, which it never will."""
     if ended := key.end_reason_at(timezone.now()):
         raise errors.ApiError(409, "invalid_request", f"{ended} Create a new key.")

@@ -346,13 +346,31 @@ def api_key_create(
     return api_key, secret
 
 
+class KeyEnded(Exception):
+    """The API key is revoked or expired: it never works again, and stays for the record
+    as it was (Stripe refuses an update of a deleted object). The message says which, and
+    when."""
+
+
+def _unended(api_key: ApiKey) -> None:
+    """Within key_name_claim, whose lock on the renamed key's row is held by now (so a
+    revocation asked for meanwhile waits for the rename): the key as it is, not as the
+    caller read it. KeyEnded if it is revoked or expired."""
+    api_key.revoked_at, api_key.expires_at = (
+        ApiKey.objects.filter(pk=api_key.pk).values_list("revoked_at", "expires_at").get()
+    )
+    if ended := api_key.end_reason_at(timezone.now()):
+        raise KeyEnded(ended)
+
+
 @transaction.atomic
 def api_key_rename(
     *, api_key: ApiKey, name: str, by: User, ip: str | None = None, notes: str | None = None
 ) -> ApiKey:
     """A new name and (when given) new notes for a key. KeyNameTaken if another working
     key of the project has the name (see key_name_claim); the key is then left as it was,
-    in the database and in `api_key`. ValidationError if the name is not one
+    in the database and in `api_key`. KeyEnded if the key is revoked or expired (by now),
+    as a roll of it is refused. ValidationError if the name is not one
     (token_name_checked), or the notes hold a token."""
     _by_a_member(api_key.project, by)
     old, old_notes = api_key.name, api_key.notes
@@ -360,6 +378,7 @@ def api_key_rename(
     no_secret(notes or "")
     try:
         with key_name_claim(api_key.project, name, renaming=api_key):
+            _unended(api_key)
             api_key.name = name
             if notes is not None:
                 api_key.notes = notes.strip()

@@ -583,7 +583,7 @@ def _api_key_operations() -> list[tuple[str, str, Schema]]:
             "/v1/api-keys/{id}",
             "renameApiKey",
             "Rename an API key",
-            "Only its name changes.",
+            "Only its name changes. `409` if the key is revoked or expired.",
             parameters=[key_id],
             body=Body(obj({"name": name}, required=["name"]), example={"name": "CI deploys (old)"}),
             answers={200: ok_answer("Renamed.", ref("ApiKey"), write=True)},

@@ -41,6 +41,7 @@ from apikeys.models import ApiKey, PersonalAccessToken
 from apikeys.scopes import describe as describe_scope
 from apikeys.services import (
     CannotRoll,
+    KeyEnded,
     KeyNameTaken,
     OutOfPolicy,
     RolledMeanwhile,
@@ -287,6 +288,11 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
 @project_member_required
 def api_key_rename_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     api_key = _key(request, key_id)
+    # Ended: it stays for the record as it was, as a roll of it would say (409 on a POST,
+    # from a list shown before it ended).
+    conflict = 409 if request.method == "POST" else 200
+    if ended := _ended_panel(request, api_key, "renamed", status=conflict):
+        return ended
     initial = {"name": api_key.name, "notes": api_key.notes}
     form = ApiKeyRenameForm(request.POST or None, initial=initial, api_key=api_key)
     if request.method == "POST" and form.is_valid():
@@ -301,6 +307,10 @@ def api_key_rename_view(request: ProjectRequest, key_id: int) -> HttpResponse:
         except KeyNameTaken as taken:  # taken since the form's check; the key is unchanged
             form.add_error("name", key_name_taken_error(taken.name))
             return _render(request, "rename-form", {"form": form, "key": api_key}, status=422)
+        except KeyEnded:  # since the check above (the service read it again, as it is now)
+            ended_now = _ended_panel(request, api_key, "renamed", status=409)
+            assert ended_now is not None
+            return ended_now
         messages.success(request, f"Key renamed to “{api_key.name}”.")
         if request.htmx:
             response = render(request, f"{TEMPLATE}#panel-closed", {})
@@ -377,15 +387,17 @@ def api_key_resume_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     return _panel_closed(request)
 
 
-def _ended_panel(request: ProjectRequest, api_key: ApiKey, done: str) -> HttpResponse | None:
-    """For a revoked or expired key, a panel that says so in place of the suspend or roll
-    form (whose every answer would be that): a list shown before the key ended still
-    offers both."""
+def _ended_panel(
+    request: ProjectRequest, api_key: ApiKey, done: str, status: int = 200
+) -> HttpResponse | None:
+    """For a revoked or expired key, a panel that says so in place of the rename, suspend
+    or roll form (whose every answer would be that): a list shown before the key ended
+    still offers them."""
     ended = api_key.end_reason_at(timezone.now(), subject=f"“{api_key.name}”")
     if ended is None:
         return None
     context = {"key": api_key, "ended": ended, "done": done}
-    return _render(request, "ended-panel", context)
+    return _render(request, "ended-panel", context, status=status)
 
 
 def _not_changed(api_key: ApiKey, otherwise: str) -> str:

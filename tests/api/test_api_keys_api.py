@@ -372,6 +372,25 @@ def test_a_revoked_or_expired_key_cannot_be_resumed_or_suspended_as_it_cannot_be
     ).exists()
 
 
+@pytest.mark.parametrize("ended", ["revoked", "expired"])
+def test_a_revoked_or_expired_key_cannot_be_renamed_as_it_cannot_be_rolled(admin, project, ended):
+    """An ended key stays for the record, as it was: a rename of it answered 200 and
+    recorded api_key.renamed, where a roll, suspend or resume of it is 409 naming why
+    (Stripe refuses an update of a deleted object too)."""
+    key, _ = api_key_create(
+        project=project, name="Web", created_by=None, expires_at=timezone.now() + timedelta(1)
+    )
+    if ended == "revoked":
+        key.revoke(by=None)
+    else:
+        ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    answer = admin.send("PATCH", f"/v1/api-keys/key_{key.pk}", {"name": "Renamed"})
+    assert ended in assert_error(answer, 409, "invalid_request")["message"]
+    key.refresh_from_db()
+    assert key.name == "Web"
+    assert not AuditEvent.objects.filter(action="api_key.renamed").exists()
+
+
 def test_a_roll_without_an_overlap_stops_the_old_secret_now_as_the_description_says(admin):
     """The dashboard's roll form starts at 24 hours; the API's default is none. A script
     reading /v1/openapi.json for the default found none given, so it is stated there."""

@@ -167,6 +167,39 @@ def test_rename_errors_stand_beside_the_field(signed_in, project, make_key):
     assert key.name == "Keep"
 
 
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain form", "htmx"])
+def test_a_revoked_key_is_not_renamed_and_its_rename_page_says_why(
+    signed_in, project, make_key, headers
+):
+    """As its roll and suspend pages do: a list shown before the revocation still offers
+    Rename, and the form renamed the ended key (and recorded it) as if it were working."""
+    key, _ = make_key(project, name="Keep")
+    key.revoke(by=None)
+    url = reverse("apikeys:api_key_rename", args=[project.slug, key.pk])
+    asked = signed_in.get(url, headers=headers).content.decode()
+    assert "was revoked on" in asked and "cannot be renamed" in asked
+    assert 'name="name"' not in asked
+    sent = signed_in.post(url, {"name": "Renamed", "notes": ""}, headers=headers)
+    assert sent.status_code == 409
+    assert "cannot be renamed" in sent.content.decode()
+    key.refresh_from_db()
+    assert key.name == "Keep"
+    assert not AuditEvent.objects.filter(action="api_key.renamed").exists()
+
+
+def test_the_rename_service_refuses_a_key_revoked_since_the_caller_read_it(project, make_key, user):
+    from apikeys.services import KeyEnded, api_key_rename
+
+    key, _ = make_key(project, name="Keep")
+    stale = ApiKey.objects.get(pk=key.pk)
+    key.revoke(by=None)
+    with pytest.raises(KeyEnded, match="was revoked on"):
+        api_key_rename(api_key=stale, name="Renamed", notes="Why", by=user)
+    key.refresh_from_db()
+    assert (key.name, key.notes) == ("Keep", "")
+    assert not AuditEvent.objects.filter(action="api_key.renamed").exists()
+
+
 @pytest.mark.parametrize(
     "action", ["apikeys:api_key_rename", "apikeys:api_key_revoke", "usage:api_key_usage"]
 )
