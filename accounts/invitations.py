@@ -189,19 +189,7 @@ def invitation_revoke(*, invitation: Invitation, by: User, ip: str | None = None
     """The link stops working at once. Revoking an invitation that has ended does nothing.
     NotAnOwner if `by` is not an owner of its project by now."""
     owner_hold(project=invitation.project, user=by)
-    claimed = (
-        Invitation.objects.pending().filter(pk=invitation.pk).update(revoked_at=timezone.now())
-    )
-    if not claimed:
-        return
-    audit_record(
-        action="membership.invitation_revoked",
-        actor=by,
-        project=invitation.project,
-        target=invitation,
-        target_label=invitation.email,
-        ip=ip,
-    )
+    invitations_withdraw(Invitation.objects.pending().filter(pk=invitation.pk), by=by, ip=ip)
 
 
 @transaction.atomic

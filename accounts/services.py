@@ -291,10 +291,13 @@ def _withdraw_invitations_by(
 
 
 def invitations_withdraw(
-    invitations: models.QuerySet[Invitation], *, by: User, ip: str | None, reason: str
+    invitations: models.QuerySet[Invitation], *, by: User, ip: str | None, reason: str = ""
 ) -> None:
     """End these pending invitations now, one `membership.invitation_revoked` event each,
-    saying why. Only those this call ended (a project has at most a hundred pending)."""
+    saying why when it was not an owner's own choice (`reason`). Only those this call
+    ended (a project has at most a hundred pending): the one way an invitation is
+    withdrawn, on the members page (invitation_revoke) or as a consequence of another
+    change, so that every withdrawal is in the audit log alike."""
     ended = list(
         invitations.select_related("project")
         .select_for_update(of=("self",), no_key=True)
@@ -311,7 +314,7 @@ def invitations_withdraw(
             target=invitation,
             target_label=invitation.email,
             ip=ip,
-            metadata={"reason": reason},
+            metadata={"reason": reason} if reason else None,
         )
 
 

@@ -491,6 +491,24 @@ def test_an_invitation_replaced_by_a_new_one_says_so_in_the_audit_log(signed_in,
     assert withdrawn.metadata == {"reason": "replaced by a new invitation"}
 
 
+def test_an_invitation_withdrawn_on_the_members_page_is_logged_once_as_the_others_are(
+    signed_in, project, user
+):
+    """The same event as one withdrawn by a change of owners or a new invitation (one
+    function writes them all), without a reason: it was the owner's own choice."""
+    invite(signed_in, project, "newcomer@example.com")
+    invitation = Invitation.objects.get(email="newcomer@example.com")
+    url = reverse("accounts:project_invitation_revoke", args=[project.slug, invitation.pk])
+    signed_in.post(url)
+    signed_in.post(url)  # a second click: it has ended already
+    withdrawn = AuditEvent.objects.get(
+        action="membership.invitation_revoked", target_id=str(invitation.pk)
+    )
+    assert withdrawn.project == project and withdrawn.actor == user
+    assert withdrawn.target_label == "newcomer@example.com" and withdrawn.metadata == {}
+    assert Invitation.objects.get(pk=invitation.pk).revoked_at is not None
+
+
 @pytest.mark.parametrize("ended", ["accepted", "withdrawn", "expired"])
 def test_a_link_that_no_longer_stands_does_not_name_the_project_as_it_is_now(
     client, sent, project, user, ended
