@@ -1,9 +1,10 @@
 """Sudo mode: before a sensitive action (minting or rolling a credential, changing what
 limits one (its allowed networks, a suspension), revoking every client token, changing
-members, roles or the origins allowlist, turning off the second factor), a person whose
-last check is older than SUDO_MODE_SECONDS (10 minutes) is asked for their password or a
-second-factor code again, as GitHub's sudo mode and Clerk's reverification do. A
-borrowed, unlocked laptop then cannot mint keys, nor make a leaked one work again.
+members, roles or the origins allowlist, turning off the second factor, changing which
+alerts are emailed to oneself), a person whose last check is older than
+SUDO_MODE_SECONDS (10 minutes) is asked for their password or a second-factor code
+again, as GitHub's sudo mode and Clerk's reverification do. A borrowed, unlocked laptop
+then cannot mint keys, make a leaked one work again, nor silence the alerts of its use.
 
 The action then continues where it was: the prompt carries the original request (its
 address, method and form fields) and, once passed, the same view answers it as if it had

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods
 from accounts.decorators import verified_email_required_to_change
 from accounts.http import AuthenticatedRequest
 from accounts.models import Membership
+from accounts.sudo import sudo_required_to_change
 from core.client_ip import client_ip
 from notifications.forms import NotificationPreferencesForm
 from notifications.services import notification_preferences_set
@@ -29,9 +30,12 @@ def _memberships(request: AuthenticatedRequest) -> list[Membership]:
 @require_http_methods(["GET", "POST"])
 @login_required
 @verified_email_required_to_change
+@sudo_required_to_change
 def notification_preferences(request: AuthenticatedRequest) -> HttpResponse:
     """Which emails each of the person's projects sends them. A project they left since
-    the page was shown is not in the form's memberships, and its boxes are ignored."""
+    the page was shown is not in the form's memberships, and its boxes are ignored.
+    A change asks for sudo, as the alert rules do: whoever holds a stolen session could
+    otherwise turn off its victim's alert emails first, and use their keys unheard."""
     memberships = _memberships(request)
     if request.method == "GET":
         form = NotificationPreferencesForm(memberships=memberships)

@@ -320,3 +320,25 @@ def test_loosening_a_network_allowlist_or_resuming_a_suspended_key_asks(
     )
     key.refresh_from_db()
     assert key.allowed_networks == []
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain form", "htmx"])
+def test_turning_off_ones_alert_emails_asks_then_goes_on_after_the_prompt(
+    stale, project, user, headers
+):
+    """Where a person's alerts are mailed is a security setting as the alert rules are:
+    a stolen session could otherwise silence its victim's alerts before using their keys."""
+    from notifications.services import effective_choice
+
+    membership = project.memberships.get(user=user)
+    url = reverse("notifications:preferences")
+    page = stale.get(url)
+    assert page.status_code == 200 and "Confirm it is you" not in page.content.decode()
+    prompt = stale.post(url, {f"expiry_{membership.pk}": "on"}, headers=headers)
+    assert "Confirm it is you" in prompt.content.decode()
+    assert effective_choice(membership).alert_emails is True
+    fields = hidden(prompt.content.decode())
+    assert fields["sudo_method"] == "POST" and "alerts_" + str(membership.pk) not in fields
+    done = stale.post(CONFIRM, {**fields, "sudo_password": PASSWORD}, headers=headers)
+    assert done.status_code in (200, 302)
+    assert effective_choice(project.memberships.get(user=user)).alert_emails is False
