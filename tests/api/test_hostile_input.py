@@ -4,6 +4,7 @@ answer in the contract's envelope now, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import base64
+import re
 
 import pytest
 from django.db import OperationalError
@@ -350,3 +351,32 @@ def test_the_client_api_answers_an_impossible_agent_name_as_v1_does(api, name):
         headers={"Authorization": f"Bearer {minted['token']}"},
     )
     assert_error(answer, 404, "agent_not_found")
+
+
+def _v1_paths() -> list[str]:
+    """Every route of /v1, with a sample value for each of its parameters."""
+    from django.urls import get_resolver
+
+    from tests.api.test_openapi import _routes
+
+    sample = {"name": "my-agent", "key_id": "key_1", "public_id": "ctok_" + "a" * 20}
+    routes = _routes(get_resolver("reminix_dashboard.api_root_urls").url_patterns)
+    return [
+        re.sub(r"<(?:[^>:]+:)?([^>]+)>", lambda parameter: sample[parameter[1]], path)
+        for path, _ in routes
+        if path.startswith("/v1/")
+    ]
+
+
+@pytest.mark.parametrize("path", _v1_paths())
+def test_a_preflight_to_v1_is_405_in_the_envelope_with_allow_and_no_cors(db, path):
+    """/v1 is for servers' keys: it answers no CORS preflight (the Client API does), and
+    its refusal is the contract's envelope with the methods it takes, as any other 405."""
+    answer = Client().options(
+        path,
+        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"},
+    )
+    error = assert_error(answer, 405, "invalid_request")
+    assert answer["Allow"] and "OPTIONS" not in answer["Allow"]
+    assert answer["Allow"].split(", ")[0] in error["message"]
+    assert not [h for h in answer.headers if h.lower().startswith("access-control-")]
