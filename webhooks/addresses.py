@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
 
 MAX_URL_LENGTH = 2000
+# Lookups still running, given up on or not. getaddrinfo cannot be stopped: one given up
+# on keeps its thread until the resolver ends it (resolv.conf's timeouts, for each search
+# domain in turn). A sender never waits for more than one at a time (delivery.SENDERS),
+# so only lookups that outlive their wait add up; past this many, no more are started.
+MAX_LOOKUPS_UNANSWERED = 32
+LOOKUP_SECONDS = 5.0  # (the transport gives its own, within the attempt's)
+_lookups_running = 0
+_lookups_lock = threading.Lock()
 type Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -105,19 +115,17 @@ def _nat64(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return None
 
 
-def resolve(parts: SplitResult) -> tuple[str, int, Address]:
-    """The host, port and the one address to connect to. Every address the name resolves
-    to must be allowed (a name with one private address among public ones is refused), and
-    we connect to the address we checked, so DNS cannot change it in between."""
+def resolve(parts: SplitResult, *, within: float = LOOKUP_SECONDS) -> tuple[str, int, Address]:
+    """The host, port and the one address to connect to, looked up in at most `within`
+    seconds. Every address the name resolves to must be allowed (a name with one private
+    address among public ones is refused), and we connect to the address we checked, so
+    DNS cannot change it in between."""
     problem = url_problem(parts.geturl())
     if problem is not None:
         raise RefusedAddress(problem[1])
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as error:
-        raise RefusedAddress(f"DNS lookup failed ({type(error).__name__}).") from None
+    infos = _lookup(host, port, within)
     addresses: list[Address] = []
     for info in infos:
         raw = str(info[4][0]).split("%", 1)[0]  # an IPv6 zone (fe80::1%eth0) is link-local
@@ -133,3 +141,35 @@ def resolve(parts: SplitResult) -> tuple[str, int, Address]:
                 "The host resolves to a private or reserved address: we do not send there."
             )
     return host, port, addresses[0]
+
+
+def _lookup(host: str, port: int, within: float) -> list[Any]:
+    """getaddrinfo, waited for at most `within` seconds. It has no timeout of its own: a
+    name whose servers never answer held the sender for as long as the resolver waited,
+    and the attempt's own limit started only after it."""
+    global _lookups_running
+    with _lookups_lock:
+        if _lookups_running >= MAX_LOOKUPS_UNANSWERED:
+            raise RefusedAddress("Too many DNS lookups are still unanswered; tried again later.")
+        _lookups_running += 1
+    answered = threading.Event()
+    answer: list[Any] = []
+    failure: list[BaseException] = []
+
+    def look_up() -> None:
+        global _lookups_running
+        try:
+            answer.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as error:
+            failure.append(error)
+        finally:
+            with _lookups_lock:
+                _lookups_running -= 1
+            answered.set()
+
+    threading.Thread(target=look_up, name="webhook-dns", daemon=True).start()
+    if not answered.wait(within):
+        raise RefusedAddress(f"DNS lookup: no answer within {within:g} seconds.")
+    if failure:
+        raise RefusedAddress(f"DNS lookup failed ({type(failure[0]).__name__}).")
+    return answer

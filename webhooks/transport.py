@@ -1,7 +1,8 @@
 """One POST to a webhook address, with the standard library: the host resolved and checked
 (addresses.resolve), connected to by the checked address, TLS verified against the host
-name, 5 seconds to connect and to each read and 15 for the whole attempt, no redirect
-followed, and at most 64 KB of the answer read, of which only a short excerpt is kept.
+name, 5 seconds to look it up, to connect and to each read, and 15 for the whole attempt
+from the lookup on, no redirect followed, and at most 64 KB of the answer read, of which
+only a short excerpt is kept.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from core.mail import one_line
 from webhooks.addresses import Address, RefusedAddress, resolve
 
 TIMEOUT = 5.0
-# The whole attempt, from connecting to the last byte read: past it the socket is shut
+# The whole attempt, from the lookup to the last byte read: past it the socket is shut
 # down under the read, so a far end that trickles its answer (a header line a second, or
 # "100 Continue" forever) cannot hold the sender, and every other project's alerts behind
 # it, for longer.
@@ -53,22 +54,22 @@ def where(url: str) -> str:
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     """Connects to the address we checked, whatever the host name says now."""
 
-    def __init__(self, host: str, port: int, address: Address) -> None:
-        super().__init__(host, port, timeout=TIMEOUT)
+    def __init__(self, host: str, port: int, address: Address, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
         self._address = address
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((str(self._address), self.port), TIMEOUT)
+        self.sock = socket.create_connection((str(self._address), self.port), self.timeout)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, address: Address) -> None:
+    def __init__(self, host: str, port: int, address: Address, timeout: float) -> None:
         self._tls = ssl.create_default_context()
-        super().__init__(host, port, timeout=TIMEOUT, context=self._tls)
+        super().__init__(host, port, timeout=timeout, context=self._tls)
         self._address = address
 
     def connect(self) -> None:
-        raw = socket.create_connection((str(self._address), self.port), TIMEOUT)
+        raw = socket.create_connection((str(self._address), self.port), self.timeout)
         # The certificate must name the host we were given, not the address we dialled.
         self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
 
@@ -76,9 +77,10 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 def post(url: str, *, body: bytes, headers: dict[str, str]) -> Outcome:
     """POST `body` to `url`. Never raises for anything the far end or the network does:
     the outcome says what happened, in one short line without the address's secrets."""
+    deadline = time.monotonic() + TOTAL
     try:
         parts: SplitResult = urlsplit(url)
-        host, port, address = resolve(parts)
+        host, port, address = resolve(parts, within=min(TIMEOUT, TOTAL))
     except RefusedAddress as refused:
         return Outcome(None, one_line(str(refused), limit=300))
     except ValueError:
@@ -86,12 +88,12 @@ def post(url: str, *, body: bytes, headers: dict[str, str]) -> Outcome:
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
+    left = max(deadline - time.monotonic(), 0.001)
     connection: http.client.HTTPConnection
     if parts.scheme == "https":
-        connection = _PinnedHTTPSConnection(host, port, address)
+        connection = _PinnedHTTPSConnection(host, port, address, min(TIMEOUT, left))
     else:
-        connection = _PinnedHTTPConnection(host, port, address)
-    deadline = time.monotonic() + TOTAL
+        connection = _PinnedHTTPConnection(host, port, address, min(TIMEOUT, left))
     expired = threading.Event()
 
     def cut() -> None:
@@ -101,7 +103,7 @@ def post(url: str, *, body: bytes, headers: dict[str, str]) -> Outcome:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    watchdog = threading.Timer(TOTAL, cut)
+    watchdog = threading.Timer(left, cut)
     watchdog.daemon = True
     watchdog.start()
     try:

@@ -55,3 +55,53 @@ def test_a_trickling_answer_is_cut_at_the_total_deadline(local_delivery, monkeyp
         took = time.monotonic() - started
         assert took < 4, took
         assert not outcome.ok and "No complete answer within 2 seconds" in outcome.error
+
+
+class StalledLookup:
+    """A resolver whose answer never comes while the test runs (a hostile authoritative
+    server, or search domains each waited out in turn): released at the test's end."""
+
+    def __init__(self) -> None:
+        self.asked = threading.Event()
+        self.released = threading.Event()
+        self.answered = threading.Event()
+
+    def __call__(self, host, port, *args, **kwargs):
+        self.asked.set()
+        self.released.wait(5)
+        self.answered.set()
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+
+@pytest.fixture
+def stalled_lookup(monkeypatch) -> Iterator[StalledLookup]:
+    lookup = StalledLookup()
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    monkeypatch.setattr(transport, "TIMEOUT", 0.1)
+    yield lookup
+    lookup.released.set()
+
+
+def test_a_dns_lookup_that_never_answers_ends_the_attempt_within_its_limit(stalled_lookup):
+    """The lookup ran before the attempt's 15 seconds started, with no limit of its own:
+    a name whose servers never answer held the sender as long as the resolver waited."""
+    outcome = transport.post("https://stalls.example.com/hook", body=b"{}", headers={})
+
+    assert stalled_lookup.asked.is_set() and not stalled_lookup.answered.is_set()
+    assert not outcome.ok and outcome.status_code is None
+    assert "DNS lookup" in outcome.error
+
+
+def test_past_a_number_of_unanswered_lookups_no_more_are_started(stalled_lookup, monkeypatch):
+    """Each lookup given up on still holds a thread until the resolver ends it: their
+    number is bounded, and an attempt past it is refused without starting one."""
+    from webhooks import addresses
+
+    monkeypatch.setattr(addresses, "MAX_LOOKUPS_UNANSWERED", 1)
+    transport.post("https://stalls.example.com/hook", body=b"{}", headers={})
+    stalled_lookup.asked.clear()
+
+    outcome = transport.post("https://stalls-too.example.com/hook", body=b"{}", headers={})
+
+    assert not stalled_lookup.asked.is_set()
+    assert not outcome.ok and "DNS lookups" in outcome.error
