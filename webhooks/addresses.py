@@ -74,6 +74,35 @@ def url_problem(url: str) -> tuple[str, str] | None:
     return None
 
 
+# The ports a new endpoint may name: HTTPS's own and its usual other. Any public port was
+# accepted, so an owner could aim endpoints at another host's SSH, mail or database port
+# and read from the delivery log what answered from our address (GitHub allows any port;
+# Zenduty, 443 only). Endpoints added before keep being sent to, and are marked so
+# (port_not_accepted): stopping them unsaid would lose a customer's alerts.
+PORTS = {"https": (443, 8443), "http": (80, 8080)}
+
+
+def new_url_problem(url: str) -> tuple[str, str] | None:
+    """Why `url` cannot be a new webhook address (url_problem, and its port)."""
+    problem = url_problem(url)
+    if problem is not None:
+        return problem
+    if port_not_accepted(url) is not None:
+        allowed = " or ".join(str(p) for p in PORTS[urlsplit(url).scheme])
+        return "port", f"Use port {allowed}, or leave the port out: we send to no other."
+    return None
+
+
+def port_not_accepted(url: str) -> int | None:
+    """The port `url` names, if a new endpoint may not (None if it may, or names none)."""
+    parts = urlsplit(url)
+    if parts.port is None or parts.port in PORTS.get(parts.scheme, ()):
+        return None
+    if allow_loopback() and parts.hostname == "127.0.0.1":
+        return None  # the tests' receivers listen where the system puts them
+    return parts.port
+
+
 def _ip_literal(host: str) -> Address | None:
     """The address `host` is written as, if it is one: standard forms, and the older IPv4
     forms the resolver still reads as addresses (2130706433, 0x7f.1, 0177.0.0.1, 127.1),

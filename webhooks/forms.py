@@ -6,12 +6,13 @@ from typing import Any
 
 from django import forms
 
-from webhooks.addresses import MAX_URL_LENGTH, url_problem
+from webhooks.addresses import MAX_URL_LENGTH, new_url_problem
 from webhooks.models import WebhookEndpoint
 
 
 class WebhookUrlField(forms.CharField):
-    """A webhook address: https (addresses.url_problem), with its errors by code."""
+    """A new webhook address: https, on HTTPS's port (addresses.new_url_problem), with its
+    errors by code."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("label", "Endpoint URL")
@@ -35,7 +36,7 @@ class WebhookUrlField(forms.CharField):
 
     def clean(self, value: Any) -> str:
         url = str(super().clean(value))
-        problem = url_problem(url)
+        problem = new_url_problem(url)
         if problem is not None:
             code, message = problem
             raise forms.ValidationError(message, code=code)

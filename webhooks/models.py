@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from alerts.models import Flag
+from webhooks.addresses import port_not_accepted
 from webhooks.signing import url_decrypt
 
 MAX_ENDPOINTS_PER_PROJECT = 10
@@ -91,6 +92,15 @@ class WebhookEndpoint(models.Model):
         except InvalidToken:
             return "(address unreadable)"
         return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def port_not_accepted(self) -> int | None:
+        """The port of an endpoint added before ports were limited, that a new one may not
+        name (addresses.PORTS): it is still sent to, and its pages say so."""
+        try:
+            return port_not_accepted(self.url)
+        except (InvalidToken, ValueError):
+            return None
 
     @property
     def has_more_than_host(self) -> bool:

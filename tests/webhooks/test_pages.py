@@ -353,3 +353,69 @@ def test_retrying_a_delivery_of_an_endpoint_another_owner_deleted_meanwhile_is_a
 
     assert response.status_code == 404
     assert not AuditEvent.objects.filter(action="webhook.retry_queued").exists()
+
+
+@pytest.mark.parametrize("port", [22, 25, 6379, 9200, 8080])
+def test_an_address_on_a_port_other_than_https_own_is_refused_beside_the_field(
+    signed_in, project, port
+):
+    """Any public port was accepted: an owner could point endpoints at another host's SSH,
+    mail or database ports and read from the delivery log what answered our address."""
+    response = signed_in.post(
+        _url("webhook_create", project),
+        {
+            "url": f"https://hooks.example.com:{port}/a",
+            "format": "generic",
+            "min_severity": "low",
+            "form_id": "x",
+        },
+        headers=HTMX,
+    )
+    assert response.status_code == 422
+    assert b'aria-invalid="true"' in response.content
+    assert b"port 443 or 8443" in response.content
+    assert WebhookEndpoint.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "url", ["https://hooks.example.com:443/a", "https://hooks.example.com:8443/a"]
+)
+def test_an_address_on_port_443_or_8443_is_accepted(signed_in, project, url):
+    response = signed_in.post(
+        _url("webhook_create", project),
+        {"url": url, "format": "generic", "min_severity": "low", "form_id": "x"},
+    )
+    assert response.status_code == 201
+    assert WebhookEndpoint.objects.count() == 1
+
+
+def test_an_endpoint_added_on_another_port_before_the_rule_is_still_sent_and_says_so(
+    signed_in, user, project, monkeypatch
+):
+    """Endpoints added before ports were limited keep receiving alerts (stopping them
+    unsaid would lose a customer's alerts); their list row and page say the port is no
+    longer accepted for new ones."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from webhooks.addresses import resolve
+
+    made = {"project": project, "format": "generic", "min_severity": "low", "created_by": user}
+    older, _ = webhook_create(url="https://older.example.com:9000/hook", **made)
+    usual, _ = webhook_create(url="https://usual.example.com/hook", **made)
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))
+        ],
+    )
+    assert resolve(urlsplit(older.url))[1] == 9000  # still sent to
+
+    rows = signed_in.get(_url("webhook_list", project)).content.decode().split("<tr")
+    [older_row] = [row for row in rows if "older.example.com" in row]
+    [usual_row] = [row for row in rows if "usual.example.com" in row]
+    assert "port 9000" in older_row and "port 443 or 8443" in older_row
+    assert "port 443 or 8443" not in usual_row
+    detail = signed_in.get(_url("webhook_detail", project, endpoint_id=older.pk)).content
+    assert b"port 443 or 8443" in detail
