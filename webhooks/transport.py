@@ -52,26 +52,45 @@ def where(url: str) -> str:
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """Connects to the address we checked, whatever the host name says now."""
+    """Connects to the address we checked, whatever the host name says now.
 
-    def __init__(self, host: str, port: int, address: Address, timeout: float) -> None:
+    `expired` is set by the attempt's deadline, which shuts down `sock`: a socket made
+    after it passed (connecting and the TLS handshake can take up to TIMEOUT each, after a
+    lookup that may have too) is never used, or the answer after it would be read with
+    nothing left to stop it."""
+
+    def __init__(
+        self, host: str, port: int, address: Address, timeout: float, expired: threading.Event
+    ) -> None:
         super().__init__(host, port, timeout=timeout)
         self._address = address
+        self._expired = expired
 
     def connect(self) -> None:
         self.sock = socket.create_connection((str(self._address), self.port), self.timeout)
+        self._unless_expired()
+
+    def _unless_expired(self) -> None:
+        if self._expired.is_set():
+            raise TimeoutError("the attempt's deadline passed while connecting")
 
 
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, address: Address, timeout: float) -> None:
+class _PinnedHTTPSConnection(_PinnedHTTPConnection, http.client.HTTPSConnection):
+    def __init__(
+        self, host: str, port: int, address: Address, timeout: float, expired: threading.Event
+    ) -> None:
         self._tls = ssl.create_default_context()
-        super().__init__(host, port, timeout=timeout, context=self._tls)
+        http.client.HTTPSConnection.__init__(self, host, port, timeout=timeout, context=self._tls)
         self._address = address
+        self._expired = expired
 
     def connect(self) -> None:
-        raw = socket.create_connection((str(self._address), self.port), self.timeout)
+        # Set at once, so that the deadline can shut it down under the handshake too.
+        self.sock = socket.create_connection((str(self._address), self.port), self.timeout)
+        self._unless_expired()
         # The certificate must name the host we were given, not the address we dialled.
-        self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
+        self.sock = self._tls.wrap_socket(self.sock, server_hostname=self.host)
+        self._unless_expired()
 
 
 def post(url: str, *, body: bytes, headers: dict[str, str]) -> Outcome:
@@ -89,12 +108,13 @@ def post(url: str, *, body: bytes, headers: dict[str, str]) -> Outcome:
     if parts.query:
         target += "?" + parts.query
     left = max(deadline - time.monotonic(), 0.001)
-    connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        connection = _PinnedHTTPSConnection(host, port, address, min(TIMEOUT, left))
-    else:
-        connection = _PinnedHTTPConnection(host, port, address, min(TIMEOUT, left))
+    each = min(TIMEOUT, left)  # to connect, and for each read
     expired = threading.Event()
+    connection: _PinnedHTTPConnection
+    if parts.scheme == "https":
+        connection = _PinnedHTTPSConnection(host, port, address, each, expired)
+    else:
+        connection = _PinnedHTTPConnection(host, port, address, each, expired)
 
     def cut() -> None:
         expired.set()
@@ -112,6 +132,8 @@ def post(url: str, *, body: bytes, headers: dict[str, str]) -> Outcome:
         excerpt = one_line(_without_address(_read_some(response, deadline), parts), limit=EXCERPT)
         status = response.status
     except TimeoutError:
+        if expired.is_set() or each < TIMEOUT:  # what was left of the attempt ran out
+            return Outcome(None, f"No complete answer within {TOTAL:.0f} seconds.")
         return Outcome(None, f"No answer within {TIMEOUT:.0f} seconds.")
     except ssl.SSLError as error:
         if expired.is_set():

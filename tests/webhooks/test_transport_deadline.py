@@ -13,7 +13,7 @@ import pytest
 from webhooks import transport
 
 
-def trickler(lines: list[bytes]) -> Iterator[int]:
+def trickler(lines: list[bytes], sent: list[bytes] | None = None) -> Iterator[int]:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
@@ -29,6 +29,8 @@ def trickler(lines: list[bytes]) -> Iterator[int]:
                 connection.sendall(line)
             except OSError:
                 break
+            if sent is not None:
+                sent.append(line)
             time.sleep(1)
         connection.close()
 
@@ -105,3 +107,27 @@ def test_past_a_number_of_unanswered_lookups_no_more_are_started(stalled_lookup,
 
     assert not stalled_lookup.asked.is_set()
     assert not outcome.ok and "DNS lookups" in outcome.error
+
+
+def test_a_connection_made_as_the_deadline_passes_is_not_used_for_a_trickle(
+    local_delivery, monkeypatch
+):
+    """The deadline shuts the connection's socket down, which exists only once connected
+    (and, for TLS, past the handshake). With the lookup inside the 15 seconds, lookup,
+    connect and handshake (5 s each) can use them all: the deadline then passed while there
+    was no socket to shut, and the answer after it was read a line per 5 seconds, or a
+    "100 Continue" at a time, for as long as the far end went on."""
+    monkeypatch.setattr(transport, "TOTAL", 2.0)  # each read may take 2 s: longer than a line
+    sent: list[bytes] = []
+    lines = [b"HTTP/1.1 100 Continue\r\n\r\n"] * 6
+    real_connect = socket.create_connection
+
+    def connect_as_the_deadline_passes(address, *args, **kwargs):
+        time.sleep(2.5)  # (the deadline passes meanwhile)
+        return real_connect(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", connect_as_the_deadline_passes)
+    for port in trickler(lines, sent=sent):
+        outcome = transport.post(f"http://127.0.0.1:{port}/hook", body=b"{}", headers={})
+        assert not outcome.ok and "No complete answer within 2 seconds" in outcome.error
+        assert len(sent) < len(lines)  # cut before the far end was done
