@@ -255,6 +255,26 @@ def test_what_an_endpoints_creator_left_badge_means_opens_by_keyboard(
     expect(explanation).to_be_visible()
 
 
+def test_what_an_endpoints_port_badge_means_opens_by_keyboard(
+    page: Page, live_server, transactional_db
+):
+    owner = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(owner).get()
+    webhook_create(
+        project=project,
+        url="https://older.example.com:9000/",  # added before ports were limited
+        created_by=owner,
+        format="generic",
+        min_severity="low",
+    )
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/webhooks/")
+    explanation = page.get_by_text("Alerts still go to this endpoint on port 9000")
+    expect(explanation).not_to_be_visible()
+    open_badge_by_keyboard(page, "td[data-label='Endpoint']", "port 9000")
+    expect(explanation).to_be_visible()
+
+
 def test_what_a_personal_tokens_keys_badge_means_opens_by_keyboard(
     page: Page, live_server, transactional_db
 ):
