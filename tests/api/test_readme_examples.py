@@ -142,3 +142,24 @@ def test_the_pages_calls_answer_as_printed(signed_in, project, placeholders):
     invoked, minted = (run(c, placeholders, base="http://testserver") for c in commands)
     assert invoked.status_code == 200 and invoked.json()["output"] == "hello"
     assert minted.status_code == 201 and minted.json()["token"].startswith("reminix_ct_")
+
+
+def readme_pat_permissions() -> list[str]:
+    """The permissions the README's Personal access tokens section tells the reader to tick
+    for its calls (the form starts with none)."""
+    text = README.read_text()
+    section = text[text.index("### Personal access tokens") : text.index("### Writes and limits")]
+    sentence = re.search(r"[Tt]ick ((?:`\w+`(?:, | and )?)+)", section)
+    return re.findall(r"`(\w+)`", sentence.group(1)) if sentence else []
+
+
+def test_a_pat_made_as_the_readme_says_answers_its_calls(api_key, user, project):
+    """The PAT form starts from nothing; a reader who ticks only what the README names, and
+    the project, must get the answers its calls promise."""
+    _, pat = personal_token_create(
+        user=user, name="CLI", permissions=readme_pat_permissions(), projects=[project]
+    )
+    reader = {"reminix_pat_…": str(pat), "my-project": project.slug}
+    agents, me = (run(command, reader) for command in readme_commands()[2:4])
+    assert agents.status_code == 200, agents.content
+    assert me.status_code == 200, me.content
