@@ -47,8 +47,8 @@ class WebhookCreateForm(forms.Form):
     """Where to send a project's alerts, in which format, and from which severity."""
 
     url = WebhookUrlField(
-        help_text="Your HTTPS endpoint, or a Slack incoming-webhook URL. Only its host is "
-        "shown once saved."
+        help_text="Your HTTPS endpoint (on port 443 or 8443), or a Slack incoming-webhook "
+        "URL. Only its host is shown once saved."
     )
     format = forms.ChoiceField(
         label="Format", choices=WebhookEndpoint.Format.choices, widget=forms.RadioSelect

@@ -419,3 +419,13 @@ def test_an_endpoint_added_on_another_port_before_the_rule_is_still_sent_and_say
     assert "port 443 or 8443" not in usual_row
     detail = signed_in.get(_url("webhook_detail", project, endpoint_id=older.pk)).content
     assert b"port 443 or 8443" in detail
+
+
+def test_the_add_form_names_the_ports_an_address_may_use_before_it_is_sent(signed_in, project):
+    """Only 443 and 8443 are accepted (4d998ec); an owner whose receiver listens elsewhere
+    should read that beside the field, not learn it from a refusal."""
+    page = signed_in.get(_url("webhook_create", project))
+    assert page.status_code == 200
+    help_text = re.search(rb'id="id_url_helptext"[^>]*>(.*?)</', page.content, re.S)
+    assert help_text is not None
+    assert b"port 443 or 8443" in help_text.group(1)
