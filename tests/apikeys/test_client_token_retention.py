@@ -139,7 +139,7 @@ def test_the_scheduler_runs_it_daily_and_the_readme_lists_it():
     [job] = [job for job in jobs() if job.name == "prune_client_tokens"]
     assert job.command == ("prune_client_tokens",) and job.every == 86400
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    assert "| `python manage.py prune_client_tokens` | daily |" in readme
+    assert "| `python manage.py prune_client_tokens` | daily at 00:30 UTC |" in readme
 
 
 def test_a_removed_tokens_calls_and_pages_still_answer(api_key, signed_in, project):
