@@ -93,7 +93,10 @@ def _back_url(request: HttpRequest, *, next_url: str, method: str) -> str:
     (htmx names it; a browser sends it as the referrer), as a browser's Back would. Home
     when neither says, or when that page is the very one that asks (it would ask again)."""
     for url in (request.headers.get("HX-Current-URL", ""), request.headers.get("Referer", "")):
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # a bracket without its pair: anyone can send that header
+            continue
         if parts.netloc and parts.netloc != request.get_host():
             continue
         back = local_path(request, urlunsplit(("", "", parts.path, parts.query, "")))

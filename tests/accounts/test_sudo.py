@@ -184,6 +184,18 @@ def test_cancel_never_leaves_the_site_nor_loops_back_to_the_prompt(stale, projec
         assert cancel_href(answer.content.decode()) == reverse("home"), forged
 
 
+@pytest.mark.parametrize("header", ["Referer", "HX-Current-URL"])
+@pytest.mark.parametrize("came_from", ["http://[x", "http://[::1/x", "//["])
+def test_a_way_back_that_is_no_url_sends_cancel_home_never_a_500(stale, project, header, came_from):
+    """urlsplit raises ValueError on a bracket without its pair: a Referer or an
+    HX-Current-URL any client can send made the prompt a 500."""
+    policy = reverse("accounts:project_key_policy", args=[project.slug])
+    for headers in ({header: came_from}, {**HTMX, header: came_from}):
+        prompt = stale.post(policy, {}, headers=headers)
+        assert prompt.status_code == 200, headers
+        assert cancel_href(prompt.content.decode()) == reverse("home"), headers
+
+
 def test_every_sensitive_action_asks(stale, project, user, make_key):
     key, _ = make_key(project)
     pat = PersonalAccessToken.objects.create(user=user, name="x", token_hash="h" * 64, hint="h")
