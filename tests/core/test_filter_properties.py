@@ -16,18 +16,18 @@ PAGES = {
     ),
     "usage:project_usage_export": ("range", "since", "until", "key", "token_kind", "outcome"),
     "usage:api_key_usage": (
-        "outcome", "status", "ip", "since", "until", "client_token", "before", "after",
+        "agent", "outcome", "status", "ip", "since", "until", "client_token", "before", "after",
     ),
     "usage:project_calls": (
-        "key", "token_kind", "outcome", "status", "ip", "since", "until", "request_id",
+        "key", "token_kind", "agent", "outcome", "status", "ip", "since", "until", "request_id",
         "client_token", "before", "after",
     ),
     "usage:project_calls_export": (
-        "key", "token_kind", "outcome", "status", "ip", "since", "until", "request_id",
+        "key", "token_kind", "agent", "outcome", "status", "ip", "since", "until", "request_id",
         "client_token", "before", "after",
     ),
     "usage:personal_token_usage": (
-        "outcome", "status", "ip", "since", "until", "client_token", "before", "after",
+        "agent", "outcome", "status", "ip", "since", "until", "client_token", "before", "after",
     ),
     "apikeys:api_key_list": ("q", "sort", "page", "ended_page"),
     "alerts:flag_list": ("key",),

@@ -27,6 +27,7 @@ ODD_VALUES = [
 
 
 def signed_in_forms(project, key):
+    membership = project.memberships.get().pk  # the notification settings' fields name it
     return [
         (
             reverse("apikeys:api_key_create", args=[project.slug]),
@@ -65,12 +66,74 @@ def signed_in_forms(project, key):
             reverse("accounts:password_change"),
             {"old_password": "x", "new_password1": "y", "new_password2": "y"},
         ),
+        # The forms the first table left out (found by walking every URL pattern).
+        (
+            reverse("apikeys:api_key_roll", args=[project.slug, key.pk]),
+            {"overlap": "3600", "form_id": "f", "replacing": str(key.pk)},
+        ),
+        (reverse("apikeys:api_key_suspend", args=[project.slug, key.pk]), {"reason": "r"}),
+        (
+            reverse("usage:api_key_networks", args=[project.slug, key.pk]),
+            {"networks": "10.0.0.0/8"},
+        ),
+        (
+            reverse("accounts:project_key_policy", args=[project.slug]),
+            {"max_key_days": "30", "max_pat_days": "30", "leaked_key_action": "revoke"},
+        ),
+        (
+            reverse("accounts:project_two_factor_policy", args=[project.slug]),
+            {"require_two_factor": "on"},
+        ),
+        (reverse("accounts:project_delete", args=[project.slug]), {"confirm": "n"}),
+        (
+            reverse("alerts:alert_rules", args=[project.slug]),
+            {
+                "burst_failures": "10",
+                "burst_minutes": "5",
+                "spike_factor": "3",
+                "unused_days": "90",
+            },
+        ),
+        (reverse("alerts:token_lookup", args=[project.slug]), {"token": "reminix_sk_x"}),
+        (
+            reverse("webhooks:webhook_create", args=[project.slug]),
+            {
+                "url": "https://hooks.example.com/x",
+                "format": "generic",
+                "min_severity": "high",
+                "form_id": "f",
+            },
+        ),
+        (
+            reverse("notifications:preferences"),
+            {f"alerts_{membership}": "on", f"expiry_{membership}": "on"},
+        ),
+        (reverse("accounts:account_email"), {"email": "b@example.com"}),
+    ]
+
+
+def personal_token_forms(pat):
+    return [
+        (reverse("apikeys:personal_token_rename", args=[pat.pk]), {"name": "n"}),
+        (reverse("apikeys:personal_token_networks", args=[pat.pk]), {"networks": "10.0.0.0/8"}),
+        (
+            reverse("apikeys:personal_token_regenerate", args=[pat.pk]),
+            {
+                "expiry": "date",
+                "expires_on": "2030-01-01",
+                "form_id": "f",
+                "replacing": str(pat.pk),
+            },
+        ),
     ]
 
 
 @pytest.mark.parametrize("odd", ODD_VALUES)
-def test_every_signed_in_form_takes_odd_input_without_a_500(signed_in, project, api_key, odd):
-    for url, data in signed_in_forms(project, api_key[0]):
+def test_every_signed_in_form_takes_odd_input_without_a_500(signed_in, user, project, api_key, odd):
+    from apikeys.services import personal_token_create
+
+    pat, _ = personal_token_create(user=user, name="CLI")
+    for url, data in signed_in_forms(project, api_key[0]) + personal_token_forms(pat):
         for field in list(data):
             d = dict(data)
             d[field] = [odd] if isinstance(data[field], list) else odd
@@ -78,6 +141,10 @@ def test_every_signed_in_form_takes_odd_input_without_a_500(signed_in, project, 
             assert r.status_code < 500, (url, field, odd[:20], r.status_code)
             r = signed_in.post(url, d, headers={"HX-Request": "true"})
             assert r.status_code < 500, (url, field, odd[:20], r.status_code)
+            # The field sent twice, as a list where one value goes.
+            d[field] = [*(data[field] if isinstance(data[field], list) else [data[field]]), odd]
+            r = signed_in.post(url, d)
+            assert r.status_code < 500, (url, field, odd[:20], "repeated", r.status_code)
 
 
 @pytest.mark.parametrize("odd", ODD_VALUES)
