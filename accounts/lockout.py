@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from axes.handlers.database import AxesDatabaseHandler
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.http import HttpRequest, HttpResponse
@@ -72,3 +73,35 @@ def locked_out(
     )
     response["Retry-After"] = "900"
     return response
+
+
+# What django-axes copies from the request's headers into its text columns.
+_KEPT_FROM_HEADERS = ("axes_user_agent", "axes_http_accept", "axes_path_info")
+
+
+class StoredTextAxesHandler(AxesDatabaseHandler):
+    """django-axes' own handler, with NUL taken out of the User-Agent, Accept and path it
+    keeps for each sign-in and failure: PostgreSQL refuses NUL in text, and one in a
+    header made signing in a 500. Django's own server passes such a header on (gunicorn
+    refuses it before Django sees it)."""
+
+    def user_login_failed(
+        self, sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any
+    ) -> None:
+        _without_nul(request)
+        super().user_login_failed(sender, credentials, request, **kwargs)
+
+    def user_logged_in(self, sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+        _without_nul(request)
+        super().user_logged_in(sender, request, user, **kwargs)
+
+    def user_logged_out(self, sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+        _without_nul(request)
+        super().user_logged_out(sender, request, user, **kwargs)
+
+
+def _without_nul(request: HttpRequest | None) -> None:
+    for name in _KEPT_FROM_HEADERS:
+        value = getattr(request, name, None)
+        if isinstance(value, str) and "\x00" in value:
+            setattr(request, name, value.replace("\x00", ""))

@@ -273,6 +273,7 @@ AXES_RESET_ON_SUCCESS = False
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_CLIENT_IP_CALLABLE = "accounts.lockout.lockout_address"
+AXES_HANDLER = "accounts.lockout.StoredTextAxesHandler"  # no NUL reaches its columns
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out"
 AXES_USERNAME_CALLABLE = "accounts.lockout.lockout_username"
 AXES_VERBOSE = False

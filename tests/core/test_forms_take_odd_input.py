@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from tests.conftest import PASSWORD
+
 ODD_VALUES = [
     "\x00",
     "a\x00b",
@@ -167,3 +169,27 @@ def test_sign_in_sign_up_and_reset_take_odd_input_without_a_500(client, db, odd)
             d[field] = odd
             r = client.post(url, d)
             assert r.status_code < 500, (url, field, odd[:20], r.status_code)
+
+
+ODD_HEADER_VALUES = ["\x00", "a\x00b", "x" * 5000, "²", "é", "reminix_sk_" + "A" * 36]
+
+
+@pytest.mark.parametrize("value", ODD_HEADER_VALUES)
+@pytest.mark.parametrize("header", ["User-Agent", "Accept"])
+def test_signing_in_takes_odd_header_values_without_a_500(client, user, header, value):
+    """django-axes keeps the User-Agent and Accept of each sign-in and each failure: on
+    PostgreSQL, which refuses NUL in text, a NUL in either made signing in a 500, with the
+    right password or a wrong one."""
+    from axes.models import AccessAttempt, AccessLog
+
+    login = reverse("accounts:login")
+    wrong = client.post(
+        login, {"username": user.email, "password": "wrong"}, headers={header: value}
+    )
+    assert wrong.status_code == 200
+    assert AccessAttempt.objects.filter(username=user.email).exists()
+    right = client.post(
+        login, {"username": user.email, "password": PASSWORD}, headers={header: value}
+    )
+    assert right.status_code == 302
+    assert AccessLog.objects.filter(username=user.email).exists()
