@@ -16,6 +16,7 @@ from django.utils.cache import add_never_cache_headers
 from django_htmx.http import trigger_client_event
 
 from core.http import HtmxHttpRequest
+from core.redact import holds_secret
 
 SESSION_KEY = "secret_forms_used"
 REMEMBERED = 20
@@ -28,9 +29,10 @@ def form_id_new() -> str:
 
 def form_id_of(request: HttpRequest) -> str:
     """The form's id; "" for none, or for what no form of ours sent (longer than any id
-    form_id_new makes), which the session would otherwise keep whatever its size."""
+    form_id_new makes, which the session would otherwise keep whatever its size, or a
+    token, which it would keep and the page would show back)."""
     form_id = request.POST.get("form_id", "")
-    return form_id if len(form_id) <= FORM_ID_MAX else ""
+    return form_id if len(form_id) <= FORM_ID_MAX and not holds_secret(form_id) else ""
 
 
 def already_shown(request: HttpRequest, *, noun: str) -> bool:

@@ -164,6 +164,23 @@ def test_the_same_form_posted_again_does_not_show_the_key_again(signed_in, proje
     assert ApiKey.objects.filter(project=project).count() == 1
 
 
+def test_a_token_sent_as_the_forms_id_is_neither_kept_in_the_session_nor_shown(
+    signed_in, project, make_key
+):
+    """The create forms' hidden form_id (what stops a form sent twice making two keys) was
+    taken as sent up to 64 characters: a token there (a tampered form, a script) went into
+    the session's list of forms used and back into the page's hidden input."""
+    _, pasted = make_key(project, name="Pasted")
+    url = reverse("apikeys:api_key_create", args=[project.slug])
+    for name in ("Made", ""):  # a key made, and a form refused beside its field
+        answer = signed_in.post(
+            url, {"name": name, "access": "full", "expiry": "never", "form_id": pasted}
+        )
+        assert pasted not in answer.content.decode()
+        session = Session.objects.get(session_key=signed_in.session.session_key)
+        assert pasted not in str(session.get_decoded())
+
+
 def test_a_bearer_header_is_never_written_to_the_usage_log(api, api_key):
     token = api_key[1]
     # Even where a client puts it somewhere odd, like the user agent, the stored row must
