@@ -15,8 +15,11 @@ from urllib.parse import urlencode
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
+from django.forms.boundfield import BoundField
+from django.forms.renderers import TemplatesSetting
+from django.forms.utils import ErrorList
 
-from core.redact import holds_secret
+from core.redact import holds_secret, redact_tokens
 
 DATETIME_INPUT = "%Y-%m-%dT%H:%M"
 MAX_ROW_ID = 2**63 - 1  # a bigint primary key
@@ -236,3 +239,61 @@ class NoTokenCharField(forms.CharField):
             if "max_length" in self.error_messages:
                 refused.message = self.error_messages["max_length"]
             raise
+
+
+# Past this, a value is not shown back in its field (no browser sends that much: every
+# input has a maxlength), and the token check, a character at a time for text beyond
+# ASCII (core.redact), is not spent on it.
+_SHOWN_BACK_AT_MOST = 10_000
+
+
+def _not_shown_back(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and value != ""
+        and (len(value) > _SHOWN_BACK_AT_MOST or holds_secret(value))
+    )
+
+
+class NoSecretBoundField(BoundField):
+    """Every field of every form, as a page shows it after it was sent: a token pasted
+    into any of them is neither shown back in the field nor repeated by its error ("…
+    is not one of the available choices"), where it would sit in the HTML, the browser's
+    form history and any screenshot. The contract: a token is never written to a later
+    page. What is typed is kept otherwise."""
+
+    def value(self) -> Any:
+        value = super().value()
+        if not self.form.is_bound:
+            return value
+        if isinstance(value, list | tuple):
+            return [item for item in value if not _not_shown_back(item)]
+        return "" if _not_shown_back(value) else value
+
+    @property
+    def errors(self) -> ErrorList:
+        errors = super().errors
+        if not errors or not self.form.is_bound:
+            return errors
+        sent = self.data if isinstance(self.data, list | tuple) else [self.data]
+        hidden = [value for value in sent if _not_shown_back(value)]
+        if not hidden:
+            return errors
+        redacted = errors.copy()
+        # copy() leaves out the field's id, which the error's id is made from (the stubs
+        # do not know the attribute yet).
+        redacted.field_id = errors.field_id  # type: ignore[attr-defined]
+        redacted.data = [_without(str(message), hidden) for message in errors]
+        return redacted
+
+
+def _without(message: str, hidden: list[str]) -> str:
+    for value in hidden:
+        message = message.replace(value, "(not shown)")
+    return redact_tokens(message)
+
+
+class FormRenderer(TemplatesSetting):
+    """Django's TemplatesSetting, with fields bound as NoSecretBoundField."""
+
+    bound_field_class = NoSecretBoundField

@@ -141,7 +141,7 @@ ROOT_URLCONF = "reminix_dashboard.urls"
 # What api.middleware.ApiMiddleware resolves /v1 and /client against.
 API_URLCONF = "reminix_dashboard.api_root_urls"
 # Our templates/ override Django's form templates, so errors stand beside their field.
-FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
+FORM_RENDERER = "core.forms.FormRenderer"  # no pasted token shown back in a form
 WSGI_APPLICATION = "reminix_dashboard.wsgi.application"
 
 TEMPLATES = [

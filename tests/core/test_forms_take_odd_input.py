@@ -193,3 +193,22 @@ def test_signing_in_takes_odd_header_values_without_a_500(client, user, header, 
     )
     assert right.status_code == 302
     assert AccessLog.objects.filter(username=user.email).exists()
+
+
+def test_a_token_pasted_into_any_field_is_not_written_back(signed_in, user, project, make_key):
+    """The contract: a token is never written to a later page. Pasted into a field that
+    refused it (an origin, a webhook URL, a network, an agent, a date, a number…), the
+    answer showed it again in the field, where it sits in the HTML, the browser's form
+    history and any screenshot; names already left it out (core.forms.NoTokenCharField)."""
+    from apikeys.services import personal_token_create
+
+    key, secret = make_key(project, name="Pasted")
+    pat, _ = personal_token_create(user=user, name="CLI")
+    random_part = secret[len("reminix_sk_") :][:20]
+    for url, data in signed_in_forms(project, key) + personal_token_forms(pat):
+        for field in data:
+            for pasted in (secret, f"here: {secret}"):
+                sent = {**data, field: [pasted] if isinstance(data[field], list) else pasted}
+                for headers in ({}, {"HX-Request": "true"}):
+                    answer = signed_in.post(url, sent, headers=headers)
+                    assert random_part not in answer.content.decode(), (url, field, headers)
