@@ -5,6 +5,7 @@ networks the key was used from."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -200,6 +201,18 @@ def test_bad_networks_are_named_beside_the_field_and_nothing_changes(
     assert ApiKey.objects.get(pk=key.pk).allowed_networks == []
     plain = signed_in.post(networks_url(project, key), {"networks": typed})
     assert plain.status_code == 422 and 'id="id_networks_error"' in plain.content.decode()
+
+
+def test_the_networks_page_a_plain_form_comes_back_to_is_headed_by_its_key(
+    signed_in, project, api_key
+):
+    """Without JavaScript a refused form comes back as a page of its own: one h1 naming
+    what it is about, as every page has (a screen reader's list of headings)."""
+    key = api_key[0]
+    plain = signed_in.post(networks_url(project, key), {"networks": "nonsense"})
+    assert plain.status_code == 422
+    headings = re.findall(r"<h1[^>]*>(.*?)</h1>", plain.content.decode(), re.S)
+    assert len(headings) == 1 and "Allowed networks" in headings[0] and key.name in headings[0]
 
 
 def test_another_projects_key_cannot_be_limited(
