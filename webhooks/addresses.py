@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+from collections import Counter
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
@@ -21,8 +22,13 @@ MAX_URL_LENGTH = 2000
 # domain in turn). A sender never waits for more than one at a time (delivery.SENDERS),
 # so only lookups that outlive their wait add up; past this many, no more are started.
 MAX_LOOKUPS_UNANSWERED = 32
+# Of them, at most this many for one project's endpoints: an owner whose endpoints name
+# hosts whose DNS servers never answer (theirs to make so) used them all, and every other
+# project's deliveries then failed for want of a lookup, and gave up after the last retry.
+MAX_LOOKUPS_UNANSWERED_PER_PROJECT = 4
 LOOKUP_SECONDS = 5.0  # (the transport gives its own, within the attempt's)
 _lookups_running = 0
+_lookups_by_project: Counter[int] = Counter()
 _lookups_lock = threading.Lock()
 type Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -144,17 +150,20 @@ def _nat64(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return None
 
 
-def resolve(parts: SplitResult, *, within: float = LOOKUP_SECONDS) -> tuple[str, int, Address]:
+def resolve(
+    parts: SplitResult, *, within: float = LOOKUP_SECONDS, project_id: int | None = None
+) -> tuple[str, int, Address]:
     """The host, port and the one address to connect to, looked up in at most `within`
-    seconds. Every address the name resolves to must be allowed (a name with one private
-    address among public ones is refused), and we connect to the address we checked, so
-    DNS cannot change it in between."""
+    seconds (for an endpoint of `project_id`, within its share of the lookups). Every
+    address the name resolves to must be allowed (a name with one private address among
+    public ones is refused), and we connect to the address we checked, so DNS cannot
+    change it in between."""
     problem = url_problem(parts.geturl())
     if problem is not None:
         raise RefusedAddress(problem[1])
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    infos = _lookup(host, port, within)
+    infos = _lookup(host, port, within, project_id)
     addresses: list[Address] = []
     for info in infos:
         raw = str(info[4][0]).split("%", 1)[0]  # an IPv6 zone (fe80::1%eth0) is link-local
@@ -172,7 +181,7 @@ def resolve(parts: SplitResult, *, within: float = LOOKUP_SECONDS) -> tuple[str,
     return host, port, addresses[0]
 
 
-def _lookup(host: str, port: int, within: float) -> list[Any]:
+def _lookup(host: str, port: int, within: float, project_id: int | None) -> list[Any]:
     """getaddrinfo, waited for at most `within` seconds. It has no timeout of its own: a
     name whose servers never answer held the sender for as long as the resolver waited,
     and the attempt's own limit started only after it."""
@@ -180,6 +189,13 @@ def _lookup(host: str, port: int, within: float) -> list[Any]:
     with _lookups_lock:
         if _lookups_running >= MAX_LOOKUPS_UNANSWERED:
             raise RefusedAddress("Too many DNS lookups are still unanswered; tried again later.")
+        if project_id is not None:
+            if _lookups_by_project[project_id] >= MAX_LOOKUPS_UNANSWERED_PER_PROJECT:
+                raise RefusedAddress(
+                    "Too many of this project's DNS lookups are still unanswered; "
+                    "tried again later."
+                )
+            _lookups_by_project[project_id] += 1
         _lookups_running += 1
     answered = threading.Event()
     answer: list[Any] = []
@@ -194,6 +210,10 @@ def _lookup(host: str, port: int, within: float) -> list[Any]:
         finally:
             with _lookups_lock:
                 _lookups_running -= 1
+                if project_id is not None:
+                    _lookups_by_project[project_id] -= 1
+                    if not _lookups_by_project[project_id]:
+                        del _lookups_by_project[project_id]
             answered.set()
 
     threading.Thread(target=look_up, name="webhook-dns", daemon=True).start()

@@ -366,7 +366,7 @@ def request_for(
 
 def _send(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> Outcome:
     body, headers = request_for(delivery, endpoint, timestamp=int(time.time()))
-    return post(endpoint.url, body=body, headers=headers)
+    return post(endpoint.url, body=body, headers=headers, project_id=endpoint.project_id)
 
 
 def next_attempt_after(attempts: int, now: datetime) -> datetime | None:

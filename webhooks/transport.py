@@ -93,13 +93,17 @@ class _PinnedHTTPSConnection(_PinnedHTTPConnection, http.client.HTTPSConnection)
         self._unless_expired()
 
 
-def post(url: str, *, body: bytes, headers: dict[str, str]) -> Outcome:
-    """POST `body` to `url`. Never raises for anything the far end or the network does:
-    the outcome says what happened, in one short line without the address's secrets."""
+def post(
+    url: str, *, body: bytes, headers: dict[str, str], project_id: int | None = None
+) -> Outcome:
+    """POST `body` to `url`, an endpoint of `project_id` (whose share of the DNS lookups
+    it uses: addresses.MAX_LOOKUPS_UNANSWERED_PER_PROJECT). Never raises for anything the
+    far end or the network does: the outcome says what happened, in one short line
+    without the address's secrets."""
     deadline = time.monotonic() + TOTAL
     try:
         parts: SplitResult = urlsplit(url)
-        host, port, address = resolve(parts, within=min(TIMEOUT, TOTAL))
+        host, port, address = resolve(parts, within=min(TIMEOUT, TOTAL), project_id=project_id)
     except RefusedAddress as refused:
         return Outcome(None, one_line(str(refused), limit=300))
     except ValueError:

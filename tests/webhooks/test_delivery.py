@@ -503,3 +503,51 @@ def test_a_token_whose_unused_json_cannot_be_read_costs_none_of_its_projects_ale
 
     assert (result.enqueued, result.succeeded, result.errors) == (2, 2, 0)
     assert len(receiver.requests) == 2
+
+
+def test_one_projects_unanswered_dns_lookups_cannot_stop_every_other_projects_alerts(
+    receiver, make_endpoint, make_flag, make_user, make_project, monkeypatch
+):
+    """A lookup given up on keeps its thread until the resolver ends it, and past
+    MAX_LOOKUPS_UNANSWERED of them no lookup is started: an owner whose endpoints name
+    hosts whose DNS servers never answer used them all, and every other project's
+    deliveries then failed with "Too many DNS lookups" (and gave up after the last
+    retry). A project's unanswered lookups now stop at its own share."""
+    import socket
+
+    from webhooks import addresses
+
+    released = threading.Event()
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host.startswith("stalls"):
+            released.wait(10)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr("webhooks.transport.TIMEOUT", 0.2)
+    monkeypatch.setattr(addresses, "MAX_LOOKUPS_UNANSWERED", 3)
+    monkeypatch.setattr(addresses, "MAX_LOOKUPS_UNANSWERED_PER_PROJECT", 2)
+    try:
+        hostile = make_project(make_user(), name="Hostile")
+        for n in range(3):
+            make_endpoint(hostile, f"https://stalls-{n}.example.com/hook")
+        make_flag(hostile)
+        assert deliver().failed == 3
+        hostile_errors = sorted(d.last_error for d in WebhookDelivery.objects.all())
+
+        fine = make_project(make_user(), name="Fine")
+        make_endpoint(fine, receiver.url("/fine"))
+        make_flag(fine)
+        result = deliver()
+
+        assert result.succeeded == 1, WebhookDelivery.objects.filter(
+            endpoint__project=fine
+        ).values_list("last_error", flat=True)
+        assert [r.path for r in receiver.requests] == ["/fine"]
+        assert hostile_errors[0].startswith("DNS lookup: no answer")
+        assert "this project's" in hostile_errors[2]
+    finally:
+        released.set()
