@@ -37,6 +37,11 @@ class RefusedAddress(ValueError):
     """An address we do not send to; the message says why, without the address's secrets."""
 
 
+class LookupsBusy(RefusedAddress):
+    """No lookup started: MAX_LOOKUPS_UNANSWERED, other projects' as much as this one's,
+    are still running. Nothing was tried, and the address may be fine."""
+
+
 def allow_http() -> bool:
     return bool(settings.DEBUG or getattr(settings, "WEBHOOKS_ALLOW_HTTP", False))
 
@@ -188,7 +193,7 @@ def _lookup(host: str, port: int, within: float, project_id: int | None) -> list
     global _lookups_running
     with _lookups_lock:
         if _lookups_running >= MAX_LOOKUPS_UNANSWERED:
-            raise RefusedAddress("Too many DNS lookups are still unanswered; tried again later.")
+            raise LookupsBusy("Too many DNS lookups are still unanswered; tried again later.")
         if project_id is not None:
             if _lookups_by_project[project_id] >= MAX_LOOKUPS_UNANSWERED_PER_PROJECT:
                 raise RefusedAddress(

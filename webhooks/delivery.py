@@ -377,13 +377,17 @@ def next_attempt_after(attempts: int, now: datetime) -> datetime | None:
 
 
 def _record(delivery: WebhookDelivery, outcome: Outcome, now: datetime) -> None:
-    attempts = delivery.attempts + 1
+    attempts = delivery.attempts + (1 if outcome.attempted else 0)
     fields: dict[str, object] = {
         "attempts": attempts,
         "last_status_code": outcome.status_code,
         "last_error": outcome.error[:300],
     }
-    if outcome.ok:
+    if not outcome.attempted:
+        # Nothing was sent (no DNS lookup could start, others' still running): counted,
+        # it gave an alert up unsent while other projects' lookups held them all.
+        fields.update(status=WebhookDelivery.Status.PENDING, next_attempt_at=now + BACKOFF[0])
+    elif outcome.ok:
         fields.update(
             status=WebhookDelivery.Status.SUCCEEDED, delivered_at=now, next_attempt_at=None
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from core.mail import one_line
-from webhooks.addresses import Address, RefusedAddress, resolve
+from webhooks.addresses import Address, LookupsBusy, RefusedAddress, resolve
 
 TIMEOUT = 5.0
 # The whole attempt, from the lookup to the last byte read: past it the socket is shut
@@ -31,10 +31,13 @@ EXCERPT = 120
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How one attempt went: a 2xx status is a delivery, anything else a failure."""
+    """How one attempt went: a 2xx status is a delivery, anything else a failure.
+    `attempted` is False when nothing was tried (no DNS lookup could start): that says
+    nothing of the endpoint, and costs its delivery none of its attempts."""
 
     status_code: int | None
     error: str = ""
+    attempted: bool = True
 
     @property
     def ok(self) -> bool:
@@ -104,6 +107,8 @@ def post(
     try:
         parts: SplitResult = urlsplit(url)
         host, port, address = resolve(parts, within=min(TIMEOUT, TOTAL), project_id=project_id)
+    except LookupsBusy as busy:
+        return Outcome(None, one_line(str(busy), limit=300), attempted=False)
     except RefusedAddress as refused:
         return Outcome(None, one_line(str(refused), limit=300))
     except ValueError:

@@ -551,3 +551,48 @@ def test_one_projects_unanswered_dns_lookups_cannot_stop_every_other_projects_al
         assert "this project's" in hostile_errors[2]
     finally:
         released.set()
+
+
+def test_a_delivery_refused_for_want_of_a_dns_lookup_costs_it_no_attempt(
+    receiver, make_endpoint, make_flag, make_user, make_project, monkeypatch
+):
+    """Past MAX_LOOKUPS_UNANSWERED (other projects' lookups, given up on and still
+    running) a delivery is refused before anything is sent. That was counted as one of
+    its six attempts, so while others held the lookups an alert gave up without ever
+    being tried. It waits a minute instead, its attempts as they were."""
+    import socket
+
+    from webhooks import addresses
+
+    released = threading.Event()
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host.startswith("stalls"):
+            released.wait(10)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr("webhooks.transport.TIMEOUT", 0.2)
+    monkeypatch.setattr(addresses, "MAX_LOOKUPS_UNANSWERED", 1)
+    try:
+        stalling = make_project(make_user(), name="Stalling")
+        make_endpoint(stalling, "https://stalls.example.com/hook")
+        make_flag(stalling)
+        deliver()
+        fine = make_project(make_user(), name="Fine")
+        fine_endpoint, _ = make_endpoint(fine, receiver.url("/fine"))
+        make_flag(fine)
+        now = timezone.now()
+        deliver(now=now)
+        waiting = WebhookDelivery.objects.get(endpoint=fine_endpoint)
+        assert waiting.attempts == 0 and "DNS lookups" in waiting.last_error
+        assert waiting.next_attempt_at == now + BACKOFF[0]
+        assert waiting.status == "pending"
+    finally:
+        released.set()
+    monkeypatch.setattr(addresses, "MAX_LOOKUPS_UNANSWERED", 32)  # (the stalled one retries)
+    deliver(now=now + BACKOFF[0])
+    sent = WebhookDelivery.objects.get(endpoint=fine_endpoint)
+    assert (sent.status, sent.attempts) == ("succeeded", 1)
