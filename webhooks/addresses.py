@@ -38,8 +38,9 @@ class RefusedAddress(ValueError):
 
 
 class LookupsBusy(RefusedAddress):
-    """No lookup started: MAX_LOOKUPS_UNANSWERED, other projects' as much as this one's,
-    are still running. Nothing was tried, and the address may be fine."""
+    """No lookup started: MAX_LOOKUPS_UNANSWERED (any project's), or the project's share
+    of them (its other endpoints' perhaps), are still running. Nothing was tried, and the
+    address may be fine."""
 
 
 def allow_http() -> bool:
@@ -196,7 +197,7 @@ def _lookup(host: str, port: int, within: float, project_id: int | None) -> list
             raise LookupsBusy("Too many DNS lookups are still unanswered; tried again later.")
         if project_id is not None:
             if _lookups_by_project[project_id] >= MAX_LOOKUPS_UNANSWERED_PER_PROJECT:
-                raise RefusedAddress(
+                raise LookupsBusy(
                     "Too many of this project's DNS lookups are still unanswered; "
                     "tried again later."
                 )

@@ -385,7 +385,8 @@ def _record(delivery: WebhookDelivery, outcome: Outcome, now: datetime) -> None:
     }
     if not outcome.attempted:
         # Nothing was sent (no DNS lookup could start, others' still running): counted,
-        # it gave an alert up unsent while other projects' lookups held them all.
+        # it gave an alert up unsent while other projects' lookups held them all, or
+        # another endpoint's of its project held the project's share.
         fields.update(status=WebhookDelivery.Status.PENDING, next_attempt_at=now + BACKOFF[0])
     elif outcome.ok:
         fields.update(

@@ -596,3 +596,39 @@ def test_a_delivery_refused_for_want_of_a_dns_lookup_costs_it_no_attempt(
     deliver(now=now + BACKOFF[0])
     sent = WebhookDelivery.objects.get(endpoint=fine_endpoint)
     assert (sent.status, sent.attempts) == ("succeeded", 1)
+
+
+def test_a_projects_endpoint_refused_for_its_projects_unanswered_lookups_costs_no_attempt(
+    receiver, project, make_endpoint, make_flag, monkeypatch
+):
+    """A project's share of the unanswered lookups (MAX_LOOKUPS_UNANSWERED_PER_PROJECT)
+    can be filled by one of its endpoints whose DNS servers have stopped answering: its
+    other endpoints, a Slack one that works, must not spend their retries meanwhile."""
+    import socket
+
+    from webhooks import addresses
+
+    released = threading.Event()
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host.startswith("stalls"):
+            released.wait(10)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr("webhooks.transport.TIMEOUT", 0.2)
+    monkeypatch.setattr(addresses, "MAX_LOOKUPS_UNANSWERED_PER_PROJECT", 1)
+    try:
+        make_endpoint(project, "https://stalls.example.com/hook")
+        make_flag(project)
+        deliver()
+        working, _ = make_endpoint(project, receiver.url("/fine"))
+        make_flag(project)
+        deliver()
+        waiting = WebhookDelivery.objects.get(endpoint=working)
+        assert (waiting.status, waiting.attempts) == ("pending", 0)
+        assert "this project's DNS lookups" in waiting.last_error
+    finally:
+        released.set()
