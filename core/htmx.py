@@ -12,20 +12,13 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.contrib import messages
-from django.http import HttpResponse, HttpResponseBase
-from django.shortcuts import redirect, render
+from django.http import HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django_htmx.http import HttpResponseClientRedirect, push_url
 
 from core.http import HtmxHttpRequest
 from core.redact import holds_secret
-
-SECRET_IN_FILTERS = (
-    "That was a whole token, not an id, and it was not searched for or kept. A client "
-    "token's id starts with ctok_. To find out which token it is, paste it into “Found a "
-    "token?” on the project's Alerts page: it is compared by its fingerprint there."
-)
 
 
 def wants_fragment(request: HtmxHttpRequest) -> bool:
@@ -67,30 +60,62 @@ def url_with_query(path: str, query: str) -> str:
     return f"{path}?{query}" if query else path
 
 
+# Where a filter page, opened again without the token pasted into it, finds which of its
+# filters held one (their names only), to say so once beside them.
+PASTED_SESSION_KEY = "tokens_pasted_into"
+
+
+def _holds_token(text: str) -> bool:
+    # Spaces a copy brings, or a line break, within it: holds_secret reads it whole.
+    return holds_secret("".join(text.split()))
+
+
 def filters_without_secrets[R: HttpResponseBase](
     view: Callable[..., R],
 ) -> Callable[..., R | HttpResponse]:
-    """A filter page asked with a whole token in its query (a client token pasted into the
-    box for a client token's id) is opened again without it, saying why: a token is not
-    searched for, written back into the form, or left in the address bar and so in the
-    browser's history. With htmx too, by a redirect: nothing of it is pushed."""
+    """A filter page (or its export) asked with a whole token in its query is opened again
+    without it (303; htmx: HX-Redirect, so nothing of it is swapped in or pushed). Not
+    searched for and not shown back is not enough: the address is the browser's history,
+    its address bar, the Referer sent onward and the server's access log. The page says
+    once, beside its filters, that a token was pasted and not kept
+    (`request.tokens_pasted_into`, the filters' names; templates/includes/token_pasted.html).
+
+    Put it before login_required: the sign-in page's ?next= would otherwise hold it."""
 
     @wraps(view)
     def wrapped(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> R | HttpResponse:
-        pasted = {
+        pasted = [
             name
             for name, values in request.GET.lists()
-            if any(holds_secret("".join(value.split())) for value in values)
-        }
+            if _holds_token(name) or any(_holds_token(value) for value in values)
+        ]
         if not pasted:
+            request.tokens_pasted_into = _pasted_here_before(request)  # type: ignore[attr-defined]
             return view(request, *args, **kwargs)
         kept = request.GET.copy()
         for name in pasted:
             del kept[name]
         address = url_with_query(request.path, kept.urlencode())
-        messages.warning(request, SECRET_IN_FILTERS)
+        # A name that is itself a token is not kept either: "" stands for it.
+        names = sorted({"" if _holds_token(name) else name for name in pasted})
+        request.session[PASTED_SESSION_KEY] = {"path": request.path, "fields": names}
         if request.htmx:
             return HttpResponseClientRedirect(address)
-        return redirect(address)
+        return HttpResponseSeeOther(address)
 
     return wrapped
+
+
+def _pasted_here_before(request: HtmxHttpRequest) -> frozenset[str]:
+    """The filters of this page that held a token the last time it was asked: said once."""
+    noted = request.session.get(PASTED_SESSION_KEY)
+    if not isinstance(noted, dict) or noted.get("path") != request.path:
+        return frozenset()
+    del request.session[PASTED_SESSION_KEY]
+    return frozenset(str(name) for name in noted.get("fields", []))
+
+
+class HttpResponseSeeOther(HttpResponseRedirect):
+    """303: the page to GET instead (what Django's redirect() answers is 302)."""
+
+    status_code = 303

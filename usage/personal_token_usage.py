@@ -93,8 +93,8 @@ def pat_projects(pat: PersonalAccessToken, now: datetime) -> list[ProjectUse]:
 
 
 @require_GET
-@login_required
 @filters_without_secrets
+@login_required
 def personal_token_usage(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
     pat = get_object_or_404(PersonalAccessToken.objects.for_user(request.user), pk=token_id)
     form = UsageFilterForm(request.GET)

@@ -54,8 +54,8 @@ OVERVIEW_TEMPLATE = "usage/project_usage.html"
 
 
 @require_GET
-@project_member_required
 @filters_without_secrets
+@project_member_required
 def api_key_usage(request: ProjectRequest, key_id: int) -> HttpResponse:
     api_key = get_object_or_404(
         ApiKey.objects.for_project(request.project)
@@ -143,6 +143,7 @@ def _key_summary(api_key: ApiKey) -> dict[str, object]:
 
 
 @require_GET
+@filters_without_secrets
 @project_member_required
 def project_usage(request: ProjectRequest) -> HttpResponse:
     form = OverviewFilterForm(request.GET, project=request.project, now=timezone.now())
@@ -163,6 +164,7 @@ def project_usage(request: ProjectRequest) -> HttpResponse:
 
 
 @require_GET
+@filters_without_secrets
 @project_member_required
 def project_usage_export(request: ProjectRequest) -> HttpResponseBase:
     """The log rows that the overview with the same query string counts, as CSV."""
@@ -248,8 +250,8 @@ CALLS_TEMPLATE = "usage/project_calls.html"
 
 
 @require_GET
-@project_member_required
 @filters_without_secrets
+@project_member_required
 def project_calls_log(request: ProjectRequest) -> HttpResponse:
     """Every call of the project, newest first, filtered and paged like a key's log."""
     form = ProjectLogFilterForm(request.GET, project=request.project)
@@ -289,8 +291,8 @@ def project_call_detail(request: ProjectRequest, request_id: str) -> HttpRespons
 
 
 @require_GET
-@project_member_required
 @filters_without_secrets
+@project_member_required
 def project_calls_export(request: ProjectRequest) -> HttpResponseBase:
     """The calls that the call log with the same query string lists, every page of them,
     newest first, as CSV (at most core.csv_stream.EXPORT_MAX_ROWS). A pager cursor

@@ -57,6 +57,7 @@ from apikeys.services import (
 )
 from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from core.client_ip import client_ip
+from core.htmx import filters_without_secrets
 from core.redact import holds_secret
 
 TEMPLATE = "apikeys/api_key_list.html"
@@ -88,11 +89,6 @@ def token_summary(token: ApiKey | PersonalAccessToken) -> str:
     )
     return f"{access}; {expiry}."
 
-
-SECRET_PASTED = (
-    "That is a whole key, and it was not searched for. To find out which key it is, paste it "
-    "into “Found a token?” on Alerts: it is compared by its fingerprint and never kept."
-)
 
 # A key this close to its expiry is marked in the list (the reminder emails go out then).
 EXPIRES_SOON = timedelta(days=7)
@@ -135,11 +131,9 @@ def _list_query(q: str, sort: str, page: int, ended_page: int) -> str:
 def _keys_context(request: ProjectRequest) -> dict[str, object]:
     # Search by name, notes or the start of the key as the list shows it (its hint).
     q = " ".join(request.GET.get("q", "").replace("\x00", "").split())[:100]
-    compact = "".join(request.GET.get("q", "").split())
-    # A whole secret pasted here is not searched (nor kept in the page or its address):
-    # Alerts' "Found a token?" identifies one by its fingerprint.
-    secret_pasted = holds_secret(compact)  # disguised ones too (core.redact)
-    if secret_pasted:
+    # A whole secret is not searched for: the list's own address never holds one
+    # (filters_without_secrets), but a panel's (rename, roll…) renders the list too.
+    if holds_secret("".join(q.split())):
         q = ""
     sort = request.GET.get("sort", DEFAULT_SORT)
     if sort not in SORTS:
@@ -183,7 +177,6 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
         "q": q,
         "sort": sort,
         "sorts": [(name, label) for name, (label, _) in SORTS.items()],
-        "secret_pasted": secret_pasted,
         "found": len(active) + ended_page.paginator.count,
         "creator_left": creator_left,
         "transfer_form": KeysTransferForm(project=request.project) if creator_left else None,
@@ -222,20 +215,13 @@ def _key(request: ProjectRequest, key_id: int) -> ApiKey:
 
 
 @require_GET
+@filters_without_secrets
 @project_member_required
 def api_key_list(request: ProjectRequest) -> HttpResponse:
     context = _keys_context(request)
     if request.htmx and request.htmx.target == "key-table":
-        response = render(request, f"{TEMPLATE}#key-table", context)
-    else:
-        response = render(request, TEMPLATE, context)
-    if context["secret_pasted"]:
-        if not request.htmx:
-            # Out of the address bar and the history: the bare list, with the advice.
-            messages.warning(request, SECRET_PASTED)
-            return redirect("apikeys:api_key_list", slug=request.project.slug)
-        response["HX-Push-Url"] = "false"  # the secret stays out of the browser's history
-    return response
+        return render(request, f"{TEMPLATE}#key-table", context)
+    return render(request, TEMPLATE, context)
 
 
 @require_http_methods(["GET", "POST"])

@@ -138,7 +138,7 @@ def test_a_whole_client_token_pasted_into_the_filter_leaves_the_address_and_the_
     pat, _ = personal_token_create(user=user, name="Laptop", projects=[project])
     for url in _log_urls(project, key, pat):
         response = signed_in.get(url, {"client_token": f" {secret} ", "status": "401"})
-        assert response.status_code == 302, url
+        assert response.status_code == 303, url
         assert response["Location"] == f"{url}?status=401"
         assert secret[12:] not in response.content.decode()
         page = signed_in.get(response["Location"]).content.decode()
