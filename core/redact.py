@@ -21,13 +21,25 @@ import re
 import unicodedata
 from urllib.parse import unquote
 
-_TOKEN = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)[0-9A-Za-z]*", re.IGNORECASE)
+# Not again where a token was cut already: a text is redacted more than once on its way.
+_TOKEN = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)(?!\[redacted\])[0-9A-Za-z]*", re.IGNORECASE)
 # The dashboard's own one-time links: an email change's confirmation, a password reset.
 _LINK_TOKENS = (
     re.compile(r"(/account/verify/)(?!again/)[^/\s?#\"']+"),
     re.compile(r"(/account/password/reset/[^/\s?#\"']+/)(?!set-password/)[^/\s?#\"']+"),
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A token in a URL with spaces in it, as a form ("+") or htmx ("%20") sends one pasted into
+# a filter: the dashboard reads it whole (holds_secret on the text without its spaces), so
+# the logs cut it whole too, up to a token's 36 characters (what follows is the log's own).
+# Once decoded, "%20" is a space: there a space too, but for a request line's own (before
+# its HTTP/1.1).
+_TOKEN_SPACED_IN_URL = re.compile(
+    r"(reminix_(?:sk|ct|pat|inv)_)(?:(?:\+|%20)*[0-9A-Za-z]){1,36}", re.IGNORECASE
+)
+_TOKEN_SPACED_DECODED = re.compile(
+    r"(reminix_(?:sk|ct|pat|inv)_)(?:(?:\+| (?!HTTP/))*[0-9A-Za-z]){1,36}", re.IGNORECASE
+)
 # Long enough to be (most of) a secret; a hint's 4 characters (reminix_sk_AbCd…wxyz) are not.
 _SECRET = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)[0-9A-Za-z]{12,}", re.IGNORECASE)
 # A webhook's signing secret (webhooks/signing.py: URL-safe base64), cut the same way; its
@@ -117,17 +129,21 @@ def redact_tokens_escaped(text: str) -> str:
     (its prefix and characters hold no escape), so the last decoding that found one cuts
     all that the earlier ones did."""
     if "%" not in text:  # (nearly every text: no loop set up for it)
-        return redact_tokens(text)
-    kept = redact_tokens(text)
+        return _redact_tokens_in_url(text)
+    kept = _redact_tokens_in_url(text)
     decoded = text
     for _ in range(3):
         if "%" not in decoded:
             break
         decoded = unquote(decoded)
-        cut = redact_tokens(decoded)
+        cut = _redact_tokens_in_url(decoded, spaced=_TOKEN_SPACED_DECODED)
         if cut != decoded:
             kept = controls_escaped(cut)
     return kept
+
+
+def _redact_tokens_in_url(text: str, spaced: re.Pattern[str] = _TOKEN_SPACED_IN_URL) -> str:
+    return redact_tokens(_cut(spaced, text))
 
 
 def controls_escaped(text: str) -> str:

@@ -166,6 +166,22 @@ def test_the_access_log_redacts_a_token_hidden_by_percent_escapes(raw_uri):
     assert "JWr6bTq" not in line and "0f6b2a9e1f2e3d4c5b6a7980" not in line
 
 
+@pytest.mark.parametrize("space", ["+", "%20"])
+@pytest.mark.parametrize("at", [11, 15, 40])
+def test_the_access_log_redacts_a_token_pasted_into_a_filter_with_a_space_inside(space, at):
+    """A dashboard filter takes a token pasted with a space in it as the token it is (the
+    page is opened again without it, core.htmx): a form sends the space as "+", htmx as
+    "%20", and the request line, the query and the next page's Referer hold it so."""
+    pasted = TOKEN[:at] + space + TOKEN[at:]
+    uri = f"/projects/p/usage/calls/?client_token={pasted}&status=401"
+    line = _access_line(uri, headers={"Referer": f"https://dash.example{uri}"})
+    assert "A1b2" not in line
+    # Cut once, to its prefix (not "[redacted][redacted]"), and the rest of the query kept.
+    assert line.count("client_token=reminix_sk_[redacted]&status=401") == 3
+    # A token's length at most: what follows it is the log's own.
+    assert redact_tokens_escaped(f"GET /?q={pasted}+more HTTP/1.1").endswith("+more HTTP/1.1")
+
+
 def test_the_access_log_redacts_a_key_sent_as_a_basic_auth_user_name_or_in_any_header():
     """`curl -u reminix_sk_…:` (the way some APIs take keys) is refused by ours, and
     gunicorn's "u" atom, in its default format, decodes the user name."""
