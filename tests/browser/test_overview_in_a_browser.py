@@ -1,6 +1,7 @@
 """The usage overview in Chromium: filters and stackings through htmx with real addresses,
 custom dates shown only for a custom range, the CSV download, and no CSP errors."""
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -74,3 +75,31 @@ def test_filtering_and_splitting_the_overview_and_exporting_it(page: Page, trans
     expect(page).to_have_url(f"/projects/{project.slug}/usage/?range=7d&token_kind=client_token")
     expect(requests).to_have_text(str(by_client_tokens))
     assert not [e for e in console_errors if "Content Security Policy" in e], console_errors
+
+
+def test_a_key_pasted_into_a_filter_leaves_the_address_and_the_history(
+    page: Page, transactional_db
+):
+    """Sent by htmx, the page is opened again without it: not swapped in at the address
+    that holds it, and no entry of the browser's history holds it either."""
+    user = user_sign_up(email="pasted@example.com", password=PASSWORD, name="Ada", verified=True)
+    project = Project.objects.for_user(user).get()
+    _, secret = api_key_create(project=project, name="Backend", created_by=user)
+    page.goto("/account/login/")
+    page.get_by_label("Email").fill("pasted@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("navigation", name="Project").get_by_role("link", name="Usage").click()
+    usage_url = f"/projects/{project.slug}/usage/"
+    expect(page).to_have_url(usage_url)
+
+    page.get_by_label("Time range").select_option("7d")
+    page.get_by_role("textbox", name="IP address").fill(secret)
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator(".token-pasted")).to_contain_text("it was removed from the address")
+    # The other filters as the form sent them, the pasted one left out.
+    expect(page).to_have_url(re.compile(rf"{usage_url}\?range=7d&since=&until=&key=&[^#]*$"))
+    assert "ip=" not in page.url and secret[12:] not in page.content()
+    expect(page.get_by_role("textbox", name="IP address")).to_have_value("")
+    page.go_back()
+    expect(page).to_have_url(usage_url)
