@@ -235,12 +235,20 @@ class AccountDeleteForm(TypedConfirmationForm):
         return typed.lower() == self.expected.lower()
 
 
+ORIGINS_AT_MOST = 50
+_ORIGIN_COLUMN = AllowedOrigin._meta.get_field("origin").max_length or 255
+
+
 class AllowedOriginsForm(forms.Form):
     """Browser origins for the Client API, one per line: scheme, host and optional port."""
 
     origins = forms.CharField(
         label="Allowed browser origins",
         required=False,
+        # The most origins, each as long as the column and a line break: past 10,000
+        # characters a value is kept in its field only within its max_length
+        # (core.forms.NoSecretBoundField), and a list refused as too long is kept to trim.
+        max_length=ORIGINS_AT_MOST * (_ORIGIN_COLUMN + 1),
         widget=forms.Textarea(
             attrs={"rows": 4, "placeholder": "https://app.example.com", "spellcheck": "false"}
         ),
@@ -270,14 +278,14 @@ class AllowedOriginsForm(forms.Form):
                 origins.append(origin)
         if errors:
             raise forms.ValidationError(errors)
-        if len(origins) > 50:
-            raise forms.ValidationError("At most 50 origins.", code="too_many")
+        if len(origins) > ORIGINS_AT_MOST:
+            raise forms.ValidationError(f"At most {ORIGINS_AT_MOST} origins.", code="too_many")
         return origins
 
 
 # What an Origin header can hold as the API compares it (api.authentication.ORIGIN_SHAPE),
 # within the column.
-_ORIGIN_TEXT = re.compile(rf"[\x21-\x7e]{{1,{AllowedOrigin._meta.get_field('origin').max_length}}}")
+_ORIGIN_TEXT = re.compile(rf"[\x21-\x7e]{{1,{_ORIGIN_COLUMN}}}")
 
 
 def _origin(raw: str) -> str | None:

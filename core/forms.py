@@ -241,18 +241,15 @@ class NoTokenCharField(forms.CharField):
             raise
 
 
-# Past this, a value is not shown back in its field (no browser sends that much: every
-# input has a maxlength), and the token check, a character at a time for text beyond
-# ASCII (core.redact), is not spent on it.
+# Past this, or past the field's own max_length where that is longer, a value is not
+# shown back in its field (no browser sends that much: every input has a maxlength), and
+# the token check, a character at a time for text beyond ASCII (core.redact), is not
+# spent on it.
 _SHOWN_BACK_AT_MOST = 10_000
 
 
-def _not_shown_back(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and value != ""
-        and (len(value) > _SHOWN_BACK_AT_MOST or holds_secret(value))
-    )
+def _not_shown_back(value: object, *, at_most: int) -> bool:
+    return isinstance(value, str) and value != "" and (len(value) > at_most or holds_secret(value))
 
 
 class NoSecretBoundField(BoundField):
@@ -262,13 +259,20 @@ class NoSecretBoundField(BoundField):
     form history and any screenshot. The contract: a token is never written to a later
     page. What is typed is kept otherwise."""
 
+    @property
+    def _shown_back_at_most(self) -> int:
+        # A textarea that may rightly hold more (the allowed origins) says so by its
+        # max_length: what was typed there is kept to be corrected.
+        return max(_SHOWN_BACK_AT_MOST, getattr(self.field, "max_length", None) or 0)
+
     def value(self) -> Any:
         value = super().value()
         if not self.form.is_bound:
             return value
+        at_most = self._shown_back_at_most
         if isinstance(value, list | tuple):
-            return [item for item in value if not _not_shown_back(item)]
-        return "" if _not_shown_back(value) else value
+            return [item for item in value if not _not_shown_back(item, at_most=at_most)]
+        return "" if _not_shown_back(value, at_most=at_most) else value
 
     @property
     def errors(self) -> ErrorList:
@@ -276,7 +280,8 @@ class NoSecretBoundField(BoundField):
         if not errors or not self.form.is_bound:
             return errors
         sent = self.data if isinstance(self.data, list | tuple) else [self.data]
-        hidden = [value for value in sent if _not_shown_back(value)]
+        at_most = self._shown_back_at_most
+        hidden = [value for value in sent if _not_shown_back(value, at_most=at_most)]
         if not hidden:
             return errors
         redacted = errors.copy()

@@ -281,3 +281,19 @@ def test_a_slug_taken_between_its_check_and_the_insert_gets_a_suffix_not_a_500(u
     second = services.project_create(name="Ada's project", owner=user)
     assert second.slug != first.slug and second.slug.startswith(f"{first.slug}-")
     assert len(second.slug) <= 64
+
+
+def test_a_long_list_of_origins_refused_as_too_many_is_shown_back_to_trim(signed_in, project):
+    """Past 50 origins the list is refused; what was pasted stays in the field to cut down,
+    even past 10,000 characters (50 origins of the column's 255 fit in 12,800)."""
+    typed = "\n".join(f"https://preview-{n:04d}.staging.example-company.com" for n in range(220))
+    assert 10_000 < len(typed) < 50 * 256
+
+    response = signed_in.post(
+        reverse("accounts:project_origins", args=[project.slug]), {"origins": typed}
+    )
+
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert "At most 50 origins." in html
+    assert "https://preview-0219.staging.example-company.com</textarea>" in html
