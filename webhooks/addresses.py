@@ -26,9 +26,16 @@ MAX_LOOKUPS_UNANSWERED = 32
 # hosts whose DNS servers never answer (theirs to make so) used them all, and every other
 # project's deliveries then failed for want of a lookup, and gave up after the last retry.
 MAX_LOOKUPS_UNANSWERED_PER_PROJECT = 4
+# And at most this many for the endpoints one person made, in all their projects: a
+# person may make up to 100 projects (accounts.services.MAX_PROJECTS_PER_PERSON), and a
+# few of them, each within its share, used them all again. (Not a share per registered
+# domain: without the public suffix list, one would be shared by every host under
+# co.uk, and a zone made to stall there would stop everyone's.)
+MAX_LOOKUPS_UNANSWERED_PER_PERSON = 4
 LOOKUP_SECONDS = 5.0  # (the transport gives its own, within the attempt's)
 _lookups_running = 0
-_lookups_by_project: Counter[int] = Counter()
+# Unanswered lookups by share: ("project", id) and ("person", id).
+_lookups_by_share: Counter[tuple[str, int]] = Counter()
 _lookups_lock = threading.Lock()
 type Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -157,19 +164,23 @@ def _nat64(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 
 
 def resolve(
-    parts: SplitResult, *, within: float = LOOKUP_SECONDS, project_id: int | None = None
+    parts: SplitResult,
+    *,
+    within: float = LOOKUP_SECONDS,
+    project_id: int | None = None,
+    person_id: int | None = None,
 ) -> tuple[str, int, Address]:
     """The host, port and the one address to connect to, looked up in at most `within`
-    seconds (for an endpoint of `project_id`, within its share of the lookups). Every
-    address the name resolves to must be allowed (a name with one private address among
-    public ones is refused), and we connect to the address we checked, so DNS cannot
-    change it in between."""
+    seconds (for an endpoint of `project_id` made by `person_id`, within both their shares
+    of the lookups). Every address the name resolves to must be allowed (a name with one
+    private address among public ones is refused), and we connect to the address we
+    checked, so DNS cannot change it in between."""
     problem = url_problem(parts.geturl())
     if problem is not None:
         raise RefusedAddress(problem[1])
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    infos = _lookup(host, port, within, project_id)
+    infos = _lookup(host, port, within, _shares(project_id=project_id, person_id=person_id))
     addresses: list[Address] = []
     for info in infos:
         raw = str(info[4][0]).split("%", 1)[0]  # an IPv6 zone (fe80::1%eth0) is link-local
@@ -187,7 +198,25 @@ def resolve(
     return host, port, addresses[0]
 
 
-def _lookup(host: str, port: int, within: float, project_id: int | None) -> list[Any]:
+def _shares(*, project_id: int | None, person_id: int | None) -> list[tuple[str, int]]:
+    shares = [("project", project_id), ("person", person_id)]
+    return [(kind, owner) for kind, owner in shares if owner is not None]
+
+
+def _share_limit(kind: str) -> int:
+    if kind == "project":
+        return MAX_LOOKUPS_UNANSWERED_PER_PROJECT
+    return MAX_LOOKUPS_UNANSWERED_PER_PERSON
+
+
+_SHARE_REFUSALS = {
+    "project": "Too many of this project's DNS lookups are still unanswered; tried again later.",
+    "person": "Too many DNS lookups for the endpoints made by this one's maker are still "
+    "unanswered; tried again later.",
+}
+
+
+def _lookup(host: str, port: int, within: float, shares: list[tuple[str, int]]) -> list[Any]:
     """getaddrinfo, waited for at most `within` seconds. It has no timeout of its own: a
     name whose servers never answer held the sender for as long as the resolver waited,
     and the attempt's own limit started only after it."""
@@ -195,13 +224,10 @@ def _lookup(host: str, port: int, within: float, project_id: int | None) -> list
     with _lookups_lock:
         if _lookups_running >= MAX_LOOKUPS_UNANSWERED:
             raise LookupsBusy("Too many DNS lookups are still unanswered; tried again later.")
-        if project_id is not None:
-            if _lookups_by_project[project_id] >= MAX_LOOKUPS_UNANSWERED_PER_PROJECT:
-                raise LookupsBusy(
-                    "Too many of this project's DNS lookups are still unanswered; "
-                    "tried again later."
-                )
-            _lookups_by_project[project_id] += 1
+        for share in shares:
+            if _lookups_by_share[share] >= _share_limit(share[0]):
+                raise LookupsBusy(_SHARE_REFUSALS[share[0]])
+        _lookups_by_share.update(shares)
         _lookups_running += 1
     answered = threading.Event()
     answer: list[Any] = []
@@ -216,10 +242,10 @@ def _lookup(host: str, port: int, within: float, project_id: int | None) -> list
         finally:
             with _lookups_lock:
                 _lookups_running -= 1
-                if project_id is not None:
-                    _lookups_by_project[project_id] -= 1
-                    if not _lookups_by_project[project_id]:
-                        del _lookups_by_project[project_id]
+                _lookups_by_share.subtract(shares)
+                for share in shares:
+                    if not _lookups_by_share[share]:
+                        del _lookups_by_share[share]
             answered.set()
 
     threading.Thread(target=look_up, name="webhook-dns", daemon=True).start()

@@ -366,7 +366,13 @@ def request_for(
 
 def _send(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> Outcome:
     body, headers = request_for(delivery, endpoint, timestamp=int(time.time()))
-    return post(endpoint.url, body=body, headers=headers, project_id=endpoint.project_id)
+    return post(
+        endpoint.url,
+        body=body,
+        headers=headers,
+        project_id=endpoint.project_id,
+        person_id=endpoint.created_by_id,
+    )
 
 
 def next_attempt_after(attempts: int, now: datetime) -> datetime | None:

@@ -97,16 +97,24 @@ class _PinnedHTTPSConnection(_PinnedHTTPConnection, http.client.HTTPSConnection)
 
 
 def post(
-    url: str, *, body: bytes, headers: dict[str, str], project_id: int | None = None
+    url: str,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    project_id: int | None = None,
+    person_id: int | None = None,
 ) -> Outcome:
-    """POST `body` to `url`, an endpoint of `project_id` (whose share of the DNS lookups
-    it uses: addresses.MAX_LOOKUPS_UNANSWERED_PER_PROJECT). Never raises for anything the
+    """POST `body` to `url`, an endpoint of `project_id` made by `person_id` (whose shares
+    of the DNS lookups it uses: addresses.MAX_LOOKUPS_UNANSWERED_PER_PROJECT and _PER_PERSON).
+    Never raises for anything the
     far end or the network does: the outcome says what happened, in one short line
     without the address's secrets."""
     deadline = time.monotonic() + TOTAL
     try:
         parts: SplitResult = urlsplit(url)
-        host, port, address = resolve(parts, within=min(TIMEOUT, TOTAL), project_id=project_id)
+        host, port, address = resolve(
+            parts, within=min(TIMEOUT, TOTAL), project_id=project_id, person_id=person_id
+        )
     except LookupsBusy as busy:
         return Outcome(None, one_line(str(busy), limit=300), attempted=False)
     except RefusedAddress as refused:

@@ -632,3 +632,57 @@ def test_a_projects_endpoint_refused_for_its_projects_unanswered_lookups_costs_n
         assert "this project's DNS lookups" in waiting.last_error
     finally:
         released.set()
+
+
+def test_one_persons_projects_cannot_together_stop_every_other_projects_alerts(
+    receiver, make_endpoint, make_flag, make_user, make_project, monkeypatch
+):
+    """A project's share of the unanswered DNS lookups bounds one project, but a person
+    may make up to 100 projects (accounts.services.MAX_PROJECTS_PER_PERSON), and a few of
+    them, each within its share, used every lookup again. The endpoints one person made
+    now have one share between them, whichever projects they are in."""
+    import socket
+
+    from webhooks import addresses
+
+    released = threading.Event()
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host.startswith("stalls"):
+            released.wait(10)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr("webhooks.transport.TIMEOUT", 0.2)
+    monkeypatch.setattr(addresses, "MAX_LOOKUPS_UNANSWERED", 3)
+    monkeypatch.setattr(addresses, "MAX_LOOKUPS_UNANSWERED_PER_PROJECT", 2)
+    monkeypatch.setattr(addresses, "MAX_LOOKUPS_UNANSWERED_PER_PERSON", 2)
+    try:
+        hostile_person = make_user(email="hostile@example.com")
+        for name in ("Hostile one", "Hostile two"):
+            hostile = make_project(hostile_person, name=name)
+            for n in range(2):
+                make_endpoint(hostile, f"https://stalls-{name[-3:]}-{n}.example.com/hook")
+            make_flag(hostile)
+        assert deliver().failed == 4
+        hostile_errors = sorted(d.last_error for d in WebhookDelivery.objects.all())
+
+        fine = make_project(make_user(), name="Fine")
+        make_endpoint(fine, receiver.url("/fine"))
+        make_flag(fine)
+        result = deliver()
+
+        assert result.succeeded == 1, WebhookDelivery.objects.filter(
+            endpoint__project=fine
+        ).values_list("last_error", flat=True)
+        assert [r.path for r in receiver.requests] == ["/fine"]
+        assert [e.startswith("DNS lookup: no answer") for e in hostile_errors] == [
+            True,
+            True,
+            False,
+            False,
+        ]
+    finally:
+        released.set()
