@@ -151,15 +151,16 @@ def shows_whole(cell: Locator, text: str) -> bool:
     return bool(cell.evaluate(SHOWS_WHOLE, text))
 
 
-def test_a_cut_request_path_in_each_call_log_opens_whole_by_keyboard(
-    page: Page, live_server, transactional_db
-):
+LONG_PATH = "/v1/agents/support-triage-assistant/invoke"
+
+
+def three_call_logs_holding_a_call_to(page: Page, path: str) -> tuple[str, str, str]:
+    """Kim signed in, with one call to `path` by a key and one by a personal token: the
+    addresses of the key's, the project's and the token's call logs."""
     user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
     project = Project.objects.for_user(user).get()
     key, _ = api_key_create(project=project, name="Backend", created_by=user)
     pat, _ = personal_token_create(user=user, name="CI")
-    path = "/v1/agents/support-triage-assistant/invoke"
-    assert len(path) > 28  # longer than a desktop log shows
     at = timezone.now() - timedelta(minutes=1)
     usage_write(
         [
@@ -168,13 +169,21 @@ def test_a_cut_request_path_in_each_call_log_opens_whole_by_keyboard(
         ]
     )
     sign_in(page, "kim@example.com")
-    page.set_viewport_size({"width": 1280, "height": 900})
-
-    for url in (
+    return (
         f"/projects/{project.slug}/settings/api-keys/{key.pk}/usage/",
         f"/projects/{project.slug}/usage/calls/",
         f"/account/tokens/{pat.pk}/usage/",
-    ):
+    )
+
+
+def test_a_cut_request_path_in_each_call_log_opens_whole_by_keyboard(
+    page: Page, live_server, transactional_db
+):
+    path = LONG_PATH
+    assert len(path) > 28  # longer than a desktop log shows
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    for url in three_call_logs_holding_a_call_to(page, path):
         page.goto(url)
         cell = page.locator("td.request").first
         assert not shows_whole(cell, path), url
@@ -310,26 +319,10 @@ def test_at_phone_width_a_long_request_path_shows_whole_once_in_each_call_log(
     page: Page, live_server, transactional_db
 ):
     """A phone's log wraps the path whole: a disclosure there would only show it again."""
-    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
-    project = Project.objects.for_user(user).get()
-    key, _ = api_key_create(project=project, name="Backend", created_by=user)
-    pat, _ = personal_token_create(user=user, name="CI")
-    path = "/v1/agents/support-triage-assistant/invoke"
-    at = timezone.now() - timedelta(minutes=1)
-    usage_write(
-        [
-            usage_call(at, key=key, path=path),
-            usage_call(at, pat=pat, project=project, path=path),
-        ]
-    )
-    sign_in(page, "kim@example.com")
+    path = LONG_PATH
     page.set_viewport_size({"width": 390, "height": 900})
 
-    for url in (
-        f"/projects/{project.slug}/settings/api-keys/{key.pk}/usage/",
-        f"/projects/{project.slug}/usage/calls/",
-        f"/account/tokens/{pat.pk}/usage/",
-    ):
+    for url in three_call_logs_holding_a_call_to(page, path):
         page.goto(url)
         page.evaluate("document.querySelectorAll('td.request details').forEach(d => d.open = true)")
         cell = page.locator("td.request").first
