@@ -265,14 +265,25 @@ class NoSecretBoundField(BoundField):
         # max_length: what was typed there is kept to be corrected.
         return max(_SHOWN_BACK_AT_MOST, getattr(self.field, "max_length", None) or 0)
 
+    def _not_shown_back(self, value: object) -> bool:
+        # A render reads a field's value and errors several times (the input, its aria
+        # attributes, the error list): the token check, a character at a time beyond
+        # ASCII, runs once per value. Kept on this bound field, which goes with its form,
+        # not in a cache of the process (the values include passwords).
+        if not isinstance(value, str):
+            return False
+        checked: dict[str, bool] = self.__dict__.setdefault("_checked", {})
+        if value not in checked:
+            checked[value] = _not_shown_back(value, at_most=self._shown_back_at_most)
+        return checked[value]
+
     def value(self) -> Any:
         value = super().value()
         if not self.form.is_bound:
             return value
-        at_most = self._shown_back_at_most
         if isinstance(value, list | tuple):
-            return [item for item in value if not _not_shown_back(item, at_most=at_most)]
-        return "" if _not_shown_back(value, at_most=at_most) else value
+            return [item for item in value if not self._not_shown_back(item)]
+        return "" if self._not_shown_back(value) else value
 
     @property
     def errors(self) -> ErrorList:
@@ -280,8 +291,7 @@ class NoSecretBoundField(BoundField):
         if not errors or not self.form.is_bound:
             return errors
         sent = self.data if isinstance(self.data, list | tuple) else [self.data]
-        at_most = self._shown_back_at_most
-        hidden = [value for value in sent if _not_shown_back(value, at_most=at_most)]
+        hidden = [value for value in sent if self._not_shown_back(value)]
         if not hidden:
             return errors
         redacted = errors.copy()

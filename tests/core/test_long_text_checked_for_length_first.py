@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from django import forms
 from django.core.exceptions import ValidationError
 
 import core.forms
@@ -92,3 +93,22 @@ def test_services_check_a_huge_name_or_reason_for_its_length_first(api_key, user
     assert token_checks == []
     api_key[0].refresh_from_db()
     assert not api_key[0].suspended_reason
+
+
+def test_a_refused_forms_page_checks_each_value_sent_for_a_token_once(token_checks):
+    """A render reads each field's value and errors several times (the input, its aria
+    attributes, its error list); the check of what is shown back (core.forms'
+    NoSecretBoundField) ran on each read, about twice a plain render's time for a refused
+    form of non-ASCII text."""
+
+    class LimitForm(forms.Form):
+        limit = forms.IntegerField()
+
+    typed = "²" * 40  # not digits to Python's int(): refused, and shown back to correct
+    form = LimitForm(data={"limit": typed})
+    assert not form.is_valid()
+
+    html = str(form)
+
+    assert typed in html and 'aria-invalid="true"' in html
+    assert token_checks == [len(typed)]
