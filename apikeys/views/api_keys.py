@@ -275,10 +275,11 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
 def api_key_rename_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     api_key = _key(request, key_id)
     # Ended: it stays for the record as it was, as a roll of it would say (409 on a POST,
-    # from a list shown before it ended).
-    conflict = 409 if request.method == "POST" else 200
-    if ended := _ended_panel(request, api_key, "renamed", status=conflict):
+    # from a list shown before it ended, which is reloaded: it still shows the key working).
+    if request.method == "GET" and (ended := _ended_panel(request, api_key, "renamed")):
         return ended
+    if request.method == "POST" and (ended := _ended_panel(request, api_key, "renamed", 409)):
+        return trigger_client_event(ended, CHANGED)
     initial = {"name": api_key.name, "notes": api_key.notes}
     form = ApiKeyRenameForm(request.POST or None, initial=initial, api_key=api_key)
     if request.method == "POST" and form.is_valid():
@@ -296,7 +297,7 @@ def api_key_rename_view(request: ProjectRequest, key_id: int) -> HttpResponse:
         except KeyEnded:  # since the check above (the service read it again, as it is now)
             ended_now = _ended_panel(request, api_key, "renamed", status=409)
             assert ended_now is not None
-            return ended_now
+            return trigger_client_event(ended_now, CHANGED)
         messages.success(request, f"Key renamed to “{api_key.name}”.")
         if request.htmx:
             response = render(request, f"{TEMPLATE}#panel-closed", {})

@@ -520,7 +520,8 @@ var announce = (function () {
 
 
 // An htmx request the server refused or could not answer (403, 404, 500, 503: anything
-// but the 422 of a form with errors, which is swapped in beside its fields), or one that
+// but the 422 of a form with errors or the 409 of one whose thing changed meanwhile,
+// which are swapped in beside its fields or in its place), or one that
 // never reached it: nothing is swapped, so without this the click would seem to do
 // nothing. An alert says what the server's error page says ("Busy for a moment: … try
 // again"), where the person is looking: in the open dialog, else at the top of the page.

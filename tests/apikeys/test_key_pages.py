@@ -187,6 +187,22 @@ def test_a_revoked_key_is_not_renamed_and_its_rename_page_says_why(
     assert not AuditEvent.objects.filter(action="api_key.renamed").exists()
 
 
+def test_an_htmx_rename_of_a_key_revoked_meanwhile_shows_why_and_refreshes_the_list(
+    signed_in, project, make_key
+):
+    """The dialog was opened while the key worked: its Save gets the ended panel in place
+    of the stale form, and the list behind it reloads to show the key as revoked."""
+    key, _ = make_key(project, name="Keep")
+    url = reverse("apikeys:api_key_rename", args=[project.slug, key.pk])
+    assert 'name="name"' in signed_in.get(url, headers=HTMX).content.decode()
+    key.revoke(by=None)
+    sent = signed_in.post(url, {"name": "Renamed", "notes": ""}, headers=HTMX)
+    assert sent.status_code == 409
+    assert 'id="key-panel"' in sent.content.decode()
+    assert "cannot be renamed" in sent.content.decode()
+    assert "apiKeysChanged" in sent.headers.get("HX-Trigger", "")
+
+
 def test_the_rename_service_refuses_a_key_revoked_since_the_caller_read_it(project, make_key, user):
     from apikeys.services import KeyEnded, api_key_rename
 

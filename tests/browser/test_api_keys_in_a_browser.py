@@ -4,7 +4,9 @@ import urllib.request
 
 from playwright.sync_api import Page, expect
 
+from accounts.models import Project
 from accounts.services import user_sign_up
+from apikeys.services import api_key_create
 from tests.conftest import PASSWORD
 
 
@@ -183,3 +185,25 @@ def test_a_revoke_asks_first_and_cancel_or_escape_changes_nothing(
     page.get_by_role("dialog").get_by_role("button", name="Revoke").click()
     expect(page.get_by_text(f"Client token {token.public_id} is revoked.")).to_be_visible()
     assert ClientToken.objects.get(pk=token.pk).revoked_at is not None
+
+
+def test_a_rename_sent_after_the_key_was_revoked_says_so_in_the_dialog(
+    page: Page, live_server, transactional_db
+):
+    """Revoked (from another tab, by someone else) while its rename dialog was open: Save
+    shows why it cannot be renamed where the form was, and the list marks it revoked."""
+    user = user_sign_up(email="ola@example.com", password=PASSWORD, name="Ola", verified=True)
+    project = Project.objects.for_user(user).get()
+    api_key, _ = api_key_create(project=project, name="Production", created_by=user)
+    sign_in(page, "ola@example.com")
+    page.get_by_role("navigation", name="Project").get_by_role("link", name="API Keys").click()
+    page.locator("#key-table tr", has_text="Production").get_by_role("link", name="Rename").click()
+    page.locator("#key-panel").get_by_label("Name", exact=True).fill("Renamed")
+
+    api_key.revoke(by=None)
+    page.get_by_role("button", name="Save").click()
+
+    expect(page.locator("#key-panel")).to_contain_text("cannot be renamed")
+    expect(page.locator("#key-panel input")).to_have_count(0)
+    expect(page.locator("[data-request-error]")).to_have_count(0)
+    expect(page.locator("#key-table .badge-danger")).to_have_text("revoked")
