@@ -392,8 +392,12 @@ def _record(delivery: WebhookDelivery, outcome: Outcome, now: datetime) -> None:
     if not outcome.attempted:
         # Nothing was sent (no DNS lookup could start, others' still running): counted,
         # it gave an alert up unsent while other projects' lookups held them all, or
-        # another endpoint's of its project held the project's share.
-        fields.update(status=WebhookDelivery.Status.PENDING, next_attempt_at=now + BACKOFF[0])
+        # another endpoint's of its project held the project's share. One whose earlier
+        # attempt failed stays failed (and said so): "queued" hid that failure.
+        waits_as = (
+            WebhookDelivery.Status.FAILED if delivery.attempts else WebhookDelivery.Status.PENDING
+        )
+        fields.update(status=waits_as, next_attempt_at=now + BACKOFF[0])
     elif outcome.ok:
         fields.update(
             status=WebhookDelivery.Status.SUCCEEDED, delivered_at=now, next_attempt_at=None

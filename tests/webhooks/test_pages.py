@@ -8,13 +8,16 @@ import time
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import Membership, Project
 from accounts.services import membership_remove, user_sign_up
 from audit.models import AuditEvent
-from webhooks.delivery import deliver
+from webhooks import delivery as delivery_module
+from webhooks.delivery import BACKOFF, deliver
 from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookDelivery, WebhookEndpoint
 from webhooks.services import webhook_create, webhook_send_test
+from webhooks.transport import Outcome
 
 from ..conftest import HTMX, PASSWORD
 
@@ -429,3 +432,44 @@ def test_the_add_form_names_the_ports_an_address_may_use_before_it_is_sent(signe
     help_text = re.search(rb'id="id_url_helptext"[^>]*>(.*?)</', page.content, re.S)
     assert help_text is not None
     assert b"port 443 or 8443" in help_text.group(1)
+
+
+def _status_shown(signed_in, project, endpoint) -> tuple[str, str]:
+    """The badge of the endpoint's newest delivery on the list, and on its log."""
+    badge = re.compile(r'<span class="badge[^"]*">([^<]+)</span>')
+    listing = signed_in.get(_url("webhook_list", project)).content.decode()
+    log = signed_in.get(_url("webhook_detail", project, endpoint_id=endpoint.pk)).content.decode()
+    return badge.findall(listing.split("<tbody")[1])[0], badge.findall(log.split("<tbody")[1])[0]
+
+
+def test_a_failed_delivery_refused_a_dns_lookup_on_its_retry_still_shows_failed(
+    signed_in, project, receiver, make_endpoint, make_flag, monkeypatch
+):
+    """Refused for want of a free lookup, a retry costs no attempt and goes back in line;
+    shown as "queued" it hid that its last attempt had failed."""
+    endpoint, _ = make_endpoint(project, receiver.url())
+    make_flag(project)
+    receiver.status = 500
+    now = timezone.now()
+    deliver(now=now)
+    assert _status_shown(signed_in, project, endpoint) == ("failed, will retry",) * 2
+
+    refused = Outcome(None, "Too many DNS lookups are still unanswered.", attempted=False)
+    monkeypatch.setattr(delivery_module, "_send", lambda delivery, endpoint: refused)
+    deliver(now=now + BACKOFF[0])
+
+    row = WebhookDelivery.objects.get()
+    assert row.attempts == 1 and row.next_attempt_at == now + BACKOFF[0] + BACKOFF[0]
+    assert _status_shown(signed_in, project, endpoint) == ("failed, will retry",) * 2
+
+
+def test_a_delivery_refused_a_dns_lookup_before_any_attempt_shows_queued(
+    signed_in, project, receiver, make_endpoint, make_flag, monkeypatch
+):
+    endpoint, _ = make_endpoint(project, receiver.url())
+    make_flag(project)
+    refused = Outcome(None, "Too many DNS lookups are still unanswered.", attempted=False)
+    monkeypatch.setattr(delivery_module, "_send", lambda delivery, endpoint: refused)
+    deliver()
+    assert WebhookDelivery.objects.get().attempts == 0
+    assert _status_shown(signed_in, project, endpoint) == ("queued",) * 2
