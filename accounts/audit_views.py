@@ -49,14 +49,14 @@ def user_audit(request: AuthenticatedRequest) -> HttpResponse:
 
 
 @require_GET
-@filters_without_secrets
+@filters_without_secrets(page="accounts:project_audit")
 @project_member_required
 def project_audit_csv(request: ProjectRequest) -> HttpResponseBase:
     return _audit_csv(request, _project_log(request), name=request.project.slug)
 
 
 @require_GET
-@filters_without_secrets
+@filters_without_secrets(page="accounts:user_audit")
 @login_required
 def user_audit_csv(request: AuthenticatedRequest) -> HttpResponseBase:
     return _audit_csv(request, _user_log(request), name="account")

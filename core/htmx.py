@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, overload
 
 from django.http import HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django_htmx.http import HttpResponseClientRedirect, push_url
 
@@ -70,40 +71,59 @@ def _holds_token(text: str) -> bool:
     return holds_secret("".join(text.split()))
 
 
+type _View[R: HttpResponseBase] = Callable[..., R]
+type _Guarded[R: HttpResponseBase] = Callable[..., R | HttpResponse]
+
+
+@overload
+def filters_without_secrets[R: HttpResponseBase](view: _View[R], /) -> _Guarded[R]: ...
+@overload
 def filters_without_secrets[R: HttpResponseBase](
-    view: Callable[..., R],
-) -> Callable[..., R | HttpResponse]:
-    """A filter page (or its export) asked with a whole token in its query is opened again
-    without it (303; htmx: HX-Redirect, so nothing of it is swapped in or pushed). Not
-    searched for and not shown back is not enough: the address is the browser's history,
-    its address bar, the Referer sent onward and the server's access log. The page says
-    once, beside its filters, that a token was pasted and not kept
-    (`request.tokens_pasted_into`, the filters' names; templates/includes/token_pasted.html).
+    *, page: str
+) -> Callable[[_View[R]], _Guarded[R]]: ...
+def filters_without_secrets[R: HttpResponseBase](
+    view: _View[R] | None = None, /, *, page: str | None = None
+) -> _Guarded[R] | Callable[[_View[R]], _Guarded[R]]:
+    """A filter page asked with a whole token in its query is opened again without it
+    (303; htmx: HX-Redirect, so nothing of it is swapped in or pushed). Not searched for
+    and not shown back is not enough: the address is the browser's history, its address
+    bar, the Referer sent onward and the server's access log. The page says once, beside
+    its filters, that a token was pasted and not kept (`request.tokens_pasted_into`, the
+    filters' names; templates/includes/token_pasted.html).
+
+    `page`: the URL name of the page to open instead, taking the view's own arguments: an
+    export's page (`@filters_without_secrets(page="usage:project_calls")`). The export
+    itself, downloaded without that filter, held more rows than were asked for, and a
+    file has nowhere to say why.
 
     Put it before login_required: the sign-in page's ?next= would otherwise hold it."""
 
-    @wraps(view)
-    def wrapped(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> R | HttpResponse:
-        pasted = [
-            name
-            for name, values in request.GET.lists()
-            if _holds_token(name) or any(_holds_token(value) for value in values)
-        ]
-        if not pasted:
-            request.tokens_pasted_into = _pasted_here_before(request)  # type: ignore[attr-defined]
-            return view(request, *args, **kwargs)
-        kept = request.GET.copy()
-        for name in pasted:
-            del kept[name]
-        address = url_with_query(request.path, kept.urlencode())
-        # A name that is itself a token is not kept either: "" stands for it.
-        names = sorted({"" if _holds_token(name) else name for name in pasted})
-        request.session[PASTED_SESSION_KEY] = {"path": request.path, "fields": names}
-        if request.htmx:
-            return HttpResponseClientRedirect(address)
-        return HttpResponseSeeOther(address)
+    def guard(view: _View[R]) -> _Guarded[R]:
+        @wraps(view)
+        def wrapped(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> R | HttpResponse:
+            pasted = [
+                name
+                for name, values in request.GET.lists()
+                if _holds_token(name) or any(_holds_token(value) for value in values)
+            ]
+            if not pasted:
+                request.tokens_pasted_into = _pasted_here_before(request)  # type: ignore[attr-defined]
+                return view(request, *args, **kwargs)
+            kept = request.GET.copy()
+            for name in pasted:
+                del kept[name]
+            path = reverse(page, args=args, kwargs=kwargs) if page else request.path
+            address = url_with_query(path, kept.urlencode())
+            # A name that is itself a token is not kept either: "" stands for it.
+            names = sorted({"" if _holds_token(name) else name for name in pasted})
+            request.session[PASTED_SESSION_KEY] = {"path": path, "fields": names}
+            if request.htmx:
+                return HttpResponseClientRedirect(address)
+            return HttpResponseSeeOther(address)
 
-    return wrapped
+        return wrapped
+
+    return guard(view) if view is not None else guard
 
 
 def _pasted_here_before(request: HtmxHttpRequest) -> frozenset[str]:

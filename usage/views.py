@@ -164,7 +164,7 @@ def project_usage(request: ProjectRequest) -> HttpResponse:
 
 
 @require_GET
-@filters_without_secrets
+@filters_without_secrets(page="usage:project_usage")
 @project_member_required
 def project_usage_export(request: ProjectRequest) -> HttpResponseBase:
     """The log rows that the overview with the same query string counts, as CSV."""
@@ -291,7 +291,7 @@ def project_call_detail(request: ProjectRequest, request_id: str) -> HttpRespons
 
 
 @require_GET
-@filters_without_secrets
+@filters_without_secrets(page="usage:project_calls")
 @project_member_required
 def project_calls_export(request: ProjectRequest) -> HttpResponseBase:
     """The calls that the call log with the same query string lists, every page of them,
