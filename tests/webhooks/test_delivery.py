@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from functools import partial
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import run_together
+from webhooks import addresses
 from webhooks import delivery as delivery_module
 from webhooks.delivery import (
     BACKOFF,
@@ -505,17 +507,11 @@ def test_a_token_whose_unused_json_cannot_be_read_costs_none_of_its_projects_ale
     assert len(receiver.requests) == 2
 
 
-def test_one_projects_unanswered_dns_lookups_cannot_stop_every_other_projects_alerts(
-    receiver, make_endpoint, make_flag, make_user, make_project, monkeypatch
-):
-    """A lookup given up on keeps its thread until the resolver ends it, and past
-    MAX_LOOKUPS_UNANSWERED of them no lookup is started: an owner whose endpoints name
-    hosts whose DNS servers never answer used them all, and every other project's
-    deliveries then failed with "Too many DNS lookups" (and gave up after the last
-    retry). A project's unanswered lookups now stop at its own share."""
+@pytest.fixture
+def stalled_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """Hosts named stalls…: their DNS servers never answer (until the event is set), as
+    a hostile owner's can. Other hosts resolve as usual. Each attempt waits 0.2 s."""
     import socket
-
-    from webhooks import addresses
 
     released = threading.Event()
     real_getaddrinfo = socket.getaddrinfo
@@ -528,6 +524,18 @@ def test_one_projects_unanswered_dns_lookups_cannot_stop_every_other_projects_al
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     monkeypatch.setattr("webhooks.transport.TIMEOUT", 0.2)
+    yield released
+    released.set()
+
+
+def test_one_projects_unanswered_dns_lookups_cannot_stop_every_other_projects_alerts(
+    receiver, make_endpoint, make_flag, make_user, make_project, stalled_dns, monkeypatch
+):
+    """A lookup given up on keeps its thread until the resolver ends it, and past
+    MAX_LOOKUPS_UNANSWERED of them no lookup is started: an owner whose endpoints name
+    hosts whose DNS servers never answer used them all, and every other project's
+    deliveries then failed with "Too many DNS lookups" (and gave up after the last
+    retry). A project's unanswered lookups now stop at its own share."""
     monkeypatch.setattr(addresses, "MAX_LOOKUPS_UNANSWERED", 3)
     monkeypatch.setattr(addresses, "MAX_LOOKUPS_UNANSWERED_PER_PROJECT", 2)
     try:
@@ -550,31 +558,16 @@ def test_one_projects_unanswered_dns_lookups_cannot_stop_every_other_projects_al
         assert hostile_errors[0].startswith("DNS lookup: no answer")
         assert "this project's" in hostile_errors[2]
     finally:
-        released.set()
+        stalled_dns.set()
 
 
 def test_a_delivery_refused_for_want_of_a_dns_lookup_costs_it_no_attempt(
-    receiver, make_endpoint, make_flag, make_user, make_project, monkeypatch
+    receiver, make_endpoint, make_flag, make_user, make_project, stalled_dns, monkeypatch
 ):
     """Past MAX_LOOKUPS_UNANSWERED (other projects' lookups, given up on and still
     running) a delivery is refused before anything is sent. That was counted as one of
     its six attempts, so while others held the lookups an alert gave up without ever
     being tried. It waits a minute instead, its attempts as they were."""
-    import socket
-
-    from webhooks import addresses
-
-    released = threading.Event()
-    real_getaddrinfo = socket.getaddrinfo
-
-    def getaddrinfo(host, *args, **kwargs):
-        if host.startswith("stalls"):
-            released.wait(10)
-            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr("webhooks.transport.TIMEOUT", 0.2)
     monkeypatch.setattr(addresses, "MAX_LOOKUPS_UNANSWERED", 1)
     try:
         stalling = make_project(make_user(), name="Stalling")
@@ -591,7 +584,7 @@ def test_a_delivery_refused_for_want_of_a_dns_lookup_costs_it_no_attempt(
         assert waiting.next_attempt_at == now + BACKOFF[0]
         assert waiting.status == "pending"
     finally:
-        released.set()
+        stalled_dns.set()
     monkeypatch.setattr(addresses, "MAX_LOOKUPS_UNANSWERED", 32)  # (the stalled one retries)
     deliver(now=now + BACKOFF[0])
     sent = WebhookDelivery.objects.get(endpoint=fine_endpoint)
@@ -599,26 +592,11 @@ def test_a_delivery_refused_for_want_of_a_dns_lookup_costs_it_no_attempt(
 
 
 def test_a_projects_endpoint_refused_for_its_projects_unanswered_lookups_costs_no_attempt(
-    receiver, project, make_endpoint, make_flag, monkeypatch
+    receiver, project, make_endpoint, make_flag, stalled_dns, monkeypatch
 ):
     """A project's share of the unanswered lookups (MAX_LOOKUPS_UNANSWERED_PER_PROJECT)
     can be filled by one of its endpoints whose DNS servers have stopped answering: its
     other endpoints, a Slack one that works, must not spend their retries meanwhile."""
-    import socket
-
-    from webhooks import addresses
-
-    released = threading.Event()
-    real_getaddrinfo = socket.getaddrinfo
-
-    def getaddrinfo(host, *args, **kwargs):
-        if host.startswith("stalls"):
-            released.wait(10)
-            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr("webhooks.transport.TIMEOUT", 0.2)
     monkeypatch.setattr(addresses, "MAX_LOOKUPS_UNANSWERED_PER_PROJECT", 1)
     try:
         make_endpoint(project, "https://stalls.example.com/hook")
@@ -631,31 +609,16 @@ def test_a_projects_endpoint_refused_for_its_projects_unanswered_lookups_costs_n
         assert (waiting.status, waiting.attempts) == ("pending", 0)
         assert "this project's DNS lookups" in waiting.last_error
     finally:
-        released.set()
+        stalled_dns.set()
 
 
 def test_one_persons_projects_cannot_together_stop_every_other_projects_alerts(
-    receiver, make_endpoint, make_flag, make_user, make_project, monkeypatch
+    receiver, make_endpoint, make_flag, make_user, make_project, stalled_dns, monkeypatch
 ):
     """A project's share of the unanswered DNS lookups bounds one project, but a person
     may make up to 100 projects (accounts.services.MAX_PROJECTS_PER_PERSON), and a few of
     them, each within its share, used every lookup again. The endpoints one person made
     now have one share between them, whichever projects they are in."""
-    import socket
-
-    from webhooks import addresses
-
-    released = threading.Event()
-    real_getaddrinfo = socket.getaddrinfo
-
-    def getaddrinfo(host, *args, **kwargs):
-        if host.startswith("stalls"):
-            released.wait(10)
-            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    monkeypatch.setattr("webhooks.transport.TIMEOUT", 0.2)
     monkeypatch.setattr(addresses, "MAX_LOOKUPS_UNANSWERED", 3)
     monkeypatch.setattr(addresses, "MAX_LOOKUPS_UNANSWERED_PER_PROJECT", 2)
     monkeypatch.setattr(addresses, "MAX_LOOKUPS_UNANSWERED_PER_PERSON", 2)
@@ -685,4 +648,4 @@ def test_one_persons_projects_cannot_together_stop_every_other_projects_alerts(
             False,
         ]
     finally:
-        released.set()
+        stalled_dns.set()
