@@ -96,7 +96,8 @@ def filters_without_secrets[R: HttpResponseBase](
     itself, downloaded without that filter, held more rows than were asked for, and a
     file has nowhere to say why.
 
-    Put it before login_required: the sign-in page's ?next= would otherwise hold it."""
+    Put it before login_required: the sign-in page's ?next= would otherwise hold it.
+    Someone signed out is sent on without the note: no session is written for them."""
 
     def guard(view: _View[R]) -> _Guarded[R]:
         @wraps(view)
@@ -116,7 +117,10 @@ def filters_without_secrets[R: HttpResponseBase](
             address = url_with_query(path, kept.urlencode())
             # A name that is itself a token is not kept either: "" stands for it.
             names = sorted({"" if _holds_token(name) else name for name in pasted})
-            request.session[PASTED_SESSION_KEY] = {"path": path, "fields": names}
+            # Noted for the person whose page it is: for anyone signed out, each such GET
+            # would store a session row (the sign-in page follows without the note).
+            if request.user.is_authenticated:
+                request.session[PASTED_SESSION_KEY] = {"path": path, "fields": names}
             if request.htmx:
                 return HttpResponseClientRedirect(address)
             return HttpResponseSeeOther(address)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 import pytest
+from django.conf import settings
+from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import reverse
 
@@ -132,3 +134,18 @@ def test_a_token_pasted_before_signing_in_is_not_carried_to_the_sign_in_page(
     response = client.get(url, {"client_token": tokens["ct"]})
     assert response.status_code == 303 and response["Location"] == url
     assert tokens["ct"][12:] not in client.get(url)["Location"]
+
+
+def test_a_token_pasted_by_someone_signed_out_writes_no_session(
+    client: Client, tokens: dict[str, str]
+) -> None:
+    """The note is for the person whose page it is: kept for anyone signed out, each
+    such GET stored a session row, as many as anyone cared to send."""
+    url = _page_url("usage:project_calls", "project", tokens)
+    sessions_before = Session.objects.count()
+
+    response = client.get(url, {"client_token": tokens["ct"]})
+
+    assert response.status_code == 303 and response["Location"] == url
+    assert Session.objects.count() == sessions_before
+    assert settings.SESSION_COOKIE_NAME not in response.cookies
