@@ -435,7 +435,7 @@ class StreamIngest:
         self._forget_idle_consumers()
         while not self.stopping:
             try:
-                written = self.step()
+                self.step()
                 delay = 0.5
                 if not once and 0 < self._last_read < READ_COUNT:
                     # Caught up: let the next batch gather for a moment. Under load a
@@ -452,8 +452,8 @@ class StreamIngest:
             finally:
                 if not connection.in_atomic_block:  # (a test's transaction, never in service)
                     close_old_connections()
-            if once and not written and not self._backlog:
-                break
+            if once and not self._last_read and not self._backlog:
+                break  # the stream is drained (a read that only dropped records is not)
         return self.stats
 
     def _wait(self, seconds: float) -> None:

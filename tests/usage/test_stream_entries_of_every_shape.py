@@ -205,3 +205,22 @@ def test_an_entry_of_more_records_than_any_call_makes_is_dropped_with_one_line(
     assert len(dropped) == 1 and "too many records" in dropped[0].getMessage()
     (length,) = redis_store.round_trip(("XLEN", write_behind.stream_key()))
     assert length == 0
+
+
+def test_once_drains_past_a_whole_read_of_unreadable_entries(
+    api_key, stream, redis_store, monkeypatch
+):
+    """`ingest_usage --once` drains the stream: a read that wrote nothing because all it
+    held was dropped is not the end of the stream, and the calls after it are written."""
+    monkeypatch.setattr(write_behind, "READ_COUNT", 3)
+    key, _ = api_key
+    for _ in range(3):
+        stream(b"x", b"no record here")
+    stream(b"r", record(key, "req_after"))
+
+    stats = StreamIngest(consumer="test").run(once=True)
+
+    assert list(UsageRecord.objects.values_list("request_id", flat=True)) == ["req_after"]
+    assert stats.dropped == 3
+    (length,) = redis_store.round_trip(("XLEN", write_behind.stream_key()))
+    assert length == 0
