@@ -386,3 +386,18 @@ class Passkey(models.Model):
 
     def __str__(self) -> str:
         return f"passkey {self.name!r} of {self.user}"
+
+
+class UsedPasskeyChallenge(models.Model):
+    """A challenge that a passkey's answer was accepted for (accounts/passkeys.py): the
+    same challenge, and so a replayed answer, is refused while it is still young enough
+    to be taken, on every worker. Written only for an answer whose signature checks, so
+    asking for challenges, or answering them wrongly, stores nothing; clear_sessions
+    removes the rows once their challenges have expired."""
+
+    # SHA-256 of the challenge: one width whatever the size of the library's challenges.
+    digest = models.CharField(max_length=64, unique=True)
+    used_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"passkey challenge used at {self.used_at:%Y-%m-%d %H:%M:%S}"

@@ -6,7 +6,7 @@ prompt, and one POST of its answer as JSON. The checks are in accounts/passkeys.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final, Literal
 
 from django import forms
 from django.conf import settings
@@ -24,14 +24,18 @@ from accounts.decorators import verified_email_required
 from accounts.http import AuthenticatedRequest
 from accounts.models import Passkey
 from accounts.passkeys import (
+    CHALLENGE_SECONDS,
     PasskeyRefused,
     authentication_options,
+    challenge_cookie_name,
     passkey_authenticate,
     passkey_register,
     passkey_remove,
     passkey_rename,
+    passkey_sign_in,
     registration_options,
     relying_party,
+    sign_in_options,
 )
 from accounts.sudo import sudo_fresh, sudo_required
 from accounts.two_factor import SecondFactorRequiredError, has_two_factor, last_factor_message
@@ -205,31 +209,49 @@ def passkey_sudo_options(request: AuthenticatedRequest) -> HttpResponse:
 # Signing in with a passkey alone ---------------------------------------------------------
 
 
+# The challenge is this browser's cookie, not the session's: asked for by anyone signed
+# out, a session for each would store a row per POST (accounts/passkeys.py). Strict: only
+# our own pages' requests carry it.
+_COOKIE_SAMESITE: Final[Literal["Strict"]] = "Strict"
+
+
 @never_cache
 @require_POST
 def passkey_login_options(request: HttpRequest) -> HttpResponse:
-    return _options(
-        authentication_options(
-            session=request.session, rp=relying_party(request), purpose="sign_in"
-        )
+    options, signed_challenge = sign_in_options(rp=relying_party(request))
+    response = _options(options)
+    response.set_cookie(
+        challenge_cookie_name(),
+        signed_challenge,
+        max_age=CHALLENGE_SECONDS,
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite=_COOKIE_SAMESITE,
     )
+    return response
 
 
 @never_cache
 @require_POST
 def passkey_login_verify(request: HttpRequest) -> HttpResponse:
-    """A passkey with user verification is both factors: a full sign-in."""
+    """A passkey with user verification is both factors: a full sign-in. Whatever the
+    answer, the browser is told to forget the challenge: it was good for one try."""
+    response = _login_verified(request)
+    response.delete_cookie(challenge_cookie_name(), samesite=_COOKIE_SAMESITE)
+    return response
+
+
+def _login_verified(request: HttpRequest) -> HttpResponse:
     try:
         body = _body(request)
     except _BadRequest as bad:
         return _refusal(str(bad))
     ip = client_ip(request)
     try:
-        passkey = passkey_authenticate(
-            session=request.session,
+        passkey = passkey_sign_in(
+            signed_challenge=request.COOKIES.get(challenge_cookie_name()),
             credential=body["credential"],
             rp=relying_party(request),
-            purpose="sign_in",
             ip=ip,
         )
     except PasskeyRefused as refused:

@@ -5,7 +5,14 @@ answer to the sudo prompt. The views are in accounts/passkey_views.py.
   what is asked (resident key and user verification required at registration, known
   credentials excluded) and what a verified answer may do.
 - A challenge lives in the session, for one purpose (and one person where it names one),
-  is taken out on first use whatever the outcome, and is good for 5 minutes.
+  is taken out on first use whatever the outcome, and is good for 5 minutes. The one
+  exception is the passwordless sign-in's, asked for by anyone signed out: a session for
+  each would be a row stored for every POST anyone cared to send. It rides in a signed
+  cookie of the browser that asked instead, with its purpose and time, and the browser is
+  told to forget it with the answer.
+- Whichever way it was kept, a challenge an answer was accepted for is recorded as used
+  (UsedPasskeyChallenge): a copied cookie, or two answers sent at once from one session,
+  do not use it twice. Only an answer whose signature checks writes that row.
 - The relying party is the request's host name (no port), the origin its scheme and host;
   WEBAUTHN_RP_ID and WEBAUTHN_ORIGINS override both behind a proxy.
 - A sign count that does not go up (when the authenticator keeps one) means a cloned
@@ -15,15 +22,18 @@ answer to the sudo prompt. The views are in accounts/passkey_views.py.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
+from django.core import signing
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -47,7 +57,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from accounts.models import Passkey, User
+from accounts.models import Passkey, UsedPasskeyChallenge, User
 from accounts.security_notices import security_notice_send
 from accounts.two_factor import keep_a_second_factor
 from audit.log import audit_record
@@ -57,6 +67,12 @@ RP_NAME = "Reminix"
 CHALLENGE_SECONDS = 300
 PASSKEYS_PER_PERSON = 20
 _SESSION_KEY = "passkey_challenge"
+# The passwordless sign-in's challenge, signed, in a cookie of its own (see above).
+_COOKIE = "passkey_challenge"
+_COOKIE_SALT = "accounts.passkeys.sign_in_challenge"
+# A used challenge is remembered while one issued then could still be taken: its 5
+# minutes, and a margin for the clocks of other hosts.
+USED_CHALLENGES_KEPT = timedelta(hours=1)
 # What a challenge is for: registration, passwordless sign-in, the sign-in's second step
 # after a password, or the sudo prompt. One kind is never accepted for another.
 Purpose = Literal["register", "sign_in", "second_factor", "sudo"]
@@ -99,10 +115,10 @@ def has_passkey(user: User) -> bool:
 # Challenges -----------------------------------------------------------------------------
 
 
-def _challenge_keep(
-    session: SessionBase, purpose: Purpose, challenge: bytes, user: User | None, **extra: str
-) -> None:
-    session[_SESSION_KEY] = {
+def _challenge(
+    purpose: Purpose, challenge: bytes, user: User | None, **extra: str
+) -> dict[str, Any]:
+    return {
         "purpose": purpose,
         "challenge": _b64url(challenge),
         "user": user.pk if user is not None else None,
@@ -111,10 +127,38 @@ def _challenge_keep(
     }
 
 
+def _challenge_keep(
+    session: SessionBase, purpose: Purpose, challenge: bytes, user: User | None, **extra: str
+) -> None:
+    session[_SESSION_KEY] = _challenge(purpose, challenge, user, **extra)
+
+
 def _challenge_take(session: SessionBase, purpose: Purpose, user: User | None) -> dict[str, Any]:
     """The challenge kept for `purpose` (and `user`), taken out of the session: each is
     good for one answer, right or wrong."""
-    kept = session.pop(_SESSION_KEY, None)
+    return _challenge_checked(session.pop(_SESSION_KEY, None), purpose, user)
+
+
+def challenge_cookie_name() -> str:
+    """As the session cookie's name (settings/base.py): with __Host- wherever cookies are
+    Secure, so that only this origin, over https, sets it."""
+    return f"__Host-{_COOKIE}" if settings.SESSION_COOKIE_SECURE else _COOKIE
+
+
+def _challenge_signed(purpose: Purpose, challenge: bytes) -> str:
+    return signing.Signer(salt=_COOKIE_SALT).sign_object(_challenge(purpose, challenge, None))
+
+
+def _challenge_unsigned(signed: str | None, purpose: Purpose) -> dict[str, Any]:
+    """The challenge in the browser's cookie, if we signed it and it is still young."""
+    try:
+        kept = signing.Signer(salt=_COOKIE_SALT).unsign_object(signed or "")
+    except (signing.BadSignature, ValueError):
+        kept = None
+    return _challenge_checked(kept, purpose, None)
+
+
+def _challenge_checked(kept: object, purpose: Purpose, user: User | None) -> dict[str, Any]:
     if (
         not isinstance(kept, dict)
         or kept.get("purpose") != purpose
@@ -223,20 +267,31 @@ def _default_name(user: User) -> str:
 
 
 def authentication_options(
-    *, session: SessionBase, rp: RelyingParty, purpose: Purpose, user: User | None = None
+    *, session: SessionBase, rp: RelyingParty, purpose: Purpose, user: User
 ) -> str:
-    """The options for navigator.credentials.get(), as JSON; the challenge is kept.
-    Without `user` (passwordless sign-in) the browser offers any passkey it holds for us
-    and must verify the person; with one, only that person's passkeys are allowed."""
-    allowed = [_descriptor(p) for p in Passkey.objects.filter(user=user)] if user else []
+    """The options for navigator.credentials.get(), as JSON, allowing only `user`'s
+    passkeys; the challenge is kept in the session."""
     options = generate_authentication_options(
         rp_id=rp.id,
         timeout=CHALLENGE_SECONDS * 1000,
-        allow_credentials=allowed,
+        allow_credentials=[_descriptor(p) for p in Passkey.objects.filter(user=user)],
         user_verification=_verification(purpose),
     )
     _challenge_keep(session, purpose, options.challenge, user)
     return options_to_json(options)
+
+
+def sign_in_options(*, rp: RelyingParty) -> tuple[str, str]:
+    """For the passwordless sign-in: the options for navigator.credentials.get(), as JSON,
+    and the signed challenge for this browser's cookie (challenge_cookie_name()). The
+    browser offers any passkey it holds for us and must verify the person. Nothing is
+    stored: anyone signed out may ask."""
+    options = generate_authentication_options(
+        rp_id=rp.id,
+        timeout=CHALLENGE_SECONDS * 1000,
+        user_verification=_verification("sign_in"),
+    )
+    return options_to_json(options), _challenge_signed("sign_in", options.challenge)
 
 
 def _verifies_the_person(purpose: Purpose) -> bool:
@@ -260,12 +315,33 @@ def passkey_authenticate(
     credential: dict[str, Any],
     rp: RelyingParty,
     purpose: Purpose,
-    user: User | None = None,
+    user: User,
     ip: str | None,
 ) -> Passkey:
-    """Verify the browser's answer to authentication_options(): the passkey used, whose
-    `user` may then be signed in (or pass the step). PasskeyRefused otherwise."""
+    """Verify the browser's answer to authentication_options(): the passkey of `user`
+    used, which passes the step. PasskeyRefused otherwise."""
     kept = _challenge_take(session, purpose, user)
+    return _authenticated(kept, credential=credential, rp=rp, purpose=purpose, user=user, ip=ip)
+
+
+def passkey_sign_in(
+    *, signed_challenge: str | None, credential: dict[str, Any], rp: RelyingParty, ip: str | None
+) -> Passkey:
+    """Verify the browser's answer to sign_in_options(), against the challenge of its
+    cookie: the passkey used, whose user may then be signed in. PasskeyRefused otherwise."""
+    kept = _challenge_unsigned(signed_challenge, "sign_in")
+    return _authenticated(kept, credential=credential, rp=rp, purpose="sign_in", user=None, ip=ip)
+
+
+def _authenticated(
+    kept: dict[str, Any],
+    *,
+    credential: dict[str, Any],
+    rp: RelyingParty,
+    purpose: Purpose,
+    user: User | None,
+    ip: str | None,
+) -> Passkey:
     credential_id = credential.get("id")
     if not isinstance(credential_id, str) or not _CREDENTIAL_ID.fullmatch(credential_id):
         raise PasskeyRefused("That is not a passkey answer.")
@@ -295,6 +371,9 @@ def passkey_authenticate(
         raise PasskeyRefused(
             "Your browser's answer could not be verified. Try again, or use another passkey."
         ) from None
+    if not _challenge_used(kept["challenge"]):
+        _failed(passkey, ip, reason="challenge_reused")
+        raise PasskeyRefused("That request has expired or was already used. Try again.")
     with transaction.atomic():
         passkey = Passkey.objects.select_for_update().select_related("user").get(pk=passkey.pk)
         new, old = verified.new_sign_count, passkey.sign_count
@@ -310,6 +389,26 @@ def passkey_authenticate(
             "authenticator does. Use another passkey, and remove this one."
         )
     return passkey
+
+
+def _challenge_used(challenge: str) -> bool:
+    """Record `challenge` as used; False if it was already. The unique digest decides,
+    whichever worker gets there first."""
+    digest = hashlib.sha256(challenge.encode()).hexdigest()
+    try:
+        with transaction.atomic():
+            UsedPasskeyChallenge.objects.create(digest=digest)
+    except IntegrityError:
+        return False
+    return True
+
+
+def used_challenges_prune() -> int:
+    """Forget the used challenges too old to be taken again anyway; how many went."""
+    removed, _ = UsedPasskeyChallenge.objects.filter(
+        used_at__lt=timezone.now() - USED_CHALLENGES_KEPT
+    ).delete()
+    return removed
 
 
 def _failed(passkey: Passkey, ip: str | None, *, reason: str, **extra: int) -> None:

@@ -1,5 +1,6 @@
 """The daily clear_sessions job: expired sessions go, and so do the Sessions page's
-records of them; a live session and a record written a moment before its session stay."""
+records of them; a live session and a record written a moment before its session stay.
+Passkey challenges recorded as used go once they are too old to be taken anyway."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.contrib.sessions.models import Session
 from django.core.management import call_command
 from django.utils import timezone
 
-from accounts.models import SignedInSession
+from accounts.models import SignedInSession, UsedPasskeyChallenge
 
 
 def session(expires_in: timedelta) -> str:
@@ -38,3 +39,13 @@ def test_expired_sessions_and_their_records_are_removed(user):
         live,
         "being-signed-in-now",
     }
+
+
+def test_used_passkey_challenges_go_once_they_have_expired_anyway(db):
+    now = timezone.now()
+    UsedPasskeyChallenge.objects.create(digest="a" * 64, used_at=now - timedelta(hours=2))
+    UsedPasskeyChallenge.objects.create(digest="b" * 64, used_at=now - timedelta(minutes=10))
+    out = io.StringIO()
+    call_command("clear_sessions", stdout=out)
+    assert "Removed 1 used passkey challenge." in out.getvalue()
+    assert list(UsedPasskeyChallenge.objects.values_list("digest", flat=True)) == ["b" * 64]

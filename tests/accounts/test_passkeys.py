@@ -6,12 +6,20 @@ hostile JSON). A software authenticator signs for real; py_webauthn checks for r
 from __future__ import annotations
 
 import json
+import threading
+import time
+from datetime import timedelta
 
 import pytest
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from accounts.models import Passkey
+from accounts import passkeys
+from accounts.models import Passkey, UsedPasskeyChallenge
 from accounts.two_factor import has_two_factor
 from audit.models import AuditEvent
 from tests.accounts.soft_authenticator import SoftAuthenticator
@@ -25,10 +33,26 @@ LOGIN_OPTIONS = reverse("accounts:passkey_login_options")
 LOGIN_VERIFY = reverse("accounts:passkey_login_verify")
 SECOND_OPTIONS = reverse("accounts:passkey_second_options")
 SECOND_VERIFY = reverse("accounts:passkey_second_verify")
+# The test settings' cookies are plain http: the name without its __Host- prefix.
+CHALLENGE_COOKIE = "passkey_challenge"
+
+
+class _Later:
+    """The time module as accounts.passkeys sees it, `seconds` from now."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def time(self) -> float:
+        return time.time() + self.seconds
 
 
 def send(client, url: str, body: object):
     return client.post(url, json.dumps(body), content_type="application/json")
+
+
+def send_secure(client, url: str, body: object):
+    return client.post(url, json.dumps(body), content_type="application/json", secure=True)
 
 
 def add_passkey(client, device: SoftAuthenticator, name: str = "Laptop") -> Passkey:
@@ -162,13 +186,128 @@ def test_a_challenge_is_good_once(client, enrolled):
     assert replayed.status_code == 400 and "already used" in replayed.json()["error"]
 
 
-def test_a_challenge_expires_after_five_minutes(client, enrolled):
+def test_a_challenge_copied_from_the_browser_is_not_good_twice(client, user, enrolled):
+    """The browser forgets the challenge with its answer; a copy of it kept elsewhere,
+    sent again with the answer it was signed for, still fails."""
     options = client.post(LOGIN_OPTIONS).json()
-    session = client.session
-    session["passkey_challenge"]["at"] -= 301
-    session.save()
+    copied = client.cookies[CHALLENGE_COOKIE].value
+    credential = enrolled.get(options, sign_count=0)  # no counter to go backwards
+    assert send(client, LOGIN_VERIFY, {"credential": credential}).status_code == 200
+    assert client.cookies[CHALLENGE_COOKIE].value == ""  # told to forget it
+    elsewhere = Client()
+    elsewhere.cookies[CHALLENGE_COOKIE] = copied
+    replayed = send(elsewhere, LOGIN_VERIFY, {"credential": credential})
+    assert replayed.status_code == 400 and "already used" in replayed.json()["error"]
+    assert "_auth_user_id" not in elsewhere.session
+    event = AuditEvent.objects.get(action="user.passkey_failed")
+    assert event.metadata["reason"] == "challenge_reused"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_answer_sent_twice_at_once_signs_in_once(user, monkeypatch):
+    """Two workers, each with a copy of the cookie and the answer, both past the signature
+    check before either goes on: the used challenge's row lets one through. A passkey
+    that keeps no counter (most synced passkeys) gives the counter check nothing to see."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: concurrency is shown on PostgreSQL.")
+    device = SoftAuthenticator()
+    owner = Client()
+    owner.force_login(user)
+    add_passkey(owner, device)
+    browser = Client()
+    options = browser.post(LOGIN_OPTIONS).json()
+    credential = device.get(options, sign_count=0)
+    copied = browser.cookies[CHALLENGE_COOKIE].value
+    both_verified = threading.Barrier(2, timeout=10)
+    real_verify = passkeys.verify_authentication_response
+
+    def verify_then_wait(**kwargs):
+        verified = real_verify(**kwargs)
+        both_verified.wait()
+        return verified
+
+    monkeypatch.setattr(passkeys, "verify_authentication_response", verify_then_wait)
+    answers: list[int] = []
+
+    def answer() -> None:
+        try:
+            elsewhere = Client()
+            elsewhere.cookies[CHALLENGE_COOKIE] = copied
+            answers.append(send(elsewhere, LOGIN_VERIFY, {"credential": credential}).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=answer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [200, 400]
+    assert AuditEvent.objects.filter(action="user.passkey_signed_in").count() == 1
+
+
+def test_a_challenge_is_bound_to_the_browser_it_was_given_to(client, enrolled):
+    options = client.post(LOGIN_OPTIONS).json()
+    answer = send(Client(), LOGIN_VERIFY, {"credential": enrolled.get(options)})
+    assert answer.status_code == 400 and "expired" in answer.json()["error"]
+
+
+def test_a_challenge_expires_after_five_minutes(client, enrolled, monkeypatch):
+    options = client.post(LOGIN_OPTIONS).json()
+    monkeypatch.setattr(passkeys, "time", _Later(301))
     answer = send(client, LOGIN_VERIFY, {"credential": enrolled.get(options)})
     assert answer.status_code == 400 and "expired" in answer.json()["error"]
+
+
+def test_a_challenge_whose_signature_was_changed_is_refused(client, enrolled):
+    options = client.post(LOGIN_OPTIONS).json()
+    signed = client.cookies[CHALLENGE_COOKIE].value
+    client.cookies[CHALLENGE_COOKIE] = signed[:-2] + ("AA" if signed[-2:] != "AA" else "BB")
+    answer = send(client, LOGIN_VERIFY, {"credential": enrolled.get(options)})
+    assert answer.status_code == 400 and "expired" in answer.json()["error"]
+
+
+def test_asking_for_sign_in_options_signed_out_writes_no_session(db):
+    """Anyone may ask, as often as they like: the challenge rides in a signed cookie
+    of this browser, and nothing is stored until a passkey's answer checks out."""
+    sessions, used = Session.objects.count(), UsedPasskeyChallenge.objects.count()
+    for _ in range(50):
+        answer = Client().post(LOGIN_OPTIONS)
+        assert answer.status_code == 200 and answer.json()["challenge"]
+        assert answer.cookies[CHALLENGE_COOKIE]["max-age"] == 300
+        assert answer.cookies[CHALLENGE_COOKIE]["httponly"]
+        assert settings.SESSION_COOKIE_NAME not in answer.cookies
+    stranger = SoftAuthenticator()
+    for _ in range(10):
+        assert sign_in_with(Client(), stranger).status_code == 400
+    assert Session.objects.count() == sessions
+    assert UsedPasskeyChallenge.objects.count() == used
+
+
+def test_with_secure_cookies_the_challenge_cookie_is_one_only_this_origin_sets(
+    client, enrolled, settings
+):
+    """As the session cookie (settings/base.py): a sibling subdomain cannot plant one."""
+    settings.SESSION_COOKIE_SECURE = True
+    options = client.post(LOGIN_OPTIONS, secure=True)
+    cookie = options.cookies["__Host-passkey_challenge"]
+    assert cookie["secure"] and cookie["path"] == "/" and not cookie["domain"]
+    assert cookie["samesite"] == "Strict"
+    credential = enrolled.get(options.json(), origin="https://testserver")
+    answer = send_secure(client, LOGIN_VERIFY, {"credential": credential})
+    assert answer.status_code == 200
+    assert answer.cookies["__Host-passkey_challenge"]["max-age"] == 0
+
+
+def test_a_passkey_sign_in_gets_a_session_of_the_usual_length(client, enrolled):
+    before = timezone.now()
+    assert sign_in_with(client, enrolled).status_code == 200
+    session = Session.objects.get(session_key=client.session.session_key)
+    lasts = session.expire_date - before
+    assert timedelta(seconds=settings.SESSION_COOKIE_AGE - 60) < lasts
+    assert lasts <= timedelta(seconds=settings.SESSION_COOKIE_AGE + 60)
+    assert client.session.get_expire_at_browser_close() is False
+    assert "_session_expiry" not in client.session
 
 
 def test_a_challenge_for_one_purpose_is_not_accepted_for_another(signed_in, device, client):

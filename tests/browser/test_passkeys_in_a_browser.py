@@ -64,6 +64,8 @@ def test_add_a_passkey_then_sign_in_with_it_alone_and_as_the_second_step(
     page.wait_for_url(f"**/projects/{project.slug}/")
     assert Passkey.objects.get().last_used_at is not None
     assert AuditEvent.objects.filter(action="user.passkey_signed_in", actor=user).exists()
+    # Its challenge rode in a cookie of its own, which the browser was told to forget.
+    assert "passkey_challenge" not in {c["name"] for c in page.context.cookies()}
 
     # After the password, as the second step.
     sign_out(page)

@@ -1,5 +1,6 @@
 """`manage.py clear_sessions`: what Django's `clearsessions` does (expired sessions leave
-the session store), and the Sessions page's records of sessions that no longer exist.
+the session store), the Sessions page's records of sessions that no longer exist, and the
+passkey challenges recorded as used that have expired anyway (accounts/passkeys.py).
 
 Run daily (the scheduler does). A record younger than an hour is kept even without its
 session: at sign-in it is written a moment before the session itself is saved."""
@@ -13,12 +14,16 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from accounts.models import SignedInSession
+from accounts.passkeys import used_challenges_prune
 
 GRACE = timedelta(hours=1)
 
 
 class Command(BaseCommand):
-    help = "Remove expired sessions and the Sessions page's records of ended ones."
+    help = (
+        "Remove expired sessions, the Sessions page's records of ended ones, and the "
+        "passkey challenges recorded as used that have expired."
+    )
 
     def handle(self, *args: object, **options: object) -> None:
         engine = import_module(settings.SESSION_ENGINE)
@@ -31,4 +36,8 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"Removed {removed} record{'s' if removed != 1 else ''} of ended sessions."
+        )
+        challenges = used_challenges_prune()
+        self.stdout.write(
+            f"Removed {challenges} used passkey challenge{'s' if challenges != 1 else ''}."
         )
