@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_not_required, login_required
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.views import redirect_to_login
 from django.db import IntegrityError, transaction
@@ -19,7 +19,11 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.generic import FormView
 
 from accounts.decorators import (
     CURRENT_PROJECT_SESSION_KEY,
@@ -360,15 +364,65 @@ class PasswordResetView(auth_views.PasswordResetView):
         super().form_valid(form)
 
 
+# Where a reset link's token waits for its set-password page (see below).
+RESET_TOKEN_COOKIE = "password_reset"
+
+
+def _reset_token_cookie() -> str:
+    """__Secure- wherever cookies are Secure, as the session cookie is __Host- (a cookie
+    for one page cannot be __Host-, which is for the whole site)."""
+    return (
+        f"__Secure-{RESET_TOKEN_COOKIE}" if settings.SESSION_COOKIE_SECURE else RESET_TOKEN_COOKIE
+    )
+
+
+@method_decorator([login_not_required, sensitive_post_parameters(), never_cache], name="dispatch")
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Django's, save where the link's token waits once the link is opened. Django keeps
+    it in the session, to send the browser on to an address without it (so that no
+    Referer or history carries it): each opening by a browser with no cookie stored a
+    session row, kept 14 days, and whoever holds a link (anyone can sign up and ask for
+    one) could open it as often as they liked. It waits in a cookie of this browser
+    instead, sent only to that page, for as long as the token is good; nothing is stored.
+    The checks are Django's: the token from the cookie, for this uidb64."""
+
     template_name = "accounts/password_reset_confirm.html"
     form_class = NewPasswordForm
     success_url = reverse_lazy("accounts:login")
     post_reset_login = False
 
+    def dispatch(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.validlink = False
+        self.user = self.get_user(kwargs["uidb64"])
+        token = kwargs["token"]
+        if self.user is not None:
+            if token == self.reset_url_token:
+                kept = request.COOKIES.get(_reset_token_cookie())
+                if self.token_generator.check_token(self.user, kept):
+                    self.validlink = True
+                    return FormView.dispatch(self, request, *args, **kwargs)
+            elif self.token_generator.check_token(self.user, token):
+                page = request.path.replace(token, self.reset_url_token)
+                response = HttpResponseRedirect(page)
+                response.set_cookie(
+                    _reset_token_cookie(),
+                    token,
+                    max_age=settings.PASSWORD_RESET_TIMEOUT,
+                    path=page,
+                    secure=settings.SESSION_COOKIE_SECURE,
+                    httponly=True,
+                    # Lax: the link is opened from a mail, another site.
+                    samesite="Lax",
+                )
+                return response
+        return self.render_to_response(self.get_context_data())
+
     def form_valid(self, form):  # type: ignore[no-untyped-def]
         with transaction.atomic():
-            response = super().form_valid(form)
+            form.save()
+            # Django's own form_valid would take the token out of the session.
+            response = FormView.form_valid(self, form)
+            response.delete_cookie(_reset_token_cookie(), path=self.request.path, samesite="Lax")
             audit_record(
                 action="user.password_changed",
                 actor=form.user,

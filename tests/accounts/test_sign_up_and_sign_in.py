@@ -1,6 +1,8 @@
 import re
 from urllib.parse import urlsplit
 
+from django.conf import settings
+from django.contrib.sessions.models import Session
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
@@ -235,6 +237,66 @@ def test_password_reset_mails_a_link_that_sets_a_new_password(client, user):
     assert user.check_password(new_password)
     event = AuditEvent.objects.get(action="user.password_changed", actor=user)
     assert event.metadata == {"via": "reset link"}
+
+
+def _reset_link_path(user) -> str:
+    Client().post(reverse("accounts:password_reset"), {"email": user.email})
+    link = next(line for line in mail.outbox[-1].body.splitlines() if "/password/reset/" in line)
+    return urlsplit(link).path
+
+
+def test_opening_a_reset_link_writes_no_session(client, user):
+    """Whoever holds a link (anyone can sign up and ask for one) could open it again and
+    again without a cookie: each visit stored a session row holding its token, kept for
+    14 days. The token waits in a cookie of the browser instead, for its one page."""
+    path = _reset_link_path(user)
+    sessions = Session.objects.count()
+    for _ in range(20):
+        opened = Client().get(path)
+        assert opened.status_code == 302 and opened["Location"].endswith("/set-password/")
+        assert settings.SESSION_COOKIE_NAME not in opened.cookies
+    assert Session.objects.count() == sessions
+    opened = client.get(path)
+    cookie = opened.cookies["password_reset"]
+    assert cookie["path"] == opened["Location"] and cookie["httponly"]
+    assert cookie["samesite"] == "Lax" and cookie["max-age"] == settings.PASSWORD_RESET_TIMEOUT
+    new_password = "a brand new passphrase 42"
+    done = client.post(
+        opened["Location"], {"new_password1": new_password, "new_password2": new_password}
+    )
+    assert done.status_code == 302 and done.cookies["password_reset"]["max-age"] == 0
+    assert Session.objects.count() == sessions
+    user.refresh_from_db()
+    assert user.check_password(new_password)
+
+
+def test_with_secure_cookies_the_reset_token_cookie_is_secure_only(client, user, settings):
+    settings.SESSION_COOKIE_SECURE = True
+    path = _reset_link_path(user)
+    opened = client.get(path, secure=True)
+    cookie = opened.cookies["__Secure-password_reset"]
+    assert cookie["secure"] and cookie["path"] == opened["Location"]
+    assert client.get(opened["Location"], secure=True).context["validlink"]
+
+
+def test_the_set_password_page_needs_the_token_its_link_left_in_this_browser(client, user):
+    path = _reset_link_path(user)
+    set_password = client.get(path)["Location"]
+    elsewhere = Client()
+    refused = elsewhere.post(set_password, {"new_password1": "x" * 12, "new_password2": "x" * 12})
+    assert refused.status_code == 200 and "This link has expired" in refused.content.decode()
+    other = User.objects.create_user(email="other@example.com", password=PASSWORD)
+    others_page = set_password.replace(path.split("/")[-3], _uid(other))
+    assert "This link has expired" in client.get(others_page).content.decode()
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+
+
+def _uid(user) -> str:
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    return urlsafe_base64_encode(force_bytes(user.pk))
 
 
 def test_the_password_reset_link_points_at_the_dashboard_whatever_host_was_asked(

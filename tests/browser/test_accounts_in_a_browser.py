@@ -135,3 +135,26 @@ def test_an_owner_deletes_a_project_by_typing_its_name(page: Page, transactional
     expect(page.get_by_role("heading", name="New project")).to_be_visible()
     expect(page.get_by_text("The project “Dee's project” is deleted")).to_be_visible()
     assert Project.objects.get(name="Dee's project").deleted_at is not None
+
+
+def test_a_reset_link_opened_from_the_mail_sets_a_new_password(page: Page, transactional_db):
+    """The link's token waits in a cookie of its own, for the set-password page alone
+    (accounts/views.py): Chromium keeps it across the link's redirect and sends it with
+    the form."""
+    user_sign_up(email="mei@example.com", password=PASSWORD, name="Mei", verified=True)
+    page.goto("/account/password/reset/")
+    page.get_by_label("Email").fill("mei@example.com")
+    page.get_by_role("button", name="Send reset link").click()
+    sent = [m for m in mail.outbox if m.to == ["mei@example.com"]][-1]
+    page.goto(re.search(r"https?://[^/\s]+(/account/password/reset/\S+/)", sent.body).group(1))
+    page.wait_for_url("**/set-password/")
+    new_password = "a brand new passphrase 42"
+    page.get_by_label("New password", exact=True).fill(new_password)
+    page.get_by_label("New password confirmation").fill(new_password)
+    page.get_by_role("button", name="Set password").click()
+    expect(page.get_by_text("Your password is reset.")).to_be_visible()
+    assert "password_reset" not in {c["name"] for c in page.context.cookies()}
+    page.get_by_label("Email").fill("mei@example.com")
+    page.get_by_label("Password").fill(new_password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Mei's project")).to_be_visible()
