@@ -325,6 +325,21 @@ class SignedInSession(models.Model):
         return f"{self.user} from {self.ip or 'an unknown address'}"
 
 
+class PendingSecondStep(models.Model):
+    """A browser session between a person's password and their second factor
+    (accounts/sessions.py): counted per person, so that past a few waiting at once a new
+    one ends the oldest. Each right password sent without a cookie begins one, and its
+    session would otherwise be kept 14 days, as many as anyone with a password cared to
+    send. The row goes when the step ends in a sign-in (or with its session)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    session_key = models.CharField(max_length=40, unique=True)
+    started_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"second step of {self.user} begun at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
 class TotpDevice(models.Model):
     """A person's authenticator app (RFC 6238, 30-second codes of 6 digits). The seed is
     kept encrypted under the server's TOKEN_HASH_KEY (accounts/two_factor.py), so a copy

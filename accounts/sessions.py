@@ -20,7 +20,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.models import SignedInSession, User
+from accounts.models import PendingSecondStep, SignedInSession, User
 from audit.log import audit_record
 from audit.models import AuditEvent
 from core.client_ip import client_ip
@@ -36,6 +36,9 @@ SEEN_KEY = "_seen_at"
 # that signs in on each run would otherwise leave a new one each time for two weeks
 # (SESSION_COOKIE_AGE). Past it, a sign-in signs out the sessions least recently seen.
 MAX_SESSIONS_PER_PERSON = 100
+# A person's second steps (after the password, before the code or passkey) waiting at once:
+# each is a session of its own, begun by any right password sent without a cookie.
+PENDING_STEPS_PER_PERSON = 10
 
 
 def _user_agent(request: HttpRequest) -> str:
@@ -73,6 +76,36 @@ def _sessions_trimmed(user: User) -> None:
     if beyond:
         Session.objects.filter(session_key__in=beyond).delete()
         SignedInSession.objects.filter(session_key__in=beyond).delete()
+
+
+def pending_step_record(request: HttpRequest, user: User) -> None:
+    """A second step begun in this (new) session: past PENDING_STEPS_PER_PERSON of
+    `user`'s waiting at once, the oldest end, sessions and all. Those sessions hold no
+    sign-in (login() gives a signed-in session a new key), only a step that lasts 5
+    minutes; a person starting again there is sent back to the password."""
+    key = request.session.session_key
+    if not key:
+        request.session.save()
+        key = request.session.session_key
+    PendingSecondStep.objects.update_or_create(
+        session_key=key, defaults={"user": user, "started_at": timezone.now()}
+    )
+    beyond = list(
+        PendingSecondStep.objects.filter(user=user)
+        .order_by("-started_at", "-id")
+        .values_list("session_key", flat=True)[PENDING_STEPS_PER_PERSON:]
+    )
+    if beyond:
+        Session.objects.filter(session_key__in=beyond).delete()
+        PendingSecondStep.objects.filter(session_key__in=beyond).delete()
+
+
+def pending_step_done(request: HttpRequest) -> None:
+    """The step ended in a sign-in: the session about to get a new key is no longer one
+    waiting."""
+    key = request.session.session_key
+    if key:
+        PendingSecondStep.objects.filter(session_key=key).delete()
 
 
 def session_seen(request: HttpRequest) -> None:

@@ -21,7 +21,7 @@ from accounts.decorators import verified_email_required
 from accounts.forms import SecondFactorForm
 from accounts.http import AuthenticatedRequest
 from accounts.models import Passkey, SignedInSession, TotpDevice, User
-from accounts.sessions import sessions_end_others
+from accounts.sessions import pending_step_done, pending_step_record, sessions_end_others
 from accounts.sudo import sudo_required
 from accounts.two_factor import (
     SecondFactorRequiredError,
@@ -179,6 +179,7 @@ def second_step_begin(
     first, as login() gives one: a key planted in the browser before the password (session
     fixation) must not carry the step the password passed."""
     request.session.cycle_key()
+    pending_step_record(request, user)
     request.session[PENDING_KEY] = {
         "user": user.pk,
         # What Django keeps in a signed-in session for the same end: a new password ends
@@ -265,6 +266,7 @@ def second_step_finish(
     """The second step passed (with "totp", "recovery" or "passkey"): sign in, and the
     address to go on to."""
     del request.session[PENDING_KEY]
+    pending_step_done(request)
     login(request, user, backend=pending["backend"])
     audit_record(
         action="user.two_factor_passed", actor=user, target=user, ip=ip, metadata={"with": passed}

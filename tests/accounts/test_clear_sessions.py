@@ -12,7 +12,7 @@ from django.contrib.sessions.models import Session
 from django.core.management import call_command
 from django.utils import timezone
 
-from accounts.models import SignedInSession, UsedPasskeyChallenge
+from accounts.models import PendingSecondStep, SignedInSession, UsedPasskeyChallenge
 
 
 def session(expires_in: timedelta) -> str:
@@ -49,3 +49,16 @@ def test_used_passkey_challenges_go_once_they_have_expired_anyway(db):
     call_command("clear_sessions", stdout=out)
     assert "Removed 1 used passkey challenge." in out.getvalue()
     assert list(UsedPasskeyChallenge.objects.values_list("digest", flat=True)) == ["b" * 64]
+
+
+def test_second_steps_whose_sessions_ended_are_forgotten(user):
+    waiting, ended = session(timedelta(days=1)), session(-timedelta(minutes=1))
+    long_ago = timezone.now() - timedelta(days=3)
+    for key in (waiting, ended, "given-a-new-key-at-sign-in"):
+        PendingSecondStep.objects.create(user=user, session_key=key, started_at=long_ago)
+    PendingSecondStep.objects.create(user=user, session_key="being-begun-now")
+    call_command("clear_sessions", stdout=io.StringIO())
+    assert set(PendingSecondStep.objects.values_list("session_key", flat=True)) == {
+        waiting,
+        "being-begun-now",
+    }

@@ -11,7 +11,8 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import SignedInSession
+from accounts.models import PendingSecondStep, SignedInSession
+from accounts.sessions import PENDING_STEPS_PER_PERSON
 from audit.models import AuditEvent
 from tests.conftest import PASSWORD
 
@@ -224,3 +225,49 @@ def test_an_unreadable_current_url_sends_sign_in_back_to_the_request_not_a_500(
     response = client.get(new_key, headers={"HX-Request": "true", "HX-Current-URL": current})
     assert response.status_code == 200
     assert response["HX-Redirect"] == f"{reverse('accounts:login')}?next={quote(new_key)}"
+
+
+def test_right_passwords_of_an_account_with_a_second_factor_keep_a_few_sessions_waiting(
+    user, client
+):
+    """Each right password, sent without a cookie, began a second step in a new session,
+    kept 14 days whether or not a code followed: as many as its owner cared to send. Past
+    a person's few steps waiting at once, a new one ends the oldest."""
+    from tests.accounts.test_two_factor import enrol, next_code
+
+    client.force_login(user)
+    secret, _ = enrol(client)
+    client.logout()
+    sessions = Session.objects.count()
+    waiting = []
+    for _ in range(PENDING_STEPS_PER_PERSON + 15):
+        browser = Client()
+        answer = browser.post(
+            reverse("accounts:login"), {"username": user.email, "password": PASSWORD}
+        )
+        assert answer.url == reverse("accounts:login_code")
+        waiting.append(browser)
+    assert Session.objects.count() == sessions + PENDING_STEPS_PER_PERSON
+    # The newest ones go on to the code; the oldest start again from the password.
+    assert waiting[0].get(reverse("accounts:login_code")).url == reverse("accounts:login")
+    newest = waiting[-1]
+    answer = newest.post(reverse("accounts:login_code"), {"code": next_code(secret)})
+    assert answer.status_code == 302
+    assert newest.session["_auth_user_id"] == str(user.pk)
+    assert Session.objects.count() == sessions + PENDING_STEPS_PER_PERSON
+    assert not PendingSecondStep.objects.filter(session_key=newest.session.session_key)
+
+
+def test_the_second_steps_of_one_person_do_not_end_anothers(user, make_user):
+    from tests.accounts.test_two_factor import enrol
+
+    other = make_user(email="other@example.com")
+    for person in (user, other):
+        browser = Client()
+        browser.force_login(person)
+        enrol(browser)
+    theirs = Client()
+    theirs.post(reverse("accounts:login"), {"username": other.email, "password": PASSWORD})
+    for _ in range(PENDING_STEPS_PER_PERSON + 1):
+        Client().post(reverse("accounts:login"), {"username": user.email, "password": PASSWORD})
+    assert theirs.get(reverse("accounts:login_code")).status_code == 200

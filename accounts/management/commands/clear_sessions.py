@@ -1,6 +1,7 @@
 """`manage.py clear_sessions`: what Django's `clearsessions` does (expired sessions leave
-the session store), the Sessions page's records of sessions that no longer exist, and the
-passkey challenges recorded as used that have expired anyway (accounts/passkeys.py).
+the session store), the Sessions page's records of sessions that no longer exist (and the
+second steps counted in them), and the passkey challenges recorded as used that have
+expired anyway (accounts/passkeys.py).
 
 Run daily (the scheduler does). A record younger than an hour is kept even without its
 session: at sign-in it is written a moment before the session itself is saved."""
@@ -13,7 +14,7 @@ from django.contrib.sessions.models import Session
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from accounts.models import SignedInSession
+from accounts.models import PendingSecondStep, SignedInSession
 from accounts.passkeys import used_challenges_prune
 
 GRACE = timedelta(hours=1)
@@ -37,6 +38,9 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Removed {removed} record{'s' if removed != 1 else ''} of ended sessions."
         )
+        PendingSecondStep.objects.filter(started_at__lt=timezone.now() - GRACE).exclude(
+            session_key__in=live
+        ).delete()
         challenges = used_challenges_prune()
         self.stdout.write(
             f"Removed {challenges} used passkey challenge{'s' if challenges != 1 else ''}."
