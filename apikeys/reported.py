@@ -23,6 +23,7 @@ from apikeys.services import api_key_end_previous_secret, token_revoke
 from apikeys.tokens import TokenKind, token_hash, token_kind
 from core.after_answer import after_answer
 from core.mail import one_line
+from core.redact import redact_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,9 @@ class Reporter:
 
     def describe(self) -> str:
         # Printable ASCII only, short and quoted: it is the reporter's text in our email.
-        agent = " ".join(_UNPRINTABLE.sub(" ", self.user_agent).split())[:60]
+        # Any token in it is cut first (whole, before the cut to 60 leaves most of one):
+        # the owners' email and the audit event are places a token is never written.
+        agent = " ".join(_UNPRINTABLE.sub(" ", redact_tokens(self.user_agent)).split())[:60]
         return f'{self.ip or "an unknown address"} (User-Agent: "{agent}")'
 
 
