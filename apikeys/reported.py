@@ -24,6 +24,7 @@ from apikeys.tokens import TokenKind, token_hash, token_kind
 from core.after_answer import after_answer
 from core.mail import one_line
 from core.redact import redact_tokens
+from notifications.recipients import send_to_each
 
 logger = logging.getLogger(__name__)
 
@@ -165,24 +166,19 @@ def _tell_owners(token: Token, reporter: Reporter, *, previous_secret: bool = Fa
         name = getattr(token, "name", "") or getattr(token, "public_id", "")
         if previous_secret:
             assert isinstance(token, ApiKey)
-            send_mail(
-                subject="[Reminix] The old secret of a rolled API key was reported as leaked",
-                message=(
-                    f"Someone reported the old secret {token.previous_hint} of the API key "
-                    f"{one_line(name)} of {one_line(where)} as leaked, from "
-                    f"{reporter.describe()}. It was still working after the key was rolled; "
-                    "it stopped at once, with the client tokens minted with it. The key's "
-                    f"current secret, {token.hint}, was not reported and keeps working.\n\n"
-                    "Look at the key's usage for calls you do not recognise: "
-                    f"{settings.DASHBOARD_URL}\n"
-                ),
-                from_email=settings.DEFAULT_FROM_EMAIL,
-                recipient_list=_recipients(token),
+            subject = "[Reminix] The old secret of a rolled API key was reported as leaked"
+            message = (
+                f"Someone reported the old secret {token.previous_hint} of the API key "
+                f"{one_line(name)} of {one_line(where)} as leaked, from "
+                f"{reporter.describe()}. It was still working after the key was rolled; "
+                "it stopped at once, with the client tokens minted with it. The key's "
+                f"current secret, {token.hint}, was not reported and keeps working.\n\n"
+                "Look at the key's usage for calls you do not recognise: "
+                f"{settings.DASHBOARD_URL}\n"
             )
-            return
-        send_mail(
-            subject=one_line(f"[Reminix] A {token.noun} was reported as leaked and is revoked"),
-            message=(
+        else:
+            subject = one_line(f"[Reminix] A {token.noun} was reported as leaked and is revoked")
+            message = (
                 f"Someone reported the {token.noun} {one_line(name)} ({token.hint}) of "
                 f"{one_line(where)} as leaked, from {reporter.describe()}. It was revoked at "
                 "once: calls with it now get 401 expired_api_key.\n\n"
@@ -191,9 +187,18 @@ def _tell_owners(token: Token, reporter: Reporter, *, previous_secret: bool = Fa
                 f"{settings.DASHBOARD_URL}\n\n"
                 "Tokens reported in the next hour are revoked too, and listed in the audit "
                 "log, without another email.\n"
+            )
+        # Each owner in a message of their own (notifications.recipients.send_to_each):
+        # in one to them all, an address the mail server refused (a mailbox gone) stopped
+        # the message, and no owner heard of it.
+        send_to_each(
+            _recipients(token),
+            lambda to: send_mail(
+                subject=subject,
+                message=message,
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                recipient_list=to,
             ),
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=_recipients(token),
         )
     except Exception:
         logger.exception("Could not email the owners of a reported %s", token.noun)

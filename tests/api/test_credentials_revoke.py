@@ -6,9 +6,11 @@ the database; each address is limited."""
 from __future__ import annotations
 
 import json
+import smtplib
 
 import pytest
 from django.core import mail
+from django.core.mail.backends import locmem
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -188,8 +190,8 @@ def test_owners_get_one_email_an_hour_and_none_for_client_tokens_or_ended_tokens
     with django_capture_on_commit_callbacks(execute=True):
         assert_ok(report(api_key[1]), 202)
         assert_ok(report(second_key), 202)
-    (email,) = mail.outbox  # the second key is revoked, and told of within the hour's mail
-    assert sorted(email.to) == sorted([user.email, "second@example.com"])
+    # The second key is revoked, and told of within the hour's mail: one to each owner.
+    assert sorted(email.to for email in mail.outbox) == [[user.email], ["second@example.com"]]
     assert AuditEvent.objects.filter(action="api_key.revoked").count() == 2
 
 
@@ -276,3 +278,31 @@ def test_a_token_in_the_reporters_user_agent_is_neither_mailed_nor_kept(
     for written in (email.body, email.subject, event.metadata["reported_from"]):
         assert other_secret not in written and other_secret[:30] not in written
     assert '(User-Agent: "scanner reminix_sk_' in email.body
+
+
+class RefusesGrace(locmem.EmailBackend):
+    """A mail server that refuses one recipient's address, as SMTP does for a mailbox
+    that no longer exists."""
+
+    def send_messages(self, messages):  # type: ignore[no-untyped-def]
+        for message in messages:
+            if "grace@example.com" in message.recipients():
+                raise smtplib.SMTPRecipientsRefused({"grace@example.com": (550, b"no mailbox")})
+        return super().send_messages(messages)
+
+
+def test_each_owner_is_told_in_a_message_of_their_own_that_one_refused_address_cannot_stop(
+    api_key, project, user, make_user, settings, django_capture_on_commit_callbacks
+):
+    """Found in review: the owners were told in one message to them all, so the mail
+    server refusing one owner's address (a mailbox gone) refused the message, and no owner
+    heard that their key was reported and revoked; each also read the others' addresses."""
+    from accounts.services import membership_add
+
+    membership_add(
+        project=project, user=make_user(email="grace@example.com"), role="owner", by=user
+    )
+    settings.EMAIL_BACKEND = f"{__name__}.RefusesGrace"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert_ok(report(api_key[1]), 202)
+    assert [email.to for email in mail.outbox] == [[user.email]]
