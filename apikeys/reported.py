@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import InterfaceError, OperationalError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership
@@ -127,6 +128,18 @@ def _end_reported_previous_secret(digest: str, reporter: Reporter) -> bool:
     return ended
 
 
+def _usage_url(token: Token) -> str:
+    """The page of the token's calls, where the owners look for calls they do not
+    recognise (a reported client token is audited, not mailed)."""
+    base = settings.DASHBOARD_URL.rstrip("/")
+    if isinstance(token, PersonalAccessToken):
+        return base + reverse("usage:personal_token_usage", kwargs={"token_id": token.pk})
+    assert isinstance(token, ApiKey)
+    return base + reverse(
+        "usage:api_key_usage", kwargs={"slug": token.project.slug, "key_id": token.pk}
+    )
+
+
 def _recipients(token: Token) -> list[str]:
     if isinstance(token, PersonalAccessToken):
         return [token.user.email]
@@ -158,33 +171,36 @@ def _tell_owners(token: Token, reporter: Reporter, *, previous_secret: bool = Fa
     answer never depends on it."""
     try:
         if isinstance(token, ApiKey | ClientToken):
-            scope, where = f"project:{token.project_id}", f"project {token.project.name}"
+            scope, where = f"project:{token.project_id}", f"the project “{token.project.name}”"
         else:
             scope, where = f"user:{getattr(token, 'user_id', '')}", "your account"
         if not cache.add(f"reported-mail:{scope}", 1, timeout=MAIL_EVERY_SECONDS):
             return  # told within the hour; the audit log lists every revocation
         name = getattr(token, "name", "") or getattr(token, "public_id", "")
+        calls = _usage_url(token)
         if previous_secret:
             assert isinstance(token, ApiKey)
             subject = "[Reminix] The old secret of a rolled API key was reported as leaked"
             message = (
                 f"Someone reported the old secret {token.previous_hint} of the API key "
-                f"{one_line(name)} of {one_line(where)} as leaked, from "
+                f"“{one_line(name)}” of {one_line(where)} as leaked, from "
                 f"{reporter.describe()}. It was still working after the key was rolled; "
-                "it stopped at once, with the client tokens minted with it. The key's "
-                f"current secret, {token.hint}, was not reported and keeps working.\n\n"
-                "Look at the key's usage for calls you do not recognise: "
-                f"{settings.DASHBOARD_URL}\n"
+                f"it stopped at once ({token.previous_expires_at:%-d %b %Y, %H:%M} UTC), "
+                "with the client tokens minted with it. The key's current secret, "
+                f"{token.hint}, was not reported and keeps working.\n\n"
+                f"Look at the key's calls for any you do not recognise:\n{calls}\n"
             )
         else:
-            subject = one_line(f"[Reminix] A {token.noun} was reported as leaked and is revoked")
+            noun = token.noun
+            article = "An" if noun[0] in "AEIOUaeiou" else "A"
+            subject = one_line(f"[Reminix] {article} {noun} was reported as leaked and is revoked")
             message = (
-                f"Someone reported the {token.noun} {one_line(name)} ({token.hint}) of "
+                f"Someone reported the {noun} “{one_line(name)}” ({token.hint}) of "
                 f"{one_line(where)} as leaked, from {reporter.describe()}. It was revoked at "
-                "once: calls with it now get 401 expired_api_key.\n\n"
+                f"once ({token.revoked_at:%-d %b %Y, %H:%M} UTC): calls with it now get "
+                "401 expired_api_key.\n\n"
                 "If something still depends on it, create a new one in the dashboard, and "
-                "look at the old one's usage for calls you do not recognise: "
-                f"{settings.DASHBOARD_URL}\n\n"
+                f"look at its calls for any you do not recognise:\n{calls}\n\n"
                 "Tokens reported in the next hour are revoked too, and listed in the audit "
                 "log, without another email.\n"
             )

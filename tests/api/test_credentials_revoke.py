@@ -6,6 +6,7 @@ the database; each address is limited."""
 from __future__ import annotations
 
 import json
+import re
 import smtplib
 
 import pytest
@@ -14,6 +15,7 @@ from django.core.mail.backends import locmem
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
 from apikeys.services import personal_token_create
@@ -306,3 +308,44 @@ def test_each_owner_is_told_in_a_message_of_their_own_that_one_refused_address_c
     with django_capture_on_commit_callbacks(execute=True):
         assert_ok(report(api_key[1]), 202)
     assert [email.to for email in mail.outbox] == [[user.email]]
+
+
+def links_in(body: str) -> list[str]:
+    return re.findall(r"https?://\S+", body)
+
+
+@pytest.mark.parametrize("kind", ["api key", "personal access token", "rolled key's old secret"])
+def test_the_leak_email_says_what_when_and_links_the_tokens_own_calls(
+    api_key, project, user, make_user, settings, django_capture_on_commit_callbacks, kind
+):
+    """Found in review: the email said "A API key", gave no time, and its only link was the
+    dashboard's front page, where the owner had to find which key and its calls."""
+    from datetime import timedelta
+
+    from apikeys.services import api_key_roll
+
+    settings.DASHBOARD_URL = "https://dash.example.test"
+    key, secret = api_key
+    if kind == "personal access token":
+        pat, secret = personal_token_create(user=user, name="CLI")
+        page = reverse("usage:personal_token_usage", kwargs={"token_id": pat.pk})
+    else:
+        page = reverse("usage:api_key_usage", kwargs={"slug": project.slug, "key_id": key.pk})
+        if kind == "rolled key's old secret":
+            api_key_roll(api_key=key, by=user, overlap=timedelta(days=1))
+    mail.outbox.clear()  # the token's "created" notice
+    with django_capture_on_commit_callbacks(execute=True):
+        assert_ok(report(secret), 202)
+    (email,) = mail.outbox
+    assert " A API " not in email.subject
+    assert re.search(r"\d{2}:\d{2} UTC", email.body)
+    assert f"https://dash.example.test{page}" in links_in(email.body)
+
+    owner, stranger = Client(), Client()
+    owner.force_login(user)
+    stranger.force_login(make_user(email="eve@example.com"))
+    for link in links_in(email.body):
+        path = link.removeprefix("https://dash.example.test")
+        assert owner.get(path).status_code == 200
+        if path == page:
+            assert stranger.get(path).status_code == 404
