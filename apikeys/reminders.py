@@ -216,17 +216,18 @@ def _remind(pat: PersonalAccessToken, now: datetime, run: MailRun) -> int:
     claim = PersonalAccessToken.objects.active().filter(pk=pat.pk)
     if not claim.filter(expiry_reminder_sent_at__isnull=True).update(expiry_reminder_sent_at=now):
         return 0
+    tokens_page = settings.DASHBOARD_URL.rstrip("/") + reverse("apikeys:personal_token_list")
     _after_claim(
         lambda: send_to_each(
             [pat.user.email],
             lambda to: send_mail(
-                subject=one_line(f"Your Reminix token “{pat.name}” expires soon"),
+                subject=one_line(f"[Reminix] Your token “{pat.name}” expires soon"),
                 message=(
                     f"Your personal access token “{one_line(pat.name)}” ({pat.hint}) expires "
                     f"on {pat.expires_at:%-d %b %Y, %H:%M} UTC.\n\n"
-                    "If you still need it, create a new token under Personal access tokens "
-                    "and replace the old one where it is used. If not, nothing needs doing: "
-                    "it stops working on its own.\n"
+                    "If you still need it, create a new token and replace the old one where "
+                    "it is used. If not, nothing needs doing: it stops working on its own.\n"
+                    f"{tokens_page}\n"
                 ),
                 from_email=settings.DEFAULT_FROM_EMAIL,
                 recipient_list=to,

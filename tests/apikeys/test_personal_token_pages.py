@@ -149,6 +149,23 @@ def test_the_reminder_email_goes_once_per_token(user, days):
     )
 
 
+def test_the_reminder_links_the_page_where_a_new_token_is_made(user, client, settings):
+    """Found in review: the reminder said to create a new token "under Personal access
+    tokens" without a link, and was the one email whose subject did not start [Reminix],
+    the mark a person's mail rules file them by."""
+    settings.DASHBOARD_URL = "https://dash.example.test"
+    personal_token_create(
+        user=user, name="CI", expires_at=timezone.now() + datetime.timedelta(days=3)
+    )
+    mail.outbox.clear()  # its "created" notice
+    call_command("send_token_expiry_reminders", stdout=io.StringIO())
+    (email,) = mail.outbox
+    assert email.subject.startswith("[Reminix] ")
+    assert f"https://dash.example.test{LIST}\n" in email.body
+    client.force_login(user)
+    assert b"CI" in client.get(LIST).content
+
+
 def test_a_newline_in_a_token_name_neither_breaks_nor_stops_the_reminders(
     user, make_user, monkeypatch
 ):

@@ -120,7 +120,7 @@ def test_a_personal_token_can_be_revoked_while_its_reminder_is_being_mailed(user
     if connection.vendor != "postgresql":
         pytest.skip("row locks are PostgreSQL's")
     pat = expiring_token(user, "Laptop")
-    assert revoked_meanwhile(pat, monkeypatch) == ["Your Reminix token “Laptop” expires soon"]
+    assert revoked_meanwhile(pat, monkeypatch) == ["[Reminix] Your token “Laptop” expires soon"]
     assert PersonalAccessToken.objects.get(pk=pat.pk).revoked_at is not None
 
 

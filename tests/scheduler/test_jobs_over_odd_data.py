@@ -117,10 +117,10 @@ def test_every_job_runs_to_its_end_and_its_mail_has_one_line_headers(odd_tenants
     assert not Flag.objects.filter(project__deleted_at__isnull=False).exists()
     subjects = sorted(m.subject for m in mail.outbox)
     assert [s[:24] for s in subjects] == [
-        "Your Reminix token “CLI ",  # the personal access token
         "[Reminix] API key “Soon ",  # the key, on its last day
         "[Reminix] Revoked or exp",  # the alerts: a revoked key tried,
         "[Reminix] Revoked or exp",  # and one that expired at the first moment
+        "[Reminix] Your token “CL",  # the personal access token
     ]
     assert Flag.objects.filter(kind=Flag.Kind.UNUSED_KEY, api_key__name="Forever").exists()
     for message in mail.outbox:
