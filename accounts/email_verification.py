@@ -220,10 +220,19 @@ def confirm(token: str, *, ip: str | None) -> User:
     audit_record(
         action="user.email_changed", actor=user, target=user, ip=ip, metadata={"from": old}
     )
+    # What still works for this address's owner if it was not them: a password reset goes
+    # to the new address now, and this one's reset form answers that no account uses it;
+    # signing in with the new address and their password does, while the password holds.
     _send(
         "[Reminix] Your account's email address was changed",
-        f"The email address of your Reminix account was changed from {old} to {email}. "
-        "If you did not do this, reset your password and contact us at once.\n",
+        f"The email address of your Reminix account was changed from {old} to {email}.\n\n"
+        f"When: {user.email_verified_at:%-d %b %Y, %H:%M} UTC\n"
+        f"From: {ip or 'an unknown address'}\n\n"
+        "If it was you, there is nothing to do.\n\n"
+        f"If it was not, someone else can use your account. Sign in now with {email} and "
+        "your password, change the address back under Account, and change your password "
+        "(that signs out every other session):\n"
+        f"{settings.DASHBOARD_URL}{reverse('accounts:login')}\n",
         old,
     )
     return user

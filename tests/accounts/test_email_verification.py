@@ -158,6 +158,21 @@ def test_changing_the_address_confirms_the_new_one_and_tells_the_old(signed_in, 
     assert again.status_code == 400 and "no longer valid" in again.content.decode()
 
 
+def test_the_old_address_is_told_when_from_where_and_what_still_works(signed_in, user, settings):
+    """Found in review: the old address was told "reset your password", with no time,
+    place or link; but a reset now goes to the new address, the one someone else may hold,
+    and this address's reset form answers that no account uses it."""
+    settings.DASHBOARD_URL = "https://dash.example.test"
+    old = user.email
+    signed_in.post(reverse("accounts:account_email"), {"email": "new@example.com"})
+    signed_in.post(path_of(link_in(mail.outbox[-1])), REMOTE_ADDR="198.51.100.23")
+    told = mail.outbox[-1]
+    assert told.to == [old]
+    assert re.search(r"\d{2}:\d{2} UTC", told.body) and "198.51.100.23" in told.body
+    assert "https://dash.example.test/account/login/\n" in told.body
+    assert "reset your password" not in told.body.lower()
+
+
 def test_a_taken_address_gets_the_same_answer_and_nothing_changes(signed_in, user, make_user):
     other = make_user("taken@example.com")
     answer = signed_in.post(reverse("accounts:account_email"), {"email": other.email})
