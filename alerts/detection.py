@@ -86,7 +86,7 @@ from alerts.rules import (
 from alerts.token_networks import token_network_notices, token_networks_learn
 from apikeys.models import ApiKey, ClientToken, TokenStatus
 from core.db_errors import run_must_stop
-from core.mail import one_line, plain_text
+from core.mail import one_line
 from core.networks import network_around
 from notifications.recipients import MailRun, alert_email_recipients, send_to_each
 from usage.models import Outcome, UsageHour, UsageRecord
@@ -1148,7 +1148,9 @@ def _email_owners(
                 # Names are the customer's text: one line, so no name can add a mail header.
                 subject=one_line(f"[Reminix] {flag.get_kind_display()} in {project.name}"),
                 message=(
-                    f"{plain_text(flag.summary)}\n\n"
+                    # One line, as the subject: a name saved before names were one line
+                    # would otherwise write a paragraph of its own into our email.
+                    f"{one_line(flag.summary, limit=SUMMARY_LENGTH)}\n\n"
                     f"First seen {flag.first_seen:%-d %b %Y, %H:%M:%S} UTC.\n\n"
                     f"{calls_line}"
                     "Review it and acknowledge it in the dashboard, where you can also "

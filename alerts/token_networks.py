@@ -32,7 +32,7 @@ from alerts.rules import NEW_NETWORK_GRACE
 from apikeys.models import PersonalAccessToken
 from audit.log import audit_record
 from core.db_errors import run_must_stop
-from core.mail import one_line, plain_text
+from core.mail import one_line
 from core.networks import network_around
 from notifications.recipients import MailRun, send_to_each
 from usage.models import Outcome
@@ -186,7 +186,7 @@ def _send(notice: Notice, now: datetime, run: MailRun) -> bool:
     more = len(notice.networks) - len(listed)
     if more:
         listed.append(f"  and {more} more")
-    name = f"“{plain_text(notice.name)}” ({notice.hint})"
+    name = f"“{one_line(notice.name)}” ({notice.hint})"
     # The name is the person's text: one line, so it can add no mail header.
     subject = one_line(
         f"[Reminix] Your personal access token “{notice.name}” was used from a new network"

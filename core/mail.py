@@ -18,15 +18,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _BIDI = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
 
 
-def plain_text(text: str) -> str:
-    """`text` for a mail's body: bidirectional formatting goes (names saved before
-    overrides were refused may hold them, and would reorder the sentence around them);
-    line breaks stay."""
-    return _BIDI.sub("", text)
-
-
 def one_line(text: str, *, limit: int = 200) -> str:
-    """`text` as one line for a mail header: control characters become a space,
+    """`text` as one line for a mail header, or a customer's text in a body (where a line
+    break would start a paragraph we never wrote): control characters become a space,
     bidirectional formatting goes (names saved before overrides were refused may hold
     them), an encoded word cannot start, and it is cut to `limit` characters. Django
     refuses a header with a newline (BadHeaderError); this makes sure a customer's name

@@ -76,6 +76,16 @@ def test_a_pat_used_from_a_new_network_tells_its_person_once(pat, user, project)
     assert len(mail.outbox) == 1
 
 
+def test_a_name_saved_with_a_line_break_stays_on_the_notices_line(pat, user, project):
+    """As the alert's: the subject made the name one line, but the body kept its break,
+    so the name could write a line of its own into the notice."""
+    used_for_two_days(pat, project)
+    usage_write([call(pat, NOW + timedelta(minutes=1), "198.51.100.7", project=project)])
+    detect(now=NOW + timedelta(minutes=5))
+    (sent,) = mail.outbox
+    assert "\nBcc:" not in sent.body and "“Deploy Bcc: x@evil.example”" in sent.body
+
+
 def test_new_networks_in_a_pats_first_day_are_learnt_not_told(pat, project):
     usage_write(
         [call(pat, NOW - timedelta(hours=5), "203.0.113.9", project=project),
