@@ -189,12 +189,21 @@ def send_to_each(
             else:
                 run.timed(partial(send, [address]))
         except Exception as refused:  # noqa: BLE001 - whatever the mail backend raises
-            logger.exception("email to one recipient not sent; the others still are")
+            # Its kind only, as every sender logs a failed mail: the error's text names
+            # the address (SMTPRecipientsRefused, UnicodeEncodeError), and the log is no
+            # place for one.
+            logger.warning(
+                "email to one recipient not sent (%s); the others still are",
+                type(refused).__name__,
+            )
             failure = refused
             if run is not None and isinstance(refused, UNANSWERED):
                 run.unanswered.add(address)
         else:
             sent += 1
     if (failure is not None or skipped) and not sent:
-        raise NobodyReached("no recipient could be emailed") from failure
+        # Not raised from the failure: a job logs this with its traceback, which would
+        # print the failure's text, address and all.
+        kind = type(failure).__name__ if failure is not None else "not tried again this run"
+        raise NobodyReached(f"no recipient could be emailed ({kind})")
     return sent

@@ -5,10 +5,12 @@ and one recipient's failure never stops the others'."""
 
 from __future__ import annotations
 
+import smtplib
 from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.core.mail.backends import locmem
 from django.urls import reverse
 from django.utils import timezone
 
@@ -183,6 +185,33 @@ def test_one_recipient_refused_does_not_stop_the_others_alert_emails(
     # Sent to someone, so not sent again: Ada would get it twice.
     monkeypatch.setattr(detection, "send_mail", real)
     assert detect(now=NOW + timedelta(minutes=1)).emails == 0
+
+
+class RefusesGrace(locmem.EmailBackend):
+    """A mail server that refuses one address, naming it, as SMTP's refusal does."""
+
+    def send_messages(self, messages):  # type: ignore[no-untyped-def]
+        for message in messages:
+            if "grace@example.com" in message.recipients():
+                raise smtplib.SMTPRecipientsRefused({"grace@example.com": (550, b"no mailbox")})
+        return super().send_messages(messages)
+
+
+def test_a_refused_address_is_not_written_to_the_log(
+    project, team, api_key, user, settings, caplog
+):
+    """Found in review: each refused recipient was logged with its traceback, whose error
+    names the address (SMTPRecipientsRefused, UnicodeEncodeError), and one that reached
+    nobody was logged again by its job from the error it was raised from; the other
+    senders log an error's kind only, never an address."""
+    settings.EMAIL_BACKEND = f"{__name__}.RefusesGrace"
+    choose(user, project, alerts=False, expiry=True)  # the alert's only recipient: Grace
+    alert_raised(project, api_key[0])  # reaches nobody: its job logs that, to try again
+    expiring_key(project, user)
+    assert send_expiry_reminders().sent == 1  # Ada's goes; Grace's refusal is logged
+    assert recipients() == [["ada@example.com"]]
+    assert "not sent" in caplog.text
+    assert "grace@example.com" not in caplog.text
 
 
 # -- Expiry reminders -----------------------------------------------------------------------
