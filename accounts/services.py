@@ -679,7 +679,8 @@ def account_delete(*, user: User, ip: str | None = None) -> None:
     user.set_unusable_password()
     user.save(update_fields=["email", "name", "is_active", "email_verified_at", "password"])
     changed(user.change_identity)
-    transaction.on_commit(lambda: _tell_deleted_account(address))
+    when = timezone.now()
+    transaction.on_commit(lambda: _tell_deleted_account(address, when=when, ip=ip))
 
 
 def _address_of_deleted(user: User) -> str:
@@ -692,7 +693,7 @@ def _address_of_deleted(user: User) -> str:
     return address
 
 
-def _tell_deleted_account(address: str) -> None:
+def _tell_deleted_account(address: str, *, when: datetime, ip: str | None) -> None:
     try:
         send_mail(
             subject="[Reminix] Your account was deleted",
@@ -700,6 +701,8 @@ def _tell_deleted_account(address: str) -> None:
                 "Your Reminix account was deleted, as you asked. Your personal access tokens "
                 "were revoked, every session of yours was signed out, and the projects you "
                 "alone belonged to were deleted with their API keys.\n\n"
+                f"When: {when:%-d %b %Y, %H:%M} UTC\n"
+                f"From: {ip or 'an unknown address'}\n\n"
                 "If you did not ask for this, someone who could sign in as you did it: "
                 "change this password wherever else you use it. Projects you shared with "
                 "others were not deleted; their owners can invite you again.\n"

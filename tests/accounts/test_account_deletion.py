@@ -310,3 +310,14 @@ def test_a_request_that_began_before_the_deletion_adds_the_deleted_account_to_no
     with pytest.raises(PermissionDenied):
         project_create(name="Ghost town", owner=as_read_before)
     assert not Membership.objects.filter(user=user).exists()
+
+
+def test_the_deletion_notice_says_when_and_from_where(user, django_capture_on_commit_callbacks):
+    """Found in review: the notice asked "if you did not ask for this…" but said neither
+    when nor from where, the two facts that tell its owner whether it was them."""
+    import re
+
+    with django_capture_on_commit_callbacks(execute=True):
+        account_delete(user=user, ip="198.51.100.23")
+    (told,) = [m for m in mail.outbox if "account was deleted" in m.subject]
+    assert re.search(r"\d{2}:\d{2} UTC", told.body) and "198.51.100.23" in told.body
