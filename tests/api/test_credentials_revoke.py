@@ -349,3 +349,19 @@ def test_the_leak_email_says_what_when_and_links_the_tokens_own_calls(
         assert owner.get(path).status_code == 200
         if path == page:
             assert stranger.get(path).status_code == 404
+
+
+def test_an_owner_who_turned_alert_emails_off_is_still_told_of_a_leak(
+    api_key, project, user, django_capture_on_commit_callbacks
+):
+    """Alert emails and expiry reminders are each person's choice (notifications/); a key
+    of theirs revoked because it leaked is security mail, which no choice turns off."""
+    from notifications.services import Choice, notification_preferences_set
+
+    membership = project.memberships.get(user=user)
+    notification_preferences_set(
+        user=user, choices={membership.pk: Choice(alert_emails=False, expiry_emails=False)}
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert_ok(report(api_key[1]), 202)
+    assert [email.to for email in mail.outbox] == [[user.email]]
