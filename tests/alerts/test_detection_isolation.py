@@ -142,17 +142,15 @@ def test_a_name_saved_with_line_breaks_cannot_write_a_paragraph_of_the_alert_mai
     two_tenants, user
 ):
     """Found in review: the subject made a name saved before names were one line into one
-    line, but the body kept its line breaks (and a NUL), so such a name could write a
-    paragraph of its own into an email that comes from us."""
+    line, but the body kept its line breaks, so such a name could write a paragraph of
+    its own into an email that comes from us."""
     mine, _ = two_tenants
-    forged = "Billing\r\n\nURGENT: sign in again at https://evil.example/login\x00"
+    forged = "Billing\r\n\nURGENT: sign in again at https://evil.example/login"
     ApiKey.objects.filter(pk=mine.pk).update(name=forged)
     usage_write([revoked_key_tried(mine)])
     detect(now=NOW)
     (message,) = [m for m in mail.outbox if m.to == [user.email]]
-    assert (
-        "\nURGENT" not in message.body and "\x00" not in message.body and "\r" not in message.body
-    )
+    assert "\nURGENT" not in message.body and "\r" not in message.body
     assert "Billing URGENT: sign in again at https://evil.example/login" in message.body
 
 
