@@ -25,7 +25,7 @@ from apikeys.tokens import TokenKind, token_hash, token_kind
 from core.after_answer import after_answer
 from core.mail import one_line
 from core.redact import redact_tokens
-from notifications.recipients import send_to_each
+from notifications.recipients import NobodyReached, send_to_each
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,8 @@ def _tell_owners(token: Token, reporter: Reporter, *, previous_secret: bool = Fa
             scope, where = f"project:{token.project_id}", f"the project “{token.project.name}”"
         else:
             scope, where = f"user:{getattr(token, 'user_id', '')}", "your account"
-        if not cache.add(f"reported-mail:{scope}", 1, timeout=MAIL_EVERY_SECONDS):
+        told = f"reported-mail:{scope}"
+        if not cache.add(told, 1, timeout=MAIL_EVERY_SECONDS):
             return  # told within the hour; the audit log lists every revocation
         name = getattr(token, "name", "") or getattr(token, "public_id", "")
         calls = _usage_url(token)
@@ -207,14 +208,20 @@ def _tell_owners(token: Token, reporter: Reporter, *, previous_secret: bool = Fa
         # Each owner in a message of their own (notifications.recipients.send_to_each):
         # in one to them all, an address the mail server refused (a mailbox gone) stopped
         # the message, and no owner heard of it.
-        send_to_each(
-            _recipients(token),
-            lambda to: send_mail(
-                subject=subject,
-                message=message,
-                from_email=settings.DEFAULT_FROM_EMAIL,
-                recipient_list=to,
-            ),
-        )
+        try:
+            send_to_each(
+                _recipients(token),
+                lambda to: send_mail(
+                    subject=subject,
+                    message=message,
+                    from_email=settings.DEFAULT_FROM_EMAIL,
+                    recipient_list=to,
+                ),
+            )
+        except NobodyReached:
+            # The hour's email reached nobody (the mail server down): not counted, so the
+            # next token reported tells them.
+            cache.delete(told)
+            raise
     except Exception:
         logger.exception("Could not email the owners of a reported %s", token.noun)

@@ -365,3 +365,26 @@ def test_an_owner_who_turned_alert_emails_off_is_still_told_of_a_leak(
     with django_capture_on_commit_callbacks(execute=True):
         assert_ok(report(api_key[1]), 202)
     assert [email.to for email in mail.outbox] == [[user.email]]
+
+
+class RefusesAll(locmem.EmailBackend):
+    """A mail server that is down."""
+
+    def send_messages(self, messages):  # type: ignore[no-untyped-def]
+        raise ConnectionRefusedError("the mail server is down")
+
+
+def test_owners_whose_leak_email_reached_nobody_are_told_at_the_next_report(
+    api_key, make_key, project, user, settings, django_capture_on_commit_callbacks
+):
+    """Found in review: the hour's one email was counted before it was sent, so with the
+    mail server down for a moment no owner heard of the revocation, nor of any other key
+    reported within the hour."""
+    _, second = make_key(project, name="Second")
+    settings.EMAIL_BACKEND = f"{__name__}.RefusesAll"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert_ok(report(api_key[1]), 202)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert_ok(report(second), 202)
+    assert [email.to for email in mail.outbox] == [[user.email]]
