@@ -51,6 +51,9 @@ HOURLY_UP_TO = timedelta(days=2)
 LONGEST_RANGE = timedelta(days=92)
 TOP_SHOWN = 10
 KEYS_IN_CHART = 5
+# The By key table's rows: every working key of a full project (MAX_WORKING_KEYS_PER_PROJECT)
+# fits, and the keys and tokens past it with fewer calls are counted, not listed.
+CALLERS_SHOWN = 100
 
 AUTH_FAILURES = (Outcome.AUTH_FAILURE, Outcome.REVOKED_KEY)
 
@@ -245,9 +248,11 @@ class ProjectOverview:
     series: list[Series]
     top_addresses: list[AddressRow]
     top_agents: list[AgentRow]
-    callers: list[CallerRow]  # keys and PATs with calls, busiest first
-    quiet_keys: list[ApiKey]  # the project's keys without a matching call
+    callers: list[CallerRow]  # keys and PATs with calls, busiest first, CALLERS_SHOWN at most
+    quiet_keys: list[ApiKey]  # the project's keys without a matching call, CALLERS_SHOWN at most
     dropped: int = 0  # usage entries the service could not keep in this range (see below)
+    more_callers: int = 0  # keys and PATs with calls past the CALLERS_SHOWN busiest
+    more_quiet_keys: int = 0  # quiet keys past the CALLERS_SHOWN listed
 
     @property
     def time_range(self) -> TimeRange:
@@ -318,16 +323,19 @@ def project_usage_overview(
         if caller_id in callers:
             callers[caller_id].last_call = last
 
+    ranked = sorted(callers.items(), key=lambda item: (-item[1].counts.requests, item[0]))
+    # A project that rotates its keys has thousands of ended ones, and each that a
+    # forgotten server still tries has calls: only the busiest are read and listed.
+    shown = ranked[:CALLERS_SHOWN]
     project_keys = ApiKey.objects.for_project(project)
-    keys = project_keys.in_bulk([pk for kind, pk in callers if kind == "key"])
-    pat_ids = [pk for kind, pk in callers if kind == "pat" and pk is not None]
+    keys = project_keys.in_bulk([pk for (kind, pk), _ in shown if kind == "key"])
+    pat_ids = [pk for (kind, pk), _ in shown if kind == "pat" and pk]
     pats = PersonalAccessToken.objects.select_related("user").in_bulk(pat_ids)
-    for (kind, pk), caller in callers.items():
+    for (kind, pk), caller in shown:
         if kind == "key":
             caller.api_key = keys.get(pk)
         else:
             caller.personal_token = pats.get(pk)
-    ranked = sorted(callers.items(), key=lambda item: (-item[1].counts.requests, item[0]))
 
     series, series_of = _series(stack, filters, ranked, callers)
     for group, bucket in zip(groups, bars, strict=True):
@@ -346,7 +354,11 @@ def project_usage_overview(
         for ip, n, first, last in busiest_ips
     ]
 
-    seen_keys = {caller.api_key.pk for _, caller in ranked if caller.api_key is not None}
+    seen_keys = {pk for kind, pk in callers if kind == "key"}
+    # Each key revoked in the range was working in it: after a mass rotation, thousands.
+    quiet = _working_during(project_keys, time_range).exclude(pk__in=seen_keys)
+    quiet_keys = list(quiet[: CALLERS_SHOWN + 1])
+    more_quiet = quiet.count() - CALLERS_SHOWN if len(quiet_keys) > CALLERS_SHOWN else 0
     return ProjectOverview(
         filters=filters,
         stack=stack,
@@ -357,8 +369,10 @@ def project_usage_overview(
         series=series,
         top_addresses=top_addresses,
         top_agents=_busiest_agents(project, filters),
-        callers=[caller for _, caller in ranked],
-        quiet_keys=list(_working_during(project_keys, time_range).exclude(pk__in=seen_keys)),
+        callers=[caller for _, caller in shown],
+        more_callers=len(ranked) - len(shown),
+        quiet_keys=quiet_keys[:CALLERS_SHOWN],
+        more_quiet_keys=more_quiet,
         dropped=usage_dropped_between(time_range.since, time_range.until),
     )
 
