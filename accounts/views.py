@@ -13,6 +13,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required, login_required
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
 from django.forms import BaseForm
 from django.http import HttpResponse, HttpResponseRedirect
@@ -108,6 +109,9 @@ NO_ACCOUNT_MAILS_PER_HOUR = 200
 
 INVITATIONS_PER_HOUR = 30
 INVITATIONS_PER_EMAIL_PER_DAY = 5
+# Members a page: a project may have MAX_MEMBERS_PER_PROJECT (500), each row with its
+# forms; listed all at once, they made a page of a megabyte that took a second to render.
+MEMBERS_PAGE_SIZE = 50
 
 
 @require_GET
@@ -625,7 +629,9 @@ def project_delete_view(request: ProjectRequest) -> HttpResponse:
 
 def _members_page(request: ProjectRequest, form: InvitationForm, status: int = 200) -> HttpResponse:
     project = request.project
-    members = project.memberships.select_related("user").order_by("user__email")
+    members = project.memberships.select_related("user").order_by("user__email", "id")
+    # get_page() turns anything that is not a page number into the first or last page.
+    members_page = Paginator(members, MEMBERS_PAGE_SIZE).get_page(request.GET.get("page"))
     invitations = (
         project.invitations.pending().select_related("invited_by").order_by("-created_at")
         if request.membership.is_owner
@@ -635,12 +641,13 @@ def _members_page(request: ProjectRequest, form: InvitationForm, status: int = 2
     if request.htmx:
         template += "#members"
     context = {
-        "members": members,
+        "members": members_page.object_list,
+        "members_page": members_page,
         "form": form,
         "invitations": invitations,
         "roles": Membership.Role.choices,
         # The last owner cannot leave; the button is not offered to them.
-        "owners": sum(1 for m in members if m.is_owner),
+        "owners": project.memberships.filter(role=Membership.Role.OWNER).count(),
         "now": timezone.now(),
     }
     return render(request, template, context, status=status)

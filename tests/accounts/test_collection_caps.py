@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import views as accounts_views
 from accounts.invitations import (
     FULL_PROJECT,
     MAX_MEMBERS_PER_PROJECT,
@@ -187,6 +188,29 @@ def members(project, count: int) -> None:
     """`count` more members of `project`, written past the services."""
     users = User.objects.bulk_create(User(email=f"member{n}@example.com") for n in range(count))
     Membership.objects.bulk_create(Membership(project=project, user=u) for u in users)
+
+
+def test_the_members_page_lists_a_page_of_members_and_links_to_the_others(
+    signed_in, project, user, monkeypatch
+):
+    """Each member's row carries their forms (role, transfer, remove): the page listed
+    all of a project's members at once, which for a full project (500) was a page of a
+    megabyte that took a second to render, on every visit."""
+    monkeypatch.setattr(accounts_views, "MEMBERS_PAGE_SIZE", 3)
+    members(project, 4)  # and its owner, ada@example.com: the first by address
+    url = reverse("accounts:project_members", args=[project.slug])
+
+    first = signed_in.get(url).content.decode()
+    listed = ["ada@example.com", "member0@example.com", "member1@example.com"]
+    assert all(address in first for address in listed)
+    assert "member2@example.com" not in first
+    assert "1–3 of 5 members" in first
+    # The owner's own row, on its page, still knows they are the only owner.
+    assert "You are the only owner" in first
+    second = signed_in.get(url, {"page": 2}).content.decode()
+    assert "member2@example.com" in second and "member3@example.com" in second
+    assert "member1@example.com" not in second
+    assert "4–5 of 5 members" in second
 
 
 def test_no_invitation_is_sent_to_a_full_project_and_the_form_says_why(signed_in, project):
