@@ -7,6 +7,7 @@ import html as html_lib
 import re
 from datetime import timedelta
 
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -185,3 +186,45 @@ def test_the_front_pages_open_alerts_show_the_high_ones_first_as_the_alerts_page
     shown = re.findall(r"Alert number (\d\d)", html)
     assert shown[0] == "01", shown
     assert shown[1:] == ["07", "06", "05", "04"]  # then the latest
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
+def test_the_front_page_reads_the_keys_of_the_alerts_it_shows_not_of_every_open_alert(
+    project, make_key
+):
+    """The five most pressing open alerts were picked from a join of every open alert with
+    its key: PostgreSQL joined them all before it sorted and cut to five, hashing the whole
+    key table, every tenant's, on each visit of a project with many open alerts."""
+    from alerts.models import Flag
+    from tests.plans import plan_nodes, rows_read
+
+    now = timezone.now()
+    keys = [make_key(project, f"Key {n}")[0] for n in range(30)]
+    Flag.objects.bulk_create(
+        Flag(
+            project=project,
+            api_key=key,
+            kind=Flag.Kind.NEW_NETWORK,
+            severity=Flag.Severity.MEDIUM,
+            dedupe_key=f"new-network:{key.pk}",
+            summary=f"{key.name} used from a new network",
+            first_seen=now - timedelta(minutes=n),
+            last_seen=now - timedelta(minutes=n),
+        )
+        for n, key in enumerate(keys)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE apikeys_flag")
+        cursor.execute("ANALYZE apikeys_apikey")
+
+    with CaptureQueriesContext(connection) as captured:
+        health = project_health(project=project, with_sign_ins=False)
+    assert [flag.api_key.name for flag in health.recent_alerts] == [f"Key {n}" for n in range(5)]
+    # The statements that read the alerts' keys: with the alerts, or by their ids.
+    read = sum(
+        rows_read(plan_nodes(q["sql"], analyze=True), "apikeys_apikey")
+        for q in captured
+        if '"apikeys_apikey"' in q["sql"]
+        and ('FROM "apikeys_flag"' in q["sql"] or '"apikeys_apikey"."id" IN' in q["sql"])
+    )
+    assert read <= 5
