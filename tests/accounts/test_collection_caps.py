@@ -5,6 +5,7 @@ two arrive at once."""
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from datetime import timedelta
@@ -211,6 +212,19 @@ def test_the_members_page_lists_a_page_of_members_and_links_to_the_others(
     assert "member2@example.com" in second and "member3@example.com" in second
     assert "member1@example.com" not in second
     assert "4–5 of 5 members" in second
+
+
+def test_a_refused_invitations_page_links_to_the_members_pages(signed_in, project, monkeypatch):
+    """A refused invitation comes back as the members page under the form's address, which
+    answers POST alone: a pager link relative to it ("?page=2") led to a 405."""
+    monkeypatch.setattr(accounts_views, "MEMBERS_PAGE_SIZE", 3)
+    members(project, 4)
+    refused = invite(signed_in, project, "not an address")
+    assert refused.status_code == 422
+    pager = re.findall(r'href="([^"]*page=2)"', refused.content.decode())
+    assert pager, "no link to the second page"
+    for href in pager:
+        assert signed_in.get(html.unescape(href)).status_code == 200
 
 
 def test_no_invitation_is_sent_to_a_full_project_and_the_form_says_why(signed_in, project):
