@@ -21,6 +21,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.decorators import method_decorator
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -406,7 +408,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
                     self.validlink = True
                     return FormView.dispatch(self, request, *args, **kwargs)
             elif self.token_generator.check_token(self.user, token):
-                page = request.path.replace(token, self.reset_url_token)
+                page = self._set_password_page(self.user)
                 response = HttpResponseRedirect(page)
                 response.set_cookie(
                     _reset_token_cookie(),
@@ -421,12 +423,26 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
                 return response
         return self.render_to_response(self.get_context_data())
 
+    def _set_password_page(self, user: User) -> str:
+        """The account's set-password page as we spell it: the cookie's path, which the
+        request's spelling must not write. Django sends the browser on to the request's
+        path with the token replaced, but base64 decoding skips what is not base64 and
+        stops at padding, so `MQ==; Domain=…` (or a NUL) opens the page of account 1 too,
+        and would have become the cookie's attributes."""
+        uidb64 = urlsafe_base64_encode(force_bytes(user.pk))
+        return reverse(
+            "accounts:password_reset_confirm",
+            kwargs={"uidb64": uidb64, "token": self.reset_url_token},
+        )
+
     def form_valid(self, form):  # type: ignore[no-untyped-def]
         with transaction.atomic():
             form.save()
             # Django's own form_valid would take the token out of the session.
             response = FormView.form_valid(self, form)
-            response.delete_cookie(_reset_token_cookie(), path=self.request.path, samesite="Lax")
+            response.delete_cookie(
+                _reset_token_cookie(), path=self._set_password_page(form.user), samesite="Lax"
+            )
             audit_record(
                 action="user.password_changed",
                 actor=form.user,

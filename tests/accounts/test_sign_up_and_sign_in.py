@@ -292,6 +292,34 @@ def test_the_set_password_page_needs_the_token_its_link_left_in_this_browser(cli
     assert user.check_password(PASSWORD)
 
 
+def test_a_reset_link_with_its_account_spelled_oddly_keeps_its_token_for_the_accounts_page(
+    client, db
+):
+    """base64 decoding skips what is not base64, and stops at padding: `Nw==; Domain=…`
+    names the same account as `Nw`. The cookie's path was the request's spelling, so the
+    link's opener wrote the cookie's attributes (a Domain, a Max-Age), or a NUL that the
+    server refuses to send (a 500 under gunicorn)."""
+    user = User.objects.create_user(pk=7, email="mei@example.com", password=PASSWORD)
+    path = _reset_link_path(user)
+    head, uid, token = path.rsplit("/", 3)[:3]
+    assert uid == "Nw"
+    page = f"{head}/{uid}/set-password/"
+    for odd in ("%3D%3D;%20Domain=example.com;%20Max-Age=99999999", "%00"):
+        opened = Client().get(f"{head}/{uid}{odd}/{token}/")
+        assert opened.status_code == 302 and opened["Location"] == page
+        cookie = opened.cookies["password_reset"]
+        assert cookie["path"] == page and not cookie["domain"]
+        assert cookie["max-age"] == settings.PASSWORD_RESET_TIMEOUT
+    opened = client.get(f"{head}/{uid}%3D%3D;x/{token}/", follow=True)
+    assert opened.context["validlink"]
+    new_password = "a brand new passphrase 42"
+    done = client.post(page, {"new_password1": new_password, "new_password2": new_password})
+    assert done.status_code == 302 and done.cookies["password_reset"]["path"] == page
+    assert done.cookies["password_reset"]["max-age"] == 0
+    user.refresh_from_db()
+    assert user.check_password(new_password)
+
+
 def _uid(user) -> str:
     from django.utils.encoding import force_bytes
     from django.utils.http import urlsafe_base64_encode
