@@ -281,6 +281,11 @@ AXES_VERBOSE = False
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "next"]
 
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 14
+# Notes shown once ("Sign in again") ride in a signed cookie alone. Django's default keeps
+# what that cookie cannot hold in the session, which for someone signed out is a new row:
+# a script that never reads its pages fills the cookie once, then each request stored one.
+# Past the cookie's 2 KB, the oldest unread notes give way.
+MESSAGE_STORAGE = "django.contrib.messages.storage.cookie.CookieStorage"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"

@@ -3,12 +3,16 @@ a new network is emailed to them."""
 
 from __future__ import annotations
 
+import secrets
 from urllib.parse import quote
 
 import pytest
+from django.contrib.messages import constants
+from django.contrib.messages.storage.base import Message
+from django.contrib.messages.storage.cookie import CookieStorage
 from django.contrib.sessions.models import Session
 from django.core import mail
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from accounts.models import PendingSecondStep, SignedInSession
@@ -271,3 +275,31 @@ def test_the_second_steps_of_one_person_do_not_end_anothers(user, make_user):
     for _ in range(PENDING_STEPS_PER_PERSON + 1):
         Client().post(reverse("accounts:login"), {"username": user.email, "password": PASSWORD})
     assert theirs.get(reverse("accounts:login_code")).status_code == 200
+
+
+def _full_messages_cookie() -> str:
+    """A messages cookie with no room for one more note, as a script gets that asks a page
+    with a note for someone signed out (the code page's "Sign in again") a few thousand
+    times and never reads the page the note is for."""
+    storage = CookieStorage(RequestFactory().get("/"))
+    notes: list[Message] = []
+    while len(storage._encode(notes, encode_empty=True)) < storage.max_cookie_size - 20:
+        notes.append(Message(constants.INFO, secrets.token_hex(4)))
+    return storage._encode(notes)
+
+
+def test_a_note_for_someone_signed_out_with_a_full_messages_cookie_writes_no_session(db):
+    """Django's default message storage keeps what the cookie cannot hold in the session:
+    each such request, sent without a session cookie, stored a session row, kept 14 days.
+    The oldest notes give way instead, and the new one is shown."""
+    full = _full_messages_cookie()
+    sessions = Session.objects.count()
+    for _ in range(20):
+        browser = Client()
+        browser.cookies["messages"] = full
+        answer = browser.get(reverse("accounts:login_code"))
+        assert answer.url == reverse("accounts:login")
+        assert "sessionid" not in answer.cookies
+    assert Session.objects.count() == sessions
+    page = browser.get(answer.url).content.decode()
+    assert "Sign in again: the code step waits at most 5 minutes." in page
