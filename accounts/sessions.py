@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -90,6 +91,12 @@ def pending_step_record(request: HttpRequest, user: User) -> None:
     PendingSecondStep.objects.update_or_create(
         session_key=key, defaults={"user": user, "started_at": timezone.now()}
     )
+    # A step whose session has gone waits for nothing, and must not count: a browser given
+    # a new key (the password again, a passkey sign-in) would push out steps waiting in
+    # others. Each row's session is saved before the row (cycle_key above).
+    PendingSecondStep.objects.filter(
+        ~Exists(Session.objects.filter(session_key=OuterRef("session_key"))), user=user
+    ).delete()
     beyond = list(
         PendingSecondStep.objects.filter(user=user)
         .order_by("-started_at", "-id")

@@ -303,3 +303,24 @@ def test_a_note_for_someone_signed_out_with_a_full_messages_cookie_writes_no_ses
     assert Session.objects.count() == sessions
     page = browser.get(answer.url).content.decode()
     assert "Sign in again: the code step waits at most 5 minutes." in page
+
+
+def test_a_second_step_begun_again_in_the_same_browser_does_not_count_its_old_session(user):
+    """Each right password gives the browser's session a new key, and a passkey sign-in
+    does too: the step's row for the old key waited for nothing, yet counted, so a person
+    starting again in one browser pushed out the step waiting in another."""
+    from tests.accounts.test_two_factor import enrol
+
+    browser = Client()
+    browser.force_login(user)
+    enrol(browser)
+    browser.logout()
+    sign_in_form = {"username": user.email, "password": PASSWORD}
+    laptop, phone = Client(), Client()
+    laptop.post(reverse("accounts:login"), sign_in_form)
+    for _ in range(PENDING_STEPS_PER_PERSON + 1):
+        assert phone.post(reverse("accounts:login"), sign_in_form).url == reverse(
+            "accounts:login_code"
+        )
+    assert laptop.get(reverse("accounts:login_code")).status_code == 200
+    assert PendingSecondStep.objects.filter(user=user).count() == 2
