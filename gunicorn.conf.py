@@ -23,6 +23,13 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 control_socket = os.path.join(
     tempfile.gettempdir(), f"reminix-gunicorn-{os.environ.get('PORT', '8000')}.ctl"
 )
+# Which peers may say the scheme is https is the app's to decide (TRUSTED_PROXIES, core/
+# middleware.py ForwardedProtoMiddleware). gunicorn's own default believes X-Forwarded-Proto,
+# X-Forwarded-Ssl and X-Forwarded-Protocol from 127.0.0.1 and sets the scheme itself, which
+# Django then reads when the app has dropped the header: any process on the host could send
+# a token in clear unrefused. Nobody, here; and none of gunicorn's own forwarded headers.
+forwarded_allow_ips = ""
+secure_scheme_headers: dict[str, str] = {}
 
 
 # The access log's atoms that the server writes: every other one holds what a client

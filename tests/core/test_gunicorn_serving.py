@@ -1,0 +1,101 @@
+"""gunicorn as `make serve` runs it (gunicorn.conf.py read from the repository root), with
+production's settings, driven over HTTP from this machine: what gunicorn itself decides
+before Django sees a request."""
+
+from __future__ import annotations
+
+import http.client
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.accounts.test_security_headers import ROOT, production_env
+from tests.servers import free_port
+
+# Well formed (prefix, length, checksum) and unknown: only its scheme matters here.
+TOKEN = "reminix_sk_" + "a" * 36
+
+
+@contextmanager
+def gunicorn(tmp_path: Path, **env: str) -> Iterator[int]:
+    """One worker on a free loopback port; its port. No database or Redis is reached by
+    the requests these tests send (answered before either is needed)."""
+    port = free_port()
+    settings = production_env(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'unused.sqlite3'}",
+        STATIC_ROOT=str(tmp_path / "static"),
+        PORT=str(port),
+        WEB_CONCURRENCY="1",
+        **env,
+    )
+    settings.pop("REDIS_URL")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "reminix_dashboard.wsgi:application"],
+        cwd=ROOT,
+        env=settings,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, "gunicorn exited while starting"
+            try:
+                get(port, "/robots.txt")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:
+    """Status, Location and body of a GET from 127.0.0.1, for the dashboard's host."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(
+            "GET", path, headers={"Host": "dashboard.example.com", **(headers or {})}
+        )
+        response = connection.getresponse()
+        return response.status, response.getheader("Location", ""), response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        {"X-Forwarded-Proto": "https"},
+        {"X-Forwarded-Ssl": "on"},
+        {"X-Forwarded-Protocol": "ssl"},
+    ],
+    ids=lambda claim: next(iter(claim)),
+)
+def test_https_claimed_from_this_machine_is_not_believed_when_it_is_no_proxy_of_ours(
+    tmp_path, claim
+):
+    """gunicorn believes these headers from 127.0.0.1 by its own default
+    (forwarded_allow_ips) and set the request's scheme to https itself, under the app's
+    TRUSTED_PROXIES: any process on the host could send a token in clear unrefused, or
+    get a page over http unredirected. The proxies are the app's to name, nobody else's."""
+    with gunicorn(tmp_path, TRUSTED_PROXIES="10.0.0.0/8") as port:
+        status, _, body = get(port, "/v1/agents", {"Authorization": f"Bearer {TOKEN}", **claim})
+        assert status == 403 and b'"https_required"' in body
+        status, location, _ = get(port, "/robots.txt", claim)
+        assert status == 301 and location.startswith("https://")
+
+
+def test_https_said_by_a_proxy_of_ours_on_this_machine_is_still_believed(tmp_path):
+    with gunicorn(tmp_path, TRUSTED_PROXIES="127.0.0.1") as port:
+        said = {"X-Forwarded-Proto": "https"}
+        status, _, body = get(port, "/v1/agents", {"Authorization": f"Bearer {TOKEN}", **said})
+        assert status == 401 and b'"invalid_api_key"' in body
+        assert get(port, "/robots.txt", said)[0] == 200
