@@ -106,9 +106,14 @@ class DatabaseBusyMiddleware:
             request.path,
             type(exception.__cause__ or exception).__name__,
         )
-        response = HttpResponse(render_to_string("503.html"), status=503)
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return database_busy_page()
+
+
+def database_busy_page() -> HttpResponse:
+    """503 with Retry-After and the page that says to try again in a moment."""
+    response = HttpResponse(render_to_string("503.html"), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 class MethodNotAllowedPageMiddleware:

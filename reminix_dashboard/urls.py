@@ -23,3 +23,5 @@ urlpatterns = [
     path("", include("webhooks.urls")),
     path("", include("api.urls")),
 ]
+
+handler500 = "core.error_pages.server_error"

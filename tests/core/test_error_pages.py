@@ -108,6 +108,34 @@ def test_a_database_out_of_reach_gets_the_busy_page(signed_in, project, monkeypa
     assert answer.status_code == 503 and b"Busy for a moment" in answer.content
 
 
+def test_a_database_out_of_reach_before_any_view_gets_the_busy_page(signed_in, monkeypatch):
+    """The database gone (a failover, a restart): a signed-in person's page failed in the
+    middleware that reads their session, before any view, where DatabaseBusyMiddleware
+    does not reach, so every page was a 500 'something went wrong' until it came back."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    def unreachable(self):
+        raise OperationalError("connection to server failed")
+
+    monkeypatch.setattr(SessionStore, "load", unreachable)
+    signed_in.raise_request_exception = False
+    answer = signed_in.get(reverse("accounts:login"))
+    assert answer.status_code == 503 and answer["Retry-After"] == "5"
+    assert b"Busy for a moment" in answer.content and STYLESHEET in answer.content
+
+
+def test_any_other_failure_before_a_view_is_still_the_500_page(signed_in, monkeypatch):
+    from django.contrib.sessions.backends.db import SessionStore
+
+    def broken(self):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(SessionStore, "load", broken)
+    signed_in.raise_request_exception = False
+    answer = signed_in.get(reverse("accounts:login"))
+    assert answer.status_code == 500 and b"Something went wrong" in answer.content
+
+
 def test_a_refused_host_is_one_warning_line_not_a_traceback(client, db):
     """Scanners send every Host they can think of to every address they find: Django
     logs each refusal at ERROR with a fifteen-line traceback of its own code, which
