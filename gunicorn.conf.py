@@ -74,6 +74,23 @@ class TokenRedactingLogger(Logger):
 logger_class = TokenRedactingLogger
 
 
+def post_fork(server: Any, worker: Any) -> None:
+    """A setting the process cannot use stops gunicorn with the one line that names it
+    (reminix_dashboard/settings/environment.py), as gunicorn stops for an application it
+    cannot import, not with each worker's traceback of the settings' import. Read in the
+    worker, not the arbiter: the arbiter keeps what it imports across reloads (SIGHUP)."""
+    from django.core.exceptions import ImproperlyConfigured
+    from gunicorn.errors import AppImportError
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "reminix_dashboard.settings.base")
+    from django.conf import settings
+
+    try:
+        settings.INSTALLED_APPS  # noqa: B018 - the settings read the environment here
+    except ImproperlyConfigured as unusable:
+        raise AppImportError(str(unusable)) from None
+
+
 def worker_exit(server: Any, worker: Any) -> None:
     """Hand over what the worker holds before it goes (core/write_behind.py): the replies
     of the usage entries it sent to Redis, and whatever its own buffer still has, to the

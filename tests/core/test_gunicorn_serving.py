@@ -99,3 +99,23 @@ def test_https_said_by_a_proxy_of_ours_on_this_machine_is_still_believed(tmp_pat
         status, _, body = get(port, "/v1/agents", {"Authorization": f"Bearer {TOKEN}", **said})
         assert status == 401 and b'"invalid_api_key"' in body
         assert get(port, "/robots.txt", said)[0] == 200
+
+
+def test_a_setting_it_cannot_use_stops_gunicorn_with_one_line_not_a_traceback(tmp_path):
+    """Each worker printed a 25-line traceback of the settings' import, then gunicorn
+    its own lines: the reason was the last of them, under Django's and gunicorn's code."""
+    env = production_env(CONN_MAX_AGE="abc", PORT=str(free_port()), WEB_CONCURRENCY="1")
+    run = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "reminix_dashboard.wsgi:application"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr and "File " not in run.stderr, run.stderr
+    [reason] = [line for line in run.stderr.splitlines() if "CONN_MAX_AGE" in line]
+    assert reason.endswith(
+        "CONN_MAX_AGE must be a whole number from 0 to 1000000 (default 60); it is 'abc'."
+    )

@@ -213,3 +213,21 @@ def test_a_retention_prune_usage_would_refuse_every_night_stops_the_scheduler_at
 def test_the_default_retention_passes(settings):
     settings.USAGE_RETENTION = "90d"
     assert usage_retention_is_an_age_prune_usage_takes() == []
+
+
+@pytest.mark.parametrize("command", ["check", "ingest_usage", "run_scheduler"])
+def test_a_setting_it_cannot_use_stops_manage_py_with_one_line_not_a_traceback(command):
+    """`make serve`'s first step, the ingest and the scheduler printed a 20-line traceback
+    of the settings' import, the reason in its last line."""
+    run = subprocess.run(
+        [sys.executable, "manage.py", command],
+        cwd=ROOT,
+        env=production_env(CONN_MAX_AGE="abc"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode != 0
+    assert run.stderr.strip().splitlines() == [
+        "CONN_MAX_AGE must be a whole number from 0 to 1000000 (default 60); it is 'abc'."
+    ]
