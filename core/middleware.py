@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
-from django.db import InterfaceError, OperationalError
+from django.db import Error, InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -18,6 +18,41 @@ from core.client_ip import is_trusted_proxy, trusted_networks
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
+
+
+class ProbeMiddleware:
+    """GET or HEAD /healthz and /readyz, for a load balancer or an orchestrator, answered
+    before any other middleware: a probe is sent over plain http to the instance's own
+    address, which ALLOWED_HOSTS does not name and SECURE_SSL_REDIRECT would redirect; it
+    carries no session, no token and meets no limit. /healthz does no I/O: this process
+    answers. /readyz asks the database for one `SELECT 1`: 503 while it cannot answer.
+    Neither says why, or anything else about what is inside."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        path = request.path_info
+        if path not in ("/healthz", "/readyz") or request.method not in ("GET", "HEAD"):
+            return self.get_response(request)
+        if path == "/readyz" and not database_answers():
+            answer = HttpResponse(
+                "unavailable\n", content_type="text/plain; charset=utf-8", status=503
+            )
+            answer["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        else:
+            answer = HttpResponse("ok\n", content_type="text/plain; charset=utf-8")
+        answer["Cache-Control"] = "no-store"
+        return answer
+
+
+def database_answers() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Error:  # any of the database's: unreachable, refused, timed out
+        return False
+    return True
 
 
 class ForwardedProtoMiddleware:

@@ -109,6 +109,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz: a load balancer's probe, on any Host, over http, to anyone.
+    "core.middleware.ProbeMiddleware",
     # Before anything reads the scheme, the API's path included: X-Forwarded-Proto from
     # a peer that is none of TRUSTED_PROXIES is dropped.
     "core.middleware.ForwardedProtoMiddleware",
