@@ -35,6 +35,14 @@ from scheduler.models import ScheduledJob
 logger = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
+# What a stop (SIGTERM from a deploy, Ctrl-C) waits for the jobs running then to end: well
+# within an orchestrator's own wait before its SIGKILL (Docker's is 10 s), which would
+# leave their leases held for their whole length.
+STOP_GRACE_SECONDS = 5.0
+# The lease left to a job the stop cut short: the process is gone within the second, but
+# the statement it was running goes on at the server until it ends or meets the
+# statement timeout (30 s by default); another scheduler takes the job after this.
+CUT_LEASE_SECONDS = 60
 # SQLite has one writer at a time: there, the jobs of one scheduler take turns.
 _sqlite_turns = threading.Lock()
 
@@ -99,6 +107,14 @@ def finish(job: Job, *, holder: str, error: str = "") -> None:
     )
 
 
+def cut_short(job: Job, *, holder: str) -> None:
+    """Let `job`'s lease end CUT_LEASE_SECONDS from now: the stop is ending its run."""
+    until = timezone.now() + timedelta(seconds=CUT_LEASE_SECONDS)
+    ScheduledJob.objects.filter(name=job.name, lease_holder=holder, lease_until__gt=until).update(
+        lease_until=until
+    )
+
+
 def run_job(
     job: Job,
     *,
@@ -157,6 +173,8 @@ def _run_in_thread(job: Job, holder: str, stopping: threading.Event | None = Non
     def keep_lease() -> None:
         every = lease_of(job).total_seconds() / 3
         while not done.wait(every):
+            if stopping is not None and stopping.is_set():
+                return  # a stop cuts the run short and its lease with it (Scheduler.loop)
             try:
                 renew(job, holder=holder)
             except Exception:
@@ -236,7 +254,30 @@ class Scheduler:
                 logger.exception("Scheduler: a look for due jobs failed; trying again")
                 close_old_connections()
             self.stopping.wait(tick)
-        self.wait()
+        self._end_running()
+
+    def _end_running(self) -> None:
+        """Wait up to STOP_GRACE_SECONDS for the running jobs to end; cut the rest short.
+        Their threads end with the process, and their open transactions with its
+        connections: a job's run is written to survive that, as it survives a crash, and
+        its next run takes up where the last commit left it."""
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for thread in list(self.running.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for job in self.jobs:
+            running = self.running.get(job.name)
+            if running is None or not running.is_alive():
+                continue
+            logger.warning(
+                "Scheduled job %s cut short by the stop; another scheduler may take it in %d s",
+                job.name,
+                CUT_LEASE_SECONDS,
+            )
+            try:
+                cut_short(job, holder=self.holder)
+            except DatabaseError:
+                logger.warning("Scheduled job %s: its lease could not be cut short", job.name)
+                close_old_connections()
 
     def stop(self) -> None:
         self.stopping.set()

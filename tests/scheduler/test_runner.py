@@ -325,3 +325,60 @@ def test_a_long_running_scheduler_keeps_one_name_per_failing_job_not_one_per_fai
         assert scheduler.run_due(now=start + timedelta(minutes=2 * minute)) == ["broken"]
         scheduler.wait()
     assert sorted(scheduler.failed) == ["broken"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stop_cuts_short_a_job_still_running_and_its_lease_ends_a_minute_later(monkeypatch):
+    """`run_scheduler` waited on SIGTERM for every running job to end: a detection run
+    catching up, a webhook run (up to 45 s of sends), a prune of hours. A deploy's stop
+    timeout (Docker's 10 s) then SIGKILLed it with the lease held: detection and webhooks
+    stopped for ten minutes after the deploy, prune_usage for six hours. A job still
+    running a few seconds into the stop is cut short (its transaction goes with the
+    process) and its lease ends a minute later, for another scheduler to take."""
+    started, released = threading.Event(), threading.Event()
+
+    def runs_on(*args: object) -> None:
+        started.set()
+        released.wait(60)
+
+    real_run_job = runner.run_job
+    monkeypatch.setattr(runner, "run_job", lambda job, **kw: real_run_job(job, call=runs_on, **kw))
+    monkeypatch.setattr(runner, "STOP_GRACE_SECONDS", 0.5)
+    long = Job("long", ("check",), every=86400, lease=6 * 3600)
+    scheduler = Scheduler([long])
+    loop = threading.Thread(target=scheduler.loop, kwargs={"tick": 0.05})
+    loop.start()
+    try:
+        assert started.wait(10)
+        stopped_at = timezone.now()
+        scheduler.stop()
+        loop.join(10)
+        assert not loop.is_alive(), "the stop waited for the job to end"
+        lease_until = ScheduledJob.objects.get(name="long").lease_until
+        assert lease_until <= stopped_at + timedelta(seconds=runner.CUT_LEASE_SECONDS + 5)
+        assert claim(long, now=lease_until, holder="another")
+    finally:
+        released.set()
+        scheduler.wait(10)
+        loop.join(10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stop_still_lets_a_job_that_ends_within_the_grace_end_and_be_recorded(monkeypatch):
+    started = threading.Event()
+
+    def short(*args: object) -> None:
+        started.set()
+        time.sleep(0.3)
+
+    real_run_job = runner.run_job
+    monkeypatch.setattr(runner, "run_job", lambda job, **kw: real_run_job(job, call=short, **kw))
+    monkeypatch.setattr(runner, "STOP_GRACE_SECONDS", 10)
+    scheduler = Scheduler([JOB])
+    loop = threading.Thread(target=scheduler.loop, kwargs={"tick": 0.05})
+    loop.start()
+    assert started.wait(10)
+    scheduler.stop()
+    loop.join(15)
+    row = ScheduledJob.objects.get(name="demo")
+    assert not loop.is_alive() and row.lease_until is None and row.last_succeeded

@@ -1,8 +1,9 @@
 """`manage.py run_scheduler`: run the scheduled jobs (scheduler/jobs.py) until stopped.
 
 `make run` and `make serve` start it beside the web server. Safe to run more than once
-(each run of a job happens in one scheduler only; scheduler/runner.py). Stops cleanly on
-SIGTERM or Ctrl-C, after the jobs running then end. `--once`: run what is due now, wait
+(each run of a job happens in one scheduler only; scheduler/runner.py). Stops on SIGTERM or
+Ctrl-C once the jobs running then end, or after 5 s, cutting short those still running
+(their leases end a minute later: scheduler/runner.py). `--once`: run what is due now, wait
 for it, and exit (for cron, or a test): with status 1 if a job failed or the database did
 not answer, so that cron's mail or a monitor hears of it.
 """
