@@ -187,6 +187,21 @@ class RedactTokens(logging.Filter):
         return True
 
 
+class OneLine(logging.Filter):
+    """A logging filter that keeps each record's message to one line (settings' console
+    handler): a message may name what a client sent, such as a request's path, which
+    Django decodes ("%0A" is a line break), and a line break there would let the client
+    write a log line of its own, dated and levelled as it chose. Control characters are
+    percent-escaped; the traceback, if any, still follows on its own lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        escaped = controls_escaped(message)
+        if escaped != message:
+            record.msg, record.args = escaped, None
+        return True
+
+
 class WarningWithoutTraceback(logging.Filter):
     """For a logger whose records are a client's doing, not a fault of ours (a Host
     header we do not serve): one WARNING line, without the traceback Django attaches."""

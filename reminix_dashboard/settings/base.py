@@ -403,13 +403,15 @@ LOGGING = {
     # Any token in any log line (the dev server logs query strings) is cut to its prefix.
     "filters": {
         "redact_tokens": {"()": "core.redact.RedactTokens"},
+        # And no line break a client sent (a decoded path) starts a log line of its own.
+        "one_line": {"()": "core.redact.OneLine"},
         "warning_without_traceback": {"()": "core.redact.WarningWithoutTraceback"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
-            "filters": ["redact_tokens"],
+            "filters": ["redact_tokens", "one_line"],
         }
     },
     "root": {"handlers": ["console"], "level": checked.log_level("LOG_LEVEL", default="INFO")},

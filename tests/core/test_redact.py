@@ -53,6 +53,32 @@ def test_the_configured_handlers_redact_tokens_in_arguments_and_messages(logger_
         assert written.count("reminix_sk_[redacted]") == 2
 
 
+@pytest.mark.parametrize("logger_name", ["core.middleware", "django.request", ""])
+def test_a_line_break_a_client_sent_cannot_write_a_log_line_of_its_own(logger_name):
+    """The busy page's warning names the request's path, which Django decodes: a path
+    sent with %0A wrote a second line, dated and levelled as the client chose, into the
+    log. The message of every record is one line; its traceback, if any, follows."""
+    logger = logging.getLogger(logger_name)
+    handlers = [h for h in logger.handlers or logging.getLogger().handlers if h.name == "console"]
+    assert handlers, "the logger writes through the console handler"
+    forged = "/projects/x\n2026-12-06 06:00:00,000 CRITICAL core.forged FORGED\r/"
+    for handler in handlers:
+        stream = io.StringIO()
+        previous = handler.setStream(stream)
+        try:
+            handler.handle(
+                logger.makeRecord(
+                    logger_name, logging.WARNING, __file__, 1,
+                    "%s %s: the database could not answer (%s)",
+                    ("GET", forged, "OperationalError"), None,
+                )
+            )  # fmt: skip
+        finally:
+            handler.setStream(previous)
+        [line] = stream.getvalue().splitlines()
+        assert "x%0A2026-12-06 06:00:00,000 CRITICAL core.forged FORGED%0D/" in line
+
+
 def test_a_token_in_an_exceptions_message_is_redacted_in_its_traceback():
     logger = logging.getLogger("api.endpoint")
     handlers = [h for h in logger.handlers or logging.getLogger().handlers if h.name == "console"]
