@@ -17,6 +17,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     where DatabaseBusyMiddleware's process_exception does not reach, so while the
     database was away (a failover, a restart) every signed-in page was a 500. Django
     calls this while it handles the exception, which is how it is known here."""
-    if isinstance(sys.exception(), OperationalError | InterfaceError):
-        return database_busy_page()
+    exception = sys.exception()
+    if isinstance(exception, OperationalError | InterfaceError):
+        return database_busy_page(request, exception)
     return defaults.server_error(request)

@@ -135,19 +135,22 @@ class DatabaseBusyMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, OperationalError | InterfaceError):
             return None
-        logger.warning(
-            "%s %s: the database could not answer (%s)",
-            request.method,
-            request.path,
-            type(exception.__cause__ or exception).__name__,
-        )
-        return database_busy_page()
+        return database_busy_page(request, exception)
 
 
-def database_busy_page() -> HttpResponse:
-    """503 with Retry-After and the page that says to try again in a moment."""
+def database_busy_page(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """503 with Retry-After and the page that says to try again in a moment, logged as
+    one WARNING line: the connection's traceback, on every page while the database is
+    away, tells nothing more."""
+    logger.warning(
+        "%s %s: the database could not answer (%s)",
+        request.method,
+        request.path,
+        type(exception.__cause__ or exception).__name__,
+    )
     response = HttpResponse(render_to_string("503.html"), status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response._has_been_logged = True  # type: ignore[attr-defined]  # Django's own log_response
     return response
 
 

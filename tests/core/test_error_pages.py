@@ -124,6 +124,27 @@ def test_a_database_out_of_reach_before_any_view_gets_the_busy_page(signed_in, m
     assert b"Busy for a moment" in answer.content and STYLESHEET in answer.content
 
 
+def test_a_database_out_of_reach_before_any_view_is_one_warning_line_per_page(
+    signed_in, monkeypatch, caplog
+):
+    """As for a view's (DatabaseBusyMiddleware): during an outage every page opened
+    logged an ERROR and a forty-line traceback of the connection's failure."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    def unreachable(self):
+        raise OperationalError("connection to server failed")
+
+    monkeypatch.setattr(SessionStore, "load", unreachable)
+    signed_in.raise_request_exception = False
+    with caplog.at_level(logging.INFO):
+        assert signed_in.get(reverse("accounts:login")).status_code == 503
+    [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert record.levelno == logging.WARNING and not record.exc_info
+    assert record.getMessage() == (
+        "GET /account/login/: the database could not answer (OperationalError)"
+    )
+
+
 def test_any_other_failure_before_a_view_is_still_the_500_page(signed_in, monkeypatch):
     from django.contrib.sessions.backends.db import SessionStore
 
