@@ -382,3 +382,35 @@ def test_a_stop_still_lets_a_job_that_ends_within_the_grace_end_and_be_recorded(
     loop.join(15)
     row = ScheduledJob.objects.get(name="demo")
     assert not loop.is_alive() and row.lease_until is None and row.last_succeeded
+
+
+def test_a_database_away_for_minutes_is_a_warning_a_minute_not_one_per_look(
+    db, monkeypatch, caplog
+):
+    """The scheduler looks for due jobs every second and warned at every look: a
+    ten-minute failover was 600 lines per instance, burying the rest of the log."""
+    from types import SimpleNamespace
+
+    away = True
+
+    def claim_or_fail(job: Job, *, now: datetime, holder: str) -> bool:
+        if away:
+            raise OperationalError("could not connect to server")
+        return False
+
+    clock = SimpleNamespace(seconds=1000.0)
+    monkeypatch.setattr(runner, "claim", claim_or_fail)
+    monkeypatch.setattr(runner, "time", SimpleNamespace(monotonic=lambda: clock.seconds))
+    scheduler = Scheduler([JOB])
+    with caplog.at_level("INFO", logger="scheduler.runner"):
+        for _ in range(600):  # ten minutes of looks, one a second
+            scheduler.run_due()
+            clock.seconds += 1
+        away = False
+        scheduler.run_due()
+        scheduler.run_due()
+    said = [r.getMessage() for r in caplog.records if r.name == "scheduler.runner"]
+    assert said[0] == "Scheduler: the database did not answer; trying again"
+    assert said[1] == "Scheduler: the database has not answered for 60 s; trying again"
+    assert said[-1] == "Scheduler: the database answers again, after 600 s"
+    assert len(said) == 11
