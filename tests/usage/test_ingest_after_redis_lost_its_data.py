@@ -5,6 +5,8 @@ and the workers' next XADD makes a new stream without one."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 from django.utils import timezone
@@ -169,3 +171,48 @@ def test_a_silent_consumer_whose_name_is_not_utf8_is_forgotten_too(settings, mon
 
     deleted = [command[-1] for command in sent if command[:2] == ("XGROUP", "DELCONSUMER")]
     assert deleted == [b"old-\xff-host"]  # and never this ingest's own name
+
+
+def test_a_database_away_for_minutes_is_said_once_a_minute_and_when_it_is_back(
+    settings, monkeypatch, caplog
+):
+    """The ingest waited out a database outage in silence: nothing in its log said that
+    calls were piling up in Redis, nor when they were written again."""
+    from types import SimpleNamespace
+
+    from core.write_behind import Record, WriteResult
+
+    settings.REDIS_URL = "redis://127.0.0.1:6379/7"  # (never reached: every reply is ours)
+    record = Record("usage", {"n": 1})
+    away = True
+
+    def write(records):
+        return WriteResult(waiting=list(records)) if away else WriteResult(written=len(records))
+
+    clock = SimpleNamespace(seconds=1000.0)
+    this_thread = threading.current_thread()
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread() is this_thread:
+            clock.seconds += seconds
+        else:  # a worker's flush thread left by another test: its own time, as before
+            time.sleep(seconds)
+
+    ingest = StreamIngest(consumer="test")
+    monkeypatch.setattr(ingest, "_read", lambda: [(b"1-0", [b"r", record.encoded()])])
+    monkeypatch.setattr(ingest.store, "round_trip", lambda *commands, timeout=None: [1, 1])
+    monkeypatch.setattr(write_behind, "write", write)
+    monkeypatch.setattr(
+        write_behind, "time", SimpleNamespace(monotonic=lambda: clock.seconds, sleep=sleep)
+    )
+    with caplog.at_level("INFO", logger="core.write_behind"):
+        for _ in range(600):  # ten minutes of tries, one a second
+            ingest.step()
+        away = False
+        ingest.step()
+        ingest.step()
+    said = [r.getMessage() for r in caplog.records if r.name == "core.write_behind"]
+    assert said[0] == "The database does not answer: the usage stream's records wait in Redis"
+    assert said[1] == "The database has not answered for 60 s: the records wait in Redis"
+    assert said[-1] == "The database answers again, after 600 s: writing the records"
+    assert len(said) == 11
