@@ -125,6 +125,28 @@ def words_in_a_grid(page: Page) -> list[str]:
     return list(found)
 
 
+def uneven_gaps_between_cards(page: Page) -> list[str]:
+    """Cards stacked one above the next stand 20 px apart on every page, as Settings' do: the
+    alert rules' cards, a form's rows, stood 36 (a card's margin and the form's gap added)."""
+    found = page.evaluate(
+        """() => Array.from(document.querySelectorAll("main .card"))
+            .map(card => {
+              let next = card.nextElementSibling;
+              while (next && next.getBoundingClientRect().height === 0) {
+                next = next.nextElementSibling;
+              }
+              return [card, next]; })
+            .filter(([card, next]) => next && next.classList.contains("card")
+              && next.getBoundingClientRect().top >= card.getBoundingClientRect().bottom)
+            .map(([card, next]) => [card,
+              Math.round(next.getBoundingClientRect().top - card.getBoundingClientRect().bottom)])
+            .filter(([card, gap]) => gap !== 20)
+            .map(([card, gap]) => `${gap} px between cards, not 20: `
+              + (card.querySelector("h2, h3, legend") || card).textContent.trim().slice(0, 40))"""
+    )
+    return list(found)
+
+
 def open_details(page: Page) -> None:
     page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
 
@@ -300,6 +322,7 @@ def test_no_page_has_an_accessibility_violation(browser, live_server, world, siz
             + wider_than_their_card(page)
             + gap_above_first_heading(page)
             + words_in_a_grid(page)
+            + uneven_gaps_between_cards(page)
         )
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         if overflow > 0:
