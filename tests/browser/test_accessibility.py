@@ -21,7 +21,12 @@ from accounts.models import Project
 from accounts.services import membership_add, membership_remove, user_sign_up
 from alerts.detection import detect
 from apikeys.models import ApiKey
-from apikeys.services import api_key_create, client_token_create, personal_token_create
+from apikeys.services import (
+    api_key_create,
+    api_key_roll,
+    client_token_create,
+    personal_token_create,
+)
 from tests.conftest import PASSWORD, usage_call
 from usage.writer import usage_write
 from webhooks.services import webhook_create
@@ -178,11 +183,13 @@ def world(transactional_db) -> dict[str, object]:
     # A list longer than a page: its pager and its order are checked too.
     for n in range(25):
         api_key_create(project=project, name=f"Service {n:02d}", created_by=user)
-    # The newest, first in the list, works from one network only: its row's badge opens to
-    # name it.
+    # One works from one network only: its row's badge opens to name it.
     ApiKey.objects.filter(project=project, name="Service 24").update(
         allowed_networks=["198.51.100.0/24"]
     )
+    # A rolled key whose old secret still works: its row counts down to the old one's end.
+    rolled, _ = api_key_create(project=project, name="Billing", created_by=user)
+    api_key_roll(api_key=rolled, by=user, overlap=timedelta(hours=24))
     invitation_send(project=project, email="kai@example.com", role="member", by=user)
     from usage.models import UsageRecord
 
