@@ -85,10 +85,10 @@ def _endpoint(request: ProjectRequest, endpoint_id: int) -> WebhookEndpoint:
 
 
 def _queued(request: ProjectRequest, what: str) -> None:
-    # Within a minute under either runner (the built-in scheduler or cron): the owner
-    # needs when, not which.
+    # Sending runs every 10 s (WEBHOOK_DELIVERY_EVERY_SECONDS), as the README and the
+    # list and log pages say: the owner needs when, not which runner.
     messages.success(
-        request, f"{what} is queued and goes out within a minute; the log below shows how it went."
+        request, f"{what} is queued and goes out within seconds; the log below shows how it went."
     )
 
 

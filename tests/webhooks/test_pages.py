@@ -271,8 +271,24 @@ def test_the_pages_speak_to_customers_not_to_whoever_runs_the_server(
     endpoint, _ = make_endpoint(project, receiver.url())
     sent = signed_in.post(_url("webhook_test", project, endpoint_id=endpoint.pk), follow=True)
     text = sent.content.decode()
-    assert "is queued" in text and "within a minute" in text
+    assert "is queued" in text and "within seconds" in text
     assert "cron" not in text and "scheduler" not in text
+
+
+def test_the_pages_say_when_a_delivery_goes_out_as_the_readme_does(
+    signed_in, project, receiver, make_endpoint
+):
+    """Sending runs every 10 s (WEBHOOK_DELIVERY_EVERY_SECONDS): the README said deliveries
+    go out within seconds, while the list, the log and the queued message said within a
+    minute. Each says within seconds now."""
+    endpoint, _ = make_endpoint(project, receiver.url())
+    sent = signed_in.post(_url("webhook_test", project, endpoint_id=endpoint.pk), follow=True)
+    listing = signed_in.get(_url("webhook_list", project)).content.decode()
+    log = sent.content.decode()  # the endpoint's page, its test queued
+    assert "are sent to these addresses within seconds of being raised" in listing
+    assert "is queued and goes out within seconds" in log
+    assert "Queued deliveries go out within seconds" in log
+    assert "within a minute" not in listing + log
 
 
 def test_a_missing_address_is_asked_for_beside_its_field(signed_in, project):
