@@ -73,8 +73,10 @@ def event_details(event: AuditEvent) -> list[tuple[str, str]]:
     for key, value in metadata.items():
         if key in skip:
             continue
-        if key == "expires_at":
-            details.append(("expires", _moment(value) if value else "never"))
+        if key.endswith("_at"):  # expires_at, previous_expires_at: read as the page's dates
+            details.append((key.removesuffix("_at").replace("_", " "), _moment(value)))
+        elif key.endswith("_seconds") and isinstance(value, int):  # overlap, ttl
+            details.append((key.removesuffix("_seconds").replace("_", " "), _duration(value)))
         elif key == "projects" and not value:
             details.append(("projects", "all of the user's"))
         else:
@@ -85,6 +87,8 @@ def event_details(event: AuditEvent) -> list[tuple[str, str]]:
 
 
 def _moment(value: object) -> str:
+    if not value:
+        return "never"
     try:
         moment = datetime.fromisoformat(str(value))
     except ValueError:
@@ -92,6 +96,17 @@ def _moment(value: object) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return f"{moment:%-d %b %Y, %H:%M} UTC"
+
+
+def _duration(seconds: int) -> str:
+    """As the forms offer them: "none", "1 hour", "24 hours", "7 days", "90 seconds"."""
+    if seconds == 0:
+        return "none"
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds % size == 0 and (unit != "day" or seconds >= 2 * 86400):
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} seconds"
 
 
 @dataclass(frozen=True, slots=True)

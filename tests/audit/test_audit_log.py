@@ -26,6 +26,7 @@ from apikeys.services import (
     api_key_create,
     api_key_rename,
     api_key_revoke,
+    api_key_roll,
     client_token_create,
     client_token_revoke,
     client_tokens_revoke_for_key,
@@ -129,6 +130,20 @@ def test_every_project_event_kind_shows_on_the_project_audit_page(
     # Sign-ins and personal tokens belong to no project.
     assert "Signed in" not in text
     assert "Signed up" not in text
+
+
+def test_a_rolls_times_read_as_dates_and_durations_not_as_stored(signed_in, user, project):
+    """A roll's details showed its stored values: 'previous expires at:
+    2026-12-07T05:49:44.233036+00:00' and 'overlap seconds: 86400', beside a key's
+    'expires: 9 Dec 2026, 05:49 UTC'. Each time reads as the other dates do, in UTC."""
+    key, _ = api_key_create(project=project, name="Production", created_by=user)
+    api_key_roll(api_key=key, by=user, overlap=timedelta(hours=24))
+    key.refresh_from_db()
+    text = page_text(signed_in.get(project_audit(project)))
+    ends = f"{key.previous_expires_at:%-d %b %Y, %H:%M} UTC"
+    assert f"previous expires {ends}" in text  # name and value, a colon between them in CSS
+    assert "overlap 24 hours" in text
+    assert "+00:00" not in text and "seconds" not in text
 
 
 def test_a_member_who_is_not_an_owner_can_read_the_project_audit_log(
