@@ -47,6 +47,18 @@ def test_a_key_that_was_never_tried_after_it_ended_has_no_mark(signed_in, projec
     assert "still tried" not in keys_page(signed_in, project)
 
 
+def test_an_ended_keys_last_use_says_its_time_is_utc(signed_in, project, make_key):
+    """The revoked and expired keys' list gave a last use as "6 Dec 2026, 05:49", with no
+    zone, beside a revocation "6 Dec 2026, 05:49 UTC" (an ended token's list says UTC)."""
+    key, _ = make_key(project, name="Old laptop")
+    used = timezone.now() - timedelta(hours=2)
+    usage_write([usage_call(used, key=key)])
+    key.revoke(by=None)
+    html = keys_page(signed_in, project)
+    ended = html[html.index('id="ended-title"') :]
+    assert f"{used:%-d %b %Y, %H:%M} UTC" in ended
+
+
 def test_a_key_expiring_within_a_week_is_marked(signed_in, project, make_key):
     soon, _ = make_key(project, name="Soon")
     later, _ = make_key(project, name="Later")
