@@ -153,6 +153,45 @@ def uneven_gaps_between_cards(page: Page) -> list[str]:
     return list(found)
 
 
+def out_of_line_in_forms(page: Page) -> list[str]:
+    """A form's legends and its rows of radios and checkboxes start where its fields do: a
+    legend's 2 px of padding and a box's 4 or 5 px of margin (the browser's) set
+    "Permissions" and "Full access" off the line of "Name" and its box above them."""
+    found = page.evaluate(
+        """() => Array.from(document.querySelectorAll("main form")).flatMap(form => {
+          const shown = e => e.getBoundingClientRect().width > 0;
+          const fields = Array.from(form.querySelectorAll(
+              ".field > input:not([type=radio]):not([type=checkbox]):not([type=hidden]), "
+              + ".field > select, .field > textarea"))
+            .filter(shown);
+          if (!fields.length) return [];
+          const edge = Math.min(...fields.map(e => e.getBoundingClientRect().left));
+          const starts = [];
+          for (const legend of form.querySelectorAll("legend")) {
+            if (!shown(legend)) continue;
+            const s = getComputedStyle(legend);
+            starts.push([legend.textContent, legend.getBoundingClientRect().left
+              + parseFloat(s.paddingLeft) + parseFloat(s.borderLeftWidth)]);
+          }
+          // A group of boxes (a fieldset's, a lone checkbox's field) starts where the fields do.
+          const groups = new Map();
+          for (const box of form.querySelectorAll("input[type=radio], input[type=checkbox]")) {
+            if (!shown(box)) continue;
+            const group = box.closest("fieldset:not(.card), .field") || box.parentElement;
+            groups.set(group, [...(groups.get(group) || []), box]);
+          }
+          for (const [group, boxes] of groups) {
+            starts.push([(group.querySelector("legend, label") || group).textContent,
+              Math.min(...boxes.map(b => b.getBoundingClientRect().left))]);
+          }
+          return starts.filter(([, x]) => Math.abs(x - edge) > 1)
+            .map(([text, x]) => `${Math.round(x - edge)} px in from the form's fields: `
+              + text.trim().slice(0, 40));
+        })"""
+    )
+    return list(found)
+
+
 def open_details(page: Page) -> None:
     page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
 
@@ -341,6 +380,7 @@ def test_no_page_has_an_accessibility_violation(browser, live_server, world, siz
             + gap_above_first_heading(page)
             + words_in_a_grid(page)
             + uneven_gaps_between_cards(page)
+            + out_of_line_in_forms(page)
         )
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         if overflow > 0:
