@@ -72,6 +72,17 @@ def test_the_dashboard_is_usable_at_360_pixels(page: Page, transactional_db):
     expect(page.get_by_label("Project name")).to_be_visible()
 
 
+def test_the_sign_in_page_names_reminix_at_phone_widths_too(page: Page, live_server):
+    """The top bar hides the name beside the logo below 640 px, for room; the sign-in and
+    sign-up pages, which have room, lost it too: a phone showed a lone "R" above "Sign in"."""
+    for width in (360, 1280):
+        page.set_viewport_size({"width": width, "height": 740})
+        for path in ("/account/login/", "/account/signup/"):
+            page.goto(path)
+            expect(page.locator(".auth-brand")).to_contain_text("Reminix")
+            expect(page.locator(".auth-brand span")).to_be_visible()
+
+
 def test_an_owner_invites_a_newcomer_who_signs_up_from_the_link_and_joins(
     page: Page, transactional_db
 ):
