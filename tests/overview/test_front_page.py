@@ -32,6 +32,15 @@ def test_a_quiet_new_project_says_nothing_needs_a_look_and_how_to_start(signed_i
     assert "Nothing needs a look" in html and "Get started" in html
 
 
+def test_the_headers_button_says_what_it_does(signed_in, project):
+    """The page's one primary button read "API keys", the name of the tab above it: a
+    place, not what pressing it does."""
+    html = front(signed_in, project).content.decode()
+    keys = reverse("apikeys:api_key_list", args=[project.slug])
+    header = html[html.index('class="page-header"') : html.index('class="card', html.index("<h1"))]
+    assert f'<a class="button button-primary" href="{keys}">Manage API keys</a>' in header
+
+
 def test_calls_refusals_and_the_busiest_keys_are_counted_over_the_last_day(
     signed_in, project, make_key
 ):
