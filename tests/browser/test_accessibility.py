@@ -210,6 +210,19 @@ def fields_short_of_their_dialog(page: Page) -> list[str]:
     return list(found)
 
 
+def panel_titles_off_size(page: Page) -> list[str]:
+    """A panel's title (a dialog's: create, rename, roll, revoke, the one-time secret) is
+    the same size whatever its heading level: the token page's, h2 where no h2 stands above
+    them, were 10% larger than the key page's h3."""
+    found = page.evaluate(
+        """() => Array.from(document.querySelectorAll("main .panel > :is(h2, h3):first-child"))
+            .filter(h => getComputedStyle(h).fontSize !== "16px")
+            .map(h => `a panel title of ${getComputedStyle(h).fontSize}, not 16px: `
+              + h.textContent.trim().slice(0, 40))"""
+    )
+    return list(found)
+
+
 def open_details(page: Page) -> None:
     page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
 
@@ -400,6 +413,7 @@ def test_no_page_has_an_accessibility_violation(browser, live_server, world, siz
             + uneven_gaps_between_cards(page)
             + out_of_line_in_forms(page)
             + fields_short_of_their_dialog(page)
+            + panel_titles_off_size(page)
         )
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         if overflow > 0:
