@@ -198,6 +198,21 @@ def test_the_usage_page_lists_the_tokens_calls_in_every_project(
     assert [c.status for c in refused.context["page"].rows] == [403]
 
 
+def test_the_usage_page_leads_back_to_the_tokens_as_a_keys_usage_page_does(
+    signed_in, project, pat, make_key
+):
+    """A key's usage page leads back with a quiet "← API keys" above its heading; the
+    token's had a plain link in the style of body text, "Personal access tokens"."""
+    key, _ = make_key(project)
+    keys = reverse("apikeys:api_key_list", args=[project.slug])
+    key_page = signed_in.get(reverse("usage:api_key_usage", args=[project.slug, key.pk]))
+    assert f'<p class="back-link"><a href="{keys}">← API keys</a></p>' in key_page.content.decode()
+    tokens = reverse("apikeys:personal_token_list")
+    html = signed_in.get(usage_url(pat[0])).content.decode()
+    back = f'<p class="back-link"><a href="{tokens}">← Personal access tokens</a></p>'
+    assert back in html and html.index(back) < html.index("<h1")
+
+
 def test_the_usage_page_answers_odd_filters_with_errors_beside_the_fields(signed_in, pat):
     token, _ = pat
     for params in (
