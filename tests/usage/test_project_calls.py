@@ -80,6 +80,19 @@ def test_the_key_and_request_id_filters_and_the_detail_of_one_call(signed_in, pr
     assert detail.status_code == 200 and "insufficient_permissions" in html and "192.0.2.50" in html
 
 
+def test_a_calls_page_names_its_token_type_in_words(signed_in, project, mixed):
+    """The call's page gave its token type as stored, "api_key"; the filter above the log
+    offers "API key", and so does the page now."""
+    for stored, words in [
+        ("api_key", "API key"),
+        ("client_token", "Client token"),
+        ("personal_access_token", "Personal access token"),
+    ]:
+        row = signed_in.get(calls_url(project, token_kind=stored)).context["page"].rows[0]
+        page = signed_in.get(reverse("usage:project_call", args=[project.slug, row.request_id]))
+        assert f"<dt>Token type</dt><dd>{words}</dd>" in page.content.decode(), stored
+
+
 @pytest.mark.parametrize(
     "odd",
     [
