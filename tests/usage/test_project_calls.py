@@ -93,6 +93,15 @@ def test_a_calls_page_names_its_token_type_in_words(signed_in, project, mixed):
         assert f"<dt>Token type</dt><dd>{words}</dd>" in page.content.decode(), stored
 
 
+def test_a_calls_page_leads_back_to_the_log_as_the_other_sub_pages_do(signed_in, project, mixed):
+    """Its "← Calls" was a plain body-text link; a key's usage page, a webhook's and the
+    alert rules lead back with the quiet back-link above their heading."""
+    row = signed_in.get(calls_url(project)).context["page"].rows[0]
+    html = signed_in.get(reverse("usage:project_call", args=[project.slug, row.request_id]))
+    back = f'<p class="back-link"><a href="{calls_url(project)}">← Calls</a></p>'
+    assert back in html.content.decode()
+
+
 @pytest.mark.parametrize(
     "odd",
     [
