@@ -4,7 +4,7 @@ settings and members."""
 from __future__ import annotations
 
 from functools import partial
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib import messages
@@ -13,10 +13,10 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required, login_required
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.views import redirect_to_login
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.db import IntegrityError, transaction
 from django.forms import BaseForm
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
@@ -96,6 +96,7 @@ from core.after_answer import after_answer
 from core.client_ip import client_ip
 from core.counters import throttle_allows
 from core.forms import row_id
+from core.htmx import url_with_query
 from core.http import HtmxHttpRequest, local_path
 from core.mail import delivery_address, inbox
 from core.networks import address_block
@@ -643,11 +644,20 @@ def project_delete_view(request: ProjectRequest) -> HttpResponse:
     return redirect("home")
 
 
+def _members_listed(request: ProjectRequest, place: QueryDict) -> Page[Membership]:
+    """The page of the members list that `place` (the page's query, or the fields an
+    action's form carried from it) names, as the list is now."""
+    members = request.project.memberships.select_related("user").order_by("user__email", "id")
+    # get_page() turns anything that is not a page number ("²", "-1", 10**5000) into the
+    # first or the last page: past the end (after a removal), the last.
+    return Paginator(members, MEMBERS_PAGE_SIZE).get_page(place.get("page"))
+
+
 def _members_page(request: ProjectRequest, form: InvitationForm, status: int = 200) -> HttpResponse:
     project = request.project
-    members = project.memberships.select_related("user").order_by("user__email", "id")
-    # get_page() turns anything that is not a page number into the first or last page.
-    members_page = Paginator(members, MEMBERS_PAGE_SIZE).get_page(request.GET.get("page"))
+    # A refused invitation is answered with the page it was sent from.
+    place = request.POST if request.method == "POST" else request.GET
+    members_page = _members_listed(request, place)
     invitations = (
         project.invitations.pending().select_related("invited_by").order_by("-created_at")
         if request.membership.is_owner
@@ -679,8 +689,15 @@ def _member_of(request: ProjectRequest, membership_id: int) -> Membership:
 
 
 def _back_to_members(request: ProjectRequest) -> HttpResponse:
+    """The members page an action's form was sent from: an owner working through page 7
+    of a large project stays there. Its number is read as the pager reads one, against
+    the list as it is now, so a removal that emptied the last page shows the new last."""
+    page = _members_listed(request, request.POST).number
+    query = urlencode({"page": page}) if page > 1 else ""
     return HttpResponseRedirect(
-        reverse("accounts:project_members", kwargs={"slug": request.project.slug})
+        url_with_query(
+            reverse("accounts:project_members", kwargs={"slug": request.project.slug}), query
+        )
     )
 
 
