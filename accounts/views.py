@@ -647,7 +647,7 @@ def project_delete_view(request: ProjectRequest) -> HttpResponse:
 def _members_listed(request: ProjectRequest, place: QueryDict) -> Page[Membership]:
     """The page of the members list that `place` (the page's query, or the fields an
     action's form carried from it) names, as the list is now."""
-    members = request.project.memberships.select_related("user").order_by("user__email", "id")
+    members = request.project.memberships.select_related("user").yours_first(request.user)
     # get_page() turns anything that is not a page number ("²", "-1", 10**5000) into the
     # first or the last page: past the end (after a removal), the last.
     return Paginator(members, MEMBERS_PAGE_SIZE).get_page(place.get("page"))

@@ -33,7 +33,7 @@ def membership_of(project, email: str) -> Membership:
 
 
 def listed(response) -> list[str]:
-    """The addresses of the members' rows, in order."""
+    """The names (or, for someone without one, the addresses) of the members' rows."""
     return re.findall(r"<tr[^>]*>\s*<td[^>]*><strong>([^<]+)</strong>", response.content.decode())
 
 
@@ -141,3 +141,22 @@ def test_an_odd_page_number_is_a_page_of_the_list(signed_in, project, pages_of_t
     assert response.status_code == 302
     assert re.fullmatch(re.escape(members_url(project)) + r"(\?page=[234])?", response["Location"])
     assert signed_in.get(response["Location"]).status_code == 200
+
+
+def test_your_own_row_comes_first_wherever_your_address_sorts(client, project, pages_of_three):
+    """The row with Leave is on the first page, first: a member whose address sorts to
+    page 4 found it only by paging there."""
+    zoe = User.objects.create_user(email="zoe@example.com", password="x" * 20)
+    Membership.objects.create(project=project, user=zoe)
+    client.force_login(zoe)
+    first = client.get(members_url(project))
+    assert listed(first) == ["zoe@example.com", "Ada Lovelace", "m00@example.com"]
+    assert "Leave project" in first.content.decode()
+    assert "1–3 of 11 members" in first.content.decode()
+    # The others follow by address, each listed once.
+    pages = [listed(client.get(members_url(project), {"page": n})) for n in (2, 3, 4)]
+    assert pages == [
+        ["m01@example.com", "m02@example.com", "m03@example.com"],
+        ["m04@example.com", "m05@example.com", "m06@example.com"],
+        ["m07@example.com", "m08@example.com"],
+    ]
