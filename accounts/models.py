@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -212,7 +213,27 @@ class AllowedOrigin(models.Model):
         return self.origin
 
 
+def _caseless(text: str) -> str:
+    # NFC first: "ë" typed as e and a combining diaeresis is the stored ë.
+    return unicodedata.normalize("NFC", text).casefold()
+
+
 class MembershipQuerySet(models.QuerySet["Membership"]):
+    def matching(self, text: str) -> MembershipQuerySet:
+        """Those whose name or address holds `text`, in any case.
+
+        Compared here, not in SQL: SQLite's LIKE and UPPER() fold ASCII letters alone (its
+        "öztürk" does not find Öztürk, PostgreSQL's does) and neither database folds ß to
+        ss; casefold() does both, the same on each. A project's members are few: at most
+        MAX_MEMBERS_PER_PROJECT (500), read as three short columns."""
+        wanted = _caseless(text)
+        found = [
+            pk
+            for pk, name, email in self.values_list("pk", "user__name", "user__email")
+            if wanted in _caseless(name) or wanted in _caseless(email)
+        ]
+        return self.filter(pk__in=found)
+
     def yours_first(self, user: User) -> MembershipQuerySet:
         """By address, `user`'s own membership first: on the members page, the row with
         their Leave button opens the first page, wherever their address sorts."""

@@ -4,7 +4,7 @@ settings and members."""
 from __future__ import annotations
 
 from functools import partial
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
@@ -20,6 +20,7 @@ from django.http import HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.utils.decorators import method_decorator
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -96,10 +97,11 @@ from core.after_answer import after_answer
 from core.client_ip import client_ip
 from core.counters import throttle_allows
 from core.forms import row_id
-from core.htmx import url_with_query
+from core.htmx import filters_without_secrets, url_with_query, wants_fragment
 from core.http import HtmxHttpRequest, local_path
 from core.mail import delivery_address, inbox
 from core.networks import address_block
+from core.redact import holds_secret
 
 SIGNUPS_PER_HOUR = 10
 RESETS_PER_EMAIL_PER_HOUR = 3
@@ -115,6 +117,7 @@ INVITATIONS_PER_EMAIL_PER_DAY = 5
 # Members a page: a project may have MAX_MEMBERS_PER_PROJECT (500), each row with its
 # forms; listed all at once, they made a page of a megabyte that took a second to render.
 MEMBERS_PAGE_SIZE = 50
+MEMBERS_TEMPLATE = "accounts/project_members.html"
 
 
 @require_GET
@@ -644,31 +647,56 @@ def project_delete_view(request: ProjectRequest) -> HttpResponse:
     return redirect("home")
 
 
-def _members_listed(request: ProjectRequest, place: QueryDict) -> Page[Membership]:
-    """The page of the members list that `place` (the page's query, or the fields an
-    action's form carried from it) names, as the list is now."""
-    members = request.project.memberships.select_related("user").yours_first(request.user)
+def _member_search(text: str) -> str:
+    """What a members search looks for: one line, at most 100 characters, and never a
+    whole token (the page's own address never holds one, filters_without_secrets; an
+    action's form carries the search on, and its answer is written into an address)."""
+    text = " ".join(text[:1000].replace("\x00", "").split())[:100]
+    return "" if holds_secret("".join(text.split())) else text
+
+
+def _members_query(q: str, page: int) -> str:
+    """The members list's own query: what the pager's links and the actions' answers keep."""
+    query = QueryDict(mutable=True)
+    if q:
+        query["q"] = q
+    if page > 1:
+        query["page"] = str(page)
+    return query.urlencode()
+
+
+def _members_listed(request: ProjectRequest, place: QueryDict) -> tuple[str, Page[Membership]]:
+    """The search and the page of the members list that `place` (the page's query, or
+    the fields an action's form carried from it) names, as the list is now."""
+    q = _member_search(place.get("q", ""))
+    members = request.project.memberships.select_related("user")
+    if q:
+        members = members.matching(q)
+    members = members.yours_first(request.user)
     # get_page() turns anything that is not a page number ("²", "-1", 10**5000) into the
     # first or the last page: past the end (after a removal), the last.
-    return Paginator(members, MEMBERS_PAGE_SIZE).get_page(place.get("page"))
+    return q, Paginator(members, MEMBERS_PAGE_SIZE).get_page(place.get("page"))
 
 
-def _members_page(request: ProjectRequest, form: InvitationForm, status: int = 200) -> HttpResponse:
+def _members_context(request: ProjectRequest, form: InvitationForm) -> dict[str, object]:
     project = request.project
     # A refused invitation is answered with the page it was sent from.
-    place = request.POST if request.method == "POST" else request.GET
-    members_page = _members_listed(request, place)
+    q, members_page = _members_listed(
+        request, request.POST if request.method == "POST" else request.GET
+    )
     invitations = (
         project.invitations.pending().select_related("invited_by").order_by("-created_at")
         if request.membership.is_owner
         else Invitation.objects.none()
     )
-    template = "accounts/project_members.html"
-    if request.htmx:
-        template += "#members"
-    context = {
+    return {
+        "q": q,
         "members": members_page.object_list,
         "members_page": members_page,
+        "pages": {
+            "previous": "?" + _members_query(q, members_page.number - 1),
+            "next": "?" + _members_query(q, members_page.number + 1),
+        },
         "form": form,
         "invitations": invitations,
         "roles": Membership.Role.choices,
@@ -676,7 +704,11 @@ def _members_page(request: ProjectRequest, form: InvitationForm, status: int = 2
         "owners": project.memberships.filter(role=Membership.Role.OWNER).count(),
         "now": timezone.now(),
     }
-    return render(request, template, context, status=status)
+
+
+def _invitation_refused(request: ProjectRequest, form: InvitationForm) -> HttpResponse:
+    """The members page the form was sent from, with its errors beside its fields."""
+    return render(request, MEMBERS_TEMPLATE, _members_context(request, form), status=422)
 
 
 def _member_of(request: ProjectRequest, membership_id: int) -> Membership:
@@ -689,22 +721,33 @@ def _member_of(request: ProjectRequest, membership_id: int) -> Membership:
 
 
 def _back_to_members(request: ProjectRequest) -> HttpResponse:
-    """The members page an action's form was sent from: an owner working through page 7
-    of a large project stays there. Its number is read as the pager reads one, against
-    the list as it is now, so a removal that emptied the last page shows the new last."""
-    page = _members_listed(request, request.POST).number
-    query = urlencode({"page": page}) if page > 1 else ""
+    """The members page an action's form was sent from, its search and page: an owner
+    working through page 7 of a large project stays there. The page's number is read as
+    the pager reads one, against the list as it is now, so a removal that emptied the
+    last page shows the new last."""
+    q, members_page = _members_listed(request, request.POST)
     return HttpResponseRedirect(
         url_with_query(
-            reverse("accounts:project_members", kwargs={"slug": request.project.slug}), query
+            reverse("accounts:project_members", kwargs={"slug": request.project.slug}),
+            _members_query(q, members_page.number),
         )
     )
 
 
 @require_GET
+@filters_without_secrets
 @project_member_required
 def project_members(request: ProjectRequest) -> HttpResponse:
-    return _members_page(request, InvitationForm(project=request.project))
+    """The members, 50 a page, found by name or address; the owner's invitations."""
+    context = _members_context(request, InvitationForm(project=request.project))
+    if wants_fragment(request) and request.htmx.target == "member-list":
+        template = f"{MEMBERS_TEMPLATE}#member-list"
+    else:
+        template = MEMBERS_TEMPLATE
+    response = render(request, template, context)
+    # The same URL answers the page or its list: caches must keep them apart.
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @require_POST
@@ -727,7 +770,7 @@ def project_invitation_send(request: ProjectRequest) -> HttpResponse:
         # the count. Per project, so that a stranger's project cannot use it up.
         form.add_error("email", "This address was invited many times today. Try again tomorrow.")
     if not form.is_valid():
-        return _members_page(request, form, status=422 if not request.htmx else 200)
+        return _invitation_refused(request, form)
     email = form.cleaned_data["email"]
     try:
         invitation_send(
@@ -739,7 +782,7 @@ def project_invitation_send(request: ProjectRequest) -> HttpResponse:
         )
     except TooManyInvitations as full:  # the last place taken since the form's check
         form.add_error("email", str(full))
-        return _members_page(request, form, status=422 if not request.htmx else 200)
+        return _invitation_refused(request, form)
     # The same words whether or not the email has an account (no enumeration).
     messages.success(
         request,

@@ -1,11 +1,12 @@
-"""The members page of a large project: its pager, and an owner working through it. Each
-action (a role, a removal, a hand-over, an invitation sent, refused or withdrawn) comes
-back to the page it was sent from."""
+"""The members page of a large project: its pager, its search, and an owner working
+through it. Each action (a role, a removal, a hand-over, an invitation sent, refused or
+withdrawn) comes back to the search and page it was sent from."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from django.urls import reverse
@@ -160,3 +161,125 @@ def test_your_own_row_comes_first_wherever_your_address_sorts(client, project, p
         ["m04@example.com", "m05@example.com", "m06@example.com"],
         ["m07@example.com", "m08@example.com"],
     ]
+
+
+# -- Search ---------------------------------------------------------------------------------
+
+
+def search(client, project, q: str, **more):
+    return client.get(members_url(project), {"q": q, **more})
+
+
+def test_a_member_is_found_by_name_or_address_in_any_case(signed_in, project, make_user):
+    make_user(email="grace@example.com", name="Grace Hopper")
+    make_user(email="GRACE.H@Example.org", name="")  # not a member: never listed
+    Membership.objects.create(project=project, user=User.objects.get(email="grace@example.com"))
+    assert listed(search(signed_in, project, "hopper")) == ["Grace Hopper"]
+    assert listed(search(signed_in, project, "GRACE@EXAMPLE")) == ["Grace Hopper"]
+    assert listed(search(signed_in, project, "  lovelace ")) == ["Ada Lovelace"]
+    assert listed(search(signed_in, project, "example.com")) == ["Ada Lovelace", "Grace Hopper"]
+
+
+@pytest.mark.parametrize(
+    ("name", "typed"),
+    [
+        ("Jürgen Öztürk", "öztürk"),
+        ("Jürgen Öztürk", "ÖZTÜRK"),
+        ("jürgen öztürk", "Öztürk"),
+        ("Hans Großmann", "großmann"),
+        ("Hans Großmann", "GROSSMANN"),  # ß is SS in capitals
+        ("HANS GROSSMANN", "Großmann"),
+        ("Søren Ærø", "SØREN ÆRØ"),
+        ("Ὀδυσσεύς", "ὈΔΥΣΣΕΎΣ"),  # final sigma
+        ("Zoë", "zoe\u0308"),  # the same letter, typed as e and a combining diaeresis
+    ],
+)
+def test_search_ignores_case_beyond_ascii_on_every_database(
+    signed_in, project, make_user, name, typed
+):
+    """SQLite's LIKE and UPPER() fold ASCII letters alone: searched in SQL, "öztürk" would
+    not find Öztürk there, while PostgreSQL found it."""
+    member = make_user(email="someone@example.com", name=name)
+    Membership.objects.create(project=project, user=member)
+    assert listed(search(signed_in, project, typed)) == [name]
+
+
+def test_search_and_pager_work_together(signed_in, project, pages_of_three, make_user):
+    Membership.objects.create(project=project, user=make_user(email="other@example.org"))
+    first = search(signed_in, project, "m0")
+    assert listed(first) == ["m00@example.com", "m01@example.com", "m02@example.com"]
+    page = first.content.decode()
+    assert "9 members match “m0”" in page
+    assert "1–3 of 9 members" in page
+    [next_page] = re.findall(r'href="([^"]*)"[^>]*rel="next"', page)
+    second = signed_in.get(unescape(next_page))
+    assert listed(second) == ["m03@example.com", "m04@example.com", "m05@example.com"]
+    # The forms on it carry the search with the page.
+    assert '<input type="hidden" name="q" value="m0">' in second.content.decode()
+
+
+def test_a_search_that_finds_nobody_says_so_and_how_to_see_everyone(signed_in, project):
+    page = search(signed_in, project, "nobody-by-this-name").content.decode()
+    assert "No member’s name or email address contains “nobody-by-this-name”." in page
+    assert re.search(
+        rf'<a href="{re.escape(members_url(project))}"[^>]*>Show all members</a>', page
+    )
+
+
+def test_an_action_comes_back_to_the_search_and_page_it_was_sent_from(
+    signed_in, project, pages_of_three
+):
+    role = on_member("accounts:project_member_role")(project)
+    response = signed_in.post(role, {"role": "owner", "q": "M0", "page": "2"})
+    assert response["Location"] == members_url(project) + "?q=M0&page=2"
+    # A removal that empties the last page of what was found: the new last page of it.
+    m08 = membership_of(project, "m08@example.com")
+    remove = reverse("accounts:project_member_remove", args=[project.slug, m08.pk])
+    response = signed_in.post(remove, {"q": "@EXAMPLE.COM", "page": "4"})
+    assert response["Location"] == members_url(project) + "?q=%40EXAMPLE.COM&page=3"
+
+
+def test_a_token_pasted_into_the_search_is_not_kept_in_the_address(signed_in, project, api_key):
+    _, secret = api_key
+    response = search(signed_in, project, f" {secret} ", page="2")
+    assert response.status_code == 303
+    assert response["Location"] == members_url(project) + "?page=2"
+    page = signed_in.get(response["Location"]).content.decode()
+    assert secret not in page
+    assert "A secret token was pasted into a filter here" in page
+    # Carried by a form, it is not written into the address it comes back to.
+    role = reverse(
+        "accounts:project_member_role",
+        args=[project.slug, membership_of(project, "ada@example.com").pk],
+    )
+    response = signed_in.post(role, {"role": "owner", "q": secret})
+    assert secret not in response["Location"]
+
+
+@pytest.mark.parametrize(
+    "odd", ["\x00", "a\x00b", "²", "%", "_", "\\", "'", "x" * 5000, "😀", "\u202e", " "]
+)
+def test_odd_search_text_is_searched_for_or_ignored(signed_in, project, odd):
+    response = search(signed_in, project, odd)
+    assert response.status_code == 200
+
+
+def test_like_wildcards_are_letters_in_a_search(signed_in, project, make_user):
+    Membership.objects.create(project=project, user=make_user(email="a_b@example.com"))
+    Membership.objects.create(project=project, user=make_user(email="axb@example.com"))
+    assert listed(search(signed_in, project, "a_b")) == ["a_b@example.com"]
+    assert listed(search(signed_in, project, "%")) == []
+
+
+def test_htmx_gets_the_list_alone_for_a_search_or_a_page(htmx, project, pages_of_three):
+    response = htmx.get(members_url(project), {"q": "m0"}, headers={"HX-Target": "member-list"})
+    content = response.content.decode()
+    assert content.lstrip().startswith('<div id="member-list"')
+    assert "<html" not in content and 'name="q"' not in content.split(">", 1)[0]
+    assert listed(response) == ["m00@example.com", "m01@example.com", "m02@example.com"]
+    assert "HX-Request" in response["Vary"]
+    # Restoring a page from history needs the whole page.
+    whole = htmx.get(
+        members_url(project), {"q": "m0"}, headers={"HX-History-Restore-Request": "true"}
+    )
+    assert "<html" in whole.content.decode()

@@ -366,6 +366,8 @@ def pages(
         (f"{project}/settings/webhooks/{webhook}/", None),
         (f"{project}/settings/", None),
         (f"{project}/settings/members/", None),
+        (f"{project}/settings/members/?q=ADA", None),  # a search and what it found
+        (f"{project}/settings/members/?q=nobody", None),  # a search that found nobody
         (f"{project}/settings/client-tokens/", None),
         (f"{project}/settings/client-tokens/", ask("Revoke ctok_")),
         (f"{project}/settings/audit/", None),

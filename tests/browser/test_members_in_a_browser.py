@@ -1,0 +1,58 @@
+"""An owner of a large project works through its members page in a browser: the search
+and the pager change the list in place (htmx) and the address with it, and an action on
+the second page of a search comes back there."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from accounts.models import Membership, Project, User
+from accounts.services import user_sign_up
+from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.conftest import PASSWORD
+
+
+def test_an_owner_searches_pages_and_changes_a_role_without_losing_their_place(
+    page: Page, live_server, transactional_db
+):
+    owner = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(owner).get()
+    users = User.objects.bulk_create(User(email=f"m{n:02}@example.com") for n in range(60))
+    Membership.objects.bulk_create(Membership(project=project, user=u) for u in users)
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/members/")
+    rows = page.locator("#member-list tbody tr")
+    expect(rows).to_have_count(50)
+    expect(rows.first).to_contain_text("Kim")  # their own row, with Leave, first
+
+    search = page.get_by_label("Search members")
+    search.fill("M05")
+    search.press("Enter")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("m05@example.com")
+    expect(page).to_have_url(re.compile(r"\?q=M05$"))
+    expect(search).to_be_focused()  # the list changed, not the form
+
+    search.fill("zzz")
+    search.press("Enter")
+    expect(page.locator("#member-list")).to_contain_text("No member’s name or email address")
+    page.get_by_role("link", name="Show all members").click()
+    expect(rows).to_have_count(50)
+    expect(page).to_have_url(re.compile(r"/settings/members/$"))
+
+    search.fill("@example.com")
+    search.press("Enter")
+    expect(page.locator("#member-list")).to_contain_text("61 members match “@example.com”")
+    page.get_by_role("link", name="Next →").click()
+    expect(page).to_have_url(re.compile(r"\?q=%40example.com&page=2$"))
+    expect(rows).to_have_count(11)
+    m55 = page.get_by_role("row").filter(has_text="m55@example.com")
+    m55.get_by_label("Role of m55@example.com").select_option("owner")
+    m55.get_by_role("button", name="Change role").click()
+
+    expect(page.locator("#messages")).to_contain_text("m55@example.com is now owner.")
+    expect(page).to_have_url(re.compile(r"\?q=%40example.com&page=2$"))
+    expect(rows).to_have_count(11)
+    expect(page.get_by_label("Search members")).to_have_value("@example.com")
