@@ -21,12 +21,26 @@ project and the time range, which its indexes serve.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Aggregate, Count, Expression, F, Max, Min, Q, QuerySet, Sum, Window
+from django.db.models import (
+    Aggregate,
+    Case,
+    Count,
+    Expression,
+    F,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+    Window,
+)
 from django.db.models.functions import Trunc
 
 from accounts.models import Project
@@ -73,7 +87,8 @@ class Stack:
 
 
 type _Group = Mapping[str, Any]  # one row of the GROUP BY
-type _SeriesOf = Callable[[_Group], str]
+# The series a row of the roll-ups or the log counts in, as the database works it out.
+type _SeriesOf = Expression | F
 type _CallerId = tuple[str, int]  # ("key", api key id) or ("pat", personal token id)
 
 
@@ -300,29 +315,7 @@ def project_usage_overview(
     """Everything the overview shows for these filters (see the module for where each
     figure is read from)."""
     time_range = filters.time_range
-    groups = _call_groups(project, filters)
-
-    totals = Counts()
-    without_address = sum(group["without_address"] for group in groups)
-    buckets = {start: Bucket(start) for start in time_range.bucket_starts()}
-    callers: dict[_CallerId, CallerRow] = {}
-    # Aware datetimes hash and compare by the moment they name, whatever their tzinfo.
-    bars = [buckets[group["bucket"]] for group in groups]
-    for group, bucket in zip(groups, bars, strict=True):
-        n = group["n"]
-        failed = n if group["outcome"] != Outcome.OK else 0
-        auth = n if group["outcome"] in AUTH_FAILURES else 0
-        totals.add(n, failed, auth)
-        bucket.counts.add(n, failed, auth)
-        if group["api_key_id"] is not None:
-            caller_id = ("key", group["api_key_id"])
-        else:
-            caller_id = ("pat", group["personal_token_id"] or 0)
-        callers.setdefault(caller_id, CallerRow()).counts.add(n, failed, auth)
-    for caller_id, last in _last_calls(project, filters).items():
-        if caller_id in callers:
-            callers[caller_id].last_call = last
-
+    callers = _callers(project, filters)
     ranked = sorted(callers.items(), key=lambda item: (-item[1].counts.requests, item[0]))
     # A project that rotates its keys has thousands of ended ones, and each that a
     # forgotten server still tries has calls: only the busiest are read and listed.
@@ -338,9 +331,16 @@ def project_usage_overview(
             caller.personal_token = pats.get(pk)
 
     series, series_of = _series(stack, filters, ranked, callers)
-    for group, bucket in zip(groups, bars, strict=True):
-        series_id = series_of(group)
-        bucket.by_series[series_id] = bucket.by_series.get(series_id, 0) + group["n"]
+    totals = Counts()
+    without_address = 0
+    buckets = {start: Bucket(start) for start in time_range.bucket_starts()}
+    for group in _bar_groups(project, filters, series_of):
+        totals.add(group["n"], group["failed"], group["auth"])
+        # Aware datetimes hash and compare by the moment they name, whatever their tzinfo.
+        bucket = buckets[group["bucket"]]
+        bucket.counts.add(group["n"], group["failed"], group["auth"])
+        bucket.by_series[group["series"]] = bucket.by_series.get(group["series"], 0) + group["n"]
+        without_address += group["without_address"]
 
     distinct_ips, busiest_ips = _busiest_addresses(project, filters)
     top_addresses = [
@@ -473,12 +473,37 @@ def _call_sources(
     return sources
 
 
-def _call_groups(project: Project, filters: OverviewFilters) -> list[_Group]:
-    """The calls grouped by (bucket, token type, key, PAT, outcome), with their count and
-    how many came without an address. A group may come more than once (from a roll-up and
-    from the log): every use of them adds up. A day's roll-up cannot be cut into hours, so
-    a chart by the hour reads the hourly roll-up and the log only; a roll-up whose rows
-    are the chart's bars is not truncated again."""
+def _callers(project: Project, filters: OverviewFilters) -> dict[_CallerId, CallerRow]:
+    """Each key's matching calls (its client tokens' included) and each PAT's, counted,
+    with the last of them. The database adds them up: a row per caller and source."""
+    callers: dict[_CallerId, CallerRow] = {}
+    for rows, rolled in _call_sources(project, filters, with_days=True):
+        latest = Max("last_call") if rolled else Max("created_at")
+        grouped = (
+            rows.values("api_key_id", "personal_token_id")
+            .annotate(**_counted(rolled), last=latest)
+            .order_by()
+        )
+        for row in grouped:
+            if row["api_key_id"] is not None:
+                caller_id: _CallerId = ("key", row["api_key_id"])
+            else:
+                caller_id = ("pat", row["personal_token_id"] or 0)
+            caller = callers.setdefault(caller_id, CallerRow())
+            caller.counts.add(row["n"], row["failed"], row["auth"])
+            last = _as_utc(row["last"])
+            if caller.last_call is None or last > caller.last_call:
+                caller.last_call = last
+    return callers
+
+
+def _bar_groups(project: Project, filters: OverviewFilters, series_of: _SeriesOf) -> list[_Group]:
+    """The matching calls counted per bar and series (as `_counted`), with how many came
+    without an address: a row per bar, series and source, whatever the number of keys. A
+    bar may come more than once (from a roll-up and from the log): every use of them adds
+    up. A day's roll-up cannot be cut into hours, so a chart by the hour reads the hourly
+    roll-up and the log only; a roll-up whose rows are the chart's bars is not truncated
+    again."""
     by_day = filters.time_range.by_day
     step = "day" if by_day else "hour"
     groups: list[_Group] = []
@@ -492,52 +517,38 @@ def _call_groups(project: Project, filters: OverviewFilters) -> list[_Group]:
             without_address = Count("id", filter=Q(ip__isnull=True))
             bucket = Trunc("created_at", step, tzinfo=UTC)
         groups += (
-            rows.values("token_kind", "api_key_id", "personal_token_id", "outcome", bucket=bucket)
-            .annotate(n=_calls(rolled), without_address=without_address)
+            rows.values(bucket=bucket, series=series_of)
+            .annotate(**_counted(rolled), without_address=without_address)
             .order_by()
         )
     return groups
 
 
+def _counted(rolled: bool) -> dict[str, Aggregate]:
+    """The calls, those that failed and those refused (as `Counts`), in a group of a
+    roll-up's rows or of the log's."""
+    return {
+        "n": _calls(rolled),
+        "failed": _calls(rolled, ~Q(outcome=Outcome.OK)),
+        "auth": _calls(rolled, Q(outcome__in=AUTH_FAILURES)),
+    }
+
+
 def _calls(rolled: bool, matching: Q | None = None) -> Aggregate:
     """How many calls (that match), in a roll-up's rows or in the log's."""
-    return Sum("requests", filter=matching) if rolled else Count("id", filter=matching)
+    return Sum("requests", filter=matching, default=0) if rolled else Count("id", filter=matching)
 
 
 def _bar_rollup(by_day: bool) -> type[ProjectCallsRollup]:
     return ProjectUsageDay if by_day else ProjectUsageHour
 
 
-def _last_calls(project: Project, filters: OverviewFilters) -> dict[_CallerId, datetime]:
-    """When each key (with its client tokens) and each PAT made its last matching call."""
-    last: dict[_CallerId, datetime] = {}
-    for rows, rolled in _call_sources(project, filters, with_days=True):
-        latest = Max("last_call") if rolled else Max("created_at")
-        for row in rows.values("api_key_id", "personal_token_id").annotate(at=latest).order_by():
-            if row["api_key_id"] is not None:
-                caller_id: _CallerId = ("key", row["api_key_id"])
-            else:
-                caller_id = ("pat", row["personal_token_id"] or 0)
-            at = _as_utc(row["at"])
-            if caller_id not in last or at > last[caller_id]:
-                last[caller_id] = at
-    return last
-
-
 def _busiest_agents(project: Project, filters: OverviewFilters) -> list[AgentRow]:
-    failed = ~Q(outcome=Outcome.OK)
-    auth = Q(outcome__in=AUTH_FAILURES)
     agents: dict[str, Counts] = {}
     for rows, rolled in _call_sources(project, filters, with_days=True):
-        counted = {
-            "n": _calls(rolled),
-            "failed": _calls(rolled, failed),
-            "auth": _calls(rolled, auth),
-        }
-        for row in rows.exclude(agent="").values("agent").annotate(**counted).order_by():
-            agents.setdefault(row["agent"], Counts()).add(
-                row["n"], row["failed"] or 0, row["auth"] or 0
-            )
+        grouped = rows.exclude(agent="").values("agent").annotate(**_counted(rolled)).order_by()
+        for row in grouped:
+            agents.setdefault(row["agent"], Counts()).add(row["n"], row["failed"], row["auth"])
     ranked = sorted(agents.items(), key=lambda item: (-item[1].requests, item[0]))
     return [AgentRow(agent, counts) for agent, counts in ranked[:TOP_SHOWN]]
 
@@ -630,13 +641,13 @@ def _series(
     ranked: list[tuple[_CallerId, CallerRow]],
     callers: dict[_CallerId, CallerRow],
 ) -> tuple[list[Series], _SeriesOf]:
-    """The chart's series for this stacking, and which series a group's calls belong to."""
+    """The chart's series for this stacking, and which series a row's calls belong to."""
     if stack == Stack.OUTCOME:
         outcomes = [(o, label) for o, label in Outcome.choices]
         if filters.outcome:
             outcomes = [(o, label) for o, label in outcomes if o == filters.outcome]
         series = [Series(o, str(label), OUTCOME_COLOURS[o]) for o, label in outcomes]
-        return series, lambda group: str(group["outcome"])
+        return series, F("outcome")
 
     if stack == Stack.KEY:
         key_ids = [pk for (kind, pk), _ in ranked if kind == "key"]
@@ -649,18 +660,16 @@ def _series(
             series.append(Series("other", "Other keys", OTHER_KEYS_COLOUR))
         if any(kind == "pat" for (kind, _), _ in ranked):
             series.append(Series("pat", "Personal access tokens", PATS_COLOUR))
-
-        def series_of(group: _Group) -> str:
-            key_id = group["api_key_id"]
-            if key_id is None:
-                return "pat"
-            return f"key-{key_id}" if key_id in named else "other"
-
+        series_of = Case(
+            *(When(api_key_id=pk, then=Value(f"key-{pk}")) for pk in named),
+            When(api_key_id__isnull=True, then=Value("pat")),
+            default=Value("other"),
+        )
         return series, series_of
 
     kinds = [k for k, _ in TokenKind.choices if not filters.token_kind or k == filters.token_kind]
     series = [Series(k, TokenKind(k).label, KIND_COLOURS[k]) for k in kinds]
-    return series, lambda group: str(group["token_kind"])
+    return series, F("token_kind")
 
 
 def _as_utc(moment: object) -> datetime:
