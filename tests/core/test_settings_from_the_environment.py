@@ -231,3 +231,34 @@ def test_a_setting_it_cannot_use_stops_manage_py_with_one_line_not_a_traceback(c
     assert run.stderr.strip().splitlines() == [
         "CONN_MAX_AGE must be a whole number from 0 to 1000000 (default 60); it is 'abc'."
     ]
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--settings", "reminix_dashboard.settings.test"],
+        ["--settings=reminix_dashboard.settings.test"],
+    ],
+)
+def test_manage_py_reads_the_settings_its_settings_option_names(option):
+    """Django's --settings, on every command: manage.py's own look at the settings, made
+    before the command line was read, loaded the default module, and the option was then
+    ignored without a word (`check --deploy --settings=...` checked other settings)."""
+    run = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "--no-imports",
+            "-c",
+            "from django.conf import settings; print(settings.SETTINGS_MODULE)",
+            *option,
+        ],
+        cwd=ROOT,
+        env=production_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "reminix_dashboard.settings.test"
