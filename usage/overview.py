@@ -320,11 +320,15 @@ def project_usage_overview(
     # A project that rotates its keys has thousands of ended ones, and each that a
     # forgotten server still tries has calls: only the busiest are read and listed.
     shown = ranked[:CALLERS_SHOWN]
+    # The chart by key names the busiest keys, which tokens busier still may have kept
+    # out of the table.
+    charted = [(caller_id, caller) for caller_id, caller in ranked if caller_id[0] == "key"]
+    named = [*shown, *charted[:KEYS_IN_CHART]]
     project_keys = ApiKey.objects.for_project(project)
-    keys = project_keys.in_bulk([pk for (kind, pk), _ in shown if kind == "key"])
+    keys = project_keys.in_bulk([pk for (kind, pk), _ in named if kind == "key"])
     pat_ids = [pk for (kind, pk), _ in shown if kind == "pat" and pk]
     pats = PersonalAccessToken.objects.select_related("user").in_bulk(pat_ids)
-    for (kind, pk), caller in shown:
+    for (kind, pk), caller in named:
         if kind == "key":
             caller.api_key = keys.get(pk)
         else:

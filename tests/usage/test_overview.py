@@ -1064,3 +1064,20 @@ def test_quiet_keys_after_a_mass_rotation_are_listed_up_to_the_cap_and_counted(
     assert [key.name for key in shown.quiet_keys] == ["Rotated 4", "Rotated 3", "Rotated 2"]
     assert shown.more_quiet_keys == 2
     assert "and 2 more keys without calls" in unescape(response.content.decode())
+
+
+def test_a_key_in_the_chart_is_named_when_busier_tokens_fill_the_table(
+    signed_in, project, make_key, user, now, monkeypatch
+):
+    """The chart by key names the busiest keys, whatever the table lists: a key below the
+    table's cap (personal access tokens busier than every key) was drawn as 'Key 12'."""
+    monkeypatch.setattr(overview, "CALLERS_SHOWN", 1)
+    key, _ = make_key(project, "Production")
+    pat, _ = personal_token_create(user=user, name="Deploy script")
+    usage_write(
+        [call(now - timedelta(minutes=m), pat=pat, project=project) for m in range(3)]
+        + [call(now, key=key)]
+    )
+    shown = signed_in.get(overview_url(project, stack="key")).context["overview"]
+    assert [caller.personal_token for caller in shown.callers] == [pat]
+    assert [series.label for series in shown.series] == ["Production", "Personal access tokens"]
