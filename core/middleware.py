@@ -40,6 +40,9 @@ class ProbeMiddleware:
                 "unavailable\n", content_type="text/plain; charset=utf-8", status=503
             )
             answer["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            # Not Django's ERROR line for a 5xx, once per probe for an outage's length: the
+            # balancer acts on the answer, and the access log has it.
+            answer._has_been_logged = True  # type: ignore[attr-defined]
         else:
             answer = HttpResponse("ok\n", content_type="text/plain; charset=utf-8")
         answer["Cache-Control"] = "no-store"

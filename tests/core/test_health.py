@@ -4,6 +4,8 @@ with no session, no token and no limit, and saying nothing of what is inside."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from django.db import OperationalError, connection
 from django.test import Client
@@ -57,3 +59,19 @@ def test_only_the_exact_paths_are_probes(production, db):
     assert Client().get("/healthz/", **PROBE).status_code == 400
     assert Client().get("/readyz", HTTP_HOST="dashboard.example.com", **{}).status_code == 200
     assert Client().post("/healthz", HTTP_HOST="dashboard.example.com").status_code == 301
+
+
+def test_readyz_writes_no_error_to_the_log_while_the_database_is_out_of_reach(
+    production, db, monkeypatch, caplog
+):
+    """A balancer probes every few seconds, and each 503 was an ERROR line 'Service
+    Unavailable: /readyz' from Django's request log, one per probe for the outage's length,
+    enough to page whoever watches errors for what the probe already reports."""
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("connection to server failed")
+
+    with monkeypatch.context() as patched, caplog.at_level(logging.INFO):
+        patched.setattr(connection, "cursor", unreachable)
+        assert Client().get("/readyz", **PROBE).status_code == 503
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
