@@ -43,6 +43,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from core.db_errors import schema_refused, sqlstate, timed_out
+from core.outage_log import OutageLog
 from core.shared_store import StoreUnavailable, shared_store
 
 logger = logging.getLogger(__name__)
@@ -400,8 +401,6 @@ CLAIM_IDLE_MS = 30_000  # a consumer silent this long is presumed dead; others t
 # A consumer silent this long with nothing pending is forgotten when an ingest starts:
 # each is named after its host, and containers get a new name at every deploy.
 FORGET_IDLE_MS = 24 * 3600 * 1000
-# While the database does not answer, the ingest says so at its first try, then this often.
-AWAY_SAID_EVERY_SECONDS = 60
 
 
 @dataclass
@@ -430,9 +429,13 @@ class StreamIngest:
         self.stopping = False
         self._backlog = True  # first read our own unacknowledged records, then new ones
         self._last_read = 0  # how many records the last read returned
-        # Since when the database has not answered, and when that was last said.
-        self._away_since: float | None = None
-        self._away_said_at = 0.0
+        # While the database does not answer, said at the first try, then once a minute.
+        self._outage = OutageLog(
+            logger,
+            first="The database does not answer: the usage stream's records wait in Redis",
+            again="The database has not answered for %d s: the records wait in Redis",
+            back="The database answers again, after %d s: writing the records",
+        )
 
     def run(self, *, once: bool = False) -> IngestStats:
         delay = 0.5
@@ -538,31 +541,12 @@ class StreamIngest:
             # again (our own backlog) once it answers.
             self.stats.waits += 1
             self._backlog = True
-            self._database_away()
+            self._outage.failed(time.monotonic())
             time.sleep(1)
             return 0
         self.store.round_trip(("XACK", stream_key(), GROUP, *ids), ("XDEL", stream_key(), *ids))
-        if self._away_since is not None:
-            logger.info(
-                "The database answers again, after %d s: writing the records",
-                time.monotonic() - self._away_since,
-            )
-            self._away_since = None
+        self._outage.answered(time.monotonic())
         return result.written
-
-    def _database_away(self) -> None:
-        """Say that the records wait, at the first try and then once a minute: the ingest
-        tries every second."""
-        now = time.monotonic()
-        if self._away_since is None:
-            self._away_since = self._away_said_at = now
-            logger.warning("The database does not answer: the usage stream's records wait in Redis")
-        elif now - self._away_said_at >= AWAY_SAID_EVERY_SECONDS:
-            self._away_said_at = now
-            logger.warning(
-                "The database has not answered for %d s: the records wait in Redis",
-                now - self._away_since,
-            )
 
     def _unreadable(self, entry_id: bytes, *, reason: str = "unreadable", count: int = 1) -> None:
         """A record that cannot be read (or is too big to be ours) is dropped and counted;

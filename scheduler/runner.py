@@ -28,6 +28,7 @@ from django.db import DatabaseError, IntegrityError, close_old_connections, conn
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.outage_log import OutageLog
 from core.redact import redact_tokens
 from scheduler.jobs import Job, jobs, lease_of
 from scheduler.models import ScheduledJob
@@ -43,9 +44,6 @@ STOP_GRACE_SECONDS = 5.0
 # the statement it was running goes on at the server until it ends or meets the
 # statement timeout (30 s by default); another scheduler takes the job after this.
 CUT_LEASE_SECONDS = 60
-# While the database does not answer, the looks for due jobs (one a second) say so at the
-# first and then this often, not at every look.
-UNREACHABLE_WARN_EVERY_SECONDS = 60
 # SQLite has one writer at a time: there, the jobs of one scheduler take turns.
 _sqlite_turns = threading.Lock()
 
@@ -207,9 +205,14 @@ class Scheduler:
         # set: the loop runs for months, and one entry per failure grew without end.
         self.failed: set[str] = set()
         self.unreachable = False
-        # Since when the looks have found the database away, and when that was last said.
-        self._away_since: float | None = None
-        self._away_said_at = 0.0
+        # The looks for due jobs (one a second) say the database is away at the first,
+        # then once a minute, not at every look.
+        self._outage = OutageLog(
+            logger,
+            first="Scheduler: the database did not answer; trying again",
+            again="Scheduler: the database has not answered for %d s; trying again",
+            back="Scheduler: the database answers again, after %d s",
+        )
 
     def run_due(self, now: datetime | None = None) -> list[str]:
         """Start every job that is due and free; the names of those started."""
@@ -223,16 +226,11 @@ class Scheduler:
                 if claim(job, now=now, holder=self.holder):
                     claimed.append(job)
             except DatabaseError:
-                self._database_away()
+                self._outage.failed(time.monotonic())
                 self.unreachable = True
                 close_old_connections()
                 break
-            if self._away_since is not None:
-                logger.info(
-                    "Scheduler: the database answers again, after %d s",
-                    time.monotonic() - self._away_since,
-                )
-                self._away_since = None
+            self._outage.answered(time.monotonic())
         started = []
         for job in claimed:
             thread = threading.Thread(
@@ -245,18 +243,6 @@ class Scheduler:
             thread.start()
             started.append(job.name)
         return started
-
-    def _database_away(self) -> None:
-        now = time.monotonic()
-        if self._away_since is None:
-            self._away_since = self._away_said_at = now
-            logger.warning("Scheduler: the database did not answer; trying again")
-        elif now - self._away_said_at >= UNREACHABLE_WARN_EVERY_SECONDS:
-            self._away_said_at = now
-            logger.warning(
-                "Scheduler: the database has not answered for %d s; trying again",
-                now - self._away_since,
-            )
 
     def _run(self, job: Job) -> None:
         if not _run_in_thread(job, self.holder, self.stopping):
