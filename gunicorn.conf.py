@@ -23,6 +23,23 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 control_socket = os.path.join(
     tempfile.gettempdir(), f"reminix-gunicorn-{os.environ.get('PORT', '8000')}.ctl"
 )
+
+
+def _statement_seconds() -> int:
+    """DB_STATEMENT_TIMEOUT as the settings read it (0: off); a value they refuse stops
+    the workers with its own line (post_fork below), so any number serves here."""
+    try:
+        return max(int(os.environ.get("DB_STATEMENT_TIMEOUT", "30")), 0)
+    except ValueError:
+        return 30
+
+
+# A worker silent this long is killed. gunicorn's default, 30 s, is the statement timeout's
+# default too: a request whose statement reached it was killed as the statement was
+# cancelled, so its client got a reset connection (the proxy's 502) and not the 503 with
+# Retry-After that the app answers; 15 s more lets the answer go out first.
+timeout = (_statement_seconds() or 30) + 15
+
 # Which peers may say the scheme is https is the app's to decide (TRUSTED_PROXIES, core/
 # middleware.py ForwardedProtoMiddleware). gunicorn's own default believes X-Forwarded-Proto,
 # X-Forwarded-Ssl and X-Forwarded-Protocol from 127.0.0.1 and sets the scheme itself, which

@@ -119,3 +119,23 @@ def test_a_setting_it_cannot_use_stops_gunicorn_with_one_line_not_a_traceback(tm
     assert reason.endswith(
         "CONN_MAX_AGE must be a whole number from 0 to 1000000 (default 60); it is 'abc'."
     )
+
+
+@pytest.mark.parametrize(
+    ("statement_timeout", "least"), [(None, 30), ("30", 30), ("120", 120), ("0", 30)]
+)
+def test_a_worker_outlives_a_statement_at_its_time_limit(monkeypatch, statement_timeout, least):
+    """A statement at DB_STATEMENT_TIMEOUT is cancelled and its request answered 503 with
+    Retry-After; gunicorn's own timeout, 30 s like the statement's, killed the worker at
+    the same moment, so the client got a reset connection (or the proxy's 502) instead,
+    whichever came first."""
+    import runpy
+
+    if statement_timeout is None:
+        monkeypatch.delenv("DB_STATEMENT_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("DB_STATEMENT_TIMEOUT", statement_timeout)
+
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+    assert config["timeout"] >= least + 10
