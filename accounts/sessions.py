@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -69,14 +69,21 @@ def session_record(request: HttpRequest, user: User) -> None:
 def _sessions_trimmed(user: User) -> None:
     """Past MAX_SESSIONS_PER_PERSON, the least recently seen of `user`'s sessions end (the
     one signing in was seen just now). Only the ones past the cap are read."""
-    beyond = list(
-        SignedInSession.objects.filter(user=user)
-        .order_by("-last_seen_at", "-id")
-        .values_list("session_key", flat=True)[MAX_SESSIONS_PER_PERSON:]
+    _sessions_past_cap_ended(
+        SignedInSession.objects.filter(user=user).order_by("-last_seen_at", "-id"),
+        MAX_SESSIONS_PER_PERSON,
     )
+
+
+def _sessions_past_cap_ended(
+    records: QuerySet[SignedInSession] | QuerySet[PendingSecondStep], cap: int
+) -> None:
+    """The sessions of `records` (one person's, in the order they are kept) past the first
+    `cap` end, with their records. Only the ones past the cap are read."""
+    beyond = list(records.values_list("session_key", flat=True)[cap:])
     if beyond:
         Session.objects.filter(session_key__in=beyond).delete()
-        SignedInSession.objects.filter(session_key__in=beyond).delete()
+        records.model.objects.filter(session_key__in=beyond).delete()
 
 
 def pending_step_record(request: HttpRequest, user: User) -> None:
@@ -97,14 +104,10 @@ def pending_step_record(request: HttpRequest, user: User) -> None:
     PendingSecondStep.objects.filter(
         ~Exists(Session.objects.filter(session_key=OuterRef("session_key"))), user=user
     ).delete()
-    beyond = list(
-        PendingSecondStep.objects.filter(user=user)
-        .order_by("-started_at", "-id")
-        .values_list("session_key", flat=True)[PENDING_STEPS_PER_PERSON:]
+    _sessions_past_cap_ended(
+        PendingSecondStep.objects.filter(user=user).order_by("-started_at", "-id"),
+        PENDING_STEPS_PER_PERSON,
     )
-    if beyond:
-        Session.objects.filter(session_key__in=beyond).delete()
-        PendingSecondStep.objects.filter(session_key__in=beyond).delete()
 
 
 def pending_step_done(request: HttpRequest) -> None:
