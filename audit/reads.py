@@ -91,10 +91,10 @@ def _moment(value: object) -> str:
         return "never"
     try:
         moment = datetime.fromisoformat(str(value))
-    except ValueError:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or one past the calendar's edge in UTC
         return str(value)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
     return f"{moment:%-d %b %Y, %H:%M} UTC"
 
 

@@ -146,6 +146,34 @@ def test_a_rolls_times_read_as_dates_and_durations_not_as_stored(signed_in, user
     assert "+00:00" not in text and "seconds" not in text
 
 
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"previous_expires_at": "9999-12-31T23:59:59-05:00"},
+        {"expires_at": "0001-01-01T00:00:00+05:00"},
+        {"reported_at": "not a time"},
+        {"reported_at": {"nested": [1, None]}},
+        {"overlap_seconds": "86400"},
+        {"overlap_seconds": True},
+        {"ttl_seconds": 10**40},
+        {"previous_expires_at": None},
+    ],
+)
+def test_a_stored_time_or_duration_the_page_cannot_read_is_shown_as_stored_not_a_500(
+    signed_in, user, project, stored
+):
+    """Found in review: an event's '_at' values are read as dates in UTC, and a time at
+    the calendar's edge with an offset (year 9999, '-05:00') overflowed on the way to UTC:
+    the project's whole audit page answered 500. Events are append-only and keep what
+    older code wrote; one the page cannot read as a date reads as stored."""
+    record(project, user, "api_key.rolled", metadata=stored)
+    response = signed_in.get(project_audit(project))
+    assert response.status_code == 200
+    (name, value), *_ = stored.items()
+    if name == "previous_expires_at" and value:
+        assert "9999-12-31T23:59:59-05:00" in page_text(response)
+
+
 def test_a_member_who_is_not_an_owner_can_read_the_project_audit_log(
     client, user, project, other_user
 ):
