@@ -122,6 +122,9 @@ def _end_reported_previous_secret(digest: str, reporter: Reporter) -> bool:
         api_key=api_key, by=None, ip=reporter.ip, via="reported as leaked"
     )
     if ended:
+        # The service ended it on its own copy of the key: this one still holds the
+        # overlap's end, a day ahead, which the email would give as the time it stopped.
+        api_key.refresh_from_db(fields=["previous_expires_at"])
         transaction.on_commit(
             partial(_tell_owners_after_answer, api_key, reporter, previous_secret=True)
         )

@@ -388,3 +388,28 @@ def test_owners_whose_leak_email_reached_nobody_are_told_at_the_next_report(
     with django_capture_on_commit_callbacks(execute=True):
         assert_ok(report(second), 202)
     assert [email.to for email in mail.outbox] == [[user.email]]
+
+
+def test_the_old_secrets_email_gives_the_time_it_stopped_not_the_end_of_its_overlap(
+    api_key, user, django_capture_on_commit_callbacks
+):
+    """Found in review: a rolled key's old secret reported as leaked 'stopped at once
+    (<time>)', and the time was the end of the overlap it no longer had, a day ahead, read
+    from the key as it was before the secret was ended; the owner read that it worked
+    until tomorrow."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apikeys.services import api_key_roll
+
+    key, old_secret = api_key
+    api_key_roll(api_key=key, by=user, overlap=timedelta(days=1))
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert_ok(report(old_secret), 202)
+    (email,) = mail.outbox
+    key.refresh_from_db()
+    assert key.previous_expires_at is not None
+    assert key.previous_expires_at <= timezone.now()
+    assert f"stopped at once ({key.previous_expires_at:%-d %b %Y, %H:%M} UTC)" in email.body
