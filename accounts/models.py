@@ -120,11 +120,6 @@ class User(AbstractBaseUser, PermissionsMixin):
         """How a change to this person's access is announced (core.invalidation)."""
         return f"user:{self.pk}"
 
-    def is_member_of(self, project_id: int) -> bool:
-        """Whether this (active) person is a member of the project now: asked on every API
-        call a PAT or its client tokens make, so leaving a project ends access at once."""
-        return self.is_active and self.memberships.filter(project_id=project_id).exists()
-
 
 class ProjectQuerySet(models.QuerySet["Project"]):
     def for_user(self, user: User) -> ProjectQuerySet:
