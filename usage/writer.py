@@ -535,8 +535,6 @@ def usage_write_records(payloads: list[dict[str, Any]]) -> None:
 
 def usage_drops_record(channel: str, reason: str, count: int) -> None:
     """Keep the count of records the write-behind had to drop, per hour, for the overview."""
-    from django.utils import timezone
-
     table = UsageDrop._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
