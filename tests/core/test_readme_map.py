@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,3 +64,21 @@ def test_every_function_on_the_map_is_defined_where_the_map_says():
     quoted = [name for name in named_code(paragraph) if not name.endswith(".py")]
     commands = {"createapikey", "ingest_usage"}
     assert [n for n in quoted if n not in defined and n not in commands] == []
+
+
+def layer_of_each_app() -> dict[str, int]:
+    """Each app's layer in import-linter's contract, 0 at the top (pyproject.toml)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
+    return {app.strip(): n for n, layer in enumerate(layers) for app in layer.split("|")}
+
+
+def test_the_apps_on_the_map_are_listed_from_the_top_layer_down():
+    """The map says each app imports only the apps below it in its table: an app listed
+    above one that imports it tells a reader the import runs the other way."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| folder | holds |") :].split("\n\n")[0]
+    layer = layer_of_each_app()
+    apps = [a for a in re.findall(r"^\| `(\w+)/` \|", table, flags=re.MULTILINE) if a in layer]
+    assert sorted(layer) == sorted(apps)
+    assert apps == sorted(apps, key=layer.__getitem__)
