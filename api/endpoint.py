@@ -269,7 +269,7 @@ def _answer_now(
     if spec.surface is Surface.CLIENT:
         add_cors_headers(request, response, caller)
     try:
-        _record(
+        _log_usage(
             request,
             caller,
             response.status_code,
@@ -356,14 +356,14 @@ def _method(method: str | None) -> str:
     return method if method in _METHODS else "OTHER"
 
 
-def _clean(text: str) -> str:
+def _as_logged(text: str) -> str:
     """Text from the request as the log keeps it: no NUL bytes (PostgreSQL refuses them,
     and one bad row would fail the whole batch) and no token, wherever a client put one,
     escaped or not (a path escaped twice is decoded once on its way in)."""
     return redact_tokens_escaped(text).replace("\x00", "")  # (decoding may make one)
 
 
-def _record(
+def _log_usage(
     request: HttpRequest,
     caller: Caller | None,
     status: int,
@@ -383,14 +383,14 @@ def _record(
             ),
             token_kind=caller.kind.value if caller else "",
             method=_method(request.method),
-            path=_clean(request.path),
+            path=_as_logged(request.path),
             status=status,
             error_code=error_code,
             latency_us=int((time.perf_counter() - started) * 1_000_000),
             ip=client_ip(request) or None,
-            user_agent=_clean(request.META.get("HTTP_USER_AGENT", "")),
+            user_agent=_as_logged(request.META.get("HTTP_USER_AGENT", "")),
             request_id=request.request_id,  # type: ignore[attr-defined]
-            agent=_clean(agent),
+            agent=_as_logged(agent),
             token_digest=token_digest,
         )
     )
