@@ -208,7 +208,7 @@ def confirm(token: str, *, ip: str | None) -> User:
             audit_record(action="user.email_verified", actor=user, target=user, ip=ip)
         return user
     old = user.email
-    if User.objects.filter(email__iexact=email).exclude(pk=user.pk).exists():
+    if User.objects.with_address(email).exclude(pk=user.pk).exists():
         raise VerificationError("That address belongs to another account now.")
     user.email, user.email_verified_at = email, timezone.now()
     try:

@@ -76,7 +76,7 @@ def _link_or_word(*, user: User, email: str, asked: int) -> None:
     """After an address change's answer: the link to the new address (for the request
     whose audit event is `asked`), or, if an account has it, word to that account's
     owner."""
-    if User.objects.filter(email__iexact=email).exists():
+    if User.objects.with_address(email).exists():
         send_already_registered(email)
     else:
         send_verification(user, email, asked=asked)

@@ -64,6 +64,12 @@ class UserManager(BaseUserManager["User"]):
         extra.setdefault("email_verified_at", timezone.now())
         return self.create_user(email, password, **extra)
 
+    def with_address(self, address: str) -> models.QuerySet[User]:
+        """The account whose address is `address` in any case: "has this address an
+        account?" (sign-up, an address change, createproject), read through the
+        user_email_upper index."""
+        return self.filter(email__iexact=address)
+
     def address_kept(self, typed: str) -> str:
         """The address an account that `typed` names is kept under, to find it by (signing
         in, a password reset, a command): the delivery address of `typed`, or `typed`
@@ -96,8 +102,8 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     class Meta:
         indexes = [
-            # "Has this address an account, in any case?" (email__iexact: sign-up, an
-            # address change, an invitation, createproject) reads UPPER(email): without
+            # "Has this address an account, in any case?" (UserManager.with_address, and
+            # an invitation's look for a member by address) reads UPPER(email): without
             # this index, every user's row.
             models.Index(Upper("email"), name="user_email_upper"),
         ]

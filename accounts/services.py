@@ -688,7 +688,7 @@ def _address_of_deleted(user: User) -> str:
     refuses .invalid addresses (core.validators.mailable_address); one signed up with this
     address before that was refused must not stop the deletion on the unique index."""
     address = f"deleted-{user.pk}@deleted.invalid"
-    if User.objects.filter(email__iexact=address).exclude(pk=user.pk).exists():
+    if User.objects.with_address(address).exclude(pk=user.pk).exists():
         address = f"deleted-{user.pk}-{secrets.token_hex(4)}@deleted.invalid"
     return address
 

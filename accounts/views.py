@@ -174,7 +174,7 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
         invited_here = (
             invitation is not None
             and delivery_address(invitation.email) == email
-            and not User.objects.filter(email__iexact=email).exists()
+            and not User.objects.with_address(email).exists()
         )
         # Signing up from an invitation's link for this very address mails nothing (the
         # link proved the inbox): only the others count, so a stranger who used up the
@@ -197,7 +197,7 @@ def signup(request: HtmxHttpRequest) -> HttpResponse:
             except IntegrityError:
                 # Another sign-up for this address was written since the check above: the
                 # same answer as for any taken address, not a 500.
-                if not User.objects.filter(email__iexact=email).exists():
+                if not User.objects.with_address(email).exists():
                     raise
                 send_already_registered(email)
                 return render(request, "accounts/signup_sent.html", {"email": email})
@@ -225,11 +225,11 @@ def _sign_up_or_tell(*, email: str, password_hash: str, name: str, ip: str | Non
     """A sign-up's work after its answer: the account and its confirmation link, or, for
     an address that has an account (before, or since the check: another sign-up won the
     race), the word to its owner."""
-    if not User.objects.filter(email__iexact=email).exists():
+    if not User.objects.with_address(email).exists():
         try:
             user = user_sign_up(email=email, password_hash=password_hash, name=name, ip=ip)
         except IntegrityError:
-            if not User.objects.filter(email__iexact=email).exists():
+            if not User.objects.with_address(email).exists():
                 raise
         else:
             send_verification(user)

@@ -12,7 +12,7 @@ from accounts.models import User
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
 def test_the_any_case_lookup_of_an_address_can_use_its_index(make_user):
     make_user(email="ada@example.com")
-    query = User.objects.filter(email__iexact="ADA@example.com")
+    query = User.objects.with_address("ADA@example.com")
     with connection.cursor() as cursor:
         # The table is tiny here, where reading it whole is cheapest: say it is not, to
         # see whether the index matches the lookup's expression at all.
@@ -22,3 +22,10 @@ def test_the_any_case_lookup_of_an_address_can_use_its_index(make_user):
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "user_email_upper" in plan, plan
     assert query.exists()
+
+
+def test_an_account_is_found_by_its_address_in_any_case_and_no_other(make_user):
+    ada = make_user(email="ada@example.com")
+    make_user(email="ada.lovelace@example.com")
+    assert list(User.objects.with_address("ADA@Example.COM")) == [ada]
+    assert not User.objects.with_address("ada@example.co").exists()

@@ -18,7 +18,7 @@ class Command(BaseCommand):
     def handle(self, *args: object, name: str, owner: str, **options: object) -> None:
         require_text({"The name": name, "--owner": owner})
         user = (
-            User.objects.filter(email__iexact=User.objects.address_kept(owner))
+            User.objects.with_address(User.objects.address_kept(owner))
             .filter(is_active=True)
             .first()
         )
