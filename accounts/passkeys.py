@@ -140,8 +140,8 @@ def _challenge_take(session: SessionBase, purpose: Purpose, user: User | None) -
 
 
 def challenge_cookie_name() -> str:
-    """As the session cookie's name (settings/base.py): with __Host- wherever cookies are
-    Secure, so that only this origin, over https, sets it."""
+    """As the session cookie's name (reminix_dashboard/settings/base.py): with __Host-
+    wherever cookies are Secure, so that only this origin, over https, sets it."""
     return f"__Host-{_COOKIE}" if settings.SESSION_COOKIE_SECURE else _COOKIE
 
 

@@ -1,7 +1,7 @@
 """The user's own page of personal access tokens: list, create (shown once), limit to
 networks, rename, regenerate (the new secret shown once), revoke.
 
-Same shape as the API key pages (apikeys/views.py): one template, its panels as
+Same shape as the API key pages (apikeys/views/api_keys.py): one template, its panels as
 partials, the table reloading itself on `personalTokensChanged`.
 """
 
