@@ -7,6 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Tags, Warning, register
 
+from core.shared_store import shared_store
+
 
 @register(Tags.security, deploy=True)
 def rate_limits_are_shared(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
@@ -32,8 +34,6 @@ def change_markers_are_kept(app_configs: Any = None, **kwargs: Any) -> list[Warn
     then answer for up to CACHE_SECONDS. (A store that lost all its keys is caught by
     the epoch: api/callers.py.) Where Redis will not say (CONFIG is often disabled on
     managed services, or it is down), nothing is reported."""
-    from core.shared_store import shared_store
-
     store = shared_store()
     if store is None:
         return []
