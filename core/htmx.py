@@ -57,6 +57,23 @@ def render_page_or_fragment(
     return response
 
 
+def render_panel(
+    request: HtmxHttpRequest,
+    template: str,
+    panel: str | None,
+    context: dict[str, Any],
+    *,
+    page: Callable[[], dict[str, Any]],
+    status: int = 200,
+) -> HttpResponse:
+    """A list page with its dialog `panel` open (a form, or what it answered), or to htmx
+    only that panel, a {% partialdef %} of `template`. `page` gives the rest of the whole
+    page's context: it is read only when the whole page is sent."""
+    if request.htmx and panel:
+        return render(request, f"{template}#{panel}", context, status=status)
+    return render(request, template, {**page(), "panel": panel, **context}, status=status)
+
+
 def url_with_query(path: str, query: str) -> str:
     return f"{path}?{query}" if query else path
 

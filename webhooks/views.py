@@ -7,6 +7,8 @@ The add form and the shown-once secret are the #key-panel dialogs of the key pag
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,7 +21,7 @@ from accounts.models import Membership
 from accounts.sudo import sudo_required
 from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from core.client_ip import client_ip
-from core.htmx import wants_fragment
+from core.htmx import render_panel, wants_fragment
 from webhooks.forms import WebhookCreateForm
 from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookDelivery, WebhookEndpoint
 from webhooks.retention import KEEP
@@ -67,10 +69,8 @@ def _mark_creators_who_left(request: ProjectRequest, endpoints: list[WebhookEndp
 def _render(
     request: ProjectRequest, panel: str | None, context: dict[str, object], status: int = 200
 ) -> HttpResponse:
-    if request.htmx and panel:
-        return render(request, f"{TEMPLATE}#{panel}", context, status=status)
-    return render(
-        request, TEMPLATE, {**_list_context(request), "panel": panel, **context}, status=status
+    return render_panel(
+        request, TEMPLATE, panel, context, page=partial(_list_context, request), status=status
     )
 
 

@@ -9,6 +9,7 @@ event, on which the key table reloads itself.
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
@@ -57,7 +58,7 @@ from apikeys.services import (
 )
 from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from core.client_ip import client_ip
-from core.htmx import filters_without_secrets
+from core.htmx import filters_without_secrets, render_panel
 from core.redact import holds_secret
 
 TEMPLATE = "apikeys/api_key_list.html"
@@ -200,11 +201,8 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
 def _render(
     request: ProjectRequest, panel: str | None, context: dict[str, object], status: int = 200
 ) -> HttpResponse:
-    """The whole page with `panel` open, or with htmx just that panel's fragment."""
-    if request.htmx and panel:
-        return render(request, f"{TEMPLATE}#{panel}", context, status=status)
-    return render(
-        request, TEMPLATE, {**_keys_context(request), "panel": panel, **context}, status=status
+    return render_panel(
+        request, TEMPLATE, panel, context, page=partial(_keys_context, request), status=status
     )
 
 

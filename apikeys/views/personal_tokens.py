@@ -7,6 +7,8 @@ partials, the table reloading itself on `personalTokensChanged`.
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -41,6 +43,7 @@ from apikeys.services import (
 from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from apikeys.views.api_keys import rolled_meanwhile_message, token_summary
 from core.client_ip import client_ip
+from core.htmx import render_panel
 from core.networks import network_around
 
 TEMPLATE = "apikeys/personal_token_list.html"
@@ -70,10 +73,8 @@ def _tokens_context(request: AuthenticatedRequest) -> dict[str, object]:
 def _render(
     request: AuthenticatedRequest, panel: str | None, context: dict[str, object], status: int = 200
 ) -> HttpResponse:
-    if request.htmx and panel:
-        return render(request, f"{TEMPLATE}#{panel}", context, status=status)
-    return render(
-        request, TEMPLATE, {**_tokens_context(request), "panel": panel, **context}, status=status
+    return render_panel(
+        request, TEMPLATE, panel, context, page=partial(_tokens_context, request), status=status
     )
 
 
