@@ -75,8 +75,10 @@ def event_details(event: AuditEvent) -> list[tuple[str, str]]:
             continue
         if key.endswith("_at"):  # expires_at, previous_expires_at: read as the page's dates
             details.append((key.removesuffix("_at").replace("_", " "), _moment(value)))
-        elif key.endswith("_seconds") and isinstance(value, int):  # overlap, ttl
+        elif key.endswith("_seconds") and _is_duration(value):  # overlap, ttl
             details.append((key.removesuffix("_seconds").replace("_", " "), _duration(value)))
+        elif key.endswith("_seconds"):  # older code's or an import's: named and read as kept
+            details.append((key.replace("_", " "), _stored(value)))
         elif key == "projects" and not value:
             details.append(("projects", "all of the user's"))
         else:
@@ -96,6 +98,16 @@ def _moment(value: object) -> str:
     except (ValueError, OverflowError):  # not a time, or one past the calendar's edge in UTC
         return str(value)
     return f"{moment:%-d %b %Y, %H:%M} UTC"
+
+
+def _is_duration(value: object) -> bool:
+    """A whole number of seconds, not negative: a bool is an int to Python ('True
+    seconds'), and a negative count divides evenly ('-1 hours')."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _stored(value: object) -> str:
+    return json.dumps(value) if isinstance(value, bool) else _text(value)
 
 
 def _duration(seconds: int) -> str:

@@ -174,6 +174,22 @@ def test_a_stored_time_or_duration_the_page_cannot_read_is_shown_as_stored_not_a
         assert "9999-12-31T23:59:59-05:00" in page_text(response)
 
 
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [(True, "true"), (False, "false"), (-3600, "-3600"), (-1, "-1"), (86400.5, "86400.5")],
+)
+def test_a_stored_duration_that_is_not_a_count_of_seconds_reads_as_stored(
+    signed_in, user, project, stored, shown
+):
+    """A bool is an int to Python and a negative one divides evenly: an odd stored
+    'overlap_seconds' read 'True seconds' or '-1 hours', a duration nobody chose. Only a
+    whole number of seconds, not negative, is read as a duration; anything else as stored."""
+    record(project, user, "api_key.rolled", metadata={"overlap_seconds": stored})
+    text = page_text(signed_in.get(project_audit(project)))
+    assert f"overlap seconds {shown} " in text
+    assert "hour" not in text and "none" not in text and "yes" not in text
+
+
 def test_a_member_who_is_not_an_owner_can_read_the_project_audit_log(
     client, user, project, other_user
 ):
