@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.management import call_command
 from django.db import DatabaseError, IntegrityError, close_old_connections, connection
 from django.db.models import F, Q
@@ -41,9 +42,11 @@ TICK_SECONDS = 1.0
 # leave their leases held for their whole length.
 STOP_GRACE_SECONDS = 5.0
 # The lease left to a job the stop cut short: the process is gone within the second, but
-# the statement it was running goes on at the server until it ends or meets the
-# statement timeout (30 s by default); another scheduler takes the job after this.
+# the statement it was running goes on at the server (PostgreSQL does not notice that its
+# client has gone) until it ends or meets DB_STATEMENT_TIMEOUT; another scheduler takes
+# the job that and a margin later, a minute at the least (cut_lease_seconds()).
 CUT_LEASE_SECONDS = 60
+CUT_LEASE_MARGIN_SECONDS = 30
 # SQLite has one writer at a time: there, the jobs of one scheduler take turns.
 _sqlite_turns = threading.Lock()
 
@@ -108,9 +111,22 @@ def finish(job: Job, *, holder: str, error: str = "") -> None:
     )
 
 
+def cut_lease_seconds() -> int | None:
+    """How long a cut run's lease lasts past the stop; None without a statement timeout
+    (DB_STATEMENT_TIMEOUT=0), when a statement may run on as long as the job's lease."""
+    timeout = settings.DB_STATEMENT_TIMEOUT
+    if not timeout:
+        return None
+    return max(CUT_LEASE_SECONDS, timeout + CUT_LEASE_MARGIN_SECONDS)
+
+
 def cut_short(job: Job, *, holder: str) -> None:
-    """Let `job`'s lease end CUT_LEASE_SECONDS from now: the stop is ending its run."""
-    until = timezone.now() + timedelta(seconds=CUT_LEASE_SECONDS)
+    """Let `job`'s lease end cut_lease_seconds() from now, if that is sooner than it
+    would: the stop is ending its run."""
+    seconds = cut_lease_seconds()
+    if seconds is None:
+        return
+    until = timezone.now() + timedelta(seconds=seconds)
     ScheduledJob.objects.filter(name=job.name, lease_holder=holder, lease_until__gt=until).update(
         lease_until=until
     )
@@ -278,10 +294,11 @@ class Scheduler:
             running = self.running.get(job.name)
             if running is None or not running.is_alive():
                 continue
+            seconds = cut_lease_seconds()
             logger.warning(
-                "Scheduled job %s cut short by the stop; another scheduler may take it in %d s",
+                "Scheduled job %s cut short by the stop; another scheduler may take it in %s",
                 job.name,
-                CUT_LEASE_SECONDS,
+                f"{seconds} s" if seconds else "its lease's time (no statement timeout)",
             )
             try:
                 cut_short(job, holder=self.holder)

@@ -174,7 +174,7 @@ DATABASES["default"].setdefault(
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Seconds; PostgreSQL takes milliseconds up to 2^31 - 1 and refuses the whole connection
 # otherwise, so a value out of range would fail every request rather than the start.
-_DB_STATEMENT_TIMEOUT = checked.whole_number(
+DB_STATEMENT_TIMEOUT: int = checked.whole_number(
     "DB_STATEMENT_TIMEOUT", default=30, least=0, most=2_147_483
 )
 _DB_LOCK_TIMEOUT = checked.whole_number("DB_LOCK_TIMEOUT", default=10, least=0, most=2_147_483)
@@ -186,7 +186,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "options",
         "-c jit=off"
-        f" -c statement_timeout={_DB_STATEMENT_TIMEOUT * 1000}"
+        f" -c statement_timeout={DB_STATEMENT_TIMEOUT * 1000}"
         f" -c lock_timeout={_DB_LOCK_TIMEOUT * 1000}",
     )
     DATABASES["default"]["OPTIONS"].setdefault(

@@ -414,3 +414,52 @@ def test_a_database_away_for_minutes_is_a_warning_a_minute_not_one_per_look(
     assert said[1] == "Scheduler: the database has not answered for 60 s; trying again"
     assert said[-1] == "Scheduler: the database answers again, after 600 s"
     assert len(said) == 11
+
+
+def _stopped_while_running(monkeypatch) -> tuple[datetime, datetime]:
+    """A scheduler stopped while its one job (lease 6 h) runs on: when the stop came, and
+    the job's lease as the stop left it."""
+    started, released = threading.Event(), threading.Event()
+
+    def runs_on(*args: object) -> None:
+        started.set()
+        released.wait(60)
+
+    real_run_job = runner.run_job
+    monkeypatch.setattr(runner, "run_job", lambda job, **kw: real_run_job(job, call=runs_on, **kw))
+    monkeypatch.setattr(runner, "STOP_GRACE_SECONDS", 0.5)
+    scheduler = Scheduler([Job("long", ("check",), every=86400, lease=6 * 3600)])
+    loop = threading.Thread(target=scheduler.loop, kwargs={"tick": 0.05})
+    loop.start()
+    try:
+        assert started.wait(10)
+        stopped_at = timezone.now()
+        scheduler.stop()
+        loop.join(10)
+        assert not loop.is_alive(), "the stop waited for the job to end"
+        return stopped_at, ScheduledJob.objects.get(name="long").lease_until
+    finally:
+        released.set()
+        scheduler.wait(10)
+        loop.join(10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cut_jobs_lease_outlasts_a_statement_timeout_longer_than_a_minute(monkeypatch, settings):
+    """The process goes with the stop, but a statement it sent runs on at the server
+    (PostgreSQL does not notice the client has gone) until it ends or meets the statement
+    timeout. With DB_STATEMENT_TIMEOUT at 5 minutes, a lease cut to a minute let another
+    scheduler start the job while the cut run's DELETE still ran: two prunes at once."""
+    settings.DB_STATEMENT_TIMEOUT = 300
+    stopped_at, lease_until = _stopped_while_running(monkeypatch)
+    assert lease_until >= stopped_at + timedelta(seconds=300 + runner.CUT_LEASE_MARGIN_SECONDS)
+    assert lease_until <= stopped_at + timedelta(seconds=300 + runner.CUT_LEASE_MARGIN_SECONDS + 5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cut_job_keeps_its_lease_when_statements_have_no_time_limit(monkeypatch, settings):
+    """DB_STATEMENT_TIMEOUT=0 turns the timeout off: a cut run's statement may go on for
+    as long as the job's own lease allows, which it keeps, as after a crash."""
+    settings.DB_STATEMENT_TIMEOUT = 0
+    stopped_at, lease_until = _stopped_while_running(monkeypatch)
+    assert lease_until >= stopped_at + timedelta(hours=6) - timedelta(seconds=5)
