@@ -61,11 +61,14 @@ from accounts.models import Passkey, UsedPasskeyChallenge, User
 from accounts.security_notices import security_notice_send
 from accounts.two_factor import keep_a_second_factor
 from audit.log import audit_record
+from core.counters import throttle_allows
 from core.invalidation import changed
 
 RP_NAME = "Reminix"
 CHALLENGE_SECONDS = 300
 PASSKEYS_PER_PERSON = 20
+# Refused answers for one account's passkeys that are written to its audit log, per hour.
+PASSKEY_FAILED_ROWS_PER_HOUR = 10
 _SESSION_KEY = "passkey_challenge"
 # The passwordless sign-in's challenge, signed, in a cookie of its own (see above).
 _COOKIE = "passkey_challenge"
@@ -412,6 +415,16 @@ def used_challenges_prune() -> int:
 
 
 def _failed(passkey: Passkey, ip: str | None, *, reason: str, **extra: int) -> None:
+    """The refusal on its owner's audit log, up to PASSKEY_FAILED_ROWS_PER_HOUR an hour:
+    a credential id is no secret (a browser sends it with every answer), and made-up
+    answers for it wrote a row each, without end. A counter that went backwards is always
+    written: only the key or a copy of it signs one, and junk sent first must not hide it."""
+    if reason != "sign_count_went_back" and not throttle_allows(
+        f"audit-passkey-failed:{passkey.user_id}",
+        limit=PASSKEY_FAILED_ROWS_PER_HOUR,
+        window_seconds=3600,
+    ):
+        return
     audit_record(
         action="user.passkey_failed",
         actor=passkey.user,

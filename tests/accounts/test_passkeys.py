@@ -327,6 +327,28 @@ def test_an_assertion_for_another_origin_or_rp_is_refused_and_audited(client, us
     assert AuditEvent.objects.filter(action="user.passkey_failed", actor=user).count() == 2
 
 
+def test_answers_for_a_known_passkey_write_a_bounded_number_of_audit_rows(client, user, enrolled):
+    """Whoever has seen a passkey's credential id (it is no secret: a browser sends it
+    with every answer) could send made-up answers for it, each a 'Passkey refused' row on
+    its owner's audit page, without end. Each is still refused; only the first
+    PASSKEY_FAILED_ROWS_PER_HOUR of an account's hour are written."""
+    limit = passkeys.PASSKEY_FAILED_ROWS_PER_HOUR
+    for _ in range(limit + 5):
+        options = client.post(LOGIN_OPTIONS).json()
+        credential = enrolled.get(options)
+        credential["response"]["signature"] = "AAAA"  # the id alone, no private key
+        answer = send(client, LOGIN_VERIFY, {"credential": credential})
+        assert answer.status_code == 400
+        assert "could not be verified" in answer.json()["error"]
+    assert "_auth_user_id" not in client.session
+    assert AuditEvent.objects.filter(action="user.passkey_failed", actor=user).count() == limit
+    assert sign_in_with(client, enrolled, sign_count=10).status_code == 200  # not locked out
+    client.logout()
+    # A copy of the key still shows, whatever junk came first.
+    assert sign_in_with(client, enrolled, sign_count=7).status_code == 400
+    assert AuditEvent.objects.filter(metadata__reason="sign_count_went_back").count() == 1
+
+
 def test_a_counter_that_goes_backwards_is_refused_and_audited(client, user, enrolled):
     assert sign_in_with(client, enrolled, sign_count=10).status_code == 200
     client.logout()
