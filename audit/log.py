@@ -34,11 +34,24 @@ def audit_record(
     return AuditEvent.objects.create(
         action=action,
         actor=actor,
-        actor_email=(actor.email if actor else actor_email)[:254],
+        actor_email=_without_nul(actor.email if actor else actor_email)[:254],
         project=project,
         target_type=target._meta.model_name or "" if target is not None else "",
         target_id=str(target.pk) if target is not None else "",
-        target_label=label[:200],
+        target_label=_without_nul(label)[:200],
         ip_address=ip or None,
-        metadata=metadata or {},
+        metadata=_without_nul(metadata or {}),
     )
+
+
+def _without_nul(value: Any) -> Any:
+    """`value` with NUL characters taken out of its text, keys and nested values
+    included: PostgreSQL refuses NUL in text and jsonb, and a client's text holding one
+    would fail the event's write and the change it records (a 500), where SQLite kept it."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(item) for item in value]
+    return value

@@ -32,3 +32,34 @@ def test_groups_keep_project_pages_free_of_a_persons_own_events():
 
     assert "personal_tokens" not in project_groups and "account" not in project_groups
     assert {"personal_tokens", "account", "api_keys"} <= user_groups
+
+
+def test_nul_characters_in_what_an_event_keeps_are_taken_out_not_a_failed_write(user, project):
+    """PostgreSQL refuses NUL in text and in jsonb: a name, a reason or an address holding
+    one (a client's text that reached the service) failed the write, and with it the
+    change it records or the request (a 500). SQLite kept it. Taken out on both, as the
+    rest of the code takes it out of what it keeps."""
+    event = audit_record(
+        action="project.renamed",
+        actor=None,
+        actor_email="ghost\x00@example.com",
+        project=project,
+        target_label="Ada\x00's project",
+        metadata={
+            "from": "old\x00",
+            "to\x00": "new",
+            "names": ["a\x00", {"b\x00": "c\x00"}],
+            "kept": 3,
+            "none": None,
+        },
+    )
+    event.refresh_from_db()
+    assert event.actor_email == "ghost@example.com"
+    assert event.target_label == "Ada's project"
+    assert event.metadata == {
+        "from": "old",
+        "to": "new",
+        "names": ["a", {"b": "c"}],
+        "kept": 3,
+        "none": None,
+    }
