@@ -441,6 +441,15 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
     def form_valid(self, form):  # type: ignore[no-untyped-def]
         with transaction.atomic():
+            # The link was checked in dispatch(), but two posts of it at once both passed
+            # there: both set a password and mailed a notice. Checked again on the locked
+            # row: the first to take it sets the password, which ends the link for the other.
+            user = User.objects.select_for_update().get(pk=form.user.pk)
+            kept = self.request.COOKIES.get(_reset_token_cookie())
+            if not self.token_generator.check_token(user, kept):
+                self.validlink = False
+                return self.render_to_response(self.get_context_data())
+            form.user = user
             form.save()
             # Django's own form_valid would take the token out of the session.
             response = FormView.form_valid(self, form)
