@@ -15,6 +15,7 @@ Plain `re` and `unicodedata`, no Django: gunicorn.conf.py uses it before Django 
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import re
@@ -188,18 +189,27 @@ class RedactTokens(logging.Filter):
 
 
 class OneLine(logging.Filter):
-    """A logging filter that keeps each record's message to one line (settings' console
-    handler): a message may name what a client sent, such as a request's path, which
-    Django decodes ("%0A" is a line break), and a line break there would let the client
-    write a log line of its own, dated and levelled as it chose. Control characters are
-    percent-escaped; the traceback, if any, still follows on its own lines."""
+    """A logging filter that keeps each record to one line (settings' console handler): a
+    message may name what a client sent, such as a request's path, which Django decodes
+    ("%0A" is a line break), and a traceback repeats its exception's message, which may
+    quote a client's value (a database quotes the value it refused). A line break there
+    would let the client write a log line of its own, dated and levelled as it chose.
+    Control characters are percent-escaped in the message, the traceback and the stack
+    alike, joined by an escaped line break ("%0A"). The handler writes a copy: the record
+    keeps its exception for any other handler."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def filter(self, record: logging.LogRecord) -> bool | logging.LogRecord:
         message = record.getMessage()
-        escaped = controls_escaped(message)
-        if escaped != message:
-            record.msg, record.args = escaped, None
-        return True
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        whole = "\n".join(part for part in (message, record.exc_text, record.stack_info) if part)
+        escaped = controls_escaped(whole)
+        if escaped == message:
+            return True
+        one = copy.copy(record)
+        one.msg, one.args = escaped, None
+        one.exc_info, one.exc_text, one.stack_info = None, None, None
+        return one
 
 
 class WarningWithoutTraceback(logging.Filter):

@@ -79,6 +79,39 @@ def test_a_line_break_a_client_sent_cannot_write_a_log_line_of_its_own(logger_na
         assert "x%0A2026-12-06 06:00:00,000 CRITICAL core.forged FORGED%0D/" in line
 
 
+@pytest.mark.parametrize("logger_name", ["scheduler.runner", "django.request", ""])
+def test_a_line_break_in_an_exceptions_message_cannot_write_a_log_line_of_its_own(logger_name):
+    """The record's message was kept to one line, but its traceback followed on lines of
+    its own, and it repeats the exception's message: a value a client sent, quoted in an
+    exception with its line break (a database's refusal quotes the value it refused),
+    wrote a line dated and levelled as the client chose. The whole record is one line,
+    traceback and stack included; the record itself keeps its exception for any other
+    handler."""
+    logger = logging.getLogger(logger_name)
+    handlers = [h for h in logger.handlers or logging.getLogger().handlers if h.name == "console"]
+    assert handlers, "the logger writes through the console handler"
+    forged = "bad value\n2026-12-06 06:00:00,000 CRITICAL core.forged FORGED"
+    for handler in handlers:
+        stream = io.StringIO()
+        previous = handler.setStream(stream)
+        try:
+            try:
+                raise ValueError(forged)
+            except ValueError:
+                record = logger.makeRecord(
+                    logger_name, logging.ERROR, __file__, 1, "Scheduled job %s failed",
+                    ("demo",), sys.exc_info(), sinfo="Stack (most recent call last):\n  here",
+                )  # fmt: skip
+                handler.handle(record)
+        finally:
+            handler.setStream(previous)
+        [line] = stream.getvalue().splitlines()
+        assert line.endswith("Stack (most recent call last):%0A  here")
+        assert "Scheduled job demo failed%0ATraceback (most recent call last):%0A" in line
+        assert "ValueError: bad value%0A2026-12-06 06:00:00,000 CRITICAL core.forged" in line
+        assert record.exc_info is not None and record.stack_info is not None
+
+
 def test_a_token_in_an_exceptions_message_is_redacted_in_its_traceback():
     logger = logging.getLogger("api.endpoint")
     handlers = [h for h in logger.handlers or logging.getLogger().handlers if h.name == "console"]
