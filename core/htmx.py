@@ -68,8 +68,9 @@ def render_panel(
 ) -> HttpResponse:
     """A list page with its dialog `panel` open (a form, or what it answered), or to htmx
     only that panel, a {% partialdef %} of `template`. `page` gives the rest of the whole
-    page's context: it is read only when the whole page is sent."""
-    if request.htmx and panel:
+    page's context: it is read only when the whole page is sent. A restore from htmx's
+    history gets the whole page, as every other page here does (wants_fragment)."""
+    if wants_fragment(request) and panel:
         return render(request, f"{template}#{panel}", context, status=status)
     return render(request, template, {**page(), "panel": panel, **context}, status=status)
 

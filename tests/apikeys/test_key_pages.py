@@ -108,6 +108,19 @@ def test_htmx_creation_answers_the_fragment_and_tells_the_table_to_reload(signed
     assert "<html" not in html
 
 
+def test_an_htmx_history_restore_of_a_dialogs_address_gets_the_whole_page(signed_in, project):
+    """When htmx's history cache misses it asks for the address again (HX-Request with
+    HX-History-Restore-Request) and puts the answer in place of the whole body: a dialog's
+    address must then answer the page with the dialog open, not the dialog alone."""
+    response = signed_in.get(
+        reverse("apikeys:api_key_create", args=[project.slug]),
+        headers={**HTMX, "HX-History-Restore-Request": "true"},
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" in html and 'id="key-table"' in html and 'id="key-panel"' in html
+
+
 def test_the_key_table_fragment_reloads_on_its_own(signed_in, project, make_key):
     make_key(project, name="CI")
     response = signed_in.get(list_url(project), headers={**HTMX, "HX-Target": "key-table"})
