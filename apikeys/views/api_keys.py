@@ -308,8 +308,19 @@ def api_key_rename_view(request: ProjectRequest, key_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @project_member_required
 def api_key_revoke_view(request: ProjectRequest, key_id: int) -> HttpResponse:
-    """GET asks for confirmation, naming the key; POST revokes it, at once and for good."""
+    """GET asks for confirmation, naming the key; POST revokes it, at once and for good.
+    An expired key is not revoked: it refuses every call for good already, so a revocation
+    would stop nothing and its message would claim it did (a list shown before it expired
+    still offers Revoke)."""
     api_key = _key(request, key_id)
+    expired = api_key.revoked_at is None and api_key.end_reason_at(
+        timezone.now(), subject=f"“{api_key.name}”"
+    )
+    if expired and request.method == "GET":
+        return _render(request, "ended-panel", {"key": api_key, "ended": expired, "done": ""})
+    if expired:
+        messages.info(request, f"{expired} It already refuses every call, for good.")
+        return _panel_closed(request)
     if request.method == "GET":
         return _render(request, "revoke-confirm", {"key": api_key})
     if api_key_revoke(api_key=api_key, by=request.user, ip=client_ip(request)):

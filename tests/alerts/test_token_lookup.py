@@ -108,11 +108,12 @@ def test_the_key_filter_sits_above_the_alerts_it_filters_and_the_lookup_below(si
     assert lookup_card.count("fingerprint") == 1
 
 
-def test_a_pasted_expired_key_is_offered_revoke_but_not_a_roll_it_cannot_take(
+def test_a_pasted_expired_key_is_offered_its_usage_but_no_roll_or_revoke(
     signed_in, project, api_key
 ):
     """As on the alerts above it (and the ended keys' table): rolling an expired key is
-    refused with 409, so its button only led to a form that fails."""
+    refused with 409, so its button only led to a form that fails, and revoking it stops
+    nothing its expiry has not. Its usage shows what it was used for."""
     from django.utils import timezone
 
     from apikeys.models import ApiKey
@@ -122,4 +123,5 @@ def test_a_pasted_expired_key_is_offered_revoke_but_not_a_roll_it_cannot_take(
     html = lookup(signed_in, project, token, headers=HTMX).content.decode()
     assert "expired" in html
     assert reverse("apikeys:api_key_roll", args=[project.slug, key.pk]) not in html
-    assert reverse("apikeys:api_key_revoke", args=[project.slug, key.pk]) in html
+    assert reverse("apikeys:api_key_revoke", args=[project.slug, key.pk]) not in html
+    assert reverse("usage:api_key_usage", args=[project.slug, key.pk]) in html

@@ -158,6 +158,36 @@ def test_revoke_asks_first_naming_the_key_then_revokes_for_good(signed_in, proje
     assert key.revoked_at == revoked_at
 
 
+def test_an_expired_key_offers_no_revoke_that_would_change_nothing(signed_in, project, make_key):
+    """An expired key refuses every call for good (401 expired_api_key, as a revoked one
+    does) and is never rolled, resumed or renamed again: revoking it stops nothing. The
+    ended keys' list offered Revoke beside it all the same, its panel asked to confirm that
+    calls 'will fail from the moment you confirm', and the answer said they 'now get 401'.
+    As GitHub shows an expired token, the row keeps what still helps (its usage, to trace
+    what it was used for); a panel opened from a list shown before it expired says that it
+    ended, and a revocation sent from one records nothing and says why."""
+    lapsed, _ = make_key(
+        project, name="Lapsed", expires_at=timezone.now() - datetime.timedelta(days=1)
+    )
+    url = reverse("apikeys:api_key_revoke", args=[project.slug, lapsed.pk])
+    html = signed_in.get(list_url(project)).content.decode()
+    row = re.search(rf'<tr id="key-{lapsed.pk}".*?</tr>', html, re.S)
+    assert row is not None
+    assert f'href="{url}"' not in row.group() and "Revoke" not in row.group()
+    assert reverse("usage:api_key_usage", args=[project.slug, lapsed.pk]) in row.group()
+
+    for headers in ({}, {**HTMX, "HX-Target": "key-panel"}):
+        panel = signed_in.get(url, headers=headers).content.decode()
+        assert "“Lapsed” expired on" in panel
+        assert f'action="{url}"' not in panel and f'hx-post="{url}"' not in panel
+
+    answer = signed_in.post(url, follow=True).content.decode()
+    lapsed.refresh_from_db()
+    assert lapsed.revoked_at is None
+    assert not AuditEvent.objects.filter(action="api_key.revoked").exists()
+    assert "“Lapsed” expired on" in answer and "is revoked" not in answer
+
+
 def test_revoked_and_expired_keys_stay_listed_apart(signed_in, project, make_key):
     make_key(project, name="Live")
     revoked, _ = make_key(project, name="Gone")
