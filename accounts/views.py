@@ -729,18 +729,40 @@ def _member_of(request: ProjectRequest, membership_id: int) -> Membership:
     )
 
 
-def _back_to_members(request: ProjectRequest) -> HttpResponse:
+def _place_on_page(request: ProjectRequest, membership: Membership) -> int | None:
+    """Where `membership` stands on the page of the list an action's form was sent from,
+    read before the action changes the list; None if not there."""
+    _, members_page = _members_listed(request, request.POST)
+    rows = [m.pk for m in members_page.object_list]
+    return rows.index(membership.pk) if membership.pk in rows else None
+
+
+def _back_to_members(
+    request: ProjectRequest,
+    *,
+    row: Membership | None = None,
+    stood_at: int | None = None,
+    anchor: str = "",
+) -> HttpResponse:
     """The members page an action's form was sent from, its search and page: an owner
     working through page 7 of a large project stays there. The page's number is read as
     the pager reads one, against the list as it is now, so a removal that emptied the
-    last page shows the new last."""
+    last page shows the new last.
+
+    And at the row acted on, not the page's top: `row` while it is on the page, else
+    the row that now stands where it stood (`stood_at`, a removal: the next, or the
+    page's last), else `anchor`."""
     q, members_page = _members_listed(request, request.POST)
-    return HttpResponseRedirect(
-        url_with_query(
-            reverse("accounts:project_members", kwargs={"slug": request.project.slug}),
-            _members_query(q, members_page.number),
-        )
+    rows = [m.pk for m in members_page.object_list]
+    if row is not None and row.pk in rows:
+        anchor = f"member-{row.pk}"
+    elif stood_at is not None and rows:
+        anchor = f"member-{rows[min(stood_at, len(rows) - 1)]}"
+    url = url_with_query(
+        reverse("accounts:project_members", kwargs={"slug": request.project.slug}),
+        _members_query(q, members_page.number),
     )
+    return HttpResponseRedirect(f"{url}#{anchor}" if anchor else url)
 
 
 @require_GET
@@ -798,7 +820,7 @@ def project_invitation_send(request: ProjectRequest) -> HttpResponse:
         f"Invitation sent to {email}. They join the project once they accept; the link "
         "expires in 7 days.",
     )
-    return _back_to_members(request)
+    return _back_to_members(request, anchor="invitations")
 
 
 @require_POST
@@ -810,7 +832,7 @@ def project_invitation_revoke(request: ProjectRequest, invitation_id: int) -> Ht
     )
     invitation_revoke(invitation=invitation, by=request.user, ip=client_ip(request))
     messages.success(request, f"The invitation to {invitation.email} was withdrawn.")
-    return _back_to_members(request)
+    return _back_to_members(request, anchor="invitations")
 
 
 @require_POST
@@ -818,6 +840,7 @@ def project_invitation_revoke(request: ProjectRequest, invitation_id: int) -> Ht
 @sudo_required
 def project_member_remove(request: ProjectRequest, membership_id: int) -> HttpResponse:
     membership = _member_of(request, membership_id)
+    stood_at = _place_on_page(request, membership)
     try:
         membership_remove(membership=membership, by=request.user, ip=client_ip(request))
     except MembershipError as error:
@@ -826,7 +849,7 @@ def project_member_remove(request: ProjectRequest, membership_id: int) -> HttpRe
         messages.success(request, f"{membership.user.email} was removed from the project.")
         if membership.user_id == request.user.pk:
             return redirect("home")
-    return _back_to_members(request)
+    return _back_to_members(request, row=membership, stood_at=stood_at)
 
 
 @require_POST
@@ -838,7 +861,7 @@ def project_leave(request: ProjectRequest) -> HttpResponse:
         membership_remove(membership=request.membership, by=request.user, ip=client_ip(request))
     except MembershipError as error:
         messages.error(request, str(error))
-        return _back_to_members(request)
+        return _back_to_members(request, row=request.membership)
     request.session.pop(CURRENT_PROJECT_SESSION_KEY, None)
     messages.success(request, f"You left {request.project.name}.")
     return redirect("home")
@@ -852,7 +875,7 @@ def project_member_role(request: ProjectRequest, membership_id: int) -> HttpResp
     form = RoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose Owner or Member.")
-        return _back_to_members(request)
+        return _back_to_members(request, row=membership)
     try:
         membership = membership_set_role(
             membership=membership,
@@ -866,7 +889,7 @@ def project_member_role(request: ProjectRequest, membership_id: int) -> HttpResp
         messages.success(
             request, f"{membership.user.email} is now {membership.get_role_display().lower()}."
         )
-    return _back_to_members(request)
+    return _back_to_members(request, row=membership)
 
 
 @require_POST
@@ -885,7 +908,7 @@ def project_transfer(request: ProjectRequest, membership_id: int) -> HttpRespons
         messages.success(
             request, f"{to.user.email} is now an owner of {request.project.name}; you are a member."
         )
-    return _back_to_members(request)
+    return _back_to_members(request, row=to)
 
 
 @require_http_methods(["GET", "POST"])

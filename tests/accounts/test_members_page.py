@@ -38,6 +38,11 @@ def listed(response) -> list[str]:
     return re.findall(r"<tr[^>]*>\s*<td[^>]*><strong>([^<]+)</strong>", response.content.decode())
 
 
+def place(response) -> str:
+    """The search and page an action's answer leads to (its address, less the row)."""
+    return str(response["Location"]).partition("#")[0]
+
+
 def on_member(name: str):
     def action(project) -> str:
         membership = membership_of(project, "m03@example.com")  # on page 2
@@ -76,8 +81,49 @@ def test_each_action_comes_back_to_the_page_it_was_sent_from(
     url, fields = ACTIONS[action]
     response = signed_in.post(url(project), {**fields, "page": "2"})
     assert response.status_code == 302
-    assert response["Location"] == members_url(project) + "?page=2"
+    assert place(response) == members_url(project) + "?page=2"
     assert signed_in.get(response["Location"]).status_code == 200
+
+
+def at_row(response) -> str:
+    """The row an action's answer leads to: its address's fragment, found on that page."""
+    return str(response["Location"]).partition("#")[2]
+
+
+@pytest.mark.parametrize("action", ["role", "transfer"])
+def test_an_action_on_a_member_comes_back_to_their_row(signed_in, project, pages_of_three, action):
+    """A role changed or the project handed over from the 40th row of a page came back to
+    the page's top, and the owner scrolled down to find the row again, to see what
+    changed. The answer leads to the row (its id), below the sticky bar."""
+    url, fields = ACTIONS[action]
+    response = signed_in.post(url(project), {**fields, "page": "2"})
+    m03 = membership_of(project, "m03@example.com")
+    assert response["Location"] == members_url(project) + f"?page=2#member-{m03.pk}"
+    assert f'<tr id="member-{m03.pk}">' in signed_in.get(response["Location"]).content.decode()
+
+
+def test_a_removal_comes_back_to_the_row_that_took_its_place(signed_in, project, pages_of_three):
+    """Page 2 held m02, m03, m04: with m03 removed it holds m02, m04, m05, and the answer
+    leads to m04, where m03 stood. Past the last row (page 4's only one, m08), the new last
+    page's last row."""
+    for removed, page, then in (("m03", "2", "m04"), ("m08", "4", "m07")):
+        gone = membership_of(project, f"{removed}@example.com")
+        url = reverse("accounts:project_member_remove", args=[project.slug, gone.pk])
+        response = signed_in.post(url, {"page": page})
+        row = f"member-{membership_of(project, f'{then}@example.com').pk}"
+        assert at_row(response) == row
+        assert f'<tr id="{row}">' in signed_in.get(response["Location"]).content.decode()
+
+
+def test_an_invitation_sent_or_withdrawn_comes_back_to_the_invitations(
+    signed_in, project, pages_of_three
+):
+    """The invitations are below the members, 50 rows down: the answer leads there."""
+    for action in ("invite", "withdraw"):
+        url, fields = ACTIONS[action]
+        response = signed_in.post(url(project), {**fields, "page": "2"})
+        assert at_row(response) == "invitations"
+        assert 'id="invitations"' in signed_in.get(response["Location"]).content.decode()
 
 
 def test_every_form_of_a_page_carries_its_number(signed_in, project, pages_of_three):
@@ -96,7 +142,7 @@ def test_a_removal_that_empties_the_last_page_comes_back_to_the_new_last_page(
     alone = membership_of(project, "m08@example.com")
     url = reverse("accounts:project_member_remove", args=[project.slug, alone.pk])
     response = signed_in.post(url, {"page": "4"})
-    assert response["Location"] == members_url(project) + "?page=3"
+    assert place(response) == members_url(project) + "?page=3"
     assert listed(signed_in.get(response["Location"])) == [
         "m05@example.com",
         "m06@example.com",
@@ -140,7 +186,7 @@ def test_an_odd_page_number_is_a_page_of_the_list(signed_in, project, pages_of_t
     )
     response = signed_in.post(role, {"role": "owner", "page": odd})
     assert response.status_code == 302
-    assert re.fullmatch(re.escape(members_url(project)) + r"(\?page=[234])?", response["Location"])
+    assert re.fullmatch(re.escape(members_url(project)) + r"(\?page=[234])?", place(response))
     assert signed_in.get(response["Location"]).status_code == 200
 
 
@@ -231,12 +277,12 @@ def test_an_action_comes_back_to_the_search_and_page_it_was_sent_from(
 ):
     role = on_member("accounts:project_member_role")(project)
     response = signed_in.post(role, {"role": "owner", "q": "M0", "page": "2"})
-    assert response["Location"] == members_url(project) + "?q=M0&page=2"
+    assert place(response) == members_url(project) + "?q=M0&page=2"
     # A removal that empties the last page of what was found: the new last page of it.
     m08 = membership_of(project, "m08@example.com")
     remove = reverse("accounts:project_member_remove", args=[project.slug, m08.pk])
     response = signed_in.post(remove, {"q": "@EXAMPLE.COM", "page": "4"})
-    assert response["Location"] == members_url(project) + "?q=%40EXAMPLE.COM&page=3"
+    assert place(response) == members_url(project) + "?q=%40EXAMPLE.COM&page=3"
 
 
 def test_a_token_pasted_into_the_search_is_not_kept_in_the_address(signed_in, project, api_key):

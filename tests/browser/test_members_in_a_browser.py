@@ -53,6 +53,42 @@ def test_an_owner_searches_pages_and_changes_a_role_without_losing_their_place(
     m55.get_by_role("button", name="Change role").click()
 
     expect(page.locator("#messages")).to_contain_text("m55@example.com is now owner.")
-    expect(page).to_have_url(re.compile(r"\?q=%40example.com&page=2$"))
+    m55_id = Membership.objects.get(project=project, user__email="m55@example.com").pk
+    expect(page).to_have_url(re.compile(rf"\?q=%40example.com&page=2#member-{m55_id}$"))
     expect(rows).to_have_count(11)
     expect(page.get_by_label("Search members")).to_have_value("@example.com")
+
+
+def in_view_below_the_bar(page: Page, locator) -> bool:
+    """The element is on screen whole, not under the sticky top bar."""
+    box = locator.bounding_box()
+    bar = page.locator("header").first.bounding_box()
+    assert box is not None and bar is not None
+    return box["y"] >= bar["y"] + bar["height"] and box["y"] + box["height"] <= 900
+
+
+def test_an_action_far_down_the_list_comes_back_to_its_row_not_the_top(
+    page: Page, live_server, transactional_db
+):
+    """A role changed, or a member removed, 40 rows down the page: the page came back at
+    its top and the owner scrolled down again to find the row and see the change."""
+    owner = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(owner).get()
+    users = User.objects.bulk_create(User(email=f"m{n:02}@example.com") for n in range(60))
+    Membership.objects.bulk_create(Membership(project=project, user=u) for u in users)
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/members/")
+
+    m40 = page.get_by_role("row").filter(has_text="m40@example.com")
+    m40.get_by_label("Role of m40@example.com").select_option("owner")
+    m40.get_by_role("button", name="Change role").click()
+    expect(m40.get_by_label("Role of m40@example.com")).to_have_value("owner")
+    assert page.evaluate("window.scrollY") > 0
+    assert in_view_below_the_bar(page, m40)
+
+    m45 = page.get_by_role("row").filter(has_text="m45@example.com")
+    m45.get_by_role("button", name="Remove").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(page.locator("#messages")).to_contain_text("m45@example.com was removed")
+    # m46 stands where m45 stood.
+    assert in_view_below_the_bar(page, page.get_by_role("row").filter(has_text="m46@example.com"))
