@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 from playwright.sync_api import Locator, Page, expect
 
@@ -297,15 +298,33 @@ def test_what_a_personal_tokens_keys_badge_means_opens_by_keyboard(
     expect(explanation).to_be_visible()
 
 
+@pytest.mark.parametrize("path", [LONG_PATH, "/v1/agents/my-agent/invoke"])
 def test_a_client_tokens_whole_id_shows_in_a_keys_call_log(
-    page: Page, live_server, transactional_db
+    page: Page, live_server, transactional_db, path
 ):
+    """Whatever the rows beside it. With one call alone the column had room for the id on
+    the method's line; with a refused call from a long IPv6 address in the log, the other
+    columns took their room, and the id, on the method's line, which could not wrap, was
+    cut at the column's edge: "POST via ctok_VcYfS4Lkk5mPb6iLyh"."""
     user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
     project = Project.objects.for_user(user).get()
     key, _ = api_key_create(project=project, name="Backend", created_by=user)
     token, _ = client_token_create(project=project, context={"userId": "u1"}, api_key=key)
-    path = "/v1/agents/support-triage-assistant/invoke"
-    usage_write([usage_call(timezone.now() - timedelta(minutes=1), client_token=token, path=path)])
+    at = timezone.now() - timedelta(minutes=1)
+    usage_write(
+        [
+            usage_call(at, client_token=token, path=path),
+            # An earlier call from an IPv6 address, refused: the columns beside the
+            # request take their room.
+            usage_call(
+                at - timedelta(minutes=1),
+                key=key,
+                ip="2001:db8:85a3::8a2e:370:7334",
+                status=403,
+                error_code="insufficient_permissions",
+            ),
+        ]
+    )
     sign_in(page, "kim@example.com")
 
     for width in (1280, 390):
