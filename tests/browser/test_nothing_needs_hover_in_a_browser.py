@@ -192,6 +192,30 @@ def test_a_cut_request_path_in_each_call_log_opens_whole_by_keyboard(
         assert shows_whole(cell, path), url
 
 
+UNCUT = """cell => {
+    const style = getComputedStyle(cell);
+    const edge = cell.getBoundingClientRect().right - parseFloat(style.paddingRight);
+    const range = document.createRange();
+    range.selectNodeContents(cell.querySelector(".path"));
+    return range.getBoundingClientRect().right <= edge + 0.01;
+}"""
+
+
+@pytest.mark.parametrize("path", ["/v1/agents/my-agent/invoke", "/v1/agents/summariser/invoke"])
+def test_a_path_of_28_characters_or_fewer_shows_uncut_in_each_call_log(
+    page: Page, live_server, transactional_db, path
+):
+    """A path that short is shown plain, with nothing to open (the test below), so it
+    must fit: the column's 28ch held the cell's 16 px of padding too, and the echo agent's
+    path, the first every new project calls, read "/v1/agents/my-agent/invo…", with no
+    way to see the rest."""
+    assert len(path) <= 28
+    page.set_viewport_size({"width": 1280, "height": 900})
+    for url in three_call_logs_holding_a_call_to(page, path):
+        page.goto(url)
+        assert page.locator("td.request").first.evaluate(UNCUT), url
+
+
 def test_a_short_request_path_is_not_a_control(page: Page, live_server, transactional_db):
     user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
     project = Project.objects.for_user(user).get()
