@@ -208,3 +208,32 @@ def test_a_rename_sent_after_the_key_was_revoked_says_so_in_the_dialog(
     expect(page.locator("#key-panel input")).to_have_count(0)
     expect(page.locator("[data-request-error]")).to_have_count(0)
     expect(page.locator("#key-table .badge-danger")).to_have_text("revoked")
+
+
+def test_back_and_forward_over_a_search_never_bring_a_new_key_back(
+    page: Page, live_server, transactional_db
+):
+    # htmx keeps a copy of a page it leaves through its history (a search's pushed
+    # address, and the Back button from one) in sessionStorage, and puts that copy back on
+    # Forward. A page left with the new key on it must not be copied.
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    sign_in(page, "kim@example.com")
+    page.wait_for_url(f"**/projects/{project.slug}/")
+    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    page.get_by_role("searchbox", name="Search keys").fill("Prod")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url("**/api-keys/?q=Prod*")
+    page.get_by_role("link", name="Create API key").click()
+    page.get_by_label("Name", exact=True).fill("Production")
+    page.get_by_role("button", name="Create key").click()
+    token = page.get_by_label("Your new API key", exact=True).input_value()
+
+    page.go_back()
+    expect(page.get_by_label("Your new API key", exact=True)).to_have_count(0)
+    page.go_forward()
+    page.wait_for_url("**/api-keys/?q=Prod*")
+    expect(page.locator("#key-table")).to_contain_text("match “Prod”")
+    assert token not in page.content()
+    kept = page.evaluate("JSON.stringify(Object.assign({}, sessionStorage, localStorage))")
+    assert token not in kept
