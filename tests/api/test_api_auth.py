@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import Agent, Execution
+from api import authentication
 from apikeys.services import api_key_revoke
 from apikeys.tokens import TokenKind, token_generate
 from core.write_behind import buffer as usage_buffer
@@ -221,6 +222,13 @@ def test_a_key_past_its_expiry_is_refused_and_the_message_says_expired(api, make
     error = assert_error(api.post(INVOKE, {"prompt": "hi"}, token=token), 401, "expired_api_key")
     assert "expired" in error["message"]
     assert "revoked" not in error["message"]
+
+
+def test_a_key_is_refused_from_the_very_moment_it_expires(api, make_key, project, hold_clock):
+    now = hold_clock(authentication)
+    _, token = make_key(project, name="Ends now", expires_at=now)
+    error = assert_error(api.post(INVOKE, {"prompt": "hi"}, token=token), 401, "expired_api_key")
+    assert "expired" in error["message"]
 
 
 def test_a_key_before_its_expiry_works(api, make_key, project):

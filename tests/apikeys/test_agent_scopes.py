@@ -98,6 +98,19 @@ def test_a_client_token_is_minted_narrower_and_never_wider(make_key, project, ag
     assert ClientToken.objects.count() == 1
 
 
+def test_a_client_token_is_never_minted_with_an_action_its_key_does_not_have(make_key, project):
+    _, secret = make_key(project, name="Invoker", agent_actions=["agents:invoke"])
+    wider = assert_error(
+        Api(Client(), secret).post(
+            "/v1/client-tokens", {"context": {}, "permissions": ["agents:invoke", "agents:chat"]}
+        ),
+        403,
+        "insufficient_permissions",
+    )
+    assert "agents:chat" in wider["message"] and "narrow" in wider["message"]
+    assert not ClientToken.objects.exists()
+
+
 def test_a_client_token_minted_without_a_scope_keeps_its_parents(make_key, project, agents):
     _, secret = make_key(project, name="Web", agent_names=["support"])
     minted = assert_ok(Api(Client(), secret).post("/v1/client-tokens", {"context": {}}), 201)

@@ -15,6 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from api import authentication
 from apikeys.models import ApiKey, ClientToken
 from apikeys.services import (
     CannotRoll,
@@ -73,6 +74,19 @@ def test_both_secrets_work_during_the_overlap_then_the_old_one_names_the_new(api
     records = UsageRecord.objects.filter(api_key=key)
     assert records.count() == 6
     assert records.filter(error_code="expired_api_key").count() == 1
+
+
+def test_the_old_secret_is_refused_from_the_very_moment_its_overlap_ends(
+    api, api_key, user, hold_clock
+):
+    key = api_key[0]
+    api_key_roll(api_key=key, by=user, overlap=timedelta(hours=1))
+    key.refresh_from_db()
+    assert key.previous_expires_at is not None
+    held = hold_clock(authentication)
+    ApiKey.objects.filter(pk=key.pk).update(previous_expires_at=held)
+    error = assert_error(api.post(INVOKE, {"prompt": "old, at the end"}), 401, "expired_api_key")
+    assert "rolled" in error["message"]
 
 
 def test_rolling_with_no_overlap_stops_the_old_secret_at_once(api, api_key, user):

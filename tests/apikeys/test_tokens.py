@@ -68,6 +68,13 @@ def test_malformed_text_is_not_a_token(text):
     assert token_kind(text) is None
 
 
+@pytest.mark.parametrize("extra", ["a", "A1b2", "é", "\x00"])
+def test_a_longer_token_is_not_a_token_even_with_a_valid_checksum(extra):
+    # Anyone can compute a CRC32: the length, not the checksum, refuses these.
+    body = token_generate(TokenKind.API_KEY)[:-6] + extra
+    assert token_kind(body + base62_of_crc32(body)) is None
+
+
 def test_a_thousand_tokens_are_all_different():
     tokens = {token_generate(TokenKind.API_KEY) for _ in range(1000)}
     assert len(tokens) == 1000
