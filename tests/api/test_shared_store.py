@@ -4,14 +4,25 @@ stale, rate limits across workers, and an API that survives Redis going away."""
 from __future__ import annotations
 
 import threading
+import time
 
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from apikeys.services import api_key_resume, api_key_revoke, api_key_suspend
+from accounts.models import AllowedOrigin, Membership, Project
+from apikeys.models import ApiKey
+from apikeys.services import (
+    api_key_resume,
+    api_key_revoke,
+    api_key_suspend,
+    personal_token_create,
+)
 from core import invalidation
 from core.shared_store import SharedStore
 from tests.api.assertions import assert_error, assert_ok
+from tests.conftest import Api
 
 INVOKE = "/v1/agents/my-agent/invoke"
 
@@ -223,3 +234,77 @@ def test_check_deploy_warns_when_redis_may_evict_a_change_marker(redis_store):
             ("CONFIG", "SET", "maxmemory-policy", policy[1]),
             ("CONFIG", "SET", "maxmemory", memory[1]),
         )
+
+
+def test_a_copy_for_one_project_never_answers_a_call_naming_another(user, make_user, redis_store):
+    """A PAT's copy is kept per X-Project: one copy for both would act in the first
+    project named while the call names the second."""
+    first = Project.objects.for_user(user).get()
+    second = Project.objects.for_user(make_user(email="owner@example.com")).get()
+    Membership.objects.create(project=second, user=user)
+    cli = Api(Client(), personal_token_create(user=user, name="CLI")[1])
+    for project in (first, second, first):
+        answer = assert_ok(cli.get("/v1/projects/current", headers={"X-Project": project.slug}))
+        assert answer["slug"] == project.slug
+
+
+def test_a_copy_made_on_an_allowed_origin_never_opens_the_client_api_to_another(
+    api, project, redis_store
+):
+    AllowedOrigin.objects.create(project=project, origin="https://app.example.com")
+    token = assert_ok(api.post("/v1/client-tokens", {"context": {}}), 201)["token"]
+    browser = Api(Client(), token)
+    allowed = browser.get("/client/token", headers={"Origin": "https://app.example.com"})
+    assert allowed["Access-Control-Allow-Origin"] == "https://app.example.com"
+    other = browser.get("/client/token", headers={"Origin": "https://evil.example.net"})
+    assert_error(other, 403, "insufficient_permissions")
+    assert "Access-Control-Allow-Origin" not in other
+
+
+def test_a_copy_is_not_used_past_its_lifetime_even_when_no_marker_stands(
+    api, api_key, redis_store, monkeypatch
+):
+    """The lifetime is what covers a change whose marker is gone (it lives 30 s)."""
+    from api import callers
+
+    assert_ok(api.post(INVOKE, {"prompt": "cached now"}))
+    ApiKey.objects.filter(pk=api_key[0].pk).update(revoked_at=timezone.now())  # unannounced
+
+    class Later:
+        time = staticmethod(time.time)
+
+        @staticmethod
+        def monotonic() -> float:
+            return time.monotonic() + invalidation.CACHE_SECONDS
+
+    monkeypatch.setattr(callers, "time", Later)
+    assert_error(api.post(INVOKE, {"prompt": "copy too old"}), 401, "expired_api_key")
+
+
+def test_a_change_marked_at_the_very_time_a_copy_was_read_is_not_in_it(api, api_key, redis_store):
+    """Times are by the µs: a change marked in the µs of the copy's round trip may have
+    committed after its read, so the copy is not used."""
+    from api.callers import copies
+
+    assert_ok(api.post(INVOKE, {"prompt": "cached now"}))
+    (copy,) = copies._copies.values()
+    ApiKey.objects.filter(pk=api_key[0].pk).update(revoked_at=timezone.now())
+    marker = invalidation.marker_key(api_key[0].change_identity)
+    redis_store.round_trip(("SET", marker, str(copy.seen_at), "EX", 30))
+    assert_error(api.post(INVOKE, {"prompt": "marked as it was read"}), 401, "expired_api_key")
+
+
+def test_with_redis_each_token_has_its_own_limit(api, make_key, project, settings, redis_store):
+    settings.API_RATE_LIMIT_PER_MINUTE = 1
+    _, second = make_key(project, name="Second")
+    assert_ok(api.get("/v1/agents"))
+    assert_ok(api.get("/v1/agents", token=second))
+    assert_error(api.get("/v1/agents"), 429, "rate_limit_exceeded")
+
+
+def test_each_rate_limit_counter_in_redis_expires(api, settings, redis_store):
+    settings.API_RATE_LIMIT_PER_MINUTE = 5
+    assert_ok(api.get("/v1/agents"))
+    (counter,) = redis_store.round_trip(("KEYS", f"{settings.REDIS_KEY_PREFIX}calls:*"))[0]
+    (lifetime,) = redis_store.round_trip(("TTL", counter))
+    assert 0 < lifetime <= 120
