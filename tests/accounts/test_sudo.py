@@ -215,6 +215,14 @@ def test_every_sensitive_action_asks(stale, project, user, make_key):
         reverse("accounts:project_key_policy", args=[project.slug]),
         reverse("alerts:alert_rules", args=[project.slug]),
         reverse("webhooks:webhook_create", args=[project.slug]),
+        # Members and roles, new recovery codes, and an alert channel silenced: sudo too.
+        reverse("accounts:project_member_remove", args=[project.slug, 1]),
+        reverse("accounts:project_member_role", args=[project.slug, 1]),
+        reverse("accounts:project_transfer", args=[project.slug, 1]),
+        reverse("accounts:project_invitation_revoke", args=[project.slug, 1]),
+        reverse("accounts:recovery_codes_new"),
+        reverse("webhooks:webhook_disable", args=[project.slug, 1]),
+        reverse("webhooks:webhook_delete", args=[project.slug, 1]),
     ):
         answer = stale.post(url, {})
         assert "Confirm it is you" in answer.content.decode(), url
