@@ -134,6 +134,27 @@ def test_a_page_that_let_a_member_in_before_their_removal_changes_no_key(
     assert _key_changes() == changes
 
 
+def test_a_page_that_let_a_member_in_before_their_removal_revokes_no_client_token(
+    page, project, user, lou, lous_key, monkeypatch
+):
+    from apikeys.views import client_tokens as views
+
+    token, _ = client_token_create(project=project, context={}, api_key=lous_key)
+    real = views.client_token_revoke
+
+    def removed_first(*args, **kwargs):
+        _remove(project, lou, user)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(views, "client_token_revoke", removed_first)
+    changes = _key_changes()
+    url = reverse("apikeys:client_token_revoke", args=[project.slug, token.public_id])
+    assert page.post(url, headers=HTMX).status_code == 404
+    token.refresh_from_db()
+    assert token.revoked_at is None
+    assert _key_changes() == changes
+
+
 API_CHANGES = {
     "create a key": ("api.api_keys", "api_key_create", "POST", "/v1/api-keys", {"name": "CI"}),
     "roll a key": ("api.api_keys", "api_key_roll", "POST", "/v1/api-keys/{id}/roll", {}),

@@ -169,6 +169,17 @@ def test_a_revoked_key_is_not_rolled_and_revoking_ends_both_secrets(api, api_key
         api_key_roll(api_key=api_key[0], by=user, overlap=timedelta(0))
 
 
+def test_an_expired_key_cannot_be_rolled(api_key, user):
+    key = api_key[0]
+    ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    key.refresh_from_db()
+    with pytest.raises(CannotRoll, match="expired"):
+        api_key_roll(api_key=key, by=user, overlap=timedelta(hours=1))
+    key.refresh_from_db()
+    assert key.rolled_at is None and key.previous_token_hash is None
+    assert not AuditEvent.objects.filter(action="api_key.rolled").exists()
+
+
 def test_a_suspended_key_stays_suspended_for_both_secrets(api, api_key, user):
     api_key_suspend(api_key=api_key[0], by=user, reason="Looking into it")
     new_secret = api_key_roll(api_key=api_key[0], by=user, overlap=timedelta(hours=1))
