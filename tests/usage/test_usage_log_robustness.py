@@ -5,7 +5,7 @@ from dataclasses import replace
 from django.utils import timezone
 
 from core.write_behind import Buffer, Record
-from tests.api.assertions import assert_error
+from tests.api.assertions import assert_error, assert_ok
 from tests.conftest import usage_call
 from usage.models import UsageDrop, UsageRecord
 from usage.writer import UsageEntry
@@ -85,3 +85,17 @@ def test_a_call_logged_while_the_database_was_down_is_counted_on_a_key_with_unre
     usage_write([unlooked])
 
     assert UsageRecord.objects.get().api_key_id == key.pk
+
+
+def test_a_usage_entry_that_cannot_be_handed_over_never_replaces_the_answer(
+    api, monkeypatch, caplog
+):
+    from api import endpoint
+
+    def broken(entry: UsageEntry) -> None:
+        raise RuntimeError("the buffer is gone")
+
+    monkeypatch.setattr(endpoint, "usage_defer", broken)
+    response = api.post("/v1/agents/my-agent/invoke", {"prompt": "hi"})
+    assert assert_ok(response)["output"] == "hi"
+    assert f"usage entry for {response['X-Request-Id']} not recorded" in caplog.text
