@@ -85,6 +85,18 @@ def test_an_api_key_or_a_pat_without_keys_is_refused(api, user, project):
     assert_error(admin_without_project(user).get("/v1/api-keys"), 400, "missing_required_field")
 
 
+def test_no_api_key_is_ever_given_the_keys_permission(user, project):
+    """An API key holding 'keys' would pass the /v1/api-keys check (has_permission reads
+    the row): the service is what keeps it off every key, however the key is made."""
+    with pytest.raises(ValueError, match="keys"):
+        api_key_create(project=project, name="CI", created_by=user, permissions=["keys"])
+    with pytest.raises(ValueError, match="keys"):
+        api_key_create(
+            project=project, name="CI", created_by=user, permissions=["agents", "read", "keys"]
+        )
+    assert not ApiKey.objects.filter(project=project).exists()
+
+
 def admin_without_project(user) -> Api:
     _, secret = personal_token_create(user=user, name="No project", permissions=["keys"])
     return Api(Client(), secret)
