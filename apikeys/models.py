@@ -136,7 +136,7 @@ class PermissionsMixin:
         return permission in self.permissions
 
     def permission_labels(self) -> list[str]:
-        return [p for p in [*ALL_PERMISSIONS, *PAT_ONLY_PERMISSIONS] if p in self.permissions]
+        return [p for p in [*ALL_PERMISSIONS, *PAT_ONLY_PERMISSIONS] if self.has_permission(p)]
 
 
 class TokenQuerySet[T: Token](models.QuerySet[T]):
@@ -297,6 +297,12 @@ class ApiKey(PermissionsMixin, Token):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.hint})"
+
+    def has_permission(self, permission: str) -> bool:
+        """As its row says, but never a personal token's own (`keys`): the service gives a
+        key none, and a row written another way (by hand, an import) must not make a
+        server's key manage the project's keys."""
+        return permission not in PAT_ONLY_PERMISSIONS and super().has_permission(permission)
 
     def status_at(self, moment: datetime) -> TokenStatus:
         status = super().status_at(moment)

@@ -97,6 +97,18 @@ def test_no_api_key_is_ever_given_the_keys_permission(user, project):
     assert not ApiKey.objects.filter(project=project).exists()
 
 
+def test_an_api_key_whose_row_holds_keys_still_cannot_manage_keys(api, api_key):
+    """The service keeps 'keys' off every key it makes; a row written another way (by
+    hand, an import, older code) must not make a server's key a key manager either."""
+    key, _ = api_key
+    ApiKey.objects.filter(pk=key.pk).update(permissions=[*key.permissions, "keys"])
+    assert_error(api.get("/v1/api-keys"), 403, "insufficient_permissions")
+    assert_error(
+        api.post("/v1/api-keys", {"name": "Minted by a key"}), 403, "insufficient_permissions"
+    )
+    assert ApiKey.objects.filter(project=key.project).count() == 1
+
+
 def admin_without_project(user) -> Api:
     _, secret = personal_token_create(user=user, name="No project", permissions=["keys"])
     return Api(Client(), secret)
