@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import batched
 
 from django.db import transaction
@@ -51,6 +51,7 @@ PROJECTS = 1000  # project ids read at a time
 # How far before a token's creation a call with it may be logged: servers whose clocks
 # disagree (the detector allows the same, alerts/detection.py READ_MARGIN).
 CLOCK_SLACK = timedelta(hours=1)
+FIRST_MOMENT = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -137,7 +138,9 @@ def _project_prune(project_id: int, cutoff: datetime) -> int:
             return removed
         # No call by a token is before its creation: from the page's oldest on, as a
         # constant, so that PostgreSQL plans the check on those days' partitions alone.
-        called = _called_since(Value(rows[0][0] - CLOCK_SLACK))
+        # One minted within the slack of year 1 (by hand, an import) overflowed here, and
+        # its project's tokens were never pruned again: from the calendar's start instead.
+        called = _called_since(Value(max(rows[0][0], FIRST_MOMENT + CLOCK_SLACK) - CLOCK_SLACK))
         with transaction.atomic():
             doomed = ended.exclude(called).filter(pk__in=[pk for _, pk in rows])
             # Not delete(): it would cascade to a call or alert that came since the check.

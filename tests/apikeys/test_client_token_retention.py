@@ -3,7 +3,7 @@ mints one per browser session, and every row stayed for good."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -257,3 +257,18 @@ def test_a_projects_delete_is_planned_on_the_days_since_its_oldest_token_alone(a
     partitions = {name for name in scanned if name.startswith("apikeys_usagerecord_p")}
     first_day = oldest.created_at.date() - timedelta(days=1)
     assert partitions and min(partitions) >= partition_name(first_day), sorted(partitions)
+
+
+def test_a_token_minted_at_the_calendars_first_moment_is_removed_with_the_rest(api_key):
+    """A token whose created_at is year 1 (written by hand or an import: no service makes
+    one): the oldest of its project's page, from which an hour of clock slack was taken
+    in Python, which overflowed. The project was skipped, logged, on every run for good,
+    and none of its old tokens went again."""
+    key, _ = api_key
+    first_moment = datetime.min.replace(tzinfo=UTC)
+    odd = minted(key, days_ago=KEEP.days + 1)
+    ClientToken.objects.filter(pk=odd.pk).update(created_at=first_moment, expires_at=first_moment)
+    ordinary = minted(key, days_ago=KEEP.days + 1)
+    result = client_tokens_prune()
+    assert (result.removed, result.skipped) == (2, 0)
+    assert odd.pk not in kept() and ordinary.pk not in kept()
