@@ -261,6 +261,7 @@ class OverviewFilterForm(forms.Form):
     error_messages = {
         "since_required": "Enter when the range starts.",
         "empty_range": "“To” must be later than “From”.",
+        "since_future": "With no “To” the range ends now: pick a “From” before now.",
         "too_long": f"Choose a range of at most {LONGEST_RANGE.days} days.",
     }
 
@@ -298,6 +299,10 @@ class OverviewFilterForm(forms.Form):
     def _custom_range(self, since: datetime | None, until: datetime | None) -> TimeRange | None:
         if since is None:
             self._fail("since", "since_required")
+            return None
+        if until is None and since >= self.now:
+            # The range ends now: the "From" is wrong, not the "To" nobody typed.
+            self._fail("since", "since_future")
             return None
         until = until or self.now
         if until <= since:

@@ -576,6 +576,13 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, project):
             "since",
             "Choose a range of at most 92 days.",
         ),
+        # No "To": the range ends now, so a "From" still to come is wrong, and it is what
+        # the error stands beside (it stood beside the empty "To" the person never typed).
+        (
+            {"range": "custom", "since": "2999-12-31T23:00"},
+            "since",
+            "With no “To” the range ends now: pick a “From” before now.",
+        ),
         ({"key": "abc"}, "key", "Choose one of this project’s keys"),
         ({"key": "99999999999999999999999"}, "key", "Choose one of this project’s keys"),
         ({"key": "-1"}, "key", "Choose one of this project’s keys"),
