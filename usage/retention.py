@@ -64,7 +64,8 @@ POSTGRESQL_BATCH = 10_000
 # Serialises partition changes between concurrent runs (two crons, a deploy and a cron).
 _ADVISORY_LOCK_ID = 7_201_511_028
 _PARTITION_NAME = re.compile(rf"^{TABLE}_p(\d{{8}})$")
-_AGE = re.compile(r"^(\d{1,6})([dh])$")
+# ASCII digits alone, as every number in the settings: \d takes "٩٠" and "９０" too.
+_AGE = re.compile(r"([0-9]{1,6})([dh])")
 _LONGEST_AGE = timedelta(days=36_500)
 # prune_usage keeps at least this without --force: the volume-spike check compares an
 # hour with the key's trailing 7 days.
@@ -81,7 +82,7 @@ class RetentionBusyError(Exception):
 
 def parse_age(text: str) -> timedelta:
     """`90d` or `36h` as a timedelta; ValueError, with a message for people, otherwise."""
-    match = _AGE.match(text.strip().lower())
+    match = _AGE.fullmatch(text.strip().lower())
     if match is None:
         raise ValueError(
             f"{text!r} is not an age: write a whole number of days or hours, e.g. 90d or 36h."

@@ -22,6 +22,7 @@ from usage.models import UnattributedCalls, UsageHour, UsageIp, UsageRecord
 from usage.retention import (
     DAYS_AHEAD,
     DEFAULT_PARTITION,
+    parse_age,
     partition_name,
     usage_cutoff,
     usage_partitions,
@@ -382,3 +383,12 @@ def test_a_default_partition_too_big_to_empty_in_one_statement_is_pruned_in_batc
 
     assert report.rows_deleted == 5
     assert kept_calls() == {"future"}
+
+
+@pytest.mark.parametrize("age", ["٩٠d", "９０d", "۹۰d", "90d\u200b"])
+def test_an_age_in_digits_other_than_ascii_is_refused_as_the_settings_refuse_them(age):
+    """The regex's \\d took any script's digits ('٩٠d' was 90 days), where every number the
+    settings read is ASCII digits alone (USAGE_RETENTION feeds this at each run)."""
+    with pytest.raises(ValueError, match="is not an age"):
+        parse_age(age)
+    assert parse_age("90d") == timedelta(days=90)
