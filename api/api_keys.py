@@ -156,7 +156,8 @@ def _expires_at(body: dict[str, Any]) -> datetime | None:
     if raw is None:
         return None
     parsed = None
-    if isinstance(raw, str) and len(raw) <= 40:
+    # ASCII alone, as RFC 3339 writes it: parse_datetime's \d also reads "２０２７" and "٢٠٢٧".
+    if isinstance(raw, str) and len(raw) <= 40 and raw.isascii():
         try:
             parsed = parse_datetime(raw)
         except ValueError:  # a well-formed date that does not exist (2026-02-30)

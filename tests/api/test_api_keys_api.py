@@ -148,6 +148,10 @@ def test_odd_ids_are_404s(admin, path):
         ({"name": "k", "expiresAt": "2027-02-30T00:00:00Z"}, "expiresAt"),
         ({"name": "k", "expiresAt": "2027-01-01T00:00:00"}, "expiresAt"),
         ({"name": "k", "expiresAt": 1767225600}, "expiresAt"),
+        # format: date-time (RFC 3339) is ASCII digits; parse_datetime's \d took others.
+        ({"name": "k", "expiresAt": "２０２７-０１-０１T00:00:00Z"}, "expiresAt"),
+        ({"name": "k", "expiresAt": "٢٠٢٧-٠١-٠١T00:00:00+00:00"}, "expiresAt"),
+        ({"name": "k", "expiresAt": "2027-01-01T00:00:00+٠١:00"}, "expiresAt"),
         ({"name": "k", "agents": ["bad name"]}, "agents"),
         ({"name": "k", "agentActions": ["agents:delete"]}, "agentActions"),
         ({"name": "k", "allowedNetworks": ["0.0.0.0/0"]}, "allowedNetworks"),
