@@ -3,6 +3,7 @@ page and the alert email."""
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
@@ -68,7 +69,9 @@ def evidence_url(flag: Flag) -> str | None:
         if len(evidence.get("ips", [])) == 1:
             params["ip"] = evidence["ips"][0]
     params["since"] = _minute(flag.first_seen)
-    params["until"] = _minute(flag.last_seen + timedelta(seconds=1), up=True)
+    # Last seen in the calendar's last minute, a minute on overflows: the log to its end.
+    with suppress(OverflowError):
+        params["until"] = _minute(flag.last_seen + timedelta(seconds=1), up=True)
     return f"{url}?{urlencode(params)}"
 
 

@@ -9,8 +9,10 @@ alert's first and last seen are the times of the calls behind it."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from django.urls import reverse
 
 from alerts.detection import CLIENT_TOKEN_MAX_IPS, NEW_NETWORK_GRACE, UNUSED_AFTER
 from alerts.models import Flag
@@ -295,3 +297,22 @@ def test_refusals_read_before_an_acknowledgement_do_not_raise_the_alert_again(ke
     [flag] = run()
     Flag.objects.filter(pk=flag.pk).update(acknowledged_at=NOW, acknowledged_by=user)
     assert run() == [Flag.objects.get(pk=flag.pk)]  # no second, open one
+
+
+def test_an_alert_last_seen_at_the_calendars_last_second_leaves_the_alerts_page_answering(
+    key, signed_in
+):
+    """The detector reads calls within an hour of its clock, but a flag's times are what
+    its row holds (a restore, an import, a host's clock far off when it ran): one last
+    seen at 9999-12-31T23:59:59.5Z had a link to its calls ending a second after that,
+    which overflowed, and the Alerts page answered 500 to every member of the project."""
+    usage_write([outside(key, NOW - timedelta(minutes=5), ip="192.0.2.9")])
+    [flag] = run()
+    last_second = datetime.max.replace(tzinfo=UTC, microsecond=500_000)
+    Flag.objects.filter(pk=flag.pk).update(last_seen=last_second)
+    flag.refresh_from_db()
+    page = signed_in.get(reverse("alerts:flag_list", args=[key.project.slug]))
+    assert page.status_code == 200
+    # The link lists the calls from the first on, to the log's end.
+    link = evidence_url(flag)
+    assert link is not None and "since=2026-11-20T11%3A55" in link and "until" not in link
