@@ -72,7 +72,9 @@ class Cursor:
         return cls(created_at, int(pk))
 
     def __str__(self) -> str:
-        return f"{self.created_at.astimezone(UTC).strftime(_CURSOR_TIME)}_{self.pk}"
+        at = self.created_at.astimezone(UTC)
+        # The year by hand: strftime's %Y writes year 1 as "1", which %Y does not read back.
+        return f"{at.year:04d}{at:%m%dT%H%M%S.%fZ}_{self.pk}"
 
 
 # -- The log --------------------------------------------------------------------------------

@@ -540,6 +540,22 @@ def test_a_cursor_reads_back_as_itself():
     assert Cursor.parse(str(cursor)) == cursor
 
 
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(1, 1, 1, 0, 30, tzinfo=UTC),
+        datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime.max.replace(tzinfo=UTC),
+    ],
+)
+def test_a_cursor_at_the_calendars_edges_reads_back_as_itself(moment):
+    """A call's time is the stream record's as written (one made by hand): strftime's %Y
+    writes year 1 as "1", not "0001", so the older-calls link after such a row read back
+    as no cursor, and the page said the link was damaged."""
+    cursor = Cursor(moment, 42)
+    assert Cursor.parse(str(cursor)) == cursor
+
+
 # -- Revoked keys ------------------------------------------------------------------------
 
 
