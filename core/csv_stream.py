@@ -106,7 +106,9 @@ def csv_header(*names: str) -> CsvHeader:
 def csv_time(moment: datetime) -> str:
     """`moment` in ISO 8601, UTC, to the second: 2026-12-04T13:42:03Z. Spreadsheets read it
     as a date and time; rows are in order in the file for what a second does not tell."""
-    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+    at = moment.astimezone(UTC)
+    # The year by hand: strftime's %Y writes year 1 as "1", which is no ISO 8601 year.
+    return f"{at.year:04d}{at.strftime(TIME_FORMAT.removeprefix('%Y'))}"
 
 
 def csv_safe(value: str) -> str:

@@ -440,6 +440,21 @@ def test_every_export_writes_times_in_iso_8601_utc_to_the_second(signed_in, proj
     assert rows[0][TIME_COLUMN] == record.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@pytest.mark.parametrize(
+    ("moment", "written"),
+    [
+        (datetime(1, 1, 1, 0, 30, 5, tzinfo=UTC), "0001-01-01T00:30:05Z"),
+        (datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "0999-12-31T23:59:59Z"),
+        (datetime.max.replace(tzinfo=UTC), "9999-12-31T23:59:59Z"),
+    ],
+)
+def test_a_time_before_year_1000_is_written_with_four_digits_of_year(moment, written):
+    """strftime's %Y writes year 1 as "1": a row at such a time (a log record or an audit
+    event made by hand, an import) was exported as "1-01-01T00:30:05Z", which is no ISO
+    8601 time, and a spreadsheet or a script parsing the column stopped at it."""
+    assert csv_time(moment) == written
+
+
 def test_every_export_stops_at_the_row_cap_and_its_last_row_says_so(
     signed_in, project, user, world, monkeypatch
 ):
