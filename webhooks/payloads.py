@@ -23,7 +23,9 @@ def event_id_new() -> str:
 
 
 def iso_z(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    at = moment.astimezone(UTC)
+    # The year by hand: strftime's %Y writes year 1 as "1", which is no RFC 3339 year.
+    return f"{at.year:04d}{at:-%m-%dT%H:%M:%SZ}"
 
 
 def alerts_url(project: Project, flag_id: int | None = None) -> str:

@@ -651,3 +651,29 @@ def test_one_persons_projects_cannot_together_stop_every_other_projects_alerts(
         ]
     finally:
         stalled_dns.set()
+
+
+def test_an_alert_first_seen_before_year_1000_is_sent_with_four_digits_of_year(api_key):
+    """strftime's %Y writes year 1 as "1": an alert whose times its row holds from before
+    year 1000 (a restore, an import) went out as "firstSeen": "1-01-01T00:30:00Z", no
+    RFC 3339 time, which the receiver's parser refuses (and with it the whole delivery)."""
+    from datetime import UTC, datetime
+
+    from alerts.models import Flag
+    from webhooks.payloads import alert_event
+
+    key, _ = api_key
+    first = datetime(1, 1, 1, 0, 30, tzinfo=UTC)
+    flag = Flag.objects.create(
+        project=key.project,
+        api_key=key,
+        kind=Flag.Kind.BLOCKED_NETWORK,
+        severity=Flag.Severity.HIGH,
+        dedupe_key="edge",
+        summary="edge",
+        first_seen=first,
+        last_seen=datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC),
+    )
+    event = alert_event(event_id="evt_1", flag=flag, created_at=first)
+    assert event["createdAt"] == event["alert"]["firstSeen"] == "0001-01-01T00:30:00Z"
+    assert event["alert"]["lastSeen"] == "0999-12-31T23:59:59Z"
