@@ -395,10 +395,23 @@ def changed(before: dict[str, list[str]]) -> list[str]:
 
 @pytest.fixture
 def world(make_user, user, project) -> World:
-    ada = user
-    TotpDevice.objects.create(user=ada, secret_encrypted="x", confirmed_at=timezone.now())
+    TotpDevice.objects.create(user=user, secret_encrypted="x", confirmed_at=timezone.now())
+    Client().force_login(user)  # another browser, for the Sessions page to sign out
+    return world_of(project, ada=user, make_user=make_user)
+
+
+@pytest.fixture
+def elsewhere(world, make_user, make_project) -> World:
+    """The same things in another project of Ada's, with people of its own."""
+    project = make_project(owner=world.ada, name="Elsewhere")
+    return world_of(project, ada=world.ada, make_user=make_user, tag="2")
+
+
+def world_of(
+    project: Project, *, ada: User, make_user: Callable[..., User], tag: str = ""
+) -> World:
     grace, bob, carol, leo = (
-        make_user(email=f"{name}@example.com", name=name.title())
+        make_user(email=f"{name}{tag}@example.com", name=name.title())
         for name in ("grace", "bob", "carol", "leo")
     )
     Membership.objects.create(project=project, user=grace, role=Membership.Role.OWNER)
@@ -417,7 +430,7 @@ def world(make_user, user, project) -> World:
         project=project,
         email="invited@example.com",
         role=Membership.Role.MEMBER,
-        token_hash="0" * 64,
+        token_hash=f"{tag or 0:0>64}",
         invited_by=ada,
         expires_at=timezone.now() + timedelta(days=7),
     )
@@ -427,7 +440,7 @@ def world(make_user, user, project) -> World:
         api_key=key,
         kind=Flag.Kind.NEW_NETWORK,
         severity="medium",
-        dedupe_key="new-network:1",
+        dedupe_key=f"new-network:{project.pk}",
         summary="Used from a new network",
         evidence={"network": "198.51.100.0/24", "count": 1},
         first_seen=now,
@@ -445,15 +458,14 @@ def world(make_user, user, project) -> World:
     delivery = WebhookDelivery.objects.create(
         endpoint=endpoint,
         flag=flag,
-        event_id="evt_1",
+        event_id=f"evt_{project.pk}",
         event_type="alert.raised",
         payload={},
         status=WebhookDelivery.Status.FAILED,
     )
-    Client().force_login(ada)  # another browser, for the Sessions page to sign out
-    personal_token, _ = personal_token_create(user=ada, name="CLI")
+    personal_token, _ = personal_token_create(user=ada, name=f"CLI{tag}")
     passkey_row = Passkey.objects.create(
-        user=ada, credential_id="cred-1", public_key=b"k", user_handle=b"h", name="Phone"
+        user=ada, credential_id=f"cred{tag}", public_key=b"k", user_handle=b"h", name="Phone"
     )
     return World(
         project=project,
@@ -571,6 +583,20 @@ def test_a_plain_member_is_refused_what_only_owners_may(world, name, method):
     before = database()
     answer = send(client, method, project_url(world, name), rule.body(world))
     assert answer.status_code == rule.refused_with
+    assert changed(before) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "method"), cases(PROJECT_POLICY, where=lambda rule: rule.args is not no_body)
+)
+def test_an_id_from_another_of_the_owners_projects_is_404(world, elsewhere, name, method):
+    """Ada owns both projects: only the id's own project decides, and it is not this one."""
+    rule = PROJECT_POLICY[name]
+    url = reverse(name, kwargs={"slug": world.project.slug, **rule.args(elsewhere)})
+    client = as_(world.ada)
+    before = database()
+    answer = send(client, method, url, rule.body(world))
+    assert answer.status_code == 404
     assert changed(before) == []
 
 
