@@ -1,7 +1,8 @@
 """Who may do what: every dashboard URL's rule (the role it needs inside a project, whether
 a GET or a POST asks for sudo, whether the owners' two-factor requirement keeps a member
-out) in one table, checked against the code for every URL and method. The URLs are
-walked from the resolver, so a new page without a rule fails here.
+out, whether it waits for a confirmed email address) in one table, checked against the code
+for every URL and method. The URLs are walked from the resolver, so a new page without a
+rule fails here.
 tests/accounts/test_projects.py checks that another project's URLs answer 404.
 
 Each request that should be refused is one that would work: the same body, sent by
@@ -79,6 +80,8 @@ class Rule:
     get: str | None = None
     post: str | None = None
     sudo: frozenset[str] = frozenset()
+    # Methods that wait for a confirmed email address (README, Verified email).
+    verified: frozenset[str] = frozenset()
     body: Callable[[World], dict[str, Any]] = no_body
     args: Callable[[World], dict[str, Any]] = no_body
     writes: bool = True
@@ -139,6 +142,7 @@ PROJECT_POLICY: dict[str, Rule] = {
         post=OWNER, sudo=POST, body=lambda w: {"origins": "https://app.example.com"}
     ),
     "accounts:project_key_policy": Rule(
+        verified=POST,
         post=OWNER,
         sudo=POST,
         body=lambda w: {"max_key_days": "30", "max_pat_days": "", "leaked_key_action": "revoke"},
@@ -154,7 +158,10 @@ PROJECT_POLICY: dict[str, Rule] = {
     ),
     "accounts:project_members": Rule(get=MEMBER),
     "accounts:project_invitation_send": Rule(
-        post=OWNER, sudo=POST, body=lambda w: {"email": "new@example.com", "role": "member"}
+        verified=POST,
+        post=OWNER,
+        sudo=POST,
+        body=lambda w: {"email": "new@example.com", "role": "member"},
     ),
     "accounts:project_invitation_revoke": Rule(
         post=OWNER, sudo=POST, args=lambda w: {"invitation_id": w.invitation.pk}
@@ -171,13 +178,20 @@ PROJECT_POLICY: dict[str, Rule] = {
     "accounts:project_audit_csv": Rule(get=MEMBER),
     # A key is the project's, not its maker's: any member manages any key.
     "apikeys:api_key_list": Rule(get=MEMBER),
-    "apikeys:api_key_create": Rule(get=MEMBER, post=MEMBER, sudo=BOTH, body=lambda w: NEW_KEY),
+    "apikeys:api_key_create": Rule(
+        verified=BOTH, get=MEMBER, post=MEMBER, sudo=BOTH, body=lambda w: NEW_KEY
+    ),
     "apikeys:api_key_rename": Rule(
         get=MEMBER, post=MEMBER, args=key, body=lambda w: {"name": "Renamed", "notes": ""}
     ),
     "apikeys:api_key_revoke": Rule(get=MEMBER, post=MEMBER, args=key),
     "apikeys:api_key_roll": Rule(
-        get=MEMBER, post=MEMBER, sudo=BOTH, args=key, body=lambda w: {"overlap": "1h"}
+        verified=BOTH,
+        get=MEMBER,
+        post=MEMBER,
+        sudo=BOTH,
+        args=key,
+        body=lambda w: {"overlap": "1h"},
     ),
     "apikeys:api_key_end_previous": Rule(post=MEMBER, args=lambda w: {"key_id": w.rolled.pk}),
     "apikeys:api_key_suspend": Rule(
@@ -207,11 +221,16 @@ PROJECT_POLICY: dict[str, Rule] = {
     # "Which key is this?" and the alert rules are the owners' (README).
     "alerts:token_lookup": Rule(post=OWNER, body=lambda w: {"token": w.key_secret}, writes=False),
     "alerts:alert_rules": Rule(
-        get=OWNER, post=OWNER, sudo=POST, body=lambda w: {**ALERT_RULES, "burst_failures": "5"}
+        verified=POST,
+        get=OWNER,
+        post=OWNER,
+        sudo=POST,
+        body=lambda w: {**ALERT_RULES, "burst_failures": "5"},
     ),
     # Owners only: a Slack URL is itself a secret (README, Webhooks).
     "webhooks:webhook_list": Rule(get=OWNER),
     "webhooks:webhook_create": Rule(
+        verified=BOTH,
         get=OWNER,
         post=OWNER,
         sudo=BOTH,
@@ -228,7 +247,7 @@ PROJECT_POLICY: dict[str, Rule] = {
         post=OWNER, args=lambda w: {"endpoint_id": w.endpoint_id, "delivery_id": w.delivery_id}
     ),
     "webhooks:webhook_disable": Rule(post=OWNER, sudo=POST, args=endpoint),
-    "webhooks:webhook_secret_roll": Rule(post=OWNER, sudo=POST, args=endpoint),
+    "webhooks:webhook_secret_roll": Rule(verified=POST, post=OWNER, sudo=POST, args=endpoint),
     "webhooks:webhook_delete": Rule(post=OWNER, sudo=POST, args=endpoint),
 }
 
@@ -239,8 +258,9 @@ ACCOUNT_POLICY: dict[str, Rule] = {
         get=PERSON, post=PERSON, sudo=BOTH, body=lambda w: {"email": "ada.new@example.com"}
     ),
     "accounts:account_security": Rule(get=PERSON),
-    "accounts:totp_setup": Rule(post=PERSON, sudo=POST, actor="bob"),
+    "accounts:totp_setup": Rule(verified=POST, post=PERSON, sudo=POST, actor="bob"),
     "accounts:totp_confirm": Rule(
+        verified=POST,
         post=PERSON,
         sudo=POST,
         actor="bob",
@@ -249,12 +269,12 @@ ACCOUNT_POLICY: dict[str, Rule] = {
     ),
     "accounts:totp_remove": Rule(get=PERSON, post=PERSON, sudo=BOTH),
     "accounts:recovery_codes_new": Rule(post=PERSON, sudo=POST),
-    "accounts:passkey_add": Rule(post=PERSON, sudo=POST, writes=False),
+    "accounts:passkey_add": Rule(verified=POST, post=PERSON, sudo=POST, writes=False),
     "accounts:passkey_register_options": Rule(
-        post=PERSON, sudo=POST, sudo_as_json=True, writes=False
+        verified=POST, post=PERSON, sudo=POST, sudo_as_json=True, writes=False
     ),
     "accounts:passkey_register_verify": Rule(
-        post=PERSON, sudo=POST, sudo_as_json=True, checked_allowed=False
+        verified=POST, post=PERSON, sudo=POST, sudo_as_json=True, checked_allowed=False
     ),
     "accounts:passkey_rename": Rule(post=PERSON, args=passkey, body=lambda w: {"name": "Work"}),
     "accounts:passkey_remove": Rule(get=PERSON, post=PERSON, sudo=BOTH, args=passkey),
@@ -281,6 +301,7 @@ ACCOUNT_POLICY: dict[str, Rule] = {
     "accounts:email_verify_resend": Rule(post=PERSON, writes=False),
     "apikeys:personal_token_list": Rule(get=PERSON),
     "apikeys:personal_token_create": Rule(
+        verified=BOTH,
         get=PERSON,
         post=PERSON,
         sudo=BOTH,
@@ -299,11 +320,12 @@ ACCOUNT_POLICY: dict[str, Rule] = {
         get=PERSON, post=PERSON, args=pat, body=lambda w: {"name": "Renamed"}
     ),
     "apikeys:personal_token_regenerate": Rule(
-        get=PERSON, post=PERSON, sudo=BOTH, args=pat, body=lambda w: {"expiry": "30"}
+        verified=BOTH, get=PERSON, post=PERSON, sudo=BOTH, args=pat, body=lambda w: {"expiry": "30"}
     ),
     "apikeys:personal_token_revoke": Rule(get=PERSON, post=PERSON, args=pat),
     "usage:personal_token_usage": Rule(get=PERSON, args=pat),
     "notifications:preferences": Rule(
+        verified=POST,
         get=PERSON,
         post=PERSON,
         sudo=POST,
@@ -643,6 +665,51 @@ def test_where_the_project_requires_two_factor_an_owner_without_one_is_kept_out(
     if rule.two_factor:
         assert answer.status_code == 403
         assert "accounts/two_factor_required.html" in templates(answer)
+        assert changed(before) == []
+    else:
+        let_through(answer, before, rule, method)
+
+
+# -- A confirmed email address
+
+
+def unconfirmed(person: User) -> User:
+    User.objects.filter(pk=person.pk).update(email_verified_at=None)
+    person.refresh_from_db()
+    return person
+
+
+@pytest.mark.parametrize(
+    ("name", "method"), cases(PROJECT_POLICY, where=lambda rule: bool(rule.verified))
+)
+def test_until_the_address_is_confirmed_the_project_action_waits_and_changes_nothing(
+    world, name, method
+):
+    rule = PROJECT_POLICY[name]
+    client = as_(unconfirmed(world.ada))
+    before = database()
+    answer = send(client, method, project_url(world, name), rule.body(world))
+    if method in rule.verified:
+        assert answer.status_code == 403
+        assert "accounts/verify_first.html" in templates(answer)
+        assert changed(before) == []
+    else:
+        let_through(answer, before, rule, method)
+
+
+@pytest.mark.parametrize(
+    ("name", "method"), cases(ACCOUNT_POLICY, where=lambda rule: bool(rule.verified))
+)
+def test_until_the_address_is_confirmed_the_account_action_waits_and_changes_nothing(
+    world, name, method
+):
+    rule = ACCOUNT_POLICY[name]
+    client = as_(unconfirmed(account_actor(world, rule)))
+    before = database()
+    answer = send(client, method, account_url(world, name), rule.body(world))
+    if method in rule.verified:
+        assert answer.status_code == 403
+        assert "accounts/verify_first.html" in templates(answer)
         assert changed(before) == []
     else:
         let_through(answer, before, rule, method)
