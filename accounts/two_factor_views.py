@@ -39,6 +39,7 @@ from accounts.two_factor import (
 from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows
+from core.shown_once import form_already_used, form_id_new, form_used
 
 TEMPLATE = "accounts/security.html"
 # The sign-in's second step: how long it waits, and how many wrong codes it takes.
@@ -66,6 +67,8 @@ def security_context(request: AuthenticatedRequest, **extra: Any) -> dict[str, A
         "enrolment": None if on else enrolment_pending(request.user, _enrolment_of(request)),
         "codes_left": recovery_codes_left(request.user) if on else 0,
         "passkeys": Passkey.objects.filter(user=request.user),
+        # The two forms that show recovery codes make them once (core.shown_once).
+        "form_id": form_id_new(),
         **extra,
     }
 
@@ -94,6 +97,8 @@ def totp_setup(request: AuthenticatedRequest) -> HttpResponse:
 @verified_email_required
 @sudo_required
 def totp_confirm(request: AuthenticatedRequest) -> HttpResponse:
+    if _codes_already_shown(request):
+        return redirect("accounts:account_security")
     form = SecondFactorForm(request.POST)
     codes = None
     had_one = has_two_factor(request.user)
@@ -127,6 +132,19 @@ def first_factor_added(request: AuthenticatedRequest) -> None:
         messages.info(request, "Your other signed-in sessions were signed out.")
 
 
+def _codes_already_shown(request: AuthenticatedRequest) -> bool:
+    """Whether this form already showed its codes: sent again (a reload of the codes'
+    page), it would replace the set the person has just saved, without their noticing."""
+    if not form_already_used(request):
+        return False
+    messages.info(
+        request,
+        "These recovery codes were already made and shown once, and they still work. If you "
+        "did not save them, make new ones.",
+    )
+    return True
+
+
 def _codes_once(
     request: AuthenticatedRequest, codes: list[str], *, turned_on: bool
 ) -> HttpResponse:
@@ -135,15 +153,14 @@ def _codes_once(
         "accounts/recovery_codes.html",
         {"codes": codes, "codes_text": "\n".join(codes), "turned_on": turned_on},
     )
-    response["Cache-Control"] = "no-store"
-    return response
+    return form_used(request, response)
 
 
 @require_POST
 @login_required
 @sudo_required
 def recovery_codes_new(request: AuthenticatedRequest) -> HttpResponse:
-    if not has_two_factor(request.user):
+    if not has_two_factor(request.user) or _codes_already_shown(request):
         return redirect("accounts:account_security")
     return _codes_once(
         request, recovery_codes_regenerate(request.user, ip=client_ip(request)), turned_on=False

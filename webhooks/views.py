@@ -19,9 +19,9 @@ from accounts.decorators import project_owner_required, verified_email_required
 from accounts.http import ProjectRequest
 from accounts.models import Membership
 from accounts.sudo import sudo_required
-from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from core.client_ip import client_ip
 from core.htmx import render_panel, wants_fragment
+from core.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from webhooks.forms import WebhookCreateForm
 from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookDelivery, WebhookEndpoint
 from webhooks.retention import KEEP

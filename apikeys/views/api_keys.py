@@ -56,10 +56,10 @@ from apikeys.services import (
     api_key_suspend,
     api_keys_transfer_from_leavers,
 )
-from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from core.client_ip import client_ip
 from core.htmx import filters_without_secrets, render_panel
 from core.redact import holds_secret
+from core.shown_once import already_shown, form_id_new, form_id_of, shown_once
 
 TEMPLATE = "apikeys/api_key_list.html"
 CHANGED = "apiKeysChanged"

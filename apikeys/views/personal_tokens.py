@@ -40,11 +40,11 @@ from apikeys.services import (
     personal_token_revoke,
     token_networks_set,
 )
-from apikeys.shown_once import already_shown, form_id_new, form_id_of, shown_once
 from apikeys.views.api_keys import rolled_meanwhile_message, token_summary
 from core.client_ip import client_ip
 from core.htmx import render_panel
 from core.networks import network_around
+from core.shown_once import already_shown, form_id_new, form_id_of, shown_once
 
 TEMPLATE = "apikeys/personal_token_list.html"
 CHANGED = "personalTokensChanged"

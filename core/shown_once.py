@@ -1,9 +1,11 @@
-"""The one response that shows a new token, and the forms that lead to it.
+"""The one response that shows a new secret, and the forms that lead to it.
 
-A form that creates a secret may be submitted once: a reload, a double click or the back
-button must neither mint a second token nor show the first one again. Each such form
-carries a random `form_id`; the session remembers the last few ids that succeeded (ids
-only, never a token). The response that carries the token is never stored by a cache.
+A form that creates a secret (a token, a webhook's signing secret, recovery codes) may be
+submitted once: a reload, a double click or the back button must neither make a second
+one, which would silently replace what the person just saved, nor show the first one
+again. Each such form carries a random `form_id`; the session remembers the last few ids
+that succeeded (ids only, never a secret). The response that carries the secret is never
+stored by a cache.
 """
 
 from __future__ import annotations
@@ -35,11 +37,16 @@ def form_id_of(request: HttpRequest) -> str:
     return form_id if len(form_id) <= FORM_ID_MAX and not holds_secret(form_id) else ""
 
 
+def form_already_used(request: HttpRequest) -> bool:
+    """Whether this form already made its secret (see form_used)."""
+    form_id = form_id_of(request)
+    return bool(form_id) and form_id in request.session.get(SESSION_KEY, [])
+
+
 def already_shown(request: HttpRequest, *, noun: str) -> bool:
     """Whether this form already made its token. If so, says so: the token is not shown
     again and no second one is made."""
-    form_id = form_id_of(request)
-    if not form_id or form_id not in request.session.get(SESSION_KEY, []):
+    if not form_already_used(request):
         return False
     messages.info(
         request,
@@ -49,14 +56,20 @@ def already_shown(request: HttpRequest, *, noun: str) -> bool:
     return True
 
 
-def shown_once(request: HtmxHttpRequest, response: HttpResponse, *, changed: str) -> HttpResponse:
-    """`response` shows a new token: its form may not make another, no cache keeps it, and
-    the page's list hears `changed` and reloads itself."""
+def form_used(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """`response` shows a new secret: its form may not make another, and no cache keeps it."""
     if form_id := form_id_of(request):
         used = request.session.get(SESSION_KEY, [])
         request.session[SESSION_KEY] = [*used, form_id][-REMEMBERED:]
-    # The only response that ever carries the token: no cache, no back-forward cache.
+    # The only response that ever carries the secret: no cache, no back-forward cache.
     add_never_cache_headers(response)
+    return response
+
+
+def shown_once(request: HtmxHttpRequest, response: HttpResponse, *, changed: str) -> HttpResponse:
+    """`response` shows a new token (see form_used), and the page's list hears `changed`
+    and reloads itself."""
+    form_used(request, response)
     if request.htmx:
         trigger_client_event(response, changed)
     return response
