@@ -23,7 +23,7 @@ from django.urls import Resolver404, resolve
 
 from accounts.http import AuthenticatedRequest, ProjectRequest
 from accounts.models import Membership, User
-from accounts.services import NOT_AN_OWNER, NoLongerAMember, NotAnOwner
+from accounts.services import NOT_AN_OWNER, NoLongerAMember
 from accounts.two_factor import has_two_factor
 
 type ProjectView = Callable[..., HttpResponseBase]
@@ -111,10 +111,9 @@ def project_owner_required(view: ProjectView) -> ProjectView:
     def owner_only(request: ProjectRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.membership.is_owner:
             raise PermissionDenied(NOT_AN_OWNER)
-        try:
-            return view(request, *args, **kwargs)
-        except NotAnOwner:
-            raise PermissionDenied(NOT_AN_OWNER) from None
+        # A service's own refusal (demoted while the request was on its way) is a
+        # NotAnOwner too, which Django answers with the same 403 page.
+        return view(request, *args, **kwargs)
 
     return project_member_required(owner_only)
 

@@ -45,8 +45,12 @@ class MembershipError(Exception):
     """A membership change that would leave a project in a bad state."""
 
 
-class NotAnOwner(MembershipError):
-    """The person asking for an owner's change is not an owner of the project (any more)."""
+class NotAnOwner(MembershipError, PermissionDenied):
+    """The person asking for an owner's change is not an owner of the project (any more).
+
+    A PermissionDenied too: wherever it escapes a view, Django answers the 403 page that
+    project_owner_required gives, so a view that forgot the decorator fails closed (403),
+    not with a 500."""
 
     def __init__(self) -> None:
         super().__init__(NOT_AN_OWNER)
