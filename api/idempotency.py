@@ -194,17 +194,28 @@ def _keep(record: IdempotencyRecord, response: HttpResponse) -> None:
 
 
 PRUNE_BATCH = 1000  # rows per DELETE, so no one statement holds the table for long
+# A record dated further ahead than this was written while a host's clock ran ahead: it
+# would never be LIFETIME old, so it would replay, and stay, for good.
+FUTURE_SLACK = timedelta(days=1)
 
 
 def idempotency_records_prune(*, now: datetime | None = None) -> int:
-    """Remove the answers kept longer than LIFETIME; a retry after that acts anew.
-    Returns how many were removed. Run daily (`manage.py prune_idempotency_records`).
+    """Remove the answers kept longer than LIFETIME, and those dated more than
+    FUTURE_SLACK ahead; a retry after that acts anew. Returns how many were removed. Run
+    daily (`manage.py prune_idempotency_records`).
 
-    In batches, oldest first, along the created_at index: a day of a busy project's
-    retried writes in one DELETE could outlast the statement timeout, fail the same way
-    every day, and leave the table to grow for good."""
-    old = IdempotencyRecord.objects.filter(created_at__lt=(now or timezone.now()) - LIFETIME)
+    In batches, along the created_at index: a day of a busy project's retried writes in
+    one DELETE could outlast the statement timeout, fail the same way every day, and
+    leave the table to grow for good. Each end of the range on its own, so that neither
+    scan walks the day's records in between."""
+    now = now or timezone.now()
     removed = 0
-    while ids := list(old.order_by("created_at").values_list("pk", flat=True)[:PRUNE_BATCH]):
-        removed += IdempotencyRecord.objects.filter(pk__in=ids).delete()[0]
+    for outside in (
+        IdempotencyRecord.objects.filter(created_at__lt=now - LIFETIME),
+        IdempotencyRecord.objects.filter(created_at__gt=now + FUTURE_SLACK),
+    ):
+        while ids := list(
+            outside.order_by("created_at").values_list("pk", flat=True)[:PRUNE_BATCH]
+        ):
+            removed += IdempotencyRecord.objects.filter(pk__in=ids).delete()[0]
     return removed

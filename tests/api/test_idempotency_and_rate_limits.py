@@ -184,6 +184,23 @@ def test_pruning_forgets_answers_older_than_24_hours_and_keeps_the_rest(project)
     assert idempotency_records_prune(now=now) == 0
 
 
+def test_pruning_forgets_answers_dated_more_than_a_day_ahead(project):
+    """Written while a host's clock ran far ahead: such a record would never be 24 hours
+    old, so it would neither expire nor be pruned, and its key would replay for good."""
+    now = timezone.now()
+    # A host's clock a little ahead of the pruner's is no reason to forget ("near").
+    for name, ahead in (("skewed", 24.001), ("near", 23)):
+        IdempotencyRecord.objects.create(
+            project=project,
+            key=name,
+            fingerprint="f",
+            created_at=now + datetime.timedelta(hours=ahead),
+        )
+
+    assert idempotency_records_prune(now=now) == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["near"]
+
+
 def test_pruning_a_backlog_deletes_it_all_a_bounded_batch_at_a_time(project, monkeypatch):
     monkeypatch.setattr("api.idempotency.PRUNE_BATCH", 3)
     now = timezone.now()

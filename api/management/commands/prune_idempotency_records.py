@@ -1,5 +1,6 @@
 """`manage.py prune_idempotency_records`: forget the answers kept for Idempotency-Key retries
-once their 24 hours are over.
+once their 24 hours are over (and those dated more than a day ahead, which a host's clock
+running ahead wrote, and which would otherwise never be old enough).
 
 Run it daily, e.g. from cron: `25 0 * * * cd /srv/reminix && .venv/bin/python manage.py
 prune_idempotency_records`. Safe to run at any time and again.
@@ -11,7 +12,10 @@ from api.idempotency import idempotency_records_prune
 
 
 class Command(BaseCommand):
-    help = "Remove the answers kept for Idempotency-Key retries that are older than 24 hours."
+    help = (
+        "Remove the answers kept for Idempotency-Key retries that are older than 24 hours "
+        "or dated more than a day ahead."
+    )
 
     def handle(self, *args: object, **options: object) -> None:
         removed = idempotency_records_prune()
