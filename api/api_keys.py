@@ -82,7 +82,7 @@ def api_key_json(key: ApiKey) -> dict[str, Any]:
         "name": key.name,
         "hint": key.hint,
         "status": status.value,
-        "permissions": key.permissions,
+        "permissions": key.permission_labels(),  # what it can do: never a PAT's keys
         "agents": key.agent_names,
         "agentActions": key.agent_actions,
         "allowedNetworks": key.allowed_networks,

@@ -109,6 +109,17 @@ def test_an_api_key_whose_row_holds_keys_still_cannot_manage_keys(api, api_key):
     assert ApiKey.objects.filter(project=key.project).count() == 1
 
 
+def test_an_api_key_whose_row_holds_keys_is_not_described_as_holding_it(admin, api_key):
+    """It cannot use 'keys' (has_permission), and the key's description says what it can
+    do, as its page does: the schema's permissions are agents, read and write alone."""
+    key, _ = api_key
+    ApiKey.objects.filter(pk=key.pk).update(permissions=[*key.permissions, "keys"])
+    one = assert_ok(admin.get(f"/v1/api-keys/key_{key.pk}"))
+    assert one["permissions"] == ["agents", "read", "write"]
+    listed = assert_ok(admin.get("/v1/api-keys"))
+    assert listed["data"][0]["permissions"] == ["agents", "read", "write"]
+
+
 def admin_without_project(user) -> Api:
     _, secret = personal_token_create(user=user, name="No project", permissions=["keys"])
     return Api(Client(), secret)
