@@ -45,6 +45,8 @@ STOP_GRACE_SECONDS = 5.0
 # the statement it was running goes on at the server (PostgreSQL does not notice that its
 # client has gone) until it ends or meets DB_STATEMENT_TIMEOUT; another scheduler takes
 # the job that and a margin later, a minute at the least (cut_lease_seconds()).
+# At most one and a half of the job's lease: claim() takes a lease more than twice its
+# length ahead as a clock's mistake, at once, and this leaves hosts half a lease of skew.
 CUT_LEASE_SECONDS = 60
 CUT_LEASE_MARGIN_SECONDS = 30
 # SQLite has one writer at a time: there, the jobs of one scheduler take turns.
@@ -111,25 +113,26 @@ def finish(job: Job, *, holder: str, error: str = "") -> None:
     )
 
 
-def cut_lease_seconds() -> int | None:
-    """How long a cut run's lease lasts past the stop; None without a statement timeout
-    (DB_STATEMENT_TIMEOUT=0), when a statement may run on as long as the job's lease."""
+def cut_lease_seconds(job: Job) -> int | None:
+    """How long a cut run of `job` stays leased past the stop; None without a statement
+    timeout (DB_STATEMENT_TIMEOUT=0), when a statement may run on as long as the job's
+    lease."""
     timeout = settings.DB_STATEMENT_TIMEOUT
     if not timeout:
         return None
-    return max(CUT_LEASE_SECONDS, timeout + CUT_LEASE_MARGIN_SECONDS)
+    longest = job.lease * 3 // 2
+    return min(max(CUT_LEASE_SECONDS, timeout + CUT_LEASE_MARGIN_SECONDS), longest)
 
 
 def cut_short(job: Job, *, holder: str) -> None:
-    """Let `job`'s lease end cut_lease_seconds() from now, if that is sooner than it
-    would: the stop is ending its run."""
-    seconds = cut_lease_seconds()
+    """Let `job`'s lease end cut_lease_seconds() from now: the stop is ending its run.
+    Sooner or later than it would have: a job that renews a short lease (ten minutes,
+    every third of it) may have less of it left than its statement may still run."""
+    seconds = cut_lease_seconds(job)
     if seconds is None:
         return
     until = timezone.now() + timedelta(seconds=seconds)
-    ScheduledJob.objects.filter(name=job.name, lease_holder=holder, lease_until__gt=until).update(
-        lease_until=until
-    )
+    ScheduledJob.objects.filter(name=job.name, lease_holder=holder).update(lease_until=until)
 
 
 def run_job(
@@ -294,7 +297,7 @@ class Scheduler:
             running = self.running.get(job.name)
             if running is None or not running.is_alive():
                 continue
-            seconds = cut_lease_seconds()
+            seconds = cut_lease_seconds(job)
             logger.warning(
                 "Scheduled job %s cut short by the stop; another scheduler may take it in %s",
                 job.name,

@@ -463,3 +463,29 @@ def test_a_cut_job_keeps_its_lease_when_statements_have_no_time_limit(monkeypatc
     settings.DB_STATEMENT_TIMEOUT = 0
     stopped_at, lease_until = _stopped_while_running(monkeypatch)
     assert lease_until >= stopped_at + timedelta(hours=6) - timedelta(seconds=5)
+
+
+def test_a_cut_job_with_little_lease_left_is_held_while_its_statement_may_run(db, settings):
+    """A ten-minute job (detection, webhook deliveries) renews its lease every third of
+    it, so a stop may find as little as 400 s of it left; with DB_STATEMENT_TIMEOUT at
+    10 minutes the cut run's statement may run on past that, and the cut lease only ever
+    shortened a lease: another scheduler took the job while that statement still ran."""
+    settings.DB_STATEMENT_TIMEOUT = 600
+    now = timezone.now()
+    assert claim(JOB, now=now - timedelta(seconds=200), holder="a")  # 400 s of it left
+    runner.cut_short(JOB, holder="a")
+    assert not claim(JOB, now=now + timedelta(seconds=600), holder="b")
+    margin = runner.CUT_LEASE_MARGIN_SECONDS
+    assert claim(JOB, now=now + timedelta(seconds=600 + margin + 5), holder="b")
+
+
+def test_a_cut_lease_is_never_one_another_scheduler_takes_for_a_clocks_mistake(db, settings):
+    """A lease more than twice its length ahead is taken as a clock's mistake, at once
+    (claim): a statement timeout longer than that holds the job for as long as a lease
+    can, not for nothing."""
+    settings.DB_STATEMENT_TIMEOUT = 3600
+    now = timezone.now()
+    assert claim(JOB, now=now, holder="a")
+    runner.cut_short(JOB, holder="a")
+    assert not claim(JOB, now=now + timedelta(seconds=5), holder="b")
+    assert not claim(JOB, now=now + timedelta(seconds=JOB.lease), holder="b")
