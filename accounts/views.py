@@ -730,11 +730,13 @@ def _member_of(request: ProjectRequest, membership_id: int) -> Membership:
 
 
 def _place_on_page(request: ProjectRequest, membership: Membership) -> int | None:
-    """Where `membership` stands on the page of the list an action's form was sent from,
-    read before the action changes the list; None if not there."""
+    """Where `membership` stands in the list (0: the first row of page 1), if it is on the
+    page an action's form was sent from; read before the action changes the list."""
     _, members_page = _members_listed(request, request.POST)
     rows = [m.pk for m in members_page.object_list]
-    return rows.index(membership.pk) if membership.pk in rows else None
+    if membership.pk not in rows:
+        return None
+    return members_page.start_index() - 1 + rows.index(membership.pk)
 
 
 def _back_to_members(
@@ -757,7 +759,9 @@ def _back_to_members(
     if row is not None and row.pk in rows:
         anchor = f"member-{row.pk}"
     elif stood_at is not None and rows:
-        anchor = f"member-{rows[min(stood_at, len(rows) - 1)]}"
+        # Past this page's end when the removal emptied the last page: the new last's last.
+        on_page = stood_at - (members_page.start_index() - 1)
+        anchor = f"member-{rows[min(max(on_page, 0), len(rows) - 1)]}"
     url = url_with_query(
         reverse("accounts:project_members", kwargs={"slug": request.project.slug}),
         _members_query(q, members_page.number),

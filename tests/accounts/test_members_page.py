@@ -115,6 +115,18 @@ def test_a_removal_comes_back_to_the_row_that_took_its_place(signed_in, project,
         assert f'<tr id="{row}">' in signed_in.get(response["Location"]).content.decode()
 
 
+def test_a_removal_that_empties_the_last_page_comes_back_to_the_new_last_row(
+    signed_in, project, pages_of_three
+):
+    """m08 alone on page 4: with it removed the answer is page 3, and the row nearest to
+    where m08 stood is that page's last, m07, not its first (the page's top again)."""
+    gone = membership_of(project, "m08@example.com")
+    url = reverse("accounts:project_member_remove", args=[project.slug, gone.pk])
+    response = signed_in.post(url, {"page": "4"})
+    m07 = membership_of(project, "m07@example.com")
+    assert response["Location"] == members_url(project) + f"?page=3#member-{m07.pk}"
+
+
 def test_an_invitation_sent_or_withdrawn_comes_back_to_the_invitations(
     signed_in, project, pages_of_three
 ):
