@@ -29,7 +29,9 @@ _LINK_TOKENS = (
     re.compile(r"(/account/verify/)(?!again/)[^/\s?#\"']+"),
     re.compile(r"(/account/password/reset/[^/\s?#\"']+/)(?!set-password/)[^/\s?#\"']+"),
 )
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls (NEL, U+0085, is a line break) and Unicode's line and paragraph
+# separators: str.splitlines() breaks at each, as a log reader in Python would.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # A token in a URL with spaces in it, as a form ("+") or htmx ("%20") sends one pasted into
 # a filter: the dashboard reads it whole (holds_secret on the text without its spaces), so
 # the logs cut it whole too, up to a token's 36 characters (what follows is the log's own).
@@ -148,13 +150,17 @@ def _redact_tokens_in_url(text: str, spaced: re.Pattern[str] = _TOKEN_SPACED_IN_
 
 
 def controls_escaped(text: str) -> str:
-    """`text` with its control characters percent-escaped: one line of a log, whatever a
-    client sent (a path decoded from "%0A" holds a line break)."""
+    """`text` with its control characters and line separators percent-escaped: one line
+    of a log, whatever a client sent (a path decoded from "%0A" holds a line break)."""
     return _CONTROL.sub(_escaped, text)
 
 
 def _escaped(match: re.Match[str]) -> str:
-    return f"%{ord(match.group()):02X}"
+    """A control as its byte ("%0A", "%85"), a separator as its UTF-8 ("%E2%80%A8")."""
+    char = match.group()
+    if ord(char) < 0x100:
+        return f"%{ord(char):02X}"
+    return "".join(f"%{byte:02X}" for byte in char.encode())
 
 
 def holds_secret(text: str) -> bool:

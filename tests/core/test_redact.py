@@ -112,6 +112,30 @@ def test_a_line_break_in_an_exceptions_message_cannot_write_a_log_line_of_its_ow
         assert record.exc_info is not None and record.stack_info is not None
 
 
+@pytest.mark.parametrize(
+    ("breaker", "escaped"), [("\x85", "%85"), ("\u2028", "%E2%80%A8"), ("\u2029", "%E2%80%A9")]
+)
+def test_a_unicode_line_break_a_client_sent_cannot_write_a_log_line_of_its_own(breaker, escaped):
+    """NEL and Unicode's line and paragraph separators are line breaks too: str.splitlines()
+    splits at them (as this suite reads a log, and as a log shipper in Python would), and
+    a terminal may move to a new line at NEL. A path sent with %C2%85 or %E2%80%A8 went
+    past the escape of ASCII's control characters and wrote a line of the client's own."""
+    handler = next(h for h in logging.getLogger().handlers if h.name == "console")
+    forged = f"/projects/x{breaker}2026-12-06 06:00:00,000 CRITICAL core.forged FORGED"
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    try:
+        try:
+            raise ValueError(forged)
+        except ValueError:
+            logging.getLogger("core.middleware").exception("GET %s failed", forged)
+    finally:
+        handler.setStream(previous)
+    [line] = stream.getvalue().splitlines()
+    assert f"GET /projects/x{escaped}2026-12-06 06:00:00,000 CRITICAL core.forged" in line
+    assert f"ValueError: /projects/x{escaped}2026-12-06" in line
+
+
 def test_a_token_in_an_exceptions_message_is_redacted_in_its_traceback():
     logger = logging.getLogger("api.endpoint")
     handlers = [h for h in logger.handlers or logging.getLogger().handlers if h.name == "console"]
