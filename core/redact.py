@@ -174,12 +174,24 @@ def redact_secrets(text: str) -> str:
     return _cut(_WEBHOOK_SECRET_WHOLE, _cut(_SECRET, text))
 
 
+def message_of(record: logging.LogRecord) -> str:
+    """The record's message, its arguments put in. A call whose arguments do not fit its
+    format (one too few) makes getMessage() raise, and from a filter that reaches the code
+    that logged, a job or a request, where logging alone would have complained and gone on:
+    such a record keeps its format and its arguments side by side, as text."""
+    try:
+        return record.getMessage()
+    except Exception:
+        record.msg, record.args = f"{record.msg} {record.args!r}", None
+        return record.msg
+
+
 class RedactTokens(logging.Filter):
     """A logging filter that redacts tokens from every record's message (settings'
     console handler): Django's dev server logs each request line, query string included."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        message = message_of(record)
         redacted = redact_tokens_escaped(message)  # the dev server's request line is as sent
         if redacted != message:
             record.msg, record.args = redacted, None
@@ -205,7 +217,7 @@ class OneLine(logging.Filter):
     keeps its exception for any other handler."""
 
     def filter(self, record: logging.LogRecord) -> bool | logging.LogRecord:
-        message = record.getMessage()
+        message = message_of(record)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         whole = "\n".join(part for part in (message, record.exc_text, record.stack_info) if part)

@@ -53,6 +53,34 @@ def test_the_configured_handlers_redact_tokens_in_arguments_and_messages(logger_
         assert written.count("reminix_sk_[redacted]") == 2
 
 
+@pytest.mark.parametrize("logger_name", ["scheduler.runner", "api.endpoint", ""])
+def test_a_logging_call_whose_arguments_do_not_fit_its_format_still_logs_and_never_raises(
+    logger_name,
+):
+    """The console's filters read each record's message, which formats its arguments: a
+    call with one argument too few raised TypeError from inside the filter, into the code
+    that logged (a scheduled job for every tenant, a request), where logging itself would
+    have written its own complaint and gone on. It is logged, format and arguments, once."""
+    logger = logging.getLogger(logger_name)
+    handlers = [h for h in logger.handlers or logging.getLogger().handlers if h.name == "console"]
+    assert handlers, "the logger writes through the console handler"
+    for handler in handlers:
+        stream = io.StringIO()
+        previous = handler.setStream(stream)
+        try:
+            handler.handle(
+                logger.makeRecord(
+                    logger_name, logging.WARNING, __file__, 1, "job %s failed for %s",
+                    (f"pasted {TOKEN}\nforged",), None,
+                )
+            )  # fmt: skip
+        finally:
+            handler.setStream(previous)
+        [line] = stream.getvalue().splitlines()
+        assert "job %s failed for %s" in line and "reminix_sk_[redacted]" in line
+        assert "A1b2" not in line
+
+
 @pytest.mark.parametrize("logger_name", ["core.middleware", "django.request", ""])
 def test_a_line_break_a_client_sent_cannot_write_a_log_line_of_its_own(logger_name):
     """The busy page's warning names the request's path, which Django decodes: a path
