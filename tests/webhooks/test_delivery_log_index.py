@@ -32,13 +32,22 @@ def delivery_sorts(nodes: list[dict]) -> list[dict]:
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
 def test_each_endpoints_newest_delivery_is_one_step_of_an_index_in_its_order(
-    project, make_endpoint
+    project, make_endpoint, make_project, make_user
 ):
     endpoint, _ = make_endpoint(project, "https://hooks.example.com/a")
-    for n in range(3):
-        WebhookDelivery.objects.create(
-            endpoint=endpoint, event_id=f"evt_{n}", event_type="webhook.test", payload={}
-        )
+    busy, _ = make_endpoint(make_project(make_user(), name="Busy"), "https://hooks.example.com/b")
+    # Deliveries enough that the order matters, another tenant's beside them, and
+    # statistics that know of them (as autovacuum's would): on a table of a few rows every
+    # plan costs about the same, and which one the planner took depended on what other
+    # tests had written and rolled back before.
+    WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(endpoint=e, event_id=f"evt_{e.pk}_{n}", event_type="t", payload={})
+        for e in (endpoint, busy)
+        for n in range(2_000)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE webhooks_webhookdelivery")
+        cursor.execute("ANALYZE webhooks_webhookendpoint")
 
     listed = WebhookEndpoint.objects.for_project(project).with_last_delivery()
     nodes = plan_nodes(listed)
