@@ -97,7 +97,9 @@ def totp_setup(request: AuthenticatedRequest) -> HttpResponse:
 @verified_email_required
 @sudo_required
 def totp_confirm(request: AuthenticatedRequest) -> HttpResponse:
-    if _codes_already_shown(request):
+    # Only while the app it turned on still is: turned off and set up anew since (a tab
+    # left open), its codes no longer work, and the form confirms the new setup.
+    if has_authenticator_app(request.user) and _codes_already_shown(request):
         return redirect("accounts:account_security")
     form = SecondFactorForm(request.POST)
     codes = None

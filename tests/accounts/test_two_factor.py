@@ -347,3 +347,24 @@ def test_a_person_with_only_a_passkey_can_add_an_authenticator_app(signed_in, us
     again = signed_in.post(reverse("accounts:totp_setup"), follow=True)
     assert "An authenticator app is already on." in again.content.decode()
     assert TotpDevice.objects.filter(user=user).count() == 1
+
+
+def test_a_stale_setup_form_confirms_a_new_setup_once_the_first_was_turned_off(signed_in, user):
+    """The form that turned the app on, sent again after it was turned off and set up
+    anew (a tab left open, Back): its codes no longer work, so it cannot say they do; it
+    confirms the new setup, as a fresh form would."""
+    signed_in.post(reverse("accounts:totp_setup"))
+    page = signed_in.get(SECURITY).content.decode()
+    secret = re.search(r'<code class="setup-key">([A-Z2-7]+)</code>', page).group(1)
+    stale = {"code": pyotp.TOTP(secret).now(), "form_id": form_id_in(page)}
+    assert signed_in.post(reverse("accounts:totp_confirm"), stale).status_code == 200
+    assert signed_in.post(reverse("accounts:totp_remove")).status_code == 302
+    assert not has_two_factor(user)
+    signed_in.post(reverse("accounts:totp_setup"))
+    page = signed_in.get(SECURITY).content.decode()
+    secret = re.search(r'<code class="setup-key">([A-Z2-7]+)</code>', page).group(1)
+    answer = signed_in.post(
+        reverse("accounts:totp_confirm"), {**stale, "code": next_code(secret)}, follow=True
+    )
+    assert "still work" not in answer.content.decode()
+    assert has_two_factor(user) and len(codes_in(answer.content.decode())) == 10
