@@ -152,6 +152,10 @@ def enrolment_confirm(
 
 
 def _new_recovery_codes(user: User) -> list[str]:
+    # Two new sets at once (a form sent twice, two tabs) take turns on the person's row:
+    # the second's delete, blocked on the first's new codes, would otherwise skip them
+    # once committed, and leave both sets working, one of them shown to nobody.
+    User.objects.select_for_update(no_key=True).filter(pk=user.pk).first()
     RecoveryCode.objects.filter(user=user).delete()
     codes = []
     for _ in range(RECOVERY_CODES):

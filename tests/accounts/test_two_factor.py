@@ -4,11 +4,15 @@ encrypted), recovery codes shown once, the sign-in's second step and every refus
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 import pyotp
+import pytest
+from django.db import connection, connections
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import Passkey, RecoveryCode, TotpDevice
 from accounts.two_factor import has_two_factor
@@ -368,3 +372,58 @@ def test_a_stale_setup_form_confirms_a_new_setup_once_the_first_was_turned_off(s
     )
     assert "still work" not in answer.content.decode()
     assert has_two_factor(user) and len(codes_in(answer.content.decode())) == 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_new_sets_made_at_once_leave_one_set_of_ten(user, monkeypatch):
+    """The same form sent twice at once (a double click, two tabs): each request made its
+    set, and the second's delete, blocked on the first's new rows, skipped them once they
+    committed, so both sets worked, twenty codes, ten of them shown to nobody."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: concurrency is shown on PostgreSQL.")
+    import accounts.two_factor
+    from accounts.two_factor import enrolment_start, recovery_codes_regenerate
+
+    enrolment_start(user)
+    TotpDevice.objects.filter(user=user).update(confirmed_at=timezone.now())
+    recovery_codes_regenerate(user, ip=None)
+    made, real_audit = threading.Event(), accounts.two_factor.audit_record
+
+    def made_then_wait(**kwargs):
+        real_audit(**kwargs)
+        if threading.current_thread().name == "first":
+            made.set()
+            _until_a_backend_waits_for_a_lock()
+
+    monkeypatch.setattr(accounts.two_factor, "audit_record", made_then_wait)
+
+    def regenerate() -> None:
+        try:
+            if threading.current_thread().name == "second":
+                made.wait(timeout=10)
+            recovery_codes_regenerate(user, ip=None)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=regenerate, name=n) for n in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert RecoveryCode.objects.filter(user=user).count() == 10
+
+
+def _until_a_backend_waits_for_a_lock(deadline_seconds: float = 10) -> None:
+    """Until another connection waits for a lock (the second request, held up by the
+    first's transaction), or the deadline: either way the first then commits."""
+    ends = time.monotonic() + deadline_seconds
+    with connections["default"].cursor() as cursor:
+        while time.monotonic() < ends:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # (kept per transaction)
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.01)
