@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 LIFETIME = timedelta(hours=24)
+# A record dated further ahead than this was written while a host's clock ran ahead: it
+# would never be LIFETIME old, so it would replay, and stay, for good.
+FUTURE_SLACK = timedelta(days=1)
 # Far longer than any request may run (gunicorn stops a worker after 30 s).
 ABANDONED_AFTER = timedelta(minutes=2)
 MAX_KEY_LENGTH = 200  # the stored key also carries its scope
@@ -70,7 +73,8 @@ def _claim(
             if existing is None:
                 continue  # deleted between our insert and our read: try again
             now = timezone.now()
-            expired = existing.created_at < now - LIFETIME
+            # Dated further ahead than FUTURE_SLACK: what the daily prune forgets.
+            expired = not now - LIFETIME <= existing.created_at <= now + FUTURE_SLACK
             abandoned = existing.status is None and existing.created_at < now - ABANDONED_AFTER
             if expired or abandoned:
                 # Only that row: a retry that got there first and claimed afresh stays.
@@ -194,9 +198,6 @@ def _keep(record: IdempotencyRecord, response: HttpResponse) -> None:
 
 
 PRUNE_BATCH = 1000  # rows per DELETE, so no one statement holds the table for long
-# A record dated further ahead than this was written while a host's clock ran ahead: it
-# would never be LIFETIME old, so it would replay, and stay, for good.
-FUTURE_SLACK = timedelta(days=1)
 
 
 def idempotency_records_prune(*, now: datetime | None = None) -> int:

@@ -271,6 +271,21 @@ def test_a_claim_whose_request_never_finished_is_given_up_after_two_minutes(api)
     assert Execution.objects.count() == 3
 
 
+def test_a_claim_dated_more_than_a_day_ahead_is_given_up_at_once_not_at_the_next_prune(api):
+    """Written while a host's clock ran far ahead, its worker killed: the daily prune
+    forgets it, but until then (up to a day) every retry was told 'still running', and
+    the reminix SDK retries that for as long; a record the prune would forget is no
+    record to answer with."""
+    invoke = "/v1/agents/my-agent/invoke"
+    assert_ok(api.post(invoke, {"prompt": "a"}, headers={"Idempotency-Key": "ahead"}))
+    IdempotencyRecord.objects.filter(key="ahead").update(
+        status=None, body="", created_at=timezone.now() + datetime.timedelta(days=2)
+    )
+    retried = api.post(invoke, {"prompt": "a"}, headers={"Idempotency-Key": "ahead"})
+    assert_ok(retried)
+    assert IdempotencyRecord.objects.get(key="ahead").status == 200
+
+
 def test_a_retry_sent_while_the_first_still_runs_is_told_to_wait_and_retry(api, monkeypatch):
     """What a client that retries on its own (the reminix SDK: after a dropped connection,
     with the same key) needs to tell "wait, it is running" from a request it got wrong:
