@@ -141,8 +141,9 @@ def _codes_already_shown(request: AuthenticatedRequest) -> bool:
         return False
     messages.info(
         request,
-        "These recovery codes were already made and shown once, and they still work. If you "
-        "did not save them, make new ones.",
+        # Not "they still work": newer ones (a fresh form, another tab) may have replaced them.
+        "These recovery codes were already made and shown once, and no new ones were made. "
+        "Only the set you made last works: if you did not save it, make new ones.",
     )
     return True
 

@@ -427,3 +427,18 @@ def _until_a_backend_waits_for_a_lock(deadline_seconds: float = 10) -> None:
             if cursor.fetchone()[0]:
                 return
             time.sleep(0.01)
+
+
+def test_new_recovery_codes_sent_again_after_newer_ones_do_not_say_they_still_work(signed_in, user):
+    """Back to the page of a set since replaced (by a fresh form, another tab): resent, it
+    makes nothing, and must not tell the person the codes they see there still work."""
+    enrol(signed_in)
+    older = {"form_id": form_id_in(signed_in.get(SECURITY).content.decode())}
+    signed_in.post(reverse("accounts:recovery_codes_new"), older)
+    newer = {"form_id": form_id_in(signed_in.get(SECURITY).content.decode())}
+    signed_in.post(reverse("accounts:recovery_codes_new"), newer)
+    saved = stored_codes(user)
+    again = signed_in.post(reverse("accounts:recovery_codes_new"), older, follow=True)
+    assert stored_codes(user) == saved
+    page = again.content.decode()
+    assert "already made and shown once" in page and "still work" not in page
