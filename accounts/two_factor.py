@@ -135,6 +135,9 @@ def enrolment_confirm(
     None if the code is not right, or that setup is not pending any more."""
     if device_id is None:
         return None
+    # The person's row before the device, as two_factor_remove takes them: its new codes
+    # take that row (_new_recovery_codes), and the other order could deadlock.
+    User.objects.select_for_update(no_key=True).filter(pk=user.pk).first()
     device = (
         TotpDevice.objects.select_for_update()
         .filter(user=user, pk=device_id, confirmed_at__isnull=True)
