@@ -23,6 +23,7 @@ from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
 from apikeys.services import api_key_create, personal_token_create
 from apikeys.tokens import TokenKind
 from core.after_answer import drain
+from tests.servers import Prepared, prepared
 from usage.writer import UsageEntry
 
 PASSWORD = "correct horse battery staple"
@@ -360,6 +361,15 @@ def redis_store(settings):
     store.health.unavailable_until = 0.0
     with contextlib.suppress(Exception):  # the one key without a lifetime (api/callers.py)
         store.round_trip(("DEL", f"{settings.REDIS_KEY_PREFIX}epoch"))
+
+
+@pytest.fixture(scope="session")
+def prepared_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prepared]:
+    """The migrated database and collected static files that each deployment of
+    tests/servers.py copies: made once a session, by the first test that asks."""
+    postgresql = os.environ.get("DATABASE_URL", "").startswith("postgres")
+    with prepared(tmp_path_factory.mktemp("prepared"), postgresql=postgresql) as made:
+        yield made
 
 
 # -- Timeouts: a unit of work that runs out of time while the database answers everyone else

@@ -16,11 +16,12 @@ import re
 import secrets
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -255,29 +256,32 @@ class Browser:
         assert answer.status == 302, answer.body[:300]
 
 
-@contextmanager
-def deployment(
-    tmp: Path, *, postgresql: bool, postgresql_port: int = 5432, **extra_env: str
-) -> Iterator[Deployment]:
-    """A migrated database of its own, a signed-up owner, a project and an API key.
-    `postgresql_port`: where the servers reach PostgreSQL (a fault proxy, say);
-    `extra_env` overrides any setting below (REDIS_URL included)."""
-    name = f"reminix_servers_{secrets.token_hex(4)}"
-    if postgresql:
-        database_url = f"postgres://postgres@127.0.0.1:{postgresql_port}/{name}"
-        _postgres(f'CREATE DATABASE "{name}"')
-    else:
-        database_url = f"sqlite:///{tmp / 'servers.sqlite3'}"
+@dataclass(frozen=True)
+class Prepared:
+    """A database migrated once, holding the owner, a project and its API key, and the
+    static files collected once: what every deployment of the session starts from, as a
+    copy. Migrating, collecting and the three setup commands are ~15 s of processes; a copy
+    is a fraction of a second, and each deployment still has a database of its own."""
+
+    postgresql: bool
+    database: str  # a SQLite file, or the name of a PostgreSQL template database
+    static: Path
+    token_hash_key: str
+    slug: str
+    token: str
+
+
+def _settings(database_url: str, static: Path, token_hash_key: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("DJANGO_", "DATABASE_URL", "PYTEST", "REDIS"))
     }
-    settings = dict(
+    return env | dict(
         DJANGO_SETTINGS_MODULE="reminix_dashboard.settings.base",
         DEBUG="false",
         SECRET_KEY=secrets.token_urlsafe(50),
-        TOKEN_HASH_KEY=secrets.token_urlsafe(40),
+        TOKEN_HASH_KEY=token_hash_key,
         ALLOWED_HOSTS="127.0.0.1,localhost",
         SECURE_SSL_REDIRECT="false",
         DATABASE_URL=database_url,
@@ -289,24 +293,65 @@ def deployment(
         LOG_LEVEL="WARNING",
         # Collected for these servers (DEBUG off serves only collected, hashed files): a
         # fresh clone has none.
-        STATIC_ROOT=str(tmp / "static"),
+        STATIC_ROOT=str(static),
     )
-    env.update(settings | extra_env)
-    created = Deployment(env=env, slug="", token="", tmp=tmp)
+
+
+@contextmanager
+def prepared(tmp: Path, *, postgresql: bool) -> Iterator[Prepared]:
+    """The database and static files every deployment() copies (the suite makes them once,
+    in the prepared_deployment fixture); the database is dropped at the end."""
+    name = f"reminix_servers_template_{secrets.token_hex(4)}"
+    if postgresql:
+        database, database_url = name, f"postgres://postgres@127.0.0.1:5432/{name}"
+        _postgres(f'CREATE DATABASE "{name}"')
+    else:
+        database = str(tmp / "template.sqlite3")
+        database_url = f"sqlite:///{database}"
+    token_hash_key = secrets.token_urlsafe(40)
+    setup = Deployment(
+        env=_settings(database_url, tmp / "static", token_hash_key), slug="", token="", tmp=tmp
+    )
     try:
-        created.manage("migrate", "--noinput", "-v", "0")
-        created.manage("collectstatic", "--noinput", "-v", "0")
-        created.manage(
+        setup.manage("migrate", "--noinput", "-v", "0")
+        setup.manage("collectstatic", "--noinput", "-v", "0")
+        setup.manage(
             "createsuperuser", "--noinput", "--email", OWNER, DJANGO_SUPERUSER_PASSWORD=PASSWORD
         )
-        created.slug = created.manage("createproject", "--owner", OWNER, "Servers")
-        created.token = created.manage(
-            "createapikey", "--project", created.slug, "--name", "load"
-        ).splitlines()[-1]
+        slug = setup.manage("createproject", "--owner", OWNER, "Servers")
+        token = setup.manage("createapikey", "--project", slug, "--name", "load").splitlines()[-1]
+        yield Prepared(postgresql, database, tmp / "static", token_hash_key, slug, token)
+    finally:
+        if postgresql:
+            _postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def deployment(
+    tmp: Path, prepared: Prepared, *, postgresql_port: int = 5432, **extra_env: str
+) -> Iterator[Deployment]:
+    """A migrated database of its own (a copy of `prepared`'s), a signed-up owner, a project
+    and an API key. `postgresql_port`: where the servers reach PostgreSQL (a fault proxy,
+    say); `extra_env` overrides any setting below (REDIS_URL included)."""
+    name = f"reminix_servers_{secrets.token_hex(4)}"
+    if prepared.postgresql:
+        database_url = f"postgres://postgres@127.0.0.1:{postgresql_port}/{name}"
+        _postgres(f'CREATE DATABASE "{name}" TEMPLATE "{prepared.database}"')
+    else:
+        copy = tmp / "servers.sqlite3"
+        with (
+            closing(sqlite3.connect(prepared.database)) as source,
+            closing(sqlite3.connect(copy)) as target,
+        ):
+            source.backup(target)
+        database_url = f"sqlite:///{copy}"
+    env = _settings(database_url, prepared.static, prepared.token_hash_key) | extra_env
+    created = Deployment(env=env, slug=prepared.slug, token=prepared.token, tmp=tmp)
+    try:
         yield created
     finally:
         created.stop_all()
-        if postgresql:
+        if prepared.postgresql:
             _postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

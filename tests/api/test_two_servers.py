@@ -15,16 +15,17 @@ from collections.abc import Iterator
 import pytest
 from django.db import connection
 
-from tests.servers import Deployment, Server, deployment, require_redis
+from tests.servers import Deployment, Prepared, Server, deployment, require_redis
 
 
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    """One database for the module's servers (migrating it is the slow part); each test
+def deployed(
+    tmp_path_factory: pytest.TempPathFactory, prepared_deployment: Prepared
+) -> Iterator[Deployment]:
+    """One database for the module's servers (a copy of the prepared one); each test
     makes its own key and its own servers."""
     require_redis()
-    postgresql = os.environ.get("DATABASE_URL", "").startswith("postgres")
-    with deployment(tmp_path_factory.mktemp("servers"), postgresql=postgresql) as created:
+    with deployment(tmp_path_factory.mktemp("servers"), prepared_deployment) as created:
         yield created
     assert connection  # (the suite's own database is not used here)
 

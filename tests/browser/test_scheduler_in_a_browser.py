@@ -3,7 +3,6 @@ web server finds a revoked key still being tried, and the alert appears in Chrom
 
 from __future__ import annotations
 
-import os
 import re
 import time
 
@@ -12,10 +11,11 @@ from playwright.sync_api import expect
 from tests.servers import OWNER, PASSWORD, Browser, deployment, require_redis
 
 
-def test_the_scheduler_raises_an_alert_for_a_revoked_key_with_no_manual_command(browser, tmp_path):
+def test_the_scheduler_raises_an_alert_for_a_revoked_key_with_no_manual_command(
+    browser, tmp_path, prepared_deployment
+):
     require_redis()
-    postgresql = os.environ.get("DATABASE_URL", "").startswith("postgres")
-    with deployment(tmp_path, postgresql=postgresql) as deployed:
+    with deployment(tmp_path, prepared_deployment) as deployed:
         server = deployed.serve(workers=1)
         deployed.ingest()
         deployed.scheduler(DETECTION_EVERY_SECONDS="2")

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.faults.proxy import Proxy
-from tests.servers import Answer, Deployment, Server, deployment, require_redis
+from tests.servers import Answer, Deployment, Prepared, Server, deployment, require_redis
 
 POSTGRESQL = os.environ.get("DATABASE_URL", "").startswith("postgres")
 # What the servers are told (settings): the timeouts these tests hold them to.
@@ -49,11 +49,13 @@ def proxies() -> Iterator[dict[str, Proxy]]:
 
 
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory, proxies) -> Iterator[Deployment]:
+def deployed(
+    tmp_path_factory: pytest.TempPathFactory, proxies, prepared_deployment: Prepared
+) -> Iterator[Deployment]:
     database = proxies.get("database")
     with deployment(
         tmp_path_factory.mktemp("faults"),
-        postgresql=POSTGRESQL,
+        prepared_deployment,
         postgresql_port=database.port if database else 5432,
         REDIS_URL=f"redis://{proxies['redis'].url_host}/14",
         DB_CONNECT_TIMEOUT=str(DB_CONNECT_TIMEOUT),
