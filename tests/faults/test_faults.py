@@ -106,16 +106,21 @@ class Load:
 
 
 def keys(deployed: Deployment) -> tuple[str, str]:
-    """A working key and a revoked one. Named afresh for each run: the deployment is
-    shared by the module's runs, and two working keys of a project cannot share a name."""
+    """A working key and a revoked one, made with createapikey in one process (each
+    process is ~2 s of Django starting on a loaded machine). Named afresh for each run: the
+    deployment is shared by the module's runs, and two working keys of a project cannot
+    share a name."""
     run = next(RUNS)
-    good, revoked = deployed.new_key(f"good {run}"), deployed.new_key(f"revoked {run}")
-    deployed.manage(
+    out = deployed.manage(
         "shell",
         "-c",
-        "from apikeys.models import ApiKey; "
+        "from django.core.management import call_command\n"
+        "from apikeys.models import ApiKey\n"
+        f"call_command('createapikey', project='{deployed.slug}', name='good {run}')\n"
+        f"call_command('createapikey', project='{deployed.slug}', name='revoked {run}')\n"
         f"ApiKey.objects.filter(name='revoked {run}').revoke(by=None)",
     )
+    good, revoked = out.splitlines()[-2:]
     return good, revoked
 
 
