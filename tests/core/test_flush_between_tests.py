@@ -88,6 +88,17 @@ def test_the_flush_leaves_content_types_and_permissions_as_they_are(api_key):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_content_type_or_permission_a_test_deleted_is_written_back_by_the_flush(api_key):
+    every_model = content_types_and_permissions()
+    ContentType.objects.get(app_label="apikeys", model="apikey").delete()
+    Permission.objects.filter(codename="view_user").delete()
+
+    flush()
+
+    assert content_types_and_permissions() == every_model
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_flush_on_sqlite_deletes_from_every_other_table(api_key):
     if connection.vendor != "sqlite":
         pytest.skip("PostgreSQL's flush deletes from the tables that hold rows (below)")
