@@ -429,6 +429,9 @@ class StreamIngest:
         self.stopping = False
         self._backlog = True  # first read our own unacknowledged records, then new ones
         self._last_read = 0  # how many records the last read returned
+        # A read for new records waits up to BLOCK_MS for some; `run(once=True)` drains what
+        # is there and waits for nothing (its last, empty read cost a second for nothing).
+        self._block = True
         # While the database does not answer, said at the first try, then once a minute.
         self._outage = OutageLog(
             logger,
@@ -439,6 +442,7 @@ class StreamIngest:
 
     def run(self, *, once: bool = False) -> IngestStats:
         delay = 0.5
+        self._block = not once
         self._create_group()
         self._forget_idle_consumers()
         while not self.stopping:
@@ -570,7 +574,7 @@ class StreamIngest:
             if entries:
                 return entries
             self._backlog = False
-        return self._xreadgroup(">", block=True)
+        return self._xreadgroup(">", block=self._block)
 
     def _xreadgroup(self, start: str, *, block: bool) -> list[tuple[bytes, list[bytes]]]:
         command: list[str | int] = ["XREADGROUP", "GROUP", GROUP, self.consumer]
