@@ -6,12 +6,32 @@ from __future__ import annotations
 import io
 import logging
 import sys
+from collections.abc import Callable
 
 import pytest
 
 from core.redact import RedactTokens, redact_tokens, redact_tokens_escaped
 
 TOKEN = "reminix_sk_" + "A1b2" * 9
+
+
+def console_output(logger_name: str, write: Callable[[logging.Handler, logging.Logger], None]):
+    """What each console handler `logger_name` writes through (settings.LOGGING's, by the
+    name it gives it: pytest adds handlers of its own to root) wrote while `write` ran."""
+    logger = logging.getLogger(logger_name)
+    handlers = [h for h in logger.handlers or logging.getLogger().handlers if h.name == "console"]
+    assert handlers, "the logger writes through the console handler"
+    written = []
+    for handler in handlers:
+        assert isinstance(handler, logging.StreamHandler)
+        stream = io.StringIO()
+        previous = handler.setStream(stream)
+        try:
+            write(handler, logger)
+        finally:
+            handler.setStream(previous)
+        written.append(stream.getvalue())
+    return written
 
 
 def test_a_token_keeps_its_prefix_and_loses_the_rest():
@@ -25,30 +45,19 @@ def test_a_token_keeps_its_prefix_and_loses_the_rest():
 
 @pytest.mark.parametrize("logger_name", ["django.server", "django.request", "api.endpoint", ""])
 def test_the_configured_handlers_redact_tokens_in_arguments_and_messages(logger_name):
-    logger = logging.getLogger(logger_name)
-    # Ours, by the name settings.LOGGING gives it (pytest adds handlers of its own to root).
-    handlers = [h for h in logger.handlers or logging.getLogger().handlers if h.name == "console"]
-    assert handlers, "the logger writes through the console handler"
-    for handler in handlers:
-        assert isinstance(handler, logging.StreamHandler)
-        stream = io.StringIO()
-        previous = handler.setStream(stream)
-        try:
-            # As the dev server logs a request line: the path is an argument.
-            handler.handle(
-                logger.makeRecord(
-                    logger_name, logging.INFO, __file__, 1, '"%s" %s %s',
-                    (f"GET /v1/agents?token={TOKEN} HTTP/1.1", 200, 12), None,
-                )
-            )  # fmt: skip
-            handler.handle(
-                logger.makeRecord(
-                    logger_name, logging.ERROR, __file__, 1, f"pasted {TOKEN}", (), None
-                )
+    def write(handler, logger):
+        # As the dev server logs a request line: the path is an argument.
+        handler.handle(
+            logger.makeRecord(
+                logger_name, logging.INFO, __file__, 1, '"%s" %s %s',
+                (f"GET /v1/agents?token={TOKEN} HTTP/1.1", 200, 12), None,
             )
-        finally:
-            handler.setStream(previous)
-        written = stream.getvalue()
+        )  # fmt: skip
+        handler.handle(
+            logger.makeRecord(logger_name, logging.ERROR, __file__, 1, f"pasted {TOKEN}", (), None)
+        )
+
+    for written in console_output(logger_name, write):
         assert "A1b2" not in written
         assert written.count("reminix_sk_[redacted]") == 2
 
@@ -61,22 +70,17 @@ def test_a_logging_call_whose_arguments_do_not_fit_its_format_still_logs_and_nev
     call with one argument too few raised TypeError from inside the filter, into the code
     that logged (a scheduled job for every tenant, a request), where logging itself would
     have written its own complaint and gone on. It is logged, format and arguments, once."""
-    logger = logging.getLogger(logger_name)
-    handlers = [h for h in logger.handlers or logging.getLogger().handlers if h.name == "console"]
-    assert handlers, "the logger writes through the console handler"
-    for handler in handlers:
-        stream = io.StringIO()
-        previous = handler.setStream(stream)
-        try:
-            handler.handle(
-                logger.makeRecord(
-                    logger_name, logging.WARNING, __file__, 1, "job %s failed for %s",
-                    (f"pasted {TOKEN}\nforged",), None,
-                )
-            )  # fmt: skip
-        finally:
-            handler.setStream(previous)
-        [line] = stream.getvalue().splitlines()
+
+    def write(handler, logger):
+        handler.handle(
+            logger.makeRecord(
+                logger_name, logging.WARNING, __file__, 1, "job %s failed for %s",
+                (f"pasted {TOKEN}\nforged",), None,
+            )
+        )  # fmt: skip
+
+    for written in console_output(logger_name, write):
+        [line] = written.splitlines()
         assert "job %s failed for %s" in line and "reminix_sk_[redacted]" in line
         assert "A1b2" not in line
 
@@ -86,24 +90,19 @@ def test_a_line_break_a_client_sent_cannot_write_a_log_line_of_its_own(logger_na
     """The busy page's warning names the request's path, which Django decodes: a path
     sent with %0A wrote a second line, dated and levelled as the client chose, into the
     log. The message of every record is one line; its traceback, if any, follows."""
-    logger = logging.getLogger(logger_name)
-    handlers = [h for h in logger.handlers or logging.getLogger().handlers if h.name == "console"]
-    assert handlers, "the logger writes through the console handler"
     forged = "/projects/x\n2026-12-06 06:00:00,000 CRITICAL core.forged FORGED\r/"
-    for handler in handlers:
-        stream = io.StringIO()
-        previous = handler.setStream(stream)
-        try:
-            handler.handle(
-                logger.makeRecord(
-                    logger_name, logging.WARNING, __file__, 1,
-                    "%s %s: the database could not answer (%s)",
-                    ("GET", forged, "OperationalError"), None,
-                )
-            )  # fmt: skip
-        finally:
-            handler.setStream(previous)
-        [line] = stream.getvalue().splitlines()
+
+    def write(handler, logger):
+        handler.handle(
+            logger.makeRecord(
+                logger_name, logging.WARNING, __file__, 1,
+                "%s %s: the database could not answer (%s)",
+                ("GET", forged, "OperationalError"), None,
+            )
+        )  # fmt: skip
+
+    for written in console_output(logger_name, write):
+        [line] = written.splitlines()
         assert "x%0A2026-12-06 06:00:00,000 CRITICAL core.forged FORGED%0D/" in line
 
 
@@ -115,25 +114,22 @@ def test_a_line_break_in_an_exceptions_message_cannot_write_a_log_line_of_its_ow
     wrote a line dated and levelled as the client chose. The whole record is one line,
     traceback and stack included; the record itself keeps its exception for any other
     handler."""
-    logger = logging.getLogger(logger_name)
-    handlers = [h for h in logger.handlers or logging.getLogger().handlers if h.name == "console"]
-    assert handlers, "the logger writes through the console handler"
     forged = "bad value\n2026-12-06 06:00:00,000 CRITICAL core.forged FORGED"
-    for handler in handlers:
-        stream = io.StringIO()
-        previous = handler.setStream(stream)
+    records = []
+
+    def write(handler, logger):
         try:
-            try:
-                raise ValueError(forged)
-            except ValueError:
-                record = logger.makeRecord(
-                    logger_name, logging.ERROR, __file__, 1, "Scheduled job %s failed",
-                    ("demo",), sys.exc_info(), sinfo="Stack (most recent call last):\n  here",
-                )  # fmt: skip
-                handler.handle(record)
-        finally:
-            handler.setStream(previous)
-        [line] = stream.getvalue().splitlines()
+            raise ValueError(forged)
+        except ValueError:
+            record = logger.makeRecord(
+                logger_name, logging.ERROR, __file__, 1, "Scheduled job %s failed",
+                ("demo",), sys.exc_info(), sinfo="Stack (most recent call last):\n  here",
+            )  # fmt: skip
+            records.append(record)
+            handler.handle(record)
+
+    for written, record in zip(console_output(logger_name, write), records, strict=True):
+        [line] = written.splitlines()
         assert line.endswith("Stack (most recent call last):%0A  here")
         assert "Scheduled job demo failed%0ATraceback (most recent call last):%0A" in line
         assert "ValueError: bad value%0A2026-12-06 06:00:00,000 CRITICAL core.forged" in line
@@ -165,25 +161,17 @@ def test_a_unicode_line_break_a_client_sent_cannot_write_a_log_line_of_its_own(b
 
 
 def test_a_token_in_an_exceptions_message_is_redacted_in_its_traceback():
-    logger = logging.getLogger("api.endpoint")
-    handlers = [h for h in logger.handlers or logging.getLogger().handlers if h.name == "console"]
-    assert handlers
-    for handler in handlers:
-        stream = io.StringIO()
-        previous = handler.setStream(stream)
+    def write(handler, logger):
         try:
-            try:
-                raise ValueError(f"could not parse {TOKEN}")
-            except ValueError:
-                handler.handle(
-                    logger.makeRecord(
-                        "api.endpoint", logging.ERROR, __file__, 1, "failed", (),
-                        sys.exc_info(),
-                    )
-                )  # fmt: skip
-        finally:
-            handler.setStream(previous)
-        written = stream.getvalue()
+            raise ValueError(f"could not parse {TOKEN}")
+        except ValueError:
+            handler.handle(
+                logger.makeRecord(
+                    "api.endpoint", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+                )
+            )
+
+    for written in console_output("api.endpoint", write):
         assert "Traceback" in written and "ValueError: could not parse" in written
         assert "A1b2" not in written and "reminix_sk_[redacted]" in written
 
