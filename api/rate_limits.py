@@ -24,6 +24,9 @@ from core.shared_store import shared_store
 
 @dataclass(frozen=True)
 class RateLimitState:
+    """Where one call leaves its token's minute: the X-RateLimit-* headers the frame adds to
+    its answer (api/endpoint.py), and the 429 it raises instead once `exceeded`."""
+
     limit: int
     remaining: int
     reset: int  # epoch seconds when the window ends

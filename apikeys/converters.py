@@ -9,6 +9,9 @@ from apikeys.models import CLIENT_TOKEN_ID_PATTERN
 
 
 class ClientTokenIdConverter:
+    """The `ctok` path converter (registered in ApiKeysConfig.ready): matches only a client
+    token's public id, for the dashboard's revoke URL and `DELETE /v1/client-tokens/{id}`."""
+
     regex = CLIENT_TOKEN_ID_PATTERN
 
     def to_python(self, value: str) -> str:

@@ -451,6 +451,9 @@ def key_name_taken_error(name: str) -> forms.ValidationError:
 
 
 class ApiKeySuspendForm(forms.Form):
+    """Why a key is being suspended: one line, no token in it, since callers read it in every
+    401 suspended_api_key answer until the key is resumed."""
+
     reason = NoTokenCharField(
         max_length=SUSPENSION_REASON_MAX,
         label="Reason",

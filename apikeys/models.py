@@ -45,6 +45,9 @@ PAT_ONLY_PERMISSIONS: list[str] = [p.value for p in PatPermission]
 
 
 class TokenStatus(models.TextChoices):
+    """A token's state at a moment, computed by Token.status_at() and never stored: what the
+    pages' badges and the API's `status` field show."""
+
     ACTIVE = "active", "Active"
     SUSPENDED = "suspended", "Suspended"  # API keys only: reversible, see ApiKey
     EXPIRED = "expired", "Expired"
@@ -170,6 +173,9 @@ class TokenQuerySet[T: Token](models.QuerySet[T]):
 
 
 class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
+    """Reads of a project's API keys (by project, by name as the unique index compares it, with
+    open alert counts) and the bulk suspend and resume that ApiKey.suspend()/resume() use."""
+
     def for_project(self, project: Project) -> ApiKeyQuerySet:
         return self.filter(project=project)
 
@@ -367,6 +373,9 @@ _MINT_ORDER_SLACK = timedelta(hours=1)
 
 
 class ClientTokenQuerySet(TokenQuerySet["ClientToken"]):
+    """Reads of client tokens: a project's, and alive_since(), which bounds the walk of the
+    client tokens page to the tokens that can still be alive."""
+
     def for_project(self, project: Project) -> ClientTokenQuerySet:
         return self.filter(project=project)
 
@@ -585,6 +594,9 @@ class ClientToken(Token):
 
 
 class PersonalAccessTokenQuerySet(TokenQuerySet["PersonalAccessToken"]):
+    """Reads of personal access tokens: for_user() narrows to one person's, where their tokens
+    page, a token's usage page and the limit on working tokens all start."""
+
     def for_user(self, user: User) -> PersonalAccessTokenQuerySet:
         return self.filter(user=user)
 

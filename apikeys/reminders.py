@@ -49,6 +49,8 @@ def personal_tokens_expiring_soon(user: User) -> QuerySet[PersonalAccessToken]:
 
 @dataclass
 class ReminderResult:
+    """What one run of send_expiry_reminders() did, printed by its command."""
+
     sent: int = 0
     # Reminders that could not be sent: logged, left unclaimed, tried again next run.
     skipped: int = 0

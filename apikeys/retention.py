@@ -56,6 +56,8 @@ FIRST_MOMENT = datetime.min.replace(tzinfo=UTC)
 
 @dataclass
 class PruneResult:
+    """What one run of client_tokens_prune() did, printed by prune_client_tokens."""
+
     removed: int = 0
     # Projects whose old tokens could not all be removed: logged, tried again next run.
     skipped: int = 0

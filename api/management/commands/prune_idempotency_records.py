@@ -12,6 +12,9 @@ from api.idempotency import idempotency_records_prune
 
 
 class Command(BaseCommand):
+    """Runs idempotency_records_prune() (api/idempotency.py): daily at 00:15 UTC under
+    run_scheduler (README, Scheduled jobs)."""
+
     help = (
         "Remove the answers kept for Idempotency-Key retries that are older than 24 hours "
         "or dated more than a day ahead."

@@ -24,6 +24,9 @@ from core.commands import require_text
 
 
 class Command(BaseCommand):
+    """Creates a key through api_key_create(), as the dashboard does (the project's policy and
+    limits apply, created_by empty), and prints its secret alone on stdout."""
+
     help = "Create an API key for a project and print it once."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -11,6 +11,9 @@ from apikeys.retention import KEEP, client_tokens_prune
 
 
 class Command(BaseCommand):
+    """Runs client_tokens_prune() (apikeys/retention.py): daily at 00:30 UTC under run_scheduler
+    (README, Scheduled jobs)."""
+
     help = (
         f"Remove client tokens that ended more than {KEEP.days} days ago, except those an "
         "alert or a call in the usage log points to."

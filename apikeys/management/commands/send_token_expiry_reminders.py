@@ -11,6 +11,9 @@ from apikeys.reminders import send_expiry_reminders
 
 
 class Command(BaseCommand):
+    """Runs send_expiry_reminders() (apikeys/reminders.py): hourly under run_scheduler (README,
+    Scheduled jobs); prints how many went and how many wait for the next run."""
+
     help = "Email the owners of tokens that expire soon (PATs: 7 days; API keys: 7 and 1 day)."
 
     def handle(self, *args: object, **options: object) -> None:
