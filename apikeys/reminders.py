@@ -1,5 +1,5 @@
 """Reminders that a token is about to expire, sent by `manage.py send_token_expiry_reminders`
-(run hourly from cron): a personal access token's person is emailed 7 days ahead (and
+(hourly, by run_scheduler): a personal access token's person is emailed 7 days ahead (and
 sees a banner); an API key's project owners (less those who turned these emails off, and
 members who turned them on: notifications/) are emailed 7 days and 1 day ahead, once
 each, each in a message of their own.

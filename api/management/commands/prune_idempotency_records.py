@@ -2,8 +2,9 @@
 once their 24 hours are over (and those dated more than a day ahead, which a host's clock
 running ahead wrote, and which would otherwise never be old enough).
 
-Run it daily, e.g. from cron: `25 0 * * * cd /srv/reminix && .venv/bin/python manage.py
-prune_idempotency_records`. Safe to run at any time and again.
+run_scheduler runs it daily; without it (SCHEDULER=off), from cron: `15 0 * * * cd
+/srv/reminix && .venv/bin/python manage.py prune_idempotency_records`. Safe to run at any
+time and again.
 """
 
 from django.core.management.base import BaseCommand

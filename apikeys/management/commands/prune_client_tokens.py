@@ -1,8 +1,9 @@
 """`manage.py prune_client_tokens`: remove client tokens that ended more than 30 days ago
 and that no alert or logged call points to (apikeys/retention.py).
 
-Run it daily, e.g. from cron: `30 0 * * * cd /srv/reminix && .venv/bin/python manage.py
-prune_client_tokens`. Safe to run at any time and again.
+run_scheduler runs it daily; without it (SCHEDULER=off), from cron: `30 0 * * * cd
+/srv/reminix && .venv/bin/python manage.py prune_client_tokens`. Safe to run at any time
+and again.
 """
 
 from django.core.management.base import BaseCommand

@@ -1,8 +1,10 @@
 """`manage.py send_token_expiry_reminders`: email owners of tokens expiring soon.
 
-Run it hourly, e.g. from cron: `15 * * * * cd /srv/reminix && .venv/bin/python manage.py
-send_token_expiry_reminders`. A personal access token gets one reminder (7 days ahead), an
-API key two (7 days and 1 day ahead, to its project's owners), however often this runs.
+run_scheduler runs it hourly; without it (SCHEDULER=off), from cron: `0 * * * * cd
+/srv/reminix && .venv/bin/python manage.py send_token_expiry_reminders`. A personal access
+token gets one reminder (7 days ahead), an API key two (7 days and 1 day ahead, to its
+project's owners and the members who chose these emails: notifications/), however often
+this runs.
 """
 
 from django.core.management.base import BaseCommand
