@@ -142,6 +142,9 @@ FIELDS = (
 
 @dataclass
 class DetectionResult:
+    """What one detect() run did: the counts detect_suspicious_activity prints, and the flags
+    it raised."""
+
     rows: int = 0
     flags_raised: int = 0
     flags_updated: int = 0

@@ -18,6 +18,9 @@ from core.networks import network_around, parse_networks
 
 
 class FlagQuerySet(models.QuerySet["Flag"]):
+    """Reads of alerts: a project's, the open (unacknowledged) ones, and the order every list
+    of them shows; the Alerts page, the nav's count and the front page start here."""
+
     def for_project(self, project: Project) -> FlagQuerySet:
         return self.filter(project=project)
 

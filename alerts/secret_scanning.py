@@ -54,6 +54,10 @@ MAX_URL = 2000
 
 @dataclass(frozen=True)
 class Match:
+    """One match in GitHub's post, its texts cut to one line and a bounded length: the token
+    (looked up by its keyed hash, never stored), and the type, URL and source that the
+    feedback and the raised alert repeat."""
+
     token: str
     type: str
     url: str

@@ -343,6 +343,9 @@ class UsageWindow:
 
 @dataclass(frozen=True, slots=True)
 class KeyUsageSummary:
+    """The figures at the top of a key's usage page, from the roll-ups only
+    (key_usage_summary(), four queries however many calls the key made)."""
+
     windows: list[UsageWindow]  # the last 24 hours, then the last 7 days
     addresses: list[UsageIp]  # seen in the longest window, most recent first
     more_addresses: int  # seen in the longest window but not listed

@@ -34,6 +34,9 @@ class Outcome(models.TextChoices):
 
 
 class UsageRecordQuerySet(models.QuerySet["UsageRecord"]):
+    """Reads of the call log: for_key() is where a key's usage page starts (usage/key_usage.py),
+    before its filters and keyset paging."""
+
     def for_key(self, api_key: ApiKey) -> UsageRecordQuerySet:
         return self.filter(api_key=api_key)
 
@@ -238,11 +241,17 @@ class ProjectCallsRollup(models.Model):
 
 
 class ProjectUsageHour(ProjectCallsRollup):
+    """ProjectCallsRollup per UTC hour: the overview's whole hours at a range's ends (and its
+    bars up to two days), and the front page's last 24 hours (overview/health.py)."""
+
     class Meta(ProjectCallsRollup.Meta):
         db_table = "usage_projecthour"
 
 
 class ProjectUsageDay(ProjectCallsRollup):
+    """ProjectCallsRollup per UTC day: the overview's whole days inside a range (and its bars
+    past two days): a long range reads a row per group and day, not per hour."""
+
     class Meta(ProjectCallsRollup.Meta):
         db_table = "usage_projectday"
 
@@ -273,11 +282,17 @@ class ProjectAddressRollup(models.Model):
 
 
 class ProjectAddressHour(ProjectAddressRollup):
+    """ProjectAddressRollup per UTC hour: the overview's busiest addresses over the whole hours
+    at a range's ends."""
+
     class Meta(ProjectAddressRollup.Meta):
         db_table = "usage_projectaddresshour"
 
 
 class ProjectAddressDay(ProjectAddressRollup):
+    """ProjectAddressRollup per UTC day: the overview's busiest addresses over the whole days
+    inside a range."""
+
     class Meta(ProjectAddressRollup.Meta):
         db_table = "usage_projectaddressday"
 

@@ -229,6 +229,9 @@ class Bucket:
 
 @dataclass(frozen=True, slots=True)
 class AddressRow:
+    """One of the overview's busiest addresses (TOP_SHOWN at most), with its share of the
+    matching calls; the page links each to its calls."""
+
     ip: str
     requests: int
     share: float  # of all matching calls, in per cent
@@ -238,6 +241,9 @@ class AddressRow:
 
 @dataclass(frozen=True, slots=True)
 class AgentRow:
+    """One of the agents named by the most matching calls (TOP_SHOWN at most): the overview's
+    top agents table."""
+
     agent: str
     counts: Counts
 
@@ -254,6 +260,9 @@ class CallerRow:
 
 @dataclass(frozen=True, slots=True)
 class ProjectOverview:
+    """Everything the project usage page shows for one set of filters, as
+    project_usage_overview() builds it; the view and its template only lay it out."""
+
     filters: OverviewFilters
     stack: str
     totals: Counts

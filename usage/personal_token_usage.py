@@ -42,6 +42,9 @@ class Tally:
 
 @dataclass(frozen=True, slots=True)
 class ProjectUse:
+    """One row of a PAT's usage page's "Projects it called in the last 7 days" (pat_projects);
+    `project` is None for calls that named none or were refused first."""
+
     project: Project | None
     calls: int
     last: datetime

@@ -18,6 +18,9 @@ from usage.retention import (
 
 
 class Command(BaseCommand):
+    """Runs usage_partitions_ensure_ahead() (usage/retention.py): daily at 01:00 UTC under
+    run_scheduler (README, Scheduled jobs); prune_usage does the same first."""
+
     help = (
         "PostgreSQL: make the usage log's daily partitions (UTC days) from today to "
         f"--days ahead (default {DAYS_AHEAD}) where they are missing. Safe to run again."

@@ -24,6 +24,9 @@ from core.write_behind import StreamIngest
 
 
 class Command(BaseCommand):
+    """Runs StreamIngest (core/write_behind.py) until stopped: a long-running service beside the
+    web server whenever REDIS_URL is set, not a scheduled job (README, Scheduled jobs)."""
+
     help = "Write the usage entries and executions waiting on the Redis stream to the database."
 
     def add_arguments(self, parser: CommandParser) -> None:

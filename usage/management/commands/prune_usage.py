@@ -11,6 +11,9 @@ from usage.retention import MIN_KEEP, RetentionBusyError, parse_age, usage_prune
 
 
 class Command(BaseCommand):
+    """Runs usage_prune() (usage/retention.py) and prints what went: daily at 00:05 UTC under
+    run_scheduler with --older-than USAGE_RETENTION (README, Scheduled jobs and Retention)."""
+
     help = (
         "Remove API calls logged before the cut-off, with their hourly and per-address "
         "roll-ups. The cut-off is the start of "
