@@ -35,7 +35,7 @@ projects in it with one query.
 
 A new high-severity flag emails the project's owners (and members who asked for these
 emails; notifications/), one email each, at most once per key per hour.
-Run it every minute from cron: `python manage.py detect_suspicious_activity`.
+run_scheduler runs it every minute: `python manage.py detect_suspicious_activity`.
 
 Every row is read exactly once: usage rows get their ids in commit order (usage/writer.py
 serialises its batches), so nothing can commit behind the cursor. Each read is bounded by

@@ -1,10 +1,11 @@
 """`manage.py detect_suspicious_activity`: read new usage and raise alerts (flags).
 
-Run it every minute from cron: `* * * * * cd /srv/reminix && .venv/bin/python manage.py
-detect_suspicious_activity`. It continues from where the last run stopped, so a run that
-was missed is caught up by the next. Runs do not overlap harmfully: each batch locks the
-detector's cursor row. A check, alert or email that fails on one project's data is
-logged and skipped, and the run goes on for everyone else.
+run_scheduler runs it every minute; without it (SCHEDULER=off), from cron: `* * * * * cd
+/srv/reminix && .venv/bin/python manage.py detect_suspicious_activity`. It continues from
+where the last run stopped, so a run that was missed is caught up by the next. Runs do not
+overlap harmfully: each batch locks the detector's cursor row. A check, alert or email
+that fails on one project's data is logged and skipped, and the run goes on for everyone
+else.
 """
 
 import time

@@ -1,7 +1,8 @@
 """`manage.py ensure_usage_partitions`: make the usage log's partitions for the coming days.
 
-PostgreSQL only (on SQLite it says so and does nothing). Run it daily, e.g. from cron:
-`10 0 * * * cd /srv/reminix && .venv/bin/python manage.py ensure_usage_partitions`.
+PostgreSQL only (on SQLite it says so and does nothing). run_scheduler runs it daily;
+without it (SCHEDULER=off), from cron: `0 1 * * * cd /srv/reminix && .venv/bin/python
+manage.py ensure_usage_partitions`.
 Migration 0009 and every prune_usage run make the same partitions, so one missed day is
 harmless; a call whose day has no partition lands in the default partition, and is moved
 into its day when that day's partition is made.

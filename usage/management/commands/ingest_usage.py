@@ -2,9 +2,10 @@
 put on the Redis stream into the database, acknowledging each batch after its commit.
 
 Needs REDIS_URL (without it, each worker writes its own buffer and there is nothing to
-ingest). `make serve` starts it beside gunicorn; elsewhere run it as a service of its own,
-one or more per deployment: they share the stream's consumer group. Stops cleanly on
-SIGTERM or Ctrl-C after the batch in hand. `--once` drains what is there and exits.
+ingest). `make run` and `make serve` start it beside the web server; elsewhere run it as a
+service of its own, one or more per deployment: they share the stream's consumer group.
+Stops cleanly on SIGTERM or Ctrl-C after the batch in hand. `--once` drains what is there
+and exits.
 
 A reader is named after its host, so that a restarted one first writes what it had read
 and not yet written (its own backlog, say while the database was locked) at once; the

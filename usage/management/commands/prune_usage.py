@@ -1,8 +1,8 @@
 """`manage.py prune_usage --older-than 90d`: drop the usage log's old calls and roll-ups.
 
-Run it daily, e.g. from cron just after midnight UTC, when the cut-off falls on a day's
-boundary and PostgreSQL only has whole days to drop:
-`20 0 * * * cd /srv/reminix && .venv/bin/python manage.py prune_usage --older-than 90d`.
+run_scheduler runs it daily just after midnight UTC, when the cut-off falls on a day's
+boundary and PostgreSQL only has whole days to drop; without it (SCHEDULER=off), from cron:
+`5 0 * * * cd /srv/reminix && .venv/bin/python manage.py prune_usage --older-than 90d`.
 """
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
