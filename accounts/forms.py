@@ -531,6 +531,9 @@ class SecondFactorForm(forms.Form):
 
 
 class TwoFactorPolicyForm(forms.Form):
+    """The owners' switch (Settings → General) that makes every member need a second factor to
+    use the project's pages; project_set_two_factor_policy() refuses an owner without one."""
+
     require_two_factor = forms.BooleanField(
         label="Require two-factor authentication for every member",
         required=False,

@@ -128,6 +128,9 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 
 class ProjectQuerySet(models.QuerySet["Project"]):
+    """Reads of projects: for_user() fences every project page (and a PAT's reach) to the
+    person's memberships; deleted() lets detection skip a deleted project's calls."""
+
     def for_user(self, user: User) -> ProjectQuerySet:
         """The projects the user is a member of: every project page starts here."""
         return self.filter(memberships__user=user)
@@ -220,6 +223,9 @@ def _caseless(text: str) -> str:
 
 
 class MembershipQuerySet(models.QuerySet["Membership"]):
+    """Reads for the members page: its search (matching(), folded the same on SQLite and
+    PostgreSQL) and its order (yours_first())."""
+
     def matching(self, text: str) -> MembershipQuerySet:
         """Those whose name or address holds `text`, in any case.
 
@@ -277,6 +283,9 @@ INVITATION_LIFETIME = timedelta(days=7)
 
 
 class InvitationQuerySet(models.QuerySet["Invitation"]):
+    """Reads of invitations: pending() is what the members page lists and the per-project cap
+    counts, and what a new invitation to the same address or a withdrawal ends."""
+
     def pending(self) -> InvitationQuerySet:
         """Neither accepted nor revoked (an expired one is still listed, as expired)."""
         return self.filter(accepted_at__isnull=True, revoked_at__isnull=True)

@@ -160,6 +160,9 @@ def session_forget(request: HttpRequest) -> None:
 
 @dataclass(frozen=True)
 class SessionRow:
+    """One line of the account's Sessions page: a signed-in browser, its user agent in words,
+    and whether it is this browser (which has no "Sign out" of its own)."""
+
     session: SignedInSession
     device: str
     current: bool

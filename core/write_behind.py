@@ -71,6 +71,9 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 @dataclass(frozen=True, slots=True)
 class Record:
+    """One deferred write: its channel (which registered sink writes it) and its JSON payload,
+    as it waits in the buffer or travels as one field of a stream entry."""
+
     channel: str
     payload: Payload
 
@@ -85,6 +88,9 @@ class Record:
 
 @dataclass
 class WriteResult:
+    """What write() did with a batch: written, dropped (counted), and `waiting`, the records the
+    database could not take now, which the buffer keeps and the ingest leaves unacknowledged."""
+
     written: int = 0
     dropped: int = 0
     waiting: list[Record] = field(default_factory=list)  # the database was unavailable
@@ -405,6 +411,9 @@ FORGET_IDLE_MS = 24 * 3600 * 1000
 
 @dataclass
 class IngestStats:
+    """A StreamIngest's running totals, printed by ingest_usage when it stops; `waits` counts
+    the batches left unacknowledged because the database was unavailable."""
+
     batches: int = 0
     written: int = 0
     dropped: int = 0

@@ -21,6 +21,9 @@ GRACE = timedelta(hours=1)
 
 
 class Command(BaseCommand):
+    """The sessions' housekeeping described above: daily at 00:20 UTC under run_scheduler
+    (README, Scheduled jobs)."""
+
     help = (
         "Remove expired sessions, the Sessions page's records of ended ones, and the "
         "passkey challenges recorded as used that have expired."

@@ -9,6 +9,9 @@ from core.commands import require_text
 
 
 class Command(BaseCommand):
+    """Creates a project through project_create(), as sign-up does (so it gets its echo agent),
+    for an existing active user; the bench and the server tests set up with it."""
+
     help = "Create a project owned by an existing user and print its slug."
 
     def add_arguments(self, parser: CommandParser) -> None:
