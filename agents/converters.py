@@ -11,6 +11,9 @@ from django.urls import register_converter
 
 
 class AgentPathConverter:
+    """The `agent_path` converter (registered in AgentsConfig.ready), used where a name comes
+    before an action: matches anything, so the endpoint, not the URLconf, refuses a bad name."""
+
     regex = r"[\s\S]+"
 
     def to_python(self, value: str) -> str:

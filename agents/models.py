@@ -15,6 +15,8 @@ AGENT_NAME_PATTERN = r"^[A-Za-z0-9_-]+\Z"
 
 
 class AgentQuerySet(models.QuerySet["Agent"]):
+    """Reads of agents: for_project() is where GET /v1/agents and the per-project cap start."""
+
     def for_project(self, project: Project) -> AgentQuerySet:
         return self.filter(project=project)
 
@@ -61,6 +63,8 @@ def execution_public_id() -> str:
 
 
 class ExecutionQuerySet(models.QuerySet["Execution"]):
+    """Reads of executions: for_project() is where GET /v1/execution-logs starts."""
+
     def for_project(self, project: Project) -> ExecutionQuerySet:
         return self.filter(project=project)
 

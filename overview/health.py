@@ -28,6 +28,9 @@ REFUSED = (Outcome.AUTH_FAILURE, Outcome.REVOKED_KEY)
 
 @dataclass(frozen=True, slots=True)
 class Calls:
+    """The front page's calls card: the project's calls of the last 24 hours by how they ended,
+    from the hourly roll-up."""
+
     total: int = 0
     ok: int = 0
     refused: int = 0  # refused credentials or permissions, revoked or expired tokens
@@ -37,6 +40,8 @@ class Calls:
 
 @dataclass(frozen=True, slots=True)
 class ActiveKey:
+    """One of the TOP keys with the most calls in those 24 hours, and how many were refused."""
+
     key: ApiKey
     calls: int
     refused: int
@@ -44,6 +49,8 @@ class ActiveKey:
 
 @dataclass(frozen=True, slots=True)
 class SignIn:
+    """A member's newest sign-in (`at` None: none in the audit trail), shown to owners only."""
+
     email: str
     name: str
     at: datetime | None
@@ -51,6 +58,9 @@ class SignIn:
 
 @dataclass(frozen=True, slots=True)
 class ProjectHealth:
+    """Everything the project's front page shows, as project_health() reads it; each figure
+    links to the page that lists it in full."""
+
     since: datetime
     calls: Calls
     open_alerts: int

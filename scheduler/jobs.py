@@ -17,6 +17,10 @@ MINUTE, HOUR, DAY = 60, 3600, 86400
 
 @dataclass(frozen=True)
 class Job:
+    """One scheduled job: the command and arguments run_scheduler runs, every how many seconds,
+    at what offset, and how long its lease holds. Its state (next run, lease, last error) is
+    the ScheduledJob row of the same name; the README's Scheduled jobs table follows these."""
+
     name: str
     command: tuple[str, ...]
     every: int  # seconds

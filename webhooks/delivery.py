@@ -71,6 +71,8 @@ USER_AGENT = "Reminix-Webhooks/1"
 
 @dataclass
 class DeliveryResult:
+    """What one deliver() run did, which deliver_webhooks prints (only when something happened)."""
+
     enqueued: int = 0
     succeeded: int = 0
     failed: int = 0

@@ -21,6 +21,9 @@ MAX_ENDPOINTS_PER_PROJECT = 10
 
 
 class EndpointQuerySet(models.QuerySet["WebhookEndpoint"]):
+    """Reads of webhook endpoints: a project's (Settings → Webhooks, the per-project cap), the
+    enabled ones that deliver() enqueues for, and the list's last-delivery columns."""
+
     def for_project(self, project: Project) -> EndpointQuerySet:
         return self.filter(project=project)
 
@@ -122,6 +125,9 @@ SEVERITY_RANK: dict[str, int] = {
 
 
 class DeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
+    """due(): the deliveries the sender may pick at a moment (webhooks/delivery.py), and what
+    its claim's conditional UPDATE checks again, so two senders never take one delivery."""
+
     def due(self, now: datetime) -> DeliveryQuerySet:
         """Waiting for an attempt whose time has come, to an endpoint still enabled. A
         delivery being sent is due again only once its claim has lapsed (its sender died).

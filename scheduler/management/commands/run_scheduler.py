@@ -24,6 +24,10 @@ SHORTEST_TICK, LONGEST_TICK = 0.05, 3600.0
 
 
 class Command(BaseCommand):
+    """The scheduler process: a Scheduler (scheduler/runner.py) looping until SIGTERM or
+    Ctrl-C, or with --once running what is due and exiting 1 if a job failed or the database
+    did not answer."""
+
     help = "Run the scheduled jobs (detection every minute, reminders, partitions, pruning)."
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -13,6 +13,9 @@ from webhooks.delivery import deliver
 
 
 class Command(BaseCommand):
+    """Runs deliver() (webhooks/delivery.py): every WEBHOOK_DELIVERY_EVERY_SECONDS (10 s) under
+    run_scheduler (README, Scheduled jobs and Webhooks)."""
+
     help = "Enqueue alerts for webhook endpoints and send the deliveries that are due."
 
     def handle(self, *args: object, **options: Any) -> None:

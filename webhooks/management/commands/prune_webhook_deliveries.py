@@ -11,6 +11,9 @@ from webhooks.retention import KEEP, deliveries_prune
 
 
 class Command(BaseCommand):
+    """Runs deliveries_prune() (webhooks/retention.py): daily at 00:25 UTC under run_scheduler
+    (README, Scheduled jobs)."""
+
     help = f"Remove webhook deliveries enqueued more than {KEEP.days} days ago."
 
     def handle(self, *args: object, **options: object) -> None:
