@@ -138,6 +138,9 @@ def percentile(sorted_values: list[float], p: float) -> float:
 
 
 class Tally:
+    """The Python generator's running counts, shared by all its clients (one event loop, so no
+    lock): what generate() turns into the same figures wrk's script prints."""
+
     def __init__(self) -> None:
         self.latencies_us: list[float] = []
         self.non2xx = 0

@@ -49,6 +49,9 @@ class Target:
 
 @dataclass(frozen=True)
 class LoadOptions:
+    """How each round loads a target, from run.py's options: wrk or the Python generator, its
+    threads and connections, how long to run and warm up, and when to read the CPU after."""
+
     tool: str
     threads: int
     connections: int
@@ -61,6 +64,9 @@ class LoadOptions:
 
 @dataclass(frozen=True)
 class Run:
+    """One timed round of one target: the load tool's figures, and the CPU the server and its
+    database spent in it (and what the rest of the machine took meanwhile)."""
+
     result: LoadResult
     python_cpu: float  # the server's process group: arbiter, workers (and make, for ours)
     database_cpu: float  # the PostgreSQL backends of the server's database

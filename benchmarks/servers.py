@@ -77,6 +77,9 @@ def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
 
 @dataclass
 class Response:
+    """One answer of request(): status, body and how long it took; the smoke tests, the lag
+    probe and the usage-page timings read it."""
+
     status: int
     body: bytes
     seconds: float

@@ -154,6 +154,9 @@ class Deployment:
 
 @dataclass
 class Answer:
+    """One HTTP answer from a test server, with when the request started and finished
+    (time.monotonic()), so tests can order it against what they did meanwhile."""
+
     status: int
     body: bytes
     headers: dict[str, str]
@@ -166,6 +169,9 @@ class Answer:
 
 @dataclass
 class Server:
+    """One gunicorn of a Deployment, on its own port, with its access log; request() calls it
+    over a connection of its own."""
+
     port: int
     process: subprocess.Popen[bytes]
     access_log: Path

@@ -11,8 +11,13 @@ from rest_framework_api_key.permissions import HasAPIKey, KeyParser
 
 
 class BearerKeyParser(KeyParser):
+    """Reads the key from `Authorization: Bearer …` instead of the package's `Api-Key …`."""
+
     keyword = "Bearer"
 
 
 class HasBearerAPIKey(HasAPIKey):
+    """The peer's permission class: HasAPIKey with the Bearer parser, so the peer server takes
+    the very request ours does."""
+
     key_parser = BearerKeyParser()

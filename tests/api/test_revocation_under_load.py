@@ -28,6 +28,9 @@ AFTER_REVOKE = 0.6  # and after it
 
 @dataclass(frozen=True)
 class Call:
+    """One request a client thread made: when it was sent and answered, and how it ended, so
+    the test can compare its start with the moment the revocation returned."""
+
     started: float
     finished: float
     status: int

@@ -157,6 +157,8 @@ def test_a_member_removed_while_their_body_arrives_is_refused(admin, project, ma
 
 
 class BodyCutOff(FakePayload):
+    """A request body whose client goes away mid-read: reading it raises OSError."""
+
     def read(self, size: int = -1, /) -> bytes:
         raise OSError("the client went away")
 

@@ -48,6 +48,8 @@ class HeldBackend(BaseEmailBackend):
 
 
 class BrokenBackend(BaseEmailBackend):
+    """A mail backend whose server is down: every send raises ConnectionRefusedError."""
+
     def send_messages(self, email_messages):  # type: ignore[no-untyped-def]
         raise ConnectionRefusedError("the mail server is down")
 

@@ -13,6 +13,9 @@ from tests.servers import free_port
 
 
 class Proxy:
+    """Forwards 127.0.0.1:`port` to the real service until a test calls drop() or pause();
+    point the servers' DATABASE_URL or REDIS_URL at `url_host` instead of the service."""
+
     def __init__(self, target_port: int, *, host: str = "127.0.0.1") -> None:
         self.target = (host, target_port)
         self.port = free_port()

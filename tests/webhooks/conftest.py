@@ -21,6 +21,9 @@ from webhooks.services import webhook_create
 
 @dataclass
 class Received:
+    """One POST the test receiver got: its path, headers, raw body (to check the signature
+    over) and when it arrived."""
+
     path: str
     headers: dict[str, str]
     body: bytes
