@@ -1,4 +1,4 @@
-"""What runs when: the same commands as the README's cron table, on the same schedule.
+"""What runs when: the commands of the README's Scheduled jobs table, on its schedule.
 
 Each job is a management command with its arguments, run every `every` seconds at fixed
 points of the UTC clock (every minute on the minute, every hour on the hour, every day at

@@ -199,7 +199,7 @@ class WebhookDelivery(models.Model):
             models.Index(fields=["status", "next_attempt_at"], name="webhookdelivery_due"),
             # An endpoint's newest delivery (the list) and its log, in their exact order:
             # without the id, the planner walked every tenant's newest deliveries by age
-            # instead (webhooks/migrations/0004).
+            # instead (webhooks/migrations/0005).
             models.Index(
                 fields=["endpoint", "-created_at", "-id"], name="webhookdelivery_log_newest"
             ),

@@ -1,8 +1,9 @@
 """`manage.py prune_webhook_deliveries`: remove webhook deliveries enqueued more than 30
 days ago (webhooks/retention.py).
 
-Run it daily, e.g. from cron: `25 0 * * * cd /srv/reminix && .venv/bin/python manage.py
-prune_webhook_deliveries`. Safe to run at any time and again.
+run_scheduler runs it daily; without it (SCHEDULER=off), from cron: `25 0 * * * cd
+/srv/reminix && .venv/bin/python manage.py prune_webhook_deliveries`. Safe to run at any
+time and again.
 """
 
 from django.core.management.base import BaseCommand
