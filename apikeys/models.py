@@ -373,8 +373,8 @@ _MINT_ORDER_SLACK = timedelta(hours=1)
 
 
 class ClientTokenQuerySet(TokenQuerySet["ClientToken"]):
-    """Reads of client tokens: a project's, and alive_since(), which bounds the walk of the
-    client tokens page to the tokens that can still be alive."""
+    """Reads of client tokens: a project's, and alive_since(), those alive at some point after
+    a moment (the client tokens page's last 7 days) without walking all a project minted."""
 
     def for_project(self, project: Project) -> ClientTokenQuerySet:
         return self.filter(project=project)
