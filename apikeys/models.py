@@ -166,8 +166,10 @@ class TokenQuerySet[T: Token](models.QuerySet[T]):
     def revoke(self, *, by: User | None) -> int:
         """Revoke every token here that is not revoked yet, now. Returns how many.
 
-        A conditional UPDATE: two revokes racing cannot both claim a token, and the next
-        API call on any worker reads the new state from the database.
+        A conditional UPDATE: two revokes racing cannot both claim a token. It announces
+        nothing to the API's workers, which may answer from a copy of the caller
+        (core/invalidation.py): the services that call it (apikeys.services.token_revoke)
+        announce the change.
         """
         return self.filter(revoked_at__isnull=True).update(revoked_at=timezone.now(), revoked_by=by)
 
