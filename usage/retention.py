@@ -5,11 +5,12 @@ partition per UTC day, named for it: apikeys_usagerecord_p20261128 holds
 [2026-11-28 00:00, 2026-11-29 00:00) UTC. A DEFAULT partition, apikeys_usagerecord_default,
 takes any row that no day covers (a skewed clock, a test writing years back, a day whose
 partition was never made), so an insert never fails for want of a partition. Migration
-0009 built the table this way; `usage_partitions_ensure_ahead` (cron, daily: `manage.py
-ensure_usage_partitions`) makes each day's partition DAYS_AHEAD days before it is needed.
-Partitions are not made at worker start: the migration and the daily job keep two weeks in
-stock, and a day that still has none costs nothing worse than rows in the default
-partition, which the next ensure moves into their day.
+0009 built the table this way; `usage_partitions_ensure_ahead` (`manage.py
+ensure_usage_partitions`, which run_scheduler runs daily at 01:00 UTC) makes each day's
+partition DAYS_AHEAD days before it is needed. Partitions are not made at worker start:
+the migration and the daily job keep two weeks in stock, and a day that still has none
+costs nothing worse than rows in the default partition, which the next ensure moves into
+their day.
 
 Pruning (`usage_prune`, `manage.py prune_usage --older-than 90d`) removes the calls made
 before a cut-off. On PostgreSQL each day entirely before it is dropped whole; the rows of
@@ -61,7 +62,7 @@ SQLITE_BATCH = 10_000
 # straddles the cut-off) go this many to a transaction: each well inside the statement
 # timeout however many weeks of calls the default partition gathered.
 POSTGRESQL_BATCH = 10_000
-# Serialises partition changes between concurrent runs (two crons, a deploy and a cron).
+# Serialises partition changes between concurrent runs (two schedulers, a deploy and a job).
 _ADVISORY_LOCK_ID = 7_201_511_028
 _PARTITION_NAME = re.compile(rf"^{TABLE}_p(\d{{8}})$")
 # ASCII digits alone, as every number in the settings: \d takes "٩٠" and "９０" too.

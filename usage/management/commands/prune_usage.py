@@ -15,8 +15,8 @@ class Command(BaseCommand):
     run_scheduler with --older-than USAGE_RETENTION (README, Scheduled jobs and Retention)."""
 
     help = (
-        "Remove API calls logged before the cut-off, with their hourly and per-address "
-        "roll-ups. The cut-off is the start of "
+        "Remove API calls logged before the cut-off, with the roll-ups that summarise "
+        "them (hourly, daily, per-address and unattributed). The cut-off is the start of "
         "the UTC hour that was --older-than ago, so every call is kept at least that long "
         "and at most an hour more. On PostgreSQL whole days are dropped; first, partitions "
         "for the coming days are made, as ensure_usage_partitions does."
