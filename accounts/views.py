@@ -3,7 +3,9 @@ settings and members."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import partial
+from typing import cast
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -739,34 +741,65 @@ def _place_on_page(request: ProjectRequest, membership: Membership) -> int | Non
     return members_page.start_index() - 1 + rows.index(membership.pk)
 
 
+# The extra tag of a members action's message: where on the list its outcome is said.
+_OUTCOME_TAG = "members-outcome:"
+
+
 def _back_to_members(
     request: ProjectRequest,
+    level: int,
+    said: str,
     *,
     row: Membership | None = None,
     stood_at: int | None = None,
-    anchor: str = "",
+    invitations: bool = False,
 ) -> HttpResponse:
     """The members page an action's form was sent from, its search and page: an owner
     working through page 7 of a large project stays there. The page's number is read as
     the pager reads one, against the list as it is now, so a removal that emptied the
     last page shows the new last.
 
-    And at the row acted on, not the page's top: `row` while it is on the page, else
-    the row that now stands where it stood (`stood_at`, a removal: the next, or the
-    page's last), else `anchor`."""
+    And the action's outcome, `said`, where the owner is looking, not at the page's top
+    (off screen, 40 rows up): just above `row` while it is on the page, else where the
+    removed row stood (`stood_at`: above the row that took its place, untinted, or below
+    the page's last), else under the invitations' heading. The message carries that place
+    (_OUTCOME_TAG) for the page to put its one live region, #messages, there; the answer
+    leads to it. Without a place on the page it is said at the top, as elsewhere."""
     q, members_page = _members_listed(request, request.POST)
     rows = [m.pk for m in members_page.object_list]
+    at = ""
     if row is not None and row.pk in rows:
-        anchor = f"member-{row.pk}"
+        at = f"above:{row.pk}"
     elif stood_at is not None and rows:
-        # Past this page's end when the removal emptied the last page: the new last's last.
-        on_page = stood_at - (members_page.start_index() - 1)
-        anchor = f"member-{rows[min(max(on_page, 0), len(rows) - 1)]}"
+        on_page = max(stood_at - (members_page.start_index() - 1), 0)
+        # Past this page's end when the removal emptied the last page: below the new last.
+        at = f"before:{rows[on_page]}" if on_page < len(rows) else f"below:{rows[-1]}"
+    elif invitations and request.membership.is_owner:
+        at = "invitations"
+    messages.add_message(request, level, said, extra_tags=f"{_OUTCOME_TAG}{at}" if at else "")
     url = url_with_query(
         reverse("accounts:project_members", kwargs={"slug": request.project.slug}),
         _members_query(q, members_page.number),
     )
-    return HttpResponseRedirect(f"{url}#{anchor}" if anchor else url)
+    return HttpResponseRedirect(f"{url}#messages" if at else url)
+
+
+def _outcome_place(request: ProjectRequest, shown: Iterable[Membership]) -> dict[str, object]:
+    """Where on this page of the members list an action's outcome is said (see
+    _back_to_members): the page's messages go {"outcome_above": pk} (the row acted on),
+    "outcome_before" (where a removed row stood) or "outcome_below" a row shown, or
+    "outcome_invitations"; nothing (the page's top) when that place is not on the page."""
+    rows = {m.pk for m in shown}
+    for message in messages.get_messages(request):
+        place = message.extra_tags.removeprefix(_OUTCOME_TAG)
+        if place == message.extra_tags:
+            continue
+        if place == "invitations" and request.membership.is_owner:
+            return {"outcome_placed": True, "outcome_invitations": True}
+        side, _, pk = place.partition(":")
+        if side in ("above", "before", "below") and pk.isdigit() and int(pk) in rows:
+            return {"outcome_placed": True, f"outcome_{side}": int(pk)}
+    return {}
 
 
 @require_GET
@@ -779,6 +812,7 @@ def project_members(request: ProjectRequest) -> HttpResponse:
         template = f"{MEMBERS_TEMPLATE}#member-list"
     else:
         template = MEMBERS_TEMPLATE
+        context.update(_outcome_place(request, cast("Iterable[Membership]", context["members"])))
     response = render(request, template, context)
     # The same URL answers the page or its list: caches must keep them apart.
     patch_vary_headers(response, ["HX-Request"])
@@ -819,12 +853,13 @@ def project_invitation_send(request: ProjectRequest) -> HttpResponse:
         form.add_error("email", str(full))
         return _invitation_refused(request, form)
     # The same words whether or not the email has an account (no enumeration).
-    messages.success(
+    return _back_to_members(
         request,
+        messages.SUCCESS,
         f"Invitation sent to {email}. They join the project once they accept; the link "
         "expires in 7 days.",
+        invitations=True,
     )
-    return _back_to_members(request, anchor="invitations")
 
 
 @require_POST
@@ -835,8 +870,12 @@ def project_invitation_revoke(request: ProjectRequest, invitation_id: int) -> Ht
         Invitation.objects.select_related("project"), pk=invitation_id, project=request.project
     )
     invitation_revoke(invitation=invitation, by=request.user, ip=client_ip(request))
-    messages.success(request, f"The invitation to {invitation.email} was withdrawn.")
-    return _back_to_members(request, anchor="invitations")
+    return _back_to_members(
+        request,
+        messages.SUCCESS,
+        f"The invitation to {invitation.email} was withdrawn.",
+        invitations=True,
+    )
 
 
 @require_POST
@@ -848,12 +887,12 @@ def project_member_remove(request: ProjectRequest, membership_id: int) -> HttpRe
     try:
         membership_remove(membership=membership, by=request.user, ip=client_ip(request))
     except MembershipError as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(request, f"{membership.user.email} was removed from the project.")
-        if membership.user_id == request.user.pk:
-            return redirect("home")
-    return _back_to_members(request, row=membership, stood_at=stood_at)
+        return _back_to_members(request, messages.ERROR, str(error), row=membership)
+    said = f"{membership.user.email} was removed from the project."
+    if membership.user_id == request.user.pk:
+        messages.success(request, said)
+        return redirect("home")
+    return _back_to_members(request, messages.SUCCESS, said, stood_at=stood_at)
 
 
 @require_POST
@@ -864,8 +903,7 @@ def project_leave(request: ProjectRequest) -> HttpResponse:
     try:
         membership_remove(membership=request.membership, by=request.user, ip=client_ip(request))
     except MembershipError as error:
-        messages.error(request, str(error))
-        return _back_to_members(request, row=request.membership)
+        return _back_to_members(request, messages.ERROR, str(error), row=request.membership)
     request.session.pop(CURRENT_PROJECT_SESSION_KEY, None)
     messages.success(request, f"You left {request.project.name}.")
     return redirect("home")
@@ -878,8 +916,7 @@ def project_member_role(request: ProjectRequest, membership_id: int) -> HttpResp
     membership = _member_of(request, membership_id)
     form = RoleForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose Owner or Member.")
-        return _back_to_members(request, row=membership)
+        return _back_to_members(request, messages.ERROR, "Choose Owner or Member.", row=membership)
     try:
         membership = membership_set_role(
             membership=membership,
@@ -888,12 +925,9 @@ def project_member_role(request: ProjectRequest, membership_id: int) -> HttpResp
             ip=client_ip(request),
         )
     except MembershipError as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(
-            request, f"{membership.user.email} is now {membership.get_role_display().lower()}."
-        )
-    return _back_to_members(request, row=membership)
+        return _back_to_members(request, messages.ERROR, str(error), row=membership)
+    said = f"{membership.user.email} is now {membership.get_role_display().lower()}."
+    return _back_to_members(request, messages.SUCCESS, said, row=membership)
 
 
 @require_POST
@@ -907,12 +941,9 @@ def project_transfer(request: ProjectRequest, membership_id: int) -> HttpRespons
             project=request.project, to=to, by=request.membership, ip=client_ip(request)
         )
     except MembershipError as error:
-        messages.error(request, str(error))
-    else:
-        messages.success(
-            request, f"{to.user.email} is now an owner of {request.project.name}; you are a member."
-        )
-    return _back_to_members(request, row=to)
+        return _back_to_members(request, messages.ERROR, str(error), row=to)
+    said = f"{to.user.email} is now an owner of {request.project.name}; you are a member."
+    return _back_to_members(request, messages.SUCCESS, said, row=to)
 
 
 @require_http_methods(["GET", "POST"])

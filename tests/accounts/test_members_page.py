@@ -85,57 +85,86 @@ def test_each_action_comes_back_to_the_page_it_was_sent_from(
     assert signed_in.get(response["Location"]).status_code == 200
 
 
-def at_row(response) -> str:
-    """The row an action's answer leads to: its address's fragment, found on that page."""
-    return str(response["Location"]).partition("#")[2]
+def outcome(response) -> tuple[int | None, str, int | None]:
+    """Where the page an action led to says its outcome (#messages, the page's one live
+    region): the member rows just above and below it (their ids), and what it says."""
+    html = response.content.decode()
+    assert html.count('id="messages"') == 1
+    at = html.index('id="messages"')
+    assert 'role="status"' in html[html.rindex("<", 0, at) : html.index(">", at)]
+    rows = [(m.start(), int(m[1])) for m in re.finditer(r'<tr id="member-(\d+)"', html)]
+    above = [pk for where, pk in rows if where < at]
+    below = [pk for where, pk in rows if where > at]
+    inside = html[html.index(">", at) + 1 : html.index("</div>", at)]
+    said = unescape(re.sub(r"<[^>]+>", " ", inside))
+    return (above[-1] if above else None), " ".join(said.split()), (below[0] if below else None)
 
 
 @pytest.mark.parametrize("action", ["role", "transfer"])
-def test_an_action_on_a_member_comes_back_to_their_row(signed_in, project, pages_of_three, action):
+def test_an_action_on_a_member_says_its_outcome_just_above_their_row(
+    signed_in, project, pages_of_three, action
+):
     """A role changed or the project handed over from the 40th row of a page came back to
-    the page's top, and the owner scrolled down to find the row again, to see what
-    changed. The answer leads to the row (its id), below the sticky bar."""
+    that row, but said so at the page's top, off screen: the owner saw the row and no word
+    of what happened. The outcome now stands just above the row, and the answer leads to
+    it (#messages, below the sticky bar), the row beneath."""
     url, fields = ACTIONS[action]
     response = signed_in.post(url(project), {**fields, "page": "2"})
-    m03 = membership_of(project, "m03@example.com")
-    assert response["Location"] == members_url(project) + f"?page=2#member-{m03.pk}"
-    assert f'<tr id="member-{m03.pk}">' in signed_in.get(response["Location"]).content.decode()
+    m02, m03 = (membership_of(project, f"{name}@example.com") for name in ("m02", "m03"))
+    assert response["Location"] == members_url(project) + "?page=2#messages"
+    above, said, below = outcome(signed_in.get(response["Location"]))
+    assert (above, below) == (m02.pk, m03.pk)
+    assert "m03@example.com is now" in said
 
 
-def test_a_removal_comes_back_to_the_row_that_took_its_place(signed_in, project, pages_of_three):
-    """Page 2 held m02, m03, m04: with m03 removed it holds m02, m04, m05, and the answer
-    leads to m04, where m03 stood. Past the last row (page 4's only one, m08), the new last
-    page's last row."""
-    for removed, page, then in (("m03", "2", "m04"), ("m08", "4", "m07")):
+def test_a_removal_says_its_outcome_where_the_row_stood(signed_in, project, pages_of_three):
+    """Page 2 held m02, m03, m04: with m03 removed it holds m02, m04, m05, and the outcome
+    stands between m02 and m04, where m03 stood. Past the last row (page 4's only one, m08),
+    the answer is page 3 and the outcome follows its last row, m07, not its first (the
+    page's top again)."""
+    for removed, page, then, around in (
+        ("m03", "2", "?page=2", ("m02", "m04")),
+        ("m08", "4", "?page=3", ("m07", None)),
+    ):
         gone = membership_of(project, f"{removed}@example.com")
         url = reverse("accounts:project_member_remove", args=[project.slug, gone.pk])
         response = signed_in.post(url, {"page": page})
-        row = f"member-{membership_of(project, f'{then}@example.com').pk}"
-        assert at_row(response) == row
-        assert f'<tr id="{row}">' in signed_in.get(response["Location"]).content.decode()
+        assert response["Location"] == members_url(project) + then + "#messages"
+        above, said, below = outcome(signed_in.get(response["Location"]))
+        assert (above, below) == tuple(
+            name and membership_of(project, f"{name}@example.com").pk for name in around
+        )
+        assert said == f"{removed}@example.com was removed from the project."
 
 
-def test_a_removal_that_empties_the_last_page_comes_back_to_the_new_last_row(
+def test_an_invitation_sent_or_withdrawn_says_so_at_the_invitations(
     signed_in, project, pages_of_three
 ):
-    """m08 alone on page 4: with it removed the answer is page 3, and the row nearest to
-    where m08 stood is that page's last, m07, not its first (the page's top again)."""
-    gone = membership_of(project, "m08@example.com")
-    url = reverse("accounts:project_member_remove", args=[project.slug, gone.pk])
-    response = signed_in.post(url, {"page": "4"})
-    m07 = membership_of(project, "m07@example.com")
-    assert response["Location"] == members_url(project) + f"?page=3#member-{m07.pk}"
-
-
-def test_an_invitation_sent_or_withdrawn_comes_back_to_the_invitations(
-    signed_in, project, pages_of_three
-):
-    """The invitations are below the members, 50 rows down: the answer leads there."""
-    for action in ("invite", "withdraw"):
+    """The invitations are below the members, 50 rows down: the answer leads there, and
+    the outcome stands under their heading."""
+    for action, words in (("invite", "Invitation sent to"), ("withdraw", "was withdrawn")):
         url, fields = ACTIONS[action]
         response = signed_in.post(url(project), {**fields, "page": "2"})
-        assert at_row(response) == "invitations"
-        assert 'id="invitations"' in signed_in.get(response["Location"]).content.decode()
+        assert response["Location"] == members_url(project) + "?page=2#messages"
+        answer = signed_in.get(response["Location"])
+        _, said, _ = outcome(answer)
+        html = answer.content.decode()
+        assert words in said
+        assert re.search(r'<h3 id="invitations">Invitations</h3>\s*<div id="messages"', html)
+
+
+def test_an_outcome_whose_row_is_not_on_the_page_is_said_at_the_top(
+    signed_in, project, pages_of_three
+):
+    """A role changed from a search that no longer finds the member (or a page gone):
+    there is no row to say it by, and the page's top says it, as before."""
+    role = on_member("accounts:project_member_role")(project)
+    response = signed_in.post(role, {"role": "owner", "page": "2", "q": "m03"})
+    page = signed_in.get(members_url(project)).content.decode()  # page 1: no m03
+    assert page.count('id="messages"') == 1
+    assert page.index('id="messages"') < page.index('id="members"')
+    assert "m03@example.com is now owner." in page
+    assert response.status_code == 302
 
 
 def test_every_form_of_a_page_carries_its_number(signed_in, project, pages_of_three):

@@ -302,6 +302,9 @@ def world(transactional_db) -> dict[str, object]:
         created_by=leaver,
     )
     membership_remove(membership=membership, by=leaver)
+    # A member whose role an owner changes: the outcome is said in the list, by the row.
+    bo = user_sign_up(email="bo@example.com", password=PASSWORD, name="Bo", verified=True)
+    membership_add(project=project, user=bo, role="member", by=user)
     return {
         "slug": project.slug,
         "key": key.pk,
@@ -346,6 +349,13 @@ def pages(
 
     by_person.__name__ = "filtered by a person"
 
+    def change_role(page: Page) -> None:
+        page.get_by_label("Role of bo@example.com").select_option("owner")
+        page.get_by_role("button", name="Change role").click()
+        page.wait_for_selector(".row-outcome #messages")
+
+    change_role.__name__ = "its outcome said by the row"
+
     project = f"/projects/{slug}"
     return [
         (f"{project}/", None),
@@ -368,6 +378,7 @@ def pages(
         (f"{project}/settings/members/", None),
         (f"{project}/settings/members/?q=ADA", None),  # a search and what it found
         (f"{project}/settings/members/?q=nobody", None),  # a search that found nobody
+        (f"{project}/settings/members/", change_role),
         (f"{project}/settings/client-tokens/", None),
         (f"{project}/settings/client-tokens/", ask("Revoke ctok_")),
         (f"{project}/settings/audit/", None),
