@@ -419,7 +419,7 @@ var announce = (function () {
     if (!region || !document.contains(region)) return;
     var lost = !document.activeElement || document.activeElement === document.body;
     if (!lost) {
-      // Focus stayed (on the Show button, say): only say what changed, if a person asked.
+      // Focus stayed (on the Filter button, say): only say what changed, if a person asked.
       var cause = event.detail.requestConfig && event.detail.requestConfig.triggeringEvent;
       if (cause && (cause.type === "submit" || cause.type === "click")) {
         var problem = region.querySelector("[aria-invalid='true']");

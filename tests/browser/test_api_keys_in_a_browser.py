@@ -222,7 +222,7 @@ def test_back_and_forward_over_a_search_never_bring_a_new_key_back(
     page.wait_for_url(f"**/projects/{project.slug}/")
     page.goto(f"/projects/{project.slug}/settings/api-keys/")
     page.get_by_role("searchbox", name="Search keys").fill("Prod")
-    page.get_by_role("button", name="Show").click()
+    page.get_by_role("button", name="Search").click()
     page.wait_for_url("**/api-keys/?q=Prod*")
     page.get_by_role("link", name="Create API key").click()
     page.get_by_label("Name", exact=True).fill("Production")

@@ -40,7 +40,7 @@ def test_filters_errors_and_acknowledging_keep_focus_off_the_body(
 
     page.goto(f"/projects/{project.slug}/usage/")
     page.get_by_role("textbox", name="IP address").fill("²")
-    page.get_by_role("button", name="Show").click()
+    page.get_by_role("button", name="Filter").click()
     expect(page.get_by_role("textbox", name="IP address")).to_have_attribute("aria-invalid", "true")
     page.wait_for_function("() => document.activeElement !== document.body")
     assert focus_of(page) == "id_ip"
@@ -48,8 +48,8 @@ def test_filters_errors_and_acknowledging_keep_focus_off_the_body(
 
     page.get_by_role("textbox", name="IP address").fill("")
     page.get_by_label("Outcome").select_option("revoked_key")
-    page.get_by_role("button", name="Show").click()
-    # The form stayed, and so does focus (on Show); the change is announced.
+    page.get_by_role("button", name="Filter").click()
+    # The form stayed, and so does focus (on Filter); the change is announced.
     expect(page.locator("#announcer")).to_contain_text("updated")
     assert focus_of(page) != "BODY"
 

@@ -52,7 +52,7 @@ def test_filtering_and_splitting_the_overview_and_exporting_it(page: Page, trans
     page.get_by_label("Time range").select_option("7d")
 
     page.get_by_label("Token type").select_option("client_token")
-    page.get_by_role("button", name="Show").click()
+    page.get_by_role("button", name="Filter").click()
     expect(page).to_have_url(f"/projects/{project.slug}/usage/?range=7d&token_kind=client_token")
     expect(requests).to_have_text(str(by_client_tokens))
     expect(page.get_by_role("img", name="Calls per day, last 7 days")).to_be_visible()
@@ -95,7 +95,7 @@ def test_a_key_pasted_into_a_filter_leaves_the_address_and_the_history(
 
     page.get_by_label("Time range").select_option("7d")
     page.get_by_role("textbox", name="IP address").fill(secret)
-    page.get_by_role("button", name="Show").click()
+    page.get_by_role("button", name="Filter").click()
     expect(page.locator(".token-pasted")).to_contain_text("it was removed from the address")
     # The other filters as the form sent them, the pasted one left out.
     expect(page).to_have_url(re.compile(rf"{usage_url}\?range=7d&since=&until=&key=&[^#]*$"))
