@@ -24,13 +24,14 @@ def ago(moment: datetime | None) -> str:
 
 
 @register.filter
-def until(moment: datetime | None) -> str:
-    """ "in 3 hours, 12 minutes" (Django's timeuntil), or "now" once it has passed."""
+def until(moment: datetime | None, depth: int = 2) -> str:
+    """ "in 3 hours, 12 minutes" (Django's timeuntil), or "now" once it has passed;
+    `until:1` says the largest unit alone ("in 3 hours"), for a badge."""
     if moment is None:
         return ""
     if moment <= timezone.now():
         return "now"
-    return f"in {timeuntil(moment)}"
+    return f"in {timeuntil(moment, depth=depth)}"
 
 
 @register.filter

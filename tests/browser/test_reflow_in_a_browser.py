@@ -11,7 +11,7 @@ from playwright.sync_api import Page
 from accounts.models import Project
 from accounts.services import user_sign_up
 from alerts.detection import detect
-from apikeys.services import api_key_create
+from apikeys.services import api_key_create, api_key_roll, api_key_suspend
 from tests.browser.test_api_keys_in_a_browser import sign_in
 from tests.conftest import PASSWORD, usage_call
 from usage.writer import usage_write
@@ -43,3 +43,58 @@ def test_at_320_pixels_every_project_tab_is_shown_whole(page: Page, live_server,
     assert cut_off_tabs(page) == []
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
+
+
+def badges_broken_over_lines(page: Page) -> list[str]:
+    """A badge is one phrase on one line: taller than a one-line badge, it broke mid-phrase."""
+    return list(
+        page.evaluate(
+            """() => { const probe = document.createElement("span");
+                probe.className = "badge"; probe.textContent = "x";
+                document.querySelector("main").append(probe);
+                const line = probe.getBoundingClientRect().height; probe.remove();
+                return Array.from(document.querySelectorAll("main .badge"))
+                  .filter(b => b.getBoundingClientRect().height > line + 1)
+                  .map(b => b.textContent.trim()); }"""
+        )
+    )
+
+
+def test_the_key_lists_badges_keep_to_one_line_at_1280_and_375_pixels(
+    page: Page, live_server, transactional_db
+):
+    """At 1280 px a key expiring in its last days said "expires in / 2 days, / 23 hours" in
+    a badge broken word by word beside a rolled key and a suspended one (the rows that make
+    the table widest). The badges stay whole, and the table keeps inside its card (1280)
+    and the page inside the screen (375)."""
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    now = timezone.now()
+    rolled, _ = api_key_create(project=project, name="Billing", created_by=user)
+    api_key_roll(api_key=rolled, by=user, overlap=timedelta(hours=24))
+    suspended, _ = api_key_create(project=project, name="Partner sync", created_by=user)
+    api_key_suspend(
+        api_key=suspended,
+        by=user,
+        reason="Seen calling from an unknown network; checking with the partner",
+    )
+    api_key_create(
+        project=project,
+        name="Nightly export job for the billing warehouse",
+        created_by=user,
+        expires_at=now + timedelta(days=2, hours=23, minutes=30),
+    )
+    sign_in(page, "kim@example.com")
+    for width, height in ((1280, 900), (375, 800)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"/projects/{project.slug}/settings/api-keys/")
+        expiring = page.locator("td.key-expiry .badge")
+        assert (expiring.text_content() or "").replace("\xa0", " ") == "in 2 days"
+        assert badges_broken_over_lines(page) == [], width
+        wider = page.evaluate(
+            """() => Array.from(document.querySelectorAll("main .card"))
+                .filter(c => c.scrollWidth > c.clientWidth + 1).length"""
+        )
+        assert wider == 0, width
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, width
