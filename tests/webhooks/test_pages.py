@@ -172,6 +172,22 @@ def test_an_endpoints_page_is_headed_and_titled_by_its_endpoint(signed_in, proje
     assert "https://hooks.example.com" in title
 
 
+def test_an_endpoints_page_has_the_settings_navigation_with_webhooks_current(
+    signed_in, project, make_endpoint
+):
+    """It led back with "← Webhooks" alone: the other Settings pages (the list of endpoints
+    too) carry the Settings navigation, and this one, under Settings → Webhooks, did not."""
+    endpoint, _ = make_endpoint(project, "https://hooks.example.com/reminix")
+    html = signed_in.get(_url("webhook_detail", project, endpoint_id=endpoint.pk)).content.decode()
+    listed = signed_in.get(_url("webhook_list", project)).content.decode()
+    nav = re.compile(r'<nav class="subnav" aria-label="Settings">.*?</nav>', re.DOTALL)
+    [here], [there] = nav.findall(html), nav.findall(listed)
+    assert here == there
+    current = re.findall(r'<a href="([^"]+)" aria-current="page">([^<]+)</a>', here)
+    assert current == [(_url("webhook_list", project), "Webhooks")]
+    assert html.index('aria-label="Settings"') < html.index('id="log-title"')
+
+
 def test_another_projects_endpoint_ids_are_404(
     signed_in, project, make_user, make_project, make_endpoint
 ):
