@@ -1,5 +1,7 @@
 """Settings → Client tokens: listing, revoking one, revoking all of a key's."""
 
+import re
+
 from django.urls import reverse
 
 from accounts.models import Project
@@ -116,3 +118,22 @@ def test_an_htmx_history_restore_of_the_client_tokens_page_gets_the_whole_page(
     assert response.status_code == 200
     assert "<html" in html and 'id="token-table"' in html
     assert client_token.public_id in html
+
+
+def test_the_list_gives_each_time_with_its_year_as_the_other_lists_do(signed_in, project, api_key):
+    """It said "6 Dec, 09:15" where every other list of tokens, keys, members and events
+    says "6 Dec 2026, 09:15": near the new year a token's created and expiry times read as
+    a year apart or not, and a last use last December as this one's."""
+    client_token, _ = mint(api_key[0])
+    ClientToken.objects.filter(pk=client_token.pk).update(last_used_at=client_token.created_at)
+    client_token.refresh_from_db()
+    html = signed_in.get(reverse("apikeys:client_token_list", args=[project.slug])).content.decode()
+    row = html[html.index(client_token.public_id) :]
+    row = row[: row.index("</tr>")]
+    created, ends = (
+        f"{client_token.created_at:%-d %b %Y, %H:%M}",
+        f"{client_token.ends_at:%-d %b %Y, %H:%M}",
+    )
+    assert f">{created}</time>" in row
+    assert f">{ends}</time>" in row
+    assert re.search(rf'data-label="Last used \(UTC\)">{re.escape(created)}', row)
