@@ -1,13 +1,18 @@
 """Every filter form of the dashboard ends in the same button: a primary one, as the
 usage, calls, alerts, client tokens and audit pages had it. The API keys page's Show and
 the members page's Search were plain, so the one button that runs a page's filter
-looked like a lesser action there than on the pages beside it."""
+looked like a lesser action there than on the pages beside it.
+
+And every one is a search landmark with a name, its button saying what it does in one
+word, the same word on every page."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
 
@@ -44,3 +49,47 @@ def test_each_filter_form_submits_with_the_primary_button(signed_in, project, ap
         buttons = re.findall(r'<button type="submit" class="([^"]*)"', form)
         assert buttons, form
         assert all("button-primary" in classes.split() for classes in buttons), (page, buttons)
+
+
+def button_word(form: str) -> str:
+    """Search where the form is a text search (its free text, q, looks through names,
+    addresses, notes: the members, the API keys), Filter where it narrows a list by fields
+    (an actor's address among the audit log's is one of those): as GitHub's and Stripe's
+    lists do."""
+    return "Search" if re.search(r'<input[^>]*type="search"[^>]*name="q"', form) else "Filter"
+
+
+def landmark_and_word(form: str) -> list[str]:
+    """What is wrong with one filter form: not a named search landmark, or its button."""
+    tag = form[: form.index(">") + 1]
+    wrong = []
+    if 'role="search"' not in tag or not re.search(r'aria-label="[^"]+"', tag):
+        wrong.append("not a named search landmark")
+    buttons = re.findall(r'<button type="submit"[^>]*>(.*?)</button>', form, re.S)
+    if buttons != [button_word(form)]:
+        wrong.append(f"its button says {buttons}, not [{button_word(form)!r}]")
+    return wrong
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_each_filter_form_is_a_named_search_and_says_filter_or_search(
+    signed_in, project, api_key, page
+):
+    """The buttons said Show, Filter or Search for the same act, and the client tokens' and
+    the alerts' filters were plain forms, missing from a screen reader's list of landmarks
+    where every other filter is."""
+    key, _ = api_key
+    forms = filter_forms(signed_in.get(PAGES[page](project.slug, key.pk)).content.decode())
+    assert [landmark_and_word(form) for form in forms] == [[] for _ in forms], page
+
+
+def test_every_filter_form_in_the_templates_is_a_named_search_and_says_filter_or_search():
+    """The same for each GET form in the templates, those of pages not listed above too."""
+    wrong = {}
+    for template in sorted(Path(settings.BASE_DIR, "templates").rglob("*.html")):
+        text = template.read_text()
+        for form in filter_forms(text):
+            line = text.count("\n", 0, text.index(form)) + 1
+            if problems := landmark_and_word(form):
+                wrong[f"{template.relative_to(settings.BASE_DIR)}:{line}"] = problems
+    assert wrong == {}
