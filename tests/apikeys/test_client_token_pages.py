@@ -2,10 +2,11 @@
 
 import re
 
+from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Project
-from apikeys.models import ClientToken, TokenStatus
+from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.services import client_token_create
 from apikeys.views.client_tokens import effective_status
 from audit.models import AuditEvent
@@ -120,7 +121,9 @@ def test_an_htmx_history_restore_of_the_client_tokens_page_gets_the_whole_page(
     assert client_token.public_id in html
 
 
-def test_the_list_gives_each_time_with_its_year_as_the_other_lists_do(signed_in, project, api_key):
+def test_the_list_gives_each_time_with_its_year_as_the_other_lists_do(
+    signed_in: Client, project: Project, api_key: tuple[ApiKey, str]
+) -> None:
     """It said "6 Dec, 09:15" where every other list of tokens, keys, members and events
     says "6 Dec 2026, 09:15": near the new year a token's created and expiry times read as
     a year apart or not, and a last use last December as this one's."""

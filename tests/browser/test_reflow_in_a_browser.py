@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 from playwright.sync_api import Page
+from pytest_django.live_server_helper import LiveServer
 
 from accounts.models import Project
 from accounts.services import user_sign_up
@@ -61,8 +62,8 @@ def badges_broken_over_lines(page: Page) -> list[str]:
 
 
 def test_the_key_lists_badges_keep_to_one_line_at_1280_and_375_pixels(
-    page: Page, live_server, transactional_db
-):
+    page: Page, live_server: LiveServer, transactional_db: None
+) -> None:
     """At 1280 px a key expiring in its last days said "expires in / 2 days, / 23 hours" in
     a badge broken word by word beside a rolled key and a suspended one (the rows that make
     the table widest). The badges stay whole, and the table keeps inside its card (1280)

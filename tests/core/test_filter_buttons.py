@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.test import Client
 from django.urls import reverse
+
+from accounts.models import Project
+from apikeys.models import ApiKey
 
 
 def filter_forms(html: str) -> list[str]:
@@ -73,8 +77,8 @@ def landmark_and_word(form: str) -> list[str]:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_each_filter_form_is_a_named_search_and_says_filter_or_search(
-    signed_in, project, api_key, page
-):
+    signed_in: Client, project: Project, api_key: tuple[ApiKey, str], page: str
+) -> None:
     """The buttons said Show, Filter or Search for the same act, and the client tokens' and
     the alerts' filters were plain forms, missing from a screen reader's list of landmarks
     where every other filter is."""
@@ -83,7 +87,7 @@ def test_each_filter_form_is_a_named_search_and_says_filter_or_search(
     assert [landmark_and_word(form) for form in forms] == [[] for _ in forms], page
 
 
-def test_every_filter_form_in_the_templates_is_a_named_search_and_says_filter_or_search():
+def test_every_filter_form_in_the_templates_is_a_named_search_and_says_filter_or_search() -> None:
     """The same for each GET form in the templates, those of pages not listed above too."""
     wrong = {}
     for template in sorted(Path(settings.BASE_DIR, "templates").rglob("*.html")):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -173,8 +175,8 @@ def test_an_endpoints_page_is_headed_and_titled_by_its_endpoint(signed_in, proje
 
 
 def test_an_endpoints_page_has_the_settings_navigation_with_webhooks_current(
-    signed_in, project, make_endpoint
-):
+    signed_in: Client, project: Project, make_endpoint: Callable[..., tuple[WebhookEndpoint, str]]
+) -> None:
     """It led back with "← Webhooks" alone: the other Settings pages (the list of endpoints
     too) carry the Settings navigation, and this one, under Settings → Webhooks, did not."""
     endpoint, _ = make_endpoint(project, "https://hooks.example.com/reminix")
