@@ -50,6 +50,10 @@ test: install
 ## on every instance at once; SCHEDULER=off leaves them to cron) and, with REDIS_URL,
 ## `manage.py ingest_usage` (the usage stream's writer). The access log's path is redacted
 ## of tokens (gunicorn.conf.py).
+## gunicorn runs in the background of the recipe's shell, which waits for it: a SIGTERM to
+## make alone (an orchestrator signals PID 1, nothing else) reaches that shell, and its
+## traps hand the SIGTERM on to all three. With gunicorn in the foreground the shell's trap
+## stopped the ingest and the scheduler and left gunicorn serving, parented to init.
 serve: install
 	DEBUG=false $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	DEBUG=false $(BIN)/python manage.py migrate --noinput
@@ -61,8 +65,11 @@ serve: install
 		DEBUG=false $(BIN)/python manage.py run_scheduler & pids="$$pids $$!"; \
 	fi; \
 	trap 'kill $$pids 2>/dev/null; wait $$pids' EXIT; \
+	trap 'exit 143' TERM; trap 'exit 130' INT; \
 	$(BIN)/gunicorn reminix_dashboard.wsgi:application --bind $(BIND_HOST):$(PORT) \
-		--workers $${WEB_CONCURRENCY:-2} --access-logfile - --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(M)sms'
+		--workers $${WEB_CONCURRENCY:-2} --access-logfile - --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(M)sms' \
+		& pids="$$pids $$!"; \
+	wait $$!
 
 ## make lint: ruff (style and bugs), import-linter (the layers between apps), mypy (types)
 lint: install

@@ -1,0 +1,83 @@
+"""`make serve` as a deployment runs it: one process tree (make, its shell, gunicorn, the
+ingest and the scheduler) that an orchestrator stops by signalling the process it started,
+make, and nothing else (Kubernetes and `docker stop` signal PID 1 alone)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import (
+    ROOT,
+    Deployment,
+    Prepared,
+    Server,
+    deployment,
+    free_port,
+    require_redis,
+)
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def deployed(tmp_path: Path, prepared_deployment: Prepared) -> Iterator[Deployment]:
+    require_redis()
+    with deployment(tmp_path, prepared_deployment) as created:
+        yield created
+
+
+def _alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_sigterm_to_make_serve_alone_stops_every_process_and_loses_no_answered_call(
+    deployed: Deployment, tmp_path: Path
+):
+    """Before, make passed the signal to its shell, whose trap stopped the ingest and the
+    scheduler and left gunicorn serving on, parented to init: its calls then waited on a
+    stream that nobody read, and the next start found the port taken."""
+    port = free_port()
+    output = (tmp_path / "serve.log").open("wb")
+    make = subprocess.Popen(
+        # BIN: this suite's interpreter and its gunicorn; -o: never install anything.
+        ["make", "--no-print-directory", f"BIN={BIN}", "-o", f"{BIN}/.installed", "serve"],
+        cwd=ROOT,
+        env={**deployed.env, "PORT": str(port)},
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        server = Server(port, make, tmp_path / "unused")
+        server.wait_until_up(timeout=120)
+        answered = [server.invoke(deployed.token) for _ in range(5)]
+        assert {answer.status for answer in answered} == {200}
+
+        make.send_signal(signal.SIGTERM)
+        make.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while _alive(make.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = _alive(make.pid)
+    finally:
+        if _alive(make.pid):
+            os.killpg(make.pid, signal.SIGKILL)
+        make.wait()
+        output.close()
+
+    log = (tmp_path / "serve.log").read_text(errors="replace")
+    assert not left, f"processes of make serve outlived its SIGTERM:\n{log[-3000:]}"
+    deployed.manage("ingest_usage", "--once")
+    assert deployed.usage_rows() >= len(answered)
