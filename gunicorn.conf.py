@@ -14,7 +14,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger, SafeAtoms
 
-from core.redact import RedactTokens, controls_escaped, redact_tokens_escaped
+from core.redact import OneLine, RedactTokens, controls_escaped, redact_tokens_escaped
 
 bind = f"127.0.0.1:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -54,8 +54,10 @@ secure_scheme_headers: dict[str, str] = {}
 # user agent; the user name gunicorn decodes from 'Authorization: Basic', where `curl -u
 # reminix_sk_…:` puts a key; any header or environ variable a format names).
 _SERVER_ATOMS = frozenset("hltsbBTDMLp")
-# The error log's filter: one, so that a setup() run again (a reload) adds nothing.
+# The error log's filters, the console's two (settings' LOGGING), in the console's order:
+# one of each, so that a setup() run again (a reload) adds nothing.
 _REDACT_TOKENS = RedactTokens()
+_ONE_LINE = OneLine()
 
 
 class _RedactedAtoms(SafeAtoms):
@@ -74,7 +76,8 @@ class _RedactedAtoms(SafeAtoms):
 class TokenRedactingLogger(Logger):
     """The access log with any token a client sent cut down to its prefix, wherever it put
     it and however it escaped it: a key pasted into a path must not land in the logs. And
-    one line per request, whatever the path decodes to."""
+    one line per request, whatever the path decodes to; and one line per record of the
+    error log, as the app's console writes them."""
 
     atoms_wrapper_class = _RedactedAtoms
 
@@ -86,6 +89,11 @@ class TokenRedactingLogger(Logger):
         # DEBUG every request's path is logged as sent. A filter of the logger, not of a
         # handler: it holds for every handler gunicorn or a log config gives it.
         self.error_log.addFilter(_REDACT_TOKENS)
+        # Then one line per record, as our console writes: a request's exception ("Error
+        # handling request", a worker's or a hook's) came with its traceback on lines of
+        # its own, which repeats the exception's message and so what a client sent in it.
+        # Its copy of the record goes to every handler (Logger.handle, Python 3.12).
+        self.error_log.addFilter(_ONE_LINE)
 
 
 logger_class = TokenRedactingLogger

@@ -392,6 +392,41 @@ def test_gunicorns_debug_line_of_each_request_does_not_write_a_token_in_its_path
     assert "A1b2" not in written and "reminix_sk_[redacted]" in written
 
 
+def test_gunicorns_error_log_writes_a_traceback_and_a_clients_line_break_on_one_line():
+    """gunicorn's error log is the process's stderr beside ours, but it went through none of
+    our console's filters: a request's exception ("Error handling request", an exception
+    in a worker or a hook) wrote its traceback over many lines, repeating the exception's
+    message, which may quote what a client sent, line breaks and all; a log shipper took
+    each line for a record of its own, dated and levelled as the client chose. Each record
+    is one line, as the console's are, its traceback joined with %0A."""
+    forged = "bad value\n2026-12-06 06:00:00,000 CRITICAL core.forged FORGED\u2028x"
+
+    def fail(logger) -> None:
+        try:
+            raise ValueError(forged)
+        except ValueError:
+            logger.exception("Error handling request %s", "/v1/agents/x\x85y")
+        logger.warning("Exception during worker exit:\n%s", "Traceback (most recent call last)")
+
+    written = _error_log_of(fail)
+    first, second = written.splitlines()
+    assert "Error handling request /v1/agents/x%85y%0ATraceback (most recent call last):" in first
+    assert "ValueError: bad value%0A2026-12-06 06:00:00,000 CRITICAL core.forged" in first
+    assert first.endswith("FORGED%E2%80%A8x")
+    assert second == "Exception during worker exit:%0ATraceback (most recent call last)"
+
+
+def test_gunicorns_error_log_redacts_a_token_in_a_traceback_before_it_joins_its_lines():
+    def fail(logger) -> None:
+        try:
+            raise ValueError(f"GET /v1/agents/{TOKEN}")
+        except ValueError:
+            logger.exception("Error handling request")
+
+    [line] = _error_log_of(fail).splitlines()
+    assert "A1b2" not in line and "ValueError: GET /v1/agents/reminix_sk_[redacted]" in line
+
+
 def test_a_webhook_signing_secret_is_cut_like_a_token():
     """A `whsec_…` signs every delivery to an endpoint; pasted into a path, a user agent
     or a key's notes it must not be kept, as a token is not."""
