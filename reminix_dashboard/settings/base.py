@@ -33,6 +33,9 @@ def _secret(name: str, dev_default: str) -> str:
 
 
 SECRET_KEY = _secret("SECRET_KEY", _DEV_SECRET_KEY)
+# The keys SECRET_KEY replaced, newest first: what they signed (sessions, reset links) still
+# reads, and so do the webhook secrets and URLs encrypted under them (webhooks/signing.py).
+SECRET_KEY_FALLBACKS: list[str] = checked.secrets_listed("SECRET_KEY_FALLBACKS")
 # The server secret behind the HMAC-SHA256 of every stored token (see apikeys/tokens.py).
 # Rotating it invalidates every API key, client token and personal access token at once.
 TOKEN_HASH_KEY = _secret("TOKEN_HASH_KEY", _DEV_TOKEN_HASH_KEY)

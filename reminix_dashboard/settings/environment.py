@@ -64,6 +64,13 @@ def secret(name: str) -> str:
     return value
 
 
+def secrets_listed(name: str) -> list[str]:
+    """Comma-separated secrets (SECRET_KEY_FALLBACKS: the keys a rotation keeps for what
+    they signed or encrypted), spaces around each dropped; [] when not set. Set but listing
+    none is refused, unrepeated, as an empty or blank `secret` is."""
+    return _listed(name)
+
+
 def text(name: str, *, default: str) -> str:
     """Any value but an empty one (checked by its consumer: USAGE_RETENTION by the
     scheduler's system check), or `default` when not set."""

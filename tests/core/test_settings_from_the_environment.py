@@ -104,6 +104,7 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
         # Accepted as a secret: blanks sign every session and hash every stored token.
         ("SECRET_KEY", " " * 50),
         ("TOKEN_HASH_KEY", " " * 40),
+        ("SECRET_KEY_FALLBACKS", " , "),
         # Accepted as "not set": the operator meant something, and we cannot know what.
         ("REDIS_URL", ""),
         ("TRUSTED_PROXIES", ""),
@@ -192,6 +193,18 @@ def test_a_dashboard_url_written_with_a_closing_slash_makes_links_without_a_doub
     reached no page behind a server that does not merge slashes."""
     url = setting_under("DASHBOARD_URL", DASHBOARD_URL="https://dashboard.example.com/")
     assert url == "https://dashboard.example.com"
+
+
+def test_the_old_secret_keys_a_rotation_keeps_are_read_from_the_environment():
+    """The README rotates SECRET_KEY by moving the old one into SECRET_KEY_FALLBACKS (or
+    every webhook endpoint's secret and URL, encrypted under it, is lost), but nothing read
+    that variable: the settings had no fallbacks whatever the environment said, and an
+    operator who followed the README lost the endpoints, every session and every reset
+    link at once."""
+    old, older = "o" * 30 + "-the-key-before-this-one", "p" * 30 + "-and-the-one-before-it"
+    fallbacks = setting_under("SECRET_KEY_FALLBACKS", SECRET_KEY_FALLBACKS=f"{old}, {older}")
+    assert fallbacks == repr([old, older])
+    assert setting_under("SECRET_KEY_FALLBACKS") == "[]"
 
 
 def test_a_url_that_cannot_be_read_is_refused_without_repeating_its_password(monkeypatch):
