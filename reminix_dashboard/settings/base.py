@@ -221,6 +221,10 @@ if REDIS_URL:
             # A Redis that stalls costs a sign-in at most this; the throttles then count
             # in each process (core/counters.py) rather than hang or fail the request.
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+            # Under this deployment's prefix too: the throttles' counts and the mail jobs'
+            # notes are keyed by a person's, a project's or a job's id alone, which another
+            # deployment on the same Redis has too.
+            "KEY_PREFIX": f"{REDIS_KEY_PREFIX}cache",
         }
     }
 else:
