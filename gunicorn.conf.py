@@ -16,7 +16,9 @@ from gunicorn.glogging import Logger, SafeAtoms
 
 from core.redact import OneLine, RedactTokens, controls_escaped, redact_tokens_escaped
 
-bind = f"127.0.0.1:{os.environ.get('PORT', '8000')}"
+# As make serve binds (BIND_HOST, PORT): 0.0.0.0 in a container, or none reaches it.
+_host = os.environ.get("BIND_HOST", "127.0.0.1").strip("[]")
+bind = f"{f'[{_host}]' if ':' in _host else _host}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # One control socket per port: two `make serve` on one host would otherwise share the
 # default path, and stopping one would delete the other's.

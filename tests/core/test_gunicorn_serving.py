@@ -141,3 +141,28 @@ def test_a_worker_outlives_a_statement_at_its_time_limit(monkeypatch, statement_
     config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
 
     assert config["timeout"] >= least + 10
+
+
+@pytest.mark.parametrize(
+    ("host", "bind"),
+    [
+        (None, "127.0.0.1:8123"),
+        ("0.0.0.0", "0.0.0.0:8123"),
+        ("::", "[::]:8123"),
+        ("[::1]", "[::1]:8123"),
+    ],
+)
+def test_a_bare_gunicorn_binds_where_bind_host_says_as_make_serve_does(monkeypatch, host, bind):
+    """The README has BIND_HOST=0.0.0.0 set in a container, and gunicorn.conf.py gives a
+    bare `gunicorn reminix_dashboard.wsgi:application` PORT and WEB_CONCURRENCY from the
+    environment as make serve does, but not BIND_HOST: started that way in a container,
+    it listened on its loopback alone, and no request from outside reached it."""
+    import runpy
+
+    monkeypatch.setenv("PORT", "8123")
+    if host is None:
+        monkeypatch.delenv("BIND_HOST", raising=False)
+    else:
+        monkeypatch.setenv("BIND_HOST", host)
+
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["bind"] == bind
