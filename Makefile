@@ -85,7 +85,7 @@ check: install
 		TOKEN_HASH_KEY=check-deploy-token-hash-key-long-enough-for-the-check ALLOWED_HOSTS=dashboard.example.com \
 		DASHBOARD_URL=https://dashboard.example.com REDIS_URL=redis://127.0.0.1:6379/0 \
 		EMAIL_URL=smtp+tls://mailer:check-only@smtp.example.com:587 SECURITY_CONTACT=security@example.com \
-		TRUSTED_PROXIES=10.0.0.0/8 \
+		TRUSTED_PROXIES=10.0.0.0/8 DEFAULT_FROM_EMAIL='Reminix <no-reply@dashboard.example.com>' \
 		$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 clean:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -107,5 +108,30 @@ def the_host_header_is_checked(app_configs: Any = None, **kwargs: Any) -> list[W
             "the pages build from the Host header is the requester's to choose.",
             hint="List the dashboard's own host names, e.g. dashboard.example.com.",
             id="core.W005",
+        )
+    ]
+
+
+# Names no mail can come from (RFC 6761, and 6762 for .local): a mail service refuses a
+# sender there, or files what it sends as spam.
+_NO_MAIL_FROM = ("local", "localhost", "test", "invalid")
+
+
+@register(Tags.security, deploy=True)
+def mail_comes_from_a_real_domain(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """DEFAULT_FROM_EMAIL left at its default sends from reminix.local. Each send that the
+    mail service then refuses is logged and the change it was for still made, so nothing
+    fails where anyone looks: the confirmation mail that lets a person create keys, the
+    password resets, the alerts and the security notices never arrive."""
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2].rstrip(".").lower()
+    if domain.rpartition(".")[2] not in _NO_MAIL_FROM:
+        return []
+    return [
+        Warning(
+            f"DEFAULT_FROM_EMAIL sends from {domain!r}, a name no mail can come from: mail "
+            "services refuse or bury what it sends (confirmations, resets, alerts).",
+            hint="Set DEFAULT_FROM_EMAIL to an address of your own domain, e.g. "
+            "Reminix <no-reply@example.com>.",
+            id="core.W006",
         )
     ]

@@ -108,6 +108,7 @@ def production_env(**extra: str) -> dict[str, str]:
         EMAIL_URL="smtp+tls://mailer:secret@smtp.example.com:587",
         SECURITY_CONTACT="security@example.com",
         TRUSTED_PROXIES="10.0.0.0/8",
+        DEFAULT_FROM_EMAIL="Reminix <no-reply@example.com>",
     )
     env.update(extra)
     return env
@@ -187,6 +188,24 @@ def test_check_deploy_warns_when_production_mail_is_printed_to_the_servers_outpu
     result = check_deploy(env)
     assert result.returncode != 0
     assert "core.W002" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "sender", [None, "ops@dashboard.local", "Reminix <no-reply@MAIL.TEST.>", "x@localhost"]
+)
+def test_check_deploy_warns_when_mail_is_sent_from_a_domain_no_mail_comes_from(sender):
+    """DEFAULT_FROM_EMAIL's default, no-reply@reminix.local, is a name no mail can come from
+    (.local, like .localhost, .test and .invalid, is reserved: RFC 6761, 6762): a mail
+    service refuses it or files it as spam, and each send that fails is only logged. The
+    confirmation mail among them, without which nobody can create a key."""
+    env = production_env()
+    if sender is None:
+        env.pop("DEFAULT_FROM_EMAIL")  # the default: Reminix <no-reply@reminix.local>
+    else:
+        env["DEFAULT_FROM_EMAIL"] = sender
+    result = check_deploy(env)
+    assert result.returncode != 0
+    assert "core.W006" in result.stdout + result.stderr
 
 
 def test_production_cookies_are_this_origins_alone_over_https():
