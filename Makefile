@@ -54,6 +54,9 @@ test: install
 ## make alone (an orchestrator signals PID 1, nothing else) reaches that shell, and its
 ## traps hand the SIGTERM on to all three. With gunicorn in the foreground the shell's trap
 ## stopped the ingest and the scheduler and left gunicorn serving, parented to init.
+## Any of the three that stops on its own (killed, crashed) stops the others and fails make:
+## gunicorn alone served on without its usage written or its jobs run. (`wait -n` needs
+## bash 4.3; macOS's bash 3.2 waits for gunicorn alone, as before.)
 serve: install
 	DEBUG=false $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	DEBUG=false $(BIN)/python manage.py migrate --noinput
@@ -69,7 +72,9 @@ serve: install
 	$(BIN)/gunicorn reminix_dashboard.wsgi:application --bind $(BIND_HOST):$(PORT) \
 		--workers $${WEB_CONCURRENCY:-2} --access-logfile - --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(M)sms' \
 		& pids="$$pids $$!"; \
-	wait $$!
+	if (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 403 )); then wait -n; else wait $$!; fi; \
+	status=$$?; echo "make serve: one of its processes stopped (status $$status); stopping the others" >&2; \
+	exit $$status
 
 ## make lint: ruff (style and bugs), import-linter (the layers between apps), mypy (types)
 lint: install

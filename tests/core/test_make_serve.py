@@ -81,3 +81,52 @@ def test_sigterm_to_make_serve_alone_stops_every_process_and_loses_no_answered_c
     assert not left, f"processes of make serve outlived its SIGTERM:\n{log[-3000:]}"
     deployed.manage("ingest_usage", "--once")
     assert deployed.usage_rows() >= len(answered)
+
+
+def _process_of(group: int, command: str) -> int:
+    """The pid of the `manage.py <command>` of `group` (not the recipe's shell, whose own
+    command line names it too)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode().split("\0")
+            if os.getpgid(int(entry.name)) == group and argv[1:3] == ["manage.py", command]:
+                return int(entry.name)
+        except (OSError, ProcessLookupError):
+            continue
+    raise AssertionError(f"no manage.py {command} among make serve's processes")
+
+
+@pytest.mark.parametrize("command", ["ingest_usage", "run_scheduler"])
+def test_make_serve_stops_whole_when_its_ingest_or_scheduler_dies(
+    deployed: Deployment, tmp_path: Path, command: str
+):
+    """The ingest or the scheduler killed outright (the kernel's OOM killer, a crash) left
+    gunicorn serving alone, healthy to every probe: no call's usage or execution was
+    written any more, so detection saw none of them (a leaked key's use included), or no
+    job ever ran again. make serve now stops the rest and fails, as when gunicorn stops,
+    so that whatever started it starts it again."""
+    port = free_port()
+    make = subprocess.Popen(
+        ["make", "--no-print-directory", f"BIN={BIN}", "-o", f"{BIN}/.installed", "serve"],
+        cwd=ROOT,
+        env={**deployed.env, "PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        Server(port, make, tmp_path / "unused").wait_until_up(timeout=120)
+        os.kill(_process_of(make.pid, command), signal.SIGKILL)
+        make.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while _alive(make.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = _alive(make.pid)
+    finally:
+        if _alive(make.pid):
+            os.killpg(make.pid, signal.SIGKILL)
+        make.wait()
+    assert make.returncode != 0
+    assert not left
