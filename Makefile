@@ -73,7 +73,7 @@ serve: install
 		--workers $${WEB_CONCURRENCY:-2} --access-logfile - --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(M)sms' \
 		& pids="$$pids $$!"; \
 	if (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 403 )); then wait -n; else wait $$!; fi; \
-	status=$$?; echo "make serve: one of its processes stopped (status $$status); stopping the others" >&2; \
+	status=$$?; echo "make serve: a process of the three ended (status $$status); stopping the rest" >&2; \
 	exit $$status
 
 ## make lint: ruff (style and bugs), import-linter (the layers between apps), mypy (types)
