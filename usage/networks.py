@@ -3,11 +3,14 @@ from: those addresses' networks are offered as the starting list."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import project_member_required
@@ -23,33 +26,49 @@ from usage.models import UsageIp
 TEMPLATE = "usage/networks.html"
 
 
-def suggested_networks(api_key: ApiKey) -> list[str]:
-    """The /24 or /48 networks of the addresses the key was used from, busiest first."""
-    networks: list[str] = []
+# An address first seen this recently is marked "new" on the usage page, and its network
+# is not offered for the allowed list beside older ones.
+NEW_FOR = timedelta(hours=24)
+
+
+def suggested_networks(api_key: ApiKey) -> tuple[list[str], list[str]]:
+    """The /24 or /48 networks of the addresses the key was used from, busiest first, to
+    offer as its allowed networks; and those left out of them: networks first seen in the
+    last 24 hours, while the key has older ones. The page is opened most often when a key
+    may have leaked, and then the newest network is the leak's: offered with the rest, it
+    would be allowed by the very save meant to shut it out. A key used only within that
+    day has nothing older to go by, and is offered all it has."""
+    first_seen: dict[str, datetime] = {}
     addresses = (
         UsageIp.objects.filter(api_key=api_key)
         .order_by("-requests", "ip")
-        .values_list("ip", flat=True)[:500]
+        .values_list("ip", "first_seen")[:500]
     )
-    for address in addresses:
+    for address, seen in addresses:
         try:
             network = network_around(address)
         except ValueError:
             continue
-        if network not in networks:
-            networks.append(network)
-        if len(networks) == MAX_NETWORKS:
-            break
-    return networks
+        first_seen[network] = min(seen, first_seen.get(network, seen))
+    since = timezone.now() - NEW_FOR
+    older = [network for network, seen in first_seen.items() if seen < since]
+    if not older:
+        return list(first_seen)[:MAX_NETWORKS], []
+    return older[:MAX_NETWORKS], [network for network in first_seen if network not in older]
 
 
 def networks_context(api_key: ApiKey, form: AllowedNetworksForm | None = None) -> dict[str, object]:
-    suggested = suggested_networks(api_key)
+    suggested, left_out = suggested_networks(api_key)
     if form is None:
         # No list yet: start from where the key has been used, for the owner to review.
         initial = api_key.allowed_networks or suggested
         form = AllowedNetworksForm(initial={"networks": "\n".join(initial)})
-    return {"api_key": api_key, "networks_form": form, "suggested_networks": suggested}
+    return {
+        "api_key": api_key,
+        "networks_form": form,
+        "suggested_networks": suggested,
+        "networks_left_out": left_out,
+    }
 
 
 @require_http_methods(["GET", "POST"])

@@ -23,8 +23,9 @@ from apikeys.services import personal_token_create, token_networks_set
 from audit.models import AuditEvent
 from core.networks import allowed, parse_networks
 from tests.api.assertions import assert_error, assert_ok
-from tests.conftest import HTMX, Api
+from tests.conftest import HTMX, Api, usage_call
 from usage.models import UsageIp, UsageRecord
+from usage.writer import usage_write
 
 INVOKE = "/v1/agents/my-agent/invoke"
 
@@ -170,6 +171,26 @@ def test_the_usage_page_offers_the_networks_the_key_was_used_from(signed_in, pro
     offered = form.initial["networks"].split("\n")
     assert sorted(offered) == ["2001:db8:1::/48", "203.0.113.0/24"]  # two calls, one network
     assert networks_url(project, key) in page.content.decode()
+
+
+def test_networks_first_seen_in_the_last_day_are_not_offered_beside_older_ones(
+    signed_in, project, api_key
+):
+    # A leaked key: a week from the customer's servers, then an hour from somewhere new.
+    # Saving what the page fills in must not allow the network the leak is used from.
+    key = api_key[0]
+    now = timezone.now()
+    usage_write(
+        [
+            usage_call(now - timedelta(days=6), key=key, ip="10.20.0.11"),
+            usage_call(now - timedelta(minutes=50), key=key, ip="10.20.0.12"),
+            *(usage_call(now - timedelta(minutes=m), key=key, ip="45.83.64.17") for m in range(40)),
+        ]
+    )
+    page = signed_in.get(reverse("usage:api_key_usage", args=[project.slug, key.pk]))
+    assert page.context["networks_form"].initial["networks"] == "10.20.0.0/24"
+    assert "45.83.64.0/24" in page.context["networks_left_out"]
+    assert "first seen in the last 24 hours" in page.content.decode()
 
 
 def test_saving_networks_from_the_page_limits_the_key_and_audits(signed_in, project, api_key):
