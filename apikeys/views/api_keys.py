@@ -8,6 +8,7 @@ event, on which the key table reloads itself.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from functools import partial
 
@@ -142,11 +143,17 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
     found = ApiKey.objects.for_project(request.project).order_by(*SORTS[sort][1])
     if q:
         matches = Q(name__icontains=q) | Q(notes__icontains=q)
-        start, _, end = q.partition("…")
-        if start:
-            matches |= Q(hint__istartswith=start)
-        if end:
-            matches |= Q(hint__iendswith=end)
+        # The key as the list shows it, or as someone told of a leak has it: its start, its
+        # last characters, or both around an ellipsis typed as dots. Its secret before
+        # the last roll too: a leaked copy may be the one that was replaced.
+        start, ellipsis, end = re.sub(r"\.{2,}", "…", q).partition("…")
+        for field in ("hint", "previous_hint"):
+            if not ellipsis:
+                matches |= Q(**{f"{field}__icontains": q})
+            if start and ellipsis:
+                matches |= Q(**{f"{field}__istartswith": start})
+            if end:
+                matches |= Q(**{f"{field}__iendswith": end})
         found = found.filter(matches)
     found = found.with_open_alert_counts().select_related(
         "created_by", "revoked_by", "suspended_by"

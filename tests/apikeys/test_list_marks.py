@@ -172,6 +172,31 @@ def test_the_visible_end_of_a_key_finds_that_key_only(signed_in, project, make_k
     assert [k.pk for k in signed_in.get(url, {"q": end}).context["active_keys"]] == [one.pk]
 
 
+def test_a_key_is_found_by_its_last_characters_or_its_hint_typed_with_three_dots(
+    signed_in, project, make_key
+):
+    # What someone told of a leak has: the key's last characters, or its hint as the list
+    # shows it, typed on a keyboard without an ellipsis.
+    one, _ = make_key(project, name="One")
+    make_key(project, name="Two")
+    url = reverse("apikeys:api_key_list", args=[project.slug])
+    start, end = one.hint.split("…")
+    for q in (end, f"{start}...{end}", f"{start}..{end}"):
+        assert [k.pk for k in signed_in.get(url, {"q": q}).context["active_keys"]] == [one.pk], q
+
+
+def test_a_rolled_keys_old_secret_finds_the_key(signed_in, user, project, make_key):
+    from apikeys.services import api_key_roll
+
+    rolled, _ = make_key(project, name="Rolled")
+    make_key(project, name="Other")
+    old_hint = rolled.hint
+    api_key_roll(api_key=rolled, by=user, overlap=timedelta(0))
+    url = reverse("apikeys:api_key_list", args=[project.slug])
+    for q in (old_hint, old_hint.split("…")[0], old_hint.split("…")[1]):
+        assert [k.pk for k in signed_in.get(url, {"q": q}).context["active_keys"]] == [rolled.pk], q
+
+
 def test_a_secret_pasted_without_javascript_leaves_the_address_bar(signed_in, project, make_key):
     _, secret = make_key(project, name="Billing")
     url = reverse("apikeys:api_key_list", args=[project.slug])
