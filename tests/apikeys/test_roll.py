@@ -373,3 +373,16 @@ def test_a_browser_is_told_its_token_ends_with_the_rolled_secret_that_minted_it(
     ends = ApiKey.objects.get(pk=api_key[0].pk).previous_expires_at
     told = assert_ok(Api(Client(), minted["token"]).get("/client/token"))
     assert datetime.fromisoformat(told["expiresAt"]) == ends
+
+
+def test_the_roll_and_revoke_dialogs_say_how_they_differ_for_a_leaked_key(
+    signed_in, project, api_key
+):
+    """Someone told a key leaked chooses between them: a roll's overlap keeps the leaked
+    secret working for whoever has it, and a revocation leaves no key to move to."""
+    key = api_key[0]
+    roll = signed_in.get(roll_url(project, key), headers=HTMX).content.decode()
+    assert "If this secret leaked" in roll and "Not at all" in roll
+    revoke = reverse("apikeys:api_key_revoke", args=[project.slug, key.pk])
+    confirm = signed_in.get(revoke, headers=HTMX).content.decode()
+    assert "roll it instead" in confirm
