@@ -61,6 +61,17 @@ def test_the_alert_offers_suspend_roll_revoke_and_this_network_is_ours(signed_in
         assert url in html
 
 
+def test_an_alert_says_when_and_from_where_its_key_was_last_used(signed_in, project, key):
+    """A new network's alert is last seen when the network first was: calls from it that
+    went on since change neither. Whoever reads it asks whether the key is still in use,
+    and from where: the card says, from the key."""
+    flag = new_network_flag(key)
+    usage_write([usage_call(NOW + timedelta(minutes=50), key=key, ip="198.51.100.9")])
+    html = signed_in.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
+    card = html.split(f'id="flag-{flag.pk}"')[1].split("</li>")[0]
+    assert "key last used" in card and "from 198.51.100.9" in card
+
+
 def test_a_new_network_confirmed_as_ours_is_known_and_the_alert_closed(
     signed_in, project, key, user
 ):
