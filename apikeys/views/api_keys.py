@@ -332,7 +332,9 @@ def api_key_revoke_view(request: ProjectRequest, key_id: int) -> HttpResponse:
         return _render(request, "revoke-confirm", {"key": api_key})
     if api_key_revoke(api_key=api_key, by=request.user, ip=client_ip(request)):
         messages.success(
-            request, f"“{api_key.name}” is revoked. Calls with it now get 401 expired_api_key."
+            request,
+            f"“{api_key.name}” is revoked. Calls with it and with the client tokens it minted now "
+            "get 401 expired_api_key.",
         )
     else:
         messages.info(request, f"“{api_key.name}” was already revoked.")

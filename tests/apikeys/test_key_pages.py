@@ -158,6 +158,17 @@ def test_revoke_asks_first_naming_the_key_then_revokes_for_good(signed_in, proje
     assert key.revoked_at == revoked_at
 
 
+def test_the_revocations_message_says_the_keys_client_tokens_ended_with_it(
+    signed_in, project, make_key
+):
+    """Whoever revoked a leaked key asks next whether what was minted with it still works:
+    the message says, as the dialog did before."""
+    key, _ = make_key(project, name="Mobile BFF")
+    url = reverse("apikeys:api_key_revoke", args=[project.slug, key.pk])
+    page = signed_in.post(url, follow=True).content.decode()
+    assert "is revoked. Calls with it and with the client tokens it minted now get 401" in page
+
+
 def test_an_expired_key_offers_no_revoke_that_would_change_nothing(signed_in, project, make_key):
     """An expired key refuses every call for good (401 expired_api_key, as a revoked one
     does) and is never rolled, resumed or renamed again: revoking it stops nothing. The
