@@ -53,7 +53,8 @@ class TokenLookupForm(forms.Form):
         if kind is TokenKind.PERSONAL_ACCESS_TOKEN:
             raise forms.ValidationError(
                 "That is a personal access token: it belongs to a person, not to a project. "
-                "If it leaked, report it at /v1/credentials/revoke to end it."
+                "If it is yours, revoke it under your account’s Personal access tokens; anyone "
+                "else’s ends when it is reported to /v1/credentials/revoke."
             )
         return token
 

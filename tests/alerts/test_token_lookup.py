@@ -84,6 +84,9 @@ def test_a_pat_is_pointed_elsewhere(signed_in, project, user):
     _, secret = personal_token_create(user=user, name="CLI")
     html = lookup(signed_in, project, secret).content.decode()
     assert "personal access token" in html and secret not in html
+    # Whose it is, the page cannot say (it is not the project's); the owner, if it is
+    # theirs, ends it where their tokens are, not by calling the API.
+    assert "If it is yours, revoke it under your account’s Personal access tokens" in html
 
 
 def test_only_owners_may_look_up(project, make_user, api_key):
