@@ -199,6 +199,23 @@ def test_an_expired_key_offers_no_revoke_that_would_change_nothing(signed_in, pr
     assert "“Lapsed” expired on" in answer and "is revoked" not in answer
 
 
+def test_a_revoked_keys_row_says_where_it_was_last_used_from(signed_in, project, make_key, user):
+    """The ended keys are kept "to trace what a leaked key was used for": their row names
+    the address of the last call that succeeded, as a working key's row does."""
+    from apikeys.services import api_key_revoke
+    from tests.conftest import usage_call
+    from usage.writer import usage_write
+
+    key, _ = make_key(project, name="Leaked")
+    usage_write(
+        [usage_call(timezone.now() - datetime.timedelta(minutes=5), key=key, ip="45.83.64.17")]
+    )
+    api_key_revoke(api_key=key, by=user)
+    html = signed_in.get(reverse("apikeys:api_key_list", args=[project.slug])).content.decode()
+    row = html.split(f'id="key-{key.pk}"')[1].split("</tr>")[0]
+    assert row.startswith(' class="row-ended"') and "from 45.83.64.17" in row
+
+
 def test_revoked_and_expired_keys_stay_listed_apart(signed_in, project, make_key):
     make_key(project, name="Live")
     revoked, _ = make_key(project, name="Gone")
