@@ -15,6 +15,8 @@ crossed in clear, and a client that follows redirects would hide that from its o
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
@@ -26,6 +28,13 @@ from api.endpoint import api_not_found, client_not_found
 from api.errors import error_response, new_request_id
 
 API_PREFIXES = ("/v1/", "/client/")
+# Paths whose match each worker keeps: a client calls the same few (one per agent and
+# endpoint) over and over. A longer path is matched each time, so the kept paths and
+# their arguments stay near a megabyte at most, whatever paths anyone sends.
+MATCHES_KEPT = 1024
+MATCH_KEPT_UP_TO = 200  # characters of a path
+
+type Match = tuple[Callable[..., HttpResponse], tuple[Any, ...], dict[str, Any]]
 
 
 def is_api_path(path: str) -> bool:
@@ -45,6 +54,8 @@ class ApiMiddleware:
         # less its leading slash: the match the URLconf's root would find, without a
         # resolver (and a ResolverMatch) of its own on every call.
         self.resolvers = get_resolver(settings.API_URLCONF).url_patterns
+        # The URLconf's answer depends on the path alone: each path is matched once.
+        self._kept_match = lru_cache(maxsize=MATCHES_KEPT)(self._match)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not is_api_path(request.path_info):
@@ -62,17 +73,27 @@ class ApiMiddleware:
 
     def _view_response(self, request: HttpRequest) -> HttpResponse:
         path = request.path_info[1:]
+        match = self._kept_match(path) if len(path) <= MATCH_KEPT_UP_TO else self._match(path)
+        if match is not None:
+            view, args, kwargs = match
+            return view(request, *args, **kwargs)
+        # "/v1" and "/client" themselves: the envelope's 404, not a redirect to the slash.
+        if request.path_info.lstrip("/").startswith("client"):
+            return client_not_found(request)
+        return api_not_found(request)
+
+    def _match(self, path: str) -> Match | None:
+        """The view of `path` (less its leading slash) and its arguments, or None. (A
+        ResolverMatch weighs more than the match it stands for: the view and its
+        arguments are what a call needs.)"""
         for resolver in self.resolvers:
             try:
                 match = resolver.resolve(path)
             except Resolver404:
                 continue
             if match is not None:  # (a path() of its own answers None, not Resolver404)
-                return match.func(request, *match.args, **match.kwargs)
-        # "/v1" and "/client" themselves: the envelope's 404, not a redirect to the slash.
-        if request.path_info.lstrip("/").startswith("client"):
-            return client_not_found(request)
-        return api_not_found(request)
+                return match.func, match.args, match.kwargs
+        return None
 
     def _refusal(self, request: HttpRequest) -> HttpResponse | None:
         """What is refused before a token is even read, in the envelope: an unknown Host

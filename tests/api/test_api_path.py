@@ -7,7 +7,7 @@ from django.db import connection
 from django.http import HttpResponse
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.urls import include, path
+from django.urls import URLResolver, include, path
 from django.views.decorators.csrf import csrf_exempt
 
 from tests.api.assertions import assert_error, assert_ok
@@ -64,6 +64,42 @@ def test_the_dashboard_still_redirects_plain_http_in_production(client, settings
 def test_an_unknown_host_is_answered_in_the_envelope(db, host):
     response = Client(HTTP_HOST=host).get("/v1/agents")
     assert_error(response, 400, "invalid_request")
+
+
+def test_each_api_path_is_matched_against_the_urlconf_once(api, monkeypatch):
+    # A client calls the same few paths over and over: the middleware keeps their matches.
+    matched: list[str] = []
+    resolve = URLResolver.resolve
+
+    def counted(self: URLResolver, path: str) -> object:
+        matched.append(path)
+        return resolve(self, path)
+
+    monkeypatch.setattr(URLResolver, "resolve", counted)
+    for _ in range(3):
+        assert_ok(api.post(INVOKE, {"prompt": "hi"}))
+    assert matched == [INVOKE[1:]]
+    # Another agent's path is a match of its own, with its own name.
+    other = api.post("/v1/agents/other/invoke", {"prompt": "hi"})
+    assert "'other'" in assert_error(other, 404, "agent_not_found")["message"]
+    assert_ok(api.post(INVOKE, {"prompt": "hi"}))
+    assert len(matched) == 2
+
+
+def test_a_long_api_path_is_matched_each_time_and_not_kept(api, monkeypatch):
+    # Anyone can send paths without end: only short ones (every real one) are kept.
+    matched: list[str] = []
+    resolve = URLResolver.resolve
+
+    def counted(self: URLResolver, path: str) -> object:
+        matched.append(path)
+        return resolve(self, path)
+
+    monkeypatch.setattr(URLResolver, "resolve", counted)
+    long_path = f"/v1/agents/{'a' * 300}/invoke"
+    for _ in range(2):
+        assert_error(api.post(long_path, {"prompt": "hi"}), 404, "agent_not_found")
+    assert len(matched) == 2
 
 
 # An API URLconf with a path of its own beside the includes (the test below).
