@@ -131,7 +131,9 @@ def redact_tokens_escaped(text: str) -> str:
     tail the patterns no longer see as part of it. Decoding only makes a token longer
     (its prefix and characters hold no escape), so the last decoding that found one cuts
     all that the earlier ones did."""
-    if "%" not in text:  # (nearly every text: no loop set up for it)
+    if _holds_no_token(text):  # (nearly every path and user agent: no pattern tried)
+        return text
+    if "%" not in text:  # (no loop set up for it)
         return _redact_tokens_in_url(text)
     kept = _redact_tokens_in_url(text)
     decoded = text
@@ -143,6 +145,19 @@ def redact_tokens_escaped(text: str) -> str:
         if cut != decoded:
             kept = controls_escaped(cut)
     return kept
+
+
+def _holds_no_token(text: str) -> bool:
+    """Whether no pattern here can match `text`, told without trying them: it is ASCII (as
+    it is spelt is as it reads), has no escape, and holds none of the literals every
+    pattern starts with (a token's "reminix_" in any case, "whsec_", "/account/")."""
+    return (
+        text.isascii()
+        and "%" not in text
+        and "reminix_" not in text.lower()
+        and "whsec_" not in text
+        and "/account/" not in text
+    )
 
 
 def _redact_tokens_in_url(text: str, spaced: re.Pattern[str] = _TOKEN_SPACED_IN_URL) -> str:

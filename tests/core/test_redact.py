@@ -442,3 +442,21 @@ def test_a_webhook_signing_secret_is_cut_like_a_token():
     assert "Q-9_zR" not in redact_secrets(secret)
     # Its hint, as the endpoint list shows it, is no secret.
     assert not holds_secret("whsec_Q-9_…") and redact_secrets("whsec_Q-9_…") == "whsec_Q-9_…"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "/v1/agents/REMINIX_SK_abcdefgh/invoke",
+        "curl/8 Reminix_Pat_abcdefgh",
+        "hook whsec_abcdefghijklmnop",
+        "/account/verify/abcdefgh/",
+        "/v1/agents/ｒeminix_sk_abcdefgh/invoke",  # a fullwidth r
+        "ua reminix\u200b_sk_abcdefgh",  # a zero-width space inside
+        "/v1/agents/reminix%5Fsk%5Fabcdefgh/invoke",
+    ],
+)
+def test_text_that_holds_any_patterns_start_however_spelt_takes_the_patterns(text):
+    # redact_tokens_escaped returns text at once when no pattern can match it: never
+    # text with a token in another case, disguised, or escaped.
+    assert "abcdefgh" not in redact_tokens_escaped(text)
