@@ -39,7 +39,7 @@ from accounts.two_factor import (
 from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows
-from core.shown_once import form_already_used, form_id_new, form_used
+from core.shown_once import form_already_used, form_id_new, form_used, sent_once
 
 TEMPLATE = "accounts/security.html"
 # The sign-in's second step: how long it waits, and how many wrong codes it takes.
@@ -96,6 +96,7 @@ def totp_setup(request: AuthenticatedRequest) -> HttpResponse:
 @login_required
 @verified_email_required
 @sudo_required
+@sent_once
 def totp_confirm(request: AuthenticatedRequest) -> HttpResponse:
     # Only while the app it turned on still is: turned off and set up anew since (a tab
     # left open), its codes no longer work, and the form confirms the new setup.
@@ -162,6 +163,7 @@ def _codes_once(
 @require_POST
 @login_required
 @sudo_required
+@sent_once
 def recovery_codes_new(request: AuthenticatedRequest) -> HttpResponse:
     if not has_two_factor(request.user) or _codes_already_shown(request):
         return redirect("accounts:account_security")

@@ -12,6 +12,7 @@ from functools import partial
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -21,7 +22,7 @@ from accounts.models import Membership
 from accounts.sudo import sudo_required
 from core.client_ip import client_ip
 from core.htmx import render_panel, wants_fragment
-from core.shown_once import already_shown, form_id_new, form_id_of, shown_once
+from core.shown_once import already_sent, form_id_new, form_id_of, sent_once, shown_once
 from webhooks.forms import WebhookCreateForm
 from webhooks.models import MAX_ENDPOINTS_PER_PROJECT, WebhookDelivery, WebhookEndpoint
 from webhooks.retention import KEEP
@@ -103,14 +104,22 @@ def webhook_list(request: ProjectRequest) -> HttpResponse:
 @project_owner_required
 @verified_email_required
 @sudo_required
+@sent_once
 def webhook_create_view(request: ProjectRequest) -> HttpResponse:
     if request.method == "GET":
         return _render(
             request, "create-form", {"form": WebhookCreateForm(), "form_id": form_id_new()}
         )
     form = WebhookCreateForm(request.POST)
-    if already_shown(request, noun="signing secret"):
-        return redirect("webhooks:webhook_list", slug=request.project.slug)
+    if sent := already_sent(
+        request,
+        made="added an endpoint",
+        advice="If nobody copied its signing secret, roll it on the endpoint's page, from the "
+        "list below.",
+        back=reverse("webhooks:webhook_list", args=[request.project.slug]),
+        changed=CHANGED,
+    ):
+        return sent
     context: dict[str, object] = {"form": form, "form_id": form_id_of(request)}
     if not form.is_valid():
         return _render(request, "create-form", context, status=422)
@@ -127,7 +136,12 @@ def webhook_create_view(request: ProjectRequest) -> HttpResponse:
         form.add_error(None, str(too_many))
         return _render(request, "create-form", context, status=409)
     created = {"endpoint": endpoint, "secret": secret}
-    return shown_once(request, _render(request, "created", created, status=201), changed=CHANGED)
+    return shown_once(
+        request,
+        _render(request, "created", created, status=201),
+        changed=CHANGED,
+        made=f"added the endpoint {endpoint.display_url}",
+    )
 
 
 def _detail_context(request: ProjectRequest, endpoint: WebhookEndpoint) -> dict[str, object]:
@@ -200,22 +214,28 @@ def webhook_retry_view(request: ProjectRequest, endpoint_id: int, delivery_id: i
 @project_owner_required
 @verified_email_required
 @sudo_required
+@sent_once
 def webhook_secret_roll_view(request: ProjectRequest, endpoint_id: int) -> HttpResponse:
     """A new signing secret, shown on the endpoint's page this once (a leaked one no
     longer means deleting the endpoint, its log and what waits for it)."""
     endpoint = _endpoint(request, endpoint_id)
     if endpoint.format != WebhookEndpoint.Format.GENERIC:
         raise Http404("A Slack endpoint has no signing secret.")
-    if already_shown(request, noun="signing secret"):
-        return redirect(
-            "webhooks:webhook_detail", slug=request.project.slug, endpoint_id=endpoint.pk
-        )
+    if sent := already_sent(
+        request,
+        made=f"rolled the signing secret of {endpoint.display_url}",
+        advice="If nobody copied it, roll it again.",
+        back=reverse("webhooks:webhook_detail", args=[request.project.slug, endpoint.pk]),
+        changed=CHANGED,
+    ):
+        return sent
     try:
         secret = webhook_secret_roll(endpoint=endpoint, by=request.user, ip=client_ip(request))
     except WebhookEndpoint.DoesNotExist:
         raise Http404("Another owner deleted this endpoint.") from None
     context = {**_detail_context(request, endpoint), "secret": secret}
-    return shown_once(request, render(request, DETAIL, context), changed=CHANGED)
+    made = f"rolled the signing secret of {endpoint.display_url}"
+    return shown_once(request, render(request, DETAIL, context), changed=CHANGED, made=made)
 
 
 @require_POST

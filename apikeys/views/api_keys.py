@@ -19,6 +19,7 @@ from django.db.models.expressions import Combinable
 from django.db.models.functions import Lower
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
@@ -60,7 +61,7 @@ from apikeys.services import (
 from core.client_ip import client_ip
 from core.htmx import filters_without_secrets, render_panel
 from core.redact import holds_secret
-from core.shown_once import already_shown, form_id_new, form_id_of, shown_once
+from core.shown_once import already_sent, form_id_new, form_id_of, sent_once, shown_once
 
 TEMPLATE = "apikeys/api_key_list.html"
 CHANGED = "apiKeysChanged"
@@ -233,14 +234,21 @@ def api_key_list(request: ProjectRequest) -> HttpResponse:
 @project_member_required
 @verified_email_required
 @sudo_required
+@sent_once
 def api_key_create_view(request: ProjectRequest) -> HttpResponse:
     if request.method == "GET":
         form = ApiKeyCreateForm(project=request.project)
         return _render(request, "create-form", {"form": form, "form_id": form_id_new()})
 
     form = ApiKeyCreateForm(request.POST, project=request.project)
-    if already_shown(request, noun="key"):
-        return redirect("apikeys:api_key_list", slug=request.project.slug)
+    if sent := already_sent(
+        request,
+        made="created a key",
+        advice="If nobody copied it, revoke that key in the list below and create a new one.",
+        back=reverse("apikeys:api_key_list", args=[request.project.slug]),
+        changed=CHANGED,
+    ):
+        return sent
     if not form.is_valid():
         return _render(
             request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
@@ -269,7 +277,8 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
     else:
         context = {"new_key": api_key, "token": token, "details": token_summary(api_key)}
         created = _render(request, "created", context, status=201)
-        return shown_once(request, created, changed=CHANGED)
+        made = f"created the key “{api_key.name}” ({api_key.hint})"
+        return shown_once(request, created, changed=CHANGED, made=made)
     return _render(
         request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
     )
@@ -419,6 +428,7 @@ def _not_changed(api_key: ApiKey, otherwise: str) -> str:
 @project_member_required
 @verified_email_required
 @sudo_required
+@sent_once
 def api_key_roll_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     """GET asks how long the current secret keeps working; POST gives the key a new
     secret, shown once, and the old one stops at the end of the chosen overlap."""
@@ -430,8 +440,14 @@ def api_key_roll_view(request: ProjectRequest, key_id: int) -> HttpResponse:
         context = {"form": form, "key": api_key, "form_id": form_id_new(), "now": timezone.now()}
         return _render(request, "roll-form", context)
     form = ApiKeyRollForm(request.POST)
-    if already_shown(request, noun="secret"):
-        return redirect("apikeys:api_key_list", slug=request.project.slug)
+    if sent := already_sent(
+        request,
+        made=f"rolled “{api_key.name}”",
+        advice="If nobody copied it, roll the key again in the list below.",
+        back=reverse("apikeys:api_key_list", args=[request.project.slug]),
+        changed=CHANGED,
+    ):
+        return sent
     context = {"form": form, "key": api_key, "form_id": form_id_of(request), "now": timezone.now()}
     if not form.is_valid():
         return _render(request, "roll-form", context, status=422)
@@ -465,7 +481,9 @@ def api_key_roll_view(request: ProjectRequest, key_id: int) -> HttpResponse:
         "details": f"{old} {token_summary(api_key)}",
         "rolled": True,
     }
-    return shown_once(request, _render(request, "created", context, status=201), changed=CHANGED)
+    made = f"rolled “{api_key.name}” to the new secret {api_key.hint}"
+    created = _render(request, "created", context, status=201)
+    return shown_once(request, created, changed=CHANGED, made=made)
 
 
 @require_POST

@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import trigger_client_event
@@ -44,7 +45,7 @@ from apikeys.views.api_keys import rolled_meanwhile_message, token_summary
 from core.client_ip import client_ip
 from core.htmx import render_panel
 from core.networks import network_around
-from core.shown_once import already_shown, form_id_new, form_id_of, shown_once
+from core.shown_once import already_sent, form_id_new, form_id_of, sent_once, shown_once
 
 TEMPLATE = "apikeys/personal_token_list.html"
 CHANGED = "personalTokensChanged"
@@ -90,13 +91,20 @@ def personal_token_list(request: AuthenticatedRequest) -> HttpResponse:
 @login_required
 @verified_email_required
 @sudo_required
+@sent_once
 def personal_token_create_view(request: AuthenticatedRequest) -> HttpResponse:
     if request.method == "GET":
         form = PersonalTokenCreateForm(user=request.user)
         return _render(request, "create-form", {"form": form, "form_id": form_id_new()})
     form = PersonalTokenCreateForm(request.POST, user=request.user)
-    if already_shown(request, noun="token"):
-        return redirect("apikeys:personal_token_list")
+    if sent := already_sent(
+        request,
+        made="created a token",
+        advice="If nobody copied it, revoke that token in the list below and create a new one.",
+        back=reverse("apikeys:personal_token_list"),
+        changed=CHANGED,
+    ):
+        return sent
     if not form.is_valid():
         return _render(
             request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
@@ -122,7 +130,8 @@ def personal_token_create_view(request: AuthenticatedRequest) -> HttpResponse:
             details += " Consider revoking it when you no longer need it."
         context = {"new_token": pat, "token": token, "details": details}
         created = _render(request, "created", context, status=201)
-        return shown_once(request, created, changed=CHANGED)
+        made = f"created the token “{pat.name}” ({pat.hint})"
+        return shown_once(request, created, changed=CHANGED, made=made)
     return _render(
         request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
     )
@@ -220,6 +229,7 @@ def personal_token_rename_view(request: AuthenticatedRequest, token_id: int) -> 
 @login_required
 @verified_email_required
 @sudo_required
+@sent_once
 def personal_token_regenerate_view(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
     """GET asks for the new secret's expiry; POST gives the token a new secret, shown once,
     and the old one stops at once (GitHub's "Regenerate token")."""
@@ -229,8 +239,14 @@ def personal_token_regenerate_view(request: AuthenticatedRequest, token_id: int)
         context = {"pat": pat, "form": form, "form_id": form_id_new()}
         return _render(request, "regenerate-form", context)
     form = PersonalTokenRegenerateForm(request.POST, personal_token=pat)
-    if already_shown(request, noun="token"):
-        return redirect("apikeys:personal_token_list")
+    if sent := already_sent(
+        request,
+        made=f"regenerated “{pat.name}”",
+        advice="If nobody copied it, regenerate the token again in the list below.",
+        back=reverse("apikeys:personal_token_list"),
+        changed=CHANGED,
+    ):
+        return sent
     context = {"pat": pat, "form": form, "form_id": form_id_of(request)}
     if not form.is_valid():
         return _render(request, "regenerate-form", context, status=422)
@@ -254,4 +270,6 @@ def personal_token_regenerate_view(request: AuthenticatedRequest, token_id: int)
         return _render(request, "regenerate-form", context, status=422)
     details = f"The old secret {previous_hint} has stopped working. {token_summary(pat)}"
     context = {"new_token": pat, "token": secret, "details": details, "rolled": True}
-    return shown_once(request, _render(request, "created", context, status=201), changed=CHANGED)
+    made = f"regenerated “{pat.name}” to the new secret {pat.hint}"
+    created = _render(request, "created", context, status=201)
+    return shown_once(request, created, changed=CHANGED, made=made)

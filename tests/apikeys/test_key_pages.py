@@ -57,7 +57,7 @@ def test_the_same_create_form_submitted_twice_makes_one_key_and_never_reshows_it
     again = create(signed_in, project, form_id="once", follow=True)
     assert ApiKey.objects.filter(project=project).count() == 1
     assert token not in again.content.decode()
-    assert "already created and shown once" in again.content.decode()
+    assert "This form was already sent: it created the key “Production”" in again.content.decode()
 
 
 def test_a_form_id_no_form_of_ours_sent_is_not_kept_in_the_session(signed_in, project):

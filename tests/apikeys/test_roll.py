@@ -27,7 +27,7 @@ from apikeys.services import (
 )
 from audit.models import AuditEvent
 from tests.api.assertions import assert_error, assert_ok
-from tests.conftest import HTMX, Api, statements_run
+from tests.conftest import HTMX, Api, statements_run, the_second_waits_for_the_first
 from usage.models import UsageRecord
 
 INVOKE = "/v1/agents/my-agent/invoke"
@@ -323,8 +323,8 @@ def test_a_roll_form_sent_again_past_its_first_send_rolls_nothing(
 
 @pytest.mark.django_db(transaction=True)
 def test_one_roll_form_sent_twice_at_once_rolls_once(project, api_key, user, monkeypatch):
-    import threading
-
+    """The second send waits for the first (core.shown_once: one browser's secret forms
+    take turns on its session's row), then finds the form used and rolls nothing."""
     from apikeys.views import api_keys as views
 
     if connection.vendor != "postgresql":
@@ -334,30 +334,17 @@ def test_one_roll_form_sent_twice_at_once_rolls_once(project, api_key, user, mon
     first.force_login(user)
     second = Client()
     second.cookies = first.cookies  # one browser, one session: a double click
-    # Both sends are past the session's check of the form before either rolls.
-    together = threading.Barrier(2)
-    real_roll = views.api_key_roll
-
-    def roll_together(**kwargs):
-        together.wait(timeout=10)
-        return real_roll(**kwargs)
-
-    monkeypatch.setattr(views, "api_key_roll", roll_together)
     fields = {"overlap": "24h", "replacing": key.hint, "form_id": "once"}
     statuses: list[int] = []
 
     def send(client: Client) -> None:
-        try:
-            statuses.append(client.post(roll_url(project, key), fields, headers=HTMX).status_code)
-        finally:
-            connection.close()
+        statuses.append(client.post(roll_url(project, key), fields, headers=HTMX).status_code)
 
-    threads = [threading.Thread(target=send, args=(c,)) for c in (first, second)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(statuses) == [201, 409]
+    failures = the_second_waits_for_the_first(
+        monkeypatch, views, "api_key_roll", lambda: send(first), lambda: send(second)
+    )
+    assert failures == []
+    assert statuses == [201, 409]
     assert AuditEvent.objects.filter(action="api_key.rolled").count() == 1
     key.refresh_from_db()
     assert key.previous_secret_works_at(timezone.now())
