@@ -109,6 +109,30 @@ var announce = (function () {
     });
   }, true);
 
+  // A plain form that makes a secret (data-send-once) is sent once: once it is on its way
+  // its buttons are disabled, so a double click sends it once. The server makes it once
+  // anyway (core/shown_once.py), but the browser shows the second answer, which can only
+  // say the secret was shown in the first. htmx's forms do the same by hx-disabled-elt.
+  // After data-confirm's question (whose first submit it cancels), and a moment later:
+  // a button disabled before the send would leave its own name out of it.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || !form.hasAttribute || !form.hasAttribute("data-send-once")) return;
+    setTimeout(function () {
+      form.querySelectorAll("button:not([type=button])").forEach(function (button) {
+        button.disabled = true;
+      });
+    });
+  });
+  // Back to the page from the browser's cache, with the form still there: it works again
+  // (sent, it says it was already sent).
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    document.querySelectorAll("form[data-send-once] button:disabled").forEach(function (button) {
+      button.disabled = false;
+    });
+  });
+
   document.addEventListener("htmx:confirm", function (event) {
     var question = event.detail.question;
     if (!question) return;

@@ -312,3 +312,35 @@ def test_new_recovery_codes_sent_twice_at_once_are_made_once(user, monkeypatch):
     assert AuditEvent.objects.filter(action="user.recovery_codes_regenerated").count() == 2
     assert len(codes_in(answers["first"].content.decode())) == 10
     assert RecoveryCode.objects.filter(user=user).count() == 10
+
+
+def form_tag(html: str, action: str) -> str:
+    found = re.search(rf'<form[^>]*action="{re.escape(action)}"[^>]*>', html)
+    assert found, f"no form sent to {action}"
+    return found.group(0)
+
+
+@pytest.mark.parametrize("name", FORMS)
+def test_a_secret_form_cannot_be_clicked_again_while_it_is_on_its_way(
+    signed_in, user, project, name
+):
+    """The client's half: its button is disabled while it is sent (htmx's forms by
+    hx-disabled-elt, the plain ones by app.js), so a double click sends once."""
+    form = the_form(user, project, name)
+    shown_at = form.url
+    if name == "webhook secret roll":
+        shown_at = form.url.removesuffix("roll-secret/")
+    tag = form_tag(signed_in.get(shown_at).content.decode(), form.url)
+    if "hx-post" in tag:
+        assert 'hx-disabled-elt="find button[type=submit]"' in tag
+    else:
+        assert "data-send-once" in tag
+
+
+def test_the_recovery_code_forms_cannot_be_clicked_again_while_on_their_way(signed_in, user):
+    signed_in.post(reverse("accounts:totp_setup"))
+    page = signed_in.get(reverse("accounts:account_security")).content.decode()
+    assert "data-send-once" in form_tag(page, reverse("accounts:totp_confirm"))
+    enrolled(user)
+    page = signed_in.get(reverse("accounts:account_security")).content.decode()
+    assert "data-send-once" in form_tag(page, reverse("accounts:recovery_codes_new"))

@@ -1,0 +1,92 @@
+"""A form that makes a secret cannot be clicked again while it is on its way: htmx's by
+hx-disabled-elt, the plain ones by app.js (data-send-once). The server makes the secret
+once whatever the browser does (tests/core/test_secret_forms_sent_twice.py)."""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page, Request, Route, expect
+
+from accounts.models import Project
+from accounts.services import user_sign_up
+from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.conftest import PASSWORD
+from webhooks.models import WebhookEndpoint
+from webhooks.services import webhook_create
+
+
+def held_posts(page: Page, pattern: str) -> list[Route]:
+    """The POSTs to `pattern`, held until the test lets each go; other requests pass."""
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        if route.request.method == "POST":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(pattern, hold)
+    return held
+
+
+def sent(page: Page, held: list[Route]) -> int:
+    """How many were sent, once the first has reached the route (Playwright hands a route
+    over only while the test waits on the page)."""
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    page.wait_for_timeout(200)  # time for a second send, were there one
+    return len(held)
+
+
+def test_create_key_is_disabled_while_its_form_is_on_its_way(
+    page: Page, live_server, transactional_db
+):
+    user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    sign_in(page, "kim@example.com")
+    page.get_by_role("navigation", name="Project").get_by_role("link", name="API Keys").click()
+    page.get_by_role("link", name="Create API key").click()
+    page.get_by_label("Name").fill("Production")
+    held = held_posts(page, "**/api-keys/new/")
+    button = page.get_by_role("button", name="Create key")
+    button.click()
+    expect(button).to_be_disabled()
+    page.get_by_label("Name").press("Enter")  # sends nothing either
+    assert sent(page, held) == 1
+    held[0].continue_()
+    expect(page.get_by_label("Your new API key", exact=True)).to_be_visible()
+    assert len(held) == 1
+
+
+def test_roll_secret_is_disabled_once_confirmed_and_sent(page: Page, live_server, transactional_db):
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.get(memberships__user=user)
+    endpoint, _ = webhook_create(
+        project=project,
+        url="https://hooks.example.com/in",
+        format=WebhookEndpoint.Format.GENERIC,
+        min_severity="low",
+        created_by=user,
+    )
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/webhooks/{endpoint.pk}/")
+    rolls: list[str] = []
+
+    def count(request: Request) -> None:
+        if request.url.endswith("/roll-secret/"):
+            rolls.append(request.url)
+
+    page.context.on("request", count)
+    form = page.locator("form[data-send-once]")
+    # Its answer opens in another tab, so that this page, the one a person clicks again,
+    # stays to be looked at (a page on its way to the next one cannot be read).
+    form.evaluate("form => { form.target = 'answer' }")
+    roll = form.get_by_role("button", name="Roll secret")
+    with page.context.expect_page() as answer:
+        roll.click()
+        page.get_by_role("dialog").get_by_role("button", name="Roll secret").click()
+    expect(answer.value.get_by_text("whsec_", exact=False).first).to_be_visible()
+    expect(roll).to_be_disabled()
+    roll.click(force=True)  # a second click: nothing is sent, nothing is asked
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    assert len(rolls) == 1
