@@ -237,3 +237,31 @@ def test_the_front_page_reads_the_keys_of_the_alerts_it_shows_not_of_every_open_
         and ('FROM "apikeys_flag"' in q["sql"] or '"apikeys_apikey"."id" IN' in q["sql"])
     )
     assert read <= 5
+
+
+def test_an_open_alert_says_when_and_from_where_its_key_was_last_used(
+    signed_in, project, api_key
+):
+    """The front page's alert read "Last seen" from the alert, which a new network's alert
+    sets when the network first called: in a leak it read an hour ago while the key went on
+    calling from there until minutes before. As on the Alerts page's cards (2e85249), it
+    says when the key was last used, and from which address."""
+    from alerts.models import Flag
+
+    key, _ = api_key
+    now = timezone.now()
+    Flag.objects.create(
+        project=project,
+        api_key=key,
+        kind=Flag.Kind.NEW_NETWORK,
+        severity=Flag.Severity.MEDIUM,
+        dedupe_key="leak",
+        summary="Used from a new network",
+        first_seen=now - timedelta(hours=1),
+        last_seen=now - timedelta(hours=1),
+    )
+    usage_write([usage_call(now - timedelta(minutes=9), key=key, ip="198.51.100.9")])
+    html = front(signed_in, project).content.decode()
+    section = html[html.index('id="alerts-title"') :].split("</section>")[0]
+    assert "key last used" in section and "from 198.51.100.9" in section
+    assert "9\xa0minutes ago" in section
