@@ -29,7 +29,7 @@ class FlagFilterForm(forms.Form):
 
 
 class TokenLookupForm(forms.Form):
-    """A token an owner found somewhere, to learn which of the project's keys it is. Never
+    """A token a member found somewhere, to learn which of the project's keys it is. Never
     shown back (the field does not render its value), stored or logged."""
 
     token = forms.CharField(

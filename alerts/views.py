@@ -197,10 +197,11 @@ def _find(project: Project, token: str) -> Found | None:
 
 @sensitive_post_parameters("token")
 @require_POST
-@project_owner_required
+@project_member_required
 def token_lookup(request: ProjectRequest) -> HttpResponse:
     """Which of the project's keys or client tokens a token someone found is, with a link
-    to its usage. Owners only. The token is compared by its keyed hash and goes nowhere:
+    to its usage. Every member's: a member sees every key's name and hint and may suspend,
+    roll or revoke any of them, so the answer names nothing they could not act on. The token is compared by its keyed hash and goes nowhere:
     not into the answer, the audit log or any log; another project's token is simply not
     found here."""
     lookup_form = TokenLookupForm(request.POST)

@@ -218,8 +218,9 @@ PROJECT_POLICY: dict[str, Rule] = {
     "alerts:flag_list": Rule(get=MEMBER),
     "alerts:flag_acknowledge": Rule(post=MEMBER, args=lambda w: {"flag_id": w.flag.pk}),
     "alerts:flag_network_ours": Rule(post=MEMBER, sudo=POST, args=lambda w: {"flag_id": w.flag.pk}),
-    # "Which key is this?" and the alert rules are the owners' (README).
-    "alerts:token_lookup": Rule(post=OWNER, body=lambda w: {"token": w.key_secret}, writes=False),
+    # The alert rules are the owners' (README); "Which key is this?" is every member's:
+    # they may revoke the key it names.
+    "alerts:token_lookup": Rule(post=MEMBER, body=lambda w: {"token": w.key_secret}, writes=False),
     "alerts:alert_rules": Rule(
         verified=POST,
         get=OWNER,
