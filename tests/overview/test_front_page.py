@@ -239,9 +239,7 @@ def test_the_front_page_reads_the_keys_of_the_alerts_it_shows_not_of_every_open_
     assert read <= 5
 
 
-def test_an_open_alert_says_when_and_from_where_its_key_was_last_used(
-    signed_in, project, api_key
-):
+def test_an_open_alert_says_when_and_from_where_its_key_was_last_used(signed_in, project, api_key):
     """The front page's alert read "Last seen" from the alert, which a new network's alert
     sets when the network first called: in a leak it read an hour ago while the key went on
     calling from there until minutes before. As on the Alerts page's cards (2e85249), it
