@@ -27,6 +27,18 @@ class FlagQuerySet(models.QuerySet["Flag"]):
     def open(self) -> FlagQuerySet:
         return self.filter(acknowledged_at__isnull=True)
 
+    def count_per_key(self, key_ids: set[int]) -> dict[int, int]:
+        """How many of these each of the keys `key_ids` has (none: absent)."""
+        if not key_ids:
+            return {}
+        rows = (
+            self.filter(api_key_id__in=key_ids)
+            .values("api_key_id")
+            .annotate(n=models.Count("id"))
+            .values_list("api_key_id", "n")
+        )
+        return dict(rows)
+
     def most_pressing_first(self) -> FlagQuerySet:
         """High, then medium, then low; the latest first within each: the order every
         list of alerts shows, so a short one never hides a high alert behind newer ones."""

@@ -41,6 +41,51 @@ def flag_acknowledge(*, flag: Flag, by: User, ip: str | None = None) -> bool:
     return bool(changed)
 
 
+@transaction.atomic
+def flags_acknowledge_for_key(
+    *, project: Project, api_key: ApiKey, by: User, ip: str | None = None
+) -> int:
+    """Acknowledge every open alert of `api_key` by `by`, at once: a leaked key raises
+    several (new networks, new agents, a spike, refusals), and once it is revoked each was
+    acknowledged one click at a time. Each is recorded as flag_acknowledge records one, by
+    `by`, with an audit event of its own that says it was one of all the key's (and whether
+    the key was revoked by then). Returns how many this call acknowledged; alerts someone
+    else acknowledged meanwhile keep their who and when. NoLongerAMember as
+    flag_acknowledge."""
+    member_hold(project=project, user=by)
+    flags = list(
+        Flag.objects.for_project(project)
+        .open()
+        .filter(api_key=api_key)
+        .select_for_update()
+        .only("pk", "kind", "severity", "summary", "project_id")
+        .order_by("id")
+    )
+    if not flags:
+        return 0
+    now = timezone.now()
+    Flag.objects.filter(pk__in=[f.pk for f in flags]).update(
+        acknowledged_at=now, acknowledged_by=by
+    )
+    revoked = api_key.revoked_at is not None
+    for flag in flags:
+        audit_record(
+            action="flag.acknowledged",
+            actor=by,
+            project=project,
+            target=flag,
+            target_label=flag.summary[:200],
+            ip=ip,
+            metadata={
+                "kind": flag.kind,
+                "severity": flag.severity,
+                "all_of_key": True,
+                "key_revoked": revoked,
+            },
+        )
+    return len(flags)
+
+
 class NotAboutANetwork(ValueError):
     """The alert is not about a key used from a network (nothing to call ours)."""
 

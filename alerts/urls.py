@@ -14,6 +14,11 @@ urlpatterns = [
         name="flag_acknowledge",
     ),
     path(
+        "projects/<slug:slug>/alerts/key/<int:key_id>/acknowledge/",
+        views.flags_acknowledge_for_key_view,
+        name="flag_acknowledge_key",
+    ),
+    path(
         "projects/<slug:slug>/alerts/<int:flag_id>/network-ours/",
         views.flag_network_ours_view,
         name="flag_network_ours",

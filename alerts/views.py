@@ -33,6 +33,7 @@ from alerts.services import (
     alert_rules_set,
     flag_acknowledge,
     flag_network_ours,
+    flags_acknowledge_for_key,
 )
 from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.tokens import TokenKind, token_hash, token_kind
@@ -82,9 +83,18 @@ def _context(request: ProjectRequest, form: FlagFilterForm) -> dict[str, object]
         ]
     )
     prefetch_related_objects([*open_flags, *recent], "api_key", "client_token", "acknowledged_by")
+    _count_open_of_their_keys(open_flags)
     context["open_flags"] = [(f, evidence_url(f), evidence_note(f)) for f in open_flags]
     context["acknowledged_flags"] = [(f, evidence_url(f), evidence_note(f)) for f in recent]
     return context
+
+
+def _count_open_of_their_keys(flags: list[Flag]) -> None:
+    """Each shown alert's `key_open`: how many open alerts its key has (shown or not), so
+    a card of a key with several can offer to acknowledge them all."""
+    counts = Flag.objects.open().count_per_key({f.api_key_id for f in flags if f.api_key_id})
+    for flag in flags:
+        flag.key_open = counts.get(flag.api_key_id or 0, 0)  # type: ignore[attr-defined]
 
 
 @require_GET
@@ -110,6 +120,24 @@ def flag_acknowledge_view(request: ProjectRequest, flag_id: int) -> HttpResponse
     form = FlagFilterForm(request.GET, project=request.project)
     if request.htmx:
         # The list, and the count in the navigation swapped out of band.
+        context = {**_context(request, form), "count_oob": True}
+        return render(request, TEMPLATE + "#flags", context)
+    return redirect(_list_url(request, form))
+
+
+@require_POST
+@project_member_required
+def flags_acknowledge_for_key_view(request: ProjectRequest, key_id: int) -> HttpResponse:
+    """ "Acknowledge all N of this key": see alerts.services.flags_acknowledge_for_key."""
+    api_key = get_object_or_404(ApiKey.objects.for_project(request.project), pk=key_id)
+    count = flags_acknowledge_for_key(
+        project=request.project, api_key=api_key, by=request.user, ip=client_ip(request)
+    )
+    if count:
+        alerts = "alert" if count == 1 else "alerts"
+        messages.success(request, f"{count} {alerts} of “{api_key.name}” acknowledged.")
+    form = FlagFilterForm(request.GET, project=request.project)
+    if request.htmx:
         context = {**_context(request, form), "count_oob": True}
         return render(request, TEMPLATE + "#flags", context)
     return redirect(_list_url(request, form))
@@ -201,9 +229,9 @@ def _find(project: Project, token: str) -> Found | None:
 def token_lookup(request: ProjectRequest) -> HttpResponse:
     """Which of the project's keys or client tokens a token someone found is, with a link
     to its usage. Every member's: a member sees every key's name and hint and may suspend,
-    roll or revoke any of them, so the answer names nothing they could not act on. The token is compared by its keyed hash and goes nowhere:
-    not into the answer, the audit log or any log; another project's token is simply not
-    found here."""
+    roll or revoke any of them, so the answer names nothing they could not act on. The
+    token is compared by its keyed hash and goes nowhere: not into the answer, the audit
+    log or any log; another project's token is simply not found here."""
     lookup_form = TokenLookupForm(request.POST)
     context: dict[str, object] = {"lookup_form": TokenLookupForm(), "looked_up": True}
     status = 200

@@ -218,6 +218,7 @@ PROJECT_POLICY: dict[str, Rule] = {
     "alerts:flag_list": Rule(get=MEMBER),
     "alerts:flag_acknowledge": Rule(post=MEMBER, args=lambda w: {"flag_id": w.flag.pk}),
     "alerts:flag_network_ours": Rule(post=MEMBER, sudo=POST, args=lambda w: {"flag_id": w.flag.pk}),
+    "alerts:flag_acknowledge_key": Rule(post=MEMBER, args=key),
     # The alert rules are the owners' (README); "Which key is this?" is every member's:
     # they may revoke the key it names.
     "alerts:token_lookup": Rule(post=MEMBER, body=lambda w: {"token": w.key_secret}, writes=False),

@@ -120,3 +120,89 @@ def test_an_acknowledgement_without_htmx_says_so_once(signed_in, project, two_ke
     html = signed_in.post(url, follow=True).content.decode()
     assert html.count("Alert acknowledged") == 1, html
     assert html.count('id="messages"') == 1
+
+
+def _open_on(project, key, kinds) -> list[Flag]:
+    now = timezone.now()
+    return [
+        Flag.objects.create(
+            project=project,
+            api_key=key,
+            kind=kind,
+            severity=Flag.Severity.MEDIUM,
+            dedupe_key=f"{kind}:{key.pk}",
+            summary=f"{kind} on {key.name}",
+            first_seen=now - timedelta(minutes=5),
+            last_seen=now,
+        )
+        for kind in kinds
+    ]
+
+
+def test_all_open_alerts_of_a_key_are_acknowledged_at_once_each_audited(
+    signed_in, project, user, two_keys_flagged
+):
+    """In a leak walked through by a review, the revoked key's alerts stayed open and the
+    engineer clicked Acknowledge on each, 8 times. Each card of a key with several open
+    alerts offers to acknowledge them all: one click, and each alert is acknowledged by
+    that person, with an audit event of its own, as one click each would have done."""
+    from audit.models import AuditEvent
+
+    billing, search = two_keys_flagged
+    _open_on(project, billing, [Flag.Kind.NEW_NETWORK, Flag.Kind.NEW_AGENT])
+    billing.revoke(by=user)
+    list_url = reverse("alerts:flag_list", args=[project.slug])
+    url = reverse("alerts:flag_acknowledge_key", args=[project.slug, billing.pk])
+    page = signed_in.get(list_url).content.decode()
+    assert page.count(f'action="{url}"') == 3  # on each of Billing's cards, none of Search's
+    assert "Acknowledge all 3 of this key" in page
+
+    html = signed_in.post(url, headers=HTMX).content.decode()
+    assert "3 alerts of “Billing” acknowledged" in html
+    assert not Flag.objects.filter(api_key=billing, acknowledged_at__isnull=True).exists()
+    assert set(Flag.objects.filter(api_key=billing).values_list("acknowledged_by", flat=True)) == {
+        user.pk
+    }
+    events = AuditEvent.objects.filter(action="flag.acknowledged", actor=user, project=project)
+    assert events.count() == 3
+    assert all(e.metadata.get("all_of_key") and e.metadata.get("key_revoked") for e in events)
+    assert Flag.objects.get(api_key=search).acknowledged_at is None  # another key's: open
+    assert "Spike on Search" in html
+
+
+def test_a_key_with_one_open_alert_is_offered_no_acknowledge_all(
+    signed_in, project, two_keys_flagged
+):
+    billing, _ = two_keys_flagged
+    page = signed_in.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
+    url = reverse("alerts:flag_acknowledge_key", args=[project.slug, billing.pk])
+    assert url not in page and "Acknowledge all" not in page
+
+
+def test_acknowledging_all_of_a_key_keeps_the_list_filtered_and_works_without_htmx(
+    signed_in, project, two_keys_flagged
+):
+    billing, _ = two_keys_flagged
+    _open_on(project, billing, [Flag.Kind.NEW_NETWORK])
+    list_url = reverse("alerts:flag_list", args=[project.slug])
+    url = reverse("alerts:flag_acknowledge_key", args=[project.slug, billing.pk])
+    page = signed_in.get(list_url, {"key": billing.pk}).content.decode()
+    assert f'action="{url}?key={billing.pk}"' in page
+    response = signed_in.post(f"{url}?key={billing.pk}")
+    assert response.status_code == 302 and response["Location"] == f"{list_url}?key={billing.pk}"
+    assert Flag.objects.filter(api_key=billing).open().count() == 0
+
+
+def test_another_projects_key_alerts_cannot_be_acknowledged_all_at_once(
+    client, make_user, project, two_keys_flagged
+):
+    billing, _ = two_keys_flagged
+    intruder = make_user(email="intruder@example.com")
+    client.force_login(intruder)
+    from accounts.models import Project
+
+    theirs = Project.objects.for_user(intruder).get()
+    for slug in (theirs.slug, project.slug):
+        url = reverse("alerts:flag_acknowledge_key", args=[slug, billing.pk])
+        assert client.post(url).status_code == 404
+    assert Flag.objects.filter(api_key=billing).open().count() == 1
