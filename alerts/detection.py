@@ -20,6 +20,10 @@ and in batches, and raises or adds to Flags:
   One open alert per key counts the hours over its usual.
 - client_token_many_ips (medium): one client token used from CLIENT_TOKEN_MAX_IPS or more
   addresses.
+- signs_together (high): two of new_network, new_agent and volume_spike on one key within
+  TOGETHER_WITHIN (an hour) of each other, none of them high: each alone may be ordinary,
+  together they are a strong sign of a leak. One open alert per key names the kinds; the
+  signs stay medium.
 - unused_key (low): an active key unused for UNUSED_AFTER; suggest revoking it.
 
 A personal access token used from a network it never used, after its first day, raises
@@ -685,6 +689,7 @@ def _new_networks(
         if flag is not None:
             escalate = partial(_new_networks_escalate, flag, now)
             _isolated(f"severity of flag {flag.pk}", escalate, result)
+            _signs_together(flag, result)
 
 
 def _new_networks_escalate(flag: Flag, now: datetime) -> None:
@@ -761,7 +766,7 @@ def _new_agents(
     names = _names({(p, k, None) for p, k in findings})
     for (project_id, key_id), firsts in findings.items():
         first, last = _span(list(firsts.values()))
-        _raise(
+        flag = _raise(
             result,
             project_id=project_id,
             api_key_id=key_id,
@@ -777,6 +782,8 @@ def _new_agents(
                 _new_agents_merge, names.get((key_id, None), "A key"), list(firsts), first
             ),
         )
+        if flag is not None:
+            _signs_together(flag, result)
 
 
 AGENTS_LISTED = 20
@@ -871,7 +878,7 @@ def _volume_spike(
         "until": (hour + timedelta(hours=1)).isoformat(),
     }
     # One alert per key while it is open: abuse that lasts hours is one incident.
-    _raise(
+    flag = _raise(
         result,
         project_id=project_id,
         api_key_id=key_id,
@@ -884,6 +891,97 @@ def _volume_spike(
         seen_to=calls["last"] or min(now, hour + timedelta(hours=1)),
         merge=partial(_volume_spike_merge, name, figures, this_hour),
     )
+    if flag is not None:
+        _signs_together(flag, result)
+
+
+# Signs that a key's own use changed. Each alone may be ordinary (a new server, a new
+# feature, a busy day): medium, on the page, emailed to nobody. Two kinds of them on one key
+# within TOGETHER_WITHIN of each other are a strong sign of a leak: one high alert says so.
+TOGETHER_KINDS: tuple[str, ...] = (
+    Flag.Kind.NEW_NETWORK,
+    Flag.Kind.NEW_AGENT,
+    Flag.Kind.VOLUME_SPIKE,
+)
+TOGETHER_WITHIN = timedelta(hours=1)
+TOGETHER_SAID: dict[str, str] = {
+    Flag.Kind.NEW_NETWORK: "was used from a new network",
+    Flag.Kind.NEW_AGENT: "called agents it had not called",
+    Flag.Kind.VOLUME_SPIKE: "made calls far over its usual",
+}
+
+
+def _signs_together(flag: Flag, result: DetectionResult) -> None:
+    """After `flag`, one of TOGETHER_KINDS, was raised or added to: if its key has another
+    of those kinds open, seen within TOGETHER_WITHIN of it, raise (or add a kind to) the
+    key's one open signs_together alert, high, so it is emailed and sent to webhooks that
+    take only high alerts. The signs stay medium: each says what it is. Nothing is raised
+    where one of them is high already (its people hear of that one), nor again while the
+    open one names the same kinds (the leak going on is no news): one email per key."""
+    if flag.api_key_id is None:
+        return
+
+    def check() -> None:
+        signs = list(
+            Flag.objects.open()
+            .filter(api_key_id=flag.api_key_id, kind__in=TOGETHER_KINDS)
+            .exclude(pk=flag.pk)
+            .exclude(kind=flag.kind)
+            .filter(
+                last_seen__gte=flag.first_seen - TOGETHER_WITHIN,
+                first_seen__lte=flag.last_seen + TOGETHER_WITHIN,
+            )
+            .only("pk", "kind", "severity", "first_seen", "last_seen")
+        )
+        if not signs:
+            return
+        signs.append(flag)
+        if any(sign.severity == Flag.Severity.HIGH for sign in signs):
+            return
+        kinds = [kind for kind in TOGETHER_KINDS if any(sign.kind == kind for sign in signs)]
+        said = (
+            Flag.objects.open()
+            .filter(api_key_id=flag.api_key_id, kind=Flag.Kind.SIGNS_TOGETHER)
+            .values_list("evidence", flat=True)
+            .first()
+        )
+        if said is not None and set(kinds) <= set(said.get("kinds", [])):
+            return
+        name = _names({(flag.project_id, flag.api_key_id, None)}).get(
+            (flag.api_key_id, None), "A key"
+        )
+        lasts = [sign.last_seen for sign in signs]
+        _raise(
+            result,
+            project_id=flag.project_id,
+            api_key_id=flag.api_key_id,
+            kind=Flag.Kind.SIGNS_TOGETHER,
+            severity=Flag.Severity.HIGH,
+            subject="",
+            summary="",
+            evidence={},
+            seen_from=min(lasts),
+            seen_to=max(lasts),
+            merge=partial(_signs_together_merge, name, kinds, [sign.pk for sign in signs]),
+        )
+
+    _isolated(f"signs together of key {flag.api_key_id}", check, result)
+
+
+def _signs_together_merge(
+    name: str, kinds: list[str], alerts: list[int], old: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The key's open signs_together alert with `kinds` (and the alerts that showed them)
+    added: which kinds, in TOGETHER_KINDS' order, and the ids of their alerts."""
+    kinds = [kind for kind in TOGETHER_KINDS if kind in kinds or kind in old.get("kinds", [])]
+    ids = sorted({*old.get("alerts", []), *alerts})[-10:]
+    said = [TOGETHER_SAID[kind] for kind in kinds]
+    what = f"{', '.join(said[:-1])} and {said[-1]}"
+    tail = f" {what} within the hour: it may have leaked. If nothing of yours did this, revoke it."
+    return f"{_name_within(name, SUMMARY_LENGTH - len(tail))}{tail}", {
+        "kinds": kinds,
+        "alerts": ids,
+    }
 
 
 def _volume_spike_merge(

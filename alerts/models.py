@@ -68,6 +68,7 @@ class Flag(models.Model):
         BLOCKED_NETWORK = "blocked_network", "Used from outside its allowed networks"
         FOUND_IN_PUBLIC = "found_in_public", "Found in public by GitHub's secret scanning"
         NEW_AGENT = "new_agent", "Called agents it had not called"
+        SIGNS_TOGETHER = "signs_together", "Several signs of a leak at once"
 
     class Severity(models.TextChoices):
         HIGH = "high", "High"
