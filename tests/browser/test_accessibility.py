@@ -20,6 +20,7 @@ from accounts.invitations import invitation_send
 from accounts.models import Project
 from accounts.services import membership_add, membership_remove, user_sign_up
 from alerts.detection import detect
+from alerts.models import Flag
 from apikeys.models import ApiKey
 from apikeys.services import (
     api_key_create,
@@ -261,6 +262,18 @@ def world(transactional_db) -> dict[str, object]:
         ]
     )
     detect(now=now + timedelta(minutes=1))
+    # A second open alert on the leaked key: its cards offer to acknowledge both at once.
+    Flag.objects.create(
+        project=project,
+        api_key=leaked,
+        kind=Flag.Kind.NEW_NETWORK,
+        severity=Flag.Severity.MEDIUM,
+        dedupe_key=f"a11y-new-network:{leaked.pk}",
+        summary="Key “Leaked” was used from 198.51.100.0/24, a network it had not used before.",
+        evidence={"network": "198.51.100.0/24", "count": 1, "ips": ["198.51.100.7"]},
+        first_seen=now - timedelta(minutes=30),
+        last_seen=now - timedelta(minutes=30),
+    )
     client_token_create(project=project, context={"user": "u1"}, api_key=key)
     pat, _ = personal_token_create(user=user, name="Laptop CLI", projects=[project])
     usage_write([usage_call(now - timedelta(minutes=2), pat=pat, project=project)])

@@ -88,3 +88,42 @@ def test_an_owner_pastes_a_found_token_and_is_led_to_its_key(
     assert token not in page.content()
     result.get_by_role("link", name="Its usage").click()
     expect(page.get_by_role("heading", name="Usage of “Found in a ticket”")).to_be_visible()
+
+
+def test_a_revoked_keys_alerts_are_acknowledged_in_one_click(
+    page: Page, live_server, transactional_db
+):
+    """The leak a review walked through left a revoked key's alerts open, acknowledged one
+    click at a time; its cards offer to acknowledge them all, and the list and the count in
+    the navigation follow without a reload."""
+    from alerts.models import Flag
+
+    user = user_sign_up(email="sec@example.com", password=PASSWORD, name="Sec", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Leaked", created_by=user)
+    now = timezone.now()
+    for kind in (Flag.Kind.NEW_NETWORK, Flag.Kind.VOLUME_SPIKE, Flag.Kind.SIGNS_TOGETHER):
+        Flag.objects.create(
+            project=project,
+            api_key=key,
+            kind=kind,
+            severity=Flag.Severity.HIGH if kind == Flag.Kind.SIGNS_TOGETHER else "medium",
+            dedupe_key=f"{kind}:{key.pk}",
+            summary=f"{kind} of Leaked",
+            first_seen=now - timedelta(minutes=30),
+            last_seen=now - timedelta(minutes=9),
+        )
+    api_key_revoke(api_key=key, by=user)
+
+    page.goto("/account/login/")
+    page.get_by_label("Email").fill("sec@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    nav = page.get_by_role("navigation", name="Project")
+    nav.get_by_role("link", name="Alerts").click()
+    expect(nav.get_by_role("link", name="Alerts")).to_contain_text("3")
+    page.get_by_role("button", name="Acknowledge all 3 of this key: Leaked").first.click()
+    expect(page.get_by_text("3 alerts of “Leaked” acknowledged.")).to_be_visible()
+    expect(page.get_by_text("Nothing needs a look")).to_be_visible()
+    expect(page.locator(".flag-done")).to_have_count(3)
+    expect(nav.get_by_role("link", name="Alerts")).to_have_text("Alerts")
