@@ -922,23 +922,20 @@ def _signs_together(flag: Flag, result: DetectionResult) -> None:
         return
 
     def check() -> None:
+        # `flag` itself as stored: its severity may have changed since it was read (a new
+        # network alert turned high by _new_networks_escalate).
         signs = list(
             Flag.objects.open()
             .filter(api_key_id=flag.api_key_id, kind__in=TOGETHER_KINDS)
-            .exclude(pk=flag.pk)
-            .exclude(kind=flag.kind)
             .filter(
                 last_seen__gte=flag.first_seen - TOGETHER_WITHIN,
                 first_seen__lte=flag.last_seen + TOGETHER_WITHIN,
             )
             .only("pk", "kind", "severity", "first_seen", "last_seen")
         )
-        if not signs:
-            return
-        signs.append(flag)
-        if any(sign.severity == Flag.Severity.HIGH for sign in signs):
-            return
         kinds = [kind for kind in TOGETHER_KINDS if any(sign.kind == kind for sign in signs)]
+        if len(kinds) < 2 or any(sign.severity == Flag.Severity.HIGH for sign in signs):
+            return
         said = (
             Flag.objects.open()
             .filter(api_key_id=flag.api_key_id, kind=Flag.Kind.SIGNS_TOGETHER)

@@ -110,3 +110,23 @@ def test_three_signs_on_a_key_at_its_longest_name_keep_the_whole_advice(key):
     assert together.evidence["kinds"] == ["new_network", "new_agent", "volume_spike"]
     assert len(together.summary) <= 300 and together.summary.endswith("revoke it.")
     assert f"n…” ({key.hint})" in together.summary
+
+
+def test_a_key_whose_new_network_alert_turns_high_with_a_spike_is_emailed_once(key, user):
+    """Five new networks make the new-network alert high and emailed already: an alert
+    saying that it came with a spike would be a second high alert, a second email."""
+    from alerts.detection import NEW_NETWORKS_HIGH
+
+    usage_write(steady(key, days=2))
+    run()
+    start = NOW - timedelta(hours=1)
+    usage_write([call(key, start + timedelta(seconds=s * 20)) for s in range(150)])
+    assert [f.kind for f in run()] == [Flag.Kind.VOLUME_SPIKE]  # from its own servers
+    ips = [f"198.51.{n}.7" for n in range(NEW_NETWORKS_HIGH)]
+    usage_write([call(key, NOW - timedelta(minutes=5), ip=ip) for ip in ips])
+    kinds = {f.kind: f.severity for f in run()}
+    assert kinds == {
+        Flag.Kind.NEW_NETWORK: Flag.Severity.HIGH,
+        Flag.Kind.VOLUME_SPIKE: Flag.Severity.MEDIUM,
+    }
+    assert len(mail.outbox) == 1
