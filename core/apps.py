@@ -9,4 +9,7 @@ class CoreConfig(AppConfig):
     name = "core"
 
     def ready(self) -> None:
-        from core import after_answer, checks  # noqa: F401 - deploy checks, request signals
+        # Deploy checks and request signals; the address lookup of the call logs' filters.
+        from core import after_answer, checks, network_lookup  # noqa: F401
+
+        network_lookup.register()

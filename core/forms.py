@@ -19,6 +19,7 @@ from django.forms.boundfield import BoundField
 from django.forms.renderers import TemplatesSetting
 from django.forms.utils import ErrorList
 
+from core.networks import WIDEST_FILTER_PREFIX, NetworkFilterError, filter_network
 from core.redact import holds_secret, redact_tokens
 
 DATETIME_INPUT = "%Y-%m-%dT%H:%M"
@@ -128,6 +129,68 @@ class IpAddressFilterField(forms.GenericIPAddressField):
             error_messages={"invalid": "Enter an IPv4 or IPv6 address, like 203.0.113.7."},
             **kwargs,
         )
+
+
+class PrintableInput(forms.TextInput):
+    """A text box that writes back what was typed only if it could be a value mistyped:
+    never a NUL byte or other control character, never thousands of characters."""
+
+    shown_at_most = 100
+
+    def format_value(self, value: Any) -> str | None:
+        text = super().format_value(value)
+        if text is None or len(text) > self.shown_at_most or not text.isprintable():
+            return None
+        return text
+
+
+class IpOrNetworkFilterField(forms.CharField):
+    """An address, or a network (a new-network alert names a /24 or a /48), to narrow a
+    call log to: the canonical address, the canonical network ("45.83.64.0/24"), or ""."""
+
+    default_error_messages = {
+        "invalid": "Enter an IPv4 or IPv6 address, like 203.0.113.7, "
+        "or a network, like 203.0.113.0/24.",
+        "host_bits": "Enter the network as %(network)s: the bits past its prefix must be 0.",
+        "ipv4_mapped": "Write an IPv4 network as IPv4, like 203.0.113.0/24.",
+        "too_wide_v4": f"Choose a network of at least /{WIDEST_FILTER_PREFIX[4]} for IPv4.",
+        "too_wide_v6": f"Choose a network of at least /{WIDEST_FILTER_PREFIX[6]} for IPv6.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("label", "IP address or network")
+        super().__init__(
+            required=False,
+            widget=PrintableInput(
+                attrs={
+                    "placeholder": "203.0.113.7 or 203.0.113.0/24",
+                    "autocomplete": "off",
+                    "spellcheck": "false",
+                }
+            ),
+            **kwargs,
+        )
+        self._address = forms.GenericIPAddressField(
+            error_messages={"invalid": self.error_messages["invalid"]}
+        )
+
+    def to_python(self, value: Any) -> str:
+        # Before CharField's own checks, whose NUL message would stand beside this one.
+        text = value.strip() if isinstance(value, str) else ""
+        if not text:
+            return ""
+        if "/" not in text:
+            if not text.isascii() or not text.isprintable() or len(text) > 45:
+                raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+            return str(self._address.clean(text))
+        try:
+            return filter_network(text)
+        except NetworkFilterError as wrong:
+            raise forms.ValidationError(
+                self.error_messages[wrong.code],
+                code=wrong.code,
+                params={"network": wrong.suggestion},
+            ) from None
 
 
 class RowIdField(forms.IntegerField):

@@ -103,3 +103,69 @@ def address_block(ip: str) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.ip_network(f"{address}/64", strict=False))
     return str(address)
+
+
+# The widest network a call log's filter takes. Its calls are read on the (key or project,
+# ip, created_at) index as a range of addresses, then sorted by time: a /8 would gather and
+# sort a large share of every call the key or project ever made, for each page.
+WIDEST_FILTER_PREFIX = {4: 16, 6: 32}
+
+
+class NetworkFilterError(ValueError):
+    """Why a typed filter is not a network (`code` for the form, `suggestion` if any)."""
+
+    def __init__(self, code: str, suggestion: str = "") -> None:
+        super().__init__(code)
+        self.code = code
+        self.suggestion = suggestion
+
+
+def filter_network(text: str) -> str:
+    """The canonical form of a network typed into a log's address filter ("45.83.64.0/24",
+    "2001:db8:7::/48"), or the bare address for a /32 or /128.
+
+    Strict, unlike parse_networks: bits set past the prefix are refused, with the network
+    they belong to as the suggestion (the filter would otherwise show other calls than
+    were typed), as are IPv4-mapped IPv6 networks (the log holds IPv4 calls as IPv4) and
+    networks wider than WIDEST_FILTER_PREFIX."""
+    if not _SHAPE.fullmatch(text) or "/" not in text:
+        raise NetworkFilterError("invalid")
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise NetworkFilterError("invalid") from None
+    if network.version == 6 and network.subnet_of(_IPV4_MAPPED):  # type: ignore[arg-type]
+        raise NetworkFilterError("ipv4_mapped")
+    try:
+        ipaddress.ip_network(text, strict=True)
+    except ValueError:  # it parsed loosely: only bits past the prefix can be wrong
+        raise NetworkFilterError("host_bits", suggestion=str(network)) from None
+    if network.prefixlen < WIDEST_FILTER_PREFIX[network.version]:
+        raise NetworkFilterError(f"too_wide_v{network.version}")
+    if network.prefixlen == network.max_prefixlen:
+        return str(network.network_address)
+    return str(network)
+
+
+@lru_cache(maxsize=256)
+def _filter_network(network: str) -> Network | None:
+    try:
+        return ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        return None
+
+
+def in_network(address: str | None, network: str | None) -> bool:
+    """Whether `address` is inside `network` as PostgreSQL's inet `<<=` says it: an
+    IPv4-mapped IPv6 address is an IPv6 address, in no IPv4 network. The in_network
+    lookup's function on SQLite (core.network_lookup)."""
+    if address is None or network is None:
+        return False
+    parsed = _filter_network(network)
+    if parsed is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return ip.version == parsed.version and ip in parsed

@@ -12,7 +12,12 @@ from django import forms
 from accounts.models import Project
 from apikeys.forms import ProjectKeyChoiceField
 from apikeys.tokens import TokenKind
-from core.forms import IpAddressFilterField, PagedFilterForm, UtcDateTimeField
+from core.forms import (
+    IpAddressFilterField,
+    IpOrNetworkFilterField,
+    PagedFilterForm,
+    UtcDateTimeField,
+)
 from usage.key_usage import Cursor, LogFilters
 from usage.models import Outcome
 from usage.overview import LONGEST_RANGE, OverviewFilters, Stack, TimeRange
@@ -120,7 +125,7 @@ class UsageFilterForm(PagedFilterForm):
             "max_value": "Enter an HTTP status code from 100 to 599.",
         },
     )
-    ip = IpAddressFilterField()
+    ip = IpOrNetworkFilterField()
     since = UtcDateTimeField(label="From (UTC)")
     until = UtcDateTimeField(label="To (UTC)")
     client_token = forms.RegexField(

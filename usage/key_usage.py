@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Max, Min, Q, Sum
 from django.db.models.expressions import Combinable
 
 from apikeys.models import ApiKey, ClientToken
@@ -107,13 +107,17 @@ class LogFilters:
                 possible &= {probe}
         return frozenset(possible)
 
+    def ip_condition(self) -> Q:
+        """The address, or every address of the network (`ip` holds a "/" then)."""
+        return Q(ip__in_network=self.ip) if "/" in self.ip else Q(ip=self.ip)
+
     def apply(self, records: UsageRecordQuerySet) -> UsageRecordQuerySet:
         if self.outcome:
             records = records.filter(outcome=self.outcome)
         if self.status is not None:
             records = records.filter(status=self.status)
         if self.ip:
-            records = records.filter(ip=self.ip)
+            records = records.filter(self.ip_condition())
         if self.agent:
             records = records.filter(agent=self.agent)
         if self.since is not None:
@@ -205,21 +209,20 @@ def _fence(api_key: ApiKey, filters: LogFilters) -> _Fence | None:
     Unfiltered and time-range pages need none: the index walks straight to them. An
     address or a rare outcome could otherwise make the scan pass over every row of the
     key to find a few matches, or none:
-    - an address lies between its first and last seen, and nowhere if never seen;
+    - an address lies between its first and last seen, and nowhere if never seen (a
+      network's addresses between the first first seen and the last last seen of them);
     - failed outcomes (a 4xx/5xx status implies one) lie between the first and last hour
       whose count of them is not zero. Successes are everywhere; they need no fence.
     """
     low, high = filters.since, filters.until
     if filters.ip:
-        seen = (
-            UsageIp.objects.filter(api_key=api_key, ip=filters.ip)
-            .values_list("first_seen", "last_seen")
-            .first()
+        seen = UsageIp.objects.filter(filters.ip_condition(), api_key=api_key).aggregate(
+            first=Min("first_seen"), last=Max("last_seen")
         )
-        if seen is None:
+        if seen["first"] is None:
             return None
-        low = _later(low, seen[0])
-        high = _earlier(high, seen[1] + timedelta(microseconds=1))
+        low = _later(low, seen["first"])
+        high = _earlier(high, seen["last"] + timedelta(microseconds=1))
 
     outcomes = filters.outcomes()
     if not outcomes:
