@@ -235,10 +235,13 @@ class PagedFilterForm(forms.Form):
     """A GET form of optional filters plus a `before` or `after` pager cursor.
 
     Subclasses name their filters in `filter_fields` and give `error_messages` a
-    "two_cursors" text; a filter a subclass removed from `fields` is ignored.
+    "two_cursors" text; a filter a subclass removed from `fields` is ignored. How the
+    rows are shown (an order) is named in `view_fields`: links keep it, but it narrows
+    nothing, so a page with it alone is not "filtered".
     """
 
     filter_fields: tuple[str, ...] = ()
+    view_fields: tuple[str, ...] = ()
     error_messages: dict[str, str] = {}
 
     def clean(self) -> dict[str, Any]:
@@ -247,8 +250,9 @@ class PagedFilterForm(forms.Form):
             raise forms.ValidationError(self.error_messages["two_cursors"], code="two_cursors")
         return data
 
-    def _given(self) -> list[str]:
-        return [n for n in self.filter_fields if n in self.fields and self.data.get(n)]
+    def _given(self, names: tuple[str, ...] | None = None) -> list[str]:
+        names = self.filter_fields if names is None else names
+        return [n for n in names if n in self.fields and self.data.get(n)]
 
     @property
     def is_filtered(self) -> bool:
@@ -266,6 +270,7 @@ class PagedFilterForm(forms.Form):
     def query(self, **cursor: object) -> str:
         """This form's filters as a query string, with `cursor` (before= or after=) added."""
         params = {name: self.data[name] for name in self._given()}
+        params.update({name: self.data[name] for name in self._given(self.view_fields)})
         params.update({name: str(value) for name, value in cursor.items() if value is not None})
         return urlencode(params)
 

@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from accounts.models import Project
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
 from core.csv_stream import IP_COLUMN, TIME_COLUMN, csv_header, export_bounded
-from usage.key_usage import NEWEST_FIRST
+from usage.key_usage import NEWEST_FIRST, OLDEST_FIRST
 from usage.models import UsageRecordQuerySet
 from usage.overview import OverviewFilters
 from usage.project_log import ProjectLogFilters, project_calls
@@ -47,15 +47,20 @@ def usage_export_rows(*, project: Project, filters: OverviewFilters) -> Iterator
 
 
 def project_calls_export_rows(
-    *, project: Project, filters: ProjectLogFilters
+    *, project: Project, filters: ProjectLogFilters, oldest_first: bool = False
 ) -> Iterator[list[object]]:
-    """The rows the call log lists over all its pages, newest first (USAGE_CSV_HEADER).
-    The project fence comes first, as on the page."""
-    return usage_csv_rows(project=project, records=filters.apply(project_calls(project)))
+    """The rows the call log lists over all its pages, newest first or oldest first as
+    the log (USAGE_CSV_HEADER). The project fence comes first, as on the page."""
+    records = filters.apply(project_calls(project))
+    order = OLDEST_FIRST if oldest_first else NEWEST_FIRST
+    return usage_csv_rows(project=project, records=records, order=order)
 
 
-def usage_csv_rows(*, project: Project, records: UsageRecordQuerySet) -> Iterator[list[object]]:
-    """`records` (of `project`), newest first, one list of cells per row (USAGE_CSV_HEADER).
+def usage_csv_rows(
+    *, project: Project, records: UsageRecordQuerySet, order: tuple[str, ...] = NEWEST_FIRST
+) -> Iterator[list[object]]:
+    """`records` (of `project`) in `order`, newest first by default, one list of cells
+    per row (USAGE_CSV_HEADER).
 
     Read in chunks through a database cursor (server-side on PostgreSQL), so a million
     rows never sit in memory at once, and no more than a file holds (export_bounded: the
@@ -70,7 +75,7 @@ def usage_csv_rows(*, project: Project, records: UsageRecordQuerySet) -> Iterato
     """
     keys: dict[int, tuple[str, str]] = {}
     pats: dict[int, tuple[str, str]] = {}
-    rows = records.order_by(*NEWEST_FIRST).values_list(
+    rows = records.order_by(*order).values_list(
         "created_at",
         "api_key_id",
         "personal_token_id",

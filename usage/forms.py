@@ -32,6 +32,7 @@ PRESETS: dict[str, tuple[str, int, bool]] = {
     "30d": ("Last 30 days", 30, True),
 }
 DEFAULT_RANGE = "24h"
+OLDEST = "oldest"  # a call log's order, oldest first; the default is newest first
 
 
 class OutcomeFilterField(forms.ChoiceField):
@@ -138,6 +139,12 @@ class UsageFilterForm(PagedFilterForm):
         error_messages={"invalid": "Enter a client token id, like ctok_ and 20 letters or digits."},
     )
     agent = AgentNameFilterField()
+    order = forms.ChoiceField(
+        label="Order",
+        required=False,
+        choices=[("", "Newest first"), (OLDEST, "Oldest first")],
+        error_messages={"invalid_choice": "Choose an order from the list."},
+    )
     before = CursorField()
     after = CursorField()
 
@@ -150,6 +157,7 @@ class UsageFilterForm(PagedFilterForm):
         "client_token",
         "agent",
     )
+    view_fields: tuple[str, ...] = ("order",)
     error_messages = {
         "empty_range": "“To” must be later than “From”.",
         "two_cursors": "This page link is damaged. Start again from the newest calls.",
@@ -164,6 +172,10 @@ class UsageFilterForm(PagedFilterForm):
                 forms.ValidationError(self.error_messages["empty_range"], code="empty_range"),
             )
         return data
+
+    @property
+    def oldest_first(self) -> bool:
+        return self.cleaned_data.get("order") == OLDEST
 
     def filters(self) -> LogFilters:
         data = self.cleaned_data
@@ -221,6 +233,7 @@ class ProjectLogFilterForm(UsageFilterForm):
                 "until",
                 "request_id",
                 "client_token",
+                "order",
             ]
         )
 

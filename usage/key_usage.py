@@ -26,6 +26,7 @@ from usage.models import Outcome, UsageHour, UsageIp, UsageRecord, UsageRecordQu
 
 PAGE_SIZE = 50
 NEWEST_FIRST = ("-created_at", "-id")
+OLDEST_FIRST = ("created_at", "id")
 HOUR = timedelta(hours=1)
 ADDRESSES_SHOWN = 10
 
@@ -141,12 +142,19 @@ class LogFilters:
 
 @dataclass(frozen=True, slots=True)
 class LogPage:
-    """Up to a page of rows, newest first, and where the pages beside it start."""
+    """Up to a page of rows, newest first (or oldest first), and where the pages beside it
+    start. The cursors say time whatever the order: `before` is older, `after` newer."""
 
     rows: list[UsageRecord]
     newer: Cursor | None  # newer rows exist: they are at `?after=<newer>`
     older: Cursor | None  # older rows exist: they are at `?before=<older>`
-    is_newest: bool  # nothing is newer than this page (as of this read)
+    is_first: bool  # nothing comes before this page in its order (as of this read)
+    oldest_first: bool = False
+
+    @property
+    def is_newest(self) -> bool:
+        """Nothing is newer than this page (as of this read)."""
+        return not self.newer if self.oldest_first else self.is_first
 
 
 def usage_log_page(
@@ -156,35 +164,52 @@ def usage_log_page(
     before: Cursor | None = None,
     after: Cursor | None = None,
     size: int = PAGE_SIZE,
+    oldest_first: bool = False,
 ) -> LogPage:
-    """One page of the key's calls, newest first: the newest, those just older than
-    `before`, or those just newer than `after`. One query of at most size + 1 rows, on
-    the (api_key, created_at, id) index, plus a few roll-up reads when filtered."""
+    """One page of the key's calls, newest first (or oldest first): the first, those just
+    older than `before`, or those just newer than `after`. One query of at most size + 1
+    rows, on the (api_key, created_at, id) index, plus a few roll-up reads when filtered."""
     fence = _fence(api_key, filters)
     if fence is None:
-        return LogPage([], None, None, is_newest=before is None and after is None)
+        at_start = before is None and after is None
+        return LogPage([], None, None, is_first=at_start, oldest_first=oldest_first)
     records = fence.apply(
         filters.apply(UsageRecord.objects.for_key(api_key).select_related("client_token"))
     )
-    return log_page_of(records, before=before, after=after, size=size)
+    return log_page_of(records, before=before, after=after, size=size, oldest_first=oldest_first)
+
+
+def _key(cursor: Cursor | None) -> tuple[datetime, int] | None:
+    return (cursor.created_at, cursor.pk) if cursor else None
 
 
 def log_page_of(
-    records: UsageRecordQuerySet, *, before: Cursor | None, after: Cursor | None, size: int
+    records: UsageRecordQuerySet,
+    *,
+    before: Cursor | None,
+    after: Cursor | None,
+    size: int,
+    oldest_first: bool = False,
 ) -> LogPage:
-    """A page of `records`, newest first, around a cursor (the key's log and the project's)."""
-    page = keyset_page(
-        records,
-        order=NEWEST_FIRST,
-        following=(before.created_at, before.pk) if before else None,
-        preceding=(after.created_at, after.pk) if after else None,
-        size=size,
-    )
+    """A page of `records` around a cursor (the key's log, the project's, a PAT's), newest
+    first, or oldest first: then the rows newer than `after` follow, those older than
+    `before` precede, and the index is walked the other way."""
+    if oldest_first:
+        page = keyset_page(
+            records, order=OLDEST_FIRST, following=_key(after), preceding=_key(before), size=size
+        )
+        newer, older = page.next, page.previous
+    else:
+        page = keyset_page(
+            records, order=NEWEST_FIRST, following=_key(before), preceding=_key(after), size=size
+        )
+        newer, older = page.previous, page.next
     return LogPage(
         page.rows,
-        newer=Cursor(*page.previous) if page.previous else None,
-        older=Cursor(*page.next) if page.next else None,
-        is_newest=page.is_first,
+        newer=Cursor(*newer) if newer else None,
+        older=Cursor(*older) if older else None,
+        is_first=page.is_first,
+        oldest_first=oldest_first,
     )
 
 

@@ -117,6 +117,7 @@ def personal_token_usage(request: AuthenticatedRequest, token_id: int) -> HttpRe
             before=form.cleaned_data["before"],
             after=form.cleaned_data["after"],
             size=PAGE_SIZE,
+            oldest_first=form.oldest_first,
         )
         context["links"], address = _pager(request, form, page)  # type: ignore[arg-type]
     context["page"] = page

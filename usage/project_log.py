@@ -49,8 +49,15 @@ def project_log_page(
     before: Cursor | None = None,
     after: Cursor | None = None,
     size: int = PAGE_SIZE,
+    oldest_first: bool = False,
 ) -> LogPage:
-    return log_page_of(filters.apply(project_calls(project)), before=before, after=after, size=size)
+    return log_page_of(
+        filters.apply(project_calls(project)),
+        before=before,
+        after=after,
+        size=size,
+        oldest_first=oldest_first,
+    )
 
 
 def project_call(project: Project, request_id: str) -> UsageRecord | None:

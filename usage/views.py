@@ -71,6 +71,7 @@ def api_key_usage(request: ProjectRequest, key_id: int) -> HttpResponse:
             filters=form.filters(),
             before=form.cleaned_data["before"],
             after=form.cleaned_data["after"],
+            oldest_first=form.oldest_first,
         )
     context: dict[str, object] = {"api_key": api_key, "form": form, "page": page}
     address = None
@@ -108,7 +109,8 @@ def _pager(
     """The pager's links for `page`, and the address bar's tidy form of what was asked,
     without the empty fields a submitted form sends (?outcome=&status=401 is ?status=401)."""
     links = {
-        "newest": url_with_query(request.path, form.query()),
+        # The first page in the log's order: the newest calls, or the oldest.
+        "first": url_with_query(request.path, form.query()),
         "newer": url_with_query(request.path, form.query(after=page.newer)) if page.newer else "",
         "older": url_with_query(request.path, form.query(before=page.older)) if page.older else "",
     }
@@ -253,7 +255,8 @@ CALLS_TEMPLATE = "usage/project_calls.html"
 @filters_without_secrets
 @project_member_required
 def project_calls_log(request: ProjectRequest) -> HttpResponse:
-    """Every call of the project, newest first, filtered and paged like a key's log."""
+    """Every call of the project, newest first (or oldest), filtered and paged like a
+    key's log."""
     form = ProjectLogFilterForm(request.GET, project=request.project)
     page = None
     context: dict[str, object] = {"form": form, "calls_url": request.path}
@@ -264,6 +267,7 @@ def project_calls_log(request: ProjectRequest) -> HttpResponse:
             filters=form.project_filters(),
             before=form.cleaned_data["before"],
             after=form.cleaned_data["after"],
+            oldest_first=form.oldest_first,
         )
         context["links"], address = _pager(request, form, page)
         context.update(_calls_export(request, form))
@@ -295,8 +299,9 @@ def project_call_detail(request: ProjectRequest, request_id: str) -> HttpRespons
 @project_member_required
 def project_calls_export(request: ProjectRequest) -> HttpResponseBase:
     """The calls that the call log with the same query string lists, every page of them,
-    newest first, as CSV (at most core.csv_stream.EXPORT_MAX_ROWS). A pager cursor
-    in the query is ignored: the file is every page, not the one the link was copied on."""
+    in its order (newest first unless ?order=oldest), as CSV (at most
+    core.csv_stream.EXPORT_MAX_ROWS). A pager cursor in the query is ignored: the file is
+    every page, not the one the link was copied on."""
     query = request.GET.copy()
     for cursor in ("before", "after"):
         query.pop(cursor, None)
@@ -309,7 +314,11 @@ def project_calls_export(request: ProjectRequest) -> HttpResponseBase:
         return render(request, CALLS_TEMPLATE, context, status=400)
     return csv_response(
         header=USAGE_CSV_HEADER,
-        rows=project_calls_export_rows(project=request.project, filters=form.project_filters()),
+        rows=project_calls_export_rows(
+            project=request.project,
+            filters=form.project_filters(),
+            oldest_first=form.oldest_first,
+        ),
         filename=f"reminix-calls-{request.project.slug}-{timezone.now():%Y-%m-%d}.csv",
     )
 
