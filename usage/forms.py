@@ -190,6 +190,17 @@ class UsageFilterForm(PagedFilterForm):
         )
 
 
+class AddressPageForm(PagedFilterForm):
+    """The page position (`before` or `after`) in a key's list of addresses."""
+
+    before = CursorField()
+    after = CursorField()
+
+    error_messages = {
+        "two_cursors": "This page link is damaged. Start again from the latest addresses."
+    }
+
+
 REQUEST_ID = r"^req_[0-9a-f]{24}$"
 
 

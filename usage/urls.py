@@ -16,6 +16,11 @@ urlpatterns = [
         name="api_key_usage",
     ),
     path(
+        "projects/<slug:slug>/settings/api-keys/<int:key_id>/usage/addresses/",
+        views.api_key_addresses,
+        name="api_key_addresses",
+    ),
+    path(
         "projects/<slug:slug>/settings/api-keys/<int:key_id>/networks/",
         networks.api_key_networks,
         name="api_key_networks",

@@ -43,13 +43,26 @@ from usage.export import (
     project_calls_export_rows,
     usage_export_rows,
 )
-from usage.forms import OverviewFilterForm, ProjectLogFilterForm, UsageFilterForm
-from usage.key_usage import LogPage, UsageWindow, key_usage_summary, usage_log_page
+from usage.forms import (
+    AddressPageForm,
+    OverviewFilterForm,
+    ProjectLogFilterForm,
+    UsageFilterForm,
+)
+from usage.key_usage import (
+    Cursor,
+    LogPage,
+    UsageWindow,
+    key_addresses_page,
+    key_usage_summary,
+    usage_log_page,
+)
 from usage.networks import networks_context
 from usage.overview import ProjectOverview, Stack, project_usage_overview
 from usage.project_log import project_call, project_log_page
 
 KEY_TEMPLATE = "usage/api_key_usage.html"
+ADDRESSES_TEMPLATE = "usage/api_key_addresses.html"
 OVERVIEW_TEMPLATE = "usage/project_usage.html"
 
 
@@ -90,6 +103,30 @@ def api_key_usage(request: ProjectRequest, key_id: int) -> HttpResponse:
         address=address or request.path,
         fragment_context={"filters_out_of_band": True},
     )
+
+
+@require_GET
+@project_member_required
+def api_key_addresses(request: ProjectRequest, key_id: int) -> HttpResponse:
+    """Every address the key was used from, most recently seen first, a page at a time:
+    the usage page lists ten and says how many more."""
+    api_key = get_object_or_404(ApiKey.objects.for_project(request.project), pk=key_id)
+    form = AddressPageForm(request.GET)
+    context: dict[str, object] = {"api_key": api_key, "form": form, "page": None}
+    if not form.is_valid():
+        return render(request, ADDRESSES_TEMPLATE, context, status=400)
+    page = key_addresses_page(
+        api_key=api_key, before=form.cleaned_data["before"], after=form.cleaned_data["after"]
+    )
+    context["page"] = page
+    context["links"] = {
+        "latest": request.path,
+        "newer": url_with_query(request.path, f"after={Cursor(*page.previous)}")
+        if page.previous
+        else "",
+        "older": url_with_query(request.path, f"before={Cursor(*page.next)}") if page.next else "",
+    }
+    return render(request, ADDRESSES_TEMPLATE, context)
 
 
 def _key_calls_export(
