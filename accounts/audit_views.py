@@ -23,9 +23,9 @@ from accounts.http import AuthenticatedRequest, ProjectRequest
 from accounts.models import Project
 from audit.actions import Scope, action_groups_for
 from audit.export import CSV_HEADER, audit_csv_rows
-from audit.forms import STALE_LINK, AuditFilterForm
+from audit.forms import STALE_LINK, TARGET_KINDS, AuditFilterForm
 from audit.models import AuditEvent, AuditEventQuerySet
-from audit.reads import StaleCursor, actor_address, audit_page
+from audit.reads import StaleCursor, actor_address, audit_page, target_name
 from core.csv_stream import EXPORT_MAX_ROWS, csv_response
 from core.htmx import filters_without_secrets, render_page_or_fragment, url_with_query
 
@@ -130,6 +130,9 @@ def _audit_log(request: AuthenticatedRequest, log: _Log) -> HttpResponse:
         }
         if person := form.cleaned_data.get("actor_id"):
             context["person"] = actor_address(scope=log["events"], actor_id=person)
+        if target := form.cleaned_data.get("target"):
+            context["target_kind"] = TARGET_KINDS[target[0]]
+            context["target_name"] = target_name(scope=log["events"], target=target)
         cursor = {name: form.cleaned_data[name] for name in ("before", "after")}
         address = url_with_query(page_url, form.query(**cursor))
     return render_page_or_fragment(

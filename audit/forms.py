@@ -2,15 +2,49 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
 
 from audit.actions import Scope, action_groups_for
 from audit.reads import AuditFilters
-from core.forms import IpAddressFilterField, PagedFilterForm, RowIdField, UtcDateField
+from core.forms import IpAddressFilterField, PagedFilterForm, RowIdField, UtcDateField, row_id
 
 STALE_LINK = "This page link is damaged or out of date. Start again from the newest events."
+
+# What a target filter can name: the three kinds of token, as audit_record keeps their
+# type (the model's name). Audit sits below apikeys, so the names are said here.
+TARGET_KINDS = {
+    "apikey": "API key",
+    "clienttoken": "client token",
+    "personalaccesstoken": "personal access token",
+}
+_TARGET = re.compile(r"([a-z]{1,32}):([0-9]{1,19})")
+
+
+class TargetField(forms.CharField):
+    """One key or token, from a link (`apikey:42`): its kind and row id, or the stale-link
+    message. ASCII digits within the bigint range only ("²" and "٣" are digits to int())."""
+
+    def __init__(self) -> None:
+        super().__init__(required=False, widget=forms.HiddenInput)
+
+    def to_python(self, value: Any) -> tuple[str, int] | None:  # type: ignore[override]
+        text = value if isinstance(value, str) else ""
+        if not text:
+            return None
+        found = _TARGET.fullmatch(text)
+        pk = row_id(found.group(2)) if found else None
+        if found is None or pk is None or found.group(1) not in TARGET_KINDS:
+            raise forms.ValidationError(STALE_LINK, code="invalid")
+        return found.group(1), pk
+
+    def validate(self, value: Any) -> None:
+        pass
+
+    def run_validators(self, value: Any) -> None:
+        pass
 
 
 class AuditFilterForm(PagedFilterForm):
@@ -41,13 +75,15 @@ class AuditFilterForm(PagedFilterForm):
     )
     # The actor column's "only events by" link: one person, whatever address they had.
     actor_id = RowIdField(invalid=STALE_LINK)
+    # A key's or token's page links "everything that happened to it".
+    target = TargetField()
     ip = IpAddressFilterField()
     since = UtcDateField(label="From (UTC)")
     until = UtcDateField(label="To (UTC)")
     before = RowIdField(invalid=STALE_LINK)
     after = RowIdField(invalid=STALE_LINK)
 
-    filter_fields = ("action", "actor", "actor_id", "ip", "since", "until")
+    filter_fields = ("action", "actor", "actor_id", "target", "ip", "since", "until")
     error_messages = {
         "empty_range": "“To” must be on or after “From”.",
         "two_cursors": "This page link is damaged. Start again from the newest events.",
@@ -68,8 +104,13 @@ class AuditFilterForm(PagedFilterForm):
 
     @property
     def cursor_errors(self) -> list[str]:
-        """A damaged person filter comes from a link too, with no field on screen."""
-        return [*super().cursor_errors, *self.errors.get("actor_id", [])]
+        """A damaged person or target filter comes from a link too, with no field on
+        screen."""
+        return [
+            *super().cursor_errors,
+            *self.errors.get("actor_id", []),
+            *self.errors.get("target", []),
+        ]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -90,4 +131,5 @@ class AuditFilterForm(PagedFilterForm):
             ip=data["ip"],
             since=data["since"],
             until=data["until"],
+            target=data.get("target"),
         )

@@ -122,6 +122,12 @@ class AuditEvent(models.Model):
                 fields=["project", "ip_address", "-created_at", "-id"],
                 name="audit_project_ip_time",
             ),
+            # Everything that happened to one key or token: its page links it
+            # (audit/migrations/0004).
+            models.Index(
+                fields=["project", "target_type", "target_id", "-created_at", "-id"],
+                name="audit_project_target_time",
+            ),
             # A person's sign-ins alone: the front page's last sign-ins, and a sign-in's
             # "first time?" and "from a new network?" (audit/migrations/0002).
             models.Index(

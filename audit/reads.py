@@ -160,6 +160,8 @@ class AuditFilters:
     ip: str = ""
     since: date | None = None
     until: date | None = None
+    # One key or token, by its model's name and id (as audit_record keeps them).
+    target: tuple[str, int] | None = None
 
     def apply(self, events: AuditEventQuerySet) -> AuditEventQuerySet:
         if self.group:
@@ -177,6 +179,9 @@ class AuditFilters:
             events = events.filter(actor_id=self.actor_id)
         if self.ip:
             events = events.filter(ip_address=self.ip)
+        if self.target is not None:
+            kind, pk = self.target
+            events = events.filter(target_type=kind, target_id=str(pk))
         if self.since is not None:
             events = events.filter(created_at__gte=_day_start(self.since))
         if self.until is not None:
@@ -194,6 +199,19 @@ def actor_address(*, scope: AuditEventQuerySet, actor_id: int) -> str:
         .first()
         or ""
     )
+
+
+def target_name(*, scope: AuditEventQuerySet, target: tuple[str, int]) -> str:
+    """The target's name as its latest event in `scope` gave it, a token in it cut; ""
+    if it has no event there (the filter then names nothing from outside the log)."""
+    kind, pk = target
+    label = (
+        scope.filter(target_type=kind, target_id=str(pk))
+        .order_by(*NEWEST_FIRST)
+        .values_list("target_label", flat=True)
+        .first()
+    )
+    return redact_secrets(label or "")
 
 
 def _is_address(text: str) -> bool:
