@@ -22,6 +22,7 @@ CSV_HEADER = csv_header(
     "target_label",
     IP_COLUMN,
     "details",
+    "user_agent",
 )
 
 
@@ -49,4 +50,5 @@ def audit_csv_rows(events: AuditEventQuerySet) -> Iterator[list[object]]:
             redact_secrets(json.dumps(metadata, ensure_ascii=False, sort_keys=True))
             if metadata
             else "",
+            event.user_agent,
         ]

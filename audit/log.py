@@ -8,6 +8,7 @@ from django.db import models
 
 from audit.actions import action_named
 from audit.models import AuditEvent
+from core.user_agent import current_user_agent
 
 if TYPE_CHECKING:
     from accounts.models import Project, User
@@ -40,6 +41,7 @@ def audit_record(
         target_id=str(target.pk) if target is not None else "",
         target_label=_without_nul(label)[:200],
         ip_address=ip or None,
+        user_agent=current_user_agent(),
         metadata=_without_nul(metadata or {}),
     )
 

@@ -98,6 +98,8 @@ class AuditEvent(models.Model):
     target_id = models.CharField(max_length=64, blank=True)
     target_label = models.CharField(max_length=200, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
+    # The request's, as kept by core.user_agent (cut, escaped, tokens removed); "" outside one.
+    user_agent = models.CharField(max_length=255, blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
 
     objects = AuditEventQuerySet.as_manager()

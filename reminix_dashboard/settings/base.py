@@ -117,6 +117,8 @@ MIDDLEWARE = [
     # Before anything reads the scheme, the API's path included: X-Forwarded-Proto from
     # a peer that is none of TRUSTED_PROXIES is dropped.
     "core.middleware.ForwardedProtoMiddleware",
+    # The request's user agent, for the audit events it writes (/v1's included).
+    "core.user_agent.UserAgentMiddleware",
     # Then: /v1 and /client are answered here, with none of the dashboard's middleware.
     "api.middleware.ApiMiddleware",
     "django.middleware.security.SecurityMiddleware",
