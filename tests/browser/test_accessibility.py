@@ -376,10 +376,14 @@ def pages(
         (f"{project}/settings/api-keys/", click("Create API key")),
         (f"{project}/settings/api-keys/?sort=name&page=2", None),
         (f"{project}/settings/api-keys/{key}/usage/", open_details),
+        (f"{project}/settings/api-keys/{key}/usage/?order=oldest&ip=203.0.113.0/24", None),
+        (f"{project}/settings/api-keys/{key}/usage/?ip=203.0.113.7/24", None),  # its error
+        (f"{project}/settings/api-keys/{key}/usage/addresses/", None),
         (f"{project}/settings/api-keys/{leaked}/roll/", None),  # it ended: no form
         (f"{project}/usage/", open_details),
         (f"{project}/usage/?range=7d&stack=key", open_details),
         (f"{project}/usage/calls/", None),
+        (f"{project}/usage/calls/?order=oldest", None),
         (f"{project}/usage/calls/{call}/", None),
         (f"{project}/alerts/", None),
         (f"{project}/alerts/", acknowledge),  # the list swapped in place
@@ -396,6 +400,7 @@ def pages(
         (f"{project}/settings/client-tokens/", ask("Revoke ctok_")),
         (f"{project}/settings/audit/", None),
         (f"{project}/settings/audit/", by_person),
+        (f"{project}/settings/audit/?target=apikey:{key}", None),
         ("/account/tokens/", None),
         ("/account/tokens/", click("Create token")),
         ("/account/tokens/", click("Regenerate Laptop CLI")),
