@@ -168,3 +168,17 @@ def test_the_personal_token_log_takes_a_network(
     url = reverse("usage:personal_token_usage", args=[pat.pk])
     page = signed_in.get(url, {"ip": "45.83.64.0/24"}).context["page"]
     assert [r.ip for r in page.rows] == ["45.83.64.17"]
+
+
+@pytest.mark.parametrize("field", ["ip", "order"])
+@pytest.mark.parametrize("spaced", [False, True])
+def test_a_key_pasted_into_the_network_or_order_field_is_neither_kept_nor_shown(
+    signed_in: Client, project: Project, make_key: Any, field: str, spaced: bool
+) -> None:
+    key, secret = make_key(project, name="Leaked")
+    pasted = f" {secret[:20]} {secret[20:]}\n" if spaced else secret
+    url = reverse("usage:api_key_usage", args=[project.slug, key.pk])
+    response: Any = signed_in.get(url, {field: pasted, "order": "oldest"}, follow=True)
+    assert response.status_code in (200, 400)
+    assert secret[11:30] not in response.content.decode()
+    assert all(secret[11:30] not in hop for hop, _ in response.redirect_chain)
