@@ -70,6 +70,10 @@ class UserManager(BaseUserManager["User"]):
         user_email_upper index."""
         return self.filter(email__iexact=address)
 
+    def active(self) -> models.QuerySet[User]:
+        """The accounts that may sign in (`is_active`)."""
+        return self.filter(is_active=True)
+
     def address_kept(self, typed: str) -> str:
         """The address an account that `typed` names is kept under, to find it by (signing
         in, a password reset, a command): the delivery address of `typed`, or `typed`
@@ -223,7 +227,8 @@ def _caseless(text: str) -> str:
 
 
 class MembershipQuerySet(models.QuerySet["Membership"]):
-    """Reads for the members page: its search (matching(), folded the same on SQLite and
+    """Reads of memberships: a project's or a person's, its owners, the project the home page
+    opens, and for the members page its search (matching(), folded the same on SQLite and
     PostgreSQL) and its order (yours_first())."""
 
     def matching(self, text: str) -> MembershipQuerySet:
@@ -240,6 +245,25 @@ class MembershipQuerySet(models.QuerySet["Membership"]):
             if wanted in _caseless(name) or wanted in _caseless(email)
         ]
         return self.filter(pk__in=found)
+
+    def for_project(self, project: Project) -> MembershipQuerySet:
+        """The project's memberships."""
+        return self.filter(project=project)
+
+    def for_user(self, user: User) -> MembershipQuerySet:
+        """The person's memberships, one for each project they are in."""
+        return self.filter(user=user)
+
+    def owners(self) -> MembershipQuerySet:
+        """Those with the owner's role."""
+        return self.filter(role=Membership.Role.OWNER)
+
+    def current_or_oldest(self, project_id: int | None) -> Membership | None:
+        """The one in project `project_id` if there is one here, else the one held longest
+        (a person's own first project, never one someone else added them to later)."""
+        return (
+            self.filter(project_id=project_id).first() if project_id is not None else None
+        ) or self.order_by("created_at", "id").first()
 
     def yours_first(self, user: User) -> MembershipQuerySet:
         """By address, `user`'s own membership first: on the members page, the row with
@@ -289,6 +313,10 @@ class InvitationQuerySet(models.QuerySet["Invitation"]):
     def pending(self) -> InvitationQuerySet:
         """Neither accepted nor revoked (an expired one is still listed, as expired)."""
         return self.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+
+    def newest_first(self) -> InvitationQuerySet:
+        """The most recently sent first, as the members page lists them."""
+        return self.order_by("-created_at")
 
 
 class Invitation(models.Model):

@@ -183,6 +183,11 @@ def sessions_of(user: User, *, current_key: str | None) -> list[SessionRow]:
     return sorted(rows, key=lambda r: not r.current)
 
 
+def signed_in_elsewhere(user: User, *, current_key: str | None) -> bool:
+    """Whether the person has a session other than `current_key` (whose row may have gone)."""
+    return SignedInSession.objects.filter(user=user).exclude(session_key=current_key).exists()
+
+
 @transaction.atomic
 def sessions_end_others(*, user: User, current_key: str | None, ip: str | None = None) -> int:
     """Sign out every other session of `user` at once. Returns how many ended."""

@@ -22,6 +22,7 @@ import segno
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Passkey, Project, RecoveryCode, TotpDevice, User
@@ -53,6 +54,16 @@ def _recovery_hash(code: str) -> str:
 
 def has_authenticator_app(user: User) -> bool:
     return TotpDevice.objects.filter(user=user, confirmed_at__isnull=False).exists()
+
+
+def authenticator_of(user: User) -> TotpDevice | None:
+    """The person's authenticator app, confirmed or still being set up, if any."""
+    return TotpDevice.objects.filter(user=user).first()
+
+
+def passkeys_of(user: User) -> QuerySet[Passkey]:
+    """The person's passkeys, oldest first."""
+    return Passkey.objects.filter(user=user)
 
 
 def has_two_factor(user: User) -> bool:

@@ -20,17 +20,25 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.decorators import verified_email_required
 from accounts.forms import SecondFactorForm
 from accounts.http import AuthenticatedRequest
-from accounts.models import Passkey, SignedInSession, TotpDevice, User
-from accounts.sessions import pending_step_done, pending_step_record, sessions_end_others
+from accounts.models import User
+from accounts.passkeys import has_passkey
+from accounts.sessions import (
+    pending_step_done,
+    pending_step_record,
+    sessions_end_others,
+    signed_in_elsewhere,
+)
 from accounts.sudo import sudo_required
 from accounts.two_factor import (
     SecondFactorRequiredError,
+    authenticator_of,
     enrolment_confirm,
     enrolment_pending,
     enrolment_start,
     has_authenticator_app,
     has_two_factor,
     last_factor_message,
+    passkeys_of,
     recovery_codes_left,
     recovery_codes_regenerate,
     second_factor_check,
@@ -60,13 +68,13 @@ def _enrolment_of(request: AuthenticatedRequest) -> int | None:
 
 
 def security_context(request: AuthenticatedRequest, **extra: Any) -> dict[str, Any]:
-    device = TotpDevice.objects.filter(user=request.user).first()
+    device = authenticator_of(request.user)
     on = device is not None and device.confirmed_at is not None
     return {
         "device": device if on else None,
         "enrolment": None if on else enrolment_pending(request.user, _enrolment_of(request)),
         "codes_left": recovery_codes_left(request.user) if on else 0,
-        "passkeys": Passkey.objects.filter(user=request.user),
+        "passkeys": passkeys_of(request.user),
         # The two forms that show recovery codes make them once (core.shown_once).
         "form_id": form_id_new(),
         **extra,
@@ -130,7 +138,7 @@ def first_factor_added(request: AuthenticatedRequest) -> None:
     session has just shown the new factor. Later factors leave the others be: each of
     them has passed one."""
     current = request.session.session_key
-    if SignedInSession.objects.filter(user=request.user).exclude(session_key=current).exists():
+    if signed_in_elsewhere(request.user, current_key=current):
         sessions_end_others(user=request.user, current_key=current, ip=client_ip(request))
         messages.info(request, "Your other signed-in sessions were signed out.")
 
@@ -223,7 +231,7 @@ def pending_sign_in(request: HttpRequest) -> tuple[User, dict[str, Any]] | None:
     user_id = pending.get("user")
     if not isinstance(user_id, int):
         return None
-    user = User.objects.filter(pk=user_id, is_active=True).first()
+    user = User.objects.active().filter(pk=user_id).first()
     if user is None:
         return None
     if not constant_time_compare(str(pending.get("password", "")), user.get_session_auth_hash()):
@@ -278,7 +286,7 @@ def _code_context(user: User, form: SecondFactorForm) -> dict[str, Any]:
     return {
         "form": form,
         "has_code": has_authenticator_app(user),
-        "has_passkey": Passkey.objects.filter(user=user).exists(),
+        "has_passkey": has_passkey(user),
     }
 
 

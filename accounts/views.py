@@ -127,13 +127,15 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
     """Signed in: the project last worked on. Signed out: the sign-in page."""
     if not request.user.is_authenticated:
         return redirect("accounts:login")
-    memberships = Membership.objects.filter(user=request.user).select_related("project")
-    # Otherwise the project the user has been in longest, which is their own first one:
-    # never one that someone else added them to later, whatever its name.
+    # The project this session last worked on, if the user is still in it; otherwise the
+    # one they have been in longest, which is their own first one: never one that someone
+    # else added them to later, whatever its name.
     current = request.session.get(CURRENT_PROJECT_SESSION_KEY)
     membership = (
-        memberships.filter(project_id=current).first() if isinstance(current, int) else None
-    ) or memberships.order_by("created_at", "id").first()
+        Membership.objects.for_user(request.user)
+        .select_related("project")
+        .current_or_oldest(current if isinstance(current, int) else None)
+    )
     if membership is None:
         return redirect("accounts:project_create")
     return redirect("overview:project_overview", slug=membership.project.slug)
@@ -696,7 +698,7 @@ def _members_context(request: ProjectRequest, form: InvitationForm) -> dict[str,
         request, request.POST if request.method == "POST" else request.GET
     )
     invitations = (
-        project.invitations.pending().select_related("invited_by").order_by("-created_at")
+        project.invitations.pending().newest_first().select_related("invited_by")
         if request.membership.is_owner
         else Invitation.objects.none()
     )
@@ -712,7 +714,7 @@ def _members_context(request: ProjectRequest, form: InvitationForm) -> dict[str,
         "invitations": invitations,
         "roles": Membership.Role.choices,
         # The last owner cannot leave; the button is not offered to them.
-        "owners": project.memberships.filter(role=Membership.Role.OWNER).count(),
+        "owners": project.memberships.owners().count(),
         "now": timezone.now(),
     }
 
