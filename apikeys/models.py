@@ -7,14 +7,16 @@ api/authentication.py, and each call it makes is logged by usage/writer.py.
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce, Upper
+from django.db.models import Count, F, OuterRef, Q, Subquery, Value
+from django.db.models.expressions import Combinable
+from django.db.models.functions import Coalesce, Lower, Upper
 from django.utils import timezone
 
 from accounts.models import Membership, Project, User
@@ -159,6 +161,10 @@ class TokenQuerySet[T: Token](models.QuerySet[T]):
             Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
         )
 
+    def unrevoked(self) -> TokenQuerySet[T]:
+        """Not revoked (an expired one included)."""
+        return self.filter(revoked_at__isnull=True)
+
     def ended(self) -> TokenQuerySet[T]:
         """Revoked or expired: what active() leaves out."""
         return self.filter(Q(revoked_at__isnull=False) | Q(expires_at__lte=timezone.now()))
@@ -174,12 +180,54 @@ class TokenQuerySet[T: Token](models.QuerySet[T]):
         return self.filter(revoked_at__isnull=True).update(revoked_at=timezone.now(), revoked_by=by)
 
 
+class KeyOrder(models.TextChoices):
+    """How the key list can be ordered: each choice's name in the page's address, its label."""
+
+    NEWEST = "newest", "Newest first"
+    OLDEST = "oldest", "Oldest first"
+    NAME = "name", "Name, A to Z"
+    LAST_USED = "last_used", "Last used first"
+    EXPIRES = "expires", "Expiring first"
+
+
+# Each order's ORDER BY. Ties fall back to the id, so a page boundary never drops or
+# repeats a key.
+_KEY_ORDER_BY: dict[KeyOrder, tuple[str | Combinable, ...]] = {
+    KeyOrder.NEWEST: ("-created_at", "-id"),
+    KeyOrder.OLDEST: ("created_at", "id"),
+    KeyOrder.NAME: (Lower("name"), "id"),
+    KeyOrder.LAST_USED: (F("last_used_at").desc(nulls_last=True), "-id"),
+    KeyOrder.EXPIRES: (F("expires_at").asc(nulls_last=True), "id"),
+}
+
+
 class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
-    """Reads of a project's API keys (by project, by name as the unique index compares it, with
-    open alert counts) and the bulk suspend and resume that ApiKey.suspend()/resume() use."""
+    """Reads of a project's API keys (by project, by name as the unique index compares it, the
+    key list's search and orders, with open alert counts) and the bulk suspend and resume that
+    ApiKey.suspend()/resume() use."""
 
     def for_project(self, project: Project) -> ApiKeyQuerySet:
         return self.filter(project=project)
+
+    def in_order(self, order: KeyOrder) -> ApiKeyQuerySet:
+        """In the key list's `order`, ties broken by id."""
+        return self.order_by(*_KEY_ORDER_BY[order])
+
+    def matching(self, q: str) -> ApiKeyQuerySet:
+        """Keys whose name or notes hold `q`, or whose hint (now or before the last roll) does."""
+        matches = Q(name__icontains=q) | Q(notes__icontains=q)
+        # The key as the list shows it, or as someone told of a leak has it: its start, its
+        # last characters, or both around an ellipsis typed as dots. Its secret before
+        # the last roll too: a leaked copy may be the one that was replaced.
+        start, ellipsis, end = re.sub(r"\.{2,}", "…", q).partition("…")
+        for field in ("hint", "previous_hint"):
+            if not ellipsis:
+                matches |= Q(**{f"{field}__icontains": q})
+            if start and ellipsis:
+                matches |= Q(**{f"{field}__istartswith": start})
+            if end:
+                matches |= Q(**{f"{field}__iendswith": end})
+        return self.filter(matches)
 
     def named(self, name: str) -> ApiKeyQuerySet:
         """Keys called `name` whatever its case, compared as the constraint
@@ -375,11 +423,16 @@ _MINT_ORDER_SLACK = timedelta(hours=1)
 
 
 class ClientTokenQuerySet(TokenQuerySet["ClientToken"]):
-    """Reads of client tokens: a project's, and alive_since(), those alive at some point after
-    a moment (the client tokens page's last 7 days) without walking all a project minted."""
+    """Reads of client tokens: a project's, a key's, and alive_since(), those alive at some
+    point after a moment (the client tokens page's last 7 days) without walking all a
+    project minted."""
 
     def for_project(self, project: Project) -> ClientTokenQuerySet:
         return self.filter(project=project)
+
+    def minted_by(self, api_key: ApiKey) -> ClientTokenQuerySet:
+        """Those that `api_key` minted."""
+        return self.filter(api_key=api_key)
 
     def alive_since(self, moment: datetime) -> ClientTokenQuerySet:
         """Those minted, or still alive, after `moment`. No token minted before `moment`

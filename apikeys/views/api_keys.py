@@ -8,15 +8,11 @@ event, on which the key table reloads itself.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from functools import partial
 
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
-from django.db.models import F, Q
-from django.db.models.expressions import Combinable
-from django.db.models.functions import Lower
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -40,7 +36,7 @@ from apikeys.forms import (
     KeysTransferForm,
     key_name_taken_error,
 )
-from apikeys.models import ApiKey, PersonalAccessToken
+from apikeys.models import ApiKey, KeyOrder, PersonalAccessToken
 from apikeys.scopes import describe as describe_scope
 from apikeys.services import (
     CannotRoll,
@@ -96,16 +92,7 @@ def token_summary(token: ApiKey | PersonalAccessToken) -> str:
 # A key this close to its expiry is marked in the list (the reminder emails go out then).
 EXPIRES_SOON = timedelta(days=7)
 
-# How the list can be ordered: the choice's name in the address, its label, its ORDER BY.
-# Ties fall back to the id, so a page boundary never drops or repeats a key.
-SORTS: dict[str, tuple[str, tuple[str | Combinable, ...]]] = {
-    "newest": ("Newest first", ("-created_at", "-id")),
-    "oldest": ("Oldest first", ("created_at", "id")),
-    "name": ("Name, A to Z", (Lower("name"), "id")),
-    "last_used": ("Last used first", (F("last_used_at").desc(nulls_last=True), "-id")),
-    "expires": ("Expiring first", (F("expires_at").asc(nulls_last=True), "id")),
-}
-DEFAULT_SORT = "newest"
+DEFAULT_SORT: str = KeyOrder.NEWEST.value
 # Keys a page: the rows of a long list stay within a few screens.
 PAGE_SIZE = 25
 
@@ -139,23 +126,11 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
     if holds_secret("".join(q.split())):
         q = ""
     sort = request.GET.get("sort", DEFAULT_SORT)
-    if sort not in SORTS:
+    if sort not in KeyOrder.values:
         sort = DEFAULT_SORT
-    found = ApiKey.objects.for_project(request.project).order_by(*SORTS[sort][1])
+    found = ApiKey.objects.for_project(request.project).in_order(KeyOrder(sort))
     if q:
-        matches = Q(name__icontains=q) | Q(notes__icontains=q)
-        # The key as the list shows it, or as someone told of a leak has it: its start, its
-        # last characters, or both around an ellipsis typed as dots. Its secret before
-        # the last roll too: a leaked copy may be the one that was replaced.
-        start, ellipsis, end = re.sub(r"\.{2,}", "…", q).partition("…")
-        for field in ("hint", "previous_hint"):
-            if not ellipsis:
-                matches |= Q(**{f"{field}__icontains": q})
-            if start and ellipsis:
-                matches |= Q(**{f"{field}__istartswith": start})
-            if end:
-                matches |= Q(**{f"{field}__iendswith": end})
-        found = found.filter(matches)
+        found = found.matching(q)
     found = found.with_open_alert_counts().select_related(
         "created_by", "revoked_by", "suspended_by"
     )
@@ -165,9 +140,7 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
     # Resume. Revoked and expired keys have no bound: only their page is read.
     active = list(found.active())
     ended_page = Paginator(found.ended(), PAGE_SIZE).get_page(request.GET.get("ended_page"))
-    members = set(
-        Membership.objects.filter(project=request.project).values_list("user_id", flat=True)
-    )
+    members = set(Membership.objects.for_project(request.project).values_list("user_id", flat=True))
     policy_days = request.project.max_key_lifetime_days
     for key in [*active, *ended_page.object_list]:
         # Keys outlive their creator: say so, so someone decides whether they still should.
@@ -185,7 +158,7 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
     return {
         "q": q,
         "sort": sort,
-        "sorts": [(name, label) for name, (label, _) in SORTS.items()],
+        "sorts": KeyOrder.choices,
         "found": len(active) + ended_page.paginator.count,
         "creator_left": creator_left,
         "transfer_form": KeysTransferForm(project=request.project) if creator_left else None,

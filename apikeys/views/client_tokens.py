@@ -59,7 +59,7 @@ def client_token_list(request: ProjectRequest) -> HttpResponse:
             .select_related("project", "api_key", "personal_token", "personal_token__user")
         )
         if key := form.cleaned_data["key"]:
-            tokens = tokens.filter(api_key=key)
+            tokens = tokens.minted_by(key)
         before = form.cleaned_data["before"]
         page = keyset_page(
             tokens, order=NEWEST_FIRST, following=(before,) if before else None, size=PAGE_SIZE

@@ -159,7 +159,7 @@ def _unrevoked_of(request: AuthenticatedRequest, token_id: int) -> PersonalAcces
     and its name and networks are not edited any more (its page offers no such button).
     An expired one may still be regenerated, so it can still be given both."""
     return get_object_or_404(
-        PersonalAccessToken.objects.for_user(request.user).filter(revoked_at__isnull=True),
+        PersonalAccessToken.objects.for_user(request.user).unrevoked(),
         pk=token_id,
     )
 
