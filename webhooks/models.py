@@ -125,8 +125,17 @@ SEVERITY_RANK: dict[str, int] = {
 
 
 class DeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
-    """due(): the deliveries the sender may pick at a moment (webhooks/delivery.py), and what
-    its claim's conditional UPDATE checks again, so two senders never take one delivery."""
+    """Reads of deliveries: an endpoint's, newest first (its log), and due(): the deliveries
+    the sender may pick at a moment (webhooks/delivery.py), and what its claim's conditional
+    UPDATE checks again, so two senders never take one delivery."""
+
+    def for_endpoint(self, endpoint: WebhookEndpoint) -> DeliveryQuerySet:
+        """The endpoint's deliveries."""
+        return self.filter(endpoint=endpoint)
+
+    def newest_first(self) -> DeliveryQuerySet:
+        """The newest first, as the endpoint's log lists them."""
+        return self.order_by("-created_at", "-id")
 
     def due(self, now: datetime) -> DeliveryQuerySet:
         """Waiting for an attempt whose time has come, to an endpoint still enabled. A

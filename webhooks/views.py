@@ -59,9 +59,7 @@ def _list_context(request: ProjectRequest) -> dict[str, object]:
 def _mark_creators_who_left(request: ProjectRequest, endpoints: list[WebhookEndpoint]) -> None:
     """An endpoint outlives the person who added it, as a key does: say so (`creator_left`),
     so that an owner decides whether the project's alerts should still go there."""
-    members = set(
-        Membership.objects.filter(project=request.project).values_list("user_id", flat=True)
-    )
+    members = set(Membership.objects.for_project(request.project).values_list("user_id", flat=True))
     for endpoint in endpoints:
         left = endpoint.created_by_id is not None and endpoint.created_by_id not in members
         endpoint.creator_left = left  # type: ignore[attr-defined]
@@ -146,7 +144,7 @@ def webhook_create_view(request: ProjectRequest) -> HttpResponse:
 
 def _detail_context(request: ProjectRequest, endpoint: WebhookEndpoint) -> dict[str, object]:
     _mark_creators_who_left(request, [endpoint])
-    deliveries = list(endpoint.deliveries.order_by("-created_at", "-id")[:LOG_SIZE])
+    deliveries = list(WebhookDelivery.objects.for_endpoint(endpoint).newest_first()[:LOG_SIZE])
     return {
         "endpoint": endpoint,
         "deliveries": deliveries,
@@ -193,7 +191,7 @@ def webhook_test_view(request: ProjectRequest, endpoint_id: int) -> HttpResponse
 @project_owner_required
 def webhook_retry_view(request: ProjectRequest, endpoint_id: int, delivery_id: int) -> HttpResponse:
     endpoint = _endpoint(request, endpoint_id)
-    delivery = get_object_or_404(WebhookDelivery.objects.filter(endpoint=endpoint), pk=delivery_id)
+    delivery = get_object_or_404(WebhookDelivery.objects.for_endpoint(endpoint), pk=delivery_id)
     if endpoint.disabled_at is not None:
         messages.error(request, "This endpoint is disabled: nothing is sent to it.")
     elif delivery.status == WebhookDelivery.Status.SUCCEEDED:
