@@ -185,9 +185,9 @@ def chat(request: ProjectApiRequest, name: str) -> HttpResponse:
 @api_view(["GET"], permission=Permission.READ)
 def agent_list(request: ProjectApiRequest) -> HttpResponse:
     after = cursor_param(request, accepts=is_agent_name)
-    agents = Agent.objects.for_project(request.caller.project)
-    if (names := scoped_agent_names(request.caller)) is not None:
-        agents = agents.filter(name__in=names)
+    agents = Agent.objects.for_project(request.caller.project).within_scope(
+        scoped_agent_names(request.caller)
+    )
     page = keyset_page(
         agents,
         order=("name",),
@@ -254,16 +254,16 @@ def agent_detail(request: ProjectApiRequest, name: str) -> HttpResponse:
 @api_view(["GET"], permission=Permission.READ)
 def execution_logs(request: ProjectApiRequest) -> HttpResponse:
     limit = limit_param(request)
-    executions = Execution.objects.for_project(request.caller.project)
-    if (names := scoped_agent_names(request.caller)) is not None:
-        executions = executions.filter(agent_name__in=names)
+    executions = Execution.objects.for_project(request.caller.project).within_scope(
+        scoped_agent_names(request.caller)
+    )
     following = None
     if (after := cursor_param(request, accepts=is_row_id)) is not None:
         following = (int(after),)
     if agent_name := request.GET.get("agent"):
         if not is_agent_name(agent_name):
             raise errors.invalid_field_value("agent", "must be an agent name.")
-        executions = executions.filter(agent_name=agent_name)
+        executions = executions.of_agent(agent_name)
 
     def as_json(execution: Execution) -> dict[str, Any]:
         return {**execution_json(execution), "input": execution.input, "output": execution.output}

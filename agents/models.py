@@ -15,10 +15,15 @@ AGENT_NAME_PATTERN = r"^[A-Za-z0-9_-]+\Z"
 
 
 class AgentQuerySet(models.QuerySet["Agent"]):
-    """Reads of agents: for_project() is where GET /v1/agents and the per-project cap start."""
+    """Reads of agents: for_project() is where GET /v1/agents and the per-project cap start;
+    within_scope() narrows it to a token's agents."""
 
     def for_project(self, project: Project) -> AgentQuerySet:
         return self.filter(project=project)
+
+    def within_scope(self, names: list[str] | None) -> AgentQuerySet:
+        """Those a token scoped to the agents `names` may touch (None: every agent)."""
+        return self if names is None else self.filter(name__in=names)
 
 
 class Agent(models.Model):
@@ -63,10 +68,19 @@ def execution_public_id() -> str:
 
 
 class ExecutionQuerySet(models.QuerySet["Execution"]):
-    """Reads of executions: for_project() is where GET /v1/execution-logs starts."""
+    """Reads of executions: for_project() is where GET /v1/execution-logs starts; within_scope()
+    and of_agent() narrow it to a token's agents and to one agent."""
 
     def for_project(self, project: Project) -> ExecutionQuerySet:
         return self.filter(project=project)
+
+    def within_scope(self, names: list[str] | None) -> ExecutionQuerySet:
+        """Runs of the agents a token scoped to `names` may touch (None: every agent)."""
+        return self if names is None else self.filter(agent_name__in=names)
+
+    def of_agent(self, name: str) -> ExecutionQuerySet:
+        """Runs of the agent called `name` (deleted since or not)."""
+        return self.filter(agent_name=name)
 
 
 class Execution(models.Model):
