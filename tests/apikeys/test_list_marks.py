@@ -185,6 +185,24 @@ def test_a_key_is_found_by_its_last_characters_or_its_hint_typed_with_three_dots
         assert [k.pk for k in signed_in.get(url, {"q": q}).context["active_keys"]] == [one.pk], q
 
 
+def test_a_hint_typed_with_its_start_and_its_end_finds_the_key_with_both(
+    signed_in, project, make_key
+):
+    # Both halves name one key: the prefix alone and a dotted end ("reminix_sk_...VySb",
+    # as someone told of a leak writes it) listed every key that starts with the prefix.
+    one, _ = make_key(project, name="One")
+    two, _ = make_key(project, name="Two")
+    url = reverse("apikeys:api_key_list", args=[project.slug])
+    start, end = one.hint.split("…")
+    for q in (f"reminix_sk_...{end}", f"reminix_sk_…{end}", f"{start}...{end}"):
+        assert [k.pk for k in signed_in.get(url, {"q": q}).context["active_keys"]] == [one.pk], q
+    # One key's start and another's end are no key's hint.
+    other_end = two.hint.split("…")[1]
+    if other_end.lower() != end.lower():
+        q = f"{start}...{other_end}"
+        assert [k.pk for k in signed_in.get(url, {"q": q}).context["active_keys"]] == [], q
+
+
 def test_a_rolled_keys_old_secret_finds_the_key(signed_in, user, project, make_key):
     from apikeys.services import api_key_roll
 
