@@ -26,6 +26,7 @@ from django.urls import Resolver404, get_resolver
 from api import errors
 from api.endpoint import api_not_found, client_not_found
 from api.errors import error_response, new_request_id
+from core.redact import may_hold_token
 
 API_PREFIXES = ("/v1/", "/client/")
 # Paths whose match each worker keeps: a client calls the same few (one per agent and
@@ -73,7 +74,12 @@ class ApiMiddleware:
 
     def _view_response(self, request: HttpRequest) -> HttpResponse:
         path = request.path_info[1:]
-        match = self._kept_match(path) if len(path) <= MATCH_KEPT_UP_TO else self._match(path)
+        # A path that may hold a token (pasted where an agent's name goes) is not kept:
+        # no token stays in a cache, the worker's memory included.
+        if len(path) <= MATCH_KEPT_UP_TO and not may_hold_token(path):
+            match = self._kept_match(path)
+        else:
+            match = self._match(path)
         if match is not None:
             view, args, kwargs = match
             return view(request, *args, **kwargs)

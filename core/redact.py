@@ -147,6 +147,12 @@ def redact_tokens_escaped(text: str) -> str:
     return kept
 
 
+def may_hold_token(text: str) -> bool:
+    """Whether `text` may hold a token, told cheaply (see _holds_no_token): a text this
+    says False of holds none, in any spelling or escape."""
+    return not _holds_no_token(text)
+
+
 def _holds_no_token(text: str) -> bool:
     """Whether no pattern here can match `text`, told without trying them: it is ASCII (as
     it is spelt is as it reads), has no escape, and holds none of the literals every

@@ -102,6 +102,30 @@ def test_a_long_api_path_is_matched_each_time_and_not_kept(api, monkeypatch):
     assert len(matched) == 2
 
 
+@pytest.mark.parametrize("spelt", ["as is", "escaped", "fullwidth"])
+def test_a_path_holding_a_token_is_matched_each_time_and_not_kept(api, monkeypatch, spelt):
+    # A key pasted into a path (the agent's name matches anything) must not stay in the
+    # worker's memory as the key of a kept match: a token is never kept in a cache.
+    matched: list[str] = []
+    resolve = URLResolver.resolve
+
+    def counted(self: URLResolver, path: str) -> object:
+        matched.append(path)
+        return resolve(self, path)
+
+    monkeypatch.setattr(URLResolver, "resolve", counted)
+    secret = api.token
+    if spelt == "escaped":  # one escape left once the path is decoded
+        secret = secret.replace("_", "%255F")
+    elif spelt == "fullwidth":
+        wide = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in secret[:8])
+        secret = wide + secret[8:]
+    for _ in range(2):
+        answer = api.post(f"/v1/agents/{secret}/invoke", {"prompt": "hi"})
+        assert_error(answer, 404, "agent_not_found")
+    assert len(matched) == 2
+
+
 # An API URLconf with a path of its own beside the includes (the test below).
 urlpatterns = [
     path("v1/ping", csrf_exempt(lambda request: HttpResponse(b"pong"))),
