@@ -69,7 +69,9 @@ serve: install
 	fi; \
 	trap 'kill $$pids 2>/dev/null; wait $$pids' EXIT; \
 	trap 'exit 143' TERM; trap 'exit 130' INT; \
-	$(BIN)/gunicorn reminix_dashboard.wsgi:application --bind $(BIND_HOST):$(PORT) \
+	host='$(BIND_HOST)'; host="$${host#[}"; host="$${host%]}"; \
+	if [[ $$host == *:* ]]; then host="[$$host]"; fi; \
+	$(BIN)/gunicorn reminix_dashboard.wsgi:application --bind "$$host:$(PORT)" \
 		--workers $${WEB_CONCURRENCY:-2} --access-logfile - --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(M)sms' \
 		& pids="$$pids $$!"; \
 	if (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 403 )); then wait -n; else wait $$!; fi; \

@@ -130,3 +130,33 @@ def test_make_serve_stops_whole_when_its_ingest_or_scheduler_dies(
         make.wait()
     assert make.returncode != 0
     assert not left
+
+
+@pytest.mark.parametrize(
+    ("host", "bind"),
+    [("0.0.0.0", "0.0.0.0:8123"), ("::", "[::]:8123"), ("[::1]", "[::1]:8123")],
+)
+def test_make_serve_binds_an_ipv6_host_as_a_bare_gunicorn_does(tmp_path: Path, host, bind):
+    """gunicorn reads host:port from its last colon: make serve passed BIND_HOST=:: as
+    '--bind :::8123', which gunicorn refused ('' is not a valid port number), while a bare
+    gunicorn (gunicorn.conf.py) brackets it. Run with stand-ins for Python and gunicorn
+    that say what they were given."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "python").write_text("#!/bin/sh\nexit 0\n")
+    (fake / "gunicorn").write_text('#!/bin/sh\nfor a in "$@"; do echo "arg: $a"; done\n')
+    for stand_in in ("python", "gunicorn"):
+        (fake / stand_in).chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "BIND_HOST", "PORT")}
+    done = subprocess.run(
+        ["make", "--no-print-directory", f"BIN={fake}", "-o", f"{fake}/.installed", "serve"],
+        cwd=ROOT,
+        env={**env, "BIND_HOST": host, "PORT": "8123", "SCHEDULER": "off"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    args = [
+        line.removeprefix("arg: ") for line in done.stdout.splitlines() if line.startswith("arg: ")
+    ]
+    assert args[args.index("--bind") + 1] == bind
