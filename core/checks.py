@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Tags, Warning, register
+from django.core.mail.message import sanitize_address
 
 _THIS_MACHINE = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}  # noqa: S104 - names, not a bind
 
@@ -123,7 +124,27 @@ def mail_comes_from_a_real_domain(app_configs: Any = None, **kwargs: Any) -> lis
     mail service then refuses is logged and the change it was for still made, so nothing
     fails where anyone looks: the confirmation mail that lets a person create keys, the
     password resets, the alerts and the security notices never arrive."""
-    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2].rstrip(".").lower()
+    sender = settings.DEFAULT_FROM_EMAIL
+    # What Django sends from: a sender it cannot read (a comma in an unquoted name, a
+    # domain's trailing dot) fails every send with "Invalid address", and one without a
+    # domain is refused by every mail service.
+    try:
+        sanitize_address(sender, "utf-8")
+    except ValueError:
+        sendable = False
+    else:
+        sendable = "@" in parseaddr(sender)[1]
+    if not sendable:
+        return [
+            Warning(
+                f"DEFAULT_FROM_EMAIL ({sender!r}) is no address mail can be sent from: every "
+                "send (confirmations, resets, alerts) fails or is refused.",
+                hint="Set DEFAULT_FROM_EMAIL to an address of your own domain, e.g. "
+                "Reminix <no-reply@example.com>.",
+                id="core.W006",
+            )
+        ]
+    domain = parseaddr(sender)[1].rpartition("@")[2].rstrip(".").lower()
     if domain.rpartition(".")[2] not in _NO_MAIL_FROM:
         return []
     return [

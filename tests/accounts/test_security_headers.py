@@ -208,6 +208,18 @@ def test_check_deploy_warns_when_mail_is_sent_from_a_domain_no_mail_comes_from(s
     assert "core.W006" in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("sender", ["no-reply@example.com.", "Reminix <no-reply@example.com.>"])
+def test_check_deploy_warns_when_django_cannot_send_from_the_sender_at_all(sender):
+    """A domain written with its root's dot passes the settings' check of the sender (an
+    address with a domain), but Django refuses it ('Invalid address') at every send: the
+    check dropped the dot and read example.com, a domain mail comes from."""
+    env = production_env()
+    env["DEFAULT_FROM_EMAIL"] = sender
+    result = check_deploy(env)
+    assert result.returncode != 0
+    assert "core.W006" in result.stdout + result.stderr
+
+
 def test_production_cookies_are_this_origins_alone_over_https():
     """`__Host-` cookies are set only by this very origin, over https, for the whole site:
     a sibling subdomain (or whoever is in the middle of one of its http pages) cannot
