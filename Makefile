@@ -76,7 +76,7 @@ serve: install
 		& pids="$$pids $$!"; \
 	if (( BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 403 )); then wait -n; else wait $$!; fi; \
 	status=$$?; echo "make serve: a process of the three ended (status $$status); stopping the rest" >&2; \
-	exit $$status
+	exit $$(( status ? status : 1 ))
 
 ## make lint: ruff (style and bugs), import-linter (the layers between apps), mypy (types)
 lint: install

@@ -160,3 +160,32 @@ def test_make_serve_binds_an_ipv6_host_as_a_bare_gunicorn_does(tmp_path: Path, h
         line.removeprefix("arg: ") for line in done.stdout.splitlines() if line.startswith("arg: ")
     ]
     assert args[args.index("--bind") + 1] == bind
+
+
+def test_make_serve_fails_when_one_of_its_processes_ends_on_its_own_with_status_0(
+    tmp_path: Path,
+):
+    """gunicorn, the ingest and the scheduler each end with status 0 when signalled alone
+    (a SIGTERM to gunicorn's master, an operator's kill of the ingest): make serve then
+    stopped the rest and succeeded, so a supervisor that restarts what fails (docker's
+    on-failure, systemd's Restart=on-failure) left the deployment down. Run with stand-ins:
+    a gunicorn that ends at once with 0, a scheduler that would run on."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "python").write_text(
+        "#!/bin/bash\n[[ $2 == run_scheduler ]] && exec sleep 30\nexit 0\n"
+    )
+    (fake / "gunicorn").write_text("#!/bin/sh\nexit 0\n")
+    for stand_in in ("python", "gunicorn"):
+        (fake / stand_in).chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SCHEDULER")}
+    done = subprocess.run(
+        ["make", "--no-print-directory", f"BIN={fake}", "-o", f"{fake}/.installed", "serve"],
+        cwd=ROOT,
+        env={**env, "PORT": "8123"},
+        capture_output=True,
+        text=True,
+        timeout=25,
+    )
+    assert done.returncode != 0, done.stderr
+    assert "status 0" in done.stderr
