@@ -129,11 +129,11 @@ def mail_comes_from_a_real_domain(app_configs: Any = None, **kwargs: Any) -> lis
     # domain's trailing dot) fails every send with "Invalid address", and one without a
     # domain is refused by every mail service.
     try:
-        sanitize_address(sender, "utf-8")
+        # As it goes out: the domain IDNA-encoded (a fullwidth ｌｏｃａｌ is local).
+        sent_as = parseaddr(sanitize_address(sender, "utf-8"))[1]
     except ValueError:
-        sendable = False
-    else:
-        sendable = "@" in parseaddr(sender)[1]
+        sent_as = ""
+    sendable = "@" in sent_as
     if not sendable:
         return [
             Warning(
@@ -144,7 +144,7 @@ def mail_comes_from_a_real_domain(app_configs: Any = None, **kwargs: Any) -> lis
                 id="core.W006",
             )
         ]
-    domain = parseaddr(sender)[1].rpartition("@")[2].rstrip(".").lower()
+    domain = sent_as.rpartition("@")[2].rstrip(".").lower()
     if domain.rpartition(".")[2] not in _NO_MAIL_FROM:
         return []
     return [

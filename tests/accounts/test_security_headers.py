@@ -191,7 +191,15 @@ def test_check_deploy_warns_when_production_mail_is_printed_to_the_servers_outpu
 
 
 @pytest.mark.parametrize(
-    "sender", [None, "ops@dashboard.local", "Reminix <no-reply@MAIL.TEST.>", "x@localhost"]
+    "sender",
+    [
+        None,
+        "ops@dashboard.local",
+        "Reminix <no-reply@MAIL.TEST.>",
+        "x@localhost",
+        # Sent as no-reply@reminix.local: Django encodes the domain (IDNA maps fullwidth).
+        "no-reply@reminix.\uff4c\uff4f\uff43\uff41\uff4c",
+    ],
 )
 def test_check_deploy_warns_when_mail_is_sent_from_a_domain_no_mail_comes_from(sender):
     """DEFAULT_FROM_EMAIL's default, no-reply@reminix.local, is a name no mail can come from
