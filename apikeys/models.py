@@ -216,16 +216,17 @@ class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
     def matching(self, q: str) -> ApiKeyQuerySet:
         """Keys whose name or notes hold `q`, or whose hint (now or before the last roll) does."""
         matches = Q(name__icontains=q) | Q(notes__icontains=q)
-        # The key as the list shows it, or as someone told of a leak has it: its start, its
-        # last characters, or both around an ellipsis typed as dots (both then name the
-        # one hint: "reminix_sk_...VySb" is not every key that starts reminix_sk_). Its
-        # secret before the last roll too: a leaked copy may be the one that was replaced.
+        # The key as the list shows it, or as someone told of a leak has it: any part of
+        # it, or its start (with its prefix or without) and its end around an ellipsis
+        # typed as dots, which then name the one hint: "reminix_sk_...VySb" is not every
+        # key that starts reminix_sk_. Its secret before the last roll too: a leaked copy
+        # may be the one that was replaced.
         start, ellipsis, end = re.sub(r"\.{2,}", "…", q).partition("…")
         for field in ("hint", "previous_hint"):
             if not ellipsis:
                 matches |= Q(**{f"{field}__icontains": q})
             elif start or end:
-                matches |= Q(**{f"{field}__istartswith": start}) & Q(**{f"{field}__iendswith": end})
+                matches |= Q(**{f"{field}__icontains": start}) & Q(**{f"{field}__iendswith": end})
         return self.filter(matches)
 
     def named(self, name: str) -> ApiKeyQuerySet:
