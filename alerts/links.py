@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from alerts.models import Flag
 from apikeys.models import ClientToken
+from core.networks import network_around
 from usage.forms import AGENT_NAME
 
 MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
@@ -31,11 +32,30 @@ def first_new_agent(flag: Flag) -> str:
     return first if isinstance(first, str) and AGENT_NAME.fullmatch(first) else ""
 
 
+def one_network(addresses: object) -> str:
+    """The network (/24, IPv6 /48) around every one of `addresses`, as the log's address
+    filter takes it, or "" if they are in several (or are no list of addresses: an older
+    row's evidence is not trusted)."""
+    if not isinstance(addresses, list) or not addresses:
+        return ""
+    try:
+        networks = {network_around(str(address)) for address in addresses}
+    except ValueError:
+        return ""
+    return networks.pop() if len(networks) == 1 else ""
+
+
 def evidence_note(flag: Flag) -> str:
-    """What the link leaves out, where it narrows to one of several things: a new-agent
-    alert's link shows the calls to the first agent it names, not to all of them."""
-    agent = first_new_agent(flag) if flag.kind == Flag.Kind.NEW_AGENT else ""
+    """What the link leaves out or takes in, where the alert is about several things: a
+    new-agent alert's link shows the calls to the first agent it names, not to all of them;
+    one about several new networks shows every call of the key in its minutes."""
     count = flag.evidence.get("count", 1)
+    if flag.kind == Flag.Kind.NEW_NETWORK and isinstance(count, int) and count > 1:
+        return (
+            f"every call of the key in those minutes, from the {count} new networks "
+            "and its usual ones"
+        )
+    agent = first_new_agent(flag) if flag.kind == Flag.Kind.NEW_AGENT else ""
     if not agent or not isinstance(count, int) or count < 2:
         return ""
     return f"those to {agent}, the first of the {count} agents"
@@ -56,18 +76,25 @@ def evidence_url(flag: Flag) -> str | None:
         params["client_token"] = _client_token_public_id(flag)
     if outcome := evidence.get("outcome"):
         params["outcome"] = outcome
-    if flag.kind == Flag.Kind.NEW_NETWORK and evidence.get("ips") and evidence.get("count", 1) == 1:
-        params["ip"] = evidence["ips"][0]  # one network: its first call's address
+    # The calls of the one new network, every address in it. Several networks: every call
+    # in the alert's minutes (the first network alone would hide the others; the alert's
+    # page says so).
+    if (
+        flag.kind == Flag.Kind.NEW_NETWORK
+        and evidence.get("count", 1) == 1
+        and (network := one_network(evidence.get("ips")))
+    ):
+        params["ip"] = network
     if flag.kind == Flag.Kind.NEW_AGENT and (agent := first_new_agent(flag)):
         # The calls to the first new agent: the key's own agent's calls in the same
         # minutes would bury them. The alert's page says it is the first of how many.
         params["agent"] = agent
     if flag.kind == Flag.Kind.BLOCKED_NETWORK:
         # The refusals (403: the log has no filter by error code), not the key's own calls
-        # in the same minutes; from the one address, when there was one.
+        # in the same minutes; from the one network, when they all came from one.
         params["status"] = "403"
-        if len(evidence.get("ips", [])) == 1:
-            params["ip"] = evidence["ips"][0]
+        if network := one_network(evidence.get("ips")):
+            params["ip"] = network
     params["since"] = _minute(flag.first_seen)
     # Last seen in the calendar's last minute, a minute on overflows: the log to its end.
     with suppress(OverflowError):
