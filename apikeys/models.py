@@ -354,6 +354,15 @@ class ApiKey(PermissionsMixin, Token):
     def __str__(self) -> str:
         return f"{self.name} ({self.hint})"
 
+    @property
+    def refused_since_last_use(self) -> datetime | None:
+        """When it was last refused as revoked or expired, if after its last successful call:
+        an ended key still tried (a leak going on). None if it was not, or used since."""
+        refused = self.last_refused_at
+        if refused is None or (self.last_used_at is not None and refused <= self.last_used_at):
+            return None
+        return refused
+
     def has_permission(self, permission: str) -> bool:
         """As its row says, but never a personal token's own (`keys`): the service gives a
         key none, and a row written another way (by hand, an import) must not make a

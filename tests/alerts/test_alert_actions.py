@@ -72,6 +72,26 @@ def test_an_alert_says_when_and_from_where_its_key_was_last_used(signed_in, proj
     assert "key last used" in card and "from 198.51.100.9" in card
 
 
+def test_an_alert_of_a_revoked_key_still_tried_says_when_it_was_last_refused(
+    signed_in, project, key
+):
+    """A leaked key revoked and still tried read "key last used" from its last success, as
+    if the leak had stopped: the last refusal, newer, is said beside it."""
+    flag = new_network_flag(key)
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=NOW + timedelta(minutes=10))
+    refused_at = NOW + timedelta(minutes=20)
+    refused = usage_call(
+        refused_at, key=key, ip="198.51.100.9", status=401, error_code="expired_api_key"
+    )
+    usage_write([refused])
+    key.refresh_from_db()
+    assert key.last_refused_at == refused_at
+    html = signed_in.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
+    card = html.split(f'id="flag-{flag.pk}"')[1].split("</li>")[0]
+    assert "key last used" in card and "still tried: refused" in card
+    assert f'datetime="{refused_at.isoformat()}"' in card
+
+
 def test_a_new_network_confirmed_as_ours_is_known_and_the_alert_closed(
     signed_in, project, key, user
 ):

@@ -263,3 +263,39 @@ def test_an_open_alert_says_when_and_from_where_its_key_was_last_used(signed_in,
     section = html[html.index('id="alerts-title"') :].split("</section>")[0]
     assert "key last used" in section and "from 198.51.100.9" in section
     assert "9\xa0minutes ago" in section
+
+
+def test_an_open_alert_of_a_revoked_key_still_tried_says_when_it_was_last_refused(
+    signed_in, project, api_key
+):
+    """A leaked key revoked and still tried read "key last used" from its last success, as
+    if the leak had stopped: the last refusal, newer, is said beside it (as on the Alerts
+    page's cards)."""
+    from alerts.models import Flag
+
+    key, _ = api_key
+    now = timezone.now()
+    Flag.objects.create(
+        project=project,
+        api_key=key,
+        kind=Flag.Kind.NEW_NETWORK,
+        severity=Flag.Severity.MEDIUM,
+        dedupe_key="leak",
+        summary="Used from a new network",
+        first_seen=now - timedelta(hours=1),
+        last_seen=now - timedelta(hours=1),
+    )
+    usage_write([usage_call(now - timedelta(minutes=50), key=key, ip="198.51.100.9")])
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=now - timedelta(minutes=40))
+    refused = usage_call(
+        now - timedelta(minutes=3),
+        key=key,
+        ip="198.51.100.9",
+        status=401,
+        error_code="expired_api_key",
+    )
+    usage_write([refused])
+    html = front(signed_in, project).content.decode()
+    section = html[html.index('id="alerts-title"') :].split("</section>")[0]
+    assert "key last used" in section and "50\xa0minutes ago" in section
+    assert "still tried: refused" in section and "3\xa0minutes ago" in section
