@@ -376,11 +376,20 @@ class KeyUsageSummary:
 
     windows: list[UsageWindow]  # the last 24 hours, then the last 7 days
     addresses: list[UsageIp]  # seen in the longest window, most recent first
+    new_since: datetime  # an address first seen from then on is new (new_since())
     more_addresses: int  # seen in the longest window but not listed
     revoked_key_uses: int  # calls, ever, refused because the key was revoked or expired
 
 
 WINDOWS: tuple[tuple[str, int], ...] = (("Last 24 hours", 24), ("Last 7 days", 24 * 7))
+
+
+def new_since(now: datetime) -> datetime:
+    """Where "new" starts for a key's addresses and networks: the start of the usage page's
+    "Last 24 hours" window (the next whole hour, less a day). The page's "new" badge and
+    the networks left out of the allowed list it fills in (usage.networks) both read it,
+    so that a network left out is one whose address is marked new."""
+    return hour_of(now) + HOUR - WINDOWS[0][1] * HOUR
 
 
 def key_usage_summary(
@@ -420,6 +429,7 @@ def key_usage_summary(
     return KeyUsageSummary(
         windows=windows,
         addresses=addresses,
+        new_since=new_since(now),
         more_addresses=max(0, widest.distinct_ips - len(addresses)),
         revoked_key_uses=revoked_key_uses(api_key=api_key, now=now),
     )

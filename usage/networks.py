@@ -3,7 +3,7 @@ from: those addresses' networks are offered as the starting list."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -21,20 +21,20 @@ from apikeys.models import ApiKey
 from apikeys.services import token_networks_set
 from core.client_ip import client_ip
 from core.networks import MAX_NETWORKS, network_around
+from usage.key_usage import new_since
 from usage.models import UsageIp
 
 TEMPLATE = "usage/networks.html"
 
-
-# An address first seen this recently is marked "new" on the usage page, and its network
-# is not offered for the allowed list beside older ones.
-NEW_FOR = timedelta(hours=24)
+# At most this many of the networks left out are named under the field; the rest counted.
+LEFT_OUT_SHOWN = 10
 
 
 def suggested_networks(api_key: ApiKey) -> tuple[list[str], list[str]]:
     """The /24 or /48 networks of the addresses the key was used from, busiest first, to
     offer as its allowed networks; and those left out of them: networks first seen in the
-    last 24 hours, while the key has older ones. The page is opened most often when a key
+    last 24 hours (since new_since(), where the page marks an address new), while the key
+    has older ones. The page is opened most often when a key
     may have leaked, and then the newest network is the leak's: offered with the rest, it
     would be allowed by the very save meant to shut it out. A key used only within that
     day has nothing older to go by, and is offered all it has."""
@@ -50,7 +50,7 @@ def suggested_networks(api_key: ApiKey) -> tuple[list[str], list[str]]:
         except ValueError:
             continue
         first_seen[network] = min(seen, first_seen.get(network, seen))
-    since = timezone.now() - NEW_FOR
+    since = new_since(timezone.now())
     older = [network for network, seen in first_seen.items() if seen < since]
     if not older:
         return list(first_seen)[:MAX_NETWORKS], []
@@ -67,7 +67,8 @@ def networks_context(api_key: ApiKey, form: AllowedNetworksForm | None = None) -
         "api_key": api_key,
         "networks_form": form,
         "suggested_networks": suggested,
-        "networks_left_out": left_out,
+        "networks_left_out": left_out[:LEFT_OUT_SHOWN],
+        "networks_left_out_more": max(0, len(left_out) - LEFT_OUT_SHOWN),
     }
 
 
