@@ -69,7 +69,7 @@ serve: install
 	fi; \
 	trap 'kill $$pids 2>/dev/null; wait $$pids' EXIT; \
 	trap 'exit 143' TERM; trap 'exit 130' INT; \
-	host='$(BIND_HOST)'; host="$${host#[}"; host="$${host%]}"; \
+	host='$(BIND_HOST)'; host="$${host#[}"; host="$${host%]}"; host="$${host:-127.0.0.1}"; \
 	if [[ $$host == *:* ]]; then host="[$$host]"; fi; \
 	$(BIN)/gunicorn reminix_dashboard.wsgi:application --bind "$$host:$(PORT)" \
 		--workers $${WEB_CONCURRENCY:-2} --access-logfile - --access-logformat '%(h)s "%(m)s %(U)s" %(s)s %(M)sms' \

@@ -16,8 +16,9 @@ from gunicorn.glogging import Logger, SafeAtoms
 
 from core.redact import OneLine, RedactTokens, controls_escaped, redact_tokens_escaped
 
-# As make serve binds (BIND_HOST, PORT): 0.0.0.0 in a container, or none reaches it.
-_host = os.environ.get("BIND_HOST", "127.0.0.1").strip("[]")
+# As make serve binds (BIND_HOST, PORT): 0.0.0.0 in a container, or none reaches it. Set
+# but empty (BIND_HOST= in an env file) is not set: gunicorn reads '' as every interface.
+_host = os.environ.get("BIND_HOST", "").strip("[]") or "127.0.0.1"
 bind = f"{f'[{_host}]' if ':' in _host else _host}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # One control socket per port: two `make serve` on one host would otherwise share the

@@ -150,6 +150,8 @@ def test_a_worker_outlives_a_statement_at_its_time_limit(monkeypatch, statement_
         ("0.0.0.0", "0.0.0.0:8123"),
         ("::", "[::]:8123"),
         ("[::1]", "[::1]:8123"),
+        # Set but empty is not set, as in make serve: gunicorn read '' as every interface.
+        ("", "127.0.0.1:8123"),
     ],
 )
 def test_a_bare_gunicorn_binds_where_bind_host_says_as_make_serve_does(monkeypatch, host, bind):

@@ -134,7 +134,14 @@ def test_make_serve_stops_whole_when_its_ingest_or_scheduler_dies(
 
 @pytest.mark.parametrize(
     ("host", "bind"),
-    [("0.0.0.0", "0.0.0.0:8123"), ("::", "[::]:8123"), ("[::1]", "[::1]:8123")],
+    [
+        ("0.0.0.0", "0.0.0.0:8123"),
+        ("::", "[::]:8123"),
+        ("[::1]", "[::1]:8123"),
+        # Set but empty (BIND_HOST= in an env file) is not set: gunicorn read '' as every
+        # interface.
+        ("", "127.0.0.1:8123"),
+    ],
 )
 def test_make_serve_binds_an_ipv6_host_as_a_bare_gunicorn_does(tmp_path: Path, host, bind):
     """gunicorn reads host:port from its last colon: make serve passed BIND_HOST=:: as
