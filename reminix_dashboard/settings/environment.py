@@ -65,10 +65,29 @@ def secret(name: str) -> str:
 
 
 def secrets_listed(name: str) -> list[str]:
-    """Comma-separated secrets (SECRET_KEY_FALLBACKS: the keys a rotation keeps for what
-    they signed or encrypted), spaces around each dropped; [] when not set. Set but listing
-    none is refused, unrepeated, as an empty or blank `secret` is."""
-    return _listed(name)
+    """Secrets (SECRET_KEY_FALLBACKS: the keys a rotation keeps for what they signed or
+    encrypted), [] when not set: comma-separated with spaces around each dropped, or, for
+    a value starting with `[`, a JSON list of strings each kept exactly as `secret` keeps
+    one, so that any key that served as SECRET_KEY (a comma in it, spaces at its ends) can
+    be kept. Set but listing none, a blank one, or a JSON list that does not read is
+    refused, unrepeated, as an empty or blank `secret` is."""
+    value = os.environ.get(name)
+    if value is None or not value.lstrip().startswith("["):
+        return _listed(name)
+    try:
+        listed = json.loads(value)
+    except ValueError:
+        listed = None
+    if (
+        not isinstance(listed, list)
+        or not listed
+        or not all(isinstance(one, str) and one.strip() for one in listed)
+    ):
+        raise ImproperlyConfigured(
+            f'{name} starts with "[", so it must be a JSON list of the old keys, each a '
+            'string that is not blank, e.g. ["the key before", "the one before it"].'
+        )
+    return listed
 
 
 def text(name: str, *, default: str) -> str:

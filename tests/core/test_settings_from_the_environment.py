@@ -5,6 +5,7 @@ fails every night."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -105,6 +106,11 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
         ("SECRET_KEY", " " * 50),
         ("TOKEN_HASH_KEY", " " * 40),
         ("SECRET_KEY_FALLBACKS", " , "),
+        # The JSON form of the fallbacks: none listed, not a list of strings, a blank key.
+        ("SECRET_KEY_FALLBACKS", "[]"),
+        ("SECRET_KEY_FALLBACKS", '["an old key",'),
+        ("SECRET_KEY_FALLBACKS", '["an old key", 1]'),
+        ("SECRET_KEY_FALLBACKS", '["an old key", "  "]'),
         # Accepted as "not set": the operator meant something, and we cannot know what.
         ("REDIS_URL", ""),
         ("TRUSTED_PROXIES", ""),
@@ -205,6 +211,27 @@ def test_the_old_secret_keys_a_rotation_keeps_are_read_from_the_environment():
     fallbacks = setting_under("SECRET_KEY_FALLBACKS", SECRET_KEY_FALLBACKS=f"{old}, {older}")
     assert fallbacks == repr([old, older])
     assert setting_under("SECRET_KEY_FALLBACKS") == "[]"
+
+
+def test_any_key_that_served_as_secret_key_can_be_kept_as_a_fallback():
+    """SECRET_KEY is taken exactly as given, but the fallbacks were split on commas and
+    stripped: an old key with a comma in it, or spaces at its ends, could not be kept, and
+    the webhook secrets and URLs encrypted under it were lost at the rotation. Written as a
+    JSON list, each key is kept exactly as it was given."""
+    keys = ["o" * 30 + ",with a comma", "  spaces at its ends  ", '[bracketed] "quoted" \\']
+    fallbacks = setting_under("SECRET_KEY_FALLBACKS", SECRET_KEY_FALLBACKS=json.dumps(keys))
+    assert fallbacks == repr(keys)
+    spaced = setting_under("SECRET_KEY_FALLBACKS", SECRET_KEY_FALLBACKS=f"  {json.dumps(keys)}\n")
+    assert spaced == repr(keys)
+
+
+def test_a_fallbacks_list_the_settings_refuse_is_not_repeated_in_the_error():
+    """The message names the variable and the form, never the keys: it goes to the log."""
+    result = start(SECRET_KEY_FALLBACKS='["the-old-secret-key-itself", 1]')
+
+    assert result.returncode != 0
+    assert "SECRET_KEY_FALLBACKS" in result.stderr
+    assert "the-old-secret-key-itself" not in result.stderr
 
 
 def test_two_deployments_sharing_a_redis_under_their_own_prefixes_keep_their_own_counts():
