@@ -93,6 +93,14 @@ var announce = (function () {
     return copy.textContent.trim();
   }
 
+  // A data-send-once form already on its way (below) sends nothing more, and asks nothing.
+  document.addEventListener("submit", function (event) {
+    if (event.target.hasAttribute && event.target.hasAttribute("data-sending")) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  }, true);
+
   document.addEventListener("submit", function (event) {
     var form = event.target;
     var question = form.getAttribute && form.getAttribute("data-confirm");
@@ -110,27 +118,40 @@ var announce = (function () {
   }, true);
 
   // A plain form that makes a secret (data-send-once) is sent once: once it is on its way
-  // its buttons are disabled, so a double click sends it once. The server makes it once
-  // anyway (core/shown_once.py), but the browser shows the second answer, which can only
-  // say the secret was shown in the first. htmx's forms do the same by hx-disabled-elt.
-  // After data-confirm's question (whose first submit it cancels), and a moment later:
-  // a button disabled before the send would leave its own name out of it.
+  // its buttons say they are disabled (aria-disabled) and any further submit is cancelled
+  // (the listener above), so a double click sends it once. The server makes it once anyway
+  // (core/shown_once.py), but the browser shows the second answer, which can only say the
+  // secret was shown in the first. htmx's forms do the same by hx-disabled-elt. Not the
+  // disabled property: a focused button that is disabled loses focus to the body, so a
+  // keyboard user starts again from the top; and a disabled button is left out of the
+  // send, so this comes after data-confirm's question (whose first submit it cancels).
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (event.defaultPrevented || !form.hasAttribute || !form.hasAttribute("data-send-once")) return;
-    setTimeout(function () {
-      form.querySelectorAll("button:not([type=button])").forEach(function (button) {
-        button.disabled = true;
-      });
+    form.setAttribute("data-sending", "");
+    form.querySelectorAll("button:not([type=button])").forEach(function (button) {
+      button.setAttribute("aria-disabled", "true");
     });
+    // A browser without the Navigation API says nothing when the send is stopped: after a
+    // while the form works again (a second send then is meant, not a double click).
+    if (!window.navigation) setTimeout(function () { sendAgain(form); }, 8000);
   });
+  function sendAgain(form) {
+    form.removeAttribute("data-sending");
+    form.querySelectorAll("button[aria-disabled=true]").forEach(function (button) {
+      button.removeAttribute("aria-disabled");
+    });
+  }
+  function sendAllAgain() {
+    document.querySelectorAll("form[data-sending]").forEach(sendAgain);
+  }
+  // The send stopped (Esc, the browser's Stop, another navigation in its place) with the
+  // page still here: the form works again.
+  if (window.navigation) window.navigation.addEventListener("navigateerror", sendAllAgain);
   // Back to the page from the browser's cache, with the form still there: it works again
   // (sent, it says it was already sent).
   window.addEventListener("pageshow", function (event) {
-    if (!event.persisted) return;
-    document.querySelectorAll("form[data-send-once] button:disabled").forEach(function (button) {
-      button.disabled = false;
-    });
+    if (event.persisted) sendAllAgain();
   });
 
   document.addEventListener("htmx:confirm", function (event) {

@@ -90,3 +90,41 @@ def test_roll_secret_is_disabled_once_confirmed_and_sent(page: Page, live_server
     roll.click(force=True)  # a second click: nothing is sent, nothing is asked
     expect(page.get_by_role("dialog")).to_have_count(0)
     assert len(rolls) == 1
+
+
+def test_roll_secret_keeps_focus_and_works_again_once_its_send_is_stopped(
+    page: Page, live_server, transactional_db
+):
+    """Its buttons were disabled once it was sent: focus fell to the page's body, and a
+    send stopped by the person (Esc, the browser's Stop) left them disabled until a reload.
+    The server holds the send while the browser stops it as its Stop button does."""
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.get(memberships__user=user)
+    endpoint, _ = webhook_create(
+        project=project,
+        url="https://hooks.example.com/in",
+        format=WebhookEndpoint.Format.GENERIC,
+        min_severity="low",
+        created_by=user,
+    )
+    sign_in(page, "kim@example.com")
+    page.goto(f"/projects/{project.slug}/settings/webhooks/{endpoint.pk}/")
+    held = held_posts(page, "**/roll-secret/")
+    roll = page.locator("form[data-send-once]").get_by_role("button", name="Roll secret")
+    roll.click()
+    page.get_by_role("dialog").get_by_role("button", name="Roll secret").click(no_wait_after=True)
+    assert sent(page, held) == 1
+    # Playwright's locators wait for the page's navigation to end: the button is read
+    # once it is stopped (test_roll_secret_is_disabled_once_confirmed_and_sent reads it on
+    # its way). Focus dropped to the body as it was disabled, never to come back.
+    browser = page.context.new_cdp_session(page)
+    browser.send("Page.stopLoading")
+    held[0].abort()
+
+    expect(roll).to_be_enabled()
+    expect(roll).to_be_focused()
+    roll.click()
+    page.get_by_role("dialog").get_by_role("button", name="Roll secret").click(no_wait_after=True)
+    assert sent(page, held) == 2
+    held[1].continue_()
+    expect(page.get_by_text("whsec_", exact=False).first).to_be_visible()
