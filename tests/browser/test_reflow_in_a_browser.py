@@ -61,13 +61,26 @@ def badges_broken_over_lines(page: Page) -> list[str]:
     )
 
 
+def dates_broken_over_lines(page: Page) -> list[str]:
+    """The key list's Created and Expires dates: one line box each, never "6 Dec / 2026"."""
+    return list(
+        page.evaluate(
+            """() => Array.from(document.querySelectorAll(
+                  "main td[data-label='Created'] time, main td.key-expiry time"))
+                .filter(t => t.getClientRects().length > 1)
+                .map(t => t.textContent.trim())"""
+        )
+    )
+
+
 def test_the_key_lists_badges_keep_to_one_line_at_1280_and_375_pixels(
     page: Page, live_server: LiveServer, transactional_db: None
 ) -> None:
     """At 1280 px a key expiring in its last days said "expires in / 2 days, / 23 hours" in
     a badge broken word by word beside a rolled key and a suspended one (the rows that make
-    the table widest). The badges stay whole, and the table keeps inside its card (1280)
-    and the page inside the screen (375)."""
+    the table widest), and the Created date read "6 Dec / 2026". The badges and the dates
+    stay whole, and the table keeps inside its card (1280) and the page inside the screen
+    (375)."""
     user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
     project = Project.objects.for_user(user).get()
     now = timezone.now()
@@ -92,6 +105,7 @@ def test_the_key_lists_badges_keep_to_one_line_at_1280_and_375_pixels(
         expiring = page.locator("td.key-expiry .badge")
         assert (expiring.text_content() or "").replace("\xa0", " ") == "in 2 days"
         assert badges_broken_over_lines(page) == [], width
+        assert dates_broken_over_lines(page) == [], width
         wider = page.evaluate(
             """() => Array.from(document.querySelectorAll("main .card"))
                 .filter(c => c.scrollWidth > c.clientWidth + 1).length"""
