@@ -52,3 +52,40 @@ def test_the_leaks_network_oldest_first_then_forward(
     expect(rows).to_have_count(10)
     expect(page.get_by_role("link", name="← Older")).to_be_visible()
     expect(page.get_by_role("link", name="Oldest", exact=True)).to_be_visible()
+
+
+def cut_off_choices(page: Page, form: str) -> list[str]:
+    """Each select of the form whose chosen option is wider than the select shows: a copy
+    holding that option alone, at its natural width, is wider than the select."""
+    return list(
+        page.evaluate(
+            """(form) => Array.from(document.querySelectorAll(form + " select")).filter(s => {
+                const copy = s.cloneNode(false);
+                copy.append(s.options[s.selectedIndex].cloneNode(true));
+                copy.style.cssText = "position:absolute; visibility:hidden; width:auto; min-width:0; max-width:none";
+                s.parentElement.append(copy);
+                const natural = copy.getBoundingClientRect().width; copy.remove();
+                return natural > s.getBoundingClientRect().width + 0.5;
+              }).map(s => s.options[s.selectedIndex].text)""",
+            form,
+        )
+    )
+
+
+def test_the_project_call_logs_filters_show_their_choices_whole_at_1280_and_375_pixels(
+    page: Page, live_server: Any, transactional_db: Any
+) -> None:
+    """At 1280 px the call log's nine filters shared one row, and "Any token type" was cut
+    off in its select. Every select shows its choice whole, and the page stays inside the
+    screen at 375 px."""
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Production backend", created_by=user)
+    usage_write([usage_call(timezone.now(), key=key)])
+    sign_in(page, "kim@example.com")
+    for width, height in ((1280, 900), (375, 800)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"/projects/{project.slug}/usage/calls/")
+        assert cut_off_choices(page, "#calls-filters") == [], width
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, width
