@@ -443,6 +443,38 @@ class ClientTokenQuerySet(TokenQuerySet["ClientToken"]):
         """Those that `api_key` minted."""
         return self.filter(api_key=api_key)
 
+    def working_of_key(self, api_key: ApiKey, moment: datetime) -> ClientTokenQuerySet:
+        """Those `api_key` minted that still work at `moment` as far as the key goes
+        (ClientToken.end_reason_at): not expired or revoked, not revoked with all of the
+        key's, minted with a secret of the key that still works, the key itself working.
+        Read from the key's row in the same statement, not from `api_key` as loaded (a
+        roll or a revoke-all since would not be in it). What a revocation of the key ends,
+        counted for its audit event."""
+        previous_works = Q(api_key__previous_expires_at__gt=moment)
+        secret_works = (
+            Q(minted_with_hint=F("api_key__hint"))
+            | (Q(minted_with_hint=F("api_key__previous_hint")) & previous_works)
+            # Minted before secrets were recorded: with the secret the key had then.
+            | (
+                Q(minted_with_hint="")
+                & (
+                    Q(api_key__rolled_at__isnull=True)
+                    | Q(created_at__gt=F("api_key__rolled_at"))
+                    | previous_works
+                )
+            )
+        )
+        return (
+            self.minted_by(api_key)
+            .filter(revoked_at__isnull=True, expires_at__gt=moment)
+            .filter(Q(api_key__expires_at__isnull=True) | Q(api_key__expires_at__gt=moment))
+            .filter(
+                Q(api_key__client_tokens_revoked_through__isnull=True)
+                | Q(pk__gt=F("api_key__client_tokens_revoked_through"))
+            )
+            .filter(secret_works)
+        )
+
     def alive_since(self, moment: datetime) -> ClientTokenQuerySet:
         """Those minted, or still alive, after `moment`. No token minted before `moment`
         less the longest lifetime is: the newest of those bounds their ids, so a walk of

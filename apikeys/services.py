@@ -402,9 +402,19 @@ def api_key_rename(
 
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey, by: User | None, ip: str | None = None) -> bool:
-    """Revoke a key. Committed before this returns, so the next call with it gets 401."""
+    """Revoke a key. Committed before this returns, so the next call with it gets 401.
+    Its client tokens die with it (ClientToken.end_reason_at: nothing is written to them);
+    the audit event says how many still worked, one COUNT on the key's index."""
     _by_a_member(api_key.project, by)
-    return token_revoke(api_key, action="api_key.revoked", by=by, project=api_key.project, ip=ip)
+    ended = ClientToken.objects.working_of_key(api_key, timezone.now()).count()
+    return token_revoke(
+        api_key,
+        action="api_key.revoked",
+        by=by,
+        project=api_key.project,
+        ip=ip,
+        metadata={"client_tokens_ended": ended},
+    )
 
 
 @transaction.atomic
