@@ -62,7 +62,8 @@ def cut_off_choices(page: Page, form: str) -> list[str]:
             """(form) => Array.from(document.querySelectorAll(form + " select")).filter(s => {
                 const copy = s.cloneNode(false);
                 copy.append(s.options[s.selectedIndex].cloneNode(true));
-                copy.style.cssText = "position:absolute; visibility:hidden; width:auto; min-width:0; max-width:none";
+                copy.style.cssText = "position:absolute; visibility:hidden; width:auto";
+                copy.style.minWidth = "0"; copy.style.maxWidth = "none";
                 s.parentElement.append(copy);
                 const natural = copy.getBoundingClientRect().width; copy.remove();
                 return natural > s.getBoundingClientRect().width + 0.5;
