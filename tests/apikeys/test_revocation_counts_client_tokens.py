@@ -77,3 +77,37 @@ def test_the_audit_log_shows_how_many_client_tokens_ended(signed_in, user, proje
     page = signed_in.get(reverse("accounts:project_audit", args=[project.slug])).content.decode()
 
     assert "<dt>client tokens ended</dt> <dd>3</dd>" in page
+
+
+def test_the_count_reads_each_token_as_the_api_does(user, project, make_key):
+    """working_of_key() restates, in one statement, what ClientToken.end_reason_at()
+    decides per token: the two must agree on every token, or the audit event's count
+    drifts from what the revocation really ended."""
+    from apikeys.models import ClientToken
+
+    key, _ = make_key(project)
+    client_token_create(project=project, api_key=key, context={"u": "before revoke-all"})
+    client_tokens_revoke_for_key(api_key=key, by=user)
+    client_token_create(project=project, api_key=key, context={"u": "old secret, overlap"})
+    api_key_roll(api_key=key, by=user, overlap=timedelta(hours=1))
+    key.refresh_from_db()
+    client_token_create(project=project, api_key=key, context={"u": "new secret"})
+    expired, _ = client_token_create(project=project, api_key=key, context={"u": "expired"})
+    expired.expires_at = timezone.now() - timedelta(seconds=1)
+    expired.save(update_fields=["expires_at"])
+    revoked, _ = client_token_create(project=project, api_key=key, context={"u": "revoked"})
+    revoked.revoke(by=user)
+    client_token_create(project=project, api_key=key, context={"u": "next roll ends it"})
+    api_key_roll(api_key=key, by=user, overlap=timedelta(0))
+    key.refresh_from_db()
+    alive, _ = client_token_create(project=project, api_key=key, context={"u": "alive"})
+
+    seen = []
+    for moment in (timezone.now(), timezone.now() + timedelta(hours=2)):
+        working = set(ClientToken.objects.working_of_key(key, moment).values_list("pk", flat=True))
+        tokens = ClientToken.objects.filter(api_key=key).select_related("api_key")
+        expected = {token.pk for token in tokens if token.end_reason_at(moment) is None}
+        assert working == expected
+        seen.append(working)
+    assert alive.pk in seen[0]  # (both ways: a token that works, and some that do not)
+    assert len(seen[0]) < ClientToken.objects.filter(api_key=key).count()
