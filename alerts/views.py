@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import prefetch_related_objects
+from django.db.models import Prefetch, prefetch_related_objects
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -82,7 +82,9 @@ def _context(request: ProjectRequest, form: FlagFilterForm) -> dict[str, object]
             :50
         ]
     )
-    prefetch_related_objects([*open_flags, *recent], "api_key", "client_token", "acknowledged_by")
+    # A key still tried says how often since it ended (with_refusals_since_end).
+    their_keys = Prefetch("api_key", ApiKey.objects.with_refusals_since_end())
+    prefetch_related_objects([*open_flags, *recent], their_keys, "client_token", "acknowledged_by")
     _count_open_of_their_keys(open_flags)
     context["open_flags"] = [(f, evidence_url(f), evidence_note(f)) for f in open_flags]
     context["acknowledged_flags"] = [(f, evidence_url(f), evidence_note(f)) for f in recent]

@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, F, OuterRef, Q, Subquery, Value
+from django.db.models import Count, ExpressionWrapper, F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.expressions import Combinable
-from django.db.models.functions import Coalesce, Lower, Upper
+from django.db.models.functions import Coalesce, Least, Lower, Upper
 from django.utils import timezone
 
 from accounts.models import Membership, Project, User
@@ -273,6 +273,33 @@ class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
         )
         return self.annotate(open_flags=Coalesce(Subquery(open_flags), 0))
 
+    def with_refusals_since_end(self) -> ApiKeyQuerySet:
+        """Each key's calls refused because it had ended (revoked or expired) as
+        `refusals_since_end`: what its usage page heads with ("3 calls after revocation",
+        usage.key_usage.revoked_key_uses), for the lists that say it is still tried.
+
+        Summed from the usage app's hourly roll-ups (ApiKey.usage_hours) from the hour the
+        key ended: an index range of that key's hours alone (usagehour_unique_key_hour),
+        as many rows as hours it was called in since, within the log's retention. A key
+        that has not ended counts 0 (its end, if any, is ahead). Nothing is written for
+        it: the API's refusal path stays as it was."""
+        hours = self.model._meta.get_field("usage_hours").related_model
+        assert isinstance(hours, type) and issubclass(hours, models.Model)
+        # The earlier of the two ends; Least over NULL is NULL on SQLite, so each stands in
+        # for the other.
+        ended = Least(Coalesce("revoked_at", "expires_at"), Coalesce("expires_at", "revoked_at"))
+        its_hour_on = ExpressionWrapper(
+            OuterRef("ended") - Value(timedelta(hours=1)), output_field=models.DateTimeField()
+        )
+        refused = (
+            hours._default_manager.filter(api_key=OuterRef("pk"), hour__gt=its_hour_on)
+            .order_by()
+            .values("api_key")
+            .annotate(n=Sum("revoked_key_uses"))
+            .values("n")
+        )
+        return self.alias(ended=ended).annotate(refusals_since_end=Coalesce(Subquery(refused), 0))
+
 
 NAME_CONSTRAINT = "apikey_unique_working_name"
 
@@ -298,8 +325,11 @@ class ApiKey(PermissionsMixin, Token):
     )
     suspended_reason = models.CharField(max_length=200, blank=True, validators=[single_line])
     # The last call refused because the key had been revoked or had expired: someone still
-    # holds it. (last_used_at counts successful calls only.)
+    # holds it. (last_used_at counts successful calls only.) With the address that call
+    # came from (core.client_ip, as the usage log has it): where the key is still tried
+    # from. Both written together by the usage writer, at most once a minute.
     last_refused_at = models.DateTimeField(null=True, blank=True)
+    last_refused_ip = models.GenericIPAddressField(null=True, blank=True)
     # What the key is for, where it lives, whom to ask: for whoever finds it in a year.
     notes = models.CharField(max_length=500, blank=True)
     # Rolled: a new secret replaced the one before (token_hash, hint), which keeps working

@@ -11,7 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count, OuterRef, Q, Subquery, Sum, prefetch_related_objects
+from django.db.models import (
+    Count,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    Sum,
+    prefetch_related_objects,
+)
 from django.utils import timezone
 
 from accounts.models import Membership, Project
@@ -120,7 +128,7 @@ def project_health(
     # Their keys are read once the alerts are picked: joined in, every open alert's key was
     # read (the whole key table hashed) before the sort cut them to TOP.
     recent = list(flags.most_pressing_first()[:TOP])
-    prefetch_related_objects(recent, "api_key")
+    prefetch_related_objects(recent, Prefetch("api_key", ApiKey.objects.with_refusals_since_end()))
 
     live = ApiKey.objects.for_project(project).active()
     expiring = list(

@@ -476,19 +476,27 @@ def _mark_last_used(entries: list[UsageEntry]) -> None:
                 last_used_at__gt=e.created_at - LAST_USED_RESOLUTION
             )
         ).update(last_used_at=e.created_at, last_used_ip=e.ip)
-    # A key that has ended but is still tried says so on the keys page ("still tried").
-    refused: dict[int, datetime] = {}
+    # A key that has ended but is still tried says so on the keys page ("still tried"),
+    # and from where: the last refusal's address, written with its time (the same
+    # throttle), so that the two always name one call. Only entries the API attributed
+    # to a key (a token that is one): a made-up token's refusal marks nothing.
+    refused: dict[int, UsageEntry] = {}
     for e in entries:
-        if e.outcome is Outcome.REVOKED_KEY and e.api_key_id and e.client_token_id is None:
-            refused[e.api_key_id] = max(refused.get(e.api_key_id, e.created_at), e.created_at)
-    for pk, at in refused.items():
+        if e.outcome is not Outcome.REVOKED_KEY or not e.api_key_id:
+            continue
+        if e.client_token_id is not None:
+            continue
+        if e.api_key_id not in refused or e.created_at > refused[e.api_key_id].created_at:
+            refused[e.api_key_id] = e
+    for pk, e in refused.items():
+        at = e.created_at
         # Only once the key itself has ended: a rolled key's old secret refused after its
         # overlap is no sign that the key, still working, is held by someone else.
         _unless_held(
             ApiKey.objects.filter(pk=pk)
             .filter(Q(revoked_at__lte=at) | Q(expires_at__lte=at))
             .exclude(last_refused_at__gt=at - LAST_USED_RESOLUTION)
-        ).update(last_refused_at=at)
+        ).update(last_refused_at=at, last_refused_ip=e.ip)
 
 
 def _unless_held[M: models.Model](rows: QuerySet[M]) -> QuerySet[M]:

@@ -139,7 +139,9 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
     # counts above the table; a suspended key is not over: it stays there, marked, with
     # Resume. Revoked and expired keys have no bound: only their page is read.
     active = list(found.active())
-    ended_page = Paginator(found.ended(), PAGE_SIZE).get_page(request.GET.get("ended_page"))
+    ended_page = Paginator(found.with_refusals_since_end().ended(), PAGE_SIZE).get_page(
+        request.GET.get("ended_page")
+    )
     members = set(Membership.objects.for_project(request.project).values_list("user_id", flat=True))
     policy_days = request.project.max_key_lifetime_days
     for key in [*active, *ended_page.object_list]:

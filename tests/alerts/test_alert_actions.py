@@ -90,6 +90,8 @@ def test_an_alert_of_a_revoked_key_still_tried_says_when_it_was_last_refused(
     card = html.split(f'id="flag-{flag.pk}"')[1].split("</li>")[0]
     assert "key last used" in card and "still tried: refused" in card
     assert f'datetime="{refused_at.isoformat()}"' in card
+    # Where from, and how often since the revocation: a leak's caller, not the key's own.
+    assert "from 198.51.100.9 (1 call after revocation)" in card
 
 
 def test_a_new_network_confirmed_as_ours_is_known_and_the_alert_closed(

@@ -28,7 +28,11 @@ def test_a_revoked_key_still_tried_is_marked_with_when_it_was_last_refused(
     usage_write(
         [
             usage_call(
-                tried - timedelta(minutes=m), key=key, status=401, error_code="expired_api_key"
+                tried - timedelta(minutes=m),
+                key=key,
+                status=401,
+                error_code="expired_api_key",
+                ip="2001:db8::7" if m == 0 else "203.0.113.9",
             )
             for m in range(14)
         ]
@@ -36,7 +40,28 @@ def test_a_revoked_key_still_tried_is_marked_with_when_it_was_last_refused(
     key.refresh_from_db()
     assert key.last_refused_at == tried and key.last_used_at is None
     html = keys_page(signed_in, project)
-    assert "still tried" in html and "refused" in html
+    ended = html[html.index('id="ended-title"') :]
+    assert "still tried" in ended and "refused" in ended
+    # Where from, and how often since it was revoked: what an incident asks first.
+    assert "from 2001:db8::7" in ended and "203.0.113.9" not in ended
+    assert "14 calls after revocation" in ended
+
+
+def test_an_expired_key_still_tried_counts_the_refusals_since_its_expiry_alone(
+    signed_in, project, make_key
+):
+    """The count starts at the hour it expired: an old secret of it refused two days
+    before (rolled, its overlap over) was no sign of the key being held by someone else."""
+    now = timezone.now()
+    key, _ = make_key(project, name="Expired")
+    ApiKey.objects.filter(pk=key.pk).update(expires_at=now - timedelta(hours=2))
+    refusal = {"key": key, "status": 401, "error_code": "expired_api_key"}
+    usage_write([usage_call(now - timedelta(days=2), **refusal)])
+    usage_write(
+        [usage_call(now - timedelta(minutes=m), ip="198.51.100.4", **refusal) for m in (1, 90)]
+    )
+    ended = keys_page(signed_in, project).split('id="ended-title"')[1]
+    assert "from 198.51.100.4" in ended and "2 calls after expiry" in ended
 
 
 def test_a_key_that_was_never_tried_after_it_ended_has_no_mark(signed_in, project, make_key):

@@ -290,7 +290,7 @@ def test_an_open_alert_of_a_revoked_key_still_tried_says_when_it_was_last_refuse
     refused = usage_call(
         now - timedelta(minutes=3),
         key=key,
-        ip="198.51.100.9",
+        ip="2001:db8::9",
         status=401,
         error_code="expired_api_key",
     )
@@ -299,3 +299,4 @@ def test_an_open_alert_of_a_revoked_key_still_tried_says_when_it_was_last_refuse
     section = html[html.index('id="alerts-title"') :].split("</section>")[0]
     assert "key last used" in section and "50\xa0minutes ago" in section
     assert "still tried: refused" in section and "3\xa0minutes ago" in section
+    assert "from 2001:db8::9 (1 call after revocation)" in section

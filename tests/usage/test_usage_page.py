@@ -574,6 +574,8 @@ def test_calls_after_revocation_are_flagged_and_counted_in_the_header(
     html = response.content.decode()
     assert response.context["summary"].revoked_key_uses == 3
     assert "3 calls after revocation" in html
+    header = html[html.index('class="revoked-alert"') :].split("</a>")[0]
+    assert "last refused" in header and "from 127.0.0.1" in header
     assert html.count('class="row-revoked"') == 3
     assert html.count(">revoked key</span>") == 3
     assert len(rows_of(response)) == 5
