@@ -66,16 +66,22 @@ def test_an_unknown_host_is_answered_in_the_envelope(db, host):
     assert_error(response, 400, "invalid_request")
 
 
-def test_each_api_path_is_matched_against_the_urlconf_once(api, monkeypatch):
-    # A client calls the same few paths over and over: the middleware keeps their matches.
-    matched: list[str] = []
+@pytest.fixture
+def matched(monkeypatch) -> list[str]:
+    """The paths matched against the URLconf from here on, in order."""
+    paths: list[str] = []
     resolve = URLResolver.resolve
 
     def counted(self: URLResolver, path: str) -> object:
-        matched.append(path)
+        paths.append(path)
         return resolve(self, path)
 
     monkeypatch.setattr(URLResolver, "resolve", counted)
+    return paths
+
+
+def test_each_api_path_is_matched_against_the_urlconf_once(api, matched):
+    # A client calls the same few paths over and over: the middleware keeps their matches.
     for _ in range(3):
         assert_ok(api.post(INVOKE, {"prompt": "hi"}))
     assert matched == [INVOKE[1:]]
@@ -86,16 +92,8 @@ def test_each_api_path_is_matched_against_the_urlconf_once(api, monkeypatch):
     assert len(matched) == 2
 
 
-def test_a_long_api_path_is_matched_each_time_and_not_kept(api, monkeypatch):
+def test_a_long_api_path_is_matched_each_time_and_not_kept(api, matched):
     # Anyone can send paths without end: only short ones (every real one) are kept.
-    matched: list[str] = []
-    resolve = URLResolver.resolve
-
-    def counted(self: URLResolver, path: str) -> object:
-        matched.append(path)
-        return resolve(self, path)
-
-    monkeypatch.setattr(URLResolver, "resolve", counted)
     long_path = f"/v1/agents/{'a' * 300}/invoke"
     for _ in range(2):
         assert_error(api.post(long_path, {"prompt": "hi"}), 404, "agent_not_found")
@@ -103,17 +101,9 @@ def test_a_long_api_path_is_matched_each_time_and_not_kept(api, monkeypatch):
 
 
 @pytest.mark.parametrize("spelt", ["as is", "escaped", "fullwidth"])
-def test_a_path_holding_a_token_is_matched_each_time_and_not_kept(api, monkeypatch, spelt):
+def test_a_path_holding_a_token_is_matched_each_time_and_not_kept(api, matched, spelt):
     # A key pasted into a path (the agent's name matches anything) must not stay in the
     # worker's memory as the key of a kept match: a token is never kept in a cache.
-    matched: list[str] = []
-    resolve = URLResolver.resolve
-
-    def counted(self: URLResolver, path: str) -> object:
-        matched.append(path)
-        return resolve(self, path)
-
-    monkeypatch.setattr(URLResolver, "resolve", counted)
     secret = api.token
     if spelt == "escaped":  # one escape left once the path is decoded
         secret = secret.replace("_", "%255F")
