@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -239,11 +239,10 @@ def test_the_front_page_reads_the_keys_of_the_alerts_it_shows_not_of_every_open_
     assert read <= 5
 
 
-def test_an_open_alert_says_when_and_from_where_its_key_was_last_used(signed_in, project, api_key):
-    """The front page's alert read "Last seen" from the alert, which a new network's alert
-    sets when the network first called: in a leak it read an hour ago while the key went on
-    calling from there until minutes before. As on the Alerts page's cards (2e85249), it
-    says when the key was last used, and from which address."""
+@pytest.fixture
+def leaked_key(project, api_key) -> tuple[ApiKey, datetime]:
+    """The project's key, with an open alert an hour old (a new network: a leak seen), and
+    the moment it was made at."""
     from alerts.models import Flag
 
     key, _ = api_key
@@ -258,33 +257,36 @@ def test_an_open_alert_says_when_and_from_where_its_key_was_last_used(signed_in,
         first_seen=now - timedelta(hours=1),
         last_seen=now - timedelta(hours=1),
     )
+    return key, now
+
+
+def open_alerts(client, project) -> str:
+    """The front page's Open alerts section, as HTML."""
+    html = front(client, project).content.decode()
+    return html[html.index('id="alerts-title"') :].split("</section>")[0]
+
+
+def test_an_open_alert_says_when_and_from_where_its_key_was_last_used(
+    signed_in, project, leaked_key
+):
+    """The front page's alert read "Last seen" from the alert, which a new network's alert
+    sets when the network first called: in a leak it read an hour ago while the key went on
+    calling from there until minutes before. As on the Alerts page's cards (2e85249), it
+    says when the key was last used, and from which address."""
+    key, now = leaked_key
     usage_write([usage_call(now - timedelta(minutes=9), key=key, ip="198.51.100.9")])
-    html = front(signed_in, project).content.decode()
-    section = html[html.index('id="alerts-title"') :].split("</section>")[0]
+    section = open_alerts(signed_in, project)
     assert "key last used" in section and "from 198.51.100.9" in section
     assert "9\xa0minutes ago" in section
 
 
 def test_an_open_alert_of_a_revoked_key_still_tried_says_when_it_was_last_refused(
-    signed_in, project, api_key
+    signed_in, project, leaked_key
 ):
     """A leaked key revoked and still tried read "key last used" from its last success, as
     if the leak had stopped: the last refusal, newer, is said beside it (as on the Alerts
     page's cards)."""
-    from alerts.models import Flag
-
-    key, _ = api_key
-    now = timezone.now()
-    Flag.objects.create(
-        project=project,
-        api_key=key,
-        kind=Flag.Kind.NEW_NETWORK,
-        severity=Flag.Severity.MEDIUM,
-        dedupe_key="leak",
-        summary="Used from a new network",
-        first_seen=now - timedelta(hours=1),
-        last_seen=now - timedelta(hours=1),
-    )
+    key, now = leaked_key
     usage_write([usage_call(now - timedelta(minutes=50), key=key, ip="198.51.100.9")])
     ApiKey.objects.filter(pk=key.pk).update(revoked_at=now - timedelta(minutes=40))
     refused = usage_call(
@@ -295,8 +297,7 @@ def test_an_open_alert_of_a_revoked_key_still_tried_says_when_it_was_last_refuse
         error_code="expired_api_key",
     )
     usage_write([refused])
-    html = front(signed_in, project).content.decode()
-    section = html[html.index('id="alerts-title"') :].split("</section>")[0]
+    section = open_alerts(signed_in, project)
     assert "key last used" in section and "50\xa0minutes ago" in section
     assert "still tried: refused" in section and "3\xa0minutes ago" in section
     assert "from 2001:db8::9 (1 call after revocation)" in section
