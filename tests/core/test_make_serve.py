@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -42,17 +44,29 @@ def _alive(group: int) -> bool:
     return True
 
 
-def test_sigterm_to_make_serve_alone_stops_every_process_and_loses_no_answered_call(
-    deployed: Deployment, tmp_path: Path
-):
-    """Before, make passed the signal to its shell, whose trap stopped the ingest and the
-    scheduler and left gunicorn serving on, parented to init: its calls then waited on a
-    stream that nobody read, and the next start found the port taken."""
+def _serve(bin_dir: Path) -> list[str]:
+    """make serve with the Python and gunicorn of `bin_dir`; -o: never install anything."""
+    return [
+        "make",
+        "--no-print-directory",
+        f"BIN={bin_dir}",
+        "-o",
+        f"{bin_dir}/.installed",
+        "serve",
+    ]
+
+
+@contextmanager
+def make_serve(
+    deployed: Deployment, tmp_path: Path, output: IO[bytes] | int = subprocess.DEVNULL
+) -> Iterator[tuple[subprocess.Popen[bytes], Server]]:
+    """make serve as an orchestrator starts it (a session of its own, this suite's
+    interpreter and gunicorn: BIN), and the server it answers as, once it answers; its
+    output (stderr too) to `output`. On the way out, whatever is left of its processes is
+    killed."""
     port = free_port()
-    output = (tmp_path / "serve.log").open("wb")
     make = subprocess.Popen(
-        # BIN: this suite's interpreter and its gunicorn; -o: never install anything.
-        ["make", "--no-print-directory", f"BIN={BIN}", "-o", f"{BIN}/.installed", "serve"],
+        _serve(BIN),
         cwd=ROOT,
         env={**deployed.env, "PORT": str(port)},
         stdout=output,
@@ -62,20 +76,38 @@ def test_sigterm_to_make_serve_alone_stops_every_process_and_loses_no_answered_c
     try:
         server = Server(port, make, tmp_path / "unused")
         server.wait_until_up(timeout=120)
-        answered = [server.invoke(deployed.token) for _ in range(5)]
-        assert {answer.status for answer in answered} == {200}
-
-        make.send_signal(signal.SIGTERM)
-        make.wait(timeout=60)
-        deadline = time.monotonic() + 10
-        while _alive(make.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        left = _alive(make.pid)
+        yield make, server
     finally:
         if _alive(make.pid):
             os.killpg(make.pid, signal.SIGKILL)
         make.wait()
-        output.close()
+
+
+def _outlived(make: subprocess.Popen[bytes]) -> bool:
+    """Once make has ended (within a minute), whether any of its processes is still
+    there 10 seconds on."""
+    make.wait(timeout=60)
+    deadline = time.monotonic() + 10
+    while _alive(make.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _alive(make.pid)
+
+
+def test_sigterm_to_make_serve_alone_stops_every_process_and_loses_no_answered_call(
+    deployed: Deployment, tmp_path: Path
+):
+    """Before, make passed the signal to its shell, whose trap stopped the ingest and the
+    scheduler and left gunicorn serving on, parented to init: its calls then waited on a
+    stream that nobody read, and the next start found the port taken."""
+    with (
+        (tmp_path / "serve.log").open("wb") as output,
+        make_serve(deployed, tmp_path, output) as (make, server),
+    ):
+        answered = [server.invoke(deployed.token) for _ in range(5)]
+        assert {answer.status for answer in answered} == {200}
+
+        make.send_signal(signal.SIGTERM)
+        left = _outlived(make)
 
     log = (tmp_path / "serve.log").read_text(errors="replace")
     assert not left, f"processes of make serve outlived its SIGTERM:\n{log[-3000:]}"
@@ -107,27 +139,9 @@ def test_make_serve_stops_whole_when_its_ingest_or_scheduler_dies(
     written any more, so detection saw none of them (a leaked key's use included), or no
     job ever ran again. make serve now stops the rest and fails, as when gunicorn stops,
     so that whatever started it starts it again."""
-    port = free_port()
-    make = subprocess.Popen(
-        ["make", "--no-print-directory", f"BIN={BIN}", "-o", f"{BIN}/.installed", "serve"],
-        cwd=ROOT,
-        env={**deployed.env, "PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        Server(port, make, tmp_path / "unused").wait_until_up(timeout=120)
+    with make_serve(deployed, tmp_path) as (make, _):
         os.kill(_process_of(make.pid, command), signal.SIGKILL)
-        make.wait(timeout=60)
-        deadline = time.monotonic() + 10
-        while _alive(make.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        left = _alive(make.pid)
-    finally:
-        if _alive(make.pid):
-            os.killpg(make.pid, signal.SIGKILL)
-        make.wait()
+        left = _outlived(make)
     assert make.returncode != 0
     assert not left
 
@@ -156,7 +170,7 @@ def test_make_serve_binds_an_ipv6_host_as_a_bare_gunicorn_does(tmp_path: Path, h
         (fake / stand_in).chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "BIND_HOST", "PORT")}
     done = subprocess.run(
-        ["make", "--no-print-directory", f"BIN={fake}", "-o", f"{fake}/.installed", "serve"],
+        _serve(fake),
         cwd=ROOT,
         env={**env, "BIND_HOST": host, "PORT": "8123", "SCHEDULER": "off"},
         capture_output=True,
@@ -187,7 +201,7 @@ def test_make_serve_fails_when_one_of_its_processes_ends_on_its_own_with_status_
         (fake / stand_in).chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SCHEDULER")}
     done = subprocess.run(
-        ["make", "--no-print-directory", f"BIN={fake}", "-o", f"{fake}/.installed", "serve"],
+        _serve(fake),
         cwd=ROOT,
         env={**env, "PORT": "8123"},
         capture_output=True,
