@@ -4,6 +4,7 @@ once whatever the browser does (tests/core/test_secret_forms_sent_twice.py)."""
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
 from accounts.models import Project
@@ -58,7 +59,10 @@ def test_create_key_is_disabled_while_its_form_is_on_its_way(
     assert len(held) == 1
 
 
-def test_roll_secret_is_disabled_once_confirmed_and_sent(page: Page, live_server, transactional_db):
+@pytest.fixture
+def on_a_webhooks_page(page: Page, live_server, transactional_db) -> None:
+    """Kim signed in, on the page of her project's webhook endpoint: its Roll secret form
+    (data-send-once) makes a secret."""
     user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
     project = Project.objects.get(memberships__user=user)
     endpoint, _ = webhook_create(
@@ -70,6 +74,10 @@ def test_roll_secret_is_disabled_once_confirmed_and_sent(page: Page, live_server
     )
     sign_in(page, "kim@example.com")
     page.goto(f"/projects/{project.slug}/settings/webhooks/{endpoint.pk}/")
+
+
+@pytest.mark.usefixtures("on_a_webhooks_page")
+def test_roll_secret_is_disabled_once_confirmed_and_sent(page: Page):
     rolls: list[str] = []
 
     def count(request: Request) -> None:
@@ -92,23 +100,11 @@ def test_roll_secret_is_disabled_once_confirmed_and_sent(page: Page, live_server
     assert len(rolls) == 1
 
 
-def test_roll_secret_keeps_focus_and_works_again_once_its_send_is_stopped(
-    page: Page, live_server, transactional_db
-):
+@pytest.mark.usefixtures("on_a_webhooks_page")
+def test_roll_secret_keeps_focus_and_works_again_once_its_send_is_stopped(page: Page):
     """Its buttons were disabled once it was sent: focus fell to the page's body, and a
     send stopped by the person (Esc, the browser's Stop) left them disabled until a reload.
     The server holds the send while the browser stops it as its Stop button does."""
-    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
-    project = Project.objects.get(memberships__user=user)
-    endpoint, _ = webhook_create(
-        project=project,
-        url="https://hooks.example.com/in",
-        format=WebhookEndpoint.Format.GENERIC,
-        min_severity="low",
-        created_by=user,
-    )
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/webhooks/{endpoint.pk}/")
     held = held_posts(page, "**/roll-secret/")
     roll = page.locator("form[data-send-once]").get_by_role("button", name="Roll secret")
     roll.click()
