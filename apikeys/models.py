@@ -14,7 +14,17 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, ExpressionWrapper, F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import (
+    Aggregate,
+    Count,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Coalesce, Least, Lower, Upper
 from django.utils import timezone
@@ -256,22 +266,31 @@ class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
             .update(suspended_at=None, suspended_by=None, suspended_reason="")
         )
 
+    def _per_key(self, relation: str, figure: Aggregate, **where: Any) -> Coalesce:
+        """One figure for each key from the rows of an app above that point at it
+        (`relation`: their reverse accessor on ApiKey, so this app imports none of
+        them), those `where` picks: a subquery of the statement that reads the keys,
+        grouped on the key alone; 0 for a key with none."""
+        rows = self.model._meta.get_field(relation).related_model
+        assert isinstance(rows, type) and issubclass(rows, models.Model)
+        per_key = (
+            rows._default_manager.filter(api_key=OuterRef("pk"), **where)
+            .order_by()
+            .values("api_key")
+            .annotate(n=figure)
+            .values("n")
+        )
+        return Coalesce(Subquery(per_key), 0)
+
     def with_open_alert_counts(self) -> ApiKeyQuerySet:
         """Each key's open alerts as `open_flags` (the alerts app's Flag.api_key).
 
         Counted per key from the open alerts alone (the alerts app's flag_key_open
         index): a join of every flag, counting only the open ones, read the project's
         whole alert history (PostgreSQL hashed every tenant's) on each load of the list."""
-        flags = self.model._meta.get_field("flags").related_model
-        assert isinstance(flags, type) and issubclass(flags, models.Model)
-        open_flags = (
-            flags._default_manager.filter(api_key=OuterRef("pk"), acknowledged_at__isnull=True)
-            .order_by()
-            .values("api_key")
-            .annotate(n=Count("pk"))
-            .values("n")
+        return self.annotate(
+            open_flags=self._per_key("flags", Count("pk"), acknowledged_at__isnull=True)
         )
-        return self.annotate(open_flags=Coalesce(Subquery(open_flags), 0))
 
     def with_refusals_since_end(self) -> ApiKeyQuerySet:
         """Each key's calls refused because it had ended (revoked or expired) as
@@ -283,22 +302,14 @@ class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
         as many rows as hours it was called in since, within the log's retention. A key
         that has not ended counts 0 (its end, if any, is ahead). Nothing is written for
         it: the API's refusal path stays as it was."""
-        hours = self.model._meta.get_field("usage_hours").related_model
-        assert isinstance(hours, type) and issubclass(hours, models.Model)
         # The earlier of the two ends; Least over NULL is NULL on SQLite, so each stands in
         # for the other.
         ended = Least(Coalesce("revoked_at", "expires_at"), Coalesce("expires_at", "revoked_at"))
         its_hour_on = ExpressionWrapper(
             OuterRef("ended") - Value(timedelta(hours=1)), output_field=models.DateTimeField()
         )
-        refused = (
-            hours._default_manager.filter(api_key=OuterRef("pk"), hour__gt=its_hour_on)
-            .order_by()
-            .values("api_key")
-            .annotate(n=Sum("revoked_key_uses"))
-            .values("n")
-        )
-        return self.alias(ended=ended).annotate(refusals_since_end=Coalesce(Subquery(refused), 0))
+        refused = self._per_key("usage_hours", Sum("revoked_key_uses"), hour__gt=its_hour_on)
+        return self.alias(ended=ended).annotate(refusals_since_end=refused)
 
 
 NAME_CONSTRAINT = "apikey_unique_working_name"
