@@ -9,7 +9,9 @@ class CoreConfig(AppConfig):
     name = "core"
 
     def ready(self) -> None:
-        # Deploy checks and request signals; the address lookup of the call logs' filters.
-        from core import after_answer, checks, network_lookup  # noqa: F401
+        # Deploy checks and request signals; the address and text lookups of the call
+        # logs' filters.
+        from core import after_answer, checks, network_lookup, text_lookup  # noqa: F401
 
         network_lookup.register()
+        text_lookup.register()

@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
+from django.utils import timezone
 
 from accounts.models import Project
 from apikeys.forms import ProjectKeyChoiceField
 from apikeys.tokens import TokenKind
 from core.forms import (
+    DATETIME_INPUT,
     IpAddressFilterField,
     IpOrNetworkFilterField,
     PagedFilterForm,
+    PrintableInput,
     UtcDateTimeField,
 )
 from usage.key_usage import Cursor, LogFilters
 from usage.models import Outcome
 from usage.overview import LONGEST_RANGE, OverviewFilters, Stack, TimeRange
-from usage.project_log import ProjectLogFilters
+from usage.project_log import TEXT_SEARCH_SPAN, ProjectLogFilters
 
 OVERVIEW_FILTER_FIELDS = ("range", "since", "until", "key", "token_kind", "outcome", "ip")
 CUSTOM = "custom"
@@ -85,6 +88,39 @@ class AgentNameFilterField(forms.CharField):
         if text and not (isinstance(text, str) and AGENT_NAME.fullmatch(text)):
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
         return str(super().to_python(text))
+
+
+class TextInput(PrintableInput):
+    """A text box that writes back up to a column's length of what was typed, if printable."""
+
+    shown_at_most = 255
+
+
+class SearchTextField(forms.CharField):
+    """Text to look for in a call's column (its user agent, its path), as typed: one line
+    of printable characters, at most the column's 255 (no longer text is in a row). Never
+    a NUL, which PostgreSQL refuses in a query, nor a lone surrogate, which no database
+    stores; both are refused here rather than answered 500 there."""
+
+    def __init__(self, *, label: str, placeholder: str, invalid: str, start: str = "") -> None:
+        self.start = start
+        super().__init__(
+            label=label,
+            required=False,
+            max_length=255,
+            widget=TextInput(
+                attrs={"placeholder": placeholder, "autocomplete": "off", "spellcheck": "false"}
+            ),
+            error_messages={"invalid": invalid},
+        )
+
+    def to_python(self, value: Any) -> str:
+        # Before CharField's own checks, whose NUL and length messages would stand beside
+        # this one.
+        text = value.strip() if isinstance(value, str) else ""
+        if text and (len(text) > 255 or not text.isprintable() or not text.startswith(self.start)):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return text
 
 
 class CursorField(forms.CharField):
@@ -204,8 +240,18 @@ class AddressPageForm(PagedFilterForm):
 REQUEST_ID = r"^req_[0-9a-f]{24}$"
 
 
+SPAN_HOURS = int(TEXT_SEARCH_SPAN.total_seconds() // 3600)
+
+
 class ProjectLogFilterForm(UsageFilterForm):
-    """The project's call log: the per-key log's filters, and key, token type, request id."""
+    """The project's call log: the per-key log's filters, and key, token type, request id,
+    user agent and path.
+
+    The user agent and path search TEXT_SEARCH_SPAN of calls at a time (they have no
+    index: usage/project_log.py). Given without a "From", the span up to "To" (or the
+    next minute) is filled into both fields, as if typed: the page shows what was
+    searched, and its links and export keep that span rather than a later one.
+    """
 
     key = ProjectKeyChoiceField(label="Key", empty_label="Any key")
     token_kind = forms.ChoiceField(
@@ -224,8 +270,31 @@ class ProjectLogFilterForm(UsageFilterForm):
         ),
         error_messages={"invalid": "Enter a request id, like req_ and 24 hex digits."},
     )
+    user_agent = SearchTextField(
+        label="User agent contains",
+        placeholder="python-requests",
+        invalid="Enter part of a user agent: one line of at most 255 characters.",
+    )
+    path = SearchTextField(
+        label="Path starts with",
+        placeholder="/v1/api-keys",
+        invalid="Enter the start of a path, like /v1/api-keys: at most 255 characters.",
+        start="/",
+    )
 
-    filter_fields = (*UsageFilterForm.filter_fields, "key", "token_kind", "request_id")
+    filter_fields = (
+        *UsageFilterForm.filter_fields,
+        "key",
+        "token_kind",
+        "request_id",
+        "user_agent",
+        "path",
+    )
+    error_messages = {
+        **UsageFilterForm.error_messages,
+        "text_span": f"A user agent or path is searched over at most {SPAN_HOURS} hours: "
+        f"choose a “From” at most {SPAN_HOURS} hours before “To” (or now).",
+    }
 
     def __init__(self, data: Any, *, project: Project) -> None:
         super().__init__(data)
@@ -243,10 +312,42 @@ class ProjectLogFilterForm(UsageFilterForm):
                 "since",
                 "until",
                 "request_id",
+                "user_agent",
+                "path",
                 "client_token",
                 "order",
             ]
         )
+
+    text_span_hours = SPAN_HOURS
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.searches_text and not (self.has_error("since") or self.has_error("until")):
+            self._bound_text_search(data)
+        return data
+
+    @property
+    def searches_text(self) -> bool:
+        data = getattr(self, "cleaned_data", {})
+        return bool(data.get("user_agent") or data.get("path"))
+
+    def _bound_text_search(self, data: dict[str, Any]) -> None:
+        since, until = data.get("since"), data.get("until")
+        if since is not None:
+            if (until or timezone.now()) - since > TEXT_SEARCH_SPAN:
+                error = forms.ValidationError(self.error_messages["text_span"], code="text_span")
+                self.add_error("since", error)
+            return
+        # A whole minute: the fields (and links) hold minutes, and the span they name
+        # must read back as the same span.
+        until = until or (timezone.now() + timedelta(minutes=1)).replace(second=0, microsecond=0)
+        since = until - TEXT_SEARCH_SPAN
+        data["since"], data["until"] = since, until
+        filled = self.data.copy()  # type: ignore[attr-defined]  # a QueryDict or a dict
+        filled["since"] = f"{since:{DATETIME_INPUT}}"
+        filled["until"] = f"{until:{DATETIME_INPUT}}"
+        self.data = filled
 
     def project_filters(self) -> ProjectLogFilters:
         data = self.cleaned_data
@@ -255,6 +356,8 @@ class ProjectLogFilterForm(UsageFilterForm):
             api_key=data["key"],
             token_kind=data["token_kind"],
             request_id=data["request_id"],
+            user_agent=data["user_agent"],
+            path=data["path"],
         )
 
 

@@ -20,11 +20,11 @@ PAGES = {
     ),
     "usage:project_calls": (
         "key", "token_kind", "agent", "outcome", "status", "ip", "since", "until", "request_id",
-        "client_token", "before", "after",
+        "client_token", "user_agent", "path", "before", "after",
     ),
     "usage:project_calls_export": (
         "key", "token_kind", "agent", "outcome", "status", "ip", "since", "until", "request_id",
-        "client_token", "before", "after",
+        "client_token", "user_agent", "path", "before", "after",
     ),
     "usage:personal_token_usage": (
         "agent", "outcome", "status", "ip", "since", "until", "client_token", "before", "after",

@@ -60,6 +60,8 @@ FILTERS = (
     "request_id",
     "client_token",
     "agent",
+    "user_agent",
+    "path",
 )
 
 

@@ -1,0 +1,281 @@
+"""The project's call log narrows to a user agent (any part of it, any case) and to a path
+(its start): a leaked key's attacker often calls with one library's user agent
+(python-requests/2.31) or at one path. Neither has an index to walk, so each searches at
+most a day of calls at a time (usage.project_log.TEXT_SEARCH_SPAN): the form fills in
+the last day when no range is given, and says so."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Project
+from apikeys.models import ApiKey
+from tests.conftest import HTMX, usage_call
+from tests.plans import plan_nodes
+from usage.forms import ProjectLogFilterForm
+from usage.key_usage import NEWEST_FIRST, PAGE_SIZE
+from usage.models import UsageRecord
+from usage.project_log import TEXT_SEARCH_SPAN, project_calls
+from usage.writer import usage_write
+
+ATTACKER = "python-requests/2.31.0"
+
+
+@pytest.fixture
+def key(api_key: tuple[ApiKey, str]) -> ApiKey:
+    return api_key[0]
+
+
+@pytest.fixture
+def now() -> datetime:
+    return timezone.now()
+
+
+@pytest.fixture
+def calls(key: ApiKey, make_key, now: datetime) -> None:
+    """Sixty calls of the attacker's library at the key list, in the last hour; the
+    project's own SDK calling its agent beside them; and the attacker two days ago."""
+    other, _ = make_key(key.project, name="Other")
+    entries = []
+    for i in range(60):
+        at = now - timedelta(minutes=i, seconds=5)
+        entries += [
+            usage_call(at, key=key, user_agent=ATTACKER, path=f"/v1/api-keys/{i}/roll"),
+            usage_call(at - timedelta(seconds=1), key=other, path="/v1/agents/my-agent/invoke"),
+        ]
+    entries += [
+        usage_call(now - timedelta(days=2), key=key, user_agent=ATTACKER, path="/v1/api-keys"),
+        usage_call(now - timedelta(minutes=90), key=key, user_agent="Python-Requests/2.28"),
+    ]
+    usage_write(entries)
+
+
+def calls_url(project: Project) -> str:
+    return reverse("usage:project_calls", args=[project.slug])
+
+
+def next_link(response) -> str | None:
+    match = re.search(
+        r'<a [^>]*href="([^"]+)" hx-get="[^"]+" rel="next"', response.content.decode()
+    )
+    return match.group(1).replace("&amp;", "&") if match else None
+
+
+def walk(client: Client, url: str, params: dict[str, str] | None = None) -> list[str]:
+    seen: list[str] = []
+    response = client.get(url, params or {})
+    while True:
+        assert response.status_code == 200, response.content.decode()[:2000]
+        seen += [row.request_id for row in response.context["page"].rows]
+        older = next_link(response)
+        if older is None:
+            return seen
+        for name, value in (params or {}).items():
+            assert parse_qs(urlsplit(older).query)[name] == [value]
+        response = client.get(older)
+
+
+def export_link(response) -> str:
+    match = re.search(r'href="([^"]*export\.csv[^"]*)"', response.content.decode())
+    assert match is not None
+    return match.group(1).replace("&amp;", "&")
+
+
+def exported(client: Client, url: str) -> list[str]:
+    response = client.get(url)
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content).decode()
+    return [row["request_id"] for row in csv.DictReader(io.StringIO(body.lstrip("\ufeff")))]
+
+
+def newest_first(rows) -> list[str]:
+    return list(rows.order_by(*NEWEST_FIRST).values_list("request_id", flat=True))
+
+
+def within_a_day(now: datetime):
+    return UsageRecord.objects.filter(created_at__gte=now - TEXT_SEARCH_SPAN)
+
+
+# -- User agent -----------------------------------------------------------------------------
+
+
+def test_the_user_agent_filter_finds_any_part_in_any_case_on_every_page(signed_in, key, calls, now):
+    shown = walk(signed_in, calls_url(key.project), {"user_agent": "PYTHON-requests"})
+    assert shown == newest_first(within_a_day(now).filter(user_agent__icontains="python-req"))
+    assert len(shown) == 61 > PAGE_SIZE  # both versions, not the call two days ago
+
+
+def test_the_pager_the_export_and_oldest_first_keep_the_user_agent(signed_in, key, calls):
+    url = calls_url(key.project)
+    newest = walk(signed_in, url, {"user_agent": "requests/2.31"})
+    assert len(newest) == 60
+    response = signed_in.get(url, {"user_agent": "requests/2.31"})
+    assert exported(signed_in, export_link(response)) == newest
+    oldest = walk(signed_in, url, {"user_agent": "requests/2.31", "order": "oldest"})
+    assert oldest == newest[::-1]
+
+
+def test_percent_and_underscore_are_matched_as_themselves(signed_in, key, now):
+    usage_write(
+        [
+            usage_call(
+                now - timedelta(minutes=1), key=key, user_agent="scan 100% v_2", path="/a_b"
+            ),
+            usage_call(
+                now - timedelta(minutes=2), key=key, user_agent="scan 100x vx2", path="/axb"
+            ),
+        ]
+    )
+    url = calls_url(key.project)
+    for params in ({"user_agent": "0% v_"}, {"user_agent": "%"}, {"path": "/a_"}):
+        rows = signed_in.get(url, params).context["page"].rows
+        assert [r.path for r in rows] == ["/a_b"], params
+
+
+# -- Path -----------------------------------------------------------------------------------
+
+
+def test_the_path_filter_finds_the_calls_whose_path_starts_with_it(signed_in, key, calls, now):
+    url = calls_url(key.project)
+    shown = walk(signed_in, url, {"path": "/v1/api-keys"})
+    assert shown == newest_first(within_a_day(now).filter(path__startswith="/v1/api-keys"))
+    assert len(shown) == 60
+    one = walk(signed_in, url, {"path": "/v1/api-keys/7/roll"})
+    assert len(one) == 1
+    assert walk(signed_in, url, {"path": "/v1/api-keys/7/roll", "user_agent": "reminix"}) == []
+
+
+def test_a_path_must_start_with_a_slash(signed_in, key, calls):
+    response = signed_in.get(calls_url(key.project), {"path": "v1/api-keys"})
+    assert response.status_code == 400
+    field = re.search(r'<div class="field field-path">(.*?)</div>', response.content.decode(), re.S)
+    assert field is not None and "Enter the start of a path" in field.group(1)
+
+
+# -- A day at a time ------------------------------------------------------------------------
+
+
+def test_without_a_range_the_last_day_is_searched_and_the_page_says_so(signed_in, key, calls):
+    response = signed_in.get(calls_url(key.project), {"user_agent": ATTACKER})
+    html = response.content.decode()
+    assert "searched 24 hours at a time" in html
+    since = re.search(r'name="since" value="([^"]+)"', html)
+    until = re.search(r'name="until" value="([^"]+)"', html)
+    assert since and until  # the day searched, in the fields, to be moved back
+    # The address keeps the day, so a reload or a later page reads the same calls.
+    older = next_link(response)
+    assert older is not None and "since" in parse_qs(urlsplit(older).query)
+
+
+def test_an_earlier_day_is_searched_when_asked(signed_in, key, calls, now):
+    day_before = now - timedelta(days=2)
+    params = {
+        "user_agent": ATTACKER,
+        "since": f"{day_before - timedelta(hours=1):%Y-%m-%d %H:%M}",
+        "until": f"{day_before + timedelta(hours=1):%Y-%m-%d %H:%M}",
+    }
+    rows = signed_in.get(calls_url(key.project), params).context["page"].rows
+    assert [r.path for r in rows] == ["/v1/api-keys"]
+
+
+def test_a_range_longer_than_a_day_is_refused_beside_from(signed_in, key, calls, now):
+    for params in (
+        {"path": "/v1", "since": f"{now - timedelta(days=3):%Y-%m-%d %H:%M}"},
+        {"user_agent": "x", "since": "2026-01-01 00:00", "until": "2026-01-03 00:00"},
+    ):
+        response = signed_in.get(calls_url(key.project), params)
+        assert response.status_code == 400, params
+        html = response.content.decode()
+        field = re.search(r'<div class="field field-since">(.*?)</div>', html, re.S)
+        assert field is not None and "at most 24 hours" in field.group(1)
+
+
+def test_other_filters_keep_their_whole_history(signed_in, key, calls):
+    """The bound is the text filters': an address or a key still reads every day."""
+    html = signed_in.get(calls_url(key.project), {"key": key.pk}).content.decode()
+    assert "24 hours at a time" not in html
+    assert re.search(r'name="since" value="[^"]', html) is None
+
+
+# -- What is not a user agent or a path -----------------------------------------------------
+
+ODD = ["a\x00b", "\x00", "x" * 10_000, "a\nb", "\x1b[31m", "\ufeffbom"]
+
+
+@pytest.mark.parametrize("value", ODD, ids=lambda v: repr(v)[:20])
+@pytest.mark.parametrize("name", ["user_agent", "path"])
+def test_odd_text_is_refused_beside_its_field_and_not_shown_back(signed_in, key, name, value):
+    value = f"/{value}" if name == "path" else value
+    for url in (
+        calls_url(key.project),
+        reverse("usage:project_calls_export", args=[key.project.slug]),
+    ):
+        response = signed_in.get(url, {name: value})
+        assert response.status_code == 400, (url, value)
+        html = response.content.decode()
+        field = re.search(
+            rf'<div class="field field-{name.replace("_", "-")}">(.*?)</div>', html, re.S
+        )
+        assert field is not None and 'aria-invalid="true"' in field.group(1)
+        assert "\x00" not in html and "x" * 300 not in html and "\x1b" not in html
+    htmx = signed_in.get(calls_url(key.project), {name: value}, headers=HTMX)
+    assert htmx.status_code == 200 and 'aria-invalid="true"' in htmx.content.decode()
+
+
+@pytest.mark.parametrize("name", ["user_agent", "path"])
+def test_a_lone_surrogates_bytes_are_answered(signed_in, key, name):
+    for raw in ("%ED%A0%80", "%FF", "%2F%ED%A0%80"):
+        response = signed_in.get(f"{calls_url(key.project)}?{name}={raw}")
+        assert response.status_code in (200, 400), raw
+
+
+def test_a_lone_surrogate_given_to_the_form_is_refused(key):
+    for name, value in (("user_agent", "a\ud800"), ("path", "/\udfff")):
+        form = ProjectLogFilterForm({name: value}, project=key.project)
+        assert not form.is_valid() and name in form.errors
+
+
+def test_text_up_to_the_columns_length_is_searched(signed_in, key, now):
+    long = "M" * 255
+    usage_write([usage_call(now - timedelta(minutes=1), key=key, user_agent=long)])
+    rows = signed_in.get(calls_url(key.project), {"user_agent": long}).context["page"].rows
+    assert len(rows) == 1
+
+
+@pytest.mark.parametrize("name", ["user_agent", "path"])
+def test_a_key_pasted_into_the_text_filters_is_neither_searched_nor_kept(signed_in, api_key, name):
+    key, secret = api_key
+    url = calls_url(key.project)
+    value = f"/v1/agents/{secret}/invoke" if name == "path" else f"curl {secret}"
+    response = signed_in.get(url, {name: value, "status": "401"})
+    assert response.status_code == 303
+    assert response["Location"] == f"{url}?status=401"
+    page = signed_in.get(response["Location"]).content.decode()
+    assert "not searched for" in page and secret not in page
+
+
+# -- PostgreSQL's plan ----------------------------------------------------------------------
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
+def test_a_user_agent_page_reads_only_the_days_partitions(key, calls):
+    """The text test runs on each row: the day's bound is what keeps it from every row of
+    every partition, and the page still walks the time index in its order."""
+    form = ProjectLogFilterForm({"user_agent": "requests"}, project=key.project)
+    assert form.is_valid(), form.errors
+    records = form.project_filters().apply(project_calls(key.project))
+    nodes = plan_nodes(records.order_by(*NEWEST_FIRST)[: PAGE_SIZE + 1])
+    assert not [n for n in nodes if n["Node Type"] == "Sort"], nodes
+    scans = [n for n in nodes if n.get("Relation Name", "").startswith("apikeys_usagerecord")]
+    assert scans and all("created_at" in n.get("Index Cond", "") for n in scans), scans
+    assert len({n["Relation Name"] for n in scans}) <= 3  # the day spans two days, and default
