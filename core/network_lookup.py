@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
-from django.db.models import GenericIPAddressField, Lookup
+from django.db.models import GenericIPAddressField, Lookup, Q
 from django.db.models.sql.compiler import SQLCompiler
 
 from core.networks import in_network
@@ -44,6 +44,12 @@ class InNetwork(Lookup):
     def as_postgresql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> Sql:
         lhs, rhs, params = self._sides(compiler, connection)
         return f"{lhs} <<= ({rhs})::inet", params
+
+
+def address_or_network(value: str, *, field: str = "ip") -> Q:
+    """`field` is the address, or inside the network (`value` holds a "/" then), as
+    core.forms.IpOrNetworkFilterField cleans it."""
+    return Q(**{f"{field}__in_network" if "/" in value else field: value})
 
 
 def _on_sqlite(sender: object, connection: BaseDatabaseWrapper, **kwargs: object) -> None:

@@ -15,7 +15,6 @@ from apikeys.forms import ProjectKeyChoiceField
 from apikeys.tokens import TokenKind
 from core.forms import (
     DATETIME_INPUT,
-    IpAddressFilterField,
     IpOrNetworkFilterField,
     PagedFilterForm,
     PrintableInput,
@@ -385,7 +384,8 @@ class OverviewFilterForm(forms.Form):
         error_messages={"invalid_choice": "Choose a token type from the list."},
     )
     outcome = OutcomeFilterField()
-    ip = IpAddressFilterField()
+    # The call log's field: an address, or a network as a new-network alert names one.
+    ip = IpOrNetworkFilterField()
     # Any text at all (a CharField refuses a NUL, and a hidden field's error shows
     # nowhere): clean_stack takes the default for anything it does not know.
     stack = forms.Field(required=False, widget=forms.HiddenInput)

@@ -46,6 +46,7 @@ from django.db.models.functions import Trunc
 from accounts.models import Project
 from apikeys.models import ApiKey, PersonalAccessToken
 from apikeys.tokens import TokenKind
+from core.network_lookup import address_or_network
 from usage.models import (
     Outcome,
     ProjectAddressDay,
@@ -151,7 +152,7 @@ class OverviewFilters:
     api_key: ApiKey | None = None
     token_kind: str = ""
     outcome: str = ""
-    ip: str = ""
+    ip: str = ""  # an address, or a network ("45.83.64.0/24")
 
     @property
     def narrows(self) -> bool:
@@ -167,7 +168,7 @@ class OverviewFilters:
             created_at__gte=self.time_range.since,
             created_at__lt=self.time_range.until,
         )
-        return records.filter(ip=self.ip) if self.ip else records
+        return records.filter(address_or_network(self.ip)) if self.ip else records
 
     def by_caller_and_outcome(self) -> Q:
         """The key, token type and outcome filters: the log's and the roll-ups' columns."""
