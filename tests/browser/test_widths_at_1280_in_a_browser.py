@@ -1,0 +1,93 @@
+"""What was cut off or broken over lines at 1280 px, measured: the key list's "Last used"
+("7 minutes / ago"). Each page is also looked at 375 px wide, where nothing may leave
+the screen."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+from playwright.sync_api import Page
+
+from accounts.models import Project
+from accounts.services import user_sign_up
+from apikeys.models import ApiKey
+from apikeys.services import (
+    api_key_create,
+    api_key_roll,
+    api_key_suspend,
+    client_token_create,
+)
+from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.conftest import PASSWORD, usage_call
+from usage.writer import usage_write
+
+SIZES = ((1280, 900), (375, 800))
+LONG_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126"
+
+
+def off_screen(page: Page) -> int:
+    return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
+
+
+def world() -> tuple[Project, ApiKey]:
+    """A project whose log holds the calls that make its tables widest: IPv6 addresses,
+    a long user agent, a client token's calls, a long agent's path, a 4xx with its code."""
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Production backend", created_by=user)
+    minted, _ = client_token_create(project=project, api_key=key, context={})
+    now = timezone.now()
+    agent = "customer-support-escalations-bot"
+    calls = [
+        usage_call(
+            now - timedelta(minutes=i),
+            key=key,
+            ip=f"2001:db8:ffff:ffff:ffff:ffff:ffff:{i + 1:04x}",
+            user_agent=LONG_UA,
+            agent=agent,
+            status=403 if i % 3 else 200,
+            error_code="insufficient_permissions" if i % 3 else "",
+        )
+        for i in range(12)
+    ]
+    calls += [usage_call(now - timedelta(seconds=30), client_token=minted, ip="198.51.100.23")]
+    usage_write(calls)
+    return project, key
+
+
+def test_the_key_lists_last_used_keeps_to_one_line(
+    page: Page, live_server: Any, transactional_db: Any
+) -> None:
+    """Beside a rolled key, a suspended one and a long name, the rows that make the
+    table widest (as in tests/browser/test_reflow_in_a_browser.py)."""
+    project, key = world()
+    user = key.created_by
+    now = timezone.now()
+    api_key_roll(api_key=key, by=user, overlap=timedelta(hours=24))
+    suspended, _ = api_key_create(project=project, name="Partner sync", created_by=user)
+    api_key_suspend(
+        api_key=suspended,
+        by=user,
+        reason="Seen calling from an unknown network; checking with the partner",
+    )
+    api_key_create(
+        project=project,
+        name="Nightly export job for the billing warehouse",
+        created_by=user,
+        expires_at=now + timedelta(days=2, hours=23, minutes=30),
+    )
+    ApiKey.objects.filter(project=project).update(
+        last_used_at=now - timedelta(minutes=7), last_used_ip="198.51.100.23"
+    )
+    sign_in(page, "kim@example.com")
+    for width, height in SIZES:
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"/projects/{project.slug}/settings/api-keys/")
+        broken = page.evaluate(
+            """() => Array.from(document.querySelectorAll("main td[data-label='Last used'] time"))
+                .filter(t => t.getClientRects().length > 1).map(t => t.textContent.trim())"""
+        )
+        assert broken == [], width
+        assert off_screen(page) <= 0, width
