@@ -163,7 +163,7 @@ class IpOrNetworkFilterField(forms.CharField):
             required=False,
             widget=PrintableInput(
                 attrs={
-                    "placeholder": "203.0.113.7 or 203.0.113.0/24",
+                    "placeholder": "203.0.113.0/24",
                     "autocomplete": "off",
                     "spellcheck": "false",
                 }

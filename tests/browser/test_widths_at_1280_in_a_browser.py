@@ -1,6 +1,7 @@
-"""What was cut off or broken over lines at 1280 px, measured: the key list's "Last used"
-("7 minutes / ago"). Each page is also looked at 375 px wide, where nothing may leave
-the screen."""
+"""What was cut off or scrolled sideways at 1280 px, measured: the call log's address
+placeholder, the key list's "Last used" ("7 minutes / ago"), and the Usage page's
+address table and the call log, which scrolled some 20 px inside their cards. Each
+page is also looked at 375 px wide, where nothing may leave the screen."""
 
 from __future__ import annotations
 
@@ -25,6 +26,37 @@ from usage.writer import usage_write
 
 SIZES = ((1280, 900), (375, 800))
 LONG_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126"
+
+
+def cut_placeholders(page: Page, form: str) -> list[str]:
+    """Each text box of the form whose placeholder is wider than the box shows text."""
+    return list(
+        page.evaluate(
+            """(form) => { const ctx = document.createElement("canvas").getContext("2d");
+                return Array.from(document.querySelectorAll(form + " input[placeholder]"))
+                  .filter(i => { const s = getComputedStyle(i);
+                    if (i.getClientRects().length === 0) return false;  // not on show
+                    ctx.font = s.font;
+                    const room = i.clientWidth - parseFloat(s.paddingLeft)
+                      - parseFloat(s.paddingRight);
+                    return ctx.measureText(i.placeholder).width > room + 0.5; })
+                  .map(i => i.name + ": " + i.placeholder); }""",
+            form,
+        )
+    )
+
+
+def scrolled_sideways(page: Page) -> list[str]:
+    """Each table box on show (not in a closed <details>, such as the chart's figures, a
+    table of the range's buckets that may scroll) that scrolls sideways, and by how much."""
+    return list(
+        page.evaluate(
+            """() => Array.from(document.querySelectorAll("main .table-wrap"))
+                .filter(w => w.checkVisibility() && w.scrollWidth > w.clientWidth + 1)
+                .map(w => w.querySelector("table").className + " by "
+                  + (w.scrollWidth - w.clientWidth) + " px")"""
+        )
+    )
 
 
 def off_screen(page: Page) -> int:
@@ -55,6 +87,32 @@ def world() -> tuple[Project, ApiKey]:
     calls += [usage_call(now - timedelta(seconds=30), client_token=minted, ip="198.51.100.23")]
     usage_write(calls)
     return project, key
+
+
+def test_the_call_logs_filters_and_table_keep_inside_their_card(
+    page: Page, live_server: Any, transactional_db: Any
+) -> None:
+    project, _ = world()
+    sign_in(page, "kim@example.com")
+    for width, height in SIZES:
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"/projects/{project.slug}/usage/calls/")
+        assert cut_placeholders(page, "#calls-filters") == [], width
+        assert scrolled_sideways(page) == [], width
+        assert off_screen(page) <= 0, width
+
+
+def test_the_usage_pages_address_table_keeps_inside_its_card(
+    page: Page, live_server: Any, transactional_db: Any
+) -> None:
+    project, _ = world()
+    sign_in(page, "kim@example.com")
+    for width, height in SIZES:
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"/projects/{project.slug}/usage/")
+        assert cut_placeholders(page, "#overview-filters") == [], width
+        assert scrolled_sideways(page) == [], width
+        assert off_screen(page) <= 0, width
 
 
 def test_the_key_lists_last_used_keeps_to_one_line(
