@@ -1,5 +1,5 @@
 """Passkeys (WebAuthn): a second factor after the password, a sign-in of their own, and an
-answer to the sudo prompt. The views are in accounts/passkey_views.py.
+answer to the sudo prompt. The views are in accounts/views/passkeys.py.
 
 - The CBOR, COSE and signature checks are py_webauthn's (Duo Labs); this module decides
   what is asked (resident key and user verification required at registration, known

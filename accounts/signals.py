@@ -20,7 +20,7 @@ from django.http import HttpRequest
 from accounts.models import User
 from accounts.sessions import session_forget, session_record
 from accounts.sudo import sudo_mark
-from accounts.two_factor_views import PENDING_KEY
+from accounts.views.two_factor import PENDING_KEY
 from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows

@@ -6,8 +6,9 @@ class AuditConfig(AppConfig):
 
     Every app registers the actions it writes (audit/actions.py) in its own
     AppConfig.ready(); audit_record() refuses any other. The trail's two pages, a project's
-    and a person's, are accounts' pages (accounts/audit_views.py): they need the "member of
-    this project" precondition, and accounts writes audit events, so audit sits below it.
+    and a person's, are accounts' pages (accounts/views/audit_log.py): they need the
+    "member of this project" precondition, and accounts writes audit events, so audit sits
+    below it.
     """
 
     name = "audit"

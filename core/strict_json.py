@@ -4,7 +4,7 @@ refused. Python's json module accepts all of them, and each would otherwise fail
 where it costs a 500: PostgreSQL refuses NUL and lone surrogates in text and JSON, SQLite's
 JSON functions stop at 1,000 levels, and `Infinity` is not JSON anyone else can read back.
 
-Used by the API (api/bodies.py) and by the passkey endpoints (accounts/passkey_views.py).
+Used by the API (api/bodies.py) and by the passkey endpoints (accounts/views/passkeys.py).
 """
 
 from __future__ import annotations

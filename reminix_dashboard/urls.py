@@ -6,12 +6,12 @@ answers them from reminix_dashboard/api_root_urls.py first. It is here for rever
 
 from django.urls import include, path
 
-from accounts import views as account_views
+from accounts.views import home
 from core import well_known
 
 urlpatterns = [
     path("", include("reminix_dashboard.api_root_urls")),
-    path("", account_views.home, name="home"),
+    path("", home.home, name="home"),
     path("robots.txt", well_known.robots_txt, name="robots_txt"),
     path(".well-known/security.txt", well_known.security_txt, name="security_txt"),
     path("", include("accounts.urls")),

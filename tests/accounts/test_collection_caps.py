@@ -17,7 +17,6 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import views as accounts_views
 from accounts.invitations import (
     FULL_PROJECT,
     MAX_MEMBERS_PER_PROJECT,
@@ -27,6 +26,7 @@ from accounts.invitations import (
 )
 from accounts.models import Invitation, Membership, Project, User
 from accounts.services import MAX_PROJECTS_PER_PERSON, TOO_MANY_PROJECTS
+from accounts.views import members as members_views
 from tests.accounts.test_invitations import invite, link_in
 from tests.conftest import (
     the_second_waits_for_the_first,
@@ -197,7 +197,7 @@ def test_the_members_page_lists_a_page_of_members_and_links_to_the_others(
     """Each member's row carries their forms (role, transfer, remove): the page listed
     all of a project's members at once, which for a full project (500) was a page of a
     megabyte that took a second to render, on every visit."""
-    monkeypatch.setattr(accounts_views, "MEMBERS_PAGE_SIZE", 3)
+    monkeypatch.setattr(members_views, "MEMBERS_PAGE_SIZE", 3)
     members(project, 4)  # and its owner, ada@example.com: the first by address
     url = reverse("accounts:project_members", args=[project.slug])
 
@@ -217,7 +217,7 @@ def test_the_members_page_lists_a_page_of_members_and_links_to_the_others(
 def test_a_refused_invitations_page_links_to_the_members_pages(signed_in, project, monkeypatch):
     """A refused invitation comes back as the members page under the form's address, which
     answers POST alone: a pager link relative to it ("?page=2") led to a 405."""
-    monkeypatch.setattr(accounts_views, "MEMBERS_PAGE_SIZE", 3)
+    monkeypatch.setattr(members_views, "MEMBERS_PAGE_SIZE", 3)
     members(project, 4)
     refused = invite(signed_in, project, "not an address")
     assert refused.status_code == 422

@@ -12,15 +12,15 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import views as accounts_views
 from accounts.models import Invitation, Membership, User
+from accounts.views import members as members_views
 
 
 @pytest.fixture
 def pages_of_three(monkeypatch, project):
     """Pages of 3, and 9 members beside the owner (ada@example.com, first by address):
     pages 1 to 3 hold 3 each, page 4 holds m08 alone."""
-    monkeypatch.setattr(accounts_views, "MEMBERS_PAGE_SIZE", 3)
+    monkeypatch.setattr(members_views, "MEMBERS_PAGE_SIZE", 3)
     users = User.objects.bulk_create(User(email=f"m{n:02}@example.com") for n in range(9))
     Membership.objects.bulk_create(Membership(project=project, user=u) for u in users)
 

@@ -205,29 +205,29 @@ def test_a_page_that_passed_its_owner_check_before_the_demotion_refuses_as_the_n
 ):
     """The demotion commits after the page checked the role, before the change is written:
     the owners' pages answer 403, as they do to a member; the settings page says so."""
-    import accounts.views
+    import accounts.views.projects
 
     mine = Membership.objects.get(project=project, user=user)
-    real = accounts.views.project_set_allowed_origins
+    real = accounts.views.projects.project_set_allowed_origins
 
     def demoted_first(**kwargs):
         membership_set_role(membership=mine, role="member", by=grace)
         return real(**kwargs)
 
-    monkeypatch.setattr(accounts.views, "project_set_allowed_origins", demoted_first)
+    monkeypatch.setattr(accounts.views.projects, "project_set_allowed_origins", demoted_first)
     origins = reverse("accounts:project_origins", args=[project.slug])
     answer = signed_in.post(origins, {"origins": "https://app.example.com"})
     assert answer.status_code == 403
     assert project.allowed_origins == []
 
     membership_set_role(membership=mine, role="owner", by=grace)
-    real_rename = accounts.views.project_rename
+    real_rename = accounts.views.projects.project_rename
 
     def demoted_before_renaming(**kwargs):
         membership_set_role(membership=mine, role="member", by=grace)
         return real_rename(**kwargs)
 
-    monkeypatch.setattr(accounts.views, "project_rename", demoted_before_renaming)
+    monkeypatch.setattr(accounts.views.projects, "project_rename", demoted_before_renaming)
     settings_page = reverse("accounts:project_settings", args=[project.slug])
     answer = signed_in.post(settings_page, {"name": "Mine now"}, follow=True)
     assert "Only a project owner can rename the project." in answer.content.decode()
@@ -240,16 +240,16 @@ def test_a_page_that_passed_its_owner_check_before_the_owners_removal_is_404(
 ):
     """Removed meanwhile: the project's pages are 404 to them from now on, this answer
     too (a 403 would tell a non-member the project is there)."""
-    import accounts.views
+    import accounts.views.projects
 
-    real = accounts.views.project_set_allowed_origins
+    real = accounts.views.projects.project_set_allowed_origins
 
     def removed_first(**kwargs):
         mine = Membership.objects.get(project=project, user=user)
         membership_remove(membership=mine, by=grace)
         return real(**kwargs)
 
-    monkeypatch.setattr(accounts.views, "project_set_allowed_origins", removed_first)
+    monkeypatch.setattr(accounts.views.projects, "project_set_allowed_origins", removed_first)
     origins = reverse("accounts:project_origins", args=[project.slug])
     answer = signed_in.post(origins, {"origins": "https://app.example.com"})
     assert answer.status_code == 404

@@ -252,7 +252,7 @@ def test_a_deletion_and_another_owner_change_at_once_never_deadlock(
     before the members' rows, while an owner's change holds its sender's row and waits for
     the project's; each waited for the other, and PostgreSQL ended one as a deadlock (a
     500). Two sends of the delete form did the same."""
-    from accounts import views
+    from accounts.views import projects as project_views
 
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
@@ -262,11 +262,11 @@ def test_a_deletion_and_another_owner_change_at_once_never_deadlock(
     deleting.force_login(user)
     other.force_login(user if other_change == "the same deletion again" else dana)
     if other_change == "the same deletion again":
-        held_back_until_both_are_ready(monkeypatch, (views, "project_delete"))
+        held_back_until_both_are_ready(monkeypatch, (project_views, "project_delete"))
         second = (delete_url(project), {"confirm": project.name})
     else:
         held_back_until_both_are_ready(
-            monkeypatch, (views, "project_delete"), (views, "project_rename")
+            monkeypatch, (project_views, "project_delete"), (project_views, "project_rename")
         )
         second = (reverse("accounts:project_settings", args=[project.slug]), {"name": "Renamed"})
     answers = []

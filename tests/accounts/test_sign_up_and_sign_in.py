@@ -426,10 +426,10 @@ def test_plus_tags_and_a_rotating_ipv6_host_count_as_one_for_reset_mails(client,
 
 
 def test_no_account_mails_stop_at_a_site_wide_cap_and_without_a_counter(client, db, monkeypatch):
-    import accounts.views
+    import accounts.views.password
     import core.counters
 
-    monkeypatch.setattr(accounts.views, "NO_ACCOUNT_MAILS_PER_HOUR", 2)
+    monkeypatch.setattr(accounts.views.password, "NO_ACCOUNT_MAILS_PER_HOUR", 2)
     url = reverse("accounts:password_reset")
     for n in range(4):
         answer = client.post(
@@ -442,7 +442,7 @@ def test_no_account_mails_stop_at_a_site_wide_cap_and_without_a_counter(client, 
         raise ConnectionError("redis down")
 
     monkeypatch.setattr(core.counters, "window_count", no_cache)
-    monkeypatch.setattr(accounts.views, "NO_ACCOUNT_MAILS_PER_HOUR", 200)
+    monkeypatch.setattr(accounts.views.password, "NO_ACCOUNT_MAILS_PER_HOUR", 200)
     client.post(url, {"email": "one.more@example.com"}, REMOTE_ADDR="203.0.113.9")
     assert len(mail.outbox) == 2  # a courtesy: not sent when it cannot be counted
 
@@ -491,14 +491,14 @@ def test_two_sign_ups_for_one_email_at_once_both_read_check_your_inbox(client, d
     """Both pass the "has it an account?" check before either is written; the second
     write then meets the unique email. It reads as any sign-up for a taken address (no
     500, nothing said about the other), and that address's owner is told."""
-    import accounts.views
+    import accounts.views.sign_up
     from accounts.services import user_sign_up
 
     def the_other_one_first(**kwargs):
         user_sign_up(**kwargs)  # the request that won the race
         return user_sign_up(**kwargs)
 
-    monkeypatch.setattr(accounts.views, "user_sign_up", the_other_one_first)
+    monkeypatch.setattr(accounts.views.sign_up, "user_sign_up", the_other_one_first)
     email = "twice@example.com"
     data = {"email": email, "password1": PASSWORD, "password2": PASSWORD}
     response = client.post(SIGNUP, data)

@@ -14,7 +14,6 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import audit_views
 from accounts.models import Membership, Project, User
 from accounts.services import (
     membership_add,
@@ -22,6 +21,7 @@ from accounts.services import (
     project_rename,
     project_set_allowed_origins,
 )
+from accounts.views import audit_log
 from apikeys.services import (
     api_key_create,
     api_key_rename,
@@ -608,7 +608,7 @@ def test_the_export_streams_the_filtered_rows_with_a_header(signed_in, user, pro
     api_key_create(project=project, name="Production", created_by=user, ip="198.51.100.7")
     project_rename(project=project, name="Renamed", by=user)
 
-    now = hold_clock(audit_views)  # the day cannot turn between the answer and the check
+    now = hold_clock(audit_log)  # the day cannot turn between the answer and the check
     response = signed_in.get(project_audit_csv(project), {"action": "api_keys"})
 
     assert response.status_code == 200

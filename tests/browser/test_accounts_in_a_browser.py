@@ -150,7 +150,7 @@ def test_an_owner_deletes_a_project_by_typing_its_name(page: Page, transactional
 
 def test_a_reset_link_opened_from_the_mail_sets_a_new_password(page: Page, transactional_db):
     """The link's token waits in a cookie of its own, for the set-password page alone
-    (accounts/views.py): Chromium keeps it across the link's redirect and sends it with
+    (accounts/views/password.py): Chromium keeps it across the link's redirect and sends it with
     the form."""
     user_sign_up(email="mei@example.com", password=PASSWORD, name="Mei", verified=True)
     page.goto("/account/password/reset/")

@@ -92,9 +92,9 @@ def test_past_the_no_account_cap_the_account_path_still_waits_for_no_mail_server
     """The case that told before: once the hour's "no account" mails were used up, an
     address without an account sent nothing and answered at once, while one with an
     account waited for the mail server."""
-    import accounts.views
+    import accounts.views.password
 
-    monkeypatch.setattr(accounts.views, "NO_ACCOUNT_MAILS_PER_HOUR", 0)
+    monkeypatch.setattr(accounts.views.password, "NO_ACCOUNT_MAILS_PER_HOUR", 0)
     assert client.post(RESET, {"email": "ghost@example.com"}).status_code == 302
     assert client.post(RESET, {"email": user.email}).status_code == 302
     assert held_mail.sent == []
@@ -159,7 +159,7 @@ def test_a_sign_up_the_database_refuses_after_the_answer_is_logged_by_kind_and_n
 ):
     """The person was told to check their inbox: the log is where the lost account shows,
     once every try has met the database down."""
-    import accounts.views
+    import accounts.views.sign_up
 
     tries = []
 
@@ -167,7 +167,7 @@ def test_a_sign_up_the_database_refuses_after_the_answer_is_logged_by_kind_and_n
         tries.append(1)
         raise OperationalError("could not connect to server: new@example.com")
 
-    monkeypatch.setattr(accounts.views, "user_sign_up", refused)
+    monkeypatch.setattr(accounts.views.sign_up, "user_sign_up", refused)
     monkeypatch.setattr(core.after_answer, "RETRY_PAUSES", (0.0, 0.0))
     password = "a long enough passphrase 4"
     with caplog.at_level(logging.WARNING, logger="core.after_answer"):
@@ -187,9 +187,9 @@ def test_a_sign_up_that_meets_the_database_down_for_a_moment_is_written_on_the_n
 ):
     """After the answer nobody is there to try again: the thread does, so a moment's
     outage does not lose an account whose person was told to check their inbox."""
-    import accounts.views
+    import accounts.views.sign_up
 
-    real, tries = accounts.views.user_sign_up, []
+    real, tries = accounts.views.sign_up.user_sign_up, []
 
     def down_once(**kwargs: Any) -> User:
         tries.append(1)
@@ -197,7 +197,7 @@ def test_a_sign_up_that_meets_the_database_down_for_a_moment_is_written_on_the_n
             raise OperationalError("the database system is starting up")
         return real(**kwargs)
 
-    monkeypatch.setattr(accounts.views, "user_sign_up", down_once)
+    monkeypatch.setattr(accounts.views.sign_up, "user_sign_up", down_once)
     monkeypatch.setattr(core.after_answer, "RETRY_PAUSES", (0.0, 0.0))
     password = "a long enough passphrase 4"
     answer = client.post(
@@ -402,14 +402,14 @@ def test_two_sign_ups_for_one_new_address_at_once_make_one_account_and_tell_its_
     """Two processes' threads, both past the lookup before either writes: the second's
     row waits for the first's and is refused; its sign-up tells the owner, as for any
     taken address, and the account has the winner's password, not the other's."""
-    import accounts.views
+    import accounts.views.sign_up
 
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises all writers: concurrency is shown on PostgreSQL.")
-    held_back_until_both_are_ready(monkeypatch, (accounts.views, "user_sign_up"))
+    held_back_until_both_are_ready(monkeypatch, (accounts.views.sign_up, "user_sign_up"))
     signed_up = [
         partial(
-            accounts.views._sign_up_or_tell,
+            accounts.views.sign_up._sign_up_or_tell,
             email="new@example.com",
             password_hash=make_password(password),
             name="",

@@ -96,12 +96,12 @@ def test_a_change_that_waits_past_the_lock_timeout_gets_the_busy_page_not_a_500(
 
 
 def test_a_database_out_of_reach_gets_the_busy_page(signed_in, project, monkeypatch):
-    from accounts import views
+    from accounts.views import projects as project_views
 
     def unreachable(**kwargs):
         raise OperationalError("connection to server failed")
 
-    monkeypatch.setattr(views, "project_rename", unreachable)
+    monkeypatch.setattr(project_views, "project_rename", unreachable)
     answer = signed_in.post(
         reverse("accounts:project_settings", args=[project.slug]), {"name": "Renamed"}
     )

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 import core.forms
 import core.validators
 from accounts.forms import ProjectForm
-from accounts.passkey_views import PasskeyNameForm
+from accounts.views.passkeys import PasskeyNameForm
 from apikeys.forms import ApiKeyRenameForm, ApiKeySuspendForm
 from apikeys.services import api_key_suspend, token_name_checked
 

@@ -20,7 +20,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-import accounts.two_factor_views
+import accounts.views.two_factor
 import apikeys.views.api_keys
 import apikeys.views.personal_tokens
 import webhooks.views
@@ -295,7 +295,7 @@ def test_new_recovery_codes_sent_twice_at_once_are_made_once(user, monkeypatch):
     url = reverse("accounts:recovery_codes_new")
     data = {"form_id": "double-click"}
     reached, go, seen = first_send_paused(
-        monkeypatch, accounts.two_factor_views, "recovery_codes_regenerate"
+        monkeypatch, accounts.views.two_factor, "recovery_codes_regenerate"
     )
     answers: dict[str, Any] = {}
     one, one_failed = started_recording(lambda: answers.update(first=first.post(url, data)))

@@ -39,7 +39,7 @@ from accounts.passkeys import (
 )
 from accounts.sudo import sudo_fresh, sudo_required
 from accounts.two_factor import SecondFactorRequiredError, has_two_factor, last_factor_message
-from accounts.two_factor_views import (
+from accounts.views.two_factor import (
     PENDING_KEY,
     WRONG_CODES_PER_SIGN_IN,
     first_factor_added,
