@@ -166,7 +166,7 @@ def test_an_owner_who_became_the_last_one_meanwhile_is_refused_and_nothing_chang
         )
         return plan
 
-    monkeypatch.setattr(services, "account_deletion_plan", then_erin_leaves)
+    monkeypatch.setattr(services.account_deletion, "account_deletion_plan", then_erin_leaves)
     with pytest.raises(AccountDeletionRefused):
         account_delete(user=user)
     assert User.objects.get(pk=user.pk).is_active
@@ -189,7 +189,7 @@ def test_a_project_someone_joined_meanwhile_is_not_deleted_with_the_account(
         )
         return plan
 
-    monkeypatch.setattr(services, "account_deletion_plan", then_someone_joins)
+    monkeypatch.setattr(services.account_deletion, "account_deletion_plan", then_someone_joins)
     with pytest.raises(AccountDeletionRefused):
         account_delete(user=user)
     assert Project.objects.get(pk=project.pk).deleted_at is None
@@ -230,7 +230,7 @@ def test_a_token_made_while_the_account_is_deleted_is_refused(user, monkeypatch)
         pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
     making_failures = the_second_waits_for_the_first(
         monkeypatch,
-        account_services,
+        account_services.account_deletion,
         "account_deletion_plan",  # called once the person's row is held
         lambda: account_delete(user=user),
         lambda: personal_token_create(user=user, name="Made meanwhile"),
@@ -253,7 +253,7 @@ def test_their_two_factor_policy_change_as_their_account_is_deleted_never_deadlo
         pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
     policy_failures = the_second_waits_for_the_first(
         monkeypatch,
-        account_services,
+        account_services.account_deletion,
         "account_deletion_plan",  # called once the person's row is held
         lambda: account_delete(user=user),
         lambda: project_set_two_factor_policy(project=project, required=False, by=user),

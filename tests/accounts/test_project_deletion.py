@@ -325,7 +325,7 @@ def test_removing_a_member_while_the_project_is_deleted_never_deadlocks(
 
     removing, go, pid, failures = paused_in_another_thread(
         monkeypatch,
-        account_services,
+        account_services.memberships,
         "_current",
         lambda: account_services.membership_remove(membership=founder, by=olga),
     )
@@ -362,7 +362,7 @@ def test_a_key_a_script_makes_while_the_project_is_deleted_is_not_made(project, 
 
     creating_failures = the_second_waits_for_the_first(
         monkeypatch,
-        account_services,
+        account_services.project_deletion,
         "audit_record",  # called once the deletion holds the project's row (owner_hold)
         lambda: project_delete(project=project, by=user),
         script,

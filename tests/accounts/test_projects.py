@@ -277,7 +277,7 @@ def test_a_slug_taken_between_its_check_and_the_insert_gets_a_suffix_not_a_500(u
     from accounts import services
 
     first = services.project_create(name="Ada's project", owner=user)
-    monkeypatch.setattr(services, "_unique_slug", lambda name: first.slug)  # checked: free
+    monkeypatch.setattr(services.projects, "_unique_slug", lambda name: first.slug)  # checked: free
     second = services.project_create(name="Ada's project", owner=user)
     assert second.slug != first.slug and second.slug.startswith(f"{first.slug}-")
     assert len(second.slug) <= 64

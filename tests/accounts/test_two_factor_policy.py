@@ -211,7 +211,7 @@ def test_without_a_project_that_requires_one_the_last_factor_can_go(signed_in, u
 
 def test_the_policy_and_its_audit_event_are_one_write(project, user, monkeypatch):
     """An audit event that cannot be written takes the change with it."""
-    import accounts.services
+    import accounts.services.project_settings
     from accounts.services import project_set_two_factor_policy
     from accounts.two_factor import enrolment_start
 
@@ -221,7 +221,7 @@ def test_the_policy_and_its_audit_event_are_one_write(project, user, monkeypatch
     def audit_fails(**kwargs):
         raise RuntimeError("the audit table is unavailable")
 
-    monkeypatch.setattr(accounts.services, "audit_record", audit_fails)
+    monkeypatch.setattr(accounts.services.project_settings, "audit_record", audit_fails)
     with pytest.raises(RuntimeError):
         project_set_two_factor_policy(project=project, required=True, by=user)
     project.refresh_from_db()
@@ -235,7 +235,7 @@ def test_an_owner_cannot_drop_their_last_factor_while_requiring_one(project, use
     is locked out of the project they just locked."""
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises all writers: concurrency is shown on PostgreSQL.")
-    import accounts.services
+    import accounts.services.project_settings
     from accounts.services import project_set_two_factor_policy
     from accounts.two_factor import (
         SecondFactorRequiredError,
@@ -247,7 +247,7 @@ def test_an_owner_cannot_drop_their_last_factor_while_requiring_one(project, use
     enrolment_start(user)
     TotpDevice.objects.filter(user=user).update(confirmed_at=timezone.now())
     checked, removed = threading.Event(), threading.Event()
-    real_check = accounts.services.has_two_factor
+    real_check = accounts.services.project_settings.has_two_factor
 
     def check_then_wait(person):
         answer = real_check(person)
@@ -255,7 +255,7 @@ def test_an_owner_cannot_drop_their_last_factor_while_requiring_one(project, use
         removed.wait(timeout=1)  # the removal gets its chance here (or waits for this one)
         return answer
 
-    monkeypatch.setattr(accounts.services, "has_two_factor", check_then_wait)
+    monkeypatch.setattr(accounts.services.project_settings, "has_two_factor", check_then_wait)
     outcomes: dict[str, object] = {}
 
     def require() -> None:

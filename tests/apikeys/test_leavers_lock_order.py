@@ -1,9 +1,9 @@
 """A removal from a project, and what else touches the leaver's tokens at the same moment,
 take their locks in one order, so neither fails with a deadlock (a 500 on the members'
 page, a 503 on /v1). The removal locks the membership rows it changes, not the project's
-row nor the person's (accounts.services._current): every write that names the project or
-the person (an audit event, a client token) checks that row when it commits, and would
-otherwise wait for the removal while the removal waits for it.
+row nor the person's (accounts.services.membership_locks._current): every write that names
+the project or the person (an audit event, a client token) checks that row when it
+commits, and would otherwise wait for the removal while the removal waits for it.
 
 PostgreSQL only: SQLite serialises every writer."""
 

@@ -72,13 +72,14 @@ GRACES_CHANGES: dict[str, tuple[str, Change]] = {
 def test_an_owners_revocation_does_not_wait_for_another_owners_change(
     project, user, grace, lou, make_key, change, monkeypatch
 ):
-    import accounts.services
+    import accounts.services.memberships
+    import accounts.services.projects
 
     action, graces_change = GRACES_CHANGES[change]
     key = make_key(project, name="Leaked")[0]
     inside, go_on = threading.Event(), threading.Event()
     graces: dict[str, int] = {}
-    real_audit = accounts.services.audit_record
+    real_audit = accounts.services.projects.audit_record
 
     def pause_then_audit(**kwargs):
         if kwargs["action"] == action:
@@ -87,7 +88,9 @@ def test_an_owners_revocation_does_not_wait_for_another_owners_change(
             go_on.wait(timeout=THREAD_SECONDS)
         return real_audit(**kwargs)
 
-    monkeypatch.setattr(accounts.services, "audit_record", pause_then_audit)
+    # Where each change looks it up: the rename's module, the role change's and removal's.
+    for module in (accounts.services.projects, accounts.services.memberships):
+        monkeypatch.setattr(module, "audit_record", pause_then_audit)
     revoked: list[bool] = []
     changing = started(lambda: graces_change(project, grace, lou))
     try:
@@ -157,13 +160,13 @@ def test_two_owners_saving_the_projects_origins_at_once_take_turns(
     waits for the first, reads its list as the one it replaces, and writes its own.
     Without the project's row, both replaced the list they read, and the second failed on
     the unique constraint (an origin the first had just written)."""
-    import accounts.services
+    import accounts.services.project_settings
     from accounts.services import project_set_allowed_origins
     from audit.models import AuditEvent
 
     inside, go_on = threading.Event(), threading.Event()
     first: dict[str, int] = {}
-    real_audit = accounts.services.audit_record
+    real_audit = accounts.services.project_settings.audit_record
 
     def pause_then_audit(**kwargs):
         if kwargs["action"] == "project.origins_changed" and not inside.is_set():
@@ -172,7 +175,7 @@ def test_two_owners_saving_the_projects_origins_at_once_take_turns(
             go_on.wait(timeout=THREAD_SECONDS)
         return real_audit(**kwargs)
 
-    monkeypatch.setattr(accounts.services, "audit_record", pause_then_audit)
+    monkeypatch.setattr(accounts.services.project_settings, "audit_record", pause_then_audit)
     saved: dict[str, object] = {}
 
     def save(origins: list[str], by: User) -> Callable[[], None]:

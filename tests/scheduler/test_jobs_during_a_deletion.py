@@ -43,7 +43,7 @@ def test_the_jobs_go_on_for_everyone_while_a_deletion_holds_its_rows(
 
     deleting, go, pid, failures = paused_in_another_thread(
         monkeypatch,
-        account_services,
+        account_services.project_deletion,
         "changed",  # its last step: keys revoked, endpoints stopped, members removed
         lambda: project_delete(project=project, by=user),
     )
@@ -121,7 +121,7 @@ def test_a_token_reminder_that_waits_for_an_account_deletion_mails_nobody(
 
     deleting, go, pid, failures = paused_in_another_thread(
         monkeypatch,
-        account_services.TotpDevice.objects,
+        account_services.account_deletion.TotpDevice.objects,
         "filter",  # just after its tokens were revoked
         lambda: account_delete(user=user),
     )
