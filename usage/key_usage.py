@@ -4,7 +4,7 @@ The log (UsageRecord) can hold millions of rows per key, so it is only ever read
 index-backed keyset page at a time, newest first on (created_at, id): never OFFSET, never
 COUNT. Everything that adds up reads the roll-ups written beside it in the same
 transaction (usage/writer.py): UsageHour for calls per hour by outcome, UsageIp for each
-address with first and last seen.
+address with first and last seen, the key's own apart from its client tokens'.
 
 The roll-ups also keep filtered pages cheap. A filter that cannot match by the roll-ups
 (an address never seen, an outcome that never happened) answers without reading the log,
@@ -14,7 +14,7 @@ a failed call use the partial index over failed calls (usage_key_errors_time).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from django.db.models import Count, F, Max, Min, Q, Sum
@@ -353,7 +353,8 @@ class UsageWindow:
     start: datetime
     end: datetime  # exclusive: the end of the current hour
     hours: list[HourCounts]
-    distinct_ips: int
+    distinct_ips: int  # the key's own addresses (calls made with the key itself)
+    token_ips: int = 0  # the addresses its client tokens were used from
 
     @property
     def totals(self) -> HourCounts:
@@ -375,10 +376,14 @@ class KeyUsageSummary:
     (key_usage_summary(), four queries however many calls the key made)."""
 
     windows: list[UsageWindow]  # the last 24 hours, then the last 7 days
-    addresses: list[UsageIp]  # seen in the longest window, most recent first
+    addresses: list[UsageIp]  # the key's own, seen in the longest window, most recent first
     new_since: datetime  # an address first seen from then on is new (new_since())
     more_addresses: int  # seen in the longest window but not listed
     revoked_key_uses: int  # calls, ever, refused because the key was revoked or expired
+    # Its client tokens' addresses (browsers), listed apart: the key's allowed networks
+    # do not govern them, and they are never offered as networks to allow.
+    token_addresses: list[UsageIp] = field(default_factory=list)
+    more_token_addresses: int = 0
 
 
 WINDOWS: tuple[tuple[str, int], ...] = (("Last 24 hours", 24), ("Last 7 days", 24 * 7))
@@ -396,7 +401,7 @@ def key_usage_summary(
     *, api_key: ApiKey, now: datetime, addresses_shown: int = ADDRESSES_SHOWN
 ) -> KeyUsageSummary:
     """The figures for the top of the usage page. Reads only the roll-ups: a few hundred
-    rows at most, however many calls the key has made. Four queries."""
+    rows at most, however many calls the key has made. Five queries."""
     end = hour_of(now) + HOUR
     longest = max(hours for _, hours in WINDOWS)
     rows = {
@@ -406,9 +411,14 @@ def key_usage_summary(
         )
     }
     starts = [end - hours * HOUR for _, hours in WINDOWS]
-    # An address was seen in a window if its last call was: one pass over the key's rows.
+    # An address was seen in a window if its last call was: one pass over the key's rows,
+    # counting its own addresses and its client tokens' apart.
     ip_counts = UsageIp.objects.filter(api_key=api_key).aggregate(
-        **{f"w{i}": Count("pk", filter=Q(last_seen__gte=start)) for i, start in enumerate(starts)}
+        **{
+            f"{kind}{i}": Count("pk", filter=Q(last_seen__gte=start, via_client_tokens=via))
+            for i, start in enumerate(starts)
+            for kind, via in (("own", False), ("tokens", True))
+        }
     )
     windows = [
         UsageWindow(
@@ -416,37 +426,63 @@ def key_usage_summary(
             start=start,
             end=end,
             hours=[HourCounts.of(start + i * HOUR, rows.get(start + i * HOUR)) for i in range(n)],
-            distinct_ips=ip_counts[f"w{index}"] or 0,
+            distinct_ips=ip_counts[f"own{index}"] or 0,
+            token_ips=ip_counts[f"tokens{index}"] or 0,
         )
         for index, ((name, n), start) in enumerate(zip(WINDOWS, starts, strict=True))
     ]
     widest = windows[-1]
-    addresses = list(
-        UsageIp.objects.filter(api_key=api_key, last_seen__gte=widest.start).order_by(
-            "-last_seen", "ip"
-        )[:addresses_shown]
+    recent = UsageIp.objects.filter(api_key=api_key, last_seen__gte=widest.start).order_by(
+        "-last_seen", "ip"
     )
+    addresses = list(recent.own()[:addresses_shown])
+    token_addresses = list(recent.via_client_tokens()[:addresses_shown])
     return KeyUsageSummary(
         windows=windows,
         addresses=addresses,
         new_since=new_since(now),
         more_addresses=max(0, widest.distinct_ips - len(addresses)),
         revoked_key_uses=revoked_key_uses(api_key=api_key, now=now),
+        token_addresses=token_addresses,
+        more_token_addresses=max(0, widest.token_ips - len(token_addresses)),
     )
 
 
 ADDRESS_ORDER = ("-last_seen", "-id")
 
 
+@dataclass(frozen=True, slots=True)
+class AddressCounts:
+    """How many addresses a key has of each kind, for the address list's two tabs."""
+
+    own: int
+    via_client_tokens: int
+
+
+def key_address_counts(*, api_key: ApiKey) -> AddressCounts:
+    """Every address of the key, its own and its client tokens', counted: one pass."""
+    counts = UsageIp.objects.filter(api_key=api_key).aggregate(
+        own=Count("pk", filter=Q(via_client_tokens=False)),
+        tokens=Count("pk", filter=Q(via_client_tokens=True)),
+    )
+    return AddressCounts(own=counts["own"] or 0, via_client_tokens=counts["tokens"] or 0)
+
+
 def key_addresses_page(
-    *, api_key: ApiKey, before: Cursor | None, after: Cursor | None, size: int = PAGE_SIZE
+    *,
+    api_key: ApiKey,
+    via_client_tokens: bool = False,
+    before: Cursor | None,
+    after: Cursor | None,
+    size: int = PAGE_SIZE,
 ) -> KeysetPage[UsageIp]:
-    """A page of every address the key was used from, most recently seen first (the usage
-    page lists ten of the last seven days). One roll-up row per address: a key's rows are
-    sorted on each read (no index has last_seen), a few thousand at the most for a key
-    used as keys are; a key's botnet of a hundred thousand sorts in tens of milliseconds."""
+    """A page of every address the key itself was used from (or, `via_client_tokens`, its
+    client tokens), most recently seen first (the usage page lists ten of the last seven
+    days). One roll-up row per address: a key's rows are sorted on each read (no index has
+    last_seen), a few thousand at the most for a key used as keys are; a key's botnet of a
+    hundred thousand sorts in tens of milliseconds."""
     return keyset_page(
-        UsageIp.objects.filter(api_key=api_key),
+        UsageIp.objects.filter(api_key=api_key, via_client_tokens=via_client_tokens),
         order=ADDRESS_ORDER,
         following=_key(before),
         preceding=_key(after),

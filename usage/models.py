@@ -171,20 +171,48 @@ class UsageHour(models.Model):
         return f"{self.api_key_id} {self.hour:%Y-%m-%d %H}:00 {self.requests}"
 
 
+class UsageIpQuerySet(models.QuerySet["UsageIp"]):
+    """Reads of a key's addresses, one kind at a time."""
+
+    def own(self) -> UsageIpQuerySet:
+        """Where the key's secret itself was used from: what its allowed networks govern."""
+        return self.filter(via_client_tokens=False)
+
+    def via_client_tokens(self) -> UsageIpQuerySet:
+        """Where the client tokens it minted were used from: its customers' browsers."""
+        return self.filter(via_client_tokens=True)
+
+
 class UsageIp(models.Model):
-    """Each address a key was used from, with first and last seen."""
+    """Each address a key was used from, with first and last seen: one row for the calls
+    made with the key itself and another for those of the client tokens it minted.
+
+    The two are kept apart because they mean different things. The key's own addresses are
+    its servers (or a leak's): its allowed networks apply to them, its new-network alerts
+    are about them, and the usage page suggests networks to allow from them. Client tokens
+    are used from browsers anywhere, which no allow list of the key governs
+    (api/authentication.py); offered as networks to allow, they would open the key's
+    secret to strangers' networks."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="usage_ips")
     ip = models.GenericIPAddressField()
+    # Calls of the client tokens the key minted (UsageRecord.client_token set), not its own.
+    via_client_tokens = models.BooleanField(default=False, db_default=False)
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
     requests = models.PositiveIntegerField(default=0)
 
+    objects = UsageIpQuerySet.as_manager()
+
     class Meta:
         db_table = "apikeys_usageip"
         constraints = [
-            models.UniqueConstraint(fields=["api_key", "ip"], name="usageip_unique_key_ip")
+            # The address before the kind: the log's address filter (usage/key_usage.py)
+            # looks a key's address up in both.
+            models.UniqueConstraint(
+                fields=["api_key", "ip", "via_client_tokens"], name="usageip_unique_key_ip_kind"
+            )
         ]
 
     def __str__(self) -> str:

@@ -1,5 +1,8 @@
 """A key's allowed networks, edited on its usage page beside the addresses it was used
-from: those addresses' networks are offered as the starting list."""
+from: those addresses' networks are offered as the starting list. Only the key's own
+addresses (calls made with its secret): the list governs those alone, never the client
+tokens it mints (api/authentication.py), whose browsers' networks offered here would let
+the secret be used from anywhere its customers are."""
 
 from __future__ import annotations
 
@@ -31,16 +34,17 @@ LEFT_OUT_SHOWN = 10
 
 
 def suggested_networks(api_key: ApiKey) -> tuple[list[str], list[str]]:
-    """The /24 or /48 networks of the addresses the key was used from, busiest first, to
-    offer as its allowed networks; and those left out of them: networks first seen in the
-    last 24 hours (since new_since(), where the page marks an address new), while the key
-    has older ones. The page is opened most often when a key
-    may have leaked, and then the newest network is the leak's: offered with the rest, it
-    would be allowed by the very save meant to shut it out. A key used only within that
-    day has nothing older to go by, and is offered all it has."""
+    """The /24 or /48 networks of the addresses the key itself was used from (not its
+    client tokens'), busiest first, to offer as its allowed networks; and those left out
+    of them: networks first seen in the last 24 hours (since new_since(), where the page
+    marks an address new), while the key has older ones. The page is opened most often
+    when a key may have leaked, and then the newest network is the leak's: offered with
+    the rest, it would be allowed by the very save meant to shut it out. A key used only
+    within that day has nothing older to go by, and is offered all it has."""
     first_seen: dict[str, datetime] = {}
     addresses = (
         UsageIp.objects.filter(api_key=api_key)
+        .own()
         .order_by("-requests", "ip")
         .values_list("ip", "first_seen")[:500]
     )

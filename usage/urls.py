@@ -21,6 +21,12 @@ urlpatterns = [
         name="api_key_addresses",
     ),
     path(
+        "projects/<slug:slug>/settings/api-keys/<int:key_id>/usage/addresses/client-tokens/",
+        views.api_key_addresses,
+        {"via_client_tokens": True},
+        name="api_key_token_addresses",
+    ),
+    path(
         "projects/<slug:slug>/settings/api-keys/<int:key_id>/networks/",
         networks.api_key_networks,
         name="api_key_networks",

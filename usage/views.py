@@ -53,6 +53,7 @@ from usage.key_usage import (
     Cursor,
     LogPage,
     UsageWindow,
+    key_address_counts,
     key_addresses_page,
     key_usage_summary,
     usage_log_page,
@@ -107,16 +108,28 @@ def api_key_usage(request: ProjectRequest, key_id: int) -> HttpResponse:
 
 @require_GET
 @project_member_required
-def api_key_addresses(request: ProjectRequest, key_id: int) -> HttpResponse:
-    """Every address the key was used from, most recently seen first, a page at a time:
-    the usage page lists ten and says how many more."""
+def api_key_addresses(
+    request: ProjectRequest, key_id: int, via_client_tokens: bool = False
+) -> HttpResponse:
+    """Every address the key itself was used from (or, at .../client-tokens/, its client
+    tokens), most recently seen first, a page at a time: the usage page lists ten of each
+    and says how many more."""
     api_key = get_object_or_404(ApiKey.objects.for_project(request.project), pk=key_id)
     form = AddressPageForm(request.GET)
-    context: dict[str, object] = {"api_key": api_key, "form": form, "page": None}
+    context: dict[str, object] = {
+        "api_key": api_key,
+        "form": form,
+        "page": None,
+        "via_client_tokens": via_client_tokens,
+        "counts": key_address_counts(api_key=api_key),
+    }
     if not form.is_valid():
         return render(request, ADDRESSES_TEMPLATE, context, status=400)
     page = key_addresses_page(
-        api_key=api_key, before=form.cleaned_data["before"], after=form.cleaned_data["after"]
+        api_key=api_key,
+        via_client_tokens=via_client_tokens,
+        before=form.cleaned_data["before"],
+        after=form.cleaned_data["after"],
     )
     context["page"] = page
     context["links"] = {

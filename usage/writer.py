@@ -4,7 +4,8 @@ The API hands each call's UsageEntry to `usage_defer()` once it has answered; th
 travels as a write-behind record (core/write_behind.py: the Redis stream and
 `manage.py ingest_usage`, or this process's buffer) and is written here, in batches, in
 one transaction: the rows; the roll-ups, one upsert per group of the batch (per key and
-hour and per key and address for the key page; per project hour and day, by caller and by
+hour, and per key and address apart for its own calls and its client tokens', for the key
+page; per project hour and day, by caller and by
 address, for the project overview: usage/models.py); and "last used" for tokens not
 marked in the last minute. One transaction per batch instead of per call is what keeps
 logging cheap (see `make bench`), and the roll-ups always agree with the rows.
@@ -347,11 +348,13 @@ def _upsert_hours(entries: list[UsageEntry]) -> None:
 
 
 def _upsert_ips(entries: list[UsageEntry]) -> None:
-    seen: dict[tuple[int | None, int | None, str], list[Any]] = {}
+    """Each address of the batch, per key, apart for the key's own calls and its client
+    tokens' (UsageIp.via_client_tokens): one statement for the batch."""
+    seen: dict[tuple[int | None, int | None, str, bool], list[Any]] = {}
     for e in entries:
         if not e.ip:
             continue
-        key = (e.project_id, e.api_key_id, e.ip)
+        key = (e.project_id, e.api_key_id, e.ip, e.client_token_id is not None)
         if key in seen:
             first, last, count = seen[key]
             seen[key] = [min(first, e.created_at), max(last, e.created_at), count + 1]
@@ -361,8 +364,9 @@ def _upsert_ips(entries: list[UsageEntry]) -> None:
         return
     table = UsageIp._meta.db_table
     sql = (
-        f"INSERT INTO {table} (project_id, api_key_id, ip, first_seen, last_seen, requests) "
-        f"VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (api_key_id, ip) DO UPDATE SET "
+        f"INSERT INTO {table} (project_id, api_key_id, ip, via_client_tokens, first_seen, "
+        "last_seen, requests) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (api_key_id, ip, via_client_tokens) DO UPDATE SET "
         f"first_seen = CASE WHEN excluded.first_seen < {table}.first_seen "
         f"THEN excluded.first_seen ELSE {table}.first_seen END, "
         f"last_seen = CASE WHEN excluded.last_seen > {table}.last_seen "
@@ -370,8 +374,8 @@ def _upsert_ips(entries: list[UsageEntry]) -> None:
         f"requests = {table}.requests + excluded.requests"
     )
     params: list[list[Any]] = [
-        [project_id, key_id, ip, _adapt(first), _adapt(last), count]
-        for (project_id, key_id, ip), (first, last, count) in seen.items()
+        [project_id, key_id, ip, via_tokens, _adapt(first), _adapt(last), count]
+        for (project_id, key_id, ip, via_tokens), (first, last, count) in seen.items()
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)

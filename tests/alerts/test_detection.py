@@ -204,6 +204,23 @@ def test_a_new_network_after_the_first_day_is_flagged_once(key):
     assert flag.occurrences == 1  # the network is known from its first call on
 
 
+def test_a_client_tokens_browser_in_a_new_network_raises_no_alert_the_keys_own_call_does(
+    key, project
+):
+    """Browsers come from everywhere: a new-network alert is about the key's own calls, as
+    the key's addresses and its allowed networks are (usage.UsageIp.via_client_tokens)."""
+    minted, _ = client_token_create(project=project, api_key=key, context={})
+    usage_write(steady(key, days=2))
+    usage_write(
+        [call(key, NOW - timedelta(minutes=9), ip="198.51.100.7", client_token_id=minted.pk)]
+    )
+    assert run() == []
+    usage_write([call(key, NOW - timedelta(minutes=5), ip="198.51.100.8")])
+    [flag] = run()
+    assert (flag.kind, flag.evidence["network"]) == (Flag.Kind.NEW_NETWORK, "198.51.100.0/24")
+    assert flag.evidence["ips"] == ["198.51.100.8"]
+
+
 def test_a_key_used_from_many_new_networks_at_once_raises_one_alert_naming_them(key):
     """A leaked key sprayed from 300 addresses in 300 networks is one incident: one alert
     that counts the networks, not 300 alerts (and 300 webhook deliveries) to acknowledge."""

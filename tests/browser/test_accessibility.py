@@ -274,7 +274,9 @@ def world(transactional_db) -> dict[str, object]:
         first_seen=now - timedelta(minutes=30),
         last_seen=now - timedelta(minutes=30),
     )
-    client_token_create(project=project, context={"user": "u1"}, api_key=key)
+    minted, _ = client_token_create(project=project, context={"user": "u1"}, api_key=key)
+    # Used from a browser: the key's usage page lists it apart from the key's own addresses.
+    usage_write([usage_call(now - timedelta(minutes=3), client_token=minted, ip="198.51.100.23")])
     pat, _ = personal_token_create(user=user, name="Laptop CLI", projects=[project])
     usage_write([usage_call(now - timedelta(minutes=2), pat=pat, project=project)])
     # A list longer than a page: its pager and its order are checked too.
@@ -379,6 +381,7 @@ def pages(
         (f"{project}/settings/api-keys/{key}/usage/?order=oldest&ip=203.0.113.0/24", None),
         (f"{project}/settings/api-keys/{key}/usage/?ip=203.0.113.7/24", None),  # its error
         (f"{project}/settings/api-keys/{key}/usage/addresses/", None),
+        (f"{project}/settings/api-keys/{key}/usage/addresses/client-tokens/", None),
         (f"{project}/settings/api-keys/{leaked}/roll/", None),  # it ended: no form
         (f"{project}/usage/", open_details),
         (f"{project}/usage/?range=7d&stack=key", open_details),

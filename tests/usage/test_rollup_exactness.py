@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.db.models import Count, Max, Min, Q
+from django.db.models import BooleanField, Count, ExpressionWrapper, Max, Min, Q
 from django.db.models.functions import TruncDay, TruncHour
 
 from accounts.models import Project
@@ -117,16 +117,21 @@ def test_the_hourly_roll_up_is_the_group_by_of_the_raw_rows(keys, traffic):
 
 
 def test_each_address_of_each_key_has_its_exact_count_and_first_and_last_call(keys, traffic):
+    """Per key and address, its own calls and its client tokens' apart."""
     raw = {
-        (row["api_key_id"], row["ip"]): (row["n"], row["first"], row["last"])
+        (row["api_key_id"], row["ip"], row["via"]): (row["n"], row["first"], row["last"])
         for row in UsageRecord.objects.filter(api_key__isnull=False, ip__isnull=False)
-        .values("api_key_id", "ip")
+        .values(
+            "api_key_id", "ip", via=ExpressionWrapper(Q(client_token__isnull=False), BooleanField())
+        )
         .annotate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
     }
     rolled = {
-        (u.api_key_id, u.ip): (u.requests, u.first_seen, u.last_seen) for u in UsageIp.objects.all()
+        (u.api_key_id, u.ip, u.via_client_tokens): (u.requests, u.first_seen, u.last_seen)
+        for u in UsageIp.objects.all()
     }
     assert rolled == raw
+    assert any(via for _, _, via in raw) and not all(via for _, _, via in raw)
 
 
 def test_the_key_pages_windows_equal_the_raw_counts(keys, traffic):
@@ -138,8 +143,14 @@ def test_the_key_pages_windows_equal_the_raw_counts(keys, traffic):
             )
             assert window.totals.requests == rows.count()
             assert window.totals.ok == rows.filter(outcome=Outcome.OK).count()
+            seen = UsageRecord.objects.filter(
+                api_key=key, ip__isnull=False, created_at__gte=window.start
+            )
             assert window.distinct_ips == (
-                UsageIp.objects.filter(api_key=key, last_seen__gte=window.start).count()
+                seen.filter(client_token__isnull=True).values("ip").distinct().count()
+            )
+            assert window.token_ips == (
+                seen.filter(client_token__isnull=False).values("ip").distinct().count()
             )
 
 
