@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -30,7 +31,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core.outage_log import OutageLog
-from core.redact import redact_tokens
+from core.redact import controls_escaped, redact_tokens
 from scheduler.jobs import Job, jobs, lease_of
 from scheduler.models import ScheduledJob
 
@@ -155,9 +156,22 @@ def run_job(
             logger.exception("Scheduled job %s failed", job.name)
             # The log's filter cuts tokens from the traceback; the row is kept too, and a
             # database quotes the value it refused, which may be a client's text.
-            error = redact_tokens("".join(traceback.format_exception_only(failure)).strip())
+            error = _storable(
+                redact_tokens("".join(traceback.format_exception_only(failure)).strip())
+            )
         _record_end(job, holder=holder, error=error, stopping=stopping)
     return not error
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _storable(error: str) -> str:
+    """A failure's text as its row can keep it: its controls escaped as the log's line
+    escapes them (PostgreSQL refuses a NUL in text, which _record_end took for the
+    database being away and retried until the lease ran out), and a lone surrogate (which
+    no database encodes: the update raised out of run_job) as the replacement character."""
+    return _SURROGATE.sub("\ufffd", controls_escaped(error))
 
 
 def _record_end(
