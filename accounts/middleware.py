@@ -4,12 +4,13 @@ seen, and sign-in asked for as a whole page, even by htmx."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
+from django.utils.http import MAX_URL_LENGTH
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
@@ -49,16 +50,23 @@ class HtmxSignInMiddleware:
         login = resolve_url(settings.LOGIN_URL)
         if urlsplit(response["Location"]).path != login:
             return response
-        sign_in = redirect_to_login(_back_to(request, htmx), login)["Location"]
+        back = _back_to(request, htmx)
+        sign_in = redirect_to_login(back, login)["Location"] if back else login
         return HttpResponseClientRedirect(sign_in)
 
 
-def _back_to(request: HttpRequest, htmx: HtmxDetails) -> str:
+def _back_to(request: HttpRequest, htmx: HtmxDetails) -> str | None:
     """The page the person was on (HX-Current-URL, of this site only), else the request's
-    own address. django-htmx reads the header with urlsplit, which raises ValueError on a
-    bracket without its pair: a header anyone can send is not a 500."""
+    own address, else its path: the first whose quoted form fits an address (MAX_URL_LENGTH);
+    None when none does, and sign-in comes back to the start. django-htmx reads the header
+    with urlsplit, which raises ValueError on a bracket without its pair, and a header
+    anyone can send may hold 8 KB of "%" that quote to three times that, past the 16,384
+    characters Django redirects to: neither is a 500 or a 400."""
     try:
         current = htmx.current_url_abs_path
     except ValueError:
         current = None
-    return current or request.get_full_path()
+    for page in (current, request.get_full_path(), request.path):
+        if page and len(quote(page, safe="/")) <= MAX_URL_LENGTH:
+            return page
+    return None
