@@ -1,4 +1,4 @@
-"""Suspicious-activity flags, and the detector's bookkeeping (see alerts/detection.py).
+"""Suspicious-activity flags, and the detector's bookkeeping (see alerts/detection/).
 
 The tables kept their names (apikeys_flag, apikeys_keynetwork, apikeys_detectioncursor)
 when they moved here from apikeys."""

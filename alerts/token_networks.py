@@ -3,7 +3,7 @@
 A PAT is its person's, across their projects, and the most powerful token there is; alerts
 are a project's (and a PAT's call may name none), so its new networks raise no alert but a
 security notice to the person, as a new sign-in network does. The detector
-(alerts/detection.py) learns each PAT's networks from the usage log, as it learns keys':
+(alerts/detection/run.py) learns each PAT's networks from the usage log, as it learns keys':
 a /24 or /48 first used past the token's first day of use (NEW_NETWORK_GRACE) is `new`.
 After its batches it sends each PAT with new networks not yet told one notice listing them,
 at most one per PAT per NOTICE_EVERY (the rest wait for the next run past it), recorded in

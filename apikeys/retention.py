@@ -49,7 +49,7 @@ KEEP = timedelta(days=30)
 BATCH = 1000  # tokens per DELETE, so no one statement holds the table for long
 PROJECTS = 1000  # project ids read at a time
 # How far before a token's creation a call with it may be logged: servers whose clocks
-# disagree (the detector allows the same, alerts/detection.py READ_MARGIN).
+# disagree (the detector allows the same, alerts/detection/run.py READ_MARGIN).
 CLOCK_SLACK = timedelta(hours=1)
 FIRST_MOMENT = datetime.min.replace(tzinfo=UTC)
 

@@ -333,7 +333,7 @@ class LateUsage(models.Model):
     Rows take ids in commit order, and nearly all are written within seconds of their call,
     so the detector reads new rows in the recent days' partitions only. A batch noted here
     widens that read to [oldest, newest] until it has read past `last_id`; it then forgets
-    the note (alerts/detection.py)."""
+    the note (alerts/detection/run.py)."""
 
     last_id = models.BigIntegerField(db_index=True)
     oldest = models.DateTimeField()

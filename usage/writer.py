@@ -184,7 +184,7 @@ _WRITE_LOCK = 0x7573616765  # "usage"
 def _in_commit_order() -> None:
     """Hold the usage log's write lock until this transaction ends, so that batches take
     their ids in the order they commit: a row can never commit with an id below one that
-    is already visible, and the detector's cursor (alerts/detection.py) reads every row
+    is already visible, and the detector's cursor (alerts/detection/run.py) reads every row
     exactly once. Batches are written one at a time anyway (they are few and large); on
     SQLite the database's own write lock does the same."""
     usage_write_lock()

@@ -75,14 +75,14 @@ def test_a_revoked_pat_without_a_project_does_not_stop_detection_for_anyone(two_
 
 def test_a_check_that_fails_on_one_row_skips_only_itself(two_tenants, monkeypatch, caplog):
     mine, theirs = two_tenants
-    real = detection.network_of
+    real = detection.new_networks.network_of
 
     def breaks_on_one_address(ip: str) -> str:
         if ip == "198.51.100.66":
             raise ValueError("a row no check expected")
         return real(ip)
 
-    monkeypatch.setattr(detection, "network_of", breaks_on_one_address)
+    monkeypatch.setattr(detection.new_networks, "network_of", breaks_on_one_address)
     usage_write(
         [
             usage_call(NOW - timedelta(minutes=5), key=mine, ip="198.51.100.66"),
@@ -158,20 +158,20 @@ def test_one_projects_email_failing_does_not_keep_the_others_and_is_sent_later(
     two_tenants, monkeypatch
 ):
     mine, theirs = two_tenants
-    real_send = detection.send_mail
+    real_send = detection.emails.send_mail
 
     def refuses_mine(**kwargs):
         if mine.project.name in kwargs["subject"]:
             raise ConnectionRefusedError("the mail server refused")
         return real_send(**kwargs)
 
-    monkeypatch.setattr(detection, "send_mail", refuses_mine)
+    monkeypatch.setattr(detection.emails, "send_mail", refuses_mine)
     usage_write([revoked_key_tried(mine), revoked_key_tried(theirs)])
     result = detect(now=NOW)
     assert (result.emails, result.failures) == (1, 1)
     assert [m.to for m in mail.outbox] == [["other-owner@example.com"]]
     # The flag was stored; its email is owed, and the next run sends it from that state.
-    monkeypatch.setattr(detection, "send_mail", real_send)
+    monkeypatch.setattr(detection.emails, "send_mail", real_send)
     later = detect(now=NOW + timedelta(minutes=1))
     assert (later.rows, later.emails) == (0, 1)
     assert len(mail.outbox) == 2
@@ -183,7 +183,7 @@ def test_the_command_reports_failures_and_finishes(two_tenants, monkeypatch):
 
     mine, theirs = two_tenants
     monkeypatch.setattr(
-        detection, "send_mail", lambda **kwargs: (_ for _ in ()).throw(OSError("down"))
+        detection.emails, "send_mail", lambda **kwargs: (_ for _ in ()).throw(OSError("down"))
     )
     usage_write([revoked_key_tried(mine), revoked_key_tried(theirs)])
     out, err = io.StringIO(), io.StringIO()
@@ -371,7 +371,7 @@ def test_a_mailbox_whose_mail_hangs_costs_a_run_one_timeout_not_one_per_alert(
     theirs, _ = make_key(Project.objects.for_user(other_owner).get(), name="Theirs")
     for key in [*keys, theirs]:
         key.revoke(by=None)
-    real_send = detection.send_mail
+    real_send = detection.emails.send_mail
     waited_for = []
 
     def hangs_for_mine(**kwargs):
@@ -380,7 +380,7 @@ def test_a_mailbox_whose_mail_hangs_costs_a_run_one_timeout_not_one_per_alert(
             raise TimeoutError("timed out")  # as smtplib does, after EMAIL_TIMEOUT
         return real_send(**kwargs)
 
-    monkeypatch.setattr(detection, "send_mail", hangs_for_mine)
+    monkeypatch.setattr(detection.emails, "send_mail", hangs_for_mine)
     usage_write([revoked_key_tried(key) for key in [*keys, theirs]])
     result = detect(now=NOW)
 

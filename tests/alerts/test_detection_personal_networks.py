@@ -171,7 +171,7 @@ def test_learning_pat_networks_that_fails_stops_no_key_alert(pat, project, make_
     def broken(rows):
         raise ValueError("one odd row")
 
-    monkeypatch.setattr("alerts.detection.token_networks_learn", broken)
+    monkeypatch.setattr("alerts.detection.run.token_networks_learn", broken)
     usage_write(
         [usage_call(NOW + timedelta(minutes=1), key=key, ip="198.51.100.7"),
          call(pat, NOW + timedelta(minutes=1), "198.51.100.7")]

@@ -134,7 +134,7 @@ def test_a_lost_connection_still_stops_the_run_with_the_cursor_where_it_was(
     def connection_lost(*args):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(detection, "_new_networks", connection_lost)
+    monkeypatch.setattr(detection.run, "_new_networks", connection_lost)
     with pytest.raises(OperationalError):
         detect()
     assert not DetectionCursor.objects.filter(last_id__gt=0).exists()
@@ -274,7 +274,7 @@ def test_a_flag_can_be_acknowledged_while_its_email_is_being_sent(two_tenants, m
         )
         mail.outbox.append(message["subject"])
 
-    monkeypatch.setattr(detection, "send_mail", mail_server_answering_slowly)
+    monkeypatch.setattr(detection.emails, "send_mail", mail_server_answering_slowly)
     result = detect()
     assert (result.emails, result.failures) == (1, 0)
     assert Flag.objects.get(api_key=mine).acknowledged_at is not None
@@ -288,7 +288,7 @@ def test_an_alert_email_the_mail_server_refused_is_sent_by_the_next_run(two_tena
     def refused(**message):
         raise OSError("connection refused")
 
-    monkeypatch.setattr(detection, "send_mail", refused)
+    monkeypatch.setattr(detection.emails, "send_mail", refused)
     result = detect()
     assert (result.emails, result.failures) == (0, 1)
     assert Flag.objects.get(api_key=mine).emailed_at is None

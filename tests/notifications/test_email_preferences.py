@@ -169,21 +169,21 @@ def test_a_member_made_owner_gets_the_owners_emails_unless_they_chose_otherwise(
 def test_one_recipient_refused_does_not_stop_the_others_alert_emails(
     project, team, api_key, monkeypatch
 ):
-    real = detection.send_mail
+    real = detection.emails.send_mail
 
     def refuses_grace(**kwargs):
         if kwargs["recipient_list"] == ["grace@example.com"]:
             raise ConnectionRefusedError("mailbox unavailable")
         return real(**kwargs)
 
-    monkeypatch.setattr(detection, "send_mail", refuses_grace)
+    monkeypatch.setattr(detection.emails, "send_mail", refuses_grace)
     api_key[0].revoke(by=None)
     usage_write([revoked_key_tried(api_key[0])])
     result = detect(now=NOW)
     assert recipients() == [["ada@example.com"]]
     assert (result.emails, result.failures) == (1, 0)
     # Sent to someone, so not sent again: Ada would get it twice.
-    monkeypatch.setattr(detection, "send_mail", real)
+    monkeypatch.setattr(detection.emails, "send_mail", real)
     assert detect(now=NOW + timedelta(minutes=1)).emails == 0
 
 

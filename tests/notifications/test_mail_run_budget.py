@@ -88,7 +88,7 @@ def test_the_detector_stops_emailing_once_its_budget_is_spent_and_owes_the_rest(
     alert_in_each_tenant, budget, clock, monkeypatch, caplog
 ):
     server = DownMailServer(clock, hang=HANG, error=TimeoutError)
-    monkeypatch.setattr(detection, "send_mail", server)
+    monkeypatch.setattr(detection.emails, "send_mail", server)
     with caplog.at_level(logging.WARNING):
         detect(now=NOW)
 
@@ -104,7 +104,7 @@ def test_the_next_run_starts_where_the_last_stopped_so_hanging_addresses_starve_
     """Oldest first every run, the same three hanging addresses took every run's budget
     and the other tenants' alerts were never emailed."""
     server = DownMailServer(clock, hang=HANG, error=TimeoutError)
-    monkeypatch.setattr(detection, "send_mail", server)
+    monkeypatch.setattr(detection.emails, "send_mail", server)
     detect(now=NOW)
     first = list(server.tried)
     server.tried.clear()
@@ -117,7 +117,7 @@ def test_a_server_that_refuses_at_once_costs_the_budget_nothing(
     alert_in_each_tenant, budget, clock, monkeypatch
 ):
     server = DownMailServer(clock, hang=0, error=ConnectionRefusedError)
-    monkeypatch.setattr(detection, "send_mail", server)
+    monkeypatch.setattr(detection.emails, "send_mail", server)
     result = detect(now=NOW)
     assert len(server.tried) == TENANTS  # every email was tried; each is owed again
     assert result.failures == TENANTS

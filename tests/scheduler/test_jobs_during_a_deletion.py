@@ -93,7 +93,7 @@ def test_a_deletion_never_waits_for_a_detector_batch_that_holds_its_keys_flags(
     results = []
     detecting, go, _pid, failures = paused_in_another_thread(
         monkeypatch,
-        detection,
+        detection.run,
         "_blocked_networks",  # the check after ended tokens, whose flag is in the batch
         lambda: results.append(detect()),
     )

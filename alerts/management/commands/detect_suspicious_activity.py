@@ -20,7 +20,7 @@ MAX_BATCH_SIZE = 100_000
 
 
 class Command(BaseCommand):
-    """Runs detect() (alerts/detection.py) and prints its throughput: every minute under
+    """Runs detect() (alerts/detection/run.py) and prints its throughput: every minute under
     run_scheduler (DETECTION_EVERY_SECONDS; README, Scheduled jobs)."""
 
     help = "Scan new API usage for suspicious activity, raise alerts and email owners."

@@ -1,0 +1,149 @@
+"""new_network (medium): a key succeeds from a /24 (IPv4) or /48 (IPv6) it has never used,
+after its learning period; one open alert per key, high at NEW_NETWORKS_HIGH networks.
+`_firsts`, which learns what a key does for the first time and finds what is new past that
+period, is the new-network grace's and switch's; new agents use it too."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from alerts.detection.flags import _names, _raise, _span
+from alerts.detection.result import DetectionResult, _isolated
+from alerts.detection.signs_together import _signs_together
+from alerts.detection.thresholds import Rules
+from alerts.learnt import learnt_before
+from alerts.models import Flag, KeyNetwork
+from core.networks import network_around
+from usage.models import Outcome
+
+# The /24 (IPv4) or /48 (IPv6) that an address belongs to.
+network_of = network_around
+
+
+def _firsts(
+    direct: list[dict[str, Any]],
+    value: Callable[[dict[str, Any]], str],
+    known: dict[int, set[str]],
+    first_uses: dict[int, datetime],
+    rules: Rules,
+) -> tuple[list[tuple[int, str, datetime]], dict[tuple[int, int], dict[str, dict[str, Any]]]]:
+    """What each key did for the first time in these calls (a network, an agent: `value`
+    of a call), in the order they came: each (key, value, first seen), to be learnt; and,
+    per (project, key), each new value's first call past the key's learning period (its
+    first use and the new-network grace), to be told. `known` and `first_uses` are the
+    keys' so far, and grow. Values are learnt while the kind is off, so turning it on
+    flags only what is new from then on."""
+    learnt: list[tuple[int, str, datetime]] = []
+    findings: dict[tuple[int, int], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for r in direct:
+        key_id, when, seen = r["api_key_id"], r["created_at"], value(r)
+        if seen in known[key_id]:
+            continue
+        first_use = first_uses.get(key_id, when)
+        first_uses[key_id] = min(first_use, when)
+        known[key_id].add(seen)
+        learnt.append((key_id, seen, when))
+        project_rules = rules[r["project_id"]]
+        if project_rules.on(Flag.Kind.NEW_NETWORK) and (
+            when - first_use > project_rules.new_network_grace
+        ):
+            findings[(r["project_id"], key_id)][seen] = r
+    return learnt, findings
+
+
+def _new_networks(
+    rows: list[dict[str, Any]], now: datetime, result: DetectionResult, rules: Rules
+) -> None:
+    direct = [
+        r for r in rows
+        if r["outcome"] == Outcome.OK and r["api_key_id"] and r["ip"] and not r["client_token_id"]
+    ]  # fmt: skip
+    if not direct:
+        return
+    known, first_uses = learnt_before(
+        KeyNetwork,
+        owner="api_key_id",
+        value="network",
+        owner_ids={r["api_key_id"] for r in direct},
+        values={network_of(r["ip"]) for r in direct},
+    )
+    learnt, findings = _firsts(direct, lambda r: network_of(r["ip"]), known, first_uses, rules)
+    KeyNetwork.objects.bulk_create(
+        [KeyNetwork(api_key_id=k, network=n, first_seen=at) for k, n, at in learnt],
+        ignore_conflicts=True,
+    )
+    names = _names({(p, k, None) for p, k in findings})
+    for (project_id, key_id), firsts in findings.items():
+        first, last = _span(list(firsts.values()))
+        name = names.get((key_id, None), "A key")
+        ips = [call["ip"] for call in firsts.values()]
+        # One alert per key while it is open, however many networks: a leaked key used
+        # from hundreds of addresses is one incident, not hundreds of alerts.
+        flag = _raise(
+            result,
+            project_id=project_id,
+            api_key_id=key_id,
+            kind=Flag.Kind.NEW_NETWORK,
+            severity=Flag.Severity.MEDIUM,
+            subject="",
+            summary="",
+            evidence={},
+            seen_from=first,
+            seen_to=last,
+            occurrences=len(firsts),
+            merge=partial(_new_networks_merge, name, list(firsts), ips, first),
+        )
+        if flag is not None:
+            escalate = partial(_new_networks_escalate, flag, now)
+            _isolated(f"severity of flag {flag.pk}", escalate, result)
+            _signs_together(flag, result)
+
+
+def _new_networks_escalate(flag: Flag, now: datetime) -> None:
+    """One new network may be a new server; a key taken up in one network after another
+    is likely leaked: its alert becomes high, so it is emailed (and sent to webhooks that
+    take only high alerts). Raised as high now (created_at, from which both count their
+    day): a medium alert left open for days was past that day when it became high, and
+    neither the email nor a high-only webhook ever came."""
+    if flag.severity == Flag.Severity.MEDIUM and flag.evidence["count"] >= NEW_NETWORKS_HIGH:
+        Flag.objects.filter(pk=flag.pk).update(severity=Flag.Severity.HIGH, created_at=now)
+
+
+NETWORKS_LISTED = 20
+# A key's open new-network alert becomes high (emailed) at this many new networks.
+NEW_NETWORKS_HIGH = 5
+
+
+def _new_networks_merge(
+    name: str, networks: list[str], ips: list[str], first: datetime, old: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """A key's open new-network alert with `networks` added: the first network and its
+    address stay first (the alert's link and its "is ours" are about them), the count
+    grows, and the first NETWORKS_LISTED networks are listed."""
+    listed = list(old.get("networks") or ([old["network"]] if old.get("network") else []))
+    count = int(old.get("count", len(listed))) + len(networks)
+    listed = [*listed, *[n for n in networks if n not in listed]][:NETWORKS_LISTED]
+    evidence = {
+        "network": listed[0],
+        "networks": listed,
+        "count": count,
+        "ips": [*old.get("ips", []), *ips][:10],
+        "since": old.get("since", first.isoformat()),
+    }
+    if count == 1:
+        summary = (
+            f"{name} was used from {listed[0]} ({evidence['ips'][0]}), a network it had "
+            "not used before."
+        )
+    else:
+        more = "…" if count > 3 else ""
+        leaked = " It may have leaked." if count >= NEW_NETWORKS_HIGH else ""
+        summary = (
+            f"{name} was used from {count} networks it had not used before "
+            f"({', '.join(listed[:3])}{more}).{leaked}"
+        )
+    return summary, evidence
