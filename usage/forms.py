@@ -1,8 +1,10 @@
-"""The usage pages' filter forms: a key's call log, and the project's overview."""
+"""The usage pages' filter forms: the call logs (a key's, a personal access token's, the
+project's), and the project's overview."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -20,10 +22,10 @@ from core.forms import (
     PrintableInput,
     UtcDateTimeField,
 )
-from usage.key_usage import Cursor, LogFilters
+from usage.key_usage import TEXT_SEARCH_SPAN, Cursor, LogFilters
 from usage.models import Outcome
 from usage.overview import LONGEST_RANGE, OverviewFilters, Stack, TimeRange
-from usage.project_log import TEXT_SEARCH_SPAN, ProjectLogFilters
+from usage.project_log import ProjectLogFilters
 
 OVERVIEW_FILTER_FIELDS = ("range", "since", "until", "key", "token_kind", "outcome", "ip")
 CUSTOM = "custom"
@@ -143,7 +145,8 @@ class CursorField(forms.CharField):
 
 
 class UsageFilterForm(PagedFilterForm):
-    """Narrows a key's call log. Every field is optional; an empty form shows every call.
+    """Narrows a call log (a personal access token's as it is; a key's and the project's
+    with more, KeyLogFilterForm). Every field is optional; an empty form shows every call.
 
     Also reads the pager's cursor (`before` or `after`), which the form never renders.
     """
@@ -236,39 +239,18 @@ class AddressPageForm(PagedFilterForm):
     }
 
 
-REQUEST_ID = r"^req_[0-9a-f]{24}$"
-
-
 SPAN_HOURS = int(TEXT_SEARCH_SPAN.total_seconds() // 3600)
 
 
-class ProjectLogFilterForm(UsageFilterForm):
-    """The project's call log: the per-key log's filters, and key, token type, request id,
-    user agent and path.
+class KeyLogFilterForm(UsageFilterForm):
+    """A key's call log: the filters every call log has, and user agent and path.
 
     The user agent and path search TEXT_SEARCH_SPAN of calls at a time (they have no
-    index: usage/project_log.py). Given without a "From", the span up to "To" (or the
+    index: usage/key_usage.py). Given without a "From", the span up to "To" (or the
     next minute) is filled into both fields, as if typed: the page shows what was
     searched, and its links and export keep that span rather than a later one.
     """
 
-    key = ProjectKeyChoiceField(label="Key", empty_label="Any key")
-    token_kind = forms.ChoiceField(
-        label="Token type",
-        required=False,
-        choices=[("", "Any token type"), *TokenKind.choices],
-        error_messages={"invalid_choice": "Choose a token type from the list."},
-    )
-    request_id = forms.RegexField(
-        label="Request id",
-        regex=REQUEST_ID,
-        required=False,
-        strip=True,
-        widget=forms.TextInput(
-            attrs={"placeholder": "req_…", "autocomplete": "off", "spellcheck": "false"}
-        ),
-        error_messages={"invalid": "Enter a request id, like req_ and 24 hex digits."},
-    )
     user_agent = SearchTextField(
         label="User agent contains",
         placeholder="python-requests",
@@ -281,43 +263,12 @@ class ProjectLogFilterForm(UsageFilterForm):
         start="/",
     )
 
-    filter_fields = (
-        *UsageFilterForm.filter_fields,
-        "key",
-        "token_kind",
-        "request_id",
-        "user_agent",
-        "path",
-    )
+    filter_fields = (*UsageFilterForm.filter_fields, "user_agent", "path")
     error_messages = {
         **UsageFilterForm.error_messages,
         "text_span": f"A user agent or path is searched over at most {SPAN_HOURS} hours: "
         f"choose a “From” at most {SPAN_HOURS} hours before “To” (or now).",
     }
-
-    def __init__(self, data: Any, *, project: Project) -> None:
-        super().__init__(data)
-        key_field = self.fields["key"]
-        assert isinstance(key_field, ProjectKeyChoiceField)
-        key_field.offer(project, chosen=self.data.get("key"))
-        self.order_fields(
-            [
-                "key",
-                "token_kind",
-                "agent",
-                "outcome",
-                "status",
-                "ip",
-                "since",
-                "until",
-                "request_id",
-                "user_agent",
-                "path",
-                "client_token",
-                "order",
-            ]
-        )
-
     text_span_hours = SPAN_HOURS
 
     def clean(self) -> dict[str, Any]:
@@ -348,6 +299,67 @@ class ProjectLogFilterForm(UsageFilterForm):
         filled["until"] = f"{until:{DATETIME_INPUT}}"
         self.data = filled
 
+    def filters(self) -> LogFilters:
+        data = self.cleaned_data
+        return replace(super().filters(), user_agent=data["user_agent"], path=data["path"])
+
+
+REQUEST_ID = r"^req_[0-9a-f]{24}$"
+
+
+class ProjectLogFilterForm(KeyLogFilterForm):
+    """The project's call log: a key's log's filters, and key, token type and request id."""
+
+    key = ProjectKeyChoiceField(label="Key", empty_label="Any key")
+    token_kind = forms.ChoiceField(
+        label="Token type",
+        required=False,
+        choices=[("", "Any token type"), *TokenKind.choices],
+        error_messages={"invalid_choice": "Choose a token type from the list."},
+    )
+    request_id = forms.RegexField(
+        label="Request id",
+        regex=REQUEST_ID,
+        required=False,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={"placeholder": "req_…", "autocomplete": "off", "spellcheck": "false"}
+        ),
+        error_messages={"invalid": "Enter a request id, like req_ and 24 hex digits."},
+    )
+
+    filter_fields = (
+        *UsageFilterForm.filter_fields,
+        "key",
+        "token_kind",
+        "request_id",
+        "user_agent",
+        "path",
+    )
+
+    def __init__(self, data: Any, *, project: Project) -> None:
+        super().__init__(data)
+        key_field = self.fields["key"]
+        assert isinstance(key_field, ProjectKeyChoiceField)
+        key_field.offer(project, chosen=self.data.get("key"))
+        self.order_fields(
+            [
+                "key",
+                "token_kind",
+                "agent",
+                "outcome",
+                "status",
+                "ip",
+                "since",
+                "until",
+                "request_id",
+                "user_agent",
+                "path",
+                "client_token",
+                "order",
+            ]
+        )
+
     def project_filters(self) -> ProjectLogFilters:
         data = self.cleaned_data
         return ProjectLogFilters(
@@ -355,8 +367,6 @@ class ProjectLogFilterForm(UsageFilterForm):
             api_key=data["key"],
             token_kind=data["token_kind"],
             request_id=data["request_id"],
-            user_agent=data["user_agent"],
-            path=data["path"],
         )
 
 

@@ -29,6 +29,13 @@ NEWEST_FIRST = ("-created_at", "-id")
 OLDEST_FIRST = ("created_at", "id")
 HOUR = timedelta(hours=1)
 ADDRESSES_SHOWN = 10
+# How much of a log a user agent or path filter searches at once. Neither column has an
+# index (one is not worth its cost on every write of the log): the filter tests each row
+# the page's walk of the time index passes, so a rare user agent, unbounded, made the
+# first page read every call the key or project ever made. The forms bound it
+# (usage.forms.KeyLogFilterForm); on PostgreSQL the bound prunes the walk to a day's
+# partitions.
+TEXT_SEARCH_SPAN = timedelta(hours=24)
 
 # UsageHour's column for each outcome.
 OUTCOME_COLUMN: dict[str, str] = {
@@ -94,6 +101,10 @@ class LogFilters:
     client_token: str = ""
     # The agent the calls named (UsageRecord.agent): what a new-agent alert opens.
     agent: str = ""
+    # Any part of the user agent, and the start of the path, in any case: at most
+    # TEXT_SEARCH_SPAN of calls (since to until) is searched for either.
+    user_agent: str = ""
+    path: str = ""
 
     def outcomes(self) -> frozenset[str]:
         """The outcomes a matching call can have: a status implies its outcome."""
@@ -121,6 +132,14 @@ class LogFilters:
             records = records.filter(self.ip_condition())
         if self.agent:
             records = records.filter(agent=self.agent)
+        # % and _ are escaped in these lookups (core.text_lookup): typed, they match
+        # themselves.
+        if self.user_agent:
+            records = records.filter(user_agent__contains_any_case=self.user_agent)
+        if self.path:
+            # Any case: SQLite's LIKE ignores ASCII case whatever Django asks, so the
+            # same filter finds the same calls on both databases.
+            records = records.filter(path__starts_any_case=self.path)
         if self.since is not None:
             records = records.filter(created_at__gte=self.since)
         if self.until is not None:

@@ -3,38 +3,29 @@ minted and members' personal access tokens, newest first, with the per-key log's
 plus key, token type, request id, user agent and path; and one call in full.
 
 Keyset pages on the (project, created_at, id) index, like the per-key log on its own.
-The user agent ("contains", any case) and the path ("starts with") have no index: they
-test each row the page's walk passes, so the form bounds them to TEXT_SEARCH_SPAN of
-calls at a time (usage.forms.ProjectLogFilterForm), which prunes the walk to a day's
-partitions on PostgreSQL. A rare user agent otherwise made the first page read every
-call the project ever made.
+The user agent and path filters are the per-key log's (LogFilters), bounded to
+usage.key_usage.TEXT_SEARCH_SPAN of calls at a time, which prunes the walk to a day's
+partitions on PostgreSQL.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from accounts.models import Project
 from apikeys.models import ApiKey
 from usage.key_usage import PAGE_SIZE, Cursor, LogFilters, LogPage, log_page_of
 from usage.models import UsageRecord, UsageRecordQuerySet
 
-# How much of the log a user agent or path filter searches at once (see above).
-TEXT_SEARCH_SPAN = timedelta(hours=24)
-
 
 @dataclass(frozen=True, slots=True)
 class ProjectLogFilters:
-    """The per-key log's filters, and which key, which kind of token, which request,
-    which user agent (any part, any case) and which path (its start, any case)."""
+    """The per-key log's filters, and which key, which kind of token, which request."""
 
     calls: LogFilters
     api_key: ApiKey | None = None
     token_kind: str = ""
     request_id: str = ""
-    user_agent: str = ""
-    path: str = ""
 
     def apply(self, records: UsageRecordQuerySet) -> UsageRecordQuerySet:
         records = self.calls.apply(records)
@@ -44,14 +35,6 @@ class ProjectLogFilters:
             records = records.filter(token_kind=self.token_kind)
         if self.request_id:
             records = records.filter(request_id=self.request_id)
-        # % and _ are escaped in these lookups (core.text_lookup): typed, they match
-        # themselves.
-        if self.user_agent:
-            records = records.filter(user_agent__contains_any_case=self.user_agent)
-        if self.path:
-            # Any case: SQLite's LIKE ignores ASCII case whatever Django asks, so the
-            # same filter finds the same calls on both databases.
-            records = records.filter(path__starts_any_case=self.path)
         return records
 
 

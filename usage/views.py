@@ -45,6 +45,7 @@ from usage.export import (
 )
 from usage.forms import (
     AddressPageForm,
+    KeyLogFilterForm,
     OverviewFilterForm,
     ProjectLogFilterForm,
     UsageFilterForm,
@@ -77,7 +78,7 @@ def api_key_usage(request: ProjectRequest, key_id: int) -> HttpResponse:
         .with_open_alert_counts(),  # named in the header: the reason someone looks here
         pk=key_id,
     )
-    form = UsageFilterForm(request.GET)
+    form = KeyLogFilterForm(request.GET)
     page = None
     if form.is_valid():
         page = usage_log_page(

@@ -1,14 +1,16 @@
-"""The project's call log narrows to a user agent (any part of it, any case) and to a path
-(its start): a leaked key's attacker often calls with one library's user agent
+"""The project's call log and a key's narrow to a user agent (any part of it, any case) and
+to a path (its start): a leaked key's attacker often calls with one library's user agent
 (python-requests/2.31) or at one path. Neither has an index to walk, so each searches at
-most a day of calls at a time (usage.project_log.TEXT_SEARCH_SPAN): the form fills in
-the last day when no range is given, and says so."""
+most a day of calls at a time (usage.key_usage.TEXT_SEARCH_SPAN): the form fills in the
+last day when no range is given, and says so. Every test runs on both logs (`log`)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,10 +24,10 @@ from accounts.models import Project
 from apikeys.models import ApiKey
 from tests.conftest import HTMX, usage_call
 from tests.plans import plan_nodes
-from usage.forms import ProjectLogFilterForm
-from usage.key_usage import NEWEST_FIRST, PAGE_SIZE
-from usage.models import UsageRecord
-from usage.project_log import TEXT_SEARCH_SPAN, project_calls
+from usage.forms import KeyLogFilterForm, ProjectLogFilterForm
+from usage.key_usage import NEWEST_FIRST, PAGE_SIZE, TEXT_SEARCH_SPAN
+from usage.models import UsageRecord, UsageRecordQuerySet
+from usage.project_log import project_calls
 from usage.writer import usage_write
 
 ATTACKER = "python-requests/2.31.0"
@@ -62,6 +64,44 @@ def calls(key: ApiKey, make_key, now: datetime) -> None:
 
 def calls_url(project: Project) -> str:
     return reverse("usage:project_calls", args=[project.slug])
+
+
+@dataclass(frozen=True)
+class Log:
+    """One of the two call logs with the text filters: its page, a filter of it that is
+    not a text filter, its form, and the rows its first page reads."""
+
+    url: str
+    other_filter: dict[str, str]
+    form: Callable[[dict[str, str]], KeyLogFilterForm]
+    records: Callable[[KeyLogFilterForm], UsageRecordQuerySet]
+
+
+def project_log(key: ApiKey) -> Log:
+    def records(form: KeyLogFilterForm) -> UsageRecordQuerySet:
+        assert isinstance(form, ProjectLogFilterForm)
+        return form.project_filters().apply(project_calls(key.project))
+
+    return Log(
+        url=calls_url(key.project),
+        other_filter={"key": str(key.pk)},
+        form=lambda data: ProjectLogFilterForm(data, project=key.project),
+        records=records,
+    )
+
+
+def key_log(key: ApiKey) -> Log:
+    return Log(
+        url=reverse("usage:api_key_usage", args=[key.project.slug, key.pk]),
+        other_filter={"outcome": "ok"},
+        form=KeyLogFilterForm,
+        records=lambda form: form.filters().apply(UsageRecord.objects.for_key(key)),
+    )
+
+
+@pytest.fixture(params=[project_log, key_log], ids=["project", "key"])
+def log(request, key: ApiKey) -> Log:
+    return request.param(key)
 
 
 def next_link(response) -> str | None:
@@ -109,14 +149,16 @@ def within_a_day(now: datetime):
 # -- User agent -----------------------------------------------------------------------------
 
 
-def test_the_user_agent_filter_finds_any_part_in_any_case_on_every_page(signed_in, key, calls, now):
-    shown = walk(signed_in, calls_url(key.project), {"user_agent": "PYTHON-requests"})
+def test_the_user_agent_filter_finds_any_part_in_any_case_on_every_page(
+    signed_in, key, calls, now, log
+):
+    shown = walk(signed_in, log.url, {"user_agent": "PYTHON-requests"})
     assert shown == newest_first(within_a_day(now).filter(user_agent__icontains="python-req"))
     assert len(shown) == 61 > PAGE_SIZE  # both versions, not the call two days ago
 
 
-def test_the_pager_the_export_and_oldest_first_keep_the_user_agent(signed_in, key, calls):
-    url = calls_url(key.project)
+def test_the_pager_the_export_and_oldest_first_keep_the_user_agent(signed_in, key, calls, log):
+    url = log.url
     newest = walk(signed_in, url, {"user_agent": "requests/2.31"})
     assert len(newest) == 60
     response = signed_in.get(url, {"user_agent": "requests/2.31"})
@@ -125,7 +167,7 @@ def test_the_pager_the_export_and_oldest_first_keep_the_user_agent(signed_in, ke
     assert oldest == newest[::-1]
 
 
-def test_percent_and_underscore_are_matched_as_themselves(signed_in, key, now):
+def test_percent_and_underscore_are_matched_as_themselves(signed_in, key, now, log):
     usage_write(
         [
             usage_call(
@@ -136,7 +178,7 @@ def test_percent_and_underscore_are_matched_as_themselves(signed_in, key, now):
             ),
         ]
     )
-    url = calls_url(key.project)
+    url = log.url
     for params in ({"user_agent": "0% v_"}, {"user_agent": "%"}, {"path": "/a_"}):
         rows = signed_in.get(url, params).context["page"].rows
         assert [r.path for r in rows] == ["/a_b"], params
@@ -145,8 +187,8 @@ def test_percent_and_underscore_are_matched_as_themselves(signed_in, key, now):
 # -- Path -----------------------------------------------------------------------------------
 
 
-def test_the_path_filter_finds_the_calls_whose_path_starts_with_it(signed_in, key, calls, now):
-    url = calls_url(key.project)
+def test_the_path_filter_finds_the_calls_whose_path_starts_with_it(signed_in, key, calls, now, log):
+    url = log.url
     shown = walk(signed_in, url, {"path": "/v1/api-keys"})
     assert shown == newest_first(within_a_day(now).filter(path__startswith="/v1/api-keys"))
     assert len(shown) == 60
@@ -155,8 +197,8 @@ def test_the_path_filter_finds_the_calls_whose_path_starts_with_it(signed_in, ke
     assert walk(signed_in, url, {"path": "/v1/api-keys/7/roll", "user_agent": "reminix"}) == []
 
 
-def test_a_path_must_start_with_a_slash(signed_in, key, calls):
-    response = signed_in.get(calls_url(key.project), {"path": "v1/api-keys"})
+def test_a_path_must_start_with_a_slash(signed_in, key, calls, log):
+    response = signed_in.get(log.url, {"path": "v1/api-keys"})
     assert response.status_code == 400
     field = re.search(r'<div class="field field-path">(.*?)</div>', response.content.decode(), re.S)
     assert field is not None and "Enter the start of a path" in field.group(1)
@@ -165,8 +207,8 @@ def test_a_path_must_start_with_a_slash(signed_in, key, calls):
 # -- A day at a time ------------------------------------------------------------------------
 
 
-def test_without_a_range_the_last_day_is_searched_and_the_page_says_so(signed_in, key, calls):
-    response = signed_in.get(calls_url(key.project), {"user_agent": ATTACKER})
+def test_without_a_range_the_last_day_is_searched_and_the_page_says_so(signed_in, key, calls, log):
+    response = signed_in.get(log.url, {"user_agent": ATTACKER})
     html = response.content.decode()
     assert "searched 24 hours at a time" in html
     since = re.search(r'name="since" value="([^"]+)"', html)
@@ -177,32 +219,32 @@ def test_without_a_range_the_last_day_is_searched_and_the_page_says_so(signed_in
     assert older is not None and "since" in parse_qs(urlsplit(older).query)
 
 
-def test_an_earlier_day_is_searched_when_asked(signed_in, key, calls, now):
+def test_an_earlier_day_is_searched_when_asked(signed_in, key, calls, now, log):
     day_before = now - timedelta(days=2)
     params = {
         "user_agent": ATTACKER,
         "since": f"{day_before - timedelta(hours=1):%Y-%m-%d %H:%M}",
         "until": f"{day_before + timedelta(hours=1):%Y-%m-%d %H:%M}",
     }
-    rows = signed_in.get(calls_url(key.project), params).context["page"].rows
+    rows = signed_in.get(log.url, params).context["page"].rows
     assert [r.path for r in rows] == ["/v1/api-keys"]
 
 
-def test_a_range_longer_than_a_day_is_refused_beside_from(signed_in, key, calls, now):
+def test_a_range_longer_than_a_day_is_refused_beside_from(signed_in, key, calls, now, log):
     for params in (
         {"path": "/v1", "since": f"{now - timedelta(days=3):%Y-%m-%d %H:%M}"},
         {"user_agent": "x", "since": "2026-01-01 00:00", "until": "2026-01-03 00:00"},
     ):
-        response = signed_in.get(calls_url(key.project), params)
+        response = signed_in.get(log.url, params)
         assert response.status_code == 400, params
         html = response.content.decode()
         field = re.search(r'<div class="field field-since">(.*?)</div>', html, re.S)
         assert field is not None and "at most 24 hours" in field.group(1)
 
 
-def test_other_filters_keep_their_whole_history(signed_in, key, calls):
-    """The bound is the text filters': an address or a key still reads every day."""
-    html = signed_in.get(calls_url(key.project), {"key": key.pk}).content.decode()
+def test_other_filters_keep_their_whole_history(signed_in, key, calls, log):
+    """The bound is the text filters': an outcome or a key still reads every day."""
+    html = signed_in.get(log.url, log.other_filter).content.decode()
     assert "24 hours at a time" not in html
     assert re.search(r'name="since" value="[^"]', html) is None
 
@@ -214,10 +256,10 @@ ODD = ["a\x00b", "\x00", "x" * 10_000, "a\nb", "\x1b[31m", "\ufeffbom"]
 
 @pytest.mark.parametrize("value", ODD, ids=lambda v: repr(v)[:20])
 @pytest.mark.parametrize("name", ["user_agent", "path"])
-def test_odd_text_is_refused_beside_its_field_and_not_shown_back(signed_in, key, name, value):
+def test_odd_text_is_refused_beside_its_field_and_not_shown_back(signed_in, key, name, value, log):
     value = f"/{value}" if name == "path" else value
     for url in (
-        calls_url(key.project),
+        log.url,
         reverse("usage:project_calls_export", args=[key.project.slug]),
     ):
         response = signed_in.get(url, {name: value})
@@ -228,34 +270,36 @@ def test_odd_text_is_refused_beside_its_field_and_not_shown_back(signed_in, key,
         )
         assert field is not None and 'aria-invalid="true"' in field.group(1)
         assert "\x00" not in html and "x" * 300 not in html and "\x1b" not in html
-    htmx = signed_in.get(calls_url(key.project), {name: value}, headers=HTMX)
+    htmx = signed_in.get(log.url, {name: value}, headers=HTMX)
     assert htmx.status_code == 200 and 'aria-invalid="true"' in htmx.content.decode()
 
 
 @pytest.mark.parametrize("name", ["user_agent", "path"])
-def test_a_lone_surrogates_bytes_are_answered(signed_in, key, name):
+def test_a_lone_surrogates_bytes_are_answered(signed_in, key, name, log):
     for raw in ("%ED%A0%80", "%FF", "%2F%ED%A0%80"):
-        response = signed_in.get(f"{calls_url(key.project)}?{name}={raw}")
+        response = signed_in.get(f"{log.url}?{name}={raw}")
         assert response.status_code in (200, 400), raw
 
 
-def test_a_lone_surrogate_given_to_the_form_is_refused(key):
+def test_a_lone_surrogate_given_to_the_form_is_refused(key, log):
     for name, value in (("user_agent", "a\ud800"), ("path", "/\udfff")):
-        form = ProjectLogFilterForm({name: value}, project=key.project)
+        form = log.form({name: value})
         assert not form.is_valid() and name in form.errors
 
 
-def test_text_up_to_the_columns_length_is_searched(signed_in, key, now):
+def test_text_up_to_the_columns_length_is_searched(signed_in, key, now, log):
     long = "M" * 255
     usage_write([usage_call(now - timedelta(minutes=1), key=key, user_agent=long)])
-    rows = signed_in.get(calls_url(key.project), {"user_agent": long}).context["page"].rows
+    rows = signed_in.get(log.url, {"user_agent": long}).context["page"].rows
     assert len(rows) == 1
 
 
 @pytest.mark.parametrize("name", ["user_agent", "path"])
-def test_a_key_pasted_into_the_text_filters_is_neither_searched_nor_kept(signed_in, api_key, name):
+def test_a_key_pasted_into_the_text_filters_is_neither_searched_nor_kept(
+    signed_in, api_key, name, log
+):
     key, secret = api_key
-    url = calls_url(key.project)
+    url = log.url
     value = f"/v1/agents/{secret}/invoke" if name == "path" else f"curl {secret}"
     response = signed_in.get(url, {name: value, "status": "401"})
     assert response.status_code == 303
@@ -268,12 +312,12 @@ def test_a_key_pasted_into_the_text_filters_is_neither_searched_nor_kept(signed_
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
-def test_a_user_agent_page_reads_only_the_days_partitions(key, calls):
+def test_a_user_agent_page_reads_only_the_days_partitions(key, calls, log):
     """The text test runs on each row: the day's bound is what keeps it from every row of
     every partition, and the page still walks the time index in its order."""
-    form = ProjectLogFilterForm({"user_agent": "requests"}, project=key.project)
+    form = log.form({"user_agent": "requests"})
     assert form.is_valid(), form.errors
-    records = form.project_filters().apply(project_calls(key.project))
+    records = log.records(form)
     nodes = plan_nodes(records.order_by(*NEWEST_FIRST)[: PAGE_SIZE + 1])
     assert not [n for n in nodes if n["Node Type"] == "Sort"], nodes
     scans = [n for n in nodes if n.get("Relation Name", "").startswith("apikeys_usagerecord")]
