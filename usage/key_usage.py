@@ -21,6 +21,7 @@ from django.db.models import Count, F, Max, Min, Q, Sum
 from django.db.models.expressions import Combinable
 
 from apikeys.models import ApiKey, ClientToken
+from core.network_lookup import address_or_network
 from core.paging import KeysetPage, keyset_page
 from usage.models import Outcome, UsageHour, UsageIp, UsageRecord, UsageRecordQuerySet
 
@@ -120,8 +121,9 @@ class LogFilters:
         return frozenset(possible)
 
     def ip_condition(self) -> Q:
-        """The address, or every address of the network (`ip` holds a "/" then)."""
-        return Q(ip__in_network=self.ip) if "/" in self.ip else Q(ip=self.ip)
+        """The address, or every address of the network (`ip` holds a "/" then), on the
+        log's rows and on UsageIp's alike (both columns are `ip`)."""
+        return address_or_network(self.ip)
 
     def apply(self, records: UsageRecordQuerySet) -> UsageRecordQuerySet:
         if self.outcome:
