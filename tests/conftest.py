@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from itertools import count
 from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core.mail.backends.base import BaseEmailBackend
@@ -373,6 +378,48 @@ def usage_call(
         user_agent=user_agent,
         request_id=request_id or f"req_{next(_request_ids):024x}",
     )
+
+
+# -- A call log read as a person reads it: page after page, and its CSV ---------------------
+
+
+def log_next_link(response: Any) -> str | None:
+    """The address of a call log page's "older" link (rel="next"), or None on the last."""
+    match = re.search(
+        r'<a [^>]*href="([^"]+)" hx-get="[^"]+" rel="next"', response.content.decode()
+    )
+    return match.group(1).replace("&amp;", "&") if match else None
+
+
+def log_walk(client: Client, url: str, params: dict[str, str] | None = None) -> list[str]:
+    """The request ids a call log shows from its first page to its last, following its
+    links; each link must keep every filter in `params`."""
+    seen: list[str] = []
+    response = client.get(url, params or {})
+    while True:
+        assert response.status_code == 200, response.content.decode()[:2000]
+        seen += [row.request_id for row in response.context["page"].rows]
+        older = log_next_link(response)
+        if older is None:
+            return seen
+        for name, value in (params or {}).items():
+            assert parse_qs(urlsplit(older).query)[name] == [value]
+        response = client.get(older)
+
+
+def log_export_link(response: Any) -> str:
+    """The address of a call log page's Download CSV link."""
+    match = re.search(r'href="([^"]*export\.csv[^"]*)"', response.content.decode())
+    assert match is not None
+    return match.group(1).replace("&amp;", "&")
+
+
+def exported_request_ids(client: Client, url: str) -> list[str]:
+    """The request ids of a call log export's rows, in the file's order."""
+    response = client.get(url)
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content).decode()
+    return [row["request_id"] for row in csv.DictReader(io.StringIO(body.lstrip("\ufeff")))]
 
 
 @pytest.fixture

@@ -4,22 +4,26 @@ agent, not every call of the key in those minutes."""
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Project
 from agents.api import is_agent_name
 from apikeys.models import ApiKey
-from tests.conftest import HTMX, usage_call
+from tests.conftest import (
+    HTMX,
+    exported_request_ids,
+    log_export_link,
+    log_next_link,
+    log_walk,
+    usage_call,
+)
 from tests.plans import plan_nodes
 from usage.forms import ProjectLogFilterForm, UsageFilterForm
 from usage.key_usage import NEWEST_FIRST, PAGE_SIZE, LogFilters
@@ -65,40 +69,6 @@ def calls_url(project: Project) -> str:
     return reverse("usage:project_calls", args=[project.slug])
 
 
-def next_link(response) -> str | None:
-    match = re.search(
-        r'<a [^>]*href="([^"]+)" hx-get="[^"]+" rel="next"', response.content.decode()
-    )
-    return match.group(1).replace("&amp;", "&") if match else None
-
-
-def walk(client: Client, url: str, params: dict[str, str] | None = None) -> list[str]:
-    seen: list[str] = []
-    response = client.get(url, params or {})
-    while True:
-        assert response.status_code == 200
-        seen += [row.request_id for row in response.context["page"].rows]
-        older = next_link(response)
-        if older is None:
-            return seen
-        if params and "agent" in params:
-            assert parse_qs(urlsplit(older).query)["agent"] == [params["agent"]]
-        response = client.get(older)
-
-
-def export_link(response) -> str:
-    match = re.search(r'href="([^"]*export\.csv[^"]*)"', response.content.decode())
-    assert match is not None
-    return match.group(1).replace("&amp;", "&")
-
-
-def exported(client: Client, url: str) -> list[str]:
-    response = client.get(url)
-    assert response.status_code == 200
-    body = b"".join(response.streaming_content).decode()
-    return [row["request_id"] for row in csv.DictReader(io.StringIO(body.lstrip("\ufeff")))]
-
-
 def newest_first(**filters: object) -> list[str]:
     rows = UsageRecord.objects.filter(**filters).order_by(*NEWEST_FIRST)
     return list(rows.values_list("request_id", flat=True))
@@ -108,13 +78,13 @@ def newest_first(**filters: object) -> list[str]:
 
 
 def test_the_keys_log_narrows_to_one_agent_on_every_page(signed_in, key, calls):
-    shown = walk(signed_in, key_url(key), {"agent": "payroll-admin"})
+    shown = log_walk(signed_in, key_url(key), {"agent": "payroll-admin"})
     assert shown == newest_first(api_key=key, agent="payroll-admin")
     assert len(shown) == 60 > PAGE_SIZE
 
 
 def test_the_pager_keeps_the_agent(signed_in, key, calls):
-    older = next_link(signed_in.get(key_url(key, agent="payroll-admin")))
+    older = log_next_link(signed_in.get(key_url(key, agent="payroll-admin")))
     assert older is not None
     query = parse_qs(urlsplit(older).query)
     assert query["agent"] == ["payroll-admin"] and "before" in query
@@ -122,9 +92,9 @@ def test_the_pager_keeps_the_agent(signed_in, key, calls):
 
 def test_the_keys_filtered_log_downloads_exactly_what_it_lists(signed_in, key, calls):
     url = key_url(key, agent="payroll-admin")
-    download = export_link(signed_in.get(url))
+    download = log_export_link(signed_in.get(url))
     assert "agent=payroll-admin" in download
-    assert exported(signed_in, download) == walk(signed_in, url) != []
+    assert exported_request_ids(signed_in, download) == log_walk(signed_in, url) != []
 
 
 def test_the_agent_filter_is_a_field_of_the_form_and_kept_in_the_address(signed_in, key, calls):
@@ -194,11 +164,11 @@ def test_the_filter_takes_exactly_the_names_an_agent_can_have(name):
 
 def test_the_projects_log_narrows_to_one_agent_and_downloads_the_same(signed_in, key, calls):
     url = calls_url(key.project)
-    shown = walk(signed_in, url, {"agent": "payroll-admin"})
+    shown = log_walk(signed_in, url, {"agent": "payroll-admin"})
     assert shown == newest_first(project=key.project, agent="payroll-admin")
     assert len(shown) == 120
-    download = export_link(signed_in.get(url, {"agent": "payroll-admin"}))
-    assert exported(signed_in, download) == shown
+    download = log_export_link(signed_in.get(url, {"agent": "payroll-admin"}))
+    assert exported_request_ids(signed_in, download) == shown
 
 
 def test_the_projects_log_refuses_a_bad_agent_beside_the_field(signed_in, key):

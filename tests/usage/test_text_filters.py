@@ -6,8 +6,6 @@ last day when no range is given, and says so. Every test runs on both logs (`log
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,13 +14,19 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connection
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Project
 from apikeys.models import ApiKey
-from tests.conftest import HTMX, usage_call
+from tests.conftest import (
+    HTMX,
+    exported_request_ids,
+    log_export_link,
+    log_next_link,
+    log_walk,
+    usage_call,
+)
 from tests.plans import plan_nodes
 from usage.forms import KeyLogFilterForm, ProjectLogFilterForm
 from usage.key_usage import NEWEST_FIRST, PAGE_SIZE, TEXT_SEARCH_SPAN
@@ -104,40 +108,6 @@ def log(request, key: ApiKey) -> Log:
     return request.param(key)
 
 
-def next_link(response) -> str | None:
-    match = re.search(
-        r'<a [^>]*href="([^"]+)" hx-get="[^"]+" rel="next"', response.content.decode()
-    )
-    return match.group(1).replace("&amp;", "&") if match else None
-
-
-def walk(client: Client, url: str, params: dict[str, str] | None = None) -> list[str]:
-    seen: list[str] = []
-    response = client.get(url, params or {})
-    while True:
-        assert response.status_code == 200, response.content.decode()[:2000]
-        seen += [row.request_id for row in response.context["page"].rows]
-        older = next_link(response)
-        if older is None:
-            return seen
-        for name, value in (params or {}).items():
-            assert parse_qs(urlsplit(older).query)[name] == [value]
-        response = client.get(older)
-
-
-def export_link(response) -> str:
-    match = re.search(r'href="([^"]*export\.csv[^"]*)"', response.content.decode())
-    assert match is not None
-    return match.group(1).replace("&amp;", "&")
-
-
-def exported(client: Client, url: str) -> list[str]:
-    response = client.get(url)
-    assert response.status_code == 200
-    body = b"".join(response.streaming_content).decode()
-    return [row["request_id"] for row in csv.DictReader(io.StringIO(body.lstrip("\ufeff")))]
-
-
 def newest_first(rows) -> list[str]:
     return list(rows.order_by(*NEWEST_FIRST).values_list("request_id", flat=True))
 
@@ -152,18 +122,18 @@ def within_a_day(now: datetime):
 def test_the_user_agent_filter_finds_any_part_in_any_case_on_every_page(
     signed_in, key, calls, now, log
 ):
-    shown = walk(signed_in, log.url, {"user_agent": "PYTHON-requests"})
+    shown = log_walk(signed_in, log.url, {"user_agent": "PYTHON-requests"})
     assert shown == newest_first(within_a_day(now).filter(user_agent__icontains="python-req"))
     assert len(shown) == 61 > PAGE_SIZE  # both versions, not the call two days ago
 
 
 def test_the_pager_the_export_and_oldest_first_keep_the_user_agent(signed_in, key, calls, log):
     url = log.url
-    newest = walk(signed_in, url, {"user_agent": "requests/2.31"})
+    newest = log_walk(signed_in, url, {"user_agent": "requests/2.31"})
     assert len(newest) == 60
     response = signed_in.get(url, {"user_agent": "requests/2.31"})
-    assert exported(signed_in, export_link(response)) == newest
-    oldest = walk(signed_in, url, {"user_agent": "requests/2.31", "order": "oldest"})
+    assert exported_request_ids(signed_in, log_export_link(response)) == newest
+    oldest = log_walk(signed_in, url, {"user_agent": "requests/2.31", "order": "oldest"})
     assert oldest == newest[::-1]
 
 
@@ -189,12 +159,12 @@ def test_percent_and_underscore_are_matched_as_themselves(signed_in, key, now, l
 
 def test_the_path_filter_finds_the_calls_whose_path_starts_with_it(signed_in, key, calls, now, log):
     url = log.url
-    shown = walk(signed_in, url, {"path": "/v1/api-keys"})
+    shown = log_walk(signed_in, url, {"path": "/v1/api-keys"})
     assert shown == newest_first(within_a_day(now).filter(path__startswith="/v1/api-keys"))
     assert len(shown) == 60
-    one = walk(signed_in, url, {"path": "/v1/api-keys/7/roll"})
+    one = log_walk(signed_in, url, {"path": "/v1/api-keys/7/roll"})
     assert len(one) == 1
-    assert walk(signed_in, url, {"path": "/v1/api-keys/7/roll", "user_agent": "reminix"}) == []
+    assert log_walk(signed_in, url, {"path": "/v1/api-keys/7/roll", "user_agent": "reminix"}) == []
 
 
 def test_a_path_must_start_with_a_slash(signed_in, key, calls, log):
@@ -215,7 +185,7 @@ def test_without_a_range_the_last_day_is_searched_and_the_page_says_so(signed_in
     until = re.search(r'name="until" value="([^"]+)"', html)
     assert since and until  # the day searched, in the fields, to be moved back
     # The address keeps the day, so a reload or a later page reads the same calls.
-    older = next_link(response)
+    older = log_next_link(response)
     assert older is not None and "since" in parse_qs(urlsplit(older).query)
 
 
