@@ -50,7 +50,9 @@ def now() -> datetime:
 @pytest.fixture
 def calls(key: ApiKey, make_key, now: datetime) -> None:
     """Sixty calls of the attacker's library at the key list, in the last hour; the
-    project's own SDK calling its agent beside them; and the attacker two days ago."""
+    project's own SDK calling its agent beside them, with another key and (every tenth
+    minute) with this one, so that the key's own log holds calls to leave out; and the
+    attacker two days ago."""
     other, _ = make_key(key.project, name="Other")
     entries = []
     for i in range(60):
@@ -59,6 +61,8 @@ def calls(key: ApiKey, make_key, now: datetime) -> None:
             usage_call(at, key=key, user_agent=ATTACKER, path=f"/v1/api-keys/{i}/roll"),
             usage_call(at - timedelta(seconds=1), key=other, path="/v1/agents/my-agent/invoke"),
         ]
+        if i % 10 == 0:
+            entries.append(usage_call(at - timedelta(seconds=2), key=key, path="/v1/agents"))
     entries += [
         usage_call(now - timedelta(days=2), key=key, user_agent=ATTACKER, path="/v1/api-keys"),
         usage_call(now - timedelta(minutes=90), key=key, user_agent="Python-Requests/2.28"),
