@@ -10,7 +10,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import count
 from types import ModuleType
 from typing import Any
@@ -25,7 +25,12 @@ from django.utils import timezone
 from accounts.models import Project, User
 from accounts.services import project_create, user_sign_up
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
-from apikeys.services import api_key_create, personal_token_create
+from apikeys.services import (
+    api_key_create,
+    api_key_roll,
+    api_key_suspend,
+    personal_token_create,
+)
 from apikeys.tokens import TokenKind
 from core.after_answer import drain
 from tests.servers import Prepared, prepared
@@ -377,6 +382,34 @@ def usage_call(
         ip=ip,
         user_agent=user_agent,
         request_id=request_id or f"req_{next(_request_ids):024x}",
+    )
+
+
+def keys_at_their_widest(
+    project: Project,
+    user: User,
+    *,
+    rolled: ApiKey | None = None,
+    expiring: str = "Nightly export job for the billing warehouse",
+    expires_in: timedelta = timedelta(days=2, hours=23, minutes=30),
+) -> None:
+    """The key list's rows at their widest: a key rolled whose old secret still works
+    (`rolled`, or a new "Billing"), one suspended with a reason, and one in its last days
+    (`expiring`, ending in `expires_in`)."""
+    if rolled is None:
+        rolled, _ = api_key_create(project=project, name="Billing", created_by=user)
+    api_key_roll(api_key=rolled, by=user, overlap=timedelta(hours=24))
+    suspended, _ = api_key_create(project=project, name="Partner sync", created_by=user)
+    api_key_suspend(
+        api_key=suspended,
+        by=user,
+        reason="Seen calling from an unknown network; checking with the partner",
+    )
+    api_key_create(
+        project=project,
+        name=expiring,
+        created_by=user,
+        expires_at=timezone.now() + expires_in,
     )
 
 

@@ -12,9 +12,9 @@ from pytest_django.live_server_helper import LiveServer
 from accounts.models import Project
 from accounts.services import user_sign_up
 from alerts.detection import detect
-from apikeys.services import api_key_create, api_key_roll, api_key_suspend
+from apikeys.services import api_key_create
 from tests.browser.test_api_keys_in_a_browser import sign_in
-from tests.conftest import PASSWORD, usage_call
+from tests.conftest import PASSWORD, keys_at_their_widest, usage_call
 from usage.writer import usage_write
 
 
@@ -83,21 +83,7 @@ def test_the_key_lists_badges_keep_to_one_line_at_1280_and_375_pixels(
     (375)."""
     user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
     project = Project.objects.for_user(user).get()
-    now = timezone.now()
-    rolled, _ = api_key_create(project=project, name="Billing", created_by=user)
-    api_key_roll(api_key=rolled, by=user, overlap=timedelta(hours=24))
-    suspended, _ = api_key_create(project=project, name="Partner sync", created_by=user)
-    api_key_suspend(
-        api_key=suspended,
-        by=user,
-        reason="Seen calling from an unknown network; checking with the partner",
-    )
-    api_key_create(
-        project=project,
-        name="Nightly export job for the billing warehouse",
-        created_by=user,
-        expires_at=now + timedelta(days=2, hours=23, minutes=30),
-    )
+    keys_at_their_widest(project, user)
     sign_in(page, "kim@example.com")
     for width, height in ((1280, 900), (375, 800)):
         page.set_viewport_size({"width": width, "height": height})

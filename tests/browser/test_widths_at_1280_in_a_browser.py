@@ -1,13 +1,16 @@
 """What was cut off or scrolled sideways at 1280 px, measured: the call log's address
 placeholder, the key list's "Last used" ("7 minutes / ago"), and the Usage page's
-address table and the call log, which scrolled some 20 px inside their cards. Each
-page is also looked at 375 px wide, where nothing may leave the screen."""
+address table and the call log, which scrolled some 20 px inside their cards; and a
+key's call log, with its user agent and path filters. Each page is also looked at 375 px
+wide, where nothing may leave the screen."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
+import pytest
+from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import Page
 
@@ -16,12 +19,10 @@ from accounts.services import user_sign_up
 from apikeys.models import ApiKey
 from apikeys.services import (
     api_key_create,
-    api_key_roll,
-    api_key_suspend,
     client_token_create,
 )
 from tests.browser.test_api_keys_in_a_browser import sign_in
-from tests.conftest import PASSWORD, usage_call
+from tests.conftest import PASSWORD, keys_at_their_widest, usage_call
 from usage.writer import usage_write
 
 SIZES = ((1280, 900), (375, 800))
@@ -89,28 +90,27 @@ def world() -> tuple[Project, ApiKey]:
     return project, key
 
 
-def test_the_call_logs_filters_and_table_keep_inside_their_card(
-    page: Page, live_server: Any, transactional_db: Any
+# Each call log and the Usage page, with its filter form: the key's log with a user agent
+# asked, so that its text filters' note and the day they filled in are on show too.
+PAGES = {
+    "call log": ("usage:project_calls", False, "#calls-filters"),
+    "usage page": ("usage:project_usage", False, "#overview-filters"),
+    "key's call log": ("usage:api_key_usage", True, "#usage-filters"),
+}
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_the_pages_filters_and_tables_keep_inside_their_cards(
+    page: Page, live_server: Any, transactional_db: Any, name: str
 ) -> None:
-    project, _ = world()
+    project, key = world()
+    url_name, of_key, form = PAGES[name]
+    url = reverse(url_name, args=[project.slug, key.pk] if of_key else [project.slug])
     sign_in(page, "kim@example.com")
     for width, height in SIZES:
         page.set_viewport_size({"width": width, "height": height})
-        page.goto(f"/projects/{project.slug}/usage/calls/")
-        assert cut_placeholders(page, "#calls-filters") == [], width
-        assert scrolled_sideways(page) == [], width
-        assert off_screen(page) <= 0, width
-
-
-def test_the_usage_pages_address_table_keeps_inside_its_card(
-    page: Page, live_server: Any, transactional_db: Any
-) -> None:
-    project, _ = world()
-    sign_in(page, "kim@example.com")
-    for width, height in SIZES:
-        page.set_viewport_size({"width": width, "height": height})
-        page.goto(f"/projects/{project.slug}/usage/")
-        assert cut_placeholders(page, "#overview-filters") == [], width
+        page.goto(f"{url}?user_agent=Mozilla" if of_key else url)
+        assert cut_placeholders(page, form) == [], width
         assert scrolled_sideways(page) == [], width
         assert off_screen(page) <= 0, width
 
@@ -122,22 +122,9 @@ def test_the_key_lists_last_used_keeps_to_one_line(
     table widest (as in tests/browser/test_reflow_in_a_browser.py)."""
     project, key = world()
     user = key.created_by
-    now = timezone.now()
-    api_key_roll(api_key=key, by=user, overlap=timedelta(hours=24))
-    suspended, _ = api_key_create(project=project, name="Partner sync", created_by=user)
-    api_key_suspend(
-        api_key=suspended,
-        by=user,
-        reason="Seen calling from an unknown network; checking with the partner",
-    )
-    api_key_create(
-        project=project,
-        name="Nightly export job for the billing warehouse",
-        created_by=user,
-        expires_at=now + timedelta(days=2, hours=23, minutes=30),
-    )
+    keys_at_their_widest(project, user, rolled=key)
     ApiKey.objects.filter(project=project).update(
-        last_used_at=now - timedelta(minutes=7), last_used_ip="198.51.100.23"
+        last_used_at=timezone.now() - timedelta(minutes=7), last_used_ip="198.51.100.23"
     )
     sign_in(page, "kim@example.com")
     for width, height in SIZES:
