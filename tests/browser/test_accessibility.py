@@ -24,12 +24,10 @@ from alerts.models import Flag
 from apikeys.models import ApiKey
 from apikeys.services import (
     api_key_create,
-    api_key_roll,
-    api_key_suspend,
     client_token_create,
     personal_token_create,
 )
-from tests.conftest import PASSWORD, usage_call
+from tests.conftest import PASSWORD, keys_at_their_widest, usage_call
 from usage.writer import usage_write
 from webhooks.services import webhook_create
 
@@ -288,17 +286,7 @@ def world(transactional_db) -> dict[str, object]:
     )
     # The first page's rows at their widest: a key rolled whose old secret still works (its
     # row counts down to the old one's end), one suspended with a reason, one in its last days.
-    rolled, _ = api_key_create(project=project, name="Billing", created_by=user)
-    api_key_roll(api_key=rolled, by=user, overlap=timedelta(hours=24))
-    suspended, _ = api_key_create(project=project, name="Partner sync", created_by=user)
-    api_key_suspend(
-        api_key=suspended,
-        by=user,
-        reason="Seen calling from an unknown network; checking with the partner",
-    )
-    api_key_create(
-        project=project, name="Trial", created_by=user, expires_at=now + timedelta(days=3)
-    )
+    keys_at_their_widest(project, user, expiring="Trial", expires_in=timedelta(days=3))
     invitation_send(project=project, email="kai@example.com", role="member", by=user)
     from usage.models import UsageRecord
 
