@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-import apikeys.services
+import apikeys.services.api_keys
 from accounts.models import Membership
 from accounts.services import membership_add
 from apikeys.models import ApiKey
@@ -45,7 +45,7 @@ def test_handing_over_while_a_key_is_renamed_to_an_expired_keys_name_never_deadl
     # frees the expired key's name, then writes the renamed key.
     renaming_failures = the_second_waits_for_the_first(
         monkeypatch,
-        apikeys.services,
+        apikeys.services.api_keys,
         "audit_record",
         lambda: api_keys_transfer_from_leavers(project=project, to=member, by=user),
         lambda: api_key_rename(api_key=ApiKey.objects.get(pk=renamed.pk), name="old", by=member),

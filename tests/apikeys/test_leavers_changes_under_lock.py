@@ -281,11 +281,11 @@ def test_a_removal_waits_for_the_key_the_member_is_making_and_the_owners_then_se
     that too, and Lou's retry, a leaver's, is refused like any call of theirs."""
     if connection.vendor != "postgresql":
         pytest.skip(CONCURRENT)
-    import apikeys.services
+    import apikeys.services.api_keys
 
     inside, go_on = threading.Event(), threading.Event()
     making: dict[str, int] = {}
-    real_audit = apikeys.services.audit_record
+    real_audit = apikeys.services.api_keys.audit_record
 
     def audit_then_pause(**kwargs):
         event = real_audit(**kwargs)
@@ -296,7 +296,7 @@ def test_a_removal_waits_for_the_key_the_member_is_making_and_the_owners_then_se
             go_on.wait(timeout=THREAD_SECONDS)
         return event
 
-    monkeypatch.setattr(apikeys.services, "audit_record", audit_then_pause)
+    monkeypatch.setattr(apikeys.services.api_keys, "audit_record", audit_then_pause)
     lous_page, owners_page = Client(), Client()
     lous_page.force_login(lou)
     owners_page.force_login(user)

@@ -114,7 +114,7 @@ def test_a_handover_of_leavers_keys_sent_twice_at_once_hands_each_key_once(
     """owner_hold holds the sender's row only, and then the project's: the second
     handover, sent by another owner while the first is in progress, waits for it and then
     finds nothing left to hand."""
-    import apikeys.services
+    import apikeys.services.api_keys
     from apikeys.services import api_keys_transfer_from_leavers
     from audit.models import AuditEvent
 
@@ -122,7 +122,7 @@ def test_a_handover_of_leavers_keys_sent_twice_at_once_hands_each_key_once(
     membership_remove(membership=Membership.objects.get(project=project, user=lou), by=user)
     inside, go_on = threading.Event(), threading.Event()
     first: dict[str, int] = {}
-    real_audit = apikeys.services.audit_record
+    real_audit = apikeys.services.api_keys.audit_record
 
     def pause_then_audit(**kwargs):
         if kwargs["action"] == "api_key.transferred" and not inside.is_set():
@@ -131,7 +131,7 @@ def test_a_handover_of_leavers_keys_sent_twice_at_once_hands_each_key_once(
             go_on.wait(timeout=THREAD_SECONDS)
         return real_audit(**kwargs)
 
-    monkeypatch.setattr(apikeys.services, "audit_record", pause_then_audit)
+    monkeypatch.setattr(apikeys.services.api_keys, "audit_record", pause_then_audit)
     handed: dict[str, int] = {}
 
     def hand(to: User, by: User) -> Callable[[], None]:

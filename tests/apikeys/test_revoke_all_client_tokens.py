@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-import apikeys.services
+import apikeys.services.client_tokens
 from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.services import client_token_create, client_tokens_revoke_for_key
 from apikeys.views.client_tokens import effective_status
@@ -143,7 +143,7 @@ def test_a_mint_under_way_holds_off_no_revoke_all_and_every_earlier_token_ends(
 
     # Paused in the mint's audit metadata, after its token's row is written.
     thread, go, _, failures = paused_in_another_thread(
-        monkeypatch, apikeys.services, "_scope", mint_one
+        monkeypatch, apikeys.services.client_tokens, "_scope", mint_one
     )
     try:
         # A wait for the mint would end in an error, soon (short_lock_timeout).
@@ -167,7 +167,7 @@ def test_a_mint_during_a_revoke_all_does_not_wait_and_its_token_works(
     before = mint(api)
     thread, go, _, failures = paused_in_another_thread(
         monkeypatch,
-        apikeys.services,
+        apikeys.services.client_tokens,
         "_key_changed",  # the revoke-all's, after it marked the key
         lambda: client_tokens_revoke_for_key(api_key=api_key[0], by=user),
     )
