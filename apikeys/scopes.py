@@ -23,7 +23,7 @@ TOKEN_SHAPED = re.compile(r"reminix_(?:sk|ct|pat)_", re.I)
 
 class Scoped(Protocol):
     """What the checks here read of a token (every Token model has both lists): typed as a
-    protocol because apikeys/models.py imports this module, not the other way round."""
+    protocol because apikeys/models/common.py imports this module, not the other way round."""
 
     agent_names: list[str]
     agent_actions: list[str]
