@@ -228,8 +228,9 @@ class ApiKey(PermissionsMixin, Token):
         indexes = [models.Index(fields=["project", "-created_at"], name="apikey_project_time")]
         constraints = [
             # Two working keys with one name differ only by their hint in every list and
-            # alert (apikeys.forms._unique_key_name says so to the person). Checked in code
-            # first for the message; this holds when two requests pass that check at once.
+            # alert (apikeys.forms.api_keys._unique_key_name says so to the person). Checked
+            # in code first for the message; this holds when two requests pass that check
+            # at once.
             models.UniqueConstraint(
                 "project",
                 Upper("name"),

@@ -57,9 +57,9 @@ def working_named(project, name: str) -> int:
 def test_the_database_refuses_a_second_working_key_of_one_name_and_frees_ended_ones(
     project, make_key, make_project, user
 ):
-    """The rule of the forms (apikeys/forms.py, _unique_key_name): a working key's name is
-    taken whatever its case, also while the key is suspended; a revoked or expired key's
-    name may be used again; another project's keys are no matter."""
+    """The rule of the forms (apikeys/forms/api_keys.py, _unique_key_name): a working key's
+    name is taken whatever its case, also while the key is suspended; a revoked or expired
+    key's name may be used again; another project's keys are no matter."""
     production, _ = make_key(project, name="Production")
     for n, name in enumerate(["Production", "PRODUCTION"]):
         with pytest.raises(IntegrityError), transaction.atomic():
@@ -93,10 +93,10 @@ def the_check_misses_it(monkeypatch, module) -> None:
 def test_a_create_form_that_loses_its_name_to_another_tab_shows_the_error_beside_the_field(
     signed_in, project, make_key, monkeypatch
 ):
-    import apikeys.forms
+    import apikeys.forms.api_keys
 
     make_key(project, name="Production")
-    the_check_misses_it(monkeypatch, apikeys.forms)
+    the_check_misses_it(monkeypatch, apikeys.forms.api_keys)
     refused = create(signed_in, project, name=" production", headers=HTMX)
     assert refused.status_code == 422
     html = refused.content.decode()
@@ -110,11 +110,11 @@ def test_a_create_form_that_loses_its_name_to_another_tab_shows_the_error_beside
 def test_a_rename_form_that_loses_its_name_to_a_new_key_shows_the_error_beside_the_field(
     signed_in, project, make_key, monkeypatch
 ):
-    import apikeys.forms
+    import apikeys.forms.api_keys
 
     make_key(project, name="Production")
     staging, _ = make_key(project, name="Staging")
-    the_check_misses_it(monkeypatch, apikeys.forms)
+    the_check_misses_it(monkeypatch, apikeys.forms.api_keys)
     refused = signed_in.post(
         rename_url(project, staging), {"name": "PRODUCTION", "notes": "moved"}, headers=HTMX
     )
