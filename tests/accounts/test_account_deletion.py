@@ -209,7 +209,7 @@ def test_a_key_their_token_is_making_while_the_account_is_deleted_never_deadlock
         pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
     deleting_failures = the_second_waits_for_the_first(
         monkeypatch,
-        key_services,
+        key_services.api_keys,  # where api_key_create looks it up
         "agent_scope_checked",  # called once the membership is held (member_hold)
         lambda: key_services.api_key_create(project=shared, name="CI", created_by=user),
         lambda: account_delete(user=user),

@@ -216,7 +216,7 @@ def test_a_key_being_made_while_the_project_is_deleted_is_revoked_with_the_rest(
         pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
     second_failures = the_second_waits_for_the_first(
         monkeypatch,
-        services,
+        services.api_keys,  # where api_key_create looks it up
         "agent_scope_checked",  # called once the member's row is held (member_hold)
         lambda: services.api_key_create(project=project, name="Late", created_by=member),
         lambda: project_delete(project=project, by=user),
