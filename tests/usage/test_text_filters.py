@@ -158,6 +158,42 @@ def test_percent_and_underscore_are_matched_as_themselves(signed_in, key, now, l
         assert [r.path for r in rows] == ["/a_b"], params
 
 
+@pytest.mark.parametrize(
+    ("user_agent", "typed"),
+    [
+        ("Café-Client/1.0", "CAFÉ-client"),
+        ("ÉCOLE-SDK/2", "école"),
+        ("İstanbul-Bot/1", "istanbul"),
+        ("ΟΔΟΣ/1", "οδοσ/"),
+        ("scan\\tool/1", "SCAN\\T"),
+    ],
+)
+def test_letters_beyond_ascii_are_found_in_any_case_on_either_database(
+    signed_in, key, now, user_agent, typed
+):
+    """Found in review: SQLite's LIKE folds ASCII letters only, so "CAFÉ" found nothing
+    there while PostgreSQL's ILIKE found the call: the two databases answered differently."""
+    usage_write([usage_call(now - timedelta(minutes=1), key=key, user_agent=user_agent)])
+    url = calls_url(key.project)
+    for params in ({"user_agent": typed}, {"user_agent": typed.upper()}):
+        rows = signed_in.get(url, params).context["page"].rows
+        assert [r.user_agent for r in rows] == [user_agent], params
+
+
+def test_the_path_start_ignores_the_case_of_letters_beyond_ascii(signed_in, key, now):
+    usage_write([usage_call(now - timedelta(minutes=1), key=key, path="/v1/agents/écho/invoke")])
+    rows = signed_in.get(calls_url(key.project), {"path": "/V1/AGENTS/ÉCHO"}).context["page"].rows
+    assert [r.path for r in rows] == ["/v1/agents/écho/invoke"]
+
+
+def test_a_sharp_s_is_not_two_letters_on_either_database(signed_in, key, now):
+    """ILIKE folds one letter at a time: ß is not "ss" on PostgreSQL, nor here."""
+    usage_write([usage_call(now - timedelta(minutes=1), key=key, user_agent="Straße/1")])
+    url = calls_url(key.project)
+    assert signed_in.get(url, {"user_agent": "STRASSE"}).context["page"].rows == []
+    assert len(signed_in.get(url, {"user_agent": "STRAßE"}).context["page"].rows) == 1
+
+
 # -- Path -----------------------------------------------------------------------------------
 
 
