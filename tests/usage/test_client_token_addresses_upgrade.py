@@ -87,3 +87,42 @@ def test_the_upgrade_sorts_the_keys_addresses_by_the_calls_in_the_log(
         ("192.0.2.10", True): (days[2], days[1], 2),
         ("192.0.2.99", False): (days[9], days[9], 3),
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_downgrade_adds_the_client_tokens_rows_back_to_the_keys(
+    project: Project, api_key: tuple[ApiKey, str]
+) -> None:
+    key = api_key[0]
+    now = timezone.now().replace(microsecond=0)
+    days = [now - timedelta(days=d) for d in range(10)]
+
+    def seen(ip, via, first, last, requests) -> None:
+        UsageIp.objects.create(
+            project=project,
+            api_key=key,
+            ip=ip,
+            via_client_tokens=via,
+            first_seen=first,
+            last_seen=last,
+            requests=requests,
+        )
+
+    seen("192.0.2.10", False, days[8], days[4], 5)
+    seen("192.0.2.10", True, days[2], days[1], 2)
+    seen("198.51.100.23", True, days[3], days[0], 2)
+    seen("203.0.113.7", False, days[9], days[1], 7)
+    old = migrated_back([BEFORE])
+    try:
+        address = old.get_model("usage", "UsageIp")
+        rows = {
+            r.ip: (r.first_seen, r.last_seen, r.requests)
+            for r in address.objects.filter(api_key_id=key.pk)
+        }
+    finally:
+        migrated_to_the_end()
+    assert rows == {
+        "192.0.2.10": (days[8], days[1], 7),
+        "198.51.100.23": (days[3], days[0], 2),
+        "203.0.113.7": (days[9], days[1], 7),
+    }
