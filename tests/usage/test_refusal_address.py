@@ -134,3 +134,38 @@ def test_the_stream_carries_no_more_than_before_for_a_refusal(api, revoked, redi
     assert length == 1
     revoked.refresh_from_db()
     assert revoked.last_refused_at is None  # not until the ingest writes the entry
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Found in review, left to the change splitting apikeys/models.py: the count sums "
+    "whole hourly roll-ups from the hour the key ended (ApiKeyQuerySet."
+    "with_refusals_since_end, usage.key_usage.revoked_key_uses), so refusals earlier in "
+    "that hour are counted as after the end.",
+)
+def test_refusals_earlier_in_the_hour_the_key_ended_are_not_calls_after_it(api_key, project):
+    """A client token that expired on its own (a browser's, refused with expired_api_key
+    and logged against its key) and a rolled key's old secret past its overlap, refused at
+    10:05 and 10:10; the key revoked at 10:30 and never tried since: no call after it."""
+    from apikeys.services import client_token_create
+    from usage.key_usage import revoked_key_uses
+
+    key, _ = api_key
+    minted, _ = client_token_create(project=project, api_key=key, context={})
+    ended = timezone.now().replace(minute=30, second=0, microsecond=0) - timedelta(hours=2)
+    usage_write(
+        [
+            usage_call(
+                ended - timedelta(minutes=25),
+                key=key,
+                client_token=minted,
+                status=401,
+                error_code="expired_api_key",
+            ),
+            refused(ended - timedelta(minutes=20), key, "203.0.113.9"),
+        ]
+    )
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=ended)
+    key.refresh_from_db()
+    assert ApiKey.objects.with_refusals_since_end().get(pk=key.pk).refusals_since_end == 0
+    assert revoked_key_uses(api_key=key, now=timezone.now()) == 0
