@@ -170,8 +170,10 @@ class IpOrNetworkFilterField(forms.CharField):
             ),
             **kwargs,
         )
+        # An IPv4 address written as IPv6 (::ffff:a.b.c.d, as a dual-stack server logs it)
+        # is read as the IPv4 address the log holds it as (core.client_ip).
         self._address = forms.GenericIPAddressField(
-            error_messages={"invalid": self.error_messages["invalid"]}
+            unpack_ipv4=True, error_messages={"invalid": self.error_messages["invalid"]}
         )
 
     def to_python(self, value: Any) -> str:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from html import unescape
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Project
@@ -84,3 +85,20 @@ def test_the_overview_and_the_call_log_read_the_address_with_the_same_field(proj
     assert type(overview_field) is type(log_field) is IpOrNetworkFilterField
     form = OverviewFilterForm({"ip": " 198.51.100.0/24 "}, project=project, now=timezone.now())
     assert form.is_valid() and form.filters().ip == "198.51.100.0/24"
+
+
+@pytest.mark.parametrize("typed", ["::ffff:198.51.100.23", "::FFFF:c633:6417"])
+def test_an_ipv4_address_written_as_ipv6_finds_its_calls(signed_in, project, spread, typed):
+    """Found in review: the log holds a dual-stack caller's ::ffff:a.b.c.d as the IPv4
+    address it is (core.client_ip), and the field kept the IPv6 spelling of one address
+    (a network so written it refuses with "Write an IPv4 network as IPv4"), so the
+    overview, its export and the call log found none of its calls: as if none were made.
+    (A /128 so written is refused beside the field, as any mapped network is.)"""
+    shown = signed_in.get(overview_url(project, ip=typed)).context["overview"]
+    assert {row.ip for row in shown.top_addresses} == {"198.51.100.23"}
+    assert {r[IP_COLUMN] for r in read_csv(signed_in.get(export_url(project, ip=typed)))} == {
+        "198.51.100.23"
+    }
+    log = signed_in.get(reverse("usage:project_calls", args=[project.slug]), {"ip": typed})
+    assert [row.ip for row in log.context["page"].rows] == ["198.51.100.23"]
+    assert log.context["form"].cleaned_data["ip"] == "198.51.100.23"
