@@ -202,6 +202,11 @@ class UsageIp(models.Model):
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
     requests = models.PositiveIntegerField(default=0)
+    # Of those, the calls the key was let in on: not refused as ended, suspended, outside
+    # its allowed networks or over plain HTTP (usage.writer.REFUSED_AT_THE_DOOR). An address
+    # with none is where the key was tried from (a leak's holder, once it is suspended),
+    # never where it works from: no network of it is offered to allow (usage/networks.py).
+    admitted = models.PositiveIntegerField(default=0, db_default=0)
 
     objects = UsageIpQuerySet.as_manager()
 

@@ -40,10 +40,12 @@ def suggested_networks(api_key: ApiKey) -> tuple[list[str], list[str]]:
     marks an address new), while the key has older ones. The page is opened most often
     when a key may have leaked, and then the newest network is the leak's: offered with
     the rest, it would be allowed by the very save meant to shut it out. A key used only
-    within that day has nothing older to go by, and is offered all it has."""
+    within that day has nothing older to go by, and is offered all it has. An address
+    from which every call was refused at the door (UsageIp.admitted: the key suspended,
+    revoked, or outside its list) is where it was tried from, and is never offered."""
     first_seen: dict[str, datetime] = {}
     addresses = (
-        UsageIp.objects.filter(api_key=api_key)
+        UsageIp.objects.filter(api_key=api_key, admitted__gt=0)
         .own()
         .order_by("-requests", "ip")
         .values_list("ip", "first_seen")[:500]

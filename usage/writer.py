@@ -347,35 +347,50 @@ def _upsert_hours(entries: list[UsageEntry]) -> None:
         cursor.executemany(sql, params)
 
 
+# What the API answers when it will not let a key in at all (api/authentication.py): a
+# call so refused says where the key was tried from, not where it works from.
+REFUSED_AT_THE_DOOR = frozenset(
+    {"expired_api_key", "suspended_api_key", "ip_not_allowed", "https_required"}
+)
+
+
 def _upsert_ips(entries: list[UsageEntry]) -> None:
     """Each address of the batch, per key, apart for the key's own calls and its client
-    tokens' (UsageIp.via_client_tokens): one statement for the batch."""
+    tokens' (UsageIp.via_client_tokens), with how many of its calls were let in
+    (UsageIp.admitted): one statement for the batch."""
     seen: dict[tuple[int | None, int | None, str, bool], list[Any]] = {}
     for e in entries:
         if not e.ip:
             continue
         key = (e.project_id, e.api_key_id, e.ip, e.client_token_id is not None)
+        let_in = 0 if e.error_code in REFUSED_AT_THE_DOOR else 1
         if key in seen:
-            first, last, count = seen[key]
-            seen[key] = [min(first, e.created_at), max(last, e.created_at), count + 1]
+            first, last, count, admitted = seen[key]
+            seen[key] = [
+                min(first, e.created_at),
+                max(last, e.created_at),
+                count + 1,
+                admitted + let_in,
+            ]
         else:
-            seen[key] = [e.created_at, e.created_at, 1]
+            seen[key] = [e.created_at, e.created_at, 1, let_in]
     if not seen:
         return
     table = UsageIp._meta.db_table
     sql = (
         f"INSERT INTO {table} (project_id, api_key_id, ip, via_client_tokens, first_seen, "
-        "last_seen, requests) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+        "last_seen, requests, admitted) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
         "ON CONFLICT (api_key_id, ip, via_client_tokens) DO UPDATE SET "
         f"first_seen = CASE WHEN excluded.first_seen < {table}.first_seen "
         f"THEN excluded.first_seen ELSE {table}.first_seen END, "
         f"last_seen = CASE WHEN excluded.last_seen > {table}.last_seen "
         f"THEN excluded.last_seen ELSE {table}.last_seen END, "
-        f"requests = {table}.requests + excluded.requests"
+        f"requests = {table}.requests + excluded.requests, "
+        f"admitted = {table}.admitted + excluded.admitted"
     )
     params: list[list[Any]] = [
-        [project_id, key_id, ip, via_tokens, _adapt(first), _adapt(last), count]
-        for (project_id, key_id, ip, via_tokens), (first, last, count) in seen.items()
+        [project_id, key_id, ip, via_tokens, _adapt(first), _adapt(last), count, admitted]
+        for (project_id, key_id, ip, via_tokens), (first, last, count, admitted) in seen.items()
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)

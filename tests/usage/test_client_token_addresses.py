@@ -166,3 +166,30 @@ def test_another_projects_client_token_addresses_are_not_found(
     theirs, _ = make_key(other, name="Theirs")
     url = reverse("usage:api_key_token_addresses", args=[other.slug, theirs.pk])
     assert signed_in.get(url).status_code == 404
+
+
+def test_the_networks_a_suspended_key_was_refused_from_are_not_offered_as_allowed(
+    signed_in: Client, project: Project, key: ApiKey
+) -> None:
+    """Found in review: the key suspended when it leaked, the leak's caller kept trying it
+    from its own network, refused (suspended_api_key) three hundred times over two days.
+    UsageIp keeps every call's address whatever its answer, so that network was the key's
+    busiest and was offered first, filled into the empty Allowed networks field: saved as
+    it came before resuming the key, the list let the leak's holder in."""
+    now = timezone.now()
+    leak = "45.83.64.9"
+    calls = [usage_call(now - timedelta(days=3), key=key, ip=SERVER)]
+    calls += [
+        usage_call(
+            now - timedelta(days=2, minutes=i),
+            key=key,
+            ip=leak,
+            status=401,
+            error_code="suspended_api_key",
+        )
+        for i in range(300)
+    ]
+    usage_write(calls)
+    response: Any = signed_in.get(usage_url(project, key))
+    assert response.context["suggested_networks"] == ["203.0.113.0/24"]
+    assert response.context["networks_form"].initial["networks"] == "203.0.113.0/24"

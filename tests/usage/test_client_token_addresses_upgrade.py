@@ -126,3 +126,26 @@ def test_the_downgrade_adds_the_client_tokens_rows_back_to_the_keys(
         "198.51.100.23": (days[3], days[0], 2),
         "203.0.113.7": (days[9], days[1], 7),
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_addresses_already_there_count_as_admitted_whole(
+    project: Project, api_key: tuple[ApiKey, str]
+) -> None:
+    """usage/0011: which of their calls were refused only the log knows; they stay offered
+    as they were before it."""
+    key = api_key[0]
+    now = timezone.now().replace(microsecond=0)
+    old = migrated_back([("usage", "0010_usageip_via_client_tokens")])
+    try:
+        old.get_model("usage", "UsageIp").objects.create(
+            project_id=project.pk,
+            api_key_id=key.pk,
+            ip="203.0.113.7",
+            first_seen=now,
+            last_seen=now,
+            requests=7,
+        )
+    finally:
+        migrated_to_the_end()
+    assert UsageIp.objects.get(api_key=key).admitted == 7
