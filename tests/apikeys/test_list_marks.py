@@ -282,3 +282,22 @@ def test_a_rolled_keys_old_secret_refused_is_no_still_tried_mark(project, make_k
     key, _ = make_key(project, name="Rolled")
     usage_write([usage_call(timezone.now(), key=key, status=401, error_code="expired_api_key")])
     assert ApiKey.objects.get(pk=key.pk).last_refused_at is None  # the key still works
+
+
+def test_a_key_revoked_after_it_expired_counts_its_refusals_as_after_expiry(
+    signed_in, project, make_key
+):
+    """Found in review: the count starts at the earlier end, its expiry, but said "after
+    revocation" for any key revoked since, the refusals of the days between included."""
+    now = timezone.now()
+    key, _ = make_key(project, name="Expired, then revoked")
+    ApiKey.objects.filter(pk=key.pk).update(
+        expires_at=now - timedelta(days=2), revoked_at=now - timedelta(hours=2)
+    )
+    refusal = {"key": key, "status": 401, "error_code": "expired_api_key"}
+    usage_write([usage_call(now - timedelta(days=1, minutes=m), **refusal) for m in (1, 2)])
+    usage_write([usage_call(now - timedelta(minutes=1), ip="198.51.100.4", **refusal)])
+    ended = keys_page(signed_in, project).split('id="ended-title"')[1]
+    assert "3 calls after expiry" in ended and "after revocation" not in ended
+    usage = signed_in.get(reverse("usage:api_key_usage", args=[project.slug, key.pk]))
+    assert "3 calls after expiry" in usage.content.decode()
