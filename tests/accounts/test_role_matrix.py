@@ -208,6 +208,7 @@ PROJECT_POLICY: dict[str, Rule] = {
     "apikeys:client_tokens_revoke_all": Rule(post=MEMBER, sudo=POST, args=key),
     "usage:api_key_usage": Rule(get=MEMBER, args=key),
     "usage:api_key_addresses": Rule(get=MEMBER, args=key),
+    "usage:api_key_token_addresses": Rule(get=MEMBER, args=key),
     "usage:api_key_networks": Rule(
         get=MEMBER, post=MEMBER, sudo=POST, args=key, body=lambda w: {"networks": "203.0.113.0/24"}
     ),
