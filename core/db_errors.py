@@ -64,6 +64,16 @@ def database_unavailable(error: BaseException) -> bool:
     )
 
 
+def database_away_or_busy(error: BaseException) -> bool:
+    """What the same statement may well get past a moment later: the database away
+    (database_unavailable: a lost connection, a server shutting down or failing over) or
+    busy (a statement or lock timeout; a serialization failure or a deadlock, which
+    PostgreSQL's driver raises as OperationalErrors too; SQLite's "database is locked").
+    Not a DataError, an IntegrityError or a ProgrammingError: the statement meets those
+    again however long it waits."""
+    return database_unavailable(error) or timed_out(error) or lock_timed_out(error)
+
+
 def run_must_stop(error: BaseException) -> bool:
     """What no unit of a job can get past, so the job stops and its next run starts from
     where this one stopped (a cursor unmoved, a claim not made): the database gone, or

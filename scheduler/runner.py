@@ -26,10 +26,17 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.management import call_command
-from django.db import DatabaseError, IntegrityError, close_old_connections, connection
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.db_errors import database_away_or_busy
 from core.outage_log import OutageLog
 from core.redact import controls_escaped, redact_tokens
 from scheduler.jobs import Job, jobs, lease_of
@@ -174,23 +181,59 @@ def _storable(error: str) -> str:
     return _SURROGATE.sub("\ufffd", controls_escaped(error))
 
 
+# What a run's row keeps of its failure when the row refused the failure's text.
+UNRECORDED_ERROR = "The job failed; its error could not be recorded (see the log)."
+
+
+def release(job: Job, *, holder: str, error: str = "") -> None:
+    """What finish() records less what the row may refuse for its data (the failure's
+    text, the count of runs): the lease released, the next run set, whether it
+    succeeded."""
+    now = timezone.now()
+    ScheduledJob.objects.filter(name=job.name, lease_holder=holder).update(
+        lease_holder="",
+        lease_until=None,
+        next_run_at=job.next_after(now),
+        last_finished_at=now,
+        last_succeeded=not error,
+        last_error=UNRECORDED_ERROR if error else "",
+    )
+
+
 def _record_end(
     job: Job, *, holder: str, error: str, stopping: threading.Event | None = None
 ) -> None:
-    """Record the run's end, trying again while the database is away, up to the lease's
-    length. Given up after a few seconds, the lease held the job until it ran out: a
-    failover of half a minute kept detection and webhook delivery from running for ten
-    minutes, and prune_usage for six hours. Past the lease, another scheduler may hold the
-    job, and finish() leaves its row alone anyway. A scheduler told to stop tries no more
-    (the lease ends the run, as before): it waits for its running jobs, and would not exit
-    until the database was back, six hours at most."""
+    """Record the run's end, trying again while the database is away or busy
+    (core.db_errors.database_away_or_busy), up to the lease's length. Given up after a few
+    seconds, the lease held the job until it ran out: a failover of half a minute kept
+    detection and webhook delivery from running for ten minutes, and prune_usage for six
+    hours. Past the lease, another scheduler may hold the job, and finish() leaves its row
+    alone anyway. A scheduler told to stop tries no more (the lease ends the run, as
+    before): it waits for its running jobs, and would not exit until the database was
+    back, six hours at most.
+
+    Anything else (a value the row refuses, a constraint it would break) fails the same
+    way however long it waits: it was retried as an outage until the lease ran out,
+    holding the job for every tenant. The end is then recorded without what the row may
+    refuse (release()), and if even that is refused, logged and left to the lease."""
     deadline = time.monotonic() + job.lease
     attempt = 0
-    while True:
+    writes = [finish, release]
+    while writes:
         try:
-            finish(job, holder=holder, error=error)
+            with transaction.atomic():  # a refused write leaves no transaction broken
+                writes[0](job, holder=holder, error=error)
             return
-        except DatabaseError:
+        except Exception as failure:
+            if not (isinstance(failure, DatabaseError) and database_away_or_busy(failure)):
+                writes.pop(0)
+                logger.error(
+                    "Scheduled job %s: its end could not be recorded%s",
+                    job.name,
+                    "; recording it without its count and error" if writes else "",
+                    exc_info=True,
+                )
+                continue
             close_old_connections()
             attempt += 1
             if time.monotonic() >= deadline or (stopping is not None and stopping.is_set()):
