@@ -61,6 +61,7 @@ from accounts.models import Passkey, UsedPasskeyChallenge, User
 from accounts.security_notices import security_notice_send
 from accounts.two_factor import keep_a_second_factor
 from audit.log import audit_record
+from core.batched_delete import delete_in_batches
 from core.counters import throttle_allows
 from core.invalidation import changed
 
@@ -408,10 +409,10 @@ def _challenge_used(challenge: str) -> bool:
 
 def used_challenges_prune() -> int:
     """Forget the used challenges too old to be taken again anyway; how many went."""
-    removed, _ = UsedPasskeyChallenge.objects.filter(
-        used_at__lt=timezone.now() - USED_CHALLENGES_KEPT
-    ).delete()
-    return removed
+    return delete_in_batches(
+        UsedPasskeyChallenge.objects.filter(used_at__lt=timezone.now() - USED_CHALLENGES_KEPT),
+        order_by="used_at",
+    )
 
 
 def _failed(passkey: Passkey, ip: str | None, *, reason: str, **extra: int) -> None:

@@ -1,0 +1,27 @@
+"""Deleting many rows a bounded batch at a time.
+
+One DELETE of everything a condition matches (a queryset's delete(), Django's own
+clear_expired) holds its rows' locks for the whole of it, and over a pile (a month of a
+job not running, a flood of sign-ins) can outlast DB_STATEMENT_TIMEOUT: cancelled, it
+deletes nothing, fails the same way at every run, and the table grows for good. Keys of at
+most DELETE_BATCH rows are read along an index, then deleted by key, each batch its own
+statement (and, in autocommit, its own transaction), so every run gets further.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Model, QuerySet
+
+DELETE_BATCH = 1000  # rows per DELETE, so no one statement holds the table for long
+
+
+def delete_in_batches[M: Model](rows: QuerySet[M], *, order_by: str) -> int:
+    """Delete `rows` DELETE_BATCH at a time, taken in `order_by` order (a column its
+    condition's index covers, so each read stops after a batch); how many rows went,
+    counting those deleted with them (as QuerySet.delete() counts). Without such an index,
+    "pk": the read walks the primary key until it has a batch, and old rows come first."""
+    removed = 0
+    manager = rows.model._default_manager
+    while keys := list(rows.order_by(order_by).values_list("pk", flat=True)[:DELETE_BATCH]):
+        removed += manager.filter(pk__in=keys).delete()[0]
+    return removed
