@@ -4,7 +4,7 @@ list's orders and search, by name as the unique index compares it, suspension in
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +21,7 @@ from django.db.models import (
     Value,
 )
 from django.db.models.expressions import Combinable
-from django.db.models.functions import Coalesce, Least, Lower, Upper
+from django.db.models.functions import Coalesce, Least, Lower, Trunc, Upper
 from django.utils import timezone
 
 from accounts.models import Project, User
@@ -141,21 +141,41 @@ class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
     def with_refusals_since_end(self) -> ApiKeyQuerySet:
         """Each key's calls refused because it had ended (revoked or expired) as
         `refusals_since_end`: what its usage page heads with ("3 calls after revocation",
-        usage.key_usage.revoked_key_uses), for the lists that say it is still tried.
+        usage.key_usage.revoked_key_uses, which reads it here), for the lists that say it
+        is still tried.
 
-        Summed from the usage app's hourly roll-ups (ApiKey.usage_hours) from the hour the
-        key ended: an index range of that key's hours alone (usagehour_unique_key_hour),
-        as many rows as hours it was called in since, within the log's retention. A key
-        that has not ended counts 0 (its end, if any, is ahead). Nothing is written for
-        it: the API's refusal path stays as it was."""
+        The hour the key ended is counted from the log (ApiKey.usage), from the end to the
+        end of that hour: its roll-up also holds the calls before the end that were refused
+        as an ended key's (a client token of the key that expired on its own, a rolled
+        secret past its overlap). Both bounds are named, so on PostgreSQL only that day's
+        partition is read, along the key's time index (usage_key_errors_time), at most an
+        hour of the key's refusals. From the next hour on, the usage app's hourly roll-ups
+        (ApiKey.usage_hours) are summed: an index range of that key's hours alone
+        (usagehour_unique_key_hour), as many rows as hours it was called in since, within
+        the log's retention. A key that has not ended counts 0 (its end, if any, is ahead).
+        Nothing is written for it: the API's refusal path stays as it was."""
         # The earlier of the two ends; Least over NULL is NULL on SQLite, so each stands in
         # for the other.
         ended = Least(Coalesce("revoked_at", "expires_at"), Coalesce("expires_at", "revoked_at"))
-        its_hour_on = ExpressionWrapper(
-            OuterRef("ended") - Value(timedelta(hours=1)), output_field=models.DateTimeField()
+        next_hour = ExpressionWrapper(
+            Trunc("ended", "hour", tzinfo=UTC) + Value(timedelta(hours=1)),
+            output_field=models.DateTimeField(),
         )
-        refused = self._per_key("usage_hours", Sum("revoked_key_uses"), hour__gt=its_hour_on)
-        return self.alias(ended=ended).annotate(refusals_since_end=refused)
+        in_its_hour = self._per_key(
+            "usage",
+            Count("pk"),
+            # usage.models.Outcome.REVOKED_KEY, the log's outcome the roll-up's
+            # revoked_key_uses counts (this app imports none above it).
+            outcome="revoked_key",
+            created_at__gte=OuterRef("ended"),
+            created_at__lt=OuterRef("next_hour"),
+        )
+        since = self._per_key(
+            "usage_hours", Sum("revoked_key_uses"), hour__gte=OuterRef("next_hour")
+        )
+        return self.alias(ended=ended, next_hour=next_hour).annotate(
+            refusals_since_end=in_its_hour + since
+        )
 
 
 NAME_CONSTRAINT = "apikey_unique_working_name"

@@ -136,13 +136,6 @@ def test_the_stream_carries_no_more_than_before_for_a_refusal(api, revoked, redi
     assert revoked.last_refused_at is None  # not until the ingest writes the entry
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Found in review, left to the change splitting apikeys/models.py: the count sums "
-    "whole hourly roll-ups from the hour the key ended (ApiKeyQuerySet."
-    "with_refusals_since_end, usage.key_usage.revoked_key_uses), so refusals earlier in "
-    "that hour are counted as after the end.",
-)
 def test_refusals_earlier_in_the_hour_the_key_ended_are_not_calls_after_it(api_key, project):
     """A client token that expired on its own (a browser's, refused with expired_api_key
     and logged against its key) and a rolled key's old secret past its overlap, refused at
@@ -169,3 +162,24 @@ def test_refusals_earlier_in_the_hour_the_key_ended_are_not_calls_after_it(api_k
     key.refresh_from_db()
     assert ApiKey.objects.with_refusals_since_end().get(pk=key.pk).refusals_since_end == 0
     assert revoked_key_uses(api_key=key, now=timezone.now()) == 0
+
+
+def test_refusals_after_the_end_in_its_hour_and_the_hours_after_are_calls_after_it(api_key):
+    """Revoked at 10:30: a refusal at 10:30 itself, one at 10:31 in the same hour and one at
+    11:05 in the next are three calls after it; one refused at 10:29 is not."""
+    from usage.key_usage import revoked_key_uses
+
+    key, _ = api_key
+    ended = timezone.now().replace(minute=30, second=0, microsecond=0) - timedelta(hours=3)
+    usage_write(
+        [
+            refused(ended - timedelta(minutes=1), key, "203.0.113.9"),
+            refused(ended, key, "203.0.113.9"),
+            refused(ended + timedelta(minutes=1), key, "203.0.113.9"),
+            refused(ended + timedelta(minutes=35), key, "203.0.113.9"),
+        ]
+    )
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=ended)
+    key.refresh_from_db()
+    assert ApiKey.objects.with_refusals_since_end().get(pk=key.pk).refusals_since_end == 3
+    assert revoked_key_uses(api_key=key, now=timezone.now()) == 3
