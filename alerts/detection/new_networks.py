@@ -64,14 +64,17 @@ def _new_networks(
     ]  # fmt: skip
     if not direct:
         return
+    # Each call's network once: it is most of this check's time in a flood of calls from
+    # new addresses.
+    networks = {r["id"]: network_of(r["ip"]) for r in direct}
     known, first_uses = learnt_before(
         KeyNetwork,
         owner="api_key_id",
         value="network",
         owner_ids={r["api_key_id"] for r in direct},
-        values={network_of(r["ip"]) for r in direct},
+        values=set(networks.values()),
     )
-    learnt, findings = _firsts(direct, lambda r: network_of(r["ip"]), known, first_uses, rules)
+    learnt, findings = _firsts(direct, lambda r: networks[r["id"]], known, first_uses, rules)
     KeyNetwork.objects.bulk_create(
         [KeyNetwork(api_key_id=k, network=n, first_seen=at) for k, n, at in learnt],
         ignore_conflicts=True,
