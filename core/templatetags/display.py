@@ -8,6 +8,8 @@ from typing import Any
 
 from django import template
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince, timeuntil
 
 register = template.Library()
@@ -39,3 +41,11 @@ def json_summary(value: Any, length: int = 60) -> str:
     """A JSON value on one line, cut to `length` characters."""
     text = json.dumps(value, separators=(", ", ": "), ensure_ascii=False)
     return text if len(text) <= length else text[: length - 1] + "…"
+
+
+@register.filter
+def underscore_breaks(value: str) -> SafeString:
+    """An error code (`insufficient_permissions`) that a narrow column may break after its
+    underscores, and nowhere else: escaped, with a <wbr> after each "_". Broken anywhere,
+    it read "expired_api_ke / y"."""
+    return mark_safe(escape(value).replace("_", "_<wbr>"))  # noqa: S308 (escaped first)

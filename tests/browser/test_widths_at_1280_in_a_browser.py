@@ -60,6 +60,30 @@ def scrolled_sideways(page: Page) -> list[str]:
     )
 
 
+def codes_broken_inside_a_word(page: Page) -> list[str]:
+    """Each error code on show that goes onto its next line anywhere but after an
+    underscore ("expired_api_ke" / "y"), read character by character from where each
+    one stands."""
+    return list(
+        page.evaluate(
+            """() => Array.from(document.querySelectorAll("main .error-code"))
+                .filter(c => c.getClientRects().length > 0)
+                .filter(c => { const walker = document.createTreeWalker(c, NodeFilter.SHOW_TEXT);
+                  let before = null, top = null;
+                  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                    for (let i = 0; i < node.length; i++) {
+                      const range = document.createRange();
+                      range.setStart(node, i); range.setEnd(node, i + 1);
+                      const rect = range.getBoundingClientRect();
+                      if (top !== null && rect.top > top + 1 && before !== "_") return true;
+                      top = rect.top; before = node.data[i];
+                    } }
+                  return false; })
+                .map(c => c.textContent)"""
+        )
+    )
+
+
 def off_screen(page: Page) -> int:
     return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
 
@@ -112,6 +136,7 @@ def test_the_pages_filters_and_tables_keep_inside_their_cards(
         page.goto(f"{url}?user_agent=Mozilla" if of_key else url)
         assert cut_placeholders(page, form) == [], width
         assert scrolled_sideways(page) == [], width
+        assert codes_broken_inside_a_word(page) == [], width
         assert off_screen(page) <= 0, width
 
 

@@ -144,7 +144,8 @@ def test_each_row_shows_what_the_call_was_and_no_key(signed_in, key, now):
         ]
     )
     record = UsageRecord.objects.get(api_key=key)
-    html = signed_in.get(usage_url(key)).content.decode()
+    # An error code may break after its underscores (<wbr>): what is read is the text.
+    html = signed_in.get(usage_url(key)).content.decode().replace("<wbr>", "")
     for shown in [
         record.created_at.strftime("%H:%M:%S"),
         "GET",
