@@ -23,6 +23,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
@@ -109,15 +110,20 @@ def renew(job: Job, *, holder: str) -> bool:
 def finish(job: Job, *, holder: str, error: str = "") -> None:
     """Release `job` and set its next run (after now: a run that overran skips the slots
     it missed rather than running them back to back)."""
+    _end(job, holder=holder, succeeded=not error, last_error=error[:500], runs=F("runs") + 1)
+
+
+def _end(job: Job, *, holder: str, succeeded: bool, **recorded: Any) -> None:
+    """The lease released, the next run set and whether the run succeeded, with what
+    else the caller records of it (finish(): its error and the count of runs)."""
     now = timezone.now()
     ScheduledJob.objects.filter(name=job.name, lease_holder=holder).update(
         lease_holder="",
         lease_until=None,
         next_run_at=job.next_after(now),
         last_finished_at=now,
-        last_succeeded=not error,
-        last_error=error[:500],
-        runs=F("runs") + 1,
+        last_succeeded=succeeded,
+        **recorded,
     )
 
 
@@ -189,15 +195,7 @@ def release(job: Job, *, holder: str, error: str = "") -> None:
     """What finish() records less what the row may refuse for its data (the failure's
     text, the count of runs): the lease released, the next run set, whether it
     succeeded."""
-    now = timezone.now()
-    ScheduledJob.objects.filter(name=job.name, lease_holder=holder).update(
-        lease_holder="",
-        lease_until=None,
-        next_run_at=job.next_after(now),
-        last_finished_at=now,
-        last_succeeded=not error,
-        last_error=UNRECORDED_ERROR if error else "",
-    )
+    _end(job, holder=holder, succeeded=not error, last_error=UNRECORDED_ERROR if error else "")
 
 
 def _record_end(
