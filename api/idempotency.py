@@ -30,6 +30,7 @@ from django.utils import timezone
 from accounts.models import Project
 from api import errors
 from api.models import IdempotencyRecord
+from core.batched_delete import delete_in_batches
 from core.redact import holds_secret
 
 if TYPE_CHECKING:
@@ -197,26 +198,20 @@ def _keep(record: IdempotencyRecord, response: HttpResponse) -> None:
     )
 
 
-PRUNE_BATCH = 1000  # rows per DELETE, so no one statement holds the table for long
-
-
 def idempotency_records_prune(*, now: datetime | None = None) -> int:
     """Remove the answers kept longer than LIFETIME, and those dated more than
     FUTURE_SLACK ahead; a retry after that acts anew. Returns how many were removed. Run
     daily (`manage.py prune_idempotency_records`).
 
-    In batches, along the created_at index: a day of a busy project's retried writes in
-    one DELETE could outlast the statement timeout, fail the same way every day, and
-    leave the table to grow for good. Each end of the range on its own, so that neither
-    scan walks the day's records in between."""
+    A bounded batch at a time along the created_at index (core.batched_delete): a day of a
+    busy project's retried writes in one DELETE could outlast the statement timeout, fail
+    the same way every day, and leave the table to grow for good. Each end of the range on
+    its own, so that neither scan walks the day's records in between."""
     now = now or timezone.now()
-    removed = 0
-    for outside in (
-        IdempotencyRecord.objects.filter(created_at__lt=now - LIFETIME),
-        IdempotencyRecord.objects.filter(created_at__gt=now + FUTURE_SLACK),
-    ):
-        while ids := list(
-            outside.order_by("created_at").values_list("pk", flat=True)[:PRUNE_BATCH]
-        ):
-            removed += IdempotencyRecord.objects.filter(pk__in=ids).delete()[0]
-    return removed
+    return sum(
+        delete_in_batches(outside, order_by="created_at")
+        for outside in (
+            IdempotencyRecord.objects.filter(created_at__lt=now - LIFETIME),
+            IdempotencyRecord.objects.filter(created_at__gt=now + FUTURE_SLACK),
+        )
+    )

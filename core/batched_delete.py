@@ -19,9 +19,19 @@ def delete_in_batches[M: Model](rows: QuerySet[M], *, order_by: str) -> int:
     """Delete `rows` DELETE_BATCH at a time, taken in `order_by` order (a column its
     condition's index covers, so each read stops after a batch); how many rows went,
     counting those deleted with them (as QuerySet.delete() counts). Without such an index,
-    "pk": the read walks the primary key until it has a batch, and old rows come first."""
+    "pk": the read walks the primary key until it has a batch, and old rows come first.
+
+    Each read starts where the last batch's ended (at its last value of `order_by`, ties
+    included): started from the index's beginning, it stepped over the entries of every row
+    deleted before it, which stay in the index until VACUUM, so a run slowed as it went."""
     removed = 0
     manager = rows.model._default_manager
-    while keys := list(rows.order_by(order_by).values_list("pk", flat=True)[:DELETE_BATCH]):
-        removed += manager.filter(pk__in=keys).delete()[0]
+    column = "pk" if order_by in ("pk", rows.model._meta.pk.name) else order_by
+    batch = rows.order_by(column)
+    while found := list(batch.values_list("pk", column)[:DELETE_BATCH]):
+        removed += manager.filter(pk__in=[pk for pk, _ in found]).delete()[0]
+        last = found[-1][1]
+        if last is not None:  # a NULL has no place to start from: the next read starts over
+            batch = rows.order_by(column).filter(**{f"{column}__gte": last})
     return removed
+

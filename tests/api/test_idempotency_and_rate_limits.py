@@ -2,6 +2,7 @@
 
 import datetime
 import io
+from collections.abc import Sequence
 
 import pytest
 from django.core.management import call_command
@@ -15,7 +16,7 @@ from api.idempotency import idempotency_records_prune
 from api.models import IdempotencyRecord
 from apikeys.models import ClientToken
 from tests.api.assertions import assert_error, assert_ok
-from tests.conftest import Api, finished, paused_in_another_thread
+from tests.conftest import Api, finished, paused_in_another_thread, statements_time_out
 
 
 def test_a_retried_write_with_the_same_key_answers_the_first_result_and_acts_once(api):
@@ -201,21 +202,60 @@ def test_pruning_forgets_answers_dated_more_than_a_day_ahead(project):
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["near"]
 
 
+def stale_records(project, count: int, now: datetime.datetime) -> None:
+    """`count` answers past their 24 hours and as many dated days ahead, besides one of
+    today: what a busy project's retried writes leave for the daily prune."""
+    for n in range(count):
+        for side, days in (("stale", -2), ("ahead", 3)):
+            IdempotencyRecord.objects.create(
+                project=project,
+                key=f"{side}-{n}",
+                fingerprint="f",
+                created_at=now + datetime.timedelta(days=days, minutes=n),
+            )
+    IdempotencyRecord.objects.create(project=project, key="fresh", fingerprint="f", created_at=now)
+
+
 def test_pruning_a_backlog_deletes_it_all_a_bounded_batch_at_a_time(project, monkeypatch):
-    monkeypatch.setattr("api.idempotency.PRUNE_BATCH", 3)
+    monkeypatch.setattr("core.batched_delete.DELETE_BATCH", 3)
     now = timezone.now()
+    stale_records(project, 7, now)
+    with CaptureQueriesContext(connection) as queries:
+        assert idempotency_records_prune(now=now) == 14
+    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
+    # 3 + 3 + 1 on each side, each by the keys of one batch, never by the condition that
+    # matches the whole day: no one statement holds the table for the whole day.
+    assert len(deletes) == 6 and all(" IN (" in sql for sql in deletes)
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]
+
+
+def test_a_backlog_longer_to_delete_than_the_statement_timeout_is_pruned(project, monkeypatch):
+    """On PostgreSQL, every DELETE that is not one bounded batch of keys runs into the
+    statement timeout, as one over a day of a busy project's records would."""
+    monkeypatch.setattr("core.batched_delete.DELETE_BATCH", 3)
+    now = timezone.now()
+    stale_records(project, 7, now)
+
+    def whole_backlog(sql: str, params: Sequence[object]) -> bool:
+        return sql.startswith("DELETE") and (" IN (" not in sql or len(params) > 3)
+
+    with statements_time_out(whole_backlog):
+        call_command("prune_idempotency_records", stdout=io.StringIO())
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]
+
+
+def test_records_of_one_moment_across_batches_all_go(project, monkeypatch):
+    """Each batch's read starts at the moment the last batch ended on, not after it: the
+    records of that moment left for the next batch are read too."""
+    monkeypatch.setattr("core.batched_delete.DELETE_BATCH", 3)
+    now = timezone.now()
+    moment = now - datetime.timedelta(days=2)
     for n in range(7):
         IdempotencyRecord.objects.create(
-            project=project,
-            key=f"stale-{n}",
-            fingerprint="f",
-            created_at=now - datetime.timedelta(days=2, minutes=n),
+            project=project, key=f"stale-{n}", fingerprint="f", created_at=moment
         )
     IdempotencyRecord.objects.create(project=project, key="fresh", fingerprint="f", created_at=now)
-    with CaptureQueriesContext(connection) as queries:
-        assert idempotency_records_prune(now=now) == 7
-    deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
-    assert len(deletes) == 3  # 3 + 3 + 1: no one statement holds the table for the whole day
+    assert idempotency_records_prune(now=now) == 7
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh"]
 
 
