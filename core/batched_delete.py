@@ -35,3 +35,24 @@ def delete_in_batches[M: Model](rows: QuerySet[M], *, order_by: str) -> int:
             batch = rows.order_by(column).filter(**{f"{column}__gte": last})
     return removed
 
+
+def delete_in_key_ranges[M: Model](rows: QuerySet[M]) -> int:
+    """Delete `rows` where no index covers their condition (a time column that every write
+    moves, a table of roll-ups keyed by tenant first), DELETE_BATCH rows of the table at a
+    time: the primary key is walked in ranges of that many rows, and each range's rows that
+    match are deleted in one statement. A read along the primary key for a batch of matching
+    rows would pass over every row that does not match, however many, and the last one,
+    which finds none, over the whole table: here no statement reads more than a range,
+    whatever the table holds. How many rows went, as QuerySet.delete() counts them."""
+    removed = 0
+    table = rows.model._default_manager.order_by("pk")
+    after = None
+    while True:
+        ahead = table if after is None else table.filter(pk__gt=after)
+        # The range's last key: read along the primary key's index, never the rows.
+        end = list(ahead.values_list("pk", flat=True)[DELETE_BATCH - 1 : DELETE_BATCH])
+        within = rows if after is None else rows.filter(pk__gt=after)
+        if not end:  # fewer than DELETE_BATCH rows are left past `after`: the last range
+            return removed + within.delete()[0]
+        removed += within.filter(pk__lte=end[0]).delete()[0]
+        after = end[0]

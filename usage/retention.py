@@ -35,6 +35,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
+from core.batched_delete import delete_in_batches, delete_in_key_ranges
 from core.db_errors import lock_timed_out
 from usage.models import (
     ProjectAddressDay,
@@ -309,30 +310,37 @@ def usage_prune(*, older_than: timedelta, now: datetime | None = None) -> PruneR
     else:
         report.rows_deleted = _delete_in_batches(report.cutoff)
 
-    with transaction.atomic():
-        report.usage_hours, _ = UsageHour.objects.filter(hour__lt=report.cutoff).delete()
-        report.usage_ips, _ = UsageIp.objects.filter(last_seen__lt=report.cutoff).delete()
-        report.unattributed_hours, _ = UnattributedCalls.objects.filter(
-            hour__lt=report.cutoff
-        ).delete()
-        for model in (ProjectUsageHour, ProjectAddressHour):
-            report.project_hours += model.objects.filter(start__lt=report.cutoff).delete()[0]
-    report.project_days = _prune_project_days(report.cutoff)
+    # A bounded batch a statement (core.batched_delete): each table holds a row per key,
+    # address or project and hour, so one tenant's flood (calls from a million addresses)
+    # or weeks of the job not running made one DELETE outlast DB_STATEMENT_TIMEOUT, every
+    # night, and nothing after it was pruned. Each batch commits on its own: a run cut
+    # short leaves roll-ups that over-cover the log, which the next run finishes.
+    cutoff = report.cutoff
+    report.usage_hours = delete_in_key_ranges(UsageHour.objects.filter(hour__lt=cutoff))
+    report.usage_ips = delete_in_key_ranges(UsageIp.objects.filter(last_seen__lt=cutoff))
+    report.unattributed_hours = delete_in_batches(  # its unique index leads with the hour
+        UnattributedCalls.objects.filter(hour__lt=cutoff), order_by="hour"
+    )
+    for model in (ProjectUsageHour, ProjectAddressHour):
+        report.project_hours += delete_in_key_ranges(model.objects.filter(start__lt=cutoff))
+    report.project_days = _prune_project_days(cutoff)
     return report
 
 
 def _prune_project_days(cutoff: datetime) -> int:
     """Remove the days of the project's daily roll-ups before the cut-off's; if the cut-off
-    falls inside a day, count that day's groups again from the calls left of it. Under the
-    writer's lock, so no batch adds to the day between the count and its replacement."""
+    falls inside a day, count that day's groups again from the calls left of it, under the
+    writer's lock, so no batch adds to the day between the count and its replacement. The
+    earlier days go first, a bounded batch at a time and outside that lock, which every
+    API call's usage waits for."""
     day = cutoff.replace(hour=0)
+    removed = 0
+    for model in (ProjectUsageDay, ProjectAddressDay):
+        removed += delete_in_key_ranges(model.objects.filter(start__lt=day))
+    if cutoff == day:
+        return removed
     with transaction.atomic():
         usage_write_lock()
-        removed = 0
-        for model in (ProjectUsageDay, ProjectAddressDay):
-            removed += model.objects.filter(start__lt=day).delete()[0]
-        if cutoff == day:
-            return removed
         ProjectUsageDay.objects.filter(start=day).delete()
         ProjectAddressDay.objects.filter(start=day).delete()
         kept = UsageRecord.objects.filter(

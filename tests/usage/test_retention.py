@@ -18,7 +18,16 @@ from django.db import connection
 from apikeys.models import ApiKey
 from tests.conftest import usage_call
 from usage import retention
-from usage.models import UnattributedCalls, UsageHour, UsageIp, UsageRecord
+from usage.models import (
+    ProjectAddressDay,
+    ProjectAddressHour,
+    ProjectUsageDay,
+    ProjectUsageHour,
+    UnattributedCalls,
+    UsageHour,
+    UsageIp,
+    UsageRecord,
+)
 from usage.retention import (
     DAYS_AHEAD,
     DEFAULT_PARTITION,
@@ -392,3 +401,100 @@ def test_an_age_in_digits_other_than_ascii_is_refused_as_the_settings_refuse_the
     with pytest.raises(ValueError, match="is not an age"):
         parse_age(age)
     assert parse_age("90d") == timedelta(days=90)
+
+
+ROLLUPS = (
+    UsageHour,
+    UsageIp,
+    UnattributedCalls,
+    ProjectUsageHour,
+    ProjectAddressHour,
+    ProjectUsageDay,
+    ProjectAddressDay,
+)
+
+
+@pytest.fixture
+def rollups_piled_up(api_key: tuple[ApiKey, str]) -> ApiKey:
+    """Seven days' calls before the cut-off, each from an address of its own, and calls
+    of the kept days on either side of them in the tables: a row of every roll-up per
+    call, as a tenant's flood from many addresses leaves them, many times over."""
+    key = api_key[0]
+    log(key, at(2030, 1, 2, 3), "kept-first", ip="10.9.9.9")
+    log(None, at(2030, 1, 2, 3), "kept-first-unattributed")
+    for n in range(7):
+        log(key, at(2029, 11, n + 1, n), f"old-{n}", ip=f"10.0.1.{n}")
+        log(None, at(2029, 11, n + 1, n), f"old-unattributed-{n}")
+    log(key, at(2030, 3, 1, 1), "kept-last", ip="10.9.9.8")
+    log(None, at(2030, 3, 1, 1), "kept-last-unattributed")
+    check_foreign_keys_now()
+    return key
+
+
+def roll_ups_left() -> dict[str, int]:
+    return {model.__name__: model.objects.count() for model in ROLLUPS}
+
+
+def test_roll_ups_piled_up_go_a_bounded_batch_a_statement(rollups_piled_up, monkeypatch):
+    """Each roll-up went in one DELETE of everything before the cut-off: with enough of
+    them (a flood from a million addresses, weeks without the job) longer than
+    DB_STATEMENT_TIMEOUT, so the job failed every night and the tables grew for good."""
+    monkeypatch.setattr("core.batched_delete.DELETE_BATCH", 3)
+    tables = {model._meta.db_table for model in ROLLUPS}
+    deleted: list[tuple[str, int]] = []
+
+    def count(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.startswith("DELETE"):
+            table = sql.split()[2].strip('"')
+            if table in tables:
+                deleted.append((table, context["cursor"].rowcount))
+        return result
+
+    with connection.execute_wrapper(count):
+        report = usage_prune(older_than=NINETY_DAYS, now=NOW)
+
+    assert deleted and all(rows <= 3 for _, rows in deleted)
+    assert {table for table, rows in deleted if rows} == tables
+    assert (report.usage_hours, report.usage_ips, report.unattributed_hours) == (7, 7, 7)
+    assert (report.project_hours, report.project_days) == (14, 14)
+    assert roll_ups_left() == {
+        "UsageHour": 2,
+        "UsageIp": 2,
+        "UnattributedCalls": 2,
+        "ProjectUsageHour": 2,
+        "ProjectAddressHour": 2,
+        "ProjectUsageDay": 2,
+        "ProjectAddressDay": 2,
+    }
+
+
+# Stands in for DB_STATEMENT_TIMEOUT, deterministically: a DELETE of more than three rows
+# of a roll-up is cancelled as that timeout cancels one over a pile.
+_THREE_ROWS_A_STATEMENT = """
+CREATE FUNCTION rv_test_deleting_slowly() RETURNS trigger AS $$
+BEGIN
+  IF (SELECT count(*) FROM gone) > 3 THEN
+    RAISE EXCEPTION 'canceling statement due to statement timeout' USING ERRCODE = '57014';
+  END IF;
+  RETURN NULL;
+END $$ LANGUAGE plpgsql;
+"""
+
+
+@postgresql_only
+def test_roll_ups_longer_to_delete_than_the_statement_timeout_are_pruned(
+    rollups_piled_up, monkeypatch
+):
+    monkeypatch.setattr("core.batched_delete.DELETE_BATCH", 3)
+    with connection.cursor() as cursor:
+        cursor.execute(_THREE_ROWS_A_STATEMENT)
+        for model in ROLLUPS:
+            cursor.execute(
+                f"CREATE TRIGGER rv_test_deleting_slowly AFTER DELETE ON {model._meta.db_table} "
+                "REFERENCING OLD TABLE AS gone FOR EACH STATEMENT "
+                "EXECUTE FUNCTION rv_test_deleting_slowly()"
+            )
+    usage_prune(older_than=NINETY_DAYS, now=NOW)
+    assert set(roll_ups_left().values()) == {2}
+    assert kept_calls() == {"kept-first", "kept-last"}
