@@ -15,21 +15,24 @@ from django.db.models import Model, QuerySet
 DELETE_BATCH = 1000  # rows per DELETE, so no one statement holds the table for long
 
 
-def delete_in_batches[M: Model](rows: QuerySet[M], *, order_by: str) -> int:
+def delete_in_batches[M: Model](rows: QuerySet[M], *, order_by: str, recheck: bool = False) -> int:
     """Delete `rows` DELETE_BATCH at a time, taken in `order_by` order (a column its
     condition's index covers, so each read stops after a batch); how many rows went,
     counting those deleted with them (as QuerySet.delete() counts). Without such an index,
     "pk": the read walks the primary key until it has a batch, and old rows come first.
+    With `recheck`, each DELETE asks `rows`' condition again of the keys it names: for rows
+    that another transaction may take out of it between the read and the delete (a
+    delivery claimed by a sender).
 
     Each read starts where the last batch's ended (at its last value of `order_by`, ties
     included): started from the index's beginning, it stepped over the entries of every row
     deleted before it, which stay in the index until VACUUM, so a run slowed as it went."""
     removed = 0
-    manager = rows.model._default_manager
+    deleting = rows if recheck else rows.model._default_manager.all()
     column = "pk" if order_by in ("pk", rows.model._meta.pk.name) else order_by
     batch = rows.order_by(column)
     while found := list(batch.values_list("pk", column)[:DELETE_BATCH]):
-        removed += manager.filter(pk__in=[pk for pk, _ in found]).delete()[0]
+        removed += deleting.filter(pk__in=[pk for pk, _ in found]).delete()[0]
         last = found[-1][1]
         if last is not None:  # a NULL has no place to start from: the next read starts over
             batch = rows.order_by(column).filter(**{f"{column}__gte": last})

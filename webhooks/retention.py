@@ -4,7 +4,7 @@ A delivery is removed KEEP after it was enqueued, whatever became of it: by then
 has long been delivered or given up (its retries end within nine hours), and one still
 waiting can only be for an endpoint that was disabled, where sending a month-old alert
 would mislead more than it tells. One being sent at that moment is left to finish.
-Oldest first, a thousand rows at a time, on an index of their age.
+Oldest first, a thousand rows at a time, on an index of their age (core.batched_delete).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from core.batched_delete import delete_in_batches
 from webhooks.models import WebhookDelivery
 
 # Far longer than delivery.ENQUEUE_WITHIN: the (endpoint, alert) rows mark what was
 # enqueued, and removing one whose alert could still be enqueued would send it again.
 KEEP = timedelta(days=30)
-BATCH = 1000  # rows per DELETE, so no one statement holds the table for long
 
 
 def deliveries_prune(*, now: datetime | None = None) -> int:
@@ -29,8 +29,5 @@ def deliveries_prune(*, now: datetime | None = None) -> int:
         status=WebhookDelivery.Status.SENDING,
         next_attempt_at__gt=moment,
     )
-    removed = 0
-    while ids := list(old.order_by("created_at").values_list("pk", flat=True)[:BATCH]):
-        # The conditions again: a row claimed since it was read stays.
-        removed += old.filter(pk__in=ids).delete()[0]
-    return removed
+    # The conditions again at each DELETE: a row claimed since it was read stays.
+    return delete_in_batches(old, order_by="created_at", recheck=True)

@@ -6,10 +6,12 @@ from datetime import timedelta
 from io import StringIO
 
 from django.core.management import call_command
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 from alerts.models import Flag
+from tests.conftest import statements_run
 from webhooks import delivery as delivery_module
 from webhooks import retention
 from webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -61,9 +63,35 @@ def test_it_deletes_in_batches_until_none_is_left(project, make_endpoint, make_f
         make_flag(project)
     _enqueue()
     WebhookDelivery.objects.update(created_at=timezone.now() - timedelta(days=60))
-    monkeypatch.setattr(retention, "BATCH", 2)
-    assert deliveries_prune() == 5
+    monkeypatch.setattr("core.batched_delete.DELETE_BATCH", 2)
+    with statements_run() as statements:
+        assert deliveries_prune() == 5
+    assert len([sql for sql in statements if sql.startswith("DELETE")]) == 3  # 2 + 2 + 1
     assert not WebhookDelivery.objects.exists()
+
+
+def test_a_delivery_claimed_between_the_read_and_the_delete_is_left_to_its_sender(
+    project, make_endpoint, make_flag, monkeypatch
+):
+    make_endpoint(project, "https://hooks.example.com/hook")
+    for _ in range(3):
+        make_flag(project)
+    _enqueue()
+    WebhookDelivery.objects.update(created_at=timezone.now() - timedelta(days=60))
+    claimed = WebhookDelivery.objects.order_by("created_at", "id").first()
+    monkeypatch.setattr("core.batched_delete.DELETE_BATCH", 2)
+
+    def a_sender_claims_it_meanwhile(execute, sql, params, many, context):
+        if sql.startswith("DELETE"):  # the batch was read: a sender claims one of it
+            WebhookDelivery.objects.filter(pk=claimed.pk).update(
+                status=WebhookDelivery.Status.SENDING,
+                next_attempt_at=timezone.now() + delivery_module.CLAIM,
+            )
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(a_sender_claims_it_meanwhile):
+        assert deliveries_prune() == 2
+    assert list(WebhookDelivery.objects.values_list("pk", flat=True)) == [claimed.pk]
 
 
 def test_an_alert_whose_delivery_was_pruned_is_not_sent_again(project, make_endpoint, make_flag):
