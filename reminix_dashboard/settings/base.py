@@ -288,6 +288,10 @@ AXES_HANDLER = "accounts.lockout.StoredTextAxesHandler"  # no NUL reaches its co
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out"
 AXES_USERNAME_CALLABLE = "accounts.lockout.lockout_username"
 AXES_VERBOSE = False
+# Sign-ins and sign-outs are the person's audit events (address and user agent included),
+# which the security page and the members' last sign-ins read: axes' AccessLog kept a second
+# copy that nothing read and no job removed. Failures still count (AccessAttempt).
+AXES_DISABLE_ACCESS_LOG = True
 # Kept out of django-axes' stored request data: an invitation link's token rides in `next`.
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "next"]
 

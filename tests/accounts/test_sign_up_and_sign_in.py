@@ -632,3 +632,48 @@ def test_a_password_typed_into_the_email_box_is_not_kept_by_the_lockout_count(cl
     for username, get_data, post_data in kept:
         for field in (username, get_data, post_data):
             assert PASSWORD.lower()[:8] not in field.lower()
+
+
+def test_sign_ins_and_outs_are_kept_once_in_the_audit_log_not_in_axes_access_log(client, user):
+    """Each sign-in and sign-out is the person's audit event, with its address and user
+    agent, which the security page and the members' last sign-ins read. django-axes kept a
+    second copy of both (AccessLog: address, user agent, path) that nothing read and no job
+    removed, so every person's addresses stayed for good; failures still count for the
+    lockout (AccessAttempt, which axes removes after the cool-off)."""
+    from axes.models import AccessAttempt, AccessLog
+
+    sign_in(client, user.email, "wrong", REMOTE_ADDR="198.51.100.4")
+    assert AccessAttempt.objects.filter(username=user.email).exists()
+    signed = sign_in(
+        client, user.email, PASSWORD, REMOTE_ADDR="198.51.100.4", HTTP_USER_AGENT="Firefox/130"
+    )
+    assert signed.status_code == 302
+    client.post(reverse("accounts:logout"), REMOTE_ADDR="198.51.100.4")
+    event = AuditEvent.objects.get(action="user.signed_in")
+    assert (event.actor, event.ip_address, event.user_agent) == (
+        user,
+        "198.51.100.4",
+        "Firefox/130",
+    )
+    assert AuditEvent.objects.filter(action="user.signed_out", actor=user).exists()
+    assert not AccessLog.objects.exists()
+
+
+def test_the_access_log_django_axes_kept_before_is_removed_on_upgrade(user):
+    """accounts/0022 removes what AccessLog holds from before: the addresses and user
+    agents of every sign-in since the first, which nothing reads."""
+    import importlib
+
+    from axes.models import AccessLog
+    from django.apps import apps
+    from django.utils import timezone
+
+    AccessLog.objects.create(
+        username=user.email,
+        ip_address="198.51.100.4",
+        user_agent="Firefox/130",
+        attempt_time=timezone.now(),
+    )
+    migration = importlib.import_module("accounts.migrations.0022_forget_axes_access_log")
+    migration.forget_access_log(apps, None)
+    assert not AccessLog.objects.exists()
