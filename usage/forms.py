@@ -145,8 +145,8 @@ class CursorField(forms.CharField):
 
 
 class UsageFilterForm(PagedFilterForm):
-    """Narrows a call log (a personal access token's as it is; a key's and the project's
-    with more, KeyLogFilterForm). Every field is optional; an empty form shows every call.
+    """What every call log is narrowed by (each log takes more: KeyLogFilterForm). Every
+    field is optional; an empty form shows every call.
 
     Also reads the pager's cursor (`before` or `after`), which the form never renders.
     """
@@ -243,7 +243,8 @@ SPAN_HOURS = int(TEXT_SEARCH_SPAN.total_seconds() // 3600)
 
 
 class KeyLogFilterForm(UsageFilterForm):
-    """A key's call log: the filters every call log has, and user agent and path.
+    """A key's call log and a personal access token's: the filters every call log has,
+    and user agent and path.
 
     The user agent and path search TEXT_SEARCH_SPAN of calls at a time (they have no
     index: usage/key_usage.py). Given without a "From", the span up to "To" (or the

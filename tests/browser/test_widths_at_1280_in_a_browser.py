@@ -1,8 +1,8 @@
 """What was cut off or scrolled sideways at 1280 px, measured: the call log's address
 placeholder, the key list's "Last used" ("7 minutes / ago"), and the Usage page's
 address table and the call log, which scrolled some 20 px inside their cards; and a
-key's call log, with its user agent and path filters. Each page is also looked at 375 px
-wide, where nothing may leave the screen."""
+key's call log and a personal access token's, with their user agent and path filters.
+Each page is also looked at 375 px wide, where nothing may leave the screen."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ from playwright.sync_api import Page
 
 from accounts.models import Project
 from accounts.services import user_sign_up
-from apikeys.models import ApiKey
+from apikeys.models import ApiKey, PersonalAccessToken
 from apikeys.services import (
     api_key_create,
     client_token_create,
+    personal_token_create,
 )
 from tests.browser.test_api_keys_in_a_browser import sign_in
 from tests.conftest import PASSWORD, keys_at_their_widest, usage_call
@@ -84,6 +85,21 @@ def codes_broken_inside_a_word(page: Page) -> list[str]:
     )
 
 
+def outside_the_form(page: Page, form: str) -> list[str]:
+    """Each field on show of the form that reaches past the form's edges."""
+    return list(
+        page.evaluate(
+            """(form) => { const f = document.querySelector(form).getBoundingClientRect();
+                return Array.from(document.querySelectorAll(form + " input, " + form + " select"))
+                  .filter(i => i.getClientRects().length > 0)
+                  .filter(i => { const r = i.getBoundingClientRect();
+                    return r.left < f.left - 0.5 || r.right > f.right + 0.5; })
+                  .map(i => i.name); }""",
+            form,
+        )
+    )
+
+
 def off_screen(page: Page) -> int:
     return int(page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
 
@@ -110,17 +126,42 @@ def world() -> tuple[Project, ApiKey]:
         for i in range(12)
     ]
     calls += [usage_call(now - timedelta(seconds=30), client_token=minted, ip="198.51.100.23")]
+    pat, _ = personal_token_create(user=user, name="Deploys from CI", expires_at=None)
+    calls += [
+        usage_call(
+            now - timedelta(minutes=i, seconds=10),
+            pat=pat,
+            project=project,
+            ip=f"2001:db8:ffff:ffff:ffff:ffff:ffff:{i + 0x100:04x}",
+            user_agent=LONG_UA,
+            agent=agent,
+            status=403 if i % 3 else 200,
+            error_code="insufficient_permissions" if i % 3 else "",
+        )
+        for i in range(12)
+    ]
     usage_write(calls)
     return project, key
 
 
-# Each call log and the Usage page, with its filter form: the key's log with a user agent
-# asked, so that its text filters' note and the day they filled in are on show too.
+# Each call log and the Usage page, with its filter form: the key's log and the personal
+# access token's with a user agent asked, so that their text filters' note and the day
+# they filled in are on show too.
 PAGES = {
-    "call log": ("usage:project_calls", False, "#calls-filters"),
-    "usage page": ("usage:project_usage", False, "#overview-filters"),
-    "key's call log": ("usage:api_key_usage", True, "#usage-filters"),
+    "call log": ("usage:project_calls", "project", "#calls-filters"),
+    "usage page": ("usage:project_usage", "project", "#overview-filters"),
+    "key's call log": ("usage:api_key_usage", "key", "#usage-filters"),
+    "personal token's call log": ("usage:personal_token_usage", "pat", "#usage-filters"),
 }
+
+
+def page_url(url_name: str, of: str, project: Project, key: ApiKey) -> str:
+    if of == "pat":
+        pat = PersonalAccessToken.objects.get(user=key.created_by)
+        return reverse(url_name, args=[pat.pk]) + "?user_agent=Mozilla"
+    if of == "key":
+        return reverse(url_name, args=[project.slug, key.pk]) + "?user_agent=Mozilla"
+    return reverse(url_name, args=[project.slug])
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -128,13 +169,18 @@ def test_the_pages_filters_and_tables_keep_inside_their_cards(
     page: Page, live_server: Any, transactional_db: Any, name: str
 ) -> None:
     project, key = world()
-    url_name, of_key, form = PAGES[name]
-    url = reverse(url_name, args=[project.slug, key.pk] if of_key else [project.slug])
+    url_name, of, form = PAGES[name]
+    url = page_url(url_name, of, project, key)
     sign_in(page, "kim@example.com")
     for width, height in SIZES:
         page.set_viewport_size({"width": width, "height": height})
-        page.goto(f"{url}?user_agent=Mozilla" if of_key else url)
+        page.goto(url)
+        if of != "project":  # the text filters are on show, and what they found
+            assert page.locator(f"{form} input[name=user_agent]").is_visible(), width
+            assert page.locator(f"{form} input[name=path]").is_visible(), width
+            assert page.locator("main .log-table tbody tr").count() > 0, width
         assert cut_placeholders(page, form) == [], width
+        assert outside_the_form(page, form) == [], width
         assert scrolled_sideways(page) == [], width
         assert codes_broken_inside_a_word(page) == [], width
         assert off_screen(page) <= 0, width

@@ -16,7 +16,8 @@ PAGES = {
     ),
     "usage:project_usage_export": ("range", "since", "until", "key", "token_kind", "outcome"),
     "usage:api_key_usage": (
-        "agent", "outcome", "status", "ip", "since", "until", "client_token", "before", "after",
+        "agent", "outcome", "status", "ip", "since", "until", "client_token", "user_agent",
+        "path", "before", "after",
     ),
     "usage:project_calls": (
         "key", "token_kind", "agent", "outcome", "status", "ip", "since", "until", "request_id",
@@ -27,7 +28,8 @@ PAGES = {
         "client_token", "user_agent", "path", "before", "after",
     ),
     "usage:personal_token_usage": (
-        "agent", "outcome", "status", "ip", "since", "until", "client_token", "before", "after",
+        "agent", "outcome", "status", "ip", "since", "until", "client_token", "user_agent",
+        "path", "before", "after",
     ),
     "apikeys:api_key_list": ("q", "sort", "page", "ended_page"),
     "alerts:flag_list": ("key",),

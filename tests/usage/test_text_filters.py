@@ -1,8 +1,9 @@
-"""The project's call log and a key's narrow to a user agent (any part of it, any case) and
-to a path (its start): a leaked key's attacker often calls with one library's user agent
-(python-requests/2.31) or at one path. Neither has an index to walk, so each searches at
-most a day of calls at a time (usage.key_usage.TEXT_SEARCH_SPAN): the form fills in the
-last day when no range is given, and says so. Every test runs on both logs (`log`)."""
+"""The project's call log, a key's and a personal access token's narrow to a user agent
+(any part of it, any case) and to a path (its start): a leaked key's attacker often calls
+with one library's user agent (python-requests/2.31) or at one path. Neither has an index
+to walk, so each searches at most a day of calls at a time
+(usage.key_usage.TEXT_SEARCH_SPAN): the form fills in the last day when no range is given,
+and says so. Every test runs on the three logs (`log`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from apikeys.models import ApiKey
+from apikeys.services import personal_token_create
 from tests.conftest import (
     HTMX,
     exported_request_ids,
@@ -31,6 +33,7 @@ from tests.plans import plan_nodes
 from usage.forms import KeyLogFilterForm, ProjectLogFilterForm
 from usage.key_usage import NEWEST_FIRST, PAGE_SIZE, TEXT_SEARCH_SPAN
 from usage.models import UsageRecord, UsageRecordQuerySet
+from usage.personal_token_usage import pat_calls
 from usage.project_log import project_calls
 from usage.writer import usage_write
 
@@ -48,24 +51,25 @@ def now() -> datetime:
 
 
 @pytest.fixture
-def calls(key: ApiKey, make_key, now: datetime) -> None:
-    """Sixty calls of the attacker's library at the key list, in the last hour; the
-    project's own SDK calling its agent beside them, with another key and (every tenth
-    minute) with this one, so that the key's own log holds calls to leave out; and the
-    attacker two days ago."""
+def calls(key: ApiKey, make_key, now: datetime, log: Log) -> None:
+    """Sixty calls of the attacker's library at the key list, in the last hour, made with
+    the log's token (the key, or the personal access token); the project's own SDK calling
+    its agent beside them, with another key and (every tenth minute) with the log's token,
+    so that the log holds calls to leave out; and the attacker two days ago."""
     other, _ = make_key(key.project, name="Other")
+    made_with = log.made_with
     entries = []
     for i in range(60):
         at = now - timedelta(minutes=i, seconds=5)
         entries += [
-            usage_call(at, key=key, user_agent=ATTACKER, path=f"/v1/api-keys/{i}/roll"),
+            usage_call(at, **made_with, user_agent=ATTACKER, path=f"/v1/api-keys/{i}/roll"),
             usage_call(at - timedelta(seconds=1), key=other, path="/v1/agents/my-agent/invoke"),
         ]
         if i % 10 == 0:
-            entries.append(usage_call(at - timedelta(seconds=2), key=key, path="/v1/agents"))
+            entries.append(usage_call(at - timedelta(seconds=2), **made_with, path="/v1/agents"))
     entries += [
-        usage_call(now - timedelta(days=2), key=key, user_agent=ATTACKER, path="/v1/api-keys"),
-        usage_call(now - timedelta(minutes=90), key=key, user_agent="Python-Requests/2.28"),
+        usage_call(now - timedelta(days=2), **made_with, user_agent=ATTACKER, path="/v1/api-keys"),
+        usage_call(now - timedelta(minutes=90), **made_with, user_agent="Python-Requests/2.28"),
     ]
     usage_write(entries)
 
@@ -76,13 +80,16 @@ def calls_url(project: Project) -> str:
 
 @dataclass(frozen=True)
 class Log:
-    """One of the two call logs with the text filters: its page, a filter of it that is
-    not a text filter, its form, and the rows its first page reads."""
+    """One of the three call logs with the text filters: its page, a filter of it that is
+    not a text filter, its form, the rows its first page reads, and the token its calls
+    are made with (usage_call's arguments)."""
 
     url: str
     other_filter: dict[str, str]
     form: Callable[[dict[str, str]], KeyLogFilterForm]
     records: Callable[[KeyLogFilterForm], UsageRecordQuerySet]
+    made_with: dict[str, object]
+    has_export: bool = True
 
 
 def project_log(key: ApiKey) -> Log:
@@ -95,6 +102,7 @@ def project_log(key: ApiKey) -> Log:
         other_filter={"key": str(key.pk)},
         form=lambda data: ProjectLogFilterForm(data, project=key.project),
         records=records,
+        made_with={"key": key},
     )
 
 
@@ -104,10 +112,26 @@ def key_log(key: ApiKey) -> Log:
         other_filter={"outcome": "ok"},
         form=KeyLogFilterForm,
         records=lambda form: form.filters().apply(UsageRecord.objects.for_key(key)),
+        made_with={"key": key},
     )
 
 
-@pytest.fixture(params=[project_log, key_log], ids=["project", "key"])
+def pat_log(key: ApiKey) -> Log:
+    """The log of a personal access token of the key's maker, acting on the key's project
+    (the person signed in: a PAT's log is its owner's alone)."""
+    assert key.created_by is not None
+    pat, _ = personal_token_create(user=key.created_by, name="CI", expires_at=None)
+    return Log(
+        url=reverse("usage:personal_token_usage", args=[pat.pk]),
+        other_filter={"outcome": "ok"},
+        form=KeyLogFilterForm,
+        records=lambda form: form.filters().apply(pat_calls(pat)),
+        made_with={"pat": pat, "project": key.project},
+        has_export=False,
+    )
+
+
+@pytest.fixture(params=[project_log, key_log, pat_log], ids=["project", "key", "pat"])
 def log(request, key: ApiKey) -> Log:
     return request.param(key)
 
@@ -135,8 +159,9 @@ def test_the_pager_the_export_and_oldest_first_keep_the_user_agent(signed_in, ke
     url = log.url
     newest = log_walk(signed_in, url, {"user_agent": "requests/2.31"})
     assert len(newest) == 60
-    response = signed_in.get(url, {"user_agent": "requests/2.31"})
-    assert exported_request_ids(signed_in, log_export_link(response)) == newest
+    if log.has_export:
+        response = signed_in.get(url, {"user_agent": "requests/2.31"})
+        assert exported_request_ids(signed_in, log_export_link(response)) == newest
     oldest = log_walk(signed_in, url, {"user_agent": "requests/2.31", "order": "oldest"})
     assert oldest == newest[::-1]
 
@@ -145,10 +170,10 @@ def test_percent_and_underscore_are_matched_as_themselves(signed_in, key, now, l
     usage_write(
         [
             usage_call(
-                now - timedelta(minutes=1), key=key, user_agent="scan 100% v_2", path="/a_b"
+                now - timedelta(minutes=1), **log.made_with, user_agent="scan 100% v_2", path="/a_b"
             ),
             usage_call(
-                now - timedelta(minutes=2), key=key, user_agent="scan 100x vx2", path="/axb"
+                now - timedelta(minutes=2), **log.made_with, user_agent="scan 100x vx2", path="/axb"
             ),
         ]
     )
@@ -299,7 +324,7 @@ def test_a_lone_surrogate_given_to_the_form_is_refused(key, log):
 
 def test_text_up_to_the_columns_length_is_searched(signed_in, key, now, log):
     long = "M" * 255
-    usage_write([usage_call(now - timedelta(minutes=1), key=key, user_agent=long)])
+    usage_write([usage_call(now - timedelta(minutes=1), **log.made_with, user_agent=long)])
     rows = signed_in.get(log.url, {"user_agent": long}).context["page"].rows
     assert len(rows) == 1
 
