@@ -7,7 +7,7 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from django import forms
 from django.utils import timezone
@@ -22,7 +22,13 @@ from core.forms import (
     PrintableInput,
     UtcDateTimeField,
 )
-from usage.key_usage import TEXT_SEARCH_SPAN, Cursor, LogFilters
+from usage.key_usage import (
+    CALLER_CLIENT_TOKENS,
+    CALLER_KEY,
+    TEXT_SEARCH_SPAN,
+    Cursor,
+    LogFilters,
+)
 from usage.models import Outcome
 from usage.overview import LONGEST_RANGE, OverviewFilters, Stack, TimeRange
 from usage.project_log import ProjectLogFilters
@@ -145,7 +151,7 @@ class CursorField(forms.CharField):
 
 
 class UsageFilterForm(PagedFilterForm):
-    """What every call log is narrowed by (each log takes more: KeyLogFilterForm). Every
+    """What every call log is narrowed by (each log takes more: TextLogFilterForm). Every
     field is optional; an empty form shows every call.
 
     Also reads the pager's cursor (`before` or `after`), which the form never renders.
@@ -242,9 +248,9 @@ class AddressPageForm(PagedFilterForm):
 SPAN_HOURS = int(TEXT_SEARCH_SPAN.total_seconds() // 3600)
 
 
-class KeyLogFilterForm(UsageFilterForm):
-    """A key's call log and a personal access token's: the filters every call log has,
-    and user agent and path.
+class TextLogFilterForm(UsageFilterForm):
+    """A personal access token's call log (and, with more, a key's and the project's):
+    the filters every call log has, and user agent and path.
 
     The user agent and path search TEXT_SEARCH_SPAN of calls at a time (they have no
     index: usage/key_usage.py). Given without a "From", the span up to "To" (or the
@@ -308,8 +314,55 @@ class KeyLogFilterForm(UsageFilterForm):
 REQUEST_ID = r"^req_[0-9a-f]{24}$"
 
 
-class ProjectLogFilterForm(KeyLogFilterForm):
-    """The project's call log: a key's log's filters, and key, token type and request id."""
+class KeyLogFilterForm(TextLogFilterForm):
+    """A key's call log: a PAT's log's filters, and which kind of call (Caller): those
+    made with the key itself, those of the client tokens it minted, or both. The usage
+    page's two address tables open the log at an address with their own kind."""
+
+    caller = forms.ChoiceField(
+        label="Caller",
+        required=False,
+        choices=[
+            ("", "The key and its client tokens"),
+            (CALLER_KEY, "The key itself"),
+            (CALLER_CLIENT_TOKENS, "Its client tokens"),
+        ],
+        error_messages={"invalid_choice": "Choose a caller from the list."},
+    )
+
+    filter_fields = (*TextLogFilterForm.filter_fields, "caller")
+    error_messages = {
+        **TextLogFilterForm.error_messages,
+        "token_not_key": "A client token’s calls are not the key’s own: choose “Its client "
+        "tokens” (or both) to see them.",
+    }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("caller") == CALLER_KEY and data.get("client_token"):
+            error = forms.ValidationError(
+                self.error_messages["token_not_key"], code="token_not_key"
+            )
+            self.add_error("caller", error)
+        return data
+
+    def filters(self) -> LogFilters:
+        return replace(super().filters(), caller=self.cleaned_data["caller"])
+
+    def project_export_query(self) -> str:
+        """This log's filters as the project's call export reads them (the key is named
+        beside them): there the caller is a token type, a key's own calls API key calls
+        and its client tokens' client token calls."""
+        params = dict(parse_qsl(self.query()))
+        caller = params.pop("caller", "")
+        if caller:
+            kinds = {CALLER_KEY: TokenKind.API_KEY, CALLER_CLIENT_TOKENS: TokenKind.CLIENT_TOKEN}
+            params["token_kind"] = kinds[caller].value
+        return urlencode(params)
+
+
+class ProjectLogFilterForm(TextLogFilterForm):
+    """The project's call log: a PAT's log's filters, and key, token type and request id."""
 
     key = ProjectKeyChoiceField(label="Key", empty_label="Any key")
     token_kind = forms.ChoiceField(

@@ -34,7 +34,7 @@ ADDRESSES_SHOWN = 10
 # index (one is not worth its cost on every write of the log): the filter tests each row
 # the page's walk of the time index passes, so a rare user agent, unbounded, made the
 # first page read every call the key or project ever made. The forms bound it
-# (usage.forms.KeyLogFilterForm); on PostgreSQL the bound prunes the walk to a day's
+# (usage.forms.TextLogFilterForm); on PostgreSQL the bound prunes the walk to a day's
 # partitions.
 TEXT_SEARCH_SPAN = timedelta(hours=24)
 
@@ -88,6 +88,11 @@ class Cursor:
 
 # -- The log --------------------------------------------------------------------------------
 
+# A key's log, narrowed to one kind of call (LogFilters.caller): those made with the key
+# itself, or those of the client tokens it minted. Empty: both.
+CALLER_KEY = "key"
+CALLER_CLIENT_TOKENS = "client_tokens"
+
 
 @dataclass(frozen=True, slots=True)
 class LogFilters:
@@ -106,6 +111,8 @@ class LogFilters:
     # TEXT_SEARCH_SPAN of calls (since to until) is searched for either.
     user_agent: str = ""
     path: str = ""
+    # In a key's log: CALLER_KEY, its own calls; CALLER_CLIENT_TOKENS, its client tokens'.
+    caller: str = ""
 
     def outcomes(self) -> frozenset[str]:
         """The outcomes a matching call can have: a status implies its outcome."""
@@ -146,6 +153,10 @@ class LogFilters:
             records = records.filter(created_at__gte=self.since)
         if self.until is not None:
             records = records.filter(created_at__lt=self.until)
+        if self.caller == CALLER_KEY:
+            records = records.filter(client_token__isnull=True)
+        elif self.caller == CALLER_CLIENT_TOKENS:
+            records = records.filter(client_token__isnull=False)
         if self.client_token:
             # By the token's id, not a join on its public id: the (client_token, time)
             # index then hands over the token's newest calls without reading the key's.
@@ -256,15 +267,18 @@ def _fence(api_key: ApiKey, filters: LogFilters) -> _Fence | None:
     address or a rare outcome could otherwise make the scan pass over every row of the
     key to find a few matches, or none:
     - an address lies between its first and last seen, and nowhere if never seen (a
-      network's addresses between the first first seen and the last last seen of them);
+      network's addresses between the first first seen and the last last seen of them),
+      read from the roll-up rows of the kind of call asked for (the key's own, its client
+      tokens') when the filter names one;
     - failed outcomes (a 4xx/5xx status implies one) lie between the first and last hour
       whose count of them is not zero. Successes are everywhere; they need no fence.
     """
     low, high = filters.since, filters.until
     if filters.ip:
-        seen = UsageIp.objects.filter(filters.ip_condition(), api_key=api_key).aggregate(
-            first=Min("first_seen"), last=Max("last_seen")
-        )
+        addresses = UsageIp.objects.filter(filters.ip_condition(), api_key=api_key)
+        if filters.caller:
+            addresses = addresses.filter(via_client_tokens=filters.caller == CALLER_CLIENT_TOKENS)
+        seen = addresses.aggregate(first=Min("first_seen"), last=Max("last_seen"))
         if seen["first"] is None:
             return None
         low = _later(low, seen["first"])

@@ -2,7 +2,7 @@
 the last day and week, the projects it was used in, and its call log across all of them,
 filtered and paged like a key's.
 
-Its log takes a key's log's filters, user agent and path among them (KeyLogFilterForm,
+Its log takes the filters of a key's log, user agent and path among them (TextLogFilterForm,
 which bounds those two to a day: the pages walk the usage_pat_time index and test each
 row's text). A PAT is a person's, not a project's, so the page lives under /account/tokens/ and only
 its owner can open it (anyone else: 404). Its calls are read from the log itself (there
@@ -25,7 +25,7 @@ from accounts.http import AuthenticatedRequest
 from accounts.models import Membership, Project
 from apikeys.models import PersonalAccessToken
 from core.htmx import filters_without_secrets, render_page_or_fragment, wants_fragment
-from usage.forms import KeyLogFilterForm
+from usage.forms import TextLogFilterForm
 from usage.key_usage import PAGE_SIZE, log_page_of
 from usage.models import Outcome, UsageRecord, UsageRecordQuerySet
 from usage.views import _pager
@@ -102,7 +102,7 @@ def pat_projects(pat: PersonalAccessToken, now: datetime) -> list[ProjectUse]:
 @login_required
 def personal_token_usage(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
     pat = get_object_or_404(PersonalAccessToken.objects.for_user(request.user), pk=token_id)
-    form = KeyLogFilterForm(request.GET)
+    form = TextLogFilterForm(request.GET)
     page = None
     context: dict[str, object] = {
         "pat": pat,

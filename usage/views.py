@@ -144,13 +144,14 @@ def api_key_addresses(
 
 
 def _key_calls_export(
-    request: ProjectRequest, api_key: ApiKey, form: UsageFilterForm
+    request: ProjectRequest, api_key: ApiKey, form: KeyLogFilterForm
 ) -> dict[str, object]:
     """The export of what the key's log shows: the project's call export narrowed to the
-    key (its own calls and its client tokens', as its log) and the log's filters. What an
-    alert's "See the calls" opens can be kept and handed on."""
+    key (its own calls and its client tokens', as its log, or the one kind its caller
+    filter asks for) and the log's filters. What an alert's "See the calls" opens can be
+    kept and handed on."""
     export_url = reverse("usage:project_calls_export", args=[request.project.slug])
-    query = "&".join(q for q in (urlencode({"key": api_key.pk}), form.query()) if q)
+    query = "&".join(q for q in (urlencode({"key": api_key.pk}), form.project_export_query()) if q)
     return {"export_url": url_with_query(export_url, query), "export_max_rows": EXPORT_MAX_ROWS}
 
 

@@ -16,8 +16,8 @@ PAGES = {
     ),
     "usage:project_usage_export": ("range", "since", "until", "key", "token_kind", "outcome"),
     "usage:api_key_usage": (
-        "agent", "outcome", "status", "ip", "since", "until", "client_token", "user_agent",
-        "path", "before", "after",
+        "agent", "outcome", "status", "ip", "caller", "since", "until", "client_token",
+        "user_agent", "path", "before", "after",
     ),
     "usage:project_calls": (
         "key", "token_kind", "agent", "outcome", "status", "ip", "since", "until", "request_id",

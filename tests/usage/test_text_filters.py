@@ -30,7 +30,7 @@ from tests.conftest import (
     usage_call,
 )
 from tests.plans import plan_nodes
-from usage.forms import KeyLogFilterForm, ProjectLogFilterForm
+from usage.forms import KeyLogFilterForm, ProjectLogFilterForm, TextLogFilterForm
 from usage.key_usage import NEWEST_FIRST, PAGE_SIZE, TEXT_SEARCH_SPAN
 from usage.models import UsageRecord, UsageRecordQuerySet
 from usage.personal_token_usage import pat_calls
@@ -86,14 +86,14 @@ class Log:
 
     url: str
     other_filter: dict[str, str]
-    form: Callable[[dict[str, str]], KeyLogFilterForm]
-    records: Callable[[KeyLogFilterForm], UsageRecordQuerySet]
+    form: Callable[[dict[str, str]], TextLogFilterForm]
+    records: Callable[[TextLogFilterForm], UsageRecordQuerySet]
     made_with: dict[str, object]
     has_export: bool = True
 
 
 def project_log(key: ApiKey) -> Log:
-    def records(form: KeyLogFilterForm) -> UsageRecordQuerySet:
+    def records(form: TextLogFilterForm) -> UsageRecordQuerySet:
         assert isinstance(form, ProjectLogFilterForm)
         return form.project_filters().apply(project_calls(key.project))
 
@@ -124,7 +124,7 @@ def pat_log(key: ApiKey) -> Log:
     return Log(
         url=reverse("usage:personal_token_usage", args=[pat.pk]),
         other_filter={"outcome": "ok"},
-        form=KeyLogFilterForm,
+        form=TextLogFilterForm,
         records=lambda form: form.filters().apply(pat_calls(pat)),
         made_with={"pat": pat, "project": key.project},
         has_export=False,
