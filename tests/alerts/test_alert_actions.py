@@ -88,10 +88,10 @@ def test_an_alert_of_a_revoked_key_still_tried_says_when_it_was_last_refused(
     assert key.last_refused_at == refused_at
     html = signed_in.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
     card = html.split(f'id="flag-{flag.pk}"')[1].split("</li>")[0]
-    assert "key last used" in card and "still tried: refused" in card
+    assert "key last used" in card and "still tried: key last refused" in card
     assert f'datetime="{refused_at.isoformat()}"' in card
     # Where from, and how often since the revocation: a leak's caller, not the key's own.
-    assert "from 198.51.100.9 (1 call after revocation)" in card
+    assert "from 198.51.100.9 (1 call after revocation, its client tokens’ included)" in card
 
 
 def test_a_new_network_confirmed_as_ours_is_known_and_the_alert_closed(

@@ -299,5 +299,5 @@ def test_an_open_alert_of_a_revoked_key_still_tried_says_when_it_was_last_refuse
     usage_write([refused])
     section = open_alerts(signed_in, project)
     assert "key last used" in section and "50\xa0minutes ago" in section
-    assert "still tried: refused" in section and "3\xa0minutes ago" in section
-    assert "from 2001:db8::9 (1 call after revocation)" in section
+    assert "still tried: key last refused" in section and "3\xa0minutes ago" in section
+    assert "from 2001:db8::9 (1 call after revocation, its client tokens’ included)" in section
