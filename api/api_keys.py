@@ -89,6 +89,10 @@ def api_key_json(key: ApiKey) -> dict[str, Any]:
         "createdAt": at(key.created_at),
         "expiresAt": at(key.expires_at),
         "lastUsedAt": at(key.last_used_at),
+        # The key's own last refusal as revoked or expired, and its address: an ended key
+        # still tried (the key list's "still tried"). Its client tokens' are not counted.
+        "lastRefusedAt": at(key.last_refused_at),
+        "lastRefusedIp": key.last_refused_ip,
         "revokedAt": at(key.revoked_at),
         "suspendedAt": at(key.suspended_at),
         "suspendedReason": key.suspended_reason or None,

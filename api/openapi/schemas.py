@@ -252,6 +252,17 @@ SCHEMAS: dict[str, Schema] = {
             "createdAt": TIMESTAMP,
             "expiresAt": {**TIMESTAMP, "type": ["string", "null"]},
             "lastUsedAt": {**TIMESTAMP, "type": ["string", "null"]},
+            "lastRefusedAt": {
+                **TIMESTAMP,
+                "type": ["string", "null"],
+                "description": "The last call made with the key itself after it was revoked "
+                "or expired (refused, 401 expired_api_key): it is still tried. Its client "
+                "tokens' calls do not count. Updated at most once a minute; null if never.",
+            },
+            "lastRefusedIp": {
+                "type": ["string", "null"],
+                "description": "The address that call came from (IPv4 or IPv6).",
+            },
             "revokedAt": {**TIMESTAMP, "type": ["string", "null"]},
             "suspendedAt": {**TIMESTAMP, "type": ["string", "null"]},
             "suspendedReason": {"type": ["string", "null"]},

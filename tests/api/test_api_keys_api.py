@@ -504,3 +504,29 @@ def test_a_key_revoked_while_its_resume_or_suspend_is_on_its_way_is_409_not_done
     (answer,) = answers
     assert "revoked" in assert_error(answer, 409, "invalid_request")["message"]
     assert not AuditEvent.objects.filter(action=f"api_key.{action}d").exists()
+
+
+def test_an_ended_key_still_tried_says_when_and_from_where_it_was_last_refused(admin):
+    """What the key list says of it ("still tried: refused 3 minutes ago from …"), for a
+    rotation or incident script: lastRefusedAt and lastRefusedIp, the key's own last
+    refusal as revoked or expired (its client tokens' are not the key's secret being
+    held), null while it has none; both in the document's ApiKey, whose answers are
+    closed (additionalProperties: false)."""
+    from jsonschema import Draft202012Validator
+
+    from api.openapi import openapi_document
+
+    created = assert_ok(admin.post("/v1/api-keys", {"name": "Leaked"}), 201)
+    url = f"/v1/api-keys/{created['id']}"
+    assert created["lastRefusedAt"] is None and created["lastRefusedIp"] is None
+    leaked = Api(Client(), created["secret"])
+    leaked.client.defaults["REMOTE_ADDR"] = "2001:db8::9"
+    assert admin.send("DELETE", url).status_code == 204
+    assert_error(leaked.post(INVOKE, {"prompt": "x"}), 401, "expired_api_key")
+    key = ApiKey.objects.get()
+    assert key.last_refused_at is not None and key.last_refused_ip == "2001:db8::9"
+    schema = Draft202012Validator(openapi_document()["components"]["schemas"]["ApiKey"])
+    for shown in (assert_ok(admin.get(url)), assert_ok(admin.get("/v1/api-keys"))["data"][0]):
+        assert shown["lastRefusedAt"] == key.last_refused_at.isoformat()
+        assert shown["lastRefusedIp"] == "2001:db8::9"
+        assert list(schema.iter_errors(shown)) == []
