@@ -48,6 +48,26 @@ def cut_placeholders(page: Page, form: str) -> list[str]:
     )
 
 
+def cut_choices(page: Page, form: str) -> list[str]:
+    """Each drop-down of the form whose chosen option is wider than the box shows text
+    (its padding and the arrow's room taken off)."""
+    return list(
+        page.evaluate(
+            """(form) => { const ctx = document.createElement("canvas").getContext("2d");
+                return Array.from(document.querySelectorAll(form + " select"))
+                  .filter(s => { const st = getComputedStyle(s);
+                    if (s.getClientRects().length === 0) return false;
+                    ctx.font = st.font;
+                    const room = s.clientWidth - parseFloat(st.paddingLeft)
+                      - parseFloat(st.paddingRight) - 20;  // the arrow
+                    const shown = s.options[s.selectedIndex]?.text ?? "";
+                    return ctx.measureText(shown).width > room + 0.5; })
+                  .map(s => s.name + ": " + s.options[s.selectedIndex]?.text); }""",
+            form,
+        )
+    )
+
+
 def scrolled_sideways(page: Page) -> list[str]:
     """Each table box on show (not in a closed <details>, such as the chart's figures, a
     table of the range's buckets that may scroll) that scrolls sideways, and by how much."""
@@ -180,6 +200,7 @@ def test_the_pages_filters_and_tables_keep_inside_their_cards(
             assert page.locator(f"{form} input[name=path]").is_visible(), width
             assert page.locator("main .log-table tbody tr").count() > 0, width
         assert cut_placeholders(page, form) == [], width
+        assert cut_choices(page, form) == [], width
         assert outside_the_form(page, form) == [], width
         assert scrolled_sideways(page) == [], width
         assert codes_broken_inside_a_word(page) == [], width
