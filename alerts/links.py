@@ -51,8 +51,9 @@ def evidence_note(flag: Flag) -> str:
     one about several new networks shows every call of the key in its minutes."""
     count = flag.evidence.get("count", 1)
     if flag.kind == Flag.Kind.NEW_NETWORK and isinstance(count, int) and count > 1:
+        counted = f"{count} or more" if flag.evidence.get("at_least") else f"{count}"
         return (
-            f"every call of the key in those minutes, from the {count} new networks "
+            f"every call of the key in those minutes, from the {counted} new networks "
             "and its usual ones"
         )
     agent = first_new_agent(flag) if flag.kind == Flag.Kind.NEW_AGENT else ""

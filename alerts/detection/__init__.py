@@ -11,7 +11,10 @@ and in batches, and raises or adds to Flags:
 - new_network (medium): a key succeeds from a /24 (IPv4) or /48 (IPv6) it has never used,
   after its first day of use. Calls through client tokens are left out: browsers come
   from everywhere by design. One open alert per key counts and lists its new networks;
-  it becomes high at NEW_NETWORKS_HIGH (5) of them.
+  it becomes high at NEW_NETWORKS_HIGH (5) of them. Once it is raised and the key has
+  NEW_NETWORKS_PER_RUN (1,000) new networks in a run, the rest of the run passes over the
+  key's calls here, and the alert's count says "or more": one key sprayed from new
+  networks costs a run a bounded share, not every other project's wait.
 - new_agent (medium): a key succeeds with an agent it has never called, after the same
   learning period as new networks (and off with them). One open alert per key lists them.
 - volume_spike (medium): a key's calls in an hour reach SPIKE_FACTOR times its trailing
@@ -69,7 +72,7 @@ that reads it, not here: this package only re-exports. Each module logs under it
 name (alerts.detection.run, ...), all under alerts.detection."""
 
 from alerts.detection.emails import email_pending_flags
-from alerts.detection.new_networks import NEW_NETWORKS_HIGH
+from alerts.detection.new_networks import NEW_NETWORKS_HIGH, NEW_NETWORKS_PER_RUN
 from alerts.detection.result import DetectionResult
 from alerts.detection.run import BATCH_SIZE, FIELDS, READ_MARGIN, detect, unread_rows
 from alerts.rules import (
@@ -89,6 +92,7 @@ __all__ = [
     "CLIENT_TOKEN_MAX_IPS",
     "FIELDS",
     "NEW_NETWORKS_HIGH",
+    "NEW_NETWORKS_PER_RUN",
     "NEW_NETWORK_GRACE",
     "READ_MARGIN",
     "SPIKE_FACTOR",

@@ -30,6 +30,11 @@ class DetectionResult:
     # Checks, flags or emails that failed on their own data: logged, skipped, counted.
     failures: int = 0
     raised: list[Flag] = field(default_factory=list)
+    # New networks found per key in this run, and the keys whose calls' networks the rest
+    # of the run leaves unread, each with its new-network alert still to be told so
+    # (None once told; alerts/detection/new_networks.py, NEW_NETWORKS_PER_RUN).
+    networks_found: dict[int, int] = field(default_factory=dict)
+    networks_unread: dict[int, int | None] = field(default_factory=dict)
 
 
 def _isolated[T](what: str, run: Callable[[], T], result: DetectionResult) -> T | None:

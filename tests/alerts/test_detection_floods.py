@@ -1,0 +1,143 @@
+"""One key flooding the log from new networks costs a run a bounded amount: once its alert
+is raised and it passed NEW_NETWORKS_PER_RUN new networks, the run stops working out and
+learning its calls' networks (its alert says "or more"), and every other key's alerts come
+as before."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from accounts.models import Project
+from alerts.detection import detect, new_networks
+from alerts.links import evidence_note
+from alerts.models import Flag, KeyNetwork
+from apikeys.models import ApiKey
+from tests.conftest import usage_call
+from usage.writer import UsageEntry, usage_write
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+LIMIT = 10
+
+
+@pytest.fixture
+def keys(api_key, make_user, make_key) -> tuple[ApiKey, ApiKey]:
+    """Two projects' keys in use for a month, each from its own /24."""
+    flooded, _ = api_key
+    other_owner = make_user(email="other-owner@example.com")
+    theirs, _ = make_key(Project.objects.for_user(other_owner).get(), name="Theirs")
+    ApiKey.objects.filter(pk__in=[flooded.pk, theirs.pk]).update(
+        created_at=NOW - timedelta(days=30)
+    )
+    for key, network in ((flooded, "203.0.113.0/24"), (theirs, "198.51.100.0/24")):
+        KeyNetwork.objects.create(api_key=key, network=network, first_seen=NOW - timedelta(days=20))
+    return ApiKey.objects.get(pk=flooded.pk), ApiKey.objects.get(pk=theirs.pk)
+
+
+def flood_ip(n: int) -> str:
+    return str(ipaddress.ip_address(f"2001:db8:{n:x}::7"))  # a /48 each, as it is logged
+
+
+def interleaved(flooded: ApiKey, theirs: ApiKey, floods: int, their_networks: int):
+    """The flood's calls, each from a new /48, with the other key's calls among them (from
+    `their_networks` new /24s, then its own), the last of them after the flood."""
+    entries: list[UsageEntry] = []
+    start = NOW - timedelta(minutes=30)
+    for n in range(floods):
+        entries.append(usage_call(start + timedelta(seconds=n), key=flooded, ip=flood_ip(n)))
+        if n % 3 == 2:
+            theirs_n = len([e for e in entries if e.api_key_id == theirs.pk])
+            ip = f"192.0.{theirs_n}.9" if theirs_n < their_networks else "198.51.100.4"
+            entries.append(usage_call(start + timedelta(seconds=n), key=theirs, ip=ip))
+    entries.append(usage_call(NOW - timedelta(minutes=1), key=theirs, ip="192.0.200.9"))
+    return entries
+
+
+def new_network_flag(key: ApiKey) -> Flag:
+    return Flag.objects.get(kind=Flag.Kind.NEW_NETWORK, api_key=key)
+
+
+def counting_network_of(monkeypatch) -> list[str]:
+    asked: list[str] = []
+    real = new_networks.network_of
+
+    def network_of(address: str) -> str:
+        asked.append(address)
+        return real(address)
+
+    monkeypatch.setattr(new_networks, "network_of", network_of)
+    return asked
+
+
+def test_a_flooding_key_stops_costing_the_run_once_its_alert_is_past_the_limit(keys, monkeypatch):
+    """Batches of 8 rows, 6 of them the flooded key's: its first two batches find 12 new
+    networks (past LIMIT, its alert raised); from the third batch on, its calls'
+    networks are neither worked out nor learnt, and its alert says "or more"."""
+    monkeypatch.setattr(new_networks, "NEW_NETWORKS_PER_RUN", LIMIT)
+    flooded, theirs = keys
+    usage_write(interleaved(flooded, theirs, floods=60, their_networks=12))
+    asked = counting_network_of(monkeypatch)
+
+    detect(now=NOW, batch_size=8)
+
+    flood_addresses = [a for a in asked if ":" in a]
+    assert flood_addresses == [flood_ip(n) for n in range(12)]
+    assert KeyNetwork.objects.filter(api_key=flooded).count() == 1 + 12
+    flag = new_network_flag(flooded)
+    assert (flag.evidence["count"], flag.evidence["at_least"]) == (12, True)
+    assert "12 or more networks it had not used before" in flag.summary
+    assert flag.severity == Flag.Severity.HIGH
+    assert "from the 12 or more new networks" in evidence_note(flag)
+
+
+def test_the_other_tenants_alert_is_whole_in_the_run_a_key_floods(keys, monkeypatch):
+    """Its new networks (fewer than the limit) come before and after the flooded key
+    stopped being read, and are every one counted, listed and learnt."""
+    monkeypatch.setattr(new_networks, "NEW_NETWORKS_PER_RUN", LIMIT)
+    flooded, theirs = keys
+    usage_write(interleaved(flooded, theirs, floods=60, their_networks=6))
+
+    detect(now=NOW, batch_size=8)
+
+    flag = new_network_flag(theirs)
+    assert flag.evidence["count"] == 7
+    assert "at_least" not in flag.evidence
+    assert flag.evidence["networks"][:2] == ["192.0.0.0/24", "192.0.1.0/24"]
+    assert flag.evidence["networks"][-1] == "192.0.200.0/24"
+    assert "7 networks it had not used before" in flag.summary
+    assert KeyNetwork.objects.filter(api_key=theirs).count() == 1 + 7
+
+
+def test_the_next_run_reads_the_flooded_keys_networks_again(keys, monkeypatch):
+    """The bound is a run's: the next run learns and counts new networks afresh, up to
+    the limit again, and the alert's count stays a lower bound."""
+    monkeypatch.setattr(new_networks, "NEW_NETWORKS_PER_RUN", LIMIT)
+    flooded, theirs = keys
+    usage_write(interleaved(flooded, theirs, floods=30, their_networks=0))
+    detect(now=NOW, batch_size=8)
+    usage_write([usage_call(NOW, key=flooded, ip=flood_ip(n)) for n in range(100, 130)])
+    asked = counting_network_of(monkeypatch)
+
+    detect(now=NOW + timedelta(minutes=1), batch_size=8)
+
+    assert [a for a in asked if ":" in a] == [flood_ip(n) for n in range(100, 116)]
+    flag = new_network_flag(flooded)
+    assert (flag.evidence["count"], flag.evidence["at_least"]) == (12 + 16, True)
+
+
+def test_a_key_just_at_the_limit_with_nothing_unread_says_its_exact_count(keys, monkeypatch):
+    """Stopping costs nothing to say: a key whose every call was read is counted exactly."""
+    monkeypatch.setattr(new_networks, "NEW_NETWORKS_PER_RUN", LIMIT)
+    flooded, _ = keys
+    usage_write([usage_call(NOW - timedelta(minutes=5), key=flooded, ip=flood_ip(n))
+                 for n in range(LIMIT)])  # fmt: skip
+
+    detect(now=NOW, batch_size=8)
+
+    flag = new_network_flag(flooded)
+    assert flag.evidence["count"] == LIMIT and "at_least" not in flag.evidence
+    assert f"{LIMIT} networks it had not used before" in flag.summary
