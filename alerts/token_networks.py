@@ -58,16 +58,18 @@ def token_networks_learn(rows: list[dict[str, Any]]) -> None:
     ]  # fmt: skip
     if not direct:
         return
+    # Each call's network once: working it out is most of learning it.
+    networks = [network_around(r["ip"]) for r in direct]
     known, first_uses = learnt_before(
         TokenNetwork,
         owner="personal_token_id",
         value="network",
         owner_ids={r["personal_token_id"] for r in direct},
-        values={network_around(r["ip"]) for r in direct},
+        values=set(networks),
     )
     learnt = []
-    for r in direct:
-        token_id, when, network = r["personal_token_id"], r["created_at"], network_around(r["ip"])
+    for r, network in zip(direct, networks, strict=True):
+        token_id, when = r["personal_token_id"], r["created_at"]
         if network in known[token_id]:
             continue
         known[token_id].add(network)

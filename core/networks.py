@@ -79,14 +79,24 @@ def allowed(address: str, networks: list[str]) -> bool:
     return any(ip in network for network in _parsed(tuple(networks)))
 
 
+# The host bits a network_around clears: all but the first 24 or 48.
+_AROUND_V4 = 0xFFFFFFFF ^ 0xFF
+_AROUND_V6 = ((1 << 128) - 1) ^ ((1 << 80) - 1)
+
+
 def network_around(address: str) -> str:
     """The /24 (IPv4) or /48 (IPv6) around an address: what a suggestion offers. An
-    IPv4-mapped IPv6 address is taken as the IPv4 address it is."""
+    IPv4-mapped IPv6 address is taken as the IPv4 address it is (a scope id is no part
+    of a network).
+
+    The address is read once and its network written once: the detector works one out
+    for each call it reads, and reading and writing addresses is most of that."""
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is None:
+            return f"{ipaddress.IPv6Address(int(ip) & _AROUND_V6)}/48"
         ip = ip.ipv4_mapped
-    prefix = 24 if ip.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+    return f"{ipaddress.IPv4Address(int(ip) & _AROUND_V4)}/24"
 
 
 def address_block(ip: str) -> str:

@@ -18,6 +18,7 @@ from apikeys.models import PersonalAccessToken
 from apikeys.services import personal_token_create
 from audit.models import AuditEvent
 from tests.conftest import usage_call
+from usage.models import UsageRecord
 from usage.writer import usage_write
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -158,6 +159,31 @@ def test_a_notice_that_fails_stops_no_one_elses(pat, user, project, make_user, m
     monkeypatch.setattr(EmailBackend, "send_messages", real)
     detect(now=NOW + timedelta(minutes=3))  # given back: the next run sends it
     assert [m.to for m in mail.outbox] == [[other.email], [user.email]]
+
+
+def test_each_pat_calls_network_is_worked_out_once(pat, project, monkeypatch):
+    """Working out a network is most of learning one, and every PAT call the detector
+    reads needs its own: the set it looks up and the networks it learns are the same."""
+    from alerts import token_networks
+
+    asked: list[str] = []
+    real = token_networks.network_around
+
+    def network_around(address: str) -> str:
+        asked.append(address)
+        return real(address)
+
+    monkeypatch.setattr(token_networks, "network_around", network_around)
+    ips = ["203.0.113.9", "203.0.113.10", "2001:db8:7::1", "::ffff:198.51.100.7"]
+    usage_write([call(pat, NOW - timedelta(minutes=5), ip, project=project) for ip in ips])
+    detect(now=NOW)
+    logged = UsageRecord.objects.values_list("ip", flat=True)
+    assert sorted(asked) == sorted(str(ip) for ip in logged)  # each call's once
+    assert set(TokenNetwork.objects.values_list("network", "first_ip")) == {
+        ("203.0.113.0/24", "203.0.113.9"),
+        ("2001:db8:7::/48", "2001:db8:7::1"),
+        ("198.51.100.0/24", "::ffff:198.51.100.7"),
+    }
 
 
 def test_learning_pat_networks_that_fails_stops_no_key_alert(pat, project, make_key, monkeypatch):
