@@ -145,7 +145,9 @@ class Flag(models.Model):
 
 
 class KeyNetwork(models.Model):
-    """A network (/24 for IPv4, /48 for IPv6) a key has been used from, and since when."""
+    """A network (/24 for IPv4, /48 for IPv6) a key has been used from, and since when.
+    The detector learns at most KEY_NETWORKS_KEPT a key (alerts/detection/new_networks.py);
+    a network a person said is ours is kept whatever the key holds."""
 
     api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
     network = models.CharField(max_length=64)
@@ -183,7 +185,8 @@ class KeyAgent(models.Model):
 class TokenNetwork(models.Model):
     """A network a personal access token has been used from, and since when. One first
     used past the token's first day of use is `new`: its person is told of it once
-    (`noticed_at`) in a security notice, not a project's alert (alerts/token_networks.py)."""
+    (`noticed_at`) in a security notice, not a project's alert (alerts/token_networks.py).
+    At most TOKEN_NETWORKS_KEPT a token: past them the oldest told of are forgotten."""
 
     personal_token = models.ForeignKey(
         PersonalAccessToken, on_delete=models.CASCADE, related_name="+"

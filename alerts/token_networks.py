@@ -7,15 +7,17 @@ security notice to the person, as a new sign-in network does. The detector
 a /24 or /48 first used past the token's first day of use (NEW_NETWORK_GRACE) is `new`.
 After its batches it sends each PAT with new networks not yet told one notice listing them,
 at most one per PAT per NOTICE_EVERY (the rest wait for the next run past it), recorded in
-the person's audit log. Nothing is sent for a revoked PAT or an inactive (deleted) account,
-nor about networks older than NOTICE_WITHIN. Each PAT's notice is on its own: one that
-fails is given back for the next run and stops no one else's, and their sends take
-MAIL_RUN_BUDGET_SECONDS at most a run (notifications.recipients.MailRun).
+the person's audit log. A PAT keeps at most TOKEN_NETWORKS_KEPT networks, making room by
+forgetting the oldest it told of. Nothing is sent for a revoked PAT or an inactive
+(deleted) account, nor about networks older than NOTICE_WITHIN. Each PAT's notice is on
+its own: one that fails is given back for the next run and stops no one else's, and
+their sends take MAIL_RUN_BUDGET_SECONDS at most a run (notifications.recipients.MailRun).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.urls import reverse
+from django.utils import timezone
 
 from alerts.learnt import learnt_before
 from alerts.models import TokenNetwork
@@ -40,6 +43,12 @@ from usage.models import Outcome
 logger = logging.getLogger(__name__)
 
 NOTICE_EVERY = timedelta(hours=1)
+# The most networks a PAT keeps (TokenNetwork rows); a flood from new networks once left
+# one row per network without end. Its rows are also what its person is yet to be told,
+# so past them it forgets the oldest new networks it was told of rather than learn no
+# more (which would tell nobody of the next one); a network forgotten and used again is
+# told again, at most once an hour as any.
+TOKEN_NETWORKS_KEPT = 10_000
 # New networks not told within this long (the PAT revoked, the mail server down) are not.
 NOTICE_WITHIN = timedelta(days=1)
 NETWORKS_LISTED = 20
@@ -60,7 +69,7 @@ def token_networks_learn(rows: list[dict[str, Any]]) -> None:
         return
     # Each call's network once: working it out is most of learning it.
     networks = [network_around(r["ip"]) for r in direct]
-    known, first_uses = learnt_before(
+    known, first_uses, held = learnt_before(
         TokenNetwork,
         owner="personal_token_id",
         value="network",
@@ -84,7 +93,35 @@ def token_networks_learn(rows: list[dict[str, Any]]) -> None:
                 new=when - first_use > NEW_NETWORK_GRACE,
             )
         )
-    TokenNetwork.objects.bulk_create(learnt, ignore_conflicts=True)
+    TokenNetwork.objects.bulk_create(_within_memory(learnt, held), ignore_conflicts=True)
+
+
+def _within_memory(learnt: list[TokenNetwork], held: dict[int, int]) -> list[TokenNetwork]:
+    """Of the networks to learn, those each PAT (holding `held`) has room for under
+    TOKEN_NETWORKS_KEPT, in the order they came, after making room: its oldest new
+    networks told of over NOTICE_EVERY ago are forgotten (its first networks, those not
+    yet told, and those told within the hour, which hold back its next notice, are
+    kept)."""
+    wanted = Counter(n.personal_token_id for n in learnt)
+    told_before = timezone.now() - NOTICE_EVERY
+    room: dict[int, int] = {}
+    for token_id, count in wanted.items():
+        room[token_id] = TOKEN_NETWORKS_KEPT - held.get(token_id, 0)
+        short = count - room[token_id]
+        if short > 0:
+            told = TokenNetwork.objects.filter(
+                personal_token_id=token_id, new=True, noticed_at__lt=told_before
+            ).order_by("first_seen", "id")
+            forgotten, _ = TokenNetwork.objects.filter(
+                pk__in=list(told.values_list("pk", flat=True)[:short])
+            ).delete()
+            room[token_id] += forgotten
+    kept = []
+    for network in learnt:
+        if room[network.personal_token_id] > 0:
+            room[network.personal_token_id] -= 1
+            kept.append(network)
+    return kept
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ and in batches, and raises or adds to Flags:
   it becomes high at NEW_NETWORKS_HIGH (5) of them. Once it is raised and the key has
   NEW_NETWORKS_PER_RUN (1,000) new networks in a run, the rest of the run passes over the
   key's calls here, and the alert's count says "or more": one key sprayed from new
-  networks costs a run a bounded share, not every other project's wait.
+  networks costs a run a bounded share, not every other project's wait. A key learns
+  at most KEY_NETWORKS_KEPT (10,000) networks; past them a network stays new.
 - new_agent (medium): a key succeeds with an agent it has never called, after the same
   learning period as new networks (and off with them). One open alert per key lists them.
 - volume_spike (medium): a key's calls in an hour reach SPIKE_FACTOR times its trailing
@@ -72,7 +73,11 @@ that reads it, not here: this package only re-exports. Each module logs under it
 name (alerts.detection.run, ...), all under alerts.detection."""
 
 from alerts.detection.emails import email_pending_flags
-from alerts.detection.new_networks import NEW_NETWORKS_HIGH, NEW_NETWORKS_PER_RUN
+from alerts.detection.new_networks import (
+    KEY_NETWORKS_KEPT,
+    NEW_NETWORKS_HIGH,
+    NEW_NETWORKS_PER_RUN,
+)
 from alerts.detection.result import DetectionResult
 from alerts.detection.run import BATCH_SIZE, FIELDS, READ_MARGIN, detect, unread_rows
 from alerts.rules import (
@@ -91,6 +96,7 @@ __all__ = [
     "BATCH_SIZE",
     "CLIENT_TOKEN_MAX_IPS",
     "FIELDS",
+    "KEY_NETWORKS_KEPT",
     "NEW_NETWORKS_HIGH",
     "NEW_NETWORKS_PER_RUN",
     "NEW_NETWORK_GRACE",

@@ -30,7 +30,7 @@ def _new_agents(
     ]  # fmt: skip
     if not direct:
         return
-    known, first_uses = learnt_before(
+    known, first_uses, _ = learnt_before(
         KeyAgent,
         owner="api_key_id",
         value="agent",

@@ -72,7 +72,7 @@ def _new_networks(
     # Each call's network once: it is most of this check's time in a flood of calls from
     # new addresses.
     networks = {r["id"]: network_of(r["ip"]) for r in direct}
-    known, first_uses = learnt_before(
+    known, first_uses, held = learnt_before(
         KeyNetwork,
         owner="api_key_id",
         value="network",
@@ -80,6 +80,7 @@ def _new_networks(
         values=set(networks.values()),
     )
     learnt, findings = _firsts(direct, lambda r: networks[r["id"]], known, first_uses, rules)
+    learnt, unkept = _within_memory(learnt, held)
     KeyNetwork.objects.bulk_create(
         [KeyNetwork(api_key_id=k, network=n, first_seen=at) for k, n, at in learnt],
         ignore_conflicts=True,
@@ -89,6 +90,9 @@ def _new_networks(
         first, last = _span(list(firsts.values()))
         name = names.get((key_id, None), "A key")
         ips = [call["ip"] for call in firsts.values()]
+        # Networks past the key's memory: not learnt, so found again by the next call
+        # from one; an open alert may have counted them already.
+        uncounted = sum((key_id, network) in unkept for network in firsts)
         # One alert per key while it is open, however many networks: a leaked key used
         # from hundreds of addresses is one incident, not hundreds of alerts.
         flag = _raise(
@@ -103,7 +107,7 @@ def _new_networks(
             seen_from=first,
             seen_to=last,
             occurrences=len(firsts),
-            merge=partial(_new_networks_merge, name, list(firsts), ips, first),
+            merge=partial(_new_networks_merge, name, list(firsts), ips, first, uncounted=uncounted),
         )
         if flag is not None:
             escalate = partial(_new_networks_escalate, flag, now)
@@ -111,8 +115,24 @@ def _new_networks(
             _signs_together(flag, result)
             found = result.networks_found.get(key_id, 0) + len(firsts)
             result.networks_found[key_id] = found
-            if found >= NEW_NETWORKS_PER_RUN:
+            if found >= NEW_NETWORKS_PER_RUN or uncounted:
                 result.networks_unread[key_id] = flag.pk
+
+
+def _within_memory(
+    learnt: list[tuple[int, str, datetime]], held: dict[int, int]
+) -> tuple[list[tuple[int, str, datetime]], set[tuple[int, str]]]:
+    """Of what the keys did first, what each has room for under KEY_NETWORKS_KEPT (each
+    holding `held`), in the order it came; and (key, network) of the rest, not learnt."""
+    room = {k: KEY_NETWORKS_KEPT - held.get(k, 0) for k, _, _ in learnt}
+    kept, unkept = [], set()
+    for key_id, network, at in learnt:
+        if room[key_id] > 0:
+            room[key_id] -= 1
+            kept.append((key_id, network, at))
+        else:
+            unkept.add((key_id, network))
+    return kept, unkept
 
 
 def _passing_over(direct: list[dict[str, Any]], result: DetectionResult) -> list[dict[str, Any]]:
@@ -163,6 +183,14 @@ NEW_NETWORKS_HIGH = 5
 # new networks in a run, more change nothing the alert says but its count, which then
 # says "or more"; the next run reads the key's networks again.
 NEW_NETWORKS_PER_RUN = 1_000
+# The most networks a key learns (KeyNetwork rows). A flood from new networks once left
+# 200,000 rows on one key. Past them it learns no more rather than forget some: its
+# first networks are its servers', and forgetting the least recently seen would let a
+# flood push them out (then called new on their next call) and keep the flood's own as
+# known. A network past them stays new, so the key's alert still says it was used from
+# where it never was; the run stops reading the key's networks once its alert has them
+# (as at NEW_NETWORKS_PER_RUN). A person's "this network is ours" is learnt regardless.
+KEY_NETWORKS_KEPT = 10_000
 
 
 def _new_networks_merge(
@@ -172,14 +200,21 @@ def _new_networks_merge(
     first: datetime,
     old: dict[str, Any],
     *,
+    uncounted: int = 0,
     at_least: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """A key's open new-network alert with `networks` added: the first network and its
     address stay first (the alert's link and its "is ours" are about them), the count
-    grows, and the first NETWORKS_LISTED networks are listed. `at_least`: calls the run
-    passed over may have come from more (the count says "or more" from then on)."""
+    grows, and the first NETWORKS_LISTED networks are listed. `uncounted` of them, past
+    the key's memory, may be ones an open alert counted already: they are not counted
+    again. `at_least`: calls the run passed over may have come from more. Either way
+    the count says "or more" from then on."""
     listed = list(old.get("networks") or ([old["network"]] if old.get("network") else []))
-    count = int(old.get("count", len(listed))) + len(networks)
+    if old and uncounted:
+        at_least = True
+    else:
+        uncounted = 0  # a new alert's networks are each new, and each counted
+    count = int(old.get("count", len(listed))) + len(networks) - uncounted
     listed = [*listed, *[n for n in networks if n not in listed]][:NETWORKS_LISTED]
     evidence = {
         "network": listed[0],

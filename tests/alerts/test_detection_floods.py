@@ -141,3 +141,49 @@ def test_a_key_just_at_the_limit_with_nothing_unread_says_its_exact_count(keys, 
     flag = new_network_flag(flooded)
     assert flag.evidence["count"] == LIMIT and "at_least" not in flag.evidence
     assert f"{LIMIT} networks it had not used before" in flag.summary
+
+
+def test_a_key_learns_at_most_key_networks_kept_and_what_is_past_them_stays_new(keys, monkeypatch):
+    """Its first networks stay its own (its servers never look new); networks past the
+    memory are not learnt, so each call from one is still found new. The alert counts
+    each such network once it is open: seen again, it may be one it already counted, so
+    its count says "or more" rather than grow."""
+    monkeypatch.setattr(new_networks, "KEY_NETWORKS_KEPT", 5)
+    flooded, _ = keys
+    usage_write([usage_call(NOW - timedelta(minutes=5), key=flooded, ip=flood_ip(n))
+                 for n in range(8)])  # fmt: skip
+    detect(now=NOW)
+    assert KeyNetwork.objects.filter(api_key=flooded).count() == 5
+    flag = new_network_flag(flooded)
+    assert flag.evidence["count"] == 8 and "at_least" not in flag.evidence
+
+    usage_write(
+        [usage_call(NOW, key=flooded, ip=ip) for ip in (flood_ip(7), flood_ip(9), "203.0.113.5")]
+    )
+    detect(now=NOW + timedelta(minutes=1))
+
+    assert KeyNetwork.objects.filter(api_key=flooded).count() == 5
+    flag = new_network_flag(flooded)
+    assert (flag.evidence["count"], flag.evidence["at_least"]) == (8, True)
+    assert "8 or more networks it had not used before" in flag.summary
+    assert flag.occurrences == 8 + 2  # its own network's call is no finding
+
+
+def test_a_network_past_a_full_memory_can_still_be_said_to_be_ours(keys, user, monkeypatch):
+    """A person's word is not the flood's: "this network is ours" is learnt whatever the
+    memory holds, and the key's calls from it are then no news."""
+    from alerts.services import flag_network_ours
+
+    monkeypatch.setattr(new_networks, "KEY_NETWORKS_KEPT", 1)
+    flooded, _ = keys
+    usage_write([usage_call(NOW - timedelta(minutes=5), key=flooded, ip=flood_ip(1))])
+    detect(now=NOW)
+    flag = new_network_flag(flooded)
+    assert flag.network_in_question() == "2001:db8:1::/48"
+
+    flag_network_ours(flag=flag, by=user)
+
+    assert KeyNetwork.objects.filter(api_key=flooded).count() == 2
+    usage_write([usage_call(NOW, key=flooded, ip=flood_ip(1))])
+    detect(now=NOW + timedelta(minutes=1))
+    assert not Flag.objects.filter(kind=Flag.Kind.NEW_NETWORK).open().exists()

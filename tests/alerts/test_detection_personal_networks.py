@@ -186,6 +186,37 @@ def test_each_pat_calls_network_is_worked_out_once(pat, project, monkeypatch):
     }
 
 
+def test_a_pat_keeps_at_most_token_networks_kept_and_told_ones_make_room(
+    pat, user, project, monkeypatch
+):
+    """A PAT's networks are also its notices' queue: past the memory, the oldest it was
+    told of (over an hour ago) make room for new ones, so its person still hears of the
+    next new network; its own first networks and those not yet told stay."""
+    from alerts import token_networks
+
+    monkeypatch.setattr(token_networks, "TOKEN_NETWORKS_KEPT", 3)
+    used_for_two_days(pat, project)
+    usage_write([call(pat, NOW + timedelta(minutes=m), f"198.51.{m}.7") for m in range(3)])
+    detect(now=NOW + timedelta(minutes=5))
+    assert set(TokenNetwork.objects.values_list("network", flat=True)) == {
+        "203.0.113.0/24",
+        "198.51.0.0/24",
+        "198.51.1.0/24",
+    }
+    (first,) = mail.outbox
+    assert "198.51.1.0/24" in first.body and "198.51.2.0/24" not in first.body
+
+    usage_write([call(pat, NOW + timedelta(hours=2), "192.0.2.7")])
+    detect(now=NOW + timedelta(hours=2, minutes=1))
+
+    assert set(TokenNetwork.objects.values_list("network", flat=True)) == {
+        "203.0.113.0/24",
+        "198.51.1.0/24",
+        "192.0.2.0/24",
+    }
+    assert len(mail.outbox) == 2 and "192.0.2.0/24" in mail.outbox[1].body
+
+
 def test_learning_pat_networks_that_fails_stops_no_key_alert(pat, project, make_key, monkeypatch):
     from apikeys.models import ApiKey
 
