@@ -324,10 +324,11 @@ def test_one_projects_rules_json_that_cannot_be_read_stops_nobody_elses_detectio
     "odd",
     [
         {"ip": "not-an-ip"},
+        {"ip": "192.0.2.0/24"},
         {"created_at": datetime(1, 1, 1, tzinfo=UTC)},
         {"created_at": datetime(9999, 1, 1, tzinfo=UTC)},
     ],
-    ids=["an address that is none", "year 1", "year 9999"],
+    ids=["an address that is none", "a network", "year 1", "year 9999"],
 )
 def test_an_unreadable_row_is_skipped_alone_and_other_projects_are_still_checked(
     api_key, make_user, make_key, odd
@@ -336,7 +337,7 @@ def test_an_unreadable_row_is_skipped_alone_and_other_projects_are_still_checked
     or whose time the checks cannot add a week to undid the whole new-networks or spikes
     check, for every project in its batch, and the cursor moved past what was lost. (The
     writer refuses such rows; these are put there by hand, as a restore or a bug could.)"""
-    if "ip" in odd and connection.vendor == "postgresql":
+    if odd.get("ip") == "not-an-ip" and connection.vendor == "postgresql":
         pytest.skip("PostgreSQL's inet column refuses such an address")
     mine, _ = api_key
     theirs, _ = make_key(
@@ -350,7 +351,14 @@ def test_an_unreadable_row_is_skipped_alone_and_other_projects_are_still_checked
             usage_call(NOW - timedelta(minutes=5), key=theirs, ip="198.51.100.7"),
         ]
     )
-    UsageRecord.objects.filter(path="/odd").update(**odd)
+    if "ip" in odd:  # past Django's own check, as a restore or a bug could
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {UsageRecord._meta.db_table} SET ip = %s WHERE path = %s",
+                [odd["ip"], "/odd"],
+            )
+    else:
+        UsageRecord.objects.filter(path="/odd").update(**odd)
     result = detect(now=NOW)  # the first run reads the whole log, whatever its times
     assert result.failures == 1
     [flag] = Flag.objects.filter(kind=Flag.Kind.NEW_NETWORK)
