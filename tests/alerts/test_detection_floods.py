@@ -1,7 +1,7 @@
 """One key flooding the log from new networks costs a run a bounded amount: once its alert
 is raised and it passed NEW_NETWORKS_PER_RUN new networks, the run stops working out and
 learning its calls' networks (its alert says "or more"), and every other key's alerts come
-as before."""
+as before. A key learns at most KEY_NETWORKS_KEPT networks; past them a network stays new."""
 
 from __future__ import annotations
 
