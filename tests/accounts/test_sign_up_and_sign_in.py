@@ -677,3 +677,43 @@ def test_the_access_log_django_axes_kept_before_is_removed_on_upgrade(user):
     migration = importlib.import_module("accounts.migrations.0022_forget_axes_access_log")
     migration.forget_access_log(apps, None)
     assert not AccessLog.objects.exists()
+
+
+def test_the_access_log_goes_a_bounded_batch_a_statement_outside_one_transaction(
+    user, monkeypatch
+):
+    """accounts/0022 removed AccessLog in one DELETE, in the migration's one transaction:
+    every sign-in and sign-out since the first is a table that, on a big install, takes
+    longer to delete than DB_STATEMENT_TIMEOUT (the migrate connection's too), so the
+    upgrade failed, as 0019 avoids by cutting a batch at a time outside one transaction."""
+    import importlib
+
+    from axes.models import AccessLog
+    from django.apps import apps
+    from django.db import connection
+    from django.utils import timezone
+
+    AccessLog.objects.bulk_create(
+        AccessLog(
+            username=user.email,
+            ip_address=f"198.51.100.{n}",
+            user_agent="Firefox/130",
+            attempt_time=timezone.now(),
+        )
+        for n in range(7)
+    )
+    monkeypatch.setattr("core.batched_delete.DELETE_BATCH", 3)
+    deleted: list[int] = []
+
+    def count(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.startswith("DELETE") and AccessLog._meta.db_table in sql:
+            deleted.append(context["cursor"].rowcount)
+        return result
+
+    migration = importlib.import_module("accounts.migrations.0022_forget_axes_access_log")
+    with connection.execute_wrapper(count):
+        migration.forget_access_log(apps, None)
+    assert not AccessLog.objects.exists()
+    assert sum(deleted) == 7 and max(deleted) <= 3
+    assert migration.Migration.atomic is False
