@@ -679,9 +679,7 @@ def test_the_access_log_django_axes_kept_before_is_removed_on_upgrade(user):
     assert not AccessLog.objects.exists()
 
 
-def test_the_access_log_goes_a_bounded_batch_a_statement_outside_one_transaction(
-    user, monkeypatch
-):
+def test_the_access_log_goes_a_bounded_batch_a_statement_outside_one_transaction(user, monkeypatch):
     """accounts/0022 removed AccessLog in one DELETE, in the migration's one transaction:
     every sign-in and sign-out since the first is a table that, on a big install, takes
     longer to delete than DB_STATEMENT_TIMEOUT (the migrate connection's too), so the
