@@ -260,3 +260,38 @@ def test_notices_stop_once_the_mail_budget_is_spent_and_stay_owed(make_user, set
     detect(now=NOW + timedelta(minutes=2))
     assert len(server.tried) == 3
     assert TokenNetwork.objects.filter(new=True, noticed_at__isnull=True).count() == 6
+
+
+def test_a_pat_full_of_networks_never_told_still_tells_of_the_next_one(
+    pat, user, project, monkeypatch
+):
+    """Networks not told within NOTICE_WITHIN (the mail server down for a day) are never
+    told, and were never forgotten either: only those told over an hour ago made room. A
+    PAT whose memory they filled learnt no network again, and its person heard of none."""
+    from django.core.mail.backends.locmem import EmailBackend
+
+    from alerts import token_networks
+
+    monkeypatch.setattr(token_networks, "TOKEN_NETWORKS_KEPT", 3)
+    used_for_two_days(pat, project)
+    real = EmailBackend.send_messages
+
+    def mail_server_down(self, messages):
+        raise OSError("mail server down")
+
+    monkeypatch.setattr(EmailBackend, "send_messages", mail_server_down)
+    usage_write([call(pat, NOW + timedelta(minutes=m), f"198.51.{m}.7") for m in range(2)])
+    for hours in range(0, 30, 6):  # a day and more of runs, none of them sent
+        detect(now=NOW + timedelta(hours=hours, minutes=5))
+    assert mail.outbox == []
+    assert TokenNetwork.objects.filter(personal_token=pat).count() == 3
+
+    monkeypatch.setattr(EmailBackend, "send_messages", real)
+    usage_write([call(pat, NOW + timedelta(days=2), "192.0.2.7")])
+    detect(now=NOW + timedelta(days=2, minutes=1))
+
+    (notice,) = mail.outbox
+    assert "192.0.2.0/24" in notice.body and "198.51.0.0/24" not in notice.body
+    networks = set(TokenNetwork.objects.values_list("network", flat=True))
+    assert "192.0.2.0/24" in networks and "203.0.113.0/24" in networks
+    assert len(networks) <= 3
