@@ -26,6 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -99,19 +100,25 @@ def token_networks_learn(rows: list[dict[str, Any]]) -> None:
 def _within_memory(learnt: list[TokenNetwork], held: dict[int, int]) -> list[TokenNetwork]:
     """Of the networks to learn, those each PAT (holding `held`) has room for under
     TOKEN_NETWORKS_KEPT, in the order they came, after making room: its oldest new
-    networks told of over NOTICE_EVERY ago are forgotten (its first networks, those not
-    yet told, and those told within the hour, which hold back its next notice, are
-    kept)."""
+    networks told of over NOTICE_EVERY ago, or past NOTICE_WITHIN untold (never to be
+    told: the mail server was down for a day), are forgotten (its first networks, those
+    still to be told, and those told within the hour, which hold back its next notice,
+    are kept). Were the untold ones kept, a PAT full of them would learn nothing again
+    and its person hear of no new network."""
     wanted = Counter(n.personal_token_id for n in learnt)
-    told_before = timezone.now() - NOTICE_EVERY
+    now = timezone.now()
+    told_before = now - NOTICE_EVERY
+    done = Q(noticed_at__lt=told_before) | Q(
+        noticed_at__isnull=True, first_seen__lt=now - NOTICE_WITHIN
+    )
     room: dict[int, int] = {}
     for token_id, count in wanted.items():
         room[token_id] = TOKEN_NETWORKS_KEPT - held.get(token_id, 0)
         short = count - room[token_id]
         if short > 0:
-            told = TokenNetwork.objects.filter(
-                personal_token_id=token_id, new=True, noticed_at__lt=told_before
-            ).order_by("first_seen", "id")
+            told = TokenNetwork.objects.filter(done, personal_token_id=token_id, new=True).order_by(
+                "first_seen", "id"
+            )
             forgotten, _ = TokenNetwork.objects.filter(
                 pk__in=list(told.values_list("pk", flat=True)[:short])
             ).delete()
