@@ -28,14 +28,18 @@ def delete_in_batches[M: Model](rows: QuerySet[M], *, order_by: str, recheck: bo
     included): started from the index's beginning, it stepped over the entries of every row
     deleted before it, which stay in the index until VACUUM, so a run slowed as it went."""
     removed = 0
-    deleting = rows if recheck else rows.model._default_manager.all()
     column = "pk" if order_by in ("pk", rows.model._meta.pk.name) else order_by
+    if column != "pk" and rows.model._meta.get_field(column).null:
+        # A NULL has no place to resume from, and PostgreSQL sorts NULLs after every value
+        # (SQLite before): the rows without one go on their own, along the primary key.
+        without = {f"{column}__isnull": True}
+        removed += delete_in_batches(rows.filter(**without), order_by="pk", recheck=recheck)
+        rows = rows.exclude(**without)
+    deleting = rows if recheck else rows.model._default_manager.all()
     batch = rows.order_by(column)
     while found := list(batch.values_list("pk", column)[:DELETE_BATCH]):
         removed += deleting.filter(pk__in=[pk for pk, _ in found]).delete()[0]
-        last = found[-1][1]
-        if last is not None:  # a NULL has no place to start from: the next read starts over
-            batch = rows.order_by(column).filter(**{f"{column}__gte": last})
+        batch = rows.order_by(column).filter(**{f"{column}__gte": found[-1][1]})
     return removed
 
 
