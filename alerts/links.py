@@ -13,8 +13,28 @@ from alerts.models import Flag
 from apikeys.models import ClientToken
 from core.networks import network_around
 from usage.forms import AGENT_NAME
+from usage.key_usage import CALLER_CLIENT_TOKENS, CALLER_KEY
 
 MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
+
+# The kinds whose check reads the key's own calls alone (alerts/detection: each passes over
+# a call with a client token): their link leaves out the calls of the key's client tokens
+# from the same network or to the same agent in the same minutes.
+KEY_OWN_KINDS = frozenset({Flag.Kind.NEW_NETWORK, Flag.Kind.NEW_AGENT, Flag.Kind.BLOCKED_NETWORK})
+
+
+def evidence_caller(flag: Flag) -> str:
+    """Whose calls raised `flag`, as the key log's Caller filter takes it: a client
+    token's alert its client tokens' (the token's own id narrows it further); an ended
+    key's alert, a new network, a new agent and an allowlist's refusal the key's own; ""
+    (both) for what counts both, a burst of refusals or a spike (and signs together, of
+    which a spike is one). Read from the alert's kind, never from its evidence, which has
+    never held a caller: an alert raised before the filter links the same way."""
+    if flag.client_token_id is not None:
+        return CALLER_CLIENT_TOKENS
+    if flag.kind in KEY_OWN_KINDS or flag.kind == Flag.Kind.ENDED_TOKEN_USED:
+        return CALLER_KEY
+    return ""
 
 
 def _minute(moment: datetime, *, up: bool = False) -> str:
@@ -48,12 +68,13 @@ def one_network(addresses: object) -> str:
 def evidence_note(flag: Flag) -> str:
     """What the link leaves out or takes in, where the alert is about several things: a
     new-agent alert's link shows the calls to the first agent it names, not to all of them;
-    one about several new networks shows every call of the key in its minutes."""
+    one about several new networks shows every call of the key itself in its minutes
+    (its client tokens' are no part of the check)."""
     count = flag.evidence.get("count", 1)
     if flag.kind == Flag.Kind.NEW_NETWORK and isinstance(count, int) and count > 1:
         counted = f"{count} or more" if flag.evidence.get("at_least") else f"{count}"
         return (
-            f"every call of the key in those minutes, from the {counted} new networks "
+            f"every call of the key itself in those minutes, from the {counted} new networks "
             "and its usual ones"
         )
     agent = first_new_agent(flag) if flag.kind == Flag.Kind.NEW_AGENT else ""
@@ -96,6 +117,8 @@ def evidence_url(flag: Flag) -> str | None:
         params["status"] = "403"
         if network := one_network(evidence.get("ips")):
             params["ip"] = network
+    if caller := evidence_caller(flag):
+        params["caller"] = caller
     params["since"] = _minute(flag.first_seen)
     # Last seen in the calendar's last minute, a minute on overflows: the log to its end.
     with suppress(OverflowError):

@@ -587,9 +587,10 @@ def test_the_alerts_page_explains_the_flag_and_links_to_the_calls(signed_in, pro
     html = signed_in.get(reverse("alerts:flag_list", args=[project.slug])).content.decode()
     assert "no longer works but is still being tried (from 192.0.2.66)" in html
     link = reverse("usage:api_key_usage", args=[project.slug, revoked_flag.api_key_id])
-    assert f"{link}?outcome={Outcome.REVOKED_KEY}" in html.replace("&amp;", "&")
+    # The key's own refusals: its client tokens' refused after it ended are their own alerts.
+    assert f"{link}?outcome={Outcome.REVOKED_KEY}&caller=key" in html.replace("&amp;", "&")
     rows = signed_in.get(
-        f"{link}?outcome=revoked_key&since=2026-11-20T11:57&until=2026-11-20T11:58"
+        f"{link}?outcome=revoked_key&caller=key&since=2026-11-20T11:57&until=2026-11-20T11:58"
     ).content.decode()
     assert "expired_<wbr>api_<wbr>key" in rows  # the code, breakable after its underscores
 
