@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET
 from accounts.decorators import project_member_required
 from accounts.http import ProjectRequest
 from apikeys.models import ApiKey
+from apikeys.tokens import TokenKind
 from core.csv_stream import EXPORT_MAX_ROWS, csv_response
 from core.forms import DATETIME_INPUT
 from core.htmx import (
@@ -51,6 +52,8 @@ from usage.forms import (
     UsageFilterForm,
 )
 from usage.key_usage import (
+    CALLER_CLIENT_TOKENS,
+    CALLER_KEY,
     Cursor,
     LogPage,
     UsageWindow,
@@ -263,6 +266,9 @@ def _overview_context(
                 }
                 for value, label in Stack.choices
             ],
+            # The table of keys counts the token type chosen: a key's link opens its log
+            # at that kind of call.
+            "key_log_caller": _KEY_LOG_CALLERS.get(overview.filters.token_kind, ""),
             "addresses": [
                 {"row": row, **_address_link(request, form, overview, row.ip)}
                 for row in overview.top_addresses
@@ -277,7 +283,8 @@ def _address_link(
     request: ProjectRequest, form: OverviewFilterForm, overview: ProjectOverview, ip: str
 ) -> dict[str, object]:
     """Where an address in the top list leads: with one key chosen, to that key's calls
-    from it in this range; otherwise to this overview narrowed to it."""
+    from it in this range, of the token type chosen (the key's own, its client tokens' or
+    both, as the address's count); otherwise to this overview narrowed to it."""
     key = overview.filters.api_key
     if key is None:
         overview_url = reverse("usage:project_usage", args=[request.project.slug])
@@ -291,8 +298,18 @@ def _address_link(
     }
     if overview.filters.outcome:
         params["outcome"] = overview.filters.outcome
+    if caller := _KEY_LOG_CALLERS.get(overview.filters.token_kind, ""):
+        params["caller"] = caller
     key_url = reverse("usage:api_key_usage", args=[request.project.slug, key.pk])
     return {"href": url_with_query(key_url, urlencode(params)), "htmx": False}
+
+
+# The overview's token type as the key log's Caller takes it (a key's calls are never a
+# personal access token's: with both chosen the overview lists no address to link).
+_KEY_LOG_CALLERS: dict[str, str] = {
+    TokenKind.API_KEY.value: CALLER_KEY,
+    TokenKind.CLIENT_TOKEN.value: CALLER_CLIENT_TOKENS,
+}
 
 
 def _ceil_minute(moment: datetime) -> datetime:

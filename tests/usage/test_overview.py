@@ -761,6 +761,67 @@ def test_an_address_leads_to_the_keys_calls_from_it_when_one_key_is_chosen(
     assert [r.ip for r in page.context["page"].rows] == ["198.51.100.23"]
 
 
+@pytest.mark.parametrize(
+    ("token_kind", "caller", "counted"),
+    [("", None, 3), ("api_key", "key", 1), ("client_token", "client_tokens", 2)],
+)
+def test_an_address_with_a_token_type_chosen_leads_to_that_types_calls_of_the_key(
+    signed_in, project, api_key, now, token_kind, caller, counted
+):
+    """The key's server and its browser token called from one office address: with a token
+    type chosen, the address counts that type's calls, and its link opens those in the
+    key's log (its Caller), not every call of the key from there."""
+    key = api_key[0]
+    browser, _ = client_token_create(project=project, api_key=key, context={})
+    at = now - timedelta(minutes=5)
+    usage_write(
+        [
+            call(at, key=key, ip="198.51.100.23"),
+            call(at + timedelta(seconds=5), client_token=browser, ip="198.51.100.23"),
+            call(at + timedelta(seconds=9), client_token=browser, ip="198.51.100.23"),
+        ]
+    )
+    page = signed_in.get(overview_url(project, key=key.pk, token_kind=token_kind))
+    [row] = page.context["overview"].top_addresses
+    assert row.requests == counted
+    html = unescape(page.content.decode())
+    link = re.search(r'<td data-label="Address" class="address"><a href="([^"]+)"', html)[1]
+    assert parse_qs(urlsplit(link).query).get("caller", [None]) == [caller]
+    rows = signed_in.get(link).context["page"].rows
+    assert len(rows) == counted
+    kinds = {"key": {None}, "client_tokens": {browser.pk}, None: {None, browser.pk}}
+    assert {r.client_token_id for r in rows} == kinds[caller]
+
+
+@pytest.mark.parametrize(
+    ("token_kind", "caller", "counted"),
+    [("", None, 3), ("api_key", "key", 1), ("client_token", "client_tokens", 2)],
+)
+def test_a_keys_row_leads_to_the_calls_of_the_token_type_it_counted(
+    signed_in, project, api_key, now, token_kind, caller, counted
+):
+    """The table of keys counts, with a token type chosen, that type's calls of each key;
+    the key's name opens its log at the same kind of call (its Caller)."""
+    key = api_key[0]
+    browser, _ = client_token_create(project=project, api_key=key, context={})
+    at = now - timedelta(minutes=5)
+    usage_write(
+        [
+            call(at, key=key, ip="198.51.100.23"),
+            call(at + timedelta(seconds=5), client_token=browser, ip="198.51.100.24"),
+            call(at + timedelta(seconds=9), client_token=browser, ip="198.51.100.25"),
+        ]
+    )
+    page = signed_in.get(overview_url(project, token_kind=token_kind))
+    [row] = page.context["overview"].callers
+    assert row.counts.requests == counted
+    html = unescape(page.content.decode())
+    key_url = reverse("usage:api_key_usage", args=[project.slug, key.pk])
+    link = re.search(rf'<td data-label="Key" class="who">\s*<a href="({key_url}[^"]*)"', html)[1]
+    assert parse_qs(urlsplit(link).query).get("caller", [None]) == [caller]
+    assert len(signed_in.get(link).context["page"].rows) == counted
+
+
 def test_an_address_narrows_the_overview_when_no_key_is_chosen(signed_in, project, api_key, now):
     usage_write([call(now, key=api_key[0], ip="198.51.100.23"), call(now, key=api_key[0])])
     html = unescape(signed_in.get(overview_url(project)).content.decode())
