@@ -15,13 +15,15 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseBase
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponseBase
+from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve
 
 from accounts.http import AuthenticatedRequest, ProjectRequest
+from accounts.middleware import first_that_fits
 from accounts.models import Membership, User
 from accounts.services import NOT_AN_OWNER, NoLongerAMember
 from accounts.two_factor import has_two_factor
@@ -29,6 +31,23 @@ from accounts.two_factor import has_two_factor
 type ProjectView = Callable[..., HttpResponseBase]
 
 CURRENT_PROJECT_SESSION_KEY = "current_project_id"
+
+
+def login_required[V: Callable[..., HttpResponseBase]](view: V) -> V:
+    """Django's login_required, whose sign-in comes back to the page asked for only when
+    its address fits one (else to its path, else to where sign-in starts). Django's puts
+    the whole address in `next` and, for a link whose query is past the 16,384 characters
+    it redirects to, raised DisallowedRedirect from inside the view: a 400 instead of the
+    sign-in page, and an ERROR with its traceback for each such request."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.user.is_authenticated:
+            return view(request, *args, **kwargs)
+        back = first_that_fits(request.get_full_path(), request.path)
+        return redirect_to_login(back) if back else redirect(settings.LOGIN_URL)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def project_member_required(view: ProjectView) -> ProjectView:

@@ -66,7 +66,13 @@ def _back_to(request: HttpRequest, htmx: HtmxDetails) -> str | None:
         current = htmx.current_url_abs_path
     except ValueError:
         current = None
-    for page in (current, request.get_full_path(), request.path):
+    return first_that_fits(current, request.get_full_path(), request.path)
+
+
+def first_that_fits(*pages: str | None) -> str | None:
+    """The first of `pages` whose quoted form fits an address (MAX_URL_LENGTH), for the
+    sign-in address's `next`; None when none does."""
+    for page in pages:
         if page and len(quote(page, safe="/")) <= MAX_URL_LENGTH:
             return page
     return None

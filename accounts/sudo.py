@@ -21,14 +21,13 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.hashers import check_password
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve, reverse
 from django.views.decorators.http import require_POST
 
-from accounts.decorators import project_frame
+from accounts.decorators import login_required, project_frame
 from accounts.forms import SudoForm
 from accounts.http import AuthenticatedRequest
 from accounts.passkeys import PasskeyRefused, has_passkey, passkey_authenticate, relying_party

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from accounts.decorators import verified_email_required_to_change
+from accounts.decorators import login_required, verified_email_required_to_change
 from accounts.http import AuthenticatedRequest
 from accounts.models import Membership
 from accounts.sudo import sudo_required_to_change

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import logout
-from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from accounts.decorators import login_required
 from accounts.forms import AccountDeleteForm
 from accounts.http import AuthenticatedRequest
 from accounts.services import AccountDeletionRefused, account_delete, account_deletion_plan

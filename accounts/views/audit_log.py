@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, HttpResponseBase
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from accounts.decorators import project_member_required
+from accounts.decorators import login_required, project_member_required
 from accounts.http import AuthenticatedRequest, ProjectRequest
 from accounts.models import Project
 from audit.actions import Scope, action_groups_for

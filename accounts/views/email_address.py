@@ -8,11 +8,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.decorators import login_required
 from accounts.email_verification import (
     CHANGE_REQUESTED,
     VerificationError,

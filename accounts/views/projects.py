@@ -4,7 +4,6 @@ two-factor policies, deletion)."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.forms import BaseForm
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -13,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.decorators import (
     CURRENT_PROJECT_SESSION_KEY,
+    login_required,
     project_member_required,
     project_owner_required,
     verified_email_required,

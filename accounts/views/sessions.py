@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from accounts.decorators import login_required
 from accounts.http import AuthenticatedRequest
 from accounts.sessions import session_end, sessions_end_others, sessions_of
 from core.client_ip import client_ip

@@ -10,7 +10,6 @@ from __future__ import annotations
 from functools import partial
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import trigger_client_event
 
-from accounts.decorators import verified_email_required
+from accounts.decorators import login_required, verified_email_required
 from accounts.http import AuthenticatedRequest
 from accounts.models import Project
 from accounts.sudo import sudo_required, sudo_required_to_change
