@@ -19,6 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.generic import FormView
 
+from accounts.decorators import login_required
 from accounts.email_verification import email_confirmed_by_reset, send_no_account
 from accounts.forms import ChangePasswordForm, NewPasswordForm, ResetRequestForm
 from accounts.models import User
@@ -45,6 +46,13 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     template_name = "accounts/password_change.html"
     form_class = ChangePasswordForm
     success_url = reverse_lazy("accounts:password_change")
+
+    # Django's dispatch() has its own login_required, which turned a signed-out visit with
+    # a query too long to keep into a 400 (accounts.decorators.login_required): ours asks
+    # first, so Django's only ever sees someone signed in.
+    @method_decorator(login_required)
+    def dispatch(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return super().dispatch(*args, **kwargs)
 
     def form_valid(self, form):  # type: ignore[no-untyped-def]
         old_key = self.request.session.session_key

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from django.urls import reverse
 
 
@@ -69,13 +70,18 @@ def test_signed_out_a_project_page_asked_with_a_query_too_long_to_keep_signs_in_
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []
 
 
+@pytest.mark.parametrize(
+    "page",
+    # A function view, and Django's class-based one that checks sign-in in its dispatch().
+    ["apikeys:personal_token_list", "accounts:password_change"],
+)
 def test_signed_out_an_account_page_asked_with_a_query_too_long_to_keep_signs_in_to_its_path(
-    client, caplog
+    client, caplog, page
 ):
-    tokens = reverse("apikeys:personal_token_list")
-    response = client.get(tokens + LONG_QUERY, headers={"HX-Request": "true"})
+    url = reverse(page)
+    response = client.get(url + LONG_QUERY, headers={"HX-Request": "true"})
     assert response.status_code == 200
-    assert _next_of(response) == [tokens]
+    assert _next_of(response) == [url]
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []
 
 
