@@ -35,6 +35,7 @@ from accounts.two_factor import has_authenticator_app, has_two_factor, second_fa
 from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows
+from core.htmx import without_tokens
 from core.http import local_path
 from core.strict_json import strict_json
 
@@ -70,7 +71,9 @@ def sudo_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
         passed_now = getattr(request, "sudo_passed_now", False)  # set by sudo_confirm
         if not request.user.is_authenticated or passed_now or sudo_fresh(request):
             return view(request, *args, **kwargs)
-        return _prompt(request, SudoForm(user=request.user), next_url=request.get_full_path())
+        # The address is written into the prompt (a hidden field): never a token in it.
+        next_url = without_tokens(request.get_full_path())
+        return _prompt(request, SudoForm(user=request.user), next_url=next_url)
 
     wrapped.sudo_protected = True  # type: ignore[attr-defined]
     return wrapped
@@ -98,7 +101,9 @@ def _back_url(request: HttpRequest, *, next_url: str, method: str) -> str:
             continue
         if parts.netloc and parts.netloc != request.get_host():
             continue
-        back = local_path(request, urlunsplit(("", "", parts.path, parts.query, "")))
+        back = without_tokens(
+            local_path(request, urlunsplit(("", "", parts.path, parts.query, "")))
+        )
         if back and not (method == "GET" and back == next_url):
             return back
     return reverse("home")

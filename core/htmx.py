@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, overload
 
-from django.http import HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseBase, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -87,6 +87,24 @@ PASTED_SESSION_KEY = "tokens_pasted_into"
 def _holds_token(text: str) -> bool:
     # Spaces a copy brings, or a line break, within it: holds_secret reads it whole.
     return holds_secret("".join(text.split()))
+
+
+def without_tokens(address: str) -> str:
+    """`address` (a path and its query) less each parameter whose name or a value holds
+    a whole token, for an address that a page writes into itself (a hidden field, a
+    link), as the sudo prompt does; as it is when none does."""
+    path, _, query = address.partition("?")
+    given = QueryDict(query)
+    if not any(
+        _holds_token(name) or any(_holds_token(value) for value in values)
+        for name, values in given.lists()
+    ):
+        return address
+    kept = QueryDict(mutable=True)
+    for name, values in given.lists():
+        if not _holds_token(name) and (clean := [v for v in values if not _holds_token(v)]):
+            kept.setlist(name, clean)
+    return url_with_query(path, kept.urlencode())
 
 
 type _View[R: HttpResponseBase] = Callable[..., R]
