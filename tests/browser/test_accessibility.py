@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, BrowserContext, Page
 
 from accounts.invitations import invitation_send
 from accounts.models import Project
@@ -36,7 +36,9 @@ SIZES = {"wide": (1280, 900), "narrow": (360, 740)}
 
 
 def violations(page: Page) -> list[str]:
-    page.add_script_tag(content=AXE)
+    # A context made by axe_context() has axe in every document already; another gets it now.
+    if not page.evaluate("typeof axe !== 'undefined'"):
+        page.add_script_tag(content=AXE)
     found = page.evaluate(
         """async () => {
             const result = await axe.run(document, {resultTypes: ["violations"]});
@@ -47,6 +49,19 @@ def violations(page: Page) -> list[str]:
         }"""
     )
     return list(found)
+
+
+def axe_context(browser: Browser, base_url: str, size: str) -> BrowserContext:
+    """A context at one of SIZES whose every document has axe-core before its own scripts
+    run: handed to Chromium once, not sent as a 650 kB script tag to each page checked
+    (~0.3 s a page, a quarter of the sweep's time)."""
+    width, height = SIZES[size]
+    context = browser.new_context(
+        base_url=base_url, viewport={"width": width, "height": height}, bypass_csp=True
+    )
+    context.add_init_script(script=AXE)
+    context.set_default_timeout(10_000)
+    return context
 
 
 def wider_than_their_card(page: Page) -> list[str]:
@@ -412,11 +427,7 @@ def pages(
 
 @pytest.mark.parametrize("size", SIZES)
 def test_no_page_has_an_accessibility_violation(browser, live_server, world, size):
-    width, height = SIZES[size]
-    context = browser.new_context(
-        base_url=live_server.url, viewport={"width": width, "height": height}, bypass_csp=True
-    )
-    context.set_default_timeout(10_000)
+    context = axe_context(browser, live_server.url, size)
     page = context.new_page()
     problems: dict[str, list[str]] = {}
     for path in ("/account/login/", "/account/signup/", "/account/password/reset/"):
