@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -151,6 +152,7 @@ def _detail_context(request: ProjectRequest, endpoint: WebhookEndpoint) -> dict[
         # While one waits for the scheduler's next run, the log reloads itself until it
         # has gone (the page's own fragment, every few seconds).
         "waiting": endpoint.disabled_at is None and any(d.waiting for d in deliveries),
+        "refresh_seconds": settings.WEBHOOK_LOG_REFRESH_SECONDS,
         "log_size": LOG_SIZE,
         "kept_days": KEEP.days,
         "roll_form_id": form_id_new(),

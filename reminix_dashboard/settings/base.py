@@ -66,6 +66,9 @@ WEBHOOK_DELIVERY_EVERY_SECONDS: int = checked.whole_number(
     "WEBHOOK_DELIVERY_EVERY_SECONDS", default=10, least=1, most=86400
 )
 USAGE_RETENTION: str = checked.text("USAGE_RETENTION", default="90d")
+# How often a webhook's delivery log reloads itself while a delivery waits (whole seconds).
+# Not a deployment's choice, so not read from the environment: the browser tests shorten it.
+WEBHOOK_LOG_REFRESH_SECONDS = 3
 # Calls per token per clock minute before 429 rate_limit_exceeded (api/rate_limits.py).
 # Shared across workers only with REDIS_URL. 0 turns limits off.
 API_RATE_LIMIT_PER_MINUTE: int = checked.whole_number(

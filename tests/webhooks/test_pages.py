@@ -255,6 +255,18 @@ def test_the_log_reloads_itself_while_a_delivery_is_queued_and_stops_after(
     assert b"delivered" in fragment.content and b'hx-trigger="every' not in fragment.content
 
 
+def test_the_logs_reload_interval_is_the_setting(
+    signed_in, project, user, receiver, make_endpoint, settings
+):
+    """The browser tests shorten it to wait less on polls; the product's 3 s is above."""
+    settings.WEBHOOK_LOG_REFRESH_SECONDS = 1
+    endpoint, _ = make_endpoint(project, receiver.url())
+    webhook_send_test(endpoint=endpoint, by=user)
+    detail = _url("webhook_detail", project, endpoint_id=endpoint.pk)
+    for answer in (signed_in.get(detail), signed_in.get(detail, headers=HTMX)):
+        assert b'hx-trigger="every 1s"' in answer.content
+
+
 def test_retry_now_on_the_delivery_log(signed_in, project, user, receiver, make_endpoint):
     endpoint, _ = make_endpoint(project, receiver.url())
     receiver.status = 500
