@@ -99,9 +99,17 @@ def test_a_rate_limit_holds_across_servers_and_their_workers(deployed: Deploymen
 
 def test_a_worker_killed_outright_loses_no_answered_call(deployed: Deployment):
     deployed.stop_all()  # no ingest running: every answered call must wait in Redis
-    deployed.manage("ingest_usage", "--once")  # what earlier tests left on the stream
-    token = deployed.new_key("killed")
-    before = deployed.usage_rows()
+    # What earlier tests left on the stream, a key, and the rows so far: one process for
+    # the three commands (each process is ~2 s of Django starting on a loaded machine).
+    *_, token, before = deployed.manage(
+        "shell",
+        "-c",
+        "from django.core.management import call_command\n"
+        "from usage.models import UsageRecord\n"
+        "call_command('ingest_usage', '--once')\n"
+        f"call_command('createapikey', '--project', '{deployed.slug}', '--name', 'killed')\n"
+        "print(UsageRecord.objects.count())",
+    ).splitlines()
     server = deployed.serve(workers=2)
     answered = [server.invoke(token) for _ in range(60)]
     assert {a.status for a in answered} == {200}
@@ -109,7 +117,7 @@ def test_a_worker_killed_outright_loses_no_answered_call(deployed: Deployment):
     server.process.wait()
 
     deployed.manage("ingest_usage", "--once")
-    assert deployed.usage_rows() - before == 60
+    assert deployed.usage_rows() - int(before) == 60
 
 
 def test_a_token_pasted_into_the_path_never_reaches_the_access_log(deployed: Deployment):
