@@ -4,7 +4,7 @@ seen, and sign-in asked for as a whole page, even by htmx."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
@@ -15,6 +15,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from accounts.sessions import session_seen
+from core.redact import holds_secret
 
 
 class SessionSeenMiddleware:
@@ -71,8 +72,12 @@ def _back_to(request: HttpRequest, htmx: HtmxDetails) -> str | None:
 
 def first_that_fits(*pages: str | None) -> str | None:
     """The first of `pages` whose quoted form fits an address (MAX_URL_LENGTH), for the
-    sign-in address's `next`; None when none does."""
+    sign-in address's `next`; None when none does. A page whose path holds a token (one
+    pasted into the address bar) is passed over: the sign-in page writes `next` into its
+    form and its links, and a token is never written to a later page."""
     for page in pages:
-        if page and len(quote(page, safe="/")) <= MAX_URL_LENGTH:
+        if not page or holds_secret("".join(unquote(page.partition("?")[0]).split())):
+            continue
+        if len(quote(page, safe="/")) <= MAX_URL_LENGTH:
             return page
     return None
