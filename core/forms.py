@@ -262,12 +262,17 @@ class PagedFilterForm(forms.Form):
 
     @property
     def cursor_errors(self) -> list[str]:
-        """Errors of the page position, which has no field on screen to stand beside."""
-        return [
-            *self.non_field_errors(),
-            *self.errors.get("before", []),
-            *self.errors.get("after", []),
-        ]
+        """Errors of the page position, which has no field on screen to stand beside;
+        each text once (both cursors damaged say the same)."""
+        return list(
+            dict.fromkeys(
+                [
+                    *self.non_field_errors(),
+                    *self.errors.get("before", []),
+                    *self.errors.get("after", []),
+                ]
+            )
+        )
 
     def query(self, **cursor: object) -> str:
         """This form's filters as a query string, with `cursor` (before= or after=) added."""

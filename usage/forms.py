@@ -234,11 +234,16 @@ class UsageFilterForm(PagedFilterForm):
         )
 
 
+ADDRESS_CURSOR_DAMAGED = (
+    "This page link is damaged or out of date. Start again from the latest addresses."
+)
+
+
 class AddressPageForm(PagedFilterForm):
     """The page position (`before` or `after`) in a key's list of addresses."""
 
-    before = CursorField()
-    after = CursorField()
+    before = CursorField(error_messages={"invalid": ADDRESS_CURSOR_DAMAGED})
+    after = CursorField(error_messages={"invalid": ADDRESS_CURSOR_DAMAGED})
 
     error_messages = {
         "two_cursors": "This page link is damaged. Start again from the latest addresses."

@@ -75,3 +75,15 @@ def test_a_damaged_page_link_is_not_a_500(
 ) -> None:
     response = signed_in.get(addresses_url(project, busy), {"before": before})
     assert response.status_code in (200, 400)
+
+
+def test_a_damaged_page_link_says_once_to_start_again_from_the_latest_addresses(
+    signed_in: Client, project: Project, busy: ApiKey
+) -> None:
+    """An addresses page's own words, once, however many of its cursors are damaged: it
+    said "Start again from the newest calls" (the call logs' text), twice for two."""
+    response = signed_in.get(addresses_url(project, busy), {"before": "x", "after": "y"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert html.count("Start again from the latest addresses") == 1
+    assert "newest calls" not in html
