@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
 from django.db import OperationalError, connection, transaction
 from django.db.models import Count, Max, Min, Q
@@ -60,8 +61,9 @@ LOCK_TIMEOUT = "2s"
 LOCK_ATTEMPTS = 3
 SQLITE_BATCH = 10_000
 # Rows of the log deleted one by one on PostgreSQL (the default partition's, the day that
-# straddles the cut-off) go this many to a transaction: each well inside the statement
-# timeout however many weeks of calls the default partition gathered.
+# straddles the cut-off), or moved out of the default partition into their day's new
+# partition, go this many to a transaction: each well inside the statement timeout however
+# many weeks of calls the default partition gathered.
 POSTGRESQL_BATCH = 10_000
 # Serialises partition changes between concurrent runs (two schedulers, a deploy and a job).
 _ADVISORY_LOCK_ID = 7_201_511_028
@@ -152,8 +154,9 @@ def usage_partitions_ensure(*, start_day: date, end_day: date) -> list[str]:
     has none, and return the names made. Safe to run again, and while the API writes.
 
     Past days are fine: rows of such a day that sit in the default partition are moved into
-    the new partition in the same transaction. (PostgreSQL refuses to attach a range that
-    the default partition still has rows for.) A no-op on SQLite.
+    the new partition, a batch at a time, before it is attached (`_partition_create`).
+    (PostgreSQL refuses to attach a range that the default partition still has rows for.)
+    A no-op on SQLite.
     """
     if not usage_is_partitioned():
         return []
@@ -215,35 +218,120 @@ def _default_partition_ensure() -> None:
 def _partition_create(day: date) -> bool:
     """Make one day's partition; False if another run made it first.
 
-    Built beside the table and then attached, rather than CREATE TABLE … PARTITION OF:
-    attaching takes only a SHARE UPDATE EXCLUSIVE lock on the parent, which API writes do
-    not wait for. (It does briefly lock the default partition, which it must scan.)
-    """
-    q = connection.ops.quote_name
+    Rows of the day that sit in the default partition (written while the daily job had
+    not run for longer than DAYS_AHEAD: today's, after downtime) are moved into it first,
+    POSTGRESQL_BATCH to a transaction. Moved in one statement, and with the ATTACH then
+    building the day's indexes over them and checking each against the range, 1,000,000
+    of them took 42 s, past DB_STATEMENT_TIMEOUT, and the job failed at every run.
+
+    So the day's table is built beside the log with the log's indexes and a CHECK of its
+    range (`_partition_stage`), the rows move into it a batch at a time
+    (`_partition_move_batch`: a row is in one table or the other, never both, never
+    neither), and the ATTACH (`_partition_attach`) finds indexes to adopt and a
+    constraint that proves the range, so it builds and checks nothing of the new table.
+    It still scans the default partition, as PostgreSQL does to prove no row of the range
+    is left there: a read, about 0.7 s per million rows. Moved rows are out of the log's
+    reads until the attach; a run killed in between leaves them in the day's table, and
+    the next run (this job, or prune_usage, which makes the same days first) moves the
+    rest and attaches it."""
     name = partition_name(day)
-    columns = ", ".join(q(f.column) for f in UsageRecord._meta.concrete_fields if f.column)
+    if not _with_lock_retries(partial(_partition_stage, name, day), f"create {name}"):
+        return False
+    after = 0
+    while (last := _partition_move_batch(name, day, after)) is not None:
+        after = last
+    return _with_lock_retries(partial(_partition_attach, name, day), f"attach {name}")
 
-    def create() -> bool:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
-            if cursor.fetchone()[0]:
-                return False
-            cursor.execute(f"CREATE TABLE {q(name)} (LIKE {q(TABLE)} INCLUDING CONSTRAINTS)")
-            # One statement, so a row is either moved or left where it was, never lost.
-            cursor.execute(
-                f"WITH moved AS (DELETE FROM ONLY {q(DEFAULT_PARTITION)} "  # noqa: S608
-                f"WHERE created_at >= %s AND created_at < %s RETURNING {columns}) "
-                f"INSERT INTO {q(name)} ({columns}) SELECT {columns} FROM moved",
-                [_midnight(day), _midnight(day + DAY)],
-            )
-            cursor.execute(
-                f"ALTER TABLE {q(TABLE)} ATTACH PARTITION {q(name)} "
-                f"FOR VALUES FROM ('{_midnight(day).isoformat()}') "
-                f"TO ('{_midnight(day + DAY).isoformat()}')"
-            )
-        return True
 
-    return _with_lock_retries(create, f"create {name}")
+def _range_sql(day: date) -> tuple[str, list[datetime]]:
+    return "created_at >= %s AND created_at < %s", [_midnight(day), _midnight(day + DAY)]
+
+
+def _partition_stage(name: str, day: date) -> bool:
+    """The day's table, not yet attached: made, or found where a run left it. False if it
+    is attached already."""
+    q = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT to_regclass(%s) IS NOT NULL, "
+            "EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(%s))",
+            [name, name],
+        )
+        exists, attached = cursor.fetchone()
+        if attached:
+            return False
+        if not exists:
+            cursor.execute(
+                f"CREATE TABLE {q(name)} (LIKE {q(TABLE)} INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+            )
+            within, bounds = _range_sql(day)
+            cursor.execute(
+                f"ALTER TABLE {q(name)} ADD CONSTRAINT {q(name + '_range')} CHECK ({within})",
+                bounds,
+            )
+    return True
+
+
+def _partition_columns() -> str:
+    q = connection.ops.quote_name
+    return ", ".join(q(f.column) for f in UsageRecord._meta.concrete_fields if f.column)
+
+
+def _partition_move_batch(name: str, day: date, after: int) -> int | None:
+    """Move the next POSTGRESQL_BATCH of the day's rows after id `after` from the default
+    partition into the day's table, in one statement and transaction; the last id moved,
+    or None when none is left. Found along the default partition's primary key (id,
+    created_at), from where the last batch ended."""
+    q = connection.ops.quote_name
+    within, bounds = _range_sql(day)
+    columns = _partition_columns()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT max(id) FROM (SELECT id FROM ONLY {q(DEFAULT_PARTITION)} "  # noqa: S608
+            f"WHERE {within} AND id > %s ORDER BY id LIMIT %s) AS batch",
+            [*bounds, after, POSTGRESQL_BATCH],
+        )
+        (last,) = cursor.fetchone()
+        if last is None:
+            return None
+        cursor.execute(
+            f"WITH moved AS (DELETE FROM ONLY {q(DEFAULT_PARTITION)} "  # noqa: S608
+            f"WHERE {within} AND id > %s AND id <= %s RETURNING {columns}) "
+            f"INSERT INTO {q(name)} ({columns}) SELECT {columns} FROM moved",
+            [*bounds, after, last],
+        )
+    return last
+
+
+def _partition_attach(name: str, day: date) -> bool:
+    """Attach the day's table; False if another run did. Writes into the default partition
+    wait from the first statement: the day's rows that reached it since the batches (a
+    call logged meanwhile, a transaction that took its id before a batch read) move
+    first, few, and then none can arrive before the ATTACH proves there are none."""
+    q = connection.ops.quote_name
+    within, bounds = _range_sql(day)
+    columns = _partition_columns()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(%s))", [name]
+        )
+        if cursor.fetchone()[0]:
+            return False
+        cursor.execute(f"LOCK TABLE ONLY {q(DEFAULT_PARTITION)} IN EXCLUSIVE MODE")
+        cursor.execute(
+            f"WITH moved AS (DELETE FROM ONLY {q(DEFAULT_PARTITION)} "  # noqa: S608
+            f"WHERE {within} RETURNING {columns}) "
+            f"INSERT INTO {q(name)} ({columns}) SELECT {columns} FROM moved",
+            bounds,
+        )
+        cursor.execute(
+            f"ALTER TABLE {q(TABLE)} ATTACH PARTITION {q(name)} "
+            f"FOR VALUES FROM ('{_midnight(day).isoformat()}') "
+            f"TO ('{_midnight(day + DAY).isoformat()}')"
+        )
+        # The partition's bound says the same from now on.
+        cursor.execute(f"ALTER TABLE {q(name)} DROP CONSTRAINT {q(name + '_range')}")
+    return True
 
 
 def _partition_drop(name: str) -> int:

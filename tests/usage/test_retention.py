@@ -498,3 +498,80 @@ def test_roll_ups_longer_to_delete_than_the_statement_timeout_are_pruned(
     usage_prune(older_than=NINETY_DAYS, now=NOW)
     assert set(roll_ups_left().values()) == {2}
     assert kept_calls() == {"kept-first", "kept-last"}
+
+
+@pytest.fixture
+def a_day_in_the_default(api_key):
+    """Five calls of 4 March 2002 in the default partition (no day of theirs existed when
+    they were written: the daily job had not run for longer than its days ahead), and one
+    of the next day's; the day's partition is dropped again after the test."""
+    for n in range(5):
+        log(api_key[0], at(2002, 3, 4, n), f"that-day-{n}")
+    log(api_key[0], at(2002, 3, 5), "next-day")
+    ids = dict(UsageRecord.objects.values_list("request_id", "pk"))
+    yield ids
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS apikeys_usagerecord_p20020304")
+
+
+def rows_of(table: str) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT request_id FROM {table} ORDER BY request_id")  # noqa: S608
+        return [row[0] for row in cursor.fetchall()]
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_days_calls_too_many_to_move_in_one_statement_are_moved_in_batches(
+    a_day_in_the_default, monkeypatch
+):
+    """After downtime longer than DAYS_AHEAD, today's calls sit in the default partition,
+    and making today's partition moved them all in one statement (and its ATTACH built the
+    day's indexes over them): past DB_STATEMENT_TIMEOUT, the job failed at every run."""
+    monkeypatch.setattr(retention, "POSTGRESQL_BATCH", 2)
+    with connection.cursor() as cursor:
+        cursor.execute(_TWO_ROWS_A_TRANSACTION)
+    try:
+        made = usage_partitions_ensure(start_day=date(2002, 3, 4), end_day=date(2002, 3, 4))
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER rv_test_deleting_slowly ON apikeys_usagerecord_default")
+            cursor.execute("DROP FUNCTION rv_test_deleting_slowly()")
+
+    assert made == ["apikeys_usagerecord_p20020304"]
+    assert rows_of("apikeys_usagerecord_p20020304") == [f"that-day-{n}" for n in range(5)]
+    assert dict(UsageRecord.objects.values_list("request_id", "pk")) == a_day_in_the_default
+    assert partition_of("next-day") == DEFAULT_PARTITION
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_partition_interrupted_while_its_calls_move_is_finished_by_the_next_run(
+    a_day_in_the_default, monkeypatch
+):
+    """Killed between two batches, the calls moved so far wait in the day's table, not yet
+    attached; none is lost or written twice, and the next run moves the rest and attaches
+    it."""
+    monkeypatch.setattr(retention, "POSTGRESQL_BATCH", 2)
+    move = retention._partition_move_batch
+    calls = []
+
+    def killed_after_one_batch(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return move(*args, **kwargs)
+
+    monkeypatch.setattr(retention, "_partition_move_batch", killed_after_one_batch)
+    with pytest.raises(KeyboardInterrupt):
+        usage_partitions_ensure(start_day=date(2002, 3, 4), end_day=date(2002, 3, 4))
+    moved = rows_of("apikeys_usagerecord_p20020304")
+    assert len(moved) == 2
+    assert sorted(moved + rows_of("apikeys_usagerecord")) == sorted(a_day_in_the_default)
+    monkeypatch.setattr(retention, "_partition_move_batch", move)
+
+    made = usage_partitions_ensure(start_day=date(2002, 3, 4), end_day=date(2002, 3, 4))
+    assert made == ["apikeys_usagerecord_p20020304"]
+    assert partition_of("that-day-0") == "apikeys_usagerecord_p20020304"
+    assert dict(UsageRecord.objects.values_list("request_id", "pk")) == a_day_in_the_default
+    assert usage_partitions_ensure(start_day=date(2002, 3, 4), end_day=date(2002, 3, 4)) == []
