@@ -150,7 +150,7 @@ def token_network_notices(now: datetime, isolated: Isolated) -> tuple[int, int]:
     # Their sends take MAIL_RUN_BUDGET_SECONDS at most, in turn from where the last run
     # stopped, as the alerts' emails do: a mail server that hangs holds no run for long.
     run = MailRun("pat-network-notices")
-    for token_id in run.in_turn(token_ids or [], place=_place):
+    for token_id, _ in run.in_turn(token_ids or [], place=_place, tenant=_tenant):
         notice = isolated(f"claiming the notice for PAT {token_id}", partial(_claim, token_id, now))
         if notice is None:
             continue
@@ -162,8 +162,12 @@ def token_network_notices(now: datetime, isolated: Isolated) -> tuple[int, int]:
     return sent, failed
 
 
-def _place(token_id: int) -> tuple[int]:
-    return (token_id,)
+def _place(token: tuple[int, int]) -> tuple[int]:
+    return (token[0],)
+
+
+def _tenant(token: tuple[int, int]) -> tuple[int]:
+    return (token[1],)  # the token's person: one person's many tokens take one turn
 
 
 def _untold(now: datetime) -> Any:
@@ -172,8 +176,9 @@ def _untold(now: datetime) -> Any:
     )
 
 
-def _untold_tokens(now: datetime) -> list[int]:
-    return sorted(set(_untold(now).values_list("personal_token_id", flat=True)))
+def _untold_tokens(now: datetime) -> list[tuple[int, int]]:
+    """Each PAT with untold networks, with its person's id."""
+    return sorted(set(_untold(now).values_list("personal_token_id", "personal_token__user_id")))
 
 
 def _claim(token_id: int, now: datetime) -> Notice | None:

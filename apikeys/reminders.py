@@ -56,7 +56,8 @@ class ReminderResult:
     skipped: int = 0
 
 
-type _Due = tuple[tuple[int, int], Callable[[], int], str]
+# Its place, its tenant (whose: a person's for a PAT, a project's for a key), the send.
+type _Due = tuple[tuple[int, int], tuple[int, int], Callable[[], int], str]
 
 
 def send_expiry_reminders() -> ReminderResult:
@@ -64,20 +65,25 @@ def send_expiry_reminders() -> ReminderResult:
 
     One MailRun for them all (notifications/recipients.py): an address the mail server
     did not answer for is not tried again in the run, the sends take
-    MAIL_RUN_BUDGET_SECONDS at most (the rest wait, unclaimed, for the next run), and a
-    run starts after the last reminder the previous one tried: personal tokens', then
-    keys', oldest first, and round."""
+    MAIL_RUN_BUDGET_SECONDS at most (the rest wait, unclaimed, for the next run), each
+    person (for their tokens) and project (for its keys) takes a reminder in turn, and a
+    run starts after the last reminder the previous one tried, oldest first, and round."""
     now = timezone.now()
     run = MailRun("expiry-reminders")
     due: list[_Due] = [
-        ((0, pat.pk), partial(_remind, pat, now, run), f"personal access token {pat.pk}")
+        (
+            (0, pat.pk),
+            (0, pat.user_id),
+            partial(_remind, pat, now, run),
+            f"personal access token {pat.pk}",
+        )
         for pat in _personal_tokens_due(now)
     ]
     due += [
-        ((1, key.pk), partial(_remind_key, key, now, run), f"API key {key.pk}")
+        ((1, key.pk), (1, key.project_id), partial(_remind_key, key, now, run), f"API key {key.pk}")
         for key in _api_keys_due(now)
     ]
-    result = _each(run.in_turn(due, place=itemgetter(0)))
+    result = _each(run.in_turn(due, place=itemgetter(0), tenant=itemgetter(1)))
     result.skipped += run.owed
     run.finish()
     return result
@@ -86,7 +92,7 @@ def send_expiry_reminders() -> ReminderResult:
 def _each(due: Iterable[_Due]) -> ReminderResult:
     """Each reminder that is due; how many mails went out and how many wait."""
     result = ReminderResult()
-    for _, remind, what in due:
+    for _, _, remind, what in due:
         try:
             result.sent += remind()
         except Exception as error:

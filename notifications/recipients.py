@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Literal
@@ -24,7 +25,8 @@ from accounts.models import Membership, Passkey, TotpDevice
 logger = logging.getLogger(__name__)
 
 type Topic = Literal["alert_emails", "expiry_emails"]
-# Where an email stands in its job's order: its row's id, after its kind's number.
+# Where an email stands in its job's order: its row's id, after its kind's number. A
+# tenant is the same: whose it is (a project's id, a person's), after its kind's number.
 type Place = tuple[int, ...]
 
 
@@ -88,10 +90,11 @@ class MailRun:
     the next run, and are logged once, with their count. The time is what the sends took,
     so a server that refuses at once costs the budget almost nothing.
 
-    Fairness: the next run starts after the last email this one tried and goes round
-    (`in_turn`), so the oldest emails, whose addresses may hang every run, do not take
-    every run's budget while the others wait. Where it stopped is kept in the cache
-    (Redis when REDIS_URL is set); without it a run starts from the oldest."""
+    Fairness: tenants take turns, an email each, and the next run starts after the last
+    email this one tried and goes round (`in_turn`), so neither one tenant's pile nor the
+    oldest emails, whose addresses may hang every run, take every run's budget while the
+    others wait. Where it stopped is kept in the cache (Redis when REDIS_URL is set);
+    without it a run starts from the oldest."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -99,7 +102,7 @@ class MailRun:
         self.spent = 0.0
         self.owed = 0  # emails left for the next run because the budget was spent
         self.unanswered: set[str] = set()
-        self._last: Place | None = None
+        self._last: tuple[Place, Place] | None = None  # the last item tried: its tenant, place
 
     def spent_all(self) -> bool:
         return self.spent >= self.budget
@@ -111,21 +114,42 @@ class MailRun:
         finally:
             self.spent += time.monotonic() - start
 
-    def in_turn[T](self, items: Iterable[T], *, place: Callable[[T], Place]) -> Iterator[T]:
-        """The items in the order of their places (their ids), starting after the place
-        of the last one the previous run tried before its budget ran out, and round. Those
-        left once the budget is spent are counted owed and not given."""
-        after = self._resume_after()
-        ordered = sorted(items, key=place)
-        if after is not None:
-            ordered = [i for i in ordered if place(i) > after] + [
-                i for i in ordered if place(i) <= after
+    def in_turn[T](
+        self,
+        items: Iterable[T],
+        *,
+        place: Callable[[T], Place],
+        tenant: Callable[[T], Place],
+    ) -> Iterator[T]:
+        """The items a tenant (a project, a person) at a time, round robin: each tenant's
+        first, then each one's second, and so on. Tenants go in the order of their keys,
+        starting after the tenant of the last item the previous run tried before its
+        budget ran out; each one's items in the order of their places (their ids),
+        starting after that item's place, and round. Those left once the budget is spent
+        are counted owed and not given.
+
+        By place alone, a tenant with many emails owed (a project with 10,000 keys
+        expiring this week) took every run's budget, and another's one email waited for
+        them all: thousands of runs."""
+        last = self._resume_after()
+        queues: dict[Place, list[T]] = {}
+        for item in sorted(items, key=place):
+            queues.setdefault(tenant(item), []).append(item)
+        tenants = sorted(queues)
+        if last is not None:
+            last_tenant, last_place = last
+            tenants = [t for t in tenants if t > last_tenant] + [
+                t for t in tenants if t <= last_tenant
             ]
-        for item in ordered:
+            for key, queue in queues.items():
+                queues[key] = [i for i in queue if place(i) > last_place] + [
+                    i for i in queue if place(i) <= last_place
+                ]
+        for item in _round_robin([queues[t] for t in tenants]):
             if self.spent_all():
                 self.owed += 1
                 continue
-            self._last = place(item)
+            self._last = (tenant(item), place(item))
             yield item
 
     def finish(self) -> None:
@@ -142,11 +166,17 @@ class MailRun:
         )
         self._cache(lambda: cache.set(key, self._last, timeout=86400))
 
-    def _resume_after(self) -> Place | None:
+    def _resume_after(self) -> tuple[Place, Place] | None:
         found: list[object] = []
         self._cache(lambda: found.append(cache.get(f"mail-run:{self.name}")))
         value = found[0] if found else None
-        if isinstance(value, tuple) and all(isinstance(part, int) for part in value):
+        # Anything else (a place alone, kept before tenants took turns) starts from the first.
+        if (
+            isinstance(value, tuple)
+            and len(value) == 2
+            and all(isinstance(half, tuple) for half in value)
+            and all(isinstance(part, int) for half in value for part in half)
+        ):
             return value
         return None
 
@@ -160,6 +190,19 @@ class MailRun:
                 self.name,
                 type(error).__name__,
             )
+
+
+def _round_robin[T](queues: list[list[T]]) -> Iterator[T]:
+    """Each queue's first item, then each one's second, and so on."""
+    turns = deque(iter(queue) for queue in queues)
+    while turns:
+        queue = turns.popleft()
+        try:
+            item = next(queue)
+        except StopIteration:
+            continue
+        turns.append(queue)
+        yield item
 
 
 def send_to_each(

@@ -32,7 +32,7 @@ def email_pending_flags(now: datetime, result: DetectionResult) -> None:
     emailed yet (raised by this run or by one that failed before its emails), each in
     isolation: a project whose mail cannot be sent does not keep the others' from going.
     Their sends take MAIL_RUN_BUDGET_SECONDS at most (the rest wait for the next run),
-    in turn from where the last run stopped (MailRun)."""
+    a project at a time in turn, from where the last run stopped (MailRun)."""
     pending = (
         Flag.objects.filter(
             severity=Flag.Severity.HIGH,
@@ -44,7 +44,7 @@ def email_pending_flags(now: datetime, result: DetectionResult) -> None:
         .order_by("id")
     )
     run = MailRun("alert-emails")
-    for flag in run.in_turn(pending, place=_place):
+    for flag in run.in_turn(pending, place=_place, tenant=_tenant):
         recipients = _isolated(
             f"claiming the email for flag {flag.pk}", partial(_claim_email, flag, now), result
         )
@@ -55,6 +55,10 @@ def email_pending_flags(now: datetime, result: DetectionResult) -> None:
 
 def _place(flag: Flag) -> tuple[int]:
     return (flag.pk,)
+
+
+def _tenant(flag: Flag) -> tuple[int]:
+    return (flag.project_id,)
 
 
 def _claim_email(flag: Flag, now: datetime) -> list[str]:
