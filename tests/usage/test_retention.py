@@ -542,6 +542,27 @@ def test_a_days_calls_too_many_to_move_in_one_statement_are_moved_in_batches(
     assert rows_of("apikeys_usagerecord_p20020304") == [f"that-day-{n}" for n in range(5)]
     assert dict(UsageRecord.objects.values_list("request_id", "pk")) == a_day_in_the_default
     assert partition_of("next-day") == DEFAULT_PARTITION
+    # Built beside the log with its indexes, each adopted by the log's own at the attach,
+    # and no constraint left over from the move.
+    assert index_parents("apikeys_usagerecord_p20020304") == index_parents(DEFAULT_PARTITION)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'c'",
+            ["apikeys_usagerecord_p20020304"],
+        )
+        assert not [name for (name,) in cursor.fetchall() if name.endswith("_range")]
+
+
+def index_parents(partition: str) -> list[str]:
+    """The log's indexes that the partition's indexes belong to."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT parent.relname FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indexrelid "
+            "JOIN pg_class parent ON parent.oid = h.inhparent "
+            "WHERE i.indrelid = %s::regclass ORDER BY 1",
+            [partition],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 @postgresql_only
