@@ -146,8 +146,9 @@ class Flag(models.Model):
 
 class KeyNetwork(models.Model):
     """A network (/24 for IPv4, /48 for IPv6) a key has been used from, and since when.
-    The detector learns at most KEY_NETWORKS_KEPT a key (alerts/detection/new_networks.py);
-    a network a person said is ours is kept whatever the key holds."""
+    The detector learns at most KEY_NETWORKS_KEPT a key (alerts/detection/new_networks.py),
+    and tells once that a key's are full; a network a person said is ours is kept whatever
+    the key holds."""
 
     api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
     network = models.CharField(max_length=64)

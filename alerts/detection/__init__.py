@@ -15,7 +15,9 @@ and in batches, and raises or adds to Flags:
   NEW_NETWORKS_PER_RUN (1,000) new networks in a run, the rest of the run passes over the
   key's calls here, and the alert's count says "or more": one key sprayed from new
   networks costs a run a bounded share, not every other project's wait. A key learns
-  at most KEY_NETWORKS_KEPT (10,000) networks; past them a network stays new.
+  at most KEY_NETWORKS_KEPT (10,000) networks; past them a network stays new, and the
+  alert says the memory is full and is high: once it is acknowledged, networks past the
+  memory raise nothing more until the key is rolled.
 - new_agent (medium): a key succeeds with an agent it has never called, after the same
   learning period as new networks (and off with them). One open alert per key lists them.
 - volume_spike (medium): a key's calls in an hour reach SPIKE_FACTOR times its trailing

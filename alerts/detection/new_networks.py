@@ -3,6 +3,9 @@ after its learning period; one open alert per key, high at NEW_NETWORKS_HIGH net
 A key whose alert this run raised or added to, and which has NEW_NETWORKS_PER_RUN new
 networks in the run, costs the rest of the run nothing here: its calls are passed over
 (not worked out, not learnt) and its alert counts "or more".
+A key whose memory is full (KEY_NETWORKS_KEPT) says so in its alert, which is high: once
+a person acknowledges that alert, networks past the memory are no longer reported, until
+the key is rolled (`_told_full`).
 `_firsts`, which learns what a key does for the first time and finds what is new past that
 period, is the new-network grace's and switch's; new agents use it too."""
 
@@ -14,7 +17,9 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from alerts.detection.flags import SUMMARY_LENGTH, _names, _raise, _span
+from django.db.models import F, Q
+
+from alerts.detection.flags import SUMMARY_LENGTH, _name_within, _names, _raise, _span
 from alerts.detection.result import DetectionResult, _isolated
 from alerts.detection.signs_together import _signs_together
 from alerts.detection.thresholds import Rules
@@ -26,6 +31,9 @@ from usage.models import Outcome
 # The /24 (IPv4) or /48 (IPv6) that an address belongs to.
 network_of = network_around
 
+# Per (project, key): each value new to the key (a network, an agent), with its first call.
+type Findings = dict[tuple[int, int], dict[str, dict[str, Any]]]
+
 
 def _firsts(
     direct: list[dict[str, Any]],
@@ -33,7 +41,7 @@ def _firsts(
     known: dict[int, set[str]],
     first_uses: dict[int, datetime],
     rules: Rules,
-) -> tuple[list[tuple[int, str, datetime]], dict[tuple[int, int], dict[str, dict[str, Any]]]]:
+) -> tuple[list[tuple[int, str, datetime]], Findings]:
     """What each key did for the first time in these calls (a network, an agent: `value`
     of a call), in the order they came: each (key, value, first seen), to be learnt; and,
     per (project, key), each new value's first call past the key's learning period (its
@@ -41,7 +49,7 @@ def _firsts(
     keys' so far, and grow. Values are learnt while the kind is off, so turning it on
     flags only what is new from then on."""
     learnt: list[tuple[int, str, datetime]] = []
-    findings: dict[tuple[int, int], dict[str, dict[str, Any]]] = defaultdict(dict)
+    findings: Findings = defaultdict(dict)
     for r in direct:
         key_id, when, seen = r["api_key_id"], r["created_at"], value(r)
         if seen in known[key_id]:
@@ -85,6 +93,7 @@ def _new_networks(
         [KeyNetwork(api_key_id=k, network=n, first_seen=at) for k, n, at in learnt],
         ignore_conflicts=True,
     )
+    findings, full = _past_memory(findings, unkept, result)
     names = _names({(p, k, None) for p, k in findings})
     for (project_id, key_id), firsts in findings.items():
         first, last = _span(list(firsts.values()))
@@ -107,7 +116,15 @@ def _new_networks(
             seen_from=first,
             seen_to=last,
             occurrences=len(firsts),
-            merge=partial(_new_networks_merge, name, list(firsts), ips, first, uncounted=uncounted),
+            merge=partial(
+                _new_networks_merge,
+                name,
+                list(firsts),
+                ips,
+                first,
+                uncounted=uncounted,
+                memory_full=key_id in full,
+            ),
         )
         if flag is not None:
             escalate = partial(_new_networks_escalate, flag, now)
@@ -133,6 +150,47 @@ def _within_memory(
         else:
             unkept.add((key_id, network))
     return kept, unkept
+
+
+def _past_memory(
+    findings: Findings, unkept: set[tuple[int, str]], result: DetectionResult
+) -> tuple[Findings, set[int]]:
+    """`findings` without the networks past a full key's memory that a person was told of
+    (_told_full), whose other calls the run then passes over (each is from a network it
+    cannot learn either, or one it knows); and the full keys not yet told, whose alert
+    says their memory is full."""
+    full = {key_id for key_id, _ in unkept}
+    quiet = _told_full(full) if full else set()
+    for key_id in quiet:
+        result.networks_unread.setdefault(key_id, None)
+    kept: Findings = {}
+    for (project_id, key_id), firsts in findings.items():
+        if key_id in quiet:
+            firsts = {n: call for n, call in firsts.items() if (key_id, n) not in unkept}
+        if firsts:
+            kept[(project_id, key_id)] = firsts
+    return kept, full - quiet
+
+
+def _told_full(key_ids: set[int]) -> set[int]:
+    """Of `key_ids` (keys whose memory is full), those a person was told so: a new-network
+    alert of theirs that said it (evidence "memory_full") was acknowledged since the key's
+    secret was last rolled. Their networks past the memory are not reported again: a
+    fleet past KEY_NETWORKS_KEPT networks calls from one it could not learn all day, and
+    each acknowledgement was followed by a fresh alert at its next call. A roll is a new
+    secret, of which a person is told once again: the one they acknowledged may be the
+    one that leaked."""
+    told = (
+        Flag.objects.filter(
+            kind=Flag.Kind.NEW_NETWORK,
+            api_key_id__in=key_ids,
+            acknowledged_at__isnull=False,
+            evidence__has_key="memory_full",
+        )
+        .filter(Q(api_key__rolled_at__isnull=True) | Q(acknowledged_at__gt=F("api_key__rolled_at")))
+        .values_list("api_key_id", flat=True)
+    )
+    return {key_id for key_id in told if key_id is not None}
 
 
 def _passing_over(direct: list[dict[str, Any]], result: DetectionResult) -> list[dict[str, Any]]:
@@ -166,10 +224,14 @@ def _count_at_least(flag_id: int) -> None:
 def _new_networks_escalate(flag: Flag, now: datetime) -> None:
     """One new network may be a new server; a key taken up in one network after another
     is likely leaked: its alert becomes high, so it is emailed (and sent to webhooks that
-    take only high alerts). Raised as high now (created_at, from which both count their
-    day): a medium alert left open for days was past that day when it became high, and
-    neither the email nor a high-only webhook ever came."""
-    if flag.severity == Flag.Severity.MEDIUM and flag.evidence["count"] >= NEW_NETWORKS_HIGH:
+    take only high alerts). So does one that says the key's memory is full: once it is
+    acknowledged, networks past that memory are no longer told, and someone must know.
+    Raised as high now (created_at, from which both count their day): a medium alert
+    left open for days was past that day when it became high, and neither the email nor
+    a high-only webhook ever came."""
+    if flag.severity == Flag.Severity.MEDIUM and (
+        flag.evidence["count"] >= NEW_NETWORKS_HIGH or flag.evidence.get("memory_full")
+    ):
         Flag.objects.filter(pk=flag.pk).update(severity=Flag.Severity.HIGH, created_at=now)
 
 
@@ -189,7 +251,10 @@ NEW_NETWORKS_PER_RUN = 1_000
 # flood push them out (then called new on their next call) and keep the flood's own as
 # known. A network past them stays new, so the key's alert still says it was used from
 # where it never was; the run stops reading the key's networks once its alert has them
-# (as at NEW_NETWORKS_PER_RUN). A person's "this network is ours" is learnt regardless.
+# (as at NEW_NETWORKS_PER_RUN). That alert says the memory is full, and is high (emailed):
+# once it is acknowledged, networks past the memory raise nothing until the key is
+# rolled, since every call from one would otherwise alert again (_told_full). A person's
+# "this network is ours" is learnt regardless.
 KEY_NETWORKS_KEPT = 10_000
 
 
@@ -202,13 +267,15 @@ def _new_networks_merge(
     *,
     uncounted: int = 0,
     at_least: bool = False,
+    memory_full: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """A key's open new-network alert with `networks` added: the first network and its
     address stay first (the alert's link and its "is ours" are about them), the count
     grows, and the first NETWORKS_LISTED networks are listed. `uncounted` of them, past
     the key's memory, may be ones an open alert counted already: they are not counted
     again. `at_least`: calls the run passed over may have come from more. Either way
-    the count says "or more" from then on."""
+    the count says "or more" from then on. `memory_full`: some were past the key's
+    memory, which the alert says from then on (evidence "memory_full", its size)."""
     listed = list(old.get("networks") or ([old["network"]] if old.get("network") else []))
     if old and uncounted:
         at_least = True
@@ -225,17 +292,32 @@ def _new_networks_merge(
     }
     if at_least or old.get("at_least"):
         evidence["at_least"] = True
+    if memory_full or old.get("memory_full"):
+        evidence["memory_full"] = old.get("memory_full") or KEY_NETWORKS_KEPT
+    return _new_networks_summary(name, evidence), evidence
+
+
+def _new_networks_summary(name: str, evidence: dict[str, Any]) -> str:
+    """What a new-network alert says, within SUMMARY_LENGTH: fewer networks named, then
+    the key's name cut short, where they would not fit, so that what it advises and what
+    it will no longer report are never cut off."""
+    count, listed = evidence["count"], evidence["networks"]
+    advice = " It may have leaked." if count >= NEW_NETWORKS_HIGH else ""
+    if kept := evidence.get("memory_full"):
+        advice += (
+            f" Its memory of {kept:,} networks is full: once this alert is acknowledged,"
+            " networks past it are not reported again until the key is rolled."
+        )
     if count == 1 and "at_least" not in evidence:
-        summary = (
-            f"{name} was used from {listed[0]} ({evidence['ips'][0]}), a network it had "
-            "not used before."
-        )
-    else:
-        more = "…" if count > 3 else ""
-        leaked = " It may have leaked." if count >= NEW_NETWORKS_HIGH else ""
-        counted = f"{count} or more" if "at_least" in evidence else f"{count}"
-        summary = (
-            f"{name} was used from {counted} networks it had not used before "
-            f"({', '.join(listed[:3])}{more}).{leaked}"
-        )
-    return summary, evidence
+        what = f" was used from {listed[0]} ({evidence['ips'][0]}), a network it had not"
+        what += f" used before.{advice}"
+        return f"{_name_within(name, SUMMARY_LENGTH - len(what))}{what}"
+    counted = f"{count} or more" if "at_least" in evidence else f"{count}"
+    for named in range(min(3, len(listed)), -1, -1):
+        more = "…" if count > named and named else ""
+        which = f" ({', '.join(listed[:named])}{more})" if named else ""
+        what = f" was used from {counted} networks it had not used before{which}.{advice}"
+        summary = f"{name}{what}"
+        if len(summary) <= SUMMARY_LENGTH:
+            return summary
+    return f"{_name_within(name, SUMMARY_LENGTH - len(what))}{what}"

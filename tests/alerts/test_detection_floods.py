@@ -9,6 +9,7 @@ import ipaddress
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.urls import reverse
 
 from accounts.models import Project
 from alerts.detection import detect, new_networks
@@ -40,6 +41,10 @@ def keys(api_key, make_user, make_key) -> tuple[ApiKey, ApiKey]:
 
 def flood_ip(n: int) -> str:
     return str(ipaddress.ip_address(f"2001:db8:{n:x}::7"))  # a /48 each, as it is logged
+
+
+def flood_network(n: int) -> str:
+    return f"2001:db8:{n:x}::/48"
 
 
 def interleaved(flooded: ApiKey, theirs: ApiKey, floods: int, their_networks: int):
@@ -187,3 +192,65 @@ def test_a_network_past_a_full_memory_can_still_be_said_to_be_ours(keys, user, m
     usage_write([usage_call(NOW, key=flooded, ip=flood_ip(1))])
     detect(now=NOW + timedelta(minutes=1))
     assert not Flag.objects.filter(kind=Flag.Kind.NEW_NETWORK).open().exists()
+
+
+def test_a_full_key_says_so_once_and_after_acknowledgement_its_unlearnt_networks_raise_nothing(
+    keys, user, signed_in, monkeypatch
+):
+    """Its memory full, a key (a fleet past KEY_NETWORKS_KEPT networks, or a flood) finds
+    every call from a network it could not learn new again. Its alert says the memory is
+    full, and is high (emailed): once it is acknowledged, those networks are told no more,
+    so a person hears it before that. Each acknowledgement was followed by a fresh alert at
+    the key's next call from one."""
+    from alerts.services import flag_acknowledge
+
+    monkeypatch.setattr(new_networks, "KEY_NETWORKS_KEPT", 5)
+    flooded, _ = keys
+    usage_write([usage_call(NOW - timedelta(minutes=5), key=flooded, ip=flood_ip(n))
+                 for n in range(8)])  # fmt: skip
+    detect(now=NOW)
+    flag = new_network_flag(flooded)
+    assert flag.evidence["memory_full"] == 5
+    assert flag.severity == Flag.Severity.HIGH
+    assert "Its memory of 5 networks is full" in flag.summary
+    page = signed_in.get(reverse("alerts:flag_list", args=[flooded.project.slug]))
+    assert "once you acknowledge this alert" in page.content.decode()
+    flag_acknowledge(flag=flag, by=user)
+
+    usage_write([usage_call(NOW, key=flooded, ip=flood_ip(n)) for n in (7, 9, 10)])
+    detect(now=NOW + timedelta(minutes=1))
+
+    assert not Flag.objects.filter(kind=Flag.Kind.NEW_NETWORK).open().exists()
+    page = signed_in.get(reverse("alerts:flag_list", args=[flooded.project.slug]))
+    assert "networks it cannot learn are no longer reported" in page.content.decode()
+
+
+def test_a_full_key_still_tells_of_a_network_it_can_learn_and_of_any_once_rolled(
+    keys, user, monkeypatch
+):
+    """The quiet is about the networks the key had no room to learn, and about its secret
+    at the time: a network it can learn (its memory made larger) is told as ever, and a
+    rolled key's new secret is told of once more, as a new credential."""
+    from alerts.services import flag_acknowledge
+    from apikeys.services import api_key_roll
+
+    monkeypatch.setattr(new_networks, "KEY_NETWORKS_KEPT", 5)
+    flooded, _ = keys
+    usage_write([usage_call(NOW - timedelta(minutes=5), key=flooded, ip=flood_ip(n))
+                 for n in range(8)])  # fmt: skip
+    detect(now=NOW)
+    flag_acknowledge(flag=new_network_flag(flooded), by=user)
+
+    monkeypatch.setattr(new_networks, "KEY_NETWORKS_KEPT", 6)
+    usage_write([usage_call(NOW, key=flooded, ip=flood_ip(n)) for n in (20, 21)])
+    detect(now=NOW + timedelta(minutes=1))
+    told = Flag.objects.filter(kind=Flag.Kind.NEW_NETWORK).open().get()
+    assert told.evidence["networks"] == [flood_network(20)]
+    flag_acknowledge(flag=told, by=user)
+
+    api_key_roll(api_key=flooded, by=user, overlap=timedelta(0))
+    usage_write([usage_call(NOW, key=flooded, ip=flood_ip(22))])
+    detect(now=NOW + timedelta(minutes=2))
+    again = Flag.objects.filter(kind=Flag.Kind.NEW_NETWORK).open().get()
+    assert again.evidence["networks"] == [flood_network(22)]
+    assert again.evidence["memory_full"] == 6
