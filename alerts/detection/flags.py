@@ -35,24 +35,27 @@ def _raise(
     seen_to: datetime,
     api_key_id: int | None = None,
     client_token_id: int | None = None,
-    occurrences: int = 1,
+    occurrences: int | Callable[[dict[str, Any]], int] = 1,
     merge: Merge | None = None,
 ) -> Flag | None:
     """Add to the open flag for this finding, or open one. In a savepoint of its own: a
     flag that cannot be stored is logged and skipped, and the other flags still are.
     `merge`, where given, makes the summary and evidence from the open flag's evidence
     (a finding that accumulates, like a key's new networks); otherwise the newest
-    summary replaces it and the evidence is updated."""
+    summary replaces it and the evidence is updated. `occurrences`: how many this adds,
+    or a function of the open flag's evidence ({} for a new one) that says, where that
+    depends on what the open flag counted already."""
     dedupe_key = f"{project_id}:{kind}:{api_key_id or '-'}:{client_token_id or '-'}:{subject}"
     if merge is not None:
         summary, evidence = merge({})
     summary = summary[:SUMMARY_LENGTH]
+    added = occurrences if callable(occurrences) else lambda _: occurrences
 
     def add_to_open() -> Flag | None:
         flag = Flag.objects.select_for_update().filter(dedupe_key=dedupe_key).open().first()
         if flag is None:
             return None
-        flag.occurrences = F("occurrences") + occurrences
+        flag.occurrences = F("occurrences") + added(flag.evidence)
         flag.last_seen = max(flag.last_seen, seen_to)
         if merge is not None:
             merged_summary, flag.evidence = merge(flag.evidence)
@@ -75,7 +78,7 @@ def _raise(
             dedupe_key=dedupe_key,
             summary=summary,
             evidence=evidence,
-            occurrences=occurrences,
+            occurrences=added({}),
             first_seen=seen_from,
             last_seen=seen_to,
         )

@@ -115,7 +115,7 @@ def _new_networks(
             evidence={},
             seen_from=first,
             seen_to=last,
-            occurrences=len(firsts),
+            occurrences=partial(_counted, len(firsts), uncounted),
             merge=partial(
                 _new_networks_merge,
                 name,
@@ -256,6 +256,12 @@ NEW_NETWORKS_PER_RUN = 1_000
 # rolled, since every call from one would otherwise alert again (_told_full). A person's
 # "this network is ours" is learnt regardless.
 KEY_NETWORKS_KEPT = 10_000
+
+
+def _counted(found: int, uncounted: int, old: dict[str, Any]) -> int:
+    """The networks an alert counts of `found`, its occurrences ("× N" on the Alerts page):
+    as _new_networks_merge counts them, so that the two say the same number."""
+    return found - uncounted if old else found
 
 
 def _new_networks_merge(
