@@ -11,10 +11,11 @@ and in batches, and raises or adds to Flags:
 - new_network (medium): a key succeeds from a /24 (IPv4) or /48 (IPv6) it has never used,
   after its first day of use. Calls through client tokens are left out: browsers come
   from everywhere by design. One open alert per key counts and lists its new networks;
-  it becomes high at NEW_NETWORKS_HIGH (5) of them. Once it is raised and the key has
-  NEW_NETWORKS_PER_RUN (1,000) new networks in a run, the rest of the run passes over the
-  key's calls here, and the alert's count says "or more": one key sprayed from new
-  networks costs a run a bounded share, not every other project's wait. A key learns
+  it becomes high at NEW_NETWORKS_HIGH (5) of them. A key counts and learns at most
+  NEW_NETWORKS_PER_RUN (1,000) new networks in a run; past them the run passes over the
+  key's calls here (from the next batch on, without working out their networks), and the
+  alert's count says "or more": one key sprayed from new networks costs a run a bounded
+  share, not every other project's wait. A key learns
   at most KEY_NETWORKS_KEPT (10,000) networks; past them a network stays new, and the
   alert says the memory is full and is high: once it is acknowledged, networks past the
   memory raise nothing more until the key is rolled.

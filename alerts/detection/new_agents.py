@@ -37,7 +37,7 @@ def _new_agents(
         owner_ids={r["api_key_id"] for r in direct},
         values={str(r["agent"]) for r in direct},
     )
-    learnt, findings = _firsts(direct, lambda r: str(r["agent"]), known, first_uses, rules)
+    learnt, findings, _ = _firsts(direct, lambda r: str(r["agent"]), known, first_uses, rules)
     KeyAgent.objects.bulk_create(
         [KeyAgent(api_key_id=k, agent=a, first_seen=at) for k, a, at in learnt],
         ignore_conflicts=True,

@@ -1,8 +1,9 @@
 """new_network (medium): a key succeeds from a /24 (IPv4) or /48 (IPv6) it has never used,
 after its learning period; one open alert per key, high at NEW_NETWORKS_HIGH networks.
-A key whose alert this run raised or added to, and which has NEW_NETWORKS_PER_RUN new
-networks in the run, costs the rest of the run nothing here: its calls are passed over
-(not worked out, not learnt) and its alert counts "or more".
+A key counts and learns at most NEW_NETWORKS_PER_RUN new networks in a run: past them its
+calls are passed over (not counted, not learnt) and its alert counts "or more". The batch
+in which it reaches them has worked out the networks of all its calls already; from the
+next batch on, once its alert is raised, they are not even worked out.
 A key whose memory is full (KEY_NETWORKS_KEPT) says so in its alert, which is high: once
 a person acknowledges that alert, networks past the memory are no longer reported, until
 the key is rolled (`_told_full`).
@@ -12,7 +13,7 @@ period, is the new-network grace's and switch's; new agents use it too."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -41,18 +42,27 @@ def _firsts(
     known: dict[int, set[str]],
     first_uses: dict[int, datetime],
     rules: Rules,
-) -> tuple[list[tuple[int, str, datetime]], Findings]:
+    *,
+    most: Mapping[int, int] | None = None,
+) -> tuple[list[tuple[int, str, datetime]], Findings, set[int]]:
     """What each key did for the first time in these calls (a network, an agent: `value`
     of a call), in the order they came: each (key, value, first seen), to be learnt; and,
     per (project, key), each new value's first call past the key's learning period (its
     first use and the new-network grace), to be told. `known` and `first_uses` are the
     keys' so far, and grow. Values are learnt while the kind is off, so turning it on
-    flags only what is new from then on."""
+    flags only what is new from then on. `most`: per key, how many it may find; past
+    them its new values are neither found nor learnt, and the keys that had one are the
+    third thing returned."""
     learnt: list[tuple[int, str, datetime]] = []
     findings: Findings = defaultdict(dict)
+    stopped: set[int] = set()
+    passed: set[int] = set()
     for r in direct:
         key_id, when, seen = r["api_key_id"], r["created_at"], value(r)
         if seen in known[key_id]:
+            continue
+        if key_id in stopped:
+            passed.add(key_id)
             continue
         first_use = first_uses.get(key_id, when)
         first_uses[key_id] = min(first_use, when)
@@ -62,8 +72,11 @@ def _firsts(
         if project_rules.on(Flag.Kind.NEW_NETWORK) and (
             when - first_use > project_rules.new_network_grace
         ):
-            findings[(r["project_id"], key_id)][seen] = r
-    return learnt, findings
+            found = findings[(r["project_id"], key_id)]
+            found[seen] = r
+            if most is not None and len(found) >= most.get(key_id, len(found) + 1):
+                stopped.add(key_id)
+    return learnt, findings, passed
 
 
 def _new_networks(
@@ -80,14 +93,19 @@ def _new_networks(
     # Each call's network once: it is most of this check's time in a flood of calls from
     # new addresses.
     networks = {r["id"]: network_of(r["ip"]) for r in direct}
+    key_ids = {r["api_key_id"] for r in direct}
     known, first_uses, held = learnt_before(
         KeyNetwork,
         owner="api_key_id",
         value="network",
-        owner_ids={r["api_key_id"] for r in direct},
+        owner_ids=key_ids,
         values=set(networks.values()),
     )
-    learnt, findings = _firsts(direct, lambda r: networks[r["id"]], known, first_uses, rules)
+    # At most NEW_NETWORKS_PER_RUN found a key in the run, counting the batches before.
+    room = {k: NEW_NETWORKS_PER_RUN - result.networks_found.get(k, 0) for k in key_ids}
+    learnt, findings, passed = _firsts(
+        direct, lambda r: networks[r["id"]], known, first_uses, rules, most=room
+    )
     learnt, unkept = _within_memory(learnt, held)
     KeyNetwork.objects.bulk_create(
         [KeyNetwork(api_key_id=k, network=n, first_seen=at) for k, n, at in learnt],
@@ -123,6 +141,7 @@ def _new_networks(
                 ips,
                 first,
                 uncounted=uncounted,
+                at_least=key_id in passed,
                 memory_full=key_id in full,
             ),
         )
@@ -132,7 +151,9 @@ def _new_networks(
             _signs_together(flag, result)
             found = result.networks_found.get(key_id, 0) + len(firsts)
             result.networks_found[key_id] = found
-            if found >= NEW_NETWORKS_PER_RUN or uncounted:
+            if key_id in passed:
+                result.networks_unread[key_id] = None  # its alert says "or more" already
+            elif found >= NEW_NETWORKS_PER_RUN or uncounted:
                 result.networks_unread[key_id] = flag.pk
 
 
@@ -238,12 +259,15 @@ def _new_networks_escalate(flag: Flag, now: datetime) -> None:
 NETWORKS_LISTED = 20
 # A key's open new-network alert becomes high (emailed) at this many new networks.
 NEW_NETWORKS_HIGH = 5
-# A run stops reading a key's calls' networks once its alert is raised and it has found
-# this many new ones in the run. Working out and learning a network is most of this
-# check's cost per call: a flood of 200,000 calls from new /48s on one key took a run
-# 43 s, and every project's calls logged after the flood's waited for it. Past a thousand
-# new networks in a run, more change nothing the alert says but its count, which then
-# says "or more"; the next run reads the key's networks again.
+# The most new networks a key counts and learns in a run: the call that finds one more is
+# passed over (_firsts' `most`), and from the next batch on, once its alert is raised,
+# the run stops working out its calls' networks. Working out and learning a network is
+# most of this check's cost per call: a flood of 200,000 calls from new /48s on one key
+# took a run 43 s, and every project's calls logged after the flood's waited for it.
+# Past a thousand new networks in a run, more change nothing the alert says but its
+# count, which then says "or more"; the next run reads the key's networks again. (The
+# bound was checked after each batch of BATCH_SIZE rows, so a flood's first batch was
+# counted and learnt whole: 9,757 networks for a bound of 1,000.)
 NEW_NETWORKS_PER_RUN = 1_000
 # The most networks a key learns (KeyNetwork rows). A flood from new networks once left
 # 200,000 rows on one key. Past them it learns no more rather than forget some: its

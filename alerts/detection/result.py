@@ -32,7 +32,8 @@ class DetectionResult:
     raised: list[Flag] = field(default_factory=list)
     # New networks found per key in this run, and the keys whose calls' networks the rest
     # of the run leaves unread, each with its new-network alert still to be told so
-    # (None once told; alerts/detection/new_networks.py, NEW_NETWORKS_PER_RUN).
+    # (None once told, or nothing to tell; alerts/detection/new_networks.py,
+    # NEW_NETWORKS_PER_RUN, and a full key's networks a person was told of).
     networks_found: dict[int, int] = field(default_factory=dict)
     networks_unread: dict[int, int | None] = field(default_factory=dict)
 

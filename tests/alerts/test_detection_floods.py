@@ -1,7 +1,9 @@
-"""One key flooding the log from new networks costs a run a bounded amount: once its alert
-is raised and it passed NEW_NETWORKS_PER_RUN new networks, the run stops working out and
-learning its calls' networks (its alert says "or more"), and every other key's alerts come
-as before. A key learns at most KEY_NETWORKS_KEPT networks; past them a network stays new."""
+"""One key flooding the log from new networks costs a run a bounded amount: it counts and
+learns at most NEW_NETWORKS_PER_RUN new networks in a run, within a batch too; once its
+alert is raised and it reached them, the run stops working out its calls' networks (its
+alert says "or more"), and every other key's alerts come as before. A key learns at most
+KEY_NETWORKS_KEPT networks; past them a network stays new, its alert says the memory is
+full, and once that is acknowledged they are no longer reported until the key is rolled."""
 
 from __future__ import annotations
 
@@ -79,9 +81,10 @@ def counting_network_of(monkeypatch) -> list[str]:
 
 
 def test_a_flooding_key_stops_costing_the_run_once_its_alert_is_past_the_limit(keys, monkeypatch):
-    """Batches of 8 rows, 6 of them the flooded key's: its first two batches find 12 new
-    networks (past LIMIT, its alert raised); from the third batch on, its calls'
-    networks are neither worked out nor learnt, and its alert says "or more"."""
+    """Batches of 8 rows, 6 of them the flooded key's: its first two batches work out 12
+    networks and find LIMIT of them new (its alert raised), the two past the bound
+    neither counted nor learnt; from the third batch on, its calls' networks are not
+    even worked out, and its alert says "or more"."""
     monkeypatch.setattr(new_networks, "NEW_NETWORKS_PER_RUN", LIMIT)
     flooded, theirs = keys
     usage_write(interleaved(flooded, theirs, floods=60, their_networks=12))
@@ -91,12 +94,12 @@ def test_a_flooding_key_stops_costing_the_run_once_its_alert_is_past_the_limit(k
 
     flood_addresses = [a for a in asked if ":" in a]
     assert flood_addresses == [flood_ip(n) for n in range(12)]
-    assert KeyNetwork.objects.filter(api_key=flooded).count() == 1 + 12
+    assert KeyNetwork.objects.filter(api_key=flooded).count() == 1 + LIMIT
     flag = new_network_flag(flooded)
-    assert (flag.evidence["count"], flag.evidence["at_least"]) == (12, True)
-    assert "12 or more networks it had not used before" in flag.summary
+    assert (flag.evidence["count"], flag.evidence["at_least"]) == (LIMIT, True)
+    assert f"{LIMIT} or more networks it had not used before" in flag.summary
     assert flag.severity == Flag.Severity.HIGH
-    assert "from the 12 or more new networks" in evidence_note(flag)
+    assert f"from the {LIMIT} or more new networks" in evidence_note(flag)
 
 
 def test_the_other_tenants_alert_is_whole_in_the_run_a_key_floods(keys, monkeypatch):
@@ -131,7 +134,7 @@ def test_the_next_run_reads_the_flooded_keys_networks_again(keys, monkeypatch):
 
     assert [a for a in asked if ":" in a] == [flood_ip(n) for n in range(100, 116)]
     flag = new_network_flag(flooded)
-    assert (flag.evidence["count"], flag.evidence["at_least"]) == (12 + 16, True)
+    assert (flag.evidence["count"], flag.evidence["at_least"]) == (LIMIT + LIMIT, True)
 
 
 def test_a_key_just_at_the_limit_with_nothing_unread_says_its_exact_count(keys, monkeypatch):
@@ -275,3 +278,43 @@ def test_an_alert_counting_or_more_shows_the_same_count_as_its_summary(
     assert "8 or more networks" in flag.summary
     page = signed_in.get(reverse("alerts:flag_list", args=[flooded.project.slug])).content
     assert "× 8 or more" in page.decode()
+
+
+def test_the_bound_holds_within_a_batch(keys, monkeypatch):
+    """NEW_NETWORKS_PER_RUN was checked after each batch (BATCH_SIZE rows), so a flood
+    inside one batch was counted and learnt whole (9,757 networks of a 200,000-call flood,
+    for a bound of 1,000). A key counts and learns at most the bound, the call past it is
+    passed over and its alert says "or more"; the other tenant's alert is whole."""
+    monkeypatch.setattr(new_networks, "NEW_NETWORKS_PER_RUN", LIMIT)
+    flooded, theirs = keys
+    usage_write(interleaved(flooded, theirs, floods=60, their_networks=6))
+
+    detect(now=NOW)
+
+    assert KeyNetwork.objects.filter(api_key=flooded).count() == 1 + LIMIT
+    flag = new_network_flag(flooded)
+    assert (flag.evidence["count"], flag.evidence["at_least"]) == (LIMIT, True)
+    assert flag.occurrences == LIMIT
+    assert f"{LIMIT} or more networks it had not used before" in flag.summary
+    their_flag = new_network_flag(theirs)
+    assert their_flag.evidence["count"] == 7 and "at_least" not in their_flag.evidence
+    assert KeyNetwork.objects.filter(api_key=theirs).count() == 1 + 7
+
+
+def test_a_key_at_the_bound_within_a_batch_whose_later_calls_are_known_counts_exactly(
+    keys, monkeypatch
+):
+    """Calls after the bound from networks the key knows are no news: its count stays
+    exact, as when the bound is met at the end of a batch."""
+    monkeypatch.setattr(new_networks, "NEW_NETWORKS_PER_RUN", LIMIT)
+    flooded, _ = keys
+    usage_write(
+        [usage_call(NOW - timedelta(minutes=5), key=flooded, ip=flood_ip(n)) for n in range(LIMIT)]
+        + [usage_call(NOW - timedelta(minutes=4), key=flooded, ip=ip)
+           for ip in (flood_ip(0), "203.0.113.5")]
+    )  # fmt: skip
+
+    detect(now=NOW)
+
+    flag = new_network_flag(flooded)
+    assert flag.evidence["count"] == LIMIT and "at_least" not in flag.evidence
