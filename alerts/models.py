@@ -187,7 +187,8 @@ class TokenNetwork(models.Model):
     """A network a personal access token has been used from, and since when. One first
     used past the token's first day of use is `new`: its person is told of it once
     (`noticed_at`) in a security notice, not a project's alert (alerts/token_networks.py).
-    At most TOKEN_NETWORKS_KEPT a token: past them the oldest told of are forgotten."""
+    At most TOKEN_NETWORKS_KEPT a token: past them the oldest told of are forgotten; at
+    most NEW_NETWORKS_PER_RUN learnt in a detection run."""
 
     personal_token = models.ForeignKey(
         PersonalAccessToken, on_delete=models.CASCADE, related_name="+"
@@ -197,6 +198,9 @@ class TokenNetwork(models.Model):
     first_ip = models.GenericIPAddressField(null=True, blank=True)
     new = models.BooleanField(default=False)
     noticed_at = models.DateTimeField(null=True, blank=True)
+    # Told with the token's calls passed over by a run (NEW_NETWORKS_PER_RUN) or networks
+    # left out for want of room: its notice says "or more".
+    at_least = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

@@ -8,10 +8,13 @@ a /24 or /48 first used past the token's first day of use (NEW_NETWORK_GRACE) is
 After its batches it sends each PAT with new networks not yet told one notice listing them,
 at most one per PAT per NOTICE_EVERY (the rest wait for the next run past it), recorded in
 the person's audit log. A PAT keeps at most TOKEN_NETWORKS_KEPT networks, making room by
-forgetting the oldest it told of. Nothing is sent for a revoked PAT or an inactive
-(deleted) account, nor about networks older than NOTICE_WITHIN. Each PAT's notice is on
-its own: one that fails is given back for the next run and stops no one else's, and
-their sends take MAIL_RUN_BUDGET_SECONDS at most a run (notifications.recipients.MailRun).
+forgetting the oldest it told of; a run learns at most about NEW_NETWORKS_PER_RUN of a
+PAT's (as of a key's), passes over the rest of its calls, and its notice then says "or
+more", as it does of networks left out for want of room. Nothing is sent for a revoked
+PAT or an inactive (deleted) account, nor about networks older than NOTICE_WITHIN. Each
+PAT's notice is on its own: one that fails is given back for the next run and stops no
+one else's, and their sends take MAIL_RUN_BUDGET_SECONDS at most a run
+(notifications.recipients.MailRun).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -50,6 +53,13 @@ NOTICE_EVERY = timedelta(hours=1)
 # more (which would tell nobody of the next one); a network forgotten and used again is
 # told again, at most once an hour as any.
 TOKEN_NETWORKS_KEPT = 10_000
+# A run stops reading a PAT's calls' networks once it has met this many it never used in
+# the run, as it does a key's (alerts/detection/new_networks.py): working out and learning
+# a network is most of the cost of a call, and a flood of 200,000 calls from new /48s on
+# one PAT held every tenant's detection behind it. Past it, its person's notice says "or
+# more"; the next run reads the PAT's networks again. Networks in its first day count too:
+# told to nobody, they cost the same.
+NEW_NETWORKS_PER_RUN = 1_000
 # New networks not told within this long (the PAT revoked, the mail server down) are not.
 NOTICE_WITHIN = timedelta(days=1)
 NETWORKS_LISTED = 20
@@ -58,16 +68,44 @@ NETWORKS_LISTED = 20
 type Isolated = Callable[[str, Callable[[], Any]], Any]
 
 
-def token_networks_learn(rows: list[dict[str, Any]]) -> None:
+@dataclass
+class RunMemory:
+    """What a detection run has met of each PAT's networks, across its batches."""
+
+    # Networks each PAT had not used, met in the run (learnt or not).
+    found: dict[int, int] = field(default_factory=dict)
+    # The PATs past NEW_NETWORKS_PER_RUN: the rest of the run passes over their calls.
+    unread: set[int] = field(default_factory=set)
+    # Those of them whose calls were passed over, their networks to tell marked "or more".
+    passed: set[int] = field(default_factory=set)
+
+
+def token_networks_learn(rows: list[dict[str, Any]], *, run: RunMemory) -> None:
     """Learn the networks of the PATs' own successful calls in `rows` (readable rows, of
-    any project or none); mark those first used past each token's first day as new."""
+    any project or none); mark those first used past each token's first day as new. The
+    calls of a PAT past NEW_NETWORKS_PER_RUN in `run` are passed over, and what it is yet
+    to be told of says "or more", as do the networks of a PAT without room for them."""
     direct = [
         r for r in rows
         if r["outcome"] == Outcome.OK and r["personal_token_id"] and r["ip"]
         and not r["client_token_id"]
     ]  # fmt: skip
-    if not direct:
-        return
+    passed = {r["personal_token_id"] for r in direct if r["personal_token_id"] in run.unread}
+    if passed:
+        direct = [r for r in direct if r["personal_token_id"] not in run.unread]
+    or_more = _learn(direct, run) if direct else set()
+    # Once per run for a PAT passed over: its calls passed over may be from new networks.
+    or_more |= passed - run.passed
+    run.passed |= passed
+    if or_more:
+        TokenNetwork.objects.filter(
+            personal_token_id__in=or_more, new=True, noticed_at__isnull=True
+        ).update(at_least=True)
+
+
+def _learn(direct: list[dict[str, Any]], run: RunMemory) -> set[int]:
+    """Learn the networks of `direct` and count them in `run`; the PATs with a new network
+    they had no room for."""
     # Each call's network once: working it out is most of learning it.
     networks = [network_around(r["ip"]) for r in direct]
     known, first_uses, held = learnt_before(
@@ -94,17 +132,26 @@ def token_networks_learn(rows: list[dict[str, Any]]) -> None:
                 new=when - first_use > NEW_NETWORK_GRACE,
             )
         )
-    TokenNetwork.objects.bulk_create(_within_memory(learnt, held), ignore_conflicts=True)
+    kept, left_out = _within_memory(learnt, held)
+    TokenNetwork.objects.bulk_create(kept, ignore_conflicts=True)
+    for token_id, count in Counter(n.personal_token_id for n in learnt).items():
+        run.found[token_id] = run.found.get(token_id, 0) + count
+        if run.found[token_id] >= NEW_NETWORKS_PER_RUN:
+            run.unread.add(token_id)
+    return left_out
 
 
-def _within_memory(learnt: list[TokenNetwork], held: dict[int, int]) -> list[TokenNetwork]:
+def _within_memory(
+    learnt: list[TokenNetwork], held: dict[int, int]
+) -> tuple[list[TokenNetwork], set[int]]:
     """Of the networks to learn, those each PAT (holding `held`) has room for under
     TOKEN_NETWORKS_KEPT, in the order they came, after making room: its oldest new
     networks told of over NOTICE_EVERY ago, or past NOTICE_WITHIN untold (never to be
     told: the mail server was down for a day), are forgotten (its first networks, those
     still to be told, and those told within the hour, which hold back its next notice,
     are kept). Were the untold ones kept, a PAT full of them would learn nothing again
-    and its person hear of no new network."""
+    and its person hear of no new network. Also the PATs with a new network left out (not
+    learnt, so found again by its next call; what they are told says "or more")."""
     wanted = Counter(n.personal_token_id for n in learnt)
     now = timezone.now()
     told_before = now - NOTICE_EVERY
@@ -123,12 +170,14 @@ def _within_memory(learnt: list[TokenNetwork], held: dict[int, int]) -> list[Tok
                 pk__in=list(told.values_list("pk", flat=True)[:short])
             ).delete()
             room[token_id] += forgotten
-    kept = []
+    kept, left_out = [], set()
     for network in learnt:
         if room[network.personal_token_id] > 0:
             room[network.personal_token_id] -= 1
             kept.append(network)
-    return kept
+        elif network.new:
+            left_out.add(network.personal_token_id)
+    return kept, left_out
 
 
 @dataclass(frozen=True)
@@ -141,6 +190,8 @@ class Notice:
     name: str
     hint: str
     networks: list[tuple[str, str, datetime]]  # network, its first address, first seen
+    # Calls of the token were passed over, or networks left out for want of room.
+    at_least: bool = False
 
 
 def token_network_notices(now: datetime, isolated: Isolated) -> tuple[int, int]:
@@ -203,16 +254,17 @@ def _claim(token_id: int, now: datetime) -> Notice | None:
     if not untold:
         return None
     TokenNetwork.objects.filter(pk__in=[n.pk for n in untold]).update(noticed_at=now)
+    at_least = any(n.at_least for n in untold)
+    metadata: dict[str, Any] = {
+        "networks": [n.network for n in untold][:NETWORKS_LISTED],
+        "ips": [n.first_ip for n in untold][:NETWORKS_LISTED],
+        "count": len(untold),
+        "since": untold[0].first_seen.isoformat(),
+    }
+    if at_least:
+        metadata["at_least"] = True
     audit_record(
-        action="personal_token.new_network",
-        actor=token.user,
-        target=token,
-        metadata={
-            "networks": [n.network for n in untold][:NETWORKS_LISTED],
-            "ips": [n.first_ip for n in untold][:NETWORKS_LISTED],
-            "count": len(untold),
-            "since": untold[0].first_seen.isoformat(),
-        },
+        action="personal_token.new_network", actor=token.user, target=token, metadata=metadata
     )
     return Notice(
         to=token.user.email,
@@ -221,6 +273,7 @@ def _claim(token_id: int, now: datetime) -> Notice | None:
         name=token.name,
         hint=token.hint,
         networks=[(n.network, n.first_ip or "", n.first_seen) for n in untold],
+        at_least=at_least,
     )
 
 
@@ -238,12 +291,17 @@ def _send(notice: Notice, now: datetime, run: MailRun) -> bool:
     if more:
         listed.append(f"  and {more} more")
     name = f"“{one_line(notice.name)}” ({notice.hint})"
+    count = len(notice.networks)
+    if notice.at_least:
+        counted = f"{count:,} or more networks"
+    else:
+        counted = "a network" if count == 1 else f"{count:,} networks"
     # The name is the person's text: one line, so it can add no mail header.
     subject = one_line(
         f"[Reminix] Your personal access token “{notice.name}” was used from a new network"
     )
     message = (
-        f"Your personal access token {name} was used from networks it had never "
+        f"Your personal access token {name} was used from {counted} it had never "
         "been used from:\n" + "\n".join(listed) + "\n\n"
         "If it was you (a new server, a new office), there is nothing to do.\n\n"
         "If not, the token may have leaked. Its calls, and from where:\n"

@@ -35,7 +35,9 @@ and in batches, and raises or adds to Flags:
 
 A personal access token used from a network it never used, after its first day, raises
 no flag (a PAT is its person's, not a project's): its person gets a security notice
-(alerts/token_networks.py), at most one per token per hour.
+(alerts/token_networks.py), at most one per token per hour. Past NEW_NETWORKS_PER_RUN
+networks it never used in a run, the rest of the run passes over its calls, as a key's,
+and the notice says "or more".
 
 Calls of a deleted project (accounts.services.project_delete: its keys revoked, but
 still tried) raise nothing: nobody can see its alerts any more.

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from alerts.models import Flag
+from alerts.token_networks import RunMemory
 from core.db_errors import run_must_stop
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class DetectionResult:
     # NEW_NETWORKS_PER_RUN, and a full key's networks a person was told of).
     networks_found: dict[int, int] = field(default_factory=dict)
     networks_unread: dict[int, int | None] = field(default_factory=dict)
+    # The same for PATs' networks (alerts/token_networks.py, NEW_NETWORKS_PER_RUN).
+    token_networks: RunMemory = field(default_factory=RunMemory)
 
 
 def _isolated[T](what: str, run: Callable[[], T], result: DetectionResult) -> T | None:

@@ -225,7 +225,7 @@ def test_learning_pat_networks_that_fails_stops_no_key_alert(pat, project, make_
     usage_write([usage_call(NOW - timedelta(days=2), key=key, ip="203.0.113.9")])
     detect(now=NOW)
 
-    def broken(rows):
+    def broken(rows, **_):
         raise ValueError("one odd row")
 
     monkeypatch.setattr("alerts.detection.run.token_networks_learn", broken)
