@@ -31,7 +31,6 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db.models import Q
 from django.urls import reverse
-from django.utils import timezone
 
 from alerts.learnt import learnt_before
 from alerts.models import TokenNetwork
@@ -80,9 +79,10 @@ class RunMemory:
     passed: set[int] = field(default_factory=set)
 
 
-def token_networks_learn(rows: list[dict[str, Any]], *, run: RunMemory) -> None:
+def token_networks_learn(rows: list[dict[str, Any]], *, now: datetime, run: RunMemory) -> None:
     """Learn the networks of the PATs' own successful calls in `rows` (readable rows, of
-    any project or none); mark those first used past each token's first day as new. The
+    any project or none), in the run at `now`; mark those first used past each token's
+    first day as new. The
     calls of a PAT past NEW_NETWORKS_PER_RUN in `run` are passed over, and what it is yet
     to be told of says "or more", as do the networks of a PAT without room for them."""
     direct = [
@@ -93,7 +93,7 @@ def token_networks_learn(rows: list[dict[str, Any]], *, run: RunMemory) -> None:
     passed = {r["personal_token_id"] for r in direct if r["personal_token_id"] in run.unread}
     if passed:
         direct = [r for r in direct if r["personal_token_id"] not in run.unread]
-    or_more = _learn(direct, run) if direct else set()
+    or_more = _learn(direct, now, run) if direct else set()
     # Once per run for a PAT passed over: its calls passed over may be from new networks.
     or_more |= passed - run.passed
     run.passed |= passed
@@ -103,7 +103,7 @@ def token_networks_learn(rows: list[dict[str, Any]], *, run: RunMemory) -> None:
         ).update(at_least=True)
 
 
-def _learn(direct: list[dict[str, Any]], run: RunMemory) -> set[int]:
+def _learn(direct: list[dict[str, Any]], now: datetime, run: RunMemory) -> set[int]:
     """Learn the networks of `direct` and count them in `run`; the PATs with a new network
     they had no room for."""
     # Each call's network once: working it out is most of learning it.
@@ -132,7 +132,7 @@ def _learn(direct: list[dict[str, Any]], run: RunMemory) -> set[int]:
                 new=when - first_use > NEW_NETWORK_GRACE,
             )
         )
-    kept, left_out = _within_memory(learnt, held)
+    kept, left_out = _within_memory(learnt, held, now)
     TokenNetwork.objects.bulk_create(kept, ignore_conflicts=True)
     for token_id, count in Counter(n.personal_token_id for n in learnt).items():
         run.found[token_id] = run.found.get(token_id, 0) + count
@@ -142,7 +142,7 @@ def _learn(direct: list[dict[str, Any]], run: RunMemory) -> set[int]:
 
 
 def _within_memory(
-    learnt: list[TokenNetwork], held: dict[int, int]
+    learnt: list[TokenNetwork], held: dict[int, int], now: datetime
 ) -> tuple[list[TokenNetwork], set[int]]:
     """Of the networks to learn, those each PAT (holding `held`) has room for under
     TOKEN_NETWORKS_KEPT, in the order they came, after making room: its oldest new
@@ -153,7 +153,6 @@ def _within_memory(
     and its person hear of no new network. Also the PATs with a new network left out (not
     learnt, so found again by its next call; what they are told says "or more")."""
     wanted = Counter(n.personal_token_id for n in learnt)
-    now = timezone.now()
     told_before = now - NOTICE_EVERY
     done = Q(noticed_at__lt=told_before) | Q(
         noticed_at__isnull=True, first_seen__lt=now - NOTICE_WITHIN

@@ -295,3 +295,26 @@ def test_a_pat_full_of_networks_never_told_still_tells_of_the_next_one(
     networks = set(TokenNetwork.objects.values_list("network", flat=True))
     assert "192.0.2.0/24" in networks and "203.0.113.0/24" in networks
     assert len(networks) <= 3
+
+
+def test_a_pats_memory_makes_room_by_the_runs_time_not_the_clock(pat, user, project, monkeypatch):
+    """A run is given its time (a catch-up run, a test): networks told five minutes before
+    it hold back its next notice and stay, whatever the wall clock says (weeks later
+    here). By the clock, they were forgotten as told "over an hour ago"."""
+    from alerts import token_networks
+
+    monkeypatch.setattr(token_networks, "TOKEN_NETWORKS_KEPT", 3)
+    used_for_two_days(pat, project)
+    usage_write([call(pat, NOW + timedelta(minutes=m), f"198.51.{m}.7") for m in range(2)])
+    detect(now=NOW + timedelta(minutes=5))
+    assert len(mail.outbox) == 1
+    assert timezone.now() - NOW > timedelta(days=1)
+
+    usage_write([call(pat, NOW + timedelta(minutes=8), "192.0.2.7")])
+    detect(now=NOW + timedelta(minutes=10))
+
+    assert set(TokenNetwork.objects.values_list("network", flat=True)) == {
+        "203.0.113.0/24",
+        "198.51.0.0/24",
+        "198.51.1.0/24",
+    }
