@@ -187,8 +187,9 @@ class TokenNetwork(models.Model):
     """A network a personal access token has been used from, and since when. One first
     used past the token's first day of use is `new`: its person is told of it once
     (`noticed_at`) in a security notice, not a project's alert (alerts/token_networks.py).
-    At most TOKEN_NETWORKS_KEPT a token: past them the oldest told of are forgotten; at
-    most NEW_NETWORKS_PER_RUN learnt in a detection run."""
+    At most TOKEN_NETWORKS_KEPT a token: past them the oldest told of are forgotten (then
+    its latest first-day ones, down to half); at most NEW_NETWORKS_PER_RUN learnt in a
+    detection run."""
 
     personal_token = models.ForeignKey(
         PersonalAccessToken, on_delete=models.CASCADE, related_name="+"

@@ -8,13 +8,13 @@ a /24 or /48 first used past the token's first day of use (NEW_NETWORK_GRACE) is
 After its batches it sends each PAT with new networks not yet told one notice listing them,
 at most one per PAT per NOTICE_EVERY (the rest wait for the next run past it), recorded in
 the person's audit log. A PAT keeps at most TOKEN_NETWORKS_KEPT networks, making room by
-forgetting the oldest it told of; a run learns at most about NEW_NETWORKS_PER_RUN of a
-PAT's (as of a key's), passes over the rest of its calls, and its notice then says "or
-more", as it does of networks left out for want of room. Nothing is sent for a revoked
-PAT or an inactive (deleted) account, nor about networks older than NOTICE_WITHIN. Each
-PAT's notice is on its own: one that fails is given back for the next run and stops no
-one else's, and their sends take MAIL_RUN_BUDGET_SECONDS at most a run
-(notifications.recipients.MailRun).
+forgetting the oldest it told of, then its latest first-day ones down to half; a run learns
+at most about NEW_NETWORKS_PER_RUN of a PAT's (as of a key's), passes over the rest of its
+calls, and its notice then says "or more", as it does of networks left out for want of
+room. Nothing is sent for a revoked PAT or an inactive (deleted) account, nor about
+networks older than NOTICE_WITHIN. Each PAT's notice is on its own: one that fails is given
+back for the next run and stops no one else's, and their sends take MAIL_RUN_BUDGET_SECONDS
+at most a run (notifications.recipients.MailRun).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.urls import reverse
 
 from alerts.learnt import learnt_before
@@ -49,8 +49,9 @@ NOTICE_EVERY = timedelta(hours=1)
 # The most networks a PAT keeps (TokenNetwork rows); a flood from new networks once left
 # one row per network without end. Its rows are also what its person is yet to be told,
 # so past them it forgets the oldest new networks it was told of rather than learn no
-# more (which would tell nobody of the next one); a network forgotten and used again is
-# told again, at most once an hour as any.
+# more (which would tell nobody of the next one), then, for a network to tell, its latest
+# first-day networks down to half of them; a network forgotten and used again is told
+# again, at most once an hour as any.
 TOKEN_NETWORKS_KEPT = 10_000
 # A run stops reading a PAT's calls' networks once it has met this many it never used in
 # the run, as it does a key's (alerts/detection/new_networks.py): working out and learning
@@ -145,30 +146,17 @@ def _within_memory(
     learnt: list[TokenNetwork], held: dict[int, int], now: datetime
 ) -> tuple[list[TokenNetwork], set[int]]:
     """Of the networks to learn, those each PAT (holding `held`) has room for under
-    TOKEN_NETWORKS_KEPT, in the order they came, after making room: its oldest new
-    networks told of over NOTICE_EVERY ago, or past NOTICE_WITHIN untold (never to be
-    told: the mail server was down for a day), are forgotten (its first networks, those
-    still to be told, and those told within the hour, which hold back its next notice,
-    are kept). Were the untold ones kept, a PAT full of them would learn nothing again
-    and its person hear of no new network. Also the PATs with a new network left out (not
-    learnt, so found again by its next call; what they are told says "or more")."""
+    TOKEN_NETWORKS_KEPT, in the order they came, after making room (_make_room). Also
+    the PATs with a new network left out (not learnt, so found again by its next call;
+    what they are told says "or more")."""
     wanted = Counter(n.personal_token_id for n in learnt)
-    told_before = now - NOTICE_EVERY
-    done = Q(noticed_at__lt=told_before) | Q(
-        noticed_at__isnull=True, first_seen__lt=now - NOTICE_WITHIN
-    )
+    to_tell = Counter(n.personal_token_id for n in learnt if n.new)
     room: dict[int, int] = {}
     for token_id, count in wanted.items():
         room[token_id] = TOKEN_NETWORKS_KEPT - held.get(token_id, 0)
-        short = count - room[token_id]
-        if short > 0:
-            told = TokenNetwork.objects.filter(done, personal_token_id=token_id, new=True).order_by(
-                "first_seen", "id"
-            )
-            forgotten, _ = TokenNetwork.objects.filter(
-                pk__in=list(told.values_list("pk", flat=True)[:short])
-            ).delete()
-            room[token_id] += forgotten
+        if count > room[token_id]:
+            short = count - room[token_id]
+            room[token_id] += _make_room(token_id, short, to_tell[token_id], now)
     kept, left_out = [], set()
     for network in learnt:
         if room[network.personal_token_id] > 0:
@@ -177,6 +165,40 @@ def _within_memory(
         elif network.new:
             left_out.add(network.personal_token_id)
     return kept, left_out
+
+
+def _make_room(token_id: int, short: int, to_tell: int, now: datetime) -> int:
+    """Forget up to `short` of the PAT's networks; how many were. First its oldest new
+    networks told of over NOTICE_EVERY ago, or past NOTICE_WITHIN untold (never to be
+    told: the mail server was down for a day); those still to be told, and those told
+    within the hour (which hold back its next notice), are kept. Were the untold ones
+    kept, a PAT full of them would learn nothing again and its person hear of no new
+    network. Then, for the `to_tell` new networks still short of room, its latest
+    networks of its first day, down to half the memory: none of them is ever told of, so
+    a PAT whose first day filled its memory made no room again. Its earliest stay (its
+    own servers'; a flood comes after them): a first-day network forgotten and used again
+    is told of as new, at most once an hour as any."""
+    done = Q(noticed_at__lt=now - NOTICE_EVERY) | Q(
+        noticed_at__isnull=True, first_seen__lt=now - NOTICE_WITHIN
+    )
+    mine = TokenNetwork.objects.filter(personal_token_id=token_id)
+    forgotten = _forget(mine.filter(done, new=True).order_by("first_seen", "id"), short)
+    short_to_tell = min(short - forgotten, to_tell)
+    if short_to_tell > 0:
+        first_day = mine.filter(new=False)
+        over_half = first_day.count() - TOKEN_NETWORKS_KEPT // 2
+        if over_half > 0:
+            latest = first_day.order_by("-first_seen", "-id")
+            forgotten += _forget(latest, min(short_to_tell, over_half))
+    return forgotten
+
+
+def _forget(networks: QuerySet[TokenNetwork], most: int) -> int:
+    """Forget the first `most` of `networks`; how many were."""
+    forgotten, _ = TokenNetwork.objects.filter(
+        pk__in=list(networks.values_list("pk", flat=True)[:most])
+    ).delete()
+    return forgotten
 
 
 @dataclass(frozen=True)

@@ -318,3 +318,47 @@ def test_a_pats_memory_makes_room_by_the_runs_time_not_the_clock(pat, user, proj
         "198.51.0.0/24",
         "198.51.1.0/24",
     }
+
+
+def test_a_pat_whose_memory_filled_in_its_first_day_still_tells_of_new_networks(
+    pat, user, project, monkeypatch
+):
+    """Networks of its first day are told of to nobody, so none was ever forgotten: a PAT
+    whose first day filled its memory (a flood as it was made, a CI fleet) learnt nothing
+    again and its person heard of no new network. Its latest first-day networks now make
+    room, down to half the memory, which its earliest (its own servers') keep."""
+    from alerts import token_networks
+
+    monkeypatch.setattr(token_networks, "TOKEN_NETWORKS_KEPT", 4)
+    first_day = ["203.0.113.0/24", "203.0.114.0/24", "203.0.115.0/24", "203.0.116.0/24"]
+    usage_write(
+        [call(pat, NOW - timedelta(days=2, minutes=-m), network.replace("0/24", "9"))
+         for m, network in enumerate(first_day)]
+    )  # fmt: skip
+    detect(now=NOW - timedelta(days=1))
+    assert TokenNetwork.objects.filter(personal_token=pat).count() == 4
+
+    usage_write([call(pat, NOW + timedelta(minutes=1), "192.0.2.7")])
+    detect(now=NOW + timedelta(minutes=2))
+
+    (notice,) = mail.outbox
+    assert "used from a network it had never been used from" in notice.body
+    assert "192.0.2.0/24 (192.0.2.7)" in notice.body
+    assert set(TokenNetwork.objects.values_list("network", flat=True)) == {
+        *first_day[:3],
+        "192.0.2.0/24",
+    }
+
+    usage_write([call(pat, NOW + timedelta(hours=2), f"198.51.{n}.7") for n in range(3)])
+    detect(now=NOW + timedelta(hours=2, minutes=1))
+
+    assert len(mail.outbox) == 2
+    assert "used from 2 or more networks it had never been used from" in mail.outbox[1].body
+    assert set(TokenNetwork.objects.values_list("network", flat=True)) == {
+        *first_day[:2],
+        "198.51.0.0/24",
+        "198.51.1.0/24",
+    }
+    usage_write([call(pat, NOW + timedelta(hours=4), "203.0.113.50")])  # its own: no news
+    detect(now=NOW + timedelta(hours=4, minutes=1))
+    assert len(mail.outbox) == 2
