@@ -129,7 +129,9 @@ def _learn(direct: list[dict[str, Any]], now: datetime, run: RunMemory) -> set[i
                 personal_token_id=token_id,
                 network=network,
                 first_seen=when,
-                first_ip=r["ip"],
+                # Without a zone (SQLite keeps any text; PostgreSQL's inet refuses one):
+                # it names an interface of the host that saw the call, not the caller.
+                first_ip=r["ip"].partition("%")[0],
                 new=when - first_use > NEW_NETWORK_GRACE,
             )
         )

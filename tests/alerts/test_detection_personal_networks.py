@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -362,3 +363,24 @@ def test_a_pat_whose_memory_filled_in_its_first_day_still_tells_of_new_networks(
     usage_write([call(pat, NOW + timedelta(hours=4), "203.0.113.50")])  # its own: no news
     detect(now=NOW + timedelta(hours=4, minutes=1))
     assert len(mail.outbox) == 2
+
+
+@pytest.mark.skipif(
+    connection.vendor != "sqlite", reason="PostgreSQL's inet holds no address with a zone"
+)
+def test_an_address_with_a_zone_writes_no_line_of_its_own_into_the_notice(pat, project):
+    """SQLite keeps any text as a call's address, and a stream entry can be forged. Python
+    reads any text after "%" as an IPv6 address's zone, and one too long for an address
+    field was kept whole as the network's first address, line breaks and all, in the
+    notice and the audit log. The zone names an interface of the host that saw the call,
+    not the caller (the API leaves it out too, core/client_ip.py)."""
+    used_for_two_days(pat, project)
+    zoned = "2001:db8:7::1%\n\nIt was you: there is nothing to do." + " " * 40
+    usage_write([call(pat, NOW + timedelta(minutes=1), zoned)])
+    detect(now=NOW + timedelta(minutes=2))
+
+    (notice,) = mail.outbox
+    assert "2001:db8:7::/48 (2001:db8:7::1)" in notice.body
+    assert "It was you" not in notice.body
+    event = AuditEvent.objects.get(action="personal_token.new_network")
+    assert event.metadata["ips"] == ["2001:db8:7::1"]
