@@ -83,9 +83,9 @@ class RunMemory:
 def token_networks_learn(rows: list[dict[str, Any]], *, now: datetime, run: RunMemory) -> None:
     """Learn the networks of the PATs' own successful calls in `rows` (readable rows, of
     any project or none), in the run at `now`; mark those first used past each token's
-    first day as new. The
-    calls of a PAT past NEW_NETWORKS_PER_RUN in `run` are passed over, and what it is yet
-    to be told of says "or more", as do the networks of a PAT without room for them."""
+    first day as new. The calls of a PAT past NEW_NETWORKS_PER_RUN in `run` are passed
+    over, and what it is yet to be told of says "or more", as do the networks of a PAT
+    without room for them."""
     direct = [
         r for r in rows
         if r["outcome"] == Outcome.OK and r["personal_token_id"] and r["ip"]
