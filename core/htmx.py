@@ -125,7 +125,12 @@ def filters_without_secrets[R: HttpResponseBase](
     and not shown back is not enough: the address is the browser's history, its address
     bar, the Referer sent onward and the server's access log. The page says once, beside
     its filters, that a token was pasted and not kept (`request.tokens_pasted_into`, the
-    filters' names; templates/includes/token_pasted.html).
+    filters' names; templates/includes/token_pasted.html). A dialog that GET opens (a key's
+    rename, roll…: a page of its own without JavaScript) is guarded the same way.
+
+    Only a GET (or HEAD) is sent elsewhere: a 303 would turn a form sent by POST into a
+    GET and drop what it carried. Our forms post to their own plain address, without a
+    query, and a POST from elsewhere is refused without the CSRF token.
 
     `page`: the URL name of the page to open instead, taking the view's own arguments: an
     export's page (`@filters_without_secrets(page="usage:project_calls")`). The export
@@ -138,9 +143,10 @@ def filters_without_secrets[R: HttpResponseBase](
     def guard(view: _View[R]) -> _Guarded[R]:
         @wraps(view)
         def wrapped(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> R | HttpResponse:
+            asked = request.method in ("GET", "HEAD")
             pasted = [
                 name
-                for name, values in request.GET.lists()
+                for name, values in (request.GET.lists() if asked else [])
                 if _holds_token(name) or any(_holds_token(value) for value in values)
             ]
             if not pasted:

@@ -206,6 +206,7 @@ def api_key_list(request: ProjectRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@filters_without_secrets
 @project_member_required
 @verified_email_required
 @sudo_required
@@ -260,6 +261,7 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@filters_without_secrets
 @project_member_required
 def api_key_rename_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     api_key = _key(request, key_id)
@@ -297,6 +299,7 @@ def api_key_rename_view(request: ProjectRequest, key_id: int) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@filters_without_secrets
 @project_member_required
 def api_key_revoke_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     """GET asks for confirmation, naming the key; POST revokes it, at once and for good.
@@ -337,6 +340,7 @@ def _panel_closed(request: ProjectRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@filters_without_secrets
 @project_member_required
 def api_key_suspend_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     """GET asks for a reason; POST suspends the key at once, until someone resumes it."""
@@ -400,6 +404,7 @@ def _not_changed(api_key: ApiKey, otherwise: str) -> str:
 
 
 @require_http_methods(["GET", "POST"])
+@filters_without_secrets
 @project_member_required
 @verified_email_required
 @sudo_required
