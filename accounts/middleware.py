@@ -4,18 +4,19 @@ seen, and sign-in asked for as a whole page, even by htmx."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
+from django.urls import Resolver404, resolve
 from django.utils.http import MAX_URL_LENGTH
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from accounts.sessions import session_seen
-from core.redact import holds_secret
+from core.htmx import page_without_tokens, without_tokens
 
 
 class SessionSeenMiddleware:
@@ -72,12 +73,28 @@ def _back_to(request: HttpRequest, htmx: HtmxDetails) -> str | None:
 
 def first_that_fits(*pages: str | None) -> str | None:
     """The first of `pages` whose quoted form fits an address (MAX_URL_LENGTH), for the
-    sign-in address's `next`; None when none does. A page whose path holds a token (one
-    pasted into the address bar) is passed over: the sign-in page writes `next` into its
-    form and its links, and a token is never written to a later page."""
+    sign-in address's `next`; None when none does. The sign-in page writes `next` into its
+    form and its links, and a token is never written to a later page: a page is named
+    without each parameter of its query that holds one, and a page whose path holds one
+    (pasted into the address bar) is passed over (core.htmx.page_without_tokens)."""
     for page in pages:
-        if not page or holds_secret("".join(unquote(page.partition("?")[0]).split())):
-            continue
-        if len(quote(page, safe="/")) <= MAX_URL_LENGTH:
-            return page
+        kept = page_without_tokens(page) if page else None
+        if kept and len(quote(kept, safe="/")) <= MAX_URL_LENGTH:
+            return kept
     return None
+
+
+def next_without_tokens(url: str) -> str:
+    """A `next` given to the sign-in or sign-up page (a hand-made link's; ours come from
+    first_that_fits), which writes it into its form and its links and goes there
+    afterwards: without a token, or "" when its path holds one. An invitation's link is
+    the exception, whose path is its token: sign-in and sign-up come back to it to
+    accept (accounts/views/invitation_link.py)."""
+    path = urlsplit(url).path
+    try:
+        invitation = resolve(path).url_name == "invitation_accept"
+    except Resolver404:
+        invitation = False
+    if invitation:
+        return without_tokens(url)
+    return page_without_tokens(url) or ""

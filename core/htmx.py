@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, overload
+from urllib.parse import unquote
 
 from django.http import HttpResponse, HttpResponseBase, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
@@ -105,6 +106,15 @@ def without_tokens(address: str) -> str:
         if not _holds_token(name) and (clean := [v for v in values if not _holds_token(v)]):
             kept.setlist(name, clean)
     return url_with_query(path, kept.urlencode())
+
+
+def page_without_tokens(address: str) -> str | None:
+    """`address` without_tokens, for a page a later one names (sign-in's `next`); None
+    when its path holds a token (one pasted into the address bar as a project), of which
+    nothing can be kept."""
+    if _holds_token(unquote(address.partition("?")[0])):
+        return None
+    return without_tokens(address)
 
 
 type _View[R: HttpResponseBase] = Callable[..., R]

@@ -11,6 +11,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
 from accounts.forms import SignInForm
+from accounts.middleware import next_without_tokens
 from accounts.two_factor import has_two_factor
 from accounts.views.two_factor import second_step_begin
 
@@ -26,8 +27,10 @@ class SignInView(auth_views.LoginView):
     def get_redirect_url(self) -> str:  # type: ignore[override]  # the stubs add `request`
         """`next`, as Django checks it, unless it is the sign-in page itself: anyone can
         send a signed-in person that link, and Django's view raises ValueError (a
-        redirect loop, a 500) for it. Then home, as without one."""
-        url = super().get_redirect_url()
+        redirect loop, a 500) for it. Then home, as without one. The page writes `next`
+        into its form and its links and goes there once signed in: never with a token
+        (a hand-made link's; ours never carry one, accounts.middleware.first_that_fits)."""
+        url = next_without_tokens(super().get_redirect_url())
         return "" if url and urlsplit(url).path == self.request.path else url
 
     def form_valid(self, form: SignInForm) -> HttpResponse:  # type: ignore[override]

@@ -21,6 +21,7 @@ from accounts.email_verification import (
 )
 from accounts.forms import SignUpForm
 from accounts.invitations import invitation_for_token
+from accounts.middleware import next_without_tokens
 from accounts.models import Invitation, User
 from accounts.services import user_sign_up
 from core.after_answer import after_answer
@@ -34,8 +35,10 @@ SIGNUPS_PER_HOUR = 10
 
 
 def _safe_next(request: HtmxHttpRequest) -> str:
-    """Where to go after signing up (an invitation's link): a path of this site only."""
-    return local_path(request, request.POST.get("next") or request.GET.get("next") or "")
+    """Where to go after signing up (an invitation's link): a path of this site only,
+    never with a token in it (accounts.middleware.next_without_tokens)."""
+    asked = request.POST.get("next") or request.GET.get("next") or ""
+    return next_without_tokens(local_path(request, asked))
 
 
 @require_http_methods(["GET", "POST"])

@@ -14,6 +14,7 @@ from accounts.models import Invitation, Membership, User
 from accounts.services import project_rename
 from audit.models import AuditEvent
 from tests.accounts.test_projects import normalised
+from tests.conftest import PASSWORD
 
 
 def invite(client, project, email="newcomer@example.com", role="member", **kwargs):
@@ -117,6 +118,18 @@ def test_signed_out_the_link_offers_sign_in_and_sign_up_that_come_back(client, s
     html = client.get(sent).content.decode()
     assert f"?next={sent}" in html.replace("%2F", "/")
     assert client.post(sent).status_code == 302  # to sign in, nobody joins
+
+
+def test_signing_in_from_the_link_comes_back_to_it(client, sent):
+    """The sign-in page keeps no token of a `next` (a hand-made link's), except an
+    invitation's link, whose path is its token: that is where sign-in comes back to."""
+    client.logout()
+    login = reverse("accounts:login")
+    assert f'name="next" value="{sent}"' in client.get(login, {"next": sent}).content.decode()
+    signed_in = client.post(
+        login, {"username": "bob@example.com", "password": PASSWORD, "next": sent}
+    )
+    assert signed_in.status_code == 302 and signed_in["Location"] == sent
 
 
 def test_a_newcomer_signs_up_from_the_link_and_then_accepts(

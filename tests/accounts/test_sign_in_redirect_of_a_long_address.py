@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.urls import reverse
 
+from tests.conftest import PASSWORD
+
 
 def _next_of(response) -> list[str]:
     location = urlsplit(response["HX-Redirect"])
@@ -112,3 +114,59 @@ def test_a_token_in_the_path_of_a_signed_out_request_is_not_carried_to_sign_in(
     assert location == reverse("accounts:login")
     page = client.get(location)
     assert page.status_code == 200 and SECRET[11:] not in page.content.decode()
+
+
+TOKENS = [
+    prefix + "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z0123"
+    for prefix in ("reminix_sk_", "reminix_ct_", "reminix_pat_")
+]
+
+
+@pytest.mark.parametrize("token", TOKENS, ids=["sk", "ct", "pat"])
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+@pytest.mark.parametrize(
+    "page", ["accounts:project_settings", "accounts:account_sessions", "accounts:password_change"]
+)
+def test_a_token_in_the_query_of_a_signed_out_request_is_not_carried_to_sign_in(
+    client, project, htmx, token, page
+):
+    """A page that does not send the browser to itself without a token (not a filter
+    page) sent one in an unrelated parameter on in `next`: sign-in comes back to the page
+    without it, with the rest of its query."""
+    url = reverse(page, args=[project.slug] if "project" in page else [])
+    spaced = token[:14] + "%20" + token[14:]
+    for query in (f"?x={token}&keep=1", f"?{token}&keep=1", f"?keep=1&x={spaced}"):
+        headers = {"HX-Request": "true", "HX-Current-URL": "http://testserver" + url + query}
+        response = client.get(url + query, headers=headers if htmx else {})
+        location = response["HX-Redirect"] if htmx else response["Location"]
+        assert token[12:] not in location, query
+        assert parse_qs(urlsplit(location).query)["next"] == [f"{url}?keep=1"], query
+        sign_in = client.get(location)
+        assert sign_in.status_code == 200 and token[12:] not in sign_in.content.decode()
+
+
+@pytest.mark.parametrize("token", TOKENS, ids=["sk", "ct", "pat"])
+def test_a_hand_made_sign_in_link_whose_next_holds_a_token_neither_shows_nor_follows_it(
+    client, user, token
+):
+    """The sign-in page writes `next` into its form, its passkey button and its sign-up
+    link, and goes there once signed in: a token in it (in its path or its query) is left
+    out of both."""
+    sessions = reverse("accounts:account_sessions")
+    login = reverse("accounts:login")
+    for next_url, back in (
+        (f"{sessions}?x={token}&keep=1", f"{sessions}?keep=1"),
+        (f"/projects/{token}/", None),
+    ):
+        page = client.get(login, {"next": next_url})
+        assert page.status_code == 200 and token[12:] not in page.content.decode()
+        signup = client.get(reverse("accounts:signup"), {"next": next_url})
+        assert signup.status_code == 200 and token[12:] not in signup.content.decode()
+        signed_in = client.post(
+            login, {"username": user.email, "password": PASSWORD, "next": next_url}
+        )
+        assert signed_in.status_code == 302, signed_in.content.decode()[:3000]
+        assert token[12:] not in signed_in["Location"]
+        if back:
+            assert signed_in["Location"] == back
+        client.logout()
