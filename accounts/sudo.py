@@ -22,9 +22,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password
+from django.core.exceptions import DisallowedRedirect
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve, reverse
+from django.utils.http import MAX_URL_LENGTH
 from django.views.decorators.http import require_POST
 
 from accounts.decorators import login_required, project_frame
@@ -79,6 +81,18 @@ def sudo_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     return wrapped
 
 
+def _local_address(request: HttpRequest, url: str) -> str:
+    """`url` if it is an address of this site (core.http.local_path), else "". Django
+    checks no address past 2,048 characters (MAX_URL_LENGTH): it calls each one foreign,
+    and the prompt, once answered, went home instead of where the person was going (a
+    page asked with a long query, a search or a filter). Of a long one the path is
+    checked, everything before its query: the query cannot lead to another site once the
+    path is of this one."""
+    if len(url) <= MAX_URL_LENGTH or "\x00" in url:
+        return local_path(request, url)
+    return url if local_path(request, url.partition("?")[0]) else ""
+
+
 def _carried(request: HttpRequest) -> list[tuple[str, str]]:
     if request.method != "POST":
         return []
@@ -102,7 +116,7 @@ def _back_url(request: HttpRequest, *, next_url: str, method: str) -> str:
         if parts.netloc and parts.netloc != request.get_host():
             continue
         back = without_tokens(
-            local_path(request, urlunsplit(("", "", parts.path, parts.query, "")))
+            _local_address(request, urlunsplit(("", "", parts.path, parts.query, "")))
         )
         if back and not (method == "GET" and back == next_url):
             return back
@@ -147,12 +161,12 @@ def _prompt(
 @login_required
 def sudo_confirm(request: AuthenticatedRequest) -> HttpResponse:
     """Check the password or code, then answer the carried request with its own view."""
-    next_url = local_path(request, request.POST.get("sudo_next", "")) or reverse("home")
+    next_url = _local_address(request, request.POST.get("sudo_next", "")) or reverse("home")
     method = "POST" if request.POST.get("sudo_method") == "POST" else "GET"
     carried = _carried(request)
     # The page to go back to, as the first prompt worked it out (this POST's own referrer
     # is the prompt).
-    back_url = local_path(request, request.POST.get("sudo_back", "")) or reverse("home")
+    back_url = _local_address(request, request.POST.get("sudo_back", "")) or reverse("home")
     form = SudoForm(request.POST, user=request.user)
     ip = client_ip(request)
 
@@ -243,7 +257,10 @@ def _continue(
     except Resolver404:
         match = None
     if match is None or not getattr(match.func, "sudo_protected", False):
-        return redirect(next_url)
+        try:
+            return redirect(next_url)
+        except DisallowedRedirect:  # past the 16,384 characters Django redirects to
+            return redirect(parts.path)
     request.method = method
     request.GET = QueryDict(parts.query)
     post = QueryDict(mutable=True)

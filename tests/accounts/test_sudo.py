@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from html import escape
+from html import escape, unescape
 
 import pyotp
 import pytest
@@ -392,3 +392,52 @@ def test_a_token_in_the_address_of_a_page_that_asks_is_not_written_into_the_prom
     # Once the check passes, the page asked for, as it would have been answered.
     answer = stale.post(CONFIRM, {**fields, "sudo_password": PASSWORD})
     assert answer.status_code == 200 and 'name="email"' in answer.content.decode()
+
+
+# Past the 2,048 characters (django.utils.http.MAX_URL_LENGTH) that Django checks a `next`
+# for being of this site at all: it refused every such address, and the prompt, once
+# answered, went home, away from what the person had asked for.
+LONG = "x" * 3000
+
+
+def unescaped(fields: dict[str, str]) -> dict[str, str]:
+    return {name: unescape(value) for name, value in fields.items()}
+
+
+def test_a_page_asked_with_an_address_past_2048_characters_is_answered_once_confirmed(
+    stale, project
+):
+    url = reverse("apikeys:api_key_create", args=[project.slug])
+    keys = reverse("apikeys:api_key_list", args=[project.slug])
+    asked = f"{url}?sort=name&q={LONG}"
+    came_from = f"{keys}?sort=name&q={LONG}"
+    prompt = stale.get(asked, headers={"Referer": f"http://testserver{came_from}"})
+    fields = unescaped(hidden(prompt.content.decode()))
+    assert fields["sudo_next"] == asked
+    assert fields["sudo_back"] == came_from
+    answer = stale.post(CONFIRM, {**fields, "sudo_password": PASSWORD})
+    assert answer.status_code == 200, answer.get("Location")
+    assert 'name="name"' in answer.content.decode()
+    assert answer.context["sort"] == "name"
+    # Answered wrongly, the prompt again keeps both (its Cancel goes back there).
+    wrong = stale.post(CONFIRM, {**fields, "sudo_password": "wrong"})
+    assert wrong.status_code == 422
+    again = unescaped(hidden(wrong.content.decode()))
+    assert (again["sudo_next"], again["sudo_back"]) == (asked, came_from)
+
+
+def test_a_long_address_of_a_page_that_does_not_ask_is_opened_or_else_its_path(stale):
+    audit = reverse("accounts:user_audit")
+    # Past 2,048 characters, within what Django redirects to: the whole address.
+    answer = stale.post(CONFIRM, {"sudo_next": f"{audit}?ip={LONG}", "sudo_password": PASSWORD})
+    assert answer.status_code == 302 and answer["Location"] == f"{audit}?ip={LONG}"
+    # Past the 16,384 characters Django redirects to: its path, not a 400 and not home.
+    longer = f"{audit}?ip={'x' * 17_000}"
+    answer = stale.post(CONFIRM, {"sudo_next": longer, "sudo_password": PASSWORD})
+    assert answer.status_code == 302 and answer["Location"] == audit
+
+
+def test_a_long_address_is_still_only_of_this_site(stale):
+    for next_url in (f"//evil.example/?q={LONG}", f"/\\evil.example/?q={LONG}", f"/?\x00{LONG}"):
+        answer = stale.post(CONFIRM, {"sudo_next": next_url, "sudo_password": PASSWORD})
+        assert answer.status_code == 302 and answer["Location"] == reverse("home"), next_url[:20]
