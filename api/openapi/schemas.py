@@ -56,8 +56,8 @@ ERROR_CODES: dict[int, dict[str, str]] = {
         "idempotency_in_progress": "a request with this Idempotency-Key is still running: "
         "retry after `Retry-After` seconds to get its answer",
         "invalid_request": "a request with this Idempotency-Key made a token whose secret is "
-        "not shown again, or the key cannot be rolled, suspended or resumed (revoked or "
-        "expired)",
+        "not shown again, or the key cannot be renamed, rolled, suspended or resumed "
+        "(revoked or expired)",
     },
     413: {"invalid_request": "the body is larger than the server accepts"},
     429: {"rate_limit_exceeded": "the token made too many calls this minute"},

@@ -264,9 +264,9 @@ def personal_token_regenerate_view(request: AuthenticatedRequest, token_id: int)
             ip=client_ip(request),
             replacing=form.replacing_hint(),
         )
-    except CannotRoll as cannot:
+    except CannotRoll as cannot:  # revoked: 409, as a roll of a revoked key is
         form.add_error(None, f"{cannot} Create a new token instead.")
-        return _render(request, "regenerate-form", context, status=422)
+        return _render(request, "regenerate-form", context, status=409)
     except RolledMeanwhile as meanwhile:
         form.add_error(None, rolled_meanwhile_message("token", meanwhile))
         return _render(request, "regenerate-form", context, status=409)

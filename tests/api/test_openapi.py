@@ -129,6 +129,28 @@ def test_every_token_operation_describes_the_errors_every_token_call_can_get():
                 assert "404" in operation["responses"], (method, path)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "change"),
+    [
+        ("patch", "/v1/api-keys/{id}", "renamed"),
+        ("post", "/v1/api-keys/{id}/roll", "rolled"),
+        ("post", "/v1/api-keys/{id}/suspend", "suspended"),
+        ("post", "/v1/api-keys/{id}/resume", "resumed"),
+    ],
+)
+def test_a_change_to_an_ended_key_is_described_as_the_409_it_gets(method, path, change):
+    """The API answers each of them 409 invalid_request for a revoked or expired key (as
+    the dashboard does a roll of one, and a regenerate of a revoked personal token): the
+    operation and its 409 say so."""
+    operation = openapi_document()["paths"][path][method]
+    assert "`409` if the key is revoked or expired" in operation["description"]
+    conflict = operation["responses"]["409"]
+    if "$ref" in conflict:
+        name = conflict["$ref"].rsplit("/", 1)[1]
+        conflict = openapi_document()["components"]["responses"][name]
+    assert change in conflict["description"]
+
+
 def test_every_contract_error_code_is_described():
     contract_codes = {
         "missing_api_key",

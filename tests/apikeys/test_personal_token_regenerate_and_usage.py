@@ -114,6 +114,9 @@ def test_a_client_token_minted_while_its_pat_is_regenerated_ends_with_the_old_se
 
 
 def test_an_expired_token_can_be_regenerated_but_a_revoked_one_cannot(signed_in, user, pat):
+    """A revoked token is refused with 409, as a roll of a revoked key is on its page and
+    over the API: the form was right, the token's state is what stands in the way (it was
+    422, the answer to a form with errors in its fields)."""
     token, _ = pat
     PersonalAccessToken.objects.filter(pk=token.pk).update(
         expires_at=timezone.now() - timedelta(days=1)
@@ -125,7 +128,7 @@ def test_an_expired_token_can_be_regenerated_but_a_revoked_one_cannot(signed_in,
     assert token.expires_at > timezone.now()
     token.revoke(by=user)
     refused = signed_in.post(regenerate_url(token), {"expiry": "30", "form_id": "e2"}, headers=HTMX)
-    assert refused.status_code == 422
+    assert refused.status_code == 409
     assert "Create a new token instead" in refused.content.decode()
 
 
