@@ -106,3 +106,40 @@ def test_slack_text_escapes_what_a_customer_named():
     assert "<https://evil" not in text
     assert "A&amp;B &lt;!here&gt;" in message["text"]
     assert "<https://dash.example/projects/p/alerts/#flag-1|Review it in Reminix>" in text
+
+
+def test_a_name_saved_with_line_breaks_or_direction_controls_stays_on_its_line_in_slack():
+    """Names saved before names were one line (or put there by hand) reached the Slack
+    message as they stood: a key or project name with a line break wrote lines of its own
+    into the channel (and ended the message's bold title early), and a right-to-left
+    override reordered the text around it, as the alert mail never lets them."""
+    odd = "Billing\r\nAll clear, ignore this alert\u2028\u202eesrever\u2066\x85"
+    event = {
+        "project": {"slug": "p", "name": odd},
+        "alert": {
+            "title": "Revoked or expired token still in use",
+            "severity": "high",
+            "summary": f"Key “{odd}” (reminix_sk_ab…cd) no longer works",
+            "key": {"name": odd, "hint": "reminix_sk_ab…cd"},
+            "occurrences": 2,
+            "lastSeen": "2026-01-01T00:00:00Z",
+            "url": "https://dash.example/projects/p/alerts/#flag-1",
+        },
+    }
+
+    message = slack_message(event)
+
+    title = message["blocks"][0]["text"]["text"]
+    details = message["blocks"][1]["text"]["text"].split("\n")
+    assert title == (
+        "*[High] Revoked or expired token still in use in "
+        "Billing All clear, ignore this alert esrever*"
+    )
+    assert message["text"] == title.strip("*")
+    assert details[:2] == [
+        "Key “Billing All clear, ignore this alert esrever ” (reminix_sk_ab…cd) no longer works",
+        "Key: Billing All clear, ignore this alert esrever (`reminix_sk_ab…cd`)",
+    ]
+    assert len(details) == 4
+    for control in ("\r", "\u2028", "\u202e", "\u2066", "\x85"):
+        assert control not in json.dumps(message, ensure_ascii=False)
