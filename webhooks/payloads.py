@@ -15,7 +15,9 @@ from django.conf import settings
 from django.urls import reverse
 
 from accounts.models import Project
+from alerts.detection.flags import SUMMARY_LENGTH
 from alerts.models import Flag
+from core.mail import one_line
 
 
 def event_id_new() -> str:
@@ -90,9 +92,18 @@ def mrkdwn_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _slack_text(text: str) -> str:
+    """A customer's text (a name, or the summary holding one) as a Slack message shows it:
+    on one line, as in the alert mail (core.mail.one_line), so that a name saved with a
+    line break writes no line of its own into the channel nor ends the bold title, and
+    one saved with a direction override reorders nothing; then escaped. The generic
+    event keeps the names as stored: it is data, for a program to read."""
+    return mrkdwn_escape(one_line(text, limit=SUMMARY_LENGTH))
+
+
 def slack_message(event: dict[str, Any]) -> dict[str, Any]:
     """An incoming-webhook message (`text` for notifications, `blocks` for the channel)."""
-    project = mrkdwn_escape(event["project"]["name"])
+    project = _slack_text(event["project"]["name"])
     alert = event.get("alert")
     if alert is None:
         text = f"Test from Reminix: alerts of {project} will arrive here."
@@ -103,10 +114,10 @@ def slack_message(event: dict[str, Any]) -> dict[str, Any]:
     title = mrkdwn_escape(alert["title"])
     severity = alert["severity"].capitalize()
     text = f"[{severity}] {title} in {project}"
-    details = [mrkdwn_escape(alert["summary"])]
+    details = [_slack_text(alert["summary"])]
     if alert["key"]:
         key = alert["key"]
-        details.append(f"Key: {mrkdwn_escape(key['name'])} (`{mrkdwn_escape(key['hint'])}`)")
+        details.append(f"Key: {_slack_text(key['name'])} (`{_slack_text(key['hint'])}`)")
     details.append(
         f"Seen {alert['occurrences']} time{'s' if alert['occurrences'] != 1 else ''}, "
         f"last at {alert['lastSeen']}"
