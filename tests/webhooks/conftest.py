@@ -45,6 +45,8 @@ class Receiver:
     delay: float = 0.0
     # Answer as many web frameworks do a path they do not know: "Cannot POST <path>".
     echo_path: bool = False
+    # Or answer with these bytes.
+    answer: bytes = b"ok"
     requests: list[Received] = field(default_factory=list)
 
     def url(self, path: str = "/hook") -> str:
@@ -77,7 +79,7 @@ def receiver(local_delivery: None) -> Iterator[Receiver]:
                 time.sleep(state.delay)
             with state.lock:
                 state.answering[self.path] -= 1
-            answer = f"Cannot POST {self.path}".encode() if state.echo_path else b"ok"
+            answer = f"Cannot POST {self.path}".encode() if state.echo_path else state.answer
             self.send_response(state.statuses.get(self.path, state.status))
             self.send_header("Content-Length", str(len(answer)))
             self.end_headers()

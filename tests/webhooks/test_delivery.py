@@ -264,6 +264,27 @@ def test_an_answer_that_echoes_the_address_keeps_its_path_and_query_out_of_log_a
         assert "SECRET" not in kept and "k=v" not in kept
 
 
+def test_an_answer_that_quotes_a_token_keeps_it_out_of_log_and_row(
+    receiver, project, make_endpoint, make_flag, api_key, caplog
+):
+    """A far end answering an error that quotes a Reminix token (a customer's service
+    that logs the key it was configured with, and shows its log; one echoing what anyone
+    sent it): the excerpt of its answer went into the log record and the delivery's row,
+    which the delivery log shows every member of the project, the token whole. A token is
+    never written to a log or a later page (shared/CONTRACT.md)."""
+    token = api_key[1]
+    receiver.status = 500
+    receiver.answer = f"Unauthorized: bad Reminix key {token}".encode()
+    make_endpoint(project, receiver.url())
+    make_flag(project)
+    deliver()
+    row = WebhookDelivery.objects.get()
+    assert row.last_error.startswith("HTTP 500: Unauthorized: bad Reminix key reminix_sk_")
+    logged = "".join(r.getMessage() for r in caplog.records)
+    for kept in (logged, row.last_error):
+        assert token not in kept and token[11:30] not in kept
+
+
 def test_a_redirect_is_not_followed(receiver, project, make_endpoint, make_flag):
     receiver.status = 302
     make_endpoint(project, receiver.url())
