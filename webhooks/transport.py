@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from core.mail import one_line
+from core.redact import redact_tokens_escaped
 from webhooks.addresses import Address, LookupsBusy, RefusedAddress, resolve
 
 TIMEOUT = 5.0
@@ -146,7 +147,7 @@ def post(
     try:
         connection.request("POST", target, body=body, headers=headers)
         response = connection.getresponse()
-        excerpt = one_line(_without_address(_read_some(response, deadline), parts), limit=EXCERPT)
+        excerpt = one_line(_answered(_read_some(response, deadline), parts), limit=EXCERPT)
         status = response.status
     except TimeoutError:
         if expired.is_set() or each < TIMEOUT:  # what was left of the attempt ran out
@@ -182,6 +183,15 @@ def _read_some(response: http.client.HTTPResponse, deadline: float) -> str:
             break
         read += chunk
     return read.decode("utf-8", errors="replace")
+
+
+def _answered(text: str, parts: SplitResult) -> str:
+    """What the far end answered, as the log and the delivery's row keep it: without the
+    address's secret path (_without_address), and without any Reminix token it quotes (a
+    service showing the key it was configured with, or echoing what anyone sent it): the
+    delivery log shows the row to every member. Both cut before the excerpt is shortened,
+    which could leave a token's first part."""
+    return redact_tokens_escaped(_without_address(text, parts))
 
 
 # Path segments this long may be (part of) a secret; shorter ones ("hooks") are not.
