@@ -1,6 +1,9 @@
 from django.test import RequestFactory
 
+from apikeys.services import token_networks_set
 from core.client_ip import client_ip
+from tests.api.assertions import assert_error
+from usage.models import UsageRecord
 
 
 def request(remote: str, forwarded: str | None = None):
@@ -46,3 +49,32 @@ def test_an_ipv6_zone_is_no_part_of_the_address(settings):
     assert client_ip(request("10.0.0.2", "fe80::7%25")) == "fe80::7"
     settings.TRUSTED_PROXIES = ["fe80::/10"]
     assert client_ip(request("fe80::2%eth0", "")) == "fe80::2"
+
+
+def test_a_proxy_of_ours_written_as_ipv4_mapped_ipv6_is_still_ours(settings):
+    """A proxy listening on a dual-stack socket (nginx on [::]:80, say) writes the hop it
+    saw, one of our IPv4 proxies, as ::ffff:10.0.0.9 into X-Forwarded-For. That hop was
+    compared as IPv6 against TRUSTED_PROXIES' IPv4 networks, found in none, and taken for
+    the client: every caller behind that chain was our own proxy's address."""
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    assert client_ip(request("10.0.0.2", "198.51.100.7, ::ffff:10.0.0.9")) == "198.51.100.7"
+    assert client_ip(request("::ffff:10.0.0.2", "198.51.100.7, ::ffff:a00:9")) == "198.51.100.7"
+    # Every hop ours: the first, as the address it is.
+    assert client_ip(request("10.0.0.2", "::ffff:10.0.0.5, 10.0.0.9")) == "10.0.0.5"
+
+
+def test_a_key_limited_to_our_own_network_refuses_a_caller_behind_a_dual_stack_proxy(
+    settings, api, api_key, user
+):
+    """The same, as an allowlist sees it: a key limited to the internal network (where the
+    proxies are) took calls from anyone on the internet."""
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    token_networks_set(api_key[0], networks=["10.0.0.0/8"], by=user)
+    api.client.defaults["REMOTE_ADDR"] = "10.0.0.2"
+    outside = api.post(
+        "/v1/agents/my-agent/invoke",
+        {"prompt": "hi"},
+        headers={"X-Forwarded-For": "198.51.100.7, ::ffff:10.0.0.9"},
+    )
+    assert_error(outside, 403, "ip_not_allowed")
+    assert UsageRecord.objects.get().ip == "198.51.100.7"
