@@ -19,11 +19,15 @@ def _trusted_networks(proxies: tuple[str, ...]) -> tuple[IPNetwork, ...]:
 
 
 def _is_trusted(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+    """Whether `address` is one of our proxies. An IPv4 proxy written as IPv4-mapped IPv6
+    (::ffff:10.0.0.9: a proxy on a dual-stack socket writes the hop it saw so) is that IPv4
+    address: compared as IPv6 it was in no IPv4 network, and taken for the client."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in network for network in networks)
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return any(ip in network or (mapped is not None and mapped in network) for network in networks)
 
 
 def trusted_networks() -> tuple[IPNetwork, ...]:
