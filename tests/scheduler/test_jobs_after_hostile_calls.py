@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import re
 from datetime import timedelta
 
@@ -74,10 +73,8 @@ CONTEXTS = [
 
 @pytest.fixture
 def deployment(redis_store, settings):
-    """As in production: calls go onto the Redis stream (this helper's database where one
-    is given) and reach the database through the ingest; one proxy of ours in front."""
-    if os.environ.get("REDIS_URL"):
-        settings.REDIS_URL = os.environ["REDIS_URL"]
+    """As in production: calls go onto the Redis stream (redis_store's) and reach the
+    database through the ingest; one proxy of ours in front."""
     settings.USAGE_FLUSH_SECONDS = 3600
     settings.TRUSTED_PROXIES = ["127.0.0.1/32"]
     return redis_store
