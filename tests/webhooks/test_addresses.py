@@ -106,6 +106,10 @@ def test_plain_http_is_refused_unless_debug_or_the_test_setting(settings):
         ("https://user:pass@hooks.example.com/", "userinfo"),
         ("https://hooks.example.com:99999/", "invalid"),
         ("https:///nohost", "invalid"),
+        # A zone names an interface of the host that sends: ours have none of the
+        # customer's, and each delivery failed as "DNS lookup failed".
+        ("https://[2001:4860::1%25eth0]/hook", "invalid"),
+        ("https://[2001:4860::1%eth0]/hook", "invalid"),
         ("hooks.example.com", "not_https"),
     ],
 )
