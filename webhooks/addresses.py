@@ -85,7 +85,9 @@ def url_problem(url: str) -> tuple[str, str] | None:
             "Leave the user name and password out of the address; verify our signature instead.",
         )
     host = parts.hostname or ""
-    if not host or port == 0:
+    # "%" in a host is an IPv6 zone (fe80::1%eth0): an interface of the sending host, ours,
+    # through which no delivery reaches the customer.
+    if not host or port == 0 or "%" in host:
         return "invalid", "Enter a whole address, like https://example.com/hooks/reminix."
     literal = _ip_literal(host)
     if literal is not None and not address_allowed(literal):
