@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import trigger_client_event
+from django_htmx.http import reswap, retarget, trigger_client_event
 
 from accounts.decorators import (
     project_member_required,
@@ -331,6 +331,17 @@ def api_key_revoke_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     return redirect("apikeys:api_key_list", slug=request.project.slug)
 
 
+def _transfer_refused(request: ProjectRequest, form: KeysTransferForm) -> HttpResponse:
+    """The list with the hand-over form's error beside its select, where the form is (the
+    banner above the table). htmx sent the form for the panel below: the table it sits in
+    is swapped instead."""
+    context = {**_keys_context(request), "transfer_form": form}
+    if not request.htmx:
+        return render(request, TEMPLATE, context, status=422)
+    response = render(request, f"{TEMPLATE}#key-table", context, status=422)
+    return reswap(retarget(response, "#key-table"), "outerHTML")
+
+
 def _panel_closed(request: ProjectRequest) -> HttpResponse:
     """After a change: with htmx, close the panel and reload the table; else the list."""
     if request.htmx:
@@ -489,17 +500,16 @@ def api_keys_transfer_view(request: ProjectRequest) -> HttpResponse:
     someone now answers for them)."""
     form = KeysTransferForm(request.POST, project=request.project)
     if not form.is_valid():
-        messages.error(request, " ".join(str(e) for e in form.errors["to"]))
+        return _transfer_refused(request, form)
+    to = form.cleaned_data["to"]
+    try:
+        count = api_keys_transfer_from_leavers(
+            project=request.project, to=to, by=request.user, ip=client_ip(request)
+        )
+    except ValueError as refused:  # `to` left the project since the form's check
+        messages.error(request, str(refused))
     else:
-        to = form.cleaned_data["to"]
-        try:
-            count = api_keys_transfer_from_leavers(
-                project=request.project, to=to, by=request.user, ip=client_ip(request)
-            )
-        except ValueError as refused:  # `to` left the project since the form's check
-            messages.error(request, str(refused))
-        else:
-            messages.success(
-                request, f"{count} key{'s' if count != 1 else ''} handed to {to.get_short_name()}."
-            )
+        messages.success(
+            request, f"{count} key{'s' if count != 1 else ''} handed to {to.get_short_name()}."
+        )
     return _panel_closed(request)

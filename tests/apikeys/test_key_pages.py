@@ -384,6 +384,40 @@ def test_an_owner_hands_the_keys_of_people_who_left_to_a_member(
     assert "no longer members" not in signed_in.get(list_url(project)).content.decode()
 
 
+def test_a_hand_over_refused_says_why_beside_its_field(signed_in, project, user, make_user):
+    """The member chosen left while the page was open (or the value was no member's): the
+    refusal was a message at the top of the page, away from the select it is about, and
+    with htmx the panel below the banner closed. It is said beside the select, in the page
+    and in the table htmx swaps in (a 422, which the dashboard's htmx swaps)."""
+    from accounts.services import membership_add, membership_remove
+    from apikeys.services import api_key_create
+
+    leaver = make_user(email="leaver@example.com", name="Lou")
+    stayer = make_user(email="stayer@example.com", name="Sam")
+    gone = membership_add(project=project, user=leaver, role="member", by=user)
+    left_since = membership_add(project=project, user=stayer, role="member", by=user)
+    api_key_create(project=project, name="Lou's deploys", created_by=leaver)
+    membership_remove(membership=gone, by=user)
+    membership_remove(membership=left_since, by=user)
+    transfer = reverse("apikeys:api_keys_transfer", args=[project.slug])
+
+    page = signed_in.post(transfer, {"to": stayer.pk})
+    assert page.status_code == 422
+    html = page.content.decode()
+    form = html[html.index(f'action="{transfer}"') : html.index("Hand them over")]
+    assert 'class="errorlist' in form and "Choose a current member of the project." in form
+    assert 'aria-invalid="true"' in form
+    assert 'class="message message-error"' not in html
+
+    swapped = signed_in.post(transfer, {"to": "²"}, headers=HTMX)
+    assert swapped.status_code == 422
+    assert swapped["HX-Retarget"] == "#key-table" and swapped["HX-Reswap"] == "outerHTML"
+    html = swapped.content.decode()
+    assert html.lstrip().startswith('<div id="key-table"')
+    assert "Choose a current member of the project." in html
+    assert "apiKeysChanged" not in swapped.get("HX-Trigger", "")
+
+
 def test_two_working_keys_cannot_share_a_name_whatever_its_case(signed_in, project, make_key, user):
     """Issue 13, point 5: rows that differ only by their hint. An ended key's name is free."""
     from apikeys.services import api_key_revoke
