@@ -106,7 +106,7 @@ def _key(request: ProjectApiRequest, key_id: str) -> ApiKey:
     if match and is_row_id(match.group(1)):
         key = ApiKey.objects.for_project(request.caller.project).filter(pk=match.group(1)).first()
     if key is None:
-        raise errors.not_found(message=f"No API key '{key_id}' in this project.")
+        raise errors.not_found(message=f"No API key '{errors.echoed(key_id)}' in this project.")
     return key
 
 

@@ -189,7 +189,7 @@ def _answer_now(
             # pass it on, and reading the body would then fail on int().
             raise errors.invalid_request("The Content-Length header is not a number.")
         if view is None:
-            raise errors.not_found(message=f"No endpoint at {request.path}.")
+            raise errors.not_found(message=f"No endpoint at {errors.echoed(request.path)}.")
         allowed = _allowed(spec.methods)
         if request.method not in allowed:
             raise ApiError(

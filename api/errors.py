@@ -28,6 +28,18 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+# The most of a caller's text (a path, an id from it) that a message repeats: enough to
+# tell which call it was, not a path of thousands of characters sent back whole.
+ECHOED_CHARS = 80
+
+
+def echoed(text: str) -> str:
+    """`text` from the request as a message repeats it: its start, if it is long. Tokens
+    are taken out first: one cut short is no longer whole enough to be found after."""
+    text = redact_secrets(text)
+    return text if len(text) <= ECHOED_CHARS else text[:ECHOED_CHARS] + "…"
+
+
 def missing_api_key(
     message: str = "Send your API key as 'Authorization: Bearer <key>'.",
 ) -> ApiError:

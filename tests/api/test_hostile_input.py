@@ -380,3 +380,30 @@ def test_a_preflight_to_v1_is_405_in_the_envelope_with_allow_and_no_cors(db, pat
     assert answer["Allow"] and "OPTIONS" not in answer["Allow"]
     assert answer["Allow"].split(", ")[0] in error["message"]
     assert not [h for h in answer.headers if h.lower().startswith("access-control-")]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/api-keys/key_" + "9" * 5000,
+        "/v1/api-keys/" + "x" * 5000 + "/roll",
+        "/v1/client-tokens/ctok_" + "a" * 5000,
+        "/client/" + "x" * 5000,
+    ],
+)
+def test_a_long_path_is_not_repeated_back_whole(admin, path):
+    """A 404 names the key id or the path it was given: 5,000 characters of it came back
+    whole (a 5 KB answer). As an X-Project no project can have is not written back, only
+    the start of one is."""
+    answer = admin.send("POST" if path.endswith("/roll") else "GET", path)
+    error = assert_error(answer, 404, "not_found")
+    assert len(answer.content) < 500
+    assert "…" in error["message"]
+
+
+def test_a_token_cut_short_in_a_long_path_is_still_not_repeated(admin, make_key, project):
+    _, pasted = make_key(project, name="Pasted")
+    for path in ("/v1/api-keys/" + "x" * 60 + pasted, "/v1/" + "x" * 66 + pasted):
+        answer = admin.send("GET", path)
+        assert_error(answer, 404, "not_found")
+        assert pasted[len("reminix_sk_") :][:4] not in answer.content.decode(), path
