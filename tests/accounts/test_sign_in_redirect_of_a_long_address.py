@@ -170,3 +170,18 @@ def test_a_hand_made_sign_in_link_whose_next_holds_a_token_neither_shows_nor_fol
         if back:
             assert signed_in["Location"] == back
         client.logout()
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_a_token_in_the_query_of_a_signed_out_form_is_not_carried_to_sign_in(client, project, htmx):
+    """A form's address with a token in its query (?token=…, as "Which key is this?" is
+    named), sent signed out: a page's GET sends the browser to itself without it, but a
+    POST is not a page, and its sign-in's `next` held the token whole (found by the POST
+    sweep). Sign-in comes back to the form's path instead."""
+    path = reverse("alerts:token_lookup", args=[project.slug])
+    asked = f"{path}?token={SECRET}"
+    headers = {"HX-Request": "true", "HX-Current-URL": "http://testserver" + asked}
+    response = client.post(asked, {"token": "x"}, headers=headers if htmx else {})
+    location = response["HX-Redirect"] if htmx else response["Location"]
+    assert SECRET[11:] not in location
+    assert parse_qs(urlsplit(location).query)["next"] == [path]
