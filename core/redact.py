@@ -88,12 +88,12 @@ def _found(pattern: re.Pattern[str], text: str) -> bool:
     return not text.isascii() and pattern.search(_as_read(text)) is not None
 
 
-def _cut(pattern: re.Pattern[str], text: str) -> str:
-    """`text` with each match of `pattern` (its group 1 a token's prefix) cut to that prefix,
-    found in the text as it reads (_as_read): the whole of a disguised token goes, invisible
-    characters and all, and its prefix is written plainly."""
+def _cut(pattern: re.Pattern[str], text: str, put: str = "[redacted]") -> str:
+    """`text` with each match of `pattern` (its group 1 a token's prefix) cut to that prefix
+    and `put`, found in the text as it reads (_as_read): the whole of a disguised token
+    goes, invisible characters and all, and its prefix is written plainly."""
     if text.isascii():  # (nearly every text: as it is spelt is as it reads)
-        return pattern.sub(r"\1[redacted]", text)
+        return pattern.sub(lambda match: match.group(1) + put, text)
     read = _as_read(text)
     matches = list(pattern.finditer(read))
     if not matches:
@@ -103,7 +103,7 @@ def _cut(pattern: re.Pattern[str], text: str) -> str:
     kept = 0
     for match in matches:
         start, end = origin[match.start()], origin[match.end() - 1] + 1
-        pieces += [text[kept:start], match.group(1), "[redacted]"]
+        pieces += [text[kept:start], match.group(1), put]
         kept = max(kept, end)
     pieces.append(text[kept:])
     return "".join(pieces)
@@ -187,6 +187,19 @@ def _escaped(match: re.Match[str]) -> str:
 def holds_secret(text: str) -> bool:
     """Whether `text` holds (most of) a token: never to be kept where it would be shown."""
     return _found(_SECRET, text) or _found(_WEBHOOK_SECRET_WHOLE, text)
+
+
+# What stands in for a secret in text that is sent on (secrets_stood_in): a token's shape,
+# so that whatever refuses a token refuses it, and no token's checksum.
+_STAND_IN = "0" * 36
+
+
+def secrets_stood_in(text: str) -> str:
+    """`text` with each secret in it replaced by a stand-in of a secret's shape: for a
+    form's field carried through a page (the sudo prompt's hidden inputs) and sent on,
+    where the form is to refuse it beside its field as it would the secret, while the
+    page holds none."""
+    return _cut(_WEBHOOK_SECRET_WHOLE, _cut(_SECRET, text, _STAND_IN), _STAND_IN)
 
 
 def redact_secrets(text: str) -> str:

@@ -83,6 +83,28 @@ def test_a_create_sent_after_ten_minutes_is_carried_through_the_prompt(stale, pr
     assert ApiKey.objects.filter(name="Carried").count() == 1
 
 
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "dialog"])
+def test_a_token_pasted_into_a_form_is_not_written_into_the_prompt(stale, project, make_key, htmx):
+    """The prompt carries the form's fields to send them on once confirmed, as hidden
+    inputs of its page: a token pasted into one (the secret just shown, into the next
+    field) was written there whole, against the contract's "never written to a later
+    page" (found by the POST sweep). It is carried as a stand-in of a token's shape, which
+    the form refuses beside its field as it refuses the token itself."""
+    _, secret = make_key(project, name="Pasted")
+    url = reverse("apikeys:api_key_create", args=[project.slug])
+    form = {"name": secret, "notes": f"see {secret}", "access": "full", "expiry": "never"}
+    headers = {**HTMX, "HX-Target": "key-panel"} if htmx else {}
+    prompt = stale.post(url, {**form, "form_id": f"f-{htmx}"}, headers=headers)
+    html = prompt.content.decode()
+    assert "Confirm it is you" in html
+    assert secret[len("reminix_sk_") :][:8] not in html
+    done = stale.post(CONFIRM, {**hidden(html), "sudo_password": PASSWORD}, headers=headers)
+    assert done.status_code == 422
+    page = done.content.decode()
+    assert "That looks like a Reminix token" in page
+    assert not ApiKey.objects.filter(name__startswith="reminix_").exists()
+
+
 def test_an_invitation_without_htmx_goes_on_after_the_page_prompt(stale, project):
     url = reverse("accounts:project_invitation_send", args=[project.slug])
     prompt = stale.post(url, {"email": "kai@example.com", "role": "member"})
