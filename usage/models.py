@@ -124,6 +124,14 @@ class UsageRecord(models.Model):
                 condition=Q(client_token__isnull=False),
                 name="usage_client_token_time",
             ),
+            # A key's client tokens' calls, newest first: the key log's Caller "Its client
+            # tokens". Otherwise a key that mints a few among millions of calls of its own
+            # has them all read to fill the page. Only client tokens' rows are in it.
+            models.Index(
+                fields=["api_key", "-created_at", "-id"],
+                condition=Q(client_token__isnull=False),
+                name="usage_key_tokens_time",
+            ),
             # A personal access token's calls, newest first, for its owner's usage page:
             # without it a page, and the week's tallies, read and sort every call the
             # token ever made (a CI token's millions). Only PATs' rows are in it.
