@@ -57,10 +57,14 @@ def project_calls_export_rows(
 
 
 def usage_csv_rows(
-    *, project: Project, records: UsageRecordQuerySet, order: tuple[str, ...] = NEWEST_FIRST
+    *,
+    project: Project | None,
+    records: UsageRecordQuerySet,
+    order: tuple[str, ...] = NEWEST_FIRST,
 ) -> Iterator[list[object]]:
-    """`records` (of `project`) in `order`, newest first by default, one list of cells
-    per row (USAGE_CSV_HEADER).
+    """`records` (of `project`, or of a personal access token: None) in `order`, newest
+    first by default, one list of cells per row (USAGE_CSV_HEADER). A PAT's rows name no
+    key, so none is looked up for them.
 
     Read in chunks through a database cursor (server-side on PostgreSQL), so a million
     rows never sit in memory at once, and no more than a file holds (export_bounded: the
@@ -74,6 +78,7 @@ def usage_csv_rows(
     writes the time and quotes text that a spreadsheet would run.
     """
     keys: dict[int, tuple[str, str]] = {}
+    project_keys = ApiKey.objects.for_project(project) if project else ApiKey.objects.none()
     pats: dict[int, tuple[str, str]] = {}
     rows = records.order_by(*order).values_list(
         "created_at",
@@ -93,7 +98,7 @@ def usage_csv_rows(
         "request_id",
     )
     for chunk in batched(export_bounded(rows).iterator(chunk_size=EXPORT_CHUNK), EXPORT_CHUNK):
-        _learn_names(keys, ApiKey.objects.for_project(project), {row[1] for row in chunk})
+        _learn_names(keys, project_keys, {row[1] for row in chunk})
         _learn_names(pats, PersonalAccessToken.objects.all(), {row[2] for row in chunk})
         public_ids = dict(
             ClientToken.objects.filter(

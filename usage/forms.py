@@ -254,8 +254,8 @@ SPAN_HOURS = int(TEXT_SEARCH_SPAN.total_seconds() // 3600)
 
 
 class TextLogFilterForm(UsageFilterForm):
-    """A personal access token's call log (and, with more, a key's and the project's):
-    the filters every call log has, and user agent and path.
+    """What every call log searches (a key's and a PAT's add their Caller, the project's
+    more): the filters every call log has, and user agent and path.
 
     The user agent and path search TEXT_SEARCH_SPAN of calls at a time (they have no
     index: usage/key_usage.py). Given without a "From", the span up to "To" (or the
@@ -319,40 +319,67 @@ class TextLogFilterForm(UsageFilterForm):
 REQUEST_ID = r"^req_[0-9a-f]{24}$"
 
 
-class KeyLogFilterForm(TextLogFilterForm):
-    """A key's call log: a PAT's log's filters, and which kind of call (Caller): those
-    made with the key itself, those of the client tokens it minted, or both. The usage
-    page's two address tables open the log at an address with their own kind."""
+class CallerLogFilterForm(TextLogFilterForm):
+    """A token's call log that holds two kinds of call, those made with the token itself
+    and those of the client tokens it minted (a key's, a PAT's): every log's filters,
+    and which kind (Caller), or both. `itself` names the token in the choices and the
+    error; `itself_value` is the choice for its own calls."""
+
+    itself = "the token"
+    itself_value = CALLER_KEY
 
     caller = forms.ChoiceField(
         label="Caller",
         required=False,
-        choices=[
-            ("", "The key and its client tokens"),
-            (CALLER_KEY, "The key itself"),
-            (CALLER_CLIENT_TOKENS, "Its client tokens"),
-        ],
         error_messages={"invalid_choice": "Choose a caller from the list."},
     )
 
     filter_fields = (*TextLogFilterForm.filter_fields, "caller")
     error_messages = {
         **TextLogFilterForm.error_messages,
-        "token_not_key": "A client token’s calls are not the key’s own: choose “Its client "
+        "token_not_own": "A client token’s calls are not {itself}’s own: choose “Its client "
         "tokens” (or both) to see them.",
     }
 
+    def __init__(self, data: Any) -> None:
+        super().__init__(data)
+        caller = self.fields["caller"]
+        assert isinstance(caller, forms.ChoiceField)
+        caller.choices = [
+            ("", f"{self.itself.capitalize()} and its client tokens"),
+            (self.itself_value, f"{self.itself.capitalize()} itself"),
+            (CALLER_CLIENT_TOKENS, "Its client tokens"),
+        ]
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        if data.get("caller") == CALLER_KEY and data.get("client_token"):
-            error = forms.ValidationError(
-                self.error_messages["token_not_key"], code="token_not_key"
-            )
-            self.add_error("caller", error)
+        if data.get("caller") == self.itself_value and data.get("client_token"):
+            message = self.error_messages["token_not_own"].format(itself=self.itself)
+            self.add_error("caller", forms.ValidationError(message, code="token_not_own"))
         return data
 
     def filters(self) -> LogFilters:
-        return replace(super().filters(), caller=self.cleaned_data["caller"])
+        chosen = self.cleaned_data["caller"]
+        caller = CALLER_KEY if chosen == self.itself_value else chosen
+        return replace(super().filters(), caller=caller)
+
+
+# A PAT's own calls, in its log's address: ?caller=token (a key's log says key).
+CALLER_TOKEN = "token"
+
+
+class PersonalTokenLogFilterForm(CallerLogFilterForm):
+    """A personal access token's call log: its own calls, those of the client tokens it
+    minted (POST /v1/client-tokens with the PAT and X-Project), or both."""
+
+    itself_value = CALLER_TOKEN
+
+
+class KeyLogFilterForm(CallerLogFilterForm):
+    """A key's call log: its own calls, its client tokens', or both. The usage page's two
+    address tables open the log at an address with their own kind."""
+
+    itself = "the key"
 
     def project_export_query(self) -> str:
         """This log's filters as the project's call export reads them (the key is named
@@ -367,7 +394,7 @@ class KeyLogFilterForm(TextLogFilterForm):
 
 
 class ProjectLogFilterForm(TextLogFilterForm):
-    """The project's call log: a PAT's log's filters, and key, token type and request id."""
+    """The project's call log: every log's filters, and key, token type and request id."""
 
     key = ProjectKeyChoiceField(label="Key", empty_label="Any key")
     token_kind = forms.ChoiceField(

@@ -2,10 +2,12 @@
 the last day and week, the projects it was used in, and its call log across all of them,
 filtered and paged like a key's.
 
-Its log takes the filters of a key's log, user agent and path among them (TextLogFilterForm,
-which bounds those two to a day: the pages walk the usage_pat_time index and test each
-row's text). A PAT is a person's, not a project's, so the page lives under /account/tokens/ and only
-its owner can open it (anyone else: 404). Its calls are read from the log itself (there
+Its log takes the filters of a key's log, user agent and path among them (bounded to a
+day: the pages walk the usage_pat_time index and test each row's text), and its Caller:
+the token itself, the client tokens it minted, or both (PersonalTokenLogFilterForm). Its
+Download CSV is what the log lists, every page of it. A PAT is a person's, not a
+project's, so the page lives under /account/tokens/ and only its owner can open it, and
+its export (anyone else: 404). Its calls are read from the log itself (there
 is no per-PAT roll-up): a week of one person's calls is small next to a project's.
 """
 
@@ -15,8 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Max, Q
-from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
+from django.http import HttpResponse, HttpResponseBase
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -24,9 +27,16 @@ from accounts.decorators import login_required
 from accounts.http import AuthenticatedRequest
 from accounts.models import Membership, Project
 from apikeys.models import PersonalAccessToken
-from core.htmx import filters_without_secrets, render_page_or_fragment, wants_fragment
-from usage.forms import TextLogFilterForm
-from usage.key_usage import PAGE_SIZE, log_page_of
+from core.csv_stream import EXPORT_MAX_ROWS, csv_response
+from core.htmx import (
+    filters_without_secrets,
+    render_page_or_fragment,
+    url_with_query,
+    wants_fragment,
+)
+from usage.export import USAGE_CSV_HEADER, usage_csv_rows
+from usage.forms import PersonalTokenLogFilterForm
+from usage.key_usage import NEWEST_FIRST, OLDEST_FIRST, PAGE_SIZE, log_page_of
 from usage.models import Outcome, UsageRecord, UsageRecordQuerySet
 from usage.views import _pager
 
@@ -97,20 +107,32 @@ def pat_projects(pat: PersonalAccessToken, now: datetime) -> list[ProjectUse]:
     return [ProjectUse(projects.get(row["project"]), row["calls"], row["last"]) for row in rows]
 
 
-@require_GET
-@filters_without_secrets
-@login_required
-def personal_token_usage(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
-    pat = get_object_or_404(PersonalAccessToken.objects.for_user(request.user), pk=token_id)
-    form = TextLogFilterForm(request.GET)
-    page = None
-    context: dict[str, object] = {
+def _owned(request: AuthenticatedRequest, token_id: int) -> PersonalAccessToken:
+    """The person's own token (anyone else's, or none: 404)."""
+    return get_object_or_404(PersonalAccessToken.objects.for_user(request.user), pk=token_id)
+
+
+def _log_context(
+    request: AuthenticatedRequest, pat: PersonalAccessToken, form: PersonalTokenLogFilterForm
+) -> dict[str, object]:
+    return {
         "pat": pat,
         "form": form,
         # The log links a call to its project's page only where the person still is: the
         # log is also answered alone (htmx), so this is read for both.
         "member_of": set(Project.objects.for_user(request.user).values_list("pk", flat=True)),
+        "export_of": "this token",
     }
+
+
+@require_GET
+@filters_without_secrets
+@login_required
+def personal_token_usage(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
+    pat = _owned(request, token_id)
+    form = PersonalTokenLogFilterForm(request.GET)
+    page = None
+    context = _log_context(request, pat, form)
     address = None
     if form.is_valid():
         records = form.filters().apply(pat_calls(pat).select_related("project", "client_token"))
@@ -122,6 +144,9 @@ def personal_token_usage(request: AuthenticatedRequest, token_id: int) -> HttpRe
             oldest_first=form.oldest_first,
         )
         context["links"], address = _pager(request, form, page)  # type: ignore[arg-type]
+        export_url = reverse("usage:personal_token_usage_export", args=[pat.pk])
+        context["export_url"] = url_with_query(export_url, form.query())
+        context["export_max_rows"] = EXPORT_MAX_ROWS
     context["page"] = page
     if not wants_fragment(request):
         now = timezone.now()
@@ -136,4 +161,36 @@ def personal_token_usage(request: AuthenticatedRequest, token_id: int) -> HttpRe
         valid=page is not None,
         address=address or request.path,
         fragment_context={"filters_out_of_band": True},
+    )
+
+
+@require_GET
+@filters_without_secrets(page="usage:personal_token_usage")
+@login_required
+def personal_token_usage_export(request: AuthenticatedRequest, token_id: int) -> HttpResponseBase:
+    """The calls that the token's log with the same query string lists, every page of
+    them, in its order, as CSV (at most core.csv_stream.EXPORT_MAX_ROWS; the columns of
+    the project's call export). A pager cursor in the query is ignored."""
+    pat = _owned(request, token_id)
+    query = request.GET.copy()
+    for cursor in ("before", "after"):
+        query.pop(cursor, None)
+    form = PersonalTokenLogFilterForm(query)
+    if not form.is_valid():
+        # Only a hand-edited link gets here: the token's page, what is wrong beside its field.
+        now = timezone.now()
+        context = {
+            **_log_context(request, pat, form),
+            "page": None,
+            "tallies": pat_tallies(pat, now),
+            "projects": pat_projects(pat, now),
+            "now": now,
+        }
+        return render(request, TEMPLATE, context, status=400)
+    records = form.filters().apply(pat_calls(pat))
+    order = OLDEST_FIRST if form.oldest_first else NEWEST_FIRST
+    return csv_response(
+        header=USAGE_CSV_HEADER,
+        rows=usage_csv_rows(project=None, records=records, order=order),
+        filename=f"reminix-calls-token-{pat.pk}-{timezone.now():%Y-%m-%d}.csv",
     )

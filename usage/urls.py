@@ -11,6 +11,11 @@ urlpatterns = [
         name="personal_token_usage",
     ),
     path(
+        "account/tokens/<int:token_id>/usage/export.csv",
+        personal_token_usage.personal_token_usage_export,
+        name="personal_token_usage_export",
+    ),
+    path(
         "projects/<slug:slug>/settings/api-keys/<int:key_id>/usage/",
         views.api_key_usage,
         name="api_key_usage",

@@ -328,6 +328,7 @@ ACCOUNT_POLICY: dict[str, Rule] = {
     ),
     "apikeys:personal_token_revoke": Rule(get=PERSON, post=PERSON, args=pat),
     "usage:personal_token_usage": Rule(get=PERSON, args=pat),
+    "usage:personal_token_usage_export": Rule(get=PERSON, args=pat),
     "notifications:preferences": Rule(
         verified=POST,
         get=PERSON,

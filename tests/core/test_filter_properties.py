@@ -28,8 +28,12 @@ PAGES = {
         "client_token", "user_agent", "path", "before", "after",
     ),
     "usage:personal_token_usage": (
-        "agent", "outcome", "status", "ip", "since", "until", "client_token", "user_agent",
-        "path", "before", "after",
+        "agent", "outcome", "status", "ip", "caller", "since", "until", "client_token",
+        "user_agent", "path", "before", "after",
+    ),
+    "usage:personal_token_usage_export": (
+        "agent", "outcome", "status", "ip", "caller", "since", "until", "client_token",
+        "user_agent", "path", "before", "after",
     ),
     "apikeys:api_key_list": ("q", "sort", "page", "ended_page"),
     "alerts:flag_list": ("key",),
@@ -73,7 +77,7 @@ ODD_VALUES = [
 def url_of(name: str, project, key) -> str:
     if name.startswith("accounts:user_audit"):
         return reverse(name)
-    if name == "usage:personal_token_usage":
+    if name.startswith("usage:personal_token_usage"):
         from apikeys.services import personal_token_create
 
         pat, _ = personal_token_create(user=key.created_by, name="CLI", expires_at=None)

@@ -46,8 +46,8 @@ from usage.forms import (
     AddressPageForm,
     KeyLogFilterForm,
     OverviewFilterForm,
+    PersonalTokenLogFilterForm,
     ProjectLogFilterForm,
-    UsageFilterForm,
 )
 from usage.key_usage import Cursor
 from usage.models import UsageRecord
@@ -59,7 +59,8 @@ FORMS: dict[str, type[forms.Form]] = {
     "usage:api_key_usage": KeyLogFilterForm,
     "usage:project_calls": ProjectLogFilterForm,
     "usage:project_calls_export": ProjectLogFilterForm,
-    "usage:personal_token_usage": UsageFilterForm,
+    "usage:personal_token_usage": PersonalTokenLogFilterForm,
+    "usage:personal_token_usage_export": PersonalTokenLogFilterForm,
     "usage:api_key_addresses": AddressPageForm,
     "usage:api_key_token_addresses": AddressPageForm,
     "apikeys:client_token_list": ClientTokenFilterForm,
@@ -84,6 +85,7 @@ READ_BY_VIEW: dict[str, tuple[str, ...]] = {
 EXPORTS = {
     "usage:project_usage_export",
     "usage:project_calls_export",
+    "usage:personal_token_usage_export",
     "accounts:project_audit_csv",
     "accounts:user_audit_csv",
 }

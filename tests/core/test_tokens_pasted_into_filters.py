@@ -27,6 +27,7 @@ PAGES: list[tuple[str, str, str]] = [
     ("usage:project_calls_export", "project", "client_token"),
     ("usage:api_key_usage", "key", "client_token"),
     ("usage:personal_token_usage", "pat", "client_token"),
+    ("usage:personal_token_usage_export", "pat", "client_token"),
     ("accounts:project_audit", "project", "ip"),
     ("accounts:project_audit_csv", "project", "ip"),
     ("accounts:user_audit", "", "ip"),
@@ -41,6 +42,7 @@ EXPORTS = {name for name, _, _ in PAGES if "export" in name or name.endswith("_c
 PAGE_OF_EXPORT = {
     "usage:project_usage_export": "usage:project_usage",
     "usage:project_calls_export": "usage:project_calls",
+    "usage:personal_token_usage_export": "usage:personal_token_usage",
     "accounts:project_audit_csv": "accounts:project_audit",
     "accounts:user_audit_csv": "accounts:user_audit",
 }
