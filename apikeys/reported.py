@@ -131,16 +131,25 @@ def _end_reported_previous_secret(digest: str, reporter: Reporter) -> bool:
     return ended
 
 
+# The call logs' Caller for the token's own calls (usage.key_usage.CALLER_KEY and
+# usage.forms.CALLER_TOKEN: usage sits above apikeys, so it is said again here; the leak
+# email's test opens the link and checks it lists those calls).
+OWN_CALLS = {"key": "key", "pat": "token"}
+
+
 def _usage_url(token: Token) -> str:
-    """The page of the token's calls, where the owners look for calls they do not
-    recognise (a reported client token is audited, not mailed)."""
+    """The calls made with the token itself, where the owners look for calls they do not
+    recognise (a reported client token is audited, not mailed): what a leaked secret did,
+    the client tokens minted with it among them as its POSTs to /v1/client-tokens, not the
+    calls of its users' browsers, which would bury them.
+    """
     base = settings.DASHBOARD_URL.rstrip("/")
     if isinstance(token, PersonalAccessToken):
-        return base + reverse("usage:personal_token_usage", kwargs={"token_id": token.pk})
+        page = reverse("usage:personal_token_usage", kwargs={"token_id": token.pk})
+        return f"{base}{page}?caller={OWN_CALLS['pat']}"
     assert isinstance(token, ApiKey)
-    return base + reverse(
-        "usage:api_key_usage", kwargs={"slug": token.project.slug, "key_id": token.pk}
-    )
+    page = reverse("usage:api_key_usage", kwargs={"slug": token.project.slug, "key_id": token.pk})
+    return f"{base}{page}?caller={OWN_CALLS['key']}"
 
 
 def _recipients(token: Token) -> list[str]:

@@ -446,6 +446,23 @@ class ProjectLogFilterForm(TextLogFilterForm):
             ]
         )
 
+    def key_log_query(self) -> str:
+        """This log's filters as a key's log reads them, for its links to a key: the
+        key's calls this log lists. The token type becomes the key log's Caller; the key
+        is in the link's path, and a request id (which a key's log has no filter for)
+        is one call, whose row links to it."""
+        params = dict(parse_qsl(self.query()))
+        for name in ("key", "request_id"):
+            params.pop(name, None)
+        kind = params.pop("token_kind", "")
+        callers = {
+            TokenKind.API_KEY.value: CALLER_KEY,
+            TokenKind.CLIENT_TOKEN.value: CALLER_CLIENT_TOKENS,
+        }
+        if kind in callers:
+            params["caller"] = callers[kind]
+        return urlencode(params)
+
     def project_filters(self) -> ProjectLogFilters:
         data = self.cleaned_data
         return ProjectLogFilters(

@@ -266,9 +266,9 @@ def _overview_context(
                 }
                 for value, label in Stack.choices
             ],
-            # The table of keys counts the token type chosen: a key's link opens its log
-            # at that kind of call.
-            "key_log_caller": _KEY_LOG_CALLERS.get(overview.filters.token_kind, ""),
+            # A key's link opens its log at the calls the table counted for it: this range,
+            # outcome, address and kind of call.
+            "key_log_query": _key_log_query(overview),
             "addresses": [
                 {"row": row, **_address_link(request, form, overview, row.ip)}
                 for row in overview.top_addresses
@@ -289,19 +289,24 @@ def _address_link(
     if key is None:
         overview_url = reverse("usage:project_usage", args=[request.project.slug])
         return {"href": url_with_query(overview_url, form.query(ip=ip)), "htmx": True}
+    query = _key_log_query(overview, ip=ip)
+    key_url = reverse("usage:api_key_usage", args=[request.project.slug, key.pk])
+    return {"href": url_with_query(key_url, query), "htmx": False}
+
+
+def _key_log_query(overview: ProjectOverview, *, ip: str = "") -> str:
+    """A key's log narrowed to what the overview counted for it: its range (the per-key
+    filter takes whole minutes: the end rounded up, never cutting calls off), outcome,
+    address or network (`ip`, else the overview's), and token type as the log's Caller."""
     time_range = overview.time_range
     params = {
-        "ip": ip,
+        "ip": ip or overview.filters.ip,
         "since": f"{time_range.since:{DATETIME_INPUT}}",
-        # The per-key filter takes whole minutes: round the end up, never cut calls off.
         "until": f"{_ceil_minute(time_range.until):{DATETIME_INPUT}}",
+        "outcome": overview.filters.outcome,
+        "caller": _KEY_LOG_CALLERS.get(overview.filters.token_kind, ""),
     }
-    if overview.filters.outcome:
-        params["outcome"] = overview.filters.outcome
-    if caller := _KEY_LOG_CALLERS.get(overview.filters.token_kind, ""):
-        params["caller"] = caller
-    key_url = reverse("usage:api_key_usage", args=[request.project.slug, key.pk])
-    return {"href": url_with_query(key_url, urlencode(params)), "htmx": False}
+    return urlencode({name: value for name, value in params.items() if value})
 
 
 # The overview's token type as the key log's Caller takes it (a key's calls are never a
@@ -340,6 +345,8 @@ def project_calls_log(request: ProjectRequest) -> HttpResponse:
         )
         context["links"], address = _pager(request, form, page)
         context.update(_calls_export(request, form))
+        # A key's link in a row opens the key's calls this log lists.
+        context["key_log_query"] = form.key_log_query()
     context["page"] = page
     return render_page_or_fragment(
         request,

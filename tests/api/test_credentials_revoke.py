@@ -329,8 +329,10 @@ def test_the_leak_email_says_what_when_and_links_the_tokens_own_calls(
     if kind == "personal access token":
         pat, secret = personal_token_create(user=user, name="CLI")
         page = reverse("usage:personal_token_usage", kwargs={"token_id": pat.pk})
+        page += "?caller=token"  # its own calls, not its client tokens' (browsers')
     else:
         page = reverse("usage:api_key_usage", kwargs={"slug": project.slug, "key_id": key.pk})
+        page += "?caller=key"
         if kind == "rolled key's old secret":
             api_key_roll(api_key=key, by=user, overlap=timedelta(days=1))
     mail.outbox.clear()  # the token's "created" notice
@@ -346,8 +348,10 @@ def test_the_leak_email_says_what_when_and_links_the_tokens_own_calls(
     stranger.force_login(make_user(email="eve@example.com"))
     for link in links_in(email.body):
         path = link.removeprefix("https://dash.example.test")
-        assert owner.get(path).status_code == 200
+        opened = owner.get(path)
+        assert opened.status_code == 200
         if path == page:
+            assert opened.context["form"].filters().caller == "key"  # the token's own calls
             assert stranger.get(path).status_code == 404
 
 
