@@ -89,6 +89,9 @@ def api_key_json(key: ApiKey) -> dict[str, Any]:
         "createdAt": at(key.created_at),
         "expiresAt": at(key.expires_at),
         "lastUsedAt": at(key.last_used_at),
+        # Where that call came from, as the key list shows it beside the time: the key's
+        # own calls (a client token's call marks the client token).
+        "lastUsedIp": key.last_used_ip,
         # The key's own last refusal as revoked or expired, and its address: an ended key
         # still tried (the key list's "still tried"). Its client tokens' are not counted.
         "lastRefusedAt": at(key.last_refused_at),

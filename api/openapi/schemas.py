@@ -251,7 +251,17 @@ SCHEMAS: dict[str, Schema] = {
             },
             "createdAt": TIMESTAMP,
             "expiresAt": {**TIMESTAMP, "type": ["string", "null"]},
-            "lastUsedAt": {**TIMESTAMP, "type": ["string", "null"]},
+            "lastUsedAt": {
+                **TIMESTAMP,
+                "type": ["string", "null"],
+                "description": "The last successful call made with the key itself (its "
+                "client tokens' calls do not count). Updated at most once a minute; null "
+                "if never.",
+            },
+            "lastUsedIp": {
+                "type": ["string", "null"],
+                "description": "The address that call came from (IPv4 or IPv6).",
+            },
             "lastRefusedAt": {
                 **TIMESTAMP,
                 "type": ["string", "null"],

@@ -530,3 +530,28 @@ def test_an_ended_key_still_tried_says_when_and_from_where_it_was_last_refused(a
         assert shown["lastRefusedAt"] == key.last_refused_at.isoformat()
         assert shown["lastRefusedIp"] == "2001:db8::9"
         assert list(schema.iter_errors(shown)) == []
+
+
+def test_a_key_says_from_where_it_was_last_used_beside_when(admin):
+    """lastUsedAt came without its address, which the key list shows beside it ("from
+    …") and the API gave for its last refusal only: a script checking where a key is
+    used from had to open the dashboard. lastUsedIp: the address of the key's own last
+    successful call (its client tokens' mark them, not the key), null until it has one;
+    in the document's closed ApiKey."""
+    from jsonschema import Draft202012Validator
+
+    from api.openapi import openapi_document
+
+    created = assert_ok(admin.post("/v1/api-keys", {"name": "Server"}), 201)
+    url = f"/v1/api-keys/{created['id']}"
+    assert created["lastUsedAt"] is None and created["lastUsedIp"] is None
+    server = Api(Client(), created["secret"])
+    server.client.defaults["REMOTE_ADDR"] = "2001:db8::7"
+    assert_ok(server.post(INVOKE, {"prompt": "x"}))
+    key = ApiKey.objects.get()
+    assert key.last_used_at is not None and key.last_used_ip == "2001:db8::7"
+    schema = Draft202012Validator(openapi_document()["components"]["schemas"]["ApiKey"])
+    for shown in (assert_ok(admin.get(url)), assert_ok(admin.get("/v1/api-keys"))["data"][0]):
+        assert shown["lastUsedAt"] == key.last_used_at.isoformat()
+        assert shown["lastUsedIp"] == "2001:db8::7"
+        assert list(schema.iter_errors(shown)) == []
