@@ -37,6 +37,8 @@ USAGE_CSV_HEADER = csv_header(
     "user_agent",
     "request_id",
 )
+# A personal access token's calls span projects: its file names each call's, after the time.
+PERSONAL_TOKEN_CSV_HEADER = csv_header(TIME_COLUMN, "project", *USAGE_CSV_HEADER.names[1:])
 EXPORT_CHUNK = 2000
 NO_NAME = ("", "")
 
@@ -63,8 +65,9 @@ def usage_csv_rows(
     order: tuple[str, ...] = NEWEST_FIRST,
 ) -> Iterator[list[object]]:
     """`records` (of `project`, or of a personal access token: None) in `order`, newest
-    first by default, one list of cells per row (USAGE_CSV_HEADER). A PAT's rows name no
-    key, so none is looked up for them.
+    first by default, one list of cells per row (USAGE_CSV_HEADER; a PAT's,
+    PERSONAL_TOKEN_CSV_HEADER, with each call's project slug after its time). A PAT's
+    rows name no key, so none is looked up for them.
 
     Read in chunks through a database cursor (server-side on PostgreSQL), so a million
     rows never sit in memory at once, and no more than a file holds (export_bounded: the
@@ -80,7 +83,9 @@ def usage_csv_rows(
     keys: dict[int, tuple[str, str]] = {}
     project_keys = ApiKey.objects.for_project(project) if project else ApiKey.objects.none()
     pats: dict[int, tuple[str, str]] = {}
+    slugs: dict[int, str] = {}
     rows = records.order_by(*order).values_list(
+        "project_id",
         "created_at",
         "api_key_id",
         "personal_token_id",
@@ -98,14 +103,18 @@ def usage_csv_rows(
         "request_id",
     )
     for chunk in batched(export_bounded(rows).iterator(chunk_size=EXPORT_CHUNK), EXPORT_CHUNK):
-        _learn_names(keys, project_keys, {row[1] for row in chunk})
-        _learn_names(pats, PersonalAccessToken.objects.all(), {row[2] for row in chunk})
+        _learn_names(keys, project_keys, {row[2] for row in chunk})
+        _learn_names(pats, PersonalAccessToken.objects.all(), {row[3] for row in chunk})
+        if project is None:
+            wanted = {row[0] for row in chunk} - slugs.keys() - {None}
+            slugs.update(Project.objects.filter(pk__in=wanted).values_list("pk", "slug"))
         public_ids = dict(
             ClientToken.objects.filter(
-                pk__in={row[4] for row in chunk if row[4] is not None}
+                pk__in={row[5] for row in chunk if row[5] is not None}
             ).values_list("pk", "public_id")
         )
         for (
+            project_id,
             created_at,
             key_id,
             pat_id,
@@ -123,8 +132,10 @@ def usage_csv_rows(
             request_id,
         ) in chunk:
             name, hint = keys.get(key_id, NO_NAME) if key_id else pats.get(pat_id, NO_NAME)
+            where = [] if project is not None else [slugs.get(project_id, "")]
             yield [
                 created_at,
+                *where,
                 name,
                 hint,
                 kind,

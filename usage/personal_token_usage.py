@@ -34,7 +34,7 @@ from core.htmx import (
     url_with_query,
     wants_fragment,
 )
-from usage.export import USAGE_CSV_HEADER, usage_csv_rows
+from usage.export import PERSONAL_TOKEN_CSV_HEADER, usage_csv_rows
 from usage.forms import PersonalTokenLogFilterForm
 from usage.key_usage import NEWEST_FIRST, OLDEST_FIRST, PAGE_SIZE, log_page_of
 from usage.models import Outcome, UsageRecord, UsageRecordQuerySet
@@ -170,7 +170,7 @@ def personal_token_usage(request: AuthenticatedRequest, token_id: int) -> HttpRe
 def personal_token_usage_export(request: AuthenticatedRequest, token_id: int) -> HttpResponseBase:
     """The calls that the token's log with the same query string lists, every page of
     them, in its order, as CSV (at most core.csv_stream.EXPORT_MAX_ROWS; the columns of
-    the project's call export). A pager cursor in the query is ignored."""
+    the project's call export, and each call's project). A pager cursor in the query is ignored."""
     pat = _owned(request, token_id)
     query = request.GET.copy()
     for cursor in ("before", "after"):
@@ -190,7 +190,7 @@ def personal_token_usage_export(request: AuthenticatedRequest, token_id: int) ->
     records = form.filters().apply(pat_calls(pat))
     order = OLDEST_FIRST if form.oldest_first else NEWEST_FIRST
     return csv_response(
-        header=USAGE_CSV_HEADER,
+        header=PERSONAL_TOKEN_CSV_HEADER,
         rows=usage_csv_rows(project=None, records=records, order=order),
         filename=f"reminix-calls-token-{pat.pk}-{timezone.now():%Y-%m-%d}.csv",
     )

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Project
 from accounts.services import project_rename
+from apikeys.models import PersonalAccessToken
 from apikeys.services import client_token_create, personal_token_create
 from audit.export import CSV_HEADER as AUDIT_CSV_HEADER
 from core.csv_stream import (
@@ -413,6 +414,12 @@ def every_export(client: Any, project: Project) -> dict[str, Any]:
     return {
         "usage": client.get(reverse("usage:project_usage_export", args=slug)),
         "calls": client.get(reverse("usage:project_calls_export", args=slug)),
+        "token": client.get(
+            reverse(
+                "usage:personal_token_usage_export",
+                args=[PersonalAccessToken.objects.get(name="Laptop").pk],
+            )
+        ),
         "project audit": client.get(reverse("accounts:project_audit_csv", args=slug)),
         "user audit": client.get(reverse("accounts:user_audit_csv")),
     }
@@ -425,6 +432,8 @@ def test_every_export_names_its_columns_one_way(signed_in, project, user, world)
     }
     # The two exports of the usage log have the same columns, in the same order.
     assert headers["usage"] == headers["calls"] == list(USAGE_CSV_HEADER.names)
+    # A personal access token's: the same, and each call's project (its calls span them).
+    assert headers["token"] == [TIME_COLUMN, "project", *USAGE_CSV_HEADER.names[1:]]
     assert headers["project audit"] == headers["user audit"] == list(AUDIT_CSV_HEADER.names)
     for name, header in headers.items():
         assert all(SNAKE_CASE.fullmatch(column) for column in header), name

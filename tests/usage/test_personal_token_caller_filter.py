@@ -134,3 +134,22 @@ def test_the_token_itself_and_one_of_its_client_tokens_are_refused_together(
     assert response.status_code == 400
     field = caller_field(response.content.decode())
     assert "client token" in field and "token’s own" in field
+
+
+def test_the_export_names_each_calls_project_as_the_page_does(
+    signed_in: Client, project: Project, pat: PersonalAccessToken, calls: Any
+) -> None:
+    """A PAT's calls span projects, and its page names each call's: the file does too
+    (the project's export needs no such column: its rows are all of one)."""
+    import csv
+    import io
+
+    response = signed_in.get(usage_url(pat), {"caller": "client_tokens"})
+    export = signed_in.get(log_export_link(response))
+    body = b"".join(export.streaming_content).decode().lstrip("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(body)))
+    assert [(row["project"], row["client_token_id"] != "") for row in rows] == [
+        (project.slug, True),
+        (project.slug, True),
+    ]
+    assert [row["key_name"] for row in rows] == ["CI", "CI"]
