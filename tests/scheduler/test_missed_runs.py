@@ -1,0 +1,107 @@
+"""A scheduler back after downtime runs each job that missed its slot once, soon after it
+starts, not once per missed slot; the daily ones one at a time, the partitions job first."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from scheduler import runner
+from scheduler.jobs import DAY, jobs
+from scheduler.models import ScheduledJob
+from scheduler.runner import Scheduler
+
+DAILY = [job.name for job in jobs() if job.every == DAY]
+
+
+def left_by_a_run_days_ago(days: int) -> None:
+    """Each job's row as its last run before the downtime left it: the next slot set, then
+    never reached (the machine, or the scheduler, was down)."""
+    then = timezone.now() - timedelta(days=days)
+    for job in jobs():
+        ScheduledJob.objects.create(
+            name=job.name,
+            next_run_at=job.next_after(then),
+            last_started_at=then,
+            last_finished_at=then,
+            last_succeeded=True,
+            runs=1,
+        )
+
+
+class HeldRuns:
+    """Stands in for the jobs' commands: a daily job's run goes on until let go, as a long
+    prune would, so the test sees which run at the same time; the others end at once."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started: list[str] = []
+        self.gates: dict[str, threading.Event] = {}
+        self.lock = threading.Lock()
+        self.ended = False
+        real_run_job = runner.run_job
+
+        def run_job(job, **kw):
+            if job.name not in DAILY:
+                return real_run_job(job, call=lambda *args: None, **kw)
+            gate = threading.Event()
+            with self.lock:
+                self.started.append(job.name)
+                self.gates[job.name] = gate
+                if self.ended:
+                    gate.set()
+            return real_run_job(job, call=lambda *args: gate.wait(30), **kw)
+
+        monkeypatch.setattr(runner, "run_job", run_job)
+
+    def end_all(self) -> None:
+        with self.lock:
+            self.ended = True
+            for gate in self.gates.values():
+                gate.set()
+
+    def let_go(self, name: str, scheduler: Scheduler) -> None:
+        self.gates[name].set()
+        scheduler.running[name].join(10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_downtime_the_daily_jobs_run_once_each_one_at_a_time_partitions_first(
+    monkeypatch,
+):
+    """Down for 20 days (more than the 14 days of partitions made ahead): every daily job
+    had missed its slot, and all of them started at the first look, together (prune_usage's
+    catch-up beside four other prunes and the partitions job), where each is normally 5 to
+    35 minutes from the next. Now the first look starts the partitions job (today's calls
+    land in the default partition until it runs), and each other missed daily job starts
+    once the one before it has ended, once each, not once per missed day."""
+    left_by_a_run_days_ago(20)
+    runs = HeldRuns(monkeypatch)
+    scheduler = Scheduler()
+    now = timezone.now()
+    try:
+        first = scheduler.run_due(now=now)
+        assert [name for name in first if name in DAILY] == ["ensure_usage_partitions"]
+        order = ["ensure_usage_partitions"]
+        for look in range(1, 20):
+            started = [
+                n for n in scheduler.run_due(now=now + timedelta(seconds=look)) if n in DAILY
+            ]
+            assert len(started) <= 1, started
+            if not started:
+                runs.let_go(order[-1], scheduler)
+                continue
+            order += started
+        assert order == ["ensure_usage_partitions"] + [n for n in DAILY if n != order[0]]
+        runs.let_go(order[-1], scheduler)
+        assert not [n for n in scheduler.run_due(now=now + timedelta(minutes=2)) if n in DAILY], (
+            "a missed daily job ran again"
+        )
+    finally:
+        runs.end_all()
+        scheduler.wait(10)
+    for name in DAILY:
+        row = ScheduledJob.objects.get(name=name)
+        assert row.runs == 2 and row.next_run_at > now, name
