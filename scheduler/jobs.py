@@ -27,6 +27,13 @@ class Job:
     lease: int = HOUR  # seconds; longer than any run, so a live run is never taken over
     offset: int = 0  # seconds after each point of the clock
 
+    @property
+    def catches_up_in_turn(self) -> bool:
+        """A daily job that missed its slot (the scheduler was down) runs once, soon after
+        the scheduler is back, one such at a time (scheduler.runner.Scheduler.run_due):
+        their slots keep them minutes apart, a catch-up of days brings them together."""
+        return self.every >= DAY
+
     def next_after(self, moment: datetime) -> datetime:
         """The first run time strictly after `moment`."""
         epoch = moment.timestamp() - self.offset

@@ -58,6 +58,10 @@ STOP_GRACE_SECONDS = 5.0
 # length ahead as a clock's mistake, at once, and this leaves hosts half a lease of skew.
 CUT_LEASE_SECONDS = 60
 CUT_LEASE_MARGIN_SECONDS = 30
+# A run claimed more than this after its slot missed the slot (the scheduler, or its
+# machine, was down): a daily one then waits its turn (Scheduler.run_due). A look is a
+# second; a database that answers again within the minute leaves its run on time.
+LATE_SECONDS = 60
 # SQLite has one writer at a time: there, the jobs of one scheduler take turns.
 _sqlite_turns = threading.Lock()
 
@@ -68,8 +72,9 @@ def holder_name() -> str:
     return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-def claim(job: Job, *, now: datetime, holder: str) -> bool:
+def claim(job: Job, *, now: datetime, holder: str, late: bool = True) -> bool:
     """Take `job` for one run if it is due and nobody holds it (True: run it now).
+    `late` False: only a run on time, not one whose slot was missed (_missed()).
 
     A clock that ran ahead and was put right (a host without NTP at boot, a manual fix)
     leaves times no clock reading `now` could have set: a next run more than one interval
@@ -81,9 +86,9 @@ def claim(job: Job, *, now: datetime, holder: str) -> bool:
     is one interval after a moment this host's clock has not reached yet."""
     with contextlib.suppress(IntegrityError):  # another scheduler made the row first
         ScheduledJob.objects.get_or_create(name=job.name, defaults={"next_run_at": now})
-    due = Q(next_run_at__lte=now) | Q(
-        next_run_at__gt=now + timedelta(seconds=job.every) + lease_of(job)
-    )
+    due = Q(next_run_at__lte=now, next_run_at__gte=now - timedelta(seconds=LATE_SECONDS))
+    if late:
+        due |= _missed(job, now)
     free = (
         Q(lease_until__isnull=True)
         | Q(lease_until__lte=now)
@@ -95,6 +100,21 @@ def claim(job: Job, *, now: datetime, holder: str) -> bool:
         last_started_at=now,
     )
     return taken == 1
+
+
+def _missed(job: Job, now: datetime) -> Q:
+    """A slot passed more than LATE_SECONDS ago, or one no clock reading `now` could have
+    set (claim()): both are runs the job owes, due now."""
+    return Q(next_run_at__lt=now - timedelta(seconds=LATE_SECONDS)) | Q(
+        next_run_at__gt=now + timedelta(seconds=job.every) + lease_of(job)
+    )
+
+
+def missed_its_slot(job: Job, *, now: datetime) -> bool:
+    """Whether `job`'s row holds a missed slot (_missed()). Asked of a job just claimed:
+    the claim leaves next_run_at as it was, and no other scheduler changes it while the
+    lease is held."""
+    return ScheduledJob.objects.filter(_missed(job, now), name=job.name).exists()
 
 
 def renew(job: Job, *, holder: str) -> bool:
@@ -279,6 +299,10 @@ class Scheduler:
         # set: the loop runs for months, and one entry per failure grew without end.
         self.failed: set[str] = set()
         self.unreachable = False
+        # The daily job catching up on a missed slot in this scheduler, and until when
+        # the others wait for it (its lease's length: a run that hangs holds none of them
+        # back for good).
+        self._catching_up: tuple[str, float] | None = None
         # The looks for due jobs (one a second) say the database is away at the first,
         # then once a minute, not at every look.
         self._outage = OutageLog(
@@ -289,16 +313,25 @@ class Scheduler:
         )
 
     def run_due(self, now: datetime | None = None) -> list[str]:
-        """Start every job that is due and free; the names of those started."""
+        """Start every job that is due and free; the names of those started.
+
+        A daily job that missed its slot (Job.catches_up_in_turn) starts only while no
+        other such catch-up runs in this scheduler: after downtime they run one after
+        the other, in the order of jobs() (the partitions first), each once."""
         now = now or timezone.now()
         claimed = []
+        catching_up = self._still_catching_up()
         for job in self.jobs:
             thread = self.running.get(job.name)
             if thread is not None and thread.is_alive():
                 continue
+            late = not (job.catches_up_in_turn and catching_up)
             try:
-                if claim(job, now=now, holder=self.holder):
+                if claim(job, now=now, holder=self.holder, late=late):
                     claimed.append(job)
+                    if job.catches_up_in_turn and late and missed_its_slot(job, now=now):
+                        catching_up = True
+                        self._catching_up = (job.name, time.monotonic() + job.lease)
             except DatabaseError:
                 self._outage.failed(time.monotonic())
                 self.unreachable = True
@@ -317,6 +350,13 @@ class Scheduler:
             thread.start()
             started.append(job.name)
         return started
+
+    def _still_catching_up(self) -> bool:
+        if self._catching_up is None:
+            return False
+        name, until = self._catching_up
+        thread = self.running.get(name)
+        return thread is not None and thread.is_alive() and time.monotonic() < until
 
     def _run(self, job: Job) -> None:
         if not _run_in_thread(job, self.holder, self.stopping):

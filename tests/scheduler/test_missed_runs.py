@@ -4,13 +4,14 @@ starts, not once per missed slot; the daily ones one at a time, the partitions j
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
 from scheduler import runner
-from scheduler.jobs import DAY, jobs
+from scheduler.jobs import DAY, Job, jobs
 from scheduler.models import ScheduledJob
 from scheduler.runner import Scheduler
 
@@ -105,3 +106,91 @@ def test_after_downtime_the_daily_jobs_run_once_each_one_at_a_time_partitions_fi
     for name in DAILY:
         row = ScheduledJob.objects.get(name=name)
         assert row.runs == 2 and row.next_run_at > now, name
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_schedulers_back_after_downtime_run_the_partitions_job_once(monkeypatch):
+    """Two instances start at the same moment: the partitions job runs in one of them (its
+    lease), and each instance catches up one missed daily job at a time."""
+    left_by_a_run_days_ago(20)
+    runs = HeldRuns(monkeypatch)
+    one, other = Scheduler(holder="one"), Scheduler(holder="other")
+    now = timezone.now()
+    try:
+        first = [n for n in one.run_due(now=now) if n in DAILY]
+        for name, thread in one.running.items():
+            if name not in DAILY:  # SQLite: their ends write while the other one looks
+                thread.join(10)
+        second = [n for n in other.run_due(now=now) if n in DAILY]
+        assert first == ["ensure_usage_partitions"] and second == ["prune_usage"]
+        assert not [n for n in other.run_due(now=now + timedelta(seconds=1)) if n in DAILY]
+    finally:
+        runs.end_all()
+        one.wait(10)
+        other.wait(10)
+    assert runs.started.count("ensure_usage_partitions") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_missed_daily_job_that_hangs_holds_the_others_back_only_for_its_lease(monkeypatch):
+    """A catch-up that never ends (a statement with no timeout) would otherwise keep every
+    other missed daily job waiting for good: none of them is ever on time again."""
+    hangs = Job("hangs", ("check",), every=DAY, lease=1)
+    after = Job("after", ("check",), every=DAY, lease=1)
+    then = timezone.now() - timedelta(days=3)
+    for job in (hangs, after):
+        ScheduledJob.objects.create(name=job.name, next_run_at=job.next_after(then))
+    gate = threading.Event()
+    real_run_job = runner.run_job
+    monkeypatch.setattr(
+        runner, "run_job", lambda job, **kw: real_run_job(job, call=lambda *a: gate.wait(30), **kw)
+    )
+    scheduler = Scheduler([hangs, after])
+    try:
+        assert scheduler.run_due() == ["hangs"]
+        assert scheduler.run_due() == []
+        time.sleep(1.1)
+        assert scheduler.run_due() == ["after"]
+    finally:
+        gate.set()
+        scheduler.wait(10)
+
+
+FAR = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_dated_in_the_year_9999_holds_no_daily_job_back(monkeypatch):
+    """A bad row (a next run, a lease and a last run in 9999) is no schedule any clock
+    could have set: the job runs at the first look, once, then at its time."""
+    daily = Job("daily", ("check",), every=DAY, offset=300)
+    ScheduledJob.objects.create(
+        name="daily",
+        next_run_at=FAR,
+        lease_holder="gone",
+        lease_until=FAR,
+        last_started_at=FAR,
+        last_finished_at=FAR,
+    )
+    scheduler = Scheduler([daily])
+    assert scheduler.run_due() == ["daily"]
+    scheduler.wait(10)
+    row = ScheduledJob.objects.get(name="daily")
+    assert row.last_succeeded and row.next_run_at <= timezone.now() + timedelta(days=1)
+    assert scheduler.run_due() == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("back", [timedelta(hours=2), timedelta(days=3), timedelta(days=365)])
+def test_a_clock_put_back_holds_a_daily_job_back_one_day_and_its_lease_at_most(back):
+    """A VM restored from a snapshot reads a time before the rows' next runs: the job runs
+    once its clock reaches that next run or, for a clock put further back than a day and
+    a lease, at once."""
+    daily = Job("daily", ("check",), every=DAY, offset=300)
+    real = timezone.now()
+    ScheduledJob.objects.create(name="daily", next_run_at=daily.next_after(real))
+    restored = real - back
+    latest = restored + timedelta(seconds=DAY) + runner.lease_of(daily)
+    scheduler = Scheduler([daily], holder="restored")
+    assert scheduler.run_due(now=latest) == ["daily"]
+    scheduler.wait(10)

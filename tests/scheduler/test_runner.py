@@ -393,7 +393,7 @@ def test_a_database_away_for_minutes_is_a_warning_a_minute_not_one_per_look(
 
     away = True
 
-    def claim_or_fail(job: Job, *, now: datetime, holder: str) -> bool:
+    def claim_or_fail(job: Job, *, now: datetime, holder: str, late: bool = True) -> bool:
         if away:
             raise OperationalError("could not connect to server")
         return False
