@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from scheduler import runner
@@ -194,3 +195,26 @@ def test_a_clock_put_back_holds_a_daily_job_back_one_day_and_its_lease_at_most(b
     scheduler = Scheduler([daily], holder="restored")
     assert scheduler.run_due(now=latest) == ["daily"]
     scheduler.wait(10)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "column", ["next_run_at", "lease_until", "last_started_at", "last_finished_at"]
+)
+def test_a_row_dated_past_what_python_reads_holds_no_job_back(column):
+    """PostgreSQL keeps 'infinity' and years past 9999 in a timestamp, which Python cannot
+    read: claim() read the whole row (get_or_create) at every look and failed, so that job
+    and every job after it in jobs() never ran again, the log saying that the database did
+    not answer. (On SQLite, where the row is text, the test passed already.)"""
+    bad, after = Job("bad", ("check",), every=DAY), Job("after", ("check",), every=DAY)
+    ScheduledJob.objects.create(name="bad", next_run_at=timezone.now() - timedelta(days=3))
+    never = "infinity" if connection.vendor == "postgresql" else "10000-01-01 00:00:00"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE scheduler_scheduledjob SET {column} = %s WHERE name = 'bad'", [never]
+        )
+    scheduler = Scheduler([bad, after])
+    assert sorted(scheduler.run_due()) == ["after", "bad"]
+    scheduler.wait(10)
+    row = ScheduledJob.objects.get(name="bad")
+    assert row.last_succeeded and row.next_run_at <= timezone.now() + timedelta(days=1)
