@@ -48,10 +48,9 @@ class HeldRuns:
         def run_job(job, **kw):
             if job.name not in DAILY:
                 return real_run_job(job, call=lambda *args: None, **kw)
-            gate = threading.Event()
             with self.lock:
                 self.started.append(job.name)
-                self.gates[job.name] = gate
+                gate = self.gates.setdefault(job.name, threading.Event())
                 if self.ended:
                     gate.set()
             return real_run_job(job, call=lambda *args: gate.wait(30), **kw)
@@ -65,7 +64,8 @@ class HeldRuns:
                 gate.set()
 
     def let_go(self, name: str, scheduler: Scheduler) -> None:
-        self.gates[name].set()
+        with self.lock:  # its thread may not have reached its command yet
+            self.gates.setdefault(name, threading.Event()).set()
         scheduler.running[name].join(10)
 
 
