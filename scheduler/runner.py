@@ -84,8 +84,11 @@ def claim(job: Job, *, now: datetime, holder: str, late: bool = True) -> bool:
     (hosts differ by seconds; a lease is ten minutes or more) from taking a live run, or
     from running again at once a job another host has just finished: that one's next run
     is one interval after a moment this host's clock has not reached yet."""
-    with contextlib.suppress(IntegrityError):  # another scheduler made the row first
-        ScheduledJob.objects.get_or_create(name=job.name, defaults={"next_run_at": now})
+    # The row is never read whole: a time Python cannot read (PostgreSQL's 'infinity', a
+    # year past 9999) failed every look, holding back this job and every later one.
+    if not ScheduledJob.objects.filter(name=job.name).exists():
+        with contextlib.suppress(IntegrityError), transaction.atomic():
+            ScheduledJob.objects.create(name=job.name, next_run_at=now)  # unless another did
     due = Q(next_run_at__lte=now, next_run_at__gte=now - timedelta(seconds=LATE_SECONDS))
     if late:
         due |= _missed(job, now)
