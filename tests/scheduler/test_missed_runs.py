@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
@@ -218,3 +219,16 @@ def test_a_row_dated_past_what_python_reads_holds_no_job_back(column):
     scheduler.wait(10)
     row = ScheduledJob.objects.get(name="bad")
     assert row.last_succeeded and row.next_run_at <= timezone.now() + timedelta(days=1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_scheduler_once_from_cron_catches_up_one_missed_daily_job_a_call(capsys):
+    """`run_scheduler --once` every minute from cron: each call a scheduler of its own,
+    each runs the partitions job first, then one other missed daily job a call."""
+    left_by_a_run_days_ago(20)
+    call_command("run_scheduler", "--once")
+    first = capsys.readouterr().out
+    call_command("run_scheduler", "--once")
+    second = capsys.readouterr().out
+    assert [n for n in DAILY if n in first] == ["ensure_usage_partitions"]
+    assert [n for n in DAILY if n in second] == ["prune_usage"]
