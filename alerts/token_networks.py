@@ -9,7 +9,7 @@ After its batches it sends each PAT with new networks not yet told one notice li
 at most one per PAT per NOTICE_EVERY (the rest wait for the next run past it), recorded in
 the person's audit log. A PAT keeps at most TOKEN_NETWORKS_KEPT networks, making room by
 forgetting the oldest it told of, then its latest first-day ones down to half; a run learns
-at most about NEW_NETWORKS_PER_RUN of a PAT's (as of a key's), passes over the rest of its
+at most NEW_NETWORKS_PER_RUN of a PAT's (as of a key's), passes over the rest of its
 calls, and its notice then says "or more", as it does of networks left out for want of
 room. Nothing is sent for a revoked PAT or an inactive (deleted) account, nor about
 networks older than NOTICE_WITHIN. Each PAT's notice is on its own: one that fails is given
@@ -53,12 +53,14 @@ NOTICE_EVERY = timedelta(hours=1)
 # first-day networks down to half of them; a network forgotten and used again is told
 # again, at most once an hour as any.
 TOKEN_NETWORKS_KEPT = 10_000
-# A run stops reading a PAT's calls' networks once it has met this many it never used in
-# the run, as it does a key's (alerts/detection/new_networks.py): working out and learning
-# a network is most of the cost of a call, and a flood of 200,000 calls from new /48s on
-# one PAT held every tenant's detection behind it. Past it, its person's notice says "or
-# more"; the next run reads the PAT's networks again. Networks in its first day count too:
-# told to nobody, they cost the same.
+# A run counts and learns at most this many networks a PAT never used, as a key's
+# (alerts/detection/new_networks.py): the call that meets one more is passed over, and
+# from the next batch on its calls' networks are not even worked out. Working out and
+# learning a network is most of the cost of a call, and a flood of 200,000 calls from new
+# /48s on one PAT held every tenant's detection behind it. Past it, its person's notice
+# says "or more"; the next run reads the PAT's networks again. Networks in its first day
+# count too: told to nobody, they cost the same. (The bound was checked after each batch
+# of BATCH_SIZE rows, so a flood's first batch was learnt whole: 9,756 networks.)
 NEW_NETWORKS_PER_RUN = 1_000
 # New networks not told within this long (the PAT revoked, the mail server down) are not.
 NOTICE_WITHIN = timedelta(days=1)
@@ -74,7 +76,7 @@ class RunMemory:
 
     # Networks each PAT had not used, met in the run (learnt or not).
     found: dict[int, int] = field(default_factory=dict)
-    # The PATs past NEW_NETWORKS_PER_RUN: the rest of the run passes over their calls.
+    # The PATs at NEW_NETWORKS_PER_RUN: the rest of the run passes over their calls.
     unread: set[int] = field(default_factory=set)
     # Those of them whose calls were passed over, their networks to tell marked "or more".
     passed: set[int] = field(default_factory=set)
@@ -94,7 +96,10 @@ def token_networks_learn(rows: list[dict[str, Any]], *, now: datetime, run: RunM
     passed = {r["personal_token_id"] for r in direct if r["personal_token_id"] in run.unread}
     if passed:
         direct = [r for r in direct if r["personal_token_id"] not in run.unread]
-    or_more = _learn(direct, now, run) if direct else set()
+    or_more: set[int] = set()
+    if direct:
+        or_more, passed_now = _learn(direct, now, run)
+        passed |= passed_now
     # Once per run for a PAT passed over: its calls passed over may be from new networks.
     or_more |= passed - run.passed
     run.passed |= passed
@@ -104,9 +109,12 @@ def token_networks_learn(rows: list[dict[str, Any]], *, now: datetime, run: RunM
         ).update(at_least=True)
 
 
-def _learn(direct: list[dict[str, Any]], now: datetime, run: RunMemory) -> set[int]:
-    """Learn the networks of `direct` and count them in `run`; the PATs with a new network
-    they had no room for."""
+def _learn(
+    direct: list[dict[str, Any]], now: datetime, run: RunMemory
+) -> tuple[set[int], set[int]]:
+    """Learn the networks of `direct` and count them in `run`, each PAT's up to
+    NEW_NETWORKS_PER_RUN in the run; the PATs with a new network they had no room for,
+    and those with a call passed over, from a network met past that bound."""
     # Each call's network once: working it out is most of learning it.
     networks = [network_around(r["ip"]) for r in direct]
     known, first_uses, held = learnt_before(
@@ -117,10 +125,17 @@ def _learn(direct: list[dict[str, Any]], now: datetime, run: RunMemory) -> set[i
         values=set(networks),
     )
     learnt = []
+    # Counted as they come, not after the batch: a flood's first batch (BATCH_SIZE rows)
+    # was learnt whole, 9,756 networks for a bound of 1,000.
+    found, passed = run.found, set()
     for r, network in zip(direct, networks, strict=True):
         token_id, when = r["personal_token_id"], r["created_at"]
         if network in known[token_id]:
             continue
+        if found.get(token_id, 0) >= NEW_NETWORKS_PER_RUN:
+            passed.add(token_id)
+            continue
+        found[token_id] = found.get(token_id, 0) + 1
         known[token_id].add(network)
         first_use = first_uses.setdefault(token_id, when)
         first_uses[token_id] = min(first_use, when)
@@ -137,11 +152,8 @@ def _learn(direct: list[dict[str, Any]], now: datetime, run: RunMemory) -> set[i
         )
     kept, left_out = _within_memory(learnt, held, now)
     TokenNetwork.objects.bulk_create(kept, ignore_conflicts=True)
-    for token_id, count in Counter(n.personal_token_id for n in learnt).items():
-        run.found[token_id] = run.found.get(token_id, 0) + count
-        if run.found[token_id] >= NEW_NETWORKS_PER_RUN:
-            run.unread.add(token_id)
-    return left_out
+    run.unread |= {t for t in found if found[t] >= NEW_NETWORKS_PER_RUN}
+    return left_out, passed
 
 
 def _within_memory(

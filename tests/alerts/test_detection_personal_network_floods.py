@@ -84,9 +84,10 @@ def test_a_pats_bound_per_run_is_a_keys():
 
 
 def test_a_flooded_pat_stops_costing_the_run_once_past_the_limit(pats, monkeypatch):
-    """Batches of 8 rows, 6 of them the flooded PAT's: its first two batches meet 12 new
-    networks (past LIMIT); from the third batch on, its calls' networks are neither worked
-    out nor learnt, and its person is told of 12 "or more"."""
+    """Batches of 8 rows, 6 of them the flooded PAT's: its second batch reaches LIMIT new
+    networks, having worked out its 12 calls' networks; from the third batch on, its
+    calls' networks are neither worked out nor learnt, and its person is told of LIMIT
+    "or more"."""
     monkeypatch.setattr(token_networks, "NEW_NETWORKS_PER_RUN", LIMIT)
     flooded, theirs = pats
     usage_write(interleaved(flooded, theirs, floods=60, their_networks=12))
@@ -95,11 +96,11 @@ def test_a_flooded_pat_stops_costing_the_run_once_past_the_limit(pats, monkeypat
     detect(now=NOW, batch_size=8)
 
     assert [a for a in asked if ":" in a] == [flood_ip(n) for n in range(12)]
-    assert TokenNetwork.objects.filter(personal_token=flooded).count() == 1 + 12
+    assert TokenNetwork.objects.filter(personal_token=flooded).count() == 1 + LIMIT
     body = notice_to("ada@example.com")
-    assert "used from 12 or more networks it had never been used from" in body
+    assert f"used from {LIMIT} or more networks it had never been used from" in body
     event = AuditEvent.objects.get(action="personal_token.new_network", target_id=str(flooded.pk))
-    assert (event.metadata["count"], event.metadata["at_least"]) == (12, True)
+    assert (event.metadata["count"], event.metadata["at_least"]) == (LIMIT, True)
 
 
 def test_the_other_persons_notice_is_whole_in_the_run_a_pat_floods(pats, monkeypatch):
@@ -131,7 +132,7 @@ def test_the_next_run_reads_the_flooded_pats_networks_again(pats, monkeypatch):
     detect(now=NOW + timedelta(minutes=1), batch_size=8)
 
     assert [a for a in asked if ":" in a] == [flood_ip(n) for n in range(100, 116)]
-    assert TokenNetwork.objects.filter(personal_token=flooded).count() == 1 + 12 + 16
+    assert TokenNetwork.objects.filter(personal_token=flooded).count() == 1 + LIMIT + LIMIT
 
 
 def test_a_pat_just_at_the_limit_with_nothing_unread_is_told_its_exact_count(pats, monkeypatch):
@@ -162,5 +163,40 @@ def test_a_pat_flooded_in_its_first_day_costs_the_run_no_more(make_user, monkeyp
     detect(now=NOW, batch_size=8)
 
     assert len(asked) == 16
-    assert TokenNetwork.objects.filter(personal_token=pat).count() == 16
+    assert TokenNetwork.objects.filter(personal_token=pat).count() == LIMIT
     assert mail.outbox == []
+
+
+def test_a_pats_bound_holds_within_a_batch(pats, monkeypatch):
+    """The bound was checked after each batch, so a flood's first batch was learnt whole
+    (9,756 networks of a batch of 10,000 rows, for a bound of 1,000): in one batch of 60
+    calls from new networks the PAT learns LIMIT, and is told of them "or more"."""
+    monkeypatch.setattr(token_networks, "NEW_NETWORKS_PER_RUN", LIMIT)
+    flooded, theirs = pats
+    usage_write(interleaved(flooded, theirs, floods=60, their_networks=0))
+
+    detect(now=NOW)
+
+    learnt = TokenNetwork.objects.filter(personal_token=flooded).exclude(network="203.0.113.0/24")
+    assert sorted(learnt.values_list("network", flat=True)) == sorted(
+        str(ipaddress.ip_network(f"{flood_ip(n)}/48", strict=False)) for n in range(LIMIT)
+    )
+    assert f"used from {LIMIT} or more networks it had never been used from" in notice_to(
+        "ada@example.com"
+    )
+    assert "or more" not in notice_to("grace@example.com")
+
+
+def test_a_pat_at_the_bound_in_a_batch_is_told_its_exact_count_without_more_calls(
+    pats, monkeypatch
+):
+    monkeypatch.setattr(token_networks, "NEW_NETWORKS_PER_RUN", LIMIT)
+    flooded, _ = pats
+    usage_write([usage_call(NOW - timedelta(minutes=5), pat=flooded, ip=flood_ip(n % LIMIT))
+                 for n in range(3 * LIMIT)])  # fmt: skip
+
+    detect(now=NOW)
+
+    body = notice_to("ada@example.com")
+    assert f"used from {LIMIT} networks it had never been used from" in body
+    assert "or more" not in body
