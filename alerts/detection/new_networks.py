@@ -1,9 +1,11 @@
 """new_network (medium): a key succeeds from a /24 (IPv4) or /48 (IPv6) it has never used,
 after its learning period; one open alert per key, high at NEW_NETWORKS_HIGH networks.
-A key counts and learns at most NEW_NETWORKS_PER_RUN new networks in a run: past them its
-calls are passed over (not counted, not learnt) and its alert counts "or more". The batch
-in which it reaches them has worked out the networks of all its calls already; from the
-next batch on, once its alert is raised, they are not even worked out.
+A key counts and learns at most NEW_NETWORKS_PER_RUN new networks in a run, those of its
+learning period among them (told to nobody, they cost the same; its servers call again
+within it, and a later run learns them): past them its calls are passed over (not counted,
+not learnt) and its alert, if any, counts "or more". The batch in which it reaches them
+has worked out the networks of all its calls already; from the next batch on (once its
+alert is raised, if it has one to raise), they are not even worked out.
 A key whose memory is full (KEY_NETWORKS_KEPT) says so in its alert, which is high: once
 a person acknowledges that alert, networks past the memory are no longer reported, until
 the key is rolled (`_told_full`).
@@ -50,11 +52,13 @@ def _firsts(
     per (project, key), each new value's first call past the key's learning period (its
     first use and the new-network grace), to be told. `known` and `first_uses` are the
     keys' so far, and grow. Values are learnt while the kind is off, so turning it on
-    flags only what is new from then on. `most`: per key, how many it may find; past
-    them its new values are neither found nor learnt, and the keys that had one are the
-    third thing returned."""
+    flags only what is new from then on. `most`: per key, how many values it may learn,
+    found or not (in its learning period, or with the kind off, they cost the same);
+    past them its values not known are neither found nor learnt, and the keys that had
+    one are the third thing returned."""
     learnt: list[tuple[int, str, datetime]] = []
     findings: Findings = defaultdict(dict)
+    met: dict[int, int] = defaultdict(int)
     stopped: set[int] = set()
     passed: set[int] = set()
     for r in direct:
@@ -68,14 +72,14 @@ def _firsts(
         first_uses[key_id] = min(first_use, when)
         known[key_id].add(seen)
         learnt.append((key_id, seen, when))
+        met[key_id] += 1
+        if most is not None and met[key_id] >= most.get(key_id, met[key_id] + 1):
+            stopped.add(key_id)
         project_rules = rules[r["project_id"]]
         if project_rules.on(Flag.Kind.NEW_NETWORK) and (
             when - first_use > project_rules.new_network_grace
         ):
-            found = findings[(r["project_id"], key_id)]
-            found[seen] = r
-            if most is not None and len(found) >= most.get(key_id, len(found) + 1):
-                stopped.add(key_id)
+            findings[(r["project_id"], key_id)][seen] = r
     return learnt, findings, passed
 
 
@@ -101,11 +105,13 @@ def _new_networks(
         owner_ids=key_ids,
         values=set(networks.values()),
     )
-    # At most NEW_NETWORKS_PER_RUN found a key in the run, counting the batches before.
+    # At most NEW_NETWORKS_PER_RUN met by a key in the run, counting the batches before.
     room = {k: NEW_NETWORKS_PER_RUN - result.networks_found.get(k, 0) for k in key_ids}
     learnt, findings, passed = _firsts(
         direct, lambda r: networks[r["id"]], known, first_uses, rules, most=room
     )
+    for key_id, _, _ in learnt:
+        result.networks_found[key_id] = result.networks_found.get(key_id, 0) + 1
     learnt, unkept = _within_memory(learnt, held)
     KeyNetwork.objects.bulk_create(
         [KeyNetwork(api_key_id=k, network=n, first_seen=at) for k, n, at in learnt],
@@ -149,12 +155,14 @@ def _new_networks(
             escalate = partial(_new_networks_escalate, flag, now)
             _isolated(f"severity of flag {flag.pk}", escalate, result)
             _signs_together(flag, result)
-            found = result.networks_found.get(key_id, 0) + len(firsts)
-            result.networks_found[key_id] = found
             if key_id in passed:
                 result.networks_unread[key_id] = None  # its alert says "or more" already
-            elif found >= NEW_NETWORKS_PER_RUN or uncounted:
+            elif result.networks_found[key_id] >= NEW_NETWORKS_PER_RUN or uncounted:
                 result.networks_unread[key_id] = flag.pk
+    # Keys at the bound with no alert to tell (all in their learning period): passed over.
+    for key_id in key_ids:
+        if result.networks_found.get(key_id, 0) >= NEW_NETWORKS_PER_RUN:
+            result.networks_unread.setdefault(key_id, None)
 
 
 def _within_memory(
@@ -267,7 +275,9 @@ NEW_NETWORKS_HIGH = 5
 # Past a thousand new networks in a run, more change nothing the alert says but its
 # count, which then says "or more"; the next run reads the key's networks again. (The
 # bound was checked after each batch of BATCH_SIZE rows, so a flood's first batch was
-# counted and learnt whole: 9,757 networks for a bound of 1,000.)
+# counted and learnt whole: 9,757 networks for a bound of 1,000.) A key's networks in its
+# learning period, or while the check is off, count too: they were learnt without bound,
+# a flood in its first day worked out and learnt whole, batch after batch.
 NEW_NETWORKS_PER_RUN = 1_000
 # The most networks a key learns (KeyNetwork rows). A flood from new networks once left
 # 200,000 rows on one key. Past them it learns no more rather than forget some: its

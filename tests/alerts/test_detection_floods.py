@@ -318,3 +318,47 @@ def test_a_key_at_the_bound_within_a_batch_whose_later_calls_are_known_counts_ex
 
     flag = new_network_flag(flooded)
     assert flag.evidence["count"] == LIMIT and "at_least" not in flag.evidence
+
+
+@pytest.fixture
+def new_key(api_key) -> ApiKey:
+    """A key made half an hour ago, never used: its calls are in its learning period."""
+    key, _ = api_key
+    ApiKey.objects.filter(pk=key.pk).update(created_at=NOW - timedelta(minutes=30))
+    return ApiKey.objects.get(pk=key.pk)
+
+
+def test_a_key_flooded_in_its_learning_period_costs_the_run_no_more(new_key, monkeypatch):
+    """Its networks are learnt, not told, and had no bound: a flood in a key's first day
+    was worked out and learnt whole, batch after batch. They count towards the bound
+    as new ones do: the batch that reaches LIMIT learns LIMIT, and from the next batch on
+    the key's calls' networks are not worked out. Nothing is raised: all is its first day."""
+    monkeypatch.setattr(new_networks, "NEW_NETWORKS_PER_RUN", LIMIT)
+    usage_write([usage_call(NOW - timedelta(minutes=20), key=new_key, ip=flood_ip(n))
+                 for n in range(40)])  # fmt: skip
+    asked = counting_network_of(monkeypatch)
+
+    detect(now=NOW, batch_size=8)
+
+    assert len(asked) == 16
+    assert sorted(KeyNetwork.objects.filter(api_key=new_key).values_list("network", flat=True)) == (
+        sorted(str(ipaddress.ip_network(flood_network(n))) for n in range(LIMIT))
+    )
+    assert not Flag.objects.filter(kind=Flag.Kind.NEW_NETWORK).exists()
+
+
+def test_a_key_still_learns_in_its_first_day_what_one_run_passed_over(new_key, monkeypatch):
+    """The learning period is what it was for: its servers call again within it, and a
+    later run learns them (up to the bound again), so past it they are no news."""
+    monkeypatch.setattr(new_networks, "NEW_NETWORKS_PER_RUN", LIMIT)
+    fleet = [flood_ip(n) for n in range(2 * LIMIT)]
+    usage_write([usage_call(NOW - timedelta(minutes=20), key=new_key, ip=ip) for ip in fleet])
+    detect(now=NOW)
+    usage_write([usage_call(NOW + timedelta(hours=1), key=new_key, ip=ip) for ip in fleet])
+    detect(now=NOW + timedelta(hours=1, minutes=1))
+    assert KeyNetwork.objects.filter(api_key=new_key).count() == 2 * LIMIT
+
+    usage_write([usage_call(NOW + timedelta(days=2), key=new_key, ip=ip) for ip in fleet])
+    detect(now=NOW + timedelta(days=2, minutes=1))
+
+    assert not Flag.objects.filter(kind=Flag.Kind.NEW_NETWORK).exists()
