@@ -115,6 +115,8 @@ _ALERT_READ = (
     "first_seen",
     "last_seen",
     "occurrences",
+    # Written by the detector alone, and read by the Alerts page too: "at_least".
+    "evidence",
     "project__slug",
     "project__name",
     "api_key__name",

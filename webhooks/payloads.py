@@ -66,6 +66,10 @@ def alert_event(*, event_id: str, flag: Flag, created_at: datetime) -> dict[str,
             "firstSeen": iso_z(flag.first_seen),
             "lastSeen": iso_z(flag.last_seen),
             "occurrences": flag.occurrences,
+            # A new-network alert's occurrences are the networks it counts, a lower bound
+            # once the detector passed over calls (the Alerts page's "× 12 or more").
+            "occurrencesAtLeast": flag.kind == Flag.Kind.NEW_NETWORK
+            and bool(flag.evidence.get("at_least")),
             "url": alerts_url(flag.project, flag.pk),
         },
     }
@@ -118,10 +122,7 @@ def slack_message(event: dict[str, Any]) -> dict[str, Any]:
     if alert["key"]:
         key = alert["key"]
         details.append(f"Key: {_slack_text(key['name'])} (`{_slack_text(key['hint'])}`)")
-    details.append(
-        f"Seen {alert['occurrences']} time{'s' if alert['occurrences'] != 1 else ''}, "
-        f"last at {alert['lastSeen']}"
-    )
+    details.append(f"{_seen(alert)}, last at {alert['lastSeen']}")
     # The link's label is ours; only the address (our own) goes between < and >.
     details.append(f"<{alert['url']}|Review it in Reminix>")
     return {
@@ -131,3 +132,15 @@ def slack_message(event: dict[str, Any]) -> dict[str, Any]:
             {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(details)}},
         ],
     }
+
+
+def _seen(alert: dict[str, Any]) -> str:
+    """How many times the alert was seen, as the Alerts page says it: a new-network
+    alert's occurrences are the networks it counts ("12 or more new networks"), not
+    times. (An event stored before occurrencesAtLeast carries none: its count is shown
+    as exact.)"""
+    count = alert["occurrences"]
+    if alert.get("kind") == Flag.Kind.NEW_NETWORK:
+        more = " or more" if alert.get("occurrencesAtLeast") else ""
+        return f"{count}{more} new network{'s' if count != 1 or more else ''}"
+    return f"Seen {count} time{'s' if count != 1 else ''}"

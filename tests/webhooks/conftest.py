@@ -141,13 +141,14 @@ def make_flag() -> Callable[..., Flag]:
         api_key: ApiKey | None = None,
         severity: str = "high",
         summary: str = "Revoked key tried 3 times",
+        kind: str = Flag.Kind.ENDED_TOKEN_USED,
         **fields: object,
     ) -> Flag:
         now = timezone.now()
         return Flag.objects.create(
             project=project,
             api_key=api_key,
-            kind=Flag.Kind.ENDED_TOKEN_USED,
+            kind=kind,
             severity=severity,
             dedupe_key=f"test:{next(counter)}",
             summary=summary,

@@ -78,6 +78,50 @@ def test_slack_endpoints_get_a_message_with_a_timestamp_and_no_signature(
     assert set(body) == {"text", "blocks"} and "<!channel>" not in got.body.decode()
 
 
+def test_a_new_network_alert_in_slack_counts_networks_as_the_alerts_page_does(
+    receiver, project, api_key, make_endpoint, make_flag
+):
+    """Its occurrences are the networks it counts, "or more" once calls were passed over
+    (the Alerts page's "× 12 or more"); Slack said "Seen 12 times". Other kinds still say
+    how many times they were seen."""
+    from alerts.models import Flag
+
+    make_endpoint(project, receiver.url(), format="slack")
+    make_flag(
+        project,
+        api_key[0],
+        kind=Flag.Kind.NEW_NETWORK,
+        occurrences=12,
+        evidence={"network": "192.0.2.0/24", "networks": ["192.0.2.0/24"], "count": 12,
+                  "at_least": True},
+    )  # fmt: skip
+    make_flag(project, api_key[0], kind=Flag.Kind.NEW_NETWORK, occurrences=1,
+              evidence={"network": "192.0.2.0/24", "count": 1})  # fmt: skip
+    make_flag(project, api_key[0], occurrences=3)
+    deliver()
+
+    lines = [json.loads(got.body)["blocks"][1]["text"]["text"] for got in receiver.requests]
+    counts = sorted(line.split("\n")[-2].split(", last at")[0] for line in lines)
+    assert counts == ["1 new network", "12 or more new networks", "Seen 3 times"]
+
+
+def test_the_generic_event_says_whether_an_alerts_occurrences_are_a_lower_bound(
+    receiver, project, api_key, make_endpoint, make_flag
+):
+    from alerts.models import Flag
+
+    make_endpoint(project, receiver.url())
+    make_flag(project, api_key[0], kind=Flag.Kind.NEW_NETWORK, occurrences=12,
+              evidence={"network": "192.0.2.0/24", "count": 12, "at_least": True})  # fmt: skip
+    make_flag(project, api_key[0], occurrences=3)
+    deliver()
+
+    alerts = [json.loads(got.body)["alert"] for got in receiver.requests]
+    assert sorted((a["occurrences"], a["occurrencesAtLeast"]) for a in alerts) == [
+        (3, False), (12, True)
+    ]  # fmt: skip
+
+
 def test_only_alerts_raised_after_the_endpoint_was_added_at_its_severity_are_sent(
     receiver, project, make_endpoint, make_flag
 ):
