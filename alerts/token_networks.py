@@ -11,16 +11,17 @@ the person's audit log. A PAT keeps at most TOKEN_NETWORKS_KEPT networks, making
 forgetting the oldest it told of, then its latest first-day ones down to half; a run learns
 at most NEW_NETWORKS_PER_RUN of a PAT's (as of a key's), passes over the rest of its
 calls, and its notice then says "or more", as it does of networks left out for want of
-room. Nothing is sent for a revoked PAT or an inactive (deleted) account, nor about
-networks older than NOTICE_WITHIN. Each PAT's notice is on its own: one that fails is given
-back for the next run and stops no one else's, and their sends take MAIL_RUN_BUDGET_SECONDS
-at most a run (notifications.recipients.MailRun).
+room. A batch's networks are learnt in one step; if it fails, each PAT's in one of its own,
+so one PAT's failure costs no other its learning. Nothing is sent for a revoked PAT or an
+inactive (deleted) account, nor about networks older than NOTICE_WITHIN. Each PAT's notice
+is on its own: one that fails is given back for the next run and stops no one else's, and
+their sends take MAIL_RUN_BUDGET_SECONDS at most a run (notifications.recipients.MailRun).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -82,12 +83,15 @@ class RunMemory:
     passed: set[int] = field(default_factory=set)
 
 
-def token_networks_learn(rows: list[dict[str, Any]], *, now: datetime, run: RunMemory) -> None:
+def token_networks_learn(
+    rows: list[dict[str, Any]], *, now: datetime, run: RunMemory, isolated: Isolated
+) -> None:
     """Learn the networks of the PATs' own successful calls in `rows` (readable rows, of
     any project or none), in the run at `now`; mark those first used past each token's
     first day as new. The calls of a PAT past NEW_NETWORKS_PER_RUN in `run` are passed
     over, and what it is yet to be told of says "or more", as do the networks of a PAT
-    without room for them."""
+    without room for them. What is learnt is written in a step of its own (`isolated`),
+    and if that fails, each PAT's in one of its own."""
     direct = [
         r for r in rows
         if r["outcome"] == Outcome.OK and r["personal_token_id"] and r["ip"]
@@ -96,25 +100,31 @@ def token_networks_learn(rows: list[dict[str, Any]], *, now: datetime, run: RunM
     passed = {r["personal_token_id"] for r in direct if r["personal_token_id"] in run.unread}
     if passed:
         direct = [r for r in direct if r["personal_token_id"] not in run.unread]
-    or_more: set[int] = set()
+    learnt: dict[int, list[TokenNetwork]] = {}
+    held: dict[int, int] = {}
     if direct:
-        or_more, passed_now = _learn(direct, now, run)
+        learnt, held, passed_now = _met(direct, run)
         passed |= passed_now
     # Once per run for a PAT passed over: its calls passed over may be from new networks.
-    or_more |= passed - run.passed
+    or_more = passed - run.passed
     run.passed |= passed
-    if or_more:
-        TokenNetwork.objects.filter(
-            personal_token_id__in=or_more, new=True, noticed_at__isnull=True
-        ).update(at_least=True)
+    # All PATs' networks in one step, one insert: a savepoint and an insert per PAT took a
+    # batch of 1,000 PATs twice as long. If it fails, each PAT's again in a step of its
+    # own, so that one PAT's failure (its room-making delete past the lock timeout) costs
+    # that PAT alone: it undid every PAT's learning in the batch.
+    together = partial(_store, [n for ns in learnt.values() for n in ns], held, or_more, now)
+    if isolated("PAT networks of the batch", together) is None:
+        for token_id in sorted(learnt.keys() | or_more):
+            alone = partial(_store, learnt.get(token_id, []), held, or_more & {token_id}, now)
+            isolated(f"networks of PAT {token_id}", alone)
 
 
-def _learn(
-    direct: list[dict[str, Any]], now: datetime, run: RunMemory
-) -> tuple[set[int], set[int]]:
-    """Learn the networks of `direct` and count them in `run`, each PAT's up to
-    NEW_NETWORKS_PER_RUN in the run; the PATs with a new network they had no room for,
-    and those with a call passed over, from a network met past that bound."""
+def _met(
+    direct: list[dict[str, Any]], run: RunMemory
+) -> tuple[dict[int, list[TokenNetwork]], dict[int, int], set[int]]:
+    """The networks of `direct` each PAT never used, to learn, counted in `run`, each
+    PAT's up to NEW_NETWORKS_PER_RUN in the run; how many networks each holds; and the
+    PATs with a call passed over, from a network met past that bound."""
     # Each call's network once: working it out is most of learning it.
     networks = [network_around(r["ip"]) for r in direct]
     known, first_uses, held = learnt_before(
@@ -124,7 +134,7 @@ def _learn(
         owner_ids={r["personal_token_id"] for r in direct},
         values=set(networks),
     )
-    learnt = []
+    learnt: dict[int, list[TokenNetwork]] = defaultdict(list)
     # Counted as they come, not after the batch: a flood's first batch (BATCH_SIZE rows)
     # was learnt whole, 9,756 networks for a bound of 1,000.
     found, passed = run.found, set()
@@ -139,7 +149,7 @@ def _learn(
         known[token_id].add(network)
         first_use = first_uses.setdefault(token_id, when)
         first_uses[token_id] = min(first_use, when)
-        learnt.append(
+        learnt[token_id].append(
             TokenNetwork(
                 personal_token_id=token_id,
                 network=network,
@@ -150,10 +160,23 @@ def _learn(
                 new=when - first_use > NEW_NETWORK_GRACE,
             )
         )
+    run.unread |= {t for t in found if found[t] >= NEW_NETWORKS_PER_RUN}
+    return learnt, held, passed
+
+
+def _store(
+    learnt: list[TokenNetwork], held: dict[int, int], or_more: set[int], now: datetime
+) -> bool:
+    """Learn the networks `learnt` each PAT has room for (holding `held`); what the PATs
+    `or_more`, and those with a new network left out, are yet to be told of says "or
+    more". True once done."""
     kept, left_out = _within_memory(learnt, held, now)
     TokenNetwork.objects.bulk_create(kept, ignore_conflicts=True)
-    run.unread |= {t for t in found if found[t] >= NEW_NETWORKS_PER_RUN}
-    return left_out, passed
+    if or_more | left_out:
+        TokenNetwork.objects.filter(
+            personal_token_id__in=or_more | left_out, new=True, noticed_at__isnull=True
+        ).update(at_least=True)
+    return True
 
 
 def _within_memory(

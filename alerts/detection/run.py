@@ -114,7 +114,13 @@ def _process(rows: list[dict[str, Any]], now: datetime, result: DetectionResult)
     # one); an unreadable row is skipped here and counted below, or was never a project's.
     readable = partial(_readable, inet=connection.vendor == "postgresql")
     personal = [r for r in rows if r["personal_token_id"] and readable(r)]
-    learn = partial(token_networks_learn, personal, now=now, run=result.token_networks)
+    learn = partial(
+        token_networks_learn,
+        personal,
+        now=now,
+        run=result.token_networks,
+        isolated=lambda what, run: _isolated(what, run, result),
+    )
     _isolated("PAT networks", learn, result)
     # A call that reached no project (no token, or a personal access token refused before
     # its X-Project was read) belongs to no project's alerts.

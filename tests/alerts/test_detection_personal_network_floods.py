@@ -200,3 +200,38 @@ def test_a_pat_at_the_bound_in_a_batch_is_told_its_exact_count_without_more_call
     body = notice_to("ada@example.com")
     assert f"used from {LIMIT} networks it had never been used from" in body
     assert "or more" not in body
+
+
+class LockNotAvailable(Exception):
+    """What psycopg raises at PostgreSQL's lock_timeout, as far as core.db_errors reads."""
+
+    sqlstate = "55P03"
+
+
+def test_one_pats_failing_step_costs_no_other_pat_its_learning(pats, monkeypatch):
+    """PATs were learnt in one savepoint: one PAT's room-making delete running into the
+    lock timeout undid every PAT's networks of the batch, and nobody was told. Now it
+    costs that PAT alone (the next call from its networks finds them again): the batch's
+    step fails, then that PAT's own, each counted."""
+    from django.db import OperationalError
+
+    monkeypatch.setattr(token_networks, "TOKEN_NETWORKS_KEPT", 2)
+    flooded, theirs = pats
+
+    def make_room(token_id, *args):
+        error = OperationalError("canceling statement due to lock timeout")
+        error.__cause__ = LockNotAvailable()
+        raise error
+
+    monkeypatch.setattr(token_networks, "_make_room", make_room)
+    usage_write(
+        [usage_call(NOW - timedelta(minutes=5), pat=theirs, ip="192.0.2.9")]
+        + [usage_call(NOW - timedelta(minutes=4), pat=flooded, ip=flood_ip(n)) for n in range(3)]
+    )
+
+    result = detect(now=NOW)
+
+    assert result.failures == 2
+    assert TokenNetwork.objects.filter(personal_token=flooded).count() == 1
+    assert TokenNetwork.objects.filter(personal_token=theirs, network="192.0.2.0/24").exists()
+    assert "192.0.2.0/24" in notice_to("grace@example.com")
