@@ -202,6 +202,19 @@ def secrets_stood_in(text: str) -> str:
     return _cut(_WEBHOOK_SECRET_WHOLE, _cut(_SECRET, text, _STAND_IN), _STAND_IN)
 
 
+def holds_secret_escaped(text: str) -> bool:
+    """As holds_secret, for text a client may have percent-escaped (a URL, where
+    "reminix%5Fsk%5F…" is a working token to whoever decodes it): the text as sent and
+    decoded up to three times, as redact_tokens_escaped reads it."""
+    for _ in range(4):
+        if holds_secret(text):
+            return True
+        if "%" not in text:
+            return False
+        text = unquote(text)
+    return False
+
+
 def redact_secrets(text: str) -> str:
     """As redact_tokens, but a token's hint is left as it is: for messages that may name
     a hint on purpose (an ended key's successor) and must never repeat a secret."""

@@ -16,6 +16,8 @@ from urllib.parse import SplitResult, urlsplit
 
 from django.conf import settings
 
+from core.redact import holds_secret_escaped
+
 MAX_URL_LENGTH = 2000
 # Lookups still running, given up on or not. getaddrinfo cannot be stopped: one given up
 # on keeps its thread until the resolver ends it (resolv.conf's timeouts, for each search
@@ -104,7 +106,15 @@ PORTS = {"https": (443, 8443), "http": (80, 8080)}
 
 
 def new_url_problem(url: str) -> tuple[str, str] | None:
-    """Why `url` cannot be a new webhook address (url_problem, and its port)."""
+    """Why `url` cannot be a new webhook address (a token in it, url_problem, its port)."""
+    # First, so that a token in the user name is named as a token, not as a user name.
+    # Only for new endpoints, as the port: one saved before keeps its deliveries.
+    if holds_secret_escaped(url):
+        return (
+            "token",
+            "Take the Reminix token out of the address: a token is never stored in a "
+            "webhook URL. Verify our signature on each delivery instead.",
+        )
     problem = url_problem(url)
     if problem is not None:
         return problem

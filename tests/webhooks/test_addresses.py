@@ -117,3 +117,41 @@ def test_hostile_addresses_are_form_errors_with_a_code(url, code):
     form = WebhookCreateForm({"url": url, "format": "generic", "min_severity": "low"})
     assert not form.is_valid()
     assert form.errors.as_data()["url"][0].code == code
+
+
+SECRET_PART = "AbCdEfGhIjKlMnOpQrStUvWxYz012345abcdef"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://hooks.example.com/in/reminix_sk_{SECRET_PART}",
+        f"https://hooks.example.com/x?key=reminix_ct_{SECRET_PART}",
+        f"https://hooks.example.com/x#reminix_pat_{SECRET_PART}",
+        f"https://reminix_sk_{SECRET_PART}@hooks.example.com/x",
+        f"https://me:reminix_pat_{SECRET_PART}@hooks.example.com/x",
+        f"https://hooks.example.com/x?key=reminix%5Fsk%5F{SECRET_PART}",
+        f"https://hooks.example.com/x?key=reminix%255Fsk%255F{SECRET_PART}",
+        f"https://hooks.example.com/%72eminix_ct_{SECRET_PART}",
+        f"https://hooks.example.com/x?key=REMINIX_SK_{SECRET_PART}",
+    ],
+)
+def test_an_address_that_carries_a_token_is_refused_beside_its_field(url):
+    form = WebhookCreateForm({"url": url, "format": "generic", "min_severity": "low"})
+    assert not form.is_valid()
+    error = form.errors.as_data()["url"][0]
+    assert error.code == "token"
+    assert "token" in error.messages[0] and SECRET_PART not in error.messages[0]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/reminix_sk_AbCd",  # a hint's 4 characters: no secret
+        "https://hooks.example.com/hooks/reminix?source=reminix",
+        "https://hooks.example.com/account/verify/abcdefghijklmnop",
+    ],
+)
+def test_an_address_that_only_names_reminix_is_taken(url):
+    form = WebhookCreateForm({"url": url, "format": "generic", "min_severity": "low"})
+    assert form.is_valid(), form.errors

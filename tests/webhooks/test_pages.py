@@ -519,3 +519,21 @@ def test_a_delivery_refused_a_dns_lookup_before_any_attempt_shows_queued(
     deliver()
     assert WebhookDelivery.objects.get().attempts == 0
     assert _status_shown(signed_in, project, endpoint) == ("queued",) * 2
+
+
+def test_an_address_with_a_token_is_refused_beside_its_field_and_never_stored(signed_in, project):
+    token = "reminix_sk_" + "Q" * 36
+    response = signed_in.post(
+        _url("webhook_create", project),
+        {
+            "url": f"https://hooks.example.com/in?key={token}",
+            "format": "generic",
+            "min_severity": "low",
+            "form_id": "f3",
+        },
+        headers=HTMX,
+    )
+    page = response.content.decode()
+    assert response.status_code == 422
+    assert 'aria-invalid="true"' in page and "never stored in a webhook" in page
+    assert WebhookEndpoint.objects.count() == 0
