@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.decorators import login_required, verified_email_required
 from accounts.http import AuthenticatedRequest
+from accounts.middleware import next_without_tokens
 from accounts.models import Passkey
 from accounts.passkeys import (
     CHALLENGE_SECONDS,
@@ -265,12 +266,15 @@ def _login_verified(request: HttpRequest) -> HttpResponse:
         ip=ip,
         metadata={"name": passkey.name},
     )
+    # As the sign-in page's own `next` (accounts.views.sign_in): local, and without a token
+    # (the body is anyone's to write; a token kept there is in the browser's history).
     next_url = body.get("next")
     if not isinstance(next_url, str) or not url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
-        next_url = resolve_url(settings.LOGIN_REDIRECT_URL)
-    return JsonResponse({"redirect": next_url})
+        next_url = ""
+    next_url = next_without_tokens(next_url) if next_url else ""
+    return JsonResponse({"redirect": next_url or resolve_url(settings.LOGIN_REDIRECT_URL)})
 
 
 # The sign-in's second step ---------------------------------------------------------------

@@ -170,6 +170,28 @@ def test_a_passkey_goes_on_only_to_a_local_next_address(client, enrolled):
     assert send(client, LOGIN_VERIFY, body).json() == {"redirect": reverse("home")}
 
 
+TOKEN = "reminix_sk_" + "T" * 36
+
+
+@pytest.mark.parametrize(
+    ("next_url", "redirect"),
+    [
+        (f"{SECURITY}?key={TOKEN}&tab=keys", f"{SECURITY}?tab=keys"),
+        (f"/projects/{TOKEN}/keys/", "home"),
+        (f"/projects/reminix%5Fsk%5F{'T' * 36}/keys/", "home"),
+    ],
+)
+def test_a_passkey_goes_on_to_its_next_address_without_a_token_as_the_sign_in_page_does(
+    client, enrolled, next_url, redirect
+):
+    options = client.post(LOGIN_OPTIONS).json()
+    body = {"credential": enrolled.get(options), "next": next_url}
+    answer = send(client, LOGIN_VERIFY, body)
+    expected = reverse("home") if redirect == "home" else redirect
+    assert answer.json() == {"redirect": expected}
+    assert "reminix_sk_T" not in answer.content.decode()
+
+
 def test_an_unknown_passkey_is_refused(client, user, enrolled):
     stranger = SoftAuthenticator()
     answer = sign_in_with(client, stranger)
