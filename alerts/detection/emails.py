@@ -9,6 +9,7 @@ from functools import partial
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db.models import Q
 from django.urls import reverse
 
 from alerts.detection.flags import SUMMARY_LENGTH
@@ -17,7 +18,12 @@ from alerts.links import evidence_note, evidence_url
 from alerts.models import Flag
 from core.db_errors import run_must_stop
 from core.mail import one_line
-from notifications.recipients import MailRun, alert_email_recipients, send_to_each
+from notifications.recipients import (
+    MailRun,
+    NobodyReached,
+    alert_email_recipients,
+    send_to_each,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +31,19 @@ logger = logging.getLogger(__name__)
 EMAIL_EVERY = timedelta(hours=1)
 # A flag not emailed within this long (no owner could be reached) is not emailed late.
 EMAIL_WITHIN = timedelta(days=1)
+# An email that reached nobody (every recipient refused or unanswered) is tried again after
+# these waits, one after each try, and given up after the last (EMAIL_ATTEMPTS tries in
+# all, over some 4 h 20 min), logged once; the alert stays open on the Alerts page. Tried
+# every run, it logged a warning each run for the day above (a run a minute: 1,440), and
+# took its share of every run's mail budget from the other projects' emails.
+EMAIL_RETRY_WAITS = (
+    timedelta(0),  # the next run: a mail server's moment
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+    timedelta(hours=3),
+)
+EMAIL_ATTEMPTS = len(EMAIL_RETRY_WAITS) + 1
 
 
 def email_pending_flags(now: datetime, result: DetectionResult) -> None:
@@ -39,7 +58,9 @@ def email_pending_flags(now: datetime, result: DetectionResult) -> None:
             emailed_at__isnull=True,
             acknowledged_at__isnull=True,
             created_at__gte=now - EMAIL_WITHIN,
+            email_attempts__lt=EMAIL_ATTEMPTS,
         )
+        .filter(Q(email_retry_at__isnull=True) | Q(email_retry_at__lte=now))
         .select_related("project")
         .order_by("id")
     )
@@ -95,8 +116,9 @@ def _email_owners(
     """Send the claimed email, after the claim committed: a transaction open while a mail
     server answers (seconds per recipient) would hold the flag's row, and an owner
     acknowledging it would wait, past the lock timeout get an error. If it reaches nobody
-    the claim is given back and the next run sends it; a process killed between the claim
-    and the send loses that one email (the flag itself stays on the alerts page)."""
+    the claim is given back for a later run, or the email given up (_give_back); a process
+    killed between the claim and the send loses that one email (the flag itself stays on
+    the alerts page)."""
     project = flag.project
     dashboard = settings.DASHBOARD_URL.rstrip("/")
     # The alert itself, where its key can be suspended, rolled or revoked in one click.
@@ -131,8 +153,40 @@ def _email_owners(
     except Exception as error:
         if run_must_stop(error):
             raise
-        Flag.objects.filter(pk=flag.pk, emailed_at=now).update(emailed_at=None)
-        logger.exception("detector: email for flag %s not sent; the next run tries again", flag.pk)
+        _give_back(flag, now, error)
         result.failures += 1
         return False
     return bool(sent)
+
+
+def _give_back(flag: Flag, now: datetime, error: Exception) -> None:
+    """Give back the claim on an email that was not sent, for a later run (after
+    EMAIL_RETRY_WAITS), or give it up after EMAIL_ATTEMPTS tries: logged once then."""
+    attempts = flag.email_attempts + 1
+    retry_at = now + EMAIL_RETRY_WAITS[attempts - 1] if attempts < EMAIL_ATTEMPTS else None
+    Flag.objects.filter(pk=flag.pk, emailed_at=now).update(
+        emailed_at=None, email_attempts=attempts, email_retry_at=retry_at
+    )
+    if retry_at is None:
+        logger.warning(
+            "detector: email for flag %s reached nobody in %d tries (%s); gave up, the "
+            "alert stays on the Alerts page",
+            flag.pk,
+            attempts,
+            type(error).__name__,
+        )
+    elif isinstance(error, NobodyReached):  # (each recipient's failure is logged already)
+        logger.info(
+            "detector: email for flag %s reached nobody (try %d of %d); tried again from %s",
+            flag.pk,
+            attempts,
+            EMAIL_ATTEMPTS,
+            f"{retry_at:%Y-%m-%d %H:%M:%S} UTC",
+        )
+    else:  # not the mail server's doing: ours, with its traceback
+        logger.exception(
+            "detector: email for flag %s not sent (try %d of %d); tried again later",
+            flag.pk,
+            attempts,
+            EMAIL_ATTEMPTS,
+        )
