@@ -115,6 +115,10 @@ class ProjectKeyChoiceField(forms.ModelChoiceField):
         return super().to_python(text)
 
     def label_from_instance(self, obj: Any) -> str:
-        label = f"{obj.name} ({obj.hint})"
+        # An <option> holds text only (no <bdi>): a name that may hold a direction
+        # override or right-to-left letters is isolated by FSI and PDI, their plain-text
+        # equivalent, so that it cannot reorder the hint after it.
+        name = obj.name if obj.name.isascii() else f"\u2068{obj.name}\u2069"
+        label = f"{name} ({obj.hint})"
         status = obj.status
         return label if status is TokenStatus.ACTIVE else f"{label}, {status.label.lower()}"

@@ -337,7 +337,7 @@ def test_a_key_whose_creator_left_the_project_is_marked_and_still_works(
 
     assert marked() == set()
     membership_remove(membership=membership, by=user)
-    assert marked() == {"Lou&#x27;s deploys"}
+    assert marked() == {"<bdi>Lou&#x27;s deploys</bdi>"}  # isolated, as customer text
     response = api.post("/v1/agents/my-agent/invoke", {"prompt": "hi"}, token=token)
     assert response.status_code == 200  # marked, not stopped: someone decides
 

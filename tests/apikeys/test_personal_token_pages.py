@@ -268,4 +268,4 @@ def test_a_project_the_person_left_is_not_named_as_one_their_token_reaches(
     client.force_login(bob)
     page = client.get(LIST).content.decode()
     assert "Codename Falcon" not in page
-    assert f"Bob's own, {project.slug} (you left it)" in page.replace("&#x27;", "'")
+    assert f"<bdi>Bob's own</bdi>, {project.slug} (you left it)" in page.replace("&#x27;", "'")

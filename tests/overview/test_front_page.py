@@ -119,7 +119,7 @@ def test_the_agents_list_shows_the_first_by_name_and_says_how_many_more(signed_i
     html = front(signed_in, project).content.decode()
     # The first AGENTS_SHOWN of bot-000…bot-059 and my-agent, by name.
     assert "bot-000" in html and f"bot-{AGENTS_SHOWN - 1:03}" in html
-    assert f"bot-{AGENTS_SHOWN:03}" not in html and "<code>my-agent</code>" not in html
+    assert f"bot-{AGENTS_SHOWN:03}" not in html and "<code><bdi>my-agent</bdi></code>" not in html
     assert "and 11 more" in html and "GET /v1/agents" in html
 
 
@@ -133,7 +133,7 @@ def test_the_front_page_never_reads_the_agents_configurations(signed_in, project
 
 def test_a_few_agents_are_all_listed_without_a_more_line(signed_in, project):
     html = front(signed_in, project).content.decode()
-    assert "<code>my-agent</code>" in html and 'id="agents-more"' not in html
+    assert "<code><bdi>my-agent</bdi></code>" in html and 'id="agents-more"' not in html
 
 
 def test_the_days_calls_link_to_the_page_that_counts_the_same_calls(signed_in, project, api_key):

@@ -158,9 +158,10 @@ def test_each_row_shows_what_the_call_was_and_no_key(signed_in, key, now):
         record.request_id,
     ]:
         assert shown in html
-    # Whole under the cut, in a disclosure that keyboard and touch open too (not a title).
+    # Whole under the cut, in a disclosure that keyboard and touch open too (not a title);
+    # isolated, as every client's text (test_text_direction_isolated.py).
     whole = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/140"
-    assert f'<span class="reveal-whole">{whole}</span>' in html
+    assert f'<span class="reveal-whole"><bdi>{whole}</bdi></span>' in html
 
 
 def test_calls_by_a_client_token_the_key_minted_say_so_and_drill_down(signed_in, key, now):
