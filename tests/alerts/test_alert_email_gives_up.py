@@ -1,8 +1,8 @@
 """An alert email that reaches nobody (every recipient refused or unanswered) was given
 back and tried again by every detection run, a warning logged each time, for the day a
 flag is emailed within (a run a minute: 1,440 tries and warnings). It is now tried again
-after growing waits, and given up after EMAIL_ATTEMPTS, logged once; the alert stays
-open on the Alerts page, and other projects' emails go on."""
+after growing waits (every three hours at last), and given up after EMAIL_ATTEMPTS,
+logged once; the alert stays open on the Alerts page, and other projects' emails go on."""
 
 from __future__ import annotations
 
@@ -94,3 +94,30 @@ def test_an_email_that_reaches_nobody_waits_longer_each_time_then_is_sent(
     when += EMAIL_RETRY_WAITS[2]
     assert detect(now=when).emails == 1
     assert Flag.objects.get().emailed_at == when and len(mail.outbox) == 1
+
+
+def test_a_mail_server_down_for_half_a_day_still_delivers_the_alert(
+    two_tenants,  # noqa: F811
+    monkeypatch,
+):
+    """The tries are spaced, not cut short: a mail server down from the alert's first
+    minute for twelve hours (a credential expired overnight) still delivers it that day,
+    as every run's try did before the waits."""
+    mine, _ = two_tenants
+    real_send = detection.emails.send_mail
+    up_at = NOW + timedelta(hours=12)
+    clock = {"now": NOW}
+
+    def down_until_noon(**kwargs):
+        if clock["now"] < up_at:
+            raise ConnectionRefusedError("the mail server refused")
+        return real_send(**kwargs)
+
+    monkeypatch.setattr(detection.emails, "send_mail", down_until_noon)
+    usage_write([revoked_key_tried(mine)])
+    for minute in range(0, 24 * 60, 10):
+        clock["now"] = NOW + timedelta(minutes=minute)
+        detect(now=clock["now"])
+    flag = Flag.objects.get(api_key=mine)
+    assert flag.emailed_at is not None and up_at <= flag.emailed_at <= up_at + timedelta(hours=3)
+    assert [m.to for m in mail.outbox] == [[mine.project.memberships.get().user.email]]
