@@ -192,6 +192,21 @@ def test_a_cut_request_path_in_each_call_log_opens_whole_by_keyboard(
         assert shows_whole(cell, path), url
 
 
+@pytest.mark.parametrize("width", [1280, 375])
+def test_a_very_long_request_path_does_not_widen_the_page(
+    page: Page, live_server, transactional_db, width
+):
+    """A path of hundreds of characters (a caller's mistake, or an id pasted into it) is
+    cut in its column, and nothing of it reaches past the page: the cut summary's
+    visually hidden "(show all)", placed at the end of the whole path, was positioned
+    against the page rather than the summary that clips the path, and widened every call
+    log to 2,476 px at 1280 (found by a fresh make run, 300 digits after /v1/api-keys/)."""
+    page.set_viewport_size({"width": width, "height": 900})
+    for url in three_call_logs_holding_a_call_to(page, "/v1/api-keys/key_" + "9" * 300):
+        page.goto(url)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, url
+
+
 UNCUT = """cell => {
     const style = getComputedStyle(cell);
     const edge = cell.getBoundingClientRect().right - parseFloat(style.paddingRight);
