@@ -96,7 +96,9 @@ class Flag(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     emailed_at = models.DateTimeField(null=True, blank=True)
     # Its email's tries that reached nobody, and when the next may be (detection.emails).
-    email_attempts = models.PositiveSmallIntegerField(default=0)
+    # A default in the database too: the last release, still running during an upgrade,
+    # writes flags without it.
+    email_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
     email_retry_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(
@@ -203,8 +205,9 @@ class TokenNetwork(models.Model):
     new = models.BooleanField(default=False)
     noticed_at = models.DateTimeField(null=True, blank=True)
     # Told with the token's calls passed over by a run (NEW_NETWORKS_PER_RUN) or networks
-    # left out for want of room: its notice says "or more".
-    at_least = models.BooleanField(default=False)
+    # left out for want of room: its notice says "or more". A default in the database
+    # too: the last release, still running during an upgrade, writes rows without it.
+    at_least = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [
