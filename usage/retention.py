@@ -277,6 +277,13 @@ def _partition_columns() -> str:
     return ", ".join(q(f.column) for f in UsageRecord._meta.concrete_fields if f.column)
 
 
+# A call moved into the day's table that is there already. The log's ON CONFLICT (usage/
+# writer.py) does not see the day's table before it is attached: a call written again
+# meanwhile (its stream entry delivered twice) lands in the default partition. It is the
+# same call, and goes; moved, it broke the day's unique index and failed the job at every run.
+_ONCE = "ON CONFLICT (request_id, created_at) DO NOTHING"
+
+
 def _partition_move_batch(name: str, day: date, after: int) -> int | None:
     """Move the next POSTGRESQL_BATCH of the day's rows after id `after` from the default
     partition into the day's table, in one statement and transaction; the last id moved,
@@ -297,7 +304,7 @@ def _partition_move_batch(name: str, day: date, after: int) -> int | None:
         cursor.execute(
             f"WITH moved AS (DELETE FROM ONLY {q(DEFAULT_PARTITION)} "  # noqa: S608
             f"WHERE {within} AND id > %s AND id <= %s RETURNING {columns}) "
-            f"INSERT INTO {q(name)} ({columns}) SELECT {columns} FROM moved",
+            f"INSERT INTO {q(name)} ({columns}) SELECT {columns} FROM moved {_ONCE}",
             [*bounds, after, last],
         )
     return last
@@ -321,7 +328,7 @@ def _partition_attach(name: str, day: date) -> bool:
         cursor.execute(
             f"WITH moved AS (DELETE FROM ONLY {q(DEFAULT_PARTITION)} "  # noqa: S608
             f"WHERE {within} RETURNING {columns}) "
-            f"INSERT INTO {q(name)} ({columns}) SELECT {columns} FROM moved",
+            f"INSERT INTO {q(name)} ({columns}) SELECT {columns} FROM moved {_ONCE}",
             bounds,
         )
         cursor.execute(

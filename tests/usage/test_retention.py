@@ -596,3 +596,32 @@ def test_a_partition_interrupted_while_its_calls_move_is_finished_by_the_next_ru
     assert partition_of("that-day-0") == "apikeys_usagerecord_p20020304"
     assert dict(UsageRecord.objects.values_list("request_id", "pk")) == a_day_in_the_default
     assert usage_partitions_ensure(start_day=date(2002, 3, 4), end_day=date(2002, 3, 4)) == []
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_a_call_logged_again_while_its_day_moves_is_kept_once_and_the_day_attached(
+    a_day_in_the_default, api_key, monkeypatch
+):
+    """A call written twice (its stream entry delivered again after downtime: the very time
+    a day's calls sit in the default partition) whose first copy has already moved into
+    the day's table, not yet attached, is not found by the log's ON CONFLICT: its second
+    copy lands in the default partition. Moving it then broke the day's unique index
+    (request_id, created_at), and the job failed at that day at every run, the days after
+    it never made."""
+    monkeypatch.setattr(retention, "POSTGRESQL_BATCH", 2)
+    move = retention._partition_move_batch
+    batches = []
+
+    def logged_again_after_the_first_batch(*args, **kwargs):
+        moved = move(*args, **kwargs)
+        batches.append(moved)
+        if len(batches) == 1:
+            log(api_key[0], at(2002, 3, 4, 0), "that-day-0")  # moved in the first batch
+        return moved
+
+    monkeypatch.setattr(retention, "_partition_move_batch", logged_again_after_the_first_batch)
+    made = usage_partitions_ensure(start_day=date(2002, 3, 4), end_day=date(2002, 3, 4))
+    assert made == ["apikeys_usagerecord_p20020304"]
+    assert rows_of("apikeys_usagerecord_p20020304") == [f"that-day-{n}" for n in range(5)]
+    assert rows_of(DEFAULT_PARTITION) == ["next-day"]
