@@ -67,6 +67,11 @@ SQLITE_BATCH = 10_000
 POSTGRESQL_BATCH = 10_000
 # Serialises partition changes between concurrent runs (two schedulers, a deploy and a job).
 _ADVISORY_LOCK_ID = 7_201_511_028
+# Taken by the making of a day's table beside the log, shared by each batch of detection
+# (usage_rows_out_of_sight): a batch under way ends before a day's rows start to move.
+_MOVE_LOCK_ID = 7_201_511_029
+# How long the making of a day's table waits for detection's batch under way to end.
+MOVE_LOCK_TIMEOUT = "60s"
 _PARTITION_NAME = re.compile(rf"^{TABLE}_p(\d{{8}})$")
 # ASCII digits alone, as every number in the settings: \d takes "٩٠" and "９０" too.
 _AGE = re.compile(r"([0-9]{1,6})([dh])")
@@ -231,9 +236,9 @@ def _partition_create(day: date) -> bool:
     constraint that proves the range, so it builds and checks nothing of the new table.
     It still scans the default partition, as PostgreSQL does to prove no row of the range
     is left there: a read, about 0.7 s per million rows. Moved rows are out of the log's
-    reads until the attach; a run killed in between leaves them in the day's table, and
-    the next run (this job, or prune_usage, which makes the same days first) moves the
-    rest and attaches it."""
+    reads until the attach, and detection reads nothing meanwhile (usage_rows_out_of_sight);
+    a run killed in between leaves them in the day's table, and the next run (this job, or
+    prune_usage, which makes the same days first) moves the rest and attaches it."""
     name = partition_name(day)
     if not _with_lock_retries(partial(_partition_stage, name, day), f"create {name}"):
         return False
@@ -260,6 +265,11 @@ def _partition_stage(name: str, day: date) -> bool:
         exists, attached = cursor.fetchone()
         if attached:
             return False
+        # No detection batch is under way from here: one that read past the rows about to
+        # move would leave them behind its cursor (usage_rows_out_of_sight).
+        cursor.execute(f"SET LOCAL lock_timeout = '{MOVE_LOCK_TIMEOUT}'")
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_MOVE_LOCK_ID])
+        cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
         if not exists:
             cursor.execute(
                 f"CREATE TABLE {q(name)} (LIKE {q(TABLE)} INCLUDING CONSTRAINTS INCLUDING INDEXES)"
@@ -270,6 +280,28 @@ def _partition_stage(name: str, day: date) -> bool:
                 bounds,
             )
     return True
+
+
+def usage_rows_out_of_sight() -> bool:
+    """Whether some of the log's rows are out of its reads for now: a day's table is being
+    made beside the log, or was left unattached by a run cut short, holding rows moved out
+    of the default partition (_partition_create), which reappear at its attach. Asked by
+    detection at each batch, in the batch's transaction, which then reads nothing: those
+    rows' ids lie below any cursor that moved on meanwhile, and they would never be
+    checked. Shares the lock the making of such a table takes, so a batch that found none
+    reads while no row can go out of sight. False where the log is not partitioned."""
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock_shared(%s)", [_MOVE_LOCK_ID])
+        if not cursor.fetchone()[0]:
+            return True
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_class WHERE relkind = 'r' AND NOT relispartition"
+            " AND relname ~ %s AND pg_table_is_visible(oid))",
+            [_PARTITION_NAME.pattern],
+        )
+        return bool(cursor.fetchone()[0])
 
 
 def _partition_columns() -> str:
