@@ -335,16 +335,20 @@ def test_one_roll_form_sent_twice_at_once_rolls_once(project, api_key, user, mon
     second = Client()
     second.cookies = first.cookies  # one browser, one session: a double click
     fields = {"overlap": "24h", "replacing": key.hint, "form_id": "once"}
-    statuses: list[int] = []
+    statuses: dict[str, int] = {}  # by sender: which answers first after the lock is a race
 
-    def send(client: Client) -> None:
-        statuses.append(client.post(roll_url(project, key), fields, headers=HTMX).status_code)
+    def send(client: Client, who: str) -> None:
+        statuses[who] = client.post(roll_url(project, key), fields, headers=HTMX).status_code
 
     failures = the_second_waits_for_the_first(
-        monkeypatch, views, "api_key_roll", lambda: send(first), lambda: send(second)
+        monkeypatch,
+        views,
+        "api_key_roll",
+        lambda: send(first, "first"),
+        lambda: send(second, "second"),
     )
     assert failures == []
-    assert statuses == [201, 409]
+    assert statuses == {"first": 201, "second": 409}
     assert AuditEvent.objects.filter(action="api_key.rolled").count() == 1
     key.refresh_from_db()
     assert key.previous_secret_works_at(timezone.now())
