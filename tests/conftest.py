@@ -69,6 +69,7 @@ def _flush_deletes_only_what_a_test_wrote() -> Iterator[None]:
             return truncate(
                 self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
             )
+        _wait_for_other_threads_requests()
         quote = self.quote_name
         tables = [table for table in tables if table not in written_back]
         with self.connection.cursor() as cursor:
@@ -82,17 +83,63 @@ def _flush_deletes_only_what_a_test_wrote() -> Iterator[None]:
         return [f"DELETE FROM {quote(table)};" for table in filled]
 
     def sqlite_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        _wait_for_other_threads_requests()
         if not (reset_sequences or allow_cascade):
             tables = [table for table in tables if table not in written_back]
         return delete(
             self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
         )
 
+    from django.core.signals import request_finished, request_started
+
+    request_started.connect(_requests_under_way.started, dispatch_uid="tests-under-way")
+    request_finished.connect(_requests_under_way.finished, dispatch_uid="tests-under-way")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(PostgreSQL, "sql_flush", postgresql_flush)
         patch.setattr(SQLite, "sql_flush", sqlite_flush)
         patch.setattr(flush_command, "emit_post_migrate_signal", _post_migrate_when_needed())
         yield
+
+
+class _RequestsUnderWay:
+    """The threads answering a request now, from Django's request_started to its
+    request_finished (sent once the server has written and closed the response; a thread
+    whose client went away before that ends without it, and counts no more once ended)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.threads: set[threading.Thread] = set()
+
+    def started(self, **kwargs: object) -> None:
+        with self.lock:
+            self.threads.add(threading.current_thread())
+
+    def finished(self, **kwargs: object) -> None:
+        with self.lock:
+            self.threads.discard(threading.current_thread())
+
+    def elsewhere(self) -> set[threading.Thread]:
+        with self.lock:
+            self.threads = {thread for thread in self.threads if thread.is_alive()}
+            return self.threads - {threading.current_thread()}
+
+
+_requests_under_way = _RequestsUnderWay()
+
+
+def _wait_for_other_threads_requests(timeout: float = 10.0) -> None:
+    """Before a flush: wait until no other thread (the live server's) is answering a
+    request. Closing the browser's page stops the browser waiting, not the server, whose
+    view goes on in its own thread; on SQLite's shared in-memory database that thread uses
+    the test's own connection, and a flush while it still read a table failed ("database
+    table is locked", twice in CI: an ERROR at one test's teardown, then the next test's
+    user refused as a duplicate, the rows never deleted). On PostgreSQL a request ending
+    after the flush could leave its rows for the next test."""
+    deadline = time.monotonic() + timeout
+    while busy := _requests_under_way.elsewhere():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still answering a request after {timeout:.0f} s: {busy}")
+        time.sleep(0.01)
 
 
 def _post_migrate_when_needed() -> Callable[..., None]:

@@ -59,7 +59,8 @@ def page(browser, live_server, transactional_db):  # type: ignore[no-untyped-def
     before it: the database's flush at teardown waited for no request the page still had
     in flight, and on SQLite's shared in-memory database a live server thread reading a
     table then failed the flush ("database table is locked: apikeys_flag", an ERROR at
-    teardown in CI); the context is now closed before the flush."""
+    teardown in CI); the context is now closed before the flush, and the flush itself
+    waits for the server to finish answering (tests/conftest.py)."""
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
     page = context.new_page()

@@ -6,10 +6,14 @@ rows (a TRUNCATE of every table cost ~2.5 s a test there)."""
 
 from __future__ import annotations
 
+import threading
+from urllib.request import urlopen
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
+from django.core.signals import request_started
 from django.db import connection
 from django.utils import timezone
 
@@ -126,3 +130,42 @@ def test_the_flush_on_postgresql_deletes_from_the_tables_that_hold_rows_and_no_m
 
     changes = writes(statements)
     assert sorted(changes) == sorted(f'DELETE FROM "{table}";' for table in filled)
+
+
+def test_the_flush_waits_for_the_live_server_to_finish_answering(live_server, transactional_db):
+    """A request the live server is still answering when the test ends (its page closed,
+    the view going on in the server's thread) holds the flush back until it is answered:
+    on SQLite that thread shares the test's connection, and a flush while it read a table
+    failed with "database table is locked", leaving the test's rows for the next test."""
+    import tests.conftest as shared
+
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(**kwargs: object) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            entered.set()
+            release.wait(5)
+
+    answers: list[int] = []
+    request_started.connect(hold)
+    try:
+        caller = threading.Thread(
+            target=lambda: answers.append(urlopen(f"{live_server.url}/healthz").status)
+        )
+        caller.start()
+        assert entered.wait(5)
+        with pytest.raises(AssertionError, match="still answering a request"):
+            shared._wait_for_other_threads_requests(timeout=0.2)
+        release.set()
+        caller.join(5)
+        shared._wait_for_other_threads_requests(timeout=5)
+    finally:
+        release.set()
+        request_started.disconnect(hold)
+    assert answers == [200]
+
+    waited: list[bool] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shared, "_wait_for_other_threads_requests", lambda: waited.append(True))
+        flush()
+    assert waited == [True]
