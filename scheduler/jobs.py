@@ -50,6 +50,14 @@ def jobs() -> list[Job]:
             every=detect_every,
             lease=10 * MINUTE,
         ),
+        # A day's partition a run cut short left unattached pauses detection for everyone:
+        # attached within minutes, not at the next daily run. Nothing to do: one query.
+        Job(
+            "finish_usage_partitions",
+            ("finish_usage_partitions",),
+            every=MINUTE,
+            lease=10 * MINUTE,
+        ),
         # Alerts, and the tests and retries owners queue, reach webhooks within seconds; a
         # run stops starting sends after 45 s, and a run still going holds off the next.
         Job(

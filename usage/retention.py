@@ -25,14 +25,16 @@ and an index cannot be built CONCURRENTLY on the parent.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
@@ -49,6 +51,8 @@ from usage.models import (
     UsageRecord,
 )
 from usage.writer import usage_write_lock
+
+logger = logging.getLogger(__name__)
 
 TABLE = UsageRecord._meta.db_table
 DEFAULT_PARTITION = f"{TABLE}_default"
@@ -72,6 +76,11 @@ _ADVISORY_LOCK_ID = 7_201_511_028
 _MOVE_LOCK_ID = 7_201_511_029
 # How long the making of a day's table waits for detection's batch under way to end.
 MOVE_LOCK_TIMEOUT = "60s"
+# With the day (yyyymmdd) as second key: held on its session by the run moving that day's
+# calls, from building its table to the attach (_day_moving). A run cut short loses it with
+# its connection, so a day's table standing unattached with the lock free was left by one
+# (usage_partitions_stranded), and one run at a time moves a day.
+_MOVING_LOCK_CLASS = 720_151_103
 _PARTITION_NAME = re.compile(rf"^{TABLE}_p(\d{{8}})$")
 # ASCII digits alone, as every number in the settings: \d takes "٩٠" and "９０" too.
 _AGE = re.compile(r"([0-9]{1,6})([dh])")
@@ -161,18 +170,78 @@ def usage_partitions_ensure(*, start_day: date, end_day: date) -> list[str]:
     Past days are fine: rows of such a day that sit in the default partition are moved into
     the new partition, a batch at a time, before it is attached (`_partition_create`).
     (PostgreSQL refuses to attach a range that the default partition still has rows for.)
-    A no-op on SQLite.
+    A day's table that a run cut short left unattached is finished first, whatever its
+    day (usage_partitions_finish). A no-op on SQLite.
     """
     if not usage_is_partitioned():
         return []
     _default_partition_ensure()
+    made = usage_partitions_finish()
     existing = usage_partitions()
-    made = []
     day = start_day
     while day <= end_day:
         if day not in existing and _partition_create(day):
             made.append(partition_name(day))
         day += DAY
+    return made
+
+
+def usage_partitions_unattached() -> list[date]:
+    """The days whose table stands beside the log, not attached: being moved into by a run,
+    or left so by a run cut short (usage_partitions_stranded). Empty where the log is not
+    partitioned."""
+    if not usage_is_partitioned():
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition"
+            " AND relname ~ %s AND pg_table_is_visible(oid) ORDER BY relname",
+            [_PARTITION_NAME.pattern],
+        )
+        names = [row[0] for row in cursor.fetchall()]
+    days = []
+    for name in names:
+        with contextlib.suppress(ValueError):  # a name no day has (p20021399): not ours
+            days.append(datetime.strptime(name[-8:], "%Y%m%d").date())
+    return days
+
+
+def usage_partitions_stranded() -> list[date]:
+    """The days whose table stands unattached with no run moving its calls: a run was cut
+    short (killed, a deploy, the statement or lock timeout) between building it and the
+    attach. Detection reads nothing until it is attached; usage_partitions_finish does
+    that (`manage.py finish_usage_partitions`, every minute under run_scheduler)."""
+    days = usage_partitions_unattached()
+    if not days:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND classid::bigint = %s AND objsubid = 2",
+            [_MOVING_LOCK_CLASS],
+        )
+        moving = {row[0] for row in cursor.fetchall()}
+    return [day for day in days if _day_key(day) not in moving]
+
+
+def usage_partitions_finish() -> list[str]:
+    """Finish each day's table left unattached by a run cut short: move the rest of its
+    calls and attach it; the names attached. A day another run is moving is left to it.
+    Says at WARNING what it found: until then detection read nothing, for every tenant."""
+    made = []
+    for day in usage_partitions_unattached():
+        name = partition_name(day)
+        if day in usage_partitions_stranded():
+            logger.warning(
+                "Usage log: %s stood unattached, left by a partitions run cut short; detection "
+                "is paused and its calls are off the call log until it is attached: finishing "
+                "the move",
+                name,
+            )
+        if _partition_create(day):
+            logger.info("Usage log: %s attached; detection reads on", name)
+            made.append(name)
     return made
 
 
@@ -237,15 +306,42 @@ def _partition_create(day: date) -> bool:
     It still scans the default partition, as PostgreSQL does to prove no row of the range
     is left there: a read, about 0.7 s per million rows. Moved rows are out of the log's
     reads until the attach, and detection reads nothing meanwhile (usage_rows_out_of_sight);
-    a run killed in between leaves them in the day's table, and the next run (this job, or
-    prune_usage, which makes the same days first) moves the rest and attaches it."""
+    a run cut short in between leaves them in the day's table, and the next run that
+    finishes such tables (finish_usage_partitions, every minute; this job; prune_usage,
+    which makes the same days first) moves the rest and attaches it. One run at a time
+    moves a day (_day_moving): False, too, if another is moving it."""
     name = partition_name(day)
-    if not _with_lock_retries(partial(_partition_stage, name, day), f"create {name}"):
-        return False
-    after = 0
-    while (last := _partition_move_batch(name, day, after)) is not None:
-        after = last
-    return _with_lock_retries(partial(_partition_attach, name, day), f"attach {name}")
+    with _day_moving(day) as ours:
+        if not ours:
+            return False
+        if not _with_lock_retries(partial(_partition_stage, name, day), f"create {name}"):
+            return False
+        after = 0
+        while (last := _partition_move_batch(name, day, after)) is not None:
+            after = last
+        return _with_lock_retries(partial(_partition_attach, name, day), f"attach {name}")
+
+
+def _day_key(day: date) -> int:
+    return int(f"{day:%Y%m%d}")
+
+
+@contextlib.contextmanager
+def _day_moving(day: date) -> Iterator[bool]:
+    """Whether this run holds the day's moving lock (False: another run is moving the day),
+    held on the session until the block ends, or the connection with a run cut short."""
+    key = [_MOVING_LOCK_CLASS, _day_key(day)]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s::int, %s::int)", key)
+        ours = bool(cursor.fetchone()[0])
+    try:
+        yield ours
+    finally:
+        if ours:
+            # A transaction broken by the failure that ends the block cannot unlock; the
+            # lock then goes with the connection, which a broken job's run closes.
+            with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s::int, %s::int)", key)
 
 
 def _range_sql(day: date) -> tuple[str, list[datetime]]:

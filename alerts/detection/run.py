@@ -30,7 +30,7 @@ from alerts.detection.volume_spikes import _volume_spikes
 from alerts.models import DetectionCursor
 from alerts.token_networks import token_network_notices, token_networks_learn
 from usage.models import UsageRecord
-from usage.retention import usage_rows_out_of_sight
+from usage.retention import partition_name, usage_partitions_stranded, usage_rows_out_of_sight
 from usage.writer import usage_late_forget, usage_late_span
 
 logger = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def detect(*, now: datetime | None = None, batch_size: int = BATCH_SIZE) -> Dete
             cursor, _ = DetectionCursor.objects.select_for_update().get_or_create(name="usage")
             if usage_rows_out_of_sight():
                 # A day's calls moving between partitions: read on when they are back.
-                logger.info("detector: a day of the usage log is moving; the next run reads on")
+                _say_paused()
                 break
             rows = list(unread_rows(cursor).order_by("id").values(*FIELDS)[:batch_size])
             if not rows:
@@ -85,6 +85,21 @@ def detect(*, now: datetime | None = None, batch_size: int = BATCH_SIZE) -> Dete
     email_pending_flags(now, result)
     _notify_token_networks(now, result)
     return result
+
+
+def _say_paused() -> None:
+    """A move under way is routine (a minute per million calls, after downtime); a table a
+    run cut short left unattached pauses detection for every tenant until it is attached
+    (finish_usage_partitions, every minute), which an operator must hear of."""
+    stranded = [partition_name(day) for day in usage_partitions_stranded()]
+    if stranded:
+        logger.warning(
+            "detector: paused: %s stands unattached, left by a partitions run cut short; "
+            "detection reads on once it is attached (finish_usage_partitions)",
+            ", ".join(stranded),
+        )
+    else:
+        logger.info("detector: a day of the usage log is moving; the next run reads on")
 
 
 def _notify_token_networks(now: datetime, result: DetectionResult) -> None:

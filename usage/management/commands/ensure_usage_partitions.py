@@ -5,7 +5,9 @@ without it (SCHEDULER=off), from cron: `0 1 * * * cd /srv/reminix && .venv/bin/p
 manage.py ensure_usage_partitions`.
 Migration 0009 and every prune_usage run make the same partitions, so one missed day is
 harmless; a call whose day has no partition lands in the default partition, and is moved
-into its day when that day's partition is made.
+into its day when that day's partition is made. A day's table a run cut short left
+unattached is finished first, whatever its day (finish_usage_partitions does the same every
+minute: detection waits for it).
 """
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
