@@ -10,8 +10,38 @@ one, and so does the Redis client.
 from __future__ import annotations
 
 import math
+from typing import Any, NoReturn
 
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from core.redact import redact_secrets
+
+
+class OperatorCommand(BaseCommand):
+    """Every command of ours: its errors (argparse's and its own CommandErrors), which echo
+    what was typed, never repeat a token. stderr is what cron mails and a deploy's log
+    keeps, and a token pasted into the wrong argument (`--project $KEY`) was printed back
+    whole there. Its prefix stays, so the operator still sees what was pasted."""
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        refuse = parser.error
+
+        def error(message: str) -> NoReturn:
+            refuse(redact_secrets(message))
+            raise AssertionError("unreachable: argparse's error exits or raises")
+
+        parser.error = error  # type: ignore[method-assign]
+        return parser
+
+    def execute(self, *args: Any, **options: Any) -> str | None:
+        try:
+            return super().execute(*args, **options)
+        except CommandError as error:
+            message = str(error)
+            if redact_secrets(message) == message:
+                raise
+            raise CommandError(redact_secrets(message), returncode=error.returncode) from None
 
 
 def require_text(arguments: dict[str, str]) -> None:

@@ -3,13 +3,21 @@ is wrong (a CommandError), never a traceback, and changes nothing."""
 
 from __future__ import annotations
 
+from importlib import import_module
 from io import StringIO
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import (
+    CommandError,
+    base,
+    call_command,
+    get_commands,
+    load_command_class,
+)
 
 from accounts.models import Project
 from apikeys.models import ApiKey
+from core.commands import OperatorCommand
 from scheduler.runner import Scheduler
 
 # b"caf\xe9", typed in a Latin-1 terminal: Python reads the byte that is not UTF-8 as a
@@ -115,3 +123,61 @@ def test_ingest_usage_refuses_a_consumer_name_that_is_not_utf8(db, redis_store):
     failed to encode it, with a traceback, at the first read."""
     with pytest.raises(CommandError, match="--consumer is not UTF-8 text"):
         run("ingest_usage", "--once", "--consumer", LATIN1)
+
+
+def _secret_echo_cases(slug: str, secret: str) -> list[tuple[str, ...]]:
+    """A token pasted into the wrong argument, as a deploy script that mixes up its
+    variables does: each of these echoed it back, whole, in its one line of error."""
+    return [
+        ("createapikey", "--project", secret, "--name", "CI"),
+        ("createapikey", "--project", slug, "--name", "CI", "--permissions", secret),
+        ("createapikey", "--project", slug, "--name", "CI", "--expires-in-days", secret),
+        ("createproject", "Billing", "--owner", secret),
+        ("prune_usage", "--older-than", secret),
+        ("ensure_usage_partitions", "--days", secret),
+        ("detect_suspicious_activity", "--batch-size", secret),
+        ("run_scheduler", "--once", "--tick", secret),
+        ("prune_client_tokens", secret),
+    ]
+
+
+def test_a_token_given_as_an_argument_is_not_echoed_in_the_error(project, make_key):
+    """stderr is what cron mails and a deploy's log keeps: the contract's "never written
+    to a log" holds there too. The token's prefix stays, to say what was pasted."""
+    _, secret = make_key(project)
+    for argv in _secret_echo_cases(project.slug, secret):
+        with pytest.raises(CommandError) as refused:
+            run(*argv)
+        assert secret[12:] not in str(refused.value), argv
+        assert "reminix_sk_" in str(refused.value), argv
+    assert ApiKey.objects.count() == 1
+
+
+def test_a_token_given_on_the_command_line_is_not_echoed_in_the_usage_error(
+    project, make_key, capsys, monkeypatch
+):
+    """From a shell, argparse prints its own error (with the usage) and exits 2, and a
+    CommandError is printed by run_from_argv and exits 1."""
+    monkeypatch.setattr(base.connections, "close_all", lambda: None)  # the test's transaction
+    _, secret = make_key(project)
+    apps = get_commands()
+    for argv in _secret_echo_cases(project.slug, secret):
+        command = load_command_class(apps[argv[0]], argv[0])
+        with pytest.raises(SystemExit):
+            command.run_from_argv(["manage.py", *argv])
+        printed = capsys.readouterr()
+        assert secret[12:] not in printed.out + printed.err, argv
+        assert "reminix_sk_" in printed.err, argv
+    assert ApiKey.objects.count() == 1
+
+
+def test_every_command_of_ours_keeps_tokens_out_of_its_errors():
+    """A new command is an OperatorCommand too, or its errors may echo a token."""
+    ours = {
+        name: app
+        for name, app in get_commands().items()
+        if "site-packages" not in str(import_module(app).__file__)
+    }
+    assert {"createapikey", "ingest_usage", "run_scheduler"} <= ours.keys()
+    for name, app in ours.items():
+        assert isinstance(load_command_class(app, name), OperatorCommand), name

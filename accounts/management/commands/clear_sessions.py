@@ -16,17 +16,17 @@ from importlib import import_module
 from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.contrib.sessions.models import Session
-from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from accounts.models import PendingSecondStep, SignedInSession
 from accounts.passkeys import used_challenges_prune
 from core.batched_delete import delete_in_batches
+from core.commands import OperatorCommand
 
 GRACE = timedelta(hours=1)
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     """The sessions' housekeeping described above: daily at 00:20 UTC under run_scheduler
     (README, Scheduled jobs)."""
 

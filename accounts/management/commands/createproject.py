@@ -1,14 +1,14 @@
 """`manage.py createproject --owner <email> <name>`: prints the new project's slug."""
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from accounts.models import Project, User
 from accounts.services import TooManyProjects, project_create
-from core.commands import require_text
+from core.commands import OperatorCommand, require_text
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     """Creates a project through project_create(), as sign-up does (so it gets its echo agent),
     for an existing active user; the bench and the server tests set up with it."""
 

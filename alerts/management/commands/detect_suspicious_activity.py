@@ -10,16 +10,16 @@ else.
 
 import time
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from alerts.detection import detect
-from core.commands import require_whole_number
+from core.commands import OperatorCommand, require_whole_number
 
 # Each batch is read into memory whole, in one transaction: ten times the default at most.
 MAX_BATCH_SIZE = 100_000
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     """Runs detect() (alerts/detection/run.py) and prints its throughput: every minute under
     run_scheduler (DETECTION_EVERY_SECONDS; README, Scheduled jobs)."""
 

@@ -7,12 +7,11 @@ run_scheduler runs it daily; without it (SCHEDULER=off), from cron: `15 0 * * * 
 time and again.
 """
 
-from django.core.management.base import BaseCommand
-
 from api.idempotency import idempotency_records_prune
+from core.commands import OperatorCommand
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     """Runs idempotency_records_prune() (api/idempotency.py): daily at 00:15 UTC under
     run_scheduler (README, Scheduled jobs)."""
 

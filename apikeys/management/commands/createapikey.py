@@ -7,7 +7,7 @@ Prints the new key once, on stdout, and nothing else there, so a deploy script c
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from accounts.models import Project
@@ -20,10 +20,10 @@ from apikeys.services import (
     TooManyTokens,
     api_key_create,
 )
-from core.commands import require_text
+from core.commands import OperatorCommand, require_text
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     """Creates a key through api_key_create(), as the dashboard does (the project's policy and
     limits apply, created_by empty), and prints its secret alone on stdout."""
 

@@ -6,12 +6,11 @@ run_scheduler runs it daily; without it (SCHEDULER=off), from cron: `30 0 * * * 
 and again.
 """
 
-from django.core.management.base import BaseCommand
-
 from apikeys.retention import KEEP, client_tokens_prune
+from core.commands import OperatorCommand
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     """Runs client_tokens_prune() (apikeys/retention.py): daily at 00:30 UTC under run_scheduler
     (README, Scheduled jobs)."""
 

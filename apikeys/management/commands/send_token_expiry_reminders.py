@@ -7,12 +7,11 @@ project's owners and the members who chose these emails: notifications/), howeve
 this runs.
 """
 
-from django.core.management.base import BaseCommand
-
 from apikeys.reminders import send_expiry_reminders
+from core.commands import OperatorCommand
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     """Runs send_expiry_reminders() (apikeys/reminders.py): hourly under run_scheduler (README,
     Scheduled jobs); prints how many went and how many wait for the next run."""
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import signal
 from types import FrameType
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
-from core.commands import require_seconds
+from core.commands import OperatorCommand, require_seconds
 from scheduler.runner import TICK_SECONDS, Scheduler
 
 # Looks more often than this are only load; rarer than an hour leave minutely jobs waiting,
@@ -23,7 +23,7 @@ from scheduler.runner import TICK_SECONDS, Scheduler
 SHORTEST_TICK, LONGEST_TICK = 0.05, 3600.0
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     """The scheduler process: a Scheduler (scheduler/runner.py) looping until SIGTERM or
     Ctrl-C, or with --once running what is due and exiting 1 if a job failed or the database
     did not answer."""

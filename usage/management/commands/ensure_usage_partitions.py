@@ -10,8 +10,9 @@ unattached is finished first, whatever its day (finish_usage_partitions does the
 minute: detection waits for it).
 """
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from core.commands import OperatorCommand
 from usage.retention import (
     DAYS_AHEAD,
     RetentionBusyError,
@@ -20,7 +21,7 @@ from usage.retention import (
 )
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     """Runs usage_partitions_ensure_ahead() (usage/retention.py): daily at 01:00 UTC under
     run_scheduler (README, Scheduled jobs); prune_usage does the same first."""
 

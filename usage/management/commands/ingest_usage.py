@@ -18,13 +18,13 @@ import signal
 import socket
 from types import FrameType
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
-from core.commands import require_text
+from core.commands import OperatorCommand, require_text
 from core.write_behind import StreamIngest
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     """Runs StreamIngest (core/write_behind.py) until stopped: a long-running service beside the
     web server whenever REDIS_URL is set, not a scheduled job (README, Scheduled jobs)."""
 

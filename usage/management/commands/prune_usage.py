@@ -5,12 +5,13 @@ boundary and PostgreSQL only has whole days to drop; without it (SCHEDULER=off),
 `5 0 * * * cd /srv/reminix && .venv/bin/python manage.py prune_usage --older-than 90d`.
 """
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from core.commands import OperatorCommand
 from usage.retention import MIN_KEEP, RetentionBusyError, parse_age, usage_prune
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     """Runs usage_prune() (usage/retention.py) and prints what went: daily at 00:05 UTC under
     run_scheduler with --older-than USAGE_RETENTION (README, Scheduled jobs and Retention)."""
 

@@ -7,12 +7,11 @@ fails never stops the others: each send is recorded and the run goes on.
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
+from core.commands import OperatorCommand
 from webhooks.delivery import deliver
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     """Runs deliver() (webhooks/delivery.py): every WEBHOOK_DELIVERY_EVERY_SECONDS (10 s) under
     run_scheduler (README, Scheduled jobs and Webhooks)."""
 

@@ -6,12 +6,11 @@ run_scheduler runs it daily; without it (SCHEDULER=off), from cron: `25 0 * * * 
 time and again.
 """
 
-from django.core.management.base import BaseCommand
-
+from core.commands import OperatorCommand
 from webhooks.retention import KEEP, deliveries_prune
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     """Runs deliveries_prune() (webhooks/retention.py): daily at 00:25 UTC under run_scheduler
     (README, Scheduled jobs)."""
 
