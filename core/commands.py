@@ -45,8 +45,15 @@ class OperatorCommand(BaseCommand):
 
 
 def require_text(arguments: dict[str, str]) -> None:
-    """Each argument is text that can be stored: {"--owner": owner, "The name": name}."""
+    """Each argument is text that can be stored: {"--owner": owner, "The name": name}.
+
+    No NUL either: a shell cannot pass one, a script's call_command can, and PostgreSQL's
+    driver refuses it in any query (DataError) where SQLite takes it."""
     for label, value in arguments.items():
+        if "\x00" in value:
+            raise CommandError(
+                f"{label} holds a NUL character (character {value.index(chr(0)) + 1})."
+            )
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as odd:

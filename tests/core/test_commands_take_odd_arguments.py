@@ -181,3 +181,22 @@ def test_every_command_of_ours_keeps_tokens_out_of_its_errors():
     assert {"createapikey", "ingest_usage", "run_scheduler"} <= ours.keys()
     for name, app in ours.items():
         assert isinstance(load_command_class(app, name), OperatorCommand), name
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["createproject", "Billing", "--owner", "ada@example.com\x00"], "--owner"),
+        (["createapikey", "--project", "adas-project\x00", "--name", "CI"], "--project"),
+        (["ingest_usage", "--once", "--consumer", "host\x00"], "--consumer"),
+    ],
+)
+def test_a_nul_character_in_an_argument_is_refused_naming_the_option(
+    project, redis_store, argv, option
+):
+    """A shell cannot pass one, but a script's call_command can: PostgreSQL's driver
+    refused it in the lookup with a traceback (DataError: text fields cannot contain NUL),
+    and SQLite looked it up and said there was no such user."""
+    with pytest.raises(CommandError, match=f"{option} holds a NUL character"):
+        run(*argv)
+    assert Project.objects.count() == 1
