@@ -23,6 +23,7 @@ from apikeys.services import (
     client_token_revoke,
 )
 from core.client_ip import client_ip
+from core.redact import holds_secret
 
 MAX_CONTEXT_BYTES = 4096
 
@@ -71,10 +72,19 @@ def _context(body: dict[str, Any], field: str, *, required: bool) -> dict[str, A
         raise errors.invalid_field_value(field, "must be a JSON object.")
     # UTF-8, as the customer's JSON.stringify sends it: escaped to \uXXXX, a letter beyond
     # ASCII counted six bytes (an emoji twelve), and 2 KB of accented names was "6011".
-    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    size = len(text.encode())
     if size > MAX_CONTEXT_BYTES:
         raise errors.invalid_field_value(
             field, f"is {size} bytes of JSON; the limit is {MAX_CONTEXT_BYTES}."
+        )
+    if holds_secret(text):
+        # Kept with the token, shown on the Client tokens page (context), to the browser
+        # (GET /client/token) and to the agent (serverContext), whose answer the browser reads.
+        raise errors.invalid_field_value(
+            field,
+            "holds a Reminix token, which is never kept. Revoke that token if it was sent "
+            "here by mistake.",
         )
     return value
 

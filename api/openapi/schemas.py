@@ -129,7 +129,8 @@ def context_schema(field: str, who: str) -> Schema:
     return {
         "type": "object",
         "description": f"{who} A JSON object of at most {MAX_CONTEXT_BYTES} bytes (compact "
-        f"JSON in UTF-8); a larger one is `400 invalid_field_value` naming `{field}`.",
+        f"JSON in UTF-8); a larger one, or one holding a Reminix token, is "
+        f"`400 invalid_field_value` naming `{field}`.",
     }
 
 

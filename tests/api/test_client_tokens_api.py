@@ -355,3 +355,36 @@ def test_a_preflights_answer_carries_no_store_as_the_description_says_every_answ
     )
     assert response.status_code in (204, 403)
     assert response["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("field", ["context", "serverContext"])
+@pytest.mark.parametrize(
+    "holding",
+    [
+        lambda secret: {"apiKey": secret},
+        lambda secret: {"env": {"REMINIX": f"Bearer {secret}"}},
+        lambda secret: {secret: 1},
+        lambda secret: {"list": ["a", secret.upper()[:11] + secret[11:]]},
+    ],
+)
+def test_a_context_holding_a_token_is_refused_naming_the_field(
+    api, api_key, signed_in, project, field, holding
+):
+    """A backend that spreads its settings into the context put its own API key there: it
+    was stored as it came, handed to the browser by GET /client/token, shown to every
+    member on the Client tokens page, and (serverContext) to the agent, whose echo answers
+    the browser with it. A token is never kept where it would be shown (the contract)."""
+    _, secret = api_key
+    body = {"context": {}, field: holding(secret)}
+    error = assert_error(api.post("/v1/client-tokens", body), 400, "invalid_field_value")
+    assert field in error["message"] and "token" in error["message"]
+    assert secret[11:] not in json.dumps(error)
+    assert not ClientToken.objects.exists()
+    page = signed_in.get(f"/projects/{project.slug}/settings/client-tokens/")
+    assert secret[11:] not in page.content.decode()
+
+
+def test_a_context_naming_a_tokens_hint_or_prefix_is_taken(api):
+    """What is not a secret stays: a hint's four characters, a prefix in a sentence."""
+    context = {"key": "reminix_sk_AbCd…wxyz", "note": "our reminix_ct_ tokens"}
+    assert_ok(mint(api, context=context, serverContext=context), 201)
