@@ -8,10 +8,14 @@ reminix_dashboard.wsgi:application`.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
+import socket
 import tempfile
 from typing import Any
 
+from gunicorn import util
 from gunicorn.glogging import Logger, SafeAtoms
 
 from core.redact import OneLine, RedactTokens, controls_escaped, redact_tokens_escaped
@@ -102,11 +106,57 @@ class TokenRedactingLogger(Logger):
 logger_class = TokenRedactingLogger
 
 
+# What gunicorn refuses before the application sees the request, said without the request's
+# text: its own message quotes the line it could not read (a token in the path or a header
+# name, say), which its error log has redacted (TokenRedactingLogger) and its answer had not.
+_REFUSALS = {
+    400: "The request is not valid HTTP: its request line or a header holds a character HTTP "
+    "does not allow there (a line break without its carriage return, a NUL, a control).",
+    403: "This request is refused.",
+    414: "The request line is too long: send a shorter path and query.",
+    417: "The Expect header asks for what this server does not do.",
+    431: "A request header, or the headers together, are larger than this server reads.",
+    501: "This Transfer-Encoding is not supported.",
+}
+
+
+def _error_in_envelope(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's util.write_error, answering as the API answers every error (CONTRACT.md,
+    Errors: JSON, the status repeated, a request id also in X-Request-Id), where gunicorn
+    wrote an HTML page. `mesg` is not written back (see _REFUSALS)."""
+    request_id = "req_" + secrets.token_hex(12)  # as api.errors.new_request_id
+    client_error = 400 <= status_int < 500 or status_int == 501
+    body = json.dumps(
+        {
+            "error": {
+                "code": "invalid_request" if client_error else "internal_error",
+                "message": _REFUSALS.get(status_int, "The request could not be read."),
+                "status": status_int,
+                "requestId": request_id,
+            }
+        }
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        f"X-Request-Id: {request_id}\r\n"
+        "Cache-Control: no-store\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
 def post_fork(server: Any, worker: Any) -> None:
     """A setting the process cannot use stops gunicorn with the one line that names it
     (reminix_dashboard/settings/environment.py), as gunicorn stops for an application it
     cannot import, not with each worker's traceback of the settings' import. Read in the
-    worker, not the arbiter: the arbiter keeps what it imports across reloads (SIGHUP)."""
+    worker, not the arbiter: the arbiter keeps what it imports across reloads (SIGHUP).
+
+    And in the worker, what gunicorn refuses is answered in the API's envelope
+    (_error_in_envelope): its Worker.handle_error looks up util.write_error at each call."""
+    util.write_error = _error_in_envelope
     from django.core.exceptions import ImproperlyConfigured
     from gunicorn.errors import AppImportError
 

@@ -1,0 +1,123 @@
+"""What gunicorn refuses before the application sees it (a header too large, a bare line
+break or a NUL in a header, a request line too long) is answered in the contract's
+envelope, as every other error is, and without the request's text: gunicorn's own answer
+was an HTML page that quoted the offending line, token and all."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import ROOT, free_port
+
+TOKEN = "reminix_ct_" + "A1b2C3d4E5" * 3 + "xYz123"
+
+
+@pytest.fixture(scope="module")
+def gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """gunicorn with gunicorn.conf.py, as make serve starts it; no request reaches the
+    application here, so its database is never opened."""
+    port = free_port()
+    unused = tmp_path_factory.mktemp("gunicorn") / "unused.sqlite3"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_URL", "PYTEST", "REDIS"))
+    } | {
+        "DEBUG": "true",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+        "DATABASE_URL": f"sqlite:///{unused}",
+    }
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "reminix_dashboard.wsgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail("gunicorn did not start")
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _send(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (
+            b"GET /client/token HTTP/1.1\r\nHost: x\r\nOrigin: https://"
+            + b"a" * 20_000
+            + b"\r\n\r\n",
+            431,
+        ),
+        (
+            b"GET /client/token HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + TOKEN.encode()
+            + b"\r\r\n\r\n",
+            400,
+        ),
+        (
+            b"OPTIONS /client/token HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example.com\x00\r\n\r\n",
+            400,
+        ),
+        (b"GET /client/" + TOKEN.encode() + b"\x01 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /client/token HTTP/1.1\r\nHost: x\r\nX-" + TOKEN.encode() + b"\x01: 1\r\n\r\n", 400),
+        (b"GET /v1/agents/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    ],
+    ids=[
+        "origin-too-large",
+        "bearer-with-cr",
+        "origin-with-nul",
+        "path-with-control",
+        "header-name-with-token",
+        "path-too-long",
+    ],
+)
+def test_what_gunicorn_refuses_is_answered_in_the_envelope_without_the_request(
+    gunicorn, request_bytes, status
+):
+    answered, headers, body = _send(gunicorn, request_bytes)
+    assert answered == status
+    assert headers["content-type"] == "application/json"
+    assert headers["cache-control"] == "no-store"
+    error = json.loads(body)["error"]
+    assert error["status"] == status
+    assert error["code"] == "invalid_request"
+    assert error["requestId"] == headers["x-request-id"]
+    assert error["requestId"].startswith("req_")
+    assert error["message"]
+    assert b"A1b2C3d4E5" not in body
