@@ -14,21 +14,22 @@ from typing import Any, NoReturn
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from core.redact import redact_secrets
+from core.redact import controls_escaped, redact_secrets
 
 
 class OperatorCommand(BaseCommand):
     """Every command of ours: its errors (argparse's and its own CommandErrors), which echo
-    what was typed, never repeat a token. stderr is what cron mails and a deploy's log
-    keeps, and a token pasted into the wrong argument (`--project $KEY`) was printed back
-    whole there. Its prefix stays, so the operator still sees what was pasted."""
+    what was typed, never repeat a token, and stay one line. stderr is what cron mails and
+    a deploy's log keeps: a token pasted into the wrong argument (`--project $KEY`) was
+    printed back whole there (its prefix stays, so the operator still sees what was
+    pasted), and a line break in an argument started a line of the argument's own."""
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         refuse = parser.error
 
         def error(message: str) -> NoReturn:
-            refuse(redact_secrets(message))
+            refuse(_shown(message))
             raise AssertionError("unreachable: argparse's error exits or raises")
 
         parser.error = error  # type: ignore[method-assign]
@@ -39,9 +40,15 @@ class OperatorCommand(BaseCommand):
             return super().execute(*args, **options)
         except CommandError as error:
             message = str(error)
-            if redact_secrets(message) == message:
+            if _shown(message) == message:
                 raise
-            raise CommandError(redact_secrets(message), returncode=error.returncode) from None
+            raise CommandError(_shown(message), returncode=error.returncode) from None
+
+
+def _shown(message: str) -> str:
+    """An error's message as it may be printed: no secret, one line (a control or line
+    separator percent-escaped, "%0A")."""
+    return controls_escaped(redact_secrets(message))
 
 
 def require_text(arguments: dict[str, str]) -> None:

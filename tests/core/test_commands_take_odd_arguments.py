@@ -200,3 +200,21 @@ def test_a_nul_character_in_an_argument_is_refused_naming_the_option(
     with pytest.raises(CommandError, match=f"{option} holds a NUL character"):
         run(*argv)
     assert Project.objects.count() == 1
+
+
+@pytest.mark.parametrize("breaks", ["\n", "\r\n", "\r", "\x85", "\u2028"])
+def test_a_line_break_in_an_argument_is_not_echoed_as_one(user, project, breaks):
+    """stderr is read a line at a time (cron's mail, journald, a deploy's log): the owner
+    an operator pasted with its mail header after it, or a slug with a forged line, made
+    the error two lines, the second one the argument's to write."""
+    forged = f"{breaks}CommandError: the database was wiped"
+    for argv in (
+        ("createproject", "Billing", "--owner", f"ada@example.com{forged}"),
+        ("createapikey", "--project", f"{project.slug}{forged}", "--name", "CI"),
+        ("createapikey", "--project", project.slug, "--name", "CI", "--permissions", forged),
+        ("prune_client_tokens", forged),
+    ):
+        with pytest.raises(CommandError) as refused:
+            run(*argv)
+        assert len(str(refused.value).splitlines()) == 1, argv
+    assert not ApiKey.objects.exists()
