@@ -10,12 +10,13 @@ bounds that to a minute or two instead of the next daily run. With nothing to fi
 is one catalog query and prints nothing.
 """
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from core.commands import OperatorCommand
 from usage.retention import RetentionBusyError, usage_partitions_finish
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     """Runs usage_partitions_finish() (usage/retention.py): every minute under run_scheduler
     (README, Scheduled jobs). A day another run is moving is left to it."""
 
