@@ -154,7 +154,8 @@ class LogFilters:
         if self.until is not None:
             records = records.filter(created_at__lt=self.until)
         # "Its client tokens" walks usage_key_tokens_time, which holds only their calls:
-        # a few of them are found without reading the key's own millions.
+        # a few of them are found without reading the key's own millions. "The key
+        # itself" walks usage_key_own_time, without reading its browsers' calls.
         if self.caller == CALLER_KEY:
             records = records.filter(client_token__isnull=True)
         elif self.caller == CALLER_CLIENT_TOKENS:

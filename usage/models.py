@@ -132,6 +132,14 @@ class UsageRecord(models.Model):
                 condition=Q(client_token__isnull=False),
                 name="usage_key_tokens_time",
             ),
+            # A key's own calls, newest first: "The key itself", which otherwise passes
+            # over every call of its client tokens (a browser app's hundreds of
+            # thousands) to fill a page. Neither PATs' nor client tokens' rows are in it.
+            models.Index(
+                fields=["api_key", "-created_at", "-id"],
+                condition=Q(api_key__isnull=False, client_token__isnull=True),
+                name="usage_key_own_time",
+            ),
             # A personal access token's calls, newest first, for its owner's usage page:
             # without it a page, and the week's tallies, read and sort every call the
             # token ever made (a CI token's millions). Only PATs' rows are in it.

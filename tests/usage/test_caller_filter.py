@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import pytest
 from django.db import connection
@@ -22,9 +22,10 @@ from apikeys.models import ApiKey, ClientToken
 from apikeys.services import client_token_create
 from tests.conftest import HTMX, exported_request_ids, log_export_link, log_walk, usage_call
 from tests.plans import plan_nodes
-from usage.forms import KeyLogFilterForm
-from usage.key_usage import NEWEST_FIRST, PAGE_SIZE
+from usage.forms import KeyLogFilterForm, ProjectLogFilterForm
+from usage.key_usage import NEWEST_FIRST, OLDEST_FIRST, PAGE_SIZE
 from usage.models import UsageRecord
+from usage.project_log import project_calls
 from usage.writer import usage_write
 
 SHARED = "198.51.100.23"  # the office: its server and its people's browsers
@@ -255,3 +256,38 @@ def test_its_client_tokens_calls_are_read_without_passing_over_the_keys_own(
     nodes = plan_nodes(records.order_by(*NEWEST_FIRST)[: PAGE_SIZE + 1], analyze=True)
     assert not [n for n in nodes if n["Node Type"] == "Sort"], nodes
     assert log_rows_read(nodes) == 2, nodes
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
+def test_the_keys_own_calls_are_read_without_passing_over_its_client_tokens(
+    project: Project, key: ApiKey, minted: ClientToken, make_key: Any
+) -> None:
+    """A key whose browsers make most of its calls: "The key itself" walked every call of
+    the key newest first and passed over its client tokens' to find its own (400,000 of
+    them read, 0.25 s; a million, 0.86 s, and as long again for the export's first rows).
+    The page and its CSV export walk an index of the key's own calls in the log's order,
+    and read only those, while another key makes many more of its own."""
+    now = timezone.now()
+    other, _ = make_key(project, name="Server")
+    usage_write(
+        [usage_call(now - timedelta(seconds=i), client_token=minted) for i in range(1, 150)]
+        + [usage_call(now - timedelta(seconds=i), key=other) for i in range(150)]
+        + [usage_call(now - timedelta(days=d, hours=1), key=key) for d in (0, 3)]
+    )
+    form = KeyLogFilterForm({"caller": "key"})
+    assert form.is_valid()
+    page = form.filters().apply(UsageRecord.objects.for_key(key).select_related("client_token"))
+    export_form = ProjectLogFilterForm(
+        {"key": str(key.pk), **dict(parse_qsl(form.project_export_query()))}, project=project
+    )
+    assert export_form.is_valid(), export_form.errors
+    export = export_form.project_filters().apply(project_calls(project))
+    with connection.cursor() as cursor:
+        # As for "Its client tokens": whether a plan without a sort exists, not which one
+        # the planner likes best on a few hundred rows and other tests' statistics.
+        cursor.execute("SET LOCAL enable_sort = off")
+    for records in (page, export):
+        for order in (NEWEST_FIRST, OLDEST_FIRST):
+            nodes = plan_nodes(records.order_by(*order)[: PAGE_SIZE + 1], analyze=True)
+            assert not [n for n in nodes if n["Node Type"] == "Sort"], nodes
+            assert log_rows_read(nodes) == 2, nodes
