@@ -10,13 +10,12 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
-from django.urls import Resolver404, resolve
 from django.utils.http import MAX_URL_LENGTH
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from accounts.sessions import session_seen
-from core.htmx import page_without_tokens, without_tokens
+from core.htmx import page_without_tokens
 
 
 class SessionSeenMiddleware:
@@ -89,12 +88,6 @@ def next_without_tokens(url: str) -> str:
     first_that_fits), which writes it into its form and its links and goes there
     afterwards: without a token, or "" when its path holds one. An invitation's link is
     the exception, whose path is its token: sign-in and sign-up come back to it to
-    accept (accounts/views/invitation_link.py)."""
-    path = urlsplit(url).path
-    try:
-        invitation = resolve(path).url_name == "invitation_accept"
-    except Resolver404:
-        invitation = False
-    if invitation:
-        return without_tokens(url)
+    accept (core.htmx.page_without_tokens, which the dashboard's middleware also asks of
+    a `next` in any page's address)."""
     return page_without_tokens(url) or ""

@@ -38,7 +38,7 @@ from alerts.services import (
 from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.tokens import TokenKind, token_hash, token_kind
 from core.client_ip import client_ip
-from core.htmx import filters_without_secrets, render_page_or_fragment, url_with_query
+from core.htmx import render_page_or_fragment, url_with_query
 
 TEMPLATE = "alerts/flag_list.html"
 RECENTLY = timedelta(days=30)
@@ -100,7 +100,6 @@ def _count_open_of_their_keys(flags: list[Flag]) -> None:
 
 
 @require_GET
-@filters_without_secrets
 @project_member_required
 def flag_list(request: ProjectRequest) -> HttpResponse:
     form = FlagFilterForm(request.GET, project=request.project)

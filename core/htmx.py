@@ -9,13 +9,14 @@ page. django-htmx's example project does the same: one view, the fragment a
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
-from typing import Any, overload
-from urllib.parse import unquote
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
+from django.conf import settings
+from django.contrib import messages
 from django.http import HttpResponse, HttpResponseBase, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
-from django.urls import reverse
+from django.urls import Resolver404, ResolverMatch, resolve, reverse
 from django.utils.cache import patch_vary_headers
 from django_htmx.http import HttpResponseClientRedirect, push_url
 
@@ -86,8 +87,17 @@ PASTED_SESSION_KEY = "tokens_pasted_into"
 
 
 def _holds_token(text: str) -> bool:
-    # Spaces a copy brings, or a line break, within it: holds_secret reads it whole.
-    return holds_secret("".join(text.split()))
+    """Whether `text` holds a whole token: with the spaces a copy brings, or a line break,
+    within it (holds_secret reads it without them), and percent-escaped
+    ("reminix%5Fsk%5F…", which a query's one decoding leaves so), as the logs read it
+    (core.redact.redact_tokens_escaped)."""
+    for _ in range(4):
+        if holds_secret("".join(text.split())):
+            return True
+        if "%" not in text:
+            return False
+        text = unquote(text)
+    return False
 
 
 def without_tokens(address: str) -> str:
@@ -111,75 +121,126 @@ def without_tokens(address: str) -> str:
 def page_without_tokens(address: str) -> str | None:
     """`address` without_tokens, for a page a later one names (sign-in's `next`); None
     when its path holds a token (one pasted into the address bar as a project), of which
-    nothing can be kept."""
-    if _holds_token(unquote(address.partition("?")[0])):
+    nothing can be kept, but for an invitation's link, whose path is its token."""
+    if _path_holds_token(unquote(urlsplit(address).path)):
         return None
     return without_tokens(address)
 
 
+def _path_holds_token(path: str) -> bool:
+    """Whether `path` (decoded) holds a token that is not its page's own: an invitation's
+    link is /invitations/reminix_inv_…/, and a token of another kind there is pasted."""
+    if not _holds_token(path):
+        return False
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return True
+    token = str(match.kwargs.get("token", ""))
+    if match.url_name == "invitation_accept" and token.lower().startswith("reminix_inv_"):
+        return _holds_token(path.replace(token, ""))
+    return True
+
+
 type _View[R: HttpResponseBase] = Callable[..., R]
-type _Guarded[R: HttpResponseBase] = Callable[..., R | HttpResponse]
+
+# The attribute pasted_token_opens() puts on a view (functools.wraps carries it outward).
+_OPENS = "pasted_token_opens"
 
 
-@overload
-def filters_without_secrets[R: HttpResponseBase](view: _View[R], /) -> _Guarded[R]: ...
-@overload
-def filters_without_secrets[R: HttpResponseBase](
-    *, page: str
-) -> Callable[[_View[R]], _Guarded[R]]: ...
-def filters_without_secrets[R: HttpResponseBase](
-    view: _View[R] | None = None, /, *, page: str | None = None
-) -> _Guarded[R] | Callable[[_View[R]], _Guarded[R]]:
-    """A filter page asked with a whole token in its query is opened again without it
-    (303; htmx: HX-Redirect, so nothing of it is swapped in or pushed). Not searched for
-    and not shown back is not enough: the address is the browser's history, its address
-    bar, the Referer sent onward and the server's access log. The page says once, beside
-    its filters, that a token was pasted and not kept (`request.tokens_pasted_into`, the
-    filters' names; templates/includes/token_pasted.html). A dialog that GET opens (a key's
-    rename, roll…: a page of its own without JavaScript) is guarded the same way.
+def pasted_token_opens[R: HttpResponseBase](page: str) -> Callable[[_View[R]], _View[R]]:
+    """For an export: a token pasted into its query opens `page` (a URL name taking the
+    view's own arguments) without it, not the export. Downloaded without that filter,
+    the file held more rows than were asked for, and a file has nowhere to say why."""
+
+    def mark(view: _View[R]) -> _View[R]:
+        setattr(view, _OPENS, page)
+        return view
+
+    return mark
+
+
+def address_without_tokens(request: HtmxHttpRequest) -> HttpResponse | None:
+    """Where a dashboard GET (or HEAD) with a whole token in its address is sent instead,
+    or None when its address holds none (PastedTokensMiddleware; every page, from one
+    place). Not searched for and not shown back is not enough: the address is the
+    browser's history, its address bar, the Referer sent onward and the access log.
+
+    - A parameter whose name or a value holds one is left out (303; htmx: HX-Redirect, so
+      nothing of it is swapped in or pushed), the others kept. `next` (an address the page
+      goes to afterwards) is kept without the token, as sign-in follows it
+      (page_without_tokens). A filter page says once, beside its filters, that a token
+      was pasted and not kept (`request.tokens_pasted_into`, the filters' names;
+      templates/includes/token_pasted.html). An export opens its page instead
+      (pasted_token_opens).
+    - A path holding one (pasted where a project's slug or a key's id goes) has nothing
+      to keep: the browser goes home, and a signed-in person is told why. The one path
+      that is its token by design, an invitation's link (reminix_inv_…), is answered.
 
     Only a GET (or HEAD) is sent elsewhere: a 303 would turn a form sent by POST into a
     GET and drop what it carried. Our forms post to their own plain address, without a
-    query, and a POST from elsewhere is refused without the CSRF token.
+    query, and a POST from elsewhere is refused without the CSRF token. Before any view
+    and its login_required: the sign-in page's ?next= would otherwise hold it. Someone
+    signed out is sent on without the note: no session or cookie is written for them."""
+    if request.method not in ("GET", "HEAD"):
+        return None
+    if _path_holds_token(request.path_info):
+        return _home_without_token(request)
+    pasted = [name for name, values in request.GET.lists() if _pasted(name, values)]
+    if not pasted:
+        return None
+    kept = QueryDict(mutable=True)
+    for name, values in request.GET.lists():
+        if name not in pasted:
+            kept.setlist(name, values)
+        elif name == "next" and (after := [v for v in map(page_without_tokens, values) if v]):
+            kept.setlist(name, after)
+    try:
+        match: ResolverMatch | None = resolve(request.path_info)
+    except Resolver404:
+        match = None
+    page = getattr(match.func, _OPENS, None) if match else None
+    path = reverse(page, args=match.args, kwargs=match.kwargs) if page and match else request.path
+    address = url_with_query(path, kept.urlencode())
+    # A name that is itself a token is not kept either: "" stands for it.
+    names = sorted({"" if _holds_token(name) else name for name in pasted})
+    # Noted for the person whose page it is: for anyone signed out, each such GET
+    # would store a session row (the sign-in page follows without the note).
+    if request.user.is_authenticated:
+        request.session[PASTED_SESSION_KEY] = {"path": path, "fields": names}
+    return _sent_to(request, address)
 
-    `page`: the URL name of the page to open instead, taking the view's own arguments: an
-    export's page (`@filters_without_secrets(page="usage:project_calls")`). The export
-    itself, downloaded without that filter, held more rows than were asked for, and a
-    file has nowhere to say why.
 
-    Put it before login_required: the sign-in page's ?next= would otherwise hold it.
-    Someone signed out is sent on without the note: no session is written for them."""
+def _pasted(name: str, values: list[str]) -> bool:
+    if _holds_token(name):
+        return True
+    if name == "next":  # an address of this site, where an invitation's link is its token
+        return any(page_without_tokens(value) != value for value in values)
+    return any(_holds_token(value) for value in values)
 
-    def guard(view: _View[R]) -> _Guarded[R]:
-        @wraps(view)
-        def wrapped(request: HtmxHttpRequest, *args: Any, **kwargs: Any) -> R | HttpResponse:
-            asked = request.method in ("GET", "HEAD")
-            pasted = [
-                name
-                for name, values in (request.GET.lists() if asked else [])
-                if _holds_token(name) or any(_holds_token(value) for value in values)
-            ]
-            if not pasted:
-                request.tokens_pasted_into = _pasted_here_before(request)  # type: ignore[attr-defined]
-                return view(request, *args, **kwargs)
-            kept = request.GET.copy()
-            for name in pasted:
-                del kept[name]
-            path = reverse(page, args=args, kwargs=kwargs) if page else request.path
-            address = url_with_query(path, kept.urlencode())
-            # A name that is itself a token is not kept either: "" stands for it.
-            names = sorted({"" if _holds_token(name) else name for name in pasted})
-            # Noted for the person whose page it is: for anyone signed out, each such GET
-            # would store a session row (the sign-in page follows without the note).
-            if request.user.is_authenticated:
-                request.session[PASTED_SESSION_KEY] = {"path": path, "fields": names}
-            if request.htmx:
-                return HttpResponseClientRedirect(address)
-            return HttpResponseSeeOther(address)
 
-        return wrapped
+def _home_without_token(request: HtmxHttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        messages.warning(
+            request,
+            "A secret token was in the address you opened: it was removed. "
+            "If it is yours, consider rolling it.",
+        )
+    return _sent_to(request, reverse("home"))
 
-    return guard(view) if view is not None else guard
+
+def _sent_to(request: HtmxHttpRequest, address: str) -> HttpResponse:
+    if getattr(request, "htmx", False):
+        return HttpResponseClientRedirect(address)
+    return HttpResponseSeeOther(address)
+
+
+def pasted_here_before(request: HtmxHttpRequest) -> frozenset[str]:
+    """The filters of this page that held a token the last time it was asked: said once.
+    Read only from a session that exists (the note is written to signed-in ones alone)."""
+    if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+        return frozenset()
+    return _pasted_here_before(request)
 
 
 def _pasted_here_before(request: HtmxHttpRequest) -> frozenset[str]:

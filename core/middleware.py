@@ -12,8 +12,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils.cache import add_never_cache_headers
+from django.utils.functional import SimpleLazyObject
 
 from core.client_ip import is_trusted_proxy, trusted_networks
+from core.htmx import address_without_tokens, pasted_here_before
+from core.http import HtmxHttpRequest
 
 logger = logging.getLogger(__name__)
 
@@ -176,3 +179,25 @@ class MethodNotAllowedPageMiddleware:
         page = render(request, "405.html", {"opened": opened}, status=405)
         page["Allow"] = response["Allow"]
         return page
+
+
+class PastedTokensMiddleware:
+    """A dashboard page asked with a token in its address (a filter, any parameter,
+    `next`, a segment of its path) is opened again without it, whichever page it is
+    (core.htmx.address_without_tokens): one place, not a decorator each page must
+    remember. After the session, the user and htmx's details, which it reads; before
+    any view. The API's paths are answered before the dashboard's middleware."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        asked: HtmxHttpRequest = request  # type: ignore[assignment]  # HtmxMiddleware ran
+        sent_on = address_without_tokens(asked)
+        if sent_on is not None:
+            return sent_on
+        # Read only by the filter pages that say so (templates/includes/token_pasted.html).
+        request.tokens_pasted_into = SimpleLazyObject(  # type: ignore[attr-defined]
+            lambda: pasted_here_before(asked)
+        )
+        return self.get_response(request)

@@ -29,7 +29,7 @@ from accounts.models import Membership, Project
 from apikeys.models import PersonalAccessToken
 from core.csv_stream import EXPORT_MAX_ROWS, csv_response
 from core.htmx import (
-    filters_without_secrets,
+    pasted_token_opens,
     render_page_or_fragment,
     url_with_query,
     wants_fragment,
@@ -126,7 +126,6 @@ def _log_context(
 
 
 @require_GET
-@filters_without_secrets
 @login_required
 def personal_token_usage(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
     pat = _owned(request, token_id)
@@ -165,7 +164,7 @@ def personal_token_usage(request: AuthenticatedRequest, token_id: int) -> HttpRe
 
 
 @require_GET
-@filters_without_secrets(page="usage:personal_token_usage")
+@pasted_token_opens("usage:personal_token_usage")
 @login_required
 def personal_token_usage_export(request: AuthenticatedRequest, token_id: int) -> HttpResponseBase:
     """The calls that the token's log with the same query string lists, every page of

@@ -26,7 +26,7 @@ from apikeys.tokens import TokenKind
 from core.csv_stream import EXPORT_MAX_ROWS, csv_response
 from core.forms import DATETIME_INPUT
 from core.htmx import (
-    filters_without_secrets,
+    pasted_token_opens,
     render_page_or_fragment,
     url_with_query,
     wants_fragment,
@@ -72,7 +72,6 @@ OVERVIEW_TEMPLATE = "usage/project_usage.html"
 
 
 @require_GET
-@filters_without_secrets
 @project_member_required
 def api_key_usage(request: ProjectRequest, key_id: int) -> HttpResponse:
     api_key = get_object_or_404(
@@ -200,7 +199,6 @@ def _key_summary(api_key: ApiKey) -> dict[str, object]:
 
 
 @require_GET
-@filters_without_secrets
 @project_member_required
 def project_usage(request: ProjectRequest) -> HttpResponse:
     form = OverviewFilterForm(request.GET, project=request.project, now=timezone.now())
@@ -221,7 +219,7 @@ def project_usage(request: ProjectRequest) -> HttpResponse:
 
 
 @require_GET
-@filters_without_secrets(page="usage:project_usage")
+@pasted_token_opens("usage:project_usage")
 @project_member_required
 def project_usage_export(request: ProjectRequest) -> HttpResponseBase:
     """The log rows that the overview with the same query string counts, as CSV."""
@@ -326,7 +324,6 @@ CALLS_TEMPLATE = "usage/project_calls.html"
 
 
 @require_GET
-@filters_without_secrets
 @project_member_required
 def project_calls_log(request: ProjectRequest) -> HttpResponse:
     """Every call of the project, newest first (or oldest), filtered and paged like a
@@ -371,7 +368,7 @@ def project_call_detail(request: ProjectRequest, request_id: str) -> HttpRespons
 
 
 @require_GET
-@filters_without_secrets(page="usage:project_calls")
+@pasted_token_opens("usage:project_calls")
 @project_member_required
 def project_calls_export(request: ProjectRequest) -> HttpResponseBase:
     """The calls that the call log with the same query string lists, every page of them,

@@ -26,13 +26,12 @@ from audit.forms import STALE_LINK, TARGET_KINDS, AuditFilterForm
 from audit.models import AuditEvent, AuditEventQuerySet
 from audit.reads import StaleCursor, actor_address, audit_page, target_name
 from core.csv_stream import EXPORT_MAX_ROWS, csv_response
-from core.htmx import filters_without_secrets, render_page_or_fragment, url_with_query
+from core.htmx import pasted_token_opens, render_page_or_fragment, url_with_query
 
 TEMPLATE = "accounts/audit_log.html"
 
 
 @require_GET
-@filters_without_secrets
 @project_member_required
 def project_audit(request: ProjectRequest) -> HttpResponse:
     """The project's audit log. Every member may read it, not only owners."""
@@ -40,7 +39,6 @@ def project_audit(request: ProjectRequest) -> HttpResponse:
 
 
 @require_GET
-@filters_without_secrets
 @login_required
 def user_audit(request: AuthenticatedRequest) -> HttpResponse:
     """What the signed-in user did, in every project, and the sign-ins to their account."""
@@ -48,14 +46,14 @@ def user_audit(request: AuthenticatedRequest) -> HttpResponse:
 
 
 @require_GET
-@filters_without_secrets(page="accounts:project_audit")
+@pasted_token_opens("accounts:project_audit")
 @project_member_required
 def project_audit_csv(request: ProjectRequest) -> HttpResponseBase:
     return _audit_csv(request, _project_log(request), name=request.project.slug)
 
 
 @require_GET
-@filters_without_secrets(page="accounts:user_audit")
+@pasted_token_opens("accounts:user_audit")
 @login_required
 def user_audit_csv(request: AuthenticatedRequest) -> HttpResponseBase:
     return _audit_csv(request, _user_log(request), name="account")

@@ -35,7 +35,7 @@ from accounts.services import (
 from accounts.sudo import sudo_required
 from core.client_ip import client_ip
 from core.counters import throttle_allows
-from core.htmx import filters_without_secrets, url_with_query, wants_fragment
+from core.htmx import url_with_query, wants_fragment
 from core.mail import inbox
 from core.redact import holds_secret
 
@@ -49,7 +49,7 @@ MEMBERS_TEMPLATE = "accounts/project_members.html"
 
 def _member_search(text: str) -> str:
     """What a members search looks for: one line, at most 100 characters, and never a
-    whole token (the page's own address never holds one, filters_without_secrets; an
+    whole token (the page's own address never holds one, core.htmx.address_without_tokens; an
     action's form carries the search on, and its answer is written into an address)."""
     text = " ".join(text[:1000].replace("\x00", "").split())[:100]
     return "" if holds_secret("".join(text.split())) else text
@@ -192,7 +192,6 @@ def _outcome_place(request: ProjectRequest, shown: Iterable[Membership]) -> dict
 
 
 @require_GET
-@filters_without_secrets
 @project_member_required
 def project_members(request: ProjectRequest) -> HttpResponse:
     """The members, 50 a page, found by name or address; the owner's invitations."""

@@ -55,7 +55,7 @@ from apikeys.services import (
     api_keys_transfer_from_leavers,
 )
 from core.client_ip import client_ip
-from core.htmx import filters_without_secrets, render_panel
+from core.htmx import render_panel
 from core.redact import holds_secret
 from core.shown_once import already_sent, form_id_new, form_id_of, sent_once, shown_once
 
@@ -122,7 +122,7 @@ def _keys_context(request: ProjectRequest) -> dict[str, object]:
     # Search by name, notes or the start of the key as the list shows it (its hint).
     q = " ".join(request.GET.get("q", "").replace("\x00", "").split())[:100]
     # A whole secret is not searched for: the list's own address never holds one
-    # (filters_without_secrets), but a panel's (rename, roll…) renders the list too.
+    # (core.htmx.address_without_tokens), but a panel's (rename, roll…) renders the list too.
     if holds_secret("".join(q.split())):
         q = ""
     sort = request.GET.get("sort", DEFAULT_SORT)
@@ -196,7 +196,6 @@ def _key(request: ProjectRequest, key_id: int) -> ApiKey:
 
 
 @require_GET
-@filters_without_secrets
 @project_member_required
 def api_key_list(request: ProjectRequest) -> HttpResponse:
     context = _keys_context(request)
@@ -206,7 +205,6 @@ def api_key_list(request: ProjectRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@filters_without_secrets
 @project_member_required
 @verified_email_required
 @sudo_required
@@ -261,7 +259,6 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@filters_without_secrets
 @project_member_required
 def api_key_rename_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     api_key = _key(request, key_id)
@@ -299,7 +296,6 @@ def api_key_rename_view(request: ProjectRequest, key_id: int) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@filters_without_secrets
 @project_member_required
 def api_key_revoke_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     """GET asks for confirmation, naming the key; POST revokes it, at once and for good.
@@ -351,7 +347,6 @@ def _panel_closed(request: ProjectRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@filters_without_secrets
 @project_member_required
 def api_key_suspend_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     """GET asks for a reason; POST suspends the key at once, until someone resumes it."""
@@ -415,7 +410,6 @@ def _not_changed(api_key: ApiKey, otherwise: str) -> str:
 
 
 @require_http_methods(["GET", "POST"])
-@filters_without_secrets
 @project_member_required
 @verified_email_required
 @sudo_required

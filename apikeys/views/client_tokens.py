@@ -19,7 +19,7 @@ from apikeys.forms import ClientTokenFilterForm
 from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.services import client_token_revoke, client_tokens_revoke_for_key
 from core.client_ip import client_ip
-from core.htmx import filters_without_secrets, render_page_or_fragment
+from core.htmx import render_page_or_fragment
 from core.paging import keyset_page
 
 TEMPLATE = "apikeys/client_token_list.html"
@@ -46,7 +46,6 @@ def effective_status(token: ClientToken) -> tuple[TokenStatus, str]:
 
 
 @require_GET
-@filters_without_secrets
 @project_member_required
 def client_token_list(request: ProjectRequest) -> HttpResponse:
     form = ClientTokenFilterForm(request.GET, project=request.project)

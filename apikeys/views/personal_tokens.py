@@ -42,7 +42,7 @@ from apikeys.services import (
 )
 from apikeys.views.api_keys import rolled_meanwhile_message, token_summary
 from core.client_ip import client_ip
-from core.htmx import filters_without_secrets, render_panel
+from core.htmx import render_panel
 from core.networks import network_around
 from core.shown_once import already_sent, form_id_new, form_id_of, sent_once, shown_once
 
@@ -79,7 +79,6 @@ def _render(
 
 
 @require_GET
-@filters_without_secrets
 @login_required
 def personal_token_list(request: AuthenticatedRequest) -> HttpResponse:
     if request.htmx and request.htmx.target == "token-table":
@@ -88,7 +87,6 @@ def personal_token_list(request: AuthenticatedRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@filters_without_secrets
 @login_required
 @verified_email_required
 @sudo_required
@@ -139,7 +137,6 @@ def personal_token_create_view(request: AuthenticatedRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-@filters_without_secrets
 @login_required
 def personal_token_revoke_view(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
     """GET asks for confirmation naming the token; POST revokes it at once."""
@@ -167,7 +164,6 @@ def _unrevoked_of(request: AuthenticatedRequest, token_id: int) -> PersonalAcces
 
 
 @require_http_methods(["GET", "POST"])
-@filters_without_secrets
 @login_required
 @sudo_required_to_change
 def personal_token_networks_view(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
@@ -205,7 +201,6 @@ def personal_token_networks_view(request: AuthenticatedRequest, token_id: int) -
 
 
 @require_http_methods(["GET", "POST"])
-@filters_without_secrets
 @login_required
 def personal_token_rename_view(request: AuthenticatedRequest, token_id: int) -> HttpResponse:
     pat = _unrevoked_of(request, token_id)
@@ -230,7 +225,6 @@ def personal_token_rename_view(request: AuthenticatedRequest, token_id: int) -> 
 
 
 @require_http_methods(["GET", "POST"])
-@filters_without_secrets
 @login_required
 @verified_email_required
 @sudo_required

@@ -138,6 +138,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A token in a page's address (pasted into a filter, the address bar, `next`) is taken
+    # out of it before any view runs: the browser is sent on without it.
+    "core.middleware.PastedTokensMiddleware",
     "accounts.middleware.HtmxSignInMiddleware",
     # A form-only address opened as a page: the dashboard's 405 page, not an empty one.
     "core.middleware.MethodNotAllowedPageMiddleware",

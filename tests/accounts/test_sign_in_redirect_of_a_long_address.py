@@ -104,12 +104,15 @@ def test_a_token_in_the_path_of_a_signed_out_request_is_not_carried_to_sign_in(
     """The contract: a token is never written to a later page. Signed out, a page whose
     path held one (a token pasted into the address bar as a project) sent it on in the
     sign-in address's `next`, which the sign-in page writes into its form and its links:
-    sign-in now starts plain. (A token in the query is taken out before: its page sends
-    the browser to itself without it.)"""
+    sign-in now starts plain. (Before it asks, the dashboard's middleware sends the
+    browser home, core.htmx.address_without_tokens: a token in the query is taken out
+    too, the browser sent to the page without it.)"""
     asked = f"/projects/{SECRET}/"
     headers = {"HX-Request": "true", "HX-Current-URL": "http://testserver" + asked}
     response = client.get(asked, headers=headers if htmx else {})
     location = response["HX-Redirect"] if htmx else response["Location"]
+    assert location == reverse("home")
+    location = client.get(location)["Location"]
     assert SECRET[11:] not in location
     assert location == reverse("accounts:login")
     page = client.get(location)
@@ -130,15 +133,18 @@ TOKENS = [
 def test_a_token_in_the_query_of_a_signed_out_request_is_not_carried_to_sign_in(
     client, project, htmx, token, page
 ):
-    """A page that does not send the browser to itself without a token (not a filter
+    """A page that did not send the browser to itself without a token (not a filter
     page) sent one in an unrelated parameter on in `next`: sign-in comes back to the page
-    without it, with the rest of its query."""
+    without it, with the rest of its query. Every page now sends the browser to itself
+    without it first (core.htmx.address_without_tokens), and sign-in is asked there."""
     url = reverse(page, args=[project.slug] if "project" in page else [])
     spaced = token[:14] + "%20" + token[14:]
     for query in (f"?x={token}&keep=1", f"?{token}&keep=1", f"?keep=1&x={spaced}"):
         headers = {"HX-Request": "true", "HX-Current-URL": "http://testserver" + url + query}
         response = client.get(url + query, headers=headers if htmx else {})
         location = response["HX-Redirect"] if htmx else response["Location"]
+        assert location == f"{url}?keep=1", query
+        location = client.get(location)["Location"]
         assert token[12:] not in location, query
         assert parse_qs(urlsplit(location).query)["next"] == [f"{url}?keep=1"], query
         sign_in = client.get(location)
@@ -158,9 +164,11 @@ def test_a_hand_made_sign_in_link_whose_next_holds_a_token_neither_shows_nor_fol
         (f"{sessions}?x={token}&keep=1", f"{sessions}?keep=1"),
         (f"/projects/{token}/", None),
     ):
-        page = client.get(login, {"next": next_url})
+        # Opened again with `next` without it (core.htmx.address_without_tokens).
+        page = client.get(login, {"next": next_url}, follow=True)
         assert page.status_code == 200 and token[12:] not in page.content.decode()
-        signup = client.get(reverse("accounts:signup"), {"next": next_url})
+        assert all(token[12:] not in went for went, _ in page.redirect_chain)
+        signup = client.get(reverse("accounts:signup"), {"next": next_url}, follow=True)
         assert signup.status_code == 200 and token[12:] not in signup.content.decode()
         signed_in = client.post(
             login, {"username": user.email, "password": PASSWORD, "next": next_url}

@@ -392,19 +392,18 @@ def test_a_token_in_the_address_of_a_page_that_asks_is_not_written_into_the_prom
     """The prompt keeps the address asked for (a hidden field, to continue to once the
     check passes) and the page the person came from (Cancel): a whole token in either
     was written into the prompt's page, which a token never is (the filter pages send
-    the browser on without one, core.htmx.filters_without_secrets). Found by the sweep
+    the browser on without one, core.htmx.address_without_tokens). Found by the sweep
     of every GET page with odd queries (tests/core/test_get_pages_take_odd_queries.py).
-    (A key's dialogs now send the browser to themselves without it before they ask,
-    tests/apikeys/test_dialog_addresses_without_tokens.py: the account's email page
-    still asks at the address as given.)"""
+    (Every page now sends the browser to itself without it before it asks,
+    core.htmx.address_without_tokens: the account's email page asked at the address as
+    given until then. The page it came from may still hold one, as sent.)"""
     secret = api_key[1]
     url = reverse("accounts:account_email")
     keys = reverse("apikeys:api_key_list", args=[project.slug])
-    prompt = stale.get(
-        url,
-        {"q": secret, "sort": "name"},
-        headers={"Referer": f"http://testserver{keys}?q={secret}"},
-    )
+    came_from = {"Referer": f"http://testserver{keys}?q={secret}"}
+    sent_on = stale.get(url, {"q": secret, "sort": "name"}, headers=came_from)
+    assert (sent_on.status_code, sent_on["Location"]) == (303, f"{url}?sort=name")
+    prompt = stale.get(sent_on["Location"], headers=came_from)
     html = prompt.content.decode()
     assert "Confirm it is you" in html
     assert secret[12:] not in html

@@ -4,7 +4,7 @@ again without it.
 The contract: a token is never written to a later page. A dialog is a page of its own
 (its link works without JavaScript), and a hand-made link to one, `…/revoke/?x=reminix_sk_…`,
 kept the token in the address bar, the browser's history and the Referer sent onward,
-as the filter pages no longer do (core.htmx.filters_without_secrets)."""
+as the filter pages no longer do (core.htmx.address_without_tokens)."""
 
 from __future__ import annotations
 
