@@ -43,11 +43,14 @@ _TOKEN_SPACED_IN_URL = re.compile(
 _TOKEN_SPACED_DECODED = re.compile(
     r"(reminix_(?:sk|ct|pat|inv)_)(?:(?:\+| (?!HTTP/))*[0-9A-Za-z]){1,36}", re.IGNORECASE
 )
+# A webhook's signing secret so spaced, up to its 43 characters (token_urlsafe(32)).
+_WEBHOOK_SPACED_IN_URL = re.compile(r"(whsec_)(?:(?:\+|%20)*[0-9A-Za-z_-]){1,43}")
+_WEBHOOK_SPACED_DECODED = re.compile(r"(whsec_)(?:(?:\+| (?!HTTP/))*[0-9A-Za-z_-]){1,43}")
 # Long enough to be (most of) a secret; a hint's 4 characters (reminix_sk_AbCd…wxyz) are not.
 _SECRET = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)[0-9A-Za-z]{12,}", re.IGNORECASE)
 # A webhook's signing secret (webhooks/signing.py: URL-safe base64), cut the same way; its
 # hint (whsec_ and 4 characters) is not a secret.
-_WEBHOOK_SECRET = re.compile(r"(whsec_)[0-9A-Za-z_-]*")
+_WEBHOOK_SECRET = re.compile(r"(whsec_)(?!\[redacted\])[0-9A-Za-z_-]*")
 _WEBHOOK_SECRET_WHOLE = re.compile(r"(whsec_)[0-9A-Za-z_-]{12,}")
 # Characters that show nothing, besides the format characters (Unicode's Cf: zero-width
 # spaces and joiners, the word joiner, the byte-order mark, the soft hyphen, direction
@@ -141,7 +144,7 @@ def redact_tokens_escaped(text: str) -> str:
         if "%" not in decoded:
             break
         decoded = unquote(decoded)
-        cut = _redact_tokens_in_url(decoded, spaced=_TOKEN_SPACED_DECODED)
+        cut = _redact_tokens_in_url(decoded, decoded=True)
         if cut != decoded:
             kept = controls_escaped(cut)
     return kept
@@ -166,8 +169,11 @@ def _holds_no_token(text: str) -> bool:
     )
 
 
-def _redact_tokens_in_url(text: str, spaced: re.Pattern[str] = _TOKEN_SPACED_IN_URL) -> str:
-    return redact_tokens(_cut(spaced, text))
+def _redact_tokens_in_url(text: str, *, decoded: bool = False) -> str:
+    text = _cut(_TOKEN_SPACED_DECODED if decoded else _TOKEN_SPACED_IN_URL, text)
+    if "whsec_" in text or not text.isascii():
+        text = _cut(_WEBHOOK_SPACED_DECODED if decoded else _WEBHOOK_SPACED_IN_URL, text)
+    return redact_tokens(text)
 
 
 def controls_escaped(text: str) -> str:
