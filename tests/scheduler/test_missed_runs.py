@@ -35,6 +35,18 @@ def left_by_a_run_days_ago(days: int) -> None:
         )
 
 
+@pytest.fixture
+def clock_at_midday(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clock moved to 12:00 UTC of today, and running on from there: the daily jobs'
+    slots are from 00:05 to 01:00, and a test that looks a few seconds or minutes ahead of
+    the real time would see a job's next slot come round during it if it ran just before
+    one (CI's run at 00:29:42 saw prune_client_tokens, due at 00:30, start again)."""
+    real_now = timezone.now
+    started = real_now()
+    shift = started.replace(hour=12, minute=0, second=0, microsecond=0) - started
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + shift)
+
+
 class HeldRuns:
     """Stands in for the jobs' commands: a daily job's run goes on until let go, as a long
     prune would, so the test sees which run at the same time; the others end at once."""
@@ -72,7 +84,7 @@ class HeldRuns:
 
 @pytest.mark.django_db(transaction=True)
 def test_after_downtime_the_daily_jobs_run_once_each_one_at_a_time_partitions_first(
-    monkeypatch,
+    monkeypatch, clock_at_midday
 ):
     """Down for 20 days (more than the 14 days of partitions made ahead): every daily job
     had missed its slot, and all of them started at the first look, together (prune_usage's
@@ -111,7 +123,9 @@ def test_after_downtime_the_daily_jobs_run_once_each_one_at_a_time_partitions_fi
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_schedulers_back_after_downtime_run_the_partitions_job_once(monkeypatch):
+def test_two_schedulers_back_after_downtime_run_the_partitions_job_once(
+    monkeypatch, clock_at_midday
+):
     """Two instances start at the same moment: the partitions job runs in one of them (its
     lease), and each instance catches up one missed daily job at a time."""
     left_by_a_run_days_ago(20)
@@ -232,7 +246,9 @@ def test_a_row_dated_past_what_python_reads_holds_no_job_back(column):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_run_scheduler_once_from_cron_catches_up_one_missed_daily_job_a_call(capsys):
+def test_run_scheduler_once_from_cron_catches_up_one_missed_daily_job_a_call(
+    capsys, clock_at_midday
+):
     """`run_scheduler --once` every minute from cron: each call a scheduler of its own,
     each runs the partitions job first, then one other missed daily job a call."""
     left_by_a_run_days_ago(20)
