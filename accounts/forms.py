@@ -17,6 +17,7 @@ from django.contrib.auth.forms import (
     PasswordResetForm,
     SetPasswordForm,
 )
+from django.utils.html import format_html
 
 from accounts.invitations import (
     TOO_MANY_INVITATIONS,
@@ -29,6 +30,7 @@ from accounts.services import TOO_MANY_PROJECTS, projects_full
 from core.counters import throttle_allows
 from core.forms import NoTokenCharField
 from core.mail import delivery_address
+from core.text_direction import html_isolated
 from core.validators import mailable_address
 
 EMAIL_MAX_LENGTH = 254
@@ -199,7 +201,8 @@ class TypedConfirmationForm(forms.Form):
     def __init__(self, *args: Any, what: str, expected: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.what, self.expected = what, expected
-        self.fields["confirm"].label = f"Type {expected} to confirm"
+        # HTML, the name in a <bdi>: a direction override in it reorders nothing after it.
+        self.fields["confirm"].label = format_html("Type {} to confirm", html_isolated(expected))
         self.fields["confirm"].error_messages["required"] = f"Type {what} to confirm."
 
     def matches(self, typed: str) -> bool:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.html import format_html
 
 from accounts.models import Membership
+from core.text_direction import html_isolated
 from notifications.services import Choice, effective_choice
 
 
@@ -19,12 +21,15 @@ class NotificationPreferencesForm(forms.Form):
         self.memberships = memberships
         for membership in memberships:
             now = effective_choice(membership)
-            name = membership.project.name
+            # The label is HTML: the project's name in a <bdi> (core.text_direction).
+            name = html_isolated(membership.project.name)
             self.fields[f"alerts_{membership.pk}"] = forms.BooleanField(
-                label=f"High-severity alerts in {name}", required=False, initial=now.alert_emails
+                label=format_html("High-severity alerts in {}", name),
+                required=False,
+                initial=now.alert_emails,
             )
             self.fields[f"expiry_{membership.pk}"] = forms.BooleanField(
-                label=f"API key expiry reminders in {name}",
+                label=format_html("API key expiry reminders in {}", name),
                 required=False,
                 initial=now.expiry_emails,
             )

@@ -26,6 +26,7 @@ from datetime import datetime
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from core.text_direction import html_isolated, text_isolated
 from usage.key_usage import HourCounts, UsageWindow
 from usage.overview import Bucket, ProjectOverview, Series
 
@@ -122,7 +123,7 @@ def legend(series: Sequence[Series], totals: Sequence[int] | None = None) -> Saf
         (
             (
                 s.colour,
-                s.label,
+                html_isolated(s.label),  # a key's name, when split by key
                 format_html(' <span class="legend-count">{}</span>', n) if n else "",
             )
             for s, n in zip(series, counts, strict=True)
@@ -303,7 +304,7 @@ def _describe_overview(overview: ProjectOverview) -> str:
     totals = overview.totals
     if not totals.requests:
         return f"No calls {span}."
-    split = ", ".join(f"{s.label} {n:,}" for s, n in overview.series_totals if n)
+    split = ", ".join(f"{text_isolated(s.label)} {n:,}" for s, n in overview.series_totals if n)
     busiest = overview.busiest
     assert busiest is not None
     unit = "day" if time_range.by_day else "hour"
@@ -318,7 +319,9 @@ def _describe_overview(overview: ProjectOverview) -> str:
 def _bucket_title(bucket: Bucket, series: Sequence[Series], by_day: bool) -> str:
     title = f"{_bucket_name(bucket.start, by_day=by_day)}: {calls_text(bucket.counts.requests)}"
     if len(series) > 1:
-        split = ", ".join(f"{s.label} {bucket.count(s):,}" for s in series if bucket.count(s))
+        split = ", ".join(
+            f"{text_isolated(s.label)} {bucket.count(s):,}" for s in series if bucket.count(s)
+        )
         title += f" ({split})"
     if bucket.counts.errors:
         title += f"; {bucket.counts.errors:,} failed"

@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.models import Project
 from apikeys.models import ApiKey, ApiKeyQuerySet, TokenStatus
 from core.forms import row_id
+from core.text_direction import text_isolated
 
 # The ended keys a key filter lists: those that ended, or were last tried, within the
 # widest range the usage pages show (the overview's 92 days; the log keeps 90 by default),
@@ -118,7 +119,7 @@ class ProjectKeyChoiceField(forms.ModelChoiceField):
         # An <option> holds text only (no <bdi>): a name that may hold a direction
         # override or right-to-left letters is isolated by FSI and PDI, their plain-text
         # equivalent, so that it cannot reorder the hint after it.
-        name = obj.name if obj.name.isascii() else f"\u2068{obj.name}\u2069"
+        name = text_isolated(obj.name)
         label = f"{name} ({obj.hint})"
         status = obj.status
         return label if status is TokenStatus.ACTIVE else f"{label}, {status.label.lower()}"

@@ -9,8 +9,10 @@ from typing import Any
 from django import template
 from django.utils import timezone
 from django.utils.html import escape
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeData, SafeString, mark_safe
 from django.utils.timesince import timesince, timeuntil
+
+from core.text_direction import html_isolated, text_isolated, without_isolate_controls
 
 register = template.Library()
 
@@ -49,3 +51,25 @@ def underscore_breaks(value: str) -> SafeString:
     underscores, and nowhere else: escaped, with a <wbr> after each "_". Broken anywhere,
     it read "expired_api_ke / y"."""
     return mark_safe(escape(value).replace("_", "_<wbr>"))  # noqa: S308 (escaped first)
+
+
+@register.filter
+def bdi(value: Any) -> SafeString:
+    """A customer's text (a name, a user agent, an alert's summary) in a <bdi>, escaped, so
+    that a direction override or right-to-left letters in it reorder nothing around it;
+    without the isolate controls that would close the <bdi> early (core.text_direction).
+    Markup already made safe (notes through linebreaksbr) keeps its tags."""
+    if isinstance(value, SafeData):
+        # Taking characters that are not markup out of safe HTML keeps it safe.
+        return mark_safe(f"<bdi>{without_isolate_controls(str(value))}</bdi>")  # noqa: S308
+    return html_isolated(str(value))
+
+
+@register.filter
+def isolated(value: Any) -> str:
+    """A customer's text where only text can stand (an attribute, the page's <title>, a
+    confirm dialog's question) or should (a .button's label: a button is a flex box, so a
+    <bdi> in it would be an item of its own, set apart by the gap and read with spaces
+    around it): between FSI and PDI unless it is ASCII (core.text_direction.text_isolated).
+    Escaped by the template as usual."""
+    return text_isolated(str(value))

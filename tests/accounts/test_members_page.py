@@ -35,7 +35,9 @@ def membership_of(project, email: str) -> Membership:
 
 def listed(response) -> list[str]:
     """The names (or, for someone without one, the addresses) of the members' rows."""
-    return re.findall(r"<tr[^>]*>\s*<td[^>]*><strong>([^<]+)</strong>", response.content.decode())
+    return re.findall(
+        r"<tr[^>]*>\s*<td[^>]*><strong><bdi>([^<]+)</bdi></strong>", response.content.decode()
+    )
 
 
 def place(response) -> str:

@@ -129,7 +129,8 @@ def test_a_wrong_answer_keeps_the_prompt_in_its_projects_frame(stale, project):
     html = wrong.content.decode()
     assert wrong.status_code == 422 and "That is not right" in html
     assert (
-        PROJECT_TABS in html and f'<span class="menu-label">{escape(project.name)}</span>' in html
+        PROJECT_TABS in html
+        and f'<span class="menu-label"><bdi>{escape(project.name)}</bdi></span>' in html
     )
     assert hidden(html)["sudo_next"] == url
 

@@ -106,7 +106,7 @@ def test_a_key_without_open_alerts_is_not_told_nothing_needs_a_look_while_others
     for headers in ({}, HTMX):
         html = signed_in.get(url, {"key": billing.pk}, headers=headers).content.decode()
         assert "Nothing needs a look" not in html
-        assert "No open alerts for “Billing”" in html
+        assert "No open alerts for “<bdi>Billing</bdi>”" in html
         assert f'href="{url}"' in html
     assert "Nothing needs a look" not in signed_in.get(url).content.decode()  # Search's is open
 

@@ -144,7 +144,7 @@ def test_revoke_asks_first_naming_the_key_then_revokes_for_good(signed_in, proje
     key, _ = make_key(project, name="Billing worker")
     url = reverse("apikeys:api_key_revoke", args=[project.slug, key.pk])
     confirm = signed_in.get(url).content.decode()
-    assert "Revoke “Billing worker”?" in confirm
+    assert "Revoke “<bdi>Billing worker</bdi>”?" in confirm
     assert "cannot be undone" in confirm
     key.refresh_from_db()
     assert key.revoked_at is None

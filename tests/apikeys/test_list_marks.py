@@ -103,7 +103,10 @@ def test_a_token_made_for_a_week_gets_no_banner_until_its_last_day(signed_in, us
     PersonalAccessToken.objects.filter(pk=pat.pk).update(
         expires_at=timezone.now() + timedelta(hours=20)
     )
-    assert "Your personal access token “Week” expires" in signed_in.get(page).content.decode()
+    assert (
+        "Your personal access token “<bdi>Week</bdi>” expires"
+        in signed_in.get(page).content.decode()
+    )
 
 
 def test_a_long_lived_token_is_announced_in_its_last_week(signed_in, user, project):
@@ -114,7 +117,10 @@ def test_a_long_lived_token_is_announced_in_its_last_week(signed_in, user, proje
     PersonalAccessToken.objects.filter(pk=pat.pk).update(
         created_at=timezone.now() - timedelta(days=300)
     )
-    assert "Your personal access token “Year” expires" in signed_in.get(page).content.decode()
+    assert (
+        "Your personal access token “<bdi>Year</bdi>” expires"
+        in signed_in.get(page).content.decode()
+    )
 
 
 def test_a_key_carries_notes_from_creation_and_they_can_be_edited(signed_in, project):

@@ -205,7 +205,7 @@ def test_roll_asks_for_an_overlap_shows_the_new_secret_once_and_audits(
     key = api_key[0]
     form = signed_in.get(roll_url(project, key), headers=HTMX)
     html = form.content.decode()
-    assert form.status_code == 200 and f"Roll “{key.name}”" in html
+    assert form.status_code == 200 and f"Roll “<bdi>{key.name}</bdi>”" in html
     assert form.context["form"]["overlap"].value() == "24h"  # the default
     form_id = form.context["form_id"]
 

@@ -163,7 +163,7 @@ def test_suspend_asks_for_a_reason_beside_its_field_then_suspends(
     key = api_key[0]
     form = signed_in.get(suspend_url(project, key), headers=HTMX)
     assert form.status_code == 200
-    assert f"Suspend “{key.name}”" in form.content.decode()
+    assert f"Suspend “<bdi>{key.name}</bdi>”" in form.content.decode()
 
     odd = [("", "Say why"), ("two\nlines", "one line"), ("x" * 201, "200"), ("a\x00b", "Null")]
     for reason, message in odd:

@@ -683,7 +683,7 @@ def test_the_chart_is_an_image_with_a_title_a_description_and_a_table_of_its_fig
     table = re.search(r'<table class="table figures-table">.*?</table>', html, re.S)[0]
     assert table.count('<th scope="row">') == len(overview.buckets) + 1  # and the total
     for series in overview.series:
-        assert f">{series.label}</th>" in unescape(table)
+        assert f"><bdi>{series.label}</bdi></th>" in unescape(table)
     assert 'style="' not in html  # the CSP allows no inline style
 
 
@@ -840,7 +840,7 @@ def test_personal_access_token_calls_are_shown_under_the_token_and_its_owner(
     html = signed_in.get(overview_url(project)).content.decode()
     assert "Deploy script" in html
     assert pat.hint in html
-    assert f"personal access token of {user.get_short_name()}" in html
+    assert f"personal access token of <bdi>{user.get_short_name()}</bdi>" in html
 
 
 def _reads(client: Any, url: str) -> Counter[str]:

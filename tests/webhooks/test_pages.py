@@ -59,7 +59,7 @@ def test_an_owner_adds_an_endpoint_and_sees_its_secret_once(signed_in, project, 
     assert again.status_code == 302 and WebhookEndpoint.objects.count() == 1
     listing = signed_in.get(_url("webhook_list", project)).content.decode()
     assert secret not in listing and "secret=1" not in listing and "/a/b" not in listing
-    assert "https://hooks.example.com/…" in listing
+    assert "<bdi>https://hooks.example.com</bdi>/…" in listing
     assert AuditEvent.objects.filter(action="webhook.created", project=project).exists()
 
 
@@ -148,13 +148,13 @@ def test_an_endpoint_whose_creator_left_is_marked_on_the_list_and_its_page(
     theirs, _ = webhook_create(url="https://theirs.example.com/", created_by=leaver, **made)
     ours, _ = webhook_create(url="https://ours.example.com/", created_by=user, **made)
     listing = signed_in.get(_url("webhook_list", project)).content.decode()
-    assert "by Lee" in listing and "creator left" not in listing
+    assert "by <bdi>Lee</bdi>" in listing and "creator left" not in listing
 
     membership_remove(membership=membership, by=user)
     rows = signed_in.get(_url("webhook_list", project)).content.decode().split("<tr")
     [their_row] = [row for row in rows if "theirs.example.com" in row]
     [our_row] = [row for row in rows if "ours.example.com" in row]
-    assert "creator left" in their_row and "Lee is no longer a member" in their_row
+    assert "creator left" in their_row and "<bdi>Lee</bdi> is no longer a member" in their_row
     assert "creator left" not in our_row
     detail = signed_in.get(_url("webhook_detail", project, endpoint_id=theirs.pk)).content
     assert b"leaver@example.com, who is no longer a member of this project" in detail
