@@ -157,3 +157,23 @@ def test_the_resend_button_follows_the_banners_sentence(page: Page, transactiona
         }"""
     )
     assert gap < 16
+
+
+def test_a_name_and_a_note_of_one_long_word_wrap_at_360_px_and_on_a_desktop(
+    page: Page, transactional_db
+):
+    """A key named with 100 characters and no space (a pasted id) and a note of 500 (a
+    pasted hash or URL): they wrap inside the key list's Name cell and the key's usage
+    heading, and neither page scrolls sideways. Before, the name made the key list 915 px
+    wider than the window at 1280, and the usage page's heading 1,466 px wider at 360."""
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="N" * 100, created_by=user, notes="x" * 500)
+    sign_in(page, "kim@example.com")
+    keys = f"/projects/{project.slug}/settings/api-keys/"
+    for size in ({"width": 360, "height": 800}, {"width": 1280, "height": 900}):
+        page.set_viewport_size(size)
+        for path in (keys, f"{keys}{key.pk}/usage/"):
+            page.goto(path)
+            assert sideways_scroll(page) <= 0, (path, size)
+            assert wider_than_their_box(page, "td, .key-notes, h1, h3") == [], (path, size)
