@@ -37,4 +37,4 @@ def test_the_whole_page_shows_the_banner_and_the_count(signed_in, user, project)
     personal_token_create(user=user, name="CLI", expires_at=timezone.now() + timedelta(hours=20))
 
     html = signed_in.get(reverse("overview:project_overview", args=[project.slug])).content
-    assert "Your personal access token “CLI” expires".encode() in html
+    assert "Your personal access token “<bdi>CLI</bdi>” expires".encode() in html
