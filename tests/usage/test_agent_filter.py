@@ -33,11 +33,6 @@ from usage.writer import usage_write
 
 
 @pytest.fixture
-def key(api_key: tuple[ApiKey, str]) -> ApiKey:
-    return api_key[0]
-
-
-@pytest.fixture
 def now() -> datetime:
     return timezone.now()
 

@@ -33,17 +33,6 @@ SERVER = "203.0.113.7"
 
 
 @pytest.fixture
-def key(api_key: tuple[ApiKey, str]) -> ApiKey:
-    return api_key[0]
-
-
-@pytest.fixture
-def minted(project: Project, key: ApiKey) -> ClientToken:
-    token, _ = client_token_create(project=project, api_key=key, context={})
-    return token
-
-
-@pytest.fixture
 def calls(key: ApiKey, minted: ClientToken) -> dict[str, list[str]]:
     """Three calls of the key itself and two of its client token from the shared address,
     one of the key from its server: each kind's request ids, newest first."""

@@ -15,24 +15,12 @@ from django.utils import timezone
 
 from accounts.models import Project
 from apikeys.models import ApiKey, ClientToken
-from apikeys.services import client_token_create
 from tests.conftest import usage_call
 from usage.models import UsageIp
 from usage.writer import usage_write
 
 SERVER = "203.0.113.7"  # the customer's backend, which mints the client tokens
 BROWSER = "198.51.100.23"  # one of its users' browsers
-
-
-@pytest.fixture
-def key(api_key: tuple[ApiKey, str]) -> ApiKey:
-    return api_key[0]
-
-
-@pytest.fixture
-def minted(project: Project, key: ApiKey) -> ClientToken:
-    token, _ = client_token_create(project=project, api_key=key, context={})
-    return token
 
 
 @pytest.fixture

@@ -19,20 +19,8 @@ from django.utils import timezone
 
 from accounts.models import Project
 from apikeys.models import ApiKey, ClientToken
-from apikeys.services import client_token_create
 from tests.conftest import log_walk, usage_call
 from usage.writer import usage_write
-
-
-@pytest.fixture
-def key(api_key: tuple[ApiKey, str]) -> ApiKey:
-    return api_key[0]
-
-
-@pytest.fixture
-def minted(project: Project, key: ApiKey) -> ClientToken:
-    token, _ = client_token_create(project=project, api_key=key, context={})
-    return token
 
 
 @pytest.fixture

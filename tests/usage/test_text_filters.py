@@ -41,11 +41,6 @@ ATTACKER = "python-requests/2.31.0"
 
 
 @pytest.fixture
-def key(api_key: tuple[ApiKey, str]) -> ApiKey:
-    return api_key[0]
-
-
-@pytest.fixture
 def now() -> datetime:
     return timezone.now()
 

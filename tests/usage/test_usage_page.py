@@ -68,11 +68,6 @@ def newest_first(key: ApiKey, **filters: object) -> list[str]:
 
 
 @pytest.fixture
-def key(api_key: tuple[ApiKey, str]) -> ApiKey:
-    return api_key[0]
-
-
-@pytest.fixture
 def now() -> datetime:
     return timezone.now()
 
