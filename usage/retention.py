@@ -211,7 +211,11 @@ def usage_partitions_stranded() -> list[date]:
     short (killed, a deploy, the statement or lock timeout) between building it and the
     attach. Detection reads nothing until it is attached; usage_partitions_finish does
     that (`manage.py finish_usage_partitions`, every minute under run_scheduler)."""
-    days = usage_partitions_unattached()
+    return _stranded(usage_partitions_unattached())
+
+
+def _stranded(days: list[date]) -> list[date]:
+    """Of `days` standing unattached, those no run holds the moving lock of."""
     if not days:
         return []
     with connection.cursor() as cursor:
@@ -230,9 +234,11 @@ def usage_partitions_finish() -> list[str]:
     calls and attach it; the names attached. A day another run is moving is left to it.
     Says at WARNING what it found: until then detection read nothing, for every tenant."""
     made = []
-    for day in usage_partitions_unattached():
+    days = usage_partitions_unattached()
+    stranded = set(_stranded(days))
+    for day in days:
         name = partition_name(day)
-        if day in usage_partitions_stranded():
+        if day in stranded:
             logger.warning(
                 "Usage log: %s stood unattached, left by a partitions run cut short; detection "
                 "is paused and its calls are off the call log until it is attached: finishing "
