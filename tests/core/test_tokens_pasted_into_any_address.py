@@ -25,20 +25,13 @@ from tests.accounts.test_role_matrix import (  # noqa: F401  # fixtures
 from tests.apikeys.test_secrets_never_leak import every_log_line  # noqa: F401
 from tests.conftest import HTMX
 from tests.core.test_get_pages_take_odd_queries import pages, params_of  # noqa: F401
+from tests.core.test_tokens_pasted_into_filters import PAGE_OF_EXPORT  # export -> its page
 
 # One of each kind, as they are shaped; the key's is real (World.key_secret).
 OTHERS = {
     "ct": "reminix_ct_Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z0123",
     "pat": "reminix_pat_Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z0123",
     "whsec": "whsec_Q2hhbmdlIG1lIHBsZWFzZSwgSSBhbSBhIHNlY3JldA",
-}
-# An export asked with a token goes to its page (core.htmx: a file has nowhere to say why).
-PAGE_OF_EXPORT = {
-    "usage:project_usage_export": "usage:project_usage",
-    "usage:project_calls_export": "usage:project_calls",
-    "usage:personal_token_usage_export": "usage:personal_token_usage",
-    "accounts:project_audit_csv": "accounts:project_audit",
-    "accounts:user_audit_csv": "accounts:user_audit",
 }
 # Whose path is its token by design: the invitation's link.
 PATH_IS_ITS_TOKEN = {"accounts:invitation_accept"}

@@ -8,11 +8,13 @@ whatever it holds stays inside it."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from django.urls import reverse
 from django.utils import timezone
 
 from alerts.models import Flag
+from apikeys.models import ApiKey
 from tests.conftest import usage_call
 from usage.writer import usage_write
 
@@ -30,6 +32,20 @@ def _cells_unisolated(html: str) -> str:
     text)."""
     cells = "\n".join(match.group() for match in _CELLS.finditer(html))
     return _TAG.sub("", _ISOLATED.sub("", cells))
+
+
+def flag_saying(summary: str, *, key: ApiKey, now: datetime) -> Flag:
+    """An open high alert on `key` whose summary is `summary`, as detection writes one."""
+    return Flag.objects.create(
+        project=key.project,
+        api_key=key,
+        kind=Flag.Kind.ENDED_TOKEN_USED,
+        severity=Flag.Severity.HIGH,
+        dedupe_key="x",
+        summary=summary,
+        first_seen=now,
+        last_seen=now,
+    )
 
 
 def test_direction_overrides_in_customer_text_are_isolated_on_every_page_that_shows_it(
@@ -51,16 +67,7 @@ def test_direction_overrides_in_customer_text_are_isolated_on_every_page_that_sh
             usage_call(now, key=key, user_agent=f"python {RLO}" + "long " * 10),
         ]
     )
-    Flag.objects.create(
-        project=project,
-        api_key=key,
-        kind=Flag.Kind.ENDED_TOKEN_USED,
-        severity=Flag.Severity.HIGH,
-        dedupe_key="x",
-        summary=f"Revoked key “Prod{RLO}dorp” was used",
-        first_seen=now,
-        last_seen=now,
-    )
+    flag_saying(f"Revoked key “Prod{RLO}dorp” was used", key=key, now=now)
     pages = {
         "usage:project_calls": [project.slug],
         "usage:api_key_usage": [project.slug, key.pk],
@@ -142,7 +149,7 @@ def test_a_name_that_closes_an_isolate_is_isolated_wherever_a_page_shows_it(
     captions, the page's <title>, confirmations and labels too, each stands in a <bdi> or
     between FSI and PDI, with no isolate control of its own left to close it early."""
     from accounts.models import Membership, Passkey, Project, SignedInSession, User
-    from apikeys.models import ApiKey, PersonalAccessToken
+    from apikeys.models import PersonalAccessToken
     from apikeys.services import client_token_create, personal_token_create
     from webhooks.services import webhook_create
 
@@ -177,16 +184,7 @@ def test_a_name_that_closes_an_isolate_is_isolated_wherever_a_page_shows_it(
     now = timezone.now()
     usage_write([usage_call(now, key=key, user_agent=f"curl{ESCAPE}lruc")])
     usage_write([usage_call(now, pat=pat, project=project)])
-    Flag.objects.create(
-        project=project,
-        api_key=key,
-        kind=Flag.Kind.ENDED_TOKEN_USED,
-        severity=Flag.Severity.HIGH,
-        dedupe_key="x",
-        summary=f"Revoked key “Prod{ESCAPE}dorp” was used",
-        first_seen=now,
-        last_seen=now,
-    )
+    flag_saying(f"Revoked key “Prod{ESCAPE}dorp” was used", key=key, now=now)
     from usage.models import UsageRecord
 
     call = UsageRecord.objects.filter(api_key=key).values_list("request_id", flat=True)[0]
