@@ -195,7 +195,7 @@ def _answer_now(
             raise ApiError(
                 405,
                 "invalid_request",
-                f"Use {' or '.join(allowed)} on this endpoint.",
+                f"Use {_spelled_out(allowed)} on this endpoint.",
                 headers={"Allow": ", ".join(allowed)},
             )
         if caller is not None and refusal is None and _receive(request):
@@ -346,6 +346,13 @@ def _allowed(methods: list[str]) -> list[str]:
         return methods
     at = methods.index("GET") + 1
     return [*methods[:at], "HEAD", *methods[at:]]
+
+
+def _spelled_out(methods: list[str]) -> str:
+    """The methods as a sentence lists them: POST; GET or HEAD; GET, HEAD or PUT."""
+    if len(methods) < 3:
+        return " or ".join(methods)
+    return f"{', '.join(methods[:-1])} or {methods[-1]}"
 
 
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}

@@ -98,6 +98,19 @@ def test_a_wrong_method_is_405_invalid_request_with_allow(api, method, path, all
     assert allowed.split(", ")[0] in error["message"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "message"),
+    [
+        ("GET", INVOKE, "Use POST on this endpoint."),
+        ("POST", "/v1/agents", "Use GET or HEAD on this endpoint."),
+        ("DELETE", "/v1/agents/my-agent", "Use GET, HEAD or PUT on this endpoint."),
+    ],
+)
+def test_a_405_lists_the_methods_as_a_sentence_would(api, method, path, message):
+    """Three or more methods read "GET, HEAD or PUT", not "GET or HEAD or PUT"."""
+    assert assert_error(api.send(method, path, {}), 405, "invalid_request")["message"] == message
+
+
 def test_a_wrong_method_is_405_whatever_the_token(api):
     api.token = None
     response = api.send("GET", INVOKE)
