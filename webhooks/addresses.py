@@ -8,15 +8,16 @@ the send-time check is the guard, because DNS can change after the form was acce
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import threading
 from collections import Counter
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from django.conf import settings
 
-from core.redact import holds_secret_escaped
+from core.redact import holds_secret, holds_secret_escaped
 
 MAX_URL_LENGTH = 2000
 # Lookups still running, given up on or not. getaddrinfo cannot be stopped: one given up
@@ -110,6 +111,12 @@ def new_url_problem(url: str) -> tuple[str, str] | None:
     # First, so that a token in the user name is named as a token, not as a user name.
     # Only for new endpoints, as the port: one saved before keeps its deliveries.
     if holds_secret_escaped(url):
+        if _only_signing_secrets(url):
+            return (
+                "token",
+                "Take the signing secret out of the address: a whsec_ secret is never sent "
+                "in a webhook URL. Verify our signature with it on each delivery instead.",
+            )
         return (
             "token",
             "Take the Reminix token out of the address: a token is never stored in a "
@@ -122,6 +129,15 @@ def new_url_problem(url: str) -> tuple[str, str] | None:
         allowed = " or ".join(str(p) for p in PORTS[urlsplit(url).scheme])
         return "port", f"Use port {allowed}, or leave the port out: we send to no other."
     return None
+
+
+def _only_signing_secrets(url: str) -> bool:
+    """Whether the secrets `url` holds are webhook signing secrets (whsec_), no token: the
+    address as sent and decoded as holds_secret_escaped reads it, without their prefix."""
+    decoded = url
+    for _ in range(3):
+        decoded = unquote(decoded)
+    return not holds_secret(re.sub("whsec_", "", f"{url} {decoded}", flags=re.IGNORECASE))
 
 
 def port_not_accepted(url: str) -> int | None:
@@ -137,7 +153,9 @@ def port_not_accepted(url: str) -> int | None:
 def _ip_literal(host: str) -> Address | None:
     """The address `host` is written as, if it is one: standard forms, and the older IPv4
     forms the resolver still reads as addresses (2130706433, 0x7f.1, 0177.0.0.1, 127.1),
-    so that those are refused beside the field too, not only when a delivery is sent."""
+    so that those are refused beside the field too, not only when a delivery is sent.
+    A fully qualified spelling ends in the root's dot (127.0.0.1.): the same address."""
+    host = host.removesuffix(".")
     try:
         return ipaddress.ip_address(host)
     except ValueError:

@@ -40,6 +40,10 @@ def _answer(address: str):
         "https://0177.0.0.1/hook",
         "https://127.1/hook",
         "https://0xa000001/hook",
+        # A fully qualified spelling, with the root's dot: the same addresses.
+        "https://127.0.0.1./hook",
+        "https://2130706433./hook",
+        "https://10.1.2.3./hook",
     ],
 )
 def test_private_and_reserved_address_literals_are_refused_in_the_form_and_at_send_time(url):
@@ -155,3 +159,14 @@ def test_an_address_that_carries_a_token_is_refused_beside_its_field(url):
 def test_an_address_that_only_names_reminix_is_taken(url):
     form = WebhookCreateForm({"url": url, "format": "generic", "min_severity": "low"})
     assert form.is_valid(), form.errors
+
+
+def test_an_address_that_carries_a_signing_secret_is_refused_naming_it_as_such():
+    """A whsec_ secret is ours too, but not a Reminix token: the message says which."""
+    url = f"https://hooks.example.com/x?secret=whsec_{SECRET_PART}"
+    form = WebhookCreateForm({"url": url, "format": "generic", "min_severity": "low"})
+    assert not form.is_valid()
+    error = form.errors.as_data()["url"][0]
+    assert error.code == "token"
+    assert "signing secret" in error.messages[0] and "Reminix token" not in error.messages[0]
+    assert SECRET_PART not in error.messages[0]
