@@ -111,6 +111,13 @@ class UtcDateTimeField(forms.DateTimeField):
             raise forms.ValidationError(OUT_OF_YEARS, code="out_of_range") from None
 
     def prepare_value(self, value: Any) -> Any:
+        # What a link carries (ISO, perhaps with an offset) is shown back as the dashboard
+        # writes times, in UTC; what does not read is shown as typed, beside its error.
+        if isinstance(value, str) and value:
+            try:
+                value = self.to_python(value)
+            except forms.ValidationError:
+                return value
         if isinstance(value, datetime):
             return f"{value:%-d %b %Y, %H:%M}"
         return value

@@ -88,3 +88,22 @@ def test_a_time_with_any_iso_offset_filters_as_that_moment_in_utc(signed_in, pro
             else:
                 lines = b"".join(response.streaming_content).decode().splitlines()[1:]
                 assert [int(line[11:13]) for line in lines] == hours, (url, field, value)
+
+
+def test_a_time_a_link_carries_as_iso_is_shown_back_as_the_dashboard_writes_it(signed_in, project):
+    """A chart's or an alert's link carries ISO ("2026-12-05T14:50"); the filter it opens
+    shows it as every other time on the page is written, in UTC ("5 Dec 2026, 14:50")."""
+    url = reverse("usage:project_calls", args=[project.slug])
+    html = signed_in.get(
+        url, {"since": "2026-12-05T14:50", "until": "2026-12-05T16:00+01:00"}
+    ).content.decode()
+    assert 'value="5 Dec 2026, 14:50"' in html
+    assert 'value="5 Dec 2026, 15:00"' in html  # the moment, in UTC
+    assert "2026-12-05T" not in html
+
+
+def test_a_time_that_does_not_read_is_shown_back_as_typed_beside_its_error(signed_in, project):
+    url = reverse("usage:project_calls", args=[project.slug])
+    html = signed_in.get(url, {"since": "31 Feb 2026, 10:00"}).content.decode()
+    assert 'value="31 Feb 2026, 10:00"' in html
+    assert "Enter a date and time in UTC" in html
