@@ -155,7 +155,8 @@ class LogFilters:
             records = records.filter(created_at__lt=self.until)
         # "Its client tokens" walks usage_key_tokens_time, which holds only their calls:
         # a few of them are found without reading the key's own millions. "The key
-        # itself" walks usage_key_own_time, without reading its browsers' calls.
+        # itself" walks usage_key_own_time, without reading its browsers' calls. A PAT's
+        # log (the same callers) walks usage_pat_tokens_time and usage_pat_own_time.
         if self.caller == CALLER_KEY:
             records = records.filter(client_token__isnull=True)
         elif self.caller == CALLER_CLIENT_TOKENS:

@@ -156,6 +156,14 @@ class UsageRecord(models.Model):
                 condition=Q(personal_token__isnull=False, client_token__isnull=False),
                 name="usage_pat_tokens_time",
             ),
+            # A PAT's own calls, newest first: its log's Caller "The token itself", which
+            # otherwise passes over every call of the client tokens it minted (a browser
+            # app's hundreds of thousands) to fill a page. Only PATs' own rows are in it.
+            models.Index(
+                fields=["personal_token", "-created_at", "-id"],
+                condition=Q(personal_token__isnull=False, client_token__isnull=True),
+                name="usage_pat_own_time",
+            ),
         ]
         constraints = [
             # A call logged twice (a write-behind batch retried after its commit) is one

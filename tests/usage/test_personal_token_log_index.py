@@ -15,13 +15,21 @@ from apikeys.services import client_token_create, personal_token_create
 from tests.conftest import usage_call
 from tests.plans import plan_nodes
 from usage.forms import PersonalTokenLogFilterForm
-from usage.key_usage import NEWEST_FIRST, PAGE_SIZE
+from usage.key_usage import NEWEST_FIRST, OLDEST_FIRST, PAGE_SIZE
 from usage.personal_token_usage import pat_calls
 from usage.writer import usage_write
 
 
 def log_scans(nodes: list[dict]) -> list[dict]:
     return [n for n in nodes if n.get("Relation Name", "").startswith("apikeys_usagerecord")]
+
+
+def log_rows_read(nodes: list[dict]) -> int:
+    """Rows an analysed plan took from the log (its partitions), kept or filtered out."""
+    return sum(
+        (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"]
+        for n in log_scans(nodes)
+    )
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
@@ -66,8 +74,35 @@ def test_its_client_tokens_calls_are_read_without_passing_over_its_own(user, pro
     records = form.filters().apply(pat_calls(pat).select_related("project", "client_token"))
     nodes = plan_nodes(records.order_by(*NEWEST_FIRST)[: PAGE_SIZE + 1], analyze=True)
     assert not [n for n in nodes if n["Node Type"] == "Sort"], nodes
-    read = log_scans(nodes)
-    rows = sum(
-        (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"] for n in read
+    assert log_rows_read(nodes) == 2, log_scans(nodes)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
+def test_its_own_calls_are_read_without_passing_over_its_client_tokens(user, project):
+    """A token whose client tokens make most of its calls: "The token itself" walked every
+    call of the token newest first and passed over its client tokens' to find its own
+    (400,000 of them read, 0.25 s; a million, 0.74 s, and as long again for the export's
+    first rows). The page and its CSV export walk an index of the token's own calls in
+    the log's order, and read only those, while another token makes many more of its own."""
+    pat, _ = personal_token_create(user=user, name="Deploys", expires_at=None)
+    minted, _ = client_token_create(project=project, personal_token=pat, context={})
+    other, _ = personal_token_create(user=user, name="CI", expires_at=None)
+    now = timezone.now()
+    usage_write(
+        [usage_call(now - timedelta(seconds=i), client_token=minted) for i in range(1, 150)]
+        + [usage_call(now - timedelta(seconds=i), pat=other, project=project) for i in range(150)]
+        + [usage_call(now - timedelta(days=d, hours=1), pat=pat, project=project) for d in (0, 3)]
     )
-    assert rows == 2, read
+    form = PersonalTokenLogFilterForm({"caller": "token"})
+    assert form.is_valid()
+    page = form.filters().apply(pat_calls(pat).select_related("project", "client_token"))
+    export = form.filters().apply(pat_calls(pat))  # what personal_token_usage_export reads
+    with connection.cursor() as cursor:
+        # As for a key's "The key itself": whether a plan without a sort exists, not which
+        # one the planner likes best on a few hundred rows and other tests' statistics.
+        cursor.execute("SET LOCAL enable_sort = off")
+    for records in (page, export):
+        for order in (NEWEST_FIRST, OLDEST_FIRST):
+            nodes = plan_nodes(records.order_by(*order)[: PAGE_SIZE + 1], analyze=True)
+            assert not [n for n in nodes if n["Node Type"] == "Sort"], nodes
+            assert log_rows_read(nodes) == 2, log_scans(nodes)
