@@ -70,6 +70,23 @@ def require_text(arguments: dict[str, str]) -> None:
             ) from None
 
 
+def require_name(arguments: dict[str, str]) -> None:
+    """Each argument is text that can be stored (require_text) and names something: not
+    empty, not only spaces, and every character one that prints (no line break, tab,
+    control or invisible character, which a list of names would show as nothing or as a
+    line of its own)."""
+    require_text(arguments)
+    for label, value in arguments.items():
+        if not value.strip():
+            raise CommandError(f"{label} is empty: give it a name.")
+        odd = next((i for i, char in enumerate(value) if not char.isprintable()), None)
+        if odd is not None:
+            raise CommandError(
+                f"{label} holds a character that does not print (character {odd + 1}: a "
+                "control, a line break or an invisible one). Type it again."
+            )
+
+
 def require_whole_number(option: str, value: int, *, least: int, most: int) -> None:
     """`value` of --`option` is from `least` to `most`."""
     if not least <= value <= most:

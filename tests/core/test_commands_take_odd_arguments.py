@@ -125,6 +125,15 @@ def test_ingest_usage_refuses_a_consumer_name_that_is_not_utf8(db, redis_store):
         run("ingest_usage", "--once", "--consumer", LATIN1)
 
 
+@pytest.mark.parametrize("consumer", ["", "   ", "host\nname", "host\tname", "\u200b"])
+def test_ingest_usage_refuses_a_consumer_name_that_names_no_reader(db, redis_store, consumer):
+    """Each was taken as the reader's name in the stream's consumer group: an empty name,
+    or one that a list of the group's readers (XINFO CONSUMERS) shows blank or split."""
+    with pytest.raises(CommandError, match="--consumer ") as refused:
+        run("ingest_usage", "--once", "--consumer", consumer)
+    assert len(str(refused.value).splitlines()) == 1
+
+
 def _secret_echo_cases(slug: str, secret: str) -> list[tuple[str, ...]]:
     """A token pasted into the wrong argument, as a deploy script that mixes up its
     variables does: each of these echoed it back, whole, in its one line of error."""

@@ -20,7 +20,7 @@ from types import FrameType
 
 from django.core.management.base import CommandError, CommandParser
 
-from core.commands import OperatorCommand, require_text
+from core.commands import OperatorCommand, require_name
 from core.write_behind import StreamIngest
 
 
@@ -39,7 +39,7 @@ class Command(OperatorCommand):
         )
 
     def handle(self, *args: object, once: bool, consumer: str, **options: object) -> None:
-        require_text({"--consumer": consumer})
+        require_name({"--consumer": consumer})
         try:
             ingest = StreamIngest(consumer=consumer)
         except RuntimeError as error:
