@@ -105,7 +105,7 @@ def missing_required_field(field: str) -> ApiError:
 
 def invalid_field_value(field: str, why: str) -> ApiError:
     # `why` continues the sentence ("must be…"), or is one of its own (a service's message).
-    joined = ": " if why[:1].isupper() else " "
+    joined = ": " if why[:1].isupper() or why[:1] == "“" else " "
     return ApiError(400, "invalid_field_value", f"The field '{field}'{joined}{why}")
 
 

@@ -23,7 +23,7 @@ from apikeys.services import (
     client_token_revoke,
 )
 from core.client_ip import client_ip
-from core.redact import holds_secret
+from core.redact import holds_secret, redact_secrets
 
 MAX_CONTEXT_BYTES = 4096
 
@@ -99,16 +99,28 @@ def _ttl(body: dict[str, Any]) -> int:
 
 
 def _string_list(body: dict[str, Any], field: str, *, most: int) -> list[str] | None:
-    """An optional list of strings (None when absent), at most `most` of them."""
+    """An optional list of strings (None when absent), at most `most` of them, each of
+    characters that print. A refusal names the item (`agents[1]`) and what is wrong with
+    it, never repeating a character that does not print."""
     value = body.get(field)
     if value is None:
         return None
-    if (
-        not isinstance(value, list)
-        or len(value) > most
-        or not all(isinstance(v, str) and v.isprintable() for v in value)
-    ):
+    if not isinstance(value, list):
         raise errors.invalid_field_value(field, f"must be a list of at most {most} strings.")
+    if len(value) > most:
+        raise errors.invalid_field_value(
+            field, f"must be a list of at most {most} strings; it has {len(value)}."
+        )
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise errors.invalid_field_value(f"{field}[{index}]", "must be a string.")
+        odd = next((i for i, char in enumerate(item) if not char.isprintable()), None)
+        if odd is not None:
+            raise errors.invalid_field_value(
+                f"{field}[{index}]",
+                f"holds a character that does not print (character {odd + 1}: a line "
+                "break, a tab, a control or an invisible one).",
+            )
     return value
 
 
@@ -122,9 +134,21 @@ def _scope(body: dict[str, Any], caller: ProjectCaller) -> tuple[list[str], list
             "permissions", f"must name one or more of {', '.join(AGENT_ACTIONS)}."
         )
     names = _string_list(body, "agents", most=MAX_SCOPED_AGENTS) or []
-    _, problems = parse_agent_names("\n".join(names))
-    if problems or ("agents" in body and not names):
+    if "agents" in body and not names:
         raise errors.invalid_field_value("agents", "must be a non-empty list of agent names.")
+    for index, name in enumerate(names):
+        # One item at a time, as the key's form reads its lines (parse_agent_names), so
+        # that the refusal says which item.
+        named, problems = parse_agent_names(name)
+        if problems:
+            # It quotes the name: a token pasted with a space in it is no agent name.
+            raise errors.invalid_field_value(f"agents[{index}]", redact_secrets(problems[0]))
+        if not named:
+            # Kept as no name at all, which is no scope: a token for every agent.
+            raise errors.invalid_field_value(
+                f"agents[{index}]",
+                "names no agent. Name one, or leave out the field for every agent.",
+            )
     parent = caller.personal_token or caller.api_key
     assert parent is not None
     if beyond := widening(parent, names, actions):

@@ -162,6 +162,45 @@ def test_odd_scopes_at_mint_are_400s_naming_the_field(api, scope):
     assert ClientToken.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("agents", "item", "saying"),
+    [
+        (["a\nb"], "agents[0]", "does not print"),
+        (["support", "a\tb"], "agents[1]", "does not print"),
+        (["support", "bill\u200bing"], "agents[1]", "does not print"),
+        (["support", 7], "agents[1]", "must be a string"),
+        (["support", "bad name"], "agents[1]", "“bad name” is not an agent name"),
+        (["support", ""], "agents[1]", "names no agent"),
+        (["reminix_sk_" + "a1B2c3D4e5" * 3 + " x"], "agents[0]", "is not an agent name"),
+        ([" "], "agents[0]", "names no agent"),
+    ],
+)
+def test_a_bad_agent_name_at_mint_is_refused_naming_the_item_and_what_is_wrong(
+    api, agents, item, saying
+):
+    """A line break in a name was refused as "must be a list of at most 50 strings", of a
+    list of one string; and an empty name was taken, minting a token for every agent."""
+    error = assert_error(
+        api.post("/v1/client-tokens", {"context": {}, "agents": agents}),
+        400,
+        "invalid_field_value",
+    )
+    assert f"'{item}'" in error["message"] and saying in error["message"], error
+    assert "at most 50" not in error["message"]
+    assert error["message"].isprintable()  # no line break, tab or invisible character
+    assert "a1B2c3D4e5" not in error["message"]
+    assert ClientToken.objects.count() == 0
+
+
+def test_more_agents_than_a_scope_takes_is_refused_saying_how_many_were_sent(api):
+    error = assert_error(
+        api.post("/v1/client-tokens", {"context": {}, "agents": ["a"] * 51}),
+        400,
+        "invalid_field_value",
+    )
+    assert "at most 50" in error["message"] and "51" in error["message"]
+
+
 # The creation form
 
 
