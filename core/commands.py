@@ -10,28 +10,44 @@ one, and so does the Redis client.
 from __future__ import annotations
 
 import math
+import re
+import sys
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.redact import controls_escaped, redact_secrets
 
+# What an error quotes of an argument: its start, and how long it was.
+QUOTED_CHARS = 100
+# A run this long without a space, in an error, is a piece of an argument (one of a
+# comma-separated list, say) rather than the command's own words.
+_LONG_RUN = re.compile(rf"\S{{{QUOTED_CHARS + 1},}}")
+
 
 class OperatorCommand(BaseCommand):
     """Every command of ours: its errors (argparse's and its own CommandErrors), which echo
-    what was typed, never repeat a token, and stay one line. stderr is what cron mails and
-    a deploy's log keeps: a token pasted into the wrong argument (`--project $KEY`) was
-    printed back whole there (its prefix stays, so the operator still sees what was
-    pasted), and a line break in an argument started a line of the argument's own."""
+    what was typed, never repeat a token, stay one line, and quote only the start of a long
+    argument. stderr is what cron mails and a deploy's log keeps: a token pasted into the
+    wrong argument (`--project $KEY`) was printed back whole there (its prefix stays, so the
+    operator still sees what was pasted), a line break in an argument started a line of
+    the argument's own, and a slug of 10,000 characters filled the mail."""
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
-        refuse = parser.error
+        refuse, parse_known_args = parser.error, parser.parse_known_args
+        typed: list[str] = []  # what the parser was last given, which its errors quote
+
+        def parse_known(args: Any = None, namespace: Any = None) -> Any:
+            typed[:] = _texts(sys.argv[1:] if args is None else args)
+            return parse_known_args(args, namespace)
 
         def error(message: str) -> NoReturn:
-            refuse(_shown(message))
+            refuse(_shown(message, typed))
             raise AssertionError("unreachable: argparse's error exits or raises")
 
+        parser.parse_known_args = parse_known  # type: ignore[method-assign]
         parser.error = error  # type: ignore[method-assign]
         return parser
 
@@ -40,15 +56,67 @@ class OperatorCommand(BaseCommand):
             return super().execute(*args, **options)
         except CommandError as error:
             message = str(error)
-            if _shown(message) == message:
+            shown = _shown(message, _texts([*args, *options.values()]))
+            if shown == message:
                 raise
-            raise CommandError(_shown(message), returncode=error.returncode) from None
+            raise CommandError(shown, returncode=error.returncode) from None
 
 
-def _shown(message: str) -> str:
-    """An error's message as it may be printed: no secret, one line (a control or line
-    separator percent-escaped, "%0A")."""
-    return controls_escaped(redact_secrets(message))
+def _texts(values: Iterable[object]) -> list[str]:
+    """The strings among `values` (an option's list of them included), and of an
+    "--option=value" the value too, as an error quotes it."""
+    texts: list[str] = []
+    for value in values:
+        for text in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(text, str):
+                texts.append(text)
+                if text.startswith("-") and "=" in text:
+                    texts.append(text.partition("=")[2])
+    return texts
+
+
+def _shown(message: str, typed: Iterable[str] = ()) -> str:
+    """An error's message as it may be printed: no secret, each long argument cut to its
+    start (_quoted_short), one line (a control or line separator percent-escaped, "%0A").
+    Cut after the secrets are: a token the cut went through would keep fewer characters
+    than redact_secrets takes for one, and those its secret's."""
+    return controls_escaped(_quoted_short(redact_secrets(message), typed))
+
+
+def _quoted_short(message: str, typed: Iterable[str]) -> str:
+    """`message` (redacted) with each argument longer than QUOTED_CHARS that it quotes, as
+    typed, stripped or as argparse's repr() spells it, cut to its start and "… (10,000
+    characters)"; and any other run of as many characters without a space too."""
+    cut: dict[str, str] = {}
+    for value in typed:
+        if len(value) <= QUOTED_CHARS:
+            continue
+        for form in (value, value.strip(), repr(value)[1:-1]):
+            form = redact_secrets(form)
+            if len(form) > QUOTED_CHARS:
+                cut.setdefault(form, f"{form[:QUOTED_CHARS]}… ({len(value):,} characters)")
+    pieces: list[str] = []
+    kept = 0
+    if cut:
+        quoted = re.compile("|".join(map(re.escape, sorted(cut, key=len, reverse=True))))
+        for match in quoted.finditer(message):
+            pieces += [_runs_cut(message[kept : match.start()]), cut[match.group()]]
+            kept = match.end()
+    pieces.append(_runs_cut(message[kept:]))
+    return "".join(pieces)
+
+
+def _runs_cut(text: str) -> str:
+    return _LONG_RUN.sub(_run_cut, text)
+
+
+def _run_cut(match: re.Match[str]) -> str:
+    """A long run cut to its start; the sentence's own stop or quote after it kept."""
+    run = match.group()
+    quoted = run.rstrip(".,;:!?'\"”’)")
+    if len(quoted) <= QUOTED_CHARS:
+        return run
+    return f"{quoted[:QUOTED_CHARS]}… ({len(quoted):,} characters){run[len(quoted) :]}"
 
 
 def require_text(arguments: dict[str, str]) -> None:

@@ -134,6 +134,66 @@ def test_ingest_usage_refuses_a_consumer_name_that_names_no_reader(db, redis_sto
     assert len(str(refused.value).splitlines()) == 1
 
 
+LONG = "x" * 10_000
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("createapikey", "--project", LONG, "--name", "CI"),
+        ("createapikey", "--project", f"acme {LONG} billing", "--name", "CI"),
+        ("createapikey", f"--project={LONG}", "--name", "CI"),
+        ("createapikey", "--project", "{slug}", "--name", "CI", "--permissions", f"read,{LONG}"),
+        ("createproject", "Billing", "--owner", f"{LONG}@example.com"),
+        ("detect_suspicious_activity", "--batch-size", LONG),
+        ("prune_client_tokens", LONG),
+    ],
+    ids=["slug", "slug-with-spaces", "slug-after-equals", "permissions", "owner", "int", "extra"],
+)
+def test_an_error_quotes_only_the_start_of_a_long_argument(user, project, argv):
+    """A slug of 10,000 characters was quoted back whole, in the one line that cron mails
+    and a deploy's log keeps: now its first 100 and how long it was."""
+    argv = tuple(arg.replace("{slug}", project.slug) for arg in argv)
+    with pytest.raises(CommandError) as refused:
+        run(*argv)
+    message = str(refused.value)
+    assert len(message) < 400, message[:400]
+    assert "x" * 101 not in message
+    assert "characters)" in message
+    assert not ApiKey.objects.exists()
+
+
+def test_an_error_says_how_long_the_argument_it_cut_was(project):
+    with pytest.raises(CommandError) as refused:
+        run("createapikey", "--project", LONG, "--name", "CI")
+    assert str(refused.value) == f"No project with the slug {'x' * 100}… (10,000 characters)."
+
+
+def test_a_long_argument_is_cut_on_the_command_line_too(capsys, monkeypatch):
+    monkeypatch.setattr(base.connections, "close_all", lambda: None)
+    command = load_command_class(get_commands()["run_scheduler"], "run_scheduler")
+    with pytest.raises(SystemExit):
+        command.run_from_argv(["manage.py", "run_scheduler", "--tick", LONG])
+    printed = capsys.readouterr().err
+    assert "x" * 100 + "…" in printed and "x" * 101 not in printed
+
+
+@pytest.mark.parametrize("before", [90, 95, 99, 105])
+def test_a_token_where_a_long_argument_is_cut_leaves_nothing_of_its_secret(
+    project, make_key, before
+):
+    """The cut is made after the token is redacted: cut first, a token that straddled it
+    kept too few characters to be found as one (12), and those were its secret's."""
+    _, secret = make_key(project)
+    for slug in ("x" * before + secret + LONG, "x" * before + " " + secret + " " + LONG):
+        with pytest.raises(CommandError) as refused:
+            run("createapikey", "--project", slug, "--name", "CI")
+        message = str(refused.value)
+        readable = secret.removeprefix("reminix_sk_")
+        assert not any(readable[i : i + 5] in message for i in range(len(readable) - 4)), message
+    assert ApiKey.objects.count() == 1
+
+
 def _secret_echo_cases(slug: str, secret: str) -> list[tuple[str, ...]]:
     """A token pasted into the wrong argument, as a deploy script that mixes up its
     variables does: each of these echoed it back, whole, in its one line of error."""
