@@ -8,17 +8,27 @@ reminix_dashboard.wsgi:application`.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import json
+import logging
 import os
 import secrets
 import socket
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from gunicorn import util
 from gunicorn.glogging import Logger, SafeAtoms
 
-from core.redact import OneLine, RedactTokens, controls_escaped, redact_tokens_escaped
+from core.redact import (
+    OneLine,
+    RedactTokens,
+    controls_escaped,
+    message_of,
+    redact_tokens_escaped,
+)
 
 # As make serve binds (BIND_HOST, PORT): 0.0.0.0 in a container, or none reaches it. Set
 # but empty (BIND_HOST= in an env file) is not set: gunicorn reads '' as every interface.
@@ -61,8 +71,27 @@ secure_scheme_headers: dict[str, str] = {}
 # user agent; the user name gunicorn decodes from 'Authorization: Basic', where `curl -u
 # reminix_sk_…:` puts a key; any header or environ variable a format names).
 _SERVER_ATOMS = frozenset("hltsbBTDMLp")
-# The error log's filters, the console's two (settings' LOGGING), in the console's order:
-# one of each, so that a setup() run again (a reload) adds nothing.
+# The request id of the refusal a worker is answering (_refusals_with_a_request_id), for
+# its answer and for the error log's line about it alike.
+_refusal_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("refusal_id", default=None)
+
+
+class _RefusalRequestId(logging.Filter):
+    """What gunicorn logs while it refuses a request ("Invalid request from ip=…", or an
+    "Error handling request" answered 500) starts with that answer's request id, as the
+    app's own lines do ("API request req_…: …"): the id a customer reports finds the line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = _refusal_id.get()
+        if request_id is not None:
+            record.msg, record.args = f"Request {request_id}: {message_of(record)}", None
+        return True
+
+
+# The error log's filters: the request id of a refusal, then the console's two (settings'
+# LOGGING), in the console's order: one of each, so that a setup() run again (a reload)
+# adds nothing.
+_REFUSAL_REQUEST_ID = _RefusalRequestId()
 _REDACT_TOKENS = RedactTokens()
 _ONE_LINE = OneLine()
 
@@ -95,6 +124,7 @@ class TokenRedactingLogger(Logger):
         # header line without its colon, an Expect or Transfer-Encoding value), and at
         # DEBUG every request's path is logged as sent. A filter of the logger, not of a
         # handler: it holds for every handler gunicorn or a log config gives it.
+        self.error_log.addFilter(_REFUSAL_REQUEST_ID)
         self.error_log.addFilter(_REDACT_TOKENS)
         # Then one line per record, as our console writes: a request's exception ("Error
         # handling request", a worker's or a hook's) came with its traceback on lines of
@@ -123,8 +153,9 @@ _REFUSALS = {
 def _error_in_envelope(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's util.write_error, answering as the API answers every error (CONTRACT.md,
     Errors: JSON, the status repeated, a request id also in X-Request-Id), where gunicorn
-    wrote an HTML page. `mesg` is not written back (see _REFUSALS)."""
-    request_id = "req_" + secrets.token_hex(12)  # as api.errors.new_request_id
+    wrote an HTML page. `mesg` is not written back (see _REFUSALS). The request id is the
+    one the error log's line about this refusal carries (_refusals_with_a_request_id)."""
+    request_id = _refusal_id.get() or _new_request_id()
     client_error = 400 <= status_int < 500 or status_int == 501
     body = json.dumps(
         {
@@ -148,6 +179,25 @@ def _error_in_envelope(sock: socket.socket, status_int: int, reason: str, mesg: 
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
+def _new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)  # as api.errors.new_request_id
+
+
+def _refusals_with_a_request_id(handle_error: Callable[..., None]) -> Callable[..., None]:
+    """A worker's handle_error, which logs a refusal and then answers it (write_error),
+    with the request id of its answer chosen first, so that its log line can carry it."""
+
+    @functools.wraps(handle_error)
+    def handle_error_with_a_request_id(*args: Any, **kwargs: Any) -> None:
+        chosen = _refusal_id.set(_new_request_id())
+        try:
+            handle_error(*args, **kwargs)
+        finally:
+            _refusal_id.reset(chosen)
+
+    return handle_error_with_a_request_id
+
+
 def post_fork(server: Any, worker: Any) -> None:
     """A setting the process cannot use stops gunicorn with the one line that names it
     (reminix_dashboard/settings/environment.py), as gunicorn stops for an application it
@@ -155,8 +205,10 @@ def post_fork(server: Any, worker: Any) -> None:
     worker, not the arbiter: the arbiter keeps what it imports across reloads (SIGHUP).
 
     And in the worker, what gunicorn refuses is answered in the API's envelope
-    (_error_in_envelope): its Worker.handle_error looks up util.write_error at each call."""
+    (_error_in_envelope): its Worker.handle_error looks up util.write_error at each call,
+    and its log line carries the answer's request id (_refusals_with_a_request_id)."""
     util.write_error = _error_in_envelope
+    worker.handle_error = _refusals_with_a_request_id(worker.handle_error)
     from django.core.exceptions import ImproperlyConfigured
     from gunicorn.errors import AppImportError
 

@@ -22,11 +22,22 @@ TOKEN = "reminix_ct_" + "A1b2C3d4E5" * 3 + "xYz123"
 
 
 @pytest.fixture(scope="module")
-def gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def gunicorn_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gunicorn")
+
+
+@pytest.fixture(scope="module")
+def gunicorn_log(gunicorn_files: Path) -> Path:
+    """Where the gunicorn below writes its error log (stderr, as make serve leaves it)."""
+    return gunicorn_files / "error.log"
+
+
+@pytest.fixture(scope="module")
+def gunicorn(gunicorn_files: Path, gunicorn_log: Path) -> Iterator[int]:
     """gunicorn with gunicorn.conf.py, as make serve starts it; no request reaches the
     application here, so its database is never opened."""
     port = free_port()
-    unused = tmp_path_factory.mktemp("gunicorn") / "unused.sqlite3"
+    unused = gunicorn_files / "unused.sqlite3"
     env = {
         k: v
         for k, v in os.environ.items()
@@ -37,12 +48,13 @@ def gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         "WEB_CONCURRENCY": "1",
         "DATABASE_URL": f"sqlite:///{unused}",
     }
+    log = gunicorn_log.open("wb")
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "reminix_dashboard.wsgi:application"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
     )
     try:
         deadline = time.monotonic() + 30
@@ -58,6 +70,7 @@ def gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+        log.close()
 
 
 def _send(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -75,7 +88,7 @@ def _send(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
     return int(lines[0].split()[1]), headers, body
 
 
-@pytest.mark.parametrize(
+REFUSED = pytest.mark.parametrize(
     ("request_bytes", "status"),
     [
         (
@@ -107,6 +120,9 @@ def _send(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
         "path-too-long",
     ],
 )
+
+
+@REFUSED
 def test_what_gunicorn_refuses_is_answered_in_the_envelope_without_the_request(
     gunicorn, request_bytes, status
 ):
@@ -121,3 +137,18 @@ def test_what_gunicorn_refuses_is_answered_in_the_envelope_without_the_request(
     assert error["requestId"].startswith("req_")
     assert error["message"]
     assert b"A1b2C3d4E5" not in body
+
+
+@REFUSED
+def test_the_error_logs_line_for_a_refusal_carries_the_request_id_of_its_answer(
+    gunicorn, gunicorn_log, request_bytes, status
+):
+    """A customer reports the requestId of the answer; the operator finds gunicorn's own
+    line for it ("Invalid request from ip=…"), which was logged without one."""
+    _, headers, _ = _send(gunicorn, request_bytes)
+    request_id = headers["x-request-id"]
+    lines = [line for line in gunicorn_log.read_text("utf-8", "replace").splitlines()]
+    logged = [line for line in lines if request_id in line]
+    assert len(logged) == 1, lines[-5:]
+    assert "[WARNING]" in logged[0] and "Invalid request" in logged[0]
+    assert "A1b2C3d4E5" not in logged[0]
