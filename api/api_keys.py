@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from api import errors
-from api.bodies import json_body, ok, whole_number
+from api.bodies import agent_names_param, json_body, ok, string_list, whole_number
 from api.endpoint import ProjectApiRequest, api_view
 from api.idempotency import SECRET_FIELDS_ATTRIBUTE
 from api.listing import cursor_param, is_row_id, limit_param, page_json
@@ -147,17 +147,6 @@ def _name(body: dict[str, Any]) -> str:
         raise errors.invalid_field_value("name", " ".join(refused.messages)) from None
 
 
-def _strings(body: dict[str, Any], field: str, *, most: int) -> list[str] | None:
-    value = body.get(field)
-    if value is None:
-        return None
-    if not isinstance(value, list) or len(value) > most:
-        raise errors.invalid_field_value(field, f"must be a list of at most {most} strings.")
-    if not all(isinstance(v, str) and v.isprintable() for v in value):
-        raise errors.invalid_field_value(field, f"must be a list of at most {most} strings.")
-    return value
-
-
 def _expires_at(body: dict[str, Any]) -> datetime | None:
     raw = body.get("expiresAt")
     if raw is None:
@@ -209,18 +198,18 @@ def api_keys(request: ProjectApiRequest) -> HttpResponse:
     name = _name(body)
     if key_name_taken(request.caller.project, name):
         raise errors.invalid_field_value("name", NAME_TAKEN)
-    permissions = _strings(body, "permissions", most=len(ALL_PERMISSIONS))
+    permissions = string_list(body, "permissions", most=len(ALL_PERMISSIONS))
     if permissions is not None and (not permissions or set(permissions) - set(ALL_PERMISSIONS)):
         raise errors.invalid_field_value(
             "permissions", f"must name one or more of {', '.join(ALL_PERMISSIONS)}."
         )
-    agent_actions = _strings(body, "agentActions", most=len(AGENT_ACTIONS))
+    agent_actions = string_list(body, "agentActions", most=len(AGENT_ACTIONS))
     if agent_actions and set(agent_actions) - set(AGENT_ACTIONS):
         raise errors.invalid_field_value(
             "agentActions", f"must name one or more of {', '.join(AGENT_ACTIONS)}."
         )
-    agents = _strings(body, "agents", most=50)
-    networks = _strings(body, "allowedNetworks", most=MAX_NETWORKS)
+    agents = agent_names_param(body, "agents")
+    networks = string_list(body, "allowedNetworks", most=MAX_NETWORKS)
     if networks:
         networks, problems = parse_networks("\n".join(networks))
         if problems:

@@ -19,6 +19,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse
 
 from api import errors
+from apikeys.scopes import AGENT_NAME, MAX_SCOPED_AGENTS, TOKEN_SHAPED
+from core.redact import redact_secrets
 from core.strict_json import MAX_DEPTH, JsonRefused, strict_json
 
 __all__ = ["MAX_DEPTH", "json_body", "ok", "strict_json", "the_fields_taken", "whole_number"]
@@ -74,6 +76,62 @@ def the_fields_taken(body: dict[str, Any], takes: Collection[str]) -> None:
     raise errors.invalid_request(
         f"The field '{field}' is not one this endpoint takes ({taken}).{hint}"
     )
+
+
+def string_list(body: dict[str, Any], field: str, *, most: int) -> list[str] | None:
+    """An optional list of strings (None when absent), at most `most` of them, each of
+    characters that print. A refusal names the item (`agents[1]`) and what is wrong with
+    it, never repeating a character that does not print."""
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise errors.invalid_field_value(field, f"must be a list of at most {most} strings.")
+    if len(value) > most:
+        raise errors.invalid_field_value(
+            field, f"must be a list of at most {most} strings; it has {len(value)}."
+        )
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise errors.invalid_field_value(f"{field}[{index}]", "must be a string.")
+        odd = next((i for i, char in enumerate(item) if not char.isprintable()), None)
+        if odd is not None:
+            raise errors.invalid_field_value(
+                f"{field}[{index}]",
+                f"holds a character that does not print (character {odd + 1}: a line "
+                "break, a tab, a control or an invisible one).",
+            )
+    return value
+
+
+def agent_names_param(body: dict[str, Any], field: str) -> list[str] | None:
+    """An optional agent scope: a list of agent names, each one name as a whole
+    (CONTRACT.md: `^[A-Za-z0-9_-]+$`), None when absent (an empty list is the caller's
+    to judge: a key's `[]` is how its answer writes "every agent"). The dashboard's form reads a
+    line as names separated by commas and trims them; an API item is taken as sent or
+    refused: "a,b" was scoped to two agents, " a" to a, and "" to none, which is every
+    agent, a wider token than was asked for."""
+    names = string_list(body, field, most=MAX_SCOPED_AGENTS)
+    if names is None:
+        return None
+    for index, name in enumerate(names):
+        item = f"{field}[{index}]"
+        if not name.strip():
+            raise errors.invalid_field_value(
+                item, "names no agent. Name one, or leave out the field for every agent."
+            )
+        if TOKEN_SHAPED.search(name):
+            raise errors.invalid_field_value(
+                item, "looks like a Reminix token, not an agent name: revoke it."
+            )
+        if not AGENT_NAME.fullmatch(name):
+            shown = f"“{redact_secrets(name)}”" if len(name) <= 64 else "That entry"
+            raise errors.invalid_field_value(
+                item,
+                f"{shown} is not an agent name: one name of letters, digits, - and _, "
+                "without spaces or commas.",
+            )
+    return list(dict.fromkeys(names))
 
 
 def whole_number(value: Any) -> int | None:

@@ -11,19 +11,19 @@ from accounts.models import Project
 from accounts.two_factor import has_two_factor
 from api import errors
 from api.authentication import ProjectCaller, Surface
-from api.bodies import json_body, ok, whole_number
+from api.bodies import agent_names_param, json_body, ok, string_list, whole_number
 from api.endpoint import ApiRequest, ClientApiRequest, ProjectApiRequest, api_view
 from api.idempotency import SECRET_FIELDS_ATTRIBUTE
 from api.permissions import Permission, scoped_agent_names
 from apikeys.models import CLIENT_TOKEN_MAX_TTL, ClientToken
-from apikeys.scopes import AGENT_ACTIONS, MAX_SCOPED_AGENTS, parse_agent_names, widening
+from apikeys.scopes import AGENT_ACTIONS, widening
 from apikeys.services import (
     CLIENT_TOKEN_DEFAULT_TTL,
     client_token_create,
     client_token_revoke,
 )
 from core.client_ip import client_ip
-from core.redact import holds_secret, redact_secrets
+from core.redact import holds_secret
 
 MAX_CONTEXT_BYTES = 4096
 
@@ -98,57 +98,18 @@ def _ttl(body: dict[str, Any]) -> int:
     return ttl
 
 
-def _string_list(body: dict[str, Any], field: str, *, most: int) -> list[str] | None:
-    """An optional list of strings (None when absent), at most `most` of them, each of
-    characters that print. A refusal names the item (`agents[1]`) and what is wrong with
-    it, never repeating a character that does not print."""
-    value = body.get(field)
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise errors.invalid_field_value(field, f"must be a list of at most {most} strings.")
-    if len(value) > most:
-        raise errors.invalid_field_value(
-            field, f"must be a list of at most {most} strings; it has {len(value)}."
-        )
-    for index, item in enumerate(value):
-        if not isinstance(item, str):
-            raise errors.invalid_field_value(f"{field}[{index}]", "must be a string.")
-        odd = next((i for i, char in enumerate(item) if not char.isprintable()), None)
-        if odd is not None:
-            raise errors.invalid_field_value(
-                f"{field}[{index}]",
-                f"holds a character that does not print (character {odd + 1}: a line "
-                "break, a tab, a control or an invisible one).",
-            )
-    return value
-
-
 def _scope(body: dict[str, Any], caller: ProjectCaller) -> tuple[list[str], list[str]]:
     """The client token's agent scope: `permissions` (agents:invoke, agents:chat) and
     `agents` (names); each, when absent, the minting key's or PAT's own."""
-    actions = _string_list(body, "permissions", most=len(AGENT_ACTIONS)) or []
+    actions = string_list(body, "permissions", most=len(AGENT_ACTIONS)) or []
     unknown = [a for a in actions if a not in AGENT_ACTIONS]
     if unknown or ("permissions" in body and not actions):
         raise errors.invalid_field_value(
             "permissions", f"must name one or more of {', '.join(AGENT_ACTIONS)}."
         )
-    names = _string_list(body, "agents", most=MAX_SCOPED_AGENTS) or []
+    names = agent_names_param(body, "agents") or []
     if "agents" in body and not names:
         raise errors.invalid_field_value("agents", "must be a non-empty list of agent names.")
-    for index, name in enumerate(names):
-        # One item at a time, as the key's form reads its lines (parse_agent_names), so
-        # that the refusal says which item.
-        named, problems = parse_agent_names(name)
-        if problems:
-            # It quotes the name: a token pasted with a space in it is no agent name.
-            raise errors.invalid_field_value(f"agents[{index}]", redact_secrets(problems[0]))
-        if not named:
-            # Kept as no name at all, which is no scope: a token for every agent.
-            raise errors.invalid_field_value(
-                f"agents[{index}]",
-                "names no agent. Name one, or leave out the field for every agent.",
-            )
     parent = caller.personal_token or caller.api_key
     assert parent is not None
     if beyond := widening(parent, names, actions):

@@ -176,6 +176,36 @@ def test_bad_create_bodies_are_400s_naming_the_field(admin, body, field):
     assert field in error["message"]
 
 
+@pytest.mark.parametrize(
+    ("agents", "item", "saying"),
+    [
+        ([""], "agents[0]", "names no agent"),
+        (["support", "  "], "agents[1]", "names no agent"),
+        (["support,billing"], "agents[0]", "is not an agent name"),
+        ([" support"], "agents[0]", "is not an agent name"),
+        (["support", "a\nb"], "agents[1]", "does not print"),
+    ],
+)
+def test_an_agent_scope_that_is_not_names_as_a_whole_makes_no_key(admin, agents, item, saying):
+    """[""] made a key for every agent, a wider key than was asked for; "support,billing"
+    one for two agents and " support" one for support: each item is one name as sent."""
+    error = assert_error(
+        admin.post("/v1/api-keys", {"name": "Scoped", "agents": agents}),
+        400,
+        "invalid_field_value",
+    )
+    assert f"'{item}'" in error["message"] and saying in error["message"], error
+    assert error["message"].isprintable()
+    assert not ApiKey.objects.filter(name="Scoped").exists()
+
+
+def test_an_agent_named_twice_is_kept_once(admin):
+    created = assert_ok(
+        admin.post("/v1/api-keys", {"name": "Scoped", "agents": ["support", "support"]}), 201
+    )
+    assert created["agents"] == ["support"]
+
+
 def test_odd_roll_and_suspend_bodies_are_refused_and_change_nothing(admin):
     created = assert_ok(admin.post("/v1/api-keys", {"name": "Web"}), 201)
     url = f"/v1/api-keys/{created['id']}"

@@ -171,8 +171,12 @@ def test_odd_scopes_at_mint_are_400s_naming_the_field(api, scope):
         (["support", 7], "agents[1]", "must be a string"),
         (["support", "bad name"], "agents[1]", "“bad name” is not an agent name"),
         (["support", ""], "agents[1]", "names no agent"),
-        (["reminix_sk_" + "a1B2c3D4e5" * 3 + " x"], "agents[0]", "is not an agent name"),
+        (["reminix_sk_" + "a1B2c3D4e5" * 3 + " x"], "agents[0]", "looks like a Reminix token"),
         ([" "], "agents[0]", "names no agent"),
+        # An item is one name as a whole (CONTRACT.md), not a line of the key form's.
+        (["support,billing"], "agents[0]", "is not an agent name"),
+        (["support", " billing"], "agents[1]", "is not an agent name"),
+        (["billing "], "agents[0]", "is not an agent name"),
     ],
 )
 def test_a_bad_agent_name_at_mint_is_refused_naming_the_item_and_what_is_wrong(
