@@ -30,7 +30,7 @@ from accounts.services import TOO_MANY_PROJECTS, projects_full
 from core.counters import throttle_allows
 from core.forms import NoTokenCharField
 from core.mail import delivery_address
-from core.text_direction import html_isolated
+from core.text_direction import html_isolated, text_isolated
 from core.validators import mailable_address
 
 EMAIL_MAX_LENGTH = 254
@@ -211,8 +211,10 @@ class TypedConfirmationForm(forms.Form):
     def clean_confirm(self) -> str:
         typed = self.cleaned_data["confirm"]
         if not self.matches(typed):
+            # Text (an error list escapes it), the name between FSI and PDI as in a message.
             raise forms.ValidationError(
-                f"That is not {self.what}: type {self.expected} exactly.", code="mismatch"
+                f"That is not {self.what}: type {text_isolated(self.expected)} exactly.",
+                code="mismatch",
             )
         return typed
 

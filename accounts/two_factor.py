@@ -29,6 +29,7 @@ from accounts.models import Passkey, Project, RecoveryCode, TotpDevice, User
 from accounts.security_notices import security_notice_send
 from audit.log import audit_record
 from core.invalidation import changed
+from core.text_direction import quoted
 
 ISSUER = "Reminix"
 RECOVERY_CODES = 10
@@ -228,7 +229,7 @@ def keep_a_second_factor(
 
 
 def last_factor_message(refusal: SecondFactorRequiredError) -> str:
-    names = ", ".join(f"“{name}”" for name in refusal.projects)
+    names = ", ".join(quoted(name) for name in refusal.projects)
     projects = "project requires" if len(refusal.projects) == 1 else "projects require"
     return (
         f"Not removed: it is your last second factor, and the {projects} one ({names}). "

@@ -39,6 +39,7 @@ from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.tokens import TokenKind, token_hash, token_kind
 from core.client_ip import client_ip
 from core.htmx import render_page_or_fragment, url_with_query
+from core.text_direction import quoted
 
 TEMPLATE = "alerts/flag_list.html"
 RECENTLY = timedelta(days=30)
@@ -136,7 +137,7 @@ def flags_acknowledge_for_key_view(request: ProjectRequest, key_id: int) -> Http
     )
     if count:
         alerts = "alert" if count == 1 else "alerts"
-        messages.success(request, f"{count} {alerts} of “{api_key.name}” acknowledged.")
+        messages.success(request, f"{count} {alerts} of {quoted(api_key.name)} acknowledged.")
     form = FlagFilterForm(request.GET, project=request.project)
     if request.htmx:
         context = {**_context(request, form), "count_oob": True}

@@ -36,6 +36,15 @@ def text_isolated(text: str) -> str:
     return text if text.isascii() else f"{FSI}{without_isolate_controls(text)}{PDI}"
 
 
+def quoted(name: str) -> str:
+    """“name”, isolated, for a sentence built in Python and shown as text: a message
+    ("“…” is revoked."), a form's error. Plain text, FSI … PDI inside the quotes
+    (text_isolated): the template escapes the sentence as any other, and nothing in it is
+    marked safe; a <bdi> would need the whole sentence marked safe, and any later
+    f-string or str() of it would show the tags as text."""
+    return f"“{text_isolated(name)}”"
+
+
 def html_isolated(text: str) -> SafeString:
     """`text` escaped in a <bdi>, for HTML: a label or message built in Python that names a
     customer's project or key."""

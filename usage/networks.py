@@ -24,6 +24,7 @@ from apikeys.models import ApiKey
 from apikeys.services import token_networks_set
 from core.client_ip import client_ip
 from core.networks import MAX_NETWORKS, network_around
+from core.text_direction import quoted
 from usage.key_usage import new_since
 from usage.models import UsageIp
 
@@ -101,12 +102,12 @@ def api_key_networks(request: ProjectRequest, key_id: int) -> HttpResponse:
                 message = "The allowed networks are as they were."
             elif networks:
                 message = (
-                    f"“{api_key.name}” may now be used only from {len(networks)} "
+                    f"{quoted(api_key.name)} may now be used only from {len(networks)} "
                     f"network{'s' if len(networks) != 1 else ''}; calls from anywhere else "
                     "get 403 ip_not_allowed."
                 )
             else:
-                message = f"“{api_key.name}” may be used from any network again."
+                message = f"{quoted(api_key.name)} may be used from any network again."
             messages.success(request, message)
             if request.htmx:
                 return render(request, f"{TEMPLATE}#networks", networks_context(api_key))

@@ -28,6 +28,7 @@ from accounts.services.memberships import LastOwner, membership_remove
 from accounts.services.project_deletion import project_delete
 from audit.log import audit_record
 from core.invalidation import changed
+from core.text_direction import quoted
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class AccountDeletionRefused(Exception):
 
     def __init__(self, projects: list[Project]) -> None:
         self.projects = projects
-        names = ", ".join(f"“{p.name}”" for p in projects)
+        names = ", ".join(quoted(p.name) for p in projects)
         super().__init__(
             f"You are the only owner of {names}, which others are members of: make one of "
             "them an owner (or delete the project) first."

@@ -18,6 +18,7 @@ from audit.log import audit_record
 from core.after_answer import after_answer
 from core.invalidation import changed
 from core.mail import one_line
+from core.text_direction import quoted
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def project_delete(
     )
     owner_hold(project=project, user=by)
     if if_alone and any(m.user_id != by.pk for m in memberships):
-        raise MembershipError(f"Someone else joined “{project.name}” meanwhile.")
+        raise MembershipError(f"Someone else joined {quoted(project.name)} meanwhile.")
     now = timezone.now()
     Project.objects.filter(pk=project.pk).update(deleted_at=now)
     project.deleted_at = now

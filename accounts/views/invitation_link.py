@@ -12,6 +12,7 @@ from accounts.decorators import CURRENT_PROJECT_SESSION_KEY
 from accounts.invitations import InvitationError, invitation_accept, invitation_for_token
 from core.client_ip import client_ip
 from core.http import HtmxHttpRequest
+from core.text_direction import text_isolated
 
 
 @require_http_methods(["GET", "POST"])
@@ -43,6 +44,6 @@ def invitation_page(request: HtmxHttpRequest, token: str) -> HttpResponse:
             context["error"] = str(error)
             return render(request, "accounts/invitation.html", context, status=409)
         request.session[CURRENT_PROJECT_SESSION_KEY] = membership.project_id
-        messages.success(request, f"You joined {membership.project.name}.")
+        messages.success(request, f"You joined {text_isolated(membership.project.name)}.")
         return redirect("overview:project_overview", slug=membership.project.slug)
     return render(request, "accounts/invitation.html", context)

@@ -38,6 +38,7 @@ from core.counters import throttle_allows
 from core.htmx import url_with_query, wants_fragment
 from core.mail import inbox
 from core.redact import holds_secret
+from core.text_direction import text_isolated
 
 INVITATIONS_PER_HOUR = 30
 INVITATIONS_PER_EMAIL_PER_DAY = 5
@@ -293,7 +294,7 @@ def project_leave(request: ProjectRequest) -> HttpResponse:
     except MembershipError as error:
         return _back_to_members(request, messages.ERROR, str(error), row=request.membership)
     request.session.pop(CURRENT_PROJECT_SESSION_KEY, None)
-    messages.success(request, f"You left {request.project.name}.")
+    messages.success(request, f"You left {text_isolated(request.project.name)}.")
     return redirect("home")
 
 
@@ -330,5 +331,6 @@ def project_transfer(request: ProjectRequest, membership_id: int) -> HttpRespons
         )
     except MembershipError as error:
         return _back_to_members(request, messages.ERROR, str(error), row=to)
-    said = f"{to.user.email} is now an owner of {request.project.name}; you are a member."
+    project = text_isolated(request.project.name)
+    said = f"{to.user.email} is now an owner of {project}; you are a member."
     return _back_to_members(request, messages.SUCCESS, said, row=to)

@@ -51,6 +51,7 @@ from audit.log import audit_record
 from core.client_ip import client_ip
 from core.forms import NoTokenCharField
 from core.strict_json import MAX_DEPTH, JsonRefused, strict_json
+from core.text_direction import quoted
 from core.validators import no_secret, single_line
 
 # A registration answer with its attestation is a few kilobytes; nothing honest is larger.
@@ -160,7 +161,7 @@ def passkey_register_verify(request: AuthenticatedRequest) -> HttpResponse:
         return _refusal(str(refused))
     if not had_one:
         first_factor_added(request)
-    messages.success(request, f"Passkey “{passkey.name}” added. You can sign in with it now.")
+    messages.success(request, f"Passkey {quoted(passkey.name)} added. You can sign in with it now.")
     return JsonResponse({"redirect": reverse("accounts:account_security") + "#passkeys"})
 
 
@@ -191,7 +192,7 @@ def passkey_remove_view(request: AuthenticatedRequest, passkey_id: int) -> HttpR
     except SecondFactorRequiredError as refusal:
         messages.error(request, last_factor_message(refusal))
         return redirect(reverse("accounts:account_security") + "#passkeys")
-    messages.warning(request, f"Passkey “{passkey.name}” removed: it no longer signs you in.")
+    messages.warning(request, f"Passkey {quoted(passkey.name)} removed: it no longer signs you in.")
     return redirect(reverse("accounts:account_security") + "#passkeys")
 
 

@@ -38,6 +38,7 @@ from accounts.services import (
 )
 from accounts.sudo import sudo_required
 from core.client_ip import client_ip
+from core.text_direction import quoted
 
 
 @login_required
@@ -52,7 +53,7 @@ def project_create_view(request: AuthenticatedRequest) -> HttpResponse:
         except TooManyProjects as full:  # the last place taken since the form's check
             form.add_error("name", str(full))
         else:
-            messages.success(request, f"Project “{project.name}” created.")
+            messages.success(request, f"Project {quoted(project.name)} created.")
             return redirect("overview:project_overview", slug=project.slug)
     return render(request, "accounts/project_create.html", {"form": form})
 
@@ -211,7 +212,7 @@ def project_delete_view(request: ProjectRequest) -> HttpResponse:
     request.session.pop(CURRENT_PROJECT_SESSION_KEY, None)
     messages.success(
         request,
-        f"The project “{name}” is deleted: its API keys and client tokens are revoked and "
+        f"The project {quoted(name)} is deleted: its API keys and client tokens are revoked and "
         "its members were emailed.",
     )
     return redirect("home")

@@ -19,6 +19,7 @@ from apikeys.services import (
     working_keys_full,
 )
 from core.forms import NoTokenCharField
+from core.text_direction import quoted
 from core.validators import no_secret, no_secret_in_reason, single_line
 
 
@@ -44,7 +45,7 @@ class ApiKeyCreateForm(TokenCreateForm):
             expiry.help_text = f"This project's keys expire within {days} days."
 
     def lifetime_policy(self) -> tuple[int | None, str]:
-        return self.project.max_key_lifetime_days, f"Project “{self.project.name}”"
+        return self.project.max_key_lifetime_days, f"Project {quoted(self.project.name)}"
 
     def clean_name(self) -> str:
         name = _unique_key_name(self.project, self.cleaned_data["name"])

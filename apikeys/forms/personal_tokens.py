@@ -11,6 +11,7 @@ from apikeys.forms.common import ApiKeyNameField, TokenCreateForm, TokenExpiryFo
 from apikeys.models import PatPermission, PersonalAccessToken
 from apikeys.services import too_many_pats_message, working_pats_full
 from core.forms import RowChoicesField
+from core.text_direction import quoted
 
 
 class PersonalTokenRenameForm(forms.Form):
@@ -127,7 +128,7 @@ class PersonalTokenCreateForm(TokenCreateForm):
         )
         if strictest is None:
             return None, ""
-        return strictest.max_pat_lifetime_days, f"Project “{strictest.name}”"
+        return strictest.max_pat_lifetime_days, f"Project {quoted(strictest.name)}"
 
 
 class PersonalTokenRegenerateForm(TokenExpiryForm):
@@ -163,7 +164,7 @@ class PersonalTokenRegenerateForm(TokenExpiryForm):
         )
         if strictest is None:
             return None, ""
-        return strictest.max_pat_lifetime_days, f"Project “{strictest.name}”"
+        return strictest.max_pat_lifetime_days, f"Project {quoted(strictest.name)}"
 
     def replacing_hint(self) -> str | None:
         """None from a form sent before it carried the hint: nothing to compare."""

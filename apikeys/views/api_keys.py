@@ -58,6 +58,7 @@ from core.client_ip import client_ip
 from core.htmx import render_panel
 from core.redact import holds_secret
 from core.shown_once import already_sent, form_id_new, form_id_of, sent_once, shown_once
+from core.text_direction import quoted, text_isolated
 
 TEMPLATE = "apikeys/api_key_list.html"
 CHANGED = "apiKeysChanged"
@@ -251,7 +252,7 @@ def api_key_create_view(request: ProjectRequest) -> HttpResponse:
     else:
         context = {"new_key": api_key, "token": token, "details": token_summary(api_key)}
         created = _render(request, "created", context, status=201)
-        made = f"created the key “{api_key.name}” ({api_key.hint})"
+        made = f"created the key {quoted(api_key.name)} ({api_key.hint})"
         return shown_once(request, created, changed=CHANGED, made=made)
     return _render(
         request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
@@ -286,7 +287,7 @@ def api_key_rename_view(request: ProjectRequest, key_id: int) -> HttpResponse:
             ended_now = _ended_panel(request, api_key, "renamed", status=409)
             assert ended_now is not None
             return trigger_client_event(ended_now, CHANGED)
-        messages.success(request, f"Key renamed to “{api_key.name}”.")
+        messages.success(request, f"Key renamed to {quoted(api_key.name)}.")
         if request.htmx:
             response = render(request, f"{TEMPLATE}#panel-closed", {})
             return trigger_client_event(response, CHANGED)
@@ -304,7 +305,7 @@ def api_key_revoke_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     still offers Revoke)."""
     api_key = _key(request, key_id)
     expired = api_key.revoked_at is None and api_key.end_reason_at(
-        timezone.now(), subject=f"“{api_key.name}”"
+        timezone.now(), subject=quoted(api_key.name)
     )
     if expired and request.method == "GET":
         return _render(request, "ended-panel", {"key": api_key, "ended": expired, "done": ""})
@@ -316,11 +317,11 @@ def api_key_revoke_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     if api_key_revoke(api_key=api_key, by=request.user, ip=client_ip(request)):
         messages.success(
             request,
-            f"“{api_key.name}” is revoked. Calls with it and with the client tokens it minted now "
-            "get 401 expired_api_key.",
+            f"{quoted(api_key.name)} is revoked. Calls with it and with the client tokens it "
+            "minted now get 401 expired_api_key.",
         )
     else:
-        messages.info(request, f"“{api_key.name}” was already revoked.")
+        messages.info(request, f"{quoted(api_key.name)} was already revoked.")
     if request.htmx:
         response = render(request, f"{TEMPLATE}#panel-closed", {})
         return trigger_client_event(response, CHANGED)
@@ -363,7 +364,7 @@ def api_key_suspend_view(request: ProjectRequest, key_id: int) -> HttpResponse:
         ):
             messages.success(
                 request,
-                f"“{api_key.name}” is suspended. Calls with it now get 401 suspended_api_key "
+                f"{quoted(api_key.name)} is suspended. Calls with it now get 401 suspended_api_key "
                 "until you resume it.",
             )
         else:
@@ -380,7 +381,7 @@ def api_key_resume_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     """Lift a suspension: the key works again from the next call."""
     api_key = _key(request, key_id)
     if api_key_resume(api_key=api_key, by=request.user, ip=client_ip(request)):
-        messages.success(request, f"“{api_key.name}” is resumed: calls with it work again.")
+        messages.success(request, f"{quoted(api_key.name)} is resumed: calls with it work again.")
     else:
         messages.info(request, _not_changed(api_key, "was not suspended."))
     return _panel_closed(request)
@@ -392,7 +393,7 @@ def _ended_panel(
     """For a revoked or expired key, a panel that says so in place of the rename, suspend
     or roll form (whose every answer would be that): a list shown before the key ended
     still offers them."""
-    ended = api_key.end_reason_at(timezone.now(), subject=f"“{api_key.name}”")
+    ended = api_key.end_reason_at(timezone.now(), subject=quoted(api_key.name))
     if ended is None:
         return None
     context = {"key": api_key, "ended": ended, "done": done}
@@ -404,7 +405,7 @@ def _not_changed(api_key: ApiKey, otherwise: str) -> str:
     never works again, so neither applies: the list the button was on was older), or
     `otherwise`."""
     api_key.refresh_from_db(fields=["revoked_at", "expires_at"])
-    subject = f"“{api_key.name}”"
+    subject = quoted(api_key.name)
     ended = api_key.end_reason_at(timezone.now(), subject=subject)
     return f"{ended} It stops every call for good." if ended else f"{subject} {otherwise}"
 
@@ -427,7 +428,7 @@ def api_key_roll_view(request: ProjectRequest, key_id: int) -> HttpResponse:
     form = ApiKeyRollForm(request.POST)
     if sent := already_sent(
         request,
-        made=f"rolled “{api_key.name}”",
+        made=f"rolled {quoted(api_key.name)}",
         advice="If nobody copied it, roll the key again in the list below.",
         back=reverse("apikeys:api_key_list", args=[request.project.slug]),
         changed=CHANGED,
@@ -466,7 +467,7 @@ def api_key_roll_view(request: ProjectRequest, key_id: int) -> HttpResponse:
         "details": f"{old} {token_summary(api_key)}",
         "rolled": True,
     }
-    made = f"rolled “{api_key.name}” to the new secret {api_key.hint}"
+    made = f"rolled {quoted(api_key.name)} to the new secret {api_key.hint}"
     created = _render(request, "created", context, status=201)
     return shown_once(request, created, changed=CHANGED, made=made)
 
@@ -479,11 +480,11 @@ def api_key_end_previous_view(request: ProjectRequest, key_id: int) -> HttpRespo
     if api_key_end_previous_secret(api_key=api_key, by=request.user, ip=client_ip(request)):
         messages.success(
             request,
-            f"The old secret {api_key.previous_hint} of “{api_key.name}” has stopped working: "
-            "calls with it now get 401 expired_api_key.",
+            f"The old secret {api_key.previous_hint} of {quoted(api_key.name)} has stopped "
+            "working: calls with it now get 401 expired_api_key.",
         )
     else:
-        messages.info(request, f"“{api_key.name}” has no old secret that still works.")
+        messages.info(request, f"{quoted(api_key.name)} has no old secret that still works.")
     return _panel_closed(request)
 
 
@@ -503,7 +504,6 @@ def api_keys_transfer_view(request: ProjectRequest) -> HttpResponse:
     except ValueError as refused:  # `to` left the project since the form's check
         messages.error(request, str(refused))
     else:
-        messages.success(
-            request, f"{count} key{'s' if count != 1 else ''} handed to {to.get_short_name()}."
-        )
+        keys = f"{count} key{'s' if count != 1 else ''}"
+        messages.success(request, f"{keys} handed to {text_isolated(to.get_short_name())}.")
     return _panel_closed(request)

@@ -21,6 +21,7 @@ from apikeys.services import client_token_revoke, client_tokens_revoke_for_key
 from core.client_ip import client_ip
 from core.htmx import render_page_or_fragment
 from core.paging import keyset_page
+from core.text_direction import quoted
 
 TEMPLATE = "apikeys/client_token_list.html"
 PAGE_SIZE = 50
@@ -96,9 +97,9 @@ def client_tokens_revoke_all_view(request: ProjectRequest, key_id: int) -> HttpR
     if client_tokens_revoke_for_key(api_key=api_key, by=request.user, ip=client_ip(request)):
         messages.success(
             request,
-            f"Every client token “{api_key.name}” had minted until now is revoked: browsers "
+            f"Every client token {quoted(api_key.name)} had minted until now is revoked: browsers "
             "using them lose access at once. Those it mints from now on work.",
         )
     else:
-        messages.info(request, f"“{api_key.name}” has not minted any client tokens.")
+        messages.info(request, f"{quoted(api_key.name)} has not minted any client tokens.")
     return redirect("apikeys:client_token_list", slug=request.project.slug)

@@ -45,6 +45,7 @@ from core.client_ip import client_ip
 from core.htmx import render_panel
 from core.networks import network_around
 from core.shown_once import already_sent, form_id_new, form_id_of, sent_once, shown_once
+from core.text_direction import quoted
 
 TEMPLATE = "apikeys/personal_token_list.html"
 CHANGED = "personalTokensChanged"
@@ -129,7 +130,7 @@ def personal_token_create_view(request: AuthenticatedRequest) -> HttpResponse:
             details += " Consider revoking it when you no longer need it."
         context = {"new_token": pat, "token": token, "details": details}
         created = _render(request, "created", context, status=201)
-        made = f"created the token “{pat.name}” ({pat.hint})"
+        made = f"created the token {quoted(pat.name)} ({pat.hint})"
         return shown_once(request, created, changed=CHANGED, made=made)
     return _render(
         request, "create-form", {"form": form, "form_id": form_id_of(request)}, status=422
@@ -144,9 +145,9 @@ def personal_token_revoke_view(request: AuthenticatedRequest, token_id: int) -> 
     if request.method == "GET":
         return _render(request, "revoke-confirm", {"pat": pat})
     if personal_token_revoke(personal_token=pat, by=request.user, ip=client_ip(request)):
-        messages.success(request, f"“{pat.name}” is revoked. Calls with it now get 401.")
+        messages.success(request, f"{quoted(pat.name)} is revoked. Calls with it now get 401.")
     else:
-        messages.info(request, f"“{pat.name}” was already revoked.")
+        messages.info(request, f"{quoted(pat.name)} was already revoked.")
     if request.htmx:
         response = render(request, f"{TEMPLATE}#panel-closed", {})
         return trigger_client_event(response, CHANGED)
@@ -188,12 +189,12 @@ def personal_token_networks_view(request: AuthenticatedRequest, token_id: int) -
         where = f"{len(networks)} network{'s' if len(networks) != 1 else ''}" if networks else ""
         messages.success(
             request,
-            f"“{pat.name}” may now be used only from {where}."
+            f"{quoted(pat.name)} may now be used only from {where}."
             if networks
-            else f"“{pat.name}” may be used from any network again.",
+            else f"{quoted(pat.name)} may be used from any network again.",
         )
     else:
-        messages.info(request, f"The allowed networks of “{pat.name}” are as they were.")
+        messages.info(request, f"The allowed networks of {quoted(pat.name)} are as they were.")
     if request.htmx:
         response = render(request, f"{TEMPLATE}#panel-closed", {})
         return trigger_client_event(response, CHANGED)
@@ -215,7 +216,7 @@ def personal_token_rename_view(request: AuthenticatedRequest, token_id: int) -> 
             )
         except Revoked:  # revoked since the page was read
             raise Http404("No such token.") from None
-        messages.success(request, f"Token renamed to “{pat.name}”.")
+        messages.success(request, f"Token renamed to {quoted(pat.name)}.")
         if request.htmx:
             response = render(request, f"{TEMPLATE}#panel-closed", {})
             return trigger_client_event(response, CHANGED)
@@ -240,7 +241,7 @@ def personal_token_regenerate_view(request: AuthenticatedRequest, token_id: int)
     form = PersonalTokenRegenerateForm(request.POST, personal_token=pat)
     if sent := already_sent(
         request,
-        made=f"regenerated “{pat.name}”",
+        made=f"regenerated {quoted(pat.name)}",
         advice="If nobody copied it, regenerate the token again in the list below.",
         back=reverse("apikeys:personal_token_list"),
         changed=CHANGED,
@@ -269,6 +270,6 @@ def personal_token_regenerate_view(request: AuthenticatedRequest, token_id: int)
         return _render(request, "regenerate-form", context, status=422)
     details = f"The old secret {previous_hint} has stopped working. {token_summary(pat)}"
     context = {"new_token": pat, "token": secret, "details": details, "rolled": True}
-    made = f"regenerated “{pat.name}” to the new secret {pat.hint}"
+    made = f"regenerated {quoted(pat.name)} to the new secret {pat.hint}"
     created = _render(request, "created", context, status=201)
     return shown_once(request, created, changed=CHANGED, made=made)

@@ -1,0 +1,124 @@
+"""Names saved before direction controls were refused (core.validators), each holding a PDI
+and an override, where a671bd2's render test did not reach: the messages an action leaves
+("“…” is revoked."), built in Python; the audit log's targets and details, quoted from the
+event; the typed confirmation's error beside its field; and the avatar's initial. Each
+name stands in a closed isolate (a <bdi>, or FSI … PDI), so that its override reverses
+nothing after it, and stays escaped; the audit export stays plain text."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import time
+
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Passkey, Project
+from apikeys.models import ApiKey, PersonalAccessToken
+from apikeys.services import personal_token_create
+from tests.usage.test_text_direction_isolated import ESCAPE, RLO, _unisolated, flag_saying
+
+NAME = f"Prod{ESCAPE}dorp"
+
+
+def _sudo(client) -> None:
+    session = client.session
+    session["sudo_at"] = time.time()
+    session.save()
+
+
+def _overrides_shown(html: str) -> list[str]:
+    """Each override that stands outside a closed isolate, with the text before it."""
+    shown = _unisolated(html)
+    return [shown[max(0, m.start() - 80) : m.start() + 10] for m in re.finditer(RLO, shown)]
+
+
+def test_messages_that_quote_a_name_show_it_isolated(signed_in, user, project, make_key):
+    _sudo(signed_in)
+    key, _ = make_key(project, name="Prod")
+    pat, _ = personal_token_create(user=user, name="Laptop", projects=[project])
+    passkey = Passkey.objects.create(
+        user=user, credential_id="c1", public_key=b"k", user_handle=b"h", name="Phone"
+    )
+    ApiKey.objects.filter(pk=key.pk).update(name=NAME)
+    PersonalAccessToken.objects.filter(pk=pat.pk).update(name=f"Laptop{ESCAPE}potpal")
+    Passkey.objects.filter(pk=passkey.pk).update(name=f"Phone{ESCAPE}enohp")
+    flag_saying("An alert", key=key, now=timezone.now())
+    slug = project.slug
+    actions = [
+        ("apikeys:api_key_suspend", [slug, key.pk], {"reason": "Leaked"}),
+        ("apikeys:api_key_suspend", [slug, key.pk], {"reason": "Leaked"}),  # already
+        ("apikeys:api_key_resume", [slug, key.pk], {}),
+        ("apikeys:api_key_resume", [slug, key.pk], {}),  # was not suspended
+        ("apikeys:api_key_end_previous", [slug, key.pk], {}),
+        ("apikeys:client_tokens_revoke_all", [slug, key.pk], {}),
+        ("usage:api_key_networks", [slug, key.pk], {"networks": "203.0.113.0/24"}),
+        ("usage:api_key_networks", [slug, key.pk], {"networks": ""}),
+        ("alerts:flag_acknowledge_key", [slug, key.pk], {}),
+        ("apikeys:api_key_revoke", [slug, key.pk], {}),
+        ("apikeys:api_key_revoke", [slug, key.pk], {}),  # already
+        ("apikeys:api_key_resume", [slug, key.pk], {}),  # revoked: says how it ended
+        ("apikeys:personal_token_networks", [pat.pk], {"networks": "203.0.113.0/24"}),
+        ("apikeys:personal_token_networks", [pat.pk], {"networks": "203.0.113.0/24"}),
+        ("apikeys:personal_token_networks", [pat.pk], {"networks": ""}),
+        ("apikeys:personal_token_revoke", [pat.pk], {}),
+        ("accounts:passkey_remove", [passkey.pk], {}),
+    ]
+    problems = []
+    for name, args, data in actions:
+        response = signed_in.post(reverse(name, args=args), data, follow=True)
+        html = response.content.decode()
+        messages = re.search(r'<div id="messages".*?</div>', html, re.DOTALL)
+        assert messages and "message-" in messages.group(), (name, response.status_code)
+        problems += [f"{name}: {shown!r}" for shown in _overrides_shown(messages.group())]
+    assert problems == []
+
+
+def test_a_message_quoting_a_name_keeps_its_markup_as_text(signed_in, project, make_key):
+    key, _ = make_key(project, name="Prod")
+    ApiKey.objects.filter(pk=key.pk).update(name=f"<script>x</script>{ESCAPE}")
+    response = signed_in.post(
+        reverse("apikeys:api_key_revoke", args=[project.slug, key.pk]), follow=True
+    )
+    html = response.content.decode()
+    assert "<script>x</script>" not in html
+    assert "&lt;script&gt;x&lt;/script&gt;" in html
+
+
+def test_the_project_deleted_message_shows_its_name_isolated(signed_in, user, project):
+    _sudo(signed_in)
+    Project.objects.filter(pk=project.pk).update(name=f"Acme{ESCAPE}emca")
+    response = signed_in.post(
+        reverse("accounts:project_delete", args=[project.slug]),
+        {"confirm": f"Acme{ESCAPE}emca"},
+        follow=True,
+    )
+    html = response.content.decode()
+    assert "is deleted" in html
+    assert _overrides_shown(html) == []
+
+
+def test_the_typed_confirmations_error_shows_the_name_isolated(signed_in, project):
+    _sudo(signed_in)
+    Project.objects.filter(pk=project.pk).update(name=f"Acme{ESCAPE}emca")
+    response = signed_in.post(
+        reverse("accounts:project_delete", args=[project.slug]), {"confirm": "Acme"}
+    )
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert "exactly" in html
+    assert _overrides_shown(html) == []
+
+
+def test_the_key_forms_policy_error_shows_the_projects_name_isolated(signed_in, project):
+    Project.objects.filter(pk=project.pk).update(name=f"Acme{ESCAPE}emca", max_key_lifetime_days=30)
+    day = timezone.now().date() + datetime.timedelta(days=60)
+    key = signed_in.post(
+        reverse("apikeys:api_key_create", args=[project.slug]),
+        {"name": "Far", "access": "full", "expiry": "date", "expires_on": f"{day:%Y-%m-%d}"},
+        headers={"HX-Request": "true"},
+    )
+    assert key.status_code == 422
+    assert "accepts only tokens" in key.content.decode()
+    assert _overrides_shown(key.content.decode()) == []
