@@ -8,6 +8,7 @@ and the sign-in attempts on their account. Both read one page at a time, newest 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from audit.actions import Tone, action_group, action_label, action_tone
 from audit.models import AuditEvent, AuditEventQuerySet
 from core.paging import keyset_page
 from core.redact import redact_secrets
+from core.text_direction import text_isolated
 
 PAGE_SIZE = 50
 NEWEST_FIRST = ("-created_at", "-id")
@@ -33,13 +35,15 @@ def event_tone(event: AuditEvent) -> Tone:
     return action_tone(event.action)
 
 
-def actor_label(event: AuditEvent) -> str:
-    """Who did it: a person's email, or the API key that minted a client token."""
+def actor_label(event: AuditEvent, *, isolated: bool = False) -> str:
+    """Who did it: a person's email, or the API key that minted a client token.
+    `isolated`: for a page, the key's name between FSI and PDI (the export keeps it as it
+    was written)."""
     if event.actor_email:
         return event.actor_email
     minted_by = event.metadata.get("minted_by") if isinstance(event.metadata, dict) else None
     if minted_by:
-        return f"API key {minted_by}"
+        return f"API key {label_as_typed(str(minted_by)) if isolated else minted_by}"
     if isinstance(event.metadata, dict) and event.metadata.get("via") == "api":
         return "API"
     return ""
@@ -57,16 +61,42 @@ def _text(value: object) -> str:
     return str(value)
 
 
+# A token's label as audit_record keeps it (str() of an ApiKey or PAT): "name (hint)".
+_NAME_AND_HINT = re.compile(r"(.*) (\(reminix_[a-z]+_[A-Za-z0-9]+…[A-Za-z0-9]+\))", re.DOTALL)
+
+
+def label_as_typed(label: str) -> str:
+    """A target's label as a page shows it, between FSI and PDI unless ASCII; a token's
+    "name (hint)" with its name alone isolated, so that an override in the name (saved
+    before names refused one) does not reverse the hint after it."""
+    named = _NAME_AND_HINT.fullmatch(label)
+    if named:
+        return f"{text_isolated(named[1])} {named[2]}"
+    return text_isolated(label)
+
+
+def _as_typed(value: object) -> str:
+    """A value people typed or chose (a name, a reason, a device), or a list of them, each
+    between FSI and PDI unless ASCII (core.text_direction.text_isolated): a name holding a
+    direction override, saved before names refused one, reverses nothing after it ("from
+    → to", the next name of a list). A token's secret in it is cut first."""
+    if isinstance(value, list | tuple) and value:
+        return ", ".join(_as_typed(item) for item in value)
+    return text_isolated(redact_secrets(_text(value)))
+
+
 def event_details(event: AuditEvent) -> list[tuple[str, str]]:
-    """The event's metadata as short (name, value) pairs; a change reads "from → to".
-    A token's secret in it is cut (core.redact.redact_secrets), as the export cuts it."""
+    """The event's metadata as short (name, value) pairs, for the pages; a change reads
+    "from → to", each side isolated (_as_typed). A token's secret in it is cut
+    (core.redact.redact_secrets), as the export cuts it; the export writes the metadata as
+    it was stored (audit.export)."""
     metadata: dict[str, Any] = (
         event.metadata if isinstance(event.metadata, dict) else {"value": event.metadata}
     )
     details: list[tuple[str, str]] = []
     skip = set()
     if "from" in metadata and "to" in metadata:
-        details.append(("changed", f"{_text(metadata['from'])} → {_text(metadata['to'])}"))
+        details.append(("changed", f"{_as_typed(metadata['from'])} → {_as_typed(metadata['to'])}"))
         skip |= {"from", "to"}
     if not event.actor_email:
         skip.add("minted_by")  # shown as the actor instead
@@ -82,7 +112,7 @@ def event_details(event: AuditEvent) -> list[tuple[str, str]]:
         elif key == "projects" and not value:
             details.append(("projects", "all of the user's"))
         else:
-            details.append((key.replace("_", " "), _text(value)))
+            details.append((key.replace("_", " "), _as_typed(value)))
     # An event is never changed (append-only), but a token typed into one before the forms
     # refused it (a suspension's reason) is not shown again to every member.
     return [(name, redact_secrets(text)) for name, text in details]
@@ -130,7 +160,8 @@ class AuditEntry:
     tone: Tone
     actor: str
     # The target's name as it was then, a token kept in it before names refused one cut
-    # (the names themselves were cut on upgrade; the trail is append-only).
+    # (the names themselves were cut on upgrade; the trail is append-only), its name
+    # isolated (label_as_typed). The actor's minting key's name and the details too.
     target: str
     details: list[tuple[str, str]]
 
@@ -140,8 +171,8 @@ class AuditEntry:
             event=event,
             label=action_label(event.action),
             tone=event_tone(event),
-            actor=actor_label(event),
-            target=redact_secrets(event.target_label),
+            actor=actor_label(event, isolated=True),
+            target=label_as_typed(redact_secrets(event.target_label)),
             details=event_details(event),
         )
 
@@ -202,8 +233,9 @@ def actor_address(*, scope: AuditEventQuerySet, actor_id: int) -> str:
 
 
 def target_name(*, scope: AuditEventQuerySet, target: tuple[str, int]) -> str:
-    """The target's name as its latest event in `scope` gave it, a token in it cut; ""
-    if it has no event there (the filter then names nothing from outside the log)."""
+    """The target's name as its latest event in `scope` gave it, a token in it cut, for
+    the page (label_as_typed); "" if it has no event there (the filter then names nothing
+    from outside the log)."""
     kind, pk = target
     label = (
         scope.filter(target_type=kind, target_id=str(pk))
@@ -211,7 +243,7 @@ def target_name(*, scope: AuditEventQuerySet, target: tuple[str, int]) -> str:
         .values_list("target_label", flat=True)
         .first()
     )
-    return redact_secrets(label or "")
+    return label_as_typed(redact_secrets(label or ""))
 
 
 def _is_address(text: str) -> bool:

@@ -7,7 +7,9 @@ nothing after it, and stays escaped; the audit export stays plain text."""
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
 import re
 import time
 
@@ -17,6 +19,7 @@ from django.utils import timezone
 from accounts.models import Passkey, Project
 from apikeys.models import ApiKey, PersonalAccessToken
 from apikeys.services import personal_token_create
+from audit.log import audit_record
 from tests.usage.test_text_direction_isolated import ESCAPE, RLO, _unisolated, flag_saying
 
 NAME = f"Prod{ESCAPE}dorp"
@@ -109,6 +112,65 @@ def test_the_typed_confirmations_error_shows_the_name_isolated(signed_in, projec
     html = response.content.decode()
     assert "exactly" in html
     assert _overrides_shown(html) == []
+
+
+def test_the_audit_log_shows_names_isolated_and_its_export_as_plain_text(
+    signed_in, user, project, make_key
+):
+    key, _ = make_key(project, name="Prod")
+    audit_record(
+        action="api_key.renamed",
+        actor=user,
+        project=project,
+        target=key,
+        target_label=NAME,
+        metadata={"from": f"Old{ESCAPE}dlo", "to": NAME, "reason": f"why{ESCAPE}yhw"},
+    )
+    audit_record(
+        action="api_key.renamed",
+        actor=user,
+        project=project,
+        target=key,
+        target_label=f"=HYPERLINK(1){ESCAPE}",
+        metadata={"from": "<b>x</b>", "to": "=1+1"},
+    )
+    # A client token minted with a key: the key, "name (hint)", is the actor.
+    audit_record(
+        action="client_token.created",
+        actor=None,
+        project=project,
+        metadata={"minted_by": f"{NAME} (reminix_sk_AbCd…WxYz)"},
+    )
+    for page in (
+        reverse("accounts:project_audit", args=[project.slug]),
+        reverse("accounts:user_audit"),
+    ):
+        html = signed_in.get(page).content.decode()
+        assert NAME[:4] in html
+        assert "&lt;b&gt;x&lt;/b&gt;" in html
+        assert _overrides_shown(html) == [], page
+
+    export = signed_in.get(reverse("accounts:project_audit_csv", args=[project.slug]))
+    text = b"".join(export.streaming_content).decode()
+    assert "<bdi>" not in text
+    assert "\u2068" not in text
+    rows = list(csv.reader(io.StringIO(text)))
+    header, renamed_to_formula, renamed = rows[0], rows[2], rows[3]
+    assert rows[1][header.index("actor")] == f"API key {NAME} (reminix_sk_AbCd…WxYz)"
+    label = header.index("target_label")
+    details = header.index("details")
+    assert renamed[label] == NAME  # as stored: no <bdi>, no FSI … PDI added
+    assert '"to": "' + NAME + '"' in renamed[details]
+    assert renamed_to_formula[label].startswith("'=")  # inert in a spreadsheet
+
+
+def test_a_tokens_label_in_the_audit_log_isolates_its_name_and_keeps_its_hint_after_it():
+    from audit.reads import label_as_typed
+
+    hint = "(reminix_sk_AbCd…WxYz)"
+    assert label_as_typed(f"{NAME} {hint}") == f"\u2068Prod{RLO}dorp\u2069 {hint}"
+    assert label_as_typed(f"Acme (x{RLO}y)") == f"\u2068Acme (x{RLO}y)\u2069"
+    assert label_as_typed("Production (reminix_sk_AbCd…WxYz)") == "Production " + hint
 
 
 def test_the_key_forms_policy_error_shows_the_projects_name_isolated(signed_in, project):
