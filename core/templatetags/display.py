@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -73,3 +74,25 @@ def isolated(value: Any) -> str:
     around it): between FSI and PDI unless it is ASCII (core.text_direction.text_isolated).
     Escaped by the template as usual."""
     return text_isolated(str(value))
+
+
+def _first_letter(text: str) -> str:
+    """The first letter or digit of `text`, upper-cased, with the combining marks written
+    after it ("É" from "e\u0301mile"); "" if it holds none."""
+    for at, char in enumerate(text):
+        if unicodedata.category(char)[0] in "LN":
+            end = at + 1
+            while end < len(text) and unicodedata.category(text[end])[0] == "M":
+                end += 1
+            return unicodedata.normalize("NFC", text[at:end].upper())
+    return ""
+
+
+@register.filter
+def initial(user: Any) -> str:
+    """The letter a person's avatar shows: the first letter or digit of their name, else
+    of their address, else the address's first character. The name's own first character
+    may be a direction control, a combining mark or a space (saved before names refused
+    controls), and shown alone it left the avatar blank or a stray accent."""
+    email = str(getattr(user, "email", "") or "")
+    return _first_letter(str(getattr(user, "name", "") or "")) or _first_letter(email) or email[:1]

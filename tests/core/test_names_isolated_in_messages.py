@@ -13,10 +13,11 @@ import io
 import re
 import time
 
+import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Passkey, Project
+from accounts.models import Passkey, Project, User
 from apikeys.models import ApiKey, PersonalAccessToken
 from apikeys.services import personal_token_create
 from audit.log import audit_record
@@ -162,6 +163,22 @@ def test_the_audit_log_shows_names_isolated_and_its_export_as_plain_text(
     assert renamed[label] == NAME  # as stored: no <bdi>, no FSI … PDI added
     assert '"to": "' + NAME + '"' in renamed[details]
     assert renamed_to_formula[label].startswith("'=")  # inert in a spreadsheet
+
+
+@pytest.mark.parametrize(
+    ("name", "initial"),
+    [
+        (f"{RLO}ada", "A"),
+        (f"{ESCAPE}\u0301ada", "A"),
+        ("e\u0301mile", "\u00c9"),
+        ("\u202e\u2069", "A"),  # no letter at all: the address's
+        ("", "A"),
+    ],
+)
+def test_the_avatar_shows_a_visible_initial(signed_in, user, name, initial):
+    User.objects.filter(pk=user.pk).update(name=name)
+    html = signed_in.get(reverse("accounts:account_sessions")).content.decode()
+    assert f'data-initial="{initial}"' in html
 
 
 def test_a_tokens_label_in_the_audit_log_isolates_its_name_and_keeps_its_hint_after_it():
