@@ -38,3 +38,25 @@ def test_a_name_holding_a_pdi_and_an_override_reverses_nothing_after_it(
     shown = page.evaluate(_VISUAL, "#roll-title")
     assert shown.startswith("Roll “"), shown
     assert shown.endswith(f"” {key.hint}"), shown
+
+
+def test_a_message_quoting_such_a_name_reads_in_its_own_order(page: Page, transactional_db):
+    """A message built in Python ("“…” has no old secret that still works."): the text
+    after the name, laid out by Chromium, reads as written."""
+    user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
+    project = Project.objects.for_user(user).get()
+    key, _ = api_key_create(project=project, name="Prod", created_by=user)
+    ApiKey.objects.filter(pk=key.pk).update(name="Prod\u2069\u202edorp")
+    sign_in(page, "kim@example.com")
+    keys = f"/projects/{project.slug}/settings/api-keys/"
+    page.goto(keys)
+    csrf = page.evaluate("JSON.parse(document.body.getAttribute('hx-headers'))['x-csrftoken']")
+    # Not followed: the list it leads to would show (and use up) the message unseen.
+    ended = page.request.post(
+        f"{keys}{key.pk}/roll/end/", headers={"x-csrftoken": csrf}, max_redirects=0
+    )
+    assert ended.status == 302, ended.status
+    page.goto(keys)
+    shown = page.evaluate(_VISUAL, "#messages .message")
+    assert shown.startswith("“"), shown
+    assert shown.endswith("” has no old secret that still works."), shown
