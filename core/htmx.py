@@ -18,6 +18,8 @@ from django.http import HttpResponse, HttpResponseBase, HttpResponseRedirect, Qu
 from django.shortcuts import render
 from django.urls import Resolver404, ResolverMatch, resolve, reverse
 from django.utils.cache import patch_vary_headers
+from django.utils.encoding import escape_uri_path
+from django.utils.http import escape_leading_slashes
 from django_htmx.http import HttpResponseClientRedirect, push_url
 
 from core.http import HtmxHttpRequest
@@ -200,8 +202,15 @@ def address_without_tokens(request: HtmxHttpRequest) -> HttpResponse | None:
     except Resolver404:
         match = None
     page = getattr(match.func, _OPENS, None) if match else None
-    path = reverse(page, args=match.args, kwargs=match.kwargs) if page and match else request.path
-    address = url_with_query(path, kept.urlencode())
+    if page and match:
+        path = reverse(page, args=match.args, kwargs=match.kwargs)
+        address = url_with_query(path, kept.urlencode())
+    else:
+        path = request.path
+        # The path as it was asked, escaped again: decoded, "/a%3Fb/" read as "/a?b/" (the
+        # rest a query), and "//evil.example/" as another site (Django's APPEND_SLASH
+        # redirect escapes its leading slashes the same way).
+        address = url_with_query(escape_leading_slashes(escape_uri_path(path)), kept.urlencode())
     # A name that is itself a token is not kept either: "" stands for it.
     names = sorted({"" if _holds_token(name) else name for name in pasted})
     # Noted for the person whose page it is: for anyone signed out, each such GET

@@ -203,3 +203,34 @@ def test_the_api_answers_a_token_in_its_address_itself(world: World) -> None:  #
     response = Client().get(f"/v1/agents?key={world.key_secret}")
     assert response.status_code == 401 and response["Content-Type"].startswith("application/json")
     assert "Location" not in response
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_path_that_starts_with_two_slashes_is_sent_to_this_site_not_another(
+    world: World,  # noqa: F811
+    htmx: bool,
+) -> None:
+    """`GET //evil.example/?q=<token>` (gunicorn hands the path on as sent, both slashes)
+    was answered 303 to //evil.example/, which a browser reads as another site: anyone's
+    link to this dashboard sent its visitors wherever the link said. The path is kept as
+    a path of this site, signed in or out."""
+    for client in (as_(world.ada), Client()):
+        response = client.get(
+            "/",
+            {"q": OTHERS["ct"], "keep": "1"},
+            PATH_INFO="//evil.example/",
+            headers=HTMX if htmx else {},
+        )
+        went = response.get("HX-Redirect" if htmx else "Location", "")
+        assert went == "/%2Fevil.example/?keep=1"
+
+
+def test_the_path_is_sent_on_as_it_was_asked_with_its_escapes(
+    world: World,  # noqa: F811
+) -> None:
+    """A path holding an escaped "?", "#" or "%" (a project slug or a search's text) came
+    back decoded: "/a%3Fb/" went to "/a?b/", another page with the rest as its query, and
+    "/a%23b/" to "/a", the rest a fragment the server never sees."""
+    as_sent = "/a?b#c%41 é/".encode().decode("iso-8859-1")  # WSGI's PATH_INFO
+    response = as_(world.ada).get("/", {"q": OTHERS["ct"], "keep": "1"}, PATH_INFO=as_sent)
+    assert response["Location"] == "/a%3Fb%23c%2541%20%C3%A9/?keep=1"
