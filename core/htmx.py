@@ -126,7 +126,11 @@ def page_without_tokens(address: str) -> str | None:
     nothing can be kept, but for an invitation's link, whose path is its token."""
     if _path_holds_token(unquote(urlsplit(address).path)):
         return None
-    return without_tokens(address)
+    # A fragment is no parameter (without_tokens splits at "?" only): one that holds a
+    # token goes whole, one that does not is the page's own place.
+    address, hash_, fragment = address.partition("#")
+    kept = without_tokens(address)
+    return f"{kept}#{fragment}" if hash_ and not _holds_token(fragment) else kept
 
 
 def _path_holds_token(path: str) -> bool:

@@ -234,3 +234,20 @@ def test_the_path_is_sent_on_as_it_was_asked_with_its_escapes(
     as_sent = "/a?b#c%41 é/".encode().decode("iso-8859-1")  # WSGI's PATH_INFO
     response = as_(world.ada).get("/", {"q": OTHERS["ct"], "keep": "1"}, PATH_INFO=as_sent)
     assert response["Location"] == "/a%3Fb%23c%2541%20%C3%A9/?keep=1"
+
+
+def test_a_next_holding_a_token_after_a_hash_is_kept_without_it() -> None:
+    """`?next=/calls/#reminix_ct_…` (a fragment, which without_tokens did not read: it
+    splits at "?" only) was left in the address, and sign-in wrote it into its form and
+    links. The fragment goes; the rest of `next` stays."""
+    client = Client()
+    login = reverse("accounts:login")
+    calls = "/projects/some-project/calls/"
+    for asked in (f"{calls}#{OTHERS['ct']}", f"{calls}?status=401#{OTHERS['ct']}"):
+        response = client.get(login, {"next": asked, "keep": "1"})
+        assert response.status_code == 303, asked
+        went = parse_qs(urlsplit(response["Location"]).query)
+        assert went == {"next": [asked.partition("#")[0]], "keep": ["1"]}
+    # A fragment without a token is the page's own.
+    response = client.get(login, {"next": f"{calls}#filters"})
+    assert response.status_code == 200
