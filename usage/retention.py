@@ -81,7 +81,19 @@ MOVE_LOCK_TIMEOUT = "60s"
 # its connection, so a day's table standing unattached with the lock free was left by one
 # (usage_partitions_stranded), and one run at a time moves a day.
 _MOVING_LOCK_CLASS = 720_151_103
-_PARTITION_NAME = re.compile(rf"^{TABLE}_p(\d{{8}})$")
+_PARTITION_NAME = re.compile(rf"^{TABLE}_p([0-9]{{8}})$")
+# A day's table standing beside the log that a run of ours made (_partition_stage): named
+# for its day, with the CHECK of its range added in the transaction that made it, which the
+# attach drops. A table merely so named (made by hand, restored from elsewhere: a day no
+# calendar has, p99991231, another shape) holds none of the log's calls: finishing it
+# failed the finisher and the daily job for good, and counting it paused detection for
+# every tenant for good.
+_OURS_UNATTACHED = (
+    "pg_class c WHERE c.relkind = 'r' AND NOT c.relispartition AND c.relname ~ %s"
+    " AND pg_table_is_visible(c.oid) AND EXISTS (SELECT 1 FROM pg_constraint k"
+    " WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.conname = c.relname || '_range')"
+)
+_OURS_PARAMS = [_PARTITION_NAME.pattern]
 # ASCII digits alone, as every number in the settings: \d takes "٩٠" and "９０" too.
 _AGE = re.compile(r"([0-9]{1,6})([dh])")
 _LONGEST_AGE = timedelta(days=36_500)
@@ -194,15 +206,16 @@ def usage_partitions_unattached() -> list[date]:
         return []
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition"
-            " AND relname ~ %s AND pg_table_is_visible(oid) ORDER BY relname",
-            [_PARTITION_NAME.pattern],
+            f"SELECT relname FROM {_OURS_UNATTACHED} ORDER BY relname",  # noqa: S608 (constant)
+            _OURS_PARAMS,
         )
         names = [row[0] for row in cursor.fetchall()]
     days = []
     for name in names:
         with contextlib.suppress(ValueError):  # a name no day has (p20021399): not ours
-            days.append(datetime.strptime(name[-8:], "%Y%m%d").date())
+            day = datetime.strptime(name[-8:], "%Y%m%d").date()
+            if day < date.max:  # (whose range would end past any date)
+                days.append(day)
     return days
 
 
@@ -399,9 +412,8 @@ def usage_rows_out_of_sight() -> bool:
         if not cursor.fetchone()[0]:
             return True
         cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_class WHERE relkind = 'r' AND NOT relispartition"
-            " AND relname ~ %s AND pg_table_is_visible(oid))",
-            [_PARTITION_NAME.pattern],
+            f"SELECT EXISTS (SELECT 1 FROM {_OURS_UNATTACHED})",  # noqa: S608 (constant)
+            _OURS_PARAMS,
         )
         return bool(cursor.fetchone()[0])
 

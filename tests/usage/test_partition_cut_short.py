@@ -28,6 +28,7 @@ from usage import retention
 from usage.models import UsageRecord
 from usage.retention import (
     DEFAULT_PARTITION,
+    partition_name,
     usage_partitions,
     usage_partitions_ensure,
     usage_partitions_ensure_ahead,
@@ -172,3 +173,48 @@ def test_a_stranded_table_is_told_to_the_operator_until_it_is_attached(
     with caplog.at_level(logging.INFO):
         detect()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+# Tables named as a day's partition that no run of ours made: a day no calendar has, the
+# last day there is (whose range ends past any date), and one of another shape.
+NOT_OURS = {
+    "apikeys_usagerecord_p20261399": "(LIKE apikeys_usagerecord INCLUDING ALL)",
+    "apikeys_usagerecord_p99991231": "(LIKE apikeys_usagerecord INCLUDING ALL)",
+    "apikeys_usagerecord_p20020305": "(id bigint)",
+}
+
+
+@pytest.fixture
+def tables_not_ours():
+    with connection.cursor() as cursor:
+        for name, shape in NOT_OURS.items():
+            cursor.execute(f"CREATE TABLE {name} {shape}")
+    yield
+    with connection.cursor() as cursor:
+        for name in NOT_OURS:
+            cursor.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def test_a_table_named_as_a_day_that_no_run_made_pauses_nothing_and_stops_no_job(
+    a_day_in_the_default,  # noqa: F811
+    tables_not_ours,
+    monkeypatch,
+):
+    """Each of NOT_OURS (made by hand, restored from elsewhere) paused detection for every
+    tenant for good: the finisher passed over p20261399 (no such day) while detection
+    counted it; p99991231 raised OverflowError and a table of another shape
+    ProgrammingError, in the finisher every minute and in ensure_usage_partitions (which
+    finishes first) every day, so no day's partition was made again. A table of ours is
+    one with the CHECK of its range that a run adds as it makes it: those alone are
+    finished and pause detection, and the run cut short beside them is finished."""
+    cut_short_before_the_attach(monkeypatch)
+    out = StringIO()
+    call_command("finish_usage_partitions", stdout=out)
+    assert out.getvalue() == f"Attached partition {ITS_TABLE}.\n"
+    assert not usage_rows_out_of_sight()
+    today = timezone.now().date()
+    assert partition_name(today + timedelta(days=3)) in (
+        set(usage_partitions_ensure_ahead()) | set(usage_partitions().values())
+    )
+    detect()
+    assert DetectionCursor.objects.get().last_id == max(a_day_in_the_default.values())
