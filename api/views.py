@@ -22,6 +22,7 @@ from apikeys.services import (
     client_token_create,
     client_token_revoke,
 )
+from apikeys.tokens import holds_token_rest
 from core.client_ip import client_ip
 from core.redact import holds_secret
 
@@ -78,7 +79,7 @@ def _context(body: dict[str, Any], field: str, *, required: bool) -> dict[str, A
         raise errors.invalid_field_value(
             field, f"is {size} bytes of JSON; the limit is {MAX_CONTEXT_BYTES}."
         )
-    if holds_secret(text):
+    if holds_secret(text) or any(map(holds_token_rest, _strings_joined(value))):
         # Kept with the token, shown on the Client tokens page (context), to the browser
         # (GET /client/token) and to the agent (serverContext), whose answer the browser reads.
         raise errors.invalid_field_value(
@@ -87,6 +88,28 @@ def _context(body: dict[str, Any], field: str, *, required: bool) -> dict[str, A
             "here by mistake.",
         )
     return value
+
+
+def _strings_joined(value: dict[str, Any]) -> tuple[str, str]:
+    """The context's strings end to end in order, keys and values, and its values alone:
+    a token cut in two (its prefix a key, the rest its value; two settings) is whole in
+    one of them. Iterative: strict_json allowed 64 levels, not Python's recursion's."""
+    every: list[str] = []
+    values: list[str] = []
+    stack: list[tuple[bool, Any]] = [(False, value)]  # (is a key, the item)
+    while stack:
+        is_key, item = stack.pop()
+        if is_key:
+            every.append(item)
+        elif isinstance(item, str):
+            every.append(item)
+            values.append(item)
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                stack += [(False, child), (True, key)]
+        elif isinstance(item, list):
+            stack.extend((False, child) for child in reversed(item))
+    return "".join(every), "".join(values)
 
 
 def _ttl(body: dict[str, Any]) -> int:

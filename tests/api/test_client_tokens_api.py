@@ -384,7 +384,35 @@ def test_a_context_holding_a_token_is_refused_naming_the_field(
     assert secret[11:] not in page.content.decode()
 
 
+@pytest.mark.parametrize("field", ["context", "serverContext"])
+@pytest.mark.parametrize(
+    "holding",
+    [
+        lambda secret: {"reminix_sk_": secret[11:]},
+        lambda secret: {"keyPrefix": "reminix_sk_", "keySecret": secret[11:]},
+        lambda secret: {"apiKey": secret[11:]},
+        lambda secret: {"head": secret[:20], "tail": [secret[20:]]},
+        lambda secret: {secret[:20]: secret[20:]},
+    ],
+)
+def test_a_context_holding_a_token_in_pieces_is_refused(api, api_key, field, holding):
+    """A token's prefix in one string and the rest in another (a key and its value, two
+    settings), or its 36 characters without the prefix, which anyone who reads them can
+    use: each was minted (201) and kept whole for the browser and the Client tokens page.
+    The rest of a token is known by its checksum (apikeys.tokens), whole in one string or
+    across the strings of the context in order."""
+    _, secret = api_key
+    body = {"context": {}, field: holding(secret)}
+    error = assert_error(api.post("/v1/client-tokens", body), 400, "invalid_field_value")
+    assert field in error["message"] and "token" in error["message"]
+    assert not ClientToken.objects.exists()
+
+
 def test_a_context_naming_a_tokens_hint_or_prefix_is_taken(api):
     """What is not a secret stays: a hint's four characters, a prefix in a sentence."""
     context = {"key": "reminix_sk_AbCd…wxyz", "note": "our reminix_ct_ tokens"}
     assert_ok(mint(api, context=context, serverContext=context), 201)
+    # Nor an id of a token's length whose last six characters are no checksum of it, or a
+    # prefix beside a word.
+    context = {"sessionId": "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z0123", "kind": "reminix_sk_"}
+    assert_ok(mint(api, context={**context, "env": "production"}), 201)
