@@ -143,8 +143,10 @@ def _path_holds_token(path: str) -> bool:
     except Resolver404:
         return True
     token = str(match.kwargs.get("token", ""))
-    if match.url_name == "invitation_accept" and token.lower().startswith("reminix_inv_"):
-        return _holds_token(path.replace(token, ""))
+    invitation = "reminix_inv_"
+    if match.url_name == "invitation_accept" and token.lower().startswith(invitation):
+        # Nor a token pasted onto its end (reminix_inv_reminix_sk_…): its own is base62.
+        return _holds_token(path.replace(token, "")) or _holds_token(token[len(invitation) :])
     return True
 
 
