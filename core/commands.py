@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from core.redact import controls_escaped, redact_secrets
+from core.redact import controls_escaped, redact_secrets_spaced
 
 # What an error quotes of an argument: its start, and how long it was.
 QUOTED_CHARS = 100
@@ -76,11 +76,12 @@ def _texts(values: Iterable[object]) -> list[str]:
 
 
 def _shown(message: str, typed: Iterable[str] = ()) -> str:
-    """An error's message as it may be printed: no secret, each long argument cut to its
-    start (_quoted_short), one line (a control or line separator percent-escaped, "%0A").
+    """An error's message as it may be printed: no secret (nor one a paste cut with a
+    line break or a space), each long argument cut to its start (_quoted_short), one line
+    (a control or line separator percent-escaped, "%0A").
     Cut after the secrets are: a token the cut went through would keep fewer characters
     than redact_secrets takes for one, and those its secret's."""
-    return controls_escaped(_quoted_short(redact_secrets(message), typed))
+    return controls_escaped(_quoted_short(redact_secrets_spaced(message), typed))
 
 
 def _quoted_short(message: str, typed: Iterable[str]) -> str:
@@ -92,7 +93,7 @@ def _quoted_short(message: str, typed: Iterable[str]) -> str:
         if len(value) <= QUOTED_CHARS:
             continue
         for form in (value, value.strip(), repr(value)[1:-1]):
-            form = redact_secrets(form)
+            form = redact_secrets_spaced(form)
             if len(form) > QUOTED_CHARS:
                 cut.setdefault(form, f"{form[:QUOTED_CHARS]}… ({len(value):,} characters)")
     pieces: list[str] = []

@@ -221,6 +221,17 @@ def holds_secret_escaped(text: str) -> bool:
     return False
 
 
+# A token with a copy's spaces or line breaks inside it (a terminal that wrapped it), up to
+# a token's 36 characters: what the dashboard reads whole (core.htmx._holds_token).
+_SECRET_SPACED = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)(?:\s*[0-9A-Za-z]){12,36}", re.IGNORECASE)
+
+
+def redact_secrets_spaced(text: str) -> str:
+    """As redact_secrets, and a token cut by spaces or line breaks goes whole too: for
+    text that echoes what a person pasted (a command's error)."""
+    return redact_secrets(_cut(_SECRET_SPACED, text))
+
+
 def redact_secrets(text: str) -> str:
     """As redact_tokens, but a token's hint is left as it is: for messages that may name
     a hint on purpose (an ended key's successor) and must never repeat a secret."""

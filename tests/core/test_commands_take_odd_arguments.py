@@ -287,3 +287,25 @@ def test_a_line_break_in_an_argument_is_not_echoed_as_one(user, project, breaks)
             run(*argv)
         assert len(str(refused.value).splitlines()) == 1, argv
     assert not ApiKey.objects.exists()
+
+
+@pytest.mark.parametrize("cut", ["\n", "\r\n", " ", "\t"])
+def test_a_token_cut_by_a_line_break_or_a_space_is_not_echoed_in_the_error(
+    project, make_key, cut
+):
+    """A token copied from a terminal that wrapped it, or from a page, arrives with a line
+    break or a space inside: redact_secrets wants 12 characters after the prefix in one
+    piece, so "reminix_sk_Ab3d⏎Ef6h…" was printed but for its break ("%0A"), all but four
+    of its characters on stderr. The dashboard reads such a paste as the token
+    (core.htmx), and so is it cut here."""
+    _, secret = make_key(project)
+    pasted = secret[:15] + cut + secret[15:]
+    for argv in (
+        ("createapikey", "--project", pasted, "--name", "CI"),
+        ("prune_client_tokens", pasted),
+    ):
+        with pytest.raises(CommandError) as refused:
+            run(*argv)
+        assert secret[15:] not in str(refused.value), argv
+        assert "reminix_sk_" in str(refused.value), argv
+        assert len(str(refused.value).splitlines()) == 1, argv
