@@ -192,10 +192,26 @@ def usage_partitions_ensure(*, start_day: date, end_day: date) -> list[str]:
     existing = usage_partitions()
     day = start_day
     while day <= end_day:
-        if day not in existing and _partition_create(day):
+        if day not in existing and _partition_made_alone(day):
             made.append(partition_name(day))
         day += DAY
     return made
+
+
+def _partition_made_alone(day: date) -> bool:
+    """_partition_create(day), a database error of which stops no other day: a table of
+    another shape standing at its name (made by hand, restored from elsewhere) failed the
+    job at that day, every day, and no later day was made for any tenant. Said at ERROR,
+    naming the table; a lock not had in time (RetentionBusyError) still ends the run."""
+    try:
+        return _partition_create(day)
+    except DatabaseError:
+        logger.exception(
+            "Usage log: could not make or finish %s; the other days go on, and its calls "
+            "stay in the default partition until it can be",
+            partition_name(day),
+        )
+        return False
 
 
 def usage_partitions_unattached() -> list[date]:
@@ -258,7 +274,7 @@ def usage_partitions_finish() -> list[str]:
                 "the move",
                 name,
             )
-        if _partition_create(day):
+        if _partition_made_alone(day):
             logger.info("Usage log: %s attached; detection reads on", name)
             made.append(name)
     return made

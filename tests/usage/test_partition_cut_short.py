@@ -218,3 +218,27 @@ def test_a_table_named_as_a_day_that_no_run_made_pauses_nothing_and_stops_no_job
     )
     detect()
     assert DetectionCursor.objects.get().last_id == max(a_day_in_the_default.values())
+
+
+def test_a_day_that_cannot_be_made_stops_no_other_day(caplog):
+    """A table of another shape standing at a coming day's name (made by hand, restored
+    from elsewhere) failed ensure_usage_partitions at that day, every day, and no later day
+    was made for anyone: their calls went to the default partition. That day is said at
+    ERROR, naming its table, and the others are made. (Days past the 14 the migration
+    made, dropped again after.)"""
+    today = timezone.now().date()
+    later = [today + timedelta(days=n) for n in range(15, 21)]
+    in_the_way = partition_name(later[2])
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE {in_the_way} (id bigint)")
+    try:
+        with caplog.at_level(logging.ERROR):
+            call_command("ensure_usage_partitions", "--days", "20", stdout=StringIO())
+        made = usage_partitions()
+        assert [day in made for day in later] == [True, True, False, True, True, True]
+        assert [r.levelno for r in caplog.records] == [logging.ERROR]
+        assert in_the_way in caplog.records[0].getMessage()
+    finally:
+        with connection.cursor() as cursor:
+            for day in later:
+                cursor.execute(f"DROP TABLE IF EXISTS {partition_name(day)}")
