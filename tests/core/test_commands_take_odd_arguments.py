@@ -290,9 +290,7 @@ def test_a_line_break_in_an_argument_is_not_echoed_as_one(user, project, breaks)
 
 
 @pytest.mark.parametrize("cut", ["\n", "\r\n", " ", "\t"])
-def test_a_token_cut_by_a_line_break_or_a_space_is_not_echoed_in_the_error(
-    project, make_key, cut
-):
+def test_a_token_cut_by_a_line_break_or_a_space_is_not_echoed_in_the_error(project, make_key, cut):
     """A token copied from a terminal that wrapped it, or from a page, arrives with a line
     break or a space inside: redact_secrets wants 12 characters after the prefix in one
     piece, so "reminix_sk_Ab3d⏎Ef6h…" was printed but for its break ("%0A"), all but four
