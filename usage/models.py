@@ -164,6 +164,14 @@ class UsageRecord(models.Model):
                 condition=Q(personal_token__isnull=False, client_token__isnull=True),
                 name="usage_pat_own_time",
             ),
+            # A PAT's failed calls, newest first: its log's error outcomes and 4xx/5xx
+            # statuses, which otherwise walk the project failed-calls index with no project
+            # to hold them to (every tenant's failures) or pass over the token's successes.
+            models.Index(
+                fields=["personal_token", "-created_at", "-id"],
+                condition=Q(personal_token__isnull=False) & ~Q(outcome="ok"),
+                name="usage_pat_errors_time",
+            ),
         ]
         constraints = [
             # A call logged twice (a write-behind batch retried after its commit) is one
