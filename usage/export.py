@@ -18,7 +18,7 @@ from core.csv_stream import IP_COLUMN, TIME_COLUMN, csv_header, export_bounded
 from usage.key_usage import NEWEST_FIRST, OLDEST_FIRST
 from usage.models import UsageRecordQuerySet
 from usage.overview import OverviewFilters
-from usage.project_log import ProjectLogFilters, project_calls
+from usage.project_log import ProjectLogFilters
 
 USAGE_CSV_HEADER = csv_header(
     TIME_COLUMN,
@@ -52,8 +52,9 @@ def project_calls_export_rows(
     *, project: Project, filters: ProjectLogFilters, oldest_first: bool = False
 ) -> Iterator[list[object]]:
     """The rows the call log lists over all its pages, newest first or oldest first as
-    the log (USAGE_CSV_HEADER). The project fence comes first, as on the page."""
-    records = filters.apply(project_calls(project))
+    the log (USAGE_CSV_HEADER). The project fence (or its key's) comes first, as on the
+    page."""
+    records = filters.records(project)
     order = OLDEST_FIRST if oldest_first else NEWEST_FIRST
     return usage_csv_rows(project=project, records=records, order=order)
 
