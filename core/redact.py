@@ -222,8 +222,10 @@ def holds_secret_escaped(text: str) -> bool:
 
 
 # A token with a copy's spaces or line breaks inside it (a terminal that wrapped it), up to
-# a token's 36 characters: what the dashboard reads whole (core.htmx._holds_token).
-_SECRET_SPACED = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)(?:\s*[0-9A-Za-z]){12,36}", re.IGNORECASE)
+# a token's 36 characters: what the dashboard reads whole (core.htmx._holds_token). A
+# terminal wraps where its width ends, inside the prefix too ("remi⏎nix_sk_…").
+_SPACED_PREFIX = r"\s*".join("reminix_") + r"\s*(?:s\s*k|c\s*t|p\s*a\s*t|i\s*n\s*v)\s*_"
+_SECRET_SPACED = re.compile(rf"({_SPACED_PREFIX})(?:\s*[0-9A-Za-z]){{12,36}}", re.IGNORECASE)
 
 
 def redact_secrets_spaced(text: str) -> str:

@@ -307,3 +307,20 @@ def test_a_token_cut_by_a_line_break_or_a_space_is_not_echoed_in_the_error(proje
         assert secret[15:] not in str(refused.value), argv
         assert "reminix_sk_" in str(refused.value), argv
         assert len(str(refused.value).splitlines()) == 1, argv
+
+
+@pytest.mark.parametrize("at", [4, 8, 10])
+@pytest.mark.parametrize("cut", ["\n", "\r\n", " "])
+def test_a_token_whose_prefix_a_line_break_cuts_is_not_echoed_in_the_error(
+    project, make_key, at, cut
+):
+    """A terminal wraps where its width ends, inside the prefix as anywhere: with the break
+    in "remi⏎nix_sk_…" the 36 characters after it were printed whole, as no prefix was
+    found to cut after."""
+    _, secret = make_key(project)
+    pasted = secret[:at] + cut + secret[at:]
+    with pytest.raises(CommandError) as refused:
+        run("createapikey", "--project", pasted, "--name", "CI")
+    message = str(refused.value)
+    assert secret[11:] not in message and secret[20:30] not in message, message
+    assert len(message.splitlines()) == 1
