@@ -1,8 +1,10 @@
 """Strict JSON for bodies sent to us: `NaN`, `Infinity`, numbers that overflow a 64-bit
-integer or a double, lone surrogates, NUL characters and nesting deeper than 64 levels are
-refused. Python's json module accepts all of them, and each would otherwise fail later,
-where it costs a 500: PostgreSQL refuses NUL and lone surrogates in text and JSON, SQLite's
-JSON functions stop at 1,000 levels, and `Infinity` is not JSON anyone else can read back.
+integer or a double, lone surrogates, NUL characters, nesting deeper than 64 levels and a
+name given twice in one object are refused. Python's json module accepts all of them, and
+most would otherwise fail later, where it costs a 500: PostgreSQL refuses NUL and lone
+surrogates in text and JSON, SQLite's JSON functions stop at 1,000 levels, and `Infinity` is
+not JSON anyone else can read back. A name given twice is read by some the first time, by
+Python the last: two readers of one body, two different answers.
 
 Used by the API (api/bodies.py) and by the passkey endpoints (accounts/views/passkeys.py).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 MAX_DEPTH = 64
@@ -69,10 +72,37 @@ def _check_text(text: str) -> None:
         raise JsonRefused("it contains a lone surrogate (\\ud800-\\udfff)") from None
 
 
+# A name repeated in the refusal only if it reads as one (never a pasted token or a line
+# break sent back).
+_NAME_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose names are each given once. Python keeps the last of two, other
+    parsers (and whatever reads the body before or after us: a proxy, a log) the first:
+    `{"agents": ["support"], "agents": []}` read as two different scopes (I-JSON, RFC
+    7493, refuses it)."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        twice = ""
+        for name, _ in pairs:
+            if name in seen:
+                twice = name
+                break
+            seen.add(name)
+        shown = f"'{twice}'" if _NAME_LIKE.fullmatch(twice) else "a name"
+        raise JsonRefused(f"an object gives {shown} twice")
+    return value
+
+
 # Made once: json.loads() with these hooks makes a new decoder on every call, which costs
 # more than reading a small body.
 _DECODER = json.JSONDecoder(
-    parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int
+    parse_constant=_refuse_constant,
+    parse_float=_finite_float,
+    parse_int=_bounded_int,
+    object_pairs_hook=_object,
 )
 
 

@@ -199,6 +199,33 @@ def test_an_agent_scope_that_is_not_names_as_a_whole_makes_no_key(admin, agents,
     assert not ApiKey.objects.filter(name="Scoped").exists()
 
 
+@pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        ("/v1/api-keys", '{"name": "Scoped", "agents": ["support"], "agents": []}'),
+        ("/v1/api-keys", '{"name": "Scoped", "permissions": ["read"], "permissions": null}'),
+        ("/v1/client-tokens", '{"context": {}, "agents": ["support"], "agents": null}'),
+        ("/v1/client-tokens", '{"context": {"a": {"x": 1, "x": 2}}}'),
+    ],
+    ids=["key-agents", "key-permissions", "client-token-agents", "nested"],
+)
+def test_a_body_naming_a_field_twice_is_refused_and_makes_nothing(admin, path, raw):
+    """`{"agents": ["support"], "agents": []}` made a key for every agent: the last of the
+    two was taken, and a proxy, a log or a reviewer that reads the first (as many
+    parsers do) saw a key scoped to support. A name twice in one object says two things
+    at once; it is refused (I-JSON, RFC 7493), wherever the object sits."""
+    response = admin.client.generic(
+        "POST",
+        path,
+        raw,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {admin.token}"},
+    )
+    error = assert_error(response, 400, "invalid_request")
+    assert "twice" in error["message"], error
+    assert not ApiKey.objects.filter(name="Scoped").exists()
+
+
 def test_an_agent_named_twice_is_kept_once(admin):
     created = assert_ok(
         admin.post("/v1/api-keys", {"name": "Scoped", "agents": ["support", "support"]}), 201
