@@ -84,8 +84,15 @@ def _first_letter(text: str) -> str:
             end = at + 1
             while end < len(text) and unicodedata.category(text[end])[0] == "M":
                 end += 1
-            return unicodedata.normalize("NFC", text[at:end].upper())
+            return unicodedata.normalize("NFC", _upper_letter(char) + text[at + 1 : end])
     return ""
+
+
+def _upper_letter(char: str) -> str:
+    """`char` upper-cased as one character: some upper-case to two ("ß" to "SS", "ﬁ" to
+    "FI", "ŉ" to "ʼN"), of which the first capital (or the first) stands for them."""
+    upper = char.upper()
+    return next((c for c in upper if c.isupper()), upper[0])
 
 
 @register.filter

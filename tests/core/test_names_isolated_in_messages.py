@@ -173,6 +173,12 @@ def test_the_audit_log_shows_names_isolated_and_its_export_as_plain_text(
         ("e\u0301mile", "\u00c9"),
         ("\u202e\u2069", "A"),  # no letter at all: the address's
         ("", "A"),
+        # One letter, whatever its upper case: "ß" upper-cases to "SS", "ﬁ" to "FI" and
+        # "ŉ" to "ʼN", and the avatar showed two characters.
+        ("\u00dfarah", "S"),
+        ("\ufb01ona", "F"),
+        ("\u0149ils", "N"),
+        ("q\u0303uinn", "Q\u0303"),
     ],
 )
 def test_the_avatar_shows_a_visible_initial(signed_in, user, name, initial):
