@@ -113,11 +113,15 @@ class UtcDateTimeField(forms.DateTimeField):
     def prepare_value(self, value: Any) -> Any:
         # What a link carries (ISO, perhaps with an offset) is shown back as the dashboard
         # writes times, in UTC; what does not read is shown as typed, beside its error.
+        # A year outside FIRST_YEAR..LAST_YEAR is an error too: rewritten ("1 Jun 999"), it
+        # would no longer read once its year was corrected.
         if isinstance(value, str) and value:
             try:
-                value = self.to_python(value)
+                moment = self.to_python(value)
+                _within_years(moment)
             except forms.ValidationError:
                 return value
+            value = moment
         if isinstance(value, datetime):
             return f"{value:%-d %b %Y, %H:%M}"
         return value

@@ -107,3 +107,18 @@ def test_a_time_that_does_not_read_is_shown_back_as_typed_beside_its_error(signe
     html = signed_in.get(url, {"since": "31 Feb 2026, 10:00"}).content.decode()
     assert 'value="31 Feb 2026, 10:00"' in html
     assert "Enter a date and time in UTC" in html
+
+
+@pytest.mark.parametrize(
+    "typed", ["0999-06-01T00:00", "0001-01-01T00:00", "9999-12-31T23:59", "2999-12-31T23:30-01:00"]
+)
+def test_a_time_outside_the_years_is_shown_back_as_typed_beside_its_error(
+    signed_in, project, typed
+):
+    """A link's "0999-06-01T00:00" was shown back as "1 Jun 999, 00:00" beside "Enter a
+    date from 2000 to 2999": rewritten in a form that no longer reads, so that correcting the
+    year alone was refused again as no date at all."""
+    url = reverse("usage:project_calls", args=[project.slug])
+    html = signed_in.get(url, {"since": typed}).content.decode()
+    assert f'value="{typed}"' in html, typed
+    assert "Enter a date from 2000 to 2999." in html
