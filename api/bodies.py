@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse
 
 from api import errors
 from apikeys.scopes import AGENT_NAME, MAX_SCOPED_AGENTS, TOKEN_SHAPED
+from apikeys.tokens import holds_token_rest
 from core.redact import redact_secrets
 from core.strict_json import MAX_DEPTH, JsonRefused, strict_json
 
@@ -120,7 +121,9 @@ def agent_names_param(body: dict[str, Any], field: str) -> list[str] | None:
             raise errors.invalid_field_value(
                 item, "names no agent. Name one, or leave out the field for every agent."
             )
-        if TOKEN_SHAPED.search(name):
+        # Its prefix, or the 36 characters after one (an agent name's shape), known by
+        # their checksum: a secret kept as the scope and shown with it.
+        if TOKEN_SHAPED.search(name) or holds_token_rest(name):
             raise errors.invalid_field_value(
                 item, "looks like a Reminix token, not an agent name: revoke it."
             )

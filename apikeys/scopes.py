@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable
 from typing import Protocol
 
+from apikeys.tokens import holds_token_rest
+
 INVOKE = "agents:invoke"
 CHAT = "agents:chat"
 AGENT_ACTIONS = [INVOKE, CHAT]
@@ -41,7 +43,7 @@ def parse_agent_names(text: str) -> tuple[list[str], list[str]]:
         if not AGENT_NAME.fullmatch(name):
             shown = name if name.isprintable() and len(name) <= 64 else "that entry"
             problems.append(f"“{shown}” is not an agent name (letters, digits, - and _).")
-        elif TOKEN_SHAPED.search(name):
+        elif TOKEN_SHAPED.search(name) or holds_token_rest(name):
             problems.append("That looks like a Reminix token, not an agent name: revoke it.")
         elif name not in names:
             names.append(name)

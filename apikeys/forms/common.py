@@ -15,6 +15,7 @@ from accounts.models import Project
 from apikeys.models import ALL_PERMISSIONS, Permission
 from apikeys.scopes import CHAT, INVOKE, parse_agent_names
 from apikeys.services import LONGEST_LIFETIME, OutOfPolicy, expiry_checked, key_name_normal
+from apikeys.tokens import holds_token_rest
 from core.forms import NoTokenCharField
 from core.validators import no_secret, single_line, visible
 
@@ -60,6 +61,18 @@ class ApiKeyNameField(NoTokenCharField):
     def clean(self, value: Any) -> str:
         value = super().clean(value)
         return value.strip()
+
+
+class AgentNamesField(forms.CharField):
+    """Agent names, one per line or comma-separated (parse_agent_names). A token's 36
+    characters after its prefix have an agent name's shape: refused there, and not shown
+    back in the field either (NoSecretBoundField does so for a whole token, and for any
+    text past 10,000 characters, which is not read here)."""
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        if isinstance(data, str) and len(data) <= 10_000 and holds_token_rest(data):
+            return ""
+        return super().bound_data(data, initial)
 
 
 class TokenExpiryForm(forms.Form):
@@ -196,7 +209,7 @@ class TokenCreateForm(TokenExpiryForm):
         widget=forms.CheckboxSelectMultiple,
         help_text="Only used with Restricted.",
     )
-    agents = forms.CharField(
+    agents = AgentNamesField(
         label="Agents it may use",
         required=False,
         max_length=4000,

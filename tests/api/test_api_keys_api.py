@@ -4,6 +4,7 @@ every refusal in the envelope."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.services import project_set_key_policy
-from apikeys.models import ApiKey
+from apikeys.models import ApiKey, ClientToken
 from apikeys.services import api_key_create, personal_token_create
 from audit.models import AuditEvent
 from tests.api.assertions import assert_error, assert_ok
@@ -224,6 +225,27 @@ def test_a_body_naming_a_field_twice_is_refused_and_makes_nothing(admin, path, r
     error = assert_error(response, 400, "invalid_request")
     assert "twice" in error["message"], error
     assert not ApiKey.objects.filter(name="Scoped").exists()
+
+
+@pytest.mark.parametrize("path", ["/v1/api-keys", "/v1/client-tokens"])
+def test_an_agent_scope_holding_a_tokens_secret_without_its_prefix_is_refused(
+    admin, project, make_key, path
+):
+    """The 36 characters after a token's prefix are letters and digits, an agent name's
+    shape: pasted into `agents` they were kept as the scope, answered back and shown on
+    the key's and the client token's pages, a secret anyone who reads it can use with the
+    prefix everyone knows. Known by their checksum (apikeys.tokens.holds_token_rest), as
+    in a client token's context."""
+    _, secret = make_key(project, name="Production")
+    body = {"agents": ["support", secret.removeprefix("reminix_sk_")]}
+    body |= {"name": "Scoped"} if path == "/v1/api-keys" else {"context": {}}
+    error = assert_error(admin.post(path, body), 400, "invalid_field_value")
+    assert "agents[1]" in error["message"] and "token" in error["message"], error
+    assert secret[11:] not in json.dumps(error)
+    assert not ApiKey.objects.filter(name="Scoped").exists()
+    assert not ClientToken.objects.exists()
+    # An agent's name of that length that is no token's is one.
+    assert_ok(admin.post(path, {**body, "agents": ["a" * 36]}), 201)
 
 
 def test_an_agent_named_twice_is_kept_once(admin):

@@ -240,6 +240,22 @@ def test_bad_agent_names_are_named_beside_the_field(signed_in, project, agents):
     assert not ApiKey.objects.filter(name="K").exists()
 
 
+def test_a_tokens_secret_without_its_prefix_is_no_agent_name_in_the_form(
+    signed_in, project, make_key
+):
+    """The 36 characters after a token's prefix have an agent name's shape: pasted into
+    the form's agents they were kept as the new key's scope and shown on its page."""
+    _, secret = make_key(project, name="Production")
+    url = reverse("apikeys:api_key_create", args=[project.slug])
+    agents = f"support, {secret.removeprefix('reminix_sk_')}"
+    data = {"name": "K", "access": "full", "expiry": "never", "agents": agents, "agent_use": "both"}
+    refused = signed_in.post(url, data, headers=HTMX)
+    assert refused.status_code == 422
+    assert "looks like a Reminix token" in refused.content.decode()
+    assert secret[11:] not in refused.content.decode()
+    assert not ApiKey.objects.filter(name="K").exists()
+
+
 def test_a_scoped_key_reads_deploys_and_lists_only_its_agents(make_key, project, agents, api):
     """Found in review: the name scope held for invoke and chat only."""
     _, secret = make_key(project, name="Support ops", agent_names=["support"])
