@@ -25,8 +25,8 @@ ERROR_CODES: dict[int, dict[str, str]] = {
     400: {
         "invalid_request": "the body is not a JSON object sent as `application/json` (or "
         "not strict JSON: NaN, Infinity, overflowing numbers, lone surrogates, NUL, nesting "
-        "deeper than 64), or an Idempotency-Key was used for another request, or the Host "
-        "is not this server's",
+        "deeper than 64, a name given twice in one object), or an Idempotency-Key was used "
+        "for another request, or the Host is not this server's",
         "missing_required_field": "a required field or header is missing; the message names it",
         "invalid_field_value": "a field, query parameter or header has a bad value; the "
         "message names it",
