@@ -203,13 +203,25 @@ def api_keys(request: ProjectApiRequest) -> HttpResponse:
         raise errors.invalid_field_value(
             "permissions", f"must name one or more of {', '.join(ALL_PERMISSIONS)}."
         )
+    # An empty list of a limit is refused, not read as no limit (what a key's answer writes
+    # as []): a caller whose own list filtered down to nothing asked for a narrow key and
+    # would get one for every agent, both actions or any network. Left out, it is none.
     agent_actions = string_list(body, "agentActions", most=len(AGENT_ACTIONS))
-    if agent_actions and set(agent_actions) - set(AGENT_ACTIONS):
+    if agent_actions is not None and (not agent_actions or set(agent_actions) - set(AGENT_ACTIONS)):
         raise errors.invalid_field_value(
-            "agentActions", f"must name one or more of {', '.join(AGENT_ACTIONS)}."
+            "agentActions",
+            f"must name one or more of {', '.join(AGENT_ACTIONS)}; leave it out for both.",
         )
     agents = agent_names_param(body, "agents")
+    if agents == []:
+        raise errors.invalid_field_value(
+            "agents", "must be a non-empty list of agent names; leave it out for every agent."
+        )
     networks = string_list(body, "allowedNetworks", most=MAX_NETWORKS)
+    if networks == []:
+        raise errors.invalid_field_value(
+            "allowedNetworks", "must name one or more networks; leave it out for any network."
+        )
     if networks:
         networks, problems = parse_networks("\n".join(networks))
         if problems:

@@ -550,17 +550,27 @@ def _api_key_operations() -> list[tuple[str, str, Schema]]:
                             "description": "Later than now and at most ten years from now. "
                             "Absent: never expires.",
                         },
-                        "agents": {"type": "array", "items": {"type": "string"}, "maxItems": 50},
+                        "agents": {
+                            "type": "array",
+                            "items": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                            "minItems": 1,
+                            "maxItems": 50,
+                            "description": "The only agents it may use. Absent: every agent.",
+                        },
                         "agentActions": {
                             "type": "array",
                             "items": {"enum": ["agents:invoke", "agents:chat"]},
+                            "minItems": 1,
                             "maxItems": 2,
                             "uniqueItems": True,
+                            "description": "What it may do with them. Absent: both.",
                         },
                         "allowedNetworks": {
                             "type": "array",
                             "items": {"type": "string"},
+                            "minItems": 1,
                             "maxItems": 20,
+                            "description": "Networks (CIDR) it may be used from. Absent: any.",
                         },
                     },
                     required=["name"],

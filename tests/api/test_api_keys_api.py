@@ -248,6 +248,19 @@ def test_an_agent_scope_holding_a_tokens_secret_without_its_prefix_is_refused(
     assert_ok(admin.post(path, {**body, "agents": ["a" * 36]}), 201)
 
 
+@pytest.mark.parametrize("field", ["agents", "agentActions", "allowedNetworks"])
+def test_an_empty_limit_is_refused_not_read_as_no_limit(admin, field):
+    """[] was a key for every agent, both actions or any network: what a caller whose own
+    list filtered down to nothing gets is a refusal; left out, the field is no limit."""
+    error = assert_error(
+        admin.post("/v1/api-keys", {"name": "Narrow", field: []}), 400, "invalid_field_value"
+    )
+    assert f"'{field}'" in error["message"] and "leave it out" in error["message"]
+    assert not ApiKey.objects.filter(name="Narrow").exists()
+    created = assert_ok(admin.post("/v1/api-keys", {"name": "Wide"}), 201)
+    assert created[field] == []  # as the answer writes no limit
+
+
 def test_an_agent_named_twice_is_kept_once(admin):
     created = assert_ok(
         admin.post("/v1/api-keys", {"name": "Scoped", "agents": ["support", "support"]}), 201
