@@ -22,7 +22,7 @@ from apikeys.models import ApiKey, ClientToken
 from apikeys.services import client_token_create, personal_token_create
 from core.csv_stream import EXPORT_MAX_ROWS
 from tests.conftest import HTMX, exported_request_ids, log_export_link, log_walk, usage_call
-from tests.plans import plan_nodes
+from tests.plans import assert_walked_in_order_reading, log_scans, plan_nodes
 from usage.forms import KeyLogFilterForm, ProjectLogFilterForm
 from usage.key_usage import NEWEST_FIRST, OLDEST_FIRST, PAGE_SIZE
 from usage.models import UsageRecord
@@ -209,15 +209,6 @@ def test_an_address_only_its_client_tokens_used_has_no_calls_of_the_key_itself(
     assert len(rows) == 1
 
 
-def log_rows_read(nodes: list[dict[str, Any]]) -> int:
-    """Rows an analysed plan took from the log's table (or its partitions), kept or not."""
-    return sum(
-        (n.get("Actual Rows", 0) + n.get("Rows Removed by Filter", 0)) * n.get("Actual Loops", 1)
-        for n in nodes
-        if n.get("Relation Name", "").startswith("apikeys_usagerecord")
-    )
-
-
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
 def test_its_client_tokens_calls_are_read_without_passing_over_the_keys_own(
     project: Project, key: ApiKey, minted: ClientToken, make_key: Any
@@ -237,14 +228,7 @@ def test_its_client_tokens_calls_are_read_without_passing_over_the_keys_own(
     form = KeyLogFilterForm({"caller": "client_tokens"})
     assert form.is_valid()
     records = form.filters().apply(UsageRecord.objects.for_key(key).select_related("client_token"))
-    with connection.cursor() as cursor:
-        # On a few hundred rows, and statistics left by whichever tests ran before, the
-        # planner may find sorting them cheapest (it did in one CI run): only whether a
-        # plan without a sort exists says the index serves the page's order.
-        cursor.execute("SET LOCAL enable_sort = off")
-    nodes = plan_nodes(records.order_by(*NEWEST_FIRST)[: PAGE_SIZE + 1], analyze=True)
-    assert not [n for n in nodes if n["Node Type"] == "Sort"], nodes
-    assert log_rows_read(nodes) == 2, nodes
+    assert_walked_in_order_reading([records], [NEWEST_FIRST], rows=2, first=PAGE_SIZE + 1)
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
@@ -271,19 +255,9 @@ def test_the_keys_own_calls_are_read_without_passing_over_its_client_tokens(
     )
     assert export_form.is_valid(), export_form.errors
     export = export_form.project_filters().records(project)  # what the export reads
-    with connection.cursor() as cursor:
-        # As for "Its client tokens": whether a plan without a sort exists, not which one
-        # the planner likes best on a few hundred rows and other tests' statistics.
-        cursor.execute("SET LOCAL enable_sort = off")
-    for records in (page, export):
-        for order in (NEWEST_FIRST, OLDEST_FIRST):
-            nodes = plan_nodes(records.order_by(*order)[: PAGE_SIZE + 1], analyze=True)
-            assert not [n for n in nodes if n["Node Type"] == "Sort"], nodes
-            assert log_rows_read(nodes) == 2, nodes
-
-
-def log_scans(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [n for n in nodes if n.get("Relation Name", "").startswith("apikeys_usagerecord")]
+    assert_walked_in_order_reading(
+        [page, export], [NEWEST_FIRST, OLDEST_FIRST], rows=2, first=PAGE_SIZE + 1
+    )
 
 
 def log_estimate(nodes: list[dict[str, Any]]) -> int:

@@ -13,23 +13,11 @@ from django.utils import timezone
 
 from apikeys.services import client_token_create, personal_token_create
 from tests.conftest import usage_call
-from tests.plans import plan_nodes
+from tests.plans import assert_walked_in_order_reading, log_rows_read, log_scans, plan_nodes
 from usage.forms import PersonalTokenLogFilterForm
 from usage.key_usage import NEWEST_FIRST, OLDEST_FIRST, PAGE_SIZE
 from usage.personal_token_usage import pat_calls
 from usage.writer import usage_write
-
-
-def log_scans(nodes: list[dict]) -> list[dict]:
-    return [n for n in nodes if n.get("Relation Name", "").startswith("apikeys_usagerecord")]
-
-
-def log_rows_read(nodes: list[dict]) -> int:
-    """Rows an analysed plan took from the log (its partitions), kept or filtered out."""
-    return sum(
-        (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"]
-        for n in log_scans(nodes)
-    )
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
@@ -97,15 +85,9 @@ def test_its_own_calls_are_read_without_passing_over_its_client_tokens(user, pro
     assert form.is_valid()
     page = form.filters().apply(pat_calls(pat).select_related("project", "client_token"))
     export = form.filters().apply(pat_calls(pat))  # what personal_token_usage_export reads
-    with connection.cursor() as cursor:
-        # As for a key's "The key itself": whether a plan without a sort exists, not which
-        # one the planner likes best on a few hundred rows and other tests' statistics.
-        cursor.execute("SET LOCAL enable_sort = off")
-    for records in (page, export):
-        for order in (NEWEST_FIRST, OLDEST_FIRST):
-            nodes = plan_nodes(records.order_by(*order)[: PAGE_SIZE + 1], analyze=True)
-            assert not [n for n in nodes if n["Node Type"] == "Sort"], nodes
-            assert log_rows_read(nodes) == 2, log_scans(nodes)
+    assert_walked_in_order_reading(
+        [page, export], [NEWEST_FIRST, OLDEST_FIRST], rows=2, first=PAGE_SIZE + 1
+    )
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's planner")
@@ -140,11 +122,6 @@ def test_its_failed_calls_are_read_without_the_logs_other_failures_or_its_succes
     assert form.is_valid(), form.errors
     page = form.filters().apply(pat_calls(pat).select_related("project", "client_token"))
     export = form.filters().apply(pat_calls(pat))  # what personal_token_usage_export reads
-    with connection.cursor() as cursor:
-        # Whether a plan without a sort exists, as for "The token itself" above.
-        cursor.execute("SET LOCAL enable_sort = off")
-    for records in (page, export):
-        for order in (NEWEST_FIRST, OLDEST_FIRST):
-            nodes = plan_nodes(records.order_by(*order)[: PAGE_SIZE + 1], analyze=True)
-            assert not [n for n in nodes if n["Node Type"] == "Sort"], nodes
-            assert log_rows_read(nodes) == 2, log_scans(nodes)
+    assert_walked_in_order_reading(
+        [page, export], [NEWEST_FIRST, OLDEST_FIRST], rows=2, first=PAGE_SIZE + 1
+    )
