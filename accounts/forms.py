@@ -30,7 +30,7 @@ from accounts.services import TOO_MANY_PROJECTS, projects_full
 from core.counters import throttle_allows
 from core.forms import NoTokenCharField
 from core.mail import delivery_address
-from core.text_direction import html_isolated, text_isolated
+from core.text_direction import html_isolated, quoted, text_isolated
 from core.validators import mailable_address
 
 EMAIL_MAX_LENGTH = 254
@@ -198,11 +198,15 @@ class TypedConfirmationForm(forms.Form):
         ),
     )
 
-    def __init__(self, *args: Any, what: str, expected: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, what: str, expected: str, quote: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.what, self.expected = what, expected
+        self.what, self.expected, self.quote = what, expected, quote
         # HTML, the name in a <bdi>: a direction override in it reorders nothing after it.
-        self.fields["confirm"].label = format_html("Type {} to confirm", html_isolated(expected))
+        # The quotes (a name, not an address) stand outside it, as in every message.
+        label = "Type “{}” to confirm" if quote else "Type {} to confirm"
+        self.fields["confirm"].label = format_html(label, html_isolated(expected))
         self.fields["confirm"].error_messages["required"] = f"Type {what} to confirm."
 
     def matches(self, typed: str) -> bool:
@@ -212,9 +216,9 @@ class TypedConfirmationForm(forms.Form):
         typed = self.cleaned_data["confirm"]
         if not self.matches(typed):
             # Text (an error list escapes it), the name between FSI and PDI as in a message.
+            shown = quoted(self.expected) if self.quote else text_isolated(self.expected)
             raise forms.ValidationError(
-                f"That is not {self.what}: type {text_isolated(self.expected)} exactly.",
-                code="mismatch",
+                f"That is not {self.what}: type {shown} exactly.", code="mismatch"
             )
         return typed
 
@@ -223,11 +227,10 @@ class ProjectDeleteForm(TypedConfirmationForm):
     """Deleting a project: its name typed again."""
 
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
-        super().__init__(*args, what="this project's name", expected=f"“{project.name}”", **kwargs)
+        super().__init__(
+            *args, what="this project's name", expected=project.name, quote=True, **kwargs
+        )
         self.project = project
-
-    def matches(self, typed: str) -> bool:
-        return typed == self.project.name
 
 
 class AccountDeleteForm(TypedConfirmationForm):
