@@ -33,6 +33,7 @@ from apikeys.services import (
 )
 from apikeys.tokens import TokenKind
 from core.after_answer import drain
+from tests.live_server import PooledWSGIServer
 from tests.servers import Prepared, prepared
 from usage.writer import UsageEntry
 
@@ -59,6 +60,7 @@ def _flush_deletes_only_what_a_test_wrote() -> Iterator[None]:
     from django.core.management.commands import flush as flush_command
     from django.db.backends.postgresql.base import DatabaseWrapper as PostgreSQLWrapper
     from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteWrapper
+    from django.test.testcases import LiveServerThread
 
     PostgreSQL, SQLite = PostgreSQLWrapper.ops_class, SQLiteWrapper.ops_class
     truncate, delete = PostgreSQL.sql_flush, SQLite.sql_flush
@@ -95,10 +97,20 @@ def _flush_deletes_only_what_a_test_wrote() -> Iterator[None]:
     request_started.connect(_requests_under_way.started, dispatch_uid="tests-under-way")
     request_finished.connect(_requests_under_way.finished, dispatch_uid="tests-under-way")
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LiveServerThread, "server_class", PooledWSGIServer)
         patch.setattr(PostgreSQL, "sql_flush", postgresql_flush)
         patch.setattr(SQLite, "sql_flush", sqlite_flush)
         patch.setattr(flush_command, "emit_post_migrate_signal", _post_migrate_when_needed())
         yield
+
+
+@pytest.fixture(scope="session")
+def live_server(django_db_setup: None, live_server: Any) -> Any:
+    """pytest-django's live server, stopped before the test database is dropped: its
+    threads keep their database connections between requests (tests/live_server.py), and
+    a database with connections cannot be dropped. Without this the server was set up
+    before the database when the first test to use the database was one of its own."""
+    return live_server
 
 
 class _RequestsUnderWay:
