@@ -9,8 +9,9 @@ import os
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import count
 from types import ModuleType
 from typing import Any
@@ -18,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db import connection, models
+from django.db import IntegrityError, connection, models
 from django.test import Client, override_settings
 from django.utils import timezone
 
@@ -273,9 +274,54 @@ def make_user(db: None) -> Callable[..., User]:
 
     def make(email: str | None = None, name: str = "", password: str = PASSWORD) -> User:
         email = email or f"user{next(counter)}@example.com"
-        return user_sign_up(email=email, password=password, name=name, verified=True)
+        try:
+            return user_sign_up(email=email, password=password, name=name, verified=True)
+        except IntegrityError as error:
+            raise AssertionError(_left_behind(email)) from error
 
     return make
+
+
+# The tests that started last, and when: what _left_behind names.
+_recent_tests: deque[tuple[datetime, str]] = deque(maxlen=30)
+
+
+def pytest_runtest_logstart(nodeid: str, location: object) -> None:
+    _recent_tests.append((datetime.now(UTC), nodeid))
+
+
+def _left_behind(email: str) -> str:
+    """Why a test's user could not be made: a row of that address was committed by someone
+    else. Twice in CI (tests/accounts on PostgreSQL, then every test's `user` refused until
+    the next flush) a row outlived its test, and nothing said whose it was. This names the
+    row's time beside the tests that started last, the threads still running and, on
+    PostgreSQL, the other connections to the test database. It reads over a connection of
+    its own: this test's transaction is aborted."""
+    lines = [f"A user {email!r} is already in the database, committed outside this test."]
+    row: Sequence[object] | None = None
+    others: list[Sequence[object]] = []
+    if connection.vendor == "postgresql":
+        with another_connection() as other:
+            row = other.execute(
+                "SELECT id, date_joined, last_login FROM accounts_user WHERE email = %s", [email]
+            ).fetchone()
+            others = other.execute(
+                "SELECT pid, application_name, state, backend_start, xact_start, left(query, 200)"
+                " FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()"
+            ).fetchall()
+    else:
+        row = (
+            User.objects.filter(email=email).values_list("id", "date_joined", "last_login").first()
+        )
+    lines.append(f"Its row (id, date_joined, last_login): {row}")
+    lines += [
+        "The tests that started last:",
+        *(f"  {at:%H:%M:%S.%f} {n}" for at, n in _recent_tests),
+    ]
+    lines.append(f"Threads: {[thread.name for thread in threading.enumerate()]}")
+    lines += ["Other connections to the test database:", *(f"  {other}" for other in others)]
+    return "\n".join(lines)
 
 
 @pytest.fixture
