@@ -99,6 +99,9 @@ def _flush_deletes_only_what_a_test_wrote() -> Iterator[None]:
     request_finished.connect(_requests_under_way.finished, dispatch_uid="tests-under-way")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(LiveServerThread, "server_class", PooledWSGIServer)
+        # A thread of that server lives on after its request: once its client is gone it
+        # answers none, even if Django never sent request_finished.
+        patch.setattr(PooledWSGIServer, "idle", lambda server: _requests_under_way.finished())
         patch.setattr(PostgreSQL, "sql_flush", postgresql_flush)
         patch.setattr(SQLite, "sql_flush", sqlite_flush)
         patch.setattr(flush_command, "emit_post_migrate_signal", _post_migrate_when_needed())

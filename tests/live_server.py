@@ -63,11 +63,16 @@ class PooledWSGIServer(ThreadedWSGIServer):
                 try:
                     self.process_request_thread(request, client_address)
                 finally:
+                    self.idle()
                     with self._lock:
                         self._serving.discard(request)
                         self._idle += 1
         finally:
             connections.close_all()
+
+    def idle(self) -> None:
+        """Called on a thread once its client connection is done, whether or not Django sent
+        request_finished for each of its requests (a thread used to end here)."""
 
     def _close_connections(self) -> None:
         """After each client connection Django's server closes every database connection of
