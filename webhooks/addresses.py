@@ -90,12 +90,21 @@ def url_problem(url: str) -> tuple[str, str] | None:
     host = parts.hostname or ""
     # "%" in a host is an IPv6 zone (fe80::1%eth0): an interface of the sending host, ours,
     # through which no delivery reaches the customer.
-    if not host or port == 0 or "%" in host:
+    # An empty label (127.0.0.1.., hooks..example.com, .example.com) names no host; the
+    # root's one dot at the end is a fully qualified name's.
+    if not host or port == 0 or "%" in host or "" in host.removesuffix(".").split("."):
         return "invalid", "Enter a whole address, like https://example.com/hooks/reminix."
     literal = _ip_literal(host)
-    if literal is not None and not address_allowed(literal):
+    if (literal is not None and not address_allowed(literal)) or _names_this_machine(host):
         return "private", "That address is on a private or reserved network: we cannot reach it."
     return None
+
+
+def _names_this_machine(host: str) -> bool:
+    """localhost and the names under it, which RFC 6761 has resolve to loopback wherever
+    they are looked up (the lookup would refuse them at send time; the form does now)."""
+    name = host.removesuffix(".").lower()
+    return name == "localhost" or name.endswith(".localhost")
 
 
 # The ports a new endpoint may name: HTTPS's own and its usual other. Any public port was

@@ -115,6 +115,15 @@ def test_plain_http_is_refused_unless_debug_or_the_test_setting(settings):
         ("https://[2001:4860::1%25eth0]/hook", "invalid"),
         ("https://[2001:4860::1%eth0]/hook", "invalid"),
         ("hooks.example.com", "not_https"),
+        # A host with an empty label is no host name: it was refused only when sent.
+        ("https://127.0.0.1../hook", "invalid"),
+        ("https://hooks..example.com/", "invalid"),
+        ("https://.hooks.example.com/", "invalid"),
+        # Names that are this machine wherever they are looked up (RFC 6761).
+        ("https://localhost/hook", "private"),
+        ("https://localhost./hook", "private"),
+        ("https://LocalHost/hook", "private"),
+        ("https://hooks.localhost/hook", "private"),
     ],
 )
 def test_hostile_addresses_are_form_errors_with_a_code(url, code):
@@ -170,3 +179,18 @@ def test_an_address_that_carries_a_signing_secret_is_refused_naming_it_as_such()
     assert error.code == "token"
     assert "signing secret" in error.messages[0] and "Reminix token" not in error.messages[0]
     assert SECRET_PART not in error.messages[0]
+
+
+@pytest.mark.parametrize("url", ["https://localhost/hook", "https://hooks.localhost./hook"])
+def test_a_localhost_name_is_refused_at_send_time_without_a_lookup(monkeypatch, url):
+    def getaddrinfo(*args, **kwargs):
+        raise AssertionError("looked up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with pytest.raises(RefusedAddress, match="private or reserved"):
+        resolve(urlsplit(url))
+
+
+@pytest.mark.parametrize("url", ["https://localhost.example.com/x", "https://mylocalhost.com/x"])
+def test_a_name_that_only_contains_localhost_is_taken(url):
+    assert url_problem(url) is None
