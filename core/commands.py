@@ -17,7 +17,12 @@ from typing import Any, NoReturn
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from core.redact import controls_escaped, redact_secrets_spaced
+from core.redact import (
+    controls_escaped,
+    holds_secret_escaped,
+    redact_secrets_spaced,
+    redact_tokens_escaped,
+)
 
 # What an error quotes of an argument: its start, and how long it was.
 QUOTED_CHARS = 100
@@ -81,7 +86,11 @@ def _shown(message: str, typed: Iterable[str] = ()) -> str:
     (a control or line separator percent-escaped, "%0A").
     Cut after the secrets are: a token the cut went through would keep fewer characters
     than redact_secrets takes for one, and those its secret's."""
-    return controls_escaped(_quoted_short(redact_secrets_spaced(message), typed))
+    redacted = redact_secrets_spaced(message)
+    if holds_secret_escaped(redacted):
+        # A token copied out of a URL ("reminix%5Fsk%5F…"): cut where it reads as one.
+        redacted = redact_tokens_escaped(redacted)
+    return controls_escaped(_quoted_short(redacted, typed))
 
 
 def _quoted_short(message: str, typed: Iterable[str]) -> str:

@@ -324,3 +324,27 @@ def test_a_token_whose_prefix_a_line_break_cuts_is_not_echoed_in_the_error(
     message = str(refused.value)
     assert secret[11:] not in message and secret[20:30] not in message, message
     assert len(message.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "escaped",
+    [
+        lambda s: s.replace("_", "%5F"),  # reminix%5Fsk%5F…: a URL's spelling
+        lambda s: s.replace("_", "%255F"),  # escaped twice
+        lambda s: "%72" + s[1:],  # the prefix's first letter
+    ],
+)
+def test_a_percent_escaped_token_is_not_echoed_in_the_error(project, make_key, escaped):
+    """A token copied out of a URL arrives escaped ("reminix%5Fsk%5F…"), a working token to
+    whoever decodes it: the patterns saw no prefix in it, and the error printed it whole."""
+    _, secret = make_key(project)
+    pasted = escaped(secret)
+    for argv in (
+        ("createapikey", "--project", pasted, "--name", "CI"),
+        ("prune_client_tokens", pasted),
+    ):
+        with pytest.raises(CommandError) as refused:
+            run(*argv)
+        message = str(refused.value)
+        assert secret[12:] not in message and secret[20:30] not in message, (argv, message)
+        assert len(message.splitlines()) == 1, argv
