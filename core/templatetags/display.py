@@ -110,8 +110,10 @@ def isolated(value: Any) -> str:
     confirm dialog's question) or should (a .button's label: a button is a flex box, so a
     <bdi> in it would be an item of its own, set apart by the gap and read with spaces
     around it): between FSI and PDI unless it is ASCII (core.text_direction.text_isolated).
-    Escaped by the template as usual."""
-    return text_isolated(str(value))
+    Escaped by the template as usual; text marked safe stays so (FSI and PDI are no
+    markup), or it was escaped twice and showed its entities ("&amp;")."""
+    shown = text_isolated(str(value))
+    return mark_safe(shown) if isinstance(value, SafeData) else shown  # noqa: S308
 
 
 def _first_letter(text: str) -> str:
