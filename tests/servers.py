@@ -25,6 +25,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+GUNICORN = [sys.executable, "-m", "gunicorn", "reminix_dashboard.wsgi:application"]
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], *, stderr: int | IO[bytes] = subprocess.DEVNULL) -> Iterator[int]:
+    """gunicorn as `make serve` starts it (gunicorn.conf.py read from the repository's
+    root), with exactly `env` and PORT set to a free loopback port: the port, once it
+    takes connections. Stopped at the end."""
+    port = free_port()
+    process = subprocess.Popen(
+        GUNICORN, cwd=ROOT, env={**env, "PORT": str(port)}, stdout=subprocess.DEVNULL, stderr=stderr
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, "gunicorn exited while starting"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @dataclass

@@ -8,15 +8,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.servers import ROOT, free_port
+from tests.servers import gunicorn as served_by_gunicorn
 
 TOKEN = "reminix_ct_" + "A1b2C3d4E5" * 3 + "xYz123"
 
@@ -36,41 +33,17 @@ def gunicorn_log(gunicorn_files: Path) -> Path:
 def gunicorn(gunicorn_files: Path, gunicorn_log: Path) -> Iterator[int]:
     """gunicorn with gunicorn.conf.py, as make serve starts it; no request reaches the
     application here, so its database is never opened."""
-    port = free_port()
-    unused = gunicorn_files / "unused.sqlite3"
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("DJANGO_", "DATABASE_URL", "PYTEST", "REDIS"))
     } | {
         "DEBUG": "true",
-        "PORT": str(port),
         "WEB_CONCURRENCY": "1",
-        "DATABASE_URL": f"sqlite:///{unused}",
+        "DATABASE_URL": f"sqlite:///{gunicorn_files / 'unused.sqlite3'}",
     }
-    log = gunicorn_log.open("wb")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "reminix_dashboard.wsgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail("gunicorn did not start")
-                time.sleep(0.1)
+    with gunicorn_log.open("wb") as log, served_by_gunicorn(env, stderr=log) as port:
         yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def _send(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import http.client
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.accounts.test_security_headers import ROOT, production_env
-from tests.servers import free_port
+from tests.servers import GUNICORN, free_port
+from tests.servers import gunicorn as served_by_gunicorn
 
 # Well formed (prefix, length, checksum) and unknown: only its scheme matters here.
 TOKEN = "reminix_sk_" + "a" * 36
@@ -25,36 +24,15 @@ TOKEN = "reminix_sk_" + "a" * 36
 def gunicorn(tmp_path: Path, **env: str) -> Iterator[int]:
     """One worker on a free loopback port; its port. No database or Redis is reached by
     the requests these tests send (answered before either is needed)."""
-    port = free_port()
     settings = production_env(
         DATABASE_URL=f"sqlite:///{tmp_path / 'unused.sqlite3'}",
         STATIC_ROOT=str(tmp_path / "static"),
-        PORT=str(port),
         WEB_CONCURRENCY="1",
         **env,
     )
     settings.pop("REDIS_URL")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "reminix_dashboard.wsgi:application"],
-        cwd=ROOT,
-        env=settings,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, "gunicorn exited while starting"
-            try:
-                get(port, "/robots.txt")
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.1)
+    with served_by_gunicorn(settings) as port:
         yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:
@@ -106,7 +84,7 @@ def test_a_setting_it_cannot_use_stops_gunicorn_with_one_line_not_a_traceback(tm
     its own lines: the reason was the last of them, under Django's and gunicorn's code."""
     env = production_env(CONN_MAX_AGE="abc", PORT=str(free_port()), WEB_CONCURRENCY="1")
     run = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "reminix_dashboard.wsgi:application"],
+        GUNICORN,
         cwd=ROOT,
         env=env,
         capture_output=True,
