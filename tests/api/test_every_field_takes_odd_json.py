@@ -19,7 +19,8 @@ from django.test import Client
 
 from accounts.models import Membership
 from apikeys.services import api_key_create, personal_token_create
-from tests.accounts.test_role_matrix import World, elsewhere, world  # noqa: F401  # fixtures
+from tests.accounts.test_role_matrix import World, elsewhere  # noqa: F401  # fixtures
+from tests.accounts.world import world  # noqa: F401  # fixture
 from tests.api.assertions import REQUEST_ID
 from tests.core.test_get_pages_take_odd_queries import (  # noqa: F401  # fixtures
     Errors,

@@ -28,8 +28,8 @@ from tests.accounts.test_role_matrix import (  # noqa: F401  # fixtures
     World,
     as_,
     elsewhere,
-    world,
 )
+from tests.accounts.world import world  # noqa: F401  # fixture
 from tests.conftest import HTMX
 from tests.core.test_get_pages_take_odd_queries import (  # noqa: F401  # fixtures
     Errors,

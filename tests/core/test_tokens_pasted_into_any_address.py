@@ -20,8 +20,8 @@ from django.urls import reverse
 from tests.accounts.test_role_matrix import (  # noqa: F401  # fixtures
     World,
     as_,
-    world,
 )
+from tests.accounts.world import world  # noqa: F401  # fixture
 from tests.apikeys.test_secrets_never_leak import every_log_line  # noqa: F401
 from tests.conftest import HTMX
 from tests.core.test_get_pages_take_odd_queries import pages, params_of  # noqa: F401
