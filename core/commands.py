@@ -9,6 +9,7 @@ one, and so does the Redis client.
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 import sys
@@ -163,6 +164,33 @@ def require_name(arguments: dict[str, str]) -> None:
                 f"{label} holds a character that does not print (character {odd + 1}: a "
                 "control, a line break or an invisible one). Type it again."
             )
+
+
+def whole_number(text: str) -> int:
+    """An option's whole number, typed in the digits 0-9 (`type=whole_number`).
+
+    int() reads every script's decimal digits: "٣" (Arabic-Indic) and "３" (full-width) are
+    3 to it, so a slip of a right-to-left or East Asian keyboard ran as a number nobody
+    saw typed. argparse says "argument --days: …" with this message."""
+    if not text.isascii():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number in the digits 0-9.")
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number in the digits 0-9."
+        ) from None
+
+
+def seconds(text: str) -> float:
+    """An option's number of seconds, typed in the digits 0-9 (`type=seconds`); as
+    whole_number, for float(), which reads other scripts' digits too."""
+    if not text.isascii():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number in the digits 0-9.")
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number in the digits 0-9.") from None
 
 
 def require_whole_number(option: str, value: int, *, least: int, most: int) -> None:

@@ -348,3 +348,45 @@ def test_a_percent_escaped_token_is_not_echoed_in_the_error(project, make_key, e
         message = str(refused.value)
         assert secret[12:] not in message and secret[20:30] not in message, (argv, message)
         assert len(message.splitlines()) == 1, argv
+
+
+@pytest.mark.parametrize("digits", ["٣", "３", "߃", "1٣"])
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["detect_suspicious_activity", "--batch-size"], "--batch-size"),
+        (["ensure_usage_partitions", "--days"], "--days"),
+        (
+            ["createapikey", "--project", "adas-project", "--name", "CI", "--expires-in-days"],
+            "--expires-in-days",
+        ),
+        (["run_scheduler", "--tick"], "--tick"),
+    ],
+)
+def test_a_number_in_another_scripts_digits_is_refused_naming_the_option(
+    project, monkeypatch, argv, option, digits
+):
+    """Python's int() and float() read every script's decimal digits: `--days ٣` (Arabic-
+    Indic three, as a right-to-left keyboard types it) ran as 3, `--expires-in-days ３`
+    (full-width, from an East Asian input method) made a key that ends in 3 days, and
+    neither said so. An operator who typed something other than 0-9 is told, and nothing
+    runs."""
+    monkeypatch.setattr(Scheduler, "loop", lambda self, tick: pytest.fail("it ran"))
+    with pytest.raises(CommandError, match=f"argument {option}: .* digits 0-9"):
+        run(*argv, digits)
+    assert ApiKey.objects.count() == 0
+
+
+def test_every_number_a_command_of_ours_takes_is_read_in_the_digits_0_to_9():
+    """A new numeric option takes core.commands' whole_number or seconds, not int or
+    float, which read other scripts' digits as numbers."""
+    ours = {
+        name: app
+        for name, app in get_commands().items()
+        if "site-packages" not in str(import_module(app).__file__)
+    }
+    djangos = {action.dest for action in base.BaseCommand().create_parser("", "")._actions}
+    for name, app in ours.items():
+        parser = load_command_class(app, name).create_parser("manage.py", name)
+        own = [action for action in parser._actions if action.dest not in djangos]
+        assert not [action.dest for action in own if action.type in (int, float)], name

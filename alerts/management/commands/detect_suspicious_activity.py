@@ -13,7 +13,7 @@ import time
 from django.core.management.base import CommandParser
 
 from alerts.detection import detect
-from core.commands import OperatorCommand, require_whole_number
+from core.commands import OperatorCommand, require_whole_number, whole_number
 
 # Each batch is read into memory whole, in one transaction: ten times the default at most.
 MAX_BATCH_SIZE = 100_000
@@ -26,7 +26,7 @@ class Command(OperatorCommand):
     help = "Scan new API usage for suspicious activity, raise alerts and email owners."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--batch-size", type=int, default=10_000)
+        parser.add_argument("--batch-size", type=whole_number, default=10_000)
 
     def handle(self, *args: object, batch_size: int, **options: object) -> None:
         require_whole_number("batch-size", batch_size, least=1, most=MAX_BATCH_SIZE)

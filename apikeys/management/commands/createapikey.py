@@ -20,7 +20,7 @@ from apikeys.services import (
     TooManyTokens,
     api_key_create,
 )
-from core.commands import OperatorCommand, require_text
+from core.commands import OperatorCommand, require_text, whole_number
 
 
 class Command(OperatorCommand):
@@ -39,7 +39,7 @@ class Command(OperatorCommand):
         )
         parser.add_argument(
             "--expires-in-days",
-            type=int,
+            type=whole_number,
             default=None,
             help="the key stops working after this many days (default: never; a project whose "
             "lifetime policy sets a maximum needs it, within that maximum)",

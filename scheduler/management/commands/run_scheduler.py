@@ -15,7 +15,7 @@ from types import FrameType
 
 from django.core.management.base import CommandError, CommandParser
 
-from core.commands import OperatorCommand, require_seconds
+from core.commands import OperatorCommand, require_seconds, seconds
 from scheduler.runner import TICK_SECONDS, Scheduler
 
 # Looks more often than this are only load; rarer than an hour leave minutely jobs waiting,
@@ -33,7 +33,7 @@ class Command(OperatorCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="run what is due, then exit")
         parser.add_argument(
-            "--tick", type=float, default=TICK_SECONDS, help="seconds between looks"
+            "--tick", type=seconds, default=TICK_SECONDS, help="seconds between looks"
         )
 
     def handle(self, *args: object, once: bool, tick: float, **options: object) -> None:

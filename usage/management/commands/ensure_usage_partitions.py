@@ -12,7 +12,7 @@ minute: detection waits for it).
 
 from django.core.management.base import CommandError, CommandParser
 
-from core.commands import OperatorCommand
+from core.commands import OperatorCommand, whole_number
 from usage.retention import (
     DAYS_AHEAD,
     RetentionBusyError,
@@ -31,7 +31,9 @@ class Command(OperatorCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--days", type=int, default=DAYS_AHEAD, help="days ahead of today")
+        parser.add_argument(
+            "--days", type=whole_number, default=DAYS_AHEAD, help="days ahead of today"
+        )
 
     def handle(self, *args: object, days: int, **options: object) -> None:
         if not 0 <= days <= 366:
