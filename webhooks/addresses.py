@@ -97,6 +97,14 @@ def url_problem(url: str) -> tuple[str, str] | None:
     literal = _ip_literal(host)
     if (literal is not None and not address_allowed(literal)) or _names_this_machine(host):
         return "private", "That address is on a private or reserved network: we cannot reach it."
+    if literal is None and "." not in host.removesuffix("."):
+        # A name without a dot (intranet, metadata) is completed with the sending host's
+        # search domains: a name in our own network, not the customer's.
+        return (
+            "single_label",
+            "Use a full domain name, like hooks.example.com: a name without a dot is looked "
+            "up among our own network's names.",
+        )
     return None
 
 

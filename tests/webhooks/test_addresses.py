@@ -124,6 +124,12 @@ def test_plain_http_is_refused_unless_debug_or_the_test_setting(settings):
         ("https://localhost./hook", "private"),
         ("https://LocalHost/hook", "private"),
         ("https://hooks.localhost/hook", "private"),
+        # A name without a dot is completed with the sending host's search domains (our
+        # network's names): it passed the form and was refused at send time only if
+        # what it found there was private.
+        ("https://intranet/hook", "single_label"),
+        ("https://intranet./hook", "single_label"),
+        ("https://metadata:443/computeMetadata", "single_label"),
     ],
 )
 def test_hostile_addresses_are_form_errors_with_a_code(url, code):
@@ -189,6 +195,18 @@ def test_a_localhost_name_is_refused_at_send_time_without_a_lookup(monkeypatch, 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     with pytest.raises(RefusedAddress, match="private or reserved"):
         resolve(urlsplit(url))
+
+
+def test_a_name_without_a_dot_is_refused_at_send_time_without_a_lookup(monkeypatch):
+    """An endpoint saved before the form refused such names is not sent to either: the
+    lookup would complete the name in our own network's domains."""
+
+    def getaddrinfo(*args, **kwargs):
+        raise AssertionError("looked up")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with pytest.raises(RefusedAddress, match="full domain name"):
+        resolve(urlsplit("https://intranet/hook"))
 
 
 @pytest.mark.parametrize("url", ["https://localhost.example.com/x", "https://mylocalhost.com/x"])
