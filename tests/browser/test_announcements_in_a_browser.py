@@ -64,6 +64,15 @@ def test_the_key_list_redrawn_after_a_create_leaves_focus_on_the_copy_button(
     project = Project.objects.for_user(user).get()
     sign_in(page, "kim@example.com")
     create_a_key_by_keyboard(page, project.slug, "Late list")
+    # The create's own reload of the list first, swapped in and settled: htmx listens on
+    # the new list only once it has settled (20 ms after the swap), and a trigger in
+    # between reached no list, so no answer came (CI, on a loaded machine; reproduced
+    # with a settle delay of 1.5 s).
+    page.wait_for_function(
+        "() => { const list = document.querySelector('#key-table');"
+        " return list.textContent.includes('Late list')"
+        " && !list.classList.contains('htmx-settling'); }"
+    )
     page.keyboard.press("Tab")
     copy = page.get_by_role("button", name="Copy")
     expect(copy).to_be_focused()
