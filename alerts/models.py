@@ -208,6 +208,11 @@ class TokenNetwork(models.Model):
     # left out for want of room: its notice says "or more". A default in the database
     # too: the last release, still running during an upgrade, writes rows without it.
     at_least = models.BooleanField(default=False, db_default=False)
+    # Notices of it that reached nobody, and when the next may be tried
+    # (alerts/token_networks.py, NOTICE_RETRY_WAITS). A default in the database too, as
+    # at_least's.
+    notice_attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
+    notice_retry_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -14,8 +14,9 @@ calls, and its notice then says "or more", as it does of networks left out for w
 room. A batch's networks are learnt in one step; if it fails, each PAT's in one of its own,
 so one PAT's failure costs no other its learning. Nothing is sent for a revoked PAT or an
 inactive (deleted) account, nor about networks older than NOTICE_WITHIN. Each PAT's notice
-is on its own: one that fails is given back for the next run and stops no one else's, and
-their sends take MAIL_RUN_BUDGET_SECONDS at most a run (notifications.recipients.MailRun).
+is on its own: one that fails is given back, tried again after growing waits
+(NOTICE_RETRY_WAITS) and given up after the last, and stops no one else's; their sends
+take MAIL_RUN_BUDGET_SECONDS at most a run (notifications.recipients.MailRun).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from audit.log import audit_record
 from core.db_errors import run_must_stop
 from core.mail import one_line
 from core.networks import network_around
-from notifications.recipients import MailRun, send_to_each
+from notifications.recipients import MailRun, NobodyReached, send_to_each
 from usage.models import Outcome
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,21 @@ NEW_NETWORKS_PER_RUN = 1_000
 # New networks not told within this long (the PAT revoked, the mail server down) are not.
 NOTICE_WITHIN = timedelta(days=1)
 NETWORKS_LISTED = 20
+# A notice that reached nobody (its person's address refused, or not answered) is tried
+# again after these waits, one after each try, and given up after the last (NOTICE_ATTEMPTS
+# tries in all, inside NOTICE_WITHIN), logged once; as an alert's email is
+# (alerts.detection.emails.EMAIL_RETRY_WAITS). Given back to every run, it was claimed,
+# recorded in the person's audit log and tried again each minute for a day, a traceback
+# logged and a failure printed each time, and an address the mail server hangs on cost
+# every run's notices a timeout of their budget.
+NOTICE_RETRY_WAITS = (
+    timedelta(0),  # the next run: a mail server's moment
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+    *[timedelta(hours=3)] * 6,
+)
+NOTICE_ATTEMPTS = len(NOTICE_RETRY_WAITS) + 1
 
 # Runs a step in a savepoint of its own; None if it failed (logged and counted).
 type Isolated = Callable[[str, Callable[[], Any]], Any]
@@ -215,8 +231,10 @@ def _make_room(token_id: int, short: int, to_tell: int, now: datetime) -> int:
     a PAT whose first day filled its memory made no room again. Its earliest stay (its
     own servers'; a flood comes after them): a first-day network forgotten and used again
     is told of as new, at most once an hour as any."""
-    done = Q(noticed_at__lt=now - NOTICE_EVERY) | Q(
-        noticed_at__isnull=True, first_seen__lt=now - NOTICE_WITHIN
+    done = (
+        Q(noticed_at__lt=now - NOTICE_EVERY)
+        | Q(noticed_at__isnull=True, first_seen__lt=now - NOTICE_WITHIN)
+        | Q(noticed_at__isnull=True, notice_attempts__gte=NOTICE_ATTEMPTS)  # given up
     )
     mine = TokenNetwork.objects.filter(personal_token_id=token_id)
     forgotten = _forget(mine.filter(done, new=True).order_by("first_seen", "id"), short)
@@ -250,6 +268,8 @@ class Notice:
     networks: list[tuple[str, str, datetime]]  # network, its first address, first seen
     # Calls of the token were passed over, or networks left out for want of room.
     at_least: bool = False
+    # Which try this is (NOTICE_ATTEMPTS at most).
+    attempt: int = 1
 
 
 def token_network_notices(now: datetime, isolated: Isolated) -> tuple[int, int]:
@@ -280,8 +300,14 @@ def _tenant(token: tuple[int, int]) -> tuple[int]:
 
 
 def _untold(now: datetime) -> Any:
+    """The new networks to tell of now: untold, not given up, and not waiting to be tried
+    again (NOTICE_RETRY_WAITS)."""
     return TokenNetwork.objects.filter(
-        new=True, noticed_at__isnull=True, first_seen__gte=now - NOTICE_WITHIN
+        Q(notice_retry_at__isnull=True) | Q(notice_retry_at__lte=now),
+        new=True,
+        noticed_at__isnull=True,
+        first_seen__gte=now - NOTICE_WITHIN,
+        notice_attempts__lt=NOTICE_ATTEMPTS,
     )
 
 
@@ -332,12 +358,13 @@ def _claim(token_id: int, now: datetime) -> Notice | None:
         hint=token.hint,
         networks=[(n.network, n.first_ip or "", n.first_seen) for n in untold],
         at_least=at_least,
+        attempt=max(n.notice_attempts for n in untold) + 1,
     )
 
 
 def _send(notice: Notice, now: datetime, run: MailRun) -> bool:
     """Send the claimed notice, after the claim committed; if it cannot be, give the claim
-    back (the next run sends it, and records it again)."""
+    back (a run after its wait sends it, and records it again: _give_back)."""
     base = settings.DASHBOARD_URL.rstrip("/")
     usage = reverse("usage:personal_token_usage", kwargs={"token_id": notice.token_id})
     networks = reverse("apikeys:personal_token_networks", kwargs={"token_id": notice.token_id})
@@ -383,10 +410,38 @@ def _send(notice: Notice, now: datetime, run: MailRun) -> bool:
     except Exception as error:
         if run_must_stop(error):
             raise
-        TokenNetwork.objects.filter(personal_token_id=notice.token_id, noticed_at=now).update(
-            noticed_at=None
-        )
-        logger.exception("detector: notice for PAT %s not sent; the next run tries again",
-                         notice.token_id)  # fmt: skip
+        _give_back(notice, now, error)
         return False
     return True
+
+
+def _give_back(notice: Notice, now: datetime, error: Exception) -> None:
+    """Give back the claim on a notice that was not sent, for a later run (after
+    NOTICE_RETRY_WAITS), or give it up after NOTICE_ATTEMPTS tries: logged once then."""
+    attempt = notice.attempt
+    retry_at = now + NOTICE_RETRY_WAITS[attempt - 1] if attempt < NOTICE_ATTEMPTS else None
+    TokenNetwork.objects.filter(personal_token_id=notice.token_id, noticed_at=now).update(
+        noticed_at=None, notice_attempts=attempt, notice_retry_at=retry_at
+    )
+    if retry_at is None:
+        logger.warning(
+            "detector: notice for PAT %s reached nobody in %d tries (%s); gave up",
+            notice.token_id,
+            attempt,
+            type(error).__name__,
+        )
+    elif isinstance(error, NobodyReached):  # (each recipient's failure is logged already)
+        logger.info(
+            "detector: notice for PAT %s reached nobody (try %d of %d); tried again from %s",
+            notice.token_id,
+            attempt,
+            NOTICE_ATTEMPTS,
+            f"{retry_at:%Y-%m-%d %H:%M:%S} UTC",
+        )
+    else:  # not the mail server's doing: ours, with its traceback
+        logger.exception(
+            "detector: notice for PAT %s not sent (try %d of %d); tried again later",
+            notice.token_id,
+            attempt,
+            NOTICE_ATTEMPTS,
+        )

@@ -62,4 +62,7 @@ def test_a_token_network_written_without_at_least_is_kept(user):
             "new": True,
         },
     )
-    assert TokenNetwork.objects.get(personal_token=token).at_least is False
+    kept = TokenNetwork.objects.get(personal_token=token)
+    assert kept.at_least is False
+    # 0014's, for the same reason.
+    assert (kept.notice_attempts, kept.notice_retry_at) == (0, None)
