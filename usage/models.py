@@ -241,12 +241,15 @@ class UsageIp(models.Model):
     via_client_tokens = models.BooleanField(default=False, db_default=False)
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
-    requests = models.PositiveIntegerField(default=0)
+    # 64-bit: the row lasts as long as the address keeps calling (retention removes only
+    # those unused since its cut-off), so its counts grow without end. A 32-bit count broke
+    # its range at 2,147,483,647 calls, and every later call from the address was dropped.
+    requests = models.PositiveBigIntegerField(default=0)
     # Of those, the calls the key was let in on: not refused as ended, suspended, outside
     # its allowed networks or over plain HTTP (usage.writer.REFUSED_AT_THE_DOOR). An address
     # with none is where the key was tried from (a leak's holder, once it is suspended),
     # never where it works from: no network of it is offered to allow (usage/networks.py).
-    admitted = models.PositiveIntegerField(default=0, db_default=0)
+    admitted = models.PositiveBigIntegerField(default=0, db_default=0)
 
     objects = UsageIpQuerySet.as_manager()
 
