@@ -42,7 +42,7 @@ from api.lookup import Resource
 from api.permissions import require_permission
 from core import write_behind
 from core.client_ip import client_ip
-from core.http import declared_length
+from core.http import declared_length, sent_in_chunks
 from core.redact import redact_tokens_escaped
 from usage.writer import UsageEntry, usage_defer
 
@@ -188,6 +188,8 @@ def _answer_now(
             # gunicorn refuses such a request itself; Django's own server (make run) would
             # pass it on, and reading the body would then fail on int().
             raise errors.invalid_request("The Content-Length header is not a number.")
+        if sent_in_chunks(request):
+            raise errors.length_required()
         if view is None:
             raise errors.not_found(message=f"No endpoint at {errors.echoed(request.path)}.")
         allowed = _allowed(spec.methods)

@@ -99,6 +99,16 @@ def unreadable_request(error: RequestDataTooBig | SuspiciousOperation) -> ApiErr
     return invalid_request("The request cannot be read.")
 
 
+def length_required() -> ApiError:
+    """A body sent in chunks (core.http.sent_in_chunks): refused, not read as none, which
+    made a write act on defaults (a roll without its overlap, a deploy of an empty config)."""
+    return invalid_request(
+        "Send the body with a Content-Length header: this API does not read a body sent "
+        "with Transfer-Encoding (in chunks).",
+        status=411,
+    )
+
+
 def missing_required_field(field: str) -> ApiError:
     return ApiError(400, "missing_required_field", f"The field '{field}' is required.")
 

@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 
 from api import errors
 from api.errors import ApiError, error_response, new_request_id
-from core.http import declared_length
+from core.http import declared_length, sent_in_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ def _checked(request: HttpRequest, view: PublicView, max_bytes: int) -> HttpResp
     length = declared_length(request)
     if length < 0:
         raise errors.invalid_request("The Content-Length header is not a number.")
+    if sent_in_chunks(request):
+        raise errors.length_required()
     if length > max_bytes:
         raise errors.invalid_request("The request body is too large.", status=413)
     return view(request)

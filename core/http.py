@@ -20,6 +20,13 @@ def declared_length(request: HttpRequest) -> int:
     return int(raw) if raw.isascii() and raw.isdigit() else -1
 
 
+def sent_in_chunks(request: HttpRequest) -> bool:
+    """Whether the body came with a Transfer-Encoding (chunked) instead of a length. Django
+    reads no body without a Content-Length, so such a body would be read as none: gunicorn
+    hands it on decoded, with the header and without a length."""
+    return "HTTP_TRANSFER_ENCODING" in request.META
+
+
 def local_path(request: HttpRequest, url: str) -> str:
     """`url` if it is a path of this site (where to go next after a form), else "": never
     another host, however written ("//evil", "/\\evil", a scheme), never a NUL."""

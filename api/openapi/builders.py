@@ -221,7 +221,7 @@ def describe_operation(
     if write:
         errors.append(409)
     if body is not None:
-        errors.append(413)
+        errors += [411, 413]
     operation: Schema = {
         "operationId": operation_id,
         "tags": [tag],

@@ -360,7 +360,7 @@ def all_operations() -> list[tuple[str, str, Schema]]:
                     },
                     **{
                         str(status): {"$ref": f"#/components/responses/Error{status}"}
-                        for status in (400, 403, 413, 429, 500, 503)
+                        for status in (400, 403, 411, 413, 429, 500, 503)
                     },
                 },
             },
@@ -441,7 +441,7 @@ def all_operations() -> list[tuple[str, str, Schema]]:
                     },
                     **{
                         str(status): {"$ref": f"#/components/responses/Error{status}"}
-                        for status in (400, 403, 404, 413, 500, 503)
+                        for status in (400, 403, 404, 411, 413, 500, 503)
                     },
                 },
             },

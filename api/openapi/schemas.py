@@ -59,6 +59,10 @@ ERROR_CODES: dict[int, dict[str, str]] = {
         "not shown again, or the key cannot be renamed, rolled, suspended or resumed "
         "(revoked or expired)",
     },
+    411: {
+        "invalid_request": "the body was sent in chunks (Transfer-Encoding), without a "
+        "Content-Length: send its length"
+    },
     413: {"invalid_request": "the body is larger than the server accepts"},
     429: {"rate_limit_exceeded": "the token made too many calls this minute"},
     500: {"internal_error": "something failed on our side; quote the request id"},
@@ -70,6 +74,7 @@ ERROR_TITLES = {
     403: "Forbidden",
     404: "Not found",
     409: "Conflict",
+    411: "Length required",
     413: "Body too large",
     429: "Rate limited",
     500: "Internal error",

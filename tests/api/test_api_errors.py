@@ -7,9 +7,10 @@ import logging
 
 import pytest
 from django.test import Client
+from django.test.client import FakePayload
 
 import agents.runtime
-from agents.models import Execution
+from agents.models import Agent, Execution
 from tests.api.assertions import assert_error, assert_ok
 from usage.models import UsageRecord
 
@@ -70,6 +71,39 @@ def test_a_body_over_the_upload_limit_is_413_invalid_request(api, settings):
     response = api.post(INVOKE, {"prompt": "x" * 2000})
     error = assert_error(response, 413, "invalid_request")
     assert "too large" in error["message"]
+
+
+def chunked(api, method: str, path: str, body: bytes):
+    """`body` as gunicorn hands on one sent with 'Transfer-Encoding: chunked': the header,
+    the body decoded on wsgi.input, and no Content-Length."""
+    headers = {
+        **api._headers(api.token, None),
+        "Content-Type": "application/json",
+        "Transfer-Encoding": "chunked",
+    }
+    return api.client.generic(method, path, headers=headers, **{"wsgi.input": FakePayload(body)})
+
+
+def test_a_deploy_sent_in_chunks_is_411_and_leaves_the_agent_as_it_was(api):
+    """Django reads no body without a Content-Length: the deploy went ahead as if the body
+    were empty, 200, and the agent's description and config were wiped."""
+    assert_ok(api.send("PUT", "/v1/agents/bot", {"description": "v1", "config": {"a": 1}}), 201)
+    response = chunked(api, "PUT", "/v1/agents/bot", b'{"description": "v2", "config": {"b": 2}}')
+    error = assert_error(response, 411, "invalid_request")
+    assert "Content-Length" in error["message"]
+    agent = Agent.objects.get(name="bot")
+    assert (agent.description, agent.config) == ("v1", {"a": 1})
+
+
+def test_a_roll_sent_in_chunks_is_411_and_the_secret_is_not_ended_at_once(admin, make_key, project):
+    """Read as no body, {"overlapSeconds": 3600} was a roll with no overlap: the secret
+    every server still used stopped at once."""
+    key, _ = make_key(project, name="Servers")
+    roll = f"/v1/api-keys/key_{key.pk}/roll"
+    response = chunked(admin, "POST", roll, b'{"overlapSeconds": 3600}')
+    assert_error(response, 411, "invalid_request")
+    key.refresh_from_db()
+    assert key.rolled_at is None and key.previous_token_hash is None
 
 
 def test_json_with_a_charset_parameter_is_accepted(api):

@@ -79,6 +79,32 @@ def test_https_said_by_a_proxy_of_ours_on_this_machine_is_still_believed(tmp_pat
         assert get(port, "/robots.txt", said)[0] == 200
 
 
+def test_a_body_sent_in_chunks_reaches_the_api_as_such_and_is_refused_411(tmp_path):
+    """gunicorn hands the app a chunked body decoded, with Transfer-Encoding and without a
+    Content-Length, and Django reads no body without one: the call acted as if it had
+    none. Refused before the token is looked up (this one fails its checksum)."""
+    with gunicorn(tmp_path, TRUSTED_PROXIES="127.0.0.1") as port:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            connection.request(
+                "PUT",
+                "/v1/agents/bot",
+                body=iter([b'{"config": ', b'{"a": 1}}']),  # no length: sent in chunks
+                headers={
+                    "Host": "dashboard.example.com",
+                    "Authorization": f"Bearer {TOKEN}",
+                    "Content-Type": "application/json",
+                    "X-Forwarded-Proto": "https",
+                },
+                encode_chunked=True,
+            )
+            response = connection.getresponse()
+            status, body = response.status, response.read()
+        finally:
+            connection.close()
+    assert status == 411 and b'"invalid_request"' in body, (status, body)
+
+
 def test_a_setting_it_cannot_use_stops_gunicorn_with_one_line_not_a_traceback(tmp_path):
     """Each worker printed a 25-line traceback of the settings' import, then gunicorn
     its own lines: the reason was the last of them, under Django's and gunicorn's code."""
