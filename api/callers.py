@@ -27,6 +27,7 @@ from redis.exceptions import NoScriptError
 from api.lookup import Found, Resource, lookup
 from apikeys.tokens import TokenKind
 from core.invalidation import CACHE_SECONDS, marker_key
+from core.redact import may_hold_token
 from core.shared_store import SharedStore, StoreUnavailable, shared_store
 
 MAX_CACHED = 4096
@@ -183,7 +184,11 @@ def admit(
     `count`: a second look at a caller whose call was counted already)."""
     store = shared_store()
     key: CacheKey = (kind.value, digest, project_slug, origin, resource_value)
-    copy = copies.get(key) if store is not None else None
+    # A token pasted where a copy is keyed (the agent's name in the path, X-Project, Origin:
+    # each takes a token's characters) is never kept as the key of one, nor named to Redis
+    # in the copy's change markers: a token is never kept in a cache, this worker's included.
+    kept = not any(map(may_hold_token, (project_slug, origin, resource_value or "")))
+    copy = copies.get(key) if store is not None and kept else None
     calls = None
     seen_at = 0
     epoch = b""
@@ -206,7 +211,7 @@ def admit(
         resource=resource,
         resource_value=resource_value,
     )
-    if seen_at and store is not None and store.available:
+    if kept and seen_at and store is not None and store.available:
         names = identities(found, resource, resource_value)
         copies.put(key, _Copy(found, names, loaded_at, seen_at, epoch))
     return Admission(found, calls)

@@ -308,3 +308,33 @@ def test_each_rate_limit_counter_in_redis_expires(api, settings, redis_store):
     (counter,) = redis_store.round_trip(("KEYS", f"{settings.REDIS_KEY_PREFIX}calls:*"))[0]
     (lifetime,) = redis_store.round_trip(("TTL", counter))
     assert 0 < lifetime <= 120
+
+
+def test_a_token_pasted_where_a_copy_is_keyed_is_never_kept_in_the_copies(
+    api, user, project, make_key, redis_store
+):
+    """A copy is kept under the agent's name in the path, the X-Project and the Origin of
+    its call: a token pasted into any of them (each takes a token's characters) stayed in
+    the worker's memory as the key of a copy, and its change marker named it to Redis on
+    the next call. A token is never kept in a cache."""
+    from api.callers import copies
+
+    _, pasted = make_key(project, name="Pasted")
+    cli = Api(Client(), personal_token_create(user=user, name="CLI")[1])
+    browser = Api(Client(), assert_ok(api.post("/v1/client-tokens", {"context": {}}), 201)["token"])
+    copies.clear()
+    for _ in range(2):
+        assert_error(
+            api.post(f"/v1/agents/{pasted}/invoke", {"prompt": "hi"}), 404, "agent_not_found"
+        )
+        assert_error(
+            cli.get("/v1/projects/current", headers={"X-Project": pasted}),
+            403,
+            "insufficient_permissions",
+        )
+        assert_error(
+            browser.get("/client/token", headers={"Origin": pasted}),
+            403,
+            "insufficient_permissions",
+        )
+    assert not [key for key in copies._copies if any(pasted in str(part) for part in key)]
