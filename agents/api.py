@@ -13,7 +13,7 @@ from agents.runtime import Run, agent_chat, agent_invoke
 from agents.services import TooManyAgents, agent_deploy
 from api import errors
 from api.authentication import Surface
-from api.bodies import json_body, ok
+from api.bodies import json_body, looks_like_a_token, ok
 from api.endpoint import ClientApiRequest, ProjectApiRequest, api_view
 from api.listing import cursor_param, is_row_id, limit_param, page_json
 from api.lookup import Resource
@@ -31,7 +31,6 @@ from core.paging import keyset_page
 from core.redact import holds_secret
 
 NAME = re.compile(AGENT_NAME_PATTERN)
-TOKEN_SHAPED = re.compile(r"reminix_(?:sk|ct|pat)_", re.I)
 CHAT_ROLES = {"system", "user", "assistant"}
 # An agent's configuration, as compact JSON in UTF-8. Each API worker keeps the agents it
 # was asked for beside the callers it caches (api/callers.py): without a limit, a few
@@ -208,8 +207,9 @@ def agent_detail(request: ProjectApiRequest, name: str) -> HttpResponse:
     require_permission(request.caller, Permission.WRITE)
     if not is_agent_name(name):
         raise errors.invalid_field_value("name", "must be 1 to 64 letters, digits, '-' or '_'.")
-    if TOKEN_SHAPED.search(name):
-        # It would be shown in lists and logs: a key pasted here by mistake must not be.
+    if looks_like_a_token(name):
+        # It would be shown in lists and logs: a key pasted here by mistake must not be,
+        # nor the 36 characters after its prefix, which an agent scope refuses too.
         raise errors.invalid_field_value(
             "name", "looks like a Reminix token. Revoke that token if it was pasted here."
         )

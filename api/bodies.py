@@ -24,7 +24,15 @@ from apikeys.tokens import holds_token_rest
 from core.redact import redact_secrets
 from core.strict_json import MAX_DEPTH, JsonRefused, strict_json
 
-__all__ = ["MAX_DEPTH", "json_body", "ok", "strict_json", "the_fields_taken", "whole_number"]
+__all__ = [
+    "MAX_DEPTH",
+    "json_body",
+    "looks_like_a_token",
+    "ok",
+    "strict_json",
+    "the_fields_taken",
+    "whole_number",
+]
 
 
 def json_body(request: HttpRequest, *, takes: Collection[str] | None = None) -> dict[str, Any]:
@@ -105,6 +113,13 @@ def string_list(body: dict[str, Any], field: str, *, most: int) -> list[str] | N
     return value
 
 
+def looks_like_a_token(name: str) -> bool:
+    """Whether an agent's name holds a token: its prefix, or the 36 characters after one (an
+    agent name's shape), known by their checksum. Either would be kept and shown with the
+    name, a secret to anyone who knows the prefixes."""
+    return TOKEN_SHAPED.search(name) is not None or holds_token_rest(name)
+
+
 def agent_names_param(body: dict[str, Any], field: str) -> list[str] | None:
     """An optional agent scope: a list of agent names, each one name as a whole
     (CONTRACT.md: `^[A-Za-z0-9_-]+$`), None when absent (an empty list is the caller's
@@ -121,9 +136,8 @@ def agent_names_param(body: dict[str, Any], field: str) -> list[str] | None:
             raise errors.invalid_field_value(
                 item, "names no agent. Name one, or leave out the field for every agent."
             )
-        # Its prefix, or the 36 characters after one (an agent name's shape), known by
-        # their checksum: a secret kept as the scope and shown with it.
-        if TOKEN_SHAPED.search(name) or holds_token_rest(name):
+        # A secret kept as the scope and shown with it.
+        if looks_like_a_token(name):
             raise errors.invalid_field_value(
                 item, "looks like a Reminix token, not an agent name: revoke it."
             )

@@ -78,8 +78,9 @@ def all_operations() -> list[tuple[str, str, Schema]]:
             tag="Agents",
             summary="Deploy or update an agent",
             description="Creates the agent (201) or replaces its whole configuration (200). "
-            "A name that contains a Reminix token prefix is refused, so that a token pasted "
-            "by mistake is never shown in lists and logs. A project has at most "
+            "A name that contains a Reminix token prefix, or the 36 characters after one "
+            "(known by their checksum), is refused, so that a token pasted by mistake is "
+            "never shown in lists and logs. A project has at most "
             f"{settings.MAX_AGENTS_PER_PROJECT:,} agents: a new name past that is "
             "`400 invalid_request` (deploying to an existing name still replaces it).",
             auth=Auth.SERVER,

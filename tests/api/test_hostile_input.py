@@ -4,12 +4,14 @@ answer in the contract's envelope now, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 
 import pytest
 from django.db import OperationalError
 from django.test import Client
 
+from agents.models import Agent
 from api import endpoint as api_endpoint
 from tests.api.assertions import assert_error, assert_ok
 from usage.models import UsageRecord
@@ -121,6 +123,24 @@ def test_the_dashboard_revoke_of_an_impossible_client_token_id_is_404(signed_in,
 def test_an_agent_name_holding_a_token_prefix_anywhere_is_refused(api, name):
     error = assert_error(api.send("PUT", f"/v1/agents/{name}", {}), 400, "invalid_field_value")
     assert "looks like a Reminix token" in error["message"]
+
+
+def test_an_agent_named_with_a_tokens_secret_without_its_prefix_is_not_deployed(
+    api, project, make_key
+):
+    """The 36 characters after a token's prefix are an agent name's shape: deployed, they
+    were kept as the agent's name, shown in every list of agents, the execution log and
+    the project's overview, a secret anyone who reads it can use with the prefix everyone
+    knows. An agent scope already refuses them (4831986), so such an agent could be
+    deployed but never scoped."""
+    _, secret = make_key(project, name="Pasted")
+    rest = secret.removeprefix("reminix_sk_")
+    error = assert_error(api.send("PUT", f"/v1/agents/{rest}", {}), 400, "invalid_field_value")
+    assert "looks like a Reminix token" in error["message"]
+    assert rest not in json.dumps(error)
+    assert not Agent.objects.filter(name=rest).exists()
+    # A name of that length that is no token's is one.
+    assert_ok(api.send("PUT", f"/v1/agents/{'a' * 36}", {}), 201)
 
 
 @pytest.mark.parametrize("path", ["/v1/agents", "/v1/agents/my-agent", "/v1/projects/current"])
