@@ -1,7 +1,8 @@
 """Inserting a batch of rows that may already be there, as cheaply as the database allows.
 
 The write-behind sinks (usage rows, executions) insert a few hundred to a few thousand
-rows at a time, and must skip the ones a retried batch wrote before. Django's
+rows at a time, and must skip the ones a retried batch wrote before (insert_new), or add
+to the counts of the roll-up rows that are there (upsert). Django's
 bulk_create() builds and quotes one statement per batch on the client, which costs more
 CPU than PostgreSQL spends inserting the rows. On PostgreSQL this sends one prepared
 statement whose parameters are one array per column:
@@ -18,11 +19,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import connection
-from django.db.models import Field, Model
+from django.db.models import (
+    BooleanField,
+    CharField,
+    DateTimeField,
+    Field,
+    ForeignKey,
+    IntegerField,
+    Model,
+)
 
 from core.prepared import fetch_all
 
@@ -40,13 +49,42 @@ def insert_new(
     """Insert `rows` (Python values, in the order of `fields`) into `model`'s table,
     skipping any that conflict on the columns `conflict`. Returns `returning` of the rows
     actually inserted."""
+    q = connection.ops.quote_name
+    keys = ", ".join(q(name) for name in conflict)
+    tail = f" ON CONFLICT ({keys}) DO NOTHING RETURNING {q(returning)}"
+    return [row[0] for row in _insert(model, fields, rows, tail)]
+
+
+def upsert(
+    model: type[Model],
+    fields: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    conflict: str,
+    updates: str,
+) -> None:
+    """Insert `rows` (Python values, in the order of `fields`) into `model`'s table; a row
+    that conflicts with one there on `conflict` (the unique constraint's columns or
+    expressions, as SQL) updates it as `updates` says instead (SQL after DO UPDATE SET,
+    where `excluded.` names the new row's values). One statement for the batch, as
+    insert_new: a roll-up's rows one statement each took about 0.15 ms apiece on
+    PostgreSQL, pipelined, and a batch spanning days holds a row for each hour of each key.
+
+    No two of `rows` may conflict with each other: PostgreSQL refuses to update one row
+    twice in a statement ("ON CONFLICT DO UPDATE command cannot affect row a second
+    time"). The caller sums such rows into one first."""
+    _insert(model, fields, rows, f" ON CONFLICT ({conflict}) DO UPDATE SET {updates}")
+
+
+def _insert(
+    model: type[Model], fields: Sequence[str], rows: Sequence[Sequence[Any]], tail: str
+) -> list[tuple[Any, ...]]:
+    """INSERT `rows` into `model`'s table, followed by `tail`; the rows it returns."""
     if not rows:
         return []
     columns = [_field(model, name) for name in fields]
     q = connection.ops.quote_name
     names = ", ".join(q(_column(f)) for f in columns)
-    keys = ", ".join(q(name) for name in conflict)
-    tail = f" ON CONFLICT ({keys}) DO NOTHING RETURNING {q(returning)}"
     table = q(model._meta.db_table)
     if connection.vendor == "postgresql":
         # %b: each array travels in binary, which psycopg packs without scanning every
@@ -57,9 +95,10 @@ def insert_new(
             [_for_postgresql(f, value) for value in values]
             for f, values in zip(columns, zip(*rows, strict=True), strict=True)
         ]
-        return [row[0] for row in fetch_all(sql, params)]
+        return fetch_all(sql, params)
     one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    inserted: list[Any] = []
+    prepared = [_for_sqlite(f) for f in columns]
+    returned: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             chunk = rows[start : start + ROWS_PER_STATEMENT]
@@ -67,13 +106,25 @@ def insert_new(
             cursor.execute(
                 f"INSERT INTO {table} ({names}) VALUES {values}{tail}",  # noqa: S608
                 [
-                    f.get_db_prep_value(value, connection)
+                    value if prepare is None else prepare(value)
                     for row in chunk
-                    for f, value in zip(columns, row, strict=True)
+                    for prepare, value in zip(prepared, row, strict=True)
                 ],
             )
-            inserted.extend(row[0] for row in cursor.fetchall())
-    return inserted
+            if cursor.description:
+                returned.extend(cursor.fetchall())
+    return returned
+
+
+def _for_sqlite(field: Field[Any, Any]) -> Callable[[Any], Any] | None:
+    """How a value of `field` is sent to SQLite: a time as the text the ORM stores, JSON
+    and addresses as the field prepares them, and numbers, text and flags as they are
+    (None). get_db_prep_value() for every value was most of a roll-up's write there."""
+    if isinstance(field, DateTimeField):
+        return connection.ops.adapt_datetimefield_value
+    if isinstance(field, IntegerField | CharField | BooleanField | ForeignKey):
+        return None
+    return lambda value: field.get_db_prep_value(value, connection)
 
 
 def _field(model: type[Model], name: str) -> Field[Any, Any]:

@@ -19,6 +19,7 @@ only counted per hour and error code.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from django.utils import timezone
 
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken, Token
 from core import write_behind
-from core.bulk_insert import insert_new
+from core.bulk_insert import insert_new, upsert
 from usage.models import (
     LateUsage,
     Outcome,
@@ -332,19 +333,16 @@ def _upsert_hours(entries: list[UsageEntry]) -> None:
         return
     table = UsageHour._meta.db_table
     counted = ["requests", *columns, "latency_us_total"]
-    names = ", ".join(["project_id", "api_key_id", "hour", *counted])
-    placeholders = ", ".join(["%s"] * (3 + len(counted)))
-    updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counted)
-    sql = (
-        f"INSERT INTO {table} ({names}) VALUES ({placeholders}) "
-        f"ON CONFLICT (api_key_id, hour) DO UPDATE SET {updates}"
+    upsert(
+        UsageHour,
+        ["project", "api_key", "hour", *counted],
+        [
+            [project_id, key_id, hour, *(row[c] for c in counted)]
+            for (project_id, key_id, hour), row in rows.items()
+        ],
+        conflict="api_key_id, hour",
+        updates=", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counted),
     )
-    params: list[list[Any]] = [
-        [project_id, key_id, _adapt(hour), *(row[c] for c in counted)]
-        for (project_id, key_id, hour), row in rows.items()
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
 
 
 # What the API answers when it will not let a key in at all (api/authentication.py): a
@@ -362,7 +360,7 @@ def _upsert_ips(entries: list[UsageEntry]) -> None:
     for e in entries:
         if not e.ip:
             continue
-        key = (e.project_id, e.api_key_id, e.ip, e.client_token_id is not None)
+        key = (e.project_id, e.api_key_id, _one_spelling(e.ip), e.client_token_id is not None)
         let_in = 0 if e.error_code in REFUSED_AT_THE_DOOR else 1
         if key in seen:
             first, last, count, admitted = seen[key]
@@ -374,26 +372,20 @@ def _upsert_ips(entries: list[UsageEntry]) -> None:
             ]
         else:
             seen[key] = [e.created_at, e.created_at, 1, let_in]
-    if not seen:
-        return
     table = UsageIp._meta.db_table
-    sql = (
-        f"INSERT INTO {table} (project_id, api_key_id, ip, via_client_tokens, first_seen, "
-        "last_seen, requests, admitted) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (api_key_id, ip, via_client_tokens) DO UPDATE SET "
-        f"first_seen = CASE WHEN excluded.first_seen < {table}.first_seen "
+    upsert(
+        UsageIp,
+        ["project", "api_key", "ip", "via_client_tokens", "first_seen", "last_seen"]
+        + ["requests", "admitted"],
+        [[*key, *counts] for key, counts in seen.items()],
+        conflict="api_key_id, ip, via_client_tokens",
+        updates=f"first_seen = CASE WHEN excluded.first_seen < {table}.first_seen "
         f"THEN excluded.first_seen ELSE {table}.first_seen END, "
         f"last_seen = CASE WHEN excluded.last_seen > {table}.last_seen "
         f"THEN excluded.last_seen ELSE {table}.last_seen END, "
         f"requests = {table}.requests + excluded.requests, "
-        f"admitted = {table}.admitted + excluded.admitted"
+        f"admitted = {table}.admitted + excluded.admitted",
     )
-    params: list[list[Any]] = [
-        [project_id, key_id, ip, via_tokens, _adapt(first), _adapt(last), count, admitted]
-        for (project_id, key_id, ip, via_tokens), (first, last, count, admitted) in seen.items()
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
 
 
 def _upsert_project_calls(
@@ -414,27 +406,20 @@ def _upsert_project_calls(
         row[0] += 1
         row[1] += e.ip is None
         row[2] = max(row[2], e.created_at)
-    if not rows:
-        return
     table = model._meta.db_table
-    # The conflict target is the unique constraint's expressions (usage/models.py).
-    sql = (
-        f"INSERT INTO {table} (project_id, start, token_kind, api_key_id, personal_token_id, "
-        "outcome, agent, requests, without_address, last_call) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (project_id, start, token_kind, COALESCE(api_key_id, 0), "
-        "COALESCE(personal_token_id, 0), outcome, agent) DO UPDATE SET "
-        f"requests = {table}.requests + excluded.requests, "
+    upsert(
+        model,
+        ["project", "start", "token_kind", "api_key", "personal_token", "outcome", "agent"]
+        + ["requests", "without_address", "last_call"],
+        [[*group, n, no_ip, last] for group, (n, no_ip, last) in rows.items()],
+        # The unique constraint's expressions (usage/models.py).
+        conflict="project_id, start, token_kind, COALESCE(api_key_id, 0), "
+        "COALESCE(personal_token_id, 0), outcome, agent",
+        updates=f"requests = {table}.requests + excluded.requests, "
         f"without_address = {table}.without_address + excluded.without_address, "
         f"last_call = CASE WHEN excluded.last_call > {table}.last_call "
-        f"THEN excluded.last_call ELSE {table}.last_call END"
+        f"THEN excluded.last_call ELSE {table}.last_call END",
     )
-    params: list[list[Any]] = [
-        [project, _adapt(start), kind, key, pat, outcome, agent, n, no_ip, _adapt(last)]
-        for (project, start, kind, key, pat, outcome, agent), (n, no_ip, last) in rows.items()
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
 
 
 def _upsert_project_addresses(
@@ -444,30 +429,36 @@ def _upsert_project_addresses(
     for e in entries:
         if not e.ip:
             continue
-        group = (e.project_id, start_of(e.created_at), e.ip, e.outcome.value)
+        group = (e.project_id, start_of(e.created_at), _one_spelling(e.ip), e.outcome.value)
         row = rows.setdefault(group, [0, e.created_at, e.created_at])
         row[0] += 1
         row[1] = min(row[1], e.created_at)
         row[2] = max(row[2], e.created_at)
-    if not rows:
-        return
     table = model._meta.db_table
-    sql = (
-        f"INSERT INTO {table} (project_id, start, ip, outcome, requests, first_seen, last_seen) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (project_id, start, ip, outcome) DO UPDATE SET "
-        f"requests = {table}.requests + excluded.requests, "
+    upsert(
+        model,
+        ["project", "start", "ip", "outcome", "requests", "first_seen", "last_seen"],
+        [[*group, *counts] for group, counts in rows.items()],
+        conflict="project_id, start, ip, outcome",
+        updates=f"requests = {table}.requests + excluded.requests, "
         f"first_seen = CASE WHEN excluded.first_seen < {table}.first_seen "
         f"THEN excluded.first_seen ELSE {table}.first_seen END, "
         f"last_seen = CASE WHEN excluded.last_seen > {table}.last_seen "
-        f"THEN excluded.last_seen ELSE {table}.last_seen END"
+        f"THEN excluded.last_seen ELSE {table}.last_seen END",
     )
-    params: list[list[Any]] = [
-        [project, _adapt(start), ip, outcome, n, _adapt(first), _adapt(last)]
-        for (project, start, ip, outcome), (n, first, last) in rows.items()
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+
+
+def _one_spelling(ip: str) -> str:
+    """An address as the database compares it: "2001:DB8::1" and "2001:db8::1" are one
+    inet, and two rows of one upsert that are one row there fail the whole statement.
+    Text that is no address is kept as it is (its insert is refused, as before). IPv4
+    has one spelling that ipaddress reads: kept without parsing."""
+    if ":" not in ip:
+        return ip
+    try:
+        return ipaddress.ip_address(ip).compressed
+    except ValueError:
+        return ip
 
 
 def _mark_last_used(entries: list[UsageEntry]) -> None:

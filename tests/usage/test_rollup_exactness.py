@@ -390,3 +390,30 @@ def test_pruning_inside_a_day_keeps_every_roll_up_exact(projects, traffic):
         test_the_project_address_roll_ups_are_the_group_by_of_the_raw_rows(
             projects, traffic, model, truncate
         )
+
+
+def test_one_address_in_two_spellings_in_one_batch_is_one_row_of_each_address_roll_up(
+    make_key, project
+):
+    """The roll-ups are written in one statement a batch, and PostgreSQL refuses to update
+    one row twice in a statement: "2001:DB8::1" and "2001:db8::1" are one inet, so the
+    writer counts them as one address before it writes (an entry made by hand, or a
+    server that reports addresses in capitals)."""
+    key, _ = make_key(project, "Spelled twice")
+    at = NOW - timedelta(minutes=5)
+    usage_write(
+        [
+            usage_call(at, key=key, ip="2001:DB8::1"),
+            usage_call(at + timedelta(seconds=1), key=key, ip="2001:db8:0::1"),
+            usage_call(at + timedelta(seconds=2), key=key, ip="2001:db8::1"),
+        ]
+    )
+    assert UsageRecord.objects.filter(api_key=key).count() == 3
+    (row,) = UsageIp.objects.filter(api_key=key)
+    assert (ipaddress.ip_address(row.ip), row.requests) == (ipaddress.ip_address("2001:db8::1"), 3)
+    for model in (ProjectAddressHour, ProjectAddressDay):
+        (rollup,) = model.objects.filter(project=project)
+        assert (ipaddress.ip_address(rollup.ip), rollup.requests) == (
+            ipaddress.ip_address("2001:db8::1"),
+            3,
+        )
