@@ -120,6 +120,10 @@ class Execution(models.Model):
             # by a token scoped to agents, walks these instead of every execution of the
             # project newer than the page (agents/migrations/0005).
             models.Index(fields=["project", "agent_name", "-id"], name="exec_project_agent_newest"),
+            # Executions older than the retention's cut-off, oldest first: what
+            # prune_executions deletes, read along this instead of the whole table
+            # (agents/retention.py, agents/migrations/0007).
+            models.Index(fields=["created_at"], name="exec_created_at"),
         ]
 
     def __str__(self) -> str:

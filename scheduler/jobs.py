@@ -89,6 +89,13 @@ def jobs() -> list[Job]:
             offset=25 * MINUTE,
         ),
         Job("prune_client_tokens", ("prune_client_tokens",), every=DAY, offset=30 * MINUTE),
+        # The execution log goes with the calls: kept as long as the usage log.
+        Job(
+            "prune_executions",
+            ("prune_executions", "--older-than", settings.USAGE_RETENTION),
+            every=DAY,
+            offset=35 * MINUTE,
+        ),
     ]
 
 
