@@ -13,7 +13,7 @@ import argparse
 import math
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -172,25 +172,23 @@ def whole_number(text: str) -> int:
     int() reads every script's decimal digits: "٣" (Arabic-Indic) and "３" (full-width) are
     3 to it, so a slip of a right-to-left or East Asian keyboard ran as a number nobody
     saw typed. argparse says "argument --days: …" with this message."""
-    if not text.isascii():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number in the digits 0-9.")
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a whole number in the digits 0-9."
-        ) from None
+    return _read_in_ascii_digits(text, int, "a whole number")
 
 
 def seconds(text: str) -> float:
     """An option's number of seconds, typed in the digits 0-9 (`type=seconds`); as
     whole_number, for float(), which reads other scripts' digits too."""
-    if not text.isascii():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number in the digits 0-9.")
+    return _read_in_ascii_digits(text, float, "a number")
+
+
+def _read_in_ascii_digits[N: (int, float)](text: str, read: Callable[[str], N], what: str) -> N:
+    """`read(text)`, refusing text outside ASCII before it is read."""
     try:
-        return float(text)
+        if text.isascii():
+            return read(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number in the digits 0-9.") from None
+        pass
+    raise argparse.ArgumentTypeError(f"{text!r} is not {what} in the digits 0-9.")
 
 
 def require_whole_number(option: str, value: int, *, least: int, most: int) -> None:
