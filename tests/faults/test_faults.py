@@ -13,7 +13,6 @@ The Redis scenarios run on SQLite and PostgreSQL; the database ones on PostgreSQ
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import threading
@@ -33,7 +32,6 @@ DB_CONNECT_TIMEOUT, DB_LOCK_TIMEOUT = 2, 1
 # An answer may take this long at most while a store is down or stalled: the store's own
 # timeout (Redis 250 ms, a database connection 2 s, a lock 1 s) and a margin for a loaded
 # two-core machine.
-RUNS = itertools.count(1)  # keys(): one pair of names per run
 SLOWEST_ANSWER = {"redis": 2.0, "database": DB_CONNECT_TIMEOUT + 3.0}
 
 
@@ -105,33 +103,29 @@ class Load:
         return self.answers
 
 
-def keys(deployed: Deployment) -> tuple[str, str]:
-    """A working key and a revoked one, made with createapikey in one process (each
-    process is ~2 s of Django starting on a loaded machine). Named afresh for each run: the
-    deployment is shared by the module's runs, and two working keys of a project cannot
-    share a name."""
-    run = next(RUNS)
+@pytest.fixture(scope="module")
+def key_pairs(deployed: Deployment) -> Iterator[tuple[str, str]]:
+    """A working key and a revoked one for each test of the module, all made with
+    createapikey in one process (each process is 1 to 2 s of Django starting on a loaded
+    machine). A pair is named for its test: the deployment is shared by the module's tests,
+    and two working keys of a project cannot share a name."""
+    runs = range(1, 6)  # the module's tests
     out = deployed.manage(
         "shell",
         "-c",
         "from django.core.management import call_command\n"
         "from apikeys.models import ApiKey\n"
-        f"call_command('createapikey', project='{deployed.slug}', name='good {run}')\n"
-        f"call_command('createapikey', project='{deployed.slug}', name='revoked {run}')\n"
-        f"ApiKey.objects.filter(name='revoked {run}').revoke(by=None)",
+        f"for run in {list(runs)}:\n"
+        f"    call_command('createapikey', project='{deployed.slug}', name=f'good {{run}}')\n"
+        f"    call_command('createapikey', project='{deployed.slug}', name=f'revoked {{run}}')\n"
+        "    ApiKey.objects.filter(name=f'revoked {run}').revoke(by=None)",
     )
-    good, revoked = out.splitlines()[-2:]
-    return good, revoked
+    tokens = out.splitlines()[-2 * len(runs) :]
+    return iter(zip(tokens[::2], tokens[1::2], strict=True))
 
 
 def logged_request_ids(deployed: Deployment) -> set[str]:
-    out = deployed.manage(
-        "shell",
-        "-c",
-        "from usage.models import UsageRecord\n"
-        "print(' '.join(UsageRecord.objects.values_list('request_id', flat=True)))",
-    )
-    return set(out.split())
+    return {row[0] for row in deployed.query("SELECT request_id FROM apikeys_usagerecord")}
 
 
 def assert_answered_well(answers: list[tuple[str, Answer]], store: str, good: str) -> None:
@@ -169,7 +163,7 @@ def assert_all_logged(deployed: Deployment, answers: list[tuple[str, Answer]]) -
         missing = answered - logged_request_ids(deployed)
         if not missing or time.monotonic() > deadline:
             break
-        time.sleep(1)
+        time.sleep(0.2)
     first = min(a.started for _, a in answers)
     when = sorted(
         (round(a.started - first, 2), a.status)
@@ -183,10 +177,15 @@ def assert_all_logged(deployed: Deployment, answers: list[tuple[str, Answer]]) -
 
 
 def run_fault(
-    deployed: Deployment, fault: Callable[[], object], *, seconds: float = 3.0
+    deployed: Deployment,
+    keys: tuple[str, str],
+    fault: Callable[[], object],
+    *,
+    seconds: float = 3.0,
 ) -> tuple[Load, str]:
-    """A server and the ingest, callers at work, then `fault` for `seconds` (still on)."""
-    good, revoked = keys(deployed)
+    """A server and the ingest, callers at work with `keys` (a working key and a revoked
+    one), then `fault` for `seconds` (still on)."""
+    good, revoked = keys
     server = deployed.serve(workers=2)
     deployed.ingest()
     load = Load(server, good, revoked).start()
@@ -198,12 +197,12 @@ def run_fault(
 
 @pytest.mark.parametrize("fault", ["drop", "pause"])
 def test_redis_down_or_stalled_the_api_answers_fast_and_loses_nothing(
-    deployed: Deployment, restored, fault: str
+    deployed: Deployment, key_pairs: Iterator[tuple[str, str]], restored, fault: str
 ):
     """The review: Redis refusing made every call a 500; Redis silent held each worker
     for 5 s. Rate limits and copies must fail open to the database, quickly."""
     proxy = restored["redis"]
-    load, good = run_fault(deployed, getattr(proxy, fault))
+    load, good = run_fault(deployed, next(key_pairs), getattr(proxy, fault))
     proxy.restore()
     time.sleep(1.0)
     answers = load.stop()
@@ -218,7 +217,7 @@ def test_redis_down_or_stalled_the_api_answers_fast_and_loses_nothing(
 @pytest.mark.skipif(not POSTGRESQL, reason="PostgreSQL only: SQLite has no connection to lose")
 @pytest.mark.parametrize("fault", ["drop", "lock"])
 def test_database_down_or_locked_calls_get_503_fast_and_are_logged_after(
-    deployed: Deployment, restored, fault: str
+    deployed: Deployment, key_pairs: Iterator[tuple[str, str]], restored, fault: str
 ):
     """The review: no database timeouts, so a stalled database hung every request until
     gunicorn killed the workers (~31 s) and their buffers were lost. Now: 503 with
@@ -239,7 +238,7 @@ def test_database_down_or_locked_calls_get_503_fast_and_are_logged_after(
         )
     else:
         action = proxy.drop
-    load, good = run_fault(deployed, action)
+    load, good = run_fault(deployed, next(key_pairs), action)
     if locker is not None:
         locker.rollback()
         locker.close()
@@ -254,12 +253,14 @@ def test_database_down_or_locked_calls_get_503_fast_and_are_logged_after(
 
 
 @pytest.mark.skipif(not POSTGRESQL, reason="PostgreSQL only: the lock is PostgreSQL's")
-def test_a_stop_while_usage_writes_are_locked_loses_no_answered_call(deployed: Deployment):
+def test_a_stop_while_usage_writes_are_locked_loses_no_answered_call(
+    deployed: Deployment, key_pairs: Iterator[tuple[str, str]]
+):
     """The review: SIGTERM while the usage table was write-locked blocked the exit flush
     until gunicorn SIGKILLed the workers; half the answered calls were lost, unlogged."""
     import psycopg
 
-    good, revoked = keys(deployed)
+    good, revoked = next(key_pairs)
     server = deployed.serve(workers=2)
     deployed.ingest()
     name = urlsplit(deployed.env["DATABASE_URL"]).path.lstrip("/")
