@@ -12,6 +12,7 @@ from accounts.models import Project
 from accounts.services import user_sign_up
 from alerts.detection import detect
 from apikeys.services import api_key_create, api_key_revoke
+from tests.browser.test_api_keys_in_a_browser import sign_in
 from tests.conftest import PASSWORD
 
 
@@ -40,10 +41,7 @@ def test_a_revoked_key_tried_raises_an_alert_a_member_follows_and_acknowledges(
     attempt = try_key(live_server.url, token)
     detect(now=timezone.now() + timedelta(minutes=1))
 
-    page.goto("/account/login/")
-    page.get_by_label("Email").fill("sec@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, "sec@example.com")
     nav = page.get_by_role("navigation", name="Project")
     expect(nav.get_by_role("link", name="Alerts")).to_contain_text("1")
     nav.get_by_role("link", name="Alerts").click()
@@ -67,10 +65,7 @@ def test_an_owner_pastes_a_found_token_and_is_led_to_its_key(
     user = user_sign_up(email="own@example.com", password=PASSWORD, name="Own", verified=True)
     project = Project.objects.for_user(user).get()
     key, token = api_key_create(project=project, name="Found in a ticket", created_by=user)
-    page.goto("/account/login/")
-    page.get_by_label("Email").fill("own@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, "own@example.com")
     page.goto(f"/projects/{project.slug}/alerts/")
 
     page.get_by_role("button", name="Look it up").click()
@@ -115,10 +110,7 @@ def test_a_revoked_keys_alerts_are_acknowledged_in_one_click(
         )
     api_key_revoke(api_key=key, by=user)
 
-    page.goto("/account/login/")
-    page.get_by_label("Email").fill("sec@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, "sec@example.com")
     nav = page.get_by_role("navigation", name="Project")
     nav.get_by_role("link", name="Alerts").click()
     expect(nav.get_by_role("link", name="Alerts")).to_contain_text("3")

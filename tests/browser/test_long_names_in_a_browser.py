@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 from accounts.models import Project
 from accounts.services import user_sign_up
 from apikeys.services import api_key_create
-from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.browser.test_api_keys_in_a_browser import sign_in, sign_in_by_form
 from tests.conftest import PASSWORD
 
 LONG_EMAIL = "maximilian.alexander.featherstonehaugh@very-long-subsidiary.example-company.com"
@@ -49,7 +49,7 @@ def test_a_long_address_stays_on_screen_from_sign_up_to_confirmation(page: Page,
     assert sideways_scroll(page) <= 0
 
     link = re.search(r"https?://[^/\s]+(/account/verify/\S+/)", mail.outbox[-1].body)
-    sign_in(page, LONG_EMAIL)
+    sign_in_by_form(page, LONG_EMAIL)
     resend = page.get_by_role("button", name="Send it again")
     expect(resend).to_be_visible()
     assert sideways_scroll(page) <= 0

@@ -12,6 +12,7 @@ from accounts.models import Project
 from accounts.services import user_sign_up
 from apikeys.models import ApiKey
 from apikeys.services import api_key_create, client_token_create
+from tests.browser.test_api_keys_in_a_browser import sign_in
 from tests.conftest import PASSWORD, usage_call
 from usage.models import UsageRecord
 from usage.writer import UsageEntry, usage_write
@@ -37,6 +38,7 @@ def test_filtering_and_splitting_the_overview_and_exporting_it(page: Page, trans
     calls = UsageRecord.objects.filter(project=project)
     total, by_client_tokens = calls.count(), calls.filter(token_kind="client_token").count()
 
+    # Through the form: its page is one of those that must log no CSP error.
     page.goto("/account/login/")
     page.get_by_label("Email").fill("overview@example.com")
     page.get_by_label("Password").fill(PASSWORD)
@@ -85,10 +87,7 @@ def test_a_key_pasted_into_a_filter_leaves_the_address_and_the_history(
     user = user_sign_up(email="pasted@example.com", password=PASSWORD, name="Ada", verified=True)
     project = Project.objects.for_user(user).get()
     _, secret = api_key_create(project=project, name="Backend", created_by=user)
-    page.goto("/account/login/")
-    page.get_by_label("Email").fill("pasted@example.com")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, "pasted@example.com")
     page.get_by_role("navigation", name="Project").get_by_role("link", name="Usage").click()
     usage_url = f"/projects/{project.slug}/usage/"
     expect(page).to_have_url(usage_url)

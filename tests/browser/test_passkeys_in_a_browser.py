@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 from accounts.models import Passkey, Project
 from audit.models import AuditEvent
 from tests.browser.test_accessibility import SIZES, small_targets, violations
-from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.browser.test_api_keys_in_a_browser import sign_in, sign_in_by_form
 from tests.conftest import PASSWORD
 
 
@@ -69,7 +69,7 @@ def test_add_a_passkey_then_sign_in_with_it_alone_and_as_the_second_step(
 
     # After the password, as the second step.
     sign_out(page)
-    sign_in(page, "ines@example.com")
+    sign_in_by_form(page, "ines@example.com")
     page.wait_for_url("**/account/login/code/")
     page.get_by_role("button", name="Use a passkey").click()
     page.wait_for_url(f"**/projects/{project.slug}/")

@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from accounts.models import Project
 from accounts.services import user_sign_up
 from apikeys.models import ApiKey
-from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.browser.test_api_keys_in_a_browser import sign_in, sign_in_by_form
 from tests.conftest import PASSWORD
 
 
@@ -38,7 +38,7 @@ def test_enrol_an_authenticator_then_sign_in_with_a_code(page: Page, live_server
     page.get_by_label("Account menu").click()
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    sign_in(page, "ines@example.com")
+    sign_in_by_form(page, "ines@example.com")
     page.wait_for_url("**/account/login/code/")
     page.get_by_label("Code").fill(pyotp.TOTP(secret).at(time.time() + 30))
     page.get_by_role("button", name="Verify and sign in").click()
