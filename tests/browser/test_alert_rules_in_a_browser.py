@@ -17,8 +17,7 @@ def test_the_alert_rules_fields_are_no_wider_than_the_other_settings_forms(
 ):
     user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
     project = Project.objects.for_user(user).get()
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/")
     settings_field = page.locator("main input[name='name']").bounding_box()
     assert settings_field is not None
     page.goto(f"/projects/{project.slug}/alerts/rules/")

@@ -65,8 +65,7 @@ def test_an_owner_pastes_a_found_token_and_is_led_to_its_key(
     user = user_sign_up(email="own@example.com", password=PASSWORD, name="Own", verified=True)
     project = Project.objects.for_user(user).get()
     key, token = api_key_create(project=project, name="Found in a ticket", created_by=user)
-    sign_in(page, "own@example.com")
-    page.goto(f"/projects/{project.slug}/alerts/")
+    sign_in(page, "own@example.com", at=f"/projects/{project.slug}/alerts/")
 
     page.get_by_role("button", name="Look it up").click()
     # Beside the field, and said once by the live region (which repeats its text).

@@ -113,8 +113,7 @@ def test_a_form_refused_by_a_page_load_puts_focus_on_its_first_field_in_error(
 ):
     user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
     project = Project.objects.for_user(user).get()
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/members/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/members/")
     page.get_by_label("Email").focus()
     page.keyboard.type("not an address")
     page.keyboard.press("Enter")  # a plain form: the whole page comes back, with the error
@@ -131,8 +130,7 @@ def test_the_outcome_of_a_plain_form_is_said_once_its_page_has_loaded(
 ):
     user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
     project = Project.objects.for_user(user).get()
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/members/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/members/")
     page.add_init_script(SAID_AFTER_LOAD)
     page.get_by_label("Email").focus()
     page.keyboard.type("bo@example.com")
@@ -152,8 +150,7 @@ def test_revoking_a_key_says_it_is_revoked_without_a_second_voice_over_it(
     user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
     project = Project.objects.for_user(user).get()
     api_key_create(project=project, name="Old", created_by=user)
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/api-keys/")
     page.get_by_role("link", name="Revoke Old").focus()
     page.keyboard.press("Enter")
     expect(page.locator("dialog.panel-dialog")).to_be_visible()
@@ -182,8 +179,7 @@ def test_acknowledging_an_alert_is_said_by_its_message_not_drowned_by_the_reload
     now = timezone.now()
     usage_write([usage_call(now, key=key, status=401, error_code="expired_api_key")])
     detect(now=now + timedelta(minutes=1))
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/alerts/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/alerts/")
     page.get_by_role("button", name="Acknowledge").first.focus()
     page.keyboard.press("Enter")
 
@@ -200,8 +196,7 @@ def test_a_panel_dialog_is_described_by_what_it_warns_of(page: Page, live_server
     user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
     project = Project.objects.for_user(user).get()
     api_key_create(project=project, name="Busy", created_by=user)
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/api-keys/")
     page.get_by_role("link", name="Suspend Busy").focus()
     page.keyboard.press("Enter")
     # Focus goes to the Reason field: a screen reader says the dialog's name and

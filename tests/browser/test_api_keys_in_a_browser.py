@@ -25,8 +25,9 @@ def call_invoke(base_url: str, token: str) -> tuple[int, dict, str]:
         return error.code, json.load(error), error.headers["X-Request-Id"]
 
 
-def sign_in(page: Page, email: str) -> None:
-    """Signed in as `email`, on the home page where the sign-in form leaves a person.
+def sign_in(page: Page, email: str, *, at: str = "/") -> None:
+    """Signed in as `email`, on the home page where the sign-in form leaves a person, or
+    on the page `at` (a test going on elsewhere at once need not wait for the home page).
 
     The form's own view signs in, sent its fields by the context's request client, which
     shares the page's cookies: the same session, audit event and recorded session (this
@@ -45,7 +46,7 @@ def sign_in(page: Page, email: str) -> None:
     assert (answer.status, answer.headers.get("location")) == (302, "/"), (
         f"signing in as {email} answered {answer.status} {answer.headers.get('location')}"
     )
-    page.goto("/")
+    page.goto(at)
 
 
 def sign_in_by_form(page: Page, email: str) -> None:
@@ -110,8 +111,7 @@ def test_suspend_a_key_with_a_reason_then_resume_it(page: Page, live_server, tra
     user = user_sign_up(email="lee@example.com", password=PASSWORD, name="Lee", verified=True)
     project = Project.objects.for_user(user).get()
     _, token = api_key_create(project=project, name="Production", created_by=user)
-    sign_in(page, "lee@example.com")
-    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    sign_in(page, "lee@example.com", at=f"/projects/{project.slug}/settings/api-keys/")
 
     page.get_by_role("link", name="Suspend Production").click()
     page.get_by_role("button", name="Suspend “Production”").click()
@@ -145,8 +145,7 @@ def test_roll_a_key_with_an_overlap_then_stop_the_old_secret(
     user = user_sign_up(email="ro@example.com", password=PASSWORD, name="Ro", verified=True)
     project = Project.objects.for_user(user).get()
     _, old = api_key_create(project=project, name="Production", created_by=user)
-    sign_in(page, "ro@example.com")
-    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    sign_in(page, "ro@example.com", at=f"/projects/{project.slug}/settings/api-keys/")
 
     page.get_by_role("link", name="Roll Production").click()
     page.get_by_label("For 1 hour").check()
@@ -188,8 +187,7 @@ def test_a_revoke_asks_first_and_cancel_or_escape_changes_nothing(
     project = Project.objects.for_user(user).get()
     key, _ = api_key_create(project=project, name="Web", created_by=user)
     token, _ = client_token_create(project=project, context={"user": "u1"}, api_key=key)
-    sign_in(page, "ola@example.com")
-    page.goto(f"/projects/{project.slug}/settings/client-tokens/")
+    sign_in(page, "ola@example.com", at=f"/projects/{project.slug}/settings/client-tokens/")
     revoke = page.get_by_role("button", name=f"Revoke {token.public_id}")
 
     revoke.click()

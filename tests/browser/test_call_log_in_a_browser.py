@@ -30,8 +30,9 @@ def test_the_leaks_network_oldest_first_then_forward(
         for i in range(60)
     ]
     usage_write(calls)
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/api-keys/{key.pk}/usage/")
+    sign_in(
+        page, "kim@example.com", at=f"/projects/{project.slug}/settings/api-keys/{key.pk}/usage/"
+    )
 
     field = page.get_by_role("textbox", name="IP address or network")
     field.fill("45.83.64.17/24")

@@ -27,8 +27,7 @@ def test_shift_tab_up_a_long_key_list_never_hides_focus_under_the_top_bar(
     for n in range(20):
         api_key_create(project=project, name=f"Key {n:02d}", created_by=user)
     page.set_viewport_size({"width": 1280, "height": 600})
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/api-keys/")
     page.get_by_role("link", name="Revoke Key 00").focus()
 
     hidden = []

@@ -39,8 +39,7 @@ def test_rename_and_revoke_from_the_fifteenth_row_by_keyboard(
     project = Project.objects.for_user(user).get()
     for n in range(18):
         api_key_create(project=project, name=f"Key {n:02d}", created_by=user)
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/api-keys/")
     rows = page.locator("#key-table tbody tr")
     expect(rows).to_have_count(18)
     row = rows.nth(14)
@@ -94,8 +93,7 @@ def test_at_360_pixels_a_new_key_is_shown_whole_and_in_view(
     for n in range(12):
         api_key_create(project=project, name=f"Key {n:02d}", created_by=user)
     page.set_viewport_size({"width": 360, "height": 740})
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/api-keys/")
     page.get_by_role("link", name="Create API key").click()
     expect(page.locator("dialog.panel-dialog")).to_be_visible()
     page.keyboard.type("Phone key")  # focus is in the name field already
@@ -119,8 +117,7 @@ def test_create_copy_and_revoke_by_keyboard_alone(page: Page, live_server, trans
     for n in range(18):
         api_key_create(project=project, name=f"Key {n:02d}", created_by=user)
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/api-keys/")
 
     page.get_by_role("link", name="Create API key").focus()
     page.keyboard.press("Enter")
@@ -176,8 +173,7 @@ def test_after_suspending_the_fifteenth_row_focus_is_on_its_resume_button(
     project = Project.objects.for_user(user).get()
     for n in range(18):
         api_key_create(project=project, name=f"Key {n:02d}", created_by=user)
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/api-keys/")
     name = page.locator("#key-table tbody tr").nth(14).locator("strong").first.inner_text()
 
     page.get_by_role("link", name=f"Suspend {name}").focus()
@@ -202,8 +198,7 @@ def test_after_resuming_the_fifteenth_row_focus_is_on_its_suspend_link(
     for n in range(18):
         key, _ = api_key_create(project=project, name=f"Key {n:02d}", created_by=user)
         key.suspend(by=user, reason="Paused")
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/api-keys/")
     name = page.locator("#key-table tbody tr").nth(14).locator("strong").first.inner_text()
 
     page.get_by_role("button", name=f"Resume {name}").focus()

@@ -117,8 +117,7 @@ def test_a_long_client_token_context_and_the_key_search_hint_stay_readable(
     key, _ = api_key_create(project=project, name="Production", created_by=user)
     context = {"user": "user-1", "plan": "enterprise-with-a-very-long-plan-name"}
     client_token_create(project=project, context=context, api_key=key)
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/client-tokens/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/client-tokens/")
     box = page.locator("code.context-summary").bounding_box()
     assert box is not None and box["width"] >= 150
 

@@ -21,8 +21,7 @@ def test_an_owner_searches_pages_and_changes_a_role_without_losing_their_place(
     project = Project.objects.for_user(owner).get()
     users = User.objects.bulk_create(User(email=f"m{n:02}@example.com") for n in range(60))
     Membership.objects.bulk_create(Membership(project=project, user=u) for u in users)
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/members/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/members/")
     rows = page.locator("#member-list tbody tr[id^='member-']")
     expect(rows).to_have_count(50)
     expect(rows.first).to_contain_text("Kim")  # their own row, with Leave, first
@@ -82,8 +81,7 @@ def test_an_action_far_down_the_list_comes_back_to_its_row_not_the_top(
     project = Project.objects.for_user(owner).get()
     users = User.objects.bulk_create(User(email=f"m{n:02}@example.com") for n in range(60))
     Membership.objects.bulk_create(Membership(project=project, user=u) for u in users)
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/members/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/members/")
 
     m40 = member_row(page, "m40@example.com")
     m40.get_by_label("Role of m40@example.com").select_option("owner")

@@ -37,8 +37,7 @@ def test_a_long_client_token_context_opens_whole_by_keyboard(
     stored = ClientToken.objects.get().context
     whole = json.dumps(stored, separators=(", ", ": "))
     assert len(whole) > 60  # longer than the table shows
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/client-tokens/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/client-tokens/")
     expect(page.get_by_text(whole, exact=True)).not_to_be_visible()
 
     for _ in range(40):
@@ -70,8 +69,7 @@ def test_a_keys_exact_created_and_last_used_times_open_by_keyboard(
     key, _ = api_key_create(project=project, name="Backend", created_by=user)
     used = timezone.now() - timedelta(minutes=5)
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=used)
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/api-keys/")
 
     for label, moment in (("Created", key.created_at), ("Last used", used)):
         cell = f"#key-table td[data-label='{label}']"
@@ -90,8 +88,9 @@ def test_a_cut_user_agent_in_the_call_log_opens_whole_by_keyboard(
     key, _ = api_key_create(project=project, name="Backend", created_by=user)
     agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131"
     usage_write([usage_call(timezone.now() - timedelta(minutes=1), key=key, user_agent=agent)])
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/api-keys/{key.pk}/usage/")
+    sign_in(
+        page, "kim@example.com", at=f"/projects/{project.slug}/settings/api-keys/{key.pk}/usage/"
+    )
     whole = page.get_by_text(agent, exact=True)
     expect(whole).not_to_be_visible()
     open_in_cell_by_keyboard(page, "td.client .ua")
@@ -104,8 +103,7 @@ def test_a_personal_tokens_networks_open_by_keyboard(page: Page, live_server, tr
     PersonalAccessToken.objects.filter(pk=pat.pk).update(
         allowed_networks=["198.51.100.0/24", "2001:db8::/32"]
     )
-    sign_in(page, "kim@example.com")
-    page.goto("/account/tokens/")
+    sign_in(page, "kim@example.com", at="/account/tokens/")
     networks = page.get_by_text("198.51.100.0/24, 2001:db8::/32")
     expect(networks).not_to_be_visible()
     open_in_cell_by_keyboard(page, "td[data-label='Token']")
@@ -119,8 +117,7 @@ def test_a_keys_allowed_networks_open_by_keyboard_and_lead_to_their_form(
     project = Project.objects.for_user(user).get()
     key, _ = api_key_create(project=project, name="Backend", created_by=user)
     ApiKey.objects.filter(pk=key.pk).update(allowed_networks=["198.51.100.0/24", "2001:db8::/32"])
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/api-keys/")
     cell = "#key-table td[data-label='Key']"
     networks = page.locator(cell).get_by_text("198.51.100.0/24, 2001:db8::/32")
     expect(networks).not_to_be_visible()
@@ -236,8 +233,7 @@ def test_a_short_request_path_is_not_a_control(page: Page, live_server, transact
     project = Project.objects.for_user(user).get()
     key, _ = api_key_create(project=project, name="Backend", created_by=user)
     usage_write([usage_call(timezone.now(), key=key, path="/v1/projects/current")])
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/usage/calls/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/usage/calls/")
     expect(page.locator("td.request").first).to_contain_text("/v1/projects/current")
     expect(page.locator("td.request summary")).to_have_count(0)
 
@@ -267,8 +263,7 @@ def test_what_a_keys_badges_mean_opens_by_keyboard(page: Page, live_server, tran
     api_key_create(project=project, name="Lou's deploys", created_by=leaver)
     membership_remove(membership=membership, by=owner)
     project_set_key_policy(project=project, max_key_days=90, max_pat_days=None, by=owner)
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/api-keys/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/api-keys/")
 
     for cell, badge, meaning in (
         ("td[data-label='Created']", "creator left", "Lou is no longer a member of this project"),
@@ -296,8 +291,7 @@ def test_what_an_endpoints_creator_left_badge_means_opens_by_keyboard(
         min_severity="low",
     )
     membership_remove(membership=membership, by=owner)
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/webhooks/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/webhooks/")
     explanation = page.get_by_text("Lee is no longer a member of this project")
     expect(explanation).not_to_be_visible()
     open_badge_by_keyboard(page, "td[data-label='Endpoint']", "creator left")
@@ -316,8 +310,7 @@ def test_what_an_endpoints_port_badge_means_opens_by_keyboard(
         format="generic",
         min_severity="low",
     )
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/webhooks/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/settings/webhooks/")
     explanation = page.get_by_text("Alerts still go to this endpoint on port 9000")
     expect(explanation).not_to_be_visible()
     open_badge_by_keyboard(page, "td[data-label='Endpoint']", "port 9000")
@@ -329,8 +322,7 @@ def test_what_a_personal_tokens_keys_badge_means_opens_by_keyboard(
 ):
     user = user_sign_up(email="kim@example.com", password=PASSWORD, name="Kim", verified=True)
     personal_token_create(user=user, name="CI", permissions=[*ALL_PERMISSIONS, "keys"])
-    sign_in(page, "kim@example.com")
-    page.goto("/account/tokens/")
+    sign_in(page, "kim@example.com", at="/account/tokens/")
     explanation = page.get_by_text("May manage the API keys of the projects it reaches")
     expect(explanation).not_to_be_visible()
     open_badge_by_keyboard(page, "td[data-label='Reaches']", "keys")

@@ -39,8 +39,7 @@ def test_at_320_pixels_every_project_tab_is_shown_whole(page: Page, live_server,
     usage_write([usage_call(now, key=key, status=401, error_code="expired_api_key")])
     detect(now=now + timedelta(minutes=1))  # an alert: the Alerts tab carries its count
     page.set_viewport_size({"width": 320, "height": 640})
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/alerts/")
+    sign_in(page, "kim@example.com", at=f"/projects/{project.slug}/alerts/")
     assert cut_off_tabs(page) == []
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0

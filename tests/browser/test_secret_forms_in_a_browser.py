@@ -72,8 +72,9 @@ def on_a_webhooks_page(page: Page, live_server, transactional_db) -> None:
         min_severity="low",
         created_by=user,
     )
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/webhooks/{endpoint.pk}/")
+    sign_in(
+        page, "kim@example.com", at=f"/projects/{project.slug}/settings/webhooks/{endpoint.pk}/"
+    )
 
 
 @pytest.mark.usefixtures("on_a_webhooks_page")

@@ -33,8 +33,9 @@ def test_a_name_holding_a_pdi_and_an_override_reverses_nothing_after_it(
     project = Project.objects.for_user(user).get()
     key, _ = api_key_create(project=project, name="Prod", created_by=user)
     ApiKey.objects.filter(pk=key.pk).update(name="Prod\u2069\u202edorp")
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/api-keys/{key.pk}/roll/")
+    sign_in(
+        page, "kim@example.com", at=f"/projects/{project.slug}/settings/api-keys/{key.pk}/roll/"
+    )
     shown = page.evaluate(_VISUAL, "#roll-title")
     assert shown.startswith("Roll “"), shown
     assert shown.endswith(f"” {key.hint}"), shown

@@ -116,8 +116,7 @@ def test_the_first_setup_step_reads_as_one_sentence_above_its_qr_code(page: Page
     "…Google Authenticator," and "Authy…)." were split around it, and on a desktop the
     sentence hung at the code's bottom edge."""
     user_sign_up(email="ines@example.com", password=PASSWORD, name="Ines", verified=True)
-    sign_in(page, "ines@example.com")
-    page.goto("/account/security/")
+    sign_in(page, "ines@example.com", at="/account/security/")
     page.get_by_role("button", name="Set up an authenticator app").click()
     for width in (1280, 390):
         page.set_viewport_size({"width": width, "height": 900})

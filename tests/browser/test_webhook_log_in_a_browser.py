@@ -38,8 +38,9 @@ def _an_owners_endpoint() -> tuple[User, Project, WebhookEndpoint]:
 
 def _open_the_log(page: Page, project: Project, endpoint: WebhookEndpoint) -> None:
     """Signed in, on the endpoint's page, its log reloading itself."""
-    sign_in(page, "kim@example.com")
-    page.goto(f"/projects/{project.slug}/settings/webhooks/{endpoint.pk}/")
+    sign_in(
+        page, "kim@example.com", at=f"/projects/{project.slug}/settings/webhooks/{endpoint.pk}/"
+    )
     expect(page.locator("#deliveries[data-quiet-refresh]")).to_have_count(1)
 
 
