@@ -8,7 +8,7 @@ from playwright.sync_api import Page
 from accounts.models import Project
 from accounts.services import user_sign_up
 from apikeys.services import api_key_create
-from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.browser.signing_in import sign_in
 from tests.conftest import PASSWORD
 
 

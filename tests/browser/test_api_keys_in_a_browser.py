@@ -2,12 +2,12 @@ import json
 import urllib.error
 import urllib.request
 
-from django.conf import settings
 from playwright.sync_api import Page, expect
 
 from accounts.models import Project
 from accounts.services import user_sign_up
 from apikeys.services import api_key_create
+from tests.browser.signing_in import sign_in
 from tests.conftest import PASSWORD
 
 
@@ -23,37 +23,6 @@ def call_invoke(base_url: str, token: str) -> tuple[int, dict, str]:
             return response.status, json.load(response), response.headers["X-Request-Id"]
     except urllib.error.HTTPError as error:
         return error.code, json.load(error), error.headers["X-Request-Id"]
-
-
-def sign_in(page: Page, email: str, *, at: str = "/") -> None:
-    """Signed in as `email`, on the home page where the sign-in form leaves a person, or
-    on the page `at` (a test going on elsewhere at once need not wait for the home page).
-
-    The form's own view signs in, sent its fields by the context's request client, which
-    shares the page's cookies: the same session, audit event and recorded session (this
-    browser's user agent and address) as a click on Sign in, without loading the form's
-    page and its scripts, filling two fields and loading the page after it (some 0.6 s of
-    a test's 1-3 s). Tests of signing in itself use sign_in_by_form."""
-    page.request.get("/account/login/")
-    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
-    csrf = cookies[settings.CSRF_COOKIE_NAME]
-    answer = page.request.post(
-        "/account/login/",
-        form={"username": email, "password": PASSWORD, "csrfmiddlewaretoken": csrf},
-        max_redirects=0,
-    )
-    # A refused password answers 200 with the form again; a second factor sends elsewhere.
-    assert (answer.status, answer.headers.get("location")) == (302, "/"), (
-        f"signing in as {email} answered {answer.status} {answer.headers.get('location')}"
-    )
-    page.goto(at)
-
-
-def sign_in_by_form(page: Page, email: str) -> None:
-    page.goto("/account/login/")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_a_key_from_creation_to_revocation(page: Page, live_server, transactional_db):

@@ -10,7 +10,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from accounts.models import Membership, Project, User
 from accounts.services import user_sign_up
-from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.browser.signing_in import sign_in
 from tests.conftest import PASSWORD
 
 

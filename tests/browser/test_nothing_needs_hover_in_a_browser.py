@@ -19,7 +19,7 @@ from accounts.services import (
 )
 from apikeys.models import ALL_PERMISSIONS, ApiKey, ClientToken, PersonalAccessToken
 from apikeys.services import api_key_create, client_token_create, personal_token_create
-from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.browser.signing_in import sign_in
 from tests.conftest import PASSWORD, usage_call
 from usage.writer import usage_write
 from webhooks.services import webhook_create

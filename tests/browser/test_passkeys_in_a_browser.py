@@ -10,8 +10,8 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Passkey, Project
 from audit.models import AuditEvent
+from tests.browser.signing_in import sign_in, sign_in_by_form
 from tests.browser.test_accessibility import SIZES, small_targets, violations
-from tests.browser.test_api_keys_in_a_browser import sign_in, sign_in_by_form
 from tests.conftest import PASSWORD
 
 

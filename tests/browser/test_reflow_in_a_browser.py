@@ -13,7 +13,7 @@ from accounts.models import Project
 from accounts.services import user_sign_up
 from alerts.detection import detect
 from apikeys.services import api_key_create
-from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.browser.signing_in import sign_in
 from tests.conftest import PASSWORD, keys_at_their_widest, usage_call
 from usage.writer import usage_write
 

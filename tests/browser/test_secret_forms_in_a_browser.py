@@ -9,7 +9,7 @@ from playwright.sync_api import Page, Request, Route, expect
 
 from accounts.models import Project
 from accounts.services import user_sign_up
-from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.browser.signing_in import sign_in
 from tests.conftest import PASSWORD
 from webhooks.models import WebhookEndpoint
 from webhooks.services import webhook_create

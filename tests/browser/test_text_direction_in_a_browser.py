@@ -12,7 +12,7 @@ from accounts.models import Project
 from accounts.services import user_sign_up
 from apikeys.models import ApiKey
 from apikeys.services import api_key_create
-from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.browser.signing_in import sign_in
 from tests.conftest import PASSWORD
 
 # The characters of an element's text, in the order they stand on the screen (left to

@@ -8,7 +8,7 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Project, User
 from accounts.services import user_sign_up
-from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.browser.signing_in import sign_in
 from tests.browser.test_focus_after_updates import focus_of
 from tests.conftest import PASSWORD
 from webhooks.models import WebhookDelivery, WebhookEndpoint

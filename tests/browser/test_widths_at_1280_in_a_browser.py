@@ -22,7 +22,7 @@ from apikeys.services import (
     client_token_create,
     personal_token_create,
 )
-from tests.browser.test_api_keys_in_a_browser import sign_in
+from tests.browser.signing_in import sign_in
 from tests.conftest import PASSWORD, keys_at_their_widest, usage_call
 from usage.writer import usage_write
 
