@@ -4,7 +4,8 @@ read by whoever writes such a record. Outside a request (a scheduled job) there 
 
 Kept as a call's is kept in the usage log, at most 255 characters; and since the trail is
 shown to every member and exported, a token pasted into the header (curl -A, a script's
-mistake) is cut and control characters are percent-escaped, as in the logs (core.redact).
+mistake), plainly or percent-escaped, is cut and control characters are percent-escaped,
+as in the logs (core.redact).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from contextvars import ContextVar
 
 from django.http import HttpRequest, HttpResponseBase
 
-from core.redact import controls_escaped, redact_tokens
+from core.redact import controls_escaped, redact_tokens_escaped
 
 USER_AGENT_MAX = 255
 # Read this much before the cut: a token that starts within the kept part ends within it,
@@ -25,8 +26,9 @@ _current: ContextVar[str] = ContextVar("user_agent", default="")
 
 
 def user_agent_kept(raw: str) -> str:
-    """`raw` as a record keeps it: tokens cut, controls escaped, at most USER_AGENT_MAX."""
-    return controls_escaped(redact_tokens(raw[:_READ]))[:USER_AGENT_MAX]
+    """`raw` as a record keeps it: tokens cut (percent-escaped ones too, as the usage log
+    cuts them), controls escaped, at most USER_AGENT_MAX."""
+    return controls_escaped(redact_tokens_escaped(raw[:_READ]))[:USER_AGENT_MAX]
 
 
 def current_user_agent() -> str:

@@ -60,6 +60,21 @@ def test_a_hostile_user_agent_is_cut_escaped_and_its_token_removed(
     assert TOKEN not in page.content.decode()
 
 
+def test_a_percent_escaped_token_in_the_user_agent_is_removed_too(
+    signed_in: Client, project: Project, make_key: Any
+) -> None:
+    """As the usage log cuts it: "reminix%5Fsk%5F…" is a working token to whoever decodes
+    it, and the trail is shown to every member and exported."""
+    for number, sent in enumerate((TOKEN.replace("_", "%5F"), TOKEN.replace("_", "%255F"))):
+        key, _ = make_key(project, name=f"Leaked {number}")
+        signed_in.post(
+            reverse("apikeys:api_key_revoke", args=[project.slug, key.pk]),
+            headers={"user-agent": f"scanner/1 {sent}"},
+        )
+        kept = AuditEvent.objects.filter(action="api_key.revoked").latest("pk").user_agent
+        assert "A" * 12 not in kept and kept.startswith("scanner/1 reminix_sk_"), kept
+
+
 def test_an_event_outside_a_request_has_no_user_agent(user: User, project: Project) -> None:
     event = audit_record(action="project.renamed", actor=user, project=project)
     assert event.user_agent == ""
