@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
 
 from axes.handlers.database import AxesDatabaseHandler
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils.crypto import salted_hmac
 
 from core.client_ip import client_ip
 from core.networks import address_block
+from core.redact import controls_escaped, may_hold_token, redact_tokens_escaped
+
+if TYPE_CHECKING:
+    from django.http.request import _ImmutableQueryDict
 
 
 def lockout_username(request: HttpRequest, credentials: dict[str, Any] | None) -> str:
@@ -75,33 +81,71 @@ def locked_out(
     return response
 
 
-# What django-axes copies from the request's headers into its text columns.
-_KEPT_FROM_HEADERS = ("axes_user_agent", "axes_http_accept", "axes_path_info")
+# What django-axes copies from the request's headers into its text columns, with their
+# columns' lengths (axes cuts each to its column before this sees it).
+_KEPT_FROM_HEADERS = (("axes_user_agent", 255), ("axes_http_accept", 1025), ("axes_path_info", 255))
 
 
 class StoredTextAxesHandler(AxesDatabaseHandler):
-    """django-axes' own handler, with NUL taken out of the User-Agent, Accept and path it
-    keeps for each sign-in and failure: PostgreSQL refuses NUL in text, and one in a
-    header made signing in a 500. Django's own server passes such a header on (gunicorn
-    refuses it before Django sees it)."""
+    """django-axes' own handler, keeping what it stores of a sign-in failure as the usage
+    log and the audit trail keep a request's text: its User-Agent, Accept and path, and the
+    query string and form fields it copies (its `get_data`, `post_data`), with tokens cut,
+    plain or percent-escaped (core.redact), and control characters escaped. The table keeps
+    a failure for the cool-off and the Django admin shows it: a token pasted into a header
+    (`curl -A`), a link's query or a field a client added was kept whole. And PostgreSQL
+    refuses NUL in text: one in a header made signing in a 500 (Django's own server passes
+    such a header on; gunicorn refuses it before Django sees it)."""
 
     def user_login_failed(
         self, sender: Any, credentials: dict[str, Any], request: Any = None, **kwargs: Any
     ) -> None:
-        _without_nul(request)
-        super().user_login_failed(sender, credentials, request, **kwargs)
+        _kept_as_text(request)
+        with _query_and_fields_without_tokens(request):
+            super().user_login_failed(sender, credentials, request, **kwargs)
 
     def user_logged_in(self, sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-        _without_nul(request)
+        _kept_as_text(request)
         super().user_logged_in(sender, request, user, **kwargs)
 
     def user_logged_out(self, sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-        _without_nul(request)
+        _kept_as_text(request)
         super().user_logged_out(sender, request, user, **kwargs)
 
 
-def _without_nul(request: HttpRequest | None) -> None:
-    for name in _KEPT_FROM_HEADERS:
+def _kept_as_text(request: HttpRequest | None) -> None:
+    for name, longest in _KEPT_FROM_HEADERS:
         value = getattr(request, name, None)
-        if isinstance(value, str) and "\x00" in value:
-            setattr(request, name, value.replace("\x00", ""))
+        if isinstance(value, str):
+            setattr(request, name, controls_escaped(redact_tokens_escaped(value))[:longest])
+
+
+@contextmanager
+def _query_and_fields_without_tokens(request: HttpRequest | None) -> Iterator[None]:
+    """The request's query and form fields, while django-axes copies them, with any token
+    in a name or value cut (axes masks the password and AXES_SENSITIVE_PARAMETERS by name
+    alone). Nearly always nothing to cut, and the request is left as it came."""
+    if request is None:
+        yield
+        return
+    as_sent = request.GET, request.POST
+    cut = _without_tokens(request.GET), _without_tokens(request.POST)
+    if cut == (None, None):
+        yield
+        return
+    request.GET, request.POST = cut[0] or as_sent[0], cut[1] or as_sent[1]
+    try:
+        yield
+    finally:
+        request.GET, request.POST = as_sent
+
+
+def _without_tokens(query: QueryDict) -> _ImmutableQueryDict | None:
+    """A copy of `query` with tokens cut from its names and values, as immutable as the
+    request's own; None if none holds one."""
+    if not any(may_hold_token(text) for name, values in query.lists() for text in (name, *values)):
+        return None
+    copy = QueryDict(mutable=True)
+    for name, values in query.lists():
+        copy.setlist(redact_tokens_escaped(name), [redact_tokens_escaped(v) for v in values])
+    copy._mutable = False
+    return cast("_ImmutableQueryDict", copy)

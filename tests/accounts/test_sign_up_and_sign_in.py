@@ -634,6 +634,41 @@ def test_a_password_typed_into_the_email_box_is_not_kept_by_the_lockout_count(cl
             assert PASSWORD.lower()[:8] not in field.lower()
 
 
+def test_a_token_sent_with_a_failed_sign_in_is_not_kept_by_the_lockout_count(client, user, api_key):
+    """django-axes keeps each failure's User-Agent, Accept, query string and form fields in
+    its table for the cool-off, and the Django admin would show them: a token pasted there
+    (a script's `curl -A`, a link's query, a field a client added), plainly or
+    percent-escaped, is cut as the usage log and the audit trail cut it."""
+    from axes.models import AccessAttempt
+
+    _, secret = api_key
+    random_part = secret[len("reminix_sk_") :]
+    escaped = secret.replace("_", "%5F")
+    for user_agent, accept, query, field in (
+        (f"curl/8 {secret}", "text/html", f"q={secret}", secret),
+        (f"curl/8 {escaped}", f"text/{escaped}", f"q={escaped}", escaped),
+        (f"curl/8\n{secret}", f"*/*;{secret}", f"next=/&{secret}=1", f"a\x00{secret}"),
+    ):
+        answer = client.post(
+            f"{LOGIN}?{query}",
+            {"username": user.email, "password": "wrong", "extra": field},
+            headers={"User-Agent": user_agent, "Accept": accept},
+        )
+        assert answer.status_code == 200
+    kept = list(
+        AccessAttempt.objects.values_list(
+            "user_agent", "http_accept", "path_info", "get_data", "post_data"
+        )
+    )
+    # Each failure is still counted; the first two's user agents are one once cut.
+    assert sorted(AccessAttempt.objects.values_list("failures_since_start", flat=True)) == [1, 2]
+    for fields in kept:
+        for field in fields:
+            assert random_part not in field and random_part[:12] not in field, field
+    assert AccessAttempt.objects.get(user_agent="curl/8 reminix_sk_[redacted]")
+    assert AccessAttempt.objects.get(user_agent="curl/8%0Areminix_sk_[redacted]")
+
+
 def test_sign_ins_and_outs_are_kept_once_in_the_audit_log_not_in_axes_access_log(client, user):
     """Each sign-in and sign-out is the person's audit event, with its address and user
     agent, which the security page and the members' last sign-ins read. django-axes kept a
