@@ -88,7 +88,8 @@ class Flag(models.Model):
     dedupe_key = models.CharField(max_length=200)
     summary = models.CharField(max_length=300)
     evidence = models.JSONField(default=dict)
-    occurrences = models.PositiveIntegerField(default=1)
+    # 64-bit: an open alert adds every run's findings until acknowledged, for years maybe.
+    occurrences = models.PositiveBigIntegerField(default=1)
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
     # When it was raised at its severity (a new-network alert turned high is raised anew):

@@ -185,7 +185,8 @@ class WebhookDelivery(models.Model):
     event_type = models.CharField(max_length=32, choices=EventType.choices)
     payload = models.JSONField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    # Not a small integer: each Retry now of a delivery that gave up adds one, with no end.
+    attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)

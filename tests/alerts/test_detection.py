@@ -106,6 +106,23 @@ def test_a_revoked_key_still_tried_raises_one_high_flag_and_emails_owners_once(k
     assert len(mail.outbox) == 1  # the same key within the hour: no second email
 
 
+def test_an_open_alert_keeps_counting_past_a_32_bit_integer(key, user):
+    """An alert stays open, adding each run's occurrences, until someone acknowledges it:
+    a key refused for years (or a flood of refused calls) takes it past 2**31, where a
+    32-bit count stopped its updates (the flag's write failed and was skipped)."""
+    usage_write(steady(key, days=2))
+    key.revoke(by=None)
+    refused = {"status": 401, "error_code": "expired_api_key", "ip": "192.0.2.66"}
+    usage_write([call(key, NOW - timedelta(minutes=5), **refused)])
+    [flag] = run()
+    Flag.objects.filter(pk=flag.pk).update(occurrences=2**31 - 1)
+    usage_write([call(key, NOW - timedelta(minutes=m), **refused) for m in (2, 1)])
+    [flag] = run()
+    assert flag.occurrences == 2**31 + 1
+    flag.refresh_from_db()
+    assert flag.occurrences == 2**31 + 1
+
+
 def test_a_second_high_alert_of_a_key_within_the_hour_is_emailed_once_the_hour_is_over(key, user):
     """One email per key an hour, so that a busy incident is not a flood; but an alert of
     another kind raised in that hour (the key refused outside its networks, then tried

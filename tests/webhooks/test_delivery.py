@@ -385,6 +385,24 @@ def test_retry_now_gives_a_delivery_that_gave_up_one_more_attempt(
     assert delivery.next_attempt_at is None and len(receiver.requests) == 1
 
 
+def test_a_delivery_retried_past_a_small_integers_attempts_is_still_recorded(
+    receiver, project, user, make_endpoint
+):
+    """Each Retry now of a delivery that gave up adds an attempt, with no end: attempts
+    were a small integer, and the 32,768th failed the run's write on PostgreSQL."""
+    endpoint, _ = make_endpoint(project, receiver.url())
+    receiver.status = 500
+    delivery = webhook_send_test(endpoint=endpoint, by=user)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status="gave_up", attempts=2**15 - 1, next_attempt_at=None
+    )
+    assert delivery_retry_now(delivery=delivery) is True
+    deliver()
+    delivery.refresh_from_db()
+    assert delivery.status == "gave_up" and delivery.attempts == 2**15
+    assert len(receiver.requests) == 1
+
+
 def test_a_disabled_endpoint_gets_nothing(receiver, project, user, make_endpoint, make_flag):
     endpoint, _ = make_endpoint(project, receiver.url())
     webhook_disable(endpoint=endpoint, by=user)
