@@ -30,6 +30,7 @@ import atexit
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections import Counter, defaultdict
@@ -123,8 +124,8 @@ def write(records: list[Record]) -> WriteResult:
     for channel, batch in by_channel.items():
         sink = _sinks.get(channel)
         if sink is None:
-            logger.error("No writer for %d %r records; dropped", len(batch), channel)
-            _count_drops(channel, "no writer", len(batch))
+            logger.error("No writer for %d %r records; dropped", len(batch), channel[:40])
+            _count_drops(_as_counted(channel), "no writer", len(batch))
             result.dropped += len(batch)
             continue
         _Attempt(sink, channel, result).part(batch)
@@ -209,6 +210,20 @@ class _Attempt:
 
 
 # -- Counting what was dropped ----------------------------------------------------------------
+
+# A channel's name as a drop count keeps it (UsageDrop.channel, 40 characters): ours, or an
+# older or newer release's, are such names.
+_CHANNEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}", re.ASCII)
+
+
+def _as_counted(channel: str) -> str:
+    """A channel nobody writes, by the name its drops are counted under: its own where it
+    reads as a channel's (a release's that this one does not know), else "unknown". A
+    stream entry can name any text: counted under one the column refused (over 40
+    characters, a NUL), the count failed, was kept to be tried again after every later
+    batch, and failed again, an ERROR each time, for the life of the ingest."""
+    return channel if _CHANNEL_NAME.fullmatch(channel) else "unknown"
+
 
 _drops: Counter[tuple[str, str]] = Counter()
 _drops_lock = threading.Lock()

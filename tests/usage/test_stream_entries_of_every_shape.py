@@ -5,6 +5,7 @@ and the good calls around it are written and acknowledged."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from core import write_behind
 from core.write_behind import StreamIngest
 from tests.conftest import usage_call
 from tests.usage.test_write_behind import _timeout
-from usage.models import ProjectUsageDay, ProjectUsageHour, UsageHour, UsageRecord
+from usage.models import ProjectUsageDay, ProjectUsageHour, UsageDrop, UsageHour, UsageRecord
 
 LEAKED = "reminix_sk_" + "A1b2C3d4" * 5
 
@@ -224,3 +225,32 @@ def test_once_drains_past_a_whole_read_of_unreadable_entries(
     assert stats.dropped == 3
     (length,) = redis_store.round_trip(("XLEN", write_behind.stream_key()))
     assert length == 0
+
+
+@pytest.mark.parametrize(
+    "channel",
+    [
+        pytest.param("c" * 41, id="longer-than-the-drop-count-column"),
+        pytest.param("usage\x00", id="nul"),
+    ],
+)
+def test_a_record_of_an_unknown_channel_is_counted_once_and_not_retried_after_every_batch(
+    api_key, stream, redis_store, caplog, channel
+):
+    """A record for a channel nobody writes is dropped and counted (UsageDrop). Counted
+    under its name as given, a name the count's column refuses (over 40 characters; a NUL
+    on PostgreSQL) failed the count, which was kept to be tried again after every later
+    batch, for the life of the ingest: an ERROR and a failed INSERT each batch for each
+    such name, and each forged name one more."""
+    key, _ = api_key
+    stream(b"r", json.dumps([channel, {}]).encode())
+    StreamIngest(consumer="test").run(once=True)
+    stream(b"r", record(key, "req_later"))
+    caplog.clear()
+
+    StreamIngest(consumer="test").run(once=True)
+
+    assert UsageRecord.objects.filter(request_id="req_later").exists()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert write_behind.dropped_so_far() == {}
+    assert UsageDrop.objects.get().count == 1
