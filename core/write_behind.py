@@ -539,27 +539,33 @@ class StreamIngest:
             return 0
         records: list[Record] = []
         ids = []
+        # Said and counted once the batch is acknowledged: while the database is away the
+        # same entries are read again every second, and each read said and counted them
+        # again (an ERROR a second for each, through an outage of hours).
+        unreadable: list[partial[None]] = []
         for entry_id, fields in entries:
             ids.append(entry_id)
             try:
                 parts = _fields(fields, b"r")
             except (ValueError, KeyError):  # no record in it at all
-                self._unreadable(entry_id)
+                unreadable.append(partial(self._unreadable, entry_id))
                 continue
             if len(parts) > MAX_RECORDS_PER_ENTRY:
-                self._unreadable(entry_id, reason="too many records", count=len(parts))
+                unreadable.append(
+                    partial(self._unreadable, entry_id, reason="too many records", count=len(parts))
+                )
                 continue
             # Each record on its own: one unreadable costs only itself, not the others of
             # its call.
             for data in parts:
                 if len(data) > MAX_RECORD_BYTES:
-                    self._unreadable(entry_id, reason="too big")
+                    unreadable.append(partial(self._unreadable, entry_id, reason="too big"))
                     continue
                 try:
                     records.append(Record.decoded(data))
                 except (ValueError, TypeError, RecursionError):
                     # RecursionError: nested deeper than json can read.
-                    self._unreadable(entry_id)
+                    unreadable.append(partial(self._unreadable, entry_id))
         result = write(records)
         self.stats.batches += 1
         self.stats.written += result.written
@@ -573,6 +579,10 @@ class StreamIngest:
             time.sleep(1)
             return 0
         self.store.round_trip(("XACK", stream_key(), GROUP, *ids), ("XDEL", stream_key(), *ids))
+        for say in unreadable:
+            say()
+        if unreadable and result.written:  # (the database answers: counted where it shows)
+            _report_drops()
         self._outage.answered(time.monotonic())
         return result.written
 

@@ -9,6 +9,7 @@ import logging
 from datetime import datetime, timedelta
 
 import pytest
+from django.db import OperationalError
 from django.utils import timezone
 
 from core import write_behind
@@ -254,3 +255,33 @@ def test_a_record_of_an_unknown_channel_is_counted_once_and_not_retried_after_ev
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert write_behind.dropped_so_far() == {}
     assert UsageDrop.objects.get().count == 1
+
+
+def test_an_unreadable_record_is_said_and_counted_once_however_long_the_database_is_away(
+    api_key, stream, redis_store, caplog, monkeypatch
+):
+    """While the database is away nothing is acknowledged, and the ingest reads the same
+    entries again every second. The unreadable record among them was logged (an ERROR)
+    and counted as dropped at each of those reads: through an outage of an hour, 3,600
+    lines and a count of 3,600 for one record."""
+    key, _ = api_key
+    stream(b"r", b"\xff not json", b"r", record(key, "req_kept"))
+    real = write_behind._sinks["usage"]
+
+    def down(payloads):
+        raise OperationalError("the database is down")
+
+    monkeypatch.setitem(write_behind._sinks, "usage", down)
+    monkeypatch.setattr(write_behind.time, "sleep", lambda seconds: None)
+    ingest = StreamIngest(consumer="test")
+    ingest._create_group()
+    for _ in range(3):
+        assert ingest.step() == 0
+    monkeypatch.setitem(write_behind._sinks, "usage", real)
+    ingest.run(once=True)
+
+    assert UsageRecord.objects.filter(request_id="req_kept").exists()
+    assert ingest.stats.dropped == 1
+    unreadable = [r for r in caplog.records if "on the stream is unreadable" in r.getMessage()]
+    assert len(unreadable) == 1
+    assert UsageDrop.objects.get(channel="stream").count == 1
