@@ -14,7 +14,13 @@ from django.utils import timezone
 from accounts.models import Project
 from apikeys.models import ALL_PERMISSIONS, Permission
 from apikeys.scopes import CHAT, INVOKE, parse_agent_names
-from apikeys.services import LONGEST_LIFETIME, OutOfPolicy, expiry_checked, key_name_normal
+from apikeys.services import (
+    LONGEST_LIFETIME,
+    OutOfPolicy,
+    expiry_checked,
+    key_name_normal,
+    no_token_rest,
+)
 from apikeys.tokens import holds_token_rest
 from core.forms import NoTokenCharField
 from core.validators import no_secret, single_line, visible
@@ -42,7 +48,8 @@ def _parsed_lines(text: str, parse: Callable[[str], tuple[list[str], list[str]]]
 class ApiKeyNameField(NoTokenCharField):
     """A key's (or PAT's) name: one line of visible text, kept composed (NFC) as the
     services keep it (apikeys.services.key_name_normal), so that its length, and the check
-    that no working key has it, see what will be kept."""
+    that no working key has it, see what will be kept. A token's secret without its prefix
+    is refused (no_token_rest) and, as a whole token is, not shown back in the field."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
@@ -51,12 +58,17 @@ class ApiKeyNameField(NoTokenCharField):
             help_text="What or where the key is used, e.g. “Production” or “CI”.",
             widget=forms.TextInput(attrs={"autocomplete": "off", "placeholder": "Production"}),
             error_messages={"required": "Give the key a name, so you can tell keys apart."},
-            validators=[single_line, visible, no_secret],
+            validators=[single_line, visible, no_secret, no_token_rest],
             **kwargs,
         )
 
     def to_python(self, value: Any) -> str:
         return key_name_normal(super().to_python(value) or "")
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        if isinstance(data, str) and len(data) <= 10_000 and holds_token_rest(data):
+            return ""
+        return super().bound_data(data, initial)
 
     def clean(self, value: Any) -> str:
         value = super().clean(value)

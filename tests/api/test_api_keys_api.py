@@ -248,6 +248,17 @@ def test_an_agent_scope_holding_a_tokens_secret_without_its_prefix_is_refused(
     assert_ok(admin.post(path, {**body, "agents": ["a" * 36]}), 201)
 
 
+def test_a_name_holding_a_tokens_secret_without_its_prefix_is_refused(admin, project, make_key):
+    """As in an agent scope: a key so named sent a working secret out in every mail,
+    webhook and alert that names it (apikeys.services.no_token_rest)."""
+    _, secret = make_key(project, name="Production")
+    rest = secret.removeprefix("reminix_sk_")
+    answer = admin.post("/v1/api-keys", {"name": f"CI {rest}"})
+    error = assert_error(answer, 400, "invalid_field_value")
+    assert "token" in error["message"] and rest not in json.dumps(error), error
+    assert not ApiKey.objects.filter(name__contains=rest).exists()
+
+
 @pytest.mark.parametrize("field", ["agents", "agentActions", "allowedNetworks"])
 def test_an_empty_limit_is_refused_not_read_as_no_limit(admin, field):
     """[] was a key for every agent, both actions or any network: what a caller whose own

@@ -59,6 +59,43 @@ def test_a_pasted_token_is_refused_as_a_pat_name_by_the_services(user):
     assert not PersonalAccessToken.objects.filter(name__contains=secret[:20]).exists()
 
 
+def test_a_tokens_secret_without_its_prefix_is_refused_as_a_name(user, project, make_key):
+    """The 36 characters after a token's prefix are letters and digits, a name's shape: so
+    named, a key or PAT sent a working secret out in every mail, webhook and alert that
+    names it (the prefix is no secret). Known by their checksum, as in an agent scope."""
+    from apikeys.services import api_key_create, api_key_rename
+
+    _, secret = make_key(project, name="Production")
+    rest = secret.removeprefix("reminix_sk_")
+    for name in (rest, f"CI {rest}", f"{rest}-prod"):
+        with pytest.raises(ValidationError, match="looks like a Reminix token"):
+            personal_token_create(user=user, name=name)
+        with pytest.raises(ValidationError, match="looks like a Reminix token"):
+            api_key_create(project=project, name=name, created_by=user)
+    pat, _ = personal_token_create(user=user, name="CI")
+    key, _ = make_key(project, name="Staging")
+    with pytest.raises(ValidationError, match="looks like a Reminix token"):
+        personal_token_rename(personal_token=pat, name=rest, by=user)
+    with pytest.raises(ValidationError, match="looks like a Reminix token"):
+        api_key_rename(api_key=key, name=rest, by=user)
+    # A name of that shape that is no token's is a name.
+    personal_token_rename(personal_token=pat, name="a" * 36, by=user)
+    assert not PersonalAccessToken.objects.filter(name__contains=rest[:20]).exists()
+
+
+def test_a_tokens_secret_without_its_prefix_is_refused_beside_the_name_and_not_shown(
+    signed_in, project, make_key
+):
+    _, secret = make_key(project, name="Production")
+    rest = secret.removeprefix("reminix_sk_")
+    url = reverse("apikeys:api_key_create", args=[project.slug])
+    data = {"name": rest, "access": "full", "expiry": "never", "agent_use": "both"}
+    refused = signed_in.post(url, data, headers=HTMX)
+    html = refused.content.decode()
+    assert refused.status_code == 422 and 'id="id_name_error"' in html
+    assert "looks like a Reminix token" in html and rest not in html
+
+
 def test_a_pat_name_is_kept_composed_and_trimmed_as_a_key_name(user):
     pat, _ = personal_token_create(user=user, name="  Cafe\u0301 CLI  ")
     assert PersonalAccessToken.objects.get(pk=pat.pk).name == "Café CLI"
