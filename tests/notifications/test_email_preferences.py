@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import smtplib
 from datetime import timedelta
+from unittest.mock import Mock
 
 import pytest
 from django.core import mail
@@ -258,3 +259,22 @@ def test_a_reminder_that_reached_nobody_is_tried_again(project, user, monkeypatc
     assert ApiKey.objects.get(pk=key.pk).expiry_week_reminder_sent_at is None
     monkeypatch.undo()
     assert send_expiry_reminders().sent == 1
+
+
+def test_a_reminder_that_reached_nobody_is_said_in_a_line_without_a_traceback(
+    project, user, monkeypatch, caplog
+):
+    """Tried again every hour until the key expires (a mail server refusing an address for
+    a week): each recipient's failure is logged where it happens, and the reminder's job
+    added the whole traceback of NobodyReached each time, up to 168 a token. A fault of
+    ours (not the mail server's doing) keeps its traceback."""
+    monkeypatch.setattr(reminders, "send_mail", Mock(side_effect=OSError("down")))
+    expiring_key(project, user)
+    assert send_expiry_reminders().skipped == 1
+    [said] = [r for r in caplog.records if r.name == "apikeys.reminders"]
+    assert "reached nobody" in said.getMessage() and said.exc_info is None
+    caplog.clear()
+    monkeypatch.setattr(reminders, "expiry_email_recipients", Mock(side_effect=KeyError("ours")))
+    assert send_expiry_reminders().skipped == 1
+    [said] = [r for r in caplog.records if r.name == "apikeys.reminders"]
+    assert said.exc_info is not None and said.levelname == "ERROR"
