@@ -24,7 +24,7 @@ from apikeys.services import (
 )
 from apikeys.tokens import holds_token_rest
 from core.client_ip import client_ip
-from core.redact import holds_secret
+from core.redact import holds_secret_spaced
 
 MAX_CONTEXT_BYTES = 4096
 
@@ -79,7 +79,7 @@ def _context(body: dict[str, Any], field: str, *, required: bool) -> dict[str, A
         raise errors.invalid_field_value(
             field, f"is {size} bytes of JSON; the limit is {MAX_CONTEXT_BYTES}."
         )
-    if holds_secret(text) or any(map(holds_token_rest, _strings_joined(value))):
+    if holds_secret_spaced(text) or any(map(holds_token_rest, _strings_joined(value))):
         # Kept with the token, shown on the Client tokens page (context), to the browser
         # (GET /client/token) and to the agent (serverContext), whose answer the browser reads.
         raise errors.invalid_field_value(

@@ -20,7 +20,7 @@ from django.forms.renderers import TemplatesSetting
 from django.forms.utils import ErrorList
 
 from core.networks import WIDEST_FILTER_PREFIX, NetworkFilterError, filter_network
-from core.redact import holds_secret, redact_tokens
+from core.redact import holds_secret_spaced, redact_tokens
 
 DATETIME_INPUT = "%Y-%m-%dT%H:%M"
 MAX_ROW_ID = 2**63 - 1  # a bigint primary key
@@ -305,7 +305,7 @@ class NoTokenCharField(forms.CharField):
 
     def bound_data(self, data: Any, initial: Any) -> Any:
         # Past its length (no browser sends that: the input's maxlength), not shown back.
-        if isinstance(data, str) and (self._too_long(data) or holds_secret(data)):
+        if isinstance(data, str) and (self._too_long(data) or holds_secret_spaced(data)):
             return ""
         return super().bound_data(data, initial)
 
@@ -335,7 +335,11 @@ _SHOWN_BACK_AT_MOST = 10_000
 
 
 def _not_shown_back(value: object, *, at_most: int) -> bool:
-    return isinstance(value, str) and value != "" and (len(value) > at_most or holds_secret(value))
+    return (
+        isinstance(value, str)
+        and value != ""
+        and (len(value) > at_most or holds_secret_spaced(value))
+    )
 
 
 class NoSecretBoundField(BoundField):

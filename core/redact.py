@@ -228,6 +228,14 @@ _SPACED_PREFIX = r"\s*".join("reminix_") + r"\s*(?:s\s*k|c\s*t|p\s*a\s*t|i\s*n\s
 _SECRET_SPACED = re.compile(rf"({_SPACED_PREFIX})(?:\s*[0-9A-Za-z]){{12,36}}", re.IGNORECASE)
 
 
+def holds_secret_spaced(text: str) -> bool:
+    """As holds_secret, and a token with spaces inside it counts too (a copy's wrapping, a
+    no-break space, one typed after the prefix): whoever reads it takes them out, as the
+    filters read one (core.htmx._holds_token). For text that is kept and shown: a name, a
+    reason, a description, a client token's context."""
+    return holds_secret(text) or _found(_SECRET_SPACED, text)
+
+
 def redact_secrets_spaced(text: str) -> str:
     """As redact_secrets, and a token cut by spaces or line breaks goes whole too: for
     text that echoes what a person pasted (a command's error)."""

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils.encoding import punycode
 
 from core.mail import delivery_address
-from core.redact import holds_secret
+from core.redact import holds_secret_spaced
 
 # C0 controls (line breaks and tabs among them), DEL, C1 controls, and the Unicode line
 # and paragraph separators.
@@ -118,7 +118,7 @@ def visible(value: str) -> None:
 def no_secret(value: str) -> None:
     """A name holds no token: one pasted into it (the secret just shown, into the next
     field) would be kept in clear and shown to everyone who sees the name, and in mail."""
-    if holds_secret(value):
+    if holds_secret_spaced(value):
         raise ValidationError(
             "That looks like a Reminix token: a name is shown to everyone in the project "
             "and in emails, so it is not kept. If it is a real token, revoke it.",
@@ -130,7 +130,7 @@ def no_secret_in_reason(value: str) -> None:
     """A reason (a key's suspension) holds no token: "Leaked: reminix_sk_…" is what one
     would write, and the reason is kept in clear and shown to the team, in the audit log
     and over the API."""
-    if holds_secret(value):
+    if holds_secret_spaced(value):
         raise ValidationError(
             "That looks like a Reminix token: a reason is shown to everyone in the project, "
             "so it is not kept. Describe where it was found instead, and revoke it if it "

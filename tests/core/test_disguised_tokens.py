@@ -229,3 +229,68 @@ def unquote_all(text: str) -> str:
     from urllib.parse import unquote
 
     return as_read(unquote(unquote(text)))
+
+
+# A token with a space a copy put inside it (a chat's or a document's line wrapping, a
+# no-break space): whoever reads it takes the space out, as the filters do
+# (core.htmx._holds_token) and a command's error does (redact_secrets_spaced). Split
+# before its twelfth character, holds_secret saw no token in either piece.
+SPLITS = {
+    "a space inside the secret": TOKEN[:18] + " " + TOKEN[18:],
+    "a space after the prefix": TOKEN[:11] + " " + TOKEN[11:],
+    "no-break spaces every four": " ".join(TOKEN[n : n + 4] for n in range(0, 47, 4)).replace(
+        " ", "\u00a0"
+    ),
+}
+SPLIT = pytest.mark.parametrize("split", SPLITS.values(), ids=SPLITS.keys())
+
+
+@SPLIT
+def test_a_token_split_by_spaces_is_refused_as_a_name_or_reason(split):
+    with pytest.raises(ValidationError) as refused:
+        no_secret(f"Production {split}")
+    assert refused.value.code == "secret"
+    with pytest.raises(ValidationError):
+        no_secret_in_reason(f"Leaked in #42: {split}")
+
+
+@pytest.mark.parametrize("text", ["Production EU", "reminix_sk_AbCd…wxyz old", "sk 12 34"])
+def test_words_and_hints_with_spaces_are_no_secret(text):
+    no_secret(text)
+    no_secret_in_reason(text)
+
+
+@SPLIT
+def test_a_token_split_by_spaces_is_kept_by_no_field_of_the_api(admin, api, project, split):
+    from agents.models import Agent
+    from apikeys.models import ClientToken
+    from tests.api.assertions import assert_error
+
+    key = ApiKey.objects.get(project=project)
+    assert_error(admin.post("/v1/api-keys", {"name": f"CI {split}"}), 400, "invalid_field_value")
+    suspend = admin.post(f"/v1/api-keys/key_{key.pk}/suspend", {"reason": f"Leaked: {split}"})
+    assert_error(suspend, 400, "invalid_field_value")
+    deploy = api.send("PUT", "/v1/agents/support", {"description": f"with {split}"})
+    assert_error(deploy, 400, "invalid_field_value")
+    mint = api.post("/v1/client-tokens", {"context": {"note": f"from {split}"}})
+    assert_error(mint, 400, "invalid_field_value")
+    key.refresh_from_db()
+    assert key.suspended_at is None and ApiKey.objects.filter(project=project).count() == 1
+    assert not Agent.objects.filter(name="support").exists()
+    assert not ClientToken.objects.exists()
+
+
+def test_a_token_split_by_a_space_as_a_keys_name_is_refused_and_not_written_back(
+    signed_in, project
+):
+    pasted = SPLITS["a space inside the secret"]
+    response = signed_in.post(
+        reverse("apikeys:api_key_create", args=[project.slug]),
+        {"name": f"prod {pasted}", "access": "full", "expiry": "never", "form_id": "f1"},
+        headers=HTMX,
+    )
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert "looks like a Reminix token" in html
+    assert TOKEN[18:] not in html
+    assert not ApiKey.objects.exists()
