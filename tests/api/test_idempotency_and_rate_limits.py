@@ -372,6 +372,36 @@ def test_a_token_sent_as_the_idempotency_key_is_refused_and_never_stored(api):
     assert not Execution.objects.exists()
 
 
+def test_a_token_split_escaped_or_without_its_prefix_as_the_idempotency_key_is_never_stored(
+    api,
+):
+    """As a token whole: with a space a copy put inside it, percent-escaped as a URL's
+    encoder may leave it ("reminix%5Fsk%5F…": a working token to whoever decodes it), or
+    its 36 characters after the prefix (which everyone knows), known by their checksum.
+    Each was kept as the key for a day."""
+    token = api.token
+    for key in (
+        f"{token[:18]} {token[18:]}",
+        token.replace("_", "%5F"),
+        token.replace("_", "%255F"),
+        f"mint-{token[11:]}",
+    ):
+        response = api.post(
+            "/v1/agents/my-agent/invoke", {"prompt": "a"}, headers={"Idempotency-Key": key}
+        )
+        error = assert_error(response, 400, "invalid_field_value")
+        assert "Idempotency-Key" in error["message"] and "token" in error["message"]
+        assert token[18:] not in response.content.decode()
+    assert not IdempotencyRecord.objects.exists()
+    assert not Execution.objects.exists()
+    # An ordinary key, a UUID among them, is taken as ever.
+    for key in ("order 42", "c3f1e6a2-3f4b-4c9e-9a1d-2b7e8f0a1c5d"):
+        answer = api.post(
+            "/v1/agents/my-agent/invoke", {"prompt": "a"}, headers={"Idempotency-Key": key}
+        )
+        assert_ok(answer)
+
+
 def test_a_204_and_its_replay_are_the_same_empty_answer_with_no_content_type(api, admin):
     """A 204 has no content, so nothing to give a type to: it said text/html (Django's
     default), and its replay said application/json, so the same answer differed between
