@@ -27,7 +27,7 @@ from audit.models import AuditEvent
 from core.client_ip import client_ip
 from core.mail import one_line
 from core.networks import network_around
-from core.redact import redact_tokens
+from core.redact import redact_tokens_escaped
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +44,9 @@ PENDING_STEPS_PER_PERSON = 10
 
 def _user_agent(request: HttpRequest) -> str:
     """The browser's user agent as a session keeps it, lists it and mails it: one line, and
-    any token someone put in it cut to its prefix, as everywhere else a request is kept."""
-    return one_line(redact_tokens(request.META.get("HTTP_USER_AGENT", "")), limit=300)
+    any token someone put in it, percent-escaped too, cut to its prefix, as everywhere else
+    a request is kept."""
+    return one_line(redact_tokens_escaped(request.META.get("HTTP_USER_AGENT", "")), limit=300)
 
 
 def session_record(request: HttpRequest, user: User) -> None:

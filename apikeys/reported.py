@@ -24,7 +24,7 @@ from apikeys.services import api_key_end_previous_secret, token_revoke
 from apikeys.tokens import TokenKind, token_hash, token_kind
 from core.after_answer import after_answer
 from core.mail import one_line
-from core.redact import redact_tokens
+from core.redact import redact_tokens_escaped
 from notifications.recipients import NobodyReached, send_to_each
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class Reporter:
         # Printable ASCII only, short and quoted: it is the reporter's text in our email.
         # Any token in it is cut first (whole, before the cut to 60 leaves most of one):
         # the owners' email and the audit event are places a token is never written.
-        agent = " ".join(_UNPRINTABLE.sub(" ", redact_tokens(self.user_agent)).split())[:60]
+        agent = " ".join(_UNPRINTABLE.sub(" ", redact_tokens_escaped(self.user_agent)).split())[:60]
         return f'{self.ip or "an unknown address"} (User-Agent: "{agent}")'
 
 

@@ -98,6 +98,21 @@ def test_a_token_in_the_user_agent_is_neither_kept_nor_mailed(
     assert secret not in message.body
 
 
+def test_a_percent_escaped_token_in_the_user_agent_is_neither_kept_nor_mailed(
+    user, django_capture_on_commit_callbacks
+):
+    """As the usage log reads one (core.redact.redact_tokens_escaped): "reminix%5Fsk%5F…"
+    is a working token to whoever decodes it, and the Sessions page lists the row."""
+    secret = "reminix_sk_" + "A1b2C3d4" * 4 + "A1b2"
+    with django_capture_on_commit_callbacks(execute=True):
+        sign_in("198.51.100.7", FIREFOX)
+        sign_in("203.0.113.9", "curl/8.0 " + secret.replace("_", "%255F"))
+    row = SignedInSession.objects.get(user=user, ip="203.0.113.9")
+    assert "A1b2" not in row.user_agent and "reminix_sk_[redacted]" in row.user_agent
+    [message] = mail.outbox
+    assert "A1b2" not in message.body
+
+
 def test_signing_out_removes_the_row_and_a_password_change_clears_the_others(user):
     laptop = sign_in("198.51.100.7", FIREFOX)
     sign_in("203.0.113.9", CHROME_MAC)
