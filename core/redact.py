@@ -204,8 +204,9 @@ def secrets_stood_in(text: str) -> str:
     """`text` with each secret in it replaced by a stand-in of a secret's shape: for a
     form's field carried through a page (the sudo prompt's hidden inputs) and sent on,
     where the form is to refuse it beside its field as it would the secret, while the
-    page holds none."""
-    return _cut(_WEBHOOK_SECRET_WHOLE, _cut(_SECRET, text, _STAND_IN), _STAND_IN)
+    page holds none. A token with spaces inside it (holds_secret_spaced) goes whole."""
+    text = _cut(_SECRET_SPACED, _cut(_SECRET, text, _STAND_IN), _STAND_IN)
+    return _cut(_WEBHOOK_SECRET_WHOLE, text, _STAND_IN)
 
 
 def holds_secret_escaped(text: str) -> bool:

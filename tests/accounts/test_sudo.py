@@ -105,6 +105,23 @@ def test_a_token_pasted_into_a_form_is_not_written_into_the_prompt(stale, projec
     assert not ApiKey.objects.filter(name__startswith="reminix_").exists()
 
 
+def test_a_token_split_by_a_space_is_not_written_into_the_prompt(stale, project, make_key):
+    """As a whole one: the form refuses a token with a space inside it (no_secret), so the
+    prompt's hidden inputs carry it as the stand-in, not as sent."""
+    _, secret = make_key(project, name="Pasted")
+    split = f"{secret[:18]} {secret[18:]}"
+    url = reverse("apikeys:api_key_create", args=[project.slug])
+    form = {"name": f"CI {split}", "access": "full", "expiry": "never", "form_id": "f-split"}
+    prompt = stale.post(url, form)
+    html = prompt.content.decode()
+    assert "Confirm it is you" in html
+    assert secret[18:26] not in html
+    done = stale.post(CONFIRM, {**hidden(html), "sudo_password": PASSWORD})
+    assert done.status_code == 422
+    assert "That looks like a Reminix token" in done.content.decode()
+    assert not ApiKey.objects.filter(name__startswith="CI").exists()
+
+
 def test_an_invitation_without_htmx_goes_on_after_the_page_prompt(stale, project):
     url = reverse("accounts:project_invitation_send", args=[project.slug])
     prompt = stale.post(url, {"email": "kai@example.com", "role": "member"})
