@@ -20,9 +20,9 @@ from django.http import HttpRequest, HttpResponse
 
 from api import errors
 from apikeys.scopes import AGENT_NAME, MAX_SCOPED_AGENTS, TOKEN_SHAPED
-from apikeys.tokens import holds_token_rest
 from core.redact import redact_secrets
 from core.strict_json import MAX_DEPTH, JsonRefused, strict_json
+from core.token_shape import holds_token_rest
 
 __all__ = [
     "MAX_DEPTH",

@@ -30,9 +30,9 @@ from django.utils import timezone
 from accounts.models import Project
 from api import errors
 from api.models import IdempotencyRecord
-from apikeys.tokens import holds_token_rest
 from core.batched_delete import delete_in_batches
 from core.redact import holds_secret_escaped, holds_secret_spaced
+from core.token_shape import holds_token_rest
 
 if TYPE_CHECKING:
     from api.authentication import Caller

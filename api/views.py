@@ -22,9 +22,9 @@ from apikeys.services import (
     client_token_create,
     client_token_revoke,
 )
-from apikeys.tokens import holds_token_rest
 from core.client_ip import client_ip
 from core.redact import holds_secret_spaced
+from core.token_shape import holds_token_rest
 
 MAX_CONTEXT_BYTES = 4096
 

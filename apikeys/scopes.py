@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Protocol
 
-from apikeys.tokens import holds_token_rest
+from core.token_shape import holds_token_rest
 
 INVOKE = "agents:invoke"
 CHAT = "agents:chat"

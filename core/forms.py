@@ -21,6 +21,7 @@ from django.forms.utils import ErrorList
 
 from core.networks import WIDEST_FILTER_PREFIX, NetworkFilterError, filter_network
 from core.redact import holds_secret_spaced, redact_tokens
+from core.token_shape import holds_token_rest
 
 DATETIME_INPUT = "%Y-%m-%dT%H:%M"
 MAX_ROW_ID = 2**63 - 1  # a bigint primary key
@@ -305,7 +306,7 @@ class NoTokenCharField(forms.CharField):
 
     def bound_data(self, data: Any, initial: Any) -> Any:
         # Past its length (no browser sends that: the input's maxlength), not shown back.
-        if isinstance(data, str) and (self._too_long(data) or holds_secret_spaced(data)):
+        if isinstance(data, str) and (self._too_long(data) or holds_token(data)):
             return ""
         return super().bound_data(data, initial)
 
@@ -335,11 +336,13 @@ _SHOWN_BACK_AT_MOST = 10_000
 
 
 def _not_shown_back(value: object, *, at_most: int) -> bool:
-    return (
-        isinstance(value, str)
-        and value != ""
-        and (len(value) > at_most or holds_secret_spaced(value))
-    )
+    return isinstance(value, str) and value != "" and (len(value) > at_most or holds_token(value))
+
+
+def holds_token(text: str) -> bool:
+    """Whether `text` holds a token as no_secret refuses one: whole, with spaces inside, or
+    its 36 characters after the prefix (core.token_shape)."""
+    return holds_secret_spaced(text) or holds_token_rest(text)
 
 
 class NoSecretBoundField(BoundField):

@@ -11,6 +11,7 @@ from django.utils.encoding import punycode
 
 from core.mail import delivery_address
 from core.redact import holds_secret_spaced
+from core.token_shape import holds_token_rest
 
 # C0 controls (line breaks and tabs among them), DEL, C1 controls, and the Unicode line
 # and paragraph separators.
@@ -117,8 +118,10 @@ def visible(value: str) -> None:
 
 def no_secret(value: str) -> None:
     """A name holds no token: one pasted into it (the secret just shown, into the next
-    field) would be kept in clear and shown to everyone who sees the name, and in mail."""
-    if holds_secret_spaced(value):
+    field) would be kept in clear and shown to everyone who sees the name, and in mail.
+    Nor a token's 36 characters after its prefix (core.token_shape.holds_token_rest): the
+    prefixes are no secret."""
+    if holds_secret_spaced(value) or holds_token_rest(value):
         raise ValidationError(
             "That looks like a Reminix token: a name is shown to everyone in the project "
             "and in emails, so it is not kept. If it is a real token, revoke it.",
@@ -129,8 +132,8 @@ def no_secret(value: str) -> None:
 def no_secret_in_reason(value: str) -> None:
     """A reason (a key's suspension) holds no token: "Leaked: reminix_sk_…" is what one
     would write, and the reason is kept in clear and shown to the team, in the audit log
-    and over the API."""
-    if holds_secret_spaced(value):
+    and over the API. Nor a token's 36 characters after its prefix, as no_secret."""
+    if holds_secret_spaced(value) or holds_token_rest(value):
         raise ValidationError(
             "That looks like a Reminix token: a reason is shown to everyone in the project, "
             "so it is not kept. Describe where it was found instead, and revoke it if it "

@@ -19,10 +19,9 @@ from apikeys.services import (
     OutOfPolicy,
     expiry_checked,
     key_name_normal,
-    no_token_rest,
 )
-from apikeys.tokens import holds_token_rest
 from core.forms import NoTokenCharField
+from core.token_shape import holds_token_rest
 from core.validators import no_secret, single_line, visible
 
 EXPIRY_CHOICES = [
@@ -48,8 +47,7 @@ def _parsed_lines(text: str, parse: Callable[[str], tuple[list[str], list[str]]]
 class ApiKeyNameField(NoTokenCharField):
     """A key's (or PAT's) name: one line of visible text, kept composed (NFC) as the
     services keep it (apikeys.services.key_name_normal), so that its length, and the check
-    that no working key has it, see what will be kept. A token's secret without its prefix
-    is refused (no_token_rest) and, as a whole token is, not shown back in the field."""
+    that no working key has it, see what will be kept."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
@@ -58,17 +56,12 @@ class ApiKeyNameField(NoTokenCharField):
             help_text="What or where the key is used, e.g. “Production” or “CI”.",
             widget=forms.TextInput(attrs={"autocomplete": "off", "placeholder": "Production"}),
             error_messages={"required": "Give the key a name, so you can tell keys apart."},
-            validators=[single_line, visible, no_secret, no_token_rest],
+            validators=[single_line, visible, no_secret],
             **kwargs,
         )
 
     def to_python(self, value: Any) -> str:
         return key_name_normal(super().to_python(value) or "")
-
-    def bound_data(self, data: Any, initial: Any) -> Any:
-        if isinstance(data, str) and len(data) <= 10_000 and holds_token_rest(data):
-            return ""
-        return super().bound_data(data, initial)
 
     def clean(self, value: Any) -> str:
         value = super().clean(value)

@@ -13,7 +13,8 @@ from django.db.models.functions import Coalesce
 from accounts.models import Membership, Project, User
 from apikeys.models.api_keys import ApiKey
 from apikeys.models.common import Token, TokenQuerySet, TokenStatus
-from apikeys.tokens import BASE62, TokenKind
+from apikeys.tokens import TokenKind
+from core.token_shape import BASE62
 
 CLIENT_TOKEN_ID_PATTERN = "ctok_[0-9A-Za-z]{20}"
 

@@ -13,7 +13,6 @@ from django.core.exceptions import ValidationError
 from accounts.models import Project, User
 from apikeys.models import ALL_PERMISSIONS, ApiKey, PersonalAccessToken
 from apikeys.scopes import AGENT_ACTIONS, parse_agent_names
-from apikeys.tokens import holds_token_rest
 from core.validators import no_secret, single_line, visible
 
 
@@ -146,20 +145,4 @@ def token_name_checked(name: str) -> str:
     single_line(name)
     visible(name)
     no_secret(name)
-    no_token_rest(name)
     return name
-
-
-def no_token_rest(name: str) -> None:
-    """A key's or PAT's name holds no token's 36 characters after its prefix either: a
-    name's shape, known by their checksum (apikeys.tokens.holds_token_rest), as in an agent
-    scope. So named, a key sent a working secret out in every mail, webhook and alert that
-    names it: the prefixes are no secret. (core.validators.no_secret, below the token
-    format's layer, knows a token by its prefix.)"""
-    if holds_token_rest(name):
-        raise ValidationError(
-            "That looks like a Reminix token without its prefix: a name is shown to "
-            "everyone in the project and in emails, so it is not kept. If it is a real "
-            "token, revoke it.",
-            code="secret",
-        )

@@ -316,3 +316,36 @@ def test_a_token_split_by_a_space_as_a_keys_name_is_refused_and_not_written_back
     assert "looks like a Reminix token" in html
     assert TOKEN[18:] not in html
     assert not ApiKey.objects.exists()
+
+
+def test_a_tokens_secret_without_its_prefix_is_refused_in_every_name_and_reason(
+    api, project, signed_in
+):
+    """The prefixes are no secret: a name or reason holding a token's 36 characters after
+    one (known by their checksum, core.token_shape) sent a working secret out in every
+    mail, webhook and page that shows it. A project's name as one example of the names."""
+    from agents.models import Agent
+    from apikeys.tokens import TokenKind, token_generate
+    from tests.api.assertions import assert_error
+
+    rest = token_generate(TokenKind.CLIENT_TOKEN).removeprefix("reminix_ct_")
+    for text in (rest, f"prod {rest}", f"x{rest}y"):
+        with pytest.raises(ValidationError):
+            no_secret(text)
+        with pytest.raises(ValidationError):
+            no_secret_in_reason(f"Leaked: {text}")
+    deploy = api.send("PUT", "/v1/agents/support", {"description": f"with {rest}"})
+    assert_error(deploy, 400, "invalid_field_value")
+    assert not Agent.objects.filter(name="support").exists()
+    renamed = signed_in.post(
+        reverse("accounts:project_settings", args=[project.slug]),
+        {"name": f"Shop {rest}"},
+        headers=HTMX,
+    )
+    html = renamed.content.decode()
+    assert 'id="id_name_error"' in html and "looks like a Reminix token" in html
+    assert rest not in html
+    project.refresh_from_db()
+    assert rest not in project.name
+    # A name of that shape that is no token's is a name.
+    no_secret("a" * 36)
