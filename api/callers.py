@@ -28,6 +28,7 @@ from api.lookup import Found, Resource, lookup
 from apikeys.tokens import TokenKind
 from core.invalidation import CACHE_SECONDS, marker_key
 from core.redact import may_hold_token
+from core.shared_limits import count_alias_key
 from core.shared_store import SharedStore, StoreUnavailable, shared_store
 
 MAX_CACHED = 4096
@@ -41,10 +42,13 @@ MAX_CACHED_CHARS = 4 * 1024 * 1024
 WINDOW_SECONDS = 60
 
 # KEYS[1]: the rate-limit counter ("" when limits are off); KEYS[2]: the store's epoch;
-# KEYS[3…]: change markers. ARGV[1]: the counter's lifetime. Returns {calls counted this
-# window, the newest marker's time (0: none stands), the time now, the epoch}; times by
-# the Redis clock, in µs. A marker that holds no time (set by an older release) counts as
-# a change made now.
+# KEYS[3]: where the secret's count may be named to its key's (core/shared_limits.py: a
+# rolled key's two secrets count as one through the overlap); KEYS[4…]: change markers.
+# ARGV[1]: the counter's lifetime; ARGV[2]: the window's number. Returns {calls counted
+# this window, the newest marker's time (0: none stands), the time now, the epoch}; times
+# by the Redis clock, in µs. A marker that holds no time (set by an older release) counts
+# as a change made now. (The key's counter is named here, from what KEYS[3] holds: one
+# Redis, as REDIS_URL names, not a cluster's slots.)
 #
 # The epoch is a key without a lifetime, made (as the time now) when it is missing: a
 # store that lost its keys (FLUSHDB, a restart without persistence, an eviction) lost it
@@ -55,8 +59,11 @@ local clock = redis.call('TIME')
 local now = clock[1] * 1000000 + clock[2]
 local calls = 0
 if KEYS[1] ~= "" then
-  calls = redis.call('INCR', KEYS[1])
-  if calls == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+  local counter = KEYS[1]
+  local shared = redis.call('GET', KEYS[3])
+  if shared then counter = shared .. ':' .. ARGV[2] end
+  calls = redis.call('INCR', counter)
+  if calls == 1 then redis.call('EXPIRE', counter, ARGV[1]) end
 end
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
@@ -64,7 +71,7 @@ if not epoch then
   redis.call('SET', KEYS[2], epoch)
 end
 local changed = 0
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   local marked = redis.call('GET', KEYS[i])
   if marked then
     local at = tonumber(marked) or now
@@ -227,8 +234,9 @@ def _count_and_check(
     counting = count and settings.API_RATE_LIMIT_PER_MINUTE > 0
     window = int(time.time() // WINDOW_SECONDS)
     counter = f"{prefix}calls:{digest[:24]}:{window}" if counting else ""
-    keys = [counter, f"{prefix}epoch", *(marker_key(name) for name in names)]
-    args: tuple[str | int, ...] = (len(keys), *keys, WINDOW_SECONDS * 2)
+    alias = count_alias_key(digest)
+    keys = [counter, f"{prefix}epoch", alias, *(marker_key(name) for name in names)]
+    args: tuple[str | int, ...] = (len(keys), *keys, WINDOW_SECONDS * 2, window)
     (reply,) = store.round_trip(("EVALSHA", ADMIT_SHA, *args))
     if isinstance(reply, NoScriptError):
         # Redis restarted, or a new one: teach it the script. (Any other error may come

@@ -39,6 +39,7 @@ from apikeys.tokens import Secret, TokenKind, token_generate, token_hash, token_
 from audit.log import audit_record
 from core.db_errors import violates
 from core.invalidation import changed
+from core.shared_limits import one_count_for
 from core.validators import no_secret, no_secret_in_reason, single_line
 
 SUSPENSION_REASON_MAX = 200  # ApiKey.suspended_reason's max_length
@@ -315,11 +316,14 @@ def api_key_roll(
     secret = token_generate(TokenKind.API_KEY)
     old_hint = api_key.hint
     old_ends = now + overlap
-    api_key.previous_token_hash, api_key.previous_hint = api_key.token_hash, old_hint
+    old_hash = api_key.token_hash
+    api_key.previous_token_hash, api_key.previous_hint = old_hash, old_hint
     api_key.previous_expires_at = old_ends
     api_key.token_hash = token_hash(secret)
     api_key.hint = token_hint(secret, TokenKind.API_KEY)
     api_key.rolled_at, api_key.rolled_by = now, by
+    # Through the overlap both secrets count against the key's one rate limit.
+    one_count_for((old_hash, api_key.token_hash), api_key.change_identity, until=old_ends)
     api_key.save(
         update_fields=[
             "token_hash",
