@@ -17,6 +17,7 @@ from django.utils.crypto import salted_hmac
 from core.client_ip import client_ip
 from core.networks import address_block
 from core.redact import controls_escaped, may_hold_token, redact_tokens_escaped
+from core.validators import no_secret
 
 if TYPE_CHECKING:
     from django.http.request import _ImmutableQueryDict
@@ -33,6 +34,7 @@ def lockout_username(request: HttpRequest, credentials: dict[str, Any] | None) -
     typed = str(raw).strip().lower()
     try:
         validate_email(typed)
+        no_secret(typed)  # a token can be written as an address's first part
     except ValidationError:
         if not typed:
             return typed

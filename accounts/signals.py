@@ -24,6 +24,7 @@ from accounts.views.two_factor import PENDING_KEY
 from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows
+from core.validators import no_secret
 
 # Failed sign-ins cost a row each; these bound what someone hammering the form can write.
 # An address is locked out after AXES_FAILURE_LIMIT failures, and while it is, each account
@@ -84,6 +85,7 @@ def record_failed_sign_in(
     attempted = str(credentials.get("username") or "").strip().lower()[:254]
     try:
         validate_email(attempted)
+        no_secret(attempted)  # a token can be written as an address's first part
     except ValidationError:
         attempted = ""
     user = User.objects.filter(email=attempted).first() if attempted else None

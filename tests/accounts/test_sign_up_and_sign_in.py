@@ -669,6 +669,28 @@ def test_a_token_sent_with_a_failed_sign_in_is_not_kept_by_the_lockout_count(cli
     assert AccessAttempt.objects.get(user_agent="curl/8%0Areminix_sk_[redacted]")
 
 
+def test_a_token_typed_as_an_address_is_kept_by_neither_the_trail_nor_the_lockout_count(
+    client, user, api_key
+):
+    """A token can be written as an address's first part ("reminix_sk_…@example.com"):
+    the audit trail keeps a failed sign-in's address and django-axes counts under it, in
+    clear. Counted under its keyed hash, as any text that is no address, and kept nowhere."""
+    from axes.models import AccessAttempt
+
+    _, secret = api_key
+    for typed in (f"{secret}@example.com", f"CI {secret}@example.com"):
+        assert sign_in(client, typed, "wrong").status_code == 200
+    random_part = secret[len("reminix_sk_") :].lower()
+    kept = [
+        *AuditEvent.objects.values_list("actor_email", "target_label"),
+        *AccessAttempt.objects.values_list("username", "post_data"),
+    ]
+    assert AccessAttempt.objects.exists()
+    for fields in kept:
+        for field in fields:
+            assert random_part[:12] not in field.lower(), field
+
+
 def test_sign_ins_and_outs_are_kept_once_in_the_audit_log_not_in_axes_access_log(client, user):
     """Each sign-in and sign-out is the person's audit event, with its address and user
     agent, which the security page and the members' last sign-ins read. django-axes kept a
