@@ -42,7 +42,7 @@ from audit.log import audit_record
 from core.db_errors import run_must_stop
 from core.mail import one_line
 from core.networks import network_around
-from notifications.recipients import MailRun, NobodyReached, send_to_each
+from notifications.recipients import RETRY_WAITS, MailRun, NobodyReached, send_to_each
 from usage.models import Outcome
 
 logger = logging.getLogger(__name__)
@@ -68,19 +68,12 @@ NEW_NETWORKS_PER_RUN = 1_000
 NOTICE_WITHIN = timedelta(days=1)
 NETWORKS_LISTED = 20
 # A notice that reached nobody (its person's address refused, or not answered) is tried
-# again after these waits, one after each try, and given up after the last (NOTICE_ATTEMPTS
-# tries in all, inside NOTICE_WITHIN), logged once; as an alert's email is
-# (alerts.detection.emails.EMAIL_RETRY_WAITS). Given back to every run, it was claimed,
-# recorded in the person's audit log and tried again each minute for a day, a traceback
-# logged and a failure printed each time, and an address the mail server hangs on cost
-# every run's notices a timeout of their budget.
-NOTICE_RETRY_WAITS = (
-    timedelta(0),  # the next run: a mail server's moment
-    timedelta(minutes=5),
-    timedelta(minutes=15),
-    timedelta(hours=1),
-    *[timedelta(hours=3)] * 6,
-)
+# again after these waits (notifications.recipients, as an alert's email is), and given up
+# after the last (NOTICE_ATTEMPTS tries in all, inside NOTICE_WITHIN), logged once. Given
+# back to every run, it was claimed, recorded in the person's audit log and tried again
+# each minute for a day, a traceback logged and a failure printed each time, and an
+# address the mail server hangs on cost every run's notices a timeout of their budget.
+NOTICE_RETRY_WAITS = RETRY_WAITS
 NOTICE_ATTEMPTS = len(NOTICE_RETRY_WAITS) + 1
 
 # Runs a step in a savepoint of its own; None if it failed (logged and counted).

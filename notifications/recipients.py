@@ -13,6 +13,7 @@ import smtplib
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
 from functools import partial
 from typing import Literal
 
@@ -65,6 +66,20 @@ def expiry_email_recipients(project_id: int) -> list[str]:
 class NobodyReached(Exception):
     """Every recipient's message failed: the caller's claim should be undone, so the
     email is tried again next run."""
+
+
+# After an email that reached nobody (every recipient refused or unanswered), the waits
+# before each next try, one after each; given up after the last: an alert's email
+# (alerts.detection.emails) and a PAT's new-network notice (alerts.token_networks). Every
+# three hours to the end: a mail server down for most of a day (an expired credential
+# found the next morning) still delivers.
+RETRY_WAITS = (
+    timedelta(0),  # the next run: a mail server's moment
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+    *[timedelta(hours=3)] * 6,
+)
 
 
 # What says the mail server did not answer for an address at all (it hung until

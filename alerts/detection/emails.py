@@ -19,6 +19,7 @@ from alerts.models import Flag
 from core.db_errors import run_must_stop
 from core.mail import one_line
 from notifications.recipients import (
+    RETRY_WAITS,
     MailRun,
     NobodyReached,
     alert_email_recipients,
@@ -31,20 +32,12 @@ logger = logging.getLogger(__name__)
 EMAIL_EVERY = timedelta(hours=1)
 # A flag not emailed within this long (no owner could be reached) is not emailed late.
 EMAIL_WITHIN = timedelta(days=1)
-# An email that reached nobody (every recipient refused or unanswered) is tried again after
-# these waits, one after each try, and given up after the last (EMAIL_ATTEMPTS tries in
-# all, over some 19 h 20 min, inside EMAIL_WITHIN), logged once; the alert stays open on
-# the Alerts page. Tried every run, it logged a warning each run for the day above (a run
-# a minute: 1,440), and took its share of every run's mail budget from the other
-# projects' emails. Every three hours to the end: a mail server down for most of a day
-# (an expired credential found the next morning) still delivers the alert.
-EMAIL_RETRY_WAITS = (
-    timedelta(0),  # the next run: a mail server's moment
-    timedelta(minutes=5),
-    timedelta(minutes=15),
-    timedelta(hours=1),
-    *[timedelta(hours=3)] * 6,
-)
+# An email that reached nobody is tried again after these waits (notifications.recipients)
+# and given up after the last (EMAIL_ATTEMPTS tries in all, over some 19 h 20 min, inside
+# EMAIL_WITHIN), logged once; the alert stays open on the Alerts page. Tried every run, it
+# logged a warning each run for the day above (a run a minute: 1,440), and took its share
+# of every run's mail budget from the other projects' emails.
+EMAIL_RETRY_WAITS = RETRY_WAITS
 EMAIL_ATTEMPTS = len(EMAIL_RETRY_WAITS) + 1
 
 
