@@ -5,6 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# A SQLite file of its own, whatever the suite's database.
+pytestmark = pytest.mark.same_on_every_database
+
 ROOT = Path(__file__).resolve().parents[2]
 
 RENDER_SIGN_IN = """

@@ -126,11 +126,13 @@ def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.same_on_every_database
 def test_check_deploy_is_clean_under_the_documented_production_environment():
     result = check_deploy(production_env())
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.same_on_every_database
 def test_check_deploy_warns_when_production_counts_rate_limits_per_process():
     env = production_env()
     env.pop("REDIS_URL")
@@ -140,6 +142,7 @@ def test_check_deploy_warns_when_production_counts_rate_limits_per_process():
 
 
 @pytest.mark.parametrize("url", [None, "http://dashboard.example.com", "https://localhost:8000"])
+@pytest.mark.same_on_every_database
 def test_check_deploy_warns_when_links_in_mail_would_point_at_this_machine(url):
     env = production_env()
     if url is None:
@@ -151,6 +154,7 @@ def test_check_deploy_warns_when_links_in_mail_would_point_at_this_machine(url):
     assert "core.W001" in result.stdout + result.stderr
 
 
+@pytest.mark.same_on_every_database
 def test_check_deploy_warns_when_the_proxy_in_front_is_not_named():
     """Production believes the TLS proxy's X-Forwarded-Proto, so one is in front; unless
     TRUSTED_PROXIES names it, every request comes from the proxy's address. Five wrong
@@ -165,6 +169,7 @@ def test_check_deploy_warns_when_the_proxy_in_front_is_not_named():
 
 
 @pytest.mark.parametrize("hosts", ["*", "dashboard.example.com,*"])
+@pytest.mark.same_on_every_database
 def test_check_deploy_warns_when_any_host_header_is_accepted(hosts):
     """Django's host validation is the one guard on what a page builds from the Host
     header (the API reference's examples, the passkeys' relying party and origin when
@@ -176,6 +181,7 @@ def test_check_deploy_warns_when_any_host_header_is_accepted(hosts):
 
 
 @pytest.mark.parametrize("url", [None, "consolemail://"])
+@pytest.mark.same_on_every_database
 def test_check_deploy_warns_when_production_mail_is_printed_to_the_servers_output(url):
     """The console backend writes every email whole to the server's output, which is its
     log: each password-reset, confirmation and invitation link, usable by whoever reads
@@ -201,6 +207,7 @@ def test_check_deploy_warns_when_production_mail_is_printed_to_the_servers_outpu
         "no-reply@reminix.\uff4c\uff4f\uff43\uff41\uff4c",
     ],
 )
+@pytest.mark.same_on_every_database
 def test_check_deploy_warns_when_mail_is_sent_from_a_domain_no_mail_comes_from(sender):
     """DEFAULT_FROM_EMAIL's default, no-reply@reminix.local, is a name no mail can come from
     (.local, like .localhost, .test and .invalid, is reserved: RFC 6761, 6762): a mail
@@ -217,6 +224,7 @@ def test_check_deploy_warns_when_mail_is_sent_from_a_domain_no_mail_comes_from(s
 
 
 @pytest.mark.parametrize("sender", ["no-reply@example.com.", "Reminix <no-reply@example.com.>"])
+@pytest.mark.same_on_every_database
 def test_check_deploy_warns_when_django_cannot_send_from_the_sender_at_all(sender):
     """A domain written with its root's dot passes the settings' check of the sender (an
     address with a domain), but Django refuses it ('Invalid address') at every send: the
@@ -228,6 +236,7 @@ def test_check_deploy_warns_when_django_cannot_send_from_the_sender_at_all(sende
     assert "core.W006" in result.stdout + result.stderr
 
 
+@pytest.mark.same_on_every_database
 def test_production_cookies_are_this_origins_alone_over_https():
     """`__Host-` cookies are set only by this very origin, over https, for the whole site:
     a sibling subdomain (or whoever is in the middle of one of its http pages) cannot
@@ -262,6 +271,7 @@ def test_production_cookies_are_this_origins_alone_over_https():
     ], shown.stderr
 
 
+@pytest.mark.same_on_every_database
 def test_production_refuses_to_start_without_a_secret_key():
     env = production_env()
     del env["SECRET_KEY"]
@@ -277,6 +287,7 @@ def test_production_refuses_to_start_without_a_secret_key():
     assert "SECRET_KEY must be set" in result.stderr
 
 
+@pytest.mark.same_on_every_database
 def test_production_refuses_a_short_token_hash_key_or_one_equal_to_the_secret_key():
     for value in ("short", production_env()["SECRET_KEY"]):
         result = subprocess.run(

@@ -31,6 +31,9 @@ from tests.conftest import PASSWORD, keys_at_their_widest, usage_call
 from usage.writer import usage_write
 from webhooks.services import webhook_create
 
+# Markup and styles, which no database changes: CI runs the sweep once (.ci/run).
+pytestmark = pytest.mark.same_on_every_database
+
 AXE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text()
 SIZES = {"wide": (1280, 900), "narrow": (360, 740)}
 

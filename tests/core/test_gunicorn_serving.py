@@ -57,6 +57,7 @@ def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[in
     ],
     ids=lambda claim: next(iter(claim)),
 )
+@pytest.mark.same_on_every_database
 def test_https_claimed_from_this_machine_is_not_believed_when_it_is_no_proxy_of_ours(
     tmp_path, claim
 ):
@@ -71,6 +72,7 @@ def test_https_claimed_from_this_machine_is_not_believed_when_it_is_no_proxy_of_
         assert status == 301 and location.startswith("https://")
 
 
+@pytest.mark.same_on_every_database
 def test_https_said_by_a_proxy_of_ours_on_this_machine_is_still_believed(tmp_path):
     with gunicorn(tmp_path, TRUSTED_PROXIES="127.0.0.1") as port:
         said = {"X-Forwarded-Proto": "https"}
@@ -79,6 +81,7 @@ def test_https_said_by_a_proxy_of_ours_on_this_machine_is_still_believed(tmp_pat
         assert get(port, "/robots.txt", said)[0] == 200
 
 
+@pytest.mark.same_on_every_database
 def test_a_body_sent_in_chunks_reaches_the_api_as_such_and_is_refused_411(tmp_path):
     """gunicorn hands the app a chunked body decoded, with Transfer-Encoding and without a
     Content-Length, and Django reads no body without one: the call acted as if it had
@@ -105,6 +108,7 @@ def test_a_body_sent_in_chunks_reaches_the_api_as_such_and_is_refused_411(tmp_pa
     assert status == 411 and b'"invalid_request"' in body, (status, body)
 
 
+@pytest.mark.same_on_every_database
 def test_a_setting_it_cannot_use_stops_gunicorn_with_one_line_not_a_traceback(tmp_path):
     """Each worker printed a 25-line traceback of the settings' import, then gunicorn
     its own lines: the reason was the last of them, under Django's and gunicorn's code."""

@@ -17,6 +17,9 @@ from reminix_dashboard.settings import environment
 from scheduler.checks import usage_retention_is_an_age_prune_usage_takes
 from tests.accounts.test_security_headers import ROOT, production_env
 
+# Settings read in processes of their own, each on a database of its own (production_env).
+pytestmark = pytest.mark.same_on_every_database
+
 
 def start(**env: str) -> subprocess.CompletedProcess[str]:
     """Load the production settings under `env`, as every process does at start."""
