@@ -9,13 +9,12 @@ import logging
 from datetime import datetime, timedelta
 
 import pytest
-from django.db import OperationalError
 from django.utils import timezone
 
 from core import write_behind
 from core.write_behind import StreamIngest
 from tests.conftest import usage_call
-from tests.usage.test_write_behind import _timeout
+from tests.usage.test_write_behind import _timeout, ingest_with_the_database_down
 from usage.models import ProjectUsageDay, ProjectUsageHour, UsageDrop, UsageHour, UsageRecord
 
 LEAKED = "reminix_sk_" + "A1b2C3d4" * 5
@@ -267,14 +266,7 @@ def test_an_unreadable_record_is_said_and_counted_once_however_long_the_database
     key, _ = api_key
     stream(b"r", b"\xff not json", b"r", record(key, "req_kept"))
     real = write_behind._sinks["usage"]
-
-    def down(payloads):
-        raise OperationalError("the database is down")
-
-    monkeypatch.setitem(write_behind._sinks, "usage", down)
-    monkeypatch.setattr(write_behind.time, "sleep", lambda seconds: None)
-    ingest = StreamIngest(consumer="test")
-    ingest._create_group()
+    ingest = ingest_with_the_database_down(monkeypatch)
     for _ in range(3):
         assert ingest.step() == 0
     monkeypatch.setitem(write_behind._sinks, "usage", real)

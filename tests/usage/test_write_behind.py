@@ -88,12 +88,9 @@ def test_a_batch_written_twice_is_counted_once(api, redis_store, deferred):
     assert UsageHour.objects.get().requests == 1
 
 
-def test_while_the_database_is_down_the_stream_keeps_everything_and_nothing_is_acked(
-    api, redis_store, deferred, monkeypatch
-):
-    for _ in range(3):
-        assert_ok(api.post(INVOKE, {"prompt": "hi"}))
-    sinks = dict(write_behind._sinks)
+def ingest_with_the_database_down(monkeypatch: pytest.MonkeyPatch) -> StreamIngest:
+    """An ingest whose usage writer finds the database down, and that does not sleep
+    between its tries."""
 
     def down(payloads):
         raise OperationalError("the database is down")
@@ -102,6 +99,16 @@ def test_while_the_database_is_down_the_stream_keeps_everything_and_nothing_is_a
     monkeypatch.setattr(write_behind.time, "sleep", lambda seconds: None)
     ingest = StreamIngest(consumer="test")
     ingest._create_group()
+    return ingest
+
+
+def test_while_the_database_is_down_the_stream_keeps_everything_and_nothing_is_acked(
+    api, redis_store, deferred, monkeypatch
+):
+    for _ in range(3):
+        assert_ok(api.post(INVOKE, {"prompt": "hi"}))
+    sinks = dict(write_behind._sinks)
+    ingest = ingest_with_the_database_down(monkeypatch)
     assert ingest.step() == 0
     assert ingest.stats.waits == 1 and not UsageRecord.objects.exists()
 
