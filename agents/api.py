@@ -28,8 +28,7 @@ from api.permissions import (
 )
 from core.client_ip import client_ip
 from core.paging import keyset_page
-from core.redact import holds_secret_spaced
-from core.token_shape import holds_token_rest
+from core.redact import holds_token
 
 NAME = re.compile(AGENT_NAME_PATTERN)
 CHAT_ROLES = {"system", "user", "assistant"}
@@ -223,7 +222,7 @@ def agent_detail(request: ProjectApiRequest, name: str) -> HttpResponse:
         raise errors.invalid_field_value(
             "description", "must be a string of at most 500 characters."
         )
-    if holds_secret_spaced(description) or holds_token_rest(description):
+    if holds_token(description):
         # Shown to every member and in every agents list, as a key's name or notes are.
         raise errors.invalid_field_value(
             "description", "holds a Reminix token. Revoke that token if it was pasted here."

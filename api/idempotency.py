@@ -31,8 +31,7 @@ from accounts.models import Project
 from api import errors
 from api.models import IdempotencyRecord
 from core.batched_delete import delete_in_batches
-from core.redact import holds_secret_escaped, holds_secret_spaced
-from core.token_shape import holds_token_rest
+from core.redact import holds_secret_escaped, holds_token
 
 if TYPE_CHECKING:
     from api.authentication import Caller
@@ -134,7 +133,7 @@ def _holds_token(key: str) -> bool:
     it, percent-escaped ("reminix%5Fsk%5F…", a working token to whoever decodes it), or
     its 36 characters after the prefix, known by their checksum (apikeys.tokens). At most
     MAX_KEY_LENGTH characters, and only on a write that sends one."""
-    return holds_secret_spaced(key) or holds_secret_escaped(key) or holds_token_rest(key)
+    return holds_token(key) or holds_secret_escaped(key)
 
 
 def idempotent(

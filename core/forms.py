@@ -20,8 +20,7 @@ from django.forms.renderers import TemplatesSetting
 from django.forms.utils import ErrorList
 
 from core.networks import WIDEST_FILTER_PREFIX, NetworkFilterError, filter_network
-from core.redact import holds_secret_spaced, redact_tokens
-from core.token_shape import holds_token_rest
+from core.redact import holds_token, redact_tokens
 
 DATETIME_INPUT = "%Y-%m-%dT%H:%M"
 MAX_ROW_ID = 2**63 - 1  # a bigint primary key
@@ -337,12 +336,6 @@ _SHOWN_BACK_AT_MOST = 10_000
 
 def _not_shown_back(value: object, *, at_most: int) -> bool:
     return isinstance(value, str) and value != "" and (len(value) > at_most or holds_token(value))
-
-
-def holds_token(text: str) -> bool:
-    """Whether `text` holds a token as no_secret refuses one: whole, with spaces inside, or
-    its 36 characters after the prefix (core.token_shape)."""
-    return holds_secret_spaced(text) or holds_token_rest(text)
 
 
 class NoSecretBoundField(BoundField):

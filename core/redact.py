@@ -22,6 +22,8 @@ import re
 import unicodedata
 from urllib.parse import unquote
 
+from core.token_shape import holds_token_rest
+
 # Not again where a token was cut already: a text is redacted more than once on its way.
 _TOKEN = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)(?!\[redacted\])[0-9A-Za-z]*", re.IGNORECASE)
 # The dashboard's own one-time links: an email change's confirmation, a password reset.
@@ -250,6 +252,13 @@ def holds_secret_spaced(text: str) -> bool:
 
 # What words do not hold and a token's random letters and digits nearly always do.
 _RANDOM_LOOKING = re.compile(r"[0-9]|[a-z][A-Z]")
+
+
+def holds_token(text: str) -> bool:
+    """Whether `text` holds a token as a name, reason or description may not: whole, with
+    spaces inside (holds_secret_spaced), or its 36 characters after the prefix, known by
+    their checksum (core.token_shape.holds_token_rest): the prefixes are no secret."""
+    return holds_secret_spaced(text) or holds_token_rest(text)
 
 
 def redact_secrets_spaced(text: str) -> str:

@@ -10,8 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils.encoding import punycode
 
 from core.mail import delivery_address
-from core.redact import holds_secret_spaced
-from core.token_shape import holds_token_rest
+from core.redact import holds_token
 
 # C0 controls (line breaks and tabs among them), DEL, C1 controls, and the Unicode line
 # and paragraph separators.
@@ -121,7 +120,7 @@ def no_secret(value: str) -> None:
     field) would be kept in clear and shown to everyone who sees the name, and in mail.
     Nor a token's 36 characters after its prefix (core.token_shape.holds_token_rest): the
     prefixes are no secret."""
-    if holds_secret_spaced(value) or holds_token_rest(value):
+    if holds_token(value):
         raise ValidationError(
             "That looks like a Reminix token: a name is shown to everyone in the project "
             "and in emails, so it is not kept. If it is a real token, revoke it.",
@@ -133,7 +132,7 @@ def no_secret_in_reason(value: str) -> None:
     """A reason (a key's suspension) holds no token: "Leaked: reminix_sk_…" is what one
     would write, and the reason is kept in clear and shown to the team, in the audit log
     and over the API. Nor a token's 36 characters after its prefix, as no_secret."""
-    if holds_secret_spaced(value) or holds_token_rest(value):
+    if holds_token(value):
         raise ValidationError(
             "That looks like a Reminix token: a reason is shown to everyone in the project, "
             "so it is not kept. Describe where it was found instead, and revoke it if it "

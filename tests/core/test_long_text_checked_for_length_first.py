@@ -30,8 +30,8 @@ def token_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
         calls.append(len(text))
         return False
 
-    monkeypatch.setattr(core.validators, "holds_secret_spaced", counted)
-    monkeypatch.setattr(core.forms, "holds_secret_spaced", counted)
+    monkeypatch.setattr(core.validators, "holds_token", counted)
+    monkeypatch.setattr(core.forms, "holds_token", counted)
     yield calls
 
 
