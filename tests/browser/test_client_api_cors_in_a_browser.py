@@ -61,7 +61,11 @@ class _Page(http.server.BaseHTTPRequestHandler):
 def customer_site() -> Iterator[int]:
     """Another origin on loopback: the customer's web app."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the loop to look up: every 0.5 s by default, half a second
+    # at the end of each test that had one.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+    )
     thread.start()
     yield server.server_address[1]
     server.shutdown()
