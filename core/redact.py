@@ -20,9 +20,10 @@ import functools
 import logging
 import re
 import unicodedata
+from collections.abc import Callable
 from urllib.parse import unquote
 
-from core.token_shape import holds_token_rest
+from core.token_shape import holds_token_rest, token_rests
 
 # Not again where a token was cut already: a text is redacted more than once on its way.
 _TOKEN = re.compile(r"(reminix_(?:sk|ct|pat|inv)_)(?!\[redacted\])[0-9A-Za-z]*", re.IGNORECASE)
@@ -93,14 +94,22 @@ def _found(pattern: re.Pattern[str], text: str) -> bool:
     return not text.isascii() and pattern.search(_as_read(text)) is not None
 
 
-def _cut(pattern: re.Pattern[str], text: str, put: str = "[redacted]") -> str:
-    """`text` with each match of `pattern` (its group 1 a token's prefix) cut to that prefix
-    and `put`, found in the text as it reads (_as_read): the whole of a disguised token
-    goes, invisible characters and all, and its prefix is written plainly."""
+def _cut(
+    pattern: re.Pattern[str],
+    text: str,
+    put: str = "[redacted]",
+    *,
+    only: Callable[[re.Match[str]], bool] = lambda match: True,
+) -> str:
+    """`text` with each match of `pattern` (its group 1 a token's prefix) that passes `only`
+    cut to that prefix and `put`, found in the text as it reads (_as_read): the whole of a
+    disguised token goes, invisible characters and all, and its prefix is written plainly."""
     if text.isascii():  # (nearly every text: as it is spelt is as it reads)
-        return pattern.sub(lambda match: match.group(1) + put, text)
+        return pattern.sub(
+            lambda match: match.group(1) + put if only(match) else match.group(), text
+        )
     read = _as_read(text)
-    matches = list(pattern.finditer(read))
+    matches = [match for match in pattern.finditer(read) if only(match)]
     if not matches:
         return text
     origin = _origins(text)
@@ -244,14 +253,16 @@ def holds_secret_spaced(text: str) -> bool:
     if holds_secret(text):
         return True
     read = text if text.isascii() else _as_read(text)
-    return any(
-        _RANDOM_LOOKING.search(found.group(), found.end(1) - found.start())
-        for found in _SECRET_SPACED.finditer(read)
-    )
+    return any(map(_reads_random, _SECRET_SPACED.finditer(read)))
 
 
 # What words do not hold and a token's random letters and digits nearly always do.
 _RANDOM_LOOKING = re.compile(r"[0-9]|[a-z][A-Z]")
+
+
+def _reads_random(spaced: re.Match[str]) -> bool:
+    """Whether what follows the prefix of a match of _SECRET_SPACED reads as a secret."""
+    return _RANDOM_LOOKING.search(spaced.group(), spaced.end(1) - spaced.start()) is not None
 
 
 def holds_token(text: str) -> bool:
@@ -259,6 +270,19 @@ def holds_token(text: str) -> bool:
     spaces inside (holds_secret_spaced), or its 36 characters after the prefix, known by
     their checksum (core.token_shape.holds_token_rest): the prefixes are no secret."""
     return holds_secret_spaced(text) or holds_token_rest(text)
+
+
+def redact_held_tokens(text: str) -> str:
+    """`text` without any token holds_token finds in it: a whole one and one with spaces
+    inside it keep their prefix (as redact_secrets), 36 characters without theirs go as
+    "[redacted]". For text kept before it was checked that way (core.stored_secrets)."""
+    text = redact_secrets(_cut(_SECRET_SPACED, text, only=_reads_random))
+    pieces: list[str] = []
+    kept = 0
+    for start, end in token_rests(text):
+        pieces += [text[kept:start], "[redacted]"]
+        kept = end
+    return "".join(pieces) + text[kept:] if pieces else text
 
 
 def redact_secrets_spaced(text: str) -> str:

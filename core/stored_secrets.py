@@ -10,11 +10,15 @@ table is walked in order of its key, a batch at a time, each batch in a transact
 its own, so a big table is neither read into memory nor locked until the end (the
 migrations using this set `atomic = False`). A row changed since its batch was read is
 left as the change made it (the change was checked).
+
+The checks grew (a token with spaces inside it, a token's 36 characters without their
+prefix: core.redact.holds_token), and the migrations that came with them cut what the new
+checks find (`cut=redact_held_tokens`) from the same columns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.db import IntegrityError, models, transaction
@@ -41,21 +45,27 @@ def rows_in_batches(
 
 
 def stored_secrets_cut(
-    model: type[models.Model], *fields: str, using: str, batch: int = BATCH
+    model: type[models.Model],
+    *fields: str,
+    using: str,
+    batch: int = BATCH,
+    cut: Callable[[str], str] = redact_secrets,
 ) -> int:
-    """Cut the tokens held in `fields` of every row of `model`; how many rows changed."""
+    """Cut the tokens held in `fields` of every row of `model`, as `cut` finds them (whole
+    ones by default); how many rows changed."""
     changed = 0
     for rows in rows_in_batches(model._default_manager.using(using).all(), *fields, batch=batch):
         with transaction.atomic(using=using):
             for pk, *values in rows:
                 for field, value in zip(fields, values, strict=True):
-                    if value and _cut_kept(model, pk, field, value, using=using):
+                    if value and _cut_kept(model, pk, field, value, cut(value), using=using):
                         changed += 1
     return changed
 
 
-def _cut_kept(model: type[models.Model], pk: Any, field: str, value: str, *, using: str) -> bool:
-    cut = redact_secrets(value)
+def _cut_kept(
+    model: type[models.Model], pk: Any, field: str, value: str, cut: str, *, using: str
+) -> bool:
     if cut == value:
         return False
     cut = _fitted(cut, max_length=_max_length(model, field))
@@ -69,6 +79,7 @@ def stored_secrets_cut_unique(
     *,
     using: str,
     batch: int = BATCH,
+    cut: Callable[[str], str] = redact_secrets,
 ) -> int:
     """As stored_secrets_cut, for a name a unique constraint holds: cut, two names may be
     one (“CI reminix_sk_[redacted]” twice in a project). Both keys work and either may be
@@ -77,8 +88,8 @@ def stored_secrets_cut_unique(
     changed = 0
     for rows in rows_in_batches(model._default_manager.using(using).all(), field, batch=batch):
         for pk, value in rows:
-            cut = redact_secrets(value) if value else value
-            if cut != value and _renamed(model, pk, field, value, cut, using=using):
+            kept = cut(value) if value else value
+            if kept != value and _renamed(model, pk, field, value, kept, using=using):
                 changed += 1
     return changed
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import string
 import zlib
+from collections.abc import Iterator
 from zlib import crc32
 
 BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -50,9 +51,16 @@ def holds_token_rest(text: str) -> bool:
     """Whether `text` holds the 36 characters of a token after its prefix, anywhere (within
     a longer run of letters and digits too), known by their checksum: whoever reads them
     knows the prefixes. A made-up string of that shape passes one prefix's checksum once
-    in 62**6 (about 5.7e10). Every window of every run is tried, its checksum's value
-    carried from the last: 4,096 characters took about 5 ms of letters and 16 ms of zeros
-    (whose every window has a checksum below 2**32 to compare) on a busy 2-core machine."""
+    in 62**6 (about 5.7e10)."""
+    return next(token_rests(text), None) is not None
+
+
+def token_rests(text: str) -> Iterator[tuple[int, int]]:
+    """Where `text` holds a token's 36 characters after its prefix (holds_token_rest): the
+    start and end of each, left to right, none overlapping. Every window of every run is
+    tried, its checksum's value carried from the last: 4,096 characters took about 5 ms of
+    letters and 16 ms of zeros (whose every window has a checksum below 2**32 to compare)
+    on a busy 2-core machine."""
     width = RANDOM_LENGTH + CHECKSUM_LENGTH
     highest = 62 ** (CHECKSUM_LENGTH - 1)
     sk, ct, pat = _PREFIX_CRCS
@@ -62,11 +70,12 @@ def holds_token_rest(text: str) -> bool:
         checksum = 0
         for digit in digits[RANDOM_LENGTH:width]:
             checksum = checksum * 62 + digit
+        free = 0  # where the next rest may start: after the last one found
         for start in range(len(raw) - width + 1):
             if start:  # the window one on: its checksum's first digit out, the next one in
                 leaving = digits[start + RANDOM_LENGTH - 1]
                 checksum = (checksum - leaving * highest) * 62 + digits[start + width - 1]
-            if checksum > 0xFFFFFFFF:  # no CRC32's
+            if start < free or checksum > 0xFFFFFFFF:  # inside the last, or no CRC32's
                 continue
             random_part = raw[start : start + RANDOM_LENGTH]
             if checksum in (
@@ -74,5 +83,5 @@ def holds_token_rest(text: str) -> bool:
                 crc32(random_part, ct),
                 crc32(random_part, pat),
             ):
-                return True
-    return False
+                yield run.start() + start, run.start() + start + width
+                free = start + width

@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from core.redact import RedactTokens, redact_tokens, redact_tokens_escaped
+from apikeys.tokens import TokenKind, token_generate
+from core.redact import RedactTokens, redact_held_tokens, redact_tokens, redact_tokens_escaped
 
 TOKEN = "reminix_sk_" + "A1b2" * 9
 
@@ -478,3 +479,20 @@ def test_text_that_holds_any_patterns_start_however_spelt_takes_the_patterns(tex
     # redact_tokens_escaped returns text at once when no pattern can match it: never
     # text with a token in another case, disguised, or escaped.
     assert "abcdefgh" not in redact_tokens_escaped(text)
+
+
+def test_a_kept_text_loses_every_token_the_name_checks_find_and_keeps_its_words():
+    """redact_held_tokens, for text kept before it was checked (core.stored_secrets): whole
+    and spaced tokens keep their prefix, runs of token rests go one by one, and words after
+    a bare prefix stay, as the checks let them through."""
+    rests = [
+        str(token_generate(kind)).split("_", 2)[2]
+        for kind in (TokenKind.API_KEY, TokenKind.CLIENT_TOKEN)
+    ]
+    words = "Leaked: the reminix_sk_ key was pasted in our Slack channel"
+    assert redact_held_tokens(f"x{rests[0]}{rests[1]}y") == "x[redacted][redacted]y"
+    assert redact_held_tokens(f"{TOKEN} and {rests[1]}") == "reminix_sk_[redacted] and [redacted]"
+    assert redact_held_tokens(f"reminix_sk_ {TOKEN[11:23]} {TOKEN[23:]}") == "reminix_sk_[redacted]"
+    assert redact_held_tokens(words) == words
+    mistyped = rests[0][:-1] + ("y" if rests[0].endswith("x") else "x")  # its checksum fails
+    assert redact_held_tokens(mistyped) == mistyped

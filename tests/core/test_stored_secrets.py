@@ -12,6 +12,8 @@ import pytest
 from accounts.models import Passkey, Project, User
 from agents.models import Agent
 from apikeys.models import ApiKey, PersonalAccessToken
+from apikeys.tokens import TokenKind, token_generate
+from core.redact import holds_token
 from core.stored_secrets import stored_secrets_cut, stored_secrets_cut_unique
 from tests.migration_state import migrated_back, migrated_to_the_end
 
@@ -186,3 +188,74 @@ def test_a_cut_that_reads_longer_than_the_token_still_fits_its_column():
         assert "\ufb03" not in text
         assert text.endswith("…")
     assert cut_key.name.startswith("k" * 85 + "reminix_sk_")
+
+
+def _disguises() -> tuple[str, str, str]:
+    """Three fresh tokens: one's 36 characters without its prefix, one with a space every
+    four characters (a terminal's copy), one split by a no-break space after its prefix."""
+    sk, pat, ct = (
+        str(token_generate(kind))
+        for kind in (TokenKind.API_KEY, TokenKind.PERSONAL_ACCESS_TOKEN, TokenKind.CLIENT_TOKEN)
+    )
+    spaced = " ".join(pat[n : n + 4] for n in range(0, len(pat), 4))
+    return sk.removeprefix("reminix_sk_"), spaced, ct.replace("_", "_\u00a0", 2)
+
+
+BEFORE_DISGUISES = [
+    ("apikeys", "0031_last_refused_ip"),
+    ("accounts", "0022_forget_axes_access_log"),
+    ("agents", "0007_execution_created_at_index"),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tokens_kept_spaced_or_without_their_prefix_are_cut_on_upgrade():
+    """The checks came to refuse a token with spaces inside it and a token's 36 characters
+    without their prefix (core.redact.holds_token) after names held whole tokens only:
+    apikeys 0032, accounts 0023 and agents 0008 cut what the new checks find. Words after
+    a bare prefix, in the field made for writing about a leak, stay."""
+    rest, spaced, split = _disguises()
+    words = "Leaked: the reminix_sk_ key was pasted in our Slack channel"
+    old = migrated_back(BEFORE_DISGUISES)
+    try:
+        user = old.get_model("accounts", "User").objects.create(
+            email="ada@example.com", name=f"Ada {rest}"
+        )
+        project = old.get_model("accounts", "Project").objects.create(
+            name=f"Prod {spaced}", slug="prod"
+        )
+        old.get_model("accounts", "Passkey").objects.create(
+            user=user, credential_id="c1", public_key=b"k", user_handle=b"h", name=split
+        )
+        api_key = old.get_model("apikeys", "ApiKey")
+        keys = [
+            api_key.objects.create(
+                project=project,
+                name=name,
+                token_hash=f"{n:064d}",
+                hint="reminix_sk_a…b",
+                notes=f"vault:{rest}",
+                suspended_reason=words if n else f"Leaked: {spaced}",
+            ).pk
+            for n, name in enumerate([f"CI {rest}", f"CI {_disguises()[0]}"])
+        ]
+        old.get_model("apikeys", "PersonalAccessToken").objects.create(
+            user=user, name=f"laptop {split}", token_hash="9" * 64, hint="reminix_pat_a…b"
+        )
+        old.get_model("agents", "Agent").objects.create(
+            project=project, name="support", description=f"deploy with {rest}."
+        )
+    finally:
+        migrated_to_the_end()
+    assert User.objects.get(pk=user.pk).name == "Ada [redacted]"
+    assert Project.objects.get(slug="prod").name == "Prod remi nix_ pat_[redacted]"
+    assert Passkey.objects.get().name == "reminix_ ct_[redacted]"
+    first, second = (ApiKey.objects.get(pk=pk) for pk in keys)
+    assert (first.name, second.name) == ("CI [redacted]", "CI [redacted] (2)")
+    assert first.notes == second.notes == "vault:[redacted]"
+    assert first.suspended_reason == "Leaked: remi nix_ pat_[redacted]"
+    assert second.suspended_reason == words
+    assert PersonalAccessToken.objects.get().name == "laptop reminix_ ct_[redacted]"
+    assert Agent.objects.get().description == "deploy with [redacted]."
+    for text in (first.name, first.notes, first.suspended_reason, Project.objects.get().name):
+        assert not holds_token(text)
