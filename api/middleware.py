@@ -2,9 +2,10 @@
 
 Sessions, messages, CSRF, user authentication, django-axes, CSP nonces, htmx and static
 files are the dashboard's; a /v1 or /client call is authenticated by its bearer token in
-the @api_view frame, and pays for none of them. First in MIDDLEWARE, this answers API
-paths straight from the API's own URLconf (settings.API_URLCONF) and hands every other
-request on down the dashboard's chain.
+the @api_view frame, and pays for none of them. After only the probes, the forwarded
+scheme's check and the user agent's note (settings.MIDDLEWARE), this answers API paths
+straight from the API's own URLconf (settings.API_URLCONF) and hands every other request
+on down the dashboard's chain.
 
 What an API answer still carries from Django's security middleware, it adds itself:
 `X-Content-Type-Options: nosniff`, and HSTS over https in production. A call over plain
@@ -47,7 +48,7 @@ def is_api_path(path: str) -> bool:
 
 
 class ApiMiddleware:
-    """Answers /v1 and /client before any other middleware runs (see the module)."""
+    """Answers /v1 and /client before any of the dashboard's middleware runs (see the module)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
