@@ -39,7 +39,7 @@ from core.client_ip import client_ip
 from core.counters import throttle_allows
 from core.htmx import without_tokens
 from core.http import local_path
-from core.redact import holds_secret_spaced, secrets_stood_in
+from core.redact import holds_token, secrets_stood_in
 from core.strict_json import strict_json
 
 SESSION_KEY = "sudo_at"
@@ -100,7 +100,7 @@ def _carried(request: HttpRequest) -> list[tuple[str, str]]:
     # Written into the prompt's page: a secret pasted into a field is not (the form it is
     # sent on to refuses the stand-in as it would the secret).
     return [
-        (name, secrets_stood_in(value) if holds_secret_spaced(value) else value)
+        (name, secrets_stood_in(value) if holds_token(value) else value)
         for name, values in request.POST.lists()
         if name not in _NOT_CARRIED
         for value in values

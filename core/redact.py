@@ -215,9 +215,17 @@ def secrets_stood_in(text: str) -> str:
     """`text` with each secret in it replaced by a stand-in of a secret's shape: for a
     form's field carried through a page (the sudo prompt's hidden inputs) and sent on,
     where the form is to refuse it beside its field as it would the secret, while the
-    page holds none. A token with spaces inside it (holds_secret_spaced) goes whole."""
+    page holds none. A token with spaces inside it (holds_secret_spaced) goes whole, and
+    a token's 36 characters without their prefix (holds_token_rest) are stood in for with
+    a prefix, which the forms refuse as they refuse the rest."""
     text = _cut(_SECRET_SPACED, _cut(_SECRET, text, _STAND_IN), _STAND_IN)
-    return _cut(_WEBHOOK_SECRET_WHOLE, text, _STAND_IN)
+    text = _cut(_WEBHOOK_SECRET_WHOLE, text, _STAND_IN)
+    pieces: list[str] = []
+    kept = 0
+    for start, end in token_rests(text):
+        pieces += [text[kept:start], "reminix_sk_", _STAND_IN]
+        kept = end
+    return "".join(pieces) + text[kept:] if pieces else text
 
 
 def holds_secret_escaped(text: str) -> bool:

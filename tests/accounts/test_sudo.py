@@ -122,6 +122,24 @@ def test_a_token_split_by_a_space_is_not_written_into_the_prompt(stale, project,
     assert not ApiKey.objects.filter(name__startswith="CI").exists()
 
 
+def test_a_token_without_its_prefix_is_not_written_into_the_prompt(stale, project, make_key):
+    """As a whole one: the form refuses a token's 36 characters without their prefix
+    (no_secret), so the prompt's hidden inputs carry a stand-in with a prefix, which the
+    form refuses beside the field as it refuses the rest."""
+    _, secret = make_key(project, name="Pasted")
+    rest = secret.removeprefix("reminix_sk_")
+    url = reverse("apikeys:api_key_create", args=[project.slug])
+    form = {"name": f"CI {rest}", "access": "full", "expiry": "never", "form_id": "f-rest"}
+    prompt = stale.post(url, form)
+    html = prompt.content.decode()
+    assert "Confirm it is you" in html
+    assert rest[:8] not in html and rest[-8:] not in html
+    done = stale.post(CONFIRM, {**hidden(html), "sudo_password": PASSWORD})
+    assert done.status_code == 422
+    assert "That looks like a Reminix token" in done.content.decode()
+    assert not ApiKey.objects.filter(name__startswith="CI").exists()
+
+
 def test_an_invitation_without_htmx_goes_on_after_the_page_prompt(stale, project):
     url = reverse("accounts:project_invitation_send", args=[project.slug])
     prompt = stale.post(url, {"email": "kai@example.com", "role": "member"})
