@@ -220,10 +220,15 @@ def secrets_stood_in(text: str) -> str:
     a prefix, which the forms refuse as they refuse the rest."""
     text = _cut(_SECRET_SPACED, _cut(_SECRET, text, _STAND_IN), _STAND_IN)
     text = _cut(_WEBHOOK_SECRET_WHOLE, text, _STAND_IN)
+    return _rests_replaced(text, "reminix_sk_" + _STAND_IN)
+
+
+def _rests_replaced(text: str, put: str) -> str:
+    """`text` with each token's 36 characters without their prefix (token_rests) as `put`."""
     pieces: list[str] = []
     kept = 0
     for start, end in token_rests(text):
-        pieces += [text[kept:start], "reminix_sk_", _STAND_IN]
+        pieces += [text[kept:start], put]
         kept = end
     return "".join(pieces) + text[kept:] if pieces else text
 
@@ -284,13 +289,9 @@ def redact_held_tokens(text: str) -> str:
     """`text` without any token holds_token finds in it: a whole one and one with spaces
     inside it keep their prefix (as redact_secrets), 36 characters without theirs go as
     "[redacted]". For text kept before it was checked that way (core.stored_secrets)."""
-    text = redact_secrets(_cut(_SECRET_SPACED, text, only=_reads_random))
-    pieces: list[str] = []
-    kept = 0
-    for start, end in token_rests(text):
-        pieces += [text[kept:start], "[redacted]"]
-        kept = end
-    return "".join(pieces) + text[kept:] if pieces else text
+    return _rests_replaced(
+        redact_secrets(_cut(_SECRET_SPACED, text, only=_reads_random)), "[redacted]"
+    )
 
 
 def redact_secrets_spaced(text: str) -> str:
