@@ -125,3 +125,26 @@ def test_the_error_logs_line_for_a_refusal_carries_the_request_id_of_its_answer(
     assert len(logged) == 1, lines[-5:]
     assert "[WARNING]" in logged[0] and "Invalid request" in logged[0]
     assert "A1b2C3d4E5" not in logged[0]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json; x*=bogus''a",
+        "application/json; charset*=undefined''a",
+        "application/json; charset=hex",
+        "application/json; charset=undefined",
+    ],
+)
+def test_a_content_type_django_cannot_read_is_answered_by_the_api(gunicorn, content_type):
+    """Django reads the Content-Type as it makes the request, before any middleware: a
+    parameter in RFC 2231's form with a charset Python does not know, or a charset that
+    decodes no text (with a query string to decode), raised there, and every such call,
+    on any path and without a token, was a 500 and a traceback in the error log."""
+    answered, headers, body = _send(
+        gunicorn,
+        b"GET /v1/agents?limit=1 HTTP/1.0\r\nHost: localhost\r\n"
+        + f"Authorization: Bearer reminix_sk_x\r\nContent-Type: {content_type}\r\n\r\n".encode(),
+    )
+    assert answered == 401, body
+    assert json.loads(body)["error"]["code"] == "invalid_api_key"
