@@ -10,9 +10,10 @@
    next attempt out by CLAIM, so no other run sends it meanwhile and Retry now leaves it
    alone), sent, and recorded: delivered, or failed with the next attempt BACKOFF later,
    or given up after the last. Up to SENDERS deliveries are in flight at once, each to a
-   different endpoint and at most PER_PROJECT for one project, the projects served least
-   in the run first, so endpoints that never answer hold a sender each and the others
-   keep going. Each send is isolated: an endpoint that times out, refuses or raises is
+   different endpoint and at most PER_PROJECT for one project (and PER_PERSON for the
+   endpoints one person made, in all their projects), the projects served least in the
+   run first, so endpoints that never answer hold a sender each and the others keep
+   going. Each send is isolated: an endpoint that times out, refuses or raises is
    recorded and the run goes on, without that endpoint: its other deliveries wait for the
    next run, so one slow or broken endpoint costs a run one attempt at most. So does one
    whose backlog outlasts the statement timeout, or whose delivery row another transaction
@@ -65,6 +66,12 @@ SENDERS = 8
 # Of them, at most this many to one project's endpoints (it may have 10), so one project
 # cannot take every sender.
 PER_PROJECT = 2
+# And at most this many to the endpoints one person made, in all their projects: a person
+# may make up to 100 projects (accounts.services.MAX_PROJECTS_PER_PERSON), and four of
+# them, each within PER_PROJECT, with silent endpoints and alerts waiting since before
+# anyone else's, held every sender run after run while their backlog lasted (which
+# acknowledging an alert a minute refills). As the DNS lookups are shared (addresses.py).
+PER_PERSON = 2
 BATCH = 200
 USER_AGENT = "Reminix-Webhooks/1"
 
@@ -162,8 +169,9 @@ def _enqueue_for(endpoint: WebhookEndpoint, now: datetime) -> int:
 def send_due(*, result: DeliveryResult, now: datetime | None = None) -> None:
     """Send what is due, up to SENDERS at once, until nothing is due or RUN_BUDGET_SECONDS
     have passed. Each endpoint has one attempt in flight at most, each project PER_PROJECT,
-    and the projects served least in this run go first. The database is used from this
-    thread only: the senders do nothing but the POST."""
+    the endpoints one person made PER_PERSON, and the projects served least in this run
+    go first. The database is used from this thread only: the senders do nothing but the
+    POST."""
     started = time.monotonic()
     seen: set[int] = set()
     failing: set[int] = set()  # endpoints that failed in this run: no more tries this run
@@ -212,29 +220,49 @@ def _claim_next(
     result: DeliveryResult,
 ) -> list[WebhookDelivery]:
     """Claim the next deliveries to send, one for each free sender: for endpoints with
-    nothing in flight and projects under PER_PROJECT, the projects served least in this
-    run first, then the endpoints that have waited longest; each endpoint's oldest due."""
+    nothing in flight, projects under PER_PROJECT and people (whoever made the endpoint)
+    under PER_PERSON, the projects served least in this run first, then the endpoints
+    that have waited longest; each endpoint's oldest due."""
     wanted = SENDERS - len(in_flight)
     if wanted <= 0:
         return []
     moment = now or timezone.now()
     per_project = Counter(d.endpoint.project_id for d in in_flight)
+    per_person = Counter(d.endpoint.created_by_id for d in in_flight)
     due = WebhookDelivery.objects.due(moment).exclude(pk__in=seen)
-    endpoints = (
-        due.exclude(endpoint_id__in=failing | {d.endpoint_id for d in in_flight})
-        .exclude(endpoint__project_id__in=[p for p, n in per_project.items() if n >= PER_PROJECT])
-        .values_list("endpoint_id", "endpoint__project_id")
-        .annotate(waiting_since=Min("next_attempt_at"))
-        .order_by("waiting_since", "endpoint_id")[:BATCH]
-    )
-    picked = []
-    # sorted() keeps the waiting order among projects served alike.
-    for endpoint_id, project_id, _ in sorted(endpoints, key=lambda row: served[row[1]]):
-        if per_project[project_id] >= PER_PROJECT:
-            continue
-        per_project[project_id] += 1
-        picked.append(endpoint_id)
-        if len(picked) == wanted:
+    picked: list[int] = []
+    while len(picked) < wanted:
+        rows = list(
+            due.exclude(endpoint_id__in=failing | {d.endpoint_id for d in in_flight} | {*picked})
+            .exclude(
+                endpoint__project_id__in=[p for p, n in per_project.items() if n >= PER_PROJECT]
+            )
+            .exclude(
+                endpoint__created_by_id__in=[
+                    p for p, n in per_person.items() if p is not None and n >= PER_PERSON
+                ]
+            )
+            .values_list("endpoint_id", "endpoint__project_id", "endpoint__created_by_id")
+            .annotate(waiting_since=Min("next_attempt_at"))
+            .order_by("waiting_since", "endpoint_id")[:BATCH]
+        )
+        passed_over = False
+        # sorted() keeps the waiting order among projects served alike.
+        for endpoint_id, project_id, person_id, _ in sorted(rows, key=lambda row: served[row[1]]):
+            if per_project[project_id] >= PER_PROJECT or (
+                person_id is not None and per_person[person_id] >= PER_PERSON
+            ):
+                passed_over = True
+                continue
+            per_project[project_id] += 1
+            per_person[person_id] += 1
+            picked.append(endpoint_id)
+            if len(picked) == wanted:
+                break
+        # A batch of one person's endpoints passed over (they have waited longest, and
+        # there may be a thousand) hid everyone else's: asked again without them. Each
+        # pass that passed one over picked one too, so this ends.
+        if not passed_over or len(rows) < BATCH:
             break
     claimed = []
     for endpoint_id in picked:

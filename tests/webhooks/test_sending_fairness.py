@@ -10,7 +10,7 @@ from django.db import OperationalError, connections
 from django.utils import timezone
 
 from webhooks import delivery as delivery_module
-from webhooks.delivery import PER_PROJECT, deliver
+from webhooks.delivery import PER_PERSON, PER_PROJECT, deliver
 from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 
@@ -182,3 +182,35 @@ def test_senders_never_use_the_database(receiver, project, make_endpoint, make_f
     monkeypatch.setattr(delivery_module, "_send", watched)
     assert deliver().succeeded == 2
     assert connected == [False, False]
+
+
+def test_one_persons_projects_cannot_together_take_every_sender(
+    receiver, make_endpoint, make_user, make_project, make_flag, monkeypatch, silent_url
+):
+    """A person may make up to 100 projects (accounts.services.MAX_PROJECTS_PER_PERSON),
+    each within PER_PROJECT: four of them, two silent endpoints each with alerts waiting,
+    held all 8 senders for a whole attempt, run after run while their backlog lasted (it
+    is older than any new alert, and refilled by acknowledging an alert a minute), and
+    every other tenant's alerts waited behind them. The endpoints one person made now
+    share one PER_PERSON between them, whichever projects they are in."""
+    monkeypatch.setattr("webhooks.transport.TIMEOUT", 2.0)
+    monkeypatch.setattr(delivery_module, "RUN_BUDGET_SECONDS", 1.0)
+    # Their endpoints fill the first batch the query reads (they may be 1,000).
+    monkeypatch.setattr(delivery_module, "BATCH", 3)
+    hostile = make_user(email="hostile@example.com")
+    long_ago = timezone.now() - timedelta(hours=1)
+    for n in range(4):
+        theirs = make_project(hostile, name=f"Hostile {n}")
+        for _ in range(PER_PROJECT):
+            endpoint, _ = make_endpoint(theirs, silent_url())
+            _backlog(endpoint, 50, long_ago)
+    victim = make_project(make_user(), name="Victim")
+    make_endpoint(victim, receiver.url("/fine"))
+    make_flag(victim)
+    started = time.monotonic()
+    result = deliver()
+    assert [r.path for r in receiver.requests] == ["/fine"]
+    assert receiver.requests[0].at - started < 1.5  # not after a timeout
+    assert result.succeeded == 1
+    tried = WebhookDelivery.objects.filter(endpoint__created_by=hostile, attempts=1)
+    assert tried.count() == PER_PERSON  # the budget ran out before a second wave
