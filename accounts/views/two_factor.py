@@ -172,7 +172,10 @@ def _codes_once(
 @sudo_required
 @sent_once
 def recovery_codes_new(request: AuthenticatedRequest) -> HttpResponse:
-    if not has_two_factor(request.user) or _codes_already_shown(request):
+    # Recovery codes stand in for the app's codes and are checked only while it is on
+    # (second_factor_check): with passkeys alone (the app turned off in another tab),
+    # new ones would be shown to save and never sign anyone in.
+    if not has_authenticator_app(request.user) or _codes_already_shown(request):
         return redirect("accounts:account_security")
     return _codes_once(
         request, recovery_codes_regenerate(request.user, ip=client_ip(request)), turned_on=False

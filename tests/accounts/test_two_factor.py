@@ -442,3 +442,24 @@ def test_new_recovery_codes_sent_again_after_newer_ones_do_not_say_they_still_wo
     assert stored_codes(user) == saved
     page = again.content.decode()
     assert "already made and shown once" in page and "still work" not in page
+
+
+def test_a_stale_new_codes_form_after_the_app_went_makes_no_codes_that_cannot_work(
+    signed_in, user, client
+):
+    """Recovery codes stand in for the app's codes, and are checked only while the app is
+    on. The Security page's New recovery codes form, sent from a tab left open after the
+    app was turned off (a passkey left as the second factor), showed ten codes to save
+    and mailed that new ones were made: none of them would ever sign anyone in."""
+    Passkey.objects.create(
+        user=user, credential_id="C" * 43, public_key=b"k", user_handle=b"h", name="Laptop"
+    )
+    enrol(signed_in)
+    body = {"form_id": form_id_in(signed_in.get(SECURITY).content.decode())}
+    assert signed_in.post(reverse("accounts:totp_remove")).status_code == 302
+    assert has_two_factor(user)  # the passkey
+
+    answer = signed_in.post(reverse("accounts:recovery_codes_new"), body, follow=True)
+    assert codes_in(answer.content.decode()) == []
+    assert not RecoveryCode.objects.filter(user=user).exists()
+    assert not AuditEvent.objects.filter(action="user.recovery_codes_regenerated").exists()
