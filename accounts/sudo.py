@@ -37,7 +37,7 @@ from accounts.two_factor import has_authenticator_app, has_two_factor, second_fa
 from audit.log import audit_record
 from core.client_ip import client_ip
 from core.counters import throttle_allows
-from core.htmx import without_tokens
+from core.htmx import page_without_tokens, without_tokens
 from core.http import local_path
 from core.redact import holds_token, secrets_stood_in
 from core.strict_json import strict_json
@@ -92,6 +92,13 @@ def _local_address(request: HttpRequest, url: str) -> str:
     if len(url) <= MAX_URL_LENGTH or "\x00" in url:
         return local_path(request, url)
     return url if local_path(request, url.partition("?")[0]) else ""
+
+
+def _posted_address(request: HttpRequest, field: str) -> str:
+    """The address the prompt's hidden `field` carried back, if of this site, without a
+    token as the first prompt wrote it (a wrong answer writes it into the prompt again,
+    and a right one goes there); "" for none. A hand-edited form can send any."""
+    return page_without_tokens(_local_address(request, request.POST.get(field, ""))) or ""
 
 
 def _carried(request: HttpRequest) -> list[tuple[str, str]]:
@@ -164,12 +171,12 @@ def _prompt(
 @login_required
 def sudo_confirm(request: AuthenticatedRequest) -> HttpResponse:
     """Check the password or code, then answer the carried request with its own view."""
-    next_url = _local_address(request, request.POST.get("sudo_next", "")) or reverse("home")
+    next_url = _posted_address(request, "sudo_next") or reverse("home")
     method = "POST" if request.POST.get("sudo_method") == "POST" else "GET"
     carried = _carried(request)
     # The page to go back to, as the first prompt worked it out (this POST's own referrer
     # is the prompt).
-    back_url = _local_address(request, request.POST.get("sudo_back", "")) or reverse("home")
+    back_url = _posted_address(request, "sudo_back") or reverse("home")
     form = SudoForm(request.POST, user=request.user)
     ip = client_ip(request)
 

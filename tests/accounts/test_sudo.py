@@ -451,6 +451,37 @@ def test_a_token_in_the_address_of_a_page_that_asks_is_not_written_into_the_prom
     assert answer.status_code == 200 and 'name="email"' in answer.content.decode()
 
 
+def test_a_token_sent_in_the_prompts_own_fields_is_not_written_back_after_a_wrong_answer(
+    stale, project, api_key
+):
+    """A wrong answer shows the prompt again with the address to go on to and the way
+    back as they were sent (its hidden fields): a whole token in either, which no prompt
+    of ours puts there but a hand-made or edited form can, was written back into the page.
+    Kept without it, as the first prompt keeps them; a path that is a token is no page."""
+    secret = api_key[1]
+    create = reverse("apikeys:api_key_create", args=[project.slug])
+    keys = reverse("apikeys:api_key_list", args=[project.slug])
+    sent = {
+        "sudo_next": f"{create}?sort=name&q={secret}",
+        "sudo_back": f"{keys}?q={secret}",
+        "sudo_method": "GET",
+        "sudo_password": "wrong",
+    }
+    for headers in ({}, HTMX, {**HTMX, "HX-Target": "key-panel"}):
+        wrong = stale.post(CONFIRM, sent, headers=headers)
+        html = wrong.content.decode()
+        assert wrong.status_code == 422 and "That is not right" in html
+        assert secret[12:] not in html
+        fields = unescaped(hidden(html))
+        assert (fields["sudo_next"], fields["sudo_back"]) == (f"{create}?sort=name", keys)
+    pasted = stale.post(CONFIRM, {**sent, "sudo_next": f"/{secret}/", "sudo_back": f"/{secret}/"})
+    assert pasted.status_code == 422 and secret[12:] not in pasted.content.decode()
+    # Answered rightly, the page asked for, without the token (never sent on to it).
+    answer = stale.post(CONFIRM, {**sent, "sudo_password": PASSWORD})
+    assert answer.status_code == 200 and answer.context["sort"] == "name"
+    assert answer.context["q"] == ""
+
+
 # Past the 2,048 characters (django.utils.http.MAX_URL_LENGTH) that Django checks a `next`
 # for being of this site at all: it refused every such address, and the prompt, once
 # answered, went home, away from what the person had asked for.
