@@ -107,7 +107,16 @@ def totp_setup(request: AuthenticatedRequest) -> HttpResponse:
 def totp_confirm(request: AuthenticatedRequest) -> HttpResponse:
     # Only while the app it turned on still is: turned off and set up anew since (a tab
     # left open), its codes no longer work, and the form confirms the new setup.
-    if has_authenticator_app(request.user) and _codes_already_shown(request):
+    if has_authenticator_app(request.user):
+        # Else turned on from another tab or browser: the page has no code field to show
+        # an error beside, and says the app is on.
+        if not _codes_already_shown(request):
+            messages.info(request, "An authenticator app is already on.")
+        return redirect("accounts:account_security")
+    if enrolment_pending(request.user, _enrolment_of(request)) is None:
+        # Started again in another browser (which ends this one's), or never begun here:
+        # no code field on the page either.
+        messages.error(request, "That setup is no longer waiting for a code. Set up the app again.")
         return redirect("accounts:account_security")
     form = SecondFactorForm(request.POST)
     codes = None

@@ -82,11 +82,30 @@ def test_a_setup_begun_in_another_browser_is_neither_offered_nor_confirmed_here(
 
     page = signed_in.get(SECURITY).content.decode()
     assert theirs not in page and "Set up an authenticator app" in page
-    refused = signed_in.post(reverse("accounts:totp_confirm"), {"code": pyotp.TOTP(theirs).now()})
-    assert refused.status_code == 422 and not has_two_factor(user)
+    refused = signed_in.post(
+        reverse("accounts:totp_confirm"), {"code": pyotp.TOTP(theirs).now()}, follow=True
+    )
+    # Said on the page, which has no code field to say it beside.
+    assert "That setup is no longer waiting for a code" in refused.content.decode()
+    assert theirs not in refused.content.decode() and not has_two_factor(user)
 
     mine, _ = enrol(signed_in)
     assert mine != theirs and has_two_factor(user)
+
+
+def test_a_setup_form_sent_after_the_app_went_on_in_another_tab_says_it_is_on(signed_in, user):
+    """The setup's code sent from a tab left open after the app was turned on in another
+    tab: the page has no code field to say "That code is not right" beside (it said
+    nothing, with a 422). It says the app is on, and changes nothing."""
+    signed_in.post(reverse("accounts:totp_setup"))
+    page = signed_in.get(SECURITY).content.decode()
+    stale = {"code": "123456", "form_id": form_id_in(page)}
+    enrol(signed_in)  # the other tab: set up anew and turned on
+    saved = stored_codes(user)
+    answer = signed_in.post(reverse("accounts:totp_confirm"), stale, follow=True)
+    assert answer.redirect_chain[-1][0] == SECURITY
+    assert "An authenticator app is already on." in answer.content.decode()
+    assert stored_codes(user) == saved and TotpDevice.objects.filter(user=user).count() == 1
 
 
 def test_odd_codes_are_refused_beside_the_field(signed_in):
