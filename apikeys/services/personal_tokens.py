@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import Project, User
 from accounts.security_notices import security_notice_send
-from apikeys.models import PAT_ONLY_PERMISSIONS, PersonalAccessToken
+from apikeys.models import PAT_ONLY_PERMISSIONS, PersonalAccessToken, TokenStatus
 from apikeys.services.common import CannotRoll, RolledMeanwhile, _lifetime, token_revoke
 from apikeys.services.limits import (
     OutOfPolicy,
@@ -149,7 +149,13 @@ def personal_token_regenerate(
     token": the old secret is refused from the next call, with the client tokens it
     minted. Name, permissions, projects, networks and usage history stay. An expired PAT
     can be regenerated; a revoked one cannot (CannotRoll). `replacing`: as api_key_roll's
-    (RolledMeanwhile: a second send of the form would end the secret the first showed)."""
+    (RolledMeanwhile: a second send of the form would end the secret the first showed).
+    TooManyTokens if it had expired and its person has MAX_WORKING_PATS_PER_PERSON working
+    PATs: it would work again, one more, as a new one would."""
+    # The person's row first, as personal_token_create takes it (and an account's deletion,
+    # before it revokes their tokens): a token made meanwhile at one below the cap and an
+    # expired one regenerated take turns, so the second counts the first.
+    User.objects.select_for_update(no_key=True).filter(pk=personal_token.user_id).first()
     # FOR UPDATE, as api_key_roll's: its new token_hash is under a unique index.
     pat = PersonalAccessToken.objects.select_for_update().get(pk=personal_token.pk)
     now = timezone.now()
@@ -158,6 +164,11 @@ def personal_token_regenerate(
     if replacing is not None and replacing != pat.hint:
         raise RolledMeanwhile(pat.hint)
     expiry_within_limit(expires_at, now=now)
+    works_again = pat.status_at(now) is not TokenStatus.ACTIVE and (
+        expires_at is None or expires_at > now
+    )
+    if works_again and working_pats_full(pat.user):
+        raise TooManyTokens(too_many_pats_message())
     for project in pat.reachable_projects():
         days = project.max_pat_lifetime_days
         if Project.lifetime_exceeds(days, now, expires_at):

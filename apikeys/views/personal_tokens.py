@@ -268,6 +268,9 @@ def personal_token_regenerate_view(request: AuthenticatedRequest, token_id: int)
     except OutOfPolicy as out_of_policy:  # a project's policy tightened since the form
         form.add_error(form.expiry_field(), str(out_of_policy))
         return _render(request, "regenerate-form", context, status=422)
+    except TooManyTokens as full:  # an expired token would work again, past the cap
+        form.add_error(None, str(full))
+        return _render(request, "regenerate-form", context, status=422)
     details = f"The old secret {previous_hint} has stopped working. {token_summary(pat)}"
     context = {"new_token": pat, "token": secret, "details": details, "rolled": True}
     made = f"regenerated {quoted(pat.name)} to the new secret {pat.hint}"

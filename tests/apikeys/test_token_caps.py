@@ -194,6 +194,64 @@ def test_two_pats_at_once_one_below_the_cap_make_one(user, monkeypatch):
     assert active == MAX_WORKING_PATS_PER_PERSON
 
 
+def regenerate_pat(client, pat):
+    data = {"expiry": "30", "form_id": "r1"}
+    return client.post(reverse("apikeys:personal_token_regenerate", args=[pat.pk]), data)
+
+
+def test_an_expired_pat_is_not_regenerated_past_the_cap(signed_in, user):
+    """Regenerated, an expired token works again: it counts as one made anew would."""
+    pats(user, MAX_WORKING_PATS_PER_PERSON)
+    pats(user, 1, start=1000, expires_at=timezone.now() - timedelta(days=1))
+    expired = PersonalAccessToken.objects.get(name="p1000")
+    response = regenerate_pat(signed_in, expired)
+    assert response.status_code == 422
+    assert too_many_pats_message() in response.content.decode()
+    assert PersonalAccessToken.objects.for_user(user).active().count() == (
+        MAX_WORKING_PATS_PER_PERSON
+    )
+    expired.refresh_from_db()
+    assert expired.hint == "h1000"
+
+
+def test_a_working_pat_at_the_cap_is_still_regenerated(signed_in, user):
+    pats(user, MAX_WORKING_PATS_PER_PERSON)
+    assert regenerate_pat(signed_in, PersonalAccessToken.objects.get(name="p0")).status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pat_made_while_an_expired_one_is_regenerated_one_below_the_cap_works_alone(
+    user, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip(CONCURRENT)
+    pats(user, MAX_WORKING_PATS_PER_PERSON - 1)
+    pats(user, 1, start=1000, expires_at=timezone.now() - timedelta(days=1))
+    expired = PersonalAccessToken.objects.get(name="p1000")
+    # Signed in beforehand: a sign-in writes the person's row, and would wait on it itself.
+    clients = {which: Client() for which in ("made", "regenerated")}
+    for client in clients.values():
+        client.force_login(user)
+    answers = {}
+
+    def send(which: str, request) -> None:
+        answers[which] = request(clients[which])
+
+    second_failures = the_second_waits_for_the_first(
+        monkeypatch,
+        PersonalAccessToken.objects,
+        "mint",
+        lambda: send("made", create_pat),
+        lambda: send("regenerated", lambda client: regenerate_pat(client, expired)),
+    )
+    assert second_failures == []
+    assert answers["made"].status_code == 201
+    assert answers["regenerated"].status_code == 422
+    assert too_many_pats_message() in answers["regenerated"].content.decode()
+    active = PersonalAccessToken.objects.for_user(user).active().count()
+    assert active == MAX_WORKING_PATS_PER_PERSON
+
+
 def test_the_pat_list_shows_the_newest_ended_tokens_and_how_many_more(signed_in, user):
     pats(user, 2)
     pats(user, 53, start=1000, revoked_at=timezone.now())
