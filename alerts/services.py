@@ -106,6 +106,10 @@ def flag_network_ours(*, flag: Flag, by: User, ip: str | None = None) -> list[st
     now = timezone.now()
     networks = [network]
     if flag.kind == Flag.Kind.BLOCKED_NETWORK:
+        # The key's list as it is now, its row held until this commits (as
+        # token_networks_set holds it): added to the copy read with the alert, the network
+        # would put back one taken out meanwhile, or make a short list of one emptied.
+        api_key = ApiKey.objects.select_for_update(no_key=True).get(pk=api_key.pk)
         if not api_key.allowed_networks:
             raise NotAboutANetwork(
                 "The key has no allowed networks any more: it is used from any network."

@@ -33,7 +33,17 @@ def token_networks_set(
         _by_a_member(token.project, by)
     else:
         _unrevoked(token)
-    before = list(token.allowed_networks)
+    # The list as it is now, the token's row held until this commits (FOR NO KEY UPDATE, as
+    # _unrevoked's: usage rows naming it are not held up), not as the caller read it: a
+    # list saved meanwhile would be compared with a copy from before it ("as they were",
+    # nothing written, the other's list left on the key) and named wrongly as "from".
+    before = list(
+        type(token)
+        ._default_manager.select_for_update(no_key=True)
+        .filter(pk=token.pk)
+        .values_list("allowed_networks", flat=True)
+        .get()
+    )
     if canonical == before:
         return False
     token.allowed_networks = canonical

@@ -6,16 +6,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from alerts import views as alert_views
 from alerts.detection import detect
 from alerts.models import Flag, KeyNetwork
+from alerts.services import flag_network_ours
 from apikeys.models import ApiKey
+from apikeys.services import networks as networks_service
 from apikeys.services import token_networks_set
 from audit.models import AuditEvent
 from tests.api.assertions import assert_ok
-from tests.conftest import HTMX, usage_call
+from tests.conftest import HTMX, the_second_waits_for_the_first, usage_call
 from usage.writer import usage_write
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -159,6 +162,44 @@ def test_a_blocked_network_is_not_added_to_a_list_that_was_emptied_meanwhile(
     assert "used from any network" in response.content.decode()
     key.refresh_from_db()
     assert key.allowed_networks == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_network_taken_out_while_another_is_called_ours_stays_out(
+    project, api_key, user, monkeypatch
+):
+    """Found racing the two: the click added its network to the list as the page had read
+    it, and so put back the network an owner had just taken out of it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
+    key = api_key[0]
+    token_networks_set(key, networks=["203.0.113.0/24", "192.0.2.0/24"], by=user)
+    flag = Flag.objects.create(
+        project=project,
+        api_key=key,
+        kind=Flag.Kind.BLOCKED_NETWORK,
+        severity=Flag.Severity.HIGH,
+        dedupe_key="blocked",
+        summary="Refused from 198.51.100.7",
+        evidence={"ips": ["198.51.100.7"]},
+        first_seen=NOW,
+        last_seen=NOW,
+    )
+    clicked = the_second_waits_for_the_first(
+        monkeypatch,
+        networks_service,
+        "audit_record",
+        lambda: token_networks_set(
+            ApiKey.objects.get(pk=key.pk), networks=["192.0.2.0/24"], by=user
+        ),
+        # As the alerts page reads it: the flag with its key, before the first commits.
+        lambda: flag_network_ours(
+            flag=Flag.objects.select_related("api_key", "project").get(pk=flag.pk), by=user
+        ),
+    )
+    assert clicked == []
+    key.refresh_from_db()
+    assert key.allowed_networks == ["192.0.2.0/24", "198.51.100.0/24"]
 
 
 def test_the_alerts_page_shows_the_most_severe_open_alerts_and_how_many_are_open(

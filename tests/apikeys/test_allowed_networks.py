@@ -19,11 +19,12 @@ from django.utils import timezone
 from alerts.detection import detect
 from alerts.models import Flag
 from apikeys.models import ApiKey, PersonalAccessToken
+from apikeys.services import networks as networks_service
 from apikeys.services import personal_token_create, token_networks_set
 from audit.models import AuditEvent
 from core.networks import allowed, parse_networks
 from tests.api.assertions import assert_error, assert_ok
-from tests.conftest import HTMX, Api, usage_call
+from tests.conftest import HTMX, Api, the_second_waits_for_the_first, usage_call
 from usage.models import UsageIp, UsageRecord
 from usage.writer import usage_write
 
@@ -159,6 +160,39 @@ def test_the_service_refuses_what_the_form_would(api_key, user):
 
 
 # The pages
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_list_saved_while_another_is_saved_is_compared_with_the_one_that_committed(
+    api_key, user, monkeypatch
+):
+    """The second save read the key before the first committed: compared with that copy,
+    it was "as they were" and wrote nothing, leaving the first's list (any network here)
+    while its person was told the key was limited as they asked."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises all writers: the lock is shown on PostgreSQL.")
+    key = api_key[0]
+    token_networks_set(key, networks=["203.0.113.0/24"], by=user)
+    answers = {}
+
+    def save(networks: list[str]) -> None:
+        answers[tuple(networks)] = token_networks_set(
+            ApiKey.objects.get(pk=key.pk), networks=networks, by=user
+        )
+
+    second_failures = the_second_waits_for_the_first(
+        monkeypatch,
+        networks_service,
+        "audit_record",
+        lambda: save([]),
+        lambda: save(["203.0.113.0/24"]),
+    )
+    assert second_failures == []
+    assert answers == {(): True, ("203.0.113.0/24",): True}
+    key.refresh_from_db()
+    assert key.allowed_networks == ["203.0.113.0/24"]
+    last = AuditEvent.objects.filter(action="api_key.networks_changed").latest("id")
+    assert last.metadata == {"from": [], "to": ["203.0.113.0/24"]}
 
 
 def test_the_usage_page_offers_the_networks_the_key_was_used_from(signed_in, project, api_key, api):
