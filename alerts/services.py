@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -161,26 +161,39 @@ def flag_found_in_public(
     outcome = "It was revoked." if revoked else "It was not revoked (the project only reports)."
     summary = f"{what} was found in public by GitHub's secret scanning. {outcome}"[:300]
     evidence = {"url": url[:2000], "source": source, "revoked": revoked}
-    with transaction.atomic():
+
+    def add_to_open() -> Flag | None:
         flag = Flag.objects.select_for_update().filter(dedupe_key=dedupe_key).open().first()
         if flag is not None:
             flag.occurrences = F("occurrences") + 1
             flag.last_seen = max(flag.last_seen, seen_at)
             flag.summary, flag.evidence = summary, {**flag.evidence, **evidence}
             flag.save(update_fields=["occurrences", "last_seen", "summary", "evidence"])
+        return flag
+
+    with transaction.atomic():
+        if (flag := add_to_open()) is not None:
             return flag
-        return Flag.objects.create(
-            project=project,
-            api_key=api_key,
-            client_token=client_token,
-            kind=Flag.Kind.FOUND_IN_PUBLIC,
-            severity=Flag.Severity.HIGH,
-            dedupe_key=dedupe_key,
-            summary=summary,
-            evidence=evidence,
-            first_seen=seen_at,
-            last_seen=seen_at,
-        )
+        try:
+            with transaction.atomic():
+                return Flag.objects.create(
+                    project=project,
+                    api_key=api_key,
+                    client_token=client_token,
+                    kind=Flag.Kind.FOUND_IN_PUBLIC,
+                    severity=Flag.Severity.HIGH,
+                    dedupe_key=dedupe_key,
+                    summary=summary,
+                    evidence=evidence,
+                    first_seen=seen_at,
+                    last_seen=seen_at,
+                )
+        except IntegrityError:
+            # Another of GitHub's posts (the token found in two places) opened it just now:
+            # no open alert locks nothing, so both went on to create one. Add to that one.
+            if (flag := add_to_open()) is None:
+                raise
+            return flag
 
 
 @transaction.atomic

@@ -17,7 +17,7 @@ from django.core import mail
 from django.test import Client
 
 from accounts.services import project_set_key_policy
-from alerts.models import Flag
+from alerts.models import Flag, FlagQuerySet
 from apikeys.models import ApiKey, PersonalAccessToken
 from apikeys.services import api_key_roll, personal_token_create
 from apikeys.tokens import TokenKind, token_generate
@@ -168,3 +168,28 @@ def test_without_configured_keys_the_endpoint_is_off(settings, api_key):
 def test_a_content_length_that_is_no_number_is_a_400_not_a_500(api_key):
     response = Client().post(URL, b"[]", content_type="application/json", CONTENT_LENGTH="12abc")
     assert response.status_code == 400
+
+
+def test_the_same_token_alerted_twice_at_once_is_one_alert_and_no_500(
+    api_key, make_key, project, monkeypatch
+):
+    """Found in review: two posts of GitHub's for the same token at once (found in two
+    places) both saw no open alert and both created one; the second broke the
+    one-open-alert constraint and the whole post was a 500, the tokens after it in the
+    batch left working and unanswered."""
+    key, token = api_key
+    other_key, other_token = make_key(project, "Staging")
+    alert([token])  # the other post, committed just after this one looked
+    real_open = FlagQuerySet.open
+    looked = []
+
+    def none_open_yet(self):
+        looked.append(True)
+        return self.none() if len(looked) == 1 else real_open(self)
+
+    monkeypatch.setattr(FlagQuerySet, "open", none_open_yet)
+    labels = [f["label"] for f in assert_ok(alert([token, other_token]))]
+    assert labels == ["true_positive", "true_positive"]
+    assert Flag.objects.get(api_key=key).occurrences == 2
+    other_key.refresh_from_db()
+    assert other_key.revoked_at is not None and Flag.objects.filter(api_key=other_key).exists()
