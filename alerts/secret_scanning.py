@@ -23,6 +23,7 @@ import binascii
 import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -39,7 +40,7 @@ from alerts.services import flag_found_in_public
 from api import errors
 from api.bodies import ok, strict_json
 from api.public import public_post
-from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
+from apikeys.models import ApiKey, ClientToken, PersonalAccessToken, TokenStatus
 from apikeys.reported import Reporter, tokens_revoke_reported
 from apikeys.tokens import TokenKind, token_hash, token_kind
 from core.client_ip import client_ip
@@ -149,11 +150,14 @@ def _act_on(match: Match, reporter: Reporter) -> bool:
         return False  # not our shape or checksum: no database query
     digest = token_hash(match.token)
     token: ApiKey | ClientToken | PersonalAccessToken | None
+    previous_secret = False
     if kind is TokenKind.API_KEY:
-        token = (
-            ApiKey.objects.filter(token_hash=digest).select_related("project").first()
-            or ApiKey.objects.filter(previous_token_hash=digest).select_related("project").first()
-        )
+        token = ApiKey.objects.filter(token_hash=digest).select_related("project").first()
+        if token is None:
+            token = (
+                ApiKey.objects.filter(previous_token_hash=digest).select_related("project").first()
+            )
+            previous_secret = token is not None
     elif kind is TokenKind.CLIENT_TOKEN:
         token = ClientToken.objects.filter(token_hash=digest).select_related("project").first()
     else:
@@ -164,6 +168,8 @@ def _act_on(match: Match, reporter: Reporter) -> bool:
         isinstance(token, ApiKey)
         and token.project.leaked_key_action == Project.LeakedKeyAction.REPORT
     )
+    now = timezone.now()
+    ended = _had_ended(token, previous_secret=previous_secret, at=now)
     revoked = 0 if report_only else tokens_revoke_reported(secrets=[match.token], reporter=reporter)
     if isinstance(token, ApiKey | ClientToken):
         flag_found_in_public(
@@ -173,6 +179,20 @@ def _act_on(match: Match, reporter: Reporter) -> bool:
             url=match.url,
             source=match.source,
             revoked=bool(revoked),
-            seen_at=timezone.now(),
+            already_ended=ended,
+            seen_at=now,
         )
     return True
+
+
+def _had_ended(
+    token: ApiKey | ClientToken | PersonalAccessToken, *, previous_secret: bool, at: datetime
+) -> bool:
+    """Whether the secret found had stopped working before this find: a key revoked
+    before GitHub came upon an old commit, or a rolled key's old secret past its overlap,
+    is not one "the project only reports"."""
+    if isinstance(token, ClientToken):
+        return token.end_reason_at(at) is not None
+    if token.status_at(at) in (TokenStatus.REVOKED, TokenStatus.EXPIRED):
+        return True
+    return previous_secret and isinstance(token, ApiKey) and not token.previous_secret_works_at(at)

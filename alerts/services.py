@@ -147,10 +147,14 @@ def flag_found_in_public(
     url: str,
     source: str,
     revoked: bool,
+    already_ended: bool,
     seen_at: datetime,
 ) -> Flag:
     """A high alert: GitHub's secret scanning found the token in public. Another find
-    of the same token while the alert is open adds to it."""
+    of the same token while the alert is open adds to it. `revoked`: this find revoked
+    it; `already_ended`: the secret found had stopped working before it (revoked,
+    expired, or a rolled key's old secret past its overlap); neither: the project only
+    reports."""
     token = api_key or client_token
     assert token is not None
     dedupe_key = (
@@ -158,7 +162,12 @@ def flag_found_in_public(
         f"{client_token.pk if client_token else '-'}:"
     )
     what = f"Key “{api_key.name}” ({api_key.hint})" if api_key else f"Client token {token}"
-    outcome = "It was revoked." if revoked else "It was not revoked (the project only reports)."
+    if revoked:
+        outcome = "It was revoked."
+    elif already_ended:
+        outcome = "It had already stopped working."
+    else:
+        outcome = "It was not revoked (the project only reports)."
     summary = f"{what} was found in public by GitHub's secret scanning. {outcome}"[:300]
     evidence = {"url": url[:2000], "source": source, "revoked": revoked}
 

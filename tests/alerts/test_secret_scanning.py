@@ -19,7 +19,7 @@ from django.test import Client
 from accounts.services import project_set_key_policy
 from alerts.models import Flag, FlagQuerySet
 from apikeys.models import ApiKey, PersonalAccessToken
-from apikeys.services import api_key_roll, personal_token_create
+from apikeys.services import api_key_revoke, api_key_roll, personal_token_create
 from apikeys.tokens import TokenKind, token_generate
 from tests.api.assertions import assert_error, assert_ok
 
@@ -168,6 +168,29 @@ def test_without_configured_keys_the_endpoint_is_off(settings, api_key):
 def test_a_content_length_that_is_no_number_is_a_400_not_a_500(api_key):
     response = Client().post(URL, b"[]", content_type="application/json", CONTENT_LENGTH="12abc")
     assert response.status_code == 400
+
+
+def test_a_key_that_had_already_ended_is_alerted_as_such_not_as_left_working(api_key, user):
+    """Found in review: a key revoked before GitHub found it (an old commit, a rescan), or a
+    rolled key's old secret past its overlap, raised a high alert saying "It was not revoked
+    (the project only reports)" in a project whose policy is to revoke: a false account of
+    a credential, emailed to its owners."""
+    key, token = api_key
+    api_key_revoke(api_key=key, by=user)
+    assert assert_ok(alert([token]))[0]["label"] == "true_positive"
+    flag = Flag.objects.get(kind=Flag.Kind.FOUND_IN_PUBLIC)
+    assert flag.evidence["revoked"] is False
+    assert "had already stopped working" in flag.summary and "only reports" not in flag.summary
+
+
+def test_an_old_secret_past_its_overlap_is_alerted_as_stopped(api_key, user):
+    key, old = api_key
+    api_key_roll(api_key=key, by=user, overlap=timedelta(0))
+    alert([old])
+    summary = Flag.objects.get(kind=Flag.Kind.FOUND_IN_PUBLIC).summary
+    assert "had already stopped working" in summary and "only reports" not in summary
+    key.refresh_from_db()
+    assert key.revoked_at is None  # its new secret was not found
 
 
 def test_the_same_token_alerted_twice_at_once_is_one_alert_and_no_500(
