@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
 
 from reminix_dashboard.asgi import application
 
@@ -45,7 +45,12 @@ def _sent(method: str, path: str, headers: list[tuple[bytes, bytes]], body: byte
         elif message["type"] == "http.response.body":
             answer["body"] += message.get("body", b"")
 
-    async_to_sync(application)(scope, receive, send)
+    # In a thread of its own, with its own event loop: the browser tests' Playwright keeps
+    # one running in this thread, where neither asyncio.run nor async_to_sync may start one.
+    thread = threading.Thread(target=asyncio.run, args=(application(scope, receive, send),))
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the ASGI application did not answer"
     return answer["status"], answer["body"]
 
 
