@@ -21,7 +21,7 @@ import pyotp
 import segno
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -83,14 +83,24 @@ class Enrolment:
     device_id: int
 
 
+class SetupBegunElsewhere(Exception):
+    """Another browser of the person's made their one authenticator row at the same moment
+    (began a setup, or confirmed one this setup's delete waited for)."""
+
+
 def enrolment_start(user: User) -> Enrolment:
     """A new, unconfirmed seed for `user` (replacing an unconfirmed one). A confirmed
-    device is left alone: remove it first."""
+    device is left alone: remove it first. SetupBegunElsewhere if another browser's setup
+    made the person's one row (TotpDevice.user is one-to-one) after this one's delete."""
     secret = pyotp.random_base32()
     TotpDevice.objects.filter(user=user, confirmed_at__isnull=True).delete()
-    device = TotpDevice.objects.create(
-        user=user, secret_encrypted=_fernet().encrypt(secret.encode()).decode()
-    )
+    try:
+        with transaction.atomic():
+            device = TotpDevice.objects.create(
+                user=user, secret_encrypted=_fernet().encrypt(secret.encode()).decode()
+            )
+    except IntegrityError as taken:
+        raise SetupBegunElsewhere from taken
     return _enrolment(user, secret, device)
 
 

@@ -30,6 +30,7 @@ from accounts.sessions import (
 from accounts.sudo import sudo_required
 from accounts.two_factor import (
     SecondFactorRequiredError,
+    SetupBegunElsewhere,
     authenticator_of,
     enrolment_confirm,
     enrolment_pending,
@@ -95,7 +96,14 @@ def totp_setup(request: AuthenticatedRequest) -> HttpResponse:
     if has_authenticator_app(request.user):
         messages.info(request, "An authenticator app is already on.")
         return redirect("accounts:account_security")
-    request.session[ENROLMENT_KEY] = enrolment_start(request.user).device_id
+    try:
+        request.session[ENROLMENT_KEY] = enrolment_start(request.user).device_id
+    except SetupBegunElsewhere:  # the same moment as another browser's setup or confirm
+        if has_authenticator_app(request.user):
+            messages.info(request, "An authenticator app is already on.")
+        else:
+            messages.error(request, "A setup was begun in another browser just now. Try again.")
+        return redirect("accounts:account_security")
     return redirect(reverse("accounts:account_security") + "#setup")
 
 

@@ -482,3 +482,28 @@ def test_a_stale_new_codes_form_after_the_app_went_makes_no_codes_that_cannot_wo
     assert codes_in(answer.content.decode()) == []
     assert not RecoveryCode.objects.filter(user=user).exists()
     assert not AuditEvent.objects.filter(action="user.recovery_codes_regenerated").exists()
+
+
+def test_a_setup_begun_as_another_browser_turns_the_app_on_says_so_not_a_500(
+    signed_in, user, monkeypatch
+):
+    """The setup form looks for an app, then replaces an unconfirmed seed and makes one:
+    another browser's confirm committing between the two had made the person's one
+    authenticator row, and the new one broke its one-to-one key (a 500)."""
+    from accounts.two_factor import enrolment_start
+    from accounts.views import two_factor as views
+
+    enrolment_start(user)
+    TotpDevice.objects.filter(user=user).update(confirmed_at=timezone.now())  # the other's
+    real = views.has_authenticator_app
+    calls: list[object] = []
+
+    def looked_before_the_commit(person):
+        calls.append(person)
+        return False if len(calls) == 1 else real(person)
+
+    monkeypatch.setattr(views, "has_authenticator_app", looked_before_the_commit)
+    answer = signed_in.post(reverse("accounts:totp_setup"), follow=True)
+    assert answer.status_code == 200
+    assert "An authenticator app is already on." in answer.content.decode()
+    assert TotpDevice.objects.get(user=user).confirmed_at is not None
