@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Project, User
 from accounts.services import member_hold, owner_hold
 from alerts.models import AlertRules, Flag, KeyNetwork
+from alerts.open_flags import add_or_open
 from alerts.rules import SWITCHABLE, TUNABLES
 from apikeys.models import ApiKey, ClientToken
 from apikeys.services import token_networks_set
@@ -180,29 +181,24 @@ def flag_found_in_public(
             flag.save(update_fields=["occurrences", "last_seen", "summary", "evidence"])
         return flag
 
+    def open_new() -> Flag:
+        return Flag.objects.create(
+            project=project,
+            api_key=api_key,
+            client_token=client_token,
+            kind=Flag.Kind.FOUND_IN_PUBLIC,
+            severity=Flag.Severity.HIGH,
+            dedupe_key=dedupe_key,
+            summary=summary,
+            evidence=evidence,
+            first_seen=seen_at,
+            last_seen=seen_at,
+        )
+
+    # Another of GitHub's posts (the token found in two places) may open it at the same
+    # moment: add_or_open adds to that one.
     with transaction.atomic():
-        if (flag := add_to_open()) is not None:
-            return flag
-        try:
-            with transaction.atomic():
-                return Flag.objects.create(
-                    project=project,
-                    api_key=api_key,
-                    client_token=client_token,
-                    kind=Flag.Kind.FOUND_IN_PUBLIC,
-                    severity=Flag.Severity.HIGH,
-                    dedupe_key=dedupe_key,
-                    summary=summary,
-                    evidence=evidence,
-                    first_seen=seen_at,
-                    last_seen=seen_at,
-                )
-        except IntegrityError:
-            # Another of GitHub's posts (the token found in two places) opened it just now:
-            # no open alert locks nothing, so both went on to create one. Add to that one.
-            if (flag := add_to_open()) is None:
-                raise
-            return flag
+        return add_or_open(add_to_open, open_new)
 
 
 @transaction.atomic

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from alerts.detection.result import DetectionResult, _isolated
 from alerts.models import Flag
+from alerts.open_flags import add_or_open
 from apikeys.models import ApiKey, ClientToken
 
 SUMMARY_LENGTH = 300  # Flag.summary's max_length
@@ -86,22 +86,11 @@ def _raise(
         result.raised.append(flag)
         return flag
 
-    def store() -> Flag:
-        flag = add_to_open()
-        if flag is not None:
-            return flag
-        try:
-            with transaction.atomic():
-                return open_new()
-        except IntegrityError:
-            # Another detector run opened it just now: add to that one, once. If it is
-            # gone again (acknowledged in between), this fails and is logged below.
-            flag = add_to_open()
-            if flag is None:
-                raise
-            return flag
-
-    stored: Flag | None = _isolated(f"flag {dedupe_key}", store, result)
+    # Another detector run may open it at the same moment: add_or_open adds to that one.
+    # A failure is logged below, and the run goes on.
+    stored: Flag | None = _isolated(
+        f"flag {dedupe_key}", lambda: add_or_open(add_to_open, open_new), result
+    )
     return stored
 
 
