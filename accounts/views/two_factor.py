@@ -87,6 +87,10 @@ def account_security(request: AuthenticatedRequest) -> HttpResponse:
     return render(request, TEMPLATE, security_context(request))
 
 
+# Said where the page has no setup to show: the app was turned on, here or elsewhere.
+APP_ALREADY_ON = "An authenticator app is already on."
+
+
 @require_POST
 @login_required
 @verified_email_required
@@ -94,13 +98,13 @@ def account_security(request: AuthenticatedRequest) -> HttpResponse:
 def totp_setup(request: AuthenticatedRequest) -> HttpResponse:
     # An app of its own: a passkey is a second factor too, but no reason to refuse one.
     if has_authenticator_app(request.user):
-        messages.info(request, "An authenticator app is already on.")
+        messages.info(request, APP_ALREADY_ON)
         return redirect("accounts:account_security")
     try:
         request.session[ENROLMENT_KEY] = enrolment_start(request.user).device_id
     except SetupBegunElsewhere:  # the same moment as another browser's setup or confirm
         if has_authenticator_app(request.user):
-            messages.info(request, "An authenticator app is already on.")
+            messages.info(request, APP_ALREADY_ON)
         else:
             messages.error(request, "A setup was begun in another browser just now. Try again.")
         return redirect("accounts:account_security")
@@ -119,7 +123,7 @@ def totp_confirm(request: AuthenticatedRequest) -> HttpResponse:
         # Else turned on from another tab or browser: the page has no code field to show
         # an error beside, and says the app is on.
         if not _codes_already_shown(request):
-            messages.info(request, "An authenticator app is already on.")
+            messages.info(request, APP_ALREADY_ON)
         return redirect("accounts:account_security")
     if enrolment_pending(request.user, _enrolment_of(request)) is None:
         # Started again in another browser (which ends this one's), or never begun here:
