@@ -89,11 +89,17 @@ class WebhookEndpoint(models.Model):
 
     @property
     def display_url(self) -> str:
-        """Scheme and host only: a Slack URL's path is its secret, and so may a query be."""
+        """Scheme and host only: a Slack URL's path is its secret, and so may a query be.
+
+        A URL stored that urlsplit() now refuses (a bracketed name Python before 3.11.4
+        read as a host, a hand edit) raised ValueError here: the owner's list, the
+        endpoint's page and its Disable and Delete were each a 500."""
         try:
             parts = urlsplit(self.url)
         except InvalidToken:
             return "(address unreadable)"
+        except ValueError:
+            return "(address unparsable)"
         return f"{parts.scheme}://{parts.netloc}"
 
     @property
@@ -109,7 +115,7 @@ class WebhookEndpoint(models.Model):
     def has_more_than_host(self) -> bool:
         try:
             parts = urlsplit(self.url)
-        except InvalidToken:
+        except (InvalidToken, ValueError):
             return False
         return parts.path not in ("", "/") or bool(parts.query)
 

@@ -10,9 +10,10 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from webhooks.delivery import deliver
 from webhooks.models import WebhookDelivery, WebhookEndpoint
-from webhooks.signing import secret_decrypt
+from webhooks.signing import secret_decrypt, url_encrypt
 
 SLACK_PATH = "/services/T0001/B0001/XXXXslackSECRETxxxx"
 BEFORE_ENCRYPTION = [("webhooks", "0003_delivery_age_index")]
@@ -105,3 +106,38 @@ def test_a_url_that_no_longer_decrypts_fails_its_delivery_and_the_pages_still_an
         response = client.get(reverse(f"webhooks:{name}", args=args))
         assert response.status_code == 200
         assert "address unreadable" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        # Python before 3.11.4 read a bracketed name as a host; today's urlsplit refuses it.
+        "https://[hooks.example.com]/hook",
+        "https://[::1/hook",  # a bracket without its pair, as a hand edit or restore left it
+    ],
+)
+def test_an_endpoint_whose_stored_url_no_longer_parses_can_still_be_seen_and_removed(
+    signed_in, project, make_endpoint, make_flag, stored
+):
+    """The list, the endpoint's page and its buttons named it by urlsplit() of its URL,
+    which raises ValueError for these: the owner's Settings → Webhooks was a 500, and the
+    endpoint could be neither disabled nor deleted. Its deliveries fail as any address that
+    cannot be parsed does."""
+    endpoint, _ = make_endpoint(project, "https://hooks.example.com/hook")
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url_encrypted=url_encrypt(stored))
+    make_flag(project)
+    assert deliver().failed == 1
+    assert WebhookDelivery.objects.get().last_error == "The address cannot be parsed."
+    for name in ("webhook_list", "webhook_detail"):
+        args = [project.slug] + ([endpoint.pk] if name == "webhook_detail" else [])
+        response = signed_in.get(reverse(f"webhooks:{name}", args=args))
+        assert response.status_code == 200
+        assert "address unparsable" in response.content.decode()
+    for name in ("webhook_test", "webhook_disable", "webhook_delete"):
+        response = signed_in.post(reverse(f"webhooks:{name}", args=[project.slug, endpoint.pk]))
+        assert response.status_code == 302
+    assert not WebhookEndpoint.objects.exists()
+    labels = AuditEvent.objects.filter(
+        action__in=("webhook.test_sent", "webhook.disabled", "webhook.deleted")
+    ).values_list("target_label", flat=True)
+    assert sorted(labels) == ["(address unparsable)"] * 3
