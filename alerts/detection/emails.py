@@ -113,17 +113,22 @@ def _email_owners(
     acknowledging it would wait, past the lock timeout get an error. If it reaches nobody
     the claim is given back for a later run, or the email given up (_give_back); a process
     killed between the claim and the send loses that one email (the flag itself stays on
-    the alerts page)."""
+    the alerts page).
+
+    Its text is written inside the same isolation as its send: written before it, a link
+    that could not be made (a slug reverse() no longer takes, after an edit by hand or a
+    restore) raised out of the run, which stopped every later email and notice of the
+    run, and left this one claimed and never sent."""
     project = flag.project
     dashboard = settings.DASHBOARD_URL.rstrip("/")
-    # The alert itself, where its key can be suspended, rolled or revoked in one click.
-    link = dashboard + reverse("alerts:flag_list", kwargs={"slug": project.slug})
-    link += f"#flag-{flag.pk}"
-    calls = evidence_url(flag)
-    note = f" ({evidence_note(flag)})" if evidence_note(flag) else ""  # which of them
-    calls_line = f"The calls behind it{note}: {dashboard}{calls}\n\n" if calls else ""
-    preferences = dashboard + reverse("notifications:preferences")
     try:
+        # The alert itself, where its key can be suspended, rolled or revoked in one click.
+        link = dashboard + reverse("alerts:flag_list", kwargs={"slug": project.slug})
+        link += f"#flag-{flag.pk}"
+        calls = evidence_url(flag)
+        note = f" ({evidence_note(flag)})" if evidence_note(flag) else ""  # which of them
+        calls_line = f"The calls behind it{note}: {dashboard}{calls}\n\n" if calls else ""
+        preferences = dashboard + reverse("notifications:preferences")
         sent = send_to_each(
             recipients,
             lambda to: send_mail(

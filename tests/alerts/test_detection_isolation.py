@@ -178,6 +178,22 @@ def test_one_projects_email_failing_does_not_keep_the_others_and_is_sent_later(
     assert detect(now=NOW + timedelta(minutes=2)).emails == 0  # and only once
 
 
+def test_one_alerts_email_that_cannot_be_written_keeps_no_other_from_going(two_tenants):
+    """Only the send was isolated: the email's text (its links, made from the project's
+    slug and the alert's evidence) was written before it, and a slug that reverse() no
+    longer takes (an edit by hand, a restore) raised out of the run. The emails after it
+    in the run, every person's new-network notices, and the command itself stopped, and
+    that alert's email, claimed already, was never sent nor tried again."""
+    mine, theirs = two_tenants
+    Project.objects.filter(pk=mine.project_id).update(slug="ada's project")
+    usage_write([revoked_key_tried(mine), revoked_key_tried(theirs)])
+    result = detect(now=NOW)
+    assert (result.emails, result.failures) == (1, 1)
+    assert [m.to for m in mail.outbox] == [["other-owner@example.com"]]
+    flag = Flag.objects.get(api_key=mine)
+    assert (flag.emailed_at, flag.email_attempts) == (None, 1)  # owed, tried again later
+
+
 def test_the_command_reports_failures_and_finishes(two_tenants, monkeypatch):
     import io
 
