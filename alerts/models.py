@@ -5,6 +5,9 @@ when they moved here from apikeys."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import Any, Self
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -131,13 +134,31 @@ class Flag(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.summary}"
 
+    @classmethod
+    def from_db(
+        cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any
+    ) -> Self:
+        """A flag as read, its evidence a JSON object whatever the row holds. The detector
+        writes one; a row put right by hand or restored may hold null, a list or a string,
+        which every reader's .get() raised on: the project's Alerts page was a 500, its
+        alert emails stopped, and webhook enqueueing of every alert of the project to an
+        endpoint failed on each run for the alert's day. Read as holding no evidence, the
+        alert is listed, mailed and sent by what its other columns say."""
+        flag = super().from_db(db, field_names, values, **kwargs)
+        if "evidence" in flag.__dict__ and not isinstance(flag.evidence, dict):
+            flag.evidence = {}
+        return flag
+
     def network_in_question(self) -> str | None:
         """The network an alert about one is about: the new network (when the alert is
         about one alone), or that of the address an allowlist refused most (the first the
         detector lists). None otherwise."""
         if self.kind == Flag.Kind.NEW_NETWORK:
-            if int(self.evidence.get("count", 1)) > 1:
-                return None  # several new networks: confirming one would pass the rest
+            count = self.evidence.get("count", 1)
+            if not isinstance(count, int) or count > 1:
+                # Several new networks: confirming one would pass the rest. Or a count
+                # that is no number (a row edited by hand), which int() raised on.
+                return None
             candidate = str(self.evidence.get("network", ""))
         elif self.kind == Flag.Kind.BLOCKED_NETWORK and self.evidence.get("ips"):
             try:
