@@ -161,8 +161,11 @@ class Flag(models.Model):
                 return None
             candidate = str(self.evidence.get("network", ""))
         elif self.kind == Flag.Kind.BLOCKED_NETWORK and self.evidence.get("ips"):
+            ips = self.evidence["ips"]
+            if not isinstance(ips, list):
+                return None  # a row edited by hand: an object there raised KeyError
             try:
-                candidate = network_around(str(self.evidence["ips"][0]))
+                candidate = network_around(str(ips[0]))
             except ValueError:
                 return None
         else:

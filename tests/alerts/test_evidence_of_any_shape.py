@@ -70,3 +70,33 @@ def test_an_alert_whose_evidence_is_no_json_object_is_listed_mailed_and_sent(
     assert sorted(m.subject for m in mail.outbox if "odd" in m.body) == [
         f"[Reminix] Used from a new network in {project.name}"
     ]
+
+
+@pytest.mark.parametrize("ips", [{"0": "198.51.100.7"}, "198.51.100.7", [None], [["198.51.100.7"]]])
+def test_a_refused_network_alert_whose_addresses_are_no_list_is_listed_without_is_ours(
+    signed_in, project, api_key, ips
+):
+    """The alert about a network a key's allowlist refused offers "this network is ours"
+    for its first address; an object there (a row edited by hand) raised KeyError on the
+    Alerts page. It is listed, without the button, and the button's POST changes nothing."""
+    key, _ = api_key
+    now = timezone.now()
+    flag = Flag.objects.create(
+        project=project,
+        api_key=key,
+        kind=Flag.Kind.BLOCKED_NETWORK,
+        severity=Flag.Severity.HIGH,
+        dedupe_key="test:refused",
+        summary="Refused by the allowlist",
+        evidence={"ips": ips},
+        first_seen=now,
+        last_seen=now,
+    )
+    page = signed_in.get(reverse("alerts:flag_list", kwargs={"slug": project.slug}))
+    assert page.status_code == 200
+    assert "Refused by the allowlist" in page.content.decode()
+    assert flag.network_in_question() is None
+    ours = reverse("alerts:flag_network_ours", kwargs={"slug": project.slug, "flag_id": flag.pk})
+    assert signed_in.post(ours).status_code < 500
+    key.refresh_from_db()
+    assert key.allowed_networks == []
