@@ -14,11 +14,15 @@ from accounts.services.membership_locks import owner_hold
 from audit.log import audit_record
 from core.invalidation import changed
 
+# The words a URL puts where a project's slug goes (projects/new/ creates a project):
+# a project with one of them as its slug had its overview answered by that page instead.
+RESERVED_SLUGS = frozenset({"new"})
+
 
 def _unique_slug(name: str) -> str:
     base = slugify(name)[:48].strip("-") or "project"
     slug = base
-    while Project.objects.filter(slug=slug).exists():
+    while slug in RESERVED_SLUGS or Project.objects.filter(slug=slug).exists():
         slug = f"{base}-{secrets.token_hex(3)}"
     return slug
 

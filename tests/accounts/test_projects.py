@@ -6,6 +6,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.html import escape
 
 from accounts.models import Membership, Project
+from accounts.services.projects import RESERVED_SLUGS
 from audit.models import AuditEvent
 
 # A value each path converter takes (the client-token id has a shape of its own).
@@ -73,6 +74,35 @@ def test_creating_a_project_makes_the_creator_its_owner(signed_in, user):
     project = Project.objects.get(name="Billing bot")
     assert response["Location"] == reverse("overview:project_overview", args=[project.slug])
     assert Membership.objects.get(project=project, user=user).is_owner
+
+
+@pytest.mark.parametrize("name", ["New", "new", "NEW!"])
+def test_a_project_named_like_a_page_under_projects_opens_as_itself(signed_in, name):
+    """/projects/new/ is the page that creates a project: a project whose slug was "new"
+    was sent there from its creation, the home page and the project switcher, and its
+    overview could never be opened."""
+    response = signed_in.post(reverse("accounts:project_create"), {"name": name}, follow=True)
+    project = Project.objects.get(name=name)
+    assert response.resolver_match.url_name == "project_overview"
+    assert response.resolver_match.kwargs["slug"] == project.slug
+
+
+def test_no_project_slug_is_a_page_of_its_own_under_projects():
+    """Each word a URL puts where a project's slug goes (projects/new/) is one that no
+    project's slug may be, so a new page there cannot hide a project's."""
+    words = set()
+
+    def walk(patterns, prefix=""):
+        for p in patterns:
+            route = prefix + str(p.pattern)
+            if isinstance(p, URLResolver):
+                walk(p.url_patterns, route)
+            elif route.startswith("projects/") and not route.startswith("projects/<"):
+                words.add(route.removeprefix("projects/").partition("/")[0])
+
+    walk(get_resolver().url_patterns)
+    assert "new" in words
+    assert words <= RESERVED_SLUGS
 
 
 def test_a_blank_project_name_is_refused_beside_the_field(signed_in):
