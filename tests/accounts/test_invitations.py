@@ -113,6 +113,17 @@ def test_someone_else_holding_the_link_cannot_accept_it(client, sent, project, m
     assert Invitation.objects.get().is_pending
 
 
+def test_another_site_cannot_make_the_invitee_accept(sent, project):
+    """A form on another site, posted by the invitee's signed-in browser, carries no CSRF
+    token: nobody is joined to a project without their own click."""
+    bob = User.objects.get(email="bob@example.com")
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(bob)
+    assert browser.post(sent).status_code == 403
+    assert not Membership.objects.filter(project=project, user=bob).exists()
+    assert Invitation.objects.get().is_pending
+
+
 def test_signed_out_the_link_offers_sign_in_and_sign_up_that_come_back(client, sent):
     client.logout()
     html = client.get(sent).content.decode()

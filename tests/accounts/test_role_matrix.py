@@ -3,7 +3,9 @@ a GET or a POST asks for sudo, whether the owners' two-factor requirement keeps 
 out, whether it waits for a confirmed email address) in one table, checked against the code
 for every URL and method. The URLs are walked from the resolver, so a new page without a
 rule fails here.
-tests/accounts/test_projects.py checks that another project's URLs answer 404.
+tests/accounts/test_projects.py checks that another project's URLs answer 404;
+tests/accounts/test_refused_every_way.py asks these refusals signed out, without the CSRF
+token, by htmx, with ids that are no row and through filters.
 
 Each request that should be refused is one that would work: the same body, sent by
 someone allowed, changes the database (the `allowed` tests), so "refused" never means
