@@ -185,11 +185,13 @@ def invitation_send(
 
 
 @transaction.atomic
-def invitation_revoke(*, invitation: Invitation, by: User, ip: str | None = None) -> None:
-    """The link stops working at once. Revoking an invitation that has ended does nothing.
-    NotAnOwner if `by` is not an owner of its project by now."""
+def invitation_revoke(*, invitation: Invitation, by: User, ip: str | None = None) -> bool:
+    """The link stops working at once. Revoking an invitation that has ended (accepted or
+    withdrawn meanwhile) does nothing, and is False. NotAnOwner if `by` is not an owner of
+    its project by now."""
     owner_hold(project=invitation.project, user=by)
-    invitations_withdraw(Invitation.objects.pending().filter(pk=invitation.pk), by=by, ip=ip)
+    pending = Invitation.objects.pending().filter(pk=invitation.pk)
+    return bool(invitations_withdraw(pending, by=by, ip=ip))
 
 
 @transaction.atomic

@@ -65,12 +65,12 @@ def _withdraw_invitations_by(
 
 def invitations_withdraw(
     invitations: models.QuerySet[Invitation], *, by: User, ip: str | None, reason: str = ""
-) -> None:
+) -> int:
     """End these pending invitations now, one `membership.invitation_revoked` event each,
     saying why when it was not an owner's own choice (`reason`). Only those this call
     ended (a project has at most a hundred pending): the one way an invitation is
     withdrawn, on the members page (invitation_revoke) or as a consequence of another
-    change, so that every withdrawal is in the audit log alike."""
+    change, so that every withdrawal is in the audit log alike. How many it ended."""
     ended = list(
         invitations.select_related("project")
         .select_for_update(of=("self",), no_key=True)
@@ -89,6 +89,7 @@ def invitations_withdraw(
             ip=ip,
             metadata={"reason": reason} if reason else None,
         )
+    return len(ended)
 
 
 @transaction.atomic

@@ -258,13 +258,19 @@ def project_invitation_revoke(request: ProjectRequest, invitation_id: int) -> Ht
     invitation = get_object_or_404(
         Invitation.objects.select_related("project"), pk=invitation_id, project=request.project
     )
-    invitation_revoke(invitation=invitation, by=request.user, ip=client_ip(request))
-    return _back_to_members(
-        request,
-        messages.SUCCESS,
-        f"The invitation to {invitation.email} was withdrawn.",
-        invitations=True,
-    )
+    if invitation_revoke(invitation=invitation, by=request.user, ip=client_ip(request)):
+        said = f"The invitation to {invitation.email} was withdrawn."
+        return _back_to_members(request, messages.SUCCESS, said, invitations=True)
+    # Ended since the page offered it: accepted (the person is in, whatever the owner
+    # meant) or withdrawn by another owner. "Withdrawn" would be wrong for the first.
+    invitation.refresh_from_db()
+    if invitation.accepted_at is None:
+        said = f"The invitation to {invitation.email} had already been withdrawn."
+        return _back_to_members(request, messages.INFO, said, invitations=True)
+    joined = request.project.memberships.filter(user=invitation.accepted_by).first()
+    said = f"{invitation.email} accepted the invitation before it could be withdrawn"
+    said += ": they are a member now. Remove them if they should not be." if joined else "."
+    return _back_to_members(request, messages.WARNING, said, row=joined, invitations=True)
 
 
 @require_POST

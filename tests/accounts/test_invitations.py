@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -229,6 +230,32 @@ def test_an_invitation_of_another_project_cannot_be_withdrawn_here(
     )
     assert response.status_code == 404
     assert Invitation.objects.get(pk=invitation.pk).is_pending
+
+
+def test_withdrawing_an_invitation_accepted_meanwhile_says_they_joined(signed_in, sent, project):
+    """The owner's members page still offered Withdraw when Bob accepted: the click ends
+    nothing, and "withdrawn" would leave the owner sure that Bob cannot get in."""
+    invitation = Invitation.objects.get()
+    bob = User.objects.get(email="bob@example.com")
+    as_bob = Client()
+    as_bob.force_login(bob)
+    assert as_bob.post(sent).status_code == 302
+    url = reverse("accounts:project_invitation_revoke", args=[project.slug, invitation.pk])
+    page = signed_in.post(url, follow=True).content.decode()
+    assert "was withdrawn" not in page
+    assert "bob@example.com accepted the invitation before it could be withdrawn" in page
+    assert Membership.objects.filter(project=project, user=bob).exists()
+    assert not AuditEvent.objects.filter(action="membership.invitation_revoked").exists()
+
+
+def test_withdrawing_an_invitation_twice_says_it_had_been_withdrawn(signed_in, sent, project):
+    """Two owners, or two tabs: the second click ends nothing and says so."""
+    invitation = Invitation.objects.get()
+    url = reverse("accounts:project_invitation_revoke", args=[project.slug, invitation.pk])
+    assert "was withdrawn" in signed_in.post(url, follow=True).content.decode()
+    page = signed_in.post(url, follow=True).content.decode()
+    assert "The invitation to bob@example.com had already been withdrawn." in page
+    assert AuditEvent.objects.filter(action="membership.invitation_revoked").count() == 1
 
 
 def test_a_member_cannot_invite(client, project, make_user):
