@@ -45,18 +45,35 @@ def email_verify(request: HttpRequest, token: str) -> HttpResponse:
     except VerificationError as error:
         return render(request, "accounts/email_verify.html", {"error": str(error)}, status=400)
     changing = email != user.email
+    # Signed in as someone else, the link changes the account it was sent for, not theirs:
+    # said so, without naming that account (the link's holder may not know it).
+    signed_in_as = request.user.email if request.user.is_authenticated else None
+    other = signed_in_as is not None and request.user.pk != user.pk
     if request.method == "POST":
         try:
             confirm(token, ip=client_ip(request))
         except VerificationError as error:
             refused = {"error": str(error)}
             return render(request, "accounts/email_verify.html", refused, status=409)
-        messages.success(
-            request,
-            f"Your account's email is now {email}." if changing else "Your email is confirmed.",
-        )
+        if other:
+            said = (
+                f"The account the link was for now uses {email}."
+                if changing
+                else f"{email} is confirmed for the account the link was for."
+            )
+            said += f" You are still signed in as {signed_in_as}."
+        elif changing:
+            said = f"Your account's email is now {email}."
+        else:
+            said = "Your email is confirmed."
+        messages.success(request, said)
         return redirect("home" if request.user.is_authenticated else "accounts:login")
-    context: dict[str, object] = {"email": email, "changing": changing, "token": token}
+    context: dict[str, object] = {
+        "email": email,
+        "changing": changing,
+        "token": token,
+        "other": other,
+    }
     return render(request, "accounts/email_verify.html", context)
 
 

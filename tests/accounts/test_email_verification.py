@@ -158,6 +158,31 @@ def test_changing_the_address_confirms_the_new_one_and_tells_the_old(signed_in, 
     assert again.status_code == 400 and "no longer valid" in again.content.decode()
 
 
+def test_a_link_opened_while_signed_in_as_someone_else_says_whose_account_it_changes(
+    signed_in, user, make_user
+):
+    """Found in review: Carol, signed in, opening a link sent for Ada's account was asked to
+    move "your Reminix account" and then told "Your account's email is now ...", though
+    what moved was Ada's and Carol's stayed as it was. The page and the message now say
+    the link is for another account, without naming it, and that she is still herself."""
+    signed_in.post(reverse("accounts:account_email"), {"email": "new@example.com"})
+    url = path_of(link_in(mail.outbox[-1]))
+    carol = make_user("carol@example.com")
+    as_carol = Client()
+    as_carol.force_login(carol)
+    page = as_carol.get(url).content.decode()
+    assert "Your Reminix account's email will be" not in page
+    assert "for another account than the one you are signed in as" in page
+    assert user.email not in page  # the account the link is for is not named
+    answer = as_carol.post(url, follow=True).content.decode()
+    user.refresh_from_db()
+    carol.refresh_from_db()
+    assert user.email == "new@example.com" and carol.email == "carol@example.com"
+    assert "Your account&#x27;s email is now" not in answer
+    assert "The account the link was for now uses new@example.com" in answer
+    assert "You are still signed in as carol@example.com" in answer
+
+
 def test_the_old_address_is_told_when_from_where_and_what_still_works(signed_in, user, settings):
     """Found in review: the old address was told "reset your password", with no time,
     place or link; but a reset now goes to the new address, the one someone else may hold,
