@@ -327,7 +327,8 @@ def _origin(raw: str) -> str | None:
     except ValueError:
         return None
     default = {"http": 80, "https": 443}[parts.scheme]
-    origin = f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+    # Port 0 is a port to a browser (it keeps ":0" in Origin), not the default one.
+    origin = f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
     # A longer one could never match, and PostgreSQL refused it with a 500.
     return origin if _ORIGIN_TEXT.fullmatch(origin) else None
 

@@ -273,6 +273,17 @@ def test_an_origin_no_browser_could_send_is_refused_beside_the_field(signed_in, 
     assert project.allowed_origins == []
 
 
+def test_port_0_is_kept_not_read_as_the_default_port(signed_in, project):
+    """A browser keeps port 0 in Origin (https://app.example.com:0). Read as "no port", it
+    was saved as https://app.example.com: an origin the owner never typed was let in."""
+    signed_in.post(
+        reverse("accounts:project_origins", args=[project.slug]),
+        {"origins": "https://app.example.com:0"},
+    )
+    project.refresh_from_db()
+    assert project.allowed_origins == ["https://app.example.com:0"]
+
+
 def test_a_unicode_host_is_stored_in_the_ascii_form_browsers_send(signed_in, project):
     """Stored as typed, "https://bücher.example" matched no Origin header a browser sends
     (https://xn--bcher-kva.example): the Client API stayed closed to the site."""
