@@ -296,6 +296,13 @@ class AllowedOriginsForm(forms.Form):
 _ORIGIN_TEXT = re.compile(rf"[\x21-\x7e]{{1,{_ORIGIN_COLUMN}}}")
 
 
+# What no host a browser puts in Origin holds, and urlsplit leaves in one (the WHATWG URL
+# standard's forbidden domain code points, less those urlsplit parts a URL at or refuses,
+# and the space and controls _ORIGIN_TEXT refuses): a backslash is the path's slash to a
+# browser, an escape is decoded, and ^, |, < and > make no URL at all.
+_NOT_IN_A_HOST = re.compile(r"[%\\<>^|]")
+
+
 def _origin(raw: str) -> str | None:
     """`raw` as a browser sends it in Origin (None if it is not an origin): IPv6 hosts in
     brackets, the scheme's default port left out."""
@@ -307,6 +314,7 @@ def _origin(raw: str) -> str | None:
     if (
         parts.scheme not in ("http", "https")
         or not parts.hostname
+        or _NOT_IN_A_HOST.search(parts.hostname)
         or parts.path
         or parts.query
         or parts.fragment

@@ -261,6 +261,13 @@ def test_origins_are_stored_as_a_browser_sends_them(signed_in, project, typed, s
         "https://a\u200db.example",  # IDNA 2003 dropped the joiner: ab.example, another site
         "http://1.2.3.999",  # a host ending in a number is an address to a browser, or nothing
         "http://[fe80::1%25eth0]",  # a zone is the machine's own, never in an Origin
+        # A browser reads a backslash as the path's slash, decodes an escape in a host,
+        # and has no host with ^, | or angle brackets: each was saved, and matched nothing.
+        "https://app.example.com\\evil.com",
+        "https://ex%61mple.com",
+        "https://a^b.example",
+        "https://a|b.example",
+        "https://a<b>.example",
     ],
 )
 def test_an_origin_no_browser_could_send_is_refused_beside_the_field(signed_in, project, bad):
