@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from django.db import models
 from django.db.models import F, Q, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from accounts.models import Membership, Project, User
 from apikeys.models.api_keys import ApiKey
@@ -190,8 +191,12 @@ class ClientToken(Token):
     def revoke(self, *, by: User | None) -> bool:
         """As Token.revoke, and False for one revoked with all its key's: nothing written,
         nothing recorded (from the page, the API or a report of a leak), and the time its
-        browser is told stays that of the revoke-all."""
+        browser is told stays that of the revoke-all. False too for one past its expiry
+        (a page left open for its hour still offers Revoke): it ended by itself, and it
+        reads expired, not revoked by someone, on its page and in the audit log."""
         if self.revoked_at is None and self.revoked_with_all_of_its_key_at is not None:
+            return False
+        if self.expires_at <= timezone.now():
             return False
         return super().revoke(by=by)
 

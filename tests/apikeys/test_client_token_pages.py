@@ -1,9 +1,11 @@
 """Settings → Client tokens: listing, revoking one, revoking all of a key's."""
 
 import re
+from datetime import timedelta
 
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import Project
 from apikeys.models import ApiKey, ClientToken, TokenStatus
@@ -42,6 +44,29 @@ def test_revoking_one_client_token_keeps_its_record(signed_in, project, api_key)
     client_token.refresh_from_db()
     assert client_token.revoked_at is not None
     assert AuditEvent.objects.filter(action="client_token.revoked").count() == 1
+
+
+def test_revoking_a_token_that_expired_while_the_page_was_open_says_it_had_ended(
+    signed_in, project, api_key
+):
+    """Client tokens live an hour: a page left open that long still offers Revoke. Its
+    click answered "is revoked" and stamped the token revoked, so the list and the audit
+    log told of a revocation by a member where the token had simply expired."""
+    client_token, _ = mint(api_key[0])
+    ClientToken.objects.filter(pk=client_token.pk).update(
+        expires_at=timezone.now() - timedelta(minutes=5)
+    )
+
+    response = signed_in.post(
+        reverse("apikeys:client_token_revoke", args=[project.slug, client_token.public_id]),
+        follow=True,
+    )
+
+    assert f"Client token {client_token.public_id} had already ended." in response.content.decode()
+    client_token.refresh_from_db()
+    assert client_token.revoked_at is None
+    assert effective_status(client_token)[0] is TokenStatus.EXPIRED
+    assert not AuditEvent.objects.filter(action="client_token.revoked").exists()
 
 
 def test_revoke_all_ends_every_live_token_of_that_key_only(signed_in, project, api_key, make_key):
