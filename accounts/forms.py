@@ -279,7 +279,8 @@ class AllowedOriginsForm(forms.Form):
                         "Line %(number)s, “%(line)s”, is not an origin. Write scheme, host and "
                         "optional port only, like https://app.example.com.",
                         code="invalid_origin",
-                        params={"number": number, "line": raw[:200]},
+                        # Isolated: an override in it reversed the rest of the message.
+                        params={"number": number, "line": text_isolated(raw[:200])},
                     )
                 )
             elif origin not in origins:

@@ -228,6 +228,20 @@ def test_every_bad_origin_line_is_named_not_only_the_first(signed_in, project):
     assert "Line 2, “app.example.com”" in html and "Line 4, “ftp://x.io”" in html
 
 
+def test_a_refused_line_cannot_turn_the_rest_of_its_error_around(signed_in, project):
+    """The error repeats the line. One holding a right-to-left override reversed the rest
+    of the message after it ("…dna tsoh ,emehcs etirW .nigiro na ton si"): the line is
+    repeated isolated (FSI … PDI), as every other customer text the pages repeat."""
+    response = signed_in.post(
+        reverse("accounts:project_origins", args=[project.slug]),
+        {"origins": "\u202ehttps://evil.example"},
+    )
+    assert response.status_code == 422
+    assert "Line 1, “\u2068\u202ehttps://evil.example\u2069”, is not an origin." in (
+        response.content.decode()
+    )
+
+
 @pytest.mark.parametrize(
     ("typed", "stored"),
     [
