@@ -18,10 +18,13 @@ MAX_POLICY_DAYS = 366
 @transaction.atomic
 def project_set_allowed_origins(
     *, project: Project, origins: list[str], by: User, ip: str | None = None
-) -> Project:
-    """Which browser origins may call the Client API with this project's client tokens."""
+) -> bool:
+    """Which browser origins may call the Client API with this project's client tokens.
+    False (nothing recorded) if they are the ones it allows already, in any order."""
     owner_hold(project=project, user=by)
     old = project.allowed_origins
+    if set(old) == set(origins):
+        return False
     project.origins.all().delete()
     AllowedOrigin.objects.bulk_create(AllowedOrigin(project=project, origin=o) for o in origins)
     changed(project.change_identity)
@@ -33,7 +36,7 @@ def project_set_allowed_origins(
         ip=ip,
         metadata={"from": old, "to": origins},
     )
-    return project
+    return True
 
 
 @transaction.atomic

@@ -184,13 +184,15 @@ def project_origins(request: ProjectRequest) -> HttpResponse:
             _settings_context(request, origins_form=origins_form),
             status=422,
         )
-    project_set_allowed_origins(
+    if project_set_allowed_origins(
         project=request.project,
         origins=origins_form.cleaned_data["origins"],
         by=request.user,
         ip=client_ip(request),
-    )
-    messages.success(request, "Allowed browser origins saved.")
+    ):
+        messages.success(request, "Allowed browser origins saved.")
+    else:
+        messages.info(request, "The allowed browser origins are as they were.")
     return redirect("accounts:project_settings", slug=request.project.slug)
 
 

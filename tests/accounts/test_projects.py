@@ -183,6 +183,21 @@ def test_an_owner_sets_the_allowed_browser_origins_normalised(signed_in, project
     assert AuditEvent.objects.filter(action="project.origins_changed", project=project).exists()
 
 
+def test_saving_the_origins_as_they_were_records_no_change(signed_in, project):
+    """Saving the list unchanged (the form submitted as it stood, or retyped in another
+    order or case) wrote "origins changed" into the audit log, from a list to the same
+    list, as the key and two-factor policies never do."""
+    url = reverse("accounts:project_origins", args=[project.slug])
+    signed_in.post(url, {"origins": "https://app.example.com\nhttp://localhost:3000"})
+
+    response = signed_in.post(
+        url, {"origins": "http://localhost:3000\nhttps://App.Example.com/"}, follow=True
+    )
+
+    assert "The allowed browser origins are as they were." in response.content.decode()
+    assert AuditEvent.objects.filter(action="project.origins_changed").count() == 1
+
+
 @pytest.mark.parametrize(
     "bad",
     [
