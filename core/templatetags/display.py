@@ -15,6 +15,7 @@ from django.utils.safestring import SafeData, SafeString, mark_safe
 from django.utils.timesince import timesince, timeuntil
 
 from core.text_direction import html_isolated, text_isolated, without_isolate_controls
+from core.validators import DIRECTION_CONTROLS
 
 register = template.Library()
 
@@ -42,8 +43,11 @@ def until(moment: datetime | None, depth: int = 2) -> str:
 
 @register.filter
 def json_summary(value: Any, length: int = 60) -> str:
-    """A JSON value on one line, cut to `length` characters."""
+    """A JSON value on one line, cut to `length` characters. Its direction controls are
+    written as their JSON escapes (\\u202e), the same JSON: a customer's context holds
+    what their users typed, and an override obeyed turned the rest of it around."""
     text = json.dumps(value, separators=(", ", ": "), ensure_ascii=False)
+    text = DIRECTION_CONTROLS.sub(lambda control: f"\\u{ord(control[0]):04x}", text)
     return text if len(text) <= length else text[: length - 1] + "…"
 
 

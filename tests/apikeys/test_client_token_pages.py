@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from accounts.models import Project
 from apikeys.models import ApiKey, ClientToken, TokenStatus
@@ -34,6 +35,21 @@ def test_the_list_shows_id_key_context_and_never_the_token_or_server_context(
     assert "u_42" in html
     assert token not in html
     assert "secret-plan" not in html
+
+
+def test_a_direction_override_in_a_context_is_shown_escaped_not_obeyed(signed_in, project, api_key):
+    """A context is the customer's JSON, often holding what their own users typed. A
+    right-to-left override (U+202E) in one of its strings was written into the page as it
+    is, and the browser turned the rest of the cell around: {"user": "<RLO>abc", "role":
+    "viewer"} read {"user": ","cba {"reweiv" :"elor". Shown as its JSON escape, it reads
+    as it is."""
+    mint(api_key[0], user="\u202eabc", role="viewer")
+
+    html = signed_in.get(reverse("apikeys:client_token_list", args=[project.slug])).content
+    page = html.decode()
+
+    assert "\u202e" not in page
+    assert escape('"user": "\\u202eabc"') in page  # (PostgreSQL keeps the keys in its order)
 
 
 def test_revoking_one_client_token_keeps_its_record(signed_in, project, api_key):
