@@ -180,8 +180,10 @@ def identify(
         token = bearer_token(request)
         kind = token_kind(token)
         if kind is None:
+            # The Client API takes client tokens alone: what it was sent was meant as one.
+            noun = "client token" if surface is Surface.CLIENT else "API key"
             raise errors.invalid_api_key(
-                "The API key is malformed. Check that it was copied whole."
+                f"The {noun} is malformed. Check that it was copied whole."
             )
         if surface is Surface.CLIENT and kind is not TokenKind.CLIENT_TOKEN:
             # Refused before any lookup: a server key sent from a browser is already a leak.

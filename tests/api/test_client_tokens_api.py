@@ -184,6 +184,15 @@ def test_an_api_key_or_pat_on_the_client_api_is_refused(client_api, api_key, use
         assert "client token" in error["message"]
 
 
+def test_a_client_token_cut_short_on_the_client_api_is_called_a_client_token(client_api, minted):
+    """The page's developer sent a client token, the only kind the Client API takes: told
+    "The API key is malformed", they went looking for an API key in their page."""
+    error = assert_error(
+        client_api.get("/client/token", token=minted["token"][:-1]), 401, "invalid_api_key"
+    )
+    assert error["message"] == "The client token is malformed. Check that it was copied whole."
+
+
 def test_an_expired_client_token_is_refused(client_api, minted):
     ClientToken.objects.filter(public_id=minted["id"]).update(
         expires_at=timezone.now() - datetime.timedelta(seconds=1)
