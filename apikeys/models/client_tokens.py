@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Membership, Project, User
+from accounts.two_factor import has_two_factor
 from apikeys.models.api_keys import ApiKey
 from apikeys.models.common import Token, TokenQuerySet, TokenStatus
 from apikeys.tokens import TokenKind
@@ -28,6 +29,15 @@ def client_token_public_id() -> str:
 # The longest a client token lives (the API asks for ttlSeconds of at most this, and
 # client_token_create refuses more): a token minted earlier ended by then.
 CLIENT_TOKEN_MAX_TTL = 86400
+
+
+# Why a client token a PAT minted stopped with its person's place in the project.
+MINTER_LEFT = "The person whose token minted this client token left the project."
+# (Until they set one up, or the owners stop requiring it: then it works again.)
+MINTER_WITHOUT_SECOND_FACTOR = (
+    "The person whose token minted this client token has no second factor, which the "
+    "project requires."
+)
 
 
 # Beside it, for tokens whose ids and mint times are not quite in the same order (two
@@ -239,10 +249,15 @@ class ClientToken(Token):
             reason = pat.end_reason_at(
                 moment, subject="The personal access token that minted this client token"
             )
-            if minter_is_member is None:
-                minter_is_member = pat.user.is_active and self._minted_in_membership_holds()
-            if reason is None and not minter_is_member:
-                reason = "The person whose token minted this client token left the project."
+            if reason is None and minter_is_member is None:
+                # Asked here as the API's statement reads it with the token (api/lookup.py):
+                # the membership it was minted in, and the project's two-factor policy met.
+                if not (pat.user.is_active and self._minted_in_membership_holds()):
+                    reason = MINTER_LEFT
+                elif self.project.require_two_factor and not has_two_factor(pat.user):
+                    reason = MINTER_WITHOUT_SECOND_FACTOR
+            elif reason is None and not minter_is_member:
+                reason = MINTER_LEFT
             if reason is None and pat.outlives_policy_of(self.project):
                 # The project refuses the PAT itself on each call (its lifetime policy).
                 reason = (

@@ -13,8 +13,9 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from accounts.models import Membership, Project
+from accounts.models import Membership, Project, TotpDevice
 from accounts.services import membership_add, membership_remove
 from apikeys.models import ClientToken, TokenStatus
 from apikeys.services import personal_token_create
@@ -118,3 +119,27 @@ def test_the_pages_remove_and_leave_end_them_too(client, signed_in, project, lou
     assert_error(left.get(WHO_AM_I), 401, "expired_api_key")
     # ...and neither came back with the membership made in between.
     assert_error(removed.get(WHO_AM_I), 401, "expired_api_key")
+
+
+def test_the_list_does_not_call_active_a_token_refused_for_its_minters_missing_second_factor(
+    project, lou, lous_cli
+):
+    """Once the owners require two-factor authentication, the API refuses the client
+    tokens minted by a member without a second factor (the statement reads their
+    membership with the policy, api/lookup.py), while the Client tokens page listed them
+    as active: the owners saw working tokens where every call was refused."""
+    browser = mint(lous_cli, project)
+    Project.objects.filter(pk=project.pk).update(require_two_factor=True)
+
+    assert_error(browser.get(WHO_AM_I), 401, "expired_api_key")
+    refused = ClientToken.objects.get(personal_token__user=lou, project=project)
+    assert effective_status(refused) == (
+        TokenStatus.REVOKED,
+        "The person whose token minted this client token has no second factor, which the "
+        "project requires.",
+    )
+    # A second factor set up, it works again, and the list says so.
+    TotpDevice.objects.create(user=lou, secret_encrypted="x", confirmed_at=timezone.now())
+    assert_ok(browser.get(WHO_AM_I))
+    refused = ClientToken.objects.get(pk=refused.pk)
+    assert effective_status(refused) == (TokenStatus.ACTIVE, "")
