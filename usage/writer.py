@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,7 +101,10 @@ class UsageEntry:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> UsageEntry:
-        return cls(**{**payload, "created_at": _in_utc(payload["created_at"])})
+        entry = cls(**{**payload, "created_at": _in_utc(payload["created_at"])})
+        if not isinstance(entry.request_id, str) or not _REQUEST_ID.fullmatch(entry.request_id):
+            raise ValueError("a call's request id is not a word of at most 40 characters")
+        return entry
 
 
 def _in_utc(text: str) -> datetime:
@@ -113,6 +117,12 @@ def _in_utc(text: str) -> datetime:
         raise ValueError("a call's time names no time zone")
     return moment.astimezone(UTC)
 
+
+# A request id is a word (the API's: req_ and 24 hex digits, api.errors.new_request_id),
+# which the call log puts in each call's address (usage:project_call). One made by hand
+# on the stream that no address can hold ("", "a/b") was written, and every page of its
+# project's call log listing it was a 500, for everyone, for as long as it was kept.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,40}", re.ASCII)
 
 _PAYLOAD_FIELDS = tuple(f.name for f in dataclasses.fields(UsageEntry) if f.name != "created_at")
 

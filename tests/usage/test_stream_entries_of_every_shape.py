@@ -9,6 +9,7 @@ import logging
 from datetime import datetime, timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from core import write_behind
@@ -277,3 +278,21 @@ def test_an_unreadable_record_is_said_and_counted_once_however_long_the_database
     unreadable = [r for r in caplog.records if "on the stream is unreadable" in r.getMessage()]
     assert len(unreadable) == 1
     assert UsageDrop.objects.get(channel="stream").count == 1
+
+
+@pytest.mark.parametrize("request_id", ["", "a/b", "req_\x00", "req_ 1", ".."])
+def test_a_call_whose_request_id_no_address_can_hold_is_dropped_and_the_call_log_opens(
+    api_key, stream, signed_in, project, request_id
+):
+    """The call log links each call by its request id (usage:project_call). One made by hand
+    that no address can hold ("", "a/b") was written, and the project's call log, and every
+    export or page listing it, was a 500 for each of its people from then on."""
+    key, _ = api_key
+    stream(b"r", record(key, "req_before"), b"r", record(key, "req_odd", request_id=request_id))
+
+    stats = StreamIngest(consumer="test").run(once=True)
+
+    assert list(UsageRecord.objects.values_list("request_id", flat=True)) == ["req_before"]
+    assert stats.dropped == 1
+    calls = reverse("usage:project_calls", kwargs={"slug": project.slug})
+    assert signed_in.get(calls).status_code == 200
