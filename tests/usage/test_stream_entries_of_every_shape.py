@@ -296,3 +296,58 @@ def test_a_call_whose_request_id_no_address_can_hold_is_dropped_and_the_call_log
     assert stats.dropped == 1
     calls = reverse("usage:project_calls", kwargs={"slug": project.slug})
     assert signed_in.get(calls).status_code == 200
+
+
+def test_calls_trimmed_from_the_stream_while_the_database_was_away_are_said_and_counted(
+    api_key, stream, redis_store, caplog, monkeypatch
+):
+    """While the database is away the ingest holds what it read, unacknowledged; an
+    operator who trims the stream then (XTRIM, to free memory) takes those calls with it.
+    Redis answers a later read of them with an id and no fields: the ingest passed over
+    such an entry without a word, and left it pending for good, so the calls were lost
+    with nothing logged or counted (and 2,000 of them hid every pending call behind them
+    from the ingest's reads of its backlog)."""
+    key, _ = api_key
+    for n in range(3):
+        stream(b"r", record(key, f"req_trimmed_{n}"))
+    real = write_behind._sinks["usage"]
+    ingest = ingest_with_the_database_down(monkeypatch)
+    assert ingest.step() == 0
+    redis_store.round_trip(("XTRIM", write_behind.stream_key(), "MAXLEN", "0"))
+    stream(b"r", record(key, "req_after"))
+    monkeypatch.setitem(write_behind._sinks, "usage", real)
+
+    ingest.run(once=True)
+
+    assert list(UsageRecord.objects.values_list("request_id", flat=True)) == ["req_after"]
+    assert ingest.stats.dropped == 3
+    trimmed = [r for r in caplog.records if "gone from the stream" in r.getMessage()]
+    assert len(trimmed) == 1 and "3 entries" in trimmed[0].getMessage()
+    assert UsageDrop.objects.get(channel="stream").count == 3
+    (pending,) = redis_store.round_trip(("XPENDING", write_behind.stream_key(), "ingest"))
+    assert pending[0] == 0
+
+
+def test_calls_trimmed_from_a_dead_ingests_backlog_are_said_and_counted_when_taken_over(
+    api_key, stream, redis_store, caplog, monkeypatch
+):
+    """The same for the backlog of an ingest whose host is gone: Redis takes the trimmed
+    entries out of it as another ingest claims it, and names them; they were not said."""
+    monkeypatch.setattr(write_behind, "CLAIM_IDLE_MS", 0)
+    key, _ = api_key
+    stream(b"r", record(key, "req_trimmed"))
+    StreamIngest(consumer="gone")._create_group()
+    redis_store.round_trip(
+        ("XREADGROUP", "GROUP", "ingest", "gone", "STREAMS", write_behind.stream_key(), ">")
+    )
+    redis_store.round_trip(("XTRIM", write_behind.stream_key(), "MAXLEN", "0"))
+    stream(b"r", record(key, "req_after"))
+
+    stats = StreamIngest(consumer="test").run(once=True)
+
+    assert list(UsageRecord.objects.values_list("request_id", flat=True)) == ["req_after"]
+    assert stats.dropped == 1
+    assert "gone from the stream" in caplog.text
+    assert UsageDrop.objects.get(channel="stream").count == 1
+    (pending,) = redis_store.round_trip(("XPENDING", write_behind.stream_key(), "ingest"))
+    assert pending[0] == 0
