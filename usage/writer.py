@@ -34,6 +34,7 @@ from django.utils import timezone
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken, Token
 from core import write_behind
 from core.bulk_insert import insert_new, upsert
+from core.forms import FIRST_YEAR, LAST_YEAR
 from usage.models import (
     LateUsage,
     Outcome,
@@ -111,11 +112,17 @@ def _in_utc(text: str) -> datetime:
     """A record's time, in UTC, as the API writes it. The roll-ups cut it to its hour and
     day as it stands: one in another zone (23:45+05:30, made by hand) was counted in an
     hour starting at 17:30 UTC, which no page asks for. ValueError (the record is
-    dropped) for one without a zone, whose moment depends on the reader."""
+    dropped) for one without a zone, whose moment depends on the reader, and for one
+    outside the years every page of the dashboard takes (core.forms): a call dated 9999
+    (made by hand) was written, and the key's call log narrowed to its address or to
+    failed calls was a 500, its bounds past Python's last date."""
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError("a call's time names no time zone")
-    return moment.astimezone(UTC)
+    moment = moment.astimezone(UTC)
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise ValueError("a call's time is outside the years the dashboard shows")
+    return moment
 
 
 # A request id is a word (the API's: req_ and 24 hex digits, api.errors.new_request_id),

@@ -351,3 +351,33 @@ def test_calls_trimmed_from_a_dead_ingests_backlog_are_said_and_counted_when_tak
     assert UsageDrop.objects.get(channel="stream").count == 1
     (pending,) = redis_store.round_trip(("XPENDING", write_behind.stream_key(), "ingest"))
     assert pending[0] == 0
+
+
+@pytest.mark.parametrize(
+    "called",
+    ["9999-12-31T23:59:59.999999+00:00", "9999-12-31T23:00:00+00:00", "1999-12-31T23:59:59+00:00"],
+)
+def test_a_call_dated_outside_the_years_the_dashboard_shows_is_dropped(
+    api_key, stream, signed_in, project, called
+):
+    """The API dates a call by its own clock. One made by hand in year 9999 was written
+    (PostgreSQL's default partition takes any day, and retention never reaches it), and
+    from then on the key's call log was a 500 whenever it was narrowed to that call's
+    address or to failed calls: the page's bounds, one hour or one microsecond past the
+    key's last such call, passed Python's last date. Every time field of the dashboard
+    takes the years 2000 to 2999 (core.forms); a call outside them is dropped."""
+    key, _ = api_key
+    stream(
+        b"r",
+        record(key, "req_before", status=500),
+        b"r",
+        record(key, "req_far", created_at=called, status=500),
+    )
+
+    stats = StreamIngest(consumer="test").run(once=True)
+
+    assert list(UsageRecord.objects.values_list("request_id", flat=True)) == ["req_before"]
+    assert stats.dropped == 1
+    log = reverse("usage:api_key_usage", kwargs={"slug": project.slug, "key_id": key.pk})
+    for narrowed in ({"ip": "203.0.113.7"}, {"outcome": "server_error"}):
+        assert signed_in.get(log, narrowed).status_code == 200
