@@ -98,11 +98,18 @@ class WriteResult:
 
 
 _sinks: dict[str, Sink] = {}
+_stream_checks: dict[str, Sink] = {}
 _drop_recorders: list[DropRecorder] = []
 
 
-def register(channel: str, sink: Sink) -> None:
+def register(channel: str, sink: Sink, *, from_stream: Sink | None = None) -> None:
+    """`sink` writes the channel's records. `from_stream`, if given, is called first on
+    those read from the stream, which anyone with the Redis password can add to (a
+    process's own buffer holds only what it made): it raises (ValueError) to refuse a
+    batch, which is then written in halves down to the record it refuses, as for a sink."""
     _sinks[channel] = sink
+    if from_stream is not None:
+        _stream_checks[channel] = from_stream
 
 
 def on_dropped(recorder: DropRecorder) -> None:
@@ -115,8 +122,9 @@ def stream_key() -> str:
     return f"{settings.REDIS_KEY_PREFIX}{STREAM}"
 
 
-def write(records: list[Record]) -> WriteResult:
-    """Write `records` now, each channel's in one batch (see the module for failures)."""
+def write(records: list[Record], *, from_stream: bool = False) -> WriteResult:
+    """Write `records` now, each channel's in one batch (see the module for failures);
+    `from_stream`: read from the stream, so checked first (register)."""
     result = WriteResult()
     by_channel: dict[str, list[Record]] = defaultdict(list)
     for record in records:
@@ -128,7 +136,8 @@ def write(records: list[Record]) -> WriteResult:
             _count_drops(_as_counted(channel), "no writer", len(batch))
             result.dropped += len(batch)
             continue
-        _Attempt(sink, channel, result).part(batch)
+        check = _stream_checks.get(channel) if from_stream else None
+        _Attempt(sink, channel, result, check).part(batch)
     if result.written:
         _report_drops()
     return result
@@ -150,6 +159,7 @@ class _Attempt:
     sink: Sink
     channel: str
     result: WriteResult
+    check: Sink | None = None
     stalled: bool = False
 
     def part(self, batch: list[Record]) -> None:
@@ -157,7 +167,10 @@ class _Attempt:
             self.result.waiting.extend(batch)
             return
         try:
-            self.sink([r.payload for r in batch])
+            payloads = [r.payload for r in batch]
+            if self.check is not None:
+                self.check(payloads)
+            self.sink(payloads)
         except DATABASE_UNAVAILABLE as error:
             if timed_out(error) and len(batch) > 1:
                 logger.warning(
@@ -571,7 +584,7 @@ class StreamIngest:
                 except (ValueError, TypeError, RecursionError):
                     # RecursionError: nested deeper than json can read.
                     unreadable.append(partial(self._unreadable, entry_id))
-        result = write(records)
+        result = write(records, from_stream=True)
         self.stats.batches += 1
         self.stats.written += result.written
         self.stats.dropped += result.dropped

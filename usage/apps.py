@@ -10,7 +10,7 @@ class UsageConfig(AppConfig):
 
     def ready(self) -> None:
         from core import write_behind
-        from usage.writer import usage_drops_record, usage_write_records
+        from usage.writer import usage_check_from_stream, usage_drops_record, usage_write_records
 
-        write_behind.register("usage", usage_write_records)
+        write_behind.register("usage", usage_write_records, from_stream=usage_check_from_stream)
         write_behind.on_dropped(usage_drops_record)

@@ -568,6 +568,36 @@ def usage_write_records(payloads: list[dict[str, Any]]) -> None:
     usage_write([UsageEntry.from_payload(p) for p in payloads])
 
 
+def usage_check_from_stream(payloads: list[dict[str, Any]]) -> None:
+    """ValueError (the batch is written in halves, down to the entry, which is dropped and
+    counted) if an entry read from the stream names a key or client token of another
+    project than its own, or a client token with another parent. The API takes a call's
+    project from its token, so only an entry made by hand on the stream does; written, it
+    was the named project's call, and its call log showed the other project's key, its
+    name and hint, to every member there. A token not found is left to the foreign keys.
+    Two small reads a batch, by primary key (none for a batch without such ids); a
+    worker's own buffer holds only entries it made, and is not read for them."""
+    key_ids = {p["api_key_id"] for p in payloads if p.get("api_key_id") is not None}
+    token_ids = {p["client_token_id"] for p in payloads if p.get("client_token_id") is not None}
+    keys = dict(ApiKey.objects.filter(pk__in=key_ids).order_by().values_list("pk", "project_id"))
+    tokens = {
+        pk: rest
+        for pk, *rest in ClientToken.objects.filter(pk__in=token_ids)
+        .order_by()
+        .values_list("pk", "project_id", "api_key_id", "personal_token_id")
+    }
+    for p in payloads:
+        key_id, token_id = p.get("api_key_id"), p.get("client_token_id")
+        if key_id in keys and keys[key_id] != p.get("project_id"):
+            raise ValueError("a call names a key of another project")
+        if token_id in tokens and tokens[token_id] != [
+            p.get("project_id"),
+            key_id,
+            p.get("personal_token_id"),
+        ]:
+            raise ValueError("a call names a client token of another project or parent")
+
+
 def usage_drops_record(channel: str, reason: str, count: int) -> None:
     """Keep the count of records the write-behind had to drop, per hour, for the overview."""
     table = UsageDrop._meta.db_table

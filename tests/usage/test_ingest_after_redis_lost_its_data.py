@@ -186,7 +186,7 @@ def test_a_database_away_for_minutes_is_said_once_a_minute_and_when_it_is_back(
     record = Record("usage", {"n": 1})
     away = True
 
-    def write(records):
+    def write(records, *, from_stream=False):
         return WriteResult(waiting=list(records)) if away else WriteResult(written=len(records))
 
     clock = SimpleNamespace(seconds=1000.0)

@@ -381,3 +381,30 @@ def test_a_call_dated_outside_the_years_the_dashboard_shows_is_dropped(
     log = reverse("usage:api_key_usage", kwargs={"slug": project.slug, "key_id": key.pk})
     for narrowed in ({"ip": "203.0.113.7"}, {"outcome": "server_error"}):
         assert signed_in.get(log, narrowed).status_code == 200
+
+
+@pytest.mark.parametrize("whose", ["key", "client_token"])
+def test_a_call_naming_another_projects_token_is_dropped_not_shown_in_this_project(
+    api_key, stream, signed_in, project, make_project, make_key, make_user, whose
+):
+    """The API names a call's project from its token. An entry made by hand that names
+    this project with another project's key (or client token) was written as this
+    project's call, and its call log then showed the other project's key: its name and
+    its hint, to every member here."""
+    from apikeys.services import client_token_create
+
+    key, _ = api_key
+    elsewhere = make_project(make_user(email="them@example.com"), name="Theirs")
+    theirs, _ = make_key(elsewhere, name="Their billing key")
+    token, _ = client_token_create(project=elsewhere, api_key=theirs, context={})
+    stolen = {"api_key_id": theirs.pk, "project_id": project.pk}
+    if whose == "client_token":
+        stolen |= {"client_token_id": token.pk, "token_kind": "client_token", "api_key_id": key.pk}
+    stream(b"r", record(key, "req_before"), b"r", record(key, "req_theirs", **stolen))
+
+    stats = StreamIngest(consumer="test").run(once=True)
+
+    assert list(UsageRecord.objects.values_list("request_id", flat=True)) == ["req_before"]
+    assert stats.dropped == 1
+    page = signed_in.get(reverse("usage:project_calls", kwargs={"slug": project.slug}))
+    assert "Their billing key" not in page.content.decode()
