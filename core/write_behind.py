@@ -66,6 +66,39 @@ MAX_RECORD_BYTES = 1_000_000
 # each unreadable, was read, logged and counted one by one: a million log lines, and a
 # minute in which no tenant's calls were written. Such an entry is dropped whole.
 MAX_RECORDS_PER_ENTRY = 100
+# How much of the backlog one read brings over (beyond its first entry). A read of new
+# records has no bound: one of a few hundred megabytes, made by hand, outlasts the read's
+# timeout (2 s: about 250 MB at a gigabit), and so does each read of the backlog after it,
+# for good. The backlog is read through BACKLOG_READ instead, which leaves what is too big
+# to be ours in Redis and sends a mark in its place.
+BACKLOG_READ_BYTES = 8_000_000
+# In place of a record over MAX_RECORD_BYTES, and of an entry of over MAX_RECORDS_PER_ENTRY
+# records (followed by how many), in BACKLOG_READ's reply.
+TOO_BIG = b"\x00too big"
+TOO_MANY = b"\x00too many"
+BACKLOG_READ = """
+local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
+    'STREAMS', KEYS[1], '0')
+local max_bytes, max_records, budget = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local out = {}
+if not reply or not reply[1] then return out end
+for _, entry in ipairs(reply[1][2]) do
+    if budget <= 0 then break end
+    local fields = entry[2]
+    if not fields then
+        fields = {}
+    elseif #fields > 2 * max_records then
+        fields = {ARGV[8], tostring(#fields / 2)}
+    else
+        for i = 2, #fields, 2 do
+            if #fields[i] > max_bytes then fields[i] = ARGV[7] end
+            budget = budget - #fields[i]
+        end
+    end
+    out[#out + 1] = {entry[1], fields}
+end
+return out
+"""
 # One encoder for every record (json.dumps with separators makes a new one per call).
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
@@ -563,6 +596,12 @@ class StreamIngest:
             ids.append(entry_id)
             if not fields:
                 continue
+            if fields[0] == TOO_MANY:  # (left in Redis by BACKLOG_READ)
+                count = int(fields[1])
+                unreadable.append(
+                    partial(self._unreadable, entry_id, reason="too many records", count=count)
+                )
+                continue
             try:
                 parts = _fields(fields, b"r")
             except (ValueError, KeyError):  # no record in it at all
@@ -576,7 +615,7 @@ class StreamIngest:
             # Each record on its own: one unreadable costs only itself, not the others of
             # its call.
             for data in parts:
-                if len(data) > MAX_RECORD_BYTES:
+                if len(data) > MAX_RECORD_BYTES or data == TOO_BIG:
                     unreadable.append(partial(self._unreadable, entry_id, reason="too big"))
                     continue
                 try:
@@ -634,7 +673,7 @@ class StreamIngest:
         if self._backlog:
             # Records this consumer read before and never acknowledged, and then those of
             # consumers that went silent.
-            entries = self._xreadgroup("0", block=False)
+            entries = self._backlog_read()
             if entries:
                 return entries
             entries = self._autoclaim()
@@ -642,6 +681,32 @@ class StreamIngest:
                 return entries
             self._backlog = False
         return self._xreadgroup(">", block=self._block)
+
+    def _backlog_read(self) -> list[tuple[bytes, list[bytes]]]:
+        """Our own unacknowledged entries, as XREADGROUP … 0 reads them, through BACKLOG_READ:
+        each record too big to be ours (and each entry of too many) left in Redis, and
+        about BACKLOG_READ_BYTES at most in all (the rest at the next read)."""
+        (reply,) = self.store.round_trip(
+            (
+                "EVAL",
+                BACKLOG_READ,
+                1,
+                stream_key(),
+                GROUP,
+                self.consumer,
+                READ_COUNT,
+                MAX_RECORD_BYTES,
+                MAX_RECORDS_PER_ENTRY,
+                BACKLOG_READ_BYTES,
+                TOO_BIG,
+                TOO_MANY,
+            ),
+            timeout=BLOCK_MS / 1000 + 1,
+        )
+        if isinstance(reply, Exception):
+            self._refused(reply)
+            return []
+        return [(entry_id, list(fields)) for entry_id, fields in reply]
 
     def _xreadgroup(self, start: str, *, block: bool) -> list[tuple[bytes, list[bytes]]]:
         command: list[str | int] = ["XREADGROUP", "GROUP", GROUP, self.consumer]

@@ -408,3 +408,79 @@ def test_a_call_naming_another_projects_token_is_dropped_not_shown_in_this_proje
     assert stats.dropped == 1
     page = signed_in.get(reverse("usage:project_calls", kwargs={"slug": project.slug}))
     assert "Their billing key" not in page.content.decode()
+
+
+def _bytes_in(reply: object) -> int:
+    if isinstance(reply, bytes):
+        return len(reply)
+    if isinstance(reply, list | tuple):
+        return sum(_bytes_in(part) for part in reply)
+    return 0
+
+
+def test_an_entry_too_big_to_read_in_time_is_left_in_redis_and_the_rest_written(
+    api_key, stream, redis_store, monkeypatch
+):
+    """A read of the stream waits 2 s for its reply: about 250 MB at a gigabit. An entry
+    made by hand bigger than that (Redis takes 512 MB an argument) made the read time out;
+    its entries were delivered all the same, so the ingest read its backlog next, which
+    held it again, and timed out again, for good: nobody's calls were written. (Here a
+    reply over 2 MB stands for one too big to arrive in time.)"""
+    from core.shared_store import StoreUnavailable
+
+    key, _ = api_key
+    stream(b"r", record(key, "req_before"))
+    stream(b"r", b"x" * 3_000_000)
+    stream(b"r", record(key, "req_after"))
+    real = redis_store.round_trip
+
+    def in_time(*commands, timeout=None):
+        replies = real(*commands, timeout=timeout)
+        if _bytes_in(replies) > 2_000_000:
+            raise StoreUnavailable("Timeout reading from socket")
+        return replies
+
+    monkeypatch.setattr(redis_store, "round_trip", in_time)
+    ingest = StreamIngest(consumer="test")
+    ingest._create_group()
+    for _ in range(4):
+        try:
+            ingest.step()
+        except StoreUnavailable:
+            ingest._backlog = True  # as run() does
+
+    assert set(UsageRecord.objects.values_list("request_id", flat=True)) == {
+        "req_before",
+        "req_after",
+    }
+    assert ingest.stats.dropped == 1
+    (length,) = real(("XLEN", write_behind.stream_key()))
+    assert length == 0
+
+
+def test_the_backlog_is_read_a_bounded_part_at_a_time_and_entries_of_too_many_records_dropped(
+    api_key, stream, redis_store, monkeypatch
+):
+    """The backlog's read (after a read whose reply was lost) brings over at most about
+    BACKLOG_READ_BYTES, the rest at the next read, and says of an entry of too many
+    records only how many it held."""
+    monkeypatch.setattr(write_behind, "BACKLOG_READ_BYTES", 10)
+    key, _ = api_key
+    stream(b"r", record(key, "req_first"))
+    stream(*[b"r", b"x"] * 1000)
+    stream(b"r", record(key, "req_second"), b"r", record(key, "req_third"))
+    ingest = StreamIngest(consumer="test")
+    ingest._create_group()
+    ingest._xreadgroup(">", block=False)  # delivered to us; the reply is "lost" here
+
+    reads = [ingest.step() for _ in range(3)]
+
+    assert reads == [1, 2, 0]
+    assert ingest.stats.dropped == 1000
+    assert set(UsageRecord.objects.values_list("request_id", flat=True)) == {
+        "req_first",
+        "req_second",
+        "req_third",
+    }
+    (length,) = redis_store.round_trip(("XLEN", write_behind.stream_key()))
+    assert length == 0
