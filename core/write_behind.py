@@ -596,8 +596,7 @@ class StreamIngest:
             ids.append(entry_id)
             if not fields:
                 continue
-            if fields[0] == TOO_MANY:  # (left in Redis by BACKLOG_READ)
-                count = int(fields[1])
+            if (count := _too_many(fields)) is not None:  # (left in Redis by BACKLOG_READ)
                 unreadable.append(
                     partial(self._unreadable, entry_id, reason="too many records", count=count)
                 )
@@ -767,6 +766,17 @@ class StreamIngest:
             # calls piled up in Redis with nobody to write them.
             raise StoreUnavailable(str(refused)) from None
         self._backlog = True
+
+
+def _too_many(fields: list[bytes]) -> int | None:
+    """How many records the entry held, if BACKLOG_READ sent its TOO_MANY mark in its place.
+    An entry made by hand may begin with the same name: only the mark's own shape (a count
+    of a few ASCII digits) is taken as one; int() of anything else ("many", "²", 5,000
+    digits) raised, and stopped the ingest, for everyone, at each start (the entry stayed
+    pending). Such an entry is read like any other, and dropped as unreadable."""
+    if len(fields) == 2 and fields[0] == TOO_MANY and fields[1].isdigit() and len(fields[1]) < 10:
+        return int(fields[1])
+    return None
 
 
 def _fields(fields: list[bytes], name: bytes) -> list[bytes]:
