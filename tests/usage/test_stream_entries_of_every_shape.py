@@ -415,6 +415,38 @@ def test_a_call_naming_another_projects_token_is_dropped_not_shown_in_this_proje
     assert "Their billing key" not in page.content.decode()
 
 
+def test_the_apis_own_calls_by_every_kind_of_client_token_pass_the_projects_check(
+    api, admin, api_key, user, redis_store, settings
+):
+    """The check that drops an entry naming another project's key or client token must
+    never drop a call the API logged: a client token minted by a PAT (no key, its PAT
+    beside it), one minted by a key rolled since (its old secret still in its overlap),
+    and the PAT's and the key's own calls that minted them."""
+    from django.test import Client
+
+    from apikeys.services import api_key_roll
+    from tests.api.assertions import assert_ok
+    from tests.conftest import Api
+
+    settings.USAGE_FLUSH_SECONDS = 3600  # as in production: on the stream, not written yet
+    key, _ = api_key
+    browser = Api(Client(), None)
+    by_pat = assert_ok(admin.post("/v1/client-tokens", {"context": {}}), 201)["token"]
+    by_key = assert_ok(api.post("/v1/client-tokens", {"context": {}}), 201)["token"]
+    api_key_roll(api_key=key, by=user, overlap=timedelta(hours=1))
+    assert_ok(browser.get("/client/token", token=by_pat))
+    assert_ok(browser.get("/client/token", token=by_key))
+    assert not UsageRecord.objects.exists()
+
+    stats = StreamIngest(consumer="test").run(once=True)
+
+    assert stats.dropped == 0
+    logged = UsageRecord.objects.filter(client_token__isnull=False)
+    assert logged.filter(personal_token__isnull=False, api_key__isnull=True).exists()
+    assert logged.filter(api_key=key).exists()
+    assert UsageRecord.objects.count() == stats.written == 4
+
+
 def _bytes_in(reply: object) -> int:
     if isinstance(reply, bytes):
         return len(reply)
