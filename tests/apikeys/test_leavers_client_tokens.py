@@ -11,7 +11,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -143,3 +145,24 @@ def test_the_list_does_not_call_active_a_token_refused_for_its_minters_missing_s
     assert_ok(browser.get(WHO_AM_I))
     refused = ClientToken.objects.get(pk=refused.pk)
     assert effective_status(refused) == (TokenStatus.ACTIVE, "")
+
+
+def test_the_list_reads_the_minters_second_factor_with_the_tokens_not_one_by_one(
+    signed_in, user, project, lou, lous_cli
+):
+    """Asked token by token (has_two_factor: the authenticator app, then the passkeys), a
+    page of fifty tokens a PAT minted in a project that requires a second factor cost up
+    to a hundred statements more on each load. They are read with the tokens."""
+    for person in (user, lou):  # (the owner reads the page; Lou mints)
+        TotpDevice.objects.create(user=person, secret_encrypted="x", confirmed_at=timezone.now())
+    for _ in range(3):
+        mint(lous_cli, project)
+    Project.objects.filter(pk=project.pk).update(require_two_factor=True)
+
+    with CaptureQueriesContext(connection) as captured:
+        page = signed_in.get(reverse("apikeys:client_token_list", args=[project.slug]))
+
+    assert page.status_code == 200
+    assert "has no second factor" not in page.content.decode()
+    reads = [q["sql"] for q in captured.captured_queries if TotpDevice._meta.db_table in q["sql"]]
+    assert len(reads) <= 2  # the owner's own session check, and the page's one statement
