@@ -28,7 +28,7 @@ from api.callers import admit
 from api.lookup import Found, Resource
 from api.rate_limits import RateLimitState, rate_limit_state
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
-from apikeys.tokens import TokenKind, token_hash, token_kind
+from apikeys.tokens import PREFIXES, TokenKind, token_hash, token_kind
 from core.client_ip import client_ip
 from core.networks import allowed
 
@@ -180,8 +180,13 @@ def identify(
         token = bearer_token(request)
         kind = token_kind(token)
         if kind is None:
-            # The Client API takes client tokens alone: what it was sent was meant as one.
-            noun = "client token" if surface is Surface.CLIENT else "API key"
+            # The Client API takes client tokens alone: what it was sent was meant as one,
+            # unless its prefix says it is a key or a PAT (cut short in a page: called a
+            # client token, its developer went looking for one that was never there).
+            meant = next((k for k, prefix in PREFIXES.items() if token.startswith(prefix)), None)
+            noun = (
+                _noun(meant or TokenKind.CLIENT_TOKEN) if surface is Surface.CLIENT else "API key"
+            )
             raise errors.invalid_api_key(
                 f"The {noun} is malformed. Check that it was copied whole."
             )

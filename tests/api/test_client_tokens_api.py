@@ -193,6 +193,21 @@ def test_a_client_token_cut_short_on_the_client_api_is_called_a_client_token(cli
     assert error["message"] == "The client token is malformed. Check that it was copied whole."
 
 
+def test_a_key_or_pat_cut_short_on_the_client_api_is_not_called_a_client_token(
+    client_api, api_key, user
+):
+    """Called a client token, a server key cut short in a page sent its developer to fix
+    a client token that was never there (and so to send the whole key from the browser)."""
+    from apikeys.services import personal_token_create
+
+    _, pat = personal_token_create(user=user, name="CLI")
+    for token, noun in ((api_key[1], "API key"), (pat, "personal access token")):
+        error = assert_error(
+            client_api.get("/client/token", token=token[:-1]), 401, "invalid_api_key"
+        )
+        assert error["message"] == f"The {noun} is malformed. Check that it was copied whole."
+
+
 def test_an_expired_client_token_is_refused(client_api, minted):
     ClientToken.objects.filter(public_id=minted["id"]).update(
         expires_at=timezone.now() - datetime.timedelta(seconds=1)
