@@ -642,9 +642,13 @@ def usage_dropped_between(since: datetime, until: datetime) -> int:
     for longer than the buffers last, or an entry that fails on its own content), counted
     in the hours from `since` to `until`. A dropped entry may not say whose it was, so the
     count is the service's: every project's overview shows it, as a warning that its
-    figures for that time may be low. It is 0 unless something went badly wrong."""
+    figures for that time may be low. It is 0 unless something went badly wrong.
+    With them, the stream's entries trimmed before they were written (core/write_behind.py,
+    `trimmed`): each was an answered call, counted under the stream, not the usage channel,
+    and the overview said nothing had been lost."""
+    lost_calls = Q(channel="usage") | Q(channel="stream", reason="trimmed")
     dropped = UsageDrop.objects.filter(
-        channel="usage", hour__gte=hour_of(since), hour__lte=until
+        lost_calls, hour__gte=hour_of(since), hour__lte=until
     ).aggregate(n=Sum("count"))["n"]
     return dropped or 0
 

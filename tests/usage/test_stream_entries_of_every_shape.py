@@ -333,6 +333,28 @@ def test_calls_trimmed_from_the_stream_while_the_database_was_away_are_said_and_
     assert pending[0] == 0
 
 
+def test_calls_trimmed_from_the_stream_are_in_the_overviews_warning_of_lost_calls(
+    api_key, stream, redis_store, monkeypatch, signed_in, project
+):
+    """Each trimmed entry was an answered call (one entry a call), so the overview's
+    figures are low by as many. Counted under the stream, not under the usage entries the
+    overview counts, they left it saying nothing had been lost."""
+    key, _ = api_key
+    for n in range(3):
+        stream(b"r", record(key, f"req_trimmed_{n}"))
+    real = write_behind._sinks["usage"]
+    ingest = ingest_with_the_database_down(monkeypatch)
+    assert ingest.step() == 0
+    redis_store.round_trip(("XTRIM", write_behind.stream_key(), "MAXLEN", "0"))
+    stream(b"r", record(key, "req_after"))
+    monkeypatch.setitem(write_behind._sinks, "usage", real)
+
+    ingest.run(once=True)
+
+    page = signed_in.get(reverse("usage:project_usage", kwargs={"slug": project.slug}))
+    assert page.context["overview"].dropped == 3
+
+
 def test_calls_trimmed_from_a_dead_ingests_backlog_are_said_and_counted_when_taken_over(
     api_key, stream, redis_store, caplog, monkeypatch
 ):
