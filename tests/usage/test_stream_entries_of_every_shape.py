@@ -303,15 +303,11 @@ def test_a_call_whose_request_id_no_address_can_hold_is_dropped_and_the_call_log
     assert signed_in.get(calls).status_code == 200
 
 
-def test_calls_trimmed_from_the_stream_while_the_database_was_away_are_said_and_counted(
-    api_key, stream, redis_store, caplog, monkeypatch
-):
-    """While the database is away the ingest holds what it read, unacknowledged; an
-    operator who trims the stream then (XTRIM, to free memory) takes those calls with it.
-    Redis answers a later read of them with an id and no fields: the ingest passed over
-    such an entry without a word, and left it pending for good, so the calls were lost
-    with nothing logged or counted (and 2,000 of them hid every pending call behind them
-    from the ingest's reads of its backlog)."""
+def three_calls_trimmed_while_the_database_was_away(
+    api_key, stream, redis_store, monkeypatch
+) -> StreamIngest:
+    """Three calls read and held while the database was away, trimmed from the stream
+    then, and one call after them; the ingest run once the database is back."""
     key, _ = api_key
     for n in range(3):
         stream(b"r", record(key, f"req_trimmed_{n}"))
@@ -321,8 +317,22 @@ def test_calls_trimmed_from_the_stream_while_the_database_was_away_are_said_and_
     redis_store.round_trip(("XTRIM", write_behind.stream_key(), "MAXLEN", "0"))
     stream(b"r", record(key, "req_after"))
     monkeypatch.setitem(write_behind._sinks, "usage", real)
-
     ingest.run(once=True)
+    return ingest
+
+
+def test_calls_trimmed_from_the_stream_while_the_database_was_away_are_said_and_counted(
+    api_key, stream, redis_store, caplog, monkeypatch
+):
+    """While the database is away the ingest holds what it read, unacknowledged; an
+    operator who trims the stream then (XTRIM, to free memory) takes those calls with it.
+    Redis answers a later read of them with an id and no fields: the ingest passed over
+    such an entry without a word, and left it pending for good, so the calls were lost
+    with nothing logged or counted (and 2,000 of them hid every pending call behind them
+    from the ingest's reads of its backlog)."""
+    ingest = three_calls_trimmed_while_the_database_was_away(
+        api_key, stream, redis_store, monkeypatch
+    )
 
     assert list(UsageRecord.objects.values_list("request_id", flat=True)) == ["req_after"]
     assert ingest.stats.dropped == 3
@@ -339,17 +349,7 @@ def test_calls_trimmed_from_the_stream_are_in_the_overviews_warning_of_lost_call
     """Each trimmed entry was an answered call (one entry a call), so the overview's
     figures are low by as many. Counted under the stream, not under the usage entries the
     overview counts, they left it saying nothing had been lost."""
-    key, _ = api_key
-    for n in range(3):
-        stream(b"r", record(key, f"req_trimmed_{n}"))
-    real = write_behind._sinks["usage"]
-    ingest = ingest_with_the_database_down(monkeypatch)
-    assert ingest.step() == 0
-    redis_store.round_trip(("XTRIM", write_behind.stream_key(), "MAXLEN", "0"))
-    stream(b"r", record(key, "req_after"))
-    monkeypatch.setitem(write_behind._sinks, "usage", real)
-
-    ingest.run(once=True)
+    three_calls_trimmed_while_the_database_was_away(api_key, stream, redis_store, monkeypatch)
 
     page = signed_in.get(reverse("usage:project_usage", kwargs={"slug": project.slug}))
     assert page.context["overview"].dropped == 3
