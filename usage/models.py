@@ -328,6 +328,12 @@ class ProjectUsageDay(ProjectCallsRollup):
     """ProjectCallsRollup per UTC day: the overview's whole days inside a range (and its bars
     past two days): a long range reads a row per group and day, not per hour."""
 
+    # 64-bit in a day (usage/migrations/0018): 2,147,483,647 calls of one group in a UTC
+    # day is 25,000 a second all day, as a flood on one key may be; past it, PostgreSQL
+    # refused each batch's sum and the ingest dropped the group's later calls from the log.
+    requests = models.PositiveBigIntegerField(default=0)
+    without_address = models.PositiveBigIntegerField(default=0)
+
     class Meta(ProjectCallsRollup.Meta):
         db_table = "usage_projectday"
 
@@ -368,6 +374,9 @@ class ProjectAddressHour(ProjectAddressRollup):
 class ProjectAddressDay(ProjectAddressRollup):
     """ProjectAddressRollup per UTC day: the overview's busiest addresses over the whole days
     inside a range."""
+
+    # 64-bit in a day, as ProjectUsageDay's: one address flooding all day.
+    requests = models.PositiveBigIntegerField(default=0)
 
     class Meta(ProjectAddressRollup.Meta):
         db_table = "usage_projectaddressday"

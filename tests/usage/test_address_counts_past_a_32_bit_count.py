@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.models import Project
 from core.write_behind import Buffer, Record
 from tests.conftest import usage_call
-from usage.models import UsageDrop, UsageIp, UsageRecord
+from usage.models import ProjectAddressDay, ProjectUsageDay, UsageDrop, UsageIp, UsageRecord
 from usage.writer import usage_write
 
 LARGEST_32_BIT = 2**31 - 1
@@ -47,3 +47,36 @@ def test_an_address_past_two_billion_calls_is_still_counted_and_its_calls_logged
     }
     counted = UsageIp.objects.get(api_key=key)
     assert (counted.requests, counted.admitted) == (LARGEST_32_BIT + 1, LARGEST_32_BIT + 1)
+
+
+def test_a_day_of_one_groups_calls_past_two_billion_is_still_counted_and_logged(
+    api_key, make_user, make_key
+):
+    """The per-day roll-ups of a project's calls (by key and outcome, and by address) were
+    32-bit: 2,147,483,647 calls of one group in a UTC day is 25,000 a second all day, a
+    flood on one key. On PostgreSQL each later batch broke the column's range, and the
+    ingest dropped those calls from the log, as it did for the address counts above."""
+    key, _ = api_key
+    neighbour = make_user(email="neighbour@example.com")
+    theirs, _ = make_key(Project.objects.for_user(neighbour).get(), name="Theirs")
+    usage_write([usage_call(timezone.now(), key=key, ip="198.51.100.7")])
+    ProjectUsageDay.objects.filter(api_key=key).update(
+        requests=LARGEST_32_BIT, without_address=LARGEST_32_BIT
+    )
+    ProjectAddressDay.objects.filter(ip="198.51.100.7").update(requests=LARGEST_32_BIT)
+
+    buffer = Buffer()
+    calls = [
+        replace(usage_call(timezone.now(), key=key, ip="198.51.100.7"), request_id="req_mine"),
+        replace(usage_call(timezone.now(), key=theirs), request_id="req_theirs"),
+    ]
+    buffer._records = [Record("usage", call.payload()) for call in calls]
+
+    assert buffer.flush() == 2
+    assert not UsageDrop.objects.exists()
+    assert set(UsageRecord.objects.values_list("request_id", flat=True)) >= {
+        "req_mine",
+        "req_theirs",
+    }
+    assert ProjectUsageDay.objects.get(api_key=key).requests == LARGEST_32_BIT + 1
+    assert ProjectAddressDay.objects.get(ip="198.51.100.7").requests == LARGEST_32_BIT + 1
