@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from django.db import models
-from django.db.models import Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models import Case, Exists, F, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -89,12 +89,22 @@ class ClientTokenQuerySet(TokenQuerySet["ClientToken"]):
             .filter(secret_works)
         )
 
-    def with_minters_second_factor(self) -> ClientTokenQuerySet:
-        """Each with whether the person whose PAT minted it has a second factor, read in
-        the same statement (ClientToken.end_reason_at asks it where the owners require
-        one): asked token by token, a page of fifty cost up to a hundred more statements."""
+    def with_minters_standing(self) -> ClientTokenQuerySet:
+        """Each with what ClientToken.end_reason_at asks of the person whose PAT minted it,
+        read in the same statement: whether the membership it was minted in still holds, and
+        whether they have a second factor (asked where the owners require one). Asked token
+        by token, a page of fifty cost up to a hundred and fifty more statements."""
         user = OuterRef("personal_token__user_id")
+        memberships = Membership.objects.filter(user_id=user, project_id=OuterRef("project_id"))
         return self.annotate(
+            minter_membership_holds=Case(
+                When(
+                    minted_in__isnull=False,
+                    then=Exists(memberships.filter(pk=OuterRef("minted_in"))),
+                ),
+                default=Exists(memberships.filter(created_at__lte=OuterRef("created_at"))),
+                output_field=models.BooleanField(),
+            ),
             minter_has_app=Exists(
                 TotpDevice.objects.filter(user_id=user, confirmed_at__isnull=False)
             ),
@@ -280,7 +290,7 @@ class ClientToken(Token):
 
     def _minter_has_second_factor(self) -> bool:
         """has_two_factor of its PAT's person: as read with the token where it was
-        (ClientTokenQuerySet.with_minters_second_factor), else asked now."""
+        (ClientTokenQuerySet.with_minters_standing), else asked now."""
         assert self.personal_token is not None
         if hasattr(self, "minter_has_app"):
             return bool(self.minter_has_app or getattr(self, "minter_has_passkey", False))
@@ -288,8 +298,11 @@ class ClientToken(Token):
 
     def _minted_in_membership_holds(self) -> bool:
         """The membership its PAT's person had when it was minted is still there (as the
-        API's lookup asks, api/lookup.py)."""
+        API's lookup asks, api/lookup.py): as read with the token where it was
+        (ClientTokenQuerySet.with_minters_standing), else asked now."""
         assert self.personal_token is not None
+        if hasattr(self, "minter_membership_holds"):
+            return bool(self.minter_membership_holds)
         memberships = Membership.objects.filter(
             user_id=self.personal_token.user_id, project_id=self.project_id
         )

@@ -57,7 +57,7 @@ def client_token_list(request: ProjectRequest) -> HttpResponse:
             ClientToken.objects.for_project(request.project)
             .alive_since(now - RECENT)
             .select_related("project", "api_key", "personal_token", "personal_token__user")
-            .with_minters_second_factor()
+            .with_minters_standing()
         )
         if key := form.cleaned_data["key"]:
             tokens = tokens.minted_by(key)

@@ -166,3 +166,35 @@ def test_the_list_reads_the_minters_second_factor_with_the_tokens_not_one_by_one
     assert "has no second factor" not in page.content.decode()
     reads = [q["sql"] for q in captured.captured_queries if TotpDevice._meta.db_table in q["sql"]]
     assert len(reads) <= 2  # the owner's own session check, and the page's one statement
+
+
+def test_the_list_reads_the_minters_membership_with_the_tokens_not_one_by_one(
+    signed_in, project, lou, lous_cli
+):
+    """Each client token a PAT minted is refused once its person leaves the membership it
+    was minted in (ClientToken.end_reason_at). Asked token by token, a page of fifty such
+    tokens cost fifty statements more on each load; they are read with the tokens, and the
+    page still says which ended with the membership."""
+    url = reverse("apikeys:client_token_list", args=[project.slug])
+    kept = mint(lous_cli, project)
+
+    def membership_reads() -> tuple[int, str]:
+        with CaptureQueriesContext(connection) as captured:
+            page = signed_in.get(url)
+        assert page.status_code == 200
+        table = Membership._meta.db_table
+        return sum(table in q["sql"] for q in captured.captured_queries), page.content.decode()
+
+    one, _ = membership_reads()
+    for _ in range(4):
+        mint(lous_cli, project)
+    five, body = membership_reads()
+
+    assert five == one
+    assert LEFT not in body
+    assert_ok(kept.get(WHO_AM_I))
+    membership_remove(membership=Membership.objects.get(project=project, user=lou), by=lou)
+    after, body = membership_reads()
+    assert after == one
+    assert body.count(LEFT) == 5
+    assert_error(kept.get(WHO_AM_I), 401, "expired_api_key")
