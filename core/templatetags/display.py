@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,14 +42,24 @@ def until(moment: datetime | None, depth: int = 2) -> str:
     return f"in {timeuntil(moment, depth=depth)}"
 
 
+# What json_summary writes as its JSON escape: the direction controls, and the marks (LRM,
+# RLM, ALM), which reverse nothing but move the quotes and commas beside them.
+SHOWN_ESCAPED = re.compile(f"{DIRECTION_CONTROLS.pattern}|[\u200e\u200f\u061c]")
+# An escape that a cut to `length` characters would leave half of at the end.
+HALF_AN_ESCAPE = re.compile(r"\\u[0-9a-f]{0,3}$")
+
+
 @register.filter
 def json_summary(value: Any, length: int = 60) -> str:
-    """A JSON value on one line, cut to `length` characters. Its direction controls are
-    written as their JSON escapes (\\u202e), the same JSON: a customer's context holds
-    what their users typed, and an override obeyed turned the rest of it around."""
+    """A JSON value on one line, cut to `length` characters. Its direction controls and
+    marks are written as their JSON escapes (\\u202e), the same JSON: a customer's context
+    holds what their users typed, and an override obeyed turned the rest of it around. A
+    cut falls before an escape, not inside it."""
     text = json.dumps(value, separators=(", ", ": "), ensure_ascii=False)
-    text = DIRECTION_CONTROLS.sub(lambda control: f"\\u{ord(control[0]):04x}", text)
-    return text if len(text) <= length else text[: length - 1] + "…"
+    text = SHOWN_ESCAPED.sub(lambda control: f"\\u{ord(control[0]):04x}", text)
+    if len(text) <= length:
+        return text
+    return HALF_AN_ESCAPE.sub("", text[: length - 1]) + "…"
 
 
 @register.filter

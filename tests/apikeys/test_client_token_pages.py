@@ -3,6 +3,7 @@
 import re
 from datetime import timedelta
 
+import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -13,6 +14,7 @@ from apikeys.models import ApiKey, ClientToken, TokenStatus
 from apikeys.services import client_token_create
 from apikeys.views.client_tokens import effective_status
 from audit.models import AuditEvent
+from core.templatetags.display import json_summary
 
 
 def mint(api_key, **context):
@@ -50,6 +52,32 @@ def test_a_direction_override_in_a_context_is_shown_escaped_not_obeyed(signed_in
 
     assert "\u202e" not in page
     assert escape('"user": "\\u202eabc"') in page  # (PostgreSQL keeps the keys in its order)
+
+
+@pytest.mark.parametrize("mark", ["\u200e", "\u200f", "\u061c"])
+def test_a_direction_mark_in_a_context_is_shown_escaped_too(signed_in, project, api_key, mark):
+    """The left-to-right, right-to-left and Arabic letter marks reverse nothing, but obeyed
+    in the cell they move the JSON's quotes and commas around the strings beside them
+    ({"user": "abc<RLM>", … showed its quote and comma out of place). Shown as their JSON
+    escapes, as the overrides are."""
+    mint(api_key[0], user=f"abc{mark}", role="viewer")
+
+    page = signed_in.get(reverse("apikeys:client_token_list", args=[project.slug])).content
+    html = page.decode()
+
+    assert mark not in html
+    assert escape(f'"user": "abc\\u{ord(mark):04x}"') in html
+
+
+def test_a_context_cut_to_a_line_does_not_end_in_half_an_escape():
+    """A summary cut to its line ended in "\\u20…" when the cut fell inside an escaped
+    control: half an escape is neither the text nor its JSON. The cut falls before it."""
+    for padding in range(40, 60):
+        summary = json_summary({"user": "x" * padding + "\u202e" + "y" * 40})
+        assert summary.endswith("…")
+        assert len(summary) <= 60
+        cut = summary[:-1]
+        assert cut.endswith("\\u202e") or "\\u" not in cut[-6:], summary
 
 
 def test_revoking_one_client_token_keeps_its_record(signed_in, project, api_key):
