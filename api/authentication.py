@@ -103,13 +103,16 @@ class ClientCaller(ProjectCaller):
 class Identified:
     """What the token says about a call: who (None if nobody could be identified), the
     refusal if there is one, the caller's rate-limit state (None if not counted), and the
-    row the endpoint acts on, if it named one and it exists."""
+    row the endpoint acts on, if it named one and it exists. `attribute_by`: the hash of a
+    token refused before it was looked up, by which its usage entry is attributed when
+    written (usage/writer.py)."""
 
     caller: Caller | None
     refusal: errors.ApiError | None = None
     limits: RateLimitState | None = None
     resource: object | None = None
     origin_allowed: bool = False
+    attribute_by: str = ""
 
 
 class _Refused(Exception):
@@ -190,15 +193,22 @@ def identify(
             raise errors.invalid_api_key(
                 f"The {noun} is malformed. Check that it was copied whole."
             )
-        if surface is Surface.CLIENT and kind is not TokenKind.CLIENT_TOKEN:
-            # Refused before any lookup: a server key sent from a browser is already a leak.
-            raise errors.insufficient_permissions(
+    except errors.ApiError as refused:
+        return Identified(None, refused)
+    if surface is Surface.CLIENT and kind is not TokenKind.CLIENT_TOKEN:
+        # Refused before any lookup: a server key sent from a browser is already a leak,
+        # and its answer tells nothing of the key. The call is logged against the key or
+        # PAT all the same, looked up when its entry is written: the one call its owners
+        # most need to see (detection raises key_on_client_api for a key's).
+        return Identified(
+            None,
+            errors.insufficient_permissions(
                 "The Client API takes a client token (reminix_ct_…). Never send an API key "
                 "or a personal access token from a browser; mint a client token on your "
                 "server."
-            )
-    except errors.ApiError as refused:
-        return Identified(None, refused)
+            ),
+            attribute_by=token_hash(token),
+        )
     named_project = ""
     if kind is TokenKind.PERSONAL_ACCESS_TOKEN and project_scoped:
         named_project = request.META.get("HTTP_X_PROJECT", "").strip()

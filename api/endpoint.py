@@ -177,6 +177,7 @@ def _answer_now(
 
         identified = look(count=True)
         caller, refusal = identified.caller, identified.refusal
+        token_digest = identified.attribute_by
         request.resource, request.origin_allowed = identified.resource, identified.origin_allowed
         if caller is not None:
             request.caller = caller

@@ -253,17 +253,25 @@ def usage_late_forget(*, up_to_id: int) -> None:
 
 def _attributed_by_digest(entries: list[UsageEntry]) -> list[UsageEntry]:
     """Entries of calls that carried a token the API could not look up (the database was
-    down) get that token's ids now, so they count on their key like any other call."""
+    down), or did not (a key or PAT sent to the Client API), get that token's ids now, so
+    they count on their key like any other call. A rolled key's previous secret counts on
+    the key, as it does on the API."""
     digests = {e.token_digest for e in entries if e.token_digest and not e.is_attributed}
     if not digests:
         return entries
     found: dict[str, dict[str, Any]] = {}
     # Only the columns used: a token's JSON (scopes, context) that Python cannot read back
     # (put there by hand, a restore) failed every batch holding one of its calls.
-    for key in ApiKey.objects.filter(token_hash__in=digests).only("token_hash", "project_id"):
-        found[key.token_hash] = {
-            "token_kind": key.kind.value, "project_id": key.project_id, "api_key_id": key.pk,
-        }  # fmt: skip
+    keys = ApiKey.objects.filter(
+        Q(token_hash__in=digests) | Q(previous_token_hash__in=digests)
+    ).only("token_hash", "previous_token_hash", "project_id")
+    for key in keys:
+        for digest in (key.token_hash, key.previous_token_hash):
+            if digest in digests:
+                found[digest] = {
+                    "token_kind": key.kind.value, "project_id": key.project_id,
+                    "api_key_id": key.pk,
+                }  # fmt: skip
     for ct in ClientToken.objects.filter(token_hash__in=digests).only(
         "token_hash", "project_id", "api_key_id", "personal_token_id"
     ):

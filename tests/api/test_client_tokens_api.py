@@ -184,6 +184,44 @@ def test_an_api_key_or_pat_on_the_client_api_is_refused(client_api, api_key, use
         assert "client token" in error["message"]
 
 
+def test_an_api_key_or_pat_on_the_client_api_is_logged_against_it(
+    client_api, api_key, user, project
+):
+    """A server key sent to the Client API came from a browser's code, where every visitor
+    can read it: the one call its owners most need to see. It was refused before any
+    lookup and logged against nobody, so the key's own log never showed it. It is logged
+    against the key (its project) or the PAT, as a call that could not be looked up at
+    once is (usage/writer.py), and the answer is the same as before: nothing about the
+    key is looked up on the way to it."""
+    from apikeys.services import api_key_roll, personal_token_create
+    from apikeys.tokens import TokenKind, token_generate
+
+    key, secret = api_key
+    pat_row, pat = personal_token_create(user=user, name="CLI")
+    unknown = str(token_generate(TokenKind.API_KEY))
+    for name, token in (("key", secret), ("pat", pat), ("unknown", unknown)):
+        response = client_api.get(f"/client/token?n={name}", token=token)
+        error = assert_error(response, 403, "insufficient_permissions")
+        assert "client token" in error["message"]
+        assert "X-Reminix-Token-Expires" not in response
+
+    row = UsageRecord.objects.get(api_key=key)
+    assert (row.project_id, row.path, row.status) == (project.pk, "/client/token", 403)
+    assert (row.error_code, row.token_kind, row.client_token_id) == (
+        "insufficient_permissions",
+        "api_key",
+        None,
+    )
+    assert UsageRecord.objects.get(personal_token=pat_row).status == 403
+    # A token nobody holds is counted among the calls of no token, as on /v1.
+    assert UsageRecord.objects.filter(path="/client/token").count() == 2
+
+    # A rolled key's previous secret, still working through the overlap, counts on it too.
+    api_key_roll(api_key=key, by=user, overlap=datetime.timedelta(hours=1))
+    assert_error(client_api.get("/client/token", token=secret), 403, "insufficient_permissions")
+    assert UsageRecord.objects.filter(api_key=key).count() == 2
+
+
 def test_a_client_token_cut_short_on_the_client_api_is_called_a_client_token(client_api, minted):
     """The page's developer sent a client token, the only kind the Client API takes: told
     "The API key is malformed", they went looking for an API key in their page."""

@@ -469,6 +469,33 @@ def test_the_apis_own_calls_by_every_kind_of_client_token_pass_the_projects_chec
     assert UsageRecord.objects.count() == stats.written == 4
 
 
+def test_a_key_or_pat_sent_to_the_client_api_is_logged_on_it_through_the_stream(
+    api_key, user, redis_store, settings
+):
+    """Refused before any lookup, such a call carries the hash of its token on the stream,
+    and the ingest counts it on the key (its project) or the PAT: none is dropped as
+    naming no project, none left without its token."""
+    from django.test import Client
+
+    from apikeys.services import personal_token_create
+    from tests.api.assertions import assert_error
+    from tests.conftest import Api
+
+    settings.USAGE_FLUSH_SECONDS = 3600  # as in production: on the stream, not written yet
+    key, secret = api_key
+    pat_row, pat = personal_token_create(user=user, name="CLI")
+    for token in (secret, pat):
+        browser = Api(Client(), token)
+        assert_error(browser.get("/client/token"), 403, "insufficient_permissions")
+    assert not UsageRecord.objects.exists()
+
+    stats = StreamIngest(consumer="test").run(once=True)
+
+    assert (stats.dropped, stats.written) == (0, 2)
+    assert UsageRecord.objects.get(api_key=key).project_id == key.project_id
+    assert UsageRecord.objects.get(personal_token=pat_row).path == "/client/token"
+
+
 def _bytes_in(reply: object) -> int:
     if isinstance(reply, bytes):
         return len(reply)
