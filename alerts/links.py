@@ -20,7 +20,14 @@ MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
 # The kinds whose check reads the key's own calls alone (alerts/detection: each passes over
 # a call with a client token): their link leaves out the calls of the key's client tokens
 # from the same network or to the same agent in the same minutes.
-KEY_OWN_KINDS = frozenset({Flag.Kind.NEW_NETWORK, Flag.Kind.NEW_AGENT, Flag.Kind.BLOCKED_NETWORK})
+KEY_OWN_KINDS = frozenset(
+    {
+        Flag.Kind.NEW_NETWORK,
+        Flag.Kind.NEW_AGENT,
+        Flag.Kind.BLOCKED_NETWORK,
+        Flag.Kind.KEY_ON_CLIENT_API,
+    }
+)
 
 
 def evidence_caller(flag: Flag) -> str:
@@ -111,6 +118,8 @@ def evidence_url(flag: Flag) -> str | None:
         # The calls to the first new agent: the key's own agent's calls in the same
         # minutes would bury them. The alert's page says it is the first of how many.
         params["agent"] = agent
+    if flag.kind == Flag.Kind.KEY_ON_CLIENT_API:
+        params["status"] = "403"  # every call of a key to the Client API is refused
     if flag.kind == Flag.Kind.BLOCKED_NETWORK:
         # The refusals (403: the log has no filter by error code), not the key's own calls
         # in the same minutes; from the one network, when they all came from one.

@@ -72,6 +72,7 @@ class Flag(models.Model):
         FOUND_IN_PUBLIC = "found_in_public", "Found in public by GitHub's secret scanning"
         NEW_AGENT = "new_agent", "Called agents it had not called"
         SIGNS_TOGETHER = "signs_together", "Several signs of a leak at once"
+        KEY_ON_CLIENT_API = "key_on_client_api", "Sent to the Client API, from a browser"
 
     class Severity(models.TextChoices):
         HIGH = "high", "High"

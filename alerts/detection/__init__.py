@@ -5,6 +5,8 @@ and in batches, and raises or adds to Flags:
 
 - ended_token_used (high): a revoked or expired key, or an ended client token, is tried.
 - blocked_network (high): a key's network allowlist refused calls (403 ip_not_allowed).
+- key_on_client_api (high): a key was sent to the Client API, which only browsers call:
+  it is in a page's code (refused, and logged on the key: api/authentication.py).
 - auth_failure_burst (high): AUTH_BURST_THRESHOLD (20) or more auth/permission failures
   for one key within AUTH_BURST_WINDOW (10 minutes), not counting its suspension's or
   allowlist's own refusals, which have their own answer.
@@ -67,9 +69,9 @@ group of kinds, then the mail):
 - result: DetectionResult, and _isolated, which runs each part in a savepoint
 - thresholds: each batch's projects' rules, read in one query
 - flags: _raise (open a flag or add to the open one) and the names and spans flags say
-- ended_tokens, blocked_networks, auth_bursts, new_networks (with _firsts, the learning
-  period new agents share), new_agents, volume_spikes, signs_together,
-  client_token_spread, unused_keys: a check each
+- ended_tokens, blocked_networks, keys_on_client_api, auth_bursts, new_networks (with
+  _firsts, the learning period new agents share), new_agents, volume_spikes,
+  signs_together, client_token_spread, unused_keys: a check each
 - emails: email_pending_flags, the owners' emails
 
 `from alerts.detection import x` names what callers use, wherever it lives. A test that

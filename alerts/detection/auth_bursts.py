@@ -1,6 +1,7 @@
 """auth_failure_burst (high): a project's number (AUTH_BURST_THRESHOLD, 20) or more
 auth/permission failures for one key within its window (AUTH_BURST_WINDOW, 10 minutes),
-counted in the log itself; a suspension's or an allowlist's own refusals are not counted."""
+counted in the log itself; a suspension's or an allowlist's own refusals, and a key's calls
+to the Client API, which have alerts of their own, are not counted."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.db.models import Count, Max, Min
 
 from alerts.detection.blocked_networks import IP_NOT_ALLOWED
 from alerts.detection.flags import _names, _raise
+from alerts.detection.keys_on_client_api import CLIENT_API, on_client_api
 from alerts.detection.result import DetectionResult, _isolated
 from alerts.detection.thresholds import Rules
 from alerts.models import Flag
@@ -30,7 +32,7 @@ def _auth_bursts(
     latest: dict[tuple[int, int], datetime] = {}
     for r in rows:
         # A suspended key refused is the project's own doing, not someone probing.
-        if r["error_code"] in (SUSPENDED, IP_NOT_ALLOWED):
+        if r["error_code"] in (SUSPENDED, IP_NOT_ALLOWED) or on_client_api(r):
             continue
         if (
             r["outcome"] == Outcome.AUTH_FAILURE
@@ -55,6 +57,8 @@ def _auth_burst(
         created_at__lte=until,
         outcome=Outcome.AUTH_FAILURE,
     ).exclude(error_code__in=(SUSPENDED, IP_NOT_ALLOWED))
+    # A key's own calls to the Client API have their own alert (keys_on_client_api).
+    failures = failures.exclude(client_token__isnull=True, path__startswith=CLIENT_API)
     span = failures.aggregate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
     count = span["n"]
     if count < threshold:

@@ -21,6 +21,7 @@ from alerts.detection.blocked_networks import _blocked_networks
 from alerts.detection.client_token_spread import _client_token_ips
 from alerts.detection.emails import email_pending_flags
 from alerts.detection.ended_tokens import _ended_tokens
+from alerts.detection.keys_on_client_api import _keys_on_client_api
 from alerts.detection.new_agents import _new_agents
 from alerts.detection.new_networks import _new_networks
 from alerts.detection.result import DetectionResult, _isolated
@@ -54,6 +55,7 @@ FIELDS = (
     "error_code",
     "ip",
     "agent",
+    "path",
 )
 
 
@@ -166,6 +168,7 @@ def _process(rows: list[dict[str, Any]], now: datetime, result: DetectionResult)
     checks = {
         "ended tokens": _ended_tokens,
         "blocked networks": _blocked_networks,
+        "keys on the Client API": _keys_on_client_api,
         "auth bursts": _auth_bursts,
         "new networks": _new_networks,
         "new agents": _new_agents,

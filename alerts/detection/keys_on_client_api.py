@@ -1,0 +1,55 @@
+"""key_on_client_api (high): an API key was sent to the Client API (`/client/…`), which only
+browsers call: the key is in a page's code, where every visitor can read it. The API
+refuses it (403 insufficient_permissions) before looking it up, and logs the call on the
+key (api/authentication.py)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from alerts.detection.flags import _ips, _names, _raise, _span
+from alerts.detection.result import DetectionResult
+from alerts.detection.thresholds import Rules
+from alerts.models import Flag
+
+CLIENT_API = "/client/"
+
+
+def on_client_api(row: dict[str, Any]) -> bool:
+    """A key's own call to the Client API: every one is refused, and every one is a leak
+    (a client token's calls there carry the token, and are not the key's own)."""
+    return bool(
+        row["api_key_id"] and not row["client_token_id"] and row["path"].startswith(CLIENT_API)
+    )
+
+
+def _keys_on_client_api(
+    rows: list[dict[str, Any]], now: datetime, result: DetectionResult, rules: Rules
+) -> None:
+    """One open alert per key, counting its calls to the Client API and their addresses."""
+    by_key: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if on_client_api(r):
+            by_key[(r["project_id"], r["api_key_id"])].append(r)
+    names = _names({(p, k, None) for p, k in by_key})
+    for (project_id, key_id), calls in by_key.items():
+        first, last = _span(calls)
+        ips = _ips(calls)
+        _raise(
+            result,
+            project_id=project_id,
+            api_key_id=key_id,
+            kind=Flag.Kind.KEY_ON_CLIENT_API,
+            severity=Flag.Severity.HIGH,
+            subject="",
+            summary=f"{names.get((key_id, None), 'A key')} was sent to the Client API, as a "
+            "browser's code sends it: anyone who loads that page can read the key. Roll it, "
+            "and mint client tokens on your server instead "
+            f"(from {', '.join(ips[:3]) or 'unknown addresses'}).",
+            evidence={"ips": ips, "since": first.isoformat()},
+            seen_from=first,
+            seen_to=last,
+            occurrences=len(calls),
+        )

@@ -1,0 +1,71 @@
+"""key_on_client_api: an API key sent to the Client API is in a browser's code, where
+every visitor to the page can read it. The API refuses it; the call is logged on the key
+(api/authentication.py) and raises a high alert, emailed, that leads to the calls."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core import mail
+from django.test import Client
+from django.utils import timezone
+
+from alerts.detection import AUTH_BURST_THRESHOLD, detect
+from alerts.models import Flag
+from alerts.views import evidence_url
+from apikeys.services import client_token_create, personal_token_create
+from tests.api.assertions import assert_error
+from tests.conftest import Api
+
+
+def from_a_browser(secret: str, times: int = 1) -> None:
+    browser = Api(Client(), secret)
+    for _ in range(times):
+        assert_error(browser.get("/client/token"), 403, "insufficient_permissions")
+
+
+def test_a_key_sent_to_the_client_api_raises_a_high_alert_leading_to_its_calls(
+    api_key, user, signed_in
+):
+    key, secret = api_key
+    from_a_browser(secret, times=3)
+    detect(now=timezone.now() + timedelta(minutes=1))
+
+    [flag] = Flag.objects.all()
+    assert (flag.kind, flag.severity, flag.api_key, flag.occurrences) == (
+        Flag.Kind.KEY_ON_CLIENT_API,
+        Flag.Severity.HIGH,
+        key,
+        3,
+    )
+    assert "sent to the Client API" in flag.summary and "Roll it" in flag.summary
+    assert flag.evidence["ips"] == ["127.0.0.1"]
+    [email] = mail.outbox
+    assert email.to == [user.email]
+    assert key.name in email.body
+
+    rows = signed_in.get(evidence_url(flag)).context["page"].rows
+    assert [(r.path, r.status) for r in rows] == [("/client/token", 403)] * 3
+
+
+def test_they_are_not_counted_as_a_burst_of_refusals_as_well(api_key):
+    """One leak, one alert: a page loaded often sends its key as often, and a second alert
+    about "a burst of auth failures" would send its owners looking for someone probing."""
+    from_a_browser(api_key[1], times=AUTH_BURST_THRESHOLD + 5)
+    detect(now=timezone.now() + timedelta(minutes=1))
+
+    assert [f.kind for f in Flag.objects.all()] == [Flag.Kind.KEY_ON_CLIENT_API]
+
+
+def test_client_tokens_and_pats_on_the_client_api_raise_none(api_key, project, user):
+    """A client token belongs there (even refused); a PAT's calls are its person's, shown on
+    its usage page, and raise no project alert, as its other refusals do not."""
+    key, _ = api_key
+    _, token = client_token_create(project=project, api_key=key, context={})
+    browser = Api(Client(), str(token))
+    browser.get("/client/agents/nobody/invoke")
+    _, pat = personal_token_create(user=user, name="CLI")
+    from_a_browser(pat, times=3)
+    detect(now=timezone.now() + timedelta(minutes=1))
+
+    assert not Flag.objects.exists()
