@@ -371,10 +371,18 @@ def _upsert_hours(entries: list[UsageEntry]) -> None:
 
 
 # What the API answers when it will not let a key in at all (api/authentication.py): a
-# call so refused says where the key was tried from, not where it works from.
+# call so refused says where the key was tried from, not where it works from. So does a
+# key's own call to the Client API, always refused: it came from a browser.
 REFUSED_AT_THE_DOOR = frozenset(
     {"expired_api_key", "suspended_api_key", "ip_not_allowed", "https_required"}
 )
+CLIENT_API = "/client/"
+
+
+def _let_in(entry: UsageEntry) -> bool:
+    return entry.error_code not in REFUSED_AT_THE_DOOR and not (
+        entry.client_token_id is None and entry.path.startswith(CLIENT_API)
+    )
 
 
 def _upsert_ips(entries: list[UsageEntry]) -> None:
@@ -386,7 +394,7 @@ def _upsert_ips(entries: list[UsageEntry]) -> None:
         if not e.ip:
             continue
         key = (e.project_id, e.api_key_id, _one_spelling(e.ip), e.client_token_id is not None)
-        let_in = 0 if e.error_code in REFUSED_AT_THE_DOOR else 1
+        let_in = 1 if _let_in(e) else 0
         if key in seen:
             first, last, count, admitted = seen[key]
             seen[key] = [

@@ -181,3 +181,31 @@ def test_the_networks_a_suspended_key_was_refused_from_are_not_offered_as_allowe
     response: Any = signed_in.get(usage_url(project, key))
     assert response.context["suggested_networks"] == ["203.0.113.0/24"]
     assert response.context["networks_form"].initial["networks"] == "203.0.113.0/24"
+
+
+def test_the_networks_a_key_was_sent_to_the_client_api_from_are_not_offered_as_allowed(
+    signed_in: Client, project: Project, key: ApiKey
+) -> None:
+    """A key sent to the Client API is in a page's code, and those calls come from its
+    visitors' browsers: refused (a key is never let in there), they were counted as let
+    in, and the browsers' networks were offered, busiest first, as the key's allowed
+    networks, where saving the list as it came would have let any of them use the key."""
+    now = timezone.now()
+    calls = [usage_call(now - timedelta(days=3), key=key, ip=SERVER)]
+    calls += [
+        usage_call(
+            now - timedelta(days=2, minutes=i),
+            key=key,
+            ip=BROWSER,
+            method="GET",
+            path="/client/token",
+            status=403,
+            error_code="insufficient_permissions",
+        )
+        for i in range(50)
+    ]
+    usage_write(calls)
+    response: Any = signed_in.get(usage_url(project, key))
+    assert response.context["suggested_networks"] == ["203.0.113.0/24"]
+    # Still listed where the key was used from: that is where it was tried.
+    assert UsageIp.objects.get(api_key=key, ip=BROWSER).requests == 50
