@@ -50,13 +50,15 @@ def require_agent_scope(caller: Caller, agent: str, action: str) -> None:
         ("API key", caller.api_key),
         ("personal access token", caller.personal_token),
     ]
+    # The name comes from the path, and is repeated as a 404 repeats a path: its start.
+    shown = errors.echoed(agent)
     for noun, token in chain:
         if token is None:
             continue
-        if reason := scope_refusal(token, agent, action):
+        if reason := scope_refusal(token, agent, action, shown=shown):
             if caller.client_token is not None and noun != "client token":
                 # The browser is told its token's limit, not the minting key's details.
-                noun, reason = "client token", f"may not use '{agent}' this way ({action})"
+                noun, reason = "client token", f"may not use '{shown}' this way ({action})"
             raise errors.insufficient_permissions(f"This {noun} {reason}.")
 
 
@@ -75,5 +77,5 @@ def require_agent_in_scope(caller: Caller, agent: str) -> None:
     if names is not None and agent not in names:
         noun = "personal access token" if caller.personal_token else "API key"
         raise errors.insufficient_permissions(
-            f"This {noun} may use only the agents {', '.join(names)}, not '{agent}'."
+            f"This {noun} may use only the agents {', '.join(names)}, not '{errors.echoed(agent)}'."
         )

@@ -52,10 +52,11 @@ def parse_agent_names(text: str) -> tuple[list[str], list[str]]:
     return names, problems
 
 
-def scope_refusal(token: Scoped, agent: str, action: str) -> str | None:
-    """Why `token` may not `action` the agent `agent` ("may use only …"), or None."""
+def scope_refusal(token: Scoped, agent: str, action: str, *, shown: str = "") -> str | None:
+    """Why `token` may not `action` the agent `agent` ("may use only …"), or None. `shown`:
+    the agent's name as the reason repeats it (a path's may be of any length)."""
     if token.agent_names and agent not in token.agent_names:
-        return f"may use only the agents {', '.join(token.agent_names)}, not '{agent}'"
+        return f"may use only the agents {', '.join(token.agent_names)}, not '{shown or agent}'"
     if token.agent_actions and action not in token.agent_actions:
         return f"has only {', '.join(token.agent_actions)}, not {action}"
     return None

@@ -14,6 +14,7 @@ from django.test import Client
 from agents.models import Agent
 from api import endpoint as api_endpoint
 from tests.api.assertions import assert_error, assert_ok
+from tests.conftest import Api
 from usage.models import UsageRecord
 
 INVOKE = "/v1/agents/my-agent/invoke"
@@ -427,3 +428,40 @@ def test_a_token_cut_short_in_a_long_path_is_still_not_repeated(admin, make_key,
         answer = admin.send("GET", path)
         assert_error(answer, 404, "not_found")
         assert pasted[len("reminix_sk_") :][:4] not in answer.content.decode(), path
+
+
+LONG_NAME = "x" * 5000
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", f"/v1/agents/{LONG_NAME}", None),
+        ("PUT", f"/v1/agents/{LONG_NAME}", {}),
+        ("POST", f"/v1/agents/{LONG_NAME}/invoke", {"prompt": "hi"}),
+        ("POST", f"/v1/agents/{LONG_NAME}/chat", {"messages": [{"role": "user", "content": "x"}]}),
+    ],
+)
+def test_a_scoped_keys_refusal_does_not_repeat_a_long_path_back_whole(
+    make_key, project, method, path, body
+):
+    """A key scoped to some agents was refused with the name from the path in its message:
+    5,000 characters of it came back whole, where a 404 repeats only its start."""
+    _, secret = make_key(project, name="Scoped", agent_names=["my-agent"])
+    answer = Api(Client(), secret).send(method, path, body)
+    error = assert_error(answer, 403, "insufficient_permissions")
+    assert len(answer.content) < 500
+    assert "…" in error["message"]
+
+
+def test_a_client_tokens_scope_refusal_does_not_repeat_a_long_path_back_whole(api):
+    minted = assert_ok(api.post("/v1/client-tokens", {"context": {}, "agents": ["my-agent"]}), 201)
+    answer = Client().post(
+        f"/client/agents/{LONG_NAME}/invoke",
+        '{"prompt": "hi"}',
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {minted['token']}"},
+    )
+    error = assert_error(answer, 403, "insufficient_permissions")
+    assert len(answer.content) < 500
+    assert "…" in error["message"]
