@@ -194,7 +194,14 @@ def client_token_delete(request: ProjectApiRequest, public_id: str) -> HttpRespo
         # Another key's token is, to a scoped key, as good as none: its ids are not
         # confirmed to exist.
         raise errors.not_found(message=f"No client token '{public_id}' this token may revoke.")
-    client_token_revoke(client_token=client_token, by=request.caller.user, via="api")
+    # Audited as a mint or a deploy over /v1 is: from where, and by which key or PAT (a
+    # key may revoke another key's client tokens).
+    client_token_revoke(
+        client_token=client_token,
+        by=caller.user,
+        ip=client_ip(request),
+        via=str(caller.personal_token or caller.api_key),
+    )
     return HttpResponse(status=204)
 
 

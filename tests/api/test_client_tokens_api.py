@@ -12,6 +12,8 @@ from accounts.services import project_delete
 from agents.models import Execution
 from api.authentication import CLIENT_TOKEN_ENDED
 from apikeys.models import ClientToken
+from apikeys.services import personal_token_create
+from audit.models import AuditEvent
 from tests.api.assertions import assert_error, assert_ok
 from tests.conftest import Api
 from usage.models import UsageRecord
@@ -278,6 +280,26 @@ def test_delete_revokes_at_once_and_keeps_the_record(api, client_api, minted):
     assert response.status_code == 204
     assert ClientToken.objects.get(public_id=minted["id"]).revoked_at is not None
     assert_error(client_api.get("/client/token", token=minted["token"]), 401, "expired_api_key")
+
+
+def test_a_revoke_over_the_api_is_audited_with_its_address_and_the_token_that_did_it(
+    api, api_key, minted, project, user
+):
+    """The revoke's audit event kept neither the caller's address nor which key revoked
+    it ("via": "api"), where a mint or a deploy over /v1 keeps both: a leaked key ending
+    the project's browsers' tokens could not be told apart from the project's own."""
+    api.send("DELETE", f"/v1/client-tokens/{minted['id']}", headers={"User-Agent": "ops/1.0"})
+    event = AuditEvent.objects.get(action="client_token.revoked")
+    assert (event.project, event.actor, event.target_label) == (project, None, minted["id"])
+    assert (event.ip_address, event.user_agent) == ("127.0.0.1", "ops/1.0")
+    assert event.metadata == {"via": str(api_key[0])}
+
+    pat, secret = personal_token_create(user=user, name="Ops", permissions=["agents"])
+    by_pat = assert_ok(mint(api), 201)
+    headers = {"X-Project": project.slug}
+    api.send("DELETE", f"/v1/client-tokens/{by_pat['id']}", token=secret, headers=headers)
+    event = AuditEvent.objects.filter(action="client_token.revoked").latest("id")
+    assert (event.actor, event.ip_address, event.metadata) == (user, "127.0.0.1", {"via": str(pat)})
 
 
 def test_only_the_minting_project_can_delete_a_client_token(minted, make_user, make_key):
