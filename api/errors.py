@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import JsonResponse
 
-from core.redact import redact_secrets
+from core.redact import redact_held_tokens
 
 
 def new_request_id() -> str:
@@ -35,8 +35,9 @@ ECHOED_CHARS = 80
 
 def echoed(text: str) -> str:
     """`text` from the request as a message repeats it: its start, if it is long. Tokens
-    are taken out first: one cut short is no longer whole enough to be found after."""
-    text = redact_secrets(text)
+    are taken out first (whole, spaced, or their 36 characters without the prefix): one
+    cut short is no longer whole enough to be found after."""
+    text = redact_held_tokens(text)
     return text if len(text) <= ECHOED_CHARS else text[:ECHOED_CHARS] + "…"
 
 
@@ -141,8 +142,9 @@ def error_response(error: ApiError, request_id: str) -> JsonResponse:
             "error": {
                 "code": error.code,
                 # A token pasted into a path or a field is not repeated back (CONTRACT.md:
-                # never written to a message).
-                "message": redact_secrets(error.message),
+                # never written to a message), nor its 36 characters without the prefix,
+                # which anyone who knows the prefixes can use (core.token_shape).
+                "message": redact_held_tokens(error.message),
                 "status": error.status,
                 "requestId": request_id,
             }

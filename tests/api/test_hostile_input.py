@@ -465,3 +465,40 @@ def test_a_client_tokens_scope_refusal_does_not_repeat_a_long_path_back_whole(ap
     error = assert_error(answer, 403, "insufficient_permissions")
     assert len(answer.content) < 500
     assert "…" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/agents/{rest}"),
+        ("POST", "/v1/agents/{rest}/invoke"),
+        ("POST", "/v1/agents/{rest}/chat"),
+        ("GET", "/v1/api-keys/{rest}"),
+        ("GET", "/v1/{rest}"),
+        ("GET", "/v1/" + "x" * 50 + "{rest}"),
+        ("GET", "/client/{rest}"),
+    ],
+)
+def test_a_tokens_secret_without_its_prefix_in_a_path_is_not_repeated_back(
+    admin, make_key, project, method, path
+):
+    """The 36 characters after a token's prefix are refused as an agent's name, a scope or a
+    key's name (anyone who reads them knows the prefixes): a 404 wrote them back whole in
+    its message, "No agent named '…' in this project.", where a whole token is cut."""
+    _, pasted = make_key(project, name="Pasted")
+    rest = pasted.removeprefix("reminix_sk_")
+    body = {"prompt": "hi", "messages": [{"role": "user", "content": "hi"}]}
+    answer = admin.send(method, path.format(rest=rest), body if method == "POST" else None)
+    assert answer.status_code == 404
+    assert rest[:12] not in answer.content.decode()
+
+
+def test_a_scoped_keys_refusal_does_not_repeat_a_tokens_secret_without_its_prefix(
+    make_key, project
+):
+    _, pasted = make_key(project, name="Pasted")
+    rest = pasted.removeprefix("reminix_sk_")
+    _, secret = make_key(project, name="Scoped", agent_names=["my-agent"])
+    answer = Api(Client(), secret).get(f"/v1/agents/{rest}")
+    assert_error(answer, 403, "insufficient_permissions")
+    assert rest[:12] not in answer.content.decode()
