@@ -44,9 +44,21 @@ def actor_label(event: AuditEvent, *, isolated: bool = False) -> str:
     minted_by = event.metadata.get("minted_by") if isinstance(event.metadata, dict) else None
     if minted_by:
         return f"API key {label_as_typed(str(minted_by)) if isolated else minted_by}"
+    if by_key := _via_key(event):
+        # A deploy or a client token's revoke over /v1 by a key: the key did it.
+        return f"API key {label_as_typed(by_key) if isolated else by_key}"
     if isinstance(event.metadata, dict) and event.metadata.get("via") == "api":
         return "API"
     return ""
+
+
+def _via_key(event: AuditEvent) -> str:
+    """The label of the API key an event says it came through ("via"), or ""."""
+    via = event.metadata.get("via") if isinstance(event.metadata, dict) else None
+    if not isinstance(via, str):
+        return ""
+    named = _NAME_AND_HINT.fullmatch(via)
+    return via if named and named[2].startswith("(reminix_sk_") else ""
 
 
 def _text(value: object) -> str:
@@ -100,6 +112,8 @@ def event_details(event: AuditEvent) -> list[tuple[str, str]]:
         skip |= {"from", "to"}
     if not event.actor_email:
         skip.add("minted_by")  # shown as the actor instead
+        if _via_key(event):
+            skip.add("via")
     for key, value in metadata.items():
         if key in skip:
             continue

@@ -35,7 +35,7 @@ from apikeys.services import (
 )
 from audit.log import audit_record
 from audit.models import AuditEvent, AuditLogIsAppendOnly
-from audit.reads import AuditFilters, audit_page
+from audit.reads import AuditEntry, AuditFilters, audit_page
 from core.csv_stream import csv_safe
 from tests.conftest import PASSWORD
 
@@ -804,3 +804,16 @@ def test_a_person_who_left_a_project_reads_their_events_there_under_its_slug_not
     page = page_text(client.get(USER_AUDIT))
     assert "Codename Falcon" not in page
     assert f"{project.slug} (you left it)" in page
+
+
+def test_the_audit_log_names_the_key_that_revoked_or_deployed_as_the_actor(api, api_key, project):
+    """A revoke or a deploy over /v1 by an API key names the key (\"via\"), and the audit
+    page's Actor column said "API" or nothing: the key is who did it, as the Actor column
+    says of the key that minted a client token."""
+    minted = api.post("/v1/client-tokens", {"context": {}}).json()
+    api.send("DELETE", f"/v1/client-tokens/{minted['id']}")
+    api.send("PUT", "/v1/agents/support", {})
+    for action in ("client_token.revoked", "agent.created"):
+        entry = AuditEntry.of(AuditEvent.objects.get(action=action))
+        assert entry.actor == f"API key {api_key[0]}", action
+        assert "via" not in dict(entry.details), action  # said once, as the actor
