@@ -319,14 +319,14 @@ def _origin(raw: str) -> str | None:
         or parts.path
         or parts.query
         or parts.fragment
-        or parts.username
+        or "@" in parts.netloc  # a user or password, even an empty one
         or "*" in raw
     ):
         return None
     host = parts.hostname
     if not host.isascii():
         # As typed, not lowercased: Python's lower() ends a word's Σ as ς, a browser as σ.
-        typed = parts.netloc.rpartition("@")[2].partition(":")[0]
+        typed = parts.netloc.partition(":")[0]
         try:
             host = _browser_host(typed)
         except UnicodeError:

@@ -297,6 +297,10 @@ def test_origins_are_stored_as_a_browser_sends_them(signed_in, project, typed, s
         "https://a^b.example",
         "https://a|b.example",
         "https://a<b>.example",
+        # A browser's Origin holds no user or password; "user@" was refused, an empty user
+        # with a password was saved as the host alone, an origin the owner never typed.
+        "https://:pw@app.example.com",
+        "https://@app.example.com",
     ],
 )
 def test_an_origin_no_browser_could_send_is_refused_beside_the_field(signed_in, project, bad):
