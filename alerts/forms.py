@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 
+from accounts.invitations import TOKEN_PREFIX as INVITATION_PREFIX
 from accounts.models import Project
 from alerts import rules
 from alerts.models import Flag
@@ -45,6 +46,12 @@ class TokenLookupForm(forms.Form):
     def clean_token(self) -> str:
         token = self.cleaned_data["token"].strip()
         kind = token_kind(token)
+        if kind is None and INVITATION_PREFIX in token:
+            raise forms.ValidationError(
+                "That is an invitation link’s token: it lets whoever opens the link join a "
+                "project, and never calls the API. If it was shared where it should not be, "
+                "withdraw the invitation under its project’s Settings → Members."
+            )
         if kind is None:
             raise forms.ValidationError(
                 "That is not a Reminix token, or it was not copied whole (its checksum does "

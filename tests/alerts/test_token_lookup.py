@@ -136,3 +136,15 @@ def test_a_pasted_expired_key_is_offered_its_usage_but_no_roll_or_revoke(
     assert reverse("apikeys:api_key_roll", args=[project.slug, key.pk]) not in html
     assert reverse("apikeys:api_key_revoke", args=[project.slug, key.pk]) not in html
     assert reverse("usage:api_key_usage", args=[project.slug, key.pk]) in html
+
+
+def test_an_invitation_links_token_is_named_as_one(signed_in, project):
+    """The invitation link's token is ours too (`reminix_inv_`), and what a member finds
+    pasted in a ticket: "not a Reminix token" sent them looking for a key it never was."""
+    token = "reminix_inv_" + "a1B2c3D4e5" * 4
+    for pasted in (token, f"https://dashboard.example.com/invitations/{token}/"):
+        response = lookup(signed_in, project, pasted, headers=HTMX)
+        assert response.status_code == 422
+        html = response.content.decode()
+        assert "invitation link" in html and "not a Reminix token" not in html
+        assert token not in html
