@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models.functions import Upper
 from django.utils import timezone
 
+from core.json_type import json_type_check
 from core.mail import delivery_address
 from core.validators import no_secret, single_line
 
@@ -468,6 +469,12 @@ class Passkey(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        constraints = [
+            # As the browser's registration gave them (accounts/migrations/0024).
+            json_type_check(
+                field="transports", json_type="array", name="passkey_transports_is_array"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"passkey {self.name!r} of {self.user}"

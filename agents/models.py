@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from accounts.models import Project
+from core.json_type import json_type_check
 
 # \Z, not $: "$" also matches before a trailing newline.
 AGENT_NAME_PATTERN = r"^[A-Za-z0-9_-]+\Z"
@@ -47,7 +48,9 @@ class Agent(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["project", "name"], name="agent_unique_name")
+            models.UniqueConstraint(fields=["project", "name"], name="agent_unique_name"),
+            # PUT /v1/agents/{name} takes an object only (agents/migrations/0009).
+            json_type_check(field="config", json_type="object", name="agent_config_is_object"),
         ]
         ordering = ["name"]
 
@@ -114,6 +117,11 @@ class Execution(models.Model):
     objects = ExecutionQuerySet.as_manager()
 
     class Meta:
+        # `input` is an object of what the agent was given, by part (agents/runtime.py);
+        # `output` is whatever the agent answered, any JSON, and is not checked.
+        constraints = [
+            json_type_check(field="input", json_type="object", name="execution_input_is_object")
+        ]
         indexes = [
             models.Index(fields=["project", "-id"], name="exec_project_newest"),
             # One agent's executions, newest first: the log filtered by an agent, or read

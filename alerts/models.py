@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.models import Project
 from alerts.rules import TUNABLE_BY_NAME, TUNABLES, Thresholds
 from apikeys.models import ApiKey, ClientToken, PersonalAccessToken
+from core.json_type import json_type_check
 from core.networks import network_around, parse_networks
 
 
@@ -308,12 +309,16 @@ class AlertRules(models.Model):
     class Meta:
         constraints = [
             # The form keeps values in bounds; this keeps any other writer to them too.
-            models.CheckConstraint(
-                condition=Q(**{f"{t.name}__isnull": True})
-                | Q(**{f"{t.name}__gte": t.least, f"{t.name}__lte": t.most}),
-                name=f"alertrules_{t.name}_bounds",
-            )
-            for t in TUNABLES
+            *(
+                models.CheckConstraint(
+                    condition=Q(**{f"{t.name}__isnull": True})
+                    | Q(**{f"{t.name}__gte": t.least, f"{t.name}__lte": t.most}),
+                    name=f"alertrules_{t.name}_bounds",
+                )
+                for t in TUNABLES
+            ),
+            # The form writes a list (alerts/migrations/0017).
+            json_type_check(field="off", json_type="array", name="alertrules_off_is_array"),
         ]
 
     def __str__(self) -> str:

@@ -12,6 +12,8 @@ from django.db.models import F
 from django.db.models.functions import Upper
 from django.utils import timezone
 
+from core.json_type import json_type_check
+
 if TYPE_CHECKING:
     from accounts.models import Project, User
 
@@ -107,6 +109,10 @@ class AuditEvent(models.Model):
     class Meta:
         db_table = "accounts_auditevent"
         ordering = ["-created_at", "-id"]
+        constraints = [
+            # audit_record() takes a dict only; the pages read it as one (audit/migrations/0006).
+            json_type_check(field="metadata", json_type="object", name="audit_metadata_is_object")
+        ]
         indexes = [
             models.Index(fields=["project", "-created_at"], name="audit_project_time"),
             # The user's own audit page.

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from alerts.models import Flag
+from core.json_type import json_type_check
 from webhooks.addresses import port_not_accepted
 from webhooks.signing import url_decrypt
 
@@ -209,7 +210,11 @@ class WebhookDelivery(models.Model):
                 fields=["endpoint", "flag"],
                 condition=Q(flag__isnull=False),
                 name="webhookdelivery_once_per_flag",
-            )
+            ),
+            # webhooks/payloads.py makes an object (webhooks/migrations/0007).
+            json_type_check(
+                field="payload", json_type="object", name="webhookdelivery_payload_is_object"
+            ),
         ]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="webhookdelivery_due"),

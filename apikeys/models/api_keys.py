@@ -31,6 +31,7 @@ from apikeys.models.common import (
     Token,
     TokenQuerySet,
     TokenStatus,
+    token_json_checks,
 )
 from apikeys.tokens import TokenKind
 from core.validators import single_line
@@ -256,7 +257,8 @@ class ApiKey(PermissionsMixin, Token):
                 Upper("name"),
                 condition=Q(revoked_at__isnull=True, name_released=False),
                 name=NAME_CONSTRAINT,
-            )
+            ),
+            *token_json_checks("apikey", lists=("permissions", "allowed_networks")),
         ]
 
     def __str__(self) -> str:

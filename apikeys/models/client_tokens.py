@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.models import Membership, Passkey, Project, TotpDevice, User
 from accounts.two_factor import has_two_factor
 from apikeys.models.api_keys import ApiKey
-from apikeys.models.common import Token, TokenQuerySet, TokenStatus
+from apikeys.models.common import Token, TokenQuerySet, TokenStatus, token_json_checks
 from apikeys.tokens import TokenKind
 from core.token_shape import BASE62
 
@@ -174,6 +174,7 @@ class ClientToken(Token):
             # The client tokens page, newest first (apikeys/migrations/0029).
             models.Index(fields=["project", "-id"], name="ctoken_project_newest"),
         ]
+        constraints = token_json_checks("ctoken", objects=("context", "server_context"))
 
     def __str__(self) -> str:
         return self.public_id

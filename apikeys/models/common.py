@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.models import User
 from apikeys.scopes import describe as describe_agent_scope
 from apikeys.tokens import Secret, TokenKind, token_generate, token_hash, token_hint
+from core.json_type import json_type_check
 
 
 class Permission(models.TextChoices):
@@ -118,6 +119,24 @@ class Token(models.Model):
         if changed:
             self.refresh_from_db(fields=["revoked_at", "revoked_by"])
         return bool(changed)
+
+
+def token_json_checks(
+    prefix: str, *, lists: tuple[str, ...] = (), objects: tuple[str, ...] = ()
+) -> list[models.BaseConstraint]:
+    """A token model's JSON columns hold what the services write, a list (its agent scope
+    and `lists`) or an object (`objects`), and nothing else: for its `Meta.constraints`
+    (apikeys/migrations/0033 repaired the rows from before, failing closed)."""
+    return [
+        *(
+            json_type_check(field=field, json_type="array", name=f"{prefix}_{field}_is_array")
+            for field in ("agent_names", "agent_actions", *lists)
+        ),
+        *(
+            json_type_check(field=field, json_type="object", name=f"{prefix}_{field}_is_object")
+            for field in objects
+        ),
+    ]
 
 
 class PermissionsMixin:

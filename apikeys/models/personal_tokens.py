@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 
 from accounts.models import Project, User
-from apikeys.models.common import PermissionsMixin, Token, TokenQuerySet
+from apikeys.models.common import PermissionsMixin, Token, TokenQuerySet, token_json_checks
 from apikeys.tokens import TokenKind
 from core.validators import single_line
 
@@ -50,6 +50,7 @@ class PersonalAccessToken(PermissionsMixin, Token):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = token_json_checks("pat", lists=("permissions", "allowed_networks"))
 
     def __str__(self) -> str:
         return f"{self.name} ({self.hint})"

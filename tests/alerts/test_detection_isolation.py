@@ -258,8 +258,9 @@ def test_rows_committed_out_of_id_order_are_each_read_once(api_key, make_key, pr
 def test_one_projects_unreadable_alert_rules_stop_nobody_elses_detection(
     project, make_user, make_project, make_key
 ):
-    """A hand-edited rules row (a number where a list belongs, a value out of range) is
-    read as the defaults: detection goes on for that project and every other."""
+    """A hand-edited rules row (kinds turned off that are no kinds; a number where the
+    list belongs, before the database refused one: alerts/migrations/0017) is read as
+    the defaults: detection goes on for that project and every other."""
     from datetime import timedelta
 
     from django.utils import timezone
@@ -271,7 +272,7 @@ def test_one_projects_unreadable_alert_rules_stop_nobody_elses_detection(
 
     odd = make_project(make_user("odd@example.com"), name="Odd")
     AlertRules.objects.create(project=odd)
-    AlertRules.objects.filter(project=odd).update(off=5)
+    AlertRules.objects.filter(project=odd).update(off=[5, None, {"kind": "new_network"}])
     key, _ = make_key(project)
     now = timezone.now()
     usage_write(
@@ -446,7 +447,7 @@ def test_a_client_tokens_unreadable_json_keeps_no_other_alert_from_being_emailed
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {ClientToken._meta.db_table} SET context = %s WHERE id = %s",  # noqa: S608
-            ["[" + "7" * 5000 + "]", minted.pk],
+            ['{"n": [' + "7" * 5000 + "]}", minted.pk],
         )
     usage_write(
         [

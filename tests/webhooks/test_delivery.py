@@ -572,9 +572,10 @@ def test_a_token_whose_unused_json_cannot_be_read_costs_none_of_its_projects_ale
     token, _ = client_token_create(project=project, context={}, api_key=key)
     unreadable = "[" + "7" * 5000 + "]"
     with connection.cursor() as cursor:
+        # An object, as the database holds a context to (apikeys/migrations/0033).
         cursor.execute(
             f"UPDATE {ClientToken._meta.db_table} SET context = %s WHERE id = %s",  # noqa: S608
-            [unreadable, token.pk],
+            ['{"n": ' + unreadable + "}", token.pk],
         )
         cursor.execute(
             f"UPDATE {ApiKey._meta.db_table} SET agent_names = %s WHERE id = %s",  # noqa: S608
