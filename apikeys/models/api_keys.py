@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import (
     Aggregate,
+    Case,
     Count,
     ExpressionWrapper,
     F,
@@ -19,6 +20,7 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
+    When,
 )
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Coalesce, Least, Lower, Trunc, Upper
@@ -56,6 +58,10 @@ _KEY_ORDER_BY: dict[KeyOrder, tuple[str | Combinable, ...]] = {
     KeyOrder.LAST_USED: (F("last_used_at").desc(nulls_last=True), "-id"),
     KeyOrder.EXPIRES: (F("expires_at").asc(nulls_last=True), "id"),
 }
+
+
+# The start of the last hour a datetime can hold.
+LAST_HOUR = datetime.max.replace(minute=0, second=0, microsecond=0, tzinfo=UTC)
 
 
 class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
@@ -158,8 +164,18 @@ class ApiKeyQuerySet(TokenQuerySet["ApiKey"]):
         # The earlier of the two ends; Least over NULL is NULL on SQLite, so each stands in
         # for the other.
         ended = Least(Coalesce("revoked_at", "expires_at"), Coalesce("expires_at", "revoked_at"))
-        next_hour = ExpressionWrapper(
-            Trunc("ended", "hour", tzinfo=UTC) + Value(timedelta(hours=1)),
+        # An end in the last hour of year 9999 (put there by hand) has no next hour: on
+        # SQLite the addition, done in Python, overflowed and the key list answered 500.
+        # Nothing is refused after it, so the last moment there is stands in for it.
+        next_hour = Case(
+            When(
+                ended__lt=LAST_HOUR,
+                then=ExpressionWrapper(
+                    Trunc("ended", "hour", tzinfo=UTC) + Value(timedelta(hours=1)),
+                    output_field=models.DateTimeField(),
+                ),
+            ),
+            default=Value(datetime.max.replace(tzinfo=UTC)),
             output_field=models.DateTimeField(),
         )
         in_its_hour = self._per_key(
