@@ -45,8 +45,10 @@ def until(moment: datetime | None, depth: int = 2) -> str:
 # What json_summary writes as its JSON escape: the direction controls, and the marks (LRM,
 # RLM, ALM), which reverse nothing but move the quotes and commas beside them.
 SHOWN_ESCAPED = re.compile(f"{DIRECTION_CONTROLS.pattern}|[\u200e\u200f\u061c]")
-# An escape that a cut to `length` characters would leave half of at the end.
-HALF_AN_ESCAPE = re.compile(r"\\u[0-9a-f]{0,3}$")
+# An escape that a cut to `length` characters would leave part of at the end: its
+# backslash alone (of \", \n, \\ or \u202e), or with part of its \uXXXX. A backslash
+# is an escape's first when an even number of them (whole escaped backslashes) precede it.
+HALF_AN_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\(?:u[0-9a-f]{0,3})?$")
 
 
 @register.filter
@@ -59,7 +61,7 @@ def json_summary(value: Any, length: int = 60) -> str:
     text = SHOWN_ESCAPED.sub(lambda control: f"\\u{ord(control[0]):04x}", text)
     if len(text) <= length:
         return text
-    return HALF_AN_ESCAPE.sub("", text[: length - 1]) + "…"
+    return HALF_AN_ESCAPE.sub(r"\1", text[: length - 1]) + "…"
 
 
 @register.filter

@@ -80,6 +80,22 @@ def test_a_context_cut_to_a_line_does_not_end_in_half_an_escape():
         assert cut.endswith("\\u202e") or "\\u" not in cut[-6:], summary
 
 
+
+@pytest.mark.parametrize("character", ["\u202e", '"', "\n", "\\"])
+def test_a_context_cut_just_after_an_escapes_backslash_does_not_end_in_it(character):
+    """The cut could fall between an escape's backslash and the rest of it: the summary
+    ended in a lone "\\" ("…xxx\\…"), half an escape (of a direction control, a quote, a
+    line break or a backslash). The cut falls before the backslash; an escaped backslash
+    whole before the cut is kept."""
+    for padding in range(40, 60):
+        summary = json_summary({"user": "x" * padding + character + "y" * 40})
+        cut = summary[:-1]
+        trailing = len(cut) - len(cut.rstrip("\\"))
+        assert trailing % 2 == 0, summary
+        assert not re.search(r"(?<!\\)(?:\\\\)*\\u[0-9a-f]{0,3}$", cut), summary
+    kept = json_summary({"user": "x" * 47 + "\\" + "y" * 40})
+    assert kept.endswith("x\\\\…")
+
 def test_revoking_one_client_token_keeps_its_record(signed_in, project, api_key):
     client_token, _ = mint(api_key[0])
     signed_in.post(
