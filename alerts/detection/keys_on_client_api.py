@@ -9,7 +9,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from alerts.detection.flags import _ips, _names, _raise, _span
+from alerts.detection.flags import SUMMARY_LENGTH, _ips, _name_within, _names, _raise, _span
 from alerts.detection.result import DetectionResult
 from alerts.detection.thresholds import Rules
 from alerts.models import Flag
@@ -44,12 +44,26 @@ def _keys_on_client_api(
             kind=Flag.Kind.KEY_ON_CLIENT_API,
             severity=Flag.Severity.HIGH,
             subject="",
-            summary=f"{names.get((key_id, None), 'A key')} was sent to the Client API, as a "
-            "browser's code sends it: anyone who loads that page can read the key. Roll it, "
-            "and mint client tokens on your server instead "
-            f"(from {', '.join(ips[:3]) or 'unknown addresses'}).",
+            summary=_summary(names.get((key_id, None), "A key"), ips),
             evidence={"ips": ips, "since": first.isoformat()},
             seen_from=first,
             seen_to=last,
             occurrences=len(calls),
         )
+
+
+def _summary(name: str, ips: list[str]) -> str:
+    """What the alert says, within SUMMARY_LENGTH: fewer addresses named, then the key's
+    name cut short, where they would not fit (a 100-character name and three IPv6
+    addresses do not), so that its advice is never cut off, nor an address cut into
+    one the alert never saw."""
+    advice = (
+        " was sent to the Client API, as a browser's code sends it: anyone who loads that "
+        "page can read the key. Roll it, and mint client tokens on your server instead"
+    )
+    for named in range(min(3, len(ips)), 0, -1):
+        what = f"{advice} (from {', '.join(ips[:named])})."
+        if len(name) + len(what) <= SUMMARY_LENGTH:
+            return f"{name}{what}"
+    what = f"{advice} (from {ips[0]})." if ips else f"{advice} (from unknown addresses)."
+    return f"{_name_within(name, SUMMARY_LENGTH - len(what))}{what}"

@@ -69,3 +69,27 @@ def test_client_tokens_and_pats_on_the_client_api_raise_none(api_key, project, u
     detect(now=timezone.now() + timedelta(minutes=1))
 
     assert not Flag.objects.exists()
+
+
+def test_a_long_key_name_and_long_addresses_leave_the_summary_whole(api_key):
+    """Flag.summary holds 300 characters. A key named with 100 of them, sent from three
+    IPv6 addresses, was cut in the middle of the second address ("… (from 2001:db8:…,
+    2001:db8:a"): an address the alert never saw, and no closing of the sentence. Fewer
+    addresses are named where they do not fit, each whole; the advice always is."""
+    key, secret = api_key
+    key.name = "N" * 100
+    key.save(update_fields=["name"])
+    addresses = [f"2001:db8:aaaa:bbbb:cccc:dddd:eeee:f00{n}" for n in range(1, 4)]
+    browser = Api(Client(), secret)
+    for address in addresses:
+        browser.client.defaults["REMOTE_ADDR"] = address
+        assert_error(browser.get("/client/token"), 403, "insufficient_permissions")
+    detect(now=timezone.now() + timedelta(minutes=1))
+
+    [flag] = Flag.objects.all()
+    assert len(flag.summary) <= 300
+    assert "Roll it, and mint client tokens on your server instead" in flag.summary
+    assert flag.summary.endswith(").")
+    named = flag.summary.rsplit("(from ", 1)[1].removesuffix(").").split(", ")
+    assert named and set(named) <= set(addresses)
+    assert sorted(flag.evidence["ips"]) == addresses
