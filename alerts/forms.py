@@ -116,8 +116,8 @@ _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
 KIND_HELP = {
     rules.BURST: "A key refused for missing permissions or access many times in a short "
-    "while (its suspension's and allowlist's refusals not counted). High: owners are "
-    "emailed.",
+    "while (its suspension's and allowlist's refusals, and its calls to the Client API, "
+    "not counted: they raise alerts of their own). High: owners are emailed.",
     rules.NETWORK: "A key succeeds from a /24 (IPv4) or /48 (IPv6) network it has not used "
     "before, once its learning period after its first call is over. One alert per key "
     "counts them; at 5 new networks it is high: owners are emailed. The same switch and "

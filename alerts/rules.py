@@ -39,8 +39,8 @@ class Tunable:
 
 
 # Kinds that can be turned off: those whose finding depends on a number, i.e. on what is
-# ordinary for the project. A revoked key still tried, an allowlist refusing a call and a
-# token found in public are never ordinary, and stay on.
+# ordinary for the project. A revoked key still tried, an allowlist refusing a call, a key
+# sent to the Client API and a token found in public are never ordinary, and stay on.
 BURST, NETWORK, SPIKE, MANY_IPS, UNUSED = (
     "auth_failure_burst",
     "new_network",

@@ -148,3 +148,14 @@ def test_rules_saved_without_htmx_say_so_once(signed_in, project):
     html = signed_in.post(url(project), form_data(), follow=True).content.decode()
     assert html.count("Alert rules saved") + html.count("as they were") == 1, html
     assert html.count('id="messages"') == 1
+
+
+def test_the_page_says_a_key_sent_to_the_client_api_always_raises_an_alert(signed_in, project):
+    """key_on_client_api has no switch: a key in a page's code is never ordinary. The page
+    listed the alerts that are always raised without it, and said a burst of refusals
+    left out only a suspension's and an allowlist's, while it now leaves out a key's calls
+    to the Client API too (they have their own alert)."""
+    html = signed_in.get(url(project)).content.decode()
+    assert 'name="key_on_client_api_on"' not in html
+    assert "a key sent to the Client API" in html
+    assert "its calls to the Client API" in html

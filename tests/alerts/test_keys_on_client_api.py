@@ -93,3 +93,16 @@ def test_a_long_key_name_and_long_addresses_leave_the_summary_whole(api_key):
     named = flag.summary.rsplit("(from ", 1)[1].removesuffix(").").split(", ")
     assert named and set(named) <= set(addresses)
     assert sorted(flag.evidence["ips"]) == addresses
+
+
+def test_it_is_raised_whatever_the_project_switched_off(api_key, project):
+    """It has no switch on the Alert rules page: with every switchable alert off (the
+    burst of refusals its calls are no longer counted in among them), it is still raised."""
+    from alerts.models import AlertRules
+    from alerts.rules import SWITCHABLE
+
+    AlertRules.objects.create(project=project, off=list(SWITCHABLE))
+    from_a_browser(api_key[1], times=AUTH_BURST_THRESHOLD + 5)
+    detect(now=timezone.now() + timedelta(minutes=1))
+
+    assert [f.kind for f in Flag.objects.all()] == [Flag.Kind.KEY_ON_CLIENT_API]
