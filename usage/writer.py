@@ -251,27 +251,39 @@ def usage_late_forget(*, up_to_id: int) -> None:
     LateUsage.objects.filter(last_id__lte=up_to_id).delete()
 
 
+# Before any call: a previous secret without its end (none is written so) works for none.
+NEVER = datetime.min.replace(tzinfo=UTC)
+
+
 def _attributed_by_digest(entries: list[UsageEntry]) -> list[UsageEntry]:
     """Entries of calls that carried a token the API could not look up (the database was
     down), or did not (a key or PAT sent to the Client API), get that token's ids now, so
     they count on their key like any other call. A rolled key's previous secret counts on
-    the key, as it does on the API."""
+    the key through its overlap, while it works on the API."""
     digests = {e.token_digest for e in entries if e.token_digest and not e.is_attributed}
     if not digests:
         return entries
     found: dict[str, dict[str, Any]] = {}
+    # A rolled key's previous secret, only while it works (its overlap): past that it works
+    # nowhere, says nothing of the key, and in a page would raise key_on_client_api, telling
+    # the owners to roll a key whose secret there is already dead.
+    works_until: dict[str, datetime] = {}
     # Only the columns used: a token's JSON (scopes, context) that Python cannot read back
     # (put there by hand, a restore) failed every batch holding one of its calls.
     keys = ApiKey.objects.filter(
         Q(token_hash__in=digests) | Q(previous_token_hash__in=digests)
-    ).only("token_hash", "previous_token_hash", "project_id")
+    ).only("token_hash", "previous_token_hash", "previous_expires_at", "project_id")
+    current: set[str] = set()
     for key in keys:
-        for digest in (key.token_hash, key.previous_token_hash):
-            if digest in digests:
-                found[digest] = {
-                    "token_kind": key.kind.value, "project_id": key.project_id,
-                    "api_key_id": key.pk,
-                }  # fmt: skip
+        ids = {"token_kind": key.kind.value, "project_id": key.project_id, "api_key_id": key.pk}
+        previous = key.previous_token_hash
+        if previous in digests and previous not in current:
+            found[previous] = ids
+            works_until[previous] = key.previous_expires_at or NEVER
+        if key.token_hash in digests:
+            found[key.token_hash] = ids
+            current.add(key.token_hash)
+            works_until.pop(key.token_hash, None)
     for ct in ClientToken.objects.filter(token_hash__in=digests).only(
         "token_hash", "project_id", "api_key_id", "personal_token_id"
     ):
@@ -287,7 +299,9 @@ def _attributed_by_digest(entries: list[UsageEntry]) -> list[UsageEntry]:
         found[pat.token_hash] = {"token_kind": pat.kind.value, "personal_token_id": pat.pk}
     return [
         dataclasses.replace(e, **found[e.token_digest])
-        if e.token_digest in found and not e.is_attributed
+        if e.token_digest in found
+        and not e.is_attributed
+        and (e.token_digest not in works_until or e.created_at < works_until[e.token_digest])
         else e
         for e in entries
     ]

@@ -224,6 +224,36 @@ def test_an_api_key_or_pat_on_the_client_api_is_logged_against_it(
     assert UsageRecord.objects.filter(api_key=key).count() == 2
 
 
+def test_a_rolled_keys_old_secret_past_its_overlap_on_the_client_api_counts_on_nobody(
+    client_api, api_key, user
+):
+    """Through the overlap, a rolled key's old secret still works on /v1: sent to the Client
+    API it is a working key in a page, and counts on the key. Past the overlap it works
+    nowhere; it was counted on the key all the same, and so raised a high alert, emailed,
+    telling the owners to roll a key whose secret in that page was already dead (and again
+    after each batch of calls, until they rolled once more). It counts among the calls of
+    no token, as any other secret that works nowhere; the answer is unchanged."""
+    from django.core import mail
+
+    from alerts.detection import detect
+    from alerts.models import Flag
+    from apikeys.services import api_key_roll
+
+    key, old = api_key
+    api_key_roll(api_key=key, by=user, overlap=datetime.timedelta(hours=1))
+    key.refresh_from_db()
+    key.previous_expires_at = timezone.now() - datetime.timedelta(seconds=1)
+    key.save(update_fields=["previous_expires_at"])
+
+    response = client_api.get("/client/token", token=old)
+
+    assert_error(response, 403, "insufficient_permissions")
+    assert not UsageRecord.objects.exists()
+    detect(now=timezone.now() + datetime.timedelta(minutes=1))
+    assert not Flag.objects.exists()
+    assert not mail.outbox
+
+
 def test_a_client_token_cut_short_on_the_client_api_is_called_a_client_token(client_api, minted):
     """The page's developer sent a client token, the only kind the Client API takes: told
     "The API key is malformed", they went looking for an API key in their page."""
