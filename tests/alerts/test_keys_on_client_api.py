@@ -106,3 +106,26 @@ def test_it_is_raised_whatever_the_project_switched_off(api_key, project):
     detect(now=timezone.now() + timedelta(minutes=1))
 
     assert [f.kind for f in Flag.objects.all()] == [Flag.Kind.KEY_ON_CLIENT_API]
+
+
+def test_a_revoked_or_expired_key_sent_there_is_not_to_be_rolled(api_key, user):
+    """A revoked key's secret in a page is still sent (logged on the key, high: the page's
+    code holds a secret of the project's). Its alert told the owners to "Roll it", which
+    a revoked or expired key cannot be (the Alerts page offers no roll for it). It says the
+    key no longer works, and what is left to do."""
+    from apikeys.services import api_key_revoke
+
+    key, secret = api_key
+    api_key_revoke(api_key=key, by=user)
+    from_a_browser(secret, times=2)
+    detect(now=timezone.now() + timedelta(minutes=1))
+
+    [flag] = Flag.objects.all()
+    assert (flag.kind, flag.severity, flag.occurrences) == (
+        Flag.Kind.KEY_ON_CLIENT_API,
+        Flag.Severity.HIGH,
+        2,
+    )
+    assert "Roll it" not in flag.summary
+    assert "no longer works" in flag.summary
+    assert "mint client tokens on your server" in flag.summary
