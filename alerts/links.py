@@ -13,7 +13,7 @@ from alerts.models import Flag
 from apikeys.models import ClientToken
 from core.networks import network_around
 from usage.forms import AGENT_NAME
-from usage.key_usage import CALLER_CLIENT_TOKENS, CALLER_KEY
+from usage.key_usage import CALLER_CLIENT_TOKENS, CALLER_KEY, TEXT_SEARCH_SPAN
 
 MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
 
@@ -84,6 +84,8 @@ def evidence_note(flag: Flag) -> str:
             f"every call of the key itself in those minutes, from the {counted} new networks "
             "and its usual ones"
         )
+    if flag.kind == Flag.Kind.KEY_ON_CLIENT_API and _searched_from(flag) is not None:
+        return f"those of its last {TEXT_SEARCH_SPAN // timedelta(hours=1)} hours"
     agent = first_new_agent(flag) if flag.kind == Flag.Kind.NEW_AGENT else ""
     if not agent or not isinstance(count, int) or count < 2:
         return ""
@@ -119,7 +121,9 @@ def evidence_url(flag: Flag) -> str | None:
         # minutes would bury them. The alert's page says it is the first of how many.
         params["agent"] = agent
     if flag.kind == Flag.Kind.KEY_ON_CLIENT_API:
-        params["status"] = "403"  # every call of a key to the Client API is refused
+        # Its calls to the Client API, whatever their answer: a 403, and a wrong path's 404
+        # or a wrong method's 405 (the key's 403s on /v1 are none of them).
+        params["path"] = "/client"
     if flag.kind == Flag.Kind.BLOCKED_NETWORK:
         # The refusals (403: the log has no filter by error code), not the key's own calls
         # in the same minutes; from the one network, when they all came from one.
@@ -132,7 +136,23 @@ def evidence_url(flag: Flag) -> str | None:
     # Last seen in the calendar's last minute, a minute on overflows: the log to its end.
     with suppress(OverflowError):
         params["until"] = _minute(flag.last_seen + timedelta(seconds=1), up=True)
+    if "path" in params and (searched_from := _searched_from(flag)) is not None:
+        params["since"] = _minute(searched_from)
     return f"{url}?{urlencode(params)}"
+
+
+def _searched_from(flag: Flag) -> datetime | None:
+    """Where the link of an alert that searches a path starts, when its calls span more than
+    the call log searches a path over (a day): that much before their end. None when they
+    fit."""
+    try:
+        end = datetime.strptime(
+            _minute(flag.last_seen + timedelta(seconds=1), up=True), MINUTE_FORMAT
+        ).replace(tzinfo=flag.last_seen.tzinfo)
+    except OverflowError:
+        return None
+    start = end - TEXT_SEARCH_SPAN
+    return start if start > flag.first_seen else None
 
 
 def _client_token_public_id(flag: Flag) -> str:

@@ -21,10 +21,14 @@ CLIENT_API = "/client/"
 
 
 def on_client_api(row: dict[str, Any]) -> bool:
-    """A key's own call to the Client API: every one is refused, and every one is a leak
-    (a client token's calls there carry the token, and are not the key's own)."""
+    """A key's own call to the Client API, /client itself included: every one is refused
+    (a 403, or a wrong path's 404, a wrong method's 405), and every one is a leak (a client
+    token's calls there carry the token, and are not the key's own)."""
+    path = row["path"]
     return bool(
-        row["api_key_id"] and not row["client_token_id"] and row["path"].startswith(CLIENT_API)
+        row["api_key_id"]
+        and not row["client_token_id"]
+        and (path.startswith(CLIENT_API) or path == CLIENT_API.rstrip("/"))
     )
 
 

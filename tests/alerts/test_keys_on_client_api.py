@@ -129,3 +129,63 @@ def test_a_revoked_or_expired_key_sent_there_is_not_to_be_rolled(api_key, user):
     assert "Roll it" not in flag.summary
     assert "no longer works" in flag.summary
     assert "mint client tokens on your server" in flag.summary
+
+
+def test_its_link_shows_each_of_the_keys_calls_to_the_client_api_whatever_their_answer(
+    signed_in, project, make_key
+):
+    """Only a call to an endpoint of the Client API, with a method it takes, is refused
+    with 403 before anything else: a key sent to a wrong path (a 404), with GET to invoke
+    (a 405), or to /client itself is in a page's code all the same. /client itself raised
+    no alert, and the others' "See the calls" (the key's 403s) opened an empty log; the
+    key's own 403s on /v1 in the same minutes were listed instead, as if they were
+    these. The link lists the key's calls to the Client API, all of them and no other."""
+    from tests.alerts.test_detection import NOW, call, run
+    from usage.writer import usage_write
+
+    key, _ = make_key(project, name="Page")
+    at = NOW - timedelta(minutes=5)
+    usage_write(
+        [
+            call(key, at, path="/client/token", method="GET", status=403,
+                 error_code="insufficient_permissions"),
+            call(key, at, path="/client/agents/x/invoke", method="GET", status=405,
+                 error_code="invalid_request"),
+            call(key, at, path="/client/agent", method="GET", status=404, error_code="not_found"),
+            call(key, at, path="/client", method="GET", status=404, error_code="not_found"),
+            call(key, at, path="/v1/api-keys", method="GET", status=403,
+                 error_code="insufficient_permissions"),
+        ]
+    )  # fmt: skip
+    [flag] = run()
+
+    assert (flag.kind, flag.occurrences) == (Flag.Kind.KEY_ON_CLIENT_API, 4)
+    rows = signed_in.get(evidence_url(flag)).context["page"].rows
+    assert sorted(r.path for r in rows) == [
+        "/client",
+        "/client/agent",
+        "/client/agents/x/invoke",
+        "/client/token",
+    ]
+
+
+def test_the_link_of_an_alert_open_for_days_shows_its_latest_day(signed_in, project, make_key):
+    """The call log searches a path over at most a day of calls: an alert open for longer
+    links to the calls of its last day (and says so), not to a log that refuses the
+    search."""
+    from alerts.links import evidence_note
+    from tests.alerts.test_detection import NOW, call, run
+    from usage.writer import usage_write
+
+    key, _ = make_key(project, name="Page")
+    refused = {"path": "/client/token", "method": "GET", "status": 403,
+               "error_code": "insufficient_permissions"}  # fmt: skip
+    usage_write([call(key, NOW - timedelta(days=3), **refused)])
+    usage_write([call(key, NOW - timedelta(minutes=5), **refused)])
+    [flag] = run()
+
+    page = signed_in.get(evidence_url(flag))
+    assert page.status_code == 200
+    assert not page.context["form"].errors
+    assert [r.created_at for r in page.context["page"].rows] == [NOW - timedelta(minutes=5)]
+    assert "last 24 hours" in evidence_note(flag)
