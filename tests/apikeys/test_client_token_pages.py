@@ -80,7 +80,6 @@ def test_a_context_cut_to_a_line_does_not_end_in_half_an_escape():
         assert cut.endswith("\\u202e") or "\\u" not in cut[-6:], summary
 
 
-
 @pytest.mark.parametrize("character", ["\u202e", '"', "\n", "\\"])
 def test_a_context_cut_just_after_an_escapes_backslash_does_not_end_in_it(character):
     """The cut could fall between an escape's backslash and the rest of it: the summary
@@ -95,6 +94,7 @@ def test_a_context_cut_just_after_an_escapes_backslash_does_not_end_in_it(charac
         assert not re.search(r"(?<!\\)(?:\\\\)*\\u[0-9a-f]{0,3}$", cut), summary
     kept = json_summary({"user": "x" * 47 + "\\" + "y" * 40})
     assert kept.endswith("x\\\\…")
+
 
 def test_revoking_one_client_token_keeps_its_record(signed_in, project, api_key):
     client_token, _ = mint(api_key[0])
