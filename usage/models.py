@@ -33,6 +33,17 @@ class Outcome(models.TextChoices):
         return cls.CLIENT_ERROR
 
 
+def on_the_client_api(path: str) -> bool:
+    """A call's path is the Client API's (`/client`, `/client/…`), which only browsers call:
+    a key's or PAT's own call there is refused at the door, and is a leak
+    (api/authentication.py; usage/writer.py, alerts/detection/keys_on_client_api.py)."""
+    return path == "/client" or path.startswith("/client/")
+
+
+# The same, as the log's rows are filtered.
+ON_THE_CLIENT_API = Q(path="/client") | Q(path__startswith="/client/")
+
+
 class UsageRecordQuerySet(models.QuerySet["UsageRecord"]):
     """Reads of the call log: for_key() is where a key's usage page starts (usage/key_usage.py),
     before its filters and keyset paging."""

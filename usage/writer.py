@@ -49,6 +49,7 @@ from usage.models import (
     UsageHour,
     UsageIp,
     UsageRecord,
+    on_the_client_api,
 )
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -390,12 +391,11 @@ def _upsert_hours(entries: list[UsageEntry]) -> None:
 REFUSED_AT_THE_DOOR = frozenset(
     {"expired_api_key", "suspended_api_key", "ip_not_allowed", "https_required"}
 )
-CLIENT_API = "/client/"
 
 
 def _let_in(entry: UsageEntry) -> bool:
     return entry.error_code not in REFUSED_AT_THE_DOOR and not (
-        entry.client_token_id is None and entry.path.startswith(CLIENT_API)
+        entry.client_token_id is None and on_the_client_api(entry.path)
     )
 
 

@@ -9,16 +9,16 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Max, Min, Q
 
 from alerts.detection.blocked_networks import IP_NOT_ALLOWED
 from alerts.detection.flags import _names, _raise
-from alerts.detection.keys_on_client_api import CLIENT_API, on_client_api
+from alerts.detection.keys_on_client_api import on_client_api
 from alerts.detection.result import DetectionResult, _isolated
 from alerts.detection.thresholds import Rules
 from alerts.models import Flag
 from alerts.rules import Thresholds
-from usage.models import Outcome, UsageRecord
+from usage.models import ON_THE_CLIENT_API, Outcome, UsageRecord
 
 # The error code of a call refused because its key is suspended (api/errors.py).
 SUSPENDED = "suspended_api_key"
@@ -58,7 +58,7 @@ def _auth_burst(
         outcome=Outcome.AUTH_FAILURE,
     ).exclude(error_code__in=(SUSPENDED, IP_NOT_ALLOWED))
     # A key's own calls to the Client API have their own alert (keys_on_client_api).
-    failures = failures.exclude(client_token__isnull=True, path__startswith=CLIENT_API)
+    failures = failures.exclude(Q(client_token__isnull=True) & ON_THE_CLIENT_API)
     span = failures.aggregate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
     count = span["n"]
     if count < threshold:

@@ -16,20 +16,14 @@ from alerts.detection.result import DetectionResult
 from alerts.detection.thresholds import Rules
 from alerts.models import Flag
 from apikeys.models import ApiKey
-
-CLIENT_API = "/client/"
+from usage.models import on_the_client_api
 
 
 def on_client_api(row: dict[str, Any]) -> bool:
     """A key's own call to the Client API, /client itself included: every one is refused
     (a 403, or a wrong path's 404, a wrong method's 405), and every one is a leak (a client
     token's calls there carry the token, and are not the key's own)."""
-    path = row["path"]
-    return bool(
-        row["api_key_id"]
-        and not row["client_token_id"]
-        and (path.startswith(CLIENT_API) or path == CLIENT_API.rstrip("/"))
-    )
+    return bool(row["api_key_id"] and not row["client_token_id"] and on_the_client_api(row["path"]))
 
 
 def _keys_on_client_api(

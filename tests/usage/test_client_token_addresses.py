@@ -183,8 +183,9 @@ def test_the_networks_a_suspended_key_was_refused_from_are_not_offered_as_allowe
     assert response.context["networks_form"].initial["networks"] == "203.0.113.0/24"
 
 
+@pytest.mark.parametrize("path", ["/client/token", "/client"])
 def test_the_networks_a_key_was_sent_to_the_client_api_from_are_not_offered_as_allowed(
-    signed_in: Client, project: Project, key: ApiKey
+    signed_in: Client, project: Project, key: ApiKey, path: str
 ) -> None:
     """A key sent to the Client API is in a page's code, and those calls come from its
     visitors' browsers: refused (a key is never let in there), they were counted as let
@@ -198,7 +199,7 @@ def test_the_networks_a_key_was_sent_to_the_client_api_from_are_not_offered_as_a
             key=key,
             ip=BROWSER,
             method="GET",
-            path="/client/token",
+            path=path,
             status=403,
             error_code="insufficient_permissions",
         )
