@@ -10,14 +10,16 @@ class AgentsConfig(AppConfig):
     def ready(self) -> None:
         from accounts.events import project_created
         from agents import converters
-        from agents.runtime import executions_write
+        from agents.runtime import executions_check_from_stream, executions_write
         from agents.services import agent_create_starter_for
         from audit.actions import BOTH, Action, register_actions, register_group
         from core import write_behind
 
         converters.register()
         project_created.connect(agent_create_starter_for, dispatch_uid="agents.starter")
-        write_behind.register("execution", executions_write)
+        write_behind.register(
+            "execution", executions_write, from_stream=executions_check_from_stream
+        )
         register_group("agents", "Agents", prefix="agent.", scopes=BOTH)
         register_actions(
             Action("agent.created", "Agent deployed", "success"),

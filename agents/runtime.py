@@ -27,6 +27,7 @@ from django.utils import timezone
 from agents.models import Agent, Execution
 from core import write_behind
 from core.bulk_insert import insert_new
+from usage.writer import api_key_projects
 
 KEPT_JSON_CHARS = 16_384
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
@@ -166,6 +167,26 @@ def _moment(text: str) -> datetime:
         return moment.astimezone(UTC)
     except OverflowError:
         raise ValueError(f"{text[:40]!r} is out of range in UTC") from None
+
+
+def executions_check_from_stream(payloads: list[dict[str, Any]]) -> None:
+    """ValueError (the batch is written in halves, down to the entry, which is dropped and
+    counted) if an execution read from the stream names an agent or a key of another
+    project than its own. The API takes an execution's project from its caller, so only
+    an entry made by hand on the stream does; written, it was the named project's
+    execution tied to the other project's agent. An agent or key not found is left alone
+    (an agent deleted since: see executions_write). Two small reads a batch, by primary
+    key; a worker's own buffer holds only executions it ran, and is not read for them."""
+    agent_ids = {p["agent_id"] for p in payloads if p.get("agent_id") is not None}
+    key_ids = {p["api_key_id"] for p in payloads if p.get("api_key_id") is not None}
+    agents = dict(Agent.objects.filter(pk__in=agent_ids).order_by().values_list("pk", "project_id"))
+    keys = api_key_projects(key_ids)
+    for p in payloads:
+        agent_id, key_id = p.get("agent_id"), p.get("api_key_id")
+        if agent_id in agents and agents[agent_id] != p.get("project_id"):
+            raise ValueError("an execution names an agent of another project")
+        if key_id in keys and keys[key_id] != p.get("project_id"):
+            raise ValueError("an execution names a key of another project")
 
 
 def executions_write(payloads: list[dict[str, Any]]) -> None:

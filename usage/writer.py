@@ -22,7 +22,7 @@ import dataclasses
 import ipaddress
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -609,7 +609,7 @@ def usage_check_from_stream(payloads: list[dict[str, Any]]) -> None:
     worker's own buffer holds only entries it made, and is not read for them."""
     key_ids = {p["api_key_id"] for p in payloads if p.get("api_key_id") is not None}
     token_ids = {p["client_token_id"] for p in payloads if p.get("client_token_id") is not None}
-    keys = dict(ApiKey.objects.filter(pk__in=key_ids).order_by().values_list("pk", "project_id"))
+    keys = api_key_projects(key_ids)
     tokens = {
         pk: rest
         for pk, *rest in ClientToken.objects.filter(pk__in=token_ids)
@@ -626,6 +626,12 @@ def usage_check_from_stream(payloads: list[dict[str, Any]]) -> None:
             p.get("personal_token_id"),
         ]:
             raise ValueError("a call names a client token of another project or parent")
+
+
+def api_key_projects(key_ids: Collection[int]) -> dict[int, int]:
+    """The project of each of the keys `key_ids` that is found, in one read by primary key
+    (none for no ids): what the stream's checks compare an entry's project with."""
+    return dict(ApiKey.objects.filter(pk__in=key_ids).order_by().values_list("pk", "project_id"))
 
 
 def usage_drops_record(channel: str, reason: str, count: int) -> None:

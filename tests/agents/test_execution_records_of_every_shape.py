@@ -66,3 +66,36 @@ def test_an_execution_at_a_time_that_cannot_be_read_back_is_dropped_alone(
     assert (stats.written, stats.dropped) == (2, 1)
     page = assert_ok(api.get("/v1/execution-logs"))
     assert [e["id"] for e in page["data"]] == ["exec_after", "exec_before"]
+
+
+@pytest.mark.parametrize("whose", ["agent", "key"])
+def test_an_execution_naming_another_projects_agent_or_key_is_dropped_not_shown(
+    api, project, redis_store, make_project, make_key, make_user, whose
+):
+    """The API takes an execution's project from its caller's token. An entry made by hand
+    that names this project with another project's agent (or key) was written as this
+    project's execution, tied to the other's agent: its row among that agent's
+    executions, and its name in this project's execution log."""
+    elsewhere = make_project(make_user(email="them@example.com"), name="Theirs")
+    their_agent = Agent.objects.get(project=elsewhere, name="my-agent")
+    their_agent.name = "their-secret-agent"
+    their_agent.save(update_fields=["name"])
+    theirs, _ = make_key(elsewhere, name="Their billing key")
+    stolen: dict[str, object] = (
+        {"agent_id": their_agent.pk, "agent_name": their_agent.name}
+        if whose == "agent"
+        else {"api_key_id": theirs.pk}
+    )
+    stream = write_behind.stream_key()
+    redis_store.round_trip(
+        ("XADD", stream, "*", "r", execution_record(project, "exec_before")),
+        ("XADD", stream, "*", "r", execution_record(project, "exec_theirs", **stolen)),
+    )
+
+    stats = StreamIngest(consumer="test").run(once=True)
+
+    assert list(Execution.objects.values_list("public_id", flat=True)) == ["exec_before"]
+    assert stats.dropped == 1
+    assert not their_agent.executions.exists()
+    page = assert_ok(api.get("/v1/execution-logs"))
+    assert [e["id"] for e in page["data"]] == ["exec_before"]

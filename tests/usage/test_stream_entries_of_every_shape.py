@@ -440,12 +440,14 @@ def test_a_call_naming_another_projects_token_is_dropped_not_shown_in_this_proje
 def test_the_apis_own_calls_by_every_kind_of_client_token_pass_the_projects_check(
     api, admin, api_key, user, redis_store, settings
 ):
-    """The check that drops an entry naming another project's key or client token must
-    never drop a call the API logged: a client token minted by a PAT (no key, its PAT
-    beside it), one minted by a key rolled since (its old secret still in its overlap),
-    and the PAT's and the key's own calls that minted them."""
+    """The check that drops an entry naming another project's key or client token (or
+    agent) must never drop a call the API logged: a client token minted by a PAT (no key,
+    its PAT beside it), one minted by a key rolled since (its old secret still in its
+    overlap), the PAT's and the key's own calls that minted them, and the executions of
+    the agent that each of them invoked or chatted with."""
     from django.test import Client
 
+    from agents.models import Execution
     from apikeys.services import api_key_roll
     from tests.api.assertions import assert_ok
     from tests.conftest import Api
@@ -458,7 +460,12 @@ def test_the_apis_own_calls_by_every_kind_of_client_token_pass_the_projects_chec
     api_key_roll(api_key=key, by=user, overlap=timedelta(hours=1))
     assert_ok(browser.get("/client/token", token=by_pat))
     assert_ok(browser.get("/client/token", token=by_key))
-    assert not UsageRecord.objects.exists()
+    invoke, chat = "/v1/agents/my-agent/invoke", "/v1/agents/my-agent/chat"
+    assert_ok(api.post(invoke, {"prompt": "by the key"}))
+    assert_ok(admin.post(chat, {"messages": [{"role": "user", "content": "by the PAT"}]}))
+    for token in (by_pat, by_key):
+        assert_ok(browser.post("/client/agents/my-agent/invoke", {"prompt": "hi"}, token=token))
+    assert not UsageRecord.objects.exists() and not Execution.objects.exists()
 
     stats = StreamIngest(consumer="test").run(once=True)
 
@@ -466,7 +473,10 @@ def test_the_apis_own_calls_by_every_kind_of_client_token_pass_the_projects_chec
     logged = UsageRecord.objects.filter(client_token__isnull=False)
     assert logged.filter(personal_token__isnull=False, api_key__isnull=True).exists()
     assert logged.filter(api_key=key).exists()
-    assert UsageRecord.objects.count() == stats.written == 4
+    assert UsageRecord.objects.count() == 8
+    assert set(Execution.objects.values_list("api_key_id", flat=True)) == {key.pk, None}
+    assert Execution.objects.filter(agent__project=api_key[0].project).count() == 4
+    assert stats.written == 12
 
 
 def test_a_key_or_pat_sent_to_the_client_api_is_logged_on_it_through_the_stream(
