@@ -55,6 +55,11 @@ class FlagQuerySet(models.QuerySet["Flag"]):
         return self.order_by(severity, "-last_seen", "-id")
 
 
+class UnreadEvidence(dict[str, Any]):
+    """Read in place of a flag's evidence that is no JSON object (Flag.from_db): empty, and
+    never saved over what the row holds (Flag.save)."""
+
+
 class Flag(models.Model):
     """Something in a key's usage that a person should look at, with the evidence.
 
@@ -136,6 +141,19 @@ class Flag(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.summary}"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Saved as Django saves it, but for evidence read as none in place of what could
+        not be read (from_db), still untouched: left out of the save. Written, the {} was
+        saved over what the row held (a flag saved whole once acknowledged), and the
+        evidence was gone for whoever came to put it right. Evidence set or added to in
+        its place is saved."""
+        if type(self.evidence) is UnreadEvidence and not self.evidence and not self._state.adding:
+            fields = kwargs.get("update_fields")
+            if fields is None:
+                fields = [f.name for f in self._meta.concrete_fields if not f.primary_key]
+            kwargs["update_fields"] = [name for name in fields if name != "evidence"]
+        super().save(*args, **kwargs)
+
     @classmethod
     def from_db(
         cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any
@@ -148,7 +166,7 @@ class Flag(models.Model):
         alert is listed, mailed and sent by what its other columns say."""
         flag = super().from_db(db, field_names, values, **kwargs)
         if "evidence" in flag.__dict__ and not isinstance(flag.evidence, dict):
-            flag.evidence = {}
+            flag.evidence = UnreadEvidence()
         return flag
 
     def network_in_question(self) -> str | None:

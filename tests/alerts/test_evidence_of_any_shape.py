@@ -100,3 +100,41 @@ def test_a_refused_network_alert_whose_addresses_are_no_list_is_listed_without_i
     assert signed_in.post(ours).status_code < 500
     key.refresh_from_db()
     assert key.allowed_networks == []
+
+
+@pytest.mark.parametrize("evidence", [e for e in ODD_EVIDENCE if not isinstance(e, dict)], ids=repr)
+def test_saving_an_alert_whose_evidence_could_not_be_read_keeps_what_the_row_holds(
+    project, api_key, user, evidence
+):
+    """Evidence that is no JSON object is read as none ({}). Saved whole after that (an
+    acknowledgement set on the flag and saved), the {} was written over what the row held,
+    which was gone for whoever came to put it right. The rest of the flag is saved."""
+    key, _ = api_key
+    flag = _flag(project, key, "The odd one")
+    stored = Value(None, JSONField()) if evidence is None else evidence
+    Flag.objects.filter(pk=flag.pk).update(evidence=stored)
+
+    read = Flag.objects.get(pk=flag.pk)
+    assert read.evidence == {}
+    read.acknowledged_at, read.acknowledged_by = timezone.now(), user
+    read.save()
+
+    kept = Flag.objects.filter(pk=flag.pk).values_list("evidence", "acknowledged_by")
+    assert list(kept) == [(evidence, user.pk)]
+
+
+def test_evidence_given_to_an_alert_whose_evidence_could_not_be_read_is_saved(project, api_key):
+    """What a detector writes in its place (the merge of a finding into the open alert)
+    is saved: only the {} read in place of what could not be read is never written."""
+    key, _ = api_key
+    flag = _flag(project, key, "The odd one")
+    Flag.objects.filter(pk=flag.pk).update(evidence=["network"])
+
+    read = Flag.objects.get(pk=flag.pk)
+    read.evidence = {**read.evidence, "count": 2}
+    read.save(update_fields=["evidence"])
+    read.refresh_from_db()
+    read.evidence["count"] = 3
+    read.save()
+
+    assert Flag.objects.values_list("evidence", flat=True).get(pk=flag.pk) == {"count": 3}
