@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from django.urls import reverse
 
-from alerts.models import Flag
+from alerts.models import Flag, is_count
 from apikeys.models import ClientToken
 from core.networks import network_around
 from usage.forms import AGENT_NAME
@@ -78,7 +78,7 @@ def evidence_note(flag: Flag) -> str:
     one about several new networks shows every call of the key itself in its minutes
     (its client tokens' are no part of the check)."""
     count = flag.evidence.get("count", 1)
-    if flag.kind == Flag.Kind.NEW_NETWORK and isinstance(count, int) and count > 1:
+    if flag.kind == Flag.Kind.NEW_NETWORK and is_count(count) and count > 1:
         counted = f"{count} or more" if flag.evidence.get("at_least") else f"{count}"
         return (
             f"every call of the key itself in those minutes, from the {counted} new networks "
@@ -87,7 +87,7 @@ def evidence_note(flag: Flag) -> str:
     if flag.kind == Flag.Kind.KEY_ON_CLIENT_API and _searched_from(flag) is not None:
         return f"those of its last {TEXT_SEARCH_SPAN // timedelta(hours=1)} hours"
     agent = first_new_agent(flag) if flag.kind == Flag.Kind.NEW_AGENT else ""
-    if not agent or not isinstance(count, int) or count < 2:
+    if not agent or not is_count(count) or count < 2:
         return ""
     return f"those to {agent}, the first of the {count} agents"
 
@@ -112,7 +112,8 @@ def evidence_url(flag: Flag) -> str | None:
     # page says so).
     if (
         flag.kind == Flag.Kind.NEW_NETWORK
-        and evidence.get("count", 1) == 1
+        and is_count(count := evidence.get("count", 1))
+        and count == 1
         and (network := one_network(evidence.get("ips")))
     ):
         params["ip"] = network

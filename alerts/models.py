@@ -6,7 +6,7 @@ when they moved here from apikeys."""
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any, Self
+from typing import Any, Self, TypeGuard
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -53,6 +53,13 @@ class FlagQuerySet(models.QuerySet["Flag"]):
             output_field=models.IntegerField(),
         )
         return self.order_by(severity, "-last_seen", "-id")
+
+
+def is_count(value: object) -> TypeGuard[int]:
+    """Whether `value` is a count as an alert's evidence holds one: a whole number, and no
+    bool (True is an int in Python: `"count": true`, a row edited by hand, read as 1).
+    Anything else is read as no count."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class UnreadEvidence(dict[str, Any]):
@@ -175,7 +182,7 @@ class Flag(models.Model):
         detector lists). None otherwise."""
         if self.kind == Flag.Kind.NEW_NETWORK:
             count = self.evidence.get("count", 1)
-            if not isinstance(count, int) or count > 1:
+            if not is_count(count) or count > 1:
                 # Several new networks: confirming one would pass the rest. Or a count
                 # that is no number (a row edited by hand), which int() raised on.
                 return None

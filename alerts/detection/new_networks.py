@@ -27,7 +27,7 @@ from alerts.detection.result import DetectionResult, _isolated
 from alerts.detection.signs_together import _signs_together
 from alerts.detection.thresholds import Rules
 from alerts.learnt import learnt_before
-from alerts.models import Flag, KeyNetwork
+from alerts.models import Flag, KeyNetwork, is_count
 from core.networks import network_around
 from usage.models import Outcome
 
@@ -321,7 +321,10 @@ def _new_networks_merge(
         at_least = True
     else:
         uncounted = 0  # a new alert's networks are each new, and each counted
-    count = int(old.get("count", len(listed))) + len(networks) - uncounted
+    # A count that is no whole number (a row edited by hand) is read as none: int() of
+    # one raised, and failed the key's check on every run; `true` was counted as 1.
+    counted = old.get("count")
+    count = (counted if is_count(counted) else len(listed)) + len(networks) - uncounted
     listed = [*listed, *[n for n in networks if n not in listed]][:NETWORKS_LISTED]
     evidence = {
         "network": listed[0],

@@ -4,6 +4,8 @@ and the project's other alerts with it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.core import mail
 from django.db.models import JSONField, Value
@@ -11,7 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from alerts.detection import detect
+from alerts.links import evidence_url
 from alerts.models import Flag
+from apikeys.models import ApiKey
 from webhooks.delivery import DeliveryResult, enqueue_alerts
 from webhooks.models import WebhookDelivery
 from webhooks.services import webhook_create
@@ -138,3 +142,45 @@ def test_evidence_given_to_an_alert_whose_evidence_could_not_be_read_is_saved(pr
     read.save()
 
     assert Flag.objects.values_list("evidence", flat=True).get(pk=flag.pk) == {"count": 3}
+
+
+def test_a_new_network_alert_counting_true_is_no_alert_about_one_network(project, api_key):
+    """`true` is an int in Python, and was read as a count of 1: an alert edited by hand
+    to `"count": true` offered the one click that adds its network to the key's allowed
+    networks, and its link showed that network's calls alone, where a count of "1" (no
+    whole number) offers neither."""
+    key, _ = api_key
+    flag = _flag(project, key, "Counted true")
+    Flag.objects.filter(pk=flag.pk).update(
+        evidence={"network": "198.51.100.0/24", "count": True, "ips": ["198.51.100.7"]}
+    )
+    flag = Flag.objects.select_related("project").get(pk=flag.pk)
+
+    assert flag.network_in_question() is None
+    assert "ip=" not in evidence_url(flag)
+
+
+@pytest.mark.parametrize("count", [True, "many", [3]], ids=repr)
+def test_an_open_new_network_alert_whose_count_is_no_whole_number_counts_its_networks(
+    api_key, count
+):
+    """A new network adds to the key's open alert's count: `true` was read as 1 (the alert
+    listing three networks then said two), and a count that is no number raised, which
+    failed the key's check on every run: its new networks were never added to it."""
+    from tests.alerts.test_detection import NOW, call, run, steady
+    from usage.writer import usage_write
+
+    key, _ = api_key
+    ApiKey.objects.filter(pk=key.pk).update(created_at=NOW - timedelta(days=30))
+    usage_write(steady(key, days=2))
+    usage_write([call(key, NOW - timedelta(minutes=9), ip="198.51.100.7")])
+    [flag] = run()
+    networks = ["198.51.100.0/24", "192.0.2.0/24", "203.0.114.0/24"]
+    evidence = {**flag.evidence, "networks": networks, "count": count}
+    Flag.objects.filter(pk=flag.pk).update(evidence=evidence)
+
+    usage_write([call(key, NOW - timedelta(minutes=5), ip="233.252.0.9")])
+    [flag] = run()
+
+    assert flag.evidence["count"] == 4
+    assert "4 networks" in flag.summary
