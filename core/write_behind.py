@@ -72,6 +72,12 @@ MAX_RECORDS_PER_ENTRY = 100
 # for good. The backlog is read through BACKLOG_READ instead, which leaves what is too big
 # to be ours in Redis and sends a mark in its place.
 BACKLOG_READ_BYTES = 8_000_000
+# Far deeper than any record of ours nests (the API refuses a body nested deeper than 64
+# levels: core.strict_json; an execution keeps its parts a few levels down). One nested
+# far deeper was read and written (Python reads some 9,990 levels, PostgreSQL keeps them),
+# and its readers, deeper in the stack than the ingest, could not read it back: every page
+# of the project's execution log holding it was a 500. Such a record is unreadable.
+MAX_RECORD_DEPTH = 256
 # In place of a record over MAX_RECORD_BYTES, and of an entry of over MAX_RECORDS_PER_ENTRY
 # records (followed by how many), in BACKLOG_READ's reply.
 TOO_BIG = b"\x00too big"
@@ -116,8 +122,26 @@ class Record:
 
     @classmethod
     def decoded(cls, data: bytes) -> Record:
-        channel, payload = json.loads(data)
+        """The record `data` holds; ValueError if it is no record, or nested deeper than
+        MAX_RECORD_DEPTH (looked into only when it has that many brackets: ours do not)."""
+        value = json.loads(data)
+        if data.count(b"[") + data.count(b"{") > MAX_RECORD_DEPTH:
+            _within_depth(value)
+        channel, payload = value
         return cls(str(channel), dict(payload))
+
+
+def _within_depth(value: Any) -> None:
+    """ValueError if `value` nests deeper than MAX_RECORD_DEPTH. Iterative: the point is to
+    refuse deep nesting, not to recurse into it."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_RECORD_DEPTH:
+                raise ValueError(f"a record nested deeper than {MAX_RECORD_DEPTH} levels")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
 
 
 @dataclass

@@ -99,3 +99,26 @@ def test_an_execution_naming_another_projects_agent_or_key_is_dropped_not_shown(
     assert not their_agent.executions.exists()
     page = assert_ok(api.get("/v1/execution-logs"))
     assert [e["id"] for e in page["data"]] == ["exec_before"]
+
+
+# Committed for real, as the ingest writes outside any transaction.
+@pytest.mark.django_db(transaction=True)
+def test_an_execution_nested_too_deep_to_be_read_back_is_dropped_alone(api, project, redis_store):
+    """Python reads nesting some 9,990 levels deep, and PostgreSQL keeps it; but the
+    execution log reads its rows deeper in the stack than the ingest wrote them: one
+    nested 9,960 levels deep (made by hand: the API refuses a body deeper than 64) was
+    written, and every page of the project's execution log holding it was a 500."""
+    deep = execution_record(project, "exec_deep", output="OUTPUT")
+    deep = deep.replace(b'"OUTPUT"', b"[" * 9_960 + b"]" * 9_960)
+    stream = write_behind.stream_key()
+    redis_store.round_trip(
+        ("XADD", stream, "*", "r", execution_record(project, "exec_before")),
+        ("XADD", stream, "*", "r", deep),
+    )
+
+    stats = StreamIngest(consumer="test").run(once=True)
+
+    assert list(Execution.objects.values_list("public_id", flat=True)) == ["exec_before"]
+    assert stats.dropped == 1
+    page = assert_ok(api.get("/v1/execution-logs"))
+    assert [e["id"] for e in page["data"]] == ["exec_before"]
