@@ -169,6 +169,22 @@ def _moment(text: str) -> datetime:
         raise ValueError(f"{text[:40]!r} is out of range in UTC") from None
 
 
+# Execution.duration_us's bound on PostgreSQL (a PositiveIntegerField): some 36 minutes.
+_MOST_MICROSECONDS = 2**31 - 1
+
+
+def _duration(value: Any) -> int:
+    """A record's duration, in whole microseconds as the API measures it. ValueError (the
+    record is dropped) for anything else: SQLite keeps what it is given, and the execution
+    log's durationMs of "slow" was a 500 on every page holding it, and of Infinity put
+    `Infinity` in its JSON, which no strict reader takes."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("an execution's duration is no whole number")
+    if not 0 <= value <= _MOST_MICROSECONDS:
+        raise ValueError("an execution's duration is out of range")
+    return value
+
+
 def executions_check_from_stream(payloads: list[dict[str, Any]]) -> None:
     """ValueError (the batch is written in halves, down to the entry, which is dropped and
     counted) if an execution read from the stream names an agent or a key of another
@@ -206,7 +222,7 @@ def executions_write(payloads: list[dict[str, Any]]) -> None:
             p["agent_name"],
             p["type"],
             p["status"],
-            p["duration_us"],
+            _duration(p["duration_us"]),
             p["input"],
             p["output"],
             p["api_key_id"],

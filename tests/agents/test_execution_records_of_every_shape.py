@@ -122,3 +122,27 @@ def test_an_execution_nested_too_deep_to_be_read_back_is_dropped_alone(api, proj
     assert stats.dropped == 1
     page = assert_ok(api.get("/v1/execution-logs"))
     assert [e["id"] for e in page["data"]] == ["exec_before"]
+
+
+# Committed for real, as the ingest writes outside any transaction.
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("duration", ["slow", float("inf"), 2**31], ids=repr)
+def test_an_execution_whose_duration_is_no_whole_number_the_log_shows_is_dropped_alone(
+    api, project, redis_store, duration
+):
+    """An execution's duration is a whole number of microseconds, as the API measures it.
+    SQLite keeps whatever it is given: one made by hand as "slow" made every page of the
+    project's execution log holding it a 500, and one of Infinity put `Infinity` in the
+    log's JSON, which no strict reader takes. (PostgreSQL refused most of them already.)"""
+    stream = write_behind.stream_key()
+    redis_store.round_trip(
+        ("XADD", stream, "*", "r", execution_record(project, "exec_before")),
+        ("XADD", stream, "*", "r", execution_record(project, "exec_odd", duration_us=duration)),
+    )
+
+    stats = StreamIngest(consumer="test").run(once=True)
+
+    assert list(Execution.objects.values_list("public_id", flat=True)) == ["exec_before"]
+    assert stats.dropped == 1
+    page = api.get("/v1/execution-logs")
+    assert page.status_code == 200 and b"Infinity" not in page.content
