@@ -296,8 +296,12 @@ def _attributed_by_digest(entries: list[UsageEntry]) -> list[UsageEntry]:
             "personal_token_id": ct.personal_token_id,
         }
     for pat in PersonalAccessToken.objects.filter(token_hash__in=digests).only("token_hash"):
-        # Its project was in X-Project, which was never checked: the PAT alone.
-        found[pat.token_hash] = {"token_kind": pat.kind.value, "personal_token_id": pat.pk}
+        # Its project was in X-Project, which was never checked: the PAT alone, in no
+        # project (the API names none for a call it could not identify; one an entry made
+        # by hand named was kept, and the call shown there by a stranger's token).
+        found[pat.token_hash] = {
+            "token_kind": pat.kind.value, "personal_token_id": pat.pk, "project_id": None,
+        }  # fmt: skip
     return [
         dataclasses.replace(e, **found[e.token_digest])
         if e.token_digest in found

@@ -437,6 +437,30 @@ def test_a_call_naming_another_projects_token_is_dropped_not_shown_in_this_proje
     assert "Their billing key" not in page.content.decode()
 
 
+def test_a_call_naming_a_strangers_personal_token_by_its_hash_is_not_shown_in_this_project(
+    api_key, stream, signed_in, project, make_user
+):
+    """A call the API could not identify (the database was down) carries its token's hash,
+    resolved to the token when written, and no project. An entry made by hand naming this
+    project with the hash of a stranger's PAT (read off the stream in an outage) passed the
+    stream's check, naming no token, and was then written as this project's call by the
+    stranger's token: its name, hint and owner on this project's pages."""
+    from apikeys.services import personal_token_create
+
+    key, _ = api_key
+    stranger = make_user(email="stranger@example.com", name="Stranger Danger")
+    theirs, _ = personal_token_create(user=stranger, name="Their CI token", permissions=["read"])
+    forged = {"api_key_id": None, "token_kind": "", "token_digest": theirs.token_hash}
+    stream(b"r", record(key, "req_theirs", **forged))
+
+    StreamIngest(consumer="test").run(once=True)
+
+    assert not UsageRecord.objects.filter(project=project, personal_token=theirs).exists()
+    for name in ("usage:project_calls", "usage:project_usage"):
+        page = signed_in.get(reverse(name, kwargs={"slug": project.slug})).content.decode()
+        assert "Their CI token" not in page and "Stranger" not in page
+
+
 def test_the_apis_own_calls_by_every_kind_of_client_token_pass_the_projects_check(
     api, admin, api_key, user, redis_store, settings
 ):
