@@ -62,6 +62,20 @@ def is_count(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def evidence_texts(evidence: dict[str, Any], name: str) -> list[str]:
+    """The strings of the list an alert's evidence holds under `name` (networks, addresses,
+    agents, hours): none if it holds no list there (a row edited by hand), whose string
+    was read letter by letter, and whose number raised."""
+    listed = evidence.get(name)
+    return [item for item in listed if isinstance(item, str)] if isinstance(listed, list) else []
+
+
+def evidence_text(evidence: dict[str, Any], name: str, default: str) -> str:
+    """The string an alert's evidence holds under `name`, or `default` if it holds none."""
+    value = evidence.get(name)
+    return value if isinstance(value, str) else default
+
+
 class UnreadEvidence(dict[str, Any]):
     """Read in place of a flag's evidence that is no JSON object (Flag.from_db): empty, and
     never saved over what the row holds (Flag.save)."""

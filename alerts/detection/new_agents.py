@@ -13,7 +13,7 @@ from alerts.detection.result import DetectionResult
 from alerts.detection.signs_together import _signs_together
 from alerts.detection.thresholds import Rules
 from alerts.learnt import learnt_before
-from alerts.models import Flag, KeyAgent, is_count
+from alerts.models import Flag, KeyAgent, evidence_text, evidence_texts, is_count
 from usage.models import Outcome
 
 
@@ -72,11 +72,12 @@ def _new_agents_merge(
     name: str, agents: list[str], first: datetime, old: dict[str, Any]
 ) -> tuple[str, dict[str, Any]]:
     """A key's open new-agent alert with `agents` added: counted, the first listed."""
-    listed = list(old.get("agents", []))
+    listed = evidence_texts(old, "agents")  # none if no list (edited by hand): as networks'
     counted = old.get("count")  # no whole number (edited by hand): as none, as networks'
     count = (counted if is_count(counted) else len(listed)) + len(agents)
     listed = [*listed, *[a for a in agents if a not in listed]][:AGENTS_LISTED]
-    evidence = {"agents": listed, "count": count, "since": old.get("since", first.isoformat())}
+    since = evidence_text(old, "since", first.isoformat())
+    evidence = {"agents": listed, "count": count, "since": since}
     return _new_agents_summary(name, listed, count), evidence
 
 

@@ -27,7 +27,7 @@ from alerts.detection.result import DetectionResult, _isolated
 from alerts.detection.signs_together import _signs_together
 from alerts.detection.thresholds import Rules
 from alerts.learnt import learnt_before
-from alerts.models import Flag, KeyNetwork, is_count
+from alerts.models import Flag, KeyNetwork, evidence_text, evidence_texts, is_count
 from core.networks import network_around
 from usage.models import Outcome
 
@@ -316,7 +316,10 @@ def _new_networks_merge(
     again. `at_least`: calls the run passed over may have come from more. Either way
     the count says "or more" from then on. `memory_full`: some were past the key's
     memory, which the alert says from then on (evidence "memory_full", its size)."""
-    listed = list(old.get("networks") or ([old["network"]] if old.get("network") else []))
+    # Each read as the detector writes it, or as none: a row edited by hand with a number
+    # where a list was raised, which failed the key's check on every run.
+    first_network = evidence_text(old, "network", "")
+    listed = evidence_texts(old, "networks") or ([first_network] if first_network else [])
     if old and uncounted:
         at_least = True
     else:
@@ -327,16 +330,17 @@ def _new_networks_merge(
     count = (counted if is_count(counted) else len(listed)) + len(networks) - uncounted
     listed = [*listed, *[n for n in networks if n not in listed]][:NETWORKS_LISTED]
     evidence = {
-        "network": listed[0],
+        "network": listed[0] if listed else "",  # (none: "or more" of an unread alert)
         "networks": listed,
         "count": count,
-        "ips": [*old.get("ips", []), *ips][:10],
-        "since": old.get("since", first.isoformat()),
+        "ips": [*evidence_texts(old, "ips"), *ips][:10],
+        "since": evidence_text(old, "since", first.isoformat()),
     }
     if at_least or old.get("at_least"):
         evidence["at_least"] = True
     if memory_full or old.get("memory_full"):
-        evidence["memory_full"] = old.get("memory_full") or KEY_NETWORKS_KEPT
+        kept = old.get("memory_full")
+        evidence["memory_full"] = kept if is_count(kept) and kept > 0 else KEY_NETWORKS_KEPT
     return _new_networks_summary(name, evidence), evidence
 
 

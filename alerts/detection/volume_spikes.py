@@ -14,7 +14,7 @@ from alerts.detection.flags import SUMMARY_LENGTH, _name_within, _names, _raise
 from alerts.detection.result import DetectionResult, _isolated
 from alerts.detection.signs_together import _signs_together
 from alerts.detection.thresholds import Rules
-from alerts.models import Flag
+from alerts.models import Flag, evidence_text, evidence_texts, is_count
 from alerts.rules import Thresholds
 from usage.models import UsageHour, UsageRecord
 
@@ -105,22 +105,30 @@ def _volume_spike_merge(
 ) -> tuple[str, dict[str, Any]]:
     """A key's open spike alert with one more hour over its usual (or the same hour, seen
     again with more calls): the latest hour's figures, since when, and how many hours."""
-    hours = list(old.get("hour_list", []))
-    count = int(old.get("hours", len(hours)))
+    # Each read as the detector writes it, or as none: a row edited by hand with a number
+    # where a list or a time was (or a time that is none) raised, which failed the key's
+    # check on every run.
+    hours = evidence_texts(old, "hour_list")
+    counted, peak = old.get("hours"), old.get("peak")
+    count = counted if is_count(counted) else len(hours)
     if this_hour["since"] not in hours:
         hours.append(this_hour["since"])
         count += 1
+    since = evidence_text(old, "since", this_hour["since"])
+    try:
+        started = datetime.fromisoformat(since)
+    except ValueError:
+        since, started = this_hour["since"], datetime.fromisoformat(this_hour["since"])
     evidence = {
         **this_hour,
-        "since": old.get("since", this_hour["since"]),
-        "peak": max(int(old.get("peak", 0)), this_hour["count"]),
+        "since": since,
+        "peak": max(peak if is_count(peak) else 0, this_hour["count"]),
         "hours": count,
         "hour_list": hours[-SPIKE_HOURS_LISTED:],
     }
     if count == 1:
         return _volume_spike_summary(name, figures), evidence
-    since = datetime.fromisoformat(evidence["since"])
-    hours_over = f"Over its usual in {count} hours since {since:%-d %b, %H:%M} UTC."
+    hours_over = f"Over its usual in {count} hours since {started:%-d %b, %H:%M} UTC."
     return _volume_spike_summary(name, f"{figures} {hours_over}"), evidence
 
 

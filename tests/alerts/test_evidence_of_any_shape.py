@@ -184,3 +184,99 @@ def test_an_open_new_network_alert_whose_count_is_no_whole_number_counts_its_net
 
     assert flag.evidence["count"] == 4
     assert "4 networks" in flag.summary
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"networks": 5},
+        {"networks": "abc"},
+        {"networks": None, "network": 5},
+        {"ips": 7},
+        {"ips": "198.51.100.7"},
+        {"memory_full": "all of them"},
+        {"since": 5},
+    ],
+    ids=repr,
+)
+def test_an_open_new_network_alert_with_odd_evidence_still_takes_the_next_network(api_key, odd):
+    """The detector adds a key's next new network to its open alert, from the alert's
+    evidence. A row edited by hand with a number where a list was (or a name for the size
+    of the key's memory) raised, which failed the key's check on every run: its new
+    networks were never added. A string was read letter by letter, "a", "b" and "c" as
+    networks the key was used from."""
+    from tests.alerts.test_detection import NOW, call, run, steady
+    from usage.writer import usage_write
+
+    key, _ = api_key
+    ApiKey.objects.filter(pk=key.pk).update(created_at=NOW - timedelta(days=30))
+    usage_write(steady(key, days=2))
+    usage_write([call(key, NOW - timedelta(minutes=9), ip="198.51.100.7")])
+    [flag] = run()
+    Flag.objects.filter(pk=flag.pk).update(evidence={**flag.evidence, **odd})
+
+    usage_write([call(key, NOW - timedelta(minutes=5), ip="233.252.0.9")])
+    result = detect(now=NOW + timedelta(minutes=1))
+    flag = Flag.objects.get(pk=flag.pk)
+
+    assert result.failures == 0
+    assert flag.evidence["count"] == 2
+    assert flag.evidence["networks"][-1] == "233.252.0.0/24"
+    assert all("/" in network for network in flag.evidence["networks"])
+    assert "233.252.0.9" in flag.evidence["ips"] and all("." in ip for ip in flag.evidence["ips"])
+    assert isinstance(flag.evidence["since"], str)
+    assert "2 networks" in flag.summary
+
+
+@pytest.mark.parametrize("agents", [5, "abc", {"a": 1}], ids=repr)
+def test_an_open_new_agent_alert_whose_agents_are_no_list_still_takes_the_next_agent(
+    api_key, agents
+):
+    """As for networks: a number where the list of agents was raised on every run."""
+    from tests.alerts.test_detection import NOW, call, run, steady
+    from usage.writer import usage_write
+
+    key, _ = api_key
+    ApiKey.objects.filter(pk=key.pk).update(created_at=NOW - timedelta(days=30))
+    usage_write(steady(key, days=2))
+    usage_write([call(key, NOW - timedelta(minutes=9), agent="payroll-admin")])
+    [flag] = run()
+    Flag.objects.filter(pk=flag.pk).update(evidence={**flag.evidence, "agents": agents})
+
+    usage_write([call(key, NOW - timedelta(minutes=5), agent="export-all")])
+    result = detect(now=NOW + timedelta(minutes=1))
+    flag = Flag.objects.get(pk=flag.pk)
+
+    assert result.failures == 0
+    assert flag.evidence["agents"] == ["export-all"]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [{"since": 5}, {"since": "yesterday"}, {"hour_list": 5}, {"peak": "high"}, {"hours": "1"}],
+    ids=repr,
+)
+def test_an_open_spike_alert_with_odd_evidence_still_takes_the_next_hour(api_key, odd):
+    """As for networks: a key's open spike alert edited by hand with a number where its
+    hours or its start were, or a start that is no time, raised on every run, and the
+    spike's next hours were never added to it."""
+    from tests.alerts.test_detection import NOW, call, steady
+    from usage.writer import usage_write
+
+    key, _ = api_key
+    ApiKey.objects.filter(pk=key.pk).update(created_at=NOW - timedelta(days=30))
+    usage_write(steady(key, days=2))
+    start = NOW - timedelta(hours=2)
+    results = []
+    for hour in range(2):
+        at = start + timedelta(hours=hour)
+        usage_write([call(key, at + timedelta(seconds=10 * s)) for s in range(150)])
+        results.append(detect(now=at + timedelta(minutes=30)))
+        if hour == 0:
+            [flag] = Flag.objects.filter(kind=Flag.Kind.VOLUME_SPIKE)
+            Flag.objects.filter(pk=flag.pk).update(evidence={**flag.evidence, **odd})
+
+    [flag] = Flag.objects.filter(kind=Flag.Kind.VOLUME_SPIKE)
+    assert [r.failures for r in results] == [0, 0]
+    assert flag.evidence["hours"] == 2
+    assert "2 hours" in flag.summary
