@@ -9,7 +9,7 @@ from typing import Any
 
 from alerts.detection.flags import SUMMARY_LENGTH, _name_within, _names, _raise
 from alerts.detection.result import DetectionResult, _isolated
-from alerts.models import Flag
+from alerts.models import Flag, evidence_texts, is_count
 
 # Signs that a key's own use changed. Each alone may be ordinary (a new server, a new
 # feature, a busy day): medium, on the page, emailed to nobody. Two kinds of them on one key
@@ -58,7 +58,9 @@ def _signs_together(flag: Flag, result: DetectionResult) -> None:
             .values_list("evidence", flat=True)
             .first()
         )
-        if said is not None and set(kinds) <= set(said.get("kinds", [])):
+        # (Read as the detector writes it, or as naming none: see _signs_together_merge.)
+        said_kinds = evidence_texts(said, "kinds") if isinstance(said, dict) else []
+        if said is not None and set(kinds) <= set(said_kinds):
             return
         name = _names({(flag.project_id, flag.api_key_id, None)}).get(
             (flag.api_key_id, None), "A key"
@@ -86,8 +88,14 @@ def _signs_together_merge(
 ) -> tuple[str, dict[str, Any]]:
     """The key's open signs_together alert with `kinds` (and the alerts that showed them)
     added: which kinds, in TOGETHER_KINDS' order, and the ids of their alerts."""
-    kinds = [kind for kind in TOGETHER_KINDS if kind in kinds or kind in old.get("kinds", [])]
-    ids = sorted({*old.get("alerts", []), *alerts})[-10:]
+    # Each read as the detector writes it, or as none: a row edited by hand with a number
+    # there, or ids that are not all numbers, raised, which failed the key's check on
+    # every run.
+    old_kinds = evidence_texts(old, "kinds")
+    kinds = [kind for kind in TOGETHER_KINDS if kind in kinds or kind in old_kinds]
+    listed = old.get("alerts")
+    old_ids = [i for i in listed if is_count(i)] if isinstance(listed, list) else []
+    ids = sorted({*old_ids, *alerts})[-10:]
     said = [TOGETHER_SAID[kind] for kind in kinds]
     what = f"{', '.join(said[:-1])} and {said[-1]}"
     tail = f" {what} within the hour: it may have leaked. If nothing of yours did this, revoke it."

@@ -130,3 +130,34 @@ def test_a_key_whose_new_network_alert_turns_high_with_a_spike_is_emailed_once(k
         Flag.Kind.VOLUME_SPIKE: Flag.Severity.MEDIUM,
     }
     assert len(mail.outbox) == 1
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [{"kinds": 5, "alerts": 7}, {"kinds": "new_network"}, {"alerts": ["x", 1]}, "a string"],
+    ids=repr,
+)
+def test_a_signs_together_alert_edited_by_hand_still_takes_the_next_sign(key, odd):
+    """The key's open signs-together alert says which kinds of sign it has seen, from its
+    evidence. A row edited by hand or restored with a number there, ids that are not all
+    numbers, or no JSON object at all, raised: the key's check failed on every run, and a
+    third kind of sign was never added to the alert."""
+    from django.db.models import JSONField, Value
+
+    from alerts.detection import detect
+
+    usage_write(steady(key, days=2))
+    run()
+    usage_write(leak(key))
+    run()
+    together = Flag.objects.get(kind=Flag.Kind.SIGNS_TOGETHER)
+    stored = {**together.evidence, **odd} if isinstance(odd, dict) else odd
+    Flag.objects.filter(pk=together.pk).update(evidence=Value(stored, JSONField()))
+
+    usage_write([call(key, NOW - timedelta(seconds=30), agent="payroll-admin")])
+    result = detect(now=NOW + timedelta(minutes=1))
+
+    assert result.failures == 0
+    together = Flag.objects.get(kind=Flag.Kind.SIGNS_TOGETHER)
+    assert Flag.Kind.NEW_AGENT in together.evidence["kinds"]
+    assert "called agents" in together.summary
