@@ -50,11 +50,12 @@ def require_agent_scope(caller: Caller, agent: str, action: str) -> None:
         ("API key", caller.api_key),
         ("personal access token", caller.personal_token),
     ]
-    # The name comes from the path, and is repeated as a 404 repeats a path: its start.
-    shown = errors.echoed(agent)
     for noun, token in chain:
-        if token is None:
+        if token is None or scope_refusal(token, agent, action) is None:
             continue
+        # The name comes from the path, and is repeated as a 404 repeats a path: its start
+        # (worked out for a refusal alone: the scan for tokens in it costs every call).
+        shown = errors.echoed(agent)
         if reason := scope_refusal(token, agent, action, shown=shown):
             if caller.client_token is not None and noun != "client token":
                 # The browser is told its token's limit, not the minting key's details.
